@@ -1,0 +1,59 @@
+package events
+
+// Checkpoints of kernel variables, on stream checkpoint/<name>.
+// NB: type strings must not change.
+const (
+	TypeCheckpointSaved    = "CheckpointSaved"
+	TypeCheckpointLoaded   = "CheckpointLoaded"
+	TypeCheckpointRejected = "CheckpointRejected"
+	TypeCheckpointDeleted  = "CheckpointDeleted"
+)
+
+// CheckpointVariable describes one variable saved or skipped.
+type CheckpointVariable struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Size   int64  `json:"size,omitempty"`
+	Reason string `json:"reason,omitempty"` // why it was skipped
+}
+
+// CheckpointSaved: a signed checkpoint file is durable under checkpoints/.
+type CheckpointSaved struct {
+	Name      string               `json:"name"`
+	KernelID  string               `json:"kernel_id"`
+	Notebook  string               `json:"notebook,omitempty"`
+	File      string               `json:"file"`
+	Size      int64                `json:"size"`
+	SHA256    string               `json:"sha256"`
+	KeyID     string               `json:"key_id"`
+	Encrypted bool                 `json:"encrypted,omitempty"`
+	Saved     []CheckpointVariable `json:"saved"`
+	Skipped   []CheckpointVariable `json:"skipped,omitempty"`
+}
+
+// CheckpointLoaded: a verified checkpoint was restored into a kernel.
+type CheckpointLoaded struct {
+	Name       string   `json:"name"`
+	KernelID   string   `json:"kernel_id"`
+	Restored   []string `json:"restored"`
+	Missing    []string `json:"missing_packages,omitempty"`
+	Mismatched []string `json:"mismatched_packages,omitempty"`
+}
+
+// CheckpointRejected: a checkpoint failed verification or policy; nothing of
+// it reached the kernel.
+type CheckpointRejected struct {
+	Name     string `json:"name"`
+	KernelID string `json:"kernel_id,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// CheckpointDeleted: the checkpoint's files were removed.
+type CheckpointDeleted struct {
+	Name string `json:"name"`
+}
+
+func (CheckpointSaved) EventType() string    { return TypeCheckpointSaved }
+func (CheckpointLoaded) EventType() string   { return TypeCheckpointLoaded }
+func (CheckpointRejected) EventType() string { return TypeCheckpointRejected }
+func (CheckpointDeleted) EventType() string  { return TypeCheckpointDeleted }

@@ -1,0 +1,85 @@
+package events
+
+// Execution lifecycle, on stream execution/<id>.
+// NB: type strings must not change.
+const (
+	TypeExecutionQueued         = "ExecutionQueued"
+	TypeExecutionStarted        = "ExecutionStarted"
+	TypeExecutionInputRequested = "ExecutionInputRequested"
+	TypeExecutionInputSent      = "ExecutionInputSent"
+	TypeExecutionFinished       = "ExecutionFinished"
+	TypeExecutionInterrupted    = "ExecutionInterrupted"
+	TypeExecutionCancelled      = "ExecutionCancelled"
+	TypeExecutionLost           = "ExecutionLost"
+)
+
+// ExecutionQueued: code was accepted for a kernel. Durable before the caller
+// hears back.
+type ExecutionQueued struct {
+	ExecutionID string `json:"execution_id"`
+	KernelID    string `json:"kernel_id"`
+	Code        string `json:"code"`
+	AllowStdin  bool   `json:"allow_stdin,omitempty"`
+	Notebook    string `json:"notebook,omitempty"`
+	CellID      string `json:"cell_id,omitempty"`
+}
+
+// ExecutionStarted: the execute_request went out on the shell socket.
+type ExecutionStarted struct {
+	ExecutionID string `json:"execution_id"`
+	KernelID    string `json:"kernel_id"`
+	MsgID       string `json:"msg_id"`
+}
+
+// ExecutionInputRequested: the code called input() and waits for an answer.
+type ExecutionInputRequested struct {
+	ExecutionID string `json:"execution_id"`
+	Prompt      string `json:"prompt"`
+	Password    bool   `json:"password,omitempty"`
+}
+
+// ExecutionInputSent: an answer went to the kernel. The value is not
+// recorded (it may be a password).
+type ExecutionInputSent struct {
+	ExecutionID string `json:"execution_id"`
+}
+
+// ExecutionFinished: both the execute_reply and the idle status arrived.
+type ExecutionFinished struct {
+	ExecutionID    string   `json:"execution_id"`
+	Status         string   `json:"status"` // ok, error or aborted, as in execute_reply
+	ExecutionCount int      `json:"execution_count,omitempty"`
+	ErrorName      string   `json:"ename,omitempty"`
+	ErrorValue     string   `json:"evalue,omitempty"`
+	Traceback      []string `json:"traceback,omitempty"`
+}
+
+// ExecutionInterrupted: the execution ended in KeyboardInterrupt after an
+// interrupt was asked for.
+type ExecutionInterrupted struct {
+	ExecutionID    string `json:"execution_id"`
+	ExecutionCount int    `json:"execution_count,omitempty"`
+}
+
+// ExecutionCancelled: a queued execution was withdrawn before it started.
+type ExecutionCancelled struct {
+	ExecutionID string `json:"execution_id"`
+	Reason      string `json:"reason"`
+}
+
+// ExecutionLost: the execution can have no definite result (its kernel died,
+// was lost, or the server restarted while it ran and no reply came).
+// NB: never resent automatically — the kernel may already have run it.
+type ExecutionLost struct {
+	ExecutionID string `json:"execution_id"`
+	Reason      string `json:"reason"`
+}
+
+func (ExecutionQueued) EventType() string         { return TypeExecutionQueued }
+func (ExecutionStarted) EventType() string        { return TypeExecutionStarted }
+func (ExecutionInputRequested) EventType() string { return TypeExecutionInputRequested }
+func (ExecutionInputSent) EventType() string      { return TypeExecutionInputSent }
+func (ExecutionFinished) EventType() string       { return TypeExecutionFinished }
+func (ExecutionInterrupted) EventType() string    { return TypeExecutionInterrupted }
+func (ExecutionCancelled) EventType() string      { return TypeExecutionCancelled }
+func (ExecutionLost) EventType() string           { return TypeExecutionLost }

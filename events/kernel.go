@@ -1,0 +1,101 @@
+package events
+
+// Kernel lifecycle events, on stream kernel/<id>.
+// NB: type strings must not change.
+const (
+	TypeKernelStarted     = "KernelStarted"
+	TypeKernelStartFailed = "KernelStartFailed"
+	TypeKernelInterrupted = "KernelInterrupted"
+	TypeKernelRestarted   = "KernelRestarted"
+	TypeKernelShutDown    = "KernelShutDown"
+	TypeKernelDied        = "KernelDied"
+	TypeKernelReattached  = "KernelReattached"
+	TypeKernelLost        = "KernelLost"
+)
+
+// KernelProcess is what is needed to find a kernel process again after the
+// server restarts. The connection file (0600, in the runtime dir) holds the
+// signing key; the key itself never enters the log, which is published.
+type KernelProcess struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // /proc/<pid>/stat field 22, clock ticks since boot
+	ConnFile  string `json:"conn_file"`
+	LogFile   string `json:"log_file,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	ShellPort int    `json:"shell_port,omitempty"`
+	IOPubPort int    `json:"iopub_port,omitempty"`
+}
+
+// KernelStarted: a kernel process is running and answered kernel_info.
+type KernelStarted struct {
+	KernelID      string        `json:"kernel_id"`
+	Spec          string        `json:"spec"`
+	Label         string        `json:"label,omitempty"`
+	Notebook      string        `json:"notebook,omitempty"`
+	Language      string        `json:"language,omitempty"`
+	InterruptMode string        `json:"interrupt_mode,omitempty"`
+	Process       KernelProcess `json:"process"`
+	// DiesWithServer is true when the kernel was started with JPY_PARENT_PID
+	// and will not outlive this server process.
+	DiesWithServer bool `json:"dies_with_server,omitempty"`
+}
+
+// KernelStartFailed: a start did not produce a ready kernel.
+type KernelStartFailed struct {
+	KernelID   string `json:"kernel_id"`
+	Spec       string `json:"spec"`
+	Reason     string `json:"reason"`
+	StderrTail string `json:"stderr_tail,omitempty"`
+}
+
+// KernelInterrupted: an interrupt was delivered (signal or control message).
+type KernelInterrupted struct {
+	KernelID string `json:"kernel_id"`
+	Mode     string `json:"mode"`
+}
+
+// KernelRestarted: the kernel process was replaced; its variables are gone.
+type KernelRestarted struct {
+	KernelID string        `json:"kernel_id"`
+	Process  KernelProcess `json:"process"`
+}
+
+// KernelShutDown: the kernel was stopped on request and must not be
+// resurrected.
+type KernelShutDown struct {
+	KernelID string `json:"kernel_id"`
+	Forced   bool   `json:"forced,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// KernelDied: the kernel process exited or stopped answering heartbeats
+// without being asked to.
+type KernelDied struct {
+	KernelID   string `json:"kernel_id"`
+	Reason     string `json:"reason"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	Signal     string `json:"signal,omitempty"`
+	StderrTail string `json:"stderr_tail,omitempty"`
+}
+
+// KernelReattached: after a server restart, the kernel answered kernel_info
+// on its recorded connection; its variables are intact.
+type KernelReattached struct {
+	KernelID string `json:"kernel_id"`
+	Pid      int    `json:"pid"`
+}
+
+// KernelLost: after a server restart the kernel could not be found again.
+type KernelLost struct {
+	KernelID string `json:"kernel_id"`
+	Reason   string `json:"reason"`
+}
+
+func (KernelStarted) EventType() string     { return TypeKernelStarted }
+func (KernelStartFailed) EventType() string { return TypeKernelStartFailed }
+func (KernelInterrupted) EventType() string { return TypeKernelInterrupted }
+func (KernelRestarted) EventType() string   { return TypeKernelRestarted }
+func (KernelShutDown) EventType() string    { return TypeKernelShutDown }
+func (KernelDied) EventType() string        { return TypeKernelDied }
+func (KernelReattached) EventType() string  { return TypeKernelReattached }
+func (KernelLost) EventType() string        { return TypeKernelLost }

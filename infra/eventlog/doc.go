@@ -1,0 +1,39 @@
+// Package eventlog is mcp-jupyter's durable, append-only event log on Pebble.
+//
+// Every state change of the server is an event appended here before anyone
+// acts on it. The log assigns each event a global sequence number (1, 2, 3,
+// ... with no gaps), stamps the time and the node, and stores it as an
+// events record.
+//
+// # Contract
+//
+//  1. Append returns only after its events are synced to disk (fsync).
+//     Concurrent appends share syncs: one committer goroutine gathers every
+//     pending append into one Pebble batch (group commit), so throughput
+//     grows with concurrency while each caller still waits for durability.
+//  2. An append that fails (disk full, fsync error) returns the error to its
+//     caller and the log becomes inoperable: every later append returns
+//     ErrFailed. Nothing that was not durable is reported as done.
+//  3. Readers see a prefix of the log: Read (by sequence), ReadStream (one
+//     stream, e.g. "kernel/<id>"), ReadKernel (everything about one kernel)
+//     and Follow, which wakes on append (no polling).
+//  4. One process owns a data dir: a second Open gets *InUseError naming the
+//     pid of the owner. OpenReadOnly reads a stopped server's log.
+//  5. Snapshots of read models are stored beside the events (SaveSnapshot);
+//     TruncateBefore deletes a prefix once snapshots cover it.
+//
+// # Key layout (NB: on disk; must not change)
+//
+//	e <seq be64>                     -> record (events.AppendRecord)
+//	s <stream> 0x00 <seq be64>       -> empty (stream index)
+//	k <kernel> 0x00 <seq be64>       -> empty (kernel index)
+//	p <name>                         -> <seq be64> <snapshot bytes>
+//	m first                          -> <seq be64> first retained sequence
+//
+// Usage:
+//
+//	log, err := eventlog.Open(dir, eventlog.Options{Node: "host-1"})
+//	evs, err := log.Append(ctx, events.Draft{Stream: events.KernelStream(id), Kernel: id, Payload: events.KernelStarted{...}})
+//	err = log.Follow(ctx, 0, func(e events.Event) error { ...; return nil })
+//	err = log.Close()
+package eventlog

@@ -1,0 +1,205 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// ErrStop, returned by a read callback, ends the read without error.
+var ErrStop = errors.New("eventlog: stop")
+
+// Visit receives one event. Its Raw payload aliases the log's buffers: copy
+// it to keep it past the call. Returning ErrStop ends the read cleanly.
+type Visit = func(events.Event) error
+
+// Read calls fn for every event with from <= seq <= to (to 0 means up to the
+// end), in order, with payloads decoded.
+func (l *Log) Read(ctx context.Context, from, to uint64, fn Visit) error {
+	return l.scan(ctx, from, to, true, fn)
+}
+
+// Scan is Read without decoding payloads: each event carries its envelope
+// and Raw payload; call DecodePayload on the ones you need. It is the fast
+// path for replays.
+func (l *Log) Scan(ctx context.Context, from, to uint64, fn Visit) error {
+	return l.scan(ctx, from, to, false, fn)
+}
+
+func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if to == 0 {
+		to = math.MaxUint64
+	}
+	if from == 0 {
+		from = 1
+	}
+	if from > to {
+		return nil
+	}
+	var lo, hi [9]byte
+	upper := eventKey(hi[:0], to)
+	if to == math.MaxUint64 {
+		upper = []byte{prefixEvent + 1}
+	} else {
+		upper = eventKey(hi[:0], to+1)
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(lo[:0], from), UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("read events from %d: %w", from, err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if n++; n&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := l.visit(seqFromEventKey(it.Key()), it.Value(), decode, fn); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("read events from %d: %w", from, err)
+	}
+	return nil
+}
+
+func (l *Log) visit(seq uint64, rec []byte, decode bool, fn Visit) error {
+	e, err := events.DecodeEnvelope(seq, rec)
+	if err != nil {
+		return err
+	}
+	if decode {
+		if err := e.DecodePayload(); err != nil {
+			return err
+		}
+	}
+	return fn(e)
+}
+
+// Get returns the event with the given sequence, decoded.
+func (l *Log) Get(seq uint64) (events.Event, error) {
+	var k [9]byte
+	v, closer, err := l.db.Get(eventKey(k[:0], seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return events.Event{}, fmt.Errorf("event %d: %w (the log holds %d..%d)", seq, ErrNotFound, l.First(), l.Last())
+	}
+	if err != nil {
+		return events.Event{}, fmt.Errorf("get event %d: %w", seq, err)
+	}
+	defer closer.Close()
+	e, err := events.Decode(seq, v)
+	if err != nil {
+		return events.Event{}, err
+	}
+	e.Raw = append([]byte(nil), e.Raw...)
+	return e, nil
+}
+
+// ErrNotFound: no event with that sequence is retained.
+var ErrNotFound = errors.New("eventlog: not found")
+
+// ReadStream calls fn for every event of one stream with seq > after, in
+// order, decoded.
+func (l *Log) ReadStream(ctx context.Context, stream string, after uint64, fn Visit) error {
+	return l.readIndex(ctx, prefixStream, stream, after, fn)
+}
+
+// ReadKernel calls fn for every event about one kernel (its own stream, its
+// executions, their output) with seq > after, in order, decoded.
+func (l *Log) ReadKernel(ctx context.Context, kernel string, after uint64, fn Visit) error {
+	return l.readIndex(ctx, prefixKernel, kernel, after, fn)
+}
+
+func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uint64, fn Visit) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	lower, upper := indexBounds(prefix, name, after)
+	idx, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	defer idx.Close()
+	evs, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	defer evs.Close()
+	var k [9]byte
+	for valid := idx.First(); valid; valid = idx.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		seq := seqFromIndexKey(idx.Key())
+		if !evs.SeekGE(eventKey(k[:0], seq)) || seqFromEventKey(evs.Key()) != seq {
+			return &events.DecodeError{Seq: seq, Err: fmt.Errorf("%w: index of %s names a missing event", events.ErrCorrupt, name)}
+		}
+		if err := l.visit(seq, evs.Value(), true, fn); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := idx.Error(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return evs.Error()
+}
+
+// Follow calls fn for every event with seq > after, in order, decoded, then
+// waits for new ones and calls fn for them too, until ctx ends (returning
+// ctx.Err()), fn returns an error, or the log closes (ErrClosed). Waiting is
+// signalled by commits, never polled.
+func (l *Log) Follow(ctx context.Context, after uint64, fn Visit) error {
+	return l.follow(ctx, after, true, fn)
+}
+
+// FollowRaw is Follow without decoding payloads.
+func (l *Log) FollowRaw(ctx context.Context, after uint64, fn Visit) error {
+	return l.follow(ctx, after, false, fn)
+}
+
+func (l *Log) follow(ctx context.Context, after uint64, decode bool, fn Visit) error {
+	cursor := after
+	for {
+		changed := l.Changed() // NB: taken before reading Last, so no commit is missed
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		if last := l.Last(); last > cursor {
+			var stopped bool
+			err := l.scan(ctx, cursor+1, last, decode, func(e events.Event) error {
+				cursor = e.Seq
+				err := fn(e)
+				if errors.Is(err, ErrStop) {
+					stopped = true
+				}
+				return err
+			})
+			if err != nil || stopped {
+				return err
+			}
+			cursor = last
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

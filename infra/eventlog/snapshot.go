@@ -1,0 +1,82 @@
+package eventlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// SaveSnapshot stores a read model's state as of seq, durably.
+func (l *Log) SaveSnapshot(name string, seq uint64, data []byte) error {
+	if l.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), seq)
+	v = append(v, data...)
+	if err := l.db.Set(snapshotKey(name), v, pebble.Sync); err != nil {
+		return fmt.Errorf("save snapshot %s at %d: %w", name, seq, err)
+	}
+	return nil
+}
+
+// LoadSnapshot returns a snapshot's sequence and a copy of its data; ok is
+// false when there is none.
+func (l *Log) LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error) {
+	v, closer, err := l.db.Get(snapshotKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("load snapshot %s: %w", name, err)
+	}
+	defer closer.Close()
+	if len(v) < 8 {
+		return 0, nil, false, fmt.Errorf("load snapshot %s: %w: %d bytes", name, events.ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v[:8]), append([]byte(nil), v[8:]...), true, nil
+}
+
+func snapshotKey(name string) []byte { return append([]byte{prefixSnapshot}, name...) }
+
+// TruncateBefore deletes every event with seq < before, and its index
+// entries. The caller must hold snapshots that cover them (see
+// projections.Retention); the log only refuses to cut past its end.
+func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
+	if l.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
+	if before > l.Last()+1 {
+		return 0, fmt.Errorf("truncate before %d: the log ends at %d", before, l.Last())
+	}
+	first := l.First()
+	if before <= first {
+		return 0, nil
+	}
+	batch := l.db.NewBatch()
+	defer batch.Close()
+	var k [9]byte
+	err = l.Scan(context.Background(), first, before-1, func(e events.Event) error {
+		_ = batch.Delete(indexKey(prefixStream, e.Stream, e.Seq), nil)
+		if e.Kernel != "" {
+			_ = batch.Delete(indexKey(prefixKernel, e.Kernel, e.Seq), nil)
+		}
+		deleted++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("truncate before %d: %w", before, err)
+	}
+	var lo [9]byte
+	_ = batch.DeleteRange(eventKey(lo[:0], 0), eventKey(k[:0], before), nil)
+	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, before), nil)
+	if err := l.db.Apply(batch, pebble.Sync); err != nil {
+		return 0, fmt.Errorf("truncate before %d: %w", before, err)
+	}
+	l.first.Store(before)
+	return deleted, nil
+}
