@@ -1,0 +1,91 @@
+package mcpserver
+
+import (
+	"context"
+
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// Backend is what the MCP edge needs from the core (the kernel and
+// scheduler actors and the read models). cmd/mcp-jupyter wires the real one.
+//
+// Every method is safe for concurrent use. Errors meant for the agent are
+// returned as Go errors whose text says what was wrong and what to do; the
+// edge turns them into isError tool results.
+type Backend interface {
+	// KernelSpecs lists the installed kernelspecs.
+	KernelSpecs(ctx context.Context) ([]KernelSpec, error)
+	// StartKernel launches a kernel and returns once it is ready.
+	StartKernel(ctx context.Context, req StartKernelRequest) (KernelView, error)
+	// Kernels lists kernels, optionally only those with the given label.
+	Kernels(ctx context.Context, label string) ([]KernelView, error)
+	// ResolveKernel turns a kernel id or a bound notebook path into a kernel id.
+	ResolveKernel(ctx context.Context, kernelOrNotebook string) (string, error)
+	InterruptKernel(ctx context.Context, kernelID string) error
+	RestartKernel(ctx context.Context, kernelID string) error
+	ShutdownKernel(ctx context.Context, kernelID string) error
+
+	// Submit queues code and returns once ExecutionQueued is durable. With
+	// an ExecutionID that already exists it returns that execution.
+	Submit(ctx context.Context, req SubmitRequest) (queue.Execution, error)
+	// Execution returns an execution's status and its outputs with seq >
+	// since, plus a channel closed when anything about it changes next
+	// (status or new output) — wait on it, never poll.
+	Execution(ctx context.Context, id string, since uint64) (ExecutionView, error)
+	// Executions lists a kernel's executions ("" for all) by status ("" for any).
+	Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error)
+	// CancelExecution withdraws a queued execution.
+	CancelExecution(ctx context.Context, id string) error
+	// SendInput answers an execution waiting in input().
+	SendInput(ctx context.Context, id, value string) error
+}
+
+// KernelSpec is an installed kernelspec.
+type KernelSpec struct {
+	Name          string `json:"name"`
+	DisplayName   string `json:"display_name"`
+	Language      string `json:"language"`
+	InterruptMode string `json:"interrupt_mode,omitempty"`
+}
+
+// StartKernelRequest names a kernelspec and optionally a notebook to bind and
+// a label to find the kernel by.
+type StartKernelRequest struct {
+	Spec     string
+	Notebook string
+	Label    string
+}
+
+// KernelView is what list_kernels shows of a kernel.
+type KernelView struct {
+	ID             string `json:"kernel_id"`
+	Spec           string `json:"kernelspec"`
+	Label          string `json:"label,omitempty"`
+	Notebook       string `json:"notebook,omitempty"`
+	State          string `json:"state"`           // starting, running, dead, lost, shut_down
+	ExecutionState string `json:"execution_state"` // busy, idle, starting, dead
+	Pid            int    `json:"pid,omitempty"`
+	QueueDepth     int    `json:"queue_depth"`
+	Running        string `json:"running_execution,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+}
+
+// SubmitRequest queues code on a kernel.
+type SubmitRequest struct {
+	KernelID    string
+	Code        string
+	ExecutionID string // optional, client-chosen for idempotency
+	AllowStdin  bool
+	Notebook    string
+	CellID      string
+}
+
+// ExecutionView is an execution with the outputs after a cursor.
+type ExecutionView struct {
+	Execution queue.Execution
+	Outputs   []queue.Output
+	// Cursor is the seq to pass as since to get only newer outputs.
+	Cursor uint64
+	// Changed is closed when the execution next changes.
+	Changed <-chan struct{}
+}

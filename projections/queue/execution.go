@@ -1,0 +1,113 @@
+package queue
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Status of an execution. NB: these strings are shown to agents and stored in
+// snapshots; they must not change.
+type Status string
+
+const (
+	StatusQueued        Status = "queued"
+	StatusRunning       Status = "running"
+	StatusInputRequired Status = "input_required"
+	StatusOK            Status = "ok"
+	StatusError         Status = "error"
+	StatusAborted       Status = "aborted"
+	StatusInterrupted   Status = "interrupted"
+	StatusCancelled     Status = "cancelled"
+	StatusLost          Status = "lost"
+)
+
+// Done reports whether the status is final.
+func (s Status) Done() bool {
+	switch s {
+	case StatusQueued, StatusRunning, StatusInputRequired, "":
+		return false
+	}
+	return true
+}
+
+// Execution is what is known of one execution.
+type Execution struct {
+	ID             string    `json:"execution_id"`
+	KernelID       string    `json:"kernel_id"`
+	Code           string    `json:"code,omitempty"`
+	AllowStdin     bool      `json:"allow_stdin,omitempty"`
+	Notebook       string    `json:"notebook,omitempty"`
+	CellID         string    `json:"cell_id,omitempty"`
+	Status         Status    `json:"status"`
+	MsgID          string    `json:"msg_id,omitempty"`
+	ExecutionCount int       `json:"execution_count,omitempty"`
+	ErrorName      string    `json:"ename,omitempty"`
+	ErrorValue     string    `json:"evalue,omitempty"`
+	Traceback      []string  `json:"traceback,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Prompt         string    `json:"prompt,omitempty"`
+	Password       bool      `json:"password,omitempty"`
+	QueuedAt       time.Time `json:"queued_at"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+	QueuedSeq      uint64    `json:"queued_seq"`
+	LastSeq        uint64    `json:"last_seq"`
+}
+
+// ApplyExecution folds one event of the execution's stream into x. It is
+// pure: time comes from the envelope.
+func ApplyExecution(x Execution, e events.Event) Execution {
+	switch p := e.Payload.(type) {
+	case events.ExecutionQueued:
+		x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
+			Notebook: p.Notebook, CellID: p.CellID, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
+	case events.ExecutionStarted:
+		x.Status, x.MsgID, x.StartedAt = StatusRunning, p.MsgID, e.Time
+	case events.ExecutionInputRequested:
+		x.Status, x.Prompt, x.Password = StatusInputRequired, p.Prompt, p.Password
+	case events.ExecutionInputSent:
+		x.Status, x.Prompt, x.Password = StatusRunning, "", false
+	case events.ExecutionFinished:
+		x.Status = StatusOK
+		switch p.Status {
+		case "error":
+			x.Status = StatusError
+		case "aborted":
+			x.Status = StatusAborted
+		}
+		x.ExecutionCount, x.ErrorName, x.ErrorValue, x.Traceback = p.ExecutionCount, p.ErrorName, p.ErrorValue, p.Traceback
+		x.FinishedAt, x.Prompt = e.Time, ""
+	case events.ExecutionInterrupted:
+		x.Status, x.ExecutionCount, x.FinishedAt, x.Prompt = StatusInterrupted, p.ExecutionCount, e.Time, ""
+		x.ErrorName = "KeyboardInterrupt"
+	case events.ExecutionCancelled:
+		x.Status, x.Reason, x.FinishedAt = StatusCancelled, p.Reason, e.Time
+	case events.ExecutionLost:
+		x.Status, x.Reason, x.FinishedAt, x.Prompt = StatusLost, p.Reason, e.Time, ""
+	default:
+		return x
+	}
+	x.LastSeq = e.Seq
+	return x
+}
+
+// Output is one IOPub message of an execution, with its log sequence (the
+// cursor a reader resumes from).
+type Output struct {
+	Seq     uint64          `json:"seq"`
+	MsgType string          `json:"msg_type"`
+	Content json.RawMessage `json:"content"`
+}
+
+// IsExecutionEvent reports whether typ changes an execution's status.
+func IsExecutionEvent(typ string) bool {
+	switch typ {
+	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionInputRequested,
+		events.TypeExecutionInputSent, events.TypeExecutionFinished, events.TypeExecutionInterrupted,
+		events.TypeExecutionCancelled, events.TypeExecutionLost:
+		return true
+	}
+	return false
+}

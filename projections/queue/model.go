@@ -1,0 +1,198 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Model is the queue read model over every kernel. It implements the
+// projections framework's Projection; its methods are safe for concurrent
+// use (one writer applying, many readers).
+type Model struct {
+	mu         sync.RWMutex
+	seq        uint64
+	executions map[string]*Execution
+	// pending is, per kernel, the FIFO of executions not yet started
+	// (queued), in queue order.
+	pending map[string][]string
+	// active is, per kernel, the execution that started and has no final
+	// status yet.
+	active map[string]string
+	// changed is closed and replaced whenever the model changes.
+	changed chan struct{}
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model {
+	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{},
+		active: map[string]string{}, changed: make(chan struct{})}
+}
+
+// Name implements Projection.
+func (m *Model) Name() string { return "queue" }
+
+// Wants implements Projection.
+func (m *Model) Wants(typ string) bool { return IsExecutionEvent(typ) }
+
+// Apply implements Projection. e's payload is decoded.
+func (m *Model) Apply(e events.Event) error {
+	if !IsExecutionEvent(e.Type) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.apply(e)
+	m.seq = e.Seq
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return nil
+}
+
+func (m *Model) apply(e events.Event) {
+	id := events.StreamID(e.Stream)
+	x, ok := m.executions[id]
+	if !ok {
+		if e.Type != events.TypeExecutionQueued {
+			return // NB: an execution whose Queued event was truncated away keeps no state
+		}
+		x = &Execution{}
+		m.executions[id] = x
+	}
+	before := x.Status
+	*x = ApplyExecution(*x, e)
+	k := x.KernelID
+	if before == StatusQueued && x.Status != StatusQueued {
+		m.pending[k] = remove(m.pending[k], id)
+		if len(m.pending[k]) == 0 {
+			delete(m.pending, k)
+		}
+	}
+	switch {
+	case x.Status == StatusQueued && before == "":
+		m.pending[k] = append(m.pending[k], id)
+	case !x.Status.Done() && x.Status != StatusQueued:
+		m.active[k] = id
+	case x.Status.Done() && m.active[k] == id:
+		delete(m.active, k)
+	}
+}
+
+func remove(ids []string, id string) []string {
+	for i, v := range ids {
+		if v == id {
+			return append(ids[:i:i], ids[i+1:]...)
+		}
+	}
+	return ids
+}
+
+// Seq returns the last sequence applied.
+func (m *Model) Seq() uint64 { m.mu.RLock(); defer m.mu.RUnlock(); return m.seq }
+
+// Changed returns a channel closed at the model's next change.
+func (m *Model) Changed() <-chan struct{} { m.mu.RLock(); defer m.mu.RUnlock(); return m.changed }
+
+// Get returns one execution.
+func (m *Model) Get(id string) (Execution, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	x, ok := m.executions[id]
+	if !ok {
+		return Execution{}, false
+	}
+	return *x, true
+}
+
+// Pending returns a kernel's queued executions in FIFO order.
+func (m *Model) Pending(kernel string) []Execution {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Execution, 0, len(m.pending[kernel]))
+	for _, id := range m.pending[kernel] {
+		out = append(out, *m.executions[id])
+	}
+	return out
+}
+
+// Active returns the kernel's started, unfinished execution, if any.
+func (m *Model) Active(kernel string) (Execution, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.active[kernel]
+	if !ok {
+		return Execution{}, false
+	}
+	return *m.executions[id], true
+}
+
+// Depth returns how many executions wait on a kernel (queued, not started).
+func (m *Model) Depth(kernel string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.pending[kernel])
+}
+
+// List returns the executions of a kernel ("" for all) with the given
+// status ("" for any), oldest first.
+func (m *Model) List(kernel string, status Status) []Execution {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Execution
+	for _, x := range m.executions {
+		if (kernel == "" || x.KernelID == kernel) && (status == "" || x.Status == status) {
+			out = append(out, *x)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].QueuedSeq < out[j].QueuedSeq })
+	return out
+}
+
+type snapshot struct {
+	Seq        uint64              `json:"seq"`
+	Executions []Execution         `json:"executions"`
+	Pending    map[string][]string `json:"pending"`
+	Active     map[string]string   `json:"active"`
+}
+
+// Snapshot implements Projection.
+func (m *Model) Snapshot() ([]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := snapshot{Seq: m.seq, Pending: m.pending, Active: m.active}
+	for _, x := range m.executions {
+		s.Executions = append(s.Executions, *x)
+	}
+	sort.Slice(s.Executions, func(i, j int) bool { return s.Executions[i].QueuedSeq < s.Executions[j].QueuedSeq })
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot queue: %w", err)
+	}
+	return b, nil
+}
+
+// Restore implements Projection.
+func (m *Model) Restore(data []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("restore queue snapshot: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq = s.Seq
+	m.executions = make(map[string]*Execution, len(s.Executions))
+	for i := range s.Executions {
+		m.executions[s.Executions[i].ID] = &s.Executions[i]
+	}
+	m.pending, m.active = s.Pending, s.Active
+	if m.pending == nil {
+		m.pending = map[string][]string{}
+	}
+	if m.active == nil {
+		m.active = map[string]string{}
+	}
+	return nil
+}
