@@ -24,6 +24,10 @@ type KernelProcess struct {
 	IP        string `json:"ip,omitempty"`
 	ShellPort int    `json:"shell_port,omitempty"`
 	IOPubPort int    `json:"iopub_port,omitempty"`
+	// Session is the client session, also the ZeroMQ identity of the shell
+	// socket: re-attaching with it lets replies to requests sent before a
+	// server restart still reach us.
+	Session string `json:"session,omitempty"`
 }
 
 // KernelStarted: a kernel process is running and answered kernel_info.

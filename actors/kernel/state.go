@@ -1,0 +1,60 @@
+package kernel
+
+import "github.com/mcp-jupyter/mcp-jupyter/events"
+
+// Status of a kernel. NB: shown to agents; must not change.
+type Status string
+
+const (
+	StatusNew      Status = ""
+	StatusRunning  Status = "running"
+	StatusFailed   Status = "failed" // never became ready
+	StatusDead     Status = "dead"
+	StatusLost     Status = "lost"
+	StatusShutDown Status = "shut_down"
+)
+
+// Alive reports whether the kernel process is believed to be running.
+func (s Status) Alive() bool { return s == StatusRunning }
+
+// State is what the log says about one kernel.
+type State struct {
+	ID             string
+	Spec           string
+	Label          string
+	Notebook       string
+	Language       string
+	InterruptMode  string
+	Status         Status
+	Process        events.KernelProcess
+	DiesWithServer bool
+	Reason         string
+	Restarts       int
+	LastSeq        uint64
+}
+
+// Apply folds one event of the kernel's stream into s. Pure.
+func Apply(s State, e events.Event) State {
+	switch p := e.Payload.(type) {
+	case events.KernelStarted:
+		s = State{ID: p.KernelID, Spec: p.Spec, Label: p.Label, Notebook: p.Notebook, Language: p.Language,
+			InterruptMode: p.InterruptMode, Status: StatusRunning, Process: p.Process, DiesWithServer: p.DiesWithServer}
+	case events.KernelStartFailed:
+		s.ID, s.Spec, s.Status, s.Reason = p.KernelID, p.Spec, StatusFailed, p.Reason
+	case events.KernelRestarted:
+		s.Status, s.Process, s.Reason = StatusRunning, p.Process, ""
+		s.Restarts++
+	case events.KernelReattached:
+		s.Status, s.Reason = StatusRunning, ""
+	case events.KernelDied:
+		s.Status, s.Reason = StatusDead, p.Reason
+	case events.KernelLost:
+		s.Status, s.Reason = StatusLost, p.Reason
+	case events.KernelShutDown:
+		s.Status, s.Reason = StatusShutDown, p.Reason
+	default:
+		return s
+	}
+	s.LastSeq = e.Seq
+	return s
+}

@@ -1,0 +1,85 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+var (
+	// ErrQueueFull: the kernel's queue is at its bound.
+	ErrQueueFull = errors.New("scheduler: queue full")
+	// ErrNotQueued: cancel of an execution that is not waiting.
+	ErrNotQueued = errors.New("scheduler: execution is not queued")
+	// ErrKernelGone: the kernel will take no more executions.
+	ErrKernelGone = errors.New("scheduler: kernel is not running")
+)
+
+// Submit asks for code to run on the kernel.
+type Submit struct {
+	ExecutionID string
+	Code        string
+	AllowStdin  bool
+	Notebook    string
+	CellID      string
+}
+
+// DecideSubmit queues an execution. If the kernel can run it now it is
+// started in the same durable append (msgID names its execute_request).
+func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([]events.Draft, error) {
+	if len(s.Pending) >= maxQueue {
+		return nil, fmt.Errorf("%w: %d executions are queued on kernel %s (the limit); wait for some to finish or cancel_execution some", ErrQueueFull, len(s.Pending), s.KernelID)
+	}
+	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Payload: events.ExecutionQueued{
+		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID}}}
+	if canRun && s.Active == nil && len(s.Pending) == 0 {
+		drafts = append(drafts, started(s.KernelID, c.ExecutionID, msgID))
+	}
+	return drafts, nil
+}
+
+func started(kernel, id, msgID string) events.Draft {
+	return events.Draft{Stream: events.ExecutionStream(id), Kernel: kernel,
+		Payload: events.ExecutionStarted{ExecutionID: id, KernelID: kernel, MsgID: msgID}}
+}
+
+// DecideNext starts the head of the queue when nothing runs.
+func DecideNext(s State, msgID string) []events.Draft {
+	if s.Active != nil || len(s.Pending) == 0 {
+		return nil
+	}
+	return []events.Draft{started(s.KernelID, s.Pending[0].ID, msgID)}
+}
+
+// DecideCancel withdraws a queued execution.
+func DecideCancel(s State, id, reason string) ([]events.Draft, error) {
+	for _, x := range s.Pending {
+		if x.ID == id {
+			return []events.Draft{{Stream: events.ExecutionStream(id), Kernel: s.KernelID,
+				Payload: events.ExecutionCancelled{ExecutionID: id, Reason: reason}}}, nil
+		}
+	}
+	if s.Active != nil && s.Active.ID == id {
+		return nil, fmt.Errorf("%w: %s is already running; use interrupt_kernel to stop it", ErrNotQueued, id)
+	}
+	return nil, fmt.Errorf("%w: %s is not waiting on kernel %s (it may have finished; see get_execution)", ErrNotQueued, id, s.KernelID)
+}
+
+// DecideLoseAll records every waiting and running execution as lost: the
+// kernel will not run them.
+func DecideLoseAll(s State, reason string) []events.Draft {
+	var drafts []events.Draft
+	lose := func(x queue.Execution) {
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(x.ID), Kernel: s.KernelID,
+			Payload: events.ExecutionLost{ExecutionID: x.ID, Reason: reason}})
+	}
+	if s.Active != nil {
+		lose(*s.Active)
+	}
+	for _, x := range s.Pending {
+		lose(x)
+	}
+	return drafts
+}

@@ -1,0 +1,324 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+var (
+	// ErrUnknownKernel: no kernel with that id or notebook.
+	ErrUnknownKernel = errors.New("system: unknown kernel")
+	// ErrUnknownExecution: no execution with that id.
+	ErrUnknownExecution = errors.New("system: unknown execution")
+	// ErrClosed: the system is shutting down.
+	ErrClosed = errors.New("system: closed")
+)
+
+// Scanner reads the whole log (infra/eventlog implements it): used once at
+// start to find the kernels to recover.
+type Scanner interface {
+	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
+}
+
+// Config wires the system.
+type Config struct {
+	Log      actors.Log
+	Scanner  Scanner
+	Launcher kernel.Launcher
+	Queue    *queue.Model // caught up with the log before Open
+	Logger   *slog.Logger
+	MaxQueue int
+	// RequestTimeout bounds a command to an actor (default 90 s: kernel
+	// starts may take 30 s on a loaded machine).
+	RequestTimeout time.Duration
+	Now            func() time.Time
+}
+
+type entry struct {
+	kernel    *actor.PID
+	scheduler *actor.PID
+	notebook  string
+	label     string
+}
+
+// System owns the actor system and one kernel+scheduler pair per kernel.
+type System struct {
+	cfg    Config
+	actors *actor.ActorSystem
+
+	mu      sync.RWMutex
+	kernels map[string]*entry
+	closed  bool
+}
+
+// Open starts the actor system and recovers every kernel the log knows of
+// that was not shut down: each kernel actor re-attaches to its process (or
+// records it lost) and each scheduler resumes its queue.
+func Open(ctx context.Context, cfg Config) (*System, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 90 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	logger := cfg.Logger
+	s := &System{cfg: cfg, kernels: map[string]*entry{},
+		actors: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return logger.With("component", "actors")
+		}))}
+	type known struct {
+		spec, label, notebook string
+		gone                  bool
+	}
+	found := map[string]*known{}
+	var order []string
+	err := cfg.Scanner.Scan(ctx, 0, 0, func(e events.Event) error {
+		switch e.Type {
+		case events.TypeKernelStarted:
+			p, err := events.As[events.KernelStarted](&e)
+			if err != nil {
+				return err
+			}
+			if _, ok := found[p.KernelID]; !ok {
+				order = append(order, p.KernelID)
+			}
+			found[p.KernelID] = &known{spec: p.Spec, label: p.Label, notebook: p.Notebook}
+		case events.TypeKernelShutDown, events.TypeKernelStartFailed:
+			if k := found[e.Kernel]; k != nil {
+				k.gone = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.actors.Shutdown()
+		return nil, fmt.Errorf("find kernels to recover: %w", err)
+	}
+	for _, id := range order {
+		k := found[id]
+		if k.gone {
+			continue
+		}
+		s.spawn(id, k.label, k.notebook)
+	}
+	return s, nil
+}
+
+// spawn creates the scheduler and kernel actors of kernel id. The kernel
+// actor recovers its state from the log on start.
+func (s *System) spawn(id, label, notebook string) *entry {
+	rec := scheduler.State{KernelID: id}
+	if s.cfg.Queue != nil {
+		rec.Pending = s.cfg.Queue.Pending(id)
+		if x, ok := s.cfg.Queue.Active(id); ok {
+			rec.Active = &x
+		}
+	}
+	root := s.actors.Root
+	sched := root.Spawn(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger, MaxQueue: s.cfg.MaxQueue, Recovered: rec}))
+	kern := root.Spawn(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger}, sched))
+	root.Send(sched, scheduler.SetKernel{PID: kern})
+	e := &entry{kernel: kern, scheduler: sched, label: label, notebook: notebook}
+	s.mu.Lock()
+	s.kernels[id] = e
+	s.mu.Unlock()
+	return e
+}
+
+func (s *System) request(pid *actor.PID, msg any) (any, error) {
+	res, err := s.actors.Root.RequestFuture(pid, msg, s.cfg.RequestTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ask actor: %w", err)
+	}
+	return res, nil
+}
+
+func (s *System) lookup(id string) (*entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	e, ok := s.kernels[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: call list_kernels for the ids, or start_kernel", ErrUnknownKernel, id)
+	}
+	return e, nil
+}
+
+// StartKernel launches a kernel and returns once it is ready (or failed).
+func (s *System) StartKernel(ctx context.Context, spec, label, notebook string) (kernel.State, error) {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return kernel.State{}, ErrClosed
+	}
+	id := events.NewID(s.cfg.Now())
+	e := s.spawn(id, label, notebook)
+	res, err := s.request(e.kernel, kernel.Start{Spec: spec, Label: label, Notebook: notebook})
+	if err != nil {
+		return kernel.State{}, err
+	}
+	r := res.(kernel.Result)
+	if r.Err != nil {
+		s.forget(id)
+	}
+	return r.State, r.Err
+}
+
+func (s *System) forget(id string) {
+	s.mu.Lock()
+	e := s.kernels[id]
+	delete(s.kernels, id)
+	s.mu.Unlock()
+	if e != nil {
+		_ = s.actors.Root.PoisonFuture(e.kernel).Wait()
+		s.actors.Root.Poison(e.scheduler)
+	}
+}
+
+// KernelIDs lists the kernels the system runs actors for.
+func (s *System) KernelIDs() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]string, 0, len(s.kernels))
+	for id := range s.kernels {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Kernel returns one kernel's state.
+func (s *System) Kernel(ctx context.Context, id string) (kernel.State, error) {
+	return s.kernelCmd(id, kernel.GetState{})
+}
+
+// ResolveNotebook returns the running kernel bound to a notebook path.
+func (s *System) ResolveNotebook(path string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, e := range s.kernels {
+		if e.notebook == path {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func (s *System) kernelCmd(id string, msg any) (kernel.State, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return kernel.State{}, err
+	}
+	res, err := s.request(e.kernel, msg)
+	if err != nil {
+		return kernel.State{}, err
+	}
+	r := res.(kernel.Result)
+	return r.State, r.Err
+}
+
+// InterruptKernel interrupts the kernel's running execution.
+func (s *System) InterruptKernel(ctx context.Context, id string) error {
+	_, err := s.kernelCmd(id, kernel.Interrupt{})
+	return err
+}
+
+// RestartKernel replaces the kernel's process; variables are lost.
+func (s *System) RestartKernel(ctx context.Context, id string) error {
+	_, err := s.kernelCmd(id, kernel.Restart{})
+	return err
+}
+
+// ShutdownKernel stops the kernel for good.
+func (s *System) ShutdownKernel(ctx context.Context, id string) error {
+	_, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested"})
+	return err
+}
+
+// Submit queues code on a kernel; it returns once ExecutionQueued is
+// durable. An execution id already known returns that execution.
+func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (queue.Execution, error) {
+	if c.ExecutionID == "" {
+		c.ExecutionID = events.NewID(s.cfg.Now())
+	} else if !events.ValidID(c.ExecutionID) {
+		return queue.Execution{}, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
+	}
+	if s.cfg.Queue != nil {
+		if x, ok := s.cfg.Queue.Get(c.ExecutionID); ok {
+			if x.KernelID != kernelID {
+				return queue.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
+			}
+			return x, nil
+		}
+	}
+	e, err := s.lookup(kernelID)
+	if err != nil {
+		return queue.Execution{}, err
+	}
+	res, err := s.request(e.scheduler, c)
+	if err != nil {
+		return queue.Execution{}, err
+	}
+	r := res.(scheduler.SubmitResult)
+	return r.Execution, r.Err
+}
+
+// Cancel withdraws a queued execution.
+func (s *System) Cancel(ctx context.Context, kernelID, executionID string) error {
+	e, err := s.lookup(kernelID)
+	if err != nil {
+		return err
+	}
+	res, err := s.request(e.scheduler, scheduler.Cancel{ExecutionID: executionID, Reason: "cancelled by client"})
+	if err != nil {
+		return err
+	}
+	return res.(scheduler.CancelResult).Err
+}
+
+// SendInput answers an execution's input() call.
+func (s *System) SendInput(ctx context.Context, kernelID, executionID, value string) error {
+	_, err := s.kernelCmd(kernelID, kernel.SendInput{ExecutionID: executionID, Value: value})
+	return err
+}
+
+// Close stops every actor; kernels keep running (they outlive the server)
+// and their pumps stop after what they have persisted.
+func (s *System) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	entries := make([]*entry, 0, len(s.kernels))
+	for _, e := range s.kernels {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	for _, e := range entries {
+		_ = s.actors.Root.PoisonFuture(e.kernel).Wait()
+		_ = s.actors.Root.PoisonFuture(e.scheduler).Wait()
+	}
+	s.actors.Shutdown()
+	return nil
+}
