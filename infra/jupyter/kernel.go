@@ -43,6 +43,7 @@ type Kernel struct {
 // end of the kernel's log, which usually says why.
 type StartError struct {
 	Kernel     string
+	Pid        int // 0 if the process never started
 	LogPath    string
 	StderrTail string
 	Exit       ExitStatus // Known if the process exited
@@ -104,8 +105,8 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 		case <-time.After(5 * time.Second):
 		}
 		_ = proc.Close()
-		return nil, &StartError{Kernel: spec.Name, LogPath: logPath, StderrTail: StderrTail(logPath, opts.TailLines),
-			Exit: proc.ExitStatus(), Err: err}
+		return nil, &StartError{Kernel: spec.Name, Pid: proc.Pid, LogPath: logPath,
+			StderrTail: StderrTail(logPath, opts.TailLines), Exit: proc.ExitStatus(), Err: err}
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
