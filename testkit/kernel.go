@@ -4,6 +4,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -84,7 +85,7 @@ func StartKernelWith(t testing.TB, opts jupyter.StartOptions) *jupyter.Kernel {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if err := k.Shutdown(ctx, false); err != nil {
+		if err := k.Shutdown(ctx, false); err != nil && !errors.Is(err, jupyter.ErrClosed) {
 			t.Errorf("shutdown kernel: %v", err)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,7 @@ type Kernel struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool
 }
 
 // StartError is returned when a kernel did not become ready. It carries the
@@ -207,6 +209,9 @@ const ShutdownGrace = 3 * time.Second
 // either way and a restart is the caller's new StartKernel. The client and
 // watcher are released. It returns nil once the process has exited.
 func (k *Kernel) Shutdown(ctx context.Context, restart bool) error {
+	if k.closed.Load() {
+		return ErrClosed
+	}
 	defer k.Close()
 	exited := k.Process.Exited()
 	wait := func(d time.Duration) bool {
@@ -248,6 +253,7 @@ func (k *Kernel) Shutdown(ctx context.Context, restart bool) error {
 // kernel: kernels outlive the server. Idempotent.
 func (k *Kernel) Close() error {
 	k.closeOnce.Do(func() {
+		k.closed.Store(true)
 		if k.Client != nil {
 			k.closeErr = k.Client.Close()
 		}

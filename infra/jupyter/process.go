@@ -133,13 +133,23 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 }
 
 // AttachProcess watches a process started elsewhere (e.g. by a previous
-// server). It returns ErrProcessGone if pid no longer has startTime.
+// server). It returns ErrProcessGone if pid no longer has startTime. If the
+// process happens to be our child it is reaped on exit, as Launch does.
 func AttachProcess(pid int, startTime uint64) (*Process, error) {
-	w, err := WatchExit(pid, startTime)
+	p := &Process{Pid: pid, StartTime: startTime}
+	if st, err := readProcStat(pid); err == nil && st.ppid == os.Getpid() {
+		p.child = true
+	}
+	var onExit func()
+	if p.child {
+		onExit = p.reap
+	}
+	w, err := watchExit(pid, startTime, onExit)
 	if err != nil {
 		return nil, err
 	}
-	return &Process{Pid: pid, StartTime: startTime, watcher: w}, nil
+	p.watcher = w
+	return p, nil
 }
 
 func (p *Process) reap() {
@@ -181,6 +191,7 @@ func (p *Process) Close() error { return p.watcher.Close() }
 // procStat holds the fields of /proc/<pid>/stat we use.
 type procStat struct {
 	state     byte
+	ppid      int
 	pgrp      int
 	startTime uint64
 }
@@ -209,6 +220,10 @@ func parseProcStat(data []byte) (procStat, error) {
 	if len(fields) < 20 {
 		return procStat{}, fmt.Errorf("parse /proc stat: %d fields", len(fields)+2)
 	}
+	ppid, err := strconv.Atoi(fields[4-3])
+	if err != nil {
+		return procStat{}, fmt.Errorf("parse /proc stat ppid: %w", err)
+	}
 	pgrp, err := strconv.Atoi(fields[5-3])
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc stat pgrp: %w", err)
@@ -217,7 +232,7 @@ func parseProcStat(data []byte) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc stat starttime: %w", err)
 	}
-	return procStat{state: fields[0][0], pgrp: pgrp, startTime: start}, nil
+	return procStat{state: fields[0][0], ppid: ppid, pgrp: pgrp, startTime: start}, nil
 }
 
 // ProcessStartTime returns field 22 of /proc/<pid>/stat: when the process
