@@ -1,0 +1,44 @@
+// Package jupyter speaks the Jupyter messaging protocol (v5.3) to real
+// kernels over ZeroMQ (github.com/go-zeromq/zmq4), and starts, watches,
+// signals and stops kernel processes.
+//
+// It is the only package that imports zmq4. It knows nothing about
+// executions, queues or events: it moves signed messages and reports process
+// and heartbeat facts; the actors above decide what they mean.
+//
+// # Files
+//
+//   - connection.go: connection files (ports, key).
+//   - message.go: frames, HMAC signing and verification (Signer).
+//   - queue.go: the unbounded-but-limited receive queue (never blocks a reader).
+//   - client.go: Client, the five sockets and their reader goroutines.
+//   - heartbeat.go: heartbeat pings and death detection.
+//   - kernelspec.go: kernelspec discovery as Jupyter does it.
+//   - process.go, exitwatch.go: launching, pidfd exit watching, signalling.
+//   - kernel.go: StartKernel / Attach, tying the above together.
+//
+// # Contract
+//
+//  1. Start a kernel with StartKernel (or launch one yourself with Launch and
+//     Dial it). StartKernel returns only once the kernel answered
+//     kernel_info and IOPub is known to be subscribed.
+//  2. Consume Client.Messages() continuously. It delivers shell, control,
+//     stdin and IOPub messages in arrival order per socket. The client never
+//     blocks a socket on a slow consumer: messages queue in memory up to
+//     ClientOptions limits; beyond them IOPub messages are dropped and a gap
+//     marker (Received.Dropped > 0) is delivered in their place.
+//  3. An execution is complete only when both its execute_reply (shell) and
+//     its status: idle (IOPub) with the same parent msg_id have arrived, in
+//     either order.
+//  4. Watch Kernel.Process.Exited() and Client.HeartbeatLost() to learn of
+//     kernel death. Never infer it from send errors (zmq4 drops silently).
+//  5. Close the Kernel (releases sockets, keeps the process) or Shutdown it
+//     (stops the process). Kernels deliberately outlive the server; a later
+//     server re-attaches with Attach using the pid and start time.
+//
+// Sketch:
+//
+//	k, err := jupyter.StartKernel(ctx, spec, runtimeDir, id, jupyter.StartOptions{})
+//	hdr, err := k.Client.Send(jupyter.Shell, "execute_request", jupyter.NewExecuteRequest("1+1"))
+//	for r := range k.Client.Messages() { /* match r.Msg.Parent.MsgID == hdr.MsgID */ }
+package jupyter
