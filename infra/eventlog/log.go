@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,9 @@ type Log struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
 	failed  error
+	readers sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
+
+	truncMu sync.Mutex // serializes TruncateBefore
 
 	last      atomic.Uint64 // highest durable sequence
 	first     atomic.Uint64 // lowest retained sequence (1 when nothing was truncated)
@@ -165,6 +169,12 @@ func (l *Log) loadBounds() error {
 		return fmt.Errorf("read first sequence: %w", err)
 	}
 	l.first.Store(first)
+	// NB: after TruncateBefore(Last()+1) no event key remains; the first
+	// retained sequence still says where numbering continues, so a reopened
+	// log never hands out a sequence twice.
+	if first > 0 && l.last.Load() < first-1 {
+		l.last.Store(first - 1)
+	}
 	return it.Error()
 }
 
@@ -183,6 +193,11 @@ func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Even
 	for i, d := range drafts {
 		if d.Payload == nil || d.Stream == "" {
 			return nil, fmt.Errorf("append draft %d: stream and payload are required", i)
+		}
+		// NB: index keys are <name> 0x00 <seq>; a name holding 0x00 would
+		// fall inside another name's range.
+		if strings.IndexByte(d.Stream, 0) >= 0 || strings.IndexByte(d.Kernel, 0) >= 0 {
+			return nil, fmt.Errorf("append draft %d: stream %q or kernel %q contains a NUL byte", i, d.Stream, d.Kernel)
 		}
 		typ := d.Payload.EventType()
 		v, ok := events.CurrentVersion(typ)
@@ -207,8 +222,19 @@ func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Even
 	}
 	// NB: once queued, the append's outcome is awaited even if ctx ends, so
 	// the caller never believes an event absent that became durable.
-	res := <-req.result
-	return res.events, res.err
+	select {
+	case res := <-req.result:
+		return res.events, res.err
+	case <-l.done:
+		// The committer has exited. A request it took was answered before
+		// done closed; one still in the queue was never written.
+		select {
+		case res := <-req.result:
+			return res.events, res.err
+		default:
+			return nil, ErrClosed
+		}
+	}
 }
 
 func (l *Log) err() error {
@@ -294,12 +320,8 @@ func (l *Log) commit(pending []*appendReq) {
 		}
 		results[i] = evs
 	}
-	if err := l.db.Apply(batch, pebble.Sync); err != nil {
-		err = fmt.Errorf("%w: append %d events at sequence %d: %w", ErrFailed, int(seq-l.last.Load()), l.last.Load()+1, err)
-		l.mu.Lock()
-		l.failed = err
-		l.mu.Unlock()
-		l.opts.Logger.Error("event log write failed; the log is now inoperable", "component", "persistence", "err", err)
+	if err := l.apply(batch); err != nil {
+		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", int(seq-l.last.Load()), l.last.Load()+1, err))
 		for _, req := range pending {
 			req.result <- appendResult{err: err}
 		}
@@ -316,6 +338,51 @@ func (l *Log) commit(pending []*appendReq) {
 	}
 }
 
+// apply writes a batch durably. Pebble reports a failed WAL write or sync
+// through Logger.Fatalf (db.go: "pebble: fatal commit error"), after the batch
+// was applied to the memtable and published; pebbleLogger.Fatalf panics with
+// a pebbleFatal, which is turned back into an error here so that the caller
+// hears of it and the process lives on.
+func (l *Log) apply(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	return l.db.Apply(b, pebble.Sync)
+}
+
+// fail makes the log inoperable: the first failure is kept and returned to
+// every later write, marked ErrFailed.
+func (l *Log) fail(err error) error {
+	err = fmt.Errorf("%w: %w", ErrFailed, err)
+	l.mu.Lock()
+	if l.failed == nil {
+		l.failed = err
+	}
+	l.mu.Unlock()
+	l.opts.Logger.Error("event log write failed; the log is now inoperable", "component", "persistence", "err", err)
+	return err
+}
+
+// acquire registers a reader of the Pebble handle, or returns ErrClosed.
+// Every successful acquire is paired with release; Close waits for them.
+func (l *Log) acquire() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.readers.Add(1)
+	return nil
+}
+
+func (l *Log) release() { l.readers.Done() }
+
 // Changed returns a channel closed by the next commit. Read Last after it
 // fires; take a new channel for the commit after.
 func (l *Log) Changed() <-chan struct{} {
@@ -325,16 +392,24 @@ func (l *Log) Changed() <-chan struct{} {
 }
 
 // Close stops the committer (answering queued appends with ErrClosed),
-// closes Pebble and releases the lock. It is idempotent.
+// waits for reads in flight, closes Pebble and releases the lock. It is
+// idempotent. NB: a Read or Follow callback must not call Close: Close
+// waits for that callback to return.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
-		l.closed.Store(true)
+		l.mu.Lock()
+		l.closed.Store(true) // NB: under mu, so no acquire succeeds after it
+		l.mu.Unlock()
 		close(l.stop)
 		<-l.done
 		l.mu.Lock()
 		close(l.changed) // wake followers so they see ErrClosed
 		l.changed = make(chan struct{})
 		l.mu.Unlock()
+		// NB: Pebble panics on use after Close and reports open iterators
+		// as leaked: wait for reads in flight (a running Follow callback
+		// included) to finish.
+		l.readers.Wait()
 		if err := l.db.Close(); err != nil {
 			l.closeErr = fmt.Errorf("close event log: %w", err)
 		}
@@ -345,12 +420,22 @@ func (l *Log) Close() error {
 	return l.closeErr
 }
 
-// DiskUsage returns the bytes the log's files take on disk.
-func (l *Log) DiskUsage() uint64 { return l.db.Metrics().DiskSpaceUsage() }
+// DiskUsage returns the bytes the log's files take on disk (0 once closed).
+func (l *Log) DiskUsage() uint64 {
+	if l.acquire() != nil {
+		return 0
+	}
+	defer l.release()
+	return l.db.Metrics().DiskSpaceUsage()
+}
 
 // pebbleLogger routes Pebble's messages to slog. NB: Fatalf must not exit
-// the process from library code; it logs at error level and panics, which
-// the caller's recover or the test reports.
+// the process from library code, and must not return either (Pebble goes on
+// as if the call had stopped it: DB.Apply would report a failed commit as
+// done). It logs at error level and panics with a pebbleFatal. Log.apply
+// recovers that panic for the writes the log makes; a Fatalf on one of
+// Pebble's own goroutines (flush, compaction, MANIFEST sync) still crashes
+// the process, which is the right outcome for a store that cannot go on.
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
@@ -362,5 +447,10 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "persistence")
-	panic("pebble: " + msg)
+	panic(pebbleFatal(msg))
 }
+
+// pebbleFatal is the panic value of pebbleLogger.Fatalf.
+type pebbleFatal string
+
+func (f pebbleFatal) Error() string { return "pebble: " + strings.TrimPrefix(string(f), "pebble: ") }

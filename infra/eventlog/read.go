@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -32,11 +31,15 @@ func (l *Log) Scan(ctx context.Context, from, to uint64, fn Visit) error {
 }
 
 func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) error {
-	if l.closed.Load() {
-		return ErrClosed
+	if err := l.acquire(); err != nil {
+		return err
 	}
-	if to == 0 {
-		to = math.MaxUint64
+	defer l.release()
+	// NB: readers see only what Append reported durable. After a failed sync
+	// Pebble has already published the batch to its memtable; bounding by
+	// Last keeps it out of sight.
+	if last := l.Last(); to == 0 || to > last {
+		to = last
 	}
 	if from == 0 {
 		from = 1
@@ -45,12 +48,7 @@ func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) 
 		return nil
 	}
 	var lo, hi [9]byte
-	upper := eventKey(hi[:0], to)
-	if to == math.MaxUint64 {
-		upper = []byte{prefixEvent + 1}
-	} else {
-		upper = eventKey(hi[:0], to+1)
-	}
+	upper := eventKey(hi[:0], to+1) // to <= Last < MaxUint64
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(lo[:0], from), UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("read events from %d: %w", from, err)
@@ -91,9 +89,16 @@ func (l *Log) visit(seq uint64, rec []byte, decode bool, fn Visit) error {
 
 // Get returns the event with the given sequence, decoded.
 func (l *Log) Get(seq uint64) (events.Event, error) {
+	if err := l.acquire(); err != nil {
+		return events.Event{}, err
+	}
+	defer l.release()
 	var k [9]byte
 	v, closer, err := l.db.Get(eventKey(k[:0], seq))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, pebble.ErrNotFound) || err == nil && seq > l.Last() {
+		if err == nil {
+			closer.Close()
+		}
 		return events.Event{}, fmt.Errorf("event %d: %w (the log holds %d..%d)", seq, ErrNotFound, l.First(), l.Last())
 	}
 	if err != nil {
@@ -124,9 +129,11 @@ func (l *Log) ReadKernel(ctx context.Context, kernel string, after uint64, fn Vi
 }
 
 func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uint64, fn Visit) error {
-	if l.closed.Load() {
-		return ErrClosed
+	if err := l.acquire(); err != nil {
+		return err
 	}
+	defer l.release()
+	last := l.Last() // NB: as in scan, nothing past what Append reported
 	lower, upper := indexBounds(prefix, name, after)
 	idx, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -144,6 +151,9 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 			return err
 		}
 		seq := seqFromIndexKey(idx.Key())
+		if seq > last {
+			break
+		}
 		if !evs.SeekGE(eventKey(k[:0], seq)) || seqFromEventKey(evs.Key()) != seq {
 			return &events.DecodeError{Seq: seq, Err: fmt.Errorf("%w: index of %s names a missing event", events.ErrCorrupt, name)}
 		}

@@ -16,10 +16,20 @@ func (l *Log) SaveSnapshot(name string, seq uint64, data []byte) error {
 	if l.opts.ReadOnly {
 		return ErrReadOnly
 	}
+	if err := l.acquire(); err != nil {
+		return err
+	}
+	defer l.release()
+	if err := l.err(); err != nil {
+		return err
+	}
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), seq)
 	v = append(v, data...)
-	if err := l.db.Set(snapshotKey(name), v, pebble.Sync); err != nil {
-		return fmt.Errorf("save snapshot %s at %d: %w", name, seq, err)
+	b := l.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(snapshotKey(name), v, nil)
+	if err := l.apply(b); err != nil {
+		return l.fail(fmt.Errorf("save snapshot %s at %d: %w", name, seq, err))
 	}
 	return nil
 }
@@ -27,6 +37,10 @@ func (l *Log) SaveSnapshot(name string, seq uint64, data []byte) error {
 // LoadSnapshot returns a snapshot's sequence and a copy of its data; ok is
 // false when there is none.
 func (l *Log) LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error) {
+	if err := l.acquire(); err != nil {
+		return 0, nil, false, err
+	}
+	defer l.release()
 	v, closer, err := l.db.Get(snapshotKey(name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil, false, nil
@@ -50,6 +64,15 @@ func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
 	if l.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
+	if err := l.acquire(); err != nil {
+		return 0, err
+	}
+	defer l.release()
+	if err := l.err(); err != nil {
+		return 0, err
+	}
+	l.truncMu.Lock()
+	defer l.truncMu.Unlock()
 	if before > l.Last()+1 {
 		return 0, fmt.Errorf("truncate before %d: the log ends at %d", before, l.Last())
 	}
@@ -74,8 +97,8 @@ func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
 	var lo [9]byte
 	_ = batch.DeleteRange(eventKey(lo[:0], 0), eventKey(k[:0], before), nil)
 	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, before), nil)
-	if err := l.db.Apply(batch, pebble.Sync); err != nil {
-		return 0, fmt.Errorf("truncate before %d: %w", before, err)
+	if err := l.apply(batch); err != nil {
+		return 0, l.fail(fmt.Errorf("truncate before %d: %w", before, err))
 	}
 	l.first.Store(before)
 	return deleted, nil
