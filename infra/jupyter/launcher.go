@@ -1,0 +1,223 @@
+package jupyter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Launcher implements kernel.Launcher with real kernel processes.
+type Launcher struct {
+	// SearchPath is where kernelspecs are found (default DefaultSearchPath).
+	SearchPath SearchPath
+	// RuntimeDir holds connection files (0600) and kernel logs.
+	RuntimeDir string
+	// DieWithServer starts kernels with JPY_PARENT_PID (they then do not
+	// outlive the server).
+	DieWithServer bool
+	// AttachTimeout bounds re-attaching to a recorded kernel (default 10 s).
+	AttachTimeout time.Duration
+	Client        ClientOptions
+	Logger        *slog.Logger
+}
+
+var _ kernel.Launcher = (*Launcher)(nil)
+
+// Specs lists the kernelspecs found.
+func (l *Launcher) Specs() (KernelSpecs, error) {
+	path := l.SearchPath
+	if len(path.Dirs) == 0 {
+		path = DefaultSearchPath()
+	}
+	return FindKernelSpecs(path)
+}
+
+// Launch implements kernel.Launcher.
+func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn, kernel.Launched, error) {
+	specs, err := l.Specs()
+	if err != nil {
+		return nil, kernel.Launched{}, fmt.Errorf("find kernelspecs: %w", err)
+	}
+	spec, err := specs.Lookup(specName)
+	if err != nil {
+		return nil, kernel.Launched{}, err
+	}
+	copts := l.Client
+	copts.Session = events.NewID(time.Now())
+	if copts.Logger == nil {
+		copts.Logger = l.Logger
+	}
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer}, Client: copts})
+	if err != nil {
+		return nil, kernel.Launched{}, err
+	}
+	mode := spec.InterruptMode
+	if mode == "" {
+		mode = "signal"
+	}
+	launched := kernel.Launched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
+		Process: events.KernelProcess{Pid: k.Process.Pid, StartTime: k.Process.StartTime, ConnFile: k.ConnFile, LogFile: k.LogPath,
+			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session}}
+	if launched.Language == "" {
+		launched.Language = spec.Language
+	}
+	return newConn(k), launched, nil
+}
+
+// Attach implements kernel.Launcher: it dials a kernel recorded in the log
+// with the recorded session (so replies to requests sent before the server
+// restarted still reach us) and confirms it with kernel_info.
+func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess) (kernel.Conn, error) {
+	info, err := ReadConnectionFile(p.ConnFile)
+	if err != nil {
+		return nil, fmt.Errorf("read connection file of kernel %s: %w", id, err)
+	}
+	copts := l.Client
+	copts.Session = p.Session
+	if copts.Logger == nil {
+		copts.Logger = l.Logger
+	}
+	k, err := Attach(ctx, info, p.Pid, p.StartTime, l.AttachTimeout, copts)
+	if err != nil {
+		return nil, err
+	}
+	k.ID, k.ConnFile, k.LogPath = id, p.ConnFile, p.LogFile
+	if k.LogPath == "" {
+		k.LogPath = filepath.Join(l.RuntimeDir, "kernel-"+id+".log")
+	}
+	return newConn(k), nil
+}
+
+// Kill implements kernel.Launcher: SIGKILL to the recorded process group,
+// only if the pid still belongs to the recorded process.
+func (l *Launcher) Kill(p events.KernelProcess) error {
+	if p.Pid == 0 {
+		return nil
+	}
+	err := SignalGroup(p.Pid, p.StartTime, syscall.SIGKILL)
+	if errors.Is(err, ErrProcessGone) {
+		return nil
+	}
+	return err
+}
+
+// conn adapts a Kernel to kernel.Conn.
+type conn struct {
+	k    *Kernel
+	out  chan kernel.Incoming
+	dead chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	death kernel.Death
+
+	closeOnce sync.Once
+}
+
+func newConn(k *Kernel) *conn {
+	c := &conn{k: k, out: make(chan kernel.Incoming, 256), dead: make(chan struct{}), stop: make(chan struct{})}
+	c.wg.Add(2)
+	go c.convert()
+	go c.watch()
+	return c
+}
+
+var channelNames = map[Channel]string{Shell: kernel.ChannelShell, Control: kernel.ChannelControl, Stdin: kernel.ChannelStdin, IOPub: kernel.ChannelIOPub}
+
+// convert turns the client's messages into kernel.Incoming until the
+// client closes.
+func (c *conn) convert() {
+	defer c.wg.Done()
+	defer close(c.out)
+	for r := range c.k.Client.Messages() {
+		in := kernel.Incoming{Channel: channelNames[r.Channel], Dropped: r.Dropped}
+		if r.Dropped == 0 {
+			in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
+		}
+		select {
+		case c.out <- in:
+		case <-c.stop:
+			// keep draining so the client's pump can finish
+		}
+	}
+}
+
+// watch closes dead when the process exits or stops answering heartbeats.
+func (c *conn) watch() {
+	defer c.wg.Done()
+	var d kernel.Death
+	select {
+	case <-c.k.Process.Exited():
+		st := c.k.Process.ExitStatus()
+		d.Reason = "the kernel process exited"
+		if st.Known {
+			d.Reason += " (" + st.String() + ")"
+			if st.Signal != 0 {
+				d.Signal = st.Signal.String()
+			} else {
+				code := st.Code
+				d.ExitCode = &code
+			}
+		}
+	case <-c.k.Client.HeartbeatLost():
+		d.Reason = "the kernel stopped answering heartbeats"
+	case <-c.stop:
+		return
+	}
+	d.StderrTail = StderrTail(c.k.LogPath, 20)
+	c.mu.Lock()
+	c.death = d
+	c.mu.Unlock()
+	close(c.dead)
+}
+
+func (c *conn) Send(channel, msgType, msgID string, content any) error {
+	ch := Shell
+	switch channel {
+	case kernel.ChannelControl:
+		ch = Control
+	case kernel.ChannelStdin:
+		ch = Stdin
+	}
+	_, err := c.k.Client.Send(ch, msgType, content, func(m *Message) {
+		if msgID != "" {
+			m.Header.MsgID = msgID
+		}
+	})
+	return err
+}
+
+func (c *conn) Messages() <-chan kernel.Incoming { return c.out }
+func (c *conn) Dead() <-chan struct{}            { return c.dead }
+func (c *conn) Death() kernel.Death {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.death
+}
+func (c *conn) Interrupt() error { return c.k.Interrupt() }
+
+func (c *conn) Shutdown(ctx context.Context) (bool, error) {
+	start := time.Now()
+	err := c.k.Shutdown(ctx, false)
+	return time.Since(start) > ShutdownGrace, err
+}
+
+// Close releases the connection; the kernel keeps running.
+func (c *conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		err = c.k.Close()
+		c.wg.Wait()
+	})
+	return err
+}

@@ -1,0 +1,175 @@
+package testkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// KernelSpecDir writes a "python3" kernelspec that runs Debian's ipykernel
+// and returns the Jupyter data dir holding it (put it on a SearchPath).
+func KernelSpecDir(t testing.TB) string {
+	t.Helper()
+	python := PythonWithIPyKernel(t)
+	dir := t.TempDir()
+	spec := map[string]any{"argv": []string{python, "-m", "ipykernel_launcher", "-f", "{connection_file}"},
+		"display_name": "Python 3 (test)", "language": "python"}
+	b, _ := json.Marshal(spec)
+	if err := os.MkdirAll(filepath.Join(dir, "kernels", "python3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kernels", "python3", "kernel.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Stack is a running core: the event log, the queue read model following
+// it, and the actor system with real kernels. Restart closes and reopens it
+// on the same data dir, as a server restart would (kernels keep running).
+type Stack struct {
+	t        testing.TB
+	DataDir  string
+	SpecDir  string
+	Log      *eventlog.Log
+	Queue    *queue.Model
+	System   *system.System
+	Launcher *jupyter.Launcher
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartStack opens a core on dataDir ("" for a new temp dir). Kernels it
+// started are killed at the end of the test.
+func StartStack(t testing.TB, dataDir string) *Stack {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = TempDataDir(t)
+	}
+	s := &Stack{t: t, DataDir: dataDir, SpecDir: KernelSpecDir(t)}
+	s.open()
+	t.Cleanup(func() {
+		s.Close()
+		killKernels(t, dataDir)
+	})
+	return s
+}
+
+func (s *Stack) open() {
+	t := s.t
+	t.Helper()
+	l, err := eventlog.Open(filepath.Join(s.DataDir, "events"), eventlog.Options{})
+	if err != nil {
+		t.Fatalf("open log: %v", err)
+	}
+	s.Log = l
+	s.Queue = queue.NewModel()
+	// Catch the read model up before the system recovers from it.
+	if err := l.Read(context.Background(), 0, l.Last(), s.Queue.Apply); err != nil {
+		t.Fatalf("replay queue: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := l.Follow(ctx, s.Queue.Seq(), s.Queue.Apply)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, eventlog.ErrClosed) {
+			t.Errorf("queue follower: %v", err)
+		}
+	}()
+	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
+	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher, Queue: s.Queue})
+	if err != nil {
+		t.Fatalf("open system: %v", err)
+	}
+	s.System = sys
+}
+
+// Close stops the actors and closes the log; kernels keep running.
+func (s *Stack) Close() {
+	if s.System == nil {
+		return
+	}
+	_ = s.System.Close(context.Background())
+	s.cancel()
+	s.wg.Wait()
+	_ = s.Log.Close()
+	s.System = nil
+}
+
+// Restart closes the core and opens it again on the same data dir.
+func (s *Stack) Restart() {
+	s.t.Helper()
+	s.Close()
+	s.open()
+}
+
+// WaitExecution waits until the execution reaches a final status.
+func (s *Stack) WaitExecution(id string, timeout time.Duration) queue.Execution {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		changed := s.Queue.Changed()
+		if x, ok := s.Queue.Get(id); ok && x.Status.Done() {
+			return x
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			x, _ := s.Queue.Get(id)
+			s.t.Fatalf("execution %s not done after %v: %+v", id, timeout, x)
+		}
+	}
+}
+
+// Outputs returns the IOPub messages of an execution, in order.
+func (s *Stack) Outputs(id string) []events.IOPubMessageReceived {
+	s.t.Helper()
+	var out []events.IOPubMessageReceived
+	err := s.Log.ReadStream(context.Background(), events.ExecutionStream(id), 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.IOPubMessageReceived); ok {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatalf("read outputs of %s: %v", id, err)
+	}
+	return out
+}
+
+// killKernels SIGKILLs every kernel process the log of dataDir records.
+func killKernels(t testing.TB, dataDir string) {
+	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{ReadOnly: true})
+	if err != nil {
+		return
+	}
+	defer l.Close()
+	launcher := &jupyter.Launcher{}
+	_ = l.Scan(context.Background(), 0, 0, func(e events.Event) error {
+		switch e.Type {
+		case events.TypeKernelStarted:
+			if p, err := events.As[events.KernelStarted](&e); err == nil {
+				_ = launcher.Kill(p.Process)
+			}
+		case events.TypeKernelRestarted:
+			if p, err := events.As[events.KernelRestarted](&e); err == nil {
+				_ = launcher.Kill(p.Process)
+			}
+		}
+		return nil
+	})
+}
