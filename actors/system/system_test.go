@@ -2,11 +2,16 @@ package system_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -33,5 +38,166 @@ func TestExecuteThroughActors(t *testing.T) {
 	joined := strings.Join(text, "\n")
 	if !strings.Contains(joined, `hello`) || !strings.Contains(joined, `"text/plain":"2"`) {
 		t.Fatalf("outputs:\n%s", joined)
+	}
+}
+
+func startKernel(t *testing.T, s *testkit.Stack) string {
+	t.Helper()
+	k, err := s.System.StartKernel(context.Background(), "python3", "", "")
+	if err != nil {
+		t.Fatalf("start kernel: %v", err)
+	}
+	return k.ID
+}
+
+func submit(t *testing.T, s *testkit.Stack, kernelID, code string) string {
+	t.Helper()
+	x, err := s.System.Submit(context.Background(), kernelID, scheduler.Submit{Code: code})
+	if err != nil {
+		t.Fatalf("submit %q: %v", code, err)
+	}
+	return x.ID
+}
+
+func stdout(s *testkit.Stack, id string) string {
+	var b strings.Builder
+	for _, o := range s.Outputs(id) {
+		if o.MsgType == "stream" {
+			var c struct{ Text string }
+			_ = json.Unmarshal(o.Content, &c)
+			b.WriteString(c.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestQueueRunsInOrderAndIsIdempotent(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, submit(t, s, k, fmt.Sprintf("import time; time.sleep(0.01); print(%d)", i)))
+	}
+	for i, id := range ids {
+		x := s.WaitExecution(id, 60*time.Second)
+		if x.Status != queue.StatusOK || x.ExecutionCount != i+1 || strings.TrimSpace(stdout(s, id)) != fmt.Sprint(i) {
+			t.Fatalf("execution %d: %+v out %q", i, x, stdout(s, id))
+		}
+	}
+	again, err := s.System.Submit(context.Background(), k, scheduler.Submit{ExecutionID: ids[3], Code: "different"})
+	if err != nil || again.ID != ids[3] || !strings.Contains(again.Code, "print(3)") {
+		t.Fatalf("resubmitting an id must return the same execution: %+v %v", again, err)
+	}
+}
+
+// TestServerRestartKeepsKernelQueueAndVariables: three executions queued and
+// one running when the server stops; after the restart the kernel is
+// reattached with its variables, the running one gets a definite outcome,
+// and the queued ones run in order exactly once.
+func TestServerRestartKeepsKernelQueueAndVariables(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	first := submit(t, s, k, "x = 41")
+	s.WaitExecution(first, 30*time.Second)
+	running := submit(t, s, k, "import time; time.sleep(3); x += 1; print('slept')")
+	var queued []string
+	for i := 0; i < 3; i++ {
+		queued = append(queued, submit(t, s, k, fmt.Sprintf("print('q%d', x)", i)))
+	}
+	s.Restart()
+	x := s.WaitExecution(running, 60*time.Second)
+	if x.Status != queue.StatusOK && x.Status != queue.StatusLost {
+		t.Fatalf("the running execution needs a definite outcome, got %+v", x)
+	}
+	for i, id := range queued {
+		q := s.WaitExecution(id, 60*time.Second)
+		if q.Status != queue.StatusOK {
+			t.Fatalf("queued %d: %+v", i, q)
+		}
+		if got, want := strings.TrimSpace(stdout(s, id)), fmt.Sprintf("q%d 42", i); got != want {
+			t.Fatalf("queued %d printed %q, want %q (variables must survive the restart)", i, got, want)
+		}
+	}
+	var started int
+	for _, id := range queued {
+		_ = s.Log.ReadStream(context.Background(), "execution/"+id, 0, func(e events.Event) error {
+			if e.Type == events.TypeExecutionStarted {
+				started++
+			}
+			return nil
+		})
+	}
+	if started != 3 {
+		t.Fatalf("queued executions started %d times, want exactly 3", started)
+	}
+	st, err := s.System.Kernel(context.Background(), k)
+	if err != nil || st.Status != kernel.StatusRunning {
+		t.Fatalf("kernel after restart: %+v %v", st, err)
+	}
+}
+
+func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	st, _ := s.System.Kernel(context.Background(), k)
+	running := submit(t, s, k, "import time; time.sleep(60)")
+	waiting := submit(t, s, k, "1+1")
+	time.Sleep(300 * time.Millisecond)
+	killed := time.Now()
+	if err := syscall.Kill(st.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	x := s.WaitExecution(running, 10*time.Second)
+	if took := time.Since(killed); took > 3*time.Second {
+		t.Fatalf("death noticed after %v", took)
+	}
+	if x.Status != queue.StatusLost || !strings.Contains(x.Reason, "died") {
+		t.Fatalf("running execution: %+v", x)
+	}
+	if w := s.WaitExecution(waiting, 10*time.Second); w.Status != queue.StatusLost {
+		t.Fatalf("queued execution on a dead kernel: %+v", w)
+	}
+	st, _ = s.System.Kernel(context.Background(), k)
+	if st.Status != kernel.StatusDead {
+		t.Fatalf("kernel: %+v", st)
+	}
+	if _, err := s.System.Submit(context.Background(), k, scheduler.Submit{Code: "1"}); err == nil || !strings.Contains(err.Error(), "dead") {
+		t.Fatalf("submit to a dead kernel: %v", err)
+	}
+	// restart brings it back
+	if err := s.System.RestartKernel(context.Background(), k); err != nil {
+		t.Fatalf("restart dead kernel: %v", err)
+	}
+	if x := s.WaitExecution(submit(t, s, k, "1+1"), 30*time.Second); x.Status != queue.StatusOK {
+		t.Fatalf("after restart: %+v", x)
+	}
+}
+
+func TestInterruptAndShutdown(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	id := submit(t, s, k, "import time; time.sleep(60)")
+	time.Sleep(500 * time.Millisecond)
+	asked := time.Now()
+	if err := s.System.InterruptKernel(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	x := s.WaitExecution(id, 10*time.Second)
+	if time.Since(asked) > 2*time.Second || x.Status != queue.StatusInterrupted {
+		t.Fatalf("interrupt: %+v after %v", x, time.Since(asked))
+	}
+	if y := s.WaitExecution(submit(t, s, k, "input('name?')"), 10*time.Second); y.Status != queue.StatusError || y.ErrorName == "" {
+		t.Fatalf("input() without stdin must raise at once: %+v", y)
+	}
+	st, _ := s.System.Kernel(context.Background(), k)
+	if err := s.System.ShutdownKernel(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.Process.Pid, 0); err == nil {
+		t.Fatalf("kernel pid %d still alive after shutdown", st.Process.Pid)
+	}
+	s.Restart()
+	if ids := s.System.KernelIDs(); len(ids) != 0 {
+		t.Fatalf("a shut-down kernel must not be resurrected: %v", ids)
 	}
 }
