@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -124,6 +125,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		_ = l.lock.release()
+		if opts.ReadOnly && errors.Is(err, syscall.EWOULDBLOCK) {
+			// NB: Pebble locks its dir even read-only, so a read-only open
+			// beside a running owner fails; say who owns it.
+			return nil, &InUseError{Dir: dir, Pid: ownerPid(dir)}
+		}
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
 	}
 	l.db = db
