@@ -22,11 +22,14 @@ func seqFromEventKey(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) }
 // and kernel ids are validated), so the prefix of one name never matches
 // another.
 func indexKey(prefix byte, name string, seq uint64) []byte {
-	k := make([]byte, 0, len(name)+10)
-	k = append(k, prefix)
-	k = append(k, name...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, seq)
+	return appendIndexKey(make([]byte, 0, len(name)+10), prefix, name, seq)
+}
+
+func appendIndexKey(dst []byte, prefix byte, name string, seq uint64) []byte {
+	dst = append(dst, prefix)
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
 func indexBounds(prefix byte, name string, after uint64) (lower, upper []byte) {

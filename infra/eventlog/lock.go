@@ -31,11 +31,9 @@ func lockDir(dir string) (*dirLock, error) {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			return nil, &InUseError{Dir: dir, Pid: pid}
+			return nil, &InUseError{Dir: dir, Pid: ownerPid(dir)}
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -56,4 +54,12 @@ func (l *dirLock) release() error {
 	err := l.f.Close() // closing drops the flock
 	l.f = nil
 	return err
+}
+
+// ownerPid reads the pid the owner wrote into its lock file (0 if unknown:
+// the owner may not have written it yet).
+func ownerPid(dir string) int {
+	b, _ := os.ReadFile(filepath.Join(dir, "owner.lock"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -124,6 +125,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		_ = l.lock.release()
+		if opts.ReadOnly && errors.Is(err, syscall.EWOULDBLOCK) {
+			// NB: Pebble locks its dir even read-only, so a read-only open
+			// beside a running owner fails; say who owns it.
+			return nil, &InUseError{Dir: dir, Pid: ownerPid(dir)}
+		}
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
 	}
 	l.db = db
@@ -246,17 +252,43 @@ func (l *Log) err() error {
 	return l.failed
 }
 
+// maxInFlight bounds how many group commits are written but not yet synced.
+// Two lets the committer build and write the next batch while the previous
+// one's fsync runs, as Pebble's own commit pipeline does, while requests
+// arriving meanwhile still pile up into large groups.
+const maxInFlight = 2
+
+// flight is one group commit: written to Pebble, awaiting its fsync.
+type flight struct {
+	batch   *pebble.Batch
+	pending []*appendReq
+	results [][]events.Event
+	first   uint64 // first and last sequence in the batch
+	last    uint64
+	start   time.Time
+}
+
 // commitLoop is the single committer: it gathers pending appends into one
-// batch, assigns sequences, syncs once and answers every caller.
+// batch, assigns sequences and writes the batch; syncLoop waits for its
+// fsync and answers every caller.
 func (l *Log) commitLoop() {
 	defer close(l.done)
-	var pending []*appendReq
+	syncs := make(chan *flight, maxInFlight)
+	slots := make(chan struct{}, maxInFlight)
+	syncerDone := make(chan struct{})
+	go l.syncLoop(syncs, slots, syncerDone)
+	defer func() { close(syncs); <-syncerDone }()
+	next := l.last.Load() // last sequence handed out; ahead of l.last while batches are in flight
 	for {
-		pending = pending[:0]
+		// NB: wait for room before gathering, so that appends arriving
+		// during the syncs join one group instead of many small ones.
+		slots <- struct{}{}
+		var pending []*appendReq
 		select {
 		case req := <-l.reqs:
 			pending = append(pending, req)
 		case <-l.stop:
+			<-slots
 			l.drainClosed()
 			return
 		}
@@ -271,7 +303,50 @@ func (l *Log) commitLoop() {
 				break gather
 			}
 		}
-		l.commit(pending)
+		f := l.write(pending, next)
+		if f == nil {
+			<-slots
+			continue
+		}
+		next = f.last
+		syncs <- f
+	}
+}
+
+// syncLoop waits, in order, for each written batch's fsync, then publishes
+// it (Last, Changed) and answers its callers. It releases a slot per batch.
+func (l *Log) syncLoop(syncs <-chan *flight, slots <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for f := range syncs {
+		err := f.batch.SyncWait()
+		if err == nil {
+			_ = f.batch.Close()
+			// NB: a batch written after a failed one may sync fine; it still
+			// must not be reported done, or the log would have a gap.
+			err = l.err()
+			if errors.Is(err, ErrClosed) {
+				err = nil // durable before Close: report it done
+			}
+		} else {
+			err = l.fail(fmt.Errorf("sync %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
+		}
+		if err != nil {
+			for _, req := range f.pending {
+				req.result <- appendResult{err: err}
+			}
+			<-slots
+			continue
+		}
+		l.last.Store(f.last)
+		l.appendStats.record(len(f.pending), int(f.last-f.first+1), time.Since(f.start))
+		l.mu.Lock()
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.mu.Unlock()
+		for i, req := range f.pending {
+			req.result <- appendResult{events: f.results[i]}
+		}
+		<-slots
 	}
 }
 
@@ -286,24 +361,24 @@ func (l *Log) drainClosed() {
 	}
 }
 
-func (l *Log) commit(pending []*appendReq) {
+// write builds the batch for pending with sequences after seq and writes it
+// to Pebble without waiting for the fsync. It answers the callers itself and
+// returns nil when nothing was written.
+func (l *Log) write(pending []*appendReq, seq uint64) *flight {
 	if err := l.err(); err != nil {
 		for _, req := range pending {
 			req.result <- appendResult{err: err}
 		}
-		return
+		return nil
 	}
 	if l.opts.BeforeCommit != nil {
 		l.opts.BeforeCommit()
 	}
-	start := time.Now()
+	f := &flight{pending: pending, results: make([][]events.Event, len(pending)), first: seq + 1, start: time.Now()}
 	now := l.opts.Now().UTC()
-	seq := l.last.Load()
 	batch := l.db.NewBatch()
-	defer batch.Close()
-	results := make([][]events.Event, len(pending))
 	var key [9]byte
-	var rec []byte
+	var rec, idx []byte
 	for i, req := range pending {
 		evs := make([]events.Event, len(req.drafts))
 		for j, d := range req.drafts {
@@ -311,30 +386,46 @@ func (l *Log) commit(pending []*appendReq) {
 			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node,
 				Type: req.types[j], Version: req.vers[j], Payload: d.Payload, Raw: req.raws[j]}
 			rec = events.AppendRecord(rec[:0], e, req.raws[j])
-			_ = batch.Set(eventKey(key[:0], seq), rec, nil)
-			_ = batch.Set(indexKey(prefixStream, d.Stream, seq), nil, nil)
+			_ = batch.Set(eventKey(key[:0], seq), rec, nil) // NB: Set copies key and value
+			idx = appendIndexKey(idx[:0], prefixStream, d.Stream, seq)
+			_ = batch.Set(idx, nil, nil)
 			if d.Kernel != "" {
-				_ = batch.Set(indexKey(prefixKernel, d.Kernel, seq), nil, nil)
+				idx = appendIndexKey(idx[:0], prefixKernel, d.Kernel, seq)
+				_ = batch.Set(idx, nil, nil)
 			}
 			evs[j] = e
 		}
-		results[i] = evs
+		f.results[i] = evs
 	}
-	if err := l.apply(batch); err != nil {
-		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", int(seq-l.last.Load()), l.last.Load()+1, err))
+	f.batch, f.last = batch, seq
+	if err := l.applyNoSyncWait(batch); err != nil {
+		// NB: the batch is not closed: after a failed write Pebble may
+		// still hold it, and it is never reused (Pebble clears its db).
+		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
 		for _, req := range pending {
 			req.result <- appendResult{err: err}
 		}
-		return
+		return nil
 	}
-	l.last.Store(seq)
-	l.appendStats.record(len(pending), int(seq)-int(results[0][0].Seq)+1, time.Since(start))
-	l.mu.Lock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-	for i, req := range pending {
-		req.result <- appendResult{events: results[i]}
+	return f
+}
+
+// applyNoSyncWait writes a batch with Sync, returning before the fsync
+// completes; the caller must call SyncWait. A WAL write error makes Pebble
+// call Logger.Fatalf; see apply.
+func (l *Log) applyNoSyncWait(b *pebble.Batch) (err error) {
+	defer recoverFatal(&err)
+	return l.db.ApplyNoSyncWait(b, pebble.Sync)
+}
+
+// recoverFatal turns a pebbleFatal panic into *err; other panics go on.
+func recoverFatal(err *error) {
+	if r := recover(); r != nil {
+		f, ok := r.(pebbleFatal)
+		if !ok {
+			panic(r)
+		}
+		*err = f
 	}
 }
 
@@ -344,15 +435,7 @@ func (l *Log) commit(pending []*appendReq) {
 // a pebbleFatal, which is turned back into an error here so that the caller
 // hears of it and the process lives on.
 func (l *Log) apply(b *pebble.Batch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(pebbleFatal)
-			if !ok {
-				panic(r)
-			}
-			err = f
-		}
-	}()
+	defer recoverFatal(&err)
 	return l.db.Apply(b, pebble.Sync)
 }
 

@@ -1,0 +1,121 @@
+package eventlog_test
+
+import (
+	"context"
+	"encoding/binary"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// benchWriters is how many goroutines append at once in the concurrent
+// benchmarks: a busy server with many kernels and clients.
+const benchWriters = 64
+
+// benchDraft is the small event each benchmark op appends.
+func benchDraft() events.Draft {
+	return events.Draft{Stream: events.ExecutionStream("01jx0000000000000000000042"), Kernel: "01jk0000000000000000000007",
+		Payload: events.ExecutionStarted{ExecutionID: "01jx0000000000000000000042", KernelID: "01jk0000000000000000000007", MsgID: "01jm0000000000000000000099"}}
+}
+
+// latencies collects per-op durations from parallel goroutines.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B, elapsed time.Duration) {
+	b.Helper()
+	slices.Sort(l.all)
+	q := func(p float64) float64 {
+		if len(l.all) == 0 {
+			return 0
+		}
+		return float64(l.all[int(p*float64(len(l.all)-1))].Microseconds())
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// runWriters runs op from benchWriters goroutines, b.N times in all, and
+// reports throughput and latency quantiles.
+func runWriters(b *testing.B, op func() error) {
+	b.Helper()
+	b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	var lat latencies
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		lat.add(mine)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.report(b, elapsed)
+}
+
+// BenchmarkAppend64Writers: 64 goroutines each append one small event per
+// op through the log (JSON encoding, group commit, fsync, index keys).
+// Compare with BenchmarkRawPebbleApplySync64Writers.
+func BenchmarkAppend64Writers(b *testing.B) {
+	l := testkit.OpenLog(b, testkit.TempDataDir(b))
+	d := benchDraft()
+	ctx := context.Background()
+	runWriters(b, func() error {
+		_, err := l.Append(ctx, d)
+		return err
+	})
+	b.ReportMetric(float64(l.Stats().Appends)/float64(max(l.Stats().Commits, 1)), "appends/sync")
+}
+
+// BenchmarkRawPebbleApplySync64Writers is the baseline: the same 64
+// goroutines each apply, with pebble.Sync, a batch of the same three keys and
+// value sizes an append of benchDraft writes (record, stream index, kernel
+// index), relying on Pebble's own commit pipeline to share syncs.
+func BenchmarkRawPebbleApplySync64Writers(b *testing.B) {
+	db, err := pebble.Open(testkit.TempDataDir(b), &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	d := benchDraft()
+	raw, _ := events.Encode(events.Event{Seq: 1 << 20, Time: time.Now(), Stream: d.Stream, Kernel: d.Kernel,
+		Node: "test-node", Type: d.Payload.EventType(), Version: 1, Payload: d.Payload})
+	var seq atomic.Uint64
+	runWriters(b, func() error {
+		s := seq.Add(1)
+		batch := db.NewBatch()
+		defer batch.Close()
+		_ = batch.Set(binary.BigEndian.AppendUint64([]byte{'e'}, s), raw, nil)
+		_ = batch.Set(binary.BigEndian.AppendUint64(append(append([]byte{'s'}, d.Stream...), 0), s), nil, nil)
+		_ = batch.Set(binary.BigEndian.AppendUint64(append(append([]byte{'k'}, d.Kernel...), 0), s), nil, nil)
+		return db.Apply(batch, pebble.Sync)
+	})
+}
+
+var _ = eventlog.ErrClosed
