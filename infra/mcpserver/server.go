@@ -95,7 +95,7 @@ type Server struct {
 	mcp     *server.MCPServer
 	render  renderConfig
 
-	http    *server.StreamableHTTPServer
+	http *server.StreamableHTTPServer
 }
 
 // New builds the MCP server with every tool and the asset:// resource
