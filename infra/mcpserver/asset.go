@@ -1,0 +1,148 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// AssetScheme is the URI scheme of stored outputs: asset://<sha256>.
+const AssetScheme = "asset://"
+
+// assetStore keeps outputs too large or too rich for a tool reply as
+// content-addressed files: <dir>/<sha256> holds the bytes and
+// <dir>/<sha256>.mime their MIME type.
+//
+// NB: these files are not leased yet; the asset janitor that will own them
+// must collect by lease, never by file age.
+type assetStore struct {
+	dir string
+}
+
+// errNoAssetDir is returned when an output has to be stored but no AssetDir
+// was configured.
+var errNoAssetDir = errors.New("mcpserver: no asset directory configured")
+
+// AssetURI returns the URI of the asset with the given content hash.
+func AssetURI(sum string) string { return AssetScheme + sum }
+
+// validSum reports whether s is a sha256 in lowercase hex: the only names the
+// store hands out, so the only ones it will open (no path traversal).
+func validSum(s string) bool {
+	if len(s) != sha256.Size*2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// put stores data with its MIME type and returns its URI. Storing the same
+// bytes twice is a no-op.
+func (a assetStore) put(data []byte, mime string) (string, error) {
+	if a.dir == "" {
+		return "", errNoAssetDir
+	}
+	h := sha256.Sum256(data)
+	sum := hex.EncodeToString(h[:])
+	path := filepath.Join(a.dir, sum)
+	if _, err := os.Stat(path); err == nil {
+		return AssetURI(sum), nil
+	}
+	if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		return "", fmt.Errorf("create asset dir: %w", err)
+	}
+	// NB: the sidecar is written first, so a data file never exists
+	// without its MIME type.
+	if err := writeAtomic(path+".mime", []byte(mime)); err != nil {
+		return "", err
+	}
+	if err := writeAtomic(path, data); err != nil {
+		return "", err
+	}
+	return AssetURI(sum), nil
+}
+
+// get returns the stored bytes and MIME type of sum.
+func (a assetStore) get(sum string) ([]byte, string, error) {
+	if !validSum(sum) {
+		return nil, "", fmt.Errorf("asset %q: not a sha256 (64 lowercase hex characters)", sum)
+	}
+	if a.dir == "" {
+		return nil, "", errNoAssetDir
+	}
+	path := filepath.Join(a.dir, sum)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read asset %s: %w", sum, err)
+	}
+	mime := "application/octet-stream"
+	if m, err := os.ReadFile(path + ".mime"); err == nil && len(m) > 0 {
+		mime = strings.TrimSpace(string(m))
+	}
+	return data, mime, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create asset file: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write asset %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// isTextMIME reports whether an asset of this type is served as text.
+func isTextMIME(mime string) bool {
+	return strings.HasPrefix(mime, "text/") || strings.HasSuffix(mime, "+json") ||
+		strings.HasSuffix(mime, "+xml") || mime == "application/json" || mime == "application/javascript"
+}
+
+// resourceTemplate is asset://{sha256}, served from the store.
+func (a assetStore) resourceTemplate() server.ServerResourceTemplate {
+	tmpl := mcp.NewResourceTemplate(AssetScheme+"{sha256}", "asset",
+		mcp.WithTemplateDescription("An output stored by mcp-jupyter: the full text of a truncated output, "+
+			"an HTML/SVG/Plotly display or a large image. The URIs appear in execute and get_execution replies."))
+	return server.ServerResourceTemplate{Template: tmpl, Handler: a.read}
+}
+
+func (a assetStore) read(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	sum := strings.TrimPrefix(req.Params.URI, AssetScheme)
+	data, mime, err := a.get(sum)
+	if err != nil {
+		return nil, fmt.Errorf("%w; use a URI from an execute or get_execution reply", err)
+	}
+	if isTextMIME(mime) && utf8.Valid(data) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: mime, Text: string(data)}}, nil
+	}
+	return []mcp.ResourceContents{mcp.BlobResourceContents{URI: req.Params.URI, MIMEType: mime,
+		Blob: base64.StdEncoding.EncodeToString(data)}}, nil
+}

@@ -1,0 +1,175 @@
+package mcpserver
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// TokenFile is the name of the bearer token file in the data directory.
+const TokenFile = "mcp-token"
+
+// Guard protects the HTTP transport. In order, a request must:
+//
+//  1. carry a Host that is localhost, 127.0.0.1 or [::1] (any port) or one
+//     of AllowedHosts — else 403 (DNS rebinding: a web page whose name
+//     resolves to 127.0.0.1 must not reach the server);
+//  2. carry no Origin, or an Origin whose host passes the same test — else
+//     403 (a browser page on another site must not drive the kernels);
+//  3. carry "Authorization: Bearer <Token>" — else 401 with
+//     WWW-Authenticate: Bearer. An empty Token refuses every request.
+type Guard struct {
+	Token        string
+	AllowedHosts []string
+	Logger       *slog.Logger
+}
+
+// Wrap returns next behind the guard.
+func (g Guard) Wrap(next http.Handler) http.Handler {
+	log := g.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	want := []byte(g.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host, g.AllowedHosts) {
+			log.Warn("mcp http: refused host", "host", r.Host, "remote", r.RemoteAddr)
+			http.Error(w, fmt.Sprintf("Forbidden: Host %q is not allowed. Connect through localhost, "+
+				"or add the host to the server's allowed hosts.", r.Host), http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, g.AllowedHosts) {
+			log.Warn("mcp http: refused origin", "origin", origin, "remote", r.RemoteAddr)
+			http.Error(w, fmt.Sprintf("Forbidden: Origin %q is not allowed. Browser pages from other sites "+
+				"may not call this server; add the host to the server's allowed hosts if it is yours.", origin),
+				http.StatusForbidden)
+			return
+		}
+		got, ok := bearer(r.Header.Get("Authorization"))
+		// NB: constant-time compare; an empty configured token never matches.
+		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
+			msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
+				"<data dir>/" + TokenFile + "."
+			if ok {
+				msg = "Unauthorized: the bearer token is wrong. Use the token from <data dir>/" + TokenFile + "."
+			}
+			http.Error(w, msg, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearer(h string) (string, bool) {
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// hostAllowed reports whether hostport (a Host header or an Origin's host)
+// names the loopback interface or an allowed host.
+func hostAllowed(hostport string, allowed []string) bool {
+	hostport = strings.ToLower(strings.TrimSpace(hostport))
+	if hostport == "" {
+		return false
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	for _, a := range allowed {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" {
+			continue
+		}
+		if a == hostport || strings.Trim(a, "[]") == host {
+			return true
+		}
+	}
+	return false
+}
+
+func originAllowed(origin string, allowed []string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false // includes "null" (sandboxed frames, file://)
+	}
+	return hostAllowed(u.Host, allowed)
+}
+
+// LoadOrCreateToken returns the bearer token kept in <dataDir>/mcp-token,
+// generating it (32 random bytes, hex) on first start. The file is mode
+// 0600; a readable-by-others file is tightened. created reports a new token
+// (the caller tells the user where to find it).
+func LoadOrCreateToken(dataDir string) (token string, created bool, err error) {
+	path := filepath.Join(dataDir, TokenFile)
+	if tok, err := readToken(path); err == nil {
+		return tok, false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("create data dir: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, fmt.Errorf("generate mcp token: %w", err)
+	}
+	tok := hex.EncodeToString(b[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process created it first: use theirs.
+		tok, err := readToken(path)
+		return tok, false, err
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("create %s: %w", path, err)
+	}
+	_, err = f.WriteString(tok + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return "", false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return tok, true, nil
+}
+
+func readToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read mcp token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("read mcp token: %s is empty; delete it to generate a new token", path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return "", fmt.Errorf("restrict %s to 0600: %w", path, err)
+		}
+	}
+	return tok, nil
+}

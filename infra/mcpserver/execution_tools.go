@@ -1,0 +1,293 @@
+package mcpserver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// submitTimeout bounds Submit, which runs detached from the caller's
+// context so that a client going away cannot leave a half-queued execution.
+const submitTimeout = 60 * time.Second
+
+var statuses = []string{
+	string(queue.StatusQueued), string(queue.StatusRunning), string(queue.StatusInputRequired),
+	string(queue.StatusOK), string(queue.StatusError), string(queue.StatusAborted),
+	string(queue.StatusInterrupted), string(queue.StatusCancelled), string(queue.StatusLost),
+}
+
+const executionIDHelp = "the execution_id returned by execute"
+
+func (s *Server) addExecutionTools() {
+	maxT, defT, maxW := int(s.opts.MaxTimeout.Seconds()), int(s.opts.DefaultTimeout.Seconds()), int(s.opts.MaxWait.Seconds())
+
+	s.mcp.AddTool(mcp.NewTool("execute",
+		mcp.WithDescription(fmt.Sprintf("Run code in a kernel and return its outputs. Variables persist "+
+			"between calls on the same kernel. Executions on one kernel run one at a time, in order. "+
+			"If the code is not finished within timeout_s, the reply has status \"running\", the "+
+			"execution_id and the output so far: the code KEEPS RUNNING; call get_execution with the "+
+			"execution_id to follow it (do not execute the code again). Long texts are cut to head "+
+			"and tail with a link (asset://...) to the full text; read it as a resource. Code is limited "+
+			"to %d bytes.", s.opts.MaxCodeBytes)),
+		mcp.WithString("kernel", mcp.Required(), mcp.Description(kernelArgHelp)),
+		mcp.WithString("code", mcp.Required(), mcp.Description("The code to run.")),
+		mcp.WithNumber("timeout_s", mcp.DefaultNumber(defT), mcp.Min(0), mcp.Max(maxT),
+			mcp.Description(fmt.Sprintf("Seconds to wait for the result before replying with status running "+
+				"(more than 0, at most %d). It never stops the execution.", maxT))),
+		mcp.WithString("execution_id", mcp.Description("Optional id you choose, to make the call "+
+			"idempotent: repeating execute with the same id returns that execution instead of running "+
+			"the code twice.")),
+		mcp.WithBoolean("allow_stdin", mcp.DefaultBool(false), mcp.Description("Let the code call "+
+			"input(); the execution then pauses with status input_required until send_input. "+
+			"Without it input() raises at once.")),
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(false),
+		mcp.WithOpenWorldHintAnnotation(true),
+	), s.execute)
+
+	s.mcp.AddTool(mcp.NewTool("get_execution",
+		mcp.WithDescription("Get an execution's status and outputs (after the cursor `since`), waiting up "+
+			"to wait_s seconds for it to finish. Use it to follow an execute that replied \"running\"."),
+		mcp.WithString("execution_id", mcp.Required(), mcp.Description(executionIDHelp)),
+		mcp.WithNumber("wait_s", mcp.DefaultNumber(0), mcp.Min(0), mcp.Max(maxW),
+			mcp.Description(fmt.Sprintf("Seconds to wait for completion (0 to %d); replies as soon as it finishes.", maxW))),
+		mcp.WithInteger("since", mcp.DefaultNumber(0), mcp.Min(0),
+			mcp.Description("Only outputs after this cursor (the `cursor` of an earlier reply); 0 for all.")),
+		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithOpenWorldHintAnnotation(false),
+	), s.getExecution)
+
+	s.mcp.AddTool(mcp.NewTool("list_executions",
+		mcp.WithDescription("List executions, oldest first, optionally of one kernel and with one status."),
+		mcp.WithString("kernel", mcp.Description("Optional: "+kernelArgHelp+".")),
+		mcp.WithString("status", mcp.Enum(statuses...), mcp.Description("Optional status filter.")),
+		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithOpenWorldHintAnnotation(false),
+	), s.listExecutions)
+
+	s.mcp.AddTool(mcp.NewTool("cancel_execution",
+		mcp.WithDescription("Withdraw a queued execution before it starts. A running execution cannot "+
+			"be cancelled: use interrupt_kernel."),
+		mcp.WithString("execution_id", mcp.Required(), mcp.Description(executionIDHelp)),
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
+	), s.cancelExecution)
+
+	s.mcp.AddTool(mcp.NewTool("send_input",
+		mcp.WithDescription("Answer an execution waiting in input() (status input_required; only "+
+			"with allow_stdin). The value is sent as the typed line, without a newline."),
+		mcp.WithString("execution_id", mcp.Required(), mcp.Description(executionIDHelp)),
+		mcp.WithString("value", mcp.Required(), mcp.Description("The text to answer the prompt with (may be empty).")),
+		mcp.WithNumber("wait_s", mcp.DefaultNumber(0), mcp.Min(0), mcp.Max(maxW),
+			mcp.Description(fmt.Sprintf("Seconds to wait afterwards for the execution to finish (0 to %d).", maxW))),
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(false),
+		mcp.WithOpenWorldHintAnnotation(false),
+	), s.sendInput)
+}
+
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	ref := a.str("kernel", true, kernelArgHelp)
+	code := a.str("code", true, "the code to run, as a string")
+	timeout := a.num("timeout_s", s.opts.DefaultTimeout.Seconds())
+	execID := a.str("execution_id", false, "an id of your choosing")
+	stdin := a.boolean("allow_stdin", false)
+	if a.err != nil {
+		return failed("execute", a.err), nil
+	}
+	if len(code) > s.opts.MaxCodeBytes {
+		return mcp.NewToolResultError(fmt.Sprintf("execute: the code is %d bytes, more than the limit of %d bytes. "+
+			"Split it into several execute calls (definitions first, then the code that uses them), "+
+			"or write it to a file in smaller pieces and run that file.", len(code), s.opts.MaxCodeBytes)), nil
+	}
+	if timeout <= 0 || seconds(timeout) > s.opts.MaxTimeout {
+		return mcp.NewToolResultError(fmt.Sprintf("execute: timeout_s must be more than 0 and at most %d seconds, got %v. "+
+			"It only bounds how long this call waits: the execution keeps running afterwards and "+
+			"get_execution follows it.", int(s.opts.MaxTimeout.Seconds()), timeout)), nil
+	}
+	kernelID, err := s.backend.ResolveKernel(ctx, ref)
+	if err != nil {
+		return failed("execute on "+ref, err), nil
+	}
+	sr := SubmitRequest{KernelID: kernelID, Code: code, ExecutionID: execID, AllowStdin: stdin}
+	if ref != kernelID {
+		sr.Notebook = ref
+	}
+	// NB: detached from ctx: once Submit starts, the execution is the
+	// core's, whatever happens to this call.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitTimeout)
+	x, err := s.backend.Submit(sctx, sr)
+	cancel()
+	if err != nil {
+		return failed("execute on kernel "+kernelID, err), nil
+	}
+	f, err := s.follow(ctx, x.ID, 0, seconds(timeout), s.progressFor(ctx, req))
+	if err != nil {
+		if ctx.Err() != nil {
+			// The client is gone; the execution runs on regardless.
+			return nil, ctx.Err()
+		}
+		return failed(fmt.Sprintf("read execution %s (it was queued and runs on; call get_execution)", x.ID), err), nil
+	}
+	return s.executionReply(f, 0), nil
+}
+
+func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	id := a.str("execution_id", true, executionIDHelp)
+	wait := a.num("wait_s", 0)
+	since := a.uint("since", 0)
+	if a.err != nil {
+		return failed("get execution", a.err), nil
+	}
+	if res := s.checkWait(wait); res != nil {
+		return res, nil
+	}
+	f, err := s.follow(ctx, id, since, seconds(wait), nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return failed("get execution "+id, err), nil
+	}
+	return s.executionReply(f, since), nil
+}
+
+func (s *Server) checkWait(wait float64) *mcp.CallToolResult {
+	if wait < 0 || seconds(wait) > s.opts.MaxWait {
+		return mcp.NewToolResultError(fmt.Sprintf("wait_s must be between 0 and %d seconds, got %v; "+
+			"call again to wait longer.", int(s.opts.MaxWait.Seconds()), wait))
+	}
+	return nil
+}
+
+// executionSummary is one row of list_executions.
+type executionSummary struct {
+	ID             string       `json:"execution_id"`
+	KernelID       string       `json:"kernel_id"`
+	Status         queue.Status `json:"status"`
+	ExecutionCount int          `json:"execution_count,omitempty"`
+	Code           string       `json:"code"`
+	QueuedAt       time.Time    `json:"queued_at"`
+	FinishedAt     time.Time    `json:"finished_at,omitzero"`
+	Reason         string       `json:"reason,omitempty"`
+}
+
+func (s *Server) listExecutions(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	ref := a.str("kernel", false, kernelArgHelp)
+	status := a.str("status", false, "one of "+strings.Join(statuses, ", "))
+	if a.err != nil {
+		return failed("list executions", a.err), nil
+	}
+	if status != "" && !containsString(statuses, status) {
+		return mcp.NewToolResultError(fmt.Sprintf("list executions: unknown status %q; use one of %s, or leave it out.",
+			status, strings.Join(statuses, ", "))), nil
+	}
+	kernelID := ""
+	if ref != "" {
+		var err error
+		if kernelID, err = s.backend.ResolveKernel(ctx, ref); err != nil {
+			return failed("list executions of "+ref, err), nil
+		}
+	}
+	xs, err := s.backend.Executions(ctx, kernelID, queue.Status(status))
+	if err != nil {
+		return failed("list executions", err), nil
+	}
+	rows := make([]executionSummary, 0, len(xs))
+	for _, x := range xs {
+		code, _ := Truncate(x.Code, 200, "")
+		rows = append(rows, executionSummary{ID: x.ID, KernelID: x.KernelID, Status: x.Status,
+			ExecutionCount: x.ExecutionCount, Code: code, QueuedAt: x.QueuedAt, FinishedAt: x.FinishedAt, Reason: x.Reason})
+	}
+	return structured(map[string]any{"executions": rows}), nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) cancelExecution(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	id := a.str("execution_id", true, executionIDHelp)
+	if a.err != nil {
+		return failed("cancel execution", a.err), nil
+	}
+	v, err := s.backend.Execution(ctx, id, 0)
+	if err != nil {
+		return failed("cancel execution "+id, err), nil
+	}
+	switch st := v.Execution.Status; {
+	case st == queue.StatusRunning || st == queue.StatusInputRequired:
+		return mcp.NewToolResultError(fmt.Sprintf("cancel execution %s: it is already %s; only queued executions "+
+			"can be cancelled. Use interrupt_kernel on kernel %s to stop it.", id, st, v.Execution.KernelID)), nil
+	case st.Done():
+		return mcp.NewToolResultError(fmt.Sprintf("cancel execution %s: it already finished with status %s; "+
+			"there is nothing to cancel.", id, st)), nil
+	}
+	if err := s.backend.CancelExecution(ctx, id); err != nil {
+		return failed("cancel execution "+id, err), nil
+	}
+	return structured(map[string]any{"execution_id": id, "status": queue.StatusCancelled,
+		"result": "execution " + id + " was withdrawn from the queue; it will not run"}), nil
+}
+
+func (s *Server) sendInput(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	id := a.str("execution_id", true, executionIDHelp)
+	if _, ok := a.m["value"]; !ok && a.err == nil {
+		a.fail("missing required argument %q: the text to answer the prompt with (may be empty)", "value")
+	}
+	value := a.str("value", false, "the text to answer the prompt with")
+	wait := a.num("wait_s", 0)
+	if a.err != nil {
+		return failed("send input", a.err), nil
+	}
+	if res := s.checkWait(wait); res != nil {
+		return res, nil
+	}
+	v, err := s.backend.Execution(ctx, id, 0)
+	if err != nil {
+		return failed("send input to "+id, err), nil
+	}
+	if v.Execution.Status != queue.StatusInputRequired {
+		return mcp.NewToolResultError(fmt.Sprintf("send input to %s: it is not waiting for input (status %s). "+
+			"Only executions with status input_required (started with allow_stdin) take input.", id, v.Execution.Status)), nil
+	}
+	prompt := v.Execution.Prompt
+	if err := s.backend.SendInput(ctx, id, value); err != nil {
+		return failed("send input to "+id, err), nil
+	}
+	f, err := s.follow(ctx, id, v.Cursor, seconds(wait), nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return failed("read execution "+id+" after sending input", err), nil
+	}
+	res := s.executionReply(f, v.Cursor)
+	res.Content = append([]mcp.Content{mcp.NewTextContent(fmt.Sprintf("Answered prompt %q.", prompt))}, res.Content...)
+	return res, nil
+}

@@ -1,0 +1,154 @@
+package mcpserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultOutputBudget   = 3000
+	DefaultImageBudget    = 1 << 20
+	DefaultTimeout        = 25 * time.Second
+	DefaultMaxTimeout     = 600 * time.Second
+	DefaultMaxWait        = 55 * time.Second
+	DefaultMaxCodeBytes   = 1 << 20
+	defaultServerVersion  = "dev"
+	defaultServerInstruct = "Run code in Jupyter kernels. Start with list_kernels (or start_kernel), then execute. " +
+		"An execute that outlives its timeout keeps running: call get_execution with its execution_id to follow it. " +
+		"Kernel state survives between calls, and executions survive a server restart."
+)
+
+// Options configure a Server. Zero fields take the defaults above.
+type Options struct {
+	// Version is reported to clients as the server version.
+	Version string
+	// OutputBudget is how many characters of one text output go into a
+	// reply; the rest is stored in AssetDir and linked.
+	OutputBudget int
+	// ImageBudget is the largest PNG/JPEG in bytes sent inline; larger
+	// images are stored in AssetDir and linked.
+	ImageBudget int
+	// AssetDir is where full texts, HTML, SVG, Plotly figures and large
+	// images are written as content-addressed files. Empty: they are cut
+	// or left out, and the reply says so.
+	AssetDir string
+	// Logger receives the edge's diagnostics; nil discards them.
+	Logger *slog.Logger
+	// DefaultTimeout is execute's timeout_s when the agent gives none.
+	DefaultTimeout time.Duration
+	// MaxTimeout is the largest timeout_s execute accepts.
+	MaxTimeout time.Duration
+	// MaxWait is the largest wait_s get_execution accepts.
+	MaxWait time.Duration
+	// MaxCodeBytes is the largest code execute accepts.
+	MaxCodeBytes int
+	// Token is the bearer token HTTPHandler requires. Empty: every HTTP
+	// request is refused (fail closed); see LoadOrCreateToken.
+	Token string
+	// AllowedHosts are accepted as Host and Origin in addition to
+	// localhost, 127.0.0.1 and [::1] (any port). An entry without a port
+	// matches any port.
+	AllowedHosts []string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Version == "" {
+		o.Version = defaultServerVersion
+	}
+	if o.OutputBudget <= 0 {
+		o.OutputBudget = DefaultOutputBudget
+	}
+	if o.ImageBudget <= 0 {
+		o.ImageBudget = DefaultImageBudget
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = DefaultTimeout
+	}
+	if o.MaxTimeout <= 0 {
+		o.MaxTimeout = DefaultMaxTimeout
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = DefaultMaxWait
+	}
+	if o.MaxCodeBytes <= 0 {
+		o.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	return o
+}
+
+// Server is the MCP edge: the tools and the asset resources over a Backend.
+// It holds no execution state of its own: every handle an agent keeps
+// (kernel_id, execution_id) is the core's durable id.
+type Server struct {
+	backend Backend
+	opts    Options
+	log     *slog.Logger
+	mcp     *server.MCPServer
+	render  renderConfig
+
+	http *server.StreamableHTTPServer
+}
+
+// New builds the MCP server with every tool and the asset:// resource
+// template registered.
+func New(backend Backend, opts Options) *Server {
+	opts = opts.withDefaults()
+	s := &Server{
+		backend: backend,
+		opts:    opts,
+		log:     opts.Logger,
+		render: renderConfig{TextBudget: opts.OutputBudget, ImageBudget: opts.ImageBudget,
+			Assets: assetStore{dir: opts.AssetDir}},
+	}
+	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version,
+		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(false, false),
+		server.WithRecovery(),
+		server.WithResourceRecovery(),
+		server.WithInstructions(defaultServerInstruct),
+	)
+	s.addKernelTools()
+	s.addExecutionTools()
+	s.mcp.AddResourceTemplates(s.render.Assets.resourceTemplate())
+	s.http = server.NewStreamableHTTPServer(s.mcp,
+		server.WithEndpointPath("/mcp"),
+		// NB: Guard checks Host on every request, loopback or not, against
+		// our allow-list; mcp-go's own check would refuse configured hosts.
+		server.WithDisableLocalhostProtection(true),
+		server.WithStreamableHTTPLogger(s.log),
+	)
+	return s
+}
+
+// MCP returns the underlying mcp-go server (for in-process clients and
+// other transports).
+func (s *Server) MCP() *server.MCPServer { return s.mcp }
+
+// ServeStdio serves one client over in and out until ctx is cancelled or in
+// ends. NB: out is the protocol channel; nothing else may write to it.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	stdio := server.NewStdioServer(s.mcp)
+	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
+	return stdio.Listen(ctx, in, out)
+}
+
+// HTTPHandler returns the Streamable HTTP transport, guarded by the bearer
+// token and the Host/Origin checks (see Guard). The caller mounts it at /mcp.
+func (s *Server) HTTPHandler() http.Handler {
+	return Guard{Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(s.http)
+}
+
+// Close ends the HTTP transport's open sessions. The caller shuts down its own
+// http.Server. Close is idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	return s.http.Shutdown(ctx)
+}

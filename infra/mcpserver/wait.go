@@ -1,0 +1,139 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// followed is what follow saw of an execution.
+type followed struct {
+	Execution queue.Execution
+	Outputs   []queue.Output // every output after the starting cursor
+	Cursor    uint64         // pass as since to get only newer outputs
+}
+
+// settled reports whether waiting longer cannot help: the execution finished,
+// or it waits for input only the agent can give.
+func settled(x queue.Execution) bool {
+	return x.Status.Done() || x.Status == queue.StatusInputRequired
+}
+
+// follow reads execution id from cursor since and, for up to wait, waits
+// for it to settle, woken by the backend's Changed channel (never by
+// polling). New outputs are reported to p as they arrive. It returns early
+// with ctx's error when the caller goes away; the execution is not touched.
+func (s *Server) follow(ctx context.Context, id string, since uint64, wait time.Duration, p *progress) (followed, error) {
+	f := followed{Cursor: since}
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		v, err := s.backend.Execution(ctx, id, f.Cursor)
+		if err != nil {
+			return f, err
+		}
+		f.Execution = v.Execution
+		f.Outputs = append(f.Outputs, v.Outputs...)
+		f.Cursor = max(f.Cursor, v.Cursor)
+		for _, o := range v.Outputs {
+			f.Cursor = max(f.Cursor, o.Seq)
+		}
+		p.send(ctx, v.Outputs)
+		if settled(v.Execution) || timeout == nil {
+			return f, nil
+		}
+		select {
+		case <-v.Changed:
+		case <-timeout:
+			return f, nil
+		case <-ctx.Done():
+			return f, ctx.Err()
+		}
+	}
+}
+
+// progress sends an execute call's new output as notifications/progress,
+// when the client asked for progress with a token.
+type progress struct {
+	srv    *server.MCPServer
+	token  mcp.ProgressToken
+	budget int
+	count  float64
+	s      *Server
+}
+
+func (s *Server) progressFor(ctx context.Context, req mcp.CallToolRequest) *progress {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	return &progress{srv: srv, token: req.Params.Meta.ProgressToken, budget: s.opts.OutputBudget, s: s}
+}
+
+// send reports outs. NB: a notification that cannot be delivered is logged
+// and dropped: progress is a courtesy, the reply still carries every output.
+func (p *progress) send(ctx context.Context, outs []queue.Output) {
+	if p == nil || len(outs) == 0 {
+		return
+	}
+	msg := progressText(outs)
+	p.count += float64(len(outs))
+	if msg == "" {
+		return
+	}
+	msg, _ = Truncate(msg, p.budget, "")
+	err := p.srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), map[string]any{
+		"progressToken": p.token,
+		"progress":      p.count,
+		"message":       msg,
+	})
+	if err != nil {
+		p.s.log.Debug("mcp: progress notification not sent", "err", err)
+	}
+}
+
+// progressText is new output as one line-oriented text: stream text as is,
+// errors as their first line, displays by their text/plain.
+func progressText(outs []queue.Output) string {
+	var b strings.Builder
+	for _, o := range outs {
+		switch o.MsgType {
+		case "stream":
+			var c struct {
+				Text string `json:"text"`
+			}
+			if json.Unmarshal(o.Content, &c) == nil {
+				b.WriteString(StripANSI(c.Text))
+			}
+		case "error":
+			var c struct {
+				Name  string `json:"ename"`
+				Value string `json:"evalue"`
+			}
+			if json.Unmarshal(o.Content, &c) == nil {
+				b.WriteString("Error: " + c.Name + ": " + StripANSI(c.Value) + "\n")
+			}
+		case "execute_result", "display_data":
+			var c struct {
+				Data map[string]json.RawMessage `json:"data"`
+			}
+			if json.Unmarshal(o.Content, &c) == nil && c.Data[mimeText] != nil {
+				b.WriteString(StripANSI(bundleString(c.Data[mimeText])) + "\n")
+			}
+		}
+	}
+	return b.String()
+}
