@@ -62,7 +62,7 @@ func StartStack(t testing.TB, dataDir string) *Stack {
 	s.open()
 	t.Cleanup(func() {
 		s.Close()
-		killKernels(t, dataDir)
+		KillKernels(t, dataDir)
 	})
 	return s
 }
@@ -151,8 +151,9 @@ func (s *Stack) Outputs(id string) []events.IOPubMessageReceived {
 	return out
 }
 
-// killKernels SIGKILLs every kernel process the log of dataDir records.
-func killKernels(t testing.TB, dataDir string) {
+
+// KillKernels SIGKILLs every kernel process recorded in dataDir's log.
+func KillKernels(t testing.TB, dataDir string) {
 	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{ReadOnly: true})
 	if err != nil {
 		return

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var errHelp = errors.New("help shown")
+
+// config is every setting of serve and stdio. Each flag has an environment
+// variable; the flag wins.
+type config struct {
+	DataDir        string
+	Addr           string
+	LogFormat      string
+	LogLevel       string
+	ShutdownGrace  time.Duration
+	MaxQueue       int
+	OutputBudget   int
+	ImageBudget    int
+	AllowedHosts   string
+	KernelsOutlive bool
+	NATSListen     string
+	NATSToken      string
+}
+
+type setting struct {
+	name, env, def, help string
+}
+
+var settings = []setting{
+	{"data-dir", "MCP_DATA_DIR", "./.mcp-jupyter", "where the event log, checkpoints, assets, kernel runtime files and the MCP token live"},
+	{"addr", "MCP_ADDR", "127.0.0.1:3000", "HTTP listen address for /mcp, /health, /livez and /readyz (serve only)"},
+	{"log-format", "MCP_LOG_FORMAT", "", "log format: text or json (default: text on a terminal, json otherwise)"},
+	{"log-level", "MCP_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+	{"shutdown-grace", "MCP_SHUTDOWN_GRACE", "25s", "how long a SIGTERM shutdown may take (under Kubernetes' 30 s)"},
+	{"max-queue", "MCP_MAX_QUEUE", "1000", "executions that may wait per kernel before submits get 'queue full'"},
+	{"output-budget", "MCP_OUTPUT_BUDGET", "3000", "characters of one text output put in a tool reply (the full text is kept as an asset)"},
+	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
+	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
+	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
+	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
+	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
+}
+
+func parseConfig(cmd string, args []string) (config, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		vals[s.name] = fs.String(s.name, def, s.help+" ($"+s.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mcp-jupyter %s [flags]\n\nFlags (each also read from the environment variable shown):\n", cmd)
+		for _, s := range settings {
+			def := s.def
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(fs.Output(), "  --%-16s %s\n  %-18s env %s, default %s\n", s.name, s.help, "", s.env, def)
+		}
+		fmt.Fprintf(fs.Output(), "\nOther environment:\n  JUPYTER_PATH, JUPYTER_DATA_DIR   where kernelspecs are found, as Jupyter does\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, errHelp
+		}
+		return config{}, err
+	}
+	var c config
+	var err error
+	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
+	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
+	c.AllowedHosts, c.NATSListen, c.NATSToken = get("allowed-hosts"), get("nats-listen"), get("nats-token")
+	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
+		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
+	}
+	ints := []struct {
+		name string
+		dst  *int
+	}{{"max-queue", &c.MaxQueue}, {"output-budget", &c.OutputBudget}, {"image-budget", &c.ImageBudget}}
+	for _, i := range ints {
+		if *i.dst, err = strconv.Atoi(get(i.name)); err != nil || *i.dst <= 0 {
+			return c, fmt.Errorf("--%s %q: give a positive whole number", i.name, get(i.name))
+		}
+	}
+	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
+		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
+	}
+	if c.DataDir == "" {
+		return c, errors.New("--data-dir is empty: give a directory")
+	}
+	return c, nil
+}
+
+func (c config) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: give debug, info, warn or error", c.LogLevel)
+	}
+	format := c.LogFormat
+	if format == "" {
+		format = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "text" // a terminal
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: give text or json", c.LogFormat)
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// core is what serve and stdio share: the log, the read models, the actors
+// and the MCP edge. open builds it in dependency order; close tears it down
+// in reverse (edges first, the log last).
+type core struct {
+	cfg    config
+	logger *slog.Logger
+
+	log      *eventlog.Log
+	queue    *queue.Model
+	sys      *system.System
+	launcher *jupyter.Launcher
+	mcp      *mcpserver.Server
+	token    string
+
+	ready     chan struct{} // closed once replay finished and actors recovered
+	followErr chan error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, error) {
+	c := &core{cfg: cfg, logger: logger, ready: make(chan struct{}), followErr: make(chan error, 1)}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
+	}
+	started := time.Now()
+	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	c.log = l
+	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("record server start: %w", err)
+	}
+	c.queue = queue.NewModel()
+	if err := l.Read(ctx, 0, l.Last(), c.queue.Apply); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("replay the event log: %w", err)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		err := l.Follow(fctx, c.queue.Seq(), c.queue.Apply)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, eventlog.ErrClosed) {
+			logger.Error("queue read model stopped", "component", "persistence", "err", err)
+			c.followErr <- err
+		}
+	}()
+	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
+		Logger: logger.With("component", "kernel")}
+	c.sys, err = system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Queue: c.queue, Logger: logger, MaxQueue: cfg.MaxQueue})
+	if err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
+	token, created, err := mcpserver.LoadOrCreateToken(cfg.DataDir)
+	if err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("load MCP token: %w", err)
+	}
+	c.token = token
+	if created {
+		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
+			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
+	}
+	var hosts []string
+	for _, h := range splitList(cfg.AllowedHosts) {
+		hosts = append(hosts, h)
+	}
+	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
+		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+	close(c.ready)
+	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
+	return c, nil
+}
+
+func (c *core) close(ctx context.Context) error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if c.mcp != nil {
+		keep(c.mcp.Close(ctx))
+	}
+	if c.sys != nil {
+		keep(c.sys.Close(ctx))
+	}
+	if c.cancel != nil {
+		c.cancel()
+		c.wg.Wait()
+	}
+	if c.log != nil {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.log.Append(actx, events.Draft{Stream: events.ServerStream(c.log.Node()), Payload: events.ServerStopped{Node: c.log.Node(), Reason: "shutdown"}})
+		cancel()
+		keep(err)
+		keep(c.log.Close())
+	}
+	return first
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range filepathSplit(s) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+func testConfig(t *testing.T, dataDir string) config {
+	t.Helper()
+	t.Setenv("JUPYTER_PATH", testkit.KernelSpecDir(t))
+	cfg, err := parseConfig("serve", []string{"--data-dir", dataDir, "--addr", "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func mcpClient(t *testing.T, c *client.Client) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	var init mcp.InitializeRequest
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	return c
+}
+
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any) (map[string]any, string) {
+	t.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = name, args
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var text []string
+	for _, ct := range res.Content {
+		if tc, ok := mcp.AsTextContent(ct); ok {
+			text = append(text, tc.Text)
+		}
+	}
+	joined := strings.Join(text, "\n")
+	if res.IsError {
+		return nil, "ERROR: " + joined
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	return sc, joined
+}
+
+var kernelIDPattern = regexp.MustCompile(`[0-9a-z]{26}`)
+
+func startKernelTool(t *testing.T, c *client.Client) string {
+	t.Helper()
+	sc, text := callTool(t, c, "start_kernel", map[string]any{"kernelspec": "python3", "label": "e2e"})
+	if strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("start_kernel: %s", text)
+	}
+	if id, ok := sc["kernel_id"].(string); ok {
+		return id
+	}
+	id := kernelIDPattern.FindString(text)
+	if id == "" {
+		t.Fatalf("no kernel id in %q", text)
+	}
+	return id
+}
+
+// TestMCPInProcessAgainstRealKernels drives the tools the way an agent does,
+// through mcp-go's client, against the real core and real kernels.
+func TestMCPInProcessAgainstRealKernels(t *testing.T) {
+	cfg := testConfig(t, testkit.TempDataDir(t))
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	inproc, err := client.NewInProcessClient(c.mcp.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := mcpClient(t, inproc)
+	defer cl.Close()
+
+	_, specs := callTool(t, cl, "list_kernelspecs", nil)
+	if !strings.Contains(specs, "python3") {
+		t.Fatalf("list_kernelspecs: %s", specs)
+	}
+	k := startKernelTool(t, cl)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('hi')\n6*7"})
+	if sc["status"] != "ok" || !strings.Contains(text, "hi") || !strings.Contains(text, "42") {
+		t.Fatalf("execute: %v\n%s", sc, text)
+	}
+	// An execute that outlives its timeout keeps running and is picked up.
+	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "import time\nprint('start', flush=True)\ntime.sleep(4)\nprint('end')", "timeout_s": 1})
+	if sc["status"] != "running" {
+		t.Fatalf("long execute should come back running: %v\n%s", sc, text)
+	}
+	id := sc["execution_id"].(string)
+	sc, text = callTool(t, cl, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
+	if sc["status"] != "ok" || !strings.Contains(text, "end") {
+		t.Fatalf("get_execution: %v\n%s", sc, text)
+	}
+	_, text = callTool(t, cl, "execute", map[string]any{"kernel": "no-such-kernel", "code": "1"})
+	if !strings.HasPrefix(text, "ERROR") || !strings.Contains(text, "list_kernels") {
+		t.Fatalf("unknown kernel: %s", text)
+	}
+	_, text = callTool(t, cl, "list_kernels", nil)
+	if !strings.Contains(text, k) {
+		t.Fatalf("list_kernels: %s", text)
+	}
+	_, text = callTool(t, cl, "shutdown_kernel", map[string]any{"kernel": k})
+	if strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("shutdown_kernel: %s", text)
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mcp-jupyter")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestStdioSubprocess runs the real binary as a desktop client would.
+func TestStdioSubprocess(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	specDir := testkit.KernelSpecDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+specDir)
+	stdio, err := client.NewStdioMCPClient(bin, env, "stdio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := mcpClient(t, stdio)
+	defer cl.Close()
+	k := startKernelTool(t, cl)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "1+1"})
+	if sc["status"] != "ok" || !strings.Contains(text, "2") {
+		t.Fatalf("execute over stdio: %v\n%s", sc, text)
+	}
+}
+
+// TestServeLifecycle: /health answers, a second server on the same data dir
+// is refused naming the pid, SIGTERM shuts down cleanly.
+func TestServeLifecycle(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", addr, "--log-format", "json")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+				t.Fatalf("/health: %d %s", resp.StatusCode, body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("server did not answer /health: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Post("http://"+addr+"/mcp", "application/json", strings.NewReader(`{}`))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/mcp without token must be 401: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	out, err := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by pid") {
+		t.Fatalf("second server on the same data dir: %v\n%s", err, out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		mu.Lock()
+		t.Fatalf("server exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+}

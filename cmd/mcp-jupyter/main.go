@@ -1,0 +1,85 @@
+// Command mcp-jupyter runs the mcp-jupyter server: durable Jupyter kernels
+// for AI agents over MCP.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `mcp-jupyter: durable Jupyter kernels for AI agents, over MCP.
+
+Usage:
+  mcp-jupyter serve [flags]    run the server: MCP over Streamable HTTP at /mcp, probes, events
+  mcp-jupyter stdio [flags]    serve one MCP client over stdin/stdout (desktop clients)
+  mcp-jupyter version          print the version
+  mcp-jupyter help             this text
+
+Run "mcp-jupyter serve --help" for the flags and environment variables.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:])
+	case "stdio":
+		err = runStdio(ctx, args[1:])
+	case "version", "--version":
+		fmt.Println("mcp-jupyter", version)
+	case "help", "--help", "-h":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "mcp-jupyter: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "mcp-jupyter: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits at once (the log's group commit keeps what was acknowledged).
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "mcp-jupyter: second %v, exiting now\n", s)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(done); cancel() }
+}
