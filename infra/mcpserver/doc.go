@@ -47,7 +47,10 @@
 // ImageBudget bytes are inline images. Full texts, large images, SVG, HTML
 // and Plotly figures are written to AssetDir as <sha256> with a <sha256>.mime
 // sidecar and linked as asset://<sha256>, a resource template served from
-// AssetDir (only 64-lowercase-hex names are opened).
+// AssetDir (only 64-lowercase-hex names are opened). A whole reply holds at
+// most 4 texts' worth of characters and 2 images' worth of inline bytes;
+// beyond that further images are linked and further outputs are left out
+// with a note giving the `since` cursor to read them with get_execution.
 //
 // # HTTP security (Guard)
 //

@@ -231,3 +231,42 @@ func TestAssetStore(t *testing.T) {
 		t.Errorf("get = %q %q %v", data, mime, err)
 	}
 }
+
+func TestRenderReplyLimit(t *testing.T) {
+	cfg := renderConfig{TextBudget: 100, ImageBudget: 1000, Assets: assetStore{dir: t.TempDir()}}
+	var outs []queue.Output
+	for i := 1; i <= 1000; i++ { // alternating names: nothing merges
+		name := "stdout"
+		if i%2 == 0 {
+			name = "stderr"
+		}
+		outs = append(outs, stream(uint64(i), name, strings.Repeat("x", 50)))
+	}
+	got := texts(renderOutputs(outs, cfg))
+	total := 0
+	for _, s := range got {
+		total += len(s)
+	}
+	if total > 4*100+200 {
+		t.Errorf("1000 small outputs gave %d bytes of text", total)
+	}
+	if last := got[len(got)-1]; !strings.Contains(last, "more outputs not shown") || !strings.Contains(last, "since=") {
+		t.Errorf("last content: %q", last)
+	}
+
+	// Three images within the per-image budget: the third is linked.
+	img := out(1, "display_data", map[string]any{"data": map[string]any{"image/png": pngOf(800)}})
+	cs := renderOutputs([]queue.Output{img, img, img}, cfg)
+	inline, linked := 0, 0
+	for _, c := range cs {
+		switch c.(type) {
+		case mcp.ImageContent:
+			inline++
+		case mcp.ResourceLink:
+			linked++
+		}
+	}
+	if inline != 2 || linked != 1 {
+		t.Errorf("inline %d, linked %d", inline, linked)
+	}
+}
