@@ -1,3 +1,80 @@
 // Package mcpserver is the MCP edge of mcp-jupyter (mcp-go): the tools agents
-// call, over stdio and Streamable HTTP, in front of a Backend.
+// call, over stdio and Streamable HTTP, in front of a Backend (the kernel and
+// scheduler actors and the read models, wired in cmd/mcp-jupyter).
+//
+// The edge keeps no execution state. Every handle an agent holds is a
+// durable id of the core — kernel_id, execution_id, and the output cursor —
+// so a reply never depends on the MCP session, and an agent that reconnects
+// (or talks to a restarted server) carries on where it left off.
+//
+// # Tools
+//
+// Kernels:
+//   - list_kernelspecs (read-only): installed kernelspecs.
+//   - start_kernel {kernelspec="python3", notebook?, label?}: starts and
+//     returns the kernel once ready.
+//   - list_kernels {label?} (read-only): state, busy/idle, queue depth,
+//     running execution, bound notebook.
+//   - interrupt_kernel {kernel}: KeyboardInterrupt; variables kept.
+//   - restart_kernel {kernel} (destructive): variables are lost.
+//   - shutdown_kernel {kernel} (destructive).
+//
+// Executions (`kernel` is a kernel_id or a bound notebook path):
+//   - execute {kernel, code, timeout_s=25, execution_id?, allow_stdin=false}:
+//     Submit, then wait up to timeout_s, woken by ExecutionView.Changed. A
+//     finished execution comes back with status, execution_count and
+//     outputs; otherwise status running/queued/input_required, the output so
+//     far, the cursor and what to call next. A timeout or a client going
+//     away never cancels the execution. With a progressToken, new output is
+//     sent as notifications/progress while waiting.
+//   - get_execution {execution_id, wait_s=0 (≤ MaxWait), since=0}: status
+//     and the outputs after the cursor, waiting up to wait_s.
+//   - list_executions {kernel?, status?} (read-only).
+//   - cancel_execution {execution_id}: queued executions only.
+//   - send_input {execution_id, value, wait_s=0}: answers input().
+//
+// Bad arguments and Backend errors come back as isError results that name
+// the argument or the id and say what to do; only protocol faults are Go
+// errors. The server keeps serving after either.
+//
+// # Outputs
+//
+// render.go folds IOPub messages as a notebook does (consecutive stream
+// chunks of one name merged, clear_output honoured, wait=true clearing at
+// the next output) and shows them within budgets: each text keeps its head
+// and tail within Options.OutputBudget characters around a marker linking
+// the full text; tracebacks lose their ANSI colours; PNG/JPEG up to
+// ImageBudget bytes are inline images. Full texts, large images, SVG, HTML
+// and Plotly figures are written to AssetDir as <sha256> with a <sha256>.mime
+// sidecar and linked as asset://<sha256>, a resource template served from
+// AssetDir (only 64-lowercase-hex names are opened). A whole reply holds at
+// most 4 texts' worth of characters and 2 images' worth of inline bytes;
+// beyond that further images are linked and further outputs are left out
+// with a note giving the `since` cursor to read them with get_execution.
+//
+// # HTTP security (Guard)
+//
+//  1. Host must be localhost, 127.0.0.1 or [::1] (any port) or one of
+//     Options.AllowedHosts, else 403: defeats DNS rebinding.
+//  2. An Origin header, if present, must name such a host, else 403.
+//  3. "Authorization: Bearer <token>" must match Options.Token (constant
+//     time), else 401 with WWW-Authenticate: Bearer. An empty token refuses
+//     everything. LoadOrCreateToken keeps the token in <data dir>/mcp-token
+//     (0600), generating 32 random bytes on first start.
+//
+// # MCP Tasks
+//
+// mcp-go v1.2.1 implements MCP Tasks, but its task table is an in-memory map
+// whose ids die with the process. execute is deliberately not a task tool:
+// the durable handle is our execution_id, and get_execution is the task
+// poll. Mapping tasks/get and tasks/result onto execution ids needs a task
+// store hook mcp-go does not offer yet.
+//
+// # Usage
+//
+//  1. s := mcpserver.New(backend, mcpserver.Options{AssetDir: dir, Token: tok, Logger: log})
+//  2. stdio: s.ServeStdio(ctx, os.Stdin, os.Stdout) — nothing else may
+//     write to stdout.
+//  3. HTTP: mux.Handle("/mcp", s.HTTPHandler()); on shutdown, stop the
+//     http.Server, then s.Close(ctx).
 package mcpserver

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -35,6 +36,7 @@ type renderConfig struct {
 // shown is one output as the agent sees it, after consecutive streams of the
 // same name are merged and clear_output is applied.
 type shown struct {
+	seq     uint64 // of the output's first message
 	msgType string
 	name    string           // stream name
 	text    *strings.Builder // stream text
@@ -69,7 +71,7 @@ func foldOutputs(outs []queue.Output) []shown {
 			list, pendingClear = nil, false
 		}
 		if o.MsgType != "stream" {
-			list = append(list, shown{msgType: o.MsgType, content: o.Content})
+			list = append(list, shown{seq: o.Seq, msgType: o.MsgType, content: o.Content})
 			continue
 		}
 		var s struct {
@@ -77,7 +79,7 @@ func foldOutputs(outs []queue.Output) []shown {
 			Text string `json:"text"`
 		}
 		if err := json.Unmarshal(o.Content, &s); err != nil {
-			list = append(list, shown{msgType: "unreadable", content: o.Content})
+			list = append(list, shown{seq: o.Seq, msgType: "unreadable", content: o.Content})
 			continue
 		}
 		if n := len(list); n > 0 && list[n-1].msgType == "stream" && list[n-1].name == s.Name {
@@ -86,34 +88,66 @@ func foldOutputs(outs []queue.Output) []shown {
 		}
 		b := &strings.Builder{}
 		b.WriteString(s.Text)
-		list = append(list, shown{msgType: "stream", name: s.Name, text: b})
+		list = append(list, shown{seq: o.Seq, msgType: "stream", name: s.Name, text: b})
 	}
 	return list
 }
+
+// Whole-reply limits, in multiples of the per-output budgets: many small
+// outputs must not add up to a reply no agent can read.
+const (
+	replyTextBudgets  = 4
+	replyImageBudgets = 2
+)
 
 // renderOutputs turns an execution's IOPub messages into MCP content: text
 // within the budget (the full text stored and linked), errors without
 // terminal colours, small PNG/JPEG inline, and rich or large displays stored
 // and linked. It never fails: an output it cannot store is cut and says so.
+// When the outputs together exceed the reply limits, the rest is left out
+// with a note giving the cursor to read it from.
 func renderOutputs(outs []queue.Output, cfg renderConfig) []mcp.Content {
 	var cs []mcp.Content
-	for _, s := range foldOutputs(outs) {
-		switch s.msgType {
-		case "stream":
-			label := ""
-			if s.name != "stdout" {
-				label = "[" + s.name + "]\n"
+	list := foldOutputs(outs)
+	textLeft, imageLeft := replyTextBudgets*cfg.TextBudget, replyImageBudgets*cfg.ImageBudget
+	for i, s := range list {
+		if textLeft <= 0 {
+			cs = append(cs, mcp.NewTextContent(fmt.Sprintf("… %d more outputs not shown (this reply is full). "+
+				"Call get_execution with since=%d to read them.", len(list)-i, s.seq-1)))
+			break
+		}
+		c := cfg
+		// NB: once the inline-image allowance is spent, images are linked.
+		c.ImageBudget = min(cfg.ImageBudget, max(imageLeft, 0))
+		before := len(cs)
+		cs = append(cs, renderShown(s, c)...)
+		for _, c := range cs[before:] {
+			switch c := c.(type) {
+			case mcp.TextContent:
+				textLeft -= utf8.RuneCountInString(c.Text)
+			case mcp.ImageContent:
+				imageLeft -= base64.StdEncoding.DecodedLen(len(c.Data))
 			}
-			cs = append(cs, renderText(label, StripANSI(s.text.String()), cfg)...)
-		case "error":
-			cs = append(cs, renderError(s.content, cfg)...)
-		case "execute_result", "display_data":
-			cs = append(cs, renderBundle(s.msgType, s.content, cfg)...)
-		default:
-			cs = append(cs, mcp.NewTextContent("(an output that could not be decoded was skipped)"))
 		}
 	}
 	return cs
+}
+
+// renderShown renders one folded output.
+func renderShown(s shown, cfg renderConfig) []mcp.Content {
+	switch s.msgType {
+	case "stream":
+		label := ""
+		if s.name != "stdout" {
+			label = "[" + s.name + "]\n"
+		}
+		return renderText(label, StripANSI(s.text.String()), cfg)
+	case "error":
+		return renderError(s.content, cfg)
+	case "execute_result", "display_data":
+		return renderBundle(s.msgType, s.content, cfg)
+	}
+	return []mcp.Content{mcp.NewTextContent("(an output that could not be decoded was skipped)")}
 }
 
 // renderText is label+text within the budget; a cut text is stored whole and

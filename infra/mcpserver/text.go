@@ -9,8 +9,8 @@ import (
 
 // ansiEscape matches the terminal escape sequences kernels put in tracebacks
 // and coloured logs: CSI (colours, cursor moves), OSC (titles, hyperlinks,
-// ended by BEL or ST) and the two-byte escapes.
-var ansiEscape = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]`)
+// ended by BEL or ST), charset designations and the two-byte escapes.
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]`)
 
 // StripANSI removes terminal escape sequences from s: an agent reads text, not
 // colours.

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ type progress struct {
 	token  mcp.ProgressToken
 	budget int
 	count  float64
-	s      *Server
+	log    *slog.Logger
 }
 
 func (s *Server) progressFor(ctx context.Context, req mcp.CallToolRequest) *progress {
@@ -80,7 +81,7 @@ func (s *Server) progressFor(ctx context.Context, req mcp.CallToolRequest) *prog
 	if srv == nil {
 		return nil
 	}
-	return &progress{srv: srv, token: req.Params.Meta.ProgressToken, budget: s.opts.OutputBudget, s: s}
+	return &progress{srv: srv, token: req.Params.Meta.ProgressToken, budget: s.opts.OutputBudget, log: s.log}
 }
 
 // send reports outs. NB: a notification that cannot be delivered is logged
@@ -101,7 +102,7 @@ func (p *progress) send(ctx context.Context, outs []queue.Output) {
 		"message":       msg,
 	})
 	if err != nil {
-		p.s.log.Debug("mcp: progress notification not sent", "err", err)
+		p.log.Debug("mcp: progress notification not sent", "err", err)
 	}
 }
 
