@@ -151,7 +151,6 @@ func (s *Stack) Outputs(id string) []events.IOPubMessageReceived {
 	return out
 }
 
-
 // KillKernels SIGKILLs every kernel process recorded in dataDir's log.
 func KillKernels(t testing.TB, dataDir string) {
 	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{ReadOnly: true})
