@@ -66,6 +66,55 @@ func appendString(dst []byte, s string) []byte {
 // the payload undecoded in Raw (aliasing rec). seq is the sequence the record
 // was stored under; a record claiming another one is corrupt.
 func DecodeEnvelope(seq uint64, rec []byte) (Event, error) {
+	return decodeEnvelope(seq, rec, nil)
+}
+
+// DecodeEnvelopeInterned is DecodeEnvelope sharing the envelope's strings
+// (stream, kernel, node, type) with earlier records decoded through the same
+// Interner: a replay of a million events then allocates a few thousand
+// strings instead of four million. The record format is the same.
+func DecodeEnvelopeInterned(seq uint64, rec []byte, in *Interner) (Event, error) {
+	return decodeEnvelope(seq, rec, in)
+}
+
+// Interner remembers recently decoded envelope strings. The zero value is
+// ready to use. It is not safe for concurrent use: give each reader its own.
+type Interner struct {
+	// recent holds, per field (stream, kernel, node, type), the last few
+	// distinct values: a replay cycles through a handful of types and
+	// kernels, and checking 8 short strings is cheaper than hashing.
+	recent [4][8]string
+	next   [4]uint8
+	m      map[string]string
+}
+
+// maxInterned bounds an Interner's memory: past it the table starts over.
+// Kernels, nodes and types are few; streams (one per execution) churn, and
+// consecutive events of one stream hit the recent values anyway.
+const maxInterned = 4096
+
+func (in *Interner) intern(field int, b []byte) string {
+	for _, s := range &in.recent[field] {
+		if len(s) == len(b) && s == string(b) {
+			return s
+		}
+	}
+	s, ok := in.m[string(b)]
+	if !ok {
+		if in.m == nil {
+			in.m = make(map[string]string, 64)
+		} else if len(in.m) >= maxInterned {
+			clear(in.m)
+		}
+		s = string(b)
+		in.m[s] = s
+	}
+	in.recent[field][in.next[field]&7] = s
+	in.next[field]++
+	return s
+}
+
+func decodeEnvelope(seq uint64, rec []byte, in *Interner) (Event, error) {
 	corrupt := func(what string) (Event, error) {
 		return Event{}, &DecodeError{Seq: seq, Err: fmt.Errorf("%w: %s", ErrCorrupt, what)}
 	}
@@ -81,14 +130,14 @@ func DecodeEnvelope(seq uint64, rec []byte) (Event, error) {
 	if got, want := crc32.Checksum(rec[5:], castagnoli), binary.LittleEndian.Uint32(rec[1:5]); got != want {
 		return corrupt(fmt.Sprintf("checksum mismatch (stored %08x, computed %08x)", want, got))
 	}
-	r := reader{b: rec[5:]}
+	r := reader{b: rec[5:], in: in}
 	var e Event
 	e.Seq = r.uvarint()
 	nanos := r.varint()
-	e.Stream = r.string()
-	e.Kernel = r.string()
-	e.Node = r.string()
-	e.Type = r.string()
+	e.Stream = r.string(0)
+	e.Kernel = r.string(1)
+	e.Node = r.string(2)
+	e.Type = r.string(3)
 	version := r.uvarint()
 	if r.bad || version > 0xffff {
 		return corrupt("truncated or malformed envelope")
@@ -118,6 +167,7 @@ func Decode(seq uint64, rec []byte) (Event, error) {
 type reader struct {
 	b   []byte
 	bad bool
+	in  *Interner
 }
 
 func (r *reader) uvarint() uint64 {
@@ -140,13 +190,20 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-func (r *reader) string() string {
+func (r *reader) string(field int) string {
 	n := r.uvarint()
 	if r.bad || n > uint64(len(r.b)) {
 		r.bad = true
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case r.in != nil:
+		s = r.in.intern(field, r.b[:n])
+	default:
+		s = string(r.b[:n])
+	}
 	r.b = r.b[n:]
 	return s
 }

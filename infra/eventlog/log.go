@@ -107,6 +107,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{dir: dir, opts: opts, changed: make(chan struct{}),
 		reqs: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{opts.Logger}, FS: opts.FS}
+	// Replays read the log front to back: 32 KiB blocks (instead of 4 KiB)
+	// cut the reads and block-cache allocations per event by 8 and compress
+	// better. Other levels inherit L0's size. Only new tables are affected;
+	// the key/value format is unchanged.
+	po.Levels[0].BlockSize = 32 << 10
 	if opts.ReadOnly {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("open event log %s: %w", dir, err)

@@ -55,13 +55,14 @@ func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) 
 	}
 	defer it.Close()
 	n := 0
+	var in events.Interner
 	for valid := it.First(); valid; valid = it.Next() {
 		if n++; n&1023 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if err := l.visit(seqFromEventKey(it.Key()), it.Value(), decode, fn); err != nil {
+		if err := l.visit(seqFromEventKey(it.Key()), it.Value(), decode, &in, fn); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}
@@ -74,8 +75,8 @@ func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) 
 	return nil
 }
 
-func (l *Log) visit(seq uint64, rec []byte, decode bool, fn Visit) error {
-	e, err := events.DecodeEnvelope(seq, rec)
+func (l *Log) visit(seq uint64, rec []byte, decode bool, in *events.Interner, fn Visit) error {
+	e, err := events.DecodeEnvelopeInterned(seq, rec, in)
 	if err != nil {
 		return err
 	}
@@ -146,6 +147,7 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 	}
 	defer evs.Close()
 	var k [9]byte
+	var in events.Interner
 	for valid := idx.First(); valid; valid = idx.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -157,7 +159,7 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 		if !evs.SeekGE(eventKey(k[:0], seq)) || seqFromEventKey(evs.Key()) != seq {
 			return &events.DecodeError{Seq: seq, Err: fmt.Errorf("%w: index of %s names a missing event", events.ErrCorrupt, name)}
 		}
-		if err := l.visit(seq, evs.Value(), true, fn); err != nil {
+		if err := l.visit(seq, evs.Value(), true, &in, fn); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}

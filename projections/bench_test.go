@@ -1,0 +1,260 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
+)
+
+// benchDataVersion keys the cached benchmark log under os.TempDir: bump it
+// when the generated mix or the record format changes.
+const (
+	benchDataVersion = "v2"
+	benchEvents      = 1_000_000
+	benchKernels     = 10
+)
+
+var benchOnce sync.Once
+
+// benchLog returns the directory of a log holding about benchEvents events
+// of a realistic mix, generating it once and caching it across runs.
+func benchLog(b *testing.B) string {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), "mcp-jupyter-bench-replay-"+benchDataVersion)
+	marker := filepath.Join(dir, "complete")
+	var err error
+	benchOnce.Do(func() {
+		if _, statErr := os.Stat(marker); statErr == nil {
+			return
+		}
+		err = generate(dir)
+		if err == nil {
+			err = os.WriteFile(marker, nil, 0o600)
+		}
+	})
+	if err != nil {
+		b.Fatalf("generate benchmark log: %v", err)
+	}
+	return dir
+}
+
+// generate writes the mix: a few KernelStarted per kernel (restarts
+// included), then per execution ExecutionQueued, ExecutionStarted, four
+// IOPub messages on the execution's stream (status busy, a ~100-byte
+// stream output, execute_result, status idle) and ExecutionFinished.
+func generate(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	l, err := eventlog.Open(dir, eventlog.Options{Node: "bench-node"})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ids := make([]string, benchKernels)
+	var batch []events.Draft
+	for k := range ids {
+		ids[k] = events.NewID(now)
+		batch = append(batch, events.Draft{Stream: events.KernelStream(ids[k]), Kernel: ids[k], Payload: events.KernelStarted{
+			KernelID: ids[k], Spec: "python3", Label: fmt.Sprintf("worker-%d", k), Language: "python",
+			Process: events.KernelProcess{Pid: 1000 + k, ConnFile: "/data/runtime/kernel-" + ids[k] + ".json"}}})
+	}
+	total := uint64(len(batch))
+	for x := 0; total < benchEvents; x++ {
+		k := ids[x%benchKernels]
+		if x%50_000 == 49_999 { // now and then a kernel restarts
+			batch = append(batch, events.Draft{Stream: events.KernelStream(k), Kernel: k, Payload: events.KernelRestarted{
+				KernelID: k, Process: events.KernelProcess{Pid: 5000 + x}}})
+			total++
+		}
+		batch = append(batch, benchExecution(k, events.NewID(now))...)
+		total += 7
+		if len(batch) >= 7000 {
+			if _, err := l.Append(ctx, batch...); err != nil {
+				l.Close()
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if _, err := l.Append(ctx, batch...); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	return l.Close()
+}
+
+func benchExecution(kernel, x string) []events.Draft {
+	s := events.ExecutionStream(x)
+	req := x + "-req"
+	io := func(n int, typ, content string) events.Draft {
+		return events.Draft{Stream: s, Kernel: kernel, Payload: events.IOPubMessageReceived{KernelID: kernel, ExecutionID: x,
+			MsgID: fmt.Sprintf("%s-%d", x, n), ParentMsgID: req, MsgType: typ, Content: json.RawMessage(content)}}
+	}
+	return []events.Draft{
+		{Stream: s, Kernel: kernel, Payload: events.ExecutionQueued{ExecutionID: x, KernelID: kernel, Code: "df = load(path)\nprint(df.describe())\ndf.shape"}},
+		{Stream: s, Kernel: kernel, Payload: events.ExecutionStarted{ExecutionID: x, KernelID: kernel, MsgID: req}},
+		io(1, "status", `{"execution_state":"busy"}`),
+		io(2, "stream", `{"name":"stdout","text":"count    1000.000000\nmean        0.498231\nstd         0.288675\nmin         0.000012\n"}`),
+		io(3, "execute_result", `{"execution_count":7,"data":{"text/plain":"(1000, 12)"},"metadata":{}}`),
+		io(4, "status", `{"execution_state":"idle"}`),
+		{Stream: s, Kernel: kernel, Payload: events.ExecutionFinished{ExecutionID: x, Status: "ok", ExecutionCount: 7}},
+	}
+}
+
+func openBenchLog(b *testing.B, dir string) *eventlog.Log {
+	b.Helper()
+	l, err := eventlog.Open(dir, eventlog.Options{Node: "bench-node"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// heapPeak samples HeapInuse until stopped and returns the peak.
+type heapPeak struct {
+	stop chan struct{}
+	done chan uint64
+}
+
+func sampleHeap() *heapPeak {
+	h := &heapPeak{stop: make(chan struct{}), done: make(chan uint64, 1)}
+	go func() {
+		var peak uint64
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-t.C:
+			case <-h.stop:
+				h.done <- peak
+				return
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) Stop() uint64 { close(h.stop); return <-h.done }
+
+// cpuTime is the process's user+system CPU time: under a shared machine's
+// load, events per CPU-second is steadier than events per wall second.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func replay(b *testing.B, l *eventlog.Log) *projections.Runner {
+	b.Helper()
+	r := projections.NewRunner(l, projections.Options{Rebuild: true}, kernels.New(), newCounts("counts"))
+	if err := r.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-r.Ready():
+	case <-r.Done():
+		b.Fatalf("replay failed: %v", r.Wait())
+	}
+	return r
+}
+
+// BenchmarkReplay1M rebuilds every projection (kernels and counts) from a
+// 1,000,000-event log: the worst case of a start without snapshots.
+func BenchmarkReplay1M(b *testing.B) {
+	l := openBenchLog(b, benchLog(b))
+	defer l.Close()
+	n := l.Last() - l.First() + 1
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	heap := sampleHeap()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		r := replay(b, l)
+		b.StopTimer()
+		if err := r.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	cpu := cpuTime() - cpu0
+	peak := heap.Stop()
+	b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "events/cpu-s")
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(n)/float64(b.N), "alloc-B/event")
+}
+
+// BenchmarkScan1M is the baseline of BenchmarkReplay1M: the log's Scan
+// alone, envelopes decoded, no projection.
+func BenchmarkScan1M(b *testing.B) {
+	l := openBenchLog(b, benchLog(b))
+	defer l.Close()
+	n := l.Last() - l.First() + 1
+	cpu0 := cpuTime()
+	for b.Loop() {
+		var seen uint64
+		if err := l.Scan(context.Background(), 0, 0, func(events.Event) error { seen++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if seen != n {
+			b.Fatalf("scanned %d events, want %d", seen, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRestartToReady1M opens the 1M-event log and starts the runner
+// from its snapshots until Ready: what a server restart costs.
+func BenchmarkRestartToReady1M(b *testing.B) {
+	dir := benchLog(b)
+	l := openBenchLog(b, dir)
+	r := replay(b, l) // Close stores the snapshots at the end of the log
+	if err := r.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		l := openBenchLog(b, dir)
+		r := projections.NewRunner(l, projections.Options{}, kernels.New(), newCounts("counts"))
+		if err := r.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		<-r.Ready()
+		b.StopTimer()
+		if applied := r.Applied(); applied != l.Last() {
+			b.Fatalf("ready at %d, want %d", applied, l.Last())
+		}
+		if err := r.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+}

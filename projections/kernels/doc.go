@@ -1,0 +1,25 @@
+// Package kernels is the kernels read model: for each kernel the server
+// has started, its spec, label, notebook, lifecycle state, pid and whether
+// it is busy, folded from the log by a projections.Runner.
+//
+// # Contract
+//
+//  1. State follows the kernel lifecycle events: KernelStarted,
+//     KernelRestarted and KernelReattached make a kernel running;
+//     KernelDied and KernelStartFailed make it dead; KernelLost lost;
+//     KernelShutDown shut down. A kernel first seen through its IOPub
+//     traffic (before KernelStarted is durable) is starting.
+//  2. Busy follows IOPub status messages (msg_type "status",
+//     content.execution_state busy/idle/starting). They are the bulk of the
+//     log, so the model reads them from the raw payload (Interest Envelope)
+//     with a small scanner instead of a full JSON decode.
+//  3. Query methods (Get, List, Len) are safe while the runner applies: the
+//     model guards itself with a RWMutex and returns copies.
+//
+// Usage:
+//
+//	km := kernels.New()
+//	r := projections.NewRunner(log, opts, km)
+//	...
+//	k, ok := km.Get(kernelID)
+package kernels

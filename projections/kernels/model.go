@@ -1,0 +1,229 @@
+package kernels
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+)
+
+// Name is the projection's snapshot name. NB: stored in the log; must not
+// change.
+const Name = "kernels"
+
+// State is a kernel's lifecycle state. NB: part of the snapshot and shown to
+// agents; the strings must not change.
+type State string
+
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateDead     State = "dead"
+	StateLost     State = "lost"
+	StateShutDown State = "shut down"
+)
+
+// Kernel is one kernel as the log tells it.
+type Kernel struct {
+	ID       string `json:"id"`
+	Spec     string `json:"spec,omitempty"`
+	Label    string `json:"label,omitempty"`
+	Notebook string `json:"notebook,omitempty"`
+	Language string `json:"language,omitempty"`
+	State    State  `json:"state"`
+	Reason   string `json:"reason,omitempty"` // why it is dead, lost or shut down
+	Pid      int    `json:"pid,omitempty"`
+	// ExecutionState is the last IOPub status: busy, idle or starting.
+	ExecutionState string    `json:"execution_state,omitempty"`
+	Busy           bool      `json:"busy"`
+	Restarts       int       `json:"restarts,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	LastActivity   time.Time `json:"last_activity,omitzero"` // time of the last event about it
+	Seq            uint64    `json:"seq"`                    // the last event about it
+}
+
+// Model is the kernels read model. It implements projections.Projection.
+type Model struct {
+	mu      sync.RWMutex
+	kernels map[string]*Kernel
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty model.
+func New() *Model { return &Model{kernels: map[string]*Kernel{}} }
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Wants implements projections.Projection.
+func (m *Model) Wants(typ string) projections.Interest {
+	switch typ {
+	case events.TypeKernelStarted, events.TypeKernelStartFailed, events.TypeKernelRestarted,
+		events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelReattached, events.TypeKernelLost:
+		return projections.Payload
+	case events.TypeIOPubMessageReceived:
+		return projections.Envelope
+	}
+	return projections.Skip
+}
+
+// Apply implements projections.Projection.
+func (m *Model) Apply(e events.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.Type == events.TypeIOPubMessageReceived {
+		return m.applyIOPub(e)
+	}
+	switch p := e.Payload.(type) {
+	case events.KernelStarted:
+		k := m.kernel(p.KernelID, e)
+		k.Spec, k.Label, k.Notebook, k.Language = p.Spec, p.Label, p.Notebook, p.Language
+		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
+	case events.KernelStartFailed:
+		k := m.kernel(p.KernelID, e)
+		k.Spec = p.Spec
+		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, "start failed: "+p.Reason, false, ""
+	case events.KernelRestarted:
+		k := m.kernel(p.KernelID, e)
+		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
+		k.Busy, k.ExecutionState = false, ""
+		k.Restarts++
+	case events.KernelReattached:
+		k := m.kernel(p.KernelID, e)
+		k.State, k.Reason = StateRunning, ""
+		if p.Pid != 0 {
+			k.Pid = p.Pid
+		}
+	case events.KernelDied:
+		k := m.kernel(p.KernelID, e)
+		k.State, k.Reason, k.Busy = StateDead, p.Reason, false
+	case events.KernelLost:
+		k := m.kernel(p.KernelID, e)
+		k.State, k.Reason, k.Busy = StateLost, p.Reason, false
+	case events.KernelShutDown:
+		k := m.kernel(p.KernelID, e)
+		k.State, k.Reason, k.Busy = StateShutDown, p.Reason, false
+	default:
+		return fmt.Errorf("kernels: unexpected payload %T", e.Payload)
+	}
+	return nil
+}
+
+func (m *Model) applyIOPub(e events.Event) error {
+	st, err := peekStatus(e.Raw)
+	if err != nil {
+		return fmt.Errorf("read IOPub status: %w", err)
+	}
+	id := e.Kernel
+	if id == "" {
+		id = string(st.kernelID)
+	}
+	if !st.isStatus {
+		// Output keeps the kernel's last activity current; it does not
+		// create a kernel.
+		if k, ok := m.kernels[id]; ok {
+			k.LastActivity, k.Seq = e.Time, e.Seq
+		}
+		return nil
+	}
+	if id == "" {
+		return nil
+	}
+	k := m.kernel(id, e)
+	switch st.state {
+	case "busy":
+		k.Busy = true
+	case "idle":
+		k.Busy = false
+	case "starting":
+		k.Busy = false
+	default:
+		return nil // a status this model does not track; keep the last one
+	}
+	if k.ExecutionState != st.state {
+		k.ExecutionState = strings.Clone(st.state) // NB: st.state may alias Raw
+	}
+	return nil
+}
+
+// kernel returns the entry for id, creating it (starting) when first seen,
+// and stamps the event on it. Callers hold m.mu.
+func (m *Model) kernel(id string, e events.Event) *Kernel {
+	k, ok := m.kernels[id]
+	if !ok {
+		k = &Kernel{ID: id, State: StateStarting}
+		m.kernels[id] = k
+	}
+	k.LastActivity, k.Seq = e.Time, e.Seq
+	return k
+}
+
+// Get returns a copy of one kernel.
+func (m *Model) Get(id string) (Kernel, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k, ok := m.kernels[id]
+	if !ok {
+		return Kernel{}, false
+	}
+	return *k, true
+}
+
+// List returns copies of every kernel, sorted by id.
+func (m *Model) List() []Kernel {
+	m.mu.RLock()
+	out := make([]Kernel, 0, len(m.kernels))
+	for _, k := range m.kernels {
+		out = append(out, *k)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Kernel) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Len returns how many kernels the model knows.
+func (m *Model) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.kernels)
+}
+
+// snapshot is the stored form. NB: stored in the log; add fields
+// compatibly, bump Version otherwise.
+type snapshot struct {
+	Version int      `json:"version"`
+	Kernels []Kernel `json:"kernels"`
+}
+
+const snapshotVersion = 1
+
+// Snapshot implements projections.Projection: JSON, kernels sorted by id.
+func (m *Model) Snapshot() ([]byte, error) {
+	return json.Marshal(snapshot{Version: snapshotVersion, Kernels: m.List()})
+}
+
+// Restore implements projections.Projection.
+func (m *Model) Restore(data []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("decode kernels snapshot: %w", err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("decode kernels snapshot: version %d, this binary reads %d", s.Version, snapshotVersion)
+	}
+	kernels := make(map[string]*Kernel, len(s.Kernels))
+	for i := range s.Kernels {
+		k := s.Kernels[i]
+		kernels[k.ID] = &k
+	}
+	m.mu.Lock()
+	m.kernels = kernels
+	m.mu.Unlock()
+	return nil
+}

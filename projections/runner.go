@@ -1,0 +1,349 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Options configure a Runner. The zero value replays, follows and snapshots
+// only on Close, and keeps the whole log.
+type Options struct {
+	// SnapshotEvery saves every projection's snapshot after this many
+	// events (0: only on Close). Snapshots bound restart time: a restart
+	// replays only the events after the oldest snapshot.
+	SnapshotEvery uint64
+	// Retention bounds the log's disk use (see Retention). The zero value
+	// keeps everything.
+	Retention Retention
+	// Rebuild ignores stored snapshots and replays from the first event
+	// (after a projection's code changed). It fails with ErrGap when the log
+	// was truncated.
+	Rebuild bool
+	// Logger receives the runner's messages (default: discard).
+	Logger *slog.Logger
+}
+
+// Runner keeps a set of projections current with the log. Its methods are
+// safe for concurrent use.
+type Runner struct {
+	log    Log
+	opts   Options
+	states []*state
+	plans  map[string]*plan // per event type; touched only by the loop goroutine
+
+	applied   atomic.Uint64 // every projection has applied every event <= applied
+	target    atomic.Uint64 // the log's end when catch-up started
+	ready     chan struct{}
+	sinceSnap uint64 // loop goroutine only
+
+	wmu     sync.Mutex
+	waiters map[*waiter]struct{}
+	nwait   atomic.Int32
+
+	started   atomic.Bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error // the loop's error; written before done closes
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type state struct {
+	p       Projection
+	snapSeq uint64 // events <= snapSeq are in the model already (restored)
+	saved   uint64 // sequence of the last stored snapshot
+}
+
+type plan struct {
+	version uint16 // highest version this binary reads
+	decode  bool
+	targets []int
+}
+
+type waiter struct {
+	seq uint64
+	ch  chan struct{}
+}
+
+// NewRunner returns a runner for the given projections. Names must be
+// unique.
+func NewRunner(log Log, opts Options, ps ...Projection) *Runner {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Runner{log: log, opts: opts, plans: map[string]*plan{}, ready: make(chan struct{}),
+		waiters: map[*waiter]struct{}{}, done: make(chan struct{})}
+	for _, p := range ps {
+		r.states = append(r.states, &state{p: p})
+	}
+	return r
+}
+
+// Start restores every projection from its snapshot and starts the loop
+// that replays the log and then follows it. It returns once the loop runs;
+// Ready closes when the replay has caught up with the log's end as of Start.
+// The loop stops when ctx ends, on Close, or on the first error (see Wait).
+func (r *Runner) Start(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("projections: runner already started")
+	}
+	seen := map[string]bool{}
+	from := uint64(0)
+	for i, st := range r.states {
+		name := st.p.Name()
+		if seen[name] {
+			return fmt.Errorf("start projections: two projections named %q", name)
+		}
+		seen[name] = true
+		if !r.opts.Rebuild {
+			seq, data, ok, err := r.log.LoadSnapshot(name)
+			if err != nil {
+				return fmt.Errorf("start projection %s: %w", name, err)
+			}
+			if ok {
+				if err := st.p.Restore(data); err != nil {
+					return fmt.Errorf("start projection %s: restore snapshot at %d: %w", name, seq, err)
+				}
+				st.snapSeq, st.saved = seq, seq
+			}
+		}
+		if i == 0 || st.snapSeq < from {
+			from = st.snapSeq
+		}
+	}
+	if first := r.log.First(); from+1 < first {
+		return fmt.Errorf("start projections: replay from %d: %w (the log starts at %d; rebuild needs the full log)", from+1, ErrGap, first)
+	}
+	r.applied.Store(from)
+	target := r.log.Last()
+	r.target.Store(target)
+	ctx, r.cancel = context.WithCancel(ctx)
+	go r.loop(ctx, from, target)
+	return nil
+}
+
+func (r *Runner) loop(ctx context.Context, from, target uint64) {
+	defer close(r.done)
+	var err error
+	if target > from {
+		err = r.log.Scan(ctx, from+1, target, r.apply)
+	}
+	if err == nil {
+		// NB: after a Scan that returned nil every event <= target was applied.
+		r.opts.Logger.Info("projections ready", "component", "projections", "seq", target, "replayed", target-from)
+		close(r.ready)
+		err = r.log.FollowRaw(ctx, target, r.apply)
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	if err != nil {
+		r.opts.Logger.Error("projections stopped", "component", "projections", "err", err)
+	}
+	r.err = err
+}
+
+// apply is the hot path: once per event in the log.
+func (r *Runner) apply(e events.Event) error {
+	pl, ok := r.plans[e.Type]
+	if !ok {
+		var err error
+		if pl, err = r.plan(e); err != nil {
+			return err
+		}
+	}
+	if e.Version > pl.version {
+		return &events.DecodeError{Seq: e.Seq, Type: e.Type, Version: e.Version,
+			Err: fmt.Errorf("%w: %s v%d, this binary knows up to v%d", events.ErrNewerVersion, e.Type, e.Version, pl.version)}
+	}
+	if len(pl.targets) > 0 {
+		if pl.decode {
+			if err := e.DecodePayload(); err != nil {
+				return err
+			}
+		}
+		for _, i := range pl.targets {
+			st := r.states[i]
+			if e.Seq <= st.snapSeq {
+				continue
+			}
+			if err := st.p.Apply(e); err != nil {
+				return &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err}
+			}
+		}
+	}
+	r.applied.Store(e.Seq)
+	if r.nwait.Load() > 0 {
+		r.wake(e.Seq)
+	}
+	if r.opts.SnapshotEvery > 0 {
+		if r.sinceSnap++; r.sinceSnap >= r.opts.SnapshotEvery {
+			r.sinceSnap = 0
+			if err := r.snapshot(e.Seq); err != nil {
+				return err
+			}
+			if err := r.retain(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// plan works out, once per event type, which projections get it and
+// whether its payload is decoded. An unknown type stops the runner: it is
+// never skipped silently.
+func (r *Runner) plan(e events.Event) (*plan, error) {
+	v, ok := events.CurrentVersion(e.Type)
+	if !ok {
+		return nil, &events.DecodeError{Seq: e.Seq, Type: e.Type, Version: e.Version, Err: events.ErrUnknownType}
+	}
+	pl := &plan{version: v}
+	for i, st := range r.states {
+		switch st.p.Wants(e.Type) {
+		case Payload:
+			pl.decode = true
+			pl.targets = append(pl.targets, i)
+		case Envelope:
+			pl.targets = append(pl.targets, i)
+		}
+	}
+	r.plans[e.Type] = pl
+	return pl, nil
+}
+
+// snapshot saves every projection's model as of seq, the last event applied.
+func (r *Runner) snapshot(seq uint64) error {
+	for _, st := range r.states {
+		if st.saved >= seq {
+			continue
+		}
+		name := st.p.Name()
+		data, err := st.p.Snapshot()
+		if err != nil {
+			return fmt.Errorf("snapshot projection %s at %d: %w", name, seq, err)
+		}
+		if err := r.log.SaveSnapshot(name, seq, data); err != nil {
+			return fmt.Errorf("snapshot projection %s: %w", name, err)
+		}
+		st.saved = seq
+	}
+	return nil
+}
+
+// Ready closes when the replay has caught up with the end of the log as it
+// was at Start. It never closes if the runner fails before that.
+func (r *Runner) Ready() <-chan struct{} { return r.ready }
+
+// Progress returns the last sequence every projection has applied and the
+// log's end when catch-up started; /readyz reports them while not ready.
+func (r *Runner) Progress() (applied, target uint64) { return r.applied.Load(), r.target.Load() }
+
+// Applied returns the last sequence every projection has applied.
+func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// Seq returns the last sequence the named projection reflects.
+func (r *Runner) Seq(name string) (uint64, bool) {
+	for _, st := range r.states {
+		if st.p.Name() == name {
+			return max(st.snapSeq, r.applied.Load()), true
+		}
+	}
+	return 0, false
+}
+
+// WaitFor returns nil once every projection has applied seq (read your
+// writes), the runner's error if it stops first (ErrClosed after Close), or
+// ctx's error. It is woken by the runner, never by polling.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	if r.applied.Load() >= seq {
+		return nil
+	}
+	w := &waiter{seq: seq, ch: make(chan struct{})}
+	r.wmu.Lock()
+	r.waiters[w] = struct{}{}
+	r.nwait.Add(1)
+	r.wmu.Unlock()
+	defer r.dropWaiter(w)
+	// NB: re-check after registering: apply stores applied before loading
+	// nwait, so either it sees this waiter or this load sees its store.
+	if r.applied.Load() >= seq {
+		return nil
+	}
+	select {
+	case <-w.ch:
+		return nil
+	case <-r.done:
+		if r.applied.Load() >= seq {
+			return nil
+		}
+		if r.err != nil {
+			return fmt.Errorf("wait for event %d: %w", seq, r.err)
+		}
+		return fmt.Errorf("wait for event %d: %w", seq, ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("wait for event %d (applied %d): %w", seq, r.applied.Load(), ctx.Err())
+	}
+}
+
+func (r *Runner) wake(applied uint64) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	for w := range r.waiters {
+		if w.seq <= applied {
+			close(w.ch)
+			delete(r.waiters, w)
+			r.nwait.Add(-1)
+		}
+	}
+}
+
+func (r *Runner) dropWaiter(w *waiter) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if _, ok := r.waiters[w]; ok {
+		delete(r.waiters, w)
+		r.nwait.Add(-1)
+	}
+}
+
+// Done closes when the loop has stopped.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Wait blocks until the loop stops and returns its error: nil after Close or
+// the end of Start's ctx, *ApplyError or a log error otherwise.
+func (r *Runner) Wait() error {
+	<-r.done
+	return r.err
+}
+
+// Close stops the loop, waits for it (bounded by ctx) and saves a final
+// snapshot of every projection, unless the loop failed. It is idempotent and
+// returns the first error of closing (the loop's own error is Wait's).
+func (r *Runner) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		if !r.started.Load() {
+			return
+		}
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			r.closeErr = fmt.Errorf("close projections: %w", ctx.Err())
+			return
+		}
+		if r.err != nil {
+			return // a failed model is not worth a snapshot
+		}
+		if err := r.snapshot(r.applied.Load()); err != nil {
+			r.closeErr = fmt.Errorf("close projections: %w", err)
+		}
+	})
+	return r.closeErr
+}
