@@ -22,6 +22,8 @@ ENV MCP_DATA_DIR=/data \
     MCP_ADDR=0.0.0.0:3000 \
     MCP_LOG_FORMAT=json \
     MCP_SHUTDOWN_GRACE=25s
+# Clients reaching the container by another name must be allowed explicitly
+# (DNS-rebinding protection), e.g. -e MCP_ALLOWED_HOSTS=mcp.example.internal
 VOLUME ["/data"]
 EXPOSE 3000
 STOPSIGNAL SIGTERM
