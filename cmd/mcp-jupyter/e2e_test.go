@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -229,4 +230,49 @@ func TestServeLifecycle(t *testing.T) {
 		mu.Lock()
 		t.Fatalf("server exit after SIGTERM: %v\n%s", err, logs.String())
 	}
+}
+
+// TestKill9ServerKeepsKernelVariables: the server is killed with SIGKILL
+// mid-session; the next server re-attaches to the kernel and its variables
+// are still there.
+func TestKill9ServerKeepsKernelVariables(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	specDir := testkit.KernelSpecDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+specDir)
+
+	first := exec.Command(bin, "stdio")
+	first.Env = env
+	in, _ := first.StdinPipe()
+	out, _ := first.StdoutPipe()
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := transportOver(t, in, out)
+	cl := mcpClient(t, client.NewClient(tr))
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "friday = {'model': 'trained', 'n': 42}"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+
+	second, err := client.NewStdioMCPClient(bin, env, "stdio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl2 := mcpClient(t, second)
+	defer cl2.Close()
+	sc, text := callTool(t, cl2, "execute", map[string]any{"kernel": k, "code": "print(friday['n'])"})
+	if sc["status"] != "ok" || !strings.Contains(text, "42") {
+		t.Fatalf("after kill -9 of the server the kernel must be re-attached with its variables: %v\n%s", sc, text)
+	}
+}
+
+func transportOver(t *testing.T, serverStdin io.WriteCloser, serverStdout io.Reader) *transport.Stdio {
+	t.Helper()
+	return transport.NewIO(serverStdout, serverStdin, io.NopCloser(strings.NewReader("")))
 }

@@ -1,0 +1,91 @@
+package scheduler
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// fold turns drafts into events with sequences and applies them, as the
+// actor does after a durable append.
+func fold(s State, seq *uint64, drafts []events.Draft) State {
+	for _, d := range drafts {
+		*seq++
+		s = Apply(s, events.Event{Seq: *seq, Time: time.Unix(int64(*seq), 0), Stream: d.Stream, Kernel: d.Kernel,
+			Type: d.Payload.EventType(), Payload: d.Payload})
+	}
+	return s
+}
+
+func TestSubmitStartsAtOnceOnlyWhenIdle(t *testing.T) {
+	var seq uint64
+	s := State{KernelID: "k"}
+	d, err := DecideSubmit(s, Submit{ExecutionID: "a", Code: "1"}, 10, true, "m-a")
+	if err != nil || len(d) != 2 || d[1].Payload.EventType() != events.TypeExecutionStarted {
+		t.Fatalf("idle kernel: queued and started in one append, got %v %v", d, err)
+	}
+	s = fold(s, &seq, d)
+	if s.Active == nil || s.Active.ID != "a" || s.Active.MsgID != "m-a" || len(s.Pending) != 0 {
+		t.Fatalf("state: %+v", s)
+	}
+	d, _ = DecideSubmit(s, Submit{ExecutionID: "b"}, 10, true, "m-b")
+	if len(d) != 1 {
+		t.Fatalf("busy kernel: only queued, got %d drafts", len(d))
+	}
+	s = fold(s, &seq, d)
+	s = fold(s, &seq, mustDecide(DecideSubmit(s, Submit{ExecutionID: "c"}, 10, true, "m-c")))
+	if got := ids(s.Pending); got != "bc" {
+		t.Fatalf("FIFO: %q", got)
+	}
+	if DecideNext(s, "x") != nil {
+		t.Fatal("nothing may start while one runs")
+	}
+	s = fold(s, &seq, []events.Draft{{Stream: "execution/a", Kernel: "k", Payload: events.ExecutionFinished{ExecutionID: "a", Status: "ok"}}})
+	if s.Active != nil {
+		t.Fatalf("finished execution still active: %+v", s.Active)
+	}
+	s = fold(s, &seq, DecideNext(s, "m-b"))
+	if s.Active == nil || s.Active.ID != "b" || ids(s.Pending) != "c" {
+		t.Fatalf("next must be the head of the queue: %+v", s)
+	}
+}
+
+func TestQueueFullAndCancel(t *testing.T) {
+	var seq uint64
+	s := State{KernelID: "k"}
+	s = fold(s, &seq, mustDecide(DecideSubmit(s, Submit{ExecutionID: "a"}, 2, false, "")))
+	s = fold(s, &seq, mustDecide(DecideSubmit(s, Submit{ExecutionID: "b"}, 2, false, "")))
+	if _, err := DecideSubmit(s, Submit{ExecutionID: "c"}, 2, false, ""); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("want queue full, got %v", err)
+	}
+	s = fold(s, &seq, mustDecide(DecideCancel(s, "a", "by test")))
+	if ids(s.Pending) != "b" {
+		t.Fatalf("after cancel: %q", ids(s.Pending))
+	}
+	if _, err := DecideCancel(s, "zzz", ""); !errors.Is(err, ErrNotQueued) {
+		t.Fatalf("cancel unknown: %v", err)
+	}
+	lost := DecideLoseAll(s, "kernel died")
+	s = fold(s, &seq, lost)
+	if len(lost) != 1 || len(s.Pending) != 0 || s.Active != nil {
+		t.Fatalf("lose all: %d drafts, state %+v", len(lost), s)
+	}
+}
+
+func mustDecide(d []events.Draft, err error) []events.Draft {
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func ids(xs []queue.Execution) string {
+	var s string
+	for _, x := range xs {
+		s += x.ID
+	}
+	return s
+}
