@@ -2,8 +2,8 @@ package eventlog_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"

@@ -29,10 +29,10 @@
 //  4. One process owns a data dir: a second Open gets *InUseError naming the
 //     pid of the owner. Options.ReadOnly reads a stopped server's log (Pebble
 //     locks the dir even then, so beside a running owner it is *InUseError).
-//  6. Close waits for reads in flight, then answers queued appends with
+//  5. Close waits for reads in flight, then answers queued appends with
 //     ErrClosed; every call after it returns ErrClosed. A read callback must
 //     not call Close.
-//  5. Snapshots of read models are stored beside the events (SaveSnapshot);
+//  6. Snapshots of read models are stored beside the events (SaveSnapshot);
 //     TruncateBefore deletes a prefix once snapshots cover it.
 //
 // # Key layout (NB: on disk; must not change)
