@@ -3,6 +3,7 @@ package eventlog_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -98,7 +98,7 @@ func BenchmarkAppend64Writers(b *testing.B) {
 // value sizes an append of benchDraft writes (record, stream index, kernel
 // index), relying on Pebble's own commit pipeline to share syncs.
 func BenchmarkRawPebbleApplySync64Writers(b *testing.B) {
-	db, err := pebble.Open(testkit.TempDataDir(b), &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(testkit.TempDataDir(b), &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,4 +118,11 @@ func BenchmarkRawPebbleApplySync64Writers(b *testing.B) {
 	})
 }
 
-var _ = eventlog.ErrClosed
+// quietLogger keeps Pebble's informational lines out of benchmark output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

@@ -11,15 +11,28 @@
 //     Concurrent appends share syncs: one committer goroutine gathers every
 //     pending append into one Pebble batch (group commit), so throughput
 //     grows with concurrency while each caller still waits for durability.
+//     The committer writes the next group while the previous one's fsync
+//     runs (at most two groups in flight); a group is reported, and becomes
+//     visible to readers, only after its own fsync.
 //  2. An append that fails (disk full, fsync error) returns the error to its
-//     caller and the log becomes inoperable: every later append returns
-//     ErrFailed. Nothing that was not durable is reported as done.
+//     caller and the log becomes inoperable: every later append, snapshot
+//     and truncation returns ErrFailed. Nothing that was not durable is
+//     reported as done, and readers never see it. Its outcome is unknown,
+//     though: after a failed fsync the record may sit in the OS page cache
+//     and reappear when the log is reopened. Pebble signals a failed WAL
+//     write through Logger.Fatalf; the log's logger panics and the log
+//     recovers that panic into the error (a Fatalf on one of Pebble's own
+//     goroutines still ends the process).
 //  3. Readers see a prefix of the log: Read (by sequence), ReadStream (one
 //     stream, e.g. "kernel/<id>"), ReadKernel (everything about one kernel)
 //     and Follow, which wakes on append (no polling).
 //  4. One process owns a data dir: a second Open gets *InUseError naming the
-//     pid of the owner. OpenReadOnly reads a stopped server's log.
-//  5. Snapshots of read models are stored beside the events (SaveSnapshot);
+//     pid of the owner. Options.ReadOnly reads a stopped server's log (Pebble
+//     locks the dir even then, so beside a running owner it is *InUseError).
+//  5. Close waits for reads in flight, then answers queued appends with
+//     ErrClosed; every call after it returns ErrClosed. A read callback must
+//     not call Close.
+//  6. Snapshots of read models are stored beside the events (SaveSnapshot);
 //     TruncateBefore deletes a prefix once snapshots cover it.
 //
 // # Key layout (NB: on disk; must not change)

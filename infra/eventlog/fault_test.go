@@ -253,7 +253,7 @@ func TestKillDuringAppends(t *testing.T) {
 // disk or a bug could: the log is closed first and reopened by the caller.
 func rawSet(t testing.TB, dir string, kvs map[uint64][]byte) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
 	if err != nil {
 		t.Fatalf("open raw pebble: %v", err)
 	}
