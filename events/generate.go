@@ -1,0 +1,3 @@
+package events
+
+//go:generate go run ../cmd/eventsdoc -src . -o ../docs/events.md

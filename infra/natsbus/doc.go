@@ -1,0 +1,38 @@
+// Package natsbus embeds a NATS server in mcp-jupyter and publishes every
+// durable event of the log on it, so that other programs (dashboards,
+// notifiers, other servers) can subscribe by kernel, stream or type.
+//
+// # Contract
+//
+//  1. Open starts the embedded server. By default it does not listen: only
+//     in-process clients reach it. Options.Listen opens a TCP listener;
+//     listening on anything but loopback requires Options.Token, and Open
+//     refuses to start without one.
+//  2. A Publisher follows the log (FollowRaw) and publishes each event after
+//     it is durable — never before — as its public JSON form (see package
+//     events) on events.Subject(e), with header Mcp-Seq carrying the
+//     sequence. Events are published in log order.
+//  3. Publishing is decoupled from appending by construction: the publisher
+//     reads the log, writers never wait for it. A slow subscriber is the
+//     NATS server's concern (it becomes a slow consumer and loses messages);
+//     it never slows the log.
+//  4. Delivery is at least once across restarts when the publisher keeps a
+//     cursor (PublisherOptions.Cursor): after a crash it republishes from
+//     the last saved position. Subscribers deduplicate by Mcp-Seq.
+//
+// # Caller's duties
+//
+//  1. Open the server, NewPublisher(log, srv.Conn(), opts), Start(ctx).
+//  2. Watch Publisher.Wait in the server's errgroup.
+//  3. On shutdown: Publisher.Close(ctx) (flushes, saves the cursor), then
+//     Server.Close(ctx).
+//
+// Usage:
+//
+//	srv, err := natsbus.Open(natsbus.Options{Logger: logger})
+//	pub := natsbus.NewPublisher(log, srv.Conn(), natsbus.PublisherOptions{Cursor: "natsbus"})
+//	err = pub.Start(ctx)
+//	...
+//	err = pub.Close(ctx)
+//	err = srv.Close(ctx)
+package natsbus

@@ -1,0 +1,187 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ErrTokenRequired: a listener beyond loopback was asked for without a token.
+var ErrTokenRequired = errors.New("natsbus: listening beyond loopback requires a token")
+
+// Options configure the embedded server. The zero value is an in-process
+// server without JetStream.
+type Options struct {
+	// Listen is host:port for a TCP listener ("" = in-process only). Port 0
+	// picks a free port.
+	Listen string
+	// Token is required from every client when set. It is mandatory when
+	// Listen is not a loopback address.
+	Token string
+	// JetStream enables JetStream, storing in StoreDir.
+	JetStream bool
+	StoreDir  string
+	// ReadyTimeout bounds the wait for the server to accept connections
+	// (default 10s).
+	ReadyTimeout time.Duration
+	// Logger receives the server's messages (default: discard).
+	Logger *slog.Logger
+}
+
+// Server is an embedded NATS server and the in-process client the server
+// itself publishes with.
+type Server struct {
+	ns        *server.Server
+	nc        *nats.Conn
+	token     string
+	logger    *slog.Logger
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the server and waits until it accepts connections.
+func Open(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 10 * time.Second
+	}
+	so := &server.Options{DontListen: true, NoSigs: true, Authorization: opts.Token,
+		JetStream: opts.JetStream, StoreDir: opts.StoreDir}
+	if opts.Listen != "" {
+		host, port, err := splitListen(opts.Listen)
+		if err != nil {
+			return nil, err
+		}
+		if !isLoopback(host) && opts.Token == "" {
+			return nil, fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or listen on 127.0.0.1", ErrTokenRequired, opts.Listen)
+		}
+		so.DontListen, so.Host, so.Port = false, host, port
+	}
+	if opts.JetStream && opts.StoreDir == "" {
+		return nil, errors.New("start nats: JetStream needs a store dir")
+	}
+	ns, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	ns.SetLoggerV2(slogAdapter{opts.Logger.With("component", "nats")}, false, false, false)
+	go ns.Start() // NB: owned: Close shuts it down and waits for it
+	if !ns.ReadyForConnections(opts.ReadyTimeout) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("start nats: not ready after %s", opts.ReadyTimeout)
+	}
+	s := &Server{ns: ns, token: opts.Token, logger: opts.Logger}
+	nc, err := s.Connect(nats.Name("mcp-jupyter publisher"))
+	if err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, err
+	}
+	s.nc = nc
+	if opts.Listen != "" {
+		opts.Logger.Info("nats listening", "component", "nats", "url", ns.ClientURL())
+	}
+	return s, nil
+}
+
+// Conn returns the server's own in-process client. The server owns it.
+func (s *Server) Conn() *nats.Conn { return s.nc }
+
+// Connect returns a new in-process client; the caller closes it.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
+	if s.token != "" {
+		opts = append(opts, nats.Token(s.token))
+	}
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats in process: %w", err)
+	}
+	return nc, nil
+}
+
+// ClientURL returns the URL TCP clients connect to ("" when not listening).
+func (s *Server) ClientURL() string {
+	if s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Close drains the server's client, shuts the server down and waits for it
+// (bounded by ctx). It is idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		if err := flush(ctx, s.nc); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.closeErr = fmt.Errorf("close nats: flush: %w", err)
+		}
+		s.nc.Close()
+		s.ns.Shutdown()
+		done := make(chan struct{})
+		go func() { s.ns.WaitForShutdown(); close(done) }() // ends when the server is down
+		select {
+		case <-done:
+		case <-ctx.Done():
+			if s.closeErr == nil {
+				s.closeErr = fmt.Errorf("close nats: %w", ctx.Err())
+			}
+		}
+	})
+	return s.closeErr
+}
+
+func splitListen(listen string) (string, int, error) {
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("nats listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("nats listen address %q: bad port", listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// slogAdapter routes the NATS server's log to slog. NB: Fatalf must not
+// exit the process from library code; it logs at error level.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+// flush waits for the server to have everything published on nc, bounded
+// by ctx or, when ctx has no deadline, 10 seconds.
+func flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
+}
