@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -31,6 +32,8 @@ type core struct {
 	launcher *jupyter.Launcher
 	mcp      *mcpserver.Server
 	token    string
+	nats     *natsbus.Server
+	pub      *natsbus.Publisher
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -69,6 +72,18 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 			c.followErr <- err
 		}
 	}()
+	// Every durable event goes out on the embedded NATS server; the
+	// publisher follows the log, so a slow subscriber never slows appends.
+	c.nats, err = natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, Logger: logger.With("component", "nats")})
+	if err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("start embedded NATS: %w", err)
+	}
+	c.pub = natsbus.NewPublisher(l, c.nats.Conn(), natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	if err := c.pub.Start(fctx); err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("start NATS publisher: %w", err)
+	}
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
 		Logger: logger.With("component", "kernel")}
 	c.sys, err = system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Queue: c.queue, Logger: logger, MaxQueue: cfg.MaxQueue})
@@ -110,6 +125,12 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))
+	}
+	if c.pub != nil {
+		keep(c.pub.Close(ctx))
+	}
+	if c.nats != nil {
+		keep(c.nats.Close(ctx))
 	}
 	if c.cancel != nil {
 		c.cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/nats-io/nats.go"
 
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -113,9 +115,42 @@ func TestMCPInProcessAgainstRealKernels(t *testing.T) {
 		t.Fatalf("list_kernelspecs: %s", specs)
 	}
 	k := startKernelTool(t, cl)
+	nc, err := c.nats.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	got := make(chan *nats.Msg, 1024)
+	if _, err := nc.ChanSubscribe("mcpjupyter.ev."+k+".>", got); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('hi')\n6*7"})
 	if sc["status"] != "ok" || !strings.Contains(text, "hi") || !strings.Contains(text, "42") {
 		t.Fatalf("execute: %v\n%s", sc, text)
+	}
+	// NATS subscribers see the execution's events, in log order.
+	var last float64
+	var types []string
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			var e map[string]any
+			if err := json.Unmarshal(m.Data, &e); err != nil {
+				t.Fatalf("NATS event is not JSON: %v", err)
+			}
+			if seq := e["seq"].(float64); seq <= last {
+				t.Fatalf("NATS events out of order: %v after %v", seq, last)
+			} else {
+				last = seq
+			}
+			types = append(types, e["type"].(string))
+			done = e["type"] == "ExecutionFinished"
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no ExecutionFinished on NATS; got %v", types)
+		}
 	}
 	// An execute that outlives its timeout keeps running and is picked up.
 	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "import time\nprint('start', flush=True)\ntime.sleep(4)\nprint('end')", "timeout_s": 1})
