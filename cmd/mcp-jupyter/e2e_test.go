@@ -26,7 +26,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-func testConfig(t *testing.T, dataDir string) config {
+func testConfig(t testing.TB, dataDir string) config {
 	t.Helper()
 	t.Setenv("JUPYTER_PATH", testkit.KernelSpecDir(t))
 	cfg, err := parseConfig("serve", []string{"--data-dir", dataDir, "--addr", "127.0.0.1:0"})
@@ -36,7 +36,7 @@ func testConfig(t *testing.T, dataDir string) config {
 	return cfg
 }
 
-func mcpClient(t *testing.T, c *client.Client) *client.Client {
+func mcpClient(t testing.TB, c *client.Client) *client.Client {
 	t.Helper()
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
@@ -51,7 +51,7 @@ func mcpClient(t *testing.T, c *client.Client) *client.Client {
 	return c
 }
 
-func callTool(t *testing.T, c *client.Client, name string, args map[string]any) (map[string]any, string) {
+func callTool(t testing.TB, c *client.Client, name string, args map[string]any) (map[string]any, string) {
 	t.Helper()
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = name, args
@@ -77,7 +77,7 @@ func callTool(t *testing.T, c *client.Client, name string, args map[string]any) 
 
 var kernelIDPattern = regexp.MustCompile(`[0-9a-z]{26}`)
 
-func startKernelTool(t *testing.T, c *client.Client) string {
+func startKernelTool(t testing.TB, c *client.Client) string {
 	t.Helper()
 	sc, text := callTool(t, c, "start_kernel", map[string]any{"kernelspec": "python3", "label": "e2e"})
 	if strings.HasPrefix(text, "ERROR") {

@@ -1,0 +1,144 @@
+package system_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// waitDone waits on the queue model's Changed channel until execution id
+// reaches a final status. Unlike Stack.WaitExecution it never fails the
+// benchmark itself, so the hot loop stays free of testing calls.
+func waitDone(q *queue.Model, id string, timeout time.Duration) (queue.Execution, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := q.Changed()
+		if x, ok := q.Get(id); ok && x.Status.Done() {
+			return x, true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			x, _ := q.Get(id)
+			return x, false
+		}
+	}
+}
+
+// BenchmarkKernelActorRoundTrip: `1+1` through System.Submit until the
+// execution's final status is in the queue model, every event durable on
+// the way, beside the raw zmq4 round trip (testkit.RawExecute) to a second
+// kernel in the same run. Iterations alternate ours and raw so load on a
+// shared machine hits both alike. Target: ratio-p50 ≤ 1.10.
+func BenchmarkKernelActorRoundTrip(b *testing.B) {
+	s := testkit.StartStack(b, "")
+	raw := testkit.StartKernel(b)
+	ctx := context.Background()
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	if err != nil {
+		b.Fatalf("start kernel: %v", err)
+	}
+	run := func() (queue.Execution, bool) {
+		x, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: "1+1"})
+		if err != nil {
+			return queue.Execution{Reason: err.Error()}, false
+		}
+		return waitDone(s.Queue, x.ID, 30*time.Second)
+	}
+	if x, ok := run(); !ok || x.Status != queue.StatusOK { // warm up
+		b.Fatalf("warm-up execution: %+v", x)
+	}
+	testkit.RawRoundTrips(b, raw, 0) // warm up
+
+	ours := make([]time.Duration, 0, b.N)
+	var rawLat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		x, ok := run()
+		ours = append(ours, time.Since(start))
+		if !ok || x.Status != queue.StatusOK {
+			b.Fatalf("execution: %+v", x)
+		}
+		b.StopTimer()
+		start = time.Now()
+		if r := testkit.RawExecute(b, raw.Client, "1+1", 30*time.Second); r["status"] != "ok" {
+			b.Fatalf("raw reply = %v", r)
+		}
+		rawLat = append(rawLat, time.Since(start))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportRatio(b, testkit.P50(ours), testkit.P50(rawLat))
+}
+
+func reportRatio(b *testing.B, ours, raw float64) {
+	b.ReportMetric(ours, "p50-µs")
+	b.ReportMetric(raw, "raw-p50-µs")
+	if raw > 0 {
+		b.ReportMetric(ours/raw, "ratio-p50")
+	}
+}
+
+// BenchmarkQueue1000: 1,000 tiny executions submitted at once on one kernel,
+// waited for together, checked to have run in submit order; beside the raw
+// baseline sending 1,000 one by one (send, reply+idle, next) to a second
+// kernel in the same run. Target: ratio-throughput ≥ 0.8.
+func BenchmarkQueue1000(b *testing.B) {
+	const n = 1000
+	s := testkit.StartStack(b, "")
+	raw := testkit.StartKernel(b)
+	ctx := context.Background()
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	if err != nil {
+		b.Fatalf("start kernel: %v", err)
+	}
+	testkit.RawRoundTrips(b, raw, 0) // warm up
+
+	var oursTime, rawTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		ids := make([]string, n)
+		for i := range ids {
+			x, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: "x=1"})
+			if err != nil {
+				b.Fatalf("submit %d: %v", i, err)
+			}
+			ids[i] = x.ID
+		}
+		last := 0
+		for i, id := range ids {
+			x, ok := waitDone(s.Queue, id, 5*time.Minute)
+			if !ok || x.Status != queue.StatusOK {
+				b.Fatalf("execution %d: %+v", i, x)
+			}
+			if x.ExecutionCount <= last {
+				b.Fatalf("execution %d ran out of order: execution_count %d after %d", i, x.ExecutionCount, last)
+			}
+			last = x.ExecutionCount
+		}
+		oursTime += time.Since(start)
+
+		b.StopTimer()
+		start = time.Now()
+		for i := range n {
+			if r := testkit.RawExecute(b, raw.Client, "x=1", 30*time.Second); r["status"] != "ok" {
+				b.Fatalf("raw execution %d: %v", i, r)
+			}
+		}
+		rawTime += time.Since(start)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	ours := float64(n*b.N) / oursTime.Seconds()
+	rawRate := float64(n*b.N) / rawTime.Seconds()
+	b.ReportMetric(ours, "execs/s")
+	b.ReportMetric(rawRate, "raw-execs/s")
+	b.ReportMetric(ours/rawRate, "ratio-throughput")
+}
