@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"runtime"
@@ -186,7 +187,7 @@ func report(w io.Writer, in io.Reader, e env) error {
 	for _, r := range results {
 		for _, m := range r.Metrics {
 			if strings.HasPrefix(m.Unit, "ratio-") && !covered[r.Name+"\x00"+m.Unit] {
-				p("| %s | %s | %s | — | no target |\n", m.Unit, r.Name, format(m.Value)+"x")
+				p("| %s | %s | %s | — | no target |\n", m.Unit, r.Name, ratio(m.Value))
 			}
 		}
 	}
@@ -232,7 +233,7 @@ func (t target) measured(by map[string]result) string {
 	if t.absolute() {
 		return format(v) + " " + t.Unit
 	}
-	return format(v) + "x"
+	return ratio(v)
 }
 
 func (t target) limitText() string {
@@ -249,7 +250,7 @@ func (t target) limitText() string {
 	if t.absolute() {
 		return op + " " + format(t.Limit) + " " + t.Unit
 	}
-	return op + " " + format(t.Limit) + "x"
+	return op + " " + ratio(t.Limit)
 }
 
 func (t target) met(by map[string]result) string {
@@ -266,11 +267,14 @@ func (t target) met(by map[string]result) string {
 	return "**NOT MET**"
 }
 
+// ratio prints a ratio with three decimals.
+func ratio(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) + "x" }
+
 // format prints v with three significant decimals at most, without
 // exponent notation.
 func format(v float64) string {
 	switch {
-	case v >= 1000:
+	case v == math.Trunc(v) || v >= 1000:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 10:
 		return strconv.FormatFloat(v, 'f', 1, 64)

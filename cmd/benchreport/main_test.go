@@ -56,9 +56,9 @@ func TestReport(t *testing.T) {
 		"| MCP execute p50 vs raw zmq4 | BenchmarkMCPExecuteRoundTrip | 2.399x | ≤ 1.150x | **NOT MET** |",
 		"| actor `1+1` p50 vs raw zmq4 | BenchmarkKernelActorRoundTrip | not run | ≤ 1.100x | not measured |",
 		"| replay of 1M events | BenchmarkReplay1M | 1200000 events/s | ≥ 1000000 events/s | met |",
-		"| replay peak heap | BenchmarkReplay1M | 80.0 MiB | < 100.0 MiB | met |",
+		"| replay peak heap | BenchmarkReplay1M | 80 MiB | < 100 MiB | met |",
 		"| ratio-cache | BenchmarkOther | 0.500x | — | no target |",
-		"| github.com/mcp-jupyter/mcp-jupyter/infra/eventlog | BenchmarkAppend64Writers | 2000 | 500000 | 4000 events/s, 900.0 p50-µs, 30.0 appends/sync |",
+		"| github.com/mcp-jupyter/mcp-jupyter/infra/eventlog | BenchmarkAppend64Writers | 2000 | 500000 | 4000 events/s, 900 p50-µs, 30 appends/sync |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
