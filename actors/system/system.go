@@ -262,13 +262,13 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 	} else if !events.ValidID(c.ExecutionID) {
 		return queue.Execution{}, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
 	}
-	if s.cfg.Queue != nil {
-		if x, ok := s.cfg.Queue.Get(c.ExecutionID); ok {
-			if x.KernelID != kernelID {
-				return queue.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
-			}
-			return x, nil
+	if x, ok, err := s.existing(ctx, c.ExecutionID); err != nil {
+		return queue.Execution{}, err
+	} else if ok {
+		if x.KernelID != kernelID {
+			return queue.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
 		}
+		return x, nil
 	}
 	e, err := s.lookup(kernelID)
 	if err != nil {
@@ -280,6 +280,27 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 	}
 	r := res.(scheduler.SubmitResult)
 	return r.Execution, r.Err
+}
+
+// existing finds an execution by id: in the read model, or (for one the
+// model no longer holds in memory) in its stream in the log.
+func (s *System) existing(ctx context.Context, id string) (queue.Execution, bool, error) {
+	if s.cfg.Queue != nil {
+		if x, ok := s.cfg.Queue.Get(id); ok {
+			return x, true, nil
+		}
+	}
+	var x queue.Execution
+	err := s.cfg.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+		if queue.IsExecutionEvent(e.Type) {
+			x = queue.ApplyExecution(x, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return x, false, fmt.Errorf("look up execution %s: %w", id, err)
+	}
+	return x, x.ID != "", nil
 }
 
 // Cancel withdraws a queued execution.

@@ -16,6 +16,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -28,6 +30,8 @@ type core struct {
 
 	log      *eventlog.Log
 	queue    *queue.Model
+	kernels  *kernels.Model
+	runner   *projections.Runner
 	sys      *system.System
 	launcher *jupyter.Launcher
 	mcp      *mcpserver.Server
@@ -56,19 +60,33 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 		_ = l.Close()
 		return nil, fmt.Errorf("record server start: %w", err)
 	}
-	c.queue = queue.NewModel()
-	if err := l.Read(ctx, 0, l.Last(), c.queue.Apply); err != nil {
+	// The read models catch up with the log (from their snapshots) before
+	// the actors recover from them; then they follow it live.
+	c.queue, c.kernels = queue.NewModel(), kernels.New()
+	c.runner = projections.NewRunner(l, projections.Options{SnapshotEvery: 10_000, Logger: logger.With("component", "persistence")}, c.queue, c.kernels)
+	fctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	if err := c.runner.Start(fctx); err != nil {
+		cancel()
 		_ = l.Close()
 		return nil, fmt.Errorf("replay the event log: %w", err)
 	}
-	fctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+	select {
+	case <-c.runner.Ready():
+	case <-c.runner.Done():
+		err := c.runner.Wait()
+		c.close(context.Background())
+		return nil, fmt.Errorf("replay the event log: %w", err)
+	case <-ctx.Done():
+		c.close(context.Background())
+		return nil, ctx.Err()
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		err := l.Follow(fctx, c.queue.Seq(), c.queue.Apply)
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, eventlog.ErrClosed) {
-			logger.Error("queue read model stopped", "component", "persistence", "err", err)
+		<-c.runner.Done()
+		if err := c.runner.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, eventlog.ErrClosed) {
+			logger.Error("read models stopped", "component", "persistence", "err", err)
 			c.followErr <- err
 		}
 	}()
@@ -131,6 +149,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.nats != nil {
 		keep(c.nats.Close(ctx))
+	}
+	if c.runner != nil {
+		keep(c.runner.Close(ctx)) // saves the snapshots
 	}
 	if c.cancel != nil {
 		c.cancel()

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
 )
 
 // Model is the queue read model over every kernel. It implements the
@@ -24,19 +25,39 @@ type Model struct {
 	active map[string]string
 	// changed is closed and replaced whenever the model changes.
 	changed chan struct{}
+	// finished lists executions in the order they reached a final status;
+	// beyond maxFinished the oldest are dropped from memory (the log keeps
+	// them: readers fall back to the execution's stream).
+	finished    []string
+	maxFinished int
 }
+
+// DefaultMaxFinished bounds how many finished executions the model keeps.
+const DefaultMaxFinished = 10_000
 
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{},
-		active: map[string]string{}, changed: make(chan struct{})}
+		active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
+}
+
+// SetMaxFinished changes how many finished executions stay in memory.
+func (m *Model) SetMaxFinished(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maxFinished = n
 }
 
 // Name implements Projection.
 func (m *Model) Name() string { return "queue" }
 
 // Wants implements Projection.
-func (m *Model) Wants(typ string) bool { return IsExecutionEvent(typ) }
+func (m *Model) Wants(typ string) projections.Interest {
+	if IsExecutionEvent(typ) {
+		return projections.Payload
+	}
+	return projections.Skip
+}
 
 // Apply implements Projection. e's payload is decoded.
 func (m *Model) Apply(e events.Event) error {
@@ -78,6 +99,13 @@ func (m *Model) apply(e events.Event) {
 		m.active[k] = id
 	case x.Status.Done() && m.active[k] == id:
 		delete(m.active, k)
+	}
+	if x.Status.Done() && !before.Done() {
+		m.finished = append(m.finished, id)
+		for len(m.finished) > m.maxFinished {
+			delete(m.executions, m.finished[0])
+			m.finished = m.finished[1:]
+		}
 	}
 }
 
@@ -156,13 +184,14 @@ type snapshot struct {
 	Executions []Execution         `json:"executions"`
 	Pending    map[string][]string `json:"pending"`
 	Active     map[string]string   `json:"active"`
+	Finished   []string            `json:"finished"`
 }
 
 // Snapshot implements Projection.
 func (m *Model) Snapshot() ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := snapshot{Seq: m.seq, Pending: m.pending, Active: m.active}
+	s := snapshot{Seq: m.seq, Pending: m.pending, Active: m.active, Finished: m.finished}
 	for _, x := range m.executions {
 		s.Executions = append(s.Executions, *x)
 	}
@@ -187,7 +216,7 @@ func (m *Model) Restore(data []byte) error {
 	for i := range s.Executions {
 		m.executions[s.Executions[i].ID] = &s.Executions[i]
 	}
-	m.pending, m.active = s.Pending, s.Active
+	m.pending, m.active, m.finished = s.Pending, s.Active, s.Finished
 	if m.pending == nil {
 		m.pending = map[string][]string{}
 	}
