@@ -47,18 +47,26 @@ type Stack struct {
 	System   *system.System
 	Launcher *jupyter.Launcher
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	logOpts eventlog.Options
 }
 
 // StartStack opens a core on dataDir ("" for a new temp dir). Kernels it
 // started are killed at the end of the test.
 func StartStack(t testing.TB, dataDir string) *Stack {
 	t.Helper()
+	return StartStackWith(t, dataDir, eventlog.Options{})
+}
+
+// StartStackWith is StartStack with options for the event log (for
+// example BeforeCommit, to slow the log down).
+func StartStackWith(t testing.TB, dataDir string, opts eventlog.Options) *Stack {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = TempDataDir(t)
 	}
-	s := &Stack{t: t, DataDir: dataDir, SpecDir: KernelSpecDir(t)}
+	s := &Stack{t: t, DataDir: dataDir, SpecDir: KernelSpecDir(t), logOpts: opts}
 	s.open()
 	t.Cleanup(func() {
 		s.Close()
@@ -70,7 +78,7 @@ func StartStack(t testing.TB, dataDir string) *Stack {
 func (s *Stack) open() {
 	t := s.t
 	t.Helper()
-	l, err := eventlog.Open(filepath.Join(s.DataDir, "events"), eventlog.Options{})
+	l, err := eventlog.Open(filepath.Join(s.DataDir, "events"), s.logOpts)
 	if err != nil {
 		t.Fatalf("open log: %v", err)
 	}
@@ -172,4 +180,17 @@ func KillKernels(t testing.TB, dataDir string) {
 		}
 		return nil
 	})
+}
+
+// WriteKernelSpec adds a kernelspec named name with argv to the Jupyter
+// data dir dataDir (see KernelSpecDir).
+func WriteKernelSpec(t testing.TB, dataDir, name string, argv []string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"argv": argv, "display_name": name, "language": "python"})
+	if err := os.MkdirAll(filepath.Join(dataDir, "kernels", name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "kernels", name, "kernel.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -260,12 +260,13 @@ func (a *Actor) resume(m Resume) {
 	if a.conn == nil {
 		return
 	}
-	a.pump.resume(m.MsgID, m.ExecutionID, events.NewID(time.Now()))
+	barrier := events.NewID(time.Now())
+	a.pump.resume(m.MsgID, m.ExecutionID, barrier)
 	a.running = m.ExecutionID
 	// The barrier: a kernel_info_request on shell is answered only after the
 	// running execution's reply, so if its reply comes first the execution
 	// was already over before we re-attached.
-	if err := a.conn.Send(ChannelShell, "kernel_info_request", a.pump.barrierID(m.MsgID), nil); err != nil {
+	if err := a.conn.Send(ChannelShell, "kernel_info_request", barrier, nil); err != nil {
 		a.deps.Logger.Warn("send resume barrier", "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -59,6 +60,11 @@ type pump struct {
 	// barriers maps a resume barrier's msg_id to the execute_request it
 	// stands behind (see Resume).
 	barriers map[string]string
+	// idleProbes maps a probe's msg_id to the execute_request whose reply
+	// came before its idle status. IOPub is ordered, so any IOPub message
+	// caused by the probe proves the execution's idle status was dropped by
+	// the kernel's PUB socket (it drops past its high-water mark).
+	idleProbes map[string]string
 	// expectExit is set when the actor itself stops the kernel (shutdown,
 	// restart): the exit is then not a death.
 	expectExit bool
@@ -68,7 +74,7 @@ type pump struct {
 
 func startPump(ctx context.Context, kernelID string, log actors.Log, conn Conn, logger *slog.Logger, report func(any)) *pump {
 	p := &pump{kernelID: kernelID, log: log, conn: conn, logger: logger, report: report,
-		inflight: map[string]*inflight{}, barriers: map[string]string{}, done: make(chan struct{})}
+		inflight: map[string]*inflight{}, barriers: map[string]string{}, idleProbes: map[string]string{}, done: make(chan struct{})}
 	go p.run(ctx)
 	return p
 }
@@ -90,16 +96,27 @@ func (p *pump) resume(msgID, execID, barrier string) {
 	p.mu.Unlock()
 }
 
-// barrierID returns the barrier msg_id registered for an execution.
-func (p *pump) barrierID(msgID string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for b, m := range p.barriers {
-		if m == msgID {
-			return b
-		}
+// probeIdle sends a kernel_info_request behind an execution whose reply
+// arrived without its idle status. Called with p.mu held.
+func (p *pump) probeIdle(execMsgID string) {
+	probe := events.NewID(time.Now())
+	p.idleProbes[probe] = execMsgID
+	if err := p.conn.Send(ChannelShell, "kernel_info_request", probe, nil); err != nil {
+		p.logger.Warn("send idle probe", "err", err)
 	}
-	return ""
+}
+
+// idleLost completes an execution whose idle status the kernel dropped,
+// recording the gap. Called with p.mu held.
+func (p *pump) idleLost(execMsgID string, drafts []events.Draft, done []ended) ([]events.Draft, []ended) {
+	in := p.inflight[execMsgID]
+	if in == nil || in.idle {
+		return drafts, done
+	}
+	drafts = append(drafts, draft(p.kernelID, events.IOPubGapRecorded{KernelID: p.kernelID, Dropped: 1,
+		Reason: "the kernel's IOPub socket dropped messages (at least the idle status of execution " + in.execID + "); output of that execution may be incomplete"}))
+	in.idle = true
+	return p.complete(execMsgID, in, drafts, done)
 }
 
 func (p *pump) forget(msgID string) {
@@ -204,6 +221,24 @@ func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost [
 		case m.Dropped > 0:
 			drafts = append(drafts, draft(p.kernelID, events.IOPubGapRecorded{KernelID: p.kernelID, Dropped: m.Dropped,
 				Reason: "the server's IOPub queue overflowed; these messages never reached the log"}))
+		case m.Channel == ChannelIOPub && p.idleProbes[m.ParentMsgID] != "":
+			execMsg := p.idleProbes[m.ParentMsgID]
+			for probe, target := range p.idleProbes {
+				if target == execMsg {
+					delete(p.idleProbes, probe)
+				}
+			}
+			drafts, done = p.idleLost(execMsg, drafts, done)
+			drafts = append(drafts, draft(p.kernelID, events.IOPubMessageReceived{KernelID: p.kernelID, MsgID: m.MsgID,
+				ParentMsgID: m.ParentMsgID, MsgType: m.MsgType, Content: m.Content}))
+		case m.Channel == ChannelShell && p.idleProbes[m.ParentMsgID] != "":
+			// The probe was answered but none of its IOPub output arrived yet:
+			// probe again until some does (the PUB queue drains).
+			execMsg := p.idleProbes[m.ParentMsgID]
+			delete(p.idleProbes, m.ParentMsgID)
+			if in := p.inflight[execMsg]; in != nil && !in.idle {
+				p.probeIdle(execMsg)
+			}
 		case m.Channel == ChannelIOPub:
 			in := p.inflight[m.ParentMsgID]
 			stream, execID := events.KernelStream(p.kernelID), ""
@@ -224,6 +259,9 @@ func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost [
 			in.replied = true
 			if err := json.Unmarshal(m.Content, &in.reply); err != nil {
 				in.reply = executeReply{Status: "error", Ename: "ProtocolError", Evalue: "unreadable execute_reply: " + err.Error()}
+			}
+			if !in.idle {
+				p.probeIdle(m.ParentMsgID)
 			}
 			drafts, done = p.complete(m.ParentMsgID, in, drafts, done)
 		case m.Channel == ChannelShell && p.barriers[m.ParentMsgID] != "":
