@@ -277,15 +277,7 @@ func TestKill9ServerKeepsKernelVariables(t *testing.T) {
 	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
 	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+specDir)
 
-	first := exec.Command(bin, "stdio")
-	first.Env = env
-	in, _ := first.StdinPipe()
-	out, _ := first.StdoutPipe()
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tr := transportOver(t, in, out)
-	cl := mcpClient(t, client.NewClient(tr))
+	first, cl := startStdioServer(t, bin, env)
 	k := startKernelTool(t, cl)
 	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "friday = {'model': 'trained', 'n': 42}"}); sc["status"] != "ok" {
 		t.Fatalf("execute: %s", text)
@@ -307,7 +299,18 @@ func TestKill9ServerKeepsKernelVariables(t *testing.T) {
 	}
 }
 
-func transportOver(t *testing.T, serverStdin io.WriteCloser, serverStdout io.Reader) *transport.Stdio {
+// startStdioServer runs the binary's stdio server as a child we can kill,
+// with an MCP client on its pipes.
+func startStdioServer(t *testing.T, bin string, env []string) (*exec.Cmd, *client.Client) {
 	t.Helper()
-	return transport.NewIO(serverStdout, serverStdin, io.NopCloser(strings.NewReader("")))
+	cmd := exec.Command(bin, "stdio")
+	cmd.Env = env
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	tr := transport.NewIO(out, in, io.NopCloser(strings.NewReader("")))
+	return cmd, mcpClient(t, client.NewClient(tr))
 }

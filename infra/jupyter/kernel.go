@@ -35,6 +35,10 @@ type Kernel struct {
 	Client   *Client
 	// KernelInfo is the kernel_info_reply received when it became ready.
 	KernelInfo KernelInfo
+	// Pending are messages read while waiting for readiness that belong to
+	// someone else (a running execution's output): deliver them before
+	// Client.Messages.
+	Pending []Received
 
 	closeOnce sync.Once
 	closeErr  error
@@ -173,14 +177,16 @@ func Attach(ctx context.Context, info ConnectionInfo, pid int, startTime uint64,
 		_ = proc.Close()
 		return nil, fmt.Errorf("attach kernel pid %d: %w", pid, err)
 	}
-	ki, err := client.WaitReady(rctx)
+	// NB: on control, so that a kernel busy with a long execution still
+	// answers; that execution's messages read meanwhile are kept in Pending.
+	ki, pending, err := client.WaitReadyOn(rctx, Control)
 	if err != nil {
 		_ = client.Close()
 		_ = proc.Close()
 		return nil, fmt.Errorf("attach kernel pid %d: %w", pid, err)
 	}
 	return &Kernel{Spec: KernelSpec{Name: info.KernelName, InterruptMode: "signal"}, Info: info,
-		Process: proc, Client: client, KernelInfo: ki}, nil
+		Process: proc, Client: client, KernelInfo: ki, Pending: pending}, nil
 }
 
 // Interrupt interrupts the running execution: SIGINT to the kernel's process

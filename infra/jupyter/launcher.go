@@ -134,20 +134,27 @@ func newConn(k *Kernel) *conn {
 var channelNames = map[Channel]string{Shell: kernel.ChannelShell, Control: kernel.ChannelControl, Stdin: kernel.ChannelStdin, IOPub: kernel.ChannelIOPub}
 
 // convert turns the client's messages into kernel.Incoming until the
-// client closes.
+// client closes: first those read while attaching, then the live ones.
 func (c *conn) convert() {
 	defer c.wg.Done()
 	defer close(c.out)
+	for _, r := range c.k.Pending {
+		c.deliver(r)
+	}
 	for r := range c.k.Client.Messages() {
-		in := kernel.Incoming{Channel: channelNames[r.Channel], Dropped: r.Dropped}
-		if r.Dropped == 0 {
-			in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
-		}
-		select {
-		case c.out <- in:
-		case <-c.stop:
-			// keep draining so the client's pump can finish
-		}
+		c.deliver(r)
+	}
+}
+
+func (c *conn) deliver(r Received) {
+	in := kernel.Incoming{Channel: channelNames[r.Channel], Dropped: r.Dropped}
+	if r.Dropped == 0 {
+		in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
+	}
+	select {
+	case c.out <- in:
+	case <-c.stop:
+		// keep draining so the client's pump can finish
 	}
 }
 

@@ -35,6 +35,21 @@ const readyAttempt = time.Second
 //
 // WaitReady consumes from Messages: call it before starting the consumer.
 func (c *Client) WaitReady(ctx context.Context) (KernelInfo, error) {
+	info, _, err := c.WaitReadyOn(ctx, Shell)
+	return info, err
+}
+
+// WaitReadyOn is WaitReady asking on ch. Asking on Control gets an answer
+// from a kernel busy with a long execution (re-attaching after a server
+// restart); the messages it read that were not its own (the running
+// execution's output) are returned so the caller can deliver them first.
+func (c *Client) WaitReadyOn(ctx context.Context, ch Channel) (KernelInfo, []Received, error) {
+	var stash []Received
+	info, err := c.waitReady(ctx, ch, func(r Received) { stash = append(stash, r) })
+	return info, stash, err
+}
+
+func (c *Client) waitReady(ctx context.Context, ch Channel, other func(Received)) (KernelInfo, error) {
 	sent := map[string]bool{}
 	var (
 		info     KernelInfo
@@ -50,7 +65,7 @@ func (c *Client) WaitReady(ctx context.Context) (KernelInfo, error) {
 		case <-c.hbLost:
 			return KernelInfo{}, fmt.Errorf("wait for kernel_info_reply: kernel heartbeat lost")
 		case <-timer.C:
-			h, err := c.Send(Shell, "kernel_info_request", nil)
+			h, err := c.Send(ch, "kernel_info_request", nil)
 			if err != nil {
 				return KernelInfo{}, fmt.Errorf("send kernel_info_request: %w", err)
 			}
@@ -63,12 +78,17 @@ func (c *Client) WaitReady(ctx context.Context) (KernelInfo, error) {
 			switch {
 			case r.Channel == IOPub:
 				gotIOPub = true
-			case r.Channel == Shell && r.Msg.Header.MsgType == "kernel_info_reply" && sent[r.Msg.Parent.MsgID]:
+				if !sent[r.Msg.Parent.MsgID] {
+					other(r)
+				}
+			case r.Channel == ch && r.Msg.Header.MsgType == "kernel_info_reply" && sent[r.Msg.Parent.MsgID]:
 				if err := json.Unmarshal(r.Msg.Content, &info); err != nil {
 					return KernelInfo{}, fmt.Errorf("decode kernel_info_reply: %w", err)
 				}
 				info.Raw = r.Msg.Content
 				gotReply = true
+			default:
+				other(r)
 			}
 			if gotReply && gotIOPub {
 				return info, nil
