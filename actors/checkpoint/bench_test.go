@@ -85,4 +85,3 @@ meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
 	b.ReportMetric(load.Seconds()/rawLoad.Seconds(), "ratio-load")
 	b.ReportMetric(float64(peak-min(peak, base.HeapInuse))/1e6, "heap-growth-MB")
 }
-
