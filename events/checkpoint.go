@@ -29,6 +29,10 @@ type CheckpointSaved struct {
 	Encrypted bool                 `json:"encrypted,omitempty"`
 	Saved     []CheckpointVariable `json:"saved"`
 	Skipped   []CheckpointVariable `json:"skipped,omitempty"`
+	// Python and Packages describe the kernel's environment at save time
+	// (package versions come from the kernel, not the server).
+	Python   string            `json:"python,omitempty"`
+	Packages map[string]string `json:"packages,omitempty"`
 }
 
 // CheckpointLoaded: a verified checkpoint was restored into a kernel.
@@ -38,6 +42,8 @@ type CheckpointLoaded struct {
 	Restored   []string `json:"restored"`
 	Missing    []string `json:"missing_packages,omitempty"`
 	Mismatched []string `json:"mismatched_packages,omitempty"`
+	Policy     string   `json:"policy,omitempty"`
+	Installed  []string `json:"installed_packages,omitempty"`
 }
 
 // CheckpointRejected: a checkpoint failed verification or policy; nothing of
@@ -46,6 +52,9 @@ type CheckpointRejected struct {
 	Name     string `json:"name"`
 	KernelID string `json:"kernel_id,omitempty"`
 	Reason   string `json:"reason"`
+	// Signature: the file failed verification (tampered, truncated, unknown
+	// key, newer format), as opposed to a refusal by policy.
+	Signature bool `json:"signature,omitempty"`
 }
 
 // CheckpointDeleted: the checkpoint's files were removed.

@@ -28,6 +28,8 @@ type config struct {
 	KernelsOutlive bool
 	NATSListen     string
 	NATSToken      string
+
+	CheckpointEncrypt bool
 }
 
 type setting struct {
@@ -46,6 +48,7 @@ var settings = []setting{
 	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
+	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
 }
 
@@ -95,6 +98,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
+	}
+	if c.CheckpointEncrypt, err = strconv.ParseBool(get("checkpoint-encrypt")); err != nil {
+		return c, fmt.Errorf("--checkpoint-encrypt %q: give true or false", get("checkpoint-encrypt"))
 	}
 	if c.DataDir == "" {
 		return c, errors.New("--data-dir is empty: give a directory")

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
@@ -38,6 +39,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	ckpt     *checkpoint.Service
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -126,6 +128,10 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+	if err := c.openCheckpoints(ctx); err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
 	close(c.ready)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
 	return c, nil

@@ -1,0 +1,87 @@
+package checkpoint
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// heapPeak samples the Go heap until stop is closed and returns the peak.
+func heapPeak(stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		var peak uint64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// BenchmarkSaveLoad250MB: save and load ~250 MB of kernel state (a
+// DataFrame, an array, a dict) beside a raw dill.dump / dill.load of the
+// same objects to the same disk, timed in the kernel, in the same run.
+// Reports ratio-save, ratio-load and the Go heap peak during a save.
+func BenchmarkSaveLoad250MB(b *testing.B) {
+	st := testkit.StartStack(b, "")
+	r := newRig(b, st, false)
+	k := r.kernel()
+	r.run(k, `import numpy as np, pandas as pd
+big = pd.DataFrame(np.random.default_rng(1).standard_normal((2_500_000, 10)), columns=[f"c{i}" for i in range(10)])
+arr = np.arange(6_250_000, dtype=np.float64)
+meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
+	vars := []string{"big", "arr", "meta"}
+	var save, load, rawDump, rawLoad time.Duration
+	var peak, size uint64
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	for i := 0; i < b.N; i++ {
+		var raw struct {
+			Dump float64 `json:"dump_s"`
+			Load float64 `json:"load_s"`
+		}
+		if err := callKernel(ctx2m(b), r.svc.opts.Runner, k, "raw_dump", map[string]any{"variables": vars, "path": r.svc.tmp + "/raw.dill"}, &raw); err != nil {
+			b.Fatal(err)
+		}
+		rawDump += time.Duration(raw.Dump * float64(time.Second))
+		rawLoad += time.Duration(raw.Load * float64(time.Second))
+		stop := make(chan struct{})
+		peakc := heapPeak(stop)
+		t0 := time.Now()
+		m, err := r.svc.Save(ctx2m(b), SaveRequest{Name: "big", KernelID: k, Variables: vars, Overwrite: true})
+		save += time.Since(t0)
+		close(stop)
+		peak = max(peak, <-peakc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = uint64(m.FileBytes)
+		t0 = time.Now()
+		if _, err := r.svc.Load(ctx2m(b), LoadRequest{Name: "big", KernelID: k}); err != nil {
+			b.Fatal(err)
+		}
+		load += time.Since(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(size)/1e6, "MB")
+	b.ReportMetric(save.Seconds()/n, "save-s")
+	b.ReportMetric(load.Seconds()/n, "load-s")
+	b.ReportMetric(rawDump.Seconds()/n, "raw-dump-s")
+	b.ReportMetric(rawLoad.Seconds()/n, "raw-load-s")
+	b.ReportMetric(save.Seconds()/rawDump.Seconds(), "ratio-save")
+	b.ReportMetric(load.Seconds()/rawLoad.Seconds(), "ratio-load")
+	b.ReportMetric(float64(peak-min(peak, base.HeapInuse))/1e6, "heap-growth-MB")
+}

@@ -1,0 +1,113 @@
+package checkpoint
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+//go:embed kernel.py
+var kernelPy string
+
+// Runner runs code in a kernel and returns its stdout once the execution
+// has finished (cmd/mcp-jupyter implements it over the actor system, so a
+// checkpoint's code is queued, recorded and at-most-once like any other).
+// It returns an error when the execution did not end "ok", naming the
+// Python exception. It is safe for concurrent use.
+type Runner interface {
+	Run(ctx context.Context, kernelID, code string) (stdout string, err error)
+}
+
+// callKernel runs fn(params) of kernel.py in a private namespace and
+// decodes the JSON line it prints after a per-call marker into out.
+func callKernel(ctx context.Context, r Runner, kernelID, fn string, params map[string]any, out any) error {
+	nb := make([]byte, 8)
+	_, _ = rand.Read(nb)
+	marker := "__MCPJ_CKPT_" + hex.EncodeToString(nb) + "__"
+	params["marker"] = marker
+	pj, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("encode %s parameters: %w", fn, err)
+	}
+	src, _ := json.Marshal(kernelPy + "\n" + fn + "(json.loads(__mcpj_params))\n")
+	// NB: a JSON string is a valid Python string literal; one line, so no
+	// IPython input transformation applies.
+	code := fmt.Sprintf("exec(compile(%s, '<mcp-jupyter checkpoint>', 'exec'), {'__name__': '__mcpj_checkpoint__', 'get_ipython': get_ipython, '__mcpj_params': %s})",
+		src, mustJSON(string(pj)))
+	stdout, err := r.Run(ctx, kernelID, code)
+	if err != nil {
+		return fmt.Errorf("run checkpoint %s in kernel %s: %w", fn, kernelID, err)
+	}
+	i := strings.LastIndex(stdout, marker)
+	if i < 0 {
+		return fmt.Errorf("checkpoint %s in kernel %s printed no result (stdout %q)", fn, kernelID, tail(stdout, 300))
+	}
+	line := stdout[i+len(marker):]
+	if j := strings.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(line)))
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("decode checkpoint %s result from kernel %s: %w", fn, kernelID, err)
+	}
+	return nil
+}
+
+func mustJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// Variable is one saved or skipped variable as the kernel reports it.
+type Variable struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Size   int64  `json:"size,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type saveResult struct {
+	Saved    []Variable        `json:"saved"`
+	Skipped  []Variable        `json:"skipped"`
+	Bytes    int64             `json:"bytes"`
+	Python   string            `json:"python"`
+	Packages map[string]string `json:"packages"`
+}
+
+type checkResult struct {
+	Missing    []string `json:"missing"`
+	Mismatched []string `json:"mismatched"`
+	Python     string   `json:"python"`
+}
+
+// InstallResult is pip's answer for one package.
+type InstallResult struct {
+	Package string `json:"package"`
+	OK      bool   `json:"ok"`
+	// NoIndex: pip could not reach a package index (offline machine,
+	// proxy, firewall).
+	NoIndex bool `json:"no_index"`
+	// ExternallyManaged: the kernel's Python refuses pip installs (PEP 668).
+	ExternallyManaged bool   `json:"externally_managed"`
+	Output            string `json:"output,omitempty"`
+}
+
+type installResult struct {
+	Results []InstallResult `json:"results"`
+}
+
+type loadResult struct {
+	Restored []string `json:"restored"`
+}

@@ -1,0 +1,173 @@
+# Runs inside the kernel, in a private namespace: it creates no user names.
+# The server sends this file with a call such as save(params) and reads the
+# one line after MARKER from stdout. NB: the result keys are read by
+# kernel.go; keep both in step.
+import json
+import sys
+
+
+def _reply(marker, obj):
+    sys.stdout.write("\n" + marker + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+# Names IPython itself keeps in the user namespace: history can double a
+# checkpoint and makes no sense in another kernel.
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "_", "__", "___", "_ih", "_oh", "_dh"}
+
+
+def _typename(obj):
+    t = type(obj)
+    mod = getattr(t, "__module__", "") or ""
+    if mod in ("builtins", "__main__"):
+        return t.__qualname__
+    return mod + "." + t.__qualname__
+
+
+def _skip_reason(obj):
+    import io
+    import socket
+    import types
+    if isinstance(obj, types.ModuleType):
+        return "module: re-import it after loading"
+    if isinstance(obj, io.IOBase):
+        return "open file or stream: reopen it after loading"
+    if isinstance(obj, socket.socket):
+        return "socket: reconnect after loading"
+    if isinstance(obj, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
+        return "generator or coroutine: its running state cannot be saved; recreate it after loading"
+    return None
+
+
+def _distributions(roots):
+    import importlib.metadata as md
+    try:
+        owners = md.packages_distributions()
+    except Exception:
+        owners = {}
+    out = {}
+    for root in sorted(roots):
+        for dist in owners.get(root, []):
+            try:
+                out[dist] = md.version(dist)
+            except Exception:
+                pass
+    return out
+
+
+def save(p):
+    import dill
+    ip = get_ipython()
+    ns = ip.user_ns
+    hidden = set(getattr(ip, "user_ns_hidden", {}))
+    wanted = p.get("variables")
+    if wanted:
+        names = list(wanted)
+    else:
+        names = [n for n in ns if not n.startswith("_") and n not in _IPYTHON_NAMES and n not in hidden]
+    saved, skipped, roots = [], [], set()
+    with open(p["path"], "ab") as f:
+        start = f.tell()
+        pk = dill.Pickler(f, protocol=4)
+        for name in names:
+            if name not in ns:
+                skipped.append({"name": name, "type": "", "reason": "not defined in the kernel"})
+                continue
+            obj = ns[name]
+            why = _skip_reason(obj)
+            if why:
+                skipped.append({"name": name, "type": _typename(obj), "reason": why})
+                continue
+            pos, memo = f.tell(), len(pk.memo)
+            try:
+                pk.dump((name, obj))
+            except Exception as e:  # one bad variable must not abort the rest
+                f.seek(pos)
+                f.truncate()
+                # Forget what the failed dump memoised: later variables must
+                # not refer back to bytes that were cut off.
+                for k in [k for k, v in pk.memo.items() if v[0] >= memo]:
+                    del pk.memo[k]
+                pk.framer.current_frame = None
+                skipped.append({"name": name, "type": _typename(obj), "reason": "%s: %s" % (type(e).__name__, e)})
+                continue
+            saved.append({"name": name, "type": _typename(obj), "size": f.tell() - pos})
+        pk.dump(None)  # end of stream
+        size = f.tell() - start
+        for _, o in pk.memo.values():
+            m = o.__module__ if isinstance(o, type) else getattr(type(o), "__module__", None)
+            if isinstance(m, str):
+                roots.add(m.split(".")[0])
+    roots.discard("__main__")
+    roots.discard("builtins")
+    roots.add("dill")
+    _reply(p["marker"], {"saved": saved, "skipped": skipped, "bytes": size,
+                         "python": sys.version.split()[0], "packages": _distributions(roots)})
+
+
+def check(p):
+    import importlib.metadata as md
+    missing, mismatched = [], []
+    for dist, want in sorted(p.get("packages", {}).items()):
+        try:
+            have = md.version(dist)
+        except md.PackageNotFoundError:
+            missing.append(dist + "==" + want)
+            continue
+        if have != want:
+            mismatched.append("%s: saved with %s, kernel has %s" % (dist, want, have))
+    _reply(p["marker"], {"missing": missing, "mismatched": mismatched, "python": sys.version.split()[0]})
+
+
+def install(p):
+    import subprocess
+    results = []
+    for req in p["packages"]:
+        try:
+            r = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+                                "--no-input", "--timeout", "15", "--retries", "1", req],
+                               capture_output=True, text=True, timeout=p.get("timeout", 600))
+            out = (r.stdout + r.stderr).strip()
+            ok = r.returncode == 0
+        except Exception as e:
+            out, ok = "%s: %s" % (type(e).__name__, e), False
+        low = out.lower()
+        no_index = any(s in low for s in ("failed to establish a new connection", "temporary failure in name resolution",
+                                          "network is unreachable", "connection refused", "could not fetch url",
+                                          "no matching distribution", "connecttimeout", "read timed out"))
+        results.append({"package": req, "ok": ok, "no_index": (not ok) and no_index,
+                        "externally_managed": "externally-managed-environment" in low,
+                        "output": out[-1500:]})
+    _reply(p["marker"], {"results": results})
+
+
+def load(p):
+    import dill
+    restored = {}
+    with open(p["path"], "rb") as f:
+        u = dill.Unpickler(f)
+        while True:
+            item = u.load()
+            if item is None:
+                break
+            name, obj = item
+            restored[name] = obj
+    # NB: only once everything loaded: a failure leaves the kernel as it was.
+    get_ipython().user_ns.update(restored)
+    _reply(p["marker"], {"restored": list(restored)})
+
+
+def raw_dump(p):
+    # The benchmark baseline: one dill.dump of the same objects, timed here.
+    import time
+    import dill
+    ns = get_ipython().user_ns
+    objs = {n: ns[n] for n in p["variables"]}
+    t = time.perf_counter()
+    with open(p["path"], "wb") as f:
+        dill.dump(objs, f)
+    d = time.perf_counter() - t
+    t = time.perf_counter()
+    with open(p["path"], "rb") as f:
+        dill.load(f)
+    _reply(p["marker"], {"dump_s": d, "load_s": time.perf_counter() - t})

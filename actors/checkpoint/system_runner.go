@@ -1,0 +1,74 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+)
+
+// SystemRunner runs checkpoint code as an ordinary execution: queued behind
+// the kernel's other work, recorded in the log, finished when both the
+// reply and the idle status arrived. It waits on the queue read model's
+// Changed signal, never by polling.
+type SystemRunner struct {
+	System *system.System
+	Queue  *queue.Model // following the log
+	Log    actors.Log
+}
+
+// Run submits code and returns the stdout of its stream outputs.
+func (r SystemRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
+	x, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
+	if err != nil {
+		return "", err
+	}
+	for {
+		changed := r.Queue.Changed() // NB: taken before reading, so no change is missed
+		cur, ok := r.Queue.Get(x.ID)
+		if ok && cur.Status.Done() {
+			x = cur
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for execution %s: %w (it keeps running in the kernel)", x.ID, ctx.Err())
+		}
+	}
+	var out strings.Builder
+	err = r.Log.ReadStream(ctx, events.ExecutionStream(x.ID), 0, func(e events.Event) error {
+		p, ok := e.Payload.(events.IOPubMessageReceived)
+		if !ok || p.MsgType != "stream" {
+			return nil
+		}
+		var c struct {
+			Name string `json:"name"`
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(p.Content, &c) == nil && c.Name == "stdout" {
+			out.WriteString(c.Text)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read outputs of execution %s: %w", x.ID, err)
+	}
+	if x.Status != queue.StatusOK {
+		msg := string(x.Status)
+		if x.ErrorName != "" {
+			msg += ": " + x.ErrorName + ": " + x.ErrorValue
+		}
+		if x.Reason != "" {
+			msg += " (" + x.Reason + ")"
+		}
+		return out.String(), fmt.Errorf("execution %s ended %s", x.ID, msg)
+	}
+	return out.String(), nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+)
+
+// openCheckpoints builds the checkpoint service. The key lives in
+// <data dir>/checkpoint-keys, beside (never inside) <data dir>/checkpoints,
+// which is the only directory kernels are pointed at.
+func (c *core) openCheckpoints(ctx context.Context) error {
+	keys, err := checkpoint.OpenKeyring(filepath.Join(c.cfg.DataDir, "checkpoint-keys"), os.Getenv(checkpoint.SecretEnv))
+	if err != nil {
+		return fmt.Errorf("open checkpoint keyring: %w", err)
+	}
+	c.ckpt, err = checkpoint.Open(ctx, checkpoint.Options{Dir: filepath.Join(c.cfg.DataDir, "checkpoints"), Keys: keys,
+		Runner: checkpoint.SystemRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log, Scanner: c.log,
+		Encrypt: c.cfg.CheckpointEncrypt, Logger: c.logger.With("component", "checkpoint")})
+	if err != nil {
+		return fmt.Errorf("open checkpoints: %w", err)
+	}
+	c.mcp.AddCheckpointTools(checkpointBackend{b: &backend{sys: c.sys, log: c.log, queue: c.queue, launcher: c.launcher}, svc: c.ckpt})
+	return nil
+}
+
+// checkpointBackend adapts actors/checkpoint to the MCP edge.
+type checkpointBackend struct {
+	b   *backend
+	svc *checkpoint.Service
+}
+
+var _ mcpserver.CheckpointBackend = checkpointBackend{}
+
+func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (string, error) {
+	return cb.b.ResolveKernel(ctx, ref)
+}
+
+func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.SaveEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	m, err := cb.svc.Save(ctx, checkpoint.SaveRequest{Name: r.Name, KernelID: r.KernelID, Notebook: r.Notebook, Variables: r.Variables, Overwrite: r.Overwrite})
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	var names []string
+	for _, v := range m.Saved {
+		names = append(names, v.Name)
+	}
+	sum := fmt.Sprintf("Saved checkpoint %q from kernel %s: %d variables (%s), %d bytes.", m.Name, m.KernelID, len(m.Saved), strings.Join(names, ", "), m.FileBytes)
+	if len(m.Skipped) > 0 {
+		var sk []string
+		for _, v := range m.Skipped {
+			sk = append(sk, fmt.Sprintf("%s (%s): %s", v.Name, v.Type, v.Reason))
+		}
+		sum += "\nNot saved: " + strings.Join(sk, "; ") + "."
+	}
+	sum += fmt.Sprintf("\nRestore it with load_environment name %q, in this or a new kernel, also after a server restart.", m.Name)
+	return mcpserver.CheckpointReply{Summary: sum, Data: map[string]any{"checkpoint": m}}, nil
+}
+
+func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.LoadEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	pol, err := checkpoint.ParsePolicy(r.Policy)
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: r.Name, KernelID: r.KernelID, Policy: pol})
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	sum := fmt.Sprintf("Restored %d variables from checkpoint %q into kernel %s: %s.", len(res.Restored), r.Name, r.KernelID, strings.Join(res.Restored, ", "))
+	if len(res.Missing) > 0 {
+		sum += "\nMissing packages in this kernel (recorded at save): " + strings.Join(res.Missing, ", ") + "."
+	}
+	if len(res.Mismatched) > 0 {
+		sum += "\nDifferent package versions: " + strings.Join(res.Mismatched, "; ") + "."
+	}
+	for _, in := range res.Installs {
+		switch {
+		case in.OK:
+			sum += fmt.Sprintf("\npip install %s: done.", in.Package)
+		case in.NoIndex:
+			sum += fmt.Sprintf("\npip install %s: FAILED — pip cannot reach a package index from the kernel's machine (offline, proxy or firewall); install it another way or use policy warn.", in.Package)
+		case in.ExternallyManaged:
+			sum += fmt.Sprintf("\npip install %s: FAILED — the kernel's Python is externally managed (PEP 668); install with the system package manager or use a virtualenv kernel.", in.Package)
+		default:
+			sum += fmt.Sprintf("\npip install %s: FAILED — see output.", in.Package)
+		}
+	}
+	return mcpserver.CheckpointReply{Summary: sum, Data: map[string]any{"name": r.Name, "kernel_id": r.KernelID, "restored": res.Restored,
+		"missing_packages": res.Missing, "mismatched_packages": res.Mismatched, "installs": res.Installs,
+		"saved_python": res.Meta.Python, "kernel_python": res.Python, "created": res.Meta.Created}}, nil
+}
+
+func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
+	list, err := cb.svc.List()
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	if list == nil {
+		list = []checkpoint.Meta{}
+	}
+	return mcpserver.CheckpointReply{Summary: fmt.Sprintf("%d checkpoints.", len(list)), Data: map[string]any{"checkpoints": list}}, nil
+}
+
+func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, name string) (mcpserver.CheckpointReply, error) {
+	if err := cb.svc.Delete(ctx, name); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	return mcpserver.CheckpointReply{Summary: fmt.Sprintf("Deleted checkpoint %q.", name), Data: map[string]any{"deleted": name}}, nil
+}
