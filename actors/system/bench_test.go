@@ -2,6 +2,9 @@ package system_test
 
 import (
 	"context"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +78,34 @@ func BenchmarkKernelActorRoundTrip(b *testing.B) {
 	}
 	b.StopTimer()
 	reportRatio(b, testkit.P50(ours), testkit.P50(rawLat))
+	// The second baseline: jupyter_client's execute_interactive (Debian's
+	// python3), measured in the same run.
+	if jc := jupyterClientP50(b, max(b.N, 20)); jc > 0 {
+		b.ReportMetric(jc, "jupyter-client-p50-µs")
+		b.ReportMetric(testkit.P50(ours)/jc, "ratio-p50-vs-jupyter-client")
+	}
+}
+
+// jupyterClientP50 runs infra/jupyter/testdata/jupyter_client_roundtrip.py
+// and returns its p50 in microseconds.
+func jupyterClientP50(b *testing.B, n int) float64 {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, testkit.PythonWithIPyKernel(b), "../../infra/jupyter/testdata/jupyter_client_roundtrip.py", strconv.Itoa(n)).CombinedOutput()
+	if err != nil {
+		b.Fatalf("jupyter_client baseline: %v\n%s", err, out)
+	}
+	var p50 float64
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "p50_us="); ok {
+			p50, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if p50 == 0 {
+		b.Fatalf("jupyter_client baseline printed no p50: %s", out)
+	}
+	return p50
 }
 
 func reportRatio(b *testing.B, ours, raw float64) {

@@ -48,6 +48,7 @@ var targets = []target{
 	{What: "append p50 vs raw Pebble", Bench: "BenchmarkAppend64Writers", Metric: "p50-µs",
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", Limit: 1.25},
 	{What: "actor `1+1` p50 vs raw zmq4", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50", Limit: 1.10},
+	{What: "actor `1+1` p50 vs jupyter_client execute_interactive", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
 	{What: "MCP execute p50 vs raw zmq4", Bench: "BenchmarkMCPExecuteRoundTrip", Metric: "ratio-p50", Limit: 1.15},
 	{What: "1,000 queued throughput vs raw one by one", Bench: "BenchmarkQueue1000", Metric: "ratio-throughput",
 		AtLeast: true, Limit: 0.8},
