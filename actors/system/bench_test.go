@@ -2,7 +2,9 @@ package system_test
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,4 +174,81 @@ func BenchmarkQueue1000(b *testing.B) {
 	b.ReportMetric(ours, "execs/s")
 	b.ReportMetric(rawRate, "raw-execs/s")
 	b.ReportMetric(ours/rawRate, "ratio-throughput")
+}
+
+// BenchmarkPrint100kLines: a cell printing 100,000 lines through the actors
+// (every line captured in order, durably) beside the raw zmq4 client running
+// the same cell on a second kernel. Target: ratio-wall ≤ 1.2.
+func BenchmarkPrint100kLines(b *testing.B) {
+	s := testkit.StartStack(b, "")
+	raw := testkit.StartKernel(b)
+	ctx := context.Background()
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	if err != nil {
+		b.Fatalf("start kernel: %v", err)
+	}
+	const code = "for i in range(100000):\n    print(i)"
+	var ours, rawWall []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		x, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: code})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if done, ok := waitDone(s.Queue, x.ID, 5*time.Minute); !ok || done.Status != queue.StatusOK {
+			b.Fatalf("execution: %+v", done)
+		}
+		ours = append(ours, time.Since(start))
+		b.StopTimer()
+		if got := strings.Count(stdoutOf(s, x.ID), "\n"); got != 100000 {
+			b.Fatalf("captured %d lines", got)
+		}
+		start = time.Now()
+		if r := testkit.RawExecute(b, raw.Client, code, 5*time.Minute); r["status"] != "ok" {
+			b.Fatalf("raw reply = %v", r)
+		}
+		rawWall = append(rawWall, time.Since(start))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	o, r := testkit.P50(ours), testkit.P50(rawWall)
+	b.ReportMetric(o/1000, "wall-ms")
+	b.ReportMetric(r/1000, "raw-wall-ms")
+	b.ReportMetric(o/r, "ratio-wall")
+}
+
+func stdoutOf(s *testkit.Stack, id string) string {
+	var out strings.Builder
+	for _, o := range s.Outputs(id) {
+		if o.MsgType == "stream" {
+			var c struct{ Text string }
+			_ = json.Unmarshal(o.Content, &c)
+			out.WriteString(c.Text)
+		}
+	}
+	return out.String()
+}
+
+// BenchmarkIdleKernelsHeap: the server's heap with 20 idle kernels (their
+// actors, pumps, sockets and heartbeats). Target: heap ≤ 50 MiB.
+func BenchmarkIdleKernelsHeap(b *testing.B) {
+	s := testkit.StartStack(b, "")
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if _, err := s.System.StartKernel(ctx, "python3", "idle", ""); err != nil {
+			b.Fatalf("start kernel %d: %v", i, err)
+		}
+	}
+	b.ResetTimer()
+	var heap float64
+	for range b.N {
+		time.Sleep(2 * time.Second) // idle: heartbeats tick, nothing else happens
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap = float64(ms.HeapInuse) / (1 << 20)
+	}
+	b.ReportMetric(heap, "heap-MiB")
+	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 }
