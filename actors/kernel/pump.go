@@ -162,9 +162,13 @@ func (p *pump) run(ctx context.Context) {
 				break gather
 			}
 		}
-		if err := p.persist(ctx, batch, nil); err != nil {
+		done, err := p.persist(ctx, batch, nil)
+		if err != nil {
 			p.report(pumpStopped{conn: p.conn, err: err})
 			return
+		}
+		for _, d := range done {
+			p.report(d)
 		}
 	}
 }
@@ -194,7 +198,7 @@ drain:
 		tail = append(tail, draft(p.kernelID, events.KernelDied{KernelID: p.kernelID, Reason: death.Reason,
 			ExitCode: death.ExitCode, Signal: death.Signal, StderrTail: death.StderrTail}))
 	}
-	err := p.persist(ctx, rest, func(lost []string) []events.Draft {
+	done, err := p.persist(ctx, rest, func(lost []string) []events.Draft {
 		reason := "the kernel died during the execution: " + death.Reason
 		if expected {
 			reason = "the kernel was stopped during the execution"
@@ -206,13 +210,19 @@ drain:
 		}
 		return append(out, tail...)
 	})
+	// NB: the death first, so the scheduler stops dispatching before it
+	// hears that the executions in flight ended.
 	p.report(pumpStopped{conn: p.conn, death: &death, err: err})
+	for _, d := range done {
+		p.report(d)
+	}
 }
 
 // persist appends the events for a batch of messages, completing the
-// executions whose reply and idle status have both arrived. finish, if set,
-// adds events for the executions still in flight (passed by id) at the end.
-func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost []string) []events.Draft) error {
+// executions whose reply and idle status have both arrived, and returns the
+// executions it ended (durably). finish, if set, adds events for the
+// executions still in flight (passed by id) at the end.
+func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost []string) []events.Draft) ([]ended, error) {
 	drafts := make([]events.Draft, 0, len(batch)+1)
 	var done []ended
 	p.mu.Lock()
@@ -300,15 +310,12 @@ func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost [
 	}
 	p.mu.Unlock()
 	if len(drafts) == 0 {
-		return nil
+		return done, nil
 	}
 	if _, err := p.log.Append(ctx, drafts...); err != nil {
-		return fmt.Errorf("persist output of kernel %s: %w", p.kernelID, err)
+		return nil, fmt.Errorf("persist output of kernel %s: %w", p.kernelID, err)
 	}
-	for _, d := range done {
-		p.report(d)
-	}
-	return nil
+	return done, nil
 }
 
 // complete appends the final event of an execution whose reply and idle

@@ -89,6 +89,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.ready, a.sent = false, false
 		if m.Status != kernel.StatusRunning { // running: a restart is under way
 			a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.state.KernelID, m.Status, m.Reason)
+			if a.state.Active != nil {
+				a.catchUp(a.state.Active.ID) // the kernel side recorded its end
+			}
 			a.append(DecideLoseAll(a.state, a.gone))
 		}
 	case kernel.ExecutionEnded:

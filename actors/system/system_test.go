@@ -154,8 +154,8 @@ func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
 	if x.Status != queue.StatusLost || !strings.Contains(x.Reason, "died") {
 		t.Fatalf("running execution: %+v", x)
 	}
-	if w := s.WaitExecution(waiting, 10*time.Second); w.Status != queue.StatusLost {
-		t.Fatalf("queued execution on a dead kernel: %+v", w)
+	if w := s.WaitExecution(waiting, 10*time.Second); w.Status != queue.StatusLost || !w.StartedAt.IsZero() {
+		t.Fatalf("a queued execution on a dead kernel is lost without being started: %+v", w)
 	}
 	st, _ = s.System.Kernel(context.Background(), k)
 	if st.Status != kernel.StatusDead {
