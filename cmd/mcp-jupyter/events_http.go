@@ -32,7 +32,9 @@ import (
 //	                                    streams new events as they become
 //	                                    durable. A failure mid-stream ends it
 //	                                    with a line {"error":"..."}.
-func eventsHandler(l *eventlog.Log) http.Handler {
+//
+// Followers end when ctx does (the server shutting down).
+func eventsHandler(ctx context.Context, l *eventlog.Log) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /events/bounds", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]uint64{"first": l.First(), "last": l.Last()})
@@ -56,6 +58,10 @@ func eventsHandler(l *eventlog.Log) http.Handler {
 		_, _ = w.Write(appendEventJSON(nil, e))
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		rctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)()
+		r = r.WithContext(rctx)
 		q := r.URL.Query()
 		var since, to uint64
 		for name, dst := range map[string]*uint64{"since": &since, "to": &to} {

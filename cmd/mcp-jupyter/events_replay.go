@@ -52,11 +52,11 @@ func (b *boundedLog) Scan(ctx context.Context, from, to uint64, fn func(events.E
 	})
 }
 func (b *boundedLog) FollowRaw(context.Context, uint64, func(events.Event) error) error { return nil }
-func (b *boundedLog) Last() uint64                                                     { return b.until }
-func (b *boundedLog) First() uint64                                                    { return b.src.First() }
-func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error                        { return nil }
-func (b *boundedLog) LoadSnapshot(string) (uint64, []byte, bool, error)                { return 0, nil, false, nil }
-func (b *boundedLog) TruncateBefore(uint64) (int, error)                               { return 0, nil }
+func (b *boundedLog) Last() uint64                                                      { return b.until }
+func (b *boundedLog) First() uint64                                                     { return b.src.First() }
+func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error                         { return nil }
+func (b *boundedLog) LoadSnapshot(string) (uint64, []byte, bool, error)                 { return 0, nil, false, nil }
+func (b *boundedLog) TruncateBefore(uint64) (int, error)                                { return 0, nil }
 
 // readModels is every read model the server keeps, as of one event.
 type readModels struct {

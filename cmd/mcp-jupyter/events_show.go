@@ -71,7 +71,6 @@ func runEventsShow(ctx context.Context, args []string, sio eventsIO) error {
 	return showExecution(out, story, mark)
 }
 
-
 // showEvent prints one event in full.
 func showEvent(w io.Writer, e events.Event) error {
 	j, err := e.MarshalJSON()

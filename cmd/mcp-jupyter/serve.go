@@ -53,10 +53,12 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	})
 	mux.Handle("/mcp", c.mcp.HTTPHandler())
-	events := mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger}.Wrap(eventsHandler(c.log))
+	eventsCtx, stopEvents := context.WithCancel(context.Background()) // ends `events tail -f` readers at shutdown
+	events := mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger}.Wrap(eventsHandler(eventsCtx, c.log))
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(stopEvents)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp", "data_dir", cfg.DataDir)
