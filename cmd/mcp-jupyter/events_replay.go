@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -73,12 +72,14 @@ func replayModels(ctx context.Context, src source, until uint64, visit func(e *e
 	m := &readModels{Seq: until, Queue: queue.NewModel(), Kernels: kernels.New()}
 	bl := &boundedLog{src: src, until: until, visit: visit}
 	r := projections.NewRunner(bl, projections.Options{Rebuild: true}, queueProjection{m.Queue}, m.Kernels)
-	if err := r.Start(ctx); err != nil {
+	// NB: no Close: it would encode snapshots only to throw them away. The
+	// loop ends by itself at until (FollowRaw returns); cancel frees it.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := r.Start(rctx); err != nil {
 		return nil, err
 	}
-	err := r.Wait()
-	_ = r.Close(context.WithoutCancel(ctx))
-	if err != nil {
+	if err := r.Wait(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -160,26 +161,27 @@ func printModels(w io.Writer, m *readModels) {
 		}
 		fmt.Fprintf(w, " last event %d\n", k.Seq)
 	}
-	all := m.Queue.List("", "")
-	byStatus := map[queue.Status]int{}
-	kernelIDs := map[string]bool{}
-	for _, x := range all {
-		byStatus[x.Status]++
-		kernelIDs[x.KernelID] = true
+	ids := map[string]bool{}
+	for _, k := range ks {
+		ids[k.ID] = true
 	}
-	var counts []string
-	for st, n := range byStatus {
-		counts = append(counts, fmt.Sprintf("%s %d", st, n))
+	for _, x := range m.Queue.List("", queue.StatusRunning) {
+		ids[x.KernelID] = true
 	}
-	sort.Strings(counts)
-	fmt.Fprintf(w, "\nqueue (%d executions: %s):\n", len(all), strings.Join(counts, ", "))
-	ids := make([]string, 0, len(kernelIDs))
-	for id := range kernelIDs {
-		ids = append(ids, id)
+	for _, x := range m.Queue.List("", queue.StatusQueued) {
+		ids[x.KernelID] = true
 	}
-	sort.Strings(ids)
+	for _, x := range m.Queue.List("", queue.StatusInputRequired) {
+		ids[x.KernelID] = true
+	}
+	sorted := make([]string, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	fmt.Fprintf(w, "\nqueue:\n")
 	idle := 0
-	for _, id := range ids {
+	for _, id := range sorted {
 		active, running := m.Queue.Active(id)
 		pending := m.Queue.Pending(id)
 		if !running && len(pending) == 0 {
@@ -217,12 +219,8 @@ func printModelsJSON(w io.Writer, m *readModels) error {
 		Notes   []string               `json:"notes"`
 	}{Seq: m.Seq, Time: m.Time.Format(events.TimeFormat), Kernels: m.Kernels.List(), Queue: map[string]kernelQueue{},
 		Notes: []string{noLeases, noBacklog}}
-	seen := map[string]bool{}
-	for _, x := range m.Queue.List("", "") {
-		if seen[x.KernelID] {
-			continue
-		}
-		seen[x.KernelID] = true
+	for _, k := range m.Kernels.List() {
+		x := queue.Execution{KernelID: k.ID}
 		kq := kernelQueue{Pending: m.Queue.Pending(x.KernelID)}
 		if a, ok := m.Queue.Active(x.KernelID); ok {
 			kq.Active = &a
