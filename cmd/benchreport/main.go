@@ -56,6 +56,9 @@ var targets = []target{
 	{What: "replay peak heap", Bench: "BenchmarkReplay1M", Metric: "peak-heap-MiB", Strict: true, Limit: 100, Unit: "MiB"},
 	{What: "restart to ready (1M events)", Bench: "BenchmarkRestartToReady1M", Metric: "ms/restart", Limit: 200, Unit: "ms"},
 	{What: "replay vs bare scan (no target)", Bench: "BenchmarkReplay1M", Metric: "events/s", Baseline: "BenchmarkScan1M"},
+	{What: "`events tail --json` over 1M events to /dev/null", Bench: "BenchmarkEventsTail1M", Metric: "events/s", AtLeast: true, Limit: 500_000, Unit: "events/s"},
+	{What: "`events replay --until` the middle of 1M events", Bench: "BenchmarkEventsReplayMiddle1M", Metric: "ms/replay", Limit: 2000, Unit: "ms"},
+	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
 }
 
 // result is one benchmark line.

@@ -30,6 +30,8 @@ type config struct {
 	NATSToken      string
 
 	CheckpointEncrypt bool
+	NATSNKeys         string
+	NATSJetStream     bool
 }
 
 type setting struct {
@@ -49,7 +51,9 @@ var settings = []setting{
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
-	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
+	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (this or --nats-nkeys is required when --nats-listen is not loopback)"},
+	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
+	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -83,7 +87,10 @@ func parseConfig(cmd string, args []string) (config, error) {
 	var err error
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
-	c.AllowedHosts, c.NATSListen, c.NATSToken = get("allowed-hosts"), get("nats-listen"), get("nats-token")
+	c.AllowedHosts, c.NATSListen, c.NATSToken, c.NATSNKeys = get("allowed-hosts"), get("nats-listen"), get("nats-token"), get("nats-nkeys")
+	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
+		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
+	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

@@ -94,7 +94,8 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 	}()
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
-	c.nats, err = natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, Logger: logger.With("component", "nats")})
+	c.nats, err = natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
+		JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
 	if err != nil {
 		c.close(context.Background())
 		return nil, fmt.Errorf("start embedded NATS: %w", err)

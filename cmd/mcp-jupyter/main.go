@@ -19,6 +19,7 @@ const usage = `mcp-jupyter: durable Jupyter kernels for AI agents, over MCP.
 Usage:
   mcp-jupyter serve [flags]    run the server: MCP over Streamable HTTP at /mcp, probes, events
   mcp-jupyter stdio [flags]    serve one MCP client over stdin/stdout (desktop clients)
+  mcp-jupyter events <cmd>     read the event log: tail, show, replay, verify, export, import
   mcp-jupyter version          print the version
   mcp-jupyter help             this text
 
@@ -42,6 +43,8 @@ func run(args []string) int {
 		err = runServe(ctx, args[1:])
 	case "stdio":
 		err = runStdio(ctx, args[1:])
+	case "events":
+		err = runEvents(ctx, args[1:], eventsIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
 	case "version", "--version":
 		fmt.Println("mcp-jupyter", version)
 	case "help", "--help", "-h":

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
 func filepathSplit(s string) []string {
@@ -51,7 +53,12 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	})
 	mux.Handle("/mcp", c.mcp.HTTPHandler())
+	eventsCtx, stopEvents := context.WithCancel(context.Background()) // ends `events tail -f` readers at shutdown
+	events := mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger}.Wrap(eventsHandler(eventsCtx, c.log))
+	mux.Handle("GET /events", events)
+	mux.Handle("GET /events/", events)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(stopEvents)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp", "data_dir", cfg.DataDir)

@@ -308,6 +308,8 @@ func (l *Log) commitLoop() {
 				break gather
 			}
 		}
+		// NB: Import writes without the committer; continue after it.
+		next = max(next, l.last.Load())
 		f := l.write(pending, next)
 		if f == nil {
 			<-slots

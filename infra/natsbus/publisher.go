@@ -112,7 +112,10 @@ func (p *Publisher) publish(e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("publish event %d: %w", e.Seq, err)
 	}
-	msg := &nats.Msg{Subject: events.Subject(e), Data: data, Header: nats.Header{SeqHeader: []string{strconv.FormatUint(e.Seq, 10)}}}
+	msg := &nats.Msg{Subject: events.Subject(e), Data: data, Header: nats.Header{}}
+	seq := strconv.FormatUint(e.Seq, 10)
+	msg.Header[SeqHeader] = []string{seq}
+	msg.Header[nats.MsgIdHdr] = []string{seq} // JetStream deduplicates republished events
 	if err := p.nc.PublishMsg(msg); err != nil {
 		return fmt.Errorf("publish event %d on %s: %w", e.Seq, msg.Subject, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // ErrTokenRequired: a listener beyond loopback was asked for without a token.
@@ -26,9 +27,19 @@ type Options struct {
 	// Token is required from every client when set. It is mandatory when
 	// Listen is not a loopback address.
 	Token string
-	// JetStream enables JetStream, storing in StoreDir.
+	// NKeys are the public user nkeys ("U...") outside clients authenticate
+	// with (nats.Nkey / a .nk seed file), instead of Token. Those clients may
+	// subscribe to anything but not publish events (mcpjupyter.>): only the
+	// server does. Give Token or NKeys, not both.
+	NKeys []string
+	// JetStream enables JetStream, storing in StoreDir, and keeps the stream
+	// StreamName mirroring every published event, so that a subscriber that
+	// was away catches up (a durable consumer) from where it stopped.
 	JetStream bool
 	StoreDir  string
+	// StreamMaxBytes bounds the JetStream stream (default 1 GiB); the oldest
+	// events go first. The event log itself keeps everything.
+	StreamMaxBytes int64
 	// ReadyTimeout bounds the wait for the server to accept connections
 	// (default 10s).
 	ReadyTimeout time.Duration
@@ -42,6 +53,7 @@ type Server struct {
 	ns        *server.Server
 	nc        *nats.Conn
 	token     string
+	self      nkeys.KeyPair // the server's own user when clients use nkeys
 	logger    *slog.Logger
 	closeOnce sync.Once
 	closeErr  error
@@ -55,15 +67,25 @@ func Open(opts Options) (*Server, error) {
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 10 * time.Second
 	}
+	if opts.Token != "" && len(opts.NKeys) > 0 {
+		return nil, errors.New("start nats: give a token or nkeys, not both")
+	}
 	so := &server.Options{DontListen: true, NoSigs: true, Authorization: opts.Token,
 		JetStream: opts.JetStream, StoreDir: opts.StoreDir}
+	var self nkeys.KeyPair
+	if len(opts.NKeys) > 0 {
+		var err error
+		if so.Nkeys, self, err = nkeyUsers(opts.NKeys); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Listen != "" {
 		host, port, err := splitListen(opts.Listen)
 		if err != nil {
 			return nil, err
 		}
-		if !isLoopback(host) && opts.Token == "" {
-			return nil, fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or listen on 127.0.0.1", ErrTokenRequired, opts.Listen)
+		if !isLoopback(host) && opts.Token == "" && len(opts.NKeys) == 0 {
+			return nil, fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or listen on 127.0.0.1", ErrTokenRequired, opts.Listen)
 		}
 		so.DontListen, so.Host, so.Port = false, host, port
 	}
@@ -81,7 +103,7 @@ func Open(opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: not ready after %s", opts.ReadyTimeout)
 	}
-	s := &Server{ns: ns, token: opts.Token, logger: opts.Logger}
+	s := &Server{ns: ns, token: opts.Token, self: self, logger: opts.Logger}
 	nc, err := s.Connect(nats.Name("mcp-jupyter publisher"))
 	if err != nil {
 		ns.Shutdown()
@@ -89,6 +111,14 @@ func Open(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.nc = nc
+	if opts.JetStream {
+		if err := s.createStream(opts.StreamMaxBytes); err != nil {
+			nc.Close()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil, err
+		}
+	}
 	if opts.Listen != "" {
 		opts.Logger.Info("nats listening", "component", "nats", "url", ns.ClientURL())
 	}
@@ -103,6 +133,10 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
 	if s.token != "" {
 		opts = append(opts, nats.Token(s.token))
+	}
+	if s.self != nil {
+		pub, _ := s.self.PublicKey()
+		opts = append(opts, nats.Nkey(pub, s.self.Sign))
 	}
 	nc, err := nats.Connect("", opts...)
 	if err != nil {

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+)
+
+// The read-only events API of a running server, behind the same bearer
+// token as /mcp (mcpserver.Guard). NB: public API, used by `mcp-jupyter
+// events` against a running server:
+//
+//	GET /events/bounds                  {"first":1,"last":42}
+//	GET /events/{seq}                   one event, JSON
+//	GET /events?since=S[&to=T][&stream=kind/id][&follow=1]
+//	                                    JSON Lines, events with S < seq <= T;
+//	                                    follow keeps the response open and
+//	                                    streams new events as they become
+//	                                    durable. A failure mid-stream ends it
+//	                                    with a line {"error":"..."}.
+//
+// Followers end when ctx does (the server shutting down).
+func eventsHandler(ctx context.Context, l *eventlog.Log) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events/bounds", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]uint64{"first": l.First(), "last": l.Last()})
+	})
+	mux.HandleFunc("GET /events/{seq}", func(w http.ResponseWriter, r *http.Request) {
+		seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+		if err != nil {
+			writeJSON(w, 400, map[string]string{"error": "give a sequence number: GET /events/42"})
+			return
+		}
+		e, err := l.Get(seq)
+		if err != nil {
+			status := 500
+			if errors.Is(err, eventlog.ErrNotFound) {
+				status = 404
+			}
+			writeJSON(w, status, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(appendEventJSON(nil, e))
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		rctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)()
+		r = r.WithContext(rctx)
+		q := r.URL.Query()
+		var since, to uint64
+		for name, dst := range map[string]*uint64{"since": &since, "to": &to} {
+			if v := q.Get(name); v != "" {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					writeJSON(w, 400, map[string]string{"error": fmt.Sprintf("%s=%q: give a sequence number", name, v)})
+					return
+				}
+				*dst = n
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(200)
+		rc := http.NewResponseController(w)
+		out := bufio.NewWriterSize(w, 64<<10)
+		var line []byte
+		write := func(e events.Event) error {
+			line = append(appendEventJSON(line[:0], e), '\n')
+			_, err := out.Write(line)
+			return err
+		}
+		var err error
+		switch {
+		case q.Get("stream") != "":
+			err = l.ReadStream(r.Context(), q.Get("stream"), since, func(e events.Event) error {
+				if to != 0 && e.Seq > to {
+					return eventlog.ErrStop
+				}
+				return write(e)
+			})
+		case q.Get("follow") != "":
+			err = l.FollowRaw(r.Context(), since, func(e events.Event) error {
+				if err := write(e); err != nil {
+					return err
+				}
+				if e.Seq >= l.Last() { // caught up: let the reader see it now
+					if err := out.Flush(); err != nil {
+						return err
+					}
+					return rc.Flush()
+				}
+				return nil
+			})
+		default:
+			err = l.Scan(r.Context(), since+1, to, write)
+		}
+		if err != nil && r.Context().Err() == nil {
+			msg, _ := json.Marshal(map[string]string{"error": err.Error()})
+			_, _ = out.Write(append(msg, '\n'))
+		}
+		_ = out.Flush()
+	})
+	return mux
+}
+
+// httpSource reads the log of a running server through eventsHandler.
+type httpSource struct {
+	base        string
+	token       string
+	client      *http.Client
+	first, last uint64
+}
+
+func openHTTPSource(ctx context.Context, f eventsFlags) (*httpSource, error) {
+	token := f.token
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(f.dataDir, mcpserver.TokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("read the bearer token: %w (give --token)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	base := f.addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	h := &httpSource{base: strings.TrimRight(base, "/"), token: token, client: &http.Client{}}
+	var b struct{ First, Last uint64 }
+	if err := h.getJSON(ctx, "/events/bounds", &b); err != nil {
+		return nil, err
+	}
+	h.first, h.last = b.First, b.Last
+	return h, nil
+}
+
+func (h *httpSource) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("GET %s: %s", path, e.Error)
+		}
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return resp, nil
+}
+
+func (h *httpSource) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := h.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// lines reads a JSON Lines response into events, refreshing last.
+func (h *httpSource) lines(ctx context.Context, path string, fn func(events.Event) error) error {
+	resp, err := h.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasPrefix(line, []byte(`{"error":`)) {
+			var e struct{ Error string }
+			_ = json.Unmarshal(line, &e)
+			return fmt.Errorf("server: %s", e.Error)
+		}
+		var e events.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			return err
+		}
+		h.last = max(h.last, e.Seq)
+		if err := fn(e); err != nil {
+			if errors.Is(err, eventlog.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read events from %s: %w", h.base, err)
+	}
+	return ctx.Err()
+}
+
+func (h *httpSource) First() uint64 { return h.first }
+func (h *httpSource) Last() uint64  { return h.last }
+func (h *httpSource) Close() error  { h.client.CloseIdleConnections(); return nil }
+
+func (h *httpSource) Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error {
+	if from == 0 {
+		from = 1
+	}
+	if to == 0 {
+		to = h.last
+	}
+	return h.lines(ctx, fmt.Sprintf("/events?since=%d&to=%d", from-1, to), fn)
+}
+
+func (h *httpSource) FollowRaw(ctx context.Context, after uint64, fn func(events.Event) error) error {
+	return h.lines(ctx, fmt.Sprintf("/events?since=%d&follow=1", after), fn)
+}
+
+func (h *httpSource) ReadStream(ctx context.Context, stream string, after uint64, fn func(events.Event) error) error {
+	return h.lines(ctx, fmt.Sprintf("/events?since=%d&stream=%s", after, url.QueryEscape(stream)), fn)
+}
+
+func (h *httpSource) Get(seq uint64) (events.Event, error) {
+	var e events.Event
+	err := h.getJSON(context.Background(), "/events/"+strconv.FormatUint(seq, 10), &e)
+	return e, err
+}
