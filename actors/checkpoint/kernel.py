@@ -144,7 +144,8 @@ def install(p):
 def load(p):
     import dill
     restored = {}
-    with open(p["path"], "rb") as f:
+    with open(p["path"], "rb", buffering=1 << 20) as f:
+        f.seek(p.get("offset", 0))
         u = dill.Unpickler(f)
         while True:
             item = u.load()

@@ -64,16 +64,19 @@ type Options struct {
 // Meta describes a checkpoint. It is stored, signed, inside the file and as
 // <name>.json beside it.
 type Meta struct {
-	Name          string            `json:"name"`
-	KernelID      string            `json:"kernel_id"`
-	Notebook      string            `json:"notebook,omitempty"`
-	Created       time.Time         `json:"created"`
-	FormatVersion int               `json:"format_version"`
-	KeyID         string            `json:"key_id"`
-	Encrypted     bool              `json:"encrypted"`
-	PayloadBytes  int64             `json:"payload_bytes"`
-	SHA256        string            `json:"sha256"` // of the payload as stored
-	FileBytes     int64             `json:"file_bytes,omitempty"`
+	Name          string    `json:"name"`
+	KernelID      string    `json:"kernel_id"`
+	Notebook      string    `json:"notebook,omitempty"`
+	Created       time.Time `json:"created"`
+	FormatVersion int       `json:"format_version"`
+	KeyID         string    `json:"key_id"`
+	Encrypted     bool      `json:"encrypted"`
+	PayloadBytes  int64     `json:"payload_bytes"`
+	SHA256        string    `json:"sha256"` // of the payload as stored
+	FileBytes     int64     `json:"file_bytes,omitempty"`
+	// payloadOffset is where the verified payload starts in the file (set
+	// by verifyInto; not stored).
+	payloadOffset int64
 	Python        string            `json:"python"`
 	Packages      map[string]string `json:"packages"`
 	Saved         []Variable        `json:"saved"`
@@ -465,15 +468,30 @@ func (s *Service) Load(ctx context.Context, req LoadRequest) (LoadResult, error)
 		return out, err
 	}
 	defer s.end(req.Name)
-	tmp, err := os.CreateTemp(s.tmp, req.Name+".*.load")
-	if err != nil {
-		return out, fmt.Errorf("create load temp file: %w", err)
-	}
-	tmpPath := tmp.Name()
-	defer os.Remove(tmpPath)
-	meta, err := s.verifyInto(s.path(req.Name), tmp)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("write load temp file: %w", cerr)
+	// An unencrypted checkpoint is verified in place and the kernel reads its
+	// payload from the file itself: no copy of hundreds of MB. An encrypted
+	// one is decrypted, while verified, into a private temp file.
+	// NB: the kernel runs as the server's user and could alter the file
+	// between the check and the read; that user can read the key too (see
+	// docs/CHECKPOINTS.md), so a copy would not be safer.
+	path, loadPath, offset := s.path(req.Name), "", int64(0)
+	encrypted, err := encryptedFile(path)
+	var meta Meta
+	if err == nil && !encrypted {
+		meta, err = s.verifyInto(path, io.Discard)
+		loadPath, offset = path, meta.payloadOffset
+	} else if err == nil {
+		var tmp *os.File
+		tmp, err = os.CreateTemp(s.tmp, req.Name+".*.load")
+		if err != nil {
+			return out, fmt.Errorf("create load temp file: %w", err)
+		}
+		loadPath = tmp.Name()
+		defer os.Remove(loadPath)
+		meta, err = s.verifyInto(path, tmp)
+		if cerr := tmp.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write load temp file: %w", cerr)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrRejected) {
@@ -515,7 +533,7 @@ func (s *Service) Load(ctx context.Context, req LoadRequest) (LoadResult, error)
 	}
 
 	var lr loadResult
-	if err := callKernel(ctx, s.opts.Runner, req.KernelID, "load", map[string]any{"path": tmpPath}, &lr); err != nil {
+	if err := callKernel(ctx, s.opts.Runner, req.KernelID, "load", map[string]any{"path": loadPath, "offset": offset}, &lr); err != nil {
 		return out, err
 	}
 	out.Restored = lr.Restored
@@ -631,7 +649,31 @@ func (s *Service) verifyInto(path string, w io.Writer) (Meta, error) {
 		return meta, fmt.Errorf("decode checkpoint metadata: %w", err)
 	}
 	meta.FileBytes = size
+	meta.payloadOffset = int64(hlen)
 	return meta, nil
+}
+
+// encrypted reports whether the checkpoint file at path is encrypted, from
+// its header alone (nothing is trusted until verifyInto).
+func encryptedFile(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("%w: no checkpoint file %s: list_checkpoints shows the names", ErrNotFound, filepath.Base(path))
+		}
+		return false, fmt.Errorf("open checkpoint: %w", err)
+	}
+	defer f.Close()
+	hbuf := make([]byte, maxHeader)
+	n, err := io.ReadFull(f, hbuf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, fmt.Errorf("read checkpoint header: %w", err)
+	}
+	h, _, err := ParseHeader(hbuf[:n])
+	if err != nil {
+		return false, err
+	}
+	return h.Encrypted, nil
 }
 
 // List returns every committed checkpoint, by name, from the signed
