@@ -216,7 +216,16 @@ func TestSlowConsumerReceivesEverything(t *testing.T) {
 // as a gap — never silently.
 func TestQueueOverflowReportsGap(t *testing.T) {
 	k := testkit.StartKernelWith(t, jupyter.StartOptions{Client: jupyter.ClientOptions{MaxQueueMessages: 100}})
-	before := k.Client.Stats().Received // WaitReady consumed these
+	// Let the start's own traffic (kernel_info's status messages) arrive and
+	// drain it, so that every message counted from here on is this test's.
+	for quiet := false; !quiet; {
+		select {
+		case <-k.Client.Messages():
+		case <-time.After(500 * time.Millisecond):
+			quiet = true
+		}
+	}
+	before := k.Client.Stats().Received
 	if _, err := k.Client.Send(jupyter.Shell, "execute_request", jupyter.NewExecuteRequest(
 		"for i in range(1000): print(i, flush=True)")); err != nil {
 		t.Fatal(err)
