@@ -8,9 +8,8 @@ import (
 
 // typeInfo describes one registered event type.
 type typeInfo struct {
-	version uint16                                  // the version this binary writes
-	decode  func([]byte) (Payload, error)           // decodes the current version
-	upgrade map[uint16]func([]byte) ([]byte, error) // older version -> next version
+	version uint16                        // the version this binary writes
+	decode  func([]byte) (Payload, error) // decodes the current version
 }
 
 func entry[T Payload](version uint16) typeInfo {

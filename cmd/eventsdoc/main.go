@@ -34,15 +34,30 @@ func main() {
 
 func generate(src, out string) error {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, src, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
+	ents, err := os.ReadDir(src)
 	if err != nil {
-		return fmt.Errorf("parse %s: %w", src, err)
+		return fmt.Errorf("read %s: %w", src, err)
 	}
-	p, ok := pkgs["events"]
-	if !ok {
+	var parsed []*ast.File
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(src, e.Name()), nil, parser.ParseComments)
+		if err != nil {
+			return fmt.Errorf("parse %s: %w", e.Name(), err)
+		}
+		if f.Name.Name == "events" {
+			parsed = append(parsed, f)
+		}
+	}
+	if len(parsed) == 0 {
 		return fmt.Errorf("no package events in %s", src)
 	}
-	d := doc.New(p, "github.com/mcp-jupyter/mcp-jupyter/events", 0)
+	d, err := doc.NewFromFiles(fset, parsed, "github.com/mcp-jupyter/mcp-jupyter/events")
+	if err != nil {
+		return fmt.Errorf("read docs of %s: %w", src, err)
+	}
 	types := map[string]*doc.Type{}
 	files := map[string]string{}
 	for _, t := range d.Types {

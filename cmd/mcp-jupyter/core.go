@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,10 +123,7 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
 	}
-	var hosts []string
-	for _, h := range splitList(cfg.AllowedHosts) {
-		hosts = append(hosts, h)
-	}
+	hosts := splitList(cfg.AllowedHosts)
 	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
@@ -174,10 +172,11 @@ func (c *core) close(ctx context.Context) error {
 	return first
 }
 
+// splitList splits a comma-separated setting, dropping empty entries.
 func splitList(s string) []string {
 	var out []string
-	for _, p := range filepathSplit(s) {
-		if p != "" {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
 	}

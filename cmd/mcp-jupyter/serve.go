@@ -7,19 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
-
-func filepathSplit(s string) []string {
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts
-}
 
 // runServe runs the server until ctx ends (SIGINT/SIGTERM), then shuts down
 // within the grace period: HTTP first, then actors, then the log.

@@ -88,9 +88,3 @@ func (q *recvQueue) pop() (Received, bool) {
 	}
 	return r, true
 }
-
-func (q *recvQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items) - q.head
-}

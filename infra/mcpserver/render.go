@@ -153,16 +153,15 @@ func renderShown(s shown, cfg renderConfig) []mcp.Content {
 // renderText is label+text within the budget; a cut text is stored whole and
 // linked.
 func renderText(label, text string, cfg renderConfig) []mcp.Content {
-	cut, truncated := Truncate(text, cfg.TextBudget, "")
-	if !truncated {
+	if _, truncated := Truncate(text, cfg.TextBudget, ""); !truncated {
 		return []mcp.Content{mcp.NewTextContent(label + text)}
 	}
 	uri, err := cfg.Assets.put([]byte(text), mimeFullText)
 	if err != nil {
-		cut, _ = Truncate(text, cfg.TextBudget, "(not stored: "+err.Error()+")")
+		cut, _ := Truncate(text, cfg.TextBudget, "(not stored: "+err.Error()+")")
 		return []mcp.Content{mcp.NewTextContent(label + cut)}
 	}
-	cut, _ = Truncate(text, cfg.TextBudget, uri)
+	cut, _ := Truncate(text, cfg.TextBudget, uri)
 	return []mcp.Content{
 		mcp.NewTextContent(label + cut),
 		mcp.NewResourceLink(uri, "full output", fmt.Sprintf("The full text (%d bytes) of the output cut above.", len(text)), mimeFullText),

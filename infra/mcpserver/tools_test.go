@@ -225,7 +225,7 @@ func TestExecuteOutlivesTimeoutThenGetExecution(t *testing.T) {
 	defer timer.Stop()
 	start := time.Now()
 	res = call(t, c, "get_execution", map[string]any{"execution_id": "x1", "wait_s": 30})
-	txt = wantOK(t, res, "status: ok", "partial\ndone\n", "Out[1]: 42")
+	wantOK(t, res, "status: ok", "partial\ndone\n", "Out[1]: 42")
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("get_execution took %v: it should wake on the change, not the timeout", d)
 	}
