@@ -53,7 +53,7 @@ func ReadFile(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("notebook %s does not exist: create_notebook makes one (or check the path)", path)
+			return nil, fmt.Errorf("notebook %s does not exist (create_notebook makes one, or check the path): %w", path, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("open notebook %s: %w", path, err)
 	}
@@ -152,6 +152,24 @@ func (p *Pending) Commit() error {
 	if err := os.Rename(p.tmp, p.path); err != nil {
 		_ = os.Remove(p.tmp)
 		return fmt.Errorf("rename %s over %s: %w", p.tmp, p.path, err)
+	}
+	return syncDir(filepath.Dir(p.path))
+}
+
+// CommitNew puts the temp file in place only if no file exists at the path
+// yet (a hard link cannot replace), so creating a notebook never overwrites
+// one a person made in the meantime.
+func (p *Pending) CommitNew() error {
+	if p.done {
+		return errors.New("notebook: pending write already finished")
+	}
+	p.done = true
+	defer os.Remove(p.tmp)
+	if err := os.Link(p.tmp, p.path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already exists: read_notebook it, or choose another path", p.path)
+		}
+		return fmt.Errorf("link %s to %s: %w", p.tmp, p.path, err)
 	}
 	return syncDir(filepath.Dir(p.path))
 }

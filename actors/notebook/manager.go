@@ -1,0 +1,191 @@
+package notebook
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
+	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+)
+
+// ErrClosed: the manager is closed.
+var ErrClosed = errors.New("notebook: closed")
+
+const storageTimeout = 30 * time.Second
+
+// Config wires a Manager.
+type Config struct {
+	Root   nbfile.Root
+	Log    actors.Log
+	Logger *slog.Logger
+	// RequestTimeout bounds one command (default 60 s).
+	RequestTimeout time.Duration
+	// Versions bounds how many parsed versions are kept to explain a
+	// conflict with a diff (default 16).
+	Versions int
+}
+
+// Manager runs one actor per notebook file and is what the edge calls.
+// Its methods are safe for concurrent use.
+type Manager struct {
+	cfg      Config
+	system   *actor.ActorSystem
+	versions *versions
+
+	mu     sync.Mutex
+	actors map[string]*actor.PID
+	closed bool
+}
+
+// NewManager starts the manager's actor system.
+func NewManager(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.Versions <= 0 {
+		cfg.Versions = 16
+	}
+	logger := cfg.Logger
+	return &Manager{cfg: cfg, versions: newVersions(cfg.Versions), actors: map[string]*actor.PID{},
+		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return logger.With("component", "actors")
+		}))}
+}
+
+// Root is the notebook root paths are confined to.
+func (m *Manager) Root() nbfile.Root { return m.cfg.Root }
+
+// Resolve confines path to the root (see infra/notebook.Root.Resolve).
+func (m *Manager) Resolve(path string) (abs, rel string, err error) {
+	return m.cfg.Root.Resolve(path)
+}
+
+// Read reads the notebook at path (no lock: a reader never blocks writers)
+// and remembers the version, so a later conflict can say what changed.
+func (m *Manager) Read(path string) (*nbfile.File, string, error) {
+	abs, rel, err := m.Resolve(path)
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := nbfile.ReadFile(abs)
+	if err != nil {
+		return nil, rel, err
+	}
+	m.versions.put(f.Hash, f.Notebook)
+	return f, rel, nil
+}
+
+// Do runs c on the notebook at c.Path (resolved against the root), through
+// that notebook's actor, and returns once the change is durable and in
+// place, or refused.
+func (m *Manager) Do(ctx context.Context, c Command) (Result, error) {
+	abs, rel, err := m.Resolve(c.Path)
+	if err != nil {
+		return Result{}, err
+	}
+	c.Path = rel
+	pid, err := m.actor(rel)
+	if err != nil {
+		return Result{}, err
+	}
+	timeout := m.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	res, err := m.system.Root.RequestFuture(pid, request{Command: c, Abs: abs}, timeout).Result()
+	if err != nil {
+		return Result{}, fmt.Errorf("change %s: %w (the change may still be made: read_notebook to see)", rel, err)
+	}
+	r := res.(Result)
+	return r, r.Err
+}
+
+func (m *Manager) actor(rel string) (*actor.PID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	pid, ok := m.actors[rel]
+	if !ok {
+		pid = m.system.Root.Spawn(props(rel, m.cfg.Log, m.versions, m.cfg.Logger))
+		m.actors[rel] = pid
+	}
+	return pid, nil
+}
+
+// Close stops every notebook actor after the command it is running. It is
+// idempotent.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	pids := make([]*actor.PID, 0, len(m.actors))
+	for _, p := range m.actors {
+		pids = append(pids, p)
+	}
+	m.mu.Unlock()
+	for _, p := range pids {
+		_ = m.system.Root.PoisonFuture(p).Wait()
+	}
+	m.system.Shutdown()
+	return nil
+}
+
+// versions is a bounded LRU of parsed notebook versions by hash.
+type versions struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // of string hashes, most recent first
+	m     map[string]*list.Element
+	nbs   map[string]*nbfile.Notebook
+}
+
+func newVersions(max int) *versions {
+	return &versions{max: max, order: list.New(), m: map[string]*list.Element{}, nbs: map[string]*nbfile.Notebook{}}
+}
+
+func (v *versions) put(hash string, nb *nbfile.Notebook) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if el, ok := v.m[hash]; ok {
+		v.order.MoveToFront(el)
+		return
+	}
+	v.m[hash] = v.order.PushFront(hash)
+	v.nbs[hash] = nb
+	for v.order.Len() > v.max {
+		old := v.order.Remove(v.order.Back()).(string)
+		delete(v.m, old)
+		delete(v.nbs, old)
+	}
+}
+
+func (v *versions) get(hash string) (*nbfile.Notebook, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	nb, ok := v.nbs[hash]
+	if ok {
+		v.order.MoveToFront(v.m[hash])
+	}
+	return nb, ok
+}
+
+func (v *versions) len() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.order.Len()
+}
