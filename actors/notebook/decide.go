@@ -63,7 +63,7 @@ type Op interface{ opName() string }
 type (
 	// Create makes a new notebook for a kernelspec.
 	Create struct{ KernelSpec, DisplayName, Language string }
-	// Insert adds a cell at Index (the number of cells appends).
+	// Insert adds a cell at Index (-1, or the number of cells, appends).
 	Insert struct {
 		Index            int
 		CellType, Source string
@@ -145,6 +145,9 @@ func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 	prev := cur.Hash
 	switch op := c.Op.(type) {
 	case Insert:
+		if op.Index < 0 {
+			op.Index = len(nb.Cells) // append to the file as it is now
+		}
 		id, err := nb.Insert(op.Index, nbfile.Cell{ID: op.CellID, Type: op.CellType, Source: op.Source})
 		if err != nil {
 			return Decision{}, err

@@ -28,6 +28,7 @@ type config struct {
 	KernelsOutlive bool
 	NATSListen     string
 	NATSToken      string
+	NotebookRoot   string
 }
 
 type setting struct {
@@ -47,6 +48,7 @@ var settings = []setting{
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
+	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -81,6 +83,7 @@ func parseConfig(cmd string, args []string) (config, error) {
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
 	c.AllowedHosts, c.NATSListen, c.NATSToken = get("allowed-hosts"), get("nats-listen"), get("nats-token")
+	c.NotebookRoot = get("notebook-root")
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

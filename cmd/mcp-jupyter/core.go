@@ -34,6 +34,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	nbs      *notebooks
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -108,6 +109,11 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+	if c.nbs, err = openNotebooks(cfg.NotebookRoot, l, c.sys, c.launcher, c); err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
+	c.mcp.AddNotebookTools(c.nbs)
 	close(c.ready)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
 	return c, nil
@@ -122,6 +128,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
+	}
+	if c.nbs != nil {
+		keep(c.nbs.close(ctx))
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))
