@@ -1,8 +1,14 @@
 package testkit
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
 // ValidateNotebook checks the .ipynb at path with Debian's nbformat
@@ -15,4 +21,29 @@ func ValidateNotebook(t testing.TB, path string) {
 	if err != nil {
 		t.Fatalf("nbformat rejects %s: %v\n%s", path, err, out)
 	}
+}
+
+// BigNotebook returns the bytes of an nbformat 4.5 notebook of n code cells
+// of about cellBytes each, mostly outputs (a stream of log lines and a
+// base64 image-sized blob), as Jupyter writes them.
+func BigNotebook(t testing.TB, n, cellBytes int) []byte {
+	t.Helper()
+	nb := notebook.New("python3", "Python 3", "python")
+	png := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\x89PNG-ish", cellBytes/2/8+1)))[:cellBytes/2]
+	text := strings.Repeat("loss 0.1234 accuracy 0.9876 epoch\n", cellBytes/2/34+1)[:cellBytes/2]
+	for i := range n {
+		count := i + 1
+		stream, _ := json.Marshal(map[string]any{"output_type": "stream", "name": "stdout", "text": notebook.SplitLines(text)})
+		disp, _ := json.Marshal(map[string]any{"output_type": "display_data", "metadata": map[string]any{},
+			"data": map[string]any{"image/png": png, "text/plain": []string{"<Figure>"}}})
+		if _, err := nb.Insert(i, notebook.Cell{Type: notebook.TypeCode, Source: fmt.Sprintf("for e in range(%d):\n    train(e)\n", i),
+			ExecutionCount: &count, Outputs: []json.RawMessage{stream, disp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := nb.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,16 +1,12 @@
 package notebook_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // validate runs Debian's nbformat validator on path (the Python that has
@@ -24,29 +20,8 @@ func validate(t testing.TB, path string) {
 	}
 }
 
-// bigNotebook builds a notebook of n code cells of about cellBytes each,
-// mostly outputs (text and a PNG-sized base64 blob), as Jupyter writes them.
-func bigNotebook(t testing.TB, n, cellBytes int) []byte {
-	t.Helper()
-	nb := notebook.New("python3", "Python 3", "python")
-	png := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\x89PNG-ish", cellBytes/2/8+1)))[:cellBytes/2]
-	text := strings.Repeat("loss 0.1234 accuracy 0.9876 epoch\n", cellBytes/2/34+1)[:cellBytes/2]
-	for i := range n {
-		count := i + 1
-		stream, _ := json.Marshal(map[string]any{"output_type": "stream", "name": "stdout", "text": notebook.SplitLines(text)})
-		disp, _ := json.Marshal(map[string]any{"output_type": "display_data", "metadata": map[string]any{},
-			"data": map[string]any{"image/png": png, "text/plain": []string{"<Figure>"}}})
-		if _, err := nb.Insert(i, notebook.Cell{Type: notebook.TypeCode, Source: fmt.Sprintf("for e in range(%d):\n    train(e)\n", i),
-			ExecutionCount: &count, Outputs: []json.RawMessage{stream, disp}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := nb.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// bigNotebook is testkit.BigNotebook.
+func bigNotebook(t testing.TB, n, cellBytes int) []byte { return testkit.BigNotebook(t, n, cellBytes) }
 
 func writeTemp(t testing.TB, name string, b []byte) string {
 	t.Helper()
