@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
@@ -46,4 +48,21 @@ func BigNotebook(t testing.TB, n, cellBytes int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// WaitFileHash waits until the file at path has the sha256 want (a test
+// helper: it polls, which non-test code must not).
+func WaitFileHash(t testing.TB, path, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && notebook.Hash(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became version %s (read error %v)", path, want, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -90,7 +90,7 @@ func (a *Actor) handle(m request) Result {
 		return Result{Err: err}
 	}
 	if cur != nil {
-		a.versions.put(cur.Hash, cur.Notebook)
+		a.versions.put(cur.Hash, cur.Notebook, int64(len(cur.Bytes)))
 	}
 	d, err := Decide(a.state, cur, m.Command)
 	if err != nil {
@@ -132,7 +132,7 @@ func (a *Actor) handle(m request) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("put the new version of %s in place: %w", m.Path, err)}
 	}
-	a.versions.put(d.Hash, d.Notebook)
+	a.versions.put(d.Hash, d.Notebook, int64(len(d.Bytes)))
 	return Result{Hash: d.Hash, CellID: d.CellID, Index: d.Index, Notebook: d.Notebook, Events: evs}
 }
 

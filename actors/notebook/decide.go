@@ -232,7 +232,10 @@ func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 func finish(nb *nbfile.Notebook, cellID string, index int) (Decision, error) {
 	b, err := nb.Marshal()
 	if err != nil {
-		return Decision{}, err
+		// NB: Parse's fast scanner does not check escapes inside outputs;
+		// Marshal does, so invalid JSON is refused here, never written.
+		return Decision{}, &nbfile.FormatError{Reason: "holds JSON this server cannot write back (inside an output or metadata)", Err: err,
+			Hint: "open and save the notebook in Jupyter to repair it, or clear its outputs"}
 	}
 	return Decision{Notebook: nb, Bytes: b, Hash: nbfile.Hash(b), CellID: cellID, Index: index}, nil
 }

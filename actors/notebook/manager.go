@@ -27,9 +27,10 @@ type Config struct {
 	Logger *slog.Logger
 	// RequestTimeout bounds one command (default 60 s).
 	RequestTimeout time.Duration
-	// Versions bounds how many parsed versions are kept to explain a
-	// conflict with a diff (default 16).
-	Versions int
+	// VersionBytes bounds the file bytes of the parsed versions kept to
+	// explain a conflict with a diff (default 64 MB; the newest version is
+	// always kept).
+	VersionBytes int64
 }
 
 // Manager runs one actor per notebook file and is what the edge calls.
@@ -52,11 +53,11 @@ func NewManager(cfg Config) *Manager {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}
-	if cfg.Versions <= 0 {
-		cfg.Versions = 16
+	if cfg.VersionBytes <= 0 {
+		cfg.VersionBytes = 64 << 20
 	}
 	logger := cfg.Logger
-	return &Manager{cfg: cfg, versions: newVersions(cfg.Versions), actors: map[string]*actor.PID{},
+	return &Manager{cfg: cfg, versions: newVersions(cfg.VersionBytes), actors: map[string]*actor.PID{},
 		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return logger.With("component", "actors")
 		}))}
@@ -81,7 +82,7 @@ func (m *Manager) Read(path string) (*nbfile.File, string, error) {
 	if err != nil {
 		return nil, rel, err
 	}
-	m.versions.put(f.Hash, f.Notebook)
+	m.versions.put(f.Hash, f.Notebook, int64(len(f.Bytes)))
 	return f, rel, nil
 }
 
@@ -145,47 +146,55 @@ func (m *Manager) Close(ctx context.Context) error {
 	return nil
 }
 
-// versions is a bounded LRU of parsed notebook versions by hash.
+// versions is an LRU of parsed notebook versions by hash, bounded by the
+// size of the files they were parsed from (their outputs alias those bytes).
 type versions struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of string hashes, most recent first
-	m     map[string]*list.Element
-	nbs   map[string]*nbfile.Notebook
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64
+	order    *list.List // of *version, most recent first
+	m        map[string]*list.Element
 }
 
-func newVersions(max int) *versions {
-	return &versions{max: max, order: list.New(), m: map[string]*list.Element{}, nbs: map[string]*nbfile.Notebook{}}
+type version struct {
+	hash string
+	nb   *nbfile.Notebook
+	size int64
 }
 
-func (v *versions) put(hash string, nb *nbfile.Notebook) {
+func newVersions(maxBytes int64) *versions {
+	return &versions{maxBytes: maxBytes, order: list.New(), m: map[string]*list.Element{}}
+}
+
+func (v *versions) put(hash string, nb *nbfile.Notebook, size int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if el, ok := v.m[hash]; ok {
 		v.order.MoveToFront(el)
 		return
 	}
-	v.m[hash] = v.order.PushFront(hash)
-	v.nbs[hash] = nb
-	for v.order.Len() > v.max {
-		old := v.order.Remove(v.order.Back()).(string)
-		delete(v.m, old)
-		delete(v.nbs, old)
+	v.m[hash] = v.order.PushFront(&version{hash: hash, nb: nb, size: size})
+	v.bytes += size
+	for v.bytes > v.maxBytes && v.order.Len() > 1 {
+		old := v.order.Remove(v.order.Back()).(*version)
+		delete(v.m, old.hash)
+		v.bytes -= old.size
 	}
 }
 
 func (v *versions) get(hash string) (*nbfile.Notebook, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	nb, ok := v.nbs[hash]
-	if ok {
-		v.order.MoveToFront(v.m[hash])
+	el, ok := v.m[hash]
+	if !ok {
+		return nil, false
 	}
-	return nb, ok
+	v.order.MoveToFront(el)
+	return el.Value.(*version).nb, true
 }
 
-func (v *versions) len() int {
+func (v *versions) len() (int, int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.order.Len()
+	return v.order.Len(), v.bytes
 }

@@ -66,13 +66,26 @@ func (w *OutputWriter) defaults() {
 	if w.LockBackoff <= 0 {
 		w.LockBackoff = 200 * time.Millisecond
 	}
-	w.pending = map[string]target{}
+	if w.pending == nil {
+		w.pending = map[string]target{}
+	}
 }
 
-// Run catches up with the log — writing the outputs of executions that
-// ended while no writer ran — then follows it until ctx ends. It returns
-// ctx's error or the log's.
+// Run catches up with the log (CatchUp), then follows it until ctx ends,
+// writing each cell execution's outputs as it ends. It returns ctx's error
+// or the log's. Run is not safe for concurrent use with itself.
 func (w *OutputWriter) Run(ctx context.Context) error {
+	last, err := w.CatchUp(ctx)
+	if err != nil {
+		return err
+	}
+	return w.follow(ctx, last)
+}
+
+// CatchUp reads the log to its end, noting the cell executions not yet
+// written, and writes the outputs of those that ended while no writer ran.
+// It returns the sequence it read up to.
+func (w *OutputWriter) CatchUp(ctx context.Context) (uint64, error) {
 	w.defaults()
 	last := w.Log.Last()
 	var ended []string
@@ -96,13 +109,17 @@ func (w *OutputWriter) Run(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("notebook outputs: catch up with the log: %w", err)
+		return 0, fmt.Errorf("notebook outputs: catch up with the log: %w", err)
 	}
 	for _, id := range ended {
 		if _, ok := w.pending[id]; ok { // NB: not written since it ended
 			w.write(ctx, id)
 		}
 	}
+	return last, nil
+}
+
+func (w *OutputWriter) follow(ctx context.Context, last uint64) error {
 	return w.Log.Follow(ctx, last, func(e events.Event) error {
 		switch p := e.Payload.(type) {
 		case events.ExecutionQueued, events.NotebookOutputsWritten:

@@ -17,8 +17,8 @@ import (
 )
 
 // waitWritten waits until NotebookOutputsWritten for execution id is in
-// the log.
-func waitWritten(t *testing.T, st *testkit.Stack, id string) events.NotebookOutputsWritten {
+// the log and the file at path is that version.
+func waitWritten(t *testing.T, st *testkit.Stack, path, id string) events.NotebookOutputsWritten {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -34,6 +34,8 @@ func waitWritten(t *testing.T, st *testkit.Stack, id string) events.NotebookOutp
 	if !errors.Is(err, stop) {
 		t.Fatalf("outputs of %s not written: %v", id, err)
 	}
+	// NB: the event is durable before the rename puts the file in place.
+	testkit.WaitFileHash(t, path, got.SHA256, 30*time.Second)
 	return got
 }
 
@@ -94,7 +96,7 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 		ids = append(ids, x.ID)
 	}
 	for _, id := range ids {
-		waitWritten(t, st, id)
+		waitWritten(t, st, filepath.Join(root, "run.ipynb"), id)
 	}
 	path := filepath.Join(root, "run.ipynb")
 	testkit.ValidateNotebook(t, path)
@@ -140,10 +142,17 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 	defer cancel2()
 	w2 := &nbactor.OutputWriter{Log: st.Log, Manager: m}
 	go func() { done <- w2.Run(ctx2) }()
-	waitWritten(t, st, x.ID)
+	waitWritten(t, st, filepath.Join(root, "run.ipynb"), x.ID)
 	f, _ = nbfile.ReadFile(path)
 	if !strings.Contains(string(f.Notebook.Cells[1].Outputs[0]), `"43"`) {
-		t.Fatalf("caught-up write: %s", f.Notebook.Cells[1].Outputs)
+		_ = st.Log.Read(context.Background(), 0, 0, func(e events.Event) error {
+			if events.StreamKind(e.Stream) == "notebook" || e.Type == events.TypeExecutionQueued || e.Type == events.TypeExecutionFinished {
+				b, _ := e.MarshalJSON()
+				t.Logf("%s", b)
+			}
+			return nil
+		})
+		t.Fatalf("caught-up write of %s: %s", x.ID, f.Notebook.Cells[1].Outputs)
 	}
 	count := 0
 	_ = st.Log.Read(context.Background(), 0, 0, func(e events.Event) error {
@@ -174,9 +183,9 @@ func TestPendingIsBounded(t *testing.T) {
 	m := nbactor.NewManager(nbactor.Config{Root: r, Log: l})
 	defer m.Close(context.Background())
 	w := &nbactor.OutputWriter{Log: l, Manager: m, MaxPending: 3}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // catch up only
-	_ = w.Run(ctx)
+	if _, err := w.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if w.Pending() != 3 || w.Dropped != 7 {
 		t.Fatalf("pending %d dropped %d, want 3 and 7", w.Pending(), w.Dropped)
 	}

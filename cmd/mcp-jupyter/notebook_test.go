@@ -48,14 +48,17 @@ func must(t testing.TB, cl *client.Client, tool string, args map[string]any) map
 	return sc
 }
 
-// waitOutputsWritten waits for NotebookOutputsWritten of an execution.
-func waitOutputsWritten(t testing.TB, c *core, id string) {
+// waitOutputsWritten waits for NotebookOutputsWritten of an execution and
+// for the file at path to be that version.
+func waitOutputsWritten(t testing.TB, c *core, path, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	stop := errors.New("found")
+	var hash string
 	err := c.log.Follow(ctx, 0, func(e events.Event) error {
 		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && p.ExecutionID == id {
+			hash = p.SHA256
 			return stop
 		}
 		return nil
@@ -63,6 +66,8 @@ func waitOutputsWritten(t testing.TB, c *core, id string) {
 	if !errors.Is(err, stop) {
 		t.Fatalf("outputs of %s not written: %v", id, err)
 	}
+	// NB: the event is durable before the rename puts the file in place.
+	testkit.WaitFileHash(t, path, hash, 30*time.Second)
 }
 
 // TestNotebookToolsAgainstRealKernel drives the notebook tools as an agent
@@ -114,7 +119,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 		}
 	}
 	for _, x := range execs {
-		waitOutputsWritten(t, c, x)
+		waitOutputsWritten(t, c, path, x)
 	}
 	testkit.ValidateNotebook(t, path)
 	b, _ := os.ReadFile(path)
@@ -191,12 +196,33 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 		t.Fatalf("run_all: %v", sc)
 	}
 	for _, r := range rows {
-		waitOutputsWritten(t, c, r.(map[string]any)["execution_id"].(string))
+		waitOutputsWritten(t, c, path, r.(map[string]any)["execution_id"].(string))
 	}
 	sc = must(t, cl, "read_notebook", map[string]any{"path": "work/analysis.ipynb", "outputs": false})
 	sc = must(t, cl, "move_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": cells[3], "to": 0})
 	sc = must(t, cl, "delete_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": "0"})
 	testkit.ValidateNotebook(t, path)
+	// The log says who changed which cell, and when.
+	var history []string
+	_ = c.log.Read(context.Background(), 0, 0, func(e events.Event) error {
+		switch p := e.Payload.(type) {
+		case events.NotebookCellInserted:
+			history = append(history, "insert "+p.CellID+" by "+p.By)
+		case events.NotebookCellMoved:
+			history = append(history, "move "+p.CellID+" by "+p.By)
+		case events.NotebookOutputsWritten:
+			history = append(history, "outputs "+p.CellID+" by "+p.By)
+		}
+		if e.Time.IsZero() {
+			t.Errorf("event %d has no time", e.Seq)
+		}
+		return nil
+	})
+	joined := strings.Join(history, "\n")
+	if !strings.Contains(joined, "insert "+cells[0]+" by e2e") || !strings.Contains(joined, "move "+cells[3]+" by e2e") ||
+		!strings.Contains(joined, "outputs "+cells[0]+" by mcp-jupyter") {
+		t.Fatalf("history does not say who changed which cell:\n%s", joined)
+	}
 	if b, _ := os.ReadFile(path); strings.Contains(string(b), "1/0") || !strings.Contains(string(b), `"40 + 3"`) {
 		t.Fatal("moved-then-deleted cell still there, or the person's edit lost")
 	}

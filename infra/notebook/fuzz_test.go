@@ -1,6 +1,7 @@
 package notebook_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,6 +29,9 @@ func FuzzParse(f *testing.F) {
 		out, err := nb.Marshal()
 		if err != nil {
 			return // an output that is not valid JSON inside: refused at write
+		}
+		if !json.Valid(out) {
+			t.Fatalf("Marshal wrote invalid JSON:\n%s", out)
 		}
 		back, err := notebook.Parse(out)
 		if err != nil {
