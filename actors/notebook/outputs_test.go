@@ -16,27 +16,33 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-// waitWritten waits until NotebookOutputsWritten for execution id is in
-// the log and the file at path is that version.
-func waitWritten(t *testing.T, st *testkit.Stack, path, id string) events.NotebookOutputsWritten {
+// waitWritten waits until NotebookOutputsWritten for each execution is in
+// the log, then until the file at path is the newest of those versions (the
+// event is durable before the rename puts the file in place).
+func waitWritten(t *testing.T, st *testkit.Stack, path string, ids ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var got events.NotebookOutputsWritten
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var last string
 	stop := errors.New("found")
 	err := st.Log.Follow(ctx, 0, func(e events.Event) error {
-		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && p.ExecutionID == id {
-			got = p
-			return stop
+		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && want[p.ExecutionID] {
+			delete(want, p.ExecutionID)
+			last = p.SHA256
+			if len(want) == 0 {
+				return stop
+			}
 		}
 		return nil
 	})
 	if !errors.Is(err, stop) {
-		t.Fatalf("outputs of %s not written: %v", id, err)
+		t.Fatalf("outputs of %v not written: %v", want, err)
 	}
-	// NB: the event is durable before the rename puts the file in place.
-	testkit.WaitFileHash(t, path, got.SHA256, 30*time.Second)
-	return got
+	testkit.WaitFileHash(t, path, last, 30*time.Second)
 }
 
 func outputTypes(c nbfile.Cell) []string {
@@ -95,9 +101,7 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 		}
 		ids = append(ids, x.ID)
 	}
-	for _, id := range ids {
-		waitWritten(t, st, filepath.Join(root, "run.ipynb"), id)
-	}
+	waitWritten(t, st, filepath.Join(root, "run.ipynb"), ids...)
 	path := filepath.Join(root, "run.ipynb")
 	testkit.ValidateNotebook(t, path)
 	f, err := nbfile.ReadFile(path)

@@ -48,26 +48,33 @@ func must(t testing.TB, cl *client.Client, tool string, args map[string]any) map
 	return sc
 }
 
-// waitOutputsWritten waits for NotebookOutputsWritten of an execution and
-// for the file at path to be that version.
-func waitOutputsWritten(t testing.TB, c *core, path, id string) {
+// waitOutputsWritten waits for NotebookOutputsWritten of every execution,
+// then for the file at path to be the newest of those versions (the event is
+// durable before the rename puts the file in place).
+func waitOutputsWritten(t testing.TB, c *core, path string, ids ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var last string
 	stop := errors.New("found")
-	var hash string
 	err := c.log.Follow(ctx, 0, func(e events.Event) error {
-		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && p.ExecutionID == id {
-			hash = p.SHA256
-			return stop
+		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && want[p.ExecutionID] {
+			delete(want, p.ExecutionID)
+			last = p.SHA256
+			if len(want) == 0 {
+				return stop
+			}
 		}
 		return nil
 	})
 	if !errors.Is(err, stop) {
-		t.Fatalf("outputs of %s not written: %v", id, err)
+		t.Fatalf("outputs of %v not written: %v", want, err)
 	}
-	// NB: the event is durable before the rename puts the file in place.
-	testkit.WaitFileHash(t, path, hash, 30*time.Second)
+	testkit.WaitFileHash(t, path, last, 30*time.Second)
 }
 
 // TestNotebookToolsAgainstRealKernel drives the notebook tools as an agent
@@ -118,9 +125,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 			}
 		}
 	}
-	for _, x := range execs {
-		waitOutputsWritten(t, c, path, x)
-	}
+	waitOutputsWritten(t, c, path, execs...)
 	testkit.ValidateNotebook(t, path)
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`"output_type": "stream"`, `"hello\n"`, `"output_type": "execute_result"`, `"42"`,
@@ -195,9 +200,11 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 	if len(rows) != 4 {
 		t.Fatalf("run_all: %v", sc)
 	}
+	var runIDs []string
 	for _, r := range rows {
-		waitOutputsWritten(t, c, path, r.(map[string]any)["execution_id"].(string))
+		runIDs = append(runIDs, r.(map[string]any)["execution_id"].(string))
 	}
+	waitOutputsWritten(t, c, path, runIDs...)
 	sc = must(t, cl, "read_notebook", map[string]any{"path": "work/analysis.ipynb", "outputs": false})
 	sc = must(t, cl, "move_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": cells[3], "to": 0})
 	sc = must(t, cl, "delete_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": "0"})
