@@ -86,7 +86,7 @@ func (a *Actor) handle(m request) Result {
 		cur = nil
 	} else if creating {
 		return Result{Err: fmt.Errorf("%w: %s is already there; read_notebook it, or choose another path", ErrExists, m.Path)}
-	} else if cur, err = nbfile.ReadFile(m.Abs); err != nil {
+	} else if cur, err = nbfile.ReadFileCached(m.Abs, a.versions.get); err != nil {
 		return Result{Err: err}
 	}
 	if cur != nil {

@@ -72,13 +72,15 @@ func (m *Manager) Resolve(path string) (abs, rel string, err error) {
 }
 
 // Read reads the notebook at path (no lock: a reader never blocks writers)
-// and remembers the version, so a later conflict can say what changed.
+// and remembers the version, so a later conflict can say what changed. A
+// version already known by its hash is not parsed again. The Notebook
+// returned is shared: Clone it before changing it.
 func (m *Manager) Read(path string) (*nbfile.File, string, error) {
 	abs, rel, err := m.Resolve(path)
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := nbfile.ReadFile(abs)
+	f, err := nbfile.ReadFileCached(abs, m.versions.get)
 	if err != nil {
 		return nil, rel, err
 	}

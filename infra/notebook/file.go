@@ -50,6 +50,13 @@ func StatFile(path string) (Stat, error) {
 
 // ReadFile reads and parses the notebook at path.
 func ReadFile(path string) (*File, error) {
+	return ReadFileCached(path, nil)
+}
+
+// ReadFileCached is ReadFile that, when cached knows the parsed notebook for
+// the file's hash, uses it instead of parsing again. The bytes are always
+// read and hashed: the hash, not a timestamp, says which version it is.
+func ReadFileCached(path string, cached func(hash string) (*Notebook, bool)) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -75,6 +82,12 @@ func ReadFile(path string) (*File, error) {
 		return nil, fmt.Errorf("read notebook %s: %w", path, err)
 	}
 	b = b[:n]
+	hash := Hash(b)
+	if cached != nil {
+		if nb, ok := cached(hash); ok {
+			return &File{Path: path, Bytes: b, Hash: hash, Notebook: nb, Stat: statOf(fi)}, nil
+		}
+	}
 	nb, err := Parse(b)
 	if err != nil {
 		var fe *FormatError
@@ -83,7 +96,7 @@ func ReadFile(path string) (*File, error) {
 		}
 		return nil, err
 	}
-	return &File{Path: path, Bytes: b, Hash: Hash(b), Notebook: nb, Stat: statOf(fi)}, nil
+	return &File{Path: path, Bytes: b, Hash: hash, Notebook: nb, Stat: statOf(fi)}, nil
 }
 
 func readFull(f *os.File, b []byte) (int, error) {

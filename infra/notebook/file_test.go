@@ -183,3 +183,32 @@ func TestCrashChild(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFileCachedKeysOnTheHash: a cached parse is used only for the very
+// bytes it came from; a changed file is parsed again.
+func TestReadFileCachedKeysOnTheHash(t *testing.T) {
+	path := writeTemp(t, "c.ipynb", bigNotebook(t, 2, 100))
+	f, err := notebook.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	cache := func(h string) (*notebook.Notebook, bool) {
+		calls++
+		if h == f.Hash {
+			return f.Notebook, true
+		}
+		return nil, false
+	}
+	again, err := notebook.ReadFileCached(path, cache)
+	if err != nil || again.Notebook != f.Notebook || calls != 1 {
+		t.Fatalf("same bytes: want the cached parse, got %v %v", err, calls)
+	}
+	if err := notebook.WriteFile(path, bigNotebook(t, 3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := notebook.ReadFileCached(path, cache)
+	if err != nil || changed.Notebook == f.Notebook || len(changed.Notebook.Cells) != 3 {
+		t.Fatalf("changed bytes must be parsed again: %v", err)
+	}
+}
