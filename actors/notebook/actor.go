@@ -81,6 +81,7 @@ func (a *Actor) handle(m request) Result {
 		return Result{Err: err}
 	}
 	defer unlock()
+	nbfile.RemoveStaleTemps(m.Abs)
 	var cur *nbfile.File
 	if _, creating := m.Op.(Create); creating && isNotExist(m.Abs) {
 		cur = nil

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -205,6 +206,22 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RemoveStaleTemps removes temp files a crashed writer left beside the
+// notebook at path. NB: call it only while holding Lock(path): every writer
+// holds the lock while its temp file exists, so then none is in use.
+func RemoveStaleTemps(path string) {
+	dir, base := filepath.Split(path)
+	stale, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
+	return r.Replace(s)
 }
 
 // WriteFile writes b to path atomically (Prepare then Commit).

@@ -139,13 +139,22 @@ func TestCrashMidWriteNeverLeavesAHalfFile(t *testing.T) {
 	if err := notebook.WriteFile(path, a); err != nil {
 		t.Fatal(err)
 	}
+	// NB: the child writes exactly these bytes (cell ids are random, so it
+	// must not build its own).
+	if err := os.WriteFile(filepath.Join(dir, "version-b"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sawNew, killedMidWrite := 0, 0
+	defer func() {
+		t.Logf("after 6 kills: new version seen %d times, killed mid-write (temp file left) %d times", sawNew, killedMidWrite)
+	}()
 	for i := range 6 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 		cmd.Env = append(os.Environ(), "NB_CRASH_CHILD="+path)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+i*37) * time.Millisecond) // NB: test-only: vary the moment of the kill
+		time.Sleep(time.Duration(150+i*37) * time.Millisecond) // NB: test-only: vary the moment of the kill
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 		got, err := os.ReadFile(path)
@@ -155,9 +164,24 @@ func TestCrashMidWriteNeverLeavesAHalfFile(t *testing.T) {
 		if !bytes.Equal(got, a) && !bytes.Equal(got, b) {
 			t.Fatalf("after kill %d the file is neither version (%d bytes)", i, len(got))
 		}
+		if bytes.Equal(got, b) {
+			sawNew++
+		}
+		temps, _ := filepath.Glob(filepath.Join(dir, ".n.ipynb.tmp-*"))
+		killedMidWrite = len(temps) // each kill mid-write leaves one
 		if _, err := notebook.Parse(got); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The next writer, holding the lock, clears what the crashes left.
+	unlock, err := notebook.Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	notebook.RemoveStaleTemps(path)
+	if temps, _ := filepath.Glob(filepath.Join(dir, ".n.ipynb.tmp-*")); len(temps) != 0 {
+		t.Fatalf("stale temp files left: %v", temps)
 	}
 }
 
@@ -172,7 +196,10 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := f.Bytes
-	b := bigNotebook(t, 60, 20<<10)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "version-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; ; i++ {
 		v := a
 		if i%2 == 0 {
