@@ -52,12 +52,12 @@ func samples() []events.Payload {
 		events.CheckpointLoaded{Name: "friday", KernelID: "k1", Restored: []string{"df"}, Missing: []string{"xgboost==1.7"}},
 		events.CheckpointRejected{Name: "friday", KernelID: "k1", Reason: "signature mismatch"},
 		events.CheckpointDeleted{Name: "friday"},
-		events.NotebookCreated{Path: "a.ipynb", KernelSpec: "python3", SHA256: "ef"},
-		events.NotebookCellInserted{Path: "a.ipynb", CellID: "c1", CellType: "code", Index: 0, Source: "1+1", SHA256: "ef"},
-		events.NotebookCellEdited{Path: "a.ipynb", CellID: "c1", Source: "2+2", SHA256: "ef"},
-		events.NotebookCellDeleted{Path: "a.ipynb", CellID: "c1", SHA256: "ef"},
-		events.NotebookCellMoved{Path: "a.ipynb", CellID: "c1", From: 0, To: 2, SHA256: "ef"},
-		events.NotebookOutputsWritten{Path: "a.ipynb", CellID: "c1", ExecutionID: "x1", Outputs: 2, SHA256: "ef"},
+		events.NotebookCreated{Path: "a.ipynb", KernelSpec: "python3", By: "claude/s1", SHA256: "ef"},
+		events.NotebookCellInserted{Path: "a.ipynb", CellID: "c1", CellType: "code", Index: 0, Source: "1+1", By: "claude/s1", SHA256: "ef", PrevSHA256: "de"},
+		events.NotebookCellEdited{Path: "a.ipynb", CellID: "c1", Source: "2+2", By: "claude/s1", SHA256: "ef", CellType: "markdown", PrevSHA256: "de"},
+		events.NotebookCellDeleted{Path: "a.ipynb", CellID: "c1", By: "claude/s1", SHA256: "ef", Index: 3, Source: "x", PrevSHA256: "de"},
+		events.NotebookCellMoved{Path: "a.ipynb", CellID: "c1", From: 0, To: 2, By: "claude/s1", SHA256: "ef", PrevSHA256: "de"},
+		events.NotebookOutputsWritten{Path: "a.ipynb", CellID: "c1", ExecutionID: "x1", Outputs: 2, SHA256: "ef", ExecutionCount: 3, By: "mcp-jupyter", PrevSHA256: "de"},
 	}
 }
 

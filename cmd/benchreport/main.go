@@ -55,6 +55,8 @@ var targets = []target{
 	{What: "replay of 1M events", Bench: "BenchmarkReplay1M", Metric: "events/s", AtLeast: true, Limit: 1_000_000, Unit: "events/s"},
 	{What: "replay peak heap", Bench: "BenchmarkReplay1M", Metric: "peak-heap-MiB", Strict: true, Limit: 100, Unit: "MiB"},
 	{What: "restart to ready (1M events)", Bench: "BenchmarkRestartToReady1M", Metric: "ms/restart", Limit: 200, Unit: "ms"},
+	{What: "read_notebook of 1,000 cells / 20 MB", Bench: "BenchmarkReadNotebookTool20MB", Metric: "p50-ms", Limit: 100, Unit: "ms"},
+	{What: "run_cell p50 vs execute", Bench: "BenchmarkRunCellVsExecute", Metric: "ratio-p50", Limit: 1.05},
 	{What: "replay vs bare scan (no target)", Bench: "BenchmarkReplay1M", Metric: "events/s", Baseline: "BenchmarkScan1M"},
 	{What: "`events tail --json` over 1M events to /dev/null", Bench: "BenchmarkEventsTail1M", Metric: "events/s", AtLeast: true, Limit: 500_000, Unit: "events/s"},
 	{What: "`events replay --until` the middle of 1M events", Bench: "BenchmarkEventsReplayMiddle1M", Metric: "ms/replay", Limit: 2000, Unit: "ms"},

@@ -32,6 +32,7 @@ type config struct {
 	CheckpointEncrypt bool
 	NATSNKeys         string
 	NATSJetStream     bool
+	NotebookRoot      string
 }
 
 type setting struct {
@@ -54,6 +55,7 @@ var settings = []setting{
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (this or --nats-nkeys is required when --nats-listen is not loopback)"},
 	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
 	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
+	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -91,6 +93,7 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
 	}
+	c.NotebookRoot = get("notebook-root")
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

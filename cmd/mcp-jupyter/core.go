@@ -41,6 +41,7 @@ type core struct {
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Service
+	nbs      *notebooks
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -131,6 +132,11 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 		c.close(context.Background())
 		return nil, err
 	}
+	if c.nbs, err = openNotebooks(cfg.NotebookRoot, l, c.sys, c.launcher, c); err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
+	c.mcp.AddNotebookTools(c.nbs)
 	close(c.ready)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
 	return c, nil
@@ -145,6 +151,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
+	}
+	if c.nbs != nil {
+		keep(c.nbs.close(ctx))
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))

@@ -33,6 +33,23 @@
 //   - cancel_execution {execution_id}: queued executions only.
 //   - send_input {execution_id, value, wait_s=0}: answers input().
 //
+// Notebooks (AddNotebookTools over a NotebookBackend; paths are relative to
+// the notebook root; every change passes expected_hash, the sha256 the agent
+// last read, and is refused with a diff summary if the file changed since):
+//   - create_notebook {path, kernelspec="python3"}.
+//   - read_notebook {path, start=0, count=50, outputs=true} (read-only):
+//     cells with ids, sources and outputs rendered as execute renders them,
+//     within the same reply limits; the sha256 and the bound kernel.
+//   - insert_cell {path, expected_hash, source, cell_type="code", index?,
+//     cell_id?}, edit_cell {path, expected_hash, cell, source, cell_type?},
+//     delete_cell {path, expected_hash, cell}, move_cell {path,
+//     expected_hash, cell, to}: cell is an nbformat id or a 0-based index.
+//   - run_cell {path, cell, timeout_s, execution_id?}: submits the cell's
+//     source to the notebook's bound kernel with the cell recorded on the
+//     execution; same reply and handles as execute. The core writes the
+//     outputs into the cell when it finishes.
+//   - run_all {path, timeout_s}: queues every code cell in order.
+//
 // Bad arguments and Backend errors come back as isError results that name
 // the argument or the id and say what to do; only protocol faults are Go
 // errors. The server keeps serving after either.

@@ -1,0 +1,151 @@
+package notebook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+)
+
+// request is a Command with the absolute path the manager resolved.
+type request struct {
+	Command
+	Abs string
+}
+
+// Result answers a Command.
+type Result struct {
+	Hash     string // sha256 of the file after the change
+	CellID   string
+	Index    int
+	Notebook *nbfile.Notebook
+	Events   []events.Event
+	Err      error
+}
+
+// Actor is the protoactor shell of one notebook.
+type Actor struct {
+	rel      string
+	log      actors.Log
+	versions *versions
+	logger   *slog.Logger
+	state    State
+	ready    bool
+}
+
+func props(rel string, log actors.Log, v *versions, logger *slog.Logger) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{rel: rel, log: log, versions: v, logger: logger.With("component", "notebook", "path", rel)}
+	})
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.recover()
+	case request:
+		if !a.ready {
+			a.recover()
+		}
+		res := a.handle(m)
+		ctx.Respond(res)
+	}
+}
+
+func (a *Actor) recover() {
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	defer cancel()
+	s, _, err := actors.Recover(ctx, a.log, events.NotebookStream(StreamID(a.rel)), State{Path: a.rel}, 0, Apply)
+	if err != nil {
+		a.logger.Error("recover notebook history", "err", err)
+		return // not ready: the next command tries again
+	}
+	a.state, a.ready = s, true
+}
+
+// handle runs one command: lock, read, decide, write beside, append, rename.
+func (a *Actor) handle(m request) Result {
+	if !a.ready {
+		return Result{Err: fmt.Errorf("the history of %s could not be read from the event log; try again", a.rel)}
+	}
+	unlock, err := nbfile.Lock(m.Abs)
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer unlock()
+	nbfile.RemoveStaleTemps(m.Abs)
+	var cur *nbfile.File
+	if _, creating := m.Op.(Create); creating && isNotExist(m.Abs) {
+		cur = nil
+	} else if creating {
+		return Result{Err: fmt.Errorf("%w: %s is already there; read_notebook it, or choose another path", ErrExists, m.Path)}
+	} else if cur, err = nbfile.ReadFileCached(m.Abs, a.versions.get); err != nil {
+		return Result{Err: err}
+	}
+	if cur != nil {
+		a.versions.put(cur.Hash, cur.Notebook, int64(len(cur.Bytes)))
+	}
+	d, err := Decide(a.state, cur, m.Command)
+	if err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			if old, ok := a.versions.get(ce.Expected); ok {
+				diff := nbfile.Compare(old, cur.Notebook)
+				ce.Diff = &diff
+			}
+		}
+		return Result{Err: err}
+	}
+	p, err := nbfile.Prepare(m.Abs, d.Bytes)
+	if err != nil {
+		return Result{Err: err}
+	}
+	// NB: the file must be the one Decide saw: a person's save between our
+	// read and now is refused, not overwritten.
+	if changed(m.Abs, cur) {
+		p.Abort()
+		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while this change was being made; nothing was written: read_notebook again and retry", ErrChanged, m.Path)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	evs, err := a.log.Append(ctx, d.Drafts...)
+	cancel()
+	if err != nil {
+		p.Abort()
+		a.ready = false // NB: rebuild from the log before the next command
+		return Result{Err: fmt.Errorf("record the change to %s: %w (nothing was written)", m.Path, err)}
+	}
+	if cur == nil {
+		err = p.CommitNew()
+	} else {
+		err = p.Commit()
+	}
+	for _, e := range evs {
+		a.state = Apply(a.state, e)
+	}
+	if err != nil {
+		return Result{Err: fmt.Errorf("put the new version of %s in place: %w", m.Path, err)}
+	}
+	a.versions.put(d.Hash, d.Notebook, int64(len(d.Bytes)))
+	return Result{Hash: d.Hash, CellID: d.CellID, Index: d.Index, Notebook: d.Notebook, Events: evs}
+}
+
+func isNotExist(abs string) bool {
+	_, err := os.Stat(abs)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+func changed(abs string, cur *nbfile.File) bool {
+	st, err := nbfile.StatFile(abs)
+	if cur == nil {
+		return err == nil // created meanwhile (CommitNew would refuse too)
+	}
+	return err != nil || st != cur.Stat
+}
