@@ -278,6 +278,9 @@ func (a *Actor) collectBatch(ctx context.Context, res *Collected) (int, error) {
 // Run collects every interval until ctx ends; it returns ctx's error or the
 // first GC error.
 func (a *Actor) Run(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		every = time.Hour
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

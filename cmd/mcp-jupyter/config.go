@@ -16,18 +16,21 @@ var errHelp = errors.New("help shown")
 // config is every setting of serve and stdio. Each flag has an environment
 // variable; the flag wins.
 type config struct {
-	DataDir        string
-	Addr           string
-	LogFormat      string
-	LogLevel       string
-	ShutdownGrace  time.Duration
-	MaxQueue       int
-	OutputBudget   int
-	ImageBudget    int
-	AllowedHosts   string
-	KernelsOutlive bool
-	NATSListen     string
-	NATSToken      string
+	DataDir         string
+	Addr            string
+	LogFormat       string
+	LogLevel        string
+	ShutdownGrace   time.Duration
+	MaxQueue        int
+	OutputBudget    int
+	ImageBudget     int
+	AllowedHosts    string
+	KernelsOutlive  bool
+	NATSListen      string
+	NATSToken       string
+	AssetTTL        time.Duration
+	AssetGCEvery    time.Duration
+	BacklogMessages int
 }
 
 type setting struct {
@@ -47,6 +50,9 @@ var settings = []setting{
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
+	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
+	{"asset-gc-every", "MCP_ASSET_GC_EVERY", "1h", "how often the asset GC collects assets whose leases expired"},
+	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -84,10 +90,16 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}
+	if c.AssetTTL, err = time.ParseDuration(get("asset-ttl")); err != nil || c.AssetTTL <= 0 {
+		return c, fmt.Errorf("--asset-ttl %q: give a positive duration such as 24h", get("asset-ttl"))
+	}
+	if c.AssetGCEvery, err = time.ParseDuration(get("asset-gc-every")); err != nil || c.AssetGCEvery <= 0 {
+		return c, fmt.Errorf("--asset-gc-every %q: give a positive duration such as 1h", get("asset-gc-every"))
+	}
 	ints := []struct {
 		name string
 		dst  *int
-	}{{"max-queue", &c.MaxQueue}, {"output-budget", &c.OutputBudget}, {"image-budget", &c.ImageBudget}}
+	}{{"max-queue", &c.MaxQueue}, {"output-budget", &c.OutputBudget}, {"image-budget", &c.ImageBudget}, {"backlog-messages", &c.BacklogMessages}}
 	for _, i := range ints {
 		if *i.dst, err = strconv.Atoi(get(i.name)); err != nil || *i.dst <= 0 {
 			return c, fmt.Errorf("--%s %q: give a positive whole number", i.name, get(i.name))

@@ -34,6 +34,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	live     *live
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -105,9 +106,15 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 	for _, h := range splitList(cfg.AllowedHosts) {
 		hosts = append(hosts, h)
 	}
+	if c.live, err = openLive(ctx, c); err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
 	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
-		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{c.live.lease},
+		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+	c.mcp.AddAssetTools(leaseAssets{c.live.lease})
 	close(c.ready)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
 	return c, nil
@@ -123,6 +130,9 @@ func (c *core) close(ctx context.Context) error {
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
+	if c.live != nil {
+		keep(c.live.closeEdges(ctx))
+	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))
 	}
@@ -135,6 +145,9 @@ func (c *core) close(ctx context.Context) error {
 	if c.cancel != nil {
 		c.cancel()
 		c.wg.Wait()
+	}
+	if c.live != nil {
+		keep(c.live.closeModels(ctx))
 	}
 	if c.log != nil {
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
 func filepathSplit(s string) []string {
@@ -51,6 +53,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	})
 	mux.Handle("/mcp", c.mcp.HTTPHandler())
+	c.live.mount(mux, mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger.With("component", "http")})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

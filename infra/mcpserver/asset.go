@@ -23,9 +23,9 @@ const AssetScheme = "asset://"
 // AssetOrigin says what produced an asset: the kernel, the execution and the
 // index of the output in the reply that linked it.
 type AssetOrigin struct {
-	KernelID    string
-	ExecutionID string
-	OutputIndex int
+	KernelID    string `json:"kernel_id,omitempty"`
+	ExecutionID string `json:"execution_id,omitempty"`
+	OutputIndex int    `json:"output_index"`
 }
 
 // AssetStore keeps outputs too large or too rich for a tool reply. The
