@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +22,7 @@ import (
 const DefaultTTL = 24 * time.Hour
 
 // gcBatch is how many assets one GC append covers.
-const gcBatch = 4096
+const gcBatch = 16384
 
 // Log is what the actor needs from the event log.
 type Log interface {
@@ -55,7 +57,11 @@ type Config struct {
 // Actor is the lease actor. Its methods are safe for concurrent use; they are
 // serialized by one lock (see the package doc).
 type Actor struct {
-	mu    sync.Mutex
+	mu sync.Mutex
+	// pending are collected assets whose files are being deleted (outside
+	// the lock); a Put of one waits on deleted until it is gone.
+	pending map[string]struct{}
+	deleted *sync.Cond
 	log   Log
 	files Files
 	model *leases.Model
@@ -80,7 +86,9 @@ func Open(ctx context.Context, cfg Config) (*Actor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Actor{log: cfg.Log, files: cfg.Files, model: cfg.Model, ttl: cfg.TTL, now: cfg.Now, lg: cfg.Logger}
+	a := &Actor{log: cfg.Log, files: cfg.Files, model: cfg.Model, ttl: cfg.TTL, now: cfg.Now, lg: cfg.Logger,
+		pending: map[string]struct{}{}}
+	a.deleted = sync.NewCond(&a.mu)
 	if err := a.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover assets: %w", err)
 	}
@@ -163,6 +171,11 @@ func (a *Actor) appendApply(ctx context.Context, ds []events.Draft) error {
 func (a *Actor) Put(ctx context.Context, data []byte, mime string, o Origin) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for a.isPending(data) {
+		// NB: the GC is deleting these very bytes; wait, then write anew.
+		// The wait is bounded by the deletion, which has no other lock.
+		a.deleted.Wait()
+	}
 	sum, _, err := a.files.Put(data)
 	if err != nil {
 		return "", err
@@ -237,18 +250,48 @@ type Collected struct {
 
 // Collect runs the GC once: in batches, it expires the leases that ran out
 // and collects the assets no lease holds, appending the events before
-// deleting any file (see the package doc).
+// deleting any file (see the package doc). A batch's files are deleted
+// while the next batch is decided and appended.
 func (a *Actor) Collect(ctx context.Context) (Collected, error) {
 	var res Collected
+	deletes := make(chan []string, 1)
+	deleteErr := make(chan error, 1)
+	go func() {
+		var first error
+		for sums := range deletes {
+			err := a.files.Delete(sums...)
+			if err != nil && first == nil {
+				first = err
+			}
+			a.mu.Lock()
+			for _, s := range sums {
+				delete(a.pending, s)
+			}
+			a.deleted.Broadcast()
+			a.mu.Unlock()
+		}
+		deleteErr <- first
+	}()
+	var err error
 	for {
-		n, err := a.collectBatch(ctx, &res)
+		var sums []string
+		var n int
+		n, sums, err = a.collectBatch(ctx, &res)
+		if len(sums) > 0 {
+			deletes <- sums
+		}
 		if err != nil || n == 0 {
-			return res, err
+			break
 		}
 	}
+	close(deletes)
+	if derr := <-deleteErr; err == nil && derr != nil {
+		err = fmt.Errorf("delete collected assets (a restart finishes it): %w", derr)
+	}
+	return res, err
 }
 
-func (a *Actor) collectBatch(ctx context.Context, res *Collected) (int, error) {
+func (a *Actor) collectBatch(ctx context.Context, res *Collected) (int, []string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -256,14 +299,15 @@ func (a *Actor) collectBatch(ctx context.Context, res *Collected) (int, error) {
 	victims := a.model.Expired(now, gcBatch)
 	ds, sums := DecideCollect(victims, now)
 	if len(ds) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	if err := a.appendApply(ctx, ds); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	// NB: the intent is durable; only now may the files go.
-	if err := a.files.Delete(sums...); err != nil {
-		return 0, err
+	// NB: the intent is durable; only now may the files go. Until they
+	// are gone, a Put of the same bytes waits (pending).
+	for _, s := range sums {
+		a.pending[s] = struct{}{}
 	}
 	res.Expired += len(ds) - len(sums)
 	res.Sums = append(res.Sums, sums...)
@@ -272,7 +316,15 @@ func (a *Actor) collectBatch(ctx context.Context, res *Collected) (int, error) {
 			res.Bytes += v.Size
 		}
 	}
-	return len(victims), nil
+	return len(victims), sums, nil
+}
+
+func (a *Actor) isPending(data []byte) bool {
+	if len(a.pending) == 0 {
+		return false
+	}
+	_, ok := a.pending[sumOf(data)]
+	return ok
 }
 
 // Run collects every interval until ctx ends; it returns ctx's error or the
@@ -297,4 +349,9 @@ func (a *Actor) Run(ctx context.Context, every time.Duration) error {
 			a.lg.Info("collected assets", "component", "lease", "assets", len(res.Sums), "bytes", res.Bytes, "leases_expired", res.Expired)
 		}
 	}
+}
+
+func sumOf(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
 }

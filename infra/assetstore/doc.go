@@ -14,8 +14,8 @@
 //     fsyncs the directory: after Put returns the bytes survive a crash.
 //     Putting bytes already present is a no-op (write once).
 //  3. Open verifies nothing on read (the file was verified when written);
-//     Delete removes the file and fsyncs the directory. Deleting a missing
-//     file is not an error.
+//     Delete removes the file without an fsync (the caller's log makes the
+//     deletion durable and redoes it). Deleting a missing file is not an error.
 //  4. Temporary files left by a crash are removed by Open.
 //
 // Usage:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // tmpPrefix names files being written; Open removes leftovers.
@@ -52,6 +53,9 @@ func Sum(data []byte) string {
 // use: files are written once and renamed into place atomically.
 type Store struct {
 	dir string
+	// sidecars: the dir held <sum>.mime files at Open (written before
+	// assets were leased); only then does Delete look for them.
+	sidecars bool
 }
 
 // Open opens (creating it if needed) the store in dir and removes temporary
@@ -64,12 +68,16 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list asset dir: %w", err)
 	}
+	st := &Store{dir: dir}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), tmpPrefix) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
+		if strings.HasSuffix(e.Name(), ".mime") {
+			st.sidecars = true
+		}
 	}
-	return &Store{dir: dir}, nil
+	return st, nil
 }
 
 // Dir returns the store's directory.
@@ -166,26 +174,59 @@ func (s *Store) ReadAll(sum string) ([]byte, error) {
 	return data, nil
 }
 
-// Delete removes the files of sums (missing ones are skipped) and then
-// fsyncs the directory once.
+// Delete removes the files of sums (missing ones are skipped). Large batches
+// are unlinked by a few workers. NB: it does not fsync the directory: a
+// caller that must not see a deleted file again records the deletion first
+// (actors/lease appends AssetCollected and redoes it after a crash).
 func (s *Store) Delete(sums ...string) error {
 	for _, sum := range sums {
-		p, err := s.path(sum)
-		if err != nil {
-			return err
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("delete asset %s: %w", sum, err)
-		}
-		// NB: files from before assets were leased have a MIME sidecar.
-		if err := os.Remove(p + ".mime"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("delete asset %s: %w", sum, err)
+		if !ValidSum(sum) {
+			return &BadSumError{Sum: sum}
 		}
 	}
 	if len(sums) == 0 {
 		return nil
 	}
-	return s.syncDir()
+	workers := 1
+	if len(sums) >= parallelDeleteMin {
+		workers = deleteWorkers
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	chunk := (len(sums) + workers - 1) / workers
+	for w := range workers {
+		part := sums[min(w*chunk, len(sums)):min((w+1)*chunk, len(sums))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = s.unlink(part)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// parallelDeleteMin and deleteWorkers: unlink is a syscall per file; a GC
+// of many assets spreads it over a few goroutines.
+const (
+	parallelDeleteMin = 1024
+	deleteWorkers     = 4
+)
+
+func (s *Store) unlink(sums []string) error {
+	for _, sum := range sums {
+		p := filepath.Join(s.dir, sum)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete asset %s: %w", sum, err)
+		}
+		// NB: files from before assets were leased have a MIME sidecar.
+		if s.sidecars {
+			if err := os.Remove(p + ".mime"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("delete asset %s: %w", sum, err)
+			}
+		}
+	}
+	return nil
 }
 
 // List calls fn with the sum of every stored file, in directory order.
