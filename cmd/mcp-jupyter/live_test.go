@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -113,11 +114,17 @@ func TestAssetsAndWebSocketEndToEnd(t *testing.T) {
 	conn.SetReadLimit(16 << 20)
 	var sawHTML, sawFinished bool
 	var last uint64
+	var lines [][]byte
 	for !(sawHTML && sawFinished) {
-		_, data, err := conn.Read(ctx)
-		if err != nil {
-			t.Fatalf("ws read after seq %d: %v", last, err)
+		if len(lines) == 0 {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				t.Fatalf("ws read after seq %d: %v", last, err)
+			}
+			lines = bytes.Split(msg, []byte("\n")) // one event per line
 		}
+		data := lines[0]
+		lines = lines[1:]
 		var ev struct {
 			Seq     uint64          `json:"seq"`
 			Type    string          `json:"type"`

@@ -2,6 +2,12 @@
 // as JSON (events.Event's public form, with its seq), and GET /ws?kernel=<id>
 // only the events about one kernel.
 //
+// Framing: each text message holds one or more events, one JSON object per
+// line ("\n"-separated), in seq order. A client that fell behind gets what
+// queued up in few messages (at most 64 KiB each, or one event if larger)
+// instead of one per event: fewer writes is what lets one server feed many
+// clients.
+//
 // # Contract
 //
 //  1. Resume: with since=<seq> a client gets exactly the events after seq,
@@ -13,8 +19,8 @@
 //     offers it to every client's send queue without ever blocking. A queue
 //     is bounded in messages and in bytes; a client that falls behind past
 //     it is closed with code 4008 and the reason "slow consumer: resume with
-//     since=<last seq sent>". Nothing is dropped silently, nothing is
-//     coalesced: MIME bundles (Plotly JSON, HTML, images) go out exactly as
+//     since=<last seq sent>". Nothing is dropped silently, no event is
+//     merged into another: MIME bundles (Plotly JSON, HTML, images) go out exactly as
 //     the kernel sent them.
 //  3. Clients may send nothing but {"type":"ping"} (answered with
 //     {"type":"pong","seq":<last seq sent>}), at most Options.ReadLimit bytes

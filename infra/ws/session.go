@@ -20,6 +20,9 @@ type session struct {
 	c    *client
 	sent uint64 // the last seq written to the client
 
+	buf    []byte // events not yet written, one per line
+	bufSeq uint64 // the seq of the last event in buf
+
 	pong chan struct{} // cap 1: a ping to answer
 }
 
@@ -128,12 +131,14 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 			if f.seq <= s.sent {
 				continue // NB: the client resumed past it (since > liveFrom)
 			}
-			if err := s.send(ctx, f.data); err != nil {
+			if err := s.add(ctx, f.seq, f.data); err != nil {
 				return closeWith{}
 			}
-			s.sent = f.seq
 		}
 		clear(batch)
+		if err := s.flush(ctx); err != nil {
+			return closeWith{}
+		}
 		if over {
 			return closeWith{CloseSlowConsumer, "slow consumer: " + s.resumeHint()}
 		}
@@ -145,6 +150,43 @@ func (s *session) readEnd(end closeWith) closeWith {
 		return closeWith{websocket.StatusNormalClosure, ""}
 	}
 	return end
+}
+
+// maxBatch bounds one WebSocket message of several events.
+const maxBatch = 64 << 10
+
+// add appends one event to the message being built, sending the message
+// first if the event would make it larger than maxBatch. s.sent advances
+// only when a message is written.
+func (s *session) add(ctx context.Context, seq uint64, data []byte) error {
+	if len(s.buf) > 0 && len(s.buf)+1+len(data) > maxBatch {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, '\n')
+	}
+	s.buf = append(s.buf, data...)
+	s.bufSeq = seq
+	return nil
+}
+
+// flush writes the message being built.
+func (s *session) flush(ctx context.Context) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	err := s.send(ctx, s.buf)
+	if err == nil {
+		s.sent = s.bufSeq
+	}
+	if cap(s.buf) > 2*maxBatch {
+		s.buf = nil // NB: one huge event must not pin its buffer
+	} else {
+		s.buf = s.buf[:0]
+	}
+	return err
 }
 
 func (s *session) send(ctx context.Context, data []byte) error {
@@ -169,11 +211,10 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		if err != nil {
 			return err
 		}
-		if err := s.send(ctx, data); err != nil {
+		if err := s.add(ctx, e.Seq, data); err != nil {
 			werr = err
 			return err
 		}
-		s.sent = e.Seq
 		if e.Type == events.TypeAssetStored && s.h.opts.Renew != nil {
 			if p, err := events.As[events.AssetStored](&e); err == nil {
 				// NB: best effort: a collected asset is history, not an error.
@@ -187,6 +228,9 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		err = s.h.log.ReadKernel(ctx, req.kernel, s.sent, visit)
 	} else {
 		err = s.h.log.Scan(ctx, s.sent+1, liveFrom, visit)
+	}
+	if werr == nil {
+		werr = s.flush(ctx)
 	}
 	if werr != nil {
 		return closeWith{}, false

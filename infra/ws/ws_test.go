@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,14 +72,25 @@ type received struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
+// pendingLines holds, per connection, the events of a message not yet
+// returned by next (a message carries one event per line).
+var pendingLines sync.Map // *websocket.Conn -> *[][]byte
+
 func next(t testing.TB, c *websocket.Conn) (received, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, data, err := c.Read(ctx)
-	if err != nil {
-		return received{}, err
+	p, _ := pendingLines.LoadOrStore(c, &[][]byte{})
+	q := p.(*[][]byte)
+	if len(*q) == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			return received{}, err
+		}
+		*q = bytes.Split(msg, []byte("\n"))
 	}
+	data := (*q)[0]
+	*q = (*q)[1:]
 	var r received
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatalf("decode %q: %v", data, err)
