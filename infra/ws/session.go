@@ -132,17 +132,27 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 				continue // NB: the client resumed past it (since > liveFrom)
 			}
 			if err := s.add(ctx, f.seq, f.data); err != nil {
-				return closeWith{}
+				return s.writeFailed(ctx)
 			}
 		}
 		clear(batch)
 		if err := s.flush(ctx); err != nil {
-			return closeWith{}
+			return s.writeFailed(ctx)
 		}
 		if over {
 			return closeWith{CloseSlowConsumer, "slow consumer: " + s.resumeHint()}
 		}
 	}
+}
+
+// writeFailed: a write did not complete within WriteTimeout (or the
+// connection broke). A client that does not take its events in time is a
+// slow consumer, whether or not its queue overflowed yet.
+func (s *session) writeFailed(ctx context.Context) closeWith {
+	if ctx.Err() != nil {
+		return closeWith{}
+	}
+	return closeWith{CloseSlowConsumer, "slow consumer: " + s.resumeHint()}
 }
 
 func (s *session) readEnd(end closeWith) closeWith {
