@@ -62,12 +62,12 @@ type Actor struct {
 	// the lock); a Put of one waits on deleted until it is gone.
 	pending map[string]struct{}
 	deleted *sync.Cond
-	log   Log
-	files Files
-	model *leases.Model
-	ttl   time.Duration
-	now   func() time.Time
-	lg    *slog.Logger
+	log     Log
+	files   Files
+	model   *leases.Model
+	ttl     time.Duration
+	now     func() time.Time
+	lg      *slog.Logger
 }
 
 // Open recovers the files against the model: it deletes the files of
