@@ -42,10 +42,15 @@ type LeaseExpired struct {
 	Holder string `json:"holder"`
 }
 
-// AssetCollected: the GC deleted the asset's file.
+// AssetCollected: the GC decided no lease holds the asset and deletes its
+// file. It is appended before the file is deleted (the intent): a restart
+// finishes a deletion it interrupted.
 type AssetCollected struct {
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+	// DecidedAt is the GC clock the decision was taken at: every lease of
+	// the asset expired at or before it. Optional (added in v1).
+	DecidedAt time.Time `json:"decided_at,omitzero"`
 }
 
 func (AssetStored) EventType() string    { return TypeAssetStored }

@@ -33,6 +33,9 @@ type config struct {
 	NATSNKeys         string
 	NATSJetStream     bool
 	NotebookRoot      string
+	AssetTTL          time.Duration
+	AssetGCEvery      time.Duration
+	BacklogMessages   int
 }
 
 type setting struct {
@@ -56,6 +59,9 @@ var settings = []setting{
 	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
 	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
 	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
+	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
+	{"asset-gc-every", "MCP_ASSET_GC_EVERY", "1h", "how often the asset GC collects assets whose leases expired"},
+	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -97,10 +103,16 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}
+	if c.AssetTTL, err = time.ParseDuration(get("asset-ttl")); err != nil || c.AssetTTL <= 0 {
+		return c, fmt.Errorf("--asset-ttl %q: give a positive duration such as 24h", get("asset-ttl"))
+	}
+	if c.AssetGCEvery, err = time.ParseDuration(get("asset-gc-every")); err != nil || c.AssetGCEvery <= 0 {
+		return c, fmt.Errorf("--asset-gc-every %q: give a positive duration such as 1h", get("asset-gc-every"))
+	}
 	ints := []struct {
 		name string
 		dst  *int
-	}{{"max-queue", &c.MaxQueue}, {"output-budget", &c.OutputBudget}, {"image-budget", &c.ImageBudget}}
+	}{{"max-queue", &c.MaxQueue}, {"output-budget", &c.OutputBudget}, {"image-budget", &c.ImageBudget}, {"backlog-messages", &c.BacklogMessages}}
 	for _, i := range ints {
 		if *i.dst, err = strconv.Atoi(get(i.name)); err != nil || *i.dst <= 0 {
 			return c, fmt.Errorf("--%s %q: give a positive whole number", i.name, get(i.name))

@@ -42,6 +42,7 @@ type core struct {
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Service
 	nbs      *notebooks
+	live     *live
 
 	ready     chan struct{} // closed once replay finished and actors recovered
 	followErr chan error
@@ -125,9 +126,15 @@ func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, erro
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
 	}
 	hosts := splitList(cfg.AllowedHosts)
+	if c.live, err = openLive(ctx, c); err != nil {
+		c.close(context.Background())
+		return nil, err
+	}
 	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
-		AssetDir: filepath.Join(cfg.DataDir, "assets"), Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{c.live.lease},
+		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+	c.mcp.AddAssetTools(leaseAssets{c.live.lease})
 	if err := c.openCheckpoints(ctx); err != nil {
 		c.close(context.Background())
 		return nil, err
@@ -152,6 +159,9 @@ func (c *core) close(ctx context.Context) error {
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
+	if c.live != nil {
+		keep(c.live.closeEdges(ctx))
+	}
 	if c.nbs != nil {
 		keep(c.nbs.close(ctx))
 	}
@@ -170,6 +180,9 @@ func (c *core) close(ctx context.Context) error {
 	if c.cancel != nil {
 		c.cancel()
 		c.wg.Wait()
+	}
+	if c.live != nil {
+		keep(c.live.closeModels(ctx))
 	}
 	if c.log != nil {
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -48,6 +48,7 @@ func runServe(ctx context.Context, args []string) error {
 	events := mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger}.Wrap(eventsHandler(eventsCtx, c.log))
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
+	c.live.mount(mux, mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger.With("component", "http")})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(stopEvents)
 	served := make(chan error, 1)

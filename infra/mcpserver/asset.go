@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -19,15 +20,37 @@ import (
 // AssetScheme is the URI scheme of stored outputs: asset://<sha256>.
 const AssetScheme = "asset://"
 
-// assetStore keeps outputs too large or too rich for a tool reply as
-// content-addressed files: <dir>/<sha256> holds the bytes and
-// <dir>/<sha256>.mime their MIME type.
-//
-// NB: these files are not leased yet; the asset janitor that will own them
-// must collect by lease, never by file age.
-type assetStore struct {
-	dir string
+// AssetOrigin says what produced an asset: the kernel, the execution and the
+// index of the output in the reply that linked it.
+type AssetOrigin struct {
+	KernelID    string `json:"kernel_id,omitempty"`
+	ExecutionID string `json:"execution_id,omitempty"`
+	OutputIndex int    `json:"output_index"`
 }
+
+// AssetStore keeps outputs too large or too rich for a tool reply. The
+// server (cmd/mcp-jupyter) passes actors/lease, so every store is recorded
+// with a lease and every read renews it. Methods are called concurrently.
+//
+// Put stores data durably and returns its sha256 in lowercase hex. Get
+// returns the bytes and MIME type of sum; an unknown or collected sum is an
+// error that says so.
+type AssetStore interface {
+	Put(ctx context.Context, data []byte, mime string, o AssetOrigin) (string, error)
+	Get(ctx context.Context, sum string) ([]byte, string, error)
+}
+
+// assetStore is the renderer's view of the store: Options.Assets when set,
+// else content-addressed files in dir (<dir>/<sha256> and a
+// <dir>/<sha256>.mime sidecar, unleased: tests and embedders without a log).
+type assetStore struct {
+	dir     string
+	managed AssetStore
+	origin  AssetOrigin
+}
+
+// putTimeout bounds one store through the managed store (a durable append).
+const putTimeout = 30 * time.Second
 
 // errNoAssetDir is returned when an output has to be stored but no AssetDir
 // was configured.
@@ -54,6 +77,15 @@ func validSum(s string) bool {
 // put stores data with its MIME type and returns its URI. Storing the same
 // bytes twice is a no-op.
 func (a assetStore) put(data []byte, mime string) (string, error) {
+	if a.managed != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), putTimeout)
+		defer cancel()
+		sum, err := a.managed.Put(ctx, data, mime, a.origin)
+		if err != nil {
+			return "", fmt.Errorf("store asset: %w", err)
+		}
+		return AssetURI(sum), nil
+	}
 	if a.dir == "" {
 		return "", errNoAssetDir
 	}
@@ -79,8 +111,15 @@ func (a assetStore) put(data []byte, mime string) (string, error) {
 
 // get returns the stored bytes and MIME type of sum.
 func (a assetStore) get(sum string) ([]byte, string, error) {
+	return a.getCtx(context.Background(), sum)
+}
+
+func (a assetStore) getCtx(ctx context.Context, sum string) ([]byte, string, error) {
 	if !validSum(sum) {
 		return nil, "", fmt.Errorf("asset %q: not a sha256 (64 lowercase hex characters)", sum)
+	}
+	if a.managed != nil {
+		return a.managed.Get(ctx, sum)
 	}
 	if a.dir == "" {
 		return nil, "", errNoAssetDir
@@ -134,9 +173,9 @@ func (a assetStore) resourceTemplate() server.ServerResourceTemplate {
 	return server.ServerResourceTemplate{Template: tmpl, Handler: a.read}
 }
 
-func (a assetStore) read(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+func (a assetStore) read(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	sum := strings.TrimPrefix(req.Params.URI, AssetScheme)
-	data, mime, err := a.get(sum)
+	data, mime, err := a.getCtx(ctx, sum)
 	if err != nil {
 		return nil, fmt.Errorf("%w; use a URI from an execute or get_execution reply", err)
 	}

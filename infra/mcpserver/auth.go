@@ -27,10 +27,14 @@ const TokenFile = "mcp-token"
 //  2. carry no Origin, or an Origin whose host passes the same test — else
 //     403 (a browser page on another site must not drive the kernels);
 //  3. carry "Authorization: Bearer <Token>" — else 401 with
-//     WWW-Authenticate: Bearer. An empty Token refuses every request.
+//     WWW-Authenticate: Bearer. An empty Token refuses every request. With
+//     QueryToken, a request without the header may give the token as the
+//     "token" query parameter instead (browsers cannot set headers on a
+//     WebSocket); the Origin check above still applies.
 type Guard struct {
 	Token        string
 	AllowedHosts []string
+	QueryToken   bool
 	Logger       *slog.Logger
 }
 
@@ -56,11 +60,18 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		got, ok := bearer(r.Header.Get("Authorization"))
+		if !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
+			got = r.URL.Query().Get("token")
+			ok = got != ""
+		}
 		// NB: constant-time compare; an empty configured token never matches.
 		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
 			msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
 				"<data dir>/" + TokenFile + "."
+			if g.QueryToken {
+				msg += " Browsers may pass it as the token query parameter."
+			}
 			if ok {
 				msg = "Unauthorized: the bearer token is wrong. Use the token from <data dir>/" + TokenFile + "."
 			}

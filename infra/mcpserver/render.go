@@ -117,6 +117,7 @@ func renderOutputs(outs []queue.Output, cfg renderConfig) []mcp.Content {
 			break
 		}
 		c := cfg
+		c.Assets.origin.OutputIndex = i
 		// NB: once the inline-image allowance is spent, images are linked.
 		c.ImageBudget = min(cfg.ImageBudget, max(imageLeft, 0))
 		before := len(cs)

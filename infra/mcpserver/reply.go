@@ -47,13 +47,15 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	}
 
 	cs := []mcp.Content{mcp.NewTextContent(strings.TrimRight(h.String(), "\n"))}
-	outs := renderOutputs(f.Outputs, s.render)
+	rc := s.render
+	rc.Assets.origin = AssetOrigin{KernelID: x.KernelID, ExecutionID: x.ID}
+	outs := renderOutputs(f.Outputs, rc)
 	if since > 0 && len(outs) > 0 {
 		cs = append(cs, mcp.NewTextContent(fmt.Sprintf("(outputs after cursor %d)", since)))
 	}
 	cs = append(cs, outs...)
 	if x.Status == queue.StatusError && !hasErrorOutput(f.Outputs) && x.ErrorName != "" {
-		cs = append(cs, renderText("", formatError(x.ErrorName, x.ErrorValue, x.Traceback), s.render)...)
+		cs = append(cs, renderText("", formatError(x.ErrorName, x.ErrorValue, x.Traceback), rc)...)
 	}
 	if len(outs) == 0 && x.Status.Done() && since == 0 && x.Status != queue.StatusError {
 		cs = append(cs, mcp.NewTextContent("(no output)"))

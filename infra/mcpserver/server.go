@@ -38,6 +38,9 @@ type Options struct {
 	// images are written as content-addressed files. Empty: they are cut
 	// or left out, and the reply says so.
 	AssetDir string
+	// Assets, when set, stores and serves the assets instead of AssetDir
+	// (actors/lease: leased, collected by the GC).
+	Assets AssetStore
 	// Logger receives the edge's diagnostics; nil discards them.
 	Logger *slog.Logger
 	// DefaultTimeout is execute's timeout_s when the agent gives none.
@@ -107,7 +110,7 @@ func New(backend Backend, opts Options) *Server {
 		opts:    opts,
 		log:     opts.Logger,
 		render: renderConfig{TextBudget: opts.OutputBudget, ImageBudget: opts.ImageBudget,
-			Assets: assetStore{dir: opts.AssetDir}},
+			Assets: assetStore{dir: opts.AssetDir, managed: opts.Assets}},
 	}
 	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version,
 		server.WithToolCapabilities(false),

@@ -1,0 +1,343 @@
+package ws_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// seqOf reads the seq at the start of an event's JSON: {"seq":123,...}.
+func seqOf(data []byte) uint64 {
+	const p = `{"seq":`
+	if len(data) < len(p) || string(data[:len(p)]) != p {
+		return 0
+	}
+	end := len(p)
+	for end < len(data) && data[end] >= '0' && data[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.ParseUint(string(data[len(p):end]), 10, 64)
+	return n
+}
+
+// fanout is one run: readers that read every event, and optionally one
+// client that never reads.
+type fanout struct {
+	s       *server
+	readers int
+	stalled bool
+
+	appended  []atomic.Int64 // seq -> unix nanos when its Append returned
+	timedFrom atomic.Uint64  // the first seq of the timed phase
+	mu        sync.Mutex
+	lat       []time.Duration
+	errs      []string
+	wg        sync.WaitGroup
+	got       []atomic.Uint64 // per reader: last seq
+}
+
+func newFanout(b *testing.B, readers int, stalled bool, maxSeq int) *fanout {
+	l := testkit.OpenLog(b, testkit.TempDataDir(b))
+	f := &fanout{s: startServer(b, l, ws.Options{}), readers: readers, stalled: stalled,
+		appended: make([]atomic.Int64, maxSeq+1), got: make([]atomic.Uint64, readers)}
+	if stalled {
+		_ = dial(b, f.s.url) // never read
+	}
+	for i := range readers {
+		c := dial(b, f.s.url)
+		f.wg.Add(1)
+		go f.read(c, i)
+	}
+	return f
+}
+
+func (f *fanout) read(c *websocket.Conn, i int) {
+	defer f.wg.Done()
+	var prev uint64
+	var lat []time.Duration
+	defer func() {
+		f.mu.Lock()
+		f.lat = append(f.lat, lat...)
+		f.mu.Unlock()
+	}()
+	for {
+		_, msg, err := c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		now := time.Now().UnixNano()
+		for line := range bytes.SplitSeq(msg, []byte("\n")) {
+			prev, lat = f.saw(i, line, prev, now, lat)
+		}
+	}
+}
+
+func (f *fanout) saw(i int, data []byte, prev uint64, now int64, lat []time.Duration) (uint64, []time.Duration) {
+	{
+		seq := seqOf(data)
+		if prev != 0 && seq != prev+1 {
+			f.mu.Lock()
+			f.errs = append(f.errs, fmt.Sprintf("reader %d: %d after %d", i, seq, prev))
+			f.mu.Unlock()
+		}
+		prev = seq
+		if int(seq) < len(f.appended) && f.timed(seq) {
+			// NB: 0: received before Append returned to its caller.
+			d := time.Duration(0)
+			if t := f.appended[seq].Load(); t != 0 && now > t {
+				d = time.Duration(now - t)
+			}
+			lat = append(lat, d)
+		}
+		f.got[i].Store(seq)
+	}
+	return prev, lat
+}
+
+func (f *fanout) appendUntimed(b *testing.B, ds []events.Draft) {
+	if _, err := f.s.log.Append(context.Background(), ds...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (f *fanout) append(b *testing.B, ds []events.Draft) {
+	evs, err := f.s.log.Append(context.Background(), ds...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Latency runs from when the events are durable and visible (Append
+	// returned), not from their timestamp: the fsync is the log's figure.
+	now := time.Now().UnixNano()
+	if len(evs) > 0 {
+		f.timedFrom.CompareAndSwap(0, evs[0].Seq)
+	}
+	for _, e := range evs {
+		if int(e.Seq) < len(f.appended) {
+			f.appended[e.Seq].Store(now)
+		}
+	}
+}
+
+// waitAll waits until every reader has seq; false on timeout.
+// timed: the seq was appended by append (not appendUntimed). Events whose
+// Append has not returned yet count as timed with latency 0 only once some
+// later seq is known to be timed.
+func (f *fanout) timed(seq uint64) bool {
+	return f.appended[seq].Load() != 0 || f.timedFrom.Load() != 0 && seq >= f.timedFrom.Load()
+}
+
+func (f *fanout) waitAll(seq uint64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for i := range f.got {
+		for f.got[i].Load() < seq {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	return true
+}
+
+func (f *fanout) stop() {
+	f.s.stop()
+	f.wg.Wait()
+}
+
+func drafts(n int, size int) []events.Draft {
+	text := strings.Repeat("x", size)
+	ds := make([]events.Draft, n)
+	for i := range ds {
+		ds[i] = draft("k", i, text)
+	}
+	return ds
+}
+
+// throughput appends total events as fast as the log takes them and returns
+// events/s until every reader has all of them.
+func throughput(b *testing.B, stalled bool, total int) float64 {
+	f := newFanout(b, 99, stalled, total+10)
+	defer f.stop()
+	start := time.Now()
+	for sent := 0; sent < total; sent += 100 {
+		f.append(b, drafts(100, 200))
+	}
+	if !f.waitAll(uint64(total), 60*time.Second) {
+		b.Fatalf("readers did not all receive %d events (stalled=%v)", total, stalled)
+	}
+	el := time.Since(start)
+	if len(f.errs) > 0 {
+		b.Fatalf("gaps: %v", f.errs[:min(5, len(f.errs))])
+	}
+	return float64(total) / el.Seconds()
+}
+
+// BenchmarkFanOut100: 100 WebSocket clients on loopback, one never reading.
+// The 99 others must receive every event (no gap checked per message), with
+// throughput ≥ 0.9x a run without the stalled client (ratio-stalled-throughput)
+// and p99 delivery latency (event commit time to client receipt) under 20 ms
+// at 1,000 events/s.
+func BenchmarkFanOut100(b *testing.B) {
+	const total = 5000
+	for range b.N {
+		base := throughput(b, false, total)
+		stalled := throughput(b, true, total)
+		b.ReportMetric(base, "events/s-base")
+		b.ReportMetric(stalled, "events/s-stalled")
+		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
+
+		// Latency at 1,000 events/s: 10 events every 10 ms for 3 s; the
+		// first 500 ms warm the connections up and are not measured.
+		f := newFanout(b, 99, true, 3100)
+		tick := time.NewTicker(10 * time.Millisecond)
+		for i := range 300 {
+			<-tick.C
+			ds := drafts(10, 200)
+			if i < 50 {
+				f.appendUntimed(b, ds)
+				continue
+			}
+			f.append(b, ds)
+		}
+		tick.Stop()
+		if !f.waitAll(3000, 30*time.Second) {
+			b.Fatal("readers did not receive the 3,000 events")
+		}
+		f.stop()
+		if len(f.errs) > 0 {
+			b.Fatalf("gaps: %v", f.errs[:min(5, len(f.errs))])
+		}
+		slices.Sort(f.lat)
+		p50 := f.lat[len(f.lat)/2]
+		p99 := f.lat[len(f.lat)*99/100]
+		b.Logf("latency p90 %v p95 %v max %v", f.lat[len(f.lat)*90/100], f.lat[len(f.lat)*95/100], f.lat[len(f.lat)-1])
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(p99)/float64(20*time.Millisecond), "ratio-p99-vs-20ms")
+		b.Logf("throughput base %.0f/s, stalled %.0f/s (%.2fx); latency p50 %v p99 %v over %d samples", base, stalled, stalled/base, p50, p99, len(f.lat))
+		if stalled/base < 0.9 {
+			b.Errorf("throughput with a stalled client %.0f/s is %.2fx the baseline %.0f/s (figure ≥ 0.9x)", stalled, stalled/base, base)
+		}
+		if p99 > 20*time.Millisecond {
+			b.Errorf("p99 delivery latency %v over 20 ms", p99)
+		}
+	}
+}
+
+// bigCell streams mib MiB of stdout (64 KiB messages) through the log, the
+// backlog and the hub, with one stalled and one reading client, and returns
+// the peak heap in use.
+func bigCell(b *testing.B, mib int) (peak uint64, st backlog.Stats, kicked uint64) {
+	l := testkit.OpenLog(b, testkit.TempDataDir(b))
+	bl := backlog.New(backlog.Options{})
+	r := projections.NewRunner(l, projections.Options{}, bl)
+	if err := r.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	s := startServer(b, l, ws.Options{})
+	defer s.stop()
+	stalled := dial(b, s.url)
+	_ = stalled
+	reader := dial(b, s.url)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, _, err := reader.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	runtime.GC()
+	stop := make(chan struct{})
+	var peakA atomic.Uint64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peakA.Load() {
+				peakA.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	const chunk = 64 << 10
+	n := mib << 20 / chunk
+	for i := 0; i < n; i += 16 {
+		f := &fanout{s: s, appended: make([]atomic.Int64, l.Last()+17)}
+		f.append(b, drafts(16, chunk))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.WaitFor(ctx, l.Last()); err != nil {
+		b.Fatal(err)
+	}
+	// The fan-out runs behind the runner; give it time to reach the end
+	// (the stalled client's queue overflows well before).
+	deadline := time.Now().Add(30 * time.Second)
+	for s.hub.Kicked() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	<-sampled
+	return peakA.Load(), bl.Stats("k"), s.hub.Kicked()
+}
+
+// BenchmarkMemoryBigCell: a cell printing a lot, one client stalled. The heap
+// must stay bounded (backlog and queues at their limits, heap < 200 MiB)
+// whatever the size: run at 64 MiB and at 256 MiB (standing in for 1 GB:
+// what is retained does not depend on the size; ratio-heap-256-vs-64 ≈ 1
+// shows it).
+func BenchmarkMemoryBigCell(b *testing.B) {
+	for range b.N {
+		small, _, _ := bigCell(b, 64)
+		big, st, kicked := bigCell(b, 256)
+		b.ReportMetric(float64(small)/(1<<20), "heap-MiB-64")
+		b.ReportMetric(float64(big)/(1<<20), "heap-MiB-256")
+		b.ReportMetric(float64(big)/float64(small), "ratio-heap-256-vs-64")
+		b.ReportMetric(float64(big)/float64(200<<20), "ratio-heap-vs-200MiB")
+		b.ReportMetric(float64(st.Bytes)/(1<<20), "backlog-MiB")
+		b.Logf("peak heap %d MiB at 64 MiB, %d MiB at 256 MiB; backlog %+v; kicked %d", small>>20, big>>20, st, kicked)
+		if big > 200<<20 {
+			b.Errorf("peak heap %d MiB over 200 MiB", big>>20)
+		}
+		if st.Bytes > backlog.DefaultMaxBytes || st.Evicted == 0 {
+			b.Errorf("backlog %+v: not at its bound", st)
+		}
+		if kicked != 1 {
+			b.Errorf("%d clients closed as slow, want the stalled one", kicked)
+		}
+	}
+}
+
+var _ = json.Marshal
+var _ = http.MethodGet
+var _ eventlog.Options

@@ -1,0 +1,40 @@
+// Package ws is the live WebSocket edge: GET /ws streams every durable event
+// as JSON (events.Event's public form, with its seq), and GET /ws?kernel=<id>
+// only the events about one kernel.
+//
+// Framing: each text message holds one or more events, one JSON object per
+// line ("\n"-separated), in seq order. A client that fell behind gets what
+// queued up in few messages (at most 64 KiB each, or one event if larger)
+// instead of one per event: fewer writes is what lets one server feed many
+// clients.
+//
+// # Contract
+//
+//  1. Resume: with since=<seq> a client gets exactly the events after seq,
+//     in order, no gap and no duplicate, across server restarts too: it is
+//     served from the event log up to the point it joined the live fan-out,
+//     then from the fan-out. Without since it gets the events appended after
+//     it connected.
+//  2. Fan-out: one goroutine follows the log, encodes each event once and
+//     offers it to every client's send queue without ever blocking. A queue
+//     is bounded in messages and in bytes; a client that falls behind past
+//     it is closed with code 4008 and the reason "slow consumer: resume with
+//     since=<last seq sent>". Nothing is dropped silently, no event is
+//     merged into another: MIME bundles (Plotly JSON, HTML, images) go out exactly as
+//     the kernel sent them.
+//  3. Clients may send nothing but {"type":"ping"} (answered with
+//     {"type":"pong","seq":<last seq sent>}), at most Options.ReadLimit bytes
+//     per message. A larger message closes the connection with 1009, a
+//     malformed one with 1007, a binary one with 1003, each with a reason.
+//  4. Auth is the caller's: mount the handler behind mcpserver.Guard with
+//     QueryToken (browsers cannot set headers on a WebSocket), which checks
+//     Host, Origin and the bearer token before the upgrade. The handler skips
+//     the library's own same-origin check for that reason.
+//
+// The caller's duties:
+//
+//  1. New(log, opts), then Start(ctx) before serving.
+//  2. Mount Handler() at /ws behind the guard.
+//  3. Close(ctx) before closing the log: it closes every client with 1001
+//     and a resume hint, and waits for their goroutines.
+package ws

@@ -1,0 +1,254 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Close codes. NB: clients act on them; they must not change.
+const (
+	// CloseSlowConsumer: the client fell behind past its send queue.
+	CloseSlowConsumer websocket.StatusCode = 4008
+)
+
+// Defaults for Options left zero.
+const (
+	DefaultQueueMessages = 4096
+	DefaultQueueBytes    = 16 << 20
+	DefaultWriteTimeout  = 5 * time.Second
+	DefaultReadLimit     = 4096
+)
+
+// Log is what the edge reads: Scan (envelopes with raw payloads, seq in
+// [from, to]), ReadKernel (one kernel's events after a seq), FollowRaw (every
+// event after a seq, then live, woken by commits) and Last.
+type Log interface {
+	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
+	ReadKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
+	FollowRaw(ctx context.Context, after uint64, fn func(events.Event) error) error
+	Last() uint64
+}
+
+// Options configure a Hub.
+type Options struct {
+	// QueueMessages and QueueBytes bound each client's send queue.
+	QueueMessages int
+	QueueBytes    int
+	// WriteTimeout bounds one write to a client.
+	WriteTimeout time.Duration
+	// ReadLimit is the largest message a client may send.
+	ReadLimit int64
+	// Renew, when set, is called for every AssetStored event replayed to a
+	// client from the log (a replay is a read: it renews the asset's lease).
+	Renew  func(ctx context.Context, sum string) error
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.QueueMessages <= 0 {
+		o.QueueMessages = DefaultQueueMessages
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = DefaultQueueBytes
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultReadLimit
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// ErrClosed: the hub was closed.
+var ErrClosed = errors.New("ws: closed")
+
+// Hub fans the log out to WebSocket clients.
+type Hub struct {
+	log  Log
+	opts Options
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	last    uint64 // the last seq offered to clients
+	closed  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the follow loop and every client
+	errc   chan error
+	once   sync.Once
+
+	// Counters, for tests and metrics.
+	kicked atomic.Uint64
+}
+
+type client struct {
+	kernel string
+	q      *queue
+}
+
+// New returns a hub over log. Call Start before serving.
+func New(log Log, opts Options) *Hub {
+	return &Hub{log: log, opts: opts.withDefaults(), clients: map[*client]struct{}{}, errc: make(chan error, 1)}
+}
+
+// Start begins following the log from its current end.
+func (h *Hub) Start(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctx != nil {
+		return errors.New("ws: hub already started")
+	}
+	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.last = h.log.Last()
+	after := h.last
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := h.log.FollowRaw(h.ctx, after, h.broadcast)
+		if err != nil && h.ctx.Err() == nil {
+			h.opts.Logger.Error("websocket fan-out stopped", "component", "ws", "err", err)
+			h.errc <- fmt.Errorf("ws fan-out: %w", err)
+		}
+	}()
+	return nil
+}
+
+// Err reports the fan-out loop's failure (it stops on a log error).
+func (h *Hub) Err() <-chan error { return h.errc }
+
+// Kicked returns how many clients were closed as slow consumers.
+func (h *Hub) Kicked() uint64 { return h.kicked.Load() }
+
+// Clients returns how many clients are connected.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// broadcast encodes e once and offers it to every interested client. It
+// never blocks on a client.
+func (h *Hub) broadcast(e events.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode event %d: %w", e.Seq, err)
+	}
+	f := frame{seq: e.Seq, data: data}
+	h.mu.Lock()
+	h.last = e.Seq
+	for c := range h.clients {
+		if c.kernel != "" && c.kernel != e.Kernel {
+			continue
+		}
+		if !c.q.push(f) {
+			delete(h.clients, c) // its writer closes it with 4008
+		}
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+// join registers a client and returns the seq after which the fan-out
+// feeds it: the client reads (since, liveFrom] from the log itself.
+func (h *Hub) join(c *client) (liveFrom uint64, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.ctx == nil {
+		return 0, ErrClosed
+	}
+	h.clients[c] = struct{}{}
+	return h.last, nil
+}
+
+func (h *Hub) leave(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// Close stops the fan-out, closes every client with 1001 and a resume hint,
+// and waits for their goroutines until ctx ends. It is idempotent.
+func (h *Hub) Close(ctx context.Context) error {
+	h.once.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+		if h.cancel != nil {
+			h.cancel()
+		}
+	})
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close websocket clients: %w", ctx.Err())
+	}
+}
+
+// Handler returns the /ws handler. Mount it behind mcpserver.Guard.
+func (h *Hub) Handler() http.Handler { return http.HandlerFunc(h.serve) }
+
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
+	req, err := parseRequest(r.URL.Query())
+	if err != nil {
+		http.Error(w, "Bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if last := h.log.Last(); req.since > last {
+		http.Error(w, fmt.Sprintf("Bad request: since %d is past the last event %d; resume with a seq you received.", req.since, last),
+			http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	closed := h.closed || h.ctx == nil
+	if !closed {
+		h.wg.Add(1)
+	}
+	h.mu.Unlock()
+	if closed {
+		http.Error(w, "Service unavailable: the server is shutting down; reconnect with since=<last seq>.", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.wg.Done()
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// NB: Guard checked Host and Origin (loopback on any port, or the
+		// allowed hosts) before we got here; the library's stricter
+		// same-host check would refuse a dev server on another port.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept wrote the HTTP error
+	}
+	conn.SetReadLimit(h.opts.ReadLimit)
+	c := &client{kernel: req.kernel, q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes)}
+	liveFrom, err := h.join(c)
+	if err != nil {
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down: reconnect with since=<last seq>")
+		return
+	}
+	defer h.leave(c)
+	s := &session{h: h, conn: conn, c: c, sent: req.since}
+	if !req.hasSince {
+		s.sent = liveFrom
+	}
+	s.run(req, liveFrom)
+}

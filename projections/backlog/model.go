@@ -1,0 +1,282 @@
+package backlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+)
+
+// Name is the projection's snapshot name. NB: stored in the log; must not
+// change.
+const Name = "iopub-backlog"
+
+// Defaults for Options left zero.
+const (
+	DefaultMaxMessages = 1000
+	DefaultMaxBytes    = 8 << 20
+)
+
+// Options bound each kernel's ring.
+type Options struct {
+	MaxMessages int
+	MaxBytes    int
+}
+
+// Entry is one IOPub message as recorded in the log.
+type Entry struct {
+	Seq         uint64    `json:"seq"`
+	Time        time.Time `json:"time"`
+	ExecutionID string    `json:"execution_id,omitempty"` // from the event's stream; "" for kernel-level output
+	// Payload is the IOPubMessageReceived payload as stored (JSON).
+	Payload json.RawMessage `json:"payload"`
+}
+
+func (e Entry) size() int { return len(e.Payload) + 64 }
+
+// Stats describe one kernel's ring.
+type Stats struct {
+	Messages int    `json:"messages"`
+	Bytes    int    `json:"bytes"`
+	Evicted  uint64 `json:"evicted"`       // messages that left the ring or never fit
+	EvictTo  uint64 `json:"evicted_up_to"` // the highest sequence evicted
+}
+
+type ring struct {
+	ents  []Entry // ents[head:] then ents[:head] in order when full
+	head  int
+	n     int
+	bytes int
+	st    Stats
+}
+
+func (r *ring) at(i int) *Entry { return &r.ents[(r.head+i)%len(r.ents)] }
+
+func (r *ring) popOldest() {
+	e := r.at(0)
+	r.bytes -= e.size()
+	r.st.Evicted++
+	r.st.EvictTo = e.Seq
+	*e = Entry{}
+	r.head = (r.head + 1) % len(r.ents)
+	r.n--
+}
+
+func (r *ring) push(e Entry, maxMsgs, maxBytes int) {
+	if e.size() > maxBytes {
+		// NB: the ring holds a contiguous run of the kernel's output (Since
+		// relies on it), so a message too big for it empties it.
+		for r.n > 0 {
+			r.popOldest()
+		}
+		r.st.Evicted++
+		r.st.EvictTo = e.Seq
+		return
+	}
+	for r.n > 0 && (r.n >= maxMsgs || r.bytes+e.size() > maxBytes) {
+		r.popOldest()
+	}
+	if len(r.ents) < maxMsgs && r.n == len(r.ents) {
+		// Grow lazily: a quiet kernel costs little. Re-linearize.
+		grown := make([]Entry, r.n, min(maxMsgs, max(16, 2*len(r.ents))))
+		for i := range r.n {
+			grown[i] = *r.at(i)
+		}
+		r.ents, r.head = grown[:cap(grown)], 0
+	}
+	*r.at(r.n) = e
+	r.n++
+	r.bytes += e.size()
+}
+
+// Model is the backlog projection. It is safe for concurrent use.
+type Model struct {
+	opts  Options
+	mu    sync.RWMutex
+	rings map[string]*ring
+	seq   uint64
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty backlog.
+func New(opts Options) *Model {
+	if opts.MaxMessages <= 0 {
+		opts.MaxMessages = DefaultMaxMessages
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	return &Model{opts: opts, rings: map[string]*ring{}}
+}
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Wants implements projections.Projection.
+func (m *Model) Wants(typ string) projections.Interest {
+	if typ == events.TypeIOPubMessageReceived {
+		return projections.Envelope
+	}
+	return projections.Skip
+}
+
+// Apply implements projections.Projection.
+func (m *Model) Apply(e events.Event) error {
+	if e.Type != events.TypeIOPubMessageReceived || e.Kernel == "" {
+		return nil
+	}
+	ent := Entry{Seq: e.Seq, Time: e.Time, Payload: append(json.RawMessage(nil), e.Raw...)}
+	if events.StreamKind(e.Stream) == "execution" {
+		ent.ExecutionID = events.StreamID(e.Stream)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.Seq <= m.seq {
+		return nil
+	}
+	r := m.rings[e.Kernel]
+	if r == nil {
+		r = &ring{}
+		m.rings[e.Kernel] = r
+	}
+	r.push(ent, m.opts.MaxMessages, m.opts.MaxBytes)
+	m.seq = e.Seq
+	return nil
+}
+
+// Stats returns one kernel's ring statistics.
+func (m *Model) Stats(kernel string) Stats {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rings[kernel]
+	if r == nil {
+		return Stats{}
+	}
+	st := r.st
+	st.Messages, st.Bytes = r.n, r.bytes
+	return st
+}
+
+// Since returns the ring's entries with seq > after. complete is false when
+// the ring evicted some entry after `after`: those must come from the log,
+// for sequences up to (not including) the first entry returned, or up to
+// upTo when none is.
+func (m *Model) Since(kernel string, after uint64) (ents []Entry, complete bool, upTo uint64) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	upTo = m.seq
+	r := m.rings[kernel]
+	if r == nil {
+		return nil, true, upTo
+	}
+	for i := range r.n {
+		if e := r.at(i); e.Seq > after {
+			ents = append(ents, *e)
+		}
+	}
+	return ents, r.st.EvictTo <= after, upTo
+}
+
+// KernelReader reads everything about one kernel after a sequence, in order
+// (infra/eventlog's ReadKernel).
+type KernelReader interface {
+	ReadKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
+}
+
+var errStop = errors.New("backlog: stop")
+
+// Read calls fn, in sequence order, for every IOPub message of kernel with
+// seq > after that the backlog has applied: from the log for what the ring
+// evicted, then from the ring. An error from fn ends the read.
+func (m *Model) Read(ctx context.Context, log KernelReader, kernel string, after uint64, fn func(Entry) error) error {
+	ents, complete, upTo := m.Since(kernel, after)
+	if !complete {
+		limit := upTo
+		if len(ents) > 0 {
+			limit = ents[0].Seq - 1
+		}
+		err := log.ReadKernel(ctx, kernel, after, func(e events.Event) error {
+			if e.Seq > limit {
+				return errStop
+			}
+			if e.Type != events.TypeIOPubMessageReceived {
+				return nil
+			}
+			ent := Entry{Seq: e.Seq, Time: e.Time, Payload: append(json.RawMessage(nil), e.Raw...)}
+			if events.StreamKind(e.Stream) == "execution" {
+				ent.ExecutionID = events.StreamID(e.Stream)
+			}
+			return fn(ent)
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return fmt.Errorf("read kernel %s output from the log: %w", kernel, err)
+		}
+	}
+	for _, e := range ents {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type snapRing struct {
+	Kernel  string  `json:"kernel"`
+	Entries []Entry `json:"entries"`
+	Stats   Stats   `json:"stats"`
+}
+
+// Snapshot implements projections.Projection.
+func (m *Model) Snapshot() ([]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := struct {
+		Seq   uint64     `json:"seq"`
+		Rings []snapRing `json:"rings"`
+	}{Seq: m.seq}
+	for k, r := range m.rings {
+		sr := snapRing{Kernel: k, Stats: r.st}
+		for i := range r.n {
+			sr.Entries = append(sr.Entries, *r.at(i))
+		}
+		s.Rings = append(s.Rings, sr)
+	}
+	slices.SortFunc(s.Rings, func(a, b snapRing) int {
+		if a.Kernel < b.Kernel {
+			return -1
+		}
+		return 1
+	})
+	return json.Marshal(s)
+}
+
+// Restore implements projections.Projection. Entries beyond the current
+// bounds are evicted (and counted) as they are restored.
+func (m *Model) Restore(data []byte) error {
+	var s struct {
+		Seq   uint64     `json:"seq"`
+		Rings []snapRing `json:"rings"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("decode backlog snapshot: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rings = map[string]*ring{}
+	for _, sr := range s.Rings {
+		r := &ring{st: sr.Stats}
+		for _, e := range sr.Entries {
+			r.push(e, m.opts.MaxMessages, m.opts.MaxBytes)
+		}
+		m.rings[sr.Kernel] = r
+	}
+	m.seq = s.Seq
+	return nil
+}
