@@ -19,6 +19,8 @@ const usage = `mcp-jupyter: durable Jupyter kernels for AI agents, over MCP.
 Usage:
   mcp-jupyter serve [flags]    run the server: MCP over Streamable HTTP at /mcp, probes, events
   mcp-jupyter stdio [flags]    serve one MCP client over stdin/stdout (desktop clients)
+  mcp-jupyter doctor [flags]   check the data dir, event log, Python, port, orphaned kernels
+                               and resources; one line per finding (--reap kills orphans)
   mcp-jupyter version          print the version
   mcp-jupyter help             this text
 
@@ -42,6 +44,8 @@ func run(args []string) int {
 		err = runServe(ctx, args[1:])
 	case "stdio":
 		err = runStdio(ctx, args[1:])
+	case "doctor":
+		err = runDoctor(ctx, args[1:], os.Stdout)
 	case "version", "--version":
 		fmt.Println("mcp-jupyter", version)
 	case "help", "--help", "-h":
