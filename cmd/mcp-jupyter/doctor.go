@@ -79,7 +79,7 @@ func doctor(ctx context.Context, cfg config, reap bool) []finding {
 // kernel processes on the way. procs is nil when the log could not be read.
 func checkLog(ctx context.Context, dir string) (finding, *procTable) {
 	f := finding{Check: "event log"}
-	if _, err := os.Stat(filepath.Join(dir, "CURRENT")); errors.Is(err, os.ErrNotExist) {
+	if entries, err := os.ReadDir(dir); errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
 		f.OK, f.Detail = true, "none yet in "+dir+"; the first start creates it"
 		return f, newProcTable()
 	}
@@ -149,4 +149,3 @@ func checkOrphans(procs *procTable, reap bool) []finding {
 	}
 	return fs
 }
-

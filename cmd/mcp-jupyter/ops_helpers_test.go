@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -111,4 +112,27 @@ func (s *server) wait(t testing.TB, timeout time.Duration) error {
 		t.Fatalf("server did not exit within %s; logs:\n%s", timeout, s.Logs())
 		return nil
 	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// gauge gathers c's registry and returns the value of the unlabelled
+// counter or gauge name.
+func gauge(t testing.TB, c *core, name string) float64 {
+	t.Helper()
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			m := mf.GetMetric()[0]
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	t.Fatalf("metric %s not gathered", name)
+	return 0
 }
