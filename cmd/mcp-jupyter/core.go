@@ -136,11 +136,15 @@ func (c *core) open(ctx context.Context) (err error) {
 		queueProjection{q}, c.metrics.Projection(), c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	c.queue, c.runner, c.cancel, c.stage = q, runner, cancel, stageReplaying
+	c.queue, c.cancel, c.stage = q, cancel, stageReplaying
 	c.mu.Unlock()
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
 	}
+	c.mu.Lock()
+	c.runner = runner // NB: after Start, so /readyz reads a real target
+	c.mu.Unlock()
+	logger.Info("replaying the event log", "component", "persistence", "events", l.Last())
 	select {
 	case <-runner.Ready():
 	case <-runner.Done():
@@ -149,6 +153,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("replay the event log: %w", ctx.Err())
 	}
 	replay := time.Since(started)
+	logger.Info("read models ready", "component", "persistence", "replay", replay.String())
 	c.metrics.Live.ReplaySeconds.Set(replay.Seconds())
 	c.setStage(stageRecovering)
 	// Orphans of a previous run: processes the log retired that still run.
