@@ -28,6 +28,7 @@ type config struct {
 	KernelsOutlive bool
 	NATSListen     string
 	NATSToken      string
+	Token          string
 }
 
 type setting struct {
@@ -46,6 +47,7 @@ var settings = []setting{
 	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
+	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (required when --nats-listen is not loopback)"},
 }
 
@@ -81,6 +83,10 @@ func parseConfig(cmd string, args []string) (config, error) {
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
 	c.AllowedHosts, c.NATSListen, c.NATSToken = get("allowed-hosts"), get("nats-listen"), get("nats-token")
+	c.Token = get("token")
+	if c.Token != "" && len(c.Token) < 16 {
+		return c, errors.New("--token / MCP_TOKEN is shorter than 16 characters: use a long random value, e.g. openssl rand -hex 32")
+	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

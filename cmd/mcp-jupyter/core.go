@@ -180,9 +180,11 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
-	token, created, err := mcpserver.LoadOrCreateToken(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("load MCP token: %w", err)
+	token, created := cfg.Token, false
+	if token == "" {
+		if token, created, err = mcpserver.LoadOrCreateToken(cfg.DataDir); err != nil {
+			return fmt.Errorf("load MCP token: %w", err)
+		}
 	}
 	if created {
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
