@@ -2,8 +2,9 @@
 # Both install what they need first (idempotently).
 
 PY        := /usr/bin/python3
-PY_CHECK  := import ipykernel, dill, matplotlib, pandas, nbformat, jupyter_client
-DEB_PKGS  := python3-ipykernel python3-dill python3-matplotlib python3-pandas python3-nbformat python3-jupyter-client
+PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client
+# NB: the package list lives in debian-packages.txt (also read by the Dockerfile).
+DEB_PKGS  := $(shell grep -v '^\#' debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCHTIME ?= 1x
 
@@ -12,7 +13,7 @@ BENCHTIME ?= 1x
 ## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them.
 deps:
 	@if $(PY) -c '$(PY_CHECK)' 2>/dev/null; then \
-		echo "deps: $(PY) has ipykernel, dill, matplotlib, pandas, nbformat, jupyter_client"; \
+		echo "deps: $(PY) has ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client"; \
 	else \
 		echo "deps: installing $(DEB_PKGS)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
