@@ -152,6 +152,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		return fmt.Errorf("replay the event log: %w", ctx.Err())
 	}
+	_, replayed := runner.Progress()
 	replay := time.Since(started)
 	logger.Info("read models ready", "component", "persistence", "replay", replay.String())
 	c.metrics.Live.ReplaySeconds.Set(replay.Seconds())
@@ -199,6 +200,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.token, c.back, c.mcp, c.stage = token, back, srv, stageReady
 	c.mu.Unlock()
 	close(c.ready)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := logEvents(fctx, l, replayed, logger); err != nil {
+			logger.Error("event lines stopped", "component", "server", "err", err)
+		}
+	}()
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
 	return nil
 }

@@ -354,3 +354,47 @@ func TestReadinessDuringALongReplay(t *testing.T) {
 	}
 	t.Logf("during replay: %s", strings.TrimSpace(replaying))
 }
+
+// TestLogsCarryComponentsAndIDs: JSON log lines name their component and
+// the kernel and execution they concern.
+func TestLogsCarryComponentsAndIDs(t *testing.T) {
+	e := newOpsEnv(t)
+	s := startServer(t, e.bin, e.env, "--log-level", "debug")
+	waitReady(t, s.addr, 90*time.Second)
+	cl := httpMCP(t, s.addr, e.dataDir)
+	k := startKernelTool(t, cl)
+	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "1+1", "execution_id": "logged"})
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.wait(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(s.Logs()), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue // the token notice
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		comp, _ := m["component"].(string)
+		if comp == "" {
+			t.Errorf("a log line has no component: %s", line)
+		}
+		seen[comp] = true
+		if m["msg"] == events.TypeExecutionFinished && (m["execution_id"] != "logged" || m["kernel_id"] != k || comp != "scheduler") {
+			t.Errorf("ExecutionFinished line lacks its ids: %s", line)
+		}
+		if m["msg"] == events.TypeKernelStarted && m["kernel_id"] != k {
+			t.Errorf("KernelStarted line lacks its kernel id: %s", line)
+		}
+		if m["msg"] == events.TypeExecutionFinished {
+			seen["finished"] = true
+		}
+	}
+	for _, c := range []string{"server", "persistence", "kernel", "scheduler", "finished"} {
+		if !seen[c] {
+			t.Errorf("no %s log line:\n%s", c, s.Logs())
+		}
+	}
+}
