@@ -398,3 +398,35 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelsDoNotOutliveWhenConfigured: with --kernels-outlive=false a
+// SIGTERM shuts every kernel down (recorded KernelShutDown, process gone);
+// by default kernels keep running.
+func TestKernelsDoNotOutliveWhenConfigured(t *testing.T) {
+	e := newOpsEnv(t)
+	s := startServer(t, e.bin, e.env, "--kernels-outlive=false")
+	waitReady(t, s.addr, 90*time.Second)
+	cl := httpMCP(t, s.addr, e.dataDir)
+	k := startKernelTool(t, cl)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.Logs())
+	}
+	var pid int
+	var start uint64
+	shut := false
+	for _, ev := range readLog(t, e.dataDir) {
+		if p, ok := ev.Payload.(events.KernelStarted); ok && p.KernelID == k {
+			pid, start = p.Process.Pid, p.Process.StartTime
+		}
+		if p, ok := ev.Payload.(events.KernelShutDown); ok && p.KernelID == k {
+			shut = true
+		}
+	}
+	if !shut {
+		t.Fatalf("no KernelShutDown for %s", k)
+	}
+	if alive(proc{Pid: pid, Start: start}) {
+		t.Fatalf("kernel process %d still runs after a shutdown with --kernels-outlive=false", pid)
+	}
+}
