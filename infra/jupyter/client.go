@@ -124,7 +124,7 @@ type Client struct {
 	sockets [4]zmq4.Socket // indexed by Channel
 	hb      zmq4.Socket
 	cancels []context.CancelFunc // socket contexts, cancelled after Close
-	sendMu  [3]sync.Mutex // guards signers[ch] and sends on sockets[ch]
+	sendMu  [3]sync.Mutex        // guards signers[ch] and sends on sockets[ch]
 	signers [3]*Signer
 
 	queue  *recvQueue
