@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t mcp-jupyter .
-# Run:   docker run -p 3000:3000 -v mcp-data:/data mcp-jupyter
+# Run:   docker run -p 3000:3000 -v mcp-data:/data/mcp -e MCP_ALLOWED_HOSTS=localhost mcp-jupyter
+# Check: docker run --rm -v mcp-data:/data/mcp mcp-jupyter doctor
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -10,24 +11,31 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/mcp-jupyter ./cmd/mcp-jupyter
 
 FROM debian:bookworm-slim
+# The kernels' Python packages come from one list, infra/jupyter/debian-packages.txt,
+# which the Makefile and the README use too.
+COPY infra/jupyter/debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3-ipykernel python3-dill python3-matplotlib python3-pandas python3-nbformat ca-certificates curl tini \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --create-home --home-dir /home/mcp mcp \
- && mkdir -p /data && chown mcp:mcp /data
+      $(grep -v '^#' /tmp/debian-packages.txt) ca-certificates curl tini \
+ && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt \
+ && groupadd --system --gid 10001 mcp \
+ && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/mcp mcp \
+ && mkdir -p /data/mcp && chown -R 10001:10001 /data
 COPY --from=build /out/mcp-jupyter /usr/local/bin/mcp-jupyter
-USER mcp
-ENV MCP_DATA_DIR=/data \
+# NB: numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
+ENV MCP_DATA_DIR=/data/mcp \
     MCP_ADDR=0.0.0.0:3000 \
     MCP_LOG_FORMAT=json \
-    MCP_SHUTDOWN_GRACE=25s
+    MCP_SHUTDOWN_GRACE=25s \
+    HOME=/home/mcp
 # Clients reaching the container by another name must be allowed explicitly
 # (DNS-rebinding protection), e.g. -e MCP_ALLOWED_HOSTS=mcp.example.internal
-VOLUME ["/data"]
+VOLUME ["/data/mcp"]
 EXPOSE 3000
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s CMD curl -fsS http://127.0.0.1:3000/health || exit 1
-# tini reaps kernels' orphaned children; the server itself runs kernels in their own sessions.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s CMD curl -fsS http://127.0.0.1:3000/health || exit 1
+# tini is PID 1: it forwards SIGTERM to the server and reaps the orphaned
+# children of kernels; the server drains within MCP_SHUTDOWN_GRACE.
 ENTRYPOINT ["/usr/bin/tini", "--", "mcp-jupyter"]
 CMD ["serve"]

@@ -2,8 +2,9 @@
 # Both install what they need first (idempotently).
 
 PY        := /usr/bin/python3
-PY_CHECK  := import ipykernel, dill, matplotlib, pandas, nbformat, jupyter_client
-DEB_PKGS  := python3-ipykernel python3-dill python3-matplotlib python3-pandas python3-nbformat python3-jupyter-client
+PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client
+# NB: the package list lives in infra/jupyter/debian-packages.txt (also read by the Dockerfile).
+DEB_PKGS  := $(shell grep -v '^\#' infra/jupyter/debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps bench lint build fuzz
@@ -11,7 +12,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them.
 deps:
 	@if $(PY) -c '$(PY_CHECK)' 2>/dev/null; then \
-		echo "deps: $(PY) has ipykernel, dill, matplotlib, pandas, nbformat, jupyter_client"; \
+		echo "deps: $(PY) has ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client"; \
 	else \
 		echo "deps: installing $(DEB_PKGS)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
@@ -40,7 +41,13 @@ BENCHES := \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
 	./cmd/mcp-jupyter/:Events:1x \
+	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
+	./cmd/mcp-jupyter/:HealthWhileStreaming:1x \
+	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
+	./infra/ws/:.:1x \
+	./infra/metrics/:.:5x \
+	./actors/lease/:.:1x \
 	./actors/checkpoint/:.:1x
 bench: deps
 	@: > $(BENCH_OUT)
@@ -61,5 +68,8 @@ lint:
 
 ## fuzz: a short run of every fuzzer (the seed corpora run in `make test`).
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./events/
-	go test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./infra/jupyter/
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for n in $$(grep -h '^func Fuzz' $$f/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$f $$n"; go test -run '^$$' -fuzz "^$$n$$" -fuzztime 20s $$f || exit 1; \
+		done; \
+	done

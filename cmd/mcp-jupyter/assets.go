@@ -60,11 +60,8 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	go func() {
 		defer close(lv.gcDone)
 		if err := lv.lease.Run(gctx, c.cfg.AssetGCEvery); err != nil && !errors.Is(err, context.Canceled) {
+			// NB: a GC stops only on a log failure, which /readyz reports.
 			lg.Error("asset GC stopped", "err", err)
-			select {
-			case c.followErr <- err:
-			default:
-			}
 		}
 	}()
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
@@ -23,7 +24,14 @@ type backend struct {
 	log      *eventlog.Log
 	queue    *queue.Model
 	launcher *jupyter.Launcher
+	// draining is set when a shutdown began: new executions and kernels
+	// are refused; running ones finish.
+	draining atomic.Bool
 }
+
+// errDraining: the server is shutting down.
+var errDraining = errors.New("the server is shutting down and accepts no new work; " +
+	"retry once it is back (executions already accepted are kept in the log and finish or resume after the restart)")
 
 var _ mcpserver.Backend = (*backend)(nil)
 
@@ -40,6 +48,9 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
+	if b.draining.Load() {
+		return mcpserver.KernelView{}, errDraining
+	}
 	if req.Spec == "" {
 		req.Spec = "python3"
 	}
@@ -103,6 +114,9 @@ func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
+	if b.draining.Load() {
+		return queue.Execution{}, errDraining
+	}
 	return b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
 }

@@ -36,6 +36,7 @@ type config struct {
 	AssetTTL          time.Duration
 	AssetGCEvery      time.Duration
 	BacklogMessages   int
+	Token             string
 }
 
 type setting struct {
@@ -62,6 +63,7 @@ var settings = []setting{
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
 	{"asset-gc-every", "MCP_ASSET_GC_EVERY", "1h", "how often the asset GC collects assets whose leases expired"},
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
+	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
 func parseConfig(cmd string, args []string) (config, error) {
@@ -100,6 +102,10 @@ func parseConfig(cmd string, args []string) (config, error) {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
 	}
 	c.NotebookRoot = get("notebook-root")
+	c.Token = get("token")
+	if c.Token != "" && len(c.Token) < 16 {
+		return c, errors.New("--token / MCP_TOKEN is shorter than 16 characters: use a long random value, e.g. openssl rand -hex 32")
+	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

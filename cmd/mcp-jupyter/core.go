@@ -11,145 +11,291 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
+// snapshotEvery bounds restart time: read models are snapshotted every so
+// many events, so a start replays at most that many.
+const snapshotEvery = 50_000
+
 // core is what serve and stdio share: the log, the read models, the actors
 // and the MCP edge. open builds it in dependency order; close tears it down
-// in reverse (edges first, the log last).
+// in reverse (edges first, the log last). The probes read it while open
+// runs: the fields they read are behind mu.
 type core struct {
-	cfg    config
-	logger *slog.Logger
+	cfg     config
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	procs   *procTable
 
+	mu       sync.RWMutex
+	stage    string // what open is doing; "ready" once done
 	log      *eventlog.Log
-	queue    *queue.Model
-	kernels  *kernels.Model
 	runner   *projections.Runner
+	queue    *queue.Model
 	sys      *system.System
 	launcher *jupyter.Launcher
 	mcp      *mcpserver.Server
+	back     *backend
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Service
 	nbs      *notebooks
 	live     *live
+	python   error // the kernel launcher's check; nil when usable
+	checked  bool  // the check has finished
+
+	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
+	eventsCtx  context.Context
+	stopEvents context.CancelFunc
 
 	ready     chan struct{} // closed once replay finished and actors recovered
-	followErr chan error
+	checkDone chan struct{} // closed when the launcher check finished
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
 
+// Stages open goes through, shown by /readyz until ready.
+const (
+	stageOpening    = "opening the event log"
+	stageReplaying  = "replaying the event log"
+	stageRecovering = "recovering kernels"
+	stageReady      = "ready"
+	stageDraining   = "shutting down: finishing running executions, accepting no new work"
+)
+
+// newCore allocates a core and its metrics registry; open starts it.
+func newCore(cfg config, logger *slog.Logger) *core {
+	ectx, stop := context.WithCancel(context.Background())
+	return &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
+		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop}
+}
+
 func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, error) {
-	c := &core{cfg: cfg, logger: logger, ready: make(chan struct{}), followErr: make(chan error, 1)}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
+	c := newCore(cfg, logger)
+	if err := c.open(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *core) setStage(s string) {
+	c.mu.Lock()
+	c.stage = s
+	c.mu.Unlock()
+}
+
+// open starts everything; on error what was started is closed.
+func (c *core) open(ctx context.Context) (err error) {
+	cfg, logger := c.cfg, c.logger
+	defer func() {
+		if err != nil {
+			c.close(context.Background())
+		}
+	}()
+	if f := checkDataDir(cfg.DataDir); !f.OK {
+		return f.err()
+	}
+	if f := checkResources(cfg.DataDir); f.Warn {
+		logger.Warn("preflight", "component", "server", "finding", f.String())
 	}
 	started := time.Now()
-	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger})
+	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence")})
 	if err != nil {
-		return nil, fmt.Errorf("open event log: %w", err)
+		return fmt.Errorf("open event log: %w", err)
 	}
+	c.mu.Lock()
 	c.log = l
-	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("record server start: %w", err)
-	}
-	// The read models catch up with the log (from their snapshots) before
-	// the actors recover from them; then they follow it live.
-	c.queue, c.kernels = queue.NewModel(), kernels.New()
-	c.runner = projections.NewRunner(l, projections.Options{SnapshotEvery: 10_000, Logger: logger.With("component", "persistence")}, c.queue, c.kernels)
-	fctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	if err := c.runner.Start(fctx); err != nil {
-		cancel()
-		_ = l.Close()
-		return nil, fmt.Errorf("replay the event log: %w", err)
-	}
-	select {
-	case <-c.runner.Ready():
-	case <-c.runner.Done():
-		err := c.runner.Wait()
-		c.close(context.Background())
-		return nil, fmt.Errorf("replay the event log: %w", err)
-	case <-ctx.Done():
-		c.close(context.Background())
-		return nil, ctx.Err()
-	}
+	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
+		Logger: logger.With("component", "kernel")}
+	c.mu.Unlock()
+	// The launcher check (a Python start) runs beside the replay.
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		<-c.runner.Done()
-		if err := c.runner.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, eventlog.ErrClosed) {
-			logger.Error("read models stopped", "component", "persistence", "err", err)
-			c.followErr <- err
+		defer close(c.checkDone)
+		f := checkPython(ctx, jupyter.DefaultSearchPath())
+		if !f.OK {
+			logger.Error("preflight", "component", "kernel", "finding", f.String())
 		}
+		c.mu.Lock()
+		c.python, c.checked = f.err(), true
+		c.mu.Unlock()
 	}()
+	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
+		return fmt.Errorf("record server start: %w", err)
+	}
+	if c.metrics, err = metrics.New(c.reg, l); err != nil {
+		return err
+	}
+	q := queue.NewModel()
+	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: snapshotEvery, Logger: logger.With("component", "persistence")},
+		q, c.metrics.Projection(), c.procs)
+	fctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	c.queue, c.cancel, c.stage = q, cancel, stageReplaying
+	c.mu.Unlock()
+	if err := runner.Start(fctx); err != nil {
+		return fmt.Errorf("start read models: %w", err)
+	}
+	c.mu.Lock()
+	c.runner = runner // NB: after Start, so /readyz reads a real target
+	c.mu.Unlock()
+	logger.Info("replaying the event log", "component", "persistence", "events", l.Last())
+	select {
+	case <-runner.Ready():
+	case <-runner.Done():
+		return fmt.Errorf("replay the event log: %w", runner.Wait())
+	case <-ctx.Done():
+		return fmt.Errorf("replay the event log: %w", ctx.Err())
+	}
+	_, replayed := runner.Progress()
+	replay := time.Since(started)
+	logger.Info("read models ready", "component", "persistence", "replay", replay.String())
+	c.metrics.Live.ReplaySeconds.Set(replay.Seconds())
+	c.setStage(stageRecovering)
+	// Orphans of a previous run: processes the log retired that still run.
+	if n := reapOrphans(c.procs.Orphans(), logger); n > 0 {
+		c.metrics.Live.ZombiesReaped.Add(float64(n))
+	}
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
-	c.nats, err = natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
+	nb, err := natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
 		JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
 	if err != nil {
-		c.close(context.Background())
-		return nil, fmt.Errorf("start embedded NATS: %w", err)
+		return fmt.Errorf("start embedded NATS: %w", err)
 	}
-	c.pub = natsbus.NewPublisher(l, c.nats.Conn(), natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.mu.Lock()
+	c.nats = nb
+	c.pub = natsbus.NewPublisher(l, nb.Conn(), natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
-		c.close(context.Background())
-		return nil, fmt.Errorf("start NATS publisher: %w", err)
+		return fmt.Errorf("start NATS publisher: %w", err)
 	}
-	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
-		Logger: logger.With("component", "kernel")}
-	c.sys, err = system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Queue: c.queue, Logger: logger, MaxQueue: cfg.MaxQueue})
+	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Queue: q, Logger: logger, MaxQueue: cfg.MaxQueue})
 	if err != nil {
-		c.close(context.Background())
-		return nil, err
+		return err
 	}
-	token, created, err := mcpserver.LoadOrCreateToken(cfg.DataDir)
-	if err != nil {
-		c.close(context.Background())
-		return nil, fmt.Errorf("load MCP token: %w", err)
+	c.mu.Lock()
+	c.sys = sys
+	c.mu.Unlock()
+	token, created := cfg.Token, false
+	if token == "" {
+		if token, created, err = mcpserver.LoadOrCreateToken(cfg.DataDir); err != nil {
+			return fmt.Errorf("load MCP token: %w", err)
+		}
 	}
-	c.token = token
 	if created {
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
 	}
 	hosts := splitList(cfg.AllowedHosts)
-	if c.live, err = openLive(ctx, c); err != nil {
-		c.close(context.Background())
-		return nil, err
+	lv, err := openLive(ctx, c)
+	if err != nil {
+		return err
 	}
-	c.mcp = mcpserver.New(&backend{sys: c.sys, log: l, queue: c.queue, launcher: c.launcher}, mcpserver.Options{
+	c.mu.Lock()
+	c.live = lv
+	c.mu.Unlock()
+	back := &backend{sys: sys, log: l, queue: q, launcher: c.launcher}
+	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
-		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{c.live.lease},
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{lv.lease},
 		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
-	c.mcp.AddAssetTools(leaseAssets{c.live.lease})
+	srv.AddAssetTools(leaseAssets{lv.lease})
+	c.mu.Lock()
+	c.token, c.back, c.mcp = token, back, srv
+	c.mu.Unlock()
 	if err := c.openCheckpoints(ctx); err != nil {
-		c.close(context.Background())
-		return nil, err
+		return err
 	}
-	if c.nbs, err = openNotebooks(cfg.NotebookRoot, l, c.sys, c.launcher, c); err != nil {
-		c.close(context.Background())
-		return nil, err
+	nbs, err := openNotebooks(cfg.NotebookRoot, l, sys, c.launcher, c)
+	if err != nil {
+		return err
 	}
-	c.mcp.AddNotebookTools(c.nbs)
+	srv.AddNotebookTools(nbs)
+	c.mu.Lock()
+	c.nbs, c.stage = nbs, stageReady
+	c.mu.Unlock()
 	close(c.ready)
-	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(c.sys.KernelIDs()), "replay", time.Since(started).String())
-	return c, nil
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := logEvents(fctx, l, replayed, logger); err != nil {
+			logger.Error("event lines stopped", "component", "server", "err", err)
+		}
+	}()
+	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
+	return nil
+}
+
+// unfinished counts the executions queued or running on any kernel.
+func (c *core) unfinished() int {
+	n := 0
+	for _, id := range c.sys.KernelIDs() {
+		n += c.queue.Depth(id)
+		if _, ok := c.queue.Active(id); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// drain refuses new work and waits, until ctx ends, for every queued and
+// running execution to finish. It returns how many were still unfinished.
+// Executions left unfinished stay in the log: the next start resumes the
+// queue and re-adopts the running one.
+func (c *core) drain(ctx context.Context) int {
+	c.setStage(stageDraining)
+	c.mu.RLock()
+	back, sys := c.back, c.sys
+	c.mu.RUnlock()
+	if back == nil || sys == nil {
+		return 0
+	}
+	back.draining.Store(true)
+	for {
+		changed := c.queue.Changed() // NB: before counting, so no change is missed
+		n := c.unfinished()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return n
+		}
+	}
+}
+
+// shutdownKernels stops every kernel (with --kernels-outlive=false), each
+// recorded KernelShutDown.
+func (c *core) shutdownKernels(ctx context.Context) {
+	if c.sys == nil {
+		return
+	}
+	for _, id := range c.sys.KernelIDs() {
+		if err := c.sys.ShutdownKernel(ctx, id); err != nil && !errors.Is(err, system.ErrUnknownKernel) {
+			c.logger.Warn("shut down kernel", "component", "kernel", "kernel_id", id, "err", err)
+		}
+	}
 }
 
 func (c *core) close(ctx context.Context) error {
+	c.stopEvents()
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
@@ -175,20 +321,22 @@ func (c *core) close(ctx context.Context) error {
 		keep(c.nats.Close(ctx))
 	}
 	if c.runner != nil {
-		keep(c.runner.Close(ctx)) // saves the snapshots
-	}
-	if c.cancel != nil {
-		c.cancel()
-		c.wg.Wait()
+		keep(c.runner.Close(ctx)) // final snapshots, before the log closes
 	}
 	if c.live != nil {
 		keep(c.live.closeModels(ctx))
 	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
 	if c.log != nil {
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := c.log.Append(actx, events.Draft{Stream: events.ServerStream(c.log.Node()), Payload: events.ServerStopped{Node: c.log.Node(), Reason: "shutdown"}})
 		cancel()
-		keep(err)
+		if !errors.Is(err, eventlog.ErrClosed) {
+			keep(err)
+		}
 		keep(c.log.Close())
 	}
 	return first

@@ -249,6 +249,7 @@ func TestServeLifecycle(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	waitReady(t, addr, 60*time.Second)
 	resp, err := http.Post("http://"+addr+"/mcp", "application/json", strings.NewReader(`{}`))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/mcp without token must be 401: %v %v", resp, err)

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
+// closeReserve is the part of the shutdown grace kept for closing (actors,
+// NATS, final snapshots, the log) after waiting for executions.
+func closeReserve(grace time.Duration) time.Duration { return min(grace/5, 5*time.Second) }
+
 // runServe runs the server until ctx ends (SIGINT/SIGTERM), then shuts down
-// within the grace period: HTTP first, then actors, then the log.
+// within the grace period. The port opens first, so the probes answer
+// during the replay; the shutdown order is: refuse new work, let queued
+// and running executions finish (up to the grace less closeReserve), stop
+// HTTP, shut kernels down unless they outlive the server, then actors,
+// NATS, read models (final snapshots) and the log.
 func runServe(ctx context.Context, args []string) error {
 	cfg, err := parseConfig("serve", args)
 	if err != nil {
@@ -25,86 +30,66 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (another process holds the port? choose another with --addr)", cfg.Addr, err)
+		detail, fix := portProblem(cfg.Addr, err)
+		return fmt.Errorf("%s — fix: %s", detail, fix)
 	}
-	c, err := openCore(ctx, cfg, logger)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	c := newCore(cfg, logger)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-c.ready:
-			writeJSON(w, 200, map[string]any{"status": "ready", "events": c.log.Last()})
-		default:
-			writeJSON(w, 503, map[string]string{"status": "replaying the event log"})
-		}
-	})
-	mux.Handle("/mcp", c.mcp.HTTPHandler())
-	eventsCtx, stopEvents := context.WithCancel(context.Background()) // ends `events tail -f` readers at shutdown
-	events := mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger}.Wrap(eventsHandler(eventsCtx, c.log))
-	mux.Handle("GET /events", events)
-	mux.Handle("GET /events/", events)
-	c.live.mount(mux, mcpserver.Guard{Token: c.token, AllowedHosts: splitList(cfg.AllowedHosts), Logger: logger.With("component", "http")})
+	c.routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(stopEvents)
+	srv.RegisterOnShutdown(c.stopEvents) // followers of /events end, so Shutdown does not wait on them
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("serving", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+"/mcp", "data_dir", cfg.DataDir)
+	logger.Info("serving", "component", "server", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+pathMCP, "data_dir", cfg.DataDir)
 
+	stopHTTP := func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	if err := c.open(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), closeReserve(cfg.ShutdownGrace))
+		defer cancel()
+		stopHTTP(sctx)
+		if ctx.Err() != nil {
+			logger.Info("stopped during start", "component", "server", "err", err)
+			return nil
+		}
+		return err
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+		logger.Info("shutting down", "component", "server", "grace", cfg.ShutdownGrace.String())
 	case err := <-served:
 		runErr = fmt.Errorf("http server: %w", err)
-	case err := <-c.followErr:
-		runErr = fmt.Errorf("read model: %w", err)
+	case <-c.runner.Done():
+		runErr = fmt.Errorf("read models: %w", c.runner.Wait())
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	start := time.Now()
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
-		runErr = fmt.Errorf("stop http: %w", err)
+	dctx, dcancel := context.WithTimeout(graceCtx, cfg.ShutdownGrace-closeReserve(cfg.ShutdownGrace))
+	left := c.drain(dctx)
+	dcancel()
+	if left > 0 {
+		logger.Warn("grace ran out; unfinished executions stay in the log and resume at the next start",
+			"component", "scheduler", "unfinished", left)
+	} else {
+		logger.Info("every execution finished", "component", "scheduler", "waited", time.Since(start).String())
 	}
-	if err := c.close(sctx); err != nil && runErr == nil {
+	hctx, hcancel := context.WithTimeout(graceCtx, closeReserve(cfg.ShutdownGrace)/2)
+	stopHTTP(hctx)
+	hcancel()
+	if !cfg.KernelsOutlive {
+		c.shutdownKernels(graceCtx)
+	}
+	if err := c.close(graceCtx); err != nil && runErr == nil {
 		runErr = err
 	}
+	logger.Info("stopped", "component", "server", "took", time.Since(start).String())
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
 	return runErr
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// runStdio serves one MCP client over stdin/stdout. Logs go to stderr:
-// stdout is the protocol channel.
-func runStdio(ctx context.Context, args []string) error {
-	cfg, err := parseConfig("stdio", args)
-	if err != nil {
-		return err
-	}
-	if cfg.LogFormat == "" {
-		cfg.LogFormat = "json"
-	}
-	logger, err := cfg.logger()
-	if err != nil {
-		return err
-	}
-	c, err := openCore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	serveErr := c.mcp.ServeStdio(ctx, stdin(), stdout())
-	cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
-	closeErr := c.close(cctx)
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return fmt.Errorf("stdio: %w", serveErr)
-	}
-	return closeErr
 }

@@ -52,8 +52,8 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn
 	}
 	copts := l.Client
 	copts.Session = events.NewID(time.Now())
-	if copts.Logger == nil {
-		copts.Logger = l.Logger
+	if copts.Logger == nil && l.Logger != nil {
+		copts.Logger = l.Logger.With("kernel_id", id)
 	}
 	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer}, Client: copts})
 	if err != nil {
@@ -82,8 +82,8 @@ func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess
 	}
 	copts := l.Client
 	copts.Session = p.Session
-	if copts.Logger == nil {
-		copts.Logger = l.Logger
+	if copts.Logger == nil && l.Logger != nil {
+		copts.Logger = l.Logger.With("kernel_id", id)
 	}
 	k, err := Attach(ctx, info, p.Pid, p.StartTime, l.AttachTimeout, copts)
 	if err != nil {

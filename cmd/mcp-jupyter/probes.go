@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/assetstore"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+)
+
+// Probe paths. NB: the Dockerfile's HEALTHCHECK and the Kubernetes
+// manifests in docs/kubernetes point at them (tests check it).
+const (
+	pathHealth  = "/health"
+	pathLivez   = "/livez"
+	pathReadyz  = "/readyz"
+	pathMetrics = "/metrics"
+	pathMCP     = "/mcp"
+)
+
+// servedPaths lists every path the HTTP server answers.
+var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP}
+
+// livenessTimeout bounds the actor system's answer to /livez.
+const livenessTimeout = 2 * time.Second
+
+// routes registers the probes, /metrics and /mcp. They answer from the first
+// moment the port is open: /readyz and /mcp say what the start is doing
+// until it is done.
+func (c *core) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+pathHealth, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) // NB: the old deployment matches this body
+	})
+	mux.HandleFunc("GET "+pathLivez, c.livez)
+	mux.HandleFunc("GET "+pathReadyz, c.readyz)
+	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle(pathMCP, c.whenReady(func() http.Handler { return c.mcp.HTTPHandler() }))
+	// The read API of the log (`mcp-jupyter events` against a running
+	// server), the WebSocket stream and the assets share the MCP token.
+	guard := func() mcpserver.Guard {
+		return mcpserver.Guard{Token: c.token, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
+	}
+	events := c.whenReady(func() http.Handler { return guard().Wrap(eventsHandler(c.eventsCtx, c.log)) })
+	mux.Handle("GET /events", events)
+	mux.Handle("GET /events/", events)
+	mux.Handle("GET /ws", c.whenReady(func() http.Handler {
+		g := guard()
+		g.QueryToken = true
+		return g.Wrap(c.live.hub.Handler())
+	}))
+	mux.Handle("/assets/", c.whenReady(func() http.Handler {
+		g := guard()
+		g.QueryToken = true
+		return g.Wrap(assetstore.Handler("/assets/", c.live.lease))
+	}))
+}
+
+// whenReady answers 503 with the stage until the core is ready, then
+// serves the handler build makes (once, when first needed).
+func (c *core) whenReady(build func() http.Handler) http.Handler {
+	var once sync.Once
+	var h http.Handler
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.RLock()
+		ready, stage := c.stage == stageReady || c.stage == stageDraining, c.stage
+		c.mu.RUnlock()
+		if !ready {
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the server is starting (" + stage + "); retry when " + pathReadyz + " says ready"})
+			return
+		}
+		once.Do(func() { h = build() })
+		h.ServeHTTP(w, r)
+	})
+}
+
+// livez: the process answers, and once the actor system runs, it delivers
+// a message within livenessTimeout.
+func (c *core) livez(w http.ResponseWriter, r *http.Request) {
+	c.mu.RLock()
+	sys, stage := c.sys, c.stage
+	c.mu.RUnlock()
+	if sys != nil {
+		if err := sys.Ping(livenessTimeout); err != nil && !errors.Is(err, system.ErrClosed) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failing", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "stage": stage})
+}
+
+// readiness is /readyz's body.
+type readiness struct {
+	Status string            `json:"status"` // ready or not ready
+	Reason string            `json:"reason,omitempty"`
+	Stage  string            `json:"stage"`
+	Events uint64            `json:"events"`
+	Checks map[string]string `json:"checks"` // replay, log, nats, kernels: "ok" or why not
+}
+
+// readiness works out: replay finished and the actors recovered, the
+// log writable (not failed, not closed), NATS connected, the kernel
+// launcher usable (a kernelspec whose Python imports ipykernel and dill).
+func (c *core) readiness() readiness {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	rd := readiness{Stage: c.stage, Checks: map[string]string{}}
+	fail := func(check, why string) {
+		rd.Checks[check] = why
+		if rd.Reason == "" {
+			rd.Reason = check + ": " + why
+		}
+	}
+	switch {
+	case c.runner == nil:
+		fail("replay", c.stage)
+	default:
+		select {
+		case <-c.runner.Ready():
+			if c.stage == stageReady {
+				rd.Checks["replay"] = "ok"
+			} else {
+				fail("replay", c.stage)
+			}
+		default:
+			applied, target := c.runner.Progress()
+			fail("replay", fmt.Sprintf("replaying the event log: %d of %d events applied", applied, target))
+		}
+	}
+	if c.log == nil {
+		fail("log", "not open yet")
+	} else if err := c.log.Healthy(); err != nil {
+		fail("log", err.Error())
+	} else {
+		rd.Checks["log"] = "ok"
+		rd.Events = c.log.Last()
+	}
+	switch {
+	case c.nats == nil:
+		fail("nats", "not started yet")
+	case !c.nats.Conn().IsConnected():
+		fail("nats", "the embedded NATS connection is "+c.nats.Conn().Status().String())
+	default:
+		rd.Checks["nats"] = "ok"
+	}
+	switch {
+	case !c.checked:
+		fail("kernels", "checking the kernelspecs and their Python")
+	case c.python != nil:
+		fail("kernels", c.python.Error())
+	default:
+		rd.Checks["kernels"] = "ok"
+	}
+	rd.Status = "ready"
+	if rd.Reason != "" {
+		rd.Status = "not ready"
+	}
+	return rd
+}
+
+func (c *core) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := c.readiness()
+	code := http.StatusOK
+	if rd.Status != "ready" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, rd)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,35 @@
+// Package metrics exposes mcp-jupyter's Prometheus metrics.
+//
+// Most metrics are folds of the event log, not instrumentation of actors:
+// Projection is a projections.Projection that counts executions, kernels,
+// IOPub traffic, assets, leases and checkpoints as their events become
+// durable, so the figures survive a restart (they are in the projection's
+// snapshot) and agree with what the log says. A few figures are not facts in
+// the log (the event log's disk use and commit latency, the replay time, the
+// IOPub backlog and WebSocket clients of the broadcaster, checkpoint
+// durations, orphaned kernel processes reaped at start): Live holds them as
+// ordinary collectors for the code that knows them to feed.
+//
+// Metric names: the ones the operations runbook names are kept exactly
+// (persistence_db_size_bytes, asset_lease_expiry_count,
+// checkpoint_save_duration_seconds, checkpoint_load_duration_seconds,
+// checkpoint_size_bytes, missing_dependencies_count,
+// security_signature_failures_total, zombie_process_cleanup_count); every
+// other one starts with mcp_jupyter_. NB: names and labels are what alerts
+// and dashboards match on; they must not change.
+//
+// # Caller's duties
+//
+//  1. New(reg, log) once, with the registry the /metrics handler gathers
+//     from (no global registry: tests make their own).
+//  2. Hand m.Projection() to the projections.Runner with the other read
+//     models; set m.Live.ReplaySeconds once the runner is Ready.
+//  3. Serve promhttp.HandlerFor(reg, ...) at /metrics.
+//
+// Usage:
+//
+//	reg := prometheus.NewRegistry()
+//	m, err := metrics.New(reg, log)
+//	r := projections.NewRunner(log, opts, queueModel, m.Projection())
+//	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+package metrics
