@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,5 +121,30 @@ func TestKernelThatCannotStart(t *testing.T) {
 	})
 	if failed == nil || !strings.Contains(failed.StderrTail+failed.Reason, "ipykernel_launcher_missing") {
 		t.Fatalf("KernelStartFailed must record why: %+v", failed)
+	}
+}
+
+// TestKernelsStartedAtOnce: kernels started concurrently never collide on
+// ports.
+func TestKernelsStartedAtOnce(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.System.StartKernel(context.Background(), "python3", "", ""); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent start: %v", err)
+	}
+	if n := len(s.System.KernelIDs()); n != 4 {
+		t.Fatalf("%d kernels", n)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 )
 
 // ConnectionInfo is the content of a Jupyter connection file: where the
@@ -35,7 +37,11 @@ type ConnectionInfo struct {
 // process may grab one before the kernel binds it; the kernel then fails to
 // start and the caller sees that as a start error.
 func NewConnectionInfo(kernelName string) (ConnectionInfo, error) {
-	ports, err := freePorts(5)
+	return newConnectionInfo(kernelName, freePorts)
+}
+
+func newConnectionInfo(kernelName string, allocate func(n int) ([]int, error)) (ConnectionInfo, error) {
+	ports, err := allocate(5)
 	if err != nil {
 		return ConnectionInfo{}, fmt.Errorf("allocate kernel ports: %w", err)
 	}
@@ -76,6 +82,64 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Ports hands out loopback ports for kernels started by one server. A
+// port just found free is not bound until the kernel starts, so two kernels
+// starting at once could be given the same one; Ports remembers what it
+// handed out for Hold and never gives it again meanwhile. Safe for
+// concurrent use; the zero value is ready.
+type Ports struct {
+	// Hold is how long a port stays reserved (default 2 minutes, longer
+	// than any kernel takes to bind).
+	Hold time.Duration
+
+	mu     sync.Mutex
+	recent map[int]time.Time
+}
+
+// maxReserved bounds the reservations kept (oldest forgotten first).
+const maxReserved = 4096
+
+func (p *Ports) allocate(n int) ([]int, error) {
+	if p == nil {
+		return freePorts(n)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hold := p.Hold
+	if hold <= 0 {
+		hold = 2 * time.Minute
+	}
+	now := time.Now()
+	if p.recent == nil {
+		p.recent = map[int]time.Time{}
+	}
+	for port, at := range p.recent {
+		if now.Sub(at) > hold || len(p.recent) > maxReserved {
+			delete(p.recent, port)
+		}
+	}
+	for attempt := 0; attempt < 20; attempt++ {
+		ports, err := freePorts(n)
+		if err != nil {
+			return nil, err
+		}
+		clash := false
+		for _, port := range ports {
+			if _, ok := p.recent[port]; ok {
+				clash = true
+			}
+		}
+		if clash {
+			continue
+		}
+		for _, port := range ports {
+			p.recent[port] = now
+		}
+		return ports, nil
+	}
+	return nil, fmt.Errorf("allocate kernel ports: the system kept offering ports reserved for kernels still starting")
 }
 
 // endpoint returns the ZeroMQ address of a port, e.g. "tcp://127.0.0.1:5555".

@@ -22,6 +22,9 @@ type StartOptions struct {
 	ReadyTimeout time.Duration
 	// TailLines is how many log lines a StartError carries (default 20).
 	TailLines int
+	// Ports, when set, allocates the kernel's ports so that kernels started
+	// at the same time never share one.
+	Ports *Ports
 }
 
 // Kernel is a running kernel process with a connected client.
@@ -83,7 +86,7 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 	if opts.TailLines <= 0 {
 		opts.TailLines = 20
 	}
-	info, err := NewConnectionInfo(spec.Name)
+	info, err := newConnectionInfo(spec.Name, opts.Ports.allocate)
 	if err != nil {
 		return nil, fmt.Errorf("start kernel %s: %w", spec.Name, err)
 	}
