@@ -68,13 +68,17 @@ type pump struct {
 	// expectExit is set when the actor itself stops the kernel (shutdown,
 	// restart): the exit is then not a death.
 	expectExit bool
+	// dropped counts IOPub messages of unknown types; warned holds the types
+	// already logged (once each).
+	dropped int
+	warned  map[string]bool
 
 	done chan struct{}
 }
 
 func startPump(ctx context.Context, kernelID string, log actors.Log, conn Conn, logger *slog.Logger, report func(any)) *pump {
 	p := &pump{kernelID: kernelID, log: log, conn: conn, logger: logger, report: report,
-		inflight: map[string]*inflight{}, barriers: map[string]string{}, idleProbes: map[string]string{}, done: make(chan struct{})}
+		inflight: map[string]*inflight{}, barriers: map[string]string{}, idleProbes: map[string]string{}, warned: map[string]bool{}, done: make(chan struct{})}
 	go p.run(ctx)
 	return p
 }
@@ -249,6 +253,13 @@ func (p *pump) persist(ctx context.Context, batch []Incoming, finish func(lost [
 			if in := p.inflight[execMsg]; in != nil && !in.idle {
 				p.probeIdle(execMsg)
 			}
+		case m.Channel == ChannelIOPub && !knownIOPub[m.MsgType]:
+			// NB: never applied: a type the protocol (v5.3) does not define.
+			p.dropped++
+			if !p.warned[m.MsgType] && len(p.warned) < 64 {
+				p.warned[m.MsgType] = true
+				p.logger.Warn("dropped IOPub messages of an unknown type", "msg_type", m.MsgType)
+			}
 		case m.Channel == ChannelIOPub:
 			in := p.inflight[m.ParentMsgID]
 			stream, execID := events.KernelStream(p.kernelID), ""
@@ -336,6 +347,14 @@ func (p *pump) complete(msgID string, in *inflight, drafts []events.Draft, done 
 	}
 	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.execID), Kernel: p.kernelID, Payload: payload})
 	return drafts, append(done, ended{execID: in.execID, status: status})
+}
+
+// knownIOPub lists the IOPub message types of the Jupyter messaging
+// protocol v5.3 (and ipykernel's debug events).
+var knownIOPub = map[string]bool{
+	"stream": true, "display_data": true, "update_display_data": true, "execute_input": true,
+	"execute_result": true, "error": true, "status": true, "clear_output": true, "debug_event": true,
+	"comm_open": true, "comm_msg": true, "comm_close": true, "shutdown_reply": true,
 }
 
 func isIdle(content json.RawMessage) bool {
