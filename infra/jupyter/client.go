@@ -101,7 +101,7 @@ func (o ClientOptions) withDefaults() ClientOptions {
 
 // Stats counts what a Client received and discarded.
 type Stats struct {
-	Received     uint64 // messages queued for delivery
+	Received     uint64 // messages read from the sockets (some may then be dropped below)
 	Dropped      uint64 // IOPub messages dropped because the queue was full
 	BadSignature uint64 // messages dropped because their HMAC did not match
 	Malformed    uint64 // messages dropped because they could not be decoded
@@ -126,6 +126,8 @@ type Client struct {
 	cancels []context.CancelFunc // socket contexts, cancelled after Close
 	sendMu  [3]sync.Mutex        // guards signers[ch] and sends on sockets[ch]
 	signers [3]*Signer
+	// readSigner verifies received messages; only the pump uses it.
+	readSigner *Signer
 
 	queue  *recvQueue
 	out    chan Received
@@ -160,6 +162,7 @@ func Dial(ctx context.Context, info ConnectionInfo, opts ClientOptions) (*Client
 		hbLost: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	c.readSigner = NewSigner(info.Key)
 	for i := range c.signers {
 		c.signers[i] = NewSigner(info.Key)
 	}
@@ -333,7 +336,6 @@ func (c *Client) Send(ch Channel, msgType string, content any, opts ...SendOptio
 // Recv fails: a zmq4 socket closed with unread messages leaks a goroutine.
 func (c *Client) read(ch Channel, sock zmq4.Socket) {
 	defer c.wg.Done()
-	signer := NewSigner(c.info.Key)
 	for {
 		zm, err := sock.Recv()
 		if err != nil {
@@ -343,24 +345,38 @@ func (c *Client) read(ch Channel, sock zmq4.Socket) {
 			}
 			return
 		}
-		m, err := signer.Decode(zm.Frames)
-		if err != nil {
-			kind := "malformed"
-			if errors.Is(err, ErrBadSignature) {
-				kind = "bad-signature"
-				c.stats.badSignature.Add(1)
-			} else {
-				c.stats.malformed.Add(1)
-			}
-			c.logOnce(kind+"-"+ch.String(), "dropped undecodable message", "channel", ch.String(), "err", err)
-			continue
-		}
+		// NB: only queue here. Verifying and decoding happen in the pump, so
+		// that this reader keeps up with a kernel flooding IOPub even when
+		// CPU is scarce (ipykernel's PUB socket drops past 1,000 queued).
 		c.stats.received.Add(1)
-		if c.queue.push(Received{Channel: ch, Msg: m}) {
+		if c.queue.push(Received{Channel: ch, frames: zm.Frames}) {
 			c.logOnce("overflow", "receive queue full: dropping IOPub messages",
 				"max_bytes", c.opts.MaxQueueBytes, "max_messages", c.opts.MaxQueueMessages)
 		}
 	}
+}
+
+// decode verifies and decodes a queued message; false means it was dropped
+// (counted and logged once).
+func (c *Client) decode(r *Received) bool {
+	if r.frames == nil {
+		return true // a gap marker
+	}
+	m, err := c.readSigner.Decode(r.frames)
+	r.frames = nil
+	if err != nil {
+		kind := "malformed"
+		if errors.Is(err, ErrBadSignature) {
+			kind = "bad-signature"
+			c.stats.badSignature.Add(1)
+		} else {
+			c.stats.malformed.Add(1)
+		}
+		c.logOnce(kind+"-"+r.Channel.String(), "dropped undecodable message", "channel", r.Channel.String(), "err", err)
+		return false
+	}
+	r.Msg = m
+	return true
 }
 
 func (c *Client) logOnce(kind, msg string, args ...any) {
@@ -382,6 +398,9 @@ func (c *Client) pump() {
 			case <-c.done:
 				return
 			}
+		}
+		if !c.decode(&r) {
+			continue
 		}
 		select {
 		case c.out <- r:

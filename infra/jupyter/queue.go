@@ -11,6 +11,11 @@ type Received struct {
 	Channel Channel
 	Msg     Message
 	Dropped int
+
+	// frames is the message as read from the socket, not yet verified or
+	// decoded: the socket readers only queue, so they keep up with the
+	// kernel; the pump decodes.
+	frames [][]byte
 }
 
 // recvQueue is the in-memory queue between the socket readers (producers,
@@ -32,7 +37,15 @@ func newRecvQueue(maxBytes int64, maxMsgs int) *recvQueue {
 	return &recvQueue{maxBytes: maxBytes, maxMsgs: maxMsgs, notify: make(chan struct{}, 1)}
 }
 
-func msgSize(m Message) int64 {
+func msgSize(r Received) int64 {
+	if r.frames != nil {
+		n := int64(64)
+		for _, f := range r.frames {
+			n += int64(len(f)) + 24
+		}
+		return n
+	}
+	m := r.Msg
 	n := int64(len(m.Metadata) + len(m.Content) + 256) // 256: header strings, slice overhead
 	for _, b := range m.Buffers {
 		n += int64(len(b))
@@ -43,7 +56,7 @@ func msgSize(m Message) int64 {
 // push appends r, or for IOPub over the limit records a drop. It reports
 // whether r was dropped. It never blocks beyond the mutex.
 func (q *recvQueue) push(r Received) (dropped bool) {
-	size := msgSize(r.Msg)
+	size := msgSize(r)
 	q.mu.Lock()
 	n := len(q.items) - q.head
 	if r.Channel == IOPub && (n >= q.maxMsgs || q.bytes+size > q.maxBytes) {
@@ -77,7 +90,7 @@ func (q *recvQueue) pop() (Received, bool) {
 	q.items[q.head] = Received{} // let the GC have the frames
 	q.head++
 	if r.Dropped == 0 {
-		q.bytes -= msgSize(r.Msg)
+		q.bytes -= msgSize(r)
 	}
 	switch {
 	case q.head == len(q.items):
