@@ -38,7 +38,7 @@ BENCHES := \
 	./projections/:.:1x \
 	./infra/jupyter/:RawRoundTrip:50x \
 	./actors/system/:KernelActorRoundTrip:50x \
-	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap:1x \
+	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \

@@ -3,6 +3,8 @@ package system_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -251,4 +253,51 @@ func BenchmarkIdleKernelsHeap(b *testing.B) {
 	}
 	b.ReportMetric(heap, "heap-MiB")
 	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+}
+
+// BenchmarkDisplayFlood20k: a cell emitting 20,000 display_data as fast as
+// it can while every commit of the log is slowed by 2 ms (a test hook).
+// ipykernel's PUB socket drops past 1,000 queued messages, so the IOPub
+// reader must never wait on persistence. Reports how many were captured (in
+// order) and gaps recorded. Target: captured 20,000, i.e. ratio-captured 1.
+func BenchmarkDisplayFlood20k(b *testing.B) {
+	const n = 20000
+	s := testkit.StartStackWith(b, "", eventlog.Options{BeforeCommit: func() { time.Sleep(2 * time.Millisecond) }})
+	ctx := context.Background()
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	if err != nil {
+		b.Fatalf("start kernel: %v", err)
+	}
+	code := fmt.Sprintf("from IPython.display import display\nfor i in range(%d):\n    display({'text/plain': str(i)}, raw=True)", n)
+	var captured, wall float64
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		x, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: code})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if done, ok := waitDone(s.Queue, x.ID, 10*time.Minute); !ok || done.Status != queue.StatusOK {
+			b.Fatalf("execution: %+v", done)
+		}
+		wall = time.Since(start).Seconds()
+		b.StopTimer()
+		inOrder := 0
+		for _, o := range s.Outputs(x.ID) {
+			if o.MsgType != "display_data" {
+				continue
+			}
+			var c struct {
+				Data map[string]string `json:"data"`
+			}
+			if json.Unmarshal(o.Content, &c) == nil && c.Data["text/plain"] == strconv.Itoa(inOrder) {
+				inOrder++
+			}
+		}
+		captured = float64(inOrder)
+		b.StartTimer()
+	}
+	b.ReportMetric(captured, "captured")
+	b.ReportMetric(captured/n, "ratio-captured")
+	b.ReportMetric(wall, "wall-s")
 }

@@ -57,7 +57,7 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn
 	if copts.Logger == nil && l.Logger != nil {
 		copts.Logger = l.Logger.With("kernel_id", id)
 	}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer}, Client: copts, Ports: &l.ports})
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM}, Client: copts, Ports: &l.ports})
 	if err != nil {
 		return nil, kernel.Launched{}, err
 	}

@@ -29,6 +29,9 @@ type LaunchOptions struct {
 	Env map[string]string
 	// Dir is the working directory (default: the server's).
 	Dir string
+	// IOPubHWM, when positive, raises an ipykernel kernel's IOPub send
+	// queue to this many messages (see DefaultIOPubHWM).
+	IOPubHWM int
 }
 
 // Process is a kernel process: its pid and the start time that, together
@@ -74,7 +77,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("launch kernel %s: %w", spec.Name, err)
 	}
-	argv := spec.ArgvFor(connFile)
+	argv := withIOPubHWM(spec.ArgvFor(connFile), opts.IOPubHWM)
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("launch kernel %s: empty argv", spec.Name)
 	}
