@@ -115,10 +115,14 @@ func TestSeparateProcessesFollowARunningServer(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	// NB: /readyz, not /health: the port opens before the replay, and the
+	// token exists once the server is ready.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			mu.Lock()
