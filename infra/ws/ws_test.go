@@ -232,16 +232,41 @@ func TestKernelFilterAndBundlesAsIs(t *testing.T) {
 // from the hint gives the rest with no gap and no duplicate.
 func TestSlowConsumer(t *testing.T) {
 	l := testkit.OpenLog(t, testkit.TempDataDir(t))
-	s := startServer(t, l, ws.Options{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: time.Second})
+	// NB: bounds the slow client blows through (20 MB never read) but a
+	// client reading as fast as it can stays under, even on a loaded machine.
+	s := startServer(t, l, ws.Options{QueueMessages: 1024, QueueBytes: 4 << 20, WriteTimeout: 10 * time.Second})
 	fast := dial(t, s.url+"?since=0")
 	slow := dial(t, s.url+"?since=0")
 	big := strings.Repeat("y", 32<<10)
 	const n = 600 // ~20 MB: more than loopback socket buffers hold
-	done := make(chan []uint64, 1)
-	go func() { done <- readSeqs(t, fast, n) }()
+	type result struct {
+		seqs []uint64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// NB: no t.Fatal off the test goroutine: report back instead.
+		var seqs []uint64
+		for {
+			r, err := next(t, fast)
+			if err != nil {
+				done <- result{seqs, err}
+				return
+			}
+			if seqs = append(seqs, r.Seq); r.Seq >= n {
+				done <- result{seqs, nil}
+				return
+			}
+		}
+	}()
 	appendN(t, l, "k", n, big)
-	if got := <-done; fmt.Sprint(got) != fmt.Sprint(span(1, n)) {
-		t.Fatalf("fast client missed events: %d of %d", len(got), n)
+	select {
+	case got := <-done:
+		if got.err != nil || fmt.Sprint(got.seqs) != fmt.Sprint(span(1, n)) {
+			t.Fatalf("fast client missed events: %d of %d (%v)", len(got.seqs), n, got.err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("fast client still reading after 2 minutes")
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for s.hub.Kicked() == 0 && time.Now().Before(deadline) {
