@@ -60,6 +60,17 @@ var targets = []target{
 	{What: "replay vs bare scan (no target)", Bench: "BenchmarkReplay1M", Metric: "events/s", Baseline: "BenchmarkScan1M"},
 	{What: "`events tail --json` over 1M events to /dev/null", Bench: "BenchmarkEventsTail1M", Metric: "events/s", AtLeast: true, Limit: 500_000, Unit: "events/s"},
 	{What: "`events replay --until` the middle of 1M events", Bench: "BenchmarkEventsReplayMiddle1M", Metric: "ms/replay", Limit: 2000, Unit: "ms"},
+	{What: "100,000-line cell wall time vs raw zmq4", Bench: "BenchmarkPrint100kLines", Metric: "ratio-wall", Limit: 1.2},
+	{What: "20,000 display_data with a slowed log: captured in order", Bench: "BenchmarkDisplayFlood20k", Metric: "ratio-captured", AtLeast: true, Limit: 1.0},
+	{What: "server heap with 20 idle kernels", Bench: "BenchmarkIdleKernelsHeap", Metric: "heap-MiB", Limit: 50, Unit: "MiB"},
+	{What: "100 WebSocket clients, one stalled: throughput vs none stalled", Bench: "BenchmarkFanOut100", Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.9},
+	{What: "WebSocket p99 delivery at 1,000 events/s", Bench: "BenchmarkFanOut100", Metric: "p99-ms", Strict: true, Limit: 20, Unit: "ms"},
+	{What: "heap with a stalled client and a huge cell", Bench: "BenchmarkMemoryBigCell", Metric: "heap-MiB-256", Strict: true, Limit: 200, Unit: "MiB"},
+	{What: "GC over 100,000 assets, 10% leased", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
+	{What: "checkpoint save of 250 MB vs raw dill.dump", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.15},
+	{What: "checkpoint load of 250 MB vs raw dill.load", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-load", Limit: 1.15},
+	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
+	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms"},
 	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
 }
 
