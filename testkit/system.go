@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,8 +162,27 @@ func (s *Stack) Outputs(id string) []events.IOPubMessageReceived {
 	return out
 }
 
-// KillKernels SIGKILLs every kernel process recorded in dataDir's log.
+// KillKernels SIGKILLs (with their process groups) every kernel process
+// started for dataDir: those the log records, and — found through /proc,
+// since a test's server may still hold the log — every process whose
+// command line names a connection file under dataDir.
 func KillKernels(t testing.TB, dataDir string) {
+	t.Helper()
+	runtime := filepath.Join(dataDir, "runtime") + string(filepath.Separator)
+	if procs, err := os.ReadDir("/proc"); err == nil {
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+			if err != nil || !strings.Contains(string(cmdline), runtime) {
+				continue
+			}
+			_ = syscall.Kill(-pid, syscall.SIGKILL) // its group (kernels run in their own session)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{ReadOnly: true})
 	if err != nil {
 		return

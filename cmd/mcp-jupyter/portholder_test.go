@@ -16,13 +16,24 @@ func TestPortHolderFindsARealListener(t *testing.T) {
 		if network == "tcp6" {
 			addr = "[::1]:0"
 		}
-		ln, err := net.Listen(network, addr)
-		if err != nil {
-			t.Fatalf("listen %s: %v", network, err)
+		// NB: another process may listen on the same port number in the
+		// other family (a kernel on [::]:P while we hold 127.0.0.1:P): such
+		// a port names two holders, so pick one that only we hold.
+		var h holder
+		var ok bool
+		var port int
+		for attempt := 0; attempt < 5; attempt++ {
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				t.Fatalf("listen %s: %v", network, err)
+			}
+			port = ln.Addr().(*net.TCPAddr).Port
+			h, ok = portHolder(port)
+			ln.Close()
+			if ok && h.Pid == os.Getpid() {
+				break
+			}
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		h, ok := portHolder(port)
-		ln.Close()
 		if !ok || h.Pid != os.Getpid() {
 			t.Fatalf("%s port %d: holder %+v, %v; want pid %d", network, port, h, ok, os.Getpid())
 		}

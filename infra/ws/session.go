@@ -132,12 +132,12 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 				continue // NB: the client resumed past it (since > liveFrom)
 			}
 			if err := s.add(ctx, f.seq, f.data); err != nil {
-				return s.writeFailed(ctx)
+				return s.writeFailed(ctx, err)
 			}
 		}
 		clear(batch)
 		if err := s.flush(ctx); err != nil {
-			return s.writeFailed(ctx)
+			return s.writeFailed(ctx, err)
 		}
 		if over {
 			return closeWith{CloseSlowConsumer, "slow consumer: " + s.resumeHint()}
@@ -148,7 +148,12 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 // writeFailed: a write did not complete within WriteTimeout (or the
 // connection broke). A client that does not take its events in time is a
 // slow consumer, whether or not its queue overflowed yet.
-func (s *session) writeFailed(ctx context.Context) closeWith {
+func (s *session) writeFailed(ctx context.Context, err error) closeWith {
+	// NB: a write that timed out closes the connection, which also ends the
+	// reader and so cancels ctx: the timeout decides, not ctx.
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(fmt.Sprint(err), "timed out") {
+		return closeWith{CloseSlowConsumer, "slow consumer: " + s.resumeHint()}
+	}
 	if ctx.Err() != nil {
 		return closeWith{}
 	}
@@ -243,7 +248,7 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		werr = s.flush(ctx)
 	}
 	if werr != nil {
-		return closeWith{}, false
+		return s.writeFailed(ctx, werr), false // a client too slow to catch up is a slow consumer too
 	}
 	if err != nil && !errors.Is(err, errStop) {
 		if ctx.Err() != nil {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +60,30 @@ func dial(t testing.TB, url string) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c.SetReadLimit(64 << 20)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// dialWithReceiveBuffer dials with SO_RCVBUF set, which turns off the
+// kernel's buffer autotuning for that socket.
+func dialWithReceiveBuffer(t testing.TB, url string, size int) *websocket.Conn {
+	t.Helper()
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: client, HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
@@ -232,11 +259,12 @@ func TestKernelFilterAndBundlesAsIs(t *testing.T) {
 // from the hint gives the rest with no gap and no duplicate.
 func TestSlowConsumer(t *testing.T) {
 	l := testkit.OpenLog(t, testkit.TempDataDir(t))
-	// NB: bounds the slow client blows through (20 MB never read) but a
-	// client reading as fast as it can stays under, even on a loaded machine.
-	s := startServer(t, l, ws.Options{QueueMessages: 1024, QueueBytes: 4 << 20, WriteTimeout: 10 * time.Second})
+	s := startServer(t, l, ws.Options{QueueMessages: 64, QueueBytes: 2 << 20, WriteTimeout: 3 * time.Second})
 	fast := dial(t, s.url+"?since=0")
-	slow := dial(t, s.url+"?since=0")
+	// NB: a small receive buffer: Linux autotunes loopback buffers up to
+	// tcp_rmem's max (32 MB here), which would absorb the whole stream and
+	// make a client that never reads look fast.
+	slow := dialWithReceiveBuffer(t, s.url+"?since=0", 64<<10)
 	big := strings.Repeat("y", 32<<10)
 	const n = 600 // ~20 MB: more than loopback socket buffers hold
 	type result struct {
@@ -244,8 +272,10 @@ func TestSlowConsumer(t *testing.T) {
 		err  error
 	}
 	done := make(chan result, 1)
+	var fastRead atomic.Uint64
 	go func() {
-		// NB: no t.Fatal off the test goroutine: report back instead.
+		// NB: no t.Fatal off the test goroutine (it would hang the test):
+		// report back instead.
 		var seqs []uint64
 		for {
 			r, err := next(t, fast)
@@ -253,13 +283,27 @@ func TestSlowConsumer(t *testing.T) {
 				done <- result{seqs, err}
 				return
 			}
-			if seqs = append(seqs, r.Seq); r.Seq >= n {
+			seqs = append(seqs, r.Seq)
+			fastRead.Store(r.Seq)
+			if r.Seq >= n {
 				done <- result{seqs, nil}
 				return
 			}
 		}
 	}()
-	appendN(t, l, "k", n, big)
+	// Append in chunks the fast client keeps up with, so that only the one
+	// that never reads falls behind, however loaded the machine.
+	const chunk = 10
+	for i := 0; i < n; i += chunk {
+		ds := make([]events.Draft, chunk)
+		for j := range ds {
+			ds[j] = draft("k", i+j, big)
+		}
+		testkit.AppendAll(t, l, ds)
+		for wait := time.Now().Add(30 * time.Second); fastRead.Load() < uint64(i+chunk) && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	select {
 	case got := <-done:
 		if got.err != nil || fmt.Sprint(got.seqs) != fmt.Sprint(span(1, n)) {
@@ -273,7 +317,7 @@ func TestSlowConsumer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if s.hub.Kicked() != 1 {
-		t.Fatalf("kicked %d clients, want the slow one", s.hub.Kicked())
+		t.Fatalf("kicked %d clients, want the slow one (clients connected: %d)", s.hub.Kicked(), s.hub.Clients())
 	}
 	var got []uint64
 	var closeErr error
