@@ -179,15 +179,25 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	a.notify(ctx, Ready{Reattached: true})
 }
 
+// beginOp starts a lifecycle operation if the decision allows it and no
+// other one is in progress; otherwise it answers the sender and reports
+// false.
+func (a *Actor) beginOp(ctx actor.Context, op string, refused error) bool {
+	if refused == nil && a.op != "" {
+		refused = fmt.Errorf("%w: kernel %s is %s", ErrNotRunning, a.id, a.op)
+	}
+	if refused != nil {
+		ctx.Respond(Result{State: a.state, Err: refused})
+		return false
+	}
+	a.op, a.opReply = op, ctx.Sender()
+	return true
+}
+
 func (a *Actor) start(ctx actor.Context, cmd Start) {
-	if err := DecideStart(a.state); err != nil || a.op != "" {
-		if err == nil {
-			err = fmt.Errorf("kernel %s is %s", a.id, a.op)
-		}
-		ctx.Respond(Result{State: a.state, Err: err})
+	if !a.beginOp(ctx, "starting", DecideStart(a.state)) {
 		return
 	}
-	a.op, a.opReply = "starting", ctx.Sender()
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go func() {
 		octx, cancel := a.opContext()
@@ -289,14 +299,9 @@ func (a *Actor) interrupt(ctx actor.Context) {
 }
 
 func (a *Actor) restart(ctx actor.Context) {
-	if err := DecideRestart(a.state); err != nil || a.op != "" {
-		if err == nil {
-			err = fmt.Errorf("kernel %s is %s", a.id, a.op)
-		}
-		ctx.Respond(Result{State: a.state, Err: err})
+	if !a.beginOp(ctx, "restarting", DecideRestart(a.state)) {
 		return
 	}
-	a.op, a.opReply = "restarting", ctx.Sender()
 	a.notify(ctx, Stopped{Status: StatusRunning, Reason: "restarting"})
 	old, oldProc, spec := a.conn, a.state.Process, a.state.Spec
 	if a.pump != nil {
@@ -340,14 +345,9 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 }
 
 func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
-	if err := DecideShutdown(a.state); err != nil || a.op != "" {
-		if err == nil {
-			err = fmt.Errorf("kernel %s is %s", a.id, a.op)
-		}
-		ctx.Respond(Result{State: a.state, Err: err})
+	if !a.beginOp(ctx, "shutting down", DecideShutdown(a.state)) {
 		return
 	}
-	a.op, a.opReply = "shutting down", ctx.Sender()
 	conn, proc := a.conn, a.state.Process
 	if a.pump != nil {
 		a.pump.setExpectExit()
