@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -97,19 +96,8 @@ func digestLine(s string) string {
 // TestCheckpointToolsInProcess: the tools through the in-process client,
 // with the bad inputs of the issue.
 func TestCheckpointToolsInProcess(t *testing.T) {
-	cfg := testConfig(t, testkit.TempDataDir(t))
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.close(context.Background()) })
-	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
-	inproc, err := client.NewInProcessClient(c.mcp.MCP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := mcpClient(t, inproc)
-	defer cl.Close()
+	_, connect := inProcess(t)
+	cl := connect()
 	k := startKernelTool(t, cl)
 	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "a = b = [1]\nfh = open('/etc/hostname')"})
 	_, text := callTool(t, cl, "save_environment", map[string]any{"kernel": k, "name": "aliases", "variables": []any{"a", "b", "fh"}})

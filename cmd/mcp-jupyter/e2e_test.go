@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -96,19 +95,8 @@ func startKernelTool(t testing.TB, c *client.Client) string {
 // TestMCPInProcessAgainstRealKernels drives the tools the way an agent does,
 // through mcp-go's client, against the real core and real kernels.
 func TestMCPInProcessAgainstRealKernels(t *testing.T) {
-	cfg := testConfig(t, testkit.TempDataDir(t))
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.close(context.Background()) })
-	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
-	inproc, err := client.NewInProcessClient(c.mcp.MCP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := mcpClient(t, inproc)
-	defer cl.Close()
+	c, connect := inProcess(t)
+	cl := connect()
 
 	_, specs := callTool(t, cl, "list_kernelspecs", nil)
 	if !strings.Contains(specs, "python3") {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
-	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestAssetsAndWebSocketEndToEnd: a real kernel displays HTML; the reply
@@ -26,19 +23,8 @@ import (
 // per execution; the WebSocket replays the kernel's events from since=0
 // with the bundle as the kernel sent it.
 func TestAssetsAndWebSocketEndToEnd(t *testing.T) {
-	cfg := testConfig(t, testkit.TempDataDir(t))
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.close(context.Background()) })
-	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
-	inproc, err := client.NewInProcessClient(c.mcp.MCP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := mcpClient(t, inproc)
-	defer cl.Close()
+	c, connect := inProcess(t)
+	cl := connect()
 	k := startKernelTool(t, cl)
 	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k,
 		"code": "from IPython.display import HTML, display\ndisplay(HTML('<b>bold</b>'))"})
