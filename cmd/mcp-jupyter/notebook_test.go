@@ -207,7 +207,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 	waitOutputsWritten(t, c, path, runIDs...)
 	sc = must(t, cl, "read_notebook", map[string]any{"path": "work/analysis.ipynb", "outputs": false})
 	sc = must(t, cl, "move_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": cells[3], "to": 0})
-	sc = must(t, cl, "delete_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": "0"})
+	must(t, cl, "delete_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": "0"})
 	testkit.ValidateNotebook(t, path)
 	// The log says who changed which cell, and when.
 	var history []string

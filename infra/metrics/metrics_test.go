@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -300,7 +301,7 @@ func BenchmarkScrape100Kernels10kExecutions(b *testing.B) {
 	testkit.AppendAll(b, l, workload(100, 10000))
 	_, _, h := startScrape(b, l)
 	base := prometheus.NewRegistry()
-	base.MustRegister(prometheus.NewGoCollector())
+	base.MustRegister(collectors.NewGoCollector())
 	bh := promhttp.HandlerFor(base, promhttp.HandlerOpts{})
 	var ours, raw time.Duration
 	b.ResetTimer()
