@@ -1,9 +1,13 @@
 package testkit
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"os"
 	"os/exec"
 	"strings"
@@ -65,4 +69,33 @@ func WaitFileHash(t testing.TB, path, want string, timeout time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// WaitOutputsWritten waits until NotebookOutputsWritten is in the log for
+// every execution id, then until the file at path is the newest of those
+// versions (the event is durable before the rename puts the file in place).
+func WaitOutputsWritten(t testing.TB, l *eventlog.Log, path string, ids ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var last string
+	stop := errors.New("found")
+	err := l.Follow(ctx, 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && want[p.ExecutionID] {
+			delete(want, p.ExecutionID)
+			last = p.SHA256
+			if len(want) == 0 {
+				return stop
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("outputs of %v not written: %v", want, err)
+	}
+	WaitFileHash(t, path, last, 30*time.Second)
 }

@@ -3,7 +3,6 @@ package notebook_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,35 +14,6 @@ import (
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
-
-// waitWritten waits until NotebookOutputsWritten for each execution is in
-// the log, then until the file at path is the newest of those versions (the
-// event is durable before the rename puts the file in place).
-func waitWritten(t *testing.T, st *testkit.Stack, path string, ids ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	var last string
-	stop := errors.New("found")
-	err := st.Log.Follow(ctx, 0, func(e events.Event) error {
-		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && want[p.ExecutionID] {
-			delete(want, p.ExecutionID)
-			last = p.SHA256
-			if len(want) == 0 {
-				return stop
-			}
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) {
-		t.Fatalf("outputs of %v not written: %v", want, err)
-	}
-	testkit.WaitFileHash(t, path, last, 30*time.Second)
-}
 
 func outputTypes(c nbfile.Cell) []string {
 	var ts []string
@@ -101,7 +71,7 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 		}
 		ids = append(ids, x.ID)
 	}
-	waitWritten(t, st, filepath.Join(root, "run.ipynb"), ids...)
+	testkit.WaitOutputsWritten(t, st.Log, filepath.Join(root, "run.ipynb"), ids...)
 	path := filepath.Join(root, "run.ipynb")
 	testkit.ValidateNotebook(t, path)
 	f, err := nbfile.ReadFile(path)
@@ -146,7 +116,7 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 	defer cancel2()
 	w2 := &nbactor.OutputWriter{Log: st.Log, Manager: m}
 	go func() { done <- w2.Run(ctx2) }()
-	waitWritten(t, st, filepath.Join(root, "run.ipynb"), x.ID)
+	testkit.WaitOutputsWritten(t, st.Log, filepath.Join(root, "run.ipynb"), x.ID)
 	f, _ = nbfile.ReadFile(path)
 	if !strings.Contains(string(f.Notebook.Cells[1].Outputs[0]), `"43"`) {
 		_ = st.Log.Read(context.Background(), 0, 0, func(e events.Event) error {

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -46,35 +44,6 @@ func must(t testing.TB, cl *client.Client, tool string, args map[string]any) map
 		t.Fatalf("%s: %s", tool, text)
 	}
 	return sc
-}
-
-// waitOutputsWritten waits for NotebookOutputsWritten of every execution,
-// then for the file at path to be the newest of those versions (the event is
-// durable before the rename puts the file in place).
-func waitOutputsWritten(t testing.TB, c *core, path string, ids ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	var last string
-	stop := errors.New("found")
-	err := c.log.Follow(ctx, 0, func(e events.Event) error {
-		if p, ok := e.Payload.(events.NotebookOutputsWritten); ok && want[p.ExecutionID] {
-			delete(want, p.ExecutionID)
-			last = p.SHA256
-			if len(want) == 0 {
-				return stop
-			}
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) {
-		t.Fatalf("outputs of %v not written: %v", want, err)
-	}
-	testkit.WaitFileHash(t, path, last, 30*time.Second)
 }
 
 // TestNotebookToolsAgainstRealKernel drives the notebook tools as an agent
@@ -125,7 +94,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 			}
 		}
 	}
-	waitOutputsWritten(t, c, path, execs...)
+	testkit.WaitOutputsWritten(t, c.log, path, execs...)
 	testkit.ValidateNotebook(t, path)
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`"output_type": "stream"`, `"hello\n"`, `"output_type": "execute_result"`, `"42"`,
@@ -204,7 +173,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 	for _, r := range rows {
 		runIDs = append(runIDs, r.(map[string]any)["execution_id"].(string))
 	}
-	waitOutputsWritten(t, c, path, runIDs...)
+	testkit.WaitOutputsWritten(t, c.log, path, runIDs...)
 	sc = must(t, cl, "read_notebook", map[string]any{"path": "work/analysis.ipynb", "outputs": false})
 	sc = must(t, cl, "move_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": cells[3], "to": 0})
 	must(t, cl, "delete_cell", map[string]any{"path": "work/analysis.ipynb", "expected_hash": sc["sha256"], "cell": "0"})
