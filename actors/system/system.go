@@ -141,6 +141,10 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	return e
 }
 
+// Actors is the process's one actor system: the lease and checkpoint actors
+// are spawned in it too.
+func (s *System) Actors() *actor.ActorSystem { return s.actors }
+
 func (s *System) request(pid *actor.PID, msg any) (any, error) {
 	res, err := s.actors.Root.RequestFuture(pid, msg, s.cfg.RequestTimeout).Result()
 	if err != nil {
