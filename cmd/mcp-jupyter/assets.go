@@ -32,7 +32,8 @@ type live struct {
 }
 
 func openLive(ctx context.Context, c *core) (*live, error) {
-	lv := &live{leases: leases.New(), backlog: backlog.New(backlog.Options{MaxMessages: c.cfg.BacklogMessages})}
+	lv := &live{leases: leases.New(), backlog: backlog.New(backlog.Options{MaxMessages: c.cfg.BacklogMessages,
+		Observer: c.metrics.Live.Backlog()})}
 	lg := c.logger.With("component", "lease")
 	lv.runner = projections.NewRunner(c.log, projections.Options{SnapshotEvery: 10_000, Logger: c.logger.With("component", "projections")},
 		lv.leases, lv.backlog)
@@ -64,7 +65,7 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 			lg.Error("asset GC stopped", "err", err)
 		}
 	}()
-	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"),
+	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
 		Renew: func(ctx context.Context, sum string) error {
 			_, err := lv.lease.Renew(ctx, sum, lease.HolderRead)
 			return err

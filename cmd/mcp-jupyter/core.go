@@ -165,12 +165,10 @@ func (c *core) open(ctx context.Context) (err error) {
 	_, replayed := runner.Progress()
 	replay := time.Since(started)
 	logger.Info("read models ready", "component", "persistence", "replay", replay.String())
-	c.metrics.Live.ReplaySeconds.Set(replay.Seconds())
+	c.metrics.Live.ObserveReplay(replay)
 	c.setStage(stageRecovering)
 	// Orphans of a previous run: processes the log retired that still run.
-	if n := reapOrphans(c.procs.Orphans(), logger); n > 0 {
-		c.metrics.Live.ZombiesReaped.Add(float64(n))
-	}
+	c.metrics.Live.ZombiesReaped(reapOrphans(c.procs.Orphans(), logger))
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
 	nb, err := natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),

@@ -1,61 +1,134 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 )
 
-// Live holds the figures that are not facts in the log. Each is a plain
-// client_golang collector, safe for concurrent use, for the component that
-// knows the figure to feed: the IOPub broadcaster (backlog, WebSocket
-// clients), the checkpoint service (durations), preflight (orphans reaped),
-// the server (replay time).
+// Live holds the figures that are not facts in the log. The components that
+// know a figure are handed *Live as a small observer interface they declare
+// themselves (ws.Observer, backlog.Observer) or calls it directly, so none of them imports
+// this package and nothing is global. Every method is safe for concurrent
+// use and costs an atomic operation: it may be called on hot paths.
+//
+// Who feeds what (wired in cmd/mcp-jupyter):
+//
+//	mcp_jupyter_replay_duration_seconds          ObserveReplay            core.open, once the read models are ready
+//	mcp_jupyter_iopub_backlog_bytes              Backlog().Held           projections/backlog, on every apply/restore
+//	mcp_jupyter_iopub_backlog_overflows_total    Backlog().Evicted        projections/backlog, when its bound evicts
+//	mcp_jupyter_websocket_clients                WebSocket().ClientJoined infra/ws hub, per connection (and ClientLeft)
+//	mcp_jupyter_websocket_slow_disconnects_total WebSocket().SlowConsumerClosed  infra/ws, on a 4008 close
+//	checkpoint_save_duration_seconds             ObserveCheckpointSave    the checkpoint actor, per save
+//	checkpoint_load_duration_seconds             ObserveCheckpointLoad    the checkpoint actor, per load
+//	zombie_process_cleanup_count                 ZombiesReaped            core.open, after reaping orphans
 type Live struct {
-	// ReplaySeconds: how long the last start took to replay the log until
-	// the read models were ready.
-	ReplaySeconds prometheus.Gauge
-	// BacklogBytes: bytes held in the IOPub broadcast backlog.
-	BacklogBytes prometheus.Gauge
-	// BacklogOverflows: times the backlog bound was hit and a slow reader
-	// was cut off or sent to the log for catch-up.
-	BacklogOverflows prometheus.Counter
-	// WebSocketClients: WebSocket subscribers connected now.
-	WebSocketClients prometheus.Gauge
-	// WebSocketSlowDisconnects: subscribers disconnected for falling behind.
-	WebSocketSlowDisconnects prometheus.Counter
-	// CheckpointSave and CheckpointLoad: wall time of a save or a load.
-	CheckpointSave prometheus.Histogram
-	CheckpointLoad prometheus.Histogram
-	// ZombiesReaped: orphaned kernel processes of a previous run reaped.
-	ZombiesReaped prometheus.Counter
+	replaySeconds    prometheus.Gauge
+	backlogBytes     prometheus.Gauge
+	backlogOverflows prometheus.Counter
+	wsClients        prometheus.Gauge
+	wsSlow           prometheus.Counter
+	checkpointSave   prometheus.Histogram
+	checkpointLoad   prometheus.Histogram
+	zombiesReaped    prometheus.Counter
 }
 
+// DurationBuckets are the upper bounds (seconds) of the checkpoint duration
+// histograms.
+var DurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
 func newLive() *Live {
-	durations := []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 	return &Live{
-		ReplaySeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_replay_duration_seconds",
+		replaySeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_replay_duration_seconds",
 			Help: "Time the last start took to replay the event log until the read models were ready."}),
-		BacklogBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_iopub_backlog_bytes",
-			Help: "Bytes held in the IOPub broadcast backlog."}),
-		BacklogOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_jupyter_iopub_backlog_overflows_total",
-			Help: "Times the IOPub broadcast backlog hit its bound."}),
-		WebSocketClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_websocket_clients",
+		backlogBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_iopub_backlog_bytes",
+			Help: "Bytes held in the IOPub backlog (every kernel's ring of recent output)."}),
+		backlogOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_jupyter_iopub_backlog_overflows_total",
+			Help: "IOPub messages the backlog's bound pushed out (readers further behind catch up from the log)."}),
+		wsClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mcp_jupyter_websocket_clients",
 			Help: "WebSocket subscribers connected."}),
-		WebSocketSlowDisconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_jupyter_websocket_slow_disconnects_total",
-			Help: "WebSocket subscribers disconnected for falling behind."}),
-		CheckpointSave: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_save_duration_seconds",
-			Help: "Wall time of a checkpoint save.", Buckets: durations}),
-		CheckpointLoad: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_load_duration_seconds",
-			Help: "Wall time of a checkpoint load.", Buckets: durations}),
-		ZombiesReaped: prometheus.NewCounter(prometheus.CounterOpts{Name: "zombie_process_cleanup_count",
+		wsSlow: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_jupyter_websocket_slow_disconnects_total",
+			Help: "WebSocket subscribers disconnected for falling behind (close code 4008)."}),
+		checkpointSave: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_save_duration_seconds",
+			Help: "Wall time of a checkpoint save that completed.", Buckets: DurationBuckets}),
+		checkpointLoad: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_load_duration_seconds",
+			Help: "Wall time of a checkpoint load that restored a kernel (refusals are counted by mcp_jupyter_checkpoints_rejected_total).", Buckets: DurationBuckets}),
+		zombiesReaped: prometheus.NewCounter(prometheus.CounterOpts{Name: "zombie_process_cleanup_count",
 			Help: "Orphaned kernel processes of a previous run reaped at start."}),
 	}
 }
 
 func (l *Live) collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.ReplaySeconds, l.BacklogBytes, l.BacklogOverflows, l.WebSocketClients,
-		l.WebSocketSlowDisconnects, l.CheckpointSave, l.CheckpointLoad, l.ZombiesReaped}
+	return []prometheus.Collector{l.replaySeconds, l.backlogBytes, l.backlogOverflows, l.wsClients,
+		l.wsSlow, l.checkpointSave, l.checkpointLoad, l.zombiesReaped}
+}
+
+// ObserveReplay records how long the start took to replay the log until
+// the read models were ready.
+func (l *Live) ObserveReplay(d time.Duration) { l.replaySeconds.Set(d.Seconds()) }
+
+// ZombiesReaped adds n orphaned kernel processes reaped at start.
+func (l *Live) ZombiesReaped(n int) {
+	if n > 0 {
+		l.zombiesReaped.Add(float64(n))
+	}
+}
+
+// Backlog returns the observer to hand projections/backlog
+// (backlog.Options.Observer).
+func (l *Live) Backlog() BacklogObserver { return BacklogObserver{l} }
+
+// BacklogObserver feeds mcp_jupyter_iopub_backlog_bytes and
+// mcp_jupyter_iopub_backlog_overflows_total; it implements backlog.Observer.
+type BacklogObserver struct{ l *Live }
+
+// Held sets the bytes the IOPub backlog holds now, over all kernels.
+func (o BacklogObserver) Held(bytes int) { o.l.backlogBytes.Set(float64(bytes)) }
+
+// Evicted adds n messages the backlog's bound pushed out.
+func (o BacklogObserver) Evicted(n int) {
+	if n > 0 {
+		o.l.backlogOverflows.Add(float64(n))
+	}
+}
+
+// WebSocket returns the observer to hand the WebSocket hub
+// (ws.Options.Observer).
+func (l *Live) WebSocket() WebSocketObserver { return WebSocketObserver{l} }
+
+// WebSocketObserver feeds mcp_jupyter_websocket_clients and
+// mcp_jupyter_websocket_slow_disconnects_total; it implements ws.Observer.
+type WebSocketObserver struct{ l *Live }
+
+// ClientJoined: one more subscriber connected.
+func (o WebSocketObserver) ClientJoined() { o.l.wsClients.Inc() }
+
+// ClientLeft: a subscriber's connection ended (the hub calls it exactly
+// once per ClientJoined).
+func (o WebSocketObserver) ClientLeft() { o.l.wsClients.Dec() }
+
+// SlowConsumerClosed: a subscriber was closed with 4008 for falling behind.
+func (o WebSocketObserver) SlowConsumerClosed() { o.l.wsSlow.Inc() }
+
+// ObserveCheckpointSave records a completed checkpoint save: its wall time.
+// The file's size is a fact of the log (CheckpointSaved.Size, folded into
+// checkpoint_size_bytes by the projection); bytes is accepted so that the
+// checkpoint actor reports a save in one call, and is not counted twice.
+func (l *Live) ObserveCheckpointSave(d time.Duration, bytes int64) {
+	_ = bytes // NB: checkpoint_size_bytes comes from the log, not from here
+	l.checkpointSave.Observe(d.Seconds())
+}
+
+// ObserveCheckpointLoad records a checkpoint load: its wall time when ok.
+// A refused load (tampered, policy) is not a load's duration: it is counted
+// from the log by mcp_jupyter_checkpoints_rejected_total and, for a bad
+// signature, security_signature_failures_total.
+func (l *Live) ObserveCheckpointLoad(d time.Duration, ok bool) {
+	if ok {
+		l.checkpointLoad.Observe(d.Seconds())
+	}
 }
 
 // Log is what the log collector reads (infra/eventlog implements it). Both

@@ -153,7 +153,7 @@ func TestFoldTranscript(t *testing.T) {
 		draft("a", events.CheckpointStream("c2"), events.CheckpointRejected{Name: "c2", KernelID: "a", Reason: "too large"}),
 	)
 	fold(t, m.Projection(), ds)
-	m.Live.ZombiesReaped.Add(2)
+	m.Live.ZombiesReaped(2)
 	for _, c := range []struct {
 		name   string
 		labels []string

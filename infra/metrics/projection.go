@@ -227,7 +227,7 @@ func (p *Projection) Apply(e events.Event) error {
 	case events.TypeCheckpointRejected:
 		if pl, ok := e.Payload.(events.CheckpointRejected); ok {
 			f.CkRejected++
-			if isSignatureFailure(pl.Reason) {
+			if pl.Signature || isSignatureFailure(pl.Reason) {
 				f.SigFails++
 			}
 		}
@@ -236,7 +236,8 @@ func (p *Projection) Apply(e events.Event) error {
 }
 
 // isSignatureFailure reports whether a rejection is a failed signature
-// check (tampering or a wrong key), as opposed to policy.
+// check (tampering or a wrong key), as opposed to policy, for events written
+// before CheckpointRejected carried Signature.
 func isSignatureFailure(reason string) bool {
 	r := strings.ToLower(reason)
 	return strings.Contains(r, "signature") || strings.Contains(r, "hmac")

@@ -53,6 +53,9 @@ type Options struct {
 	// client from the log (a replay is a read: it renews the asset's lease).
 	Renew  func(ctx context.Context, sum string) error
 	Logger *slog.Logger
+	// Observer, when set, is told of clients joining, leaving and being
+	// closed as slow consumers (metrics).
+	Observer Observer
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +73,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return o
 }
@@ -173,13 +179,17 @@ func (h *Hub) join(c *client) (liveFrom uint64, err error) {
 		return 0, ErrClosed
 	}
 	h.clients[c] = struct{}{}
+	h.opts.Observer.ClientJoined()
 	return h.last, nil
 }
 
+// leave is called exactly once per client that joined, when its handler
+// returns (the fan-out may have dropped it from clients already).
 func (h *Hub) leave(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
 	h.mu.Unlock()
+	h.opts.Observer.ClientLeft()
 }
 
 // Close stops the fan-out, closes every client with 1001 and a resume hint,

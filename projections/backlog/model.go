@@ -27,7 +27,26 @@ const (
 type Options struct {
 	MaxMessages int
 	MaxBytes    int
+	// Observer, when set, is told the backlog's size as it changes
+	// (metrics).
+	Observer Observer
 }
+
+// Observer is told how much the backlog holds, for metrics
+// (infra/metrics.Live.Backlog implements it). Calls come from the
+// projections runner's goroutine, inside Apply and Restore, with the
+// model's lock held: they must be cheap and must not call the Model.
+type Observer interface {
+	// Held: the bytes every kernel's ring holds now, together.
+	Held(bytes int)
+	// Evicted: n messages left a ring (or never fit) because of its bound.
+	Evicted(n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Held(int)    {}
+func (nopObserver) Evicted(int) {}
 
 // Entry is one IOPub message as recorded in the log.
 type Entry struct {
@@ -101,6 +120,7 @@ type Model struct {
 	mu    sync.RWMutex
 	rings map[string]*ring
 	seq   uint64
+	bytes int // held by every ring, for the Observer
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -112,6 +132,9 @@ func New(opts Options) *Model {
 	}
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &Model{opts: opts, rings: map[string]*ring{}}
 }
@@ -146,9 +169,20 @@ func (m *Model) Apply(e events.Event) error {
 		r = &ring{}
 		m.rings[e.Kernel] = r
 	}
-	r.push(ent, m.opts.MaxMessages, m.opts.MaxBytes)
+	m.push(r, ent)
 	m.seq = e.Seq
 	return nil
+}
+
+// push adds e to r and tells the Observer what changed. Hold m.mu.
+func (m *Model) push(r *ring, e Entry) {
+	bytes, evicted := r.bytes, r.st.Evicted
+	r.push(e, m.opts.MaxMessages, m.opts.MaxBytes)
+	m.bytes += r.bytes - bytes
+	if n := r.st.Evicted - evicted; n > 0 {
+		m.opts.Observer.Evicted(int(n))
+	}
+	m.opts.Observer.Held(m.bytes)
 }
 
 // Stats returns one kernel's ring statistics.
@@ -269,11 +303,12 @@ func (m *Model) Restore(data []byte) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.rings = map[string]*ring{}
+	m.rings, m.bytes = map[string]*ring{}, 0
+	m.opts.Observer.Held(0)
 	for _, sr := range s.Rings {
 		r := &ring{st: sr.Stats}
 		for _, e := range sr.Entries {
-			r.push(e, m.opts.MaxMessages, m.opts.MaxBytes)
+			m.push(r, e)
 		}
 		m.rings[sr.Kernel] = r
 	}
