@@ -14,6 +14,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 func openLog(t testing.TB, dir string) *eventlog.Log {
@@ -244,6 +245,7 @@ func TestApplyErrorNamesTheSeq(t *testing.T) {
 	l := openLog(t, t.TempDir())
 	appendAll(t, l, workload(1, 2))
 	r := startRunner(t, l, projections.Options{}, kernels.New(), failing{newCounts("failing"), 7})
+	testkit.Closed(t, r.Done(), 30*time.Second, "the runner stops on the apply error")
 	err := r.Wait()
 	var ae *projections.ApplyError
 	if !errors.As(err, &ae) || ae.Seq != 7 || ae.Projection != "failing" {
@@ -270,7 +272,7 @@ func TestWaitForIsSignalled(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- r.WaitFor(ctxT(t), 3) }()
 	appendAll(t, l, workload(3, 0))
-	if err := <-errc; err != nil {
+	if err := testkit.Receive(t, errc, 30*time.Second, "WaitFor(3)"); err != nil {
 		t.Fatal(err)
 	}
 	if c.Get(events.TypeKernelStarted) != 3 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	nbactor "github.com/mcp-jupyter/mcp-jupyter/actors/notebook"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -124,7 +125,7 @@ func TestTwoAgentsAreSerialized(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testkit.WaitGroup(t, &wg, 2*time.Minute, "the agents' edits")
 	f, _, err := e.m.Read("n.ipynb")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package notebook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,7 +107,9 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 	// Stop the writer; an execution finishes meanwhile; a new writer
 	// catches up and writes it (once).
 	cancel()
-	<-done
+	if err := testkit.Receive(t, done, 30*time.Second, "the outputs writer stops"); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("outputs writer: %v", err)
+	}
 	x, err := st.System.Submit(context.Background(), k.ID, scheduler.Submit{Code: "40 + 3", Notebook: "run.ipynb", CellID: cells[1]})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +142,9 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 		t.Fatalf("%d outputs writes, want 5 (each execution once)", count)
 	}
 	cancel2()
-	<-done
+	if err := testkit.Receive(t, done, 30*time.Second, "the second outputs writer stops"); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("outputs writer: %v", err)
+	}
 }
 
 // TestPendingIsBounded: past MaxPending the oldest waiting execution is

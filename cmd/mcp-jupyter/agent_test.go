@@ -60,7 +60,7 @@ func TestTwoAgentsTwoKernelsConcurrently(t *testing.T) {
 			}
 		}(i)
 	}
-	wg.Wait()
+	testkit.WaitGroup(t, &wg, 3*time.Minute, "both agents' executions")
 	close(errs)
 	for e := range errs {
 		t.Fatal(e)
@@ -149,6 +149,9 @@ func TestDeadKernelAndBadArguments(t *testing.T) {
 	st, err := c.sys.Kernel(context.Background(), k)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st.Process.Pid <= 1 {
+		t.Fatalf("kernel %s has no process id (%d): refusing to kill(%d), which would signal our own process group", k, st.Process.Pid, st.Process.Pid)
 	}
 	if err := syscall.Kill(st.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

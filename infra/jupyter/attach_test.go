@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -125,7 +126,10 @@ func TestClientCloseReleasesGoroutines(t *testing.T) {
 	if _, err := c.Send(jupyter.Shell, "execute_request", jupyter.NewExecuteRequest("for i in range(500): print(i)")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Wait until output is arriving (it then queues, unread), not a guess.
+	testkit.WaitUntil(t, 30*time.Second, "the kernel's output arrives", func() (bool, string) {
+		return c.Stats().Received >= 20, fmt.Sprint(c.Stats().Received, " received")
+	})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 func openLog(t *testing.T, dir string) *eventlog.Log {
@@ -182,9 +183,9 @@ func TestCursorResumesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := subscribe(t, bus, "mcpjupyter.ev.>")
-	for pub.Published() < evs[len(evs)-1].Seq {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitUntil(t, 30*time.Second, fmt.Sprintf("the publisher publishes up to %d", evs[len(evs)-1].Seq), func() (bool, string) {
+		return pub.Published() >= evs[len(evs)-1].Seq, fmt.Sprint("published up to ", pub.Published())
+	})
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package natsbus_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestNKeysAuth: beyond loopback with nkeys instead of a token; nkey users
@@ -109,9 +111,9 @@ func TestJetStreamCatchUp(t *testing.T) {
 	if _, err := l.Append(context.Background(), big...); err != nil {
 		t.Fatal(err)
 	}
-	for p.Published() < l.Last() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, 30*time.Second, fmt.Sprintf("the publisher publishes up to %d", l.Last()), func() (bool, string) {
+		return p.Published() >= l.Last(), fmt.Sprint("published up to ", p.Published())
+	})
 	if err := bus.Conn().Flush(); err != nil {
 		t.Fatal(err)
 	}

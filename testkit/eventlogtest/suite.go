@@ -454,7 +454,7 @@ func testGroupCommit(t *testing.T, open OpenFunc) {
 			}
 		})
 	}
-	wg.Wait()
+	testkit.WaitGroup(t, &wg, 2*time.Minute, "the concurrent appends")
 	close(errs)
 	for err := range errs {
 		t.Fatalf("concurrent append: %v", err)
@@ -613,8 +613,8 @@ func testCloseDuringReadsAndAppends(t *testing.T, open OpenFunc) {
 		started <- struct{}{}
 		record(l.Follow(ctx, 0, func(events.Event) error { return nil }))
 	})
-	for range 13 {
-		<-started
+	for i := range 13 {
+		testkit.Receive(t, started, 30*time.Second, fmt.Sprintf("reader or writer %d of 13 started", i+1))
 	}
 	appendOK(t, l, draft("k-last", "x")) // the writers are past their first loop
 	closed := make(chan error, 1)
