@@ -49,6 +49,6 @@ func (r *Runner) retain() error {
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
-	r.opts.Logger.Debug("log truncated", "component", "projections", "before", before, "deleted", n)
+	r.opts.Logger.Debug("log truncated", "before", before, "deleted", n)
 	return nil
 }

@@ -136,7 +136,7 @@ func (r *Runner) loop(ctx context.Context, from, target uint64) {
 	}
 	if err == nil {
 		// NB: after a Scan that returned nil every event <= target was applied.
-		r.opts.Logger.Info("projections ready", "component", "projections", "seq", target, "replayed", target-from)
+		r.opts.Logger.Info("projections ready", "seq", target, "replayed", target-from)
 		close(r.ready)
 		err = r.log.FollowRaw(ctx, target, r.apply)
 	}
@@ -144,7 +144,7 @@ func (r *Runner) loop(ctx context.Context, from, target uint64) {
 		err = nil
 	}
 	if err != nil {
-		r.opts.Logger.Error("projections stopped", "component", "projections", "err", err)
+		r.opts.Logger.Error("projections stopped", "err", err)
 	}
 	r.err = err
 }

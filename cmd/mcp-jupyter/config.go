@@ -151,9 +151,9 @@ func (c config) logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(withOneComponent(slog.NewJSONHandler(os.Stderr, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(withOneComponent(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: give text or json", c.LogFormat)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -377,6 +378,11 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("a log line is not JSON: %q", line)
 		}
+		// NB: counted on the raw keys: encoding/json keeps the last of
+		// duplicate keys without a word.
+		if n := countKey(t, line, componentKey); n != 1 {
+			t.Errorf("a log line has %d component keys, want 1: %s", n, line)
+		}
 		comp, _ := m["component"].(string)
 		if comp == "" {
 			t.Errorf("a log line has no component: %s", line)
@@ -395,6 +401,63 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 	for _, c := range []string{"server", "persistence", "kernel", "scheduler", "finished"} {
 		if !seen[c] {
 			t.Errorf("no %s log line:\n%s", c, s.Logs())
+		}
+	}
+}
+
+// countKey counts the top-level keys named key in the JSON object line.
+func countKey(t testing.TB, line, key string) int {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("not a JSON object: %q", line)
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("read a key of %q: %v", line, err)
+		}
+		if tok == key {
+			n++
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("read the value of %v in %q: %v", tok, line, err)
+		}
+	}
+	return n
+}
+
+// TestLogOneComponentPerLine: whatever the wiring and the call say, a line
+// carries exactly one component: the line's own if it names one, else the
+// logger's; and none is invented where neither names one.
+func TestLogOneComponentPerLine(t *testing.T) {
+	var buf strings.Builder
+	lg := slog.New(withOneComponent(slog.NewJSONHandler(&buf, nil)))
+	wired := lg.With("component", "lease", "kernel_id", "k1")
+	wired.Info("plain")                                  // the wiring's
+	wired.Info("own", "component", "gc")                 // the line's
+	wired.With("component", "inner").Info("rewired")     // the innermost With
+	wired.WithGroup("g").Info("grouped", "x", 1)         // kept at the top level
+	lg.Info("twice", "component", "a", "component", "b") // the last
+	lg.Info("none")
+	want := []string{"lease", "gc", "inner", "lease", "b", ""}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), buf.String())
+	}
+	for i, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		n := countKey(t, line, componentKey)
+		if got, _ := m["component"].(string); got != want[i] || (want[i] != "" && n != 1) || (want[i] == "" && n != 0) {
+			t.Errorf("line %d: component %q (%d keys), want %q once: %s", i, got, n, want[i], line)
+		}
+		if i < 5 && i != 4 && m["kernel_id"] != "k1" {
+			t.Errorf("line %d lost the logger's other attributes: %s", i, line)
 		}
 	}
 }

@@ -455,7 +455,7 @@ func (l *Log) fail(err error) error {
 		l.failed = err
 	}
 	l.mu.Unlock()
-	l.opts.Logger.Error("event log write failed; the log is now inoperable", "component", "persistence", "err", err)
+	l.opts.Logger.Error("event log write failed; the log is now inoperable", "err", err)
 	return err
 }
 
@@ -529,14 +529,14 @@ func (l *Log) DiskUsage() uint64 {
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "persistence")
+	p.l.Debug(fmt.Sprintf(format, args...))
 }
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "persistence")
+	p.l.Error(fmt.Sprintf(format, args...))
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "persistence")
+	p.l.Error(msg)
 	panic(pebbleFatal(msg))
 }
 

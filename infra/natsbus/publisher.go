@@ -102,7 +102,7 @@ func (p *Publisher) loop(ctx context.Context, after uint64) {
 		err = nil
 	}
 	if err != nil {
-		p.opts.Logger.Error("nats publisher stopped", "component", "nats", "err", err)
+		p.opts.Logger.Error("nats publisher stopped", "err", err)
 	}
 	p.err = err
 }

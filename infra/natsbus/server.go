@@ -96,7 +96,7 @@ func Open(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)
 	}
-	ns.SetLoggerV2(slogAdapter{opts.Logger.With("component", "nats")}, false, false, false)
+	ns.SetLoggerV2(slogAdapter{opts.Logger}, false, false, false)
 	go ns.Start() // NB: owned: Close shuts it down and waits for it
 	if !ns.ReadyForConnections(opts.ReadyTimeout) {
 		ns.Shutdown()
@@ -120,7 +120,7 @@ func Open(opts Options) (*Server, error) {
 		}
 	}
 	if opts.Listen != "" {
-		opts.Logger.Info("nats listening", "component", "nats", "url", ns.ClientURL())
+		opts.Logger.Info("nats listening", "url", ns.ClientURL())
 	}
 	return s, nil
 }

@@ -128,7 +128,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		defer h.wg.Done()
 		err := h.log.FollowRaw(h.ctx, after, h.broadcast)
 		if err != nil && h.ctx.Err() == nil {
-			h.opts.Logger.Error("websocket fan-out stopped", "component", "ws", "err", err)
+			h.opts.Logger.Error("websocket fan-out stopped", "err", err)
 			h.errc <- fmt.Errorf("ws fan-out: %w", err)
 		}
 	}()

@@ -57,7 +57,7 @@ func (s *session) run(req request, liveFrom uint64) {
 	if end.code == CloseSlowConsumer {
 		s.h.kicked.Add(1)
 		s.h.opts.Observer.SlowConsumerClosed()
-		s.h.opts.Logger.Warn("closed a slow websocket client", "component", "ws", "last_seq", s.sent)
+		s.h.opts.Logger.Warn("closed a slow websocket client", "last_seq", s.sent)
 	}
 	_ = s.conn.Close(end.code, end.reason)
 	<-readDone // NB: wait for the reader; Close unblocked it
