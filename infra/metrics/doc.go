@@ -6,9 +6,13 @@
 // durable, so the figures survive a restart (they are in the projection's
 // snapshot) and agree with what the log says. A few figures are not facts in
 // the log (the event log's disk use and commit latency, the replay time, the
-// IOPub backlog and WebSocket clients of the broadcaster, checkpoint
-// durations, orphaned kernel processes reaped at start): Live holds them as
-// ordinary collectors for the code that knows them to feed.
+// IOPub backlog, WebSocket clients, checkpoint durations, orphaned kernel
+// processes reaped at start): Live holds them, and the components that know
+// them feed them through small observer interfaces those components declare
+// (ws.Observer, backlog.Observer), so none of them imports this package and
+// nothing is global. A metric nothing feeds is removed, not left at zero:
+// each has a test that drives the work and sees the figure move
+// (fed_test.go, live_test.go, cmd/mcp-jupyter TestMetricsAfterRealWork).
 //
 // Metric names: the ones the operations runbook names are kept exactly
 // (persistence_db_size_bytes, asset_lease_expiry_count,
@@ -23,13 +27,19 @@
 //  1. New(reg, log) once, with the registry the /metrics handler gathers
 //     from (no global registry: tests make their own).
 //  2. Hand m.Projection() to the projections.Runner with the other read
-//     models; set m.Live.ReplaySeconds once the runner is Ready.
-//  3. Serve promhttp.HandlerFor(reg, ...) at /metrics.
+//     models; call m.Live.ObserveReplay once the runner is Ready, and
+//     m.Live.ZombiesReaped after reaping orphans.
+//  3. Hand m.Live.WebSocket() to the WebSocket hub (ws.Options.Observer)
+//     and m.Live.Backlog() to the IOPub backlog (backlog.Options.Observer);
+//     have the checkpoint actor call m.Live.ObserveCheckpointSave and
+//     m.Live.ObserveCheckpointLoad.
+//  4. Serve promhttp.HandlerFor(reg, ...) at /metrics.
 //
 // Usage:
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg, log)
 //	r := projections.NewRunner(log, opts, queueModel, m.Projection())
+//	hub := ws.New(log, ws.Options{Observer: m.Live.WebSocket()})
 //	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 package metrics
