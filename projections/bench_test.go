@@ -243,7 +243,13 @@ func BenchmarkRestartToReady1M(b *testing.B) {
 		if err := r.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		<-r.Ready()
+		select {
+		case <-r.Ready():
+		case <-r.Done():
+			b.Fatalf("runner stopped before ready: %v", r.Wait())
+		case <-time.After(5 * time.Minute):
+			b.Fatal("runner not ready after 5 minutes")
+		}
 		b.StopTimer()
 		if applied := r.Applied(); applied != l.Last() {
 			b.Fatalf("ready at %d, want %d", applied, l.Last())

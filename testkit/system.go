@@ -114,9 +114,13 @@ func (s *Stack) Close() {
 	if s.System == nil {
 		return
 	}
-	_ = s.System.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.System.Close(ctx); err != nil && ctx.Err() != nil {
+		s.t.Errorf("close the actor system: %v", err)
+	}
 	s.cancel()
-	s.wg.Wait()
+	WaitGroup(s.t, &s.wg, 30*time.Second, "the queue follower stops")
 	_ = s.Log.Close()
 	s.System = nil
 }
