@@ -115,7 +115,7 @@ func TestProbesAndMetricsOnARealServer(t *testing.T) {
 		`mcp_jupyter_executions{state="queued"} 0`, `mcp_jupyter_executions_finished_total{outcome="ok"} 1`,
 		`mcp_jupyter_queue_depth{kernel="` + k + `"} 0`, "mcp_jupyter_execution_duration_seconds_bucket",
 		`mcp_jupyter_kernels{state="running"} 1`, "mcp_jupyter_kernel_restarts_total 0", "mcp_jupyter_kernel_deaths_total 0",
-		"mcp_jupyter_iopub_messages_total ", "mcp_jupyter_iopub_backlog_bytes 0", "mcp_jupyter_iopub_backlog_overflows_total 0",
+		"mcp_jupyter_iopub_messages_total ", "mcp_jupyter_iopub_backlog_bytes ", "mcp_jupyter_iopub_backlog_overflows_total 0",
 		"mcp_jupyter_websocket_clients 0", "mcp_jupyter_websocket_slow_disconnects_total 0", "mcp_jupyter_assets ",
 		"mcp_jupyter_asset_bytes ", "asset_lease_expiry_count 0", "mcp_jupyter_gc_deletions_total 0", "persistence_db_size_bytes ",
 		"mcp_jupyter_log_commit_duration_seconds_sum ", "mcp_jupyter_replay_duration_seconds ",
@@ -126,6 +126,10 @@ func TestProbesAndMetricsOnARealServer(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// Values, not only names: the execution's output is in the backlog.
+	if m := scrapeMetrics(t, "http://"+s.addr); m["mcp_jupyter_iopub_backlog_bytes"] <= 0 || m["mcp_jupyter_iopub_messages_total"] <= 0 {
+		t.Errorf("after an execution: backlog %v bytes, %v IOPub messages", m["mcp_jupyter_iopub_backlog_bytes"], m["mcp_jupyter_iopub_messages_total"])
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
