@@ -213,9 +213,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	back := &backend{sys: sys, log: l, queue: q, launcher: c.launcher}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
-		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{lv.lease},
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
-	srv.AddAssetTools(leaseAssets{lv.lease})
+	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
 	c.mu.Unlock()
