@@ -52,7 +52,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
-	ckpt     *checkpoint.Service
+	ckpt     *checkpoint.Client
 	nbs      *notebooks
 	live     *live
 	python   error // the kernel launcher's check; nil when usable
@@ -310,6 +310,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.nbs != nil {
 		keep(c.nbs.close(ctx))
+	}
+	if c.ckpt != nil {
+		keep(c.ckpt.Close(ctx)) // waits for a save or load in progress
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
@@ -24,9 +26,15 @@ type Live struct {
 	WebSocketClients prometheus.Gauge
 	// WebSocketSlowDisconnects: subscribers disconnected for falling behind.
 	WebSocketSlowDisconnects prometheus.Counter
-	// CheckpointSave and CheckpointLoad: wall time of a save or a load.
+	// CheckpointSave and CheckpointLoad: wall time of a save or a load,
+	// observed by the checkpoint actor (see CheckpointObserver) for every
+	// save and every load it started, whatever the outcome: a tampered file
+	// refused by verification is a load attempt too (it is counted apart in
+	// security_signature_failures_total).
 	CheckpointSave prometheus.Histogram
 	CheckpointLoad prometheus.Histogram
+	// CheckpointSize: size of each checkpoint file saved.
+	CheckpointSize prometheus.Histogram
 	// ZombiesReaped: orphaned kernel processes of a previous run reaped.
 	ZombiesReaped prometheus.Counter
 }
@@ -48,6 +56,8 @@ func newLive() *Live {
 			Help: "Wall time of a checkpoint save.", Buckets: durations}),
 		CheckpointLoad: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_load_duration_seconds",
 			Help: "Wall time of a checkpoint load.", Buckets: durations}),
+		CheckpointSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_size_bytes",
+			Help: "Size of the checkpoint files saved.", Buckets: SizeBuckets}),
 		ZombiesReaped: prometheus.NewCounter(prometheus.CounterOpts{Name: "zombie_process_cleanup_count",
 			Help: "Orphaned kernel processes of a previous run reaped at start."}),
 	}
@@ -55,7 +65,29 @@ func newLive() *Live {
 
 func (l *Live) collectors() []prometheus.Collector {
 	return []prometheus.Collector{l.ReplaySeconds, l.BacklogBytes, l.BacklogOverflows, l.WebSocketClients,
-		l.WebSocketSlowDisconnects, l.CheckpointSave, l.CheckpointLoad, l.ZombiesReaped}
+		l.WebSocketSlowDisconnects, l.CheckpointSave, l.CheckpointLoad, l.CheckpointSize, l.ZombiesReaped}
+}
+
+// CheckpointObserver returns what the checkpoint actor reports its work
+// to (it implements checkpoint.Observer).
+func (l *Live) CheckpointObserver() CheckpointObserver { return CheckpointObserver{l: l} }
+
+// CheckpointObserver feeds the checkpoint histograms. Safe for concurrent
+// use; it never blocks.
+type CheckpointObserver struct{ l *Live }
+
+// SaveObserved observes a save's wall time and, when it produced a file,
+// the file's size.
+func (o CheckpointObserver) SaveObserved(d time.Duration, size int64) {
+	o.l.CheckpointSave.Observe(d.Seconds())
+	if size > 0 {
+		o.l.CheckpointSize.Observe(float64(size))
+	}
+}
+
+// LoadObserved observes a load attempt's wall time, whatever its outcome.
+func (o CheckpointObserver) LoadObserved(d time.Duration, _ string) {
+	o.l.CheckpointLoad.Observe(d.Seconds())
 }
 
 // Log is what the log collector reads (infra/eventlog implements it). Both
