@@ -162,9 +162,11 @@ func list(files Files) ([]Meta, error) {
 			err = json.Unmarshal(mb, &m)
 		}
 		if err != nil {
-			m = Meta{Name: name, Skipped: []Variable{{Name: "*", Reason: "unreadable: " + err.Error()}}}
+			m = Meta{Skipped: []Variable{{Name: "*", Reason: "unreadable: " + err.Error()}}}
 		}
-		m.FileBytes = size
+		// NB: the file's name is what load takes, whatever name the
+		// metadata was saved under (a file copied or renamed by hand).
+		m.Name, m.FileBytes = name, size
 		out = append(out, m)
 	})
 	return out, err
