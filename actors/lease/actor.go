@@ -217,6 +217,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case gcStep:
 		a.gcStep(ctx)
 	case adoptFiles:
+		a.cur = m
 		a.adopt(m.sums)
 	case filesDeleted:
 		a.deleted(ctx, m)
@@ -280,8 +281,12 @@ func (a *Actor) recover() error {
 		return fmt.Errorf("list asset files: %w", err)
 	}
 	if len(redo) > 0 {
+		// NB: before the actor serves anything: no file the log calls
+		// collected survives a start (at most the batches a crash cut).
 		a.deps.Logger.Info("finishing an interrupted asset GC", "files", len(redo))
-		a.schedDelete(redo)
+		if err := a.deps.Files.Delete(redo...); err != nil {
+			return fmt.Errorf("delete collected assets: %w", err)
+		}
 	}
 	if len(unknown) > 0 {
 		// NB: adopted by a message, so a Put the crashed instance handed
@@ -333,6 +338,8 @@ func (a *Actor) handOver(ctx actor.Context) {
 	case fileWritten:
 		m.err = nil
 		ctx.Send(a.self, m) // the file is durable: record it
+	case adoptFiles:
+		ctx.Send(a.self, m) // skips what is recorded by then
 	case nil:
 	default:
 		ctx.RequestWithCustomSender(a.self, m, a.curSender)
