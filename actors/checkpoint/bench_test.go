@@ -53,7 +53,7 @@ meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
 			Dump float64 `json:"dump_s"`
 			Load float64 `json:"load_s"`
 		}
-		if err := callKernel(ctx2m(b), r.svc.opts.Runner, k, "raw_dump", map[string]any{"variables": vars, "path": r.svc.tmp + "/raw.dill"}, &raw); err != nil {
+		if err := callKernel(ctx2m(b), r.st, k, "raw_dump", map[string]any{"variables": vars, "path": r.files.TempDir() + "/raw.dill"}, &raw); err != nil {
 			b.Fatal(err)
 		}
 		rawDump += time.Duration(raw.Dump * float64(time.Second))

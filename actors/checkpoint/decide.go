@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -26,6 +27,7 @@ type Command interface{ isCommand() }
 // Save asks to start saving.
 type Save struct {
 	Name      string
+	Variables []string
 	Overwrite bool
 	OnDisk    bool
 }
@@ -61,6 +63,11 @@ func Decide(s State, c Command) ([]events.Draft, error) {
 	case Save:
 		if err := ValidName(c.Name); err != nil {
 			return nil, err
+		}
+		for _, v := range c.Variables {
+			if !isIdentifier(v) {
+				return nil, fmt.Errorf("variable %q is not a Python identifier: give names of the kernel's globals", v)
+			}
 		}
 		if _, known := s.Checkpoints[c.Name]; (known || c.OnDisk) && !c.Overwrite {
 			return nil, fmt.Errorf("%w: checkpoint %q already exists: pass overwrite=true to replace it, or choose another name", ErrExists, c.Name)
@@ -100,4 +107,39 @@ func Decide(s State, c Command) ([]events.Draft, error) {
 		return []events.Draft{{Stream: events.CheckpointStream(name), Kernel: c.Kernel, Payload: c.Payload}}, nil
 	}
 	return nil, fmt.Errorf("checkpoint: unknown command %T", c)
+}
+
+// DecidePolicy applies a load's package policy to what the kernel lacks
+// (missing: name==version) or has at another version (mismatched:
+// "name: ..."): refuse names the reason, install lists the requirements
+// to pip-install first. recorded are the versions recorded at save time.
+func DecidePolicy(p Policy, missing, mismatched []string, recorded map[string]string) (refuse string, install []string) {
+	if len(missing)+len(mismatched) == 0 {
+		return "", nil
+	}
+	switch p {
+	case PolicyRefuse:
+		return fmt.Sprintf("policy refuse: the kernel's packages differ (missing %v, mismatched %v)", missing, mismatched), nil
+	case PolicyInstall:
+		install = append(install, missing...)
+		for _, m := range mismatched {
+			dist, _, _ := strings.Cut(m, ":")
+			install = append(install, dist+"=="+recorded[dist])
+		}
+		return "", install
+	}
+	return "", nil
+}
+
+func isIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		ok := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127 || i > 0 && r >= '0' && r <= '9'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

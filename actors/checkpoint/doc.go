@@ -2,40 +2,58 @@
 // it, and restores it into a kernel — the same one, or a fresh one after the
 // server and the kernel were lost (the Friday→Monday gap).
 //
+// It is a protoactor actor, the single writer of the checkpoint streams
+// (checkpoint/<name>: CheckpointSaved, CheckpointLoaded, CheckpointRejected,
+// CheckpointDeleted). Callers talk to it through Client. State is its own
+// fold of those streams; Decide validates a command against it; actor.go
+// runs the work — which waits seconds to minutes on a kernel — in goroutines
+// it owns, and records the outcome when they report back. Commands on one
+// name are serialized (a second one gets ErrBusy); different names run in
+// parallel. The file format, signatures, encryption and file I/O live in
+// infra/checkpointfile, behind Files.
+//
 // Contract:
 //
 //  1. Save has the kernel dill-serialize its variables one by one into a
-//     temp file under <dir>/tmp (one pickler, so aliased objects stay
+//     temp file Files gives it (one pickler, so aliased objects stay
 //     aliased; a variable that fails is cut off and reported, the rest are
 //     kept). Modules, open files, sockets, generators and IPython's history
 //     are left out with a reason. Package versions come from the kernel's
 //     own environment (importlib.metadata), not the server's.
-//  2. The server then streams the file through HMAC-SHA256 (and, with
-//     Options.Encrypt, AES-256-GCM in 1 MiB chunks) — never whole in
-//     memory — adds the signed metadata and footer, fsyncs, renames it to
-//     <name>.ckpt and fsyncs the directory. The rename is the commit point:
-//     a crash before it leaves only a temp file (removed at the next Open)
-//     and the previous checkpoint of that name intact.
-//  3. Load verifies the whole file, streamed, with a constant-time compare,
-//     while copying the payload to a 0600 temp file. Only when the
-//     signature holds is the kernel told to read it. A refusal (flipped
-//     byte, truncation, unknown or rotated-away key, newer format) is a
-//     RejectError (errors.Is ErrRejected), a CheckpointRejected event and
-//     one more SignatureFailures; the kernel runs nothing.
+//  2. Files then streams the file through HMAC-SHA256 (and, when the store
+//     encrypts, AES-256-GCM in 1 MiB chunks) — never whole in memory — adds
+//     the signed metadata and footer, fsyncs, renames it to <name>.ckpt and
+//     fsyncs the directory. The rename is the commit point: a crash before it
+//     leaves only a temp file and the previous checkpoint of that name intact.
+//     The actor then records CheckpointSaved.
+//  3. Load has Files verify the whole file, streamed, with a constant-time
+//     compare. Only when the signature holds is the kernel told to read it.
+//     A refusal (flipped byte, truncation, unknown or rotated-away key, newer
+//     format) is a RejectError (errors.Is ErrRejected), a CheckpointRejected
+//     event and one more Stats.SignatureFailures; the kernel runs nothing.
 //  4. The kernel compares the recorded package versions with its own;
 //     Policy warn restores and reports, refuse restores nothing, install
 //     runs pip in the kernel's environment and reports each result. The
 //     kernel then loads every variable and updates its globals only when
 //     all of them loaded.
+//  5. The Observer is told every save's and load's wall time (and a saved
+//     file's size): infra/metrics turns them into the
+//     checkpoint_save_duration_seconds, checkpoint_load_duration_seconds and
+//     checkpoint_size_bytes histograms. A refused file is a load attempt.
 //
-// Keys live in a Keyring (its own 0700 directory, never under Dir): the
-// current key signs, every key kept verifies, and each file names its key.
+// Recovery: on every start the actor folds its own streams
+// (Log.ReadStreams("checkpoint/", 0): a few events per name, never the rest
+// of the log), then scans the files off the mailbox: a committed file the
+// log does not record (a crash between the rename and the append) is
+// verified and recorded, a recorded name whose file is gone is recorded
+// deleted. A crashed incarnation hands the report it was recording to the
+// next one, which records it once (its scan then sees it recorded).
 //
 // Usage:
 //
-//	keys, _ := checkpoint.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpoint.SecretEnv))
-//	svc, _ := checkpoint.Open(ctx, checkpoint.Options{Dir: dataDir + "/checkpoints", Keys: keys,
-//		Runner: checkpoint.SystemRunner{System: sys, Queue: q, Log: log}, Log: log, Scanner: log})
-//	meta, err := svc.Save(ctx, checkpoint.SaveRequest{Name: "friday", KernelID: k})
-//	res, err := svc.Load(ctx, checkpoint.LoadRequest{Name: "friday", KernelID: k2})
+//	keys, _ := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
+//	files, _ := checkpointfile.Open(dataDir+"/checkpoints", keys, encrypt)
+//	c, _ := checkpoint.Open(ctx, checkpoint.Config{System: sys.Actors(), Files: files, Runner: runner, Log: log, Observer: obs})
+//	meta, err := c.Save(ctx, checkpoint.SaveRequest{Name: "friday", KernelID: k})
+//	res, err := c.Load(ctx, checkpoint.LoadRequest{Name: "friday", KernelID: k2})
 package checkpoint

@@ -6,30 +6,101 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 type rig struct {
-	t   testing.TB
-	st  *testkit.Stack
-	svc *Service
+	t     testing.TB
+	st    *testkit.Stack
+	svc   *Client
+	files *checkpointfile.Store
+	obs   *observed
+}
+
+// observed records what the actor tells its Observer.
+type observed struct {
+	mu          sync.Mutex
+	saves       []int64 // file sizes
+	loads       []string
+	saveSeconds float64
+}
+
+func (o *observed) SaveObserved(d time.Duration, size int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.saves = append(o.saves, size)
+	o.saveSeconds += d.Seconds()
+}
+
+func (o *observed) LoadObserved(_ time.Duration, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.loads = append(o.loads, outcome)
+}
+
+// rigConfig is what a test may change in the rig.
+type rigConfig struct {
+	encrypt      bool
+	runner       Runner
+	observer     Observer
+	beforeAppend func([]events.Draft)
 }
 
 func newRig(t testing.TB, st *testkit.Stack, encrypt bool) *rig {
 	t.Helper()
-	keys, err := OpenKeyring(filepath.Join(st.DataDir, "checkpoint-keys"), "")
+	return newRigWith(t, st, rigConfig{encrypt: encrypt})
+}
+
+// newRigWith opens the keyring, the file store and the actor on the stack's
+// actor system, as the server does.
+func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
+	t.Helper()
+	keys, err := checkpointfile.OpenKeyring(filepath.Join(st.DataDir, "checkpoint-keys"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := Open(context.Background(), Options{Dir: filepath.Join(st.DataDir, "checkpoints"), Keys: keys,
-		Runner: SystemRunner{System: st.System, Queue: st.Queue, Log: st.Log}, Log: st.Log, Scanner: st.Log, Encrypt: encrypt})
+	files, err := checkpointfile.Open(filepath.Join(st.DataDir, "checkpoints"), keys, rc.encrypt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, st: st, svc: svc}
+	r := &rig{t: t, st: st, files: files, obs: &observed{}}
+	if rc.runner == nil {
+		rc.runner = st
+	}
+	if rc.observer == nil {
+		rc.observer = r.obs
+	}
+	r.svc, err = Open(context.Background(), Config{System: st.System.Actors(), Files: files, Runner: rc.runner, Log: st.Log,
+		Observer: rc.observer, BeforeAppend: rc.beforeAppend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.svc.Close(context.Background()) })
+	return r
+}
+
+func (r *rig) state() State {
+	r.t.Helper()
+	s, err := r.svc.State(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s
+}
+
+func (r *rig) sigFailures() uint64 {
+	r.t.Helper()
+	s, err := r.svc.Stats(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s.SignatureFailures
 }
 
 func (r *rig) kernel() string {
@@ -47,7 +118,7 @@ func (r *rig) run(kernelID, code string) string {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	out, err := SystemRunner{System: r.st.System, Queue: r.st.Queue, Log: r.st.Log}.Run(ctx, kernelID, code)
+	out, err := r.st.Run(ctx, kernelID, code)
 	if err != nil {
 		r.t.Fatalf("run %q: %v\n%s", code, err, out)
 	}
@@ -126,8 +197,8 @@ func TestFridayMonday(t *testing.T) {
 			}
 			st.Restart()
 			r = newRig(t, st, encrypt)
-			if _, ok := r.svc.State().Checkpoints["friday"]; !ok {
-				t.Fatalf("state after restart lacks friday: %+v", r.svc.State())
+			if _, ok := r.state().Checkpoints["friday"]; !ok {
+				t.Fatalf("state after restart lacks friday: %+v", r.state())
 			}
 			k2 := r.kernel()
 			res, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "friday", KernelID: k2})
@@ -143,14 +214,14 @@ func TestFridayMonday(t *testing.T) {
 			if strings.Contains(strings.Join(res.Restored, ","), "gen") {
 				t.Fatalf("restored a skipped name: %v", res.Restored)
 			}
-			list, err := r.svc.List()
+			list, err := r.svc.List(context.Background())
 			if err != nil || len(list) != 1 || list[0].Name != "friday" {
 				t.Fatalf("list: %+v %v", list, err)
 			}
 			if err := r.svc.Delete(context.Background(), "friday"); err != nil {
 				t.Fatal(err)
 			}
-			if list, _ := r.svc.List(); len(list) != 0 {
+			if list, _ := r.svc.List(context.Background()); len(list) != 0 {
 				t.Fatalf("listed after delete: %+v", list)
 			}
 			if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "friday", KernelID: k2}); !errors.Is(err, ErrNotFound) {
@@ -172,15 +243,16 @@ func TestTamperRefused(t *testing.T) {
 	if _, err := r.svc.Save(ctx2m(t), SaveRequest{Name: "good", KernelID: k}); err != nil {
 		t.Fatal(err)
 	}
-	good, err := os.ReadFile(r.svc.path("good"))
+	good, err := os.ReadFile(r.files.Path("good"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.run(k, "sentinel = 'before'\nx = 1")
 	before := r.run(k, namesCode)
-	_, hlen, _ := ParseHeader(good)
+	_, hlen, _ := checkpointfile.ParseHeader(good)
+	const footerSize = 48 // meta length u32, payload length u64, "CKPT", HMAC-SHA256
 
-	other, err := OpenKeyring(t.TempDir(), "")
+	other, err := checkpointfile.OpenKeyring(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,30 +274,30 @@ func TestTamperRefused(t *testing.T) {
 			return resign(t, b, other.Current())
 		}, nil},
 		{"wrong-secret-same-id", "signature mismatch", func(b []byte) []byte {
-			h, _, _ := ParseHeader(b)
-			return resign(t, b, Key{ID: h.KeyID, Secret: []byte("an attacker's guess of the secret!!")})
+			h, _, _ := checkpointfile.ParseHeader(b)
+			return resign(t, b, checkpointfile.Key{ID: h.KeyID, Secret: []byte("an attacker's guess of the secret!!")})
 		}, nil},
 	}
 	for i, c := range cases {
 		b := c.damage(append([]byte(nil), good...))
 		name := "bad-" + c.name
-		if err := os.WriteFile(r.svc.path(name), b, 0o600); err != nil {
+		if err := os.WriteFile(r.files.Path(name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, err := r.svc.Load(ctx2m(t), LoadRequest{Name: name, KernelID: k})
 		if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), c.reason) {
 			t.Errorf("%s: got %v, want a rejection with %q", c.name, err, c.reason)
 		}
-		if got := r.svc.SignatureFailures(); got != uint64(i+1) {
+		if got := r.sigFailures(); got != uint64(i+1) {
 			t.Errorf("%s: signature failures = %d, want %d", c.name, got, i+1)
 		}
 	}
 	// A rotated-away key: good was signed with the first key; rotate and forget it.
-	old := r.svc.opts.Keys.Current().ID
-	if _, err := r.svc.opts.Keys.Rotate(); err != nil {
+	old := r.files.Keys().Current().ID
+	if _, err := r.files.Keys().Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.svc.opts.Keys.Forget(old); err != nil {
+	if err := r.files.Keys().Forget(old); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "good", KernelID: k}); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "rotated away") {
@@ -234,29 +306,25 @@ func TestTamperRefused(t *testing.T) {
 	if after := r.run(k, namesCode); after != before {
 		t.Fatalf("kernel touched by refused loads:\nbefore %s\nafter  %s", before, after)
 	}
-	if ents, _ := os.ReadDir(r.svc.tmp); len(ents) != 0 {
+	if ents, _ := os.ReadDir(r.files.TempDir()); len(ents) != 0 {
 		t.Fatalf("temp files left: %v", ents)
 	}
-	rejected := 0
-	for _, c := range r.svc.State().Checkpoints {
-		rejected += c.Rejects
+	if got := r.state().Checkpoints["good"].Rejects; got != 1 {
+		t.Fatalf("rejections of good in the state: %d, want 1 (the rotated-away key)", got)
 	}
-	_ = rejected // rejections of names never saved are events without a state entry
 }
 
 // resign rewrites b's key id and signature with k, as a forger with k would.
-func resign(t testing.TB, b []byte, k Key) []byte {
+func resign(t testing.TB, b []byte, k checkpointfile.Key) []byte {
 	t.Helper()
-	h, hlen, err := ParseHeader(b)
+	h, hlen, err := checkpointfile.ParseHeader(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.KeyID = k.ID
 	nh := h.Encode()
 	body := append(nh, b[hlen:len(b)-sha256Size]...)
-	m := k.newMAC()
-	m.Write(body)
-	return m.Sum(body)
+	return checkpointfile.Sign(k, body)
 }
 
 const sha256Size = 32
@@ -272,7 +340,7 @@ func TestRotationAndNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.opts.Keys.Rotate(); err != nil {
+	if _, err := r.files.Keys().Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	m2, err := r.svc.Save(ctx2m(t), SaveRequest{Name: "two", KernelID: k, Variables: []string{"v", "nope"}})
@@ -338,22 +406,31 @@ func TestCrashMidSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.run(k, "v = 'second'")
-	real := r.svc.opts.Runner
-	r.svc.opts.Runner = failAfter{real}
-	if _, err := r.svc.Save(ctx2m(t), SaveRequest{Name: "keep", KernelID: k, Overwrite: true}); err == nil {
-		t.Fatal("injected failure not reported")
-	}
-	r.svc.opts.Runner = real
-	// A crash leaves a temp file: simulate one.
-	if err := os.WriteFile(filepath.Join(r.svc.tmp, "keep.123.part"), []byte("MCPJCKPT partial"), 0o600); err != nil {
+	// NB: one actor at a time writes the checkpoint streams.
+	if err := r.svc.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := r.svc.List()
+	failing := newRigWith(t, st, rigConfig{runner: failAfter{st}})
+	if _, err := failing.svc.Save(ctx2m(t), SaveRequest{Name: "keep", KernelID: k, Overwrite: true}); err == nil {
+		t.Fatal("injected failure not reported")
+	}
+	if got := failing.obs.saves; len(got) != 1 || got[0] != 0 {
+		t.Fatalf("observed saves %v, want one failed save (size 0)", got)
+	}
+	r = failing
+	// A crash leaves a temp file: simulate one.
+	if err := os.WriteFile(filepath.Join(r.files.TempDir(), "keep.123.part"), []byte("MCPJCKPT partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := r.svc.List(context.Background())
 	if len(list) != 1 || list[0].Name != "keep" {
 		t.Fatalf("list: %+v", list)
 	}
+	if err := r.svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	r = newRig(t, st, false)
-	if ents, _ := os.ReadDir(r.svc.tmp); len(ents) != 0 {
+	if ents, _ := os.ReadDir(r.files.TempDir()); len(ents) != 0 {
 		t.Fatalf("stale temp files survive a restart: %v", ents)
 	}
 	if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "keep", KernelID: k}); err != nil {

@@ -9,6 +9,7 @@ type Entry struct {
 	Name     string
 	KernelID string
 	KeyID    string
+	SHA256   string // of the payload, as the file's metadata says
 	Size     int64
 	SavedSeq uint64
 	Loads    int
@@ -26,7 +27,7 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.CheckpointSaved:
 		m := clone(s.Checkpoints)
-		m[p.Name] = Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, Size: p.Size, SavedSeq: e.Seq}
+		m[p.Name] = Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, SHA256: p.SHA256, Size: p.Size, SavedSeq: e.Seq}
 		s.Checkpoints = m
 	case events.CheckpointLoaded:
 		if c, ok := s.Checkpoints[p.Name]; ok {

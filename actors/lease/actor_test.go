@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/mcp-jupyter/mcp-jupyter/actors/lease"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/assetstore"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/leases"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -35,13 +36,26 @@ type env struct {
 	dir   string
 	log   *eventlog.Log
 	files *assetstore.Store
-	model *leases.Model
 	clock *clock
-	a     *lease.Actor
+	a     *lease.Client
 }
 
-// openEnv opens a log, a store, a model rebuilt from the log, and the actor.
+// newSystem returns an actor system for one test (the server has one per
+// process).
+func newSystem(t testing.TB) *actor.ActorSystem {
+	t.Helper()
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	return sys
+}
+
+// openEnv opens a log, a store and the actor, which recovers from the log.
 func openEnv(t testing.TB, dir string, c *clock, files lease.Files) *env {
+	t.Helper()
+	return openEnvHook(t, dir, c, files, nil)
+}
+
+func openEnvHook(t testing.TB, dir string, c *clock, files lease.Files, hook func([]events.Draft)) *env {
 	t.Helper()
 	l := testkit.OpenLog(t, filepath.Join(dir, "events"))
 	st, err := assetstore.Open(filepath.Join(dir, "assets"))
@@ -51,15 +65,23 @@ func openEnv(t testing.TB, dir string, c *clock, files lease.Files) *env {
 	if files == nil {
 		files = st
 	}
-	m := leases.New()
-	if err := l.Read(context.Background(), 0, l.Last(), m.Apply); err != nil {
-		t.Fatal(err)
-	}
-	a, err := lease.Open(context.Background(), lease.Config{Log: l, Files: files, Model: m, TTL: time.Hour, Now: c.Now})
+	a, err := lease.Open(context.Background(), lease.Config{System: newSystem(t), Log: l, Files: files, TTL: time.Hour, Now: c.Now,
+		BeforeAppend: hook, GCBatch: 300, Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{dir: dir, log: l, files: st, model: m, clock: c, a: a}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	return &env{dir: dir, log: l, files: st, clock: c, a: a}
+}
+
+// asset asks the actor for its view of sum.
+func (e *env) asset(t testing.TB, sum string) (lease.Asset, bool) {
+	t.Helper()
+	a, ok, err := e.a.Asset(context.Background(), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, ok
 }
 
 func (e *env) types(t testing.TB) []string {
@@ -84,15 +106,9 @@ func TestPutReadCollect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, ok := e.model.Get(sum)
+	a, ok := e.asset(t, sum)
 	if !ok || a.MIME != "text/html" || a.Size != 9 || a.Origins[0] != o || !a.Leases["execution/x1"].Equal(e.clock.Now().Add(time.Hour)) {
 		t.Fatalf("asset after put: %+v", a)
-	}
-	if got := e.model.List(leases.Filter{ExecutionID: "x1"}); len(got) != 1 || got[0].SHA256 != sum {
-		t.Fatalf("list by execution: %+v", got)
-	}
-	if got := e.model.List(leases.Filter{KernelID: "other"}); len(got) != 0 {
-		t.Fatalf("list other kernel: %+v", got)
 	}
 	e.clock.Advance(50 * time.Minute)
 	data, mime, err := e.a.Get(ctx, sum) // renews: holder "read" until now+1h
@@ -126,7 +142,7 @@ func TestPutReadCollect(t *testing.T) {
 	if _, err := e.a.Put(ctx, []byte("<b>hi</b>"), "text/html", o); err != nil {
 		t.Fatal(err)
 	}
-	if !e.model.Stored(sum) {
+	if a, _ := e.asset(t, sum); !a.Stored() {
 		t.Fatal("re-stored asset not stored")
 	}
 	if _, err := e.files.ReadAll(sum); err != nil {
@@ -183,6 +199,9 @@ func TestCrashDuringGC(t *testing.T) {
 	}
 	// A put whose append never happened: the file exists, the log has no record.
 	orphan, _, _ := st.Put([]byte("orphan"))
+	if err := e.a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.log.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -193,18 +212,30 @@ func TestCrashDuringGC(t *testing.T) {
 	if _, err := st.ReadAll(kept); err != nil {
 		t.Fatalf("leased file missing after recovery: %v", err)
 	}
-	if !e2.model.Stored(orphan) {
+	if a, _ := e2.asset(t, orphan); !a.Stored() {
 		t.Fatal("orphan file not adopted")
 	}
 	assertLogMatchesFiles(t, e2)
 }
 
-// assertLogMatchesFiles: every asset the log says exists has its file.
+// assertLogMatchesFiles: every asset the log says exists has its file, and
+// every file is an asset the log says exists.
 func assertLogMatchesFiles(t testing.TB, e *env) {
 	t.Helper()
-	for _, a := range e.model.List(leases.Filter{}) {
-		if _, err := os.Stat(filepath.Join(e.files.Dir(), a.SHA256)); err != nil {
-			t.Errorf("log says %s exists: %v", a.SHA256, err)
+	st := lease.NewState()
+	if err := e.log.ReadStreams(context.Background(), lease.StreamPrefix, 0, func(ev events.Event) error {
+		st = lease.Apply(st, ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for sum, a := range st.Assets {
+		_, err := os.Stat(filepath.Join(e.files.Dir(), sum))
+		if a.Stored() && err != nil {
+			t.Errorf("log says %s exists: %v", sum, err)
+		}
+		if !a.Stored() && err == nil {
+			t.Errorf("log says %s was collected, its file is still there", sum)
 		}
 	}
 }

@@ -3,10 +3,10 @@ package lease
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/leases"
 )
 
 // Holders of leases. NB: recorded in the log; must not change.
@@ -19,9 +19,6 @@ const (
 
 // ErrNotFound: the asset was never stored, or has been collected.
 var ErrNotFound = errors.New("lease: asset not found")
-
-// Origin says what produced an asset.
-type Origin = leases.Origin
 
 // Holder is who a producer's lease is granted to: the execution, else the
 // kernel, else "server".
@@ -39,38 +36,82 @@ func Holder(o Origin) string {
 // appends nothing (a burst of reads of one asset is one event, not many).
 const renewSlack = 64
 
-// DecideStore returns the events for storing an asset of size bytes.
-func DecideStore(a leases.Asset, known bool, sum, mime string, size int64, o Origin, now time.Time, ttl time.Duration) []events.Draft {
+// Commands Decide answers. The shell adds the clock (now) and the TTL.
+type (
+	// Store records bytes already durable in the file store.
+	Store struct {
+		SHA256, MIME string
+		Size         int64
+		Origin       Origin
+	}
+	// Renew renews Holder's lease on SHA256.
+	Renew struct{ SHA256, Holder string }
+	// Adopt records a file found on disk that no event names.
+	Adopt struct {
+		SHA256, MIME string
+		Size         int64
+	}
+	// Collect expires what ran out and collects what no lease holds, among
+	// Sums (the GC's candidates for this batch).
+	Collect struct{ Sums []string }
+)
+
+// Command is one of Store, Renew, Adopt, Collect.
+type Command interface{ isCommand() }
+
+func (Store) isCommand()   {}
+func (Renew) isCommand()   {}
+func (Adopt) isCommand()   {}
+func (Collect) isCommand() {}
+
+// Decide validates c against s at now and returns the events it produces,
+// or a typed error (ErrNotFound). It has no side effects.
+func Decide(s State, c Command, now time.Time, ttl time.Duration) ([]events.Draft, error) {
+	switch c := c.(type) {
+	case Store:
+		return decideStore(s.Assets[c.SHA256], c, now, ttl), nil
+	case Renew:
+		return decideRenew(s.Assets[c.SHA256], c.SHA256, c.Holder, now, ttl)
+	case Adopt:
+		if s.Assets[c.SHA256].Stored() {
+			return nil, nil
+		}
+		stream := events.AssetStream(c.SHA256)
+		return []events.Draft{
+			{Stream: stream, Payload: events.AssetStored{SHA256: c.SHA256, MIME: c.MIME, Size: c.Size}},
+			{Stream: stream, Payload: events.LeaseGranted{SHA256: c.SHA256, Holder: HolderAdopted, ExpiresAt: now.Add(ttl)}},
+		}, nil
+	case Collect:
+		ds, _ := decideCollect(s, c.Sums, now)
+		return ds, nil
+	}
+	return nil, fmt.Errorf("lease: unknown command %T", c)
+}
+
+func decideStore(a *Asset, c Store, now time.Time, ttl time.Duration) []events.Draft {
 	var ds []events.Draft
-	stream := events.AssetStream(sum)
-	if !known || a.Collected || a.MIME != mime || !containsOrigin(a.Origins, o) {
+	o := c.Origin
+	stream := events.AssetStream(c.SHA256)
+	known := a != nil
+	if !known || a.Collected || a.MIME != c.MIME || !slices.Contains(a.Origins, o) {
 		ds = append(ds, events.Draft{Stream: stream, Kernel: o.KernelID, Payload: events.AssetStored{
-			SHA256: sum, MIME: mime, Size: size, KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex}})
+			SHA256: c.SHA256, MIME: c.MIME, Size: c.Size, KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex}})
 	}
 	holder := Holder(o)
 	exp := now.Add(ttl)
-	if cur, ok := a.Leases[holder]; ok && known && !a.Collected {
-		if exp.Sub(cur) >= ttl/renewSlack {
-			ds = append(ds, events.Draft{Stream: stream, Kernel: o.KernelID, Payload: events.LeaseRenewed{SHA256: sum, Holder: holder, ExpiresAt: exp}})
-		}
-		return ds
-	}
-	return append(ds, events.Draft{Stream: stream, Kernel: o.KernelID, Payload: events.LeaseGranted{SHA256: sum, Holder: holder, ExpiresAt: exp}})
-}
-
-func containsOrigin(os []Origin, o Origin) bool {
-	for _, x := range os {
-		if x == o {
-			return true
+	if known && !a.Collected {
+		if cur, ok := a.Leases[holder]; ok {
+			if exp.Sub(cur) >= ttl/renewSlack {
+				ds = append(ds, events.Draft{Stream: stream, Kernel: o.KernelID, Payload: events.LeaseRenewed{SHA256: c.SHA256, Holder: holder, ExpiresAt: exp}})
+			}
+			return ds
 		}
 	}
-	return false
+	return append(ds, events.Draft{Stream: stream, Kernel: o.KernelID, Payload: events.LeaseGranted{SHA256: c.SHA256, Holder: holder, ExpiresAt: exp}})
 }
 
-// DecideRenew returns the events for renewing holder's lease on the asset
-// (none when the lease already runs almost a full TTL).
-func DecideRenew(a leases.Asset, known bool, sum, holder string, now time.Time, ttl time.Duration) ([]events.Draft, error) {
-	if !known || a.Collected || a.StoredSeq == 0 {
+func decideRenew(a *Asset, sum, holder string, now time.Time, ttl time.Duration) ([]events.Draft, error) {
+	if !a.Stored() {
 		return nil, fmt.Errorf("asset %s: %w (never stored, or collected after its leases expired)", sum, ErrNotFound)
 	}
 	exp := now.Add(ttl)
@@ -85,26 +126,39 @@ func DecideRenew(a leases.Asset, known bool, sum, holder string, now time.Time, 
 	return []events.Draft{{Stream: stream, Payload: events.LeaseGranted{SHA256: sum, Holder: holder, ExpiresAt: exp}}}, nil
 }
 
-// DecideCollect returns, for each asset, LeaseExpired for every holder whose
-// lease ran out by now and, when no lease is left live, AssetCollected; and
-// the sums to delete once those events are durable.
-func DecideCollect(as []leases.Asset, now time.Time) (ds []events.Draft, collect []string) {
-	for _, a := range as {
-		if a.Collected || a.StoredSeq == 0 {
+// decideCollect returns, for each of sums, LeaseExpired for every holder
+// whose lease ran out by now and, when no lease is left live,
+// AssetCollected; and the sums to delete once those events are durable.
+func decideCollect(s State, sums []string, now time.Time) (ds []events.Draft, collect []string) {
+	for _, sum := range sums {
+		a := s.Assets[sum]
+		if !a.Stored() {
 			continue
 		}
-		stream := events.AssetStream(a.SHA256)
+		stream := events.AssetStream(sum)
 		for _, h := range sortedHolders(a.Leases) {
 			if !a.Leases[h].After(now) {
-				ds = append(ds, events.Draft{Stream: stream, Payload: events.LeaseExpired{SHA256: a.SHA256, Holder: h}})
+				ds = append(ds, events.Draft{Stream: stream, Payload: events.LeaseExpired{SHA256: sum, Holder: h}})
 			}
 		}
 		if !a.LiveAt(now) {
-			ds = append(ds, events.Draft{Stream: stream, Payload: events.AssetCollected{SHA256: a.SHA256, Size: a.Size, DecidedAt: now}})
-			collect = append(collect, a.SHA256)
+			ds = append(ds, events.Draft{Stream: stream, Payload: events.AssetCollected{SHA256: sum, Size: a.Size, DecidedAt: now}})
+			collect = append(collect, sum)
 		}
 	}
 	return ds, collect
+}
+
+// collectedSums lists the sums a batch of Collect events collects (the files
+// to delete once the events are durable).
+func collectedSums(ds []events.Draft) []string {
+	var out []string
+	for _, d := range ds {
+		if p, ok := d.Payload.(events.AssetCollected); ok {
+			out = append(out, p.SHA256)
+		}
+	}
+	return out
 }
 
 func sortedHolders(m map[string]time.Time) []string {
@@ -112,11 +166,6 @@ func sortedHolders(m map[string]time.Time) []string {
 	for h := range m {
 		hs = append(hs, h)
 	}
-	// NB: a stable order, so one decision always yields the same events.
-	for i := 1; i < len(hs); i++ {
-		for j := i; j > 0 && hs[j] < hs[j-1]; j-- {
-			hs[j], hs[j-1] = hs[j-1], hs[j]
-		}
-	}
+	slices.Sort(hs) // NB: a stable order, so one decision always yields the same events
 	return hs
 }

@@ -24,7 +24,7 @@ type live struct {
 	runner  *projections.Runner
 	leases  *leases.Model
 	backlog *backlog.Model
-	lease   *lease.Actor
+	lease   *lease.Client
 	hub     *ws.Hub
 
 	gcCancel context.CancelFunc
@@ -50,7 +50,7 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	}
 	files, err := assetstore.Open(filepath.Join(c.cfg.DataDir, "assets"))
 	if err == nil {
-		lv.lease, err = lease.Open(ctx, lease.Config{Log: c.log, Files: files, Model: lv.leases, TTL: c.cfg.AssetTTL, Logger: lg})
+		lv.lease, err = lease.Open(ctx, lease.Config{System: c.sys.Actors(), Log: c.log, Files: files, TTL: c.cfg.AssetTTL, Logger: c.logger})
 	}
 	if err != nil {
 		_ = lv.runner.Close(context.Background())
@@ -78,6 +78,13 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	return lv, nil
 }
 
+// assets is the MCP edge's view of the assets.
+func (lv *live) assets(c *core) leaseAssets {
+	return leaseAssets{a: lv.lease, leases: lv.leases, caughtUp: func(ctx context.Context) error {
+		return lv.runner.WaitFor(ctx, c.log.Last())
+	}}
+}
+
 // mount adds GET /ws and GET /assets/<sha256>, behind the same guard as /mcp
 // (the token may also come as ?token= for browsers).
 func (lv *live) mount(mux *http.ServeMux, g mcpserver.Guard) {
@@ -86,7 +93,8 @@ func (lv *live) mount(mux *http.ServeMux, g mcpserver.Guard) {
 	mux.Handle("/assets/", g.Wrap(assetstore.Handler("/assets/", lv.lease)))
 }
 
-// closeEdges stops the WebSocket clients and the GC.
+// closeEdges stops the WebSocket clients, the GC and the lease actor (it
+// saves its snapshot).
 func (lv *live) closeEdges(ctx context.Context) error {
 	var err error
 	if lv.hub != nil {
@@ -96,6 +104,11 @@ func (lv *live) closeEdges(ctx context.Context) error {
 		lv.gcCancel()
 		<-lv.gcDone
 	}
+	if lv.lease != nil {
+		if cerr := lv.lease.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }
 
@@ -104,8 +117,15 @@ func (lv *live) closeModels(ctx context.Context) error {
 	return lv.runner.Close(ctx)
 }
 
-// leaseAssets lets the MCP edge store and read through the lease actor.
-type leaseAssets struct{ a *lease.Actor }
+// leaseAssets lets the MCP edge store and read through the lease actor;
+// list_assets answers from the leases read model.
+type leaseAssets struct {
+	a      *lease.Client
+	leases *leases.Model
+	// caughtUp waits until the read model holds every event appended so
+	// far (read-your-writes: a Put that returned is listed).
+	caughtUp func(context.Context) error
+}
 
 func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpserver.AssetOrigin) (string, error) {
 	return l.a.Put(ctx, data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
@@ -115,9 +135,12 @@ func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error
 	return l.a.Get(ctx, sum)
 }
 
-func (l leaseAssets) ListAssets(_ context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {
+func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {
+	if err := l.caughtUp(ctx); err != nil {
+		return nil, fmt.Errorf("wait for the assets read model: %w", err)
+	}
 	var out []mcpserver.AssetInfo
-	for _, a := range l.a.Model().List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
+	for _, a := range l.leases.List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}
 		for _, o := range a.Origins {

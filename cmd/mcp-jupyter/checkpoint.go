@@ -8,23 +8,33 @@ import (
 	"strings"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
-// openCheckpoints builds the checkpoint service. The key lives in
-// <data dir>/checkpoint-keys, beside (never inside) <data dir>/checkpoints,
-// which is the only directory kernels are pointed at.
+// openCheckpoints spawns the checkpoint actor on the process's actor
+// system, its files in infra/checkpointfile and its figures fed to the
+// live metrics. The key lives in <data dir>/checkpoint-keys, beside (never
+// inside) <data dir>/checkpoints, which is the only directory kernels are
+// pointed at.
 func (c *core) openCheckpoints(ctx context.Context) error {
-	keys, err := checkpoint.OpenKeyring(filepath.Join(c.cfg.DataDir, "checkpoint-keys"), os.Getenv(checkpoint.SecretEnv))
+	keys, err := checkpointfile.OpenKeyring(filepath.Join(c.cfg.DataDir, "checkpoint-keys"), os.Getenv(checkpointfile.SecretEnv))
 	if err != nil {
 		return fmt.Errorf("open checkpoint keyring: %w", err)
 	}
-	c.ckpt, err = checkpoint.Open(ctx, checkpoint.Options{Dir: filepath.Join(c.cfg.DataDir, "checkpoints"), Keys: keys,
-		Runner: checkpoint.SystemRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log, Scanner: c.log,
-		Encrypt: c.cfg.CheckpointEncrypt, Logger: c.logger.With("component", "checkpoint")})
+	files, err := checkpointfile.Open(filepath.Join(c.cfg.DataDir, "checkpoints"), keys, c.cfg.CheckpointEncrypt)
+	if err != nil {
+		return fmt.Errorf("open checkpoint files: %w", err)
+	}
+	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
+		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
+		Observer: c.metrics.Live.CheckpointObserver(), Logger: c.logger})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
+	c.mu.Lock()
+	c.ckpt = ck
+	c.mu.Unlock()
 	c.mcp.AddCheckpointTools(checkpointBackend{b: &backend{sys: c.sys, log: c.log, queue: c.queue, launcher: c.launcher}, svc: c.ckpt})
 	return nil
 }
@@ -32,7 +42,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 // checkpointBackend adapts actors/checkpoint to the MCP edge.
 type checkpointBackend struct {
 	b   *backend
-	svc *checkpoint.Service
+	svc *checkpoint.Client
 }
 
 var _ mcpserver.CheckpointBackend = checkpointBackend{}
@@ -96,7 +106,7 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 }
 
 func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
-	list, err := cb.svc.List()
+	list, err := cb.svc.List(ctx)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}

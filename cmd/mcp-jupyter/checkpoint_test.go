@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -138,5 +143,71 @@ func TestCheckpointToolsInProcess(t *testing.T) {
 	}
 	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": "aliases"}); !strings.Contains(text, "list_checkpoints") {
 		t.Fatalf("load of a deleted checkpoint: %s", text)
+	}
+}
+
+// TestCheckpointMetricsOnMetrics: /metrics of a server shows the checkpoint
+// figures moving with the work: one save (count and the file's size), one
+// load, one refused tampered load (a load attempt, and a signature
+// failure).
+func TestCheckpointMetricsOnMetrics(t *testing.T) {
+	c, connect := inProcess(t)
+	cl := connect()
+	mux := http.NewServeMux()
+	c.routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	scrape := func() string {
+		t.Helper()
+		code, body := get(t, srv.URL+pathMetrics)
+		if code != 200 {
+			t.Fatalf("/metrics: %d", code)
+		}
+		return body
+	}
+	k := startKernelTool(t, cl)
+	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "nums = list(range(5000))"})
+	if _, text := callTool(t, cl, "save_environment", map[string]any{"kernel": k, "name": "scraped"}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("save: %s", text)
+	}
+	fi, err := os.Stat(filepath.Join(c.cfg.DataDir, "checkpoints", "scraped.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": "scraped"}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("load: %s", text)
+	}
+	b, err := os.ReadFile(filepath.Join(c.cfg.DataDir, "checkpoints", "scraped.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(filepath.Join(c.cfg.DataDir, "checkpoints", "tampered.ckpt"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": "tampered"}); !strings.Contains(text, "signature mismatch") {
+		t.Fatalf("tampered load: %s", text)
+	}
+	body := scrape()
+	for _, want := range []string{
+		"checkpoint_save_duration_seconds_count 1",
+		"checkpoint_load_duration_seconds_count 2", // the load and the refused one
+		"checkpoint_size_bytes_count 1",
+		fmt.Sprintf("checkpoint_size_bytes_sum %d", fi.Size()),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// security_signature_failures_total is folded from the log: wait for it.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(body, "security_signature_failures_total 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed the refused load as a signature failure")
+		}
+		if err := c.runner.WaitFor(context.Background(), c.log.Last()); err != nil {
+			t.Fatal(err)
+		}
+		body = scrape()
 	}
 }

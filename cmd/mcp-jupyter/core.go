@@ -52,7 +52,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
-	ckpt     *checkpoint.Service
+	ckpt     *checkpoint.Client
 	nbs      *notebooks
 	live     *live
 	python   error // the kernel launcher's check; nil when usable
@@ -211,9 +211,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	back := &backend{sys: sys, log: l, queue: q, launcher: c.launcher}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
-		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{lv.lease},
+		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
-	srv.AddAssetTools(leaseAssets{lv.lease})
+	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
 	c.mu.Unlock()
@@ -308,6 +308,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.nbs != nil {
 		keep(c.nbs.close(ctx))
+	}
+	if c.ckpt != nil {
+		keep(c.ckpt.Close(ctx)) // waits for a save or load in progress
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))

@@ -69,8 +69,6 @@ func caughtUp(t testing.TB, c *core) {
 
 // TestMetricsAfterRealWork: a real core with a real kernel, driven over
 // MCP and /ws, scraped over HTTP: each figure moves by what the work did.
-// (checkpoint_save/load_duration_seconds are fed by the checkpoint actor;
-// their test is infra/metrics TestCheckpointDurations.)
 func TestMetricsAfterRealWork(t *testing.T) {
 	c, connect := inProcess(t)
 	cl := connect()
@@ -172,6 +170,8 @@ func TestMetricsAfterRealWork(t *testing.T) {
 		{"mcp_jupyter_execution_duration_seconds_count", finished["ok"] + 1},
 		{"mcp_jupyter_iopub_messages_total", float64(iopub)},
 		{"mcp_jupyter_checkpoints_saved_total", 1},
+		{"checkpoint_save_duration_seconds_count", 1},
+		{"checkpoint_load_duration_seconds_count", 2}, // the load and the refused tampered one
 		{"checkpoint_size_bytes_count", 1},
 		{"checkpoint_size_bytes_sum", float64(saved.Size)},
 		{"mcp_jupyter_checkpoints_loaded_total", 1},

@@ -29,13 +29,12 @@ var (
 	descCkLoaded    = prometheus.NewDesc("mcp_jupyter_checkpoints_loaded_total", "Checkpoints loaded into a kernel.", nil, nil)
 	descCkRejected  = prometheus.NewDesc("mcp_jupyter_checkpoints_rejected_total", "Checkpoints refused (verification or policy).", nil, nil)
 	descSigFails    = prometheus.NewDesc("security_signature_failures_total", "Checkpoints refused because their signature did not verify.", nil, nil)
-	descCkSize      = prometheus.NewDesc("checkpoint_size_bytes", "Size of the checkpoints saved.", nil, nil)
 	descMissing     = prometheus.NewDesc("missing_dependencies_count", "Packages missing in the kernel at the last checkpoint load, summed over kernels.", nil, nil)
 	descEvents      = prometheus.NewDesc("mcp_jupyter_metrics_events_folded_total", "Events the metrics projection has folded.", nil, nil)
 	descLastSeq     = prometheus.NewDesc("mcp_jupyter_metrics_last_seq", "Sequence of the last event the metrics reflect.", nil, nil)
 	projectionDescs = []*prometheus.Desc{descExecutions, descOutcomes, descQueueDepth, descLatency, descKernels, descShutDown,
 		descRestarts, descDeaths, descLost, descStartFails, descIOPub, descIOPubGaps, descIOPubDrop, descAssets, descAssetBytes,
-		descExpiries, descGCDeleted, descGCBytes, descCkSaved, descCkLoaded, descCkRejected, descSigFails, descCkSize,
+		descExpiries, descGCDeleted, descGCBytes, descCkSaved, descCkLoaded, descCkRejected, descSigFails,
 		descMissing, descEvents, descLastSeq}
 	outcomes     = []string{"ok", "error", "aborted", "interrupted", "cancelled", "lost", "other"}
 	kernelStates = []string{"running", "dead", "lost"}
@@ -88,7 +87,6 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 		missing += n
 	}
 	latency := f.Latency.metric(descLatency, LatencyBuckets)
-	ckSize := f.CkSize.metric(descCkSize, SizeBuckets)
 	scalars := []struct {
 		d *prometheus.Desc
 		t prometheus.ValueType
@@ -119,7 +117,6 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 		ch <- mustConst(descKernels, gauge, byState[st], st)
 	}
 	ch <- latency
-	ch <- ckSize
 	for _, s := range scalars {
 		ch <- mustConst(s.d, s.t, s.v)
 	}

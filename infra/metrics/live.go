@@ -21,8 +21,8 @@ import (
 //	mcp_jupyter_iopub_backlog_overflows_total    Backlog().Evicted        projections/backlog, when its bound evicts
 //	mcp_jupyter_websocket_clients                WebSocket().ClientJoined infra/ws hub, per connection (and ClientLeft)
 //	mcp_jupyter_websocket_slow_disconnects_total WebSocket().SlowConsumerClosed  infra/ws, on a 4008 close
-//	checkpoint_save_duration_seconds             ObserveCheckpointSave    the checkpoint actor, per save
-//	checkpoint_load_duration_seconds             ObserveCheckpointLoad    the checkpoint actor, per load
+//	checkpoint_save_duration_seconds             CheckpointObserver()     the checkpoint actor, per save (and checkpoint_size_bytes)
+//	checkpoint_load_duration_seconds             CheckpointObserver()     the checkpoint actor, per load attempt
 //	zombie_process_cleanup_count                 ZombiesReaped            core.open, after reaping orphans
 type Live struct {
 	replaySeconds    prometheus.Gauge
@@ -32,6 +32,7 @@ type Live struct {
 	wsSlow           prometheus.Counter
 	checkpointSave   prometheus.Histogram
 	checkpointLoad   prometheus.Histogram
+	checkpointSize   prometheus.Histogram
 	zombiesReaped    prometheus.Counter
 }
 
@@ -52,9 +53,11 @@ func newLive() *Live {
 		wsSlow: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_jupyter_websocket_slow_disconnects_total",
 			Help: "WebSocket subscribers disconnected for falling behind (close code 4008)."}),
 		checkpointSave: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_save_duration_seconds",
-			Help: "Wall time of a checkpoint save that completed.", Buckets: DurationBuckets}),
+			Help: "Wall time of a checkpoint save, observed for every save the checkpoint actor started, whatever its outcome.", Buckets: DurationBuckets}),
 		checkpointLoad: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_load_duration_seconds",
-			Help: "Wall time of a checkpoint load that restored a kernel (refusals are counted by mcp_jupyter_checkpoints_rejected_total).", Buckets: DurationBuckets}),
+			Help: "Wall time of a checkpoint load attempt, whatever its outcome (a refused tampered file is an attempt too; refusals are also counted by mcp_jupyter_checkpoints_rejected_total).", Buckets: DurationBuckets}),
+		checkpointSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkpoint_size_bytes",
+			Help: "Size of each checkpoint file saved by this process.", Buckets: SizeBuckets}),
 		zombiesReaped: prometheus.NewCounter(prometheus.CounterOpts{Name: "zombie_process_cleanup_count",
 			Help: "Orphaned kernel processes of a previous run reaped at start."}),
 	}
@@ -62,7 +65,7 @@ func newLive() *Live {
 
 func (l *Live) collectors() []prometheus.Collector {
 	return []prometheus.Collector{l.replaySeconds, l.backlogBytes, l.backlogOverflows, l.wsClients,
-		l.wsSlow, l.checkpointSave, l.checkpointLoad, l.zombiesReaped}
+		l.wsSlow, l.checkpointSave, l.checkpointLoad, l.checkpointSize, l.zombiesReaped}
 }
 
 // ObserveReplay records how long the start took to replay the log until
@@ -112,23 +115,26 @@ func (o WebSocketObserver) ClientLeft() { o.l.wsClients.Dec() }
 // SlowConsumerClosed: a subscriber was closed with 4008 for falling behind.
 func (o WebSocketObserver) SlowConsumerClosed() { o.l.wsSlow.Inc() }
 
-// ObserveCheckpointSave records a completed checkpoint save: its wall time.
-// The file's size is a fact of the log (CheckpointSaved.Size, folded into
-// checkpoint_size_bytes by the projection); bytes is accepted so that the
-// checkpoint actor reports a save in one call, and is not counted twice.
-func (l *Live) ObserveCheckpointSave(d time.Duration, bytes int64) {
-	_ = bytes // NB: checkpoint_size_bytes comes from the log, not from here
-	l.checkpointSave.Observe(d.Seconds())
+// CheckpointObserver returns what the checkpoint actor reports its work
+// to (it implements checkpoint.Observer).
+func (l *Live) CheckpointObserver() CheckpointObserver { return CheckpointObserver{l: l} }
+
+// CheckpointObserver feeds the checkpoint histograms. Every save and every
+// load the actor started is one duration sample, whatever its outcome.
+type CheckpointObserver struct{ l *Live }
+
+// SaveObserved observes a save's wall time and, when it produced a file,
+// the file's size.
+func (o CheckpointObserver) SaveObserved(d time.Duration, size int64) {
+	o.l.checkpointSave.Observe(d.Seconds())
+	if size > 0 {
+		o.l.checkpointSize.Observe(float64(size))
+	}
 }
 
-// ObserveCheckpointLoad records a checkpoint load: its wall time when ok.
-// A refused load (tampered, policy) is not a load's duration: it is counted
-// from the log by mcp_jupyter_checkpoints_rejected_total and, for a bad
-// signature, security_signature_failures_total.
-func (l *Live) ObserveCheckpointLoad(d time.Duration, ok bool) {
-	if ok {
-		l.checkpointLoad.Observe(d.Seconds())
-	}
+// LoadObserved observes a load attempt's wall time, whatever its outcome.
+func (o CheckpointObserver) LoadObserved(d time.Duration, _ string) {
+	o.l.checkpointLoad.Observe(d.Seconds())
 }
 
 // Log is what the log collector reads (infra/eventlog implements it). Both

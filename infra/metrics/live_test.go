@@ -224,24 +224,6 @@ func TestBacklogGauges(t *testing.T) {
 	}
 }
 
-// TestCheckpointDurations: the hooks the checkpoint actor calls. A save
-// adds one observation of its wall time (its size is the log's, folded
-// into checkpoint_size_bytes); a load adds one when it restored a kernel,
-// none when it was refused.
-func TestCheckpointDurations(t *testing.T) {
-	reg, m := newMetrics(t)
-	before := series(t, reg)
-	m.Live.ObserveCheckpointSave(1500*time.Millisecond, 3<<20)
-	m.Live.ObserveCheckpointLoad(250*time.Millisecond, true)
-	m.Live.ObserveCheckpointLoad(10*time.Millisecond, false)
-	got := delta(before, series(t, reg))
-	want := map[string]float64{"checkpoint_save_duration_seconds_count": 1, "checkpoint_save_duration_seconds_sum": 1.5,
-		"checkpoint_load_duration_seconds_count": 1, "checkpoint_load_duration_seconds_sum": 0.25}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("moved %v, want %v", got, want)
-	}
-}
-
 // TestReplayAndZombies: the two figures the server sets at start (the
 // server-level test TestMetricsAfterRealWork checks them on a real start).
 func TestReplayAndZombies(t *testing.T) {

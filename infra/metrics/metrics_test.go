@@ -178,7 +178,7 @@ func TestFoldTranscript(t *testing.T) {
 		{"mcp_jupyter_asset_bytes", nil, 50},
 		{"asset_lease_expiry_count", nil, 1},
 		{"mcp_jupyter_gc_deletions_total", nil, 1},
-		{"checkpoint_size_bytes", nil, 1},
+		{"checkpoint_size_bytes", nil, 0}, // fed by the checkpoint actor, not folded
 		{"missing_dependencies_count", nil, 2},
 		{"security_signature_failures_total", nil, 1},
 		{"mcp_jupyter_checkpoints_rejected_total", nil, 2},
@@ -318,4 +318,50 @@ func BenchmarkScrape100Kernels10kExecutions(b *testing.B) {
 	b.ReportMetric(float64(raw.Microseconds())/1000/float64(b.N), "ms/baseline-scrape")
 	b.ReportMetric(ms/50, "ratio-target")
 	b.ReportMetric(float64(ours)/float64(max(raw, 1)), "ratio-baseline")
+}
+
+// histogram returns a histogram's sample count and sum.
+func histogram(t testing.TB, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 && mf.GetMetric()[0].Histogram != nil {
+			h := mf.GetMetric()[0].Histogram
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
+}
+
+// TestCheckpointObserver: every save and load attempt is a duration
+// sample; only a save that produced a file is a size sample.
+func TestCheckpointObserver(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := m.Live.CheckpointObserver()
+	o.SaveObserved(1500*time.Millisecond, 3<<20)
+	o.SaveObserved(200*time.Millisecond, 0) // failed: no file
+	o.LoadObserved(time.Second, "ok")
+	o.LoadObserved(10*time.Millisecond, "rejected")
+	for _, c := range []struct {
+		name  string
+		count uint64
+		sum   float64
+	}{
+		{"checkpoint_save_duration_seconds", 2, 1.7},
+		{"checkpoint_size_bytes", 1, 3 << 20},
+		{"checkpoint_load_duration_seconds", 2, 1.01},
+	} {
+		n, sum := histogram(t, reg, c.name)
+		if n != c.count || sum < c.sum-1e-9 || sum > c.sum+1e-9 {
+			t.Errorf("%s: count %d sum %v, want %d and %v", c.name, n, sum, c.count, c.sum)
+		}
+	}
 }

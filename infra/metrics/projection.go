@@ -92,7 +92,6 @@ type folded struct {
 	CkLoaded   uint64            `json:"ck_loaded"`
 	CkRejected uint64            `json:"ck_rejected"`
 	SigFails   uint64            `json:"sig_fails"`
-	CkSize     histogram         `json:"ck_size"`
 	Missing    map[string]int    `json:"missing"` // kernel -> missing packages at its last checkpoint load
 	Events     uint64            `json:"events"`  // events folded
 	LastSeq    uint64            `json:"last_seq"`
@@ -100,7 +99,7 @@ type folded struct {
 
 func newFolded() folded {
 	return folded{Live: map[string]live{}, Outcomes: map[string]uint64{}, Latency: newHistogram(LatencyBuckets),
-		Kernels: map[string]string{}, Assets: map[string]int64{}, CkSize: newHistogram(SizeBuckets), Missing: map[string]int{}}
+		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}}
 }
 
 // Projection folds the log into metrics. It implements
@@ -211,9 +210,9 @@ func (p *Projection) Apply(e events.Event) error {
 	case events.TypeLeaseExpired:
 		f.Expiries++
 	case events.TypeCheckpointSaved:
-		if pl, ok := e.Payload.(events.CheckpointSaved); ok {
+		// NB: checkpoint_size_bytes is fed by the checkpoint actor (Live).
+		if _, ok := e.Payload.(events.CheckpointSaved); ok {
 			f.CkSaved++
-			f.CkSize.observe(SizeBuckets, float64(pl.Size))
 		}
 	case events.TypeCheckpointLoaded:
 		if pl, ok := e.Payload.(events.CheckpointLoaded); ok {

@@ -1,4 +1,4 @@
-package checkpoint
+package main
 
 import (
 	"context"
@@ -6,25 +6,26 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
-// SystemRunner runs checkpoint code as an ordinary execution: queued behind
+// checkpointRunner runs checkpoint code as an ordinary execution: queued behind
 // the kernel's other work, recorded in the log, finished when both the
 // reply and the idle status arrived. It waits on the queue read model's
 // Changed signal, never by polling.
-type SystemRunner struct {
+type checkpointRunner struct {
 	System *system.System
 	Queue  *queue.Model // following the log
-	Log    actors.Log
+	Log    interface {
+		ReadStream(ctx context.Context, stream string, after uint64, fn func(events.Event) error) error
+	}
 }
 
 // Run submits code and returns the stdout of its stream outputs.
-func (r SystemRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
+func (r checkpointRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
 	x, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
 	if err != nil {
 		return "", err

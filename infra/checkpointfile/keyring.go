@@ -1,4 +1,4 @@
-package checkpoint
+package checkpointfile
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package checkpoint
+package checkpointfile
 
 import (
 	"crypto/aes"
@@ -71,6 +71,10 @@ func (e *RejectError) Error() string {
 }
 
 func (e *RejectError) Is(target error) bool { return target == ErrRejected }
+
+// Rejected marks the error as a refusal of the file for callers that do not
+// import this package (actors/checkpoint tests for it by this method).
+func (e *RejectError) Rejected() bool { return true }
 
 func reject(hint, format string, v ...any) error {
 	return &RejectError{Reason: fmt.Sprintf(format, v...), Hint: hint}
@@ -267,3 +271,11 @@ func decryptStream(w io.Writer, r io.Reader, n uint64, k Key, h Header, header [
 
 // macEqual compares in constant time.
 func macEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// Sign returns body followed by its HMAC-SHA256 under k: the last step of
+// writing a file. Tests use it to forge files as a holder of k would.
+func Sign(k Key, body []byte) []byte {
+	m := k.newMAC()
+	m.Write(body)
+	return m.Sum(body)
+}

@@ -1,0 +1,444 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// StreamPrefix is the prefix of the streams the actor owns
+// (checkpoint/<name>).
+const StreamPrefix = "checkpoint/"
+
+// Deps are what the actor needs from outside.
+type Deps struct {
+	Files    Files
+	Runner   Runner
+	Log      Log
+	Observer Observer // nil: figures are dropped
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// WorkTimeout bounds one save, load or delete (default 30 minutes).
+	WorkTimeout time.Duration
+	// BeforeAppend, for tests only, runs before every append with the
+	// drafts about to be written: a test panics from it to crash the actor
+	// in the middle of work.
+	BeforeAppend func([]events.Draft)
+}
+
+// Stats are counters since the actor was spawned (they survive restarts
+// of the actor, not of the process).
+type Stats struct {
+	SignatureFailures uint64 // files refused by verification
+	Saves, Loads      uint64 // successful
+}
+
+// Messages the actor answers (the Client sends them).
+type (
+	readyMsg  struct{}
+	saveMsg   struct{ req SaveRequest }
+	loadMsg   struct{ req LoadRequest }
+	deleteMsg struct{ name string }
+	listMsg   struct{}
+	stateMsg  struct{}
+	statsMsg  struct{}
+
+	errReply  struct{ err error }
+	saveReply struct {
+		meta Meta
+		err  error
+	}
+	loadReply struct {
+		res LoadResult
+		err error
+	}
+	listReply struct {
+		metas []Meta
+		err   error
+	}
+)
+
+// Reports of the work goroutines.
+type (
+	saveDone struct {
+		req     SaveRequest
+		meta    Meta
+		err     error
+		started time.Time
+		sender  *actor.PID
+	}
+	loadDone struct {
+		req     LoadRequest
+		out     loaded
+		started time.Time
+		sender  *actor.PID
+	}
+	deleteDone struct {
+		name   string
+		err    error
+		sender *actor.PID
+	}
+	filesFound struct {
+		metas []Meta // committed files whose signature verified
+		names map[string]bool
+		err   error
+	}
+)
+
+// shared is what outlives one incarnation of the actor: the names with
+// work in progress, the work goroutines (a crash does not cancel a save
+// half done in a kernel; its report reaches the next incarnation) and the
+// counters. Only the actor's mailbox touches busy and stats.
+type shared struct {
+	busy    map[string]bool
+	workers sync.WaitGroup
+	stats   Stats
+}
+
+// Actor is the protoactor shell of the checkpoint actor.
+type Actor struct {
+	deps  Deps
+	sh    *shared
+	self  *actor.PID
+	root  *actor.RootContext
+	state State
+	err   error // recovery failed: every command gets it
+
+	// cur is the report being recorded: if recording it crashes the actor,
+	// the next incarnation records it from its recovered state.
+	cur any
+}
+
+// Props returns the actor's props. The actor recovers on every start.
+func Props(deps Deps) *actor.Props {
+	if deps.Observer == nil {
+		deps.Observer = nopObserver{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.WorkTimeout <= 0 {
+		deps.WorkTimeout = 30 * time.Minute
+	}
+	sh := &shared{busy: map[string]bool{}}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{deps: deps, sh: sh} })
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *actor.Restarting:
+		if a.cur != nil {
+			ctx.Send(a.self, a.cur)
+		}
+	case *actor.Stopping:
+		a.sh.workers.Wait()
+	case readyMsg:
+		ctx.Respond(errReply{err: a.err})
+	case stateMsg:
+		ctx.Respond(a.state)
+	case statsMsg:
+		ctx.Respond(a.sh.stats)
+	case saveMsg:
+		a.save(ctx, m.req)
+	case loadMsg:
+		a.load(ctx, m.req)
+	case deleteMsg:
+		a.delete(ctx, m.name)
+	case listMsg:
+		sender := ctx.Sender()
+		a.work(func(context.Context) {
+			metas, err := list(a.deps.Files)
+			a.root.Send(sender, listReply{metas: metas, err: err})
+		})
+	case saveDone:
+		a.cur = m
+		a.saved(m)
+	case loadDone:
+		a.cur = m
+		a.loaded(m)
+	case deleteDone:
+		a.cur = m
+		a.deleted(m)
+	case filesFound:
+		a.reconcile(m)
+	}
+	a.cur = nil
+}
+
+// start recovers: the actor's own streams (one per name, a few events
+// each), then, off the mailbox, the files against the state.
+func (a *Actor) start(ctx actor.Context) {
+	a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a.state = State{}
+	err := a.deps.Log.ReadStreams(rctx, StreamPrefix, 0, func(e events.Event) error {
+		a.state = Apply(a.state, e)
+		return nil
+	})
+	if err != nil {
+		a.err = fmt.Errorf("recover checkpoint actor: %w", err)
+		a.deps.Logger.Error("recover", "component", "checkpoint", "err", a.err)
+		return
+	}
+	// NB: the scan reports by message, so a report the crashed
+	// incarnation handed over (queued before it) is recorded first.
+	st := a.state // NB: Apply copies the map it changes, so this view is stable
+	a.work(func(context.Context) { a.root.Send(a.self, a.scanFiles(st)) })
+}
+
+// scanFiles lists the committed files and verifies those the state does
+// not know (a crash between a save's rename and its append).
+func (a *Actor) scanFiles(st State) filesFound {
+	metas, err := list(a.deps.Files)
+	if err != nil {
+		return filesFound{err: err}
+	}
+	f := filesFound{names: map[string]bool{}}
+	for _, m := range metas {
+		f.names[m.Name] = true
+		if e, ok := st.Checkpoints[m.Name]; ok && e.SHA256 == m.SHA256 {
+			continue
+		}
+		err := a.deps.Files.Load(m.Name, func(_ string, _ int64, mb []byte, size int64) error { return nil })
+		if err != nil {
+			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "component", "checkpoint", "name", m.Name, "err", err)
+			continue
+		}
+		f.metas = append(f.metas, m)
+	}
+	return f
+}
+
+// reconcile records what the files say and the log does not: a committed
+// file not recorded (CheckpointSaved from its signed metadata), a
+// recorded one whose file is gone (CheckpointDeleted). Names with work in
+// progress are left to that work.
+func (a *Actor) reconcile(f filesFound) {
+	if f.err != nil {
+		a.deps.Logger.Error("list checkpoint files", "component", "checkpoint", "err", f.err)
+		return
+	}
+	var ds []events.Draft
+	for _, m := range f.metas {
+		if e, ok := a.state.Checkpoints[m.Name]; a.sh.busy[m.Name] || ok && e.SHA256 == m.SHA256 {
+			continue
+		}
+		d, err := Decide(a.state, Record{Kernel: m.KernelID, Payload: savedEvent(m)})
+		if err == nil {
+			ds = append(ds, d...)
+		}
+	}
+	for _, name := range sortedNames(a.state.Checkpoints) {
+		if !f.names[name] && !a.sh.busy[name] {
+			d, err := Decide(a.state, Delete{Name: name})
+			if err == nil {
+				ds = append(ds, d...)
+			}
+		}
+	}
+	if len(ds) > 0 {
+		a.deps.Logger.Info("recorded checkpoint files the log did not match", "component", "checkpoint", "events", len(ds))
+		a.mustAppend(ds)
+	}
+}
+
+// work runs fn in a goroutine the actor owns, with the work timeout.
+func (a *Actor) work(fn func(context.Context)) {
+	a.sh.workers.Add(1)
+	go func() {
+		defer a.sh.workers.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), a.deps.WorkTimeout)
+		defer cancel()
+		fn(ctx)
+	}()
+}
+
+// begin refuses a command on a name with work in progress, decides it, and
+// marks the name busy.
+func (a *Actor) begin(name string, c Command) ([]events.Draft, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	if a.sh.busy[name] {
+		return nil, fmt.Errorf("%w: checkpoint %q is being saved, loaded or deleted: try again when that finishes", ErrBusy, name)
+	}
+	ds, err := Decide(a.state, c)
+	if err != nil {
+		return nil, err
+	}
+	a.sh.busy[name] = true
+	return ds, nil
+}
+
+func (a *Actor) save(ctx actor.Context, req SaveRequest) {
+	started := a.deps.Now()
+	// NB: Exists is one stat in the mailbox, so the decision and the busy
+	// mark see the same directory.
+	if _, err := a.begin(req.Name, Save{Name: req.Name, Variables: req.Variables, Overwrite: req.Overwrite, OnDisk: a.deps.Files.Exists(req.Name)}); err != nil {
+		ctx.Respond(saveReply{err: err})
+		return
+	}
+	sender := ctx.Sender()
+	a.work(func(wctx context.Context) {
+		meta, err := save(wctx, a.deps.Files, a.deps.Runner, req, started)
+		a.root.Send(a.self, saveDone{req: req, meta: meta, err: err, started: started, sender: sender})
+	})
+}
+
+func (a *Actor) saved(m saveDone) {
+	delete(a.sh.busy, m.req.Name)
+	if m.err != nil {
+		a.deps.Observer.SaveObserved(a.deps.Now().Sub(m.started), 0)
+		a.root.Send(m.sender, saveReply{err: m.err})
+		return
+	}
+	ds, err := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: savedEvent(m.meta)})
+	if err == nil {
+		err = a.append(ds)
+	}
+	if err != nil {
+		a.root.Send(m.sender, saveReply{meta: m.meta, err: err})
+		fail(err)
+	}
+	a.sh.stats.Saves++
+	a.deps.Observer.SaveObserved(a.deps.Now().Sub(m.started), m.meta.FileBytes)
+	a.root.Send(m.sender, saveReply{meta: m.meta})
+}
+
+func (a *Actor) load(ctx actor.Context, req LoadRequest) {
+	started := a.deps.Now()
+	if req.Policy == "" {
+		req.Policy = PolicyWarn
+	}
+	if _, err := ParsePolicy(string(req.Policy)); err != nil {
+		ctx.Respond(loadReply{err: err})
+		return
+	}
+	if _, err := a.begin(req.Name, Load{Name: req.Name, OnDisk: a.deps.Files.Exists(req.Name)}); err != nil {
+		ctx.Respond(loadReply{err: err})
+		return
+	}
+	sender := ctx.Sender()
+	a.work(func(wctx context.Context) {
+		out := load(wctx, a.deps.Files, a.deps.Runner, req)
+		a.root.Send(a.self, loadDone{req: req, out: out, started: started, sender: sender})
+	})
+}
+
+func (a *Actor) loaded(m loadDone) {
+	delete(a.sh.busy, m.req.Name)
+	o := m.out
+	if o.outcome == OutcomeRejected {
+		a.sh.stats.SignatureFailures++
+		a.deps.Logger.Warn("checkpoint refused", "component", "checkpoint", "name", m.req.Name, "kernel", m.req.KernelID, "err", o.err)
+	}
+	err := o.err
+	if o.event != nil {
+		ds, derr := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: o.event})
+		if derr == nil {
+			derr = a.append(ds)
+		}
+		if derr != nil {
+			a.root.Send(m.sender, loadReply{res: o.res, err: errors.Join(err, derr)})
+			fail(derr)
+		}
+	}
+	if o.outcome == OutcomeOK {
+		a.sh.stats.Loads++
+	}
+	a.deps.Observer.LoadObserved(a.deps.Now().Sub(m.started), o.outcome)
+	a.root.Send(m.sender, loadReply{res: o.res, err: err})
+}
+
+func (a *Actor) delete(ctx actor.Context, name string) {
+	if _, err := a.begin(name, Delete{Name: name, OnDisk: a.deps.Files.Exists(name)}); err != nil {
+		ctx.Respond(errReply{err: err})
+		return
+	}
+	sender := ctx.Sender()
+	a.work(func(context.Context) {
+		err := a.deps.Files.Delete(name)
+		a.root.Send(a.self, deleteDone{name: name, err: err, sender: sender})
+	})
+}
+
+func (a *Actor) deleted(m deleteDone) {
+	delete(a.sh.busy, m.name)
+	if m.err != nil {
+		a.root.Send(m.sender, errReply{err: m.err})
+		return
+	}
+	// NB: decided again on the state as it is now: recording a deletion
+	// twice (a crash handed this report over) is harmless, missing it is not.
+	ds, err := Decide(a.state, Delete{Name: m.name, OnDisk: true})
+	if err == nil {
+		err = a.append(ds)
+	}
+	if err != nil {
+		a.root.Send(m.sender, errReply{err: err})
+		fail(err)
+	}
+	a.root.Send(m.sender, errReply{})
+}
+
+// append makes ds durable and applies them.
+func (a *Actor) append(ds []events.Draft) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if a.deps.BeforeAppend != nil {
+		a.deps.BeforeAppend(ds)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	evs, err := a.deps.Log.Append(ctx, ds...)
+	if err != nil {
+		return fmt.Errorf("append checkpoint events: %w", err)
+	}
+	for _, e := range evs {
+		a.state = Apply(a.state, e)
+	}
+	return nil
+}
+
+func (a *Actor) mustAppend(ds []events.Draft) {
+	if err := a.append(ds); err != nil {
+		fail(err)
+	}
+}
+
+// fail crashes the actor after a log failure (the caller already has the
+// error): the state may be behind the log, so only a rebuild is safe.
+func fail(err error) {
+	panic(fmt.Errorf("checkpoint actor: %w", err))
+}
+
+func sortedNames(m map[string]Entry) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}

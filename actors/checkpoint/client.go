@@ -1,0 +1,172 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// ErrClosed: the client was closed.
+var ErrClosed = errors.New("checkpoint: closed")
+
+// Config configures the checkpoint actor.
+type Config struct {
+	// System is the process's one actor system (system.System.Actors()).
+	System   *actor.ActorSystem
+	Files    Files
+	Runner   Runner
+	Log      Log
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// Timeout bounds a request when ctx has no deadline (default 30
+	// minutes: a save of a large kernel takes minutes).
+	Timeout time.Duration
+	// BeforeAppend: see Deps (tests only).
+	BeforeAppend func([]events.Draft)
+}
+
+// Client is the typed way to talk to the checkpoint actor: each method
+// sends a message and waits for the answer (RequestFuture with a timeout).
+// Commands on one name are serialized (a second one gets ErrBusy);
+// different names run in parallel. Safe for concurrent use.
+type Client struct {
+	sys     *actor.ActorSystem
+	pid     *actor.PID
+	timeout time.Duration
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open spawns the checkpoint actor and waits until it has recovered from
+// its streams.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.System == nil || cfg.Files == nil || cfg.Runner == nil || cfg.Log == nil {
+		return nil, errors.New("checkpoint: open: System, Files, Runner and Log are required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Minute
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	deps := Deps{Files: cfg.Files, Runner: cfg.Runner, Log: cfg.Log, Observer: cfg.Observer, Logger: lg,
+		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend}
+	c := &Client{sys: cfg.System, pid: cfg.System.Root.Spawn(Props(deps)), timeout: cfg.Timeout}
+	var r errReply
+	err := c.request(ctx, readyMsg{}, &r)
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		_ = c.Close(context.Background())
+		return nil, fmt.Errorf("open checkpoint actor: %w", err)
+	}
+	return c, nil
+}
+
+// Close stops the actor after its work in progress ended. Idempotent.
+func (c *Client) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		err := c.sys.Root.PoisonFuture(c.pid).Wait()
+		if err != nil && !errors.Is(err, actor.ErrTimeout) {
+			c.closeErr = fmt.Errorf("stop checkpoint actor: %w", err)
+		}
+	})
+	return c.closeErr
+}
+
+func (c *Client) request(ctx context.Context, msg any, out any) error {
+	d := c.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d = time.Until(dl); d <= 0 {
+			return ctx.Err()
+		}
+	}
+	res, err := c.sys.Root.RequestFuture(c.pid, msg, d).Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrDeadLetter) {
+			return ErrClosed
+		}
+		return fmt.Errorf("ask checkpoint actor: %w", err)
+	}
+	switch out := out.(type) {
+	case *errReply:
+		*out = res.(errReply)
+	case *saveReply:
+		*out = res.(saveReply)
+	case *loadReply:
+		*out = res.(loadReply)
+	case *listReply:
+		*out = res.(listReply)
+	case *State:
+		*out = res.(State)
+	case *Stats:
+		*out = res.(Stats)
+	}
+	return nil
+}
+
+// Save has the kernel serialize its variables with dill into a temp file,
+// signs the file while streaming it (never whole in memory), commits it
+// atomically as <name>.ckpt and records CheckpointSaved.
+func (c *Client) Save(ctx context.Context, req SaveRequest) (Meta, error) {
+	var r saveReply
+	if err := c.request(ctx, saveMsg{req: req}, &r); err != nil {
+		return Meta{}, err
+	}
+	return r.meta, r.err
+}
+
+// Load verifies the checkpoint (constant-time HMAC over the whole file,
+// streamed) before any of it goes near the kernel, then compares packages,
+// applies the policy, and restores the variables into the kernel's globals.
+func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) {
+	var r loadReply
+	if err := c.request(ctx, loadMsg{req: req}, &r); err != nil {
+		return LoadResult{}, err
+	}
+	return r.res, r.err
+}
+
+// List returns every committed checkpoint, by name, from the signed
+// metadata in each file (not verified: load verifies).
+func (c *Client) List(ctx context.Context) ([]Meta, error) {
+	var r listReply
+	if err := c.request(ctx, listMsg{}, &r); err != nil {
+		return nil, err
+	}
+	return r.metas, r.err
+}
+
+// Delete removes a checkpoint's files and records CheckpointDeleted.
+func (c *Client) Delete(ctx context.Context, name string) error {
+	var r errReply
+	if err := c.request(ctx, deleteMsg{name: name}, &r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// State returns the actor's fold of its streams.
+func (c *Client) State(ctx context.Context) (State, error) {
+	var s State
+	err := c.request(ctx, stateMsg{}, &s)
+	return s, err
+}
+
+// Stats returns the actor's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := c.request(ctx, statsMsg{}, &s)
+	return s, err
+}

@@ -1,0 +1,71 @@
+package checkpoint
+
+import (
+	"context"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Files is the directory of checkpoint files: format, signature,
+// encryption and file I/O (infra/checkpointfile.Store implements it). Its
+// methods block on disk and are called off the actor's mailbox, never two
+// at once on one name.
+//
+//   - Exists reports whether name's file is committed (the rename is the
+//     commit point of a save, so the directory, not only the log, decides
+//     existence).
+//   - Save stages a save, runs dump with the path the kernel writes its
+//     dill stream to, then signs (and encrypts) it, adds the metadata meta
+//     returns and commits it atomically. On error nothing is committed.
+//   - Load verifies the whole file before restore runs; a refused file is an
+//     error with a method Rejected() bool that returns true, and a missing
+//     one wraps fs.ErrNotExist.
+//   - List calls fn for each committed checkpoint whose name valid accepts,
+//     with its signed (not verified) metadata.
+//   - Delete removes name's files durably.
+type Files interface {
+	Exists(name string) bool
+	Save(name string, dump func(kernelPath string) error,
+		meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error)
+	Load(name string, restore func(path string, offset int64, meta []byte, size int64) error) error
+	List(valid func(name string) bool, fn func(name string, meta []byte, size int64, err error)) error
+	Delete(name string) error
+}
+
+// Log is what the actor needs from the event log (infra/eventlog
+// implements it). Append returns when the events are durable; ReadStreams
+// visits the events of every stream starting with prefix, seq > after, in
+// order.
+type Log interface {
+	Append(ctx context.Context, drafts ...events.Draft) ([]events.Event, error)
+	ReadStreams(ctx context.Context, prefix string, after uint64, fn func(events.Event) error) error
+}
+
+// Observer is told the figures of the work (infra/metrics feeds its
+// histograms from it). Calls come from the actor's mailbox, one at a time;
+// they must not block.
+//
+//   - SaveObserved: every save that was started (past name and existence
+//     checks), with its wall time; size is the file's size, 0 when the save
+//     failed.
+//   - LoadObserved: every load that was started, with its wall time and
+//     outcome: "ok", "rejected" (the file failed verification: tampered,
+//     truncated, unknown key), "refused" (package policy) or "failed".
+type Observer interface {
+	SaveObserved(d time.Duration, size int64)
+	LoadObserved(d time.Duration, outcome string)
+}
+
+// Load outcomes given to the Observer.
+const (
+	OutcomeOK       = "ok"
+	OutcomeRejected = "rejected"
+	OutcomeRefused  = "refused"
+	OutcomeFailed   = "failed"
+)
+
+type nopObserver struct{}
+
+func (nopObserver) SaveObserved(time.Duration, int64)  {}
+func (nopObserver) LoadObserved(time.Duration, string) {}

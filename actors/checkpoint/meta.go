@@ -1,0 +1,77 @@
+package checkpoint
+
+import (
+	"fmt"
+	"time"
+)
+
+// Policy says what a load does when the kernel's packages differ from the
+// ones recorded at save time.
+type Policy string
+
+const (
+	PolicyWarn    Policy = "warn"    // restore and report (default)
+	PolicyRefuse  Policy = "refuse"  // restore nothing
+	PolicyInstall Policy = "install" // pip-install the recorded versions, then restore
+)
+
+// ParsePolicy accepts "", warn, refuse and install.
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case "":
+		return PolicyWarn, nil
+	case PolicyWarn, PolicyRefuse, PolicyInstall:
+		return Policy(s), nil
+	}
+	return "", fmt.Errorf("policy %q: give warn (restore and report), refuse or install", s)
+}
+
+// FormatVersion is the version of the checkpoint files this server writes
+// (infra/checkpointfile; recorded in Meta).
+const FormatVersion = 1
+
+// Meta describes a checkpoint. It is stored, signed, inside the file and as
+// <name>.json beside it. NB: its JSON is part of the file format: Friday's
+// files are read on Monday by a newer binary; additive changes only.
+type Meta struct {
+	Name          string            `json:"name"`
+	KernelID      string            `json:"kernel_id"`
+	Notebook      string            `json:"notebook,omitempty"`
+	Created       time.Time         `json:"created"`
+	FormatVersion int               `json:"format_version"`
+	KeyID         string            `json:"key_id"`
+	Encrypted     bool              `json:"encrypted"`
+	PayloadBytes  int64             `json:"payload_bytes"`
+	SHA256        string            `json:"sha256"` // of the payload as stored
+	FileBytes     int64             `json:"file_bytes,omitempty"`
+	Python        string            `json:"python"`
+	Packages      map[string]string `json:"packages"`
+	Saved         []Variable        `json:"saved"`
+	Skipped       []Variable        `json:"skipped"`
+}
+
+// SaveRequest asks for a checkpoint of a kernel's variables.
+type SaveRequest struct {
+	Name      string
+	KernelID  string
+	Notebook  string
+	Variables []string // empty: every user global that can be saved
+	Overwrite bool
+}
+
+// LoadRequest asks to restore a checkpoint into a kernel.
+type LoadRequest struct {
+	Name     string
+	KernelID string
+	Policy   Policy
+}
+
+// LoadResult is what a load did.
+type LoadResult struct {
+	Meta       Meta
+	Restored   []string
+	Missing    []string // recorded packages the kernel lacks (name==version)
+	Mismatched []string // recorded packages at another version in the kernel
+	Installs   []InstallResult
+	Python     string // the kernel's Python version
+}

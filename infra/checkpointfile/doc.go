@@ -1,0 +1,26 @@
+// Package checkpointfile is the checkpoint file on disk: its format
+// (format.go), its signature and encryption streams, the keyring that holds
+// the secrets (keyring.go), and the directory of checkpoints (store.go).
+// actors/checkpoint declares what it needs (checkpoint.Files) and Store
+// implements it; nothing here knows about kernels, events or actors.
+//
+// Duties of the caller:
+//
+//  1. Open the Keyring in its own 0700 directory, never under the
+//     checkpoints directory the kernels read and write.
+//  2. Open the Store on the checkpoints directory (it removes temp files a
+//     crash left behind).
+//  3. Serialize commands on one name (the checkpoint actor does); different
+//     names may run at once.
+//
+// A file is refused with a *RejectError (errors.Is ErrRejected; method
+// Rejected) before any of its bytes may reach a kernel: bad magic, newer
+// format, unknown flags, truncation, unknown key, or a signature mismatch.
+//
+// Usage:
+//
+//	keys, err := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
+//	st, err := checkpointfile.Open(dataDir+"/checkpoints", keys, false)
+//	size, err := st.Save("friday", dumpInto, metaJSON)
+//	err = st.Load("friday", func(path string, offset int64, meta []byte, size int64) error { ... })
+package checkpointfile
