@@ -38,6 +38,7 @@ type Runner struct {
 	plans  map[string]*plan // per event type; touched only by the loop goroutine
 
 	applied   atomic.Uint64 // every projection has applied every event <= applied
+	snapFloor atomic.Uint64 // oldest stored snapshot + 1 (see LogFloor)
 	target    atomic.Uint64 // the log's end when catch-up started
 	ready     chan struct{}
 	sinceSnap uint64 // loop goroutine only
@@ -117,6 +118,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			from = st.snapSeq
 		}
 	}
+	r.updateSnapFloor()
 	if first := r.log.First(); from+1 < first {
 		return fmt.Errorf("start projections: replay from %d: %w (the log starts at %d; rebuild needs the full log)", from+1, ErrGap, first)
 	}
@@ -234,6 +236,7 @@ func (r *Runner) snapshot(seq uint64) error {
 		}
 		st.saved = seq
 	}
+	r.updateSnapFloor()
 	return nil
 }
 

@@ -46,6 +46,9 @@ type Options struct {
 	BeforeCommit func()
 	// ReadOnly opens an existing log for reading (no lock, no appends).
 	ReadOnly bool
+	// TruncatedHint names the retention setting in TruncatedError (for
+	// example "the server keeps the last 1000000 events (--retain-events)").
+	TruncatedHint string
 }
 
 // Log is the durable event log. It is safe for concurrent use.

@@ -58,9 +58,17 @@ func (l *Log) LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err e
 func snapshotKey(name string) []byte { return append([]byte{prefixSnapshot}, name...) }
 
 // TruncateBefore deletes every event with seq < before, and its index
-// entries. The caller must hold snapshots that cover them (see
+// entries, except the events keep keeps (keep nil keeps none): retention
+// keeps the streams actors still recover from (a live kernel's lifecycle,
+// an unfinished execution), however old, and deletes the rest. Events kept
+// below First stay readable through ReadStream, ReadKernel and a Read or
+// Scan from 0; each call reconsiders them, so an event kept once is deleted
+// by the first call whose keep lets it go. keep sees envelopes (Raw set,
+// Payload nil) and runs on the caller's goroutine.
+//
+// The caller must hold snapshots that cover what it deletes (see
 // projections.Retention); the log only refuses to cut past its end.
-func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
+func (l *Log) TruncateBefore(before uint64, keep func(events.Event) bool) (deleted int, err error) {
 	if l.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
@@ -77,16 +85,29 @@ func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
 		return 0, fmt.Errorf("truncate before %d: the log ends at %d", before, l.Last())
 	}
 	first := l.First()
-	if before <= first {
-		return 0, nil
+	if before <= first && (keep == nil || first <= 1) {
+		return 0, nil // NB: with keep, events kept earlier may be released
 	}
+	before = max(before, first)
 	batch := l.db.NewBatch()
 	defer batch.Close()
-	var k [9]byte
-	err = l.Scan(context.Background(), first, before-1, func(e events.Event) error {
+	var lo, hi [9]byte
+	run := uint64(0) // first seq of the run of deleted events being built
+	// NB: from 1, not First: the events kept by earlier calls are below it.
+	err = l.scan(context.Background(), 1, before-1, false, func(e events.Event) error {
+		if keep != nil && keep(e) {
+			if run != 0 {
+				_ = batch.DeleteRange(eventKey(lo[:0], run), eventKey(hi[:0], e.Seq), nil)
+				run = 0
+			}
+			return nil
+		}
 		_ = batch.Delete(indexKey(prefixStream, e.Stream, e.Seq), nil)
 		if e.Kernel != "" {
 			_ = batch.Delete(indexKey(prefixKernel, e.Kernel, e.Seq), nil)
+		}
+		if run == 0 {
+			run = e.Seq
 		}
 		deleted++
 		return nil
@@ -94,12 +115,31 @@ func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("truncate before %d: %w", before, err)
 	}
-	var lo [9]byte
-	_ = batch.DeleteRange(eventKey(lo[:0], 0), eventKey(k[:0], before), nil)
+	if run != 0 {
+		_ = batch.DeleteRange(eventKey(lo[:0], run), eventKey(hi[:0], before), nil)
+	}
 	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, before), nil)
 	if err := l.apply(batch); err != nil {
 		return 0, l.fail(fmt.Errorf("truncate before %d: %w", before, err))
 	}
 	l.first.Store(before)
 	return deleted, nil
+}
+
+// Compact rewrites the log's files so that the space of deleted events is
+// returned to the file system now rather than at Pebble's next compaction
+// of that range. Retention does not need it; tests and operators measuring
+// DiskUsage do.
+func (l *Log) Compact(ctx context.Context) error {
+	if l.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	if err := l.acquire(); err != nil {
+		return err
+	}
+	defer l.release()
+	if err := l.db.Compact(ctx, []byte{0}, []byte{0xff}, false); err != nil {
+		return fmt.Errorf("compact event log: %w", err)
+	}
+	return nil
 }
