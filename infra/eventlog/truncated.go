@@ -30,6 +30,10 @@ func (e *TruncatedError) Error() string {
 
 func (e *TruncatedError) Unwrap() error { return ErrTruncated }
 
+// TruncatedAt returns First: edges that do not import this package find
+// the error with errors.As on interface{ TruncatedAt() uint64 }.
+func (e *TruncatedError) TruncatedAt() uint64 { return e.First }
+
 // Truncated returns a *TruncatedError for a reader that needs seq, or nil
 // when seq is retained (or 0, which means "from the start of what is
 // retained").

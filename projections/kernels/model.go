@@ -88,7 +88,7 @@ func (m *Model) Apply(e events.Event) error {
 	case events.KernelStartFailed:
 		k := m.kernel(p.KernelID, e)
 		k.Spec = p.Spec
-		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, "start failed: "+p.Reason, false, ""
+		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, startFailed+p.Reason, false, ""
 	case events.KernelRestarted:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
