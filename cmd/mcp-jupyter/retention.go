@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
+)
+
+// Retention (docs/operations.md, "Bounded disk"): the core runner truncates
+// the log after each periodic snapshot, keeping the newest --retain-events
+// events and everything a reader still needs. Every reader of the log that
+// is not one of the core runner's projections registers in core.floors:
+//
+//	floors (cursors: events from here on)     keepers (streams kept whole)
+//	  the live runner's snapshots               queue: unfinished executions
+//	  the NATS publisher's saved cursor         kernels: live kernels' lifecycle
+//	  WebSocket clients catching up             checkpoint/* and notebook/*
+//	  the event lines follower
+//
+// NB: a new reader of the log (an actor recovering from a stream, a
+// follower) must be added here, or retention deletes what it needs.
+
+// retentionSetting is how the setting is named to users.
+const retentionSetting = "--retain-events / MCP_RETAIN_EVENTS"
+
+// retentionHint names the setting in every TruncatedError the server gives.
+func retentionHint(cfg config) string {
+	if cfg.RetainEvents == 0 {
+		return "the log was truncated by an earlier run (" + retentionSetting + ")"
+	}
+	return fmt.Sprintf("the server keeps the last %d events (%s)", cfg.RetainEvents, retentionSetting)
+}
+
+// keepSmallStreams keeps, whole, the streams of actors that fold their
+// stream from its start and have no snapshot yet: checkpoints (one event
+// per save, load or delete) and notebooks (one per change made through the
+// server). NB: they grow with use, slowly; snapshotting those actors would
+// let them go.
+func keepSmallStreams(e events.Event) bool {
+	return strings.HasPrefix(e.Stream, "checkpoint/") || strings.HasPrefix(e.Stream, "notebook/")
+}
+
+// cursorFloor is a follower's position as a retention floor; once the
+// follower stopped it holds nothing.
+type cursorFloor struct {
+	seq     atomic.Uint64
+	stopped atomic.Bool
+}
+
+func (c *cursorFloor) LogFloor() (uint64, bool) {
+	if c.stopped.Load() {
+		return 0, false
+	}
+	return c.seq.Load() + 1, true
+}
+
+// registerFloors registers every reader outside the core runner and lets
+// retention run. open calls it once all of them exist.
+func (c *core) registerFloors() {
+	f := c.floors
+	f.AddKeeper("queue: unfinished executions", c.queue)
+	f.AddKeeper("kernels: kernels not shut down", c.kernels)
+	f.AddKeeper("checkpoint and notebook streams", projections.KeepFunc(keepSmallStreams))
+	if c.live != nil {
+		f.AddFloor("leases and backlog snapshots", c.live.runner)
+		f.AddFloor("websocket clients", c.live.hub)
+	}
+	if c.pub != nil {
+		f.AddFloor("nats publisher cursor", c.pub)
+	}
+	f.AddFloor("event lines", &c.lines)
+	f.Enable()
+}
+
+// truncatedExecution explains an execution the log has no (complete) record
+// of: when it is older than the retained log, the error names the setting
+// and wraps eventlog.ErrTruncated; otherwise it returns nil (the id is just
+// unknown). partial says its stream still had events (its start is gone).
+func truncatedExecution(l *eventlog.Log, id string, partial bool) error {
+	var te *eventlog.TruncatedError
+	if !errors.As(l.Truncated(1), &te) {
+		return nil // nothing was ever truncated
+	}
+	if !partial {
+		born, ok := events.IDTime(id)
+		if !ok {
+			return nil
+		}
+		e, err := l.Get(te.First)
+		if err != nil || !born.Before(e.Time.Add(-time.Second)) {
+			return nil // NB: a second's slack: the id's clock and the log's may differ
+		}
+	}
+	return fmt.Errorf("execution %s is older than the retained event log (it starts at event %d): %s; "+
+		"its outputs are gone (list_executions shows the executions still known); raise the setting to keep more: %w",
+		id, te.First, te.Hint, eventlog.ErrTruncated)
+}
