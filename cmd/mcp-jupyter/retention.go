@@ -87,17 +87,19 @@ func truncatedExecution(l *eventlog.Log, id string, partial bool) error {
 	if !errors.As(l.Truncated(1), &te) {
 		return nil // nothing was ever truncated
 	}
+	why := "its stream's start is gone"
 	if !partial {
 		born, ok := events.IDTime(id)
 		if !ok {
 			return nil
 		}
 		e, err := l.Get(te.First)
-		if err != nil || !born.Before(e.Time.Add(-time.Second)) {
-			return nil // NB: a second's slack: the id's clock and the log's may differ
+		if err != nil || !born.Before(e.Time) {
+			return nil
 		}
+		why = fmt.Sprintf("its id dates from %s, before the first retained event (%s)", born.Format(time.RFC3339), e.Time.Format(time.RFC3339))
 	}
-	return fmt.Errorf("execution %s is older than the retained event log (it starts at event %d): %s; "+
-		"its outputs are gone (list_executions shows the executions still known); raise the setting to keep more: %w",
-		id, te.First, te.Hint, eventlog.ErrTruncated)
+	return fmt.Errorf("execution %s is older than the retained event log, which starts at event %d (%s): %s; "+
+		"its record and outputs are gone (list_executions shows the executions still known); raise the setting to keep more: %w",
+		id, te.First, why, te.Hint, eventlog.ErrTruncated)
 }

@@ -522,6 +522,23 @@ func (l *Log) DiskUsage() uint64 {
 	return l.db.Metrics().DiskSpaceUsage()
 }
 
+// Usage splits DiskUsage: Tables is the live data (events, indexes,
+// snapshots), WAL the write-ahead log (bounded by the memtable size, not by
+// the number of events).
+type Usage struct {
+	Tables, WAL, Total uint64
+}
+
+// Usage returns where the log's disk space goes (zero once closed).
+func (l *Log) Usage() Usage {
+	if l.acquire() != nil {
+		return Usage{}
+	}
+	defer l.release()
+	m := l.db.Metrics()
+	return Usage{Tables: m.Table.Local.LiveSize, WAL: m.WAL.PhysicalSize + m.WAL.ObsoletePhysicalSize, Total: m.DiskSpaceUsage()}
+}
+
 // pebbleLogger routes Pebble's messages to slog. NB: Fatalf must not exit
 // the process from library code, and must not return either (Pebble goes on
 // as if the call had stopped it: DB.Apply would report a failed commit as

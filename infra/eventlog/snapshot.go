@@ -138,6 +138,9 @@ func (l *Log) Compact(ctx context.Context) error {
 		return err
 	}
 	defer l.release()
+	if err := l.db.Flush(); err != nil {
+		return fmt.Errorf("compact event log: flush: %w", err)
+	}
 	if err := l.db.Compact(ctx, []byte{0}, []byte{0xff}, false); err != nil {
 		return fmt.Errorf("compact event log: %w", err)
 	}
