@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -116,6 +117,15 @@ func (m *Model) Apply(e events.Event) error {
 }
 
 func (m *Model) applyIOPub(e events.Event) error {
+	if e.Kernel != "" && !bytes.Contains(e.Raw, quotedStatus) {
+		// Output, not a status (most IOPub traffic): skip the parse. NB: a
+		// status message's payload holds the bytes "status" as its
+		// msg_type; the log's encoder never escapes letters.
+		if k, ok := m.kernels[e.Kernel]; ok {
+			k.LastActivity, k.Seq = e.Time, e.Seq
+		}
+		return nil
+	}
 	st, err := peekStatus(e.Raw)
 	if err != nil {
 		return fmt.Errorf("read IOPub status: %w", err)
@@ -151,6 +161,8 @@ func (m *Model) applyIOPub(e events.Event) error {
 	}
 	return nil
 }
+
+var quotedStatus = []byte(`"status"`)
 
 // kernel returns the entry for id, creating it (starting) when first seen,
 // and stamps the event on it. Callers hold m.mu.
