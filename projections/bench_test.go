@@ -14,8 +14,8 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
-	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/leases"
