@@ -215,28 +215,88 @@ func trailing(b []byte, i int) error {
 	return nil
 }
 
-// plainString reads a JSON string at b[i] with no escapes, no control
-// characters and valid UTF-8, returning its contents and the index after it.
+// plainString reads a JSON string at b[i] with no control characters and
+// valid UTF-8, returning its contents (unescaped) and the index after it.
+// An escape it does not handle exactly as encoding/json (a lone surrogate)
+// makes it give up.
 func plainString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, 0, false
 	}
-	ascii := true
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			s := b[i+1 : j]
-			if !ascii && !utf8.Valid(s) {
-				return nil, 0, false
-			}
-			return s, j + 1, true
-		case c == '\\' || c < 0x20:
+	ascii, escaped := true, false
+	j := i + 1
+	for ; j < len(b); j++ {
+		c := b[j]
+		if c == '"' {
+			break
+		}
+		switch {
+		case c == '\\':
+			escaped = true
+			j++ // NB: skip the escaped byte (it may be a quote)
+		case c < 0x20:
 			return nil, 0, false
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return nil, 0, false
+	if j >= len(b) {
+		return nil, 0, false
+	}
+	s := b[i+1 : j]
+	if !ascii && !utf8.Valid(s) {
+		return nil, 0, false
+	}
+	if escaped {
+		var ok bool
+		if s, ok = unescape(s); !ok {
+			return nil, 0, false
+		}
+	}
+	return s, j + 1, true
+}
+
+// unescape resolves a JSON string's escapes. It refuses surrogates (left
+// to encoding/json, whose handling of unpaired ones is particular).
+func unescape(s []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i++; i >= len(s) {
+			return nil, false
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			out = append(out, s[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+5 > len(s) {
+				return nil, false
+			}
+			r, err := strconv.ParseUint(string(s[i+1:i+5]), 16, 32)
+			if err != nil || r >= 0xD800 && r < 0xE000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, rune(r))
+			i += 4
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // decodeInto decodes raw into *p: the flat path when d can, json.Unmarshal

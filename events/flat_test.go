@@ -71,8 +71,24 @@ func TestFlatDecoderMatchesJSON(t *testing.T) {
 }
 
 func FuzzFlatDecoder(f *testing.F) {
-	for _, c := range flatCases {
+	for _, c := range append(flatCases, escapeCases...) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) { checkFlat(t, raw) })
+}
+
+var escapeCases = []string{
+	`{"execution_id":"x1","kernel_id":"k1","code":"if a \u003c b:\n\tprint(\"x\\\\y\/z\")\r\b\f"}`,
+	`{"execution_id":"\u00e9\u4e2d","code":"\ud83d\ude00"}`,
+	`{"execution_id":"\ud800","code":"x"}`,
+	`{"execution_id":"\u12","code":"x"}`,
+	`{"execution_id":"\x","code":"x"}`,
+	`{"execution_id":"a\"}`,
+	`{"execution_id":"a\\"}`,
+}
+
+func TestFlatDecoderEscapes(t *testing.T) {
+	for _, c := range escapeCases {
+		checkFlat(t, []byte(c))
+	}
 }
