@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +18,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -183,5 +189,52 @@ func TestBoundedDiskOverMonthsOfWork(t *testing.T) {
 	}
 	if x, ok := c.queue.Get(pending); !ok || x.Status.Done() {
 		t.Fatalf("the unfinished execution after the restart: %+v %v, want it still queued", x, ok)
+	}
+}
+
+// TestEventsSinceBelowRetentionNamesTheSetting: `events tail --since` and
+// GET /events?since= below the retained log say the events are gone, which
+// setting did it, and where to resume.
+func TestEventsSinceBelowRetentionNamesTheSetting(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{Node: "test-node",
+		TruncatedHint: retentionHint(config{RetainEvents: 50})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.AppendAll(t, l, testkit.RealisticDrafts(100))
+	if _, err := l.TruncateBefore(51, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(eventsHandler(context.Background(), l))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/events?since=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), "keeps the last 50 events (--retain-events") ||
+		!strings.Contains(string(body), "resume from 51") {
+		t.Fatalf("GET /events?since=10 on a log starting at 51: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(srv.URL + "/events?since=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Count(string(body), "\n") != 50 {
+		t.Fatalf("GET /events?since=50: %d, %d lines, want the 50 retained events", resp.StatusCode, strings.Count(string(body), "\n"))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = events_(t, "tail", "--since", "10", "--data-dir", dataDir)
+	if !errors.Is(err, eventlog.ErrTruncated) || !strings.Contains(err.Error(), "--retain-events") || !strings.Contains(err.Error(), "resume from 51") {
+		t.Fatalf("events tail --since 10 on a log starting at 51: %v, want ErrTruncated naming --retain-events", err)
+	}
+	if out := mustEvents(t, "tail", "--data-dir", dataDir); strings.Count(out, "\n") != 50 {
+		t.Fatalf("events tail without --since printed %d lines, want the 50 retained", strings.Count(out, "\n"))
 	}
 }
