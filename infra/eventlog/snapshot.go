@@ -89,15 +89,36 @@ func (l *Log) TruncateBefore(before uint64, keep func(events.Event) bool) (delet
 		return 0, nil // NB: with keep, events kept earlier may be released
 	}
 	before = max(before, first)
+	// NB: in chunks, each its own batch: the first run on a large log kept
+	// whole (retention newly switched on) would otherwise build one batch
+	// of every index key of millions of events.
+	lo := uint64(1) // the first chunk reconsiders the events kept below First
+	for lo < before {
+		hi := min(before, max(lo, first)+truncateChunk)
+		n, err := l.truncateRange(lo, hi, keep)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+		lo = hi
+	}
+	return deleted, nil
+}
+
+// truncateChunk bounds the events one truncation batch deletes.
+const truncateChunk = 1 << 16
+
+// truncateRange deletes the events in [lo, hi) that keep does not keep and
+// moves First to hi. Under truncMu.
+func (l *Log) truncateRange(lo, hi uint64, keep func(events.Event) bool) (deleted int, err error) {
 	batch := l.db.NewBatch()
 	defer batch.Close()
-	var lo, hi [9]byte
+	var a, b [9]byte
 	run := uint64(0) // first seq of the run of deleted events being built
-	// NB: from 1, not First: the events kept by earlier calls are below it.
-	err = l.scan(context.Background(), 1, before-1, false, func(e events.Event) error {
+	err = l.scan(context.Background(), lo, hi-1, false, func(e events.Event) error {
 		if keep != nil && keep(e) {
 			if run != 0 {
-				_ = batch.DeleteRange(eventKey(lo[:0], run), eventKey(hi[:0], e.Seq), nil)
+				_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], e.Seq), nil)
 				run = 0
 			}
 			return nil
@@ -113,16 +134,16 @@ func (l *Log) TruncateBefore(before uint64, keep func(events.Event) bool) (delet
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("truncate before %d: %w", before, err)
+		return 0, fmt.Errorf("truncate before %d: %w", hi, err)
 	}
 	if run != 0 {
-		_ = batch.DeleteRange(eventKey(lo[:0], run), eventKey(hi[:0], before), nil)
+		_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], hi), nil)
 	}
-	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, before), nil)
+	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, hi), nil)
 	if err := l.apply(batch); err != nil {
-		return 0, l.fail(fmt.Errorf("truncate before %d: %w", before, err))
+		return 0, l.fail(fmt.Errorf("truncate before %d: %w", hi, err))
 	}
-	l.first.Store(before)
+	l.first.Store(max(l.First(), hi))
 	return deleted, nil
 }
 
