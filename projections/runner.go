@@ -306,10 +306,8 @@ func (r *Runner) applyPlanned(e events.Event, pl *plan) error {
 			return &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err}
 		}
 	}
-	r.applied.Store(e.Seq)
-	if r.nwait.Load() > 0 {
-		r.wake(e.Seq)
-	}
+	// NB: snapshot and retention before publishing progress, so a WaitFor
+	// that returns has seen everything this event caused.
 	if r.opts.SnapshotEvery > 0 {
 		if r.sinceSnap++; r.sinceSnap >= r.opts.SnapshotEvery {
 			r.sinceSnap = 0
@@ -320,6 +318,10 @@ func (r *Runner) applyPlanned(e events.Event, pl *plan) error {
 				return err
 			}
 		}
+	}
+	r.applied.Store(e.Seq)
+	if r.nwait.Load() > 0 {
+		r.wake(e.Seq)
 	}
 	return nil
 }
