@@ -117,10 +117,8 @@ func (m *Model) Apply(e events.Event) error {
 }
 
 func (m *Model) applyIOPub(e events.Event) error {
-	if e.Kernel != "" && !bytes.Contains(e.Raw, quotedStatus) {
-		// Output, not a status (most IOPub traffic): skip the parse. NB: a
-		// status message's payload holds the bytes "status" as its
-		// msg_type; the log's encoder never escapes letters.
+	if e.Kernel != "" && !mayBeStatus(e.Raw) {
+		// Output, not a status (most IOPub traffic): skip the parse.
 		if k, ok := m.kernels[e.Kernel]; ok {
 			k.LastActivity, k.Seq = e.Time, e.Seq
 		}
@@ -162,7 +160,19 @@ func (m *Model) applyIOPub(e events.Event) error {
 	return nil
 }
 
-var quotedStatus = []byte(`"status"`)
+var msgTypeKey = []byte(`"msg_type":"`)
+
+// mayBeStatus is false when raw is surely not a status message: the
+// encoder writes msg_type before content, so finding it stops early, where
+// scanning for "status" would read the whole output. NB: a payload in
+// another form (spaces, escapes) is parsed in full.
+func mayBeStatus(raw []byte) bool {
+	i := bytes.Index(raw, msgTypeKey)
+	if i < 0 {
+		return true
+	}
+	return bytes.HasPrefix(raw[i+len(msgTypeKey):], []byte(`status"`))
+}
 
 // kernel returns the entry for id, creating it (starting) when first seen,
 // and stamps the event on it. Callers hold m.mu.
