@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -281,7 +282,8 @@ const restartBehind = 50_000
 // costs. The snapshots are restartBehind events old (a crash just before
 // the next periodic snapshot; a clean shutdown leaves them at the end).
 // Beside it, in the same function, a full replay of the same log:
-// ratio-restart-vs-replay is restart time over replay time.
+// ratio-restart-vs-replay is restart time (the median of three, warm) over
+// replay time.
 func BenchmarkRestartToReady1M(b *testing.B) {
 	dir := benchLog(b)
 	l := openBenchLog(b, dir)
@@ -325,7 +327,11 @@ func BenchmarkRestartToReady1M(b *testing.B) {
 	restart() // NB: warm, as the replay it is compared with was
 	var restartWall time.Duration
 	for b.Loop() {
-		restartWall += restart()
+		// The median of three: one restart is short enough for a burst of
+		// other work on a shared machine to double it.
+		ds := []time.Duration{restart(), restart(), restart()}
+		slices.Sort(ds)
+		restartWall += ds[1]
 	}
 	b.ReportMetric(float64(restartWall.Milliseconds())/float64(b.N), "ms/restart")
 	b.ReportMetric(float64(replayWall.Milliseconds()), "ms/full-replay")
