@@ -53,3 +53,22 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// IDTime returns the time NewID was called with for an id it made (to the
+// millisecond); ok is false for an id of another shape.
+func IDTime(id string) (time.Time, bool) {
+	if len(id) != 26 {
+		return time.Time{}, false
+	}
+	var hi, lo uint64
+	for i := 0; i < 26; i++ {
+		v := strings.IndexByte(crockford, id[i])
+		if v < 0 {
+			return time.Time{}, false
+		}
+		hi = hi<<5 | lo>>59
+		lo = lo<<5 | uint64(v)
+	}
+	ms := hi >> 16 // the top 48 of 128 bits
+	return time.UnixMilli(int64(ms)).UTC(), true
+}

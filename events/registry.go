@@ -1,8 +1,8 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 )
 
@@ -13,9 +13,10 @@ type typeInfo struct {
 }
 
 func entry[T Payload](version uint16) typeInfo {
+	flat := newFlatDecoder(reflect.TypeFor[T]())
 	return typeInfo{version: version, decode: func(raw []byte) (Payload, error) {
 		var p T
-		if err := json.Unmarshal(raw, &p); err != nil {
+		if err := decodeInto(flat, raw, &p); err != nil {
 			return nil, err
 		}
 		return p, nil

@@ -29,6 +29,14 @@
 //     and stored in the log (Log.SaveSnapshot) under the projection's Name at
 //     the sequence they cover, so a restart replays only the events after
 //     them. Retention may then delete the covered prefix of the log.
+//  6. Retention (Options.Retention) never outruns a reader registered in its
+//     Floors: a Floor (a cursor: another runner, a publisher, a WebSocket
+//     client) keeps everything from its position; a Keeper (an actor's
+//     stream) keeps just that stream's old events. Until Floors.Enable
+//     nothing is deleted.
+//  7. Catch-up is a two-stage pipeline: a reader goroutine scans the log and
+//     decodes payloads while the loop goroutine applies. Wants may therefore
+//     be called from the reader while Apply runs (it must be pure).
 //
 // # Caller's duties
 //
@@ -38,6 +46,8 @@
 //     querying a read model.
 //  3. Watch Wait() (an errgroup goroutine) for the runner stopping on error.
 //  4. Close(ctx) on shutdown: it stops the loop and writes final snapshots.
+//  5. With retention, register every other reader of the log in the
+//     Floors (AddFloor, AddKeeper), then Enable.
 //
 // Usage:
 //

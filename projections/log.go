@@ -15,7 +15,9 @@ import (
 // fn fails. In both, Raw aliases the log's buffers for the duration of fn.
 // Last and First bound the retained log. SaveSnapshot stores a read model's
 // state as of seq, durably; LoadSnapshot returns it (ok false when none).
-// TruncateBefore deletes the events with seq < before.
+// TruncateBefore deletes the events with seq < before but those keep keeps
+// (keep nil: none; it sees envelopes), and reconsiders the ones kept by
+// earlier calls.
 type Log interface {
 	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
 	FollowRaw(ctx context.Context, after uint64, fn func(events.Event) error) error
@@ -23,5 +25,5 @@ type Log interface {
 	First() uint64
 	SaveSnapshot(name string, seq uint64, data []byte) error
 	LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error)
-	TruncateBefore(before uint64) (deleted int, err error)
+	TruncateBefore(before uint64, keep func(events.Event) bool) (deleted int, err error)
 }

@@ -217,7 +217,7 @@ func TestRetentionTruncatesOnlyBelowTheSnapshots(t *testing.T) {
 	l3 := openLog(t, t.TempDir())
 	appendAll(t, l3, workload(2, 13))
 	r3 := startRunner(t, l3, projections.Options{SnapshotEvery: 10,
-		Retention: projections.Retention{KeepEvents: 1, Floor: func() uint64 { return 42 }}}, newCounts("counts"))
+		Retention: projections.Retention{KeepEvents: 1, Floors: floorAt(42)}}, newCounts("counts"))
 	waitReady(t, r3)
 	if got := l3.First(); got != 42 {
 		t.Fatalf("log starts at %d, want 42 (the floor)", got)

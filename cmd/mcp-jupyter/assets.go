@@ -35,7 +35,9 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	lv := &live{leases: leases.New(), backlog: backlog.New(backlog.Options{MaxMessages: c.cfg.BacklogMessages,
 		Observer: c.metrics.Live.Backlog()})}
 	lg := c.logger.With("component", "lease")
-	lv.runner = projections.NewRunner(c.log, projections.Options{SnapshotEvery: 10_000, Logger: c.logger.With("component", "projections")},
+	// NB: no Retention here: the core runner truncates, and this runner's
+	// snapshots are one of its floors (retention.go).
+	lv.runner = projections.NewRunner(c.log, projections.Options{SnapshotEvery: min(10_000, c.cfg.SnapshotEvery), Logger: c.logger.With("component", "projections")},
 		lv.leases, lv.backlog)
 	if err := lv.runner.Start(context.Background()); err != nil {
 		return nil, fmt.Errorf("start read models: %w", err)

@@ -127,7 +127,9 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 	changed := b.log.Changed() // NB: taken before reading, so no commit is missed
 	var v mcpserver.ExecutionView
 	v.Cursor = since
+	read := 0
 	err := b.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+		read++
 		if queue.IsExecutionEvent(e.Type) {
 			v.Execution = queue.ApplyExecution(v.Execution, e)
 		} else if p, ok := e.Payload.(events.IOPubMessageReceived); ok && e.Seq > since {
@@ -142,6 +144,9 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 		return v, fmt.Errorf("read execution %s: %w", id, err)
 	}
 	if v.Execution.ID == "" {
+		if err := truncatedExecution(b.log, id, read > 0); err != nil {
+			return v, err
+		}
 		return v, fmt.Errorf("%w %q: list_executions shows the ids", system.ErrUnknownExecution, id)
 	}
 	v.Changed = changed

@@ -37,6 +37,12 @@ type config struct {
 	AssetGCEvery      time.Duration
 	BacklogMessages   int
 	Token             string
+	// RetainEvents is how many of the newest events the log keeps whatever
+	// happens (0: keep everything); older ones go once no reader needs them.
+	RetainEvents uint64
+	// SnapshotEvery is how many events apart read models are snapshotted
+	// (and retention runs).
+	SnapshotEvery uint64
 }
 
 type setting struct {
@@ -63,6 +69,8 @@ var settings = []setting{
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
 	{"asset-gc-every", "MCP_ASSET_GC_EVERY", "1h", "how often the asset GC collects assets whose leases expired"},
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
+	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
+	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -123,6 +131,12 @@ func parseConfig(cmd string, args []string) (config, error) {
 		if *i.dst, err = strconv.Atoi(get(i.name)); err != nil || *i.dst <= 0 {
 			return c, fmt.Errorf("--%s %q: give a positive whole number", i.name, get(i.name))
 		}
+	}
+	if c.RetainEvents, err = strconv.ParseUint(get("retain-events"), 10, 64); err != nil {
+		return c, fmt.Errorf("--retain-events %q: give a whole number of events (0 keeps everything)", get("retain-events"))
+	}
+	if c.SnapshotEvery, err = strconv.ParseUint(get("snapshot-every"), 10, 64); err != nil || c.SnapshotEvery == 0 {
+		return c, fmt.Errorf("--snapshot-every %q: give a positive whole number of events", get("snapshot-every"))
 	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))

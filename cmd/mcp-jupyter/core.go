@@ -22,12 +22,9 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
-
-// snapshotEvery bounds restart time: read models are snapshotted every so
-// many events, so a start replays at most that many.
-const snapshotEvery = 50_000
 
 // core is what serve and stdio share: the log, the read models, the actors
 // and the MCP edge. open builds it in dependency order; close tears it down
@@ -45,6 +42,9 @@ type core struct {
 	log      *eventlog.Log
 	runner   *projections.Runner
 	queue    *queue.Model
+	kernels  *kernels.Model
+	floors   *projections.Floors // what retention must not delete (retention.go)
+	lines    cursorFloor         // the event lines follower's position
 	sys      *system.System
 	launcher *jupyter.Launcher
 	mcp      *mcpserver.Server
@@ -113,7 +113,8 @@ func (c *core) open(ctx context.Context) (err error) {
 		logger.Warn("preflight", "component", "server", "finding", f.String())
 	}
 	started := time.Now()
-	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence")})
+	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
+		TruncatedHint: retentionHint(cfg)})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -141,12 +142,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	if c.metrics, err = metrics.New(c.reg, l); err != nil {
 		return err
 	}
-	q := queue.NewModel()
-	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: snapshotEvery, Logger: logger.With("component", "persistence")},
-		q, c.metrics.Projection(), c.procs)
+	q, km := queue.NewModel(), kernels.New()
+	c.floors = &projections.Floors{}
+	// NB: this runner is the one that truncates the log (retention.go); the
+	// floors hold it back until registerFloors, at the end of open.
+	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
+		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
+		q, km, c.metrics.Projection(), c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	c.queue, c.cancel, c.stage = q, cancel, stageReplaying
+	c.queue, c.kernels, c.cancel, c.stage = q, km, cancel, stageReplaying
 	c.mu.Unlock()
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
@@ -228,11 +233,14 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
+	c.lines.seq.Store(replayed)
+	c.registerFloors()
 	close(c.ready)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := logEvents(fctx, l, replayed, logger); err != nil {
+		defer c.lines.stopped.Store(true)
+		if err := logEvents(fctx, l, replayed, &c.lines.seq, logger); err != nil {
 			logger.Error("event lines stopped", "component", "server", "err", err)
 		}
 	}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
@@ -43,10 +44,14 @@ func eventComponent(typ string) string {
 
 // logEvents writes one structured line per notable durable event after
 // `after`, with its component, kernel_id and execution_id, until ctx ends.
+// It starts where the read models' replay ended, never from 0 (a restart
+// does not log history again), and keeps its position in cursor, a
+// retention floor.
 // Logs derive from the event log, as metrics do: the actors stay free of
 // logging calls and a line is written only for what is durable.
-func logEvents(ctx context.Context, l *eventlog.Log, after uint64, logger *slog.Logger) error {
+func logEvents(ctx context.Context, l *eventlog.Log, after uint64, cursor *atomic.Uint64, logger *slog.Logger) error {
 	err := l.FollowRaw(ctx, after, func(e events.Event) error {
+		cursor.Store(e.Seq)
 		level, ok := eventLevel[e.Type]
 		if !ok || !logger.Enabled(ctx, level) {
 			return nil

@@ -165,6 +165,9 @@ func resolvePoint(src source, what, s string, atOrBefore bool) (uint64, error) {
 		return 0, fmt.Errorf("%s %s: the log is empty", what, s)
 	}
 	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		if n < first && first > 1 {
+			return 0, fmt.Errorf("%s %d: %w", what, n, &eventlog.TruncatedError{Seq: n, First: first, Hint: "retention deleted the older events (" + retentionSetting + ")"})
+		}
 		if n < first || n > last {
 			return 0, fmt.Errorf("%s %d: sequence out of range: the log holds events %d..%d", what, n, first, last)
 		}

@@ -55,7 +55,7 @@ func (b *boundedLog) Last() uint64                                              
 func (b *boundedLog) First() uint64                                                     { return b.src.First() }
 func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error                         { return nil }
 func (b *boundedLog) LoadSnapshot(string) (uint64, []byte, bool, error)                 { return 0, nil, false, nil }
-func (b *boundedLog) TruncateBefore(uint64) (int, error)                                { return 0, nil }
+func (b *boundedLog) TruncateBefore(uint64, func(events.Event) bool) (int, error)       { return 0, nil }
 
 // readModels is every read model the server keeps, as of one event.
 type readModels struct {

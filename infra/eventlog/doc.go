@@ -33,7 +33,14 @@
 //     ErrClosed; every call after it returns ErrClosed. A read callback must
 //     not call Close.
 //  6. Snapshots of read models are stored beside the events (SaveSnapshot);
-//     TruncateBefore deletes a prefix once snapshots cover it.
+//     TruncateBefore deletes a prefix once snapshots cover it, except the
+//     events its keep function keeps (the streams actors recover from),
+//     which stay readable by stream below First.
+//  7. A read that asks for what retention deleted (Read or Scan from
+//     0 < from < First, Follow after 0 < after < First-1, CheckAfter) gets a
+//     *TruncatedError (errors.Is ErrTruncated) naming First and the
+//     retention setting (Options.TruncatedHint); from/after 0 means "from
+//     the start of what is retained".
 //
 // # Key layout (NB: on disk; must not change)
 //

@@ -142,7 +142,7 @@ func TestWALFailure(t *testing.T) {
 			if err := l.SaveSnapshot("q", 10, nil); !errors.Is(err, eventlog.ErrFailed) {
 				t.Fatalf("snapshot after failure: %v, want ErrFailed", err)
 			}
-			if _, err := l.TruncateBefore(5); !errors.Is(err, eventlog.ErrFailed) {
+			if _, err := l.TruncateBefore(5, nil); !errors.Is(err, eventlog.ErrFailed) {
 				t.Fatalf("truncate after failure: %v, want ErrFailed", err)
 			}
 

@@ -46,6 +46,9 @@ type Options struct {
 	BeforeCommit func()
 	// ReadOnly opens an existing log for reading (no lock, no appends).
 	ReadOnly bool
+	// TruncatedHint names the retention setting in TruncatedError (for
+	// example "the server keeps the last 1000000 events (--retain-events)").
+	TruncatedHint string
 }
 
 // Log is the durable event log. It is safe for concurrent use.
@@ -517,6 +520,23 @@ func (l *Log) DiskUsage() uint64 {
 	}
 	defer l.release()
 	return l.db.Metrics().DiskSpaceUsage()
+}
+
+// Usage splits DiskUsage: Tables is the live data (events, indexes,
+// snapshots), WAL the write-ahead log (bounded by the memtable size, not by
+// the number of events).
+type Usage struct {
+	Tables, WAL, Total uint64
+}
+
+// Usage returns where the log's disk space goes (zero once closed).
+func (l *Log) Usage() Usage {
+	if l.acquire() != nil {
+		return Usage{}
+	}
+	defer l.release()
+	m := l.db.Metrics()
+	return Usage{Tables: m.Table.Local.LiveSize, WAL: m.WAL.PhysicalSize + m.WAL.ObsoletePhysicalSize, Total: m.DiskSpaceUsage()}
 }
 
 // pebbleLogger routes Pebble's messages to slog. NB: Fatalf must not exit

@@ -18,8 +18,14 @@ var ErrStop = errors.New("eventlog: stop")
 type Visit = func(events.Event) error
 
 // Read calls fn for every event with from <= seq <= to (to 0 means up to the
-// end), in order, with payloads decoded.
+// end), in order, with payloads decoded. A from below First returns a
+// *TruncatedError (ErrTruncated) before any event; from 0 means every
+// retained event, the kept streams' events below First included (see
+// TruncateBefore).
 func (l *Log) Read(ctx context.Context, from, to uint64, fn Visit) error {
+	if err := l.Truncated(from); err != nil {
+		return fmt.Errorf("read events from %d: %w", from, err)
+	}
 	return l.scan(ctx, from, to, true, fn)
 }
 
@@ -27,6 +33,9 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn Visit) error {
 // and Raw payload; call DecodePayload on the ones you need. It is the fast
 // path for replays.
 func (l *Log) Scan(ctx context.Context, from, to uint64, fn Visit) error {
+	if err := l.Truncated(from); err != nil {
+		return fmt.Errorf("scan events from %d: %w", from, err)
+	}
 	return l.scan(ctx, from, to, false, fn)
 }
 
@@ -175,7 +184,9 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 // Follow calls fn for every event with seq > after, in order, decoded, then
 // waits for new ones and calls fn for them too, until ctx ends (returning
 // ctx.Err()), fn returns an error, or the log closes (ErrClosed). Waiting is
-// signalled by commits, never polled.
+// signalled by commits, never polled. An after below First-1 (other than 0,
+// which means from the start of what is retained) returns a
+// *TruncatedError.
 func (l *Log) Follow(ctx context.Context, after uint64, fn Visit) error {
 	return l.follow(ctx, after, true, fn)
 }
@@ -186,11 +197,23 @@ func (l *Log) FollowRaw(ctx context.Context, after uint64, fn Visit) error {
 }
 
 func (l *Log) follow(ctx context.Context, after uint64, decode bool, fn Visit) error {
+	if after != 0 {
+		if err := l.CheckAfter(after); err != nil {
+			return fmt.Errorf("follow events after %d: %w", after, err)
+		}
+	}
 	cursor := after
 	for {
 		changed := l.Changed() // NB: taken before reading Last, so no commit is missed
 		if l.closed.Load() {
 			return ErrClosed
+		}
+		if cursor != 0 {
+			// NB: retention may have passed a lagging follower; the scan
+			// below would skip the gap silently.
+			if err := l.CheckAfter(cursor); err != nil {
+				return fmt.Errorf("follow events after %d: %w", cursor, err)
+			}
 		}
 		if last := l.Last(); last > cursor {
 			var stopped bool

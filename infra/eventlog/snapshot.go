@@ -58,9 +58,17 @@ func (l *Log) LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err e
 func snapshotKey(name string) []byte { return append([]byte{prefixSnapshot}, name...) }
 
 // TruncateBefore deletes every event with seq < before, and its index
-// entries. The caller must hold snapshots that cover them (see
+// entries, except the events keep keeps (keep nil keeps none): retention
+// keeps the streams actors still recover from (a live kernel's lifecycle,
+// an unfinished execution), however old, and deletes the rest. Events kept
+// below First stay readable through ReadStream, ReadKernel and a Read or
+// Scan from 0; each call reconsiders them, so an event kept once is deleted
+// by the first call whose keep lets it go. keep sees envelopes (Raw set,
+// Payload nil) and runs on the caller's goroutine.
+//
+// The caller must hold snapshots that cover what it deletes (see
 // projections.Retention); the log only refuses to cut past its end.
-func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
+func (l *Log) TruncateBefore(before uint64, keep func(events.Event) bool) (deleted int, err error) {
 	if l.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
@@ -77,29 +85,85 @@ func (l *Log) TruncateBefore(before uint64) (deleted int, err error) {
 		return 0, fmt.Errorf("truncate before %d: the log ends at %d", before, l.Last())
 	}
 	first := l.First()
-	if before <= first {
-		return 0, nil
+	if before <= first && (keep == nil || first <= 1) {
+		return 0, nil // NB: with keep, events kept earlier may be released
 	}
+	before = max(before, first)
+	// NB: in chunks, each its own batch: the first run on a large log kept
+	// whole (retention newly switched on) would otherwise build one batch
+	// of every index key of millions of events.
+	lo := uint64(1) // the first chunk reconsiders the events kept below First
+	for lo < before {
+		hi := min(before, max(lo, first)+truncateChunk)
+		n, err := l.truncateRange(lo, hi, keep)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+		lo = hi
+	}
+	return deleted, nil
+}
+
+// truncateChunk bounds the events one truncation batch deletes.
+const truncateChunk = 1 << 16
+
+// truncateRange deletes the events in [lo, hi) that keep does not keep and
+// moves First to hi. Under truncMu.
+func (l *Log) truncateRange(lo, hi uint64, keep func(events.Event) bool) (deleted int, err error) {
 	batch := l.db.NewBatch()
 	defer batch.Close()
-	var k [9]byte
-	err = l.Scan(context.Background(), first, before-1, func(e events.Event) error {
+	var a, b [9]byte
+	run := uint64(0) // first seq of the run of deleted events being built
+	err = l.scan(context.Background(), lo, hi-1, false, func(e events.Event) error {
+		if keep != nil && keep(e) {
+			if run != 0 {
+				_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], e.Seq), nil)
+				run = 0
+			}
+			return nil
+		}
 		_ = batch.Delete(indexKey(prefixStream, e.Stream, e.Seq), nil)
 		if e.Kernel != "" {
 			_ = batch.Delete(indexKey(prefixKernel, e.Kernel, e.Seq), nil)
+		}
+		if run == 0 {
+			run = e.Seq
 		}
 		deleted++
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("truncate before %d: %w", before, err)
+		return 0, fmt.Errorf("truncate before %d: %w", hi, err)
 	}
-	var lo [9]byte
-	_ = batch.DeleteRange(eventKey(lo[:0], 0), eventKey(k[:0], before), nil)
-	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, before), nil)
+	if run != 0 {
+		_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], hi), nil)
+	}
+	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, hi), nil)
 	if err := l.apply(batch); err != nil {
-		return 0, l.fail(fmt.Errorf("truncate before %d: %w", before, err))
+		return 0, l.fail(fmt.Errorf("truncate before %d: %w", hi, err))
 	}
-	l.first.Store(before)
+	l.first.Store(max(l.First(), hi))
 	return deleted, nil
+}
+
+// Compact rewrites the log's files so that the space of deleted events is
+// returned to the file system now rather than at Pebble's next compaction
+// of that range. Retention does not need it; tests and operators measuring
+// DiskUsage do.
+func (l *Log) Compact(ctx context.Context) error {
+	if l.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	if err := l.acquire(); err != nil {
+		return err
+	}
+	defer l.release()
+	if err := l.db.Flush(); err != nil {
+		return fmt.Errorf("compact event log: flush: %w", err)
+	}
+	if err := l.db.Compact(ctx, []byte{0}, []byte{0xff}, false); err != nil {
+		return fmt.Errorf("compact event log: %w", err)
+	}
+	return nil
 }

@@ -52,7 +52,8 @@ type Publisher struct {
 	opts PublisherOptions
 
 	published atomic.Uint64
-	saved     uint64 // loop goroutine, then Close
+	saved     uint64        // loop goroutine, then Close
+	savedSeq  atomic.Uint64 // saved, for LogFloor
 	started   atomic.Bool
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -90,6 +91,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	p.published.Store(after)
 	p.saved = after
+	p.savedSeq.Store(after)
 	ctx, p.cancel = context.WithCancel(ctx)
 	go p.loop(ctx, after)
 	return nil
@@ -135,7 +137,22 @@ func (p *Publisher) saveCursor(seq uint64) error {
 		return fmt.Errorf("save nats cursor: %w", err)
 	}
 	p.saved = seq
+	p.savedSeq.Store(seq)
 	return nil
+}
+
+// LogFloor implements projections.Floor: retention keeps every event after
+// the saved cursor, since a restart resumes publishing there (without a
+// Cursor, every event not yet published). Before Start
+// it holds the whole log (the cursor is not loaded yet).
+func (p *Publisher) LogFloor() (uint64, bool) {
+	if !p.started.Load() {
+		return 0, true
+	}
+	if p.opts.Cursor == "" {
+		return p.published.Load() + 1, true // NB: no cursor: a restart starts at the end
+	}
+	return p.savedSeq.Load() + 1, true
 }
 
 // Published returns the sequence of the last event published.
@@ -174,6 +191,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 				p.closeErr = fmt.Errorf("close nats publisher: %w", err)
 			}
 			p.saved = seq
+			p.savedSeq.Store(seq)
 		}
 	})
 	return p.closeErr

@@ -32,12 +32,15 @@ const (
 
 // Log is what the edge reads: Scan (envelopes with raw payloads, seq in
 // [from, to]), ReadKernel (one kernel's events after a seq), FollowRaw (every
-// event after a seq, then live, woken by commits) and Last.
+// event after a seq, then live, woken by commits) and Last. CheckAfter
+// returns an error naming the retention setting when the events after a
+// cursor are no longer all retained (eventlog.TruncatedError).
 type Log interface {
 	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
 	ReadKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
 	FollowRaw(ctx context.Context, after uint64, fn func(events.Event) error) error
 	Last() uint64
+	CheckAfter(after uint64) error
 }
 
 // Options configure a Hub.
@@ -106,6 +109,9 @@ type Hub struct {
 type client struct {
 	kernel string
 	q      *queue
+	// floor is the first event the client still reads from the log while
+	// it catches up (0 once it is fed by the fan-out): see LogFloor.
+	floor atomic.Uint64
 }
 
 // New returns a hub over log. Call Start before serving.
@@ -183,6 +189,21 @@ func (h *Hub) join(c *client) (liveFrom uint64, err error) {
 	return h.last, nil
 }
 
+// LogFloor implements projections.Floor: retention keeps the events a
+// connected client catching up from its since= cursor has yet to read.
+// Clients fed by the fan-out need nothing from the log.
+func (h *Hub) LogFloor() (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var floor uint64
+	for c := range h.clients {
+		if f := c.floor.Load(); f != 0 && (floor == 0 || f < floor) {
+			floor = f
+		}
+	}
+	return floor, floor != 0
+}
+
 // leave is called exactly once per client that joined, when its handler
 // returns (the fan-out may have dropped it from clients already).
 func (h *Hub) leave(c *client) {
@@ -227,6 +248,14 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 			http.StatusBadRequest)
 		return
 	}
+	if req.hasSince {
+		// NB: 410, not 400: the cursor was valid; the events after it are
+		// gone. The text names the retention setting and where to resume.
+		if err := h.log.CheckAfter(req.since); err != nil {
+			http.Error(w, "Gone: "+err.Error(), http.StatusGone)
+			return
+		}
+	}
 	h.mu.Lock()
 	closed := h.closed || h.ctx == nil
 	if !closed {
@@ -250,6 +279,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
 	c := &client{kernel: req.kernel, q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes)}
+	if req.hasSince {
+		c.floor.Store(req.since + 1) // NB: before join, so retention sees it as soon as it counts
+	}
 	liveFrom, err := h.join(c)
 	if err != nil {
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down: reconnect with since=<last seq>")

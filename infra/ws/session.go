@@ -107,6 +107,7 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 			return end
 		}
 	}
+	s.c.floor.Store(0) // caught up: the fan-out feeds it from here
 	var batch []frame
 	for {
 		select {
@@ -255,7 +256,14 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		if ctx.Err() != nil {
 			return closeWith{}, false
 		}
-		return closeWith{websocket.StatusInternalError, "reading the event log failed: " + s.resumeHint()}, false
+		reason := "reading the event log failed: " + s.resumeHint()
+		// NB: retention passed the cursor between the check in serve and
+		// this read (eventlog.TruncatedError has TruncatedAt). ≤ 123 bytes.
+		var gone interface{ TruncatedAt() uint64 }
+		if errors.As(err, &gone) {
+			reason = "the log was truncated past your cursor (retention): resume with since=" + strconv.FormatUint(gone.TruncatedAt()-1, 10)
+		}
+		return closeWith{websocket.StatusInternalError, reason}, false
 	}
 	return closeWith{}, true
 }

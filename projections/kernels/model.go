@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -88,7 +89,7 @@ func (m *Model) Apply(e events.Event) error {
 	case events.KernelStartFailed:
 		k := m.kernel(p.KernelID, e)
 		k.Spec = p.Spec
-		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, "start failed: "+p.Reason, false, ""
+		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, startFailed+p.Reason, false, ""
 	case events.KernelRestarted:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
@@ -116,6 +117,13 @@ func (m *Model) Apply(e events.Event) error {
 }
 
 func (m *Model) applyIOPub(e events.Event) error {
+	if e.Kernel != "" && !mayBeStatus(e.Raw) {
+		// Output, not a status (most IOPub traffic): skip the parse.
+		if k, ok := m.kernels[e.Kernel]; ok {
+			k.LastActivity, k.Seq = e.Time, e.Seq
+		}
+		return nil
+	}
 	st, err := peekStatus(e.Raw)
 	if err != nil {
 		return fmt.Errorf("read IOPub status: %w", err)
@@ -150,6 +158,20 @@ func (m *Model) applyIOPub(e events.Event) error {
 		k.ExecutionState = strings.Clone(st.state) // NB: st.state may alias Raw
 	}
 	return nil
+}
+
+var msgTypeKey = []byte(`"msg_type":"`)
+
+// mayBeStatus is false when raw is surely not a status message: the
+// encoder writes msg_type before content, so finding it stops early, where
+// scanning for "status" would read the whole output. NB: a payload in
+// another form (spaces, escapes) is parsed in full.
+func mayBeStatus(raw []byte) bool {
+	i := bytes.Index(raw, msgTypeKey)
+	if i < 0 {
+		return true
+	}
+	return bytes.HasPrefix(raw[i+len(msgTypeKey):], []byte(`status"`))
 }
 
 // kernel returns the entry for id, creating it (starting) when first seen,

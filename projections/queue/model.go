@@ -23,7 +23,7 @@ type Model struct {
 	// active is, per kernel, the execution that started and has no final
 	// status yet.
 	active map[string]string
-	// changed is closed and replaced whenever the model changes.
+	// changed is closed at the model's next change (nil until Changed asks).
 	changed chan struct{}
 	// finished lists executions in the order they reached a final status;
 	// beyond maxFinished the oldest are dropped from memory (the log keeps
@@ -68,8 +68,12 @@ func (m *Model) Apply(e events.Event) error {
 	defer m.mu.Unlock()
 	m.apply(e)
 	m.seq = e.Seq
-	close(m.changed)
-	m.changed = make(chan struct{})
+	// NB: made on demand by Changed: a replay changes the model a million
+	// times with nobody waiting.
+	if m.changed != nil {
+		close(m.changed)
+		m.changed = nil
+	}
 	return nil
 }
 
@@ -122,7 +126,14 @@ func remove(ids []string, id string) []string {
 func (m *Model) Seq() uint64 { m.mu.RLock(); defer m.mu.RUnlock(); return m.seq }
 
 // Changed returns a channel closed at the model's next change.
-func (m *Model) Changed() <-chan struct{} { m.mu.RLock(); defer m.mu.RUnlock(); return m.changed }
+func (m *Model) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+	}
+	return m.changed
+}
 
 // Get returns one execution.
 func (m *Model) Get(id string) (Execution, bool) {

@@ -49,6 +49,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Snapshots", testSnapshots},
 		{"TruncateBefore", testTruncateBefore},
 		{"TruncateEverythingThenReopen", testTruncateEverythingThenReopen},
+		{"TruncateKeeping", testTruncateKeeping},
 		{"GetMissing", testGetMissing},
 	}
 	for _, c := range cases {
@@ -554,7 +555,7 @@ func testAfterClose(t *testing.T, open OpenFunc) {
 		"Get":        func() error { _, err := l.Get(1); return err }(),
 		"Snapshot":   l.SaveSnapshot("x", 1, nil),
 		"Load":       func() error { _, _, _, err := l.LoadSnapshot("x"); return err }(),
-		"Truncate":   func() error { _, err := l.TruncateBefore(1); return err }(),
+		"Truncate":   func() error { _, err := l.TruncateBefore(1, nil); return err }(),
 	} {
 		if !errors.Is(err, eventlog.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
@@ -681,14 +682,14 @@ func testTruncateBefore(t *testing.T, open OpenFunc) {
 	drafts := testkit.RealisticDrafts(200)
 	testkit.AppendAll(t, l, drafts)
 	ctx := context.Background()
-	if _, err := l.TruncateBefore(202); err == nil {
+	if _, err := l.TruncateBefore(202, nil); err == nil {
 		t.Fatal("truncating past the end succeeded")
 	}
-	n, err := l.TruncateBefore(101)
+	n, err := l.TruncateBefore(101, nil)
 	if err != nil || n != 100 {
 		t.Fatalf("TruncateBefore(101) = %d, %v; want 100 deleted", n, err)
 	}
-	if n, err := l.TruncateBefore(50); err != nil || n != 0 {
+	if n, err := l.TruncateBefore(50, nil); err != nil || n != 0 {
 		t.Fatalf("truncating an already truncated prefix = %d, %v; want 0, nil", n, err)
 	}
 	check := func(stage string) {
@@ -696,8 +697,15 @@ func testTruncateBefore(t *testing.T, open OpenFunc) {
 		if l.First() != 101 || l.Last() < 200 {
 			t.Fatalf("%s: First %d Last %d, want 101 and >= 200", stage, l.First(), l.Last())
 		}
-		if got := collect(t, func(fn eventlog.Visit) error { return l.Read(ctx, 1, 100, fn) }); len(got) != 0 {
-			t.Fatalf("%s: Read(1, 100) returned %v", stage, seqs(got))
+		var te *eventlog.TruncatedError
+		if err := l.Read(ctx, 1, 100, func(events.Event) error { return nil }); !errors.As(err, &te) || te.Seq != 1 || te.First != 101 {
+			t.Fatalf("%s: Read(1, 100) of a truncated prefix: %v, want a TruncatedError{Seq 1, First 101}", stage, err)
+		}
+		if err := l.Follow(ctx, 50, func(events.Event) error { return nil }); !errors.Is(err, eventlog.ErrTruncated) {
+			t.Fatalf("%s: Follow(after 50) of a truncated prefix: %v, want ErrTruncated", stage, err)
+		}
+		if err := l.CheckAfter(100); err != nil {
+			t.Fatalf("%s: CheckAfter(100) = %v, want nil (event 101 is retained)", stage, err)
 		}
 		if got := seqs(collect(t, func(fn eventlog.Visit) error { return l.Read(ctx, 0, 200, fn) })); !slices.Equal(got, seqRange(101, 200)) {
 			t.Fatalf("%s: Read(0, 200) = %v, want 101..200", stage, got)
@@ -734,11 +742,61 @@ func testTruncateBefore(t *testing.T, open OpenFunc) {
 	check("after reopen")
 }
 
+// testTruncateKeeping: the events keep keeps survive a truncation, stay
+// readable by stream and from 0, and go at the first truncation that no
+// longer keeps them.
+func testTruncateKeeping(t *testing.T, open OpenFunc) {
+	dir := testkit.TempDataDir(t)
+	l := open(t, dir)
+	ctx := context.Background()
+	var ds []events.Draft
+	for i := range 100 {
+		ds = append(ds, draft(fmt.Sprintf("k%d", i%4), fmt.Sprint(i)))
+	}
+	appendOK(t, l, ds...) // k0 has 1, 5, 9, ...
+	pinned := true
+	keep := func(e events.Event) bool { return pinned && e.Stream == events.KernelStream("k0") }
+	n, err := l.TruncateBefore(61, keep)
+	if err != nil || n != 45 {
+		t.Fatalf("TruncateBefore(61, keep k0) = %d, %v; want 45 deleted (60 less k0's 15)", n, err)
+	}
+	if l.First() != 61 {
+		t.Fatalf("First = %d, want 61", l.First())
+	}
+	k0 := func() []uint64 {
+		return seqs(collect(t, func(fn eventlog.Visit) error { return l.ReadStream(ctx, events.KernelStream("k0"), 0, fn) }))
+	}
+	want := []uint64{1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73, 77, 81, 85, 89, 93, 97}
+	if got := k0(); !slices.Equal(got, want) {
+		t.Fatalf("kept stream k0 = %v, want %v", got, want)
+	}
+	if got := seqs(collect(t, func(fn eventlog.Visit) error { return l.ReadStream(ctx, events.KernelStream("k1"), 0, fn) })); got[0] != 62 {
+		t.Fatalf("stream k1 starts at %d, want 62 (its older events were not kept)", got[0])
+	}
+	if got := collect(t, func(fn eventlog.Visit) error { return l.Scan(ctx, 0, 0, fn) }); len(got) != 15+40 || got[0].Seq != 1 || got[15].Seq != 61 {
+		t.Fatalf("Scan(0, 0) = %v, want k0's 15 kept events then 61..100", seqs(got))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, dir)
+	if got := k0(); !slices.Equal(got, want) {
+		t.Fatalf("after reopen, kept stream k0 = %v, want %v", got, want)
+	}
+	pinned = false
+	if n, err := l.TruncateBefore(61, keep); err != nil || n != 15 {
+		t.Fatalf("TruncateBefore(61) once k0 is released = %d, %v; want its 15 old events deleted", n, err)
+	}
+	if got := k0(); got[0] != 61 {
+		t.Fatalf("released stream k0 = %v, want it to start at 61", got)
+	}
+}
+
 func testTruncateEverythingThenReopen(t *testing.T, open OpenFunc) {
 	dir := testkit.TempDataDir(t)
 	l := open(t, dir)
 	testkit.AppendAll(t, l, testkit.RealisticDrafts(10))
-	if n, err := l.TruncateBefore(11); err != nil || n != 10 {
+	if n, err := l.TruncateBefore(11, nil); err != nil || n != 10 {
 		t.Fatalf("TruncateBefore(11) = %d, %v", n, err)
 	}
 	if err := l.Close(); err != nil {

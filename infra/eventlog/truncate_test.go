@@ -1,0 +1,45 @@
+package eventlog_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// TestTruncateInChunks: a truncation larger than one batch (retention
+// switched on over a long log) deletes everything in several batches and
+// still keeps what keep keeps.
+func TestTruncateInChunks(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	const n = 150_000
+	ds := make([]events.Draft, 0, 10_000)
+	for i := range n {
+		k := "k1"
+		if i%10_000 == 0 {
+			k = "pinned"
+		}
+		ds = append(ds, events.Draft{Stream: events.KernelStream(k), Kernel: k, Payload: events.KernelInterrupted{KernelID: k, Mode: "signal"}})
+		if len(ds) == cap(ds) {
+			testkit.AppendAll(t, l, ds)
+			ds = ds[:0]
+		}
+	}
+	keep := func(e events.Event) bool { return e.Stream == events.KernelStream("pinned") }
+	deleted, err := l.TruncateBefore(n, keep)
+	if err != nil || deleted != n-1-15 {
+		t.Fatalf("TruncateBefore(%d) = %d, %v; want %d deleted (all but the last and 15 pinned)", n, deleted, err, n-1-15)
+	}
+	if l.First() != n {
+		t.Fatalf("First = %d, want %d", l.First(), n)
+	}
+	var pinned int
+	if err := l.ReadStream(context.Background(), events.KernelStream("pinned"), 0, func(events.Event) error { pinned++; return nil }); err != nil || pinned != 15 {
+		t.Fatalf("pinned stream has %d events (%v), want 15", pinned, err)
+	}
+	var k1 int
+	if err := l.ReadKernel(context.Background(), "k1", 0, func(events.Event) error { k1++; return nil }); err != nil || k1 != 1 {
+		t.Fatalf("k1 has %d events (%v), want only the last", k1, err)
+	}
+}
