@@ -25,7 +25,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
-	c.mcp.AddCheckpointTools(checkpointBackend{b: &backend{sys: c.sys, log: c.log, queue: c.queue, launcher: c.launcher}, svc: c.ckpt})
+	c.mcp.AddCheckpointTools(checkpointBackend{b: c.back, svc: c.ckpt})
 	return nil
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -45,6 +47,8 @@ type core struct {
 	log      *eventlog.Log
 	runner   *projections.Runner
 	queue    *queue.Model
+	execs    *executions.Model
+	kernels  *kernels.Model
 	sys      *system.System
 	launcher *jupyter.Launcher
 	mcp      *mcpserver.Server
@@ -142,11 +146,13 @@ func (c *core) open(ctx context.Context) (err error) {
 		return err
 	}
 	q := queue.NewModel()
+	xm := executions.New(executions.Options{}, l)
+	km := kernels.New()
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: snapshotEvery, Logger: logger.With("component", "persistence")},
-		q, c.metrics.Projection(), c.procs)
+		q, xm, km, c.metrics.Projection(), c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	c.queue, c.cancel, c.stage = q, cancel, stageReplaying
+	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
 	c.mu.Unlock()
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
@@ -210,7 +216,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, log: l, queue: q, launcher: c.launcher}
+	back := &backend{sys: sys, runner: runner, queue: q, execs: xm, kernels: km, launcher: c.launcher}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{lv.lease},
