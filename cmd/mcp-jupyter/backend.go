@@ -21,8 +21,12 @@ import (
 // from read models, and after a command it waits for the runner to have
 // applied what the command appended (read your writes).
 type backend struct {
-	sys      *system.System
-	runner   applied // the runner feeding the models below
+	sys    *system.System
+	runner applied // the runner feeding the models below
+	// last is the log's end (a position, not a read): after a command
+	// that answers no seq, waiting for it makes the models reflect what
+	// the command appended.
+	last     func() uint64
 	queue    *queue.Model
 	execs    *executions.Model
 	kernels  *kernels.Model
@@ -146,13 +150,22 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	return b.sys.InterruptKernel(ctx, id)
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	return b.sys.RestartKernel(ctx, id)
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	return b.sys.ShutdownKernel(ctx, id)
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+}
+
+// settle returns err, after waiting (when the command succeeded) for the
+// read models to reflect everything appended until now.
+func (b *backend) settle(ctx context.Context, err error) error {
+	if err != nil || b.last == nil {
+		return err
+	}
+	return b.sync(ctx, b.last())
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {

@@ -216,7 +216,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, queue: q, execs: xm, kernels: km, launcher: c.launcher}
+	back := &backend{sys: sys, runner: runner, last: l.Last, queue: q, execs: xm, kernels: km, launcher: c.launcher}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: leaseAssets{lv.lease},
