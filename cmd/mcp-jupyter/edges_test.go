@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -262,5 +264,19 @@ func TestListKernelsFromReadModels(t *testing.T) {
 	}
 	if _, text = callTool(t, cl, "list_kernels", nil); strings.Contains(text, k) {
 		t.Fatalf("a shut down kernel is listed:\n%s", text)
+	}
+}
+
+// TestBackendReadsNoLog: the MCP edge's adapter answers from read models;
+// it never imports the log package.
+func TestBackendReadsNoLog(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "backend.go", nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range f.Imports {
+		if p := strings.Trim(imp.Path.Value, `"`); strings.HasSuffix(p, "/infra/eventlog") {
+			t.Fatalf("backend.go imports %s: edges read read models (projections/*), not the log", p)
+		}
 	}
 }
