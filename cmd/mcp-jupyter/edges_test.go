@@ -61,6 +61,14 @@ func TestGetExecutionSinceReturnsExactlyTheNew(t *testing.T) {
 	c, connect := inProcess(t)
 	cl := connect()
 	k := startKernelTool(t, cl)
+	// Read your writes: once Submit returned, the read model holds it.
+	x, err := c.back.Submit(context.Background(), mcpserver.SubmitRequest{KernelID: k, Code: "1"})
+	if err != nil || x.LastSeq == 0 {
+		t.Fatalf("submit: %+v %v (LastSeq must be the append's seq)", x, err)
+	}
+	if got, ok := c.execs.Get(x.ID); !ok || got.LastSeq < x.LastSeq {
+		t.Fatalf("the execution model does not hold %s right after Submit (%+v)", x.ID, got)
+	}
 	id, end := finishedExecution(t, cl, k, "for i in range(300):\n    print(f'L{i}', flush=True)")
 	v, err := c.execs.Read(context.Background(), id, 0)
 	if err != nil {
