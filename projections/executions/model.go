@@ -402,14 +402,14 @@ type Stats struct {
 	OutputBytes   int    // their cost against Options.MaxOutputBytes
 	Wakes         uint64 // change channels closed by Apply
 	LastSeq       uint64 // the last event applied
-	MaxOutputByte int    // the budget
+	Budget        int    // Options.MaxOutputBytes
 }
 
 // Stats returns the model's memory figures.
 func (m *Model) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st := Stats{Executions: len(m.execs), OutputBytes: m.bytes, Wakes: m.wakes, LastSeq: m.seq, MaxOutputByte: m.opts.MaxOutputBytes}
+	st := Stats{Executions: len(m.execs), OutputBytes: m.bytes, Wakes: m.wakes, LastSeq: m.seq, Budget: m.opts.MaxOutputBytes}
 	for _, x := range m.execs {
 		st.Outputs += len(x.outs)
 	}
