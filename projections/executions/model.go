@@ -397,12 +397,12 @@ func decode(seq uint64, raw []byte) (queue.Output, error) {
 
 // Stats describe the model's memory.
 type Stats struct {
-	Executions    int    // statuses held
-	Outputs       int    // outputs held
-	OutputBytes   int    // their cost against Options.MaxOutputBytes
-	Wakes         uint64 // change channels closed by Apply
-	LastSeq       uint64 // the last event applied
-	Budget        int    // Options.MaxOutputBytes
+	Executions  int    // statuses held
+	Outputs     int    // outputs held
+	OutputBytes int    // their cost against Options.MaxOutputBytes
+	Wakes       uint64 // change channels closed by Apply
+	LastSeq     uint64 // the last event applied
+	Budget      int    // Options.MaxOutputBytes
 }
 
 // Stats returns the model's memory figures.
