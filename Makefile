@@ -36,6 +36,7 @@ BENCH_OUT := $(or $(TMPDIR),/tmp)/mcp-jupyter-bench.txt
 BENCHES := \
 	./infra/eventlog/:.:3000x \
 	./projections/:.:1x \
+	./projections/executions/:.:2000x \
 	./infra/jupyter/:RawRoundTrip:50x \
 	./actors/system/:KernelActorRoundTrip:50x \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k:1x \
@@ -43,6 +44,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
 	./cmd/mcp-jupyter/:HealthWhileStreaming:1x \
+	./cmd/mcp-jupyter/:GetExecutionSinceEnd:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/ws/:.:1x \

@@ -68,6 +68,9 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 		}
 	}()
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
+		// NB: resuming clients are served from the backlog, the log only
+		// beyond its bound.
+		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
 		Renew: func(ctx context.Context, sum string) error {
 			_, err := lv.lease.Renew(ctx, sum, lease.HolderRead)
 			return err

@@ -4,26 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync/atomic"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
-	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
-// backend adapts the actor system, the queue read model and the log to what
-// the MCP edge needs.
+// backend adapts the actor system and the read models to what the MCP edge
+// needs. NB: it never reads the log: commands go to actors, answers come
+// from read models, and after a command it waits for the runner to have
+// applied what the command appended (read your writes).
 type backend struct {
-	sys      *system.System
-	log      *eventlog.Log
+	sys    *system.System
+	runner applied // the runner feeding the models below
+	// last is the log's end (a position, not a read): after a command
+	// that answers no seq, waiting for it makes the models reflect what
+	// the command appended.
+	last     func() uint64
 	queue    *queue.Model
+	execs    *executions.Model
+	kernels  *kernels.Model
 	launcher *jupyter.Launcher
+	// older explains an id the models do not know when it is older than
+	// the retained log (an error naming the retention setting), or nil.
+	older func(id string) error
 	// draining is set when a shutdown began: new executions and kernels
 	// are refused; running ones finish.
 	draining atomic.Bool
@@ -34,6 +44,22 @@ var errDraining = errors.New("the server is shutting down and accepts no new wor
 	"retry once it is back (executions already accepted are kept in the log and finish or resume after the restart)")
 
 var _ mcpserver.Backend = (*backend)(nil)
+
+// applied is the projections runner's read-your-writes wait.
+type applied interface {
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// sync waits until the read models reflect event seq.
+func (b *backend) sync(ctx context.Context, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if err := b.runner.WaitFor(ctx, seq); err != nil {
+		return fmt.Errorf("wait for the read models: %w", err)
+	}
+	return nil
+}
 
 func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, error) {
 	specs, err := b.launcher.Specs()
@@ -58,36 +84,59 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
-	return b.view(st), nil
+	if err := b.sync(ctx, st.LastSeq); err != nil {
+		return mcpserver.KernelView{}, err
+	}
+	if k, ok := b.kernels.Get(st.ID); ok {
+		return b.view(k), nil
+	}
+	return b.stateView(st), nil
 }
 
-func (b *backend) view(st kernel.State) mcpserver.KernelView {
-	v := mcpserver.KernelView{ID: st.ID, Spec: st.Spec, Label: st.Label, Notebook: st.Notebook, State: string(st.Status),
-		Pid: st.Process.Pid, QueueDepth: b.queue.Depth(st.ID), Reason: st.Reason, ExecutionState: "idle"}
-	if !st.Status.Alive() {
+// stateView is the kernel as its actor answered (the model does not know
+// it: the start failed before anything about it was recorded).
+func (b *backend) stateView(st kernel.State) mcpserver.KernelView {
+	return mcpserver.KernelView{ID: st.ID, Spec: st.Spec, Label: st.Label, Notebook: st.Notebook, State: string(st.Status),
+		Pid: st.Process.Pid, Reason: st.Reason, ExecutionState: "dead"}
+}
+
+// kernelStates maps the kernels model's states to what list_kernels shows.
+var kernelStates = map[kernels.State]string{
+	kernels.StateStarting: "starting", kernels.StateRunning: string(kernel.StatusRunning), kernels.StateDead: string(kernel.StatusDead),
+	kernels.StateLost: string(kernel.StatusLost), kernels.StateShutDown: string(kernel.StatusShutDown),
+}
+
+// view is a kernel as the read models tell it: the kernels model for its
+// lifecycle, the queue model for its queue and running execution.
+func (b *backend) view(k kernels.Kernel) mcpserver.KernelView {
+	st, ok := kernelStates[k.State]
+	if !ok {
+		st = string(k.State)
+	}
+	v := mcpserver.KernelView{ID: k.ID, Spec: k.Spec, Label: k.Label, Notebook: k.Notebook, State: st,
+		Pid: k.Pid, QueueDepth: b.queue.Depth(k.ID), Reason: k.Reason, ExecutionState: "idle"}
+	switch {
+	case k.State != kernels.StateRunning && k.State != kernels.StateStarting:
 		v.ExecutionState = "dead"
-	} else if x, ok := b.queue.Active(st.ID); ok {
+	case k.State == kernels.StateStarting:
+		v.ExecutionState = "starting"
+	}
+	if x, ok := b.queue.Active(k.ID); ok && v.ExecutionState != "dead" {
 		v.ExecutionState, v.Running = "busy", x.ID
 	}
 	return v
 }
 
+// Kernels lists the kernels of the kernels read model that were not shut
+// down (dead and lost ones stay listed, with their reason).
 func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.KernelView, error) {
 	var out []mcpserver.KernelView
-	for _, id := range b.sys.KernelIDs() {
-		st, err := b.sys.Kernel(ctx, id)
-		if err != nil {
-			if errors.Is(err, system.ErrUnknownKernel) {
-				continue
-			}
-			return nil, err
-		}
-		if label != "" && st.Label != label {
+	for _, k := range b.kernels.List() { // sorted by id
+		if k.State == kernels.StateShutDown || label != "" && k.Label != label {
 			continue
 		}
-		out = append(out, b.view(st))
+		out = append(out, b.view(k))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
@@ -104,53 +153,54 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	return b.sys.InterruptKernel(ctx, id)
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	return b.sys.RestartKernel(ctx, id)
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	return b.sys.ShutdownKernel(ctx, id)
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+}
+
+// settle returns err, after waiting (when the command succeeded) for the
+// read models to reflect everything appended until now.
+func (b *backend) settle(ctx context.Context, err error) error {
+	if err != nil || b.last == nil {
+		return err
+	}
+	return b.sync(ctx, b.last())
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
 	if b.draining.Load() {
 		return queue.Execution{}, errDraining
 	}
-	return b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
+	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
+	if err != nil {
+		return x, err
+	}
+	// NB: LastSeq is the seq of the append that queued (and maybe started)
+	// it: once the runner applied it, the execution model answers for it.
+	return x, b.sync(ctx, x.LastSeq)
 }
 
-// Execution folds the execution's own stream: the log is the truth, so a
-// caller sees its own submission at once and outputs in log order.
+// Execution answers from the execution read model: what is new since the
+// cursor, and a channel closed when this execution (only it) changes.
 func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpserver.ExecutionView, error) {
-	changed := b.log.Changed() // NB: taken before reading, so no commit is missed
-	var v mcpserver.ExecutionView
-	v.Cursor = since
-	read := 0
-	err := b.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
-		read++
-		if queue.IsExecutionEvent(e.Type) {
-			v.Execution = queue.ApplyExecution(v.Execution, e)
-		} else if p, ok := e.Payload.(events.IOPubMessageReceived); ok && e.Seq > since {
-			v.Outputs = append(v.Outputs, queue.Output{Seq: e.Seq, MsgType: p.MsgType, Content: append([]byte(nil), p.Content...)})
-		}
-		if e.Seq > v.Cursor {
-			v.Cursor = e.Seq
-		}
-		return nil
-	})
+	v, err := b.execs.Read(ctx, id, since)
 	if err != nil {
-		return v, fmt.Errorf("read execution %s: %w", id, err)
-	}
-	if v.Execution.ID == "" {
-		if err := truncatedExecution(b.log, id, read > 0); err != nil {
-			return v, err
+		if errors.Is(err, executions.ErrUnknown) {
+			if b.older != nil {
+				if err := b.older(id); err != nil {
+					return mcpserver.ExecutionView{}, err
+				}
+			}
+			return mcpserver.ExecutionView{}, fmt.Errorf("%w %q: list_executions shows the ids", system.ErrUnknownExecution, id)
 		}
-		return v, fmt.Errorf("%w %q: list_executions shows the ids", system.ErrUnknownExecution, id)
+		return mcpserver.ExecutionView{}, err
 	}
-	v.Changed = changed
-	return v, nil
+	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed}, nil
 }
 
 func (b *backend) Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error) {

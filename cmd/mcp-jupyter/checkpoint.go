@@ -35,7 +35,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	c.mu.Lock()
 	c.ckpt = ck
 	c.mu.Unlock()
-	c.mcp.AddCheckpointTools(checkpointBackend{b: &backend{sys: c.sys, log: c.log, queue: c.queue, launcher: c.launcher}, svc: c.ckpt})
+	c.mcp.AddCheckpointTools(checkpointBackend{b: c.back, svc: c.ckpt})
 	return nil
 }
 

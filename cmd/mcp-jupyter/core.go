@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
@@ -42,6 +43,7 @@ type core struct {
 	log      *eventlog.Log
 	runner   *projections.Runner
 	queue    *queue.Model
+	execs    *executions.Model
 	kernels  *kernels.Model
 	floors   *projections.Floors // what retention must not delete (retention.go)
 	lines    cursorFloor         // the event lines follower's position
@@ -142,16 +144,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	if c.metrics, err = metrics.New(c.reg, l); err != nil {
 		return err
 	}
-	q, km := queue.NewModel(), kernels.New()
+	q, xm, km := queue.NewModel(), executions.New(executions.Options{}, l), kernels.New()
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, km, c.metrics.Projection(), c.procs)
+		q, xm, km, c.metrics.Projection(), c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	c.queue, c.kernels, c.cancel, c.stage = q, km, cancel, stageReplaying
+	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
 	c.mu.Unlock()
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
@@ -213,7 +215,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, log: l, queue: q, launcher: c.launcher}
+	back := &backend{sys: sys, runner: runner, last: l.Last, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+		older: func(id string) error { return truncatedExecution(l, id, false) }}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),

@@ -30,7 +30,9 @@ type Backend interface {
 	Submit(ctx context.Context, req SubmitRequest) (queue.Execution, error)
 	// Execution returns an execution's status and its outputs with seq >
 	// since, plus a channel closed when anything about it changes next
-	// (status or new output) — wait on it, never poll.
+	// (status or new output) — wait on it, never poll. It answers from a
+	// read model: it costs what is new since `since`, and the channel is
+	// this execution's own (another execution's output does not close it).
 	Execution(ctx context.Context, id string, since uint64) (ExecutionView, error)
 	// Executions lists a kernel's executions ("" for all) by status ("" for any).
 	Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error)

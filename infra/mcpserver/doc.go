@@ -26,7 +26,10 @@
 //     outputs; otherwise status running/queued/input_required, the output so
 //     far, the cursor and what to call next. A timeout or a client going
 //     away never cancels the execution. With a progressToken, new output is
-//     sent as notifications/progress while waiting.
+//     sent as notifications/progress while waiting. Waiting and progress
+//     read Backend.Execution from the caller's cursor: each wake-up is this
+//     execution's own change and carries only what is new (the backend's
+//     read model pages from the log only what it no longer holds).
 //   - get_execution {execution_id, wait_s=0 (≤ MaxWait), since=0}: status
 //     and the outputs after the cursor, waiting up to wait_s.
 //   - list_executions {kernel?, status?} (read-only).

@@ -11,11 +11,15 @@
 // # Contract
 //
 //  1. Resume: with since=<seq> a client gets exactly the events after seq,
-//     in order, no gap and no duplicate, across server restarts too: it is
-//     served from the event log up to the point it joined the live fan-out,
-//     then from the fan-out. Without since it gets the events appended after
-//     it connected.
-//  2. Fan-out: one goroutine follows the log, encodes each event once and
+//     in order, no gap and no duplicate, across server restarts too: up to
+//     the point it joined the live fan-out it is served from the backlog
+//     read model (Options.Backlog, projections/backlog), and from the event
+//     log only for what the backlog no longer holds (seqs older than its
+//     bound); then from the fan-out. Without since it gets the events
+//     appended after it connected.
+//  2. Fan-out: one goroutine follows the log (the hub is a follower like the
+//     projections runner: it reads each committed event once, in order,
+//     woken by commits; it never reads history for a client), encodes each event once and
 //     offers it to every client's send queue without ever blocking. A queue
 //     is bounded in messages and in bytes; a client that falls behind past
 //     it is closed with code 4008 and the reason "slow consumer: resume with
@@ -33,7 +37,8 @@
 //
 // The caller's duties:
 //
-//  1. New(log, opts), then Start(ctx) before serving.
+//  1. New(log, opts) with Options.Backlog and BacklogWait (the backlog's
+//     runner's WaitFor), then Start(ctx) before serving.
 //  2. Mount Handler() at /ws behind the guard.
 //  3. Close(ctx) before closing the log: it closes every client with 1001
 //     and a resume hint, and waits for their goroutines.

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 )
 
 // Close codes. NB: clients act on them; they must not change.
@@ -43,8 +44,22 @@ type Log interface {
 	CheckAfter(after uint64) error
 }
 
+// Backlog is the read model a resuming client is served from
+// (projections/backlog): Since returns the held events about kernel
+// (backlog.All: every event) after a seq, whether they are all of them
+// (complete), and the last seq it applied (upTo).
+type Backlog interface {
+	Since(kernel string, after uint64) (ents []backlog.Entry, complete bool, upTo uint64)
+}
+
 // Options configure a Hub.
 type Options struct {
+	// Backlog, when set, serves resuming clients: the log is read only for
+	// what it no longer holds. Without it they are served from the log.
+	Backlog Backlog
+	// BacklogWait waits until the backlog applied seq (its projections
+	// runner's WaitFor). Required with Backlog.
+	BacklogWait func(ctx context.Context, seq uint64) error
 	// QueueMessages and QueueBytes bound each client's send queue.
 	QueueMessages int
 	QueueBytes    int
@@ -103,7 +118,8 @@ type Hub struct {
 	once   sync.Once
 
 	// Counters, for tests and metrics.
-	kicked atomic.Uint64
+	kicked   atomic.Uint64
+	logReads atomic.Uint64
 }
 
 type client struct {
@@ -146,6 +162,10 @@ func (h *Hub) Err() <-chan error { return h.errc }
 
 // Kicked returns how many clients were closed as slow consumers.
 func (h *Hub) Kicked() uint64 { return h.kicked.Load() }
+
+// LogReads returns how many catch-ups read the log (the backlog no longer
+// held what they needed, or there is no backlog).
+func (h *Hub) LogReads() uint64 { return h.logReads.Load() }
 
 // Clients returns how many clients are connected.
 func (h *Hub) Clients() int {

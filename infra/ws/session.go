@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 )
 
 // session is one connected client: a reader goroutine for what it sends,
@@ -214,7 +215,8 @@ func (s *session) send(ctx context.Context, data []byte) error {
 
 var errStop = errors.New("ws: stop")
 
-// catchUp sends the events in (s.sent, liveFrom] from the log.
+// catchUp sends the events in (s.sent, liveFrom]: from the backlog what it
+// holds, from the log only what it no longer does (older seqs).
 func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (closeWith, bool) {
 	var werr error
 	visit := func(e events.Event) error {
@@ -240,11 +242,39 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		}
 		return nil
 	}
+	var held []backlog.Entry
+	limit, complete := liveFrom, false
+	if bl := s.h.opts.Backlog; bl != nil && s.h.opts.BacklogWait != nil && s.h.opts.BacklogWait(ctx, liveFrom) == nil {
+		// NB: the backlog applied everything up to liveFrom: what it holds
+		// after s.sent plus the log below its first entry is all of it.
+		var ents []backlog.Entry
+		ents, complete, _ = bl.Since(req.kernel, s.sent)
+		held = ents
+		if len(ents) > 0 {
+			limit = min(limit, ents[0].Seq-1)
+		}
+	}
 	var err error
-	if req.kernel != "" {
-		err = s.h.log.ReadKernel(ctx, req.kernel, s.sent, visit)
-	} else {
-		err = s.h.log.Scan(ctx, s.sent+1, liveFrom, visit)
+	if !complete && limit > s.sent {
+		s.h.logReads.Add(1)
+		if req.kernel != "" {
+			err = s.h.log.ReadKernel(ctx, req.kernel, s.sent, func(e events.Event) error {
+				if e.Seq > limit {
+					return errStop
+				}
+				return visit(e)
+			})
+		} else {
+			err = s.h.log.Scan(ctx, s.sent+1, limit, visit)
+		}
+	}
+	if err == nil || errors.Is(err, errStop) {
+		err = nil
+		for _, ent := range held {
+			if err = visit(ent.Event()); err != nil {
+				break
+			}
+		}
 	}
 	if werr == nil {
 		werr = s.flush(ctx)

@@ -48,16 +48,45 @@ type nopObserver struct{}
 func (nopObserver) Held(int)    {}
 func (nopObserver) Evicted(int) {}
 
-// Entry is one IOPub message as recorded in the log.
+// All is the key of the ring that holds every event, whatever its kernel
+// (for readers that follow the whole log).
+const All = ""
+
+// Entry is one event as recorded in the log: IOPub output for the most
+// part, and the kernel's other events between them.
 type Entry struct {
 	Seq         uint64    `json:"seq"`
 	Time        time.Time `json:"time"`
-	ExecutionID string    `json:"execution_id,omitempty"` // from the event's stream; "" for kernel-level output
-	// Payload is the IOPubMessageReceived payload as stored (JSON).
+	ExecutionID string    `json:"execution_id,omitempty"` // from the event's stream; "" for kernel-level events
+	// Payload is the event's payload as stored (JSON): for IOPub output the
+	// IOPubMessageReceived payload.
 	Payload json.RawMessage `json:"payload"`
+	// The rest of the envelope. Type is "" in snapshots of older binaries,
+	// which held IOPub output only.
+	Stream  string `json:"stream,omitempty"`
+	Kernel  string `json:"kernel,omitempty"`
+	Node    string `json:"node,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Version uint16 `json:"version,omitempty"`
 }
 
 func (e Entry) size() int { return len(e.Payload) + 64 }
+
+// Event returns the entry as the event it was read from (payload raw, not
+// decoded). NB: Raw aliases the entry's payload; do not change it.
+func (e Entry) Event() events.Event {
+	return events.Event{Seq: e.Seq, Time: e.Time, Stream: e.Stream, Kernel: e.Kernel, Node: e.Node,
+		Type: e.Type, Version: e.Version, Raw: e.Payload}
+}
+
+func entryOf(e events.Event, payload json.RawMessage) Entry {
+	ent := Entry{Seq: e.Seq, Time: e.Time, Payload: payload, Stream: e.Stream, Kernel: e.Kernel,
+		Node: e.Node, Type: e.Type, Version: e.Version}
+	if events.StreamKind(e.Stream) == "execution" {
+		ent.ExecutionID = events.StreamID(e.Stream)
+	}
+	return ent
+}
 
 // Stats describe one kernel's ring.
 type Stats struct {
@@ -120,7 +149,13 @@ type Model struct {
 	mu    sync.RWMutex
 	rings map[string]*ring
 	seq   uint64
-	bytes int // held by every ring, for the Observer
+	// bytes: held by every kernel's ring, for the Observer. NB: the All
+	// ring shares its payloads with the kernels' rings and is not counted.
+	bytes int
+	// floor: events with seq <= floor may be missing from the rings without
+	// being counted as evicted (restored from an older snapshot format);
+	// readers take them from the log.
+	floor uint64
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -142,34 +177,24 @@ func New(opts Options) *Model {
 // Name implements projections.Projection.
 func (m *Model) Name() string { return Name }
 
-// Wants implements projections.Projection.
-func (m *Model) Wants(typ string) projections.Interest {
-	if typ == events.TypeIOPubMessageReceived {
-		return projections.Envelope
-	}
-	return projections.Skip
-}
+// Wants implements projections.Projection: every event, envelope and raw
+// payload (nothing is decoded).
+func (m *Model) Wants(typ string) projections.Interest { return projections.Envelope }
 
-// Apply implements projections.Projection.
+// Apply implements projections.Projection: the event goes into its kernel's
+// ring and into the All ring.
 func (m *Model) Apply(e events.Event) error {
-	if e.Type != events.TypeIOPubMessageReceived || e.Kernel == "" {
-		return nil
-	}
-	ent := Entry{Seq: e.Seq, Time: e.Time, Payload: append(json.RawMessage(nil), e.Raw...)}
-	if events.StreamKind(e.Stream) == "execution" {
-		ent.ExecutionID = events.StreamID(e.Stream)
-	}
+	// NB: one copy of the payload, shared by both rings; it never changes.
+	ent := entryOf(e, append(json.RawMessage(nil), e.Raw...))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e.Seq <= m.seq {
 		return nil
 	}
-	r := m.rings[e.Kernel]
-	if r == nil {
-		r = &ring{}
-		m.rings[e.Kernel] = r
+	if e.Kernel != All {
+		m.push(m.ring(e.Kernel), ent)
 	}
-	m.push(r, ent)
+	m.ring(All).push(ent, m.opts.MaxMessages, m.opts.MaxBytes)
 	m.seq = e.Seq
 	return nil
 }
@@ -185,6 +210,22 @@ func (m *Model) push(r *ring, e Entry) {
 	m.opts.Observer.Held(m.bytes)
 }
 
+func (m *Model) ring(kernel string) *ring {
+	r := m.rings[kernel]
+	if r == nil {
+		r = &ring{}
+		m.rings[kernel] = r
+	}
+	return r
+}
+
+// Seq returns the last sequence applied.
+func (m *Model) Seq() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.seq
+}
+
 // Stats returns one kernel's ring statistics.
 func (m *Model) Stats(kernel string) Stats {
 	m.mu.RLock()
@@ -198,37 +239,52 @@ func (m *Model) Stats(kernel string) Stats {
 	return st
 }
 
-// Since returns the ring's entries with seq > after. complete is false when
-// the ring evicted some entry after `after`: those must come from the log,
-// for sequences up to (not including) the first entry returned, or up to
-// upTo when none is.
+// Since returns the entries of kernel's ring (All: every event) with seq >
+// after. complete is false when the ring evicted some entry after `after`:
+// those must come from the log, for sequences up to (not including) the
+// first entry returned, or up to upTo when none is. upTo is the last
+// sequence the backlog applied.
 func (m *Model) Since(kernel string, after uint64) (ents []Entry, complete bool, upTo uint64) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	upTo = m.seq
 	r := m.rings[kernel]
 	if r == nil {
-		return nil, true, upTo
+		return nil, m.floor <= after, upTo
 	}
-	for i := range r.n {
-		if e := r.at(i); e.Seq > after {
-			ents = append(ents, *e)
+	// NB: the ring is in seq order: find the first entry after `after` by
+	// binary search, then copy the run after it.
+	lo, hi := 0, r.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.at(mid).Seq <= after {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	return ents, r.st.EvictTo <= after, upTo
+	if lo < r.n {
+		ents = make([]Entry, 0, r.n-lo)
+		for i := lo; i < r.n; i++ {
+			ents = append(ents, *r.at(i))
+		}
+	}
+	return ents, r.st.EvictTo <= after && m.floor <= after, upTo
 }
 
 // KernelReader reads everything about one kernel after a sequence, in order
-// (infra/eventlog's ReadKernel).
+// (infra/eventlog's ReadKernel); Scan reads every event in [from, to].
 type KernelReader interface {
 	ReadKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
+	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
 }
 
 var errStop = errors.New("backlog: stop")
 
-// Read calls fn, in sequence order, for every IOPub message of kernel with
-// seq > after that the backlog has applied: from the log for what the ring
-// evicted, then from the ring. An error from fn ends the read.
+// Read calls fn, in sequence order, for every event about kernel (All:
+// every event) with seq > after that the backlog has applied: from the log
+// for what the ring evicted, then from the ring. An error from fn ends the
+// read. Entries read from the log alias its buffers for the call only.
 func (m *Model) Read(ctx context.Context, log KernelReader, kernel string, after uint64, fn func(Entry) error) error {
 	ents, complete, upTo := m.Since(kernel, after)
 	if !complete {
@@ -236,21 +292,25 @@ func (m *Model) Read(ctx context.Context, log KernelReader, kernel string, after
 		if len(ents) > 0 {
 			limit = ents[0].Seq - 1
 		}
-		err := log.ReadKernel(ctx, kernel, after, func(e events.Event) error {
+		visit := func(e events.Event) error {
 			if e.Seq > limit {
 				return errStop
 			}
-			if e.Type != events.TypeIOPubMessageReceived {
+			if e.Seq <= after {
 				return nil
 			}
-			ent := Entry{Seq: e.Seq, Time: e.Time, Payload: append(json.RawMessage(nil), e.Raw...)}
-			if events.StreamKind(e.Stream) == "execution" {
-				ent.ExecutionID = events.StreamID(e.Stream)
+			return fn(entryOf(e, e.Raw))
+		}
+		var err error
+		if kernel == All {
+			if limit > after {
+				err = log.Scan(ctx, after+1, limit, visit)
 			}
-			return fn(ent)
-		})
+		} else {
+			err = log.ReadKernel(ctx, kernel, after, visit)
+		}
 		if err != nil && !errors.Is(err, errStop) {
-			return fmt.Errorf("read kernel %s output from the log: %w", kernel, err)
+			return fmt.Errorf("read kernel %s events from the log: %w", kernel, err)
 		}
 	}
 	for _, e := range ents {
@@ -260,6 +320,18 @@ func (m *Model) Read(ctx context.Context, log KernelReader, kernel string, after
 	}
 	return nil
 }
+
+// snapshot is the stored form. NB: stored in the log; add fields
+// compatibly, bump snapshotVersion otherwise.
+type snapshot struct {
+	Version int        `json:"version"`
+	Seq     uint64     `json:"seq"`
+	Floor   uint64     `json:"floor,omitempty"`
+	Rings   []snapRing `json:"rings"`
+}
+
+// snapshotVersion 2: every event (version 1, without the field: IOPub only).
+const snapshotVersion = 2
 
 type snapRing struct {
 	Kernel  string  `json:"kernel"`
@@ -271,10 +343,7 @@ type snapRing struct {
 func (m *Model) Snapshot() ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := struct {
-		Seq   uint64     `json:"seq"`
-		Rings []snapRing `json:"rings"`
-	}{Seq: m.seq}
+	s := snapshot{Version: snapshotVersion, Seq: m.seq, Floor: m.floor}
 	for k, r := range m.rings {
 		sr := snapRing{Kernel: k, Stats: r.st}
 		for i := range r.n {
@@ -294,10 +363,7 @@ func (m *Model) Snapshot() ([]byte, error) {
 // Restore implements projections.Projection. Entries beyond the current
 // bounds are evicted (and counted) as they are restored.
 func (m *Model) Restore(data []byte) error {
-	var s struct {
-		Seq   uint64     `json:"seq"`
-		Rings []snapRing `json:"rings"`
-	}
+	var s snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("decode backlog snapshot: %w", err)
 	}
@@ -305,10 +371,21 @@ func (m *Model) Restore(data []byte) error {
 	defer m.mu.Unlock()
 	m.rings, m.bytes = map[string]*ring{}, 0
 	m.opts.Observer.Held(0)
+	m.floor = s.Floor
+	if s.Version < snapshotVersion {
+		// NB: version 1 held IOPub output only: the other events up to its
+		// seq were never in it, so readers take everything up to it from
+		// the log.
+		m.floor = s.Seq
+	}
 	for _, sr := range s.Rings {
 		r := &ring{st: sr.Stats}
 		for _, e := range sr.Entries {
-			m.push(r, e)
+			if sr.Kernel == All {
+				r.push(e, m.opts.MaxMessages, m.opts.MaxBytes)
+			} else {
+				m.push(r, e)
+			}
 		}
 		m.rings[sr.Kernel] = r
 	}

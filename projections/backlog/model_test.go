@@ -60,9 +60,13 @@ func TestRingBoundsAndReadFromLog(t *testing.T) {
 	b := backlog.New(backlog.Options{MaxMessages: 50, MaxBytes: 1 << 20})
 	runWith(t, l, b)
 
+	// k1's ring holds its events: 200 outputs, then the interrupt.
 	st := b.Stats("k1")
-	if st.Messages != 50 || st.Evicted != 200-50 {
-		t.Fatalf("k1 stats %+v, want 50 kept and 150 evicted", st)
+	if st.Messages != 50 || st.Evicted != 201-50 {
+		t.Fatalf("k1 stats %+v, want 50 kept and 151 evicted", st)
+	}
+	if all := b.Stats(backlog.All); all.Messages != 50 || all.Evicted != 251-50 {
+		t.Fatalf("All stats %+v, want 50 kept and 201 evicted", all)
 	}
 	if st2 := b.Stats("k2"); st2.Messages != 50 || st2.Evicted != 0 {
 		t.Fatalf("k2 stats %+v", st2)
@@ -73,6 +77,12 @@ func TestRingBoundsAndReadFromLog(t *testing.T) {
 		var got []uint64
 		err := b.Read(context.Background(), l, "k1", after, func(e backlog.Entry) error {
 			got = append(got, e.Seq)
+			if e.Type != events.TypeIOPubMessageReceived {
+				if e.Seq != 251 || e.Type != events.TypeKernelInterrupted || e.Kernel != "k1" {
+					t.Errorf("seq %d: %s about %q", e.Seq, e.Type, e.Kernel)
+				}
+				return nil
+			}
 			var p events.IOPubMessageReceived
 			if err := json.Unmarshal(e.Payload, &p); err != nil {
 				return err
@@ -90,6 +100,9 @@ func TestRingBoundsAndReadFromLog(t *testing.T) {
 			if seq := uint64(i + 1); i%5 != 0 && seq > after {
 				want = append(want, seq)
 			}
+		}
+		if after < 251 {
+			want = append(want, 251) // the interrupt
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("after %d: got %v\nwant %v", after, got, want)
@@ -151,5 +164,53 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if err := c.Restore([]byte("{not json")); err == nil {
 		t.Fatal("bad snapshot accepted")
+	}
+}
+
+// TestAllRingAndOldSnapshot: the All ring serves every event from any
+// cursor (the log for what it evicted); a version 1 snapshot (IOPub only)
+// sends readers to the log for everything it covers.
+func TestAllRingAndOldSnapshot(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	var ds []events.Draft
+	for i := range 120 {
+		ds = append(ds, iopub(fmt.Sprint("k", i%3), "x", i, "a"))
+		if i%10 == 0 {
+			ds = append(ds, events.Draft{Stream: events.ServerStream("n"), Payload: events.ServerStarted{Node: "n"}})
+		}
+	}
+	testkit.AppendAll(t, l, ds)
+	b := backlog.New(backlog.Options{MaxMessages: 40})
+	runWith(t, l, b)
+	last := l.Last()
+	for _, after := range []uint64{0, 5, last - 41, last - 40, last - 1, last} {
+		var got []uint64
+		if err := b.Read(context.Background(), l, backlog.All, after, func(e backlog.Entry) error {
+			got = append(got, e.Seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var want []uint64
+		for s := after + 1; s <= last; s++ {
+			want = append(want, s)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("All after %d: got %v, want %v", after, got, want)
+		}
+	}
+	if ents, complete, _ := b.Since(backlog.All, last-10); !complete || len(ents) != 10 || ents[0].Seq != last-9 {
+		t.Fatalf("Since(All, %d): %d entries, complete %v", last-10, len(ents), complete)
+	}
+	old := fmt.Sprintf(`{"seq":%d,"rings":[{"kernel":"k1","entries":[],"stats":{}}]}`, last)
+	c := backlog.New(backlog.Options{})
+	if err := c.Restore([]byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	if _, complete, _ := c.Since("k2", last-1); complete {
+		t.Fatal("a version 1 snapshot claimed to hold every event")
+	}
+	if _, complete, _ := c.Since("k2", last); !complete {
+		t.Fatal("nothing after the old snapshot, yet incomplete")
 	}
 }
