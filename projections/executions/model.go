@@ -44,8 +44,12 @@ type Options struct {
 // Reader pages one stream of the log: every event of stream with seq >
 // after, in order, payload decoded (infra/eventlog's ReadStream). An error
 // from fn ends the read and is returned.
+//
+// Truncated returns an error naming the retention setting when seq is no
+// longer in the retained log (nil when it is, or for 0).
 type Reader interface {
 	ReadStream(ctx context.Context, stream string, after uint64, fn func(events.Event) error) error
+	Truncated(seq uint64) error
 }
 
 // ErrUnknown: no execution with that id in the model or the log.
@@ -268,6 +272,14 @@ func (m *Model) Read(ctx context.Context, id string, since uint64) (View, error)
 	m.mu.Unlock()
 
 	if since < dropped {
+		// NB: a finished execution's stream is not kept by retention: its
+		// outputs older than the retained log are gone, and saying so beats
+		// answering fewer of them.
+		if v.Execution.Status.Done() && m.log != nil {
+			if err := m.log.Truncated(max(since+1, v.Execution.QueuedSeq)); err != nil {
+				return View{}, fmt.Errorf("read execution %s outputs after %d: %w", id, since, err)
+			}
+		}
 		err := m.page(ctx, id, since, dropped, func(seq uint64, raw []byte) error {
 			o, err := decode(seq, raw)
 			if err != nil {

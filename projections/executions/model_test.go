@@ -360,3 +360,37 @@ func TestRestoreFromSnapshotPagesOutputs(t *testing.T) {
 		t.Fatalf("run after restart: %v", seqs(v.Outputs))
 	}
 }
+
+// TestTruncatedOutputsAreAnError: a finished execution whose outputs left
+// memory and then the retained log answers with an error naming the
+// retention setting, never with fewer outputs.
+func TestTruncatedOutputsAreAnError(t *testing.T) {
+	const hint = "the server keeps the last N events (--retain-events)"
+	l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{TruncatedHint: hint})
+	f := start(t, l, executions.Options{MaxOutputBytes: 4 << 10}, projections.Options{})
+	testkit.AppendAll(t, l, []events.Draft{queued("k", "old"), started("k", "old")})
+	for i := range 200 {
+		appendOne(t, l, line("k", "old", i))
+	}
+	appendOne(t, l, finished("k", "old"))
+	testkit.AppendAll(t, l, []events.Draft{queued("k", "new"), started("k", "new")})
+	for i := range 200 { // pushes old's outputs out of memory
+		appendOne(t, l, line("k", "new", i))
+	}
+	f.sync(t)
+	if got := len(f.read(t, "old", 0).Outputs); got != 200 {
+		t.Fatalf("before truncation: %d outputs of old, want 200 (paged from the log)", got)
+	}
+	if _, err := l.TruncateBefore(l.Last()-10, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := f.m.Read(ctx, "old", 0)
+	if !errors.Is(err, eventlog.ErrTruncated) || !strings.Contains(err.Error(), "--retain-events") {
+		t.Fatalf("read of truncated outputs: %v, want an error wrapping eventlog.ErrTruncated naming the setting", err)
+	}
+	if v := f.read(t, "new", l.Last()-5); v.Execution.ID != "new" {
+		t.Fatalf("the running execution: %+v", v.Execution)
+	}
+}
