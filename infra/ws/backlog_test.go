@@ -105,7 +105,7 @@ func TestResumeServedFromBacklog(t *testing.T) {
 	k1 := kernelSeqs(t, l, "k1", 150)
 	cl, hub, url := startWithBacklog(t, l, 1000)
 	// NB: the log no longer holds 151..199: only the backlog can serve them.
-	if _, err := l.TruncateBefore(200); err != nil {
+	if _, err := l.TruncateBefore(200, nil); err != nil {
 		t.Fatal(err)
 	}
 	all := dial(t, url+"?since=150")
