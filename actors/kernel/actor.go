@@ -284,13 +284,18 @@ func (a *Actor) died(ctx actor.Context, m pumpDied) {
 	if m.conn != a.conn {
 		return // a connection already replaced
 	}
-	rest := append(m.rest, a.release()...)
+	rest := m.rest
+	if a.op == "" {
+		// NB: during a restart or shutdown the operation's goroutine still
+		// uses the connection; its end releases it (retire).
+		rest = append(rest, a.release()...)
+	}
 	var drafts []events.Draft
 	var effs []Effect
 	a.out, drafts, effs = Died(a.out, rest, m.death, a.expectExit)
 	a.append(drafts...)
 	if a.op != "" {
-		// A restart or shutdown is under way: it reports the outcome.
+		// The operation reports the kernel's state when it ends.
 		a.perform(ctx, effs)
 		return
 	}
