@@ -226,6 +226,15 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	return e
 }
 
+// PIDs returns kernel id's actors (for tests that message them directly).
+func (s *System) PIDs(id string) (kernel, scheduler *actor.PID, err error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.kernel, e.scheduler, nil
+}
+
 // Actors is the process's one actor system: the lease and checkpoint actors
 // are spawned in it too.
 func (s *System) Actors() *actor.ActorSystem { return s.actors }
