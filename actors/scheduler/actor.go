@@ -61,6 +61,10 @@ type Actor struct {
 	state State
 	ready bool // the kernel can take executions
 	gone  string
+	// resumed is the active execution handed back with Resume. NB: handed
+	// back once: a second Resume could reach the kernel actor after it
+	// ended the execution, and record a second end.
+	resumed string
 }
 
 // Props returns the props of kernel id's scheduler. The producer makes a
@@ -161,10 +165,13 @@ func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 		if m.Running == act.ID {
 			return // the kernel actor has it: its end will be reported
 		}
+		if m.Reattached {
+			a.resumed = "" // a fresh connection: whatever it held is gone
+		}
 		// Started but not in the kernel actor's hands (the server or the
 		// kernel actor restarted): re-adopt it, never resend. The kernel
 		// actor decides whether it still runs, and reports its end.
-		ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: act.ID, MsgID: act.MsgID})
+		a.resume(ctx, *act)
 		return
 	}
 	a.next(ctx)
@@ -180,8 +187,16 @@ func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
 	if act := a.state.Active; act != nil && !slices.Contains(m.Ending, act.ID) {
 		// Started, and nobody will report its end: the kernel actor, the
 		// only writer of a started execution, records it lost.
-		ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: act.ID, MsgID: act.MsgID})
+		a.resume(ctx, *act)
 	}
+}
+
+func (a *Actor) resume(ctx actor.Context, x Execution) {
+	if a.resumed == x.ID {
+		return
+	}
+	a.resumed = x.ID
+	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID})
 }
 
 func (a *Actor) next(ctx actor.Context) {
