@@ -16,11 +16,12 @@ import (
 
 // Log is what a scheduler needs from the event log (infra/eventlog
 // implements it): appends, and the per-kernel index it recovers from.
-// ReadKernel calls fn for every event about one kernel (its stream, its
-// executions, their output) with seq > after, in order, decoded.
+// ScanKernel calls fn for every event about one kernel (its stream, its
+// executions, their output) with seq > after, in order, with the envelope
+// decoded and the payload raw (Event.DecodePayload decodes it).
 type Log interface {
 	actors.Log
-	ReadKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
+	ScanKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
 }
 
 // Deps are what a scheduler needs from outside.
@@ -116,12 +117,19 @@ func (a *Actor) Receive(ctx actor.Context) {
 
 // recover folds this kernel's execution lifecycle from the log's
 // per-kernel index: what it queued and started, and the final events the
-// kernel actor wrote. Replay performs no effect.
+// kernel actor wrote. Only those payloads are decoded (outputs are most of
+// the index). Replay performs no effect.
 func (a *Actor) recover() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := State{KernelID: a.id}
-	err := a.deps.Log.ReadKernel(ctx, a.id, 0, func(e events.Event) error {
+	err := a.deps.Log.ScanKernel(ctx, a.id, 0, func(e events.Event) error {
+		if !Lifecycle(e.Type) {
+			return nil
+		}
+		if err := e.DecodePayload(); err != nil {
+			return err
+		}
 		s = Apply(s, e)
 		return nil
 	})
