@@ -55,5 +55,5 @@ func BenchmarkSchedulerRecover(b *testing.B) {
 	}
 	b.ReportMetric(float64(fold.Milliseconds())/float64(b.N), "recover-ms")
 	b.ReportMetric(float64(bare.Milliseconds())/float64(b.N), "read-decoded-ms")
-	b.ReportMetric(float64(fold)/float64(bare), "ratio")
+	b.ReportMetric(float64(fold)/float64(bare), "ratio-recover-vs-decoded")
 }

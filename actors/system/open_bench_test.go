@@ -81,7 +81,7 @@ func BenchmarkSystemOpen(b *testing.B) {
 	}
 	b.ReportMetric(float64(full.Microseconds())/float64(b.N), "full-scan-µs")
 	b.ReportMetric(float64(snap.Microseconds())/float64(b.N), "snapshot-µs")
-	b.ReportMetric(float64(snap)/float64(full), "ratio")
+	b.ReportMetric(float64(snap)/float64(full), "ratio-snapshot-vs-full")
 }
 
 // TestOpenRecoversFromRegistrySnapshotAndTail: kernels known from the
