@@ -18,7 +18,7 @@ import (
 type noSnapshots struct{ *eventlog.Log }
 
 func (noSnapshots) LoadSnapshot(string) (uint64, []byte, bool, error) { return 0, nil, false, nil }
-func (noSnapshots) SaveSnapshot(string, uint64, []byte) error        { return nil }
+func (noSnapshots) SaveSnapshot(string, uint64, []byte) error         { return nil }
 
 // historyLog is a log of n IOPub events of a kernel that was started and
 // shut down (Open recovers nothing from it: only finding that out costs).
