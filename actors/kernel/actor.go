@@ -71,6 +71,7 @@ type (
 		err      error
 	}
 	attachDone struct {
+		by   *Actor // the instance that asked: a crashed one's result is stale
 		conn Conn
 		err  error
 	}
@@ -177,11 +178,18 @@ func (a *Actor) recover(ctx actor.Context) {
 		octx, cancel := a.opContext()
 		defer cancel()
 		conn, err := a.deps.Launcher.Attach(octx, a.id, proc)
-		root.Send(self, attachDone{conn: conn, err: err})
+		root.Send(self, attachDone{by: a, conn: conn, err: err})
 	}()
 }
 
 func (a *Actor) attached(ctx actor.Context, m attachDone) {
+	if m.by != a {
+		// Asked by an instance that crashed since: this one attaches itself.
+		if m.conn != nil {
+			_ = m.conn.Close()
+		}
+		return
+	}
 	a.op = ""
 	if m.err != nil {
 		a.append(draft(a.id, events.KernelLost{KernelID: a.id, Reason: m.err.Error()}))
