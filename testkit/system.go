@@ -53,6 +53,25 @@ type Stack struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	logOpts eventlog.Options
+	hooks   Hooks
+}
+
+// Hooks are the actors' test hooks (see system.Config).
+type Hooks struct {
+	KernelPanicOn, SchedulerPanicOn func(msg any) bool
+}
+
+// StartStackWithHooks is StartStack with the actors' test hooks set, in
+// this run and after every Restart.
+func StartStackWithHooks(t testing.TB, hooks Hooks) *Stack {
+	t.Helper()
+	s := &Stack{t: t, DataDir: TempDataDir(t), SpecDir: KernelSpecDir(t), hooks: hooks}
+	s.open()
+	t.Cleanup(func() {
+		s.Close()
+		KillKernels(t, s.DataDir)
+	})
+	return s
 }
 
 // StartStack opens a core on dataDir ("" for a new temp dir). Kernels it
@@ -102,7 +121,8 @@ func (s *Stack) open() {
 		}
 	}()
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
-	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher, Queue: s.Queue})
+	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher, Queue: s.Queue,
+		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

@@ -20,6 +20,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// OpTimeout bounds a start, restart, attach or shutdown (default 60 s).
 	OpTimeout time.Duration
+	// PanicOn, for tests only, makes the actor panic on the messages it
+	// selects, as a crash in the middle of work would.
+	PanicOn func(msg any) bool
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -34,6 +37,11 @@ type Actor struct {
 	conn   Conn
 	pump   *pump
 	cancel context.CancelFunc
+	// out is what the current connection has in flight (output.go).
+	out OutputState
+	// expectExit is set when the actor itself stops the kernel (shutdown,
+	// restart): the connection's end is then not a death.
+	expectExit bool
 
 	// op names the lifecycle operation in progress ("starting", ...): other
 	// lifecycle commands are refused until it ends.
@@ -50,7 +58,7 @@ func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	deps.Logger = deps.Logger.With("component", "kernel", "kernel_id", id)
+	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, listener: listener} })
 }
 
@@ -63,6 +71,7 @@ type (
 		err      error
 	}
 	attachDone struct {
+		by   *Actor // the instance that asked: a crashed one's result is stale
 		conn Conn
 		err  error
 	}
@@ -79,6 +88,9 @@ type (
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	if a.deps.PanicOn != nil && a.deps.PanicOn(ctx.Message()) {
+		panic(fmt.Sprintf("kernel %s: test hook: panic on %T", a.id, ctx.Message()))
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.recover(ctx)
@@ -91,9 +103,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case attachDone:
 		a.attached(ctx, m)
 	case Execute:
-		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(m)})
+		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(ctx, m)})
 	case Resume:
-		a.resume(m)
+		a.resume(ctx, m)
+	case Watch:
+		a.watch(ctx)
 	case Interrupt:
 		a.interrupt(ctx)
 	case Restart:
@@ -108,13 +122,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.sendInput(ctx, m)
 	case GetState:
 		ctx.Respond(Result{State: a.state})
-	case ended:
-		if a.running == m.execID {
-			a.running = ""
-		}
-		a.notify(ctx, ExecutionEnded{ExecutionID: m.execID, Status: m.status})
-	case pumpStopped:
-		a.pumpStopped(ctx, m)
+	case pumpBatch:
+		a.output(ctx, m)
+	case pumpDied:
+		a.died(ctx, m)
 	}
 }
 
@@ -139,20 +150,24 @@ func (a *Actor) append(drafts ...events.Draft) {
 	}
 }
 
-// catchUp folds events other writers (the pump) appended to the stream.
-func (a *Actor) catchUp() {
-	ctx, cancel := a.opContext()
+// recover rebuilds the state from the kernel's stream, on every (re)start:
+// the producer makes a fresh Actor each time. Replay performs no effect;
+// what to do next is derived from the state (re-attach a running kernel,
+// tell the scheduler a dead one takes no work).
+func (a *Actor) recover(ctx actor.Context) {
+	rctx, cancel := a.opContext()
 	defer cancel()
-	s, _, err := actors.Recover(ctx, a.deps.Log, events.KernelStream(a.id), a.state, a.state.LastSeq, Apply)
+	s, _, err := actors.Recover(rctx, a.deps.Log, events.KernelStream(a.id), State{}, 0, Apply)
 	if err != nil {
-		panic(err)
+		panic(fmt.Errorf("kernel %s: %w", a.id, err))
 	}
 	a.state = s
-}
-
-func (a *Actor) recover(ctx actor.Context) {
-	a.catchUp()
-	if a.state.Status != StatusRunning {
+	switch a.state.Status {
+	case StatusNew:
+		return
+	case StatusRunning:
+	default:
+		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
 		return
 	}
 	// The log says the kernel runs: find it again.
@@ -163,11 +178,18 @@ func (a *Actor) recover(ctx actor.Context) {
 		octx, cancel := a.opContext()
 		defer cancel()
 		conn, err := a.deps.Launcher.Attach(octx, a.id, proc)
-		root.Send(self, attachDone{conn: conn, err: err})
+		root.Send(self, attachDone{by: a, conn: conn, err: err})
 	}()
 }
 
 func (a *Actor) attached(ctx actor.Context, m attachDone) {
+	if m.by != a {
+		// Asked by an instance that crashed since: this one attaches itself.
+		if m.conn != nil {
+			_ = m.conn.Close()
+		}
+		return
+	}
 	a.op = ""
 	if m.err != nil {
 		a.append(draft(a.id, events.KernelLost{KernelID: a.id, Reason: m.err.Error()}))
@@ -229,23 +251,139 @@ func stderrTail(err error) string {
 func (a *Actor) adopt(ctx actor.Context, conn Conn) {
 	pctx, cancel := context.WithCancel(context.Background())
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	a.conn, a.cancel = conn, cancel
-	a.pump = startPump(pctx, a.id, a.deps.Log, conn, a.deps.Logger, func(msg any) { root.Send(self, msg) })
+	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, ""
+	a.pump = startPump(pctx, conn, func(msg any) { root.Send(self, msg) })
 }
 
 // release stops the pump and lets go of the connection; the kernel keeps
-// running (kernels outlive the server).
-func (a *Actor) release() {
+// running (kernels outlive the server). It returns the messages the
+// connection had queued that the pump never forwarded.
+func (a *Actor) release() []Incoming {
 	if a.conn == nil {
-		return
+		return nil
 	}
-	_ = a.conn.Close()
-	a.cancel()
+	a.cancel() // NB: first: the pump may be waiting for an ack
 	<-a.pump.done
+	rest := drain(a.conn.Messages())
+	_ = a.conn.Close()
 	a.conn, a.pump, a.cancel = nil, nil, nil
+	return rest
 }
 
-func (a *Actor) execute(m Execute) error {
+// output decides what a batch of kernel messages means, makes it durable,
+// then performs the effects: the probes it asks for, and telling the
+// scheduler which executions ended.
+func (a *Actor) output(ctx actor.Context, m pumpBatch) {
+	if m.conn != a.conn {
+		close(m.ack) // a pump of a connection already replaced
+		return
+	}
+	var drafts []events.Draft
+	var effs []Effect
+	a.out, drafts, effs = Step(a.out, m.msgs)
+	close(m.ack) // NB: Step copied what it needs; the pump may read on
+	a.append(drafts...)
+	a.perform(ctx, effs)
+}
+
+// died records a connection's end: the rest of what it sent, the loss of
+// what was in flight, and (unless we stopped the kernel) its death.
+func (a *Actor) died(ctx actor.Context, m pumpDied) {
+	if m.conn != a.conn {
+		return // a connection already replaced
+	}
+	rest := m.rest
+	if a.op == "" {
+		// NB: during a restart or shutdown the operation's goroutine still
+		// uses the connection; its end releases it (retire).
+		rest = append(rest, a.release()...)
+	}
+	var drafts []events.Draft
+	var effs []Effect
+	a.out, drafts, effs = Died(a.out, rest, m.death, a.expectExit)
+	a.append(drafts...)
+	if a.op != "" {
+		// The operation reports the kernel's state when it ends.
+		a.perform(ctx, effs)
+		return
+	}
+	// NB: the death first, so the scheduler stops dispatching before it
+	// hears that the executions in flight ended.
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason, Ending: endedIDs(effs)})
+	a.perform(ctx, effs)
+}
+
+// retire lets go of a connection the actor stopped itself (restart,
+// shutdown) if its end was not recorded yet: what it had in flight is lost.
+// It returns the effects to perform once the caller has told the scheduler.
+func (a *Actor) retire() []Effect {
+	if a.conn == nil {
+		return nil
+	}
+	rest := a.release()
+	var drafts []events.Draft
+	var effs []Effect
+	a.out, drafts, effs = Died(a.out, rest, Death{}, true)
+	a.append(drafts...)
+	return effs
+}
+
+// perform carries out effects whose events are durable.
+func (a *Actor) perform(ctx actor.Context, effs []Effect) {
+	for _, e := range effs {
+		switch e := e.(type) {
+		case SendRequest:
+			if a.conn == nil {
+				continue
+			}
+			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, nil); err != nil {
+				a.deps.Logger.Warn("send request to the kernel", "msg_type", e.MsgType, "err", err)
+			}
+		case Ended:
+			if a.running == e.ExecutionID {
+				a.running = ""
+			}
+			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status})
+		case WarnUnknownIOPub:
+			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
+		}
+	}
+}
+
+func endedIDs(effs []Effect) []string {
+	var ids []string
+	for _, e := range effs {
+		if e, ok := e.(Ended); ok {
+			ids = append(ids, e.ExecutionID)
+		}
+	}
+	return ids
+}
+
+// watch answers a scheduler that (re)started: what can the kernel take?
+// Nothing is answered while an operation is under way: its end notifies.
+func (a *Actor) watch(ctx actor.Context) {
+	switch {
+	case a.op != "" || a.state.Status == StatusNew:
+	case a.state.Status.Alive() && a.conn != nil:
+		ctx.Respond(Ready{Running: a.running})
+	case !a.state.Status.Alive():
+		ctx.Respond(Stopped{Status: a.state.Status, Reason: a.state.Reason})
+	}
+}
+
+// execute sends an execution the scheduler started. From here on the
+// kernel actor is the only writer of its stream: if it cannot be sent, the
+// actor records it lost and tells the scheduler it ended.
+func (a *Actor) execute(ctx actor.Context, m Execute) error {
+	err := a.send(m)
+	if err != nil {
+		a.lose(ctx, m.ExecutionID, "could not be sent to the kernel: "+err.Error())
+	}
+	return err
+}
+
+func (a *Actor) send(m Execute) error {
 	if !a.state.Status.Alive() || a.conn == nil {
 		return notRunning(a.state)
 	}
@@ -255,30 +393,44 @@ func (a *Actor) execute(m Execute) error {
 	if a.running != "" {
 		return fmt.Errorf("%w: %s", ErrBusy, a.running)
 	}
-	a.pump.expect(m.MsgID, m.ExecutionID)
+	a.out = Expect(a.out, m.MsgID, m.ExecutionID)
 	content := map[string]any{"code": m.Code, "silent": false, "store_history": true, "user_expressions": map[string]any{},
 		"allow_stdin": m.AllowStdin, "stop_on_error": false}
 	if err := a.conn.Send(ChannelShell, "execute_request", m.MsgID, content); err != nil {
-		a.pump.forget(m.MsgID)
+		a.out = Forget(a.out, m.MsgID)
 		return fmt.Errorf("send execute_request to kernel %s: %w", a.id, err)
 	}
 	a.running = m.ExecutionID
 	return nil
 }
 
-func (a *Actor) resume(m Resume) {
-	if a.conn == nil {
+// lose records an execution that started but that this kernel will never
+// run or report, and tells the scheduler it ended.
+func (a *Actor) lose(ctx actor.Context, execID, reason string) {
+	a.append(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id,
+		Payload: events.ExecutionLost{ExecutionID: execID, Reason: reason}})
+	a.notify(ctx, ExecutionEnded{ExecutionID: execID, Status: "lost"})
+}
+
+// resume re-adopts an execution that was running when this actor (or the
+// server) stopped, or records it lost if there is no connection to find it
+// on.
+func (a *Actor) resume(ctx actor.Context, m Resume) {
+	if a.running == m.ExecutionID {
+		return // already re-adopted
+	}
+	if a.conn == nil || a.op != "" {
+		reason := "the kernel stopped while this execution ran"
+		if a.state.Reason != "" {
+			reason += ": " + a.state.Reason
+		}
+		a.lose(ctx, m.ExecutionID, reason)
 		return
 	}
-	barrier := events.NewID(time.Now())
-	a.pump.resume(m.MsgID, m.ExecutionID, barrier)
+	var effs []Effect
+	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, events.NewID(time.Now()))
 	a.running = m.ExecutionID
-	// The barrier: a kernel_info_request on shell is answered only after the
-	// running execution's reply, so if its reply comes first the execution
-	// was already over before we re-attached.
-	if err := a.conn.Send(ChannelShell, "kernel_info_request", barrier, nil); err != nil {
-		a.deps.Logger.Warn("send resume barrier", "err", err)
-	}
+	a.perform(ctx, effs)
 }
 
 func (a *Actor) interrupt(ctx actor.Context) {
@@ -304,9 +456,7 @@ func (a *Actor) restart(ctx actor.Context) {
 	}
 	a.notify(ctx, Stopped{Status: StatusRunning, Reason: "restarting"})
 	old, oldProc, spec := a.conn, a.state.Process, a.state.Spec
-	if a.pump != nil {
-		a.pump.setExpectExit()
-	}
+	a.expectExit = true
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go func() {
 		octx, cancel := a.opContext()
@@ -326,11 +476,9 @@ func (a *Actor) restart(ctx actor.Context) {
 
 func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 	a.op = ""
-	if a.pump != nil {
-		<-a.pump.done // the old pump recorded the old process's in-flight work
-		a.release()
-		a.catchUp()
-	}
+	// The old process's in-flight work is lost; the scheduler, told
+	// "restarting", dispatches nothing meanwhile.
+	a.perform(ctx, a.retire())
 	if m.err != nil {
 		a.append(draft(a.id, events.KernelDied{KernelID: a.id, Reason: "restart failed: " + m.err.Error(), StderrTail: stderrTail(m.err)}))
 		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
@@ -338,7 +486,6 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 		return
 	}
 	a.append(draft(a.id, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
-	a.running = ""
 	a.adopt(ctx, m.conn)
 	a.notify(ctx, Ready{})
 	a.reply(ctx, Result{State: a.state})
@@ -349,9 +496,8 @@ func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
 		return
 	}
 	conn, proc := a.conn, a.state.Process
-	if a.pump != nil {
-		a.pump.setExpectExit()
-	}
+	a.expectExit = true
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shutting down"})
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go func() {
 		octx, cancel := a.opContext()
@@ -368,18 +514,16 @@ func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
 
 func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 	a.op = ""
-	if a.pump != nil {
-		<-a.pump.done
-		a.release()
-		a.catchUp()
-	}
 	if m.err != nil && a.state.Status.Alive() {
+		a.expectExit = false // it still runs: a later exit is a death
+		a.notify(ctx, Ready{Running: a.running})
 		a.reply(ctx, Result{State: a.state, Err: fmt.Errorf("shut down kernel %s: %w", a.id, m.err)})
 		return
 	}
+	effs := a.retire()
 	a.append(draft(a.id, events.KernelShutDown{KernelID: a.id, Forced: m.forced, Reason: "requested"}))
-	a.running = ""
-	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shut down"})
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shut down", Ending: endedIDs(effs)})
+	a.perform(ctx, effs)
 	a.reply(ctx, Result{State: a.state})
 }
 
@@ -395,22 +539,6 @@ func (a *Actor) sendInput(ctx actor.Context, m SendInput) {
 	a.append(events.Draft{Stream: events.ExecutionStream(m.ExecutionID), Kernel: a.id,
 		Payload: events.ExecutionInputSent{ExecutionID: m.ExecutionID}})
 	ctx.Respond(Result{State: a.state})
-}
-
-func (a *Actor) pumpStopped(ctx actor.Context, m pumpStopped) {
-	if m.conn != a.conn {
-		return // a pump of a connection already replaced
-	}
-	if m.err != nil {
-		panic(fmt.Errorf("kernel %s: %w", a.id, m.err))
-	}
-	if a.op != "" {
-		return // restart or shutdown in progress handles it
-	}
-	a.release()
-	a.catchUp()
-	a.running = ""
-	a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
 }
 
 func (a *Actor) notify(ctx actor.Context, msg any) {

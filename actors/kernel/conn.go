@@ -2,61 +2,33 @@ package kernel
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
 // Channels of the Jupyter protocol a Conn sends and receives on.
 const (
-	ChannelShell   = "shell"
-	ChannelControl = "control"
-	ChannelStdin   = "stdin"
-	ChannelIOPub   = "iopub"
+	ChannelShell   = events.ChannelShell
+	ChannelControl = events.ChannelControl
+	ChannelStdin   = events.ChannelStdin
+	ChannelIOPub   = events.ChannelIOPub
 )
 
-// Incoming is one message from the kernel, or a gap marker (Dropped > 0)
-// standing in order for messages the connection had to drop.
-type Incoming struct {
-	Channel     string
-	MsgID       string
-	ParentMsgID string
-	MsgType     string
-	Content     json.RawMessage
-	Dropped     int
-}
+// Incoming is one message from the kernel, or a gap marker (Dropped > 0).
+// NB: an alias, so that infra/jupyter satisfies Conn without importing this
+// package and without copying each message.
+type Incoming = events.KernelMessage
 
 // Death says why a kernel stopped.
-type Death struct {
-	Reason     string
-	ExitCode   *int
-	Signal     string
-	StderrTail string
-}
+type Death = events.KernelDeath
 
 // Conn is a live connection to one kernel process (infra/jupyter implements
-// it). Send does not block on the kernel. Messages has a single consumer and
-// is closed by Close. Dead closes when the process exits or stops answering
-// heartbeats; Death then says why.
-type Conn interface {
-	Send(channel, msgType, msgID string, content any) error
-	Messages() <-chan Incoming
-	Dead() <-chan struct{}
-	Death() Death
-	Interrupt() error
-	// Shutdown stops the kernel: politely, then by force.
-	Shutdown(ctx context.Context) (forced bool, err error)
-	// Close releases the connection; the kernel process keeps running.
-	Close() error
-}
+// it); see events.KernelConn for its contract. NB: an alias, so infra need
+// not import this package.
+type Conn = events.KernelConn
 
 // Launched describes a kernel that just started.
-type Launched struct {
-	Language       string
-	InterruptMode  string
-	Process        events.KernelProcess
-	DiesWithServer bool
-}
+type Launched = events.KernelLaunched
 
 // Launcher starts kernels from kernelspecs and re-attaches to running ones.
 type Launcher interface {

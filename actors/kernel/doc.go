@@ -1,14 +1,43 @@
 // Package kernel is the kernel actor: one per Jupyter kernel. It launches,
 // watches, interrupts, restarts and shuts down its kernel, re-attaches to it
 // after a server restart, sends the executions its scheduler hands it, and
-// turns every IOPub message into an event on the stream of the execution
-// that caused it (or on the kernel's stream when nothing of ours did).
+// turns every message of the kernel into events.
 //
-// The actor's state is a fold of its kernel/<id> stream (state.go). Socket
-// reading and persistence of output happen in the pump (pump.go), a
-// goroutine the actor owns, so that a slow log never stalls the kernel's
-// IOPub reader and the mailbox never blocks on a socket. An execution is
-// complete when both its execute_reply and its idle status have arrived; the
-// pump then appends ExecutionFinished (or ExecutionInterrupted) in the same
-// durable batch as the idle status, after every output of that execution.
+// Who writes what (one writer per stream):
+//
+//   - kernel/<id>: this actor, only (KernelStarted … KernelShutDown, and the
+//     IOPub messages and gaps no execution of ours caused).
+//   - execution/<x>, from its start on: this actor, only — every
+//     IOPubMessageReceived, ExecutionInputRequested/InputSent, and the final
+//     ExecutionFinished, ExecutionInterrupted or ExecutionLost (when the
+//     kernel dies, is restarted or shut down mid-execution, when a
+//     re-adopted execution's barrier answers first, and when it could not be
+//     sent). The scheduler writes ExecutionQueued and ExecutionStarted
+//     before handing it over (and ExecutionCancelled / ExecutionLost for
+//     executions that never started).
+//
+// The pieces:
+//
+//  1. pump.go: a goroutine the actor owns reads the connection's messages
+//     and forwards them to the actor in batches (at most maxPumpBatch); it
+//     never appends. The connection's socket readers queue in memory and
+//     never wait (infra/jupyter), so a slow log never stalls IOPub; the pump
+//     waits for the actor's ack of each batch, which bounds what sits between
+//     the socket and the log, and an overflow becomes IOPubGapRecorded.
+//  2. output.go: Step, a pure function (OutputState, []Incoming) →
+//     (OutputState, []events.Draft, []Effect), decides what a batch means. An
+//     execution is complete when both its execute_reply and its idle status
+//     have arrived; ExecutionFinished (or ExecutionInterrupted) then goes in
+//     the same batch as the idle status, after every output of that
+//     execution. Effects are data: requests to send (idle probes, resume
+//     barriers, with ids derived from the execution's) and Ended.
+//  3. actor.go: Receive → Step → one durable append per batch (no fsync
+//     added: the log's group commit) → perform the effects: send probes,
+//     and tell the scheduler ExecutionEnded{ID, Status} (the scheduler never
+//     reads the log back to learn an outcome).
+//  4. state.go: the actor's State is a fold of kernel/<id>; on every
+//     (re)start — the producer builds a fresh actor — it is rebuilt from that
+//     stream, and the shell derives what to do from it: re-attach a running
+//     kernel (Ready{Reattached}), or tell the scheduler a stopped one takes
+//     no work. A scheduler that (re)starts asks with Watch.
 package kernel

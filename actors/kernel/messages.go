@@ -17,10 +17,11 @@ type (
 		Code        string
 		AllowStdin  bool
 	}
-	// Resume re-adopts an execution that was running when the server
-	// stopped: it completes if its reply still arrives on the reattached
-	// connection, and is recorded lost if the kernel answers a later
-	// request first.
+	// Resume re-adopts an execution that was running when the server (or
+	// the kernel actor) stopped: it completes if its reply still arrives on
+	// the reattached connection, and is recorded lost if the kernel answers
+	// a later request first, or at once if the kernel is not running. Not
+	// answered: the outcome comes as ExecutionEnded.
 	Resume struct {
 		ExecutionID string
 		MsgID       string
@@ -35,6 +36,10 @@ type (
 	}
 	// GetState is answered with the State.
 	GetState struct{}
+	// Watch, from a scheduler that (re)started, is answered with Ready or
+	// Stopped when the kernel's state says which; while an operation is
+	// under way it is not answered (its end is notified).
+	Watch struct{}
 )
 
 // Result answers a command: the kernel's state after it, or why it was
@@ -53,15 +58,25 @@ type ExecuteResult struct {
 // Notifications the kernel actor sends to its scheduler.
 type (
 	// Ready: the kernel can take executions (started, restarted or
-	// reattached).
-	Ready struct{ Reattached bool }
-	// Stopped: the kernel can take no executions until a restart; Final
-	// when it never will (shut down).
+	// reattached). Running names the execution the actor has in flight
+	// (answering Watch); an active execution of the scheduler's that is not
+	// running must be handed back with Resume.
+	Ready struct {
+		Reattached bool
+		Running    string
+	}
+	// Stopped: the kernel can take no executions until a restart (Status
+	// running: a restart is under way). Ending lists the executions in
+	// flight whose ExecutionEnded follows.
 	Stopped struct {
 		Status Status
 		Reason string
+		Ending []string
 	}
-	// ExecutionEnded: an execution's final event is durable.
+	// ExecutionEnded: an execution's final event (ExecutionFinished,
+	// ExecutionInterrupted or ExecutionLost, written by the kernel actor) is
+	// durable. Status is the final status ("ok", "error", "interrupted",
+	// "lost"): the scheduler applies it without reading the log.
 	ExecutionEnded struct {
 		ExecutionID string
 		Status      string

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,9 +12,12 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 )
 
-// TestCrashedActorIsRebuiltFromTheLog: when the actor panics (here: its
-// pump reports a persistence failure), supervision restarts it, and the new
-// instance rebuilds its state from its stream, not from scratch.
+type crash struct{}
+
+// TestCrashedActorIsRebuiltFromTheLog: when the actor panics, supervision
+// restarts it and the new instance rebuilds its state from its stream. The
+// stream gains an event behind the old instance's back, so a restart that
+// kept the old state, or no restart at all, fails the test.
 func TestCrashedActorIsRebuiltFromTheLog(t *testing.T) {
 	l, err := eventlog.Open(filepath.Join(t.TempDir(), "events"), eventlog.Options{})
 	if err != nil {
@@ -28,7 +30,7 @@ func TestCrashedActorIsRebuiltFromTheLog(t *testing.T) {
 	}
 	sys := actor.NewActorSystem()
 	t.Cleanup(sys.Shutdown)
-	pid := sys.Root.Spawn(Props(id, Deps{Log: l}, nil))
+	pid := sys.Root.Spawn(Props(id, Deps{Log: l, PanicOn: func(m any) bool { _, ok := m.(crash); return ok }}, nil))
 	state := func() State {
 		t.Helper()
 		res, err := sys.Root.RequestFuture(pid, GetState{}, 5*time.Second).Result()
@@ -37,11 +39,17 @@ func TestCrashedActorIsRebuiltFromTheLog(t *testing.T) {
 		}
 		return res.(Result).State
 	}
-	if s := state(); s.Status != StatusFailed || s.Reason != "no ipykernel" {
+	if s := state(); s.Status != StatusFailed || s.Reason != "no ipykernel" || s.LastSeq != 1 {
 		t.Fatalf("recovered state: %+v", s)
 	}
-	sys.Root.Send(pid, pumpStopped{err: errors.New("disk full")}) // the actor panics
-	if s := state(); s.Status != StatusFailed || s.Reason != "no ipykernel" || s.LastSeq != 1 {
-		t.Fatalf("after a crash the actor must be rebuilt from the log: %+v", s)
+	if _, err := l.Append(context.Background(), draft(id, events.KernelShutDown{KernelID: id, Reason: "written behind the actor's back"})); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s.Status != StatusFailed || s.LastSeq != 1 {
+		t.Fatalf("a running actor folds only what it appends: %+v", s)
+	}
+	sys.Root.Send(pid, crash{})
+	if s := state(); s.Status != StatusShutDown || s.Reason != "written behind the actor's back" || s.LastSeq != 2 {
+		t.Fatalf("after a crash the actor must be rebuilt from its stream: %+v", s)
 	}
 }

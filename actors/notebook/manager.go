@@ -31,14 +31,19 @@ type Config struct {
 	// explain a conflict with a diff (default 64 MB; the newest version is
 	// always kept).
 	VersionBytes int64
+	// Actors is the process's actor system (actors/system's), which the
+	// notebook actors join; nil starts one of the manager's own (tests).
+	// NB: one actor system per process.
+	Actors *actor.ActorSystem
 }
 
 // Manager runs one actor per notebook file and is what the edge calls.
 // Its methods are safe for concurrent use.
 type Manager struct {
-	cfg      Config
-	system   *actor.ActorSystem
-	versions *versions
+	cfg       Config
+	system    *actor.ActorSystem
+	ownSystem bool // started by the manager: shut down by Close
+	versions  *versions
 
 	mu     sync.Mutex
 	actors map[string]*actor.PID
@@ -57,10 +62,13 @@ func NewManager(cfg Config) *Manager {
 		cfg.VersionBytes = 64 << 20
 	}
 	logger := cfg.Logger
-	return &Manager{cfg: cfg, versions: newVersions(cfg.VersionBytes), actors: map[string]*actor.PID{},
-		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+	sys, own := cfg.Actors, cfg.Actors == nil
+	if own {
+		sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return logger.With("component", "actors")
-		}))}
+		}))
+	}
+	return &Manager{cfg: cfg, versions: newVersions(cfg.VersionBytes), actors: map[string]*actor.PID{}, system: sys, ownSystem: own}
 }
 
 // Root is the notebook root paths are confined to.
@@ -144,7 +152,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, p := range pids {
 		_ = m.system.Root.PoisonFuture(p).Wait()
 	}
-	m.system.Shutdown()
+	if m.ownSystem {
+		m.system.Shutdown()
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,32 +12,43 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
+
+// Log is what a scheduler needs from the event log (infra/eventlog
+// implements it): appends, and the per-kernel index it recovers from.
+// ScanKernel calls fn for every event about one kernel (its stream, its
+// executions, their output) with seq > after, in order, with the envelope
+// decoded and the payload raw (Event.DecodePayload decodes it).
+type Log interface {
+	actors.Log
+	ScanKernel(ctx context.Context, kernel string, after uint64, fn func(events.Event) error) error
+}
 
 // Deps are what a scheduler needs from outside.
 type Deps struct {
-	Log    actors.Log
+	Log    Log
 	Logger *slog.Logger
 	// MaxQueue bounds the executions waiting per kernel (default 1000).
 	MaxQueue int
-	// Recovered is the kernel's queue as the read model has it after
-	// replay (zero for a new kernel).
-	Recovered State
+	// Kernel is the kernel actor's PID. NB: kernel actors are spawned under
+	// a known name (see actors/system), so the PID is known before the
+	// actor exists and stays the same across its restarts.
+	Kernel *actor.PID
+	// PanicOn, for tests only, makes the actor panic on the messages it
+	// selects, as a crash in the middle of work would.
+	PanicOn func(msg any) bool
 }
 
 // Commands, answered with SubmitResult / CancelResult.
 type (
-	// SetKernel tells the scheduler its kernel actor.
-	SetKernel struct{ PID *actor.PID }
-	Cancel    struct{ ExecutionID, Reason string }
+	Cancel struct{ ExecutionID, Reason string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
 )
 
 // SubmitResult answers Submit.
 type SubmitResult struct {
-	Execution queue.Execution
+	Execution Execution
 	Err       error
 }
 
@@ -45,16 +57,19 @@ type CancelResult struct{ Err error }
 
 // Actor is the protoactor shell of one kernel's scheduler.
 type Actor struct {
-	deps   Deps
-	state  State
-	kernel *actor.PID
-	ready  bool // the kernel can take executions
-	gone   string
-	// sent is true while the active execution's Execute is with the kernel.
-	sent bool
+	id    string
+	deps  Deps
+	state State
+	ready bool // the kernel can take executions
+	gone  string
+	// resumed is the active execution handed back with Resume. NB: handed
+	// back once: a second Resume could reach the kernel actor after it
+	// ended the execution, and record a second end.
+	resumed string
 }
 
-// Props returns the props of kernel id's scheduler.
+// Props returns the props of kernel id's scheduler. The producer makes a
+// fresh actor, which recovers its state from the log on every (re)start.
 func Props(id string, deps Deps) *actor.Props {
 	if deps.MaxQueue <= 0 {
 		deps.MaxQueue = 1000
@@ -62,16 +77,20 @@ func Props(id string, deps Deps) *actor.Props {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	deps.Logger = deps.Logger.With("component", "scheduler", "kernel_id", id)
-	deps.Recovered.KernelID = id
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{deps: deps, state: deps.Recovered} })
+	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps} })
 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	if a.deps.PanicOn != nil && a.deps.PanicOn(ctx.Message()) {
+		panic(fmt.Sprintf("scheduler %s: test hook: panic on %T", a.id, ctx.Message()))
+	}
 	switch m := ctx.Message().(type) {
-	case SetKernel:
-		a.kernel = m.PID
+	case *actor.Started:
+		a.recover()
+		// Whether the kernel can take work is the kernel actor's to say.
+		ctx.Request(a.deps.Kernel, kernel.Watch{})
 	case Submit:
 		ctx.Respond(a.submit(ctx, m))
 	case Cancel:
@@ -86,28 +105,38 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.ready, a.gone = true, ""
 		a.kernelReady(ctx, m)
 	case kernel.Stopped:
-		a.ready, a.sent = false, false
-		if m.Status != kernel.StatusRunning { // running: a restart is under way
-			a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.state.KernelID, m.Status, m.Reason)
-			if a.state.Active != nil {
-				a.catchUp(a.state.Active.ID) // the kernel side recorded its end
-			}
-			a.append(DecideLoseAll(a.state, a.gone))
-		}
+		a.kernelStopped(ctx, m)
 	case kernel.ExecutionEnded:
-		if a.state.Active != nil && a.state.Active.ID == m.ExecutionID {
-			a.catchUp(m.ExecutionID)
-		}
-		a.sent = false
+		a.state = End(a.state, m.ExecutionID)
 		a.next(ctx)
 	case kernel.ExecuteResult:
-		if m.Err != nil && a.state.Active != nil && a.state.Active.ID == m.ExecutionID {
-			a.sent = false
-			a.append([]events.Draft{{Stream: events.ExecutionStream(m.ExecutionID), Kernel: a.state.KernelID,
-				Payload: events.ExecutionLost{ExecutionID: m.ExecutionID, Reason: "could not be sent to the kernel: " + m.Err.Error()}}})
-			a.next(ctx)
-		}
+		// Nothing to do: a failed send is recorded by the kernel actor and
+		// arrives as ExecutionEnded.
 	}
+}
+
+// recover folds this kernel's execution lifecycle from the log's
+// per-kernel index: what it queued and started, and the final events the
+// kernel actor wrote. Only those payloads are decoded (outputs are most of
+// the index). Replay performs no effect.
+func (a *Actor) recover() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := State{KernelID: a.id}
+	err := a.deps.Log.ScanKernel(ctx, a.id, 0, func(e events.Event) error {
+		if !Lifecycle(e.Type) {
+			return nil
+		}
+		if err := e.DecodePayload(); err != nil {
+			return err
+		}
+		s = Apply(s, e)
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: recover: %w", a.id, err))
+	}
+	a.state = s
 }
 
 func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
@@ -115,7 +144,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
 	msgID := events.NewID(time.Now())
-	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.sent, msgID)
+	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
@@ -127,7 +156,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	return SubmitResult{Execution: x}
 }
 
-func (a *Actor) find(id string) queue.Execution {
+func (a *Actor) find(id string) Execution {
 	if a.state.Active != nil && a.state.Active.ID == id {
 		return *a.state.Active
 	}
@@ -136,45 +165,50 @@ func (a *Actor) find(id string) queue.Execution {
 			return x
 		}
 	}
-	return queue.Execution{ID: id, KernelID: a.state.KernelID}
+	return Execution{ID: id, KernelID: a.state.KernelID}
 }
 
 func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 	if act := a.state.Active; act != nil {
-		if m.Reattached && act.MsgID != "" {
-			// Running when the server stopped: re-adopt it, never resend.
-			ctx.Send(a.kernel, kernel.Resume{ExecutionID: act.ID, MsgID: act.MsgID})
-			a.sent = true
-			return
+		if m.Running == act.ID {
+			return // the kernel actor has it: its end will be reported
 		}
-		// A fresh process (restart) cannot finish what the old one ran;
-		// the kernel actor recorded it lost.
-		a.catchUp(act.ID)
+		if m.Reattached {
+			a.resumed = "" // a fresh connection: whatever it held is gone
+		}
+		// Started but not in the kernel actor's hands (the server or the
+		// kernel actor restarted): re-adopt it, never resend. The kernel
+		// actor decides whether it still runs, and reports its end.
+		a.resume(ctx, *act)
+		return
 	}
 	a.next(ctx)
 }
 
-// catchUp folds the final events the kernel side appended for an execution.
-func (a *Actor) catchUp(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var x queue.Execution
-	if a.state.Active != nil && a.state.Active.ID == id {
-		x = *a.state.Active
+func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
+	a.ready = false
+	if m.Status == kernel.StatusRunning {
+		return // a restart or shutdown is under way: wait for its outcome
 	}
-	err := a.deps.Log.ReadStream(ctx, events.ExecutionStream(id), x.LastSeq, func(e events.Event) error {
-		if queue.IsExecutionEvent(e.Type) {
-			a.state = Apply(a.state, e)
-		}
-		return nil
-	})
-	if err != nil {
-		panic(fmt.Errorf("scheduler %s: read execution %s: %w", a.state.KernelID, id, err))
+	a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.id, m.Status, m.Reason)
+	a.append(DecideLosePending(a.state, a.gone))
+	if act := a.state.Active; act != nil && !slices.Contains(m.Ending, act.ID) {
+		// Started, and nobody will report its end: the kernel actor, the
+		// only writer of a started execution, records it lost.
+		a.resume(ctx, *act)
 	}
 }
 
+func (a *Actor) resume(ctx actor.Context, x Execution) {
+	if a.resumed == x.ID {
+		return
+	}
+	a.resumed = x.ID
+	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID})
+}
+
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.sent || a.state.Active != nil {
+	if !a.ready || a.state.Active != nil {
 		return
 	}
 	drafts := DecideNext(a.state, events.NewID(time.Now()))
@@ -185,13 +219,12 @@ func (a *Actor) next(ctx actor.Context) {
 	a.send(ctx, *a.state.Active)
 }
 
-func (a *Actor) send(ctx actor.Context, x queue.Execution) {
-	a.sent = true
-	ctx.Request(a.kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin})
+func (a *Actor) send(ctx actor.Context, x Execution) {
+	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin})
 }
 
 // append makes drafts durable and applies them; a log failure stops the
-// actor (supervision rebuilds it).
+// actor (supervision rebuilds it from the log).
 func (a *Actor) append(drafts []events.Draft) {
 	if len(drafts) == 0 {
 		return
@@ -200,7 +233,7 @@ func (a *Actor) append(drafts []events.Draft) {
 	defer cancel()
 	evs, err := a.deps.Log.Append(ctx, drafts...)
 	if err != nil {
-		panic(fmt.Errorf("scheduler %s: append: %w", a.state.KernelID, err))
+		panic(fmt.Errorf("scheduler %s: append: %w", a.id, err))
 	}
 	for _, e := range evs {
 		a.state = Apply(a.state, e)

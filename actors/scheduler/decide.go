@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
 var (
@@ -67,19 +66,14 @@ func DecideCancel(s State, id, reason string) ([]events.Draft, error) {
 	return nil, fmt.Errorf("%w: %s is not waiting on kernel %s (it may have finished; see get_execution)", ErrNotQueued, id, s.KernelID)
 }
 
-// DecideLoseAll records every waiting and running execution as lost: the
-// kernel will not run them.
-func DecideLoseAll(s State, reason string) []events.Draft {
+// DecideLosePending records every waiting execution as lost: the kernel
+// will not run them. NB: only those never started; the kernel actor writes
+// every event of an execution after its start, its loss included.
+func DecideLosePending(s State, reason string) []events.Draft {
 	var drafts []events.Draft
-	lose := func(x queue.Execution) {
+	for _, x := range s.Pending {
 		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(x.ID), Kernel: s.KernelID,
 			Payload: events.ExecutionLost{ExecutionID: x.ID, Reason: reason}})
-	}
-	if s.Active != nil {
-		lose(*s.Active)
-	}
-	for _, x := range s.Pending {
-		lose(x)
 	}
 	return drafts
 }

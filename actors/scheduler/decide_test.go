@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
 // fold turns drafts into events with sequences and applies them, as the
@@ -68,7 +67,7 @@ func TestQueueFullAndCancel(t *testing.T) {
 	if _, err := DecideCancel(s, "zzz", ""); !errors.Is(err, ErrNotQueued) {
 		t.Fatalf("cancel unknown: %v", err)
 	}
-	lost := DecideLoseAll(s, "kernel died")
+	lost := DecideLosePending(s, "kernel died")
 	s = fold(s, &seq, lost)
 	if len(lost) != 1 || len(s.Pending) != 0 || s.Active != nil {
 		t.Fatalf("lose all: %d drafts, state %+v", len(lost), s)
@@ -82,7 +81,7 @@ func mustDecide(d []events.Draft, err error) []events.Draft {
 	return d
 }
 
-func ids(xs []queue.Execution) string {
+func ids(xs []Execution) string {
 	var s string
 	for _, x := range xs {
 		s += x.ID

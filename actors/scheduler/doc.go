@@ -1,10 +1,27 @@
 // Package scheduler is the scheduler actor: one per kernel, owning that
 // kernel's FIFO of executions. It accepts submissions (durably queued before
-// the caller hears back), hands them to the kernel actor one at a time, and
-// after a server restart resumes from the queue read model: queued
-// executions run in order exactly once, and the one that was running is
-// re-adopted (finished if its reply still arrives, lost otherwise).
+// the caller hears back) and hands them to the kernel actor one at a time.
 //
-// Nothing is resent automatically: an execution the kernel may have run is
-// never sent twice.
+// Who writes what (one writer per stream): the scheduler appends
+// ExecutionQueued, ExecutionStarted (in the same append as the queueing
+// when the kernel is idle: one fsync), ExecutionCancelled, and
+// ExecutionLost only for executions that never started (their kernel
+// stopped for good). Everything about an execution after its start is the
+// kernel actor's (see actors/kernel): it reports each end by message,
+// kernel.ExecutionEnded{ID, Status}, which the scheduler applies with End —
+// it never reads the log back to learn an outcome.
+//
+// Recovery, on every (re)start (the producer builds a fresh actor):
+//
+//  1. Fold this kernel's execution lifecycle events (Lifecycle: queued,
+//     started, cancelled, finished, interrupted, lost) read through the
+//     log's per-kernel index (ReadKernel) into State. The state is the
+//     scheduler's own fold with its own Execution type, not a read model.
+//  2. Ask the kernel actor (its PID is in Deps: kernel actors are spawned
+//     under a known name) with kernel.Watch. It answers Ready{Running} or
+//     Stopped, or notifies when its own recovery ends.
+//  3. An active execution the kernel actor does not hold is handed back with
+//     kernel.Resume: the kernel actor re-adopts it (a barrier decides finished
+//     or lost) or records it lost. Nothing is resent automatically: an
+//     execution the kernel may have run is never sent twice.
 package scheduler

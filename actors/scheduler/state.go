@@ -1,47 +1,91 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
+
+// Execution is what the scheduler keeps of one execution: enough to send
+// it and to answer its submitter. NB: the scheduler's own type, folded from
+// its own facts — the read model (projections/queue) is the edges' concern.
+type Execution struct {
+	ID         string
+	KernelID   string
+	Code       string
+	AllowStdin bool
+	Notebook   string
+	CellID     string
+	// MsgID names its execute_request once started.
+	MsgID     string
+	QueuedAt  time.Time
+	StartedAt time.Time
+}
+
+// Started reports whether ExecutionStarted is durable for x.
+func (x Execution) Started() bool { return x.MsgID != "" }
 
 // State is one kernel's queue: the executions waiting, in order, and the
 // one in flight.
 type State struct {
 	KernelID string
-	Pending  []queue.Execution
-	Active   *queue.Execution
+	Pending  []Execution
+	Active   *Execution
+	// LastSeq is the last lifecycle event folded.
+	LastSeq uint64
 }
 
-// Apply folds an execution event of this kernel into s. Pure.
+// Lifecycle reports whether an event type changes a scheduler's state:
+// the ones it writes, and the final events the kernel actor writes.
+func Lifecycle(typ string) bool {
+	switch typ {
+	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionCancelled,
+		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost:
+		return true
+	}
+	return false
+}
+
+// Apply folds a lifecycle event of one of this kernel's executions into s.
+// Pure; other events leave s as it is.
 func Apply(s State, e events.Event) State {
-	if !queue.IsExecutionEvent(e.Type) {
+	if !Lifecycle(e.Type) {
 		return s
 	}
+	s.LastSeq = e.Seq
 	id := events.StreamID(e.Stream)
-	if e.Type == events.TypeExecutionQueued {
-		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], queue.ApplyExecution(queue.Execution{}, e))
-		return s
-	}
-	if s.Active != nil && s.Active.ID == id {
-		x := queue.ApplyExecution(*s.Active, e)
-		if x.Status.Done() {
-			s.Active = nil
-		} else {
-			s.Active = &x
+	switch p := e.Payload.(type) {
+	case events.ExecutionQueued:
+		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], Execution{ID: p.ExecutionID, KernelID: p.KernelID,
+			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time})
+	case events.ExecutionStarted:
+		for i, x := range s.Pending {
+			if x.ID == id {
+				x.MsgID, x.StartedAt = p.MsgID, e.Time
+				s.Pending = append(append([]Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
+				s.Active = &x
+				break
+			}
 		}
+	default: // cancelled, finished, interrupted, lost: it ended
+		s = End(s, id)
+	}
+	return s
+}
+
+// End removes an execution that reached its final state, waiting or
+// active. The kernel actor's ExecutionEnded is applied with it, the same
+// way the final event it reports is folded in recovery. Pure.
+func End(s State, id string) State {
+	if s.Active != nil && s.Active.ID == id {
+		s.Active = nil
 		return s
 	}
 	for i, x := range s.Pending {
-		if x.ID != id {
-			continue
+		if x.ID == id {
+			s.Pending = append(append([]Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
+			break
 		}
-		x = queue.ApplyExecution(x, e)
-		s.Pending = append(append([]queue.Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
-		if !x.Status.Done() {
-			s.Active = &x // started
-		}
-		break
 	}
 	return s
 }

@@ -117,8 +117,10 @@ func TestKernelThatCannotStart(t *testing.T) {
 			failed = &p
 		}
 		if e.Type == events.TypeKernelStarted {
-			p, _ := events.As[events.KernelStarted](&e)
-			if syscall.Kill(p.Process.Pid, 0) == nil {
+			p, err := events.As[events.KernelStarted](&e)
+			if err != nil || p.Process.Pid <= 0 {
+				t.Errorf("KernelStarted at seq %d names no process: %+v %v", e.Seq, p, err)
+			} else if syscall.Kill(p.Process.Pid, 0) == nil {
 				t.Errorf("orphan kernel process %d", p.Process.Pid)
 			}
 		}

@@ -2,16 +2,17 @@ package system
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -27,15 +28,25 @@ var (
 	ErrClosed = errors.New("system: closed")
 )
 
-// Scanner reads the whole log (infra/eventlog implements it): used once at
-// start to find the kernels to recover.
+// Scanner reads the log past a snapshot of the kernel registry
+// (infra/eventlog implements it): used once at start to find the kernels
+// to recover. Scan visits from <= seq <= to (to 0: the end) with raw
+// payloads; Last is the last durable seq; snapshots are stored durably
+// under a name.
 type Scanner interface {
 	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
+	Last() uint64
+	SaveSnapshot(name string, seq uint64, data []byte) error
+	LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error)
 }
+
+// RegistrySnapshot names the snapshot of the kernel registry in the log.
+// NB: stored on disk; must not change.
+const RegistrySnapshot = "system/kernels"
 
 // Config wires the system.
 type Config struct {
-	Log      actors.Log
+	Log      scheduler.Log
 	Scanner  Scanner
 	Launcher kernel.Launcher
 	Queue    *queue.Model // caught up with the log before Open
@@ -45,6 +56,9 @@ type Config struct {
 	// starts may take 30 s on a loaded machine).
 	RequestTimeout time.Duration
 	Now            func() time.Time
+	// KernelPanicOn and SchedulerPanicOn, for tests only, are the actors'
+	// PanicOn hooks.
+	KernelPanicOn, SchedulerPanicOn func(msg any) bool
 }
 
 type entry struct {
@@ -52,6 +66,7 @@ type entry struct {
 	scheduler *actor.PID
 	notebook  string
 	label     string
+	shutDown  bool // recorded shut down: not recovered at the next start
 }
 
 // System owns the actor system and one kernel+scheduler pair per kernel.
@@ -61,7 +76,15 @@ type System struct {
 
 	mu      sync.RWMutex
 	kernels map[string]*entry
+	order   []string // kernel ids in the order they started
 	closed  bool
+}
+
+// registered is one kernel of the registry snapshot.
+type registered struct {
+	ID       string `json:"id"`
+	Label    string `json:"label,omitempty"`
+	Notebook string `json:"notebook,omitempty"`
 }
 
 // Open starts the actor system and recovers every kernel the log knows of
@@ -82,63 +105,134 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		actors: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return logger.With("component", "actors")
 		}))}
-	type known struct {
-		spec, label, notebook string
-		gone                  bool
+	reg, err := loadRegistry(ctx, cfg.Scanner)
+	if err != nil {
+		s.actors.Shutdown()
+		return nil, err
 	}
-	found := map[string]*known{}
-	var order []string
-	err := cfg.Scanner.Scan(ctx, 0, 0, func(e events.Event) error {
+	// NB: saved before any actor runs; the next start scans only what follows.
+	s.saveRegistry(reg)
+	for _, k := range reg {
+		s.spawn(k.ID, k.Label, k.Notebook)
+	}
+	return s, nil
+}
+
+// loadRegistry returns the kernels to recover: those of the registry
+// snapshot, updated by the events that follow it (all of the log when there
+// is no snapshot).
+func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
+	seq, data, ok, err := sc.LoadSnapshot(RegistrySnapshot)
+	if err != nil {
+		return nil, fmt.Errorf("find kernels to recover: %w", err)
+	}
+	var reg []registered
+	if ok {
+		if err := json.Unmarshal(data, &reg); err != nil {
+			return nil, fmt.Errorf("find kernels to recover: read snapshot %s at seq %d: %w", RegistrySnapshot, seq, err)
+		}
+	}
+	gone := map[string]bool{}
+	err = sc.Scan(ctx, seq+1, 0, func(e events.Event) error {
 		switch e.Type {
 		case events.TypeKernelStarted:
 			p, err := events.As[events.KernelStarted](&e)
 			if err != nil {
 				return err
 			}
-			if _, ok := found[p.KernelID]; !ok {
-				order = append(order, p.KernelID)
-			}
-			found[p.KernelID] = &known{spec: p.Spec, label: p.Label, notebook: p.Notebook}
+			reg = slicesDeleteID(reg, p.KernelID)
+			reg = append(reg, registered{ID: p.KernelID, Label: p.Label, Notebook: p.Notebook})
+			delete(gone, p.KernelID)
 		case events.TypeKernelShutDown, events.TypeKernelStartFailed:
-			if k := found[e.Kernel]; k != nil {
-				k.gone = true
-			}
+			gone[e.Kernel] = true
 		}
 		return nil
 	})
 	if err != nil {
-		s.actors.Shutdown()
 		return nil, fmt.Errorf("find kernels to recover: %w", err)
 	}
-	for _, id := range order {
-		k := found[id]
-		if k.gone {
-			continue
+	live := reg[:0]
+	for _, k := range reg {
+		if !gone[k.ID] {
+			live = append(live, k)
 		}
-		s.spawn(id, k.label, k.notebook)
 	}
-	return s, nil
+	return live, nil
 }
 
-// spawn creates the scheduler and kernel actors of kernel id. The kernel
-// actor recovers its state from the log on start.
-func (s *System) spawn(id, label, notebook string) *entry {
-	rec := scheduler.State{KernelID: id}
-	if s.cfg.Queue != nil {
-		rec.Pending = s.cfg.Queue.Pending(id)
-		if x, ok := s.cfg.Queue.Active(id); ok {
-			rec.Active = &x
+func slicesDeleteID(reg []registered, id string) []registered {
+	for i, k := range reg {
+		if k.ID == id {
+			return append(reg[:i], reg[i+1:]...)
 		}
 	}
+	return reg
+}
+
+// saveRegistry stores the kernels the system runs as the registry snapshot
+// at the log's last seq. NB: called when no kernel actor can append a
+// KernelStarted or KernelShutDown the registry has not seen (at Open, before
+// any command, and at Close, after every actor stopped). A failure costs
+// only a longer scan at the next start.
+func (s *System) saveRegistry(reg []registered) {
+	data, err := json.Marshal(reg)
+	if err == nil {
+		err = s.cfg.Scanner.SaveSnapshot(RegistrySnapshot, s.cfg.Scanner.Last(), data)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("save the kernel registry snapshot (the next start scans more of the log)", "err", err)
+	}
+}
+
+// registry lists the kernels to recover at the next start: every kernel
+// not shut down, in start order.
+func (s *System) registry() []registered {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	reg := make([]registered, 0, len(s.order))
+	for _, id := range s.order {
+		if e, ok := s.kernels[id]; ok && !e.shutDown {
+			reg = append(reg, registered{ID: id, Label: e.label, Notebook: e.notebook})
+		}
+	}
+	return reg
+}
+
+// spawn creates the scheduler and kernel actors of kernel id, under names
+// derived from id: each knows the other's PID before it exists, and a PID
+// stays the same across supervised restarts. Each actor recovers its state
+// from the log on every (re)start.
+func (s *System) spawn(id, label, notebook string) *entry {
 	root := s.actors.Root
-	sched := root.Spawn(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger, MaxQueue: s.cfg.MaxQueue, Recovered: rec}))
-	kern := root.Spawn(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger}, sched))
-	root.Send(sched, scheduler.SetKernel{PID: kern})
+	kernPID := actor.NewPID(s.actors.Address(), "kernel/"+id)
+	schedPID := actor.NewPID(s.actors.Address(), "scheduler/"+id)
+	sched, err := root.SpawnNamed(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger.With("component", "scheduler"),
+		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, PanicOn: s.cfg.SchedulerPanicOn}), schedPID.Id)
+	if err != nil {
+		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
+	}
+	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
+		PanicOn: s.cfg.KernelPanicOn}, sched), kernPID.Id)
+	if err != nil {
+		kern = kernPID
+	}
 	e := &entry{kernel: kern, scheduler: sched, label: label, notebook: notebook}
 	s.mu.Lock()
+	if _, ok := s.kernels[id]; !ok {
+		s.order = append(s.order, id)
+	}
 	s.kernels[id] = e
 	s.mu.Unlock()
 	return e
+}
+
+// PIDs returns kernel id's actors (for tests that message them directly).
+func (s *System) PIDs(id string) (kernel, scheduler *actor.PID, err error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.kernel, e.scheduler, nil
 }
 
 // Actors is the process's one actor system: the lease and checkpoint actors
@@ -191,6 +285,7 @@ func (s *System) forget(id string) {
 	s.mu.Lock()
 	e := s.kernels[id]
 	delete(s.kernels, id)
+	s.order = slices.DeleteFunc(s.order, func(k string) bool { return k == id })
 	s.mu.Unlock()
 	if e != nil {
 		_ = s.actors.Root.PoisonFuture(e.kernel).Wait()
@@ -254,7 +349,14 @@ func (s *System) RestartKernel(ctx context.Context, id string) error {
 
 // ShutdownKernel stops the kernel for good.
 func (s *System) ShutdownKernel(ctx context.Context, id string) error {
-	_, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested"})
+	st, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested"})
+	if st.Status == kernel.StatusShutDown {
+		s.mu.Lock()
+		if e := s.kernels[id]; e != nil {
+			e.shutDown = true
+		}
+		s.mu.Unlock()
+	}
 	return err
 }
 
@@ -283,7 +385,21 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 		return queue.Execution{}, err
 	}
 	r := res.(scheduler.SubmitResult)
-	return r.Execution, r.Err
+	if r.Err != nil {
+		return queue.Execution{}, r.Err
+	}
+	return accepted(r.Execution), nil
+}
+
+// accepted is the read model's view of an execution the scheduler just
+// queued (and maybe started).
+func accepted(x scheduler.Execution) queue.Execution {
+	st := queue.StatusQueued
+	if x.Started() {
+		st = queue.StatusRunning
+	}
+	return queue.Execution{ID: x.ID, KernelID: x.KernelID, Code: x.Code, AllowStdin: x.AllowStdin, Notebook: x.Notebook,
+		CellID: x.CellID, Status: st, MsgID: x.MsgID, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt}
 }
 
 // existing finds an execution by id: in the read model, or (for one the
@@ -344,6 +460,7 @@ func (s *System) Close(ctx context.Context) error {
 		_ = s.actors.Root.PoisonFuture(e.kernel).Wait()
 		_ = s.actors.Root.PoisonFuture(e.scheduler).Wait()
 	}
+	s.saveRegistry(s.registry())
 	s.actors.Shutdown()
 	return nil
 }

@@ -92,22 +92,30 @@ func TestQueueRunsInOrderAndIsIdempotent(t *testing.T) {
 
 // TestServerRestartKeepsKernelQueueAndVariables: three executions queued and
 // one running when the server stops; after the restart the kernel is
-// reattached with its variables, the running one gets a definite outcome,
-// and the queued ones run in order exactly once.
+// reattached with its variables, the running one — held by a sentinel until
+// the new connection is up, so certainly still running — is re-adopted and
+// ends ok with its output, and the queued ones run in order exactly once.
 func TestServerRestartKeepsKernelQueueAndVariables(t *testing.T) {
 	s := testkit.StartStack(t, "")
 	k := startKernel(t, s)
 	first := submit(t, s, k, "x = 41")
 	s.WaitExecution(first, 30*time.Second)
-	running := submit(t, s, k, "import time; time.sleep(3); x += 1; print('slept')")
+	hold := testkit.NewSentinel(t)
+	running := submit(t, s, k, hold.Code("x += 1\nprint('slept')"))
 	var queued []string
 	for i := 0; i < 3; i++ {
 		queued = append(queued, submit(t, s, k, fmt.Sprintf("print('q%d', x)", i)))
 	}
+	s.WaitOutput(k, running, "waiting", 30*time.Second)
 	s.Restart()
+	s.WaitEvent(k, s.Log.Last(), func(e events.Event) bool { return e.Type == events.TypeKernelReattached }, 60*time.Second)
+	hold.Release()
 	x := s.WaitExecution(running, 60*time.Second)
-	if x.Status != queue.StatusOK && x.Status != queue.StatusLost {
-		t.Fatalf("the running execution needs a definite outcome, got %+v", x)
+	if x.Status != queue.StatusOK || !strings.Contains(stdout(s, running), "waiting\nslept") {
+		t.Fatalf("the re-adopted execution must end ok with all its output: %+v %q", x, stdout(s, running))
+	}
+	if n := s.Count(running, events.TypeExecutionFinished); n != 1 {
+		t.Fatalf("re-adopted execution finished %d times", n)
 	}
 	for i, id := range queued {
 		q := s.WaitExecution(id, 60*time.Second)
@@ -139,10 +147,11 @@ func TestServerRestartKeepsKernelQueueAndVariables(t *testing.T) {
 func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
 	s := testkit.StartStack(t, "")
 	k := startKernel(t, s)
-	st, _ := s.System.Kernel(context.Background(), k)
-	running := submit(t, s, k, "import time; time.sleep(60)")
+	st := kernelState(t, s, k)
+	hold := testkit.NewSentinel(t)
+	running := submit(t, s, k, hold.Code(""))
 	waiting := submit(t, s, k, "1+1")
-	time.Sleep(300 * time.Millisecond)
+	s.WaitOutput(k, running, "waiting", 30*time.Second)
 	killed := time.Now()
 	if err := syscall.Kill(st.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -157,8 +166,7 @@ func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
 	if w := s.WaitExecution(waiting, 10*time.Second); w.Status != queue.StatusLost || !w.StartedAt.IsZero() {
 		t.Fatalf("a queued execution on a dead kernel is lost without being started: %+v", w)
 	}
-	st, _ = s.System.Kernel(context.Background(), k)
-	if st.Status != kernel.StatusDead {
+	if st = kernelState(t, s, k); st.Status != kernel.StatusDead {
 		t.Fatalf("kernel: %+v", st)
 	}
 	if _, err := s.System.Submit(context.Background(), k, scheduler.Submit{Code: "1"}); err == nil || !strings.Contains(err.Error(), "dead") {
@@ -176,8 +184,9 @@ func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
 func TestInterruptAndShutdown(t *testing.T) {
 	s := testkit.StartStack(t, "")
 	k := startKernel(t, s)
-	id := submit(t, s, k, "import time; time.sleep(60)")
-	time.Sleep(500 * time.Millisecond)
+	hold := testkit.NewSentinel(t)
+	id := submit(t, s, k, hold.Code(""))
+	s.WaitOutput(k, id, "waiting", 30*time.Second)
 	asked := time.Now()
 	if err := s.System.InterruptKernel(context.Background(), k); err != nil {
 		t.Fatal(err)
@@ -189,7 +198,7 @@ func TestInterruptAndShutdown(t *testing.T) {
 	if y := s.WaitExecution(submit(t, s, k, "input('name?')"), 10*time.Second); y.Status != queue.StatusError || y.ErrorName == "" {
 		t.Fatalf("input() without stdin must raise at once: %+v", y)
 	}
-	st, _ := s.System.Kernel(context.Background(), k)
+	st := kernelState(t, s, k)
 	if err := s.System.ShutdownKernel(context.Background(), k); err != nil {
 		t.Fatal(err)
 	}
@@ -200,4 +209,19 @@ func TestInterruptAndShutdown(t *testing.T) {
 	if ids := s.System.KernelIDs(); len(ids) != 0 {
 		t.Fatalf("a shut-down kernel must not be resurrected: %v", ids)
 	}
+}
+
+// kernelState returns a kernel's state; a kernel without a live process
+// (pid 0) fails the test, so that nothing ever signals pid 0 (the test's
+// own process group).
+func kernelState(t *testing.T, s *testkit.Stack, id string) kernel.State {
+	t.Helper()
+	st, err := s.System.Kernel(context.Background(), id)
+	if err != nil {
+		t.Fatalf("kernel %s: %v", id, err)
+	}
+	if st.Process.Pid <= 0 {
+		t.Fatalf("kernel %s has no process: %+v", id, st)
+	}
+	return st
 }

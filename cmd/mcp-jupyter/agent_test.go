@@ -147,8 +147,8 @@ func TestDeadKernelAndBadArguments(t *testing.T) {
 	cl := connect()
 	k := startKernelTool(t, cl)
 	st, err := c.sys.Kernel(context.Background(), k)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || st.Process.Pid <= 0 {
+		t.Fatalf("kernel %s has no process to kill (never signal pid 0, the test's own group): %+v %v", k, st, err)
 	}
 	if st.Process.Pid <= 1 {
 		t.Fatalf("kernel %s has no process id (%d): refusing to kill(%d), which would signal our own process group", k, st.Process.Pid, st.Process.Pid)
@@ -218,7 +218,10 @@ func TestNinetySecondExecutionOutlivesItsTimeout(t *testing.T) {
 }
 
 // TestServerKilledWithQueueAndRunning: kill -9 the stdio server with one
-// execution running and three queued; the next server finishes them.
+// execution running (held by a sentinel, so certainly still running) and
+// three queued; the next server re-attaches, re-adopts the running one —
+// released only then, it ends ok with its output — and runs the queued
+// ones exactly once.
 func TestServerKilledWithQueueAndRunning(t *testing.T) {
 	bin := buildBinary(t)
 	dataDir := testkit.TempDataDir(t)
@@ -228,7 +231,11 @@ func TestServerKilledWithQueueAndRunning(t *testing.T) {
 	first, cl := startStdioServer(t, bin, env)
 	k := startKernelTool(t, cl)
 	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "n = 0"})
-	sc, _ := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "import time\ntime.sleep(15)\nn += 1", "timeout_s": 1})
+	hold := testkit.NewSentinel(t)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": hold.Code("n += 1\nprint('released')"), "timeout_s": 5})
+	if sc["status"] != "running" || !strings.Contains(text, "waiting") {
+		t.Fatalf("the held execution must be running: %v\n%s", sc, text)
+	}
 	running := sc["execution_id"].(string)
 	var queued []string
 	for i := 0; i < 3; i++ {
@@ -241,16 +248,17 @@ func TestServerKilledWithQueueAndRunning(t *testing.T) {
 	_ = first.Process.Signal(syscall.SIGKILL)
 	_ = first.Wait()
 
-	second, err := client.NewStdioMCPClient(bin, env, "stdio")
-	if err != nil {
-		t.Fatal(err)
+	_, cl2, reattached := startStdioServerWatching(t, bin, env, `"msg":"KernelReattached"`)
+	select {
+	case <-reattached:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the second server never re-attached the kernel")
 	}
-	cl2 := mcpClient(t, second)
-	defer cl2.Close()
-	sc, text := callTool(t, cl2, "get_execution", map[string]any{"execution_id": running, "wait_s": 30})
+	hold.Release()
+	sc, text = callTool(t, cl2, "get_execution", map[string]any{"execution_id": running, "wait_s": 30})
 	firstText := text
-	if sc["status"] != "ok" && sc["status"] != "lost" {
-		t.Fatalf("the running execution needs a definite outcome: %v\n%s", sc, text)
+	if sc["status"] != "ok" || !strings.Contains(text, "released") {
+		t.Fatalf("the re-adopted execution must end ok with its output: %v\n%s", sc, text)
 	}
 	for i, id := range queued {
 		sc, text := callTool(t, cl2, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})

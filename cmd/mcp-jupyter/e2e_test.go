@@ -290,6 +290,37 @@ func TestKill9ServerKeepsKernelVariables(t *testing.T) {
 
 // startStdioServer runs the binary's stdio server as a child we can kill,
 // with an MCP client on its pipes.
+// startStdioServerWatching is startStdioServer that also watches the
+// server's stderr: the returned channel closes at the first line containing
+// want. The reading goroutine ends when the server exits (cleanup).
+func startStdioServerWatching(t *testing.T, bin string, env []string, want string) (*exec.Cmd, *client.Client, <-chan struct{}) {
+	t.Helper()
+	cmd := exec.Command(bin, "stdio")
+	cmd.Env = env
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	errs, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(errs)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+		seen := false
+		for sc.Scan() { // NB: reads to the end, so the server never blocks on stderr
+			if !seen && strings.Contains(sc.Text(), want) {
+				seen = true
+				close(found)
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; _ = cmd.Wait() })
+	tr := transport.NewIO(out, in, io.NopCloser(strings.NewReader("")))
+	return cmd, mcpClient(t, client.NewClient(tr)), found
+}
+
 func startStdioServer(t *testing.T, bin string, env []string) (*exec.Cmd, *client.Client) {
 	t.Helper()
 	cmd := exec.Command(bin, "stdio")

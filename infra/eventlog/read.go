@@ -129,16 +129,23 @@ var ErrNotFound = errors.New("eventlog: not found")
 // ReadStream calls fn for every event of one stream with seq > after, in
 // order, decoded.
 func (l *Log) ReadStream(ctx context.Context, stream string, after uint64, fn Visit) error {
-	return l.readIndex(ctx, prefixStream, stream, after, fn)
+	return l.readIndex(ctx, prefixStream, stream, after, true, fn)
 }
 
 // ReadKernel calls fn for every event about one kernel (its own stream, its
 // executions, their output) with seq > after, in order, decoded.
 func (l *Log) ReadKernel(ctx context.Context, kernel string, after uint64, fn Visit) error {
-	return l.readIndex(ctx, prefixKernel, kernel, after, fn)
+	return l.readIndex(ctx, prefixKernel, kernel, after, true, fn)
 }
 
-func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uint64, fn Visit) error {
+// ScanKernel is ReadKernel without decoding payloads (as Scan is to Read):
+// call DecodePayload on the events you need. A scheduler's recovery uses
+// it to fold a few lifecycle events among many outputs.
+func (l *Log) ScanKernel(ctx context.Context, kernel string, after uint64, fn Visit) error {
+	return l.readIndex(ctx, prefixKernel, kernel, after, false, fn)
+}
+
+func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uint64, decode bool, fn Visit) error {
 	if err := l.acquire(); err != nil {
 		return err
 	}
@@ -168,7 +175,7 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 		if !evs.SeekGE(eventKey(k[:0], seq)) || seqFromEventKey(evs.Key()) != seq {
 			return &events.DecodeError{Seq: seq, Err: fmt.Errorf("%w: index of %s names a missing event", events.ErrCorrupt, name)}
 		}
-		if err := l.visit(seq, evs.Value(), true, &in, fn); err != nil {
+		if err := l.visit(seq, evs.Value(), decode, &in, fn); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}

@@ -10,11 +10,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
-// Launcher implements kernel.Launcher with real kernel processes.
+// Launcher implements the kernel actor's Launcher with real kernel processes.
 type Launcher struct {
 	// SearchPath is where kernelspecs are found (default DefaultSearchPath).
 	SearchPath SearchPath
@@ -31,8 +30,6 @@ type Launcher struct {
 	ports Ports
 }
 
-var _ kernel.Launcher = (*Launcher)(nil)
-
 // Specs lists the kernelspecs found.
 func (l *Launcher) Specs() (KernelSpecs, error) {
 	path := l.SearchPath
@@ -42,15 +39,15 @@ func (l *Launcher) Specs() (KernelSpecs, error) {
 	return FindKernelSpecs(path)
 }
 
-// Launch implements kernel.Launcher.
-func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn, kernel.Launched, error) {
+// Launch implements the kernel actor's Launcher.
+func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.KernelConn, events.KernelLaunched, error) {
 	specs, err := l.Specs()
 	if err != nil {
-		return nil, kernel.Launched{}, fmt.Errorf("find kernelspecs: %w", err)
+		return nil, events.KernelLaunched{}, fmt.Errorf("find kernelspecs: %w", err)
 	}
 	spec, err := specs.Lookup(specName)
 	if err != nil {
-		return nil, kernel.Launched{}, err
+		return nil, events.KernelLaunched{}, err
 	}
 	copts := l.Client
 	copts.Session = events.NewID(time.Now())
@@ -59,13 +56,13 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn
 	}
 	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM}, Client: copts, Ports: &l.ports})
 	if err != nil {
-		return nil, kernel.Launched{}, err
+		return nil, events.KernelLaunched{}, err
 	}
 	mode := spec.InterruptMode
 	if mode == "" {
 		mode = "signal"
 	}
-	launched := kernel.Launched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
+	launched := events.KernelLaunched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
 		Process: events.KernelProcess{Pid: k.Process.Pid, StartTime: k.Process.StartTime, ConnFile: k.ConnFile, LogFile: k.LogPath,
 			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session}}
 	if launched.Language == "" {
@@ -74,10 +71,10 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (kernel.Conn
 	return newConn(k), launched, nil
 }
 
-// Attach implements kernel.Launcher: it dials a kernel recorded in the log
+// Attach implements the kernel actor's Launcher: it dials a kernel recorded in the log
 // with the recorded session (so replies to requests sent before the server
 // restarted still reach us) and confirms it with kernel_info.
-func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess) (kernel.Conn, error) {
+func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess) (events.KernelConn, error) {
 	info, err := ReadConnectionFile(p.ConnFile)
 	if err != nil {
 		return nil, fmt.Errorf("read connection file of kernel %s: %w", id, err)
@@ -98,7 +95,7 @@ func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess
 	return newConn(k), nil
 }
 
-// Kill implements kernel.Launcher: SIGKILL to the recorded process group,
+// Kill implements the kernel actor's Launcher: SIGKILL to the recorded process group,
 // only if the pid still belongs to the recorded process.
 func (l *Launcher) Kill(p events.KernelProcess) error {
 	if p.Pid == 0 {
@@ -111,31 +108,31 @@ func (l *Launcher) Kill(p events.KernelProcess) error {
 	return err
 }
 
-// conn adapts a Kernel to kernel.Conn.
+// conn adapts a Kernel to events.KernelConn.
 type conn struct {
 	k    *Kernel
-	out  chan kernel.Incoming
+	out  chan events.KernelMessage
 	dead chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 
 	mu    sync.Mutex
-	death kernel.Death
+	death events.KernelDeath
 
 	closeOnce sync.Once
 }
 
 func newConn(k *Kernel) *conn {
-	c := &conn{k: k, out: make(chan kernel.Incoming, 256), dead: make(chan struct{}), stop: make(chan struct{})}
+	c := &conn{k: k, out: make(chan events.KernelMessage, 256), dead: make(chan struct{}), stop: make(chan struct{})}
 	c.wg.Add(2)
 	go c.convert()
 	go c.watch()
 	return c
 }
 
-var channelNames = map[Channel]string{Shell: kernel.ChannelShell, Control: kernel.ChannelControl, Stdin: kernel.ChannelStdin, IOPub: kernel.ChannelIOPub}
+var channelNames = map[Channel]string{Shell: events.ChannelShell, Control: events.ChannelControl, Stdin: events.ChannelStdin, IOPub: events.ChannelIOPub}
 
-// convert turns the client's messages into kernel.Incoming until the
+// convert turns the client's messages into events.KernelMessage until the
 // client closes: first those read while attaching, then the live ones.
 func (c *conn) convert() {
 	defer c.wg.Done()
@@ -149,7 +146,7 @@ func (c *conn) convert() {
 }
 
 func (c *conn) deliver(r Received) {
-	in := kernel.Incoming{Channel: channelNames[r.Channel], Dropped: r.Dropped}
+	in := events.KernelMessage{Channel: channelNames[r.Channel], Dropped: r.Dropped}
 	if r.Dropped == 0 {
 		in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
 	}
@@ -163,7 +160,7 @@ func (c *conn) deliver(r Received) {
 // watch closes dead when the process exits or stops answering heartbeats.
 func (c *conn) watch() {
 	defer c.wg.Done()
-	var d kernel.Death
+	var d events.KernelDeath
 	select {
 	case <-c.k.Process.Exited():
 		st := c.k.Process.ExitStatus()
@@ -192,9 +189,9 @@ func (c *conn) watch() {
 func (c *conn) Send(channel, msgType, msgID string, content any) error {
 	ch := Shell
 	switch channel {
-	case kernel.ChannelControl:
+	case events.ChannelControl:
 		ch = Control
-	case kernel.ChannelStdin:
+	case events.ChannelStdin:
 		ch = Stdin
 	}
 	_, err := c.k.Client.Send(ch, msgType, content, func(m *Message) {
@@ -205,9 +202,9 @@ func (c *conn) Send(channel, msgType, msgID string, content any) error {
 	return err
 }
 
-func (c *conn) Messages() <-chan kernel.Incoming { return c.out }
-func (c *conn) Dead() <-chan struct{}            { return c.dead }
-func (c *conn) Death() kernel.Death {
+func (c *conn) Messages() <-chan events.KernelMessage { return c.out }
+func (c *conn) Dead() <-chan struct{}                 { return c.dead }
+func (c *conn) Death() events.KernelDeath {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.death

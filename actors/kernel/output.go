@@ -1,0 +1,307 @@
+package kernel
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// maxPumpBatch bounds how many kernel messages go into one append.
+const maxPumpBatch = 1024
+
+// Inflight is an execute_request we sent and whose completion we await.
+type Inflight struct {
+	ExecID  string
+	Replied bool
+	Idle    bool
+	Reply   ExecuteReply
+}
+
+// ExecuteReply is the part of an execute_reply an execution's final event
+// records.
+type ExecuteReply struct {
+	Status         string   `json:"status"`
+	ExecutionCount int      `json:"execution_count"`
+	Ename          string   `json:"ename"`
+	Evalue         string   `json:"evalue"`
+	Traceback      []string `json:"traceback"`
+}
+
+// OutputState is what the kernel actor knows about the executions it sent
+// on its current connection: which requests are in flight, the resume
+// barriers and idle probes it is waiting on. It lives only as long as the
+// connection (a new connection starts from NewOutputState).
+//
+// NB: Step and the other transitions take the state by value but reuse its
+// maps: the caller must drop the state it passed and keep the one returned,
+// as raft's RawNode hands its Ready over.
+type OutputState struct {
+	KernelID string
+	// Inflight holds the executions sent and not ended, by execute_request
+	// msg_id.
+	Inflight map[string]*Inflight
+	// Barriers maps a resume barrier's msg_id to the execute_request it
+	// stands behind (see Readopt).
+	Barriers map[string]string
+	// IdleProbes maps a probe's msg_id to the execute_request whose reply
+	// came before its idle status. IOPub is ordered, so any IOPub message
+	// caused by the probe proves the execution's idle status was dropped by
+	// the kernel's PUB socket (it drops past its high-water mark).
+	IdleProbes map[string]string
+	// Probes counts the probes sent: a probe's msg_id is derived from its
+	// execute_request's and this count, so Step needs no clock or random.
+	Probes int
+	// Dropped counts IOPub messages of unknown types; Warned holds the
+	// types already reported (at most 64).
+	Dropped int
+	Warned  map[string]bool
+}
+
+// NewOutputState is the state of a fresh connection to kernel id.
+func NewOutputState(kernelID string) OutputState {
+	return OutputState{KernelID: kernelID, Inflight: map[string]*Inflight{}, Barriers: map[string]string{},
+		IdleProbes: map[string]string{}, Warned: map[string]bool{}}
+}
+
+// Effects Step asks the shell to perform once the events are durable.
+type (
+	// Effect is one of SendRequest, Ended, WarnUnknownIOPub.
+	Effect interface{ effect() }
+	// SendRequest sends a request to the kernel (an idle probe, a barrier).
+	SendRequest struct {
+		Channel, MsgType, MsgID string
+	}
+	// Ended: an execution's final event is in the drafts; tell the
+	// scheduler once they are durable.
+	Ended struct {
+		ExecutionID string
+		Status      string
+	}
+	// WarnUnknownIOPub: log, once per type, that messages of a type the
+	// protocol does not define are dropped.
+	WarnUnknownIOPub struct{ MsgType string }
+)
+
+func (SendRequest) effect()      {}
+func (Ended) effect()            {}
+func (WarnUnknownIOPub) effect() {}
+
+// Expect registers an execute_request before it is sent, so that every
+// message whose parent it is lands on the execution's stream.
+func Expect(s OutputState, msgID, execID string) OutputState {
+	s.Inflight[msgID] = &Inflight{ExecID: execID}
+	return s
+}
+
+// Forget withdraws an execute_request that could not be sent.
+func Forget(s OutputState, msgID string) OutputState {
+	delete(s.Inflight, msgID)
+	return s
+}
+
+// Readopt re-adopts an execution sent by a previous connection, behind the
+// barrier request (msg_id barrier) that decides whether it is still running:
+// a kernel_info_request on shell is answered only after the running
+// execution's reply, so if the barrier's reply comes first the execution was
+// over before we re-attached.
+func Readopt(s OutputState, msgID, execID, barrier string) (OutputState, []Effect) {
+	s.Inflight[msgID] = &Inflight{ExecID: execID}
+	s.Barriers[barrier] = msgID
+	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: barrier}}
+}
+
+// Running reports the executions in flight, in msg_id order.
+func Running(s OutputState) []string {
+	keys := make([]string, 0, len(s.Inflight))
+	for k := range s.Inflight {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = s.Inflight[k].ExecID
+	}
+	return ids
+}
+
+// Step decides what a batch of kernel messages means: the events to append
+// (in one append, in this order) and the effects to perform after. Pure.
+func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effect) {
+	drafts := make([]events.Draft, 0, len(batch)+1)
+	var effs []Effect
+	k := s.KernelID
+	for _, m := range batch {
+		switch {
+		case m.Dropped > 0:
+			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped,
+				Reason: "the server's IOPub queue overflowed; these messages never reached the log"}))
+		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":
+			execMsg := s.IdleProbes[m.ParentMsgID]
+			for probe, target := range s.IdleProbes {
+				if target == execMsg {
+					delete(s.IdleProbes, probe)
+				}
+			}
+			drafts, effs = idleLost(s, execMsg, drafts, effs)
+			drafts = append(drafts, draft(k, events.IOPubMessageReceived{KernelID: k, MsgID: m.MsgID,
+				ParentMsgID: m.ParentMsgID, MsgType: m.MsgType, Content: m.Content}))
+		case m.Channel == ChannelShell && s.IdleProbes[m.ParentMsgID] != "":
+			// The probe was answered but none of its IOPub output arrived yet:
+			// probe again until some does (the PUB queue drains).
+			execMsg := s.IdleProbes[m.ParentMsgID]
+			delete(s.IdleProbes, m.ParentMsgID)
+			if in := s.Inflight[execMsg]; in != nil && !in.Idle {
+				s, effs = probeIdle(s, execMsg, effs)
+			}
+		case m.Channel == ChannelIOPub && !knownIOPub[m.MsgType]:
+			// NB: never applied: a type the protocol (v5.3) does not define.
+			s.Dropped++
+			if !s.Warned[m.MsgType] && len(s.Warned) < 64 {
+				s.Warned[m.MsgType] = true
+				effs = append(effs, WarnUnknownIOPub{MsgType: m.MsgType})
+			}
+		case m.Channel == ChannelIOPub:
+			in := s.Inflight[m.ParentMsgID]
+			stream, execID := events.KernelStream(k), ""
+			if in != nil {
+				stream, execID = events.ExecutionStream(in.ExecID), in.ExecID
+			}
+			drafts = append(drafts, events.Draft{Stream: stream, Kernel: k, Payload: events.IOPubMessageReceived{
+				KernelID: k, ExecutionID: execID, MsgID: m.MsgID, ParentMsgID: m.ParentMsgID, MsgType: m.MsgType, Content: m.Content}})
+			if in != nil && m.MsgType == "status" && isIdle(m.Content) {
+				in.Idle = true
+				drafts, effs = complete(s, m.ParentMsgID, in, drafts, effs)
+			}
+		case m.Channel == ChannelShell && m.MsgType == "execute_reply":
+			in := s.Inflight[m.ParentMsgID]
+			if in == nil {
+				continue // a reply to a request of a previous connection
+			}
+			in.Replied = true
+			if err := json.Unmarshal(m.Content, &in.Reply); err != nil {
+				in.Reply = ExecuteReply{Status: "error", Ename: "ProtocolError", Evalue: "unreadable execute_reply: " + err.Error()}
+			}
+			if !in.Idle {
+				s, effs = probeIdle(s, m.ParentMsgID, effs)
+			}
+			drafts, effs = complete(s, m.ParentMsgID, in, drafts, effs)
+		case m.Channel == ChannelShell && s.Barriers[m.ParentMsgID] != "":
+			execMsg := s.Barriers[m.ParentMsgID]
+			delete(s.Barriers, m.ParentMsgID)
+			in := s.Inflight[execMsg]
+			if in == nil || in.Replied {
+				continue // it completed (or its reply came) before the barrier
+			}
+			delete(s.Inflight, execMsg)
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k,
+				Payload: events.ExecutionLost{ExecutionID: in.ExecID, Reason: "the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"}})
+			effs = append(effs, Ended{ExecutionID: in.ExecID, Status: "lost"})
+		case m.Channel == ChannelStdin && m.MsgType == "input_request":
+			in := s.Inflight[m.ParentMsgID]
+			if in == nil {
+				continue
+			}
+			var req struct {
+				Prompt   string `json:"prompt"`
+				Password bool   `json:"password"`
+			}
+			_ = json.Unmarshal(m.Content, &req)
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k,
+				Payload: events.ExecutionInputRequested{ExecutionID: in.ExecID, Prompt: req.Prompt, Password: req.Password}})
+		}
+	}
+	return s, drafts, effs
+}
+
+// Lose records every execution in flight as lost (the connection ended)
+// and empties the state. Pure.
+func Lose(s OutputState, reason string) (OutputState, []events.Draft, []Effect) {
+	var drafts []events.Draft
+	var effs []Effect
+	for _, id := range Running(s) {
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(id), Kernel: s.KernelID,
+			Payload: events.ExecutionLost{ExecutionID: id, Reason: reason}})
+		effs = append(effs, Ended{ExecutionID: id, Status: "lost"})
+	}
+	clear(s.Inflight)
+	clear(s.Barriers)
+	clear(s.IdleProbes)
+	return s, drafts, effs
+}
+
+// Died decides what a connection's end means: what the kernel had already
+// sent (rest), the loss of everything still in flight and — unless the
+// actor itself stopped the kernel (expected) — KernelDied. One append.
+func Died(s OutputState, rest []Incoming, death Death, expected bool) (OutputState, []events.Draft, []Effect) {
+	s, drafts, effs := Step(s, rest)
+	reason := "the kernel died during the execution: " + death.Reason
+	if expected {
+		reason = "the kernel was stopped during the execution"
+	}
+	s, lost, lostEffs := Lose(s, reason)
+	drafts, effs = append(drafts, lost...), append(effs, lostEffs...)
+	if !expected {
+		drafts = append(drafts, draft(s.KernelID, events.KernelDied{KernelID: s.KernelID, Reason: death.Reason,
+			ExitCode: death.ExitCode, Signal: death.Signal, StderrTail: death.StderrTail}))
+	}
+	return s, drafts, effs
+}
+
+// probeIdle asks for a kernel_info_request behind an execution whose reply
+// arrived without its idle status.
+func probeIdle(s OutputState, execMsgID string, effs []Effect) (OutputState, []Effect) {
+	s.Probes++
+	probe := execMsgID + "-idle-probe-" + strconv.Itoa(s.Probes)
+	s.IdleProbes[probe] = execMsgID
+	return s, append(effs, SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: probe})
+}
+
+// idleLost completes an execution whose idle status the kernel dropped,
+// recording the gap.
+func idleLost(s OutputState, execMsgID string, drafts []events.Draft, effs []Effect) ([]events.Draft, []Effect) {
+	in := s.Inflight[execMsgID]
+	if in == nil || in.Idle {
+		return drafts, effs
+	}
+	drafts = append(drafts, draft(s.KernelID, events.IOPubGapRecorded{KernelID: s.KernelID, Dropped: 1,
+		Reason: "the kernel's IOPub socket dropped messages (at least the idle status of execution " + in.ExecID + "); output of that execution may be incomplete"}))
+	in.Idle = true
+	return complete(s, execMsgID, in, drafts, effs)
+}
+
+// complete appends the final event of an execution whose reply and idle
+// status have both arrived.
+func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, effs []Effect) ([]events.Draft, []Effect) {
+	if !in.Replied || !in.Idle {
+		return drafts, effs
+	}
+	delete(s.Inflight, msgID)
+	r := in.Reply
+	var payload events.Payload
+	status := r.Status
+	if r.Status == "error" && r.Ename == "KeyboardInterrupt" {
+		payload, status = events.ExecutionInterrupted{ExecutionID: in.ExecID, ExecutionCount: r.ExecutionCount}, "interrupted"
+	} else {
+		payload = events.ExecutionFinished{ExecutionID: in.ExecID, Status: r.Status, ExecutionCount: r.ExecutionCount,
+			ErrorName: r.Ename, ErrorValue: r.Evalue, Traceback: r.Traceback}
+	}
+	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Payload: payload})
+	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
+}
+
+// knownIOPub lists the IOPub message types of the Jupyter messaging
+// protocol v5.3 (and ipykernel's debug events).
+var knownIOPub = map[string]bool{
+	"stream": true, "display_data": true, "update_display_data": true, "execute_input": true,
+	"execute_result": true, "error": true, "status": true, "clear_output": true, "debug_event": true,
+	"comm_open": true, "comm_msg": true, "comm_close": true, "shutdown_reply": true,
+}
+
+func isIdle(content json.RawMessage) bool {
+	var s struct {
+		ExecutionState string `json:"execution_state"`
+	}
+	return json.Unmarshal(content, &s) == nil && s.ExecutionState == "idle"
+}

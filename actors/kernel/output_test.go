@@ -1,0 +1,193 @@
+package kernel
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Transcripts of Step, Readopt and Died, as raft tests its state machine:
+// given what is in flight and these incoming messages, expect these events
+// (one line each: stream, type, detail) and these effects. No kernel.
+
+func iopub(parent, msgType, content string) Incoming {
+	return Incoming{Channel: ChannelIOPub, MsgID: "o-" + msgType, ParentMsgID: parent, MsgType: msgType, Content: json.RawMessage(content)}
+}
+
+func shell(parent, msgType, content string) Incoming {
+	return Incoming{Channel: ChannelShell, MsgID: "r-" + parent, ParentMsgID: parent, MsgType: msgType, Content: json.RawMessage(content)}
+}
+
+const (
+	busy = `{"execution_state":"busy"}`
+	idle = `{"execution_state":"idle"}`
+	ok   = `{"status":"ok","execution_count":3}`
+)
+
+func renderDraft(d events.Draft) string {
+	detail := ""
+	switch p := d.Payload.(type) {
+	case events.IOPubMessageReceived:
+		detail = p.MsgType
+		if p.ExecutionID != "" {
+			detail += " of " + p.ExecutionID
+		}
+	case events.ExecutionFinished:
+		detail = fmt.Sprintf("%s count=%d %s", p.Status, p.ExecutionCount, p.ErrorName)
+	case events.ExecutionLost:
+		detail = p.Reason
+	case events.IOPubGapRecorded:
+		detail = fmt.Sprintf("dropped=%d", p.Dropped)
+	case events.KernelDied:
+		detail = p.Reason
+	case events.ExecutionInputRequested:
+		detail = p.Prompt
+	}
+	return strings.TrimSpace(d.Stream + " " + d.Payload.EventType() + " " + detail)
+}
+
+func renderEffect(e Effect) string {
+	switch e := e.(type) {
+	case SendRequest:
+		return "send " + e.Channel + " " + e.MsgType + " " + e.MsgID
+	case Ended:
+		return "ended " + e.ExecutionID + " " + e.Status
+	case WarnUnknownIOPub:
+		return "warn " + e.MsgType
+	}
+	return fmt.Sprintf("%T", e)
+}
+
+func check(t *testing.T, drafts []events.Draft, effs []Effect, wantEvents, wantEffects []string) {
+	t.Helper()
+	var got []string
+	for _, d := range drafts {
+		got = append(got, renderDraft(d))
+	}
+	if strings.Join(got, "\n") != strings.Join(wantEvents, "\n") {
+		t.Errorf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantEvents, "\n  "))
+	}
+	got = nil
+	for _, e := range effs {
+		got = append(got, renderEffect(e))
+	}
+	if strings.Join(got, "\n") != strings.Join(wantEffects, "\n") {
+		t.Errorf("effects:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantEffects, "\n  "))
+	}
+}
+
+func TestStepTranscripts(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		batches     [][]Incoming // one Step each; events and effects are concatenated
+		wantEvents  []string
+		wantEffects []string
+		inflight    int // executions still in flight at the end
+	}{{
+		name: "idle before reply: finished after every output, in the reply's batch",
+		batches: [][]Incoming{{iopub("m1", "status", busy), iopub("m1", "stream", `{"name":"stdout","text":"hi"}`), iopub("m1", "status", idle)},
+			{shell("m1", "execute_reply", ok)}},
+		wantEvents: []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 IOPubMessageReceived stream of x1",
+			"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"},
+		wantEffects: []string{"ended x1 ok"},
+	}, {
+		name:    "reply before idle: an idle probe, then finished with the idle status",
+		batches: [][]Incoming{{iopub("m1", "status", busy), shell("m1", "execute_reply", ok)}, {iopub("m1", "status", idle)}},
+		wantEvents: []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 IOPubMessageReceived status of x1",
+			"execution/x1 ExecutionFinished ok count=3"},
+		wantEffects: []string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok"},
+	}, {
+		name: "idle dropped by the kernel: the probe's own IOPub proves it, a gap is recorded",
+		batches: [][]Incoming{{shell("m1", "execute_reply", ok)}, {shell("m1-idle-probe-1", "kernel_info_reply", `{}`)},
+			{iopub("m1-idle-probe-2", "status", busy)}},
+		wantEvents: []string{"kernel/k IOPubGapRecorded dropped=1", "execution/x1 ExecutionFinished ok count=3",
+			"kernel/k IOPubMessageReceived status"},
+		wantEffects: []string{"send shell kernel_info_request m1-idle-probe-1", "send shell kernel_info_request m1-idle-probe-2", "ended x1 ok"},
+	}, {
+		name:        "KeyboardInterrupt is an interruption",
+		batches:     [][]Incoming{{shell("m1", "execute_reply", `{"status":"error","ename":"KeyboardInterrupt","execution_count":2}`), iopub("m1", "status", idle)}},
+		wantEvents:  []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionInterrupted"},
+		wantEffects: []string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 interrupted"},
+	}, {
+		name:        "unreadable reply: an error naming the protocol",
+		batches:     [][]Incoming{{iopub("m1", "status", idle), shell("m1", "execute_reply", `{`)}},
+		wantEvents:  []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished error count=0 ProtocolError"},
+		wantEffects: []string{"ended x1 error"},
+	}, {
+		name: "unknown IOPub types are dropped and warned once; output with no parent of ours goes to the kernel stream",
+		batches: [][]Incoming{{iopub("m1", "stream", `{}`), iopub("m1", "teleport", `{}`), iopub("m1", "teleport", `{}`),
+			iopub("other", "stream", `{}`)}},
+		wantEvents:  []string{"execution/x1 IOPubMessageReceived stream of x1", "kernel/k IOPubMessageReceived stream"},
+		wantEffects: []string{"warn teleport"},
+		inflight:    1,
+	}, {
+		name:        "a gap marker from the connection's queue is recorded in order",
+		batches:     [][]Incoming{{iopub("m1", "stream", `{}`), {Dropped: 7}, iopub("m1", "stream", `{}`)}},
+		wantEvents:  []string{"execution/x1 IOPubMessageReceived stream of x1", "kernel/k IOPubGapRecorded dropped=7", "execution/x1 IOPubMessageReceived stream of x1"},
+		wantEffects: nil,
+		inflight:    1,
+	}, {
+		name:       "input_request is recorded on the execution's stream; replies to other requests are ignored",
+		batches:    [][]Incoming{{{Channel: ChannelStdin, ParentMsgID: "m1", MsgType: "input_request", Content: json.RawMessage(`{"prompt":"name?"}`)}, shell("zz", "execute_reply", ok)}},
+		wantEvents: []string{"execution/x1 ExecutionInputRequested name?"},
+		inflight:   1,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Expect(NewOutputState("k"), "m1", "x1")
+			var drafts []events.Draft
+			var effs []Effect
+			for _, b := range tc.batches {
+				var d []events.Draft
+				var e []Effect
+				s, d, e = Step(s, b)
+				drafts, effs = append(drafts, d...), append(effs, e...)
+			}
+			check(t, drafts, effs, tc.wantEvents, tc.wantEffects)
+			if len(s.Inflight) != tc.inflight {
+				t.Errorf("%d in flight at the end, want %d", len(s.Inflight), tc.inflight)
+			}
+		})
+	}
+}
+
+// TestReadoptTranscripts: after a re-attach, the barrier decides. Its
+// reply first: the execution ended while we were away (lost, never
+// resent). The execution's reply first: it finishes as usual.
+func TestReadoptTranscripts(t *testing.T) {
+	s, effs := Readopt(NewOutputState("k"), "m1", "x1", "b1")
+	check(t, nil, effs, nil, []string{"send shell kernel_info_request b1"})
+	_, d, e := Step(s, []Incoming{shell("b1", "kernel_info_reply", `{}`), shell("m1", "execute_reply", ok)})
+	check(t, d, e, []string{"execution/x1 ExecutionLost the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"},
+		[]string{"ended x1 lost"})
+
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1")
+	s, d, e = Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle), shell("b1", "kernel_info_reply", `{}`)})
+	check(t, d, e, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"},
+		[]string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok"})
+	if len(s.Inflight) != 0 || len(s.Barriers) != 0 {
+		t.Fatalf("left over: %+v", s)
+	}
+}
+
+// TestDiedTranscripts: a connection's end records what the kernel had sent,
+// the loss of what was in flight, and KernelDied unless we stopped it.
+func TestDiedTranscripts(t *testing.T) {
+	code := 9
+	death := Death{Reason: "the kernel process exited (signal: killed)", ExitCode: &code}
+	s := Expect(NewOutputState("k"), "m1", "x1")
+	s, d, e := Died(s, []Incoming{iopub("m1", "stream", `{}`)}, death, false)
+	check(t, d, e, []string{"execution/x1 IOPubMessageReceived stream of x1",
+		"execution/x1 ExecutionLost the kernel died during the execution: the kernel process exited (signal: killed)",
+		"kernel/k KernelDied the kernel process exited (signal: killed)"}, []string{"ended x1 lost"})
+	if len(Running(s)) != 0 {
+		t.Fatalf("still running: %v", Running(s))
+	}
+	s = Expect(NewOutputState("k"), "m1", "x1")
+	_, d, e = Died(s, nil, Death{}, true)
+	check(t, d, e, []string{"execution/x1 ExecutionLost the kernel was stopped during the execution"}, []string{"ended x1 lost"})
+	_, d, e = Died(NewOutputState("k"), nil, Death{}, true)
+	check(t, d, e, nil, nil)
+}
