@@ -191,7 +191,7 @@ func (a *Actor) start(ctx actor.Context) {
 	})
 	if err != nil {
 		a.err = fmt.Errorf("recover checkpoint actor: %w", err)
-		a.deps.Logger.Error("recover", "component", "checkpoint", "err", a.err)
+		a.deps.Logger.Error("recover", "err", a.err)
 		return
 	}
 	// NB: the scan reports by message, so a report the crashed
@@ -215,7 +215,7 @@ func (a *Actor) scanFiles(st State) filesFound {
 		}
 		err := a.deps.Files.Load(m.Name, func(_ string, _ int64, mb []byte, size int64) error { return nil })
 		if err != nil {
-			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "component", "checkpoint", "name", m.Name, "err", err)
+			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "name", m.Name, "err", err)
 			continue
 		}
 		f.metas = append(f.metas, m)
@@ -229,7 +229,7 @@ func (a *Actor) scanFiles(st State) filesFound {
 // progress are left to that work.
 func (a *Actor) reconcile(f filesFound) {
 	if f.err != nil {
-		a.deps.Logger.Error("list checkpoint files", "component", "checkpoint", "err", f.err)
+		a.deps.Logger.Error("list checkpoint files", "err", f.err)
 		return
 	}
 	var ds []events.Draft
@@ -251,7 +251,7 @@ func (a *Actor) reconcile(f filesFound) {
 		}
 	}
 	if len(ds) > 0 {
-		a.deps.Logger.Info("recorded checkpoint files the log did not match", "component", "checkpoint", "events", len(ds))
+		a.deps.Logger.Info("recorded checkpoint files the log did not match", "events", len(ds))
 		a.mustAppend(ds)
 	}
 }
@@ -347,7 +347,7 @@ func (a *Actor) loaded(m loadDone) {
 	o := m.out
 	if o.outcome == OutcomeRejected {
 		a.sh.stats.SignatureFailures++
-		a.deps.Logger.Warn("checkpoint refused", "component", "checkpoint", "name", m.req.Name, "kernel", m.req.KernelID, "err", o.err)
+		a.deps.Logger.Warn("checkpoint refused", "name", m.req.Name, "kernel", m.req.KernelID, "err", o.err)
 	}
 	err := o.err
 	if o.event != nil {

@@ -31,11 +31,14 @@ var (
 // Scanner reads the log past a snapshot of the kernel registry
 // (infra/eventlog implements it): used once at start to find the kernels
 // to recover. Scan visits from <= seq <= to (to 0: the end) with raw
-// payloads; Last is the last durable seq; snapshots are stored durably
-// under a name.
+// payloads; Last is the last durable seq and First the first retained one
+// (Scan from 0 also visits the older events retention kept, which include
+// every kernel's lifecycle until it is shut down); snapshots are stored
+// durably under a name.
 type Scanner interface {
 	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
 	Last() uint64
+	First() uint64
 	SaveSnapshot(name string, seq uint64, data []byte) error
 	LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error)
 }
@@ -126,6 +129,13 @@ func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find kernels to recover: %w", err)
 	}
+	if ok && seq+1 < sc.First() {
+		// NB: retention truncated past the snapshot (a long run since the
+		// last start): the events between are gone, so the snapshot cannot
+		// be brought up to date. Every kernel not shut down still has its
+		// lifecycle in the log (retention keeps it): rebuild from those.
+		ok, seq = false, 0
+	}
 	var reg []registered
 	if ok {
 		if err := json.Unmarshal(data, &reg); err != nil {
@@ -133,7 +143,11 @@ func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
 		}
 	}
 	gone := map[string]bool{}
-	err = sc.Scan(ctx, seq+1, 0, func(e events.Event) error {
+	from := seq + 1
+	if seq == 0 {
+		from = 0 // every retained event, the kept ones below First included
+	}
+	err = sc.Scan(ctx, from, 0, func(e events.Event) error {
 		switch e.Type {
 		case events.TypeKernelStarted:
 			p, err := events.As[events.KernelStarted](&e)

@@ -28,7 +28,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	}
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
-		Observer: c.metrics.Live.CheckpointObserver(), Logger: c.logger})
+		Observer: c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint")})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
