@@ -16,10 +16,11 @@ import (
 // implements checkpoint.Runner for tests, and follows the stack across
 // Restart.
 func (s *Stack) Run(ctx context.Context, kernelID, code string) (string, error) {
-	x, err := s.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
+	sx, err := s.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
 	if err != nil {
 		return "", err
 	}
+	x := queue.Execution{ID: sx.ID}
 	for {
 		changed := s.Queue.Changed() // NB: taken before reading, so no change is missed
 		if cur, ok := s.Queue.Get(x.ID); ok && cur.Status.Done() {

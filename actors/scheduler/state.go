@@ -20,6 +20,9 @@ type Execution struct {
 	MsgID     string
 	QueuedAt  time.Time
 	StartedAt time.Time
+	// LastSeq is the seq of its last event the scheduler applied: an edge
+	// waits for its read models to reach it (read your writes).
+	LastSeq uint64
 }
 
 // Started reports whether ExecutionStarted is durable for x.
@@ -57,11 +60,11 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], Execution{ID: p.ExecutionID, KernelID: p.KernelID,
-			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time})
+			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time, LastSeq: e.Seq})
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {
-				x.MsgID, x.StartedAt = p.MsgID, e.Time
+				x.MsgID, x.StartedAt, x.LastSeq = p.MsgID, e.Time, e.Seq
 				s.Pending = append(append([]Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
 				s.Active = &x
 				break

@@ -16,7 +16,6 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
 var (
@@ -52,7 +51,6 @@ type Config struct {
 	Log      scheduler.Log
 	Scanner  Scanner
 	Launcher kernel.Launcher
-	Queue    *queue.Model // caught up with the log before Open
 	Logger   *slog.Logger
 	MaxQueue int
 	// RequestTimeout bounds a command to an actor (default 90 s: kernel
@@ -375,60 +373,45 @@ func (s *System) ShutdownKernel(ctx context.Context, id string) error {
 }
 
 // Submit queues code on a kernel; it returns once ExecutionQueued is
-// durable. An execution id already known returns that execution.
-func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (queue.Execution, error) {
+// durable, with the seq of that append in LastSeq. An execution id already
+// in the log returns that execution as it was queued (its LastSeq the last
+// event of its stream).
+func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, error) {
 	if c.ExecutionID == "" {
 		c.ExecutionID = events.NewID(s.cfg.Now())
 	} else if !events.ValidID(c.ExecutionID) {
-		return queue.Execution{}, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
+		return scheduler.Execution{}, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
 	}
 	if x, ok, err := s.existing(ctx, c.ExecutionID); err != nil {
-		return queue.Execution{}, err
+		return scheduler.Execution{}, err
 	} else if ok {
 		if x.KernelID != kernelID {
-			return queue.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
+			return scheduler.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
 		}
 		return x, nil
 	}
 	e, err := s.lookup(kernelID)
 	if err != nil {
-		return queue.Execution{}, err
+		return scheduler.Execution{}, err
 	}
 	res, err := s.request(e.scheduler, c)
 	if err != nil {
-		return queue.Execution{}, err
+		return scheduler.Execution{}, err
 	}
 	r := res.(scheduler.SubmitResult)
-	if r.Err != nil {
-		return queue.Execution{}, r.Err
-	}
-	return accepted(r.Execution), nil
+	return r.Execution, r.Err
 }
 
-// accepted is the read model's view of an execution the scheduler just
-// queued (and maybe started).
-func accepted(x scheduler.Execution) queue.Execution {
-	st := queue.StatusQueued
-	if x.Started() {
-		st = queue.StatusRunning
-	}
-	return queue.Execution{ID: x.ID, KernelID: x.KernelID, Code: x.Code, AllowStdin: x.AllowStdin, Notebook: x.Notebook,
-		CellID: x.CellID, Status: st, MsgID: x.MsgID, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt}
-}
-
-// existing finds an execution by id: in the read model, or (for one the
-// model no longer holds in memory) in its stream in the log.
-func (s *System) existing(ctx context.Context, id string) (queue.Execution, bool, error) {
-	if s.cfg.Queue != nil {
-		if x, ok := s.cfg.Queue.Get(id); ok {
-			return x, true, nil
-		}
-	}
-	var x queue.Execution
+// existing finds an execution id already used, from its own stream: the
+// idempotency of Submit rests on the log, not on a read model.
+func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, bool, error) {
+	var x scheduler.Execution
 	err := s.cfg.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
-		if queue.IsExecutionEvent(e.Type) {
-			x = queue.ApplyExecution(x, e)
+		if p, ok := e.Payload.(events.ExecutionQueued); ok {
+			x = scheduler.Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
+				Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time}
 		}
+		x.LastSeq = e.Seq
 		return nil
 	})
 	if err != nil {

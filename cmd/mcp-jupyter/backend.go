@@ -178,11 +178,28 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
 	if err != nil {
-		return x, err
+		return queue.Execution{}, err
 	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
-	return x, b.sync(ctx, x.LastSeq)
+	if err := b.sync(ctx, x.LastSeq); err != nil {
+		return queue.Execution{}, err
+	}
+	if v, ok := b.execs.Get(x.ID); ok {
+		return v, nil
+	}
+	return accepted(x), nil
+}
+
+// accepted is the read model's view of an execution the scheduler queued
+// (and maybe started), for one the model no longer holds in memory.
+func accepted(x scheduler.Execution) queue.Execution {
+	st := queue.StatusQueued
+	if x.Started() {
+		st = queue.StatusRunning
+	}
+	return queue.Execution{ID: x.ID, KernelID: x.KernelID, Code: x.Code, AllowStdin: x.AllowStdin, Notebook: x.Notebook,
+		CellID: x.CellID, Status: st, MsgID: x.MsgID, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt, LastSeq: x.LastSeq}
 }
 
 // Execution answers from the execution read model: what is new since the

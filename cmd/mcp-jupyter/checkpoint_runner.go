@@ -26,10 +26,11 @@ type checkpointRunner struct {
 
 // Run submits code and returns the stdout of its stream outputs.
 func (r checkpointRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
-	x, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
+	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code})
 	if err != nil {
 		return "", err
 	}
+	x := queue.Execution{ID: sx.ID}
 	for {
 		changed := r.Queue.Changed() // NB: taken before reading, so no change is missed
 		cur, ok := r.Queue.Get(x.ID)

@@ -190,7 +190,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
-	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Queue: q, Logger: logger, MaxQueue: cfg.MaxQueue})
+	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue})
 	if err != nil {
 		return err
 	}
