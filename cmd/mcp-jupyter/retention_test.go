@@ -93,10 +93,11 @@ func TestBoundedDiskOverMonthsOfWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// NB: the queue model keeps the last 10,000 finished executions by
+		// NB: the queue and executions models keep the last 10,000 finished executions by
 		// default: bounded, but more than this test's work; a smaller bound
 		// lets the disk check see the log's own growth.
 		c.queue.SetMaxFinished(500)
+		c.execs.SetMaxFinished(500)
 		inproc, err := client.NewInProcessClient(c.mcp.MCP())
 		if err != nil {
 			t.Fatal(err)

@@ -209,6 +209,17 @@ func (h *Hub) join(c *client) (liveFrom uint64, err error) {
 	return h.last, nil
 }
 
+// backlogCovers reports whether the backlog read model still holds every
+// event after since for the client's filter: then a cursor older than the
+// retained log is served from it, not refused.
+func (h *Hub) backlogCovers(kernel string, since uint64) bool {
+	if h.opts.Backlog == nil {
+		return false
+	}
+	_, complete, _ := h.opts.Backlog.Since(kernel, since)
+	return complete
+}
+
 // LogFloor implements projections.Floor: retention keeps the events a
 // connected client catching up from its since= cursor has yet to read.
 // Clients fed by the fan-out need nothing from the log.
@@ -271,7 +282,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	if req.hasSince {
 		// NB: 410, not 400: the cursor was valid; the events after it are
 		// gone. The text names the retention setting and where to resume.
-		if err := h.log.CheckAfter(req.since); err != nil {
+		if err := h.log.CheckAfter(req.since); err != nil && !h.backlogCovers(req.kernel, req.since) {
 			http.Error(w, "Gone: "+err.Error(), http.StatusGone)
 			return
 		}

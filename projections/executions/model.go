@@ -230,6 +230,15 @@ func (m *Model) dropAll(x *entry) {
 	x.outs, x.bytes = nil, 0
 }
 
+// SetMaxFinished changes the bound of finished executions whose status is
+// held (tests of long runs lower it to see the log's own growth).
+func (m *Model) SetMaxFinished(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts.MaxFinished = n
+	m.trimStatuses()
+}
+
 // trimStatuses forgets the oldest finished executions beyond MaxFinished.
 func (m *Model) trimStatuses() {
 	for len(m.finished)-m.statusHead > m.opts.MaxFinished {
