@@ -34,6 +34,11 @@ type Deps struct {
 	// a known name (see actors/system), so the PID is known before the
 	// actor exists and stays the same across its restarts.
 	Kernel *actor.PID
+	// KernelSpawned closes once the kernel actor exists. NB: the scheduler
+	// is spawned first; a message to a PID whose actor is still being
+	// spawned races inside protoactor, so a first start waits for
+	// KernelSpawned (the system then also sends it as a message).
+	KernelSpawned <-chan struct{}
 	// PanicOn, for tests only, makes the actor panic on the messages it
 	// selects, as a crash in the middle of work would.
 	PanicOn func(msg any) bool
@@ -41,6 +46,8 @@ type Deps struct {
 
 // Commands, answered with SubmitResult / CancelResult.
 type (
+	// KernelSpawned tells the scheduler its kernel actor exists.
+	KernelSpawned struct{}
 	Cancel struct{ ExecutionID, Reason string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
@@ -66,6 +73,8 @@ type Actor struct {
 	// back once: a second Resume could reach the kernel actor after it
 	// ended the execution, and record a second end.
 	resumed string
+	// watching: this instance asked the kernel actor for its state.
+	watching bool
 }
 
 // Props returns the props of kernel id's scheduler. The producer makes a
@@ -89,8 +98,17 @@ func (a *Actor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.recover()
-		// Whether the kernel can take work is the kernel actor's to say.
-		ctx.Request(a.deps.Kernel, kernel.Watch{})
+		if a.deps.KernelSpawned == nil {
+			a.watch(ctx) // the kernel actor was there first
+			break
+		}
+		select {
+		case <-a.deps.KernelSpawned:
+			a.watch(ctx)
+		default: // first start: KernelSpawned follows
+		}
+	case KernelSpawned:
+		a.watch(ctx)
 	case Submit:
 		ctx.Respond(a.submit(ctx, m))
 	case Cancel:
@@ -137,6 +155,16 @@ func (a *Actor) recover() {
 		panic(fmt.Errorf("scheduler %s: recover: %w", a.id, err))
 	}
 	a.state = s
+}
+
+// watch asks the kernel actor whether it can take work (once per
+// instance): it answers Ready or Stopped, and tells of every change after.
+func (a *Actor) watch(ctx actor.Context) {
+	if a.watching {
+		return
+	}
+	a.watching = true
+	ctx.Request(a.deps.Kernel, kernel.Watch{})
 }
 
 func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {

@@ -218,8 +218,9 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	root := s.actors.Root
 	kernPID := actor.NewPID(s.actors.Address(), "kernel/"+id)
 	schedPID := actor.NewPID(s.actors.Address(), "scheduler/"+id)
+	spawned := make(chan struct{})
 	sched, err := root.SpawnNamed(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger.With("component", "scheduler"),
-		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, PanicOn: s.cfg.SchedulerPanicOn}), schedPID.Id)
+		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn}), schedPID.Id)
 	if err != nil {
 		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
 	}
@@ -228,6 +229,8 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	if err != nil {
 		kern = kernPID
 	}
+	close(spawned)
+	root.Send(sched, scheduler.KernelSpawned{})
 	e := &entry{kernel: kern, scheduler: sched, label: label, notebook: notebook}
 	s.mu.Lock()
 	if _, ok := s.kernels[id]; !ok {

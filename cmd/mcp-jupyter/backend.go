@@ -229,7 +229,7 @@ func (b *backend) CancelExecution(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return b.sys.Cancel(ctx, v.Execution.KernelID, id)
+	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
@@ -240,5 +240,5 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	if v.Execution.Status != queue.StatusInputRequired {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
-	return b.sys.SendInput(ctx, v.Execution.KernelID, id, value)
+	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
 }
