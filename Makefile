@@ -39,7 +39,8 @@ BENCHES := \
 	./projections/executions/:.:2000x \
 	./infra/jupyter/:RawRoundTrip:50x \
 	./actors/system/:KernelActorRoundTrip:50x \
-	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k:1x \
+	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
+	./actors/scheduler/:SchedulerRecover:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
