@@ -65,6 +65,7 @@ type plan struct {
 	version uint16 // highest version this binary reads
 	decode  bool
 	targets []int
+	halves  [2][]int // targets split for catch-up's two appliers (see applyHalf)
 }
 
 type waiter struct {
@@ -167,11 +168,12 @@ type batch struct {
 	err   error // the reader's error, after evs
 }
 
-// catchUp applies the events in (from, to] as a two-stage pipeline: a
-// reader goroutine scans the log, plans and decodes the payloads; the loop
-// goroutine (this one) applies them. Replay is most of a start's time, and
-// the two stages take about as long, so on two cores a replay costs about
-// half of doing both in turn. The reader owns r.plans until it returns.
+// catchUp applies the events in (from, to] as a pipeline: a reader
+// goroutine scans the log, plans and decodes the payloads; the loop
+// goroutine (this one) and a helper apply them, each to half of the
+// projections (applyBatch). Replay is most of a start's time and applying
+// is the longer stage, so it is split. The reader owns r.plans until it
+// returns.
 func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -193,11 +195,24 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 		}
 		<-readerDone
 	}()
-	for b := range full {
-		for i := range b.evs {
-			if err := r.applyPlanned(b.evs[i], b.plans[i]); err != nil {
-				return err
+	var helper chan<- span
+	var helped <-chan error
+	if len(r.states) > 1 {
+		jobs, results, helperDone := make(chan span), make(chan error), make(chan struct{})
+		go func() {
+			defer close(helperDone)
+			for j := range jobs {
+				results <- r.applyHalf(j, 1)
 			}
+		}()
+		// NB: every job sent is answered before the next, so the helper is
+		// idle here.
+		defer func() { close(jobs); <-helperDone }()
+		helper, helped = jobs, results
+	}
+	for b := range full {
+		if err := r.applyBatch(b, helper, helped); err != nil {
+			return err
 		}
 		if b.err != nil {
 			return b.err
@@ -206,6 +221,87 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 		free <- b
 	}
 	return nil
+}
+
+// span is a run of a batch's events, [from, to).
+type span struct {
+	b        *batch
+	from, to int
+}
+
+// applyBatch applies b's events: the projections in two halves, one
+// applied by this goroutine and one by the helper (when there is one), at
+// the same time, a run of events at a time. Between runs it does what
+// applyPlanned does after each event: snapshots when due (a run ends at
+// that event) and progress, published at each run's end.
+func (r *Runner) applyBatch(b *batch, helper chan<- span, helped <-chan error) error {
+	for from := 0; from < len(b.evs); {
+		to := len(b.evs)
+		if every := r.opts.SnapshotEvery; every > 0 && uint64(to-from) >= every-r.sinceSnap {
+			to = from + int(every-r.sinceSnap)
+		}
+		j := span{b: b, from: from, to: to}
+		var err error
+		if helper == nil {
+			err = r.applyHalf(j, -1)
+		} else {
+			helper <- j
+			err = r.applyHalf(j, 0)
+			err = earlier(err, <-helped)
+		}
+		if err != nil {
+			return err
+		}
+		last := b.evs[to-1].Seq
+		if r.opts.SnapshotEvery > 0 {
+			if r.sinceSnap += uint64(to - from); r.sinceSnap >= r.opts.SnapshotEvery {
+				r.sinceSnap = 0
+				if err := r.snapshot(last); err != nil {
+					return err
+				}
+				if err := r.retain(); err != nil {
+					return err
+				}
+			}
+		}
+		r.applied.Store(last)
+		if r.nwait.Load() > 0 {
+			r.wake(last)
+		}
+		from = to
+	}
+	return nil
+}
+
+// applyHalf applies j's events to the projections of one half (0: even
+// indexes, 1: odd ones; -1: all).
+func (r *Runner) applyHalf(j span, half int) error {
+	for k := j.from; k < j.to; k++ {
+		e, pl := j.b.evs[k], j.b.plans[k]
+		targets := pl.targets
+		if half >= 0 {
+			targets = pl.halves[half]
+		}
+		for _, i := range targets {
+			st := r.states[i]
+			if e.Seq <= st.snapSeq {
+				continue
+			}
+			if err := st.p.Apply(e); err != nil {
+				return &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// earlier returns the error of the earlier event of two halves' errors.
+func earlier(a, b error) error {
+	var ea, eb *ApplyError
+	if a == nil || (b != nil && errors.As(a, &ea) && errors.As(b, &eb) && eb.Seq < ea.Seq) {
+		return b
+	}
+	return a
 }
 
 // read is catchUp's reader: it fills batches from free and sends them on
@@ -343,6 +439,9 @@ func (r *Runner) plan(e events.Event) (*plan, error) {
 		case Envelope:
 			pl.targets = append(pl.targets, i)
 		}
+	}
+	for _, i := range pl.targets {
+		pl.halves[i%2] = append(pl.halves[i%2], i)
 	}
 	r.plans[e.Type] = pl
 	return pl, nil
