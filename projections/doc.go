@@ -34,7 +34,8 @@
 //     client) keeps everything from its position; a Keeper (an actor's
 //     stream) keeps just that stream's old events. Until Floors.Enable
 //     nothing is deleted.
-//  7. Catch-up is a pipeline: a reader goroutine scans the log and decodes
+//  7. Start restores every projection from its snapshot at the same time.
+//     Catch-up is a pipeline: a reader goroutine scans the log and decodes
 //     payloads while the loop goroutine and a helper apply, each to half of
 //     the projections, a run of events at a time. Wants may therefore be
 //     called from the reader while Apply runs (it must be pure), and two

@@ -61,6 +61,22 @@ type state struct {
 	saved   uint64 // sequence of the last stored snapshot
 }
 
+// restore restores the projection from its stored snapshot, if any.
+func (st *state) restore(log Log) error {
+	name := st.p.Name()
+	seq, data, ok, err := log.LoadSnapshot(name)
+	if err != nil {
+		return fmt.Errorf("start projection %s: %w", name, err)
+	}
+	if ok {
+		if err := st.p.Restore(data); err != nil {
+			return fmt.Errorf("start projection %s: restore snapshot at %d: %w", name, seq, err)
+		}
+		st.snapSeq, st.saved = seq, seq
+	}
+	return nil
+}
+
 type plan struct {
 	version uint16 // highest version this binary reads
 	decode  bool
@@ -96,25 +112,31 @@ func (r *Runner) Start(ctx context.Context) error {
 		return errors.New("projections: runner already started")
 	}
 	seen := map[string]bool{}
-	from := uint64(0)
-	for i, st := range r.states {
+	for _, st := range r.states {
 		name := st.p.Name()
 		if seen[name] {
 			return fmt.Errorf("start projections: two projections named %q", name)
 		}
 		seen[name] = true
-		if !r.opts.Rebuild {
-			seq, data, ok, err := r.log.LoadSnapshot(name)
+	}
+	if !r.opts.Rebuild {
+		// NB: the projections restore at the same time, each on its own
+		// goroutine (they share nothing): decoding snapshots is most of a
+		// restart. The first projection's error, in order, is returned.
+		errs := make([]error, len(r.states))
+		var wg sync.WaitGroup
+		for i, st := range r.states {
+			wg.Go(func() { errs[i] = st.restore(r.log) })
+		}
+		wg.Wait()
+		for _, err := range errs {
 			if err != nil {
-				return fmt.Errorf("start projection %s: %w", name, err)
-			}
-			if ok {
-				if err := st.p.Restore(data); err != nil {
-					return fmt.Errorf("start projection %s: restore snapshot at %d: %w", name, seq, err)
-				}
-				st.snapSeq, st.saved = seq, seq
+				return err
 			}
 		}
+	}
+	from := uint64(0)
+	for i, st := range r.states {
 		if i == 0 || st.snapSeq < from {
 			from = st.snapSeq
 		}

@@ -313,3 +313,24 @@ func TestApplyErrorOfTheEarlierEventWins(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreErrorNamesTheProjection: snapshots restore at the same time;
+// a snapshot that does not decode stops Start with the error of the first
+// such projection, in order, naming it and the snapshot's sequence.
+func TestRestoreErrorNamesTheProjection(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	appendAll(t, l, workload(1, 2))
+	for _, name := range []string{"a", "b", "c"} {
+		if err := l.SaveSnapshot(name, 3, []byte(`not json`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.SaveSnapshot("ok", 3, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := projections.NewRunner(l, projections.Options{}, newCounts("ok"), newCounts("b"), newCounts("a"), newCounts("c"))
+	err := r.Start(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "start projection b: restore snapshot at 3") {
+		t.Fatalf("Start with undecodable snapshots = %v, want projection b's restore error", err)
+	}
+}
