@@ -36,8 +36,9 @@
 //     nothing is deleted.
 //  7. Start restores every projection from its snapshot at the same time.
 //     Catch-up is a pipeline: a reader goroutine scans the log and decodes
-//     payloads while the loop goroutine and a helper apply, each to half of
-//     the projections, a run of events at a time. Wants may therefore be
+//     payloads while the loop goroutine and a helper apply, sharing out
+//     the projections (each whole to one of them), a run of events at a
+//     time. Wants may therefore be
 //     called from the reader while Apply runs (it must be pure), and two
 //     projections' Apply may run at once: a projection shares no mutable
 //     state with another (one projection's calls never overlap). Progress

@@ -81,7 +81,7 @@ type plan struct {
 	version uint16 // highest version this binary reads
 	decode  bool
 	targets []int
-	halves  [2][]int // targets split for catch-up's two appliers (see applyHalf)
+	wants   []bool // by projection index: is it a target (see applyShare)
 }
 
 type waiter struct {
@@ -192,7 +192,7 @@ type batch struct {
 
 // catchUp applies the events in (from, to] as a pipeline: a reader
 // goroutine scans the log, plans and decodes the payloads; the loop
-// goroutine (this one) and a helper apply them, each to half of the
+// goroutine (this one) and a helper apply them, sharing out the
 // projections (applyBatch). Replay is most of a start's time and applying
 // is the longer stage, so it is split. The reader owns r.plans until it
 // returns.
@@ -224,7 +224,7 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 		go func() {
 			defer close(helperDone)
 			for j := range jobs {
-				results <- r.applyHalf(j, 1)
+				results <- r.applyShare(j)
 			}
 		}()
 		// NB: every job sent is answered before the next, so the helper is
@@ -245,15 +245,16 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 	return nil
 }
 
-// span is a run of a batch's events, [from, to).
+// span is a run of a batch's events, [from, to), and the index of the
+// next projection to apply it to.
 type span struct {
 	b        *batch
 	from, to int
+	next     *atomic.Int32
 }
 
-// applyBatch applies b's events: the projections in two halves, one
-// applied by this goroutine and one by the helper (when there is one), at
-// the same time, a run of events at a time. Between runs it does what
+// applyBatch applies b's events, a run at a time: this goroutine and the
+// helper (when there is one) share the run's projections (applyShare). Between runs it does what
 // applyPlanned does after each event: snapshots when due (a run ends at
 // that event) and progress, published at each run's end.
 func (r *Runner) applyBatch(b *batch, helper chan<- span, helped <-chan error) error {
@@ -264,11 +265,12 @@ func (r *Runner) applyBatch(b *batch, helper chan<- span, helped <-chan error) e
 		}
 		j := span{b: b, from: from, to: to}
 		var err error
+		j.next = new(atomic.Int32)
 		if helper == nil {
-			err = r.applyHalf(j, -1)
+			err = r.applyShare(j)
 		} else {
 			helper <- j
-			err = r.applyHalf(j, 0)
+			err = r.applyShare(j)
 			err = earlier(err, <-helped)
 		}
 		if err != nil {
@@ -295,29 +297,33 @@ func (r *Runner) applyBatch(b *batch, helper chan<- span, helped <-chan error) e
 	return nil
 }
 
-// applyHalf applies j's events to the projections of one half (0: even
-// indexes, 1: odd ones; -1: all).
-func (r *Runner) applyHalf(j span, half int) error {
-	for k := j.from; k < j.to; k++ {
-		e, pl := j.b.evs[k], j.b.plans[k]
-		targets := pl.targets
-		if half >= 0 {
-			targets = pl.halves[half]
+// applyShare applies j's events to projections taken one at a time from
+// j.next until none is left: the loop goroutine and the helper share a run
+// this way, each projection going whole to one of them (its calls never
+// overlap), the busier projections balanced by whoever is free. It stops a
+// projection at its first error and returns the earliest event's.
+func (r *Runner) applyShare(j span) error {
+	var first error
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= len(r.states) {
+			return first
 		}
-		for _, i := range targets {
-			st := r.states[i]
-			if e.Seq <= st.snapSeq {
+		st := r.states[i]
+		for k := j.from; k < j.to; k++ {
+			e := j.b.evs[k]
+			if !j.b.plans[k].wants[i] || e.Seq <= st.snapSeq {
 				continue
 			}
 			if err := st.p.Apply(e); err != nil {
-				return &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err}
+				first = earlier(first, &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err})
+				break
 			}
 		}
 	}
-	return nil
 }
 
-// earlier returns the error of the earlier event of two halves' errors.
+// earlier returns the error of the earlier event of two.
 func earlier(a, b error) error {
 	var ea, eb *ApplyError
 	if a == nil || (b != nil && errors.As(a, &ea) && errors.As(b, &eb) && eb.Seq < ea.Seq) {
@@ -462,8 +468,9 @@ func (r *Runner) plan(e events.Event) (*plan, error) {
 			pl.targets = append(pl.targets, i)
 		}
 	}
+	pl.wants = make([]bool, len(r.states))
 	for _, i := range pl.targets {
-		pl.halves[i%2] = append(pl.halves[i%2], i)
+		pl.wants[i] = true
 	}
 	r.plans[e.Type] = pl
 	return pl, nil
