@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/leases"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
@@ -170,10 +171,11 @@ func cpuTime() time.Duration {
 
 // serverModels is the server's real set of read models (cmd/mcp-jupyter
 // core.go and assets.go), less procs, which lives in package main.
-// NB: the executions model (projections/executions, edges) goes here too.
+// The executions model reads truncated outputs from the log only when asked,
+// never during a replay: nil stands for its log.
 func serverModels() []projections.Projection {
-	return []projections.Projection{queue.NewModel(), kernels.New(), metrics.NewProjection(), leases.New(),
-		backlog.New(backlog.Options{MaxMessages: 1000})}
+	return []projections.Projection{queue.NewModel(), executions.New(executions.Options{}, nil), kernels.New(),
+		metrics.NewProjection(), leases.New(), backlog.New(backlog.Options{MaxMessages: 1000})}
 }
 
 func replay(b *testing.B, l projections.Log) *projections.Runner {

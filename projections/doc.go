@@ -34,9 +34,15 @@
 //     client) keeps everything from its position; a Keeper (an actor's
 //     stream) keeps just that stream's old events. Until Floors.Enable
 //     nothing is deleted.
-//  7. Catch-up is a two-stage pipeline: a reader goroutine scans the log and
-//     decodes payloads while the loop goroutine applies. Wants may therefore
-//     be called from the reader while Apply runs (it must be pure).
+//  7. Start restores every projection from its snapshot at the same time.
+//     Catch-up is a pipeline: a reader goroutine scans the log and decodes
+//     payloads while the loop goroutine and a helper apply, sharing out
+//     the projections (each whole to one of them), a run of events at a
+//     time. Wants may therefore be
+//     called from the reader while Apply runs (it must be pure), and two
+//     projections' Apply may run at once: a projection shares no mutable
+//     state with another (one projection's calls never overlap). Progress
+//     is published at the end of each run (at most 512 events).
 //
 // # Caller's duties
 //

@@ -18,11 +18,13 @@ const (
 
 // Projection is one read model folded from the log.
 //
-// The runner calls Apply, Snapshot and Restore from its own goroutine;
-// callers of the projection's query methods run concurrently with them, so
-// the projection guards its state (see the package doc). NB: Wants may be
-// called from the runner's reader goroutine while Apply runs: it must be a
-// pure function of the event type.
+// The runner never overlaps one projection's calls of Apply, Snapshot and
+// Restore; callers of the projection's query methods run concurrently with
+// them, so the projection guards its state (see the package doc). NB: Wants
+// may be called from the runner's reader goroutine while Apply runs: it
+// must be a pure function of the event type. Two projections' Restore (in
+// Start) or Apply (during catch-up) may run at once: projections share no
+// mutable state, and treat the event (Payload, Raw) as read-only.
 type Projection interface {
 	// Name identifies the projection's snapshot. NB: stored in the log; must
 	// not change, or the projection rebuilds from the start of the log.

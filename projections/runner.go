@@ -61,10 +61,27 @@ type state struct {
 	saved   uint64 // sequence of the last stored snapshot
 }
 
+// restore restores the projection from its stored snapshot, if any.
+func (st *state) restore(log Log) error {
+	name := st.p.Name()
+	seq, data, ok, err := log.LoadSnapshot(name)
+	if err != nil {
+		return fmt.Errorf("start projection %s: %w", name, err)
+	}
+	if ok {
+		if err := st.p.Restore(data); err != nil {
+			return fmt.Errorf("start projection %s: restore snapshot at %d: %w", name, seq, err)
+		}
+		st.snapSeq, st.saved = seq, seq
+	}
+	return nil
+}
+
 type plan struct {
 	version uint16 // highest version this binary reads
 	decode  bool
 	targets []int
+	wants   []bool // by projection index: is it a target (see applyShare)
 }
 
 type waiter struct {
@@ -95,25 +112,31 @@ func (r *Runner) Start(ctx context.Context) error {
 		return errors.New("projections: runner already started")
 	}
 	seen := map[string]bool{}
-	from := uint64(0)
-	for i, st := range r.states {
+	for _, st := range r.states {
 		name := st.p.Name()
 		if seen[name] {
 			return fmt.Errorf("start projections: two projections named %q", name)
 		}
 		seen[name] = true
-		if !r.opts.Rebuild {
-			seq, data, ok, err := r.log.LoadSnapshot(name)
+	}
+	if !r.opts.Rebuild {
+		// NB: the projections restore at the same time, each on its own
+		// goroutine (they share nothing): decoding snapshots is most of a
+		// restart. The first projection's error, in order, is returned.
+		errs := make([]error, len(r.states))
+		var wg sync.WaitGroup
+		for i, st := range r.states {
+			wg.Go(func() { errs[i] = st.restore(r.log) })
+		}
+		wg.Wait()
+		for _, err := range errs {
 			if err != nil {
-				return fmt.Errorf("start projection %s: %w", name, err)
-			}
-			if ok {
-				if err := st.p.Restore(data); err != nil {
-					return fmt.Errorf("start projection %s: restore snapshot at %d: %w", name, seq, err)
-				}
-				st.snapSeq, st.saved = seq, seq
+				return err
 			}
 		}
+	}
+	from := uint64(0)
+	for i, st := range r.states {
 		if i == 0 || st.snapSeq < from {
 			from = st.snapSeq
 		}
@@ -167,11 +190,12 @@ type batch struct {
 	err   error // the reader's error, after evs
 }
 
-// catchUp applies the events in (from, to] as a two-stage pipeline: a
-// reader goroutine scans the log, plans and decodes the payloads; the loop
-// goroutine (this one) applies them. Replay is most of a start's time, and
-// the two stages take about as long, so on two cores a replay costs about
-// half of doing both in turn. The reader owns r.plans until it returns.
+// catchUp applies the events in (from, to] as a pipeline: a reader
+// goroutine scans the log, plans and decodes the payloads; the loop
+// goroutine (this one) and a helper apply them, sharing out the
+// projections (applyBatch). Replay is most of a start's time and applying
+// is the longer stage, so it is split. The reader owns r.plans until it
+// returns.
 func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -193,11 +217,24 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 		}
 		<-readerDone
 	}()
-	for b := range full {
-		for i := range b.evs {
-			if err := r.applyPlanned(b.evs[i], b.plans[i]); err != nil {
-				return err
+	var helper chan<- span
+	var helped <-chan error
+	if len(r.states) > 1 {
+		jobs, results, helperDone := make(chan span), make(chan error), make(chan struct{})
+		go func() {
+			defer close(helperDone)
+			for j := range jobs {
+				results <- r.applyShare(j)
 			}
+		}()
+		// NB: every job sent is answered before the next, so the helper is
+		// idle here.
+		defer func() { close(jobs); <-helperDone }()
+		helper, helped = jobs, results
+	}
+	for b := range full {
+		if err := r.applyBatch(b, helper, helped); err != nil {
+			return err
 		}
 		if b.err != nil {
 			return b.err
@@ -206,6 +243,93 @@ func (r *Runner) catchUp(ctx context.Context, from, to uint64) error {
 		free <- b
 	}
 	return nil
+}
+
+// span is a run of a batch's events, [from, to), and the index of the
+// next projection to apply it to.
+type span struct {
+	b        *batch
+	from, to int
+	next     *atomic.Int32
+}
+
+// applyBatch applies b's events, a run at a time: this goroutine and the
+// helper (when there is one) share the run's projections (applyShare). Between runs it does what
+// applyPlanned does after each event: snapshots when due (a run ends at
+// that event) and progress, published at each run's end.
+func (r *Runner) applyBatch(b *batch, helper chan<- span, helped <-chan error) error {
+	for from := 0; from < len(b.evs); {
+		to := len(b.evs)
+		if every := r.opts.SnapshotEvery; every > 0 && uint64(to-from) >= every-r.sinceSnap {
+			to = from + int(every-r.sinceSnap)
+		}
+		j := span{b: b, from: from, to: to}
+		var err error
+		j.next = new(atomic.Int32)
+		if helper == nil {
+			err = r.applyShare(j)
+		} else {
+			helper <- j
+			err = r.applyShare(j)
+			err = earlier(err, <-helped)
+		}
+		if err != nil {
+			return err
+		}
+		last := b.evs[to-1].Seq
+		if r.opts.SnapshotEvery > 0 {
+			if r.sinceSnap += uint64(to - from); r.sinceSnap >= r.opts.SnapshotEvery {
+				r.sinceSnap = 0
+				if err := r.snapshot(last); err != nil {
+					return err
+				}
+				if err := r.retain(); err != nil {
+					return err
+				}
+			}
+		}
+		r.applied.Store(last)
+		if r.nwait.Load() > 0 {
+			r.wake(last)
+		}
+		from = to
+	}
+	return nil
+}
+
+// applyShare applies j's events to projections taken one at a time from
+// j.next until none is left: the loop goroutine and the helper share a run
+// this way, each projection going whole to one of them (its calls never
+// overlap), the busier projections balanced by whoever is free. It stops a
+// projection at its first error and returns the earliest event's.
+func (r *Runner) applyShare(j span) error {
+	var first error
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= len(r.states) {
+			return first
+		}
+		st := r.states[i]
+		for k := j.from; k < j.to; k++ {
+			e := j.b.evs[k]
+			if !j.b.plans[k].wants[i] || e.Seq <= st.snapSeq {
+				continue
+			}
+			if err := st.p.Apply(e); err != nil {
+				first = earlier(first, &ApplyError{Projection: st.p.Name(), Seq: e.Seq, Type: e.Type, Err: err})
+				break
+			}
+		}
+	}
+}
+
+// earlier returns the error of the earlier event of two.
+func earlier(a, b error) error {
+	var ea, eb *ApplyError
+	if a == nil || (b != nil && errors.As(a, &ea) && errors.As(b, &eb) && eb.Seq < ea.Seq) {
+		return b
+	}
+	return a
 }
 
 // read is catchUp's reader: it fills batches from free and sends them on
@@ -343,6 +467,10 @@ func (r *Runner) plan(e events.Event) (*plan, error) {
 		case Envelope:
 			pl.targets = append(pl.targets, i)
 		}
+	}
+	pl.wants = make([]bool, len(r.states))
+	for _, i := range pl.targets {
+		pl.wants[i] = true
 	}
 	r.plans[e.Type] = pl
 	return pl, nil

@@ -293,3 +293,44 @@ func TestWaitForIsSignalled(t *testing.T) {
 		t.Fatalf("Wait after Close = %v", err)
 	}
 }
+
+// TestApplyErrorOfTheEarlierEventWins: catch-up applies the projections in
+// two halves at once; when both fail, the error is the earlier event's,
+// whichever half it came from.
+func TestApplyErrorOfTheEarlierEventWins(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	appendAll(t, l, workload(1, 2))
+	for _, order := range [][2]uint64{{9, 5}, {5, 9}} {
+		late, early := failing{newCounts(fmt.Sprint("at-", order[0])), order[0]}, failing{newCounts(fmt.Sprint("at-", order[1])), order[1]}
+		r := startRunner(t, l, projections.Options{}, late, early)
+		testkit.Closed(t, r.Done(), 30*time.Second, "the runner stops on the apply error")
+		var ae *projections.ApplyError
+		if err := r.Wait(); !errors.As(err, &ae) || ae.Seq != 5 || ae.Projection != "at-5" {
+			t.Fatalf("projections failing at %v: Wait() = %v, want the ApplyError at 5", order, err)
+		}
+		if applied := r.Applied(); applied >= 5 {
+			t.Fatalf("projections failing at %v: applied %d, want below 5", order, applied)
+		}
+	}
+}
+
+// TestRestoreErrorNamesTheProjection: snapshots restore at the same time;
+// a snapshot that does not decode stops Start with the error of the first
+// such projection, in order, naming it and the snapshot's sequence.
+func TestRestoreErrorNamesTheProjection(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	appendAll(t, l, workload(1, 2))
+	for _, name := range []string{"a", "b", "c"} {
+		if err := l.SaveSnapshot(name, 3, []byte(`not json`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.SaveSnapshot("ok", 3, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := projections.NewRunner(l, projections.Options{}, newCounts("ok"), newCounts("b"), newCounts("a"), newCounts("c"))
+	err := r.Start(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "start projection b: restore snapshot at 3") {
+		t.Fatalf("Start with undecodable snapshots = %v, want projection b's restore error", err)
+	}
+}

@@ -102,6 +102,7 @@ type ring struct {
 	n     int
 	bytes int
 	st    Stats
+	arena projections.Arena // the payloads of the events pushed here first
 }
 
 func (r *ring) at(i int) *Entry { return &r.ents[(r.head+i)%len(r.ents)] }
@@ -184,15 +185,18 @@ func (m *Model) Wants(typ string) projections.Interest { return projections.Enve
 // Apply implements projections.Projection: the event goes into its kernel's
 // ring and into the All ring.
 func (m *Model) Apply(e events.Event) error {
-	// NB: one copy of the payload, shared by both rings; it never changes.
-	ent := entryOf(e, append(json.RawMessage(nil), e.Raw...))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e.Seq <= m.seq {
 		return nil
 	}
+	// NB: one copy of the payload, shared by both rings; it never changes.
+	// It goes into the kernel ring's arena: that ring holds a contiguous
+	// run of the kernel's events, and the All ring a more recent one.
+	r := m.ring(e.Kernel)
+	ent := entryOf(e, r.arena.Copy(e.Raw))
 	if e.Kernel != All {
-		m.push(m.ring(e.Kernel), ent)
+		m.push(r, ent)
 	}
 	m.ring(All).push(ent, m.opts.MaxMessages, m.opts.MaxBytes)
 	m.seq = e.Seq

@@ -111,6 +111,27 @@ type Model struct {
 	unknown map[string]chan struct{}
 	// wakes counts channels closed by Apply (tests and benchmarks).
 	wakes uint64
+	// arenas hold the outputs' payloads, one per kernel: a kernel runs
+	// one execution at a time and outputs are dropped oldest first, so
+	// what a kernel's arena keeps in memory is its held outputs and one
+	// chunk.
+	arenas map[string]*projections.Arena
+}
+
+// maxArenas bounds the arenas kept (kernels come and go): past it they
+// are forgotten, their outputs staying valid.
+const maxArenas = 64
+
+func (m *Model) arena(kernel string) *projections.Arena {
+	a := m.arenas[kernel]
+	if a == nil {
+		if m.arenas == nil || len(m.arenas) >= maxArenas {
+			m.arenas = map[string]*projections.Arena{}
+		}
+		a = &projections.Arena{}
+		m.arenas[kernel] = a
+	}
+	return a
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -156,7 +177,7 @@ func (m *Model) Apply(e events.Event) error {
 			return nil // NB: its status was dropped; the log keeps the output
 		}
 		x.cursor = e.Seq
-		m.push(x, output{seq: e.Seq, raw: append([]byte(nil), e.Raw...)})
+		m.push(x, output{seq: e.Seq, raw: m.arena(e.Kernel).Copy(e.Raw)})
 		m.wake(x)
 		return nil
 	}

@@ -172,13 +172,17 @@ func skipString(b []byte, i int) (int, error) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, fmt.Errorf("%w: expected a string", errSyntax)
 	}
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, nil
+	// NB: IndexByte, not a byte loop: most strings hold no escape.
+	for i++; i <= len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
 		}
+		esc := bytes.IndexByte(b[i:i+q], '\\')
+		if esc < 0 {
+			return i + q + 1, nil
+		}
+		i += esc + 2 // the escape and the byte it escapes
 	}
 	return 0, fmt.Errorf("%w: unterminated string", errSyntax)
 }
