@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
@@ -406,15 +407,11 @@ func (a *Actor) append(ds []events.Draft) error {
 	if a.deps.BeforeAppend != nil {
 		a.deps.BeforeAppend(ds)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	evs, err := a.deps.Log.Append(ctx, ds...)
+	st, err := actors.Persist(a.deps.Log, 30*time.Second, a.state, Apply, ds)
 	if err != nil {
 		return fmt.Errorf("append checkpoint events: %w", err)
 	}
-	for _, e := range evs {
-		a.state = Apply(a.state, e)
-	}
+	a.state = st
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
@@ -401,16 +402,12 @@ func (a *Actor) append(ds []events.Draft) error {
 	if a.deps.BeforeAppend != nil {
 		a.deps.BeforeAppend(ds)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	evs, err := a.deps.Log.Append(ctx, ds...)
+	st, err := actors.Persist(a.deps.Log, 30*time.Second, a.state, Apply, ds)
 	if err != nil {
 		return fmt.Errorf("append asset events: %w", err)
 	}
-	for _, e := range evs {
-		a.state = Apply(a.state, e)
-	}
-	a.sinceSnp += len(evs)
+	a.state = st
+	a.sinceSnp += len(ds) // NB: one event per draft
 	return nil
 }
 

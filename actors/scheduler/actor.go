@@ -48,7 +48,7 @@ type Deps struct {
 type (
 	// KernelSpawned tells the scheduler its kernel actor exists.
 	KernelSpawned struct{}
-	Cancel struct{ ExecutionID, Reason string }
+	Cancel        struct{ ExecutionID, Reason string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
 )
@@ -254,16 +254,9 @@ func (a *Actor) send(ctx actor.Context, x Execution) {
 // append makes drafts durable and applies them; a log failure stops the
 // actor (supervision rebuilds it from the log).
 func (a *Actor) append(drafts []events.Draft) {
-	if len(drafts) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	evs, err := a.deps.Log.Append(ctx, drafts...)
+	st, err := actors.Persist(a.deps.Log, 30*time.Second, a.state, Apply, drafts)
 	if err != nil {
 		panic(fmt.Errorf("scheduler %s: append: %w", a.id, err))
 	}
-	for _, e := range evs {
-		a.state = Apply(a.state, e)
-	}
+	a.state = st
 }
