@@ -182,13 +182,18 @@ func TestCursorResumesAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := subscribe(t, bus, "mcpjupyter.ev.>")
 	testkit.WaitUntil(t, 30*time.Second, fmt.Sprintf("the publisher publishes up to %d", evs[len(evs)-1].Seq), func() (bool, string) {
 		return pub.Published() >= evs[len(evs)-1].Seq, fmt.Sprint("published up to ", pub.Published())
 	})
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// NB: subscribed once the first publisher's messages are through the
+	// server, so the first message seen is the restarted publisher's first.
+	if err := bus.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, bus, "mcpjupyter.ev.>")
 	more, err := l.Append(context.Background(), kernelDrafts("k2", 2)...)
 	if err != nil {
 		t.Fatal(err)
