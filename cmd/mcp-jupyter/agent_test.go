@@ -19,7 +19,7 @@ import (
 
 // inProcess opens a core on a temp data dir and returns a connected
 // in-process MCP client factory.
-func inProcess(t *testing.T) (*core, func() *client.Client) {
+func inProcess(t testing.TB) (*core, func() *client.Client) {
 	t.Helper()
 	cfg := testConfig(t, testkit.TempDataDir(t))
 	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -18,19 +16,8 @@ import (
 // real kernel), beside the raw zmq4 round trip to a second kernel in the
 // same run. Iterations alternate the two. Target: ratio-p50 ≤ 1.15.
 func BenchmarkMCPExecuteRoundTrip(b *testing.B) {
-	cfg := testConfig(b, testkit.TempDataDir(b))
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = c.close(context.Background()) })
-	b.Cleanup(func() { testkit.KillKernels(b, cfg.DataDir) })
-	inproc, err := client.NewInProcessClient(c.mcp.MCP())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := mcpClient(b, inproc)
-	b.Cleanup(func() { _ = cl.Close() })
+	_, connect := inProcess(b)
+	cl := connect()
 	raw := testkit.StartKernel(b)
 
 	k := startKernelTool(b, cl)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -39,19 +38,8 @@ func printLines(n int) string {
 // alternating. Target: ratio-p50 ≤ 1.5.
 func BenchmarkGetExecutionSinceEnd(b *testing.B) {
 	const samples = 200
-	cfg := testConfig(b, testkit.TempDataDir(b))
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = c.close(context.Background()) })
-	b.Cleanup(func() { testkit.KillKernels(b, cfg.DataDir) })
-	inproc, err := client.NewInProcessClient(c.mcp.MCP())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := mcpClient(b, inproc)
-	b.Cleanup(func() { _ = cl.Close() })
+	c, connect := inProcess(b)
+	cl := connect()
 	k := startKernelTool(b, cl)
 	big, bigEnd := finishedExecution(b, cl, k, printLines(20_000))
 	small, smallEnd := finishedExecution(b, cl, k, printLines(10))

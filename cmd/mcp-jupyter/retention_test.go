@@ -82,9 +82,6 @@ func seqsOf(t *testing.T, c *core, stream string) []uint64 {
 // old; an execution older than the window gets an error naming the
 // setting; and a restart recovers the kernel and answers for recent work.
 func TestBoundedDiskOverMonthsOfWork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real kernel")
-	}
 	cfg := testConfig(t, testkit.TempDataDir(t))
 	cfg.RetainEvents, cfg.SnapshotEvery = 1000, 200
 	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })

@@ -50,6 +50,7 @@ type Log interface {
 // (complete), and the last seq it applied (upTo).
 type Backlog interface {
 	Since(kernel string, after uint64) (ents []backlog.Entry, complete bool, upTo uint64)
+	Covers(kernel string, after uint64) bool
 }
 
 // Options configure a Hub.
@@ -216,8 +217,7 @@ func (h *Hub) backlogCovers(kernel string, since uint64) bool {
 	if h.opts.Backlog == nil {
 		return false
 	}
-	_, complete, _ := h.opts.Backlog.Since(kernel, since)
-	return complete
+	return h.opts.Backlog.Covers(kernel, since)
 }
 
 // LogFloor implements projections.Floor: retention keeps the events a

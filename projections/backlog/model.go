@@ -276,6 +276,18 @@ func (m *Model) Since(kernel string, after uint64) (ents []Entry, complete bool,
 	return ents, r.st.EvictTo <= after && m.floor <= after, upTo
 }
 
+// Covers reports whether the ring holds every event about kernel (All:
+// every event) after `after`: what Since's complete says, without copying.
+func (m *Model) Covers(kernel string, after uint64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rings[kernel]
+	if r == nil {
+		return m.floor <= after
+	}
+	return r.st.EvictTo <= after && m.floor <= after
+}
+
 // KernelReader reads everything about one kernel after a sequence, in order
 // (infra/eventlog's ReadKernel); Scan reads every event in [from, to].
 type KernelReader interface {
