@@ -21,16 +21,16 @@ const StreamPrefix = "checkpoint/"
 
 // Deps are what the actor needs from outside.
 type Deps struct {
-	Files    Files
-	Runner   Runner
-	Log      Log
+	Files  Files
+	Runner Runner
+	Log    Log
 	// KernelDir is a kernel's own directory (created 0700 if missing): the
 	// one place the actor binds the socket that hands the kernel its
 	// checkpoint file (handout.go).
 	KernelDir func(kernelID string) string
 	Observer  Observer // nil: figures are dropped
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// WorkTimeout bounds one save, load or delete (default 30 minutes).
 	WorkTimeout time.Duration
 	// BeforeAppend, for tests only, runs before every append with the

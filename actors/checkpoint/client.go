@@ -19,17 +19,17 @@ var ErrClosed = errors.New("checkpoint: closed")
 // Config configures the checkpoint actor.
 type Config struct {
 	// System is the process's one actor system (system.System.Actors()).
-	System   *actor.ActorSystem
-	Files    Files
-	Runner   Runner
-	Log      Log
+	System *actor.ActorSystem
+	Files  Files
+	Runner Runner
+	Log    Log
 	// KernelDir is a kernel's own directory, where the checkpoint file is
 	// handed to it (cmd/mcp-jupyter: <data dir>/runtime/kernels/<id>, the
 	// one directory a confined kernel may open). Required.
 	KernelDir func(kernelID string) string
 	Observer  Observer
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// Timeout bounds a request when ctx has no deadline (default 30
 	// minutes: a save of a large kernel takes minutes).
 	Timeout time.Duration
