@@ -278,3 +278,27 @@ func TestHandout(t *testing.T) {
 		t.Fatalf("left in the kernel dir: %v", ents)
 	}
 }
+
+// TestKernelDiesMidSave: the kernel dies while it writes through the
+// descriptor it was handed (pickling a variable exits the process): the
+// save fails, nothing is committed, and neither the socket nor a staging
+// file is left behind.
+func TestKernelDiesMidSave(t *testing.T) {
+	st := testkit.StartStack(t, "")
+	r := newRig(t, st, false)
+	k := r.kernel()
+	r.run(k, "class Boom:\n    def __reduce__(self):\n        import os\n        os._exit(1)\nfirst = list(range(1000))\nboom = Boom()")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := r.svc.Save(ctx, SaveRequest{Name: "dies", KernelID: k}); err == nil {
+		t.Fatal("a save whose kernel died succeeded")
+	}
+	if r.files.Exists("dies") {
+		t.Fatal("a save whose kernel died was committed")
+	}
+	ents, _ := os.ReadDir(r.files.TempDir())
+	socks, _ := filepath.Glob(filepath.Join(r.kernelDir(k), "*.sock"))
+	if len(ents)+len(socks) != 0 {
+		t.Fatalf("left behind: temp %v, sockets %v", ents, socks)
+	}
+}

@@ -422,6 +422,12 @@ func TestCrashMidSave(t *testing.T) {
 	if got := failing.obs.saves; len(got) != 1 || got[0] != 0 {
 		t.Fatalf("observed saves %v, want one failed save (size 0)", got)
 	}
+	// The failed save left no socket in the kernel's directory and no
+	// staging file.
+	socks, _ := filepath.Glob(filepath.Join(failing.kernelDir(k), "*.sock"))
+	if ents, _ := os.ReadDir(failing.files.TempDir()); len(ents)+len(socks) != 0 {
+		t.Fatalf("a failed save left temp files %v, sockets %v", ents, socks)
+	}
 	r = failing
 	// A crash leaves a temp file: simulate one.
 	if err := os.WriteFile(filepath.Join(r.files.TempDir(), "keep.123.part"), []byte("MCPJCKPT partial"), 0o600); err != nil {
