@@ -319,7 +319,38 @@ func (s *Store) verifyInto(f *os.File, w io.Writer) ([]byte, int64, error) {
 		// Signed but unreadable: a bug of the writer, not tampering.
 		return nil, 0, errors.New("decode checkpoint metadata: not JSON")
 	}
+	if err := agrees(mb, h, foot); err != nil {
+		return nil, 0, err
+	}
 	return mb, size, nil
+}
+
+// sealedFields are the metadata fields Seal takes from the file itself
+// (see Sealed; the JSON keys are those actors/checkpoint.Meta writes).
+type sealedFields struct {
+	KeyID         *string `json:"key_id"`
+	Encrypted     *bool   `json:"encrypted"`
+	FormatVersion *int    `json:"format_version"`
+	PayloadBytes  *int64  `json:"payload_bytes"`
+}
+
+// agrees checks that the signed metadata describes this file: its key,
+// encryption, format version and payload length are the header's and the
+// footer's. Fields the metadata lacks are not compared. A disagreement is
+// a writer's bug or a file assembled from parts: refused.
+func agrees(mb []byte, h Header, foot Footer) error {
+	var f sealedFields
+	if err := json.Unmarshal(mb, &f); err != nil {
+		return nil // not an object of these fields: the caller decodes it
+	}
+	switch {
+	case f.KeyID != nil && *f.KeyID != h.KeyID,
+		f.Encrypted != nil && *f.Encrypted != h.Encrypted,
+		f.FormatVersion != nil && *f.FormatVersion != int(h.Version),
+		f.PayloadBytes != nil && uint64(*f.PayloadBytes) != foot.PayloadLen:
+		return reject("the file was assembled from parts of others, or written by a faulty server", "signed metadata disagrees with the file's header or footer")
+	}
+	return nil
 }
 
 // List calls fn for every committed checkpoint, by name, with its signed

@@ -123,3 +123,26 @@ func TestSpecialFilesRefusedUnopened(t *testing.T) {
 		t.Fatal("a special file blocked the store")
 	}
 }
+
+// TestMetadataMustDescribeTheFile: signed metadata whose key, encryption,
+// format version or payload length is not the file's is refused, even
+// under a valid signature; metadata that agrees loads.
+func TestMetadataMustDescribeTheFile(t *testing.T) {
+	keys, err := OpenKeyring(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys.Current()
+	for meta, ok := range map[string]bool{
+		`{"key_id":"` + k.ID + `","encrypted":false,"format_version":1,"payload_bytes":7}`: true,
+		`{"key_id":"someone-else"}`: false,
+		`{"encrypted":true}`:        false,
+		`{"format_version":2}`:      false,
+		`{"payload_bytes":8}`:       false,
+	} {
+		_, err := verifyBytes(t, keys, sealedWithMeta(t, k, []byte("payload"), false, []byte(meta)))
+		if ok && err != nil || !ok && !errors.Is(err, ErrRejected) {
+			t.Errorf("meta %s: %v", meta, err)
+		}
+	}
+}
