@@ -106,6 +106,9 @@ func (h *handout) serve() {
 		ok := h.serveConn(c)
 		c.Close()
 		if ok {
+			// NB: stop listening at once: a second taker (one that read the
+			// nonce too) is refused the connection instead of waiting.
+			_ = h.ln.Close()
 			return
 		}
 	}
