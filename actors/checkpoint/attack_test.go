@@ -257,6 +257,11 @@ func TestHandout(t *testing.T) {
 	b := make([]byte, 64)
 	n, _ := got.ReadAt(b, 0)
 	got.Close()
+	select {
+	case <-h.done: // the server stops serving once it handed the file over
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handout kept serving after it handed the file over")
+	}
 	if string(b[:n]) != "verified bytes" || !h.taken() {
 		t.Fatalf("received %q (taken %v)", b[:n], h.taken())
 	}
