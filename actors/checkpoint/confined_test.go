@@ -21,16 +21,19 @@ import (
 const landlockChildEnv = "MCPJ_CKPT_LANDLOCK_CHILD"
 
 type landlockChild struct {
-	KernelDir string         `json:"kernel_dir"`
-	Forbidden string         `json:"forbidden"`
-	Params    map[string]any `json:"params"`
+	KernelDir  string         `json:"kernel_dir"`
+	Forbidden  string         `json:"forbidden"`
+	Params     map[string]any `json:"params"`      // the load's read-only file
+	SaveParams map[string]any `json:"save_params"` // the save's staging file
 }
 
 // TestHandoutReachesALandlockedProcess: a process confined as kernels are
 // being confined (Landlock: it may open only its own directory, besides
 // the system's read-only files) cannot open the checkpoint file by path,
 // yet receives it through the handout in its directory, with kernel.py's
-// own code. This is what lets a confined kernel save and load at all.
+// own code; and it appends to, seeks in and truncates a save's staging
+// file handed over the same way, as kernel.py's save does. This is what
+// lets a confined kernel save and load at all.
 func TestHandoutReachesALandlockedProcess(t *testing.T) {
 	if abi, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION); errno != 0 || abi < 1 {
 		t.Skipf("Landlock is not available on this kernel (%v): nothing to confine with", errno)
@@ -55,7 +58,20 @@ func TestHandoutReachesALandlockedProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	spec, _ := json.Marshal(landlockChild{KernelDir: kdir, Forbidden: secretPath, Params: h.params()})
+	stage, err := os.CreateTemp(ckdir, "x.*.part")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	if _, err := stage.WriteString("HEADER"); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := offer(kdir, stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	spec, _ := json.Marshal(landlockChild{KernelDir: kdir, Forbidden: secretPath, Params: h.params(), SaveParams: h2.params()})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLandlockChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), landlockChildEnv+"="+string(spec))
 	out, err := cmd.CombinedOutput()
@@ -65,8 +81,11 @@ func TestHandoutReachesALandlockedProcess(t *testing.T) {
 	if !strings.Contains(string(out), "path: denied") || !strings.Contains(string(out), "descriptor: verified bytes") {
 		t.Fatalf("confined child said:\n%s", out)
 	}
-	if !h.taken() {
-		t.Fatal("the handout says nothing was taken")
+	if !h.taken() || !h2.taken() {
+		t.Fatal("a handout says nothing was taken")
+	}
+	if b, _ := os.ReadFile(stage.Name()); string(b) != "HEADERdill" {
+		t.Fatalf("the staging file holds %q, want the confined process's append, cut back", b)
 	}
 }
 
@@ -113,6 +132,7 @@ func TestLandlockChild(t *testing.T) {
 		t.Fatalf("restrict self: %v", errno)
 	}
 	params, _ := json.Marshal(c.Params)
+	saveParams, _ := json.Marshal(c.SaveParams)
 	script := kernelPy + `
 import os
 try:
@@ -122,6 +142,10 @@ except PermissionError:
     print("path: denied")
 fd = _receive_fd(json.loads(` + jsonQuote(string(params)) + `))
 print("descriptor: " + os.pread(fd, 100, 0).decode())
+with open(_receive_fd(json.loads(` + jsonQuote(string(saveParams)) + `)), "ab") as f:
+    f.write(b"dill stream")
+    f.seek(len("HEADERdill"))
+    f.truncate()
 `
 	err := syscall.Exec(testkit.SystemPython, []string{"python3", "-c", script}, os.Environ())
 	t.Fatalf("exec python: %v", err)
