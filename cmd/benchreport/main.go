@@ -71,6 +71,7 @@ var targets = []target{
 	{What: "GC over 100,000 assets, 10% leased", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
 	{What: "checkpoint save of 250 MB vs raw dill.dump", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.15},
 	{What: "checkpoint load of 250 MB vs raw dill.load", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-load", Limit: 1.15},
+	{What: "checkpoint load's private copy of 250 MB: verify and copy vs verify in place", Bench: "BenchmarkLoadPrivateCopy250MB", Metric: "ratio-copy", Limit: 1.3},
 	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
 	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms"},
 	{What: "get_execution(since=end) p50, 20,000 outputs vs 10", Bench: "BenchmarkGetExecutionSinceEnd", Metric: "ratio-p50", Limit: 1.5},
