@@ -43,6 +43,10 @@ type config struct {
 	// SnapshotEvery is how many events apart read models are snapshotted
 	// (and retention runs).
 	SnapshotEvery uint64
+
+	// NATSInsecureLoopback lets NATS clients without credentials subscribe
+	// on a loopback --nats-listen.
+	NATSInsecureLoopback bool
 }
 
 type setting struct {
@@ -62,8 +66,9 @@ var settings = []setting{
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
-	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (this or --nats-nkeys is required when --nats-listen is not loopback)"},
+	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present to subscribe (this or --nats-nkeys is required with --nats-listen, unless --nats-insecure-loopback)"},
 	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
+	{"nats-insecure-loopback", "MCP_NATS_INSECURE_LOOPBACK", "false", "let NATS clients without credentials subscribe on a loopback --nats-listen (anyone on this machine then reads every event; nobody outside the server may publish events either way)"},
 	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
 	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
@@ -106,6 +111,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
 	c.AllowedHosts, c.NATSListen, c.NATSToken, c.NATSNKeys = get("allowed-hosts"), get("nats-listen"), get("nats-token"), get("nats-nkeys")
+	if c.NATSInsecureLoopback, err = strconv.ParseBool(get("nats-insecure-loopback")); err != nil {
+		return c, fmt.Errorf("--nats-insecure-loopback %q: give true or false", get("nats-insecure-loopback"))
+	}
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
 	}

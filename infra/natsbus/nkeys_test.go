@@ -31,7 +31,7 @@ func TestNKeysAuth(t *testing.T) {
 	if _, err := natsbus.Open(natsbus.Options{Token: "t", NKeys: []string{pub}}); err == nil {
 		t.Fatal("token and nkeys together should be refused")
 	}
-	bus := openBus(t, natsbus.Options{Listen: "0.0.0.0:0", NKeys: []string{pub}})
+	bus := openBus(t, natsbus.Options{Listen: "127.0.0.1:0", NKeys: []string{pub}})
 	if _, err := nats.Connect(bus.ClientURL(), nats.MaxReconnects(0)); err == nil {
 		t.Fatal("connected without an nkey")
 	}
@@ -53,7 +53,7 @@ func TestNKeysAuth(t *testing.T) {
 	}
 	_ = nc.Flush()
 	l := openLog(t, t.TempDir())
-	startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	if _, err := l.Append(context.Background(), kernelDrafts("k1", 1)...); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestNKeysAuth(t *testing.T) {
 func TestJetStreamCatchUp(t *testing.T) {
 	bus := openBus(t, natsbus.Options{JetStream: true, StoreDir: t.TempDir(), StreamMaxBytes: 64 << 10})
 	l := openLog(t, t.TempDir())
-	p := startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	p := startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	evs, err := l.Append(context.Background(), kernelDrafts("k1", 20)...)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 func TestPublisherCursorIsAFloor(t *testing.T) {
 	l := openLog(t, t.TempDir())
 	bus := openBus(t, natsbus.Options{})
-	pub := natsbus.NewPublisher(l, bus.Conn(), natsbus.PublisherOptions{Cursor: "natsbus", CursorEvery: 4})
+	pub := natsbus.NewPublisher(l, bus, natsbus.PublisherOptions{Cursor: "natsbus", CursorEvery: 4})
 	if floor, held := pub.LogFloor(); !held || floor != 0 {
 		t.Fatalf("floor before Start = %d, %v; want 0 (the cursor is not loaded yet)", floor, held)
 	}
