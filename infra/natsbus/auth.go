@@ -51,10 +51,17 @@ func newAuthenticator(token string, public []string, anonymous bool) (*authentic
 	return a, nil
 }
 
-// subscriber is what outside clients may do: everything but publish events.
+// subscriberDenied is what outside clients may not publish: events, and the
+// JetStream API requests that would change or empty the events stream
+// (reading it with consumers stays open).
+var subscriberDenied = []string{EventSubjects,
+	"$JS.API.STREAM.DELETE." + StreamName, "$JS.API.STREAM.PURGE." + StreamName,
+	"$JS.API.STREAM.UPDATE." + StreamName, "$JS.API.STREAM.MSG.DELETE." + StreamName}
+
+// subscriber is what outside clients may do: everything but subscriberDenied.
 func subscriber(name string) *server.User {
 	return &server.User{Username: name, Permissions: &server.Permissions{
-		Publish: &server.SubjectPermission{Deny: []string{EventSubjects}}}}
+		Publish: &server.SubjectPermission{Deny: subscriberDenied}}}
 }
 
 // Check implements server.Authentication.
