@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -73,13 +76,13 @@ func tcpSubscriber(t *testing.T, c *core, subject string) *nats.Subscription {
 }
 
 // fetch GETs path from the server's HTTP API with the MCP token.
-func fetch(t *testing.T, c *core, base, path string) []byte {
+func fetch(t *testing.T, token, base, path string) []byte {
 	t.Helper()
 	req, err := http.NewRequest("GET", base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +127,7 @@ func TestOversizedOutputReachesNATSAsAReference(t *testing.T) {
 		if err := json.Unmarshal(m.Data, &ref); err != nil {
 			t.Fatal(err)
 		}
-		body := fetch(t, c, base, ref.Ref)
+		body := fetch(t, c.token, base, ref.Ref)
 		e, err := c.log.Get(ref.Seq)
 		if err != nil {
 			t.Fatal(err)
@@ -284,4 +287,75 @@ func TestNATSListenerNeedsCredentials(t *testing.T) {
 		t.Fatalf("an anonymous loopback client with --nats-insecure-loopback: %v", err)
 	}
 	nc.Close()
+}
+
+// TestExampleSubscriberFetchesOversizedEvents: the real binary and the
+// example subscriber of docs/nats.md, each its own process: a kernel prints
+// 2 MiB; the subscriber, given -http and -mcp-token, prints the oversized
+// event whole, byte for byte what GET /events/<seq> serves, and goes on to
+// the execution's end.
+func TestExampleSubscriberFetchesOversizedEvents(t *testing.T) {
+	e := newOpsEnv(t)
+	subBin := filepath.Join(t.TempDir(), "subscriber")
+	if out, err := exec.Command("go", "build", "-o", subBin, "../../docs/examples/subscriber").CombinedOutput(); err != nil {
+		t.Fatalf("build the example subscriber: %v\n%s", err, out)
+	}
+	natsAddr := freeAddr(t)
+	s := startServer(t, e.bin, e.env, "--nats-listen", natsAddr, "--nats-token", testNATSToken)
+	waitReady(t, s.addr, 90*time.Second)
+	token, err := os.ReadFile(filepath.Join(e.dataDir, "mcp-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpToken := strings.TrimSpace(string(token))
+	sub := exec.Command(subBin, "-url", "nats://"+natsAddr, "-token", testNATSToken, "-http", s.addr, "-mcp-token", mcpToken)
+	out, _ := sub.StdoutPipe()
+	errOut, _ := sub.StderrPipe()
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
+	lines, status := lineReader(t, out), lineReader(t, errOut)
+	select {
+	case l := <-status:
+		if !strings.HasPrefix(l, "subscribed") {
+			t.Fatalf("subscriber: %s", l)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the subscriber did not subscribe")
+	}
+	cl := httpMCP(t, s.addr, e.dataDir)
+	k := startKernelTool(t, cl)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (2 << 20))"})
+	if sc["status"] != "ok" {
+		t.Fatalf("execute: %v %.300s", sc, text)
+	}
+	stream := "execution/" + sc["execution_id"].(string)
+	whole := 0
+	for finished := false; !finished; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the subscriber ended")
+			}
+			var ev jsonEvent
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("the subscriber printed a line that is not an event: %.300q", l)
+			}
+			if len(l) > 1<<20 {
+				if served := fetch(t, mcpToken, "http://"+s.addr, natsbus.RefPath(ev.Seq)); string(served) != l {
+					t.Fatalf("the subscriber printed %d bytes for event %d, /events serves %d", len(l), ev.Seq, len(served))
+				}
+				whole++
+			}
+			finished = ev.Stream == stream && ev.Type == events.TypeExecutionFinished
+		case l := <-status:
+			t.Fatalf("subscriber: %s", l)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no ExecutionFinished from the subscriber after 60s (%d whole oversized events)", whole)
+		}
+	}
+	if whole == 0 {
+		t.Fatal("the subscriber printed no event over 1 MiB: the 2 MiB output did not reach it whole")
+	}
 }
