@@ -217,12 +217,14 @@ func (p *Publisher) loop(ctx context.Context, s *session) {
 			select {
 			case <-ctx.Done():
 				t.Stop()
+				p.err = p.saveOnExit()
 				return
 			case <-t.C:
 			}
 			delay = min(2*delay, p.opts.RetryMax)
 			if s, err = p.connect(ctx); err != nil {
 				if ctx.Err() != nil {
+					p.err = p.saveOnExit()
 					return
 				}
 				p.stopped(err)
@@ -308,11 +310,17 @@ func (p *Publisher) finish(s *session) error {
 	defer cancel()
 	if err := s.nc.FlushWithContext(ctx); err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) {
-			return nil // the session had failed: the cursor stays at what was confirmed
+			return p.saveOnExit() // the session had failed: what was confirmed
 		}
-		return fmt.Errorf("close nats publisher: flush: %w", err)
+		return errors.Join(fmt.Errorf("close nats publisher: flush: %w", err), p.saveOnExit())
 	}
 	p.confirmed.Store(p.published.Load())
+	return p.saveOnExit()
+}
+
+// saveOnExit saves what was confirmed when the publisher stops while it
+// is down (no connection to flush).
+func (p *Publisher) saveOnExit() error {
 	if seq := p.confirmed.Load(); p.opts.Cursor != "" && seq > p.saved {
 		if err := p.saveCursor(seq); err != nil {
 			return fmt.Errorf("close nats publisher: %w", err)

@@ -103,6 +103,9 @@ func Open(opts Options) (*Server, error) {
 		return nil, err
 	}
 	so.CustomClientAuthentication = auth
+	if opts.StreamMaxMsgSize > 0 && opts.StreamMaxMsgSize < 4096 {
+		return nil, fmt.Errorf("start nats: a stream max message size of %d bytes cannot hold a reference; give at least 4096", opts.StreamMaxMsgSize)
+	}
 	if opts.JetStream && opts.StoreDir == "" {
 		return nil, errors.New("start nats: JetStream needs a store dir")
 	}
