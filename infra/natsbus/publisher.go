@@ -255,18 +255,17 @@ func (p *Publisher) follow(s *session) error {
 const headerRoom = 512
 
 func (p *Publisher) publish(s *session, e events.Event) error {
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return &failure{kind: "encode", err: fmt.Errorf("encode event %d: %w", e.Seq, err)}
-	}
+	data, encodeErr := e.MarshalJSON()
 	msg := &nats.Msg{Subject: events.Subject(e), Data: data, Header: nats.Header{}}
 	seq := strconv.FormatUint(e.Seq, 10)
 	msg.Header[SeqHeader] = []string{seq}
 	msg.Header[nats.MsgIdHdr] = []string{seq} // JetStream deduplicates republished events
-	if int64(len(data))+headerRoom > p.maxMsg {
+	if encodeErr != nil || int64(len(data))+headerRoom > p.maxMsg {
 		// NB: NATS refuses it (max_payload, the stream's max message
-		// size): a reference instead, or the bus stops at this event.
-		if msg.Data, err = referenceTo(e, len(data)); err != nil {
+		// size), or it does not encode: a reference instead, or the bus
+		// stops at this event.
+		var err error
+		if msg.Data, err = referenceTo(e, len(data), encodeErr); err != nil {
 			return &failure{kind: "encode", err: err}
 		}
 		msg.Header[RefHeader] = []string{RefPath(e.Seq)}
@@ -368,6 +367,10 @@ func (p *Publisher) resumed() {
 	since, attempts := p.health.since, p.health.attempts
 	p.health = health{}
 	p.mu.Unlock()
+	if last, ok := p.reported["resumed"]; ok && time.Since(last) < time.Minute {
+		return // NB: a failure that recurs must not log a line per recovery either
+	}
+	p.reported["resumed"] = time.Now()
 	p.opts.Logger.Info("nats publisher resumed", "after_seq", p.confirmed.Load(),
 		"down_for", time.Since(since).Round(time.Millisecond).String(), "attempts", attempts+1)
 }

@@ -35,11 +35,18 @@ type Reference struct {
 	Size int `json:"size"`
 	// Ref is RefPath(Seq).
 	Ref string `json:"ref"`
+	// Error, when set, says why the event could not be encoded for NATS
+	// (Size is then 0); Ref serves what the log holds.
+	Error string `json:"error,omitempty"`
 }
 
-func referenceTo(e events.Event, size int) ([]byte, error) {
-	b, err := json.Marshal(Reference{Seq: e.Seq, Time: e.Time.UTC().Format(events.TimeFormat), Stream: e.Stream,
-		Kernel: e.Kernel, Node: e.Node, Type: e.Type, Version: e.Version, Size: size, Ref: RefPath(e.Seq)})
+func referenceTo(e events.Event, size int, encodeErr error) ([]byte, error) {
+	r := Reference{Seq: e.Seq, Time: e.Time.UTC().Format(events.TimeFormat), Stream: e.Stream,
+		Kernel: e.Kernel, Node: e.Node, Type: e.Type, Version: e.Version, Size: size, Ref: RefPath(e.Seq)}
+	if encodeErr != nil {
+		r.Size, r.Error = 0, encodeErr.Error()
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode a reference to event %d: %w", e.Seq, err)
 	}
