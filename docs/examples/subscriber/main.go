@@ -124,7 +124,7 @@ func fetch(ctx context.Context, url, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK { // 404/410: retention deleted it already
+	if resp.StatusCode != http.StatusOK { // 404: retention deleted it already
 		return nil, fmt.Errorf("GET %s: %s: %.200s", url, resp.Status, body)
 	}
 	return body, nil
