@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
 var errHelp = errors.New("help shown")
@@ -113,6 +115,11 @@ func parseConfig(cmd string, args []string) (config, error) {
 	c.AllowedHosts, c.NATSListen, c.NATSToken, c.NATSNKeys = get("allowed-hosts"), get("nats-listen"), get("nats-token"), get("nats-nkeys")
 	if c.NATSInsecureLoopback, err = strconv.ParseBool(get("nats-insecure-loopback")); err != nil {
 		return c, fmt.Errorf("--nats-insecure-loopback %q: give true or false", get("nats-insecure-loopback"))
+	}
+	if c.NATSListen != "" { // NB: before the log is replayed, not after
+		if err := natsbus.CheckListen(c.NATSListen, c.NATSToken != "" || c.NATSNKeys != "", c.NATSInsecureLoopback); err != nil {
+			return c, err
+		}
 	}
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))

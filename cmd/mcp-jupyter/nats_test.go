@@ -258,15 +258,18 @@ func TestReadyzFailsWhileTheNATSPublisherIsStopped(t *testing.T) {
 // --nats-insecure-loopback (or its variable) it starts.
 func TestNATSListenerNeedsCredentials(t *testing.T) {
 	cfg := testConfig(t, testkit.TempDataDir(t))
-	cfg.NATSListen = "127.0.0.1:0"
+	_, flagErr := parseConfig("serve", []string{"--data-dir", cfg.DataDir, "--nats-listen", "127.0.0.1:4222"})
+	cfg.NATSListen = "127.0.0.1:0" // past the flags: the server itself refuses too
 	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil {
 		_ = c.close(context.Background())
 		t.Fatal("a NATS listener without credentials started")
 	}
-	for _, want := range []string{"--nats-token", "--nats-nkeys", "--nats-insecure-loopback", "MCP_NATS_INSECURE_LOOPBACK"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Fatalf("the refusal does not name %s: %v", want, err)
+	for _, err := range []error{flagErr, err} {
+		for _, want := range []string{"--nats-token", "--nats-nkeys", "--nats-insecure-loopback", "MCP_NATS_INSECURE_LOOPBACK"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("the refusal does not name %s: %v", want, err)
+			}
 		}
 	}
 	t.Setenv("MCP_NATS_INSECURE_LOOPBACK", "true")

@@ -86,16 +86,10 @@ func Open(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		credentials := opts.Token != "" || len(opts.NKeys) > 0
-		switch {
-		case opts.InsecureLoopback && !isLoopback(host):
-			return nil, fmt.Errorf("%w: --nats-insecure-loopback only applies to a loopback --nats-listen, and %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS)", ErrCredentialsRequired, opts.Listen)
-		case !credentials && !isLoopback(host):
-			return nil, fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or listen on 127.0.0.1", ErrCredentialsRequired, opts.Listen)
-		case !credentials && !opts.InsecureLoopback:
-			return nil, fmt.Errorf("%w: anyone on this machine could connect to %s; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or pass --nats-insecure-loopback (MCP_NATS_INSECURE_LOOPBACK) to let local clients subscribe without credentials", ErrCredentialsRequired, opts.Listen)
+		if err := CheckListen(opts.Listen, opts.Token != "" || len(opts.NKeys) > 0, opts.InsecureLoopback); err != nil {
+			return nil, err
 		}
-		anonymous = opts.InsecureLoopback && !credentials
+		anonymous = opts.InsecureLoopback && opts.Token == "" && len(opts.NKeys) == 0
 		so.DontListen, so.Host, so.Port = false, host, port
 	}
 	auth, err := newAuthenticator(opts.Token, opts.NKeys, anonymous)
@@ -140,6 +134,26 @@ func Open(opts Options) (*Server, error) {
 		opts.Logger.Info("nats listening", "url", ns.ClientURL(), "anonymous_subscribers", anonymous)
 	}
 	return s, nil
+}
+
+// CheckListen says whether a listener on listen may start: it needs
+// credentials (a token or nkeys), except on loopback with insecureLoopback.
+// The error says what to pass. The server's start calls it; so can a
+// command line, before doing anything slow.
+func CheckListen(listen string, credentials, insecureLoopback bool) error {
+	host, _, err := splitListen(listen)
+	if err != nil {
+		return err
+	}
+	switch {
+	case insecureLoopback && !isLoopback(host):
+		return fmt.Errorf("%w: --nats-insecure-loopback only applies to a loopback --nats-listen, and %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS)", ErrCredentialsRequired, listen)
+	case !credentials && !isLoopback(host):
+		return fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or listen on 127.0.0.1", ErrCredentialsRequired, listen)
+	case !credentials && !insecureLoopback:
+		return fmt.Errorf("%w: anyone on this machine could connect to %s; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or pass --nats-insecure-loopback (MCP_NATS_INSECURE_LOOPBACK) to let local clients subscribe without credentials", ErrCredentialsRequired, listen)
+	}
+	return nil
 }
 
 // MaxMessage is the largest message (headers and body) a publisher may
