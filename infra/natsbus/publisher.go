@@ -79,7 +79,7 @@ type Publisher struct {
 
 	published atomic.Uint64 // accepted by the connection
 	confirmed atomic.Uint64 // confirmed by the server (a flush): where a session resumes
-	savedSeq  atomic.Uint64 // saved cursor, for LogFloor
+	savedSeq  atomic.Uint64 // saved cursor: written by confirm during a session, by the loop outside one
 	refs      atomic.Uint64 // events sent as references
 	started   atomic.Bool
 
@@ -87,7 +87,6 @@ type Publisher struct {
 	health health
 
 	// Owned by the loop goroutine (then by nobody once done is closed).
-	saved    uint64
 	maxMsg   int64
 	reported map[string]time.Time // failure kind -> last logged
 	muted    map[string]int       // failure kind -> failures not logged since
@@ -140,6 +139,7 @@ type session struct {
 	nc     *nats.Conn
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	kick   chan struct{} // cap 1: events were published since the last flush
 }
 
 // Start loads the cursor, connects and starts following the log. The loop
@@ -160,7 +160,6 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	p.published.Store(after)
 	p.confirmed.Store(after)
-	p.saved = after
 	p.savedSeq.Store(after)
 	ctx, p.cancel = context.WithCancel(ctx)
 	s, err := p.connect(ctx)
@@ -191,7 +190,7 @@ func (p *Publisher) connect(ctx context.Context) (*session, error) {
 		return nil, &failure{kind: "connect", err: err}
 	}
 	p.maxMsg = min(p.bus.MaxMessage(), nc.MaxPayload())
-	return &session{nc: nc, ctx: sctx, cancel: cancel}, nil
+	return &session{nc: nc, ctx: sctx, cancel: cancel, kick: make(chan struct{}, 1)}, nil
 }
 
 func (p *Publisher) loop(ctx context.Context, s *session) {
@@ -234,20 +233,58 @@ func (p *Publisher) loop(ctx context.Context, s *session) {
 	}
 }
 
-// follow publishes from the confirmed position until the session fails.
+// follow publishes from the confirmed position until the session fails
+// (or the publisher stops), with confirm beside it.
 func (p *Publisher) follow(s *session) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // NB: owned: ends with the session's ctx, awaited below
+		defer wg.Done()
+		p.confirm(s)
+	}()
 	err := p.log.FollowRaw(s.ctx, p.confirmed.Load(), func(e events.Event) error { return p.publish(s, e) })
-	if cause := context.Cause(s.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return &failure{kind: "connection", err: cause}
-	}
-	if err == nil {
-		err = errors.New("the log follower ended")
-	}
 	var f *failure
-	if !errors.As(err, &f) {
+	switch {
+	case err == nil:
+		err = &failure{kind: "read log", err: errors.New("the log follower ended")}
+	case errors.As(err, &f):
+	case s.ctx.Err() == nil:
 		err = &failure{kind: "read log", err: err}
 	}
-	return err
+	s.cancel(err) // ends confirm; the first cause wins
+	wg.Wait()
+	cause := context.Cause(s.ctx)
+	if errors.As(cause, &f) {
+		return f
+	}
+	return &failure{kind: "connection", err: cause}
+}
+
+// confirm flushes the connection whenever events were published since the
+// last flush, and advances confirmed to what the flush covered. It runs
+// beside publishing, so a round trip to the server never delays the next
+// event; a publisher that goes idle is confirmed right away, so losing its
+// connection then repeats nothing.
+func (p *Publisher) confirm(s *session) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kick:
+		}
+		seq := p.published.Load()
+		if err := flush(s.ctx, s.nc); err != nil {
+			s.cancel(&failure{kind: "flush", err: fmt.Errorf("confirm event %d: %w", seq, err)})
+			return
+		}
+		p.confirmed.Store(seq)
+		if p.opts.Cursor != "" && seq-p.savedSeq.Load() >= p.opts.CursorEvery {
+			if err := p.saveCursor(seq); err != nil {
+				s.cancel(err)
+				return
+			}
+		}
+	}
 }
 
 // headerRoom is what the headers of an event take at most (Mcp-Seq and
@@ -275,17 +312,9 @@ func (p *Publisher) publish(s *session, e events.Event) error {
 		return &failure{kind: "publish", err: fmt.Errorf("publish event %d on %s: %w", e.Seq, msg.Subject, err)}
 	}
 	p.published.Store(e.Seq)
-	// Confirm when caught up (or every CursorEvery events in a burst): a
-	// failed session resumes after the confirmed event, so an idle
-	// publisher that loses its connection repeats nothing.
-	if e.Seq >= p.log.Last() || e.Seq-p.confirmed.Load() >= p.opts.CursorEvery {
-		if err := flush(s.ctx, s.nc); err != nil {
-			return &failure{kind: "flush", err: fmt.Errorf("confirm event %d: %w", e.Seq, err)}
-		}
-		p.confirmed.Store(e.Seq)
-	}
-	if p.opts.Cursor != "" && p.confirmed.Load()-p.saved >= p.opts.CursorEvery {
-		return p.saveCursor(p.confirmed.Load())
+	select {
+	case s.kick <- struct{}{}:
+	default: // confirm is flushing; it flushes again after
 	}
 	return nil
 }
@@ -296,7 +325,6 @@ func (p *Publisher) saveCursor(seq uint64) error {
 	if err := p.log.SaveSnapshot(p.opts.Cursor, seq, nil); err != nil {
 		return &failure{kind: "save cursor", err: fmt.Errorf("save nats cursor at %d: %w", seq, err)}
 	}
-	p.saved = seq
 	p.savedSeq.Store(seq)
 	return nil
 }
@@ -320,7 +348,7 @@ func (p *Publisher) finish(s *session) error {
 // saveOnExit saves what was confirmed when the publisher stops while it
 // is down (no connection to flush).
 func (p *Publisher) saveOnExit() error {
-	if seq := p.confirmed.Load(); p.opts.Cursor != "" && seq > p.saved {
+	if seq := p.confirmed.Load(); p.opts.Cursor != "" && seq > p.savedSeq.Load() {
 		if err := p.saveCursor(seq); err != nil {
 			return fmt.Errorf("close nats publisher: %w", err)
 		}
