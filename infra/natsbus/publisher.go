@@ -28,11 +28,9 @@ var ErrNotStarted = errors.New("natsbus: publisher not started")
 // Log is what the publisher needs from the event log (infra/eventlog
 // implements it). FollowRaw calls fn for every event after `after`, in
 // order, then waits for new ones until ctx ends; Raw aliases the log's
-// buffers during fn. Last is the newest durable sequence. The snapshot pair
-// stores the publisher's cursor.
+// buffers during fn. The snapshot pair stores the publisher's cursor.
 type Log interface {
 	FollowRaw(ctx context.Context, after uint64, fn func(events.Event) error) error
-	Last() uint64
 	SaveSnapshot(name string, seq uint64, data []byte) error
 	LoadSnapshot(name string) (seq uint64, data []byte, ok bool, err error)
 }
