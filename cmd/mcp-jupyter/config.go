@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
 var errHelp = errors.New("help shown")
@@ -43,6 +45,10 @@ type config struct {
 	// SnapshotEvery is how many events apart read models are snapshotted
 	// (and retention runs).
 	SnapshotEvery uint64
+
+	// NATSInsecureLoopback lets NATS clients without credentials subscribe
+	// on a loopback --nats-listen.
+	NATSInsecureLoopback bool
 }
 
 type setting struct {
@@ -60,10 +66,11 @@ var settings = []setting{
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
 	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
-	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
+	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only); needs --nats-token or --nats-nkeys, or --nats-insecure-loopback on loopback"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
-	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (this or --nats-nkeys is required when --nats-listen is not loopback)"},
+	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present to subscribe (this or --nats-nkeys is required with --nats-listen, unless --nats-insecure-loopback)"},
 	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
+	{"nats-insecure-loopback", "MCP_NATS_INSECURE_LOOPBACK", "false", "let NATS clients without credentials subscribe on a loopback --nats-listen (anyone on this machine then reads every event; nobody outside the server may publish events either way)"},
 	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
 	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
@@ -106,6 +113,14 @@ func parseConfig(cmd string, args []string) (config, error) {
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
 	c.AllowedHosts, c.NATSListen, c.NATSToken, c.NATSNKeys = get("allowed-hosts"), get("nats-listen"), get("nats-token"), get("nats-nkeys")
+	if c.NATSInsecureLoopback, err = strconv.ParseBool(get("nats-insecure-loopback")); err != nil {
+		return c, fmt.Errorf("--nats-insecure-loopback %q: give true or false", get("nats-insecure-loopback"))
+	}
+	if c.NATSListen != "" { // NB: before the log is replayed, not after
+		if err := natsbus.CheckListen(c.NATSListen, c.NATSToken != "" || c.NATSNKeys != "", c.NATSInsecureLoopback); err != nil {
+			return c, err
+		}
+	}
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
 	}

@@ -147,6 +147,10 @@ func (c *core) readiness() readiness {
 		fail("nats", "not started yet")
 	case !c.nats.Conn().IsConnected():
 		fail("nats", "the embedded NATS connection is "+c.nats.Conn().Status().String())
+	case c.pub == nil:
+		fail("nats", "the event publisher is not started yet")
+	case c.pub.Healthy() != nil:
+		fail("nats", c.pub.Healthy().Error()) // NB: a stopped publisher means subscribers miss events
 	default:
 		rd.Checks["nats"] = "ok"
 	}
