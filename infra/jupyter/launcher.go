@@ -33,7 +33,7 @@ type Launcher struct {
 	// environment that kernels receive (see KernelEnv).
 	KernelEnv []string
 	Client    ClientOptions
-	Logger        *slog.Logger
+	Logger    *slog.Logger
 
 	ports Ports
 }

@@ -50,14 +50,14 @@ func layOutIn(t *testing.T, parent string, dataInsideRoot bool) secretLayout {
 		data = filepath.Join(base, "data")
 	}
 	l := secretLayout{root: root, data: data, runtime: filepath.Join(data, "runtime"), secrets: map[string]string{
-		"token":           filepath.Join(data, "mcp-token"),
-		"checkpoint key":  filepath.Join(data, "checkpoint-keys", "k1.key"),
-		"checkpoint":      filepath.Join(data, "checkpoints", "saved.ckpt"),
-		"event log":       filepath.Join(data, "events", "000002.log"),
-		"event manifest":  filepath.Join(data, "events", "MANIFEST-000001"),
-		"nats store":      filepath.Join(data, "nats", "jetstream", "meta.inf"),
-		"asset":           filepath.Join(data, "assets", "ab", "abcdef"),
-		"other conn file": filepath.Join(data, "runtime", "kernel-other.json"),
+		"token":            filepath.Join(data, "mcp-token"),
+		"checkpoint key":   filepath.Join(data, "checkpoint-keys", "k1.key"),
+		"checkpoint":       filepath.Join(data, "checkpoints", "saved.ckpt"),
+		"event log":        filepath.Join(data, "events", "000002.log"),
+		"event manifest":   filepath.Join(data, "events", "MANIFEST-000001"),
+		"nats store":       filepath.Join(data, "nats", "jetstream", "meta.inf"),
+		"asset":            filepath.Join(data, "assets", "ab", "abcdef"),
+		"other conn file":  filepath.Join(data, "runtime", "kernel-other.json"),
 		"other kernel dir": filepath.Join(jupyter.KernelDir(filepath.Join(data, "runtime"), "other"), "kernel-other.json"),
 	}}
 	l.otherDir = jupyter.KernelDir(l.runtime, "other")
@@ -121,6 +121,14 @@ attempt("server environ", lambda: open("/proc/%%d/environ" %% SERVER, "rb").read
 attempt("server mem", lambda: open("/proc/%%d/mem" %% SERVER, "rb").read(1))
 attempt("signal server", lambda: os.kill(SERVER, 0))
 attempt("list other kernel dir", lambda: os.listdir(%q))
+def core_pattern():
+    # writes back the value it read: harmless even if the sandbox failed
+    cur = open("/proc/sys/kernel/core_pattern").read()
+    with open("/proc/sys/kernel/core_pattern", "w") as f: f.write(cur)
+attempt("write /proc/sys", core_pattern)
+blocks = [os.path.join("/dev", n) for n in sorted(os.listdir("/dev")) if __import__("stat").S_ISBLK(os.stat(os.path.join("/dev", n)).st_mode)]
+if blocks:
+    attempt("read block device", lambda: open(blocks[0], "rb").read(512))
 res["mcp env"] = ",".join(sorted(k for k in os.environ if k.startswith("MCP_") or "SECRET" in k)) or "none"
 def own_dir():
     p = os.path.join(%q, "scratch.txt")
@@ -210,10 +218,12 @@ func TestSandboxedKernelCannotReachServerSecrets(t *testing.T) {
 		// listable: sibling rules let the directories on the way to the
 		// data dir, and so the data dir's names, be listed (never read).
 		listable bool
+		// frozen: /proc/sys is read-only (mount namespace only).
+		frozen bool
 	}{
 		// Root with a mount namespace: the default layout, data dir inside
 		// the notebook root, keeps the root writable.
-		{name: "mount namespace, data dir in the notebook root", dataInsideRoot: true, want: "landlock-v"},
+		{name: "mount namespace, data dir in the notebook root", dataInsideRoot: true, want: "landlock-v", frozen: true},
 		// Landlock alone (non-root or no CAP_SYS_ADMIN): sibling rules.
 		// NB: under /var/tmp, so that /tmp is a sibling and stays writable
 		// (a data dir under /tmp would make /tmp take no new files).
@@ -241,6 +251,12 @@ func TestSandboxedKernelCannotReachServerSecrets(t *testing.T) {
 			}
 			if res["mcp env"] != "none" {
 				t.Errorf("kernel environment has the server's secrets: %s", res["mcp env"])
+			}
+			if res["read block device"] == "ok" {
+				t.Error("kernel code read a block device (the data dir's blocks)")
+			}
+			if tc.frozen && res["write /proc/sys"] == "ok" {
+				t.Error("kernel code wrote /proc/sys/kernel/core_pattern (a way out of every sandbox)")
 			}
 			for _, name := range []string{"own kernel dir", "unix socket in own dir", "write cwd", "write /tmp", "numpy pandas"} {
 				if res[name] != "ok" {
@@ -273,6 +289,9 @@ func TestUnconfinedKernelReadsTheToken(t *testing.T) {
 	res := probe(t, k, l, sock)
 	if res["token"] != "ok" || res["checkpoint key"] != "ok" || res["server environ"] != "ok" {
 		t.Fatalf("unconfined kernel: token %s, key %s, environ %s; want all ok (control)", res["token"], res["checkpoint key"], res["server environ"])
+	}
+	if b, ok := res["read block device"]; ok && b != "ok" {
+		t.Errorf("unconfined root kernel: read block device %s, want ok (control)", b)
 	}
 	// The environment is an allow-list even without the sandbox.
 	if res["mcp env"] != "none" {

@@ -39,7 +39,9 @@
 //     if len(os.Args) > 1 && os.Args[1] == sandbox.Subcommand {
 //     os.Exit(sandbox.Main(os.Args[2:]))
 //     }
+//
 //  2. Build the exec.Cmd of the kernel as usual (environment, Dir, stdio,
 //     Setsid) and call Start instead of cmd.Start.
+//
 //  3. Record the returned Report where operators look (log line, event).
 package sandbox

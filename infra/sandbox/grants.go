@@ -14,6 +14,9 @@ import (
 // on a file with any other right is refused by the kernel.
 const fileRights = ll.AccessFSExecute | ll.AccessFSWriteFile | ll.AccessFSReadFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev
 
+// devDir is walked around in every mode: see grants.
+const devDir = "/dev"
+
 // readRights let a kept read-only path be read (and a directory listed).
 const readRights = ll.AccessFSExecute | ll.AccessFSReadFile | ll.AccessFSReadDir
 
@@ -27,13 +30,14 @@ type grant struct {
 // hidden directories, and the kept paths inside them. all is every right
 // the ruleset handles.
 //
-// With a mount namespace the hidden directories are already covered, so
-// one grant on "/" does. Otherwise Landlock, being allow-only with rules
-// that cover whole hierarchies, needs a rule per sibling of each path
-// component leading to a hidden directory: for /srv/app/.data hidden,
-// everything in /, /srv and /srv/app except the way down gets all rights,
-// and /, /srv, /srv/app themselves only read_dir, so they can be listed but
-// gain no new entries. siblings reports that this happened.
+// Landlock is allow-only with rules that cover whole hierarchies, so
+// leaving a directory out takes a rule per sibling of each path component
+// leading to it: for /srv/app/.data hidden, everything in /, /srv and
+// /srv/app except the way down gets all rights, and /, /srv, /srv/app
+// themselves only read_dir, so they can be listed but gain no new entries.
+// siblings reports that the data dir needed this: with a mount namespace it
+// is already covered and only /dev is walked around (its block devices get
+// no rule, so a root kernel cannot read the data dir off the disk).
 //
 // NB: symlinks among the siblings get no rule of their own: a rule would
 // follow the link and could open a hidden directory; what they point to is
@@ -56,19 +60,23 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 		}
 		out = append(out, grant{path: k.Path, access: access})
 	}
-	if mount {
-		return append(out, grant{path: "/", access: all}), false, nil
+	// NB: /dev is walked around like a hidden directory, then each entry
+	// but the block devices is granted: a root kernel could otherwise read
+	// the data dir's blocks off the disk. The data dir itself is left out
+	// here only without the mount cover.
+	hide := []string{devDir}
+	if !mount {
+		hide = append(hide, plan.Hide...)
 	}
 	var walk func(dir string) error
 	walk = func(dir string) error {
-		if hiddenBy(plan.Hide, dir) != "" {
+		if hiddenBy(hide, dir) != "" {
 			return nil // only its kept paths, above
 		}
-		if !ancestorOfHidden(plan.Hide, dir) {
+		if !ancestorOfHidden(hide, dir) {
 			out = append(out, grant{path: dir, access: all})
 			return nil
 		}
-		siblings = true
 		out = append(out, grant{path: dir, access: ll.AccessFSReadDir & all})
 		entries, err := readDir(dir)
 		if err != nil {
@@ -89,6 +97,21 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 		}
 		return nil
 	}
+	if entries, err := readDir(devDir); err == nil {
+		out = append(out, grant{path: devDir, access: ll.AccessFSReadDir & all})
+		for _, e := range entries {
+			child := filepath.Join(devDir, e.Name())
+			switch t := e.Type(); {
+			case t&fs.ModeSymlink != 0, t&fs.ModeDevice != 0 && t&fs.ModeCharDevice == 0:
+				continue // links resolve elsewhere; block devices stay shut
+			case e.IsDir():
+				out = append(out, grant{path: child, access: all})
+			default:
+				out = append(out, grant{path: child, access: all & fileRights})
+			}
+		}
+	}
+	siblings = !mount && len(plan.Hide) > 0
 	if err := walk("/"); err != nil {
 		return nil, false, err
 	}

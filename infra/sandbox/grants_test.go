@@ -26,6 +26,10 @@ func TestGrantsOpenSiblingsOfThePathToTheDataDir(t *testing.T) {
 		"srv/app/link":            {Mode: fs.ModeSymlink},
 		"srv/other/x":             {},
 		"etc/passwd":              {},
+		"dev/null":                {Mode: fs.ModeDevice | fs.ModeCharDevice},
+		"dev/loop0":               {Mode: fs.ModeDevice},
+		"dev/shm/x":               {},
+		"dev/fd":                  {Mode: fs.ModeSymlink},
 	}
 	readDir := func(dir string) ([]fs.DirEntry, error) {
 		if dir == "/" {
@@ -46,6 +50,7 @@ func TestGrantsOpenSiblingsOfThePathToTheDataDir(t *testing.T) {
 	want := map[string]uint64{
 		"/": ll.AccessFSReadDir, "/etc": allFS, "/srv": ll.AccessFSReadDir, "/srv/app": ll.AccessFSReadDir,
 		"/srv/app/notebook.ipynb": fileRights, "/srv/other": allFS, "/usr": allFS, kept: allFS,
+		"/dev": ll.AccessFSReadDir, "/dev/null": fileRights, "/dev/shm": allFS,
 	}
 	if len(got) != len(want) {
 		t.Errorf("grants = %v, want %d of them", got, len(want))
@@ -62,10 +67,32 @@ func TestGrantsOpenSiblingsOfThePathToTheDataDir(t *testing.T) {
 	}
 }
 
-func TestGrantsWithMountNamespaceOpenRoot(t *testing.T) {
-	got, siblings, err := grants(Plan{Hide: []string{"/srv/.data"}}, true, allFS, nil)
-	if err != nil || siblings || len(got) != 1 || got[0].path != "/" || got[0].access != allFS {
-		t.Fatalf("grants = %v, %v, %v; want one grant of everything on /", got, siblings, err)
+// TestGrantsWithMountNamespaceOpenAllButBlockDevices: the mount cover hides
+// the data dir, so everything is granted but /dev's block devices.
+func TestGrantsWithMountNamespaceOpenAllButBlockDevices(t *testing.T) {
+	tree := fstest.MapFS{
+		"srv/.data/mcp-token": {},
+		"dev/null":            {Mode: fs.ModeDevice | fs.ModeCharDevice},
+		"dev/vda":             {Mode: fs.ModeDevice},
+	}
+	readDir := func(dir string) ([]fs.DirEntry, error) {
+		if dir == "/" {
+			return fs.ReadDir(tree, ".")
+		}
+		return fs.ReadDir(tree, dir[1:])
+	}
+	got, siblings, err := grants(Plan{Hide: []string{"/srv/.data"}}, true, allFS, readDir)
+	if err != nil || siblings {
+		t.Fatalf("grants: %v, siblings %v", err, siblings)
+	}
+	want := map[string]uint64{"/": ll.AccessFSReadDir, "/srv": allFS, "/dev": ll.AccessFSReadDir, "/dev/null": fileRights}
+	if len(got) != len(want) {
+		t.Fatalf("grants = %v, want %v", got, want)
+	}
+	for _, g := range got {
+		if want[g.path] != g.access {
+			t.Errorf("grant on %s = %b, want %b", g.path, g.access, want[g.path])
+		}
 	}
 }
 

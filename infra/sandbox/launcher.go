@@ -113,6 +113,9 @@ func confine(plan Plan) (Report, func() error, error) {
 		if err := coverHidden(plan); err != nil {
 			return rep, nil, err
 		}
+		if err := freezeKernelTunables(); err != nil {
+			return rep, nil, err
+		}
 		rep.MountNamespace = true
 	}
 	if os.Geteuid() == 0 {

@@ -84,3 +84,26 @@ func coverHidden(plan Plan) error {
 	}
 	return nil
 }
+
+// kernelTunables are made read-only in the launcher's mount namespace: a
+// root kernel writing /proc/sys/kernel/core_pattern, or a uevent helper
+// under /sys, would run a program of its choosing outside every sandbox.
+var kernelTunables = []string{"/proc/sys", "/sys"}
+
+// freezeKernelTunables bind-mounts each of kernelTunables onto itself and
+// remounts the bind read-only. Without CAP_SYS_ADMIN (dropped next) and
+// inside Landlock (which refuses mount changes) the kernel cannot undo it.
+func freezeKernelTunables() error {
+	for _, p := range kernelTunables {
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", p, err)
+		}
+		if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("make %s read-only: %w", p, err)
+		}
+	}
+	return nil
+}
