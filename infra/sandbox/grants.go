@@ -64,12 +64,13 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 	// but the block devices is granted: a root kernel could otherwise read
 	// the data dir's blocks off the disk. The data dir itself is left out
 	// here only without the mount cover.
-	hide := []string{devDir}
+	var dataHide []string
 	if !mount {
-		hide = append(hide, plan.Hide...)
+		dataHide = plan.Hide
 	}
-	var walk func(dir string) error
-	walk = func(dir string) error {
+	hide := append([]string{devDir}, dataHide...)
+	var walk func(dir string, hide []string) error
+	walk = func(dir string, hide []string) error {
 		if hiddenBy(hide, dir) != "" {
 			return nil // only its kept paths, above
 		}
@@ -88,7 +89,7 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 			case e.Type()&fs.ModeSymlink != 0:
 				continue
 			case e.IsDir():
-				if err := walk(child); err != nil {
+				if err := walk(child, hide); err != nil {
 					return err
 				}
 			default:
@@ -105,14 +106,17 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 			case t&fs.ModeSymlink != 0, t&fs.ModeDevice != 0 && t&fs.ModeCharDevice == 0:
 				continue // links resolve elsewhere; block devices stay shut
 			case e.IsDir():
-				out = append(out, grant{path: child, access: all})
+				// NB: walked, in case the data dir is under /dev/shm.
+				if err := walk(child, dataHide); err != nil {
+					return nil, false, err
+				}
 			default:
 				out = append(out, grant{path: child, access: all & fileRights})
 			}
 		}
 	}
 	siblings = !mount && len(plan.Hide) > 0
-	if err := walk("/"); err != nil {
+	if err := walk("/", hide); err != nil {
 		return nil, false, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
