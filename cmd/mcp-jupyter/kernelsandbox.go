@@ -70,7 +70,9 @@ func dataDirInsideKernelArea(cfg config) (bool, string) {
 	wd, _ := os.Getwd()
 	for _, area := range []string{cfg.NotebookRoot, wd} {
 		a, err := filepath.Abs(area)
-		if err != nil || a == "" {
+		// NB: "/" (a container's default working directory) takes no new
+		// entries from a non-root kernel anyway.
+		if err != nil || a == "" || a == "/" {
 			continue
 		}
 		if strings.HasPrefix(data, a+string(filepath.Separator)) {
