@@ -19,10 +19,12 @@ func kernelSandbox(cfg config) *jupyter.Sandbox {
 	}
 	return &jupyter.Sandbox{Mode: cfg.KernelSandbox, Hide: []string{cfg.DataDir},
 		// NB: interim. Checkpoint saves and loads still hand the kernel a
-		// path in checkpoints/tmp (infra/checkpointfile's stage files);
-		// once they hand it descriptors over a socket in the kernel's own
-		// directory, this share goes and checkpoints/ is hidden whole.
-		Share: []string{filepath.Join(cfg.DataDir, "checkpoints", "tmp")}}
+		// path: a stage file in checkpoints/tmp, or (unencrypted loads)
+		// the checkpoint itself. Once they hand it descriptors over a
+		// socket in the kernel's own directory, both shares go and
+		// checkpoints/ is hidden whole.
+		ShareRead: []string{filepath.Join(cfg.DataDir, "checkpoints")},
+		Share:     []string{filepath.Join(cfg.DataDir, "checkpoints", "tmp")}}
 }
 
 // checkSandbox says how kernels will be confined on this machine: a

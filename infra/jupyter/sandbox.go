@@ -15,10 +15,11 @@ type Sandbox struct {
 	Mode sandbox.Mode
 	// Hide lists the directories kernels must not reach: the data dir.
 	Hide []string
-	// Share lists paths inside Hide every kernel may read and write
-	// (missing ones are skipped). Each kernel also keeps its own
-	// KernelDir and connection file.
-	Share []string
+	// Share lists paths inside Hide every kernel may read and write,
+	// ShareRead those it may only read (missing ones are skipped). Each
+	// kernel also keeps its own KernelDir and connection file.
+	Share     []string
+	ShareRead []string
 	// Without names mechanisms to leave out ("landlock", "mount"), for
 	// tests of the degraded paths.
 	Without []string
@@ -47,7 +48,7 @@ func (s *Sandbox) plan(connFile, kernelDir string) (sandbox.Plan, error) {
 			return fmt.Errorf("sandbox: kept path: %w", err)
 		}
 		for _, k := range plan.Keep {
-			if under(p, k.Path) {
+			if under(p, k.Path) && (k.Write || !write) {
 				return nil // already kept
 			}
 		}
@@ -67,6 +68,13 @@ func (s *Sandbox) plan(connFile, kernelDir string) (sandbox.Plan, error) {
 	// NB: writable: ipykernel rewrites its connection file as it starts.
 	if err := keep(connFile, true, false); err != nil {
 		return plan, err
+	}
+	// NB: read-only shares first: a writable share inside one is bound
+	// over it afterwards (the launcher binds in this order).
+	for _, sh := range s.ShareRead {
+		if err := keep(sh, false, true); err != nil {
+			return plan, err
+		}
 	}
 	for _, sh := range s.Share {
 		if err := keep(sh, true, true); err != nil {
