@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestAgentCodeCannotReachServerSecrets is issue 13's findings 1 and 2 as
@@ -91,4 +96,61 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// nobody is the uid/gid the same-uid tests run as.
+const nobody = 65534
+
+// TestServerProcFilesHiddenFromSameUser is finding 1's /proc half for a
+// non-root server: another process of the server's own uid (a kernel
+// without Landlock) cannot read /proc/<server pid>/environ, which holds
+// MCP_TOKEN. The control, an ordinary process of that uid with the same
+// environment, is readable, so the test fails if PR_SET_DUMPABLE goes.
+func TestServerProcFilesHiddenFromSameUser(t *testing.T) {
+	base, err := os.MkdirTemp("", "dumpable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	bin := filepath.Join(base, "mcp-jupyter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if err := os.Chown(base, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "MCP_TOKEN=dumpable-test-0123456789abcdef"
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + base, secret}
+	asNobody := func(c *exec.Cmd) *exec.Cmd {
+		c.Env, c.Dir = env, base
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		return c
+	}
+	server := asNobody(exec.Command(bin, "serve", "--data-dir", filepath.Join(base, "data"), "--addr", "127.0.0.1:0", "--kernel-sandbox", "off"))
+	control := asNobody(exec.Command("/bin/sleep", "60"))
+	for _, c := range []*exec.Cmd{server, control} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	}
+	read := func(pid int) (string, error) {
+		out, err := asNobody(exec.Command("/bin/cat", fmt.Sprintf("/proc/%d/environ", pid))).CombinedOutput()
+		return string(out), err
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the control's environ readable by its own uid", func() (bool, string) {
+		out, err := read(control.Process.Pid)
+		return err == nil && strings.Contains(out, secret), fmt.Sprintf("%v %q", err, out)
+	})
+	// The server calls prctl first thing, before it opens the event log.
+	testkit.WaitUntil(t, 30*time.Second, "the server to open its event log", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(base, "data", "events"))
+		return err == nil, fmt.Sprint(err)
+	})
+	if out, err := read(server.Process.Pid); err == nil || strings.Contains(out, secret) {
+		t.Fatalf("a process of the server's uid read /proc/<server pid>/environ (%v): %q", err, out)
+	}
 }
