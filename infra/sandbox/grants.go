@@ -86,7 +86,7 @@ func grants(plan Plan, mount bool, all uint64, readDir func(string) ([]fs.DirEnt
 		for _, e := range entries {
 			child := filepath.Join(dir, e.Name())
 			switch {
-			case e.Type()&fs.ModeSymlink != 0:
+			case e.Type()&fs.ModeSymlink != 0, hiddenBy(hide, child) != "" && !e.IsDir():
 				continue
 			case e.IsDir():
 				if err := walk(child, hide); err != nil {

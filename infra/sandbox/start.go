@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,12 +39,23 @@ const ReportTimeout = 30 * time.Second
 // once the launcher has confined itself and execve()d the kernel — the
 // process cmd.Process is then the kernel. On error no process is left.
 //
+// NB: cmd's Stdin, Stdout and Stderr must be nil or *os.File (a kernel's
+// are /dev/null and its log file): the process is started from a copy of
+// cmd, so wait for it with cmd.Process.Wait (or wait4), never cmd.Wait.
+//
 // As root with CAP_SYS_ADMIN the launcher is given its own mount namespace
-// (unless plan.Without has "mount"); where the kernel refuses one
-// (EPERM, e.g. a container without CAP_SYS_ADMIN) Start retries without.
+// (unless plan.Without has "mount"). Where that fails — the kernel refuses
+// the namespace (EPERM: seccomp, a container without CAP_SYS_ADMIN) or a
+// mount in it fails — Start retries without, on Landlock's sibling rules,
+// and the Report's Warning says why.
 func Start(ctx context.Context, cmd *exec.Cmd, self Self, plan Plan) (Report, error) {
 	if cmd.Err != nil {
 		return Report{}, cmd.Err
+	}
+	for _, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		if _, ok := s.(*os.File); s != nil && !ok {
+			return Report{}, fmt.Errorf("sandbox: the kernel's stdio must be files, not %T", s)
+		}
 	}
 	if self.Path == "" {
 		exe, err := os.Executable()
@@ -58,9 +70,14 @@ func Start(ctx context.Context, cmd *exec.Cmd, self Self, plan Plan) (Report, er
 	plan.Exe = cmd.Path
 	plan.Mount = canMount() && !plan.without("mount")
 	c, rep, err := start(ctx, cmd, self, plan)
-	if err != nil && plan.Mount && errors.Is(err, syscall.EPERM) {
+	var refused *RefusedError
+	if err != nil && plan.Mount && (errors.Is(err, syscall.EPERM) || errors.As(err, &refused)) {
+		first := err
 		plan.Mount = false
 		c, rep, err = start(ctx, cmd, self, plan)
+		if err == nil {
+			rep.Warning = strings.TrimPrefix(rep.Warning+"; ", "; ") + "no mount namespace (" + first.Error() + ")"
+		}
 	}
 	if err != nil {
 		return rep, err
