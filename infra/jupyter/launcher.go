@@ -76,7 +76,10 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 		// whether agent code in this kernel can reach the data dir.
 		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !strings.HasPrefix(k.Process.Sandbox, "landlock") {
 			l.Logger.Warn("kernel started UNCONFINED: its code can read the data dir (MCP token, checkpoint keys, event log)",
-				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox)
+				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning)
+		} else if k.Process.SandboxWarning != "" {
+			l.Logger.Warn("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox,
+				"warning", k.Process.SandboxWarning)
 		} else {
 			l.Logger.Info("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox)
 		}

@@ -56,6 +56,8 @@ type Process struct {
 	// Sandbox says how the kernel is confined (sandbox.Report's String:
 	// "landlock-v7+mount+caps", "none", ...), "off" when it was not.
 	Sandbox string
+	// SandboxWarning says what is weaker than it could be ("" if nothing).
+	SandboxWarning string
 
 	watcher *ExitWatcher
 	child   bool
@@ -120,7 +122,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 		set["JPY_PARENT_PID"] = "" // do not inherit one
 	}
 	cmd.Env = KernelEnv(os.Environ(), opts.EnvAllow, spec.Env, set)
-	confinement := "off"
+	confinement, warning := "off", ""
 	if opts.Sandbox != nil && opts.Sandbox.Mode != sandbox.ModeOff {
 		plan, err := opts.Sandbox.plan(connFile, opts.KernelDir)
 		if err != nil {
@@ -130,7 +132,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 		if err != nil {
 			return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
 		}
-		confinement = rep.String()
+		confinement, warning = rep.String(), rep.Warning
 	} else if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
 	}
@@ -139,7 +141,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 	// release os.Process's handle rather than calling cmd.Wait.
 	_ = cmd.Process.Release()
 
-	p := &Process{Pid: pid, child: true, Sandbox: confinement}
+	p := &Process{Pid: pid, child: true, Sandbox: confinement, SandboxWarning: warning}
 	st, err := ProcessStartTime(pid)
 	if err != nil {
 		// Not reaped yet, so /proc/<pid> must exist.
