@@ -88,7 +88,10 @@ func (s ExitStatus) String() string {
 // Launch starts the kernel of spec with connFile, in its own session and
 // process group (so signals reach its children), stdin from /dev/null and
 // stdout and stderr appended to logPath — never to the server's stdout,
-// which is the MCP channel in stdio mode.
+// which is the MCP channel in stdio mode. Its environment is KernelEnv's
+// allow-list, never the server's whole environment; with opts.Sandbox it
+// starts through the infra/sandbox launcher, and Process.Sandbox says what
+// confines it.
 //
 // The returned Process reaps the child when it exits; Close the Process to
 // stop watching without stopping the kernel. ctx bounds only the start.
