@@ -30,7 +30,10 @@ func kernelSandbox(cfg config) *jupyter.Sandbox {
 // checkSandbox says how kernels will be confined on this machine: a
 // problem when --kernel-sandbox=required cannot be met, a warning when
 // auto will start them unconfined or the layout weakens the confinement.
-func checkSandbox(cfg config) finding {
+func checkSandbox(cfg config) finding { return checkSandboxOn(cfg, sandbox.Probe()) }
+
+// checkSandboxOn is checkSandbox for a machine offering a.
+func checkSandboxOn(cfg config, a sandbox.Availability) finding {
 	f := finding{Check: "kernel sandbox", OK: true}
 	if cfg.KernelSandbox == sandbox.ModeOff {
 		f.Warn = true
@@ -38,7 +41,6 @@ func checkSandbox(cfg config) finding {
 		f.Fix = "remove --kernel-sandbox=off unless another layer (a separate uid, a container per kernel) confines kernels"
 		return f
 	}
-	a := sandbox.Probe()
 	f.Detail = a.String()
 	if !a.Protected() {
 		if cfg.KernelSandbox == sandbox.ModeRequired {

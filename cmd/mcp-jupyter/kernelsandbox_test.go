@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -152,5 +153,37 @@ func TestServerProcFilesHiddenFromSameUser(t *testing.T) {
 	})
 	if out, err := read(server.Process.Pid); err == nil || strings.Contains(out, secret) {
 		t.Fatalf("a process of the server's uid read /proc/<server pid>/environ (%v): %q", err, out)
+	}
+}
+
+// TestCheckSandboxSaysWhatKernelsGet: the start-up and doctor finding for
+// each machine and mode — refused, loud, or the layout to fix.
+func TestCheckSandboxSaysWhatKernelsGet(t *testing.T) {
+	root := t.TempDir()
+	inside := config{DataDir: filepath.Join(root, ".mcp-jupyter"), NotebookRoot: root}
+	outside := config{DataDir: filepath.Join(t.TempDir(), "data"), NotebookRoot: root}
+	landlock, none := sandbox.Availability{LandlockABI: 7}, sandbox.Availability{}
+	rootLandlock := sandbox.Availability{LandlockABI: 7, Mount: true, Root: true}
+	cases := []struct {
+		name     string
+		cfg      config
+		mode     sandbox.Mode
+		a        sandbox.Availability
+		ok, warn bool
+		says     string
+	}{
+		{"required without Landlock refuses", outside, sandbox.ModeRequired, none, false, false, "required"},
+		{"auto without Landlock warns loudly", outside, sandbox.ModeAuto, none, true, true, "UNCONFINED"},
+		{"off warns", outside, sandbox.ModeOff, landlock, true, true, "off"},
+		{"Landlock alone with the data dir in the notebook root", inside, sandbox.ModeAuto, landlock, true, true, "move --data-dir"},
+		{"Landlock alone with the data dir elsewhere", outside, sandbox.ModeAuto, landlock, true, false, "Landlock ABI 7"},
+		{"root with a mount namespace", inside, sandbox.ModeRequired, rootLandlock, true, false, "mount namespace"},
+	}
+	for _, tc := range cases {
+		tc.cfg.KernelSandbox = tc.mode
+		f := checkSandboxOn(tc.cfg, tc.a)
+		if f.OK != tc.ok || f.Warn != tc.warn || !strings.Contains(f.String(), tc.says) {
+			t.Errorf("%s: %s (ok %v warn %v), want ok %v warn %v saying %q", tc.name, f, f.OK, f.Warn, tc.ok, tc.warn, tc.says)
+		}
 	}
 }
