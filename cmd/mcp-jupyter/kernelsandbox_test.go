@@ -187,3 +187,26 @@ func TestCheckSandboxSaysWhatKernelsGet(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelEnvFlagRefusesServerSecrets: listing one of the server's own
+// variables for kernels is a start-up error that says why.
+func TestKernelEnvFlagRefusesServerSecrets(t *testing.T) {
+	for _, name := range []string{"MCP_TOKEN", "MCP_CHECKPOINT_SECRET", "MCP_NATS_TOKEN"} {
+		_, err := parseConfig("serve", []string{"--kernel-env", "HTTPS_PROXY," + name})
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "never given to kernels") {
+			t.Errorf("--kernel-env %s: %v, want a refusal naming it", name, err)
+		}
+	}
+	t.Setenv("MCP_KERNEL_ENV", "AWS_*,MCP_TOKEN")
+	if _, err := parseConfig("serve", nil); err == nil {
+		t.Error("MCP_KERNEL_ENV with MCP_TOKEN accepted")
+	}
+	t.Setenv("MCP_KERNEL_ENV", "AWS_*,HTTPS_PROXY")
+	cfg, err := parseConfig("serve", []string{"--kernel-sandbox", "required"})
+	if err != nil || cfg.KernelSandbox != sandbox.ModeRequired || strings.Join(cfg.KernelEnv, ",") != "AWS_*,HTTPS_PROXY" {
+		t.Errorf("parseConfig = %+v, %v", cfg, err)
+	}
+	if _, err := parseConfig("serve", []string{"--kernel-sandbox", "on"}); err == nil {
+		t.Error("--kernel-sandbox on accepted")
+	}
+}
