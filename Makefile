@@ -38,6 +38,7 @@ BENCHES := \
 	./projections/:.:1x \
 	./projections/executions/:.:2000x \
 	./infra/jupyter/:RawRoundTrip:50x \
+	./infra/jupyter/:KernelStartSandbox:10x \
 	./actors/system/:KernelActorRoundTrip:50x \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
 	./actors/scheduler/:SchedulerRecover:1x \

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
@@ -29,7 +30,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	runtimeDir := filepath.Join(c.cfg.DataDir, "runtime")
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
-		KernelDir: func(id string) string { return checkpointKernelDir(runtimeDir, id) },
+		KernelDir: func(id string) string { return jupyter.KernelDir(runtimeDir, id) },
 		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint")})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
@@ -39,15 +40,6 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	c.mu.Unlock()
 	c.mcp.AddCheckpointTools(checkpointBackend{b: c.back, svc: c.ckpt})
 	return nil
-}
-
-// checkpointKernelDir is a kernel's own directory, the one a confined
-// kernel may open: the checkpoint actor hands the kernel its files there,
-// as descriptors over a unix socket.
-// NB: the same path as jupyter.KernelDir(runtimeDir, id) (kernel
-// sandboxing); use that function once both are on one branch.
-func checkpointKernelDir(runtimeDir, id string) string {
-	return filepath.Join(runtimeDir, "kernels", id)
 }
 
 // checkpointBackend adapts actors/checkpoint to the MCP edge.

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 var errHelp = errors.New("help shown")
@@ -49,6 +51,11 @@ type config struct {
 	// NATSInsecureLoopback lets NATS clients without credentials subscribe
 	// on a loopback --nats-listen.
 	NATSInsecureLoopback bool
+	// KernelSandbox is how hard kernels are confined (infra/sandbox).
+	KernelSandbox sandbox.Mode
+	// KernelEnv lists extra names (or PREFIX*) of the server's environment
+	// kernels receive.
+	KernelEnv []string
 }
 
 type setting struct {
@@ -78,6 +85,8 @@ var settings = []setting{
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
+	{"kernel-sandbox", "MCP_KERNEL_SANDBOX", "auto", "confine kernels so agents' code cannot read the data dir (token, checkpoint keys, event log) or the server's /proc files: auto (confine where the machine allows, warn loudly where not), required (refuse to start kernels unconfined) or off"},
+	{"kernel-env", "MCP_KERNEL_ENV", "", "comma-separated extra names (or PREFIX*) of the server's environment that kernels receive, beyond PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHON*, JUPYTER*, VIRTUAL_ENV, CONDA_*... (MCP_* is refused: the server's secrets never reach kernels)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -158,6 +167,13 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.CheckpointEncrypt, err = strconv.ParseBool(get("checkpoint-encrypt")); err != nil {
 		return c, fmt.Errorf("--checkpoint-encrypt %q: give true or false", get("checkpoint-encrypt"))
+	}
+	if c.KernelSandbox, err = sandbox.ParseMode(get("kernel-sandbox")); err != nil {
+		return c, fmt.Errorf("--kernel-sandbox: %w", err)
+	}
+	c.KernelEnv = splitList(get("kernel-env"))
+	if err := jupyter.CheckKernelEnvAllow(c.KernelEnv); err != nil {
+		return c, err
 	}
 	if c.DataDir == "" {
 		return c, errors.New("--data-dir is empty: give a directory")

@@ -114,6 +114,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	if f := checkResources(cfg.DataDir); f.Warn {
 		logger.Warn("preflight", "component", "server", "finding", f.String())
 	}
+	if f := checkSandbox(cfg); !f.OK {
+		return f.err()
+	} else if f.Warn {
+		logger.Warn("preflight", "component", "kernel", "finding", f.String())
+	} else {
+		logger.Info("preflight", "component", "kernel", "finding", f.String())
+	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg)})
@@ -123,7 +130,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.log = l
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
-		Logger: logger.With("component", "kernel")}
+		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv}
 	c.mu.Unlock()
 	// The launcher check (a Python start) runs beside the replay.
 	c.wg.Add(1)
