@@ -37,6 +37,8 @@ type config struct {
 	AssetGCEvery      time.Duration
 	BacklogMessages   int
 	Token             string
+	// MaxRequestBytes bounds an HTTP request body (413 beyond it).
+	MaxRequestBytes int64
 	// RetainEvents is how many of the newest events the log keeps whatever
 	// happens (0: keep everything); older ones go once no reader needs them.
 	RetainEvents uint64
@@ -71,6 +73,7 @@ var settings = []setting{
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
+	{"max-request-bytes", "MCP_MAX_REQUEST_BYTES", "8388608", "largest HTTP request body accepted, in bytes (/mcp and every other route); larger ones get 413 before they are read. The default fits execute's 1 MiB of code however it is escaped"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -137,6 +140,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.SnapshotEvery, err = strconv.ParseUint(get("snapshot-every"), 10, 64); err != nil || c.SnapshotEvery == 0 {
 		return c, fmt.Errorf("--snapshot-every %q: give a positive whole number of events", get("snapshot-every"))
+	}
+	if c.MaxRequestBytes, err = strconv.ParseInt(get("max-request-bytes"), 10, 64); err != nil || c.MaxRequestBytes < 64<<10 {
+		return c, fmt.Errorf("--max-request-bytes %q: give a whole number of bytes, at least 65536 (default 8388608)", get("max-request-bytes"))
 	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
