@@ -199,6 +199,19 @@ func (a *args) integer(name string, def int64, r span) int64 {
 	return int64(f)
 }
 
+// uint reads a non-negative whole number up to 2^53 (a cursor, a count
+// without a smaller bound), def when absent, checked as integer does.
+func (a *args) uint(name string, def uint64) uint64 {
+	if v, ok := a.m[name]; !ok || v == nil {
+		return def
+	}
+	n := a.integer(name, 0, span{lo: 0, hi: maxSafeInt})
+	if a.err != nil {
+		return def
+	}
+	return uint64(n)
+}
+
 // maxSafeInt is the largest integer a JSON number (a float64) holds exactly.
 const maxSafeInt = 1 << 53
 

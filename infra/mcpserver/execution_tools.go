@@ -110,9 +110,6 @@ func (s *Server) waitSpan() span {
 	return span{lo: 0, hi: s.opts.MaxWait.Seconds(), unit: "seconds", hint: "call again to wait longer"}
 }
 
-// cursorSpan is the range of since: a position in the event log.
-var cursorSpan = span{lo: 0, hi: maxSafeInt, hint: "pass the cursor of an earlier reply, or 0 for all outputs"}
-
 func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	ref := a.str("kernel", true, kernelArgHelp)
@@ -159,7 +156,7 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 	a := newArgs(req)
 	id := a.str("execution_id", true, executionIDHelp)
 	wait := a.duration("wait_s", 0, s.waitSpan())
-	since := uint64(a.integer("since", 0, cursorSpan))
+	since := a.uint("since", 0) // a cursor: a position in the event log
 	if a.err != nil {
 		return failed("get execution", a.err), nil
 	}

@@ -106,6 +106,10 @@ func TestNumericArgumentsCheckedBeforeConversion(t *testing.T) {
 	nbs := &recordingNotebooks{}
 	srv := New(b, Options{})
 	srv.AddNotebookTools(nbs)
+	// NB: registered so that the table below must cover their numeric
+	// arguments too; these tests never call them.
+	srv.AddAssetTools(nil)
+	srv.AddCheckpointTools(nil)
 	c := clientFor(t, srv)
 
 	table := numericArgs()
