@@ -230,7 +230,7 @@ func checkParsed(t *testing.T, v float64) {
 // FuzzArgsNumbers: no float64 makes the parser accept an out-of-range
 // duration or integer (the seeds run in every `go test`).
 func FuzzArgsNumbers(f *testing.F) {
-	for _, v := range []float64{0, -0.0, 1e-300, 0.05, 1, 25, 600, 600.0000001, 1e10, 1e308, -1e308,
+	for _, v := range []float64{0, math.Copysign(0, -1), 1e-300, 0.05, 1, 25, 600, 600.0000001, 1e10, 1e308, -1e308,
 		math.MaxInt64, math.MaxFloat64, math.SmallestNonzeroFloat64, 9.3e9, 2.5, math.NaN(), math.Inf(1)} {
 		f.Add(v)
 	}
