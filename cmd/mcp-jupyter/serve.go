@@ -11,6 +11,13 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
+// Request bodies without a Content-Length read at once, and how long a
+// further one waits for its turn before a 503.
+const (
+	unsizedAtOnce = 2
+	unsizedWait   = 10 * time.Second
+)
+
 // httpHandler is every route behind the checks every route shares: the
 // Host/Origin check (probes and /metrics included: no route answers a
 // DNS-rebinding page) and the request body limit, shaped as a JSON-RPC error
@@ -19,8 +26,13 @@ func (c *core) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	c.routes(mux)
 	lg := c.logger.With("component", "http")
-	plain := mcpserver.BodyLimit{Max: c.cfg.MaxRequestBytes, Setting: "--max-request-bytes", Logger: lg}.Wrap(mux)
-	rpc := mcpserver.BodyLimit{Max: c.cfg.MaxRequestBytes, JSONRPC: true, Setting: "--max-request-bytes", Logger: lg}.Wrap(mux)
+	// NB: at most unsizedAtOnce chunked bodies are read at once, so a burst
+	// of them costs a few times the limit, not one limit per request.
+	unsized := mcpserver.NewUnsizedBodies(unsizedAtOnce, unsizedWait)
+	limit := mcpserver.BodyLimit{Max: c.cfg.MaxRequestBytes, Setting: "--max-request-bytes", Logger: lg, Unsized: unsized}
+	plain := limit.Wrap(mux)
+	limit.JSONRPC = true
+	rpc := limit.Wrap(mux)
 	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == pathMCP {
 			rpc.ServeHTTP(w, r)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // DefaultMaxRequestBytes bounds a request body when Options.MaxRequestBytes
@@ -38,6 +39,41 @@ type BodyLimit struct {
 	// ("--max-request-bytes").
 	Setting string
 	Logger  *slog.Logger
+	// Unsized, when set, bounds how many bodies without a declared length
+	// are read at once (shared by every BodyLimit given the same value).
+	Unsized *UnsizedBodies
+}
+
+// UnsizedBodies bounds the bodies without a Content-Length (chunked) that
+// are being read at once. NB: a handler such as mcp-go's reads a body whole
+// into memory, and a chunked one can only be refused once the limit has
+// been read: without this bound, n chunked bodies cost about 2·n·Max at
+// once. MCP clients send Content-Length, so waiting here costs them nothing.
+type UnsizedBodies struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+// NewUnsizedBodies allows n bodies without a length to be read at once; a
+// further one waits up to wait, then gets 503.
+func NewUnsizedBodies(n int, wait time.Duration) *UnsizedBodies {
+	return &UnsizedBodies{slots: make(chan struct{}, max(n, 1)), wait: wait}
+}
+
+// acquire takes a slot, or reports false when none freed within the wait
+// or the request ended.
+func (u *UnsizedBodies) acquire(r *http.Request) (release func(), ok bool) {
+	t := time.NewTimer(u.wait)
+	defer t.Stop()
+	select {
+	case u.slots <- struct{}{}:
+	case <-t.C:
+		return nil, false
+	case <-r.Context().Done():
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-u.slots }) }, true
 }
 
 // Wrap returns next behind the limit.
@@ -60,8 +96,21 @@ func (l BodyLimit) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		release := func() {}
+		if r.ContentLength < 0 && l.Unsized != nil {
+			var ok bool
+			if release, ok = l.Unsized.acquire(r); !ok {
+				log.Warn("http: too many bodies without a length at once", "path", r.URL.Path, "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Connection", "close")
+				http.Error(w, "Service busy: too many request bodies without a Content-Length are being read at once. "+
+					"Send a Content-Length, or retry.", http.StatusServiceUnavailable)
+				return
+			}
+			defer release()
+		}
 		lw := &limitedWriter{ResponseWriter: w, limit: l}
-		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, l.Max), w: lw}
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, l.Max), w: lw, done: release}
 		next.ServeHTTP(lw, r)
 		if lw.exceeded() {
 			lw.refuseOnce() // in case the handler stopped at the limit and wrote nothing
@@ -96,17 +145,23 @@ func (l BodyLimit) refuse(w http.ResponseWriter, declared int64) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// limitedBody notes when the handler's read hit the limit.
+// limitedBody notes when the handler's read hit the limit, and calls done
+// once the body has been read to its end or failed (an unsized body's slot
+// is free from then on).
 type limitedBody struct {
 	io.ReadCloser
-	w *limitedWriter
+	w    *limitedWriter
+	done func()
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	var tooLarge *http.MaxBytesError
-	if err != nil && errors.As(err, &tooLarge) {
-		b.w.markExceeded()
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			b.w.markExceeded()
+		}
+		b.done()
 	}
 	return n, err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -149,5 +150,48 @@ func TestBodyLimitPlain(t *testing.T) {
 		if tc.status == 413 && (!strings.Contains(body, "at most 1000 bytes") || strings.HasPrefix(body, "{")) {
 			t.Errorf("%d bytes: the plain refusal does not say the limit: %q", tc.size, body)
 		}
+	}
+}
+
+// TestUnsizedBodiesWaitTheirTurn: with one slot, a second chunked body
+// waits while the first is being read and gets 503 when its wait runs out;
+// once the first is read, the next one is served. Bodies with a length
+// never wait.
+func TestUnsizedBodiesWaitTheirTurn(t *testing.T) {
+	h := BodyLimit{Max: 1 << 20, Unsized: NewUnsizedBodies(1, 200*time.Millisecond)}.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = fmt.Fprintf(w, "got %d bytes", len(b))
+	}))
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	pr, pw := io.Pipe()
+	first := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL, pr)
+		req.ContentLength = -1
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		first <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	if _, err := pw.Write([]byte("start")); err != nil { // the first body is being read: its slot is taken
+		t.Fatal(err)
+	}
+	if res, body, _ := post(t, ts.URL, 10, false); res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Content-Length") {
+		t.Fatalf("a second chunked body while the first is read: %d %q, want 503", res.StatusCode, body)
+	}
+	if res, body, _ := post(t, ts.URL, 10, true); res.StatusCode != http.StatusOK {
+		t.Fatalf("a body with a length waited: %d %q", res.StatusCode, body)
+	}
+	_ = pw.Close()
+	if got := <-first; got != "200 got 5 bytes" {
+		t.Fatalf("first chunked body: %s", got)
+	}
+	if res, body, _ := post(t, ts.URL, 10, false); res.StatusCode != http.StatusOK {
+		t.Fatalf("a chunked body after the first was read: %d %q", res.StatusCode, body)
 	}
 }
