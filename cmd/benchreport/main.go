@@ -79,6 +79,7 @@ var targets = []target{
 	{What: "64 waiters: wake-ups of another execution's waiter", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},
 	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
 	{What: "kernel start: sandbox overhead (beside an unsandboxed start)", Bench: "BenchmarkKernelStartSandbox", Metric: "overhead-ms", Limit: 50, Unit: "ms"},
+	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
 	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},
 	{What: "scheduler recovery (100k outputs) vs decoding the kernel's whole index", Bench: "BenchmarkSchedulerRecover", Metric: "ratio-recover-vs-decoded", Limit: 0.3},
 }

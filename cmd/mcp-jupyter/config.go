@@ -41,6 +41,8 @@ type config struct {
 	AssetGCEvery      time.Duration
 	BacklogMessages   int
 	Token             string
+	// MaxRequestBytes bounds an HTTP request body (413 beyond it).
+	MaxRequestBytes int64
 	// RetainEvents is how many of the newest events the log keeps whatever
 	// happens (0: keep everything); older ones go once no reader needs them.
 	RetainEvents uint64
@@ -71,7 +73,7 @@ var settings = []setting{
 	{"max-queue", "MCP_MAX_QUEUE", "1000", "executions that may wait per kernel before submits get 'queue full'"},
 	{"output-budget", "MCP_OUTPUT_BUDGET", "3000", "characters of one text output put in a tool reply (the full text is kept as an asset)"},
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
-	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
+	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted on every route (localhost and the IP address a client dialled are always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only); needs --nats-token or --nats-nkeys, or --nats-insecure-loopback on loopback"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
@@ -87,6 +89,7 @@ var settings = []setting{
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
 	{"kernel-sandbox", "MCP_KERNEL_SANDBOX", "auto", "confine kernels so agents' code cannot read the data dir (token, checkpoint keys, event log) or the server's /proc files: auto (confine where the machine allows, warn loudly where not), required (refuse to start kernels unconfined) or off"},
 	{"kernel-env", "MCP_KERNEL_ENV", "", "comma-separated extra names (or PREFIX*) of the server's environment that kernels receive, beyond PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHON*, JUPYTER*, VIRTUAL_ENV, CONDA_*... (MCP_* is refused: the server's secrets never reach kernels)"},
+	{"max-request-bytes", "MCP_MAX_REQUEST_BYTES", "8388608", "largest HTTP request body accepted, in bytes (/mcp and every other route); larger ones get 413 before they are read. The default fits execute's 1 MiB of code however it is escaped"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -161,6 +164,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.SnapshotEvery, err = strconv.ParseUint(get("snapshot-every"), 10, 64); err != nil || c.SnapshotEvery == 0 {
 		return c, fmt.Errorf("--snapshot-every %q: give a positive whole number of events", get("snapshot-every"))
+	}
+	if c.MaxRequestBytes, err = strconv.ParseInt(get("max-request-bytes"), 10, 64); err != nil || c.MaxRequestBytes < 64<<10 {
+		return c, fmt.Errorf("--max-request-bytes %q: give a whole number of bytes, at least 65536 (default 8388608)", get("max-request-bytes"))
 	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))

@@ -227,7 +227,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
-		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -240,6 +240,10 @@ func (c *core) open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.AddNotebookTools(nbs)
+	back.notebookPath = func(p string) (string, error) {
+		_, rel, err := nbs.mgr.Resolve(p)
+		return rel, err
+	}
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
