@@ -262,3 +262,26 @@ rewrite(info)`,
 		})
 	}
 }
+
+// TestAttachRefusesPortNotOwned: re-attaching after a server restart
+// checks the ports too: a recorded port that another process now listens
+// on is never dialled.
+func TestAttachRefusesPortNotOwned(t *testing.T) {
+	k := testkit.StartKernel(t)
+	info, pid, st := k.Info, k.Process.Pid, k.Process.StartTime
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := newStranger(t)
+	info.HBPort = s.port()
+	_, err := jupyter.Attach(context.Background(), info, pid, st, 5*time.Second, jupyter.ClientOptions{})
+	if !errors.Is(err, jupyter.ErrPortNotOwned) || !strings.Contains(err.Error(), "hb port") {
+		t.Fatalf("attach with another process's heartbeat port: %v", err)
+	}
+	if n := s.accepted.Load(); n != 0 {
+		t.Fatalf("the server connected %d times to the other process's port", n)
+	}
+	if err := jupyter.SignalGroup(pid, st, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
