@@ -27,6 +27,12 @@ type StartOptions struct {
 	// turns out to listen on a port the kernel named (default 3). Only
 	// then: any other failure is returned at once.
 	Attempts int
+	// BindGrace bounds how long a port the kernel wrote may stay unbound
+	// (default 5 s): ipykernel binds its heartbeat in a thread of its own,
+	// possibly after writing the file; a port still unbound after this was
+	// given up by the kernel (its heartbeat lost its port to another
+	// process and bound another one).
+	BindGrace time.Duration
 }
 
 // Kernel is a running kernel process with a connected client.
@@ -105,6 +111,9 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 	if opts.Attempts <= 0 {
 		opts.Attempts = 3
 	}
+	if opts.BindGrace <= 0 {
+		opts.BindGrace = 5 * time.Second
+	}
 	for attempt := 1; ; attempt++ {
 		k, err := startOnce(ctx, spec, runtimeDir, id, opts)
 		if err == nil || attempt >= opts.Attempts || !errors.Is(err, ErrPortNotOwned) || ctx.Err() != nil {
@@ -180,7 +189,7 @@ func startOnce(ctx context.Context, spec KernelSpec, runtimeDir, id string, opts
 	if info.Key != want.Key || info.SignatureScheme != want.SignatureScheme {
 		return fail(fmt.Errorf("the kernel rewrote its connection file %s with another signing key: refusing it", connFile))
 	}
-	if err := waitPortsOwned(rctx, proc.Pid, info); err != nil {
+	if err := waitPortsOwned(rctx, proc.Pid, info, opts.BindGrace); err != nil {
 		return fail(exitedErr(err))
 	}
 	k.Info = info
@@ -197,17 +206,10 @@ func startOnce(ctx context.Context, spec KernelSpec, runtimeDir, id string, opts
 	return k, nil
 }
 
-// bindGrace bounds how long a port the kernel wrote may stay unbound:
-// ipykernel binds its heartbeat in a thread of its own, possibly after
-// writing the file; a port still unbound after this was given up by the
-// kernel (its heartbeat lost its port to another process and bound
-// another one).
-const bindGrace = 5 * time.Second
-
 // waitPortsOwned returns once the kernel pid listens on every port of info,
 // or a *PortOwnerError (ErrPortNotOwned) as soon as another process is
 // seen listening on one, or when one stays unbound for bindGrace.
-func waitPortsOwned(ctx context.Context, pid int, info ConnectionInfo) error {
+func waitPortsOwned(ctx context.Context, pid int, info ConnectionInfo, bindGrace time.Duration) error {
 	grace := time.NewTimer(bindGrace)
 	defer grace.Stop()
 	poll := time.NewTimer(0)
@@ -224,7 +226,7 @@ func waitPortsOwned(ctx context.Context, pid int, info ConnectionInfo) error {
 			}
 			if len(res.unbound) > 0 {
 				p := res.unbound[0]
-				return &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid}
+				return &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid, Unbound: true}
 			}
 			return nil
 		case <-poll.C:
@@ -269,7 +271,7 @@ func Attach(ctx context.Context, info ConnectionInfo, pid int, startTime uint64,
 		_ = proc.Close()
 		if err == nil {
 			p := res.unbound[0]
-			err = &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid}
+			err = &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid, Unbound: true}
 		}
 		return nil, fmt.Errorf("attach kernel pid %d: %w", pid, err)
 	}

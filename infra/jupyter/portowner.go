@@ -22,9 +22,17 @@ type PortOwnerError struct {
 	Port    int
 	Pid     int // the kernel
 	Holder  int // the process listening instead, 0 if unknown
+	// Unbound means nothing listened on the port (when starting: for
+	// StartOptions.BindGrace after the kernel named it): the kernel gave it
+	// up (ipykernel's heartbeat re-picks a port taken under it without
+	// rewriting the file).
+	Unbound bool
 }
 
 func (e *PortOwnerError) Error() string {
+	if e.Unbound {
+		return fmt.Sprintf("%s port %d named by kernel pid %d has no listener: not dialling it", e.Channel, e.Port, e.Pid)
+	}
 	holder := "another process"
 	if e.Holder > 0 {
 		holder = "pid " + strconv.Itoa(e.Holder)
@@ -66,10 +74,11 @@ func checkPortsOwned(pid int, info ConnectionInfo) (portCheck, error) {
 	if err != nil {
 		return portCheck{}, fmt.Errorf("check kernel ports: %w", err)
 	}
-	mine, err := sessionSocketInodes(pid)
-	if err != nil {
+	mine := map[uint64]bool{}
+	if err := addSocketInodes(mine, pid); err != nil {
 		return portCheck{}, fmt.Errorf("check kernel ports: %w", err)
 	}
+	wholeSession := false
 	var res portCheck
 	for _, p := range info.ports() {
 		listeners := listeningInodes(data, p.Port, ip) // the sockets a dial to ip:port may reach
@@ -78,6 +87,14 @@ func checkPortsOwned(pid int, info ConnectionInfo) (portCheck, error) {
 			continue
 		}
 		for _, ino := range listeners {
+			if !mine[ino] && !wholeSession {
+				// A wrapper may have started the kernel as its child: look
+				// at the whole session, once, only when needed.
+				if err := addSessionSocketInodes(mine, pid); err != nil {
+					return portCheck{}, fmt.Errorf("check kernel ports: %w", err)
+				}
+				wholeSession = true
+			}
 			if !mine[ino] {
 				holder, _ := SocketOwner(ino)
 				return portCheck{}, &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid, Holder: holder}
@@ -87,16 +104,12 @@ func checkPortsOwned(pid int, info ConnectionInfo) (portCheck, error) {
 	return res, nil
 }
 
-// sessionSocketInodes returns the socket inodes open in pid and in every
+// addSessionSocketInodes adds the socket inodes open in every other
 // process of the session pid leads (kernels are started with Setsid).
-func sessionSocketInodes(pid int) (map[uint64]bool, error) {
-	inodes := map[uint64]bool{}
-	if err := addSocketInodes(inodes, pid); err != nil {
-		return nil, err
-	}
+func addSessionSocketInodes(inodes map[uint64]bool, pid int) error {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, p := range procs {
 		other, err := strconv.Atoi(p.Name())
@@ -108,7 +121,7 @@ func sessionSocketInodes(pid int) (map[uint64]bool, error) {
 		}
 		_ = addSocketInodes(inodes, other) // it may have exited meanwhile
 	}
-	return inodes, nil
+	return nil
 }
 
 // sessionOf returns field 6 of /proc/<pid>/stat, the session id. Fields

@@ -211,6 +211,13 @@ rewrite(info)`,
 info.update(shell_port=socks[0][1], iopub_port=socks[1][1], stdin_port=socks[2][1], control_port=socks[3][1], hb_port=` + sp(4) + `)
 rewrite(info)`,
 			want: jupyter.ErrPortNotOwned, wantText: "hb port " + sp(4), launches: 3},
+		{name: "names a port nobody listens on",
+			script: `socks = [listen() for _ in range(4)]
+gone, gone_port = listen()
+gone.close()
+info.update(shell_port=socks[0][1], iopub_port=socks[1][1], stdin_port=socks[2][1], control_port=socks[3][1], hb_port=gone_port)
+rewrite(info)`,
+			want: jupyter.ErrPortNotOwned, wantText: "has no listener: not dialling it", launches: 3},
 		{name: "swaps the signing key",
 			script: `socks = [listen() for _ in range(5)]
 info.update(key="00" * 32, shell_port=socks[0][1], iopub_port=socks[1][1], stdin_port=socks[2][1], control_port=socks[3][1], hb_port=socks[4][1])
@@ -224,7 +231,7 @@ rewrite(info)`,
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			k, err := jupyter.StartKernel(ctx, fakeKernel(t, tc.script), runtime, id,
-				jupyter.StartOptions{Launch: jupyter.LaunchOptions{DieWithServer: true}, ReadyTimeout: 3 * time.Second})
+				jupyter.StartOptions{Launch: jupyter.LaunchOptions{DieWithServer: true}, ReadyTimeout: 3 * time.Second, BindGrace: 300 * time.Millisecond})
 			if err == nil {
 				k.Shutdown(context.Background(), false)
 				t.Fatal("the kernel started")
@@ -237,7 +244,7 @@ rewrite(info)`,
 			}
 			t.Logf("refused: %v", err)
 			var owner *jupyter.PortOwnerError
-			if errors.As(err, &owner) && owner.Holder != os.Getpid() {
+			if errors.As(err, &owner) && !owner.Unbound && owner.Holder != os.Getpid() {
 				t.Errorf("holder named as pid %d, want this test's %d", owner.Holder, os.Getpid())
 			}
 			var se *jupyter.StartError
