@@ -45,8 +45,8 @@ type Kernel struct {
 	// empty for a kernel attached through a connection file elsewhere.
 	Dir     string
 	LogPath string
-	Process  *Process
-	Client   *Client
+	Process *Process
+	Client  *Client
 	// KernelInfo is the kernel_info_reply received when it became ready.
 	KernelInfo KernelInfo
 	// Pending are messages read while waiting for readiness that belong to
