@@ -18,17 +18,29 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-// portGrabber keeps binding free ephemeral ports on the loopback interface
-// and holding the newest ones, as a busy neighbour of the server does: any
-// port the server chose and left unbound until a kernel bound it would be
-// taken meanwhile. It stops at test cleanup.
-func portGrabber(t testing.TB, hold int) *atomic.Int64 {
+// grabberFiles are the connection files the targeted grabber reads: the
+// kernels' own (and where older servers wrote them).
+var grabberFiles = []string{"kernels/*/connection.json", "kernel-*.json"}
+
+// portGrabber races the launcher for ports on the loopback interface, as a
+// busy or hostile neighbour of the server does, until test cleanup:
+//   - it keeps binding free ephemeral ports, holding the newest hold of them;
+//   - it reads the connection files under runtime as they appear and binds
+//     every port they name, holding what it gets.
+//
+// Any port the server chose and left unbound until a kernel bound it is
+// taken meanwhile. It counts the ports churned and the ports stolen from
+// connection files. (It targets our own files rather than holding
+// thousands of ports, so that it does not disturb tests of other packages
+// running beside it.)
+func portGrabber(t testing.TB, hold int, runtime string) (churned, stolen *atomic.Int64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var grabbed atomic.Int64
-	done := make(chan struct{})
+	churned, stolen = new(atomic.Int64), new(atomic.Int64)
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		ring := make([]net.Listener, hold)
 		defer func() {
 			for _, ln := range ring {
@@ -46,11 +58,49 @@ func portGrabber(t testing.TB, hold int) *atomic.Int64 {
 				old.Close()
 			}
 			ring[i%hold] = ln
-			grabbed.Add(1)
+			churned.Add(1)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return &grabbed
+	go func() {
+		defer wg.Done()
+		var held []net.Listener
+		defer func() {
+			for _, ln := range held {
+				ln.Close()
+			}
+		}()
+		tried := map[int]bool{}
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, pattern := range grabberFiles {
+				files, _ := filepath.Glob(filepath.Join(runtime, pattern))
+				for _, f := range files {
+					info, err := jupyter.ReadConnectionFile(f)
+					if err != nil {
+						continue
+					}
+					for _, port := range []int{info.ShellPort, info.IOPubPort, info.StdinPort, info.ControlPort, info.HBPort} {
+						if port <= 0 || tried[port] {
+							continue
+						}
+						tried[port] = true
+						if ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+							held = append(held, ln)
+							stolen.Add(1)
+						}
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return churned, stolen
 }
 
 // ownedBy reports whether every port of info is listened on by pid and by
@@ -71,16 +121,17 @@ func ownedBy(info jupyter.ConnectionInfo, pid int) (bool, string) {
 }
 
 // TestKernelsStartedWhilePortsAreGrabbed: eight kernels started at once
-// while another goroutine keeps binding and holding free ports on the same
-// interface all start, and every port the server dialled is the kernel's.
-// With ports picked by the server and bound by the kernel a second later,
-// the grabber takes some of them (Address already in use).
+// while another goroutine keeps binding and holding ports on the same
+// interface (free ones, and those named in connection files) all start, and
+// every port the server dialled is the kernel's. With ports picked by the
+// server and bound by the kernel a second later, the grabber takes them
+// (Address already in use, or the server dials the grabber).
 func TestKernelsStartedWhilePortsAreGrabbed(t *testing.T) {
 	spec := testkit.PythonKernelSpec(t)
 	runtime := filepath.Join(t.TempDir(), "runtime")
-	grabbed := portGrabber(t, 2048)
+	grabbed, stolen := portGrabber(t, 128, runtime)
 	testkit.WaitUntil(t, 10*time.Second, "the grabber holds ports", func() (bool, string) {
-		return grabbed.Load() >= 2048, strconv.FormatInt(grabbed.Load(), 10) + " grabbed"
+		return grabbed.Load() >= 128, strconv.FormatInt(grabbed.Load(), 10) + " grabbed"
 	})
 	const n = 8
 	kernels := make([]*jupyter.Kernel, n)
@@ -111,7 +162,7 @@ func TestKernelsStartedWhilePortsAreGrabbed(t *testing.T) {
 	}
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("kernel %d of %d (while %d ports were grabbed): %v", i, n, grabbed.Load(), err)
+			t.Fatalf("kernel %d of %d (while %d ports were grabbed, %d taken from connection files): %v", i, n, grabbed.Load(), stolen.Load(), err)
 		}
 	}
 	for i, k := range kernels {
@@ -122,7 +173,7 @@ func TestKernelsStartedWhilePortsAreGrabbed(t *testing.T) {
 			t.Errorf("kernel %d: execute_reply %v", i, res.Reply)
 		}
 	}
-	t.Logf("%d ports grabbed meanwhile", grabbed.Load())
+	t.Logf("%d ports grabbed meanwhile, %d taken from connection files (a heartbeat port before its kernel bound it)", grabbed.Load(), stolen.Load())
 }
 
 // fakeKernel is a kernelspec whose "kernel" is a short Python script: it
