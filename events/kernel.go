@@ -14,8 +14,10 @@ const (
 )
 
 // KernelProcess is what is needed to find a kernel process again after the
-// server restarts. The connection file (0600, in the runtime dir) holds the
-// signing key; the key itself never enters the log, which is published.
+// server restarts. The connection file (0600, runtime/kernels/<id>/connection.json;
+// runtime/kernel-<id>.json in logs of older servers) holds the signing key and
+// the ports the kernel bound; the key itself never enters the log, which is
+// published.
 type KernelProcess struct {
 	Pid       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"` // /proc/<pid>/stat field 22, clock ticks since boot

@@ -204,6 +204,11 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
+	// Kernel dirs of kernels the log no longer holds (shut down or reaped
+	// while no server ran, or a start cut short); before any new start.
+	if err := c.launcher.RemoveStale(sys.KernelIDs()); err != nil {
+		logger.Warn("remove stale kernel dirs", "component", "kernel", "err", err)
+	}
 	token, created := cfg.Token, false
 	if token == "" {
 		if token, created, err = mcpserver.LoadOrCreateToken(cfg.DataDir); err != nil {

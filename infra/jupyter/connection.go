@@ -8,8 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
-	"time"
 )
 
 // ConnectionInfo is the content of a Jupyter connection file: where the
@@ -31,20 +29,14 @@ type ConnectionInfo struct {
 }
 
 // NewConnectionInfo returns connection info for a kernel on the loopback
-// interface, with five currently free TCP ports and a fresh 256-bit key.
+// interface with a fresh 256-bit key and every port 0.
 //
-// The ports are found by binding port 0 and closing the listener, so another
-// process may grab one before the kernel binds it; the kernel then fails to
-// start and the caller sees that as a start error.
+// Port 0 asks the kernel to bind ports of its own choosing and to write them
+// back into its connection file (ipykernel does: it binds each socket to a
+// random free port, then rewrites the file it was given, keeping our key).
+// Ports picked by the server and bound later by the kernel could be taken
+// by another process in between; a port the kernel bound itself cannot.
 func NewConnectionInfo(kernelName string) (ConnectionInfo, error) {
-	return newConnectionInfo(kernelName, freePorts)
-}
-
-func newConnectionInfo(kernelName string, allocate func(n int) ([]int, error)) (ConnectionInfo, error) {
-	ports, err := allocate(5)
-	if err != nil {
-		return ConnectionInfo{}, fmt.Errorf("allocate kernel ports: %w", err)
-	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return ConnectionInfo{}, fmt.Errorf("generate signing key: %w", err)
@@ -52,94 +44,33 @@ func newConnectionInfo(kernelName string, allocate func(n int) ([]int, error)) (
 	return ConnectionInfo{
 		Transport:       "tcp",
 		IP:              "127.0.0.1",
-		ShellPort:       ports[0],
-		IOPubPort:       ports[1],
-		StdinPort:       ports[2],
-		ControlPort:     ports[3],
-		HBPort:          ports[4],
 		Key:             hex.EncodeToString(key),
 		SignatureScheme: "hmac-sha256",
 		KernelName:      kernelName,
 	}, nil
 }
 
-// freePorts holds all listeners open until every port is chosen, so the n
-// ports are distinct.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen on loopback: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
+// ports returns the five ports in the order shell, iopub, stdin, control,
+// hb, with the name of each.
+func (c ConnectionInfo) ports() [5]namedPort {
+	return [5]namedPort{{"shell", c.ShellPort}, {"iopub", c.IOPubPort}, {"stdin", c.StdinPort},
+		{"control", c.ControlPort}, {"hb", c.HBPort}}
 }
 
-// Ports hands out loopback ports for kernels started by one server. A
-// port just found free is not bound until the kernel starts, so two kernels
-// starting at once could be given the same one; Ports remembers what it
-// handed out for Hold and never gives it again meanwhile. Safe for
-// concurrent use; the zero value is ready.
-type Ports struct {
-	// Hold is how long a port stays reserved (default 2 minutes, longer
-	// than any kernel takes to bind).
-	Hold time.Duration
-
-	mu     sync.Mutex
-	recent map[int]time.Time
+type namedPort struct {
+	Name string
+	Port int
 }
 
-// maxReserved bounds the reservations kept (oldest forgotten first).
-const maxReserved = 4096
-
-func (p *Ports) allocate(n int) ([]int, error) {
-	if p == nil {
-		return freePorts(n)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	hold := p.Hold
-	if hold <= 0 {
-		hold = 2 * time.Minute
-	}
-	now := time.Now()
-	if p.recent == nil {
-		p.recent = map[int]time.Time{}
-	}
-	for port, at := range p.recent {
-		if now.Sub(at) > hold || len(p.recent) > maxReserved {
-			delete(p.recent, port)
+// Bound reports whether every port is set: the kernel has written the ports
+// it bound into the file we gave it with zeros.
+func (c ConnectionInfo) Bound() bool {
+	for _, p := range c.ports() {
+		if p.Port <= 0 {
+			return false
 		}
 	}
-	for attempt := 0; attempt < 20; attempt++ {
-		ports, err := freePorts(n)
-		if err != nil {
-			return nil, err
-		}
-		clash := false
-		for _, port := range ports {
-			if _, ok := p.recent[port]; ok {
-				clash = true
-			}
-		}
-		if clash {
-			continue
-		}
-		for _, port := range ports {
-			p.recent[port] = now
-		}
-		return ports, nil
-	}
-	return nil, fmt.Errorf("allocate kernel ports: the system kept offering ports reserved for kernels still starting")
+	return true
 }
 
 // endpoint returns the ZeroMQ address of a port, e.g. "tcp://127.0.0.1:5555".
@@ -154,26 +85,44 @@ func (c ConnectionInfo) endpoint(port int) string {
 	return fmt.Sprintf("%s://%s", transport, net.JoinHostPort(c.IP, fmt.Sprint(port)))
 }
 
-// ConnectionFileName is the base name of the connection file for kernel id.
-func ConnectionFileName(id string) string { return "kernel-" + id + ".json" }
+// ConnectionFileName is the base name of a kernel's connection file inside
+// its KernelDir.
+const ConnectionFileName = "connection.json"
 
-// WriteConnectionFile writes info to dir/kernel-<id>.json and returns the path.
-// dir is created with mode 0700 if needed; the file gets mode 0600 and is
-// written atomically (temporary file, fsync, rename), so a kernel never reads
-// a half-written file.
-func WriteConnectionFile(dir, id string, info ConnectionInfo) (string, error) {
-	if id == "" || filepath.Base(id) != id {
+// ConnectionFilePath is where the connection file of kernel id lives.
+func ConnectionFilePath(runtimeDir, id string) string {
+	return filepath.Join(KernelDir(runtimeDir, id), ConnectionFileName)
+}
+
+// LegacyConnectionFileName is the base name older servers gave the
+// connection file of kernel id, directly in the runtime dir. Logs written by
+// them record that path; attaching still reads it.
+func LegacyConnectionFileName(id string) string { return "kernel-" + id + ".json" }
+
+// WriteConnectionFile writes info to ConnectionFilePath(runtimeDir, id) and
+// returns the path. The kernel's directory (and runtimeDir/kernels) is
+// created with mode 0700 and made 0700 if it existed; the file gets mode
+// 0600 and is written atomically (temporary file, fsync, rename), so a
+// kernel never reads a half-written file.
+func WriteConnectionFile(runtimeDir, id string, info ConnectionInfo) (string, error) {
+	if id == "" || filepath.Base(id) != id || id == "." || id == ".." {
 		return "", fmt.Errorf("write connection file: invalid kernel id %q", id)
 	}
+	dir := KernelDir(runtimeDir, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create runtime dir: %w", err)
+		return "", fmt.Errorf("create kernel dir: %w", err)
+	}
+	for _, d := range []string{runtimeDir, filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return "", fmt.Errorf("restrict kernel dir: %w", err)
+		}
 	}
 	data, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode connection info: %w", err)
 	}
-	path := filepath.Join(dir, ConnectionFileName(id))
-	tmp, err := os.CreateTemp(dir, ".kernel-*.json.tmp") // CreateTemp uses mode 0600
+	path := filepath.Join(dir, ConnectionFileName)
+	tmp, err := os.CreateTemp(dir, ".connection-*.json.tmp") // CreateTemp uses mode 0600
 	if err != nil {
 		return "", fmt.Errorf("create connection file: %w", err)
 	}

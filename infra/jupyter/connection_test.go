@@ -13,9 +13,9 @@ func TestConnectionFileRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := map[int]bool{info.ShellPort: true, info.IOPubPort: true, info.StdinPort: true, info.ControlPort: true, info.HBPort: true}
-	if len(ports) != 5 || ports[0] {
-		t.Fatalf("ports not distinct: %+v", info)
+	// NB: every port 0: the kernel binds its own and writes them back.
+	if info.ShellPort != 0 || info.IOPubPort != 0 || info.StdinPort != 0 || info.ControlPort != 0 || info.HBPort != 0 || info.Bound() {
+		t.Fatalf("ports chosen by the server: %+v", info)
 	}
 	if len(info.Key) != 64 || info.SignatureScheme != "hmac-sha256" || info.IP != "127.0.0.1" || info.Transport != "tcp" {
 		t.Fatalf("info = %+v", info)
@@ -24,12 +24,16 @@ func TestConnectionFileRoundTrip(t *testing.T) {
 	if other.Key == info.Key {
 		t.Fatal("keys repeat")
 	}
-	dir := filepath.Join(t.TempDir(), "runtime")
-	path, err := jupyter.WriteConnectionFile(dir, "abc", info)
+	runtime := filepath.Join(t.TempDir(), "runtime")
+	dir := jupyter.KernelDir(runtime, "abc")
+	path, err := jupyter.WriteConnectionFile(runtime, "abc", info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, mode := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+	if path != filepath.Join(dir, "connection.json") || path != jupyter.ConnectionFilePath(runtime, "abc") {
+		t.Fatalf("connection file at %s, want it in the kernel's directory %s", path, dir)
+	}
+	for p, mode := range map[string]os.FileMode{runtime: 0o700, filepath.Dir(dir): 0o700, dir: 0o700, path: 0o600} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +50,9 @@ func TestConnectionFileRoundTrip(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left: %v", entries)
 	}
-	if _, err := jupyter.WriteConnectionFile(dir, "../evil", info); err == nil {
-		t.Fatal("path traversal in id accepted")
+	for _, bad := range []string{"../evil", "..", ".", "", "a/b"} {
+		if _, err := jupyter.WriteConnectionFile(runtime, bad, info); err == nil {
+			t.Fatalf("kernel id %q accepted", bad)
+		}
 	}
 }

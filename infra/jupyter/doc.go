@@ -8,7 +8,9 @@
 //
 // # Files
 //
-//   - connection.go: connection files (ports, key).
+//   - connection.go, connwait.go, portowner.go: connection files (key; ports
+//     the kernel bound and wrote back) in the kernel's KernelDir, and the
+//     /proc proof that the kernel listens on each port before it is dialled.
 //   - message.go: frames, HMAC signing and verification (Signer).
 //   - queue.go: the unbounded-but-limited receive queue (never blocks a reader).
 //   - client.go: Client, the five sockets and their reader goroutines.

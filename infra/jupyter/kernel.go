@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,9 +23,16 @@ type StartOptions struct {
 	ReadyTimeout time.Duration
 	// TailLines is how many log lines a StartError carries (default 20).
 	TailLines int
-	// Ports, when set, allocates the kernel's ports so that kernels started
-	// at the same time never share one.
-	Ports *Ports
+	// Attempts is how many times a kernel is launched when another process
+	// turns out to listen on a port the kernel named (default 3). Only
+	// then: any other failure is returned at once.
+	Attempts int
+	// BindGrace bounds how long a port the kernel wrote may stay unbound
+	// (default 5 s): ipykernel binds its heartbeat in a thread of its own,
+	// possibly after writing the file; a port still unbound after this was
+	// given up by the kernel (its heartbeat lost its port to another
+	// process and bound another one).
+	BindGrace time.Duration
 }
 
 // Kernel is a running kernel process with a connected client.
@@ -33,9 +41,12 @@ type Kernel struct {
 	Spec     KernelSpec
 	Info     ConnectionInfo
 	ConnFile string
-	LogPath  string
-	Process  *Process
-	Client   *Client
+	// Dir is the kernel's own directory (KernelDir), removed by Shutdown;
+	// empty for a kernel attached through a connection file elsewhere.
+	Dir     string
+	LogPath string
+	Process *Process
+	Client  *Client
 	// KernelInfo is the kernel_info_reply received when it became ready.
 	KernelInfo KernelInfo
 	// Pending are messages read while waiting for readiness that belong to
@@ -75,10 +86,21 @@ func (e *StartError) Unwrap() error { return e.Err }
 // ErrKernelExited means the kernel process exited while we waited for it.
 var ErrKernelExited = errors.New("jupyter: kernel process exited")
 
-// StartKernel writes a connection file for id in runtimeDir, launches the
-// kernel, dials it and waits until it is ready (WaitReady). If the process
-// exits first or ReadyTimeout passes, its process group is killed and a
-// *StartError with the log tail is returned: no orphan is left behind.
+// StartKernel writes a connection file for id in KernelDir(runtimeDir, id),
+// launches the kernel, waits for it to write back the ports it bound, checks
+// that it is the one listening on each, dials it and waits until it is
+// ready (WaitReady).
+//
+// The file we write has our key and every port 0: the kernel binds ports of
+// its own choosing and rewrites the file, so no other process can take a
+// port between its choice and its bind. A port someone else listens on
+// (ipykernel picks its heartbeat port by binding and closing a socket, then
+// binds it again in a thread) is never dialled: that launch is killed and
+// the kernel started again, up to Attempts times.
+//
+// If the process exits first or ReadyTimeout passes, its process group is
+// killed, its directory removed and a *StartError with the log tail is
+// returned: no orphan is left behind.
 func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, opts StartOptions) (*Kernel, error) {
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 30 * time.Second
@@ -86,23 +108,40 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 	if opts.TailLines <= 0 {
 		opts.TailLines = 20
 	}
-	info, err := newConnectionInfo(spec.Name, opts.Ports.allocate)
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.BindGrace <= 0 {
+		opts.BindGrace = 5 * time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		k, err := startOnce(ctx, spec, runtimeDir, id, opts)
+		if err == nil || attempt >= opts.Attempts || !errors.Is(err, ErrPortNotOwned) || ctx.Err() != nil {
+			return k, err
+		}
+	}
+}
+
+func startOnce(ctx context.Context, spec KernelSpec, runtimeDir, id string, opts StartOptions) (*Kernel, error) {
+	want, err := NewConnectionInfo(spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("start kernel %s: %w", spec.Name, err)
 	}
-	connFile, err := WriteConnectionFile(runtimeDir, id, info)
+	connFile, err := WriteConnectionFile(runtimeDir, id, want)
 	if err != nil {
 		return nil, fmt.Errorf("start kernel %s: %w", spec.Name, err)
 	}
+	dir := KernelDir(runtimeDir, id)
 	logPath := opts.LogPath
 	if logPath == "" {
 		logPath = filepath.Join(runtimeDir, "kernel-"+id+".log")
 	}
 	proc, err := Launch(ctx, spec, connFile, logPath, opts.Launch)
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, &StartError{Kernel: spec.Name, LogPath: logPath, StderrTail: StderrTail(logPath, opts.TailLines), Err: err}
 	}
-	k := &Kernel{ID: id, Spec: spec, Info: info, ConnFile: connFile, LogPath: logPath, Process: proc}
+	k := &Kernel{ID: id, Spec: spec, ConnFile: connFile, Dir: dir, LogPath: logPath, Process: proc}
 
 	fail := func(err error) (*Kernel, error) {
 		if k.Client != nil {
@@ -114,6 +153,7 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 		case <-time.After(5 * time.Second):
 		}
 		_ = proc.Close()
+		_ = os.RemoveAll(dir)
 		return nil, &StartError{Kernel: spec.Name, Pid: proc.Pid, LogPath: logPath,
 			StderrTail: StderrTail(logPath, opts.TailLines), Exit: proc.ExitStatus(), Err: err}
 	}
@@ -142,6 +182,17 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 			return err
 		}
 	}
+	info, err := waitForPorts(rctx, connFile, proc.Exited())
+	if err != nil {
+		return fail(exitedErr(err))
+	}
+	if info.Key != want.Key || info.SignatureScheme != want.SignatureScheme {
+		return fail(fmt.Errorf("the kernel rewrote its connection file %s with another signing key: refusing it", connFile))
+	}
+	if err := waitPortsOwned(rctx, proc.Pid, info, opts.BindGrace); err != nil {
+		return fail(exitedErr(err))
+	}
+	k.Info = info
 	client, err := Dial(rctx, info, opts.Client)
 	if err != nil {
 		return fail(exitedErr(err))
@@ -153,6 +204,45 @@ func StartKernel(ctx context.Context, spec KernelSpec, runtimeDir, id string, op
 	}
 	k.KernelInfo = ki
 	return k, nil
+}
+
+// waitPortsOwned returns once the kernel pid listens on every port of info,
+// or a *PortOwnerError (ErrPortNotOwned) as soon as another process is
+// seen listening on one, or when one stays unbound for bindGrace.
+func waitPortsOwned(ctx context.Context, pid int, info ConnectionInfo, bindGrace time.Duration) error {
+	grace := time.NewTimer(bindGrace)
+	defer grace.Stop()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	backoff := time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the kernel to bind its ports: %w", ctx.Err())
+		case <-grace.C:
+			res, err := checkPortsOwned(pid, info)
+			if err != nil {
+				return err
+			}
+			if len(res.unbound) > 0 {
+				p := res.unbound[0]
+				return &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid, Unbound: true}
+			}
+			return nil
+		case <-poll.C:
+			res, err := checkPortsOwned(pid, info)
+			if err != nil {
+				return err
+			}
+			if len(res.unbound) == 0 {
+				return nil
+			}
+			// NB: polling, briefly: the heartbeat thread binds within
+			// milliseconds of the file being written, and no event says so.
+			backoff = min(2*backoff, 50*time.Millisecond)
+			poll.Reset(backoff)
+		}
+	}
 }
 
 // Attach connects to a kernel started earlier (possibly by another server
@@ -175,6 +265,16 @@ func Attach(ctx context.Context, info ConnectionInfo, pid int, startTime uint64,
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// NB: the kernel bound its ports long ago; one check is enough, and a
+	// port someone else now holds (the kernel gave it up) is never dialled.
+	if res, err := checkPortsOwned(pid, info); err != nil || len(res.unbound) > 0 {
+		_ = proc.Close()
+		if err == nil {
+			p := res.unbound[0]
+			err = &PortOwnerError{Channel: p.Name, Port: p.Port, Pid: pid, Unbound: true}
+		}
+		return nil, fmt.Errorf("attach kernel pid %d: %w", pid, err)
+	}
 	client, err := Dial(rctx, info, copts)
 	if err != nil {
 		_ = proc.Close()
@@ -216,12 +316,25 @@ const ShutdownGrace = 3 * time.Second
 // SIGKILL to the process group, each after ShutdownGrace (or sooner if ctx
 // ends). restart is passed to the kernel in the request; the process exits
 // either way and a restart is the caller's new StartKernel. The client and
-// watcher are released. It returns nil once the process has exited.
+// watcher are released. It returns nil once the process has exited, and
+// then removes the kernel's directory (its connection file with it).
 func (k *Kernel) Shutdown(ctx context.Context, restart bool) error {
 	if k.closed.Load() {
 		return ErrClosed
 	}
 	defer k.Close()
+	if err := k.stop(ctx, restart); err != nil {
+		return err
+	}
+	if k.Dir != "" {
+		if err := os.RemoveAll(k.Dir); err != nil {
+			return fmt.Errorf("remove kernel dir: %w", err)
+		}
+	}
+	return nil
+}
+
+func (k *Kernel) stop(ctx context.Context, restart bool) error {
 	exited := k.Process.Exited()
 	wait := func(d time.Duration) bool {
 		t := time.NewTimer(d)

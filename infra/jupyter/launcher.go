@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,8 +35,6 @@ type Launcher struct {
 	KernelEnv []string
 	Client    ClientOptions
 	Logger    *slog.Logger
-
-	ports Ports
 }
 
 // Specs lists the kernelspecs found.
@@ -67,7 +66,7 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 		return nil, events.KernelLaunched{}, fmt.Errorf("create the kernel's directory: %w", err)
 	}
 	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, Ports: &l.ports})
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
 	}
@@ -115,6 +114,9 @@ func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess
 		return nil, err
 	}
 	k.ID, k.ConnFile, k.LogPath = id, p.ConnFile, p.LogFile
+	if l.RuntimeDir != "" && p.ConnFile == ConnectionFilePath(l.RuntimeDir, id) {
+		k.Dir = KernelDir(l.RuntimeDir, id) // older servers wrote kernel-<id>.json, with no directory
+	}
 	if k.LogPath == "" {
 		k.LogPath = filepath.Join(l.RuntimeDir, "kernel-"+id+".log")
 	}
@@ -128,10 +130,71 @@ func (l *Launcher) Kill(p events.KernelProcess) error {
 		return nil
 	}
 	err := SignalGroup(p.Pid, p.StartTime, syscall.SIGKILL)
-	if errors.Is(err, ErrProcessGone) {
+	if err != nil && !errors.Is(err, ErrProcessGone) {
+		return err
+	}
+	return l.removeKernelFiles(p.ConnFile)
+}
+
+// removeKernelFiles removes the directory of the kernel whose connection
+// file is connFile (or, for a kernel of an older server, that file). A path
+// outside the runtime dir is left alone: it comes from the log.
+func (l *Launcher) removeKernelFiles(connFile string) error {
+	if l.RuntimeDir == "" || connFile == "" {
 		return nil
 	}
-	return err
+	dir, base := filepath.Split(filepath.Clean(connFile))
+	dir = filepath.Clean(dir)
+	switch {
+	case base == ConnectionFileName && filepath.Dir(dir) == filepath.Join(l.RuntimeDir, "kernels"):
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove kernel dir: %w", err)
+		}
+	case dir == filepath.Clean(l.RuntimeDir) && strings.HasPrefix(base, "kernel-") && strings.HasSuffix(base, ".json"):
+		if err := os.Remove(connFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove connection file: %w", err)
+		}
+	}
+	return nil
+}
+
+// RemoveStale removes the directories (and older servers' connection files)
+// of kernels not in keep: those left by kernels that were shut down or
+// reaped while no server ran, or whose start failed mid-way. Call it once at
+// start, after recovery, before any kernel is started. Kernel logs stay.
+func (l *Launcher) RemoveStale(keep []string) error {
+	if l.RuntimeDir == "" {
+		return nil
+	}
+	live := map[string]bool{}
+	for _, id := range keep {
+		live[id] = true
+	}
+	var errs []error
+	dirs, err := os.ReadDir(filepath.Join(l.RuntimeDir, "kernels"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list kernel dirs: %w", err))
+	}
+	for _, d := range dirs {
+		if !live[d.Name()] {
+			if err := os.RemoveAll(filepath.Join(l.RuntimeDir, "kernels", d.Name())); err != nil {
+				errs = append(errs, fmt.Errorf("remove stale kernel dir: %w", err))
+			}
+		}
+	}
+	files, err := os.ReadDir(l.RuntimeDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list runtime dir: %w", err))
+	}
+	for _, f := range files {
+		id, ok := strings.CutPrefix(f.Name(), "kernel-")
+		if id, ok2 := strings.CutSuffix(id, ".json"); ok && ok2 && !f.IsDir() && !live[id] {
+			if err := os.Remove(filepath.Join(l.RuntimeDir, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove stale connection file: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // conn adapts a Kernel to events.KernelConn.
