@@ -22,6 +22,11 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	if x.Reason != "" {
 		fmt.Fprintf(&h, "reason: %s\n", x.Reason)
 	}
+	incomplete := x.Incomplete()
+	if incomplete != "" {
+		// NB: never silent: the outputs below are not all the code printed.
+		fmt.Fprintf(&h, "%s (%s)\n", incomplete, strings.Join(x.OutputGaps, "; "))
+	}
 	fmt.Fprintf(&h, "cursor: %d\n", f.Cursor)
 	switch x.Status {
 	case queue.StatusQueued:
@@ -64,6 +69,10 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	sc := map[string]any{"execution_id": x.ID, "kernel_id": x.KernelID, "status": x.Status, "cursor": f.Cursor}
 	if x.ExecutionCount > 0 {
 		sc["execution_count"] = x.ExecutionCount
+	}
+	if incomplete != "" {
+		sc["outputs_incomplete"] = incomplete
+		sc["outputs_lost"] = x.OutputsLost
 	}
 	if x.Status == queue.StatusInputRequired {
 		sc["prompt"] = x.Prompt
