@@ -102,15 +102,15 @@ func (o ClientOptions) withDefaults() ClientOptions {
 
 // Stats counts what a Client received and discarded.
 type Stats struct {
-	Received     uint64 // messages read from the sockets (some may then be dropped below)
-	Dropped      uint64 // IOPub messages dropped because the client closed while they waited
-	Waited       uint64 // IOPub messages that waited for room in the queue (back-pressure)
+	Received uint64 // messages read from the sockets (some may then be dropped below)
+	Dropped  uint64 // IOPub messages dropped because the client closed while they waited
+	Waited   uint64 // IOPub messages that waited for room in the queue (back-pressure)
 	// QueuePeakBytes and QueuePeakMessages are the most the receive queue
 	// held (MaxQueueBytes may be passed by one message larger than it).
 	QueuePeakBytes    int64
 	QueuePeakMessages int
-	BadSignature uint64 // messages dropped because their HMAC did not match
-	Malformed    uint64 // messages dropped because they could not be decoded
+	BadSignature      uint64 // messages dropped because their HMAC did not match
+	Malformed         uint64 // messages dropped because they could not be decoded
 }
 
 // Client is a connection to one kernel: shell, control and stdin DEALER
@@ -277,8 +277,8 @@ func (c *Client) Stats() Stats {
 		Waited:            waited,
 		QueuePeakBytes:    peakBytes,
 		QueuePeakMessages: peakMsgs,
-		BadSignature: c.stats.badSignature.Load(),
-		Malformed:    c.stats.malformed.Load(),
+		BadSignature:      c.stats.badSignature.Load(),
+		Malformed:         c.stats.malformed.Load(),
 	}
 }
 

@@ -24,8 +24,10 @@ type Launcher struct {
 	DieWithServer bool
 	// AttachTimeout bounds re-attaching to a recorded kernel (default 10 s).
 	AttachTimeout time.Duration
-	Client        ClientOptions
-	Logger        *slog.Logger
+	// IOPubHWM is the kernels' IOPub send queue (default DefaultIOPubHWM).
+	IOPubHWM int
+	Client   ClientOptions
+	Logger   *slog.Logger
 
 	ports Ports
 }
@@ -54,7 +56,11 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if copts.Logger == nil && l.Logger != nil {
 		copts.Logger = l.Logger.With("kernel_id", id)
 	}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM}, Client: copts, Ports: &l.ports})
+	hwm := l.IOPubHWM
+	if hwm <= 0 {
+		hwm = DefaultIOPubHWM
+	}
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm}, Client: copts, Ports: &l.ports})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
 	}
