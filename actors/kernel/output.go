@@ -8,8 +8,14 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
-// maxPumpBatch bounds how many kernel messages go into one append.
-const maxPumpBatch = 1024
+// maxPumpBatch and maxPumpBatchBytes bound one batch of kernel messages
+// (one append): at most this many messages, and no more content bytes than
+// this unless a single message is larger. The pump holds at most two
+// batches (one being appended, one being gathered).
+const (
+	maxPumpBatch      = 1024
+	maxPumpBatchBytes = 4 << 20
+)
 
 // Inflight is an execute_request we sent and whose completion we await.
 type Inflight struct {

@@ -27,10 +27,10 @@ type pumpDied struct {
 // stopped by ctx (the actor cancels it before closing the connection), and
 // done closes when it has returned.
 //
-// NB: the connection's reader queues in memory and never waits for the pump
-// (infra/jupyter); the pump waits for the actor's ack of each batch, so the
-// memory between the socket and the log stays bounded by that queue plus
-// two batches, and an overflow still becomes an IOPubGapRecorded.
+// NB: the connection's reader queues in memory, bounded in bytes, and makes
+// the kernel wait when it is full (infra/jupyter); the pump waits for the
+// actor's ack of each batch, so the memory between the socket and the log
+// stays bounded by that queue plus two batches of maxPumpBatchBytes.
 type pump struct {
 	conn Conn
 	send func(any) // delivers pumpBatch / pumpDied to the actor
@@ -63,14 +63,16 @@ func (p *pump) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		size := len(batch[0].Content)
 	gather:
-		for len(batch) < maxPumpBatch {
+		for len(batch) < maxPumpBatch && size < maxPumpBatchBytes {
 			select {
 			case m, ok := <-msgs:
 				if !ok {
 					break gather
 				}
 				batch = append(batch, m)
+				size += len(m.Content)
 			default:
 				break gather
 			}

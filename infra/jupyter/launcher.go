@@ -129,7 +129,9 @@ type conn struct {
 }
 
 func newConn(k *Kernel) *conn {
-	c := &conn{k: k, out: make(chan events.KernelMessage, 256), dead: make(chan struct{}), stop: make(chan struct{})}
+	// NB: a short relay: the client's queue is where messages wait, bounded
+	// in bytes; this channel only adds a few messages to it.
+	c := &conn{k: k, out: make(chan events.KernelMessage, 8), dead: make(chan struct{}), stop: make(chan struct{})}
 	c.wg.Add(2)
 	go c.convert()
 	go c.watch()
