@@ -14,7 +14,7 @@ import (
 // batches (one being appended, one being gathered).
 const (
 	maxPumpBatch      = 1024
-	maxPumpBatchBytes = 4 << 20
+	maxPumpBatchBytes = 1 << 20
 )
 
 // Inflight is an execute_request we sent and whose completion we await.

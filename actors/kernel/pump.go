@@ -30,7 +30,7 @@ type pumpDied struct {
 // NB: the connection's reader queues in memory, bounded in bytes, and makes
 // the kernel wait when it is full (infra/jupyter); the pump waits for the
 // actor's ack of each batch, so the memory between the socket and the log
-// stays bounded by that queue plus two batches of maxPumpBatchBytes.
+// stays bounded by that queue plus two batches of maxPumpBatchBytes (1 MiB).
 type pump struct {
 	conn Conn
 	send func(any) // delivers pumpBatch / pumpDied to the actor

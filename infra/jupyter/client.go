@@ -55,7 +55,7 @@ type ClientOptions struct {
 	// MaxQueueBytes and MaxQueueMessages bound the receive queue. Beyond
 	// them the IOPub reader waits for the consumer (back-pressure: the
 	// kernel's PUB socket queues meanwhile); nothing is dropped until
-	// Close. Defaults: 16 MiB and 200,000 messages.
+	// Close. Defaults: 4 MiB and 200,000 messages.
 	MaxQueueBytes    int64
 	MaxQueueMessages int
 	// HeartbeatInterval between pings (default 1 s), HeartbeatTimeout for
@@ -80,7 +80,7 @@ func (o ClientOptions) withDefaults() ClientOptions {
 		o.Username = "mcp-jupyter"
 	}
 	if o.MaxQueueBytes <= 0 {
-		o.MaxQueueBytes = 16 << 20
+		o.MaxQueueBytes = 4 << 20
 	}
 	if o.MaxQueueMessages <= 0 {
 		o.MaxQueueMessages = 200_000

@@ -25,7 +25,7 @@ type followed struct {
 
 // maxFollowBytes bounds the output content one reply collects. An
 // execution that printed more is read in pieces through its cursor.
-const maxFollowBytes = 4 << 20
+const maxFollowBytes = 1 << 20
 
 // settled reports whether waiting longer cannot help: the execution finished,
 // or it waits for input only the agent can give.

@@ -22,12 +22,12 @@ const Name = "executions"
 const (
 	// DefaultMaxOutputBytes bounds the outputs held in memory, over every
 	// execution.
-	DefaultMaxOutputBytes = 32 << 20
+	DefaultMaxOutputBytes = 8 << 20
 	// DefaultMaxFinished bounds how many finished executions keep their
 	// status in memory.
 	DefaultMaxFinished = 10_000
 	// DefaultMaxReadBytes bounds the outputs one Read returns.
-	DefaultMaxReadBytes = 4 << 20
+	DefaultMaxReadBytes = 1 << 20
 )
 
 // outputOverhead is what one held output costs beside its payload (the
