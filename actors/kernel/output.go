@@ -80,6 +80,14 @@ type OutputState struct {
 	// Counters tracks the kernel's message counters to find what its
 	// IOPub socket dropped.
 	Counters counterTracker
+	// AttachReplies are the counters of the kernel_info replies the
+	// transport consumed while re-attaching, before the connection's first
+	// IOPub message (FirstIOPub, once SawIOPub): each stands for up to two
+	// status messages published before our subscription took effect (the
+	// "slow joiner"), which are holes that are not the execution's output.
+	AttachReplies []uint64
+	FirstIOPub    uint64
+	SawIOPub      bool
 }
 
 // NewOutputState is the state of a fresh connection to kernel id.
@@ -186,6 +194,10 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 	var effs []Effect
 	k := s.KernelID
 	for _, m := range batch {
+		if m.Consumed {
+			s = consumed(s, m)
+			continue
+		}
 		if m.Dropped == 0 {
 			s = count(s, m)
 		}
@@ -365,11 +377,34 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
 }
 
+// consumed counts a message the transport answered itself.
+func consumed(s OutputState, m Incoming) OutputState {
+	n, ok := s.Counters.see(m.MsgID)
+	switch {
+	case !ok:
+	case m.MsgType == "status":
+		s = sawIOPub(s, n)
+	case m.MsgType == "kernel_info_reply" && !s.SawIOPub && len(s.AttachReplies) < 64:
+		s.AttachReplies = append(s.AttachReplies, n)
+	}
+	return s
+}
+
+func sawIOPub(s OutputState, n uint64) OutputState {
+	if !s.SawIOPub {
+		s.SawIOPub, s.FirstIOPub = true, n
+	}
+	return s
+}
+
 // count records m's counter and widens its execution's window.
 func count(s OutputState, m Incoming) OutputState {
 	n, ok := s.Counters.see(m.MsgID)
 	if !ok {
 		return s
+	}
+	if m.Channel == ChannelIOPub {
+		s = sawIOPub(s, n)
 	}
 	in := s.Inflight[m.ParentMsgID]
 	if in == nil {
@@ -399,6 +434,15 @@ func lostDrafts(s OutputState, in *Inflight, drafts []events.Draft) []events.Dra
 		reason := holeReason
 		if in.HoleReason != "" {
 			reason = in.HoleReason + "; or " + holeReason
+			// NB: the statuses of the re-attach's own kernel_info requests,
+			// published before our subscription took effect, are holes too
+			// but no output: leave out two per such request. This may hide
+			// up to as many lost messages; it never invents one.
+			for _, r := range s.AttachReplies {
+				if r >= in.First && r <= in.Last && (!s.SawIOPub || r < s.FirstIOPub) {
+					n -= 2
+				}
+			}
 		}
 		switch {
 		case !known:

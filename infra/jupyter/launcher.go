@@ -155,7 +155,11 @@ func (c *conn) convert() {
 
 func (c *conn) deliver(r Received) {
 	in := events.KernelMessage{Channel: channelNames[r.Channel], Dropped: r.Dropped}
-	if r.Dropped == 0 {
+	if r.Consumed {
+		// NB: counted only (see events.KernelMessage.Consumed)
+		in = events.KernelMessage{MsgID: r.Msg.Header.MsgID, MsgType: r.Msg.Header.MsgType, Consumed: true}
+	}
+	if r.Dropped == 0 && !r.Consumed {
 		in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
 	}
 	select {

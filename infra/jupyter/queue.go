@@ -11,6 +11,10 @@ type Received struct {
 	Channel Channel
 	Msg     Message
 	Dropped int
+	// Consumed: the client itself answered this message (readiness
+	// traffic while re-attaching). It is handed on only so that a consumer
+	// counting the kernel's messages (actors/kernel, gap.go) sees it.
+	Consumed bool
 
 	// frames is the message as read from the socket, not yet verified or
 	// decoded: the socket readers only queue, so they keep up with the
