@@ -55,7 +55,7 @@ func TestOutputBurstLossIsInTheResult(t *testing.T) {
 	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 300})
 	id, _ := sc["execution_id"].(string)
 	for sc["more_output"] == true || sc["status"] == "running" {
-		sc, text = callTool(t, cl, "get_execution", map[string]any{"execution_id": id, "since": sc["cursor"], "wait_s": 60})
+		sc, text = callTool(t, cl, "get_execution", map[string]any{"execution_id": id, "since": sc["cursor"], "wait_s": 30})
 	}
 	lost := outputLost(t, c, id)
 	if len(lost) == 0 || lost[0].Messages <= 0 {
@@ -140,13 +140,13 @@ func TestOutputPrintedWhileServerDownIsAGap(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sc, text := callTool(t, cl2, "get_execution", map[string]any{"execution_id": id, "wait_s": 60})
+	sc, text := callTool(t, cl2, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
 	for sc["more_output"] == true || sc["status"] == "running" {
-		sc, text = callTool(t, cl2, "get_execution", map[string]any{"execution_id": id, "since": sc["cursor"], "wait_s": 60})
+		sc, text = callTool(t, cl2, "get_execution", map[string]any{"execution_id": id, "since": sc["cursor"], "wait_s": 30})
 	}
 	lost := outputLost(t, c2, id)
 	if sc["status"] != "ok" || len(lost) != 1 || lost[0].Messages < 100 || !strings.Contains(lost[0].Reason, "while the server was down from") {
-		t.Fatalf("after the restart: %v, lost %+v", sc, lost)
+		t.Fatalf("after the restart: %v, lost %+v\n%.600s", sc, lost, text)
 	}
 	want := fmt.Sprintf("outputs incomplete: %d messages lost", lost[0].Messages)
 	if sc["outputs_incomplete"] != want {
