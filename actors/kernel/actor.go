@@ -264,7 +264,7 @@ func (a *Actor) release() []Incoming {
 	}
 	a.cancel() // NB: first: the pump may be waiting for an ack
 	<-a.pump.done
-	rest := drain(a.conn.Messages())
+	rest := append(a.pump.left, drain(a.conn.Messages())...)
 	_ = a.conn.Close()
 	a.conn, a.pump, a.cancel = nil, nil, nil
 	return rest
