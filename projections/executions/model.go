@@ -22,7 +22,7 @@ const Name = "executions"
 const (
 	// DefaultMaxOutputBytes bounds the outputs held in memory, over every
 	// execution.
-	DefaultMaxOutputBytes = 8 << 20
+	DefaultMaxOutputBytes = 4 << 20
 	// DefaultMaxFinished bounds how many finished executions keep their
 	// status in memory.
 	DefaultMaxFinished = 10_000
