@@ -104,7 +104,7 @@ func (t *counterTracker) forget(from uint64) {
 	}
 	shift := from - t.base
 	if shift/64 >= uint64(len(t.words)) {
-		t.words, t.base = t.words[:0], from
+		t.words, t.base, t.overflow = t.words[:0], from, false
 		return
 	}
 	drop := shift / 64 // whole words only: the base stays 64-aligned to it

@@ -49,3 +49,22 @@ func TestCounterTrackerIsBounded(t *testing.T) {
 		t.Fatal("an overflowed tracker claims to know the gap")
 	}
 }
+
+// TestTrackerStaysSmallWhileIdle: messages a kernel sends with nothing in
+// flight are forgotten as they come, so a long-lived chatty kernel never
+// fills the tracker (which would make every later gap "unknown").
+func TestTrackerStaysSmallWhileIdle(t *testing.T) {
+	s := NewOutputState("k")
+	for n := range 100_000 {
+		s, _, _ = Step(s, []Incoming{{Channel: ChannelIOPub, MsgID: fmt.Sprintf("sess_1_%d", n), MsgType: "comm_msg", Content: []byte(`{}`)}})
+	}
+	if len(s.Counters.words) > 2 || s.Counters.overflow {
+		t.Fatalf("tracker holds %d words (overflow %v) with nothing in flight", len(s.Counters.words), s.Counters.overflow)
+	}
+	s = Expect(s, "m1", "x1")
+	s, _, _ = Step(s, []Incoming{counted(iopub("m1", "status", busy), 100_000), counted(iopub("m1", "stream", `{}`), 100_002)})
+	_, d, _ := Step(s, []Incoming{counted(shell("m1", "execute_reply", ok), 100_003), counted(iopub("m1", "status", idle), 100_004)})
+	if len(d) < 2 || renderDraft(d[len(d)-2]) != "execution/x1 ExecutionOutputLost messages=1 "+holeReason {
+		t.Fatalf("after a long idle stretch the gap is not counted: %v", d)
+	}
+}

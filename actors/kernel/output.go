@@ -406,6 +406,12 @@ func count(s OutputState, m Incoming) OutputState {
 	if m.Channel == ChannelIOPub {
 		s = sawIOPub(s, n)
 	}
+	if len(s.Inflight) == 0 {
+		// NB: nothing in flight needs what came before: the tracker stays
+		// small on a kernel that talks while idle (comms, other clients).
+		s.Counters.forget(n + 1)
+		return s
+	}
 	in := s.Inflight[m.ParentMsgID]
 	if in == nil {
 		return s

@@ -196,7 +196,7 @@ func TestDiedTranscripts(t *testing.T) {
 
 // counted is a kernel message whose msg_id carries the Session counter n.
 func counted(m Incoming, n int) Incoming {
-	m.MsgID = fmt.Sprintf("sess-1_77_%d", n)
+	m.MsgID = fmt.Sprintf("sess_1_%d", n)
 	return m
 }
 
@@ -222,7 +222,7 @@ func TestGapTranscripts(t *testing.T) {
 
 	// Re-adopted: its last recorded message was counter 40; the kernel
 	// printed 41..49 while the server was down.
-	away := Away{LastMsgID: "sess-1_77_40", Reason: "outputs printed while the server was down from T1 to T2 are missing"}
+	away := Away{LastMsgID: "sess_1_40", Reason: "outputs printed while the server was down from T1 to T2 are missing"}
 	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", away)
 	_, d, _ = Step(s, []Incoming{counted(iopub("m1", "stream", `{}`), 50), counted(shell("m1", "execute_reply", ok), 51),
 		counted(iopub("m1", "status", idle), 52), counted(shell("b1", "kernel_info_reply", `{}`), 53)})
