@@ -27,7 +27,7 @@ const maxTrackedCounters = 8 << 20
 // kernel's only client unless an operator connects one by hand.
 type counterTracker struct {
 	prefix   string   // "<session>_<pid>_" of the kernel's messages; "" until the first
-	base     uint64   // the counter of bit 0
+	base     uint64   // the counter of bit 0 (a multiple of 64)
 	words    []uint64 // bit i: counter base+i arrived
 	overflow bool     // more than maxTrackedCounters: gaps are no longer counted
 }
@@ -53,10 +53,20 @@ func (t *counterTracker) see(msgID string) (uint64, bool) {
 		return 0, false
 	}
 	if t.prefix == "" {
-		t.prefix, t.base = prefix, n
+		t.prefix, t.base = prefix, n&^63
 	}
-	if prefix != t.prefix || n < t.base {
-		return n, prefix == t.prefix
+	if prefix != t.prefix {
+		return n, false
+	}
+	if n < t.base {
+		// NB: messages of different sockets arrive out of counter order:
+		// reach back (whole words, within the bound) rather than lose it.
+		grow := (t.base - n&^63) / 64
+		if (uint64(len(t.words))+grow)*64 > maxTrackedCounters {
+			return n, true
+		}
+		t.words = append(make([]uint64, grow, grow+uint64(len(t.words))), t.words...)
+		t.base -= grow * 64
 	}
 	i := n - t.base
 	if i >= maxTrackedCounters {
@@ -97,6 +107,15 @@ func (t *counterTracker) missing(from, to uint64) (n int, known bool) {
 	return n, true
 }
 
+// has reports whether counter n arrived (false when it is not tracked).
+func (t *counterTracker) has(n uint64) bool {
+	if n < t.base {
+		return false
+	}
+	i := n - t.base
+	return i/64 < uint64(len(t.words)) && t.words[i/64]&(1<<(i%64)) != 0
+}
+
 // forget lets go of every counter below from: nothing in flight needs them.
 func (t *counterTracker) forget(from uint64) {
 	if from <= t.base || t.prefix == "" {
@@ -104,7 +123,7 @@ func (t *counterTracker) forget(from uint64) {
 	}
 	shift := from - t.base
 	if shift/64 >= uint64(len(t.words)) {
-		t.words, t.base, t.overflow = t.words[:0], from, false
+		t.words, t.base, t.overflow = t.words[:0], from&^63, false
 		return
 	}
 	drop := shift / 64 // whole words only: the base stays 64-aligned to it

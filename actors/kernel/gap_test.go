@@ -68,3 +68,22 @@ func TestTrackerStaysSmallWhileIdle(t *testing.T) {
 		t.Fatalf("after a long idle stretch the gap is not counted: %v", d)
 	}
 }
+
+// TestTrackerTakesOutOfOrderArrivals: a reply on shell can arrive before the
+// IOPub status the kernel sent just before it; the earlier counter still
+// counts as arrived.
+func TestTrackerTakesOutOfOrderArrivals(t *testing.T) {
+	var tr counterTracker
+	for _, n := range []int{200, 201, 130, 199, 131} {
+		tr.see(fmt.Sprintf("s_1_%d", n))
+	}
+	if got, _ := tr.missing(199, 201); got != 0 {
+		t.Fatalf("missing(199, 201) = %d, want 0", got)
+	}
+	if got, _ := tr.missing(130, 131); got != 0 {
+		t.Fatalf("missing(130, 131) = %d, want 0", got)
+	}
+	if got, _ := tr.missing(130, 201); got != 201-130+1-5 {
+		t.Fatalf("missing(130, 201) = %d, want %d", got, 201-130+1-5)
+	}
+}

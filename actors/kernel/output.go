@@ -81,10 +81,11 @@ type OutputState struct {
 	// IOPub socket dropped.
 	Counters counterTracker
 	// AttachReplies are the counters of the kernel_info replies the
-	// transport consumed while re-attaching, before the connection's first
-	// IOPub message (FirstIOPub, once SawIOPub): each stands for up to two
-	// status messages published before our subscription took effect (the
-	// "slow joiner"), which are holes that are not the execution's output.
+	// transport consumed while re-attaching. The busy and idle statuses
+	// around each (counters r-1 and r+1) that precede the lowest IOPub
+	// counter seen on the connection (FirstIOPub, once SawIOPub) were
+	// published before our subscription took effect (the "slow joiner"):
+	// holes, but not the execution's output.
 	AttachReplies []uint64
 	FirstIOPub    uint64
 	SawIOPub      bool
@@ -384,14 +385,14 @@ func consumed(s OutputState, m Incoming) OutputState {
 	case !ok:
 	case m.MsgType == "status":
 		s = sawIOPub(s, n)
-	case m.MsgType == "kernel_info_reply" && !s.SawIOPub && len(s.AttachReplies) < 64:
+	case m.MsgType == "kernel_info_reply" && len(s.AttachReplies) < 64:
 		s.AttachReplies = append(s.AttachReplies, n)
 	}
 	return s
 }
 
 func sawIOPub(s OutputState, n uint64) OutputState {
-	if !s.SawIOPub {
+	if !s.SawIOPub || n < s.FirstIOPub {
 		s.SawIOPub, s.FirstIOPub = true, n
 	}
 	return s
@@ -442,11 +443,14 @@ func lostDrafts(s OutputState, in *Inflight, drafts []events.Draft) []events.Dra
 			reason = in.HoleReason + "; or " + holeReason
 			// NB: the statuses of the re-attach's own kernel_info requests,
 			// published before our subscription took effect, are holes too
-			// but no output: leave out two per such request. This may hide
-			// up to as many lost messages; it never invents one.
+			// but no output: leave them out. A lost output that happens to
+			// sit right beside such a reply may be hidden this way; no gap
+			// is invented.
 			for _, r := range s.AttachReplies {
-				if r >= in.First && r <= in.Last && (!s.SawIOPub || r < s.FirstIOPub) {
-					n -= 2
+				for _, c := range [2]uint64{r - 1, r + 1} {
+					if c >= in.First && c <= in.Last && (!s.SawIOPub || c < s.FirstIOPub) && !s.Counters.has(c) {
+						n--
+					}
 				}
 			}
 		}
