@@ -71,6 +71,7 @@ var targets = []target{
 	{What: "GC over 100,000 assets, 10% leased", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
 	{What: "checkpoint save of 250 MB vs raw dill.dump", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.15},
 	{What: "checkpoint load of 250 MB vs raw dill.load", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-load", Limit: 1.15},
+	{What: "checkpoint load's private copy of 250 MB: verify and copy vs verify in place", Bench: "BenchmarkLoadPrivateCopy250MB", Metric: "ratio-copy", Limit: 1.3},
 	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
 	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms"},
 	{What: "server RSS while one execution prints 200 MB (read to the end through MCP)", Bench: "BenchmarkOutput200MBRSS", Metric: "peak-rss-MiB", Limit: 150, Unit: "MiB"},
@@ -78,6 +79,8 @@ var targets = []target{
 	{What: "64 waiters on 64 executions: wake-ups per append (its own only)", Bench: "BenchmarkWake64Waiters", Metric: "wakes/append", Limit: 1, Unit: "wakes"},
 	{What: "64 waiters: wake-ups of another execution's waiter", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},
 	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
+	{What: "kernel start: sandbox overhead (beside an unsandboxed start)", Bench: "BenchmarkKernelStartSandbox", Metric: "overhead-ms", Limit: 50, Unit: "ms"},
+	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
 	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},
 	{What: "scheduler recovery (100k outputs) vs decoding the kernel's whole index", Bench: "BenchmarkSchedulerRecover", Metric: "ratio-recover-vs-decoded", Limit: 0.3},
 }

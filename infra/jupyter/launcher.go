@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 // Launcher implements the kernel actor's Launcher with real kernel processes.
@@ -26,8 +29,13 @@ type Launcher struct {
 	AttachTimeout time.Duration
 	// IOPubHWM is the kernels' IOPub send queue (default DefaultIOPubHWM).
 	IOPubHWM int
-	Client   ClientOptions
-	Logger   *slog.Logger
+	// Sandbox confines each kernel (nil: kernels start unconfined).
+	Sandbox *Sandbox
+	// KernelEnv adds names (or prefixes ending in '*') of the server's
+	// environment that kernels receive (see KernelEnv).
+	KernelEnv []string
+	Client    ClientOptions
+	Logger    *slog.Logger
 
 	ports Ports
 }
@@ -60,9 +68,27 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if hwm <= 0 {
 		hwm = DefaultIOPubHWM
 	}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm}, Client: copts, Ports: &l.ports})
+	kdir := KernelDir(l.RuntimeDir, id)
+	if err := os.MkdirAll(kdir, 0o700); err != nil {
+		return nil, events.KernelLaunched{}, fmt.Errorf("create the kernel's directory: %w", err)
+	}
+	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, Ports: &l.ports})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
+	}
+	if l.Logger != nil {
+		// NB: operators read here (and in KernelStarted's process.sandbox)
+		// whether agent code in this kernel can reach the data dir.
+		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !strings.HasPrefix(k.Process.Sandbox, "landlock") {
+			l.Logger.Warn("kernel started UNCONFINED: its code can read the data dir (MCP token, checkpoint keys, event log)",
+				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning)
+		} else if k.Process.SandboxWarning != "" {
+			l.Logger.Warn("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox,
+				"warning", k.Process.SandboxWarning)
+		} else {
+			l.Logger.Info("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox)
+		}
 	}
 	mode := spec.InterruptMode
 	if mode == "" {
@@ -70,7 +96,7 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	}
 	launched := events.KernelLaunched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
 		Process: events.KernelProcess{Pid: k.Process.Pid, StartTime: k.Process.StartTime, ConnFile: k.ConnFile, LogFile: k.LogPath,
-			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session}}
+			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session, Sandbox: k.Process.Sandbox}}
 	if launched.Language == "" {
 		launched.Language = spec.Language
 	}
