@@ -47,6 +47,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
 	./cmd/mcp-jupyter/:HealthWhileStreaming:1x \
 	./cmd/mcp-jupyter/:GetExecutionSinceEnd:1x \
+	./cmd/mcp-jupyter/:Output200MBRSS:1x \
 	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \

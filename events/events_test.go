@@ -43,6 +43,7 @@ func samples() []events.Payload {
 		events.ExecutionInterrupted{ExecutionID: "x1", ExecutionCount: 4},
 		events.ExecutionCancelled{ExecutionID: "x1", Reason: "cancelled by client"},
 		events.ExecutionLost{ExecutionID: "x1", Reason: "kernel died"},
+		events.ExecutionOutputLost{ExecutionID: "x1", Messages: 77, Reason: "the kernel's IOPub socket dropped messages"},
 		events.AssetStored{SHA256: strings.Repeat("ab", 32), MIME: "image/png", Size: 100, KernelID: "k1", ExecutionID: "x1", OutputIndex: 2},
 		events.LeaseGranted{SHA256: strings.Repeat("ab", 32), Holder: "execution/x1", ExpiresAt: at},
 		events.LeaseRenewed{SHA256: strings.Repeat("ab", 32), Holder: "execution/x1", ExpiresAt: at.Add(time.Hour)},

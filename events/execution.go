@@ -11,6 +11,7 @@ const (
 	TypeExecutionInterrupted    = "ExecutionInterrupted"
 	TypeExecutionCancelled      = "ExecutionCancelled"
 	TypeExecutionLost           = "ExecutionLost"
+	TypeExecutionOutputLost     = "ExecutionOutputLost"
 )
 
 // ExecutionQueued: code was accepted for a kernel. Durable before the caller
@@ -75,6 +76,17 @@ type ExecutionLost struct {
 	Reason      string `json:"reason"`
 }
 
+// ExecutionOutputLost: some of the execution's output never reached the log
+// (the kernel's IOPub socket dropped it, the server was down while it was
+// printed, or the log refused it). The execution's other events are
+// unaffected; its result says "outputs incomplete". Messages is how many
+// were lost, 0 when the number is not known.
+type ExecutionOutputLost struct {
+	ExecutionID string `json:"execution_id"`
+	Messages    int    `json:"messages,omitempty"`
+	Reason      string `json:"reason"`
+}
+
 func (ExecutionQueued) EventType() string         { return TypeExecutionQueued }
 func (ExecutionStarted) EventType() string        { return TypeExecutionStarted }
 func (ExecutionInputRequested) EventType() string { return TypeExecutionInputRequested }
@@ -83,3 +95,4 @@ func (ExecutionFinished) EventType() string       { return TypeExecutionFinished
 func (ExecutionInterrupted) EventType() string    { return TypeExecutionInterrupted }
 func (ExecutionCancelled) EventType() string      { return TypeExecutionCancelled }
 func (ExecutionLost) EventType() string           { return TypeExecutionLost }
+func (ExecutionOutputLost) EventType() string     { return TypeExecutionOutputLost }

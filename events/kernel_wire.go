@@ -29,6 +29,11 @@ type KernelMessage struct {
 	MsgType     string
 	Content     json.RawMessage
 	Dropped     int
+	// Consumed: the transport answered this message itself (its readiness
+	// check while re-attaching); only MsgID and MsgType are set. It is
+	// delivered so that the kernel's message counters can be checked for
+	// gaps, and is otherwise ignored.
+	Consumed bool
 }
 
 // KernelDeath says why a kernel process stopped.

@@ -55,6 +55,7 @@ var catalog = map[string]typeInfo{
 	TypeExecutionInterrupted:    entry[ExecutionInterrupted](1),
 	TypeExecutionCancelled:      entry[ExecutionCancelled](1),
 	TypeExecutionLost:           entry[ExecutionLost](1),
+	TypeExecutionOutputLost:     entry[ExecutionOutputLost](1),
 
 	// asset/<sha256>
 	TypeAssetStored:    entry[AssetStored](1),

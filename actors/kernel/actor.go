@@ -264,7 +264,7 @@ func (a *Actor) release() []Incoming {
 	}
 	a.cancel() // NB: first: the pump may be waiting for an ack
 	<-a.pump.done
-	rest := drain(a.conn.Messages())
+	rest := append(a.pump.left, drain(a.conn.Messages())...)
 	_ = a.conn.Close()
 	a.conn, a.pump, a.cancel = nil, nil, nil
 	return rest
@@ -428,9 +428,40 @@ func (a *Actor) resume(ctx actor.Context, m Resume) {
 		return
 	}
 	var effs []Effect
-	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, events.NewID(time.Now()))
+	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, events.NewID(time.Now()), a.away(m.ExecutionID))
 	a.running = m.ExecutionID
 	a.perform(ctx, effs)
+}
+
+// away reads what the log recorded of a re-adopted execution's output: the
+// msg_id of its last message, and when, so that what the kernel printed
+// while the server was away is recorded as a gap. It is a recovery read (the
+// only time the kernel actor reads an execution's stream).
+func (a *Actor) away(execID string) Away {
+	rctx, cancel := a.opContext()
+	defer cancel()
+	var last string
+	var at time.Time
+	err := a.deps.Log.ReadStream(rctx, events.ExecutionStream(execID), 0, func(e events.Event) error {
+		at = e.Time
+		if e.Type != events.TypeIOPubMessageReceived {
+			return nil
+		}
+		if id, ok := rawMsgID(e.Raw); ok {
+			last = id
+		}
+		return nil
+	})
+	if err != nil {
+		a.deps.Logger.Warn("read the re-adopted execution's stream", "execution_id", execID, "err", err)
+		last = ""
+	}
+	until := a.state.ReattachedAt
+	if until.IsZero() {
+		until = time.Now()
+	}
+	return Away{LastMsgID: last, Reason: fmt.Sprintf("outputs printed while the server was down from %s to %s are missing",
+		at.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))}
 }
 
 func (a *Actor) interrupt(ctx actor.Context) {

@@ -19,11 +19,13 @@
 // The pieces:
 //
 //  1. pump.go: a goroutine the actor owns reads the connection's messages
-//     and forwards them to the actor in batches (at most maxPumpBatch); it
-//     never appends. The connection's socket readers queue in memory and
-//     never wait (infra/jupyter), so a slow log never stalls IOPub; the pump
-//     waits for the actor's ack of each batch, which bounds what sits between
-//     the socket and the log, and an overflow becomes IOPubGapRecorded.
+//     and forwards them to the actor in batches (at most maxPumpBatch
+//     messages and maxPumpBatchBytes); it never appends. The connection's
+//     receive queue is bounded in bytes and makes the kernel wait when full
+//     (infra/jupyter); the pump waits for the actor's ack of each batch, which
+//     bounds what sits between the socket and the log. What the kernel still
+//     drops shows as holes in its message counters (gap.go): Step records
+//     ExecutionOutputLost before the execution's final event.
 //  2. output.go: Step, a pure function (OutputState, []Incoming) →
 //     (OutputState, []events.Draft, []Effect), decides what a batch means. An
 //     execution is complete when both its execute_reply and its idle status

@@ -8,8 +8,14 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
-// maxPumpBatch bounds how many kernel messages go into one append.
-const maxPumpBatch = 1024
+// maxPumpBatch and maxPumpBatchBytes bound one batch of kernel messages
+// (one append): at most this many messages, and no more content bytes than
+// this unless a single message is larger. The pump holds at most two
+// batches (one being appended, one being gathered).
+const (
+	maxPumpBatch      = 1024
+	maxPumpBatchBytes = 1 << 20
+)
 
 // Inflight is an execute_request we sent and whose completion we await.
 type Inflight struct {
@@ -17,6 +23,20 @@ type Inflight struct {
 	Replied bool
 	Idle    bool
 	Reply   ExecuteReply
+
+	// First and Last are the kernel's message counters (see
+	// counterTracker) of the execution's first and last message seen;
+	// Counted says First is set. The holes between them are messages lost.
+	First, Last uint64
+	Counted     bool
+	// HoleReason says why holes would be missing (a re-adopted execution
+	// names the time the server was away).
+	HoleReason string
+	// Lost counts messages known lost otherwise (a gap marker of the
+	// connection's queue when counters are not available, a batch the log
+	// refused); LostReason says why.
+	Lost       int
+	LostReason string
 }
 
 // ExecuteReply is the part of an execute_reply an execution's final event
@@ -57,6 +77,18 @@ type OutputState struct {
 	// types already reported (at most 64).
 	Dropped int
 	Warned  map[string]bool
+	// Counters tracks the kernel's message counters to find what its
+	// IOPub socket dropped.
+	Counters counterTracker
+	// AttachReplies are the counters of the kernel_info replies the
+	// transport consumed while re-attaching. The busy and idle statuses
+	// around each (counters r-1 and r+1) that precede the lowest IOPub
+	// counter seen on the connection (FirstIOPub, once SawIOPub) were
+	// published before our subscription took effect (the "slow joiner"):
+	// holes, but not the execution's output.
+	AttachReplies []uint64
+	FirstIOPub    uint64
+	SawIOPub      bool
 }
 
 // NewOutputState is the state of a fresh connection to kernel id.
@@ -106,10 +138,40 @@ func Forget(s OutputState, msgID string) OutputState {
 // a kernel_info_request on shell is answered only after the running
 // execution's reply, so if the barrier's reply comes first the execution was
 // over before we re-attached.
-func Readopt(s OutputState, msgID, execID, barrier string) (OutputState, []Effect) {
-	s.Inflight[msgID] = &Inflight{ExecID: execID}
+//
+// away describes what the log recorded of it before: the msg_id of its last
+// recorded message (its counter is where holes start counting) and why
+// messages after it may be missing (the server was away).
+func Readopt(s OutputState, msgID, execID, barrier string, away Away) (OutputState, []Effect) {
+	in := &Inflight{ExecID: execID, HoleReason: away.Reason}
+	if _, n, ok := parseCounter(away.LastMsgID); ok {
+		in.First, in.Last, in.Counted = n+1, n, true
+	} else if away.Reason != "" {
+		in.Lost, in.LostReason = -1, away.Reason // NB: -1: an unknown number
+	}
+	s.Inflight[msgID] = in
 	s.Barriers[barrier] = msgID
 	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: barrier}}
+}
+
+// Away is what Readopt knows of an execution's output before the server
+// re-attached.
+type Away struct {
+	LastMsgID string // the msg_id of its last recorded kernel message ("" if none)
+	Reason    string // why what followed it may be missing
+}
+
+// Unrecorded records that batch never reached the log (the log refused
+// it): each of its messages of an execution in flight counts as lost, and
+// that execution's final event is preceded by ExecutionOutputLost. Pure.
+func Unrecorded(s OutputState, batch []Incoming, reason string) OutputState {
+	for _, m := range batch {
+		if in := s.Inflight[m.ParentMsgID]; in != nil && m.Channel == ChannelIOPub && in.Lost >= 0 {
+			in.Lost++
+			in.LostReason = reason
+		}
+	}
+	return s
 }
 
 // Running reports the executions in flight, in msg_id order.
@@ -133,10 +195,27 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 	var effs []Effect
 	k := s.KernelID
 	for _, m := range batch {
+		if m.Consumed {
+			s = consumed(s, m)
+			continue
+		}
+		if m.Dropped == 0 {
+			s = count(s, m)
+		}
 		switch {
 		case m.Dropped > 0:
 			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped,
 				Reason: "the server's IOPub queue overflowed; these messages never reached the log"}))
+			if s.Counters.prefix == "" {
+				// NB: without the kernel's counters the marker is all we
+				// know; with them, the holes count these messages already.
+				for _, in := range s.Inflight {
+					if in.Lost >= 0 {
+						in.Lost += m.Dropped
+						in.LostReason = "the server's IOPub queue overflowed"
+					}
+				}
+			}
 		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":
 			execMsg := s.IdleProbes[m.ParentMsgID]
 			for probe, target := range s.IdleProbes {
@@ -195,6 +274,10 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 				continue // it completed (or its reply came) before the barrier
 			}
 			delete(s.Inflight, execMsg)
+			if n, ok := s.Counters.see(m.MsgID); ok && in.Counted && n > 0 {
+				in.Last = max(in.Last, n-1) // NB: everything before the barrier's reply was sent while we were away
+			}
+			drafts = lostDrafts(s, in, drafts)
 			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k,
 				Payload: events.ExecutionLost{ExecutionID: in.ExecID, Reason: "the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"}})
 			effs = append(effs, Ended{ExecutionID: in.ExecID, Status: "lost"})
@@ -278,6 +361,10 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 		return drafts, effs
 	}
 	delete(s.Inflight, msgID)
+	drafts = lostDrafts(s, in, drafts)
+	if len(s.Inflight) == 0 && in.Counted {
+		s.Counters.forget(in.Last + 1)
+	}
 	r := in.Reply
 	var payload events.Payload
 	status := r.Status
@@ -289,6 +376,106 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 	}
 	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Payload: payload})
 	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
+}
+
+// consumed counts a message the transport answered itself.
+func consumed(s OutputState, m Incoming) OutputState {
+	n, ok := s.Counters.see(m.MsgID)
+	switch {
+	case !ok:
+	case m.MsgType == "status":
+		s = sawIOPub(s, n)
+	case m.MsgType == "kernel_info_reply" && len(s.AttachReplies) < 64:
+		s.AttachReplies = append(s.AttachReplies, n)
+	}
+	return s
+}
+
+func sawIOPub(s OutputState, n uint64) OutputState {
+	if !s.SawIOPub || n < s.FirstIOPub {
+		s.SawIOPub, s.FirstIOPub = true, n
+	}
+	return s
+}
+
+// count records m's counter and widens its execution's window.
+func count(s OutputState, m Incoming) OutputState {
+	n, ok := s.Counters.see(m.MsgID)
+	if !ok {
+		return s
+	}
+	if m.Channel == ChannelIOPub {
+		s = sawIOPub(s, n)
+	}
+	if len(s.Inflight) == 0 {
+		// NB: nothing in flight needs what came before: the tracker stays
+		// small on a kernel that talks while idle (comms, other clients).
+		s.Counters.forget(n + 1)
+		return s
+	}
+	in := s.Inflight[m.ParentMsgID]
+	if in == nil {
+		return s
+	}
+	if !in.Counted {
+		in.First, in.Last, in.Counted = n, n, true
+	}
+	in.First, in.Last = min(in.First, n), max(in.Last, n)
+	return s
+}
+
+// holeReason is why messages missing from an execution's window were lost,
+// unless the window says otherwise.
+const holeReason = "the kernel's IOPub socket dropped messages (its send queue was full)"
+
+// lostDrafts records, before an execution's final event, the output it
+// lost: the holes in its window of the kernel's counters, and what was
+// counted lost otherwise.
+func lostDrafts(s OutputState, in *Inflight, drafts []events.Draft) []events.Draft {
+	add := func(n int, reason string) {
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID,
+			Payload: events.ExecutionOutputLost{ExecutionID: in.ExecID, Messages: max(n, 0), Reason: reason}})
+	}
+	if in.Counted {
+		n, known := s.Counters.missing(in.First, in.Last)
+		reason := holeReason
+		if in.HoleReason != "" {
+			reason = in.HoleReason + "; or " + holeReason
+			// NB: the statuses of the re-attach's own kernel_info requests,
+			// published before our subscription took effect, are holes too
+			// but no output: leave them out. A lost output that happens to
+			// sit right beside such a reply may be hidden this way; no gap
+			// is invented.
+			for _, r := range s.AttachReplies {
+				for _, c := range [2]uint64{r - 1, r + 1} {
+					if c >= in.First && c <= in.Last && (!s.SawIOPub || c < s.FirstIOPub) && !s.Counters.has(c) {
+						n--
+					}
+				}
+			}
+		}
+		switch {
+		case !known:
+			add(0, "too many messages to check for gaps; "+reason)
+		case n > 0:
+			add(n, reason)
+		}
+	}
+	if in.Lost != 0 {
+		add(in.Lost, in.LostReason)
+	}
+	return drafts
+}
+
+// rawMsgID reads the msg_id of a stored IOPubMessageReceived payload.
+func rawMsgID(raw []byte) (string, bool) {
+	var p struct {
+		MsgID string `json:"msg_id"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.MsgID == "" {
+		return "", false
+	}
+	return p.MsgID, true
 }
 
 // knownIOPub lists the IOPub message types of the Jupyter messaging

@@ -41,6 +41,8 @@ func renderDraft(d events.Draft) string {
 		detail = p.Reason
 	case events.IOPubGapRecorded:
 		detail = fmt.Sprintf("dropped=%d", p.Dropped)
+	case events.ExecutionOutputLost:
+		detail = fmt.Sprintf("messages=%d %s", p.Messages, p.Reason)
 	case events.KernelDied:
 		detail = p.Reason
 	case events.ExecutionInputRequested:
@@ -157,13 +159,13 @@ func TestStepTranscripts(t *testing.T) {
 // reply first: the execution ended while we were away (lost, never
 // resent). The execution's reply first: it finishes as usual.
 func TestReadoptTranscripts(t *testing.T) {
-	s, effs := Readopt(NewOutputState("k"), "m1", "x1", "b1")
+	s, effs := Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{})
 	check(t, nil, effs, nil, []string{"send shell kernel_info_request b1"})
 	_, d, e := Step(s, []Incoming{shell("b1", "kernel_info_reply", `{}`), shell("m1", "execute_reply", ok)})
 	check(t, d, e, []string{"execution/x1 ExecutionLost the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"},
 		[]string{"ended x1 lost"})
 
-	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1")
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{})
 	s, d, e = Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle), shell("b1", "kernel_info_reply", `{}`)})
 	check(t, d, e, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"},
 		[]string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok"})
@@ -190,4 +192,67 @@ func TestDiedTranscripts(t *testing.T) {
 	check(t, d, e, []string{"execution/x1 ExecutionLost the kernel was stopped during the execution"}, []string{"ended x1 lost"})
 	_, d, e = Died(NewOutputState("k"), nil, Death{}, true)
 	check(t, d, e, nil, nil)
+}
+
+// counted is a kernel message whose msg_id carries the Session counter n.
+func counted(m Incoming, n int) Incoming {
+	m.MsgID = fmt.Sprintf("sess_1_%d", n)
+	return m
+}
+
+// TestGapTranscripts: holes in the kernel's message counters within an
+// execution end it with ExecutionOutputLost before its final event; a run
+// with no hole has none; a re-adopted execution counts what the kernel
+// sent while the server was away.
+func TestGapTranscripts(t *testing.T) {
+	const lost = "execution/x1 ExecutionOutputLost messages=%d %s"
+	s := Expect(NewOutputState("k"), "m1", "x1")
+	_, d, _ := Step(s, []Incoming{counted(iopub("m1", "status", busy), 10), counted(iopub("m1", "stream", `{}`), 11),
+		counted(shell("m1", "execute_reply", ok), 12), counted(iopub("m1", "status", idle), 13)})
+	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 IOPubMessageReceived stream of x1",
+		"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"}, nil)
+
+	s = Expect(NewOutputState("k"), "m1", "x1")
+	s, _, _ = Step(s, []Incoming{counted(iopub("m1", "status", busy), 10), counted(iopub("m1", "stream", `{}`), 11)})
+	// 12..88 dropped by the kernel's PUB socket: 77 messages
+	_, d, e := Step(s, []Incoming{counted(iopub("m1", "stream", `{}`), 89), counted(shell("m1", "execute_reply", ok), 90),
+		counted(iopub("m1", "status", idle), 91)})
+	check(t, d, e, []string{"execution/x1 IOPubMessageReceived stream of x1", "execution/x1 IOPubMessageReceived status of x1",
+		fmt.Sprintf(lost, 77, holeReason), "execution/x1 ExecutionFinished ok count=3"}, []string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok"})
+
+	// Re-adopted: its last recorded message was counter 40; the kernel
+	// printed 41..49 while the server was down.
+	away := Away{LastMsgID: "sess_1_40", Reason: "outputs printed while the server was down from T1 to T2 are missing"}
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", away)
+	_, d, _ = Step(s, []Incoming{counted(iopub("m1", "stream", `{}`), 50), counted(shell("m1", "execute_reply", ok), 51),
+		counted(iopub("m1", "status", idle), 52), counted(shell("b1", "kernel_info_reply", `{}`), 53)})
+	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived stream of x1", "execution/x1 IOPubMessageReceived status of x1",
+		fmt.Sprintf(lost, 9, away.Reason+"; or "+holeReason), "execution/x1 ExecutionFinished ok count=3"}, nil)
+
+	// Re-adopted and over before the re-attach: what it sent after
+	// counter 40 up to the barrier's reply is gone with it.
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", away)
+	_, d, _ = Step(s, []Incoming{counted(shell("b1", "kernel_info_reply", `{}`), 45)})
+	if len(d) != 2 || renderDraft(d[0]) != fmt.Sprintf(lost, 4, away.Reason+"; or "+holeReason) {
+		t.Fatalf("lost while away: %v", d)
+	}
+
+	// Nothing recorded before the restart: an unknown number.
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{Reason: away.Reason})
+	_, d, _ = Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle)})
+	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived status of x1", fmt.Sprintf(lost, 0, away.Reason),
+		"execution/x1 ExecutionFinished ok count=3"}, nil)
+}
+
+// TestGapMarkerAndUnrecorded: without counters, the connection's gap
+// marker counts against the execution in flight; a batch the log refused
+// (Unrecorded) counts too. Both are one ExecutionOutputLost each.
+func TestGapMarkerAndUnrecorded(t *testing.T) {
+	s := Expect(NewOutputState("k"), "m1", "x1")
+	s, _, _ = Step(s, []Incoming{{Channel: ChannelIOPub, Dropped: 5}})
+	s = Unrecorded(s, []Incoming{iopub("m1", "stream", `{}`), iopub("m1", "stream", `{}`), iopub("other", "stream", `{}`)}, "the disk is full")
+	_, d, _ := Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle)})
+	want := []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionOutputLost messages=7 the disk is full",
+		"execution/x1 ExecutionFinished ok count=3"}
+	check(t, d, nil, want, nil)
 }

@@ -27,14 +27,17 @@ type pumpDied struct {
 // stopped by ctx (the actor cancels it before closing the connection), and
 // done closes when it has returned.
 //
-// NB: the connection's reader queues in memory and never waits for the pump
-// (infra/jupyter); the pump waits for the actor's ack of each batch, so the
-// memory between the socket and the log stays bounded by that queue plus
-// two batches, and an overflow still becomes an IOPubGapRecorded.
+// NB: the connection's reader queues in memory, bounded in bytes, and makes
+// the kernel wait when it is full (infra/jupyter); the pump waits for the
+// actor's ack of each batch, so the memory between the socket and the log
+// stays bounded by that queue plus two batches of maxPumpBatchBytes (1 MiB).
 type pump struct {
 	conn Conn
 	send func(any) // delivers pumpBatch / pumpDied to the actor
 	done chan struct{}
+	// left is what the pump had read and not forwarded when ctx ended;
+	// read it after done closes.
+	left []Incoming
 }
 
 func startPump(ctx context.Context, conn Conn, send func(any)) *pump {
@@ -47,22 +50,27 @@ func (p *pump) run(ctx context.Context) {
 	defer close(p.done)
 	msgs := p.conn.Messages()
 	dead := p.conn.Dead()
+	var carry []Incoming // a message read that did not fit the last batch
 	for {
 		// NB: a fresh slice per batch: the actor's drafts may keep
 		// references into it until they are appended.
-		var batch []Incoming
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return // connection closed by the actor
+		batch := append(make([]Incoming, 0, 16), carry...)
+		carry = nil
+		if len(batch) == 0 {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return // connection closed by the actor
+				}
+				batch = append(batch, m)
+			case <-dead:
+				p.send(pumpDied{conn: p.conn, rest: drain(msgs), death: p.conn.Death()})
+				return
+			case <-ctx.Done():
+				return
 			}
-			batch = append(make([]Incoming, 0, 16), m)
-		case <-dead:
-			p.send(pumpDied{conn: p.conn, rest: drain(msgs), death: p.conn.Death()})
-			return
-		case <-ctx.Done():
-			return
 		}
+		size := len(batch[0].Content)
 	gather:
 		for len(batch) < maxPumpBatch {
 			select {
@@ -70,7 +78,12 @@ func (p *pump) run(ctx context.Context) {
 				if !ok {
 					break gather
 				}
+				if size+len(m.Content) > maxPumpBatchBytes {
+					carry = append(carry, m) // NB: the next batch starts with it
+					break gather
+				}
 				batch = append(batch, m)
+				size += len(m.Content)
 			default:
 				break gather
 			}
@@ -80,6 +93,7 @@ func (p *pump) run(ctx context.Context) {
 		select {
 		case <-ack:
 		case <-ctx.Done():
+			p.left = carry // NB: the batch is the actor's; the carried message is not
 			return
 		}
 	}

@@ -1,6 +1,10 @@
 package kernel
 
-import "github.com/mcp-jupyter/mcp-jupyter/events"
+import (
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
 
 // Status of a kernel. NB: shown to agents; must not change.
 type Status string
@@ -31,6 +35,9 @@ type State struct {
 	Reason         string
 	Restarts       int
 	LastSeq        uint64
+	// ReattachedAt is when the server last found the kernel again after a
+	// restart (the envelope time of KernelReattached).
+	ReattachedAt time.Time
 }
 
 // Apply folds one event of the kernel's stream into s. Pure.
@@ -45,7 +52,7 @@ func Apply(s State, e events.Event) State {
 		s.Status, s.Process, s.Reason = StatusRunning, p.Process, ""
 		s.Restarts++
 	case events.KernelReattached:
-		s.Status, s.Reason = StatusRunning, ""
+		s.Status, s.Reason, s.ReattachedAt = StatusRunning, "", e.Time
 	case events.KernelDied:
 		s.Status, s.Reason = StatusDead, p.Reason
 	case events.KernelLost:

@@ -117,6 +117,9 @@ func TestServerRestartKeepsKernelQueueAndVariables(t *testing.T) {
 	if n := s.Count(running, events.TypeExecutionFinished); n != 1 {
 		t.Fatalf("re-adopted execution finished %d times", n)
 	}
+	if n := s.Count(running, events.TypeExecutionOutputLost); n != 0 {
+		t.Fatalf("a re-adopted execution that printed nothing while the server was down recorded %d output gaps", n)
+	}
 	for i, id := range queued {
 		q := s.WaitExecution(id, 60*time.Second)
 		if q.Status != queue.StatusOK {

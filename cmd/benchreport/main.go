@@ -74,6 +74,7 @@ var targets = []target{
 	{What: "checkpoint load's private copy of 250 MB: verify and copy vs verify in place", Bench: "BenchmarkLoadPrivateCopy250MB", Metric: "ratio-copy", Limit: 1.3},
 	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
 	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms"},
+	{What: "server RSS while one execution prints 200 MB (read to the end through MCP)", Bench: "BenchmarkOutput200MBRSS", Metric: "peak-rss-MiB", Limit: 150, Unit: "MiB"},
 	{What: "get_execution(since=end) p50, 20,000 outputs vs 10", Bench: "BenchmarkGetExecutionSinceEnd", Metric: "ratio-p50", Limit: 1.5},
 	{What: "64 waiters on 64 executions: wake-ups per append (its own only)", Bench: "BenchmarkWake64Waiters", Metric: "wakes/append", Limit: 1, Unit: "wakes"},
 	{What: "64 waiters: wake-ups of another execution's waiter", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},

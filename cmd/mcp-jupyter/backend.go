@@ -242,7 +242,7 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 		}
 		return mcpserver.ExecutionView{}, err
 	}
-	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed}, nil
+	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More}, nil
 }
 
 func (b *backend) Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error) {

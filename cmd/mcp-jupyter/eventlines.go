@@ -20,7 +20,7 @@ var eventLevel = map[string]slog.Level{
 	events.TypeKernelInterrupted: slog.LevelInfo, events.TypeIOPubGapRecorded: slog.LevelWarn,
 	events.TypeExecutionQueued: slog.LevelDebug, events.TypeExecutionStarted: slog.LevelDebug,
 	events.TypeExecutionFinished: slog.LevelInfo, events.TypeExecutionInterrupted: slog.LevelInfo,
-	events.TypeExecutionCancelled: slog.LevelInfo, events.TypeExecutionLost: slog.LevelWarn,
+	events.TypeExecutionCancelled: slog.LevelInfo, events.TypeExecutionLost: slog.LevelWarn, events.TypeExecutionOutputLost: slog.LevelWarn,
 	events.TypeCheckpointSaved: slog.LevelInfo, events.TypeCheckpointLoaded: slog.LevelInfo,
 	events.TypeCheckpointRejected: slog.LevelWarn, events.TypeCheckpointDeleted: slog.LevelInfo,
 	events.TypeAssetCollected: slog.LevelDebug, events.TypeLeaseExpired: slog.LevelDebug,

@@ -269,6 +269,11 @@ func summary(e *events.Event) string {
 		return p.MsgType + " " + iopubSummary(p.MsgType, p.Content)
 	case events.IOPubGapRecorded:
 		return fmt.Sprintf("%d messages dropped: %s", p.Dropped, p.Reason)
+	case events.ExecutionOutputLost:
+		if p.Messages == 0 {
+			return "an unknown number of output messages lost: " + p.Reason
+		}
+		return fmt.Sprintf("%d output messages lost: %s", p.Messages, p.Reason)
 	}
 	return clip(string(e.Raw), 100)
 }

@@ -53,8 +53,9 @@ type ClientOptions struct {
 	// Username for headers. Default "mcp-jupyter".
 	Username string
 	// MaxQueueBytes and MaxQueueMessages bound the receive queue. Beyond
-	// them IOPub messages are dropped and counted, and a gap marker is
-	// delivered. Defaults: 64 MiB and 200,000 messages.
+	// them the IOPub reader waits for the consumer (back-pressure: the
+	// kernel's PUB socket queues meanwhile); nothing is dropped until
+	// Close. Defaults: 4 MiB and 200,000 messages.
 	MaxQueueBytes    int64
 	MaxQueueMessages int
 	// HeartbeatInterval between pings (default 1 s), HeartbeatTimeout for
@@ -79,7 +80,7 @@ func (o ClientOptions) withDefaults() ClientOptions {
 		o.Username = "mcp-jupyter"
 	}
 	if o.MaxQueueBytes <= 0 {
-		o.MaxQueueBytes = 64 << 20
+		o.MaxQueueBytes = 4 << 20
 	}
 	if o.MaxQueueMessages <= 0 {
 		o.MaxQueueMessages = 200_000
@@ -101,10 +102,15 @@ func (o ClientOptions) withDefaults() ClientOptions {
 
 // Stats counts what a Client received and discarded.
 type Stats struct {
-	Received     uint64 // messages read from the sockets (some may then be dropped below)
-	Dropped      uint64 // IOPub messages dropped because the queue was full
-	BadSignature uint64 // messages dropped because their HMAC did not match
-	Malformed    uint64 // messages dropped because they could not be decoded
+	Received uint64 // messages read from the sockets (some may then be dropped below)
+	Dropped  uint64 // IOPub messages dropped because the client closed while they waited
+	Waited   uint64 // IOPub messages that waited for room in the queue (back-pressure)
+	// QueuePeakBytes and QueuePeakMessages are the most the receive queue
+	// held (MaxQueueBytes may be passed by one message larger than it).
+	QueuePeakBytes    int64
+	QueuePeakMessages int
+	BadSignature      uint64 // messages dropped because their HMAC did not match
+	Malformed         uint64 // messages dropped because they could not be decoded
 }
 
 // Client is a connection to one kernel: shell, control and stdin DEALER
@@ -263,13 +269,16 @@ func (c *Client) HeartbeatLost() <-chan struct{} { return c.hbLost }
 // Stats returns counters of received and discarded messages.
 func (c *Client) Stats() Stats {
 	c.queue.mu.Lock()
-	dropped := c.queue.dropped
+	dropped, waited, peakBytes, peakMsgs := c.queue.dropped, c.queue.waited, c.queue.peakBytes, c.queue.peakMsgs
 	c.queue.mu.Unlock()
 	return Stats{
-		Received:     c.stats.received.Load(),
-		Dropped:      dropped,
-		BadSignature: c.stats.badSignature.Load(),
-		Malformed:    c.stats.malformed.Load(),
+		Received:          c.stats.received.Load(),
+		Dropped:           dropped,
+		Waited:            waited,
+		QueuePeakBytes:    peakBytes,
+		QueuePeakMessages: peakMsgs,
+		BadSignature:      c.stats.badSignature.Load(),
+		Malformed:         c.stats.malformed.Load(),
 	}
 }
 
@@ -347,12 +356,12 @@ func (c *Client) read(ch Channel, sock zmq4.Socket) {
 		}
 		// NB: only queue here. Verifying and decoding happen in the pump, so
 		// that this reader keeps up with a kernel flooding IOPub even when
-		// CPU is scarce (ipykernel's PUB socket drops past 1,000 queued).
+		// CPU is scarce. When the queue is full the IOPub reader waits
+		// (back-pressure, bounded memory); the kernel's PUB socket queues
+		// meanwhile, and what it drops past its high-water mark shows as
+		// holes in its message counters (actors/kernel).
 		c.stats.received.Add(1)
-		if c.queue.push(Received{Channel: ch, frames: zm.Frames}) {
-			c.logOnce("overflow", "receive queue full: dropping IOPub messages",
-				"max_bytes", c.opts.MaxQueueBytes, "max_messages", c.opts.MaxQueueMessages)
-		}
+		c.queue.push(Received{Channel: ch, frames: zm.Frames}, c.done)
 	}
 }
 

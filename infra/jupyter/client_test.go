@@ -215,51 +215,50 @@ func TestSlowConsumerReceivesEverything(t *testing.T) {
 	}
 }
 
-// Past the queue limit messages are dropped, counted and reported in order
-// as a gap — never silently.
-func TestQueueOverflowReportsGap(t *testing.T) {
-	k := testkit.StartKernelWith(t, jupyter.StartOptions{Client: jupyter.ClientOptions{MaxQueueMessages: 100}})
-	// Let the start's own traffic (kernel_info's status messages) arrive and
-	// drain it, so that every message counted from here on is this test's.
-	for quiet := false; !quiet; {
+// Past the queue limit the IOPub reader waits for the consumer instead of
+// dropping (issue 13, finding 7): a consumer that stops reading while the
+// kernel prints gets every line, in order, once it reads again, and the
+// queue never held more than its bound meanwhile.
+func TestQueueFullWaitsInsteadOfDropping(t *testing.T) {
+	const maxMsgs = 50
+	k := testkit.StartKernelWith(t, jupyter.StartOptions{Client: jupyter.ClientOptions{MaxQueueMessages: maxMsgs}})
+	for quiet := false; !quiet; { // drain the start's own traffic
 		select {
 		case <-k.Client.Messages():
 		case <-time.After(500 * time.Millisecond):
 			quiet = true
 		}
 	}
-	before := k.Client.Stats().Received
-	if _, err := k.Client.Send(jupyter.Shell, "execute_request", jupyter.NewExecuteRequest(
-		"for i in range(1000): print(i, flush=True)")); err != nil {
+	h, err := k.Client.Send(jupyter.Shell, "execute_request", jupyter.NewExecuteRequest(
+		"for i in range(2000): print(i, flush=True)"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for k.Client.Stats().Received-before < 1003 {
-		if time.Now().After(deadline) {
-			t.Fatalf("kernel output stalled: %+v", k.Client.Stats())
+	// Read nothing until the reader has had to wait.
+	testkit.WaitUntil(t, 60*time.Second, "the IOPub reader waits for room", func() (bool, string) {
+		st := k.Client.Stats()
+		return st.Waited > 0, fmt.Sprintf("%+v", st)
+	})
+	var text strings.Builder
+	res := collect(t, k.Client, h.MsgID, 60*time.Second, func(m jupyter.Message) {
+		if m.Header.MsgType == "stream" {
+			text.WriteString(content(t, m)["text"].(string))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	delivered, dropped, gaps := 0, 0, 0
-	for {
-		select {
-		case r := <-k.Client.Messages():
-			if r.Dropped > 0 {
-				gaps++
-				dropped += r.Dropped
-			} else {
-				delivered++
-			}
-			continue
-		case <-time.After(500 * time.Millisecond):
+	})
+	next := 0
+	for _, line := range strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n") {
+		if line != strconv.Itoa(next) {
+			t.Fatalf("line %d: got %q", next, line)
 		}
-		break
+		next++
 	}
 	st := k.Client.Stats()
-	if gaps == 0 || uint64(dropped) != st.Dropped {
-		t.Fatalf("gaps=%d dropped=%d stats=%+v", gaps, dropped, st)
+	if next != 2000 || res.Gaps != 0 || st.Dropped != 0 {
+		t.Fatalf("got %d lines, %d gaps; stats %+v; want 2000 lines, nothing dropped", next, res.Gaps, st)
 	}
-	if uint64(delivered+dropped) != st.Received-before {
-		t.Fatalf("delivered %d + dropped %d != received %d", delivered, dropped, st.Received-before)
+	// NB: + 1: the execute_reply never waits (replies are bounded by the
+	// requests sent: one here).
+	if st.QueuePeakMessages > maxMsgs+1 {
+		t.Fatalf("the queue held %d messages, bound %d IOPub + 1 reply", st.QueuePeakMessages, maxMsgs)
 	}
 }

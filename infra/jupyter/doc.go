@@ -25,10 +25,12 @@
 //     Dial it). StartKernel returns only once the kernel answered
 //     kernel_info and IOPub is known to be subscribed.
 //  2. Consume Client.Messages() continuously. It delivers shell, control,
-//     stdin and IOPub messages in arrival order per socket. The client never
-//     blocks a socket on a slow consumer: messages queue in memory up to
-//     ClientOptions limits; beyond them IOPub messages are dropped and a gap
-//     marker (Received.Dropped > 0) is delivered in their place.
+//     stdin and IOPub messages in arrival order per socket. Messages queue in
+//     memory up to ClientOptions limits (bytes and messages); beyond them the
+//     IOPub reader waits for the consumer (back-pressure: the kernel's PUB
+//     socket queues, and drops past its high-water mark), while shell,
+//     control and stdin never wait. A gap marker (Received.Dropped > 0) is
+//     delivered only for messages read while the client was closing.
 //  3. An execution is complete only when both its execute_reply (shell) and
 //     its status: idle (IOPub) with the same parent msg_id have arrived, in
 //     either order.

@@ -28,6 +28,8 @@ type Launcher struct {
 	DieWithServer bool
 	// AttachTimeout bounds re-attaching to a recorded kernel (default 10 s).
 	AttachTimeout time.Duration
+	// IOPubHWM is the kernels' IOPub send queue (default DefaultIOPubHWM).
+	IOPubHWM int
 	// Sandbox confines each kernel (nil: kernels start unconfined).
 	Sandbox *Sandbox
 	// KernelEnv adds names (or prefixes ending in '*') of the server's
@@ -61,11 +63,15 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if copts.Logger == nil && l.Logger != nil {
 		copts.Logger = l.Logger.With("kernel_id", id)
 	}
+	hwm := l.IOPubHWM
+	if hwm <= 0 {
+		hwm = DefaultIOPubHWM
+	}
 	kdir := KernelDir(l.RuntimeDir, id)
 	if err := os.MkdirAll(kdir, 0o700); err != nil {
 		return nil, events.KernelLaunched{}, fmt.Errorf("create the kernel's directory: %w", err)
 	}
-	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
+	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
 	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
@@ -212,7 +218,9 @@ type conn struct {
 }
 
 func newConn(k *Kernel) *conn {
-	c := &conn{k: k, out: make(chan events.KernelMessage, 256), dead: make(chan struct{}), stop: make(chan struct{})}
+	// NB: a short relay: the client's queue is where messages wait, bounded
+	// in bytes; this channel only adds a few messages to it.
+	c := &conn{k: k, out: make(chan events.KernelMessage, 8), dead: make(chan struct{}), stop: make(chan struct{})}
 	c.wg.Add(2)
 	go c.convert()
 	go c.watch()
@@ -236,7 +244,11 @@ func (c *conn) convert() {
 
 func (c *conn) deliver(r Received) {
 	in := events.KernelMessage{Channel: channelNames[r.Channel], Dropped: r.Dropped}
-	if r.Dropped == 0 {
+	if r.Consumed {
+		// NB: counted only (see events.KernelMessage.Consumed)
+		in = events.KernelMessage{MsgID: r.Msg.Header.MsgID, MsgType: r.Msg.Header.MsgType, Consumed: true}
+	}
+	if r.Dropped == 0 && !r.Consumed {
 		in.MsgID, in.ParentMsgID, in.MsgType, in.Content = r.Msg.Header.MsgID, r.Msg.Parent.MsgID, r.Msg.Header.MsgType, r.Msg.Content
 	}
 	select {

@@ -42,14 +42,19 @@ func (c *Client) WaitReady(ctx context.Context) (KernelInfo, error) {
 // WaitReadyOn is WaitReady asking on ch. Asking on Control gets an answer
 // from a kernel busy with a long execution (re-attaching after a server
 // restart); the messages it read that were not its own (the running
-// execution's output) are returned so the caller can deliver them first.
+// execution's output) are returned so the caller can deliver them first,
+// and so are its own, marked Consumed, so that a consumer counting the
+// kernel's messages sees every one it read.
 func (c *Client) WaitReadyOn(ctx context.Context, ch Channel) (KernelInfo, []Received, error) {
 	var stash []Received
-	info, err := c.waitReady(ctx, ch, func(r Received) { stash = append(stash, r) })
+	info, err := c.waitReady(ctx, ch, func(r Received) { stash = append(stash, r) }, func(r Received) {
+		r.Consumed = true
+		stash = append(stash, r)
+	})
 	return info, stash, err
 }
 
-func (c *Client) waitReady(ctx context.Context, ch Channel, other func(Received)) (KernelInfo, error) {
+func (c *Client) waitReady(ctx context.Context, ch Channel, other func(Received), own ...func(Received)) (KernelInfo, error) {
 	sent := map[string]bool{}
 	var (
 		info     KernelInfo
@@ -80,6 +85,10 @@ func (c *Client) waitReady(ctx context.Context, ch Channel, other func(Received)
 				gotIOPub = true
 				if !sent[r.Msg.Parent.MsgID] {
 					other(r)
+				} else {
+					for _, f := range own {
+						f(r)
+					}
 				}
 			case r.Channel == ch && r.Msg.Header.MsgType == "kernel_info_reply" && sent[r.Msg.Parent.MsgID]:
 				if err := json.Unmarshal(r.Msg.Content, &info); err != nil {
@@ -87,6 +96,9 @@ func (c *Client) waitReady(ctx context.Context, ch Channel, other func(Received)
 				}
 				info.Raw = r.Msg.Content
 				gotReply = true
+				for _, f := range own {
+					f(r)
+				}
 			default:
 				other(r)
 			}

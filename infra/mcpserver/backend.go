@@ -90,4 +90,7 @@ type ExecutionView struct {
 	Cursor uint64
 	// Changed is closed when the execution next changes.
 	Changed <-chan struct{}
+	// More: the outputs were cut at a byte bound; reading from Cursor
+	// returns the rest at once.
+	More bool
 }

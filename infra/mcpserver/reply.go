@@ -22,6 +22,11 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	if x.Reason != "" {
 		fmt.Fprintf(&h, "reason: %s\n", x.Reason)
 	}
+	incomplete := x.Incomplete()
+	if incomplete != "" {
+		// NB: never silent: the outputs below are not all the code printed.
+		fmt.Fprintf(&h, "%s (%s)\n", incomplete, strings.Join(x.OutputGaps, "; "))
+	}
 	fmt.Fprintf(&h, "cursor: %d\n", f.Cursor)
 	switch x.Status {
 	case queue.StatusQueued:
@@ -57,13 +62,24 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	if x.Status == queue.StatusError && !hasErrorOutput(f.Outputs) && x.ErrorName != "" {
 		cs = append(cs, renderText("", formatError(x.ErrorName, x.ErrorValue, x.Traceback), rc)...)
 	}
+	if f.More {
+		cs = append(cs, mcp.NewTextContent(fmt.Sprintf("(more output follows: call get_execution with execution_id %q "+
+			"and since %d to read it)", x.ID, f.Cursor)))
+	}
 	if len(outs) == 0 && x.Status.Done() && since == 0 && x.Status != queue.StatusError {
 		cs = append(cs, mcp.NewTextContent("(no output)"))
 	}
 
 	sc := map[string]any{"execution_id": x.ID, "kernel_id": x.KernelID, "status": x.Status, "cursor": f.Cursor}
+	if f.More {
+		sc["more_output"] = true
+	}
 	if x.ExecutionCount > 0 {
 		sc["execution_count"] = x.ExecutionCount
+	}
+	if incomplete != "" {
+		sc["outputs_incomplete"] = incomplete
+		sc["outputs_lost"] = x.OutputsLost
 	}
 	if x.Status == queue.StatusInputRequired {
 		sc["prompt"] = x.Prompt

@@ -16,9 +16,16 @@ import (
 // followed is what follow saw of an execution.
 type followed struct {
 	Execution queue.Execution
-	Outputs   []queue.Output // every output after the starting cursor
+	Outputs   []queue.Output // the outputs after the starting cursor, up to the reply's byte bound
 	Cursor    uint64         // pass as since to get only newer outputs
+	// More: outputs after Cursor were left out to keep the reply (and the
+	// server's memory) bounded; get_execution since=Cursor reads them.
+	More bool
 }
+
+// maxFollowBytes bounds the output content one reply collects. An
+// execution that printed more is read in pieces through its cursor.
+const maxFollowBytes = 1 << 20
 
 // settled reports whether waiting longer cannot help: the execution finished,
 // or it waits for input only the agent can give.
@@ -32,6 +39,7 @@ func settled(x queue.Execution) bool {
 // with ctx's error when the caller goes away; the execution is not touched.
 func (s *Server) follow(ctx context.Context, id string, since uint64, wait time.Duration, p *progress) (followed, error) {
 	f := followed{Cursor: since}
+	collected := 0
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -50,6 +58,15 @@ func (s *Server) follow(ctx context.Context, id string, since uint64, wait time.
 			f.Cursor = max(f.Cursor, o.Seq)
 		}
 		p.send(ctx, v.Outputs)
+		for _, o := range v.Outputs {
+			collected += len(o.Content)
+		}
+		if v.More || collected >= maxFollowBytes {
+			// NB: stop here rather than hold more: the reply says where to
+			// read on from.
+			f.More = v.More || !settled(v.Execution)
+			return f, nil
+		}
 		if settled(v.Execution) || timeout == nil {
 			return f, nil
 		}

@@ -22,10 +22,12 @@ const Name = "executions"
 const (
 	// DefaultMaxOutputBytes bounds the outputs held in memory, over every
 	// execution.
-	DefaultMaxOutputBytes = 32 << 20
+	DefaultMaxOutputBytes = 4 << 20
 	// DefaultMaxFinished bounds how many finished executions keep their
 	// status in memory.
 	DefaultMaxFinished = 10_000
+	// DefaultMaxReadBytes bounds the outputs one Read returns.
+	DefaultMaxReadBytes = 1 << 20
 )
 
 // outputOverhead is what one held output costs beside its payload (the
@@ -39,6 +41,10 @@ type Options struct {
 	MaxOutputBytes int
 	// MaxFinished bounds the finished executions whose status is held.
 	MaxFinished int
+	// MaxReadBytes bounds the outputs one Read returns (their stored
+	// payload bytes): an execution that printed 200 MB is read in pieces,
+	// never whole. A single output larger than it is returned alone.
+	MaxReadBytes int
 }
 
 // Reader pages one stream of the log: every event of stream with seq >
@@ -67,6 +73,10 @@ type View struct {
 	// It is nil when the execution is finished and no longer held: nothing
 	// about it will change.
 	Changed <-chan struct{}
+	// More: Outputs stopped at MaxReadBytes; Cursor is the last output
+	// returned, and reading again from it returns the rest (do not wait on
+	// Changed first).
+	More bool
 }
 
 // output is one held IOPub message of an execution.
@@ -143,6 +153,9 @@ func New(opts Options, log Reader) *Model {
 	}
 	if opts.MaxFinished <= 0 {
 		opts.MaxFinished = DefaultMaxFinished
+	}
+	if opts.MaxReadBytes <= 0 {
+		opts.MaxReadBytes = DefaultMaxReadBytes
 	}
 	return &Model{opts: opts, log: log, execs: map[string]*entry{}, unknown: map[string]chan struct{}{}}
 }
@@ -301,6 +314,7 @@ func (m *Model) Read(ctx context.Context, id string, since uint64) (View, error)
 	held := slices.Clone(x.outs[i:]) // NB: raw is never changed, so sharing it is safe
 	m.mu.Unlock()
 
+	budget := readBudget{left: m.opts.MaxReadBytes}
 	if since < dropped {
 		// NB: a finished execution's stream is not kept by retention: its
 		// outputs older than the retained log are gone, and saying so beats
@@ -311,6 +325,9 @@ func (m *Model) Read(ctx context.Context, id string, since uint64) (View, error)
 			}
 		}
 		err := m.page(ctx, id, since, dropped, func(seq uint64, raw []byte) error {
+			if !budget.take(len(raw)) {
+				return errStop
+			}
 			o, err := decode(seq, raw)
 			if err != nil {
 				return err
@@ -326,13 +343,39 @@ func (m *Model) Read(ctx context.Context, id string, since uint64) (View, error)
 		v.Outputs = make([]queue.Output, 0, len(held))
 	}
 	for _, o := range held {
+		if budget.full || !budget.take(len(o.raw)) {
+			break
+		}
 		out, err := decode(o.seq, o.raw)
 		if err != nil {
 			return View{}, err
 		}
 		v.Outputs = append(v.Outputs, out)
 	}
+	if budget.full {
+		v.More, v.Cursor = true, since
+		if n := len(v.Outputs); n > 0 {
+			v.Cursor = v.Outputs[n-1].Seq
+		}
+	}
 	return v, nil
+}
+
+// readBudget counts the bytes one Read returns.
+type readBudget struct {
+	left int
+	took bool
+	full bool // something was left out
+}
+
+// take reports whether an output of n bytes fits; the first always does.
+func (b *readBudget) take(n int) bool {
+	if b.took && n > b.left {
+		b.full = true
+		return false
+	}
+	b.took, b.left = true, b.left-n
+	return true
 }
 
 // Get returns an execution's status as held in memory.
@@ -375,22 +418,28 @@ func (m *Model) readLog(ctx context.Context, id string, since uint64) (View, err
 		return View{}, fmt.Errorf("%w %q", ErrUnknown, id)
 	}
 	v := View{Cursor: since}
+	budget := readBudget{left: m.opts.MaxReadBytes}
 	err := m.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if queue.IsExecutionEvent(e.Type) {
 			if err := e.DecodePayload(); err != nil {
 				return err
 			}
 			v.Execution = queue.ApplyExecution(v.Execution, e)
-		} else if e.Type == events.TypeIOPubMessageReceived && e.Seq > since {
-			o, err := decode(e.Seq, e.Raw)
-			if err != nil {
-				return err
+		} else if e.Type == events.TypeIOPubMessageReceived && e.Seq > since && !budget.full {
+			if budget.take(len(e.Raw)) {
+				o, err := decode(e.Seq, e.Raw)
+				if err != nil {
+					return err
+				}
+				v.Outputs = append(v.Outputs, o)
 			}
-			v.Outputs = append(v.Outputs, o)
 		}
-		v.Cursor = max(v.Cursor, e.Seq)
+		if !budget.full {
+			v.Cursor = max(v.Cursor, e.Seq)
+		}
 		return nil
 	})
+	v.More = budget.full
 	if err != nil {
 		return View{}, fmt.Errorf("read execution %s from the log: %w", id, err)
 	}

@@ -394,3 +394,71 @@ func TestTruncatedOutputsAreAnError(t *testing.T) {
 		t.Fatalf("the running execution: %+v", v.Execution)
 	}
 }
+
+// TestReadIsBoundedInBytes: one Read returns at most MaxReadBytes of
+// outputs (a single larger output alone), whether they are held in memory
+// or paged from the log, and reading on from each cursor while More
+// returns every output exactly once, in order. An execution that is not
+// held any more (folded from the log) is bounded the same way.
+func TestReadIsBoundedInBytes(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	const bound = 4 << 10
+	f := start(t, l, executions.Options{MaxReadBytes: bound, MaxOutputBytes: 16 << 10, MaxFinished: 1}, projections.Options{})
+	big := func(x string, i, n int) events.Draft {
+		d := line("k", x, i)
+		content, _ := json.Marshal(map[string]string{"name": "stdout", "text": fmt.Sprintf("%d %s\n", i, strings.Repeat("x", n))})
+		p := d.Payload.(events.IOPubMessageReceived)
+		p.Content = content
+		d.Payload = p
+		return d
+	}
+	appendOne(t, l, queued("k", "x1"))
+	appendOne(t, l, started("k", "x1"))
+	const n = 200
+	for i := range n {
+		size := 300
+		if i == 77 {
+			size = 3 * bound // larger than the bound: returned alone
+		}
+		appendOne(t, l, big("x1", i, size))
+	}
+	appendOne(t, l, finished("k", "x1"))
+	f.sync(t)
+	readAll := func(id string) {
+		t.Helper()
+		next, reads := 0, 0
+		for since, more := uint64(0), true; more; reads++ {
+			v, err := f.m.Read(context.Background(), id, since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := 0
+			for _, o := range v.Outputs {
+				var c struct{ Text string }
+				_ = json.Unmarshal(o.Content, &c)
+				if !strings.HasPrefix(c.Text, fmt.Sprintf("%d ", next)) {
+					t.Fatalf("read %d: output %q, want line %d", reads, c.Text[:min(len(c.Text), 20)], next)
+				}
+				next++
+				size += len(o.Content)
+			}
+			if size > bound && len(v.Outputs) > 1 {
+				t.Fatalf("read %d returned %d bytes in %d outputs, bound %d", reads, size, len(v.Outputs), bound)
+			}
+			since, more = v.Cursor, v.More
+		}
+		if next != n || reads < 2 {
+			t.Fatalf("%d outputs in %d reads, want %d in several", next, reads, n)
+		}
+	}
+	readAll("x1")
+	// Another finished execution pushes x1's status out (MaxFinished 1): it is folded from the log.
+	appendOne(t, l, queued("k", "x2"))
+	appendOne(t, l, started("k", "x2"))
+	appendOne(t, l, finished("k", "x2"))
+	f.sync(t)
+	if _, held := f.m.Get("x1"); held {
+		t.Fatal("x1 is still held: the test does not reach the log path")
+	}
+	readAll("x1")
+}

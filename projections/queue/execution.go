@@ -2,6 +2,8 @@ package queue
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -54,6 +56,30 @@ type Execution struct {
 	FinishedAt     time.Time `json:"finished_at,omitzero"`
 	QueuedSeq      uint64    `json:"queued_seq"`
 	LastSeq        uint64    `json:"last_seq"`
+	// OutputsLost is how many output messages are known lost
+	// (ExecutionOutputLost); OutputsLostUnknown: some were lost in a
+	// number not known. OutputGaps says why, at most MaxOutputGaps reasons.
+	OutputsLost        int      `json:"outputs_lost,omitempty"`
+	OutputsLostUnknown bool     `json:"outputs_lost_unknown,omitempty"`
+	OutputGaps         []string `json:"output_gaps,omitempty"`
+}
+
+// MaxOutputGaps bounds the reasons an Execution keeps.
+const MaxOutputGaps = 4
+
+// Incomplete says, for an agent, what is missing from the execution's
+// outputs: "" when nothing is known missing, otherwise
+// "outputs incomplete: N messages lost" (or an unknown number).
+func (x Execution) Incomplete() string {
+	switch {
+	case x.OutputsLost > 0 && x.OutputsLostUnknown:
+		return fmt.Sprintf("outputs incomplete: %d messages lost, and an unknown number more", x.OutputsLost)
+	case x.OutputsLost > 0:
+		return fmt.Sprintf("outputs incomplete: %d messages lost", x.OutputsLost)
+	case x.OutputsLostUnknown:
+		return "outputs incomplete: an unknown number of messages lost"
+	}
+	return ""
 }
 
 // ApplyExecution folds one event of the execution's stream into x. It is
@@ -86,6 +112,15 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 		x.Status, x.Reason, x.FinishedAt = StatusCancelled, p.Reason, e.Time
 	case events.ExecutionLost:
 		x.Status, x.Reason, x.FinishedAt, x.Prompt = StatusLost, p.Reason, e.Time, ""
+	case events.ExecutionOutputLost:
+		if p.Messages > 0 {
+			x.OutputsLost += p.Messages
+		} else {
+			x.OutputsLostUnknown = true
+		}
+		if len(x.OutputGaps) < MaxOutputGaps {
+			x.OutputGaps = append(slices.Clip(x.OutputGaps), p.Reason)
+		}
 	default:
 		return x
 	}
@@ -106,7 +141,7 @@ func IsExecutionEvent(typ string) bool {
 	switch typ {
 	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionInputRequested,
 		events.TypeExecutionInputSent, events.TypeExecutionFinished, events.TypeExecutionInterrupted,
-		events.TypeExecutionCancelled, events.TypeExecutionLost:
+		events.TypeExecutionCancelled, events.TypeExecutionLost, events.TypeExecutionOutputLost:
 		return true
 	}
 	return false
