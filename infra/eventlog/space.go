@@ -209,16 +209,11 @@ func (s *space) errAt(lvl int) error {
 }
 
 // check is errAt for callers outside the committer: while short of space it
-// looks again (at most every 100 ms), so that work resumes as soon as space
-// was freed rather than at the monitor's next tick.
+// looks again (a statfs, a few microseconds), so that work resumes as soon
+// as space was freed rather than at the monitor's next tick.
 func (s *space) check(lvl int, now time.Time) error {
 	if int(s.level.Load()) >= lvl {
-		s.mu.Lock()
-		stale := now.Sub(s.checked) >= 100*time.Millisecond
-		s.mu.Unlock()
-		if stale {
-			s.refresh(now)
-		}
+		s.refresh(now)
 	}
 	return s.errAt(lvl)
 }
