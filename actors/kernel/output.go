@@ -135,8 +135,11 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 	for _, m := range batch {
 		switch {
 		case m.Dropped > 0:
-			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped,
-				Reason: "the server's IOPub queue overflowed; these messages never reached the log"}))
+			reason := "the server's IOPub queue overflowed; these messages never reached the log"
+			if m.MsgType == diskFullMarker {
+				reason = diskFullReason
+			}
+			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped, Reason: reason}))
 		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":
 			execMsg := s.IdleProbes[m.ParentMsgID]
 			for probe, target := range s.IdleProbes {

@@ -43,6 +43,10 @@ type config struct {
 	// SnapshotEvery is how many events apart read models are snapshotted
 	// (and retention runs).
 	SnapshotEvery uint64
+	// MinFreeDisk is the free space kept on the data dir's file system:
+	// below it new work is refused (infra/eventlog/space.go); 0 turns the
+	// check off.
+	MinFreeDisk uint64
 }
 
 type setting struct {
@@ -71,6 +75,7 @@ var settings = []setting{
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
+	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below half of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -138,6 +143,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.SnapshotEvery, err = strconv.ParseUint(get("snapshot-every"), 10, 64); err != nil || c.SnapshotEvery == 0 {
 		return c, fmt.Errorf("--snapshot-every %q: give a positive whole number of events", get("snapshot-every"))
 	}
+	if c.MinFreeDisk, err = parseSize(get("min-free-disk")); err != nil {
+		return c, fmt.Errorf("--min-free-disk %q: give a size such as 256MiB, 1GiB or 0 to turn the check off", get("min-free-disk"))
+	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
 	}
@@ -170,4 +178,25 @@ func (c config) logger() (*slog.Logger, error) {
 		return slog.New(withOneComponent(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: give text or json", c.LogFormat)
+}
+
+// parseSize reads a byte count with an optional unit: B, KB/KiB, MB/MiB,
+// GB/GiB, TB/TiB (decimal or binary, as written).
+func parseSize(v string) (uint64, error) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size: %q", v)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6, "mib": 1 << 20,
+		"g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12, "tib": 1 << 40}[strings.ToLower(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	return uint64(n * mult), nil
 }
