@@ -218,6 +218,20 @@ func (s *space) check(lvl int, now time.Time) error {
 	return s.errAt(lvl)
 }
 
+// roomFor refuses (a *DiskFullError) a write of n bytes while space is
+// low, or when it would bring free space below the reserve. It runs statfs.
+func (s *space) roomFor(n uint64, now time.Time) error {
+	if s.min == 0 {
+		return nil
+	}
+	lvl := s.refresh(now)
+	free := s.free.Load()
+	if lvl == SpaceOK && free >= n && free-n >= s.min/4 {
+		return nil
+	}
+	return &DiskFullError{Dir: s.dir, Free: free, Min: s.min, Level: max(lvl, SpaceLow), Setting: s.setting}
+}
+
 // CheckSpace returns a *DiskFullError (errors.Is events.ErrDiskFull) while
 // the file system holding the log has less than Options.MinFree available,
 // nil otherwise. Edges call it before accepting new work (start a kernel,

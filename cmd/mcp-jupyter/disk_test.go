@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// lockedBuffer is a log sink tests read while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestDiskFullThroughMCP fills a real 20 MiB tmpfs data dir with real
+// executions printing 1 MiB each, through the MCP client, as the attack
+// did (then the server crashed in Pebble's WAL rotation, or spun at 200%
+// CPU logging "no space" while execute hung). Now: execute gets a clear
+// "disk full" error, reads still answer, /readyz says disk, the log says it
+// a bounded number of times, nothing spins; freed space makes the next
+// execute work; and output of an execution that runs into the floor is
+// recorded as lost (a gap) while the execution still ends.
+func TestDiskFullThroughMCP(t *testing.T) {
+	fs := testkit.SmallFS(t, 20<<20)
+	dataDir := filepath.Join(fs, "data")
+	filler := filepath.Join(fs, "filler")
+	if err := os.WriteFile(filler, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dataDir)
+	cfg.MinFreeDisk = 8 << 20
+	var logs lockedBuffer
+	c, err := openCore(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	inproc, err := client.NewInProcessClient(c.mcp.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := mcpClient(t, inproc)
+	defer cl.Close()
+	k := startKernelTool(t, cl)
+
+	var refused string
+	var ok []string
+	for range 40 {
+		sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (1 << 20))"})
+		if strings.HasPrefix(text, "ERROR") {
+			refused = text
+			break
+		}
+		if id, _ := sc["execution_id"].(string); id != "" {
+			ok = append(ok, id)
+		}
+	}
+	if !strings.Contains(refused, "disk full") || !strings.Contains(refused, "--min-free-disk") || !strings.Contains(refused, "Free space") {
+		t.Fatalf("execute on a full disk: %q; want a clear disk-full error saying what to do", refused)
+	}
+	t.Logf("%d executions ran, then: %s", len(ok), refused)
+	if _, text := callTool(t, cl, "start_kernel", map[string]any{"kernelspec": "python3"}); !strings.Contains(text, "disk full") {
+		t.Fatalf("start_kernel on a full disk: %q", text)
+	}
+	// Reads answer.
+	if _, text := callTool(t, cl, "list_kernels", map[string]any{}); strings.HasPrefix(text, "ERROR") || !strings.Contains(text, k) {
+		t.Fatalf("list_kernels while the disk is full: %s", text)
+	}
+	if len(ok) > 0 {
+		if _, text := callTool(t, cl, "get_execution", map[string]any{"execution_id": ok[0]}); strings.HasPrefix(text, "ERROR") {
+			t.Fatalf("get_execution while the disk is full: %s", text)
+		}
+	}
+	rd := c.readiness()
+	if rd.Status == "ready" || !strings.Contains(rd.Checks["disk"], "disk full") {
+		t.Fatalf("/readyz while the disk is full: %+v", rd)
+	}
+	// Nothing spins: over two seconds the whole process uses little CPU.
+	before, start := cpuTime(t), time.Now()
+	time.Sleep(2 * time.Second) // NB: measuring idle CPU needs wall time to pass
+	if used := cpuTime(t) - before; used > time.Since(start)/4 {
+		t.Fatalf("the process used %v of CPU in %v while the disk was full: something spins", used, time.Since(start))
+	}
+	// Bounded log: the shortage is said once per level change, not per event.
+	if n := strings.Count(logs.String(), "disk full"); n == 0 || n > 6 {
+		t.Fatalf("%d log lines say disk full; want a few:\n%s", n, logs.String())
+	}
+
+	// Space returns: the next execute works, without waiting.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('back')"})
+	if sc["status"] != "ok" || !strings.Contains(text, "back") {
+		t.Fatalf("execute after freeing space: %v %s", sc, text)
+	}
+	if rd := c.readiness(); rd.Checks["disk"] != "ok" {
+		t.Fatalf("/readyz after freeing space: %+v", rd)
+	}
+
+	// An execution that runs into the floor ends, its further output
+	// recorded as lost instead of appended.
+	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": k, "timeout_s": 60,
+		"code": "import sys\nfor i in range(150):\n    print('y' * 100_000); sys.stdout.flush()\nprint('done')"})
+	if sc == nil || sc["status"] == nil {
+		t.Fatalf("execute running into the floor: %v %s", sc, text)
+	}
+	var gap *events.IOPubGapRecorded
+	if err := c.log.Read(context.Background(), 0, 0, func(e events.Event) error {
+		if g, ok := e.Payload.(events.IOPubGapRecorded); ok && strings.Contains(g.Reason, "disk is full") {
+			gap = &g
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gap == nil || gap.Dropped == 0 {
+		t.Fatalf("no disk-full gap recorded for output shed at the floor (execute said %v)", sc["status"])
+	}
+	if err := c.log.Healthy(); err != nil {
+		t.Fatalf("log after the disk filled: %v", err)
+	}
+}
