@@ -58,12 +58,6 @@ func recordedGap(e *events.Event, next uint64) (events.LogTailDropped, bool) {
 // It stops at the first problem.
 func verifySource(ctx context.Context, src source, bar *progress) (verifyReport, error) {
 	rep := verifyReport{First: src.First(), Last: src.Last(), Types: map[string]uint64{}}
-	if rep.Last == 0 {
-		return rep, nil
-	}
-	if rep.Last < rep.First {
-		return rep, &VerifyError{What: fmt.Sprintf("the log ends at %d, before its first retained event %d", rep.Last, rep.First)}
-	}
 	if tr, ok := src.(tailReporter); ok {
 		if t := tr.Tail(); t.Dropped {
 			// NB: Pebble reads a damaged WAL tail as the log's end: without
@@ -71,6 +65,12 @@ func verifySource(ctx context.Context, src source, bar *progress) (verifyReport,
 			return rep, &VerifyError{Seq: t.LastGood + 1, What: t.String() +
 				"; start the server once to record the loss (it continues after " + fmt.Sprint(t.Issued) + "), or restore the data dir from a backup"}
 		}
+	}
+	if rep.Last == 0 {
+		return rep, nil
+	}
+	if rep.Last < rep.First {
+		return rep, &VerifyError{What: fmt.Sprintf("the log ends at %d, before its first retained event %d", rep.Last, rep.First)}
 	}
 	next := rep.First
 	_, err := replayModels(ctx, src, rep.Last, func(e *events.Event) error {
