@@ -156,3 +156,54 @@ func TestDiskFullThroughMCP(t *testing.T) {
 		t.Fatalf("log after the disk filled: %v", err)
 	}
 }
+
+// TestDiskFullKill9Verifies: a real server (the binary, over stdio) on a
+// 20 MiB tmpfs is filled by executions printing 1 MiB until it refuses,
+// then killed with SIGKILL while full. The log still verifies (events
+// verify, doctor), and once space is freed a restarted server executes.
+func TestDiskFullKill9Verifies(t *testing.T) {
+	fs := testkit.SmallFS(t, 20<<20)
+	bin := buildBinary(t)
+	dataDir := filepath.Join(fs, "data")
+	filler := filepath.Join(fs, "filler")
+	if err := os.WriteFile(filler, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t), "MCP_MIN_FREE_DISK=8MiB")
+
+	srv, cl := startStdioServer(t, bin, env)
+	k := startKernelTool(t, cl)
+	refused := ""
+	for range 40 {
+		if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (1 << 20))"}); strings.HasPrefix(text, "ERROR") {
+			refused = text
+			break
+		}
+	}
+	if !strings.Contains(refused, "disk full") {
+		t.Fatalf("the server never refused for space: %q", refused)
+	}
+	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Wait()
+
+	out, code := runBinary(t, bin, "events", "verify", "--data-dir", dataDir)
+	if code != 0 || !strings.HasPrefix(out, "ok:") {
+		t.Fatalf("verify after kill -9 on a full disk: exit %d\n%s", code, out)
+	}
+	out, _ = runBinary(t, bin, "doctor", "--data-dir", dataDir)
+	if !strings.Contains(out, "decode") || strings.Contains(out, "tail was dropped") {
+		t.Fatalf("doctor after kill -9 on a full disk:\n%s", out)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	_, cl2 := startStdioServer(t, bin, env)
+	sc, text := callTool(t, cl2, "execute", map[string]any{"kernel": k, "code": "print('after')"})
+	if sc["status"] != "ok" || !strings.Contains(text, "after") {
+		t.Fatalf("execute after restart with space freed: %v %s", sc, text)
+	}
+}
