@@ -11,11 +11,12 @@ import (
 // OutputRoom): an error (errors.Is events.ErrDiskFull) while output should
 // not be appended.
 type outputRoom interface {
-	OutputRoom() error
+	OutputRoom(bytes int) error
 }
 
-// shedOutput replaces, while the log has no room for output, every output
-// message of a batch by gap markers (Dropped, in order, one per run of
+// shedOutput replaces, once the log has no room for the batch's output so
+// far (asked with its running size), every further output message of a
+// batch by gap markers (Dropped, in order, one per run of
 // messages of the same parent), so that Step records what was lost as an
 // IOPubGapRecorded instead of appending it. Status messages and everything
 // off IOPub stay: they are small, and they are how executions end.
@@ -24,21 +25,31 @@ func shedOutput(log any, batch []Incoming) []Incoming {
 	if !ok || len(batch) == 0 {
 		return batch
 	}
-	err := room.OutputRoom()
-	if err == nil {
-		return batch
-	}
-	out := make([]Incoming, 0, len(batch))
-	for _, m := range batch {
+	var out []Incoming
+	size, full := 0, false
+	for i, m := range batch {
 		if m.Dropped > 0 || m.Channel != events.ChannelIOPub || m.MsgType == "status" {
-			out = append(out, m)
+			if full {
+				out = append(out, m)
+			}
 			continue
+		}
+		if !full {
+			size += len(m.Content)
+			if room.OutputRoom(size) == nil {
+				continue
+			}
+			full = true
+			out = append(make([]Incoming, 0, len(batch)), batch[:i]...)
 		}
 		if n := len(out); n > 0 && out[n-1].Dropped > 0 && out[n-1].ParentMsgID == m.ParentMsgID && out[n-1].MsgType == diskFullMarker {
 			out[n-1].Dropped++
 			continue
 		}
 		out = append(out, Incoming{Channel: events.ChannelIOPub, ParentMsgID: m.ParentMsgID, MsgType: diskFullMarker, Dropped: 1})
+	}
+	if !full {
+		return batch
 	}
 	return out
 }

@@ -75,7 +75,7 @@ var settings = []setting{
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
-	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below half of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
+	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below 3/4 of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,7 +47,17 @@ func cpuTime(t testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// TestDiskFullThroughMCP fills a real 20 MiB tmpfs data dir with real
+// The disk tests' file system and --min-free-disk.
+const (
+	diskTestFS      = 96 << 20
+	diskTestMinFree = 32 << 20
+)
+
+// mibOfOutput prints 1 MiB that does not compress (Pebble compresses
+// tables: repeated characters would hardly use the disk).
+const mibOfOutput = "import os, base64\nprint(base64.b64encode(os.urandom(786432)).decode())"
+
+// TestDiskFullThroughMCP fills a real 96 MiB tmpfs data dir with real
 // executions printing 1 MiB each, through the MCP client, as the attack
 // did (then the server crashed in Pebble's WAL rotation, or spun at 200%
 // CPU logging "no space" while execute hung). Now: execute gets a clear
@@ -55,14 +66,18 @@ func cpuTime(t testing.TB) time.Duration {
 // execute work; and output of an execution that runs into the floor is
 // recorded as lost (a gap) while the execution still ends.
 func TestDiskFullThroughMCP(t *testing.T) {
-	fs := testkit.SmallFS(t, 20<<20)
+	// NB: the margins scale with --min-free-disk (Pebble's memtable is
+	// sized from it); on a smaller file system, with a smaller setting,
+	// compactions of incompressible output swing free space by more than
+	// the reserve between two looks.
+	fs := testkit.SmallFS(t, diskTestFS)
 	dataDir := filepath.Join(fs, "data")
-	filler := filepath.Join(fs, "filler")
-	if err := os.WriteFile(filler, make([]byte, 8<<20), 0o600); err != nil {
+	filler := filepath.Join(fs, "filler") // what the operator frees later
+	if err := os.WriteFile(filler, make([]byte, diskTestMinFree), 0o600); err != nil { // NB: at least --min-free-disk, so freeing it always suffices
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, dataDir)
-	cfg.MinFreeDisk = 8 << 20
+	cfg.MinFreeDisk = diskTestMinFree
 	var logs lockedBuffer
 	c, err := openCore(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
@@ -77,11 +92,12 @@ func TestDiskFullThroughMCP(t *testing.T) {
 	cl := mcpClient(t, inproc)
 	defer cl.Close()
 	k := startKernelTool(t, cl)
+	began := time.Now()
 
 	var refused string
 	var ok []string
-	for range 40 {
-		sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (1 << 20))"})
+	for range 100 {
+		sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": mibOfOutput})
 		if strings.HasPrefix(text, "ERROR") {
 			refused = text
 			break
@@ -90,10 +106,18 @@ func TestDiskFullThroughMCP(t *testing.T) {
 			ok = append(ok, id)
 		}
 	}
+	if len(ok) == 0 {
+		t.Fatalf("no execution ran before the refusal (%q): the test must fill the disk with real output", refused)
+	}
 	if !strings.Contains(refused, "disk full") || !strings.Contains(refused, "--min-free-disk") || !strings.Contains(refused, "Free space") {
 		t.Fatalf("execute on a full disk: %q; want a clear disk-full error saying what to do", refused)
 	}
-	t.Logf("%d executions ran, then: %s", len(ok), refused)
+	t.Logf("%v: %d executions ran, then: %s", time.Since(began), len(ok), refused)
+	// NB: Pebble frees space by itself (a compaction ends, a WAL is
+	// recycled): hold the disk below the watermark so that the checks below
+	// see the state the refusal reported.
+	hold := filepath.Join(fs, "hold")
+	testkit.FillFS(t, hold, cfg.MinFreeDisk/2)
 	if _, text := callTool(t, cl, "start_kernel", map[string]any{"kernelspec": "python3"}); !strings.Contains(text, "disk full") {
 		t.Fatalf("start_kernel on a full disk: %q", text)
 	}
@@ -122,8 +146,10 @@ func TestDiskFullThroughMCP(t *testing.T) {
 	}
 
 	// Space returns: the next execute works, without waiting.
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{filler, hold} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('back')"})
 	if sc["status"] != "ok" || !strings.Contains(text, "back") {
@@ -133,13 +159,15 @@ func TestDiskFullThroughMCP(t *testing.T) {
 		t.Fatalf("/readyz after freeing space: %+v", rd)
 	}
 
+	t.Logf("%v: space freed, execute works", time.Since(began))
 	// An execution that runs into the floor ends, its further output
 	// recorded as lost instead of appended.
 	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": k, "timeout_s": 60,
-		"code": "import sys\nfor i in range(150):\n    print('y' * 100_000); sys.stdout.flush()\nprint('done')"})
+		"code": "import sys, os, base64\nfor i in range(400):\n    print(base64.b64encode(os.urandom(75_000)).decode()); sys.stdout.flush()\nprint('done')"})
 	if sc == nil || sc["status"] == nil {
 		t.Fatalf("execute running into the floor: %v %s", sc, text)
 	}
+	t.Logf("%v: the execution running into the floor ended: %v", time.Since(began), sc["status"])
 	var gap *events.IOPubGapRecorded
 	if err := c.log.Read(context.Background(), 0, 0, func(e events.Event) error {
 		if g, ok := e.Payload.(events.IOPubGapRecorded); ok && strings.Contains(g.Reason, "disk is full") {
@@ -150,6 +178,9 @@ func TestDiskFullThroughMCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	if gap == nil || gap.Dropped == 0 {
+		t.Logf("space %+v\n%s", c.log.Space(), logs.String())
+		out, _ := exec.Command("sh", "-c", "du -ak "+fs+" | sort -n | tail -15").CombinedOutput()
+		t.Logf("%s", out)
 		t.Fatalf("no disk-full gap recorded for output shed at the floor (execute said %v)", sc["status"])
 	}
 	if err := c.log.Healthy(); err != nil {
@@ -162,21 +193,21 @@ func TestDiskFullThroughMCP(t *testing.T) {
 // then killed with SIGKILL while full. The log still verifies (events
 // verify, doctor), and once space is freed a restarted server executes.
 func TestDiskFullKill9Verifies(t *testing.T) {
-	fs := testkit.SmallFS(t, 20<<20)
+	fs := testkit.SmallFS(t, diskTestFS)
 	bin := buildBinary(t)
 	dataDir := filepath.Join(fs, "data")
 	filler := filepath.Join(fs, "filler")
-	if err := os.WriteFile(filler, make([]byte, 8<<20), 0o600); err != nil {
+	if err := os.WriteFile(filler, make([]byte, diskTestMinFree), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
-	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t), "MCP_MIN_FREE_DISK=8MiB")
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t), "MCP_MIN_FREE_DISK=32MiB")
 
 	srv, cl := startStdioServer(t, bin, env)
 	k := startKernelTool(t, cl)
 	refused := ""
-	for range 40 {
-		if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (1 << 20))"}); strings.HasPrefix(text, "ERROR") {
+	for range 100 {
+		if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": mibOfOutput}); strings.HasPrefix(text, "ERROR") {
 			refused = text
 			break
 		}

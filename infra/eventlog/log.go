@@ -50,7 +50,7 @@ type Options struct {
 	// example "the server keeps the last 1000000 events (--retain-events)").
 	TruncatedHint string
 	// MinFree is the free space (bytes) the log keeps on its file system;
-	// below it CheckSpace refuses new work, below half of it OutputRoom
+	// below it CheckSpace refuses new work, below 3/4 of it OutputRoom
 	// refuses output, below a quarter every append is refused with a
 	// *DiskFullError (space.go). 0 turns the check off.
 	MinFree uint64
@@ -89,6 +89,7 @@ type Log struct {
 	appendStats stats
 
 	space     *space
+	ballast   *ballast // nil without MinFree
 	spaceStop chan struct{}
 	spaceDone chan struct{}
 
@@ -135,13 +136,31 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.space = newSpace(dir, minFree, opts.MinFreeSetting, opts.SpaceInterval)
 	l.space.logf = l.logSpace
-	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{opts.Logger}, FS: opts.FS,
+	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{l: opts.Logger, limit: &errorLimit{}}, FS: opts.FS,
 		EventListener: l.corruptionListener()}
 	// Replays read the log front to back: 32 KiB blocks (instead of 4 KiB)
 	// cut the reads and block-cache allocations per event by 8 and compress
 	// better. Other levels inherit L0's size. Only new tables are affected;
 	// the key/value format is unchanged.
 	po.Levels[0].BlockSize = 32 << 10
+	if minFree > 0 {
+		// The ballast is what Pebble's ENOSPC hook frees (ballast.go).
+		l.ballast = newBallast(dir, int64(minFree/8))
+		fs := opts.FS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		po.FS = vfs.OnDiskFull(fs, l.onDiskFull)
+		// NB: Pebble preallocates each WAL to 110% of the memtable, keeps
+		// obsolete WALs for reuse and flushes a memtable into a table: its
+		// own footprint (and a compaction's burst) is a few memtables.
+		// Sized at MinFree/32, that fits in the reserve (MinFree/4) kept
+		// below the last refusal level, and a burst between two looks at
+		// the disk fits between the output floor and the reserve (MinFree/2),
+		// so a WAL rotation or flush does not meet a full disk (the crash and
+		// the flush-retry loop of issue 13). 4 MiB is Pebble's default.
+		po.MemTableSize = min(max(minFree/32, 256<<10), 4<<20)
+	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("open event log %s: %w", dir, err)
@@ -196,6 +215,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.space.refresh(opts.Now())
+	l.keepBallast()
 	go l.spaceLoop(l.spaceStop, l.spaceDone)
 	go l.commitLoop()
 	return l, nil
@@ -475,11 +495,22 @@ func (l *Log) admit(pending []*appendReq, last uint64) error {
 			size += uint64(len(raw)) + 128 // envelope and index keys
 		}
 	}
-	if l.space.wrote(size) {
+	// NB: near the levels, look before every group (a statfs is
+	// microseconds, a group's fsync milliseconds): other writers on the
+	// file system (assets, kernels) fill it too.
+	if l.space.wrote(size) || l.space.near() {
 		l.space.refresh(l.opts.Now())
 	}
 	if err := l.errNoSpace(); err != nil {
 		return err
+	}
+	// NB: one group can be large (a batch of big outputs): it must fit
+	// above the reserve as a whole.
+	if l.space.fits(size, l.space.min/4) != nil {
+		l.space.refresh(l.opts.Now())
+		if err := l.space.fits(size, l.space.min/4); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
 	}
 	if last > l.reserved {
 		next := last + seqReserveStep
@@ -694,13 +725,52 @@ func (l *Log) Usage() Usage {
 // recovers that panic for the writes the log makes; a Fatalf on one of
 // Pebble's own goroutines (flush, compaction, MANIFEST sync) still crashes
 // the process, which is the right outcome for a store that cannot go on.
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l     *slog.Logger
+	limit *errorLimit
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...))
 }
+
+// Errorf logs Pebble's errors, at most errorsPerMinute a minute: a
+// background job that fails over and over (a flush on a full disk retries
+// every few milliseconds) must not flood the log.
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
+	if n, ok := p.limit.allow(time.Now()); ok {
+		if n > 0 {
+			p.l.Error("event log: Pebble errors suppressed in the last minute", "suppressed", n)
+		}
+		p.l.Error(fmt.Sprintf(format, args...))
+	}
+}
+
+// errorsPerMinute bounds the Pebble error lines logged per minute.
+const errorsPerMinute = 10
+
+// errorLimit is a fixed-window rate limit.
+type errorLimit struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+// allow reports whether a line may be logged now and how many were
+// suppressed in the window that just ended.
+func (e *errorLimit) allow(now time.Time) (suppressed int, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Sub(e.window) >= time.Minute {
+		suppressed, e.window, e.n, e.suppressed = e.suppressed, now, 0, 0
+	}
+	if e.n >= errorsPerMinute {
+		e.suppressed++
+		return 0, false
+	}
+	e.n++
+	return suppressed, true
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

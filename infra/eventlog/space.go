@@ -17,7 +17,7 @@ import (
 //	free >= MinFree          ok: everything is accepted
 //	free <  MinFree          low: CheckSpace refuses new work (the edges ask it);
 //	                         appends go on, so running work can finish
-//	free <  MinFree/2        floor: OutputRoom refuses output (the kernel actor
+//	free <  MinFree*3/4      floor: OutputRoom refuses output (the kernel actor
 //	                         records it as a gap); other appends go on
 //	free <  MinFree/4        reserve: every append gets a *DiskFullError; the
 //	                         log stays usable and resumes when space returns
@@ -124,7 +124,7 @@ func (s *space) levelFor(free uint64) int {
 	switch {
 	case s.min == 0 || free >= s.min:
 		return SpaceOK
-	case free >= s.min/2:
+	case free >= s.min/4*3:
 		return SpaceLow
 	case free >= s.min/4:
 		return SpaceFloor
@@ -157,7 +157,7 @@ func (s *space) refresh(now time.Time) int {
 	// lower threshold was written (Pebble writes each byte more than once:
 	// WAL, flush, compaction), and at least every 64 KiB near the bottom.
 	next := s.min / 4
-	for _, t := range []uint64{s.min, s.min / 2, s.min / 4} {
+	for _, t := range []uint64{s.min, s.min / 4 * 3, s.min / 4} {
 		if free >= t {
 			next = t
 			break
@@ -190,6 +190,30 @@ func (s *space) wrote(n uint64) bool {
 		return false
 	}
 	return s.written.Add(n) >= s.budget.Load()
+}
+
+// fits returns a *DiskFullError when writing n more bytes (counted twice:
+// WAL, then table) on top of what was written since the last statfs would
+// bring free space below floor.
+func (s *space) fits(n, floor uint64) error {
+	if s.min == 0 {
+		return nil
+	}
+	free, need := s.free.Load(), 2*n+s.written.Load()
+	if free >= need && free-need >= floor {
+		return nil
+	}
+	lvl := SpaceFloor
+	if floor <= s.min/4 {
+		lvl = SpaceReserve
+	}
+	return &DiskFullError{Dir: s.dir, Free: free, Min: s.min, Level: max(lvl, int(s.level.Load())), Setting: s.setting}
+}
+
+// near reports whether free space is within twice MinFree, where every
+// group commit looks again.
+func (s *space) near() bool {
+	return s.min != 0 && (s.level.Load() != SpaceOK || s.free.Load() < 2*s.min)
 }
 
 // state returns the current view without a statfs.
@@ -239,10 +263,17 @@ func (s *space) roomFor(n uint64, now time.Time) error {
 // atomic load while space is fine.
 func (l *Log) CheckSpace() error { return l.space.check(SpaceLow, l.opts.Now()) }
 
-// OutputRoom returns a *DiskFullError while free space is below half of
-// Options.MinFree: output of running executions should then be recorded as
-// lost (a gap) instead of appended, so that their end can still be.
-func (l *Log) OutputRoom() error { return l.space.check(SpaceFloor, l.opts.Now()) }
+// OutputRoom returns a *DiskFullError while free space is below three
+// quarters of Options.MinFree, or when appending bytes more of output would
+// take it there: output of running executions should then be recorded as
+// lost (a gap) instead of appended, so that their end can still be. A
+// caller with a batch asks with the running total of its output.
+func (l *Log) OutputRoom(bytes int) error {
+	if err := l.space.check(SpaceFloor, l.opts.Now()); err != nil {
+		return err
+	}
+	return l.space.fits(uint64(bytes), l.space.min/4*3)
+}
 
 // Space reports the log's view of its file system (no statfs).
 func (l *Log) Space() Space { return l.space.state() }
@@ -259,6 +290,7 @@ func (l *Log) spaceLoop(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case <-t.C:
 			l.space.refresh(l.opts.Now())
+			l.keepBallast()
 		}
 	}
 }
@@ -276,6 +308,26 @@ func (l *Log) logSpace(level int, free uint64, err error) {
 	default:
 		lg.Error("event log: "+(&DiskFullError{Dir: l.dir, Free: free, Min: l.space.min, Level: level, Setting: l.space.setting}).Error(),
 			"free", humanSize(free), "min_free", humanSize(l.space.min), "level", level)
+	}
+}
+
+// onDiskFull is Pebble's ENOSPC hook: free the ballast so that the write
+// Pebble retries fits, and refuse appends from now on.
+func (l *Log) onDiskFull() {
+	freed := l.ballast.release()
+	l.space.level.Store(SpaceReserve)
+	l.space.free.Store(0)
+	l.opts.Logger.Error("event log: the disk ran out of space under Pebble; the ballast was released so it can finish, and appends are refused until space is freed",
+		"dir", l.dir, "ballast_freed", freed)
+}
+
+// keepBallast re-creates the ballast while space is fine.
+func (l *Log) keepBallast() {
+	if l.ballast == nil || l.ballast.isPresent() || int(l.space.level.Load()) != SpaceOK {
+		return
+	}
+	if err := l.ballast.ensure(); err != nil {
+		l.opts.Logger.Warn("event log: no ballast", "dir", l.dir, "err", err)
 	}
 }
 

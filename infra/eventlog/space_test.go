@@ -62,7 +62,7 @@ func TestDiskFullIsAState(t *testing.T) {
 				if l.CheckSpace() != nil {
 					sawLow.Store(true)
 				}
-				if l.OutputRoom() != nil {
+				if l.OutputRoom(0) != nil {
 					sawFloor.Store(true)
 				}
 				_, err := l.Append(ctx, d)
