@@ -72,8 +72,10 @@ func TestDiskFullThroughMCP(t *testing.T) {
 	// the reserve between two looks.
 	fs := testkit.SmallFS(t, diskTestFS)
 	dataDir := filepath.Join(fs, "data")
-	filler := filepath.Join(fs, "filler") // what the operator frees later
-	if err := os.WriteFile(filler, make([]byte, diskTestMinFree), 0o600); err != nil { // NB: at least --min-free-disk, so freeing it always suffices
+	// filler is what the operator frees later. NB: at least --min-free-disk,
+	// so that freeing it always suffices.
+	filler := filepath.Join(fs, "filler")
+	if err := os.WriteFile(filler, make([]byte, diskTestMinFree), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, dataDir)
