@@ -113,6 +113,19 @@ func TestTornWALTail(t *testing.T) {
 			if l3.Tail().Dropped || l3.Last() != issued+2 {
 				t.Fatalf("second reopen: %+v, Last %d", l3.Tail(), l3.Last())
 			}
+			// The recorded gap survives an export and import.
+			all := readAll(t, l3)
+			imp := testkit.OpenLog(t, testkit.TempDataDir(t))
+			i := 0
+			if _, err := imp.Import(context.Background(), func() (events.Event, bool, error) {
+				if i == len(all) {
+					return events.Event{}, false, nil
+				}
+				i++
+				return all[i-1], true, nil
+			}); err != nil || imp.Last() != issued+2 {
+				t.Fatalf("import of a log with a recorded gap: %v (Last %d)", err, imp.Last())
+			}
 		})
 	}
 }
