@@ -224,6 +224,9 @@ func Open(dir string, opts Options) (*Log, error) {
 // startWriting records a dropped tail (continuing after what may have been
 // handed out) and reserves the first sequences, before any append.
 func (l *Log) startWriting() error {
+	if l.tail.Torn != "" {
+		l.opts.Logger.Warn("event log: "+l.tail.Torn, "last", l.last.Load())
+	}
 	if l.tail.Dropped {
 		seq, err := l.recordTail(l.tail)
 		if err != nil {

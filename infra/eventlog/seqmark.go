@@ -17,10 +17,12 @@ import (
 //
 // The committer writes "open" ahead of itself in steps of seqReserveStep
 // (one fsync per step, off the hot path), Close writes "clean". At Open,
-// a log reading back less than the mark says (clean), or a damaged WAL tail
-// after a crash (open), means acknowledged events may be gone: the log then
-// continues after the mark, so that no sequence is ever issued twice, and
-// records what it dropped (events.LogTailDropped).
+// a log reading back less than a clean mark says means acknowledged events
+// are gone: the log then continues after the mark, so that no sequence is
+// ever issued twice, and records what it dropped (events.LogTailDropped).
+// A log without a mark whose WAL ends damaged is reported too. After an
+// unclean stop ("open") a partial last record is the append in flight,
+// never acknowledged: no loss.
 //
 // NB: the file name and format are on disk; they must not change.
 const (
@@ -114,6 +116,8 @@ type TailReport struct {
 	// Recorded is the sequence of the events.LogTailDropped this Open
 	// appended (0 for a read-only Open, which only reports).
 	Recorded uint64
+	// Torn describes a partial last record after an unclean stop (no loss).
+	Torn string
 }
 
 func (t TailReport) String() string {
@@ -140,9 +144,12 @@ func judgeTail(mark seqMark, hasMark bool, tail walTail, last uint64) TailReport
 			t.Reason += "; " + tail.Reason + " in " + tail.File
 		}
 	case tail.Damaged && hasMark && !mark.clean:
-		t.Dropped, t.Issued = true, max(mark.seq, last)
-		t.Reason = "after an unclean stop, " + tail.Reason + " in " + tail.File +
-			fmt.Sprintf("; sequences up to %d may have been handed out", t.Issued)
+		// NB: after a crash the WAL normally ends in the append that was in
+		// flight: written in part, never synced, so never acknowledged nor
+		// seen by a reader. It is no loss, and its sequences may be handed
+		// out again. (Damage after the fact to acknowledged records of a
+		// crashed log cannot be told from it; see docs/security.d/disk.md.)
+		t.Torn = "after an unclean stop, " + tail.Reason + " in " + tail.File + " (an append in flight, never acknowledged)"
 	case tail.Damaged && !hasMark:
 		t.Dropped = true
 		t.Reason = tail.Reason + " in " + tail.File + " (no sequence mark: which sequences were handed out is unknown)"
