@@ -174,7 +174,10 @@ func (s *space) report(now time.Time, lvl int, free uint64, err error) {
 	if s.logf == nil {
 		return
 	}
-	changed := lvl != s.lastLevel
+	// NB: free space hovering at a threshold (Pebble frees and takes space
+	// in bursts) must not flood the log: a change is logged at most every
+	// 10 s, except a fall to the reserve.
+	changed := lvl != s.lastLevel && (now.Sub(s.lastLog) >= 10*time.Second || lvl == SpaceReserve)
 	lasting := (lvl != SpaceOK || err != nil) && now.Sub(s.lastLog) >= lowSpaceLogEvery
 	if !changed && !lasting {
 		return
