@@ -240,3 +240,20 @@ func TestDiskFullKill9Verifies(t *testing.T) {
 		t.Fatalf("execute after restart with space freed: %v %s", sc, text)
 	}
 }
+
+// TestMinFreeDiskFlag: the flag takes sizes with units, 0 turns the check
+// off, and a bad value is refused naming the flag.
+func TestMinFreeDiskFlag(t *testing.T) {
+	for v, want := range map[string]uint64{"256MiB": 256 << 20, "1GiB": 1 << 30, "500MB": 500e6, "0": 0, "1048576": 1 << 20} {
+		cfg, err := parseConfig("serve", []string{"--min-free-disk", v})
+		if err != nil || cfg.MinFreeDisk != want {
+			t.Errorf("--min-free-disk %s: %d, %v; want %d", v, cfg.MinFreeDisk, err, want)
+		}
+	}
+	if cfg, err := parseConfig("serve", nil); err != nil || cfg.MinFreeDisk != 256<<20 {
+		t.Errorf("default --min-free-disk: %d, %v; want 256 MiB", cfg.MinFreeDisk, err)
+	}
+	if _, err := parseConfig("serve", []string{"--min-free-disk", "lots"}); err == nil || !strings.Contains(err.Error(), "--min-free-disk") {
+		t.Errorf("--min-free-disk lots: %v; want an error naming the flag", err)
+	}
+}
