@@ -38,6 +38,7 @@ BENCHES := \
 	./projections/:.:1x \
 	./projections/executions/:.:2000x \
 	./infra/jupyter/:RawRoundTrip:50x \
+	./infra/jupyter/:KernelStartSandbox:10x \
 	./actors/system/:KernelActorRoundTrip:50x \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
 	./actors/scheduler/:SchedulerRecover:1x \
@@ -46,11 +47,13 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
 	./cmd/mcp-jupyter/:HealthWhileStreaming:1x \
 	./cmd/mcp-jupyter/:GetExecutionSinceEnd:1x \
+	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/ws/:.:1x \
 	./infra/metrics/:.:5x \
 	./actors/lease/:.:1x \
+	./infra/checkpointfile/:LoadPrivateCopy250MB:3x \
 	./actors/checkpoint/:.:1x
 bench: deps
 	@: > $(BENCH_OUT)

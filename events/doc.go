@@ -34,4 +34,9 @@
 // (mcpjupyter.ev.<kernel>.>), all executions finishing
 // (mcpjupyter.ev.*.execution.*.ExecutionFinished) or all checkpoint
 // rejections (mcpjupyter.ev.*.checkpoint.*.CheckpointRejected). See Subject.
+//
+// An event whose JSON form is too large for NATS goes out on its subject as
+// a reference (header Mcp-Ref: /events/<seq>; body: the envelope without
+// the payload, plus "size" and "ref"): fetch it whole from the server's
+// /events API (docs/nats.md, natsbus.Reference).
 package events

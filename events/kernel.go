@@ -28,6 +28,11 @@ type KernelProcess struct {
 	// socket: re-attaching with it lets replies to requests sent before a
 	// server restart still reach us.
 	Session string `json:"session,omitempty"`
+	// Sandbox is how the kernel process is confined (infra/sandbox):
+	// "landlock-v7+mount+caps", "landlock-v7", "none" (no protection was
+	// available), "off" (--kernel-sandbox=off). Empty in events written
+	// before it existed.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // KernelStarted: a kernel process is running and answered kernel_info.

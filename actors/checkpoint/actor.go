@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,12 +21,16 @@ const StreamPrefix = "checkpoint/"
 
 // Deps are what the actor needs from outside.
 type Deps struct {
-	Files    Files
-	Runner   Runner
-	Log      Log
-	Observer Observer // nil: figures are dropped
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Files  Files
+	Runner Runner
+	Log    Log
+	// KernelDir is a kernel's own directory (created 0700 if missing): the
+	// one place the actor binds the socket that hands the kernel its
+	// checkpoint file (handout.go).
+	KernelDir func(kernelID string) string
+	Observer  Observer // nil: figures are dropped
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// WorkTimeout bounds one save, load or delete (default 30 minutes).
 	WorkTimeout time.Duration
 	// BeforeAppend, for tests only, runs before every append with the
@@ -61,8 +66,8 @@ type (
 		err error
 	}
 	listReply struct {
-		metas []Meta
-		err   error
+		listing Listing
+		err     error
 	}
 )
 
@@ -87,7 +92,7 @@ type (
 		sender *actor.PID
 	}
 	filesFound struct {
-		metas []Meta // committed files whose signature verified
+		metas []Meta // committed files whose signature verified, to record
 		names map[string]bool
 		err   error
 	}
@@ -159,10 +164,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case deleteMsg:
 		a.delete(ctx, m.name)
 	case listMsg:
-		sender := ctx.Sender()
+		sender, st := ctx.Sender(), a.state
 		a.work(func(context.Context) {
-			metas, err := list(a.deps.Files)
-			a.root.Send(sender, listReply{metas: metas, err: err})
+			l, err := list(a.deps.Files, st)
+			a.root.Send(sender, listReply{listing: l, err: err})
 		})
 	case saveDone:
 		a.cur = m
@@ -202,21 +207,36 @@ func (a *Actor) start(ctx actor.Context) {
 }
 
 // scanFiles lists the committed files and verifies those the state does
-// not know (a crash between a save's rename and its append).
+// not know (a crash between a save's rename and its append). A file saved
+// under another name, or older than the newest save the log recorded of its
+// name, is never recorded: it is left as is, with a warning (list shows it
+// unverified, load refuses it).
 func (a *Actor) scanFiles(st State) filesFound {
-	metas, err := list(a.deps.Files)
+	l, err := list(a.deps.Files, st)
 	if err != nil {
 		return filesFound{err: err}
 	}
+	for _, why := range l.Skipped {
+		a.deps.Logger.Warn("checkpoint directory entry skipped", "why", why)
+	}
 	f := filesFound{names: map[string]bool{}}
-	for _, m := range metas {
-		f.names[m.Name] = true
-		if e, ok := st.Checkpoints[m.Name]; ok && e.SHA256 == m.SHA256 {
+	for _, e := range l.Checkpoints {
+		f.names[e.Name] = true
+		if c, ok := st.Checkpoints[e.Name]; ok && c.SHA256 == e.SHA256 {
 			continue
 		}
-		err := a.deps.Files.Load(m.Name, func(_ string, _ int64, mb []byte, size int64) error { return nil })
+		mb, size, err := a.deps.Files.Verify(e.Name)
+		var m Meta
+		if err == nil {
+			err = json.Unmarshal(mb, &m)
+		}
 		if err != nil {
-			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "name", m.Name, "err", err)
+			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "name", e.Name, "err", err)
+			continue
+		}
+		m.FileBytes = size
+		if s, why := ClassifyFile(st, e.Name, m, size); s == FileRenamed || s == FileOlder {
+			a.deps.Logger.Warn("checkpoint file not recorded: left as is", "name", e.Name, "why", why)
 			continue
 		}
 		f.metas = append(f.metas, m)
@@ -298,7 +318,7 @@ func (a *Actor) save(ctx actor.Context, req SaveRequest) {
 	}
 	sender := ctx.Sender()
 	a.work(func(wctx context.Context) {
-		meta, err := save(wctx, a.deps.Files, a.deps.Runner, req, started)
+		meta, err := save(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, req, started)
 		a.root.Send(a.self, saveDone{req: req, meta: meta, err: err, started: started, sender: sender})
 	})
 }
@@ -336,9 +356,9 @@ func (a *Actor) load(ctx actor.Context, req LoadRequest) {
 		ctx.Respond(loadReply{err: err})
 		return
 	}
-	sender := ctx.Sender()
+	sender, st := ctx.Sender(), a.state
 	a.work(func(wctx context.Context) {
-		out := load(wctx, a.deps.Files, a.deps.Runner, req)
+		out := load(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, st, req)
 		a.root.Send(a.self, loadDone{req: req, out: out, started: started, sender: sender})
 	})
 }

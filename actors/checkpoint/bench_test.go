@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ big = pd.DataFrame(np.random.default_rng(1).standard_normal((2_500_000, 10)), co
 arr = np.arange(6_250_000, dtype=np.float64)
 meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
 	vars := []string{"big", "arr", "meta"}
+	if err := os.MkdirAll(r.kernelDir(k), 0o700); err != nil {
+		b.Fatal(err)
+	}
 	var save, load, rawDump, rawLoad time.Duration
 	var peak, size uint64
 	var base runtime.MemStats
@@ -53,7 +57,7 @@ meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
 			Dump float64 `json:"dump_s"`
 			Load float64 `json:"load_s"`
 		}
-		if err := callKernel(ctx2m(b), r.st, k, "raw_dump", map[string]any{"variables": vars, "path": r.files.TempDir() + "/raw.dill"}, &raw); err != nil {
+		if err := callKernel(ctx2m(b), r.st, k, "raw_dump", map[string]any{"variables": vars, "path": r.kernelDir(k) + "/raw.dill"}, &raw); err != nil {
 			b.Fatal(err)
 		}
 		rawDump += time.Duration(raw.Dump * float64(time.Second))

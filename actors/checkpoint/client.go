@@ -19,13 +19,17 @@ var ErrClosed = errors.New("checkpoint: closed")
 // Config configures the checkpoint actor.
 type Config struct {
 	// System is the process's one actor system (system.System.Actors()).
-	System   *actor.ActorSystem
-	Files    Files
-	Runner   Runner
-	Log      Log
-	Observer Observer
-	Logger   *slog.Logger
-	Now      func() time.Time
+	System *actor.ActorSystem
+	Files  Files
+	Runner Runner
+	Log    Log
+	// KernelDir is a kernel's own directory, where the checkpoint file is
+	// handed to it (cmd/mcp-jupyter: <data dir>/runtime/kernels/<id>, the
+	// one directory a confined kernel may open). Required.
+	KernelDir func(kernelID string) string
+	Observer  Observer
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// Timeout bounds a request when ctx has no deadline (default 30
 	// minutes: a save of a large kernel takes minutes).
 	Timeout time.Duration
@@ -49,8 +53,8 @@ type Client struct {
 // Open spawns the checkpoint actor and waits until it has recovered from
 // its streams.
 func Open(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.System == nil || cfg.Files == nil || cfg.Runner == nil || cfg.Log == nil {
-		return nil, errors.New("checkpoint: open: System, Files, Runner and Log are required")
+	if cfg.System == nil || cfg.Files == nil || cfg.Runner == nil || cfg.Log == nil || cfg.KernelDir == nil {
+		return nil, errors.New("checkpoint: open: System, Files, Runner, Log and KernelDir are required")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Minute
@@ -59,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	deps := Deps{Files: cfg.Files, Runner: cfg.Runner, Log: cfg.Log, Observer: cfg.Observer, Logger: lg,
+	deps := Deps{Files: cfg.Files, Runner: cfg.Runner, Log: cfg.Log, KernelDir: cfg.KernelDir, Observer: cfg.Observer, Logger: lg,
 		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend}
 	c := &Client{sys: cfg.System, pid: cfg.System.Root.Spawn(Props(deps)), timeout: cfg.Timeout}
 	var r errReply
@@ -138,14 +142,17 @@ func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) 
 	return r.res, r.err
 }
 
-// List returns every committed checkpoint, by name, from the signed
-// metadata in each file (not verified: load verifies).
-func (c *Client) List(ctx context.Context) ([]Meta, error) {
+// List returns every checkpoint file, by name, from the signed metadata
+// in each file, each marked verified (its signed name is its file name and
+// it is the newest save the log recorded) or with its problem; and the
+// entries skipped unopened (not regular files). The payload's signature is
+// checked at load, not here.
+func (c *Client) List(ctx context.Context) (Listing, error) {
 	var r listReply
 	if err := c.request(ctx, listMsg{}, &r); err != nil {
-		return nil, err
+		return Listing{}, err
 	}
-	return r.metas, r.err
+	return r.listing, r.err
 }
 
 // Delete removes a checkpoint's files and records CheckpointDeleted.

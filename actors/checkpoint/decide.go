@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -142,4 +143,76 @@ func isIdentifier(s string) bool {
 		}
 	}
 	return true
+}
+
+var (
+	// ErrRenamed: the file under a name was saved under another one (copied
+	// or renamed by hand). Always refused: it would bring another
+	// checkpoint's variables in under this name.
+	ErrRenamed = errors.New("checkpoint: saved under another name")
+	// ErrRollback: the file is an older version of the name than the newest
+	// save the log recorded (an old copy put back). Refused unless the load
+	// asks for it (AllowRollback).
+	ErrRollback = errors.New("checkpoint: older version")
+)
+
+// FileStatus is how a checkpoint file's signed metadata compares with the
+// request's name and the newest save of that name the log recorded.
+type FileStatus int
+
+const (
+	FileRecorded   FileStatus = iota // the newest save the log recorded
+	FileUnrecorded                   // the log recorded no save of the name (copied in, or a crash lost the record)
+	FileNewer                        // created after the newest recorded save (a crash lost the record)
+	FileRenamed                      // saved under another name
+	FileOlder                        // an older version than the newest recorded save
+)
+
+// ClassifyFile compares a file's signed metadata m (and its size) with the
+// name it was found under and the log. It returns why a file is not the
+// recorded one, for people. It has no side effects.
+func ClassifyFile(s State, name string, m Meta, fileBytes int64) (FileStatus, string) {
+	if m.Name != name {
+		return FileRenamed, fmt.Sprintf("%s.ckpt was saved as %q, not %q: a checkpoint copied or renamed by hand is refused under another name (load %q, or load it there and save it again as %q)",
+			name, m.Name, name, m.Name, name)
+	}
+	rec, ok := s.Newest[name]
+	if !ok {
+		return FileUnrecorded, "not recorded in the event log (copied in from elsewhere, or its save's record was lost in a crash): its signature is checked in full when it is loaded"
+	}
+	if m.SHA256 == rec.SHA256 && fileBytes == rec.Size && m.KeyID == rec.KeyID {
+		return FileRecorded, ""
+	}
+	if m.Created.After(rec.SavedAt) {
+		return FileNewer, fmt.Sprintf("newer (created %s) than the newest save of %q the log recorded (%s): its record was lost in a crash; its signature is checked in full when it is loaded",
+			m.Created.UTC().Format(time.RFC3339), name, rec.SavedAt.UTC().Format(time.RFC3339))
+	}
+	return FileOlder, fmt.Sprintf("an older version of %q (created %s, sha256 %s) than the newest save the log recorded (%s, sha256 %s): an old copy was put back; load refuses it unless allow_rollback is true",
+		name, m.Created.UTC().Format(time.RFC3339), short(m.SHA256), rec.SavedAt.UTC().Format(time.RFC3339), short(rec.SHA256))
+}
+
+// CheckFile decides whether a verified file may be loaded under name: its
+// signed name must be name, its format one this server writes, and it must
+// be the newest save of that name the log recorded (or newer, or one the log
+// never saw) unless allowRollback. A refusal wraps ErrRenamed or
+// ErrRollback.
+func CheckFile(s State, name string, m Meta, fileBytes int64, allowRollback bool) error {
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return fmt.Errorf("checkpoint %q: its signed metadata says format version %d, which this server does not write: upgrade mcp-jupyter or save again", name, m.FormatVersion)
+	}
+	st, why := ClassifyFile(s, name, m, fileBytes)
+	switch {
+	case st == FileRenamed:
+		return fmt.Errorf("%w: %s", ErrRenamed, why)
+	case st == FileOlder && !allowRollback:
+		return fmt.Errorf("%w: checkpoint %s", ErrRollback, why)
+	}
+	return nil
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12] + "…"
+	}
+	return sum
 }

@@ -14,8 +14,12 @@
 //
 // Contract:
 //
-//  1. Save has the kernel dill-serialize its variables one by one into a
-//     temp file Files gives it (one pickler, so aliased objects stay
+//  0. No kernel is given a path under checkpoints/. Each save and load
+//     hands the kernel an open descriptor over a unix socket bound in the
+//     kernel's own directory (Config.KernelDir), with a one-time nonce
+//     (handout.go); the socket is gone when the call ends.
+//  1. Save has the kernel dill-serialize its variables one by one into the
+//     staging file Files gives it (one pickler, so aliased objects stay
 //     aliased; a variable that fails is cut off and reported, the rest are
 //     kept). Modules, open files, sockets, generators and IPython's history
 //     are left out with a reason. Package versions come from the kernel's
@@ -26,11 +30,16 @@
 //     fsyncs the directory. The rename is the commit point: a crash before it
 //     leaves only a temp file and the previous checkpoint of that name intact.
 //     The actor then records CheckpointSaved.
-//  3. Load has Files verify the whole file, streamed, with a constant-time
-//     compare. Only when the signature holds is the kernel told to read it.
-//     A refusal (flipped byte, truncation, unknown or rotated-away key, newer
-//     format) is a RejectError (errors.Is ErrRejected), a CheckpointRejected
-//     event and one more Stats.SignatureFailures; the kernel runs nothing.
+//  3. Load has Files open the file once (regular files only) and verify
+//     all of it, streamed, with a constant-time compare, into a private
+//     unlinked copy; CheckFile then compares the signed name with the
+//     request (a copy under another name: ErrRenamed) and the signed
+//     version with the newest save the log recorded (an older copy put
+//     back: ErrRollback, unless LoadRequest.AllowRollback). Only then is the
+//     kernel handed the copy. A refusal (flipped byte, truncation, unknown
+//     or rotated-away key, newer format, not a regular file, renamed, older)
+//     is a RejectError (errors.Is ErrRejected), a CheckpointRejected event
+//     and one more Stats.SignatureFailures; the kernel runs nothing.
 //  4. The kernel compares the recorded package versions with its own;
 //     Policy warn restores and reports, refuse restores nothing, install
 //     runs pip in the kernel's environment and reports each result. The
@@ -45,15 +54,17 @@
 // (Log.ReadStreams("checkpoint/", 0): a few events per name, never the rest
 // of the log), then scans the files off the mailbox: a committed file the
 // log does not record (a crash between the rename and the append) is
-// verified and recorded, a recorded name whose file is gone is recorded
-// deleted. A crashed incarnation hands the report it was recording to the
+// verified and recorded (unless it is saved under another name or older
+// than the name's newest recorded save), a recorded name whose file is
+// gone is recorded deleted. A crashed incarnation hands the report it was recording to the
 // next one, which records it once (its scan then sees it recorded).
 //
 // Usage:
 //
 //	keys, _ := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
 //	files, _ := checkpointfile.Open(dataDir+"/checkpoints", keys, encrypt)
-//	c, _ := checkpoint.Open(ctx, checkpoint.Config{System: sys.Actors(), Files: files, Runner: runner, Log: log, Observer: obs})
+//	c, _ := checkpoint.Open(ctx, checkpoint.Config{System: sys.Actors(), Files: files, Runner: runner, Log: log,
+//		KernelDir: func(id string) string { return filepath.Join(dataDir, "runtime", "kernels", id) }, Observer: obs})
 //	meta, err := c.Save(ctx, checkpoint.SaveRequest{Name: "friday", KernelID: k})
 //	res, err := c.Load(ctx, checkpoint.LoadRequest{Name: "friday", KernelID: k2})
 package checkpoint

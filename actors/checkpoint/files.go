@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -10,25 +11,34 @@ import (
 // Files is the directory of checkpoint files: format, signature,
 // encryption and file I/O (infra/checkpointfile.Store implements it). Its
 // methods block on disk and are called off the actor's mailbox, never two
-// at once on one name.
+// at once on one name. No kernel is ever given a path: the actor hands the
+// files below to the kernel as open descriptors (handout.go).
 //
-//   - Exists reports whether name's file is committed (the rename is the
-//     commit point of a save, so the directory, not only the log, decides
-//     existence).
-//   - Save stages a save, runs dump with the path the kernel writes its
-//     dill stream to, then signs (and encrypts) it, adds the metadata meta
-//     returns and commits it atomically. On error nothing is committed.
-//   - Load verifies the whole file before restore runs; a refused file is an
+//   - Exists reports whether anything is committed under name's file name
+//     (the rename is the commit point of a save, so the directory, not only
+//     the log, decides existence); it opens nothing.
+//   - Save stages a save, runs dump with the open file the kernel appends
+//     its dill stream to, then signs (and encrypts) it, adds the metadata
+//     meta returns and commits it atomically. On error nothing is committed.
+//   - Load opens the file once (regular files only, no-follow, non-blocking),
+//     verifies all of it through that descriptor into a private unlinked
+//     copy, and runs restore with the copy (read-only, payload from offset
+//     0), the signed metadata and the file's size. A refused file is an
 //     error with a method Rejected() bool that returns true, and a missing
 //     one wraps fs.ErrNotExist.
-//   - List calls fn for each committed checkpoint whose name valid accepts,
-//     with its signed (not verified) metadata.
+//   - Verify checks a file as Load does, keeping nothing; it returns the
+//     signed metadata and the file's size.
+//   - List calls fn for each entry named like a checkpoint whose name valid
+//     accepts, with its signed (not verified) metadata; an entry that is not
+//     a regular file is reported, unopened, with an error whose method
+//     NotRegular() bool returns true.
 //   - Delete removes name's files durably.
 type Files interface {
 	Exists(name string) bool
-	Save(name string, dump func(kernelPath string) error,
+	Save(name string, dump func(stage *os.File) error,
 		meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error)
-	Load(name string, restore func(path string, offset int64, meta []byte, size int64) error) error
+	Load(name string, restore func(payload *os.File, meta []byte, size int64) error) error
+	Verify(name string) (meta []byte, size int64, err error)
 	List(valid func(name string) bool, fn func(name string, meta []byte, size int64, err error)) error
 	Delete(name string) error
 }

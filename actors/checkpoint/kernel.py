@@ -11,6 +11,37 @@ def _reply(marker, obj):
     sys.stdout.flush()
 
 
+def _receive_fd(p):
+    # The server hands files over as open descriptors, never as paths: it
+    # binds a unix socket in this kernel's own directory; we present the
+    # one-time nonce and receive the descriptor (SCM_RIGHTS). See
+    # handout.go.
+    import os
+    import socket
+    path = os.path.join(p["sock_dir"], p["sock_name"])
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dfd = None
+    try:
+        s.settimeout(60)
+        if len(os.fsencode(path)) < 108:
+            s.connect(path)
+        else:
+            # A socket path is limited to 107 bytes: go through the directory.
+            dfd = os.open(p["sock_dir"], os.O_RDONLY | os.O_DIRECTORY)
+            s.connect("/proc/self/fd/%d/%s" % (dfd, p["sock_name"]))
+        s.sendall((p["nonce"] + "\n").encode())
+        msg, fds, _, _ = socket.recv_fds(s, 1, 1)
+        if msg != b"1" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("the server did not hand over the checkpoint file (wrong or used nonce)")
+        return fds[0]
+    finally:
+        s.close()
+        if dfd is not None:
+            os.close(dfd)
+
+
 # Names IPython itself keeps in the user namespace: history can double a
 # checkpoint and makes no sense in another kernel.
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "_", "__", "___", "_ih", "_oh", "_dh"}
@@ -66,7 +97,8 @@ def save(p):
     else:
         names = [n for n in ns if not n.startswith("_") and n not in _IPYTHON_NAMES and n not in hidden]
     saved, skipped, roots = [], [], set()
-    with open(p["path"], "ab") as f:
+    # NB: append mode: the descriptor may already hold the file's header.
+    with open(_receive_fd(p), "ab") as f:
         start = f.tell()
         pk = dill.Pickler(f, protocol=4)
         for name in names:
@@ -144,7 +176,9 @@ def install(p):
 def load(p):
     import dill
     restored = {}
-    with open(p["path"], "rb", buffering=1 << 20) as f:
+    # A private copy of the verified payload: no path, so nothing can
+    # change it between the server's check and this read.
+    with open(_receive_fd(p), "rb", buffering=1 << 20) as f:
         f.seek(p.get("offset", 0))
         u = dill.Unpickler(f)
         while True:

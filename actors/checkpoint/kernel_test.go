@@ -77,12 +77,17 @@ func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
 		rc.observer = r.obs
 	}
 	r.svc, err = Open(context.Background(), Config{System: st.System.Actors(), Files: files, Runner: rc.runner, Log: st.Log,
-		Observer: rc.observer, BeforeAppend: rc.beforeAppend})
+		KernelDir: r.kernelDir, Observer: rc.observer, BeforeAppend: rc.beforeAppend})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.svc.Close(context.Background()) })
 	return r
+}
+
+// kernelDir is the kernel's own directory, as cmd/mcp-jupyter wires it.
+func (r *rig) kernelDir(id string) string {
+	return filepath.Join(r.st.DataDir, "runtime", "kernels", id)
 }
 
 func (r *rig) state() State {
@@ -215,13 +220,13 @@ func TestFridayMonday(t *testing.T) {
 				t.Fatalf("restored a skipped name: %v", res.Restored)
 			}
 			list, err := r.svc.List(context.Background())
-			if err != nil || len(list) != 1 || list[0].Name != "friday" {
+			if err != nil || len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || !list.Checkpoints[0].Verified {
 				t.Fatalf("list: %+v %v", list, err)
 			}
 			if err := r.svc.Delete(context.Background(), "friday"); err != nil {
 				t.Fatal(err)
 			}
-			if list, _ := r.svc.List(context.Background()); len(list) != 0 {
+			if list, _ := r.svc.List(context.Background()); len(list.Checkpoints) != 0 {
 				t.Fatalf("listed after delete: %+v", list)
 			}
 			if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "friday", KernelID: k2}); !errors.Is(err, ErrNotFound) {
@@ -417,13 +422,19 @@ func TestCrashMidSave(t *testing.T) {
 	if got := failing.obs.saves; len(got) != 1 || got[0] != 0 {
 		t.Fatalf("observed saves %v, want one failed save (size 0)", got)
 	}
+	// The failed save left no socket in the kernel's directory and no
+	// staging file.
+	socks, _ := filepath.Glob(filepath.Join(failing.kernelDir(k), "*.sock"))
+	if ents, _ := os.ReadDir(failing.files.TempDir()); len(ents)+len(socks) != 0 {
+		t.Fatalf("a failed save left temp files %v, sockets %v", ents, socks)
+	}
 	r = failing
 	// A crash leaves a temp file: simulate one.
 	if err := os.WriteFile(filepath.Join(r.files.TempDir(), "keep.123.part"), []byte("MCPJCKPT partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	list, _ := r.svc.List(context.Background())
-	if len(list) != 1 || list[0].Name != "keep" {
+	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "keep" {
 		t.Fatalf("list: %+v", list)
 	}
 	if err := r.svc.Close(context.Background()); err != nil {

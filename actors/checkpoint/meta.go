@@ -64,10 +64,36 @@ type LoadRequest struct {
 	Name     string
 	KernelID string
 	Policy   Policy
+	// AllowRollback loads a file that is an older version of Name than the
+	// newest save the log recorded (an old copy put back on purpose).
+	AllowRollback bool
+}
+
+// Listed is one checkpoint file as list_checkpoints shows it. Verified
+// means its signed name is its file name and its metadata (sha256, size,
+// key) is the newest save of that name the log recorded; the payload's
+// signature itself is checked in full at every load. Problem says why an
+// entry is not verified: saved under another name, an older version, not
+// recorded, unreadable.
+type Listed struct {
+	Meta
+	Verified bool   `json:"verified"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// Listing is every checkpoint file, and what was skipped without being
+// opened (a named pipe, socket, symbolic link or directory named like a
+// checkpoint), each with why.
+type Listing struct {
+	Checkpoints []Listed `json:"checkpoints"`
+	Skipped     []string `json:"skipped,omitempty"`
 }
 
 // LoadResult is what a load did.
 type LoadResult struct {
+	// RolledBack: the file was an older version than the newest recorded
+	// save, loaded because the request allowed it.
+	RolledBack bool
 	Meta       Meta
 	Restored   []string
 	Missing    []string // recorded packages the kernel lacks (name==version)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -77,7 +78,9 @@ func TestSaveCrashRecordedOnce(t *testing.T) {
 // TestUnrecordedFileAdopted: a crash between a save's rename and its
 // append (the process died) leaves a committed file the log does not know;
 // the next start verifies it and records it once. A recorded checkpoint
-// whose files are gone is recorded deleted.
+// whose files are gone is recorded deleted. A file copied under another
+// name is never recorded (issue 13, finding 4: the scan must not launder
+// it into the log).
 func TestUnrecordedFileAdopted(t *testing.T) {
 	st := testkit.StartStack(t, "")
 	r := newRig(t, st, false)
@@ -93,7 +96,6 @@ func TestUnrecordedFileAdopted(t *testing.T) {
 	if err := r.svc.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// The file of "orig" copied as "copy" stands for a committed, unrecorded save.
 	b, err := os.ReadFile(r.files.Path("orig"))
 	if err != nil {
 		t.Fatal(err)
@@ -105,22 +107,51 @@ func TestUnrecordedFileAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = newRig(t, st, false)
-	// The scan runs off the mailbox; a load of "copy" is served after it
-	// recorded the file only if the state says so: wait on the state.
+	// The scan runs off the mailbox and records in one batch: wait for the
+	// deletion of gone, then the decision about copy was made too.
 	ctx := ctx2m(t)
 	for {
-		s := r.state()
-		_, gone := s.Checkpoints["gone"]
-		if e, ok := s.Checkpoints["copy"]; ok && e.SHA256 == m.SHA256 && !gone {
+		if _, gone := r.state().Checkpoints["gone"]; !gone {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the scan never recorded copy / gone: %+v", s.Checkpoints)
+			t.Fatalf("the scan never recorded gone deleted: %+v", r.state().Checkpoints)
 		case <-st.Log.Changed():
 		}
 	}
-	if n := len(savedEvents(t, st, "copy")); n != 1 {
+	if _, ok := r.state().Checkpoints["copy"]; ok {
+		t.Fatal("a file copied under another name was recorded as a save")
+	}
+	if n := len(savedEvents(t, st, "copy")); n != 0 {
+		t.Fatalf("%d CheckpointSaved for a renamed copy, want 0", n)
+	}
+
+	// Another server with the same key finds orig.ckpt it never recorded
+	// (its save's record lost): it verifies it and records it once.
+	other := testkit.StartStack(t, "")
+	keys := filepath.Join(other.DataDir, "checkpoint-keys")
+	if err := os.CopyFS(keys, os.DirFS(filepath.Join(st.DataDir, "checkpoint-keys"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(other.DataDir, "checkpoints"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other.DataDir, "checkpoints", "orig.ckpt"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRig(t, other, false)
+	for {
+		if e, ok := r2.state().Checkpoints["orig"]; ok && e.SHA256 == m.SHA256 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the scan never recorded orig: %+v", r2.state().Checkpoints)
+		case <-other.Log.Changed():
+		}
+	}
+	if n := len(savedEvents(t, other, "orig")); n != 1 {
 		t.Fatalf("%d CheckpointSaved for the adopted file, want 1", n)
 	}
 }

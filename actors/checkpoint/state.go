@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"time"
+
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
@@ -12,23 +14,34 @@ type Entry struct {
 	SHA256   string // of the payload, as the file's metadata says
 	Size     int64
 	SavedSeq uint64
-	Loads    int
-	Rejects  int
+	// SavedAt is when the save was recorded (the event's time): a file
+	// created before it that is not this save is an older version.
+	SavedAt time.Time
+	Loads   int
+	Rejects int
 }
 
-// State is every checkpoint name the log knows of and is not deleted.
+// State is every checkpoint name the log knows of and is not deleted, and
+// the newest save ever recorded of each name (kept across deletions: it is
+// what a file put back is compared with, see CheckFile).
 type State struct {
 	Checkpoints map[string]Entry
+	Newest      map[string]Entry
 }
 
-// Apply folds one event into the state. It is pure: the map is copied, not
-// changed in place, so a State handed out never changes under its holder.
+// Apply folds one event into the state. It is pure: the maps are copied,
+// not changed in place, so a State handed out never changes under its
+// holder.
 func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.CheckpointSaved:
 		m := clone(s.Checkpoints)
-		m[p.Name] = Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, SHA256: p.SHA256, Size: p.Size, SavedSeq: e.Seq}
+		ent := Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, SHA256: p.SHA256, Size: p.Size, SavedSeq: e.Seq, SavedAt: e.Time}
+		m[p.Name] = ent
 		s.Checkpoints = m
+		n := clone(s.Newest)
+		n[p.Name] = ent
+		s.Newest = n
 	case events.CheckpointLoaded:
 		if c, ok := s.Checkpoints[p.Name]; ok {
 			m := clone(s.Checkpoints)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ type RejectError struct{ Err error }
 func (e *RejectError) Error() string        { return e.Err.Error() }
 func (e *RejectError) Unwrap() error        { return e.Err }
 func (e *RejectError) Is(target error) bool { return target == ErrRejected }
+func (e *RejectError) Rejected() bool       { return true }
 
 // rejected reports whether Files refused the file (see Files).
 func rejected(err error) bool {
@@ -37,6 +39,10 @@ func fileError(name string, err error) error {
 	case err == nil:
 		return nil
 	case rejected(err):
+		var re *RejectError
+		if errors.As(err, &re) {
+			return err
+		}
 		return &RejectError{Err: err}
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, name)
@@ -49,12 +55,18 @@ func fileError(name string, err error) error {
 // by message what the actor then records.
 
 // save has the kernel serialize its variables with dill into the stage
-// Files gives it, then Files signs, encrypts and commits the file.
-func save(ctx context.Context, files Files, runner Runner, req SaveRequest, created time.Time) (Meta, error) {
+// Files gives it — handed over as an open descriptor, never a path — then
+// Files signs, encrypts and commits the file.
+func save(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, req SaveRequest, created time.Time) (Meta, error) {
 	var res saveResult
 	var meta Meta
-	size, err := files.Save(req.Name, func(path string) error {
-		params := map[string]any{"path": path}
+	size, err := files.Save(req.Name, func(stage *os.File) error {
+		h, err := offer(kernelDir(req.KernelID), stage)
+		if err != nil {
+			return fmt.Errorf("hand the checkpoint file to kernel %s: %w", req.KernelID, err)
+		}
+		defer h.Close()
+		params := h.params()
 		if len(req.Variables) > 0 {
 			params["variables"] = req.Variables
 		}
@@ -64,7 +76,9 @@ func save(ctx context.Context, files Files, runner Runner, req SaveRequest, crea
 		if len(res.Saved) == 0 {
 			return fmt.Errorf("nothing in kernel %s could be saved (skipped: %s): define variables first, or name them in variables", req.KernelID, describeSkipped(res.Skipped))
 		}
-		return nil
+		// NB: stop serving before the file is signed, so no second
+		// descriptor can be handed out once the kernel has written.
+		return h.Close()
 	}, func(keyID string, encrypted bool, payload int64, sum string) ([]byte, error) {
 		meta = Meta{Name: req.Name, KernelID: req.KernelID, Notebook: req.Notebook, Created: created.UTC(),
 			FormatVersion: FormatVersion, KeyID: keyID, Encrypted: encrypted, PayloadBytes: payload, SHA256: sum,
@@ -97,11 +111,13 @@ type loaded struct {
 }
 
 // load verifies the checkpoint whole before any of it goes near the
-// kernel, then compares packages, applies the policy and restores the
-// variables into the kernel's globals.
-func load(ctx context.Context, files Files, runner Runner, req LoadRequest) loaded {
+// kernel, checks its signed name and version against the request and the
+// log (st: the actor's state when the load began), then compares packages,
+// applies the policy and restores the variables into the kernel's globals
+// from a private copy of the verified bytes, handed over as a descriptor.
+func load(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, st State, req LoadRequest) loaded {
 	var o loaded
-	err := files.Load(req.Name, func(path string, offset int64, mb []byte, size int64) error {
+	err := files.Load(req.Name, func(payload *os.File, mb []byte, size int64) error {
 		var meta Meta
 		if err := json.Unmarshal(mb, &meta); err != nil {
 			// Signed but unreadable: a bug of the writer, not tampering.
@@ -109,6 +125,12 @@ func load(ctx context.Context, files Files, runner Runner, req LoadRequest) load
 		}
 		meta.FileBytes = size
 		o.res.Meta = meta
+		if err := CheckFile(st, req.Name, meta, size, req.AllowRollback); err != nil {
+			return &RejectError{Err: err}
+		}
+		if s, _ := ClassifyFile(st, req.Name, meta, size); s == FileOlder {
+			o.res.RolledBack = true
+		}
 		var chk checkResult
 		if err := callKernel(ctx, runner, req.KernelID, "check", map[string]any{"packages": nonNil(meta.Packages)}, &chk); err != nil {
 			return err
@@ -127,8 +149,15 @@ func load(ctx context.Context, files Files, runner Runner, req LoadRequest) load
 			}
 			o.res.Installs = inst.Results
 		}
+		h, err := offer(kernelDir(req.KernelID), payload)
+		if err != nil {
+			return fmt.Errorf("hand the verified checkpoint to kernel %s: %w", req.KernelID, err)
+		}
+		defer h.Close()
+		params := h.params()
+		params["offset"] = 0
 		var lr loadResult
-		if err := callKernel(ctx, runner, req.KernelID, "load", map[string]any{"path": path, "offset": offset}, &lr); err != nil {
+		if err := callKernel(ctx, runner, req.KernelID, "load", params, &lr); err != nil {
 			return err
 		}
 		o.res.Restored = lr.Restored
@@ -153,21 +182,42 @@ func load(ctx context.Context, files Files, runner Runner, req LoadRequest) load
 	return o
 }
 
-// list reads every committed checkpoint's metadata (not verified).
-func list(files Files) ([]Meta, error) {
-	out := []Meta{}
+// notRegular reports whether Files skipped an entry without opening it.
+func notRegular(err error) bool {
+	var r interface{ NotRegular() bool }
+	return errors.As(err, &r) && r.NotRegular()
+}
+
+// list reads every checkpoint file's signed metadata (cheaply: the
+// payload is verified at load) and marks each entry verified when its
+// signed name is its file name and it is the newest save the log recorded
+// of that name; otherwise Problem says why. Entries that are not regular
+// files are skipped, unopened, with why.
+func list(files Files, st State) (Listing, error) {
+	out := Listing{Checkpoints: []Listed{}}
 	err := files.List(func(name string) bool { return ValidName(name) == nil }, func(name string, mb []byte, size int64, err error) {
+		if notRegular(err) {
+			out.Skipped = append(out.Skipped, err.Error())
+			return
+		}
 		var m Meta
 		if err == nil {
 			err = json.Unmarshal(mb, &m)
 		}
+		l := Listed{}
 		if err != nil {
-			m = Meta{Skipped: []Variable{{Name: "*", Reason: "unreadable: " + err.Error()}}}
+			l.Meta = Meta{Name: name, FileBytes: size}
+			l.Problem = "unreadable: " + err.Error()
+			out.Checkpoints = append(out.Checkpoints, l)
+			return
 		}
-		// NB: the file's name is what load takes, whatever name the
-		// metadata was saved under (a file copied or renamed by hand).
-		m.Name, m.FileBytes = name, size
-		out = append(out, m)
+		m.FileBytes = size
+		status, why := ClassifyFile(st, name, m, size)
+		// NB: the file's name is what load takes; the signed name is
+		// shown in Problem when it differs.
+		m.Name = name
+		l.Meta, l.Verified, l.Problem = m, status == FileRecorded, why
+		out.Checkpoints = append(out.Checkpoints, l)
 	})
 	return out, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -95,7 +96,25 @@ func (lv *live) assets(c *core) leaseAssets {
 func (lv *live) mount(mux *http.ServeMux, g mcpserver.Guard) {
 	g.QueryToken = true
 	mux.Handle("GET /ws", g.Wrap(lv.hub.Handler()))
-	mux.Handle("/assets/", g.Wrap(assetstore.Handler("/assets/", lv.lease)))
+	mux.Handle("/assets/", g.Wrap(lv.assetsHandler()))
+}
+
+// assetsHandler serves GET /assets/<sha256> from the lease actor.
+func (lv *live) assetsHandler() http.Handler {
+	return assetstore.Handler("/assets/", leaseReader{lv.lease})
+}
+
+// leaseReader is the lease actor as the /assets handler reads it. NB: the
+// actor says "never stored or collected" with lease.ErrNotFound; the handler
+// answers 404 only for assetstore.ErrNotFound, and anything else is a 500.
+type leaseReader struct{ c *lease.Client }
+
+func (r leaseReader) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
+	f, size, mime, err := r.c.ReadAsset(ctx, sum)
+	if errors.Is(err, lease.ErrNotFound) {
+		err = fmt.Errorf("%w (%w)", assetstore.ErrNotFound, err)
+	}
+	return f, size, mime, err
 }
 
 // closeEdges stops the WebSocket clients, the GC and the lease actor (it
@@ -137,7 +156,11 @@ func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpser
 }
 
 func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error) {
-	return l.a.Get(ctx, sum)
+	data, mime, err := l.a.Get(ctx, sum)
+	if errors.Is(err, lease.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound, err)
+	}
+	return data, mime, err
 }
 
 func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {

@@ -37,6 +37,10 @@ type backend struct {
 	// draining is set when a shutdown began: new executions and kernels
 	// are refused; running ones finish.
 	draining atomic.Bool
+	// notebookPath confines a notebook path given to start_kernel to the
+	// notebook root, as the notebook tools do, and returns its
+	// root-relative form; nil until the notebooks are open.
+	notebookPath func(path string) (rel string, err error)
 	// space refuses new work while the disk is (nearly) full
 	// (eventlog.Log.CheckSpace; nil: never).
 	space func() error
@@ -93,6 +97,19 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
+	}
+	if req.Notebook != "" {
+		// NB: the same confinement as the notebook tools (infra/notebook
+		// Root.Resolve): "..", absolute paths elsewhere and symlinks leading
+		// out of the root are refused before any kernel starts.
+		if b.notebookPath == nil {
+			return mcpserver.KernelView{}, errors.New("notebooks are not open yet: retry start_kernel with notebook once the server is ready")
+		}
+		rel, err := b.notebookPath(req.Notebook)
+		if err != nil {
+			return mcpserver.KernelView{}, fmt.Errorf("notebook %q: %w", req.Notebook, err)
+		}
+		req.Notebook = rel
 	}
 	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook)
 	if err != nil {
@@ -162,6 +179,14 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 	}
 	if id, ok := b.sys.ResolveNotebook(kernelOrNotebook); ok {
 		return id, nil
+	}
+	// A notebook bound as "a.ipynb" is also "./a.ipynb" or its absolute path.
+	if b.notebookPath != nil {
+		if rel, err := b.notebookPath(kernelOrNotebook); err == nil {
+			if id, ok := b.sys.ResolveNotebook(rel); ok {
+				return id, nil
+			}
+		}
 	}
 	return "", fmt.Errorf("no kernel or bound notebook %q: call list_kernels for the ids, or start_kernel", kernelOrNotebook)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
@@ -26,9 +27,11 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open checkpoint files: %w", err)
 	}
+	runtimeDir := filepath.Join(c.cfg.DataDir, "runtime")
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
-		Observer: c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint")})
+		KernelDir: func(id string) string { return jupyter.KernelDir(runtimeDir, id) },
+		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint")})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
@@ -80,11 +83,14 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: r.Name, KernelID: r.KernelID, Policy: pol})
+	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: r.Name, KernelID: r.KernelID, Policy: pol, AllowRollback: r.AllowRollback})
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
 	sum := fmt.Sprintf("Restored %d variables from checkpoint %q into kernel %s: %s.", len(res.Restored), r.Name, r.KernelID, strings.Join(res.Restored, ", "))
+	if res.RolledBack {
+		sum += fmt.Sprintf("\nThis was an OLDER version of %q (created %s) than its newest save, loaded because allow_rollback was true.", r.Name, res.Meta.Created.Format("2006-01-02 15:04:05 MST"))
+	}
 	if len(res.Missing) > 0 {
 		sum += "\nMissing packages in this kernel (recorded at save): " + strings.Join(res.Missing, ", ") + "."
 	}
@@ -105,18 +111,28 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 	}
 	return mcpserver.CheckpointReply{Summary: sum, Data: map[string]any{"name": r.Name, "kernel_id": r.KernelID, "restored": res.Restored,
 		"missing_packages": res.Missing, "mismatched_packages": res.Mismatched, "installs": res.Installs,
-		"saved_python": res.Meta.Python, "kernel_python": res.Python, "created": res.Meta.Created}}, nil
+		"saved_python": res.Meta.Python, "kernel_python": res.Python, "created": res.Meta.Created, "rolled_back": res.RolledBack}}, nil
 }
 
 func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
-	list, err := cb.svc.List(ctx)
+	l, err := cb.svc.List(ctx)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	if list == nil {
-		list = []checkpoint.Meta{}
+	sum := fmt.Sprintf("%d checkpoints.", len(l.Checkpoints))
+	for _, c := range l.Checkpoints {
+		if !c.Verified {
+			sum += fmt.Sprintf("\nUNVERIFIED %q: %s", c.Name, c.Problem)
+		}
 	}
-	return mcpserver.CheckpointReply{Summary: fmt.Sprintf("%d checkpoints.", len(list)), Data: map[string]any{"checkpoints": list}}, nil
+	for _, why := range l.Skipped {
+		sum += "\nSkipped: " + why
+	}
+	data := map[string]any{"checkpoints": l.Checkpoints}
+	if len(l.Skipped) > 0 {
+		data["skipped"] = l.Skipped
+	}
+	return mcpserver.CheckpointReply{Summary: sum, Data: data}, nil
 }
 
 func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, name string) (mcpserver.CheckpointReply, error) {

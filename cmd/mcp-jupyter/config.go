@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 var errHelp = errors.New("help shown")
@@ -37,12 +41,23 @@ type config struct {
 	AssetGCEvery      time.Duration
 	BacklogMessages   int
 	Token             string
+	// MaxRequestBytes bounds an HTTP request body (413 beyond it).
+	MaxRequestBytes int64
 	// RetainEvents is how many of the newest events the log keeps whatever
 	// happens (0: keep everything); older ones go once no reader needs them.
 	RetainEvents uint64
 	// SnapshotEvery is how many events apart read models are snapshotted
 	// (and retention runs).
 	SnapshotEvery uint64
+
+	// NATSInsecureLoopback lets NATS clients without credentials subscribe
+	// on a loopback --nats-listen.
+	NATSInsecureLoopback bool
+	// KernelSandbox is how hard kernels are confined (infra/sandbox).
+	KernelSandbox sandbox.Mode
+	// KernelEnv lists extra names (or PREFIX*) of the server's environment
+	// kernels receive.
+	KernelEnv []string
 	// MinFreeDisk is the free space kept on the data dir's file system:
 	// below it new work is refused (infra/eventlog/space.go); 0 turns the
 	// check off.
@@ -62,12 +77,13 @@ var settings = []setting{
 	{"max-queue", "MCP_MAX_QUEUE", "1000", "executions that may wait per kernel before submits get 'queue full'"},
 	{"output-budget", "MCP_OUTPUT_BUDGET", "3000", "characters of one text output put in a tool reply (the full text is kept as an asset)"},
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
-	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted by /mcp (localhost is always accepted)"},
+	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted on every route (localhost and the IP address a client dialled are always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
-	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only)"},
+	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only); needs --nats-token or --nats-nkeys, or --nats-insecure-loopback on loopback"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
-	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present (this or --nats-nkeys is required when --nats-listen is not loopback)"},
+	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present to subscribe (this or --nats-nkeys is required with --nats-listen, unless --nats-insecure-loopback)"},
 	{"nats-nkeys", "MCP_NATS_NKEYS", "", "comma-separated public user nkeys (U...) NATS clients may authenticate with, instead of a token; they may subscribe, not publish events"},
+	{"nats-insecure-loopback", "MCP_NATS_INSECURE_LOOPBACK", "false", "let NATS clients without credentials subscribe on a loopback --nats-listen (anyone on this machine then reads every event; nobody outside the server may publish events either way)"},
 	{"nats-jetstream", "MCP_NATS_JETSTREAM", "false", "keep a JetStream stream (MCPJUPYTER_EVENTS, in <data dir>/nats) mirroring the events, so subscribers catch up"},
 	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
@@ -75,6 +91,9 @@ var settings = []setting{
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
+	{"kernel-sandbox", "MCP_KERNEL_SANDBOX", "auto", "confine kernels so agents' code cannot read the data dir (token, checkpoint keys, event log) or the server's /proc files: auto (confine where the machine allows, warn loudly where not), required (refuse to start kernels unconfined) or off"},
+	{"kernel-env", "MCP_KERNEL_ENV", "", "comma-separated extra names (or PREFIX*) of the server's environment that kernels receive, beyond PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHON*, JUPYTER*, VIRTUAL_ENV, CONDA_*... (MCP_* is refused: the server's secrets never reach kernels)"},
+	{"max-request-bytes", "MCP_MAX_REQUEST_BYTES", "8388608", "largest HTTP request body accepted, in bytes (/mcp and every other route); larger ones get 413 before they are read. The default fits execute's 1 MiB of code however it is escaped"},
 	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below 3/4 of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
@@ -111,6 +130,14 @@ func parseConfig(cmd string, args []string) (config, error) {
 	get := func(n string) string { return strings.TrimSpace(*vals[n]) }
 	c.DataDir, c.Addr, c.LogFormat, c.LogLevel = get("data-dir"), get("addr"), get("log-format"), get("log-level")
 	c.AllowedHosts, c.NATSListen, c.NATSToken, c.NATSNKeys = get("allowed-hosts"), get("nats-listen"), get("nats-token"), get("nats-nkeys")
+	if c.NATSInsecureLoopback, err = strconv.ParseBool(get("nats-insecure-loopback")); err != nil {
+		return c, fmt.Errorf("--nats-insecure-loopback %q: give true or false", get("nats-insecure-loopback"))
+	}
+	if c.NATSListen != "" { // NB: before the log is replayed, not after
+		if err := natsbus.CheckListen(c.NATSListen, c.NATSToken != "" || c.NATSNKeys != "", c.NATSInsecureLoopback); err != nil {
+			return c, err
+		}
+	}
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
 	}
@@ -143,6 +170,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.SnapshotEvery, err = strconv.ParseUint(get("snapshot-every"), 10, 64); err != nil || c.SnapshotEvery == 0 {
 		return c, fmt.Errorf("--snapshot-every %q: give a positive whole number of events", get("snapshot-every"))
 	}
+	if c.MaxRequestBytes, err = strconv.ParseInt(get("max-request-bytes"), 10, 64); err != nil || c.MaxRequestBytes < 64<<10 {
+		return c, fmt.Errorf("--max-request-bytes %q: give a whole number of bytes, at least 65536 (default 8388608)", get("max-request-bytes"))
+	}
 	if c.MinFreeDisk, err = parseSize(get("min-free-disk")); err != nil {
 		return c, fmt.Errorf("--min-free-disk %q: give a size such as 256MiB, 1GiB or 0 to turn the check off", get("min-free-disk"))
 	}
@@ -151,6 +181,13 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.CheckpointEncrypt, err = strconv.ParseBool(get("checkpoint-encrypt")); err != nil {
 		return c, fmt.Errorf("--checkpoint-encrypt %q: give true or false", get("checkpoint-encrypt"))
+	}
+	if c.KernelSandbox, err = sandbox.ParseMode(get("kernel-sandbox")); err != nil {
+		return c, fmt.Errorf("--kernel-sandbox: %w", err)
+	}
+	c.KernelEnv = splitList(get("kernel-env"))
+	if err := jupyter.CheckKernelEnvAllow(c.KernelEnv); err != nil {
+		return c, err
 	}
 	if c.DataDir == "" {
 		return c, errors.New("--data-dir is empty: give a directory")

@@ -114,6 +114,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	if f := checkResources(cfg.DataDir); f.Warn {
 		logger.Warn("preflight", "component", "server", "finding", f.String())
 	}
+	if f := checkSandbox(cfg); !f.OK {
+		return f.err()
+	} else if f.Warn {
+		logger.Warn("preflight", "component", "kernel", "finding", f.String())
+	} else {
+		logger.Info("preflight", "component", "kernel", "finding", f.String())
+	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk"})
@@ -123,7 +130,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.log = l
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
-		Logger: logger.With("component", "kernel")}
+		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv}
 	c.mu.Unlock()
 	// The launcher check (a Python start) runs beside the replay.
 	c.wg.Add(1)
@@ -179,13 +186,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
 	nb, err := natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
-		JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
+		InsecureLoopback: cfg.NATSInsecureLoopback, JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
 	c.mu.Lock()
 	c.nats = nb
-	c.pub = natsbus.NewPublisher(l, nb.Conn(), natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
@@ -220,7 +227,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
-		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts})
+		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -233,6 +240,10 @@ func (c *core) open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.AddNotebookTools(nbs)
+	back.notebookPath = func(p string) (string, error) {
+		_, rel, err := nbs.mgr.Resolve(p)
+		return rel, err
+	}
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()

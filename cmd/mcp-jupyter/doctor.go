@@ -67,6 +67,7 @@ func doctor(ctx context.Context, cfg config, reap bool) []finding {
 	logF, procs := checkLog(ctx, filepath.Join(cfg.DataDir, "events"))
 	fs = append(fs, logF)
 	fs = append(fs, checkPython(ctx, jupyter.DefaultSearchPath()))
+	fs = append(fs, checkSandbox(cfg))
 	fs = append(fs, checkPort(cfg.Addr))
 	if procs != nil {
 		fs = append(fs, checkOrphans(procs, reap)...)

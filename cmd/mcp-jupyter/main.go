@@ -9,6 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,6 +33,12 @@ Run "mcp-jupyter serve --help" for the flags and environment variables.
 `
 
 func main() {
+	// NB: first, before any flag or signal handling: this binary is also
+	// the kernel launcher (infra/sandbox), re-executed by the server for
+	// each kernel with this hidden subcommand.
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Subcommand {
+		os.Exit(sandbox.Main(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -40,6 +50,17 @@ func run(args []string) int {
 	ctx, stop := signalContext()
 	defer stop()
 	var err error
+	switch args[0] {
+	case "serve", "stdio":
+		// The server's /proc files (environ holds MCP_TOKEN and the other
+		// secrets; mem, maps) become root's: another process of the same
+		// uid, a kernel started without Landlock above all, cannot read
+		// them. Kernels are execve()d, which makes them dumpable again.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "mcp-jupyter: hide the server's /proc files (PR_SET_DUMPABLE): %v\n", err)
+			return 1
+		}
+	}
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:])

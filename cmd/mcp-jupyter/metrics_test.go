@@ -191,8 +191,8 @@ func TestMetricsAfterRealWork(t *testing.T) {
 		t.Errorf("last seq %v (log %d), appends +%v, db size %v", m1["mcp_jupyter_metrics_last_seq"], c.log.Last(),
 			d("mcp_jupyter_log_appends_total"), m1["persistence_db_size_bytes"])
 	}
-	if okID == "" || m1[`mcp_jupyter_queue_depth{kernel="`+k+`"}`] != 0 {
-		t.Errorf("queue depth of %s = %v after its executions finished (execution id %q)", k, m1[`mcp_jupyter_queue_depth{kernel="`+k+`"}`], okID)
+	if v, ok := m1["mcp_jupyter_queue_depth_max"]; okID == "" || !ok || v != 0 {
+		t.Errorf("deepest queue = %v (present %v) after the executions of %s finished (execution id %q)", v, ok, k, okID)
 	}
 
 	// The subscriber leaves.

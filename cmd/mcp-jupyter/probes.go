@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/assetstore"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"net/http"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,7 @@ func (c *core) routes(mux *http.ServeMux) {
 	mux.Handle("/assets/", c.whenReady(func() http.Handler {
 		g := guard()
 		g.QueryToken = true
-		return g.Wrap(assetstore.Handler("/assets/", c.live.lease))
+		return g.Wrap(c.live.assetsHandler())
 	}))
 }
 
@@ -157,6 +158,10 @@ func (c *core) readiness() readiness {
 		fail("nats", "not started yet")
 	case !c.nats.Conn().IsConnected():
 		fail("nats", "the embedded NATS connection is "+c.nats.Conn().Status().String())
+	case c.pub == nil:
+		fail("nats", "the event publisher is not started yet")
+	case c.pub.Healthy() != nil:
+		fail("nats", c.pub.Healthy().Error()) // NB: a stopped publisher means subscribers miss events
 	default:
 		rd.Checks["nats"] = "ok"
 	}
@@ -176,12 +181,54 @@ func (c *core) readiness() readiness {
 }
 
 func (c *core) readyz(w http.ResponseWriter, r *http.Request) {
-	rd := c.readiness()
+	rd := c.readiness().withoutIDs(c.kernelIDs())
 	code := http.StatusOK
 	if rd.Status != "ready" {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, rd)
+}
+
+// kernelIDs are the kernels the server knows (none before the start).
+func (c *core) kernelIDs() []string {
+	c.mu.RLock()
+	sys := c.sys
+	c.mu.RUnlock()
+	if sys == nil {
+		return nil
+	}
+	return sys.KernelIDs()
+}
+
+// idLike matches what names an agent's work in a message: event-log ids
+// (26-character ULIDs) and stream names (kernel/<id>, execution/<id>,
+// notebook/<path>, checkpoint/<name>, asset/<sha256>).
+var idLike = regexp.MustCompile(`\b(kernel|execution|notebook|checkpoint|asset)/[^\s"',;:)]+|\b[0-9a-hjkmnp-tv-z]{26}\b`)
+
+// withoutIDs is rd as /readyz shows it: what is wrong, said without the ids
+// of kernels, executions, notebooks or checkpoints (the probe has no token:
+// whoever reaches the port must not learn what agents work on).
+func (rd readiness) withoutIDs(kernels []string) readiness {
+	scrub := func(s string) string {
+		for _, id := range kernels {
+			if id != "" {
+				s = strings.ReplaceAll(s, id, "<kernel>")
+			}
+		}
+		return idLike.ReplaceAllStringFunc(s, func(m string) string {
+			if stream, _, ok := strings.Cut(m, "/"); ok {
+				return stream + "/<id>"
+			}
+			return "<id>"
+		})
+	}
+	out := rd
+	out.Reason = scrub(rd.Reason)
+	out.Checks = make(map[string]string, len(rd.Checks))
+	for k, v := range rd.Checks {
+		out.Checks[k] = scrub(v)
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,7 +7,41 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
+
+// Request bodies without a Content-Length read at once, and how long a
+// further one waits for its turn before a 503.
+const (
+	unsizedAtOnce = 2
+	unsizedWait   = 10 * time.Second
+)
+
+// httpHandler is every route behind the checks every route shares: the
+// Host/Origin check (probes and /metrics included: no route answers a
+// DNS-rebinding page) and the request body limit, shaped as a JSON-RPC error
+// on /mcp. Routes that need the token add it themselves (Guard).
+func (c *core) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	c.routes(mux)
+	lg := c.logger.With("component", "http")
+	// NB: at most unsizedAtOnce chunked bodies are read at once, so a burst
+	// of them costs a few times the limit, not one limit per request.
+	unsized := mcpserver.NewUnsizedBodies(unsizedAtOnce, unsizedWait)
+	limit := mcpserver.BodyLimit{Max: c.cfg.MaxRequestBytes, Setting: "--max-request-bytes", Logger: lg, Unsized: unsized}
+	plain := limit.Wrap(mux)
+	limit.JSONRPC = true
+	rpc := limit.Wrap(mux)
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == pathMCP {
+			rpc.ServeHTTP(w, r)
+			return
+		}
+		plain.ServeHTTP(w, r)
+	})
+	return mcpserver.HostCheck{AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: lg}.Wrap(limited)
+}
 
 // closeReserve is the part of the shutdown grace kept for closing (actors,
 // NATS, final snapshots, the log) after waiting for executions.
@@ -34,9 +68,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s — fix: %s", detail, fix)
 	}
 	c := newCore(cfg, logger)
-	mux := http.NewServeMux()
-	c.routes(mux)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(c.stopEvents) // followers of /events end, so Shutdown does not wait on them
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

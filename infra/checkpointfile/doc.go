@@ -15,12 +15,16 @@
 //
 // A file is refused with a *RejectError (errors.Is ErrRejected; method
 // Rejected) before any of its bytes may reach a kernel: bad magic, newer
-// format, unknown flags, truncation, unknown key, or a signature mismatch.
+// format, unknown flags, truncation, unknown key, or a signature mismatch;
+// something that is not a regular file with a *NotRegularError (never
+// opened for reading: files are opened with O_NOFOLLOW|O_NONBLOCK and
+// fstat decides). Load verifies through one descriptor into a private
+// unlinked copy, so the bytes verified are the bytes the caller reads.
 //
 // Usage:
 //
 //	keys, err := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
 //	st, err := checkpointfile.Open(dataDir+"/checkpoints", keys, false)
-//	size, err := st.Save("friday", dumpInto, metaJSON)
-//	err = st.Load("friday", func(path string, offset int64, meta []byte, size int64) error { ... })
+//	size, err := st.Save("friday", func(stage *os.File) error { ... }, metaJSON)
+//	err = st.Load("friday", func(payload *os.File, meta []byte, size int64) error { ... })
 package checkpointfile

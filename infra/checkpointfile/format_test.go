@@ -11,6 +11,12 @@ import (
 // sealed builds a valid checkpoint file in memory (as seal does on disk).
 func sealed(t testing.TB, k Key, payload []byte, encrypt bool) []byte {
 	t.Helper()
+	return sealedWithMeta(t, k, payload, encrypt, []byte(`{"name":"f"}`))
+}
+
+// sealedWithMeta is sealed with the given metadata JSON.
+func sealedWithMeta(t testing.TB, k Key, payload []byte, encrypt bool, meta []byte) []byte {
+	t.Helper()
 	h := Header{Version: FormatVersion, KeyID: k.ID, Encrypted: encrypt}
 	copy(h.Nonce[:], "abcdefgh")
 	hb := h.Encode()
@@ -22,7 +28,6 @@ func sealed(t testing.TB, k Key, payload []byte, encrypt bool) []byte {
 	} else {
 		body.Write(payload)
 	}
-	meta := []byte(`{"name":"f"}`)
 	out := append(append(append([]byte(nil), hb...), body.Bytes()...), meta...)
 	out = append(out, Footer{MetaLen: uint32(len(meta)), PayloadLen: uint64(body.Len())}.encodeFields()...)
 	m := k.newMAC()

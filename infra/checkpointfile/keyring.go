@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // SecretEnv is the environment variable a deployment sets to give every
@@ -54,7 +55,9 @@ func OpenKeyring(dir, envSecret string) (*Keyring, error) {
 	}
 	for _, n := range names {
 		id := strings.TrimSuffix(filepath.Base(n), keySuffix)
-		b, err := os.ReadFile(n)
+		// NB: a key must be a regular file: a named pipe put there
+		// would block the server's start for good.
+		b, err := readRegularFile(n, 4096)
 		if err != nil {
 			return nil, fmt.Errorf("read checkpoint key %s: %w", id, err)
 		}
@@ -64,7 +67,7 @@ func OpenKeyring(dir, envSecret string) (*Keyring, error) {
 		}
 		r.keys[id] = Key{ID: id, Secret: secret}
 	}
-	if cur, err := os.ReadFile(filepath.Join(dir, currentFile)); err == nil {
+	if cur, err := readRegularFile(filepath.Join(dir, currentFile), 4096); err == nil {
 		r.current = strings.TrimSpace(string(cur))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read current checkpoint key: %w", err)
@@ -188,7 +191,7 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

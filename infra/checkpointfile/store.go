@@ -22,6 +22,11 @@ import (
 // and <dir>/tmp for saves and loads in progress. actors/checkpoint declares
 // what it needs of it (checkpoint.Files); Store implements it. Safe for
 // concurrent use on different names; the actor serializes commands on one.
+//
+// NB: no kernel is ever given a path under dir. A save hands the kernel an
+// open descriptor of its staging file, a load one of a private, unlinked
+// copy of the verified payload (see Load): what the HMAC covered is what
+// the kernel unpickles, whoever writes the directory meanwhile.
 type Store struct {
 	dir, tmp string
 	keys     *Keyring
@@ -41,13 +46,20 @@ func Open(dir string, keys *Keyring, encrypt bool) (*Store, error) {
 		return nil, fmt.Errorf("create checkpoint dir: %w", err)
 	}
 	for _, d := range []string{dir, s.tmp} {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return nil, fmt.Errorf("check %s: %w", d, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%s is a %s, not a directory: remove it and start again", d, kindOf(fi.Mode()))
+		}
 		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("restrict %s: %w", d, err)
 		}
 	}
 	stale, _ := os.ReadDir(s.tmp)
 	for _, e := range stale {
-		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
+		_ = os.RemoveAll(filepath.Join(s.tmp, e.Name()))
 	}
 	return s, nil
 }
@@ -63,23 +75,28 @@ func (s *Store) TempDir() string { return s.tmp }
 func (s *Store) Path(name string) string     { return filepath.Join(s.dir, name+".ckpt") }
 func (s *Store) metaPath(name string) string { return filepath.Join(s.dir, name+".json") }
 
-// Exists reports whether name's file is committed.
+// Exists reports whether something is committed under name's file name —
+// also a named pipe, symbolic link or directory, so that a load of it
+// answers "not a regular file" instead of "not found". It never opens it.
 func (s *Store) Exists(name string) bool {
-	_, err := os.Stat(s.Path(name))
+	_, err := os.Lstat(s.Path(name))
 	return err == nil
 }
 
 // Stage is one save in progress: the kernel writes its dill stream to
-// KernelPath, then Seal signs, encrypts and commits it.
+// KernelFile, then Seal signs, encrypts and commits it.
 type Stage struct {
-	s          *Store
-	name       string
-	key        Key
-	h          Header
-	hb         []byte
-	part       string // becomes <name>.ckpt
-	kernelPath string // part itself, or a plaintext temp when encrypting
-	done       bool
+	s    *Store
+	name string
+	key  Key
+	h    Header
+	hb   []byte
+	part *os.File // becomes <name>.ckpt; the server's own descriptor
+	// kernel is what the kernel writes to: part itself (the header is
+	// already in it), or, when encrypting, a private unlinked plaintext
+	// file that Seal encrypts into part.
+	kernel *os.File
+	done   bool
 }
 
 // Stage creates the temp files of a save of name.
@@ -94,40 +111,34 @@ func (s *Store) Stage(name string) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create checkpoint temp file: %w", err)
 	}
-	st.part, st.kernelPath = part.Name(), part.Name()
+	st.part, st.kernel = part, part
 	if st.h.Encrypted {
-		// The kernel writes plaintext to its own temp; Seal encrypts it
-		// into the checkpoint and removes it.
-		plain, err := os.CreateTemp(s.tmp, name+".*.plain")
+		plain, err := privateFile(s.tmp)
 		if err != nil {
-			part.Close()
 			st.Abort()
 			return nil, fmt.Errorf("create checkpoint plaintext temp file: %w", err)
 		}
-		st.kernelPath = plain.Name()
-		plain.Close()
+		st.kernel = plain
 	} else if _, err := part.Write(st.hb); err != nil {
-		part.Close()
 		st.Abort()
 		return nil, fmt.Errorf("write checkpoint header: %w", err)
-	}
-	if err := part.Close(); err != nil {
-		st.Abort()
-		return nil, fmt.Errorf("close checkpoint temp file: %w", err)
 	}
 	return st, nil
 }
 
-// KernelPath is where the kernel writes its dill stream.
-func (st *Stage) KernelPath() string { return st.kernelPath }
+// KernelFile is the open file the kernel writes its dill stream to (at its
+// end). The kernel gets a descriptor of it, never its path.
+func (st *Stage) KernelFile() *os.File { return st.kernel }
 
-// Abort removes the stage's temp files (a no-op after a successful Seal).
+// Abort closes the stage's files and removes the staging file (a no-op for
+// the committed file after a successful Seal).
 func (st *Stage) Abort() {
-	if !st.done {
-		_ = os.Remove(st.part)
+	if st.kernel != st.part {
+		_ = st.kernel.Close()
 	}
-	if st.kernelPath != st.part {
-		_ = os.Remove(st.kernelPath)
+	_ = st.part.Close()
+	if !st.done {
+		_ = os.Remove(st.part.Name())
 	}
 }
 
@@ -144,27 +155,28 @@ type Sealed struct {
 // encrypted from the kernel's plaintext), the metadata meta returns (a JSON
 // object), footer; fsync; rename to <name>.ckpt (the commit point); fsync
 // of the directory; then <name>.json. It streams: memory use does not grow
-// with the checkpoint. It returns the file's size.
+// with the checkpoint. It reads only through the descriptors Stage opened.
+// It returns the file's size.
+//
+// NB: the kernel may keep its descriptor of an unencrypted stage and write
+// to it after this: the file then no longer matches its signature and every
+// load refuses it. That spoils only the checkpoint that kernel wrote.
 func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 	defer st.Abort()
-	f, err := os.OpenFile(st.part, os.O_RDWR, 0)
-	if err != nil {
-		return 0, fmt.Errorf("open checkpoint temp file: %w", err)
-	}
-	defer f.Close()
+	f := st.part
 	mac, sum := st.key.newMAC(), sha256.New()
 	mac.Write(st.hb)
 	var payload int64
 	if st.h.Encrypted {
-		plain, err := os.Open(st.kernelPath)
+		fi, err := st.kernel.Stat()
 		if err != nil {
-			return 0, fmt.Errorf("open checkpoint plaintext: %w", err)
+			return 0, fmt.Errorf("stat checkpoint plaintext: %w", err)
 		}
-		defer plain.Close()
 		w := bufio.NewWriterSize(f, 1<<20)
 		if _, err := w.Write(st.hb); err != nil {
 			return 0, fmt.Errorf("write checkpoint header: %w", err)
 		}
+		plain := io.NewSectionReader(st.kernel, 0, fi.Size())
 		payload, err = encryptStream(io.MultiWriter(w, mac, sum), bufio.NewReaderSize(plain, 1<<20), st.key, st.h, st.hb)
 		if err != nil {
 			return 0, fmt.Errorf("encrypt checkpoint: %w", err)
@@ -173,13 +185,21 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 			return 0, fmt.Errorf("write checkpoint: %w", err)
 		}
 	} else {
-		got := make([]byte, len(st.hb))
-		if _, err := io.ReadFull(f, got); err != nil || string(got) != string(st.hb) {
-			return 0, fmt.Errorf("checkpoint temp file %s was changed while the kernel wrote it: save again", st.part)
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, fmt.Errorf("stat checkpoint temp file: %w", err)
 		}
-		payload, err = io.CopyBuffer(io.MultiWriter(mac, sum), f, make([]byte, 1<<20))
+		got := make([]byte, len(st.hb))
+		if _, err := f.ReadAt(got, 0); err != nil || string(got) != string(st.hb) {
+			return 0, fmt.Errorf("checkpoint temp file %s was changed while the kernel wrote it: save again", f.Name())
+		}
+		n := fi.Size() - int64(len(st.hb))
+		payload, err = io.CopyBuffer(io.MultiWriter(mac, sum), io.NewSectionReader(f, int64(len(st.hb)), n), make([]byte, 1<<20))
 		if err != nil {
 			return 0, fmt.Errorf("sign checkpoint: %w", err)
+		}
+		if payload != n {
+			return 0, fmt.Errorf("checkpoint temp file %s shrank while it was signed: save again", f.Name())
 		}
 	}
 	mj, err := meta(Sealed{KeyID: st.key.ID, Encrypted: st.h.Encrypted, FormatVersion: FormatVersion,
@@ -191,17 +211,17 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 	tail := append(mj, foot.encodeFields()...)
 	mac.Write(tail)
 	tail = mac.Sum(tail)
-	if _, err := f.Write(tail); err != nil {
+	size := int64(len(st.hb)) + payload + int64(len(tail))
+	if _, err := f.WriteAt(tail, size-int64(len(tail))); err != nil {
 		return 0, fmt.Errorf("write checkpoint footer: %w", err)
+	}
+	if err := f.Truncate(size); err != nil {
+		return 0, fmt.Errorf("trim checkpoint: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("sync checkpoint: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("close checkpoint: %w", err)
-	}
-	size := int64(len(st.hb)) + payload + int64(len(tail))
-	if err := os.Rename(st.part, st.s.Path(st.name)); err != nil {
+	if err := os.Rename(f.Name(), st.s.Path(st.name)); err != nil {
 		return 0, fmt.Errorf("commit checkpoint %s: %w", st.name, err)
 	}
 	st.done = true
@@ -219,111 +239,54 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 	return size, nil
 }
 
-// Verified is a checkpoint whose whole file verified: the kernel reads the
-// payload from Path at Offset. Close removes a decrypted temp copy.
-type Verified struct {
-	Path   string
-	Offset int64
-	Meta   []byte // the signed metadata (JSON)
-	Size   int64  // of the checkpoint file
-	temp   string
-}
-
-// Close removes the decrypted copy, if any.
-func (v *Verified) Close() {
-	if v.temp != "" {
-		_ = os.Remove(v.temp)
-	}
-}
-
-// Verify checks name's file (constant-time HMAC over the whole file,
-// streamed) before any of it may go near a kernel. An unencrypted one is
-// verified in place and read from the file itself (no copy of hundreds of
-// MB); an encrypted one is decrypted, while verified, into a 0600 temp file.
-// A refusal is a *RejectError (errors.Is ErrRejected); a missing file
-// wraps fs.ErrNotExist.
-// NB: the kernel runs as the server's user and could alter the file
-// between the check and the read; that user can read the key too (see
-// docs/CHECKPOINTS.md), so a copy would not be safer.
-func (s *Store) Verify(name string) (*Verified, error) {
-	path := s.Path(name)
-	encrypted, err := encryptedFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if !encrypted {
-		meta, off, size, err := s.verifyInto(path, io.Discard)
-		if err != nil {
-			return nil, err
-		}
-		return &Verified{Path: path, Offset: off, Meta: meta, Size: size}, nil
-	}
-	tmp, err := os.CreateTemp(s.tmp, name+".*.load")
-	if err != nil {
-		return nil, fmt.Errorf("create load temp file: %w", err)
-	}
-	v := &Verified{Path: tmp.Name(), temp: tmp.Name()}
-	meta, _, size, err := s.verifyInto(path, tmp)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("write load temp file: %w", cerr)
-	}
-	if err != nil {
-		v.Close()
-		return nil, err
-	}
-	v.Meta, v.Size = meta, size
-	return v, nil
-}
-
 // VerifyFile checks the checkpoint file at path, writing its (decrypted)
 // payload to w. Until it returns nil, w holds unverified bytes.
 func (s *Store) VerifyFile(path string, w io.Writer) (meta []byte, err error) {
-	meta, _, _, err = s.verifyInto(path, w)
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	meta, _, err = s.verifyInto(f, w)
 	return meta, err
 }
 
-// verifyInto streams the checkpoint at path through its HMAC and writes the
-// (decrypted) payload to w. It returns the metadata, the payload's offset
-// and the file's size.
-func (s *Store) verifyInto(path string, w io.Writer) ([]byte, int64, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, 0, fmt.Errorf("no checkpoint file %s: %w", filepath.Base(path), fs.ErrNotExist)
-		}
-		return nil, 0, 0, fmt.Errorf("open checkpoint: %w", err)
-	}
-	defer f.Close()
+// verifyInto streams the checkpoint open in f through its HMAC and writes
+// the (decrypted) payload to w. Every byte is read once, through f: the
+// bytes written to w, the metadata returned and the bytes the MAC covered
+// are the same bytes, whatever happens to the file meanwhile. It returns
+// the metadata and the file's size.
+func (s *Store) verifyInto(f *os.File, w io.Writer) ([]byte, int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("stat checkpoint: %w", err)
+		return nil, 0, fmt.Errorf("stat checkpoint: %w", err)
 	}
 	size := fi.Size()
 	hbuf := make([]byte, min(int64(maxHeader), size))
-	if _, err := io.ReadFull(f, hbuf); err != nil {
-		return nil, 0, 0, fmt.Errorf("read checkpoint header: %w", err)
+	if _, err := f.ReadAt(hbuf, 0); err != nil {
+		return nil, 0, fmt.Errorf("read checkpoint header: %w", err)
 	}
 	h, hlen, err := ParseHeader(hbuf)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	if size < int64(hlen)+footerSize {
-		return nil, 0, 0, reject("the file was cut short (an interrupted copy?)", "truncated: %d bytes is too short for a checkpoint", size)
+		return nil, 0, reject("the file was cut short (an interrupted copy?)", "truncated: %d bytes is too short for a checkpoint", size)
 	}
 	fb := make([]byte, footerSize)
 	if _, err := f.ReadAt(fb, size-footerSize); err != nil {
-		return nil, 0, 0, fmt.Errorf("read checkpoint footer: %w", err)
+		return nil, 0, fmt.Errorf("read checkpoint footer: %w", err)
 	}
 	foot, err := ParseFooter(fb)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	if err := layout(hlen, foot, size); err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	key, ok := s.keys.Lookup(h.KeyID)
 	if !ok {
-		return nil, 0, 0, reject("restore that key into checkpoint-keys/ or set MCP_CHECKPOINT_SECRET to the secret that signed it",
+		return nil, 0, reject("restore that key into checkpoint-keys/ or set MCP_CHECKPOINT_SECRET to the secret that signed it",
 			"signed with key %s, which this server does not have (rotated away, or from another server)", h.KeyID)
 	}
 	mac := key.newMAC()
@@ -332,111 +295,168 @@ func (s *Store) verifyInto(path string, w io.Writer) ([]byte, int64, int64, erro
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if h.Encrypted {
 		if err := decryptStream(bw, bufio.NewReaderSize(payload, 1<<20), foot.PayloadLen, key, h, hbuf[:hlen]); err != nil {
-			return nil, 0, 0, err
+			return nil, 0, err
 		}
-	} else if _, err := io.CopyBuffer(bw, payload, make([]byte, 1<<20)); err != nil {
-		return nil, 0, 0, fmt.Errorf("copy checkpoint payload: %w", err)
+	} else if n, err := io.CopyBuffer(bw, payload, make([]byte, 1<<20)); err != nil {
+		return nil, 0, fmt.Errorf("copy checkpoint payload: %w", err)
+	} else if uint64(n) != foot.PayloadLen {
+		return nil, 0, reject("the file was truncated while it was read", "payload %d bytes, footer says %d", n, foot.PayloadLen)
 	}
 	if err := bw.Flush(); err != nil {
-		return nil, 0, 0, fmt.Errorf("copy checkpoint payload: %w", err)
+		return nil, 0, fmt.Errorf("copy checkpoint payload: %w", err)
 	}
 	mb := make([]byte, foot.MetaLen)
 	if _, err := f.ReadAt(mb, int64(hlen)+int64(foot.PayloadLen)); err != nil {
-		return nil, 0, 0, fmt.Errorf("read checkpoint metadata: %w", err)
+		return nil, 0, fmt.Errorf("read checkpoint metadata: %w", err)
 	}
 	mac.Write(mb)
 	mac.Write(foot.encodeFields())
 	if !macEqual(mac.Sum(nil), foot.MAC[:]) {
-		return nil, 0, 0, reject("the file was altered after it was written, or signed with another secret under the same key id",
+		return nil, 0, reject("the file was altered after it was written, or signed with another secret under the same key id",
 			"signature mismatch")
 	}
 	if !json.Valid(mb) {
 		// Signed but unreadable: a bug of the writer, not tampering.
-		return nil, 0, 0, errors.New("decode checkpoint metadata: not JSON")
+		return nil, 0, errors.New("decode checkpoint metadata: not JSON")
 	}
-	return mb, int64(hlen), size, nil
+	if err := agrees(mb, h, foot); err != nil {
+		return nil, 0, err
+	}
+	return mb, size, nil
 }
 
-// encryptedFile reports whether the checkpoint file at path is encrypted,
-// from its header alone (nothing is trusted until verifyInto).
-func encryptedFile(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Errorf("no checkpoint file %s: %w", filepath.Base(path), fs.ErrNotExist)
-		}
-		return false, fmt.Errorf("open checkpoint: %w", err)
+// sealedFields are the metadata fields Seal takes from the file itself
+// (see Sealed; the JSON keys are those actors/checkpoint.Meta writes).
+type sealedFields struct {
+	KeyID         *string `json:"key_id"`
+	Encrypted     *bool   `json:"encrypted"`
+	FormatVersion *int    `json:"format_version"`
+	PayloadBytes  *int64  `json:"payload_bytes"`
+}
+
+// agrees checks that the signed metadata describes this file: its key,
+// encryption, format version and payload length are the header's and the
+// footer's. Fields the metadata lacks are not compared. A disagreement is
+// a writer's bug or a file assembled from parts: refused.
+func agrees(mb []byte, h Header, foot Footer) error {
+	var f sealedFields
+	if err := json.Unmarshal(mb, &f); err != nil {
+		return nil // not an object of these fields: the caller decodes it
 	}
-	defer f.Close()
-	hbuf := make([]byte, maxHeader)
-	n, err := io.ReadFull(f, hbuf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return false, fmt.Errorf("read checkpoint header: %w", err)
+	switch {
+	case f.KeyID != nil && *f.KeyID != h.KeyID,
+		f.Encrypted != nil && *f.Encrypted != h.Encrypted,
+		f.FormatVersion != nil && *f.FormatVersion != int(h.Version),
+		f.PayloadBytes != nil && uint64(*f.PayloadBytes) != foot.PayloadLen:
+		return reject("the file was assembled from parts of others, or written by a faulty server", "signed metadata disagrees with the file's header or footer")
 	}
-	h, _, err := ParseHeader(hbuf[:n])
-	if err != nil {
-		return false, err
-	}
-	return h.Encrypted, nil
+	return nil
 }
 
 // List calls fn for every committed checkpoint, by name, with its signed
 // metadata (not verified: load verifies), its size, or why the metadata
-// could not be read. valid filters names (the actor's naming rule). Temp
+// could not be read. An entry that is not a regular file (a named pipe, a
+// socket, a symbolic link, a directory) is reported with a *NotRegularError
+// and never opened. valid filters names (the actor's naming rule). Temp
 // files are never listed.
 func (s *Store) List(valid func(name string) bool, fn func(name string, meta []byte, size int64, err error)) error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("list checkpoints: %w", err)
 	}
-	names := make([]string, 0, len(ents))
+	type ent struct {
+		name string
+		mode fs.FileMode
+	}
+	var found []ent
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".ckpt")
-		if ok && !e.IsDir() && valid(name) {
-			names = append(names, name)
+		if ok && valid(name) {
+			found = append(found, ent{name, e.Type()})
 		}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		m, size, err := readMeta(s.Path(name))
-		fn(name, m, size, err)
+	sort.Slice(found, func(i, j int) bool { return found[i].name < found[j].name })
+	for _, e := range found {
+		if !e.mode.IsRegular() {
+			fn(e.name, nil, 0, &NotRegularError{Path: s.Path(e.name), Kind: kindOf(e.mode)})
+			continue
+		}
+		m, size, err := readMeta(s.Path(e.name))
+		fn(e.name, m, size, err)
 	}
 	return nil
 }
 
-// Save stages a save of name, runs dump with the path the kernel writes
-// its dill stream to, then seals and commits it (see Seal); meta gets the
+// Save stages a save of name, runs dump with the open file the kernel
+// writes its dill stream to (at its end; the kernel gets a descriptor of
+// it, never a path), then seals and commits it (see Seal); meta gets the
 // key id, whether the payload is encrypted, the payload's length and its
 // sha256, and returns the metadata JSON. It returns the file's size. On
 // error nothing is committed and the temp files are gone.
-func (s *Store) Save(name string, dump func(kernelPath string) error,
+func (s *Store) Save(name string, dump func(stage *os.File) error,
 	meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error) {
 	st, err := s.Stage(name)
 	if err != nil {
 		return 0, err
 	}
 	defer st.Abort()
-	if err := dump(st.KernelPath()); err != nil {
+	if err := dump(st.KernelFile()); err != nil {
 		return 0, err
 	}
 	return st.Seal(func(x Sealed) ([]byte, error) { return meta(x.KeyID, x.Encrypted, x.PayloadBytes, x.SHA256) })
 }
 
-// Load verifies name's whole file, then runs restore with where the
-// verified payload is (path and offset), the signed metadata and the file's
-// size; a decrypted copy is removed after restore returns. A refusal is a
-// *RejectError and restore does not run.
-func (s *Store) Load(name string, restore func(path string, offset int64, meta []byte, size int64) error) error {
-	v, err := s.Verify(name)
+// Load opens name's file once (no-follow, non-blocking; only a regular file
+// is read), verifies all of it through that descriptor while it copies the
+// (decrypted) payload into a private unlinked file under tmp/, then runs
+// restore with that copy, opened read-only at the payload's start, the
+// signed metadata and the file's size. The copy is gone when Load returns.
+// A refusal is a *RejectError and restore does not run; a missing file
+// wraps fs.ErrNotExist.
+//
+// NB: the copy is the point: a kernel, another tenant of the volume or
+// anyone else who can write checkpoints/ may rename over or write into the
+// file after its signature was checked, but not into a file with no name.
+// It costs one extra write of the payload (to the page cache; it is never
+// synced); see docs/CHECKPOINTS.md.
+func (s *Store) Load(name string, restore func(payload *os.File, meta []byte, size int64) error) error {
+	src, err := openRegular(s.Path(name))
 	if err != nil {
 		return err
 	}
-	defer v.Close()
-	return restore(v.Path, v.Offset, v.Meta, v.Size)
+	defer src.Close()
+	cp, err := privateFile(s.tmp)
+	if err != nil {
+		return fmt.Errorf("create load temp file: %w", err)
+	}
+	defer cp.Close()
+	meta, size, err := s.verifyInto(src, cp)
+	if err != nil {
+		return err
+	}
+	ro, err := reopenReadOnly(cp)
+	if err != nil {
+		return err
+	}
+	if ro != cp {
+		defer ro.Close()
+	}
+	return restore(ro, meta, size)
+}
+
+// Verify checks name's whole file as Load does, without keeping a copy. It
+// returns the signed metadata and the file's size.
+func (s *Store) Verify(name string) ([]byte, int64, error) {
+	f, err := openRegular(s.Path(name))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	return s.verifyInto(f, io.Discard)
 }
 
 func readMeta(path string) ([]byte, int64, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, 0, err
 	}

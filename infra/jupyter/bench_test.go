@@ -1,12 +1,19 @@
 package jupyter_test
 
 import (
+	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -83,4 +90,62 @@ func BenchmarkRawPrint100kLines(b *testing.B) {
 			b.Fatalf("captured %d lines (partial %q, %d dropped), want %d", next, partial, res.Gaps, lines)
 		}
 	}
+}
+
+// BenchmarkKernelStartSandbox: a kernel start to ready (StartKernel) through
+// the sandbox launcher, beside an unsandboxed start in the same run, turn
+// about so both see the same machine. overhead-ms is the difference of the
+// medians, the figure of issue 13 (≤ 50 ms).
+func BenchmarkKernelStartSandbox(b *testing.B) {
+	spec := testkit.PythonKernelSpec(b)
+	data := filepath.Join(b.TempDir(), "data")
+	runtime := filepath.Join(data, "runtime")
+	sb := &jupyter.Sandbox{Mode: sandbox.ModeRequired, Hide: []string{data}}
+	startOne := func(confined bool) time.Duration {
+		id := jupyter.NewID()
+		kdir := jupyter.KernelDir(runtime, id)
+		if err := os.MkdirAll(kdir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		opts := jupyter.StartOptions{Launch: jupyter.LaunchOptions{DieWithServer: true, KernelDir: kdir}}
+		if confined {
+			opts.Launch.Sandbox = sb
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		start := time.Now()
+		k, err := jupyter.StartKernel(ctx, spec, runtime, id, opts)
+		took := time.Since(start)
+		if err != nil {
+			b.Fatalf("start kernel (sandbox %t): %v", confined, err)
+		}
+		if confined && !strings.HasPrefix(k.Process.Sandbox, "landlock") {
+			b.Fatalf("kernel confined by %q", k.Process.Sandbox)
+		}
+		_ = k.Process.Signal(syscall.SIGKILL)
+		select {
+		case <-k.Process.Exited():
+		case <-ctx.Done():
+			b.Fatalf("kernel did not die")
+		}
+		_ = k.Close()
+		return took
+	}
+	startOne(true) // warm up the page cache for both
+	startOne(false)
+	var with, without []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		with = append(with, startOne(true))
+		without = append(without, startOne(false))
+	}
+	b.StopTimer()
+	med := func(d []time.Duration) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	b.ReportMetric(float64(med(with).Microseconds())/1000, "sandboxed-ms")
+	b.ReportMetric(float64(med(without).Microseconds())/1000, "unsandboxed-ms")
+	b.ReportMetric(float64((med(with)-med(without)).Microseconds())/1000, "overhead-ms")
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 // Launcher implements the kernel actor's Launcher with real kernel processes.
@@ -24,8 +27,13 @@ type Launcher struct {
 	DieWithServer bool
 	// AttachTimeout bounds re-attaching to a recorded kernel (default 10 s).
 	AttachTimeout time.Duration
-	Client        ClientOptions
-	Logger        *slog.Logger
+	// Sandbox confines each kernel (nil: kernels start unconfined).
+	Sandbox *Sandbox
+	// KernelEnv adds names (or prefixes ending in '*') of the server's
+	// environment that kernels receive (see KernelEnv).
+	KernelEnv []string
+	Client    ClientOptions
+	Logger    *slog.Logger
 
 	ports Ports
 }
@@ -54,9 +62,27 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if copts.Logger == nil && l.Logger != nil {
 		copts.Logger = l.Logger.With("kernel_id", id)
 	}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM}, Client: copts, Ports: &l.ports})
+	kdir := KernelDir(l.RuntimeDir, id)
+	if err := os.MkdirAll(kdir, 0o700); err != nil {
+		return nil, events.KernelLaunched{}, fmt.Errorf("create the kernel's directory: %w", err)
+	}
+	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: DefaultIOPubHWM, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, Ports: &l.ports})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
+	}
+	if l.Logger != nil {
+		// NB: operators read here (and in KernelStarted's process.sandbox)
+		// whether agent code in this kernel can reach the data dir.
+		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !strings.HasPrefix(k.Process.Sandbox, "landlock") {
+			l.Logger.Warn("kernel started UNCONFINED: its code can read the data dir (MCP token, checkpoint keys, event log)",
+				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning)
+		} else if k.Process.SandboxWarning != "" {
+			l.Logger.Warn("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox,
+				"warning", k.Process.SandboxWarning)
+		} else {
+			l.Logger.Info("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox)
+		}
 	}
 	mode := spec.InterruptMode
 	if mode == "" {
@@ -64,7 +90,7 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	}
 	launched := events.KernelLaunched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
 		Process: events.KernelProcess{Pid: k.Process.Pid, StartTime: k.Process.StartTime, ConnFile: k.ConnFile, LogFile: k.LogPath,
-			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session}}
+			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session, Sandbox: k.Process.Sandbox}}
 	if launched.Language == "" {
 		launched.Language = spec.Language
 	}

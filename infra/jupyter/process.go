@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
 // ErrProcessGone means the pid no longer belongs to the process we started
@@ -25,8 +27,19 @@ type LaunchOptions struct {
 	// ipykernel exit when the server dies. Leave false for kernels that
 	// must outlive a server restart.
 	DieWithServer bool
-	// Env is added after os.Environ() and spec.Env.
+	// Env is added after the allow-listed part of the server's environment
+	// and spec.Env (see KernelEnv).
 	Env map[string]string
+	// EnvAllow adds names (or prefixes ending in '*') of the server's
+	// environment to pass to the kernel, beyond KernelEnv's built-in list.
+	// MCP_* never passes.
+	EnvAllow []string
+	// Sandbox, when set and not off, starts the kernel through the
+	// infra/sandbox launcher.
+	Sandbox *Sandbox
+	// KernelDir is the kernel's own directory (KernelDir): the sandbox keeps
+	// it readable and writable for this kernel alone.
+	KernelDir string
 	// Dir is the working directory (default: the server's).
 	Dir string
 	// IOPubHWM, when positive, raises an ipykernel kernel's IOPub send
@@ -39,6 +52,12 @@ type LaunchOptions struct {
 type Process struct {
 	Pid       int
 	StartTime uint64 // field 22 of /proc/<pid>/stat, clock ticks since boot
+
+	// Sandbox says how the kernel is confined (sandbox.Report's String:
+	// "landlock-v7+mount+caps", "none", ...), "off" when it was not.
+	Sandbox string
+	// SandboxWarning says what is weaker than it could be ("" if nothing).
+	SandboxWarning string
 
 	watcher *ExitWatcher
 	child   bool
@@ -69,7 +88,10 @@ func (s ExitStatus) String() string {
 // Launch starts the kernel of spec with connFile, in its own session and
 // process group (so signals reach its children), stdin from /dev/null and
 // stdout and stderr appended to logPath — never to the server's stdout,
-// which is the MCP channel in stdio mode.
+// which is the MCP channel in stdio mode. Its environment is KernelEnv's
+// allow-list, never the server's whole environment; with opts.Sandbox it
+// starts through the infra/sandbox launcher, and Process.Sandbox says what
+// confines it.
 //
 // The returned Process reaps the child when it exits; Close the Process to
 // stop watching without stopping the kernel. ctx bounds only the start.
@@ -93,20 +115,28 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 	cmd.Stderr = logFile
 	cmd.Dir = opts.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	env := os.Environ()
-	for k, v := range spec.Env {
-		env = append(env, k+"="+v)
-	}
+	set := map[string]string{}
 	for k, v := range opts.Env {
-		env = append(env, k+"="+v)
+		set[k] = v
 	}
 	if opts.DieWithServer {
-		env = append(env, "JPY_PARENT_PID="+strconv.Itoa(os.Getpid()))
+		set["JPY_PARENT_PID"] = strconv.Itoa(os.Getpid())
 	} else {
-		env = append(env, "JPY_PARENT_PID=") // do not inherit one
+		set["JPY_PARENT_PID"] = "" // do not inherit one
 	}
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
+	cmd.Env = KernelEnv(os.Environ(), opts.EnvAllow, spec.Env, set)
+	confinement, warning := "off", ""
+	if opts.Sandbox != nil && opts.Sandbox.Mode != sandbox.ModeOff {
+		plan, err := opts.Sandbox.plan(connFile, opts.KernelDir)
+		if err != nil {
+			return nil, fmt.Errorf("launch kernel %s: %w", spec.Name, err)
+		}
+		rep, err := sandbox.Start(ctx, cmd, opts.Sandbox.Self, plan)
+		if err != nil {
+			return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
+		}
+		confinement, warning = rep.String(), rep.Warning
+	} else if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
 	}
 	pid := cmd.Process.Pid
@@ -114,7 +144,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 	// release os.Process's handle rather than calling cmd.Wait.
 	_ = cmd.Process.Release()
 
-	p := &Process{Pid: pid, child: true}
+	p := &Process{Pid: pid, child: true, Sandbox: confinement, SandboxWarning: warning}
 	st, err := ProcessStartTime(pid)
 	if err != nil {
 		// Not reaped yet, so /proc/<pid> must exist.

@@ -28,6 +28,13 @@ type AssetOrigin struct {
 	OutputIndex int    `json:"output_index"`
 }
 
+// ErrAssetNotFound: no asset has that sum (never stored, or collected after
+// its leases expired). AssetStore.Get wraps it.
+var ErrAssetNotFound = errors.New("asset not found")
+
+// errBadAssetID: the URI does not end in a sha256.
+var errBadAssetID = errors.New("not an asset id")
+
 // AssetStore keeps outputs too large or too rich for a tool reply. The
 // server (cmd/mcp-jupyter) passes actors/lease, so every store is recorded
 // with a lease and every read renews it. Methods are called concurrently.
@@ -116,7 +123,7 @@ func (a assetStore) get(sum string) ([]byte, string, error) {
 
 func (a assetStore) getCtx(ctx context.Context, sum string) ([]byte, string, error) {
 	if !validSum(sum) {
-		return nil, "", fmt.Errorf("asset %q: not a sha256 (64 lowercase hex characters)", sum)
+		return nil, "", fmt.Errorf("asset %q: %w: give a sha256 (64 lowercase hex characters)", sum, errBadAssetID)
 	}
 	if a.managed != nil {
 		return a.managed.Get(ctx, sum)
@@ -126,6 +133,9 @@ func (a assetStore) getCtx(ctx context.Context, sum string) ([]byte, string, err
 	}
 	path := filepath.Join(a.dir, sum)
 	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("asset %s: %w (never stored, or collected)", sum, ErrAssetNotFound)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read asset %s: %w", sum, err)
 	}
@@ -176,6 +186,12 @@ func (a assetStore) resourceTemplate() server.ServerResourceTemplate {
 func (a assetStore) read(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	sum := strings.TrimPrefix(req.Params.URI, AssetScheme)
 	data, mime, err := a.getCtx(ctx, sum)
+	if errors.Is(err, ErrAssetNotFound) || errors.Is(err, errBadAssetID) {
+		// NB: wraps server.ErrResourceNotFound: "not found", not a server
+		// fault. mcp-go v1.2.1 still sends every template handler's error
+		// with code -32603; the message is what tells the agent.
+		return nil, fmt.Errorf("%w: %w; use a URI from an execute, get_execution or list_assets reply", server.ErrResourceNotFound, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w; use a URI from an execute or get_execution reply", err)
 	}

@@ -45,20 +45,7 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	want := []byte(g.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hostAllowed(r.Host, g.AllowedHosts) {
-			log.Warn("mcp http: refused host", "host", r.Host, "remote", r.RemoteAddr)
-			http.Error(w, fmt.Sprintf("Forbidden: Host %q is not allowed. Connect through localhost, "+
-				"or add the host to the server's allowed hosts.", r.Host), http.StatusForbidden)
-			return
-		}
-		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, g.AllowedHosts) {
-			log.Warn("mcp http: refused origin", "origin", origin, "remote", r.RemoteAddr)
-			http.Error(w, fmt.Sprintf("Forbidden: Origin %q is not allowed. Browser pages from other sites "+
-				"may not call this server; add the host to the server's allowed hosts if it is yours.", origin),
-				http.StatusForbidden)
-			return
-		}
+	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := bearer(r.Header.Get("Authorization"))
 		if !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
 			got = r.URL.Query().Get("token")
@@ -80,6 +67,62 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
+}
+
+// HostCheck is the first two steps of Guard alone, for routes without a
+// token (probes, /metrics) and in front of a whole mux so that no route is
+// left out. A request must carry a Host that is localhost, 127.0.0.1 or
+// [::1], one of AllowedHosts, or the IP address the connection arrived on
+// (what Kubernetes probes and Prometheus send: the pod IP; a DNS-rebinding
+// page cannot send it, as its Host is its own name); and no Origin, or an
+// Origin whose host is loopback or allowed. Otherwise 403.
+type HostCheck struct {
+	AllowedHosts []string
+	Logger       *slog.Logger
+}
+
+// Wrap returns next behind the check.
+func (h HostCheck) Wrap(next http.Handler) http.Handler {
+	log := h.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host, h.AllowedHosts) && !isLocalAddr(r) {
+			log.Warn("http: refused host", "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
+			http.Error(w, fmt.Sprintf("Forbidden: Host %q is not allowed. Connect through localhost, "+
+				"or add the host to the server's allowed hosts (--allowed-hosts).", r.Host), http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, h.AllowedHosts) {
+			log.Warn("http: refused origin", "origin", origin, "remote", r.RemoteAddr, "path", r.URL.Path)
+			http.Error(w, fmt.Sprintf("Forbidden: Origin %q is not allowed. Browser pages from other sites "+
+				"may not call this server; add the host to the server's allowed hosts if it is yours.", origin),
+				http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLocalAddr reports whether r's Host is the IP literal of the local
+// address its connection arrived on (any port).
+func isLocalAddr(r *http.Request) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	local, _, err := net.SplitHostPort(la.String())
+	if err != nil {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	want, got := net.ParseIP(strings.Trim(local, "[]")), net.ParseIP(strings.Trim(host, "[]"))
+	return want != nil && got != nil && !want.IsUnspecified() && want.Equal(got)
 }
 
 func bearer(h string) (string, bool) {

@@ -32,6 +32,9 @@ type LoadEnvironmentRequest struct {
 	KernelID string
 	Name     string
 	Policy   string
+	// AllowRollback loads an older version of Name than its newest save
+	// (an old copy put back on purpose).
+	AllowRollback bool
 }
 
 // CheckpointReply is a summary for the agent and the structured result.
@@ -61,13 +64,16 @@ func (s *Server) AddCheckpointTools(b CheckpointBackend) {
 
 	s.mcp.AddTool(mcp.NewTool("load_environment",
 		mcp.WithDescription("Verify a checkpoint's signature and restore its variables into the kernel's globals "+
-			"(existing variables of the same names are replaced). A tampered, truncated or foreign file is refused "+
-			"before anything reaches the kernel. Package versions recorded at save time are compared with the kernel's."),
+			"(existing variables of the same names are replaced). A tampered, truncated or foreign file, one copied from "+
+			"another name, or an older version than the newest save of this name is refused before anything reaches "+
+			"the kernel. Package versions recorded at save time are compared with the kernel's."),
 		mcp.WithString("kernel", mcp.Required(), mcp.Description(kernelArgHelp)),
 		mcp.WithString("name", mcp.Required(), mcp.Description(checkpointNameHelp)),
 		mcp.WithString("policy", mcp.DefaultString("warn"), mcp.Enum("warn", "refuse", "install"),
 			mcp.Description("When packages differ: warn (restore and report), refuse (restore nothing), "+
 				"install (pip-install the recorded versions into the kernel's environment first).")),
+		mcp.WithBoolean("allow_rollback", mcp.DefaultBool(false),
+			mcp.Description("Load the file even if it is an older version of this name than its newest save (an old copy put back on purpose). Without it such a file is refused.")),
 		mcp.WithReadOnlyHintAnnotation(false),
 		mcp.WithDestructiveHintAnnotation(true),
 		mcp.WithIdempotentHintAnnotation(true),
@@ -75,7 +81,9 @@ func (s *Server) AddCheckpointTools(b CheckpointBackend) {
 	), s.loadEnvironment(b))
 
 	s.mcp.AddTool(mcp.NewTool("list_checkpoints",
-		mcp.WithDescription("List saved checkpoints with their kernel, time, size, variables saved and skipped, Python and package versions."),
+		mcp.WithDescription("List saved checkpoints with their kernel, time, size, variables saved and skipped, Python and package versions. "+
+			"Each is marked verified (its signed name is its file name and it is the newest save recorded of that name) or not, with the problem; "+
+			"anything in the directory that is not a regular file is skipped with a warning."),
 		mcp.WithReadOnlyHintAnnotation(true),
 		mcp.WithIdempotentHintAnnotation(true),
 		mcp.WithDestructiveHintAnnotation(false),
@@ -138,7 +146,8 @@ func (s *Server) loadEnvironment(b CheckpointBackend) func(context.Context, mcp.
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		a := newArgs(req)
 		ref := a.str("kernel", true, kernelArgHelp)
-		r := LoadEnvironmentRequest{Name: a.str("name", true, checkpointNameHelp), Policy: a.str("policy", false, "warn, refuse or install")}
+		r := LoadEnvironmentRequest{Name: a.str("name", true, checkpointNameHelp), Policy: a.str("policy", false, "warn, refuse or install"),
+			AllowRollback: a.boolean("allow_rollback", false)}
 		if a.err != nil {
 			return failed("load environment", a.err), nil
 		}

@@ -72,15 +72,28 @@
 // beyond that further images are linked and further outputs are left out
 // with a note giving the `since` cursor to read them with get_execution.
 //
-// # HTTP security (Guard)
+// # HTTP security (Guard, HostCheck, BodyLimit)
 //
-//  1. Host must be localhost, 127.0.0.1 or [::1] (any port) or one of
-//     Options.AllowedHosts, else 403: defeats DNS rebinding.
-//  2. An Origin header, if present, must name such a host, else 403.
+//  1. Host must be localhost, 127.0.0.1 or [::1] (any port), one of
+//     Options.AllowedHosts, or the IP address the connection arrived on
+//     (what probes send: the pod IP), else 403: defeats DNS rebinding.
+//  2. An Origin header, if present, must name localhost or an allowed
+//     host, else 403. Steps 1 and 2 alone are HostCheck, which
+//     cmd/mcp-jupyter puts in front of every route.
 //  3. "Authorization: Bearer <token>" must match Options.Token (constant
 //     time), else 401 with WWW-Authenticate: Bearer. An empty token refuses
 //     everything. LoadOrCreateToken keeps the token in <data dir>/mcp-token
 //     (0600), generating 32 random bytes on first start.
+//  4. The body is at most Options.MaxRequestBytes (BodyLimit): a larger
+//     declared length is refused 413 unread, a chunked body stops at the
+//     limit; on /mcp the 413 is a JSON-RPC error stating the limit.
+//
+// # Arguments
+//
+// args.go reads tool arguments; every number is range-checked as the
+// float64 that arrived before it is converted (a span per argument: 1e308
+// seconds never reaches time.Duration), and every error names the
+// argument, the range and the value.
 //
 // # MCP Tasks
 //

@@ -99,13 +99,22 @@ func (s *Server) addExecutionTools() {
 	), s.sendInput)
 }
 
-func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+// timeoutSpan is the range of execute's, run_cell's and run_all's timeout_s.
+func (s *Server) timeoutSpan() span {
+	return span{lo: 0, loOpen: true, hi: s.opts.MaxTimeout.Seconds(), unit: "seconds",
+		hint: "it only bounds how long this call waits: the execution keeps running afterwards and get_execution follows it"}
+}
+
+// waitSpan is the range of get_execution's and send_input's wait_s.
+func (s *Server) waitSpan() span {
+	return span{lo: 0, hi: s.opts.MaxWait.Seconds(), unit: "seconds", hint: "call again to wait longer"}
+}
 
 func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	ref := a.str("kernel", true, kernelArgHelp)
 	code := a.str("code", true, "the code to run, as a string")
-	timeout := a.num("timeout_s", s.opts.DefaultTimeout.Seconds())
+	timeout := a.duration("timeout_s", s.opts.DefaultTimeout, s.timeoutSpan())
 	execID := a.str("execution_id", false, "an id of your choosing")
 	stdin := a.boolean("allow_stdin", false)
 	if a.err != nil {
@@ -115,11 +124,6 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 		return mcp.NewToolResultError(fmt.Sprintf("execute: the code is %d bytes, more than the limit of %d bytes. "+
 			"Split it into several execute calls (definitions first, then the code that uses them), "+
 			"or write it to a file in smaller pieces and run that file.", len(code), s.opts.MaxCodeBytes)), nil
-	}
-	if timeout <= 0 || seconds(timeout) > s.opts.MaxTimeout {
-		return mcp.NewToolResultError(fmt.Sprintf("execute: timeout_s must be more than 0 and at most %d seconds, got %v. "+
-			"It only bounds how long this call waits: the execution keeps running afterwards and "+
-			"get_execution follows it.", int(s.opts.MaxTimeout.Seconds()), timeout)), nil
 	}
 	kernelID, err := s.backend.ResolveKernel(ctx, ref)
 	if err != nil {
@@ -137,7 +141,7 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 	if err != nil {
 		return failed("execute on kernel "+kernelID, err), nil
 	}
-	f, err := s.follow(ctx, x.ID, 0, seconds(timeout), s.progressFor(ctx, req))
+	f, err := s.follow(ctx, x.ID, 0, timeout, s.progressFor(ctx, req))
 	if err != nil {
 		if ctx.Err() != nil {
 			// The client is gone; the execution runs on regardless.
@@ -151,15 +155,12 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	id := a.str("execution_id", true, executionIDHelp)
-	wait := a.num("wait_s", 0)
-	since := a.uint("since", 0)
+	wait := a.duration("wait_s", 0, s.waitSpan())
+	since := a.uint("since", 0) // a cursor: a position in the event log
 	if a.err != nil {
 		return failed("get execution", a.err), nil
 	}
-	if res := s.checkWait(wait); res != nil {
-		return res, nil
-	}
-	f, err := s.follow(ctx, id, since, seconds(wait), nil)
+	f, err := s.follow(ctx, id, since, wait, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -167,14 +168,6 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 		return failed("get execution "+id, err), nil
 	}
 	return s.executionReply(f, since), nil
-}
-
-func (s *Server) checkWait(wait float64) *mcp.CallToolResult {
-	if wait < 0 || seconds(wait) > s.opts.MaxWait {
-		return mcp.NewToolResultError(fmt.Sprintf("wait_s must be between 0 and %d seconds, got %v; "+
-			"call again to wait longer.", int(s.opts.MaxWait.Seconds()), wait))
-	}
-	return nil
 }
 
 // executionSummary is one row of list_executions.
@@ -261,12 +254,9 @@ func (s *Server) sendInput(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 		a.fail("missing required argument %q: the text to answer the prompt with (may be empty)", "value")
 	}
 	value := a.str("value", false, "the text to answer the prompt with")
-	wait := a.num("wait_s", 0)
+	wait := a.duration("wait_s", 0, s.waitSpan())
 	if a.err != nil {
 		return failed("send input", a.err), nil
-	}
-	if res := s.checkWait(wait); res != nil {
-		return res, nil
 	}
 	v, err := s.backend.Execution(ctx, id, 0)
 	if err != nil {
@@ -280,7 +270,7 @@ func (s *Server) sendInput(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 	if err := s.backend.SendInput(ctx, id, value); err != nil {
 		return failed("send input to "+id, err), nil
 	}
-	f, err := s.follow(ctx, id, v.Cursor, seconds(wait), nil)
+	f, err := s.follow(ctx, id, v.Cursor, wait, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -81,6 +81,9 @@ type notebookTools struct {
 	b NotebookBackend
 }
 
+// indexSpan is the range of a cell index or position.
+var indexSpan = span{lo: 0, hi: maxIndex}
+
 const (
 	pathHelp   = "path of the .ipynb file, relative to the notebook root"
 	hashHelp   = "the sha256 that read_notebook (or your last change) returned: the change is refused if the file changed since, so nobody's edits are overwritten"
@@ -212,7 +215,7 @@ func (t *notebookTools) change(kind string) server.ToolHandlerFunc {
 			c.CellType = a.str("cell_type", false, "code, markdown or raw")
 			c.CellID = a.str("cell_id", false, "an id for the new cell")
 			if _, ok := a.m["index"]; ok {
-				c.Index = int(a.uint("index", 0))
+				c.Index = int(a.integer("index", 0, indexSpan))
 			}
 		case "edit":
 			c.Cell = a.str("cell", true, cellHelp)
@@ -228,11 +231,7 @@ func (t *notebookTools) change(kind string) server.ToolHandlerFunc {
 			if _, ok := a.m["to"]; !ok && a.err == nil {
 				a.fail("missing required argument %q: the 0-based index the cell ends up at", "to")
 			}
-			to := a.uint("to", 0)
-			if to > math.MaxInt32 {
-				a.fail("argument %q is too large", "to")
-			}
-			c.To = int(to)
+			c.To = int(a.integer("to", 0, indexSpan))
 		}
 		if a.err != nil {
 			return failed(kind+" cell", a.err), nil
@@ -271,12 +270,9 @@ type cellSummary struct {
 func (t *notebookTools) read(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	path := a.str("path", true, pathHelp)
-	start := a.uint("start", 0)
-	count := a.uint("count", 50)
+	start := a.integer("start", 0, indexSpan)
+	count := a.integer("count", 50, span{lo: 1, hi: maxReadMax, hint: "read the rest with a later start"})
 	showOutputs := a.boolean("outputs", true)
-	if a.err == nil && (count < 1 || count > maxReadMax) {
-		a.fail("argument %q must be 1 to %d, got %d", "count", maxReadMax, count)
-	}
 	if a.err != nil {
 		return failed("read notebook", a.err), nil
 	}
@@ -284,7 +280,7 @@ func (t *notebookTools) read(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if err != nil {
 		return failed("read notebook "+path, err), nil
 	}
-	return t.s.notebookReply(r, int(min(start, math.MaxInt32)), int(count), showOutputs), nil
+	return t.s.notebookReply(r, int(start), int(count), showOutputs), nil
 }
 
 // notebookReply renders cells [start, start+count) of a notebook: sources
@@ -384,14 +380,10 @@ func (t *notebookTools) runCell(ctx context.Context, req mcp.CallToolRequest) (*
 	a := newArgs(req)
 	path := a.str("path", true, pathHelp)
 	cell := a.str("cell", true, cellHelp)
-	timeout := a.num("timeout_s", t.s.opts.DefaultTimeout.Seconds())
+	timeout := a.duration("timeout_s", t.s.opts.DefaultTimeout, t.s.timeoutSpan())
 	execID := a.str("execution_id", false, "an id of your choosing")
 	if a.err != nil {
 		return failed("run cell", a.err), nil
-	}
-	if timeout <= 0 || seconds(timeout) > t.s.opts.MaxTimeout {
-		return mcp.NewToolResultError(fmt.Sprintf("run cell: timeout_s must be more than 0 and at most %d seconds, got %v.",
-			int(t.s.opts.MaxTimeout.Seconds()), timeout)), nil
 	}
 	runs, err := t.b.CellsToRun(ctx, path, cell)
 	if err != nil {
@@ -404,7 +396,7 @@ func (t *notebookTools) runCell(ctx context.Context, req mcp.CallToolRequest) (*
 	if err != nil {
 		return failed("run cell "+c.CellID+" on kernel "+c.KernelID, err), nil
 	}
-	f, err := t.s.follow(ctx, x.ID, 0, seconds(timeout), t.s.progressFor(ctx, req))
+	f, err := t.s.follow(ctx, x.ID, 0, timeout, t.s.progressFor(ctx, req))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -428,13 +420,9 @@ func (t *notebookTools) runCell(ctx context.Context, req mcp.CallToolRequest) (*
 func (t *notebookTools) runAll(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	path := a.str("path", true, pathHelp)
-	timeout := a.num("timeout_s", t.s.opts.DefaultTimeout.Seconds())
+	timeout := a.duration("timeout_s", t.s.opts.DefaultTimeout, t.s.timeoutSpan())
 	if a.err != nil {
 		return failed("run all", a.err), nil
-	}
-	if timeout <= 0 || seconds(timeout) > t.s.opts.MaxTimeout {
-		return mcp.NewToolResultError(fmt.Sprintf("run all: timeout_s must be more than 0 and at most %d seconds, got %v.",
-			int(t.s.opts.MaxTimeout.Seconds()), timeout)), nil
 	}
 	runs, err := t.b.CellsToRun(ctx, path, "")
 	if err != nil {
@@ -458,7 +446,7 @@ func (t *notebookTools) runAll(ctx context.Context, req mcp.CallToolRequest) (*m
 		rows = append(rows, row{Index: c.Index, CellID: c.CellID, ExecutionID: x.ID, Status: x.Status})
 	}
 	if len(rows) > 0 {
-		if _, err := t.s.follow(ctx, rows[len(rows)-1].ExecutionID, 0, seconds(timeout), nil); err != nil && ctx.Err() != nil {
+		if _, err := t.s.follow(ctx, rows[len(rows)-1].ExecutionID, 0, timeout, nil); err != nil && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}

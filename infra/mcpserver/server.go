@@ -54,6 +54,9 @@ type Options struct {
 	// Token is the bearer token HTTPHandler requires. Empty: every HTTP
 	// request is refused (fail closed); see LoadOrCreateToken.
 	Token string
+	// MaxRequestBytes bounds a request body on HTTPHandler (413 beyond it);
+	// zero means DefaultMaxRequestBytes.
+	MaxRequestBytes int64
 	// AllowedHosts are accepted as Host and Origin in addition to
 	// localhost, 127.0.0.1 and [::1] (any port). An entry without a port
 	// matches any port.
@@ -84,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCodeBytes <= 0 {
 		o.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	return o
 }
@@ -145,10 +151,15 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 }
 
 // HTTPHandler returns the Streamable HTTP transport, guarded by the bearer
-// token and the Host/Origin checks (see Guard). The caller mounts it at /mcp.
+// token and the Host/Origin checks (see Guard), its request bodies bounded
+// by MaxRequestBytes (see BodyLimit). The caller mounts it at /mcp.
 func (s *Server) HTTPHandler() http.Handler {
-	return Guard{Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(s.http)
+	limited := BodyLimit{Max: s.opts.MaxRequestBytes, JSONRPC: true, Setting: "--max-request-bytes", Logger: s.log}.Wrap(s.http)
+	return Guard{Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
 }
+
+// MaxRequestBytes is the body limit HTTPHandler applies.
+func (s *Server) MaxRequestBytes() int64 { return s.opts.MaxRequestBytes }
 
 // Close ends the HTTP transport's open sessions. The caller shuts down its own
 // http.Server. Close is idempotent.

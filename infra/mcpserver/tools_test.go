@@ -176,7 +176,7 @@ func TestExecuteRejectsBadTimeoutAndHugeCode(t *testing.T) {
 	c := startClient(t, b, Options{})
 	for _, ts := range []float64{0, -1, 86400} {
 		wantError(t, call(t, c, "execute", map[string]any{"kernel": "k1", "code": "1", "timeout_s": ts}),
-			"timeout_s must be more than 0 and at most 600 seconds")
+			`"timeout_s" must be more than 0 and at most 600 seconds`)
 	}
 	huge := strings.Repeat("x = 1\n", 10<<20/6)
 	wantError(t, call(t, c, "execute", map[string]any{"kernel": "k1", "code": huge}),

@@ -9,7 +9,7 @@ import (
 var (
 	descExecutions  = prometheus.NewDesc("mcp_jupyter_executions", "Executions not finished, by state (queued, running).", []string{"state"}, nil)
 	descOutcomes    = prometheus.NewDesc("mcp_jupyter_executions_finished_total", "Executions finished, by outcome (ok, error, aborted, interrupted, cancelled, lost, other).", []string{"outcome"}, nil)
-	descQueueDepth  = prometheus.NewDesc("mcp_jupyter_queue_depth", "Executions waiting (queued, not started) per kernel.", []string{"kernel"}, nil)
+	descQueueDepth  = prometheus.NewDesc("mcp_jupyter_queue_depth_max", "Executions waiting (queued, not started) on the kernel with the longest queue. NB: no kernel label: /metrics names no kernel, execution or notebook (the total waiting is mcp_jupyter_executions{state=\"queued\"}).", nil, nil)
 	descLatency     = prometheus.NewDesc("mcp_jupyter_execution_duration_seconds", "Time from an execution's start on the kernel to its final event, from the log's timestamps.", nil, nil)
 	descKernels     = prometheus.NewDesc("mcp_jupyter_kernels", "Kernels not shut down, by state (running, dead, lost).", []string{"state"}, nil)
 	descShutDown    = prometheus.NewDesc("mcp_jupyter_kernels_shut_down_total", "Kernels shut down on request.", nil, nil)
@@ -65,10 +65,9 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 		queued++
 		depth[x.Kernel]++
 	}
-	for k := range f.Kernels {
-		if _, ok := depth[k]; !ok {
-			depth[k] = 0 // NB: a kernel with an empty queue reports 0, not nothing
-		}
+	var deepest float64
+	for _, n := range depth {
+		deepest = max(deepest, n)
 	}
 	byState := map[string]float64{}
 	for _, st := range f.Kernels {
@@ -110,9 +109,7 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 	for i, o := range outcomes {
 		ch <- mustConst(descOutcomes, counter, outs[i], o)
 	}
-	for k, n := range depth {
-		ch <- mustConst(descQueueDepth, gauge, n, k)
-	}
+	ch <- mustConst(descQueueDepth, gauge, deepest)
 	for _, st := range kernelStates {
 		ch <- mustConst(descKernels, gauge, byState[st], st)
 	}

@@ -20,7 +20,10 @@
 // checkpoint_size_bytes, missing_dependencies_count,
 // security_signature_failures_total, zombie_process_cleanup_count); every
 // other one starts with mcp_jupyter_. NB: names and labels are what alerts
-// and dashboards match on; they must not change.
+// and dashboards match on; they must not change. No label names a kernel,
+// an execution, a notebook or a checkpoint: /metrics needs no token, and
+// agents' work is not the scraper's business (mcp_jupyter_queue_depth{kernel}
+// became mcp_jupyter_queue_depth_max for that reason).
 //
 // # Caller's duties
 //

@@ -139,7 +139,7 @@ func TestEveryFoldedMetricMoves(t *testing.T) {
 		return d("k", xst(x), events.ExecutionStarted{ExecutionID: x, KernelID: "k", MsgID: x + "-req"})
 	}
 	const running, dead, lost = "mcp_jupyter_kernels{state=running}", "mcp_jupyter_kernels{state=dead}", "mcp_jupyter_kernels{state=lost}"
-	const qd, xq, xr = "mcp_jupyter_queue_depth{kernel=k}", "mcp_jupyter_executions{state=queued}", "mcp_jupyter_executions{state=running}"
+	const qd, xq, xr = "mcp_jupyter_queue_depth_max", "mcp_jupyter_executions{state=queued}", "mcp_jupyter_executions{state=running}"
 	const lat = "mcp_jupyter_execution_duration_seconds_count"
 	fin := func(o string) string { return "mcp_jupyter_executions_finished_total{outcome=" + o + "}" }
 	// NB: in order: each case starts from the state the previous left.
@@ -177,7 +177,7 @@ func TestEveryFoldedMetricMoves(t *testing.T) {
 		{"kernel start failed", []events.Draft{d("k2", kst("k2"), events.KernelStartFailed{KernelID: "k2", Spec: "nope", Reason: "no such spec"})},
 			map[string]float64{"mcp_jupyter_kernel_start_failures_total": 1}},
 		{"kernel lost", []events.Draft{d("k3", kst("k3"), events.KernelStarted{KernelID: "k3"}), d("k3", kst("k3"), events.KernelLost{KernelID: "k3", Reason: "gone"})},
-			map[string]float64{lost: 1, "mcp_jupyter_kernels_lost_total": 1, "mcp_jupyter_queue_depth{kernel=k3}": 0}},
+			map[string]float64{lost: 1, "mcp_jupyter_kernels_lost_total": 1, "mcp_jupyter_queue_depth_max": 0}},
 		{"asset stored", []events.Draft{d("k", events.AssetStream("s1"), events.AssetStored{SHA256: "s1", Size: 100})},
 			map[string]float64{"mcp_jupyter_assets": 1, "mcp_jupyter_asset_bytes": 100}},
 		{"lease expired", []events.Draft{d("", events.AssetStream("s1"), events.LeaseExpired{SHA256: "s1", Holder: "h"})},

@@ -165,8 +165,7 @@ func TestFoldTranscript(t *testing.T) {
 		{"mcp_jupyter_executions_finished_total", []string{"outcome", "error"}, 1},
 		{"mcp_jupyter_executions_finished_total", []string{"outcome", "cancelled"}, 1},
 		{"mcp_jupyter_executions_finished_total", []string{"outcome", "lost"}, 1},
-		{"mcp_jupyter_queue_depth", []string{"kernel", "a"}, 1},
-		{"mcp_jupyter_queue_depth", []string{"kernel", "b"}, 0},
+		{"mcp_jupyter_queue_depth_max", nil, 1},
 		{"mcp_jupyter_execution_duration_seconds", nil, 2},
 		{"mcp_jupyter_kernels", []string{"state", "running"}, 2},
 		{"mcp_jupyter_kernels", []string{"state", "lost"}, 1},
@@ -273,7 +272,7 @@ func TestScrapeARealLog(t *testing.T) {
 		`mcp_jupyter_executions_finished_total{outcome="ok"} 32`,
 		`mcp_jupyter_executions_finished_total{outcome="interrupted"} 4`,
 		`mcp_jupyter_kernels{state="running"} 4`,
-		`mcp_jupyter_queue_depth{kernel="k000"} 0`,
+		`mcp_jupyter_queue_depth_max 0`,
 		`mcp_jupyter_iopub_messages_total 80`,
 		"persistence_db_size_bytes ",
 		"mcp_jupyter_log_commit_duration_seconds_count ",
@@ -288,7 +287,7 @@ func TestScrapeARealLog(t *testing.T) {
 	if err := r.WaitFor(ctx, l.Last()); err != nil {
 		t.Fatal(err)
 	}
-	if body := scrape(t, h); !strings.Contains(body, `mcp_jupyter_queue_depth{kernel="k000"} 1`) {
+	if body := scrape(t, h); !strings.Contains(body, `mcp_jupyter_queue_depth_max 1`) {
 		t.Errorf("a new queued execution is not in the queue depth")
 	}
 }

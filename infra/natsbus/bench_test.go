@@ -26,17 +26,17 @@ func BenchmarkDeliveryAfterDurable(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = l.Close() })
-	bus, err := natsbus.Open(natsbus.Options{Listen: "127.0.0.1:0"})
+	bus, err := natsbus.Open(natsbus.Options{Listen: "127.0.0.1:0", Token: "bench-token"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = bus.Close(context.Background()) })
-	p := natsbus.NewPublisher(l, bus.Conn(), natsbus.PublisherOptions{})
+	p := natsbus.NewPublisher(l, bus, natsbus.PublisherOptions{})
 	if err := p.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = p.Close(context.Background()) })
-	nc, err := nats.Connect(bus.ClientURL())
+	nc, err := nats.Connect(bus.ClientURL(), nats.Token("bench-token"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,9 @@ func openBus(t *testing.T, opts natsbus.Options) *natsbus.Server {
 	return s
 }
 
-func startPublisher(t *testing.T, l *eventlog.Log, nc *nats.Conn, opts natsbus.PublisherOptions) *natsbus.Publisher {
+func startPublisher(t *testing.T, l *eventlog.Log, bus natsbus.Bus, opts natsbus.PublisherOptions) *natsbus.Publisher {
 	t.Helper()
-	p := natsbus.NewPublisher(l, nc, opts)
+	p := natsbus.NewPublisher(l, bus, opts)
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestPublishesDurableEventsInOrder(t *testing.T) {
 	l := openLog(t, t.TempDir())
 	bus := openBus(t, natsbus.Options{})
 	all := subscribe(t, bus, "mcpjupyter.ev.>")
-	startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	evs, err := l.Append(context.Background(), kernelDrafts("k1", 20)...)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestWildcardSelectsOneKernel(t *testing.T) {
 	bus := openBus(t, natsbus.Options{})
 	k2 := subscribe(t, bus, "mcpjupyter.ev.k2.>")
 	finished := subscribe(t, bus, "mcpjupyter.ev.*.kernel.*.KernelStarted")
-	startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	for _, k := range []string{"k1", "k2", "k3"} {
 		if _, err := l.Append(context.Background(), kernelDrafts(k, 3)...); err != nil {
 			t.Fatal(err)
@@ -150,7 +151,7 @@ func TestSlowSubscriberDoesNotSlowTheLog(t *testing.T) {
 	if err := stuck.SetPendingLimits(10, 1<<20); err != nil { // never read: overflows at once
 		t.Fatal(err)
 	}
-	pub := startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	pub := startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var last uint64
@@ -174,7 +175,7 @@ func TestCursorResumesAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
 	bus := openBus(t, natsbus.Options{})
-	pub := natsbus.NewPublisher(l, bus.Conn(), natsbus.PublisherOptions{Cursor: "natsbus"})
+	pub := natsbus.NewPublisher(l, bus, natsbus.PublisherOptions{Cursor: "natsbus"})
 	if err := pub.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -198,38 +199,103 @@ func TestCursorResumesAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{Cursor: "natsbus"})
+	startPublisher(t, l, bus, natsbus.PublisherOptions{Cursor: "natsbus"})
 	if e := next(t, sub); e.Seq != more[0].Seq {
 		t.Fatalf("restarted publisher began at %d, want %d", e.Seq, more[0].Seq)
 	}
 }
 
-func TestListenBeyondLoopbackNeedsToken(t *testing.T) {
-	_, err := natsbus.Open(natsbus.Options{Listen: "0.0.0.0:0"})
-	if !errors.Is(err, natsbus.ErrTokenRequired) {
-		t.Fatalf("Open on 0.0.0.0 without a token = %v, want ErrTokenRequired", err)
+// TestListenerRequiresCredentials: a TCP listener, loopback or not, needs a
+// token or nkeys; --nats-insecure-loopback lets clients without them in on
+// loopback only. Nobody outside publishes events, whatever they present.
+func TestListenerRequiresCredentials(t *testing.T) {
+	for _, o := range []natsbus.Options{
+		{Listen: "0.0.0.0:0"},
+		{Listen: "127.0.0.1:0"},
+		{Listen: "0.0.0.0:0", InsecureLoopback: true},
+		{Listen: "0.0.0.0:0", InsecureLoopback: true, Token: "s3cret"},
+	} {
+		_, err := natsbus.Open(o)
+		if !errors.Is(err, natsbus.ErrCredentialsRequired) || !strings.Contains(err.Error(), "--nats-token") {
+			t.Fatalf("Open(%+v) = %v, want ErrCredentialsRequired naming --nats-token", o, err)
+		}
+		if o.Listen == "127.0.0.1:0" && !strings.Contains(err.Error(), "--nats-insecure-loopback") {
+			t.Fatalf("on loopback the error should name --nats-insecure-loopback: %v", err)
+		}
 	}
-	s := openBus(t, natsbus.Options{Listen: "127.0.0.1:0"})
-	if s.ClientURL() == "" {
-		t.Fatal("no client URL for a listening server")
-	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect over TCP on loopback: %v", err)
-	}
-	nc.Close()
 
-	tok := openBus(t, natsbus.Options{Listen: "0.0.0.0:0", Token: "s3cret"})
-	url := tok.ClientURL()
-	if _, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
-		t.Fatal("connected without the token")
+	tok := openBus(t, natsbus.Options{Listen: "127.0.0.1:0", Token: "s3cret"})
+	for _, opt := range []nats.Option{nats.Name("no credentials"), nats.Token("wrong")} {
+		if nc, err := nats.Connect(tok.ClientURL(), opt, nats.MaxReconnects(0)); err == nil {
+			nc.Close()
+			t.Fatal("connected over loopback TCP without the token")
+		}
 	}
-	nc, err = nats.Connect(url, nats.Token("s3cret"))
+	nc, errs := outsideClient(t, tok.ClientURL(), nats.Token("s3cret"))
+	cannotForgeEvents(t, tok, nc, errs)
+
+	open := openBus(t, natsbus.Options{Listen: "127.0.0.1:0", InsecureLoopback: true})
+	nc, errs = outsideClient(t, open.ClientURL())
+	cannotForgeEvents(t, open, nc, errs)
+}
+
+// outsideClient connects over TCP and returns the asynchronous errors the
+// server sends it (permission violations).
+func outsideClient(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, <-chan error) {
+	t.Helper()
+	errs := make(chan error, 16)
+	opts = append(opts, nats.MaxReconnects(0), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		t.Fatalf("connect with the token: %v", err)
+		t.Fatalf("connect over TCP to %s: %v", url, err)
 	}
-	nc.Close()
-	if _, err := tok.Connect(); err != nil { // in-process clients get the token
+	t.Cleanup(nc.Close)
+	return nc, errs
+}
+
+// cannotForgeEvents: the outside client nc receives real events, and its
+// own publish on an event subject is refused and reaches no subscriber.
+func cannotForgeEvents(t *testing.T, bus *natsbus.Server, nc *nats.Conn, errs <-chan error) {
+	t.Helper()
+	outside, err := nc.SubscribeSync("mcpjupyter.ev.>")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	inside := subscribe(t, bus, "mcpjupyter.ev.>")
+	l := openLog(t, t.TempDir())
+	startPublisher(t, l, bus, natsbus.PublisherOptions{})
+	first, err := l.Append(context.Background(), kernelDrafts("k1", 0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, outside); e.Seq != first[0].Seq {
+		t.Fatalf("the outside client got event %d, want %d", e.Seq, first[0].Seq)
+	}
+	next(t, inside)
+	_ = nc.Publish("mcpjupyter.ev.k1.kernel.k1.KernelDied", []byte(`{"seq":99,"type":"KernelDied"}`))
+	_ = nc.Flush() // NB: the server has processed the forged publish when this returns
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("a forged event: %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an outside client published an event without a permissions violation")
+	}
+	real, err := l.Append(context.Background(), kernelDrafts("k1", 0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Had the forged message been routed, it would arrive before this one.
+	if e := next(t, inside); e.Seq != real[0].Seq {
+		t.Fatalf("after the forged publish a subscriber got event %d (%s), want the real %d", e.Seq, e.Type, real[0].Seq)
 	}
 }

@@ -31,7 +31,7 @@ func TestNKeysAuth(t *testing.T) {
 	if _, err := natsbus.Open(natsbus.Options{Token: "t", NKeys: []string{pub}}); err == nil {
 		t.Fatal("token and nkeys together should be refused")
 	}
-	bus := openBus(t, natsbus.Options{Listen: "0.0.0.0:0", NKeys: []string{pub}})
+	bus := openBus(t, natsbus.Options{Listen: "127.0.0.1:0", NKeys: []string{pub}})
 	if _, err := nats.Connect(bus.ClientURL(), nats.MaxReconnects(0)); err == nil {
 		t.Fatal("connected without an nkey")
 	}
@@ -53,7 +53,7 @@ func TestNKeysAuth(t *testing.T) {
 	}
 	_ = nc.Flush()
 	l := openLog(t, t.TempDir())
-	startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	if _, err := l.Append(context.Background(), kernelDrafts("k1", 1)...); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestNKeysAuth(t *testing.T) {
 func TestJetStreamCatchUp(t *testing.T) {
 	bus := openBus(t, natsbus.Options{JetStream: true, StoreDir: t.TempDir(), StreamMaxBytes: 64 << 10})
 	l := openLog(t, t.TempDir())
-	p := startPublisher(t, l, bus.Conn(), natsbus.PublisherOptions{})
+	p := startPublisher(t, l, bus, natsbus.PublisherOptions{})
 	evs, err := l.Append(context.Background(), kernelDrafts("k1", 20)...)
 	if err != nil {
 		t.Fatal(err)
@@ -127,5 +127,57 @@ func TestJetStreamCatchUp(t *testing.T) {
 	}
 	if info.State.Bytes > 64<<10 || info.State.Msgs >= uint64(len(big)) {
 		t.Fatalf("stream holds %d msgs, %d bytes: not bounded by 64 KiB", info.State.Msgs, info.State.Bytes)
+	}
+}
+
+// TestSubscribersCannotEmptyTheStream: an outside client with the token
+// reads the stream through a durable consumer but cannot purge, delete or
+// reconfigure it.
+func TestSubscribersCannotEmptyTheStream(t *testing.T) {
+	bus := openBus(t, natsbus.Options{Listen: "127.0.0.1:0", Token: "s3cret", JetStream: true, StoreDir: t.TempDir()})
+	l := openLog(t, t.TempDir())
+	p := startPublisher(t, l, bus, natsbus.PublisherOptions{})
+	evs, err := l.Append(context.Background(), kernelDrafts("k1", 3)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitConfirmed(t, p, evs[len(evs)-1].Seq)
+	nc, _ := outsideClient(t, bus.ClientURL(), nats.Token("s3cret"))
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, natsbus.StreamName, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("a token client creates a durable consumer: %v", err)
+	}
+	if m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second)); err != nil {
+		t.Fatalf("a token client reads the stream: %v", err)
+	} else {
+		_ = m.Ack()
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if err := js.DeleteStream(short, natsbus.StreamName); err == nil {
+		t.Fatal("a token client deleted the events stream")
+	}
+	s, err := js.Stream(ctx, natsbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(short); err == nil {
+		t.Fatal("a token client purged the events stream")
+	}
+	own, err := bus.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	ojs, _ := jetstream.New(own)
+	os, err := ojs.Stream(ctx, natsbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Info(ctx); err != nil || info.State.Msgs != uint64(len(evs)) {
+		t.Fatalf("the stream after the attempts: %+v %v, want %d messages", info, err, len(evs))
 	}
 }

@@ -3,7 +3,6 @@ package natsbus_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
@@ -13,7 +12,7 @@ import (
 func TestPublisherCursorIsAFloor(t *testing.T) {
 	l := openLog(t, t.TempDir())
 	bus := openBus(t, natsbus.Options{})
-	pub := natsbus.NewPublisher(l, bus.Conn(), natsbus.PublisherOptions{Cursor: "natsbus", CursorEvery: 4})
+	pub := natsbus.NewPublisher(l, bus, natsbus.PublisherOptions{Cursor: "natsbus", CursorEvery: 4})
 	if floor, held := pub.LogFloor(); !held || floor != 0 {
 		t.Fatalf("floor before Start = %d, %v; want 0 (the cursor is not loaded yet)", floor, held)
 	}
@@ -21,16 +20,14 @@ func TestPublisherCursorIsAFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close(context.Background()) })
-	evs, err := l.Append(context.Background(), kernelDrafts("k1", 10)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := evs[len(evs)-1].Seq
-	for deadline := time.Now().Add(20 * time.Second); pub.Published() < last; {
-		if time.Now().After(deadline) {
-			t.Fatalf("published %d of %d", pub.Published(), last)
+	var last uint64
+	for _, d := range kernelDrafts("k1", 10) { // one at a time: each is confirmed before the next
+		evs, err := l.Append(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		last = evs[0].Seq
+		waitConfirmed(t, pub, last)
 	}
 	// Saved every 4 events: the cursor lags what was published.
 	if floor, held := pub.LogFloor(); !held || floor > last-1 || floor < last-4 {

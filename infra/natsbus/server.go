@@ -12,26 +12,31 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 )
 
-// ErrTokenRequired: a listener beyond loopback was asked for without a token.
-var ErrTokenRequired = errors.New("natsbus: listening beyond loopback requires a token")
+// ErrCredentialsRequired: a TCP listener was asked for without a token or
+// nkeys (and, on loopback, without Options.InsecureLoopback).
+var ErrCredentialsRequired = errors.New("natsbus: a NATS listener requires credentials")
 
 // Options configure the embedded server. The zero value is an in-process
 // server without JetStream.
 type Options struct {
 	// Listen is host:port for a TCP listener ("" = in-process only). Port 0
-	// picks a free port.
+	// picks a free port. A listener requires Token or NKeys, except on
+	// loopback with InsecureLoopback.
 	Listen string
-	// Token is required from every client when set. It is mandatory when
-	// Listen is not a loopback address.
+	// Token: outside clients presenting it may subscribe (not publish
+	// events: see authenticator).
 	Token string
 	// NKeys are the public user nkeys ("U...") outside clients authenticate
 	// with (nats.Nkey / a .nk seed file), instead of Token. Those clients may
 	// subscribe to anything but not publish events (mcpjupyter.>): only the
 	// server does. Give Token or NKeys, not both.
 	NKeys []string
+	// InsecureLoopback lets clients without credentials connect to a
+	// loopback listener (they may subscribe, not publish events). Anyone
+	// on the machine can then read every event.
+	InsecureLoopback bool
 	// JetStream enables JetStream, storing in StoreDir, and keeps the stream
 	// StreamName mirroring every published event, so that a subscriber that
 	// was away catches up (a durable consumer) from where it stopped.
@@ -40,6 +45,9 @@ type Options struct {
 	// StreamMaxBytes bounds the JetStream stream (default 1 GiB); the oldest
 	// events go first. The event log itself keeps everything.
 	StreamMaxBytes int64
+	// StreamMaxMsgSize bounds one message in the stream (default: the
+	// server's max_payload). Larger events are published as references.
+	StreamMaxMsgSize int32
 	// ReadyTimeout bounds the wait for the server to accept connections
 	// (default 10s).
 	ReadyTimeout time.Duration
@@ -48,12 +56,12 @@ type Options struct {
 }
 
 // Server is an embedded NATS server and the in-process client the server
-// itself publishes with.
+// itself uses (stream set-up, readiness).
 type Server struct {
 	ns        *server.Server
 	nc        *nats.Conn
-	token     string
-	self      nkeys.KeyPair // the server's own user when clients use nkeys
+	auth      *authenticator
+	streamMax int64 // the stream's max message size, 0 = none
 	logger    *slog.Logger
 	closeOnce sync.Once
 	closeErr  error
@@ -70,24 +78,27 @@ func Open(opts Options) (*Server, error) {
 	if opts.Token != "" && len(opts.NKeys) > 0 {
 		return nil, errors.New("start nats: give a token or nkeys, not both")
 	}
-	so := &server.Options{DontListen: true, NoSigs: true, Authorization: opts.Token,
-		JetStream: opts.JetStream, StoreDir: opts.StoreDir}
-	var self nkeys.KeyPair
-	if len(opts.NKeys) > 0 {
-		var err error
-		if so.Nkeys, self, err = nkeyUsers(opts.NKeys); err != nil {
-			return nil, err
-		}
-	}
+	so := &server.Options{DontListen: true, NoSigs: true, JetStream: opts.JetStream, StoreDir: opts.StoreDir,
+		AlwaysEnableNonce: true} // NB: nkey clients sign the nonce; the authenticator checks it
+	anonymous := false
 	if opts.Listen != "" {
 		host, port, err := splitListen(opts.Listen)
 		if err != nil {
 			return nil, err
 		}
-		if !isLoopback(host) && opts.Token == "" && len(opts.NKeys) == 0 {
-			return nil, fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or listen on 127.0.0.1", ErrTokenRequired, opts.Listen)
+		if err := CheckListen(opts.Listen, opts.Token != "" || len(opts.NKeys) > 0, opts.InsecureLoopback); err != nil {
+			return nil, err
 		}
+		anonymous = opts.InsecureLoopback && opts.Token == "" && len(opts.NKeys) == 0
 		so.DontListen, so.Host, so.Port = false, host, port
+	}
+	auth, err := newAuthenticator(opts.Token, opts.NKeys, anonymous)
+	if err != nil {
+		return nil, err
+	}
+	so.CustomClientAuthentication = auth
+	if opts.StreamMaxMsgSize > 0 && opts.StreamMaxMsgSize < 4096 {
+		return nil, fmt.Errorf("start nats: a stream max message size of %d bytes cannot hold a reference; give at least 4096", opts.StreamMaxMsgSize)
 	}
 	if opts.JetStream && opts.StoreDir == "" {
 		return nil, errors.New("start nats: JetStream needs a store dir")
@@ -103,8 +114,8 @@ func Open(opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: not ready after %s", opts.ReadyTimeout)
 	}
-	s := &Server{ns: ns, token: opts.Token, self: self, logger: opts.Logger}
-	nc, err := s.Connect(nats.Name("mcp-jupyter publisher"))
+	s := &Server{ns: ns, auth: auth, logger: opts.Logger}
+	nc, err := s.Connect(nats.Name("mcp-jupyter server"))
 	if err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -112,7 +123,7 @@ func Open(opts Options) (*Server, error) {
 	}
 	s.nc = nc
 	if opts.JetStream {
-		if err := s.createStream(opts.StreamMaxBytes); err != nil {
+		if err := s.createStream(opts.StreamMaxBytes, opts.StreamMaxMsgSize); err != nil {
 			nc.Close()
 			ns.Shutdown()
 			ns.WaitForShutdown()
@@ -120,24 +131,50 @@ func Open(opts Options) (*Server, error) {
 		}
 	}
 	if opts.Listen != "" {
-		opts.Logger.Info("nats listening", "url", ns.ClientURL())
+		opts.Logger.Info("nats listening", "url", ns.ClientURL(), "anonymous_subscribers", anonymous)
 	}
 	return s, nil
+}
+
+// CheckListen says whether a listener on listen may start: it needs
+// credentials (a token or nkeys), except on loopback with insecureLoopback.
+// The error says what to pass. The server's start calls it; so can a
+// command line, before doing anything slow.
+func CheckListen(listen string, credentials, insecureLoopback bool) error {
+	host, _, err := splitListen(listen)
+	if err != nil {
+		return err
+	}
+	switch {
+	case insecureLoopback && !isLoopback(host):
+		return fmt.Errorf("%w: --nats-insecure-loopback only applies to a loopback --nats-listen, and %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS)", ErrCredentialsRequired, listen)
+	case !credentials && !isLoopback(host):
+		return fmt.Errorf("%w: %s is reachable from other machines; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or listen on 127.0.0.1", ErrCredentialsRequired, listen)
+	case !credentials && !insecureLoopback:
+		return fmt.Errorf("%w: anyone on this machine could connect to %s; set --nats-token (MCP_NATS_TOKEN) or --nats-nkeys (MCP_NATS_NKEYS), or pass --nats-insecure-loopback (MCP_NATS_INSECURE_LOOPBACK) to let local clients subscribe without credentials", ErrCredentialsRequired, listen)
+	}
+	return nil
+}
+
+// MaxMessage is the largest message (headers and body) a publisher may
+// send: the server's max_payload, or the stream's max message size when
+// smaller.
+func (s *Server) MaxMessage() int64 {
+	m := s.nc.MaxPayload()
+	if s.streamMax > 0 && s.streamMax < m {
+		m = s.streamMax
+	}
+	return m
 }
 
 // Conn returns the server's own in-process client. The server owns it.
 func (s *Server) Conn() *nats.Conn { return s.nc }
 
-// Connect returns a new in-process client; the caller closes it.
+// Connect returns a new in-process client with the server's own
+// credential (it may publish events); the caller closes it.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
-	if s.token != "" {
-		opts = append(opts, nats.Token(s.token))
-	}
-	if s.self != nil {
-		pub, _ := s.self.PublicKey()
-		opts = append(opts, nats.Nkey(pub, s.self.Sign))
-	}
+	opts = append(opts, nats.Token(s.auth.internal))
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats in process: %w", err)
