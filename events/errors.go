@@ -14,6 +14,11 @@ var (
 	ErrUnknownVersion = errors.New("events: unknown event version")
 	// ErrCorrupt marks a record that fails its checksum or framing.
 	ErrCorrupt = errors.New("events: corrupt record")
+	// ErrDiskFull marks an append the log refused because the disk is
+	// (nearly) full. The log stays usable: the append may be retried once
+	// space was freed. Actors that produce output record what they could not
+	// append as a gap instead of stopping.
+	ErrDiskFull = errors.New("events: disk full")
 )
 
 // DecodeError is what a reader gets for a record it cannot use. It names the

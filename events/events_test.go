@@ -25,6 +25,7 @@ func samples() []events.Payload {
 	return []events.Payload{
 		events.ServerStarted{Node: "host-1", Pid: 10, Version: "dev"},
 		events.ServerStopped{Node: "host-1", Reason: "SIGTERM"},
+		events.LogTailDropped{Node: "host-1", LastGood: 41, Issued: 65578, Bytes: 2048, File: "000004.log", Reason: "the write-ahead log ends in a damaged record"},
 		events.KernelStarted{KernelID: "k1", Spec: "python3", Label: "train", Notebook: "a.ipynb", Language: "python", InterruptMode: "signal", Process: proc},
 		events.KernelStartFailed{KernelID: "k1", Spec: "python3", Reason: "exited with code 1", StderrTail: "No module named ipykernel"},
 		events.KernelInterrupted{KernelID: "k1", Mode: "signal"},

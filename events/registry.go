@@ -28,8 +28,9 @@ func entry[T Payload](version uint16) typeInfo {
 // be reused. A retired type stays here as a tombstone comment.
 var catalog = map[string]typeInfo{
 	// server/<node>
-	TypeServerStarted: entry[ServerStarted](1),
-	TypeServerStopped: entry[ServerStopped](1),
+	TypeServerStarted:  entry[ServerStarted](1),
+	TypeServerStopped:  entry[ServerStopped](1),
+	TypeLogTailDropped: entry[LogTailDropped](1),
 
 	// kernel/<id>
 	TypeKernelStarted:     entry[KernelStarted](1),

@@ -488,6 +488,11 @@ func (r *Runner) snapshot(seq uint64) error {
 			return fmt.Errorf("snapshot projection %s at %d: %w", name, seq, err)
 		}
 		if err := r.log.SaveSnapshot(name, seq, data); err != nil {
+			if errors.Is(err, events.ErrDiskFull) {
+				// NB: a snapshot only shortens the next replay: skip it while
+				// the disk is full (the next one tries again), never stop.
+				continue
+			}
 			return fmt.Errorf("snapshot projection %s: %w", name, err)
 		}
 		st.saved = seq

@@ -139,7 +139,13 @@ func (a *Actor) opContext() (context.Context, context.CancelFunc) {
 func (a *Actor) append(drafts ...events.Draft) {
 	ctx, cancel := a.opContext()
 	defer cancel()
-	evs, err := a.deps.Log.Append(ctx, drafts...)
+	var evs []events.Event
+	// NB: a log refusing for space stays usable: wait for the space (with a
+	// backoff, bounded by OpTimeout) rather than crash into a restart loop.
+	err := appendBackoff(ctx.Done(), func() (err error) {
+		evs, err = a.deps.Log.Append(ctx, drafts...)
+		return err
+	})
 	if err != nil {
 		panic(fmt.Errorf("kernel %s: append: %w", a.id, err))
 	}
@@ -280,7 +286,7 @@ func (a *Actor) output(ctx actor.Context, m pumpBatch) {
 	}
 	var drafts []events.Draft
 	var effs []Effect
-	a.out, drafts, effs = Step(a.out, m.msgs)
+	a.out, drafts, effs = Step(a.out, shedOutput(a.deps.Log, m.msgs))
 	close(m.ack) // NB: Step copied what it needs; the pump may read on
 	a.append(drafts...)
 	a.perform(ctx, effs)

@@ -204,16 +204,24 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 		}
 		switch {
 		case m.Dropped > 0:
-			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped,
-				Reason: "the server's IOPub queue overflowed; these messages never reached the log"}))
-			if s.Counters.prefix == "" {
+			reason, short := "the server's IOPub queue overflowed; these messages never reached the log", "the server's IOPub queue overflowed"
+			if m.MsgType == diskFullMarker {
+				reason, short = diskFullReason, diskFullReason
+			}
+			drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: m.Dropped, Reason: reason}))
+			for msgID, in := range s.Inflight {
 				// NB: without the kernel's counters the marker is all we
-				// know; with them, the holes count these messages already.
-				for _, in := range s.Inflight {
-					if in.Lost >= 0 {
+				// know; with them, the holes count these messages already
+				// and only the reason is news. A marker naming its parent
+				// concerns that execution only.
+				if m.ParentMsgID != "" && s.Inflight[m.ParentMsgID] != nil && msgID != m.ParentMsgID {
+					continue
+				}
+				if in.Lost >= 0 && (s.Counters.prefix == "" || m.MsgType == diskFullMarker) {
+					if s.Counters.prefix == "" {
 						in.Lost += m.Dropped
-						in.LostReason = "the server's IOPub queue overflowed"
 					}
+					in.LostReason = short
 				}
 			}
 		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":

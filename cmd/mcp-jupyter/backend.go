@@ -41,6 +41,20 @@ type backend struct {
 	// notebook root, as the notebook tools do, and returns its
 	// root-relative form; nil until the notebooks are open.
 	notebookPath func(path string) (rel string, err error)
+	// space refuses new work while the disk is (nearly) full
+	// (eventlog.Log.CheckSpace; nil: never).
+	space func() error
+}
+
+// refuse says why new work cannot be taken now, or nil.
+func (b *backend) refuse() error {
+	if b.draining.Load() {
+		return errDraining
+	}
+	if b.space != nil {
+		return b.space()
+	}
+	return nil
 }
 
 // errDraining: the server is shutting down.
@@ -78,8 +92,8 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	if b.draining.Load() {
-		return mcpserver.KernelView{}, errDraining
+	if err := b.refuse(); err != nil {
+		return mcpserver.KernelView{}, err
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
@@ -197,8 +211,8 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	if b.draining.Load() {
-		return queue.Execution{}, errDraining
+	if err := b.refuse(); err != nil {
+		return queue.Execution{}, err
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})

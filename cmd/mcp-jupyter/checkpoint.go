@@ -55,6 +55,9 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 }
 
 func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.SaveEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	if err := cb.b.refuse(); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
 	m, err := cb.svc.Save(ctx, checkpoint.SaveRequest{Name: r.Name, KernelID: r.KernelID, Notebook: r.Notebook, Variables: r.Variables, Overwrite: r.Overwrite})
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err

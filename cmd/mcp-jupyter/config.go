@@ -58,6 +58,10 @@ type config struct {
 	// KernelEnv lists extra names (or PREFIX*) of the server's environment
 	// kernels receive.
 	KernelEnv []string
+	// MinFreeDisk is the free space kept on the data dir's file system:
+	// below it new work is refused (infra/eventlog/space.go); 0 turns the
+	// check off.
+	MinFreeDisk uint64
 }
 
 type setting struct {
@@ -90,6 +94,7 @@ var settings = []setting{
 	{"kernel-sandbox", "MCP_KERNEL_SANDBOX", "auto", "confine kernels so agents' code cannot read the data dir (token, checkpoint keys, event log) or the server's /proc files: auto (confine where the machine allows, warn loudly where not), required (refuse to start kernels unconfined) or off"},
 	{"kernel-env", "MCP_KERNEL_ENV", "", "comma-separated extra names (or PREFIX*) of the server's environment that kernels receive, beyond PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHON*, JUPYTER*, VIRTUAL_ENV, CONDA_*... (MCP_* is refused: the server's secrets never reach kernels)"},
 	{"max-request-bytes", "MCP_MAX_REQUEST_BYTES", "8388608", "largest HTTP request body accepted, in bytes (/mcp and every other route); larger ones get 413 before they are read. The default fits execute's 1 MiB of code however it is escaped"},
+	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below 3/4 of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -168,6 +173,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.MaxRequestBytes, err = strconv.ParseInt(get("max-request-bytes"), 10, 64); err != nil || c.MaxRequestBytes < 64<<10 {
 		return c, fmt.Errorf("--max-request-bytes %q: give a whole number of bytes, at least 65536 (default 8388608)", get("max-request-bytes"))
 	}
+	if c.MinFreeDisk, err = parseSize(get("min-free-disk")); err != nil {
+		return c, fmt.Errorf("--min-free-disk %q: give a size such as 256MiB, 1GiB or 0 to turn the check off", get("min-free-disk"))
+	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
 	}
@@ -207,4 +215,25 @@ func (c config) logger() (*slog.Logger, error) {
 		return slog.New(withOneComponent(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: give text or json", c.LogFormat)
+}
+
+// parseSize reads a byte count with an optional unit: B, KB/KiB, MB/MiB,
+// GB/GiB, TB/TiB (decimal or binary, as written).
+func parseSize(v string) (uint64, error) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size: %q", v)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6, "mib": 1 << 20,
+		"g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12, "tib": 1 << 40}[strings.ToLower(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	return uint64(n * mult), nil
 }

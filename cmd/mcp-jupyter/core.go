@@ -123,7 +123,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
-		TruncatedHint: retentionHint(cfg)})
+		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk"})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -227,7 +227,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
 		older: func(id string) error { return truncatedExecution(l, id, false) }}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,

@@ -98,6 +98,11 @@ func checkLog(ctx context.Context, dir string) (finding, *procTable) {
 		return f, nil
 	}
 	defer l.Close()
+	if t := l.Tail(); t.Dropped {
+		f.Detail = fmt.Sprintf("%s: %s", dir, t)
+		f.Fix = "start the server once to record the loss (it goes on after the last sequence it may have issued), or restore the data dir from a backup (docs/operations.md)"
+		return f, nil
+	}
 	procs := newProcTable()
 	started := time.Now()
 	n := 0
@@ -111,6 +116,11 @@ func checkLog(ctx context.Context, dir string) (finding, *procTable) {
 	if err != nil {
 		f.Detail = fmt.Sprintf("%s: %d events read, then %v", dir, n, err)
 		f.Fix = "a newer binary may know the event (upgrade mcp-jupyter); otherwise restore the data dir from a backup (docs/operations.md)"
+		var ce *eventlog.CorruptStoreError
+		if errors.As(err, &ce) {
+			f.Detail = fmt.Sprintf("%s: %d events read, then file %s is damaged (%v)", dir, n, ce.File, ce.Err)
+			f.Fix = "stop the server, copy the data dir aside and restore it from a backup (docs/operations.md)"
+		}
 		return f, nil
 	}
 	f.OK = true

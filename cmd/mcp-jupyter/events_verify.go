@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 )
 
 // VerifyError says where a log first goes wrong.
@@ -33,6 +34,22 @@ func (e *VerifyError) Unwrap() error { return e.Err }
 type verifyReport struct {
 	First, Last, Events uint64
 	Types               map[string]uint64
+	// Dropped lists the tails a start found damaged and recorded
+	// (events.LogTailDropped): gaps that are explained, not errors.
+	Dropped []events.LogTailDropped
+}
+
+// tailReporter is a local log, which knows what it found at its end.
+type tailReporter interface{ Tail() eventlog.TailReport }
+
+// recordedGap reports whether e explains the gap before it: a
+// LogTailDropped whose sequences skipped are exactly those missing.
+func recordedGap(e *events.Event, next uint64) (events.LogTailDropped, bool) {
+	if e.Type != events.TypeLogTailDropped || e.DecodePayload() != nil {
+		return events.LogTailDropped{}, false
+	}
+	p, ok := e.Payload.(events.LogTailDropped)
+	return p, ok && p.Issued == e.Seq-1 && p.LastGood == next-1
 }
 
 // verifySource checks a whole log: every record decodes (envelope,
@@ -41,6 +58,14 @@ type verifyReport struct {
 // It stops at the first problem.
 func verifySource(ctx context.Context, src source, bar *progress) (verifyReport, error) {
 	rep := verifyReport{First: src.First(), Last: src.Last(), Types: map[string]uint64{}}
+	if tr, ok := src.(tailReporter); ok {
+		if t := tr.Tail(); t.Dropped {
+			// NB: Pebble reads a damaged WAL tail as the log's end: without
+			// this the loss would pass unseen.
+			return rep, &VerifyError{Seq: t.LastGood + 1, What: t.String() +
+				"; start the server once to record the loss (it continues after " + fmt.Sprint(t.Issued) + "), or restore the data dir from a backup"}
+		}
+	}
 	if rep.Last == 0 {
 		return rep, nil
 	}
@@ -49,6 +74,12 @@ func verifySource(ctx context.Context, src source, bar *progress) (verifyReport,
 	}
 	next := rep.First
 	_, err := replayModels(ctx, src, rep.Last, func(e *events.Event) error {
+		if e.Seq != next {
+			if p, ok := recordedGap(e, next); ok && e.Seq > next {
+				rep.Dropped = append(rep.Dropped, p)
+				next = e.Seq
+			}
+		}
 		if e.Seq != next {
 			if e.Seq > next {
 				return &VerifyError{Seq: next, What: fmt.Sprintf("missing: the log jumps from %d to %d", next-1, e.Seq)}
@@ -109,5 +140,8 @@ func runEventsVerify(ctx context.Context, args []string, sio eventsIO) error {
 	}
 	fmt.Fprintf(sio.stdout, "ok: %d events (%d..%d): every record decodes and passes its checksum, sequences are continuous, the read models (queue, kernels) replay\n",
 		rep.Events, rep.First, rep.Last)
+	for _, d := range rep.Dropped {
+		fmt.Fprintf(sio.stdout, "note: events %d..%d were lost to a damaged log tail and recorded at %d (%s)\n", d.LastGood+1, d.Issued, d.Issued+1, d.Reason)
+	}
 	return nil
 }

@@ -22,6 +22,7 @@ type notebooks struct {
 	launcher *jupyter.Launcher
 	cancel   context.CancelFunc
 	done     chan error
+	space    func() error // refuses changes while the disk is full
 }
 
 // openNotebooks starts the notebook actors on the root and the output
@@ -31,7 +32,7 @@ func openNotebooks(root string, l *eventlog.Log, sys *system.System, launcher *j
 	if err != nil {
 		return nil, fmt.Errorf("--notebook-root: %w", err)
 	}
-	n := &notebooks{sys: sys, launcher: launcher, done: make(chan error, 1),
+	n := &notebooks{sys: sys, launcher: launcher, done: make(chan error, 1), space: l.CheckSpace,
 		mgr: nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -76,6 +77,9 @@ func (n *notebooks) ReadNotebook(ctx context.Context, path string) (mcpserver.No
 }
 
 func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChange) (mcpserver.NotebookChanged, error) {
+	if err := n.space(); err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
 	cmd := nbactor.Command{Path: c.Path, ExpectedHash: c.ExpectedHash, By: c.By}
 	switch c.Kind {
 	case "create":

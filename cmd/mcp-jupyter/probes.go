@@ -103,11 +103,12 @@ type readiness struct {
 	Reason string            `json:"reason,omitempty"`
 	Stage  string            `json:"stage"`
 	Events uint64            `json:"events"`
-	Checks map[string]string `json:"checks"` // replay, log, nats, kernels: "ok" or why not
+	Checks map[string]string `json:"checks"` // replay, log, disk, nats, kernels: "ok" or why not
 }
 
 // readiness works out: replay finished and the actors recovered, the
-// log writable (not failed, not closed), NATS connected, the kernel
+// log writable (not failed, not closed), the disk not full (new work would
+// be refused: --min-free-disk), NATS connected, the kernel
 // launcher usable (a kernelspec whose Python imports ipykernel and dill).
 func (c *core) readiness() readiness {
 	c.mu.RLock()
@@ -142,6 +143,15 @@ func (c *core) readiness() readiness {
 	} else {
 		rd.Checks["log"] = "ok"
 		rd.Events = c.log.Last()
+	}
+	if c.log != nil {
+		// NB: CheckSpace looks again (statfs) only while short of space, so
+		// a probe sees space come back at once.
+		if err := c.log.CheckSpace(); err != nil {
+			fail("disk", err.Error())
+		} else {
+			rd.Checks["disk"] = "ok"
+		}
 	}
 	switch {
 	case c.nats == nil:

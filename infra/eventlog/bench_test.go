@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -83,7 +84,9 @@ func runWriters(b *testing.B, op func() error) {
 // op through the log (JSON encoding, group commit, fsync, index keys).
 // Compare with BenchmarkRawPebbleApplySync64Writers.
 func BenchmarkAppend64Writers(b *testing.B) {
-	l := testkit.OpenLog(b, testkit.TempDataDir(b))
+	// NB: with serve's default --min-free-disk, so the free-space check and
+	// the sequence mark are on the measured path.
+	l := testkit.OpenLogWith(b, testkit.TempDataDir(b), eventlog.Options{Node: "test-node", MinFree: 256 << 20})
 	d := benchDraft()
 	ctx := context.Background()
 	runWriters(b, func() error {

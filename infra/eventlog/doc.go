@@ -2,8 +2,8 @@
 //
 // Every state change of the server is an event appended here before anyone
 // acts on it. The log assigns each event a global sequence number (1, 2, 3,
-// ... with no gaps), stamps the time and the node, and stores it as an
-// events record.
+// ... with no gaps except after a LogTailDropped, see 8), stamps the time
+// and the node, and stores it as an events record.
 //
 // # Contract
 //
@@ -41,6 +41,19 @@
 //     *TruncatedError (errors.Is ErrTruncated) naming First and the
 //     retention setting (Options.TruncatedHint); from/after 0 means "from
 //     the start of what is retained".
+//  8. A sequence is never handed out twice. SEQMARK (seqmark.go) records how
+//     far sequences may have been issued; when Open finds that events which
+//     may have been acknowledged do not read back (a damaged WAL tail,
+//     waltail.go), Tail reports it, and a read-write Open records
+//     events.LogTailDropped after the highest sequence that may have been
+//     issued and continues from there.
+//  9. Free space is a state (space.go): with Options.MinFree, CheckSpace
+//     refuses new work below it, OutputRoom refuses output below 3/4 of it,
+//     and appends get a *DiskFullError (errors.Is events.ErrDiskFull) below
+//     1/4 of it, leaving the log usable. A ballast (ballast.go) is freed by
+//     Pebble's ENOSPC hook.
+//  10. A damaged Pebble file makes reads return *CorruptStoreError naming it,
+//     never a panic (corrupt.go).
 //
 // # Key layout (NB: on disk; must not change)
 //
@@ -49,6 +62,9 @@
 //	k <kernel> 0x00 <seq be64>       -> empty (kernel index)
 //	p <name>                         -> <seq be64> <snapshot bytes>
 //	m first                          -> <seq be64> first retained sequence
+//
+// Files beside Pebble's (NB: on disk; must not change): SEQMARK ("open <seq>"
+// or "clean <seq>"), BALLAST (preallocated, with MinFree).
 //
 // Usage:
 //

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -15,10 +16,21 @@ var ErrNotEmpty = errors.New("eventlog: not empty")
 // importChunk is how many events one import batch carries.
 const importChunk = 4096
 
+// recordedGap reports whether e is the LogTailDropped that explains the
+// sequences missing between last and it.
+func recordedGap(e events.Event, last uint64) bool {
+	if e.Type != events.TypeLogTailDropped {
+		return false
+	}
+	var p events.LogTailDropped
+	return json.Unmarshal(e.Raw, &p) == nil && p.LastGood == last && p.Issued == e.Seq-1
+}
+
 // Import writes events exactly as they are (sequence, time, node and all),
 // for `mcp-jupyter events import`: a log exported elsewhere becomes this
 // log. The log must be empty (ErrNotEmpty otherwise) and nobody may append
-// while Import runs. Sequences must be contiguous; when the first is above 1
+// while Import runs. Sequences must be contiguous (except before a
+// LogTailDropped that records the gap); when the first is above 1
 // the log starts there (as after TruncateBefore). next returns the events in
 // order and ok false at the end. Import returns after everything is synced;
 // on error, what was written stays (a partial import) and the caller removes
@@ -66,7 +78,7 @@ func (l *Log) Import(ctx context.Context, next func() (e events.Event, ok bool, 
 				var v [8]byte
 				binary.BigEndian.PutUint64(v[:], e.Seq)
 				_ = batch.Set(metaFirstKey, v[:], nil)
-			case seq != 0 && e.Seq != seq+1:
+			case seq != 0 && e.Seq != seq+1 && !recordedGap(e, seq):
 				_ = batch.Close()
 				return n, fmt.Errorf("import event %d: expected sequence %d (sequences must be contiguous)", e.Seq, seq+1)
 			}

@@ -49,6 +49,17 @@ type Options struct {
 	// TruncatedHint names the retention setting in TruncatedError (for
 	// example "the server keeps the last 1000000 events (--retain-events)").
 	TruncatedHint string
+	// MinFree is the free space (bytes) the log keeps on its file system;
+	// below it CheckSpace refuses new work, below 3/4 of it OutputRoom
+	// refuses output, below a quarter every append is refused with a
+	// *DiskFullError (space.go). 0 turns the check off.
+	MinFree uint64
+	// MinFreeSetting names the setting of MinFree in DiskFullError (for
+	// example "--min-free-disk").
+	MinFreeSetting string
+	// SpaceInterval is how often free space is looked at while the log is
+	// quiet (default 1s); appends look sooner, by the bytes they write.
+	SpaceInterval time.Duration
 }
 
 // Log is the durable event log. It is safe for concurrent use.
@@ -76,6 +87,15 @@ type Log struct {
 	closeErr  error
 
 	appendStats stats
+
+	space     *space
+	ballast   *ballast // nil without MinFree
+	spaceStop chan struct{}
+	spaceDone chan struct{}
+
+	tail        TailReport   // what Open found at the end of the log
+	corruptPath atomic.Value // the last file Pebble reported damaged (string)
+	reserved    uint64       // the sequence mark: no sequence above it is handed out (committer only)
 }
 
 type appendReq struct {
@@ -108,13 +128,39 @@ func Open(dir string, opts Options) (*Log, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Log{dir: dir, opts: opts, changed: make(chan struct{}),
-		reqs: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
-	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{opts.Logger}, FS: opts.FS}
+		reqs: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		spaceStop: make(chan struct{}), spaceDone: make(chan struct{})}
+	minFree := opts.MinFree
+	if opts.ReadOnly {
+		minFree = 0
+	}
+	l.space = newSpace(dir, minFree, opts.MinFreeSetting, opts.SpaceInterval)
+	l.space.logf = l.logSpace
+	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{l: opts.Logger, limit: &errorLimit{}}, FS: opts.FS,
+		EventListener: l.corruptionListener()}
 	// Replays read the log front to back: 32 KiB blocks (instead of 4 KiB)
 	// cut the reads and block-cache allocations per event by 8 and compress
 	// better. Other levels inherit L0's size. Only new tables are affected;
 	// the key/value format is unchanged.
 	po.Levels[0].BlockSize = 32 << 10
+	if minFree > 0 {
+		// The ballast is what Pebble's ENOSPC hook frees (ballast.go).
+		l.ballast = newBallast(dir, int64(minFree/8))
+		fs := opts.FS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		po.FS = vfs.OnDiskFull(fs, l.onDiskFull)
+		// NB: Pebble preallocates each WAL to 110% of the memtable, keeps
+		// obsolete WALs for reuse and flushes a memtable into a table: its
+		// own footprint (and a compaction's burst) is a few memtables.
+		// Sized at MinFree/32, that fits in the reserve (MinFree/4) kept
+		// below the last refusal level, and a burst between two looks at
+		// the disk fits between the output floor and the reserve (MinFree/2),
+		// so a WAL rotation or flush does not meet a full disk (the crash and
+		// the flush-retry loop of issue 13). 4 MiB is Pebble's default.
+		po.MemTableSize = min(max(minFree/32, 256<<10), 4<<20)
+	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("open event log %s: %w", dir, err)
@@ -130,7 +176,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		l.lock = lock
 	}
-	db, err := pebble.Open(dir, po)
+	// NB: before Pebble opens: a read-write open replays the WAL into a
+	// table and deletes it, and a damaged last record vanishes with it.
+	mark, hasMark, err := readSeqMark(dir)
+	var tail walTail
+	if err == nil {
+		tail, err = scanWALTails(dir)
+	}
+	if err != nil {
+		_ = l.lock.release()
+		return nil, fmt.Errorf("open event log %s: %w", dir, err)
+	}
+	db, err := l.openPebble(dir, po)
 	if err != nil {
 		_ = l.lock.release()
 		if opts.ReadOnly && errors.Is(err, syscall.EWOULDBLOCK) {
@@ -146,13 +203,73 @@ func Open(dir string, opts Options) (*Log, error) {
 		_ = l.lock.release()
 		return nil, err
 	}
+	l.tail = judgeTail(mark, hasMark, tail, l.last.Load())
 	if opts.ReadOnly {
 		close(l.done)
-	} else {
-		go l.commitLoop()
+		close(l.spaceDone)
+		return l, nil
 	}
+	if err := l.startWriting(); err != nil {
+		_ = db.Close()
+		_ = l.lock.release()
+		return nil, err
+	}
+	l.space.refresh(opts.Now())
+	l.keepBallast()
+	go l.spaceLoop(l.spaceStop, l.spaceDone)
+	go l.commitLoop()
 	return l, nil
 }
+
+// startWriting records a dropped tail (continuing after what may have been
+// handed out) and reserves the first sequences, before any append.
+func (l *Log) startWriting() error {
+	if l.tail.Torn != "" {
+		l.opts.Logger.Warn("event log: "+l.tail.Torn, "last", l.last.Load())
+	}
+	if l.tail.Dropped {
+		seq, err := l.recordTail(l.tail)
+		if err != nil {
+			return fmt.Errorf("open event log %s: record the dropped tail: %w", l.dir, err)
+		}
+		l.tail.Recorded = seq
+		l.opts.Logger.Error("event log: "+l.tail.String(), "last_good", l.tail.LastGood, "issued", l.tail.Issued,
+			"bytes", l.tail.Bytes, "file", l.tail.File)
+	}
+	l.reserved = l.last.Load() + seqReserveStep
+	if err := writeSeqMark(l.dir, seqMark{seq: l.reserved}); err != nil {
+		return fmt.Errorf("open event log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// recordTail appends events.LogTailDropped at Issued+1, synced, before the
+// committer starts.
+func (l *Log) recordTail(t TailReport) (uint64, error) {
+	seq := max(t.Issued, l.last.Load()) + 1
+	p := events.LogTailDropped{Node: l.opts.Node, LastGood: t.LastGood, Issued: seq - 1, Bytes: t.Bytes, File: t.File, Reason: t.Reason}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return 0, err
+	}
+	e := events.Event{Seq: seq, Time: l.opts.Now().UTC(), Stream: events.ServerStream(l.opts.Node), Node: l.opts.Node,
+		Type: p.EventType(), Version: 1, Payload: p, Raw: raw}
+	batch := l.db.NewBatch()
+	defer batch.Close()
+	var key [9]byte
+	_ = batch.Set(eventKey(key[:0], seq), events.AppendRecord(nil, e, raw), nil)
+	_ = batch.Set(appendIndexKey(nil, prefixStream, e.Stream, seq), nil, nil)
+	if err := l.apply(batch); err != nil {
+		return 0, err
+	}
+	l.last.Store(seq)
+	return seq, nil
+}
+
+// Tail reports what Open found at the end of the log: whether events that
+// may have been acknowledged could not be read back, and (for a read-write
+// Open) the event that recorded it.
+func (l *Log) Tail() TailReport { return l.tail }
 
 // Dir returns the directory the log lives in.
 func (l *Log) Dir() string { return l.dir }
@@ -174,13 +291,15 @@ func (l *Log) loadBounds() error {
 	defer it.Close()
 	if it.Last() {
 		l.last.Store(seqFromEventKey(it.Key()))
+	} else if err := it.Error(); err != nil {
+		return l.readErr(fmt.Errorf("read log bounds: %w", err))
 	}
 	first := uint64(1)
 	if v, closer, err := l.db.Get(metaFirstKey); err == nil {
 		first = binary.BigEndian.Uint64(v)
 		closer.Close()
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("read first sequence: %w", err)
+		return l.readErr(fmt.Errorf("read first sequence: %w", err))
 	}
 	l.first.Store(first)
 	// NB: after TruncateBefore(Last()+1) no event key remains; the first
@@ -189,7 +308,7 @@ func (l *Log) loadBounds() error {
 	if first > 0 && l.last.Load() < first-1 {
 		l.last.Store(first - 1)
 	}
-	return it.Error()
+	return l.readErr(it.Error())
 }
 
 // Append makes drafts durable, in order and contiguous, and returns them as
@@ -313,6 +432,13 @@ func (l *Log) commitLoop() {
 		}
 		// NB: Import writes without the committer; continue after it.
 		next = max(next, l.last.Load())
+		if err := l.admit(pending, next+uint64(n)); err != nil {
+			for _, req := range pending {
+				req.result <- appendResult{err: err}
+			}
+			<-slots
+			continue
+		}
 		f := l.write(pending, next)
 		if f == nil {
 			<-slots
@@ -358,6 +484,45 @@ func (l *Log) syncLoop(syncs <-chan *flight, slots <-chan struct{}, done chan<- 
 		}
 		<-slots
 	}
+}
+
+// admit checks, before a group is written, that the file system has room
+// for it and that its sequences (up to last) are reserved in the sequence
+// mark. Both cost nothing most of the time: an atomic add and compare, and
+// one mark write per seqReserveStep sequences. A refusal leaves the log
+// usable.
+func (l *Log) admit(pending []*appendReq, last uint64) error {
+	var size uint64
+	for _, req := range pending {
+		for _, raw := range req.raws {
+			size += uint64(len(raw)) + 128 // envelope and index keys
+		}
+	}
+	// NB: near the levels, look before every group (a statfs is
+	// microseconds, a group's fsync milliseconds): other writers on the
+	// file system (assets, kernels) fill it too.
+	if l.space.wrote(size) || l.space.near() {
+		l.space.refresh(l.opts.Now())
+	}
+	if err := l.errNoSpace(); err != nil {
+		return err
+	}
+	// NB: one group can be large (a batch of big outputs): it must fit
+	// above the reserve as a whole.
+	if l.space.fits(size, l.space.min/4) != nil {
+		l.space.refresh(l.opts.Now())
+		if err := l.space.fits(size, l.space.min/4); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if last > l.reserved {
+		next := last + seqReserveStep
+		if err := writeSeqMark(l.dir, seqMark{seq: next}); err != nil {
+			return fmt.Errorf("append: reserve sequences up to %d: %w", next, err)
+		}
+		l.reserved = next
+	}
+	return nil
 }
 
 func (l *Log) drainClosed() {
@@ -449,6 +614,12 @@ func (l *Log) apply(b *pebble.Batch) (err error) {
 	return l.db.Apply(b, pebble.Sync)
 }
 
+func (l *Log) failedErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
 // fail makes the log inoperable: the first failure is kept and returned to
 // every later write, marked ErrFailed.
 func (l *Log) fail(err error) error {
@@ -495,6 +666,10 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		close(l.stop)
 		<-l.done
+		if !l.opts.ReadOnly {
+			close(l.spaceStop)
+		}
+		<-l.spaceDone
 		l.mu.Lock()
 		close(l.changed) // wake followers so they see ErrClosed
 		l.changed = make(chan struct{})
@@ -505,6 +680,13 @@ func (l *Log) Close() error {
 		l.readers.Wait()
 		if err := l.db.Close(); err != nil {
 			l.closeErr = fmt.Errorf("close event log: %w", err)
+		}
+		// NB: only a log that never failed closes clean: a failed append's
+		// record may still reappear from the WAL, above Last.
+		if !l.opts.ReadOnly && l.closeErr == nil && l.failedErr() == nil {
+			if err := writeSeqMark(l.dir, seqMark{clean: true, seq: l.last.Load()}); err != nil {
+				l.closeErr = fmt.Errorf("close event log: %w", err)
+			}
 		}
 		if err := l.lock.release(); err != nil && l.closeErr == nil {
 			l.closeErr = fmt.Errorf("release data dir lock: %w", err)
@@ -546,13 +728,52 @@ func (l *Log) Usage() Usage {
 // recovers that panic for the writes the log makes; a Fatalf on one of
 // Pebble's own goroutines (flush, compaction, MANIFEST sync) still crashes
 // the process, which is the right outcome for a store that cannot go on.
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l     *slog.Logger
+	limit *errorLimit
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...))
 }
+
+// Errorf logs Pebble's errors, at most errorsPerMinute a minute: a
+// background job that fails over and over (a flush on a full disk retries
+// every few milliseconds) must not flood the log.
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
+	if n, ok := p.limit.allow(time.Now()); ok {
+		if n > 0 {
+			p.l.Error("event log: Pebble errors suppressed in the last minute", "suppressed", n)
+		}
+		p.l.Error(fmt.Sprintf(format, args...))
+	}
+}
+
+// errorsPerMinute bounds the Pebble error lines logged per minute.
+const errorsPerMinute = 10
+
+// errorLimit is a fixed-window rate limit.
+type errorLimit struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+// allow reports whether a line may be logged now and how many were
+// suppressed in the window that just ended.
+func (e *errorLimit) allow(now time.Time) (suppressed int, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Sub(e.window) >= time.Minute {
+		suppressed, e.window, e.n, e.suppressed = e.suppressed, now, 0, 0
+	}
+	if e.n >= errorsPerMinute {
+		e.suppressed++
+		return 0, false
+	}
+	e.n++
+	return suppressed, true
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

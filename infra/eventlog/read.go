@@ -79,7 +79,7 @@ func (l *Log) scan(ctx context.Context, from, to uint64, decode bool, fn Visit) 
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("read events from %d: %w", from, err)
+		return l.readErr(fmt.Errorf("read events from %d: %w", from, err))
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func (l *Log) Get(seq uint64) (events.Event, error) {
 		return events.Event{}, fmt.Errorf("event %d: %w (the log holds %d..%d)", seq, ErrNotFound, l.First(), l.Last())
 	}
 	if err != nil {
-		return events.Event{}, fmt.Errorf("get event %d: %w", seq, err)
+		return events.Event{}, l.readErr(fmt.Errorf("get event %d: %w", seq, err))
 	}
 	defer closer.Close()
 	e, err := events.Decode(seq, v)
@@ -183,9 +183,12 @@ func (l *Log) readIndex(ctx context.Context, prefix byte, name string, after uin
 		}
 	}
 	if err := idx.Error(); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return l.readErr(fmt.Errorf("read %s: %w", name, err))
 	}
-	return evs.Error()
+	if err := evs.Error(); err != nil {
+		return l.readErr(fmt.Errorf("read %s: %w", name, err))
+	}
+	return nil
 }
 
 // Follow calls fn for every event with seq > after, in order, decoded, then

@@ -23,6 +23,12 @@ func (l *Log) SaveSnapshot(name string, seq uint64, data []byte) error {
 	if err := l.err(); err != nil {
 		return err
 	}
+	// NB: a snapshot can be large (an executions model with its outputs):
+	// refuse it while space is short or when writing it (twice: WAL and
+	// table) would reach the reserve, rather than run Pebble out of space.
+	if err := l.space.roomFor(2*uint64(len(data)), l.opts.Now()); err != nil {
+		return fmt.Errorf("save snapshot %s: %w", name, err)
+	}
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(data)), seq)
 	v = append(v, data...)
 	b := l.db.NewBatch()
