@@ -148,7 +148,7 @@ func judgeTail(mark seqMark, hasMark bool, tail walTail, last uint64) TailReport
 		// flight: written in part, never synced, so never acknowledged nor
 		// seen by a reader. It is no loss, and its sequences may be handed
 		// out again. (Damage after the fact to acknowledged records of a
-		// crashed log cannot be told from it; see docs/security.d/disk.md.)
+		// crashed log cannot be told from it; see docs/security.md (disk full and a damaged event log).)
 		t.Torn = "after an unclean stop, " + tail.Reason + " in " + tail.File + " (an append in flight, never acknowledged)"
 	case tail.Damaged && !hasMark:
 		t.Dropped = true
