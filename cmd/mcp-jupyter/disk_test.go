@@ -164,7 +164,7 @@ func TestDiskFullThroughMCP(t *testing.T) {
 	t.Logf("%v: space freed, execute works", time.Since(began))
 	// An execution that runs into the floor ends, its further output
 	// recorded as lost instead of appended.
-	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": k, "timeout_s": 60,
+	sc, text = executeToEnd(t, cl, map[string]any{"kernel": k, "timeout_s": 60,
 		"code": "import sys, os, base64\nfor i in range(400):\n    print(base64.b64encode(os.urandom(75_000)).decode()); sys.stdout.flush()\nprint('done')"})
 	if sc == nil || sc["status"] == nil {
 		t.Fatalf("execute running into the floor: %v %s", sc, text)

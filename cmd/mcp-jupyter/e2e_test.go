@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/nats-io/nats.go"
 
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -72,6 +74,21 @@ func callTool(t testing.TB, c *client.Client, name string, args map[string]any) 
 	}
 	sc, _ := res.StructuredContent.(map[string]any)
 	return sc, joined
+}
+
+// executeToEnd calls execute, then get_execution from each reply's cursor,
+// as an agent reads a long result (a reply carries at most a bounded
+// amount of output), until the execution is done and no output is left;
+// it returns the last reply. A refused call returns at once (nil, error).
+func executeToEnd(t testing.TB, c *client.Client, args map[string]any) (map[string]any, string) {
+	t.Helper()
+	sc, text := callTool(t, c, "execute", args)
+	id, _ := sc["execution_id"].(string)
+	for sc != nil && (sc["more_output"] == true || !queue.Status(fmt.Sprint(sc["status"])).Done()) {
+		cursor, _ := sc["cursor"].(float64)
+		sc, text = callTool(t, c, "get_execution", map[string]any{"execution_id": id, "since": uint64(cursor), "wait_s": 30})
+	}
+	return sc, text
 }
 
 var kernelIDPattern = regexp.MustCompile(`[0-9a-z]{26}`)

@@ -95,8 +95,13 @@ func fetch(t *testing.T, token, base, path string) []byte {
 	return body
 }
 
+// bigOneMessage is code whose output is one 2 MiB IOPub message (a
+// display: the kernel's launch wrapper splits long prints, not displays),
+// so one event is over NATS's 1 MiB payload limit.
+const bigOneMessage = "from IPython.display import display\ndisplay({'text/plain': 'x' * (2 << 20)}, raw=True)"
+
 // TestOversizedOutputReachesNATSAsAReference is finding 5 as it happened:
-// a kernel prints 2 MiB through the real MCP client; a TCP subscriber gets
+// a kernel displays 2 MiB through the real MCP client; a TCP subscriber gets
 // a reference for the oversized event, fetches it through /events and gets
 // the exact event; the events after it still arrive and /readyz says nats
 // ok.
@@ -104,7 +109,7 @@ func TestOversizedOutputReachesNATSAsAReference(t *testing.T) {
 	c, cl, base := natsCore(t)
 	k := startKernelTool(t, cl)
 	sub := tcpSubscriber(t, c, "mcpjupyter.ev."+k+".>")
-	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (2 << 20))"}); sc["status"] != "ok" {
+	if sc, text := executeToEnd(t, cl, map[string]any{"kernel": k, "code": bigOneMessage}); sc["status"] != "ok" {
 		t.Fatalf("execute: %v %.300s", sc, text)
 	}
 	refs, finished := 0, false
@@ -329,7 +334,7 @@ func TestExampleSubscriberFetchesOversizedEvents(t *testing.T) {
 	}
 	cl := httpMCP(t, s.addr, e.dataDir)
 	k := startKernelTool(t, cl)
-	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('x' * (2 << 20))"})
+	sc, text := executeToEnd(t, cl, map[string]any{"kernel": k, "code": bigOneMessage})
 	if sc["status"] != "ok" {
 		t.Fatalf("execute: %v %.300s", sc, text)
 	}
