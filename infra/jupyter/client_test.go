@@ -154,8 +154,8 @@ func TestKill9DetectedWithin3s(t *testing.T) {
 			t.Fatalf("%s not detected within 3s of kill -9", name)
 		}
 	}
-	if st := k.Process.ExitStatus(); !st.Known || st.Signal != syscall.SIGKILL {
-		t.Fatalf("exit status = %v, want killed by SIGKILL", st)
+	if st := k.Process.ExitStatus(); !st.Known || st.Signal != syscall.SIGKILL || st.String() != "killed by SIGKILL" {
+		t.Fatalf("exit status = %q, want killed by SIGKILL", st)
 	}
 }
 

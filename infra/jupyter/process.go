@@ -79,7 +79,7 @@ func (s ExitStatus) String() string {
 	case !s.Known:
 		return "unknown"
 	case s.Signal != 0:
-		return "killed by " + s.Signal.String()
+		return "killed by " + unix.SignalName(s.Signal)
 	default:
 		return "exit code " + strconv.Itoa(s.Code)
 	}
