@@ -36,5 +36,11 @@ type LogTailDropped struct {
 }
 
 func (LogTailDropped) EventType() string { return TypeLogTailDropped }
-func (ServerStarted) EventType() string  { return TypeServerStarted }
-func (ServerStopped) EventType() string  { return TypeServerStopped }
+
+// Explains reports whether this record, written at seq, accounts for the
+// sequences missing after lastBefore: it skipped exactly those.
+func (p LogTailDropped) Explains(seq, lastBefore uint64) bool {
+	return p.Issued == seq-1 && p.LastGood == lastBefore
+}
+func (ServerStarted) EventType() string { return TypeServerStarted }
+func (ServerStopped) EventType() string { return TypeServerStopped }

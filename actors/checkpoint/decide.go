@@ -194,20 +194,20 @@ func ClassifyFile(s State, name string, m Meta, fileBytes int64) (FileStatus, st
 // CheckFile decides whether a verified file may be loaded under name: its
 // signed name must be name, its format one this server writes, and it must
 // be the newest save of that name the log recorded (or newer, or one the log
-// never saw) unless allowRollback. A refusal wraps ErrRenamed or
-// ErrRollback.
-func CheckFile(s State, name string, m Meta, fileBytes int64, allowRollback bool) error {
+// never saw) unless allowRollback. It returns the file's status (FileOlder
+// for an allowed rollback); a refusal wraps ErrRenamed or ErrRollback.
+func CheckFile(s State, name string, m Meta, fileBytes int64, allowRollback bool) (FileStatus, error) {
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return fmt.Errorf("checkpoint %q: its signed metadata says format version %d, which this server does not write: upgrade mcp-jupyter or save again", name, m.FormatVersion)
+		return 0, fmt.Errorf("checkpoint %q: its signed metadata says format version %d, which this server does not write: upgrade mcp-jupyter or save again", name, m.FormatVersion)
 	}
 	st, why := ClassifyFile(s, name, m, fileBytes)
 	switch {
 	case st == FileRenamed:
-		return fmt.Errorf("%w: %s", ErrRenamed, why)
+		return st, fmt.Errorf("%w: %s", ErrRenamed, why)
 	case st == FileOlder && !allowRollback:
-		return fmt.Errorf("%w: checkpoint %s", ErrRollback, why)
+		return st, fmt.Errorf("%w: checkpoint %s", ErrRollback, why)
 	}
-	return nil
+	return st, nil
 }
 
 func short(sum string) string {

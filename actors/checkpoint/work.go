@@ -125,12 +125,11 @@ func load(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		}
 		meta.FileBytes = size
 		o.res.Meta = meta
-		if err := CheckFile(st, req.Name, meta, size, req.AllowRollback); err != nil {
+		status, err := CheckFile(st, req.Name, meta, size, req.AllowRollback)
+		if err != nil {
 			return &RejectError{Err: err}
 		}
-		if s, _ := ClassifyFile(st, req.Name, meta, size); s == FileOlder {
-			o.res.RolledBack = true
-		}
+		o.res.RolledBack = status == FileOlder
 		var chk checkResult
 		if err := callKernel(ctx, runner, req.KernelID, "check", map[string]any{"packages": nonNil(meta.Packages)}, &chk); err != nil {
 			return err

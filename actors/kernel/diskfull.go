@@ -25,6 +25,17 @@ func shedOutput(log any, batch []Incoming) []Incoming {
 	if !ok || len(batch) == 0 {
 		return batch
 	}
+	// NB: one question for the whole batch while there is room (nearly
+	// always); message by message only once it is refused.
+	total := 0
+	for _, m := range batch {
+		if m.Dropped == 0 && m.Channel == events.ChannelIOPub && m.MsgType != "status" {
+			total += len(m.Content)
+		}
+	}
+	if room.OutputRoom(total) == nil {
+		return batch
+	}
 	var out []Incoming
 	size, full := 0, false
 	for i, m := range batch {

@@ -125,7 +125,7 @@ func checkLog(ctx context.Context, dir string) (finding, *procTable) {
 	}
 	f.OK = true
 	f.Detail = fmt.Sprintf("%s: %d events (sequence %d..%d) decode; %s on disk; read in %s", dir, n, l.First(), l.Last(),
-		humanBytes(l.DiskUsage()), time.Since(started).Round(time.Millisecond))
+		eventlog.HumanSize(l.DiskUsage()), time.Since(started).Round(time.Millisecond))
 	return f, procs
 }
 

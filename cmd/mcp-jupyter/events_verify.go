@@ -49,7 +49,7 @@ func recordedGap(e *events.Event, next uint64) (events.LogTailDropped, bool) {
 		return events.LogTailDropped{}, false
 	}
 	p, ok := e.Payload.(events.LogTailDropped)
-	return p, ok && p.Issued == e.Seq-1 && p.LastGood == next-1
+	return p, ok && p.Explains(e.Seq, next-1)
 }
 
 // verifySource checks a whole log: every record decodes (envelope,

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 )
 
@@ -195,14 +196,14 @@ func checkResources(dir string) finding {
 	var st unix.Statfs_t
 	if err := unix.Statfs(existingParent(dir), &st); err == nil {
 		free := st.Bavail * uint64(st.Bsize)
-		parts = append(parts, fmt.Sprintf("%s free on the data dir's disk", humanBytes(free)))
+		parts = append(parts, fmt.Sprintf("%s free on the data dir's disk", eventlog.HumanSize(free)))
 		if free < 1<<30 {
 			f.Warn = true
 			fixes = append(fixes, "free disk space or grow the volume (the event log and assets need room to grow)")
 		}
 	}
 	if avail, ok := memAvailable(); ok {
-		parts = append(parts, fmt.Sprintf("%s memory available", humanBytes(avail)))
+		parts = append(parts, fmt.Sprintf("%s memory available", eventlog.HumanSize(avail)))
 		if avail < 512<<20 {
 			f.Warn = true
 			fixes = append(fixes, "give the server more memory (each kernel takes 100 MB or more)")
@@ -238,17 +239,4 @@ func memAvailable() (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

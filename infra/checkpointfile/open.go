@@ -68,37 +68,22 @@ func openRegular(path string) (*os.File, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", filepath.Base(path), err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("stat %s: %w", filepath.Base(path), err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, &NotRegularError{Path: path, Kind: kindOfStat(st.Mode)}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &NotRegularError{Path: path, Kind: kindOf(fi.Mode())}
 	}
 	// NB: O_NONBLOCK means nothing for a regular file's reads; clear it
 	// anyway so the descriptor behaves as any other file's.
 	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
 	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-func kindOfStat(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFIFO:
-		return "named pipe"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFLNK:
-		return "symbolic link"
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFCHR, unix.S_IFBLK:
-		return "device"
-	}
-	return "special file"
+	return f, nil
 }
 
 // readRegularFile reads a small file (a key, the current key's id) that

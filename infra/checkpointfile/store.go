@@ -242,13 +242,18 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 // VerifyFile checks the checkpoint file at path, writing its (decrypted)
 // payload to w. Until it returns nil, w holds unverified bytes.
 func (s *Store) VerifyFile(path string, w io.Writer) (meta []byte, err error) {
+	meta, _, err = s.verifyPath(path, w)
+	return meta, err
+}
+
+// verifyPath opens path (a regular file only) and verifies it into w.
+func (s *Store) verifyPath(path string, w io.Writer) ([]byte, int64, error) {
 	f, err := openRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	meta, _, err = s.verifyInto(f, w)
-	return meta, err
+	return s.verifyInto(f, w)
 }
 
 // verifyInto streams the checkpoint open in f through its HMAC and writes
@@ -447,12 +452,7 @@ func (s *Store) Load(name string, restore func(payload *os.File, meta []byte, si
 // Verify checks name's whole file as Load does, without keeping a copy. It
 // returns the signed metadata and the file's size.
 func (s *Store) Verify(name string) ([]byte, int64, error) {
-	f, err := openRegular(s.Path(name))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	return s.verifyInto(f, io.Discard)
+	return s.verifyPath(s.Path(name), io.Discard)
 }
 
 func readMeta(path string) ([]byte, int64, error) {

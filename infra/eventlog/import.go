@@ -23,7 +23,7 @@ func recordedGap(e events.Event, last uint64) bool {
 		return false
 	}
 	var p events.LogTailDropped
-	return json.Unmarshal(e.Raw, &p) == nil && p.LastGood == last && p.Issued == e.Seq-1
+	return json.Unmarshal(e.Raw, &p) == nil && p.Explains(e.Seq, last)
 }
 
 // Import writes events exactly as they are (sequence, time, node and all),

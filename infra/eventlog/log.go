@@ -487,11 +487,28 @@ func (l *Log) syncLoop(syncs <-chan *flight, slots <-chan struct{}, done chan<- 
 }
 
 // admit checks, before a group is written, that the file system has room
-// for it and that its sequences (up to last) are reserved in the sequence
+// for it (when MinFree is set) and that its sequences (up to last) are reserved in the sequence
 // mark. Both cost nothing most of the time: an atomic add and compare, and
 // one mark write per seqReserveStep sequences. A refusal leaves the log
 // usable.
 func (l *Log) admit(pending []*appendReq, last uint64) error {
+	if l.space.min > 0 {
+		if err := l.admitSpace(pending); err != nil {
+			return err
+		}
+	}
+	if last > l.reserved {
+		next := last + seqReserveStep
+		if err := writeSeqMark(l.dir, seqMark{seq: next}); err != nil {
+			return fmt.Errorf("append: reserve sequences up to %d: %w", next, err)
+		}
+		l.reserved = next
+	}
+	return nil
+}
+
+// admitSpace checks that the file system has room for the group.
+func (l *Log) admitSpace(pending []*appendReq) error {
 	var size uint64
 	for _, req := range pending {
 		for _, raw := range req.raws {
@@ -514,13 +531,6 @@ func (l *Log) admit(pending []*appendReq, last uint64) error {
 		if err := l.space.fits(size, l.space.min/4); err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-	}
-	if last > l.reserved {
-		next := last + seqReserveStep
-		if err := writeSeqMark(l.dir, seqMark{seq: next}); err != nil {
-			return fmt.Errorf("append: reserve sequences up to %d: %w", next, err)
-		}
-		l.reserved = next
 	}
 	return nil
 }

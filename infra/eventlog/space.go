@@ -66,7 +66,7 @@ func (e *DiskFullError) Error() string {
 	}
 	return fmt.Sprintf("disk full: %s free on the file system of %s, below the %s the server keeps free%s; %s. "+
 		"Reads still work. Free space (delete old checkpoints, assets or other files, or grow the volume); "+
-		"the server resumes by itself within seconds", humanSize(e.Free), e.Dir, humanSize(e.Min), setting, what)
+		"the server resumes by itself within seconds", HumanSize(e.Free), e.Dir, HumanSize(e.Min), setting, what)
 }
 
 // Unwrap makes the error errors.Is events.ErrDiskFull.
@@ -307,10 +307,10 @@ func (l *Log) logSpace(level int, free uint64, err error) {
 		lg.Warn("event log: cannot read free disk space", "dir", l.dir, "err", err)
 	case level == SpaceOK:
 		lg.Info("event log: disk space is back above the reserve; new work is accepted again", "dir", l.dir,
-			"free", humanSize(free), "min_free", humanSize(l.space.min))
+			"free", HumanSize(free), "min_free", HumanSize(l.space.min))
 	default:
 		lg.Error("event log: "+(&DiskFullError{Dir: l.dir, Free: free, Min: l.space.min, Level: level, Setting: l.space.setting}).Error(),
-			"free", humanSize(free), "min_free", humanSize(l.space.min), "level", level)
+			"free", HumanSize(free), "min_free", HumanSize(l.space.min), "level", level)
 	}
 }
 
@@ -343,16 +343,16 @@ func (l *Log) errNoSpace() error {
 	return fmt.Errorf("append: %w", err)
 }
 
-// humanSize renders bytes as B, KiB, MiB or GiB.
-func humanSize(n uint64) string {
+// HumanSize renders bytes as B, KiB, MiB, GiB... for people.
+func HumanSize(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
 	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 2; m /= unit {
+	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMG"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

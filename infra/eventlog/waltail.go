@@ -30,7 +30,6 @@ type walTail struct {
 // recyclable (5-8) and WAL-sync (9-12) encodings, the log number (4).
 const (
 	walBlockSize        = 32 << 10
-	walLegacyHeaderSize = 7
 	walRecyclableHeader = 11
 )
 
@@ -152,5 +151,3 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
-
-var _ = walLegacyHeaderSize

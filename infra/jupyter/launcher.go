@@ -67,11 +67,8 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if hwm <= 0 {
 		hwm = DefaultIOPubHWM
 	}
-	kdir := KernelDir(l.RuntimeDir, id)
-	if err := os.MkdirAll(kdir, 0o700); err != nil {
-		return nil, events.KernelLaunched{}, fmt.Errorf("create the kernel's directory: %w", err)
-	}
-	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: kdir}
+	// NB: StartKernel creates the kernel's directory with its connection file.
+	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: KernelDir(l.RuntimeDir, id)}
 	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts})
 	if err != nil {
 		return nil, events.KernelLaunched{}, err
@@ -79,7 +76,7 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	if l.Logger != nil {
 		// NB: operators read here (and in KernelStarted's process.sandbox)
 		// whether agent code in this kernel can reach the data dir.
-		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !strings.HasPrefix(k.Process.Sandbox, "landlock") {
+		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !k.Process.Confined {
 			l.Logger.Warn("kernel started UNCONFINED: its code can read the data dir (MCP token, checkpoint keys, event log)",
 				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning)
 		} else if k.Process.SandboxWarning != "" {
@@ -152,7 +149,7 @@ func (l *Launcher) removeKernelFiles(connFile string) error {
 	dir, base := filepath.Split(filepath.Clean(connFile))
 	dir = filepath.Clean(dir)
 	switch {
-	case base == ConnectionFileName && filepath.Dir(dir) == filepath.Join(l.RuntimeDir, "kernels"):
+	case base == ConnectionFileName && filepath.Dir(dir) == kernelsDir(l.RuntimeDir):
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("remove kernel dir: %w", err)
 		}
@@ -177,13 +174,13 @@ func (l *Launcher) RemoveStale(keep []string) error {
 		live[id] = true
 	}
 	var errs []error
-	dirs, err := os.ReadDir(filepath.Join(l.RuntimeDir, "kernels"))
+	dirs, err := os.ReadDir(kernelsDir(l.RuntimeDir))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("list kernel dirs: %w", err))
 	}
 	for _, d := range dirs {
 		if !live[d.Name()] {
-			if err := os.RemoveAll(filepath.Join(l.RuntimeDir, "kernels", d.Name())); err != nil {
+			if err := os.RemoveAll(KernelDir(l.RuntimeDir, d.Name())); err != nil {
 				errs = append(errs, fmt.Errorf("remove stale kernel dir: %w", err))
 			}
 		}

@@ -58,6 +58,9 @@ type Process struct {
 	Sandbox string
 	// SandboxWarning says what is weaker than it could be ("" if nothing).
 	SandboxWarning string
+	// Confined reports whether the launcher confined the kernel
+	// (sandbox.Report.Protected).
+	Confined bool
 
 	watcher *ExitWatcher
 	child   bool
@@ -125,7 +128,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 		set["JPY_PARENT_PID"] = "" // do not inherit one
 	}
 	cmd.Env = KernelEnv(os.Environ(), opts.EnvAllow, spec.Env, set)
-	confinement, warning := "off", ""
+	confinement, warning, confined := "off", "", false
 	if opts.Sandbox != nil && opts.Sandbox.Mode != sandbox.ModeOff {
 		plan, err := opts.Sandbox.plan(connFile, opts.KernelDir)
 		if err != nil {
@@ -135,7 +138,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 		if err != nil {
 			return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
 		}
-		confinement, warning = rep.String(), rep.Warning
+		confinement, warning, confined = rep.String(), rep.Warning, rep.Protected()
 	} else if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("launch kernel %s (%s): %w", spec.Name, argv[0], err)
 	}
@@ -144,7 +147,7 @@ func Launch(ctx context.Context, spec KernelSpec, connFile, logPath string, opts
 	// release os.Process's handle rather than calling cmd.Wait.
 	_ = cmd.Process.Release()
 
-	p := &Process{Pid: pid, child: true, Sandbox: confinement, SandboxWarning: warning}
+	p := &Process{Pid: pid, child: true, Sandbox: confinement, SandboxWarning: warning, Confined: confined}
 	st, err := ProcessStartTime(pid)
 	if err != nil {
 		// Not reaped yet, so /proc/<pid> must exist.

@@ -158,9 +158,6 @@ func (s *Server) HTTPHandler() http.Handler {
 	return Guard{Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
 }
 
-// MaxRequestBytes is the body limit HTTPHandler applies.
-func (s *Server) MaxRequestBytes() int64 { return s.opts.MaxRequestBytes }
-
 // Close ends the HTTP transport's open sessions. The caller shuts down its own
 // http.Server. Close is idempotent.
 func (s *Server) Close(ctx context.Context) error {
