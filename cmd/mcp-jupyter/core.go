@@ -58,13 +58,13 @@ type core struct {
 	// authenticated route goes through (principals first, then OAuth).
 	principals *auth.TokenDirectory
 	authn      auth.Chain
-	nats     *natsbus.Server
-	pub      *natsbus.Publisher
-	ckpt     *checkpoint.Client
-	nbs      *notebooks
-	live     *live
-	python   error // the kernel launcher's check; nil when usable
-	checked  bool  // the check has finished
+	nats       *natsbus.Server
+	pub        *natsbus.Publisher
+	ckpt       *checkpoint.Client
+	nbs        *notebooks
+	live       *live
+	python     error // the kernel launcher's check; nil when usable
+	checked    bool  // the check has finished
 
 	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
 	eventsCtx  context.Context

@@ -67,7 +67,9 @@ func (c Chain) Authenticate(r *http.Request) (Principal, error) {
 
 // AdminToken authenticates one fixed token as Admin(): the data dir's
 // token alone, where no principals file is read (tests, tools).
-func AdminToken(token string) Authenticator { return adminToken{hash: HashToken(token), set: token != ""} }
+func AdminToken(token string) Authenticator {
+	return adminToken{hash: HashToken(token), set: token != ""}
+}
 
 type adminToken struct {
 	hash TokenHash
