@@ -66,6 +66,11 @@ type core struct {
 	python     error // the kernel launcher's check; nil when usable
 	checked    bool  // the check has finished
 
+	// oidc and oauth are --oidc-issuer's (oidc.go); nil without it.
+	oidc    *auth.OIDC
+	oauth   *mcpserver.ResourceServer
+	oidcErr error
+
 	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
 	eventsCtx  context.Context
 	stopEvents context.CancelFunc
@@ -88,8 +93,10 @@ const (
 // newCore allocates a core and its metrics registry; open starts it.
 func newCore(cfg config, logger *slog.Logger) *core {
 	ectx, stop := context.WithCancel(context.Background())
-	return &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
+	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop}
+	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	return c
 }
 
 func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, error) {
@@ -114,6 +121,9 @@ func (c *core) open(ctx context.Context) (err error) {
 			c.close(context.Background())
 		}
 	}()
+	if c.oidcErr != nil {
+		return c.oidcErr
+	}
 	if f := checkDataDir(cfg.DataDir); !f.OK {
 		return f.err()
 	}
@@ -229,8 +239,14 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load principals: %w", err)
 	}
+	authn := auth.Chain{principals}
+	if c.oidc != nil {
+		// NB: after the principals file, which passes JWTs on.
+		authn = append(authn, c.oidc)
+		c.discoverOIDC(fctx)
+	}
 	c.mu.Lock()
-	c.principals, c.authn = principals, auth.Chain{principals}
+	c.principals, c.authn = principals, authn
 	c.mu.Unlock()
 	hosts := splitList(cfg.AllowedHosts)
 	lv, err := openLive(ctx, c)
@@ -245,7 +261,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
-		Logger: logger.With("component", "mcp"), Auth: c.authn, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
+		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv

@@ -320,28 +320,6 @@ func (o *OIDC) explain(raw string, err error) error {
 	return rejected("the token's signature does not verify with the issuer's keys")
 }
 
-// LooksLikeJWT reports whether tok has a JWT's compact shape: three
-// base64url segments separated by dots (the last may be empty, as in an
-// unsigned token, which the verifier then refuses with a reason). Tokens
-// of `principal add` and the data dir's token are hex and never match.
-func LooksLikeJWT(tok string) bool {
-	if len(tok) > MaxJWTBytes {
-		return true // NB: refused by the verifier with "too long", not looked up as a store token
-	}
-	first := strings.IndexByte(tok, '.')
-	last := strings.LastIndexByte(tok, '.')
-	if first <= 0 || last == first || last == first+1 || strings.Count(tok, ".") != 2 {
-		return false
-	}
-	for i := 0; i < len(tok); i++ {
-		c := tok[i]
-		if !(c == '.' || c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 // jwtHeader is the part of a JOSE header read before verification.
 type jwtHeader struct {
 	Alg string `json:"alg"`

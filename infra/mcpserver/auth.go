@@ -47,6 +47,15 @@ type Guard struct {
 	AllowedHosts []string
 	QueryToken   bool
 	Logger       *slog.Logger
+	// OAuth (set with --oidc-issuer) makes every 401 name the protected
+	// resource metadata (resource_metadata=…) and say why a token was
+	// refused (error="invalid_token"), as MCP clients need to log in.
+	OAuth *ResourceServer
+	// Need is the scopes a principal must hold on this route, else 403
+	// error="insufficient_scope". Whatever Need, a principal holding none
+	// of the scopes (an OAuth token granted only others) gets 403 asking
+	// for read.
+	Need auth.Scope
 }
 
 // Wrap returns next behind the guard.
@@ -74,25 +83,36 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			g.refuse(w, r, err, log)
 			return
 		}
+		need := g.Need
+		if p.Scopes == 0 {
+			need |= auth.ScopeRead // NB: holding nothing, it could call nothing here
+		}
+		if need != 0 && !p.Scopes.Has(need) {
+			log.Info("http: refused scope", "principal", p.Name, "scopes", p.Scopes.String(), "need", need.String(), "path", r.URL.Path)
+			g.OAuth.RefuseScope(w, r, p, need)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
 }
 
-// refuse answers 401 with WWW-Authenticate: Bearer and what to send.
+// refuse answers 401 with WWW-Authenticate: Bearer and what to send (503
+// while the OAuth issuer cannot be reached: see ResourceServer.RefuseAuth).
 func (g Guard) refuse(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
-	msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
-		"<data dir>/" + TokenFile + " or one from `mcp-jupyter principal add`."
+	help := "send the header \"Authorization: Bearer <token>\" with the token from " +
+		"<data dir>/" + TokenFile + " or one from `mcp-jupyter principal add`"
+	if g.OAuth != nil {
+		help += ", or an OAuth access token from " + g.OAuth.Issuer
+	}
+	help += "."
 	if g.QueryToken {
-		msg += " Browsers may pass it as the token query parameter."
+		help += " Browsers may pass it as the token query parameter."
 	}
 	if !errors.Is(err, auth.ErrNoCredentials) {
 		log.Info("http: refused credentials", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
-		msg = "Unauthorized: the bearer token is wrong, revoked or rotated. Use the token from <data dir>/" + TokenFile +
-			" or the one `mcp-jupyter principal add` or `principal rotate` printed."
 	}
-	http.Error(w, msg, http.StatusUnauthorized)
+	g.OAuth.RefuseAuth(w, r, err, help)
 }
 
 // HostCheck is the first two steps of Guard alone, for routes without a
