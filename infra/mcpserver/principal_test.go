@@ -137,3 +137,45 @@ func TestStdioToolHandlersRunAsAdmin(t *testing.T) {
 	<-served
 	c.Close()
 }
+
+// TestGuardQueryTokenCarriesThePrincipal: a browser's ?token= (a principal
+// of the file) authenticates like the header, and the handler behind sees
+// that principal.
+func TestGuardQueryTokenCarriesThePrincipal(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := auth.Store{Dir: dir}.Add("carol", auth.ScopeRead, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: dir, AdminToken: "admin-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h := Guard{Auth: auth.Chain{d}, QueryToken: true}.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.FromContext(r.Context())
+		if !ok {
+			io.WriteString(w, "none")
+			return
+		}
+		io.WriteString(w, p.Name)
+	}))
+	for _, c := range []struct {
+		query string
+		code  int
+		body  string
+	}{
+		{"?token=" + tok, 200, "carol"},
+		{"?token=admin-token-0123456789", 200, "admin"},
+		{"?token=nope", 401, "wrong"},
+		{"", 401, "Authorization: Bearer"},
+	} {
+		r := httptest.NewRequest("GET", "/ws"+c.query, nil)
+		r.Host = "127.0.0.1:1"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.code || !strings.Contains(w.Body.String(), c.body) {
+			t.Errorf("%q: %d %q, want %d %q", c.query, w.Code, w.Body.String(), c.code, c.body)
+		}
+	}
+}
