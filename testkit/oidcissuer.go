@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +30,10 @@ type OIDCIssuer struct {
 	Key   *rsa.PrivateKey
 	KeyID string
 
+	mu       sync.Mutex
+	keys     []jose.JSONWebKey // published in the JWKS
+	rotation int
+
 	down        atomic.Bool
 	discoveries atomic.Int64
 	jwksFetches atomic.Int64
@@ -42,6 +48,7 @@ func StartOIDCIssuer(t testing.TB) *OIDCIssuer {
 		t.Fatal(err)
 	}
 	iss := &OIDCIssuer{Key: key, KeyID: "test-key-1"}
+	iss.keys = []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: iss.KeyID, Algorithm: string(jose.RS256), Use: "sig"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		iss.discoveries.Add(1)
@@ -66,13 +73,31 @@ func StartOIDCIssuer(t testing.TB) *OIDCIssuer {
 			http.Error(w, "issuer down (test)", http.StatusServiceUnavailable)
 			return
 		}
-		writeTestJSON(w, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
-			Key: &key.PublicKey, KeyID: iss.KeyID, Algorithm: string(jose.RS256), Use: "sig"}}})
+		iss.mu.Lock()
+		set := jose.JSONWebKeySet{Keys: slices.Clone(iss.keys)}
+		iss.mu.Unlock()
+		writeTestJSON(w, set)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	iss.URL = srv.URL
 	return iss
+}
+
+// RotateKey publishes a new signing key beside the old one and returns
+// its key and kid (the issuer's Token still signs with the first).
+func (i *OIDCIssuer) RotateKey(t testing.TB) (*rsa.PrivateKey, string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.rotation++
+	kid := fmt.Sprintf("test-key-rotated-%d", i.rotation)
+	i.keys = append(i.keys, jose.JSONWebKey{Key: &key.PublicKey, KeyID: kid, Algorithm: string(jose.RS256), Use: "sig"})
+	return key, kid
 }
 
 // SetDown makes discovery and the JWKS answer 503 (true) or work again.

@@ -37,8 +37,9 @@ type OIDCConfig struct {
 	// key set (default 10 s).
 	DiscoveryTimeout time.Duration
 	// RetryEvery is the least time between two discovery attempts while
-	// the issuer cannot be reached (default 5 s): a flood of requests does
-	// not become a flood at the issuer.
+	// the issuer cannot be reached, and between two fetches of its key set
+	// (default 5 s): a flood of requests does not become a flood at the
+	// issuer.
 	RetryEvery time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
@@ -85,7 +86,8 @@ func rejected(format string, args ...any) error {
 // get ErrIssuerUnavailable and discovery is retried at most every
 // RetryEvery. The server starts either way: the data dir's token and
 // principals' tokens keep working when the issuer is down. Keys are cached
-// and refetched by go-oidc when a token names a key id it does not hold.
+// and fetched again when a token names a key id the cache lacks, at most
+// every RetryEvery (jwks.go); go-oidc checks algorithm and claims.
 type OIDC struct {
 	cfg    OIDCConfig
 	client *http.Client
@@ -218,8 +220,16 @@ func (o *OIDC) verifierFor(ctx context.Context, force bool) (*oidc.IDTokenVerifi
 		o.log.Warn("oidc: issuer discovery failed", "issuer", o.cfg.Issuer, "err", err)
 		return nil, o.lastErr
 	}
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
+		o.lastErr = fmt.Errorf("%w: the discovery document of %s names no jwks_uri", ErrIssuerUnavailable, o.cfg.Issuer)
+		return nil, o.lastErr
+	}
 	o.lastErr = nil
-	v := provider.Verifier(&oidc.Config{
+	keys := &keySet{url: meta.JWKSURI, client: o.client, minGap: o.cfg.RetryEvery, now: o.cfg.Now}
+	v := oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             o.cfg.Audience,
 		SupportedSigningAlgs: AcceptedAlgorithms,
 		// NB: go-oidc compares exp with no leeway; its clock runs Leeway

@@ -75,3 +75,28 @@ func FuzzLooksLikeJWT(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJWKS: whatever the issuer's key set document holds, parsing it
+// never panics and keeps only public keys (never a symmetric one).
+func FuzzJWKS(f *testing.F) {
+	for _, seed := range []string{
+		`{"keys":[{"kty":"RSA","kid":"k","use":"sig","n":"sXch","e":"AQAB"}]}`,
+		`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`,
+		`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","use":"enc"}]}`,
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`,
+		`{"keys":null}`, `[]`, ``, `{"keys":[1,"a",{}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		keys, err := parseJWKS(body)
+		if err == nil && len(keys) == 0 {
+			t.Fatal("no error and no key")
+		}
+		for _, k := range keys {
+			if !k.IsPublic() {
+				t.Fatalf("kept a non-public key %+v", k)
+			}
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -252,5 +253,68 @@ func TestNewOIDCConfig(t *testing.T) {
 		if _, err := auth.NewOIDC(auth.OIDCConfig{Issuer: ok, Audience: "a"}); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
+	}
+}
+
+// TestOIDCBadTokensDoNotFloodIssuer: tokens with unknown kids, tampered
+// payloads or foreign keys, sent by someone holding no token at all, do
+// not make the server fetch the issuer's keys once per request (go-oidc's
+// own key set would: every failed signature refetched the JWKS); at most
+// one fetch per RetryEvery.
+func TestOIDCBadTokensDoNotFloodIssuer(t *testing.T) {
+	iss := testkit.StartOIDCIssuer(t)
+	now := time.Now()
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: iss.URL, Audience: testAudience, RetryEvery: time.Minute,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := iss.Claims("eve", testAudience, "admin", time.Hour)
+	if _, err := authenticate(o, iss.Token(t, good)); err != nil {
+		t.Fatal(err)
+	}
+	before := iss.JWKSFetches()
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(iss.Token(t, good), ".")
+	for i := range 50 {
+		forged := []string{
+			testkit.SignJWT(t, jose.RS256, other, fmt.Sprintf("kid-%d", i), good), // unknown kid
+			testkit.SignJWT(t, jose.RS256, other, iss.KeyID, good),                 // known kid, wrong key
+			testkit.SignJWT(t, jose.RS256, other, "", good),                        // no kid
+			parts[0] + "." + parts[1] + "x." + parts[2],                            // tampered
+		}
+		for _, tok := range forged {
+			if _, err := authenticate(o, tok); !errors.Is(err, auth.ErrRejected) {
+				t.Fatalf("forged token: err = %v, want a refusal", err)
+			}
+		}
+	}
+	if n := iss.JWKSFetches() - before; n > 1 {
+		t.Fatalf("200 forged tokens made %d key set fetches, want at most 1 per RetryEvery", n)
+	}
+}
+
+// TestOIDCKeyRotation: a key the issuer publishes later is fetched when a
+// token first names it (once RetryEvery has passed since the last fetch),
+// without a restart.
+func TestOIDCKeyRotation(t *testing.T) {
+	iss := testkit.StartOIDCIssuer(t)
+	now := time.Now()
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: iss.URL, Audience: testAudience, RetryEvery: time.Minute,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := authenticate(o, iss.Token(t, iss.Claims("fay", testAudience, "read", time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	key, kid := iss.RotateKey(t)
+	now = now.Add(2 * time.Minute)
+	p, err := authenticate(o, testkit.SignJWT(t, jose.RS256, key, kid, iss.Claims("fay", testAudience, "read", time.Hour)))
+	if err != nil || p.Name != "oidc:fay" {
+		t.Fatalf("token signed with the rotated-in key: %+v %v", p, err)
 	}
 }
