@@ -282,9 +282,9 @@ func TestOIDCBadTokensDoNotFloodIssuer(t *testing.T) {
 	for i := range 50 {
 		forged := []string{
 			testkit.SignJWT(t, jose.RS256, other, fmt.Sprintf("kid-%d", i), good), // unknown kid
-			testkit.SignJWT(t, jose.RS256, other, iss.KeyID, good),                 // known kid, wrong key
-			testkit.SignJWT(t, jose.RS256, other, "", good),                        // no kid
-			parts[0] + "." + parts[1] + "x." + parts[2],                            // tampered
+			testkit.SignJWT(t, jose.RS256, other, iss.KeyID, good),                // known kid, wrong key
+			testkit.SignJWT(t, jose.RS256, other, "", good),                       // no kid
+			parts[0] + "." + parts[1] + "x." + parts[2],                           // tampered
 		}
 		for _, tok := range forged {
 			if _, err := authenticate(o, tok); !errors.Is(err, auth.ErrRejected) {
