@@ -65,6 +65,22 @@ func (c Chain) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{}, ErrNoCredentials
 }
 
+// Watch calls fn for every revoked or rotated principal of each member
+// that is a Directory: a Chain is a Directory too.
+func (c Chain) Watch(fn func(name string)) (stop func()) {
+	var stops []func()
+	for _, a := range c {
+		if d, ok := a.(Directory); ok {
+			stops = append(stops, d.Watch(fn))
+		}
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
+
 // AdminToken authenticates one fixed token as Admin(): the data dir's
 // token alone, where no principals file is read (tests, tools).
 func AdminToken(token string) Authenticator {
