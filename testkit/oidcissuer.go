@@ -33,6 +33,7 @@ type OIDCIssuer struct {
 	mu       sync.Mutex
 	keys     []jose.JSONWebKey // published in the JWKS
 	rotation int
+	hang     chan struct{} // non-nil: the JWKS answers only once it is closed
 
 	down        atomic.Bool
 	discoveries atomic.Int64
@@ -69,6 +70,16 @@ func StartOIDCIssuer(t testing.TB) *OIDCIssuer {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		iss.jwksFetches.Add(1)
+		iss.mu.Lock()
+		hang := iss.hang
+		iss.mu.Unlock()
+		if hang != nil {
+			select { // an issuer that accepts the connection and never answers
+			case <-hang:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if iss.down.Load() {
 			http.Error(w, "issuer down (test)", http.StatusServiceUnavailable)
 			return
@@ -98,6 +109,17 @@ func (i *OIDCIssuer) RotateKey(t testing.TB) (*rsa.PrivateKey, string) {
 	kid := fmt.Sprintf("test-key-rotated-%d", i.rotation)
 	i.keys = append(i.keys, jose.JSONWebKey{Key: &key.PublicKey, KeyID: kid, Algorithm: string(jose.RS256), Use: "sig"})
 	return key, kid
+}
+
+// HangJWKS makes the key set endpoint accept requests and not answer
+// until the test ends.
+func (i *OIDCIssuer) HangJWKS(t testing.TB) {
+	t.Helper()
+	ch := make(chan struct{})
+	i.mu.Lock()
+	i.hang = ch
+	i.mu.Unlock()
+	t.Cleanup(func() { close(ch) })
 }
 
 // SetDown makes discovery and the JWKS answer 503 (true) or work again.

@@ -38,9 +38,16 @@ type keySet struct {
 	lastTry time.Time // of the last fetch, successful or not
 	lastErr error
 
-	// fetchMu is held during a fetch: concurrent callers wait for it, then
-	// find the keys it brought.
-	fetchMu sync.Mutex
+	// fetching holds one token: whoever has it may fetch. Concurrent
+	// callers wait for it (or their context), then find the keys it
+	// brought.
+	fetching chan struct{}
+}
+
+func newKeySet(url string, client *http.Client, minGap time.Duration, now func() time.Time) *keySet {
+	k := &keySet{url: url, client: client, minGap: minGap, now: now, fetching: make(chan struct{}, 1)}
+	k.fetching <- struct{}{}
+	return k
 }
 
 // errKeysUnavailable is a key set fetch failing. NB: go-oidc folds the
@@ -95,8 +102,12 @@ func (k *keySet) verifyCached(jws *jose.JSONWebSignature, kid string) (payload [
 // refresh fetches the key set, unless one was fetched (or tried) less than
 // minGap ago.
 func (k *keySet) refresh(ctx context.Context) error {
-	k.fetchMu.Lock()
-	defer k.fetchMu.Unlock()
+	select {
+	case <-k.fetching:
+	case <-ctx.Done():
+		return fmt.Errorf("%w from %s: waiting for another fetch: %v", errKeysUnavailable, k.url, ctx.Err())
+	}
+	defer func() { k.fetching <- struct{}{} }()
 	k.mu.RLock()
 	recent, lastErr, fetched := k.now().Sub(k.lastTry) < k.minGap, k.lastErr, k.fetched
 	k.mu.RUnlock()
@@ -106,7 +117,10 @@ func (k *keySet) refresh(ctx context.Context) error {
 		}
 		return nil // NB: fresh enough: the kid is not the issuer's
 	}
-	keys, err := k.fetch(ctx)
+	// NB: the fetch runs to the client's timeout even if this caller hangs
+	// up: what is recorded is the issuer's answer, and a hanging issuer
+	// costs one fetch per minGap, not one per waiting request.
+	keys, err := k.fetch(context.WithoutCancel(ctx))
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.lastTry = k.now()

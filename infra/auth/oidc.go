@@ -207,9 +207,19 @@ func (o *OIDC) verifierFor(ctx context.Context, force bool) (*oidc.IDTokenVerifi
 	if recent && lastErr != nil && !force {
 		return nil, lastErr
 	}
-	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.client), o.cfg.DiscoveryTimeout)
+	// NB: a request's discovery runs to its own timeout even if that
+	// client hangs up, so that what is recorded is the issuer's answer;
+	// the start's (force) stops with the server.
+	base := ctx
+	if !force {
+		base = context.WithoutCancel(ctx)
+	}
+	dctx, cancel := context.WithTimeout(oidc.ClientContext(base, o.client), o.cfg.DiscoveryTimeout)
 	defer cancel()
 	provider, err := oidc.NewProvider(dctx, o.cfg.Issuer)
+	if err != nil && base.Err() != nil {
+		return nil, fmt.Errorf("%w: discovery of %s cut short: %v", ErrIssuerUnavailable, o.cfg.Issuer, base.Err())
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lastTry = o.cfg.Now()
@@ -228,7 +238,7 @@ func (o *OIDC) verifierFor(ctx context.Context, force bool) (*oidc.IDTokenVerifi
 		return nil, o.lastErr
 	}
 	o.lastErr = nil
-	keys := &keySet{url: meta.JWKSURI, client: o.client, minGap: o.cfg.RetryEvery, now: o.cfg.Now}
+	keys := newKeySet(meta.JWKSURI, o.client, o.cfg.RetryEvery, o.cfg.Now)
 	v := oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             o.cfg.Audience,
 		SupportedSigningAlgs: AcceptedAlgorithms,

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,5 +317,48 @@ func TestOIDCKeyRotation(t *testing.T) {
 	p, err := authenticate(o, testkit.SignJWT(t, jose.RS256, key, kid, iss.Claims("fay", testAudience, "read", time.Hour)))
 	if err != nil || p.Name != "oidc:fay" {
 		t.Fatalf("token signed with the rotated-in key: %+v %v", p, err)
+	}
+}
+
+// TestOIDCHangingIssuer: while the key set endpoint hangs, 20 concurrent
+// tokens naming an unknown key cost one fetch at the issuer, each answer
+// comes within about one fetch timeout (not one timeout per request
+// queued before it), and says the issuer, not the token, is the problem.
+func TestOIDCHangingIssuer(t *testing.T) {
+	iss := testkit.StartOIDCIssuer(t)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	const timeout = 500 * time.Millisecond
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: iss.URL, Audience: testAudience, RetryEvery: time.Minute,
+		DiscoveryTimeout: timeout, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := authenticate(o, iss.Token(t, iss.Claims("gil", testAudience, "read", time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	iss.HangJWKS(t)
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	key, kid := iss.RotateKey(t)
+	before := iss.JWKSFetches()
+	tok := testkit.SignJWT(t, jose.RS256, key, kid, iss.Claims("gil", testAudience, "read", time.Hour))
+	start := time.Now()
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() { _, err := authenticate(o, tok); errs <- err }()
+	}
+	for range 20 {
+		if err := <-errs; !errors.Is(err, auth.ErrIssuerUnavailable) {
+			t.Errorf("err = %v, want ErrIssuerUnavailable", err)
+		}
+	}
+	if took := time.Since(start); took > 4*timeout {
+		t.Errorf("20 requests took %s with a %s fetch timeout: they queued behind each other", took, timeout)
+	}
+	if n := iss.JWKSFetches() - before; n != 1 {
+		t.Errorf("%d key set fetches, want 1", n)
 	}
 }
