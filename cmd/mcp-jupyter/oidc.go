@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -60,4 +61,24 @@ func (c *core) oauthRoutes(mux *http.ServeMux) {
 	for _, p := range c.oauth.MetadataPaths() {
 		mux.Handle(p, h)
 	}
+}
+
+// checkOAuth is doctor's line for --oidc-issuer: the issuer answers its
+// discovery document and serves signing keys.
+func checkOAuth(ctx context.Context, cfg config) finding {
+	if cfg.OIDCIssuer == "" {
+		return finding{Check: "oauth", OK: true, Detail: "off (no --oidc-issuer): only the data dir's and principals' tokens"}
+	}
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, DiscoveryTimeout: oidcDiscoveryTimeout})
+	if err != nil {
+		return finding{Check: "oauth", Detail: err.Error(), Fix: "correct --oidc-issuer / --oidc-audience"}
+	}
+	n, err := o.Check(ctx)
+	if err != nil {
+		return finding{Check: "oauth", Detail: err.Error(),
+			Fix: "check that --oidc-issuer is the tokens' \"iss\" exactly and that this machine reaches it over https; " +
+				"serve starts anyway, answering 503 to OAuth tokens until it does"}
+	}
+	return finding{Check: "oauth", OK: true, Detail: fmt.Sprintf("issuer %s answers, %d signing key(s); tokens must carry aud %q",
+		cfg.OIDCIssuer, n, cfg.OIDCAudience)}
 }

@@ -166,3 +166,22 @@ func TestOIDCFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorOAuth: doctor's oauth line says the issuer answers with its
+// keys, and fails saying what to check when it does not.
+func TestDoctorOAuth(t *testing.T) {
+	iss := testkit.StartOIDCIssuer(t)
+	cfg := config{OIDCIssuer: iss.URL, OIDCAudience: oidcTestAudience}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if f := checkOAuth(ctx, cfg); !f.OK || !strings.Contains(f.Detail, "1 signing key") {
+		t.Errorf("issuer up: %v", f)
+	}
+	iss.SetDown(true)
+	if f := checkOAuth(ctx, cfg); f.OK || !strings.Contains(f.Detail, "cannot be reached") || !strings.Contains(f.Fix, "iss") {
+		t.Errorf("issuer down: %v", f)
+	}
+	if f := checkOAuth(ctx, config{}); !f.OK || !strings.Contains(f.Detail, "off") {
+		t.Errorf("no issuer: %v", f)
+	}
+}

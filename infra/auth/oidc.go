@@ -94,6 +94,7 @@ type OIDC struct {
 	log    *slog.Logger
 
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
+	keys     atomic.Pointer[keySet]
 	// discovering holds one token: whoever has it may try discovery.
 	discovering chan struct{}
 	mu          sync.Mutex
@@ -247,9 +248,27 @@ func (o *OIDC) verifierFor(ctx context.Context, force bool) (*oidc.IDTokenVerifi
 		// checked again below with the same leeway (go-oidc allows 5 min).
 		Now: func() time.Time { return o.cfg.Now().Add(-o.cfg.Leeway) },
 	})
+	o.keys.Store(keys)
 	o.verifier.Store(v)
 	o.log.Info("oidc: issuer discovered", "issuer", o.cfg.Issuer)
 	return v, nil
+}
+
+// Check reaches the issuer now, as `mcp-jupyter doctor` does: discovery,
+// then one fetch of the key set. It returns how many signing keys the
+// set holds.
+func (o *OIDC) Check(ctx context.Context) (keys int, err error) {
+	if err := o.Discover(ctx); err != nil {
+		return 0, err
+	}
+	ks := o.keys.Load()
+	cctx, cancel := context.WithTimeout(ctx, o.cfg.DiscoveryTimeout)
+	defer cancel()
+	got, err := ks.fetch(cctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: the key set at %s: %v", ErrIssuerUnavailable, ks.url, err)
+	}
+	return len(got), nil
 }
 
 // Authenticate reads "Authorization: Bearer <jwt>" and checks the token.
