@@ -111,6 +111,17 @@ func (i *OIDCIssuer) RotateKey(t testing.TB) (*rsa.PrivateKey, string) {
 	return key, kid
 }
 
+// ReplaceKeys withdraws every published key and publishes a new one in
+// their place (a leaked key retired); it returns the new key and its kid.
+func (i *OIDCIssuer) ReplaceKeys(t testing.TB) (*rsa.PrivateKey, string) {
+	t.Helper()
+	key, kid := i.RotateKey(t)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.keys = i.keys[len(i.keys)-1:]
+	return key, kid
+}
+
 // HangJWKS makes the key set endpoint accept requests and not answer
 // until the test ends.
 func (i *OIDCIssuer) HangJWKS(t testing.TB) {

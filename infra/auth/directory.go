@@ -268,13 +268,18 @@ func (d *TokenDirectory) Watch(fn func(name string)) (stop func()) {
 // was. The watchers hear of each principal whose token stopped working.
 func (d *TokenDirectory) Reload() error {
 	d.mu.Lock()
-	stamp := statFile(d.path)
+	// NB: the stamp taken before the read is kept even when the read
+	// fails: a good file landing after this stat has another stamp, so the
+	// next poll loads it.
+	d.stamp = statFile(d.path)
 	recs, err := readPrincipalsFile(d.path)
 	if err != nil {
-		d.mu.Unlock()
-		return err
+		// Fail closed: a file the server cannot read may hold a
+		// revocation (written by another user, hand-edited wrong), so no
+		// principal token works until it is fixed; the admin token does.
+		recs = nil
+		err = fmt.Errorf("%w; every principal token is refused until the file is fixed (the admin token still works)", err)
 	}
-	d.stamp = stamp
 	next := &tokenTable{byHash: make(map[TokenHash]Principal, len(recs)), byName: make(map[string]TokenHash, len(recs))}
 	for _, r := range recs {
 		if r.Active() {
@@ -297,7 +302,7 @@ func (d *TokenDirectory) Reload() error {
 	d.mu.Unlock()
 	defer d.notifyMu.Unlock()
 	if len(dead) == 0 {
-		return nil
+		return err
 	}
 	d.wmu.Lock()
 	ws := make([]*watcher, 0, len(d.watchers))
@@ -313,7 +318,7 @@ func (d *TokenDirectory) Reload() error {
 			}
 		}
 	}
-	return nil
+	return err
 }
 
 // reloadIfChanged reloads when the file's stamp differs from the last load.
@@ -325,12 +330,7 @@ func (d *TokenDirectory) reloadIfChanged(force bool) {
 		return
 	}
 	if err := d.Reload(); err != nil {
-		d.log.Error("principals: cannot reload the principals file; keeping the principals loaded before", "path", d.path, "err", err)
-		// NB: remember the bad stamp, so the poll does not log it again
-		// every period; the next change reloads.
-		d.mu.Lock()
-		d.stamp = statFile(d.path)
-		d.mu.Unlock()
+		d.log.Error("principals: cannot reload the principals file", "path", d.path, "err", err)
 	}
 }
 

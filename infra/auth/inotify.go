@@ -56,6 +56,11 @@ func readInotify(f *os.File, name string, changed chan<- struct{}, log *slog.Log
 				break
 			}
 			got := string(bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:end], "\x00"))
+			if ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
+				// NB: the watch dies with its directory; the periodic
+				// re-read is all that is left, so say so.
+				log.Warn("principals: the data directory was moved or deleted; changes to the principals file are now noticed only by the periodic re-read")
+			}
 			if got == name || ev.Mask&(unix.IN_Q_OVERFLOW|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
 				signal()
 			}

@@ -16,6 +16,12 @@ import (
 // maxJWKSBytes bounds the issuer's key set document.
 const maxJWKSBytes = 1 << 20
 
+// keysMaxAge is how long a fetched key set is trusted without asking the
+// issuer again: a key the issuer withdraws (a leaked one) stops working
+// within it, though no token names an unknown key. While the issuer
+// cannot be reached the last keys stay in use.
+const keysMaxAge = 10 * time.Minute
+
 // keySet is the issuer's JWKS, cached, for go-oidc's verifier (which
 // checks the claims and the algorithm; this checks the signature).
 //
@@ -32,11 +38,12 @@ type keySet struct {
 	minGap time.Duration
 	now    func() time.Time
 
-	mu      sync.RWMutex
-	keys    []jose.JSONWebKey
-	fetched bool      // keys hold a fetched set
-	lastTry time.Time // of the last fetch, successful or not
-	lastErr error
+	mu        sync.RWMutex
+	keys      []jose.JSONWebKey
+	fetched   bool      // keys hold a fetched set
+	fetchedAt time.Time // of the keys held
+	lastTry   time.Time // of the last fetch, successful or not
+	lastErr   error
 
 	// fetching holds one token: whoever has it may fetch. Concurrent
 	// callers wait for it (or their context), then find the keys it
@@ -65,6 +72,9 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, errors.New("malformed jwt: not exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
+	if k.stale() {
+		_ = k.refresh(ctx) // NB: a failure keeps the keys held; the issuer down is not the token's fault
+	}
 	payload, held := k.verifyCached(jws, kid)
 	if payload != nil {
 		return payload, nil
@@ -79,6 +89,13 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return payload, nil
 	}
 	return nil, fmt.Errorf("no key of the issuer's key set verifies the signature (key id %q)", kid)
+}
+
+// stale reports whether the keys held were fetched keysMaxAge ago or more.
+func (k *keySet) stale() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.fetched && k.now().Sub(k.fetchedAt) >= keysMaxAge
 }
 
 // verifyCached verifies jws with the cached keys of kid (every key when
@@ -128,7 +145,7 @@ func (k *keySet) refresh(ctx context.Context) error {
 		k.lastErr = fmt.Errorf("%w from %s: %v", errKeysUnavailable, k.url, err)
 		return k.lastErr
 	}
-	k.keys, k.fetched, k.lastErr = keys, true, nil
+	k.keys, k.fetched, k.fetchedAt, k.lastErr = keys, true, k.lastTry, nil
 	return nil
 }
 

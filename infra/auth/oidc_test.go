@@ -320,6 +320,32 @@ func TestOIDCKeyRotation(t *testing.T) {
 	}
 }
 
+// TestOIDCWithdrawnKey: a key the issuer withdraws stops verifying tokens
+// once the key set held is keysMaxAge old, though no token ever names an
+// unknown key (which is what would otherwise make the server fetch again).
+func TestOIDCWithdrawnKey(t *testing.T) {
+	iss := testkit.StartOIDCIssuer(t)
+	now := time.Now()
+	o, err := auth.NewOIDC(auth.OIDCConfig{Issuer: iss.URL, Audience: testAudience, RetryEvery: time.Minute,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := iss.Token(t, iss.Claims("gus", testAudience, "read", 24*time.Hour))
+	if _, err := authenticate(o, old); err != nil {
+		t.Fatal(err)
+	}
+	iss.ReplaceKeys(t)
+	now = now.Add(2 * time.Minute)
+	if _, err := authenticate(o, old); err != nil {
+		t.Fatalf("within the key set's max age the held key still verifies: %v", err)
+	}
+	now = now.Add(10 * time.Minute)
+	if _, err := authenticate(o, old); err == nil {
+		t.Fatal("a token signed with a withdrawn key was accepted 12 minutes after the withdrawal")
+	}
+}
+
 // TestOIDCHangingIssuer: while the key set endpoint hangs, 20 concurrent
 // tokens naming an unknown key cost one fetch at the issuer, each answer
 // comes within about one fetch timeout (not one timeout per request

@@ -187,18 +187,38 @@ func TestDirectoryReloadsAndWatches(t *testing.T) {
 	}
 	waitAuth(tok2, true)
 
-	// An unreadable file keeps the table.
+	// An unreadable file fails closed: it may hold a revocation the server
+	// cannot read, so no principal token works until it is fixed, and the
+	// watchers hear who stopped; the admin token still works.
+	good, err := os.ReadFile(filepath.Join(dir, PrincipalsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, PrincipalsFile), []byte("{broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.reloadIfChanged(true)
-	if _, err := d.Authenticate(bearerRequest(tok2)); err != nil {
-		t.Errorf("a broken file dropped the loaded table: %v", err)
+	select {
+	case name := <-dead:
+		if name != "alice" {
+			t.Errorf("watch heard %q", name)
+		}
+	case <-ctx.Done():
+		t.Fatal("a broken file: no watch call")
 	}
-	if err := d.Reload(); err == nil {
-		t.Error("Reload of a broken file: no error")
+	if _, err := d.Authenticate(bearerRequest(tok2)); !errors.Is(err, ErrRejected) {
+		t.Errorf("a broken file left alice's token working: %v", err)
 	}
-	// Restore, then revoke.
+	if _, err := d.Authenticate(bearerRequest(admin)); err != nil {
+		t.Errorf("admin token with a broken principals file: %v", err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "every principal token is refused") {
+		t.Errorf("Reload of a broken file: %v", err)
+	}
+	// Fixed again: alice is back. Then the file removed: alice stops.
+	if err := writeFileAtomic(filepath.Join(dir, PrincipalsFile), good); err != nil {
+		t.Fatal(err)
+	}
+	waitAuth(tok2, true)
 	if err := os.Remove(filepath.Join(dir, PrincipalsFile)); err != nil {
 		t.Fatal(err)
 	}

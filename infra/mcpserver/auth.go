@@ -112,6 +112,13 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 					cancel(ErrCredentialsRevoked)
 				}
 			})()
+			// NB: a revocation reloaded between Authenticate and Watch
+			// called no watcher of this request: ask again now that one
+			// is registered.
+			if _, err := authn.Authenticate(ar); err != nil {
+				g.refuse(w, r, err, log)
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
