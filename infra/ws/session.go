@@ -36,7 +36,7 @@ type closeWith struct {
 func (s *session) resumeHint() string { return "resume with since=" + strconv.FormatUint(s.sent, 10) }
 
 func (s *session) run(req request, liveFrom uint64) {
-	ctx, cancel := context.WithCancel(s.h.ctx)
+	ctx, cancel := context.WithCancel(s.c.ctx)
 	defer cancel()
 	s.pong = make(chan struct{}, 1)
 	readErr := make(chan closeWith, 1)
@@ -52,6 +52,9 @@ func (s *session) run(req request, liveFrom uint64) {
 		cancel()
 	}()
 	end := s.write(ctx, req, liveFrom, readErr)
+	if by := s.c.end.Load(); by != nil {
+		end = *by // the hub ended it (token revoked)
+	}
 	if end.code == 0 {
 		end = closeWith{websocket.StatusGoingAway, "server shutting down: " + s.resumeHint()}
 	}
@@ -223,7 +226,7 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		if e.Seq > liveFrom {
 			return errStop
 		}
-		if e.Seq <= s.sent {
+		if e.Seq <= s.sent || !s.h.mayRead(s.c, &e) {
 			return nil
 		}
 		data, err := e.MarshalJSON()
