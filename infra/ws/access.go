@@ -163,3 +163,34 @@ func (x *index) offer(e *events.Event, by string, push func(*client)) {
 		}
 	}
 }
+
+// KernelReaders is the Access of the server: a kernel's readers are the
+// owner its KernelStarted names and the principals KernelShared gave read
+// or execute ("none" withdraws); an event is caused by its envelope's
+// Principal. initial gives the readers as of the log's end (the kernels
+// read model, projections/kernels: Owner and Shares).
+func KernelReaders(initial func() map[string][]string) Access { return kernelReaders{initial} }
+
+type kernelReaders struct{ initial func() map[string][]string }
+
+func (a kernelReaders) Readers() map[string][]string { return a.initial() }
+
+func (kernelReaders) CausedBy(e events.Event) string { return e.Principal }
+
+func (kernelReaders) Changes(e events.Event) []Grant {
+	switch e.Type {
+	case events.TypeKernelStarted:
+		p, err := events.As[events.KernelStarted](&e)
+		if err != nil || p.Owner == "" {
+			return nil // NB: no owner: the admin's, who reads everything anyway
+		}
+		return []Grant{{Kernel: p.KernelID, Principal: p.Owner, Read: true}}
+	case events.TypeKernelShared:
+		p, err := events.As[events.KernelShared](&e)
+		if err != nil {
+			return nil
+		}
+		return []Grant{{Kernel: p.KernelID, Principal: p.Principal, Read: p.Access == events.AccessRead || p.Access == events.AccessExecute}}
+	}
+	return nil
+}
