@@ -67,6 +67,7 @@ var targets = []target{
 	{What: "server heap with 20 idle kernels", Bench: "BenchmarkIdleKernelsHeap", Metric: "heap-MiB", Limit: 50, Unit: "MiB"},
 	{What: "100 WebSocket clients, one stalled: throughput vs none stalled", Bench: "BenchmarkFanOut100", Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.9},
 	{What: "WebSocket p99 delivery at 1,000 events/s", Bench: "BenchmarkFanOut100", Metric: "p99-ms", Strict: true, Limit: 20, Unit: "ms"},
+	{What: "/ws routing per event, 100 principals vs 1 (each reads its own kernel)", Bench: "BenchmarkFanOutPrincipals", Metric: "ratio-100-vs-1", Limit: 1.5},
 	{What: "heap with a stalled client and a huge cell", Bench: "BenchmarkMemoryBigCell", Metric: "heap-MiB-256", Strict: true, Limit: 200, Unit: "MiB"},
 	{What: "GC over 100,000 assets, 10% leased", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
 	{What: "checkpoint save of 250 MB vs raw dill.dump", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.15},

@@ -208,7 +208,12 @@ func (h *Hub) broadcast(e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %d: %w", e.Seq, err)
 	}
-	f := frame{seq: e.Seq, data: data}
+	h.route(e, frame{seq: e.Seq, data: data})
+	return nil
+}
+
+// route offers the encoded event f to every client that may read e.
+func (h *Hub) route(e events.Event, f frame) {
 	var by string
 	var grants []Grant
 	if a := h.opts.Access; a != nil {
@@ -229,7 +234,6 @@ func (h *Hub) broadcast(e events.Event) error {
 		}
 	})
 	h.mu.Unlock()
-	return nil
 }
 
 // drop removes c from the fan-out. Under h.mu.

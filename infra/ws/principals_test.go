@@ -40,6 +40,9 @@ func withPrincipals(next http.Handler) http.Handler {
 			tok = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
 		p, ok := principalTokens[tok]
+		if name, as := strings.CutPrefix(tok, "as:"); as {
+			p, ok = auth.Principal{Name: name, Scopes: auth.DefaultScopes}, true // many principals (benchmark)
+		}
 		if !ok {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
@@ -53,6 +56,11 @@ func withPrincipals(next http.Handler) http.Handler {
 func startFiltered(t testing.TB, l *eventlog.Log, withBacklog bool, initial map[string][]string) (*ws.Hub, string) {
 	t.Helper()
 	opts := ws.Options{Access: ws.KernelReaders(func() map[string][]string { return initial })}
+	return startFilteredWith(t, l, withBacklog, opts)
+}
+
+func startFilteredWith(t testing.TB, l *eventlog.Log, withBacklog bool, opts ws.Options) (*ws.Hub, string) {
+	t.Helper()
 	if withBacklog {
 		bl := backlog.New(backlog.Options{MaxMessages: 1000})
 		r := projections.NewRunner(l, projections.Options{}, bl)
