@@ -9,6 +9,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
@@ -280,4 +281,8 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
 	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
+}
+
+func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) error {
+	return errors.New("sharing kernels is not available yet")
 }

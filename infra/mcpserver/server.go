@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // Defaults for Options fields left zero.
@@ -124,6 +126,11 @@ func New(backend Backend, opts Options) *Server {
 		server.WithRecovery(),
 		server.WithResourceRecovery(),
 		server.WithInstructions(defaultServerInstruct),
+		// Who calls: tools the caller's scopes do not allow are not listed
+		// and are refused when called (scopes.go).
+		server.WithToolFilter(listableTools),
+		server.WithToolHandlerMiddleware(requireScope),
+		server.WithResourceHandlerMiddleware(resourceCaller),
 	)
 	s.addKernelTools()
 	s.addExecutionTools()
@@ -146,6 +153,8 @@ func (s *Server) MCP() *server.MCPServer { return s.mcp }
 // ends. NB: out is the protocol channel; nothing else may write to it.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	stdio := server.NewStdioServer(s.mcp)
+	// NB: stdio is the local user who started the server: the admin.
+	stdio.SetContextFunc(func(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) })
 	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
 	return stdio.Listen(ctx, in, out)
 }
