@@ -37,7 +37,7 @@ func openNotebooks(root string, l *eventlog.Log, sys *system.System, launcher *j
 	}
 	n := &notebooks{sys: sys, launcher: launcher, done: make(chan error, 1), space: l.CheckSpace,
 		access: access{kernels: c.kernels},
-		mgr: nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
+		mgr:    nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	w := &nbactor.OutputWriter{Log: l, Manager: n.mgr, Logger: c.logger.With("component", "notebook")}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
-		"testing"
+	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -23,7 +23,9 @@ func (noBackends) SaveEnvironment(context.Context, SaveEnvironmentRequest) (Chec
 func (noBackends) LoadEnvironment(context.Context, LoadEnvironmentRequest) (CheckpointReply, error) {
 	return CheckpointReply{}, nil
 }
-func (noBackends) Checkpoints(context.Context) (CheckpointReply, error) { return CheckpointReply{}, nil }
+func (noBackends) Checkpoints(context.Context) (CheckpointReply, error) {
+	return CheckpointReply{}, nil
+}
 func (noBackends) DeleteCheckpoint(context.Context, string) (CheckpointReply, error) {
 	return CheckpointReply{}, nil
 }
