@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -52,6 +53,11 @@ type core struct {
 	mcp      *mcpserver.Server
 	back     *backend
 	token    string
+	// principals is the data dir's token directory (the admin token and
+	// principals.json, reloaded on change); authn is the chain every
+	// authenticated route goes through (principals first, then OAuth).
+	principals *auth.TokenDirectory
+	authn      auth.Chain
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Client
@@ -219,6 +225,13 @@ func (c *core) open(ctx context.Context) (err error) {
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
 	}
+	principals, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: cfg.DataDir, AdminToken: token, Logger: logger.With("component", "auth")})
+	if err != nil {
+		return fmt.Errorf("load principals: %w", err)
+	}
+	c.mu.Lock()
+	c.principals, c.authn = principals, auth.Chain{principals}
+	c.mu.Unlock()
 	hosts := splitList(cfg.AllowedHosts)
 	lv, err := openLive(ctx, c)
 	if err != nil {
@@ -232,7 +245,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
-		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
+		Logger: logger.With("component", "mcp"), Auth: c.authn, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -329,6 +342,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.live != nil {
 		keep(c.live.closeEdges(ctx))
+	}
+	if c.principals != nil {
+		keep(c.principals.Close())
 	}
 	if c.nbs != nil {
 		keep(c.nbs.close(ctx))

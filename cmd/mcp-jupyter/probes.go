@@ -44,9 +44,10 @@ func (c *core) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.Handle(pathMCP, c.whenReady(func() http.Handler { return c.mcp.HTTPHandler() }))
 	// The read API of the log (`mcp-jupyter events` against a running
-	// server), the WebSocket stream and the assets share the MCP token.
+	// server), the WebSocket stream and the assets go through the same
+	// authentication as /mcp: the principal lands in the request context.
 	guard := func() mcpserver.Guard {
-		return mcpserver.Guard{Token: c.token, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
+		return mcpserver.Guard{Auth: c.authn, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
 	}
 	events := c.whenReady(func() http.Handler { return guard().Wrap(eventsHandler(c.eventsCtx, c.log)) })
 	mux.Handle("GET /events", events)

@@ -2,8 +2,7 @@ package mcpserver
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
+		"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,12 +27,22 @@ const TokenFile = "mcp-token"
 //     resolves to 127.0.0.1 must not reach the server);
 //  2. carry no Origin, or an Origin whose host passes the same test — else
 //     403 (a browser page on another site must not drive the kernels);
-//  3. carry "Authorization: Bearer <Token>" — else 401 with
-//     WWW-Authenticate: Bearer. An empty Token refuses every request. With
-//     QueryToken, a request without the header may give the token as the
-//     "token" query parameter instead (browsers cannot set headers on a
-//     WebSocket); the Origin check above still applies.
+//  3. carry "Authorization: Bearer <token>" that Auth accepts — else 401
+//     with WWW-Authenticate: Bearer. With QueryToken, a request without the
+//     header may give the token as the "token" query parameter instead
+//     (browsers cannot set headers on a WebSocket); the Origin check above
+//     still applies.
+//
+// The principal Auth returns goes into the request's context
+// (auth.WithPrincipal): every handler behind the guard, and the MCP tool
+// handlers, read it with auth.FromContext.
 type Guard struct {
+	// Auth decides who a request's token is: the data dir's token and the
+	// principals file (auth.TokenDirectory), and OAuth after them in an
+	// auth.Chain. Nil: Token alone, as the admin.
+	Auth auth.Authenticator
+	// Token is the admin token used when Auth is nil. Both empty: every
+	// request is refused (fail closed).
 	Token        string
 	AllowedHosts []string
 	QueryToken   bool
@@ -46,31 +55,44 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	want := []byte(g.Token)
+	authn := g.Auth
+	if authn == nil {
+		authn = auth.AdminToken(g.Token)
+	}
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := bearer(r.Header.Get("Authorization"))
-		if !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
-			got = r.URL.Query().Get("token")
-			ok = got != ""
+		ar := r
+		if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
+			if tok := r.URL.Query().Get("token"); tok != "" {
+				// NB: the authenticators read one place, the header; the
+				// handler behind gets the request as it came.
+				ar = r.Clone(r.Context())
+				ar.Header.Set("Authorization", "Bearer "+tok)
+			}
 		}
-		// NB: constant-time compare; an empty configured token never matches.
-		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
-			msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
-				"<data dir>/" + TokenFile + "."
-			if g.QueryToken {
-				msg += " Browsers may pass it as the token query parameter."
-			}
-			if ok {
-				msg = "Unauthorized: the bearer token is wrong. Use the token from <data dir>/" + TokenFile + "."
-			}
-			http.Error(w, msg, http.StatusUnauthorized)
+		p, err := authn.Authenticate(ar)
+		if err != nil {
+			g.refuse(w, r, err, log)
 			return
 		}
-		// The data dir's token is the admin principal.
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Admin())))
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
+}
+
+// refuse answers 401 with WWW-Authenticate: Bearer and what to send.
+func (g Guard) refuse(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
+	msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
+		"<data dir>/" + TokenFile + " or one from `mcp-jupyter principal add`."
+	if g.QueryToken {
+		msg += " Browsers may pass it as the token query parameter."
+	}
+	if !errors.Is(err, auth.ErrNoCredentials) {
+		log.Info("http: refused credentials", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		msg = "Unauthorized: the bearer token is wrong, revoked or rotated. Use the token from <data dir>/" + TokenFile +
+			" or the one `mcp-jupyter principal add` or `principal rotate` printed."
+	}
+	http.Error(w, msg, http.StatusUnauthorized)
 }
 
 // HostCheck is the first two steps of Guard alone, for routes without a
@@ -126,14 +148,6 @@ func isLocalAddr(r *http.Request) bool {
 	}
 	want, got := net.ParseIP(strings.Trim(local, "[]")), net.ParseIP(strings.Trim(host, "[]"))
 	return want != nil && got != nil && !want.IsUnspecified() && want.Equal(got)
-}
-
-func bearer(h string) (string, bool) {
-	const prefix = "bearer "
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return strings.TrimSpace(h[len(prefix):]), true
 }
 
 // hostAllowed reports whether hostport (a Host header or an Origin's host)
