@@ -43,6 +43,20 @@ func ownership(k kernels.Kernel, name string) (owner string, shared auth.Access)
 	return "", auth.AccessNone
 }
 
+// owner is kernel id's owner (AdminName for a kernel from before
+// principals), or "" for one the model does not know.
+func (a access) owner(id string) string {
+	k, ok := a.kernels.Get(id)
+	if !ok {
+		return ""
+	}
+	owner, _ := ownership(k, "")
+	if owner == "" {
+		return auth.AdminName
+	}
+	return owner
+}
+
 // kernelAccess is what p may do with kernel id; AccessNone for a kernel the
 // model does not know.
 func (a access) kernelAccess(p auth.Principal, id string) auth.Access {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
@@ -35,6 +36,9 @@ type backend struct {
 	// access is who may do what with which kernel (access.go): every
 	// method checks the caller that ctx carries.
 	access access
+	// principals lists the token store's principals, to refuse a share with
+	// a name that is none (nil: not checked).
+	principals func() ([]auth.Record, error)
 	// older explains an id the models do not know when it is older than
 	// the retained log (an error naming the retention setting), or nil.
 	older func(id string) error
@@ -399,6 +403,62 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
 }
 
+// ShareKernel grants principal read or execute on kernel id (none
+// withdraws it); the caller must own it or be an admin.
 func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) error {
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.may(ctx, id, auth.AccessManage); err != nil {
+		return err
+	}
+	if err := b.shareable(id, principal, access); err != nil {
+		return err
+	}
+	_ = p // TODO(wt-owner merge): b.sys.ShareKernel(ctx, id, p.Name, principal, access)
 	return errors.New("sharing kernels is not available yet")
+}
+
+// shareable refuses a share that could not mean what the owner wants: with
+// the admin or the owner (who have it all already), or with a name that is
+// no principal of the token store (a typo would share with nobody — or
+// with whoever is given that name later). OAuth subjects cannot be listed:
+// "oidc:<sub>" names are taken as given. Withdrawing (none) is always
+// accepted, for a revoked or removed principal too.
+func (b *backend) shareable(id, principal string, access auth.Access) error {
+	if access == auth.AccessNone {
+		return nil
+	}
+	if principal == auth.AdminName {
+		return errors.New("the admin reads and manages every kernel already: there is nothing to share with it")
+	}
+	if owner := b.access.owner(id); principal == owner {
+		return fmt.Errorf("%s owns kernel %s: there is nothing to share with it", principal, id)
+	}
+	if sub, ok := strings.CutPrefix(principal, "oidc:"); ok {
+		if sub == "" {
+			return errors.New(`principal "oidc:" names no subject: give oidc:<sub>, the subject of the OAuth token`)
+		}
+		return nil
+	}
+	if err := auth.ValidateName(principal); err != nil {
+		return err
+	}
+	if b.principals == nil {
+		return nil
+	}
+	recs, err := b.principals()
+	if err != nil {
+		return fmt.Errorf("read the principals to check %q: %w", principal, err)
+	}
+	for _, r := range recs {
+		if r.Name == principal {
+			if !r.Active() {
+				return fmt.Errorf("principal %q is revoked: its token no longer works; share with an active principal (mcp-jupyter principal list)", principal)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no principal %q: `mcp-jupyter principal list` shows the names (OAuth subjects are oidc:<sub>)", principal)
 }
