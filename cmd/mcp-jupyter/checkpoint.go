@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -55,6 +56,11 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 }
 
 func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.SaveEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	// NB: a checkpoint holds the kernel's variables: its owner's (or an
+	// admin's) to take, not a reader's or a collaborator's.
+	if err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
 	if err := cb.b.refuse(); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
@@ -79,6 +85,9 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 }
 
 func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.LoadEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	if err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
 	pol, err := checkpoint.ParsePolicy(r.Policy)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err

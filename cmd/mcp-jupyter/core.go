@@ -240,7 +240,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher, access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
@@ -258,10 +258,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.AddNotebookTools(nbs)
-	back.notebookPath = func(p string) (string, error) {
-		_, rel, err := nbs.mgr.Resolve(p)
-		return rel, err
-	}
+	back.notebookPath = nbs.resolve
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
