@@ -9,6 +9,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
@@ -57,6 +58,23 @@ func (b *backend) refuse() error {
 	return nil
 }
 
+// errNoPrincipal: a request reached the backend without an authenticated
+// principal in its context. Every edge puts one there (the HTTP middleware,
+// stdio as the admin); reaching this is a wiring fault, refused rather than
+// attributed to anyone.
+var errNoPrincipal = errors.New("the request carries no authenticated principal (an edge that skipped authentication): " +
+	"nothing was done; report this as a bug")
+
+// caller returns the name of the principal ctx carries: the events a
+// command causes record it. Absent, the command is refused.
+func caller(ctx context.Context) (string, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.Name == "" {
+		return "", errNoPrincipal
+	}
+	return p.Name, nil
+}
+
 // errDraining: the server is shutting down.
 var errDraining = errors.New("the server is shutting down and accepts no new work; " +
 	"retry once it is back (executions already accepted are kept in the log and finish or resume after the restart)")
@@ -92,6 +110,10 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
+	owner, err := caller(ctx)
+	if err != nil {
+		return mcpserver.KernelView{}, err
+	}
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -111,7 +133,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -192,13 +214,45 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
+	by, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id, by))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
+	by, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id, by))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+	by, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id, by))
+}
+
+// ShareKernel grants principal access ("read", "execute") to kernel id, or
+// withdraws it (auth.AccessNone), as the caller. Whether the caller may
+// share it (the owner, an admin) is the access checks' (access.go); the
+// kernel actor refuses what makes no sense.
+func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) (kernels.Kernel, error) {
+	by, err := caller(ctx)
+	if err != nil {
+		return kernels.Kernel{}, err
+	}
+	st, err := b.sys.ShareKernel(ctx, id, by, principal, access.String())
+	if err != nil {
+		return kernels.Kernel{}, err
+	}
+	if err := b.sync(ctx, st.LastSeq); err != nil {
+		return kernels.Kernel{}, err
+	}
+	k, _ := b.kernels.Get(id)
+	return k, nil
 }
 
 // settle returns err, after waiting (when the command succeeded) for the
@@ -211,11 +265,15 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
+	by, err := caller(ctx)
+	if err != nil {
+		return queue.Execution{}, err
+	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
 		return queue.Execution{}, err
 	}
@@ -264,14 +322,22 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 }
 
 func (b *backend) CancelExecution(ctx context.Context, id string) error {
+	by, err := caller(ctx)
+	if err != nil {
+		return err
+	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id))
+	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
+	by, err := caller(ctx)
+	if err != nil {
+		return err
+	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
@@ -279,5 +345,5 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	if v.Execution.Status != queue.StatusInputRequired {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
-	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
+	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value, by))
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // TokenFile is the name of the bearer token file in the data directory.
@@ -65,7 +67,9 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			http.Error(w, msg, http.StatusUnauthorized)
 			return
 		}
-		next.ServeHTTP(w, r)
+		// NB: the data dir's token is the admin's (auth.Admin); handlers
+		// find who calls in the request context, never by default.
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Admin())))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
 }

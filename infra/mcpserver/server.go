@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // Defaults for Options fields left zero.
@@ -147,6 +149,9 @@ func (s *Server) MCP() *server.MCPServer { return s.mcp }
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	stdio := server.NewStdioServer(s.mcp)
 	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
+	// NB: stdio's one client is the local user who started the server: the
+	// admin (auth.Admin), as the data dir's token is over HTTP.
+	stdio.SetContextFunc(func(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) })
 	return stdio.Listen(ctx, in, out)
 }
 
