@@ -40,7 +40,8 @@ func caller(ctx context.Context) (auth.Principal, error) {
 // ownership is a kernel's owner ("" before principals: the admin's) and
 // what it was shared with name at.
 func ownership(k kernels.Kernel, name string) (owner string, shared auth.Access) {
-	return "", auth.AccessNone
+	shared, _ = auth.ParseAccess(k.SharedWith(name)) // NB: "" and unknown levels: none
+	return k.Owner, shared
 }
 
 // owner is kernel id's owner (AdminName for a kernel from before

@@ -65,6 +65,16 @@ func (b *backend) refuse() error {
 	return nil
 }
 
+// callerName returns the name of the principal ctx carries: the events a
+// command causes record it. Absent, the command is refused.
+func callerName(ctx context.Context) (string, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.Name == "" {
+		return "", errNoPrincipal
+	}
+	return p.Name, nil
+}
+
 // errDraining: the server is shutting down.
 var errDraining = errors.New("the server is shutting down and accepts no new work; " +
 	"retry once it is back (executions already accepted are kept in the log and finish or resume after the restart)")
@@ -100,7 +110,8 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	if _, err := caller(ctx); err != nil {
+	owner, err := callerName(ctx)
+	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
 	if err := b.refuse(); err != nil {
@@ -122,7 +133,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -239,19 +250,31 @@ func (b *backend) InterruptKernel(ctx context.Context, id string) error {
 	if err := b.may(ctx, id, auth.AccessExecute); err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
+	by, err := callerName(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id, by))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
 	if err := b.may(ctx, id, auth.AccessManage); err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
+	by, err := callerName(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id, by))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
 	if err := b.may(ctx, id, auth.AccessManage); err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+	by, err := callerName(ctx)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id, by))
 }
 
 // settle returns err, after waiting (when the command succeeded) for the
@@ -270,11 +293,15 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err := b.foreignExecutionID(ctx, req); err != nil {
 		return queue.Execution{}, err
 	}
+	by, err := callerName(ctx)
+	if err != nil {
+		return queue.Execution{}, err
+	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
 		return queue.Execution{}, err
 	}
@@ -379,6 +406,10 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 }
 
 func (b *backend) CancelExecution(ctx context.Context, id string) error {
+	by, err := callerName(ctx)
+	if err != nil {
+		return err
+	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
@@ -386,10 +417,14 @@ func (b *backend) CancelExecution(ctx context.Context, id string) error {
 	if err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute); err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id))
+	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
+	by, err := callerName(ctx)
+	if err != nil {
+		return err
+	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
@@ -400,7 +435,7 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	if v.Execution.Status != queue.StatusInputRequired {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
-	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
+	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value, by))
 }
 
 // ShareKernel grants principal read or execute on kernel id (none
@@ -416,8 +451,11 @@ func (b *backend) ShareKernel(ctx context.Context, id, principal string, access 
 	if err := b.shareable(id, principal, access); err != nil {
 		return err
 	}
-	_ = p // TODO(wt-owner merge): b.sys.ShareKernel(ctx, id, p.Name, principal, access)
-	return errors.New("sharing kernels is not available yet")
+	st, err := b.sys.ShareKernel(ctx, id, p.Name, principal, access.String())
+	if err != nil {
+		return err
+	}
+	return b.sync(ctx, st.LastSeq)
 }
 
 // shareable refuses a share that could not mean what the owner wants: with
