@@ -27,6 +27,10 @@ type live struct {
 	backlog *backlog.Model
 	lease   *lease.Client
 	hub     *ws.Hub
+	// assetAccess decides which assets a principal may fetch; unwatch
+	// stops the revocation callback that closes a revoked token's /ws.
+	assetAccess assetAccess
+	unwatch     func()
 
 	gcCancel context.CancelFunc
 	gcDone   chan struct{}
@@ -68,7 +72,19 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 			lg.Error("asset GC stopped", "err", err)
 		}
 	}()
+	lv.assetAccess = assetAccess{edgeAccess: c.edgeAccess(), leases: lv.leases, last: c.log.Last,
+		leasesCaughtUp: func(ctx context.Context) error { return lv.runner.WaitFor(ctx, c.log.Last()) }}
+	// NB: the hub's index of kernel readers starts from the kernels read
+	// model at the log's end, then follows the log itself.
+	if err := c.runner.WaitFor(ctx, c.log.Last()); err != nil {
+		lv.closeEdges(context.Background())
+		lv.closeModels(context.Background())
+		return nil, fmt.Errorf("wait for the kernels read model: %w", err)
+	}
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
+		// Each client reads what its principal may: its kernels, what it
+		// caused; admins everything.
+		Access: ws.KernelReaders(func() map[string][]string { return kernelReaders(c.kernels) }),
 		// NB: resuming clients are served from the backlog, the log only
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
@@ -80,6 +96,14 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 		lv.closeEdges(context.Background())
 		lv.closeModels(context.Background())
 		return nil, err
+	}
+	if c.principals != nil {
+		// A revoked or rotated token loses its open streams at once.
+		lv.unwatch = c.principals.Watch(func(name string) {
+			if n := lv.hub.ClosePrincipal(name); n > 0 {
+				c.logger.Info("closed the websocket clients of a revoked token", "component", "ws", "principal", name, "clients", n)
+			}
+		})
 	}
 	return lv, nil
 }
@@ -99,9 +123,11 @@ func (lv *live) mount(mux *http.ServeMux, g mcpserver.Guard) {
 	mux.Handle("/assets/", g.Wrap(lv.assetsHandler()))
 }
 
-// assetsHandler serves GET /assets/<sha256> from the lease actor.
+// assetsHandler serves GET /assets/<sha256> from the lease actor, to a
+// principal that can read a kernel that stored it (else 404, as if never
+// stored).
 func (lv *live) assetsHandler() http.Handler {
-	return assetstore.Handler("/assets/", leaseReader{lv.lease})
+	return assetstore.Handler("/assets/", principalAssets{next: leaseReader{lv.lease}, access: lv.assetAccess})
 }
 
 // leaseReader is the lease actor as the /assets handler reads it. NB: the
@@ -121,6 +147,9 @@ func (r leaseReader) ReadAsset(ctx context.Context, sum string) (io.ReadSeekClos
 // saves its snapshot).
 func (lv *live) closeEdges(ctx context.Context) error {
 	var err error
+	if lv.unwatch != nil {
+		lv.unwatch()
+	}
 	if lv.hub != nil {
 		err = lv.hub.Close(ctx)
 	}
