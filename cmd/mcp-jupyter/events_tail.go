@@ -152,6 +152,11 @@ func appendEventJSON(b []byte, e events.Event) []byte {
 	b = appendJSONString(b, e.Type)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, uint64(e.Version), 10)
+	if e.Principal != "" {
+		// NB: as events.Event's JSON form: who, before what was done.
+		b = append(b, `,"principal":`...)
+		b = appendJSONString(b, e.Principal)
+	}
 	b = append(b, `,"payload":`...)
 	b = append(b, e.Raw...)
 	return append(b, '}')
