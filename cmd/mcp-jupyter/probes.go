@@ -49,7 +49,9 @@ func (c *core) routes(mux *http.ServeMux) {
 	guard := func() mcpserver.Guard {
 		return mcpserver.Guard{Auth: c.authn, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
 	}
-	events := c.whenReady(func() http.Handler { return guard().Wrap(eventsHandler(c.eventsCtx, c.log, c.edgeAccess().eventFilter)) })
+	events := c.whenReady(func() http.Handler {
+		return guard().Wrap(eventsHandler(c.eventsCtx, c.log, c.edgeAccess().eventFilter))
+	})
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
 	mux.Handle("GET /ws", c.whenReady(func() http.Handler {
