@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/lease"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/assetstore"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
@@ -110,7 +111,7 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 
 // assets is the MCP edge's view of the assets.
 func (lv *live) assets(c *core) leaseAssets {
-	return leaseAssets{a: lv.lease, leases: lv.leases, caughtUp: func(ctx context.Context) error {
+	return leaseAssets{a: lv.lease, leases: lv.leases, access: lv.assetAccess, caughtUp: func(ctx context.Context) error {
 		return lv.runner.WaitFor(ctx, c.log.Last())
 	}}
 }
@@ -178,6 +179,9 @@ type leaseAssets struct {
 	// caughtUp waits until the read model holds every event appended so
 	// far (read-your-writes: a Put that returned is listed).
 	caughtUp func(context.Context) error
+	// access decides which assets the caller may read (resources/read,
+	// list_assets): as /assets, through a readable kernel that stored it.
+	access assetAccess
 }
 
 func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpserver.AssetOrigin) (string, error) {
@@ -185,6 +189,14 @@ func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpser
 }
 
 func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, "", errNoPrincipal
+	}
+	if !l.access.mayReadAsset(ctx, p, sum) {
+		// NB: as a sum never stored: the answer does not tell it exists.
+		return nil, "", fmt.Errorf("%w: asset %s: %w (never stored, or collected after its leases expired)", mcpserver.ErrAssetNotFound, sum, lease.ErrNotFound)
+	}
 	data, mime, err := l.a.Get(ctx, sum)
 	if errors.Is(err, lease.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound, err)
@@ -196,12 +208,24 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 	if err := l.caughtUp(ctx); err != nil {
 		return nil, fmt.Errorf("wait for the assets read model: %w", err)
 	}
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errNoPrincipal
+	}
 	var out []mcpserver.AssetInfo
 	for _, a := range l.leases.List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}
 		for _, o := range a.Origins {
+			// NB: a principal sees an asset, and its origins, only through
+			// kernels it can read.
+			if !p.IsAdmin() && (o.KernelID == "" || !l.access.canRead(p, o.KernelID)) {
+				continue
+			}
 			info.Origins = append(info.Origins, mcpserver.AssetOrigin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
+		}
+		if len(info.Origins) == 0 && !p.IsAdmin() {
+			continue
 		}
 		out = append(out, info)
 	}

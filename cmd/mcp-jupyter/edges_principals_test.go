@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -217,6 +219,26 @@ func TestEdgesByPrincipal(t *testing.T) {
 	codeN, bodyN := httpGet(t, ps.hostPort, "/assets/"+never, ps.tokens["alice"])
 	if codeA != 404 || codeN != 404 || bodyA != strings.ReplaceAll(bodyN, never, sum) {
 		t.Fatalf("alice GET bob's asset: %d %q; a never-stored one: %d %q (want the same 404)", codeA, bodyA, codeN, bodyN)
+	}
+
+	// Over MCP too: resources/read of bob's asset reads as an unknown one,
+	// and alice's list_assets does not show it.
+	readAsset := func(s string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var rr mcp.ReadResourceRequest
+		rr.Params.URI = mcpserver.AssetScheme + s
+		res, err := ps.clients["alice"].ReadResource(ctx, rr)
+		if err == nil {
+			t.Fatalf("alice read asset %s over MCP: %+v", s, res.Contents)
+		}
+		return err.Error()
+	}
+	if got, want := readAsset(sum), strings.ReplaceAll(readAsset(never), never, sum); got != want {
+		t.Fatalf("alice resources/read of bob's asset: %q, want as for a never-stored one %q", got, want)
+	}
+	if _, text := callTool(t, ps.clients["alice"], "list_assets", map[string]any{}); strings.Contains(text, sum) || strings.Contains(text, kb) {
+		t.Fatalf("alice's list_assets shows bob's asset: %s", text)
 	}
 
 	// /events: none of bob's; /events/{seq} of one of his reads as a seq
