@@ -112,7 +112,7 @@ func (r *rig) kernel() string {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	k, err := r.st.System.StartKernel(ctx, "python3", "ckpt", "")
+	k, err := r.st.System.StartKernel(ctx, "python3", "ckpt", "", "admin")
 	if err != nil {
 		r.t.Fatalf("start kernel: %v", err)
 	}
@@ -197,7 +197,7 @@ func TestFridayMonday(t *testing.T) {
 				t.Errorf("encrypted = %v", m.Encrypted)
 			}
 			// Monday: the core restarts, Friday's kernel is gone, a new one starts.
-			if err := st.System.ShutdownKernel(context.Background(), k); err != nil {
+			if err := st.System.ShutdownKernel(context.Background(), k, "admin"); err != nil {
 				t.Fatal(err)
 			}
 			st.Restart()

@@ -100,7 +100,8 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	if _, err := caller(ctx); err != nil {
+	owner, err := caller(ctx)
+	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
 	if err := b.refuse(); err != nil {
@@ -122,7 +123,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner.Name)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -226,32 +227,39 @@ func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNoteboo
 	return "", false
 }
 
-// may checks that the caller may act on kernel id at level need.
-func (b *backend) may(ctx context.Context, id string, need auth.Access) error {
+// may checks that the caller may act on kernel id at level need, and
+// returns its name: the events the command causes record it.
+func (b *backend) may(ctx context.Context, id string, need auth.Access) (by string, err error) {
 	p, err := caller(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return b.access.require(p, id, need, func() error { return unknownKernel(id) })
+	if err := b.access.require(p, id, need, func() error { return unknownKernel(id) }); err != nil {
+		return "", err
+	}
+	return p.Name, nil
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, id, auth.AccessExecute)
+	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id, by))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
+	by, err := b.may(ctx, id, auth.AccessManage)
+	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id, by))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
+	by, err := b.may(ctx, id, auth.AccessManage)
+	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id, by))
 }
 
 // settle returns err, after waiting (when the command succeeded) for the
@@ -264,7 +272,8 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	if err := b.may(ctx, req.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, req.KernelID, auth.AccessExecute)
+	if err != nil {
 		return queue.Execution{}, err
 	}
 	if err := b.foreignExecutionID(ctx, req); err != nil {
@@ -274,7 +283,7 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 		return queue.Execution{}, err
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
 		return queue.Execution{}, err
 	}
@@ -383,10 +392,11 @@ func (b *backend) CancelExecution(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id))
+	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
@@ -394,30 +404,31 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
 		return err
 	}
 	if v.Execution.Status != queue.StatusInputRequired {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
-	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
+	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value, by))
 }
 
 // ShareKernel grants principal read or execute on kernel id (none
 // withdraws it); the caller must own it or be an admin.
 func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) error {
-	p, err := caller(ctx)
+	by, err := b.may(ctx, id, auth.AccessManage)
 	if err != nil {
-		return err
-	}
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
 		return err
 	}
 	if err := b.shareable(id, principal, access); err != nil {
 		return err
 	}
-	_ = p // TODO(wt-owner merge): b.sys.ShareKernel(ctx, id, p.Name, principal, access)
-	return errors.New("sharing kernels is not available yet")
+	st, err := b.sys.ShareKernel(ctx, id, by, principal, access.String())
+	if err != nil {
+		return err
+	}
+	return b.sync(ctx, st.LastSeq)
 }
 
 // shareable refuses a share that could not mean what the owner wants: with

@@ -323,7 +323,7 @@ func (c *core) shutdownKernels(ctx context.Context) {
 		return
 	}
 	for _, id := range c.sys.KernelIDs() {
-		if err := c.sys.ShutdownKernel(ctx, id); err != nil && !errors.Is(err, system.ErrUnknownKernel) {
+		if err := c.sys.ShutdownKernel(ctx, id, ""); err != nil && !errors.Is(err, system.ErrUnknownKernel) {
 			c.logger.Warn("shut down kernel", "component", "kernel", "kernel_id", id, "err", err)
 		}
 	}
