@@ -50,6 +50,7 @@ var targets = []target{
 	{What: "actor `1+1` p50 vs raw zmq4", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50", Limit: 1.10},
 	{What: "actor `1+1` p50 vs jupyter_client execute_interactive", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
 	{What: "MCP execute p50 vs raw zmq4", Bench: "BenchmarkMCPExecuteRoundTrip", Metric: "ratio-p50", Limit: 1.15},
+	{What: "MCP execute p50 as a principal (checks, 100 other principals and kernels) vs the admin token", Bench: "BenchmarkExecuteAsPrincipal", Metric: "ratio-p50", Limit: 1.02},
 	{What: "1,000 queued throughput vs raw one by one", Bench: "BenchmarkQueue1000", Metric: "ratio-throughput",
 		AtLeast: true, Limit: 0.8},
 	{What: "replay of 1M events", Bench: "BenchmarkReplay1M", Metric: "events/s", AtLeast: true, Limit: 1_000_000, Unit: "events/s"},

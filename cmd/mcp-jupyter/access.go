@@ -31,7 +31,7 @@ var errNoPrincipal = errors.New("no authenticated principal on this call: it is 
 // caller is the principal ctx carries, or errNoPrincipal.
 func caller(ctx context.Context) (auth.Principal, error) {
 	p, ok := auth.FromContext(ctx)
-	if !ok {
+	if !ok || p.Name == "" {
 		return auth.Principal{}, errNoPrincipal
 	}
 	return p, nil
@@ -40,18 +40,34 @@ func caller(ctx context.Context) (auth.Principal, error) {
 // ownership is a kernel's owner ("" before principals: the admin's) and
 // what it was shared with name at.
 func ownership(k kernels.Kernel, name string) (owner string, shared auth.Access) {
-	shared, _ = auth.ParseAccess(k.SharedWith(name)) // NB: "" and unknown levels: none
-	return k.Owner, shared
+	return k.Owner, shareLevel(k.SharedWith(name))
+}
+
+// shareLevel reads a share as the kernels model stores it.
+func shareLevel(s string) auth.Access {
+	switch s {
+	case "read":
+		return auth.AccessRead
+	case "execute":
+		return auth.AccessExecute
+	}
+	return auth.AccessNone
+}
+
+// lookup is kernel id's owner and its share with name: one map read, no
+// copy.
+func (a access) lookup(id, name string) (owner string, shared auth.Access, ok bool) {
+	owner, share, ok := a.kernels.Ownership(id, name)
+	return owner, shareLevel(share), ok
 }
 
 // owner is kernel id's owner (AdminName for a kernel from before
 // principals), or "" for one the model does not know.
 func (a access) owner(id string) string {
-	k, ok := a.kernels.Get(id)
+	owner, _, ok := a.lookup(id, "")
 	if !ok {
 		return ""
 	}
-	owner, _ := ownership(k, "")
 	if owner == "" {
 		return auth.AdminName
 	}
@@ -64,11 +80,11 @@ func (a access) kernelAccess(p auth.Principal, id string) auth.Access {
 	if p.IsAdmin() {
 		return auth.AccessManage // NB: no lookup: the admin's path costs nothing
 	}
-	k, ok := a.kernels.Get(id)
+	owner, shared, ok := a.lookup(id, p.Name)
 	if !ok {
 		return auth.AccessNone
 	}
-	return p.On(ownership(k, p.Name))
+	return p.On(owner, shared)
 }
 
 // canRead reports whether p may see kernel id, its executions, outputs and
@@ -99,11 +115,10 @@ func (a access) require(p auth.Principal, id string, need auth.Access, hidden fu
 	if p.IsAdmin() {
 		return nil
 	}
-	k, ok := a.kernels.Get(id)
+	owner, shared, ok := a.lookup(id, p.Name)
 	if !ok {
 		return hidden()
 	}
-	owner, shared := ownership(k, p.Name)
 	has := p.On(owner, shared)
 	switch {
 	case has >= need:

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
+
+var assetPattern = regexp.MustCompile(`asset://[0-9a-f]{64}`)
 
 // principalsServer is one real server (real kernels, the real HTTP handler)
 // with principals from the token store, and an MCP client over HTTP per
@@ -144,7 +147,40 @@ func TestTwoPrincipalsOverHTTP(t *testing.T) {
 		t.Fatalf("alice's kernel %s is not listed to alice (%v) or the admin (%v)", k, kernelIDs(t, alice), kernelIDs(t, admin))
 	}
 
+	// A long output is stored as an asset of alice's kernel.
+	_, long := callTool(t, alice, "execute", map[string]any{"kernel": k, "code": "print('A' * 20000)"})
+	asset := assetPattern.FindString(long)
+	if asset == "" {
+		t.Fatalf("no asset:// link in a 20,000-character output: %s", long)
+	}
+	readAsset := func(cl *client.Client, uri string) (string, error) {
+		var rr mcp.ReadResourceRequest
+		rr.Params.URI = uri
+		res, err := cl.ReadResource(context.Background(), rr)
+		if err != nil {
+			return "", err
+		}
+		if len(res.Contents) == 0 {
+			return "", nil
+		}
+		tc, _ := mcp.AsTextResourceContents(res.Contents[0])
+		return tc.Text, nil
+	}
+	if body, err := readAsset(alice, asset); err != nil || !strings.Contains(body, "AAAA") {
+		t.Fatalf("alice reads her own asset %s: %v", asset, err)
+	}
+
 	// Bob: alice's kernel does not exist.
+	if sc := must(t, bob, "list_assets", map[string]any{}); sc["count"] != float64(0) {
+		t.Fatalf("bob's list_assets shows alice's assets: %v", sc)
+	}
+	unknownAsset := "asset://" + strings.Repeat("0", 64)
+	_, hiddenErr := readAsset(bob, asset)
+	_, unknownErr := readAsset(bob, unknownAsset)
+	if hiddenErr == nil || unknownErr == nil ||
+		hiddenErr.Error() != strings.ReplaceAll(unknownErr.Error(), strings.TrimPrefix(unknownAsset, "asset://"), strings.TrimPrefix(asset, "asset://")) {
+		t.Fatalf("bob reading alice's asset: %v, want as for an unknown one: %v", hiddenErr, unknownErr)
+	}
 	if ids := kernelIDs(t, bob); slices.Contains(ids, k) {
 		t.Fatalf("bob's list_kernels shows alice's kernel: %v", ids)
 	}
@@ -178,6 +214,12 @@ func TestTwoPrincipalsOverHTTP(t *testing.T) {
 	}
 	if ids := executionIDs(t, bob); !slices.Contains(ids, x) {
 		t.Fatalf("shared for read, bob's list_executions lacks %s: %v", x, ids)
+	}
+	if sc := must(t, bob, "list_assets", map[string]any{"kernel": k}); sc["count"] != float64(1) {
+		t.Fatalf("shared for read, bob's list_assets: %v", sc)
+	}
+	if body, err := readAsset(bob, asset); err != nil || !strings.Contains(body, "AAAA") {
+		t.Fatalf("shared for read, bob reads alice's asset: %v", err)
 	}
 	readOnly := "kernel " + k + " is shared with you for read only; ask its owner (alice) for execute"
 	for tool, args := range map[string]map[string]any{"execute": {"kernel": k, "code": "print(secret)"}, "interrupt_kernel": {"kernel": k}} {

@@ -111,7 +111,7 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 
 // assets is the MCP edge's view of the assets.
 func (lv *live) assets(c *core) leaseAssets {
-	return leaseAssets{a: lv.lease, leases: lv.leases, access: lv.assetAccess, caughtUp: func(ctx context.Context) error {
+	return leaseAssets{a: lv.lease, leases: lv.leases, access: access{kernels: c.kernels}, caughtUp: func(ctx context.Context) error {
 		return lv.runner.WaitFor(ctx, c.log.Last())
 	}}
 }
@@ -179,23 +179,49 @@ type leaseAssets struct {
 	// caughtUp waits until the read model holds every event appended so
 	// far (read-your-writes: a Put that returned is listed).
 	caughtUp func(context.Context) error
-	// access decides which assets the caller may read (resources/read,
-	// list_assets): as /assets, through a readable kernel that stored it.
-	access assetAccess
+	// access shows a principal only assets stored by kernels it may read.
+	access access
+}
+
+// readableOrigins are the origins of a that p may read (all for an admin).
+func (l leaseAssets) readableOrigins(p auth.Principal, a leases.Asset) []leases.Origin {
+	if p.IsAdmin() {
+		return a.Origins
+	}
+	var out []leases.Origin
+	for _, o := range a.Origins {
+		if l.access.canRead(p, o.KernelID) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpserver.AssetOrigin) (string, error) {
 	return l.a.Put(ctx, data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
 }
 
+// Get reads an asset for resources/read: only one a kernel the caller may
+// read stored; any other answers as one never stored, word for word.
 func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, "", errNoPrincipal
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, "", err
 	}
-	if !l.access.mayReadAsset(ctx, p, sum) {
-		// NB: as a sum never stored: the answer does not tell it exists.
-		return nil, "", fmt.Errorf("%w: asset %s: %w (never stored, or collected after its leases expired)", mcpserver.ErrAssetNotFound, sum, lease.ErrNotFound)
+	if !p.IsAdmin() {
+		a, ok := l.leases.Get(sum)
+		if !ok {
+			// NB: just stored by this caller's execution: the model may
+			// not have it yet.
+			if err := l.caughtUp(ctx); err != nil {
+				return nil, "", fmt.Errorf("wait for the assets read model: %w", err)
+			}
+			a, ok = l.leases.Get(sum)
+		}
+		if !ok || len(l.readableOrigins(p, a)) == 0 {
+			return nil, "", fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound,
+				fmt.Errorf("asset %s: %w (never stored, or collected after its leases expired)", sum, lease.ErrNotFound))
+		}
 	}
 	data, mime, err := l.a.Get(ctx, sum)
 	if errors.Is(err, lease.ErrNotFound) {
@@ -205,27 +231,22 @@ func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error
 }
 
 func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := l.caughtUp(ctx); err != nil {
 		return nil, fmt.Errorf("wait for the assets read model: %w", err)
 	}
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, errNoPrincipal
-	}
 	var out []mcpserver.AssetInfo
 	for _, a := range l.leases.List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
+		if a.Origins = l.readableOrigins(p, a); len(a.Origins) == 0 {
+			continue
+		}
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}
 		for _, o := range a.Origins {
-			// NB: a principal sees an asset, and its origins, only through
-			// kernels it can read.
-			if !p.IsAdmin() && (o.KernelID == "" || !l.access.canRead(p, o.KernelID)) {
-				continue
-			}
 			info.Origins = append(info.Origins, mcpserver.AssetOrigin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
-		}
-		if len(info.Origins) == 0 && !p.IsAdmin() {
-			continue
 		}
 		out = append(out, info)
 	}

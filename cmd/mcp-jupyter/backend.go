@@ -65,16 +65,6 @@ func (b *backend) refuse() error {
 	return nil
 }
 
-// callerName returns the name of the principal ctx carries: the events a
-// command causes record it. Absent, the command is refused.
-func callerName(ctx context.Context) (string, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok || p.Name == "" {
-		return "", errNoPrincipal
-	}
-	return p.Name, nil
-}
-
 // errDraining: the server is shutting down.
 var errDraining = errors.New("the server is shutting down and accepts no new work; " +
 	"retry once it is back (executions already accepted are kept in the log and finish or resume after the restart)")
@@ -110,7 +100,7 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	owner, err := callerName(ctx)
+	owner, err := caller(ctx)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -133,7 +123,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner.Name)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -237,40 +227,35 @@ func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNoteboo
 	return "", false
 }
 
-// may checks that the caller may act on kernel id at level need.
-func (b *backend) may(ctx context.Context, id string, need auth.Access) error {
+// may checks that the caller may act on kernel id at level need, and
+// returns its name: the events the command causes record it.
+func (b *backend) may(ctx context.Context, id string, need auth.Access) (by string, err error) {
 	p, err := caller(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return b.access.require(p, id, need, func() error { return unknownKernel(id) })
+	if err := b.access.require(p, id, need, func() error { return unknownKernel(id) }); err != nil {
+		return "", err
+	}
+	return p.Name, nil
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessExecute); err != nil {
-		return err
-	}
-	by, err := callerName(ctx)
+	by, err := b.may(ctx, id, auth.AccessExecute)
 	if err != nil {
 		return err
 	}
 	return b.settle(ctx, b.sys.InterruptKernel(ctx, id, by))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
-		return err
-	}
-	by, err := callerName(ctx)
+	by, err := b.may(ctx, id, auth.AccessManage)
 	if err != nil {
 		return err
 	}
 	return b.settle(ctx, b.sys.RestartKernel(ctx, id, by))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
-		return err
-	}
-	by, err := callerName(ctx)
+	by, err := b.may(ctx, id, auth.AccessManage)
 	if err != nil {
 		return err
 	}
@@ -287,14 +272,11 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	if err := b.may(ctx, req.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, req.KernelID, auth.AccessExecute)
+	if err != nil {
 		return queue.Execution{}, err
 	}
 	if err := b.foreignExecutionID(ctx, req); err != nil {
-		return queue.Execution{}, err
-	}
-	by, err := callerName(ctx)
-	if err != nil {
 		return queue.Execution{}, err
 	}
 	if err := b.refuse(); err != nil {
@@ -406,30 +388,24 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 }
 
 func (b *backend) CancelExecution(ctx context.Context, id string) error {
-	by, err := callerName(ctx)
-	if err != nil {
-		return err
-	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
 	}
-	if err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
 		return err
 	}
 	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
-	by, err := callerName(ctx)
-	if err != nil {
-		return err
-	}
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
 		return err
 	}
-	if err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute); err != nil {
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
 		return err
 	}
 	if v.Execution.Status != queue.StatusInputRequired {
@@ -441,17 +417,14 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 // ShareKernel grants principal read or execute on kernel id (none
 // withdraws it); the caller must own it or be an admin.
 func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) error {
-	p, err := caller(ctx)
+	by, err := b.may(ctx, id, auth.AccessManage)
 	if err != nil {
-		return err
-	}
-	if err := b.may(ctx, id, auth.AccessManage); err != nil {
 		return err
 	}
 	if err := b.shareable(id, principal, access); err != nil {
 		return err
 	}
-	st, err := b.sys.ShareKernel(ctx, id, p.Name, principal, access.String())
+	st, err := b.sys.ShareKernel(ctx, id, by, principal, access.String())
 	if err != nil {
 		return err
 	}

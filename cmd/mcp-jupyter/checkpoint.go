@@ -58,7 +58,7 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.SaveEnvironmentRequest) (mcpserver.CheckpointReply, error) {
 	// NB: a checkpoint holds the kernel's variables: its owner's (or an
 	// admin's) to take, not a reader's or a collaborator's.
-	if err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
+	if _, err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
 	if err := cb.b.refuse(); err != nil {
@@ -85,7 +85,7 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 }
 
 func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.LoadEnvironmentRequest) (mcpserver.CheckpointReply, error) {
-	if err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
+	if _, err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
 	pol, err := checkpoint.ParsePolicy(r.Policy)

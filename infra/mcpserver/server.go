@@ -170,9 +170,6 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	stdio := server.NewStdioServer(s.mcp)
 	stdio.SetContextFunc(func(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) })
 	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
-	// NB: stdio's one client is the local user who started the server: the
-	// admin (auth.Admin), as the data dir's token is over HTTP.
-	stdio.SetContextFunc(func(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) })
 	return stdio.Listen(ctx, in, out)
 }
 
