@@ -53,18 +53,19 @@ type core struct {
 	mcp      *mcpserver.Server
 	back     *backend
 	token    string
+	nats     *natsbus.Server
+	pub      *natsbus.Publisher
+	ckpt     *checkpoint.Client
+	nbs      *notebooks
+	live     *live
+	python   error // the kernel launcher's check; nil when usable
+	checked  bool  // the check has finished
+
 	// principals is the data dir's token directory (the admin token and
 	// principals.json, reloaded on change); authn is the chain every
 	// authenticated route goes through (principals first, then OAuth).
 	principals *auth.TokenDirectory
 	authn      auth.Chain
-	nats       *natsbus.Server
-	pub        *natsbus.Publisher
-	ckpt       *checkpoint.Client
-	nbs        *notebooks
-	live       *live
-	python     error // the kernel launcher's check; nil when usable
-	checked    bool  // the check has finished
 
 	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
 	eventsCtx  context.Context

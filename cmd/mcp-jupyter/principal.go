@@ -167,3 +167,20 @@ func printPrincipals(out io.Writer, recs []auth.Record) error {
 	}
 	return tw.Flush()
 }
+
+// checkPrincipals is doctor's line for the principals file: a file the
+// server could not read stops its start.
+func checkPrincipals(dataDir string) finding {
+	recs, err := auth.Store{Dir: dataDir}.List()
+	if err != nil {
+		return finding{Check: "principals", Detail: err.Error(),
+			Fix: "fix the file by hand (it names the entry and field) or restore it from a backup; deleting it revokes every principal"}
+	}
+	active := 0
+	for _, r := range recs {
+		if r.Active() {
+			active++
+		}
+	}
+	return finding{Check: "principals", OK: true, Detail: fmt.Sprintf("%d active, %d revoked (the data dir's token is the admin)", active, len(recs)-active)}
+}

@@ -253,3 +253,28 @@ func TestPrincipalCLIErrors(t *testing.T) {
 		t.Errorf("list after refused changes: %v\n%s", err, out)
 	}
 }
+
+// TestDoctorReadsThePrincipalsFile: a broken file, which would stop the
+// server's start, is a doctor failure naming the fault.
+func TestDoctorReadsThePrincipalsFile(t *testing.T) {
+	dir := t.TempDir()
+	if f := checkPrincipals(dir); !f.OK || !strings.Contains(f.Detail, "0 active") {
+		t.Errorf("no file: %v", f)
+	}
+	if _, err := principalCLI(t, dir, "add", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if f := checkPrincipals(dir); !f.OK || !strings.Contains(f.Detail, "1 active, 0 revoked") {
+		t.Errorf("one principal: %v", f)
+	}
+	if err := os.WriteFile(filepath.Join(dir, auth.PrincipalsFile), []byte(`{"version":1,"principals":[{"name":"x","token_sha256":"00"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f := checkPrincipals(dir); f.OK || !strings.Contains(f.Detail, "token_sha256") || f.Fix == "" {
+		t.Errorf("a broken file: %v", f)
+	}
+	cfg := testConfig(t, dir)
+	if _, err := openCore(context.Background(), cfg, discard()); err == nil || !strings.Contains(err.Error(), "token_sha256") {
+		t.Errorf("the server started on a broken principals file: %v", err)
+	}
+}

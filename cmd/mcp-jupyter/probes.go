@@ -50,7 +50,9 @@ func (c *core) routes(mux *http.ServeMux) {
 		return mcpserver.Guard{Auth: c.authn, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
 	}
 	events := c.whenReady(func() http.Handler {
-		return guard().Wrap(eventsHandler(c.eventsCtx, c.log, c.edgeAccess().eventFilter))
+		g := guard()
+		g.EndOnRevoke = true // a follower (`events tail -f`) stops with its token
+		return g.Wrap(eventsHandler(c.eventsCtx, c.log, c.edgeAccess().eventFilter))
 	})
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
