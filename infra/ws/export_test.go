@@ -1,8 +1,6 @@
 package ws
 
 import (
-	"context"
-
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
@@ -16,8 +14,7 @@ func (h *Hub) Route(e events.Event, data []byte) { h.route(e, frame{seq: e.Seq, 
 // connection drains, and returns what was offered to it: the routing cost
 // without the writes, which belong to the connections. Bounds as Options.
 func (h *Hub) JoinQueue(p auth.Principal) (taken func() [][]byte, err error) {
-	c := &client{view: viewerOf(p, h.opts.Access != nil), q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes)}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c := &client{view: viewerOf(p, h.opts.Access != nil), q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes), revoked: make(chan struct{})}
 	if _, err := h.join(c); err != nil {
 		return nil, err
 	}

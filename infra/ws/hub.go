@@ -138,10 +138,12 @@ type client struct {
 	// mark is the last seq offered to it (under Hub.mu): an event reaches
 	// a client through one route only.
 	mark uint64
-	// ctx ends the session; end says how when the hub ended it (revoked).
-	ctx    context.Context
-	cancel context.CancelFunc
-	end    atomic.Pointer[closeWith]
+	// revoked is closed (once, by ClosePrincipal, under Hub.mu) when the
+	// hub ends the session; end says how. NB: a channel the writer selects
+	// on, not a context: cancelling a write in progress would tear the
+	// connection down without the close frame that tells the client why.
+	revoked chan struct{}
+	end     atomic.Pointer[closeWith]
 	// floor is the first event the client still reads from the log while
 	// it catches up (0 once it is fed by the fan-out): see LogFloor.
 	floor atomic.Uint64
@@ -272,7 +274,7 @@ func (h *Hub) ClosePrincipal(principal string) int {
 	for c := range h.idx.owned[principal] {
 		end := closeWith{CloseTokenRevoked, revokedReason}
 		c.end.Store(&end)
-		c.cancel()
+		close(c.revoked)
 		h.drop(c)
 		n++
 	}
@@ -324,7 +326,6 @@ func (h *Hub) leave(c *client) {
 	h.mu.Lock()
 	h.drop(c)
 	h.mu.Unlock()
-	c.cancel()
 	h.opts.Observer.ClientLeft()
 }
 
@@ -404,14 +405,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		return // Accept wrote the HTTP error
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
-	c := &client{kernel: req.kernel, view: viewerOf(p, h.opts.Access != nil), q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes)}
-	c.ctx, c.cancel = context.WithCancel(h.ctx)
+	c := &client{kernel: req.kernel, view: viewerOf(p, h.opts.Access != nil), q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes),
+		revoked: make(chan struct{})}
 	if req.hasSince {
 		c.floor.Store(req.since + 1) // NB: before join, so retention sees it as soon as it counts
 	}
 	liveFrom, err := h.join(c)
 	if err != nil {
-		c.cancel()
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down: reconnect with since=<last seq>")
 		return
 	}

@@ -218,6 +218,40 @@ func TestRevokedPrincipalIsClosed(t *testing.T) {
 	expectSeqs(t, "bob", bob, kb)
 }
 
+// TestRevokedWhileStreaming: a client busy receiving a flood of its
+// kernel's output still gets the 4001 close frame (the revocation does not
+// cut a write in progress, which would lose the frame).
+func TestRevokedWhileStreaming(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	hub, url := startFiltered(t, l, false, map[string][]string{"ka": {"alice"}})
+	alice := dialAs(t, url, "alice-token")
+	waitClients(t, hub, 1)
+	big := strings.Repeat("x", 16<<10)
+	ds := make([]events.Draft, 200)
+	for i := range ds {
+		ds[i] = draft("ka", i, big)
+	}
+	testkit.AppendAll(t, l, ds)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := alice.Read(ctx); err != nil { // the flood is being written
+		t.Fatal(err)
+	}
+	testkit.AppendAll(t, l, ds)
+	hub.ClosePrincipal("alice")
+	for {
+		_, _, err := alice.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != ws.CloseTokenRevoked {
+			t.Fatalf("alice's busy client ended with %v, want close %d", err, ws.CloseTokenRevoked)
+		}
+		return
+	}
+}
+
 // TestWithoutReadScopeRefused: a principal without the read scope gets no
 // stream.
 func TestWithoutReadScopeRefused(t *testing.T) {

@@ -36,7 +36,7 @@ type closeWith struct {
 func (s *session) resumeHint() string { return "resume with since=" + strconv.FormatUint(s.sent, 10) }
 
 func (s *session) run(req request, liveFrom uint64) {
-	ctx, cancel := context.WithCancel(s.c.ctx)
+	ctx, cancel := context.WithCancel(s.h.ctx)
 	defer cancel()
 	s.pong = make(chan struct{}, 1)
 	readErr := make(chan closeWith, 1)
@@ -124,6 +124,8 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 			return closeWith{}
 		case end := <-readErr:
 			return s.readEnd(end)
+		case <-s.c.revoked:
+			return closeWith{} // run sends c.end
 		case <-s.pong:
 			if err := s.send(ctx, []byte(`{"type":"pong","seq":`+strconv.FormatUint(s.sent, 10)+`}`)); err != nil {
 				return closeWith{}
@@ -225,6 +227,11 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 	visit := func(e events.Event) error {
 		if e.Seq > liveFrom {
 			return errStop
+		}
+		select {
+		case <-s.c.revoked:
+			return errStop // run sends c.end
+		default:
 		}
 		if e.Seq <= s.sent || !s.h.mayRead(s.c, &e) {
 			return nil
