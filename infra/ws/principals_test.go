@@ -271,3 +271,27 @@ func waitClients(t testing.TB, hub *ws.Hub, n int) {
 		return hub.Clients() == n, fmt.Sprint(hub.Clients(), " clients")
 	})
 }
+
+// TestNoPrincipalRefused: with Access set, a request that reaches /ws
+// without a principal (mounted outside the authentication middleware) is
+// refused, not served everything.
+func TestNoPrincipalRefused(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	hub := ws.New(l, ws.Options{Access: ws.KernelReaders(func() map[string][]string { return nil })})
+	if err := hub.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hub.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Close(ctx)
+		srv.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/ws without a principal: err %v, response %v; want 401", err, resp)
+	}
+}
