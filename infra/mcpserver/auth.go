@@ -2,7 +2,7 @@ package mcpserver
 
 import (
 	"crypto/rand"
-		"encoding/hex"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
