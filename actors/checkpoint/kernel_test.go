@@ -223,7 +223,7 @@ func TestFridayMonday(t *testing.T) {
 			if err != nil || len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || !list.Checkpoints[0].Verified {
 				t.Fatalf("list: %+v %v", list, err)
 			}
-			if err := r.svc.Delete(context.Background(), "friday"); err != nil {
+			if err := r.svc.Delete(context.Background(), "", "friday", ""); err != nil {
 				t.Fatal(err)
 			}
 			if list, _ := r.svc.List(context.Background()); len(list.Checkpoints) != 0 {

@@ -45,6 +45,9 @@ type backend struct {
 	// space refuses new work while the disk is (nearly) full
 	// (eventlog.Log.CheckSpace; nil: never).
 	space func() error
+	// quotas bounds each principal's kernels and waiting executions (nil:
+	// no bounds).
+	quotas *quotas
 }
 
 // refuse says why new work cannot be taken now, or nil.
@@ -68,11 +71,17 @@ var errNoPrincipal = errors.New("the request carries no authenticated principal 
 // caller returns the name of the principal ctx carries: the events a
 // command causes record it. Absent, the command is refused.
 func caller(ctx context.Context) (string, error) {
+	p, err := callerPrincipal(ctx)
+	return p.Name, err
+}
+
+// callerPrincipal is caller's principal whole (its quotas).
+func callerPrincipal(ctx context.Context) (auth.Principal, error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok || p.Name == "" {
-		return "", errNoPrincipal
+		return auth.Principal{}, errNoPrincipal
 	}
-	return p.Name, nil
+	return p, nil
 }
 
 // errDraining: the server is shutting down.
@@ -110,12 +119,20 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	owner, err := caller(ctx)
+	p, err := callerPrincipal(ctx)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	owner := p.Name
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
+	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveKernel(p)
+		if err != nil {
+			return mcpserver.KernelView{}, err
+		}
+		defer release() // NB: after the models reflect the start (b.sync below)
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
@@ -265,12 +282,20 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	by, err := caller(ctx)
+	p, err := callerPrincipal(ctx)
 	if err != nil {
 		return queue.Execution{}, err
 	}
+	by := p.Name
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
+	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveQueued(p)
+		if err != nil {
+			return queue.Execution{}, err
+		}
+		defer release() // NB: after the models reflect the submit (b.sync below)
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})

@@ -80,7 +80,11 @@ func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChan
 	if err := n.space(); err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
-	cmd := nbactor.Command{Path: c.Path, ExpectedHash: c.ExpectedHash, By: c.By}
+	principal, err := caller(ctx)
+	if err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
+	cmd := nbactor.Command{Path: c.Path, ExpectedHash: c.ExpectedHash, By: c.By, Principal: principal}
 	switch c.Kind {
 	case "create":
 		op := nbactor.Create{KernelSpec: c.KernelSpec}
