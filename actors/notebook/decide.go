@@ -120,7 +120,9 @@ type Decision struct {
 // it is on disk (cur is nil when there is none). It is pure.
 func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 	stream := events.NotebookStream(StreamID(c.Path))
-	draft := func(p events.Payload) []events.Draft { return []events.Draft{{Stream: stream, Principal: c.Principal, Payload: p}} }
+	draft := func(p events.Payload) []events.Draft {
+		return []events.Draft{{Stream: stream, Principal: c.Principal, Payload: p}}
+	}
 	if op, ok := c.Op.(Create); ok {
 		if cur != nil {
 			return Decision{}, fmt.Errorf("%w: %s is already a notebook (sha256 %s); read_notebook it, or choose another path", ErrExists, c.Path, short(cur.Hash))
