@@ -271,6 +271,8 @@ func summary(e *events.Event) string {
 		return p.Reason
 	case events.KernelStarted:
 		return fmt.Sprintf("spec %s pid %d %s", p.Spec, p.Process.Pid, p.Label)
+	case events.KernelShared:
+		return fmt.Sprintf("with %s: %s", p.Principal, p.Access)
 	case events.KernelStartFailed:
 		return "spec " + p.Spec + ": " + clip(p.Reason, 100)
 	case events.KernelRestarted:
