@@ -199,3 +199,46 @@ func TestShareDecisions(t *testing.T) {
 		t.Fatalf("share of a shut-down kernel: %v", err)
 	}
 }
+
+// TestSubmitterSurvivesAServerRestart: bob's execution runs, a second one
+// waits, and the server restarts. The re-adopted execution's end and the
+// waiting one's start and outputs still carry bob: the recovered scheduler
+// takes the submitter from the log, not from memory.
+func TestSubmitterSurvivesAServerRestart(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	ctx := context.Background()
+	k, err := s.System.StartKernel(ctx, "python3", "", "", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := testkit.NewSentinel(t)
+	running, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: hold.Code("print('after')"), By: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitOutput(k.ID, running.ID, "waiting", 30*time.Second)
+	waiting, err := s.System.Submit(ctx, k.ID, scheduler.Submit{Code: "print('next')", By: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Restart()
+	kernelAfterRecovery(t, s, k.ID)
+	hold.Release()
+	for _, id := range []string{running.ID, waiting.ID} {
+		if x := s.WaitExecution(id, 30*time.Second); x.Status != queue.StatusOK {
+			t.Fatalf("execution %s after the restart: %+v", id, x)
+		}
+	}
+	evs := stamped(t, s, k.ID)
+	rs, ws := events.ExecutionStream(running.ID), events.ExecutionStream(waiting.ID)
+	wantPrincipals(t, evs, events.TypeExecutionFinished, rs, "bob")
+	wantPrincipals(t, evs, events.TypeExecutionStarted, ws, "bob")
+	wantPrincipals(t, evs, events.TypeExecutionFinished, ws, "bob")
+	for _, stream := range []string{rs, ws} {
+		for _, p := range principalsOf(evs, events.TypeIOPubMessageReceived, stream) {
+			if p != "bob" {
+				t.Fatalf("an output on %s carries %q after the restart", stream, p)
+			}
+		}
+	}
+}

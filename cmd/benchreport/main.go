@@ -47,6 +47,8 @@ var targets = []target{
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", AtLeast: true, Limit: 0.8},
 	{What: "append p50 vs raw Pebble", Bench: "BenchmarkAppend64Writers", Metric: "p50-µs",
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", Limit: 1.25},
+	{What: "append throughput with a principal in the envelope vs without", Bench: "BenchmarkAppendWithPrincipal64Writers", Metric: "events/s",
+		Baseline: "BenchmarkAppend64Writers", AtLeast: true, Limit: 0.9},
 	{What: "actor `1+1` p50 vs raw zmq4", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50", Limit: 1.10},
 	{What: "actor `1+1` p50 vs jupyter_client execute_interactive", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
 	{What: "MCP execute p50 vs raw zmq4", Bench: "BenchmarkMCPExecuteRoundTrip", Metric: "ratio-p50", Limit: 1.15},

@@ -90,7 +90,7 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
 		Renew: func(ctx context.Context, sum string) error {
-			_, err := lv.lease.Renew(ctx, sum, lease.HolderRead)
+			_, err := lv.lease.Renew(leaseCtx(ctx), sum, lease.HolderRead)
 			return err
 		}})
 	if err := lv.hub.Start(context.Background()); err != nil {
@@ -137,7 +137,7 @@ func (lv *live) assetsHandler() http.Handler {
 type leaseReader struct{ c *lease.Client }
 
 func (r leaseReader) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
-	f, size, mime, err := r.c.ReadAsset(ctx, sum)
+	f, size, mime, err := r.c.ReadAsset(leaseCtx(ctx), sum)
 	if errors.Is(err, lease.ErrNotFound) {
 		err = fmt.Errorf("%w (%w)", assetstore.ErrNotFound, err)
 	}
@@ -198,7 +198,7 @@ func (l leaseAssets) readableOrigins(p auth.Principal, a leases.Asset) []leases.
 }
 
 func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpserver.AssetOrigin) (string, error) {
-	return l.a.Put(ctx, data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
+	return l.a.Put(leaseCtx(ctx), data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
 }
 
 // Get reads an asset for resources/read: only one a kernel the caller may
@@ -223,7 +223,7 @@ func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error
 				fmt.Errorf("asset %s: %w (never stored, or collected after its leases expired)", sum, lease.ErrNotFound))
 		}
 	}
-	data, mime, err := l.a.Get(ctx, sum)
+	data, mime, err := l.a.Get(leaseCtx(ctx), sum)
 	if errors.Is(err, lease.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound, err)
 	}
@@ -251,4 +251,13 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// leaseCtx names the caller's principal (auth.FromContext) to the lease
+// actor, which records it on the lease events the call causes.
+func leaseCtx(ctx context.Context) context.Context {
+	if p, ok := auth.FromContext(ctx); ok {
+		return lease.WithBy(ctx, p.Name)
+	}
+	return ctx
 }

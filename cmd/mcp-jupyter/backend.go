@@ -52,6 +52,9 @@ type backend struct {
 	// space refuses new work while the disk is (nearly) full
 	// (eventlog.Log.CheckSpace; nil: never).
 	space func() error
+	// quotas bounds each principal's kernels and waiting executions (nil:
+	// no bounds).
+	quotas *quotas
 }
 
 // refuse says why new work cannot be taken now, or nil.
@@ -100,12 +103,20 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	owner, err := caller(ctx)
+	p, err := caller(ctx)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	owner := p.Name
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
+	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveKernel(p)
+		if err != nil {
+			return mcpserver.KernelView{}, err
+		}
+		defer release() // NB: after the models reflect the start (b.sync below)
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
@@ -123,7 +134,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner.Name)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -272,6 +283,10 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return queue.Execution{}, err
+	}
 	by, err := b.may(ctx, req.KernelID, auth.AccessExecute)
 	if err != nil {
 		return queue.Execution{}, err
@@ -281,6 +296,13 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
+	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveQueued(p)
+		if err != nil {
+			return queue.Execution{}, err
+		}
+		defer release() // NB: after the models reflect the submit (b.sync below)
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})

@@ -241,8 +241,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher, access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
-		older: func(id string) error { return truncatedExecution(l, id, false) }}
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
+		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),

@@ -107,6 +107,10 @@ func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChan
 	if err := n.space(); err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
+	principal, err := caller(ctx)
+	if err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
 	r, err := rootFor(ctx, n.mgr.Root())
 	if err != nil {
 		return mcpserver.NotebookChanged{}, err
@@ -115,7 +119,7 @@ func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChan
 	if err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
-	cmd := nbactor.Command{Path: whole, ExpectedHash: c.ExpectedHash, By: c.By}
+	cmd := nbactor.Command{Path: whole, ExpectedHash: c.ExpectedHash, By: c.By, Principal: principal.Name}
 	switch c.Kind {
 	case "create":
 		op := nbactor.Create{KernelSpec: c.KernelSpec}

@@ -74,14 +74,11 @@ var ErrNoPrincipal = errors.New("no authenticated principal on this call: the se
 	"connect with a bearer token (mcp-token, or one from `mcp-jupyter principal add`)")
 
 // Caller returns the principal a call runs as: the one its edge put in
-// ctx (HTTP: the bearer token's; stdio: the admin). An in-process client
-// is the server's own process and runs as the admin, like stdio.
+// ctx (HTTP: the bearer token's; stdio: the admin; an in-process client:
+// whatever its caller's context carries). None is refused, never defaulted.
 func Caller(ctx context.Context) (auth.Principal, error) {
-	if p, ok := auth.FromContext(ctx); ok {
+	if p, ok := auth.FromContext(ctx); ok && p.Name != "" {
 		return p, nil
-	}
-	if _, ok := server.ClientSessionFromContext(ctx).(*server.InProcessSession); ok {
-		return auth.Admin(), nil
 	}
 	return auth.Principal{}, ErrNoPrincipal
 }

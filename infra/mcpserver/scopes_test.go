@@ -12,6 +12,10 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
+// asAdmin is ctx carrying the admin, as stdio and the data dir's token do:
+// an in-process client has no edge to put a principal there.
+func asAdmin(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) }
+
 // noBackends satisfies the optional tool groups' backends, so a test can
 // register every tool; it is never called.
 type noBackends struct{}
@@ -155,8 +159,7 @@ func TestCallingAToolOutsideTheScopesIsRefused(t *testing.T) {
 }
 
 // TestCallWithoutPrincipalIsRefused: an edge that forgot to authenticate
-// gets nothing (no default principal), while the in-process client (the
-// server's own process) runs as the admin.
+// gets nothing (no default principal).
 func TestCallWithoutPrincipalIsRefused(t *testing.T) {
 	res := requireScope(func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		t.Fatal("the handler ran without a principal")
