@@ -204,6 +204,16 @@ func TestTwoPrincipalsOverHTTP(t *testing.T) {
 		t.Errorf("get_execution of alice's execution by bob: %q, want the unknown-execution error", msg)
 	}
 
+	// A share names a principal of the token store (a typo shares with
+	// nobody), not the admin or the owner; OAuth subjects are taken as given.
+	for who, want := range map[string]string{"bobb": `no principal "bobb"`, "admin": "the admin reads and manages every kernel already",
+		"alice": "alice owns kernel", "Bob": "not allowed"} {
+		if msg := errorText(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": who, "access": "read"}); !strings.Contains(msg, want) {
+			t.Errorf("share with %q: %q, want %q", who, msg, want)
+		}
+	}
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "oidc:someone", "access": "read"})
+
 	// Shared for read: bob sees it and its outputs, but may not run code.
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
 	if ids := kernelIDs(t, bob); !slices.Contains(ids, k) {
