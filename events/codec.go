@@ -21,7 +21,21 @@ import (
 //	uvarint len, type
 //	uvarint version
 //	rest    payload (JSON)
-const recordFormatV1 = 1
+//
+// Record format, version 2: the same, with the principal that caused the
+// event between the version and the payload. It is written only for events
+// that have a principal, so records of events the server causes on its own
+// (and every record written before principals existed) stay version 1:
+//
+//	[0]     format byte (2)
+//	[1:5]   CRC-32C (Castagnoli), little endian, of bytes [5:]
+//	...     as version 1, up to and including the version
+//	uvarint len, principal
+//	rest    payload (JSON)
+const (
+	recordFormatV1 = 1
+	recordFormatV2 = 2
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -38,13 +52,17 @@ func Encode(e Event) ([]byte, error) {
 			return nil, fmt.Errorf("encode %s payload: %w", e.Type, err)
 		}
 	}
-	return AppendRecord(make([]byte, 0, 64+len(e.Stream)+len(e.Kernel)+len(e.Node)+len(e.Type)+len(raw)), e, raw), nil
+	return AppendRecord(make([]byte, 0, 64+len(e.Stream)+len(e.Kernel)+len(e.Node)+len(e.Type)+len(e.Principal)+len(raw)), e, raw), nil
 }
 
 // AppendRecord appends the record for e with the given encoded payload to dst.
 func AppendRecord(dst []byte, e Event, payload []byte) []byte {
 	start := len(dst)
-	dst = append(dst, recordFormatV1, 0, 0, 0, 0)
+	format := byte(recordFormatV1)
+	if e.Principal != "" {
+		format = recordFormatV2
+	}
+	dst = append(dst, format, 0, 0, 0, 0)
 	dst = binary.AppendUvarint(dst, e.Seq)
 	dst = binary.AppendVarint(dst, e.Time.UnixNano())
 	dst = appendString(dst, e.Stream)
@@ -52,6 +70,9 @@ func AppendRecord(dst []byte, e Event, payload []byte) []byte {
 	dst = appendString(dst, e.Node)
 	dst = appendString(dst, e.Type)
 	dst = binary.AppendUvarint(dst, uint64(e.Version))
+	if format == recordFormatV2 {
+		dst = appendString(dst, e.Principal)
+	}
 	dst = append(dst, payload...)
 	binary.LittleEndian.PutUint32(dst[start+1:start+5], crc32.Checksum(dst[start+5:], castagnoli))
 	return dst
@@ -70,7 +91,7 @@ func DecodeEnvelope(seq uint64, rec []byte) (Event, error) {
 }
 
 // DecodeEnvelopeInterned is DecodeEnvelope sharing the envelope's strings
-// (stream, kernel, node, type) with earlier records decoded through the same
+// (stream, kernel, node, type, principal) with earlier records decoded through the same
 // Interner: a replay of a million events then allocates a few thousand
 // strings instead of four million. The record format is the same.
 func DecodeEnvelopeInterned(seq uint64, rec []byte, in *Interner) (Event, error) {
@@ -80,11 +101,12 @@ func DecodeEnvelopeInterned(seq uint64, rec []byte, in *Interner) (Event, error)
 // Interner remembers recently decoded envelope strings. The zero value is
 // ready to use. It is not safe for concurrent use: give each reader its own.
 type Interner struct {
-	// recent holds, per field (stream, kernel, node, type), the last few
-	// distinct values: a replay cycles through a handful of types and
-	// kernels, and checking 8 short strings is cheaper than hashing.
-	recent [4][8]string
-	next   [4]uint8
+	// recent holds, per field (stream, kernel, node, type, principal), the
+	// last few distinct values: a replay cycles through a handful of types,
+	// kernels and principals, and checking 8 short strings is cheaper than
+	// hashing.
+	recent [5][8]string
+	next   [5]uint8
 	m      map[string]string
 }
 
@@ -121,8 +143,9 @@ func decodeEnvelope(seq uint64, rec []byte, in *Interner) (Event, error) {
 	if len(rec) < 5 {
 		return corrupt("record shorter than its header")
 	}
-	if rec[0] != recordFormatV1 {
-		if rec[0] > recordFormatV1 {
+	format := rec[0]
+	if format != recordFormatV1 && format != recordFormatV2 {
+		if format > recordFormatV2 {
 			return Event{}, &DecodeError{Seq: seq, Err: fmt.Errorf("%w: record format %d", ErrNewerVersion, rec[0])}
 		}
 		return corrupt(fmt.Sprintf("unknown record format %d", rec[0]))
@@ -139,6 +162,12 @@ func decodeEnvelope(seq uint64, rec []byte, in *Interner) (Event, error) {
 	e.Node = r.string(2)
 	e.Type = r.string(3)
 	version := r.uvarint()
+	if format == recordFormatV2 {
+		e.Principal = r.string(4)
+		if e.Principal == "" {
+			r.bad = true // NB: v2 is written only with a principal
+		}
+	}
 	if r.bad || version > 0xffff {
 		return corrupt("truncated or malformed envelope")
 	}

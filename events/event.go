@@ -16,9 +16,13 @@ type Payload interface {
 // Draft is what a producer hands to the log: the log assigns the sequence,
 // the time and the node, and turns it into an Event.
 type Draft struct {
-	Stream  string // "<kind>/<id>", e.g. "kernel/01J..." or "execution/01J..."
-	Kernel  string // the kernel this event concerns, if any
-	Payload Payload
+	Stream string // "<kind>/<id>", e.g. "kernel/01J..." or "execution/01J..."
+	Kernel string // the kernel this event concerns, if any
+	// Principal is the name of the caller whose command caused the event
+	// ("alice", "admin", "oidc:<sub>"); empty for what the server does on
+	// its own (a kernel died, a lease expired, recovery).
+	Principal string
+	Payload   Payload
 }
 
 // Event is a durable fact: a payload in its envelope.
@@ -30,6 +34,10 @@ type Event struct {
 	Node    string
 	Type    string
 	Version uint16
+	// Principal is who caused the event (see Draft.Principal); empty for
+	// events the server caused on its own and for events written before
+	// principals existed (record format 1).
+	Principal string
 	// Payload is the decoded body. It is nil when the event was read with
 	// DecodeEnvelope; call Decode or DecodePayload to fill it.
 	Payload Payload
@@ -89,14 +97,17 @@ func subjectToken(s string) string {
 
 // jsonEvent is the public JSON form of an event.
 type jsonEvent struct {
-	Seq     uint64          `json:"seq"`
-	Time    string          `json:"time"`
-	Stream  string          `json:"stream"`
-	Kernel  string          `json:"kernel,omitempty"`
-	Node    string          `json:"node,omitempty"`
-	Type    string          `json:"type"`
-	Version uint16          `json:"version"`
-	Payload json.RawMessage `json:"payload"`
+	Seq     uint64 `json:"seq"`
+	Time    string `json:"time"`
+	Stream  string `json:"stream"`
+	Kernel  string `json:"kernel,omitempty"`
+	Node    string `json:"node,omitempty"`
+	Type    string `json:"type"`
+	Version uint16 `json:"version"`
+	// Principal sits before the payload so that a reader of the JSON form
+	// sees who did it before what was done.
+	Principal string          `json:"principal,omitempty"`
+	Payload   json.RawMessage `json:"payload"`
 }
 
 // TimeFormat is the layout of times in the JSON form: microseconds, UTC, so
@@ -117,7 +128,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(jsonEvent{
 		Seq: e.Seq, Time: e.Time.UTC().Format(TimeFormat), Stream: e.Stream, Kernel: e.Kernel,
-		Node: e.Node, Type: e.Type, Version: e.Version, Payload: raw,
+		Node: e.Node, Type: e.Type, Version: e.Version, Principal: e.Principal, Payload: raw,
 	})
 }
 
@@ -133,7 +144,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("decode event %d time %q: %w", j.Seq, j.Time, err)
 	}
 	*e = Event{Seq: j.Seq, Time: t, Stream: j.Stream, Kernel: j.Kernel, Node: j.Node,
-		Type: j.Type, Version: j.Version, Raw: append([]byte(nil), j.Payload...)}
+		Type: j.Type, Version: j.Version, Principal: j.Principal, Raw: append([]byte(nil), j.Payload...)}
 	return e.DecodePayload()
 }
 

@@ -34,6 +34,7 @@ func samples() []events.Payload {
 		events.KernelDied{KernelID: "k1", Reason: "process exited", ExitCode: &exit, Signal: "killed", StderrTail: "boom"},
 		events.KernelReattached{KernelID: "k1", Pid: 4242},
 		events.KernelLost{KernelID: "k1", Reason: "pid 4242 now belongs to another process"},
+		events.KernelShared{KernelID: "k1", Principal: "bob", Access: events.AccessRead},
 		events.IOPubMessageReceived{KernelID: "k1", ExecutionID: "x1", MsgID: "m2", ParentMsgID: "m1", MsgType: "stream", Content: json.RawMessage(`{"name":"stdout","text":"hi\n"}`)},
 		events.IOPubGapRecorded{KernelID: "k1", Dropped: 12, Reason: "reader queue full"},
 		events.ExecutionQueued{ExecutionID: "x1", KernelID: "k1", Code: "1+1", AllowStdin: true, Notebook: "a.ipynb", CellID: "c1"},
@@ -65,8 +66,12 @@ func samples() []events.Payload {
 
 func sampleEvent(i int, p events.Payload) events.Event {
 	v, _ := events.CurrentVersion(p.EventType())
-	return events.Event{Seq: uint64(i + 1), Time: time.Date(2026, 11, 27, 12, 0, i, 123456000, time.UTC),
+	e := events.Event{Seq: uint64(i + 1), Time: time.Date(2026, 11, 27, 12, 0, i, 123456000, time.UTC),
 		Stream: "kernel/k1", Kernel: "k1", Node: "host-1", Type: p.EventType(), Version: v, Payload: p}
+	if p.EventType() == events.TypeKernelShared {
+		e.Principal = "alice" // NB: its golden file shows the envelope's principal
+	}
+	return e
 }
 
 func TestEverySampleRoundTrips(t *testing.T) {
@@ -83,7 +88,7 @@ func TestEverySampleRoundTrips(t *testing.T) {
 			t.Fatalf("decode %s: %v", e.Type, err)
 		}
 		if !reflect.DeepEqual(got.Payload, p) || got.Stream != e.Stream || got.Kernel != e.Kernel ||
-			got.Node != e.Node || !got.Time.Equal(e.Time) || got.Version != e.Version {
+			got.Node != e.Node || !got.Time.Equal(e.Time) || got.Version != e.Version || got.Principal != e.Principal {
 			t.Fatalf("%s round trip:\n got %+v\nwant %+v", e.Type, got, e)
 		}
 	}

@@ -11,6 +11,7 @@ const (
 	TypeKernelDied        = "KernelDied"
 	TypeKernelReattached  = "KernelReattached"
 	TypeKernelLost        = "KernelLost"
+	TypeKernelShared      = "KernelShared"
 )
 
 // KernelProcess is what is needed to find a kernel process again after the
@@ -49,6 +50,10 @@ type KernelStarted struct {
 	// DiesWithServer is true when the kernel was started with JPY_PARENT_PID
 	// and will not outlive this server process.
 	DiesWithServer bool `json:"dies_with_server,omitempty"`
+	// Owner is the principal that started the kernel; it keeps it across
+	// restarts and re-attachments. Empty in events written before
+	// principals existed: such kernels belong to the admin.
+	Owner string `json:"owner,omitempty"`
 }
 
 // KernelStartFailed: a start did not produce a ready kernel.
@@ -102,6 +107,24 @@ type KernelLost struct {
 	Reason   string `json:"reason"`
 }
 
+// Kernel access levels a share grants (KernelShared.Access).
+// NB: the strings are part of the stored format.
+const (
+	AccessNone    = "none"
+	AccessRead    = "read"
+	AccessExecute = "execute"
+)
+
+// KernelShared: the kernel's owner (or an admin) granted another principal
+// access to the kernel: "read" (see it, its executions, outputs and
+// assets) or "execute" (read, and run code on it). Access "none" withdraws
+// an earlier share. The event's envelope names who shared it.
+type KernelShared struct {
+	KernelID  string `json:"kernel_id"`
+	Principal string `json:"principal"`
+	Access    string `json:"access"`
+}
+
 func (KernelStarted) EventType() string     { return TypeKernelStarted }
 func (KernelStartFailed) EventType() string { return TypeKernelStartFailed }
 func (KernelInterrupted) EventType() string { return TypeKernelInterrupted }
@@ -110,3 +133,4 @@ func (KernelShutDown) EventType() string    { return TypeKernelShutDown }
 func (KernelDied) EventType() string        { return TypeKernelDied }
 func (KernelReattached) EventType() string  { return TypeKernelReattached }
 func (KernelLost) EventType() string        { return TypeKernelLost }
+func (KernelShared) EventType() string      { return TypeKernelShared }

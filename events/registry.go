@@ -41,6 +41,7 @@ var catalog = map[string]typeInfo{
 	TypeKernelDied:        entry[KernelDied](1),
 	TypeKernelReattached:  entry[KernelReattached](1),
 	TypeKernelLost:        entry[KernelLost](1),
+	TypeKernelShared:      entry[KernelShared](1),
 
 	// IOPub traffic, on the execution's stream when its parent is known,
 	// otherwise on the kernel's stream.

@@ -37,6 +37,10 @@ type Deps struct {
 	// drafts about to be written: a test panics from it to crash the actor
 	// in the middle of work.
 	BeforeAppend func([]events.Draft)
+	// MaxBytesPerOwner bounds the sum of the sizes of each principal's
+	// checkpoint files (--max-checkpoint-bytes; 0: no bound). A save that
+	// would pass it is refused before its file is committed.
+	MaxBytesPerOwner int64
 }
 
 // Stats are counters since the actor was spawned (they survive restarts
@@ -51,7 +55,7 @@ type (
 	readyMsg  struct{}
 	saveMsg   struct{ req SaveRequest }
 	loadMsg   struct{ req LoadRequest }
-	deleteMsg struct{ name string }
+	deleteMsg struct{ name, by string }
 	listMsg   struct{}
 	stateMsg  struct{}
 	statsMsg  struct{}
@@ -88,6 +92,7 @@ type (
 	}
 	deleteDone struct {
 		name   string
+		by     string
 		err    error
 		sender *actor.PID
 	}
@@ -106,6 +111,7 @@ type shared struct {
 	busy    map[string]bool
 	workers sync.WaitGroup
 	stats   Stats
+	quota   *quota
 }
 
 // Actor is the protoactor shell of the checkpoint actor.
@@ -136,7 +142,7 @@ func Props(deps Deps) *actor.Props {
 	if deps.WorkTimeout <= 0 {
 		deps.WorkTimeout = 30 * time.Minute
 	}
-	sh := &shared{busy: map[string]bool{}}
+	sh := &shared{busy: map[string]bool{}, quota: newQuota(deps.MaxBytesPerOwner)}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{deps: deps, sh: sh} })
 }
 
@@ -162,7 +168,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case loadMsg:
 		a.load(ctx, m.req)
 	case deleteMsg:
-		a.delete(ctx, m.name)
+		a.delete(ctx, m.name, m.by)
 	case listMsg:
 		sender, st := ctx.Sender(), a.state
 		a.work(func(context.Context) {
@@ -202,6 +208,7 @@ func (a *Actor) start(ctx actor.Context) {
 	}
 	// NB: the scan reports by message, so a report the crashed
 	// incarnation handed over (queued before it) is recorded first.
+	a.sh.quota.set(a.state)
 	st := a.state // NB: Apply copies the map it changes, so this view is stable
 	a.work(func(context.Context) { a.root.Send(a.self, a.scanFiles(st)) })
 }
@@ -221,22 +228,22 @@ func (a *Actor) scanFiles(st State) filesFound {
 	}
 	f := filesFound{names: map[string]bool{}}
 	for _, e := range l.Checkpoints {
-		f.names[e.Name] = true
-		if c, ok := st.Checkpoints[e.Name]; ok && c.SHA256 == e.SHA256 {
+		f.names[e.Stored] = true
+		if c, ok := st.Checkpoints[e.Stored]; ok && c.SHA256 == e.SHA256 {
 			continue
 		}
-		mb, size, err := a.deps.Files.Verify(e.Name)
+		mb, size, err := a.deps.Files.Verify(e.Stored)
 		var m Meta
 		if err == nil {
 			err = json.Unmarshal(mb, &m)
 		}
 		if err != nil {
-			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "name", e.Name, "err", err)
+			a.deps.Logger.Warn("checkpoint file not recorded and not verified: left as is", "name", e.Stored, "err", err)
 			continue
 		}
 		m.FileBytes = size
-		if s, why := ClassifyFile(st, e.Name, m, size); s == FileRenamed || s == FileOlder {
-			a.deps.Logger.Warn("checkpoint file not recorded: left as is", "name", e.Name, "why", why)
+		if s, why := ClassifyFile(st, e.Stored, m, size); s == FileRenamed || s == FileOlder {
+			a.deps.Logger.Warn("checkpoint file not recorded: left as is", "name", e.Stored, "why", why)
 			continue
 		}
 		f.metas = append(f.metas, m)
@@ -294,11 +301,11 @@ func (a *Actor) begin(name string, c Command) ([]events.Draft, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	if err := ValidName(name); err != nil {
+	if err := ValidStored(name); err != nil {
 		return nil, err
 	}
 	if a.sh.busy[name] {
-		return nil, fmt.Errorf("%w: checkpoint %q is being saved, loaded or deleted: try again when that finishes", ErrBusy, name)
+		return nil, fmt.Errorf("%w: checkpoint %q is being saved, loaded or deleted: try again when that finishes", ErrBusy, Display(name))
 	}
 	ds, err := Decide(a.state, c)
 	if err != nil {
@@ -318,19 +325,22 @@ func (a *Actor) save(ctx actor.Context, req SaveRequest) {
 	}
 	sender := ctx.Sender()
 	a.work(func(wctx context.Context) {
-		meta, err := save(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, req, started)
+		meta, err := save(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, req, started, a.sh.quota.reserve)
 		a.root.Send(a.self, saveDone{req: req, meta: meta, err: err, started: started, sender: sender})
 	})
 }
 
 func (a *Actor) saved(m saveDone) {
 	delete(a.sh.busy, m.req.Name)
+	// NB: released after the append below updated the committed sizes
+	// (or at once, when the save failed): never counted in neither.
+	defer a.sh.quota.release(m.req.Name)
 	if m.err != nil {
 		a.deps.Observer.SaveObserved(a.deps.Now().Sub(m.started), 0)
 		a.root.Send(m.sender, saveReply{err: m.err})
 		return
 	}
-	ds, err := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: savedEvent(m.meta)})
+	ds, err := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: savedEvent(m.meta), By: m.req.By})
 	if err == nil {
 		err = a.append(ds)
 	}
@@ -372,7 +382,7 @@ func (a *Actor) loaded(m loadDone) {
 	}
 	err := o.err
 	if o.event != nil {
-		ds, derr := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: o.event})
+		ds, derr := Decide(a.state, Record{Kernel: m.req.KernelID, Payload: o.event, By: m.req.By})
 		if derr == nil {
 			derr = a.append(ds)
 		}
@@ -388,15 +398,15 @@ func (a *Actor) loaded(m loadDone) {
 	a.root.Send(m.sender, loadReply{res: o.res, err: err})
 }
 
-func (a *Actor) delete(ctx actor.Context, name string) {
-	if _, err := a.begin(name, Delete{Name: name, OnDisk: a.deps.Files.Exists(name)}); err != nil {
+func (a *Actor) delete(ctx actor.Context, name, by string) {
+	if _, err := a.begin(name, Delete{Name: name, OnDisk: a.deps.Files.Exists(name), By: by}); err != nil {
 		ctx.Respond(errReply{err: err})
 		return
 	}
 	sender := ctx.Sender()
 	a.work(func(context.Context) {
 		err := a.deps.Files.Delete(name)
-		a.root.Send(a.self, deleteDone{name: name, err: err, sender: sender})
+		a.root.Send(a.self, deleteDone{name: name, by: by, err: err, sender: sender})
 	})
 }
 
@@ -408,7 +418,7 @@ func (a *Actor) deleted(m deleteDone) {
 	}
 	// NB: decided again on the state as it is now: recording a deletion
 	// twice (a crash handed this report over) is harmless, missing it is not.
-	ds, err := Decide(a.state, Delete{Name: m.name, OnDisk: true})
+	ds, err := Decide(a.state, Delete{Name: m.name, OnDisk: true, By: m.by})
 	if err == nil {
 		err = a.append(ds)
 	}
@@ -432,6 +442,7 @@ func (a *Actor) append(ds []events.Draft) error {
 		return fmt.Errorf("append checkpoint events: %w", err)
 	}
 	a.state = st
+	a.sh.quota.set(st)
 	return nil
 }
 

@@ -35,6 +35,9 @@ type Config struct {
 	Timeout time.Duration
 	// BeforeAppend: see Deps (tests only).
 	BeforeAppend func([]events.Draft)
+	// MaxBytesPerOwner bounds the bytes of each principal's checkpoint
+	// files (0: no bound); see Deps.
+	MaxBytesPerOwner int64
 }
 
 // Client is the typed way to talk to the checkpoint actor: each method
@@ -64,7 +67,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	deps := Deps{Files: cfg.Files, Runner: cfg.Runner, Log: cfg.Log, KernelDir: cfg.KernelDir, Observer: cfg.Observer, Logger: lg,
-		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend}
+		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend, MaxBytesPerOwner: cfg.MaxBytesPerOwner}
 	c := &Client{sys: cfg.System, pid: cfg.System.Root.Spawn(Props(deps)), timeout: cfg.Timeout}
 	var r errReply
 	err := c.request(ctx, readyMsg{}, &r)
@@ -124,9 +127,16 @@ func (c *Client) request(ctx context.Context, msg any, out any) error {
 // signs the file while streaming it (never whole in memory), commits it
 // atomically as <name>.ckpt and records CheckpointSaved.
 func (c *Client) Save(ctx context.Context, req SaveRequest) (Meta, error) {
+	if err := ValidName(req.Name); err != nil {
+		return Meta{}, err
+	}
+	req.Name = Stored(req.Owner, req.Name)
 	var r saveReply
 	if err := c.request(ctx, saveMsg{req: req}, &r); err != nil {
 		return Meta{}, err
+	}
+	if r.err == nil {
+		r.meta.Owner, r.meta.Name = Owned(r.meta.Name)
 	}
 	return r.meta, r.err
 }
@@ -135,6 +145,10 @@ func (c *Client) Save(ctx context.Context, req SaveRequest) (Meta, error) {
 // streamed) before any of it goes near the kernel, then compares packages,
 // applies the policy, and restores the variables into the kernel's globals.
 func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) {
+	if err := ValidName(req.Name); err != nil {
+		return LoadResult{}, err
+	}
+	req.Name = Stored(req.Owner, req.Name)
 	var r loadReply
 	if err := c.request(ctx, loadMsg{req: req}, &r); err != nil {
 		return LoadResult{}, err
@@ -155,10 +169,14 @@ func (c *Client) List(ctx context.Context) (Listing, error) {
 	return r.listing, r.err
 }
 
-// Delete removes a checkpoint's files and records CheckpointDeleted.
-func (c *Client) Delete(ctx context.Context, name string) error {
+// Delete removes owner's checkpoint name (its files) and records
+// CheckpointDeleted, on principal by's request.
+func (c *Client) Delete(ctx context.Context, owner, name, by string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
 	var r errReply
-	if err := c.request(ctx, deleteMsg{name: name}, &r); err != nil {
+	if err := c.request(ctx, deleteMsg{name: Stored(owner, name), by: by}, &r); err != nil {
 		return err
 	}
 	return r.err
@@ -169,6 +187,15 @@ func (c *Client) State(ctx context.Context) (State, error) {
 	var s State
 	err := c.request(ctx, stateMsg{}, &s)
 	return s, err
+}
+
+// Usage returns the bytes of owner's checkpoint files the log recorded.
+func (c *Client) Usage(ctx context.Context, owner string) (int64, error) {
+	st, err := c.State(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.Usage(owner, ""), nil
 }
 
 // Stats returns the actor's counters.

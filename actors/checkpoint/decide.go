@@ -43,6 +43,7 @@ type Load struct {
 type Delete struct {
 	Name   string
 	OnDisk bool
+	By     string // the principal asking ("": the server reconciling)
 }
 
 // Record turns the outcome of an effect (a file written, a load done, a
@@ -50,6 +51,7 @@ type Delete struct {
 type Record struct {
 	Kernel  string
 	Payload events.Payload
+	By      string // the principal whose save or load it was ("": found at recovery)
 }
 
 func (Save) isCommand()   {}
@@ -62,7 +64,7 @@ func (Record) isCommand() {}
 func Decide(s State, c Command) ([]events.Draft, error) {
 	switch c := c.(type) {
 	case Save:
-		if err := ValidName(c.Name); err != nil {
+		if err := ValidStored(c.Name); err != nil {
 			return nil, err
 		}
 		for _, v := range c.Variables {
@@ -71,25 +73,25 @@ func Decide(s State, c Command) ([]events.Draft, error) {
 			}
 		}
 		if _, known := s.Checkpoints[c.Name]; (known || c.OnDisk) && !c.Overwrite {
-			return nil, fmt.Errorf("%w: checkpoint %q already exists: pass overwrite=true to replace it, or choose another name", ErrExists, c.Name)
+			return nil, fmt.Errorf("%w: checkpoint %q already exists: pass overwrite=true to replace it, or choose another name", ErrExists, Display(c.Name))
 		}
 		return nil, nil
 	case Load:
-		if err := ValidName(c.Name); err != nil {
+		if err := ValidStored(c.Name); err != nil {
 			return nil, err
 		}
 		if !c.OnDisk {
-			return nil, fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, c.Name)
+			return nil, fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, Display(c.Name))
 		}
 		return nil, nil
 	case Delete:
-		if err := ValidName(c.Name); err != nil {
+		if err := ValidStored(c.Name); err != nil {
 			return nil, err
 		}
 		if _, known := s.Checkpoints[c.Name]; !known && !c.OnDisk {
-			return nil, fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, c.Name)
+			return nil, fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, Display(c.Name))
 		}
-		return []events.Draft{{Stream: events.CheckpointStream(c.Name), Payload: events.CheckpointDeleted{Name: c.Name}}}, nil
+		return []events.Draft{{Stream: events.CheckpointStream(c.Name), Principal: c.By, Payload: events.CheckpointDeleted{Name: c.Name}}}, nil
 	case Record:
 		name := ""
 		switch p := c.Payload.(type) {
@@ -102,10 +104,10 @@ func Decide(s State, c Command) ([]events.Draft, error) {
 		default:
 			return nil, fmt.Errorf("checkpoint: cannot record %T", c.Payload)
 		}
-		if err := ValidName(name); err != nil {
+		if err := ValidStored(name); err != nil {
 			return nil, err
 		}
-		return []events.Draft{{Stream: events.CheckpointStream(name), Kernel: c.Kernel, Payload: c.Payload}}, nil
+		return []events.Draft{{Stream: events.CheckpointStream(name), Kernel: c.Kernel, Principal: c.By, Payload: c.Payload}}, nil
 	}
 	return nil, fmt.Errorf("checkpoint: unknown command %T", c)
 }

@@ -50,6 +50,7 @@ type rigConfig struct {
 	runner       Runner
 	observer     Observer
 	beforeAppend func([]events.Draft)
+	maxBytes     int64
 }
 
 func newRig(t testing.TB, st *testkit.Stack, encrypt bool) *rig {
@@ -77,7 +78,7 @@ func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
 		rc.observer = r.obs
 	}
 	r.svc, err = Open(context.Background(), Config{System: st.System.Actors(), Files: files, Runner: rc.runner, Log: st.Log,
-		KernelDir: r.kernelDir, Observer: rc.observer, BeforeAppend: rc.beforeAppend})
+		KernelDir: r.kernelDir, Observer: rc.observer, BeforeAppend: rc.beforeAppend, MaxBytesPerOwner: rc.maxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func (r *rig) kernel() string {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	k, err := r.st.System.StartKernel(ctx, "python3", "ckpt", "")
+	k, err := r.st.System.StartKernel(ctx, "python3", "ckpt", "", "admin")
 	if err != nil {
 		r.t.Fatalf("start kernel: %v", err)
 	}
@@ -197,7 +198,7 @@ func TestFridayMonday(t *testing.T) {
 				t.Errorf("encrypted = %v", m.Encrypted)
 			}
 			// Monday: the core restarts, Friday's kernel is gone, a new one starts.
-			if err := st.System.ShutdownKernel(context.Background(), k); err != nil {
+			if err := st.System.ShutdownKernel(context.Background(), k, "admin"); err != nil {
 				t.Fatal(err)
 			}
 			st.Restart()
@@ -223,7 +224,7 @@ func TestFridayMonday(t *testing.T) {
 			if err != nil || len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || !list.Checkpoints[0].Verified {
 				t.Fatalf("list: %+v %v", list, err)
 			}
-			if err := r.svc.Delete(context.Background(), "friday"); err != nil {
+			if err := r.svc.Delete(context.Background(), "", "friday", ""); err != nil {
 				t.Fatal(err)
 			}
 			if list, _ := r.svc.List(context.Background()); len(list.Checkpoints) != 0 {

@@ -34,7 +34,10 @@ const FormatVersion = 1
 // <name>.json beside it. NB: its JSON is part of the file format: Friday's
 // files are read on Monday by a newer binary; additive changes only.
 type Meta struct {
-	Name          string            `json:"name"`
+	Name string `json:"name"`
+	// Owner is whose checkpoint it is, as the client answers (the stored
+	// name says it; not part of the signed metadata).
+	Owner         string            `json:"owner,omitempty"`
 	KernelID      string            `json:"kernel_id"`
 	Notebook      string            `json:"notebook,omitempty"`
 	Created       time.Time         `json:"created"`
@@ -52,7 +55,12 @@ type Meta struct {
 
 // SaveRequest asks for a checkpoint of a kernel's variables.
 type SaveRequest struct {
-	Name      string
+	Name string
+	// Owner is the principal whose checkpoint it is (the one saving; ""
+	// or "admin": the admin's). Name is looked up among Owner's names.
+	Owner string
+	// By is the principal asking (recorded on the events).
+	By        string
 	KernelID  string
 	Notebook  string
 	Variables []string // empty: every user global that can be saved
@@ -61,7 +69,11 @@ type SaveRequest struct {
 
 // LoadRequest asks to restore a checkpoint into a kernel.
 type LoadRequest struct {
-	Name     string
+	Name string
+	// Owner is whose checkpoint Name is ("" or "admin": the admin's); By
+	// is the principal loading it.
+	Owner    string
+	By       string
 	KernelID string
 	Policy   Policy
 	// AllowRollback loads a file that is an older version of Name than the
@@ -75,8 +87,14 @@ type LoadRequest struct {
 // signature itself is checked in full at every load. Problem says why an
 // entry is not verified: saved under another name, an older version, not
 // recorded, unreadable.
+//
+// Name is the checkpoint's name within its Owner's names (the admin owns
+// the checkpoints from before principals existed); Stored is its stored
+// name (see Stored).
 type Listed struct {
 	Meta
+	Owner    string `json:"owner"`
+	Stored   string `json:"-"`
 	Verified bool   `json:"verified"`
 	Problem  string `json:"problem,omitempty"`
 }

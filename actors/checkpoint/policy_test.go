@@ -45,7 +45,7 @@ func venvKernel(t testing.TB, r *rig) string {
 	if err := os.WriteFile(filepath.Join(r.st.SpecDir, "kernels", "venv", "kernel.json"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k, err := r.st.System.StartKernel(ctx2m(t), "venv", "venv", "")
+	k, err := r.st.System.StartKernel(ctx2m(t), "venv", "venv", "", "admin")
 	if err != nil {
 		t.Fatalf("start venv kernel: %v", err)
 	}

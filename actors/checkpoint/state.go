@@ -19,6 +19,8 @@ type Entry struct {
 	SavedAt time.Time
 	Loads   int
 	Rejects int
+	// Owner is the principal whose checkpoint it is (from the stored name).
+	Owner string
 }
 
 // State is every checkpoint name the log knows of and is not deleted, and
@@ -36,7 +38,8 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.CheckpointSaved:
 		m := clone(s.Checkpoints)
-		ent := Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, SHA256: p.SHA256, Size: p.Size, SavedSeq: e.Seq, SavedAt: e.Time}
+		owner, _ := Owned(p.Name)
+		ent := Entry{Name: p.Name, KernelID: p.KernelID, KeyID: p.KeyID, SHA256: p.SHA256, Size: p.Size, SavedSeq: e.Seq, SavedAt: e.Time, Owner: owner}
 		m[p.Name] = ent
 		s.Checkpoints = m
 		n := clone(s.Newest)
@@ -64,6 +67,18 @@ func Apply(s State, e events.Event) State {
 		}
 	}
 	return s
+}
+
+// Usage is the bytes of owner's checkpoint files the log recorded, but
+// the one stored as except (a save about to replace it).
+func (s State) Usage(owner, except string) int64 {
+	var n int64
+	for stored, e := range s.Checkpoints {
+		if o, _ := Owned(stored); o == owner && stored != except {
+			n += e.Size
+		}
+	}
+	return n
 }
 
 func clone(m map[string]Entry) map[string]Entry {

@@ -45,7 +45,7 @@ func fileError(name string, err error) error {
 		}
 		return &RejectError{Err: err}
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, name)
+		return fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, Display(name))
 	}
 	return err
 }
@@ -57,7 +57,12 @@ func fileError(name string, err error) error {
 // save has the kernel serialize its variables with dill into the stage
 // Files gives it — handed over as an open descriptor, never a path — then
 // Files signs, encrypts and commits the file.
-func save(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, req SaveRequest, created time.Time) (Meta, error) {
+//
+// reserve is asked for the file's size once it is sealed, before it is
+// committed: a refusal commits nothing.
+func save(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, req SaveRequest, created time.Time,
+	reserve func(stored string, size int64) error) (Meta, error) {
+	ctx = withBy(ctx, req.By)
 	var res saveResult
 	var meta Meta
 	size, err := files.Save(req.Name, func(stage *os.File) error {
@@ -86,7 +91,14 @@ func save(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		if meta.Skipped == nil {
 			meta.Skipped = []Variable{}
 		}
-		return json.Marshal(meta)
+		mb, err := json.Marshal(meta)
+		if err != nil {
+			return nil, err
+		}
+		if err := reserve(req.Name, sealedBytes(keyID, encrypted, payload, len(mb))); err != nil {
+			return nil, err
+		}
+		return mb, nil
 	})
 	if err != nil {
 		return Meta{}, fileError(req.Name, err)
@@ -116,6 +128,7 @@ type loaded struct {
 // applies the policy and restores the variables into the kernel's globals
 // from a private copy of the verified bytes, handed over as a descriptor.
 func load(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, st State, req LoadRequest) loaded {
+	ctx = withBy(ctx, req.By)
 	var o loaded
 	err := files.Load(req.Name, func(payload *os.File, mb []byte, size int64) error {
 		var meta Meta
@@ -194,7 +207,7 @@ func notRegular(err error) bool {
 // files are skipped, unopened, with why.
 func list(files Files, st State) (Listing, error) {
 	out := Listing{Checkpoints: []Listed{}}
-	err := files.List(func(name string) bool { return ValidName(name) == nil }, func(name string, mb []byte, size int64, err error) {
+	err := files.List(func(name string) bool { return ValidStored(name) == nil }, func(name string, mb []byte, size int64, err error) {
 		if notRegular(err) {
 			out.Skipped = append(out.Skipped, err.Error())
 			return
@@ -203,9 +216,11 @@ func list(files Files, st State) (Listing, error) {
 		if err == nil {
 			err = json.Unmarshal(mb, &m)
 		}
-		l := Listed{}
+		l := Listed{Stored: name}
+		l.Owner, _ = Owned(name)
 		if err != nil {
 			l.Meta = Meta{Name: name, FileBytes: size}
+			_, l.Meta.Name = Owned(name)
 			l.Problem = "unreadable: " + err.Error()
 			out.Checkpoints = append(out.Checkpoints, l)
 			return
@@ -214,7 +229,7 @@ func list(files Files, st State) (Listing, error) {
 		status, why := ClassifyFile(st, name, m, size)
 		// NB: the file's name is what load takes; the signed name is
 		// shown in Problem when it differs.
-		m.Name = name
+		_, m.Name = Owned(name)
 		l.Meta, l.Verified, l.Problem = m, status == FileRecorded, why
 		out.Checkpoints = append(out.Checkpoints, l)
 	})

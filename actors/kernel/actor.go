@@ -47,6 +47,7 @@ type Actor struct {
 	// lifecycle commands are refused until it ends.
 	op      string
 	opReply *actor.PID
+	opBy    string // the principal whose command the operation carries out
 	running string // the execution sent and not yet ended
 }
 
@@ -109,9 +110,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case Watch:
 		a.watch(ctx)
 	case Interrupt:
-		a.interrupt(ctx)
+		a.interrupt(ctx, m)
+	case Share:
+		a.share(ctx, m)
 	case Restart:
-		a.restart(ctx)
+		a.restart(ctx, m)
 	case restartDone:
 		a.restarted(ctx, m)
 	case Shutdown:
@@ -210,7 +213,7 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 // beginOp starts a lifecycle operation if the decision allows it and no
 // other one is in progress; otherwise it answers the sender and reports
 // false.
-func (a *Actor) beginOp(ctx actor.Context, op string, refused error) bool {
+func (a *Actor) beginOp(ctx actor.Context, op, by string, refused error) bool {
 	if refused == nil && a.op != "" {
 		refused = fmt.Errorf("%w: kernel %s is %s", ErrNotRunning, a.id, a.op)
 	}
@@ -218,12 +221,12 @@ func (a *Actor) beginOp(ctx actor.Context, op string, refused error) bool {
 		ctx.Respond(Result{State: a.state, Err: refused})
 		return false
 	}
-	a.op, a.opReply = op, ctx.Sender()
+	a.op, a.opReply, a.opBy = op, ctx.Sender(), by
 	return true
 }
 
 func (a *Actor) start(ctx actor.Context, cmd Start) {
-	if !a.beginOp(ctx, "starting", DecideStart(a.state)) {
+	if !a.beginOp(ctx, "starting", cmd.Owner, DecideStart(a.state)) {
 		return
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
@@ -322,7 +325,9 @@ func (a *Actor) died(ctx actor.Context, m pumpDied) {
 // retire lets go of a connection the actor stopped itself (restart,
 // shutdown) if its end was not recorded yet: what it had in flight is lost.
 // It returns the effects to perform once the caller has told the scheduler.
-func (a *Actor) retire() []Effect {
+//
+// by stopped it: the losses it causes carry that principal.
+func (a *Actor) retire(by string) []Effect {
 	if a.conn == nil {
 		return nil
 	}
@@ -330,6 +335,13 @@ func (a *Actor) retire() []Effect {
 	var drafts []events.Draft
 	var effs []Effect
 	a.out, drafts, effs = Died(a.out, rest, Death{}, true)
+	for i := range drafts {
+		if drafts[i].Principal == "" && events.StreamKind(drafts[i].Stream) == "execution" {
+			if _, lost := drafts[i].Payload.(events.ExecutionLost); lost {
+				drafts[i].Principal = by
+			}
+		}
+	}
 	a.append(drafts...)
 	return effs
 }
@@ -384,7 +396,7 @@ func (a *Actor) watch(ctx actor.Context) {
 func (a *Actor) execute(ctx actor.Context, m Execute) error {
 	err := a.send(m)
 	if err != nil {
-		a.lose(ctx, m.ExecutionID, "could not be sent to the kernel: "+err.Error())
+		a.lose(ctx, m.ExecutionID, m.By, "could not be sent to the kernel: "+err.Error())
 	}
 	return err
 }
@@ -399,7 +411,7 @@ func (a *Actor) send(m Execute) error {
 	if a.running != "" {
 		return fmt.Errorf("%w: %s", ErrBusy, a.running)
 	}
-	a.out = Expect(a.out, m.MsgID, m.ExecutionID)
+	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
 	content := map[string]any{"code": m.Code, "silent": false, "store_history": true, "user_expressions": map[string]any{},
 		"allow_stdin": m.AllowStdin, "stop_on_error": false}
 	if err := a.conn.Send(ChannelShell, "execute_request", m.MsgID, content); err != nil {
@@ -411,9 +423,10 @@ func (a *Actor) send(m Execute) error {
 }
 
 // lose records an execution that started but that this kernel will never
-// run or report, and tells the scheduler it ended.
-func (a *Actor) lose(ctx actor.Context, execID, reason string) {
-	a.append(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id,
+// run or report, and tells the scheduler it ended. by is the principal
+// whose command lost it ("" when the server found it lost on its own).
+func (a *Actor) lose(ctx actor.Context, execID, by, reason string) {
+	a.append(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
 		Payload: events.ExecutionLost{ExecutionID: execID, Reason: reason}})
 	a.notify(ctx, ExecutionEnded{ExecutionID: execID, Status: "lost"})
 }
@@ -430,11 +443,11 @@ func (a *Actor) resume(ctx actor.Context, m Resume) {
 		if a.state.Reason != "" {
 			reason += ": " + a.state.Reason
 		}
-		a.lose(ctx, m.ExecutionID, reason)
+		a.lose(ctx, m.ExecutionID, "", reason)
 		return
 	}
 	var effs []Effect
-	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, events.NewID(time.Now()), a.away(m.ExecutionID))
+	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, m.By, events.NewID(time.Now()), a.away(m.ExecutionID))
 	a.running = m.ExecutionID
 	a.perform(ctx, effs)
 }
@@ -470,8 +483,19 @@ func (a *Actor) away(execID string) Away {
 		at.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))}
 }
 
-func (a *Actor) interrupt(ctx actor.Context) {
-	drafts, err := DecideInterrupt(a.state)
+// share records a grant (or its withdrawal) of access to the kernel.
+func (a *Actor) share(ctx actor.Context, m Share) {
+	drafts, err := DecideShare(a.state, m)
+	if err != nil {
+		ctx.Respond(Result{State: a.state, Err: err})
+		return
+	}
+	a.append(drafts...)
+	ctx.Respond(Result{State: a.state})
+}
+
+func (a *Actor) interrupt(ctx actor.Context, m Interrupt) {
+	drafts, err := DecideInterrupt(a.state, m.By)
 	if err == nil && a.conn == nil {
 		err = notRunning(a.state)
 	}
@@ -487,8 +511,8 @@ func (a *Actor) interrupt(ctx actor.Context) {
 	ctx.Respond(Result{State: a.state})
 }
 
-func (a *Actor) restart(ctx actor.Context) {
-	if !a.beginOp(ctx, "restarting", DecideRestart(a.state)) {
+func (a *Actor) restart(ctx actor.Context, m Restart) {
+	if !a.beginOp(ctx, "restarting", m.By, DecideRestart(a.state)) {
 		return
 	}
 	a.notify(ctx, Stopped{Status: StatusRunning, Reason: "restarting"})
@@ -515,21 +539,21 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 	a.op = ""
 	// The old process's in-flight work is lost; the scheduler, told
 	// "restarting", dispatches nothing meanwhile.
-	a.perform(ctx, a.retire())
+	a.perform(ctx, a.retire(a.opBy))
 	if m.err != nil {
-		a.append(draft(a.id, events.KernelDied{KernelID: a.id, Reason: "restart failed: " + m.err.Error(), StderrTail: stderrTail(m.err)}))
+		a.append(draftBy(a.id, a.opBy, events.KernelDied{KernelID: a.id, Reason: "restart failed: " + m.err.Error(), StderrTail: stderrTail(m.err)}))
 		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
 		a.reply(ctx, Result{State: a.state, Err: m.err})
 		return
 	}
-	a.append(draft(a.id, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
+	a.append(draftBy(a.id, a.opBy, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
 	a.adopt(ctx, m.conn)
 	a.notify(ctx, Ready{})
 	a.reply(ctx, Result{State: a.state})
 }
 
 func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
-	if !a.beginOp(ctx, "shutting down", DecideShutdown(a.state)) {
+	if !a.beginOp(ctx, "shutting down", m.By, DecideShutdown(a.state)) {
 		return
 	}
 	conn, proc := a.conn, a.state.Process
@@ -557,8 +581,8 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 		a.reply(ctx, Result{State: a.state, Err: fmt.Errorf("shut down kernel %s: %w", a.id, m.err)})
 		return
 	}
-	effs := a.retire()
-	a.append(draft(a.id, events.KernelShutDown{KernelID: a.id, Forced: m.forced, Reason: "requested"}))
+	effs := a.retire(a.opBy)
+	a.append(draftBy(a.id, a.opBy, events.KernelShutDown{KernelID: a.id, Forced: m.forced, Reason: "requested"}))
 	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shut down", Ending: endedIDs(effs)})
 	a.perform(ctx, effs)
 	a.reply(ctx, Result{State: a.state})
@@ -573,7 +597,7 @@ func (a *Actor) sendInput(ctx actor.Context, m SendInput) {
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("send input to kernel %s: %w", a.id, err)})
 		return
 	}
-	a.append(events.Draft{Stream: events.ExecutionStream(m.ExecutionID), Kernel: a.id,
+	a.append(events.Draft{Stream: events.ExecutionStream(m.ExecutionID), Kernel: a.id, Principal: m.By,
 		Payload: events.ExecutionInputSent{ExecutionID: m.ExecutionID}})
 	ctx.Respond(Result{State: a.state})
 }

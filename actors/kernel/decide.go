@@ -14,6 +14,9 @@ var (
 	ErrAlreadyStarted = errors.New("kernel: already started")
 	// ErrBusy: an execution is already in flight on this kernel.
 	ErrBusy = errors.New("kernel: an execution is in flight")
+	// ErrBadShare: a share that cannot be granted (to oneself, to the
+	// owner, an unknown access level).
+	ErrBadShare = errors.New("kernel: bad share")
 )
 
 // notRunning explains, for an agent, why the kernel cannot take a command.
@@ -35,6 +38,24 @@ func draft(id string, p events.Payload) events.Draft {
 	return events.Draft{Stream: events.KernelStream(id), Kernel: id, Payload: p}
 }
 
+// draftBy is draft for an event a principal's command caused.
+func draftBy(id, by string, p events.Payload) events.Draft {
+	return events.Draft{Stream: events.KernelStream(id), Kernel: id, Principal: by, Payload: p}
+}
+
+// adminName is the principal that owns kernels started before principals
+// existed (Owner ""). NB: infra/auth.Admin().Name; actors import no infra.
+const adminName = "admin"
+
+// EffectiveOwner is the kernel's owner, the admin for kernels from before
+// principals existed.
+func (s State) EffectiveOwner() string {
+	if s.Owner == "" {
+		return adminName
+	}
+	return s.Owner
+}
+
 // DecideStart validates a start.
 func DecideStart(s State) error {
 	if s.Status != StatusNew {
@@ -46,14 +67,42 @@ func DecideStart(s State) error {
 // StartedEvents records a launch's outcome.
 func StartedEvents(id string, cmd Start, l Launched, err error, stderrTail string) []events.Draft {
 	if err != nil {
-		return []events.Draft{draft(id, events.KernelStartFailed{KernelID: id, Spec: cmd.Spec, Reason: err.Error(), StderrTail: stderrTail})}
+		return []events.Draft{draftBy(id, cmd.Owner, events.KernelStartFailed{KernelID: id, Spec: cmd.Spec, Reason: err.Error(), StderrTail: stderrTail})}
 	}
-	return []events.Draft{draft(id, events.KernelStarted{KernelID: id, Spec: cmd.Spec, Label: cmd.Label, Notebook: cmd.Notebook,
-		Language: l.Language, InterruptMode: l.InterruptMode, Process: l.Process, DiesWithServer: l.DiesWithServer})}
+	return []events.Draft{draftBy(id, cmd.Owner, events.KernelStarted{KernelID: id, Spec: cmd.Spec, Label: cmd.Label, Notebook: cmd.Notebook,
+		Language: l.Language, InterruptMode: l.InterruptMode, Process: l.Process, DiesWithServer: l.DiesWithServer, Owner: cmd.Owner})}
 }
 
-// DecideInterrupt validates an interrupt and records it.
-func DecideInterrupt(s State) ([]events.Draft, error) {
+// DecideShare validates a share and records it. Only a running kernel can
+// be shared; a share with the sharer itself or with the owner means
+// nothing and is refused; granting what is already granted records
+// nothing.
+func DecideShare(s State, c Share) ([]events.Draft, error) {
+	if !s.Status.Alive() {
+		return nil, notRunning(s)
+	}
+	switch c.Access {
+	case events.AccessRead, events.AccessExecute, events.AccessNone:
+	default:
+		return nil, fmt.Errorf("%w: access %q is not one of read, execute, none", ErrBadShare, c.Access)
+	}
+	switch {
+	case c.Principal == "":
+		return nil, fmt.Errorf("%w: name the principal to share kernel %s with", ErrBadShare, s.ID)
+	case c.Principal == c.By:
+		return nil, fmt.Errorf("%w: %q cannot share kernel %s with itself", ErrBadShare, c.By, s.ID)
+	case c.Principal == s.EffectiveOwner():
+		return nil, fmt.Errorf("%w: %q owns kernel %s already", ErrBadShare, c.Principal, s.ID)
+	}
+	current, shared := s.Shares[c.Principal]
+	if current == c.Access || !shared && c.Access == events.AccessNone {
+		return nil, nil
+	}
+	return []events.Draft{draftBy(s.ID, c.By, events.KernelShared{KernelID: s.ID, Principal: c.Principal, Access: c.Access})}, nil
+}
+
+// DecideInterrupt validates an interrupt by principal by and records it.
+func DecideInterrupt(s State, by string) ([]events.Draft, error) {
 	if !s.Status.Alive() {
 		return nil, notRunning(s)
 	}
@@ -61,7 +110,7 @@ func DecideInterrupt(s State) ([]events.Draft, error) {
 	if mode == "" {
 		mode = "signal"
 	}
-	return []events.Draft{draft(s.ID, events.KernelInterrupted{KernelID: s.ID, Mode: mode})}, nil
+	return []events.Draft{draftBy(s.ID, by, events.KernelInterrupted{KernelID: s.ID, Mode: mode})}, nil
 }
 
 // DecideShutdown validates a shutdown. Shutting down a dead or lost kernel

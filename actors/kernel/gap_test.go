@@ -61,7 +61,7 @@ func TestTrackerStaysSmallWhileIdle(t *testing.T) {
 	if len(s.Counters.words) > 2 || s.Counters.overflow {
 		t.Fatalf("tracker holds %d words (overflow %v) with nothing in flight", len(s.Counters.words), s.Counters.overflow)
 	}
-	s = Expect(s, "m1", "x1")
+	s = Expect(s, "m1", "x1", "")
 	s, _, _ = Step(s, []Incoming{counted(iopub("m1", "status", busy), 100_000), counted(iopub("m1", "stream", `{}`), 100_002)})
 	_, d, _ := Step(s, []Incoming{counted(shell("m1", "execute_reply", ok), 100_003), counted(iopub("m1", "status", idle), 100_004)})
 	if len(d) < 2 || renderDraft(d[len(d)-2]) != "execution/x1 ExecutionOutputLost messages=1 "+holeReason {

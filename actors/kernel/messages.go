@@ -1,13 +1,17 @@
 package kernel
 
 // Commands the kernel actor takes. Each is answered with a Result unless
-// noted.
+// noted. By names the principal whose request it is: the events the command
+// causes carry it (events.Draft.Principal). Who may send which command is
+// decided at the edge (cmd/mcp-jupyter), not here.
 type (
-	// Start launches the kernel from a kernelspec.
+	// Start launches the kernel from a kernelspec. Owner is the principal
+	// starting it, who owns the kernel from then on.
 	Start struct {
 		Spec     string
 		Label    string
 		Notebook string
+		Owner    string
 	}
 	// Execute sends an execute_request whose ExecutionStarted is already
 	// durable. Answered with ExecuteResult.
@@ -16,6 +20,8 @@ type (
 		MsgID       string
 		Code        string
 		AllowStdin  bool
+		// By submitted the execution: its outputs and final event carry it.
+		By string
 	}
 	// Resume re-adopts an execution that was running when the server (or
 	// the kernel actor) stopped: it completes if its reply still arrives on
@@ -25,14 +31,26 @@ type (
 	Resume struct {
 		ExecutionID string
 		MsgID       string
+		By          string // who submitted it (from its ExecutionQueued)
 	}
-	Interrupt struct{}
-	Restart   struct{}
-	Shutdown  struct{ Reason string }
+	Interrupt struct{ By string }
+	Restart   struct{ By string }
+	Shutdown  struct {
+		Reason string
+		By     string
+	}
 	// SendInput answers an input() call of an execution.
 	SendInput struct {
 		ExecutionID string
 		Value       string
+		By          string
+	}
+	// Share grants Principal access ("read", "execute") to the kernel, or
+	// withdraws it ("none"). Answered with a Result.
+	Share struct {
+		By        string
+		Principal string
+		Access    string
 	}
 	// GetState is answered with the State.
 	GetState struct{}

@@ -19,7 +19,10 @@ const (
 
 // Inflight is an execute_request we sent and whose completion we await.
 type Inflight struct {
-	ExecID  string
+	ExecID string
+	// By is the principal that submitted the execution: every event of its
+	// output and its end carries it.
+	By      string
 	Replied bool
 	Idle    bool
 	Reply   ExecuteReply
@@ -122,8 +125,8 @@ func (WarnUnknownIOPub) effect() {}
 
 // Expect registers an execute_request before it is sent, so that every
 // message whose parent it is lands on the execution's stream.
-func Expect(s OutputState, msgID, execID string) OutputState {
-	s.Inflight[msgID] = &Inflight{ExecID: execID}
+func Expect(s OutputState, msgID, execID, by string) OutputState {
+	s.Inflight[msgID] = &Inflight{ExecID: execID, By: by}
 	return s
 }
 
@@ -142,8 +145,8 @@ func Forget(s OutputState, msgID string) OutputState {
 // away describes what the log recorded of it before: the msg_id of its last
 // recorded message (its counter is where holes start counting) and why
 // messages after it may be missing (the server was away).
-func Readopt(s OutputState, msgID, execID, barrier string, away Away) (OutputState, []Effect) {
-	in := &Inflight{ExecID: execID, HoleReason: away.Reason}
+func Readopt(s OutputState, msgID, execID, by, barrier string, away Away) (OutputState, []Effect) {
+	in := &Inflight{ExecID: execID, By: by, HoleReason: away.Reason}
 	if _, n, ok := parseCounter(away.LastMsgID); ok {
 		in.First, in.Last, in.Counted = n+1, n, true
 	} else if away.Reason != "" {
@@ -251,11 +254,11 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			}
 		case m.Channel == ChannelIOPub:
 			in := s.Inflight[m.ParentMsgID]
-			stream, execID := events.KernelStream(k), ""
+			stream, execID, by := events.KernelStream(k), "", ""
 			if in != nil {
-				stream, execID = events.ExecutionStream(in.ExecID), in.ExecID
+				stream, execID, by = events.ExecutionStream(in.ExecID), in.ExecID, in.By
 			}
-			drafts = append(drafts, events.Draft{Stream: stream, Kernel: k, Payload: events.IOPubMessageReceived{
+			drafts = append(drafts, events.Draft{Stream: stream, Kernel: k, Principal: by, Payload: events.IOPubMessageReceived{
 				KernelID: k, ExecutionID: execID, MsgID: m.MsgID, ParentMsgID: m.ParentMsgID, MsgType: m.MsgType, Content: m.Content}})
 			if in != nil && m.MsgType == "status" && isIdle(m.Content) {
 				in.Idle = true
@@ -299,7 +302,7 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 				Password bool   `json:"password"`
 			}
 			_ = json.Unmarshal(m.Content, &req)
-			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k,
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k, Principal: in.By,
 				Payload: events.ExecutionInputRequested{ExecutionID: in.ExecID, Prompt: req.Prompt, Password: req.Password}})
 		}
 	}
@@ -382,7 +385,7 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 		payload = events.ExecutionFinished{ExecutionID: in.ExecID, Status: r.Status, ExecutionCount: r.ExecutionCount,
 			ErrorName: r.Ename, ErrorValue: r.Evalue, Traceback: r.Traceback}
 	}
-	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Payload: payload})
+	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: payload})
 	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
 }
 
@@ -441,7 +444,7 @@ const holeReason = "the kernel's IOPub socket dropped messages (its send queue w
 // counted lost otherwise.
 func lostDrafts(s OutputState, in *Inflight, drafts []events.Draft) []events.Draft {
 	add := func(n int, reason string) {
-		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID,
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By,
 			Payload: events.ExecutionOutputLost{ExecutionID: in.ExecID, Messages: max(n, 0), Reason: reason}})
 	}
 	if in.Counted {

@@ -138,7 +138,7 @@ func TestStepTranscripts(t *testing.T) {
 		inflight:   1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Expect(NewOutputState("k"), "m1", "x1")
+			s := Expect(NewOutputState("k"), "m1", "x1", "")
 			var drafts []events.Draft
 			var effs []Effect
 			for _, b := range tc.batches {
@@ -159,13 +159,13 @@ func TestStepTranscripts(t *testing.T) {
 // reply first: the execution ended while we were away (lost, never
 // resent). The execution's reply first: it finishes as usual.
 func TestReadoptTranscripts(t *testing.T) {
-	s, effs := Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{})
+	s, effs := Readopt(NewOutputState("k"), "m1", "x1", "", "b1", Away{})
 	check(t, nil, effs, nil, []string{"send shell kernel_info_request b1"})
 	_, d, e := Step(s, []Incoming{shell("b1", "kernel_info_reply", `{}`), shell("m1", "execute_reply", ok)})
 	check(t, d, e, []string{"execution/x1 ExecutionLost the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"},
 		[]string{"ended x1 lost"})
 
-	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{})
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "", "b1", Away{})
 	s, d, e = Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle), shell("b1", "kernel_info_reply", `{}`)})
 	check(t, d, e, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"},
 		[]string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok"})
@@ -179,7 +179,7 @@ func TestReadoptTranscripts(t *testing.T) {
 func TestDiedTranscripts(t *testing.T) {
 	code := 9
 	death := Death{Reason: "the kernel process exited (signal: killed)", ExitCode: &code}
-	s := Expect(NewOutputState("k"), "m1", "x1")
+	s := Expect(NewOutputState("k"), "m1", "x1", "")
 	s, d, e := Died(s, []Incoming{iopub("m1", "stream", `{}`)}, death, false)
 	check(t, d, e, []string{"execution/x1 IOPubMessageReceived stream of x1",
 		"execution/x1 ExecutionLost the kernel died during the execution: the kernel process exited (signal: killed)",
@@ -187,7 +187,7 @@ func TestDiedTranscripts(t *testing.T) {
 	if len(Running(s)) != 0 {
 		t.Fatalf("still running: %v", Running(s))
 	}
-	s = Expect(NewOutputState("k"), "m1", "x1")
+	s = Expect(NewOutputState("k"), "m1", "x1", "")
 	_, d, e = Died(s, nil, Death{}, true)
 	check(t, d, e, []string{"execution/x1 ExecutionLost the kernel was stopped during the execution"}, []string{"ended x1 lost"})
 	_, d, e = Died(NewOutputState("k"), nil, Death{}, true)
@@ -206,13 +206,13 @@ func counted(m Incoming, n int) Incoming {
 // sent while the server was away.
 func TestGapTranscripts(t *testing.T) {
 	const lost = "execution/x1 ExecutionOutputLost messages=%d %s"
-	s := Expect(NewOutputState("k"), "m1", "x1")
+	s := Expect(NewOutputState("k"), "m1", "x1", "")
 	_, d, _ := Step(s, []Incoming{counted(iopub("m1", "status", busy), 10), counted(iopub("m1", "stream", `{}`), 11),
 		counted(shell("m1", "execute_reply", ok), 12), counted(iopub("m1", "status", idle), 13)})
 	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 IOPubMessageReceived stream of x1",
 		"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3"}, nil)
 
-	s = Expect(NewOutputState("k"), "m1", "x1")
+	s = Expect(NewOutputState("k"), "m1", "x1", "")
 	s, _, _ = Step(s, []Incoming{counted(iopub("m1", "status", busy), 10), counted(iopub("m1", "stream", `{}`), 11)})
 	// 12..88 dropped by the kernel's PUB socket: 77 messages
 	_, d, e := Step(s, []Incoming{counted(iopub("m1", "stream", `{}`), 89), counted(shell("m1", "execute_reply", ok), 90),
@@ -223,7 +223,7 @@ func TestGapTranscripts(t *testing.T) {
 	// Re-adopted: its last recorded message was counter 40; the kernel
 	// printed 41..49 while the server was down.
 	away := Away{LastMsgID: "sess_1_40", Reason: "outputs printed while the server was down from T1 to T2 are missing"}
-	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", away)
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "", "b1", away)
 	_, d, _ = Step(s, []Incoming{counted(iopub("m1", "stream", `{}`), 50), counted(shell("m1", "execute_reply", ok), 51),
 		counted(iopub("m1", "status", idle), 52), counted(shell("b1", "kernel_info_reply", `{}`), 53)})
 	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived stream of x1", "execution/x1 IOPubMessageReceived status of x1",
@@ -231,14 +231,14 @@ func TestGapTranscripts(t *testing.T) {
 
 	// Re-adopted and over before the re-attach: what it sent after
 	// counter 40 up to the barrier's reply is gone with it.
-	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", away)
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "", "b1", away)
 	_, d, _ = Step(s, []Incoming{counted(shell("b1", "kernel_info_reply", `{}`), 45)})
 	if len(d) != 2 || renderDraft(d[0]) != fmt.Sprintf(lost, 4, away.Reason+"; or "+holeReason) {
 		t.Fatalf("lost while away: %v", d)
 	}
 
 	// Nothing recorded before the restart: an unknown number.
-	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "b1", Away{Reason: away.Reason})
+	s, _ = Readopt(NewOutputState("k"), "m1", "x1", "", "b1", Away{Reason: away.Reason})
 	_, d, _ = Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle)})
 	check(t, d, nil, []string{"execution/x1 IOPubMessageReceived status of x1", fmt.Sprintf(lost, 0, away.Reason),
 		"execution/x1 ExecutionFinished ok count=3"}, nil)
@@ -248,7 +248,7 @@ func TestGapTranscripts(t *testing.T) {
 // marker counts against the execution in flight; a batch the log refused
 // (Unrecorded) counts too. Both are one ExecutionOutputLost each.
 func TestGapMarkerAndUnrecorded(t *testing.T) {
-	s := Expect(NewOutputState("k"), "m1", "x1")
+	s := Expect(NewOutputState("k"), "m1", "x1", "")
 	s, _, _ = Step(s, []Incoming{{Channel: ChannelIOPub, Dropped: 5}})
 	s = Unrecorded(s, []Incoming{iopub("m1", "stream", `{}`), iopub("m1", "stream", `{}`), iopub("other", "stream", `{}`)}, "the disk is full")
 	_, d, _ := Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle)})

@@ -38,6 +38,13 @@ type State struct {
 	// ReattachedAt is when the server last found the kernel again after a
 	// restart (the envelope time of KernelReattached).
 	ReattachedAt time.Time
+	// Owner is the principal that started the kernel ("" for kernels
+	// started before principals existed: the admin's).
+	Owner string
+	// Shares maps a principal to the access it was granted ("read",
+	// "execute"). Apply replaces the map on every change, never writes to
+	// it: a State handed out (GetState) can be read without locks.
+	Shares map[string]string
 }
 
 // Apply folds one event of the kernel's stream into s. Pure.
@@ -45,7 +52,8 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.KernelStarted:
 		s = State{ID: p.KernelID, Spec: p.Spec, Label: p.Label, Notebook: p.Notebook, Language: p.Language,
-			InterruptMode: p.InterruptMode, Status: StatusRunning, Process: p.Process, DiesWithServer: p.DiesWithServer}
+			InterruptMode: p.InterruptMode, Status: StatusRunning, Process: p.Process, DiesWithServer: p.DiesWithServer,
+			Owner: p.Owner}
 	case events.KernelStartFailed:
 		s.ID, s.Spec, s.Status, s.Reason = p.KernelID, p.Spec, StatusFailed, p.Reason
 	case events.KernelRestarted:
@@ -59,6 +67,17 @@ func Apply(s State, e events.Event) State {
 		s.Status, s.Reason = StatusLost, p.Reason
 	case events.KernelShutDown:
 		s.Status, s.Reason = StatusShutDown, p.Reason
+	case events.KernelShared:
+		shares := make(map[string]string, len(s.Shares)+1)
+		for k, v := range s.Shares {
+			shares[k] = v
+		}
+		if p.Access == events.AccessNone {
+			delete(shares, p.Principal)
+		} else {
+			shares[p.Principal] = p.Access
+		}
+		s.Shares = shares
 	default:
 		return s
 	}

@@ -17,18 +17,18 @@ func TestKernelLifecycleTranscript(t *testing.T) {
 	if err := DecideStart(s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DecideInterrupt(s); !errors.Is(err, ErrNotRunning) {
+	if _, err := DecideInterrupt(s, ""); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("interrupt before start: %v", err)
 	}
 	apply(events.KernelStarted{KernelID: "k", Spec: "python3", Process: events.KernelProcess{Pid: 10}})
 	if s.Status != StatusRunning || s.Process.Pid != 10 || DecideStart(s) == nil {
 		t.Fatalf("started: %+v", s)
 	}
-	if d, err := DecideInterrupt(s); err != nil || len(d) != 1 {
+	if d, err := DecideInterrupt(s, ""); err != nil || len(d) != 1 {
 		t.Fatalf("interrupt: %v %v", d, err)
 	}
 	apply(events.KernelDied{KernelID: "k", Reason: "exit code 1"})
-	if _, err := DecideInterrupt(s); err == nil || s.Status != StatusDead {
+	if _, err := DecideInterrupt(s, ""); err == nil || s.Status != StatusDead {
 		t.Fatalf("dead kernel must refuse interrupt: %+v %v", s, err)
 	}
 	if DecideRestart(s) != nil {

@@ -77,17 +77,18 @@ type (
 		sum, mime string
 		data      []byte
 		origin    Origin
+		by        string
 	}
 	putReply struct {
 		sum string
 		err error
 	}
-	renewMsg   struct{ sum, holder string }
+	renewMsg   struct{ sum, holder, by string }
 	renewReply struct {
 		exp time.Time
 		err error
 	}
-	readMsg   struct{ sum string }
+	readMsg   struct{ sum, by string }
 	readReply struct {
 		f    *os.File
 		size int64
@@ -201,11 +202,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.written(ctx, m)
 	case renewMsg:
 		a.cur, a.curSender = m, ctx.Sender()
-		exp, err := a.renew(m.sum, m.holder)
+		exp, err := a.renew(m.sum, m.holder, m.by)
 		ctx.Respond(renewReply{exp: exp, err: err})
 	case readMsg:
 		a.cur, a.curSender = m, ctx.Sender()
-		ctx.Respond(a.read(m.sum))
+		ctx.Respond(a.read(m.sum, m.by))
 	case assetMsg:
 		x, ok := a.state.Assets[m.sum]
 		var c Asset
@@ -445,7 +446,7 @@ func (a *Actor) written(ctx actor.Context, w fileWritten) {
 		ctx.Send(w.sender, putReply{err: fmt.Errorf("write asset file: %w", w.err)})
 		return
 	}
-	ds, _ := Decide(a.state, Store{SHA256: w.put.sum, MIME: w.put.mime, Size: int64(len(w.put.data)), Origin: w.put.origin}, a.deps.Now(), a.deps.TTL)
+	ds, _ := Decide(a.state, Store{SHA256: w.put.sum, MIME: w.put.mime, Size: int64(len(w.put.data)), Origin: w.put.origin, By: w.put.by}, a.deps.Now(), a.deps.TTL)
 	if err := a.append(ds); err != nil {
 		ctx.Send(w.sender, putReply{err: err})
 		fail(err)
@@ -453,11 +454,11 @@ func (a *Actor) written(ctx actor.Context, w fileWritten) {
 	ctx.Send(w.sender, putReply{sum: w.put.sum})
 }
 
-func (a *Actor) renew(sum, holder string) (time.Time, error) {
+func (a *Actor) renew(sum, holder, by string) (time.Time, error) {
 	if a.err != nil {
 		return time.Time{}, a.err
 	}
-	ds, err := Decide(a.state, Renew{SHA256: sum, Holder: holder}, a.deps.Now(), a.deps.TTL)
+	ds, err := Decide(a.state, Renew{SHA256: sum, Holder: holder, By: by}, a.deps.Now(), a.deps.TTL)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -471,8 +472,8 @@ func (a *Actor) renew(sum, holder string) (time.Time, error) {
 // read renews the read lease and opens the file. NB: the open is one
 // syscall in the mailbox, so no GC can come between the renewal and it;
 // the bytes are read by the caller, off the mailbox.
-func (a *Actor) read(sum string) readReply {
-	if _, err := a.renew(sum, HolderRead); err != nil {
+func (a *Actor) read(sum, by string) readReply {
+	if _, err := a.renew(sum, HolderRead, by); err != nil {
 		return readReply{err: err}
 	}
 	f, size, err := a.deps.Files.Open(sum)

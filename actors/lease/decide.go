@@ -43,9 +43,11 @@ type (
 		SHA256, MIME string
 		Size         int64
 		Origin       Origin
+		By           string // the principal whose request stored it ("" if none)
 	}
-	// Renew renews Holder's lease on SHA256.
-	Renew struct{ SHA256, Holder string }
+	// Renew renews Holder's lease on SHA256 at principal By's request
+	// (a read).
+	Renew struct{ SHA256, Holder, By string }
 	// Adopt records a file found on disk that no event names.
 	Adopt struct {
 		SHA256, MIME string
@@ -69,9 +71,9 @@ func (Collect) isCommand() {}
 func Decide(s State, c Command, now time.Time, ttl time.Duration) ([]events.Draft, error) {
 	switch c := c.(type) {
 	case Store:
-		return decideStore(s.Assets[c.SHA256], c, now, ttl), nil
+		return stamp(decideStore(s.Assets[c.SHA256], c, now, ttl), nil)(c.By)
 	case Renew:
-		return decideRenew(s.Assets[c.SHA256], c.SHA256, c.Holder, now, ttl)
+		return stamp(decideRenew(s.Assets[c.SHA256], c.SHA256, c.Holder, now, ttl))(c.By)
 	case Adopt:
 		if s.Assets[c.SHA256].Stored() {
 			return nil, nil
@@ -86,6 +88,16 @@ func Decide(s State, c Command, now time.Time, ttl time.Duration) ([]events.Draf
 		return ds, nil
 	}
 	return nil, fmt.Errorf("lease: unknown command %T", c)
+}
+
+// stamp records who caused ds: stamp(ds, err)(by).
+func stamp(ds []events.Draft, err error) func(by string) ([]events.Draft, error) {
+	return func(by string) ([]events.Draft, error) {
+		for i := range ds {
+			ds[i].Principal = by
+		}
+		return ds, err
+	}
 }
 
 func decideStore(a *Asset, c Store, now time.Time, ttl time.Duration) []events.Draft {

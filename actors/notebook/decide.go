@@ -99,8 +99,11 @@ func (WriteOutputs) opName() string { return "write outputs" }
 type Command struct {
 	Path         string
 	ExpectedHash string // the sha256 the caller read; required but for Create and WriteOutputs
-	By           string
-	Op           Op
+	By           string // the client's label, recorded in the payload
+	// Principal is the authenticated principal asking ("" for the server's
+	// own writes): the events carry it in their envelope.
+	Principal string
+	Op        Op
 }
 
 // Decision is what Decide returns: the new file and the events recording it.
@@ -117,7 +120,9 @@ type Decision struct {
 // it is on disk (cur is nil when there is none). It is pure.
 func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 	stream := events.NotebookStream(StreamID(c.Path))
-	draft := func(p events.Payload) []events.Draft { return []events.Draft{{Stream: stream, Payload: p}} }
+	draft := func(p events.Payload) []events.Draft {
+		return []events.Draft{{Stream: stream, Principal: c.Principal, Payload: p}}
+	}
 	if op, ok := c.Op.(Create); ok {
 		if cur != nil {
 			return Decision{}, fmt.Errorf("%w: %s is already a notebook (sha256 %s); read_notebook it, or choose another path", ErrExists, c.Path, short(cur.Hash))

@@ -51,7 +51,9 @@ type OutputWriter struct {
 	Dropped int
 }
 
-type target struct{ path, cell string }
+// target is where an execution's outputs go, and who submitted it (the
+// outputs written carry that principal, as the execution's own do).
+type target struct{ path, cell, by string }
 
 func (w *OutputWriter) defaults() {
 	if w.Logger == nil {
@@ -157,7 +159,7 @@ func (w *OutputWriter) observe(e events.Event) {
 			w.Logger.Warn("notebook outputs: too many cell executions waiting; the oldest will not be written into its notebook",
 				"execution_id", old, "max_pending", w.MaxPending)
 		}
-		w.pending[p.ExecutionID] = target{path: p.Notebook, cell: p.CellID}
+		w.pending[p.ExecutionID] = target{path: p.Notebook, cell: p.CellID, by: e.Principal}
 		w.order = append(w.order, p.ExecutionID)
 	case events.NotebookOutputsWritten:
 		w.forget(p.ExecutionID)
@@ -211,7 +213,7 @@ func (w *OutputWriter) write(ctx context.Context, id string) {
 		w.Logger.Error("notebook outputs: read execution", "execution_id", id, "err", err)
 		return
 	}
-	cmd := Command{Path: t.path, By: By, Op: WriteOutputs{CellID: t.cell, ExecutionID: id, Outputs: nbfile.Outputs(msgs), ExecutionCount: count}}
+	cmd := Command{Path: t.path, By: By, Principal: t.by, Op: WriteOutputs{CellID: t.cell, ExecutionID: id, Outputs: nbfile.Outputs(msgs), ExecutionCount: count}}
 	for attempt := 0; ; attempt++ {
 		_, err = w.Manager.Do(ctx, cmd)
 		if !errors.Is(err, nbfile.ErrLocked) || attempt >= w.LockRetries {

@@ -60,7 +60,7 @@ func TestRunCellsWritesOutputsIntoTheFile(t *testing.T) {
 		}
 		hash, cells = res.Hash, append(cells, res.CellID)
 	}
-	k, err := st.System.StartKernel(ctx, "python3", "", "run.ipynb")
+	k, err := st.System.StartKernel(ctx, "python3", "", "run.ipynb", "admin")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ type Deps struct {
 type (
 	// KernelSpawned tells the scheduler its kernel actor exists.
 	KernelSpawned struct{}
-	Cancel        struct{ ExecutionID, Reason string }
+	Cancel        struct{ ExecutionID, Reason, By string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
 )
@@ -112,7 +112,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case Submit:
 		ctx.Respond(a.submit(ctx, m))
 	case Cancel:
-		drafts, err := DecideCancel(a.state, m.ExecutionID, m.Reason)
+		drafts, err := DecideCancel(a.state, m.ExecutionID, m.Reason, m.By)
 		if err == nil {
 			a.append(drafts)
 		}
@@ -232,7 +232,7 @@ func (a *Actor) resume(ctx actor.Context, x Execution) {
 		return
 	}
 	a.resumed = x.ID
-	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID})
+	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
 }
 
 func (a *Actor) next(ctx actor.Context) {
@@ -248,7 +248,7 @@ func (a *Actor) next(ctx actor.Context) {
 }
 
 func (a *Actor) send(ctx actor.Context, x Execution) {
-	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin})
+	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By})
 }
 
 // append makes drafts durable and applies them; a log failure stops the

@@ -95,7 +95,7 @@ func (e *env) count(id, typ string) int {
 func queued(id string) events.Draft {
 	return events.Draft{Stream: events.ExecutionStream(id), Kernel: "k", Payload: events.ExecutionQueued{ExecutionID: id, KernelID: "k", Code: "code of " + id}}
 }
-func startedEv(id string) events.Draft { return started("k", id, "msg-"+id) }
+func startedEv(id string) events.Draft { return started("k", id, "", "msg-"+id) }
 func finished(id string) events.Draft {
 	return events.Draft{Stream: events.ExecutionStream(id), Kernel: "k", Payload: events.ExecutionFinished{ExecutionID: id, Status: "ok"}}
 }

@@ -23,6 +23,8 @@ type Submit struct {
 	AllowStdin  bool
 	Notebook    string
 	CellID      string
+	// By is the principal submitting: the execution's events carry it.
+	By string
 }
 
 // DecideSubmit queues an execution. If the kernel can run it now it is
@@ -31,16 +33,18 @@ func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([
 	if len(s.Pending) >= maxQueue {
 		return nil, fmt.Errorf("%w: %d executions are queued on kernel %s (the limit); wait for some to finish or cancel_execution some", ErrQueueFull, len(s.Pending), s.KernelID)
 	}
-	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Payload: events.ExecutionQueued{
+	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Principal: c.By, Payload: events.ExecutionQueued{
 		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID}}}
 	if canRun && s.Active == nil && len(s.Pending) == 0 {
-		drafts = append(drafts, started(s.KernelID, c.ExecutionID, msgID))
+		drafts = append(drafts, started(s.KernelID, c.ExecutionID, c.By, msgID))
 	}
 	return drafts, nil
 }
 
-func started(kernel, id, msgID string) events.Draft {
-	return events.Draft{Stream: events.ExecutionStream(id), Kernel: kernel,
+// started records an execution's start; it carries its submitter's
+// principal, whenever the queue gets to it.
+func started(kernel, id, by, msgID string) events.Draft {
+	return events.Draft{Stream: events.ExecutionStream(id), Kernel: kernel, Principal: by,
 		Payload: events.ExecutionStarted{ExecutionID: id, KernelID: kernel, MsgID: msgID}}
 }
 
@@ -49,14 +53,14 @@ func DecideNext(s State, msgID string) []events.Draft {
 	if s.Active != nil || len(s.Pending) == 0 {
 		return nil
 	}
-	return []events.Draft{started(s.KernelID, s.Pending[0].ID, msgID)}
+	return []events.Draft{started(s.KernelID, s.Pending[0].ID, s.Pending[0].By, msgID)}
 }
 
-// DecideCancel withdraws a queued execution.
-func DecideCancel(s State, id, reason string) ([]events.Draft, error) {
+// DecideCancel withdraws a queued execution at principal by's request.
+func DecideCancel(s State, id, reason, by string) ([]events.Draft, error) {
 	for _, x := range s.Pending {
 		if x.ID == id {
-			return []events.Draft{{Stream: events.ExecutionStream(id), Kernel: s.KernelID,
+			return []events.Draft{{Stream: events.ExecutionStream(id), Kernel: s.KernelID, Principal: by,
 				Payload: events.ExecutionCancelled{ExecutionID: id, Reason: reason}}}, nil
 		}
 	}

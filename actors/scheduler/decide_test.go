@@ -60,11 +60,11 @@ func TestQueueFullAndCancel(t *testing.T) {
 	if _, err := DecideSubmit(s, Submit{ExecutionID: "c"}, 2, false, ""); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("want queue full, got %v", err)
 	}
-	s = fold(s, &seq, mustDecide(DecideCancel(s, "a", "by test")))
+	s = fold(s, &seq, mustDecide(DecideCancel(s, "a", "by test", "")))
 	if ids(s.Pending) != "b" {
 		t.Fatalf("after cancel: %q", ids(s.Pending))
 	}
-	if _, err := DecideCancel(s, "zzz", ""); !errors.Is(err, ErrNotQueued) {
+	if _, err := DecideCancel(s, "zzz", "", ""); !errors.Is(err, ErrNotQueued) {
 		t.Fatalf("cancel unknown: %v", err)
 	}
 	lost := DecideLosePending(s, "kernel died")

@@ -16,6 +16,8 @@ type Execution struct {
 	AllowStdin bool
 	Notebook   string
 	CellID     string
+	// By is the principal that submitted it ("" before principals existed).
+	By string
 	// MsgID names its execute_request once started.
 	MsgID     string
 	QueuedAt  time.Time
@@ -60,7 +62,7 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], Execution{ID: p.ExecutionID, KernelID: p.KernelID,
-			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time, LastSeq: e.Seq})
+			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time, LastSeq: e.Seq})
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {

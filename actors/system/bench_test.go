@@ -46,7 +46,7 @@ func BenchmarkKernelActorRoundTrip(b *testing.B) {
 	s := testkit.StartStack(b, "")
 	raw := testkit.StartKernel(b)
 	ctx := context.Background()
-	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "", "admin")
 	if err != nil {
 		b.Fatalf("start kernel: %v", err)
 	}
@@ -129,7 +129,7 @@ func BenchmarkQueue1000(b *testing.B) {
 	s := testkit.StartStack(b, "")
 	raw := testkit.StartKernel(b)
 	ctx := context.Background()
-	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "", "admin")
 	if err != nil {
 		b.Fatalf("start kernel: %v", err)
 	}
@@ -185,7 +185,7 @@ func BenchmarkPrint100kLines(b *testing.B) {
 	s := testkit.StartStack(b, "")
 	raw := testkit.StartKernel(b)
 	ctx := context.Background()
-	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "", "admin")
 	if err != nil {
 		b.Fatalf("start kernel: %v", err)
 	}
@@ -238,7 +238,7 @@ func BenchmarkIdleKernelsHeap(b *testing.B) {
 	s := testkit.StartStack(b, "")
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
-		if _, err := s.System.StartKernel(ctx, "python3", "idle", ""); err != nil {
+		if _, err := s.System.StartKernel(ctx, "python3", "idle", "", "admin"); err != nil {
 			b.Fatalf("start kernel %d: %v", i, err)
 		}
 	}
@@ -264,7 +264,7 @@ func BenchmarkDisplayFlood20k(b *testing.B) {
 	const n = 20000
 	s := testkit.StartStackWith(b, "", eventlog.Options{BeforeCommit: func() { time.Sleep(2 * time.Millisecond) }})
 	ctx := context.Background()
-	k, err := s.System.StartKernel(ctx, "python3", "bench", "")
+	k, err := s.System.StartKernel(ctx, "python3", "bench", "", "admin")
 	if err != nil {
 		b.Fatalf("start kernel: %v", err)
 	}

@@ -86,7 +86,7 @@ func TestHundredThousandLinesInOrder(t *testing.T) {
 
 func TestUnknownKernelSpecListsTheOnesFound(t *testing.T) {
 	s := testkit.StartStack(t, "")
-	_, err := s.System.StartKernel(context.Background(), "julia-9", "", "")
+	_, err := s.System.StartKernel(context.Background(), "julia-9", "", "", "admin")
 	var unknown *jupyter.UnknownKernelSpecError
 	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "python3") {
 		t.Fatalf("want the error to list the kernelspecs found, got %v", err)
@@ -103,7 +103,7 @@ func TestKernelThatCannotStart(t *testing.T) {
 	testkit.WriteKernelSpec(t, s.SpecDir, "broken", []string{testkit.PythonWithIPyKernel(t), "-c",
 		"import sys; sys.stderr.write('No module named ipykernel_launcher_missing\\n'); sys.exit(3)", "{connection_file}"})
 	began := time.Now()
-	_, err := s.System.StartKernel(context.Background(), "broken", "", "")
+	_, err := s.System.StartKernel(context.Background(), "broken", "", "", "admin")
 	if err == nil || !strings.Contains(err.Error(), "ipykernel_launcher_missing") {
 		t.Fatalf("want the stderr tail in the error, got %v", err)
 	}
@@ -141,7 +141,7 @@ func TestKernelsStartedAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.System.StartKernel(context.Background(), "python3", "", ""); err != nil {
+			if _, err := s.System.StartKernel(context.Background(), "python3", "", "", "admin"); err != nil {
 				errs <- err
 			}
 		}()

@@ -275,8 +275,9 @@ func (s *System) lookup(id string) (*entry, error) {
 	return e, nil
 }
 
-// StartKernel launches a kernel and returns once it is ready (or failed).
-func (s *System) StartKernel(ctx context.Context, spec, label, notebook string) (kernel.State, error) {
+// StartKernel launches a kernel owned by principal owner and returns once
+// it is ready (or failed).
+func (s *System) StartKernel(ctx context.Context, spec, label, notebook, owner string) (kernel.State, error) {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
@@ -285,7 +286,7 @@ func (s *System) StartKernel(ctx context.Context, spec, label, notebook string) 
 	}
 	id := events.NewID(s.cfg.Now())
 	e := s.spawn(id, label, notebook)
-	res, err := s.request(e.kernel, kernel.Start{Spec: spec, Label: label, Notebook: notebook})
+	res, err := s.request(e.kernel, kernel.Start{Spec: spec, Label: label, Notebook: notebook, Owner: owner})
 	if err != nil {
 		return kernel.State{}, err
 	}
@@ -350,21 +351,31 @@ func (s *System) kernelCmd(id string, msg any) (kernel.State, error) {
 	return r.State, r.Err
 }
 
-// InterruptKernel interrupts the kernel's running execution.
-func (s *System) InterruptKernel(ctx context.Context, id string) error {
-	_, err := s.kernelCmd(id, kernel.Interrupt{})
+// ShareKernel grants principal access to the kernel ("read" or
+// "execute"; "none" withdraws a share), at principal by's request. Whether
+// by may share the kernel (its owner, or an admin) is the edge's check;
+// the kernel actor refuses what makes no sense (a kernel not running, a
+// share with oneself or the owner). It returns the kernel's state after.
+func (s *System) ShareKernel(ctx context.Context, id, by, principal, access string) (kernel.State, error) {
+	return s.kernelCmd(id, kernel.Share{By: by, Principal: principal, Access: access})
+}
+
+// InterruptKernel interrupts the kernel's running execution at principal
+// by's request.
+func (s *System) InterruptKernel(ctx context.Context, id, by string) error {
+	_, err := s.kernelCmd(id, kernel.Interrupt{By: by})
 	return err
 }
 
 // RestartKernel replaces the kernel's process; variables are lost.
-func (s *System) RestartKernel(ctx context.Context, id string) error {
-	_, err := s.kernelCmd(id, kernel.Restart{})
+func (s *System) RestartKernel(ctx context.Context, id, by string) error {
+	_, err := s.kernelCmd(id, kernel.Restart{By: by})
 	return err
 }
 
 // ShutdownKernel stops the kernel for good.
-func (s *System) ShutdownKernel(ctx context.Context, id string) error {
-	st, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested"})
+func (s *System) ShutdownKernel(ctx context.Context, id, by string) error {
+	st, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested", By: by})
 	if st.Status == kernel.StatusShutDown {
 		s.mu.Lock()
 		if e := s.kernels[id]; e != nil {
@@ -412,7 +423,7 @@ func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, 
 	err := s.cfg.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if p, ok := e.Payload.(events.ExecutionQueued); ok {
 			x = scheduler.Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-				Notebook: p.Notebook, CellID: p.CellID, QueuedAt: e.Time}
+				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
 		}
 		x.LastSeq = e.Seq
 		return nil
@@ -423,22 +434,22 @@ func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, 
 	return x, x.ID != "", nil
 }
 
-// Cancel withdraws a queued execution.
-func (s *System) Cancel(ctx context.Context, kernelID, executionID string) error {
+// Cancel withdraws a queued execution at principal by's request.
+func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) error {
 	e, err := s.lookup(kernelID)
 	if err != nil {
 		return err
 	}
-	res, err := s.request(e.scheduler, scheduler.Cancel{ExecutionID: executionID, Reason: "cancelled by client"})
+	res, err := s.request(e.scheduler, scheduler.Cancel{ExecutionID: executionID, Reason: "cancelled by client", By: by})
 	if err != nil {
 		return err
 	}
 	return res.(scheduler.CancelResult).Err
 }
 
-// SendInput answers an execution's input() call.
-func (s *System) SendInput(ctx context.Context, kernelID, executionID, value string) error {
-	_, err := s.kernelCmd(kernelID, kernel.SendInput{ExecutionID: executionID, Value: value})
+// SendInput answers an execution's input() call at principal by's request.
+func (s *System) SendInput(ctx context.Context, kernelID, executionID, value, by string) error {
+	_, err := s.kernelCmd(kernelID, kernel.SendInput{ExecutionID: executionID, Value: value, By: by})
 	return err
 }
 

@@ -19,7 +19,7 @@ import (
 func TestExecuteThroughActors(t *testing.T) {
 	s := testkit.StartStack(t, "")
 	ctx := context.Background()
-	k, err := s.System.StartKernel(ctx, "python3", "test", "")
+	k, err := s.System.StartKernel(ctx, "python3", "test", "", "admin")
 	if err != nil {
 		t.Fatalf("start kernel: %v", err)
 	}
@@ -43,7 +43,7 @@ func TestExecuteThroughActors(t *testing.T) {
 
 func startKernel(t *testing.T, s *testkit.Stack) string {
 	t.Helper()
-	k, err := s.System.StartKernel(context.Background(), "python3", "", "")
+	k, err := s.System.StartKernel(context.Background(), "python3", "", "", "admin")
 	if err != nil {
 		t.Fatalf("start kernel: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestKernelKilledIsDeadWithin3sAndWorkIsLost(t *testing.T) {
 		t.Fatalf("submit to a dead kernel: %v", err)
 	}
 	// restart brings it back
-	if err := s.System.RestartKernel(context.Background(), k); err != nil {
+	if err := s.System.RestartKernel(context.Background(), k, "admin"); err != nil {
 		t.Fatalf("restart dead kernel: %v", err)
 	}
 	if x := s.WaitExecution(submit(t, s, k, "1+1"), 30*time.Second); x.Status != queue.StatusOK {
@@ -191,7 +191,7 @@ func TestInterruptAndShutdown(t *testing.T) {
 	id := submit(t, s, k, hold.Code(""))
 	s.WaitOutput(k, id, "waiting", 30*time.Second)
 	asked := time.Now()
-	if err := s.System.InterruptKernel(context.Background(), k); err != nil {
+	if err := s.System.InterruptKernel(context.Background(), k, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	x := s.WaitExecution(id, 10*time.Second)
@@ -202,7 +202,7 @@ func TestInterruptAndShutdown(t *testing.T) {
 		t.Fatalf("input() without stdin must raise at once: %+v", y)
 	}
 	st := kernelState(t, s, k)
-	if err := s.System.ShutdownKernel(context.Background(), k); err != nil {
+	if err := s.System.ShutdownKernel(context.Background(), k, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(st.Process.Pid, 0); err == nil {

@@ -122,7 +122,7 @@ func TestProgressNotificationsCarryOutput(t *testing.T) {
 	req.Params.Name = "execute"
 	req.Params.Arguments = map[string]any{"kernel": k, "code": "import time\nfor i in range(3):\n    print('step', i, flush=True)\n    time.sleep(0.5)"}
 	req.Params.Meta = &mcp.Meta{ProgressToken: "p1"}
-	if _, err := cl.CallTool(context.Background(), req); err != nil {
+	if _, err := cl.CallTool(asAdmin(context.Background()), req); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

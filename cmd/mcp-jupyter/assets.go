@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/lease"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/assetstore"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
@@ -27,6 +28,10 @@ type live struct {
 	backlog *backlog.Model
 	lease   *lease.Client
 	hub     *ws.Hub
+	// assetAccess decides which assets a principal may fetch; unwatch
+	// stops the revocation callback that closes a revoked token's /ws.
+	assetAccess assetAccess
+	unwatch     func()
 
 	gcCancel context.CancelFunc
 	gcDone   chan struct{}
@@ -68,12 +73,24 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 			lg.Error("asset GC stopped", "err", err)
 		}
 	}()
+	lv.assetAccess = assetAccess{edgeAccess: c.edgeAccess(), leases: lv.leases, last: c.log.Last,
+		leasesCaughtUp: func(ctx context.Context) error { return lv.runner.WaitFor(ctx, c.log.Last()) }}
+	// NB: the hub's index of kernel readers starts from the kernels read
+	// model at the log's end, then follows the log itself.
+	if err := c.runner.WaitFor(ctx, c.log.Last()); err != nil {
+		lv.closeEdges(context.Background())
+		lv.closeModels(context.Background())
+		return nil, fmt.Errorf("wait for the kernels read model: %w", err)
+	}
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
+		// Each client reads what its principal may: its kernels, what it
+		// caused; admins everything.
+		Access: ws.KernelReaders(func() map[string][]string { return kernelReaders(c.kernels) }),
 		// NB: resuming clients are served from the backlog, the log only
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
 		Renew: func(ctx context.Context, sum string) error {
-			_, err := lv.lease.Renew(ctx, sum, lease.HolderRead)
+			_, err := lv.lease.Renew(leaseCtx(ctx), sum, lease.HolderRead)
 			return err
 		}})
 	if err := lv.hub.Start(context.Background()); err != nil {
@@ -81,12 +98,20 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 		lv.closeModels(context.Background())
 		return nil, err
 	}
+	if c.principals != nil {
+		// A revoked or rotated token loses its open streams at once.
+		lv.unwatch = c.principals.Watch(func(name string) {
+			if n := lv.hub.ClosePrincipal(name); n > 0 {
+				c.logger.Info("closed the websocket clients of a revoked token", "component", "ws", "principal", name, "clients", n)
+			}
+		})
+	}
 	return lv, nil
 }
 
 // assets is the MCP edge's view of the assets.
 func (lv *live) assets(c *core) leaseAssets {
-	return leaseAssets{a: lv.lease, leases: lv.leases, caughtUp: func(ctx context.Context) error {
+	return leaseAssets{a: lv.lease, leases: lv.leases, access: access{kernels: c.kernels}, caughtUp: func(ctx context.Context) error {
 		return lv.runner.WaitFor(ctx, c.log.Last())
 	}}
 }
@@ -99,9 +124,11 @@ func (lv *live) mount(mux *http.ServeMux, g mcpserver.Guard) {
 	mux.Handle("/assets/", g.Wrap(lv.assetsHandler()))
 }
 
-// assetsHandler serves GET /assets/<sha256> from the lease actor.
+// assetsHandler serves GET /assets/<sha256> from the lease actor, to a
+// principal that can read a kernel that stored it (else 404, as if never
+// stored).
 func (lv *live) assetsHandler() http.Handler {
-	return assetstore.Handler("/assets/", leaseReader{lv.lease})
+	return assetstore.Handler("/assets/", principalAssets{next: leaseReader{lv.lease}, access: lv.assetAccess})
 }
 
 // leaseReader is the lease actor as the /assets handler reads it. NB: the
@@ -110,7 +137,7 @@ func (lv *live) assetsHandler() http.Handler {
 type leaseReader struct{ c *lease.Client }
 
 func (r leaseReader) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
-	f, size, mime, err := r.c.ReadAsset(ctx, sum)
+	f, size, mime, err := r.c.ReadAsset(leaseCtx(ctx), sum)
 	if errors.Is(err, lease.ErrNotFound) {
 		err = fmt.Errorf("%w (%w)", assetstore.ErrNotFound, err)
 	}
@@ -121,6 +148,9 @@ func (r leaseReader) ReadAsset(ctx context.Context, sum string) (io.ReadSeekClos
 // saves its snapshot).
 func (lv *live) closeEdges(ctx context.Context) error {
 	var err error
+	if lv.unwatch != nil {
+		lv.unwatch()
+	}
 	if lv.hub != nil {
 		err = lv.hub.Close(ctx)
 	}
@@ -149,14 +179,51 @@ type leaseAssets struct {
 	// caughtUp waits until the read model holds every event appended so
 	// far (read-your-writes: a Put that returned is listed).
 	caughtUp func(context.Context) error
+	// access shows a principal only assets stored by kernels it may read.
+	access access
+}
+
+// readableOrigins are the origins of a that p may read (all for an admin).
+func (l leaseAssets) readableOrigins(p auth.Principal, a leases.Asset) []leases.Origin {
+	if p.IsAdmin() {
+		return a.Origins
+	}
+	var out []leases.Origin
+	for _, o := range a.Origins {
+		if l.access.canRead(p, o.KernelID) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpserver.AssetOrigin) (string, error) {
-	return l.a.Put(ctx, data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
+	return l.a.Put(leaseCtx(ctx), data, mime, lease.Origin{KernelID: o.KernelID, ExecutionID: o.ExecutionID, OutputIndex: o.OutputIndex})
 }
 
+// Get reads an asset for resources/read: only one a kernel the caller may
+// read stored; any other answers as one never stored, word for word.
 func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error) {
-	data, mime, err := l.a.Get(ctx, sum)
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if !p.IsAdmin() {
+		a, ok := l.leases.Get(sum)
+		if !ok {
+			// NB: just stored by this caller's execution: the model may
+			// not have it yet.
+			if err := l.caughtUp(ctx); err != nil {
+				return nil, "", fmt.Errorf("wait for the assets read model: %w", err)
+			}
+			a, ok = l.leases.Get(sum)
+		}
+		if !ok || len(l.readableOrigins(p, a)) == 0 {
+			return nil, "", fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound,
+				fmt.Errorf("asset %s: %w (never stored, or collected after its leases expired)", sum, lease.ErrNotFound))
+		}
+	}
+	data, mime, err := l.a.Get(leaseCtx(ctx), sum)
 	if errors.Is(err, lease.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", mcpserver.ErrAssetNotFound, err)
 	}
@@ -164,11 +231,18 @@ func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error
 }
 
 func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := l.caughtUp(ctx); err != nil {
 		return nil, fmt.Errorf("wait for the assets read model: %w", err)
 	}
 	var out []mcpserver.AssetInfo
 	for _, a := range l.leases.List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
+		if a.Origins = l.readableOrigins(p, a); len(a.Origins) == 0 {
+			continue
+		}
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}
 		for _, o := range a.Origins {
@@ -177,4 +251,13 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// leaseCtx names the caller's principal (auth.FromContext) to the lease
+// actor, which records it on the lease events the call causes.
+func leaseCtx(ctx context.Context) context.Context {
+	if p, ok := auth.FromContext(ctx); ok {
+		return lease.WithBy(ctx, p.Name)
+	}
+	return ctx
 }

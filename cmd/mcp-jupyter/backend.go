@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
@@ -31,6 +33,12 @@ type backend struct {
 	execs    *executions.Model
 	kernels  *kernels.Model
 	launcher *jupyter.Launcher
+	// access is who may do what with which kernel (access.go): every
+	// method checks the caller that ctx carries.
+	access access
+	// principals lists the token store's principals, to refuse a share with
+	// a name that is none (nil: not checked).
+	principals func() ([]auth.Record, error)
 	// older explains an id the models do not know when it is older than
 	// the retained log (an error naming the retention setting), or nil.
 	older func(id string) error
@@ -38,12 +46,15 @@ type backend struct {
 	// are refused; running ones finish.
 	draining atomic.Bool
 	// notebookPath confines a notebook path given to start_kernel to the
-	// notebook root, as the notebook tools do, and returns its
-	// root-relative form; nil until the notebooks are open.
-	notebookPath func(path string) (rel string, err error)
+	// caller's notebook root, as the notebook tools do (notebookroot.go),
+	// and returns its root-relative form; nil until the notebooks are open.
+	notebookPath func(ctx context.Context, path string) (rel string, err error)
 	// space refuses new work while the disk is (nearly) full
 	// (eventlog.Log.CheckSpace; nil: never).
 	space func() error
+	// quotas bounds each principal's kernels and waiting executions (nil:
+	// no bounds).
+	quotas *quotas
 }
 
 // refuse says why new work cannot be taken now, or nil.
@@ -92,8 +103,20 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return mcpserver.KernelView{}, err
+	}
+	owner := p.Name
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
+	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveKernel(p)
+		if err != nil {
+			return mcpserver.KernelView{}, err
+		}
+		defer release() // NB: after the models reflect the start (b.sync below)
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
@@ -105,13 +128,13 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		if b.notebookPath == nil {
 			return mcpserver.KernelView{}, errors.New("notebooks are not open yet: retry start_kernel with notebook once the server is ready")
 		}
-		rel, err := b.notebookPath(req.Notebook)
+		rel, err := b.notebookPath(ctx, req.Notebook)
 		if err != nil {
 			return mcpserver.KernelView{}, fmt.Errorf("notebook %q: %w", req.Notebook, err)
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook)
+	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -159,10 +182,15 @@ func (b *backend) view(k kernels.Kernel) mcpserver.KernelView {
 }
 
 // Kernels lists the kernels of the kernels read model that were not shut
-// down (dead and lost ones stay listed, with their reason).
+// down (dead and lost ones stay listed, with their reason) and that the
+// caller may read.
 func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.KernelView, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []mcpserver.KernelView
-	for _, k := range b.kernels.List() { // sorted by id
+	for _, k := range b.access.visibleKernels(p) { // sorted by id
 		if k.State == kernels.StateShutDown || label != "" && k.Label != label {
 			continue
 		}
@@ -171,34 +199,78 @@ func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.Kernel
 	return out, nil
 }
 
+// ResolveKernel turns a kernel id or a bound notebook path into the id of
+// a kernel the caller may read; any other answers unknownKernel, the same
+// words as for an id nobody knows.
 func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (string, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return "", err
+	}
+	id, ok := b.resolve(ctx, p, kernelOrNotebook)
+	if !ok || !b.access.canRead(p, id) {
+		return "", unknownKernel(kernelOrNotebook)
+	}
+	return id, nil
+}
+
+func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNotebook string) (string, bool) {
 	for _, id := range b.sys.KernelIDs() {
 		if id == kernelOrNotebook {
-			return id, nil
+			return id, true
 		}
 	}
-	if id, ok := b.sys.ResolveNotebook(kernelOrNotebook); ok {
-		return id, nil
+	// NB: a path as given names a notebook of the whole root: only admins
+	// see that; others name notebooks in their own root (notebookPath).
+	if p.IsAdmin() {
+		if id, ok := b.sys.ResolveNotebook(kernelOrNotebook); ok {
+			return id, true
+		}
 	}
 	// A notebook bound as "a.ipynb" is also "./a.ipynb" or its absolute path.
 	if b.notebookPath != nil {
-		if rel, err := b.notebookPath(kernelOrNotebook); err == nil {
+		if rel, err := b.notebookPath(ctx, kernelOrNotebook); err == nil {
 			if id, ok := b.sys.ResolveNotebook(rel); ok {
-				return id, nil
+				return id, true
 			}
 		}
 	}
-	return "", fmt.Errorf("no kernel or bound notebook %q: call list_kernels for the ids, or start_kernel", kernelOrNotebook)
+	return "", false
+}
+
+// may checks that the caller may act on kernel id at level need, and
+// returns its name: the events the command causes record it.
+func (b *backend) may(ctx context.Context, id string, need auth.Access) (by string, err error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := b.access.require(p, id, need, func() error { return unknownKernel(id) }); err != nil {
+		return "", err
+	}
+	return p.Name, nil
 }
 
 func (b *backend) InterruptKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.InterruptKernel(ctx, id))
+	by, err := b.may(ctx, id, auth.AccessExecute)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.InterruptKernel(ctx, id, by))
 }
 func (b *backend) RestartKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.RestartKernel(ctx, id))
+	by, err := b.may(ctx, id, auth.AccessManage)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.RestartKernel(ctx, id, by))
 }
 func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
-	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id))
+	by, err := b.may(ctx, id, auth.AccessManage)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id, by))
 }
 
 // settle returns err, after waiting (when the command succeeded) for the
@@ -211,11 +283,29 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return queue.Execution{}, err
+	}
+	by, err := b.may(ctx, req.KernelID, auth.AccessExecute)
+	if err != nil {
+		return queue.Execution{}, err
+	}
+	if err := b.foreignExecutionID(ctx, req); err != nil {
+		return queue.Execution{}, err
+	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
+	if b.quotas != nil {
+		release, err := b.quotas.reserveQueued(p)
+		if err != nil {
+			return queue.Execution{}, err
+		}
+		defer release() // NB: after the models reflect the submit (b.sync below)
+	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID})
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
 		return queue.Execution{}, err
 	}
@@ -228,6 +318,23 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 		return v, nil
 	}
 	return accepted(x), nil
+}
+
+// foreignExecutionID refuses a client-chosen execution id already used on a
+// kernel the caller may not read, without naming that kernel (the system
+// names it: fine for one the caller can see).
+func (b *backend) foreignExecutionID(ctx context.Context, req mcpserver.SubmitRequest) error {
+	if req.ExecutionID == "" {
+		return nil
+	}
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if x, ok := b.execs.Get(req.ExecutionID); ok && x.KernelID != req.KernelID && !b.access.canRead(p, x.KernelID) {
+		return fmt.Errorf("execution id %q is already used: choose another id", req.ExecutionID)
+	}
+	return nil
 }
 
 // accepted is the read model's view of an execution the scheduler queued
@@ -243,24 +350,63 @@ func accepted(x scheduler.Execution) queue.Execution {
 
 // Execution answers from the execution read model: what is new since the
 // cursor, and a channel closed when this execution (only it) changes.
+// An execution of a kernel the caller cannot read answers as an unknown
+// id, word for word.
 func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpserver.ExecutionView, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return mcpserver.ExecutionView{}, err
+	}
 	v, err := b.execs.Read(ctx, id, since)
 	if err != nil {
 		if errors.Is(err, executions.ErrUnknown) {
-			if b.older != nil {
-				if err := b.older(id); err != nil {
-					return mcpserver.ExecutionView{}, err
-				}
-			}
-			return mcpserver.ExecutionView{}, fmt.Errorf("%w %q: list_executions shows the ids", system.ErrUnknownExecution, id)
+			return mcpserver.ExecutionView{}, b.unknownExecution(id)
 		}
 		return mcpserver.ExecutionView{}, err
+	}
+	if !b.access.canRead(p, v.Execution.KernelID) {
+		return mcpserver.ExecutionView{}, b.unknownExecution(id)
 	}
 	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More}, nil
 }
 
+// unknownExecution is the error for an execution id the models do not know
+// — and for one of a kernel the caller may not read.
+func (b *backend) unknownExecution(id string) error {
+	if b.older != nil {
+		if err := b.older(id); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w %q: list_executions shows the ids", system.ErrUnknownExecution, id)
+}
+
+// Executions lists the executions of the kernels the caller may read.
 func (b *backend) Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error) {
-	return b.queue.List(kernelID, status), nil
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if kernelID != "" && !b.access.canRead(p, kernelID) {
+		return nil, nil // NB: as for a kernel nobody knows
+	}
+	all := b.queue.List(kernelID, status)
+	if p.IsAdmin() || kernelID != "" {
+		return all, nil
+	}
+	readable := map[string]bool{}
+	out := all[:0]
+	for _, x := range all {
+		ok, seen := readable[x.KernelID]
+		if !seen {
+			ok = b.access.canRead(p, x.KernelID)
+			readable[x.KernelID] = ok
+		}
+		if ok {
+			out = append(out, x)
+		}
+	}
+	return out, nil
 }
 
 func (b *backend) CancelExecution(ctx context.Context, id string) error {
@@ -268,7 +414,11 @@ func (b *backend) CancelExecution(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id))
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
+		return err
+	}
+	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {
@@ -276,8 +426,72 @@ func (b *backend) SendInput(ctx context.Context, id, value string) error {
 	if err != nil {
 		return err
 	}
+	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
+	if err != nil {
+		return err
+	}
 	if v.Execution.Status != queue.StatusInputRequired {
 		return fmt.Errorf("execution %s is %s, not waiting for input", id, v.Execution.Status)
 	}
-	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value))
+	return b.settle(ctx, b.sys.SendInput(ctx, v.Execution.KernelID, id, value, by))
+}
+
+// ShareKernel grants principal read or execute on kernel id (none
+// withdraws it); the caller must own it or be an admin.
+func (b *backend) ShareKernel(ctx context.Context, id, principal string, access auth.Access) error {
+	by, err := b.may(ctx, id, auth.AccessManage)
+	if err != nil {
+		return err
+	}
+	if err := b.shareable(id, principal, access); err != nil {
+		return err
+	}
+	st, err := b.sys.ShareKernel(ctx, id, by, principal, access.String())
+	if err != nil {
+		return err
+	}
+	return b.sync(ctx, st.LastSeq)
+}
+
+// shareable refuses a share that could not mean what the owner wants: with
+// the admin or the owner (who have it all already), or with a name that is
+// no principal of the token store (a typo would share with nobody — or
+// with whoever is given that name later). OAuth subjects cannot be listed:
+// "oidc:<sub>" names are taken as given. Withdrawing (none) is always
+// accepted, for a revoked or removed principal too.
+func (b *backend) shareable(id, principal string, access auth.Access) error {
+	if access == auth.AccessNone {
+		return nil
+	}
+	if principal == auth.AdminName {
+		return errors.New("the admin reads and manages every kernel already: there is nothing to share with it")
+	}
+	if owner := b.access.owner(id); principal == owner {
+		return fmt.Errorf("%s owns kernel %s: there is nothing to share with it", principal, id)
+	}
+	if sub, ok := strings.CutPrefix(principal, "oidc:"); ok {
+		if sub == "" {
+			return errors.New(`principal "oidc:" names no subject: give oidc:<sub>, the subject of the OAuth token`)
+		}
+		return nil
+	}
+	if err := auth.ValidateName(principal); err != nil {
+		return err
+	}
+	if b.principals == nil {
+		return nil
+	}
+	recs, err := b.principals()
+	if err != nil {
+		return fmt.Errorf("read the principals to check %q: %w", principal, err)
+	}
+	for _, r := range recs {
+		if r.Name == principal {
+			if !r.Active() {
+				return fmt.Errorf("principal %q is revoked: its token no longer works; share with an active principal (mcp-jupyter principal list)", principal)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no principal %q: `mcp-jupyter principal list` shows the names (OAuth subjects are oidc:<sub>)", principal)
 }

@@ -26,7 +26,7 @@ func BenchmarkMCPExecuteRoundTrip(b *testing.B) {
 	execute := func() (*mcp.CallToolResult, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		return cl.CallTool(ctx, req)
+		return cl.CallTool(asAdmin(ctx), req)
 	}
 	if sc, text := callTool(b, cl, "execute", req.Params.Arguments.(map[string]any)); sc["status"] != "ok" || !strings.Contains(text, "2") {
 		b.Fatalf("warm-up execute: %v\n%s", sc, text)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -31,7 +32,8 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
 		KernelDir: func(id string) string { return jupyter.KernelDir(runtimeDir, id) },
-		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint")})
+		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint"),
+		MaxBytesPerOwner: c.cfg.MaxCheckpointBytes})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
@@ -54,14 +56,53 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 	return cb.b.ResolveKernel(ctx, ref)
 }
 
+// checkpointRef resolves a checkpoint name as the caller gives it: "x" is
+// the caller's own checkpoint x; "alice/x" is alice's x, which only an
+// admin (or alice) may name. Anyone else naming another's checkpoint is
+// told it does not exist, in the words an unknown name gets: whether
+// another principal has a checkpoint of that name is not leaked.
+func checkpointRef(ctx context.Context, ref string) (owner, name, by string, err error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.Name == "" {
+		return "", "", "", errNoPrincipal
+	}
+	owner, name, qualified := strings.Cut(ref, "/")
+	if !qualified {
+		return p.Name, ref, p.Name, nil
+	}
+	if owner != p.Name && !p.IsAdmin() {
+		return "", "", "", fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", checkpoint.ErrNotFound, ref)
+	}
+	return owner, name, p.Name, nil
+}
+
+// checkpointLabel is how the caller names owner's checkpoint name: its
+// own by the name alone, another's as "<owner>/<name>".
+func checkpointLabel(ctx context.Context, owner, name string) string {
+	if p, ok := auth.FromContext(ctx); ok && p.Name == owner || owner == "" {
+		return name
+	}
+	return owner + "/" + name
+}
+
 func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.SaveEnvironmentRequest) (mcpserver.CheckpointReply, error) {
-	if err := cb.b.refuse(); err != nil {
+	// NB: a checkpoint holds the kernel's variables: its owner's (or an
+	// admin's) to take, not a reader's or a collaborator's.
+	if _, err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	m, err := cb.svc.Save(ctx, checkpoint.SaveRequest{Name: r.Name, KernelID: r.KernelID, Notebook: r.Notebook, Variables: r.Variables, Overwrite: r.Overwrite})
+	owner, name, by, err := checkpointRef(ctx, r.Name)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
+	if err := cb.b.refuse(); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	m, err := cb.svc.Save(ctx, checkpoint.SaveRequest{Name: name, Owner: owner, By: by, KernelID: r.KernelID, Notebook: r.Notebook, Variables: r.Variables, Overwrite: r.Overwrite})
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	m.Name = checkpointLabel(ctx, m.Owner, m.Name)
 	var names []string
 	for _, v := range m.Saved {
 		names = append(names, v.Name)
@@ -79,11 +120,18 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 }
 
 func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.LoadEnvironmentRequest) (mcpserver.CheckpointReply, error) {
+	if _, err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
 	pol, err := checkpoint.ParsePolicy(r.Policy)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: r.Name, KernelID: r.KernelID, Policy: pol, AllowRollback: r.AllowRollback})
+	owner, name, by, err := checkpointRef(ctx, r.Name)
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: name, Owner: owner, By: by, KernelID: r.KernelID, Policy: pol, AllowRollback: r.AllowRollback})
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
@@ -114,10 +162,27 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 		"saved_python": res.Meta.Python, "kernel_python": res.Python, "created": res.Meta.Created, "rolled_back": res.RolledBack}}, nil
 }
 
+// Checkpoints lists the caller's checkpoints, every principal's for an
+// admin (others' named "<owner>/<name>").
 func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.Name == "" {
+		return mcpserver.CheckpointReply{}, errNoPrincipal
+	}
 	l, err := cb.svc.List(ctx)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
+	}
+	mine := l.Checkpoints[:0]
+	for _, c := range l.Checkpoints {
+		if c.Owner == p.Name || p.IsAdmin() {
+			c.Name = checkpointLabel(ctx, c.Owner, c.Name)
+			mine = append(mine, c)
+		}
+	}
+	l.Checkpoints = mine
+	if !p.IsAdmin() {
+		l.Skipped = nil // NB: directory entries of the whole store are the admin's concern
 	}
 	sum := fmt.Sprintf("%d checkpoints.", len(l.Checkpoints))
 	for _, c := range l.Checkpoints {
@@ -135,9 +200,14 @@ func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.Checkpoi
 	return mcpserver.CheckpointReply{Summary: sum, Data: data}, nil
 }
 
-func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, name string) (mcpserver.CheckpointReply, error) {
-	if err := cb.svc.Delete(ctx, name); err != nil {
+func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, ref string) (mcpserver.CheckpointReply, error) {
+	owner, name, by, err := checkpointRef(ctx, ref)
+	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
+	if err := cb.svc.Delete(ctx, owner, name, by); err != nil {
+		return mcpserver.CheckpointReply{}, err
+	}
+	name = ref
 	return mcpserver.CheckpointReply{Summary: fmt.Sprintf("Deleted checkpoint %q.", name), Data: map[string]any{"deleted": name}}, nil
 }

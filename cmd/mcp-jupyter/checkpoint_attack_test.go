@@ -26,7 +26,7 @@ func callToolWithin(t testing.TB, c *client.Client, d time.Duration, name string
 	req.Params.Name, req.Params.Arguments = name, args
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	res, err := c.CallTool(ctx, req)
+	res, err := c.CallTool(asAdmin(ctx), req)
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		t.Fatalf("%s did not answer within %s: it hangs", name, d)
 	}

@@ -72,6 +72,12 @@ type config struct {
 	// OIDCResource is the URL this server advertises as the protected
 	// resource ("": the request's scheme and Host plus /mcp).
 	OIDCResource string
+	// MaxKernels, MaxQueuedPerPrincipal and MaxCheckpointBytes are the
+	// per-principal quotas (0: none); a principal's own max_kernels
+	// overrides MaxKernels.
+	MaxKernels            int
+	MaxQueuedPerPrincipal int
+	MaxCheckpointBytes    int64
 }
 
 type setting struct {
@@ -85,6 +91,9 @@ var settings = []setting{
 	{"log-level", "MCP_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
 	{"shutdown-grace", "MCP_SHUTDOWN_GRACE", "25s", "how long a SIGTERM shutdown may take (under Kubernetes' 30 s)"},
 	{"max-queue", "MCP_MAX_QUEUE", "1000", "executions that may wait per kernel before submits get 'queue full'"},
+	{"max-kernels", "MCP_MAX_KERNELS", "0", "kernels each principal may have running at once (a principal's own --max-kernels from `principal add` overrides it; 0: no limit)"},
+	{"max-queued-per-principal", "MCP_MAX_QUEUED_PER_PRINCIPAL", "0", "executions each principal may have waiting (not yet started) across all its kernels (0: no limit)"},
+	{"max-checkpoint-bytes", "MCP_MAX_CHECKPOINT_BYTES", "0", "bytes of checkpoint files each principal may keep, e.g. 2GiB; a save past it is refused and leaves nothing behind (0: no limit)"},
 	{"output-budget", "MCP_OUTPUT_BUDGET", "3000", "characters of one text output put in a tool reply (the full text is kept as an asset)"},
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
 	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted on every route (localhost and the IP address a client dialled are always accepted)"},
@@ -189,6 +198,19 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.MaxRequestBytes, err = strconv.ParseInt(get("max-request-bytes"), 10, 64); err != nil || c.MaxRequestBytes < 64<<10 {
 		return c, fmt.Errorf("--max-request-bytes %q: give a whole number of bytes, at least 65536 (default 8388608)", get("max-request-bytes"))
+	}
+	for _, i := range []struct {
+		name string
+		dst  *int
+	}{{"max-kernels", &c.MaxKernels}, {"max-queued-per-principal", &c.MaxQueuedPerPrincipal}} {
+		if *i.dst, err = strconv.Atoi(get(i.name)); err != nil || *i.dst < 0 {
+			return c, fmt.Errorf("--%s %q: give a whole number (0: no limit)", i.name, get(i.name))
+		}
+	}
+	if size, err := parseSize(get("max-checkpoint-bytes")); err != nil || size > 1<<62 {
+		return c, fmt.Errorf("--max-checkpoint-bytes %q: give a size such as 2GiB, or 0 for no limit", get("max-checkpoint-bytes"))
+	} else {
+		c.MaxCheckpointBytes = int64(size)
 	}
 	if c.MinFreeDisk, err = parseSize(get("min-free-disk")); err != nil {
 		return c, fmt.Errorf("--min-free-disk %q: give a size such as 256MiB, 1GiB or 0 to turn the check off", get("min-free-disk"))

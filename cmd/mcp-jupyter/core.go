@@ -258,7 +258,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.live = lv
 	c.mu.Unlock()
 	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
-		older: func(id string) error { return truncatedExecution(l, id, false) }}
+		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
+		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
@@ -275,10 +276,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.AddNotebookTools(nbs)
-	back.notebookPath = func(p string) (string, error) {
-		_, rel, err := nbs.mgr.Resolve(p)
-		return rel, err
-	}
+	back.notebookPath = nbs.resolve
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
@@ -343,7 +341,7 @@ func (c *core) shutdownKernels(ctx context.Context) {
 		return
 	}
 	for _, id := range c.sys.KernelIDs() {
-		if err := c.sys.ShutdownKernel(ctx, id); err != nil && !errors.Is(err, system.ErrUnknownKernel) {
+		if err := c.sys.ShutdownKernel(ctx, id, ""); err != nil && !errors.Is(err, system.ErrUnknownKernel) {
 			c.logger.Warn("shut down kernel", "component", "kernel", "kernel_id", id, "err", err)
 		}
 	}

@@ -58,7 +58,7 @@ func callTool(t testing.TB, c *client.Client, name string, args map[string]any) 
 	req.Params.Name, req.Params.Arguments = name, args
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	res, err := c.CallTool(ctx, req)
+	res, err := c.CallTool(asAdmin(ctx), req)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

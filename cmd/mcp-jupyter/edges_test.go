@@ -62,7 +62,7 @@ func TestGetExecutionSinceReturnsExactlyTheNew(t *testing.T) {
 	cl := connect()
 	k := startKernelTool(t, cl)
 	// Read your writes: once Submit returned, the read model holds it.
-	x, err := c.back.Submit(context.Background(), mcpserver.SubmitRequest{KernelID: k, Code: "1"})
+	x, err := c.back.Submit(asAdmin(context.Background()), mcpserver.SubmitRequest{KernelID: k, Code: "1"})
 	if err != nil || x.LastSeq == 0 {
 		t.Fatalf("submit: %+v %v (LastSeq must be the append's seq)", x, err)
 	}
@@ -172,7 +172,7 @@ func callToolNoFatal(cl *client.Client, name string, args map[string]any) (map[s
 	req.Params.Name, req.Params.Arguments = name, args
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	res, err := cl.CallTool(ctx, req)
+	res, err := cl.CallTool(asAdmin(ctx), req)
 	if err != nil {
 		return nil, "ERROR: " + err.Error()
 	}

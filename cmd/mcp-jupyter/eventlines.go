@@ -24,6 +24,7 @@ var eventLevel = map[string]slog.Level{
 	events.TypeCheckpointSaved: slog.LevelInfo, events.TypeCheckpointLoaded: slog.LevelInfo,
 	events.TypeCheckpointRejected: slog.LevelWarn, events.TypeCheckpointDeleted: slog.LevelInfo,
 	events.TypeAssetCollected: slog.LevelDebug, events.TypeLeaseExpired: slog.LevelDebug,
+	events.TypeKernelShared: slog.LevelInfo,
 }
 
 // maxPayloadInLog bounds the payload bytes copied into one log line.
@@ -59,6 +60,9 @@ func logEvents(ctx context.Context, l *eventlog.Log, after uint64, cursor *atomi
 		attrs := []slog.Attr{slog.String("component", eventComponent(e.Type)), slog.Uint64("seq", e.Seq)}
 		if e.Kernel != "" {
 			attrs = append(attrs, slog.String("kernel_id", e.Kernel))
+		}
+		if e.Principal != "" {
+			attrs = append(attrs, slog.String("principal", e.Principal))
 		}
 		switch events.StreamKind(e.Stream) {
 		case "execution":

@@ -21,15 +21,16 @@ const eventsUsage = `Usage: mcp-jupyter events <command> [flags] [args]
 Read the event log: the whole history of every kernel and execution.
 
 Commands:
-  tail [-f] [--kernel K] [--execution E] [--type T[,T]] [--since SEQ|TIME] [--json]
+  tail [-f] [--kernel K] [--execution E] [--type T[,T]] [--principal P] [--since SEQ|TIME] [--json]
                         one line per event (JSON Lines with --json); -f follows live
-  show <seq | execution id>
+  show <seq | execution id> [--principal P]
                         the story of one execution, queued to finished, outputs in order
   replay --until <seq | time> [--json]
                         the queue and the kernels as they were at that moment
   verify                decode every record, check sequences and replay every read model
-  export [--until SEQ|TIME] [--out FILE]
-                        the log as JSON Lines (attach it to a bug report)
+  export [--until SEQ|TIME] [--principal P] [--out FILE]
+                        the log as JSON Lines (attach it to a bug report); with
+                        --principal only what P caused (for reading: not importable)
   import <FILE | ->     load an exported log into an empty --data-dir (verified first)
 
 Where the log is read from:
@@ -41,6 +42,11 @@ Common flags (each also read from the environment variable shown):
   --data-dir DIR   the server's data dir ($MCP_DATA_DIR, default ./.mcp-jupyter)
   --addr HOST:PORT the running server's HTTP address ($MCP_ADDR, default 127.0.0.1:3000)
   --token TOKEN    bearer token for --addr (default: read from <data dir>/mcp-token)
+
+--principal P keeps the events principal P caused (its kernels' lifecycle, its
+executions and their outputs, its shares, checkpoints and notebook edits);
+--principal - keeps those nobody caused (the server's own, and events written
+before principals existed).
 
 Times are RFC 3339 (2026-11-27T12:00:00Z) or a duration ago (15m, 2h).
 `

@@ -22,6 +22,7 @@ func runEventsExport(ctx context.Context, args []string, sio eventsIO) error {
 	ef.register(fs)
 	until := fs.String("until", "", "stop at this sequence or time (default: the end)")
 	outPath := fs.String("out", "-", "write to this file (default: stdout)")
+	principal := principalFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -53,10 +54,14 @@ func runEventsExport(ctx context.Context, args []string, sio eventsIO) error {
 	bar := newProgress(sio.stderr, "export", to-src.First()+1)
 	var line []byte
 	n := 0
+	filter := principalFilter(tailFilter{}, *principal)
 	err = src.Scan(ctx, src.First(), to, func(e events.Event) error {
+		bar.add(1)
+		if !filter.match(e) {
+			return nil
+		}
 		line = append(appendEventJSON(line[:0], e), '\n')
 		n++
-		bar.add(1)
 		_, err := out.Write(line)
 		return err
 	})

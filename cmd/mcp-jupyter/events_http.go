@@ -34,18 +34,43 @@ import (
 //	                                    with a line {"error":"..."}.
 //
 // Followers end when ctx does (the server shutting down).
-func eventsHandler(ctx context.Context, l *eventlog.Log) http.Handler {
+//
+// filter gives, for a request, the events its principal may read (nil
+// func: every one, an admin); an error refuses the request (403). A nil
+// filter serves everything (one trusted token). An event a principal may
+// not read is absent from every answer: /events/{seq} says 404 exactly as
+// for a seq the log does not hold.
+func eventsHandler(ctx context.Context, l *eventlog.Log, filter func(*http.Request) (func(*events.Event) bool, error)) http.Handler {
 	mux := http.NewServeMux()
+	visible := func(w http.ResponseWriter, r *http.Request) (func(*events.Event) bool, bool) {
+		if filter == nil {
+			return nil, true
+		}
+		may, err := filter(r)
+		if err != nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+			return nil, false
+		}
+		return may, true
+	}
 	mux.HandleFunc("GET /events/bounds", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]uint64{"first": l.First(), "last": l.Last()})
 	})
 	mux.HandleFunc("GET /events/{seq}", func(w http.ResponseWriter, r *http.Request) {
+		may, ok := visible(w, r)
+		if !ok {
+			return
+		}
 		seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 		if err != nil {
 			writeJSON(w, 400, map[string]string{"error": "give a sequence number: GET /events/42"})
 			return
 		}
 		e, err := l.Get(seq)
+		if err == nil && may != nil && !may(&e) {
+			// NB: the words of a seq the log does not hold.
+			err = fmt.Errorf("event %d: %w (the log holds %d..%d)", seq, eventlog.ErrNotFound, l.First(), l.Last())
+		}
 		if err != nil {
 			status := 500
 			if errors.Is(err, eventlog.ErrNotFound) {
@@ -62,6 +87,10 @@ func eventsHandler(ctx context.Context, l *eventlog.Log) http.Handler {
 		defer cancel()
 		defer context.AfterFunc(ctx, cancel)()
 		r = r.WithContext(rctx)
+		may, ok := visible(w, r) // NB: after: its waits end with the follower
+		if !ok {
+			return
+		}
 		q := r.URL.Query()
 		var since, to uint64
 		for name, dst := range map[string]*uint64{"since": &since, "to": &to} {
@@ -91,6 +120,9 @@ func eventsHandler(ctx context.Context, l *eventlog.Log) http.Handler {
 		out := bufio.NewWriterSize(w, 64<<10)
 		var line []byte
 		write := func(e events.Event) error {
+			if may != nil && !may(&e) {
+				return nil
+			}
 			line = append(appendEventJSON(line[:0], e), '\n')
 			_, err := out.Write(line)
 			return err

@@ -20,6 +20,7 @@ func runEventsShow(ctx context.Context, args []string, sio eventsIO) error {
 	fs := flag.NewFlagSet("events show", flag.ContinueOnError)
 	var ef eventsFlags
 	ef.register(fs)
+	principal := principalFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -27,6 +28,7 @@ func runEventsShow(ctx context.Context, args []string, sio eventsIO) error {
 	if len(pos) != 1 {
 		return errors.New("events show: give one sequence number or execution id")
 	}
+	filter := principalFilter(tailFilter{}, *principal)
 	src, err := openSource(ctx, ef)
 	if err != nil {
 		return err
@@ -46,6 +48,9 @@ func runEventsShow(ctx context.Context, args []string, sio eventsIO) error {
 			return fmt.Errorf("events show %d: %w", seq, err)
 		}
 		if events.StreamKind(e.Stream) != "execution" {
+			if !filter.match(e) {
+				return fmt.Errorf("events show %d: %s", seq, causedBy(e, *principal))
+			}
 			return showEvent(out, e)
 		}
 		id, mark = events.StreamID(e.Stream), seq
@@ -68,7 +73,25 @@ func runEventsShow(ctx context.Context, args []string, sio eventsIO) error {
 		}
 		return fmt.Errorf("events show %s: no execution with that id in the log (events %d..%d); %s", arg, src.First(), src.Last(), hint)
 	}
-	return showExecution(out, story, mark)
+	kept := story[:0:0]
+	for _, e := range story {
+		if filter.match(e) {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		return fmt.Errorf("events show %s: none of its %d events: it was %s", arg, len(story), causedBy(story[0], *principal))
+	}
+	return showExecution(out, kept, mark)
+}
+
+// causedBy says who caused e, for a --principal that selected nothing.
+func causedBy(e events.Event, want string) string {
+	who := "caused by nobody (the server's own, or from before principals existed)"
+	if e.Principal != "" {
+		who = fmt.Sprintf("caused by %q", e.Principal)
+	}
+	return fmt.Sprintf("event %d (%s) was %s, not --principal %s", e.Seq, e.Type, who, want)
 }
 
 // showEvent prints one event in full.
@@ -98,6 +121,9 @@ func showExecution(w io.Writer, story []events.Event, mark uint64) error {
 	fmt.Fprintf(w, "execution %s", events.StreamID(first.Stream))
 	if first.Kernel != "" {
 		fmt.Fprintf(w, " on kernel %s", first.Kernel)
+	}
+	if first.Principal != "" {
+		fmt.Fprintf(w, " by %s", first.Principal)
 	}
 	fmt.Fprintf(w, "\n")
 	var queued, started, ended time.Time

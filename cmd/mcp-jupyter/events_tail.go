@@ -19,12 +19,37 @@ type tailFilter struct {
 	kernel string
 	stream string // "execution/<id>"
 	types  map[string]bool
+	// principal keeps the events that principal caused; noPrincipal, the
+	// events nobody did (the server's own, and those from before
+	// principals existed).
+	principal   string
+	noPrincipal bool
 }
 
 func (f tailFilter) match(e events.Event) bool {
 	return (f.kernel == "" || e.Kernel == f.kernel) &&
 		(f.stream == "" || e.Stream == f.stream) &&
-		(f.types == nil || f.types[e.Type])
+		(f.types == nil || f.types[e.Type]) &&
+		(f.principal == "" || e.Principal == f.principal) &&
+		(!f.noPrincipal || e.Principal == "")
+}
+
+// principalFlag registers --principal on fs; its value goes into a
+// tailFilter with principalFilter.
+func principalFlag(fs *flag.FlagSet) *string {
+	return fs.String("principal", "", `only events this principal caused ("-": only those nobody did: the server's own, and those written before principals existed)`)
+}
+
+// principalFilter sets f's principal selection from the --principal value.
+func principalFilter(f tailFilter, v string) tailFilter {
+	switch v {
+	case "":
+	case "-":
+		f.noPrincipal = true
+	default:
+		f.principal = v
+	}
+	return f
 }
 
 func runEventsTail(ctx context.Context, args []string, sio eventsIO) error {
@@ -35,6 +60,7 @@ func runEventsTail(ctx context.Context, args []string, sio eventsIO) error {
 	kernel := fs.String("kernel", "", "only events about this kernel")
 	execution := fs.String("execution", "", "only events of this execution")
 	types := fs.String("type", "", "only events of these types (comma-separated)")
+	principal := principalFlag(fs)
 	since := fs.String("since", "", "start at this sequence or time")
 	last := fs.Uint64("n", 0, "start this many events before the end (0: from the start)")
 	asJSON := fs.Bool("json", false, "JSON Lines (the public JSON form of each event)")
@@ -45,7 +71,7 @@ func runEventsTail(ctx context.Context, args []string, sio eventsIO) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("events tail: unexpected argument %q (flags only)", pos[0])
 	}
-	filter := tailFilter{kernel: *kernel}
+	filter := principalFilter(tailFilter{kernel: *kernel}, *principal)
 	if *execution != "" {
 		filter.stream = events.ExecutionStream(strings.TrimPrefix(*execution, "execution/"))
 	}
@@ -152,6 +178,10 @@ func appendEventJSON(b []byte, e events.Event) []byte {
 	b = appendJSONString(b, e.Type)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, uint64(e.Version), 10)
+	if e.Principal != "" {
+		b = append(b, `,"principal":`...)
+		b = appendJSONString(b, e.Principal)
+	}
 	b = append(b, `,"payload":`...)
 	b = append(b, e.Raw...)
 	return append(b, '}')
@@ -185,6 +215,10 @@ func appendEventLine(b []byte, e *events.Event) []byte {
 	b = pad(b, n, 24, false)
 	b = append(b, ' ')
 	b = append(b, e.Stream...)
+	if e.Principal != "" {
+		b = append(b, " by "...)
+		b = append(b, e.Principal...)
+	}
 	if s := summary(e); s != "" {
 		b = append(b, "  "...)
 		b = append(b, s...)
@@ -237,6 +271,8 @@ func summary(e *events.Event) string {
 		return p.Reason
 	case events.KernelStarted:
 		return fmt.Sprintf("spec %s pid %d %s", p.Spec, p.Process.Pid, p.Label)
+	case events.KernelShared:
+		return fmt.Sprintf("with %s: %s", p.Principal, p.Access)
 	case events.KernelStartFailed:
 		return "spec " + p.Spec + ": " + clip(p.Reason, 100)
 	case events.KernelRestarted:

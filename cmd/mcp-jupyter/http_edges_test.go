@@ -199,7 +199,7 @@ func TestMissingAssetIs404(t *testing.T) {
 	for _, uri := range []string{"asset://" + missing, "asset://xyz"} {
 		var req mcp.ReadResourceRequest
 		req.Params.URI = uri
-		_, err := cl.ReadResource(context.Background(), req)
+		_, err := cl.ReadResource(asAdmin(context.Background()), req)
 		if err == nil || !strings.Contains(err.Error(), "not found") {
 			t.Errorf("resources/read %s: %v, want a not-found error", uri, err)
 		}

@@ -44,7 +44,7 @@ func TestAssetsAndWebSocketEndToEnd(t *testing.T) {
 	if a.MIME != "text/html" || len(a.Origins) != 1 || a.Origins[0].KernelID != k || a.Origins[0].ExecutionID != exec {
 		t.Fatalf("asset %+v", a)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 30*time.Second)
 	defer cancel()
 	var rr mcp.ReadResourceRequest
 	rr.Params.URI = a.URI

@@ -23,6 +23,9 @@ type notebooks struct {
 	cancel   context.CancelFunc
 	done     chan error
 	space    func() error // refuses changes while the disk is full
+	// access hides kernels the caller may not read (a notebook's bound
+	// kernel included).
+	access access
 }
 
 // openNotebooks starts the notebook actors on the root and the output
@@ -33,7 +36,8 @@ func openNotebooks(root string, l *eventlog.Log, sys *system.System, launcher *j
 		return nil, fmt.Errorf("--notebook-root: %w", err)
 	}
 	n := &notebooks{sys: sys, launcher: launcher, done: make(chan error, 1), space: l.CheckSpace,
-		mgr: nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
+		access: access{kernels: c.kernels},
+		mgr:    nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	w := &nbactor.OutputWriter{Log: l, Manager: n.mgr, Logger: c.logger.With("component", "notebook")}
@@ -56,12 +60,27 @@ func (n *notebooks) close(ctx context.Context) error {
 
 var _ mcpserver.NotebookBackend = (*notebooks)(nil)
 
-// kernelFor finds the kernel bound to the notebook: start_kernel records the
-// path as the agent gave it, so try the forms an agent may have used.
-func (n *notebooks) kernelFor(rel string) string {
+// resolve confines path to the caller's notebook root (notebookroot.go)
+// and returns the path the notebook actors know it by.
+func (n *notebooks) resolve(ctx context.Context, path string) (string, error) {
+	r, err := rootFor(ctx, n.mgr.Root())
+	if err != nil {
+		return "", err
+	}
+	return r.resolve(path)
+}
+
+// kernelFor finds the kernel bound to the notebook that the caller may
+// read: start_kernel records the path as the agent gave it, so try the
+// forms an agent may have used.
+func (n *notebooks) kernelFor(ctx context.Context, rel string) string {
+	p, err := caller(ctx)
+	if err != nil {
+		return ""
+	}
 	abs := filepath.Join(n.mgr.Root().Dir(), filepath.FromSlash(rel))
-	for _, p := range []string{rel, "./" + rel, abs} {
-		if id, ok := n.sys.ResolveNotebook(p); ok {
+	for _, path := range []string{rel, "./" + rel, abs} {
+		if id, ok := n.sys.ResolveNotebook(path); ok && n.access.canRead(p, id) {
 			return id
 		}
 	}
@@ -69,18 +88,38 @@ func (n *notebooks) kernelFor(rel string) string {
 }
 
 func (n *notebooks) ReadNotebook(ctx context.Context, path string) (mcpserver.NotebookRead, error) {
-	f, rel, err := n.mgr.Read(path)
+	r, err := rootFor(ctx, n.mgr.Root())
 	if err != nil {
 		return mcpserver.NotebookRead{}, err
 	}
-	return mcpserver.NotebookRead{Path: rel, File: f, Kernel: n.kernelFor(rel)}, nil
+	whole, err := r.resolve(path)
+	if err != nil {
+		return mcpserver.NotebookRead{}, err
+	}
+	f, rel, err := n.mgr.Read(whole)
+	if err != nil {
+		return mcpserver.NotebookRead{}, err
+	}
+	return mcpserver.NotebookRead{Path: r.shown(rel), File: f, Kernel: n.kernelFor(ctx, rel)}, nil
 }
 
 func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChange) (mcpserver.NotebookChanged, error) {
 	if err := n.space(); err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
-	cmd := nbactor.Command{Path: c.Path, ExpectedHash: c.ExpectedHash, By: c.By}
+	principal, err := caller(ctx)
+	if err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
+	r, err := rootFor(ctx, n.mgr.Root())
+	if err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
+	whole, err := r.resolve(c.Path)
+	if err != nil {
+		return mcpserver.NotebookChanged{}, err
+	}
+	cmd := nbactor.Command{Path: whole, ExpectedHash: c.ExpectedHash, By: c.By, Principal: principal.Name}
 	switch c.Kind {
 	case "create":
 		op := nbactor.Create{KernelSpec: c.KernelSpec}
@@ -106,23 +145,31 @@ func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChan
 	default:
 		return mcpserver.NotebookChanged{}, fmt.Errorf("unknown notebook change %q", c.Kind)
 	}
-	r, err := n.mgr.Do(ctx, cmd)
+	done, err := n.mgr.Do(ctx, cmd)
 	if err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
-	_, rel, _ := n.mgr.Resolve(c.Path)
-	return mcpserver.NotebookChanged{Path: rel, SHA256: r.Hash, CellID: r.CellID, Index: r.Index, Cells: len(r.Notebook.Cells)}, nil
+	_, rel, _ := n.mgr.Resolve(whole)
+	return mcpserver.NotebookChanged{Path: r.shown(rel), SHA256: done.Hash, CellID: done.CellID, Index: done.Index, Cells: len(done.Notebook.Cells)}, nil
 }
 
 func (n *notebooks) CellsToRun(ctx context.Context, path, cell string) ([]mcpserver.CellRun, error) {
-	f, rel, err := n.mgr.Read(path)
+	r, err := rootFor(ctx, n.mgr.Root())
 	if err != nil {
 		return nil, err
 	}
-	k := n.kernelFor(rel)
+	whole, err := r.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	f, rel, err := n.mgr.Read(whole)
+	if err != nil {
+		return nil, err
+	}
+	k := n.kernelFor(ctx, rel)
 	if k == "" {
 		return nil, fmt.Errorf("no kernel is bound to %s: call start_kernel with notebook=%q (kernelspec %q), then run again",
-			rel, rel, f.Notebook.KernelName())
+			r.shown(rel), r.shown(rel), f.Notebook.KernelName())
 	}
 	nb := f.Notebook
 	if cell != "" {

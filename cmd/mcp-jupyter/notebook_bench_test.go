@@ -28,7 +28,7 @@ func BenchmarkReadNotebookTool20MB(b *testing.B) {
 	read := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		res, err := cl.CallTool(ctx, req)
+		res, err := cl.CallTool(asAdmin(ctx), req)
 		if err != nil || res.IsError {
 			b.Fatalf("read_notebook: %v %+v", err, res)
 		}
@@ -72,7 +72,7 @@ func BenchmarkRunCellVsExecute(b *testing.B) {
 		req.Params.Name, req.Params.Arguments = name, args
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		res, err := cl.CallTool(ctx, req)
+		res, err := cl.CallTool(asAdmin(ctx), req)
 		if err != nil || res.IsError {
 			b.Fatalf("%s: %v %+v", name, err, res)
 		}

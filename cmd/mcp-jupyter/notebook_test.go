@@ -107,7 +107,7 @@ func TestNotebookToolsAgainstRealKernel(t *testing.T) {
 	// read_notebook shows sources, outputs (the PNG inline) and the hash.
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = "read_notebook", map[string]any{"path": "work/analysis.ipynb"}
-	res, err := cl.CallTool(context.Background(), req)
+	res, err := cl.CallTool(asAdmin(context.Background()), req)
 	if err != nil || res.IsError {
 		t.Fatalf("read_notebook: %v %+v", err, res)
 	}

@@ -80,7 +80,7 @@ func BenchmarkHealthWhileStreaming(b *testing.B) {
 	ids := make([]string, kernels)
 	// NB: one at a time: concurrent starts can pick the same free ports.
 	for i := range ids {
-		st, err := c.sys.StartKernel(ctx, "python3", fmt.Sprintf("bench-%d", i), "")
+		st, err := c.sys.StartKernel(ctx, "python3", fmt.Sprintf("bench-%d", i), "", "admin")
 		if err != nil {
 			b.Fatalf("start kernel: %v", err)
 		}

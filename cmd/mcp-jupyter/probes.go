@@ -55,7 +55,7 @@ func (c *core) routes(mux *http.ServeMux) {
 	events := c.whenReady(func() http.Handler {
 		g := guard()
 		g.EndOnRevoke = true // a follower (`events tail -f`) stops with its token
-		return g.Wrap(eventsHandler(c.eventsCtx, c.log))
+		return g.Wrap(eventsHandler(c.eventsCtx, c.log, c.edgeAccess().eventFilter))
 	})
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)

@@ -208,7 +208,7 @@ func TestEventsSinceBelowRetentionNamesTheSetting(t *testing.T) {
 	if _, err := l.TruncateBefore(51, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(eventsHandler(context.Background(), l))
+	srv := httptest.NewServer(eventsHandler(context.Background(), l, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/events?since=10")
 	if err != nil {

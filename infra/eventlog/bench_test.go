@@ -96,6 +96,21 @@ func BenchmarkAppend64Writers(b *testing.B) {
 	b.ReportMetric(float64(l.Stats().Appends)/float64(max(l.Stats().Commits, 1)), "appends/sync")
 }
 
+// BenchmarkAppendWithPrincipal64Writers is BenchmarkAppend64Writers with
+// the principal in every event's envelope (record format 2): what every
+// event a caller causes costs now. Compare with BenchmarkAppend64Writers.
+func BenchmarkAppendWithPrincipal64Writers(b *testing.B) {
+	l := testkit.OpenLogWith(b, testkit.TempDataDir(b), eventlog.Options{Node: "test-node", MinFree: 256 << 20})
+	d := benchDraft()
+	d.Principal = "oidc:0123456789abcdef"
+	ctx := context.Background()
+	runWriters(b, func() error {
+		_, err := l.Append(ctx, d)
+		return err
+	})
+	b.ReportMetric(float64(l.Stats().Appends)/float64(max(l.Stats().Commits, 1)), "appends/sync")
+}
+
 // BenchmarkRawPebbleApplySync64Writers is the baseline: the same 64
 // goroutines each apply, with pebble.Sync, a batch of the same three keys and
 // value sizes an append of benchDraft writes (record, stream index, kernel

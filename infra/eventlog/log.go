@@ -568,7 +568,7 @@ func (l *Log) write(pending []*appendReq, seq uint64) *flight {
 		evs := make([]events.Event, len(req.drafts))
 		for j, d := range req.drafts {
 			seq++
-			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node,
+			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
 				Type: req.types[j], Version: req.vers[j], Payload: d.Payload, Raw: req.raws[j]}
 			rec = events.AppendRecord(rec[:0], e, req.raws[j])
 			_ = batch.Set(eventKey(key[:0], seq), rec, nil) // NB: Set copies key and value

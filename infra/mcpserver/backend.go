@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -24,6 +25,9 @@ type Backend interface {
 	InterruptKernel(ctx context.Context, kernelID string) error
 	RestartKernel(ctx context.Context, kernelID string) error
 	ShutdownKernel(ctx context.Context, kernelID string) error
+	// ShareKernel grants principal read or execute on a kernel the caller
+	// owns (AccessNone withdraws the share).
+	ShareKernel(ctx context.Context, kernelID, principal string, access auth.Access) error
 
 	// Submit queues code and returns once ExecutionQueued is durable. With
 	// an ExecutionID that already exists it returns that execution.

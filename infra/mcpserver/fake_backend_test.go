@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -131,6 +132,9 @@ func (b *fakeBackend) kernelOp(id string) error {
 func (b *fakeBackend) InterruptKernel(_ context.Context, id string) error { return b.kernelOp(id) }
 func (b *fakeBackend) RestartKernel(_ context.Context, id string) error   { return b.kernelOp(id) }
 func (b *fakeBackend) ShutdownKernel(_ context.Context, id string) error  { return b.kernelOp(id) }
+func (b *fakeBackend) ShareKernel(_ context.Context, id, _ string, _ auth.Access) error {
+	return b.kernelOp(id)
+}
 
 func (b *fakeBackend) Submit(_ context.Context, req SubmitRequest) (queue.Execution, error) {
 	b.mu.Lock()

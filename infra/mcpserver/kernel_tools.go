@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 const kernelArgHelp = "a kernel_id from start_kernel or list_kernels, or the path of a notebook bound to a kernel"
@@ -73,6 +75,46 @@ func (s *Server) addKernelTools() {
 		mcp.WithIdempotentHintAnnotation(true),
 		mcp.WithOpenWorldHintAnnotation(false),
 	), s.kernelAction("shut down kernel", Backend.ShutdownKernel, "shut down"))
+
+	s.mcp.AddTool(mcp.NewTool("share_kernel",
+		mcp.WithDescription("Share a kernel you own with another principal: read (they see it in list_kernels, its executions, "+
+			"outputs and assets) or execute (they may also run code on it, answer input and interrupt it); none withdraws a share. "+
+			"Restart, shutdown, checkpoints and sharing stay with the owner."),
+		mcp.WithString("kernel", mcp.Required(), mcp.Description(kernelArgHelp)),
+		mcp.WithString("principal", mcp.Required(), mcp.Description("The principal's name, as `mcp-jupyter principal list` shows it (an OAuth subject: oidc:<sub>).")),
+		mcp.WithString("access", mcp.Required(), mcp.Enum("read", "execute", "none"),
+			mcp.Description("read, execute, or none to withdraw the share.")),
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
+	), s.shareKernel)
+}
+
+func (s *Server) shareKernel(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a := newArgs(req)
+	ref := a.str("kernel", true, kernelArgHelp)
+	who := a.str("principal", true, "a principal's name")
+	level := a.str("access", true, "read, execute or none")
+	if a.err != nil {
+		return failed("share kernel", a.err), nil
+	}
+	access, err := auth.ParseAccess(level)
+	if err != nil {
+		return failed("share kernel "+ref, err), nil
+	}
+	id, err := s.backend.ResolveKernel(ctx, ref)
+	if err != nil {
+		return failed("share kernel "+ref, err), nil
+	}
+	if err := s.backend.ShareKernel(ctx, id, who, access); err != nil {
+		return failed("share kernel "+id, err), nil
+	}
+	result := fmt.Sprintf("kernel %s is shared with %s for %s", id, who, access)
+	if access == auth.AccessNone {
+		result = fmt.Sprintf("kernel %s is no longer shared with %s", id, who)
+	}
+	return structured(map[string]any{"kernel_id": id, "principal": who, "access": access.String(), "result": result}), nil
 }
 
 func (s *Server) listKernelSpecs(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {

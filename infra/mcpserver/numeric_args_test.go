@@ -117,7 +117,7 @@ func TestNumericArgumentsCheckedBeforeConversion(t *testing.T) {
 	for _, na := range table {
 		covered[na.tool+"."+na.arg] = true
 	}
-	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	tools, err := c.ListTools(asAdmin(context.Background()), mcp.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

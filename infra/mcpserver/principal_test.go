@@ -17,10 +17,15 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
+// whoamiTool is the name the whoami test tool takes: a read tool of the
+// scope table (scopes.go), which it replaces, so every principal with read
+// may call it (a name outside the table would be admin-only).
+const whoamiTool = "list_kernelspecs"
+
 // addWhoami registers a tool that answers the principal its handler's
 // context carries, or "none".
 func addWhoami(s *Server) {
-	s.MCP().AddTool(mcp.NewTool("whoami"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	s.MCP().AddTool(mcp.NewTool(whoamiTool), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		p, ok := auth.FromContext(ctx)
 		if !ok {
 			return mcp.NewToolResultText("none"), nil
@@ -32,7 +37,7 @@ func addWhoami(s *Server) {
 func whoami(t *testing.T, c *client.Client) string {
 	t.Helper()
 	var req mcp.CallToolRequest
-	req.Params.Name = "whoami"
+	req.Params.Name = whoamiTool
 	res, err := c.CallTool(context.Background(), req)
 	if err != nil {
 		t.Fatalf("call whoami: %v", err)

@@ -133,6 +133,11 @@ func New(backend Backend, opts Options) *Server {
 		server.WithRecovery(),
 		server.WithResourceRecovery(),
 		server.WithInstructions(defaultServerInstruct),
+		// Who calls: tools the caller's scopes do not allow are not listed
+		// and are refused when called (scopes.go).
+		server.WithToolFilter(listableTools),
+		server.WithToolHandlerMiddleware(requireScope),
+		server.WithResourceHandlerMiddleware(resourceCaller),
 	)
 	s.addKernelTools()
 	s.addExecutionTools()

@@ -42,7 +42,7 @@ func call(t testing.TB, c *client.Client, name string, args any) *mcp.CallToolRe
 	t.Helper()
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = name, args
-	res, err := c.CallTool(context.Background(), req)
+	res, err := c.CallTool(asAdmin(context.Background()), req)
 	if err != nil {
 		t.Fatalf("%s: protocol error (the server should answer with isError): %v", name, err)
 	}
@@ -94,7 +94,7 @@ func stillUp(t testing.TB, c *client.Client) {
 
 func TestToolsListedWithAnnotations(t *testing.T) {
 	c := startClient(t, newFakeBackend(), Options{})
-	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	res, err := c.ListTools(asAdmin(context.Background()), mcp.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestExecuteSurvivesClientGoingAway(t *testing.T) {
 	b := newFakeBackend()
 	b.onSubmit = func(*fakeBackend, string, string) {}
 	c := startClient(t, b, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 200*time.Millisecond)
 	defer cancel()
 	var req mcp.CallToolRequest
 	req.Params.Name = "execute"
@@ -288,7 +288,7 @@ func TestExecuteSendsProgress(t *testing.T) {
 	req.Params.Name = "execute"
 	req.Params.Arguments = map[string]any{"kernel": "k1", "code": "run()"}
 	req.Params.Meta = &mcp.Meta{ProgressToken: "tok"}
-	res, err := c.CallTool(context.Background(), req)
+	res, err := c.CallTool(asAdmin(context.Background()), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestLongOutputLinksAsset(t *testing.T) {
 	}
 	var rr mcp.ReadResourceRequest
 	rr.Params.URI = uri
-	got, err := c.ReadResource(context.Background(), rr)
+	got, err := c.ReadResource(asAdmin(context.Background()), rr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestLongOutputLinksAsset(t *testing.T) {
 		t.Errorf("asset content differs: %T", got.Contents[0])
 	}
 	rr.Params.URI = "asset://../../etc/passwd"
-	if _, err := c.ReadResource(context.Background(), rr); err == nil {
+	if _, err := c.ReadResource(asAdmin(context.Background()), rr); err == nil {
 		t.Error("path traversal through asset:// was served")
 	}
 	stillUp(t, c)

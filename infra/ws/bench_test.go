@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
@@ -341,3 +343,101 @@ func BenchmarkMemoryBigCell(b *testing.B) {
 var _ = json.Marshal
 var _ = http.MethodGet
 var _ eventlog.Options
+
+// fanOutPerEvent joins one client per principal (n of them) to a hub over
+// a real log with the server's Access (ws.KernelReaders), each principal
+// owning one kernel, then times the fan-out of perPrincipal events per
+// principal, spread over their kernels in turn. The clients' queues are not
+// drained while it runs: the figure is the hub's per-event routing (who
+// reads it, into their queues), not the encoding (once per event whoever
+// reads) nor the connections' writes. It returns ns per event in the best
+// round of 1,000 (the machine is shared: slower rounds add other processes'
+// time, not the hub's), after checking each client got exactly its own
+// kernel's events.
+func fanOutPerEvent(b *testing.B, n, perPrincipal int) float64 {
+	l := testkit.OpenLog(b, testkit.TempDataDir(b))
+	total := n * perPrincipal
+	owners := map[string][]string{}
+	for i := range n {
+		owners[fmt.Sprint("k", i)] = []string{fmt.Sprint("p", i)}
+	}
+	hub := ws.New(l, ws.Options{QueueMessages: total + 1, QueueBytes: 1 << 30,
+		Access: ws.KernelReaders(func() map[string][]string { return owners })})
+	if err := hub.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer hub.Close(context.Background())
+	queues := make([]func() [][]byte, n)
+	for i := range n {
+		var err error
+		if queues[i], err = hub.JoinQueue(auth.Principal{Name: fmt.Sprint("p", i), Scopes: auth.DefaultScopes}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	evs := make([]events.Event, total)
+	encoded := make([][]byte, total)
+	base := l.Last()
+	for i := range evs {
+		k := i % n
+		d := draft(fmt.Sprint("k", k), i, "out\n")
+		raw, err := json.Marshal(d.Payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		evs[i] = events.Event{Seq: base + uint64(i) + 1, Time: time.Now(), Stream: d.Stream, Kernel: d.Kernel,
+			Type: d.Payload.EventType(), Version: 1, Principal: fmt.Sprint("p", k), Raw: raw}
+		if encoded[i], err = json.Marshal(evs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// NB: in rounds of 1,000 events, the queues taken between rounds
+	// (untimed): every queue stays small whatever n, so the figure is the
+	// routing, not a long queue's growth.
+	got := make([]int, n)
+	best := time.Duration(math.MaxInt64)
+	runtime.GC()
+	for from := 0; from < total; from += 1000 {
+		start := time.Now()
+		for i := from; i < min(from+1000, total); i++ {
+			hub.Route(evs[i], encoded[i])
+		}
+		best = min(best, time.Since(start))
+		for i, q := range queues {
+			want := []byte(fmt.Sprintf(`"kernel":"k%d"`, i))
+			for _, data := range q() {
+				if !bytes.Contains(data, want) {
+					b.Fatalf("principal p%d was offered another kernel's event: %.120s", i, data)
+				}
+				got[i]++
+			}
+		}
+	}
+	for i := range n {
+		if got[i] != perPrincipal {
+			b.Fatalf("principal p%d was offered %d events, want its %d", i, got[i], perPrincipal)
+		}
+	}
+	return float64(best.Nanoseconds()) / 1000
+}
+
+// BenchmarkFanOutPrincipals: the per-event fan-out cost with 1, 10 and 100
+// principals, each reading only its own kernel, events spread over the
+// kernels. The hub routes by kernel reader, so the cost must be flat in the
+// number of principals: ratio-100-vs-1 ≤ 1.5 (a pass over every client per
+// event grows with them).
+func BenchmarkFanOutPrincipals(b *testing.B) {
+	for range b.N {
+		const events = 100_000
+		one := fanOutPerEvent(b, 1, events)
+		ten := fanOutPerEvent(b, 10, events/10)
+		hundred := fanOutPerEvent(b, 100, events/100)
+		b.ReportMetric(one, "ns/event-1")
+		b.ReportMetric(ten, "ns/event-10")
+		b.ReportMetric(hundred, "ns/event-100")
+		b.ReportMetric(hundred/one, "ratio-100-vs-1")
+		b.Logf("fan-out per event: %.0f ns with 1 principal, %.0f with 10, %.0f with 100 (%.2fx)", one, ten, hundred, hundred/one)
+		if hundred/one > 1.5 {
+			b.Errorf("per-event fan-out with 100 principals %.0f ns is %.2fx that with 1 (%.0f ns): over 1.5x", hundred, hundred/one, one)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 // Package ws is the live WebSocket edge: GET /ws streams every durable event
-// as JSON (events.Event's public form, with its seq), and GET /ws?kernel=<id>
-// only the events about one kernel.
+// the caller's principal may read as JSON (events.Event's public form, with
+// its seq), and GET /ws?kernel=<id> only the events about one kernel.
 //
 // Framing: each text message holds one or more events, one JSON object per
 // line ("\n"-separated), in seq order. A client that fell behind gets what
@@ -32,8 +32,23 @@
 //     malformed one with 1007, a binary one with 1003, each with a reason.
 //  4. Auth is the caller's: mount the handler behind mcpserver.Guard with
 //     QueryToken (browsers cannot set headers on a WebSocket), which checks
-//     Host, Origin and the bearer token before the upgrade. The handler skips
-//     the library's own same-origin check for that reason.
+//     Host, Origin and the bearer token before the upgrade and puts the
+//     principal in the request context. The handler skips the library's own
+//     same-origin check for that reason.
+//  5. By principal (Options.Access; the server uses KernelReaders): a client
+//     gets the events of kernels its principal can read (owner, shares)
+//     and the events it caused; admins every event. The hub routes by an
+//     index (kernel -> readers -> their clients, kernel -> ?kernel=
+//     followers, and the clients that read everything), so an event costs
+//     its readers, not a pass over every client (BenchmarkFanOutPrincipals).
+//     The readers change in log order, with the events that change them
+//     (KernelStarted's owner, KernelShared), before the event is offered.
+//     A resuming client's history (backlog or log) is filtered with the
+//     readers as they are now. A principal without the read scope gets 403;
+//     with Access set, a request without a principal 401.
+//  6. Revocation: ClosePrincipal(name) closes every client of a principal at
+//     once with CloseTokenRevoked (4001) and a reason saying so; the server
+//     calls it from the token store's Watch.
 //
 // The caller's duties:
 //

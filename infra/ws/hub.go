@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 )
 
@@ -75,6 +76,12 @@ type Options struct {
 	// Observer, when set, is told of clients joining, leaving and being
 	// closed as slow consumers (metrics).
 	Observer Observer
+	// Access, when set, limits each client to what its principal (from
+	// the request context, auth.FromContext) may read: events of kernels
+	// it can read and events it caused; admins read everything. A request
+	// without a principal is refused. Without Access every client reads
+	// every event (one trusted token).
+	Access Access
 }
 
 func (o Options) withDefaults() Options {
@@ -109,6 +116,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	idx     index  // who gets which event; see offer
 	last    uint64 // the last seq offered to clients
 	closed  bool
 
@@ -125,7 +133,17 @@ type Hub struct {
 
 type client struct {
 	kernel string
+	view   viewer
 	q      *queue
+	// mark is the last seq offered to it (under Hub.mu): an event reaches
+	// a client through one route only.
+	mark uint64
+	// revoked is closed (once, by ClosePrincipal, under Hub.mu) when the
+	// hub ends the session; end says how. NB: a channel the writer selects
+	// on, not a context: cancelling a write in progress would tear the
+	// connection down without the close frame that tells the client why.
+	revoked chan struct{}
+	end     atomic.Pointer[closeWith]
 	// floor is the first event the client still reads from the log while
 	// it catches up (0 once it is fed by the fan-out): see LogFloor.
 	floor atomic.Uint64
@@ -133,7 +151,7 @@ type client struct {
 
 // New returns a hub over log. Call Start before serving.
 func New(log Log, opts Options) *Hub {
-	return &Hub{log: log, opts: opts.withDefaults(), clients: map[*client]struct{}{}, errc: make(chan error, 1)}
+	return &Hub{log: log, opts: opts.withDefaults(), clients: map[*client]struct{}{}, idx: newIndex(), errc: make(chan error, 1)}
 }
 
 // Start begins following the log from its current end.
@@ -145,6 +163,16 @@ func (h *Hub) Start(ctx context.Context) error {
 	}
 	h.ctx, h.cancel = context.WithCancel(ctx)
 	h.last = h.log.Last()
+	if h.opts.Access != nil {
+		// NB: read as of about Last: a share recorded between the two
+		// applies to the few events before it too (the fan-out re-applies
+		// it at its seq; grants are idempotent).
+		for k, ps := range h.opts.Access.Readers() {
+			for _, p := range ps {
+				h.idx.grant(Grant{Kernel: k, Principal: p, Read: true})
+			}
+		}
+	}
 	after := h.last
 	h.wg.Add(1)
 	go func() {
@@ -182,19 +210,75 @@ func (h *Hub) broadcast(e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %d: %w", e.Seq, err)
 	}
-	f := frame{seq: e.Seq, data: data}
+	h.route(e, frame{seq: e.Seq, data: data})
+	return nil
+}
+
+// route offers the encoded event f to every client that may read e.
+func (h *Hub) route(e events.Event, f frame) {
+	var by string
+	var grants []Grant
+	if a := h.opts.Access; a != nil {
+		by, grants = a.CausedBy(e), a.Changes(e)
+	}
 	h.mu.Lock()
 	h.last = e.Seq
-	for c := range h.clients {
-		if c.kernel != "" && c.kernel != e.Kernel {
-			continue
-		}
-		if !c.q.push(f) {
-			delete(h.clients, c) // its writer closes it with 4008
-		}
+	for _, g := range grants {
+		h.idx.grant(g) // NB: before offering: a share's own event reaches its new reader
 	}
+	h.idx.offer(&e, by, func(c *client) {
+		if c.mark == e.Seq {
+			return
+		}
+		c.mark = e.Seq
+		if !c.q.push(f) {
+			h.drop(c) // its writer closes it with 4008
+		}
+	})
 	h.mu.Unlock()
-	return nil
+}
+
+// drop removes c from the fan-out. Under h.mu.
+func (h *Hub) drop(c *client) {
+	if _, ok := h.clients[c]; ok {
+		delete(h.clients, c)
+		h.idx.remove(c)
+	}
+}
+
+// mayRead reports whether c may read e: the same rule as the fan-out, for
+// events a resuming client reads from the backlog or the log (with the
+// readers as they are now).
+func (h *Hub) mayRead(c *client, e *events.Event) bool {
+	if c.view.all {
+		return true
+	}
+	if h.opts.Access.CausedBy(*e) == c.view.principal {
+		return true
+	}
+	if e.Kernel == "" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.idx.canRead(c.view.principal, e.Kernel)
+}
+
+// ClosePrincipal closes every client of principal at once with
+// CloseTokenRevoked (its token was revoked or rotated) and returns how many
+// it closed. Wire it to the token store's revocation callback.
+func (h *Hub) ClosePrincipal(principal string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.idx.owned[principal] {
+		end := closeWith{CloseTokenRevoked, revokedReason}
+		c.end.Store(&end)
+		close(c.revoked)
+		h.drop(c)
+		n++
+	}
+	return n
 }
 
 // join registers a client and returns the seq after which the fan-out
@@ -206,6 +290,7 @@ func (h *Hub) join(c *client) (liveFrom uint64, err error) {
 		return 0, ErrClosed
 	}
 	h.clients[c] = struct{}{}
+	h.idx.add(c)
 	h.opts.Observer.ClientJoined()
 	return h.last, nil
 }
@@ -239,7 +324,7 @@ func (h *Hub) LogFloor() (uint64, bool) {
 // returns (the fan-out may have dropped it from clients already).
 func (h *Hub) leave(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.drop(c)
 	h.mu.Unlock()
 	h.opts.Observer.ClientLeft()
 }
@@ -269,6 +354,17 @@ func (h *Hub) Close(ctx context.Context) error {
 func (h *Hub) Handler() http.Handler { return http.HandlerFunc(h.serve) }
 
 func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
+	p, ok := auth.FromContext(r.Context())
+	if h.opts.Access != nil && !ok {
+		// NB: a wiring fault (the route is not behind the principals
+		// middleware): refuse, never default to everything.
+		http.Error(w, "Unauthorized: no principal on the request: mount /ws behind the authentication middleware.", http.StatusUnauthorized)
+		return
+	}
+	if ok && !p.Scopes.Has(auth.ScopeRead) {
+		http.Error(w, fmt.Sprintf("Forbidden: principal %q lacks the read scope /ws needs: ask an admin for it.", p.Name), http.StatusForbidden)
+		return
+	}
 	req, err := parseRequest(r.URL.Query())
 	if err != nil {
 		http.Error(w, "Bad request: "+err.Error(), http.StatusBadRequest)
@@ -309,7 +405,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		return // Accept wrote the HTTP error
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
-	c := &client{kernel: req.kernel, q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes)}
+	c := &client{kernel: req.kernel, view: viewerOf(p, h.opts.Access != nil), q: newQueue(h.opts.QueueMessages, h.opts.QueueBytes),
+		revoked: make(chan struct{})}
 	if req.hasSince {
 		c.floor.Store(req.since + 1) // NB: before join, so retention sees it as soon as it counts
 	}

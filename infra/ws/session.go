@@ -52,6 +52,9 @@ func (s *session) run(req request, liveFrom uint64) {
 		cancel()
 	}()
 	end := s.write(ctx, req, liveFrom, readErr)
+	if by := s.c.end.Load(); by != nil {
+		end = *by // the hub ended it (token revoked)
+	}
 	if end.code == 0 {
 		end = closeWith{websocket.StatusGoingAway, "server shutting down: " + s.resumeHint()}
 	}
@@ -121,6 +124,8 @@ func (s *session) write(ctx context.Context, req request, liveFrom uint64, readE
 			return closeWith{}
 		case end := <-readErr:
 			return s.readEnd(end)
+		case <-s.c.revoked:
+			return closeWith{} // run sends c.end
 		case <-s.pong:
 			if err := s.send(ctx, []byte(`{"type":"pong","seq":`+strconv.FormatUint(s.sent, 10)+`}`)); err != nil {
 				return closeWith{}
@@ -223,7 +228,12 @@ func (s *session) catchUp(ctx context.Context, req request, liveFrom uint64) (cl
 		if e.Seq > liveFrom {
 			return errStop
 		}
-		if e.Seq <= s.sent {
+		select {
+		case <-s.c.revoked:
+			return errStop // run sends c.end
+		default:
+		}
+		if e.Seq <= s.sent || !s.h.mayRead(s.c, &e) {
 			return nil
 		}
 		data, err := e.MarshalJSON()

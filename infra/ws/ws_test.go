@@ -207,8 +207,12 @@ func TestLiveAndResumeAcrossRestart(t *testing.T) {
 	// Restart: the server goes away, the log is reopened, the client resumes.
 	stopped := make(chan struct{})
 	go func() { s.stop(); close(stopped) }()
-	if _, err := next(t, resumed); websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), "since=150") {
-		t.Fatalf("on shutdown: %v, want 1001 with a resume hint", err)
+	r, err := next(t, resumed)
+	for err == nil && r.Type == "pong" {
+		r, err = next(t, resumed) // NB: on a loaded machine the ping may be answered after seq 150
+	}
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), "since=150") {
+		t.Fatalf("on shutdown: %v (%+v), want 1001 with a resume hint", err, r)
 	}
 	testkit.Closed(t, stopped, 20*time.Second, "the server stops")
 	if err := l.Close(); err != nil {

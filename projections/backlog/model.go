@@ -68,6 +68,9 @@ type Entry struct {
 	Node    string `json:"node,omitempty"`
 	Type    string `json:"type,omitempty"`
 	Version uint16 `json:"version,omitempty"`
+	// Principal is who caused the event; "" in snapshots of older binaries
+	// and for events the server caused on its own.
+	Principal string `json:"principal,omitempty"`
 }
 
 func (e Entry) size() int { return len(e.Payload) + 64 }
@@ -76,12 +79,12 @@ func (e Entry) size() int { return len(e.Payload) + 64 }
 // decoded). NB: Raw aliases the entry's payload; do not change it.
 func (e Entry) Event() events.Event {
 	return events.Event{Seq: e.Seq, Time: e.Time, Stream: e.Stream, Kernel: e.Kernel, Node: e.Node,
-		Type: e.Type, Version: e.Version, Raw: e.Payload}
+		Type: e.Type, Version: e.Version, Principal: e.Principal, Raw: e.Payload}
 }
 
 func entryOf(e events.Event, payload json.RawMessage) Entry {
 	ent := Entry{Seq: e.Seq, Time: e.Time, Payload: payload, Stream: e.Stream, Kernel: e.Kernel,
-		Node: e.Node, Type: e.Type, Version: e.Version}
+		Node: e.Node, Type: e.Type, Version: e.Version, Principal: e.Principal}
 	if events.StreamKind(e.Stream) == "execution" {
 		ent.ExecutionID = events.StreamID(e.Stream)
 	}

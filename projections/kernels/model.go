@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,26 @@ type Kernel struct {
 	StartedAt      time.Time `json:"started_at,omitzero"`
 	LastActivity   time.Time `json:"last_activity,omitzero"` // time of the last event about it
 	Seq            uint64    `json:"seq"`                    // the last event about it
+	// Owner is the principal that started the kernel; "" for kernels
+	// started before principals existed, which are the admin's
+	// (auth.Principal.On treats "" so).
+	Owner string `json:"owner,omitempty"`
+	// Shares maps a principal to the access the owner granted it: "read"
+	// or "execute" (events.AccessRead, events.AccessExecute). Get and List
+	// hand out copies: a caller may keep and change its map.
+	Shares map[string]string `json:"shares,omitempty"`
+}
+
+// SharedWith returns the access kernel k was shared with principal at
+// ("" if none).
+func (k Kernel) SharedWith(principal string) string { return k.Shares[principal] }
+
+// copied returns k with a map of its own.
+func (k Kernel) copied() Kernel {
+	if k.Shares != nil {
+		k.Shares = maps.Clone(k.Shares)
+	}
+	return k
 }
 
 // Model is the kernels read model. It implements projections.Projection.
@@ -66,7 +87,8 @@ func (m *Model) Name() string { return Name }
 func (m *Model) Wants(typ string) projections.Interest {
 	switch typ {
 	case events.TypeKernelStarted, events.TypeKernelStartFailed, events.TypeKernelRestarted,
-		events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelReattached, events.TypeKernelLost:
+		events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelReattached, events.TypeKernelLost,
+		events.TypeKernelShared:
 		return projections.Payload
 	case events.TypeIOPubMessageReceived:
 		return projections.Envelope
@@ -86,6 +108,7 @@ func (m *Model) Apply(e events.Event) error {
 		k := m.kernel(p.KernelID, e)
 		k.Spec, k.Label, k.Notebook, k.Language = p.Spec, p.Label, p.Notebook, p.Language
 		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
+		k.Owner = p.Owner
 	case events.KernelStartFailed:
 		k := m.kernel(p.KernelID, e)
 		k.Spec = p.Spec
@@ -110,6 +133,19 @@ func (m *Model) Apply(e events.Event) error {
 	case events.KernelShutDown:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Busy = StateShutDown, p.Reason, false
+	case events.KernelShared:
+		k := m.kernel(p.KernelID, e)
+		if p.Access == events.AccessNone {
+			delete(k.Shares, p.Principal)
+			if len(k.Shares) == 0 {
+				k.Shares = nil
+			}
+		} else {
+			if k.Shares == nil {
+				k.Shares = map[string]string{}
+			}
+			k.Shares[p.Principal] = p.Access
+		}
 	default:
 		return fmt.Errorf("kernels: unexpected payload %T", e.Payload)
 	}
@@ -213,7 +249,7 @@ func (m *Model) Get(id string) (Kernel, bool) {
 	if !ok {
 		return Kernel{}, false
 	}
-	return *k, true
+	return k.copied(), true
 }
 
 // List returns copies of every kernel, sorted by id.
@@ -221,7 +257,7 @@ func (m *Model) List() []Kernel {
 	m.mu.RLock()
 	out := make([]Kernel, 0, len(m.kernels))
 	for _, k := range m.kernels {
-		out = append(out, *k)
+		out = append(out, k.copied())
 	}
 	m.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Kernel) int { return strings.Compare(a.ID, b.ID) })
@@ -236,7 +272,9 @@ func (m *Model) Len() int {
 }
 
 // snapshot is the stored form. NB: stored in the log; add fields
-// compatibly, bump Version otherwise.
+// compatibly, bump Version otherwise. (Owner and Shares were added
+// compatibly: a snapshot without them was written before principals
+// existed, when every kernel was the admin's and none was shared.)
 type snapshot struct {
 	Version int      `json:"version"`
 	Kernels []Kernel `json:"kernels"`

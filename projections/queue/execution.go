@@ -36,12 +36,15 @@ func (s Status) Done() bool {
 
 // Execution is what is known of one execution.
 type Execution struct {
-	ID             string    `json:"execution_id"`
-	KernelID       string    `json:"kernel_id"`
-	Code           string    `json:"code,omitempty"`
-	AllowStdin     bool      `json:"allow_stdin,omitempty"`
-	Notebook       string    `json:"notebook,omitempty"`
-	CellID         string    `json:"cell_id,omitempty"`
+	ID         string `json:"execution_id"`
+	KernelID   string `json:"kernel_id"`
+	Code       string `json:"code,omitempty"`
+	AllowStdin bool   `json:"allow_stdin,omitempty"`
+	Notebook   string `json:"notebook,omitempty"`
+	CellID     string `json:"cell_id,omitempty"`
+	// By is the principal that submitted it ("" before principals
+	// existed: the admin).
+	By             string    `json:"by,omitempty"`
 	Status         Status    `json:"status"`
 	MsgID          string    `json:"msg_id,omitempty"`
 	ExecutionCount int       `json:"execution_count,omitempty"`
@@ -88,7 +91,7 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-			Notebook: p.Notebook, CellID: p.CellID, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
+			Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
 	case events.ExecutionStarted:
 		x.Status, x.MsgID, x.StartedAt = StatusRunning, p.MsgID, e.Time
 	case events.ExecutionInputRequested:

@@ -175,6 +175,24 @@ func (m *Model) Depth(kernel string) int {
 	return len(m.pending[kernel])
 }
 
+// Waiting returns how many executions principal submitted that wait, not
+// started, on any kernel (executions submitted before principals existed
+// count as the admin's, named admin).
+func (m *Model) Waiting(principal, admin string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, ids := range m.pending {
+		for _, id := range ids {
+			by := m.executions[id].By
+			if by == principal || by == "" && principal == admin {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // List returns the executions of a kernel ("" for all) with the given
 // status ("" for any), oldest first.
 func (m *Model) List(kernel string, status Status) []Execution {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ReadRange", testReadRange},
 		{"ScanLeavesPayloadRaw", testScanLeavesPayloadRaw},
 		{"ReadStreamAndKernel", testReadStreamAndKernel},
+		{"PrincipalStored", testPrincipalStored},
 		{"FollowExistingThenLive", testFollowExistingThenLive},
 		{"FollowWakesOnAppend", testFollowWakesOnAppend},
 		{"FollowEndsOnClose", testFollowEndsOnClose},
@@ -516,7 +517,7 @@ func testReopen(t *testing.T, open OpenFunc) {
 	for i := range want {
 		if !want[i].Time.Equal(got[i].Time) || !bytes.Equal(want[i].Raw, got[i].Raw) ||
 			want[i].Seq != got[i].Seq || want[i].Type != got[i].Type || want[i].Stream != got[i].Stream ||
-			want[i].Kernel != got[i].Kernel || want[i].Node != got[i].Node {
+			want[i].Kernel != got[i].Kernel || want[i].Node != got[i].Node || want[i].Principal != got[i].Principal {
 			t.Fatalf("event %d changed across reopen:\n got %+v\nwant %+v", want[i].Seq, got[i], want[i])
 		}
 	}
@@ -827,4 +828,49 @@ func testGetMissing(t *testing.T, open OpenFunc) {
 	if _, err := l.Get(evs[0].Seq + 1); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("Get past the end: %v, want ErrNotFound", err)
 	}
+}
+
+// testPrincipalStored: the principal a draft carries comes back from every
+// read, across a reopen, and an event without one reads back without one.
+func testPrincipalStored(t *testing.T, open OpenFunc) {
+	dir := testkit.TempDataDir(t)
+	l := open(t, dir)
+	withPrincipal := draft("k1", "signal")
+	withPrincipal.Principal = "alice"
+	appended := appendOK(t, l, withPrincipal, draft("k1", "signal"))
+	if appended[0].Principal != "alice" || appended[1].Principal != "" {
+		t.Fatalf("Append returned principals %q and %q, want alice and none", appended[0].Principal, appended[1].Principal)
+	}
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		for name, read := range map[string]func(eventlog.Visit) error{
+			"Read":       func(fn eventlog.Visit) error { return l.Read(ctx, 0, 0, fn) },
+			"ReadStream": func(fn eventlog.Visit) error { return l.ReadStream(ctx, events.KernelStream("k1"), 0, fn) },
+			"ReadKernel": func(fn eventlog.Visit) error { return l.ReadKernel(ctx, "k1", 0, fn) },
+		} {
+			got := collect(t, read)
+			if len(got) != 2 || got[0].Principal != "alice" || got[1].Principal != "" {
+				t.Fatalf("%s %s: principals %v, want [alice, none]", when, name, principals(got))
+			}
+		}
+		e, err := l.Get(appended[0].Seq)
+		if err != nil || e.Principal != "alice" {
+			t.Fatalf("%s Get: principal %q, err %v", when, e.Principal, err)
+		}
+	}
+	check("before reopen:")
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	l = open(t, dir)
+	check("after reopen:")
+}
+
+func principals(evs []events.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Principal
+	}
+	return out
 }

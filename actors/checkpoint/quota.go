@@ -1,0 +1,86 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrQuota: the save would take its owner's checkpoint files past
+// --max-checkpoint-bytes.
+var ErrQuota = errors.New("checkpoint quota reached")
+
+// quota keeps each principal's checkpoint bytes under a bound, exactly,
+// while saves run in parallel: a save reserves its size once it is known
+// (the file is sealed but not committed) against what the log recorded and
+// what other saves reserved; a refused save commits nothing. The work
+// goroutines reserve, the mailbox releases and updates: hence the mutex.
+type quota struct {
+	max int64 // 0: no bound
+
+	mu        sync.Mutex
+	committed map[string]int64 // stored name → file size, as the actor's state says
+	reserved  map[string]int64 // stored name → size of a save being committed
+}
+
+func newQuota(max int64) *quota {
+	return &quota{max: max, committed: map[string]int64{}, reserved: map[string]int64{}}
+}
+
+// set takes the sizes the state records (after every change of it).
+func (q *quota) set(st State) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	clear(q.committed)
+	for stored, e := range st.Checkpoints {
+		q.committed[stored] = e.Size
+	}
+}
+
+// reserve admits a save of size bytes under stored, or refuses it naming
+// the bound and what holds it. The file it replaces (same stored name) is
+// not counted.
+func (q *quota) reserve(stored string, size int64) error {
+	if q.max <= 0 {
+		return nil
+	}
+	owner, _ := Owned(stored)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var used int64
+	files := 0
+	for _, m := range []map[string]int64{q.committed, q.reserved} {
+		for s, n := range m {
+			if o, _ := Owned(s); o == owner && s != stored {
+				used += n
+				files++
+			}
+		}
+	}
+	if used+size > q.max {
+		return fmt.Errorf("%w: principal %q has %d bytes in %d checkpoints of %d allowed (--max-checkpoint-bytes %d) and this save needs %d more: "+
+			"delete_checkpoint some of them (list_checkpoints shows them), save fewer variables, or ask an admin to raise the limit; nothing was saved",
+			ErrQuota, owner, used, files, q.max, q.max, size)
+	}
+	q.reserved[stored] = size
+	return nil
+}
+
+func (q *quota) release(stored string) {
+	q.mu.Lock()
+	delete(q.reserved, stored)
+	q.mu.Unlock()
+}
+
+// sealedBytes bounds the size of a checkpoint file from what is known when
+// it is sealed: its payload, its metadata and key id, and the format's
+// fixed parts (infra/checkpointfile: header of 21 bytes and the key id,
+// footer of 48; encrypted, at most 20 bytes per 1 MiB chunk and a 4-byte
+// end). NB: an upper bound, so the quota is never overshot.
+func sealedBytes(keyID string, encrypted bool, payload int64, meta int) int64 {
+	n := 21 + int64(len(keyID)) + payload + int64(meta) + 48
+	if encrypted {
+		n += (payload>>20+1)*20 + 4
+	}
+	return n
+}
