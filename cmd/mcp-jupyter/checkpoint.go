@@ -89,7 +89,9 @@ func checkpointRef(ctx context.Context, ref string, save bool) (owner, name, by 
 	return owner, name, p.Name, nil
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // checkpointLabel is how the caller names owner's checkpoint name: its
 // own by the name alone, another's as "<owner>/<name>".
