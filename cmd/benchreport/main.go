@@ -82,6 +82,7 @@ var targets = []target{
 	{What: "64 waiters on 64 executions: wake-ups per append (its own only)", Bench: "BenchmarkWake64Waiters", Metric: "wakes/append", Limit: 1, Unit: "wakes"},
 	{What: "64 waiters: wake-ups of another execution's waiter", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},
 	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
+	{What: "token check with 1,000 principals vs 1 (flat)", Bench: "BenchmarkAuthenticate1000Principals", Metric: "ratio-1000-vs-1", Limit: 1.5},
 	{What: "kernel start: sandbox overhead (beside an unsandboxed start)", Bench: "BenchmarkKernelStartSandbox", Metric: "overhead-ms", Limit: 50, Unit: "ms"},
 	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
 	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},

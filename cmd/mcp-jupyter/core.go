@@ -53,11 +53,6 @@ type core struct {
 	mcp      *mcpserver.Server
 	back     *backend
 	token    string
-	// principals is the data dir's token directory (the admin token and
-	// principals.json, reloaded on change); authn is the chain every
-	// authenticated route goes through (principals first, then OAuth).
-	principals *auth.TokenDirectory
-	authn      auth.Chain
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Client
@@ -65,6 +60,12 @@ type core struct {
 	live     *live
 	python   error // the kernel launcher's check; nil when usable
 	checked  bool  // the check has finished
+
+	// principals is the data dir's token directory (the admin token and
+	// principals.json, reloaded on change); authn is the chain every
+	// authenticated route goes through (principals first, then OAuth).
+	principals *auth.TokenDirectory
+	authn      auth.Chain
 
 	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
 	eventsCtx  context.Context

@@ -49,7 +49,11 @@ func (c *core) routes(mux *http.ServeMux) {
 	guard := func() mcpserver.Guard {
 		return mcpserver.Guard{Auth: c.authn, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
 	}
-	events := c.whenReady(func() http.Handler { return guard().Wrap(eventsHandler(c.eventsCtx, c.log)) })
+	events := c.whenReady(func() http.Handler {
+		g := guard()
+		g.EndOnRevoke = true // a follower (`events tail -f`) stops with its token
+		return g.Wrap(eventsHandler(c.eventsCtx, c.log))
+	})
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
 	mux.Handle("GET /ws", c.whenReady(func() http.Handler {

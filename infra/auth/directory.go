@@ -23,7 +23,7 @@ type Directory interface {
 	Authenticator
 	// Watch calls fn with a principal's name each time it is revoked or
 	// rotated (its old token dead). fn runs on the directory's goroutine:
-	// it must not block. stop ends the calls.
+	// it must not block. stop ends the calls (fn may call it).
 	Watch(fn func(name string)) (stop func())
 }
 
@@ -65,9 +65,27 @@ func (c Chain) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{}, ErrNoCredentials
 }
 
+// Watch calls fn for every revoked or rotated principal of each member
+// that is a Directory: a Chain is a Directory too.
+func (c Chain) Watch(fn func(name string)) (stop func()) {
+	var stops []func()
+	for _, a := range c {
+		if d, ok := a.(Directory); ok {
+			stops = append(stops, d.Watch(fn))
+		}
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
+
 // AdminToken authenticates one fixed token as Admin(): the data dir's
 // token alone, where no principals file is read (tests, tools).
-func AdminToken(token string) Authenticator { return adminToken{hash: HashToken(token), set: token != ""} }
+func AdminToken(token string) Authenticator {
+	return adminToken{hash: HashToken(token), set: token != ""}
+}
 
 type adminToken struct {
 	hash TokenHash
@@ -103,10 +121,16 @@ type TokenDirectory struct {
 
 	table atomic.Pointer[tokenTable]
 
-	mu       sync.Mutex // serialises reloads and guards watchers and stamp
-	watchers map[int]func(string)
+	mu    sync.Mutex // serialises reloads; guards stamp
+	stamp fileStamp
+
+	// notifyMu keeps the watchers' calls of one reload together and in
+	// reload order; wmu guards the watcher set and is never held during a
+	// call, so a watcher may call its own stop.
+	notifyMu sync.Mutex
+	wmu      sync.Mutex
+	watchers map[int]*watcher
 	nextID   int
-	stamp    fileStamp
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -151,7 +175,7 @@ const DefaultPollEvery = 2 * time.Second
 // stops the watching.
 func OpenTokenDirectory(opts DirectoryOptions) (*TokenDirectory, error) {
 	d := &TokenDirectory{path: filepath.Join(opts.DataDir, PrincipalsFile), log: opts.Logger,
-		watchers: map[int]func(string){}, stop: make(chan struct{}), done: make(chan struct{})}
+		watchers: map[int]*watcher{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -216,17 +240,27 @@ func (d *TokenDirectory) lookup(tok string) (Principal, error) {
 	return Principal{}, fmt.Errorf("%w: the bearer token is wrong, revoked or rotated", ErrRejected)
 }
 
-// Watch implements Directory.
+// watcher is one Watch registration.
+type watcher struct {
+	fn      func(string)
+	stopped atomic.Bool
+}
+
+// Watch implements Directory. fn runs on the directory's goroutine, once
+// per principal whose token died, in the order of the changes; it must not
+// block. It may call stop; after stop returns, no new call starts.
 func (d *TokenDirectory) Watch(fn func(name string)) (stop func()) {
-	d.mu.Lock()
+	w := &watcher{fn: fn}
+	d.wmu.Lock()
 	id := d.nextID
 	d.nextID++
-	d.watchers[id] = fn
-	d.mu.Unlock()
+	d.watchers[id] = w
+	d.wmu.Unlock()
 	return func() {
-		d.mu.Lock()
+		w.stopped.Store(true)
+		d.wmu.Lock()
 		delete(d.watchers, id)
-		d.mu.Unlock()
+		d.wmu.Unlock()
 	}
 }
 
@@ -257,19 +291,28 @@ func (d *TokenDirectory) Reload() error {
 		}
 	}
 	d.table.Store(next)
-	watchers := make([]func(string), 0, len(d.watchers))
-	for _, fn := range d.watchers {
-		watchers = append(watchers, fn)
+	// NB: notifyMu taken before mu is let go: the next reload's calls come
+	// after these.
+	d.notifyMu.Lock()
+	d.mu.Unlock()
+	defer d.notifyMu.Unlock()
+	if len(dead) == 0 {
+		return nil
 	}
-	// NB: called under mu, so that two reloads report in order and a
-	// watcher never hears of a name after its stop returned.
+	d.wmu.Lock()
+	ws := make([]*watcher, 0, len(d.watchers))
+	for _, w := range d.watchers {
+		ws = append(ws, w)
+	}
+	d.wmu.Unlock()
 	for _, name := range dead {
 		d.log.Info("principals: token stopped working (revoked or rotated)", "principal", name)
-		for _, fn := range watchers {
-			fn(name)
+		for _, w := range ws {
+			if !w.stopped.Load() {
+				w.fn(name)
+			}
 		}
 	}
-	d.mu.Unlock()
 	return nil
 }
 

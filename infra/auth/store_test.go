@@ -246,3 +246,52 @@ func TestDirectoryLeavesJWTsToTheNext(t *testing.T) {
 type authFunc func(r *http.Request) (Principal, error)
 
 func (f authFunc) Authenticate(r *http.Request) (Principal, error) { return f(r) }
+
+// TestWatcherMayStopItself: a watcher that stops itself from its callback
+// (a /ws stream closing) neither deadlocks the directory nor hears again.
+func TestWatcherMayStopItself(t *testing.T) {
+	dir := t.TempDir()
+	s := Store{Dir: dir}
+	for _, n := range []string{"a", "b"} {
+		if _, err := s.Add(n, ScopeRead, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := OpenTokenDirectory(DirectoryOptions{DataDir: dir, PollEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	heard := make(chan string, 10)
+	var stop func()
+	stop = d.Watch(func(name string) { heard <- name; stop() })
+	others := make(chan string, 10)
+	defer d.Watch(func(name string) { others <- name })()
+	if err := s.Revoke("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, want := range []string{"a", "b"} {
+		select {
+		case got := <-others:
+			if got != want {
+				t.Fatalf("the other watcher heard %q, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the other watcher did not hear %q", want)
+		}
+	}
+	if got := len(heard); got != 1 {
+		t.Errorf("the self-stopping watcher heard %d names, want 1", got)
+	}
+}

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -46,7 +47,12 @@ type Guard struct {
 	Token        string
 	AllowedHosts []string
 	QueryToken   bool
-	Logger       *slog.Logger
+	// EndOnRevoke ends a request still running when its principal is
+	// revoked or rotated (when Auth is an auth.Directory): /mcp's
+	// listening GET and long waits, /events followers. Off for /ws, which
+	// closes its streams itself with a close frame saying why.
+	EndOnRevoke bool
+	Logger      *slog.Logger
 }
 
 // Wrap returns next behind the guard.
@@ -74,10 +80,29 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			g.refuse(w, r, err, log)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+		ctx := auth.WithPrincipal(r.Context(), p)
+		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName {
+			// A request still running when its principal is revoked or
+			// rotated ends with it: a listening GET on /mcp, a long
+			// get_execution wait. NB: one map entry while it runs.
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			name := p.Name
+			defer d.Watch(func(dead string) {
+				if dead == name {
+					cancel(ErrCredentialsRevoked)
+				}
+			})()
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
 }
+
+// ErrCredentialsRevoked is the cause of a request's context that Guard
+// ended because its principal was revoked or rotated while it ran.
+var ErrCredentialsRevoked = errors.New("the principal's token was revoked or rotated while the request ran")
 
 // refuse answers 401 with WWW-Authenticate: Bearer and what to send.
 func (g Guard) refuse(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {

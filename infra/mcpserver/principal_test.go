@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -141,4 +142,99 @@ func TestStdioToolHandlersRunAsAdmin(t *testing.T) {
 	cancel()
 	<-served
 	c.Close()
+}
+
+// TestGuardQueryTokenCarriesThePrincipal: a browser's ?token= (a principal
+// of the file) authenticates like the header, and the handler behind sees
+// that principal.
+func TestGuardQueryTokenCarriesThePrincipal(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := auth.Store{Dir: dir}.Add("carol", auth.ScopeRead, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: dir, AdminToken: "admin-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h := Guard{Auth: auth.Chain{d}, QueryToken: true}.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.FromContext(r.Context())
+		if !ok {
+			io.WriteString(w, "none")
+			return
+		}
+		io.WriteString(w, p.Name)
+	}))
+	for _, c := range []struct {
+		query string
+		code  int
+		body  string
+	}{
+		{"?token=" + tok, 200, "carol"},
+		{"?token=admin-token-0123456789", 200, "admin"},
+		{"?token=nope", 401, "wrong"},
+		{"", 401, "Authorization: Bearer"},
+	} {
+		r := httptest.NewRequest("GET", "/ws"+c.query, nil)
+		r.Host = "127.0.0.1:1"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.code || !strings.Contains(w.Body.String(), c.body) {
+			t.Errorf("%q: %d %q, want %d %q", c.query, w.Code, w.Body.String(), c.code, c.body)
+		}
+	}
+}
+
+// TestRevokeEndsRunningRequests: a request in flight (a listening GET, a
+// long wait) when its principal is revoked ends at once, its context
+// saying why.
+func TestRevokeEndsRunningRequests(t *testing.T) {
+	dir := t.TempDir()
+	store := auth.Store{Dir: dir}
+	tok, err := store.Add("dave", auth.ScopeRead, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: dir, AdminToken: "admin-token-0123456789", PollEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	started := make(chan string, 2)
+	ended := make(chan error, 2)
+	h := Guard{Auth: auth.Chain{d}, EndOnRevoke: true}.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.FromContext(r.Context())
+		started <- p.Name
+		select {
+		case <-r.Context().Done():
+			ended <- context.Cause(r.Context())
+		case <-time.After(20 * time.Second):
+			ended <- nil
+		}
+	}))
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	get := func(tok string) {
+		req, _ := http.NewRequest("GET", ts.URL+"/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	go get(tok)
+	if name := <-started; name != "dave" {
+		t.Fatalf("ran as %q", name)
+	}
+	if err := store.Revoke("dave"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cause := <-ended:
+		if !errors.Is(cause, ErrCredentialsRevoked) {
+			t.Fatalf("the request ended with %v, want ErrCredentialsRevoked", cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("dave's running request outlived the revocation")
+	}
 }

@@ -178,7 +178,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 // by MaxRequestBytes (see BodyLimit). The caller mounts it at /mcp.
 func (s *Server) HTTPHandler() http.Handler {
 	limited := BodyLimit{Max: s.opts.MaxRequestBytes, JSONRPC: true, Setting: "--max-request-bytes", Logger: s.log}.Wrap(s.http)
-	return Guard{Auth: s.opts.Auth, Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
+	return Guard{Auth: s.opts.Auth, Token: s.opts.Token, EndOnRevoke: true, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
 }
 
 // Close ends the HTTP transport's open sessions. The caller shuts down its own
