@@ -153,6 +153,9 @@ func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) 
 	if err := c.request(ctx, loadMsg{req: req}, &r); err != nil {
 		return LoadResult{}, err
 	}
+	if r.res.Meta.Name != "" {
+		r.res.Meta.Owner, r.res.Meta.Name = Owned(r.res.Meta.Name)
+	}
 	return r.res, r.err
 }
 

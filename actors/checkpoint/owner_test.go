@@ -119,8 +119,12 @@ func TestCheckpointsPerPrincipal(t *testing.T) {
 	if strings.Join(listed, " ") != "alice:xtrue bob:xtrue" {
 		t.Fatalf("list: %v", listed)
 	}
-	if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "x", Owner: "alice", By: "alice", KernelID: k}); err != nil {
+	res, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "x", Owner: "alice", By: "alice", KernelID: k})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Meta.Owner != "alice" || res.Meta.Name != "x" {
+		t.Fatalf("load answered name %q owner %q", res.Meta.Name, res.Meta.Owner)
 	}
 	if got := r.run(k, "print(v)"); got != "alice" {
 		t.Fatalf("alice's x restored v = %q", got)

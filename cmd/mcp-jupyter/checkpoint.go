@@ -58,22 +58,39 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 
 // checkpointRef resolves a checkpoint name as the caller gives it: "x" is
 // the caller's own checkpoint x; "alice/x" is alice's x, which only an
-// admin (or alice) may name. Anyone else naming another's checkpoint is
-// told it does not exist, in the words an unknown name gets: whether
-// another principal has a checkpoint of that name is not leaked.
-func checkpointRef(ctx context.Context, ref string) (owner, name, by string, err error) {
+// admin (or alice) may name, to load, list or delete — saving is always
+// into one's own names (save is true). Anyone else naming another's
+// checkpoint is told it does not exist, in the words an unknown name gets:
+// whether another principal has a checkpoint of that name is not leaked.
+func checkpointRef(ctx context.Context, ref string, save bool) (owner, name, by string, err error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok || p.Name == "" {
 		return "", "", "", errNoPrincipal
 	}
 	owner, name, qualified := strings.Cut(ref, "/")
-	if !qualified {
+	if !qualified || owner == p.Name && !save {
+		if qualified {
+			return p.Name, name, p.Name, nil
+		}
 		return p.Name, ref, p.Name, nil
 	}
-	if owner != p.Name && !p.IsAdmin() {
+	if owner == "" || !isAlnum(owner[0]) {
+		// NB: not "<principal>/<name>": refused as the name it is ("../x").
+		return "", "", "", checkpoint.ValidName(ref)
+	}
+	switch {
+	case save && owner == p.Name:
+		return p.Name, name, p.Name, nil
+	case save:
+		return "", "", "", fmt.Errorf("%w %q: a checkpoint is saved under the saver's own names: give a name without '/'", checkpoint.ErrInvalidName, ref)
+	case !p.IsAdmin():
 		return "", "", "", fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", checkpoint.ErrNotFound, ref)
 	}
 	return owner, name, p.Name, nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // checkpointLabel is how the caller names owner's checkpoint name: its
@@ -91,7 +108,7 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 	if _, err := cb.b.may(ctx, r.KernelID, auth.AccessManage); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	owner, name, by, err := checkpointRef(ctx, r.Name)
+	owner, name, by, err := checkpointRef(ctx, r.Name, true)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
@@ -127,7 +144,7 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
-	owner, name, by, err := checkpointRef(ctx, r.Name)
+	owner, name, by, err := checkpointRef(ctx, r.Name, false)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
@@ -201,7 +218,7 @@ func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.Checkpoi
 }
 
 func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, ref string) (mcpserver.CheckpointReply, error) {
-	owner, name, by, err := checkpointRef(ctx, ref)
+	owner, name, by, err := checkpointRef(ctx, ref, false)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
