@@ -51,6 +51,8 @@ BENCHES := \
 	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
+	./infra/auth/:Authenticate1000Principals:1x \
+	./infra/auth/:OIDCAuthenticate:1x \
 	./infra/ws/:.:1x \
 	./infra/metrics/:.:5x \
 	./actors/lease/:.:1x \

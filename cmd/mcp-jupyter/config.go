@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
@@ -68,6 +70,14 @@ type config struct {
 	MaxKernels            int
 	MaxQueuedPerPrincipal int
 	MaxCheckpointBytes    int64
+	// OIDCIssuer turns on OAuth: JWT access tokens from this issuer are
+	// accepted beside the data dir's and principals' tokens.
+	OIDCIssuer string
+	// OIDCAudience is the "aud" those tokens must carry.
+	OIDCAudience string
+	// OIDCResource is the URL this server advertises as the protected
+	// resource ("": the request's scheme and Host plus /mcp).
+	OIDCResource string
 }
 
 type setting struct {
@@ -104,6 +114,9 @@ var settings = []setting{
 	{"kernel-env", "MCP_KERNEL_ENV", "", "comma-separated extra names (or PREFIX*) of the server's environment that kernels receive, beyond PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHON*, JUPYTER*, VIRTUAL_ENV, CONDA_*... (MCP_* is refused: the server's secrets never reach kernels)"},
 	{"max-request-bytes", "MCP_MAX_REQUEST_BYTES", "8388608", "largest HTTP request body accepted, in bytes (/mcp and every other route); larger ones get 413 before they are read. The default fits execute's 1 MiB of code however it is escaped"},
 	{"min-free-disk", "MCP_MIN_FREE_DISK", "256MiB", "free space kept on the data dir's file system: below it new work is refused (reads go on), below 3/4 of it output of running executions is recorded as lost, below a quarter nothing is written; the server resumes when space returns (0 turns the check off)"},
+	{"oidc-issuer", "MCP_OIDC_ISSUER", "", "OAuth 2.1 authorization server (OpenID issuer URL, https) whose JWT access tokens are accepted beside the tokens of the data dir and `principal add`; its subjects are principals named oidc:<sub> with the read/execute/manage/admin scopes the token carries (docs/identity.md)"},
+	{"oidc-audience", "MCP_OIDC_AUDIENCE", "", "the audience (aud) access tokens must carry for this server, required with --oidc-issuer: often this server's /mcp URL or the API identifier registered at the issuer"},
+	{"oidc-resource", "MCP_OIDC_RESOURCE", "", "this server's MCP URL as clients reach it (e.g. https://jupyter.example.com/mcp), advertised in /.well-known/oauth-protected-resource (default: the request's scheme and Host plus /mcp; set it behind a proxy)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -149,6 +162,10 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.NATSJetStream, err = strconv.ParseBool(get("nats-jetstream")); err != nil {
 		return c, fmt.Errorf("--nats-jetstream %q: give true or false", get("nats-jetstream"))
+	}
+	c.OIDCIssuer, c.OIDCAudience, c.OIDCResource = get("oidc-issuer"), get("oidc-audience"), get("oidc-resource")
+	if err := c.checkOIDC(); err != nil {
+		return c, err
 	}
 	c.NotebookRoot = get("notebook-root")
 	c.Token = get("token")
@@ -258,4 +275,26 @@ func parseSize(v string) (uint64, error) {
 		return 0, fmt.Errorf("unknown unit %q", unit)
 	}
 	return uint64(n * mult), nil
+}
+
+// checkOIDC refuses OAuth settings that cannot work, before anything
+// starts: an issuer without audience, a non-https issuer, a resource that
+// is not an absolute URL, audience or resource without an issuer.
+func (c config) checkOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCAudience != "" || c.OIDCResource != "" {
+			return errors.New("--oidc-audience and --oidc-resource need --oidc-issuer: give the issuer whose tokens to accept")
+		}
+		return nil
+	}
+	if _, err := auth.NewOIDC(auth.OIDCConfig{Issuer: c.OIDCIssuer, Audience: c.OIDCAudience}); err != nil {
+		return err
+	}
+	if c.OIDCResource != "" {
+		u, err := url.Parse(c.OIDCResource)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("--oidc-resource %q: give the absolute URL clients reach /mcp at, e.g. https://jupyter.example.com/mcp", c.OIDCResource)
+		}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -60,6 +61,17 @@ type core struct {
 	python   error // the kernel launcher's check; nil when usable
 	checked  bool  // the check has finished
 
+	// principals is the data dir's token directory (the admin token and
+	// principals.json, reloaded on change); authn is the chain every
+	// authenticated route goes through (principals first, then OAuth).
+	principals *auth.TokenDirectory
+	authn      auth.Chain
+
+	// oidc and oauth are --oidc-issuer's (oidc.go); nil without it.
+	oidc    *auth.OIDC
+	oauth   *mcpserver.ResourceServer
+	oidcErr error
+
 	// eventsCtx ends the /events followers (`events tail -f`) at shutdown.
 	eventsCtx  context.Context
 	stopEvents context.CancelFunc
@@ -82,8 +94,10 @@ const (
 // newCore allocates a core and its metrics registry; open starts it.
 func newCore(cfg config, logger *slog.Logger) *core {
 	ectx, stop := context.WithCancel(context.Background())
-	return &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
+	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop}
+	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	return c
 }
 
 func openCore(ctx context.Context, cfg config, logger *slog.Logger) (*core, error) {
@@ -108,6 +122,9 @@ func (c *core) open(ctx context.Context) (err error) {
 			c.close(context.Background())
 		}
 	}()
+	if c.oidcErr != nil {
+		return c.oidcErr
+	}
 	if f := checkDataDir(cfg.DataDir); !f.OK {
 		return f.err()
 	}
@@ -219,6 +236,19 @@ func (c *core) open(ctx context.Context) (err error) {
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
 	}
+	principals, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: cfg.DataDir, AdminToken: token, Logger: logger.With("component", "auth")})
+	if err != nil {
+		return fmt.Errorf("load principals: %w", err)
+	}
+	authn := auth.Chain{principals}
+	if c.oidc != nil {
+		// NB: after the principals file, which passes JWTs on.
+		authn = append(authn, c.oidc)
+		c.discoverOIDC(fctx)
+	}
+	c.mu.Lock()
+	c.principals, c.authn = principals, authn
+	c.mu.Unlock()
 	hosts := splitList(cfg.AllowedHosts)
 	lv, err := openLive(ctx, c)
 	if err != nil {
@@ -232,7 +262,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
-		Logger: logger.With("component", "mcp"), Token: token, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
+		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -332,6 +362,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.live != nil {
 		keep(c.live.closeEdges(ctx))
+	}
+	if c.principals != nil {
+		keep(c.principals.Close())
 	}
 	if c.nbs != nil {
 		keep(c.nbs.close(ctx))

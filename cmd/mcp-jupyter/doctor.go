@@ -66,6 +66,8 @@ func doctor(ctx context.Context, cfg config, reap bool) []finding {
 	}
 	logF, procs := checkLog(ctx, filepath.Join(cfg.DataDir, "events"))
 	fs = append(fs, logF)
+	fs = append(fs, checkPrincipals(cfg.DataDir))
+	fs = append(fs, checkOAuth(ctx, cfg))
 	fs = append(fs, checkPython(ctx, jupyter.DefaultSearchPath()))
 	fs = append(fs, checkSandbox(cfg))
 	fs = append(fs, checkPort(cfg.Addr))

@@ -24,6 +24,7 @@ Usage:
   mcp-jupyter serve [flags]    run the server: MCP over Streamable HTTP at /mcp, probes, events
   mcp-jupyter stdio [flags]    serve one MCP client over stdin/stdout (desktop clients)
   mcp-jupyter events <cmd>     read the event log: tail, show, replay, verify, export, import
+  mcp-jupyter principal <cmd>  named tokens with scopes: add, list, revoke, rotate
   mcp-jupyter doctor [flags]   check the data dir, event log, Python, port, orphaned kernels
                                and resources; one line per finding (--reap kills orphans)
   mcp-jupyter version          print the version
@@ -70,6 +71,8 @@ func run(args []string) int {
 		err = runEvents(ctx, args[1:], eventsIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
 	case "doctor":
 		err = runDoctor(ctx, args[1:], os.Stdout)
+	case "principal":
+		err = runPrincipal(args[1:], os.Stdout)
 	case "version", "--version":
 		fmt.Println("mcp-jupyter", version)
 	case "help", "--help", "-h":

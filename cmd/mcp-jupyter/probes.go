@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // Probe paths. NB: the Dockerfile's HEALTHCHECK and the Kubernetes
@@ -43,12 +44,19 @@ func (c *core) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+pathReadyz, c.readyz)
 	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.Handle(pathMCP, c.whenReady(func() http.Handler { return c.mcp.HTTPHandler() }))
+	c.oauthRoutes(mux)
 	// The read API of the log (`mcp-jupyter events` against a running
-	// server), the WebSocket stream and the assets share the MCP token.
+	// server), the WebSocket stream and the assets go through the same
+	// authentication as /mcp: the principal lands in the request context.
 	guard := func() mcpserver.Guard {
-		return mcpserver.Guard{Token: c.token, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http")}
+		return mcpserver.Guard{Auth: c.authn, AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: c.logger.With("component", "http"),
+			OAuth: c.oauth, Need: auth.ScopeRead}
 	}
-	events := c.whenReady(func() http.Handler { return guard().Wrap(eventsHandler(c.eventsCtx, c.log)) })
+	events := c.whenReady(func() http.Handler {
+		g := guard()
+		g.EndOnRevoke = true // a follower (`events tail -f`) stops with its token
+		return g.Wrap(eventsHandler(c.eventsCtx, c.log))
+	})
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/", events)
 	mux.Handle("GET /ws", c.whenReady(func() http.Handler {

@@ -1,8 +1,8 @@
 package mcpserver
 
 import (
+	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,16 +28,40 @@ const TokenFile = "mcp-token"
 //     resolves to 127.0.0.1 must not reach the server);
 //  2. carry no Origin, or an Origin whose host passes the same test — else
 //     403 (a browser page on another site must not drive the kernels);
-//  3. carry "Authorization: Bearer <Token>" — else 401 with
-//     WWW-Authenticate: Bearer. An empty Token refuses every request. With
-//     QueryToken, a request without the header may give the token as the
-//     "token" query parameter instead (browsers cannot set headers on a
-//     WebSocket); the Origin check above still applies.
+//  3. carry "Authorization: Bearer <token>" that Auth accepts — else 401
+//     with WWW-Authenticate: Bearer. With QueryToken, a request without the
+//     header may give the token as the "token" query parameter instead
+//     (browsers cannot set headers on a WebSocket); the Origin check above
+//     still applies.
+//
+// The principal Auth returns goes into the request's context
+// (auth.WithPrincipal): every handler behind the guard, and the MCP tool
+// handlers, read it with auth.FromContext.
 type Guard struct {
+	// Auth decides who a request's token is: the data dir's token and the
+	// principals file (auth.TokenDirectory), and OAuth after them in an
+	// auth.Chain. Nil: Token alone, as the admin.
+	Auth auth.Authenticator
+	// Token is the admin token used when Auth is nil. Both empty: every
+	// request is refused (fail closed).
 	Token        string
 	AllowedHosts []string
 	QueryToken   bool
-	Logger       *slog.Logger
+	// EndOnRevoke ends a request still running when its principal is
+	// revoked or rotated (when Auth is an auth.Directory): /mcp's
+	// listening GET and long waits, /events followers. Off for /ws, which
+	// closes its streams itself with a close frame saying why.
+	EndOnRevoke bool
+	Logger      *slog.Logger
+	// OAuth (set with --oidc-issuer) makes every 401 name the protected
+	// resource metadata (resource_metadata=…) and say why a token was
+	// refused (error="invalid_token"), as MCP clients need to log in.
+	OAuth *ResourceServer
+	// Need is the scopes a principal must hold on this route, else 403
+	// error="insufficient_scope". Whatever Need, a principal holding none
+	// of the scopes (an OAuth token granted only others) gets 403 asking
+	// for read.
+	Need auth.Scope
 }
 
 // Wrap returns next behind the guard.
@@ -46,32 +70,81 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	want := []byte(g.Token)
+	authn := g.Auth
+	if authn == nil {
+		authn = auth.AdminToken(g.Token)
+	}
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := bearer(r.Header.Get("Authorization"))
-		if !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
-			got = r.URL.Query().Get("token")
-			ok = got != ""
+		ar := r
+		if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
+			if tok := r.URL.Query().Get("token"); tok != "" {
+				// NB: the authenticators read one place, the header; the
+				// handler behind gets the request as it came.
+				ar = r.Clone(r.Context())
+				ar.Header.Set("Authorization", "Bearer "+tok)
+			}
 		}
-		// NB: constant-time compare; an empty configured token never matches.
-		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcp-jupyter"`)
-			msg := "Unauthorized: send the header \"Authorization: Bearer <token>\" with the token from " +
-				"<data dir>/" + TokenFile + "."
-			if g.QueryToken {
-				msg += " Browsers may pass it as the token query parameter."
-			}
-			if ok {
-				msg = "Unauthorized: the bearer token is wrong. Use the token from <data dir>/" + TokenFile + "."
-			}
-			http.Error(w, msg, http.StatusUnauthorized)
+		p, err := authn.Authenticate(ar)
+		if err != nil {
+			g.refuse(w, r, err, log)
 			return
 		}
-		// NB: the data dir's token is the admin's (auth.Admin); handlers
-		// find who calls in the request context, never by default.
-		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Admin())))
+		need := g.Need
+		if p.Scopes == 0 {
+			need |= auth.ScopeRead // NB: holding nothing, it could call nothing here
+		}
+		if need != 0 && !p.Scopes.Has(need) {
+			log.Info("http: refused scope", "principal", p.Name, "scopes", p.Scopes.String(), "need", need.String(), "path", r.URL.Path)
+			g.OAuth.RefuseScope(w, r, p, need)
+			return
+		}
+		ctx := auth.WithPrincipal(r.Context(), p)
+		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName {
+			// A request still running when its principal is revoked or
+			// rotated ends with it: a listening GET on /mcp, a long
+			// get_execution wait. NB: one map entry while it runs.
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			name := p.Name
+			defer d.Watch(func(dead string) {
+				if dead == name {
+					cancel(ErrCredentialsRevoked)
+				}
+			})()
+			// NB: a revocation reloaded between Authenticate and Watch
+			// called no watcher of this request: ask again now that one
+			// is registered.
+			if _, err := authn.Authenticate(ar); err != nil {
+				g.refuse(w, r, err, log)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
+}
+
+// ErrCredentialsRevoked is the cause of a request's context that Guard
+// ended because its principal was revoked or rotated while it ran.
+var ErrCredentialsRevoked = errors.New("the principal's token was revoked or rotated while the request ran")
+
+// refuse answers 401 with WWW-Authenticate: Bearer and what to send (503
+// while the OAuth issuer cannot be reached: see ResourceServer.RefuseAuth).
+func (g Guard) refuse(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
+	help := "send the header \"Authorization: Bearer <token>\" with the token from " +
+		"<data dir>/" + TokenFile + " or one from `mcp-jupyter principal add`"
+	if g.OAuth != nil {
+		help += ", or an OAuth access token from " + g.OAuth.Issuer
+	}
+	help += "."
+	if g.QueryToken {
+		help += " Browsers may pass it as the token query parameter."
+	}
+	if !errors.Is(err, auth.ErrNoCredentials) {
+		log.Info("http: refused credentials", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+	}
+	g.OAuth.RefuseAuth(w, r, err, help)
 }
 
 // HostCheck is the first two steps of Guard alone, for routes without a
@@ -127,14 +200,6 @@ func isLocalAddr(r *http.Request) bool {
 	}
 	want, got := net.ParseIP(strings.Trim(local, "[]")), net.ParseIP(strings.Trim(host, "[]"))
 	return want != nil && got != nil && !want.IsUnspecified() && want.Equal(got)
-}
-
-func bearer(h string) (string, bool) {
-	const prefix = "bearer "
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return strings.TrimSpace(h[len(prefix):]), true
 }
 
 // hostAllowed reports whether hostport (a Host header or an Origin's host)

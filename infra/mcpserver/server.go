@@ -53,9 +53,16 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxCodeBytes is the largest code execute accepts.
 	MaxCodeBytes int
-	// Token is the bearer token HTTPHandler requires. Empty: every HTTP
-	// request is refused (fail closed); see LoadOrCreateToken.
+	// Auth decides who an HTTP request is (see Guard); its principal
+	// reaches the tool handlers' context. Nil: Token alone, as the admin.
+	Auth auth.Authenticator
+	// Token is the bearer token HTTPHandler requires when Auth is nil.
+	// Both empty: every HTTP request is refused (fail closed); see
+	// LoadOrCreateToken.
 	Token string
+	// OAuth, when set, makes HTTP refusals point MCP clients at the
+	// protected resource metadata (see Guard).
+	OAuth *ResourceServer
 	// MaxRequestBytes bounds a request body on HTTPHandler (413 beyond it);
 	// zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
@@ -136,6 +143,15 @@ func New(backend Backend, opts Options) *Server {
 		// our allow-list; mcp-go's own check would refuse configured hosts.
 		server.WithDisableLocalhostProtection(true),
 		server.WithStreamableHTTPLogger(s.log),
+		// NB: mcp-go derives the tool handlers' context from the request's
+		// today; carried across explicitly so that a change there cannot
+		// drop the principal Guard put in.
+		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			if p, ok := auth.FromContext(r.Context()); ok {
+				return auth.WithPrincipal(ctx, p)
+			}
+			return ctx
+		}),
 	)
 	return s
 }
@@ -146,12 +162,12 @@ func (s *Server) MCP() *server.MCPServer { return s.mcp }
 
 // ServeStdio serves one client over in and out until ctx is cancelled or in
 // ends. NB: out is the protocol channel; nothing else may write to it.
+// The client is the local user who started the server: its tool calls run
+// as auth.Admin().
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	stdio := server.NewStdioServer(s.mcp)
-	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
-	// NB: stdio's one client is the local user who started the server: the
-	// admin (auth.Admin), as the data dir's token is over HTTP.
 	stdio.SetContextFunc(func(ctx context.Context) context.Context { return auth.WithPrincipal(ctx, auth.Admin()) })
+	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
 	return stdio.Listen(ctx, in, out)
 }
 
@@ -160,7 +176,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 // by MaxRequestBytes (see BodyLimit). The caller mounts it at /mcp.
 func (s *Server) HTTPHandler() http.Handler {
 	limited := BodyLimit{Max: s.opts.MaxRequestBytes, JSONRPC: true, Setting: "--max-request-bytes", Logger: s.log}.Wrap(s.http)
-	return Guard{Token: s.opts.Token, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
+	return Guard{Auth: s.opts.Auth, Token: s.opts.Token, EndOnRevoke: true, OAuth: s.opts.OAuth, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
 }
 
 // Close ends the HTTP transport's open sessions. The caller shuts down its own
