@@ -133,6 +133,8 @@ async function main() {
   // bob, with the same scopes, sees none of it; every refusal reads as for
   // an id nobody has.
   const bobTools = await toolNames(bob);
+  const aliceTools = await toolNames(alice);
+  check(JSON.stringify(bobTools) === JSON.stringify(aliceTools), "bob's tools/list differs from alice's (same scopes)", { alice: aliceTools, bob: bobTools });
   for (const t of ['execute', 'start_kernel', 'list_kernels', 'get_execution', 'share_kernel']) {
     check(bobTools.includes(t), `bob's tools/list lacks ${t}`, bobTools);
   }
@@ -168,6 +170,7 @@ async function main() {
   }
   check(readerTools.includes('list_kernels') && readerTools.includes('get_execution'),
     "the read-only principal's tools/list lacks the read tools", readerTools);
+  check(readerTools.every(t => aliceTools.includes(t)), "the read-only principal's tools/list has tools alice's lacks", readerTools);
   const readerExecute = await refused(reader, 'reader', 'execute', { kernel, code: '1' });
   check(/execute scope/.test(readerExecute), "the read-only principal's execute refusal does not name the execute scope", readerExecute);
   result.reader = { tools: readerTools.length, lists_execute: false, lists_start_kernel: false, execute: readerExecute };
