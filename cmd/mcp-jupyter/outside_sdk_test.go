@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +61,10 @@ func outsideSDKReady(t testing.TB) string {
 	return node
 }
 
+// outsideRevokeRequest is the stderr line with which check.mjs asks for
+// bob's token to be revoked (it then waits for "revoked" on stdin).
+const outsideRevokeRequest = "check.mjs: revoke bob now"
+
 // outsideResult is the part of check.mjs's JSON the test reads itself.
 type outsideResult struct {
 	OK     bool   `json:"ok"`
@@ -64,6 +72,9 @@ type outsideResult struct {
 	Alice  struct {
 		Kernel string `json:"kernel"`
 	} `json:"alice"`
+	Revoked struct {
+		Status int `json:"status"`
+	} `json:"revoked"`
 	InvalidToken struct {
 		Status          int    `json:"status"`
 		WWWAuthenticate string `json:"www_authenticate"`
@@ -79,7 +90,8 @@ type outsideResult struct {
 // ids nobody has; a read-only principal is not offered execute or
 // start_kernel and is refused them; shared for read, bob sees the kernel
 // and its output 42 but may not execute; a wrong token gets 401 with
-// WWW-Authenticate. The server's own read model then shows that the SDK's
+// WWW-Authenticate; bob revoked (`principal revoke`) while his SDK
+// client is open, its next call gets 401. The server's own read model then shows that the SDK's
 // calls ran as the principals they were sent as.
 func TestOutsideSDK(t *testing.T) {
 	node := outsideSDKReady(t)
@@ -105,7 +117,8 @@ func TestOutsideSDK(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.close(context.Background()) })
 	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
-	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
+	port := serveOn(t, c)
+	url := "http://127.0.0.1:" + port + pathMCP
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -114,11 +127,69 @@ func TestOutsideSDK(t *testing.T) {
 	// NB: tokens in the environment, not on the command line (ps shows argv).
 	cmd.Env = append(os.Environ(),
 		"MCPJ_ALICE_TOKEN="+tokens["alice"], "MCPJ_BOB_TOKEN="+tokens["bob"],
-		"MCPJ_READER_TOKEN="+tokens["reader"], "MCPJ_BOB_NAME=bob")
+		"MCPJ_READER_TOKEN="+tokens["reader"], "MCPJ_BOB_NAME=bob", "MCPJ_REVOKE_HANDSHAKE=1")
 	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokeAsked, scanned := make(chan struct{}), make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The scanner owns stderr until the script closes it (exits or is
+	// killed with ctx); revokeAsked fires on the script's request line.
+	var stderr strings.Builder
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderrPipe)
+		sc.Buffer(nil, 1<<20)
+		asked := false
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if sc.Text() == outsideRevokeRequest && !asked {
+				asked = true
+				close(revokeAsked)
+			}
+		}
+		// NB: after a line over the limit, drain so the script never
+		// blocks writing.
+		_, _ = io.Copy(io.Discard, stderrPipe)
+	}()
+	waited := false
+	// NB: also on a Fatal below: the script is killed and reaped, the
+	// scanner has ended.
+	t.Cleanup(func() {
+		cancel()
+		<-scanned
+		if !waited {
+			_ = cmd.Wait()
+		}
+	})
+	select {
+	case <-revokeAsked:
+		// Bob's client is still open in the script: revoke him the way an
+		// operator does and wait until the server has reloaded the file.
+		if out, err := principalCLI(t, dataDir, "revoke", "bob"); err != nil {
+			t.Errorf("principal revoke bob: %v\n%s", err, out)
+		}
+		testkit.WaitUntil(t, 5*time.Second, "bob's token refused after revoke", func() (bool, string) {
+			s := mcpStatus(t, "http://127.0.0.1:"+port, tokens["bob"])
+			return s == 401, strconv.Itoa(s)
+		})
+		_, _ = io.WriteString(stdin, "revoked\n")
+	case <-scanned:
+	}
+	_ = stdin.Close()
+	<-scanned
+	runErr := cmd.Wait()
+	waited = true
 	if runErr != nil {
 		t.Fatalf("node check.mjs: %v (context: %v)\nstderr:\n%s\nstdout:\n%s", runErr, ctx.Err(), stderr.String(), stdout.String())
 	}
@@ -131,6 +202,9 @@ func TestOutsideSDK(t *testing.T) {
 	}
 	if res.InvalidToken.Status != 401 || res.InvalidToken.WWWAuthenticate == "" {
 		t.Fatalf("check.mjs passed without the 401 challenge: %+v", res.InvalidToken)
+	}
+	if res.Revoked.Status != 401 {
+		t.Fatalf("check.mjs passed without bob's open client refused after revoke: %+v", res.Revoked)
 	}
 
 	// What the SDK did landed as the principals it authenticated as.

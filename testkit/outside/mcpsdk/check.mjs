@@ -7,10 +7,14 @@
 //
 // alice and bob hold the scopes read,execute,manage; the reader holds read.
 // MCPJ_BOB_NAME names bob's principal (default "bob") for the share.
+// MCPJ_REVOKE_HANDSHAKE=1 (set by TestOutsideSDK) adds a last step: the
+// script asks on stderr for bob's token to be revoked, waits for "revoked"
+// on stdin, and bob's still-open client must then get 401.
 // Prints one JSON object; exits 1 naming the first check that failed
 // (2: bad usage).
 
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -69,8 +73,23 @@ async function connect(who, token, observe) {
   return client;
 }
 
-function texts(res) {
-  return (res.content || []).filter(c => c.type === 'text').map(c => c.text).join('\n');
+// revokeRequest is the stderr line asking the driver to revoke bob's token
+// and answer "revoked" on stdin.
+const revokeRequest = 'check.mjs: revoke bob now';
+
+async function firstLine(stream) {
+  const rl = createInterface({ input: stream });
+  for await (const line of rl) {
+    rl.close();
+    return line.trim();
+  }
+  return undefined;
+}
+
+// printed42 says whether an execution result's outputs (the text parts
+// after the summary) have the line 42 — not merely an id containing "42".
+function printed42(r) {
+  return r.parts.slice(1).some(p => p.split('\n').some(line => line.trim() === '42'));
 }
 
 // call returns the tool's result; a JSON-RPC error (not a tool error) is
@@ -78,7 +97,8 @@ function texts(res) {
 async function call(client, who, tool, args) {
   try {
     const res = await client.callTool({ name: tool, arguments: args }, undefined, { timeout: callTimeoutMs });
-    return { isError: res.isError === true, text: texts(res), structured: res.structuredContent };
+    const parts = (res.content || []).filter(c => c.type === 'text').map(c => c.text);
+    return { isError: res.isError === true, text: parts.join('\n'), parts, structured: res.structuredContent };
   } catch (err) {
     throw new Mismatch(`${who}'s ${tool} failed as a protocol error instead of a tool result: ${err.message}`);
   }
@@ -125,10 +145,10 @@ async function main() {
   check(typeof kernel === 'string' && kernel !== '', 'start_kernel returned no kernel_id', started.structured);
   const ran = await ok(alice, 'alice', 'execute', { kernel, code: 'x = 41; print(x+1)', timeout_s: 120 });
   check(ran.structured.status === 'ok', "alice's execute did not finish ok", ran.structured);
-  check(ran.text.includes('42'), "alice's execute output lacks 42", ran.text);
+  check(printed42(ran), "alice's execute output lacks the line 42", ran.parts);
   const execution = ran.structured.execution_id;
   check(typeof execution === 'string' && execution !== '', "alice's execute returned no execution_id", ran.structured);
-  result.alice = { kernel, execution, status: ran.structured.status, output_has_42: true };
+  result.alice = { kernel, execution, status: ran.structured.status, output: ran.parts.slice(1).join('\n') };
 
   // bob, with the same scopes, sees none of it; every refusal reads as for
   // an id nobody has.
@@ -152,7 +172,7 @@ async function main() {
   check(getHidden === getUnknown.replaceAll(unknownExecution, execution),
     "bob's get_execution of alice's execution does not read as of an unknown execution", { alice_execution: getHidden, unknown_execution: getUnknown });
   check(getHidden.includes('unknown execution'), "bob's get_execution of alice's execution does not say unknown execution", getHidden);
-  check(!getHidden.includes('42'), "bob's refused get_execution carries alice's output", getHidden);
+  check(!getHidden.split('\n').some(line => line.trim() === '42'), "bob's refused get_execution carries alice's output", getHidden);
   result.bob = {
     tools: bobTools.length,
     list_kernels_shows_alice: false,
@@ -181,10 +201,10 @@ async function main() {
   const sharedKernels = await kernelIDs(bob, 'bob');
   check(sharedKernels.includes(kernel), "shared for read, bob's list_kernels lacks alice's kernel", sharedKernels);
   const sharedGet = await ok(bob, 'bob', 'get_execution', { execution_id: execution });
-  check(sharedGet.text.includes('42'), "shared for read, bob's get_execution lacks the output 42", sharedGet.text);
+  check(sharedGet.structured.execution_id === execution && printed42(sharedGet), "shared for read, bob's get_execution lacks the output 42", sharedGet.parts);
   const sharedExecute = await refused(bob, 'bob', 'execute', { kernel, code: 'x = 0' });
   check(/read only/.test(sharedExecute), "shared for read, bob's execute refusal does not say read only", sharedExecute);
-  result.shared_read = { bob_lists_kernel: true, bob_reads_42: true, bob_execute: sharedExecute };
+  result.shared_read = { bob_lists_kernel: true, bob_reads_output: sharedGet.parts.slice(1).join('\n'), bob_execute: sharedExecute };
 
   // An invalid token: HTTP 401 with a WWW-Authenticate challenge, which the
   // SDK surfaces as a StreamableHTTPError with code 401.
@@ -209,6 +229,24 @@ async function main() {
   };
 
   await ok(alice, 'alice', 'shutdown_kernel', { kernel });
+
+  // With a driver (TestOutsideSDK): it revokes bob while his client is
+  // open; his next call must be refused with 401.
+  if (process.env.MCPJ_REVOKE_HANDSHAKE === '1') {
+    process.stderr.write(`${revokeRequest}\n`);
+    const answer = await firstLine(process.stdin);
+    check(answer === 'revoked', 'the driver did not answer "revoked"', answer);
+    let revokedErr;
+    try {
+      await bob.listTools(undefined, { timeout: callTimeoutMs });
+    } catch (e) {
+      revokedErr = e;
+    }
+    check(revokedErr !== undefined, "bob's open client still lists tools after his token was revoked");
+    check(revokedErr instanceof StreamableHTTPError && revokedErr.code === 401,
+      "bob's open client after revoke did not fail with HTTP 401", `${revokedErr?.constructor?.name}: ${revokedErr?.message}`);
+    result.revoked = { status: revokedErr.code, sdk_error: revokedErr.message };
+  }
   result.ok = true;
 }
 
