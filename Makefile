@@ -6,10 +6,18 @@ PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyte
 # NB: the package list lives in infra/jupyter/debian-packages.txt (also read by the Dockerfile).
 DEB_PKGS  := $(shell grep -v '^\#' infra/jupyter/debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Node projects of the tests that drive the server with clients no one here
+# wrote (TestOutsideSDK): `npm ci` from their committed lock, again only when
+# the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). Debian's
+# nodejs (18) is enough; npm comes with it only when missing.
+NPM_DIRS  := testkit/outside/mcpsdk
+NPM_STAMP := .package-lock.sha256
+NODE_PKGS := nodejs npm
 
 .PHONY: run test deps bench lint build fuzz
 
-## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them.
+## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them; Go modules; the
+## outside check's npm packages (Node.js and npm from Debian when npm is missing).
 deps:
 	@if $(PY) -c '$(PY_CHECK)' 2>/dev/null; then \
 		echo "deps: $(PY) has ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client"; \
@@ -18,6 +26,19 @@ deps:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
 	fi
 	@go mod download
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "deps: installing $(NODE_PKGS) (npm, for the outside check's pinned MCP TypeScript SDK)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_PKGS); }
+	@for d in $(NPM_DIRS); do \
+		lock=$$(sha256sum $$d/package-lock.json | cut -d' ' -f1); \
+		if [ "$$(cat $$d/node_modules/$(NPM_STAMP) 2>/dev/null)" = "$$lock" ]; then \
+			echo "deps: $$d/node_modules matches its package-lock.json"; \
+		else \
+			echo "deps: npm ci in $$d"; \
+			npm ci --prefix $$d --no-audit --no-fund --loglevel=error >/dev/null || exit 1; \
+			echo "$$lock" > $$d/node_modules/$(NPM_STAMP); \
+		fi; \
+	done
 
 ## run: the server on embedded defaults (data dir ./.mcp-jupyter, MCP over HTTP on 127.0.0.1:3000).
 run: deps
