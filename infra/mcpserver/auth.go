@@ -132,7 +132,7 @@ var ErrCredentialsRevoked = errors.New("the principal's token was revoked or rot
 // refuse answers 401 with WWW-Authenticate: Bearer and what to send (503
 // while the OAuth issuer cannot be reached: see ResourceServer.RefuseAuth).
 func (g Guard) refuse(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
-	help := "send the header \"Authorization: Bearer <token>\" with the token from " +
+	help := "Send the header \"Authorization: Bearer <token>\" with the token from " +
 		"<data dir>/" + TokenFile + " or one from `mcp-jupyter principal add`"
 	if g.OAuth != nil {
 		help += ", or an OAuth access token from " + g.OAuth.Issuer

@@ -221,6 +221,7 @@ async function main() {
   const challenge = seen.headers.get('www-authenticate');
   check(challenge && /^Bearer\b/i.test(challenge), 'the 401 lacks a WWW-Authenticate: Bearer header', challenge);
   const params = extractWWWAuthenticateParams(seen);
+  check(params.error === 'invalid_token', 'the 401 for a refused token does not say error="invalid_token" (RFC 6750)', challenge);
   result.invalid_token = {
     status: seen.status,
     www_authenticate: challenge,
