@@ -30,6 +30,8 @@ type Reference struct {
 	Node    string `json:"node,omitempty"`
 	Type    string `json:"type"`
 	Version uint16 `json:"version"`
+	// Principal is who caused the event, as in the full JSON form.
+	Principal string `json:"principal,omitempty"`
 	// Size is the length in bytes of the full JSON form, the body GET Ref
 	// answers.
 	Size int `json:"size"`
@@ -42,7 +44,7 @@ type Reference struct {
 
 func referenceTo(e events.Event, size int, encodeErr error) ([]byte, error) {
 	r := Reference{Seq: e.Seq, Time: e.Time.UTC().Format(events.TimeFormat), Stream: e.Stream,
-		Kernel: e.Kernel, Node: e.Node, Type: e.Type, Version: e.Version, Size: size, Ref: RefPath(e.Seq)}
+		Kernel: e.Kernel, Node: e.Node, Type: e.Type, Version: e.Version, Principal: e.Principal, Size: size, Ref: RefPath(e.Seq)}
 	if encodeErr != nil {
 		r.Size, r.Error = 0, encodeErr.Error()
 	}

@@ -20,7 +20,7 @@ import (
 // bigDraft is an event whose JSON form is about size bytes.
 func bigDraft(kernel string, size int) events.Draft {
 	x := kernel + "-big"
-	return events.Draft{Stream: events.ExecutionStream(x), Kernel: kernel,
+	return events.Draft{Stream: events.ExecutionStream(x), Kernel: kernel, Principal: "alice",
 		Payload: events.ExecutionQueued{ExecutionID: x, KernelID: kernel, Code: "print('" + strings.Repeat("x", size) + "')"}}
 }
 
@@ -95,7 +95,7 @@ func TestOversizedEventIsAReference(t *testing.T) {
 			t.Fatalf("event %d of %d bytes was not sent as a reference", want.Seq, len(full))
 		}
 		r := got.ref
-		if r.Size != len(full) || r.Type != want.Type || r.Stream != want.Stream || r.Kernel != want.Kernel || r.Version != want.Version || len(got.data) > 1024 {
+		if r.Size != len(full) || r.Type != want.Type || r.Stream != want.Stream || r.Kernel != want.Kernel || r.Version != want.Version || r.Principal != "alice" || len(got.data) > 1024 {
 			t.Fatalf("reference %+v (%d bytes) to event %d %s on %s of %d bytes", r, len(got.data), want.Seq, want.Type, want.Stream, len(full))
 		}
 	}
