@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // BenchmarkAuthenticate1000Principals: a token check with 1,000 principals
@@ -30,7 +32,7 @@ func BenchmarkAuthenticate1000Principals(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, PrincipalsFile), data); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, PrincipalsFile), data); err != nil {
 			b.Fatal(err)
 		}
 		d, err := OpenTokenDirectory(DirectoryOptions{DataDir: dir, AdminToken: "admin-token-0123456789", PollEvery: time.Hour})

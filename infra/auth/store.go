@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // Errors the store's changes return, wrapped with the principal's name and
@@ -157,7 +159,7 @@ func (s Store) change(edit func([]Record) ([]Record, error)) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path(), data)
+	return atomicfile.Write(s.path(), data)
 }
 
 // readPrincipalsFile reads and parses path; a missing file is no principals.
@@ -200,47 +202,4 @@ func lockFile(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-}
-
-// writeFileAtomic replaces path with data (mode 0600): a temporary file in
-// the same directory, fsynced, renamed over path, then the directory
-// fsynced so that the rename itself survives a power cut.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// NB: CreateTemp makes 0600 already; said again so a change there
-	// cannot widen the file that holds the hashes.
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: open its directory to fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync its directory: %w", path, err)
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 func bearerRequest(tok string) *http.Request {
@@ -215,7 +217,7 @@ func TestDirectoryReloadsAndWatches(t *testing.T) {
 		t.Errorf("Reload of a broken file: %v", err)
 	}
 	// Fixed again: alice is back. Then the file removed: alice stops.
-	if err := writeFileAtomic(filepath.Join(dir, PrincipalsFile), good); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, PrincipalsFile), good); err != nil {
 		t.Fatal(err)
 	}
 	waitAuth(tok2, true)

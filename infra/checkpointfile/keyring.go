@@ -11,7 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // SecretEnv is the environment variable a deployment sets to give every
@@ -129,10 +130,10 @@ func (r *Keyring) Rotate() (string, error) {
 		return "", fmt.Errorf("generate checkpoint key id: %w", err)
 	}
 	id := hex.EncodeToString(idb)
-	if err := writeFileAtomic(filepath.Join(r.dir, id+keySuffix), []byte(hex.EncodeToString(secret)+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(r.dir, id+keySuffix), []byte(hex.EncodeToString(secret)+"\n")); err != nil {
 		return "", fmt.Errorf("write checkpoint key: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(r.dir, currentFile), []byte(id+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(r.dir, currentFile), []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("write current checkpoint key: %w", err)
 	}
 	r.mu.Lock()
@@ -158,43 +159,4 @@ func (r *Keyring) Forget(id string) error {
 	}
 	delete(r.keys, id)
 	return nil
-}
-
-// writeFileAtomic writes a 0600 file: temp, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // Store is the directory of checkpoint files: <dir>/<name>.ckpt (signed,
@@ -225,7 +227,7 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 		return 0, fmt.Errorf("commit checkpoint %s: %w", st.name, err)
 	}
 	st.done = true
-	if err := syncDir(st.s.dir); err != nil {
+	if err := atomicfile.SyncDir(st.s.dir); err != nil {
 		return size, fmt.Errorf("sync checkpoint dir: %w", err)
 	}
 	var pretty bytes.Buffer
@@ -233,7 +235,7 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 		return size, fmt.Errorf("indent checkpoint metadata: %w", err)
 	}
 	pretty.WriteByte('\n')
-	if err := writeFileAtomic(st.s.metaPath(st.name), pretty.Bytes()); err != nil {
+	if err := atomicfile.Write(st.s.metaPath(st.name), pretty.Bytes()); err != nil {
 		return size, fmt.Errorf("write checkpoint metadata: %w", err)
 	}
 	return size, nil
@@ -494,7 +496,7 @@ func (s *Store) Delete(name string) error {
 			return fmt.Errorf("delete checkpoint %s: %w", name, err)
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("sync checkpoint dir: %w", err)
 	}
 	return nil

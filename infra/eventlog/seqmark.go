@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // The sequence mark is a small file beside Pebble's, outside its WAL, that
@@ -82,22 +84,13 @@ func writeSeqMark(dir string, m seqMark) error {
 		err = os.Rename(tmp, filepath.Join(dir, seqMarkFile))
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = atomicfile.SyncDir(dir)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write sequence mark: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // TailReport says what Open found at the end of the log.

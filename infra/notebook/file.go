@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // MaxFileBytes bounds the notebooks this package reads (a notebook is read
@@ -167,7 +169,7 @@ func (p *Pending) Commit() error {
 		_ = os.Remove(p.tmp)
 		return fmt.Errorf("rename %s over %s: %w", p.tmp, p.path, err)
 	}
-	return syncDir(filepath.Dir(p.path))
+	return atomicfile.SyncDir(filepath.Dir(p.path))
 }
 
 // CommitNew puts the temp file in place only if no file exists at the path
@@ -185,7 +187,7 @@ func (p *Pending) CommitNew() error {
 		}
 		return fmt.Errorf("link %s to %s: %w", p.tmp, p.path, err)
 	}
-	return syncDir(filepath.Dir(p.path))
+	return atomicfile.SyncDir(filepath.Dir(p.path))
 }
 
 // Abort removes the temp file; the notebook keeps its old bytes.
@@ -194,18 +196,6 @@ func (p *Pending) Abort() {
 		p.done = true
 		_ = os.Remove(p.tmp)
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }
 
 // RemoveStaleTemps removes temp files a crashed writer left beside the
