@@ -291,9 +291,6 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err != nil {
 		return queue.Execution{}, err
 	}
-	if err := b.foreignExecutionID(ctx, req); err != nil {
-		return queue.Execution{}, err
-	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
@@ -307,7 +304,7 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
-		return queue.Execution{}, err
+		return queue.Execution{}, b.hideForeignKernel(p, err)
 	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
@@ -320,21 +317,16 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	return accepted(x), nil
 }
 
-// foreignExecutionID refuses a client-chosen execution id already used on a
-// kernel the caller may not read, without naming that kernel (the system
-// names it: fine for one the caller can see).
-func (b *backend) foreignExecutionID(ctx context.Context, req mcpserver.SubmitRequest) error {
-	if req.ExecutionID == "" {
-		return nil
+// hideForeignKernel rewrites an "execution id already used" error from the
+// system so that it names the other kernel only to a caller that may read
+// it: the log (not a read model, which drops old executions and lags new
+// ones) decides that the id is taken, the edge decides what to tell.
+func (b *backend) hideForeignKernel(p auth.Principal, err error) error {
+	var used *system.ExecutionIDUsedError
+	if errors.As(err, &used) && !b.access.canRead(p, used.KernelID) {
+		return fmt.Errorf("execution id %q is already used: choose another id", used.ExecutionID)
 	}
-	p, err := caller(ctx)
-	if err != nil {
-		return err
-	}
-	if x, ok := b.execs.Get(req.ExecutionID); ok && x.KernelID != req.KernelID && !b.access.canRead(p, x.KernelID) {
-		return fmt.Errorf("execution id %q is already used: choose another id", req.ExecutionID)
-	}
-	return nil
+	return err
 }
 
 // accepted is the read model's view of an execution the scheduler queued
