@@ -321,6 +321,15 @@ func (s *System) KernelIDs() []string {
 	return ids
 }
 
+// HasKernel reports whether the system runs an actor for kernel id: one
+// map read, whatever the number of kernels (every kernel tool call asks).
+func (s *System) HasKernel(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.kernels[id]
+	return ok
+}
+
 // Kernel returns one kernel's state.
 func (s *System) Kernel(ctx context.Context, id string) (kernel.State, error) {
 	return s.kernelCmd(id, kernel.GetState{})

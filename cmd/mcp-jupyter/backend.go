@@ -215,10 +215,8 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNotebook string) (string, bool) {
-	for _, id := range b.sys.KernelIDs() {
-		if id == kernelOrNotebook {
-			return id, true
-		}
+	if b.sys.HasKernel(kernelOrNotebook) {
+		return kernelOrNotebook, true
 	}
 	// NB: a path as given names a notebook of the whole root: only admins
 	// see that; others name notebooks in their own root (notebookPath).
