@@ -347,6 +347,18 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 	if err != nil {
 		return mcpserver.ExecutionView{}, err
 	}
+	if !p.IsAdmin() {
+		// NB: access first: nothing of another principal's execution (its
+		// outputs, an error reading them) is read for a caller who may not
+		// see it.
+		kernel, err := b.execs.KernelOf(ctx, id)
+		if errors.Is(err, executions.ErrUnknown) || err == nil && !b.access.canRead(p, kernel) {
+			return mcpserver.ExecutionView{}, b.unknownExecution(id)
+		}
+		if err != nil {
+			return mcpserver.ExecutionView{}, err
+		}
+	}
 	v, err := b.execs.Read(ctx, id, since)
 	if err != nil {
 		if errors.Is(err, executions.ErrUnknown) {

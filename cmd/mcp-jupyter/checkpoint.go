@@ -186,7 +186,11 @@ func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.Checkpoi
 	if !ok || p.Name == "" {
 		return mcpserver.CheckpointReply{}, errNoPrincipal
 	}
-	l, err := cb.svc.List(ctx)
+	owner := p.Name // NB: only the caller's files are opened
+	if p.IsAdmin() {
+		owner = ""
+	}
+	l, err := cb.svc.ListOwned(ctx, owner)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
