@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -392,22 +394,16 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 	if kernelID != "" && !b.access.canRead(p, kernelID) {
 		return nil, nil // NB: as for a kernel nobody knows
 	}
-	all := b.queue.List(kernelID, status)
 	if p.IsAdmin() || kernelID != "" {
-		return all, nil
+		return b.queue.List(kernelID, status), nil
 	}
-	readable := map[string]bool{}
-	out := all[:0]
-	for _, x := range all {
-		ok, seen := readable[x.KernelID]
-		if !seen {
-			ok = b.access.canRead(p, x.KernelID)
-			readable[x.KernelID] = ok
-		}
-		if ok {
-			out = append(out, x)
-		}
+	// NB: the kernels p may read, each from the model's per-kernel index:
+	// the cost is p's executions, not everyone's.
+	var out []queue.Execution
+	for _, k := range b.access.visibleKernels(p) {
+		out = append(out, b.queue.List(k.ID, status)...)
 	}
+	slices.SortFunc(out, func(a, b queue.Execution) int { return cmp.Compare(a.QueuedSeq, b.QueuedSeq) })
 	return out, nil
 }
 

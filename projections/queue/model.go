@@ -25,6 +25,10 @@ type Model struct {
 	// queue quota reads it in O(1) on every submit instead of scanning
 	// every queue.
 	waitingBy map[string]int
+	// byKernel indexes executions by kernel: a kernel's list (what a
+	// principal sees of the kernels it may read) costs that kernel's
+	// executions, not everyone's.
+	byKernel map[string]map[string]*Execution
 	// active is, per kernel, the execution that started and has no final
 	// status yet.
 	active map[string]string
@@ -43,7 +47,7 @@ const DefaultMaxFinished = 10_000
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{}, waitingBy: map[string]int{},
-		active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
+		byKernel: map[string]map[string]*Execution{}, active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
 }
 
 // SetMaxFinished changes how many finished executions stay in memory.
@@ -95,6 +99,9 @@ func (m *Model) apply(e events.Event) {
 	before := x.Status
 	*x = ApplyExecution(*x, e)
 	k := x.KernelID
+	if !ok {
+		m.index(x)
+	}
 	if before == StatusQueued && x.Status != StatusQueued {
 		m.pending[k] = remove(m.pending[k], id)
 		if len(m.pending[k]) == 0 {
@@ -116,8 +123,31 @@ func (m *Model) apply(e events.Event) {
 	if x.Status.Done() && !before.Done() {
 		m.finished = append(m.finished, id)
 		for len(m.finished) > m.maxFinished {
+			if old, ok := m.executions[m.finished[0]]; ok {
+				m.unindex(old)
+			}
 			delete(m.executions, m.finished[0])
 			m.finished = m.finished[1:]
+		}
+	}
+}
+
+// index adds x to its kernel's executions. Callers hold m.mu.
+func (m *Model) index(x *Execution) {
+	xs := m.byKernel[x.KernelID]
+	if xs == nil {
+		xs = map[string]*Execution{}
+		m.byKernel[x.KernelID] = xs
+	}
+	xs[x.ID] = x
+}
+
+// unindex removes x from its kernel's executions. Callers hold m.mu.
+func (m *Model) unindex(x *Execution) {
+	if xs := m.byKernel[x.KernelID]; xs != nil {
+		delete(xs, x.ID)
+		if len(xs) == 0 {
+			delete(m.byKernel, x.KernelID)
 		}
 	}
 }
@@ -203,7 +233,11 @@ func (m *Model) List(kernel string, status Status) []Execution {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []Execution
-	for _, x := range m.executions {
+	all := m.executions
+	if kernel != "" {
+		all = m.byKernel[kernel]
+	}
+	for _, x := range all {
 		if (kernel == "" || x.KernelID == kernel) && (status == "" || x.Status == status) {
 			out = append(out, *x)
 		}
@@ -246,8 +280,10 @@ func (m *Model) Restore(data []byte) error {
 	defer m.mu.Unlock()
 	m.seq = s.Seq
 	m.executions = make(map[string]*Execution, len(s.Executions))
+	m.byKernel = map[string]map[string]*Execution{}
 	for i := range s.Executions {
 		m.executions[s.Executions[i].ID] = &s.Executions[i]
+		m.index(&s.Executions[i])
 	}
 	m.pending, m.active, m.finished = s.Pending, s.Active, s.Finished
 	if m.pending == nil {

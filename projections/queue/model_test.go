@@ -103,3 +103,46 @@ func TestWaitingCountsPerPrincipal(t *testing.T) {
 	}
 	want("restored", 1, 1, 0)
 }
+
+// TestListByKernelFromIndex: a kernel's list comes from the per-kernel
+// index, which follows drops of old finished executions and snapshots.
+func TestListByKernelFromIndex(t *testing.T) {
+	m := NewModel()
+	m.SetMaxFinished(2)
+	seq := uint64(0)
+	add := func(p events.Payload, id, k string) {
+		seq++
+		_ = m.Apply(events.Event{Seq: seq, Time: time.Unix(int64(seq), 0).UTC(), Stream: events.ExecutionStream(id), Kernel: k,
+			Type: p.EventType(), Payload: p})
+	}
+	for i := 0; i < 4; i++ {
+		for _, k := range []string{"k1", "k2"} {
+			id := fmt.Sprint(k, "-", i)
+			add(events.ExecutionQueued{ExecutionID: id, KernelID: k, Code: "1"}, id, k)
+		}
+	}
+	ids := func(k string) []string {
+		var out []string
+		for _, x := range m.List(k, "") {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	if got := ids("k1"); !reflect.DeepEqual(got, []string{"k1-0", "k1-1", "k1-2", "k1-3"}) {
+		t.Fatalf("k1: %v", got)
+	}
+	for _, id := range []string{"k1-0", "k1-1", "k1-2"} {
+		add(events.ExecutionCancelled{ExecutionID: id}, id, "k1")
+	}
+	if got := ids("k1"); !reflect.DeepEqual(got, []string{"k1-1", "k1-2", "k1-3"}) {
+		t.Fatalf("k1 after k1-0 was dropped: %v", got)
+	}
+	snap, _ := m.Snapshot()
+	m = NewModel()
+	if err := m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("k2"); len(got) != 4 || len(m.List("k1", StatusQueued)) != 1 {
+		t.Fatalf("after restore: k2 %v, k1 queued %v", got, m.List("k1", StatusQueued))
+	}
+}
