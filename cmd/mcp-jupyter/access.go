@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -23,19 +22,11 @@ type access struct {
 	kernels *kernels.Model
 }
 
-// errNoPrincipal: a call reached the core without an authenticated caller
-// (an edge that did not authenticate); refused, never defaulted.
-var errNoPrincipal = errors.New("no authenticated principal on this call: it is refused; " +
-	"connect with a bearer token (mcp-token, or one from `mcp-jupyter principal add`)")
+// errNoPrincipal is auth.ErrNoPrincipal: a call without a named principal.
+var errNoPrincipal = auth.ErrNoPrincipal
 
-// caller is the principal ctx carries, or errNoPrincipal.
-func caller(ctx context.Context) (auth.Principal, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok || p.Name == "" {
-		return auth.Principal{}, errNoPrincipal
-	}
-	return p, nil
-}
+// caller is the principal ctx carries, or errNoPrincipal (auth.Caller).
+func caller(ctx context.Context) (auth.Principal, error) { return auth.Caller(ctx) }
 
 // ownership is a kernel's owner ("" before principals: the admin's) and
 // what it was shared with name at.

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
 // TestReusedExecutionIDHidesForeignKernel: bob, choosing an execution id
@@ -69,5 +74,22 @@ func TestShareWithdrawnAfterShutdown(t *testing.T) {
 	// A new grant on a dead kernel is still refused.
 	if msg := errorText(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"}); msg == "" {
 		t.Fatal("a share of a shut-down kernel was accepted")
+	}
+}
+
+// TestNotebookRootRefusesANamelessPrincipal: a principal with an empty
+// name (an edge that authenticated nobody) gets no notebook root — not a
+// hashed directory of its own, not the whole root.
+func TestNotebookRootRefusesANamelessPrincipal(t *testing.T) {
+	whole, err := nbfile.NewRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := auth.WithPrincipal(context.Background(), auth.Principal{Scopes: auth.DefaultScopes})
+	if _, err := rootFor(ctx, whole); !errors.Is(err, auth.ErrNoPrincipal) {
+		t.Fatalf("rootFor a nameless principal: %v, want auth.ErrNoPrincipal", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(whole.Dir(), usersDir)); len(ents) != 0 {
+		t.Fatalf("a nameless principal got a directory: %v", ents)
 	}
 }

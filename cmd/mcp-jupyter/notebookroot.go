@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
@@ -52,9 +51,9 @@ func userDirName(name string) string {
 // rootFor returns the notebook root of the caller ctx carries (refusing a
 // call without one), creating a principal's own root on first use.
 func rootFor(ctx context.Context, whole nbfile.Root) (notebookRoot, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return notebookRoot{}, errNoPrincipal
+	p, err := caller(ctx) // NB: an empty name is refused, not made a directory
+	if err != nil {
+		return notebookRoot{}, err
 	}
 	if p.IsAdmin() {
 		return notebookRoot{whole: whole, own: whole}, nil
