@@ -93,3 +93,23 @@ func TestNotebookRootRefusesANamelessPrincipal(t *testing.T) {
 		t.Fatalf("a nameless principal got a directory: %v", ents)
 	}
 }
+
+// TestUserDirNamesNeverCollide: OAuth subjects differing only in case get
+// distinct directories whose names differ in more than case; a token
+// principal named like a hashed directory cannot take an OAuth user's; a
+// plain token name keeps its directory.
+func TestUserDirNamesNeverCollide(t *testing.T) {
+	upper, lower := userDirName("oidc:Bob"), userDirName("oidc:bob")
+	if strings.EqualFold(upper, lower) {
+		t.Fatalf("oidc:Bob → %q and oidc:bob → %q: the same directory on a case-insensitive filesystem", upper, lower)
+	}
+	if got := userDirName(lower); got == lower {
+		t.Fatalf("a token principal named %q gets the directory of oidc:bob", lower)
+	}
+	if got := userDirName("alice"); got != "alice" {
+		t.Fatalf("alice's directory: %q", got)
+	}
+	if got := userDirName("oidc:alice"); !strings.HasPrefix(got, "h-") {
+		t.Fatalf("oidc:alice's directory %q is not hashed", got)
+	}
+}
