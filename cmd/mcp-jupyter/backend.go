@@ -144,9 +144,11 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		return mcpserver.KernelView{}, err
 	}
 	if k, ok := b.kernels.Get(st.ID); ok {
-		return b.view(k), nil
+		return b.view(p, k), nil
 	}
-	return b.stateView(st), nil
+	v := b.stateView(st)
+	v.Owner = p.Name
+	return v, nil
 }
 
 // stateView is the kernel as its actor answered (the model does not know
@@ -163,14 +165,22 @@ var kernelStates = map[kernels.State]string{
 }
 
 // view is a kernel as the read models tell it: the kernels model for its
-// lifecycle, the queue model for its queue and running execution.
-func (b *backend) view(k kernels.Kernel) mcpserver.KernelView {
+// lifecycle, owner and shares, the queue model for its queue and running
+// execution. Its shares are shown to p only if p may manage it (the owner,
+// an admin): whom else a kernel is shared with is the owner's business.
+func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView {
 	st, ok := kernelStates[k.State]
 	if !ok {
 		st = string(k.State)
 	}
 	v := mcpserver.KernelView{ID: k.ID, Spec: k.Spec, Label: k.Label, Notebook: k.Notebook, State: st,
-		Pid: k.Pid, QueueDepth: b.queue.Depth(k.ID), Reason: k.Reason, ExecutionState: "idle"}
+		Pid: k.Pid, QueueDepth: b.queue.Depth(k.ID), Reason: k.Reason, ExecutionState: "idle", Owner: k.Owner}
+	if v.Owner == "" {
+		v.Owner = auth.AdminName
+	}
+	if len(k.Shares) > 0 && p.On(ownership(k, p.Name)) >= auth.AccessManage {
+		v.Shares = k.Shares // NB: k is the model's copy, ours to hand out
+	}
 	switch {
 	case k.State != kernels.StateRunning && k.State != kernels.StateStarting:
 		v.ExecutionState = "dead"
@@ -196,7 +206,7 @@ func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.Kernel
 		if k.State == kernels.StateShutDown || label != "" && k.Label != label {
 			continue
 		}
-		out = append(out, b.view(k))
+		out = append(out, b.view(p, k))
 	}
 	return out, nil
 }

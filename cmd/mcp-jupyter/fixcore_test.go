@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,5 +112,37 @@ func TestUserDirNamesNeverCollide(t *testing.T) {
 	}
 	if got := userDirName("oidc:alice"); !strings.HasPrefix(got, "h-") {
 		t.Fatalf("oidc:alice's directory %q is not hashed", got)
+	}
+}
+
+// TestListKernelsShowsOwnerAndShares: a kernel shared with bob shows bob
+// whose it is; its shares are shown to the owner and the admin, not to bob.
+func TestListKernelsShowsOwnerAndShares(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	alice := ps.clients["alice"]
+	sc := must(t, alice, "start_kernel", map[string]any{"kernelspec": "python3"})
+	k := sc["kernel_id"].(string)
+	if sc["owner"] != "alice" {
+		t.Fatalf("start_kernel by alice: owner %v", sc["owner"])
+	}
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	listed := func(cl string) map[string]any {
+		t.Helper()
+		list, _ := must(t, ps.clients[cl], "list_kernels", map[string]any{})["kernels"].([]any)
+		for _, v := range list {
+			if m := v.(map[string]any); m["kernel_id"] == k {
+				return m
+			}
+		}
+		t.Fatalf("%s's list_kernels lacks %s", cl, k)
+		return nil
+	}
+	if m := listed("bob"); m["owner"] != "alice" || m["shares"] != nil {
+		t.Errorf("bob's view of alice's shared kernel: owner %v shares %v, want alice and no shares", m["owner"], m["shares"])
+	}
+	for _, who := range []string{"alice", "admin"} {
+		if m := listed(who); m["owner"] != "alice" || fmt.Sprint(m["shares"]) != "map[bob:read]" {
+			t.Errorf("%s's view: owner %v shares %v, want alice and bob:read", who, m["owner"], m["shares"])
+		}
 	}
 }
