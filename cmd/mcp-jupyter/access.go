@@ -123,15 +123,9 @@ func (a access) require(p auth.Principal, id string, need auth.Access, hidden fu
 	if need == auth.AccessExecute {
 		return fmt.Errorf("kernel %s is shared with you for read only; ask its owner (%s) for execute (share_kernel), or start_kernel for your own", id, owner)
 	}
-	return fmt.Errorf("kernel %s belongs to %s and is shared with you for %s: only its owner or an admin can %s it; start_kernel for your own", id, owner, has, manageVerb(need))
-}
-
-// manageVerb names what needs manage access, for require's message.
-func manageVerb(need auth.Access) string {
-	if need == auth.AccessManage {
-		return "restart, shut down, share or checkpoint"
-	}
-	return need.String()
+	// NB: here need is manage: read or less was granted above, execute
+	// answered just before.
+	return fmt.Errorf("kernel %s belongs to %s and is shared with you for %s: only its owner or an admin can restart, shut down, share or checkpoint it; start_kernel for your own", id, owner, has)
 }
 
 // unknownKernel is the error for a kernel id (or notebook path) nobody

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
@@ -92,6 +93,20 @@ func (b *backend) sync(ctx context.Context, seq uint64) error {
 	return nil
 }
 
+// awaitModelsTimeout bounds awaitModels' wait.
+const awaitModelsTimeout = 5 * time.Second
+
+// awaitModels waits (at most awaitModelsTimeout), whether or not ctx was cancelled,
+// for the read models to reach seq: a quota reservation is released only
+// once the models count what it reserved, or a request cancelled between
+// its append and the models catching up would let the next one past the
+// bound.
+func (b *backend) awaitModels(ctx context.Context, seq uint64) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), awaitModelsTimeout)
+	defer cancel()
+	_ = b.sync(wctx, seq) // NB: past the bound the reservation goes anyway: the models are stuck
+}
+
 func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, error) {
 	specs, err := b.launcher.Specs()
 	if err != nil {
@@ -141,6 +156,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		return mcpserver.KernelView{}, err
 	}
 	if err := b.sync(ctx, st.LastSeq); err != nil {
+		b.awaitModels(ctx, st.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return mcpserver.KernelView{}, err
 	}
 	if k, ok := b.kernels.Get(st.ID); ok {
@@ -319,6 +335,7 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {
+		b.awaitModels(ctx, x.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return queue.Execution{}, err
 	}
 	if v, ok := b.execs.Get(x.ID); ok {
