@@ -56,7 +56,7 @@ type (
 	saveMsg   struct{ req SaveRequest }
 	loadMsg   struct{ req LoadRequest }
 	deleteMsg struct{ name, by string }
-	listMsg   struct{}
+	listMsg   struct{ owner string } // "" for every owner
 	stateMsg  struct{}
 	statsMsg  struct{}
 
@@ -172,7 +172,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case listMsg:
 		sender, st := ctx.Sender(), a.state
 		a.work(func(context.Context) {
-			l, err := list(a.deps.Files, st)
+			l, err := list(a.deps.Files, st, m.owner)
 			a.root.Send(sender, listReply{listing: l, err: err})
 		})
 	case saveDone:
@@ -219,7 +219,7 @@ func (a *Actor) start(ctx actor.Context) {
 // name, is never recorded: it is left as is, with a warning (list shows it
 // unverified, load refuses it).
 func (a *Actor) scanFiles(st State) filesFound {
-	l, err := list(a.deps.Files, st)
+	l, err := list(a.deps.Files, st, "")
 	if err != nil {
 		return filesFound{err: err}
 	}

@@ -165,8 +165,15 @@ func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) 
 // entries skipped unopened (not regular files). The payload's signature is
 // checked at load, not here.
 func (c *Client) List(ctx context.Context) (Listing, error) {
+	return c.ListOwned(ctx, "")
+}
+
+// ListOwned is List for owner's checkpoints only ("" for every owner): the
+// other owners' files are not opened, so a principal's list costs its own
+// checkpoints, whatever the others hold.
+func (c *Client) ListOwned(ctx context.Context, owner string) (Listing, error) {
 	var r listReply
-	if err := c.request(ctx, listMsg{}, &r); err != nil {
+	if err := c.request(ctx, listMsg{owner: owner}, &r); err != nil {
 		return Listing{}, err
 	}
 	return r.listing, r.err

@@ -119,6 +119,9 @@ func TestCheckpointsPerPrincipal(t *testing.T) {
 	if strings.Join(listed, " ") != "alice:xtrue bob:xtrue" {
 		t.Fatalf("list: %v", listed)
 	}
+	if l, err := r.svc.ListOwned(ctx2m(t), "bob"); err != nil || len(l.Checkpoints) != 1 || l.Checkpoints[0].Owner != "bob" {
+		t.Fatalf("bob's own list: %+v %v, want bob's x alone", l.Checkpoints, err)
+	}
 	res, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "x", Owner: "alice", By: "alice", KernelID: k})
 	if err != nil {
 		t.Fatal(err)

@@ -205,9 +205,16 @@ func notRegular(err error) bool {
 // signed name is its file name and it is the newest save the log recorded
 // of that name; otherwise Problem says why. Entries that are not regular
 // files are skipped, unopened, with why.
-func list(files Files, st State) (Listing, error) {
+func list(files Files, st State, owner string) (Listing, error) {
 	out := Listing{Checkpoints: []Listed{}}
-	err := files.List(func(name string) bool { return ValidStored(name) == nil }, func(name string, mb []byte, size int64, err error) {
+	keep := func(name string) bool {
+		if ValidStored(name) != nil {
+			return false
+		}
+		o, _ := Owned(name)
+		return owner == "" || o == owner
+	}
+	err := files.List(keep, func(name string, mb []byte, size int64, err error) {
 		if notRegular(err) {
 			out.Skipped = append(out.Skipped, err.Error())
 			return

@@ -74,11 +74,13 @@ func StartedEvents(id string, cmd Start, l Launched, err error, stderrTail strin
 }
 
 // DecideShare validates a share and records it. Only a running kernel can
-// be shared; a share with the sharer itself or with the owner means
-// nothing and is refused; granting what is already granted records
-// nothing.
+// be shared, but a share can be withdrawn (access none) in any state: a
+// dead, lost or shut-down kernel's executions and outputs stay readable to
+// whoever it was shared with until the owner withdraws. A share with the
+// sharer itself or with the owner means nothing and is refused; granting
+// what is already granted records nothing.
 func DecideShare(s State, c Share) ([]events.Draft, error) {
-	if !s.Status.Alive() {
+	if !s.Status.Alive() && c.Access != events.AccessNone {
 		return nil, notRunning(s)
 	}
 	switch c.Access {

@@ -321,6 +321,15 @@ func (s *System) KernelIDs() []string {
 	return ids
 }
 
+// HasKernel reports whether the system runs an actor for kernel id: one
+// map read, whatever the number of kernels (every kernel tool call asks).
+func (s *System) HasKernel(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.kernels[id]
+	return ok
+}
+
 // Kernel returns one kernel's state.
 func (s *System) Kernel(ctx context.Context, id string) (kernel.State, error) {
 	return s.kernelCmd(id, kernel.GetState{})
@@ -400,7 +409,7 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 		return scheduler.Execution{}, err
 	} else if ok {
 		if x.KernelID != kernelID {
-			return scheduler.Execution{}, fmt.Errorf("execution id %q is already used on kernel %s: choose another id", c.ExecutionID, x.KernelID)
+			return scheduler.Execution{}, &ExecutionIDUsedError{ExecutionID: c.ExecutionID, KernelID: x.KernelID}
 		}
 		return x, nil
 	}
@@ -414,6 +423,17 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 	}
 	r := res.(scheduler.SubmitResult)
 	return r.Execution, r.Err
+}
+
+// ExecutionIDUsedError: a client-chosen execution id is already used on
+// another kernel. It is typed so an edge can decide whether the caller may
+// learn KernelID (one it may not read must not be named).
+type ExecutionIDUsedError struct {
+	ExecutionID, KernelID string
+}
+
+func (e *ExecutionIDUsedError) Error() string {
+	return fmt.Sprintf("execution id %q is already used on kernel %s: choose another id", e.ExecutionID, e.KernelID)
 }
 
 // existing finds an execution id already used, from its own stream: the

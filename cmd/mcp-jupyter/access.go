@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -23,19 +22,11 @@ type access struct {
 	kernels *kernels.Model
 }
 
-// errNoPrincipal: a call reached the core without an authenticated caller
-// (an edge that did not authenticate); refused, never defaulted.
-var errNoPrincipal = errors.New("no authenticated principal on this call: it is refused; " +
-	"connect with a bearer token (mcp-token, or one from `mcp-jupyter principal add`)")
+// errNoPrincipal is auth.ErrNoPrincipal: a call without a named principal.
+var errNoPrincipal = auth.ErrNoPrincipal
 
-// caller is the principal ctx carries, or errNoPrincipal.
-func caller(ctx context.Context) (auth.Principal, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok || p.Name == "" {
-		return auth.Principal{}, errNoPrincipal
-	}
-	return p, nil
-}
+// caller is the principal ctx carries, or errNoPrincipal (auth.Caller).
+func caller(ctx context.Context) (auth.Principal, error) { return auth.Caller(ctx) }
 
 // ownership is a kernel's owner ("" before principals: the admin's) and
 // what it was shared with name at.
@@ -132,15 +123,9 @@ func (a access) require(p auth.Principal, id string, need auth.Access, hidden fu
 	if need == auth.AccessExecute {
 		return fmt.Errorf("kernel %s is shared with you for read only; ask its owner (%s) for execute (share_kernel), or start_kernel for your own", id, owner)
 	}
-	return fmt.Errorf("kernel %s belongs to %s and is shared with you for %s: only its owner or an admin can %s it; start_kernel for your own", id, owner, has, manageVerb(need))
-}
-
-// manageVerb names what needs manage access, for require's message.
-func manageVerb(need auth.Access) string {
-	if need == auth.AccessManage {
-		return "restart, shut down, share or checkpoint"
-	}
-	return need.String()
+	// NB: here need is manage: read or less was granted above, execute
+	// answered just before.
+	return fmt.Errorf("kernel %s belongs to %s and is shared with you for %s: only its owner or an admin can restart, shut down, share or checkpoint it; start_kernel for your own", id, owner, has)
 }
 
 // unknownKernel is the error for a kernel id (or notebook path) nobody

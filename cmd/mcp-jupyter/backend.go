@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
@@ -90,6 +93,20 @@ func (b *backend) sync(ctx context.Context, seq uint64) error {
 	return nil
 }
 
+// awaitModelsTimeout bounds awaitModels' wait.
+const awaitModelsTimeout = 5 * time.Second
+
+// awaitModels waits (at most awaitModelsTimeout), whether or not ctx was cancelled,
+// for the read models to reach seq: a quota reservation is released only
+// once the models count what it reserved, or a request cancelled between
+// its append and the models catching up would let the next one past the
+// bound.
+func (b *backend) awaitModels(ctx context.Context, seq uint64) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), awaitModelsTimeout)
+	defer cancel()
+	_ = b.sync(wctx, seq) // NB: past the bound the reservation goes anyway: the models are stuck
+}
+
 func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, error) {
 	specs, err := b.launcher.Specs()
 	if err != nil {
@@ -139,12 +156,15 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		return mcpserver.KernelView{}, err
 	}
 	if err := b.sync(ctx, st.LastSeq); err != nil {
+		b.awaitModels(ctx, st.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return mcpserver.KernelView{}, err
 	}
 	if k, ok := b.kernels.Get(st.ID); ok {
-		return b.view(k), nil
+		return b.view(p, k), nil
 	}
-	return b.stateView(st), nil
+	v := b.stateView(st)
+	v.Owner = p.Name
+	return v, nil
 }
 
 // stateView is the kernel as its actor answered (the model does not know
@@ -161,14 +181,22 @@ var kernelStates = map[kernels.State]string{
 }
 
 // view is a kernel as the read models tell it: the kernels model for its
-// lifecycle, the queue model for its queue and running execution.
-func (b *backend) view(k kernels.Kernel) mcpserver.KernelView {
+// lifecycle, owner and shares, the queue model for its queue and running
+// execution. Its shares are shown to p only if p may manage it (the owner,
+// an admin): whom else a kernel is shared with is the owner's business.
+func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView {
 	st, ok := kernelStates[k.State]
 	if !ok {
 		st = string(k.State)
 	}
 	v := mcpserver.KernelView{ID: k.ID, Spec: k.Spec, Label: k.Label, Notebook: k.Notebook, State: st,
-		Pid: k.Pid, QueueDepth: b.queue.Depth(k.ID), Reason: k.Reason, ExecutionState: "idle"}
+		Pid: k.Pid, QueueDepth: b.queue.Depth(k.ID), Reason: k.Reason, ExecutionState: "idle", Owner: k.Owner}
+	if v.Owner == "" {
+		v.Owner = auth.AdminName
+	}
+	if len(k.Shares) > 0 && p.On(ownership(k, p.Name)) >= auth.AccessManage {
+		v.Shares = k.Shares // NB: k is the model's copy, ours to hand out
+	}
 	switch {
 	case k.State != kernels.StateRunning && k.State != kernels.StateStarting:
 		v.ExecutionState = "dead"
@@ -194,7 +222,7 @@ func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.Kernel
 		if k.State == kernels.StateShutDown || label != "" && k.Label != label {
 			continue
 		}
-		out = append(out, b.view(k))
+		out = append(out, b.view(p, k))
 	}
 	return out, nil
 }
@@ -215,10 +243,8 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNotebook string) (string, bool) {
-	for _, id := range b.sys.KernelIDs() {
-		if id == kernelOrNotebook {
-			return id, true
-		}
+	if b.sys.HasKernel(kernelOrNotebook) {
+		return kernelOrNotebook, true
 	}
 	// NB: a path as given names a notebook of the whole root: only admins
 	// see that; others name notebooks in their own root (notebookPath).
@@ -291,9 +317,6 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err != nil {
 		return queue.Execution{}, err
 	}
-	if err := b.foreignExecutionID(ctx, req); err != nil {
-		return queue.Execution{}, err
-	}
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
@@ -307,11 +330,12 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
-		return queue.Execution{}, err
+		return queue.Execution{}, b.hideForeignKernel(p, err)
 	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {
+		b.awaitModels(ctx, x.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return queue.Execution{}, err
 	}
 	if v, ok := b.execs.Get(x.ID); ok {
@@ -320,21 +344,16 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	return accepted(x), nil
 }
 
-// foreignExecutionID refuses a client-chosen execution id already used on a
-// kernel the caller may not read, without naming that kernel (the system
-// names it: fine for one the caller can see).
-func (b *backend) foreignExecutionID(ctx context.Context, req mcpserver.SubmitRequest) error {
-	if req.ExecutionID == "" {
-		return nil
+// hideForeignKernel rewrites an "execution id already used" error from the
+// system so that it names the other kernel only to a caller that may read
+// it: the log (not a read model, which drops old executions and lags new
+// ones) decides that the id is taken, the edge decides what to tell.
+func (b *backend) hideForeignKernel(p auth.Principal, err error) error {
+	var used *system.ExecutionIDUsedError
+	if errors.As(err, &used) && !b.access.canRead(p, used.KernelID) {
+		return fmt.Errorf("execution id %q is already used: choose another id", used.ExecutionID)
 	}
-	p, err := caller(ctx)
-	if err != nil {
-		return err
-	}
-	if x, ok := b.execs.Get(req.ExecutionID); ok && x.KernelID != req.KernelID && !b.access.canRead(p, x.KernelID) {
-		return fmt.Errorf("execution id %q is already used: choose another id", req.ExecutionID)
-	}
-	return nil
+	return err
 }
 
 // accepted is the read model's view of an execution the scheduler queued
@@ -356,6 +375,18 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 	p, err := caller(ctx)
 	if err != nil {
 		return mcpserver.ExecutionView{}, err
+	}
+	if !p.IsAdmin() {
+		// NB: access first: nothing of another principal's execution (its
+		// outputs, an error reading them) is read for a caller who may not
+		// see it.
+		kernel, err := b.execs.KernelOf(ctx, id)
+		if errors.Is(err, executions.ErrUnknown) || err == nil && !b.access.canRead(p, kernel) {
+			return mcpserver.ExecutionView{}, b.unknownExecution(id)
+		}
+		if err != nil {
+			return mcpserver.ExecutionView{}, err
+		}
 	}
 	v, err := b.execs.Read(ctx, id, since)
 	if err != nil {
@@ -390,22 +421,16 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 	if kernelID != "" && !b.access.canRead(p, kernelID) {
 		return nil, nil // NB: as for a kernel nobody knows
 	}
-	all := b.queue.List(kernelID, status)
 	if p.IsAdmin() || kernelID != "" {
-		return all, nil
+		return b.queue.List(kernelID, status), nil
 	}
-	readable := map[string]bool{}
-	out := all[:0]
-	for _, x := range all {
-		ok, seen := readable[x.KernelID]
-		if !seen {
-			ok = b.access.canRead(p, x.KernelID)
-			readable[x.KernelID] = ok
-		}
-		if ok {
-			out = append(out, x)
-		}
+	// NB: the kernels p may read, each from the model's per-kernel index:
+	// the cost is p's executions, not everyone's.
+	var out []queue.Execution
+	for _, k := range b.access.visibleKernels(p) {
+		out = append(out, b.queue.List(k.ID, status)...)
 	}
+	slices.SortFunc(out, func(a, b queue.Execution) int { return cmp.Compare(a.QueuedSeq, b.QueuedSeq) })
 	return out, nil
 }
 

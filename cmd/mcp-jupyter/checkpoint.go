@@ -182,11 +182,15 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 // Checkpoints lists the caller's checkpoints, every principal's for an
 // admin (others' named "<owner>/<name>").
 func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok || p.Name == "" {
-		return mcpserver.CheckpointReply{}, errNoPrincipal
+	p, err := caller(ctx)
+	if err != nil {
+		return mcpserver.CheckpointReply{}, err
 	}
-	l, err := cb.svc.List(ctx)
+	owner := p.Name // NB: only the caller's files are opened
+	if p.IsAdmin() {
+		owner = ""
+	}
+	l, err := cb.svc.ListOwned(ctx, owner)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
@@ -34,27 +33,35 @@ type notebookRoot struct {
 	own    nbfile.Root
 }
 
-// userDirName is the directory name of a principal's root. Token principals'
-// names are already safe ([a-z0-9._-], starting with a letter or digit);
-// other names (OAuth subjects "oidc:<sub>", whose sub may hold any
-// character) become "h-" and a hash, so no name can climb out of users/.
+// userDirName is the directory name of a principal's root. A token
+// principal's name ([a-z0-9._-], starting with a letter or digit: already
+// lower case and safe) is kept as it is, unless it starts with "h-"; every
+// other name — OAuth subjects "oidc:<sub>", whose sub may hold any
+// character or differ only in case (two users on a case-insensitive
+// filesystem), and token names starting "h-" — becomes "h-" and a hash of
+// the name. The two forms never meet: a kept name never starts with "h-",
+// so no principal can name its way into another's directory, and no name
+// can climb out of users/.
 func userDirName(name string) string {
-	safe := name != "" && name[0] != '.' && strings.IndexFunc(name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == ':')
+	kept := name != "" && name[0] != '.' && !strings.HasPrefix(name, hashedPrefix) && strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
 	}) < 0 && len(name) <= 100
-	if safe {
+	if kept {
 		return name
 	}
 	sum := sha256.Sum256([]byte(name))
-	return "h-" + hex.EncodeToString(sum[:16])
+	return hashedPrefix + hex.EncodeToString(sum[:16])
 }
+
+// hashedPrefix starts every hashed directory name, and no kept one.
+const hashedPrefix = "h-"
 
 // rootFor returns the notebook root of the caller ctx carries (refusing a
 // call without one), creating a principal's own root on first use.
 func rootFor(ctx context.Context, whole nbfile.Root) (notebookRoot, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return notebookRoot{}, errNoPrincipal
+	p, err := caller(ctx) // NB: an empty name is refused, not made a directory
+	if err != nil {
+		return notebookRoot{}, err
 	}
 	if p.IsAdmin() {
 		return notebookRoot{whole: whole, own: whole}, nil

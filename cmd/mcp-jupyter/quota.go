@@ -74,8 +74,10 @@ func (q *quotas) reserveKernel(p auth.Principal) (release func(), err error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	live := q.liveKernels(p.Name)
-	if n := len(live) + q.starting[p.Name]; n >= limit {
+	// NB: a count kept by the model, O(1): the list (a copy of every
+	// kernel) is made only for the refusal's message.
+	if n := q.kernels.LiveCount(p.Name, auth.AdminName) + q.starting[p.Name]; n >= limit {
+		live := q.liveKernels(p.Name)
 		var held []string
 		if len(live) > 0 {
 			held = append(held, "kernels "+strings.Join(firstFew(live, 5), ", "))

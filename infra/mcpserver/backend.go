@@ -74,6 +74,12 @@ type KernelView struct {
 	QueueDepth     int    `json:"queue_depth"`
 	Running        string `json:"running_execution,omitempty"`
 	Reason         string `json:"reason,omitempty"`
+	// Owner is the principal the kernel belongs to ("admin" for kernels
+	// from before principals): whom to ask about a kernel shared with you.
+	Owner string `json:"owner,omitempty"`
+	// Shares maps each principal the kernel is shared with to its access
+	// (read or execute); shown to the owner and admins only.
+	Shares map[string]string `json:"shares,omitempty"`
 }
 
 // SubmitRequest queues code on a kernel.

@@ -68,20 +68,11 @@ func ToolScope(tool string) auth.Scope {
 	return auth.ScopeAdmin
 }
 
-// ErrNoPrincipal: a call reached a tool without an authenticated caller
-// (an edge that did not authenticate). It is refused, never defaulted.
-var ErrNoPrincipal = errors.New("no authenticated principal on this call: the server refuses it; " +
-	"connect with a bearer token (mcp-token, or one from `mcp-jupyter principal add`)")
+// ErrNoPrincipal is auth.ErrNoPrincipal (a call without a named principal).
+var ErrNoPrincipal = auth.ErrNoPrincipal
 
-// Caller returns the principal a call runs as: the one its edge put in
-// ctx (HTTP: the bearer token's; stdio: the admin; an in-process client:
-// whatever its caller's context carries). None is refused, never defaulted.
-func Caller(ctx context.Context) (auth.Principal, error) {
-	if p, ok := auth.FromContext(ctx); ok && p.Name != "" {
-		return p, nil
-	}
-	return auth.Principal{}, ErrNoPrincipal
-}
+// Caller is auth.Caller: the principal a call runs as, or ErrNoPrincipal.
+func Caller(ctx context.Context) (auth.Principal, error) { return auth.Caller(ctx) }
 
 // missingScope is the refusal of a tool whose scope p does not hold.
 func missingScope(p auth.Principal, tool string, need auth.Scope) string {

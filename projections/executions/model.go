@@ -391,6 +391,37 @@ func (m *Model) Get(id string) (queue.Execution, bool) {
 
 var errStop = errors.New("executions: stop")
 
+// KernelOf is the kernel execution id ran on, without reading its outputs:
+// from memory, or from the first event of its stream (ExecutionQueued).
+// An edge checks access on it before reading anything else.
+func (m *Model) KernelOf(ctx context.Context, id string) (string, error) {
+	if x, ok := m.Get(id); ok {
+		return x.KernelID, nil
+	}
+	if m.log == nil {
+		return "", fmt.Errorf("%w %q", ErrUnknown, id)
+	}
+	var kernel string
+	err := m.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+		if e.Type == events.TypeExecutionQueued {
+			if err := e.DecodePayload(); err != nil {
+				return err
+			}
+			if p, ok := e.Payload.(events.ExecutionQueued); ok {
+				kernel = p.KernelID
+			}
+		}
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return "", fmt.Errorf("read execution %s from the log: %w", id, err)
+	}
+	if kernel == "" {
+		return "", fmt.Errorf("%w %q", ErrUnknown, id)
+	}
+	return kernel, nil
+}
+
 // page calls fn for the outputs of id's stream with since < seq <= upTo,
 // read from the log.
 func (m *Model) page(ctx context.Context, id string, since, upTo uint64, fn func(seq uint64, raw []byte) error) error {

@@ -295,6 +295,16 @@ func TestStatusesBounded(t *testing.T) {
 	if v.Execution.Status != queue.StatusOK || len(v.Outputs) != 1 || v.Changed != nil {
 		t.Fatalf("x0 from the log: %+v, %d outputs", v.Execution, len(v.Outputs))
 	}
+	// The kernel of an execution, held or not, without its outputs: what an
+	// edge checks access on first.
+	for _, id := range []string{"x0", "x29"} {
+		if k, err := f.m.KernelOf(context.Background(), id); err != nil || k != "k" {
+			t.Fatalf("KernelOf(%s) = %q, %v; want k", id, k, err)
+		}
+	}
+	if _, err := f.m.KernelOf(context.Background(), "nope"); !errors.Is(err, executions.ErrUnknown) {
+		t.Fatalf("KernelOf an unknown id: %v", err)
+	}
 }
 
 // TestRestoreFromSnapshotPagesOutputs: after a restart from a snapshot the

@@ -73,12 +73,52 @@ func (k Kernel) copied() Kernel {
 type Model struct {
 	mu      sync.RWMutex
 	kernels map[string]*Kernel
+	// live counts the kernels starting or running per owner ("" before
+	// principals): the kernel quota reads it in O(1) on every start.
+	live map[string]int
+	// touched is the kernel the event being applied changed, and whether
+	// (and for whom) it counted as live before: Apply moves its count.
+	touched        *Kernel
+	touchedWasLive bool
+	touchedOwner   string
 }
 
 var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
-func New() *Model { return &Model{kernels: map[string]*Kernel{}} }
+func New() *Model { return &Model{kernels: map[string]*Kernel{}, live: map[string]int{}} }
+
+// isLive is whether k counts against its owner's kernel quota.
+func isLive(k *Kernel) bool { return k.State == StateRunning || k.State == StateStarting }
+
+// LiveCount is how many kernels owner has starting or running; kernels
+// from before principals count as admin's.
+func (m *Model) LiveCount(owner, admin string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := m.live[owner]
+	if owner == admin && owner != "" {
+		n += m.live[""]
+	}
+	return n
+}
+
+// recount moves the touched kernel's live count after an event.
+func (m *Model) recount() {
+	k := m.touched
+	if k == nil {
+		return
+	}
+	m.touched = nil
+	if m.touchedWasLive {
+		if m.live[m.touchedOwner]--; m.live[m.touchedOwner] <= 0 {
+			delete(m.live, m.touchedOwner)
+		}
+	}
+	if isLive(k) {
+		m.live[k.Owner]++
+	}
+}
 
 // Name implements projections.Projection.
 func (m *Model) Name() string { return Name }
@@ -100,6 +140,7 @@ func (m *Model) Wants(typ string) projections.Interest {
 func (m *Model) Apply(e events.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.recount()
 	if e.Type == events.TypeIOPubMessageReceived {
 		return m.applyIOPub(e)
 	}
@@ -113,6 +154,9 @@ func (m *Model) Apply(e events.Event) error {
 		k := m.kernel(p.KernelID, e)
 		k.Spec = p.Spec
 		k.State, k.Reason, k.Busy, k.ExecutionState = StateDead, startFailed+p.Reason, false, ""
+		// NB: the failed start is its starter's (the event's principal), not
+		// the admin's: it shows in the starter's list_kernels only.
+		k.Owner = e.Principal
 	case events.KernelRestarted:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
@@ -237,6 +281,9 @@ func (m *Model) kernel(id string, e events.Event) *Kernel {
 		k = &Kernel{ID: id, State: StateStarting}
 		m.kernels[id] = k
 	}
+	if m.touched == nil {
+		m.touched, m.touchedWasLive, m.touchedOwner = k, ok && isLive(k), k.Owner
+	}
 	k.LastActivity, k.Seq = e.Time, e.Seq
 	return k
 }
@@ -297,12 +344,16 @@ func (m *Model) Restore(data []byte) error {
 		return fmt.Errorf("decode kernels snapshot: version %d, this binary reads %d", s.Version, snapshotVersion)
 	}
 	kernels := make(map[string]*Kernel, len(s.Kernels))
+	live := map[string]int{}
 	for i := range s.Kernels {
 		k := s.Kernels[i]
 		kernels[k.ID] = &k
+		if isLive(&k) {
+			live[k.Owner]++
+		}
 	}
 	m.mu.Lock()
-	m.kernels = kernels
+	m.kernels, m.live = kernels, live
 	m.mu.Unlock()
 	return nil
 }

@@ -107,3 +107,68 @@ func TestSnapshotKeepsOwnerAndShares(t *testing.T) {
 		t.Fatalf("old snapshot restored as %+v", k)
 	}
 }
+
+// TestFailedStartIsItsStarters: a KernelStartFailed carries no owner in
+// its payload; the model takes it from the event's principal, so bob's
+// failed start is bob's, not the admin's.
+func TestFailedStartIsItsStarters(t *testing.T) {
+	m := New()
+	e := ev(1, "k1", events.KernelStartFailed{KernelID: "k1", Spec: "python3", Reason: "no such spec"})
+	e.Principal = "bob"
+	if err := m.Apply(e); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := m.Get("k1"); k.Owner != "bob" {
+		t.Fatalf("a failed start by bob is owned by %q", k.Owner)
+	}
+}
+
+// TestLiveCountPerOwner: the per-owner count of starting or running
+// kernels (read by the kernel quota on every start) follows starts, deaths,
+// restarts and shutdowns, counts kernels from before principals as the
+// admin's, and survives a snapshot.
+func TestLiveCountPerOwner(t *testing.T) {
+	m := New()
+	apply := func(seq uint64, k string, p events.Payload) {
+		t.Helper()
+		if err := m.Apply(ev(seq, k, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owned := func(id, owner string) events.KernelStarted {
+		s := started(id, 10)
+		s.Owner = owner
+		return s
+	}
+	want := func(name string, alice, bob, admin int) {
+		t.Helper()
+		for _, c := range []struct {
+			p string
+			n int
+		}{{"alice", alice}, {"bob", bob}, {"admin", admin}} {
+			if got := m.LiveCount(c.p, "admin"); got != c.n {
+				t.Errorf("%s: LiveCount(%s) = %d, want %d", name, c.p, got, c.n)
+			}
+		}
+	}
+	apply(1, "a1", owned("a1", "alice"))
+	apply(2, "a2", owned("a2", "alice"))
+	apply(3, "b1", owned("b1", "bob"))
+	apply(4, "old", owned("old", ""))
+	apply(5, "a1", share("a1", "bob", events.AccessRead))
+	want("started", 2, 1, 1)
+	apply(6, "a1", events.KernelDied{KernelID: "a1", Reason: "exit"})
+	apply(7, "b1", events.KernelShutDown{KernelID: "b1", Reason: "requested"})
+	want("after a death and a shutdown", 1, 0, 1)
+	apply(8, "a1", events.KernelRestarted{KernelID: "a1", Process: events.KernelProcess{Pid: 11}})
+	want("after a restart", 2, 0, 1)
+	snap, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = New()
+	if err := m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	want("restored", 2, 0, 1)
+}

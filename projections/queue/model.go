@@ -20,6 +20,15 @@ type Model struct {
 	// pending is, per kernel, the FIFO of executions not yet started
 	// (queued), in queue order.
 	pending map[string][]string
+	// waitingBy counts pending executions per submitting principal ("" for
+	// those from before principals), kept with pending: a per-principal
+	// queue quota reads it in O(1) on every submit instead of scanning
+	// every queue.
+	waitingBy map[string]int
+	// byKernel indexes executions by kernel: a kernel's list (what a
+	// principal sees of the kernels it may read) costs that kernel's
+	// executions, not everyone's.
+	byKernel map[string]map[string]*Execution
 	// active is, per kernel, the execution that started and has no final
 	// status yet.
 	active map[string]string
@@ -37,8 +46,8 @@ const DefaultMaxFinished = 10_000
 
 // NewModel returns an empty model.
 func NewModel() *Model {
-	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{},
-		active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
+	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{}, waitingBy: map[string]int{},
+		byKernel: map[string]map[string]*Execution{}, active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
 }
 
 // SetMaxFinished changes how many finished executions stay in memory.
@@ -90,15 +99,22 @@ func (m *Model) apply(e events.Event) {
 	before := x.Status
 	*x = ApplyExecution(*x, e)
 	k := x.KernelID
+	if !ok {
+		m.index(x)
+	}
 	if before == StatusQueued && x.Status != StatusQueued {
 		m.pending[k] = remove(m.pending[k], id)
 		if len(m.pending[k]) == 0 {
 			delete(m.pending, k)
 		}
+		if m.waitingBy[x.By]--; m.waitingBy[x.By] <= 0 {
+			delete(m.waitingBy, x.By)
+		}
 	}
 	switch {
 	case x.Status == StatusQueued && before == "":
 		m.pending[k] = append(m.pending[k], id)
+		m.waitingBy[x.By]++
 	case !x.Status.Done() && x.Status != StatusQueued:
 		m.active[k] = id
 	case x.Status.Done() && m.active[k] == id:
@@ -107,8 +123,31 @@ func (m *Model) apply(e events.Event) {
 	if x.Status.Done() && !before.Done() {
 		m.finished = append(m.finished, id)
 		for len(m.finished) > m.maxFinished {
+			if old, ok := m.executions[m.finished[0]]; ok {
+				m.unindex(old)
+			}
 			delete(m.executions, m.finished[0])
 			m.finished = m.finished[1:]
+		}
+	}
+}
+
+// index adds x to its kernel's executions. Callers hold m.mu.
+func (m *Model) index(x *Execution) {
+	xs := m.byKernel[x.KernelID]
+	if xs == nil {
+		xs = map[string]*Execution{}
+		m.byKernel[x.KernelID] = xs
+	}
+	xs[x.ID] = x
+}
+
+// unindex removes x from its kernel's executions. Callers hold m.mu.
+func (m *Model) unindex(x *Execution) {
+	if xs := m.byKernel[x.KernelID]; xs != nil {
+		delete(xs, x.ID)
+		if len(xs) == 0 {
+			delete(m.byKernel, x.KernelID)
 		}
 	}
 }
@@ -181,14 +220,9 @@ func (m *Model) Depth(kernel string) int {
 func (m *Model) Waiting(principal, admin string) int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	n := 0
-	for _, ids := range m.pending {
-		for _, id := range ids {
-			by := m.executions[id].By
-			if by == principal || by == "" && principal == admin {
-				n++
-			}
-		}
+	n := m.waitingBy[principal]
+	if principal == admin && principal != "" {
+		n += m.waitingBy[""]
 	}
 	return n
 }
@@ -199,7 +233,11 @@ func (m *Model) List(kernel string, status Status) []Execution {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []Execution
-	for _, x := range m.executions {
+	all := m.executions
+	if kernel != "" {
+		all = m.byKernel[kernel]
+	}
+	for _, x := range all {
 		if (kernel == "" || x.KernelID == kernel) && (status == "" || x.Status == status) {
 			out = append(out, *x)
 		}
@@ -242,12 +280,22 @@ func (m *Model) Restore(data []byte) error {
 	defer m.mu.Unlock()
 	m.seq = s.Seq
 	m.executions = make(map[string]*Execution, len(s.Executions))
+	m.byKernel = map[string]map[string]*Execution{}
 	for i := range s.Executions {
 		m.executions[s.Executions[i].ID] = &s.Executions[i]
+		m.index(&s.Executions[i])
 	}
 	m.pending, m.active, m.finished = s.Pending, s.Active, s.Finished
 	if m.pending == nil {
 		m.pending = map[string][]string{}
+	}
+	m.waitingBy = map[string]int{}
+	for _, ids := range m.pending {
+		for _, id := range ids {
+			if x, ok := m.executions[id]; ok {
+				m.waitingBy[x.By]++
+			}
+		}
 	}
 	if m.active == nil {
 		m.active = map[string]string{}

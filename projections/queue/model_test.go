@@ -59,3 +59,90 @@ func TestModelQueueOrderAndBoundedMemory(t *testing.T) {
 		t.Fatal("snapshot round trip changed the model")
 	}
 }
+
+// TestWaitingCountsPerPrincipal: the per-principal count of waiting
+// executions (read on every submit by the queue quota, without a scan)
+// follows queue, start and cancel, counts executions from before
+// principals as the admin's, and survives a snapshot.
+func TestWaitingCountsPerPrincipal(t *testing.T) {
+	m := NewModel()
+	seq := uint64(0)
+	add := func(p events.Payload, id, by string) {
+		seq++
+		_ = m.Apply(events.Event{Seq: seq, Time: time.Unix(int64(seq), 0).UTC(), Stream: events.ExecutionStream(id), Kernel: "k",
+			Type: p.EventType(), Payload: p, Principal: by})
+	}
+	for i := 0; i < 3; i++ {
+		add(events.ExecutionQueued{ExecutionID: fmt.Sprint("a", i), KernelID: "k", Code: "1"}, fmt.Sprint("a", i), "alice")
+	}
+	add(events.ExecutionQueued{ExecutionID: "b0", KernelID: "k2", Code: "1"}, "b0", "bob")
+	add(events.ExecutionQueued{ExecutionID: "old", KernelID: "k2", Code: "1"}, "old", "")
+	want := func(name string, alice, bob, admin int) {
+		t.Helper()
+		for _, c := range []struct {
+			p string
+			n int
+		}{{"alice", alice}, {"bob", bob}, {"admin", admin}} {
+			if got := m.Waiting(c.p, "admin"); got != c.n {
+				t.Errorf("%s: Waiting(%s) = %d, want %d", name, c.p, got, c.n)
+			}
+		}
+	}
+	want("queued", 3, 1, 1)
+	add(events.ExecutionStarted{ExecutionID: "a0", KernelID: "k", MsgID: "m"}, "a0", "alice")
+	add(events.ExecutionCancelled{ExecutionID: "a1"}, "a1", "alice")
+	add(events.ExecutionStarted{ExecutionID: "old", KernelID: "k2", MsgID: "m"}, "old", "")
+	want("after a start and a cancel", 1, 1, 0)
+	snap, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = NewModel()
+	if err := m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	want("restored", 1, 1, 0)
+}
+
+// TestListByKernelFromIndex: a kernel's list comes from the per-kernel
+// index, which follows drops of old finished executions and snapshots.
+func TestListByKernelFromIndex(t *testing.T) {
+	m := NewModel()
+	m.SetMaxFinished(2)
+	seq := uint64(0)
+	add := func(p events.Payload, id, k string) {
+		seq++
+		_ = m.Apply(events.Event{Seq: seq, Time: time.Unix(int64(seq), 0).UTC(), Stream: events.ExecutionStream(id), Kernel: k,
+			Type: p.EventType(), Payload: p})
+	}
+	for i := 0; i < 4; i++ {
+		for _, k := range []string{"k1", "k2"} {
+			id := fmt.Sprint(k, "-", i)
+			add(events.ExecutionQueued{ExecutionID: id, KernelID: k, Code: "1"}, id, k)
+		}
+	}
+	ids := func(k string) []string {
+		var out []string
+		for _, x := range m.List(k, "") {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	if got := ids("k1"); !reflect.DeepEqual(got, []string{"k1-0", "k1-1", "k1-2", "k1-3"}) {
+		t.Fatalf("k1: %v", got)
+	}
+	for _, id := range []string{"k1-0", "k1-1", "k1-2"} {
+		add(events.ExecutionCancelled{ExecutionID: id}, id, "k1")
+	}
+	if got := ids("k1"); !reflect.DeepEqual(got, []string{"k1-1", "k1-2", "k1-3"}) {
+		t.Fatalf("k1 after k1-0 was dropped: %v", got)
+	}
+	snap, _ := m.Snapshot()
+	m = NewModel()
+	if err := m.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("k2"); len(got) != 4 || len(m.List("k1", StatusQueued)) != 1 {
+		t.Fatalf("after restore: k2 %v, k1 queued %v", got, m.List("k1", StatusQueued))
+	}
+}
