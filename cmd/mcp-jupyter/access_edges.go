@@ -88,7 +88,7 @@ func (a edgeAccess) eventFilter(r *http.Request) (func(*events.Event) bool, erro
 
 // assetAccess decides /assets/<sha256>: an asset is readable through any
 // kernel that stored it (AssetStored.KernelID, the leases read model's
-// origins).
+// Kernels: every one, not only the first Origins).
 type assetAccess struct {
 	edgeAccess
 	leases *leases.Model
@@ -118,8 +118,9 @@ func (a assetAccess) storedByReadable(p auth.Principal, sum string) bool {
 	if !ok {
 		return false
 	}
-	for _, o := range as.Origins {
-		if o.KernelID != "" && a.canRead(p, o.KernelID) {
+	// NB: every kernel that stored it (KernelIDs), not the capped Origins.
+	for _, k := range as.KernelIDs() {
+		if a.canRead(p, k) {
 			return true
 		}
 	}
