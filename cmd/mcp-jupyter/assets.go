@@ -89,6 +89,9 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 		// NB: resuming clients are served from the backlog, the log only
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
+		// NB: a token revoked between the guard and the client's join
+		// found no client to close: the hub asks again once joined.
+		Current: mcpserver.Guard{Auth: c.authn, QueryToken: true}.Current,
 		Renew: func(ctx context.Context, sum string) error {
 			_, err := lv.lease.Renew(leaseCtx(ctx), sum, lease.HolderRead)
 			return err

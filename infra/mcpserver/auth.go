@@ -75,15 +75,7 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 		authn = auth.AdminToken(g.Token)
 	}
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ar := r
-		if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
-			if tok := r.URL.Query().Get("token"); tok != "" {
-				// NB: the authenticators read one place, the header; the
-				// handler behind gets the request as it came.
-				ar = r.Clone(r.Context())
-				ar.Header.Set("Authorization", "Bearer "+tok)
-			}
-		}
+		ar := g.credentials(r)
 		p, err := authn.Authenticate(ar)
 		if err != nil {
 			g.refuse(w, r, err, log)
@@ -123,6 +115,38 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
+}
+
+// credentials is r as the authenticators read it: the token of ?token= (when
+// QueryToken) moved into the header. NB: the authenticators read one place,
+// the header; the handler behind gets the request as it came.
+func (g Guard) credentials(r *http.Request) *http.Request {
+	if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			ar := r.Clone(r.Context())
+			ar.Header.Set("Authorization", "Bearer "+tok)
+			return ar
+		}
+	}
+	return r
+}
+
+// Current reports whether the credentials of r, a request that passed the
+// guard, still authenticate as the principal the guard put in its context
+// (not revoked, not rotated away since). A long-lived handler that cannot
+// be ended by its context (/ws: ws.Options.Current) asks it once it is
+// registered where a revocation finds it.
+func (g Guard) Current(r *http.Request) bool {
+	authn := g.Auth
+	if authn == nil {
+		authn = auth.AdminToken(g.Token)
+	}
+	was, ok := auth.FromContext(r.Context())
+	if !ok {
+		return false
+	}
+	p, err := authn.Authenticate(g.credentials(r))
+	return err == nil && p.Name == was.Name
 }
 
 // ErrCredentialsRevoked is the cause of a request's context that Guard

@@ -82,6 +82,15 @@ type Options struct {
 	// without a principal is refused. Without Access every client reads
 	// every event (one trusted token).
 	Access Access
+	// Current, when set, reports whether r's credentials still
+	// authenticate as the principal they did (not revoked, not rotated
+	// away). The hub asks it once the client joined: a revocation that
+	// landed between the authentication of the request and the join found
+	// no client to close (ClosePrincipal), so the client is closed here
+	// with CloseTokenRevoked. NB: the directory must apply a revocation
+	// before it calls its watchers (auth.TokenDirectory does): then every
+	// revocation is seen by one of the two.
+	Current func(r *http.Request) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -272,13 +281,32 @@ func (h *Hub) ClosePrincipal(principal string) int {
 	defer h.mu.Unlock()
 	n := 0
 	for c := range h.idx.owned[principal] {
-		end := closeWith{CloseTokenRevoked, revokedReason}
-		c.end.Store(&end)
-		close(c.revoked)
-		h.drop(c)
+		h.end(c, closeWith{CloseTokenRevoked, revokedReason})
 		n++
 	}
 	return n
+}
+
+// end makes c's session close with how and drops it from the fan-out.
+// Under h.mu.
+func (h *Hub) end(c *client, how closeWith) {
+	if c.end.Load() != nil {
+		return
+	}
+	c.end.Store(&how)
+	close(c.revoked)
+	h.drop(c)
+}
+
+// endIfStale ends c when its request's credentials no longer authenticate
+// (Options.Current): revoked between the guard and the join.
+func (h *Hub) endIfStale(c *client, r *http.Request) {
+	if h.opts.Current == nil || h.opts.Current(r) {
+		return
+	}
+	h.mu.Lock()
+	h.end(c, closeWith{CloseTokenRevoked, revokedReason})
+	h.mu.Unlock()
 }
 
 // join registers a client and returns the seq after which the fan-out
@@ -416,6 +444,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.leave(c)
+	h.endIfStale(c, r)
 	s := &session{h: h, conn: conn, c: c, sent: req.since}
 	if !req.hasSince {
 		s.sent = liveFrom
