@@ -85,7 +85,12 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
 		// Each client reads what its principal may: its kernels, what it
 		// caused; admins everything.
-		Access: ws.KernelReaders(func() map[string][]string { return kernelReaders(c.kernels) }),
+		// NB: the runner's applied seq read before the model: the
+		// readers are as of at least it; the hub replays the rest.
+		Access: ws.KernelReadersAt(func() (map[string][]string, uint64) {
+			at := c.runner.Applied()
+			return kernelReaders(c.kernels), at
+		}),
 		// NB: resuming clients are served from the backlog, the log only
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,

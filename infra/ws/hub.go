@@ -173,12 +173,27 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.ctx, h.cancel = context.WithCancel(ctx)
 	h.last = h.log.Last()
 	if h.opts.Access != nil {
-		// NB: read as of about Last: a share recorded between the two
-		// applies to the few events before it too (the fan-out re-applies
-		// it at its seq; grants are idempotent).
-		for k, ps := range h.opts.Access.Readers() {
+		// NB: the readers are as of at least at; a model ahead of Last is
+		// fine (the fan-out re-applies the changes after Last at their
+		// seqs, in order), one behind it is caught up from the log here:
+		// a share it had not applied yet is not lost.
+		readers, at := h.opts.Access.Readers()
+		for k, ps := range readers {
 			for _, p := range ps {
 				h.idx.grant(Grant{Kernel: k, Principal: p, Read: true})
+			}
+		}
+		if at < h.last {
+			err := h.log.Scan(ctx, at+1, h.last, func(e events.Event) error {
+				for _, g := range h.opts.Access.Changes(e) {
+					h.idx.grant(g)
+				}
+				return nil
+			})
+			if err != nil {
+				h.cancel()
+				h.ctx = nil
+				return fmt.Errorf("ws: replay kernel shares after %d: %w", at, err)
 			}
 		}
 	}

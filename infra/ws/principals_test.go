@@ -360,3 +360,19 @@ func TestRevokedBetweenAuthAndJoin(t *testing.T) {
 	}
 	expectSeqs(t, "bob", bob, kb)
 }
+
+// TestStartReplaysSharesTheModelLacks: the readers read model lags the log
+// at Start (it applied up to bob's kernel start, not the share to alice
+// after it): the hub replays the log after the model's seq, so alice's
+// stream carries kb's next event.
+func TestStartReplaysSharesTheModelLacks(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	start := book(t, l, started("kb", "bob"))
+	book(t, l, shared("kb", "bob", "alice", events.AccessRead))
+	lagging := func() (map[string][]string, uint64) { return map[string][]string{"kb": {"bob"}}, start[0] }
+	hub, url := startFilteredWith(t, l, false, ws.Options{Access: ws.KernelReadersAt(lagging)})
+	alice := dialAs(t, url, "alice-token")
+	waitClients(t, hub, 1)
+	next := book(t, l, output("kb", "bob", 1))
+	expectSeqs(t, "alice", alice, next)
+}
