@@ -91,6 +91,13 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		ctx := auth.WithPrincipal(r.Context(), p)
+		if g.EndOnRevoke && !p.Expires.IsZero() {
+			// A request still running when its token expires (an OAuth
+			// access token's exp) ends with it, as with a revocation.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, p.Expires, ErrCredentialsExpired)
+			defer cancel()
+		}
 		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName {
 			// A request still running when its principal is revoked or
 			// rotated ends with it: a listening GET on /mcp, a long
@@ -148,6 +155,10 @@ func (g Guard) Current(r *http.Request) bool {
 	p, err := authn.Authenticate(g.credentials(r))
 	return err == nil && p.Name == was.Name
 }
+
+// ErrCredentialsExpired is the cause of a request's context that Guard
+// ended because its principal's token expired while it ran.
+var ErrCredentialsExpired = errors.New("the principal's token expired while the request ran: connect again with a fresh token")
 
 // ErrCredentialsRevoked is the cause of a request's context that Guard
 // ended because its principal was revoked or rotated while it ran.

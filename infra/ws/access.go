@@ -9,12 +9,16 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
-// CloseTokenRevoked: the principal's token was revoked or rotated while the
-// client was connected. NB: clients act on it; it must not change.
+// CloseTokenRevoked: the principal's token was revoked or rotated, or
+// expired (auth.Principal.Expires), while the client was connected. NB: clients act on it; it must not change.
 const CloseTokenRevoked websocket.StatusCode = 4001
 
 // revokedReason is the close reason sent with CloseTokenRevoked.
 const revokedReason = "token revoked or rotated: connect again with a current token"
+
+// expiredReason is the close reason sent with CloseTokenRevoked when the
+// principal's token (an OAuth access token) reached its exp.
+const expiredReason = "token expired: connect again with a fresh token"
 
 // Access tells the hub who may read which kernel's events. Admins read
 // everything and are not named here; a kernel's readers are its owner and

@@ -123,7 +123,9 @@ type Hub struct {
 	log  Log
 	opts Options
 
-	mu      sync.Mutex
+	// NB: RW: resuming clients ask mayRead once per event they catch up
+	// on, concurrently with each other, under the read lock.
+	mu      sync.RWMutex
 	clients map[*client]struct{}
 	idx     index  // who gets which event; see offer
 	last    uint64 // the last seq offered to clients
@@ -222,8 +224,8 @@ func (h *Hub) LogReads() uint64 { return h.logReads.Load() }
 
 // Clients returns how many clients are connected.
 func (h *Hub) Clients() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return len(h.clients)
 }
 
@@ -283,8 +285,8 @@ func (h *Hub) mayRead(c *client, e *events.Event) bool {
 	if e.Kernel == "" {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return h.idx.canRead(c.view.principal, e.Kernel)
 }
 
@@ -460,6 +462,15 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.leave(c)
 	h.endIfStale(c, r)
+	if !p.Expires.IsZero() {
+		// An OAuth token's stream ends with the token.
+		expire := time.AfterFunc(time.Until(p.Expires), func() {
+			h.mu.Lock()
+			h.end(c, closeWith{CloseTokenRevoked, expiredReason})
+			h.mu.Unlock()
+		})
+		defer expire.Stop()
+	}
 	s := &session{h: h, conn: conn, c: c, sent: req.since}
 	if !req.hasSince {
 		s.sent = liveFrom
