@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/lease"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -25,14 +26,16 @@ import (
 func kernelReaders(km *kernels.Model) map[string][]string {
 	out := map[string][]string{}
 	for _, k := range km.List() {
+		// NB: through ownership, the rule every MCP tool asks (access.go),
+		// so the two cannot drift apart.
 		var rs []string
-		if k.Owner != "" && k.Owner != auth.AdminName {
-			rs = append(rs, k.Owner)
-		}
-		for name, level := range k.Shares {
-			if a, err := auth.ParseAccess(level); err == nil && a >= auth.AccessRead {
+		for name := range k.Shares {
+			if _, shared := ownership(k, name); shared >= auth.AccessRead {
 				rs = append(rs, name)
 			}
+		}
+		if owner, _ := ownership(k, ""); owner != "" && owner != auth.AdminName && !slices.Contains(rs, owner) {
+			rs = append(rs, owner)
 		}
 		if len(rs) > 0 {
 			out[k.ID] = rs
@@ -72,9 +75,11 @@ func (a edgeAccess) mayRead(ctx context.Context, p auth.Principal, e *events.Eve
 // admin), or an error when r carries no principal (refused, never
 // defaulted).
 func (a edgeAccess) eventFilter(r *http.Request) (func(*events.Event) bool, error) {
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		return nil, errNoPrincipal
+	// NB: caller, the rule of every MCP tool: no principal, or one
+	// without a name, is refused.
+	p, err := caller(r.Context())
+	if err != nil {
+		return nil, err
 	}
 	if !p.Scopes.Has(auth.ScopeRead) {
 		return nil, fmt.Errorf("principal %q lacks the read scope the events API needs: ask an admin for it", p.Name)
@@ -88,7 +93,7 @@ func (a edgeAccess) eventFilter(r *http.Request) (func(*events.Event) bool, erro
 
 // assetAccess decides /assets/<sha256>: an asset is readable through any
 // kernel that stored it (AssetStored.KernelID, the leases read model's
-// origins).
+// Kernels: every one, not only the first Origins).
 type assetAccess struct {
 	edgeAccess
 	leases *leases.Model
@@ -118,8 +123,9 @@ func (a assetAccess) storedByReadable(p auth.Principal, sum string) bool {
 	if !ok {
 		return false
 	}
-	for _, o := range as.Origins {
-		if o.KernelID != "" && a.canRead(p, o.KernelID) {
+	// NB: every kernel that stored it (KernelIDs), not the capped Origins.
+	for _, k := range as.KernelIDs() {
+		if a.canRead(p, k) {
 			return true
 		}
 	}
@@ -135,9 +141,9 @@ type principalAssets struct {
 }
 
 func (r principalAssets) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, 0, "", errNoPrincipal
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, 0, "", err
 	}
 	if !p.Scopes.Has(auth.ScopeRead) || !r.access.mayReadAsset(ctx, p, sum) {
 		// NB: the error of a never-stored asset (leaseReader): the same 404,

@@ -85,10 +85,18 @@ func openLive(ctx context.Context, c *core) (*live, error) {
 	lv.hub = ws.New(c.log, ws.Options{Logger: c.logger.With("component", "ws"), Observer: c.metrics.Live.WebSocket(),
 		// Each client reads what its principal may: its kernels, what it
 		// caused; admins everything.
-		Access: ws.KernelReaders(func() map[string][]string { return kernelReaders(c.kernels) }),
+		// NB: the runner's applied seq read before the model: the
+		// readers are as of at least it; the hub replays the rest.
+		Access: ws.KernelReadersAt(func() (map[string][]string, uint64) {
+			at := c.runner.Applied()
+			return kernelReaders(c.kernels), at
+		}),
 		// NB: resuming clients are served from the backlog, the log only
 		// beyond its bound.
 		Backlog: lv.backlog, BacklogWait: lv.runner.WaitFor,
+		// NB: a token revoked between the guard and the client's join
+		// found no client to close: the hub asks again once joined.
+		Current: mcpserver.Guard{Auth: c.authn, QueryToken: true}.Current,
 		Renew: func(ctx context.Context, sum string) error {
 			_, err := lv.lease.Renew(leaseCtx(ctx), sum, lease.HolderRead)
 			return err
@@ -184,14 +192,23 @@ type leaseAssets struct {
 }
 
 // readableOrigins are the origins of a that p may read (all for an admin).
+// NB: Origins keeps the first producers only; a readable kernel that
+// stored it past that cap is shown as an origin with the kernel alone.
 func (l leaseAssets) readableOrigins(p auth.Principal, a leases.Asset) []leases.Origin {
 	if p.IsAdmin() {
 		return a.Origins
 	}
 	var out []leases.Origin
+	seen := map[string]bool{}
 	for _, o := range a.Origins {
 		if l.access.canRead(p, o.KernelID) {
 			out = append(out, o)
+			seen[o.KernelID] = true
+		}
+	}
+	for _, k := range a.KernelIDs() {
+		if !seen[k] && l.access.canRead(p, k) {
+			out = append(out, leases.Origin{KernelID: k})
 		}
 	}
 	return out
@@ -243,6 +260,11 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 		if a.Origins = l.readableOrigins(p, a); len(a.Origins) == 0 {
 			continue
 		}
+		// NB: ExpiresAt is the asset's one collection time: reads of the
+		// same bytes through another principal's kernel renew it too. It
+		// tells no more than that the bytes were read lately (see
+		// docs/identity.d/edges.md); hiding it would hide when the asset
+		// goes.
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}
 		for _, o := range a.Origins {

@@ -260,6 +260,13 @@ func TestEdgesByPrincipal(t *testing.T) {
 	if code != 404 || codeU != 404 || body != strings.ReplaceAll(bodyU, "999999999", seq) {
 		t.Fatalf("alice GET /events/%s (bob's): %d %q; an unknown seq: %d %q (want the same 404)", seq, code, body, codeU, bodyU)
 	}
+	if !strings.Contains(body, "not visible to you") || strings.Contains(body, "the log holds") {
+		t.Fatalf("alice GET /events/%s: %q, want 'not found, or not visible to you' without the log's bounds (which hold it)", seq, body)
+	}
+	// The bounds are the whole log's, for the CLI to page by (documented).
+	if code, body := httpGet(t, ps.hostPort, "/events/bounds", ps.tokens["alice"]); code != 200 || !strings.Contains(body, `"last"`) {
+		t.Fatalf("alice GET /events/bounds: %d %q", code, body)
+	}
 
 	// bob shares kb (not kc) with alice: kb's events flow to her from the
 	// share on, kc's do not.
@@ -275,6 +282,9 @@ func TestEdgesByPrincipal(t *testing.T) {
 		t.Fatalf("alice's /ws carried %d events of bob's unshared kernel, first %v", len(foreign), foreign[0])
 	}
 	onB.until("bob's shared execution on alice's kernel-filtered stream", finished(xs))
+	if code, body := httpGet(t, ps.hostPort, path, ps.tokens["alice"]); code != 200 || body != "<i>bob-secret</i>" {
+		t.Fatalf("alice GET %s of the kernel bob shared with her: %d %q", path, code, body)
+	}
 	if len(ofKernels(evs2(t, ps), kb)) == 0 {
 		t.Fatal("after the share, alice's /events lacks the shared kernel")
 	}
@@ -282,11 +292,24 @@ func TestEdgesByPrincipal(t *testing.T) {
 	// Withdrawn: kb's next events do not reach her.
 	must(t, ps.clients["bob"], "share_kernel", map[string]any{"kernel": kb, "principal": "alice", "access": "none"})
 	n := len(alice.got)
-	executeOK(t, ps, "bob", kb, "print('private-again')")
+	xp := executeOK(t, ps, "bob", kb, "print('private-again')")
 	end3 := executeOK(t, ps, "alice", ka, "print('alice-end-3')")
 	alice.until("alice's third last execution", finished(end3))
 	if foreign := ofKernels(alice.got[n:], kb, kc); len(foreign) > 0 {
 		t.Fatalf("after the withdrawal, alice's /ws carried %d events of bob's kernels, first %v", len(foreign), foreign[0])
+	}
+	// ... nor /events, nor /assets: the asset of kb she read while shared
+	// is not found again, word for word as one never stored.
+	after := evs2(t, ps)
+	if !slices.ContainsFunc(after, finished(end3)) {
+		t.Fatal("alice's /events lacks her own last execution")
+	}
+	if i := slices.IndexFunc(after, func(e edgeEvent) bool { return strings.Contains(string(e.Payload), xp) }); i >= 0 {
+		t.Fatalf("after the withdrawal, alice's /events carried bob's execution: %v", after[i])
+	}
+	codeW, bodyW := httpGet(t, ps.hostPort, path, ps.tokens["alice"])
+	if codeW != 404 || bodyW != strings.ReplaceAll(bodyN, never, sum) {
+		t.Fatalf("after the withdrawal, alice GET %s: %d %q, want the 404 of a never-stored asset", path, codeW, bodyW)
 	}
 }
 
@@ -317,4 +340,29 @@ func TestRevokeClosesWebSocket(t *testing.T) {
 	}
 	kb := startKernelTool(t, ps.clients["bob"])
 	bob.until("bob's kernel start", func(e edgeEvent) bool { return e.Kernel == kb && e.Type == "KernelStarted" })
+}
+
+// TestAssetReadableByItsLastProducer: alice's kernel displays the same
+// bytes 33 times (33 origins: the leases read model keeps 32), then bob's
+// kernel displays them once. Bob made them: he reads them at /assets and
+// sees them in list_assets; carol, who made nothing, gets the 404.
+func TestAssetReadableByItsLastProducer(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes})
+	ka := startKernelTool(t, ps.clients["alice"])
+	kb := startKernelTool(t, ps.clients["bob"])
+	const show = "from IPython.display import HTML, display\n"
+	executeOK(t, ps, "alice", ka, show+"for _ in range(33): display(HTML('<b>same-bytes</b>'))")
+	xb := executeOK(t, ps, "bob", kb, show+"display(HTML('<b>same-bytes</b>'))")
+	sc := must(t, ps.clients["bob"], "list_assets", map[string]any{"kernel": kb})
+	assets, _ := sc["assets"].([]any)
+	if len(assets) != 1 {
+		t.Fatalf("bob's list_assets on his kernel: %d assets, want the one his execution %s stored: %v", len(assets), xb, sc)
+	}
+	path := assets[0].(map[string]any)["http_path"].(string)
+	if code, body := httpGet(t, ps.hostPort, path, ps.tokens["bob"]); code != 200 || body != "<b>same-bytes</b>" {
+		t.Fatalf("bob GET %s (his kernel stored it, past the first 32 origins): %d %q", path, code, body)
+	}
+	if code, _ := httpGet(t, ps.hostPort, path, ps.tokens["carol"]); code != 404 {
+		t.Fatalf("carol GET %s: %d, want 404", path, code)
+	}
 }

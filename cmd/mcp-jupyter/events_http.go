@@ -24,7 +24,8 @@ import (
 // token as /mcp (mcpserver.Guard). NB: public API, used by `mcp-jupyter
 // events` against a running server:
 //
-//	GET /events/bounds                  {"first":1,"last":42}
+//	GET /events/bounds                  {"first":1,"last":42} (the whole
+//	                                    log's, for every reader)
 //	GET /events/{seq}                   one event, JSON
 //	GET /events?since=S[&to=T][&stream=kind/id][&follow=1]
 //	                                    JSON Lines, events with S < seq <= T;
@@ -54,6 +55,13 @@ func eventsHandler(ctx context.Context, l *eventlog.Log, filter func(*http.Reque
 		return may, true
 	}
 	mux.HandleFunc("GET /events/bounds", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := visible(w, r); !ok {
+			return
+		}
+		// NB: to every reader, unfiltered: `mcp-jupyter events` pages by
+		// them. They tell how many events the server recorded in all (the
+		// seq counter every event carries), not whose or what: see
+		// docs/identity.d/edges.md.
 		writeJSON(w, 200, map[string]uint64{"first": l.First(), "last": l.Last()})
 	})
 	mux.HandleFunc("GET /events/{seq}", func(w http.ResponseWriter, r *http.Request) {
@@ -67,9 +75,12 @@ func eventsHandler(ctx context.Context, l *eventlog.Log, filter func(*http.Reque
 			return
 		}
 		e, err := l.Get(seq)
-		if err == nil && may != nil && !may(&e) {
-			// NB: the words of a seq the log does not hold.
-			err = fmt.Errorf("event %d: %w (the log holds %d..%d)", seq, eventlog.ErrNotFound, l.First(), l.Last())
+		if may != nil && (errors.Is(err, eventlog.ErrNotFound) || (err == nil && !may(&e))) {
+			// NB: one answer for a seq the log does not hold and one the
+			// principal may not read (which the log holds: naming the
+			// log's bounds would contradict "not found" and tell it exists).
+			err = fmt.Errorf("event %d: %w, or not visible to you (you read the events of kernels you may read "+
+				"and those you caused): list yours with GET /events?since=0", seq, eventlog.ErrNotFound)
 		}
 		if err != nil {
 			status := 500

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -183,5 +187,52 @@ func TestDoctorOAuth(t *testing.T) {
 	}
 	if f := checkOAuth(ctx, config{}); !f.OK || !strings.Contains(f.Detail, "off") {
 		t.Errorf("no issuer: %v", f)
+	}
+}
+
+// TestOIDCStreamsEndAtTokenExpiry: an OAuth access token's /ws stream is
+// closed with 4001 "token expired" at the token's exp, and its /events
+// follower ends then too: neither outlives the token.
+func TestOIDCStreamsEndAtTokenExpiry(t *testing.T) {
+	iss, ts := oidcServer(t)
+	hostPort := strings.TrimPrefix(ts.URL, "http://")
+	claims := iss.Claims("short@example.com", oidcTestAudience, "read", 3*time.Second)
+	tok := iss.Token(t, claims)
+	exp := time.Unix(claims["exp"].(int64), 0)
+
+	conn := dialWS(t, hostPort, "", tok).conn
+	req, _ := http.NewRequest("GET", ts.URL+"/events?since=0&follow=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /events follow with the JWT: %d", resp.StatusCode)
+	}
+	followDone := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); followDone <- err }()
+
+	for {
+		_, _, err := conn.Read(ctx)
+		if err == nil {
+			continue // events of the server's start
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != ws.CloseTokenRevoked || !strings.Contains(ce.Reason, "expired") {
+			t.Fatalf("/ws of a JWT expiring at %s: %v, want close %d naming the expiry", exp.Format(time.RFC3339), err, ws.CloseTokenRevoked)
+		}
+		if time.Now().Before(exp.Add(-time.Second)) {
+			t.Fatalf("/ws closed at %s, before the token's exp %s", time.Now().Format(time.RFC3339), exp.Format(time.RFC3339))
+		}
+		break
+	}
+	select {
+	case <-followDone:
+	case <-ctx.Done():
+		t.Fatalf("the /events follower of a JWT that expired at %s is still open", exp.Format(time.RFC3339))
 	}
 }

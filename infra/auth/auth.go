@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Scope is a set of permissions a principal holds, whatever the kernel.
@@ -95,6 +96,10 @@ type Principal struct {
 	// MaxKernels overrides the server's --max-kernels for this principal
 	// (0: the server's setting).
 	MaxKernels int
+	// Expires is when the credentials stop authenticating (an OAuth
+	// access token's exp; zero: they do not expire on their own). Streams
+	// that outlive a request (/ws, /events follow) end at it.
+	Expires time.Time
 }
 
 // AdminName is the principal of the data dir's token (mcp-token, or

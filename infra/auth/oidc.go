@@ -325,7 +325,9 @@ func (o *OIDC) AuthenticateToken(ctx context.Context, raw string) (Principal, er
 	if c.NotBefore != nil && time.Unix(*c.NotBefore, 0).After(o.cfg.Now().Add(o.cfg.Leeway)) {
 		return Principal{}, rejected("the token is not valid before %s", time.Unix(*c.NotBefore, 0).UTC().Format(time.RFC3339))
 	}
-	return c.principal(), nil
+	p := c.principal()
+	p.Expires = tok.Expiry // NB: streams end at it (ws, mcpserver.Guard)
+	return p, nil
 }
 
 // explain turns a verification failure into what the caller must fix.

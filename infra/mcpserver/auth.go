@@ -75,15 +75,7 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 		authn = auth.AdminToken(g.Token)
 	}
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ar := r
-		if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
-			if tok := r.URL.Query().Get("token"); tok != "" {
-				// NB: the authenticators read one place, the header; the
-				// handler behind gets the request as it came.
-				ar = r.Clone(r.Context())
-				ar.Header.Set("Authorization", "Bearer "+tok)
-			}
-		}
+		ar := g.credentials(r)
 		p, err := authn.Authenticate(ar)
 		if err != nil {
 			g.refuse(w, r, err, log)
@@ -99,6 +91,13 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		ctx := auth.WithPrincipal(r.Context(), p)
+		if g.EndOnRevoke && !p.Expires.IsZero() {
+			// A request still running when its token expires (an OAuth
+			// access token's exp) ends with it, as with a revocation.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, p.Expires, ErrCredentialsExpired)
+			defer cancel()
+		}
 		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName {
 			// A request still running when its principal is revoked or
 			// rotated ends with it: a listening GET on /mcp, a long
@@ -124,6 +123,48 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 	})
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
 }
+
+// credentials is r as the authenticators read it: the token of ?token= (when
+// QueryToken) moved into the header. NB: the authenticators read one place,
+// the header; the handler behind gets the request as it came.
+func (g Guard) credentials(r *http.Request) *http.Request {
+	if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			ar := r.Clone(r.Context())
+			ar.Header.Set("Authorization", "Bearer "+tok)
+			return ar
+		}
+	}
+	return r
+}
+
+// Current reports whether the credentials of r, a request that passed the
+// guard, still authenticate as the principal the guard put in its context
+// (not revoked, not rotated away since). A long-lived handler that cannot
+// be ended by its context (/ws: ws.Options.Current) asks it once it is
+// registered where a revocation finds it.
+func (g Guard) Current(r *http.Request) bool {
+	authn := g.Auth
+	if authn == nil {
+		authn = auth.AdminToken(g.Token)
+	}
+	was, ok := auth.FromContext(r.Context())
+	if !ok {
+		return false
+	}
+	p, err := authn.Authenticate(g.credentials(r))
+	if errors.Is(err, auth.ErrIssuerUnavailable) {
+		// NB: the OAuth issuer cannot be reached to re-check a JWT the
+		// guard accepted a moment ago: no news of a revocation (JWTs have
+		// none; their exp ends the stream).
+		return true
+	}
+	return err == nil && p.Name == was.Name
+}
+
+// ErrCredentialsExpired is the cause of a request's context that Guard
+// ended because its principal's token expired while it ran.
+var ErrCredentialsExpired = errors.New("the principal's token expired while the request ran: connect again with a fresh token")
 
 // ErrCredentialsRevoked is the cause of a request's context that Guard
 // ended because its principal was revoked or rotated while it ran.

@@ -1,18 +1,24 @@
 package ws
 
 import (
+	"math"
+
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
-// CloseTokenRevoked: the principal's token was revoked or rotated while the
-// client was connected. NB: clients act on it; it must not change.
+// CloseTokenRevoked: the principal's token was revoked or rotated, or
+// expired (auth.Principal.Expires), while the client was connected. NB: clients act on it; it must not change.
 const CloseTokenRevoked websocket.StatusCode = 4001
 
 // revokedReason is the close reason sent with CloseTokenRevoked.
 const revokedReason = "token revoked or rotated: connect again with a current token"
+
+// expiredReason is the close reason sent with CloseTokenRevoked when the
+// principal's token (an OAuth access token) reached its exp.
+const expiredReason = "token expired: connect again with a fresh token"
 
 // Access tells the hub who may read which kernel's events. Admins read
 // everything and are not named here; a kernel's readers are its owner and
@@ -23,9 +29,11 @@ const revokedReason = "token revoked or rotated: connect again with a current to
 // seq of the event that records it, for every client at once, and
 // deciding who gets an event never asks a read model that may lag.
 type Access interface {
-	// Readers returns every kernel's readers other than admins, as of the
-	// log's end. Start calls it once.
-	Readers() map[string][]string
+	// Readers returns every kernel's readers other than admins, as of at
+	// least seq (a read model may lag the log): Start calls it once and
+	// replays the changes the log holds after seq (math.MaxUint64: as of
+	// the log's end, nothing to replay).
+	Readers() (readers map[string][]string, seq uint64)
 	// Changes returns how e changes who may read its kernel (nil for all
 	// but ownership and share events).
 	Changes(e events.Event) []Grant
@@ -169,11 +177,21 @@ func (x *index) offer(e *events.Event, by string, push func(*client)) {
 // or execute ("none" withdraws); an event is caused by its envelope's
 // Principal. initial gives the readers as of the log's end (the kernels
 // read model, projections/kernels: Owner and Shares).
-func KernelReaders(initial func() map[string][]string) Access { return kernelReaders{initial} }
+func KernelReaders(initial func() map[string][]string) Access {
+	return KernelReadersAt(func() (map[string][]string, uint64) { return initial(), math.MaxUint64 })
+}
 
-type kernelReaders struct{ initial func() map[string][]string }
+// KernelReadersAt is KernelReaders over a read model that may lag the log:
+// initial gives the readers as of at least the seq it returns (read the
+// model's applied seq before its kernels), and the hub replays the shares
+// after it.
+func KernelReadersAt(initial func() (map[string][]string, uint64)) Access { return kernelReaders{initial} }
 
-func (a kernelReaders) Readers() map[string][]string { return a.initial() }
+type kernelReaders struct {
+	initial func() (map[string][]string, uint64)
+}
+
+func (a kernelReaders) Readers() (map[string][]string, uint64) { return a.initial() }
 
 func (kernelReaders) CausedBy(e events.Event) string { return e.Principal }
 

@@ -82,6 +82,15 @@ type Options struct {
 	// without a principal is refused. Without Access every client reads
 	// every event (one trusted token).
 	Access Access
+	// Current, when set, reports whether r's credentials still
+	// authenticate as the principal they did (not revoked, not rotated
+	// away). The hub asks it once the client joined: a revocation that
+	// landed between the authentication of the request and the join found
+	// no client to close (ClosePrincipal), so the client is closed here
+	// with CloseTokenRevoked. NB: the directory must apply a revocation
+	// before it calls its watchers (auth.TokenDirectory does): then every
+	// revocation is seen by one of the two.
+	Current func(r *http.Request) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -114,7 +123,9 @@ type Hub struct {
 	log  Log
 	opts Options
 
-	mu      sync.Mutex
+	// NB: RW: resuming clients ask mayRead once per event they catch up
+	// on, concurrently with each other, under the read lock.
+	mu      sync.RWMutex
 	clients map[*client]struct{}
 	idx     index  // who gets which event; see offer
 	last    uint64 // the last seq offered to clients
@@ -164,12 +175,27 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.ctx, h.cancel = context.WithCancel(ctx)
 	h.last = h.log.Last()
 	if h.opts.Access != nil {
-		// NB: read as of about Last: a share recorded between the two
-		// applies to the few events before it too (the fan-out re-applies
-		// it at its seq; grants are idempotent).
-		for k, ps := range h.opts.Access.Readers() {
+		// NB: the readers are as of at least at; a model ahead of Last is
+		// fine (the fan-out re-applies the changes after Last at their
+		// seqs, in order), one behind it is caught up from the log here:
+		// a share it had not applied yet is not lost.
+		readers, at := h.opts.Access.Readers()
+		for k, ps := range readers {
 			for _, p := range ps {
 				h.idx.grant(Grant{Kernel: k, Principal: p, Read: true})
+			}
+		}
+		if at < h.last {
+			err := h.log.Scan(ctx, at+1, h.last, func(e events.Event) error {
+				for _, g := range h.opts.Access.Changes(e) {
+					h.idx.grant(g)
+				}
+				return nil
+			})
+			if err != nil {
+				h.cancel()
+				h.ctx = nil
+				return fmt.Errorf("ws: replay kernel shares after %d: %w", at, err)
 			}
 		}
 	}
@@ -198,8 +224,8 @@ func (h *Hub) LogReads() uint64 { return h.logReads.Load() }
 
 // Clients returns how many clients are connected.
 func (h *Hub) Clients() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return len(h.clients)
 }
 
@@ -259,8 +285,8 @@ func (h *Hub) mayRead(c *client, e *events.Event) bool {
 	if e.Kernel == "" {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return h.idx.canRead(c.view.principal, e.Kernel)
 }
 
@@ -272,13 +298,32 @@ func (h *Hub) ClosePrincipal(principal string) int {
 	defer h.mu.Unlock()
 	n := 0
 	for c := range h.idx.owned[principal] {
-		end := closeWith{CloseTokenRevoked, revokedReason}
-		c.end.Store(&end)
-		close(c.revoked)
-		h.drop(c)
+		h.end(c, closeWith{CloseTokenRevoked, revokedReason})
 		n++
 	}
 	return n
+}
+
+// end makes c's session close with how and drops it from the fan-out.
+// Under h.mu.
+func (h *Hub) end(c *client, how closeWith) {
+	if c.end.Load() != nil {
+		return
+	}
+	c.end.Store(&how)
+	close(c.revoked)
+	h.drop(c)
+}
+
+// endIfStale ends c when its request's credentials no longer authenticate
+// (Options.Current): revoked between the guard and the join.
+func (h *Hub) endIfStale(c *client, r *http.Request) {
+	if h.opts.Current == nil || h.opts.Current(r) {
+		return
+	}
+	h.mu.Lock()
+	h.end(c, closeWith{CloseTokenRevoked, revokedReason})
+	h.mu.Unlock()
 }
 
 // join registers a client and returns the seq after which the fan-out
@@ -416,6 +461,16 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.leave(c)
+	h.endIfStale(c, r)
+	if !p.Expires.IsZero() {
+		// An OAuth token's stream ends with the token.
+		expire := time.AfterFunc(time.Until(p.Expires), func() {
+			h.mu.Lock()
+			h.end(c, closeWith{CloseTokenRevoked, expiredReason})
+			h.mu.Unlock()
+		})
+		defer expire.Stop()
+	}
 	s := &session{h: h, conn: conn, c: c, sent: req.since}
 	if !req.hasSince {
 		s.sent = liveFrom

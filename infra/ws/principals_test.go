@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,13 +164,25 @@ func TestPrincipalReadsOnlyItsKernels(t *testing.T) {
 			aliceWants := slices.Concat(ka[:3], byAlice, ka[3:])
 			expectSeqs(t, "alice", alice, aliceWants)
 			expectSeqs(t, "admin", admin, span(ka[0], ka[len(ka)-1]))
-			_ = server
-			_ = byBob
+			// NB: expectSeqs is exact: the admin got the server's and bob's
+			// events about no kernel, alice neither.
+			for _, s := range slices.Concat(server, byBob) {
+				if slices.Contains(aliceWants, s) || s < ka[0] || s > ka[len(ka)-1] {
+					t.Fatalf("event %d (the server's or bob's) is in alice's want %v or outside the admin's", s, aliceWants)
+				}
+			}
 
 			// Resume from the start: her old kernel too, still nothing of bob's.
 			resumed := dialAs(t, url+"?since=0", "alice-token")
 			expectSeqs(t, "alice resumed", resumed, slices.Concat(old, aliceWants))
 			resumedOnBob := dialAs(t, url+"?kernel=kb&since=0", "alice-token")
+			// NB: joined and caught up (nothing of kb is hers yet) before the
+			// share, so what it gets after is exactly the fan-out's.
+			waitClients(t, hub, 5)
+			testkit.WaitUntil(t, 10*time.Second, "every client caught up", func() (bool, string) {
+				f, ok := hub.LogFloor()
+				return !ok, fmt.Sprint("floor ", f)
+			})
 
 			// bob shares kb with alice: from the share on, kb flows to her.
 			share := book(t, l, shared("kb", "bob", "alice", events.AccessRead))
@@ -182,12 +195,12 @@ func TestPrincipalReadsOnlyItsKernels(t *testing.T) {
 			// gets after the withdrawal is the next share.
 			reshare := book(t, l, shared("kb", "bob", "alice", events.AccessExecute))
 			expectSeqs(t, "alice on kb", aliceOnBob, slices.Concat(share, kbShared, reshare))
-			_, _ = withdraw, kbAfter
-			// Resumed while kb was not shared: the share's events on, and
-			// once shared again, what the share reads now (current access).
-			got := readSeqs(t, resumedOnBob, reshare[0])
-			if !slices.Contains(got, share[0]) || !slices.Contains(got, kbShared[1]) {
-				t.Fatalf("alice resumed on kb got %v, want the shared events %v", got, kbShared)
+			// Resumed while kb was not shared: exactly the share, the
+			// shared events and the reshare; never the withdrawal or what
+			// kb did while withdrawn.
+			expectSeqs(t, "alice resumed on kb", resumedOnBob, slices.Concat(share, kbShared, reshare))
+			if slices.Contains(kbShared, kbAfter[0]) || slices.Contains(kbShared, withdraw[0]) {
+				t.Fatal("test bug: the withdrawn events are in the wanted ones")
 			}
 		})
 	}
@@ -294,4 +307,72 @@ func TestNoPrincipalRefused(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/ws without a principal: err %v, response %v; want 401", err, resp)
 	}
+}
+
+// TestRevokedBetweenAuthAndJoin: a token revoked after the middleware
+// authenticated the request but before the client joined the fan-out
+// (ClosePrincipal finds no client to close) is closed with 4001 all the
+// same: the hub asks Options.Current once joined.
+func TestRevokedBetweenAuthAndJoin(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	var mu sync.Mutex
+	valid := map[string]bool{"alice-token": true, "bob-token": true}
+	current := func(r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return valid[r.URL.Query().Get("token")]
+	}
+	hub := ws.New(l, ws.Options{Access: ws.KernelReaders(func() map[string][]string { return map[string][]string{"ka": {"alice"}} }),
+		Current: current})
+	if err := hub.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The revocation lands here: authenticated, not yet joined. As the
+	// token store does: the directory first, then the watchers.
+	revokeAlice := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("token") == "alice-token" {
+			mu.Lock()
+			delete(valid, "alice-token")
+			mu.Unlock()
+			if n := hub.ClosePrincipal("alice"); n != 0 {
+				t.Errorf("ClosePrincipal closed %d clients before the join", n)
+			}
+		}
+		hub.Handler().ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(withPrincipals(revokeAlice))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Close(ctx)
+		srv.Close()
+	})
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	alice, bob := dialAs(t, url, "alice-token"), dialAs(t, url, "bob-token")
+	book(t, l, started("ka", "alice"), output("ka", "alice", 1))
+	kb := book(t, l, started("kb", "bob"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, msg, err := alice.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != ws.CloseTokenRevoked || !strings.Contains(ce.Reason, "revoked") {
+		t.Fatalf("alice's /ws revoked before its join: read %q, %v; want close %d naming the revocation", msg, err, ws.CloseTokenRevoked)
+	}
+	expectSeqs(t, "bob", bob, kb)
+}
+
+// TestStartReplaysSharesTheModelLacks: the readers read model lags the log
+// at Start (it applied up to bob's kernel start, not the share to alice
+// after it): the hub replays the log after the model's seq, so alice's
+// stream carries kb's next event.
+func TestStartReplaysSharesTheModelLacks(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	start := book(t, l, started("kb", "bob"))
+	book(t, l, shared("kb", "bob", "alice", events.AccessRead))
+	lagging := func() (map[string][]string, uint64) { return map[string][]string{"kb": {"bob"}}, start[0] }
+	hub, url := startFilteredWith(t, l, false, ws.Options{Access: ws.KernelReadersAt(lagging)})
+	alice := dialAs(t, url, "alice-token")
+	waitClients(t, hub, 1)
+	next := book(t, l, output("kb", "bob", 1))
+	expectSeqs(t, "alice", alice, next)
 }

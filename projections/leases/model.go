@@ -18,7 +18,9 @@ const Name = "leases"
 
 // maxOrigins bounds how many producers one asset remembers (the same bytes
 // printed by many executions). Past it, Origins keeps the first ones and
-// MoreOrigins counts the rest.
+// MoreOrigins counts the rest. NB: what decides access is Kernels, which
+// is not capped: an origin past the cap must not hide an asset from the
+// owner of the kernel that made it.
 const maxOrigins = 32
 
 // Origin is what produced an asset.
@@ -30,15 +32,19 @@ type Origin struct {
 
 // Asset is one stored asset as the log tells it.
 type Asset struct {
-	SHA256      string               `json:"sha256"`
-	MIME        string               `json:"mime"`
-	Size        int64                `json:"size"`
-	Origins     []Origin             `json:"origins,omitempty"`
-	MoreOrigins int                  `json:"more_origins,omitempty"`
-	Leases      map[string]time.Time `json:"leases,omitempty"` // holder -> expires at
-	Collected   bool                 `json:"collected,omitempty"`
-	StoredSeq   uint64               `json:"stored_seq"` // the last AssetStored
-	Seq         uint64               `json:"seq"`        // the last event about it
+	SHA256      string   `json:"sha256"`
+	MIME        string   `json:"mime"`
+	Size        int64    `json:"size"`
+	Origins     []Origin `json:"origins,omitempty"`
+	MoreOrigins int      `json:"more_origins,omitempty"`
+	// Kernels is every kernel that stored the asset (uncapped: bounded by
+	// the kernels that printed the same bytes). Access to an asset is
+	// decided from it (StoredBy), never from the capped Origins.
+	Kernels   map[string]bool      `json:"kernels,omitempty"`
+	Leases    map[string]time.Time `json:"leases,omitempty"` // holder -> expires at
+	Collected bool                 `json:"collected,omitempty"`
+	StoredSeq uint64               `json:"stored_seq"` // the last AssetStored
+	Seq       uint64               `json:"seq"`        // the last event about it
 }
 
 // LiveAt reports whether some lease holds the asset at now.
@@ -62,9 +68,42 @@ func (a Asset) ExpiresAt() time.Time {
 	return last
 }
 
+// StoredBy reports whether kernel stored the asset. NB: a snapshot from
+// before Kernels existed has only Origins: they are asked too.
+func (a Asset) StoredBy(kernel string) bool {
+	if kernel == "" {
+		return false
+	}
+	if a.Kernels[kernel] {
+		return true
+	}
+	return slices.ContainsFunc(a.Origins, func(o Origin) bool { return o.KernelID == kernel })
+}
+
+// KernelIDs returns every kernel that stored the asset, sorted.
+func (a Asset) KernelIDs() []string {
+	out := make([]string, 0, len(a.Kernels))
+	for k := range a.Kernels {
+		out = append(out, k)
+	}
+	for _, o := range a.Origins {
+		if o.KernelID != "" && !a.Kernels[o.KernelID] {
+			out = append(out, o.KernelID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func (a *Asset) clone() Asset {
 	c := *a
 	c.Origins = slices.Clone(a.Origins)
+	if a.Kernels != nil {
+		c.Kernels = make(map[string]bool, len(a.Kernels))
+		for k := range a.Kernels {
+			c.Kernels[k] = true
+		}
+	}
 	c.Leases = make(map[string]time.Time, len(a.Leases))
 	for h, t := range a.Leases {
 		c.Leases[h] = t
@@ -143,6 +182,12 @@ func (m *Model) apply(e events.Event) error {
 			a.Collected, a.Leases = false, map[string]time.Time{}
 		}
 		a.MIME, a.Size, a.StoredSeq = p.MIME, p.Size, e.Seq
+		if p.KernelID != "" {
+			if a.Kernels == nil {
+				a.Kernels = map[string]bool{}
+			}
+			a.Kernels[p.KernelID] = true
+		}
 		o := Origin{KernelID: p.KernelID, ExecutionID: p.ExecutionID, OutputIndex: p.OutputIndex}
 		if !slices.Contains(a.Origins, o) {
 			if len(a.Origins) < maxOrigins {
@@ -254,7 +299,11 @@ func (m *Model) List(f Filter) []Asset {
 		if a.Collected || a.StoredSeq == 0 {
 			continue
 		}
-		if f.KernelID != "" || f.ExecutionID != "" {
+		if f.KernelID != "" && f.ExecutionID == "" {
+			if !a.StoredBy(f.KernelID) {
+				continue
+			}
+		} else if f.KernelID != "" || f.ExecutionID != "" {
 			if !slices.ContainsFunc(a.Origins, func(o Origin) bool {
 				return (f.KernelID == "" || o.KernelID == f.KernelID) && (f.ExecutionID == "" || o.ExecutionID == f.ExecutionID)
 			}) {

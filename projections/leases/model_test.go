@@ -1,6 +1,7 @@
 package leases_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,46 @@ func TestFoldQueriesSnapshot(t *testing.T) {
 	}
 	if m2.Stored(a) || len(m2.List(leases.Filter{})) != 1 || len(m2.Collected()) != 1 {
 		t.Fatal("collected asset still listed")
+	}
+}
+
+// The same bytes printed by more kernels than Origins keeps: every one of
+// them still counts as having stored it (access to /assets and list_assets
+// by kernel is decided from it), through a snapshot too.
+func TestStoredByPastOriginsCap(t *testing.T) {
+	sum := strings.Repeat("c", 64)
+	m := leases.New()
+	const n = 40
+	for i := range n {
+		e := events.Event{Seq: uint64(i + 1), Type: events.TypeAssetStored, Payload: events.AssetStored{SHA256: sum, MIME: "image/png", Size: 3,
+			KernelID: fmt.Sprintf("k%02d", i), ExecutionID: fmt.Sprintf("x%02d", i)}}
+		if err := m.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := m.Get(sum)
+	if len(a.Origins) >= n || a.MoreOrigins == 0 {
+		t.Fatalf("origins not capped (the test needs more kernels): %d kept, %d more", len(a.Origins), a.MoreOrigins)
+	}
+	last := fmt.Sprintf("k%02d", n-1)
+	if !a.StoredBy(last) || len(a.KernelIDs()) != n {
+		t.Fatalf("kernel %s past the cap not counted: %d kernels", last, len(a.KernelIDs()))
+	}
+	if a.StoredBy("k99") {
+		t.Fatal("a kernel that never stored it counts")
+	}
+	if l := m.List(leases.Filter{KernelID: last}); len(l) != 1 {
+		t.Fatalf("list by the last kernel: %d assets", len(l))
+	}
+	data, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := leases.New()
+	if err := m2.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	if a2, _ := m2.Get(sum); !a2.StoredBy(last) {
+		t.Fatal("restored model lost the kernels past the cap")
 	}
 }
