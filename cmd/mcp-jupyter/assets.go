@@ -263,7 +263,7 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 		// NB: ExpiresAt is the asset's one collection time: reads of the
 		// same bytes through another principal's kernel renew it too. It
 		// tells no more than that the bytes were read lately (see
-		// docs/identity.d/edges.md); hiding it would hide when the asset
+		// docs/identity.md, "The live edges by principal"); hiding it would hide when the asset
 		// goes.
 		info := mcpserver.AssetInfo{URI: mcpserver.AssetURI(a.SHA256), MIME: a.MIME, Size: a.Size,
 			ExpiresAt: a.ExpiresAt().UTC().Truncate(time.Second), HTTPPath: "/assets/" + a.SHA256}

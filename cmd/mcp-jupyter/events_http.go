@@ -61,7 +61,7 @@ func eventsHandler(ctx context.Context, l *eventlog.Log, filter func(*http.Reque
 		// NB: to every reader, unfiltered: `mcp-jupyter events` pages by
 		// them. They tell how many events the server recorded in all (the
 		// seq counter every event carries), not whose or what: see
-		// docs/identity.d/edges.md.
+		// docs/identity.md, "The live edges by principal".
 		writeJSON(w, 200, map[string]uint64{"first": l.First(), "last": l.Last()})
 	})
 	mux.HandleFunc("GET /events/{seq}", func(w http.ResponseWriter, r *http.Request) {

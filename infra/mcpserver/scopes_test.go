@@ -64,7 +64,7 @@ func TestEveryToolHasAScope(t *testing.T) {
 	}
 	for name := range registered {
 		if _, ok := toolScopes[name]; !ok {
-			t.Errorf("tool %q has no entry in toolScopes (infra/mcpserver/scopes.go): decide which scope it needs and document it in docs/identity.d/mcp.md", name)
+			t.Errorf("tool %q has no entry in toolScopes (infra/mcpserver/scopes.go): decide which scope it needs and document it in docs/identity.md (MCP tools section)", name)
 		}
 	}
 	for name := range toolScopes {
