@@ -128,12 +128,12 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	var held *reservation
 	if b.quotas != nil {
-		release, err := b.quotas.reserveKernel(p)
-		if err != nil {
+		if held, err = b.quotas.reserveKernel(p); err != nil {
 			return mcpserver.KernelView{}, err
 		}
-		defer release() // NB: after the models reflect the start (b.sync below)
+		defer held.Release() // NB: after the models reflect the start (b.sync below)
 	}
 	if req.Spec == "" {
 		req.Spec = "python3"
@@ -155,6 +155,7 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	held.Made(st.ID)
 	if err := b.sync(ctx, st.LastSeq); err != nil {
 		b.awaitModels(ctx, st.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return mcpserver.KernelView{}, err
@@ -320,18 +321,19 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
+	var held *reservation
 	if b.quotas != nil {
-		release, err := b.quotas.reserveQueued(p)
-		if err != nil {
+		if held, err = b.quotas.reserveQueued(p); err != nil {
 			return queue.Execution{}, err
 		}
-		defer release() // NB: after the models reflect the submit (b.sync below)
+		defer held.Release() // NB: after the models reflect the submit (b.sync below)
 	}
 	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
 	if err != nil {
 		return queue.Execution{}, b.hideForeignKernel(p, err)
 	}
+	held.Made(x.ID)
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {

@@ -19,11 +19,9 @@ var errQuota = errors.New("quota reached")
 // quotas bounds what each principal holds: live kernels (--max-kernels,
 // or the principal's own max_kernels) and executions waiting on any kernel
 // (--max-queued-per-principal). A bound is exact under concurrency: the
-// read models count what the log holds, and the starts and submits under
-// way (not yet in the models) are reserved here under one mutex, released
-// only once the models reflect them. A count may briefly include a kernel
-// or execution twice (in the model and still reserved): a refusal then
-// errs on the safe side, never past the bound. 0 means no bound.
+// read models count what the log holds, and each start or submit under way
+// is a reservation here, under one mutex, counted until the model holds
+// what it made. 0 means no bound.
 type quotas struct {
 	maxKernels int
 	maxQueued  int
@@ -31,13 +29,74 @@ type quotas struct {
 	queue      *queue.Model
 
 	mu         sync.Mutex
-	starting   map[string]int // principal → kernel starts under way
-	submitting map[string]int // principal → submits under way
+	starting   map[string]map[*reservation]struct{} // principal → kernel starts under way
+	submitting map[string]map[*reservation]struct{} // principal → submits under way
 }
 
 func newQuotas(maxKernels, maxQueued int, km *kernels.Model, q *queue.Model) *quotas {
 	return &quotas{maxKernels: maxKernels, maxQueued: maxQueued, kernels: km, queue: q,
-		starting: map[string]int{}, submitting: map[string]int{}}
+		starting: map[string]map[*reservation]struct{}{}, submitting: map[string]map[*reservation]struct{}{}}
+}
+
+// reservation is one start or submit under way. A nil reservation (no
+// bound set) does nothing.
+type reservation struct {
+	q    *quotas
+	set  map[string]map[*reservation]struct{}
+	who  string
+	id   string // the kernel or execution it made, once the actor answered
+	once sync.Once
+}
+
+// Made records what the reservation became: from then on it counts only
+// while the read model does not hold id yet.
+func (r *reservation) Made(id string) {
+	if r == nil {
+		return
+	}
+	r.q.mu.Lock()
+	r.id = id
+	r.q.mu.Unlock()
+}
+
+// Release ends the reservation: the start or submit failed, or the models
+// reflect it.
+func (r *reservation) Release() {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() {
+		r.q.mu.Lock()
+		defer r.q.mu.Unlock()
+		delete(r.set[r.who], r)
+		if len(r.set[r.who]) == 0 {
+			delete(r.set, r.who)
+		}
+	})
+}
+
+// reserve adds a reservation for who to set. Call with q.mu held.
+func (q *quotas) reserve(set map[string]map[*reservation]struct{}, who string) *reservation {
+	r := &reservation{q: q, set: set, who: who}
+	if set[who] == nil {
+		set[who] = map[*reservation]struct{}{}
+	}
+	set[who][r] = struct{}{}
+	return r
+}
+
+// pending counts who's reservations whose result the model does not hold
+// yet. Call with q.mu held, BEFORE reading the model's own count: a result
+// applied in between is then counted twice (a refusal errs on the safe
+// side), never missed.
+func pending(set map[string]map[*reservation]struct{}, who string, inModel func(id string) bool) int {
+	n := 0
+	for r := range set[who] {
+		if r.id == "" || !inModel(r.id) {
+			n++
+		}
+	}
+	return n
 }
 
 // ownerOf is the principal a kernel counts for (kernels from before
@@ -64,63 +123,49 @@ func (q *quotas) liveKernels(p string) []string {
 // reserveKernel admits a kernel start for p, or says why not. The caller
 // calls the release it returns once the start is over and the models
 // reflect it (or it failed).
-func (q *quotas) reserveKernel(p auth.Principal) (release func(), err error) {
+func (q *quotas) reserveKernel(p auth.Principal) (*reservation, error) {
 	limit, setting := q.maxKernels, fmt.Sprintf("--max-kernels %d", q.maxKernels)
 	if p.MaxKernels > 0 {
 		limit, setting = p.MaxKernels, fmt.Sprintf("principal %q's max_kernels %d", p.Name, p.MaxKernels)
 	}
 	if limit <= 0 {
-		return func() {}, nil
+		return nil, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	starting := pending(q.starting, p.Name, func(id string) bool { _, ok := q.kernels.Get(id); return ok })
 	// NB: a count kept by the model, O(1): the list (a copy of every
 	// kernel) is made only for the refusal's message.
-	if n := q.kernels.LiveCount(p.Name, auth.AdminName) + q.starting[p.Name]; n >= limit {
+	if n := q.kernels.LiveCount(p.Name, auth.AdminName) + starting; n >= limit {
 		live := q.liveKernels(p.Name)
 		var held []string
 		if len(live) > 0 {
 			held = append(held, "kernels "+strings.Join(firstFew(live, 5), ", "))
 		}
-		if n := q.starting[p.Name]; n > 0 {
-			held = append(held, fmt.Sprintf("%d starting", n))
+		if starting > 0 {
+			held = append(held, fmt.Sprintf("%d starting", starting))
 		}
 		what := strings.Join(held, " and ")
 		return nil, fmt.Errorf("kernel %w: principal %q has %d of %d kernels (%s; %s): shut one down (list_kernels, shutdown_kernel) or ask an admin to raise it; nothing was started",
 			errQuota, p.Name, n, limit, setting, what)
 	}
-	q.starting[p.Name]++
-	return q.releaser(q.starting, p.Name), nil
+	return q.reserve(q.starting, p.Name), nil
 }
 
 // reserveQueued admits a submit for p, or says why not.
-func (q *quotas) reserveQueued(p auth.Principal) (release func(), err error) {
+func (q *quotas) reserveQueued(p auth.Principal) (*reservation, error) {
 	if q.maxQueued <= 0 {
-		return func() {}, nil
+		return nil, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	waiting := q.queue.Waiting(p.Name, auth.AdminName)
-	if held := waiting + q.submitting[p.Name]; held >= q.maxQueued {
+	submitting := pending(q.submitting, p.Name, func(id string) bool { _, ok := q.queue.Get(id); return ok })
+	if held := q.queue.Waiting(p.Name, auth.AdminName) + submitting; held >= q.maxQueued {
 		return nil, fmt.Errorf("queue %w: principal %q has %d of %d executions waiting across its kernels (--max-queued-per-principal %d): "+
 			"wait for some to start, cancel_execution some (list_executions status queued shows them), or ask an admin to raise it; this code was not queued",
 			errQuota, p.Name, held, q.maxQueued, q.maxQueued)
 	}
-	q.submitting[p.Name]++
-	return q.releaser(q.submitting, p.Name), nil
-}
-
-func (q *quotas) releaser(m map[string]int, name string) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			q.mu.Lock()
-			if m[name]--; m[name] <= 0 {
-				delete(m, name)
-			}
-			q.mu.Unlock()
-		})
-	}
+	return q.reserve(q.submitting, p.Name), nil
 }
 
 func firstFew(ids []string, n int) []string {
