@@ -64,7 +64,7 @@ BENCHES := \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
 	./actors/scheduler/:SchedulerRecover:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
-	./cmd/mcp-jupyter/:ExecuteAsPrincipal:50x \
+	./cmd/mcp-jupyter/:ExecuteAsPrincipal:300x \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \
 	./cmd/mcp-jupyter/:HealthWhileStreaming:1x \
