@@ -278,13 +278,26 @@ func (s *System) lookup(id string) (*entry, error) {
 // StartKernel launches a kernel owned by principal owner and returns once
 // it is ready (or failed).
 func (s *System) StartKernel(ctx context.Context, spec, label, notebook, owner string) (kernel.State, error) {
+	return s.StartKernelWithID(ctx, events.NewID(s.cfg.Now()), spec, label, notebook, owner)
+}
+
+// StartKernelWithID is StartKernel with the kernel's id chosen by the
+// caller (a new events.NewID): an edge that must know the id before the
+// start is recorded (a quota reservation) picks it.
+func (s *System) StartKernelWithID(ctx context.Context, id, spec, label, notebook, owner string) (kernel.State, error) {
+	if !events.ValidID(id) {
+		return kernel.State{}, fmt.Errorf("start kernel: %q is not a kernel id (events.NewID makes one)", id)
+	}
 	s.mu.RLock()
+	_, taken := s.kernels[id]
 	closed := s.closed
 	s.mu.RUnlock()
 	if closed {
 		return kernel.State{}, ErrClosed
 	}
-	id := events.NewID(s.cfg.Now())
+	if taken {
+		return kernel.State{}, fmt.Errorf("start kernel: id %s is already a kernel's", id)
+	}
 	e := s.spawn(id, label, notebook)
 	res, err := s.request(e.kernel, kernel.Start{Spec: spec, Label: label, Notebook: notebook, Owner: owner})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -128,9 +129,12 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	// NB: the id is chosen here, so the quota sees the kernel in the
+	// model the moment its start is applied.
+	id := events.NewID(time.Now())
 	var held *reservation
 	if b.quotas != nil {
-		if held, err = b.quotas.reserveKernel(p); err != nil {
+		if held, err = b.quotas.reserveKernel(p, id); err != nil {
 			return mcpserver.KernelView{}, err
 		}
 		defer held.Release() // NB: after the models reflect the start (b.sync below)
@@ -151,11 +155,10 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
-	st, err := b.sys.StartKernel(ctx, req.Spec, req.Label, req.Notebook, owner)
+	st, err := b.sys.StartKernelWithID(ctx, id, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
-	held.Made(st.ID)
 	if err := b.sync(ctx, st.LastSeq); err != nil {
 		b.awaitModels(ctx, st.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return mcpserver.KernelView{}, err
@@ -321,9 +324,14 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}
+	if req.ExecutionID == "" {
+		// NB: chosen here, so the quota sees the execution in the model
+		// the moment it is queued.
+		req.ExecutionID = events.NewID(time.Now())
+	}
 	var held *reservation
 	if b.quotas != nil {
-		if held, err = b.quotas.reserveQueued(p); err != nil {
+		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
 			return queue.Execution{}, err
 		}
 		defer held.Release() // NB: after the models reflect the submit (b.sync below)
@@ -333,7 +341,6 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err != nil {
 		return queue.Execution{}, b.hideForeignKernel(p, err)
 	}
-	held.Made(x.ID)
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {

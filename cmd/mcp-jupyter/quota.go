@@ -38,25 +38,16 @@ func newQuotas(maxKernels, maxQueued int, km *kernels.Model, q *queue.Model) *qu
 		starting: map[string]map[*reservation]struct{}{}, submitting: map[string]map[*reservation]struct{}{}}
 }
 
-// reservation is one start or submit under way. A nil reservation (no
-// bound set) does nothing.
+// reservation is one start or submit under way, of the kernel or
+// execution id it will make (chosen before the actor records it, so that
+// the model holding it is seen the moment it applies). A nil reservation
+// (no bound set) does nothing.
 type reservation struct {
 	q    *quotas
 	set  map[string]map[*reservation]struct{}
 	who  string
-	id   string // the kernel or execution it made, once the actor answered
+	id   string
 	once sync.Once
-}
-
-// Made records what the reservation became: from then on it counts only
-// while the read model does not hold id yet.
-func (r *reservation) Made(id string) {
-	if r == nil {
-		return
-	}
-	r.q.mu.Lock()
-	r.id = id
-	r.q.mu.Unlock()
 }
 
 // Release ends the reservation: the start or submit failed, or the models
@@ -76,8 +67,8 @@ func (r *reservation) Release() {
 }
 
 // reserve adds a reservation for who to set. Call with q.mu held.
-func (q *quotas) reserve(set map[string]map[*reservation]struct{}, who string) *reservation {
-	r := &reservation{q: q, set: set, who: who}
+func (q *quotas) reserve(set map[string]map[*reservation]struct{}, who, id string) *reservation {
+	r := &reservation{q: q, set: set, who: who, id: id}
 	if set[who] == nil {
 		set[who] = map[*reservation]struct{}{}
 	}
@@ -85,14 +76,14 @@ func (q *quotas) reserve(set map[string]map[*reservation]struct{}, who string) *
 	return r
 }
 
-// pending counts who's reservations whose result the model does not hold
-// yet. Call with q.mu held, BEFORE reading the model's own count: a result
+// pending counts who's reservations whose kernel or execution the model
+// does not hold yet. Call with q.mu held, BEFORE reading the model's own count: a result
 // applied in between is then counted twice (a refusal errs on the safe
 // side), never missed.
 func pending(set map[string]map[*reservation]struct{}, who string, inModel func(id string) bool) int {
 	n := 0
 	for r := range set[who] {
-		if r.id == "" || !inModel(r.id) {
+		if !inModel(r.id) {
 			n++
 		}
 	}
@@ -120,10 +111,10 @@ func (q *quotas) liveKernels(p string) []string {
 	return ids
 }
 
-// reserveKernel admits a kernel start for p, or says why not. The caller
+// reserveKernel admits the start of kernel id for p, or says why not. The caller
 // calls the release it returns once the start is over and the models
 // reflect it (or it failed).
-func (q *quotas) reserveKernel(p auth.Principal) (*reservation, error) {
+func (q *quotas) reserveKernel(p auth.Principal, id string) (*reservation, error) {
 	limit, setting := q.maxKernels, fmt.Sprintf("--max-kernels %d", q.maxKernels)
 	if p.MaxKernels > 0 {
 		limit, setting = p.MaxKernels, fmt.Sprintf("principal %q's max_kernels %d", p.Name, p.MaxKernels)
@@ -149,11 +140,11 @@ func (q *quotas) reserveKernel(p auth.Principal) (*reservation, error) {
 		return nil, fmt.Errorf("kernel %w: principal %q has %d of %d kernels (%s; %s): shut one down (list_kernels, shutdown_kernel) or ask an admin to raise it; nothing was started",
 			errQuota, p.Name, n, limit, setting, what)
 	}
-	return q.reserve(q.starting, p.Name), nil
+	return q.reserve(q.starting, p.Name, id), nil
 }
 
-// reserveQueued admits a submit for p, or says why not.
-func (q *quotas) reserveQueued(p auth.Principal) (*reservation, error) {
+// reserveQueued admits the submit of execution id for p, or says why not.
+func (q *quotas) reserveQueued(p auth.Principal, id string) (*reservation, error) {
 	if q.maxQueued <= 0 {
 		return nil, nil
 	}
@@ -165,7 +156,7 @@ func (q *quotas) reserveQueued(p auth.Principal) (*reservation, error) {
 			"wait for some to start, cancel_execution some (list_executions status queued shows them), or ask an admin to raise it; this code was not queued",
 			errQuota, p.Name, held, q.maxQueued, q.maxQueued)
 	}
-	return q.reserve(q.submitting, p.Name), nil
+	return q.reserve(q.submitting, p.Name, id), nil
 }
 
 func firstFew(ids []string, n int) []string {
