@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -22,27 +21,17 @@ type access struct {
 	kernels *kernels.Model
 }
 
-// errNoPrincipal is auth.ErrNoPrincipal: a call without a named principal.
-var errNoPrincipal = auth.ErrNoPrincipal
-
-// caller is the principal ctx carries, or errNoPrincipal (auth.Caller).
-func caller(ctx context.Context) (auth.Principal, error) { return auth.Caller(ctx) }
-
 // ownership is a kernel's owner ("" before principals: the admin's) and
 // what it was shared with name at.
 func ownership(k kernels.Kernel, name string) (owner string, shared auth.Access) {
 	return k.Owner, shareLevel(k.SharedWith(name))
 }
 
-// shareLevel reads a share as the kernels model stores it.
+// shareLevel reads a share as the kernels model stores it ("" and
+// anything unknown: none).
 func shareLevel(s string) auth.Access {
-	switch s {
-	case "read":
-		return auth.AccessRead
-	case "execute":
-		return auth.AccessExecute
-	}
-	return auth.AccessNone
+	a, _ := auth.ParseAccess(s)
+	return a
 }
 
 // lookup is kernel id's owner and its share with name: one map read, no

@@ -77,7 +77,7 @@ func (a edgeAccess) mayRead(ctx context.Context, p auth.Principal, e *events.Eve
 func (a edgeAccess) eventFilter(r *http.Request) (func(*events.Event) bool, error) {
 	// NB: caller, the rule of every MCP tool: no principal, or one
 	// without a name, is refused.
-	p, err := caller(r.Context())
+	p, err := auth.Caller(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ type principalAssets struct {
 }
 
 func (r principalAssets) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, 0, "", err
 	}

@@ -19,12 +19,12 @@ func TestEdgesRefuseNamelessPrincipal(t *testing.T) {
 	nameless := auth.Principal{Scopes: auth.DefaultScopes}
 	r := httptest.NewRequest("GET", "/events", nil)
 	r = r.WithContext(auth.WithPrincipal(r.Context(), nameless))
-	if _, err := (edgeAccess{}).eventFilter(r); !errors.Is(err, errNoPrincipal) {
-		t.Fatalf("/events for a nameless principal: %v, want errNoPrincipal", err)
+	if _, err := (edgeAccess{}).eventFilter(r); !errors.Is(err, auth.ErrNoPrincipal) {
+		t.Fatalf("/events for a nameless principal: %v, want auth.ErrNoPrincipal", err)
 	}
 	ctx := auth.WithPrincipal(context.Background(), nameless)
-	if _, _, _, err := (principalAssets{}).ReadAsset(ctx, "00"); !errors.Is(err, errNoPrincipal) {
-		t.Fatalf("/assets for a nameless principal: %v, want errNoPrincipal", err)
+	if _, _, _, err := (principalAssets{}).ReadAsset(ctx, "00"); !errors.Is(err, auth.ErrNoPrincipal) {
+		t.Fatalf("/assets for a nameless principal: %v, want auth.ErrNoPrincipal", err)
 	}
 }
 

@@ -221,7 +221,7 @@ func (l leaseAssets) Put(ctx context.Context, data []byte, mime string, o mcpser
 // Get reads an asset for resources/read: only one a kernel the caller may
 // read stored; any other answers as one never stored, word for word.
 func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -248,7 +248,7 @@ func (l leaseAssets) Get(ctx context.Context, sum string) ([]byte, string, error
 }
 
 func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID string) ([]mcpserver.AssetInfo, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func (b *backend) KernelSpecs(ctx context.Context) ([]mcpserver.KernelSpec, erro
 }
 
 func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequest) (mcpserver.KernelView, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return mcpserver.KernelView{}, err
 	}
@@ -217,7 +217,7 @@ func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView 
 // down (dead and lost ones stay listed, with their reason) and that the
 // caller may read.
 func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.KernelView, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (b *backend) Kernels(ctx context.Context, label string) ([]mcpserver.Kernel
 // a kernel the caller may read; any other answers unknownKernel, the same
 // words as for an id nobody knows.
 func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (string, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -271,7 +271,7 @@ func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNoteboo
 // may checks that the caller may act on kernel id at level need, and
 // returns its name: the events the command causes record it.
 func (b *backend) may(ctx context.Context, id string, need auth.Access) (by string, err error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -313,7 +313,7 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return queue.Execution{}, err
 	}
@@ -381,7 +381,7 @@ func accepted(x scheduler.Execution) queue.Execution {
 // An execution of a kernel the caller cannot read answers as an unknown
 // id, word for word.
 func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpserver.ExecutionView, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return mcpserver.ExecutionView{}, err
 	}
@@ -423,7 +423,7 @@ func (b *backend) unknownExecution(id string) error {
 
 // Executions lists the executions of the kernels the caller may read.
 func (b *backend) Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func (cb checkpointBackend) ResolveKernel(ctx context.Context, ref string) (stri
 func checkpointRef(ctx context.Context, ref string, save bool) (owner, name, by string, err error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok || p.Name == "" {
-		return "", "", "", errNoPrincipal
+		return "", "", "", auth.ErrNoPrincipal
 	}
 	owner, name, qualified := strings.Cut(ref, "/")
 	if !qualified || owner == p.Name && !save {
@@ -182,7 +182,7 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 // Checkpoints lists the caller's checkpoints, every principal's for an
 // admin (others' named "<owner>/<name>").
 func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.CheckpointReply, error) {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // notebooks is the notebook part of the core: the per-notebook actors, the
@@ -74,7 +76,7 @@ func (n *notebooks) resolve(ctx context.Context, path string) (string, error) {
 // read: start_kernel records the path as the agent gave it, so try the
 // forms an agent may have used.
 func (n *notebooks) kernelFor(ctx context.Context, rel string) string {
-	p, err := caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return ""
 	}
@@ -107,7 +109,7 @@ func (n *notebooks) ChangeNotebook(ctx context.Context, c mcpserver.NotebookChan
 	if err := n.space(); err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}
-	principal, err := caller(ctx)
+	principal, err := auth.Caller(ctx)
 	if err != nil {
 		return mcpserver.NotebookChanged{}, err
 	}

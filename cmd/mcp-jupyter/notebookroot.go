@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // usersDir is the directory of the notebook root that holds one root per
@@ -59,7 +61,7 @@ const hashedPrefix = "h-"
 // rootFor returns the notebook root of the caller ctx carries (refusing a
 // call without one), creating a principal's own root on first use.
 func rootFor(ctx context.Context, whole nbfile.Root) (notebookRoot, error) {
-	p, err := caller(ctx) // NB: an empty name is refused, not made a directory
+	p, err := auth.Caller(ctx) // NB: an empty name is refused, not made a directory
 	if err != nil {
 		return notebookRoot{}, err
 	}

@@ -68,12 +68,6 @@ func ToolScope(tool string) auth.Scope {
 	return auth.ScopeAdmin
 }
 
-// ErrNoPrincipal is auth.ErrNoPrincipal (a call without a named principal).
-var ErrNoPrincipal = auth.ErrNoPrincipal
-
-// Caller is auth.Caller: the principal a call runs as, or ErrNoPrincipal.
-func Caller(ctx context.Context) (auth.Principal, error) { return auth.Caller(ctx) }
-
 // missingScope is the refusal of a tool whose scope p does not hold.
 func missingScope(p auth.Principal, tool string, need auth.Scope) string {
 	has := p.Scopes.String()
@@ -97,7 +91,7 @@ func listableTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 	if len(tools) == 1 {
 		return tools
 	}
-	p, err := Caller(ctx)
+	p, err := auth.Caller(ctx)
 	if err != nil {
 		return nil
 	}
@@ -115,7 +109,7 @@ func listableTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 // backend's kernel checks see who calls, whatever the transport).
 func requireScope(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		p, err := Caller(ctx)
+		p, err := auth.Caller(ctx)
 		if err != nil {
 			return mcp.NewToolResultError(req.Params.Name + ": " + err.Error()), nil
 		}
@@ -132,7 +126,7 @@ func requireScope(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 // store's check.
 func resourceCaller(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
 	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-		p, err := Caller(ctx)
+		p, err := auth.Caller(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -185,7 +185,9 @@ func KernelReaders(initial func() map[string][]string) Access {
 // initial gives the readers as of at least the seq it returns (read the
 // model's applied seq before its kernels), and the hub replays the shares
 // after it.
-func KernelReadersAt(initial func() (map[string][]string, uint64)) Access { return kernelReaders{initial} }
+func KernelReadersAt(initial func() (map[string][]string, uint64)) Access {
+	return kernelReaders{initial}
+}
 
 type kernelReaders struct {
 	initial func() (map[string][]string, uint64)
