@@ -317,10 +317,10 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 	if err != nil {
 		return queue.Execution{}, err
 	}
-	by, err := b.may(ctx, req.KernelID, auth.AccessExecute)
-	if err != nil {
+	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
 		return queue.Execution{}, err
 	}
+	by := p.Name
 	if err := b.refuse(); err != nil {
 		return queue.Execution{}, err
 	}

@@ -65,29 +65,10 @@ func readSeqMark(dir string) (seqMark, bool, error) {
 	return seqMark{clean: f[0] == "clean", seq: seq}, true, nil
 }
 
-// writeSeqMark replaces the mark durably: a temporary file, fsync, rename,
-// fsync of the directory. A crash leaves the old mark or the new one.
+// writeSeqMark replaces the mark durably (atomicfile.Write): a crash
+// leaves the old mark or the new one.
 func writeSeqMark(dir string, m seqMark) error {
-	tmp := filepath.Join(dir, seqMarkFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write sequence mark: %w", err)
-	}
-	_, err = f.WriteString(m.String() + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, seqMarkFile))
-	}
-	if err == nil {
-		err = atomicfile.SyncDir(dir)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(filepath.Join(dir, seqMarkFile), []byte(m.String()+"\n")); err != nil {
 		return fmt.Errorf("write sequence mark: %w", err)
 	}
 	return nil

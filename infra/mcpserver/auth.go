@@ -98,7 +98,10 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 			ctx, cancel = context.WithDeadlineCause(ctx, p.Expires, ErrCredentialsExpired)
 			defer cancel()
 		}
-		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName {
+		// NB: an OAuth principal (its token expires) is never revoked
+		// through the directory: watching it, and checking its JWT a
+		// second time below, would buy nothing.
+		if d, ok := authn.(auth.Directory); ok && g.EndOnRevoke && p.Name != auth.AdminName && p.Expires.IsZero() {
 			// A request still running when its principal is revoked or
 			// rotated ends with it: a listening GET on /mcp, a long
 			// get_execution wait. NB: one map entry while it runs.

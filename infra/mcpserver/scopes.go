@@ -105,8 +105,8 @@ func listableTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 }
 
 // requireScope checks, at every call, that the caller holds the tool's
-// scope, and hands the handlers a context that carries the caller (so the
-// backend's kernel checks see who calls, whatever the transport).
+// scope. The context already carries the caller (Guard over HTTP, the
+// stdio context function), so the backend's kernel checks see who calls.
 func requireScope(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		p, err := auth.Caller(ctx)
@@ -116,12 +116,11 @@ func requireScope(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if need := ToolScope(req.Params.Name); !p.Scopes.Has(need) {
 			return mcp.NewToolResultError(missingScope(p, req.Params.Name, need)), nil
 		}
-		return next(auth.WithPrincipal(ctx, p), req)
+		return next(ctx, req)
 	}
 }
 
-// resourceCaller hands resource handlers (asset:// reads) a context that
-// carries the caller, and refuses reads without one. Reading an asset
+// resourceCaller refuses resource reads (asset://) without a caller. Reading an asset
 // needs the read scope; which assets the caller may read is the asset
 // store's check.
 func resourceCaller(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
@@ -133,6 +132,6 @@ func resourceCaller(next server.ResourceHandlerFunc) server.ResourceHandlerFunc 
 		if !p.Scopes.Has(auth.ScopeRead) {
 			return nil, errors.New(missingScope(p, "resources/read", auth.ScopeRead))
 		}
-		return next(auth.WithPrincipal(ctx, p), req)
+		return next(ctx, req)
 	}
 }
