@@ -20,24 +20,10 @@ var kernelPy string
 // It returns an error when the execution did not end "ok", naming the
 // Python exception. It is safe for concurrent use.
 //
-// The code runs on behalf of the principal ByFromContext(ctx) names (the
+// The code runs on behalf of the principal events.PrincipalFrom(ctx) names (the
 // one saving or loading): its execution's events carry it.
 type Runner interface {
 	Run(ctx context.Context, kernelID, code string) (stdout string, err error)
-}
-
-type byKey struct{}
-
-// withBy returns ctx naming the principal a Runner runs code for.
-func withBy(ctx context.Context, by string) context.Context {
-	return context.WithValue(ctx, byKey{}, by)
-}
-
-// ByFromContext names the principal whose save or load a Runner's code
-// is part of ("" if none).
-func ByFromContext(ctx context.Context) string {
-	by, _ := ctx.Value(byKey{}).(string)
-	return by
 }
 
 // callKernel runs fn(params) of kernel.py in a private namespace and

@@ -23,7 +23,7 @@ import (
 type principalRunner struct{ st *testkit.Stack }
 
 func (p principalRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
-	x, err := p.st.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: ByFromContext(ctx)})
+	x, err := p.st.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: events.PrincipalFrom(ctx)})
 	if err != nil {
 		return "", err
 	}

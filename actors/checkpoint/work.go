@@ -62,7 +62,7 @@ func fileError(name string, err error) error {
 // committed: a refusal commits nothing.
 func save(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, req SaveRequest, created time.Time,
 	reserve func(stored string, size int64) error) (Meta, error) {
-	ctx = withBy(ctx, req.By)
+	ctx = events.WithPrincipal(ctx, req.By)
 	var res saveResult
 	var meta Meta
 	size, err := files.Save(req.Name, func(stage *os.File) error {
@@ -128,7 +128,7 @@ type loaded struct {
 // applies the policy and restores the variables into the kernel's globals
 // from a private copy of the verified bytes, handed over as a descriptor.
 func load(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, st State, req LoadRequest) loaded {
-	ctx = withBy(ctx, req.By)
+	ctx = events.WithPrincipal(ctx, req.By)
 	var o loaded
 	err := files.Load(req.Name, func(payload *os.File, mb []byte, size int64) error {
 		var meta Meta

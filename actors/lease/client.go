@@ -148,7 +148,7 @@ func (c *Client) request(ctx context.Context, msg any, out any, def time.Duratio
 func (c *Client) Put(ctx context.Context, data []byte, mime string, o Origin) (string, error) {
 	h := sha256.Sum256(data)
 	var r putReply
-	if err := c.request(ctx, putFile{sum: hex.EncodeToString(h[:]), mime: mime, data: data, origin: o, by: ByFromContext(ctx)}, &r, 0); err != nil {
+	if err := c.request(ctx, putFile{sum: hex.EncodeToString(h[:]), mime: mime, data: data, origin: o, by: events.PrincipalFrom(ctx)}, &r, 0); err != nil {
 		return "", err
 	}
 	return r.sum, r.err
@@ -159,7 +159,7 @@ func (c *Client) Put(ctx context.Context, data []byte, mime string, o Origin) (s
 // expires.
 func (c *Client) Renew(ctx context.Context, sum, holder string) (time.Time, error) {
 	var r renewReply
-	if err := c.request(ctx, renewMsg{sum: sum, holder: holder, by: ByFromContext(ctx)}, &r, 0); err != nil {
+	if err := c.request(ctx, renewMsg{sum: sum, holder: holder, by: events.PrincipalFrom(ctx)}, &r, 0); err != nil {
 		return time.Time{}, err
 	}
 	return r.exp, r.err
@@ -169,7 +169,7 @@ func (c *Client) Renew(ctx context.Context, sum, holder string) (time.Time, erro
 // closes the file; it stays readable even if a later GC collects the asset.
 func (c *Client) ReadAsset(ctx context.Context, sum string) (io.ReadSeekCloser, int64, string, error) {
 	var r readReply
-	if err := c.request(ctx, readMsg{sum: sum, by: ByFromContext(ctx)}, &r, 0); err != nil {
+	if err := c.request(ctx, readMsg{sum: sum, by: events.PrincipalFrom(ctx)}, &r, 0); err != nil {
 		return nil, 0, "", err
 	}
 	if r.err != nil {
@@ -235,20 +235,4 @@ func (c *Client) Run(ctx context.Context, every time.Duration) error {
 			c.lg.Info("collected assets", "assets", len(res.Sums), "bytes", res.Bytes, "leases_expired", res.Expired)
 		}
 	}
-}
-
-type byKey struct{}
-
-// WithBy returns ctx naming the principal whose request a Put, Renew or
-// ReadAsset made with it serves: the events it appends carry that
-// principal. (The edge knows who calls; this package imports no edge.)
-func WithBy(ctx context.Context, by string) context.Context {
-	return context.WithValue(ctx, byKey{}, by)
-}
-
-// ByFromContext is the principal WithBy put in ctx ("" if none: the
-// server's own work).
-func ByFromContext(ctx context.Context) string {
-	by, _ := ctx.Value(byKey{}).(string)
-	return by
 }

@@ -18,11 +18,11 @@ func TestLeaseEventsCarryTheCaller(t *testing.T) {
 	c := newClock()
 	e := openEnv(t, testkit.TempDataDir(t), c, nil)
 	ctx := context.Background()
-	sum, err := e.a.Put(lease.WithBy(ctx, "alice"), []byte("png bytes"), "image/png", lease.Origin{KernelID: "k1", ExecutionID: "x1"})
+	sum, err := e.a.Put(events.WithPrincipal(ctx, "alice"), []byte("png bytes"), "image/png", lease.Origin{KernelID: "k1", ExecutionID: "x1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.a.Get(lease.WithBy(ctx, "bob"), sum); err != nil {
+	if _, _, err := e.a.Get(events.WithPrincipal(ctx, "bob"), sum); err != nil {
 		t.Fatal(err)
 	}
 	c.Advance(3 * time.Hour)

@@ -17,6 +17,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/leases"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
 // live is the assets, the IOPub backlog and the WebSocket edge: the leases
@@ -279,7 +281,7 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 // actor, which records it on the lease events the call causes.
 func leaseCtx(ctx context.Context) context.Context {
 	if p, ok := auth.FromContext(ctx); ok {
-		return lease.WithBy(ctx, p.Name)
+		return events.WithPrincipal(ctx, p.Name)
 	}
 	return ctx
 }

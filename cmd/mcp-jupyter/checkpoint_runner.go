@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -27,7 +26,7 @@ type checkpointRunner struct {
 
 // Run submits code and returns the stdout of its stream outputs.
 func (r checkpointRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
-	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: checkpoint.ByFromContext(ctx)})
+	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: events.PrincipalFrom(ctx)})
 	if err != nil {
 		return "", err
 	}

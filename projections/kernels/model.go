@@ -110,6 +110,9 @@ func (m *Model) recount() {
 		return
 	}
 	m.touched = nil
+	if m.touchedWasLive == isLive(k) && m.touchedOwner == k.Owner {
+		return // NB: most events (IOPub status of a running kernel) change neither
+	}
 	if m.touchedWasLive {
 		if m.live[m.touchedOwner]--; m.live[m.touchedOwner] <= 0 {
 			delete(m.live, m.touchedOwner)
