@@ -309,7 +309,7 @@ func (a *Actor) died(ctx actor.Context, m pumpDied) {
 	}
 	var drafts []events.Draft
 	var effs []Effect
-	a.out, drafts, effs = Died(a.out, rest, m.death, a.expectExit)
+	a.out, drafts, effs = Died(a.out, rest, m.death, a.expectExit, "")
 	a.append(drafts...)
 	if a.op != "" {
 		// The operation reports the kernel's state when it ends.
@@ -334,14 +334,7 @@ func (a *Actor) retire(by string) []Effect {
 	rest := a.release()
 	var drafts []events.Draft
 	var effs []Effect
-	a.out, drafts, effs = Died(a.out, rest, Death{}, true)
-	for i := range drafts {
-		if drafts[i].Principal == "" && events.StreamKind(drafts[i].Stream) == "execution" {
-			if _, lost := drafts[i].Payload.(events.ExecutionLost); lost {
-				drafts[i].Principal = by
-			}
-		}
-	}
+	a.out, drafts, effs = Died(a.out, rest, Death{}, true, by)
 	a.append(drafts...)
 	return effs
 }

@@ -310,12 +310,13 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 }
 
 // Lose records every execution in flight as lost (the connection ended)
-// and empties the state. Pure.
-func Lose(s OutputState, reason string) (OutputState, []events.Draft, []Effect) {
+// and empties the state; the losses carry principal by ("" when the
+// server caused them). Pure.
+func Lose(s OutputState, reason, by string) (OutputState, []events.Draft, []Effect) {
 	var drafts []events.Draft
 	var effs []Effect
 	for _, id := range Running(s) {
-		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(id), Kernel: s.KernelID,
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(id), Kernel: s.KernelID, Principal: by,
 			Payload: events.ExecutionLost{ExecutionID: id, Reason: reason}})
 		effs = append(effs, Ended{ExecutionID: id, Status: "lost"})
 	}
@@ -328,13 +329,13 @@ func Lose(s OutputState, reason string) (OutputState, []events.Draft, []Effect) 
 // Died decides what a connection's end means: what the kernel had already
 // sent (rest), the loss of everything still in flight and — unless the
 // actor itself stopped the kernel (expected) — KernelDied. One append.
-func Died(s OutputState, rest []Incoming, death Death, expected bool) (OutputState, []events.Draft, []Effect) {
+func Died(s OutputState, rest []Incoming, death Death, expected bool, by string) (OutputState, []events.Draft, []Effect) {
 	s, drafts, effs := Step(s, rest)
 	reason := "the kernel died during the execution: " + death.Reason
 	if expected {
 		reason = "the kernel was stopped during the execution"
 	}
-	s, lost, lostEffs := Lose(s, reason)
+	s, lost, lostEffs := Lose(s, reason, by)
 	drafts, effs = append(drafts, lost...), append(effs, lostEffs...)
 	if !expected {
 		drafts = append(drafts, draft(s.KernelID, events.KernelDied{KernelID: s.KernelID, Reason: death.Reason,

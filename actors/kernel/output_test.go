@@ -180,7 +180,7 @@ func TestDiedTranscripts(t *testing.T) {
 	code := 9
 	death := Death{Reason: "the kernel process exited (signal: killed)", ExitCode: &code}
 	s := Expect(NewOutputState("k"), "m1", "x1", "")
-	s, d, e := Died(s, []Incoming{iopub("m1", "stream", `{}`)}, death, false)
+	s, d, e := Died(s, []Incoming{iopub("m1", "stream", `{}`)}, death, false, "")
 	check(t, d, e, []string{"execution/x1 IOPubMessageReceived stream of x1",
 		"execution/x1 ExecutionLost the kernel died during the execution: the kernel process exited (signal: killed)",
 		"kernel/k KernelDied the kernel process exited (signal: killed)"}, []string{"ended x1 lost"})
@@ -188,9 +188,9 @@ func TestDiedTranscripts(t *testing.T) {
 		t.Fatalf("still running: %v", Running(s))
 	}
 	s = Expect(NewOutputState("k"), "m1", "x1", "")
-	_, d, e = Died(s, nil, Death{}, true)
+	_, d, e = Died(s, nil, Death{}, true, "")
 	check(t, d, e, []string{"execution/x1 ExecutionLost the kernel was stopped during the execution"}, []string{"ended x1 lost"})
-	_, d, e = Died(NewOutputState("k"), nil, Death{}, true)
+	_, d, e = Died(NewOutputState("k"), nil, Death{}, true, "")
 	check(t, d, e, nil, nil)
 }
 
