@@ -71,9 +71,10 @@ func (Collect) isCommand() {}
 func Decide(s State, c Command, now time.Time, ttl time.Duration) ([]events.Draft, error) {
 	switch c := c.(type) {
 	case Store:
-		return stamp(decideStore(s.Assets[c.SHA256], c, now, ttl), nil)(c.By)
+		return stamped(decideStore(s.Assets[c.SHA256], c, now, ttl), c.By), nil
 	case Renew:
-		return stamp(decideRenew(s.Assets[c.SHA256], c.SHA256, c.Holder, now, ttl))(c.By)
+		ds, err := decideRenew(s.Assets[c.SHA256], c.SHA256, c.Holder, now, ttl)
+		return stamped(ds, c.By), err
 	case Adopt:
 		if s.Assets[c.SHA256].Stored() {
 			return nil, nil
@@ -90,14 +91,12 @@ func Decide(s State, c Command, now time.Time, ttl time.Duration) ([]events.Draf
 	return nil, fmt.Errorf("lease: unknown command %T", c)
 }
 
-// stamp records who caused ds: stamp(ds, err)(by).
-func stamp(ds []events.Draft, err error) func(by string) ([]events.Draft, error) {
-	return func(by string) ([]events.Draft, error) {
-		for i := range ds {
-			ds[i].Principal = by
-		}
-		return ds, err
+// stamped records that by caused ds.
+func stamped(ds []events.Draft, by string) []events.Draft {
+	for i := range ds {
+		ds[i].Principal = by
 	}
+	return ds
 }
 
 func decideStore(a *Asset, c Store, now time.Time, ttl time.Duration) []events.Draft {
