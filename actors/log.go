@@ -13,8 +13,12 @@ import (
 // filled in; on error nothing of the call may be treated as done. ReadStream
 // calls fn for each event of the stream with seq > after, in order, with
 // payloads decoded; an error from fn ends the read and is returned.
+//
+// AppendAsync puts drafts in the log's write path and returns at once; the
+// Pending settles when they are durable (see events.Pending).
 type Log interface {
 	Append(ctx context.Context, drafts ...events.Draft) ([]events.Event, error)
+	AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.Pending, error)
 	ReadStream(ctx context.Context, stream string, after uint64, fn func(events.Event) error) error
 }
 

@@ -42,6 +42,9 @@ type Deps struct {
 	// PanicOn, for tests only, makes the actor panic on the messages it
 	// selects, as a crash in the middle of work would.
 	PanicOn func(msg any) bool
+	// Faults, in the kill -9 tests, kills the process at this actor's
+	// fault points (infra/fault); nil in production.
+	Faults actors.Faults
 }
 
 // Commands, answered with SubmitResult / CancelResult.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -60,6 +61,9 @@ type Config struct {
 	// KernelPanicOn and SchedulerPanicOn, for tests only, are the actors'
 	// PanicOn hooks.
 	KernelPanicOn, SchedulerPanicOn func(msg any) bool
+	// Faults, in the kill -9 tests, kills the process at the actors' fault
+	// points (infra/fault); nil in production.
+	Faults actors.Faults
 }
 
 type entry struct {
@@ -220,12 +224,12 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	schedPID := actor.NewPID(s.actors.Address(), "scheduler/"+id)
 	spawned := make(chan struct{})
 	sched, err := root.SpawnNamed(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger.With("component", "scheduler"),
-		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn}), schedPID.Id)
+		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn, Faults: s.cfg.Faults}), schedPID.Id)
 	if err != nil {
 		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
-		PanicOn: s.cfg.KernelPanicOn}, sched), kernPID.Id)
+		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
@@ -138,9 +139,17 @@ func (c *core) open(ctx context.Context) (err error) {
 	} else {
 		logger.Info("preflight", "component", "kernel", "finding", f.String())
 	}
+	faults, err := fault.FromEnv()
+	if err != nil {
+		return err
+	}
+	if faults != nil {
+		logger.Warn("crash injection is on: the server kills itself at a fault point (tests only)", "component", "server",
+			"point", faults.Point(), "env", fault.EnvVar)
+	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
-		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk"})
+		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults)})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -214,7 +223,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
-	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue})
+	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
+		Faults: faultsOrNil(faults)})
 	if err != nil {
 		return err
 	}
@@ -410,4 +420,13 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// faultsOrNil keeps a nil injector a nil interface, so that production's
+// fault points cost one nil check.
+func faultsOrNil(f *fault.Injector) interface{ Hit(string) } {
+	if f == nil {
+		return nil
+	}
+	return f
 }
