@@ -162,6 +162,34 @@ func (a *Actor) append(drafts ...events.Draft) {
 	}
 }
 
+// appendAsync puts drafts in the log's write path and applies them at
+// once, without waiting for their fsync: for what only the kernel and the
+// scheduler act on before it is durable (outputs, ends, losses). Nothing a
+// user is told rests on it: the projections see only durable events, and a
+// crash before the fsync is what recovery (the count probe) is for. A
+// failure later makes the log inoperable: the next append fails and the
+// actor panics, as append does.
+func (a *Actor) appendAsync(drafts ...events.Draft) {
+	if len(drafts) == 0 {
+		return
+	}
+	ctx, cancel := a.opContext()
+	defer cancel()
+	var p *events.Pending
+	err := appendBackoff(ctx.Done(), func() (err error) {
+		p, err = a.deps.Log.AppendAsync(ctx, drafts...)
+		return err
+	})
+	if err != nil {
+		panic(fmt.Errorf("kernel %s: append: %w", a.id, err))
+	}
+	for _, e := range p.Events() {
+		if e.Stream == events.KernelStream(a.id) {
+			a.state = Apply(a.state, e)
+		}
+	}
+}
+
 // recover rebuilds the state from the kernel's stream, on every (re)start:
 // the producer makes a fresh Actor each time. Replay performs no effect;
 // what to do next is derived from the state (re-attach a running kernel,
@@ -294,7 +322,8 @@ func (a *Actor) output(ctx actor.Context, m pumpBatch) {
 	var effs []Effect
 	a.out, drafts, effs = Step(a.out, shedOutput(a.deps.Log, m.msgs))
 	close(m.ack) // NB: Step copied what it needs; the pump may read on
-	a.append(drafts...)
+	a.appendAsync(drafts...)
+	actors.Hit(a.deps.Faults, "kernel.output")
 	a.perform(ctx, effs)
 }
 
@@ -342,7 +371,10 @@ func (a *Actor) retire(by string) []Effect {
 	return effs
 }
 
-// perform carries out effects whose events are durable.
+// perform carries out effects whose events are in the log's write path
+// (not necessarily durable: the scheduler may start the next execution
+// before an end is durable; WAL order makes that start durable only after
+// it).
 func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 	for _, e := range effs {
 		switch e := e.(type) {
@@ -357,6 +389,7 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 			if a.running == e.ExecutionID {
 				a.running = ""
 			}
+			actors.Hit(a.deps.Faults, "kernel.ended")
 			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status})
 		case WarnUnknownIOPub:
 			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
@@ -414,6 +447,7 @@ func (a *Actor) send(m Execute) error {
 		a.out = Forget(a.out, m.MsgID)
 		return fmt.Errorf("send execute_request to kernel %s: %w", a.id, err)
 	}
+	actors.Hit(a.deps.Faults, "kernel.sent")
 	a.running = m.ExecutionID
 	return nil
 }
@@ -422,7 +456,7 @@ func (a *Actor) send(m Execute) error {
 // run or report, and tells the scheduler it ended. by is the principal
 // whose command lost it ("" when the server found it lost on its own).
 func (a *Actor) lose(ctx actor.Context, execID, by, reason string) {
-	a.append(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
+	a.appendAsync(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
 		Payload: events.ExecutionLost{ExecutionID: execID, Reason: reason}})
 	a.notify(ctx, ExecutionEnded{ExecutionID: execID, Status: "lost"})
 }

@@ -56,9 +56,13 @@ type (
 	Snapshot struct{}
 )
 
-// SubmitResult answers Submit.
+// SubmitResult answers Submit. Durable settles once the execution's
+// ExecutionQueued (and ExecutionStarted) are durable: the scheduler hands
+// the execution to the kernel before that, and whoever answers the
+// submitter waits for it (System.Submit does).
 type SubmitResult struct {
 	Execution Execution
+	Durable   *events.Pending
 	Err       error
 }
 
@@ -179,12 +183,13 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
-	a.append(drafts)
+	p := a.appendAsync(drafts)
 	x := a.find(c.ExecutionID)
 	if len(drafts) > 1 {
+		actors.Hit(a.deps.Faults, "scheduler.started")
 		a.send(ctx, x)
 	}
-	return SubmitResult{Execution: x}
+	return SubmitResult{Execution: x, Durable: p}
 }
 
 func (a *Actor) find(id string) Execution {
@@ -246,12 +251,34 @@ func (a *Actor) next(ctx actor.Context) {
 	if drafts == nil {
 		return
 	}
-	a.append(drafts)
+	a.appendAsync(drafts)
+	actors.Hit(a.deps.Faults, "scheduler.started")
 	a.send(ctx, *a.state.Active)
 }
 
 func (a *Actor) send(ctx actor.Context, x Execution) {
 	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By})
+}
+
+// appendAsync puts drafts in the log's write path and applies them at
+// once: the kernel may be sent an execution before its start is durable
+// (recovery's count probe accounts for a crash in between). A durability
+// failure later makes the log inoperable, so the next append fails and the
+// actor panics, as append does.
+func (a *Actor) appendAsync(drafts []events.Draft) *events.Pending {
+	if len(drafts) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := a.deps.Log.AppendAsync(ctx, drafts...)
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: append: %w", a.id, err))
+	}
+	for _, e := range p.Events() {
+		a.state = Apply(a.state, e)
+	}
+	return p
 }
 
 // append makes drafts durable and applies them; a log failure stops the

@@ -413,7 +413,7 @@ func (s *System) ShutdownKernel(ctx context.Context, id, by string) error {
 }
 
 // Submit queues code on a kernel; it returns once ExecutionQueued is
-// durable, with the seq of that append in LastSeq. An execution id already
+// durable (the kernel may have been sent it before), with the seq of that append in LastSeq. An execution id already
 // in the log returns that execution as it was queued (its LastSeq the last
 // event of its stream).
 func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, error) {
@@ -439,6 +439,13 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 		return scheduler.Execution{}, err
 	}
 	r := res.(scheduler.SubmitResult)
+	if r.Err == nil && r.Durable != nil {
+		// NB: the kernel may already run it; the submitter hears of it only
+		// once its queueing is durable.
+		if _, err := r.Durable.Wait(ctx); err != nil {
+			return scheduler.Execution{}, fmt.Errorf("submit to kernel %s: %w", kernelID, err)
+		}
+	}
 	return r.Execution, r.Err
 }
 
