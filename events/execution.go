@@ -30,6 +30,9 @@ type ExecutionStarted struct {
 	ExecutionID string `json:"execution_id"`
 	KernelID    string `json:"kernel_id"`
 	MsgID       string `json:"msg_id"`
+	// Behind names the execution this one was sent behind (pipelined): the
+	// kernel runs it once that one ends; until then it is shown queued.
+	Behind string `json:"behind,omitempty"`
 }
 
 // ExecutionInputRequested: the code called input() and waits for an answer.
@@ -74,6 +77,11 @@ type ExecutionCancelled struct {
 type ExecutionLost struct {
 	ExecutionID string `json:"execution_id"`
 	Reason      string `json:"reason"`
+	// Ran says the kernel did run it (its execution count, after a
+	// re-attach, proves so) though its result and outputs were not
+	// recorded; ExecutionCount is then its count. Never run again.
+	Ran            bool `json:"ran,omitempty"`
+	ExecutionCount int  `json:"execution_count,omitempty"`
 }
 
 // ExecutionOutputLost: some of the execution's output never reached the log

@@ -110,6 +110,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(ctx, m)})
 	case Resume:
 		a.resume(ctx, m)
+	case Reconcile:
+		a.reconcile(ctx, m)
 	case Watch:
 		a.watch(ctx)
 	case Interrupt:
@@ -274,7 +276,7 @@ func (a *Actor) launched(ctx actor.Context, m launchDone) {
 	a.append(StartedEvents(a.id, m.cmd, m.launched, m.err, stderrTail(m.err))...)
 	if m.err == nil {
 		a.adopt(ctx, m.conn)
-		a.notify(ctx, Ready{})
+		a.notify(ctx, Ready{Fresh: true})
 	}
 	a.reply(ctx, Result{State: a.state, Err: m.err})
 }
@@ -382,7 +384,7 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 			if a.conn == nil {
 				continue
 			}
-			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, nil); err != nil {
+			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, e.Content); err != nil {
 				a.deps.Logger.Warn("send request to the kernel", "msg_type", e.MsgType, "err", err)
 			}
 		case Ended:
@@ -390,7 +392,9 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 				a.running = ""
 			}
 			actors.Hit(a.deps.Faults, "kernel.ended")
-			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status})
+			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status, ExecutionCount: e.Count})
+		case ReconcileDone:
+			a.notify(ctx, Reconciled{})
 		case WarnUnknownIOPub:
 			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
 		}
@@ -411,7 +415,8 @@ func endedIDs(effs []Effect) []string {
 // Nothing is answered while an operation is under way: its end notifies.
 func (a *Actor) watch(ctx actor.Context) {
 	switch {
-	case a.op != "" || a.state.Status == StatusNew:
+	case a.op != "" || a.state.Status == StatusNew || a.out.Reconcile != nil:
+		// NB: a reconciliation's end notifies Reconciled.
 	case a.state.Status.Alive() && a.conn != nil:
 		ctx.Respond(Ready{Running: a.running})
 	case !a.state.Status.Alive():
@@ -459,6 +464,29 @@ func (a *Actor) lose(ctx actor.Context, execID, by, reason string) {
 	a.appendAsync(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
 		Payload: events.ExecutionLost{ExecutionID: execID, Reason: reason}})
 	a.notify(ctx, ExecutionEnded{ExecutionID: execID, Status: "lost"})
+}
+
+// reconcile probes the kernel's execution count after a re-attach (see
+// Reconcile and StartReconcile).
+func (a *Actor) reconcile(ctx actor.Context, m Reconcile) {
+	if m.Active != nil && a.running == m.Active.ExecutionID {
+		m.Active = nil // already re-adopted
+	}
+	if a.conn == nil || a.op != "" || a.out.Reconcile != nil {
+		if m.Active != nil {
+			a.resume(ctx, *m.Active)
+		}
+		a.notify(ctx, Reconciled{})
+		return
+	}
+	var act *Readoption
+	if m.Active != nil {
+		act = &Readoption{MsgID: m.Active.MsgID, ExecutionID: m.Active.ExecutionID, By: m.Active.By, Away: a.away(m.Active.ExecutionID)}
+		a.running = m.Active.ExecutionID
+	}
+	var effs []Effect
+	a.out, effs = StartReconcile(a.out, events.NewID(time.Now()), m.LastCount, act, m.Pending)
+	a.perform(ctx, effs)
 }
 
 // resume re-adopts an execution that was running when this actor (or the
@@ -578,7 +606,7 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 	}
 	a.append(draftBy(a.id, a.opBy, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
 	a.adopt(ctx, m.conn)
-	a.notify(ctx, Ready{})
+	a.notify(ctx, Ready{Fresh: true})
 	a.reply(ctx, Result{State: a.state})
 }
 

@@ -33,6 +33,19 @@ type (
 		MsgID       string
 		By          string // who submitted it (from its ExecutionQueued)
 	}
+	// Reconcile, from the scheduler after a re-attach (Ready{Reattached}),
+	// probes the kernel's execution count before anything new is sent and
+	// records what ran while the server was down (see StartReconcile):
+	// Active, the execution the log shows started and unended (nil if
+	// none or the actor holds it); Pending, the first executions the log
+	// shows queued; LastCount, the highest execution count the log records
+	// on this kernel process. Not answered: the executions it accounts for
+	// come as ExecutionEnded, then Reconciled.
+	Reconcile struct {
+		Active    *Resume
+		Pending   []Unstarted
+		LastCount int
+	}
 	Interrupt struct{ By string }
 	Restart   struct{ By string }
 	Shutdown  struct {
@@ -82,7 +95,12 @@ type (
 	Ready struct {
 		Reattached bool
 		Running    string
+		// Fresh: a new kernel process (started or restarted): its
+		// execution count starts again.
+		Fresh bool
 	}
+	// Reconciled: a Reconcile is done; the kernel takes executions.
+	Reconciled struct{}
 	// Stopped: the kernel can take no executions until a restart (Status
 	// running: a restart is under way). Ending lists the executions in
 	// flight whose ExecutionEnded follows.
@@ -98,5 +116,13 @@ type (
 	ExecutionEnded struct {
 		ExecutionID string
 		Status      string
+		// ExecutionCount is the kernel's count for it, when known.
+		ExecutionCount int
 	}
 )
+
+// Unstarted is a queued execution named in a Reconcile.
+type Unstarted struct {
+	ExecutionID string
+	By          string
+}

@@ -92,7 +92,27 @@ type OutputState struct {
 	AttachReplies []uint64
 	FirstIOPub    uint64
 	SawIOPub      bool
+	// Reconcile is the count probe in flight after a re-attach (see
+	// StartReconcile); nil when none.
+	Reconcile *Reconciliation
 }
+
+// Reconciliation is what a re-attach's count probe is compared with: the
+// highest execution count the log records on this kernel process, the
+// execution the log shows started and unended (re-adopted behind the
+// probe), and the executions it shows queued, in order.
+type Reconciliation struct {
+	ProbeID string
+	Base    int
+	Active  string // msg_id of the re-adopted execution ("" none)
+	Pending []Unstarted
+}
+
+// The reasons a reconciliation records.
+const (
+	ranWhileDown = "ran while the server was down: the kernel's execution count shows it ran, but its result and outputs were not recorded; it is not run again"
+	neverRan     = "never reached the kernel: the server stopped before sending it, and the kernel's execution count shows it did not run; submit it again if it is still wanted"
+)
 
 // NewOutputState is the state of a fresh connection to kernel id.
 func NewOutputState(kernelID string) OutputState {
@@ -107,13 +127,20 @@ type (
 	// SendRequest sends a request to the kernel (an idle probe, a barrier).
 	SendRequest struct {
 		Channel, MsgType, MsgID string
+		Content                 any // nil: {}
 	}
 	// Ended: an execution's final event is in the drafts; tell the
-	// scheduler once they are durable.
+	// scheduler once they are in the log's write path. Count is its
+	// execution count when known.
 	Ended struct {
 		ExecutionID string
 		Status      string
+		Count       int
 	}
+	// ReconcileDone: a re-attach's count probe was answered and every
+	// execution it accounts for is in the drafts; the scheduler may
+	// dispatch again.
+	ReconcileDone struct{}
 	// WarnUnknownIOPub: log, once per type, that messages of a type the
 	// protocol does not define are dropped.
 	WarnUnknownIOPub struct{ MsgType string }
@@ -122,6 +149,7 @@ type (
 func (SendRequest) effect()      {}
 func (Ended) effect()            {}
 func (WarnUnknownIOPub) effect() {}
+func (ReconcileDone) effect()    {}
 
 // Expect registers an execute_request before it is sent, so that every
 // message whose parent it is lands on the execution's stream.
@@ -155,6 +183,89 @@ func Readopt(s OutputState, msgID, execID, by, barrier string, away Away) (Outpu
 	s.Inflight[msgID] = in
 	s.Barriers[barrier] = msgID
 	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: barrier}}
+}
+
+// silentProbe is the content of the count probe: an execute_request that
+// runs nothing and stores no history, whose reply's execution_count is the
+// count of the last execution the kernel stored (ipykernel).
+var silentProbe = map[string]any{"code": "", "silent": true, "store_history": false,
+	"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": false}
+
+// StartReconcile sends the count probe after a re-attach, before anything
+// new is dispatched. The kernel answers shell requests in order, so the
+// probe's reply comes after everything sent before the crash ran, and its
+// execution_count says how many of those ran. base is the highest count
+// the log records; active, when the log shows an execution started and
+// unended, is re-adopted behind the probe (as Readopt does behind a
+// barrier); pending are the executions the log shows queued, in order.
+// The reply is decided in Step (reconciled).
+func StartReconcile(s OutputState, probeID string, base int, active *Readoption, pending []Unstarted) (OutputState, []Effect) {
+	rc := &Reconciliation{ProbeID: probeID, Base: base, Pending: pending}
+	if active != nil {
+		in := &Inflight{ExecID: active.ExecutionID, By: active.By, HoleReason: active.Away.Reason}
+		if _, n, ok := parseCounter(active.Away.LastMsgID); ok {
+			in.First, in.Last, in.Counted = n+1, n, true
+		} else if active.Away.Reason != "" {
+			in.Lost, in.LostReason = -1, active.Away.Reason
+		}
+		s.Inflight[active.MsgID] = in
+		rc.Active = active.MsgID
+	}
+	s.Reconcile = rc
+	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "execute_request", MsgID: probeID, Content: silentProbe}}
+}
+
+// Readoption is an execution re-adopted behind a probe.
+type Readoption struct {
+	MsgID, ExecutionID, By string
+	Away                   Away
+}
+
+// reconciled decides what the count probe's reply means: the re-adopted
+// execution whose reply did not come first ran (count above base) or never
+// reached the kernel; further runs are the queued executions', in order
+// (they were sent before their start was durable); runs beyond those are
+// recorded as KernelRanUnrecorded. Nothing is ever run again.
+func reconciled(s OutputState, m Incoming, drafts []events.Draft, effs []Effect) (OutputState, []events.Draft, []Effect) {
+	rc := s.Reconcile
+	s.Reconcile = nil
+	var r ExecuteReply
+	readable := json.Unmarshal(m.Content, &r) == nil && r.Status == "ok"
+	base := rc.Base
+	if in := s.Inflight[rc.Active]; rc.Active != "" && in != nil {
+		if in.Replied {
+			base = max(base, in.Reply.ExecutionCount) // it completes on its idle status
+		} else {
+			delete(s.Inflight, rc.Active)
+			lost := events.ExecutionLost{ExecutionID: in.ExecID, Reason: neverRan}
+			switch {
+			case !readable:
+				lost.Reason = "the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"
+			case r.ExecutionCount > base:
+				base++
+				lost = events.ExecutionLost{ExecutionID: in.ExecID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}
+			}
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: lost})
+			effs = append(effs, Ended{ExecutionID: in.ExecID, Status: "lost", Count: lost.ExecutionCount})
+		}
+	}
+	if readable {
+		extra := r.ExecutionCount - base
+		for _, p := range rc.Pending {
+			if extra <= 0 {
+				break
+			}
+			extra--
+			base++
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(p.ExecutionID), Kernel: s.KernelID, Principal: p.By,
+				Payload: events.ExecutionLost{ExecutionID: p.ExecutionID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}})
+			effs = append(effs, Ended{ExecutionID: p.ExecutionID, Status: "lost", Count: base})
+		}
+		if extra > 0 {
+			drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: extra, ExecutionCount: r.ExecutionCount}))
+		}
+	}
+	return s, drafts, append(effs, ReconcileDone{})
 }
 
 // Away is what Readopt knows of an execution's output before the server
@@ -264,6 +375,11 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 				in.Idle = true
 				drafts, effs = complete(s, m.ParentMsgID, in, drafts, effs)
 			}
+		case s.Reconcile != nil && m.ParentMsgID == s.Reconcile.ProbeID:
+			// NB: the probe's own busy/idle statuses are no one's output.
+			if m.Channel == ChannelShell && m.MsgType == "execute_reply" {
+				s, drafts, effs = reconciled(s, m, drafts, effs)
+			}
 		case m.Channel == ChannelShell && m.MsgType == "execute_reply":
 			in := s.Inflight[m.ParentMsgID]
 			if in == nil {
@@ -323,6 +439,7 @@ func Lose(s OutputState, reason, by string) (OutputState, []events.Draft, []Effe
 	clear(s.Inflight)
 	clear(s.Barriers)
 	clear(s.IdleProbes)
+	s.Reconcile = nil
 	return s, drafts, effs
 }
 
@@ -378,6 +495,10 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 		s.Counters.forget(in.Last + 1)
 	}
 	r := in.Reply
+	if s.Reconcile != nil {
+		// NB: it ran before the count probe: the probe's base moves past it.
+		s.Reconcile.Base = max(s.Reconcile.Base, r.ExecutionCount)
+	}
 	var payload events.Payload
 	status := r.Status
 	if r.Status == "error" && r.Ename == "KeyboardInterrupt" {
@@ -387,7 +508,7 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 			ErrorName: r.Ename, ErrorValue: r.Evalue, Traceback: r.Traceback}
 	}
 	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: payload})
-	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
+	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status, Count: r.ExecutionCount})
 }
 
 // consumed counts a message the transport answered itself.

@@ -82,7 +82,15 @@ type Actor struct {
 	resumed string
 	// watching: this instance asked the kernel actor for its state.
 	watching bool
+	// reconciling: after a re-attach, the kernel actor's count probe is
+	// out (kernel.Reconcile); nothing is dispatched until it is answered.
+	reconciling bool
 }
+
+// maxReconcilePending bounds the queued executions named in a Reconcile:
+// the ones a crash may have left sent but not recorded started are at the
+// head of the queue.
+const maxReconcilePending = 64
 
 // Props returns the props of kernel id's scheduler. The producer makes a
 // fresh actor, which recovers its state from the log on every (re)start.
@@ -131,8 +139,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.kernelReady(ctx, m)
 	case kernel.Stopped:
 		a.kernelStopped(ctx, m)
+	case kernel.Reconciled:
+		a.reconciling = false
+		a.next(ctx)
 	case kernel.ExecutionEnded:
 		a.state = End(a.state, m.ExecutionID)
+		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
 		a.next(ctx)
 	case kernel.ExecuteResult:
 		// Nothing to do: a failed send is recorded by the kernel actor and
@@ -179,7 +191,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
 	msgID := events.NewID(time.Now())
-	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready, msgID)
+	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
@@ -205,15 +217,19 @@ func (a *Actor) find(id string) Execution {
 }
 
 func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
+	if m.Fresh {
+		a.state.LastCount = 0
+	}
+	if m.Reattached {
+		a.reconcile(ctx, m)
+		return
+	}
 	if act := a.state.Active; act != nil {
 		if m.Running == act.ID {
 			return // the kernel actor has it: its end will be reported
 		}
-		if m.Reattached {
-			a.resumed = "" // a fresh connection: whatever it held is gone
-		}
-		// Started but not in the kernel actor's hands (the server or the
-		// kernel actor restarted): re-adopt it, never resend. The kernel
+		// Started but not in the kernel actor's hands (the scheduler
+		// restarted): re-adopt it, never resend. The kernel
 		// actor decides whether it still runs, and reports its end.
 		a.resume(ctx, *act)
 		return
@@ -221,8 +237,27 @@ func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 	a.next(ctx)
 }
 
+// reconcile asks the kernel actor, after a re-attach, to account for what
+// the kernel ran while the server was down before anything new is sent: an
+// execute_request may go out before its ExecutionStarted (or even its
+// ExecutionQueued) is durable, so a crash can leave the log behind the
+// kernel. The active execution is handed back inside it (never resent).
+func (a *Actor) reconcile(ctx actor.Context, m kernel.Ready) {
+	a.resumed = "" // a fresh connection: whatever it held is gone
+	a.reconciling = true
+	rc := kernel.Reconcile{LastCount: a.state.LastCount}
+	if act := a.state.Active; act != nil && m.Running != act.ID {
+		rc.Active = &kernel.Resume{ExecutionID: act.ID, MsgID: act.MsgID, By: act.By}
+		a.resumed = act.ID
+	}
+	for _, x := range a.state.Pending[:min(len(a.state.Pending), maxReconcilePending)] {
+		rc.Pending = append(rc.Pending, kernel.Unstarted{ExecutionID: x.ID, By: x.By})
+	}
+	ctx.Send(a.deps.Kernel, rc)
+}
+
 func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
-	a.ready = false
+	a.ready, a.reconciling = false, false
 	if m.Status == kernel.StatusRunning {
 		return // a restart or shutdown is under way: wait for its outcome
 	}
@@ -244,7 +279,7 @@ func (a *Actor) resume(ctx actor.Context, x Execution) {
 }
 
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.state.Active != nil {
+	if !a.ready || a.reconciling || a.state.Active != nil {
 		return
 	}
 	drafts := DecideNext(a.state, events.NewID(time.Now()))

@@ -38,6 +38,10 @@ type State struct {
 	Active   *Execution
 	// LastSeq is the last lifecycle event folded.
 	LastSeq uint64
+	// LastCount is the highest execution count recorded on the kernel's
+	// current process (0 after a start or restart): a re-attach's count
+	// probe is compared with it.
+	LastCount int
 }
 
 // Lifecycle reports whether an event type changes a scheduler's state:
@@ -45,7 +49,8 @@ type State struct {
 func Lifecycle(typ string) bool {
 	switch typ {
 	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionCancelled,
-		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost:
+		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost,
+		events.TypeKernelStarted, events.TypeKernelRestarted, events.TypeKernelRanUnrecorded:
 		return true
 	}
 	return false
@@ -72,7 +77,20 @@ func Apply(s State, e events.Event) State {
 				break
 			}
 		}
-	default: // cancelled, finished, interrupted, lost: it ended
+	case events.KernelStarted, events.KernelRestarted:
+		s.LastCount = 0 // a new process counts from 1
+	case events.KernelRanUnrecorded:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+	case events.ExecutionFinished:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	case events.ExecutionInterrupted:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	case events.ExecutionLost:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	default: // cancelled: it ended
 		s = End(s, id)
 	}
 	return s
