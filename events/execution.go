@@ -25,7 +25,9 @@ type ExecutionQueued struct {
 	CellID      string `json:"cell_id,omitempty"`
 }
 
-// ExecutionStarted: the execute_request went out on the shell socket.
+// ExecutionStarted: the execute_request is handed to the kernel (it may
+// leave before this event is durable: a crash in between is accounted for
+// by the count probe after the re-attach, never by sending it again).
 type ExecutionStarted struct {
 	ExecutionID string `json:"execution_id"`
 	KernelID    string `json:"kernel_id"`

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,6 +28,10 @@ type Deps struct {
 	// Faults, in the kill -9 tests, kills the process at this actor's
 	// fault points (infra/fault); nil in production.
 	Faults actors.Faults
+	// Written is shared with the kernel's scheduler: a (re)started actor
+	// waits for the appends either put in the write path before it reads
+	// the log (nil: Props makes one for this actor's instances).
+	Written *actors.Written
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -51,7 +57,39 @@ type Actor struct {
 	op      string
 	opReply *actor.PID
 	opBy    string // the principal whose command the operation carries out
-	running string // the execution sent and not yet ended
+	// running are the executions sent and not yet ended, in the order
+	// sent: the running one and, pipelined behind it, at most one more.
+	running []string
+	// pipeline: the kernel honours abort_request (ipykernel), so the next
+	// execution may be sent behind the running one.
+	pipeline bool
+}
+
+// Implementer is what a Conn tells of its kernel's kernel_info
+// implementation ("ipython" for ipykernel); a Conn without it is not
+// pipelined.
+type Implementer interface{ Implementation() string }
+
+func (a *Actor) isRunning(id string) bool { return slices.Contains(a.running, id) }
+
+func (a *Actor) first() string {
+	if len(a.running) == 0 {
+		return ""
+	}
+	return a.running[0]
+}
+
+func (a *Actor) pipelined() string {
+	if len(a.running) < 2 {
+		return ""
+	}
+	return a.running[1]
+}
+
+// ready is the Ready the scheduler is told.
+func (a *Actor) ready(r Ready) Ready {
+	r.Running, r.Pipelined, r.Pipeline = a.first(), a.pipelined(), a.pipeline
+	return r
 }
 
 // Props returns the props of kernel id's actor, reporting to listener.
@@ -63,6 +101,9 @@ func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
+	if deps.Written == nil {
+		deps.Written = &actors.Written{}
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, listener: listener} })
 }
 
@@ -112,6 +153,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.resume(ctx, m)
 	case Reconcile:
 		a.reconcile(ctx, m)
+	case Abort:
+		a.abort(ctx, m)
 	case Watch:
 		a.watch(ctx)
 	case Interrupt:
@@ -185,6 +228,7 @@ func (a *Actor) appendAsync(drafts ...events.Draft) {
 	if err != nil {
 		panic(fmt.Errorf("kernel %s: append: %w", a.id, err))
 	}
+	a.deps.Written.Track(p)
 	for _, e := range p.Events() {
 		if e.Stream == events.KernelStream(a.id) {
 			a.state = Apply(a.state, e)
@@ -199,6 +243,9 @@ func (a *Actor) appendAsync(drafts ...events.Draft) {
 func (a *Actor) recover(ctx actor.Context) {
 	rctx, cancel := a.opContext()
 	defer cancel()
+	if err := a.deps.Written.Wait(rctx); err != nil {
+		panic(fmt.Errorf("kernel %s: recover: wait for appends in the write path: %w", a.id, err))
+	}
 	s, _, err := actors.Recover(rctx, a.deps.Log, events.KernelStream(a.id), State{}, 0, Apply)
 	if err != nil {
 		panic(fmt.Errorf("kernel %s: %w", a.id, err))
@@ -240,7 +287,7 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	}
 	a.append(draft(a.id, events.KernelReattached{KernelID: a.id, Pid: a.state.Process.Pid}))
 	a.adopt(ctx, m.conn)
-	a.notify(ctx, Ready{Reattached: true})
+	a.notify(ctx, a.ready(Ready{Reattached: true}))
 }
 
 // beginOp starts a lifecycle operation if the decision allows it and no
@@ -276,7 +323,7 @@ func (a *Actor) launched(ctx actor.Context, m launchDone) {
 	a.append(StartedEvents(a.id, m.cmd, m.launched, m.err, stderrTail(m.err))...)
 	if m.err == nil {
 		a.adopt(ctx, m.conn)
-		a.notify(ctx, Ready{Fresh: true})
+		a.notify(ctx, a.ready(Ready{Fresh: true}))
 	}
 	a.reply(ctx, Result{State: a.state, Err: m.err})
 }
@@ -293,7 +340,9 @@ func stderrTail(err error) string {
 func (a *Actor) adopt(ctx actor.Context, conn Conn) {
 	pctx, cancel := context.WithCancel(context.Background())
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, ""
+	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, nil
+	impl, ok := conn.(Implementer)
+	a.pipeline = ok && impl.Implementation() == "ipython"
 	a.pump = startPump(pctx, conn, func(msg any) { root.Send(self, msg) })
 }
 
@@ -388,9 +437,7 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 				a.deps.Logger.Warn("send request to the kernel", "msg_type", e.MsgType, "err", err)
 			}
 		case Ended:
-			if a.running == e.ExecutionID {
-				a.running = ""
-			}
+			a.running = slices.DeleteFunc(a.running, func(id string) bool { return id == e.ExecutionID })
 			actors.Hit(a.deps.Faults, "kernel.ended")
 			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status, ExecutionCount: e.Count})
 		case ReconcileDone:
@@ -418,7 +465,7 @@ func (a *Actor) watch(ctx actor.Context) {
 	case a.op != "" || a.state.Status == StatusNew || a.out.Reconcile != nil:
 		// NB: a reconciliation's end notifies Reconciled.
 	case a.state.Status.Alive() && a.conn != nil:
-		ctx.Respond(Ready{Running: a.running})
+		ctx.Respond(a.ready(Ready{}))
 	case !a.state.Status.Alive():
 		ctx.Respond(Stopped{Status: a.state.Status, Reason: a.state.Reason})
 	}
@@ -442,8 +489,12 @@ func (a *Actor) send(m Execute) error {
 	if a.op != "" {
 		return fmt.Errorf("%w: kernel %s is %s", ErrNotRunning, a.id, a.op)
 	}
-	if a.running != "" {
-		return fmt.Errorf("%w: %s", ErrBusy, a.running)
+	switch {
+	case len(a.running) == 0:
+	case len(a.running) == 1 && a.pipeline && m.Behind == a.running[0]:
+		// NB: sent behind the running one; the kernel runs it next.
+	default:
+		return fmt.Errorf("%w: %s", ErrBusy, strings.Join(a.running, ", "))
 	}
 	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
 	content := map[string]any{"code": m.Code, "silent": false, "store_history": true, "user_expressions": map[string]any{},
@@ -453,7 +504,7 @@ func (a *Actor) send(m Execute) error {
 		return fmt.Errorf("send execute_request to kernel %s: %w", a.id, err)
 	}
 	actors.Hit(a.deps.Faults, "kernel.sent")
-	a.running = m.ExecutionID
+	a.running = append(a.running, m.ExecutionID)
 	return nil
 }
 
@@ -469,31 +520,48 @@ func (a *Actor) lose(ctx actor.Context, execID, by, reason string) {
 // reconcile probes the kernel's execution count after a re-attach (see
 // Reconcile and StartReconcile).
 func (a *Actor) reconcile(ctx actor.Context, m Reconcile) {
-	if m.Active != nil && a.running == m.Active.ExecutionID {
-		m.Active = nil // already re-adopted
-	}
+	m.Active = slices.DeleteFunc(m.Active, func(r Resume) bool { return a.isRunning(r.ExecutionID) }) // already re-adopted
 	if a.conn == nil || a.op != "" || a.out.Reconcile != nil {
-		if m.Active != nil {
-			a.resume(ctx, *m.Active)
+		for _, r := range m.Active {
+			a.resume(ctx, r)
 		}
 		a.notify(ctx, Reconciled{})
 		return
 	}
-	var act *Readoption
-	if m.Active != nil {
-		act = &Readoption{MsgID: m.Active.MsgID, ExecutionID: m.Active.ExecutionID, By: m.Active.By, Away: a.away(m.Active.ExecutionID)}
-		a.running = m.Active.ExecutionID
+	var act []Readoption
+	for _, r := range m.Active {
+		act = append(act, Readoption{MsgID: r.MsgID, ExecutionID: r.ExecutionID, By: r.By, Away: a.away(r.ExecutionID)})
+		a.running = append(a.running, r.ExecutionID)
 	}
 	var effs []Effect
 	a.out, effs = StartReconcile(a.out, events.NewID(time.Now()), m.LastCount, act, m.Pending)
 	a.perform(ctx, effs)
 }
 
+// abort asks the kernel not to run a pipelined execution (abort_request
+// on control). ipykernel checks its aborted ids when it takes the request
+// up: if it had not, it answers the execute_request "aborted" and Step
+// records ExecutionCancelled; if it already had, the execution runs and
+// its real outcome is recorded.
+func (a *Actor) abort(ctx actor.Context, m Abort) {
+	if a.conn == nil || a.pipelined() != m.ExecutionID {
+		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("%w: %s is not waiting behind the running execution of kernel %s", ErrNotPipelined, m.ExecutionID, a.id)})
+		return
+	}
+	var msgID string
+	a.out, msgID = RequestAbort(a.out, m.ExecutionID, m.Reason, m.By)
+	if err := a.conn.Send(ChannelControl, "abort_request", events.NewID(time.Now()), map[string]any{"msg_ids": []string{msgID}}); err != nil {
+		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("send abort_request to kernel %s: %w", a.id, err)})
+		return
+	}
+	ctx.Respond(Result{State: a.state})
+}
+
 // resume re-adopts an execution that was running when this actor (or the
 // server) stopped, or records it lost if there is no connection to find it
 // on.
 func (a *Actor) resume(ctx actor.Context, m Resume) {
-	if a.running == m.ExecutionID {
+	if a.isRunning(m.ExecutionID) {
 		return // already re-adopted
 	}
 	if a.conn == nil || a.op != "" {
@@ -506,7 +574,7 @@ func (a *Actor) resume(ctx actor.Context, m Resume) {
 	}
 	var effs []Effect
 	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, m.By, events.NewID(time.Now()), a.away(m.ExecutionID))
-	a.running = m.ExecutionID
+	a.running = append(a.running, m.ExecutionID)
 	a.perform(ctx, effs)
 }
 
@@ -606,7 +674,7 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 	}
 	a.append(draftBy(a.id, a.opBy, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
 	a.adopt(ctx, m.conn)
-	a.notify(ctx, Ready{Fresh: true})
+	a.notify(ctx, a.ready(Ready{Fresh: true}))
 	a.reply(ctx, Result{State: a.state})
 }
 
@@ -635,7 +703,7 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 	a.op = ""
 	if m.err != nil && a.state.Status.Alive() {
 		a.expectExit = false // it still runs: a later exit is a death
-		a.notify(ctx, Ready{Running: a.running})
+		a.notify(ctx, a.ready(Ready{}))
 		a.reply(ctx, Result{State: a.state, Err: fmt.Errorf("shut down kernel %s: %w", a.id, m.err)})
 		return
 	}
@@ -647,7 +715,7 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 }
 
 func (a *Actor) sendInput(ctx actor.Context, m SendInput) {
-	if a.conn == nil || a.running != m.ExecutionID {
+	if a.conn == nil || a.first() != m.ExecutionID {
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("execution %s is not running on kernel %s", m.ExecutionID, a.id)})
 		return
 	}

@@ -22,6 +22,19 @@ type (
 		AllowStdin  bool
 		// By submitted the execution: its outputs and final event carry it.
 		By string
+		// Behind names the running execution this one is pipelined behind
+		// ("" none); refused with ErrBusy unless the kernel pipelines and
+		// that one is the only one in flight.
+		Behind string
+	}
+	// Abort asks the kernel not to run ExecutionID, pipelined behind the
+	// running one (answered with a Result; the outcome comes as
+	// ExecutionEnded: "cancelled" if the kernel had not taken it up, its
+	// real status otherwise).
+	Abort struct {
+		ExecutionID string
+		Reason      string
+		By          string
 	}
 	// Resume re-adopts an execution that was running when the server (or
 	// the kernel actor) stopped: it completes if its reply still arrives on
@@ -42,7 +55,7 @@ type (
 	// on this kernel process. Not answered: the executions it accounts for
 	// come as ExecutionEnded, then Reconciled.
 	Reconcile struct {
-		Active    *Resume
+		Active    []Resume
 		Pending   []Unstarted
 		LastCount int
 	}
@@ -95,6 +108,11 @@ type (
 	Ready struct {
 		Reattached bool
 		Running    string
+		// Pipelined is the execution in flight behind Running ("" none);
+		// Pipeline says the kernel takes one (ipykernel honours
+		// abort_request, so a pipelined execution can still be cancelled).
+		Pipelined string
+		Pipeline  bool
 		// Fresh: a new kernel process (started or restarted): its
 		// execution count starts again.
 		Fresh bool

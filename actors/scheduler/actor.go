@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -45,6 +46,10 @@ type Deps struct {
 	// Faults, in the kill -9 tests, kills the process at this actor's
 	// fault points (infra/fault); nil in production.
 	Faults actors.Faults
+	// Written is shared with the kernel actor: a (re)started scheduler
+	// waits for the appends either put in the write path before it reads
+	// the log (nil: Props makes one for this actor's instances).
+	Written *actors.Written
 }
 
 // Commands, answered with SubmitResult / CancelResult.
@@ -79,9 +84,12 @@ type Actor struct {
 	// resumed is the active execution handed back with Resume. NB: handed
 	// back once: a second Resume could reach the kernel actor after it
 	// ended the execution, and record a second end.
-	resumed string
+	resumed map[string]bool
 	// watching: this instance asked the kernel actor for its state.
 	watching bool
+	// pipeline: the kernel takes an execution behind the running one
+	// (kernel.Ready.Pipeline).
+	pipeline bool
 	// reconciling: after a re-attach, the kernel actor's count probe is
 	// out (kernel.Reconcile); nothing is dispatched until it is answered.
 	reconciling bool
@@ -102,7 +110,10 @@ func Props(id string, deps Deps) *actor.Props {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps} })
+	if deps.Written == nil {
+		deps.Written = &actors.Written{}
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}} })
 }
 
 // Receive implements actor.Actor.
@@ -128,6 +139,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.submit(ctx, m))
 	case Cancel:
 		drafts, err := DecideCancel(a.state, m.ExecutionID, m.Reason, m.By)
+		if errors.Is(err, ErrPipelined) {
+			// NB: answered by the kernel actor, to the canceller.
+			ctx.RequestWithCustomSender(a.deps.Kernel, kernel.Abort{ExecutionID: m.ExecutionID, Reason: m.Reason, By: m.By}, ctx.Sender())
+			return
+		}
 		if err == nil {
 			a.append(drafts)
 		}
@@ -135,7 +151,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case Snapshot:
 		ctx.Respond(a.state)
 	case kernel.Ready:
-		a.ready, a.gone = true, ""
+		a.ready, a.gone, a.pipeline = true, "", m.Pipeline
 		a.kernelReady(ctx, m)
 	case kernel.Stopped:
 		a.kernelStopped(ctx, m)
@@ -160,6 +176,9 @@ func (a *Actor) recover() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := State{KernelID: a.id}
+	if err := a.deps.Written.Wait(ctx); err != nil {
+		panic(fmt.Errorf("scheduler %s: recover: wait for appends in the write path: %w", a.id, err))
+	}
 	err := a.deps.Log.ScanKernel(ctx, a.id, 0, func(e events.Event) error {
 		if !Lifecycle(e.Type) {
 			return nil
@@ -196,17 +215,21 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return SubmitResult{Err: err}
 	}
 	p := a.appendAsync(drafts)
-	x := a.find(c.ExecutionID)
 	if len(drafts) > 1 {
 		actors.Hit(a.deps.Faults, "scheduler.started")
-		a.send(ctx, x)
+		a.send(ctx, a.find(c.ExecutionID))
+	} else if a.ready && !a.reconciling {
+		a.next(ctx) // NB: pipelined behind the running one if it can be
 	}
-	return SubmitResult{Execution: x, Durable: p}
+	return SubmitResult{Execution: a.find(c.ExecutionID), Durable: p}
 }
 
 func (a *Actor) find(id string) Execution {
 	if a.state.Active != nil && a.state.Active.ID == id {
 		return *a.state.Active
+	}
+	if a.state.Next != nil && a.state.Next.ID == id {
+		return *a.state.Next
 	}
 	for _, x := range a.state.Pending {
 		if x.ID == id {
@@ -224,15 +247,15 @@ func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 		a.reconcile(ctx, m)
 		return
 	}
-	if act := a.state.Active; act != nil {
-		if m.Running == act.ID {
-			return // the kernel actor has it: its end will be reported
-		}
-		// Started but not in the kernel actor's hands (the scheduler
-		// restarted): re-adopt it, never resend. The kernel
-		// actor decides whether it still runs, and reports its end.
+	// Started but not in the kernel actor's hands (the scheduler
+	// restarted): re-adopt it, never resend. The kernel actor decides
+	// whether it still runs, and reports its end.
+	held := func(x *Execution) bool { return x.ID == m.Running || x.ID == m.Pipelined }
+	if act := a.state.Active; act != nil && !held(act) {
 		a.resume(ctx, *act)
-		return
+	}
+	if nxt := a.state.Next; nxt != nil && !held(nxt) {
+		a.resume(ctx, *nxt)
 	}
 	a.next(ctx)
 }
@@ -243,12 +266,14 @@ func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 // ExecutionQueued) is durable, so a crash can leave the log behind the
 // kernel. The active execution is handed back inside it (never resent).
 func (a *Actor) reconcile(ctx actor.Context, m kernel.Ready) {
-	a.resumed = "" // a fresh connection: whatever it held is gone
+	clear(a.resumed) // a fresh connection: whatever it held is gone
 	a.reconciling = true
 	rc := kernel.Reconcile{LastCount: a.state.LastCount}
-	if act := a.state.Active; act != nil && m.Running != act.ID {
-		rc.Active = &kernel.Resume{ExecutionID: act.ID, MsgID: act.MsgID, By: act.By}
-		a.resumed = act.ID
+	for _, x := range []*Execution{a.state.Active, a.state.Next} {
+		if x != nil && x.ID != m.Running && x.ID != m.Pipelined {
+			rc.Active = append(rc.Active, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
+			a.resumed[x.ID] = true
+		}
 	}
 	for _, x := range a.state.Pending[:min(len(a.state.Pending), maxReconcilePending)] {
 		rc.Pending = append(rc.Pending, kernel.Unstarted{ExecutionID: x.ID, By: x.By})
@@ -263,36 +288,45 @@ func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
 	}
 	a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.id, m.Status, m.Reason)
 	a.append(DecideLosePending(a.state, a.gone))
-	if act := a.state.Active; act != nil && !slices.Contains(m.Ending, act.ID) {
-		// Started, and nobody will report its end: the kernel actor, the
-		// only writer of a started execution, records it lost.
-		a.resume(ctx, *act)
+	for _, x := range []*Execution{a.state.Active, a.state.Next} {
+		if x != nil && !slices.Contains(m.Ending, x.ID) {
+			// Started, and nobody will report its end: the kernel actor, the
+			// only writer of a started execution, records it lost.
+			a.resume(ctx, *x)
+		}
 	}
 }
 
 func (a *Actor) resume(ctx actor.Context, x Execution) {
-	if a.resumed == x.ID {
+	if a.resumed[x.ID] {
 		return
 	}
-	a.resumed = x.ID
+	a.resumed[x.ID] = true
 	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
 }
 
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.reconciling || a.state.Active != nil {
+	if !a.ready || a.reconciling {
 		return
 	}
-	drafts := DecideNext(a.state, events.NewID(time.Now()))
-	if drafts == nil {
-		return
+	// NB: at most two rounds: start the head, then pipeline the next one.
+	for range 2 {
+		drafts := DecideNext(a.state, events.NewID(time.Now()), a.pipeline)
+		if drafts == nil {
+			return
+		}
+		a.appendAsync(drafts)
+		id := events.StreamID(drafts[0].Stream)
+		actors.Hit(a.deps.Faults, "scheduler.started")
+		a.send(ctx, a.find(id))
+		if a.state.Next != nil {
+			actors.Hit(a.deps.Faults, "scheduler.pipelined")
+		}
 	}
-	a.appendAsync(drafts)
-	actors.Hit(a.deps.Faults, "scheduler.started")
-	a.send(ctx, *a.state.Active)
 }
 
 func (a *Actor) send(ctx actor.Context, x Execution) {
-	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By})
+	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By, Behind: x.Behind})
 }
 
 // appendAsync puts drafts in the log's write path and applies them at
@@ -310,6 +344,7 @@ func (a *Actor) appendAsync(drafts []events.Draft) *events.Pending {
 	if err != nil {
 		panic(fmt.Errorf("scheduler %s: append: %w", a.id, err))
 	}
+	a.deps.Written.Track(p)
 	for _, e := range p.Events() {
 		a.state = Apply(a.state, e)
 	}

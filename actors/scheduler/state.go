@@ -19,7 +19,9 @@ type Execution struct {
 	// By is the principal that submitted it ("" before principals existed).
 	By string
 	// MsgID names its execute_request once started.
-	MsgID     string
+	MsgID string
+	// Behind is the execution it was pipelined behind ("" none).
+	Behind    string
 	QueuedAt  time.Time
 	StartedAt time.Time
 	// LastSeq is the seq of its last event the scheduler applied: an edge
@@ -31,11 +33,14 @@ type Execution struct {
 func (x Execution) Started() bool { return x.MsgID != "" }
 
 // State is one kernel's queue: the executions waiting, in order, and the
-// one in flight.
+// ones in flight (Active, and Next pipelined behind it).
 type State struct {
 	KernelID string
 	Pending  []Execution
 	Active   *Execution
+	// Next is the execution pipelined behind Active (sent to the kernel,
+	// which runs it once Active ends), or nil.
+	Next *Execution
 	// LastSeq is the last lifecycle event folded.
 	LastSeq uint64
 	// LastCount is the highest execution count recorded on the kernel's
@@ -71,9 +76,15 @@ func Apply(s State, e events.Event) State {
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {
-				x.MsgID, x.StartedAt, x.LastSeq = p.MsgID, e.Time, e.Seq
+				x.MsgID, x.StartedAt, x.LastSeq, x.Behind = p.MsgID, e.Time, e.Seq, p.Behind
 				s.Pending = append(append([]Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
-				s.Active = &x
+				if s.Active != nil && p.Behind == s.Active.ID {
+					s.Next = &x
+				} else {
+					// NB: also when the one it was sent behind already ended
+					// (its end and this start raced into the log).
+					s.Active = &x
+				}
 				break
 			}
 		}
@@ -101,7 +112,11 @@ func Apply(s State, e events.Event) State {
 // way the final event it reports is folded in recovery. Pure.
 func End(s State, id string) State {
 	if s.Active != nil && s.Active.ID == id {
-		s.Active = nil
+		s.Active, s.Next = s.Next, nil
+		return s
+	}
+	if s.Next != nil && s.Next.ID == id {
+		s.Next = nil
 		return s
 	}
 	for i, x := range s.Pending {
