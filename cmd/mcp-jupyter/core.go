@@ -51,6 +51,7 @@ type core struct {
 	lines    cursorFloor         // the event lines follower's position
 	sys      *system.System
 	launcher *jupyter.Launcher
+	pool     *jupyter.Pool // --prewarm's kernels; nil without it
 	mcp      *mcpserver.Server
 	back     *backend
 	token    string
@@ -158,6 +159,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
 		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv}
 	c.mu.Unlock()
+	if err := c.openPool(); err != nil {
+		return err
+	}
 	// The launcher check (a Python start) runs beside the replay.
 	c.wg.Add(1)
 	go func() {
@@ -233,8 +237,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.
+	// NB: first the kernels a killed server left in its pool (their
+	// markers name them), then their directories with the other stale ones.
+	c.reapPool(sys.KernelIDs())
 	if err := c.launcher.RemoveStale(sys.KernelIDs()); err != nil {
 		logger.Warn("remove stale kernel dirs", "component", "kernel", "err", err)
+	}
+	if c.pool != nil {
+		if err := c.pool.Start(); err != nil {
+			return err
+		}
 	}
 	token, created := cfg.Token, false
 	if token == "" {
@@ -267,7 +279,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
 	srv := mcpserver.New(back, mcpserver.Options{
@@ -379,6 +391,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.ckpt != nil {
 		keep(c.ckpt.Close(ctx)) // waits for a save or load in progress
+	}
+	if c.pool != nil {
+		keep(c.pool.Close(ctx)) // NB: its kernels are nobody's: they stop with the server
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))

@@ -135,7 +135,7 @@ func NewPool(l *Launcher, opts PoolOptions) (*Pool, error) {
 		}
 		spec, err := specs.Lookup(name)
 		if err != nil {
-			return nil, fmt.Errorf("kernel pool: %w", err)
+			return nil, err
 		}
 		p.specs[spec.Name] = &specPool{name: spec.Name, target: n, wake: make(chan struct{}, 1)}
 	}
