@@ -71,6 +71,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:GetExecutionSinceEnd:1x \
 	./cmd/mcp-jupyter/:Output200MBRSS:1x \
 	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
+	./cmd/mcp-jupyter/:StartKernelPooled:10x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \
