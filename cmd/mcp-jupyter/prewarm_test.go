@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -462,4 +463,71 @@ func waitLine(t *testing.T, lines <-chan string, want string) {
 			t.Fatalf("no server log line with %s", want)
 		}
 	}
+}
+
+// TestPrewarmFailingKernelSpecBacksOffAndShows: a kernelspec in --prewarm
+// whose kernel cannot start does not stop the server; each failure is
+// logged with the kernel's stderr, the pool waits longer each time
+// (mcp_jupyter_pool_backing_off), failures and misses are counted, and
+// start_kernel of that kernelspec reports the fresh start's own error.
+func TestPrewarmFailingKernelSpecBacksOffAndShows(t *testing.T) {
+	var logs syncBuffer
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	dir := filepath.Join(os.Getenv("JUPYTER_PATH"), "kernels", "broken")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := `{"argv": ["/bin/sh", "-c", "echo this kernelspec is broken on purpose >&2; exit 3", "{connection_file}"], "display_name": "broken", "language": "python"}`
+	if err := os.WriteFile(filepath.Join(dir, "kernel.json"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Prewarm = map[string]int{"broken": 1}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	c, err := openCore(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	testkit.WaitUntil(t, 60*time.Second, "two failed pre-starts counted", func() (bool, string) {
+		v := gauge(t, c, "mcp_jupyter_pool_start_failures_total")
+		return v >= 2, fmt.Sprint(v)
+	})
+	if v := gauge(t, c, "mcp_jupyter_pool_backing_off"); v != 1 {
+		t.Fatalf("mcp_jupyter_pool_backing_off = %v while the kernelspec fails", v)
+	}
+	if v := gauge(t, c, "mcp_jupyter_pool_ready_kernels"); v != 0 {
+		t.Fatalf("mcp_jupyter_pool_ready_kernels = %v", v)
+	}
+	text := logs.String()
+	if !strings.Contains(text, "pre-starting a kernel failed") || !strings.Contains(text, "broken on purpose") || !strings.Contains(text, `"retry_in":"2s"`) {
+		t.Fatalf("the failures are not logged with the kernel's stderr and a growing wait:\n%s", text)
+	}
+	cl := mcpClient(t, inProcessClient(t, c))
+	defer cl.Close()
+	_, out := callTool(t, cl, "start_kernel", map[string]any{"kernelspec": "broken"})
+	if !strings.HasPrefix(out, "ERROR") || !strings.Contains(out, "broken on purpose") {
+		t.Fatalf("start_kernel of the failing kernelspec: %s", out)
+	}
+	if v := gauge(t, c, "mcp_jupyter_pool_misses_total"); v != 1 {
+		t.Fatalf("mcp_jupyter_pool_misses_total = %v", v)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
