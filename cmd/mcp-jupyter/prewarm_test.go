@@ -531,3 +531,41 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDoctorReapsWhatAPoolLeft: a pool marker of a process the log never
+// recorded (a killed server's idle pool kernel) is named by doctor and
+// killed by doctor --reap; a marker of a kernel the log holds is not.
+func TestDoctorReapsWhatAPoolLeft(t *testing.T) {
+	t.Setenv("JUPYTER_PATH", testkit.KernelSpecDir(t))
+	left, p := sleeper(t)
+	kept, q := sleeper(t)
+	dir := testkit.TempDataDir(t)
+	l := testkit.OpenLog(t, filepath.Join(dir, "events"))
+	testkit.AppendAll(t, l, []events.Draft{{Stream: events.KernelStream("k-kept"), Kernel: "k-kept",
+		Payload: events.KernelStarted{KernelID: "k-kept", Spec: "python3", Process: q}}})
+	l.Close()
+	runtime := filepath.Join(dir, "runtime")
+	for id, pr := range map[string]events.KernelProcess{"k-left": p, "k-kept": q} {
+		if err := os.MkdirAll(filepath.Join(runtime, "pool"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		m := fmt.Sprintf(`{"kernel_id":%q,"spec":"python3","pid":%d,"start_time":%d}`, id, pr.Pid, pr.StartTime)
+		if err := os.WriteFile(filepath.Join(runtime, "pool", id+".json"), []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, _ := doctorLines(t, "--data-dir", dir, "--addr", freeAddr(t))
+	if l := lineFor(t, lines, "pool"); !strings.HasPrefix(l, "WARN") || !strings.Contains(l, fmt.Sprintf("k-left (pid %d)", p.Pid)) || strings.Contains(l, "k-kept") {
+		t.Fatalf("pool line: %s", l)
+	}
+	lines, _ = doctorLines(t, "--data-dir", dir, "--addr", freeAddr(t), "--reap")
+	if l := lineFor(t, lines, "pool"); !strings.Contains(l, "killed 1 pre-started kernel") {
+		t.Fatalf("pool line with --reap: %s", l)
+	}
+	if !exited(left, 10*time.Second) {
+		t.Fatal("the pool's leftover still runs after doctor --reap")
+	}
+	if exited(kept, 300*time.Millisecond) {
+		t.Fatal("doctor --reap killed a kernel the log holds")
+	}
+}

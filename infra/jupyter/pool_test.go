@@ -400,3 +400,13 @@ func TestReapPoolKillsWhatACrashLeft(t *testing.T) {
 		t.Fatalf("markers after ReapPool: %+v", ms)
 	}
 }
+
+// TestPoolSizeIsBounded: a pool may not hold more than MaxPoolSize idle
+// kernels of one kernelspec.
+func TestPoolSizeIsBounded(t *testing.T) {
+	l := poolLauncher(t, nil)
+	_, err := jupyter.NewPool(l, jupyter.PoolOptions{Sizes: map[string]int{"python3": jupyter.MaxPoolSize + 1}})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("give 0 to %d", jupyter.MaxPoolSize)) {
+		t.Fatalf("NewPool past the bound: %v", err)
+	}
+}
