@@ -184,6 +184,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		c.mu.Lock()
 		c.python, c.checked = f.err(), true
 		c.mu.Unlock()
+		c.probes.recheck()
 	}()
 	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
 		return fmt.Errorf("record server start: %w", err)

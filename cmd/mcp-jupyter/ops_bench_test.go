@@ -46,15 +46,27 @@ func healthLatencies(b testing.TB, url string, n int, stop <-chan struct{}) []ti
 	return lat
 }
 
-func p99(lat []time.Duration) time.Duration {
+func p99(lat []time.Duration) time.Duration { return quantile(lat, 0.99) }
+
+// quantile returns the q-quantile of lat (nearest rank).
+func quantile(lat []time.Duration, q float64) time.Duration {
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	return s[(len(s)*99)/100]
+	return s[min(len(s)-1, int(float64(len(s))*q))]
 }
+
+// healthIdleSamples is how many /health requests measure the idle p99: at
+// 1,000 samples the p99 is the 10th slowest, not one outlier.
+const healthIdleSamples = 1000
 
 // BenchmarkHealthWhileStreaming: /health p99 while 64 executions stream
 // output (each prints 2,000 lines over about 2 s) through real kernels,
 // beside the same server's /health p99 when idle. Figure: p99 ≤ 5 ms.
+// /health goes through the server's whole handler (Host check, body limit)
+// as a probe does; a probe every 2 ms gives thousands of samples while the
+// executions run (samples), and the idle p99 comes from
+// healthIdleSamples. It reports figures only: a miss is NOT MET in the
+// report, not a failed run.
 // The kernels default to 8 (8 executions queued on each, so 8 stream at a
 // time) to fit a shared 2-core machine; MCP_BENCH_KERNELS=64 runs all 64 at
 // once.
@@ -71,9 +83,7 @@ func BenchmarkHealthWhileStreaming(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = c.close(context.Background()) })
 	b.Cleanup(func() { testkit.KillKernels(b, cfg.DataDir) })
-	mux := http.NewServeMux()
-	c.routes(mux)
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(c.httpHandler())
 	b.Cleanup(ts.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	b.Cleanup(cancel)
@@ -90,7 +100,7 @@ func BenchmarkHealthWhileStreaming(b *testing.B) {
 	var idle, busy []time.Duration
 	b.ResetTimer()
 	for n := range b.N {
-		idle = append(idle, healthLatencies(b, ts.URL+pathHealth, 300, nil)...)
+		idle = append(idle, healthLatencies(b, ts.URL+pathHealth, healthIdleSamples, nil)...)
 		for x := range executions {
 			if _, err := c.sys.Submit(ctx, ids[x%kernels], scheduler.Submit{ExecutionID: fmt.Sprintf("s%d-%d", n, x), Code: code}); err != nil {
 				b.Fatal(err)
@@ -123,7 +133,10 @@ func BenchmarkHealthWhileStreaming(b *testing.B) {
 	pBusy, pIdle := p99(busy), p99(idle)
 	b.ReportMetric(float64(pBusy.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(pIdle.Microseconds())/1000, "idle-p99-ms")
+	b.ReportMetric(float64(quantile(busy, 0.5).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(len(busy)), "samples")
+	b.ReportMetric(float64(len(idle)), "idle-samples")
+	b.ReportMetric(float64(kernels), "kernels")
 	b.ReportMetric(float64(pBusy)/float64(5*time.Millisecond), "ratio-target")
 	b.ReportMetric(float64(pBusy)/float64(max(pIdle, 1)), "ratio-idle")
 }

@@ -64,6 +64,12 @@ func newProbeState(stage string, now time.Time) *probeState {
 // setStage publishes the start's stage and asks for a re-check.
 func (p *probeState) setStage(s string) {
 	p.stage.Store(&s)
+	p.recheck()
+}
+
+// recheck asks the monitor to run the readiness checks now (something they
+// read changed); it never blocks.
+func (p *probeState) recheck() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
