@@ -63,7 +63,10 @@ func newFanout(b *testing.B, readers int, stalled bool, maxSeq int) *fanout {
 	f := &fanout{s: startServer(b, l, ws.Options{}), readers: readers, stalled: stalled,
 		appended: make([]atomic.Int64, maxSeq+1), got: make([]atomic.Uint64, readers)}
 	if stalled {
-		_ = dial(b, f.s.url) // never read
+		// NB: never read, with a small receive buffer: Linux autotunes
+		// loopback buffers up to megabytes, which would take the whole run
+		// and make a client that never reads look like a reader.
+		_ = dialWithReceiveBuffer(b, f.s.url, 64<<10)
 	}
 	for i := range readers {
 		c := dial(b, f.s.url)
