@@ -104,7 +104,7 @@ var targets = []target{
 	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
 	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms",
 		Notes: []note{{Label: "floor: a bare net/http server in the same process, same load, p99", Metric: "bare-p99-ms", Unit: "ms"},
-			{Label: "idle p99", Metric: "idle-p99-ms", Unit: "ms"}, {Label: "samples", Metric: "samples"}}},
+			{Label: "idle p99", Metric: "idle-p99-ms", Unit: "ms"}, {Label: "samples", Metric: "samples"}, {Label: "kernels streaming at once", Metric: "kernels"}}},
 	{What: "start_kernel (MCP) p50 with a pool of pre-started kernels", Bench: "BenchmarkStartKernelPooled", Metric: "pooled-p50-ms", Limit: 50, Unit: "ms",
 		Notes: []note{{Label: "fresh start p50", Metric: "fresh-p50-ms", Unit: "ms"}, {Label: "idle RSS per pooled kernel", Metric: "idle-rss-MiB-per-kernel", Unit: "MiB"}}},
 	{What: "server RSS while one execution prints 200 MB (read to the end through MCP)", Bench: "BenchmarkOutput200MBRSS", Metric: "peak-rss-MiB", Limit: 150, Unit: "MiB"},
