@@ -86,7 +86,54 @@ def _distributions(roots):
     return out
 
 
+class _Sink:
+    # The save's end of a pipe to the server, which tags each chunk as it
+    # arrives (hashing while we pickle) and writes the file we never see.
+    # Frames (infra/checkpointfile/chunked.go ingest; keep both in step):
+    # b"D" + u32 length + bytes, b"T" + u64 offset (cut back), b"E" (end).
+    _MAX = 16 << 20
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.pos = 0
+
+    def _send(self, b):
+        import os
+        mv = memoryview(b)
+        while mv:
+            mv = mv[os.write(self.fd, mv):]
+
+    def write(self, b):
+        import struct
+        mv = memoryview(b)
+        if mv.format != "B" or mv.ndim != 1:
+            mv = mv.cast("B")
+        n = mv.nbytes
+        for i in range(0, n, self._MAX):
+            part = mv[i:i + self._MAX]
+            head = b"D" + struct.pack(">I", len(part))
+            if len(part) < 65536:
+                self._send(head + bytes(part))
+            else:
+                self._send(head)
+                self._send(part)
+        self.pos += n
+        return n
+
+    def tell(self):
+        return self.pos
+
+    def cut(self, pos):
+        import struct
+        self._send(b"T" + struct.pack(">Q", pos))
+        self.pos = pos
+
+    def end(self):
+        self._send(b"E")
+
+
 def save(p):
+    import os
     import dill
     ip = get_ipython()
     ns = ip.user_ns
@@ -97,9 +144,9 @@ def save(p):
     else:
         names = [n for n in ns if not n.startswith("_") and n not in _IPYTHON_NAMES and n not in hidden]
     saved, skipped, roots = [], [], set()
-    # NB: append mode: the descriptor may already hold the file's header.
-    with open(_receive_fd(p), "ab") as f:
-        start = f.tell()
+    fd = _receive_fd(p)
+    try:
+        f = _Sink(fd)
         pk = dill.Pickler(f, protocol=4)
         for name in names:
             if name not in ns:
@@ -114,8 +161,7 @@ def save(p):
             try:
                 pk.dump((name, obj))
             except Exception as e:  # one bad variable must not abort the rest
-                f.seek(pos)
-                f.truncate()
+                f.cut(pos)
                 # Forget what the failed dump memoised: later variables must
                 # not refer back to bytes that were cut off.
                 for k in [k for k, v in pk.memo.items() if v[0] >= memo]:
@@ -125,11 +171,14 @@ def save(p):
                 continue
             saved.append({"name": name, "type": _typename(obj), "size": f.tell() - pos})
         pk.dump(None)  # end of stream
-        size = f.tell() - start
-        for _, o in pk.memo.values():
-            m = o.__module__ if isinstance(o, type) else getattr(type(o), "__module__", None)
-            if isinstance(m, str):
-                roots.add(m.split(".")[0])
+        f.end()
+        size = f.tell()
+    finally:
+        os.close(fd)
+    for _, o in pk.memo.values():
+        m = o.__module__ if isinstance(o, type) else getattr(type(o), "__module__", None)
+        if isinstance(m, str):
+            roots.add(m.split(".")[0])
     roots.discard("__main__")
     roots.discard("builtins")
     roots.add("dill")
@@ -176,10 +225,10 @@ def install(p):
 def load(p):
     import dill
     restored = {}
-    # A private copy of the verified payload: no path, so nothing can
-    # change it between the server's check and this read.
+    # A pipe the server writes each chunk into once it has checked it (or,
+    # for a format 1 file, a private copy of the verified payload): never
+    # a path, so nothing can change the bytes between the check and here.
     with open(_receive_fd(p), "rb", buffering=1 << 20) as f:
-        f.seek(p.get("offset", 0))
         u = dill.Unpickler(f)
         while True:
             item = u.load()

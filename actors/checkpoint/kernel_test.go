@@ -256,7 +256,7 @@ func TestTamperRefused(t *testing.T) {
 	r.run(k, "sentinel = 'before'\nx = 1")
 	before := r.run(k, namesCode)
 	_, hlen, _ := checkpointfile.ParseHeader(good)
-	const footerSize = 48 // meta length u32, payload length u64, "CKPT", HMAC-SHA256
+	const footerSize = checkpointfile.FooterSize // meta length u32, payload length u64, "CKPT", HMAC-SHA256
 
 	other, err := checkpointfile.OpenKeyring(t.TempDir(), "")
 	if err != nil {
@@ -267,13 +267,13 @@ func TestTamperRefused(t *testing.T) {
 		damage       func([]byte) []byte
 		keys         func()
 	}{
-		{"flip-payload", "signature mismatch", func(b []byte) []byte { b[hlen+len(b[hlen:])/3] ^= 1; return b }, nil},
+		{"flip-payload", "fails authentication", func(b []byte) []byte { b[hlen+2] ^= 1; return b }, nil},
 		{"flip-header-nonce", "signature mismatch", func(b []byte) []byte { b[hlen-1] ^= 0x80; return b }, nil},
 		{"flip-meta", "signature mismatch", func(b []byte) []byte { b[len(b)-footerSize-5] ^= 1; return b }, nil},
 		{"flip-mac", "signature mismatch", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, nil},
 		{"truncated", "truncated", func(b []byte) []byte { return b[:len(b)-100] }, nil},
 		{"truncated-to-header", "truncated", func(b []byte) []byte { return b[:hlen+3] }, nil},
-		{"newer-format", "newer", func(b []byte) []byte { b[9] = 2; return b }, nil},
+		{"newer-format", "newer", func(b []byte) []byte { b[9] = checkpointfile.FormatVersion + 1; return b }, nil},
 		{"not-a-checkpoint", "bad magic", func(b []byte) []byte { return []byte("print('pwned')") }, nil},
 		{"unknown-key", "does not have", func(b []byte) []byte {
 			// Re-sign with a key this server never had.
@@ -323,17 +323,12 @@ func TestTamperRefused(t *testing.T) {
 // resign rewrites b's key id and signature with k, as a forger with k would.
 func resign(t testing.TB, b []byte, k checkpointfile.Key) []byte {
 	t.Helper()
-	h, hlen, err := checkpointfile.ParseHeader(b)
+	out, err := checkpointfile.Resign(k, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.KeyID = k.ID
-	nh := h.Encode()
-	body := append(nh, b[hlen:len(b)-sha256Size]...)
-	return checkpointfile.Sign(k, body)
+	return out
 }
-
-const sha256Size = 32
 
 // TestRotationKeepsOldKeys: after a rotation, older checkpoints still load
 // and new ones are signed with the new key.

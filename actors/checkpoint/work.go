@@ -95,7 +95,7 @@ func save(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		if err != nil {
 			return nil, err
 		}
-		if err := reserve(req.Name, sealedBytes(keyID, encrypted, payload, len(mb))); err != nil {
+		if err := reserve(req.Name, sealedBytes(keyID, payload, len(mb))); err != nil {
 			return nil, err
 		}
 		return mb, nil
@@ -167,7 +167,6 @@ func load(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		}
 		defer h.Close()
 		params := h.params()
-		params["offset"] = 0
 		var lr loadResult
 		if err := callKernel(ctx, runner, req.KernelID, "load", params, &lr); err != nil {
 			return err
