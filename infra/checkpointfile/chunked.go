@@ -1,6 +1,7 @@
 package checkpointfile
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -398,6 +399,7 @@ func Resign(k Key, file []byte) ([]byte, error) {
 	if len(file) < hlen+footerSize {
 		return nil, errors.New("resign: file too short")
 	}
+	old := h.KeyID
 	h.KeyID = k.ID
 	nh := h.Encode()
 	if h.Version == 1 {
@@ -423,7 +425,11 @@ func Resign(k Key, file []byte) ([]byte, error) {
 	for i := uint64(0); i < n; i++ {
 		tail = append(tail, s.seal(i, payload[i*chunkSize:i*chunkSize+uint64(chunkLen(foot.PayloadLen, i))])...)
 	}
-	tail = append(tail, file[uint64(hlen)+foot.PayloadLen+n*tagSize:len(file)-sha256.Size]...)
+	// The signed metadata names the key too: a forger rewrites it.
+	meta := file[uint64(hlen)+foot.PayloadLen+n*tagSize : len(file)-footerSize]
+	meta = bytes.Replace(meta, []byte(`"key_id":"`+old+`"`), []byte(`"key_id":"`+k.ID+`"`), 1)
+	foot.MetaLen = uint32(len(meta))
+	tail = append(append(tail, meta...), foot.encodeFields()...)
 	mac := k.newMAC()
 	mac.Write(nh)
 	mac.Write(tail)
