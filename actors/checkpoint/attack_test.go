@@ -59,7 +59,7 @@ func TestKernelNeverNamesACheckpointPath(t *testing.T) {
 			}
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
-			if len(rec.codes) < 3 {
+			if len(rec.codes) < 2 { // the save and the load (which checks the packages first)
 				t.Fatalf("only %d executions recorded", len(rec.codes))
 			}
 			for _, c := range rec.codes {

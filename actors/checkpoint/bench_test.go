@@ -1,7 +1,10 @@
 package checkpoint
 
 import (
+	"context"
 	"os"
+	"strings"
+	"sync"
 	"runtime"
 	"testing"
 	"time"
@@ -31,13 +34,39 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 	return out
 }
 
+// timingRunner adds up the wall time of each kernel.py function it runs
+// (save, check, load, ...), so the benchmark shows where a load's time goes.
+type timingRunner struct {
+	Runner
+	mu   sync.Mutex
+	took map[string]time.Duration
+}
+
+func (r *timingRunner) Run(ctx context.Context, k, code string) (string, error) {
+	t0 := time.Now()
+	out, err := r.Runner.Run(ctx, k, code)
+	d := time.Since(t0)
+	fn := "other"
+	for _, f := range []string{"raw_dump", "save", "check", "install", "load"} {
+		if strings.Contains(code, `\n`+f+`(json.loads(`) {
+			fn = f
+			break
+		}
+	}
+	r.mu.Lock()
+	r.took[fn] += d
+	r.mu.Unlock()
+	return out, err
+}
+
 // BenchmarkSaveLoad250MB: save and load ~250 MB of kernel state (a
 // DataFrame, an array, a dict) beside a raw dill.dump / dill.load of the
 // same objects to the same disk, timed in the kernel, in the same run.
 // Reports ratio-save, ratio-load and the Go heap peak during a save.
 func BenchmarkSaveLoad250MB(b *testing.B) {
 	st := testkit.StartStack(b, "")
-	r := newRig(b, st, false)
+	timed := &timingRunner{Runner: st, took: map[string]time.Duration{}}
+	r := newRigWith(b, st, rigConfig{runner: timed})
 	k := r.kernel()
 	r.run(k, `import numpy as np, pandas as pd
 big = pd.DataFrame(np.random.default_rng(1).standard_normal((2_500_000, 10)), columns=[f"c{i}" for i in range(10)])
@@ -80,6 +109,9 @@ meta = {"rows": len(big), "names": [f"n{i}" for i in range(10_000)]}`)
 		load += time.Since(t0)
 	}
 	n := float64(b.N)
+	for fn, d := range timed.took {
+		b.ReportMetric(d.Seconds()/n, "kernel-"+fn+"-s")
+	}
 	b.ReportMetric(float64(size)/1e6, "MB")
 	b.ReportMetric(save.Seconds()/n, "save-s")
 	b.ReportMetric(load.Seconds()/n, "load-s")
