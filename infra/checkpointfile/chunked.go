@@ -362,9 +362,12 @@ func (l *list) stream(f *os.File, w io.Writer) error {
 // a key of the file's own (so two saves never share it).
 func tableSum(tags []byte) [sha256.Size]byte { return sha256.Sum256(tags) }
 
-// pipeSize is what a checkpoint pipe is asked to hold (the kernel's
-// default maximum for unprivileged processes): fewer wake-ups per MB.
-const pipeSize = 1 << 20
+// pipeSizes are what a checkpoint pipe is asked to hold, in turn: 8 MiB
+// where the process may (CAP_SYS_RESOURCE), else 1 MiB (Linux's default
+// pipe-max-size for everyone). A deep pipe lets the server run ahead of
+// the kernel, so neither waits for the other to be scheduled on a busy
+// machine; the default 64 KiB still works.
+var pipeSizes = []int{8 << 20, 1 << 20}
 
 // newPipe makes a pipe whose server end (the read end when serverReads)
 // is non-blocking, so the server can bound its waits with deadlines, and
@@ -376,7 +379,11 @@ func newPipe(serverReads bool) (server, kernel *os.File, err error) {
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, nil, fmt.Errorf("make checkpoint pipe: %w", err)
 	}
-	_, _ = unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, pipeSize) // a smaller pipe still works
+	for _, n := range pipeSizes {
+		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, n); err == nil {
+			break
+		}
+	}
 	s, k := p[0], p[1]
 	if !serverReads {
 		s, k = p[1], p[0]
