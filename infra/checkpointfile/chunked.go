@@ -362,12 +362,15 @@ func (l *list) stream(f *os.File, w io.Writer) error {
 // a key of the file's own (so two saves never share it).
 func tableSum(tags []byte) [sha256.Size]byte { return sha256.Sum256(tags) }
 
-// pipeSizes are what a checkpoint pipe is asked to hold, in turn: 8 MiB
+// A checkpoint pipe is asked to hold, in turn: 8 MiB
 // where the process may (CAP_SYS_RESOURCE), else 1 MiB (Linux's default
 // pipe-max-size for everyone). A deep pipe lets the server run ahead of
 // the kernel, so neither waits for the other to be scheduled on a busy
 // machine; the default 64 KiB still works.
-var pipeSizes = []int{8 << 20, 1 << 20}
+const (
+	pipeSizeDeep    = 8 << 20
+	pipeSizeDefault = 1 << 20
+)
 
 // newPipe makes a pipe whose server end (the read end when serverReads)
 // is non-blocking, so the server can bound its waits with deadlines, and
@@ -379,7 +382,7 @@ func newPipe(serverReads bool) (server, kernel *os.File, err error) {
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, nil, fmt.Errorf("make checkpoint pipe: %w", err)
 	}
-	for _, n := range pipeSizes {
+	for _, n := range []int{pipeSizeDeep, pipeSizeDefault} {
 		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, n); err == nil {
 			break
 		}
