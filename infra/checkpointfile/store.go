@@ -26,10 +26,12 @@ import (
 // what it needs of it (checkpoint.Files); Store implements it. Safe for
 // concurrent use on different names; the actor serializes commands on one.
 //
-// NB: no kernel is ever given a path under dir. A save hands the kernel an
-// open descriptor of its staging file, a load one of a private, unlinked
-// copy of the verified payload (see Load): what the HMAC covered is what
-// the kernel unpickles, whoever writes the directory meanwhile.
+// NB: no kernel is ever given a path under dir, nor a descriptor of a file
+// in it. A save hands the kernel the write end of a pipe (see Stage), a
+// load the read end of a pipe carrying checked chunks, or for a format 1
+// file a private unlinked copy of the verified payload (see Load): what
+// was checked is what the kernel unpickles, whoever writes the directory
+// meanwhile.
 type Store struct {
 	dir, tmp string
 	keys     *Keyring
@@ -460,11 +462,11 @@ func (s *Store) List(valid func(name string) bool, fn func(name string, meta []b
 	return nil
 }
 
-// Save stages a save of name, runs dump with the open file the kernel
-// writes its dill stream to (at its end; the kernel gets a descriptor of
-// it, never a path), then seals and commits it (see Seal); meta gets the
-// key id, whether the payload is encrypted, the payload's length and its
-// sha256, and returns the metadata JSON. It returns the file's size. On
+// Save stages a save of name, runs dump with the pipe the kernel writes
+// its framed dill stream to (see ingest; the kernel gets a descriptor of
+// it), then seals and commits it (see Seal); meta gets the key id, whether
+// the payload is encrypted, the payload's length and the content's sha256
+// (see Sealed), and returns the metadata JSON. It returns the file's size. On
 // error nothing is committed and the temp files are gone.
 func (s *Store) Save(name string, dump func(stage *os.File) error,
 	meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error) {
