@@ -3,9 +3,9 @@ package checkpoint
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
-	"runtime"
 	"testing"
 	"time"
 
