@@ -71,3 +71,40 @@ func BenchmarkLoadPrivateCopy250MB(b *testing.B) {
 	b.ReportMetric(streamed.Seconds()/plain.Seconds(), "ratio-stream")
 	b.ReportMetric(ChunkMACRate(256<<20), "mac-GBps")
 }
+
+// BenchmarkSave250MB: the server's side of a format 2 save. A writer
+// streams 250 MB of frames into the stage's pipe (as the kernel does)
+// while the stage tags and writes the chunks; Seal then fsyncs and
+// commits. The baseline writes the same bytes to a file in the same
+// directory without syncing (what a raw dill.dump does). Reports save-s,
+// write-s and ratio-save-server.
+func BenchmarkSave250MB(b *testing.B) {
+	s := newStore(b, false)
+	payload := make([]byte, 250<<20)
+	_, _ = rand.Read(payload)
+	var stream []byte
+	for rest := payload; len(rest) > 0; {
+		n := min(len(rest), 16<<20)
+		stream = append(stream, dataFrame(rest[:n])...)
+		rest = rest[n:]
+	}
+	stream = append(stream, endFrame...)
+	var saved, raw time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := os.WriteFile(s.Path("raw"), payload, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		raw += time.Since(t0)
+		t0 = time.Now()
+		if _, err := saveStream(b, s, "big", stream); err != nil {
+			b.Fatal(err)
+		}
+		saved += time.Since(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(saved.Seconds()/n, "save-s")
+	b.ReportMetric(raw.Seconds()/n, "write-s")
+	b.ReportMetric(saved.Seconds()/raw.Seconds(), "ratio-save-server")
+}

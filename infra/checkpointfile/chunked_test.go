@@ -373,6 +373,20 @@ func TestFormat2ReaderStopsEarly(t *testing.T) {
 	if err := s.Load("x", func(*os.File, []byte, int64) error { return want }); err != want {
 		t.Fatalf("load: %v", err)
 	}
+	// A refusal by the metadata (a renamed copy) is the answer even when
+	// the stream, read ahead, found a damaged chunk meanwhile.
+	b, _ := os.ReadFile(s.Path("x"))
+	b[chunkAt(t, b, 0)] ^= 1
+	if err := os.WriteFile(s.Path("x"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	renamed := &RejectError{Reason: "saved as another name"}
+	if err := s.Load("x", func(*os.File, []byte, int64) error { return renamed }); err != renamed {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := loadAll(s, "x"); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "chunk 0 of 5") {
+		t.Fatalf("load read to the end: %v", err)
+	}
 }
 
 // TestResignForges: Resign makes a file that verifies under the key it was

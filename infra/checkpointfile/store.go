@@ -492,8 +492,9 @@ func (s *Store) Save(name string, dump func(stage *os.File) error,
 // restore gets the read end of a pipe into which a goroutine of Load writes
 // each chunk once it has read it through Load's descriptor and checked it
 // against its tag. A chunk that fails ends the stream before any of its
-// bytes are written, and Load returns the refusal whatever restore
-// returned. The file is read once; nothing is copied to disk.
+// bytes are written, and Load returns that refusal (unless restore itself
+// refused the file first, by its metadata). The file is read once; nothing
+// is copied to disk.
 //
 // Format 1: all of the file is verified through that descriptor while the
 // (decrypted) payload is copied into a private unlinked file under tmp/,
@@ -537,6 +538,9 @@ func (s *Store) Load(name string, restore func(payload *os.File, meta []byte, si
 	// its copy of the read end.
 	_ = out.SetWriteDeadline(time.Now())
 	serr := <-streamed
+	if rejected(rerr) {
+		return rerr // refused before the kernel read (name, rollback)
+	}
 	if serr != nil && rejected(serr) {
 		return serr
 	}
