@@ -164,6 +164,8 @@ def save(p):
     else:
         names = [n for n in ns if not n.startswith("_") and n not in _IPYTHON_NAMES and n not in hidden]
     saved, skipped, roots = [], [], set()
+    import time
+    t0 = time.perf_counter()
     fd = _receive_fd(p)
     try:
         f = _Sink(fd)
@@ -195,6 +197,7 @@ def save(p):
         size = f.tell()
     finally:
         os.close(fd)
+    seconds = time.perf_counter() - t0  # the pickling and transfer alone
     for _, o in pk.memo.values():
         m = o.__module__ if isinstance(o, type) else getattr(type(o), "__module__", None)
         if isinstance(m, str):
@@ -202,7 +205,7 @@ def save(p):
     roots.discard("__main__")
     roots.discard("builtins")
     roots.add("dill")
-    _reply(p["marker"], {"saved": saved, "skipped": skipped, "bytes": size,
+    _reply(p["marker"], {"saved": saved, "skipped": skipped, "bytes": size, "seconds": seconds,
                          "python": sys.version.split()[0], "packages": _distributions(roots)})
 
 
@@ -253,6 +256,8 @@ def load(p):
         if p.get("stop_on_mismatch") and (out["missing"] or out["mismatched"]):
             _reply(p["marker"], out)
             return
+    import time
+    t0 = time.perf_counter()
     restored = {}
     # A pipe the server writes each chunk into once it has checked it (or,
     # for a format 1 file, a private copy of the verified payload): never
@@ -268,6 +273,7 @@ def load(p):
     # NB: only once everything loaded: a failure leaves the kernel as it was.
     get_ipython().user_ns.update(restored)
     out["restored"] = list(restored)
+    out["seconds"] = time.perf_counter() - t0  # the transfer and unpickling alone
     _reply(p["marker"], out)
 
 
