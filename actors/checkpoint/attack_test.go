@@ -361,7 +361,7 @@ tail = b"y" * (3 << 19)`)
 	if err != nil || h.Version != 2 {
 		t.Fatalf("saved file: format %d, %v", h.Version, err)
 	}
-	const cs = checkpointfile.ChunkSize
+	const cs, es = checkpointfile.ChunkSize, checkpointfile.EntrySize
 	foot, err := checkpointfile.ParseFooter(good[len(good)-checkpointfile.FooterSize:])
 	if err != nil {
 		t.Fatal(err)
@@ -403,12 +403,12 @@ tail = b"y" * (3 << 19)`)
 			return b
 		}},
 		{"tag-list-cut-short", "truncated", false, func(b []byte) []byte {
-			return append(b[:tags+3*16], b[tags+4*16:]...)
+			return append(b[:tags+3*es], b[tags+4*es:]...)
 		}},
 		{"tag-list-reordered", "signature mismatch", false, func(b []byte) []byte {
-			t2 := append([]byte(nil), b[tags+2*16:tags+3*16]...)
-			copy(b[tags+2*16:], b[tags+3*16:tags+4*16])
-			copy(b[tags+3*16:], t2)
+			t2 := append([]byte(nil), b[tags+2*es:tags+3*es]...)
+			copy(b[tags+2*es:], b[tags+3*es:tags+4*es])
+			copy(b[tags+3*es:], t2)
 			return b
 		}},
 	}

@@ -26,6 +26,9 @@ import (
 
 const (
 	tagSize = 16
+	// entrySize is one chunk's entry in the tag list: the epoch it was
+	// sealed in (u32) and its tag.
+	entrySize = 4 + tagSize
 	// maxChunks bounds the tag list a header may announce (16 TiB).
 	maxChunks = 1 << 24
 	// writebackEvery: while a save is written, the kernel is asked to start
@@ -43,12 +46,14 @@ func chunkLen(n, i uint64) int { return int(min(chunkSize, n-i*chunkSize)) }
 // chunkSealer tags (and, encrypting, seals) the chunks of one version 2
 // file. Its key is derived from the signing key and the file's random id,
 // so a chunk of another file never verifies here; the nonce is the
-// chunk's index, so a chunk moved to another place never verifies either.
+// chunk's epoch and index, so a chunk moved to another place never
+// verifies either. The epoch grows each time a save cuts back into chunks
+// already sealed, so no nonce is ever used twice under one key.
 type chunkSealer struct {
 	aead  cipher.AEAD
 	enc   bool
 	nonce [12]byte
-	tag   [tagSize]byte
+	entry [entrySize]byte
 }
 
 // NB: the label must not change.
@@ -73,36 +78,41 @@ func newChunkSealer(k Key, h Header) (*chunkSealer, error) {
 	return &chunkSealer{aead: aead, enc: h.Encrypted}, nil
 }
 
-func (s *chunkSealer) setNonce(i uint64) []byte {
+func (s *chunkSealer) setNonce(epoch uint32, i uint64) []byte {
+	binary.BigEndian.PutUint32(s.nonce[:4], epoch)
 	binary.BigEndian.PutUint64(s.nonce[4:], i)
 	return s.nonce[:]
 }
 
-// seal tags chunk i (encrypting it in place when the file is encrypted;
-// chunk must have tagSize spare capacity) and returns its tag.
-func (s *chunkSealer) seal(i uint64, chunk []byte) []byte {
-	nonce := s.setNonce(i)
+// seal tags chunk i in epoch (encrypting it in place when the file is
+// encrypted; chunk must have tagSize spare capacity) and returns its
+// entry: epoch u32 | tag.
+func (s *chunkSealer) seal(epoch uint32, i uint64, chunk []byte) []byte {
+	nonce := s.setNonce(epoch, i)
+	binary.BigEndian.PutUint32(s.entry[:4], epoch)
 	if s.enc {
 		out := s.aead.Seal(chunk[:0], nonce, chunk, nil)
-		copy(s.tag[:], out[len(chunk):])
+		copy(s.entry[4:], out[len(chunk):])
 	} else {
-		s.aead.Seal(s.tag[:0], nonce, nil, chunk)
+		s.aead.Seal(s.entry[4:4], nonce, nil, chunk)
 	}
-	return s.tag[:]
+	return s.entry[:]
 }
 
-// open checks chunk i against tag (decrypting it in place when the file is
-// encrypted; chunk must have tagSize spare capacity). Until it returns
-// nil, chunk holds bytes nobody may use.
-func (s *chunkSealer) open(i uint64, chunk, tag []byte) bool {
-	nonce := s.setNonce(i)
+// open checks chunk i against its entry (decrypting it in place when the
+// file is encrypted; chunk must have tagSize spare capacity). Until it
+// returns true, chunk holds bytes nobody may use.
+func (s *chunkSealer) open(i uint64, chunk, entry []byte) bool {
+	nonce := s.setNonce(binary.BigEndian.Uint32(entry[:4]), i)
+	tag := entry[4:entrySize]
 	if s.enc {
 		ct := append(chunk, tag...)
 		_, err := s.aead.Open(chunk[:0], nonce, ct, nil)
 		return err == nil
 	}
-	got := s.aead.Seal(s.tag[:0], nonce, nil, chunk)
-	return subtle.ConstantTimeCompare(got, tag) == 1
+	var got [tagSize]byte
+	s.aead.Seal(got[:0], nonce, nil, chunk)
+	return subtle.ConstantTimeCompare(got[:], tag) == 1
 }
 
 // chunkWriter writes a payload as version 2 chunks after a header already
@@ -113,7 +123,8 @@ type chunkWriter struct {
 	base    int64 // file offset of chunk 0: the header's length
 	s       *chunkSealer
 	buf     []byte // the chunk being filled; capacity chunkSize+tagSize
-	tags    []byte // tags of the chunks written
+	tags    []byte // entries of the chunks written
+	epoch   uint32 // grows with each cut back into written chunks
 	done    uint64 // payload bytes in the chunks written
 	started int64  // file offset up to which writeback was started
 }
@@ -152,7 +163,7 @@ func (w *chunkWriter) commit(k int) error {
 func (w *chunkWriter) writeChunk() error {
 	i := w.done / chunkSize
 	n := len(w.buf)
-	w.tags = append(w.tags, w.s.seal(i, w.buf)...)
+	w.tags = append(w.tags, w.s.seal(w.epoch, i, w.buf)...)
 	at := w.base + int64(w.done)
 	if _, err := w.f.WriteAt(w.buf[:n], at); err != nil {
 		return fmt.Errorf("write checkpoint chunk %d: %w", i, err)
@@ -198,11 +209,17 @@ func (w *chunkWriter) Truncate(off uint64) error {
 	if _, err := w.f.ReadAt(w.buf, w.base+int64(i*chunkSize)); err != nil {
 		return fmt.Errorf("read back checkpoint chunk %d: %w", i, err)
 	}
-	if !w.s.open(i, w.buf, w.tags[i*tagSize:(i+1)*tagSize]) {
+	if !w.s.open(i, w.buf, w.tags[i*entrySize:(i+1)*entrySize]) {
 		return fmt.Errorf("checkpoint chunk %d changed on disk while it was being saved: save again", i)
 	}
+	if w.epoch == ^uint32(0) {
+		return errors.New("the kernel cut its checkpoint stream back too many times")
+	}
+	// NB: chunk i and those after it will be sealed again, with new
+	// content: a new epoch, so their nonces are new.
+	w.epoch++
 	w.buf = w.buf[:off-i*chunkSize]
-	w.tags = w.tags[:i*tagSize]
+	w.tags = w.tags[:i*entrySize]
 	w.done = i * chunkSize
 	return nil
 }
@@ -306,16 +323,16 @@ type list struct {
 // and checks them against the HMAC. Nothing of the chunks is read.
 func verifyList(f *os.File, key Key, h Header, hb []byte, foot Footer, size int64) (*list, error) {
 	n := chunkCount(foot.PayloadLen)
-	want := uint64(len(hb)) + foot.PayloadLen + n*tagSize + uint64(foot.MetaLen) + footerSize
+	want := uint64(len(hb)) + foot.PayloadLen + n*entrySize + uint64(foot.MetaLen) + footerSize
 	if foot.PayloadLen > uint64(size) || n > maxChunks || want != uint64(size) {
 		return nil, reject("the file was truncated or extended after it was written", "size %d, footer says %d", size, want)
 	}
 	l := &list{h: h, hlen: int64(len(hb)), foot: foot}
-	tail := make([]byte, n*tagSize+uint64(foot.MetaLen))
+	tail := make([]byte, n*entrySize+uint64(foot.MetaLen))
 	if _, err := f.ReadAt(tail, l.hlen+int64(foot.PayloadLen)); err != nil {
 		return nil, fmt.Errorf("read checkpoint tags and metadata: %w", err)
 	}
-	l.tags, l.meta = tail[:n*tagSize], tail[n*tagSize:]
+	l.tags, l.meta = tail[:n*entrySize], tail[n*entrySize:]
 	mac := key.newMAC()
 	mac.Write(hb)
 	mac.Write(tail)
@@ -346,7 +363,7 @@ func (l *list) stream(f *os.File, w io.Writer) error {
 			}
 			return fmt.Errorf("read checkpoint chunk %d: %w", i, err)
 		}
-		if !l.s.open(i, c, l.tags[i*tagSize:(i+1)*tagSize]) {
+		if !l.s.open(i, c, l.tags[i*entrySize:(i+1)*entrySize]) {
 			return reject("the file was altered after it was written; nothing of that chunk reached the kernel",
 				"chunk %d of %d fails authentication", i, n)
 		}
@@ -424,7 +441,7 @@ func Resign(k Key, file []byte) ([]byte, error) {
 		return nil, err
 	}
 	n := chunkCount(foot.PayloadLen)
-	if uint64(len(file)) != uint64(hlen)+foot.PayloadLen+n*tagSize+uint64(foot.MetaLen)+footerSize {
+	if uint64(len(file)) != uint64(hlen)+foot.PayloadLen+n*entrySize+uint64(foot.MetaLen)+footerSize {
 		return nil, errors.New("resign: layout does not add up")
 	}
 	s, err := newChunkSealer(k, h)
@@ -434,10 +451,10 @@ func Resign(k Key, file []byte) ([]byte, error) {
 	payload := file[hlen : uint64(hlen)+foot.PayloadLen]
 	var tail []byte
 	for i := uint64(0); i < n; i++ {
-		tail = append(tail, s.seal(i, payload[i*chunkSize:i*chunkSize+uint64(chunkLen(foot.PayloadLen, i))])...)
+		tail = append(tail, s.seal(0, i, payload[i*chunkSize:i*chunkSize+uint64(chunkLen(foot.PayloadLen, i))])...)
 	}
 	// The signed metadata names the key too: a forger rewrites it.
-	meta := file[uint64(hlen)+foot.PayloadLen+n*tagSize : len(file)-footerSize]
+	meta := file[uint64(hlen)+foot.PayloadLen+n*entrySize : len(file)-footerSize]
 	meta = bytes.Replace(meta, []byte(`"key_id":"`+old+`"`), []byte(`"key_id":"`+k.ID+`"`), 1)
 	foot.MetaLen = uint32(len(meta))
 	tail = append(append(tail, meta...), foot.encodeFields()...)
@@ -460,7 +477,7 @@ func ChunkMACRate(n int) float64 {
 	chunks := max(1, n/chunkSize)
 	t0 := time.Now()
 	for i := 0; i < chunks; i++ {
-		s.seal(uint64(i), buf)
+		s.seal(0, uint64(i), buf)
 	}
 	return float64(chunks*chunkSize) / time.Since(t0).Seconds() / 1e9
 }

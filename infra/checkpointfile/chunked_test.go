@@ -195,6 +195,17 @@ func TestFormat2Cuts(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("encrypted=%v: %v, %d bytes, want %d", enc, err, len(got), len(want))
 		}
+		// The chunks sealed again after the cut back into written ones
+		// carry a new epoch (a new nonce); those before it the first.
+		file, _ := os.ReadFile(s.Path("cut"))
+		at := tagsAt(t, file)
+		cutChunk := (len(a) + len(b)) / chunkSize
+		for i := 0; i*chunkSize < len(want); i++ {
+			epoch := binary.BigEndian.Uint32(file[at+i*entrySize:])
+			if wantEpoch := map[bool]uint32{true: 1, false: 0}[i >= cutChunk]; epoch != wantEpoch {
+				t.Fatalf("encrypted=%v: chunk %d sealed in epoch %d, want %d", enc, i, epoch, wantEpoch)
+			}
+		}
 	}
 }
 
@@ -294,10 +305,10 @@ func TestFormat2DamageRefused(t *testing.T) {
 			before int // bytes the reader may get before the refusal
 		}{
 			"chunks-reordered":   {swapped(good, chunkAt(t, good, 0), chunkSize, 1, 2), "chunk 1 of 5 fails", chunkSize},
-			"tags-reordered":     {swapped(good, tags, tagSize, 1, 2), "signature mismatch", 0},
+			"tags-reordered":     {swapped(good, tags, entrySize, 1, 2), "signature mismatch", 0},
 			"tag-flipped":        {func() []byte { b := append([]byte(nil), good...); b[tags+20] ^= 1; return b }(), "signature mismatch", 0},
 			"chunk-of-another":   {fromOther, "chunk 1 of 5 fails", chunkSize},
-			"tag-list-truncated": {append(append([]byte(nil), good[:tags+tagSize*4]...), good[tags+tagSize*5:]...), "truncated", 0},
+			"tag-list-truncated": {append(append([]byte(nil), good[:tags+entrySize*4]...), good[tags+entrySize*5:]...), "truncated", 0},
 			"last-chunk-dropped": {append(append([]byte(nil), good[:chunkAt(t, good, 4)]...), good[tags:]...), "truncated", 0},
 			"cut-short":          {good[:len(good)-1], "truncated", 0},
 			"header-flipped":     {func() []byte { b := append([]byte(nil), good...); b[chunkAt(t, b, 0)-1] ^= 1; return b }(), "signature mismatch", 0},
@@ -429,7 +440,7 @@ func sealV2(t testing.TB, k Key, payload []byte, enc bool) []byte {
 	var chunks, tags []byte
 	for i := 0; i*chunkSize < len(payload); i++ {
 		c := append(make([]byte, 0, chunkSize+tagSize), payload[i*chunkSize:min(len(payload), (i+1)*chunkSize)]...)
-		tags = append(tags, s.seal(uint64(i), c)...)
+		tags = append(tags, s.seal(0, uint64(i), c)...)
 		chunks = append(chunks, c...)
 	}
 	meta := []byte(fmt.Sprintf(`{"name":"g","format_version":2,"payload_bytes":%d}`, len(payload)))

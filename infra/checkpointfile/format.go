@@ -20,9 +20,12 @@ import (
 //	header   magic "MCPJCKPT" | version u16 = 2 | flags u16 | key id length u8 | key id | file id [16]
 //	chunks   the dill stream in chunks of 1 MiB (the last one shorter), as
 //	         written, or (flag encrypted) AES-256-GCM ciphertext of equal length
-//	tags     one 16-byte tag per chunk: AES-256-GCM under the file's chunk key
-//	         (derived from the key and the file id), nonce = chunk index; the
-//	         chunk is the additional data (GMAC) or, encrypted, the plaintext
+//	tags     one entry per chunk: epoch u32 | tag [16]; the tag is AES-256-GCM
+//	         under the file's chunk key (derived from the key and the file
+//	         id), nonce = epoch u32 | chunk index u64; the chunk is the
+//	         additional data (GMAC) or, encrypted, the plaintext. The epoch
+//	         grows when a save cuts back into chunks already sealed, so no
+//	         nonce is used twice.
 //	meta     JSON (Meta)
 //	footer   meta length u32 | payload length u64 | "CKPT" | HMAC-SHA256 [32]
 //
@@ -63,6 +66,10 @@ const (
 // FooterSize is the length of the fixed footer at the end of every
 // version's file (tests that damage files use it).
 const FooterSize = footerSize
+
+// EntrySize is the length of one chunk's entry in a version 2 file's tag
+// list: epoch u32 | tag [16] (tests that damage files use it).
+const EntrySize = entrySize
 
 // ChunkSize is the payload bytes per chunk of a version 2 file.
 const ChunkSize = chunkSize

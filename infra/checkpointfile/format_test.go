@@ -109,6 +109,8 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(Header{Version: 1, KeyID: "k"}.Encode())
 	f.Add(Header{Version: 1, KeyID: "0123456789abcdef", Encrypted: true}.Encode())
 	f.Add([]byte("MCPJCKPT\x00\x02"))
+	f.Add(Header{Version: 2, KeyID: "0123456789abcdef", FileID: [16]byte{1, 2, 3}}.Encode())
+	f.Add(Header{Version: 2, KeyID: "k", Encrypted: true}.Encode()[:30])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := ParseHeader(b)
 		if err != nil {
