@@ -94,15 +94,32 @@ def _owners():
 
 
 def _distributions(roots):
+    # The distribution (and version) of each top-level module the pickle
+    # refers to. Most are named as their module (numpy, pandas, dill): asked
+    # by name, in milliseconds; the others go through the full map of
+    # owners (_owners). The standard library has no distribution.
     import importlib.metadata as md
-    owners = _owners()
-    out = {}
+    stdlib = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
+    out, unknown = {}, []
     for root in sorted(roots):
-        for dist in owners.get(root, []):
-            try:
-                out[dist] = md.version(dist)
-            except Exception:
-                pass
+        if root in stdlib:
+            continue
+        try:
+            dist = md.distribution(root)
+            top = (dist.read_text("top_level.txt") or "").split()
+            if top and root not in top:
+                raise LookupError(root)
+            out[dist.metadata["Name"]] = dist.version
+        except Exception:
+            unknown.append(root)
+    if unknown:
+        owners = _owners()
+        for root in unknown:
+            for name in owners.get(root, []):
+                try:
+                    out[name] = md.version(name)
+                except Exception:
+                    pass
     return out
 
 
