@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -565,5 +566,51 @@ func modelFrames(b []byte) ([]byte, bool) {
 		default:
 			return nil, false
 		}
+	}
+}
+
+// TestSaveAndLoadMemoryBounded: a save and a load allocate a bounded
+// amount whatever the payload's size (a chunk buffer, a read buffer and 20
+// bytes of tag entry per MiB), never the payload: 64 MiB go through with
+// less than 4 MiB allocated by each.
+func TestSaveAndLoadMemoryBounded(t *testing.T) {
+	s := newStore(t, false)
+	payload := randomPayload(64 << 20)
+	var stream []byte
+	for rest := payload; len(rest) > 0; {
+		n := min(len(rest), 8<<20)
+		stream = append(stream, dataFrame(rest[:n])...)
+		rest = rest[n:]
+	}
+	stream = append(stream, endFrame...)
+	allocated := func(f func()) uint64 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		f()
+		runtime.ReadMemStats(&m1)
+		return m1.TotalAlloc - m0.TotalAlloc
+	}
+	if got := allocated(func() {
+		if _, err := saveStream(t, s, "big", stream); err != nil {
+			t.Fatal(err)
+		}
+	}); got > 4<<20 {
+		t.Fatalf("a 64 MiB save allocated %d bytes", got)
+	} else {
+		t.Logf("a 64 MiB save allocated %d bytes", got)
+	}
+	buf := make([]byte, 1<<20)
+	if got := allocated(func() {
+		if err := s.Load("big", func(f *os.File, _ []byte, _ int64) error {
+			_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}); got > 4<<20 {
+		t.Fatalf("a 64 MiB load allocated %d bytes", got)
+	} else {
+		t.Logf("a 64 MiB load allocated %d bytes", got)
 	}
 }
