@@ -78,7 +78,7 @@ BENCHES := \
 	./infra/ws/:.:1x \
 	./infra/metrics/:.:5x \
 	./actors/lease/:.:1x \
-	./infra/checkpointfile/:LoadPrivateCopy250MB:3x \
+	./infra/checkpointfile/:LoadPrivateCopy250MB,Save250MB:3x \
 	./actors/checkpoint/:.:1x
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
