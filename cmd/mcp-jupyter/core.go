@@ -40,6 +40,14 @@ type core struct {
 	metrics *metrics.Metrics
 	procs   *procTable
 
+	// probes is what /health, /livez and /readyz read (probestate.go);
+	// stopProbes ends its monitor.
+	probes     *probeState
+	stopProbes context.CancelFunc
+	// beforeCommit is the log's test hook (eventlog.Options.BeforeCommit):
+	// tests set it between newCore and open to hold appends.
+	beforeCommit func()
+
 	mu       sync.RWMutex
 	stage    string // what open is doing; "ready" once done
 	log      *eventlog.Log
@@ -97,7 +105,8 @@ const (
 func newCore(cfg config, logger *slog.Logger) *core {
 	ectx, stop := context.WithCancel(context.Background())
 	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
-		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop}
+		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
+		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
 	return c
 }
@@ -114,6 +123,7 @@ func (c *core) setStage(s string) {
 	c.mu.Lock()
 	c.stage = s
 	c.mu.Unlock()
+	c.probes.setStage(s)
 }
 
 // open starts everything; on error what was started is closed.
@@ -127,6 +137,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if c.oidcErr != nil {
 		return c.oidcErr
 	}
+	pctx, stopProbes := context.WithCancel(context.Background())
+	c.stopProbes = stopProbes
+	c.monitorProbes(pctx)
 	if f := checkDataDir(cfg.DataDir); !f.OK {
 		return f.err()
 	}
@@ -150,7 +163,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
-		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults)})
+		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
+		BeforeCommit: c.beforeCommit})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -174,6 +188,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		c.mu.Lock()
 		c.python, c.checked = f.err(), true
 		c.mu.Unlock()
+		c.probes.recheck()
 	}()
 	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
 		return fmt.Errorf("record server start: %w", err)
@@ -192,6 +207,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
 	c.mu.Unlock()
+	c.probes.setStage(stageReplaying)
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
 	}
@@ -302,6 +318,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
+	c.probes.setStage(stageReady)
 	c.lines.seq.Store(replayed)
 	c.registerFloors()
 	close(c.ready)
@@ -371,6 +388,7 @@ func (c *core) shutdownKernels(ctx context.Context) {
 
 func (c *core) close(ctx context.Context) error {
 	c.stopEvents()
+	c.stopProbes()
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
