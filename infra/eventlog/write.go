@@ -396,6 +396,11 @@ func (l *Log) syncWaitQuiet(f *flight) {
 // holding the lock finishes (later ones see closed and get ErrClosed), and
 // every written append settles. Then it stops the syncer.
 func (l *Log) closeWritePath() {
+	// Wake appends waiting for room: they see closed.
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
 	l.w.mu.Lock()
 	l.w.mu.Unlock() //nolint:staticcheck // NB: an empty section: waits for the writer inside
 	for {
