@@ -136,6 +136,82 @@ func BenchmarkRawPebbleApplySync64Writers(b *testing.B) {
 	})
 }
 
+// runSingle runs op b.N times from one goroutine and reports throughput
+// and latency quantiles.
+func runSingle(b *testing.B, op func() error) {
+	b.Helper()
+	lat := latencies{all: make([]time.Duration, 0, b.N)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err) // NB: a broken setup, not a missed figure
+		}
+		lat.all = append(lat.all, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.report(b, elapsed)
+}
+
+// BenchmarkAppendSingleWriter: one goroutine appends one small event per op
+// and waits for it to be durable: nothing to share a sync with, so each op
+// pays one WAL fsync. Beside BenchmarkRawPebbleApplySyncSingleWriter (the
+// fsync floor, same run) it shows what the log adds to one durable write.
+func BenchmarkAppendSingleWriter(b *testing.B) {
+	l := testkit.OpenLogWith(b, testkit.TempDataDir(b), eventlog.Options{Node: "test-node", MinFree: 256 << 20})
+	d := benchDraft()
+	ctx := context.Background()
+	runSingle(b, func() error {
+		_, err := l.Append(ctx, d)
+		return err
+	})
+}
+
+// BenchmarkRawPebbleApplySyncSingleWriter is the floor for
+// BenchmarkAppendSingleWriter: one goroutine applies, with pebble.Sync, the
+// same three keys per op.
+func BenchmarkRawPebbleApplySyncSingleWriter(b *testing.B) {
+	db, err := pebble.Open(testkit.TempDataDir(b), &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	d := benchDraft()
+	raw, _ := events.Encode(events.Event{Seq: 1 << 20, Time: time.Now(), Stream: d.Stream, Kernel: d.Kernel,
+		Node: "test-node", Type: d.Payload.EventType(), Version: 1, Payload: d.Payload})
+	var seq uint64
+	runSingle(b, func() error {
+		seq++
+		batch := db.NewBatch()
+		defer batch.Close()
+		_ = batch.Set(binary.BigEndian.AppendUint64([]byte{'e'}, seq), raw, nil)
+		_ = batch.Set(binary.BigEndian.AppendUint64(append(append([]byte{'s'}, d.Stream...), 0), seq), nil, nil)
+		_ = batch.Set(binary.BigEndian.AppendUint64(append(append([]byte{'k'}, d.Kernel...), 0), seq), nil, nil)
+		return db.Apply(batch, pebble.Sync)
+	})
+}
+
+// BenchmarkAppendAsync64Writers: the 64 goroutines put each event in the
+// write path with AppendAsync and wait for its Pending (what the actors do,
+// with their sends in between). Compare with BenchmarkAppend64Writers.
+func BenchmarkAppendAsync64Writers(b *testing.B) {
+	l := testkit.OpenLogWith(b, testkit.TempDataDir(b), eventlog.Options{Node: "test-node", MinFree: 256 << 20})
+	d := benchDraft()
+	ctx := context.Background()
+	runWriters(b, func() error {
+		p, err := l.AppendAsync(ctx, d)
+		if err != nil {
+			return err
+		}
+		_, err = p.Wait(ctx)
+		return err
+	})
+	b.ReportMetric(float64(l.Stats().Appends)/float64(max(l.Stats().Commits, 1)), "appends/sync")
+}
+
 // quietLogger keeps Pebble's informational lines out of benchmark output.
 type quietLogger struct{}
 
