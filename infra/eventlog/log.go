@@ -84,6 +84,7 @@ type Log struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
 	failed  error
+	hasFailed atomic.Bool // failed != nil; read without mu on the append path
 	readers sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
 
 	truncMu sync.Mutex // serializes TruncateBefore
@@ -351,6 +352,7 @@ func (l *Log) fail(err error) error {
 	l.mu.Lock()
 	if l.failed == nil {
 		l.failed = err
+		l.hasFailed.Store(true)
 	}
 	l.mu.Unlock()
 	l.opts.Logger.Error("event log write failed; the log is now inoperable", "err", err)

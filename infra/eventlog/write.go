@@ -51,6 +51,7 @@ type writePath struct {
 	mu       sync.Mutex // admit, sequence, write (held for microseconds)
 	next     uint64     // last sequence handed out; ahead of Last while appends are unsynced (mu)
 	reserved uint64     // the sequence mark: no sequence above it is handed out (mu)
+	rec, idx []byte     // scratch for building batches (mu)
 
 	walGen atomic.Uint64 // WAL files created since Open (Pebble's WALCreated)
 
@@ -132,14 +133,18 @@ func (l *Log) AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.
 
 // encoded is an append's payloads, encoded outside the lock.
 type encoded struct {
-	raws  [][]byte
-	types []string
-	vers  []uint16
-	bytes int64
+	payloads []encodedPayload
+	bytes    int64
+}
+
+type encodedPayload struct {
+	raw []byte
+	typ string
+	ver uint16
 }
 
 func encode(drafts []events.Draft) (encoded, error) {
-	enc := encoded{raws: make([][]byte, len(drafts)), types: make([]string, len(drafts)), vers: make([]uint16, len(drafts))}
+	enc := encoded{payloads: make([]encodedPayload, len(drafts))}
 	for i, d := range drafts {
 		if d.Payload == nil || d.Stream == "" {
 			return enc, fmt.Errorf("append draft %d: stream and payload are required", i)
@@ -158,7 +163,7 @@ func encode(drafts []events.Draft) (encoded, error) {
 		if err != nil {
 			return enc, fmt.Errorf("append %s: marshal payload: %w", typ, err)
 		}
-		enc.raws[i], enc.types[i], enc.vers[i] = raw, typ, v
+		enc.payloads[i] = encodedPayload{raw: raw, typ: typ, ver: v}
 		enc.bytes += int64(len(raw)) + recordOverhead
 	}
 	return enc, nil
@@ -182,13 +187,16 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 			w.mu.Unlock()
 			return nil, err
 		}
-		// NB: Changed is taken before the counts are read: every settle
-		// that frees room lowers them, then closes it.
-		room := l.Changed()
-		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
-		if ue == 0 || (ue+n <= int64(l.opts.MaxUnsyncedEvents) && ub+enc.bytes <= l.opts.MaxUnsyncedBytes) {
+		if l.roomFor(n, enc.bytes) {
 			break // NB: holding w.mu
 		}
+		// NB: Changed is taken before the counts are read again: every
+		// settle that frees room lowers them, then closes it.
+		room := l.Changed()
+		if l.roomFor(n, enc.bytes) {
+			break
+		}
+		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
 		w.mu.Unlock()
 		select {
 		case <-room:
@@ -213,21 +221,24 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 	batch := l.db.NewBatch()
 	evs := make([]events.Event, len(drafts))
 	var key [9]byte
-	var rec, idx []byte
 	seq := w.next
 	for j, d := range drafts {
 		seq++
+		pl := enc.payloads[j]
 		e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
-			Type: enc.types[j], Version: enc.vers[j], Payload: d.Payload, Raw: enc.raws[j]}
-		rec = events.AppendRecord(rec[:0], e, enc.raws[j])
-		_ = batch.Set(eventKey(key[:0], seq), rec, nil) // NB: Set copies key and value
-		idx = appendIndexKey(idx[:0], prefixStream, d.Stream, seq)
-		_ = batch.Set(idx, nil, nil)
+			Type: pl.typ, Version: pl.ver, Payload: d.Payload, Raw: pl.raw}
+		w.rec = events.AppendRecord(w.rec[:0], e, pl.raw)
+		_ = batch.Set(eventKey(key[:0], seq), w.rec, nil) // NB: Set copies key and value
+		w.idx = appendIndexKey(w.idx[:0], prefixStream, d.Stream, seq)
+		_ = batch.Set(w.idx, nil, nil)
 		if d.Kernel != "" {
-			idx = appendIndexKey(idx[:0], prefixKernel, d.Kernel, seq)
-			_ = batch.Set(idx, nil, nil)
+			w.idx = appendIndexKey(w.idx[:0], prefixKernel, d.Kernel, seq)
+			_ = batch.Set(w.idx, nil, nil)
 		}
 		evs[j] = e
+	}
+	if cap(w.rec) > 1<<20 {
+		w.rec = nil // NB: one big output must not pin its buffer
 	}
 	f.batch, f.last, f.pending = batch, seq, events.NewPending(evs)
 	f.walBefore = w.walGen.Load()
@@ -254,6 +265,13 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 	return f, nil
 }
 
+// roomFor says whether an append of n events and size bytes fits under the
+// bound on what is written but not durable (always, when nothing is).
+func (l *Log) roomFor(n, size int64) bool {
+	ue, ub := l.w.unsyncedEvents.Load(), l.w.unsyncedBytes.Load()
+	return ue == 0 || (ue+n <= int64(l.opts.MaxUnsyncedEvents) && ub+size <= l.opts.MaxUnsyncedBytes)
+}
+
 // syncWait waits for f's own fsync, then settles what it covers. Only one
 // goroutine calls it per flight (the appender, or the syncer for an async
 // append): SyncWait is not safe to call twice concurrently.
@@ -268,6 +286,15 @@ func (l *Log) syncWait(f *flight) {
 	}
 	f.syncErr = err
 	f.synced.Store(true)
+	select {
+	case <-f.pending.Durable():
+		// An append after it settled it already (the usual case under
+		// load: the first appender woken settles every one before it).
+		if err == nil {
+			return
+		}
+	default:
+	}
 	l.settle(f)
 }
 
@@ -463,6 +490,9 @@ func (l *Log) admitSpace(size uint64) error {
 func (l *Log) err() error {
 	if l.closed.Load() {
 		return ErrClosed
+	}
+	if !l.hasFailed.Load() {
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
