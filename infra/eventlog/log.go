@@ -81,11 +81,11 @@ type Log struct {
 	stop chan struct{} // closed by Close once the write path is empty: stops the syncer
 	done chan struct{} // closed when the syncer has exited
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced after every commit
-	failed  error
-	hasFailed atomic.Bool // failed != nil; read without mu on the append path
-	readers sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced after every commit
+	failed    error
+	hasFailed atomic.Bool    // failed != nil; read without mu on the append path
+	readers   sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
 
 	truncMu sync.Mutex // serializes TruncateBefore
 

@@ -48,10 +48,16 @@ const (
 
 // writePath is the Log's append state.
 type writePath struct {
-	mu       sync.Mutex // admit, sequence, write (held for microseconds)
-	next     uint64     // last sequence handed out; ahead of Last while appends are unsynced (mu)
-	reserved uint64     // the sequence mark: no sequence above it is handed out (mu)
-	rec, idx []byte     // scratch for building batches (mu)
+	mu       sync.Mutex  // admit, sequence, write (held for microseconds)
+	next     uint64      // last sequence handed out; ahead of Last while appends are unsynced (mu)
+	reserved uint64      // the sequence mark: no sequence above it is handed out (mu)
+	rec, idx []byte      // scratch for building batches (mu)
+	spare    []*writeReq // the queue's other buffer (mu)
+
+	qmu   sync.Mutex
+	queue []*writeReq // appends waiting for mu (qmu)
+
+	roomMu sync.Mutex // makes a reservation under the bound atomic
 
 	walGen atomic.Uint64 // WAL files created since Open (Pebble's WALCreated)
 
@@ -60,7 +66,7 @@ type writePath struct {
 
 	settleMu sync.Mutex // serializes settling, so Last only grows and failures are seen in order
 
-	unsyncedEvents atomic.Int64 // written but not yet settled
+	unsyncedEvents atomic.Int64 // reserved or written, not yet settled
 	unsyncedBytes  atomic.Int64
 
 	async chan *flight // appends nobody waits on, for the syncer (capacity: the event bound + 1)
@@ -169,8 +175,22 @@ func encode(drafts []events.Draft) (encoded, error) {
 	return enc, nil
 }
 
-// write puts one append in the write path: steps 1 and 2 above. An async
-// append is queued for the syncer.
+// writeReq is an append waiting for the write lock.
+type writeReq struct {
+	drafts []events.Draft
+	enc    encoded
+	async  bool
+	f      *flight
+	err    error
+	done   chan struct{} // closed once written or refused
+}
+
+// write puts one append in the write path: steps 1 and 2 above. The append
+// first reserves room under the bound, then queues itself and takes the
+// write lock if it is free; whoever holds the lock writes every queued
+// append, each as its own batch, before letting it go (so 64 appenders
+// arriving at once cost one lock acquisition, not 64 hand-overs of a
+// contended lock). An async append is queued for the syncer.
 func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*flight, error) {
 	if l.opts.ReadOnly {
 		return nil, ErrReadOnly
@@ -180,34 +200,115 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 		return nil, err
 	}
 	n := int64(len(drafts))
+	if err := l.reserve(ctx, n, enc.bytes); err != nil {
+		return nil, err
+	}
+	req := &writeReq{drafts: drafts, enc: enc, async: async, done: make(chan struct{})}
+	w := &l.w
+	w.qmu.Lock()
+	w.queue = append(w.queue, req)
+	w.qmu.Unlock()
+	l.combine()
+	// NB: no ctx: the lock holder writes or refuses a queued append at
+	// once (it never waits for room or for a sync).
+	<-req.done
+	if req.err != nil {
+		w.unsyncedEvents.Add(-n)
+		w.unsyncedBytes.Add(-enc.bytes)
+		return nil, req.err
+	}
+	if l.opts.Faults != nil {
+		l.opts.Faults.Hit("eventlog.written")
+	}
+	return req.f, nil
+}
+
+// combine writes every queued append if the write lock is free. NB: an
+// appender whose TryLock fails is served by the holder, which looks at the
+// queue again after letting the lock go.
+func (l *Log) combine() {
 	w := &l.w
 	for {
-		w.mu.Lock()
-		if err := l.err(); err != nil {
-			w.mu.Unlock()
-			return nil, err
+		if !w.mu.TryLock() {
+			return
 		}
-		if l.roomFor(n, enc.bytes) {
-			break // NB: holding w.mu
+		for {
+			w.qmu.Lock()
+			reqs := w.queue
+			if len(reqs) == 0 {
+				w.qmu.Unlock()
+				break
+			}
+			// NB: swap buffers; spare is only touched by the lock holder.
+			w.queue, w.spare = w.spare[:0], nil
+			w.qmu.Unlock()
+			for _, r := range reqs {
+				r.f, r.err = l.writeOne(r)
+				close(r.done)
+			}
+			clear(reqs)
+			w.spare = reqs[:0]
+		}
+		w.mu.Unlock()
+		w.qmu.Lock()
+		empty := len(w.queue) == 0
+		w.qmu.Unlock()
+		if empty {
+			return
+		}
+	}
+}
+
+// reserve takes room for n events and size bytes under the bound on what
+// is written but not durable, waiting while there is none (always room
+// when nothing is in flight). settle gives it back.
+func (l *Log) reserve(ctx context.Context, n, size int64) error {
+	w := &l.w
+	for {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.tryReserve(n, size) {
+			return nil
 		}
 		// NB: Changed is taken before the counts are read again: every
 		// settle that frees room lowers them, then closes it.
 		room := l.Changed()
-		if l.roomFor(n, enc.bytes) {
-			break
+		if l.tryReserve(n, size) {
+			return nil
 		}
 		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
-		w.mu.Unlock()
 		select {
 		case <-room:
 		case <-l.stop:
-			return nil, ErrClosed
+			return ErrClosed
 		case <-ctx.Done():
-			return nil, fmt.Errorf("append: wait for room in the write path (%d events, %s written but not yet durable): %w",
+			return fmt.Errorf("append: wait for room in the write path (%d events, %s written but not yet durable): %w",
 				ue, HumanSize(uint64(ub)), ctx.Err())
 		}
 	}
-	defer w.mu.Unlock()
+}
+
+func (l *Log) tryReserve(n, size int64) bool {
+	w := &l.w
+	w.roomMu.Lock()
+	defer w.roomMu.Unlock()
+	ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
+	if ue != 0 && (ue+n > int64(l.opts.MaxUnsyncedEvents) || ub+size > l.opts.MaxUnsyncedBytes) {
+		return false
+	}
+	w.unsyncedEvents.Add(n)
+	w.unsyncedBytes.Add(size)
+	return true
+}
+
+// writeOne sequences and writes one append. Called with w.mu held.
+func (l *Log) writeOne(r *writeReq) (*flight, error) {
+	w := &l.w
+	if err := l.err(); err != nil {
+		return nil, err
+	}
+	drafts, enc, n := r.drafts, r.enc, int64(len(r.drafts))
 	// NB: Import writes without the write path; continue after it.
 	w.next = max(w.next, l.last.Load())
 	if err := l.admit(enc.bytes, w.next+uint64(n)); err != nil {
@@ -249,27 +350,15 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 	}
 	f.walAfter = w.walGen.Load()
 	w.next = seq
-	w.unsyncedEvents.Add(n)
-	w.unsyncedBytes.Add(enc.bytes)
 	w.fmu.Lock()
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()
-	if async {
+	if r.async {
 		// NB: never blocks: the bound keeps at most MaxUnsyncedEvents+1
 		// appends unsettled, the channel's capacity.
 		w.async <- f
 	}
-	if l.opts.Faults != nil {
-		l.opts.Faults.Hit("eventlog.written")
-	}
 	return f, nil
-}
-
-// roomFor says whether an append of n events and size bytes fits under the
-// bound on what is written but not durable (always, when nothing is).
-func (l *Log) roomFor(n, size int64) bool {
-	ue, ub := l.w.unsyncedEvents.Load(), l.w.unsyncedBytes.Load()
-	return ue == 0 || (ue+n <= int64(l.opts.MaxUnsyncedEvents) && ub+size <= l.opts.MaxUnsyncedBytes)
 }
 
 // syncWait waits for f's own fsync, then settles what it covers. Only one
@@ -430,6 +519,7 @@ func (l *Log) closeWritePath() {
 	l.mu.Unlock()
 	l.w.mu.Lock()
 	l.w.mu.Unlock() //nolint:staticcheck // NB: an empty section: waits for the writer inside
+	l.combine()     // refuses what is still queued (ErrClosed)
 	for {
 		changed := l.Changed()
 		l.w.fmu.Lock()
