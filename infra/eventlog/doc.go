@@ -8,11 +8,12 @@
 // # Contract
 //
 //  1. Append returns only after its events are synced to disk (fsync).
-//     Appends hand nothing to another goroutine (write.go): each encodes
-//     its payloads outside any lock, then under one short lock is admitted,
-//     gets its sequences and writes its batch to Pebble without waiting for
-//     the fsync (ApplyNoSyncWait), so sequence order is WAL order; it then
-//     waits for its own fsync outside the lock. Concurrent appends share
+//     No committer goroutine stands between an append and the disk
+//     (write.go): each encodes its payloads outside any lock; under one
+//     short lock (whose holder also writes the appends queued behind it)
+//     it is admitted, gets its sequences and its batch is written to
+//     Pebble without waiting for the fsync (ApplyNoSyncWait), so sequence
+//     order is WAL order; it then waits for its own fsync outside the lock. Concurrent appends share
 //     Pebble's WAL syncs, so throughput grows with concurrency while each
 //     caller still waits for durability. An append is reported done, and
 //     becomes visible to readers (Last, Changed), only once it and every

@@ -17,11 +17,15 @@ import (
 // The write path. An append hands nothing to another goroutine:
 //
 //  1. It encodes its payloads outside any lock.
-//  2. Under one short lock (writePath.mu) it is admitted (the bound on what
-//     is written but not durable, free space, the sequence mark), gets its
-//     sequences, and its batch is written with db.ApplyNoSyncWait. Pebble
-//     writes batches to its WAL in the order they are applied, so sequence
-//     order is WAL order.
+//  2. It reserves room under the bound on what is written but not durable,
+//     queues itself and takes the write lock (writePath.mu) if it is free.
+//     The lock holder writes every queued append, each as its own batch:
+//     admitted (free space, the sequence mark), given its sequences and
+//     written with db.ApplyNoSyncWait. Pebble writes batches to its WAL in
+//     the order they are applied, so sequence order is WAL order. (An
+//     appender that finds the lock taken is woken once its batch is
+//     written, as it would be by the lock's release; 64 appenders arriving
+//     together cost one acquisition instead of a convoy of 64 hand-overs.)
 //  3. Outside the lock it waits for its batch's fsync (Batch.SyncWait:
 //     Pebble's WAL syncer wakes it, as it wakes a raw db.Apply with
 //     pebble.Sync), then settles: it advances the durable watermark (Last)
@@ -354,8 +358,9 @@ func (l *Log) writeOne(r *writeReq) (*flight, error) {
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()
 	if r.async {
-		// NB: never blocks: the bound keeps at most MaxUnsyncedEvents+1
-		// appends unsettled, the channel's capacity.
+		// NB: the channel holds the bound's worth of appends; it can only
+		// fill with appends already settled by inference, which the
+		// syncer drains without taking mu: a wait here is short.
 		w.async <- f
 	}
 	return f, nil
