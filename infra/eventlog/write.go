@@ -80,10 +80,12 @@ type writePath struct {
 // fsync.
 type flight struct {
 	batch       *pebble.Batch
-	pending     *events.Pending
-	first, last uint64 // its sequences
+	pendings    []*events.Pending // the appends it carries, in order
+	first, last uint64            // its sequences
 	bytes       int64
-	walBefore   uint64 // WAL generation before and after its write
+	async       bool        // it carries an AppendAsync: the syncer sees it
+	claimed     atomic.Bool // someone calls its SyncWait (exactly one may)
+	walBefore   uint64      // WAL generation before and after its write
 	walAfter    uint64
 	start       time.Time
 	synced      atomic.Bool // its own SyncWait returned; syncErr is set
@@ -110,12 +112,16 @@ func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Even
 		}
 		return nil, nil
 	}
-	f, err := l.write(ctx, drafts, false)
+	f, p, err := l.write(ctx, drafts, false)
 	if err != nil {
 		return nil, err
 	}
-	l.syncWait(f)
-	return f.pending.Wait(context.Background())
+	if f.claimed.CompareAndSwap(false, true) {
+		l.syncWait(f, p)
+	}
+	// NB: otherwise another appender of the same batch (or the syncer)
+	// waits for its fsync and settles it.
+	return p.Wait(context.Background())
 }
 
 // AppendAsync puts drafts in the log's write path and returns without
@@ -134,11 +140,11 @@ func (l *Log) AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.
 		p.Settle(nil)
 		return p, nil
 	}
-	f, err := l.write(ctx, drafts, true)
+	_, p, err := l.write(ctx, drafts, true)
 	if err != nil {
 		return nil, err
 	}
-	return f.pending, nil
+	return p, nil
 }
 
 // encoded is an append's payloads, encoded outside the lock.
@@ -185,6 +191,7 @@ type writeReq struct {
 	enc    encoded
 	async  bool
 	f      *flight
+	p      *events.Pending
 	err    error
 	done   chan struct{} // closed once written or refused
 }
@@ -192,20 +199,20 @@ type writeReq struct {
 // write puts one append in the write path: steps 1 and 2 above. The append
 // first reserves room under the bound, then queues itself and takes the
 // write lock if it is free; whoever holds the lock writes every queued
-// append, each as its own batch, before letting it go (so 64 appenders
-// arriving at once cost one lock acquisition, not 64 hand-overs of a
-// contended lock). An async append is queued for the syncer.
-func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*flight, error) {
+// append, in one batch, before letting it go (so 64 appenders arriving at
+// once cost one lock acquisition and enter the WAL together, ahead of the
+// next fsync). A batch carrying an async append is queued for the syncer.
+func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*flight, *events.Pending, error) {
 	if l.opts.ReadOnly {
-		return nil, ErrReadOnly
+		return nil, nil, ErrReadOnly
 	}
 	enc, err := encode(drafts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n := int64(len(drafts))
 	if err := l.reserve(ctx, n, enc.bytes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := &writeReq{drafts: drafts, enc: enc, async: async, done: make(chan struct{})}
 	w := &l.w
@@ -219,12 +226,12 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*fl
 	if req.err != nil {
 		w.unsyncedEvents.Add(-n)
 		w.unsyncedBytes.Add(-enc.bytes)
-		return nil, req.err
+		return nil, nil, req.err
 	}
 	if l.opts.Faults != nil {
 		l.opts.Faults.Hit("eventlog.written")
 	}
-	return req.f, nil
+	return req.f, req.p, nil
 }
 
 // combine writes every queued append if the write lock is free. NB: an
@@ -246,8 +253,8 @@ func (l *Log) combine() {
 			// NB: swap buffers; spare is only touched by the lock holder.
 			w.queue, w.spare = w.spare[:0], nil
 			w.qmu.Unlock()
+			l.writeBatch(reqs)
 			for _, r := range reqs {
-				r.f, r.err = l.writeOne(r)
 				close(r.done)
 			}
 			clear(reqs)
@@ -306,70 +313,91 @@ func (l *Log) tryReserve(n, size int64) bool {
 	return true
 }
 
-// writeOne sequences and writes one append. Called with w.mu held.
-func (l *Log) writeOne(r *writeReq) (*flight, error) {
+// writeBatch sequences the queued appends and writes them as one batch,
+// setting each one's flight and Pending, or its error. An append refused
+// (disk full, sequence mark) leaves the others in. Called with w.mu held.
+func (l *Log) writeBatch(reqs []*writeReq) {
 	w := &l.w
-	if err := l.err(); err != nil {
-		return nil, err
-	}
-	drafts, enc, n := r.drafts, r.enc, int64(len(r.drafts))
 	// NB: Import writes without the write path; continue after it.
 	w.next = max(w.next, l.last.Load())
-	if err := l.admit(enc.bytes, w.next+uint64(n)); err != nil {
-		return nil, err
-	}
 	if l.opts.BeforeCommit != nil {
 		l.opts.BeforeCommit()
 	}
-	f := &flight{first: w.next + 1, bytes: enc.bytes, start: time.Now()}
+	f := &flight{first: w.next + 1, start: time.Now()}
 	now := l.opts.Now().UTC()
-	batch := l.db.NewBatch()
-	evs := make([]events.Event, len(drafts))
+	var batch *pebble.Batch
 	var key [9]byte
+	var written []*writeReq
 	seq := w.next
-	for j, d := range drafts {
-		seq++
-		pl := enc.payloads[j]
-		e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
-			Type: pl.typ, Version: pl.ver, Payload: d.Payload, Raw: pl.raw}
-		w.rec = events.AppendRecord(w.rec[:0], e, pl.raw)
-		_ = batch.Set(eventKey(key[:0], seq), w.rec, nil) // NB: Set copies key and value
-		w.idx = appendIndexKey(w.idx[:0], prefixStream, d.Stream, seq)
-		_ = batch.Set(w.idx, nil, nil)
-		if d.Kernel != "" {
-			w.idx = appendIndexKey(w.idx[:0], prefixKernel, d.Kernel, seq)
-			_ = batch.Set(w.idx, nil, nil)
+	for _, r := range reqs {
+		if err := l.err(); err != nil {
+			r.err = err
+			continue
 		}
-		evs[j] = e
+		if err := l.admit(r.enc.bytes, seq+uint64(len(r.drafts))); err != nil {
+			r.err = err
+			continue
+		}
+		if batch == nil {
+			batch = l.db.NewBatch()
+		}
+		evs := make([]events.Event, len(r.drafts))
+		for j, d := range r.drafts {
+			seq++
+			pl := r.enc.payloads[j]
+			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
+				Type: pl.typ, Version: pl.ver, Payload: d.Payload, Raw: pl.raw}
+			w.rec = events.AppendRecord(w.rec[:0], e, pl.raw)
+			_ = batch.Set(eventKey(key[:0], seq), w.rec, nil) // NB: Set copies key and value
+			w.idx = appendIndexKey(w.idx[:0], prefixStream, d.Stream, seq)
+			_ = batch.Set(w.idx, nil, nil)
+			if d.Kernel != "" {
+				w.idx = appendIndexKey(w.idx[:0], prefixKernel, d.Kernel, seq)
+				_ = batch.Set(w.idx, nil, nil)
+			}
+			evs[j] = e
+		}
+		r.p, r.f = events.NewPending(evs), f
+		f.pendings = append(f.pendings, r.p)
+		f.bytes += r.enc.bytes
+		f.async = f.async || r.async
+		written = append(written, r)
 	}
 	if cap(w.rec) > 1<<20 {
 		w.rec = nil // NB: one big output must not pin its buffer
 	}
-	f.batch, f.last, f.pending = batch, seq, events.NewPending(evs)
+	if batch == nil {
+		return
+	}
+	f.batch, f.last = batch, seq
 	f.walBefore = w.walGen.Load()
 	if err := l.applyNoSyncWait(batch); err != nil {
 		// NB: the batch is not closed: after a failed write Pebble may
 		// still hold it, and it is never reused (Pebble clears its db).
-		return nil, l.fail(fmt.Errorf("append %d events at sequence %d: %w", n, f.first, err))
+		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
+		for _, r := range written {
+			r.err, r.f, r.p = err, nil, nil
+		}
+		return
 	}
 	f.walAfter = w.walGen.Load()
 	w.next = seq
 	w.fmu.Lock()
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()
-	if r.async {
-		// NB: the channel holds the bound's worth of appends; it can only
-		// fill with appends already settled by inference, which the
+	if f.async {
+		// NB: the channel holds the bound's worth of batches; it can only
+		// fill with batches already settled by inference, which the
 		// syncer drains without taking mu: a wait here is short.
 		w.async <- f
 	}
-	return f, nil
 }
 
-// syncWait waits for f's own fsync, then settles what it covers. Only one
-// goroutine calls it per flight (the appender, or the syncer for an async
-// append): SyncWait is not safe to call twice concurrently.
-func (l *Log) syncWait(f *flight) {
+// syncWait waits for f's own fsync, then settles what it covers. Only the
+// goroutine that claimed f calls it (an appender of f, or the syncer):
+// SyncWait is not safe to call twice concurrently. mine is the claimer's
+// own append.
+func (l *Log) syncWait(f *flight, mine *events.Pending) {
 	err := f.batch.SyncWait()
 	if err == nil {
 		_ = f.batch.Close()
@@ -381,7 +409,7 @@ func (l *Log) syncWait(f *flight) {
 	f.syncErr = err
 	f.synced.Store(true)
 	select {
-	case <-f.pending.Durable():
+	case <-mine.Durable():
 		// An append after it settled it already (the usual case under
 		// load: the first appender woken settles every one before it).
 		if err == nil {
@@ -439,13 +467,15 @@ popped:
 	}
 	first, last := done[0], done[len(done)-1]
 	var events, bytes int64
+	appends := 0
 	for _, f := range done {
 		events += int64(f.last - f.first + 1)
 		bytes += f.bytes
+		appends += len(f.pendings)
 	}
 	if err == nil {
 		l.last.Store(last.last)
-		l.appendStats.record(len(done), int(events), time.Since(first.start))
+		l.appendStats.record(appends, int(events), time.Since(first.start))
 	}
 	w.unsyncedEvents.Add(-events)
 	w.unsyncedBytes.Add(-bytes)
@@ -457,10 +487,12 @@ popped:
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	for _, f := range done {
-		if err == nil && l.opts.Faults != nil {
-			l.opts.Faults.Hit("eventlog.durable")
+		for _, p := range f.pendings {
+			if err == nil && l.opts.Faults != nil {
+				l.opts.Faults.Hit("eventlog.durable")
+			}
+			p.Settle(err)
 		}
-		f.pending.Settle(err)
 	}
 }
 
@@ -489,13 +521,20 @@ func (l *Log) syncLoop() {
 			}
 		}
 		// NB: newest first: the earlier SyncWaits then return at once
-		// (Pebble wakes sync waiters oldest first).
-		newest := burst[len(burst)-1]
-		l.syncWaitQuiet(newest)
-		for _, f := range burst[:len(burst)-1] {
-			l.syncWaitQuiet(f)
+		// (Pebble wakes sync waiters oldest first). A batch an appender
+		// claimed is that appender's to wait for.
+		var newest *flight
+		for i := len(burst) - 1; i >= 0; i-- {
+			if f := burst[i]; f.claimed.CompareAndSwap(false, true) {
+				l.syncWaitQuiet(f)
+				if newest == nil {
+					newest = f
+				}
+			}
 		}
-		l.settle(newest)
+		if newest != nil {
+			l.settle(newest)
+		}
 		clear(burst)
 	}
 }
