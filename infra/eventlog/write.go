@@ -57,6 +57,7 @@ type writePath struct {
 	reserved uint64      // the sequence mark: no sequence above it is handed out (mu)
 	rec, idx []byte      // scratch for building batches (mu)
 	spare    []*writeReq // the queue's other buffer (mu)
+	written  []*writeReq // scratch (mu)
 
 	qmu   sync.Mutex
 	queue []*writeReq // appends waiting for mu (qmu)
@@ -84,6 +85,7 @@ type flight struct {
 	first, last uint64            // its sequences
 	bytes       int64
 	async       bool        // it carries an AppendAsync: the syncer sees it
+	hasSync     bool        // it carries an Append: the writer that wrote it waits for it
 	claimed     atomic.Bool // someone calls its SyncWait (exactly one may)
 	walBefore   uint64      // WAL generation before and after its write
 	walAfter    uint64
@@ -112,15 +114,10 @@ func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Even
 		}
 		return nil, nil
 	}
-	f, p, err := l.write(ctx, drafts, false)
+	p, err := l.write(ctx, drafts, false)
 	if err != nil {
 		return nil, err
 	}
-	if f.claimed.CompareAndSwap(false, true) {
-		l.syncWait(f, p)
-	}
-	// NB: otherwise another appender of the same batch (or the syncer)
-	// waits for its fsync and settles it.
 	return p.Wait(context.Background())
 }
 
@@ -140,7 +137,7 @@ func (l *Log) AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.
 		p.Settle(nil)
 		return p, nil
 	}
-	_, p, err := l.write(ctx, drafts, true)
+	p, err := l.write(ctx, drafts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -190,10 +187,10 @@ type writeReq struct {
 	drafts []events.Draft
 	enc    encoded
 	async  bool
-	f      *flight
+	evs    []events.Event // the Pending's events, filled in by the lock holder
 	p      *events.Pending
 	err    error
-	done   chan struct{} // closed once written or refused
+	done   chan struct{} // AppendAsync only: closed once written or refused
 }
 
 // write puts one append in the write path: steps 1 and 2 above. The append
@@ -201,47 +198,58 @@ type writeReq struct {
 // write lock if it is free; whoever holds the lock writes every queued
 // append, in one batch, before letting it go (so 64 appenders arriving at
 // once cost one lock acquisition and enter the WAL together, ahead of the
-// next fsync). A batch carrying an async append is queued for the syncer.
-func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*flight, *events.Pending, error) {
+// next fsync). The holder, when it is an Append, then waits for the fsync
+// of what it wrote and settles it: the other Appends sleep once, until
+// their Pending settles. Batches nobody waits on this way (written by an
+// AppendAsync) go to the syncer.
+func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*events.Pending, error) {
 	if l.opts.ReadOnly {
-		return nil, nil, ErrReadOnly
+		return nil, ErrReadOnly
 	}
 	enc, err := encode(drafts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	n := int64(len(drafts))
-	if err := l.reserve(ctx, n, enc.bytes); err != nil {
-		return nil, nil, err
+	if err := l.reserve(ctx, int64(len(drafts)), enc.bytes); err != nil {
+		return nil, err
 	}
-	req := &writeReq{drafts: drafts, enc: enc, async: async, done: make(chan struct{})}
+	evs := make([]events.Event, len(drafts))
+	req := &writeReq{drafts: drafts, enc: enc, async: async, evs: evs, p: events.NewPending(evs)}
+	if async {
+		req.done = make(chan struct{})
+	}
 	w := &l.w
 	w.qmu.Lock()
 	w.queue = append(w.queue, req)
 	w.qmu.Unlock()
-	l.combine()
-	// NB: no ctx: the lock holder writes or refuses a queued append at
-	// once (it never waits for room or for a sync).
+	written := l.combine()
+	if !async {
+		// NB: once queued, the outcome is awaited even if ctx ends: the
+		// lock holder writes or refuses a queued append at once.
+		l.syncFlights(written)
+		return req.p, nil
+	}
+	for _, f := range written {
+		if !f.async { // NB: a batch with an async append went to the syncer already
+			w.async <- f
+		}
+	}
 	<-req.done
 	if req.err != nil {
-		w.unsyncedEvents.Add(-n)
-		w.unsyncedBytes.Add(-enc.bytes)
-		return nil, nil, req.err
+		return nil, req.err
 	}
-	if l.opts.Faults != nil {
-		l.opts.Faults.Hit("eventlog.written")
-	}
-	return req.f, req.p, nil
+	return req.p, nil
 }
 
-// combine writes every queued append if the write lock is free. NB: an
-// appender whose TryLock fails is served by the holder, which looks at the
-// queue again after letting the lock go.
-func (l *Log) combine() {
+// combine writes every queued append if the write lock is free, and
+// returns the batches it wrote that carry an Append (someone must wait for
+// their fsync). NB: an appender whose TryLock fails is served by the
+// holder, which looks at the queue again after letting the lock go.
+func (l *Log) combine() (withSync []*flight) {
 	w := &l.w
 	for {
 		if !w.mu.TryLock() {
-			return
+			return withSync
 		}
 		for {
 			w.qmu.Lock()
@@ -253,9 +261,13 @@ func (l *Log) combine() {
 			// NB: swap buffers; spare is only touched by the lock holder.
 			w.queue, w.spare = w.spare[:0], nil
 			w.qmu.Unlock()
-			l.writeBatch(reqs)
+			if f := l.writeBatch(reqs); f != nil && f.hasSync {
+				withSync = append(withSync, f)
+			}
 			for _, r := range reqs {
-				close(r.done)
+				if r.done != nil {
+					close(r.done)
+				}
 			}
 			clear(reqs)
 			w.spare = reqs[:0]
@@ -265,9 +277,18 @@ func (l *Log) combine() {
 		empty := len(w.queue) == 0
 		w.qmu.Unlock()
 		if empty {
-			return
+			return withSync
 		}
 	}
+}
+
+// refuse answers a queued append that was not written and gives back its
+// room under the bound.
+func (l *Log) refuse(r *writeReq, err error) {
+	r.err = err
+	r.p.Settle(err)
+	l.w.unsyncedEvents.Add(-int64(len(r.drafts)))
+	l.w.unsyncedBytes.Add(-r.enc.bytes)
 }
 
 // reserve takes room for n events and size bytes under the bound on what
@@ -314,9 +335,10 @@ func (l *Log) tryReserve(n, size int64) bool {
 }
 
 // writeBatch sequences the queued appends and writes them as one batch,
-// setting each one's flight and Pending, or its error. An append refused
-// (disk full, sequence mark) leaves the others in. Called with w.mu held.
-func (l *Log) writeBatch(reqs []*writeReq) {
+// filling in each one's events, or refusing it. An append refused (disk
+// full, sequence mark) leaves the others in. It returns the batch, nil when
+// nothing was written. Called with w.mu held.
+func (l *Log) writeBatch(reqs []*writeReq) *flight {
 	w := &l.w
 	// NB: Import writes without the write path; continue after it.
 	w.next = max(w.next, l.last.Load())
@@ -327,21 +349,20 @@ func (l *Log) writeBatch(reqs []*writeReq) {
 	now := l.opts.Now().UTC()
 	var batch *pebble.Batch
 	var key [9]byte
-	var written []*writeReq
+	written := w.written[:0]
 	seq := w.next
 	for _, r := range reqs {
 		if err := l.err(); err != nil {
-			r.err = err
+			l.refuse(r, err)
 			continue
 		}
 		if err := l.admit(r.enc.bytes, seq+uint64(len(r.drafts))); err != nil {
-			r.err = err
+			l.refuse(r, err)
 			continue
 		}
 		if batch == nil {
 			batch = l.db.NewBatch()
 		}
-		evs := make([]events.Event, len(r.drafts))
 		for j, d := range r.drafts {
 			seq++
 			pl := r.enc.payloads[j]
@@ -355,19 +376,20 @@ func (l *Log) writeBatch(reqs []*writeReq) {
 				w.idx = appendIndexKey(w.idx[:0], prefixKernel, d.Kernel, seq)
 				_ = batch.Set(w.idx, nil, nil)
 			}
-			evs[j] = e
+			r.evs[j] = e
 		}
-		r.p, r.f = events.NewPending(evs), f
 		f.pendings = append(f.pendings, r.p)
 		f.bytes += r.enc.bytes
 		f.async = f.async || r.async
+		f.hasSync = f.hasSync || !r.async
 		written = append(written, r)
 	}
 	if cap(w.rec) > 1<<20 {
 		w.rec = nil // NB: one big output must not pin its buffer
 	}
+	defer func() { clear(written); w.written = written[:0] }()
 	if batch == nil {
-		return
+		return nil
 	}
 	f.batch, f.last = batch, seq
 	f.walBefore = w.walGen.Load()
@@ -376,48 +398,46 @@ func (l *Log) writeBatch(reqs []*writeReq) {
 		// still hold it, and it is never reused (Pebble clears its db).
 		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
 		for _, r := range written {
-			r.err, r.f, r.p = err, nil, nil
+			l.refuse(r, err)
 		}
-		return
+		return nil
 	}
 	f.walAfter = w.walGen.Load()
 	w.next = seq
 	w.fmu.Lock()
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()
+	if l.opts.Faults != nil {
+		for range written {
+			l.opts.Faults.Hit("eventlog.written")
+		}
+	}
 	if f.async {
 		// NB: the channel holds the bound's worth of batches; it can only
 		// fill with batches already settled by inference, which the
 		// syncer drains without taking mu: a wait here is short.
 		w.async <- f
 	}
+	return f
 }
 
-// syncWait waits for f's own fsync, then settles what it covers. Only the
-// goroutine that claimed f calls it (an appender of f, or the syncer):
-// SyncWait is not safe to call twice concurrently. mine is the claimer's
-// own append.
-func (l *Log) syncWait(f *flight, mine *events.Pending) {
-	err := f.batch.SyncWait()
-	if err == nil {
-		_ = f.batch.Close()
-	} else {
-		// NB: settle reports it in order; failing here too makes sure the
-		// log is inoperable even if an earlier settle passed f by inference.
-		err = l.fail(fmt.Errorf("sync %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
-	}
-	f.syncErr = err
-	f.synced.Store(true)
-	select {
-	case <-mine.Durable():
-		// An append after it settled it already (the usual case under
-		// load: the first appender woken settles every one before it).
-		if err == nil {
-			return
+// syncFlights waits for the fsync of the batches (in WAL order) it can
+// claim, newest first (the earlier SyncWaits then return at once: Pebble
+// wakes sync waiters oldest first), and settles what they cover. A batch
+// claimed by another goroutine is that one's to wait for.
+func (l *Log) syncFlights(fs []*flight) {
+	var newest *flight
+	for i := len(fs) - 1; i >= 0; i-- {
+		if f := fs[i]; f.claimed.CompareAndSwap(false, true) {
+			l.syncWaitQuiet(f)
+			if newest == nil {
+				newest = f
+			}
 		}
-	default:
 	}
-	l.settle(f)
+	if newest != nil {
+		l.settle(newest)
+	}
 }
 
 // settle pops, in WAL order, every unsettled append known durable (or
@@ -520,21 +540,7 @@ func (l *Log) syncLoop() {
 				break more
 			}
 		}
-		// NB: newest first: the earlier SyncWaits then return at once
-		// (Pebble wakes sync waiters oldest first). A batch an appender
-		// claimed is that appender's to wait for.
-		var newest *flight
-		for i := len(burst) - 1; i >= 0; i-- {
-			if f := burst[i]; f.claimed.CompareAndSwap(false, true) {
-				l.syncWaitQuiet(f)
-				if newest == nil {
-					newest = f
-				}
-			}
-		}
-		if newest != nil {
-			l.settle(newest)
-		}
+		l.syncFlights(burst)
 		clear(burst)
 	}
 }
@@ -563,7 +569,13 @@ func (l *Log) closeWritePath() {
 	l.mu.Unlock()
 	l.w.mu.Lock()
 	l.w.mu.Unlock() //nolint:staticcheck // NB: an empty section: waits for the writer inside
-	l.combine()     // refuses what is still queued (ErrClosed)
+	// Refuse what is still queued (ErrClosed); a batch written all the
+	// same goes to the syncer.
+	for _, f := range l.combine() {
+		if !f.async {
+			l.w.async <- f
+		}
+	}
 	for {
 		changed := l.Changed()
 		l.w.fmu.Lock()
