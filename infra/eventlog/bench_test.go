@@ -59,6 +59,7 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 func runWriters(b *testing.B, op func() error) {
 	b.Helper()
 	b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	warmUp(b, op)
 	var lat latencies
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -78,6 +79,16 @@ func runWriters(b *testing.B, op func() error) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	lat.report(b, elapsed)
+}
+
+// warmUp runs op untimed from benchWriters goroutines, a few rounds, so
+// that a short run measures the steady state (WAL file grown, goroutine
+// stacks and heap sized) for the log and its raw baseline alike.
+func warmUp(b *testing.B, op func() error) {
+	b.Helper()
+	if _, _, err := parallelOps(8*benchWriters, op); err != nil {
+		b.Fatal(err) // NB: a broken setup, not a missed figure
+	}
 }
 
 // BenchmarkAppend64Writers: 64 goroutines each append one small event per
@@ -140,6 +151,11 @@ func BenchmarkRawPebbleApplySync64Writers(b *testing.B) {
 // and latency quantiles.
 func runSingle(b *testing.B, op func() error) {
 	b.Helper()
+	for range benchWriters {
+		if err := op(); err != nil {
+			b.Fatal(err) // NB: a broken setup, not a missed figure
+		}
+	}
 	lat := latencies{all: make([]time.Duration, 0, b.N)}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -277,6 +293,8 @@ func BenchmarkAppendVsRawPebble64Writers(b *testing.B) {
 	const rounds = 12
 	per := max(b.N/(2*rounds), benchWriters)
 	var throughput, p50 []float64
+	warmUp(b, logOp)
+	warmUp(b, rawOp)
 	b.ResetTimer()
 	for r := range rounds {
 		var logT, rawT time.Duration

@@ -421,22 +421,16 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 	return f
 }
 
-// syncFlights waits for the fsync of the batches (in WAL order) it can
-// claim, newest first (the earlier SyncWaits then return at once: Pebble
-// wakes sync waiters oldest first), and settles what they cover. A batch
-// claimed by another goroutine is that one's to wait for.
+// syncFlights waits, oldest first, for the fsync of the batches it can
+// claim and settles each as soon as it is durable (an earlier batch's
+// appenders must not wait for a later batch's fsync). A batch claimed by
+// another goroutine is that one's to wait for.
 func (l *Log) syncFlights(fs []*flight) {
-	var newest *flight
-	for i := len(fs) - 1; i >= 0; i-- {
-		if f := fs[i]; f.claimed.CompareAndSwap(false, true) {
+	for _, f := range fs {
+		if f.claimed.CompareAndSwap(false, true) {
 			l.syncWaitQuiet(f)
-			if newest == nil {
-				newest = f
-			}
+			l.settle(f)
 		}
-	}
-	if newest != nil {
-		l.settle(newest)
 	}
 }
 
