@@ -156,8 +156,8 @@ type encodedPayload struct {
 	ver uint16
 }
 
-func encode(drafts []events.Draft) (encoded, error) {
-	enc := encoded{payloads: make([]encodedPayload, len(drafts))}
+func encode(drafts []events.Draft, into []encodedPayload) (encoded, error) {
+	enc := encoded{payloads: into}
 	for i, d := range drafts {
 		if d.Payload == nil || d.Stream == "" {
 			return enc, fmt.Errorf("append draft %d: stream and payload are required", i)
@@ -191,6 +191,9 @@ type writeReq struct {
 	p      *events.Pending
 	err    error
 	done   chan struct{} // AppendAsync only: closed once written or refused
+
+	onePayload [1]encodedPayload
+	oneEvent   [1]events.Event
 }
 
 // write puts one append in the write path: steps 1 and 2 above. The append
@@ -206,15 +209,21 @@ func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*ev
 	if l.opts.ReadOnly {
 		return nil, ErrReadOnly
 	}
-	enc, err := encode(drafts)
+	// NB: one allocation holds the request, its encoded payload and its
+	// event in the usual case of one draft.
+	req := &writeReq{drafts: drafts, async: async}
+	payloads, evs := req.onePayload[:], req.oneEvent[:]
+	if len(drafts) > 1 {
+		payloads, evs = make([]encodedPayload, len(drafts)), make([]events.Event, len(drafts))
+	}
+	enc, err := encode(drafts, payloads)
 	if err != nil {
 		return nil, err
 	}
 	if err := l.reserve(ctx, int64(len(drafts)), enc.bytes); err != nil {
 		return nil, err
 	}
-	evs := make([]events.Event, len(drafts))
-	req := &writeReq{drafts: drafts, enc: enc, async: async, evs: evs, p: events.NewPending(evs)}
+	req.enc, req.evs, req.p = enc, evs, events.NewPending(evs)
 	if async {
 		req.done = make(chan struct{})
 	}
