@@ -10,10 +10,12 @@
 //  1. Append returns only after its events are synced to disk (fsync).
 //     No committer goroutine stands between an append and the disk
 //     (write.go): each encodes its payloads outside any lock; under one
-//     short lock (whose holder also writes the appends queued behind it)
-//     it is admitted, gets its sequences and its batch is written to
+//     short lock, whose holder writes every append queued behind it as one
+//     batch, appends are admitted, get their sequences and are written to
 //     Pebble without waiting for the fsync (ApplyNoSyncWait), so sequence
-//     order is WAL order; it then waits for its own fsync outside the lock. Concurrent appends share
+//     order is WAL order. The holder then waits for that batch's fsync
+//     outside the lock and settles it; an Append that found the lock taken
+//     sleeps once, until it is settled. Concurrent appends share
 //     Pebble's WAL syncs, so throughput grows with concurrency while each
 //     caller still waits for durability. An append is reported done, and
 //     becomes visible to readers (Last, Changed), only once it and every

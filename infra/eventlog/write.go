@@ -19,17 +19,21 @@ import (
 //  1. It encodes its payloads outside any lock.
 //  2. It reserves room under the bound on what is written but not durable,
 //     queues itself and takes the write lock (writePath.mu) if it is free.
-//     The lock holder writes every queued append, each as its own batch:
-//     admitted (free space, the sequence mark), given its sequences and
-//     written with db.ApplyNoSyncWait. Pebble writes batches to its WAL in
-//     the order they are applied, so sequence order is WAL order. (An
-//     appender that finds the lock taken is woken once its batch is
-//     written, as it would be by the lock's release; 64 appenders arriving
-//     together cost one acquisition instead of a convoy of 64 hand-overs.)
-//  3. Outside the lock it waits for its batch's fsync (Batch.SyncWait:
-//     Pebble's WAL syncer wakes it, as it wakes a raw db.Apply with
-//     pebble.Sync), then settles: it advances the durable watermark (Last)
-//     over every append up to its own and wakes followers (Changed) once.
+//     The lock holder writes every queued append into one batch: each
+//     admitted (free space, the sequence mark) and given its sequences,
+//     then the batch written with db.ApplyNoSyncWait. Pebble writes batches
+//     to its WAL in the order they are applied, so sequence order is WAL
+//     order. 64 appenders arriving together cost one lock acquisition and
+//     enter the WAL at once, ahead of the next fsync, instead of a convoy
+//     of 64 hand-overs of a contended lock. An Append that finds the lock
+//     taken sleeps once, until its Pending settles (step 3); an
+//     AppendAsync is woken once its events are written.
+//  3. Outside the lock the holder (an Append) waits for the batch's fsync
+//     (Batch.SyncWait: Pebble's WAL syncer wakes it, as it wakes a raw
+//     db.Apply with pebble.Sync), then settles: it advances the durable
+//     watermark (Last) over every append up to the batch's last, wakes
+//     followers (Changed) once and settles each append's Pending, which
+//     wakes the Appends that were queued behind the lock.
 //
 // AppendAsync stops after step 2 and returns a Pending; its fsync is waited
 // for by whoever's sync covers it (an Append behind it) or by the syncer
