@@ -37,8 +37,8 @@ import (
 //
 // AppendAsync stops after step 2 and returns a Pending; its fsync is waited
 // for by whoever's sync covers it (an Append behind it) or by the syncer
-// goroutine, which waits on the newest asynchronous append and so covers a
-// whole burst with one wake.
+// goroutine, which waits on the newest batch of a burst first and so
+// settles the whole burst with one wake.
 //
 // Settling is in WAL order: a batch is reported durable only when every
 // batch before it is. A batch whose own SyncWait returned nil is durable,
@@ -447,6 +447,24 @@ func (l *Log) syncFlights(fs []*flight) {
 	}
 }
 
+// syncBurst is the syncer's syncFlights: newest first (the earlier
+// SyncWaits then return at once: Pebble wakes sync waiters oldest first),
+// then one settle for the burst, so followers wake once.
+func (l *Log) syncBurst(fs []*flight) {
+	var newest *flight
+	for i := len(fs) - 1; i >= 0; i-- {
+		if f := fs[i]; f.claimed.CompareAndSwap(false, true) {
+			l.syncWaitQuiet(f)
+			if newest == nil {
+				newest = f
+			}
+		}
+	}
+	if newest != nil {
+		l.settle(newest)
+	}
+}
+
 // settle pops, in WAL order, every unsettled append known durable (or
 // failed) now that witness's own sync returned: the ones whose own sync
 // returned, and those before witness in the same WAL file. It advances Last,
@@ -547,7 +565,7 @@ func (l *Log) syncLoop() {
 				break more
 			}
 		}
-		l.syncFlights(burst)
+		l.syncBurst(burst)
 		clear(burst)
 	}
 }
