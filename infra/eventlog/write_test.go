@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -602,5 +605,52 @@ func TestCloseWithAppendsInFlight(t *testing.T) {
 	got := readAll(t, l2)
 	if len(got) != 9 || l2.Last() != 9 {
 		t.Fatalf("after reopening: %d events, Last %d; want the 9 reported", len(got), l2.Last())
+	}
+}
+
+// TestKillAtFaultPoints: a child appends from 8 goroutines (half Append,
+// half AppendAsync then Wait) with MCPJ_FAULT_KILL at eventlog.written
+// (in the write path, before the fsync) or eventlog.durable (synced,
+// before the caller hears), and dies there by SIGKILL. After reopening,
+// every sequence it acknowledged is in the log, the log is 1..Last with no
+// gap, and appends go on after it.
+func TestKillAtFaultPoints(t *testing.T) {
+	for _, point := range []string{"eventlog.written:300", "eventlog.durable:300", "eventlog.written:1"} {
+		t.Run(point, func(t *testing.T) {
+			dir := testkit.TempDataDir(t)
+			c := startChild(t, "appendmix", dir, fault.EnvVar+"="+point)
+			var maxAcked uint64
+			acked := map[uint64]bool{}
+			for c.stdout.Scan() {
+				for _, f := range strings.Fields(c.stdout.Text()) {
+					seq, err := strconv.ParseUint(f, 10, 64)
+					if err != nil {
+						t.Fatalf("child printed %q", f)
+					}
+					acked[seq] = true
+					maxAcked = max(maxAcked, seq)
+				}
+			}
+			_ = c.cmd.Wait()
+			if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child did not die of SIGKILL at %s: %v; stderr:\n%s", point, c.cmd.ProcessState, c.stderr)
+			}
+			l := testkit.OpenLog(t, dir)
+			got := readAll(t, l)
+			for i, e := range got {
+				if e.Seq != uint64(i+1) {
+					t.Fatalf("position %d holds sequence %d: gap or duplicate", i+1, e.Seq)
+				}
+			}
+			for seq := range acked {
+				if seq > l.Last() {
+					t.Fatalf("sequence %d was acknowledged but the log ends at %d", seq, l.Last())
+				}
+			}
+			t.Logf("killed at %s: %d sequences acknowledged (up to %d), the log holds %d", point, len(acked), maxAcked, len(got))
+			if evs, err := l.Append(context.Background(), testkit.RealisticDrafts(1)...); err != nil || evs[0].Seq != l.Last() || evs[0].Seq != uint64(len(got))+1 {
+				t.Fatalf("append after the kill: %v, %v", evs, err)
+			}
+		})
 	}
 }
