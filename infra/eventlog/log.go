@@ -131,7 +131,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.ReadOnly {
 		minFree = 0
 	}
-	l.w.async = make(chan *flight, opts.MaxUnsyncedEvents+1)
+	// NB: a full channel only makes the lock holder wait for the syncer,
+	// which never takes the lock.
+	l.w.async = make(chan *flight, min(opts.MaxUnsyncedEvents+1, 4096))
 	l.space = newSpace(dir, minFree, opts.MinFreeSetting, opts.SpaceInterval)
 	l.space.logf = l.logSpace
 	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{l: opts.Logger, limit: &errorLimit{}}, FS: opts.FS,

@@ -78,7 +78,7 @@ type writePath struct {
 	unsyncedEvents atomic.Int64 // reserved or written, not yet settled
 	unsyncedBytes  atomic.Int64
 
-	async chan *flight // appends nobody waits on, for the syncer (capacity: the event bound + 1)
+	async chan *flight // batches nobody else waits on, for the syncer
 }
 
 // flight is one append in the write path: written to Pebble, awaiting its
@@ -426,9 +426,8 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 		}
 	}
 	if f.async {
-		// NB: the channel holds the bound's worth of batches; it can only
-		// fill with batches already settled by inference, which the
-		// syncer drains without taking mu: a wait here is short.
+		// NB: if the channel is full, this waits for the syncer, which
+		// drains it without taking mu: a wait here is short.
 		w.async <- f
 	}
 	return f
