@@ -19,11 +19,14 @@ type CheckpointVariable struct {
 
 // CheckpointSaved: a signed checkpoint file is durable under checkpoints/.
 type CheckpointSaved struct {
-	Name      string               `json:"name"`
-	KernelID  string               `json:"kernel_id"`
-	Notebook  string               `json:"notebook,omitempty"`
-	File      string               `json:"file"`
-	Size      int64                `json:"size"`
+	Name     string `json:"name"`
+	KernelID string `json:"kernel_id"`
+	Notebook string `json:"notebook,omitempty"`
+	File     string `json:"file"`
+	Size     int64  `json:"size"`
+	// SHA256 identifies the file's content: for format 2 files the SHA-256
+	// of their chunk tags (which authenticate every chunk), for format 1
+	// files of their payload.
 	SHA256    string               `json:"sha256"`
 	KeyID     string               `json:"key_id"`
 	Encrypted bool                 `json:"encrypted,omitempty"`

@@ -19,32 +19,38 @@
 //     kernel's own directory (Config.KernelDir), with a one-time nonce
 //     (handout.go); the socket is gone when the call ends.
 //  1. Save has the kernel dill-serialize its variables one by one into the
-//     staging file Files gives it (one pickler, so aliased objects stay
+//     pipe Files gives it (one pickler, so aliased objects stay
 //     aliased; a variable that fails is cut off and reported, the rest are
 //     kept). Modules, open files, sockets, generators and IPython's history
 //     are left out with a reason. Package versions come from the kernel's
 //     own environment (importlib.metadata), not the server's.
-//  2. Files then streams the file through HMAC-SHA256 (and, when the store
-//     encrypts, AES-256-GCM in 1 MiB chunks) — never whole in memory — adds
-//     the signed metadata and footer, fsyncs, renames it to <name>.ckpt and
+//  2. Files tags each 1 MiB chunk as it arrives from the pipe (and, when
+//     the store encrypts, seals it with AES-256-GCM) while the kernel is
+//     still pickling — never whole in memory — then adds the tags, the
+//     signed metadata and footer, fsyncs, renames it to <name>.ckpt and
 //     fsyncs the directory. The rename is the commit point: a crash before it
 //     leaves only a temp file and the previous checkpoint of that name intact.
 //     The actor then records CheckpointSaved.
-//  3. Load has Files open the file once (regular files only) and verify
-//     all of it, streamed, with a constant-time compare, into a private
-//     unlinked copy; CheckFile then compares the signed name with the
-//     request (a copy under another name: ErrRenamed) and the signed
-//     version with the newest save the log recorded (an older copy put
-//     back: ErrRollback, unless LoadRequest.AllowRollback). Only then is the
-//     kernel handed the copy. A refusal (flipped byte, truncation, unknown
-//     or rotated-away key, newer format, not a regular file, renamed, older)
-//     is a RejectError (errors.Is ErrRejected), a CheckpointRejected event
-//     and one more Stats.SignatureFailures; the kernel runs nothing.
-//  4. The kernel compares the recorded package versions with its own;
-//     Policy warn restores and reports, refuse restores nothing, install
-//     runs pip in the kernel's environment and reports each result. The
-//     kernel then loads every variable and updates its globals only when
-//     all of them loaded.
+//  3. Load has Files open the file once (regular files only) and check
+//     the HMAC over its header, chunk tags and metadata; CheckFile then
+//     compares the signed name with the request (a copy under another
+//     name: ErrRenamed) and the signed version with the newest save the
+//     log recorded (an older copy put back: ErrRollback, unless
+//     LoadRequest.AllowRollback). Only then does the kernel get a pipe,
+//     into which Files writes each chunk once it has read and checked it:
+//     a chunk that fails is never written, the kernel's unpickler stops
+//     short, and its globals are untouched. A refusal (flipped byte,
+//     truncation, reordered or foreign chunk, unknown or rotated-away key,
+//     newer format, not a regular file, renamed, older) is a RejectError
+//     (errors.Is ErrRejected), a CheckpointRejected event and one more
+//     Stats.SignatureFailures. (Format 1 files are verified whole into a
+//     private copy first, as before.)
+//  4. The kernel compares the recorded package versions with its own, in
+//     the same execution as the restore; Policy warn restores and reports,
+//     refuse restores nothing (the kernel stops before taking the pipe),
+//     install runs pip in the kernel's environment and reports each
+//     result, then restores. The kernel loads every variable and updates
+//     its globals only when all of them loaded.
 //  5. The Observer is told every save's and load's wall time (and a saved
 //     file's size): infra/metrics turns them into the
 //     checkpoint_save_duration_seconds, checkpoint_load_duration_seconds and

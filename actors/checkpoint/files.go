@@ -17,15 +17,19 @@ import (
 //   - Exists reports whether anything is committed under name's file name
 //     (the rename is the commit point of a save, so the directory, not only
 //     the log, decides existence); it opens nothing.
-//   - Save stages a save, runs dump with the open file the kernel appends
-//     its dill stream to, then signs (and encrypts) it, adds the metadata
-//     meta returns and commits it atomically. On error nothing is committed.
+//   - Save stages a save, runs dump with the write end of a pipe the kernel
+//     writes its framed dill stream to (kernel.py _Sink), tags (and
+//     encrypts) each chunk as it arrives, adds the metadata meta returns and
+//     commits it atomically. On error nothing is committed.
 //   - Load opens the file once (regular files only, no-follow, non-blocking),
-//     verifies all of it through that descriptor into a private unlinked
-//     copy, and runs restore with the copy (read-only, payload from offset
-//     0), the signed metadata and the file's size. A refused file is an
-//     error with a method Rejected() bool that returns true, and a missing
-//     one wraps fs.ErrNotExist.
+//     checks what it must before restore runs (format 2: header, chunk
+//     tags and metadata; format 1: all of it, into a private copy), and
+//     runs restore with a read-only descriptor of the payload (format 2: a
+//     pipe that carries each chunk once it is checked), the signed
+//     metadata and the file's size. A refused file is an error with a
+//     method Rejected() bool that returns true — also when a chunk fails
+//     after restore began: Load returns that refusal whatever restore
+//     returned — and a missing one wraps fs.ErrNotExist.
 //   - Verify checks a file as Load does, keeping nothing; it returns the
 //     signed metadata and the file's size.
 //   - List calls fn for each entry named like a checkpoint whose name valid

@@ -111,6 +111,9 @@ type installResult struct {
 	Results []InstallResult `json:"results"`
 }
 
+// loadResult: Restored is null when the kernel stopped at the package
+// check (stop_on_mismatch) without taking the checkpoint.
 type loadResult struct {
+	checkResult
 	Restored []string `json:"restored"`
 }

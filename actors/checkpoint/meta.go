@@ -27,8 +27,9 @@ func ParsePolicy(s string) (Policy, error) {
 }
 
 // FormatVersion is the version of the checkpoint files this server writes
-// (infra/checkpointfile; recorded in Meta).
-const FormatVersion = 1
+// (infra/checkpointfile.FormatVersion; recorded in Meta). Files of format
+// 1 still load.
+const FormatVersion = 2
 
 // Meta describes a checkpoint. It is stored, signed, inside the file and as
 // <name>.json beside it. NB: its JSON is part of the file format: Friday's
@@ -37,20 +38,23 @@ type Meta struct {
 	Name string `json:"name"`
 	// Owner is whose checkpoint it is, as the client answers (the stored
 	// name says it; not part of the signed metadata).
-	Owner         string            `json:"owner,omitempty"`
-	KernelID      string            `json:"kernel_id"`
-	Notebook      string            `json:"notebook,omitempty"`
-	Created       time.Time         `json:"created"`
-	FormatVersion int               `json:"format_version"`
-	KeyID         string            `json:"key_id"`
-	Encrypted     bool              `json:"encrypted"`
-	PayloadBytes  int64             `json:"payload_bytes"`
-	SHA256        string            `json:"sha256"` // of the payload as stored
-	FileBytes     int64             `json:"file_bytes,omitempty"`
-	Python        string            `json:"python"`
-	Packages      map[string]string `json:"packages"`
-	Saved         []Variable        `json:"saved"`
-	Skipped       []Variable        `json:"skipped"`
+	Owner         string    `json:"owner,omitempty"`
+	KernelID      string    `json:"kernel_id"`
+	Notebook      string    `json:"notebook,omitempty"`
+	Created       time.Time `json:"created"`
+	FormatVersion int       `json:"format_version"`
+	KeyID         string    `json:"key_id"`
+	Encrypted     bool      `json:"encrypted"`
+	PayloadBytes  int64     `json:"payload_bytes"`
+	// SHA256 identifies the content: format 2, the SHA-256 of the file's
+	// chunk tags (they authenticate every chunk); format 1, of the payload
+	// as stored.
+	SHA256    string            `json:"sha256"`
+	FileBytes int64             `json:"file_bytes,omitempty"`
+	Python    string            `json:"python"`
+	Packages  map[string]string `json:"packages"`
+	Saved     []Variable        `json:"saved"`
+	Skipped   []Variable        `json:"skipped"`
 }
 
 // SaveRequest asks for a checkpoint of a kernel's variables.

@@ -74,13 +74,10 @@ func (q *quota) release(stored string) {
 
 // sealedBytes bounds the size of a checkpoint file from what is known when
 // it is sealed: its payload, its metadata and key id, and the format's
-// fixed parts (infra/checkpointfile: header of 21 bytes and the key id,
-// footer of 48; encrypted, at most 20 bytes per 1 MiB chunk and a 4-byte
-// end). NB: an upper bound, so the quota is never overshot.
-func sealedBytes(keyID string, encrypted bool, payload int64, meta int) int64 {
-	n := 21 + int64(len(keyID)) + payload + int64(meta) + 48
-	if encrypted {
-		n += (payload>>20+1)*20 + 4
-	}
-	return n
+// fixed parts (infra/checkpointfile format 2: header of 29 bytes and the
+// key id, a 16-byte tag per 1 MiB chunk, footer of 48; an encrypted chunk
+// is as long as its plaintext). NB: an upper bound, so the quota is never
+// overshot.
+func sealedBytes(keyID string, payload int64, meta int) int64 {
+	return 29 + int64(len(keyID)) + payload + (payload>>20+1)*16 + int64(meta) + 48
 }

@@ -95,7 +95,7 @@ func save(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		if err != nil {
 			return nil, err
 		}
-		if err := reserve(req.Name, sealedBytes(keyID, encrypted, payload, len(mb))); err != nil {
+		if err := reserve(req.Name, sealedBytes(keyID, payload, len(mb))); err != nil {
 			return nil, err
 		}
 		return mb, nil
@@ -143,10 +143,14 @@ func load(ctx context.Context, files Files, runner Runner, kernelDir func(string
 			return &RejectError{Err: err}
 		}
 		o.res.RolledBack = status == FileOlder
-		var chk checkResult
-		if err := callKernel(ctx, runner, req.KernelID, "check", map[string]any{"packages": nonNil(meta.Packages)}, &chk); err != nil {
+		// One execution checks the packages and, when they match (or the
+		// policy is warn), restores; otherwise it stops before taking the
+		// checkpoint and the policy decides.
+		lr, err := restoreInKernel(ctx, runner, kernelDir(req.KernelID), req.KernelID, payload, nonNil(meta.Packages), req.Policy != PolicyWarn)
+		if err != nil {
 			return err
 		}
+		chk := lr.checkResult
 		o.res.Missing, o.res.Mismatched, o.res.Python = chk.Missing, chk.Mismatched, chk.Python
 		refuse, install := DecidePolicy(req.Policy, chk.Missing, chk.Mismatched, meta.Packages)
 		if refuse != "" {
@@ -160,17 +164,12 @@ func load(ctx context.Context, files Files, runner Runner, kernelDir func(string
 				return err
 			}
 			o.res.Installs = inst.Results
+			if lr, err = restoreInKernel(ctx, runner, kernelDir(req.KernelID), req.KernelID, payload, nil, false); err != nil {
+				return err
+			}
 		}
-		h, err := offer(kernelDir(req.KernelID), payload)
-		if err != nil {
-			return fmt.Errorf("hand the verified checkpoint to kernel %s: %w", req.KernelID, err)
-		}
-		defer h.Close()
-		params := h.params()
-		params["offset"] = 0
-		var lr loadResult
-		if err := callKernel(ctx, runner, req.KernelID, "load", params, &lr); err != nil {
-			return err
+		if lr.Restored == nil {
+			return fmt.Errorf("checkpoint load in kernel %s stopped at the package check", req.KernelID)
 		}
 		o.res.Restored = lr.Restored
 		var installed []string
@@ -192,6 +191,25 @@ func load(ctx context.Context, files Files, runner Runner, kernelDir func(string
 	}
 	o.err = fileError(req.Name, err)
 	return o
+}
+
+// restoreInKernel hands payload to the kernel (a descriptor, through a
+// handout) and runs kernel.py's load: with packages, it checks them first
+// and, with stop, stops at a difference without taking the descriptor.
+func restoreInKernel(ctx context.Context, runner Runner, dir, kernelID string, payload *os.File, packages map[string]string, stop bool) (loadResult, error) {
+	var lr loadResult
+	h, err := offer(dir, payload)
+	if err != nil {
+		return lr, fmt.Errorf("hand the verified checkpoint to kernel %s: %w", kernelID, err)
+	}
+	defer h.Close()
+	params := h.params()
+	if packages != nil {
+		params["packages"] = packages
+		params["stop_on_mismatch"] = stop
+	}
+	err = callKernel(ctx, runner, kernelID, "load", params, &lr)
+	return lr, err
 }
 
 // notRegular reports whether Files skipped an entry without opening it.

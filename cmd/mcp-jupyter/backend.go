@@ -37,6 +37,9 @@ type backend struct {
 	execs    *executions.Model
 	kernels  *kernels.Model
 	launcher *jupyter.Launcher
+	// pool holds --prewarm's pre-started kernels (nil: none): StartKernel
+	// claims one before anything else, so its id is the kernel's.
+	pool *jupyter.Pool
 	// access is who may do what with which kernel (access.go): every
 	// method checks the caller that ctx carries.
 	access access
@@ -129,18 +132,28 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	if err := b.refuse(); err != nil {
 		return mcpserver.KernelView{}, err
 	}
+	if req.Spec == "" {
+		req.Spec = defaultKernelSpec
+	}
 	// NB: the id is chosen here, so the quota sees the kernel in the
-	// model the moment its start is applied.
-	id := events.NewID(time.Now())
+	// model the moment its start is applied. A pre-started kernel keeps
+	// the id it was started under: claimed first, it is given back if the
+	// start is refused before it is asked for (a quota, a bad notebook).
+	id, pooled := b.claimKernel(req.Spec)
+	asked := false
+	if pooled {
+		defer func() {
+			if !asked {
+				b.pool.Unclaim(id)
+			}
+		}()
+	}
 	var held *reservation
 	if b.quotas != nil {
 		if held, err = b.quotas.reserveKernel(p, id); err != nil {
 			return mcpserver.KernelView{}, err
 		}
 		defer held.Release() // NB: after the models reflect the start (b.sync below)
-	}
-	if req.Spec == "" {
-		req.Spec = "python3"
 	}
 	if req.Notebook != "" {
 		// NB: the same confinement as the notebook tools (infra/notebook
@@ -155,13 +168,23 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
+	asked = true
 	st, err := b.sys.StartKernelWithID(ctx, id, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
+		if pooled {
+			b.pool.Abandon(id) // NB: nothing if the kernel actor took it
+		}
 		return mcpserver.KernelView{}, err
 	}
 	if err := b.sync(ctx, st.LastSeq); err != nil {
 		b.awaitModels(ctx, st.LastSeq) // NB: the quota reservation outlives a cancelled request
 		return mcpserver.KernelView{}, err
+	}
+	if pooled {
+		// NB: the models hold its KernelStarted, so it is durable: the kernel
+		// is no longer the pool's to reap (its marker stays otherwise, and
+		// the next start settles it against the log).
+		b.pool.Recorded(id)
 	}
 	if k, ok := b.kernels.Get(st.ID); ok {
 		return b.view(p, k), nil
@@ -169,6 +192,17 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 	v := b.stateView(st)
 	v.Owner = p.Name
 	return v, nil
+}
+
+// claimKernel returns the id for a new kernel of spec: a pre-started
+// kernel's (pooled true; see jupyter.Pool's contract) or a fresh one.
+func (b *backend) claimKernel(spec string) (id string, pooled bool) {
+	if b.pool != nil {
+		if id, ok := b.pool.Claim(spec); ok {
+			return id, true
+		}
+	}
+	return events.NewID(time.Now()), false
 }
 
 // stateView is the kernel as its actor answered (the model does not know

@@ -16,6 +16,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -181,11 +182,16 @@ func TestCheckpointMetricsOnMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 1
-	if err := os.WriteFile(filepath.Join(c.cfg.DataDir, "checkpoints", "tampered.ckpt"), b, 0o600); err != nil {
+	// A flipped payload byte: format 2 refuses the chunk that holds it.
+	_, hlen, err := checkpointfile.ParseHeader(b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": "tampered"}); !strings.Contains(text, "signature mismatch") {
+	b[hlen+10] ^= 1
+	if err := os.WriteFile(filepath.Join(c.cfg.DataDir, "checkpoints", "scraped.ckpt"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": "scraped"}); !strings.Contains(text, "fails authentication") {
 		t.Fatalf("tampered load: %s", text)
 	}
 	body := scrape()

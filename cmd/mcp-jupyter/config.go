@@ -78,6 +78,9 @@ type config struct {
 	MaxKernels            int
 	MaxQueuedPerPrincipal int
 	MaxCheckpointBytes    int64
+	// Prewarm is how many kernels to keep started ahead of need, per
+	// kernelspec (prewarm.go); empty: no pool.
+	Prewarm map[string]int
 }
 
 type setting struct {
@@ -93,6 +96,7 @@ var settings = []setting{
 	{"max-queue", "MCP_MAX_QUEUE", "1000", "executions that may wait per kernel before submits get 'queue full'"},
 	{"max-kernels", "MCP_MAX_KERNELS", "0", "kernels each principal may have running at once (a principal's own --max-kernels from `principal add` overrides it; 0: no limit)"},
 	{"max-queued-per-principal", "MCP_MAX_QUEUED_PER_PRINCIPAL", "0", "executions each principal may have waiting (not yet started) across all its kernels (0: no limit)"},
+	{"prewarm", "MCP_PREWARM", "0", "kernels kept started and idle so start_kernel hands one over at once, refilled in the background: N of the default kernelspec (python3), or per kernelspec, e.g. python3=2,julia=1 (each costs an idle kernel's memory, about 50-70 MiB for ipykernel)"},
 	{"max-checkpoint-bytes", "MCP_MAX_CHECKPOINT_BYTES", "0", "bytes of checkpoint files each principal may keep, e.g. 2GiB; a save past it is refused and leaves nothing behind (0: no limit)"},
 	{"output-budget", "MCP_OUTPUT_BUDGET", "3000", "characters of one text output put in a tool reply (the full text is kept as an asset)"},
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
@@ -211,6 +215,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 		return c, fmt.Errorf("--max-checkpoint-bytes %q: give a size such as 2GiB, or 0 for no limit", get("max-checkpoint-bytes"))
 	} else {
 		c.MaxCheckpointBytes = int64(size)
+	}
+	if c.Prewarm, err = parsePrewarm(get("prewarm")); err != nil {
+		return c, err
 	}
 	if c.MinFreeDisk, err = parseSize(get("min-free-disk")); err != nil {
 		return c, fmt.Errorf("--min-free-disk %q: give a size such as 256MiB, 1GiB or 0 to turn the check off", get("min-free-disk"))

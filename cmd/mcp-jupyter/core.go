@@ -40,6 +40,14 @@ type core struct {
 	metrics *metrics.Metrics
 	procs   *procTable
 
+	// probes is what /health, /livez and /readyz read (probestate.go);
+	// stopProbes ends its monitor.
+	probes     *probeState
+	stopProbes context.CancelFunc
+	// beforeCommit is the log's test hook (eventlog.Options.BeforeCommit):
+	// tests set it between newCore and open to hold appends.
+	beforeCommit func()
+
 	mu       sync.RWMutex
 	stage    string // what open is doing; "ready" once done
 	log      *eventlog.Log
@@ -51,6 +59,7 @@ type core struct {
 	lines    cursorFloor         // the event lines follower's position
 	sys      *system.System
 	launcher *jupyter.Launcher
+	pool     *jupyter.Pool // --prewarm's kernels; nil without it
 	mcp      *mcpserver.Server
 	back     *backend
 	token    string
@@ -96,7 +105,8 @@ const (
 func newCore(cfg config, logger *slog.Logger) *core {
 	ectx, stop := context.WithCancel(context.Background())
 	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
-		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop}
+		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
+		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
 	return c
 }
@@ -113,6 +123,7 @@ func (c *core) setStage(s string) {
 	c.mu.Lock()
 	c.stage = s
 	c.mu.Unlock()
+	c.probes.setStage(s)
 }
 
 // open starts everything; on error what was started is closed.
@@ -126,6 +137,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if c.oidcErr != nil {
 		return c.oidcErr
 	}
+	pctx, stopProbes := context.WithCancel(context.Background())
+	c.stopProbes = stopProbes
+	c.monitorProbes(pctx)
 	if f := checkDataDir(cfg.DataDir); !f.OK {
 		return f.err()
 	}
@@ -149,7 +163,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
-		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults)})
+		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
+		BeforeCommit: c.beforeCommit})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -158,6 +173,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
 		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv}
 	c.mu.Unlock()
+	if err := c.openPool(); err != nil {
+		return err
+	}
 	// The launcher check (a Python start) runs beside the replay.
 	c.wg.Add(1)
 	go func() {
@@ -170,6 +188,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		c.mu.Lock()
 		c.python, c.checked = f.err(), true
 		c.mu.Unlock()
+		c.probes.recheck()
 	}()
 	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
 		return fmt.Errorf("record server start: %w", err)
@@ -188,6 +207,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
 	c.mu.Unlock()
+	c.probes.setStage(stageReplaying)
 	if err := runner.Start(fctx); err != nil {
 		return fmt.Errorf("start read models: %w", err)
 	}
@@ -233,8 +253,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.
+	// NB: first the kernels a killed server left in its pool (their
+	// markers name them), then their directories with the other stale ones.
+	c.reapPool(sys.KernelIDs())
 	if err := c.launcher.RemoveStale(sys.KernelIDs()); err != nil {
 		logger.Warn("remove stale kernel dirs", "component", "kernel", "err", err)
+	}
+	if c.pool != nil {
+		if err := c.pool.Start(); err != nil {
+			return err
+		}
 	}
 	token, created := cfg.Token, false
 	if token == "" {
@@ -267,7 +295,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher,
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
 	srv := mcpserver.New(back, mcpserver.Options{
@@ -290,6 +318,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.nbs, c.stage = nbs, stageReady
 	c.mu.Unlock()
+	c.probes.setStage(stageReady)
 	c.lines.seq.Store(replayed)
 	c.registerFloors()
 	close(c.ready)
@@ -359,6 +388,7 @@ func (c *core) shutdownKernels(ctx context.Context) {
 
 func (c *core) close(ctx context.Context) error {
 	c.stopEvents()
+	c.stopProbes()
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
@@ -379,6 +409,9 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.ckpt != nil {
 		keep(c.ckpt.Close(ctx)) // waits for a save or load in progress
+	}
+	if c.pool != nil {
+		keep(c.pool.Close(ctx)) // NB: its kernels are nobody's: they stop with the server
 	}
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))

@@ -74,6 +74,7 @@ func doctor(ctx context.Context, cfg config, reap bool) []finding {
 	if procs != nil {
 		fs = append(fs, checkOrphans(procs, reap)...)
 	}
+	fs = append(fs, checkPool(cfg, procs, reap)...)
 	fs = append(fs, checkResources(cfg.DataDir))
 	return fs
 }

@@ -40,9 +40,10 @@ func serveOn(t testing.TB, c *core) string {
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	// NB: the kernelspec check finishes after open; the probes are
-	// asserted on a ready server.
+	// asserted on a ready server (as the probe monitor last saw it: what
+	// /readyz answers).
 	testkit.WaitUntil(t, time.Minute, "the core is ready", func() (bool, string) {
-		rd := c.readiness()
+		rd := c.probes.ready(time.Now())
 		return rd.Status == "ready", rd.Reason
 	})
 	return port

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
@@ -30,15 +28,18 @@ const (
 // servedPaths lists every path the HTTP server answers.
 var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP}
 
-// livenessTimeout bounds the actor system's answer to /livez.
+// livenessTimeout bounds the actor system's answer to one ping of the
+// probe monitor.
 const livenessTimeout = 2 * time.Second
 
 // routes registers the probes, /metrics and /mcp. They answer from the first
 // moment the port is open: /readyz and /mcp say what the start is doing
 // until it is done.
 func (c *core) routes(mux *http.ServeMux) {
+	// NB: /health reads nothing: the process serving HTTP is its answer
+	// (the old deployment matches this body).
 	mux.HandleFunc("GET "+pathHealth, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) // NB: the old deployment matches this body
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET "+pathLivez, c.livez)
 	mux.HandleFunc("GET "+pathReadyz, c.readyz)
@@ -90,19 +91,15 @@ func (c *core) whenReady(build func() http.Handler) http.Handler {
 	})
 }
 
-// livez: the process answers, and once the actor system runs, it delivers
-// a message within livenessTimeout.
+// livez: the process serves HTTP, and the actor system answered a ping
+// (the probe monitor's, every pingEvery) within livenessStale. It reads
+// c.probes only: never the log, the actors or c.mu.
 func (c *core) livez(w http.ResponseWriter, r *http.Request) {
-	c.mu.RLock()
-	sys, stage := c.sys, c.stage
-	c.mu.RUnlock()
-	if sys != nil {
-		if err := sys.Ping(livenessTimeout); err != nil && !errors.Is(err, system.ErrClosed) {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failing", "reason": err.Error()})
-			return
-		}
+	if err := c.probes.live(time.Now()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failing", "reason": err.Error()})
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "stage": stage})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "stage": *c.probes.stage.Load()})
 }
 
 // readiness is /readyz's body.
@@ -188,8 +185,11 @@ func (c *core) readiness() readiness {
 	return rd
 }
 
+// readyz answers the probe monitor's last run of the readiness checks
+// (every readinessEvery, and at once on a change of stage): it reads
+// c.probes only, never the log, the actors or c.mu.
 func (c *core) readyz(w http.ResponseWriter, r *http.Request) {
-	rd := c.readiness().withoutIDs(c.kernelIDs())
+	rd := c.probes.ready(time.Now())
 	code := http.StatusOK
 	if rd.Status != "ready" {
 		code = http.StatusServiceUnavailable

@@ -14,17 +14,25 @@
 //     names may run at once.
 //
 // A file is refused with a *RejectError (errors.Is ErrRejected; method
-// Rejected) before any of its bytes may reach a kernel: bad magic, newer
-// format, unknown flags, truncation, unknown key, or a signature mismatch;
-// something that is not a regular file with a *NotRegularError (never
-// opened for reading: files are opened with O_NOFOLLOW|O_NONBLOCK and
-// fstat decides). Load verifies through one descriptor into a private
-// unlinked copy, so the bytes verified are the bytes the caller reads.
+// Rejected) before any of its unchecked bytes may reach a kernel: bad
+// magic, newer format, unknown flags, truncation, unknown key, a signature
+// mismatch, a chunk that fails its tag; something that is not a regular
+// file with a *NotRegularError (never opened for reading: files are opened
+// with O_NOFOLLOW|O_NONBLOCK and fstat decides).
+//
+// Saves write format 2 (chunked.go): the kernel streams its dill output
+// into a pipe, framed, and the stage tags each 1 MiB chunk as it arrives
+// and writes it, so hashing overlaps pickling and the file is written
+// once. Loads of format 2 check the HMAC over header, tags and metadata,
+// then stream each chunk, checked against its tag after it was read, into
+// a pipe the kernel reads: one read of the file, nothing unchecked handed
+// out. Format 1 files still load: verified whole, through one descriptor,
+// into a private unlinked copy that the kernel then reads.
 //
 // Usage:
 //
 //	keys, err := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
 //	st, err := checkpointfile.Open(dataDir+"/checkpoints", keys, false)
-//	size, err := st.Save("friday", func(stage *os.File) error { ... }, metaJSON)
-//	err = st.Load("friday", func(payload *os.File, meta []byte, size int64) error { ... })
+//	size, err := st.Save("friday", func(pipe *os.File) error { ... hand pipe to the kernel ... }, metaJSON)
+//	err = st.Load("friday", func(payload *os.File, meta []byte, size int64) error { ... hand payload to the kernel ... })
 package checkpointfile

@@ -12,24 +12,50 @@ import (
 	"io"
 )
 
-// The checkpoint file, format version 1 (all integers big-endian):
+// The checkpoint file. This server writes format version 2 and reads 1
+// and 2 (all integers big-endian).
 //
-//	header   magic "MCPJCKPT" | version u16 | flags u16 | key id length u8 | key id | nonce [8]
+// Version 2 (chunked.go) — verified per chunk, so a load streams:
+//
+//	header   magic "MCPJCKPT" | version u16 = 2 | flags u16 | key id length u8 | key id | file id [16]
+//	chunks   the dill stream in chunks of 1 MiB (the last one shorter), as
+//	         written, or (flag encrypted) AES-256-GCM ciphertext of equal length
+//	tags     one entry per chunk: epoch u32 | tag [16]; the tag is AES-256-GCM
+//	         under the file's chunk key (derived from the key and the file
+//	         id), nonce = epoch u32 | chunk index u64; the chunk is the
+//	         additional data (GMAC) or, encrypted, the plaintext. The epoch
+//	         grows when a save cuts back into chunks already sealed, so no
+//	         nonce is used twice.
+//	meta     JSON (Meta)
+//	footer   meta length u32 | payload length u64 | "CKPT" | HMAC-SHA256 [32]
+//
+// The HMAC covers header, tags, meta and the footer's fields (not the
+// chunks: their tags stand for them), so the list of chunks — how many,
+// in which order, each one's tag — is checked before any chunk is read;
+// then each chunk is checked against its tag before it is used. A chunk
+// of another file (another file id, so another chunk key), a chunk moved
+// to another index, a flipped byte, a truncation: each fails one check.
+//
+// Version 1 (still read) — verified whole before any of it is used:
+//
+//	header   magic "MCPJCKPT" | version u16 = 1 | flags u16 | key id length u8 | key id | nonce [8]
 //	payload  the dill stream as the kernel wrote it, or (flag encrypted)
 //	         chunks of: plaintext length u32 | AES-256-GCM ciphertext+tag; a zero length ends
 //	meta     JSON (Meta)
 //	footer   meta length u32 | payload length u64 | "CKPT" | HMAC-SHA256 [32]
 //
-// The HMAC covers every byte before it, header included, so a flipped
-// byte anywhere, a truncation or a spliced header fails verification.
-// NB: the magic, the layout of version 1 and the key derivation labels
-// must not change: Friday's files are read on Monday by a newer binary.
+// The HMAC covers every byte before it, header included.
+//
+// NB: the magic, the layouts of versions 1 and 2 and the key derivation
+// labels must not change: Friday's files are read on Monday by a newer
+// binary.
 const (
 	Magic         = "MCPJCKPT"
-	FormatVersion = 1
+	FormatVersion = 2 // the version Save writes
 	footerMagic   = "CKPT"
 	footerSize    = 4 + 8 + 4 + sha256.Size
-	nonceSize     = 8
+	nonceSize     = 8  // version 1
+	fileIDSize    = 16 // version 2
 	maxKeyID      = 64
 	maxMeta       = 16 << 20
 	chunkSize     = 1 << 20
@@ -37,12 +63,24 @@ const (
 	knownFlags    = flagEncrypted
 )
 
+// FooterSize is the length of the fixed footer at the end of every
+// version's file (tests that damage files use it).
+const FooterSize = footerSize
+
+// EntrySize is the length of one chunk's entry in a version 2 file's tag
+// list: epoch u32 | tag [16] (tests that damage files use it).
+const EntrySize = entrySize
+
+// ChunkSize is the payload bytes per chunk of a version 2 file.
+const ChunkSize = chunkSize
+
 // Header is the fixed part at the start of a checkpoint file.
 type Header struct {
 	Version   uint16
 	Flags     uint16
 	KeyID     string
-	Nonce     [nonceSize]byte
+	Nonce     [nonceSize]byte  // version 1
+	FileID    [fileIDSize]byte // version 2
 	Encrypted bool
 }
 
@@ -82,7 +120,7 @@ func reject(hint, format string, v ...any) error {
 
 // Encode returns the header's bytes.
 func (h Header) Encode() []byte {
-	b := make([]byte, 0, len(Magic)+5+len(h.KeyID)+nonceSize)
+	b := make([]byte, 0, len(Magic)+5+len(h.KeyID)+fileIDSize)
 	b = append(b, Magic...)
 	b = binary.BigEndian.AppendUint16(b, h.Version)
 	flags := h.Flags
@@ -92,6 +130,9 @@ func (h Header) Encode() []byte {
 	b = binary.BigEndian.AppendUint16(b, flags)
 	b = append(b, byte(len(h.KeyID)))
 	b = append(b, h.KeyID...)
+	if h.Version >= 2 {
+		return append(b, h.FileID[:]...)
+	}
 	return append(b, h.Nonce[:]...)
 }
 
@@ -121,16 +162,24 @@ func ParseHeader(b []byte) (Header, int, error) {
 	if n == 0 || n > maxKeyID {
 		return h, 0, reject("the header is damaged", "key id length %d is out of range 1..%d", n, maxKeyID)
 	}
-	if len(b) < fixed+n+nonceSize {
+	id := nonceSize
+	if h.Version >= 2 {
+		id = fileIDSize
+	}
+	if len(b) < fixed+n+id {
 		return h, 0, reject("the file is truncated", "header cut short")
 	}
 	h.KeyID = string(b[fixed : fixed+n])
-	copy(h.Nonce[:], b[fixed+n:])
-	return h, fixed + n + nonceSize, nil
+	if h.Version >= 2 {
+		copy(h.FileID[:], b[fixed+n:])
+	} else {
+		copy(h.Nonce[:], b[fixed+n:])
+	}
+	return h, fixed + n + id, nil
 }
 
 // maxHeader is the longest header there can be.
-const maxHeader = len(Magic) + 5 + maxKeyID + nonceSize
+const maxHeader = len(Magic) + 5 + maxKeyID + fileIDSize
 
 func (f Footer) encodeFields() []byte {
 	b := binary.BigEndian.AppendUint32(nil, f.MetaLen)

@@ -17,7 +17,7 @@ func sealed(t testing.TB, k Key, payload []byte, encrypt bool) []byte {
 // sealedWithMeta is sealed with the given metadata JSON.
 func sealedWithMeta(t testing.TB, k Key, payload []byte, encrypt bool, meta []byte) []byte {
 	t.Helper()
-	h := Header{Version: FormatVersion, KeyID: k.ID, Encrypted: encrypt}
+	h := Header{Version: 1, KeyID: k.ID, Encrypted: encrypt} // format 1: old files keep loading
 	copy(h.Nonce[:], "abcdefgh")
 	hb := h.Encode()
 	var body bytes.Buffer
@@ -109,6 +109,8 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(Header{Version: 1, KeyID: "k"}.Encode())
 	f.Add(Header{Version: 1, KeyID: "0123456789abcdef", Encrypted: true}.Encode())
 	f.Add([]byte("MCPJCKPT\x00\x02"))
+	f.Add(Header{Version: 2, KeyID: "0123456789abcdef", FileID: [16]byte{1, 2, 3}}.Encode())
+	f.Add(Header{Version: 2, KeyID: "k", Encrypted: true}.Encode()[:30])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := ParseHeader(b)
 		if err != nil {

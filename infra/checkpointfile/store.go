@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
@@ -25,10 +26,12 @@ import (
 // what it needs of it (checkpoint.Files); Store implements it. Safe for
 // concurrent use on different names; the actor serializes commands on one.
 //
-// NB: no kernel is ever given a path under dir. A save hands the kernel an
-// open descriptor of its staging file, a load one of a private, unlinked
-// copy of the verified payload (see Load): what the HMAC covered is what
-// the kernel unpickles, whoever writes the directory meanwhile.
+// NB: no kernel is ever given a path under dir, nor a descriptor of a file
+// in it. A save hands the kernel the write end of a pipe (see Stage), a
+// load the read end of a pipe carrying checked chunks, or for a format 1
+// file a private unlinked copy of the verified payload (see Load): what
+// was checked is what the kernel unpickles, whoever writes the directory
+// meanwhile.
 type Store struct {
 	dir, tmp string
 	keys     *Keyring
@@ -85,59 +88,88 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
-// Stage is one save in progress: the kernel writes its dill stream to
-// KernelFile, then Seal signs, encrypts and commits it.
+// Stage is one save in progress: the kernel writes its framed dill stream
+// into KernelFile (a pipe), a goroutine of the stage tags each chunk as it
+// completes and writes it after the header (format version 2: hashing
+// while the kernel pickles), then Seal adds the tags, the metadata and the
+// footer and commits the file.
 type Stage struct {
 	s    *Store
 	name string
 	key  Key
 	h    Header
 	hb   []byte
-	part *os.File // becomes <name>.ckpt; the server's own descriptor
-	// kernel is what the kernel writes to: part itself (the header is
-	// already in it), or, when encrypting, a private unlinked plaintext
-	// file that Seal encrypts into part.
-	kernel *os.File
-	done   bool
+	part *os.File // becomes <name>.ckpt; only the server has it
+	// kernel is the pipe's write end, handed to the kernel; in is the
+	// server's read end, read by the ingest goroutine.
+	kernel, in *os.File
+	w          *chunkWriter
+	ingested   chan struct{}
+	ingestErr  error
+	closeOnce  sync.Once
+	done       bool
 }
 
-// Stage creates the temp files of a save of name.
+// sealWait bounds how long Seal waits for the rest of the kernel's stream
+// once the kernel's code has returned (it sent its end mark before that).
+const sealWait = 10 * time.Second
+
+// Stage creates the staging file of a save of name and starts reading the
+// kernel's stream.
 func (s *Store) Stage(name string) (*Stage, error) {
 	key := s.keys.Current()
-	st := &Stage{s: s, name: name, key: key, h: Header{Version: FormatVersion, KeyID: key.ID, Encrypted: s.encrypt}}
-	if _, err := rand.Read(st.h.Nonce[:]); err != nil {
-		return nil, fmt.Errorf("make nonce: %w", err)
+	st := &Stage{s: s, name: name, key: key, h: Header{Version: FormatVersion, KeyID: key.ID, Encrypted: s.encrypt},
+		ingested: make(chan struct{})}
+	if _, err := rand.Read(st.h.FileID[:]); err != nil {
+		return nil, fmt.Errorf("make file id: %w", err)
 	}
 	st.hb = st.h.Encode()
+	sealer, err := newChunkSealer(key, st.h)
+	if err != nil {
+		return nil, err
+	}
 	part, err := os.CreateTemp(s.tmp, name+".*.part")
 	if err != nil {
 		return nil, fmt.Errorf("create checkpoint temp file: %w", err)
 	}
-	st.part, st.kernel = part, part
-	if st.h.Encrypted {
-		plain, err := privateFile(s.tmp)
-		if err != nil {
-			st.Abort()
-			return nil, fmt.Errorf("create checkpoint plaintext temp file: %w", err)
-		}
-		st.kernel = plain
-	} else if _, err := part.Write(st.hb); err != nil {
-		st.Abort()
+	st.part = part
+	if _, err := part.Write(st.hb); err != nil {
+		part.Close()
+		os.Remove(part.Name())
 		return nil, fmt.Errorf("write checkpoint header: %w", err)
 	}
+	st.in, st.kernel, err = newPipe(true)
+	if err != nil {
+		part.Close()
+		os.Remove(part.Name())
+		return nil, err
+	}
+	st.w = newChunkWriter(part, int64(len(st.hb)), sealer)
+	go func() {
+		defer close(st.ingested)
+		st.ingestErr = ingest(bufio.NewReaderSize(st.in, 64<<10), st.w)
+	}()
 	return st, nil
 }
 
-// KernelFile is the open file the kernel writes its dill stream to (at its
-// end). The kernel gets a descriptor of it, never its path.
+// KernelFile is the pipe the kernel writes its framed dill stream to (see
+// ingest). The kernel gets a descriptor of it; it never sees the file.
 func (st *Stage) KernelFile() *os.File { return st.kernel }
 
-// Abort closes the stage's files and removes the staging file (a no-op for
-// the committed file after a successful Seal).
-func (st *Stage) Abort() {
-	if st.kernel != st.part {
+// stopIngest closes the server's ends of the pipe and waits for the ingest
+// goroutine (a closed read end ends its read at once).
+func (st *Stage) stopIngest() {
+	st.closeOnce.Do(func() {
 		_ = st.kernel.Close()
-	}
+		_ = st.in.Close()
+		<-st.ingested
+	})
+}
+
+// Abort stops reading the kernel's stream, closes the stage's file and
+// removes it (a no-op for the committed file after a successful Seal).
+func (st *Stage) Abort() {
+	st.stopIngest()
 	_ = st.part.Close()
 	if !st.done {
 		_ = os.Remove(st.part.Name())
@@ -150,71 +182,51 @@ type Sealed struct {
 	Encrypted     bool
 	FormatVersion int
 	PayloadBytes  int64
-	SHA256        string // of the payload as stored
+	// SHA256 identifies the content: in format 2 the SHA-256 of the
+	// chunk tags (which authenticate every chunk under a key of this
+	// file's own); in format 1 it was the payload's.
+	SHA256 string
 }
 
-// Seal completes the checkpoint: payload (already after the header, or
-// encrypted from the kernel's plaintext), the metadata meta returns (a JSON
-// object), footer; fsync; rename to <name>.ckpt (the commit point); fsync
-// of the directory; then <name>.json. It streams: memory use does not grow
-// with the checkpoint. It reads only through the descriptors Stage opened.
-// It returns the file's size.
+// Seal completes the checkpoint: it waits for the kernel's stream to end
+// (bounded by sealWait), writes the last chunk, the tags, the metadata
+// meta returns (a JSON object) and the footer; fsyncs; renames to
+// <name>.ckpt (the commit point); fsyncs the directory; then writes
+// <name>.json. Memory use does not grow with the checkpoint. It returns
+// the file's size.
 //
-// NB: the kernel may keep its descriptor of an unencrypted stage and write
-// to it after this: the file then no longer matches its signature and every
-// load refuses it. That spoils only the checkpoint that kernel wrote.
+// NB: the kernel may keep its end of the pipe and write after this:
+// nobody reads it any more, and the file is the server's alone.
 func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 	defer st.Abort()
-	f := st.part
-	mac, sum := st.key.newMAC(), sha256.New()
-	mac.Write(st.hb)
-	var payload int64
-	if st.h.Encrypted {
-		fi, err := st.kernel.Stat()
-		if err != nil {
-			return 0, fmt.Errorf("stat checkpoint plaintext: %w", err)
-		}
-		w := bufio.NewWriterSize(f, 1<<20)
-		if _, err := w.Write(st.hb); err != nil {
-			return 0, fmt.Errorf("write checkpoint header: %w", err)
-		}
-		plain := io.NewSectionReader(st.kernel, 0, fi.Size())
-		payload, err = encryptStream(io.MultiWriter(w, mac, sum), bufio.NewReaderSize(plain, 1<<20), st.key, st.h, st.hb)
-		if err != nil {
-			return 0, fmt.Errorf("encrypt checkpoint: %w", err)
-		}
-		if err := w.Flush(); err != nil {
-			return 0, fmt.Errorf("write checkpoint: %w", err)
-		}
-	} else {
-		fi, err := f.Stat()
-		if err != nil {
-			return 0, fmt.Errorf("stat checkpoint temp file: %w", err)
-		}
-		got := make([]byte, len(st.hb))
-		if _, err := f.ReadAt(got, 0); err != nil || string(got) != string(st.hb) {
-			return 0, fmt.Errorf("checkpoint temp file %s was changed while the kernel wrote it: save again", f.Name())
-		}
-		n := fi.Size() - int64(len(st.hb))
-		payload, err = io.CopyBuffer(io.MultiWriter(mac, sum), io.NewSectionReader(f, int64(len(st.hb)), n), make([]byte, 1<<20))
-		if err != nil {
-			return 0, fmt.Errorf("sign checkpoint: %w", err)
-		}
-		if payload != n {
-			return 0, fmt.Errorf("checkpoint temp file %s shrank while it was signed: save again", f.Name())
-		}
+	// The kernel's code has returned: its end mark is in the pipe. Close
+	// the server's copy of the write end and bound the wait for the rest.
+	_ = st.kernel.Close()
+	_ = st.in.SetReadDeadline(time.Now().Add(sealWait))
+	<-st.ingested
+	if st.ingestErr != nil {
+		return 0, fmt.Errorf("receive checkpoint from the kernel: %w", st.ingestErr)
 	}
+	payload, tags, err := st.w.Finish()
+	if err != nil {
+		return 0, err
+	}
+	sum := tableSum(tags)
 	mj, err := meta(Sealed{KeyID: st.key.ID, Encrypted: st.h.Encrypted, FormatVersion: FormatVersion,
-		PayloadBytes: payload, SHA256: hex.EncodeToString(sum.Sum(nil))})
+		PayloadBytes: int64(payload), SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
 		return 0, fmt.Errorf("encode checkpoint metadata: %w", err)
 	}
-	foot := Footer{MetaLen: uint32(len(mj)), PayloadLen: uint64(payload)}
-	tail := append(mj, foot.encodeFields()...)
+	foot := Footer{MetaLen: uint32(len(mj)), PayloadLen: payload}
+	tail := append(append(append([]byte(nil), tags...), mj...), foot.encodeFields()...)
+	mac := st.key.newMAC()
+	mac.Write(st.hb)
 	mac.Write(tail)
 	tail = mac.Sum(tail)
-	size := int64(len(st.hb)) + payload + int64(len(tail))
-	if _, err := f.WriteAt(tail, size-int64(len(tail))); err != nil {
+	f := st.part
+	at := int64(len(st.hb)) + int64(payload)
+	size := at + int64(len(tail))
+	if _, err := f.WriteAt(tail, at); err != nil {
 		return 0, fmt.Errorf("write checkpoint footer: %w", err)
 	}
 	if err := f.Truncate(size); err != nil {
@@ -242,7 +254,9 @@ func (st *Stage) Seal(meta func(Sealed) ([]byte, error)) (int64, error) {
 }
 
 // VerifyFile checks the checkpoint file at path, writing its (decrypted)
-// payload to w. Until it returns nil, w holds unverified bytes.
+// payload to w. Until it returns nil, w may hold bytes of a file that is
+// refused in the end (format 1: all of them; format 2: the chunks before
+// the first one that fails; each chunk written was checked).
 func (s *Store) VerifyFile(path string, w io.Writer) (meta []byte, err error) {
 	meta, _, err = s.verifyPath(path, w)
 	return meta, err
@@ -255,53 +269,107 @@ func (s *Store) verifyPath(path string, w io.Writer) ([]byte, int64, error) {
 		return nil, 0, err
 	}
 	defer f.Close()
-	return s.verifyInto(f, w)
+	o, err := s.openFile(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	if o.h.Version == 1 {
+		return s.verifyV1(f, o, w)
+	}
+	l, err := o.list(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := l.stream(f, bw); err != nil {
+		return nil, 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, 0, fmt.Errorf("copy checkpoint payload: %w", err)
+	}
+	return l.meta, o.size, nil
 }
 
-// verifyInto streams the checkpoint open in f through its HMAC and writes
-// the (decrypted) payload to w. Every byte is read once, through f: the
-// bytes written to w, the metadata returned and the bytes the MAC covered
-// are the same bytes, whatever happens to the file meanwhile. It returns
-// the metadata and the file's size.
-func (s *Store) verifyInto(f *os.File, w io.Writer) ([]byte, int64, error) {
+// opened is a checkpoint file whose header and footer parsed and whose key
+// this server has.
+type opened struct {
+	h    Header
+	hb   []byte
+	foot Footer
+	key  Key
+	size int64
+}
+
+// openFile reads the header and footer of the checkpoint open in f and
+// looks up its key. Every read goes through f.
+func (s *Store) openFile(f *os.File) (opened, error) {
+	var o opened
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("stat checkpoint: %w", err)
+		return o, fmt.Errorf("stat checkpoint: %w", err)
 	}
-	size := fi.Size()
-	hbuf := make([]byte, min(int64(maxHeader), size))
+	o.size = fi.Size()
+	hbuf := make([]byte, min(int64(maxHeader), o.size))
 	if _, err := f.ReadAt(hbuf, 0); err != nil {
-		return nil, 0, fmt.Errorf("read checkpoint header: %w", err)
+		return o, fmt.Errorf("read checkpoint header: %w", err)
 	}
 	h, hlen, err := ParseHeader(hbuf)
 	if err != nil {
-		return nil, 0, err
+		return o, err
 	}
-	if size < int64(hlen)+footerSize {
-		return nil, 0, reject("the file was cut short (an interrupted copy?)", "truncated: %d bytes is too short for a checkpoint", size)
+	o.h, o.hb = h, hbuf[:hlen]
+	if o.size < int64(hlen)+footerSize {
+		return o, reject("the file was cut short (an interrupted copy?)", "truncated: %d bytes is too short for a checkpoint", o.size)
 	}
 	fb := make([]byte, footerSize)
-	if _, err := f.ReadAt(fb, size-footerSize); err != nil {
-		return nil, 0, fmt.Errorf("read checkpoint footer: %w", err)
+	if _, err := f.ReadAt(fb, o.size-footerSize); err != nil {
+		return o, fmt.Errorf("read checkpoint footer: %w", err)
 	}
-	foot, err := ParseFooter(fb)
-	if err != nil {
-		return nil, 0, err
-	}
-	if err := layout(hlen, foot, size); err != nil {
-		return nil, 0, err
+	if o.foot, err = ParseFooter(fb); err != nil {
+		return o, err
 	}
 	key, ok := s.keys.Lookup(h.KeyID)
 	if !ok {
-		return nil, 0, reject("restore that key into checkpoint-keys/ or set MCP_CHECKPOINT_SECRET to the secret that signed it",
+		return o, reject("restore that key into checkpoint-keys/ or set MCP_CHECKPOINT_SECRET to the secret that signed it",
 			"signed with key %s, which this server does not have (rotated away, or from another server)", h.KeyID)
 	}
+	o.key = key
+	return o, nil
+}
+
+// list verifies a version 2 file's tags and metadata (not its chunks).
+func (o opened) list(f *os.File) (*list, error) {
+	l, err := verifyList(f, o.key, o.h, o.hb, o.foot, o.size)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(l.meta) {
+		// Signed but unreadable: a bug of the writer, not tampering.
+		return nil, errors.New("decode checkpoint metadata: not JSON")
+	}
+	if err := agrees(l.meta, o.h, o.foot); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// verifyV1 streams the format 1 checkpoint open in f through its HMAC and
+// writes the (decrypted) payload to w. Every byte is read once, through f:
+// the bytes written to w, the metadata returned and the bytes the MAC
+// covered are the same bytes, whatever happens to the file meanwhile. It
+// returns the metadata and the file's size.
+func (s *Store) verifyV1(f *os.File, o opened, w io.Writer) ([]byte, int64, error) {
+	h, hbuf, foot, key, size := o.h, o.hb, o.foot, o.key, o.size
+	hlen := len(hbuf)
+	if err := layout(hlen, foot, size); err != nil {
+		return nil, 0, err
+	}
 	mac := key.newMAC()
-	mac.Write(hbuf[:hlen])
+	mac.Write(hbuf)
 	payload := io.TeeReader(io.NewSectionReader(f, int64(hlen), int64(foot.PayloadLen)), mac)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if h.Encrypted {
-		if err := decryptStream(bw, bufio.NewReaderSize(payload, 1<<20), foot.PayloadLen, key, h, hbuf[:hlen]); err != nil {
+		if err := decryptStream(bw, bufio.NewReaderSize(payload, 1<<20), foot.PayloadLen, key, h, hbuf); err != nil {
 			return nil, 0, err
 		}
 	} else if n, err := io.CopyBuffer(bw, payload, make([]byte, 1<<20)); err != nil {
@@ -394,11 +462,11 @@ func (s *Store) List(valid func(name string) bool, fn func(name string, meta []b
 	return nil
 }
 
-// Save stages a save of name, runs dump with the open file the kernel
-// writes its dill stream to (at its end; the kernel gets a descriptor of
-// it, never a path), then seals and commits it (see Seal); meta gets the
-// key id, whether the payload is encrypted, the payload's length and its
-// sha256, and returns the metadata JSON. It returns the file's size. On
+// Save stages a save of name, runs dump with the pipe the kernel writes
+// its framed dill stream to (see ingest; the kernel gets a descriptor of
+// it), then seals and commits it (see Seal); meta gets the key id, whether
+// the payload is encrypted, the payload's length and the content's sha256
+// (see Sealed), and returns the metadata JSON. It returns the file's size. On
 // error nothing is committed and the temp files are gone.
 func (s *Store) Save(name string, dump func(stage *os.File) error,
 	meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error) {
@@ -414,30 +482,85 @@ func (s *Store) Save(name string, dump func(stage *os.File) error,
 }
 
 // Load opens name's file once (no-follow, non-blocking; only a regular file
-// is read), verifies all of it through that descriptor while it copies the
-// (decrypted) payload into a private unlinked file under tmp/, then runs
-// restore with that copy, opened read-only at the payload's start, the
-// signed metadata and the file's size. The copy is gone when Load returns.
-// A refusal is a *RejectError and restore does not run; a missing file
-// wraps fs.ErrNotExist.
+// is read) and runs restore with a read-only descriptor that yields the
+// payload, the signed metadata and the file's size. The descriptor is never
+// the stored file. A refusal is a *RejectError; a missing file wraps
+// fs.ErrNotExist.
 //
-// NB: the copy is the point: a kernel, another tenant of the volume or
-// anyone else who can write checkpoints/ may rename over or write into the
-// file after its signature was checked, but not into a file with no name.
-// It costs one extra write of the payload (to the page cache; it is never
-// synced); see docs/CHECKPOINTS.md.
+// Format 2: the header, the chunk tags and the metadata are checked against
+// the HMAC before restore runs (a refusal then: restore does not run);
+// restore gets the read end of a pipe into which a goroutine of Load writes
+// each chunk once it has read it through Load's descriptor and checked it
+// against its tag. A chunk that fails ends the stream before any of its
+// bytes are written, and Load returns that refusal (unless restore itself
+// refused the file first, by its metadata). The file is read once; nothing
+// is copied to disk.
+//
+// Format 1: all of the file is verified through that descriptor while the
+// (decrypted) payload is copied into a private unlinked file under tmp/,
+// and restore gets that copy. The copy is gone when Load returns.
+//
+// NB: what restore reads is only ever bytes that were checked after they
+// were read: a kernel, another tenant of the volume or anyone else who can
+// write checkpoints/ may rename over the file or write into it meanwhile;
+// a rename changes nothing Load reads, a write in place fails a tag.
 func (s *Store) Load(name string, restore func(payload *os.File, meta []byte, size int64) error) error {
 	src, err := openRegular(s.Path(name))
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	o, err := s.openFile(src)
+	if err != nil {
+		return err
+	}
+	if o.h.Version == 1 {
+		return s.loadV1(src, o, restore)
+	}
+	l, err := o.list(src)
+	if err != nil {
+		return err
+	}
+	out, in, err := newPipe(false)
+	if err != nil {
+		return err
+	}
+	streamed := make(chan error, 1)
+	go func() {
+		err := l.stream(src, out)
+		_ = out.Close()
+		streamed <- err
+	}()
+	rerr := restore(in, l.meta, o.size)
+	_ = in.Close()
+	// NB: a reader that stopped early (a refusal by policy, a kernel that
+	// died) must not leave the writer blocked: the kernel may still hold
+	// its copy of the read end.
+	_ = out.SetWriteDeadline(time.Now())
+	serr := <-streamed
+	if rejected(rerr) {
+		return rerr // refused before the kernel read (name, rollback)
+	}
+	if serr != nil && rejected(serr) {
+		return serr
+	}
+	return rerr
+}
+
+// rejected reports whether err is a refusal of the file.
+func rejected(err error) bool {
+	var r interface{ Rejected() bool }
+	return errors.As(err, &r) && r.Rejected()
+}
+
+// loadV1 is Load of a format 1 file: verified whole into a private copy.
+func (s *Store) loadV1(src *os.File, o opened, restore func(payload *os.File, meta []byte, size int64) error) error {
 	cp, err := privateFile(s.tmp)
 	if err != nil {
 		return fmt.Errorf("create load temp file: %w", err)
 	}
 	defer cp.Close()
-	meta, size, err := s.verifyInto(src, cp)
+	meta, size, err := s.verifyV1(src, o, cp)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,12 @@
 //   - kernelspec.go: kernelspec discovery as Jupyter does it.
 //   - process.go, exitwatch.go: launching, pidfd exit watching, signalling.
 //   - kernel.go: StartKernel / Attach, tying the above together.
+//   - launcher.go: Launcher, the kernel actor's Launcher (Launch, Attach,
+//     Kill) over the above.
+//   - pool.go, poolmarker.go: Pool, kernels started ahead of need per
+//     kernelspec and handed over by Launch under the id they were started
+//     with; the markers that let the next start kill what a killed server
+//     left in its pool (ReapPool).
 //
 // # Contract
 //

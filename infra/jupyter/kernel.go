@@ -33,6 +33,11 @@ type StartOptions struct {
 	// given up by the kernel (its heartbeat lost its port to another
 	// process and bound another one).
 	BindGrace time.Duration
+	// OnLaunch, if set, is called with each launched process before the
+	// wait for readiness (once per attempt): the kernel pool records the
+	// pid there, so a server killed mid-start leaves no unknown process.
+	// An error kills that launch and is returned.
+	OnLaunch func(*Process) error
 }
 
 // Kernel is a running kernel process with a connected client.
@@ -158,6 +163,11 @@ func startOnce(ctx context.Context, spec KernelSpec, runtimeDir, id string, opts
 			StderrTail: StderrTail(logPath, opts.TailLines), Exit: proc.ExitStatus(), Err: err}
 	}
 
+	if opts.OnLaunch != nil {
+		if err := opts.OnLaunch(proc); err != nil {
+			return fail(err)
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
 	// Cancel the wait as soon as the process exits: a dead kernel never binds.

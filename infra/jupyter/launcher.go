@@ -37,6 +37,10 @@ type Launcher struct {
 	KernelEnv []string
 	Client    ClientOptions
 	Logger    *slog.Logger
+	// Pool, when set, holds kernels started ahead of need: Launch hands
+	// over the one claimed under the id it is asked for. Set it before the
+	// first Launch and leave it.
+	Pool *Pool
 }
 
 // Specs lists the kernelspecs found.
@@ -48,15 +52,39 @@ func (l *Launcher) Specs() (KernelSpecs, error) {
 	return FindKernelSpecs(path)
 }
 
-// Launch implements the kernel actor's Launcher.
+// Launch implements the kernel actor's Launcher. A kernel the edge claimed
+// from the Pool under this id (Pool.Claim) is handed over at once;
+// otherwise a new process is started.
 func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.KernelConn, events.KernelLaunched, error) {
+	if l.Pool != nil {
+		k, err := l.Pool.take(id, specName)
+		if err != nil {
+			return nil, events.KernelLaunched{}, err
+		}
+		if k != nil {
+			conn, launched := l.handOver(k, true)
+			return conn, launched, nil
+		}
+	}
+	k, err := l.start(ctx, id, specName, nil)
+	if err != nil {
+		return nil, events.KernelLaunched{}, err
+	}
+	conn, launched := l.handOver(k, false)
+	return conn, launched, nil
+}
+
+// start starts kernel id from the named kernelspec with the launcher's
+// settings and waits until it is ready. onLaunch, if set, sees the process
+// as soon as it runs (StartOptions.OnLaunch).
+func (l *Launcher) start(ctx context.Context, id, specName string, onLaunch func(*Process) error) (*Kernel, error) {
 	specs, err := l.Specs()
 	if err != nil {
-		return nil, events.KernelLaunched{}, fmt.Errorf("find kernelspecs: %w", err)
+		return nil, fmt.Errorf("find kernelspecs: %w", err)
 	}
 	spec, err := specs.Lookup(specName)
 	if err != nil {
-		return nil, events.KernelLaunched{}, err
+		return nil, err
 	}
 	copts := l.Client
 	copts.Session = events.NewID(time.Now())
@@ -69,34 +97,37 @@ func (l *Launcher) Launch(ctx context.Context, id, specName string) (events.Kern
 	}
 	// NB: StartKernel creates the kernel's directory with its connection file.
 	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: KernelDir(l.RuntimeDir, id)}
-	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts})
-	if err != nil {
-		return nil, events.KernelLaunched{}, err
-	}
+	return StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, OnLaunch: onLaunch})
+}
+
+// handOver wraps a ready kernel for the kernel actor: its connection and
+// what KernelStarted records. pooled says it was started ahead of need.
+func (l *Launcher) handOver(k *Kernel, pooled bool) (events.KernelConn, events.KernelLaunched) {
+	id := k.ID
 	if l.Logger != nil {
 		// NB: operators read here (and in KernelStarted's process.sandbox)
 		// whether agent code in this kernel can reach the data dir.
 		if l.Sandbox != nil && l.Sandbox.Mode != sandbox.ModeOff && !k.Process.Confined {
 			l.Logger.Warn("kernel started UNCONFINED: its code can read the data dir (MCP token, checkpoint keys, event log)",
-				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning)
+				"component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "why", k.Process.SandboxWarning, "prestarted", pooled)
 		} else if k.Process.SandboxWarning != "" {
 			l.Logger.Warn("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox,
-				"warning", k.Process.SandboxWarning)
+				"warning", k.Process.SandboxWarning, "prestarted", pooled)
 		} else {
-			l.Logger.Info("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox)
+			l.Logger.Info("kernel started", "component", "kernel", "kernel_id", id, "pid", k.Process.Pid, "sandbox", k.Process.Sandbox, "prestarted", pooled)
 		}
 	}
-	mode := spec.InterruptMode
+	mode := k.Spec.InterruptMode
 	if mode == "" {
 		mode = "signal"
 	}
 	launched := events.KernelLaunched{Language: k.KernelInfo.LanguageInfo.Name, InterruptMode: mode, DiesWithServer: l.DieWithServer,
 		Process: events.KernelProcess{Pid: k.Process.Pid, StartTime: k.Process.StartTime, ConnFile: k.ConnFile, LogFile: k.LogPath,
-			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: copts.Session, Sandbox: k.Process.Sandbox}}
+			IP: k.Info.IP, ShellPort: k.Info.ShellPort, IOPubPort: k.Info.IOPubPort, Session: k.Client.Session(), Sandbox: k.Process.Sandbox}}
 	if launched.Language == "" {
-		launched.Language = spec.Language
+		launched.Language = k.Spec.Language
 	}
-	return newConn(k), launched, nil
+	return newConn(k), launched
 }
 
 // Attach implements the kernel actor's Launcher: it dials a kernel recorded in the log
