@@ -35,6 +35,8 @@ type live struct {
 	Kernel  string `json:"k"`
 	Running bool   `json:"r,omitempty"`
 	Started int64  `json:"t,omitempty"` // unix nanoseconds of ExecutionStarted
+	// Behind: pipelined behind this execution, counted queued until it ends.
+	Behind string `json:"b,omitempty"`
 }
 
 // histogram is a cumulative-free bucket count (the collector accumulates).
@@ -93,13 +95,15 @@ type folded struct {
 	CkRejected uint64            `json:"ck_rejected"`
 	SigFails   uint64            `json:"sig_fails"`
 	Missing    map[string]int    `json:"missing"` // kernel -> missing packages at its last checkpoint load
-	Events     uint64            `json:"events"`  // events folded
-	LastSeq    uint64            `json:"last_seq"`
+	// Next maps an execution to the one pipelined behind it.
+	Next    map[string]string `json:"next,omitempty"`
+	Events  uint64            `json:"events"` // events folded
+	LastSeq uint64            `json:"last_seq"`
 }
 
 func newFolded() folded {
 	return folded{Live: map[string]live{}, Outcomes: map[string]uint64{}, Latency: newHistogram(LatencyBuckets),
-		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}}
+		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}, Next: map[string]string{}}
 }
 
 // Projection folds the log into metrics. It implements
@@ -126,7 +130,7 @@ func (p *Projection) Name() string { return ProjectionName }
 // payloads are decoded only where a figure lives in them.
 func (p *Projection) Wants(typ string) projections.Interest {
 	switch typ {
-	case events.TypeExecutionFinished, events.TypeIOPubGapRecorded, events.TypeAssetStored, events.TypeAssetCollected,
+	case events.TypeExecutionStarted, events.TypeExecutionFinished, events.TypeIOPubGapRecorded, events.TypeAssetStored, events.TypeAssetCollected,
 		events.TypeCheckpointSaved, events.TypeCheckpointLoaded, events.TypeCheckpointRejected:
 		return projections.Payload
 	case events.TypeServerStarted, events.TypeServerStopped:
@@ -152,7 +156,13 @@ func (p *Projection) Apply(e events.Event) error {
 		f.Live[id] = live{Kernel: e.Kernel}
 	case events.TypeExecutionStarted:
 		if x, ok := f.Live[id]; ok {
-			x.Running, x.Started = true, e.Time.UnixNano()
+			p, _ := e.Payload.(events.ExecutionStarted)
+			if _, first := f.Live[p.Behind]; p.Behind != "" && first {
+				// NB: pipelined: it waits behind that one, queued.
+				x.Behind, f.Next[p.Behind] = p.Behind, id
+			} else {
+				x.Running, x.Started = true, e.Time.UnixNano()
+			}
 			f.Live[id] = x
 		}
 	case events.TypeExecutionFinished:
@@ -249,6 +259,15 @@ func (f *folded) finish(id, outcome string, e events.Event) {
 	}
 	delete(f.Live, id)
 	f.Outcomes[outcome]++
+	if next, ok := f.Next[id]; ok {
+		delete(f.Next, id)
+		// NB: one the kernel ended lets the next one run; a loss or a cancel
+		// (the kernel died, was stopped) ends it too.
+		if y, ok := f.Live[next]; ok && outcome != "lost" && outcome != "cancelled" {
+			y.Running, y.Started, y.Behind = true, e.Time.UnixNano(), ""
+			f.Live[next] = y
+		}
+	}
 	if x.Running && x.Started != 0 {
 		if d := e.Time.UnixNano() - x.Started; d >= 0 {
 			f.Latency.observe(LatencyBuckets, float64(d)/1e9)
@@ -271,6 +290,9 @@ func (p *Projection) Restore(data []byte) error {
 	}
 	if f.Live == nil {
 		f.Live = map[string]live{}
+	}
+	if f.Next == nil {
+		f.Next = map[string]string{}
 	}
 	if f.Outcomes == nil {
 		f.Outcomes = map[string]uint64{}
