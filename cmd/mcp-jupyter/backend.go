@@ -313,34 +313,11 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	p, err := auth.Caller(ctx)
+	x, held, err := b.submit(ctx, req)
 	if err != nil {
 		return queue.Execution{}, err
 	}
-	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
-		return queue.Execution{}, err
-	}
-	by := p.Name
-	if err := b.refuse(); err != nil {
-		return queue.Execution{}, err
-	}
-	if req.ExecutionID == "" {
-		// NB: chosen here, so the quota sees the execution in the model
-		// the moment it is queued.
-		req.ExecutionID = events.NewID(time.Now())
-	}
-	var held *reservation
-	if b.quotas != nil {
-		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
-			return queue.Execution{}, err
-		}
-		defer held.Release() // NB: after the models reflect the submit (b.sync below)
-	}
-	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
-	if err != nil {
-		return queue.Execution{}, b.hideForeignKernel(p, err)
-	}
+	defer held.Release() // NB: after the models reflect the submit (b.sync below)
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {
@@ -351,6 +328,64 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 		return v, nil
 	}
 	return accepted(x), nil
+}
+
+// Enqueue is Submit without the wait for the submit's durability: execute
+// waits for the execution's end instead (the executions model closes its
+// settle channel when the end is applied, which implies the submit is
+// durable: the models see only durable events).
+func (b *backend) Enqueue(ctx context.Context, req mcpserver.SubmitRequest) (mcpserver.Submitted, error) {
+	x, held, err := b.submit(ctx, req)
+	if err != nil {
+		return mcpserver.Submitted{}, err
+	}
+	settled, stop := b.execs.Settled(x.ID, x.LastSeq)
+	seq := x.LastSeq
+	return mcpserver.Submitted{ID: x.ID, Settled: settled,
+		Durable: func(ctx context.Context) error { return b.sync(ctx, seq) },
+		Release: func() {
+			stop()
+			if held != nil {
+				// NB: the quota reservation goes once the models count the
+				// execution (at once when it settled: its end was applied).
+				b.awaitModels(ctx, seq)
+				held.Release()
+			}
+		}}, nil
+}
+
+// submit checks and reserves, then hands the execution to its kernel's
+// scheduler. The caller releases the reservation (nil without quotas) once
+// the models reflect the submit.
+func (b *backend) submit(ctx context.Context, req mcpserver.SubmitRequest) (scheduler.Execution, *reservation, error) {
+	p, err := auth.Caller(ctx)
+	if err != nil {
+		return scheduler.Execution{}, nil, err
+	}
+	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
+		return scheduler.Execution{}, nil, err
+	}
+	if err := b.refuse(); err != nil {
+		return scheduler.Execution{}, nil, err
+	}
+	if req.ExecutionID == "" {
+		// NB: chosen here, so the quota sees the execution in the model
+		// the moment it is queued.
+		req.ExecutionID = events.NewID(time.Now())
+	}
+	var held *reservation
+	if b.quotas != nil {
+		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
+			return scheduler.Execution{}, nil, err
+		}
+	}
+	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: p.Name})
+	if err != nil {
+		held.Release()
+		return scheduler.Execution{}, nil, b.hideForeignKernel(p, err)
+	}
+	return x, held, nil
 }
 
 // hideForeignKernel rewrites an "execution id already used" error from the
