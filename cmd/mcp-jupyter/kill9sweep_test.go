@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,7 +147,13 @@ type sweep struct {
 	// before is the record file's count of every id after the previous
 	// round: an execution of an earlier round never runs again.
 	before map[string]int
+	// logSeq is the log's end after the previous round.
+	logSeq uint64
 }
+
+// kernelRanUnrecorded is the kernel stream's event for runs no execution
+// in the log accounts for (actors/kernel's recovery).
+const kernelRanUnrecorded = "KernelRanUnrecorded"
 
 // code is what execution id runs: it appends id to the record file when
 // it runs, prints, and takes a little while, so that a queue forms.
@@ -298,9 +305,7 @@ func (sw *sweep) round(round int, bin string, faultEnv, env []string) (killed bo
 	probe := fmt.Sprintf("k9-%02d-probe", round)
 	sw.probe(r, probe)
 	r.stop(t, sw.logs)
-	if len(unrecorded) > 0 {
-		sw.checkUnrecorded(spec, unrecorded)
-	}
+	sw.checkLog(spec, ids, runs, unrecorded)
 	t.Logf("%s: killed=%t acked=%d statuses/runs=%v", spec, killed, len(acked), statusesOf(ids, final, runs))
 	return killed
 }
@@ -344,11 +349,13 @@ func (sw *sweep) probe(r *sweepServer, id string) {
 	sw.before[id] = 1
 }
 
-// checkUnrecorded: ids ran although the log never saw them queued (their
-// submit died before it was durable). That is truthful only if the
-// kernel's stream records runs it cannot attribute: read the stopped
-// server's log.
-func (sw *sweep) checkUnrecorded(spec string, ids []string) {
+// checkLog reads the stopped server's log for what the tools do not show:
+// an ExecutionLost that says its execution ran (ran: true) must have run,
+// once; and ids that ran although the log never saw them queued (their
+// submit died before it was durable) must be accounted for by runs the
+// kernel's stream records as unattributed (KernelRanUnrecorded), counted
+// since the previous round.
+func (sw *sweep) checkLog(spec string, ids []string, runs map[string]int, unrecorded []string) {
 	t := sw.t
 	t.Helper()
 	l, err := eventlog.Open(filepath.Join(sw.dataDir, "events"), eventlog.Options{ReadOnly: true})
@@ -356,19 +363,49 @@ func (sw *sweep) checkUnrecorded(spec string, ids []string) {
 		t.Fatalf("%s: open the stopped server's log: %v", spec, err)
 	}
 	defer l.Close()
-	recorded := 0
-	err = l.ReadStream(context.Background(), events.KernelStream(sw.kernel), 0, func(e events.Event) error {
-		if strings.Contains(e.Type, "Unrecorded") {
-			recorded++
+	ctx := context.Background()
+	for _, id := range ids {
+		err := l.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+			if e.Type != events.TypeExecutionLost {
+				return nil
+			}
+			var lost struct {
+				Ran    bool   `json:"ran"`
+				Reason string `json:"reason"`
+			}
+			if err := json.Unmarshal(e.Raw, &lost); err != nil {
+				return err
+			}
+			if lost.Ran && runs[id] != 1 {
+				t.Errorf("%s: execution %s is recorded lost with ran: true (%q) but ran %d times", spec, id, lost.Reason, runs[id])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: read execution %s: %v", spec, id, err)
+		}
+	}
+	unattributed := 0
+	err = l.ReadStream(ctx, events.KernelStream(sw.kernel), sw.logSeq, func(e events.Event) error {
+		if e.Type == kernelRanUnrecorded {
+			var p struct {
+				Count int `json:"count"`
+			}
+			if err := json.Unmarshal(e.Raw, &p); err != nil {
+				return err
+			}
+			unattributed += p.Count
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("%s: read kernel %s's stream: %v", spec, sw.kernel, err)
 	}
-	if recorded == 0 {
-		t.Fatalf("%s: %v ran but the log knows no such execution, and kernel %s's stream records no run it could not attribute", spec, ids, sw.kernel)
+	if unattributed < len(unrecorded) {
+		t.Fatalf("%s: %v ran but the log knows no such execution, and kernel %s's stream records %d run(s) it could not attribute (%s)",
+			spec, unrecorded, sw.kernel, unattributed, kernelRanUnrecorded)
 	}
+	sw.logSeq = l.Last()
 }
 
 // statusesOf is "status/runs" of each id, "?" for one the log does not know.
