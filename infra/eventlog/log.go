@@ -1,7 +1,6 @@
 package eventlog
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -39,10 +38,15 @@ type Options struct {
 	FS vfs.FS
 	// Logger receives Pebble's and the log's own messages.
 	Logger *slog.Logger
-	// MaxBatch bounds how many events one group commit carries (default 4096).
-	MaxBatch int
-	// BeforeCommit, when set, runs in the committer before each batch is
-	// written: a test hook to slow the log down. Production leaves it nil.
+	// MaxUnsyncedEvents and MaxUnsyncedBytes bound what is written but not
+	// yet durable (defaults 8192 events, 32 MiB): an append past either
+	// waits for syncs to catch up (write.go). One append larger than the
+	// bound is let through alone.
+	MaxUnsyncedEvents int
+	MaxUnsyncedBytes  int64
+	// BeforeCommit, when set, runs in the write path (under its lock)
+	// before each append's batch is written: a test hook to slow the log
+	// down. Production leaves it nil.
 	BeforeCommit func()
 	// ReadOnly opens an existing log for reading (no lock, no appends).
 	ReadOnly bool
@@ -72,9 +76,10 @@ type Log struct {
 	db   *pebble.DB
 	lock *dirLock
 
-	reqs chan *appendReq
-	stop chan struct{}
-	done chan struct{}
+	w writePath // appends (write.go)
+
+	stop chan struct{} // closed by Close once the write path is empty: stops the syncer
+	done chan struct{} // closed when the syncer has exited
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
@@ -98,21 +103,6 @@ type Log struct {
 
 	tail        TailReport   // what Open found at the end of the log
 	corruptPath atomic.Value // the last file Pebble reported damaged (string)
-	reserved    uint64       // the sequence mark: no sequence above it is handed out (committer only)
-}
-
-type appendReq struct {
-	ctx    context.Context
-	drafts []events.Draft
-	raws   [][]byte
-	types  []string
-	vers   []uint16
-	result chan appendResult
-}
-
-type appendResult struct {
-	events []events.Event
-	err    error
 }
 
 // Open opens (creating if needed) the log in dir and takes its lock.
@@ -124,23 +114,27 @@ func Open(dir string, opts Options) (*Log, error) {
 		host, _ := os.Hostname()
 		opts.Node = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 4096
+	if opts.MaxUnsyncedEvents <= 0 {
+		opts.MaxUnsyncedEvents = defaultMaxUnsyncedEvents
+	}
+	if opts.MaxUnsyncedBytes <= 0 {
+		opts.MaxUnsyncedBytes = defaultMaxUnsyncedBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Log{dir: dir, opts: opts, changed: make(chan struct{}),
-		reqs: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}),
 		spaceStop: make(chan struct{}), spaceDone: make(chan struct{})}
 	minFree := opts.MinFree
 	if opts.ReadOnly {
 		minFree = 0
 	}
+	l.w.async = make(chan *flight, opts.MaxUnsyncedEvents+1)
 	l.space = newSpace(dir, minFree, opts.MinFreeSetting, opts.SpaceInterval)
 	l.space.logf = l.logSpace
 	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{l: opts.Logger, limit: &errorLimit{}}, FS: opts.FS,
-		EventListener: l.corruptionListener()}
+		EventListener: l.listener()}
 	// Replays read the log front to back: 32 KiB blocks (instead of 4 KiB)
 	// cut the reads and block-cache allocations per event by 8 and compress
 	// better. Other levels inherit L0's size. Only new tables are affected;
@@ -220,7 +214,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.space.refresh(opts.Now())
 	l.keepBallast()
 	go l.spaceLoop(l.spaceStop, l.spaceDone)
-	go l.commitLoop()
+	go l.syncLoop()
 	return l, nil
 }
 
@@ -239,15 +233,16 @@ func (l *Log) startWriting() error {
 		l.opts.Logger.Error("event log: "+l.tail.String(), "last_good", l.tail.LastGood, "issued", l.tail.Issued,
 			"bytes", l.tail.Bytes, "file", l.tail.File)
 	}
-	l.reserved = l.last.Load() + seqReserveStep
-	if err := writeSeqMark(l.dir, seqMark{seq: l.reserved}); err != nil {
+	l.w.next = l.last.Load()
+	l.w.reserved = l.last.Load() + seqReserveStep
+	if err := writeSeqMark(l.dir, seqMark{seq: l.w.reserved}); err != nil {
 		return fmt.Errorf("open event log %s: %w", l.dir, err)
 	}
 	return nil
 }
 
-// recordTail appends events.LogTailDropped at Issued+1, synced, before the
-// committer starts.
+// recordTail appends events.LogTailDropped at Issued+1, synced, before any
+// append.
 func (l *Log) recordTail(t TailReport) (uint64, error) {
 	seq := max(t.Issued, l.last.Load()) + 1
 	p := events.LogTailDropped{Node: l.opts.Node, LastGood: t.LastGood, Issued: seq - 1, Bytes: t.Bytes, File: t.File, Reason: t.Reason}
@@ -312,307 +307,6 @@ func (l *Log) loadBounds() error {
 		l.last.Store(first - 1)
 	}
 	return l.readErr(it.Error())
-}
-
-// Append makes drafts durable, in order and contiguous, and returns them as
-// events. It returns after the fsync. It is safe to call concurrently;
-// concurrent calls share syncs.
-func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Event, error) {
-	if l.opts.ReadOnly {
-		return nil, ErrReadOnly
-	}
-	if len(drafts) == 0 {
-		return nil, nil
-	}
-	req := &appendReq{ctx: ctx, drafts: drafts, raws: make([][]byte, len(drafts)),
-		types: make([]string, len(drafts)), vers: make([]uint16, len(drafts)), result: make(chan appendResult, 1)}
-	for i, d := range drafts {
-		if d.Payload == nil || d.Stream == "" {
-			return nil, fmt.Errorf("append draft %d: stream and payload are required", i)
-		}
-		// NB: index keys are <name> 0x00 <seq>; a name holding 0x00 would
-		// fall inside another name's range.
-		if strings.IndexByte(d.Stream, 0) >= 0 || strings.IndexByte(d.Kernel, 0) >= 0 {
-			return nil, fmt.Errorf("append draft %d: stream %q or kernel %q contains a NUL byte", i, d.Stream, d.Kernel)
-		}
-		typ := d.Payload.EventType()
-		v, ok := events.CurrentVersion(typ)
-		if !ok {
-			return nil, fmt.Errorf("append %s: %w", typ, events.ErrUnknownType)
-		}
-		raw, err := json.Marshal(d.Payload)
-		if err != nil {
-			return nil, fmt.Errorf("append %s: marshal payload: %w", typ, err)
-		}
-		req.raws[i], req.types[i], req.vers[i] = raw, typ, v
-	}
-	if err := l.err(); err != nil {
-		return nil, err
-	}
-	select {
-	case l.reqs <- req:
-	case <-l.stop:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("append: %w", ctx.Err())
-	}
-	// NB: once queued, the append's outcome is awaited even if ctx ends, so
-	// the caller never believes an event absent that became durable.
-	select {
-	case res := <-req.result:
-		return res.events, res.err
-	case <-l.done:
-		// The committer has exited. A request it took was answered before
-		// done closed; one still in the queue was never written.
-		select {
-		case res := <-req.result:
-			return res.events, res.err
-		default:
-			return nil, ErrClosed
-		}
-	}
-}
-
-// AppendAsync puts drafts in the log's write path and returns without
-// waiting for the fsync: the Pending's events have their sequences, in WAL
-// order, and it settles once they are durable. See events.Pending for what a
-// caller may do before that.
-//
-// NB: for now it is Append (the events are durable on return); the
-// write-path version replaces it without changing the contract.
-func (l *Log) AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.Pending, error) {
-	evs, err := l.Append(ctx, drafts...)
-	if err != nil {
-		return nil, err
-	}
-	p := events.NewPending(evs)
-	p.Settle(nil)
-	return p, nil
-}
-
-func (l *Log) err() error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failed
-}
-
-// maxInFlight bounds how many group commits are written but not yet synced.
-// Two lets the committer build and write the next batch while the previous
-// one's fsync runs, as Pebble's own commit pipeline does, while requests
-// arriving meanwhile still pile up into large groups.
-const maxInFlight = 2
-
-// flight is one group commit: written to Pebble, awaiting its fsync.
-type flight struct {
-	batch   *pebble.Batch
-	pending []*appendReq
-	results [][]events.Event
-	first   uint64 // first and last sequence in the batch
-	last    uint64
-	start   time.Time
-}
-
-// commitLoop is the single committer: it gathers pending appends into one
-// batch, assigns sequences and writes the batch; syncLoop waits for its
-// fsync and answers every caller.
-func (l *Log) commitLoop() {
-	defer close(l.done)
-	syncs := make(chan *flight, maxInFlight)
-	slots := make(chan struct{}, maxInFlight)
-	syncerDone := make(chan struct{})
-	go l.syncLoop(syncs, slots, syncerDone)
-	defer func() { close(syncs); <-syncerDone }()
-	next := l.last.Load() // last sequence handed out; ahead of l.last while batches are in flight
-	for {
-		// NB: wait for room before gathering, so that appends arriving
-		// during the syncs join one group instead of many small ones.
-		slots <- struct{}{}
-		var pending []*appendReq
-		select {
-		case req := <-l.reqs:
-			pending = append(pending, req)
-		case <-l.stop:
-			<-slots
-			l.drainClosed()
-			return
-		}
-		n := len(pending[0].drafts)
-	gather:
-		for n < l.opts.MaxBatch {
-			select {
-			case req := <-l.reqs:
-				pending = append(pending, req)
-				n += len(req.drafts)
-			default:
-				break gather
-			}
-		}
-		// NB: Import writes without the committer; continue after it.
-		next = max(next, l.last.Load())
-		if err := l.admit(pending, next+uint64(n)); err != nil {
-			for _, req := range pending {
-				req.result <- appendResult{err: err}
-			}
-			<-slots
-			continue
-		}
-		f := l.write(pending, next)
-		if f == nil {
-			<-slots
-			continue
-		}
-		next = f.last
-		syncs <- f
-	}
-}
-
-// syncLoop waits, in order, for each written batch's fsync, then publishes
-// it (Last, Changed) and answers its callers. It releases a slot per batch.
-func (l *Log) syncLoop(syncs <-chan *flight, slots <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	for f := range syncs {
-		err := f.batch.SyncWait()
-		if err == nil {
-			_ = f.batch.Close()
-			// NB: a batch written after a failed one may sync fine; it still
-			// must not be reported done, or the log would have a gap.
-			err = l.err()
-			if errors.Is(err, ErrClosed) {
-				err = nil // durable before Close: report it done
-			}
-		} else {
-			err = l.fail(fmt.Errorf("sync %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
-		}
-		if err != nil {
-			for _, req := range f.pending {
-				req.result <- appendResult{err: err}
-			}
-			<-slots
-			continue
-		}
-		l.last.Store(f.last)
-		l.appendStats.record(len(f.pending), int(f.last-f.first+1), time.Since(f.start))
-		l.mu.Lock()
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
-		for i, req := range f.pending {
-			req.result <- appendResult{events: f.results[i]}
-		}
-		<-slots
-	}
-}
-
-// admit checks, before a group is written, that the file system has room
-// for it (when MinFree is set) and that its sequences (up to last) are reserved in the sequence
-// mark. Both cost nothing most of the time: an atomic add and compare, and
-// one mark write per seqReserveStep sequences. A refusal leaves the log
-// usable.
-func (l *Log) admit(pending []*appendReq, last uint64) error {
-	if l.space.min > 0 {
-		if err := l.admitSpace(pending); err != nil {
-			return err
-		}
-	}
-	if last > l.reserved {
-		next := last + seqReserveStep
-		if err := writeSeqMark(l.dir, seqMark{seq: next}); err != nil {
-			return fmt.Errorf("append: reserve sequences up to %d: %w", next, err)
-		}
-		l.reserved = next
-	}
-	return nil
-}
-
-// admitSpace checks that the file system has room for the group.
-func (l *Log) admitSpace(pending []*appendReq) error {
-	var size uint64
-	for _, req := range pending {
-		for _, raw := range req.raws {
-			size += uint64(len(raw)) + 128 // envelope and index keys
-		}
-	}
-	// NB: near the levels, look before every group (a statfs is
-	// microseconds, a group's fsync milliseconds): other writers on the
-	// file system (assets, kernels) fill it too.
-	if l.space.wrote(size) || l.space.near() {
-		l.space.refresh(l.opts.Now())
-	}
-	if err := l.errNoSpace(); err != nil {
-		return err
-	}
-	// NB: one group can be large (a batch of big outputs): it must fit
-	// above the reserve as a whole.
-	if l.space.fits(size, l.space.min/4) != nil {
-		l.space.refresh(l.opts.Now())
-		if err := l.space.fits(size, l.space.min/4); err != nil {
-			return fmt.Errorf("append: %w", err)
-		}
-	}
-	return nil
-}
-
-func (l *Log) drainClosed() {
-	for {
-		select {
-		case req := <-l.reqs:
-			req.result <- appendResult{err: ErrClosed}
-		default:
-			return
-		}
-	}
-}
-
-// write builds the batch for pending with sequences after seq and writes it
-// to Pebble without waiting for the fsync. It answers the callers itself and
-// returns nil when nothing was written.
-func (l *Log) write(pending []*appendReq, seq uint64) *flight {
-	if err := l.err(); err != nil {
-		for _, req := range pending {
-			req.result <- appendResult{err: err}
-		}
-		return nil
-	}
-	if l.opts.BeforeCommit != nil {
-		l.opts.BeforeCommit()
-	}
-	f := &flight{pending: pending, results: make([][]events.Event, len(pending)), first: seq + 1, start: time.Now()}
-	now := l.opts.Now().UTC()
-	batch := l.db.NewBatch()
-	var key [9]byte
-	var rec, idx []byte
-	for i, req := range pending {
-		evs := make([]events.Event, len(req.drafts))
-		for j, d := range req.drafts {
-			seq++
-			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
-				Type: req.types[j], Version: req.vers[j], Payload: d.Payload, Raw: req.raws[j]}
-			rec = events.AppendRecord(rec[:0], e, req.raws[j])
-			_ = batch.Set(eventKey(key[:0], seq), rec, nil) // NB: Set copies key and value
-			idx = appendIndexKey(idx[:0], prefixStream, d.Stream, seq)
-			_ = batch.Set(idx, nil, nil)
-			if d.Kernel != "" {
-				idx = appendIndexKey(idx[:0], prefixKernel, d.Kernel, seq)
-				_ = batch.Set(idx, nil, nil)
-			}
-			evs[j] = e
-		}
-		f.results[i] = evs
-	}
-	f.batch, f.last = batch, seq
-	if err := l.applyNoSyncWait(batch); err != nil {
-		// NB: the batch is not closed: after a failed write Pebble may
-		// still hold it, and it is never reused (Pebble clears its db).
-		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
-		for _, req := range pending {
-			req.result <- appendResult{err: err}
-		}
-		return nil
-	}
-	return f
 }
 
 // applyNoSyncWait writes a batch with Sync, returning before the fsync
@@ -685,17 +379,20 @@ func (l *Log) Changed() <-chan struct{} {
 	return l.changed
 }
 
-// Close stops the committer (answering queued appends with ErrClosed),
-// waits for reads in flight, closes Pebble and releases the lock. It is
-// idempotent. NB: a Read or Follow callback must not call Close: Close
-// waits for that callback to return.
+// Close refuses new appends (ErrClosed, also to appends waiting for room
+// under the bound), waits for the appends already in the write path to
+// settle (durable ones are reported done), then for reads in flight,
+// closes Pebble and releases the lock. It is idempotent. NB: a Read or
+// Follow callback must not call Close: Close waits for that callback to
+// return.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed.Store(true) // NB: under mu, so no acquire succeeds after it
 		l.mu.Unlock()
-		close(l.stop)
-		<-l.done
+		if !l.opts.ReadOnly {
+			l.closeWritePath()
+		}
 		if !l.opts.ReadOnly {
 			close(l.spaceStop)
 		}
