@@ -35,6 +35,7 @@ func samples() []events.Payload {
 		events.KernelReattached{KernelID: "k1", Pid: 4242},
 		events.KernelLost{KernelID: "k1", Reason: "pid 4242 now belongs to another process"},
 		events.KernelShared{KernelID: "k1", Principal: "bob", Access: events.AccessRead},
+		events.KernelRanUnrecorded{KernelID: "k1", Count: 1, ExecutionCount: 7},
 		events.IOPubMessageReceived{KernelID: "k1", ExecutionID: "x1", MsgID: "m2", ParentMsgID: "m1", MsgType: "stream", Content: json.RawMessage(`{"name":"stdout","text":"hi\n"}`)},
 		events.IOPubGapRecorded{KernelID: "k1", Dropped: 12, Reason: "reader queue full"},
 		events.ExecutionQueued{ExecutionID: "x1", KernelID: "k1", Code: "1+1", AllowStdin: true, Notebook: "a.ipynb", CellID: "c1"},

@@ -25,11 +25,16 @@ type ExecutionQueued struct {
 	CellID      string `json:"cell_id,omitempty"`
 }
 
-// ExecutionStarted: the execute_request went out on the shell socket.
+// ExecutionStarted: the execute_request is handed to the kernel (it may
+// leave before this event is durable: a crash in between is accounted for
+// by the count probe after the re-attach, never by sending it again).
 type ExecutionStarted struct {
 	ExecutionID string `json:"execution_id"`
 	KernelID    string `json:"kernel_id"`
 	MsgID       string `json:"msg_id"`
+	// Behind names the execution this one was sent behind (pipelined): the
+	// kernel runs it once that one ends; until then it is shown queued.
+	Behind string `json:"behind,omitempty"`
 }
 
 // ExecutionInputRequested: the code called input() and waits for an answer.
@@ -74,6 +79,11 @@ type ExecutionCancelled struct {
 type ExecutionLost struct {
 	ExecutionID string `json:"execution_id"`
 	Reason      string `json:"reason"`
+	// Ran says the kernel did run it (its execution count, after a
+	// re-attach, proves so) though its result and outputs were not
+	// recorded; ExecutionCount is then its count. Never run again.
+	Ran            bool `json:"ran,omitempty"`
+	ExecutionCount int  `json:"execution_count,omitempty"`
 }
 
 // ExecutionOutputLost: some of the execution's output never reached the log

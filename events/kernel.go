@@ -12,6 +12,8 @@ const (
 	TypeKernelReattached  = "KernelReattached"
 	TypeKernelLost        = "KernelLost"
 	TypeKernelShared      = "KernelShared"
+	// TypeKernelRanUnrecorded: see KernelRanUnrecorded.
+	TypeKernelRanUnrecorded = "KernelRanUnrecorded"
 )
 
 // KernelProcess is what is needed to find a kernel process again after the
@@ -107,6 +109,19 @@ type KernelLost struct {
 	Reason   string `json:"reason"`
 }
 
+// KernelRanUnrecorded: after a re-attach, the kernel's execution count
+// (asked with a silent execute_request once everything sent before had
+// run) showed Count executions that no execution in the log accounts for:
+// code the server sent but whose ExecutionQueued never became durable (a
+// crash in between), or code another client of the kernel ran while the
+// server was down. Their outputs are not recorded; the namespace may hold
+// what they did. ExecutionCount is the kernel's count after them.
+type KernelRanUnrecorded struct {
+	KernelID       string `json:"kernel_id"`
+	Count          int    `json:"count"`
+	ExecutionCount int    `json:"execution_count"`
+}
+
 // Kernel access levels a share grants (KernelShared.Access).
 // NB: the strings are part of the stored format.
 const (
@@ -134,3 +149,6 @@ func (KernelDied) EventType() string        { return TypeKernelDied }
 func (KernelReattached) EventType() string  { return TypeKernelReattached }
 func (KernelLost) EventType() string        { return TypeKernelLost }
 func (KernelShared) EventType() string      { return TypeKernelShared }
+func (KernelRanUnrecorded) EventType() string {
+	return TypeKernelRanUnrecorded
+}

@@ -33,15 +33,16 @@ var catalog = map[string]typeInfo{
 	TypeLogTailDropped: entry[LogTailDropped](1),
 
 	// kernel/<id>
-	TypeKernelStarted:     entry[KernelStarted](1),
-	TypeKernelStartFailed: entry[KernelStartFailed](1),
-	TypeKernelInterrupted: entry[KernelInterrupted](1),
-	TypeKernelRestarted:   entry[KernelRestarted](1),
-	TypeKernelShutDown:    entry[KernelShutDown](1),
-	TypeKernelDied:        entry[KernelDied](1),
-	TypeKernelReattached:  entry[KernelReattached](1),
-	TypeKernelLost:        entry[KernelLost](1),
-	TypeKernelShared:      entry[KernelShared](1),
+	TypeKernelStarted:       entry[KernelStarted](1),
+	TypeKernelStartFailed:   entry[KernelStartFailed](1),
+	TypeKernelInterrupted:   entry[KernelInterrupted](1),
+	TypeKernelRestarted:     entry[KernelRestarted](1),
+	TypeKernelShutDown:      entry[KernelShutDown](1),
+	TypeKernelDied:          entry[KernelDied](1),
+	TypeKernelReattached:    entry[KernelReattached](1),
+	TypeKernelLost:          entry[KernelLost](1),
+	TypeKernelShared:        entry[KernelShared](1),
+	TypeKernelRanUnrecorded: entry[KernelRanUnrecorded](1),
 
 	// IOPub traffic, on the execution's stream when its parent is known,
 	// otherwise on the kernel's stream.

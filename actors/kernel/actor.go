@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,6 +28,10 @@ type Deps struct {
 	// Faults, in the kill -9 tests, kills the process at this actor's
 	// fault points (infra/fault); nil in production.
 	Faults actors.Faults
+	// Written is shared with the kernel's scheduler: a (re)started actor
+	// waits for the appends either put in the write path before it reads
+	// the log (nil: Props makes one for this actor's instances).
+	Written *actors.Written
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -51,7 +57,39 @@ type Actor struct {
 	op      string
 	opReply *actor.PID
 	opBy    string // the principal whose command the operation carries out
-	running string // the execution sent and not yet ended
+	// running are the executions sent and not yet ended, in the order
+	// sent: the running one and, pipelined behind it, at most one more.
+	running []string
+	// pipeline: the kernel honours abort_request (ipykernel), so the next
+	// execution may be sent behind the running one.
+	pipeline bool
+}
+
+// Implementer is what a Conn tells of its kernel's kernel_info
+// implementation ("ipython" for ipykernel); a Conn without it is not
+// pipelined.
+type Implementer interface{ Implementation() string }
+
+func (a *Actor) isRunning(id string) bool { return slices.Contains(a.running, id) }
+
+func (a *Actor) first() string {
+	if len(a.running) == 0 {
+		return ""
+	}
+	return a.running[0]
+}
+
+func (a *Actor) pipelined() string {
+	if len(a.running) < 2 {
+		return ""
+	}
+	return a.running[1]
+}
+
+// ready is the Ready the scheduler is told.
+func (a *Actor) ready(r Ready) Ready {
+	r.Running, r.Pipelined, r.Pipeline = a.first(), a.pipelined(), a.pipeline
+	return r
 }
 
 // Props returns the props of kernel id's actor, reporting to listener.
@@ -63,6 +101,9 @@ func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
+	if deps.Written == nil {
+		deps.Written = &actors.Written{}
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, listener: listener} })
 }
 
@@ -110,6 +151,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(ctx, m)})
 	case Resume:
 		a.resume(ctx, m)
+	case Reconcile:
+		a.reconcile(ctx, m)
+	case Abort:
+		a.abort(ctx, m)
 	case Watch:
 		a.watch(ctx)
 	case Interrupt:
@@ -162,6 +207,35 @@ func (a *Actor) append(drafts ...events.Draft) {
 	}
 }
 
+// appendAsync puts drafts in the log's write path and applies them at
+// once, without waiting for their fsync: for what only the kernel and the
+// scheduler act on before it is durable (outputs, ends, losses). Nothing a
+// user is told rests on it: the projections see only durable events, and a
+// crash before the fsync is what recovery (the count probe) is for. A
+// failure later makes the log inoperable: the next append fails and the
+// actor panics, as append does.
+func (a *Actor) appendAsync(drafts ...events.Draft) {
+	if len(drafts) == 0 {
+		return
+	}
+	ctx, cancel := a.opContext()
+	defer cancel()
+	var p *events.Pending
+	err := appendBackoff(ctx.Done(), func() (err error) {
+		p, err = a.deps.Log.AppendAsync(ctx, drafts...)
+		return err
+	})
+	if err != nil {
+		panic(fmt.Errorf("kernel %s: append: %w", a.id, err))
+	}
+	a.deps.Written.Track(p)
+	for _, e := range p.Events() {
+		if e.Stream == events.KernelStream(a.id) {
+			a.state = Apply(a.state, e)
+		}
+	}
+}
+
 // recover rebuilds the state from the kernel's stream, on every (re)start:
 // the producer makes a fresh Actor each time. Replay performs no effect;
 // what to do next is derived from the state (re-attach a running kernel,
@@ -169,6 +243,9 @@ func (a *Actor) append(drafts ...events.Draft) {
 func (a *Actor) recover(ctx actor.Context) {
 	rctx, cancel := a.opContext()
 	defer cancel()
+	if err := a.deps.Written.Wait(rctx); err != nil {
+		panic(fmt.Errorf("kernel %s: recover: wait for appends in the write path: %w", a.id, err))
+	}
 	s, _, err := actors.Recover(rctx, a.deps.Log, events.KernelStream(a.id), State{}, 0, Apply)
 	if err != nil {
 		panic(fmt.Errorf("kernel %s: %w", a.id, err))
@@ -210,7 +287,7 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	}
 	a.append(draft(a.id, events.KernelReattached{KernelID: a.id, Pid: a.state.Process.Pid}))
 	a.adopt(ctx, m.conn)
-	a.notify(ctx, Ready{Reattached: true})
+	a.notify(ctx, a.ready(Ready{Reattached: true}))
 }
 
 // beginOp starts a lifecycle operation if the decision allows it and no
@@ -246,7 +323,7 @@ func (a *Actor) launched(ctx actor.Context, m launchDone) {
 	a.append(StartedEvents(a.id, m.cmd, m.launched, m.err, stderrTail(m.err))...)
 	if m.err == nil {
 		a.adopt(ctx, m.conn)
-		a.notify(ctx, Ready{})
+		a.notify(ctx, a.ready(Ready{Fresh: true}))
 	}
 	a.reply(ctx, Result{State: a.state, Err: m.err})
 }
@@ -263,7 +340,9 @@ func stderrTail(err error) string {
 func (a *Actor) adopt(ctx actor.Context, conn Conn) {
 	pctx, cancel := context.WithCancel(context.Background())
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, ""
+	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, nil
+	impl, ok := conn.(Implementer)
+	a.pipeline = ok && impl.Implementation() == "ipython"
 	a.pump = startPump(pctx, conn, func(msg any) { root.Send(self, msg) })
 }
 
@@ -294,7 +373,8 @@ func (a *Actor) output(ctx actor.Context, m pumpBatch) {
 	var effs []Effect
 	a.out, drafts, effs = Step(a.out, shedOutput(a.deps.Log, m.msgs))
 	close(m.ack) // NB: Step copied what it needs; the pump may read on
-	a.append(drafts...)
+	a.appendAsync(drafts...)
+	actors.Hit(a.deps.Faults, "kernel.output")
 	a.perform(ctx, effs)
 }
 
@@ -342,7 +422,10 @@ func (a *Actor) retire(by string) []Effect {
 	return effs
 }
 
-// perform carries out effects whose events are durable.
+// perform carries out effects whose events are in the log's write path
+// (not necessarily durable: the scheduler may start the next execution
+// before an end is durable; WAL order makes that start durable only after
+// it).
 func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 	for _, e := range effs {
 		switch e := e.(type) {
@@ -350,14 +433,15 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 			if a.conn == nil {
 				continue
 			}
-			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, nil); err != nil {
+			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, e.Content); err != nil {
 				a.deps.Logger.Warn("send request to the kernel", "msg_type", e.MsgType, "err", err)
 			}
 		case Ended:
-			if a.running == e.ExecutionID {
-				a.running = ""
-			}
-			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status})
+			a.running = slices.DeleteFunc(a.running, func(id string) bool { return id == e.ExecutionID })
+			actors.Hit(a.deps.Faults, "kernel.ended")
+			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status, ExecutionCount: e.Count})
+		case ReconcileDone:
+			a.notify(ctx, Reconciled{})
 		case WarnUnknownIOPub:
 			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
 		}
@@ -378,9 +462,10 @@ func endedIDs(effs []Effect) []string {
 // Nothing is answered while an operation is under way: its end notifies.
 func (a *Actor) watch(ctx actor.Context) {
 	switch {
-	case a.op != "" || a.state.Status == StatusNew:
+	case a.op != "" || a.state.Status == StatusNew || a.out.Reconcile != nil:
+		// NB: a reconciliation's end notifies Reconciled.
 	case a.state.Status.Alive() && a.conn != nil:
-		ctx.Respond(Ready{Running: a.running})
+		ctx.Respond(a.ready(Ready{}))
 	case !a.state.Status.Alive():
 		ctx.Respond(Stopped{Status: a.state.Status, Reason: a.state.Reason})
 	}
@@ -404,8 +489,12 @@ func (a *Actor) send(m Execute) error {
 	if a.op != "" {
 		return fmt.Errorf("%w: kernel %s is %s", ErrNotRunning, a.id, a.op)
 	}
-	if a.running != "" {
-		return fmt.Errorf("%w: %s", ErrBusy, a.running)
+	switch {
+	case len(a.running) == 0:
+	case len(a.running) == 1 && a.pipeline && m.Behind == a.running[0]:
+		// NB: sent behind the running one; the kernel runs it next.
+	default:
+		return fmt.Errorf("%w: %s", ErrBusy, strings.Join(a.running, ", "))
 	}
 	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
 	content := map[string]any{"code": m.Code, "silent": false, "store_history": true, "user_expressions": map[string]any{},
@@ -414,7 +503,8 @@ func (a *Actor) send(m Execute) error {
 		a.out = Forget(a.out, m.MsgID)
 		return fmt.Errorf("send execute_request to kernel %s: %w", a.id, err)
 	}
-	a.running = m.ExecutionID
+	actors.Hit(a.deps.Faults, "kernel.sent")
+	a.running = append(a.running, m.ExecutionID)
 	return nil
 }
 
@@ -422,16 +512,56 @@ func (a *Actor) send(m Execute) error {
 // run or report, and tells the scheduler it ended. by is the principal
 // whose command lost it ("" when the server found it lost on its own).
 func (a *Actor) lose(ctx actor.Context, execID, by, reason string) {
-	a.append(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
+	a.appendAsync(events.Draft{Stream: events.ExecutionStream(execID), Kernel: a.id, Principal: by,
 		Payload: events.ExecutionLost{ExecutionID: execID, Reason: reason}})
 	a.notify(ctx, ExecutionEnded{ExecutionID: execID, Status: "lost"})
+}
+
+// reconcile probes the kernel's execution count after a re-attach (see
+// Reconcile and StartReconcile).
+func (a *Actor) reconcile(ctx actor.Context, m Reconcile) {
+	m.Active = slices.DeleteFunc(m.Active, func(r Resume) bool { return a.isRunning(r.ExecutionID) }) // already re-adopted
+	if a.conn == nil || a.op != "" || a.out.Reconcile != nil {
+		for _, r := range m.Active {
+			a.resume(ctx, r)
+		}
+		a.notify(ctx, Reconciled{})
+		return
+	}
+	var act []Readoption
+	for _, r := range m.Active {
+		act = append(act, Readoption{MsgID: r.MsgID, ExecutionID: r.ExecutionID, By: r.By, Away: a.away(r.ExecutionID)})
+		a.running = append(a.running, r.ExecutionID)
+	}
+	var effs []Effect
+	a.out, effs = StartReconcile(a.out, events.NewID(time.Now()), m.LastCount, act, m.Pending)
+	a.perform(ctx, effs)
+}
+
+// abort asks the kernel not to run a pipelined execution (abort_request
+// on control). ipykernel checks its aborted ids when it takes the request
+// up: if it had not, it answers the execute_request "aborted" and Step
+// records ExecutionCancelled; if it already had, the execution runs and
+// its real outcome is recorded.
+func (a *Actor) abort(ctx actor.Context, m Abort) {
+	if a.conn == nil || a.pipelined() != m.ExecutionID {
+		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("%w: %s is not waiting behind the running execution of kernel %s", ErrNotPipelined, m.ExecutionID, a.id)})
+		return
+	}
+	var msgID string
+	a.out, msgID = RequestAbort(a.out, m.ExecutionID, m.Reason, m.By)
+	if err := a.conn.Send(ChannelControl, "abort_request", events.NewID(time.Now()), map[string]any{"msg_ids": []string{msgID}}); err != nil {
+		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("send abort_request to kernel %s: %w", a.id, err)})
+		return
+	}
+	ctx.Respond(Result{State: a.state})
 }
 
 // resume re-adopts an execution that was running when this actor (or the
 // server) stopped, or records it lost if there is no connection to find it
 // on.
 func (a *Actor) resume(ctx actor.Context, m Resume) {
-	if a.running == m.ExecutionID {
+	if a.isRunning(m.ExecutionID) {
 		return // already re-adopted
 	}
 	if a.conn == nil || a.op != "" {
@@ -444,7 +574,7 @@ func (a *Actor) resume(ctx actor.Context, m Resume) {
 	}
 	var effs []Effect
 	a.out, effs = Readopt(a.out, m.MsgID, m.ExecutionID, m.By, events.NewID(time.Now()), a.away(m.ExecutionID))
-	a.running = m.ExecutionID
+	a.running = append(a.running, m.ExecutionID)
 	a.perform(ctx, effs)
 }
 
@@ -544,7 +674,7 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 	}
 	a.append(draftBy(a.id, a.opBy, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process}))
 	a.adopt(ctx, m.conn)
-	a.notify(ctx, Ready{})
+	a.notify(ctx, a.ready(Ready{Fresh: true}))
 	a.reply(ctx, Result{State: a.state})
 }
 
@@ -573,7 +703,7 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 	a.op = ""
 	if m.err != nil && a.state.Status.Alive() {
 		a.expectExit = false // it still runs: a later exit is a death
-		a.notify(ctx, Ready{Running: a.running})
+		a.notify(ctx, a.ready(Ready{}))
 		a.reply(ctx, Result{State: a.state, Err: fmt.Errorf("shut down kernel %s: %w", a.id, m.err)})
 		return
 	}
@@ -585,7 +715,7 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 }
 
 func (a *Actor) sendInput(ctx actor.Context, m SendInput) {
-	if a.conn == nil || a.running != m.ExecutionID {
+	if a.conn == nil || a.first() != m.ExecutionID {
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("execution %s is not running on kernel %s", m.ExecutionID, a.id)})
 		return
 	}

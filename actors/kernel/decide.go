@@ -14,6 +14,9 @@ var (
 	ErrAlreadyStarted = errors.New("kernel: already started")
 	// ErrBusy: an execution is already in flight on this kernel.
 	ErrBusy = errors.New("kernel: an execution is in flight")
+	// ErrNotPipelined: an abort of an execution that is not waiting
+	// behind the running one.
+	ErrNotPipelined = errors.New("kernel: execution is not pipelined")
 	// ErrBadShare: a share that cannot be granted (to oneself, to the
 	// owner, an unknown access level).
 	ErrBadShare = errors.New("kernel: bad share")

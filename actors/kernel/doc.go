@@ -33,10 +33,20 @@
 //     the same batch as the idle status, after every output of that
 //     execution. Effects are data: requests to send (idle probes, resume
 //     barriers, with ids derived from the execution's) and Ended.
-//  3. actor.go: Receive → Step → one durable append per batch (no fsync
-//     added: the log's group commit) → perform the effects: send probes,
-//     and tell the scheduler ExecutionEnded{ID, Status} (the scheduler never
-//     reads the log back to learn an outcome).
+//  3. actor.go: Receive → Step → one AppendAsync per batch (in the log's
+//     write path; the fsync overlaps what follows) → perform the effects:
+//     send probes, and tell the scheduler ExecutionEnded{ID, Status, Count}
+//     (the scheduler never reads the log back to learn an outcome; it may
+//     start the next execution before this end is durable: WAL order makes
+//     that start durable only after it). Executions are sent as soon as
+//     the scheduler's ExecutionStarted is in the write path; on ipykernel
+//     ("ipython") one more may be sent behind the running one (Execute
+//     with Behind), and withdrawn with abort_request (Abort).
+//     After a re-attach the scheduler sends Reconcile: the count probe
+//     (StartReconcile, a silent execute_request behind everything sent
+//     before the crash) says how many executions ran while the server was
+//     down; they are recorded (ExecutionLost{Ran}, KernelRanUnrecorded)
+//     and never run again before anything new is dispatched.
 //  4. state.go: the actor's State is a fold of kernel/<id>; on every
 //     (re)start — the producer builds a fresh actor — it is rebuilt from that
 //     stream, and the shell derives what to do from it: re-attach a running

@@ -22,6 +22,19 @@ type (
 		AllowStdin  bool
 		// By submitted the execution: its outputs and final event carry it.
 		By string
+		// Behind names the running execution this one is pipelined behind
+		// ("" none); refused with ErrBusy unless the kernel pipelines and
+		// that one is the only one in flight.
+		Behind string
+	}
+	// Abort asks the kernel not to run ExecutionID, pipelined behind the
+	// running one (answered with a Result; the outcome comes as
+	// ExecutionEnded: "cancelled" if the kernel had not taken it up, its
+	// real status otherwise).
+	Abort struct {
+		ExecutionID string
+		Reason      string
+		By          string
 	}
 	// Resume re-adopts an execution that was running when the server (or
 	// the kernel actor) stopped: it completes if its reply still arrives on
@@ -32,6 +45,19 @@ type (
 		ExecutionID string
 		MsgID       string
 		By          string // who submitted it (from its ExecutionQueued)
+	}
+	// Reconcile, from the scheduler after a re-attach (Ready{Reattached}),
+	// probes the kernel's execution count before anything new is sent and
+	// records what ran while the server was down (see StartReconcile):
+	// Active, the execution the log shows started and unended (nil if
+	// none or the actor holds it); Pending, the first executions the log
+	// shows queued; LastCount, the highest execution count the log records
+	// on this kernel process. Not answered: the executions it accounts for
+	// come as ExecutionEnded, then Reconciled.
+	Reconcile struct {
+		Active    []Resume
+		Pending   []Unstarted
+		LastCount int
 	}
 	Interrupt struct{ By string }
 	Restart   struct{ By string }
@@ -82,7 +108,17 @@ type (
 	Ready struct {
 		Reattached bool
 		Running    string
+		// Pipelined is the execution in flight behind Running ("" none);
+		// Pipeline says the kernel takes one (ipykernel honours
+		// abort_request, so a pipelined execution can still be cancelled).
+		Pipelined string
+		Pipeline  bool
+		// Fresh: a new kernel process (started or restarted): its
+		// execution count starts again.
+		Fresh bool
 	}
+	// Reconciled: a Reconcile is done; the kernel takes executions.
+	Reconciled struct{}
 	// Stopped: the kernel can take no executions until a restart (Status
 	// running: a restart is under way). Ending lists the executions in
 	// flight whose ExecutionEnded follows.
@@ -98,5 +134,13 @@ type (
 	ExecutionEnded struct {
 		ExecutionID string
 		Status      string
+		// ExecutionCount is the kernel's count for it, when known.
+		ExecutionCount int
 	}
 )
+
+// Unstarted is a queued execution named in a Reconcile.
+type Unstarted struct {
+	ExecutionID string
+	By          string
+}

@@ -40,6 +40,34 @@ type Inflight struct {
 	// refused); LostReason says why.
 	Lost       int
 	LostReason string
+	// Abort, when set, is why an abort_request was sent for it (by
+	// AbortBy): an "aborted" reply then records it cancelled.
+	Abort, AbortBy string
+	// InputCount is the execution_count of its execute_input, FromIOPub
+	// its error message's fields (Status "error") when one was published:
+	// what its reply would say, for a reply that never comes (reconciled).
+	InputCount int
+	FromIOPub  ExecuteReply
+}
+
+// observe notes what an execution's IOPub message says of its reply.
+func observe(in *Inflight, m Incoming) *Inflight {
+	switch m.MsgType {
+	case "execute_input":
+		var c struct {
+			ExecutionCount int `json:"execution_count"`
+		}
+		if json.Unmarshal(m.Content, &c) == nil {
+			in.InputCount = c.ExecutionCount
+		}
+	case "error":
+		var c ExecuteReply
+		if json.Unmarshal(m.Content, &c) == nil {
+			c.Status = "error"
+			in.FromIOPub = c
+		}
+	}
+	return in
 }
 
 // ExecuteReply is the part of an execute_reply an execution's final event
@@ -92,7 +120,44 @@ type OutputState struct {
 	AttachReplies []uint64
 	FirstIOPub    uint64
 	SawIOPub      bool
+	// Reconcile is the count probe in flight after a re-attach (see
+	// StartReconcile); nil when none.
+	Reconcile *Reconciliation
+	// LastProbe is the msg_id of the last count probe answered: its IOPub
+	// statuses may still arrive, and are no one's output.
+	LastProbe string
 }
+
+// Reconciliation is what a re-attach's count probe is compared with: the
+// highest execution count the log records on this kernel process, the
+// execution the log shows started and unended (re-adopted behind the
+// probe), and the executions it shows queued, in order.
+type Reconciliation struct {
+	ProbeID string
+	// Replied, Reply, Readable: the probe's execute_reply; SawIOPub: an
+	// IOPub message of the probe arrived.
+	Replied, Readable, SawIOPub bool
+	Reply                       ExecuteReply
+	Base                        int
+	Active                      []string // msg_ids of the re-adopted executions, in the order sent
+	Pending                     []Unstarted
+}
+
+// The reasons a reconciliation records.
+const (
+	ranWhileDown = "ran while the server was down: the kernel's execution count shows it ran, but its result and outputs were not recorded; it is not run again"
+	// NB: a request still unread by the kernel when the server re-attached
+	// (pipelined behind a running one) runs, and its outputs reach the new
+	// connection, but ipykernel's reply to it is routed to the closed one.
+	ranReplyLost = ReasonRanReplyLost
+)
+
+// ReasonRanReplyLost is the ExecutionLost reason of an execution that ran
+// after a re-attach with its outputs recorded but its reply lost.
+const (
+	ReasonRanReplyLost = "ran after the server restarted: its outputs were recorded, but the kernel's reply (its status and execution count) went to the server's previous connection and was lost; it is not run again"
+	neverRan           = "never reached the kernel: the server stopped before sending it, and the kernel's execution count shows it did not run; submit it again if it is still wanted"
+)
 
 // NewOutputState is the state of a fresh connection to kernel id.
 func NewOutputState(kernelID string) OutputState {
@@ -107,13 +172,20 @@ type (
 	// SendRequest sends a request to the kernel (an idle probe, a barrier).
 	SendRequest struct {
 		Channel, MsgType, MsgID string
+		Content                 any // nil: {}
 	}
 	// Ended: an execution's final event is in the drafts; tell the
-	// scheduler once they are durable.
+	// scheduler once they are in the log's write path. Count is its
+	// execution count when known.
 	Ended struct {
 		ExecutionID string
 		Status      string
+		Count       int
 	}
+	// ReconcileDone: a re-attach's count probe was answered and every
+	// execution it accounts for is in the drafts; the scheduler may
+	// dispatch again.
+	ReconcileDone struct{}
 	// WarnUnknownIOPub: log, once per type, that messages of a type the
 	// protocol does not define are dropped.
 	WarnUnknownIOPub struct{ MsgType string }
@@ -122,6 +194,7 @@ type (
 func (SendRequest) effect()      {}
 func (Ended) effect()            {}
 func (WarnUnknownIOPub) effect() {}
+func (ReconcileDone) effect()    {}
 
 // Expect registers an execute_request before it is sent, so that every
 // message whose parent it is lands on the execution's stream.
@@ -134,6 +207,19 @@ func Expect(s OutputState, msgID, execID, by string) OutputState {
 func Forget(s OutputState, msgID string) OutputState {
 	delete(s.Inflight, msgID)
 	return s
+}
+
+// RequestAbort marks the pipelined execution execID as asked not to run
+// (by, for reason) and returns its execute_request's msg_id, which the
+// abort_request names.
+func RequestAbort(s OutputState, execID, reason, by string) (OutputState, string) {
+	for msgID, in := range s.Inflight {
+		if in.ExecID == execID {
+			in.Abort, in.AbortBy = reason, by
+			return s, msgID
+		}
+	}
+	return s, ""
 }
 
 // Readopt re-adopts an execution sent by a previous connection, behind the
@@ -155,6 +241,122 @@ func Readopt(s OutputState, msgID, execID, by, barrier string, away Away) (Outpu
 	s.Inflight[msgID] = in
 	s.Barriers[barrier] = msgID
 	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: barrier}}
+}
+
+// silentProbe is the content of the count probe: an execute_request that
+// runs nothing and stores no history, whose reply's execution_count is the
+// count of the last execution the kernel stored (ipykernel).
+var silentProbe = map[string]any{"code": "", "silent": true, "store_history": false,
+	"user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": false}
+
+// StartReconcile sends the count probe after a re-attach, before anything
+// new is dispatched. The kernel answers shell requests in order, so the
+// probe's reply comes after everything sent before the crash ran, and its
+// execution_count says how many of those ran. base is the highest count
+// the log records; active, when the log shows an execution started and
+// unended, is re-adopted behind the probe (as Readopt does behind a
+// barrier); pending are the executions the log shows queued, in order.
+// The reply is decided in Step (reconciled).
+func StartReconcile(s OutputState, probeID string, base int, actives []Readoption, pending []Unstarted) (OutputState, []Effect) {
+	rc := &Reconciliation{ProbeID: probeID, Base: base, Pending: pending}
+	for _, active := range actives {
+		in := &Inflight{ExecID: active.ExecutionID, By: active.By, HoleReason: active.Away.Reason}
+		if _, n, ok := parseCounter(active.Away.LastMsgID); ok {
+			in.First, in.Last, in.Counted = n+1, n, true
+		} else if active.Away.Reason != "" {
+			in.Lost, in.LostReason = -1, active.Away.Reason
+		}
+		s.Inflight[active.MsgID] = in
+		rc.Active = append(rc.Active, active.MsgID)
+	}
+	s.Reconcile = rc
+	return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "execute_request", MsgID: probeID, Content: silentProbe}}
+}
+
+// Readoption is an execution re-adopted behind a probe.
+type Readoption struct {
+	MsgID, ExecutionID, By string
+	Away                   Away
+}
+
+// reconciled decides what the count probe's reply means: the re-adopted
+// execution whose reply did not come first ran (count above base) or never
+// reached the kernel; further runs are the queued executions', in order
+// (they were sent before their start was durable); runs beyond those are
+// recorded as KernelRanUnrecorded. Nothing is ever run again.
+func reconciled(s OutputState, drafts []events.Draft, effs []Effect) (OutputState, []events.Draft, []Effect) {
+	rc := s.Reconcile
+	s.Reconcile, s.LastProbe = nil, rc.ProbeID
+	r, readable := rc.Reply, rc.Readable
+	base := rc.Base
+	// answeredAfter: an execution sent after this one was answered, so this
+	// one ran (the kernel runs its shell requests in order).
+	answeredAfter := func(i int) bool {
+		for _, later := range rc.Active[i+1:] {
+			if in := s.Inflight[later]; in == nil || in.Replied {
+				return true
+			}
+		}
+		return false
+	}
+	for i, msgID := range rc.Active {
+		in := s.Inflight[msgID]
+		switch {
+		case in == nil: // it completed before the probe: complete moved Base
+		case in.Replied:
+			base = max(base, in.Reply.ExecutionCount) // it completes on its idle status
+		case in.Idle && in.InputCount > 0:
+			// It ran after the re-attach and every IOPub message of it
+			// arrived, but its reply went to the previous connection (the
+			// kernel read the request from there): its IOPub says how it
+			// ended (execute_input's count, an error message or none).
+			in.Replied, in.Reply = true, in.FromIOPub
+			in.Reply.ExecutionCount = in.InputCount
+			if in.Reply.Status == "" {
+				in.Reply.Status = "ok"
+			}
+			base = max(base, in.InputCount)
+			drafts, effs = complete(s, msgID, in, drafts, effs)
+		default:
+			delete(s.Inflight, msgID)
+			lost := events.ExecutionLost{ExecutionID: in.ExecID, Reason: neverRan}
+			switch {
+			case answeredAfter(i):
+				// NB: its count is below the later one's, already in base.
+				lost = events.ExecutionLost{ExecutionID: in.ExecID, Reason: ranWhileDown, Ran: true}
+				if in.Idle {
+					lost.Reason = ranReplyLost
+				}
+			case !readable:
+				lost.Reason = "the server restarted during this execution and its result was not observed; the kernel (and its variables) survived — re-run it if needed"
+			case r.ExecutionCount > base:
+				base++
+				lost = events.ExecutionLost{ExecutionID: in.ExecID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}
+				if in.Idle {
+					lost.Reason = ranReplyLost
+				}
+			}
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: lost})
+			effs = append(effs, Ended{ExecutionID: in.ExecID, Status: "lost", Count: lost.ExecutionCount})
+		}
+	}
+	if readable {
+		extra := r.ExecutionCount - base
+		for _, p := range rc.Pending {
+			if extra <= 0 {
+				break
+			}
+			extra--
+			base++
+			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(p.ExecutionID), Kernel: s.KernelID, Principal: p.By,
+				Payload: events.ExecutionLost{ExecutionID: p.ExecutionID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}})
+			effs = append(effs, Ended{ExecutionID: p.ExecutionID, Status: "lost", Count: base})
+		}
+		if extra > 0 {
+			drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: extra, ExecutionCount: r.ExecutionCount}))
+		}
+	}
+	return s, drafts, append(effs, ReconcileDone{})
 }
 
 // Away is what Readopt knows of an execution's output before the server
@@ -227,6 +429,23 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 					in.LostReason = short
 				}
 			}
+		case m.Channel == ChannelIOPub && m.ParentMsgID != "" && m.ParentMsgID == s.LastProbe:
+			// NB: the answered probe's statuses: no one's output.
+		case s.Reconcile != nil && m.ParentMsgID == s.Reconcile.ProbeID:
+			// The count is decided once both the probe's reply and an IOPub
+			// message of it arrived: IOPub is ordered, so every IOPub message
+			// of what ran before it has arrived too.
+			rc := s.Reconcile
+			switch {
+			case m.Channel == ChannelIOPub:
+				rc.SawIOPub = true
+			case m.Channel == ChannelShell && m.MsgType == "execute_reply":
+				rc.Replied = true
+				rc.Readable = json.Unmarshal(m.Content, &rc.Reply) == nil && rc.Reply.Status == "ok"
+			}
+			if rc.Replied && rc.SawIOPub {
+				s, drafts, effs = reconciled(s, drafts, effs)
+			}
 		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":
 			execMsg := s.IdleProbes[m.ParentMsgID]
 			for probe, target := range s.IdleProbes {
@@ -260,6 +479,9 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			}
 			drafts = append(drafts, events.Draft{Stream: stream, Kernel: k, Principal: by, Payload: events.IOPubMessageReceived{
 				KernelID: k, ExecutionID: execID, MsgID: m.MsgID, ParentMsgID: m.ParentMsgID, MsgType: m.MsgType, Content: m.Content}})
+			if in != nil {
+				in = observe(in, m)
+			}
 			if in != nil && m.MsgType == "status" && isIdle(m.Content) {
 				in.Idle = true
 				drafts, effs = complete(s, m.ParentMsgID, in, drafts, effs)
@@ -272,6 +494,11 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			in.Replied = true
 			if err := json.Unmarshal(m.Content, &in.Reply); err != nil {
 				in.Reply = ExecuteReply{Status: "error", Ename: "ProtocolError", Evalue: "unreadable execute_reply: " + err.Error()}
+			}
+			if in.Reply.Status == "aborted" && in.Abort != "" {
+				// NB: ipykernel publishes busy, not idle, for a request it
+				// aborts on abort_request: the reply is its last word.
+				in.Idle = true
 			}
 			if !in.Idle {
 				s, effs = probeIdle(s, m.ParentMsgID, effs)
@@ -323,6 +550,7 @@ func Lose(s OutputState, reason, by string) (OutputState, []events.Draft, []Effe
 	clear(s.Inflight)
 	clear(s.Barriers)
 	clear(s.IdleProbes)
+	s.Reconcile = nil
 	return s, drafts, effs
 }
 
@@ -378,8 +606,17 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 		s.Counters.forget(in.Last + 1)
 	}
 	r := in.Reply
+	if s.Reconcile != nil {
+		// NB: it ran before the count probe: the probe's base moves past it.
+		s.Reconcile.Base = max(s.Reconcile.Base, r.ExecutionCount)
+	}
 	var payload events.Payload
 	status := r.Status
+	if r.Status == "aborted" && in.Abort != "" {
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.AbortBy,
+			Payload: events.ExecutionCancelled{ExecutionID: in.ExecID, Reason: in.Abort}})
+		return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: "cancelled"})
+	}
 	if r.Status == "error" && r.Ename == "KeyboardInterrupt" {
 		payload, status = events.ExecutionInterrupted{ExecutionID: in.ExecID, ExecutionCount: r.ExecutionCount}, "interrupted"
 	} else {
@@ -387,7 +624,7 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 			ErrorName: r.Ename, ErrorValue: r.Evalue, Traceback: r.Traceback}
 	}
 	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: payload})
-	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status})
+	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status, Count: r.ExecutionCount})
 }
 
 // consumed counts a message the transport answered itself.

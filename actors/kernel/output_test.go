@@ -256,3 +256,58 @@ func TestGapMarkerAndUnrecorded(t *testing.T) {
 		"execution/x1 ExecutionFinished ok count=3"}
 	check(t, d, nil, want, nil)
 }
+
+// TestAbortTranscript: a pipelined execution asked not to run that the
+// kernel answers "aborted" (with a busy status and no idle, as ipykernel
+// does) is recorded cancelled at once; one the kernel had already taken up
+// records its real outcome.
+func TestAbortTranscript(t *testing.T) {
+	s := Expect(Expect(NewOutputState("k"), "m1", "x1", ""), "m2", "x2", "")
+	s, msgID := RequestAbort(s, "x2", "cancelled by client", "bob")
+	if msgID != "m2" {
+		t.Fatalf("abort names %q", msgID)
+	}
+	s, d, e := Step(s, []Incoming{shell("m1", "execute_reply", ok), iopub("m1", "status", idle),
+		iopub("m2", "status", busy), shell("m2", "execute_reply", `{"status":"aborted"}`)})
+	check(t, d, e, []string{"execution/x1 IOPubMessageReceived status of x1", "execution/x1 ExecutionFinished ok count=3",
+		"execution/x2 IOPubMessageReceived status of x2", "execution/x2 ExecutionCancelled"},
+		[]string{"send shell kernel_info_request m1-idle-probe-1", "ended x1 ok", "ended x2 cancelled"})
+	if d[len(d)-1].Principal != "bob" || len(s.Inflight) != 0 {
+		t.Fatalf("the cancel carries its principal and nothing stays in flight: %+v %+v", d[len(d)-1], s.Inflight)
+	}
+
+	s = Expect(NewOutputState("k"), "m2", "x2", "")
+	s, _ = RequestAbort(s, "x2", "cancelled by client", "bob")
+	_, d, e = Step(s, []Incoming{iopub("m2", "status", busy), iopub("m2", "status", idle), shell("m2", "execute_reply", ok)})
+	check(t, d, e, []string{"execution/x2 IOPubMessageReceived status of x2", "execution/x2 IOPubMessageReceived status of x2",
+		"execution/x2 ExecutionFinished ok count=3"}, []string{"ended x2 ok"})
+}
+
+// TestReconcileTranscripts: the count probe's reply, once an IOPub message
+// of it has arrived, accounts for what ran: a re-adopted execution whose
+// reply did not come ran (count above the log's) or never reached the
+// kernel; further runs are the queued executions', then unrecorded runs.
+func TestReconcileTranscripts(t *testing.T) {
+	probeReply := func(n int) Incoming {
+		return shell("p", "execute_reply", fmt.Sprintf(`{"status":"ok","execution_count":%d}`, n))
+	}
+	act := []Readoption{{MsgID: "m1", ExecutionID: "x1"}}
+	pending := []Unstarted{{ExecutionID: "q1"}, {ExecutionID: "q2"}}
+
+	s, effs := StartReconcile(NewOutputState("k"), "p", 4, act, pending)
+	check(t, nil, effs, nil, []string{"send shell execute_request p"})
+	s, d, e := Step(s, []Incoming{probeReply(7)})
+	check(t, d, e, nil, nil) // NB: not before an IOPub message of the probe
+	_, d, e = Step(s, []Incoming{iopub("p", "status", busy)})
+	check(t, d, e, []string{"execution/x1 ExecutionLost " + ranWhileDown, "execution/q1 ExecutionLost " + ranWhileDown,
+		"execution/q2 ExecutionLost " + ranWhileDown}, []string{"ended x1 lost", "ended q1 lost", "ended q2 lost", "kernel.ReconcileDone"})
+
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, act, pending)
+	_, d, e = Step(s, []Incoming{iopub("p", "status", busy), probeReply(4)})
+	check(t, d, e, []string{"execution/x1 ExecutionLost " + neverRan}, []string{"ended x1 lost", "kernel.ReconcileDone"})
+
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, pending[:1])
+	_, d, e = Step(s, []Incoming{probeReply(7), iopub("p", "status", busy), iopub("p", "status", idle)})
+	check(t, d, e, []string{"execution/q1 ExecutionLost " + ranWhileDown, "kernel/k KernelRanUnrecorded"},
+		[]string{"ended q1 lost", "kernel.ReconcileDone"})
+}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -45,6 +46,10 @@ type Deps struct {
 	// Faults, in the kill -9 tests, kills the process at this actor's
 	// fault points (infra/fault); nil in production.
 	Faults actors.Faults
+	// Written is shared with the kernel actor: a (re)started scheduler
+	// waits for the appends either put in the write path before it reads
+	// the log (nil: Props makes one for this actor's instances).
+	Written *actors.Written
 }
 
 // Commands, answered with SubmitResult / CancelResult.
@@ -56,9 +61,13 @@ type (
 	Snapshot struct{}
 )
 
-// SubmitResult answers Submit.
+// SubmitResult answers Submit. Durable settles once the execution's
+// ExecutionQueued (and ExecutionStarted) are durable: the scheduler hands
+// the execution to the kernel before that, and whoever answers the
+// submitter waits for it (System.Submit does).
 type SubmitResult struct {
 	Execution Execution
+	Durable   *events.Pending
 	Err       error
 }
 
@@ -75,10 +84,21 @@ type Actor struct {
 	// resumed is the active execution handed back with Resume. NB: handed
 	// back once: a second Resume could reach the kernel actor after it
 	// ended the execution, and record a second end.
-	resumed string
+	resumed map[string]bool
 	// watching: this instance asked the kernel actor for its state.
 	watching bool
+	// pipeline: the kernel takes an execution behind the running one
+	// (kernel.Ready.Pipeline).
+	pipeline bool
+	// reconciling: after a re-attach, the kernel actor's count probe is
+	// out (kernel.Reconcile); nothing is dispatched until it is answered.
+	reconciling bool
 }
+
+// maxReconcilePending bounds the queued executions named in a Reconcile:
+// the ones a crash may have left sent but not recorded started are at the
+// head of the queue.
+const maxReconcilePending = 64
 
 // Props returns the props of kernel id's scheduler. The producer makes a
 // fresh actor, which recovers its state from the log on every (re)start.
@@ -90,7 +110,10 @@ func Props(id string, deps Deps) *actor.Props {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	deps.Logger = deps.Logger.With("kernel_id", id) // NB: the caller's logger names the component
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps} })
+	if deps.Written == nil {
+		deps.Written = &actors.Written{}
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}} })
 }
 
 // Receive implements actor.Actor.
@@ -116,6 +139,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.submit(ctx, m))
 	case Cancel:
 		drafts, err := DecideCancel(a.state, m.ExecutionID, m.Reason, m.By)
+		if errors.Is(err, ErrPipelined) {
+			// NB: answered by the kernel actor, to the canceller.
+			ctx.RequestWithCustomSender(a.deps.Kernel, kernel.Abort{ExecutionID: m.ExecutionID, Reason: m.Reason, By: m.By}, ctx.Sender())
+			return
+		}
 		if err == nil {
 			a.append(drafts)
 		}
@@ -123,12 +151,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case Snapshot:
 		ctx.Respond(a.state)
 	case kernel.Ready:
-		a.ready, a.gone = true, ""
+		a.ready, a.gone, a.pipeline = true, "", m.Pipeline
 		a.kernelReady(ctx, m)
 	case kernel.Stopped:
 		a.kernelStopped(ctx, m)
+	case kernel.Reconciled:
+		a.reconciling = false
+		a.next(ctx)
 	case kernel.ExecutionEnded:
 		a.state = End(a.state, m.ExecutionID)
+		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
 		a.next(ctx)
 	case kernel.ExecuteResult:
 		// Nothing to do: a failed send is recorded by the kernel actor and
@@ -144,6 +176,9 @@ func (a *Actor) recover() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := State{KernelID: a.id}
+	if err := a.deps.Written.Wait(ctx); err != nil {
+		panic(fmt.Errorf("scheduler %s: recover: wait for appends in the write path: %w", a.id, err))
+	}
 	err := a.deps.Log.ScanKernel(ctx, a.id, 0, func(e events.Event) error {
 		if !Lifecycle(e.Type) {
 			return nil
@@ -175,21 +210,26 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
 	msgID := events.NewID(time.Now())
-	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready, msgID)
+	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
-	a.append(drafts)
-	x := a.find(c.ExecutionID)
+	p := a.appendAsync(drafts)
 	if len(drafts) > 1 {
-		a.send(ctx, x)
+		actors.Hit(a.deps.Faults, "scheduler.started")
+		a.send(ctx, a.find(c.ExecutionID))
+	} else if a.ready && !a.reconciling {
+		a.next(ctx) // NB: pipelined behind the running one if it can be
 	}
-	return SubmitResult{Execution: x}
+	return SubmitResult{Execution: a.find(c.ExecutionID), Durable: p}
 }
 
 func (a *Actor) find(id string) Execution {
 	if a.state.Active != nil && a.state.Active.ID == id {
 		return *a.state.Active
+	}
+	if a.state.Next != nil && a.state.Next.ID == id {
+		return *a.state.Next
 	}
 	for _, x := range a.state.Pending {
 		if x.ID == id {
@@ -200,58 +240,115 @@ func (a *Actor) find(id string) Execution {
 }
 
 func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
-	if act := a.state.Active; act != nil {
-		if m.Running == act.ID {
-			return // the kernel actor has it: its end will be reported
-		}
-		if m.Reattached {
-			a.resumed = "" // a fresh connection: whatever it held is gone
-		}
-		// Started but not in the kernel actor's hands (the server or the
-		// kernel actor restarted): re-adopt it, never resend. The kernel
-		// actor decides whether it still runs, and reports its end.
-		a.resume(ctx, *act)
+	if m.Fresh {
+		a.state.LastCount = 0
+	}
+	if m.Reattached {
+		a.reconcile(ctx, m)
 		return
+	}
+	// Started but not in the kernel actor's hands (the scheduler
+	// restarted): re-adopt it, never resend. The kernel actor decides
+	// whether it still runs, and reports its end.
+	held := func(x *Execution) bool { return x.ID == m.Running || x.ID == m.Pipelined }
+	if act := a.state.Active; act != nil && !held(act) {
+		a.resume(ctx, *act)
+	}
+	if nxt := a.state.Next; nxt != nil && !held(nxt) {
+		a.resume(ctx, *nxt)
 	}
 	a.next(ctx)
 }
 
+// reconcile asks the kernel actor, after a re-attach, to account for what
+// the kernel ran while the server was down before anything new is sent: an
+// execute_request may go out before its ExecutionStarted (or even its
+// ExecutionQueued) is durable, so a crash can leave the log behind the
+// kernel. The active execution is handed back inside it (never resent).
+func (a *Actor) reconcile(ctx actor.Context, m kernel.Ready) {
+	clear(a.resumed) // a fresh connection: whatever it held is gone
+	a.reconciling = true
+	rc := kernel.Reconcile{LastCount: a.state.LastCount}
+	for _, x := range []*Execution{a.state.Active, a.state.Next} {
+		if x != nil && x.ID != m.Running && x.ID != m.Pipelined {
+			rc.Active = append(rc.Active, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
+			a.resumed[x.ID] = true
+		}
+	}
+	for _, x := range a.state.Pending[:min(len(a.state.Pending), maxReconcilePending)] {
+		rc.Pending = append(rc.Pending, kernel.Unstarted{ExecutionID: x.ID, By: x.By})
+	}
+	ctx.Send(a.deps.Kernel, rc)
+}
+
 func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
-	a.ready = false
+	a.ready, a.reconciling = false, false
 	if m.Status == kernel.StatusRunning {
 		return // a restart or shutdown is under way: wait for its outcome
 	}
 	a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.id, m.Status, m.Reason)
 	a.append(DecideLosePending(a.state, a.gone))
-	if act := a.state.Active; act != nil && !slices.Contains(m.Ending, act.ID) {
-		// Started, and nobody will report its end: the kernel actor, the
-		// only writer of a started execution, records it lost.
-		a.resume(ctx, *act)
+	for _, x := range []*Execution{a.state.Active, a.state.Next} {
+		if x != nil && !slices.Contains(m.Ending, x.ID) {
+			// Started, and nobody will report its end: the kernel actor, the
+			// only writer of a started execution, records it lost.
+			a.resume(ctx, *x)
+		}
 	}
 }
 
 func (a *Actor) resume(ctx actor.Context, x Execution) {
-	if a.resumed == x.ID {
+	if a.resumed[x.ID] {
 		return
 	}
-	a.resumed = x.ID
+	a.resumed[x.ID] = true
 	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
 }
 
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.state.Active != nil {
+	if !a.ready || a.reconciling {
 		return
 	}
-	drafts := DecideNext(a.state, events.NewID(time.Now()))
-	if drafts == nil {
-		return
+	// NB: at most two rounds: start the head, then pipeline the next one.
+	for range 2 {
+		drafts := DecideNext(a.state, events.NewID(time.Now()), a.pipeline)
+		if drafts == nil {
+			return
+		}
+		a.appendAsync(drafts)
+		id := events.StreamID(drafts[0].Stream)
+		actors.Hit(a.deps.Faults, "scheduler.started")
+		a.send(ctx, a.find(id))
+		if a.state.Next != nil {
+			actors.Hit(a.deps.Faults, "scheduler.pipelined")
+		}
 	}
-	a.append(drafts)
-	a.send(ctx, *a.state.Active)
 }
 
 func (a *Actor) send(ctx actor.Context, x Execution) {
-	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By})
+	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By, Behind: x.Behind})
+}
+
+// appendAsync puts drafts in the log's write path and applies them at
+// once: the kernel may be sent an execution before its start is durable
+// (recovery's count probe accounts for a crash in between). A durability
+// failure later makes the log inoperable, so the next append fails and the
+// actor panics, as append does.
+func (a *Actor) appendAsync(drafts []events.Draft) *events.Pending {
+	if len(drafts) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := a.deps.Log.AppendAsync(ctx, drafts...)
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: append: %w", a.id, err))
+	}
+	a.deps.Written.Track(p)
+	for _, e := range p.Events() {
+		a.state = Apply(a.state, e)
+	}
+	return p
 }
 
 // append makes drafts durable and applies them; a log failure stops the

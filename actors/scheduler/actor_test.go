@@ -82,6 +82,12 @@ func (e *env) next(wait time.Duration) any {
 }
 
 func (e *env) count(id, typ string) int {
+	// NB: the scheduler hands an execution over before its start is
+	// durable; a durable append of our own makes every earlier one durable
+	// (WAL order), so the count below sees what the scheduler wrote.
+	if _, err := e.log.Append(context.Background(), queued("settle-"+id)); err != nil {
+		e.t.Fatal(err)
+	}
 	n := 0
 	_ = e.log.ReadStream(context.Background(), events.ExecutionStream(id), 0, func(ev events.Event) error {
 		if ev.Type == typ {

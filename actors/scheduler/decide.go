@@ -12,6 +12,10 @@ var (
 	ErrQueueFull = errors.New("scheduler: queue full")
 	// ErrNotQueued: cancel of an execution that is not waiting.
 	ErrNotQueued = errors.New("scheduler: execution is not queued")
+	// ErrPipelined: DecideCancel's answer for an execution already sent
+	// behind the running one: only the kernel actor can withdraw it
+	// (kernel.Abort).
+	ErrPipelined = errors.New("scheduler: execution is pipelined")
 	// ErrKernelGone: the kernel will take no more executions.
 	ErrKernelGone = errors.New("scheduler: kernel is not running")
 )
@@ -44,16 +48,29 @@ func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([
 // started records an execution's start; it carries its submitter's
 // principal, whenever the queue gets to it.
 func started(kernel, id, by, msgID string) events.Draft {
-	return events.Draft{Stream: events.ExecutionStream(id), Kernel: kernel, Principal: by,
-		Payload: events.ExecutionStarted{ExecutionID: id, KernelID: kernel, MsgID: msgID}}
+	return startedBehind(kernel, id, by, msgID, "")
 }
 
-// DecideNext starts the head of the queue when nothing runs.
-func DecideNext(s State, msgID string) []events.Draft {
-	if s.Active != nil || len(s.Pending) == 0 {
+func startedBehind(kernel, id, by, msgID, behind string) events.Draft {
+	return events.Draft{Stream: events.ExecutionStream(id), Kernel: kernel, Principal: by,
+		Payload: events.ExecutionStarted{ExecutionID: id, KernelID: kernel, MsgID: msgID, Behind: behind}}
+}
+
+// DecideNext starts the head of the queue when nothing runs, or — when the
+// kernel pipelines — sends it behind the running one if nothing is
+// pipelined yet.
+func DecideNext(s State, msgID string, pipeline bool) []events.Draft {
+	if len(s.Pending) == 0 {
 		return nil
 	}
-	return []events.Draft{started(s.KernelID, s.Pending[0].ID, s.Pending[0].By, msgID)}
+	head := s.Pending[0]
+	switch {
+	case s.Active == nil:
+		return []events.Draft{started(s.KernelID, head.ID, head.By, msgID)}
+	case pipeline && s.Next == nil:
+		return []events.Draft{startedBehind(s.KernelID, head.ID, head.By, msgID, s.Active.ID)}
+	}
+	return nil
 }
 
 // DecideCancel withdraws a queued execution at principal by's request.
@@ -63,6 +80,9 @@ func DecideCancel(s State, id, reason, by string) ([]events.Draft, error) {
 			return []events.Draft{{Stream: events.ExecutionStream(id), Kernel: s.KernelID, Principal: by,
 				Payload: events.ExecutionCancelled{ExecutionID: id, Reason: reason}}}, nil
 		}
+	}
+	if s.Next != nil && s.Next.ID == id {
+		return nil, ErrPipelined
 	}
 	if s.Active != nil && s.Active.ID == id {
 		return nil, fmt.Errorf("%w: %s is already running; use interrupt_kernel to stop it", ErrNotQueued, id)

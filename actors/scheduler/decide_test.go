@@ -39,14 +39,17 @@ func TestSubmitStartsAtOnceOnlyWhenIdle(t *testing.T) {
 	if got := ids(s.Pending); got != "bc" {
 		t.Fatalf("FIFO: %q", got)
 	}
-	if DecideNext(s, "x") != nil {
-		t.Fatal("nothing may start while one runs")
+	if DecideNext(s, "x", false) != nil {
+		t.Fatal("nothing may start while one runs on a kernel that does not pipeline")
+	}
+	if p := DecideNext(s, "x", true); len(p) != 1 || p[0].Payload.(events.ExecutionStarted).Behind != "a" {
+		t.Fatalf("a pipelining kernel takes b behind a: %+v", p)
 	}
 	s = fold(s, &seq, []events.Draft{{Stream: "execution/a", Kernel: "k", Payload: events.ExecutionFinished{ExecutionID: "a", Status: "ok"}}})
 	if s.Active != nil {
 		t.Fatalf("finished execution still active: %+v", s.Active)
 	}
-	s = fold(s, &seq, DecideNext(s, "m-b"))
+	s = fold(s, &seq, DecideNext(s, "m-b", false))
 	if s.Active == nil || s.Active.ID != "b" || ids(s.Pending) != "c" {
 		t.Fatalf("next must be the head of the queue: %+v", s)
 	}

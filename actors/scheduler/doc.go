@@ -1,6 +1,9 @@
 // Package scheduler is the scheduler actor: one per kernel, owning that
 // kernel's FIFO of executions. It accepts submissions (durably queued before
-// the caller hears back) and hands them to the kernel actor one at a time.
+// the caller hears back: System.Submit waits for the append's fsync, while
+// the kernel already runs it) and hands them to the kernel actor one at a
+// time — or, when the kernel pipelines (ipykernel), one more behind the
+// running one (ExecutionStarted{Behind}, State.Next).
 //
 // Who writes what (one writer per stream): the scheduler appends
 // ExecutionQueued, ExecutionStarted (in the same append as the queueing
@@ -20,8 +23,12 @@
 //  2. Ask the kernel actor (its PID is in Deps: kernel actors are spawned
 //     under a known name) with kernel.Watch. It answers Ready{Running} or
 //     Stopped, or notifies when its own recovery ends.
-//  3. An active execution the kernel actor does not hold is handed back with
-//     kernel.Resume: the kernel actor re-adopts it (a barrier decides finished
-//     or lost) or records it lost. Nothing is resent automatically: an
-//     execution the kernel may have run is never sent twice.
+//  3. After a re-attach (Ready{Reattached}) it sends kernel.Reconcile with
+//     the started executions, the first queued ones and the highest
+//     execution count recorded, and dispatches nothing until Reconciled:
+//     the kernel actor's count probe records what ran while the server was
+//     down. Otherwise an active execution the kernel actor does not hold
+//     is handed back with kernel.Resume (a barrier decides finished or
+//     lost). Nothing is resent automatically: an execution the kernel may
+//     have run is never sent twice.
 package scheduler

@@ -19,7 +19,9 @@ type Execution struct {
 	// By is the principal that submitted it ("" before principals existed).
 	By string
 	// MsgID names its execute_request once started.
-	MsgID     string
+	MsgID string
+	// Behind is the execution it was pipelined behind ("" none).
+	Behind    string
 	QueuedAt  time.Time
 	StartedAt time.Time
 	// LastSeq is the seq of its last event the scheduler applied: an edge
@@ -31,13 +33,20 @@ type Execution struct {
 func (x Execution) Started() bool { return x.MsgID != "" }
 
 // State is one kernel's queue: the executions waiting, in order, and the
-// one in flight.
+// ones in flight (Active, and Next pipelined behind it).
 type State struct {
 	KernelID string
 	Pending  []Execution
 	Active   *Execution
+	// Next is the execution pipelined behind Active (sent to the kernel,
+	// which runs it once Active ends), or nil.
+	Next *Execution
 	// LastSeq is the last lifecycle event folded.
 	LastSeq uint64
+	// LastCount is the highest execution count recorded on the kernel's
+	// current process (0 after a start or restart): a re-attach's count
+	// probe is compared with it.
+	LastCount int
 }
 
 // Lifecycle reports whether an event type changes a scheduler's state:
@@ -45,7 +54,8 @@ type State struct {
 func Lifecycle(typ string) bool {
 	switch typ {
 	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionCancelled,
-		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost:
+		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost,
+		events.TypeKernelStarted, events.TypeKernelRestarted, events.TypeKernelRanUnrecorded:
 		return true
 	}
 	return false
@@ -66,13 +76,32 @@ func Apply(s State, e events.Event) State {
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {
-				x.MsgID, x.StartedAt, x.LastSeq = p.MsgID, e.Time, e.Seq
+				x.MsgID, x.StartedAt, x.LastSeq, x.Behind = p.MsgID, e.Time, e.Seq, p.Behind
 				s.Pending = append(append([]Execution(nil), s.Pending[:i]...), s.Pending[i+1:]...)
-				s.Active = &x
+				if s.Active != nil && p.Behind == s.Active.ID {
+					s.Next = &x
+				} else {
+					// NB: also when the one it was sent behind already ended
+					// (its end and this start raced into the log).
+					s.Active = &x
+				}
 				break
 			}
 		}
-	default: // cancelled, finished, interrupted, lost: it ended
+	case events.KernelStarted, events.KernelRestarted:
+		s.LastCount = 0 // a new process counts from 1
+	case events.KernelRanUnrecorded:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+	case events.ExecutionFinished:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	case events.ExecutionInterrupted:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	case events.ExecutionLost:
+		s.LastCount = max(s.LastCount, p.ExecutionCount)
+		s = End(s, id)
+	default: // cancelled: it ended
 		s = End(s, id)
 	}
 	return s
@@ -83,7 +112,11 @@ func Apply(s State, e events.Event) State {
 // way the final event it reports is folded in recovery. Pure.
 func End(s State, id string) State {
 	if s.Active != nil && s.Active.ID == id {
-		s.Active = nil
+		s.Active, s.Next = s.Next, nil
+		return s
+	}
+	if s.Next != nil && s.Next.ID == id {
+		s.Next = nil
 		return s
 	}
 	for i, x := range s.Pending {

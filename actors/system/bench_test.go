@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +43,11 @@ func waitDone(q *queue.Model, id string, timeout time.Duration) (queue.Execution
 // execution's final status is in the queue model, every event durable on
 // the way, beside the raw zmq4 round trip (testkit.RawExecute) to a second
 // kernel in the same run. Iterations alternate ours and raw so load on a
-// shared machine hits both alike. Target: ratio-p50 ≤ 1.10.
+// shared machine hits both alike. Target: ratio-p50 ≤ 1.05. The result's
+// fsync is a floor on the critical path (its ack must wait for it): the
+// p50 of write(200 B)+fdatasync on the log's disk, measured in the same
+// run, is reported beside it (fsync-p50-µs, floor-ratio = (raw+fsync)/raw).
+// A missed target is reported, never a failure.
 func BenchmarkKernelActorRoundTrip(b *testing.B) {
 	s := testkit.StartStack(b, "")
 	raw := testkit.StartKernel(b)
@@ -82,6 +88,10 @@ func BenchmarkKernelActorRoundTrip(b *testing.B) {
 	}
 	b.StopTimer()
 	reportRatio(b, testkit.P50(ours), testkit.P50(rawLat))
+	if fs := fsyncP50(b, s.DataDir); fs > 0 {
+		b.ReportMetric(fs, "fsync-p50-µs")
+		b.ReportMetric((testkit.P50(rawLat)+fs)/testkit.P50(rawLat), "floor-ratio")
+	}
 	// The second baseline: jupyter_client's execute_interactive (Debian's
 	// python3), measured in the same run.
 	if jc := jupyterClientP50(b, max(b.N, 20)); jc > 0 {
@@ -112,6 +122,33 @@ func jupyterClientP50(b *testing.B, n int) float64 {
 	return p50
 }
 
+// fsyncP50 is the p50, in microseconds, of write(200 B)+fdatasync of a
+// file in dir (the log's disk): the floor one durable append puts on a
+// round trip.
+func fsyncP50(b *testing.B, dir string) float64 {
+	b.Helper()
+	f, err := os.CreateTemp(dir, "fsync-floor-")
+	if err != nil {
+		b.Logf("fsync floor: %v", err)
+		return 0
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 200)
+	lat := make([]time.Duration, 0, 200)
+	for range 200 {
+		start := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return testkit.P50(lat)
+}
+
 func reportRatio(b *testing.B, ours, raw float64) {
 	b.ReportMetric(ours, "p50-µs")
 	b.ReportMetric(raw, "raw-p50-µs")
@@ -123,7 +160,8 @@ func reportRatio(b *testing.B, ours, raw float64) {
 // BenchmarkQueue1000: 1,000 tiny executions submitted at once on one kernel,
 // waited for together, checked to have run in submit order; beside the raw
 // baseline sending 1,000 one by one (send, reply+idle, next) to a second
-// kernel in the same run. Target: ratio-throughput ≥ 0.8.
+// kernel in the same run. Target: ratio-throughput ≥ 0.95 (reported, never
+// a failure).
 func BenchmarkQueue1000(b *testing.B) {
 	const n = 1000
 	s := testkit.StartStack(b, "")

@@ -223,13 +223,14 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	kernPID := actor.NewPID(s.actors.Address(), "kernel/"+id)
 	schedPID := actor.NewPID(s.actors.Address(), "scheduler/"+id)
 	spawned := make(chan struct{})
+	written := &actors.Written{} // NB: shared: each recovers past the other's appends
 	sched, err := root.SpawnNamed(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger.With("component", "scheduler"),
-		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn, Faults: s.cfg.Faults}), schedPID.Id)
+		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn, Faults: s.cfg.Faults, Written: written}), schedPID.Id)
 	if err != nil {
 		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
-		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults}, sched), kernPID.Id)
+		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}
@@ -413,7 +414,7 @@ func (s *System) ShutdownKernel(ctx context.Context, id, by string) error {
 }
 
 // Submit queues code on a kernel; it returns once ExecutionQueued is
-// durable, with the seq of that append in LastSeq. An execution id already
+// durable (the kernel may have been sent it before), with the seq of that append in LastSeq. An execution id already
 // in the log returns that execution as it was queued (its LastSeq the last
 // event of its stream).
 func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, error) {
@@ -439,6 +440,13 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 		return scheduler.Execution{}, err
 	}
 	r := res.(scheduler.SubmitResult)
+	if r.Err == nil && r.Durable != nil {
+		// NB: the kernel may already run it; the submitter hears of it only
+		// once its queueing is durable.
+		if _, err := r.Durable.Wait(ctx); err != nil {
+			return scheduler.Execution{}, fmt.Errorf("submit to kernel %s: %w", kernelID, err)
+		}
+	}
 	return r.Execution, r.Err
 }
 
@@ -471,7 +479,12 @@ func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, 
 	return x, x.ID != "", nil
 }
 
-// Cancel withdraws a queued execution at principal by's request.
+// Cancel withdraws a queued execution at principal by's request. An
+// execution already sent behind the running one (pipelined: queued, with
+// Behind set) cannot be withdrawn by the server alone: the kernel is asked
+// to abort it, and Cancel returns nil once asked; the execution then ends
+// "cancelled" if the kernel had not taken it up, and otherwise runs and
+// records its real outcome (its status says which).
 func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) error {
 	e, err := s.lookup(kernelID)
 	if err != nil {
@@ -481,7 +494,16 @@ func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) e
 	if err != nil {
 		return err
 	}
-	return res.(scheduler.CancelResult).Err
+	switch r := res.(type) {
+	case scheduler.CancelResult:
+		return r.Err
+	case kernel.Result: // the kernel actor's answer to the abort of a pipelined one
+		if errors.Is(r.Err, kernel.ErrNotPipelined) {
+			return fmt.Errorf("%w: %s already started on kernel %s; use interrupt_kernel to stop it", scheduler.ErrNotQueued, executionID, kernelID)
+		}
+		return r.Err
+	}
+	return fmt.Errorf("cancel %s: unexpected answer %T", executionID, res)
 }
 
 // SendInput answers an execution's input() call at principal by's request.

@@ -404,11 +404,11 @@ func (b *backend) hideForeignKernel(p auth.Principal, err error) error {
 // (and maybe started), for one the model no longer holds in memory.
 func accepted(x scheduler.Execution) queue.Execution {
 	st := queue.StatusQueued
-	if x.Started() {
-		st = queue.StatusRunning
+	if x.Started() && x.Behind == "" {
+		st = queue.StatusRunning // NB: a pipelined one waits behind another
 	}
 	return queue.Execution{ID: x.ID, KernelID: x.KernelID, Code: x.Code, AllowStdin: x.AllowStdin, Notebook: x.Notebook,
-		CellID: x.CellID, Status: st, MsgID: x.MsgID, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt, LastSeq: x.LastSeq}
+		CellID: x.CellID, Status: st, MsgID: x.MsgID, Behind: x.Behind, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt, LastSeq: x.LastSeq}
 }
 
 // Execution answers from the execution read model: what is new since the

@@ -315,6 +315,11 @@ func (c *conn) Shutdown(ctx context.Context) (bool, error) {
 	return time.Since(start) > ShutdownGrace, err
 }
 
+// Implementation is the kernel_info implementation ("ipython" for
+// ipykernel): the kernel actor pipelines executions only to kernels that
+// honour abort_request.
+func (c *conn) Implementation() string { return c.k.KernelInfo.Implementation }
+
 // Close releases the connection; the kernel keeps running.
 func (c *conn) Close() error {
 	var err error

@@ -272,6 +272,13 @@ func (s *Server) cancelExecution(ctx context.Context, req mcp.CallToolRequest) (
 	if err := s.backend.CancelExecution(ctx, id); err != nil {
 		return failed("cancel execution "+id, err), nil
 	}
+	if v.Execution.Behind != "" {
+		// NB: pipelined: already sent to the kernel behind the running one.
+		return structured(map[string]any{"execution_id": id, "status": "cancel_requested",
+			"result": "execution " + id + " was already sent to the kernel behind execution " + v.Execution.Behind +
+				"; the kernel was asked to abort it. If the kernel had not started it, it ends with status cancelled and never runs; " +
+				"if it had, it runs to its end and its real outcome is recorded. Call get_execution to see which."}), nil
+	}
 	return structured(map[string]any{"execution_id": id, "status": queue.StatusCancelled,
 		"result": "execution " + id + " was withdrawn from the queue; it will not run"}), nil
 }

@@ -204,6 +204,8 @@ func (m *Model) Apply(e events.Event) error {
 			return nil // NB: its status was dropped; the log keeps the output
 		}
 		x.cursor = e.Seq
+		// NB: a pipelined execution's first message: the kernel took it up.
+		x.x = queue.StartBehind(x.x, e.Time)
 		m.push(x, output{seq: e.Seq, raw: m.arena(e.Kernel).Copy(e.Raw)})
 		m.wake(x)
 		return nil

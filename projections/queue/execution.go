@@ -44,9 +44,13 @@ type Execution struct {
 	CellID     string `json:"cell_id,omitempty"`
 	// By is the principal that submitted it ("" before principals
 	// existed: the admin).
-	By             string    `json:"by,omitempty"`
-	Status         Status    `json:"status"`
-	MsgID          string    `json:"msg_id,omitempty"`
+	By     string `json:"by,omitempty"`
+	Status Status `json:"status"`
+	MsgID  string `json:"msg_id,omitempty"`
+	// Behind names the execution this one waits behind in the kernel: it
+	// was sent pipelined and is shown queued until that one ends (or the
+	// kernel starts it).
+	Behind         string    `json:"behind,omitempty"`
 	ExecutionCount int       `json:"execution_count,omitempty"`
 	ErrorName      string    `json:"ename,omitempty"`
 	ErrorValue     string    `json:"evalue,omitempty"`
@@ -85,6 +89,15 @@ func (x Execution) Incomplete() string {
 	return ""
 }
 
+// StartBehind shows a pipelined execution running from at: the one it
+// waited behind ended, or the kernel published its first message. Pure.
+func StartBehind(x Execution, at time.Time) Execution {
+	if x.Status == StatusQueued && x.Behind != "" {
+		x.Status, x.Behind, x.StartedAt = StatusRunning, "", at
+	}
+	return x
+}
+
 // ApplyExecution folds one event of the execution's stream into x. It is
 // pure: time comes from the envelope.
 func ApplyExecution(x Execution, e events.Event) Execution {
@@ -94,6 +107,9 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 			Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
 	case events.ExecutionStarted:
 		x.Status, x.MsgID, x.StartedAt = StatusRunning, p.MsgID, e.Time
+		if p.Behind != "" {
+			x.Status, x.Behind, x.StartedAt = StatusQueued, p.Behind, time.Time{}
+		}
 	case events.ExecutionInputRequested:
 		x.Status, x.Prompt, x.Password = StatusInputRequired, p.Prompt, p.Password
 	case events.ExecutionInputSent:

@@ -32,6 +32,9 @@ type Model struct {
 	// active is, per kernel, the execution that started and has no final
 	// status yet.
 	active map[string]string
+	// behind maps an execution to the one pipelined behind it (shown
+	// queued until the first ends).
+	behind map[string]string
 	// changed is closed at the model's next change (nil until Changed asks).
 	changed chan struct{}
 	// finished lists executions in the order they reached a final status;
@@ -47,7 +50,7 @@ const DefaultMaxFinished = 10_000
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{executions: map[string]*Execution{}, pending: map[string][]string{}, waitingBy: map[string]int{},
-		byKernel: map[string]map[string]*Execution{}, active: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
+		byKernel: map[string]map[string]*Execution{}, active: map[string]string{}, behind: map[string]string{}, changed: make(chan struct{}), maxFinished: DefaultMaxFinished}
 }
 
 // SetMaxFinished changes how many finished executions stay in memory.
@@ -102,6 +105,42 @@ func (m *Model) apply(e events.Event) {
 	if !ok {
 		m.index(x)
 	}
+	if x.Behind != "" && e.Type == events.TypeExecutionStarted {
+		if first, ok := m.executions[x.Behind]; ok && !first.Status.Done() {
+			m.behind[x.Behind] = id
+		} else {
+			*x = StartBehind(*x, e.Time) // NB: that one ended first
+		}
+	}
+	m.transition(k, id, x, before)
+	if x.Status.Done() && !before.Done() {
+		if next, ok := m.behind[id]; ok {
+			delete(m.behind, id)
+			// NB: one the kernel ended lets the next one run; a loss or a
+			// cancel (the kernel died, was stopped) ends the next one too,
+			// which never started.
+			if y := m.executions[next]; y != nil && x.Status != StatusLost && x.Status != StatusCancelled {
+				b := y.Status
+				*y = StartBehind(*y, e.Time)
+				m.transition(y.KernelID, next, y, b)
+			}
+		}
+	}
+	if x.Status.Done() && !before.Done() {
+		m.finished = append(m.finished, id)
+		for len(m.finished) > m.maxFinished {
+			if old, ok := m.executions[m.finished[0]]; ok {
+				m.unindex(old)
+			}
+			delete(m.executions, m.finished[0])
+			m.finished = m.finished[1:]
+		}
+	}
+}
+
+// transition keeps the per-kernel pending and active indexes in step with
+// x's change of status from before. Callers hold m.mu.
+func (m *Model) transition(k, id string, x *Execution, before Status) {
 	if before == StatusQueued && x.Status != StatusQueued {
 		m.pending[k] = remove(m.pending[k], id)
 		if len(m.pending[k]) == 0 {
@@ -119,16 +158,6 @@ func (m *Model) apply(e events.Event) {
 		m.active[k] = id
 	case x.Status.Done() && m.active[k] == id:
 		delete(m.active, k)
-	}
-	if x.Status.Done() && !before.Done() {
-		m.finished = append(m.finished, id)
-		for len(m.finished) > m.maxFinished {
-			if old, ok := m.executions[m.finished[0]]; ok {
-				m.unindex(old)
-			}
-			delete(m.executions, m.finished[0])
-			m.finished = m.finished[1:]
-		}
 	}
 }
 
