@@ -313,11 +313,14 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	x, held, err := b.submit(ctx, req)
+	x, queued, held, err := b.submit(ctx, req)
 	if err != nil {
 		return queue.Execution{}, err
 	}
 	defer held.Release() // NB: after the models reflect the submit (b.sync below)
+	if err := durable(ctx, req.KernelID, queued); err != nil {
+		return queue.Execution{}, err // NB: never durable: the models will not count it
+	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
 	if err := b.sync(ctx, x.LastSeq); err != nil {
@@ -335,14 +338,19 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 // settle channel when the end is applied, which implies the submit is
 // durable: the models see only durable events).
 func (b *backend) Enqueue(ctx context.Context, req mcpserver.SubmitRequest) (mcpserver.Submitted, error) {
-	x, held, err := b.submit(ctx, req)
+	x, queued, held, err := b.submit(ctx, req)
 	if err != nil {
 		return mcpserver.Submitted{}, err
 	}
 	settled, stop := b.execs.Settled(x.ID, x.LastSeq)
 	seq := x.LastSeq
 	return mcpserver.Submitted{ID: x.ID, Settled: settled,
-		Durable: func(ctx context.Context) error { return b.sync(ctx, seq) },
+		Durable: func(ctx context.Context) error {
+			if err := durable(ctx, req.KernelID, queued); err != nil {
+				return err
+			}
+			return b.sync(ctx, seq)
+		},
 		Release: func() {
 			stop()
 			if held != nil {
@@ -354,38 +362,50 @@ func (b *backend) Enqueue(ctx context.Context, req mcpserver.SubmitRequest) (mcp
 		}}, nil
 }
 
+// durable waits for the append that queued an execution (nil: it was in
+// the log already) to be durable.
+func durable(ctx context.Context, kernelID string, queued *events.Pending) error {
+	if queued == nil {
+		return nil
+	}
+	if _, err := queued.Wait(ctx); err != nil {
+		return fmt.Errorf("submit to kernel %s: %w", kernelID, err)
+	}
+	return nil
+}
+
 // submit checks and reserves, then hands the execution to its kernel's
-// scheduler. The caller releases the reservation (nil without quotas) once
-// the models reflect the submit.
-func (b *backend) submit(ctx context.Context, req mcpserver.SubmitRequest) (scheduler.Execution, *reservation, error) {
+// scheduler; queued is the append that queued it, maybe not durable yet
+// (nil for an id already in the log). The caller releases the reservation
+// (nil without quotas) once the models reflect the submit.
+func (b *backend) submit(ctx context.Context, req mcpserver.SubmitRequest) (x scheduler.Execution, queued *events.Pending, held *reservation, err error) {
 	p, err := auth.Caller(ctx)
 	if err != nil {
-		return scheduler.Execution{}, nil, err
+		return x, nil, nil, err
 	}
 	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
-		return scheduler.Execution{}, nil, err
+		return x, nil, nil, err
 	}
 	if err := b.refuse(); err != nil {
-		return scheduler.Execution{}, nil, err
+		return x, nil, nil, err
 	}
 	if req.ExecutionID == "" {
 		// NB: chosen here, so the quota sees the execution in the model
 		// the moment it is queued.
 		req.ExecutionID = events.NewID(time.Now())
 	}
-	var held *reservation
 	if b.quotas != nil {
 		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
-			return scheduler.Execution{}, nil, err
+			return x, nil, nil, err
 		}
 	}
-	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
+	x, queued, err = b.sys.SubmitAsync(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
 		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: p.Name})
 	if err != nil {
 		held.Release()
-		return scheduler.Execution{}, nil, b.hideForeignKernel(p, err)
+		return x, nil, nil, b.hideForeignKernel(p, err)
 	}
-	return x, held, nil
+	return x, queued, held, nil
 }
 
 // hideForeignKernel rewrites an "execution id already used" error from the
