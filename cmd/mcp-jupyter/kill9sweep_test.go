@@ -64,7 +64,8 @@ const kill9Executions = 6
 //   - every execution of the round the log knows ends with a final status,
 //     and that status is true: ok/error ⇒ its run is in the file exactly
 //     once; cancelled/aborted ⇒ it never ran; lost/interrupted ⇒ at most
-//     once (exactly once where its reason says it ran);
+//     once (exactly once where it says it ran, never where it says it did
+//     not);
 //   - no id ever ran twice, in this round or any before;
 //   - an acknowledged submit (its execute reply reached the client) is
 //     known to the log and ran exactly once or is truthfully lost;
@@ -279,7 +280,7 @@ func (sw *sweep) round(round int, bin string, faultEnv, env []string) (killed bo
 				t.Fatalf("%s: execution %s is %s but ran %d times", spec, id, st, n)
 			}
 		case st == queue.StatusLost || st == queue.StatusInterrupted:
-			if n > 1 || strings.Contains(reason, "ran while") && n != 1 {
+			if n > 1 || strings.Contains(reason, "ran while") && n != 1 || strings.Contains(reason, "did not run") && n != 0 {
 				t.Fatalf("%s: execution %s is %s (%q) but ran %d times", spec, id, st, reason, n)
 			}
 		default:
@@ -308,6 +309,11 @@ func (sw *sweep) round(round int, bin string, faultEnv, env []string) (killed bo
 	r.stop(t, sw.logs)
 	sw.checkLog(spec, ids, runs, unrecorded)
 	t.Logf("%s: killed=%t acked=%d statuses/runs=%v", spec, killed, len(acked), statusesOf(ids, final, runs))
+	for _, id := range ids {
+		if sc, ok := final[id]; ok && sc["status"] != string(queue.StatusOK) {
+			t.Logf("%s: %s %v: %v", spec, id, sc["status"], sc["reason"])
+		}
+	}
 	return killed
 }
 
@@ -327,6 +333,7 @@ func (sw *sweep) settle(r *sweepServer, spec, id string) (sc map[string]any, kno
 			t.Fatalf("%s: get_execution %s after the restart: %s\n%s", spec, id, text, tail(sw.logs))
 		}
 		if queue.Status(fmt.Sprint(sc["status"])).Done() {
+			sc["reason"] = reasonOf(text)
 			return sc, true
 		}
 		if time.Now().After(deadline) {
@@ -392,6 +399,16 @@ func (sw *sweep) checkLog(spec string, ids []string, runs map[string]int, unreco
 			spec, unrecorded, sw.kernel, unattributed, events.TypeKernelRanUnrecorded)
 	}
 	sw.logSeq = l.Last()
+}
+
+// reasonOf is the "reason: " line of an execution reply's text.
+func reasonOf(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if r, ok := strings.CutPrefix(line, "reason: "); ok {
+			return r
+		}
+	}
+	return ""
 }
 
 // statusesOf is "status/runs" of each id, "?" for one the log does not know.
