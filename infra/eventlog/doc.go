@@ -8,29 +8,46 @@
 // # Contract
 //
 //  1. Append returns only after its events are synced to disk (fsync).
-//     Concurrent appends share syncs: one committer goroutine gathers every
-//     pending append into one Pebble batch (group commit), so throughput
-//     grows with concurrency while each caller still waits for durability.
-//     The committer writes the next group while the previous one's fsync
-//     runs (at most two groups in flight); a group is reported, and becomes
-//     visible to readers, only after its own fsync.
+//     No committer goroutine stands between an append and the disk
+//     (write.go): each encodes its payloads outside any lock; under one
+//     short lock, whose holder writes every append queued behind it as one
+//     batch, appends are admitted, get their sequences and are written to
+//     Pebble without waiting for the fsync (ApplyNoSyncWait), so sequence
+//     order is WAL order. The holder then waits for that batch's fsync
+//     outside the lock and settles it; an Append that found the lock taken
+//     sleeps once, until it is settled. Concurrent appends share
+//     Pebble's WAL syncs, so throughput grows with concurrency while each
+//     caller still waits for durability. An append is reported done, and
+//     becomes visible to readers (Last, Changed), only once it and every
+//     append before it are durable.
+//     AppendAsync returns once its events are in the write path (sequenced,
+//     written, not yet durable) with an events.Pending that settles when
+//     they are durable or failed. What is written but not durable is
+//     bounded (Options.MaxUnsyncedEvents, MaxUnsyncedBytes): past the bound
+//     appends wait for syncs to make room. Fault points eventlog.written
+//     (in the write path, before the fsync) and eventlog.durable (synced,
+//     before the caller hears of it) serve the kill -9 tests.
 //  2. An append that fails (disk full, fsync error) returns the error to its
-//     caller and the log becomes inoperable: every later append, snapshot
-//     and truncation returns ErrFailed. Nothing that was not durable is
-//     reported as done, and readers never see it. Its outcome is unknown,
-//     though: after a failed fsync the record may sit in the OS page cache
-//     and reappear when the log is reopened. Pebble signals a failed WAL
-//     write through Logger.Fatalf; the log's logger panics and the log
-//     recovers that panic into the error (a Fatalf on one of Pebble's own
-//     goroutines still ends the process).
+//     caller (or settles its Pending with it) and the log becomes
+//     inoperable: every later append, snapshot and truncation returns
+//     ErrFailed, and every append already in the write path after the
+//     failed one fails too. Nothing that was not durable is reported as
+//     done, and readers never see it. Its outcome is unknown, though: after
+//     a failed fsync the record may sit in the OS page cache and reappear
+//     when the log is reopened. Pebble signals a failed WAL write through
+//     Logger.Fatalf; the log's logger panics and the log recovers that
+//     panic into the error (a Fatalf on one of Pebble's own goroutines
+//     still ends the process).
 //  3. Readers see a prefix of the log: Read (by sequence), ReadStream (one
 //     stream, e.g. "kernel/<id>"), ReadKernel (everything about one kernel)
 //     and Follow, which wakes on append (no polling).
 //  4. One process owns a data dir: a second Open gets *InUseError naming the
 //     pid of the owner. Options.ReadOnly reads a stopped server's log (Pebble
 //     locks the dir even then, so beside a running owner it is *InUseError).
-//  5. Close waits for reads in flight, then answers queued appends with
-//     ErrClosed; every call after it returns ErrClosed. A read callback must
+//  5. Close refuses new appends with ErrClosed (also those waiting for
+//     room under the bound), waits for the appends already in the write
+//     path to settle (durable ones are reported done), then for reads in
+//     flight; every call after it returns ErrClosed. A read callback must
 //     not call Close.
 //  6. Snapshots of read models are stored beside the events (SaveSnapshot);
 //     TruncateBefore deletes a prefix once snapshots cover it, except the
@@ -70,6 +87,8 @@
 //
 //	log, err := eventlog.Open(dir, eventlog.Options{Node: "host-1"})
 //	evs, err := log.Append(ctx, events.Draft{Stream: events.KernelStream(id), Kernel: id, Payload: events.KernelStarted{...}})
+//	p, err := log.AppendAsync(ctx, draft) // sequenced and written; act on p.Events() where a crash is recovered from
+//	evs, err = p.Wait(ctx)                // durable: now tell people
 //	err = log.Follow(ctx, 0, func(e events.Event) error { ...; return nil })
 //	err = log.Close()
 package eventlog

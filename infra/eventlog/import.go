@@ -109,7 +109,7 @@ func (l *Log) Import(ctx context.Context, next func() (e events.Event, ok bool, 
 		if l.first.Load() == 1 && n == count && seq+1-uint64(count) > 1 {
 			l.first.Store(seq + 1 - uint64(count))
 		}
-		// NB: the committer takes max(its next, Last) before each group,
+		// NB: the write path takes max(its next, Last) before each append,
 		// so appends after an import continue the numbering.
 		l.last.Store(seq)
 		l.mu.Lock()

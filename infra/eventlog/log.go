@@ -81,10 +81,11 @@ type Log struct {
 	stop chan struct{} // closed by Close once the write path is empty: stops the syncer
 	done chan struct{} // closed when the syncer has exited
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced after every commit
-	failed  error
-	readers sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced after every commit
+	failed    error
+	hasFailed atomic.Bool    // failed != nil; read without mu on the append path
+	readers   sync.WaitGroup // reads in flight; Close waits for them (NB: Add only under mu while !closed)
 
 	truncMu sync.Mutex // serializes TruncateBefore
 
@@ -130,7 +131,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.ReadOnly {
 		minFree = 0
 	}
-	l.w.async = make(chan *flight, opts.MaxUnsyncedEvents+1)
+	// NB: a full channel only makes the lock holder wait for the syncer,
+	// which never takes the lock.
+	l.w.async = make(chan *flight, min(opts.MaxUnsyncedEvents+1, 4096))
 	l.space = newSpace(dir, minFree, opts.MinFreeSetting, opts.SpaceInterval)
 	l.space.logf = l.logSpace
 	po := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{l: opts.Logger, limit: &errorLimit{}}, FS: opts.FS,
@@ -351,6 +354,7 @@ func (l *Log) fail(err error) error {
 	l.mu.Lock()
 	if l.failed == nil {
 		l.failed = err
+		l.hasFailed.Store(true)
 	}
 	l.mu.Unlock()
 	l.opts.Logger.Error("event log write failed; the log is now inoperable", "err", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -34,7 +35,16 @@ func TestMain(m *testing.M) {
 // runChild is the child process's main. It reports on stdout, one line per
 // fact, and exits non-zero on any error.
 func runChild(mode, dir string) int {
-	l, err := eventlog.Open(dir, eventlog.Options{Node: "child"})
+	opts := eventlog.Options{Node: "child"}
+	inj, err := fault.FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	if inj != nil {
+		opts.Faults = inj
+	}
+	l, err := eventlog.Open(dir, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open:", err)
 		return 2
@@ -46,9 +56,11 @@ func runChild(mode, dir string) int {
 		fmt.Printf("ready %d\n", os.Getpid())
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
-	case "append":
+	case "append", "appendmix":
 		// Append forever from several goroutines; print each acknowledged
-		// sequence. One Write per append, so lines never interleave.
+		// sequence. One Write per append, so lines never interleave. In
+		// appendmix, odd goroutines use AppendAsync and print once the
+		// Pending is durable.
 		drafts := testkit.RealisticDrafts(4096)
 		var wg sync.WaitGroup
 		for w := range 8 {
@@ -56,7 +68,16 @@ func runChild(mode, dir string) int {
 				for i := w; ; i += 8 {
 					n := 1 + i%3
 					start := (i * 3) % (len(drafts) - 3)
-					evs, err := l.Append(context.Background(), drafts[start:start+n]...)
+					var evs []events.Event
+					var err error
+					if mode == "appendmix" && w%2 == 1 {
+						var p *events.Pending
+						if p, err = l.AppendAsync(context.Background(), drafts[start:start+n]...); err == nil {
+							evs, err = p.Wait(context.Background())
+						}
+					} else {
+						evs, err = l.Append(context.Background(), drafts[start:start+n]...)
+					}
 					if err != nil {
 						fmt.Fprintln(os.Stderr, "child: append:", err)
 						os.Exit(3)
@@ -87,10 +108,10 @@ type child struct {
 	stderr *strings.Builder
 }
 
-func startChild(t testing.TB, mode, dir string) *child {
+func startChild(t testing.TB, mode, dir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, childDirEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childModeEnv+"="+mode, childDirEnv+"="+dir), env...)
 	c := &child{cmd: cmd, stderr: &strings.Builder{}}
 	cmd.Stderr = c.stderr
 	var err error

@@ -17,7 +17,7 @@ import (
 //	open <H>    a server runs (or crashed): no sequence above H was issued
 //	clean <L>   the log was closed cleanly with L its last event
 //
-// The committer writes "open" ahead of itself in steps of seqReserveStep
+// The write path writes "open" ahead of itself in steps of seqReserveStep
 // (one fsync per step, off the hot path), Close writes "clean". At Open,
 // a log reading back less than a clean mark says means acknowledged events
 // are gone: the log then continues after the mark, so that no sequence is

@@ -23,7 +23,7 @@ import (
 //	                         log stays usable and resumes when space returns
 //
 // The levels are worked out from statfs, refreshed by a monitor goroutine
-// every SpaceInterval and by the committer whenever the bytes it wrote since
+// every SpaceInterval and by the write path whenever the bytes it wrote since
 // the last statfs could have crossed the next level: a burst of appends
 // cannot outrun the check, and a quiet log costs one statfs per interval.
 
@@ -82,7 +82,7 @@ type Space struct {
 }
 
 // space watches free space. Its fields are read on every append by the
-// committer and by the edges: the level is an atomic.
+// write path and by the edges: the level is an atomic.
 type space struct {
 	dir      string
 	min      uint64
@@ -92,7 +92,7 @@ type space struct {
 
 	level   atomic.Int32
 	free    atomic.Uint64
-	written atomic.Uint64 // bytes the committer wrote since the last statfs
+	written atomic.Uint64 // bytes the write path wrote since the last statfs
 	budget  atomic.Uint64 // bytes that may be written before the next statfs
 
 	mu        sync.Mutex // serializes refresh
@@ -186,7 +186,7 @@ func (s *space) report(now time.Time, lvl int, free uint64, err error) {
 	s.logf(lvl, free, err)
 }
 
-// wrote records bytes the committer is about to write and says whether a
+// wrote records bytes the write path is about to write and says whether a
 // statfs is due first.
 func (s *space) wrote(n uint64) bool {
 	if s.min == 0 {
@@ -235,7 +235,7 @@ func (s *space) errAt(lvl int) error {
 	return &DiskFullError{Dir: s.dir, Free: s.free.Load(), Min: s.min, Level: cur, Setting: s.setting}
 }
 
-// check is errAt for callers outside the committer: while short of space it
+// check is errAt for callers outside the write path: while short of space it
 // looks again (a statfs, a few microseconds), so that work resumes as soon
 // as space was freed rather than at the monitor's next tick.
 func (s *space) check(lvl int, now time.Time) error {
@@ -334,7 +334,7 @@ func (l *Log) keepBallast() {
 	}
 }
 
-// errNoSpace is what the committer answers below the reserve.
+// errNoSpace is what the write path answers below the reserve.
 func (l *Log) errNoSpace() error {
 	err := l.space.errAt(SpaceReserve)
 	if err == nil {

@@ -7,10 +7,10 @@ import (
 
 // Stats are counters an operator can watch.
 type Stats struct {
-	Commits       uint64        // group commits (syncs)
+	Commits       uint64        // settles: advances of Last, each over the appends one fsync made durable (≈ syncs)
 	Appends       uint64        // Append calls served
 	Events        uint64        // events written
-	CommitLatency time.Duration // total time spent in commits
+	CommitLatency time.Duration // per settle, from the oldest append's write to its durability, summed
 }
 
 type stats struct {

@@ -17,20 +17,28 @@ import (
 // The write path. An append hands nothing to another goroutine:
 //
 //  1. It encodes its payloads outside any lock.
-//  2. Under one short lock (writePath.mu) it is admitted (the bound on what
-//     is written but not durable, free space, the sequence mark), gets its
-//     sequences, and its batch is written with db.ApplyNoSyncWait. Pebble
-//     writes batches to its WAL in the order they are applied, so sequence
-//     order is WAL order.
-//  3. Outside the lock it waits for its batch's fsync (Batch.SyncWait:
-//     Pebble's WAL syncer wakes it, as it wakes a raw db.Apply with
-//     pebble.Sync), then settles: it advances the durable watermark (Last)
-//     over every append up to its own and wakes followers (Changed) once.
+//  2. It reserves room under the bound on what is written but not durable,
+//     queues itself and takes the write lock (writePath.mu) if it is free.
+//     The lock holder writes every queued append into one batch: each
+//     admitted (free space, the sequence mark) and given its sequences,
+//     then the batch written with db.ApplyNoSyncWait. Pebble writes batches
+//     to its WAL in the order they are applied, so sequence order is WAL
+//     order. 64 appenders arriving together cost one lock acquisition and
+//     enter the WAL at once, ahead of the next fsync, instead of a convoy
+//     of 64 hand-overs of a contended lock. An Append that finds the lock
+//     taken sleeps once, until its Pending settles (step 3); an
+//     AppendAsync is woken once its events are written.
+//  3. Outside the lock the holder (an Append) waits for the batch's fsync
+//     (Batch.SyncWait: Pebble's WAL syncer wakes it, as it wakes a raw
+//     db.Apply with pebble.Sync), then settles: it advances the durable
+//     watermark (Last) over every append up to the batch's last, wakes
+//     followers (Changed) once and settles each append's Pending, which
+//     wakes the Appends that were queued behind the lock.
 //
 // AppendAsync stops after step 2 and returns a Pending; its fsync is waited
 // for by whoever's sync covers it (an Append behind it) or by the syncer
-// goroutine, which waits on the newest asynchronous append and so covers a
-// whole burst with one wake.
+// goroutine, which waits on the newest batch of a burst first and so
+// settles the whole burst with one wake.
 //
 // Settling is in WAL order: a batch is reported durable only when every
 // batch before it is. A batch whose own SyncWait returned nil is durable,
@@ -48,9 +56,17 @@ const (
 
 // writePath is the Log's append state.
 type writePath struct {
-	mu       sync.Mutex // admit, sequence, write (held for microseconds)
-	next     uint64     // last sequence handed out; ahead of Last while appends are unsynced (mu)
-	reserved uint64     // the sequence mark: no sequence above it is handed out (mu)
+	mu       sync.Mutex  // admit, sequence, write (held for microseconds)
+	next     uint64      // last sequence handed out; ahead of Last while appends are unsynced (mu)
+	reserved uint64      // the sequence mark: no sequence above it is handed out (mu)
+	rec, idx []byte      // scratch for building batches (mu)
+	spare    []*writeReq // the queue's other buffer (mu)
+	written  []*writeReq // scratch (mu)
+
+	qmu   sync.Mutex
+	queue []*writeReq // appends waiting for mu (qmu)
+
+	roomMu sync.Mutex // makes a reservation under the bound atomic
 
 	walGen atomic.Uint64 // WAL files created since Open (Pebble's WALCreated)
 
@@ -59,20 +75,23 @@ type writePath struct {
 
 	settleMu sync.Mutex // serializes settling, so Last only grows and failures are seen in order
 
-	unsyncedEvents atomic.Int64 // written but not yet settled
+	unsyncedEvents atomic.Int64 // reserved or written, not yet settled
 	unsyncedBytes  atomic.Int64
 
-	async chan *flight // appends nobody waits on, for the syncer (capacity: the event bound + 1)
+	async chan *flight // batches nobody else waits on, for the syncer
 }
 
 // flight is one append in the write path: written to Pebble, awaiting its
 // fsync.
 type flight struct {
 	batch       *pebble.Batch
-	pending     *events.Pending
-	first, last uint64 // its sequences
+	pendings    []*events.Pending // the appends it carries, in order
+	first, last uint64            // its sequences
 	bytes       int64
-	walBefore   uint64 // WAL generation before and after its write
+	async       bool        // it carries an AppendAsync: the syncer sees it
+	hasSync     bool        // it carries an Append: the writer that wrote it waits for it
+	claimed     atomic.Bool // someone calls its SyncWait (exactly one may)
+	walBefore   uint64      // WAL generation before and after its write
 	walAfter    uint64
 	start       time.Time
 	synced      atomic.Bool // its own SyncWait returned; syncErr is set
@@ -99,12 +118,11 @@ func (l *Log) Append(ctx context.Context, drafts ...events.Draft) ([]events.Even
 		}
 		return nil, nil
 	}
-	f, err := l.write(ctx, drafts, false)
+	p, err := l.write(ctx, drafts, false)
 	if err != nil {
 		return nil, err
 	}
-	l.syncWait(f)
-	return f.pending.Wait(context.Background())
+	return p.Wait(context.Background())
 }
 
 // AppendAsync puts drafts in the log's write path and returns without
@@ -123,23 +141,27 @@ func (l *Log) AppendAsync(ctx context.Context, drafts ...events.Draft) (*events.
 		p.Settle(nil)
 		return p, nil
 	}
-	f, err := l.write(ctx, drafts, true)
+	p, err := l.write(ctx, drafts, true)
 	if err != nil {
 		return nil, err
 	}
-	return f.pending, nil
+	return p, nil
 }
 
 // encoded is an append's payloads, encoded outside the lock.
 type encoded struct {
-	raws  [][]byte
-	types []string
-	vers  []uint16
-	bytes int64
+	payloads []encodedPayload
+	bytes    int64
 }
 
-func encode(drafts []events.Draft) (encoded, error) {
-	enc := encoded{raws: make([][]byte, len(drafts)), types: make([]string, len(drafts)), vers: make([]uint16, len(drafts))}
+type encodedPayload struct {
+	raw []byte
+	typ string
+	ver uint16
+}
+
+func encode(drafts []events.Draft, into []encodedPayload) (encoded, error) {
+	enc := encoded{payloads: into}
 	for i, d := range drafts {
 		if d.Payload == nil || d.Stream == "" {
 			return enc, fmt.Errorf("append draft %d: stream and payload are required", i)
@@ -158,117 +180,288 @@ func encode(drafts []events.Draft) (encoded, error) {
 		if err != nil {
 			return enc, fmt.Errorf("append %s: marshal payload: %w", typ, err)
 		}
-		enc.raws[i], enc.types[i], enc.vers[i] = raw, typ, v
+		enc.payloads[i] = encodedPayload{raw: raw, typ: typ, ver: v}
 		enc.bytes += int64(len(raw)) + recordOverhead
 	}
 	return enc, nil
 }
 
-// write puts one append in the write path: steps 1 and 2 above. An async
-// append is queued for the syncer.
-func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*flight, error) {
+// writeReq is an append waiting for the write lock.
+type writeReq struct {
+	drafts []events.Draft
+	enc    encoded
+	async  bool
+	evs    []events.Event // the Pending's events, filled in by the lock holder
+	p      *events.Pending
+	err    error
+	done   chan struct{} // AppendAsync only: closed once written or refused
+
+	onePayload [1]encodedPayload
+	oneEvent   [1]events.Event
+}
+
+// write puts one append in the write path: steps 1 and 2 above. The append
+// first reserves room under the bound, then queues itself and takes the
+// write lock if it is free; whoever holds the lock writes every queued
+// append, in one batch, before letting it go (so 64 appenders arriving at
+// once cost one lock acquisition and enter the WAL together, ahead of the
+// next fsync). The holder, when it is an Append, then waits for the fsync
+// of what it wrote and settles it: the other Appends sleep once, until
+// their Pending settles. Batches nobody waits on this way (written by an
+// AppendAsync) go to the syncer.
+func (l *Log) write(ctx context.Context, drafts []events.Draft, async bool) (*events.Pending, error) {
 	if l.opts.ReadOnly {
 		return nil, ErrReadOnly
 	}
-	enc, err := encode(drafts)
+	// NB: one allocation holds the request, its encoded payload and its
+	// event in the usual case of one draft.
+	req := &writeReq{drafts: drafts, async: async}
+	payloads, evs := req.onePayload[:], req.oneEvent[:]
+	if len(drafts) > 1 {
+		payloads, evs = make([]encodedPayload, len(drafts)), make([]events.Event, len(drafts))
+	}
+	enc, err := encode(drafts, payloads)
 	if err != nil {
 		return nil, err
 	}
-	n := int64(len(drafts))
+	if err := l.reserve(ctx, int64(len(drafts)), enc.bytes); err != nil {
+		return nil, err
+	}
+	req.enc, req.evs, req.p = enc, evs, events.NewPending(evs)
+	if async {
+		req.done = make(chan struct{})
+	}
+	w := &l.w
+	w.qmu.Lock()
+	w.queue = append(w.queue, req)
+	w.qmu.Unlock()
+	written := l.combine()
+	if !async {
+		// NB: once queued, the outcome is awaited even if ctx ends: the
+		// lock holder writes or refuses a queued append at once.
+		l.syncFlights(written)
+		return req.p, nil
+	}
+	for _, f := range written {
+		if !f.async { // NB: a batch with an async append went to the syncer already
+			w.async <- f
+		}
+	}
+	<-req.done
+	if req.err != nil {
+		return nil, req.err
+	}
+	return req.p, nil
+}
+
+// combine writes every queued append if the write lock is free, and
+// returns the batches it wrote that carry an Append (someone must wait for
+// their fsync). NB: an appender whose TryLock fails is served by the
+// holder, which looks at the queue again after letting the lock go.
+func (l *Log) combine() (withSync []*flight) {
 	w := &l.w
 	for {
-		w.mu.Lock()
-		if err := l.err(); err != nil {
-			w.mu.Unlock()
-			return nil, err
+		if !w.mu.TryLock() {
+			return withSync
 		}
-		// NB: Changed is taken before the counts are read: every settle
-		// that frees room lowers them, then closes it.
-		room := l.Changed()
-		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
-		if ue == 0 || (ue+n <= int64(l.opts.MaxUnsyncedEvents) && ub+enc.bytes <= l.opts.MaxUnsyncedBytes) {
-			break // NB: holding w.mu
+		for {
+			w.qmu.Lock()
+			reqs := w.queue
+			if len(reqs) == 0 {
+				w.qmu.Unlock()
+				break
+			}
+			// NB: swap buffers; spare is only touched by the lock holder.
+			w.queue, w.spare = w.spare[:0], nil
+			w.qmu.Unlock()
+			if f := l.writeBatch(reqs); f != nil && f.hasSync {
+				withSync = append(withSync, f)
+			}
+			for _, r := range reqs {
+				if r.done != nil {
+					close(r.done)
+				}
+			}
+			clear(reqs)
+			w.spare = reqs[:0]
 		}
 		w.mu.Unlock()
+		w.qmu.Lock()
+		empty := len(w.queue) == 0
+		w.qmu.Unlock()
+		if empty {
+			return withSync
+		}
+	}
+}
+
+// refuse answers a queued append that was not written and gives back its
+// room under the bound.
+func (l *Log) refuse(r *writeReq, err error) {
+	r.err = err
+	r.p.Settle(err)
+	l.w.unsyncedEvents.Add(-int64(len(r.drafts)))
+	l.w.unsyncedBytes.Add(-r.enc.bytes)
+}
+
+// reserve takes room for n events and size bytes under the bound on what
+// is written but not durable, waiting while there is none (always room
+// when nothing is in flight). settle gives it back.
+func (l *Log) reserve(ctx context.Context, n, size int64) error {
+	w := &l.w
+	for {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.tryReserve(n, size) {
+			return nil
+		}
+		// NB: Changed is taken before the counts are read again: every
+		// settle that frees room lowers them, then closes it.
+		room := l.Changed()
+		if l.tryReserve(n, size) {
+			return nil
+		}
+		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
 		select {
 		case <-room:
 		case <-l.stop:
-			return nil, ErrClosed
+			return ErrClosed
 		case <-ctx.Done():
-			return nil, fmt.Errorf("append: wait for room in the write path (%d events, %s written but not yet durable): %w",
+			return fmt.Errorf("append: wait for room in the write path (%d events, %s written but not yet durable): %w",
 				ue, HumanSize(uint64(ub)), ctx.Err())
 		}
 	}
-	defer w.mu.Unlock()
+}
+
+func (l *Log) tryReserve(n, size int64) bool {
+	w := &l.w
+	w.roomMu.Lock()
+	defer w.roomMu.Unlock()
+	ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
+	if ue != 0 && (ue+n > int64(l.opts.MaxUnsyncedEvents) || ub+size > l.opts.MaxUnsyncedBytes) {
+		return false
+	}
+	w.unsyncedEvents.Add(n)
+	w.unsyncedBytes.Add(size)
+	return true
+}
+
+// writeBatch sequences the queued appends and writes them as one batch,
+// filling in each one's events, or refusing it. An append refused (disk
+// full, sequence mark) leaves the others in. It returns the batch, nil when
+// nothing was written. Called with w.mu held.
+func (l *Log) writeBatch(reqs []*writeReq) *flight {
+	w := &l.w
 	// NB: Import writes without the write path; continue after it.
 	w.next = max(w.next, l.last.Load())
-	if err := l.admit(enc.bytes, w.next+uint64(n)); err != nil {
-		return nil, err
-	}
 	if l.opts.BeforeCommit != nil {
 		l.opts.BeforeCommit()
 	}
-	f := &flight{first: w.next + 1, bytes: enc.bytes, start: time.Now()}
+	f := &flight{first: w.next + 1, start: time.Now()}
 	now := l.opts.Now().UTC()
-	batch := l.db.NewBatch()
-	evs := make([]events.Event, len(drafts))
+	var batch *pebble.Batch
 	var key [9]byte
-	var rec, idx []byte
+	written := w.written[:0]
 	seq := w.next
-	for j, d := range drafts {
-		seq++
-		e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
-			Type: enc.types[j], Version: enc.vers[j], Payload: d.Payload, Raw: enc.raws[j]}
-		rec = events.AppendRecord(rec[:0], e, enc.raws[j])
-		_ = batch.Set(eventKey(key[:0], seq), rec, nil) // NB: Set copies key and value
-		idx = appendIndexKey(idx[:0], prefixStream, d.Stream, seq)
-		_ = batch.Set(idx, nil, nil)
-		if d.Kernel != "" {
-			idx = appendIndexKey(idx[:0], prefixKernel, d.Kernel, seq)
-			_ = batch.Set(idx, nil, nil)
+	for _, r := range reqs {
+		if err := l.err(); err != nil {
+			l.refuse(r, err)
+			continue
 		}
-		evs[j] = e
+		if err := l.admit(r.enc.bytes, seq+uint64(len(r.drafts))); err != nil {
+			l.refuse(r, err)
+			continue
+		}
+		if batch == nil {
+			batch = l.db.NewBatch()
+		}
+		for j, d := range r.drafts {
+			seq++
+			pl := r.enc.payloads[j]
+			e := events.Event{Seq: seq, Time: now, Stream: d.Stream, Kernel: d.Kernel, Node: l.opts.Node, Principal: d.Principal,
+				Type: pl.typ, Version: pl.ver, Payload: d.Payload, Raw: pl.raw}
+			w.rec = events.AppendRecord(w.rec[:0], e, pl.raw)
+			_ = batch.Set(eventKey(key[:0], seq), w.rec, nil) // NB: Set copies key and value
+			w.idx = appendIndexKey(w.idx[:0], prefixStream, d.Stream, seq)
+			_ = batch.Set(w.idx, nil, nil)
+			if d.Kernel != "" {
+				w.idx = appendIndexKey(w.idx[:0], prefixKernel, d.Kernel, seq)
+				_ = batch.Set(w.idx, nil, nil)
+			}
+			r.evs[j] = e
+		}
+		f.pendings = append(f.pendings, r.p)
+		f.bytes += r.enc.bytes
+		f.async = f.async || r.async
+		f.hasSync = f.hasSync || !r.async
+		written = append(written, r)
 	}
-	f.batch, f.last, f.pending = batch, seq, events.NewPending(evs)
+	if cap(w.rec) > 1<<20 {
+		w.rec = nil // NB: one big output must not pin its buffer
+	}
+	defer func() { clear(written); w.written = written[:0] }()
+	if batch == nil {
+		return nil
+	}
+	f.batch, f.last = batch, seq
 	f.walBefore = w.walGen.Load()
 	if err := l.applyNoSyncWait(batch); err != nil {
 		// NB: the batch is not closed: after a failed write Pebble may
 		// still hold it, and it is never reused (Pebble clears its db).
-		return nil, l.fail(fmt.Errorf("append %d events at sequence %d: %w", n, f.first, err))
+		err = l.fail(fmt.Errorf("append %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
+		for _, r := range written {
+			l.refuse(r, err)
+		}
+		return nil
 	}
 	f.walAfter = w.walGen.Load()
 	w.next = seq
-	w.unsyncedEvents.Add(n)
-	w.unsyncedBytes.Add(enc.bytes)
 	w.fmu.Lock()
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()
-	if async {
-		// NB: never blocks: the bound keeps at most MaxUnsyncedEvents+1
-		// appends unsettled, the channel's capacity.
+	if l.opts.Faults != nil {
+		for range written {
+			l.opts.Faults.Hit("eventlog.written")
+		}
+	}
+	if f.async {
+		// NB: if the channel is full, this waits for the syncer, which
+		// drains it without taking mu: a wait here is short.
 		w.async <- f
 	}
-	if l.opts.Faults != nil {
-		l.opts.Faults.Hit("eventlog.written")
-	}
-	return f, nil
+	return f
 }
 
-// syncWait waits for f's own fsync, then settles what it covers. Only one
-// goroutine calls it per flight (the appender, or the syncer for an async
-// append): SyncWait is not safe to call twice concurrently.
-func (l *Log) syncWait(f *flight) {
-	err := f.batch.SyncWait()
-	if err == nil {
-		_ = f.batch.Close()
-	} else {
-		// NB: settle reports it in order; failing here too makes sure the
-		// log is inoperable even if an earlier settle passed f by inference.
-		err = l.fail(fmt.Errorf("sync %d events at sequence %d: %w", f.last-f.first+1, f.first, err))
+// syncFlights waits, oldest first, for the fsync of the batches it can
+// claim and settles each as soon as it is durable (an earlier batch's
+// appenders must not wait for a later batch's fsync). A batch claimed by
+// another goroutine is that one's to wait for.
+func (l *Log) syncFlights(fs []*flight) {
+	for _, f := range fs {
+		if f.claimed.CompareAndSwap(false, true) {
+			l.syncWaitQuiet(f)
+			l.settle(f)
+		}
 	}
-	f.syncErr = err
-	f.synced.Store(true)
-	l.settle(f)
+}
+
+// syncBurst is the syncer's syncFlights: newest first (the earlier
+// SyncWaits then return at once: Pebble wakes sync waiters oldest first),
+// then one settle for the burst, so followers wake once.
+func (l *Log) syncBurst(fs []*flight) {
+	var newest *flight
+	for i := len(fs) - 1; i >= 0; i-- {
+		if f := fs[i]; f.claimed.CompareAndSwap(false, true) {
+			l.syncWaitQuiet(f)
+			if newest == nil {
+				newest = f
+			}
+		}
+	}
+	if newest != nil {
+		l.settle(newest)
+	}
 }
 
 // settle pops, in WAL order, every unsettled append known durable (or
@@ -318,13 +511,15 @@ popped:
 	}
 	first, last := done[0], done[len(done)-1]
 	var events, bytes int64
+	appends := 0
 	for _, f := range done {
 		events += int64(f.last - f.first + 1)
 		bytes += f.bytes
+		appends += len(f.pendings)
 	}
 	if err == nil {
 		l.last.Store(last.last)
-		l.appendStats.record(len(done), int(events), time.Since(first.start))
+		l.appendStats.record(appends, int(events), time.Since(first.start))
 	}
 	w.unsyncedEvents.Add(-events)
 	w.unsyncedBytes.Add(-bytes)
@@ -336,10 +531,12 @@ popped:
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	for _, f := range done {
-		if err == nil && l.opts.Faults != nil {
-			l.opts.Faults.Hit("eventlog.durable")
+		for _, p := range f.pendings {
+			if err == nil && l.opts.Faults != nil {
+				l.opts.Faults.Hit("eventlog.durable")
+			}
+			p.Settle(err)
 		}
-		f.pending.Settle(err)
 	}
 }
 
@@ -367,14 +564,7 @@ func (l *Log) syncLoop() {
 				break more
 			}
 		}
-		// NB: newest first: the earlier SyncWaits then return at once
-		// (Pebble wakes sync waiters oldest first).
-		newest := burst[len(burst)-1]
-		l.syncWaitQuiet(newest)
-		for _, f := range burst[:len(burst)-1] {
-			l.syncWaitQuiet(f)
-		}
-		l.settle(newest)
+		l.syncBurst(burst)
 		clear(burst)
 	}
 }
@@ -396,8 +586,20 @@ func (l *Log) syncWaitQuiet(f *flight) {
 // holding the lock finishes (later ones see closed and get ErrClosed), and
 // every written append settles. Then it stops the syncer.
 func (l *Log) closeWritePath() {
+	// Wake appends waiting for room: they see closed.
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
 	l.w.mu.Lock()
 	l.w.mu.Unlock() //nolint:staticcheck // NB: an empty section: waits for the writer inside
+	// Refuse what is still queued (ErrClosed); a batch written all the
+	// same goes to the syncer.
+	for _, f := range l.combine() {
+		if !f.async {
+			l.w.async <- f
+		}
+	}
 	for {
 		changed := l.Changed()
 		l.w.fmu.Lock()
@@ -458,6 +660,9 @@ func (l *Log) admitSpace(size uint64) error {
 func (l *Log) err() error {
 	if l.closed.Load() {
 		return ErrClosed
+	}
+	if !l.hasFailed.Load() {
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
