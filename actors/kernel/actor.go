@@ -63,6 +63,8 @@ type Actor struct {
 	// pipeline: the kernel honours abort_request (ipykernel), so the next
 	// execution may be sent behind the running one.
 	pipeline bool
+	// pumpStart starts the pump of a connection held unread (adoptHeld).
+	pumpStart func()
 }
 
 // Implementer is what a Conn tells of its kernel's kernel_info
@@ -129,6 +131,8 @@ type (
 		forced bool
 		err    error
 	}
+	// pumpHoldExpired: a held connection (adoptHeld) waited long enough.
+	pumpHoldExpired struct{ conn Conn }
 )
 
 // Receive implements actor.Actor.
@@ -177,6 +181,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.output(ctx, m)
 	case pumpDied:
 		a.died(ctx, m)
+	case pumpHoldExpired:
+		if m.conn == a.conn {
+			a.startPump()
+		}
+	}
+	// NB: any command from the scheduler or an edge means the re-adoptions
+	// it implies are registered: a held connection is read from now on.
+	switch ctx.Message().(type) {
+	case Reconcile, Resume, Execute, Watch, Interrupt, SendInput, Abort, Restart, Shutdown:
+		a.startPump()
 	}
 }
 
@@ -286,7 +300,7 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 		return
 	}
 	a.append(draft(a.id, events.KernelReattached{KernelID: a.id, Pid: a.state.Process.Pid}))
-	a.adopt(ctx, m.conn)
+	a.adoptHeld(ctx, m.conn)
 	a.notify(ctx, a.ready(Ready{Reattached: true}))
 }
 
@@ -338,12 +352,45 @@ func stderrTail(err error) string {
 
 // adopt makes conn the kernel's connection and starts its pump.
 func (a *Actor) adopt(ctx actor.Context, conn Conn) {
+	a.adoptHeld(ctx, conn)
+	a.startPump()
+}
+
+// adoptHeld makes conn the kernel's connection without reading it yet: a
+// re-attached connection is read only once the scheduler has said which
+// executions to re-adopt (Reconcile, Resume, or a later command), so that
+// their replies and outputs, which may already be arriving, are theirs and
+// not the kernel's. The connection's queue (bounded, back-pressuring the
+// kernel) holds them meanwhile; pumpHoldExpired bounds the wait.
+func (a *Actor) adoptHeld(ctx actor.Context, conn Conn) {
 	pctx, cancel := context.WithCancel(context.Background())
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	a.conn, a.cancel, a.out, a.expectExit, a.running = conn, cancel, NewOutputState(a.id), false, nil
 	impl, ok := conn.(Implementer)
 	a.pipeline = ok && impl.Implementation() == "ipython"
-	a.pump = startPump(pctx, conn, func(msg any) { root.Send(self, msg) })
+	a.pumpStart = func() { a.pump = startPump(pctx, conn, func(msg any) { root.Send(self, msg) }) }
+	go func() {
+		t := time.NewTimer(pumpHold)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			root.Send(self, pumpHoldExpired{conn: conn})
+		case <-pctx.Done():
+		}
+	}()
+}
+
+// pumpHold bounds how long a re-attached connection waits for the
+// scheduler's word before it is read anyway.
+const pumpHold = 10 * time.Second
+
+// startPump starts reading the connection, if it is held.
+func (a *Actor) startPump() {
+	if a.pumpStart != nil {
+		f := a.pumpStart
+		a.pumpStart = nil
+		f()
+	}
 }
 
 // release stops the pump and lets go of the connection; the kernel keeps
@@ -354,10 +401,14 @@ func (a *Actor) release() []Incoming {
 		return nil
 	}
 	a.cancel() // NB: first: the pump may be waiting for an ack
-	<-a.pump.done
-	rest := append(a.pump.left, drain(a.conn.Messages())...)
+	var rest []Incoming
+	if a.pump != nil {
+		<-a.pump.done
+		rest = a.pump.left
+	}
+	rest = append(rest, drain(a.conn.Messages())...)
 	_ = a.conn.Close()
-	a.conn, a.pump, a.cancel = nil, nil, nil
+	a.conn, a.pump, a.cancel, a.pumpStart = nil, nil, nil, nil
 	return rest
 }
 

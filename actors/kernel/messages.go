@@ -143,4 +143,5 @@ type (
 type Unstarted struct {
 	ExecutionID string
 	By          string
+	Code        string // compared with the kernel's input history
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -123,9 +124,10 @@ type OutputState struct {
 	// Reconcile is the count probe in flight after a re-attach (see
 	// StartReconcile); nil when none.
 	Reconcile *Reconciliation
-	// LastProbe is the msg_id of the last count probe answered: its IOPub
-	// statuses may still arrive, and are no one's output.
-	LastProbe string
+	// LastProbe and LastHistory are the msg_ids of the last count probe and
+	// history request answered: their IOPub statuses may still arrive, and
+	// are no one's output.
+	LastProbe, LastHistory string
 }
 
 // Reconciliation is what a re-attach's count probe is compared with: the
@@ -139,8 +141,11 @@ type Reconciliation struct {
 	Replied, Readable, SawIOPub bool
 	Reply                       ExecuteReply
 	Base                        int
-	Active                      []string // msg_ids of the re-adopted executions, in the order sent
-	Pending                     []Unstarted
+	// HistoryID names the history_request asked when runs are left to
+	// attribute and executions are queued (see historied).
+	HistoryID string
+	Active    []string // msg_ids of the re-adopted executions, in the order sent
+	Pending   []Unstarted
 }
 
 // The reasons a reconciliation records.
@@ -340,23 +345,71 @@ func reconciled(s OutputState, drafts []events.Draft, effs []Effect) (OutputStat
 			effs = append(effs, Ended{ExecutionID: in.ExecID, Status: "lost", Count: lost.ExecutionCount})
 		}
 	}
-	if readable {
-		extra := r.ExecutionCount - base
-		for _, p := range rc.Pending {
-			if extra <= 0 {
-				break
-			}
-			extra--
-			base++
-			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(p.ExecutionID), Kernel: s.KernelID, Principal: p.By,
-				Payload: events.ExecutionLost{ExecutionID: p.ExecutionID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}})
-			effs = append(effs, Ended{ExecutionID: p.ExecutionID, Status: "lost", Count: base})
-		}
-		if extra > 0 {
-			drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: extra, ExecutionCount: r.ExecutionCount}))
-		}
+	if readable && r.ExecutionCount > base && len(rc.Pending) > 0 {
+		// Runs the log does not account for, and queued executions that may
+		// be them: ask the kernel's history which code ran (historied).
+		rc.Base, rc.HistoryID = base, rc.ProbeID+"-history"
+		s.Reconcile = rc
+		return s, drafts, append(effs, SendRequest{Channel: ChannelShell, MsgType: "history_request", MsgID: rc.HistoryID,
+			Content: map[string]any{"output": false, "raw": true, "hist_access_type": "range", "session": 0,
+				"start": base + 1, "stop": r.ExecutionCount + 1}})
+	}
+	if readable && r.ExecutionCount > base {
+		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: r.ExecutionCount - base, ExecutionCount: r.ExecutionCount}))
 	}
 	return s, drafts, append(effs, ReconcileDone{})
+}
+
+// historied attributes the runs after Base from the kernel's input history
+// (history_reply): in order, a run whose code is the next queued
+// execution's is that execution (ExecutionLost{Ran}); any other run is
+// unrecorded (KernelRanUnrecorded). If the history does not cover every
+// run, the runs are attributed to the queued executions in order, as the
+// server would have sent them (never run again; see docs).
+func historied(s OutputState, m Incoming, drafts []events.Draft, effs []Effect) (OutputState, []events.Draft, []Effect) {
+	rc := s.Reconcile
+	s.Reconcile, s.LastHistory = nil, rc.HistoryID
+	n := rc.Reply.ExecutionCount
+	var reply struct {
+		Status  string            `json:"status"`
+		History []json.RawMessage `json:"history"`
+	}
+	var inputs []string
+	if json.Unmarshal(m.Content, &reply) == nil && reply.Status == "ok" {
+		for _, h := range reply.History {
+			var entry []any // [session, line, input]
+			if json.Unmarshal(h, &entry) == nil && len(entry) == 3 {
+				if in, ok := entry[2].(string); ok {
+					inputs = append(inputs, in)
+				}
+			}
+		}
+	}
+	known := len(inputs) == n-rc.Base
+	base, unrecorded, next := rc.Base, 0, 0
+	for base < n {
+		base++
+		ran := next < len(rc.Pending) && (!known || sameCode(inputs[base-rc.Base-1], rc.Pending[next].Code))
+		if !ran {
+			unrecorded++
+			continue
+		}
+		p := rc.Pending[next]
+		next++
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(p.ExecutionID), Kernel: s.KernelID, Principal: p.By,
+			Payload: events.ExecutionLost{ExecutionID: p.ExecutionID, Reason: ranWhileDown, Ran: true, ExecutionCount: base}})
+		effs = append(effs, Ended{ExecutionID: p.ExecutionID, Status: "lost", Count: base})
+	}
+	if unrecorded > 0 {
+		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: unrecorded, ExecutionCount: n}))
+	}
+	return s, drafts, append(effs, ReconcileDone{})
+}
+
+// sameCode compares a history input with an execution's code (IPython
+// stores the cell as sent; trailing whitespace aside).
+func sameCode(input, code string) bool {
+	return strings.TrimRight(input, " \t\r\n") == strings.TrimRight(code, " \t\r\n")
 }
 
 // Away is what Readopt knows of an execution's output before the server
@@ -429,8 +482,12 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 					in.LostReason = short
 				}
 			}
-		case m.Channel == ChannelIOPub && m.ParentMsgID != "" && m.ParentMsgID == s.LastProbe:
+		case m.Channel == ChannelIOPub && m.ParentMsgID != "" && (m.ParentMsgID == s.LastProbe || m.ParentMsgID == s.LastHistory):
 			// NB: the answered probe's statuses: no one's output.
+		case s.Reconcile != nil && s.Reconcile.HistoryID != "" && m.ParentMsgID == s.Reconcile.HistoryID:
+			if m.Channel == ChannelShell && m.MsgType == "history_reply" {
+				s, drafts, effs = historied(s, m, drafts, effs)
+			}
 		case s.Reconcile != nil && m.ParentMsgID == s.Reconcile.ProbeID:
 			// The count is decided once both the probe's reply and an IOPub
 			// message of it arrived: IOPub is ordered, so every IOPub message

@@ -286,28 +286,47 @@ func TestAbortTranscript(t *testing.T) {
 // TestReconcileTranscripts: the count probe's reply, once an IOPub message
 // of it has arrived, accounts for what ran: a re-adopted execution whose
 // reply did not come ran (count above the log's) or never reached the
-// kernel; further runs are the queued executions', then unrecorded runs.
+// kernel; further runs are matched against the queued executions' code in
+// the kernel's input history (in order when the history says nothing), the
+// rest are unrecorded runs.
 func TestReconcileTranscripts(t *testing.T) {
 	probeReply := func(n int) Incoming {
 		return shell("p", "execute_reply", fmt.Sprintf(`{"status":"ok","execution_count":%d}`, n))
 	}
+	history := func(inputs ...string) Incoming {
+		h := []any{}
+		for i, in := range inputs {
+			h = append(h, []any{1, i, in})
+		}
+		b, _ := json.Marshal(map[string]any{"status": "ok", "history": h})
+		return shell("p-history", "history_reply", string(b))
+	}
 	act := []Readoption{{MsgID: "m1", ExecutionID: "x1"}}
-	pending := []Unstarted{{ExecutionID: "q1"}, {ExecutionID: "q2"}}
+	pending := []Unstarted{{ExecutionID: "q1", Code: "a = 1"}, {ExecutionID: "q2", Code: "b = 2"}}
 
 	s, effs := StartReconcile(NewOutputState("k"), "p", 4, act, pending)
 	check(t, nil, effs, nil, []string{"send shell execute_request p"})
 	s, d, e := Step(s, []Incoming{probeReply(7)})
 	check(t, d, e, nil, nil) // NB: not before an IOPub message of the probe
-	_, d, e = Step(s, []Incoming{iopub("p", "status", busy)})
-	check(t, d, e, []string{"execution/x1 ExecutionLost " + ranWhileDown, "execution/q1 ExecutionLost " + ranWhileDown,
-		"execution/q2 ExecutionLost " + ranWhileDown}, []string{"ended x1 lost", "ended q1 lost", "ended q2 lost", "kernel.ReconcileDone"})
+	s, d, e = Step(s, []Incoming{iopub("p", "status", busy)})
+	check(t, d, e, []string{"execution/x1 ExecutionLost " + ranWhileDown}, []string{"ended x1 lost", "send shell history_request p-history"})
+	_, d, e = Step(s, []Incoming{iopub("p", "status", idle), history("a = 1\n", "print('someone else')")})
+	check(t, d, e, []string{"execution/q1 ExecutionLost " + ranWhileDown, "kernel/k KernelRanUnrecorded"},
+		[]string{"ended q1 lost", "kernel.ReconcileDone"})
 
 	s, _ = StartReconcile(NewOutputState("k"), "p", 4, act, pending)
 	_, d, e = Step(s, []Incoming{iopub("p", "status", busy), probeReply(4)})
 	check(t, d, e, []string{"execution/x1 ExecutionLost " + neverRan}, []string{"ended x1 lost", "kernel.ReconcileDone"})
 
+	// A history that does not cover the runs: attributed in queue order.
 	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, pending[:1])
-	_, d, e = Step(s, []Incoming{probeReply(7), iopub("p", "status", busy), iopub("p", "status", idle)})
+	s, _, _ = Step(s, []Incoming{probeReply(6), iopub("p", "status", busy)})
+	_, d, e = Step(s, []Incoming{history()})
 	check(t, d, e, []string{"execution/q1 ExecutionLost " + ranWhileDown, "kernel/k KernelRanUnrecorded"},
 		[]string{"ended q1 lost", "kernel.ReconcileDone"})
+
+	// No queued execution: no history asked.
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, nil)
+	_, d, e = Step(s, []Incoming{probeReply(5), iopub("p", "status", busy)})
+	check(t, d, e, []string{"kernel/k KernelRanUnrecorded"}, []string{"kernel.ReconcileDone"})
 }

@@ -276,7 +276,7 @@ func (a *Actor) reconcile(ctx actor.Context, m kernel.Ready) {
 		}
 	}
 	for _, x := range a.state.Pending[:min(len(a.state.Pending), maxReconcilePending)] {
-		rc.Pending = append(rc.Pending, kernel.Unstarted{ExecutionID: x.ID, By: x.By})
+		rc.Pending = append(rc.Pending, kernel.Unstarted{ExecutionID: x.ID, By: x.By, Code: x.Code})
 	}
 	ctx.Send(a.deps.Kernel, rc)
 }

@@ -51,7 +51,11 @@ func TestPipelinedRunsBehindTheRunningOne(t *testing.T) {
 	c := submit(t, s, k, marks(ran, "C"))
 	s.WaitOutput(k, a, "waiting", 30*time.Second)
 	pipelined(t, s, k, b, a)
-	if x, _ := s.Queue.Get(c); x.Status != queue.StatusQueued || x.Behind != "" || x.MsgID != "" {
+	testkit.WaitUntil(t, 30*time.Second, "c in the queue model", func() (bool, string) {
+		x, ok := s.Queue.Get(c)
+		return ok, string(x.Status)
+	})
+	if x, _ := s.Queue.Get(c); x.Status != queue.StatusQueued || x.Behind != "" || x.MsgID != "" || s.Count(c, events.TypeExecutionStarted) != 0 {
 		t.Fatalf("depth 1: c waits in the server's queue, not in the kernel: %+v", x)
 	}
 	hold.Release()

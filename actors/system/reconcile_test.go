@@ -180,3 +180,41 @@ func TestRecoveryRecordsAStartNeverSentAsNotRun(t *testing.T) {
 		t.Fatalf("what ran: %q %v, want B only", got, err)
 	}
 }
+
+// TestRecoveryTellsAForeignRunFromAQueuedOne: the log holds A queued (its
+// start never became durable); while the server was down another client
+// ran other code on the kernel, and A never reached it. The count alone
+// would say "one run, A is the next queued": the kernel's input history
+// says the run was not A's code. So the run is recorded unrecorded
+// (KernelRanUnrecorded) and A runs, once.
+func TestRecoveryTellsAForeignRunFromAQueuedOne(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	if x := s.WaitExecution(submit(t, s, k, "x = 1"), 30*time.Second); x.Status != queue.StatusOK {
+		t.Fatalf("first execution: %+v", x)
+	}
+	proc := kernelState(t, s, k).Process
+	ran := filepath.Join(t.TempDir(), "ran")
+	s.Close()
+	a := events.NewID(time.Now())
+	crashLeft(t, s.DataDir, queuedDraft(k, a, marks(ran, "A")))
+	sendBehindTheServersBack(t, proc, marks(ran, "F"))
+
+	s = testkit.StartStack(t, s.DataDir)
+	if x := s.WaitExecution(a, 60*time.Second); x.Status != queue.StatusOK || x.ExecutionCount != 3 {
+		t.Fatalf("A never ran before: it runs now, once: %+v", x)
+	}
+	var unrecorded []events.KernelRanUnrecorded
+	_ = s.Log.ReadStream(context.Background(), events.KernelStream(k), 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.KernelRanUnrecorded); ok {
+			unrecorded = append(unrecorded, p)
+		}
+		return nil
+	})
+	if len(unrecorded) != 1 || unrecorded[0].Count != 1 || unrecorded[0].ExecutionCount != 2 {
+		t.Fatalf("KernelRanUnrecorded: %+v, want one of count 1 at execution count 2", unrecorded)
+	}
+	if got, err := os.ReadFile(ran); err != nil || string(got) != "FA" {
+		t.Fatalf("what ran: %q %v, want FA", got, err)
+	}
+}
