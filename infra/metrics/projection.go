@@ -93,13 +93,17 @@ type folded struct {
 	CkRejected uint64            `json:"ck_rejected"`
 	SigFails   uint64            `json:"sig_fails"`
 	Missing    map[string]int    `json:"missing"` // kernel -> missing packages at its last checkpoint load
+	// Behind maps an execution to the one pipelined behind it (sent to the
+	// kernel, ExecutionStarted{behind}): that one is queued until the first
+	// ends, then running.
+	Behind map[string]string `json:"behind,omitempty"`
 	Events     uint64            `json:"events"`  // events folded
 	LastSeq    uint64            `json:"last_seq"`
 }
 
 func newFolded() folded {
 	return folded{Live: map[string]live{}, Outcomes: map[string]uint64{}, Latency: newHistogram(LatencyBuckets),
-		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}}
+		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}, Behind: map[string]string{}}
 }
 
 // Projection folds the log into metrics. It implements
@@ -126,7 +130,7 @@ func (p *Projection) Name() string { return ProjectionName }
 // payloads are decoded only where a figure lives in them.
 func (p *Projection) Wants(typ string) projections.Interest {
 	switch typ {
-	case events.TypeExecutionFinished, events.TypeIOPubGapRecorded, events.TypeAssetStored, events.TypeAssetCollected,
+	case events.TypeExecutionStarted, events.TypeExecutionFinished, events.TypeIOPubGapRecorded, events.TypeAssetStored, events.TypeAssetCollected,
 		events.TypeCheckpointSaved, events.TypeCheckpointLoaded, events.TypeCheckpointRejected:
 		return projections.Payload
 	case events.TypeServerStarted, events.TypeServerStopped:
@@ -151,10 +155,18 @@ func (p *Projection) Apply(e events.Event) error {
 	case events.TypeExecutionQueued:
 		f.Live[id] = live{Kernel: e.Kernel}
 	case events.TypeExecutionStarted:
-		if x, ok := f.Live[id]; ok {
-			x.Running, x.Started = true, e.Time.UnixNano()
-			f.Live[id] = x
+		x, ok := f.Live[id]
+		if !ok {
+			break
 		}
+		if pl, _ := e.Payload.(events.ExecutionStarted); pl.Behind != "" {
+			if _, ahead := f.Live[pl.Behind]; ahead {
+				f.Behind[pl.Behind] = id // NB: queued until that one ends
+				break
+			}
+		}
+		x.Running, x.Started = true, e.Time.UnixNano()
+		f.Live[id] = x
 	case events.TypeExecutionFinished:
 		pl, ok := e.Payload.(events.ExecutionFinished)
 		if !ok {
@@ -248,6 +260,15 @@ func (f *folded) finish(id, outcome string, e events.Event) {
 		return // finished twice, or queued before a truncated prefix
 	}
 	delete(f.Live, id)
+	if next, ok := f.Behind[id]; ok {
+		delete(f.Behind, id)
+		// NB: the one behind runs from now, unless this one's end (a loss,
+		// a cancel) means it never will: its own final event follows.
+		if y, ok := f.Live[next]; ok && outcome != "lost" && outcome != "cancelled" {
+			y.Running, y.Started = true, e.Time.UnixNano()
+			f.Live[next] = y
+		}
+	}
 	f.Outcomes[outcome]++
 	if x.Running && x.Started != 0 {
 		if d := e.Time.UnixNano() - x.Started; d >= 0 {
@@ -283,6 +304,9 @@ func (p *Projection) Restore(data []byte) error {
 	}
 	if f.Missing == nil {
 		f.Missing = map[string]int{}
+	}
+	if f.Behind == nil {
+		f.Behind = map[string]string{}
 	}
 	p.mu.Lock()
 	p.f = f
