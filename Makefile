@@ -7,7 +7,7 @@ PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyte
 DEB_PKGS  := $(shell grep -v '^\#' infra/jupyter/debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Node projects of the tests that drive the server with clients no one here
-# wrote (TestOutsideSDK): `npm ci` from their committed lock, again only when
+# wrote (TestOutsideSDK, BenchmarkSDKStdioExecute): `npm ci` from their committed lock, again only when
 # the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). Debian's
 # nodejs (18) is enough; npm comes with it only when missing.
 NPM_DIRS  := testkit/outside/mcpsdk
@@ -64,6 +64,7 @@ BENCHES := \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
 	./actors/scheduler/:SchedulerRecover:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
+	./cmd/mcp-jupyter/:SDKStdioExecute:200x \
 	./cmd/mcp-jupyter/:ExecuteAsPrincipal:300x \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \

@@ -418,36 +418,50 @@ func (s *System) ShutdownKernel(ctx context.Context, id, by string) error {
 // in the log returns that execution as it was queued (its LastSeq the last
 // event of its stream).
 func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, error) {
-	if c.ExecutionID == "" {
-		c.ExecutionID = events.NewID(s.cfg.Now())
-	} else if !events.ValidID(c.ExecutionID) {
-		return scheduler.Execution{}, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
-	}
-	if x, ok, err := s.existing(ctx, c.ExecutionID); err != nil {
-		return scheduler.Execution{}, err
-	} else if ok {
-		if x.KernelID != kernelID {
-			return scheduler.Execution{}, &ExecutionIDUsedError{ExecutionID: c.ExecutionID, KernelID: x.KernelID}
-		}
-		return x, nil
-	}
-	e, err := s.lookup(kernelID)
-	if err != nil {
-		return scheduler.Execution{}, err
-	}
-	res, err := s.request(e.scheduler, c)
-	if err != nil {
-		return scheduler.Execution{}, err
-	}
-	r := res.(scheduler.SubmitResult)
-	if r.Err == nil && r.Durable != nil {
+	x, durable, err := s.SubmitAsync(ctx, kernelID, c)
+	if err == nil && durable != nil {
 		// NB: the kernel may already run it; the submitter hears of it only
 		// once its queueing is durable.
-		if _, err := r.Durable.Wait(ctx); err != nil {
+		if _, err := durable.Wait(ctx); err != nil {
 			return scheduler.Execution{}, fmt.Errorf("submit to kernel %s: %w", kernelID, err)
 		}
 	}
-	return r.Execution, r.Err
+	return x, err
+}
+
+// SubmitAsync is Submit without the wait for durability: it returns once
+// the scheduler took the execution (it may already run), with the append
+// that queued it, which settles once that is durable (nil for an execution
+// id already in the log). Nothing may be told to the submitter before it
+// settles, or before a later event of the execution is durable (WAL
+// order): the MCP edge waits for the execution's end instead.
+func (s *System) SubmitAsync(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, *events.Pending, error) {
+	if c.ExecutionID == "" {
+		c.ExecutionID = events.NewID(s.cfg.Now())
+	} else if !events.ValidID(c.ExecutionID) {
+		return scheduler.Execution{}, nil, fmt.Errorf("execution id %q is not valid: use 1-128 characters of letters, digits, '-' and '_'", c.ExecutionID)
+	}
+	if x, ok, err := s.existing(ctx, c.ExecutionID); err != nil {
+		return scheduler.Execution{}, nil, err
+	} else if ok {
+		if x.KernelID != kernelID {
+			return scheduler.Execution{}, nil, &ExecutionIDUsedError{ExecutionID: c.ExecutionID, KernelID: x.KernelID}
+		}
+		return x, nil, nil
+	}
+	e, err := s.lookup(kernelID)
+	if err != nil {
+		return scheduler.Execution{}, nil, err
+	}
+	res, err := s.request(e.scheduler, c)
+	if err != nil {
+		return scheduler.Execution{}, nil, err
+	}
+	r := res.(scheduler.SubmitResult)
+	if r.Err != nil {
+		return scheduler.Execution{}, nil, r.Err
+	}
+	return r.Execution, r.Durable, nil
 }
 
 // ExecutionIDUsedError: a client-chosen execution id is already used on

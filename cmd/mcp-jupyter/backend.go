@@ -347,33 +347,13 @@ func (b *backend) settle(ctx context.Context, err error) error {
 }
 
 func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queue.Execution, error) {
-	p, err := auth.Caller(ctx)
+	x, queued, held, err := b.submit(ctx, req)
 	if err != nil {
 		return queue.Execution{}, err
 	}
-	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
-		return queue.Execution{}, err
-	}
-	by := p.Name
-	if err := b.refuse(); err != nil {
-		return queue.Execution{}, err
-	}
-	if req.ExecutionID == "" {
-		// NB: chosen here, so the quota sees the execution in the model
-		// the moment it is queued.
-		req.ExecutionID = events.NewID(time.Now())
-	}
-	var held *reservation
-	if b.quotas != nil {
-		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
-			return queue.Execution{}, err
-		}
-		defer held.Release() // NB: after the models reflect the submit (b.sync below)
-	}
-	x, err := b.sys.Submit(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
-		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: by})
-	if err != nil {
-		return queue.Execution{}, b.hideForeignKernel(p, err)
+	defer held.Release() // NB: after the models reflect the submit (b.sync below)
+	if err := durable(ctx, req.KernelID, queued); err != nil {
+		return queue.Execution{}, err // NB: never durable: the models will not count it
 	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
 	// it: once the runner applied it, the execution model answers for it.
@@ -385,6 +365,81 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 		return v, nil
 	}
 	return accepted(x), nil
+}
+
+// Enqueue is Submit without the wait for the submit's durability: execute
+// waits for the execution's end instead (the executions model closes its
+// settle channel when the end is applied, which implies the submit is
+// durable: the models see only durable events).
+func (b *backend) Enqueue(ctx context.Context, req mcpserver.SubmitRequest) (mcpserver.Submitted, error) {
+	x, queued, held, err := b.submit(ctx, req)
+	if err != nil {
+		return mcpserver.Submitted{}, err
+	}
+	settled, stop := b.execs.Settled(x.ID, x.LastSeq)
+	seq := x.LastSeq
+	return mcpserver.Submitted{ID: x.ID, Settled: settled,
+		Durable: func(ctx context.Context) error {
+			if err := durable(ctx, req.KernelID, queued); err != nil {
+				return err
+			}
+			return b.sync(ctx, seq)
+		},
+		Release: func() {
+			stop()
+			if held != nil {
+				// NB: the quota reservation goes once the models count the
+				// execution (at once when it settled: its end was applied).
+				b.awaitModels(ctx, seq)
+				held.Release()
+			}
+		}}, nil
+}
+
+// durable waits for the append that queued an execution (nil: it was in
+// the log already) to be durable.
+func durable(ctx context.Context, kernelID string, queued *events.Pending) error {
+	if queued == nil {
+		return nil
+	}
+	if _, err := queued.Wait(ctx); err != nil {
+		return fmt.Errorf("submit to kernel %s: %w", kernelID, err)
+	}
+	return nil
+}
+
+// submit checks and reserves, then hands the execution to its kernel's
+// scheduler; queued is the append that queued it, maybe not durable yet
+// (nil for an id already in the log). The caller releases the reservation
+// (nil without quotas) once the models reflect the submit.
+func (b *backend) submit(ctx context.Context, req mcpserver.SubmitRequest) (x scheduler.Execution, queued *events.Pending, held *reservation, err error) {
+	p, err := auth.Caller(ctx)
+	if err != nil {
+		return x, nil, nil, err
+	}
+	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
+		return x, nil, nil, err
+	}
+	if err := b.refuse(); err != nil {
+		return x, nil, nil, err
+	}
+	if req.ExecutionID == "" {
+		// NB: chosen here, so the quota sees the execution in the model
+		// the moment it is queued.
+		req.ExecutionID = events.NewID(time.Now())
+	}
+	if b.quotas != nil {
+		if held, err = b.quotas.reserveQueued(p, req.ExecutionID); err != nil {
+			return x, nil, nil, err
+		}
+	}
+	x, queued, err = b.sys.SubmitAsync(ctx, req.KernelID, scheduler.Submit{ExecutionID: req.ExecutionID, Code: req.Code,
+		AllowStdin: req.AllowStdin, Notebook: req.Notebook, CellID: req.CellID, By: p.Name})
+	if err != nil {
+		held.Release()
+		return x, nil, nil, b.hideForeignKernel(p, err)
+	}
+	return x, queued, held, nil
 }
 
 // hideForeignKernel rewrites an "execution id already used" error from the

@@ -181,7 +181,7 @@ func TestMCPInProcessAgainstRealKernels(t *testing.T) {
 	}
 }
 
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mcp-jupyter")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()

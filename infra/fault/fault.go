@@ -28,6 +28,17 @@ import (
 	"syscall"
 )
 
+// Points returns the points of the package comment, in its order: the kill
+// -9 sweep (cmd/mcp-jupyter TestKill9Sweep) drives every one of them. NB:
+// a point added to the comment is added here too (TestPointsAreTheDocumentedOnes).
+func Points() []string {
+	return []string{
+		"eventlog.written", "eventlog.durable",
+		"scheduler.started", "scheduler.pipelined",
+		"kernel.sent", "kernel.output", "kernel.ended",
+	}
+}
+
 // EnvVar selects the point to kill at: "point" or "point:n".
 const EnvVar = "MCPJ_FAULT_KILL"
 

@@ -1,6 +1,8 @@
 package fault
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,4 +59,26 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) accepted %+v", spec, inj)
 		}
 	})
+}
+
+// TestPointsAreTheDocumentedOnes: Points (what the kill -9 sweep drives)
+// lists exactly the points the package comment documents, in its order.
+func TestPointsAreTheDocumentedOnes(t *testing.T) {
+	src, err := os.ReadFile("fault.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, line := range strings.Split(string(src), "\n") {
+		rest, ok := strings.CutPrefix(line, "//\t")
+		if !ok {
+			continue
+		}
+		if name, _, _ := strings.Cut(rest, " "); strings.Contains(name, ".") {
+			documented = append(documented, name)
+		}
+	}
+	if got := Points(); !slices.Equal(got, documented) {
+		t.Fatalf("Points() = %v, the package comment documents %v", got, documented)
+	}
 }

@@ -32,6 +32,14 @@ type Backend interface {
 	// Submit queues code and returns once ExecutionQueued is durable. With
 	// an ExecutionID that already exists it returns that execution.
 	Submit(ctx context.Context, req SubmitRequest) (queue.Execution, error)
+	// Enqueue queues code like Submit but returns as soon as the kernel's
+	// scheduler took it, before it is durable: the execution may already
+	// run while its ExecutionQueued is on its way to the disk. The caller
+	// waits on Submitted.Settled for its result (the read models see only
+	// durable events, so the end being there means the submit is durable
+	// too), or calls Submitted.Durable before it tells the agent anything
+	// else. Call Submitted.Release when done.
+	Enqueue(ctx context.Context, req SubmitRequest) (Submitted, error)
 	// Execution returns an execution's status and its outputs with seq >
 	// since, plus a channel closed when anything about it changes next
 	// (status or new output) — wait on it, never poll. It answers from a
@@ -90,6 +98,22 @@ type SubmitRequest struct {
 	AllowStdin  bool
 	Notebook    string
 	CellID      string
+}
+
+// Submitted is an execution Enqueue handed to its kernel's scheduler.
+type Submitted struct {
+	ID string
+	// Settled is closed once the read models hold the execution settled: a
+	// final status, or waiting for input. Its outputs do not close it: it
+	// is the one wake-up of a caller that wants the result. Nil when the
+	// models cannot tell (an execution id of long ago): call Durable and
+	// read the execution instead.
+	Settled <-chan struct{}
+	// Durable waits until the submit is durable and the read models hold
+	// it (what Submit returns after).
+	Durable func(ctx context.Context) error
+	// Release ends the wait; call it once, whatever happened.
+	Release func()
 }
 
 // ExecutionView is an execution with the outputs after a cursor.

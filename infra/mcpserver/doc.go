@@ -21,15 +21,19 @@
 //
 // Executions (`kernel` is a kernel_id or a bound notebook path):
 //   - execute {kernel, code, timeout_s=25, execution_id?, allow_stdin=false}:
-//     Submit, then wait up to timeout_s, woken by ExecutionView.Changed. A
-//     finished execution comes back with status, execution_count and
-//     outputs; otherwise status running/queued/input_required, the output so
-//     far, the cursor and what to call next. A timeout or a client going
-//     away never cancels the execution. With a progressToken, new output is
-//     sent as notifications/progress while waiting. Waiting and progress
-//     read Backend.Execution from the caller's cursor: each wake-up is this
-//     execution's own change and carries only what is new (the backend's
-//     read model pages from the log only what it no longer holds).
+//     Enqueue (the execution may run before its submit is durable), then
+//     wait up to timeout_s on Submitted.Settled: one wake-up, when its end
+//     is applied (the end durable implies the submit durable), then one
+//     read. A finished execution comes back with status, execution_count
+//     and outputs; otherwise (timeout_s passed) status
+//     running/queued/input_required, the output so far, the cursor and what
+//     to call next — only once the submit is durable (Submitted.Durable). A
+//     timeout or a client going away never cancels the execution. With a
+//     progressToken, new output is sent as notifications/progress while
+//     waiting: then it waits for durability first and follows
+//     Backend.Execution from the caller's cursor, each wake-up this
+//     execution's own change carrying only what is new (the backend's read
+//     model pages from the log only what it no longer holds).
 //   - get_execution {execution_id, wait_s=0 (≤ MaxWait), since=0}: status
 //     and the outputs after the cursor, waiting up to wait_s.
 //   - list_executions {kernel?, status?} (read-only).

@@ -133,15 +133,44 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 	if ref != kernelID {
 		sr.Notebook = ref
 	}
-	// NB: detached from ctx: once Submit starts, the execution is the
+	// NB: detached from ctx: once Enqueue starts, the execution is the
 	// core's, whatever happens to this call.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitTimeout)
-	x, err := s.backend.Submit(sctx, sr)
+	x, err := s.backend.Enqueue(sctx, sr)
 	cancel()
 	if err != nil {
 		return failed("execute on kernel "+kernelID, err), nil
 	}
-	f, err := s.follow(ctx, x.ID, 0, timeout, s.progressFor(ctx, req))
+	defer x.Release()
+	p := s.progressFor(ctx, req)
+	wait := timeout
+	settled := false
+	if p == nil && x.Settled != nil {
+		// NB: one wake-up, when the end is applied; not one per output, and
+		// no wait for the submit's own durability first (the end's implies it).
+		t := time.NewTimer(timeout)
+		select {
+		case <-x.Settled:
+			settled = true
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err() // the client is gone; the execution runs on regardless
+		}
+		t.Stop()
+		wait = 0
+	}
+	if !settled {
+		// NB: nothing is told to the agent about an execution that is not
+		// durable: a "running" reply is a promise the log must keep.
+		if err := x.Durable(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return failed("execute on kernel "+kernelID, err), nil
+		}
+	}
+	f, err := s.follow(ctx, x.ID, 0, wait, p)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The client is gone; the execution runs on regardless.

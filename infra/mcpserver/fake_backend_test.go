@@ -23,11 +23,26 @@ type fakeBackend struct {
 	changed  chan struct{}
 	onSubmit func(b *fakeBackend, id, code string)
 	inputs   []string
+	// durable, when set, is what Enqueue's Durable waits for (closed: the
+	// submit is durable); nil: durable at once.
+	durable chan struct{}
+	// durableWaits counts calls of Enqueue's Durable.
+	durableWaits int
 }
 
 type fakeExec struct {
 	x    queue.Execution
 	outs []queue.Output
+	// settled closes when x settles (Enqueue's Settled).
+	settled chan struct{}
+}
+
+// settle closes e's settle channel once e settled; b.mu is held.
+func (e *fakeExec) settle() {
+	if settled(e.x) && e.settled != nil {
+		close(e.settled)
+		e.settled = nil
+	}
 }
 
 func newFakeBackend() *fakeBackend {
@@ -65,6 +80,7 @@ func (b *fakeBackend) setStatus(id string, st queue.Status, prompt string) {
 	b.seq++
 	x := &b.execs[id].x
 	x.Status, x.Prompt, x.LastSeq = st, prompt, b.seq
+	b.execs[id].settle()
 	b.notify()
 }
 
@@ -74,6 +90,7 @@ func (b *fakeBackend) finish(id string, st queue.Status) {
 	b.seq++
 	x := &b.execs[id].x
 	x.Status, x.LastSeq, x.ExecutionCount = st, b.seq, 1
+	b.execs[id].settle()
 	b.notify()
 }
 
@@ -152,7 +169,7 @@ func (b *fakeBackend) Submit(_ context.Context, req SubmitRequest) (queue.Execut
 	b.seq++
 	x := queue.Execution{ID: id, KernelID: req.KernelID, Code: req.Code, AllowStdin: req.AllowStdin,
 		Notebook: req.Notebook, Status: queue.StatusRunning, QueuedSeq: b.seq, LastSeq: b.seq}
-	b.execs[id] = &fakeExec{x: x}
+	b.execs[id] = &fakeExec{x: x, settled: make(chan struct{})}
 	b.order = append(b.order, id)
 	b.notify()
 	hook := b.onSubmit
@@ -161,6 +178,37 @@ func (b *fakeBackend) Submit(_ context.Context, req SubmitRequest) (queue.Execut
 		hook(b, id, req.Code)
 	}
 	return x, nil
+}
+
+func (b *fakeBackend) Enqueue(ctx context.Context, req SubmitRequest) (Submitted, error) {
+	x, err := b.Submit(ctx, req)
+	if err != nil {
+		return Submitted{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.execs[x.ID].settled
+	if ch == nil {
+		done := make(chan struct{})
+		close(done)
+		ch = done
+	}
+	durable := b.durable
+	return Submitted{ID: x.ID, Settled: ch, Release: func() {},
+		Durable: func(ctx context.Context) error {
+			b.mu.Lock()
+			b.durableWaits++
+			b.mu.Unlock()
+			if durable == nil {
+				return nil
+			}
+			select {
+			case <-durable:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}, nil
 }
 
 func (b *fakeBackend) Execution(_ context.Context, id string, since uint64) (ExecutionView, error) {
@@ -214,6 +262,7 @@ func (b *fakeBackend) SendInput(_ context.Context, id, value string) error {
 	}
 	b.inputs = append(b.inputs, value)
 	e.x.Status, e.x.Prompt = queue.StatusRunning, ""
+	e.settled = make(chan struct{})
 	b.notify()
 	b.mu.Unlock()
 	return nil

@@ -364,3 +364,55 @@ func TestCheckpointObserver(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedExecutionIsQueuedUntilTheOneAheadEnds: an execution sent to
+// the kernel behind the running one (ExecutionStarted{behind}) waits, as
+// the queue model shows it: /metrics counts it queued (and in the deepest
+// queue) until the one ahead ends, then running, and its latency runs from
+// then.
+func TestPipelinedExecutionIsQueuedUntilTheOneAheadEnds(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := events.ExecutionStream("x1"), events.ExecutionStream("x2")
+	fold(t, m.Projection(), []events.Draft{
+		draft("a", events.KernelStream("a"), events.KernelStarted{KernelID: "a"}),
+		draft("a", s1, events.ExecutionQueued{ExecutionID: "x1", KernelID: "a"}),
+		draft("a", s1, events.ExecutionStarted{ExecutionID: "x1", KernelID: "a"}),
+		draft("a", s2, events.ExecutionQueued{ExecutionID: "x2", KernelID: "a"}),
+		draft("a", s2, events.ExecutionStarted{ExecutionID: "x2", KernelID: "a", Behind: "x1"}),
+	})
+	want := func(what string, queued, running, deepest float64) {
+		t.Helper()
+		if q := value(t, reg, "mcp_jupyter_executions", "state", "queued"); q != queued {
+			t.Errorf("%s: %v queued, want %v", what, q, queued)
+		}
+		if r := value(t, reg, "mcp_jupyter_executions", "state", "running"); r != running {
+			t.Errorf("%s: %v running, want %v", what, r, running)
+		}
+		if d := value(t, reg, "mcp_jupyter_queue_depth_max"); d != deepest {
+			t.Errorf("%s: deepest queue %v, want %v", what, d, deepest)
+		}
+	}
+	want("pipelined behind x1", 1, 1, 1)
+	p := metrics.NewProjection()
+	fold(t, p, []events.Draft{
+		draft("a", s1, events.ExecutionQueued{ExecutionID: "x1", KernelID: "a"}),
+		draft("a", s1, events.ExecutionStarted{ExecutionID: "x1", KernelID: "a"}),
+		draft("a", s2, events.ExecutionQueued{ExecutionID: "x2", KernelID: "a"}),
+		draft("a", s2, events.ExecutionStarted{ExecutionID: "x2", KernelID: "a", Behind: "x1"}),
+	})
+	snap, err := p.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(snap), `"next":{"x1":"x2"}`) {
+		t.Fatalf("the snapshot does not keep who waits behind whom: %s", snap)
+	}
+	fold(t, m.Projection(), []events.Draft{draft("a", s1, events.ExecutionFinished{ExecutionID: "x1", Status: "ok"})})
+	want("x1 ended", 0, 1, 0)
+	fold(t, m.Projection(), []events.Draft{draft("a", s2, events.ExecutionFinished{ExecutionID: "x2", Status: "ok"})})
+	want("both ended", 0, 0, 0)
+}

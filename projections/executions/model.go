@@ -98,6 +98,15 @@ type entry struct {
 	// forgotten, at the entry's next change: a quiet execution costs no
 	// channel, and an event wakes only this execution's waiters.
 	changed chan struct{}
+	// settled is made when a waiter asks for it (Settled) and closed, then
+	// forgotten, when the execution settles: its output does not wake it.
+	settled chan struct{}
+}
+
+// Settles reports whether waiting longer for x cannot help: it finished,
+// or it waits for input only the agent can give.
+func Settles(x queue.Execution) bool {
+	return x.Status.Done() || x.Status == queue.StatusInputRequired
 }
 
 // Model is the execution read model. It implements projections.Projection;
@@ -119,6 +128,10 @@ type Model struct {
 	// unknown holds the change channels of executions read from the log
 	// before the model applied their ExecutionQueued (see awaitKnown).
 	unknown map[string]chan struct{}
+	// awaiting holds the settle channels of executions submitted but not
+	// applied yet (see Settled), with how many waiters hold each: the
+	// last to give up removes it, so the map holds only live waits.
+	awaiting map[string]*settleWait
 	// wakes counts channels closed by Apply (tests and benchmarks).
 	wakes uint64
 	// arenas hold the outputs' payloads, one per kernel: a kernel runs
@@ -157,7 +170,8 @@ func New(opts Options, log Reader) *Model {
 	if opts.MaxReadBytes <= 0 {
 		opts.MaxReadBytes = DefaultMaxReadBytes
 	}
-	return &Model{opts: opts, log: log, execs: map[string]*entry{}, unknown: map[string]chan struct{}{}}
+	return &Model{opts: opts, log: log, execs: map[string]*entry{}, unknown: map[string]chan struct{}{},
+		awaiting: map[string]*settleWait{}}
 }
 
 // Name implements projections.Projection.
@@ -202,12 +216,21 @@ func (m *Model) Apply(e events.Event) error {
 		}
 		x = &entry{changed: m.unknown[id]}
 		delete(m.unknown, id)
+		if w := m.awaiting[id]; w != nil {
+			x.settled = w.ch
+			delete(m.awaiting, id)
+		}
 		m.execs[id] = x
 	}
 	before := x.x.Status
 	x.x = queue.ApplyExecution(x.x, e)
 	x.cursor = e.Seq
 	m.wake(x)
+	if x.settled != nil && Settles(x.x) {
+		close(x.settled)
+		x.settled = nil
+		m.wakes++
+	}
 	if x.x.Status.Done() && !before.Done() {
 		m.finished = append(m.finished, id)
 		m.trimStatuses()
@@ -293,6 +316,56 @@ func (m *Model) trimStatuses() {
 		m.finished = append([]string(nil), m.finished[m.statusHead:]...)
 		m.outHead -= m.statusHead
 		m.statusHead = 0
+	}
+}
+
+// settleWait is a settle channel of an execution not applied yet, shared
+// by its waiters.
+type settleWait struct {
+	ch      chan struct{}
+	waiters int
+}
+
+// Settled returns a channel closed once execution id settles (a final
+// status, or waiting for input) in the model: at once if it has, and not
+// at its outputs — the one wake-up an execute call needs. seq is the
+// append that queued it (a submit's LastSeq): an execution submitted but
+// not yet applied (its append is not durable yet: the model only sees
+// durable events) is waited for too. Nil when the model cannot tell: it
+// applied past seq without holding id (an old execution it dropped); read
+// it instead. Call release when done waiting.
+func (m *Model) Settled(id string, seq uint64) (settled <-chan struct{}, release func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if x, ok := m.execs[id]; ok {
+		if Settles(x.x) {
+			ch := make(chan struct{})
+			close(ch)
+			return ch, func() {}
+		}
+		if x.settled == nil {
+			x.settled = make(chan struct{})
+		}
+		return x.settled, func() {}
+	}
+	if m.seq >= seq {
+		return nil, func() {}
+	}
+	w := m.awaiting[id]
+	if w == nil {
+		w = &settleWait{ch: make(chan struct{})}
+		m.awaiting[id] = w
+	}
+	w.waiters++
+	var once sync.Once
+	return w.ch, func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if w.waiters--; w.waiters == 0 && m.awaiting[id] == w {
+				delete(m.awaiting, id)
+			}
+		})
 	}
 }
 
@@ -524,7 +597,8 @@ type Stats struct {
 	Executions  int    // statuses held
 	Outputs     int    // outputs held
 	OutputBytes int    // their cost against Options.MaxOutputBytes
-	Wakes       uint64 // change channels closed by Apply
+	Wakes       uint64 // change and settle channels closed by Apply
+	Awaiting    int    // settle waits for executions not applied yet
 	LastSeq     uint64 // the last event applied
 	Budget      int    // Options.MaxOutputBytes
 }
@@ -533,7 +607,8 @@ type Stats struct {
 func (m *Model) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st := Stats{Executions: len(m.execs), OutputBytes: m.bytes, Wakes: m.wakes, LastSeq: m.seq, Budget: m.opts.MaxOutputBytes}
+	st := Stats{Executions: len(m.execs), OutputBytes: m.bytes, Wakes: m.wakes, LastSeq: m.seq, Budget: m.opts.MaxOutputBytes,
+		Awaiting: len(m.awaiting)}
 	for _, x := range m.execs {
 		st.Outputs += len(x.outs)
 	}
@@ -601,6 +676,17 @@ func (m *Model) Restore(data []byte) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for id, w := range m.awaiting {
+		if x, ok := execs[id]; ok {
+			// NB: a wait begun before the restore: hand it to the entry.
+			delete(m.awaiting, id)
+			if Settles(x.x) {
+				close(w.ch)
+			} else {
+				x.settled = w.ch
+			}
+		}
+	}
 	m.execs, m.seq, m.bytes = execs, s.Seq, 0
 	m.finished, m.statusHead, m.outHead = s.Finished, 0, len(s.Finished)
 	m.trimStatuses()

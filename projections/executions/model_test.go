@@ -472,3 +472,131 @@ func TestReadIsBoundedInBytes(t *testing.T) {
 	}
 	readAll("x1")
 }
+
+// TestSettledWakesOnceAtTheEnd: an execute waiting for its result is woken
+// once, when its final event is applied — not by each of its outputs — and
+// at once for an execution that has already settled.
+func TestSettledWakesOnceAtTheEnd(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	testkit.AppendAll(t, l, []events.Draft{queued("k", "x"), started("k", "x")})
+	seq := l.Last()
+	f := start(t, l, executions.Options{}, projections.Options{})
+	settled, release := f.m.Settled("x", seq)
+	defer release()
+	if settled == nil || closed(settled) {
+		t.Fatal("a running execution's settle channel is nil or closed")
+	}
+	changed := f.read(t, "x", 0).Changed
+	before := f.m.Stats().Wakes
+	for i := range 50 {
+		appendOne(t, l, line("k", "x", i))
+	}
+	f.sync(t)
+	if closed(settled) {
+		t.Fatal("output woke the settle channel")
+	}
+	if !closed(changed) {
+		t.Fatal("output did not wake the change channel (the control)")
+	}
+	appendOne(t, l, finished("k", "x"))
+	f.sync(t)
+	if !closed(settled) {
+		t.Fatal("the final event did not close the settle channel")
+	}
+	if w := f.m.Stats().Wakes - before; w != 2 {
+		t.Fatalf("%d wake-ups, want 2: the change channel at the first output, the settle channel at the end", w)
+	}
+	again, release2 := f.m.Settled("x", seq)
+	defer release2()
+	if again == nil || !closed(again) {
+		t.Fatal("a finished execution's settle channel is not closed at once")
+	}
+}
+
+// TestSettledBeforeTheSubmitIsApplied: execute waits for an execution whose
+// submit is not durable yet (the model only sees durable events): the wait
+// is handed to the execution when its ExecutionQueued is applied, and it
+// wakes at the end. A wait given up leaves nothing behind.
+func TestSettledBeforeTheSubmitIsApplied(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	f := start(t, l, executions.Options{}, projections.Options{})
+	next := l.Last() + 1
+	settled, release := f.m.Settled("x", next)
+	defer release()
+	gone, giveUp := f.m.Settled("never-submitted", next)
+	if settled == nil || gone == nil {
+		t.Fatal("a wait for an execution not applied yet is nil")
+	}
+	if n := f.m.Stats().Awaiting; n != 2 {
+		t.Fatalf("%d waits held, want 2", n)
+	}
+	giveUp()
+	giveUp() // NB: idempotent
+	if n := f.m.Stats().Awaiting; n != 1 {
+		t.Fatalf("%d waits held after one was given up, want 1", n)
+	}
+	testkit.AppendAll(t, l, []events.Draft{queued("k", "x"), started("k", "x")})
+	f.sync(t)
+	if closed(settled) {
+		t.Fatal("the settle channel closed when the execution was queued")
+	}
+	if n := f.m.Stats().Awaiting; n != 0 {
+		t.Fatalf("%d waits held after the execution was applied, want 0", n)
+	}
+	testkit.AppendAll(t, l, []events.Draft{line("k", "x", 0), finished("k", "x")})
+	f.sync(t)
+	if !closed(settled) {
+		t.Fatal("the settle channel did not close at the final event")
+	}
+}
+
+// TestSettledWaitingForInput: input() settles an execute's wait (only the
+// agent can answer it); after the answer a new wait waits for the end.
+func TestSettledWaitingForInput(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	testkit.AppendAll(t, l, []events.Draft{queued("k", "x"), started("k", "x")})
+	seq := l.Last()
+	f := start(t, l, executions.Options{}, projections.Options{})
+	settled, release := f.m.Settled("x", seq)
+	defer release()
+	x := events.ExecutionStream("x")
+	appendOne(t, l, events.Draft{Stream: x, Kernel: "k", Payload: events.ExecutionInputRequested{ExecutionID: "x", Prompt: "name? "}})
+	f.sync(t)
+	if !closed(settled) {
+		t.Fatal("input_required did not close the settle channel")
+	}
+	appendOne(t, l, events.Draft{Stream: x, Kernel: "k", Payload: events.ExecutionInputSent{ExecutionID: "x"}})
+	f.sync(t)
+	after, release2 := f.m.Settled("x", seq)
+	defer release2()
+	if closed(after) {
+		t.Fatal("the settle channel is closed while the execution runs again after its input")
+	}
+	appendOne(t, l, finished("k", "x"))
+	f.sync(t)
+	if !closed(after) {
+		t.Fatal("the settle channel did not close at the end")
+	}
+}
+
+// TestSettledOfAnExecutionTheModelDropped: past the submit's seq, an id
+// the model does not hold is not waited for (nil: read it from the log).
+func TestSettledOfAnExecutionTheModelDropped(t *testing.T) {
+	l := testkit.OpenLog(t, testkit.TempDataDir(t))
+	var ds []events.Draft
+	for i := range 5 {
+		x := fmt.Sprint("x", i)
+		ds = append(ds, queued("k", x), started("k", x), finished("k", x))
+	}
+	testkit.AppendAll(t, l, ds)
+	seq := l.Last()
+	f := start(t, l, executions.Options{MaxFinished: 2}, projections.Options{})
+	settled, release := f.m.Settled("x0", seq)
+	defer release()
+	if settled != nil {
+		t.Fatal("a dropped execution got a settle channel that would never close")
+	}
+	if n := f.m.Stats().Awaiting; n != 0 {
+		t.Fatalf("%d waits held, want 0", n)
+	}
+}
