@@ -274,12 +274,13 @@ func BenchmarkFanOut100(b *testing.B) {
 		b.ReportMetric(stalled, "events/s-stalled")
 		b.ReportMetric(median(baseCPU), "events/cpu-s-base")
 		b.ReportMetric(median(stalledCPU), "events/cpu-s-stalled")
-		// NB: the figure is per CPU second: on a machine other processes
-		// load, the wall-clock ratio (ratio-stalled-wall, beside it) is
-		// decided by them. A stalled client that blocked the fan-out would
-		// show there and in the p99 latency below, and fail TestSlowConsumer.
-		b.ReportMetric(median(stalledCPU)/median(baseCPU), "ratio-stalled-throughput")
-		b.ReportMetric(stalled/base, "ratio-stalled-wall")
+		// NB: the figure is throughput as an agent sees it, per wall-clock
+		// second. On a machine other processes load, the wall clock moves
+		// with them: the ratio per CPU second of this process
+		// (ratio-stalled-cpu, beside it) says whether the stalled client
+		// itself cost anything.
+		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
+		b.ReportMetric(median(stalledCPU)/median(baseCPU), "ratio-stalled-cpu")
 		b.ReportMetric(fanOutRounds, "rounds")
 		b.ReportMetric(spread(bases), "spread-base")
 		b.ReportMetric(spread(stalleds), "spread-stalled")
