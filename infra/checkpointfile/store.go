@@ -105,7 +105,11 @@ type Stage struct {
 	kernel, in *os.File
 	w          *chunkWriter
 	ingested   chan struct{}
-	ingestErr  error
+	// failed is closed once ingestErr is set to an error and before in
+	// is closed: whoever saw the kernel's write fail (EPIPE) after that
+	// can read ingestErr, the real cause (a full disk, say).
+	failed    chan struct{}
+	ingestErr error
 	closeOnce  sync.Once
 	done       bool
 }
@@ -119,7 +123,7 @@ const sealWait = 10 * time.Second
 func (s *Store) Stage(name string) (*Stage, error) {
 	key := s.keys.Current()
 	st := &Stage{s: s, name: name, key: key, h: Header{Version: FormatVersion, KeyID: key.ID, Encrypted: s.encrypt},
-		ingested: make(chan struct{})}
+		ingested: make(chan struct{}), failed: make(chan struct{})}
 	if _, err := rand.Read(st.h.FileID[:]); err != nil {
 		return nil, fmt.Errorf("make file id: %w", err)
 	}
@@ -147,7 +151,16 @@ func (s *Store) Stage(name string) (*Stage, error) {
 	st.w = newChunkWriter(part, int64(len(st.hb)), sealer)
 	go func() {
 		defer close(st.ingested)
-		st.ingestErr = ingest(bufio.NewReaderSize(st.in, 64<<10), st.w)
+		err := ingest(bufio.NewReaderSize(st.in, 64<<10), st.w)
+		if err == nil {
+			return
+		}
+		st.ingestErr = err
+		close(st.failed)
+		// NB: nobody reads the pipe any more: close the read end so the
+		// kernel's next write fails at once (EPIPE) instead of blocking
+		// once the pipe is full until the save's timeout.
+		_ = st.in.Close()
 	}()
 	return st, nil
 }
@@ -476,7 +489,14 @@ func (s *Store) Save(name string, dump func(stage *os.File) error,
 	}
 	defer st.Abort()
 	if err := dump(st.KernelFile()); err != nil {
-		return 0, err
+		select {
+		case <-st.failed:
+			// The kernel's write failed because the server stopped
+			// reading: the server's reason is the one to report.
+			return 0, fmt.Errorf("receive checkpoint from the kernel: %w (the kernel then reported: %v)", st.ingestErr, err)
+		default:
+			return 0, err
+		}
 	}
 	return st.Seal(func(x Sealed) ([]byte, error) { return meta(x.KeyID, x.Encrypted, x.PayloadBytes, x.SHA256) })
 }
