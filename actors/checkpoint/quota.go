@@ -74,10 +74,18 @@ func (q *quota) release(stored string) {
 
 // sealedBytes bounds the size of a checkpoint file from what is known when
 // it is sealed: its payload, its metadata and key id, and the format's
-// fixed parts (infra/checkpointfile format 2: header of 29 bytes and the
-// key id, a 16-byte tag per 1 MiB chunk, footer of 48; an encrypted chunk
-// is as long as its plaintext). NB: an upper bound, so the quota is never
-// overshot.
+// fixed parts (infra/checkpointfile format 2: a header of 29 bytes and the
+// key id; a 20-byte entry — epoch and tag — per 1 MiB chunk in the tag
+// list; a footer of 48; an encrypted chunk is as long as its plaintext).
+// NB: an upper bound, so the quota is never overshot; TestSealedBytes
+// holds it to real files.
 func sealedBytes(keyID string, payload int64, meta int) int64 {
-	return 29 + int64(len(keyID)) + payload + (payload>>20+1)*16 + int64(meta) + 48
+	const (
+		header    = 29
+		chunk     = 1 << 20
+		listEntry = 4 + 16
+		footer    = 48
+	)
+	chunks := (payload + chunk - 1) / chunk
+	return header + int64(len(keyID)) + payload + chunks*listEntry + int64(meta) + footer
 }
