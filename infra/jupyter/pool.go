@@ -234,6 +234,14 @@ func (p *Pool) startOne(sp *specPool) {
 		return
 	}
 	sp.consecutive, sp.retryAt = 0, time.Time{} // NB: lastErr stays, for whoever looks later
+	if len(sp.idle) >= sp.target {
+		// NB: a claimed kernel came back (Unclaim) while this one started:
+		// the pool is full already; keep the target, not one more.
+		p.mu.Unlock()
+		p.logger.Info("pre-started kernel not needed any more: the pool is full", "kernelspec", sp.name, "kernel_id", id)
+		p.discard(k)
+		return
+	}
 	pk := &pooled{k: k, spec: sp.name, stop: make(chan struct{})}
 	sp.idle = append(sp.idle, pk)
 	ready := len(sp.idle)

@@ -268,6 +268,37 @@ func TestPoolUnclaimKeepsTheKernel(t *testing.T) {
 	p.Unclaim(id2)
 }
 
+// TestPoolUnclaimDuringARefillKeepsTheTarget: a claim makes the pool start
+// a replacement; the claimed kernel comes back (Unclaim) before that start
+// ends. The pool must end with its target of one kernel, the one that came
+// back, and the replacement stopped.
+func TestPoolUnclaimDuringARefillKeepsTheTarget(t *testing.T) {
+	l := poolLauncher(t, nil)
+	p := openPool(t, l, jupyter.PoolOptions{Sizes: map[string]int{"python3": 1}})
+	pids := waitPoolReady(t, p, "python3", 1)
+	id, ok := p.Claim("python3")
+	if !ok {
+		t.Fatal("no claim")
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the pool starts a replacement", func() (bool, string) {
+		s := stats(p, "python3")
+		return s.Starting, fmt.Sprintf("%+v", s)
+	})
+	p.Unclaim(id)
+	testkit.WaitUntil(t, 90*time.Second, "the replacement's start ends", func() (bool, string) {
+		s := stats(p, "python3")
+		return !s.Starting, fmt.Sprintf("%+v", s)
+	})
+	s := stats(p, "python3")
+	if s.Ready != 1 || len(s.IdlePids) != 1 || s.IdlePids[0] != pids[0] {
+		t.Fatalf("after an Unclaim during a refill the pool holds %d kernels %v, want its target 1: pid %d", s.Ready, s.IdlePids, pids[0])
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the replacement's marker is gone", func() (bool, string) {
+		ms := markers(t, l.RuntimeDir)
+		return len(ms) == 1 && ms[0].KernelID == id, fmt.Sprintf("%+v", ms)
+	})
+}
+
 // TestPoolAbandonStopsTheClaimedKernel: a claim whose start failed stops
 // the kernel and removes its directory, log and marker.
 func TestPoolAbandonStopsTheClaimedKernel(t *testing.T) {
