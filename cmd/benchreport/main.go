@@ -16,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -32,7 +33,10 @@ import (
 // the same metric of a baseline benchmark when Baseline is set, compared
 // with Limit.
 type target struct {
-	What     string
+	What string
+	// Pkg is the directory of Bench (and of Baseline), from the module's
+	// root: a failed run of that package with the pattern "." covers it.
+	Pkg      string
 	Bench    string
 	Metric   string
 	Baseline string // "" for an absolute target
@@ -62,63 +66,63 @@ type note struct {
 
 // targets are the figures the issues promise.
 var targets = []target{
-	{What: "durable append, 64 writers: throughput vs raw Pebble", Bench: "BenchmarkAppend64Writers", Metric: "events/s",
+	{What: "durable append, 64 writers: throughput vs raw Pebble", Pkg: "infra/eventlog", Bench: "BenchmarkAppend64Writers", Metric: "events/s",
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", AtLeast: true, Limit: 0.9},
-	{What: "durable append, 64 writers: p50 vs raw Pebble", Bench: "BenchmarkAppend64Writers", Metric: "p50-µs",
+	{What: "durable append, 64 writers: p50 vs raw Pebble", Pkg: "infra/eventlog", Bench: "BenchmarkAppend64Writers", Metric: "p50-µs",
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", Limit: 1.2},
-	{What: "append throughput with a principal in the envelope vs without", Bench: "BenchmarkAppendWithPrincipal64Writers", Metric: "events/s",
+	{What: "append throughput with a principal in the envelope vs without", Pkg: "infra/eventlog", Bench: "BenchmarkAppendWithPrincipal64Writers", Metric: "events/s",
 		Baseline: "BenchmarkAppend64Writers", AtLeast: true, Limit: 0.9},
-	{What: "actor `1+1` p50 vs raw zmq4", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50", Limit: 1.05},
-	{What: "actor `1+1` p50 vs jupyter_client execute_interactive", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
-	{What: "MCP execute p50 vs raw zmq4", Bench: "BenchmarkMCPExecuteRoundTrip", Metric: "ratio-p50", Limit: 1.05,
+	{What: "actor `1+1` p50 vs raw zmq4", Pkg: "actors/system", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50", Limit: 1.05},
+	{What: "actor `1+1` p50 vs jupyter_client execute_interactive", Pkg: "actors/system", Bench: "BenchmarkKernelActorRoundTrip", Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
+	{What: "MCP execute p50 vs raw zmq4", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkMCPExecuteRoundTrip", Metric: "ratio-p50", Limit: 1.05,
 		Notes: []note{{Label: "fsync floor p50", Metric: "fsync-p50-µs", Unit: "µs"}, {Label: "(raw+fsync)/raw", Metric: "floor-ratio", Floor: true}}},
-	{What: "MCP `execute(\"1+1\")` p50, official TypeScript SDK over stdio, vs jupyter_client execute_interactive", Bench: "BenchmarkSDKStdioExecute",
+	{What: "MCP `execute(\"1+1\")` p50, official TypeScript SDK over stdio, vs jupyter_client execute_interactive", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkSDKStdioExecute",
 		Metric: "ratio-p50-vs-jupyter-client", Limit: 1.0},
-	{What: "MCP execute p50 as a principal (checks, 100 other principals and kernels) vs the admin token", Bench: "BenchmarkExecuteAsPrincipal", Metric: "ratio-p50", Limit: 1.02},
-	{What: "1,000 queued throughput vs raw one by one", Bench: "BenchmarkQueue1000", Metric: "ratio-throughput",
+	{What: "MCP execute p50 as a principal (checks, 100 other principals and kernels) vs the admin token", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkExecuteAsPrincipal", Metric: "ratio-p50", Limit: 1.02},
+	{What: "1,000 queued throughput vs raw one by one", Pkg: "actors/system", Bench: "BenchmarkQueue1000", Metric: "ratio-throughput",
 		AtLeast: true, Limit: 0.95},
-	{What: "replay of 1M events", Bench: "BenchmarkReplay1M", Metric: "events/s", AtLeast: true, Limit: 1_000_000, Unit: "events/s"},
-	{What: "replay peak heap", Bench: "BenchmarkReplay1M", Metric: "peak-heap-MiB", Strict: true, Limit: 100, Unit: "MiB"},
-	{What: "restart to ready (1M events)", Bench: "BenchmarkRestartToReady1M", Metric: "ms/restart", Limit: 200, Unit: "ms"},
-	{What: "read_notebook of 1,000 cells / 20 MB", Bench: "BenchmarkReadNotebookTool20MB", Metric: "p50-ms", Limit: 100, Unit: "ms"},
-	{What: "run_cell p50 vs execute", Bench: "BenchmarkRunCellVsExecute", Metric: "ratio-p50", Limit: 1.05},
-	{What: "replay of 1M events into the read models vs bare scan and decode", Bench: "BenchmarkReplay1M", Metric: "ratio-vs-scan",
+	{What: "replay of 1M events", Pkg: "projections", Bench: "BenchmarkReplay1M", Metric: "events/s", AtLeast: true, Limit: 1_000_000, Unit: "events/s"},
+	{What: "replay peak heap", Pkg: "projections", Bench: "BenchmarkReplay1M", Metric: "peak-heap-MiB", Strict: true, Limit: 100, Unit: "MiB"},
+	{What: "restart to ready (1M events)", Pkg: "projections", Bench: "BenchmarkRestartToReady1M", Metric: "ms/restart", Limit: 200, Unit: "ms"},
+	{What: "read_notebook of 1,000 cells / 20 MB", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkReadNotebookTool20MB", Metric: "p50-ms", Limit: 100, Unit: "ms"},
+	{What: "run_cell p50 vs execute", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkRunCellVsExecute", Metric: "ratio-p50", Limit: 1.05},
+	{What: "replay of 1M events into the read models vs bare scan and decode", Pkg: "projections", Bench: "BenchmarkReplay1M", Metric: "ratio-vs-scan",
 		AtLeast: true, Limit: 0.7},
-	{What: "restart to ready with snapshots vs full replay (1M events)", Bench: "BenchmarkRestartToReady1M", Metric: "ratio-restart-vs-replay", Limit: 0.2},
-	{What: "`events tail --json` over 1M events to /dev/null", Bench: "BenchmarkEventsTail1M", Metric: "events/s", AtLeast: true, Limit: 500_000, Unit: "events/s"},
-	{What: "`events replay --until` the middle of 1M events", Bench: "BenchmarkEventsReplayMiddle1M", Metric: "ms/replay", Limit: 2000, Unit: "ms"},
-	{What: "100,000-line cell wall time vs raw zmq4", Bench: "BenchmarkPrint100kLines", Metric: "ratio-wall", Limit: 1.2},
-	{What: "20,000 display_data with a slowed log: captured in order", Bench: "BenchmarkDisplayFlood20k", Metric: "ratio-captured", AtLeast: true, Limit: 1.0},
-	{What: "server heap with 20 idle kernels", Bench: "BenchmarkIdleKernelsHeap", Metric: "heap-MiB", Limit: 50, Unit: "MiB"},
-	{What: "100 WebSocket clients, one stalled: throughput vs none stalled", Bench: "BenchmarkFanOut100", Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.95,
+	{What: "restart to ready with snapshots vs full replay (1M events)", Pkg: "projections", Bench: "BenchmarkRestartToReady1M", Metric: "ratio-restart-vs-replay", Limit: 0.2},
+	{What: "`events tail --json` over 1M events to /dev/null", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkEventsTail1M", Metric: "events/s", AtLeast: true, Limit: 500_000, Unit: "events/s"},
+	{What: "`events replay --until` the middle of 1M events", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkEventsReplayMiddle1M", Metric: "ms/replay", Limit: 2000, Unit: "ms"},
+	{What: "100,000-line cell wall time vs raw zmq4", Pkg: "actors/system", Bench: "BenchmarkPrint100kLines", Metric: "ratio-wall", Limit: 1.2},
+	{What: "20,000 display_data with a slowed log: captured in order", Pkg: "actors/system", Bench: "BenchmarkDisplayFlood20k", Metric: "ratio-captured", AtLeast: true, Limit: 1.0},
+	{What: "server heap with 20 idle kernels", Pkg: "actors/system", Bench: "BenchmarkIdleKernelsHeap", Metric: "heap-MiB", Limit: 50, Unit: "MiB"},
+	{What: "100 WebSocket clients, one stalled: throughput vs none stalled", Pkg: "infra/ws", Bench: "BenchmarkFanOut100", Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.95,
 		Notes: []note{{Label: "wall clock, median of", Metric: "rounds"}, {Label: "per CPU second of the process (what the stalled client itself costs; other processes do not move it)", Metric: "ratio-stalled-cpu", Ratio: true}}},
-	{What: "WebSocket p99 delivery at 1,000 events/s", Bench: "BenchmarkFanOut100", Metric: "p99-ms", Strict: true, Limit: 20, Unit: "ms"},
-	{What: "/ws routing per event, 100 principals vs 1 (each reads its own kernel)", Bench: "BenchmarkFanOutPrincipals", Metric: "ratio-100-vs-1", Limit: 1.5},
-	{What: "heap with a stalled client and a huge cell", Bench: "BenchmarkMemoryBigCell", Metric: "heap-MiB-256", Strict: true, Limit: 200, Unit: "MiB"},
-	{What: "GC over 100,000 assets, 10% leased", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
-	{What: "checkpoint save of 250 MB vs raw dill.dump", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.10,
+	{What: "WebSocket p99 delivery at 1,000 events/s", Pkg: "infra/ws", Bench: "BenchmarkFanOut100", Metric: "p99-ms", Strict: true, Limit: 20, Unit: "ms"},
+	{What: "/ws routing per event, 100 principals vs 1 (each reads its own kernel)", Pkg: "infra/ws", Bench: "BenchmarkFanOutPrincipals", Metric: "ratio-100-vs-1", Limit: 1.5},
+	{What: "heap with a stalled client and a huge cell", Pkg: "infra/ws", Bench: "BenchmarkMemoryBigCell", Metric: "heap-MiB-256", Strict: true, Limit: 200, Unit: "MiB"},
+	{What: "GC over 100,000 assets, 10% leased", Pkg: "actors/lease", Bench: "BenchmarkGC100k", Metric: "gc-s", Strict: true, Limit: 5, Unit: "s"},
+	{What: "checkpoint save of 250 MB vs raw dill.dump", Pkg: "actors/checkpoint", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-save", Limit: 1.10,
 		Notes: []note{{Label: "MAC throughput floor", Metric: "mac-GBps", Unit: "GB/s"}}},
-	{What: "checkpoint load of 250 MB vs raw dill.load", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-load", Limit: 1.10,
+	{What: "checkpoint load of 250 MB vs raw dill.load", Pkg: "actors/checkpoint", Bench: "BenchmarkSaveLoad250MB", Metric: "ratio-load", Limit: 1.10,
 		Notes: []note{{Label: "MAC throughput floor", Metric: "mac-GBps", Unit: "GB/s"}}},
-	{What: "checkpoint load's private copy of 250 MB: verify and copy vs verify in place", Bench: "BenchmarkLoadPrivateCopy250MB", Metric: "ratio-copy", Limit: 1.3},
-	{What: "/metrics scrape, 100 kernels and 10,000 executions", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
-	{What: "/health p99 while 64 executions stream output", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms",
+	{What: "checkpoint load's private copy of 250 MB: verify and copy vs verify in place", Pkg: "infra/checkpointfile", Bench: "BenchmarkLoadPrivateCopy250MB", Metric: "ratio-copy", Limit: 1.3},
+	{What: "/metrics scrape, 100 kernels and 10,000 executions", Pkg: "infra/metrics", Bench: "BenchmarkScrape100Kernels10kExecutions", Metric: "ms/scrape", Limit: 50, Unit: "ms"},
+	{What: "/health p99 while 64 executions stream output", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkHealthWhileStreaming", Metric: "p99-ms", Limit: 5, Unit: "ms",
 		Notes: []note{{Label: "floor: a bare net/http server in the same process, same load, p99", Metric: "bare-p99-ms", Unit: "ms"},
 			{Label: "idle p99", Metric: "idle-p99-ms", Unit: "ms"}, {Label: "samples", Metric: "samples"}, {Label: "kernels streaming at once", Metric: "kernels"}}},
-	{What: "start_kernel (MCP) p50 with a pool of pre-started kernels", Bench: "BenchmarkStartKernelPooled", Metric: "pooled-p50-ms", Limit: 50, Unit: "ms",
+	{What: "start_kernel (MCP) p50 with a pool of pre-started kernels", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkStartKernelPooled", Metric: "pooled-p50-ms", Limit: 50, Unit: "ms",
 		Notes: []note{{Label: "fresh start p50", Metric: "fresh-p50-ms", Unit: "ms"}, {Label: "idle RSS per pooled kernel", Metric: "idle-rss-MiB-per-kernel", Unit: "MiB"}}},
-	{What: "server RSS while one execution prints 200 MB (read to the end through MCP)", Bench: "BenchmarkOutput200MBRSS", Metric: "peak-rss-MiB", Limit: 150, Unit: "MiB"},
-	{What: "get_execution(since=end) p50, 20,000 outputs vs 10", Bench: "BenchmarkGetExecutionSinceEnd", Metric: "ratio-p50", Limit: 1.5},
-	{What: "64 waiters on 64 executions: wake-ups per append (its own only)", Bench: "BenchmarkWake64Waiters", Metric: "wakes/append", Limit: 1, Unit: "wakes"},
-	{What: "64 waiters: wake-ups of another execution's waiter", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},
-	{What: "NATS subscriber p99 after durable", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
-	{What: "token check with 1,000 principals vs 1 (flat)", Bench: "BenchmarkAuthenticate1000Principals", Metric: "ratio-1000-vs-1", Limit: 1.5},
-	{What: "OAuth JWT check per request (RS256, keys cached)", Bench: "BenchmarkOIDCAuthenticate", Metric: "µs/check", Limit: 500, Unit: "µs"},
-	{What: "issuer key set fetches caused by 1,000 forged JWTs", Bench: "BenchmarkOIDCAuthenticate", Metric: "fetches-per-1000-forged", Limit: 1, Unit: "fetches"},
-	{What: "kernel start: sandbox overhead (beside an unsandboxed start)", Bench: "BenchmarkKernelStartSandbox", Metric: "overhead-ms", Limit: 50, Unit: "ms"},
-	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
-	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},
-	{What: "scheduler recovery (100k outputs) vs decoding the kernel's whole index", Bench: "BenchmarkSchedulerRecover", Metric: "ratio-recover-vs-decoded", Limit: 0.3},
+	{What: "server RSS while one execution prints 200 MB (read to the end through MCP)", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkOutput200MBRSS", Metric: "peak-rss-MiB", Limit: 150, Unit: "MiB"},
+	{What: "get_execution(since=end) p50, 20,000 outputs vs 10", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkGetExecutionSinceEnd", Metric: "ratio-p50", Limit: 1.5},
+	{What: "64 waiters on 64 executions: wake-ups per append (its own only)", Pkg: "projections/executions", Bench: "BenchmarkWake64Waiters", Metric: "wakes/append", Limit: 1, Unit: "wakes"},
+	{What: "64 waiters: wake-ups of another execution's waiter", Pkg: "projections/executions", Bench: "BenchmarkWake64Waiters", Metric: "stray-wakes", Strict: true, Limit: 1, Unit: "wakes"},
+	{What: "NATS subscriber p99 after durable", Pkg: "infra/natsbus", Bench: "BenchmarkDeliveryAfterDurable", Metric: "p99-µs", Limit: 5000, Unit: "µs"},
+	{What: "token check with 1,000 principals vs 1 (flat)", Pkg: "infra/auth", Bench: "BenchmarkAuthenticate1000Principals", Metric: "ratio-1000-vs-1", Limit: 1.5},
+	{What: "OAuth JWT check per request (RS256, keys cached)", Pkg: "infra/auth", Bench: "BenchmarkOIDCAuthenticate", Metric: "µs/check", Limit: 500, Unit: "µs"},
+	{What: "issuer key set fetches caused by 1,000 forged JWTs", Pkg: "infra/auth", Bench: "BenchmarkOIDCAuthenticate", Metric: "fetches-per-1000-forged", Limit: 1, Unit: "fetches"},
+	{What: "kernel start: sandbox overhead (beside an unsandboxed start)", Pkg: "infra/jupyter", Bench: "BenchmarkKernelStartSandbox", Metric: "overhead-ms", Limit: 50, Unit: "ms"},
+	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
+	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Pkg: "actors/system", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},
+	{What: "scheduler recovery (100k outputs) vs decoding the kernel's whole index", Pkg: "actors/scheduler", Bench: "BenchmarkSchedulerRecover", Metric: "ratio-recover-vs-decoded", Limit: 0.3},
 }
 
 // result is one benchmark line.
@@ -179,17 +183,26 @@ type failure struct {
 	Tail    []string // the last lines of its output
 }
 
-// covers reports whether bench was (or would have been) run by f: named in
-// its output, or matched by its -bench pattern when that is not a catch-all.
-func (f failure) covers(bench string) bool {
+// covers reports whether bench of package pkg (a directory from the
+// module's root) was (or would have been) run by f: named in its output,
+// or matched by its -bench pattern; the pattern "." (or none, a FAIL line
+// without markers) runs every benchmark of f's package.
+func (f failure) covers(pkg, bench string) bool {
 	if slices.Contains(f.Benches, bench) {
 		return true
 	}
 	if f.Pattern == "" || f.Pattern == "." {
-		return false
+		return pkg != "" && samePackage(f.Pkg, pkg)
 	}
 	re, err := regexp.Compile(f.Pattern)
 	return err == nil && re.MatchString(bench)
+}
+
+// samePackage reports whether run (as make bench names it, "./infra/ws/",
+// or as go test does, "github.com/.../infra/ws") is the directory dir.
+func samePackage(run, dir string) bool {
+	run = strings.TrimSuffix(strings.TrimPrefix(run, "./"), "/")
+	return run == dir || strings.HasSuffix(run, "/"+dir)
 }
 
 // run is what parse found: the figures and the runs that failed.
@@ -227,10 +240,9 @@ func parse(in io.Reader) (run, error) {
 	reset := func() {
 		block, named, pending = nil, map[string]bool{}, ""
 	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	lines := lineReader{r: bufio.NewReaderSize(in, 64<<10)}
+	for lines.next() {
+		line := lines.text
 		if rest, ok := strings.CutPrefix(line, markBegin); ok {
 			if inBlock {
 				fail(blockPkg, blockPattern, "no exit status: the run was cut short")
@@ -314,7 +326,53 @@ func parse(in io.Reader) (run, error) {
 	if inBlock {
 		fail(blockPkg, blockPattern, "no exit status: the run was cut short")
 	}
-	return out, sc.Err()
+	return out, lines.err
+}
+
+// maxLine is how much of one output line parse keeps: a benchmark may
+// print a huge line (a cell's output, a dump); the rest is dropped.
+const maxLine = 64 << 10
+
+// lineReader reads lines of any length, keeping the first maxLine bytes
+// of each (a bufio.Scanner stops at its limit and the report would lose
+// all that follows).
+type lineReader struct {
+	r    *bufio.Reader
+	text string
+	err  error // the read error other than io.EOF
+}
+
+func (l *lineReader) next() bool {
+	var b []byte
+	read, cut := 0, false
+	for {
+		frag, err := l.r.ReadSlice('\n')
+		read += len(frag)
+		if keep := min(len(frag), maxLine+1-len(b)); keep > 0 {
+			b = append(b, frag[:keep]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			l.err = err
+			return false
+		}
+		if read == 0 {
+			return false
+		}
+		break
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	if len(b) > maxLine {
+		b, cut = b[:maxLine], true
+	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	l.text = string(b)
+	if cut {
+		l.text += fmt.Sprintf(" …[line of %d bytes cut]", read)
+	}
+	return true
 }
 
 // env is what the report says about the run.
@@ -419,7 +477,7 @@ func report(w io.Writer, in io.Reader, e env) error {
 // failedIn returns the failed run that should have measured t, if any.
 func (t target) failedIn(fs []failure) *failure {
 	for i := range fs {
-		if fs[i].covers(t.Bench) || (t.Baseline != "" && fs[i].covers(t.Baseline)) {
+		if fs[i].covers(t.Pkg, t.Bench) || (t.Baseline != "" && fs[i].covers(t.Pkg, t.Baseline)) {
 			return &fs[i]
 		}
 	}

@@ -225,3 +225,78 @@ func TestMakeBenchGoesOn(t *testing.T) {
 		t.Errorf("BENCH_STRICT=1 wrote no report: %v", err)
 	}
 }
+
+// A package run with the pattern "." that fails before printing any
+// benchmark (a build error, a panic in TestMain): every target of that
+// package is FAILED, not "not run"; targets of other packages are not.
+func TestFailedDotRunCoversItsPackage(t *testing.T) {
+	in := `##benchreport begin ./infra/ws/ .
+# github.com/mcp-jupyter/mcp-jupyter/infra/ws [github.com/mcp-jupyter/mcp-jupyter/infra/ws.test]
+infra/ws/bench_test.go:12:2: undefined: nope
+FAIL	github.com/mcp-jupyter/mcp-jupyter/infra/ws [build failed]
+##benchreport end ./infra/ws/ . 1
+`
+	var out strings.Builder
+	if err := report(&out, strings.NewReader(in), env{}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| 100 WebSocket clients, one stalled: throughput vs none stalled | BenchmarkFanOut100 | FAILED | ≥ 0.950x | **FAILED** (./infra/ws/) |",
+		"| WebSocket p99 delivery at 1,000 events/s | BenchmarkFanOut100 | FAILED |",
+		"| heap with a stalled client and a huge cell | BenchmarkMemoryBigCell | FAILED |",
+		"| actor `1+1` p50 vs raw zmq4 | BenchmarkKernelActorRoundTrip | not run |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// Every target names the package that declares its benchmarks (covers
+// relies on it).
+func TestTargetsNameTheirPackage(t *testing.T) {
+	for _, tg := range targets {
+		for _, b := range []string{tg.Bench, tg.Baseline} {
+			if b == "" {
+				continue
+			}
+			files, _ := filepath.Glob(filepath.Join("..", "..", tg.Pkg, "*_test.go"))
+			found := false
+			for _, f := range files {
+				src, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found = found || strings.Contains(string(src), "\nfunc "+b+"(")
+			}
+			if !found {
+				t.Errorf("target %q: package %q declares no %s", tg.What, tg.Pkg, b)
+			}
+		}
+	}
+}
+
+// A line longer than any buffer (a benchmark printing a huge cell) is cut,
+// and the figures after it are still in the report.
+func TestParseSurvivesAHugeLine(t *testing.T) {
+	huge := strings.Repeat("x", 3<<20)
+	in := "pkg: github.com/mcp-jupyter/mcp-jupyter/projections\n" + huge + "\n" +
+		"BenchmarkReplay1M-2   \t       1\t900000000 ns/op\t   1200000 events/s\t        80.00 peak-heap-MiB\n"
+	parsed, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatalf("a %d-byte line made parse fail: %v", len(huge), err)
+	}
+	if len(parsed.Results) != 1 || parsed.Results[0].Name != "BenchmarkReplay1M" {
+		t.Fatalf("results after a huge line = %+v", parsed.Results)
+	}
+	// A failed run's tail shows the cut line, bounded.
+	parsed, err = parse(strings.NewReader("##benchreport begin ./projections/ .\n" + huge + "\n##benchreport end ./projections/ . 1\n"))
+	if err != nil || len(parsed.Failures) != 1 {
+		t.Fatalf("parse = %+v, %v", parsed.Failures, err)
+	}
+	tail := parsed.Failures[0].Tail
+	if len(tail) != 1 || len(tail[0]) > maxLine+100 || !strings.Contains(tail[0], "cut]") {
+		t.Fatalf("tail of the failed run: %d lines, first %d bytes", len(tail), len(tail[0]))
+	}
+}
