@@ -191,7 +191,14 @@ func processCPU(b *testing.B) time.Duration {
 // run is one fan-out run: events per second of wall time, and per second
 // of this process's CPU time (the server's fan-out and the clients'
 // reads), which other processes on a shared machine do not move.
-type fanOutRun struct{ wall, cpu float64 }
+type fanOutRun struct {
+	wall, cpu float64
+	// kicked is how many clients the hub closed as slow during the run;
+	// kickedAt the fraction of the run (from its timed start to its end)
+	// at which the first was closed: 0 at or before the start, 1 never.
+	kicked   uint64
+	kickedAt float64
+}
 
 // fanOutChunk is how many events one Append carries in BenchmarkFanOut100:
 // well under a client's queue bound (ws.DefaultQueueMessages), so a reader
@@ -207,6 +214,27 @@ func throughput(b *testing.B, stalled bool, total int) fanOutRun {
 	runtime.GC() // NB: the previous run's garbage is not this run's CPU
 	f.appendUntimed(b, drafts(fanOutChunk, 200))
 	start, cpu0 := time.Now(), processCPU(b)
+	// NB: when the hub closes the stalled client tells a stall (closed
+	// late, or never: the run carried it) from an early disconnect (closed
+	// at once: the run had 99 clients). Polled in both kinds of run alike.
+	kickedAt := make(chan time.Time, 1)
+	stopWatch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if f.s.hub.Kicked() > 0 {
+				kickedAt <- time.Now()
+				return
+			}
+			select {
+			case <-stopWatch:
+				close(kickedAt)
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for sent := fanOutChunk; sent < total; sent += fanOutChunk {
 		f.appendUntimed(b, drafts(min(fanOutChunk, total-sent), 200))
 	}
@@ -214,10 +242,16 @@ func throughput(b *testing.B, stalled bool, total int) fanOutRun {
 		b.Fatalf("readers did not all receive %d events (stalled=%v; %d clients closed as slow)", total, stalled, f.s.hub.Kicked())
 	}
 	el, cpu := time.Since(start), processCPU(b)-cpu0
+	close(stopWatch)
+	run := fanOutRun{wall: float64(total) / el.Seconds(), cpu: float64(total) / max(cpu, time.Millisecond).Seconds(),
+		kicked: f.s.hub.Kicked(), kickedAt: 1}
+	if at, ok := <-kickedAt; ok {
+		run.kickedAt = min(1, max(0, float64(at.Sub(start))/float64(el)))
+	}
 	if len(f.errs) > 0 {
 		b.Fatalf("gaps: %v", f.errs[:min(5, len(f.errs))])
 	}
-	return fanOutRun{wall: float64(total) / el.Seconds(), cpu: float64(total) / max(cpu, time.Millisecond).Seconds()}
+	return run
 }
 
 // fanOutRounds is how many runs of each kind (none stalled, one stalled)
@@ -254,7 +288,8 @@ func spread(vs []float64) float64 {
 func BenchmarkFanOut100(b *testing.B) {
 	const total = 10000
 	for range b.N {
-		var bases, stalleds, baseCPU, stalledCPU []float64
+		var bases, stalleds, baseCPU, stalledCPU, kickedAt []float64
+		var kicked uint64
 		for r := range fanOutRounds {
 			order := []bool{false, true}
 			if r%2 == 1 {
@@ -264,6 +299,8 @@ func BenchmarkFanOut100(b *testing.B) {
 				v := throughput(b, stalled, total)
 				if stalled {
 					stalleds, stalledCPU = append(stalleds, v.wall), append(stalledCPU, v.cpu)
+					kicked += v.kicked
+					kickedAt = append(kickedAt, v.kickedAt)
 				} else {
 					bases, baseCPU = append(bases, v.wall), append(baseCPU, v.cpu)
 				}
@@ -282,6 +319,12 @@ func BenchmarkFanOut100(b *testing.B) {
 		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
 		b.ReportMetric(median(stalledCPU)/median(baseCPU), "ratio-stalled-cpu")
 		b.ReportMetric(fanOutRounds, "rounds")
+		// Clients closed as slow per stalled run (1: the stalled one was
+		// closed; 0: it stayed connected through the run), and when (the
+		// median fraction of the run: near 0 the run had 99 clients, not a
+		// stall; 1 never).
+		b.ReportMetric(float64(kicked)/fanOutRounds, "stalled-kicked")
+		b.ReportMetric(median(kickedAt), "stalled-kicked-at-fraction")
 		b.ReportMetric(spread(bases), "spread-base")
 		b.ReportMetric(spread(stalleds), "spread-stalled")
 		b.ReportMetric(spread(baseCPU), "spread-cpu-base")
