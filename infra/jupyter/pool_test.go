@@ -389,8 +389,11 @@ func TestReapPoolKillsWhatACrashLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	idle, early, recorded := jupyter.NewID(), jupyter.NewID(), jupyter.NewID()
-	procs := map[string]*exec.Cmd{idle: spawn(idle), early: spawn(early), recorded: spawn(recorded)}
+	idle, early, recorded, retried := jupyter.NewID(), jupyter.NewID(), jupyter.NewID(), jupyter.NewID()
+	// retried: the marker names the first process of a start that was
+	// retried; that one is gone, the retry's process holds the kernel.
+	first := spawn(retried)
+	procs := map[string]*exec.Cmd{idle: spawn(idle), early: spawn(early), recorded: spawn(recorded), retried: first}
 	for id, cmd := range procs {
 		m := jupyter.PoolMarker{KernelID: id, Spec: "python3"}
 		if id != early {
@@ -402,6 +405,9 @@ func TestReapPoolKillsWhatACrashLeft(t *testing.T) {
 		}
 		write(m)
 	}
+	_ = syscall.Kill(-first.Process.Pid, syscall.SIGKILL)
+	_ = first.Wait()
+	procs[retried] = spawn(retried)
 	exited := map[string]chan struct{}{}
 	for id, cmd := range procs {
 		ch := make(chan struct{})
@@ -409,10 +415,10 @@ func TestReapPoolKillsWhatACrashLeft(t *testing.T) {
 		go func() { _, _ = cmd.Process.Wait(); close(ch) }()
 	}
 	n, err := jupyter.ReapPool(runtime, []string{recorded}, nil)
-	if err != nil || n != 2 {
-		t.Fatalf("ReapPool = %d, %v; want 2 killed", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("ReapPool = %d, %v; want 3 killed", n, err)
 	}
-	for _, id := range []string{idle, early} {
+	for _, id := range []string{idle, early, retried} {
 		select {
 		case <-exited[id]:
 		case <-time.After(10 * time.Second):

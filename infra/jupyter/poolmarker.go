@@ -119,8 +119,9 @@ func ReadPoolMarkers(runtimeDir string) ([]PoolMarker, error) {
 // keep (its start was recorded: the server re-attaches it) only loses its
 // marker; any other is killed (SIGKILL to its group, only if its pid still
 // has the recorded start time; a marker without pid — the server died
-// between writing it and the process starting — is matched by the kernel's
-// connection file on its command line) and its directory and log removed.
+// between writing it and the process starting — or whose process is gone —
+// a retried start's second process — is matched by the kernel's connection
+// file on its command line) and its directory and log removed.
 // Call it at start, after recovery, before the pool or any kernel starts.
 // It returns how many processes it killed.
 func ReapPool(runtimeDir string, keep []string, logger *slog.Logger) (int, error) {
@@ -142,12 +143,14 @@ func ReapPool(runtimeDir string, keep []string, logger *slog.Logger) (int, error
 			removePoolMarker(runtimeDir, m.KernelID)
 			continue
 		}
+		conn := ConnectionFilePath(runtimeDir, m.KernelID)
 		pids := []procID{{m.Pid, m.StartTime}}
 		if m.Pid == 0 {
-			pids = processesWithArg(ConnectionFilePath(runtimeDir, m.KernelID))
+			pids = processesWithArg(conn)
 		}
 		failed := false
-		for _, pr := range pids {
+		for i := 0; i < len(pids); i++ {
+			pr := pids[i]
 			err := SignalGroup(pr.pid, pr.start, syscall.SIGKILL)
 			switch {
 			case err == nil:
@@ -155,6 +158,13 @@ func ReapPool(runtimeDir string, keep []string, logger *slog.Logger) (int, error
 				logger.Info("killed a pre-started kernel a previous server left in its pool", "component", "kernel",
 					"kernel_id", m.KernelID, "pid", pr.pid)
 			case errors.Is(err, ErrProcessGone):
+				if m.Pid != 0 && i == 0 {
+					// NB: the recorded process is gone, but a retried
+					// start may have run a second one under the same id
+					// before the marker was rewritten: it has the
+					// kernel's connection file on its command line.
+					pids = append(pids, processesWithArg(conn)...)
+				}
 			default:
 				failed = true
 				errs = append(errs, fmt.Errorf("kill pre-started kernel %s: %w", m.KernelID, err))
