@@ -325,7 +325,7 @@ func (a *Actor) save(ctx actor.Context, req SaveRequest) {
 	}
 	sender := ctx.Sender()
 	a.work(func(wctx context.Context) {
-		meta, err := save(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, req, started, a.sh.quota.reserve)
+		meta, err := save(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, req, started, a.sh.quota)
 		a.root.Send(a.self, saveDone{req: req, meta: meta, err: err, started: started, sender: sender})
 	})
 }

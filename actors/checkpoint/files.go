@@ -20,7 +20,10 @@ import (
 //   - Save stages a save, runs dump with the write end of a pipe the kernel
 //     writes its framed dill stream to (kernel.py _Sink), tags (and
 //     encrypts) each chunk as it arrives, adds the metadata meta returns and
-//     commits it atomically. On error nothing is committed.
+//     commits it atomically. On error nothing is committed. The file being
+//     written never passes maxBytes (≤ 0: no bound; the owner's quota left)
+//     nor the free disk above the server's reserve: the save fails there,
+//     and the kernel's next write into the pipe fails at once.
 //   - Load opens the file once (regular files only, no-follow, non-blocking),
 //     checks what it must before restore runs (format 2: header, chunk
 //     tags and metadata; format 1: all of it, into a private copy), and
@@ -39,7 +42,7 @@ import (
 //   - Delete removes name's files durably.
 type Files interface {
 	Exists(name string) bool
-	Save(name string, dump func(stage *os.File) error,
+	Save(name string, maxBytes int64, dump func(stage *os.File) error,
 		meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error)
 	Load(name string, restore func(payload *os.File, meta []byte, size int64) error) error
 	Verify(name string) (meta []byte, size int64, err error)

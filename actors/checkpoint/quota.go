@@ -37,6 +37,27 @@ func (q *quota) set(st State) {
 	}
 }
 
+// used is what stored's owner holds in files other than stored (committed
+// and reserved), and in how many.
+func (q *quota) used(stored string) (int64, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.usedLocked(stored)
+}
+
+func (q *quota) usedLocked(stored string) (used int64, files int) {
+	owner, _ := Owned(stored)
+	for _, m := range []map[string]int64{q.committed, q.reserved} {
+		for s, n := range m {
+			if o, _ := Owned(s); o == owner && s != stored {
+				used += n
+				files++
+			}
+		}
+	}
+	return used, files
+}
+
 // reserve admits a save of size bytes under stored, or refuses it naming
 // the bound and what holds it. The file it replaces (same stored name) is
 // not counted.
@@ -47,16 +68,7 @@ func (q *quota) reserve(stored string, size int64) error {
 	owner, _ := Owned(stored)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var used int64
-	files := 0
-	for _, m := range []map[string]int64{q.committed, q.reserved} {
-		for s, n := range m {
-			if o, _ := Owned(s); o == owner && s != stored {
-				used += n
-				files++
-			}
-		}
-	}
+	used, files := q.usedLocked(stored)
 	if used+size > q.max {
 		return fmt.Errorf("%w: principal %q has %d bytes in %d checkpoints of %d allowed (--max-checkpoint-bytes %d) and this save needs %d more: "+
 			"delete_checkpoint some of them (list_checkpoints shows them), save fewer variables, or ask an admin to raise the limit; nothing was saved",
@@ -64,6 +76,18 @@ func (q *quota) reserve(stored string, size int64) error {
 	}
 	q.reserved[stored] = size
 	return nil
+}
+
+// left is what stored's owner may still use for a save of stored (the
+// file it replaces not counted), the bound of the save's staging file; 0:
+// no bound. A quota already used up gives 1: the save fails at its first
+// chunk instead of writing it.
+func (q *quota) left(stored string) int64 {
+	if q.max <= 0 {
+		return 0
+	}
+	used, _ := q.used(stored)
+	return max(q.max-used, 1)
 }
 
 func (q *quota) release(stored string) {

@@ -23,7 +23,7 @@ func TestSealedBytes(t *testing.T) {
 		}
 		for _, payload := range []int{512 << 10, 2 << 20, 5<<20 + 1} {
 			var bound int64
-			size, err := files.Save(fmt.Sprintf("p%d", payload), func(stage *os.File) error {
+			size, err := files.Save(fmt.Sprintf("p%d", payload), 0, func(stage *os.File) error {
 				// The kernel's framed stream: data frames of at most 1 MiB, then the end mark.
 				for left := payload; left > 0; {
 					n := min(left, 1<<20)

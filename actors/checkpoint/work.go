@@ -58,14 +58,15 @@ func fileError(name string, err error) error {
 // Files gives it — handed over as an open descriptor, never a path — then
 // Files signs, encrypts and commits the file.
 //
-// reserve is asked for the file's size once it is sealed, before it is
+// q bounds the file while it is written (what its owner's quota has left)
+// and is asked to reserve the file's size once it is sealed, before it is
 // committed: a refusal commits nothing.
 func save(ctx context.Context, files Files, runner Runner, kernelDir func(string) string, req SaveRequest, created time.Time,
-	reserve func(stored string, size int64) error) (Meta, error) {
+	q *quota) (Meta, error) {
 	ctx = events.WithPrincipal(ctx, req.By)
 	var res saveResult
 	var meta Meta
-	size, err := files.Save(req.Name, func(stage *os.File) error {
+	size, err := files.Save(req.Name, q.left(req.Name), func(stage *os.File) error {
 		h, err := offer(kernelDir(req.KernelID), stage)
 		if err != nil {
 			return fmt.Errorf("hand the checkpoint file to kernel %s: %w", req.KernelID, err)
@@ -95,7 +96,7 @@ func save(ctx context.Context, files Files, runner Runner, kernelDir func(string
 		if err != nil {
 			return nil, err
 		}
-		if err := reserve(req.Name, sealedBytes(keyID, payload, len(mb))); err != nil {
+		if err := q.reserve(req.Name, sealedBytes(keyID, payload, len(mb))); err != nil {
 			return nil, err
 		}
 		return mb, nil

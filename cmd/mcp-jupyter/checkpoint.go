@@ -28,6 +28,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open checkpoint files: %w", err)
 	}
+	files.KeepFree(c.cfg.MinFreeDisk, "--min-free-disk")
 	runtimeDir := filepath.Join(c.cfg.DataDir, "runtime")
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,

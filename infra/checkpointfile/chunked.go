@@ -127,6 +127,9 @@ type chunkWriter struct {
 	epoch   uint32 // grows with each cut back into written chunks
 	done    uint64 // payload bytes in the chunks written
 	started int64  // file offset up to which writeback was started
+	// limit, when set, bounds the file: a chunk that would end past it
+	// is not written (see Stage).
+	limit *TooLargeError
 }
 
 func newChunkWriter(f *os.File, base int64, s *chunkSealer) *chunkWriter {
@@ -163,8 +166,11 @@ func (w *chunkWriter) commit(k int) error {
 func (w *chunkWriter) writeChunk() error {
 	i := w.done / chunkSize
 	n := len(w.buf)
-	w.tags = append(w.tags, w.s.seal(w.epoch, i, w.buf)...)
 	at := w.base + int64(w.done)
+	if w.limit != nil && at+int64(n) > w.limit.Limit {
+		return w.limit
+	}
+	w.tags = append(w.tags, w.s.seal(w.epoch, i, w.buf)...)
 	if _, err := w.f.WriteAt(w.buf[:n], at); err != nil {
 		return fmt.Errorf("write checkpoint chunk %d: %w", i, err)
 	}

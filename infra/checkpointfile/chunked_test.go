@@ -28,7 +28,7 @@ var endFrame = []byte{frameEnd}
 // stage is sealed. It returns Seal's error.
 func saveStream(t testing.TB, s *Store, name string, stream []byte) (int64, error) {
 	t.Helper()
-	st, err := s.Stage(name)
+	st, err := s.Stage(name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

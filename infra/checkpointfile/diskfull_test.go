@@ -49,7 +49,7 @@ func TestDiskFullSaveUnblocksKernel(t *testing.T) {
 	var kernelErr error
 	saved := make(chan error, 1)
 	go func() {
-		_, err := s.Save("full", func(stage *os.File) error {
+		_, err := s.Save("full", 0, func(stage *os.File) error {
 			kfd, err := dupFile(stage)
 			if err != nil {
 				return err
@@ -75,4 +75,84 @@ func TestDiskFullSaveUnblocksKernel(t *testing.T) {
 	if left, _ := os.ReadDir(s.TempDir()); len(left) != 0 {
 		t.Errorf("temp files left after the failed save: %v", left)
 	}
+}
+
+// A save's staging file is bounded: by the caller's maxBytes (an owner's
+// quota left) and by the free space above KeepFree. Past either, the save
+// fails naming the limit, and the kernel's writes fail at once.
+func TestStageBounded(t *testing.T) {
+	save := func(s *Store, maxBytes int64) (kernelErr, err error) {
+		saved := make(chan error, 1)
+		go func() {
+			_, err := s.Save("big", maxBytes, func(stage *os.File) error {
+				kfd, err := dupFile(stage)
+				if err != nil {
+					return err
+				}
+				defer kfd.Close()
+				kernelErr = kernelWrites(kfd, 40)
+				return kernelErr
+			}, func(string, bool, int64, string) ([]byte, error) { return []byte(`{}`), nil })
+			saved <- err
+		}()
+		select {
+		case err = <-saved:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the kernel's writes still block 30 s after the save passed its limit")
+		}
+		return kernelErr, err
+	}
+	t.Run("quota", func(t *testing.T) {
+		s := newStore(t, false)
+		kernelErr, err := save(s, 3<<20)
+		var tl *TooLargeError
+		if !errors.As(err, &tl) || !tl.Quota || tl.Limit != 3<<20 || !strings.Contains(err.Error(), "quota") {
+			t.Fatalf("Save of 40 MiB bounded by 3 MiB = %v, want a TooLargeError naming the quota", err)
+		}
+		if !errors.Is(kernelErr, syscall.EPIPE) {
+			t.Errorf("kernel's write error = %v, want EPIPE", kernelErr)
+		}
+		if s.Exists("big") {
+			t.Error("a save past its limit was committed")
+		}
+	})
+	t.Run("disk", func(t *testing.T) {
+		keys, err := OpenKeyring(t.TempDir(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := testkit.SmallFS(t, 24<<20)
+		s, err := Open(dir, keys, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.KeepFree(16<<20, "--min-free-disk")
+		low := testkit.FreeBytes(t, dir)
+		stop := make(chan struct{})
+		watched := make(chan struct{})
+		go func() { // the lowest free space seen while the save runs
+			defer close(watched)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				low = min(low, testkit.FreeBytes(t, dir))
+			}
+		}()
+		kernelErr, err := save(s, 0)
+		close(stop)
+		<-watched
+		var tl *TooLargeError
+		if !errors.As(err, &tl) || tl.Quota || !strings.Contains(err.Error(), "--min-free-disk") {
+			t.Fatalf("Save of 40 MiB on 24 MiB keeping 16 MiB free = %v, want a TooLargeError naming --min-free-disk", err)
+		}
+		if !errors.Is(kernelErr, syscall.EPIPE) {
+			t.Errorf("kernel's write error = %v, want EPIPE", kernelErr)
+		}
+		if low < 16<<20 {
+			t.Errorf("the save left %d bytes free, under the %d kept", low, 16<<20)
+		}
+	})
 }

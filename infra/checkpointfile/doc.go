@@ -33,6 +33,6 @@
 //
 //	keys, err := checkpointfile.OpenKeyring(dataDir+"/checkpoint-keys", os.Getenv(checkpointfile.SecretEnv))
 //	st, err := checkpointfile.Open(dataDir+"/checkpoints", keys, false)
-//	size, err := st.Save("friday", func(pipe *os.File) error { ... hand pipe to the kernel ... }, metaJSON)
+//	size, err := st.Save("friday", 0, func(pipe *os.File) error { ... hand pipe to the kernel ... }, metaJSON)
 //	err = st.Load("friday", func(payload *os.File, meta []byte, size int64) error { ... hand payload to the kernel ... })
 package checkpointfile

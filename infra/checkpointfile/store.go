@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
@@ -36,6 +38,18 @@ type Store struct {
 	dir, tmp string
 	keys     *Keyring
 	encrypt  bool
+	// keepFree is the free space a save leaves on tmp's file system
+	// (KeepFree); keepFreeSetting names what sets it, for errors.
+	keepFree        uint64
+	keepFreeSetting string
+}
+
+// KeepFree makes every save stop, before the disk does, once its staging
+// file would leave less than n bytes free on the checkpoint directory's
+// file system (0: the disk's own limit only). setting names what sets n
+// (for example "--min-free-disk"), for the error. Call it before any save.
+func (s *Store) KeepFree(n uint64, setting string) {
+	s.keepFree, s.keepFreeSetting = n, setting
 }
 
 // Open prepares dir (0700) and its tmp (removing what a crash left there:
@@ -119,8 +133,11 @@ type Stage struct {
 const sealWait = 10 * time.Second
 
 // Stage creates the staging file of a save of name and starts reading the
-// kernel's stream.
-func (s *Store) Stage(name string) (*Stage, error) {
+// kernel's stream. The staging file never grows past maxBytes (≤ 0: no
+// bound of the caller's; an owner's quota left, say) nor past the room
+// above KeepFree: the save fails at that point with a *TooLargeError, and
+// the kernel's next write fails at once.
+func (s *Store) Stage(name string, maxBytes int64) (*Stage, error) {
 	key := s.keys.Current()
 	st := &Stage{s: s, name: name, key: key, h: Header{Version: FormatVersion, KeyID: key.ID, Encrypted: s.encrypt},
 		ingested: make(chan struct{}), failed: make(chan struct{})}
@@ -149,6 +166,7 @@ func (s *Store) Stage(name string) (*Stage, error) {
 		return nil, err
 	}
 	st.w = newChunkWriter(part, int64(len(st.hb)), sealer)
+	st.w.limit = s.stageLimit(maxBytes)
 	go func() {
 		defer close(st.ingested)
 		err := ingest(bufio.NewReaderSize(st.in, 64<<10), st.w)
@@ -163,6 +181,47 @@ func (s *Store) Stage(name string) (*Stage, error) {
 		_ = st.in.Close()
 	}()
 	return st, nil
+}
+
+// TooLargeError: a save's staging file would have passed its limit (see
+// Stage). Quota tells which limit: the caller's (true) or the disk's room.
+type TooLargeError struct {
+	Limit   int64
+	Quota   bool
+	Setting string // what sets the disk's room (KeepFree)
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Quota {
+		return fmt.Sprintf("the checkpoint grew past %d bytes, what its owner's checkpoint quota has left: "+
+			"delete_checkpoint some checkpoints (list_checkpoints shows them), save fewer variables, or ask an admin to raise the limit; nothing was saved", e.Limit)
+	}
+	return fmt.Sprintf("the checkpoint grew past %d bytes, the free space on the checkpoint directory's disk above %s: "+
+		"free disk space or save fewer variables; nothing was saved", e.Limit, e.Setting)
+}
+
+// stageLimit is the bound of a staging file: maxBytes, and the free space
+// of tmp's file system above keepFree.
+func (s *Store) stageLimit(maxBytes int64) *TooLargeError {
+	var lim *TooLargeError
+	if maxBytes > 0 {
+		lim = &TooLargeError{Limit: maxBytes, Quota: true}
+	}
+	if s.keepFree == 0 {
+		return lim
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(s.tmp, &fs); err != nil {
+		return lim // NB: the disk's own ENOSPC still stops the save
+	}
+	room := int64(0)
+	if free := fs.Bavail * uint64(fs.Bsize); free > s.keepFree {
+		room = int64(min(free-s.keepFree, 1<<62))
+	}
+	if lim == nil || room < lim.Limit {
+		lim = &TooLargeError{Limit: room, Setting: s.keepFreeSetting}
+	}
+	return lim
 }
 
 // KernelFile is the pipe the kernel writes its framed dill stream to (see
@@ -475,15 +534,15 @@ func (s *Store) List(valid func(name string) bool, fn func(name string, meta []b
 	return nil
 }
 
-// Save stages a save of name, runs dump with the pipe the kernel writes
+// Save stages a save of name (its file bounded by maxBytes, see Stage), runs dump with the pipe the kernel writes
 // its framed dill stream to (see ingest; the kernel gets a descriptor of
 // it), then seals and commits it (see Seal); meta gets the key id, whether
 // the payload is encrypted, the payload's length and the content's sha256
 // (see Sealed), and returns the metadata JSON. It returns the file's size. On
 // error nothing is committed and the temp files are gone.
-func (s *Store) Save(name string, dump func(stage *os.File) error,
+func (s *Store) Save(name string, maxBytes int64, dump func(stage *os.File) error,
 	meta func(keyID string, encrypted bool, payloadBytes int64, sha256 string) ([]byte, error)) (int64, error) {
-	st, err := s.Stage(name)
+	st, err := s.Stage(name, maxBytes)
 	if err != nil {
 		return 0, err
 	}
