@@ -51,6 +51,8 @@ type rigConfig struct {
 	observer     Observer
 	beforeAppend func([]events.Draft)
 	maxBytes     int64
+	// checkpointDir replaces <data dir>/checkpoints (a small file system).
+	checkpointDir string
 }
 
 func newRig(t testing.TB, st *testkit.Stack, encrypt bool) *rig {
@@ -66,7 +68,11 @@ func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := checkpointfile.Open(filepath.Join(st.DataDir, "checkpoints"), keys, rc.encrypt)
+	dir := filepath.Join(st.DataDir, "checkpoints")
+	if rc.checkpointDir != "" {
+		dir = rc.checkpointDir
+	}
+	files, err := checkpointfile.Open(dir, keys, rc.encrypt)
 	if err != nil {
 		t.Fatal(err)
 	}

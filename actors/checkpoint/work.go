@@ -33,6 +33,13 @@ func rejected(err error) bool {
 	return errors.As(err, &r) && r.Rejected()
 }
 
+// quotaExceeded reports whether Files stopped a save at the bound it was
+// given (the owner's quota left, see Files).
+func quotaExceeded(err error) bool {
+	var q interface{ QuotaExceeded() bool }
+	return errors.As(err, &q) && q.QuotaExceeded()
+}
+
 // fileError maps what Files returned to the package's errors.
 func fileError(name string, err error) error {
 	switch {
@@ -46,6 +53,8 @@ func fileError(name string, err error) error {
 		return &RejectError{Err: err}
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", ErrNotFound, Display(name))
+	case quotaExceeded(err):
+		return fmt.Errorf("%w: %v", ErrQuota, err)
 	}
 	return err
 }

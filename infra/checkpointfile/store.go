@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -124,8 +125,8 @@ type Stage struct {
 	// can read ingestErr, the real cause (a full disk, say).
 	failed    chan struct{}
 	ingestErr error
-	closeOnce  sync.Once
-	done       bool
+	closeOnce sync.Once
+	done      bool
 }
 
 // sealWait bounds how long Seal waits for the rest of the kernel's stream
@@ -190,6 +191,10 @@ type TooLargeError struct {
 	Quota   bool
 	Setting string // what sets the disk's room (KeepFree)
 }
+
+// QuotaExceeded reports whether the caller's bound (the owner's quota) was
+// the one passed.
+func (e *TooLargeError) QuotaExceeded() bool { return e.Quota }
 
 func (e *TooLargeError) Error() string {
 	if e.Quota {
@@ -552,7 +557,11 @@ func (s *Store) Save(name string, maxBytes int64, dump func(stage *os.File) erro
 		case <-st.failed:
 			// The kernel's write failed because the server stopped
 			// reading: the server's reason is the one to report.
-			return 0, fmt.Errorf("receive checkpoint from the kernel: %w (the kernel then reported: %v)", st.ingestErr, err)
+			hint := ""
+			if errors.Is(st.ingestErr, syscall.ENOSPC) {
+				hint = "; the checkpoint directory's disk is full: free space on it or save fewer variables; nothing was saved"
+			}
+			return 0, fmt.Errorf("receive checkpoint from the kernel: %w%s (the kernel then reported: %v)", st.ingestErr, hint, err)
 		default:
 			return 0, err
 		}
