@@ -371,8 +371,11 @@ func TestReapPoolKillsWhatACrashLeft(t *testing.T) {
 		if err := os.MkdirAll(jupyter.KernelDir(runtime, id), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		// NB: the connection file on the command line, as a kernel has it.
-		cmd := exec.Command("/bin/sh", "-c", "while :; do sleep 1; done", "sh", "-f", jupyter.ConnectionFilePath(runtime, id))
+		// NB: the connection file on the command line, as a kernel has it,
+		// in one process that never forks: a shell loop's child has the
+		// shell's command line until it execs sleep, and would be found
+		// (and counted) as a second leftover.
+		cmd := exec.Command("tail", "-F", "-s", "1", jupyter.ConnectionFilePath(runtime, id))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
