@@ -133,6 +133,11 @@ type (
 	}
 	// pumpHoldExpired: a held connection (adoptHeld) waited long enough.
 	pumpHoldExpired struct{ conn Conn }
+	// idleProbeDue: a deferred idle probe's grace (IdleProbeGrace) is over.
+	idleProbeDue struct {
+		conn  Conn
+		probe string
+	}
 )
 
 // Receive implements actor.Actor.
@@ -184,6 +189,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case pumpHoldExpired:
 		if m.conn == a.conn {
 			a.startPump()
+		}
+	case idleProbeDue:
+		if m.conn == a.conn {
+			var effs []Effect
+			a.out, effs = IdleProbeDue(a.out, m.probe)
+			a.perform(ctx, effs)
 		}
 	}
 	// NB: any command from the scheduler or an edge means the re-adoptions
@@ -482,6 +493,13 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 		switch e := e.(type) {
 		case SendRequest:
 			if a.conn == nil {
+				continue
+			}
+			if e.After > 0 {
+				// NB: the timer is bounded by After; a connection replaced
+				// meanwhile makes its message moot (idleProbeDue).
+				conn, probe, self, root := a.conn, e.MsgID, ctx.Self(), ctx.ActorSystem().Root
+				time.AfterFunc(e.After, func() { root.Send(self, idleProbeDue{conn: conn, probe: probe}) })
 				continue
 			}
 			if err := a.conn.Send(e.Channel, e.MsgType, e.MsgID, e.Content); err != nil {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -178,6 +179,9 @@ type (
 	SendRequest struct {
 		Channel, MsgType, MsgID string
 		Content                 any // nil: {}
+		// After > 0: an idle probe sent only if still due then
+		// (IdleProbeDue).
+		After time.Duration
 	}
 	// Ended: an execution's final event is in the drafts; tell the
 	// scheduler once they are in the log's write path. Count is its
@@ -559,6 +563,7 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			}
 			if !in.Idle {
 				s, effs = probeIdle(s, m.ParentMsgID, effs)
+				effs = deferProbe(effs)
 			}
 			drafts, effs = complete(s, m.ParentMsgID, in, drafts, effs)
 		case m.Channel == ChannelShell && s.Barriers[m.ParentMsgID] != "":
@@ -636,6 +641,41 @@ func probeIdle(s OutputState, execMsgID string, effs []Effect) (OutputState, []E
 	probe := execMsgID + "-idle-probe-" + strconv.Itoa(s.Probes)
 	s.IdleProbes[probe] = execMsgID
 	return s, append(effs, SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: probe})
+}
+
+// IdleProbeGrace is how long the first idle probe of an execution waits
+// before it is sent. ipykernel publishes the idle status right after the
+// reply (a median of ~0.15 ms later here), so a probe sent at once almost
+// always proved nothing, and cost the kernel a kernel_info request — whose
+// busy/idle statuses were then recorded too — ahead of the next execution
+// on every round trip. Only an idle the kernel really dropped waits this
+// long for its probe.
+const IdleProbeGrace = 20 * time.Millisecond
+
+// deferProbe turns the probe effect probeIdle just added into one sent
+// after IdleProbeGrace, unless the idle status arrives first
+// (IdleProbeDue).
+func deferProbe(effs []Effect) []Effect {
+	if r, ok := effs[len(effs)-1].(SendRequest); ok {
+		r.After = IdleProbeGrace
+		effs[len(effs)-1] = r
+	}
+	return effs
+}
+
+// IdleProbeDue is a deferred idle probe's time: the probe is sent if the
+// execution still waits for its idle status, and forgotten otherwise.
+// Pure.
+func IdleProbeDue(s OutputState, probe string) (OutputState, []Effect) {
+	target := s.IdleProbes[probe]
+	if target == "" {
+		return s, nil
+	}
+	if in := s.Inflight[target]; in != nil && in.Replied && !in.Idle {
+		return s, []Effect{SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: probe}}
+	}
+	delete(s.IdleProbes, probe)
+	return s, nil
 }
 
 // idleLost completes an execution whose idle status the kernel dropped,

@@ -330,3 +330,23 @@ func TestReconcileTranscripts(t *testing.T) {
 	_, d, e = Step(s, []Incoming{probeReply(5), iopub("p", "status", busy)})
 	check(t, d, e, []string{"kernel/k KernelRanUnrecorded"}, []string{"kernel.ReconcileDone"})
 }
+
+// TestIdleProbeDeferred: the probe a reply without its idle asks for is
+// deferred (IdleProbeGrace); when it is due it is sent only if the idle
+// still has not come, and forgotten otherwise (the map stays bounded).
+func TestIdleProbeDeferred(t *testing.T) {
+	s := Expect(NewOutputState("k"), "m1", "x1", "")
+	s, _, effs := Step(s, []Incoming{shell("m1", "execute_reply", ok)})
+	if len(effs) != 1 || effs[0].(SendRequest).After != IdleProbeGrace {
+		t.Fatalf("effects = %+v, want one probe deferred by %v", effs, IdleProbeGrace)
+	}
+	probe := effs[0].(SendRequest).MsgID
+	if _, due := IdleProbeDue(s, probe); len(due) != 1 || due[0].(SendRequest).After != 0 {
+		t.Fatalf("due without idle = %+v, want the probe sent now", due)
+	}
+	s, _, _ = Step(s, []Incoming{iopub("m1", "status", idle)})
+	s, due := IdleProbeDue(s, probe)
+	if len(due) != 0 || len(s.IdleProbes) != 0 {
+		t.Fatalf("due after idle = %+v, probes %v: want nothing sent and the probe forgotten", due, s.IdleProbes)
+	}
+}
