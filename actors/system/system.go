@@ -493,31 +493,43 @@ func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, 
 	return x, x.ID != "", nil
 }
 
+// CancelPath is what Cancel did.
+type CancelPath int
+
+const (
+	// CancelWithdrawn: taken out of the queue; it will not run.
+	CancelWithdrawn CancelPath = iota
+	// CancelAbortRequested: it was pipelined (already sent to the kernel);
+	// the kernel was asked to abort it and its final status says whether it
+	// ran.
+	CancelAbortRequested
+)
+
 // Cancel withdraws a queued execution at principal by's request. An
 // execution already sent behind the running one (pipelined: queued, with
 // Behind set) cannot be withdrawn by the server alone: the kernel is asked
 // to abort it, and Cancel returns nil once asked; the execution then ends
 // "cancelled" if the kernel had not taken it up, and otherwise runs and
 // records its real outcome (its status says which).
-func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) error {
+func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) (CancelPath, error) {
 	e, err := s.lookup(kernelID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	res, err := s.request(e.scheduler, scheduler.Cancel{ExecutionID: executionID, Reason: "cancelled by client", By: by})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch r := res.(type) {
 	case scheduler.CancelResult:
-		return r.Err
+		return CancelWithdrawn, r.Err
 	case kernel.Result: // the kernel actor's answer to the abort of a pipelined one
 		if errors.Is(r.Err, kernel.ErrNotPipelined) {
-			return fmt.Errorf("%w: %s already started on kernel %s; use interrupt_kernel to stop it", scheduler.ErrNotQueued, executionID, kernelID)
+			return 0, fmt.Errorf("%w: %s already started on kernel %s; use interrupt_kernel to stop it", scheduler.ErrNotQueued, executionID, kernelID)
 		}
-		return r.Err
+		return CancelAbortRequested, r.Err
 	}
-	return fmt.Errorf("cancel %s: unexpected answer %T", executionID, res)
+	return 0, fmt.Errorf("cancel %s: unexpected answer %T", executionID, res)
 }
 
 // SendInput answers an execution's input() call at principal by's request.
