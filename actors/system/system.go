@@ -421,8 +421,11 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 	x, durable, err := s.SubmitAsync(ctx, kernelID, c)
 	if err == nil && durable != nil {
 		// NB: the kernel may already run it; the submitter hears of it only
-		// once its queueing is durable.
-		if _, err := durable.Wait(ctx); err != nil {
+		// once its queueing is durable. Waited for past the caller's ctx: the
+		// execution runs whether or not the caller still listens, so a
+		// cancelled caller must not be told it failed (a log failure settles
+		// the append anyway).
+		if _, err := durable.Wait(context.WithoutCancel(ctx)); err != nil {
 			return scheduler.Execution{}, fmt.Errorf("submit to kernel %s: %w", kernelID, err)
 		}
 	}
