@@ -175,6 +175,14 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.kernelStopped(ctx, m)
 	case kernel.Reconciled:
 		a.reconciling = false
+		if !a.ready && a.gone == "" && a.watching {
+			// NB: this instance (re)started while the kernel actor was
+			// reconciling, so its Watch went unanswered: ask again now that
+			// the kernel actor can say what it holds.
+			a.watching = false
+			a.watch(ctx)
+			return
+		}
 		a.next(ctx)
 	case kernel.ExecutionEnded:
 		a.ended(m.ExecutionID)
