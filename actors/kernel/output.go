@@ -189,8 +189,10 @@ type (
 	}
 	// ReconcileDone: a re-attach's count probe was answered and every
 	// execution it accounts for is in the drafts; the scheduler may
-	// dispatch again.
-	ReconcileDone struct{}
+	// dispatch again. Count is the kernel's execution count the probe read
+	// (0 when not read): runs recorded KernelRanUnrecorded raise the
+	// scheduler's count too.
+	ReconcileDone struct{ Count int }
 	// WarnUnknownIOPub: log, once per type, that messages of a type the
 	// protocol does not define are dropped.
 	WarnUnknownIOPub struct{ MsgType string }
@@ -354,10 +356,14 @@ func reconciled(s OutputState, drafts []events.Draft, effs []Effect) (OutputStat
 			Content: map[string]any{"output": false, "raw": true, "hist_access_type": "range", "session": 0,
 				"start": base + 1, "stop": r.ExecutionCount + 1}})
 	}
+	done := ReconcileDone{}
+	if readable {
+		done.Count = max(base, r.ExecutionCount)
+	}
 	if readable && r.ExecutionCount > base {
 		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: r.ExecutionCount - base, ExecutionCount: r.ExecutionCount}))
 	}
-	return s, drafts, append(effs, ReconcileDone{})
+	return s, drafts, append(effs, done)
 }
 
 // historied attributes the runs after Base from the kernel's input history
@@ -403,7 +409,7 @@ func historied(s OutputState, m Incoming, drafts []events.Draft, effs []Effect) 
 	if unrecorded > 0 {
 		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: unrecorded, ExecutionCount: n}))
 	}
-	return s, drafts, append(effs, ReconcileDone{})
+	return s, drafts, append(effs, ReconcileDone{Count: n})
 }
 
 // sameCode compares a history input with an execution's code (IPython

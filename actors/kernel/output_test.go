@@ -329,4 +329,9 @@ func TestReconcileTranscripts(t *testing.T) {
 	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, nil)
 	_, d, e = Step(s, []Incoming{probeReply(5), iopub("p", "status", busy)})
 	check(t, d, e, []string{"kernel/k KernelRanUnrecorded"}, []string{"kernel.ReconcileDone"})
+	// NB: the count read goes to the scheduler: the unrecorded run raises
+	// its LastCount, or its next reconcile would record it again.
+	if done := e[len(e)-1].(ReconcileDone); done.Count != 5 {
+		t.Fatalf("ReconcileDone after a probe read 5: %+v", done)
+	}
 }

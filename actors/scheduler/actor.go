@@ -175,6 +175,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.kernelStopped(ctx, m)
 	case kernel.Reconciled:
 		a.reconciling = false
+		// NB: runs the reconcile recorded KernelRanUnrecorded end no
+		// execution: the next reconcile's base must count them.
+		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
 		if !a.ready && a.gone == "" && a.watching {
 			// NB: this instance (re)started while the kernel actor was
 			// reconciling, so its Watch went unanswered: ask again now that
