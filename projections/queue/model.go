@@ -117,10 +117,10 @@ func (m *Model) apply(e events.Event) {
 		if next, ok := m.behind[id]; ok {
 			delete(m.behind, id)
 			// NB: one the kernel ended lets the next one run, and so does
-			// one recorded lost (the kernel went on to the next: if the
-			// kernel died too, the next one's own loss follows). Only a
-			// cancel — never run — leaves the next one queued.
-			if y := m.executions[next]; y != nil && x.Status != StatusCancelled {
+			// one recorded lost that ran (a re-attach found the kernel went
+			// on to the next). A cancel, or a loss with the kernel (it died,
+			// was stopped), ends the next one too, which never started.
+			if y := m.executions[next]; y != nil && (x.Status != StatusLost || ranLost(e)) && x.Status != StatusCancelled {
 				b := y.Status
 				*y = StartBehind(*y, e.Time)
 				m.transition(y.KernelID, next, y, b)
@@ -341,4 +341,10 @@ func (m *Model) Restore(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// ranLost reports whether e records an execution lost after it ran.
+func ranLost(e events.Event) bool {
+	p, ok := e.Payload.(events.ExecutionLost)
+	return ok && p.Ran
 }

@@ -149,8 +149,8 @@ func TestListByKernelFromIndex(t *testing.T) {
 
 // TestPipelinedSurvivesSnapshotRestore: an execution pipelined behind the
 // running one, restored from a snapshot, is shown running once the first
-// ends; and a first one recorded lost while the kernel went on starts it
-// too (it ran), where a cancelled one would not.
+// ends; and a first one recorded lost after it ran (the kernel went on)
+// starts it too, where one lost with its kernel would not.
 func TestPipelinedSurvivesSnapshotRestore(t *testing.T) {
 	f := &feeder{m: NewModel()}
 	for _, id := range []string{"a", "b"} {
@@ -185,8 +185,18 @@ func TestPipelinedSurvivesSnapshotRestore(t *testing.T) {
 	}
 	h.add(events.ExecutionStarted{ExecutionID: "c", KernelID: "k", MsgID: "mc"}, "c")
 	h.add(events.ExecutionStarted{ExecutionID: "d", KernelID: "k", MsgID: "md", Behind: "c"}, "d")
-	h.add(events.ExecutionLost{ExecutionID: "c", Reason: "ran while the server was down"}, "c")
+	h.add(events.ExecutionLost{ExecutionID: "c", Reason: "ran while the server was down", Ran: true}, "c")
 	if x, _ := h.m.Get("d"); x.Status != StatusRunning {
-		t.Fatalf("after the first was recorded lost, the pipelined one is %s, want running", x.Status)
+		t.Fatalf("after the first was recorded lost (it ran), the pipelined one is %s, want running", x.Status)
+	}
+	// A loss with the kernel (it died): the pipelined one never started.
+	for _, id := range []string{"e", "f"} {
+		h.add(events.ExecutionQueued{ExecutionID: id, KernelID: "k2", Code: "1"}, id)
+	}
+	h.add(events.ExecutionStarted{ExecutionID: "e", KernelID: "k2", MsgID: "me"}, "e")
+	h.add(events.ExecutionStarted{ExecutionID: "f", KernelID: "k2", MsgID: "mf", Behind: "e"}, "f")
+	h.add(events.ExecutionLost{ExecutionID: "e", Reason: "the kernel died"}, "e")
+	if x, _ := h.m.Get("f"); x.Status != StatusQueued {
+		t.Fatalf("after the first was lost with its kernel, the pipelined one is %s, want still queued", x.Status)
 	}
 }
