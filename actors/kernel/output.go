@@ -511,10 +511,11 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			rc := s.Reconcile
 			switch {
 			case rc.SawIOPub:
-			case m.Channel == ChannelIOPub:
+			case m.Channel == ChannelIOPub || (m.Channel == ChannelShell && rc.IOPubProbes >= maxIOPubProbes):
 				// IOPub is ordered: a message of a request sent behind the
 				// probe arrived, so the probe's own were dropped. Decide from
-				// its reply alone, recording the gap.
+				// its reply alone, recording the gap. NB: so too when no IOPub
+				// arrives at all after maxIOPubProbes round trips on shell.
 				rc.SawIOPub = true
 				drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: 1,
 					Reason: "the kernel's IOPub socket dropped messages (at least the status of the server's count probe after a re-attach); output of the re-adopted executions may be incomplete"}))
@@ -673,6 +674,11 @@ func Died(s OutputState, rest []Incoming, death Death, expected bool, by string)
 	}
 	return s, drafts, effs
 }
+
+// maxIOPubProbes bounds the kernel_info_requests sent behind a count probe
+// whose IOPub never arrives (an IOPub socket that delivers nothing): then
+// the probe's reply decides alone.
+const maxIOPubProbes = 1000
 
 // Suffixes of the requests a reconciliation sends behind its probe.
 const (

@@ -355,6 +355,15 @@ func TestReconcileTranscripts(t *testing.T) {
 		iopub("p", "status", idle)})
 	check(t, d, e, nil, nil) // NB: the late ones are no one's output
 
+	// No IOPub at all: after maxIOPubProbes round trips on shell, the
+	// probe's reply decides alone.
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, nil)
+	s, _, _ = Step(s, []Incoming{probeReply(4)})
+	for i := 1; i <= maxIOPubProbes; i++ {
+		s, d, e = Step(s, []Incoming{shell(fmt.Sprintf("p-iopub-probe-%d", i), "kernel_info_reply", `{"status":"ok"}`)})
+	}
+	check(t, d, e, []string{"kernel/k IOPubGapRecorded dropped=1"}, []string{"kernel.ReconcileDone"})
+
 	// A history_reply that never comes: the request behind it is answered
 	// first, so the runs are attributed in queue order, as without history.
 	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, pending[:1])
