@@ -239,7 +239,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	if a.gone != "" && !a.ready {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
-	if x, p, ok := a.known(c.ExecutionID); ok {
+	if x, p, ok := a.known(c.ExecutionID, c.ChosenID); ok {
 		return SubmitResult{Execution: x, Durable: p}
 	}
 	msgID := events.NewID(time.Now())
@@ -262,7 +262,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 // or ended while its queueing was not yet durable. NB: the scheduler is the
 // only writer of ExecutionQueued, so this closes the window in which two
 // Submits of one id both miss it in the log.
-func (a *Actor) known(id string) (Execution, *events.Pending, bool) {
+func (a *Actor) known(id string, inLog bool) (Execution, *events.Pending, bool) {
 	a.ending = slices.DeleteFunc(a.ending, func(q queuedExecution) bool { return settled(q.p) })
 	if x, ok := a.lookup(id); ok {
 		return x, a.queued[id], true
@@ -272,7 +272,31 @@ func (a *Actor) known(id string) (Execution, *events.Pending, bool) {
 			return q.x, q.p, true
 		}
 	}
+	if inLog {
+		// NB: one that ended and became durable after the submitter's own
+		// look-up in the log, and left ending since.
+		return a.fromLog(id)
+	}
 	return Execution{}, nil, false
+}
+
+// fromLog finds an execution of this kernel queued in the log.
+func (a *Actor) fromLog(id string) (Execution, *events.Pending, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var x Execution
+	err := a.deps.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.ExecutionQueued); ok {
+			x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
+				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
+		}
+		x.LastSeq = e.Seq
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: look up execution %s: %w", a.id, id, err))
+	}
+	return x, nil, x.ID != "" && x.KernelID == a.id
 }
 
 // ended forgets the queueing append of an execution that ended, keeping it

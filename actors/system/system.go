@@ -439,6 +439,7 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 // settles, or before a later event of the execution is durable (WAL
 // order): the MCP edge waits for the execution's end instead.
 func (s *System) SubmitAsync(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, *events.Pending, error) {
+	c.ChosenID = c.ExecutionID != ""
 	if c.ExecutionID == "" {
 		c.ExecutionID = events.NewID(s.cfg.Now())
 	} else if !events.ValidID(c.ExecutionID) {
