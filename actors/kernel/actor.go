@@ -510,7 +510,7 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 			actors.Hit(a.deps.Faults, "kernel.ended")
 			a.notify(ctx, ExecutionEnded{ExecutionID: e.ExecutionID, Status: e.Status, ExecutionCount: e.Count})
 		case ReconcileDone:
-			a.notify(ctx, Reconciled{})
+			a.notify(ctx, Reconciled{ExecutionCount: e.Count})
 		case WarnUnknownIOPub:
 			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
 		}

@@ -118,7 +118,8 @@ type (
 		Fresh bool
 	}
 	// Reconciled: a Reconcile is done; the kernel takes executions.
-	Reconciled struct{}
+	// ExecutionCount is the kernel's count it read (0: not read).
+	Reconciled struct{ ExecutionCount int }
 	// Stopped: the kernel can take no executions until a restart (Status
 	// running: a restart is under way). Ending lists the executions in
 	// flight whose ExecutionEnded follows.

@@ -145,7 +145,10 @@ type Reconciliation struct {
 	// HistoryID names the history_request asked when runs are left to
 	// attribute and executions are queued (see historied).
 	HistoryID string
-	Active    []string // msg_ids of the re-adopted executions, in the order sent
+	// IOPubProbes counts the kernel_info_requests sent behind a probe
+	// answered without any IOPub message (see iopubProbe).
+	IOPubProbes int
+	Active      []string // msg_ids of the re-adopted executions, in the order sent
 	Pending   []Unstarted
 }
 
@@ -193,8 +196,10 @@ type (
 	}
 	// ReconcileDone: a re-attach's count probe was answered and every
 	// execution it accounts for is in the drafts; the scheduler may
-	// dispatch again.
-	ReconcileDone struct{}
+	// dispatch again. Count is the kernel's execution count the probe read
+	// (0 when not read): runs recorded KernelRanUnrecorded raise the
+	// scheduler's count too.
+	ReconcileDone struct{ Count int }
 	// WarnUnknownIOPub: log, once per type, that messages of a type the
 	// protocol does not define are dropped.
 	WarnUnknownIOPub struct{ MsgType string }
@@ -354,14 +359,22 @@ func reconciled(s OutputState, drafts []events.Draft, effs []Effect) (OutputStat
 		// be them: ask the kernel's history which code ran (historied).
 		rc.Base, rc.HistoryID = base, rc.ProbeID+"-history"
 		s.Reconcile = rc
+		// NB: a kernel_info_request right behind it: the kernel answers its
+		// shell requests in order, so its reply before a history_reply says
+		// the kernel will not answer history (then historied goes without).
 		return s, drafts, append(effs, SendRequest{Channel: ChannelShell, MsgType: "history_request", MsgID: rc.HistoryID,
 			Content: map[string]any{"output": false, "raw": true, "hist_access_type": "range", "session": 0,
-				"start": base + 1, "stop": r.ExecutionCount + 1}})
+				"start": base + 1, "stop": r.ExecutionCount + 1}},
+			SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: rc.HistoryID + historyBarrier})
+	}
+	done := ReconcileDone{}
+	if readable {
+		done.Count = max(base, r.ExecutionCount)
 	}
 	if readable && r.ExecutionCount > base {
 		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: r.ExecutionCount - base, ExecutionCount: r.ExecutionCount}))
 	}
-	return s, drafts, append(effs, ReconcileDone{})
+	return s, drafts, append(effs, done)
 }
 
 // historied attributes the runs after Base from the kernel's input history
@@ -407,7 +420,7 @@ func historied(s OutputState, m Incoming, drafts []events.Draft, effs []Effect) 
 	if unrecorded > 0 {
 		drafts = append(drafts, draft(s.KernelID, events.KernelRanUnrecorded{KernelID: s.KernelID, Count: unrecorded, ExecutionCount: n}))
 	}
-	return s, drafts, append(effs, ReconcileDone{})
+	return s, drafts, append(effs, ReconcileDone{Count: n})
 }
 
 // sameCode compares a history input with an execution's code (IPython
@@ -492,6 +505,30 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			if m.Channel == ChannelShell && m.MsgType == "history_reply" {
 				s, drafts, effs = historied(s, m, drafts, effs)
 			}
+		case s.Reconcile != nil && s.Reconcile.HistoryID != "" && m.ParentMsgID == s.Reconcile.HistoryID+historyBarrier:
+			if m.Channel == ChannelShell {
+				// The request behind the history_request was answered first:
+				// the kernel will not answer it. Decide without a history.
+				s, drafts, effs = historied(s, Incoming{}, drafts, effs)
+			}
+		case s.Reconcile != nil && strings.HasPrefix(m.ParentMsgID, s.Reconcile.ProbeID+iopubProbe):
+			rc := s.Reconcile
+			switch {
+			case rc.SawIOPub:
+			case m.Channel == ChannelIOPub || (m.Channel == ChannelShell && rc.IOPubProbes >= maxIOPubProbes):
+				// IOPub is ordered: a message of a request sent behind the
+				// probe arrived, so the probe's own were dropped. Decide from
+				// its reply alone, recording the gap. NB: so too when no IOPub
+				// arrives at all after maxIOPubProbes round trips on shell.
+				rc.SawIOPub = true
+				drafts = append(drafts, draft(k, events.IOPubGapRecorded{KernelID: k, Dropped: 1,
+					Reason: "the kernel's IOPub socket dropped messages (at least the status of the server's count probe after a re-attach); output of the re-adopted executions may be incomplete"}))
+				s, drafts, effs = reconciled(s, drafts, effs)
+			case m.Channel == ChannelShell:
+				// Answered, but none of its IOPub arrived yet: probe again
+				// until some does (the PUB queue drains), as probeIdle does.
+				effs = append(effs, nextIOPubProbe(rc))
+			}
 		case s.Reconcile != nil && m.ParentMsgID == s.Reconcile.ProbeID:
 			// The count is decided once both the probe's reply and an IOPub
 			// message of it arrived: IOPub is ordered, so every IOPub message
@@ -507,6 +544,9 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			if rc.Replied && rc.SawIOPub {
 				s, drafts, effs = reconciled(s, drafts, effs)
 			}
+		case s.LastProbe != "" && strings.HasPrefix(m.ParentMsgID, s.LastProbe+"-"):
+			// NB: the replies and statuses of the requests a finished
+			// reconciliation sent behind its probe: no one's output.
 		case m.Channel == ChannelIOPub && s.IdleProbes[m.ParentMsgID] != "":
 			execMsg := s.IdleProbes[m.ParentMsgID]
 			for probe, target := range s.IdleProbes {
@@ -595,6 +635,12 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 				Payload: events.ExecutionInputRequested{ExecutionID: in.ExecID, Prompt: req.Prompt, Password: req.Password}})
 		}
 	}
+	if rc := s.Reconcile; rc != nil && rc.HistoryID == "" && rc.Replied && !rc.SawIOPub && rc.IOPubProbes == 0 {
+		// NB: the probe was answered and none of its IOPub came in this
+		// batch; it may have been dropped (a full PUB queue): a request
+		// behind it tells (the case above).
+		effs = append(effs, nextIOPubProbe(rc))
+	}
 	return s, drafts, effs
 }
 
@@ -632,6 +678,24 @@ func Died(s OutputState, rest []Incoming, death Death, expected bool, by string)
 			ExitCode: death.ExitCode, Signal: death.Signal, StderrTail: death.StderrTail}))
 	}
 	return s, drafts, effs
+}
+
+// maxIOPubProbes bounds the kernel_info_requests sent behind a count probe
+// whose IOPub never arrives (an IOPub socket that delivers nothing): then
+// the probe's reply decides alone.
+const maxIOPubProbes = 1000
+
+// Suffixes of the requests a reconciliation sends behind its probe.
+const (
+	iopubProbe     = "-iopub-probe-"
+	historyBarrier = "-barrier"
+)
+
+// nextIOPubProbe asks for a kernel_info_request behind a count probe whose
+// reply arrived without any of its IOPub messages.
+func nextIOPubProbe(rc *Reconciliation) Effect {
+	rc.IOPubProbes++
+	return SendRequest{Channel: ChannelShell, MsgType: "kernel_info_request", MsgID: rc.ProbeID + iopubProbe + strconv.Itoa(rc.IOPubProbes)}
 }
 
 // probeIdle asks for a kernel_info_request behind an execution whose reply

@@ -307,9 +307,12 @@ func TestReconcileTranscripts(t *testing.T) {
 	s, effs := StartReconcile(NewOutputState("k"), "p", 4, act, pending)
 	check(t, nil, effs, nil, []string{"send shell execute_request p"})
 	s, d, e := Step(s, []Incoming{probeReply(7)})
-	check(t, d, e, nil, nil) // NB: not before an IOPub message of the probe
+	// NB: not decided before an IOPub message of the probe; a request
+	// behind it tells if the probe's were dropped.
+	check(t, d, e, nil, []string{"send shell kernel_info_request p-iopub-probe-1"})
 	s, d, e = Step(s, []Incoming{iopub("p", "status", busy)})
-	check(t, d, e, []string{"execution/x1 ExecutionLost " + ranWhileDown}, []string{"ended x1 lost", "send shell history_request p-history"})
+	check(t, d, e, []string{"execution/x1 ExecutionLost " + ranWhileDown}, []string{"ended x1 lost", "send shell history_request p-history",
+		"send shell kernel_info_request p-history-barrier"})
 	_, d, e = Step(s, []Incoming{iopub("p", "status", idle), history("a = 1\n", "print('someone else')")})
 	check(t, d, e, []string{"execution/q1 ExecutionLost " + ranWhileDown, "kernel/k KernelRanUnrecorded"},
 		[]string{"ended q1 lost", "kernel.ReconcileDone"})
@@ -329,6 +332,50 @@ func TestReconcileTranscripts(t *testing.T) {
 	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, nil)
 	_, d, e = Step(s, []Incoming{probeReply(5), iopub("p", "status", busy)})
 	check(t, d, e, []string{"kernel/k KernelRanUnrecorded"}, []string{"kernel.ReconcileDone"})
+	// NB: the count read goes to the scheduler: the unrecorded run raises
+	// its LastCount, or its next reconcile would record it again.
+	if done := e[len(e)-1].(ReconcileDone); done.Count != 5 {
+		t.Fatalf("ReconcileDone after a probe read 5: %+v", done)
+	}
+	// The probe's IOPub is dropped (a full PUB queue): the requests sent
+	// behind it tell; once one's IOPub arrives, the probe's reply decides
+	// alone, with the gap recorded. Before, the reconcile hung for good.
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, act, nil)
+	s, d, e = Step(s, []Incoming{probeReply(5)})
+	check(t, d, e, nil, []string{"send shell kernel_info_request p-iopub-probe-1"})
+	s, d, e = Step(s, []Incoming{shell("p-iopub-probe-1", "kernel_info_reply", `{"status":"ok"}`)})
+	check(t, d, e, nil, []string{"send shell kernel_info_request p-iopub-probe-2"})
+	s, d, e = Step(s, []Incoming{iopub("p-iopub-probe-2", "status", busy)})
+	check(t, d, e, []string{"kernel/k IOPubGapRecorded dropped=1", "execution/x1 ExecutionLost " + ranWhileDown},
+		[]string{"ended x1 lost", "kernel.ReconcileDone"})
+	if s.Reconcile != nil {
+		t.Fatal("reconcile still open")
+	}
+	_, d, e = Step(s, []Incoming{iopub("p-iopub-probe-2", "status", idle), shell("p-iopub-probe-2", "kernel_info_reply", `{"status":"ok"}`),
+		iopub("p", "status", idle)})
+	check(t, d, e, nil, nil) // NB: the late ones are no one's output
+
+	// No IOPub at all: after maxIOPubProbes round trips on shell, the
+	// probe's reply decides alone.
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, nil)
+	s, _, _ = Step(s, []Incoming{probeReply(4)})
+	for i := 1; i <= maxIOPubProbes; i++ {
+		s, d, e = Step(s, []Incoming{shell(fmt.Sprintf("p-iopub-probe-%d", i), "kernel_info_reply", `{"status":"ok"}`)})
+	}
+	check(t, d, e, []string{"kernel/k IOPubGapRecorded dropped=1"}, []string{"kernel.ReconcileDone"})
+
+	// A history_reply that never comes: the request behind it is answered
+	// first, so the runs are attributed in queue order, as without history.
+	s, _ = StartReconcile(NewOutputState("k"), "p", 4, nil, pending[:1])
+	s, _, _ = Step(s, []Incoming{probeReply(6), iopub("p", "status", busy)})
+	_, d, e = Step(s, []Incoming{shell("p-history-barrier", "kernel_info_reply", `{"status":"ok"}`)})
+	check(t, d, e, []string{"execution/q1 ExecutionLost " + ranWhileDown, "kernel/k KernelRanUnrecorded"},
+		[]string{"ended q1 lost", "kernel.ReconcileDone"})
+
+	// NB: the history path reports the count read too.
+	if done := e[len(e)-1].(ReconcileDone); done.Count != 6 {
+		t.Fatalf("ReconcileDone after a probe read 6: %+v", done)
+	}
 }
 
 // TestIdleProbeDeferred: the probe a reply without its idle asks for is

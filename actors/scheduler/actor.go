@@ -93,7 +93,24 @@ type Actor struct {
 	// reconciling: after a re-attach, the kernel actor's count probe is
 	// out (kernel.Reconcile); nothing is dispatched until it is answered.
 	reconciling bool
+	// queued holds the append that queued each execution this instance
+	// took and still holds: a second Submit of its id returns it, with that
+	// append (the System's look-up reads only durable events).
+	queued map[string]*events.Pending
+	// ending are executions this instance queued that ended before the
+	// append queueing them was durable: still unknown to a reader of the
+	// log, so a Submit of the id must find them here. Dropped once settled.
+	ending []queuedExecution
 }
+
+type queuedExecution struct {
+	x Execution
+	p *events.Pending
+}
+
+// maxEnding bounds ending: unsettled appends are bounded by the log's
+// unsynced bound, this only guards against a log that never settles.
+const maxEnding = 1024
 
 // maxReconcilePending bounds the queued executions named in a Reconcile:
 // the ones a crash may have left sent but not recorded started are at the
@@ -113,7 +130,7 @@ func Props(id string, deps Deps) *actor.Props {
 	if deps.Written == nil {
 		deps.Written = &actors.Written{}
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}} })
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}} })
 }
 
 // Receive implements actor.Actor.
@@ -146,6 +163,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		if err == nil {
 			a.append(drafts)
+			delete(a.queued, m.ExecutionID) // its end is durable, so is its queueing
 		}
 		ctx.Respond(CancelResult{Err: err})
 	case Snapshot:
@@ -157,8 +175,20 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.kernelStopped(ctx, m)
 	case kernel.Reconciled:
 		a.reconciling = false
+		// NB: runs the reconcile recorded KernelRanUnrecorded end no
+		// execution: the next reconcile's base must count them.
+		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
+		if !a.ready && a.gone == "" && a.watching {
+			// NB: this instance (re)started while the kernel actor was
+			// reconciling, so its Watch went unanswered: ask again now that
+			// the kernel actor can say what it holds.
+			a.watching = false
+			a.watch(ctx)
+			return
+		}
 		a.next(ctx)
 	case kernel.ExecutionEnded:
+		a.ended(m.ExecutionID)
 		a.state = End(a.state, m.ExecutionID)
 		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
 		a.next(ctx)
@@ -209,12 +239,16 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	if a.gone != "" && !a.ready {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
+	if x, p, ok := a.known(c.ExecutionID, c.ChosenID); ok {
+		return SubmitResult{Execution: x, Durable: p}
+	}
 	msgID := events.NewID(time.Now())
 	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
 	p := a.appendAsync(drafts)
+	a.queued[c.ExecutionID] = p
 	if len(drafts) > 1 {
 		actors.Hit(a.deps.Faults, "scheduler.started")
 		a.send(ctx, a.find(c.ExecutionID))
@@ -224,19 +258,96 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	return SubmitResult{Execution: a.find(c.ExecutionID), Durable: p}
 }
 
+// known finds an execution id this scheduler already took: in its state,
+// or ended while its queueing was not yet durable. NB: the scheduler is the
+// only writer of ExecutionQueued, so this closes the window in which two
+// Submits of one id both miss it in the log.
+func (a *Actor) known(id string, inLog bool) (Execution, *events.Pending, bool) {
+	a.ending = slices.DeleteFunc(a.ending, func(q queuedExecution) bool { return settled(q.p) })
+	if x, ok := a.lookup(id); ok {
+		return x, a.queued[id], true
+	}
+	for _, q := range a.ending {
+		if q.x.ID == id {
+			return q.x, q.p, true
+		}
+	}
+	if inLog {
+		// NB: one that ended and became durable after the submitter's own
+		// look-up in the log, and left ending since.
+		return a.fromLog(id)
+	}
+	return Execution{}, nil, false
+}
+
+// fromLog finds an execution of this kernel queued in the log.
+func (a *Actor) fromLog(id string) (Execution, *events.Pending, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var x Execution
+	err := a.deps.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.ExecutionQueued); ok {
+			x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
+				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
+		}
+		x.LastSeq = e.Seq
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: look up execution %s: %w", a.id, id, err))
+	}
+	return x, nil, x.ID != "" && x.KernelID == a.id
+}
+
+// ended forgets the queueing append of an execution that ended, keeping it
+// in ending while it is not durable.
+func (a *Actor) ended(id string) {
+	p, ok := a.queued[id]
+	if !ok {
+		return
+	}
+	delete(a.queued, id)
+	if settled(p) {
+		return
+	}
+	if len(a.ending) >= maxEnding {
+		a.ending = slices.Delete(a.ending, 0, 1)
+	}
+	a.ending = append(a.ending, queuedExecution{x: a.find(id), p: p})
+}
+
+func settled(p *events.Pending) bool {
+	if p == nil {
+		return true
+	}
+	select {
+	case <-p.Durable():
+		return true
+	default:
+		return false
+	}
+}
+
 func (a *Actor) find(id string) Execution {
+	if x, ok := a.lookup(id); ok {
+		return x
+	}
+	return Execution{ID: id, KernelID: a.state.KernelID}
+}
+
+func (a *Actor) lookup(id string) (Execution, bool) {
 	if a.state.Active != nil && a.state.Active.ID == id {
-		return *a.state.Active
+		return *a.state.Active, true
 	}
 	if a.state.Next != nil && a.state.Next.ID == id {
-		return *a.state.Next
+		return *a.state.Next, true
 	}
 	for _, x := range a.state.Pending {
 		if x.ID == id {
-			return x
+			return x, true
 		}
 	}
-	return Execution{ID: id, KernelID: a.state.KernelID}
+	return Execution{}, false
 }
 
 func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
@@ -287,6 +398,9 @@ func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
 		return // a restart or shutdown is under way: wait for its outcome
 	}
 	a.gone = fmt.Sprintf("kernel %s is %s (%s)", a.id, m.Status, m.Reason)
+	for _, x := range a.state.Pending {
+		delete(a.queued, x.ID) // recorded lost, durably
+	}
 	a.append(DecideLosePending(a.state, a.gone))
 	for _, x := range []*Execution{a.state.Active, a.state.Next} {
 		if x != nil && !slices.Contains(m.Ending, x.ID) {

@@ -157,3 +157,38 @@ func TestStoppedKernelLosesWhatNeverStarted(t *testing.T) {
 		t.Fatalf("a stopped kernel takes no work: %+v %v", res, err)
 	}
 }
+
+// TestChosenIDThatEndedIsNotQueuedAgain: a Submit of a client-chosen id
+// whose execution already ran, ended and became durable after the
+// submitter's own look-up in the log (the window between that look-up and
+// the scheduler) returns the execution: it is not queued or run again.
+func TestChosenIDThatEndedIsNotQueuedAgain(t *testing.T) {
+	e := newEnv(t, kernel.Ready{})
+	submit := func() SubmitResult {
+		res, err := e.sys.Root.RequestFuture(e.sched, Submit{ExecutionID: "x", Code: "1", ChosenID: true}, 5*time.Second).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(SubmitResult)
+	}
+	first := submit()
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	if m, ok := e.next(5 * time.Second).(kernel.Execute); !ok || m.ExecutionID != "x" {
+		t.Fatalf("want x sent, got %#v", m)
+	}
+	e.sys.Root.Send(e.sched, kernel.ExecutionEnded{ExecutionID: "x", Status: "ok"})
+	if _, err := first.Durable.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if again := submit(); again.Err != nil || again.Execution.ID != "x" || again.Execution.Code != "1" {
+		t.Fatalf("second submit of x: %+v", again)
+	}
+	if n := e.count("x", events.TypeExecutionQueued); n != 1 {
+		t.Fatalf("x queued %d times, want once", n)
+	}
+	if m := e.next(200 * time.Millisecond); m != nil {
+		t.Fatalf("x sent again: %#v", m)
+	}
+}

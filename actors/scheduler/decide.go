@@ -29,6 +29,9 @@ type Submit struct {
 	CellID      string
 	// By is the principal submitting: the execution's events carry it.
 	By string
+	// ChosenID: the submitter chose ExecutionID (it may repeat one): the
+	// scheduler also looks for it in the log (see Actor.known).
+	ChosenID bool
 }
 
 // DecideSubmit queues an execution. If the kernel can run it now it is

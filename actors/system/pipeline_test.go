@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -82,8 +83,8 @@ func TestCancelOfPipelinedNeverRuns(t *testing.T) {
 	b := submit(t, s, k, marks(ran, "B"))
 	s.WaitOutput(k, a, "waiting", 30*time.Second)
 	pipelined(t, s, k, b, a)
-	if err := s.System.Cancel(context.Background(), k, b, "admin"); err != nil {
-		t.Fatalf("cancel of the pipelined execution: %v", err)
+	if path, err := s.System.Cancel(context.Background(), k, b, "admin"); err != nil || path != system.CancelAbortRequested {
+		t.Fatalf("cancel of the pipelined execution: path %v (want the kernel asked to abort it) %v", path, err)
 	}
 	c := submit(t, s, k, marks(ran, "C"))
 	hold.Release()

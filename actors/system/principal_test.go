@@ -84,7 +84,7 @@ func TestPrincipalsLandOnTheEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.System.Cancel(ctx, k.ID, queued.ID, "carol"); err != nil {
+	if _, err := s.System.Cancel(ctx, k.ID, queued.ID, "carol"); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	if err := s.System.InterruptKernel(ctx, k.ID, "carol"); err != nil {

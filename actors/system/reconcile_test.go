@@ -218,3 +218,46 @@ func TestRecoveryTellsAForeignRunFromAQueuedOne(t *testing.T) {
 		t.Fatalf("what ran: %q %v, want FA", got, err)
 	}
 }
+
+// TestUnrecordedRunIsNotRecordedTwice: a foreign run while the server was
+// down is recorded once (KernelRanUnrecorded); a later re-attach of the
+// same live scheduler (the kernel actor crashes) must not record it again:
+// the scheduler's count takes the one the probe read.
+func TestUnrecordedRunIsNotRecordedTwice(t *testing.T) {
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{KernelPanicOn: isCrash})
+	k := startKernel(t, s)
+	if x := s.WaitExecution(submit(t, s, k, "x = 1"), 30*time.Second); x.Status != queue.StatusOK {
+		t.Fatalf("first execution: %+v", x)
+	}
+	proc := kernelState(t, s, k).Process
+	s.Close()
+	sendBehindTheServersBack(t, proc, "y = 2")
+	s.Restart()
+	unrecorded := func() []events.KernelRanUnrecorded {
+		var out []events.KernelRanUnrecorded
+		_ = s.Log.ReadStream(context.Background(), events.KernelStream(k), 0, func(e events.Event) error {
+			if p, ok := e.Payload.(events.KernelRanUnrecorded); ok {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	testkit.WaitUntil(t, 60*time.Second, "the foreign run recorded", func() (bool, string) {
+		return len(unrecorded()) == 1, fmt.Sprint(unrecorded())
+	})
+	kpid, _, err := s.System.PIDs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.Log.Last()
+	s.System.Actors().Root.Send(kpid, crash{})
+	s.WaitEvent(k, before, func(e events.Event) bool { return e.Type == events.TypeKernelReattached }, 60*time.Second)
+	// NB: dispatched only once the second reconcile is done.
+	if x := s.WaitExecution(submit(t, s, k, "z = 3"), 60*time.Second); x.Status != queue.StatusOK || x.ExecutionCount != 3 {
+		t.Fatalf("after the second re-attach: %+v", x)
+	}
+	if got := unrecorded(); len(got) != 1 {
+		t.Fatalf("KernelRanUnrecorded: %+v, want the one foreign run recorded once", got)
+	}
+}

@@ -97,3 +97,38 @@ func TestSchedulerCrashMidQueueRecovers(t *testing.T) {
 		t.Fatalf("after the crash: %+v", y)
 	}
 }
+
+// TestSchedulerCrashDuringReconcileDispatchesAgain: after a server restart
+// the kernel actor reconciles (its count probe waits behind the running
+// execution, held by a sentinel); the scheduler crashes meanwhile, so its
+// new instance's Watch is not answered until the reconcile ends. The
+// queued executions must still run, each once, after it ends.
+func TestSchedulerCrashDuringReconcileDispatchesAgain(t *testing.T) {
+	var reconciling atomic.Bool
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{SchedulerPanicOn: isCrash,
+		KernelPanicOn: func(m any) bool {
+			if _, ok := m.(kernel.Reconcile); ok {
+				reconciling.Store(true) // NB: an observer only: never panics
+			}
+			return false
+		}})
+	k := startKernel(t, s)
+	hold := testkit.NewSentinel(t)
+	running := submit(t, s, k, hold.Code("print('after')"))
+	var queued []string
+	for i := 0; i < 2; i++ {
+		queued = append(queued, submit(t, s, k, fmt.Sprintf("print('q%d')", i)))
+	}
+	s.WaitOutput(k, running, "waiting", 30*time.Second)
+	s.Restart()
+	testkit.WaitUntil(t, 60*time.Second, "the kernel actor asked to reconcile", func() (bool, string) {
+		return reconciling.Load(), ""
+	})
+	_, spid, err := s.System.PIDs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.System.Actors().Root.Send(spid, crash{})
+	hold.Release()
+	runsExactlyOnce(t, s, append([]string{running}, queued...), []string{"after", "q0", "q1"})
+}

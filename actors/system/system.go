@@ -421,8 +421,11 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 	x, durable, err := s.SubmitAsync(ctx, kernelID, c)
 	if err == nil && durable != nil {
 		// NB: the kernel may already run it; the submitter hears of it only
-		// once its queueing is durable.
-		if _, err := durable.Wait(ctx); err != nil {
+		// once its queueing is durable. Waited for past the caller's ctx: the
+		// execution runs whether or not the caller still listens, so a
+		// cancelled caller must not be told it failed (a log failure settles
+		// the append anyway).
+		if _, err := durable.Wait(context.WithoutCancel(ctx)); err != nil {
 			return scheduler.Execution{}, fmt.Errorf("submit to kernel %s: %w", kernelID, err)
 		}
 	}
@@ -436,6 +439,7 @@ func (s *System) Submit(ctx context.Context, kernelID string, c scheduler.Submit
 // settles, or before a later event of the execution is durable (WAL
 // order): the MCP edge waits for the execution's end instead.
 func (s *System) SubmitAsync(ctx context.Context, kernelID string, c scheduler.Submit) (scheduler.Execution, *events.Pending, error) {
+	c.ChosenID = c.ExecutionID != ""
 	if c.ExecutionID == "" {
 		c.ExecutionID = events.NewID(s.cfg.Now())
 	} else if !events.ValidID(c.ExecutionID) {
@@ -493,31 +497,43 @@ func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, 
 	return x, x.ID != "", nil
 }
 
+// CancelPath is what Cancel did.
+type CancelPath int
+
+const (
+	// CancelWithdrawn: taken out of the queue; it will not run.
+	CancelWithdrawn CancelPath = iota
+	// CancelAbortRequested: it was pipelined (already sent to the kernel);
+	// the kernel was asked to abort it and its final status says whether it
+	// ran.
+	CancelAbortRequested
+)
+
 // Cancel withdraws a queued execution at principal by's request. An
 // execution already sent behind the running one (pipelined: queued, with
 // Behind set) cannot be withdrawn by the server alone: the kernel is asked
 // to abort it, and Cancel returns nil once asked; the execution then ends
 // "cancelled" if the kernel had not taken it up, and otherwise runs and
 // records its real outcome (its status says which).
-func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) error {
+func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) (CancelPath, error) {
 	e, err := s.lookup(kernelID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	res, err := s.request(e.scheduler, scheduler.Cancel{ExecutionID: executionID, Reason: "cancelled by client", By: by})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch r := res.(type) {
 	case scheduler.CancelResult:
-		return r.Err
+		return CancelWithdrawn, r.Err
 	case kernel.Result: // the kernel actor's answer to the abort of a pipelined one
 		if errors.Is(r.Err, kernel.ErrNotPipelined) {
-			return fmt.Errorf("%w: %s already started on kernel %s; use interrupt_kernel to stop it", scheduler.ErrNotQueued, executionID, kernelID)
+			return 0, fmt.Errorf("%w: %s already started on kernel %s; use interrupt_kernel to stop it", scheduler.ErrNotQueued, executionID, kernelID)
 		}
-		return r.Err
+		return CancelAbortRequested, r.Err
 	}
-	return fmt.Errorf("cancel %s: unexpected answer %T", executionID, res)
+	return 0, fmt.Errorf("cancel %s: unexpected answer %T", executionID, res)
 }
 
 // SendInput answers an execution's input() call at principal by's request.

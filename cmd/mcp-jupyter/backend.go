@@ -532,16 +532,23 @@ func (b *backend) Executions(ctx context.Context, kernelID string, status queue.
 	return out, nil
 }
 
-func (b *backend) CancelExecution(ctx context.Context, id string) error {
+func (b *backend) CancelExecution(ctx context.Context, id string) (mcpserver.CancelPath, error) {
 	v, err := b.Execution(ctx, id, ^uint64(0))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	by, err := b.may(ctx, v.Execution.KernelID, auth.AccessExecute)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return b.settle(ctx, b.sys.Cancel(ctx, v.Execution.KernelID, id, by))
+	path, err := b.sys.Cancel(ctx, v.Execution.KernelID, id, by)
+	if err := b.settle(ctx, err); err != nil {
+		return 0, err
+	}
+	if path == system.CancelAbortRequested {
+		return mcpserver.CancelAbortRequested, nil
+	}
+	return mcpserver.CancelWithdrawn, nil
 }
 
 func (b *backend) SendInput(ctx context.Context, id, value string) error {

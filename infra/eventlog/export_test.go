@@ -70,3 +70,7 @@ func WALEventSeqs(dir string) ([]uint64, error) {
 	}
 	return seqs, nil
 }
+
+// RoomWaits counts the times an append waited for room under the bound on
+// what is written but not durable.
+func (l *Log) RoomWaits() int64 { return l.w.roomWaits.Load() }

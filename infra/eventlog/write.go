@@ -77,6 +77,7 @@ type writePath struct {
 
 	unsyncedEvents atomic.Int64 // reserved or written, not yet settled
 	unsyncedBytes  atomic.Int64
+	roomWaits      atomic.Int64 // times an append waited for room (tests look)
 
 	async chan *flight // batches nobody else waits on, for the syncer
 }
@@ -296,12 +297,17 @@ func (l *Log) combine() (withSync []*flight) {
 }
 
 // refuse answers a queued append that was not written and gives back its
-// room under the bound.
+// room under the bound, waking the appends waiting for room (no settle
+// will: nothing of it was written).
 func (l *Log) refuse(r *writeReq, err error) {
 	r.err = err
 	r.p.Settle(err)
 	l.w.unsyncedEvents.Add(-int64(len(r.drafts)))
 	l.w.unsyncedBytes.Add(-r.enc.bytes)
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
 }
 
 // reserve takes room for n events and size bytes under the bound on what
@@ -323,6 +329,7 @@ func (l *Log) reserve(ctx context.Context, n, size int64) error {
 			return nil
 		}
 		ue, ub := w.unsyncedEvents.Load(), w.unsyncedBytes.Load()
+		w.roomWaits.Add(1)
 		select {
 		case <-room:
 		case <-l.stop:

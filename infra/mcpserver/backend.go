@@ -48,8 +48,10 @@ type Backend interface {
 	Execution(ctx context.Context, id string, since uint64) (ExecutionView, error)
 	// Executions lists a kernel's executions ("" for all) by status ("" for any).
 	Executions(ctx context.Context, kernelID string, status queue.Status) ([]queue.Execution, error)
-	// CancelExecution withdraws a queued execution.
-	CancelExecution(ctx context.Context, id string) error
+	// CancelExecution withdraws a queued execution, or — one already handed
+	// to the kernel behind the running one — asks the kernel to abort it; it
+	// says which path was taken (the read model may not show the hand-over yet).
+	CancelExecution(ctx context.Context, id string) (CancelPath, error)
 	// SendInput answers an execution waiting in input().
 	SendInput(ctx context.Context, id, value string) error
 }
@@ -128,3 +130,14 @@ type ExecutionView struct {
 	// returns the rest at once.
 	More bool
 }
+
+// CancelPath is what a cancel did.
+type CancelPath int
+
+const (
+	// CancelWithdrawn: taken out of the server's queue; it will not run.
+	CancelWithdrawn CancelPath = iota
+	// CancelAbortRequested: already handed to the kernel (pipelined); the
+	// kernel was asked to abort it, and its final status says whether it ran.
+	CancelAbortRequested
+)

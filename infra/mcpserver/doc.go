@@ -37,7 +37,12 @@
 //   - get_execution {execution_id, wait_s=0 (≤ MaxWait), since=0}: status
 //     and the outputs after the cursor, waiting up to wait_s.
 //   - list_executions {kernel?, status?} (read-only).
-//   - cancel_execution {execution_id}: queued executions only.
+//   - cancel_execution {execution_id}: queued executions only. One withdrawn
+//     from the server's queue answers status cancelled (it will not run); one
+//     already handed to the kernel behind the running one (pipelined)
+//     answers cancel_requested — the kernel is asked to abort it and its
+//     final status tells whether it ran. The answer follows the path the
+//     cancel took (Backend.CancelExecution), not the read model.
 //   - send_input {execution_id, value, wait_s=0}: answers input().
 //
 // Notebooks (AddNotebookTools over a NotebookBackend; paths are relative to

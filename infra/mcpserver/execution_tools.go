@@ -76,8 +76,10 @@ func (s *Server) addExecutionTools() {
 	), s.listExecutions)
 
 	s.mcp.AddTool(mcp.NewTool("cancel_execution",
-		mcp.WithDescription("Withdraw a queued execution before it starts. A running execution cannot "+
-			"be cancelled: use interrupt_kernel."),
+		mcp.WithDescription("Withdraw a queued execution before it starts (status cancelled: it will not run). "+
+			"A queued execution already handed to the kernel behind the running one answers status "+
+			"cancel_requested: the kernel is asked to abort it, and its final status (get_execution) tells "+
+			"whether it ran. A running execution cannot be cancelled: use interrupt_kernel."),
 		mcp.WithString("execution_id", mcp.Required(), mcp.Description(executionIDHelp)),
 		mcp.WithReadOnlyHintAnnotation(false),
 		mcp.WithDestructiveHintAnnotation(false),
@@ -269,13 +271,16 @@ func (s *Server) cancelExecution(ctx context.Context, req mcp.CallToolRequest) (
 		return mcp.NewToolResultError(fmt.Sprintf("cancel execution %s: it already finished with status %s; "+
 			"there is nothing to cancel.", id, st)), nil
 	}
-	if err := s.backend.CancelExecution(ctx, id); err != nil {
+	path, err := s.backend.CancelExecution(ctx, id)
+	if err != nil {
 		return failed("cancel execution "+id, err), nil
 	}
-	if v.Execution.Behind != "" {
+	if path == CancelAbortRequested {
 		// NB: pipelined: already sent to the kernel behind the running one.
+		// Decided from the path the cancel took, never from the read model,
+		// which may not show the hand-over yet.
 		return structured(map[string]any{"execution_id": id, "status": "cancel_requested",
-			"result": "execution " + id + " was already sent to the kernel behind execution " + v.Execution.Behind +
+			"result": "execution " + id + " was already sent to the kernel behind the running execution" +
 				"; the kernel was asked to abort it. If the kernel had not started it, it ends with status cancelled and never runs; " +
 				"if it had, it runs to its end and its real outcome is recorded. Call get_execution to see which."}), nil
 	}

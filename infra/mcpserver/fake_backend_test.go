@@ -28,6 +28,9 @@ type fakeBackend struct {
 	durable chan struct{}
 	// durableWaits counts calls of Enqueue's Durable.
 	durableWaits int
+	// handedToKernel: executions the backend already handed to the kernel
+	// (pipelined) while its read model still shows them queued, not behind.
+	handedToKernel map[string]bool
 }
 
 type fakeExec struct {
@@ -241,16 +244,19 @@ func (b *fakeBackend) Executions(_ context.Context, kernelID string, st queue.St
 	return out, nil
 }
 
-func (b *fakeBackend) CancelExecution(_ context.Context, id string) error {
+func (b *fakeBackend) CancelExecution(_ context.Context, id string) (CancelPath, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.execs[id]
 	if !ok || e.x.Status != queue.StatusQueued {
-		return fmt.Errorf("execution %q is not queued", id)
+		return 0, fmt.Errorf("execution %q is not queued", id)
+	}
+	if b.handedToKernel[id] {
+		return CancelAbortRequested, nil // its status follows from the kernel
 	}
 	e.x.Status = queue.StatusCancelled
 	b.notify()
-	return nil
+	return CancelWithdrawn, nil
 }
 
 func (b *fakeBackend) SendInput(_ context.Context, id, value string) error {

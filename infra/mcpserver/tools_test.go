@@ -340,6 +340,23 @@ func TestCancelQueued(t *testing.T) {
 	wantOK(t, call(t, c, "list_executions", map[string]any{"kernel": "k1", "status": "cancelled"}), `"execution_id": "x1"`)
 }
 
+// TestCancelOfHandedOverWithLaggingModelSaysRequested: the read model
+// still shows the execution queued, not yet behind the running one, but
+// the backend had handed it to the kernel: the reply must not promise it
+// will not run.
+func TestCancelOfHandedOverWithLaggingModelSaysRequested(t *testing.T) {
+	b := newFakeBackend()
+	b.onSubmit = func(b *fakeBackend, id, code string) { b.setStatus(id, queue.StatusQueued, "") }
+	b.handedToKernel = map[string]bool{"x1": true}
+	c := startClient(t, b, Options{})
+	wantOK(t, call(t, c, "execute", map[string]any{"kernel": "k1", "code": "1", "timeout_s": 0.05}), "status: queued")
+	res := call(t, c, "cancel_execution", map[string]any{"execution_id": "x1"})
+	wantOK(t, res, "cancel_requested", "get_execution")
+	if text := textOf(res); strings.Contains(text, "will not run") {
+		t.Fatalf("a cancel that only asked the kernel to abort promised the execution will not run: %s", text)
+	}
+}
+
 func TestKernelTools(t *testing.T) {
 	c := startClient(t, newFakeBackend(), Options{})
 	wantOK(t, call(t, c, "start_kernel", map[string]any{"label": "scratch"}), `"kernelspec": "python3"`, `"label": "scratch"`)

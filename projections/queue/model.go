@@ -116,10 +116,11 @@ func (m *Model) apply(e events.Event) {
 	if x.Status.Done() && !before.Done() {
 		if next, ok := m.behind[id]; ok {
 			delete(m.behind, id)
-			// NB: one the kernel ended lets the next one run; a loss or a
-			// cancel (the kernel died, was stopped) ends the next one too,
-			// which never started.
-			if y := m.executions[next]; y != nil && x.Status != StatusLost && x.Status != StatusCancelled {
+			// NB: one the kernel ended lets the next one run, and so does
+			// one recorded lost that ran (a re-attach found the kernel went
+			// on to the next). A cancel, or a loss with the kernel (it died,
+			// was stopped), ends the next one too, which never started.
+			if y := m.executions[next]; y != nil && (x.Status != StatusLost || ranLost(e)) && x.Status != StatusCancelled {
 				b := y.Status
 				*y = StartBehind(*y, e.Time)
 				m.transition(y.KernelID, next, y, b)
@@ -329,5 +330,21 @@ func (m *Model) Restore(data []byte) error {
 	if m.active == nil {
 		m.active = map[string]string{}
 	}
+	// NB: not in the snapshot: rebuilt from the executions still shown
+	// queued behind a running one, so its end starts them after a restore.
+	m.behind = map[string]string{}
+	for id, x := range m.executions {
+		if x.Behind != "" && x.Status == StatusQueued {
+			if first, ok := m.executions[x.Behind]; ok && !first.Status.Done() {
+				m.behind[x.Behind] = id
+			}
+		}
+	}
 	return nil
+}
+
+// ranLost reports whether e records an execution lost after it ran.
+func ranLost(e events.Event) bool {
+	p, ok := e.Payload.(events.ExecutionLost)
+	return ok && p.Ran
 }

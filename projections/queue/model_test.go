@@ -146,3 +146,57 @@ func TestListByKernelFromIndex(t *testing.T) {
 		t.Fatalf("after restore: k2 %v, k1 queued %v", got, m.List("k1", StatusQueued))
 	}
 }
+
+// TestPipelinedSurvivesSnapshotRestore: an execution pipelined behind the
+// running one, restored from a snapshot, is shown running once the first
+// ends; and a first one recorded lost after it ran (the kernel went on)
+// starts it too, where one lost with its kernel would not.
+func TestPipelinedSurvivesSnapshotRestore(t *testing.T) {
+	f := &feeder{m: NewModel()}
+	for _, id := range []string{"a", "b"} {
+		f.add(events.ExecutionQueued{ExecutionID: id, KernelID: "k", Code: "1"}, id)
+	}
+	f.add(events.ExecutionStarted{ExecutionID: "a", KernelID: "k", MsgID: "ma"}, "a")
+	f.add(events.ExecutionStarted{ExecutionID: "b", KernelID: "k", MsgID: "mb", Behind: "a"}, "b")
+	snap, err := f.m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := NewModel()
+	back.behind["stale"] = "b" // NB: a reused model: Restore must reset the index
+	if err := back.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := back.Get("b"); x.Status != StatusQueued || x.Behind != "a" {
+		t.Fatalf("restored pipelined execution: %+v", x)
+	}
+	g := &feeder{m: back, seq: f.seq}
+	g.add(events.ExecutionFinished{ExecutionID: "a", Status: "ok", ExecutionCount: 1}, "a")
+	if x, _ := back.Get("b"); x.Status != StatusRunning {
+		t.Fatalf("after the first ended, the restored pipelined one is %s, want running", x.Status)
+	}
+	if len(back.behind) != 0 {
+		t.Fatalf("behind index after restore and end: %v", back.behind)
+	}
+
+	h := &feeder{m: NewModel()}
+	for _, id := range []string{"c", "d"} {
+		h.add(events.ExecutionQueued{ExecutionID: id, KernelID: "k", Code: "1"}, id)
+	}
+	h.add(events.ExecutionStarted{ExecutionID: "c", KernelID: "k", MsgID: "mc"}, "c")
+	h.add(events.ExecutionStarted{ExecutionID: "d", KernelID: "k", MsgID: "md", Behind: "c"}, "d")
+	h.add(events.ExecutionLost{ExecutionID: "c", Reason: "ran while the server was down", Ran: true}, "c")
+	if x, _ := h.m.Get("d"); x.Status != StatusRunning {
+		t.Fatalf("after the first was recorded lost (it ran), the pipelined one is %s, want running", x.Status)
+	}
+	// A loss with the kernel (it died): the pipelined one never started.
+	for _, id := range []string{"e", "f"} {
+		h.add(events.ExecutionQueued{ExecutionID: id, KernelID: "k2", Code: "1"}, id)
+	}
+	h.add(events.ExecutionStarted{ExecutionID: "e", KernelID: "k2", MsgID: "me"}, "e")
+	h.add(events.ExecutionStarted{ExecutionID: "f", KernelID: "k2", MsgID: "mf", Behind: "e"}, "f")
+	h.add(events.ExecutionLost{ExecutionID: "e", Reason: "the kernel died"}, "e")
+	if x, _ := h.m.Get("f"); x.Status != StatusQueued {
+		t.Fatalf("after the first was lost with its kernel, the pipelined one is %s, want still queued", x.Status)
+	}
+}
