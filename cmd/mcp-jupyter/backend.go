@@ -352,7 +352,10 @@ func (b *backend) Submit(ctx context.Context, req mcpserver.SubmitRequest) (queu
 		return queue.Execution{}, err
 	}
 	defer held.Release() // NB: after the models reflect the submit (b.sync below)
-	if err := durable(ctx, req.KernelID, queued); err != nil {
+	// NB: the outcome is waited out even when the caller went away (the
+	// log settles every append, failed or not): a submit that becomes
+	// durable runs, and a caller told it failed would submit it again.
+	if err := durable(context.WithoutCancel(ctx), req.KernelID, queued); err != nil {
 		return queue.Execution{}, err // NB: never durable: the models will not count it
 	}
 	// NB: LastSeq is the seq of the append that queued (and maybe started)
