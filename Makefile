@@ -60,10 +60,10 @@ BENCHES := \
 	./projections/executions/:.:2000x \
 	./infra/jupyter/:RawRoundTrip:50x \
 	./infra/jupyter/:KernelStartSandbox:10x \
-	./actors/system/:KernelActorRoundTrip:50x \
+	./actors/system/:KernelActorRoundTrip:300x \
 	./actors/system/:Queue1000,Print100kLines,IdleKernelsHeap,DisplayFlood20k,SystemOpen:1x \
 	./actors/scheduler/:SchedulerRecover:1x \
-	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:50x \
+	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:300x \
 	./cmd/mcp-jupyter/:SDKStdioExecute:200x \
 	./cmd/mcp-jupyter/:ExecuteAsPrincipal:300x \
 	./cmd/mcp-jupyter/:Events:1x \
