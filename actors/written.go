@@ -13,7 +13,9 @@ import (
 // write path would otherwise be missing from the recovered state (a
 // started execution sent again, an ended one resumed). The actors of one
 // kernel share one, which outlives their instances. Safe for concurrent
-// use; the zero value is ready.
+// use; the zero value is ready. A nil Written tracks nothing (an actor
+// wired alone, as a benchmark of one scheduler does, has no partner whose
+// appends it must wait for).
 type Written struct {
 	mu   sync.Mutex
 	last *events.Pending
@@ -22,6 +24,9 @@ type Written struct {
 
 // Track records p if it is the newest append seen.
 func (w *Written) Track(p *events.Pending) {
+	if w == nil {
+		return
+	}
 	evs := p.Events()
 	if len(evs) == 0 {
 		return
@@ -37,6 +42,9 @@ func (w *Written) Track(p *events.Pending) {
 // appends durable in sequence order, so the newest covers the rest), or
 // with the error that kept it from being so.
 func (w *Written) Wait(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	p := w.last
 	w.mu.Unlock()

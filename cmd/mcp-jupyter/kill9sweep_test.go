@@ -156,7 +156,6 @@ type sweep struct {
 	logSeq uint64
 }
 
-
 // code is what execution id runs: it appends id to the record file when
 // it runs, prints, and takes a little while, so that a queue forms.
 func (sw *sweep) code(id string) string {

@@ -69,8 +69,8 @@ type Pool struct {
 
 	mu        sync.Mutex
 	specs     map[string]*specPool
-	claimed   map[string]*pooled       // id -> claimed, not yet taken
-	withdrawn map[string]struct{}      // ids abandoned and being stopped: a Launch of one fails
+	claimed   map[string]*pooled  // id -> claimed, not yet taken
+	withdrawn map[string]struct{} // ids abandoned and being stopped: a Launch of one fails
 	started   bool
 	closed    bool
 

@@ -61,11 +61,17 @@ func (s *Server) follow(ctx context.Context, id string, since uint64, wait time.
 		for _, o := range v.Outputs {
 			collected += len(o.Content)
 		}
-		if v.More || collected >= maxFollowBytes {
+		if collected >= maxFollowBytes {
 			// NB: stop here rather than hold more: the reply says where to
 			// read on from.
 			f.More = v.More || !settled(v.Execution)
 			return f, nil
+		}
+		if v.More {
+			// NB: a read returns one page; what is already there is read on
+			// at once (an execute woken only at its end finds all its
+			// output there), up to maxFollowBytes.
+			continue
 		}
 		if settled(v.Execution) || timeout == nil {
 			return f, nil
