@@ -3,14 +3,9 @@ package system_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -68,58 +63,15 @@ func TestSameIDSubmittedTwiceWithinAnFsyncRunsOnce(t *testing.T) {
 	}
 }
 
-// syncGate holds the WAL's fsyncs while held: appends then sit in the
-// write path, written but not durable, as on a slow disk.
-type syncGate struct {
-	mu      sync.Mutex
-	gate    chan struct{} // nil: syncs pass
-	waiting atomic.Int32
-}
-
-func (g *syncGate) hold() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate == nil {
-		g.gate = make(chan struct{})
-	}
-}
-
-func (g *syncGate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate != nil {
-		close(g.gate)
-		g.gate = nil
-	}
-}
-
-func (g *syncGate) fs() vfs.FS {
-	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !strings.HasSuffix(op.Path, ".log") ||
-			(op.Kind != errorfs.OpFileSync && op.Kind != errorfs.OpFileSyncData && op.Kind != errorfs.OpFileSyncTo) {
-			return nil
-		}
-		g.mu.Lock()
-		gate := g.gate
-		g.mu.Unlock()
-		if gate != nil {
-			g.waiting.Add(1)
-			<-gate
-			g.waiting.Add(-1)
-		}
-		return nil
-	}))
-}
-
 // TestSubmitWithCancelledCallerIsNotToldFailure: a caller whose context
 // ends while its submit waits for durability (the fsync held) is not told
 // failure for an execution the scheduler took and runs.
 func TestSubmitWithCancelledCallerIsNotToldFailure(t *testing.T) {
-	gate := &syncGate{}
-	defer gate.release()
-	s := testkit.StartStackWith(t, "", eventlog.Options{FS: gate.fs()})
+	gate := &testkit.SyncGate{}
+	defer gate.Release()
+	s := testkit.StartStackWith(t, "", eventlog.Options{FS: gate.FS()})
 	k := startKernel(t, s)
-	gate.hold()
+	gate.Hold()
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
 		x   scheduler.Execution
@@ -131,7 +83,7 @@ func TestSubmitWithCancelledCallerIsNotToldFailure(t *testing.T) {
 		res <- result{x, err}
 	}()
 	testkit.WaitUntil(t, 30*time.Second, "the submit's append waiting for its fsync", func() (bool, string) {
-		return gate.waiting.Load() > 0, ""
+		return gate.Waiting() > 0, ""
 	})
 	cancel()
 	// NB: not a synchronisation: a Submit that gives up with its caller
@@ -141,7 +93,7 @@ func TestSubmitWithCancelledCallerIsNotToldFailure(t *testing.T) {
 		t.Fatalf("submit answered before its queueing was durable, for a caller that went away: %+v %v", r.x, r.err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	gate.release()
+	gate.Release()
 	r := <-res
 	if r.err != nil || r.x.ID != "caller-gone" {
 		t.Fatalf("a cancelled caller was told failure for an execution that runs: %+v %v", r.x, r.err)

@@ -8,12 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -21,49 +19,6 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
-
-// syncGate holds the WAL's fsyncs while held: appends then sit in the
-// write path, written but not durable, as on a slow disk.
-type syncGate struct {
-	mu      sync.Mutex
-	gate    chan struct{} // nil: syncs pass
-	waiting atomic.Int32  // fsyncs held right now
-}
-
-func (g *syncGate) hold() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate == nil {
-		g.gate = make(chan struct{})
-	}
-}
-
-func (g *syncGate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate != nil {
-		close(g.gate)
-		g.gate = nil
-	}
-}
-
-func (g *syncGate) fs() vfs.FS {
-	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !strings.HasSuffix(op.Path, ".log") ||
-			(op.Kind != errorfs.OpFileSync && op.Kind != errorfs.OpFileSyncData && op.Kind != errorfs.OpFileSyncTo) {
-			return nil
-		}
-		g.mu.Lock()
-		gate := g.gate
-		g.mu.Unlock()
-		if gate != nil {
-			g.waiting.Add(1)
-			<-gate
-			g.waiting.Add(-1)
-		}
-		return nil
-	}))
-}
 
 // hits counts the fault points the log passes (Options.Faults).
 type hits struct {
@@ -288,10 +243,10 @@ func TestFailedSyncFailsEveryLaterAppend(t *testing.T) {
 // unsettled, Last does not move and no reader or follower sees the events
 // until the fsync is let through. The fault points follow the same line.
 func TestAppendAsyncSettlesOnlyWhenDurable(t *testing.T) {
-	g := &syncGate{}
+	g := &testkit.SyncGate{}
 	h := &hits{}
-	l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.fs(), Node: "n", Faults: h})
-	t.Cleanup(g.release) // NB: runs before the log's Close
+	l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.FS(), Node: "n", Faults: h})
+	t.Cleanup(g.Release) // NB: runs before the log's Close
 	ctx := context.Background()
 	testkit.AppendAll(t, l, []events.Draft{lostDraft("kernel/a", "1"), lostDraft("kernel/a", "2"), lostDraft("kernel/a", "3")})
 	followed := make(chan uint64, 100)
@@ -308,7 +263,7 @@ func TestAppendAsyncSettlesOnlyWhenDurable(t *testing.T) {
 	}
 	written, durable := h.count("eventlog.written"), h.count("eventlog.durable")
 
-	g.hold()
+	g.Hold()
 	p, err := l.AppendAsync(ctx, lostDraft("kernel/a", "4"), lostDraft("kernel/b", "5"))
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +276,7 @@ func TestAppendAsyncSettlesOnlyWhenDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitUntil(t, 10*time.Second, "the WAL fsync to be held", func() (bool, string) {
-		return g.waiting.Load() > 0, "no fsync held"
+		return g.Waiting() > 0, "no fsync held"
 	})
 	for _, q := range []*events.Pending{p, p2} {
 		select {
@@ -350,7 +305,7 @@ func TestAppendAsyncSettlesOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("fault points while the fsync is held: written %d, durable %d; want 2 and 0", w, d)
 	}
 
-	g.release()
+	g.Release()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, q := range []*events.Pending{p, p2} {
@@ -392,9 +347,9 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 300*time.Millisecond) }
 
 	t.Run("events", func(t *testing.T) {
-		g := &syncGate{}
-		l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.fs(), Node: "n", MaxUnsyncedEvents: 4})
-		t.Cleanup(g.release)
+		g := &testkit.SyncGate{}
+		l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.FS(), Node: "n", MaxUnsyncedEvents: 4})
+		t.Cleanup(g.Release)
 		// Larger than the bound, alone: let through.
 		big := make([]events.Draft, 6)
 		for i := range big {
@@ -403,7 +358,7 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 		if _, err := l.Append(ctx, big...); err != nil {
 			t.Fatalf("an append of 6 events with a bound of 4 and nothing in flight: %v", err)
 		}
-		g.hold()
+		g.Hold()
 		var pending []*events.Pending
 		for i := range 4 {
 			p, err := l.AppendAsync(ctx, lostDraft("kernel/a", fmt.Sprint(10+i)))
@@ -442,7 +397,7 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 		if l.Last() != 6 {
 			t.Fatalf("Last %d with the fsync held, want 6", l.Last())
 		}
-		g.release()
+		g.Release()
 		for _, p := range pending {
 			if _, err := p.Wait(ctx); err != nil {
 				t.Fatal(err)
@@ -464,10 +419,10 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 	})
 
 	t.Run("bytes", func(t *testing.T) {
-		g := &syncGate{}
-		l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.fs(), Node: "n", MaxUnsyncedBytes: 8 << 10})
-		t.Cleanup(g.release)
-		g.hold()
+		g := &testkit.SyncGate{}
+		l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{FS: g.FS(), Node: "n", MaxUnsyncedBytes: 8 << 10})
+		t.Cleanup(g.Release)
+		g.Hold()
 		kb := strings.Repeat("x", 3<<10)
 		p1, err := l.AppendAsync(ctx, lostDraft("kernel/a", kb))
 		if err != nil {
@@ -486,7 +441,7 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g.release()
+		g.Release()
 		for _, p := range []*events.Pending{p1, p2, p3} {
 			if _, err := p.Wait(ctx); err != nil {
 				t.Fatal(err)
@@ -504,18 +459,18 @@ func TestUnsyncedBoundBlocksAppenders(t *testing.T) {
 // durable, and after reopening the log holds exactly what was reported.
 func TestCloseWithAppendsInFlight(t *testing.T) {
 	dir := testkit.TempDataDir(t)
-	g := &syncGate{}
+	g := &testkit.SyncGate{}
 	h := &hits{}
-	l, err := eventlog.Open(dir, eventlog.Options{FS: g.fs(), Node: "n", Faults: h, MaxUnsyncedEvents: 7})
+	l, err := eventlog.Open(dir, eventlog.Options{FS: g.FS(), Node: "n", Faults: h, MaxUnsyncedEvents: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.release(); _ = l.Close() })
+	t.Cleanup(func() { g.Release(); _ = l.Close() })
 	ctx := context.Background()
 	testkit.AppendAll(t, l, []events.Draft{lostDraft("kernel/a", "1"), lostDraft("kernel/a", "2")})
 	written := h.count("eventlog.written")
 
-	g.hold()
+	g.Hold()
 	var pending []*events.Pending
 	for i := range 3 {
 		p, err := l.AppendAsync(ctx, lostDraft("kernel/a", fmt.Sprint("async", i)))
@@ -569,7 +524,7 @@ func TestCloseWithAppendsInFlight(t *testing.T) {
 	default:
 	}
 
-	g.release()
+	g.Release()
 	select {
 	case err := <-closed:
 		if err != nil {
