@@ -198,6 +198,10 @@ type fanOutRun struct {
 	// at which the first was closed: 0 at or before the start, 1 never.
 	kicked   uint64
 	kickedAt float64
+	// incomplete: a reader that was reading was closed as slow (this
+	// process did not schedule it in time), so not every reader got every
+	// event; the round is run again.
+	incomplete bool
 }
 
 // fanOutChunk is how many events one Append carries in BenchmarkFanOut100:
@@ -239,7 +243,11 @@ func throughput(b *testing.B, stalled bool, total int) fanOutRun {
 		f.appendUntimed(b, drafts(min(fanOutChunk, total-sent), 200))
 	}
 	if !f.waitAll(uint64(total), 60*time.Second) {
-		b.Fatalf("readers did not all receive %d events (stalled=%v; %d clients closed as slow)", total, stalled, f.s.hub.Kicked())
+		close(stopWatch)
+		// NB: a reader this process did not schedule in time was closed as
+		// slow (the server's policy working): the round says nothing of the
+		// fan-out's throughput; the caller runs it again and counts it.
+		return fanOutRun{incomplete: true, kicked: f.s.hub.Kicked()}
 	}
 	el, cpu := time.Since(start), processCPU(b)-cpu0
 	close(stopWatch)
@@ -253,6 +261,10 @@ func throughput(b *testing.B, stalled bool, total int) fanOutRun {
 	}
 	return run
 }
+
+// maxFanOutRetries bounds the runs of one round BenchmarkFanOut100 takes
+// when readers are closed as slow (rounds-retried counts the extra ones).
+const maxFanOutRetries = 5
 
 // fanOutRounds is how many runs of each kind (none stalled, one stalled)
 // BenchmarkFanOut100 takes the median of. One run lasts a fraction of a
@@ -289,6 +301,7 @@ func BenchmarkFanOut100(b *testing.B) {
 	const total = 10000
 	for range b.N {
 		var bases, stalleds, baseCPU, stalledCPU, kickedAt []float64
+		retried := 0
 		var kicked uint64
 		for r := range fanOutRounds {
 			order := []bool{false, true}
@@ -297,6 +310,14 @@ func BenchmarkFanOut100(b *testing.B) {
 			}
 			for _, stalled := range order {
 				v := throughput(b, stalled, total)
+				for try := 1; v.incomplete; try++ {
+					if try == maxFanOutRetries {
+						b.Fatalf("readers did not all receive %d events in %d tries (stalled=%v; %d clients closed as slow)",
+							total, try, stalled, v.kicked)
+					}
+					retried++
+					v = throughput(b, stalled, total)
+				}
 				if stalled {
 					stalleds, stalledCPU = append(stalleds, v.wall), append(stalledCPU, v.cpu)
 					kicked += v.kicked
@@ -307,6 +328,7 @@ func BenchmarkFanOut100(b *testing.B) {
 			}
 		}
 		base, stalled := median(bases), median(stalleds)
+		b.ReportMetric(float64(retried), "rounds-retried")
 		b.ReportMetric(base, "events/s-base")
 		b.ReportMetric(stalled, "events/s-stalled")
 		b.ReportMetric(median(baseCPU), "events/cpu-s-base")
