@@ -185,7 +185,7 @@ func TestReportHasEveryFigureOfTheIssue(t *testing.T) {
 // panic as FAILED and the figure as NOT MET.
 func TestMakeBenchGoesOn(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
+		t.Fatalf("make is needed to run the bench loop (the README's commands use it): %v", err)
 	}
 	dir := t.TempDir()
 	reportPath := filepath.Join(dir, "benchmarks.md")
