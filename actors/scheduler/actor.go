@@ -284,8 +284,18 @@ func (a *Actor) known(id string, inLog bool) (Execution, *events.Pending, bool) 
 func (a *Actor) fromLog(id string) (Execution, *events.Pending, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var x Execution
-	err := a.deps.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
+	x, ok, err := ReadQueued(ctx, a.deps.Log, id)
+	if err != nil {
+		panic(fmt.Errorf("scheduler %s: %w", a.id, err))
+	}
+	return x, nil, ok && x.KernelID == a.id
+}
+
+// ReadQueued reads execution id's stream: the execution as it was queued
+// (any kernel's), with the seq of its last event; ok false when the log
+// holds no ExecutionQueued for it.
+func ReadQueued(ctx context.Context, log actors.Log, id string) (x Execution, ok bool, err error) {
+	err = log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if p, ok := e.Payload.(events.ExecutionQueued); ok {
 			x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
 				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
@@ -294,9 +304,9 @@ func (a *Actor) fromLog(id string) (Execution, *events.Pending, bool) {
 		return nil
 	})
 	if err != nil {
-		panic(fmt.Errorf("scheduler %s: look up execution %s: %w", a.id, id, err))
+		return x, false, fmt.Errorf("look up execution %s: %w", id, err)
 	}
-	return x, nil, x.ID != "" && x.KernelID == a.id
+	return x, x.ID != "", nil
 }
 
 // ended forgets the queueing append of an execution that ended, keeping it

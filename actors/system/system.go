@@ -482,19 +482,7 @@ func (e *ExecutionIDUsedError) Error() string {
 // existing finds an execution id already used, from its own stream: the
 // idempotency of Submit rests on the log, not on a read model.
 func (s *System) existing(ctx context.Context, id string) (scheduler.Execution, bool, error) {
-	var x scheduler.Execution
-	err := s.cfg.Log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
-		if p, ok := e.Payload.(events.ExecutionQueued); ok {
-			x = scheduler.Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
-		}
-		x.LastSeq = e.Seq
-		return nil
-	})
-	if err != nil {
-		return x, false, fmt.Errorf("look up execution %s: %w", id, err)
-	}
-	return x, x.ID != "", nil
+	return scheduler.ReadQueued(ctx, s.cfg.Log, id)
 }
 
 // CancelPath is what Cancel did.
