@@ -151,9 +151,10 @@ func (r result) get(unit string) (float64, bool) {
 var (
 	nameLine = regexp.MustCompile(`^(Benchmark\S*?)(?:-\d+)?(?:\s|$)`)
 	failLine = regexp.MustCompile(`^\s*--- FAIL: (Benchmark\S*?)(?:-\d+)?(?:\s|$)`)
-	// stackLine is a benchmark function in a panic's stack trace: a panic
-	// in the first run of a benchmark comes before its name is printed.
-	stackLine  = regexp.MustCompile(`\.(Benchmark[A-Za-z0-9_]+)\(`)
+	// stackLine is a benchmark function in a panic's stack trace (a panic
+	// in the first run of a benchmark comes before its name is printed): the
+	// frame itself, a closure of it, or the goroutine it started.
+	stackLine  = regexp.MustCompile(`\.(Benchmark[A-Za-z0-9_]+)(?:\.func[0-9.]+)?(?:\(| in goroutine )`)
 	figureLine = regexp.MustCompile(`^\s*(\d+)\s+(\S+\s+\S+(?:\s+\S+\s+\S+)*)\s*$`)
 	// secretLike is what a failure's output tail must not carry into the
 	// committed report: bearer tokens (64 hex digits) a benchmark's server
