@@ -23,6 +23,8 @@ type ExecutionQueued struct {
 	AllowStdin  bool   `json:"allow_stdin,omitempty"`
 	Notebook    string `json:"notebook,omitempty"`
 	CellID      string `json:"cell_id,omitempty"`
+	// Origin: a Jupyter frontend's execute_request (nil: an MCP tool call).
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // ExecutionStarted: the execute_request is handed to the kernel (it may

@@ -43,6 +43,9 @@ var catalog = map[string]typeInfo{
 	TypeKernelLost:          entry[KernelLost](1),
 	TypeKernelShared:        entry[KernelShared](1),
 	TypeKernelRanUnrecorded: entry[KernelRanUnrecorded](1),
+	TypeFrontendAttached:    entry[FrontendAttached](1),
+	TypeKernelSessionOpened: entry[KernelSessionOpened](1),
+	TypeKernelSessionClosed: entry[KernelSessionClosed](1),
 
 	// IOPub traffic, on the execution's stream when its parent is known,
 	// otherwise on the kernel's stream.

@@ -1,5 +1,7 @@
 package kernel
 
+import "github.com/mcp-jupyter/mcp-jupyter/events"
+
 // Commands the kernel actor takes. Each is answered with a Result unless
 // noted. By names the principal whose request it is: the events the command
 // causes carry it (events.Draft.Principal). Who may send which command is
@@ -146,3 +148,51 @@ type Unstarted struct {
 	By          string
 	Code        string // compared with the kernel's input history
 }
+
+// Commands of Jupyter frontends attached through the Jupyter Server API
+// (infra/jupyterapi). An execute_request of a frontend is not one of them:
+// it is an execution like an agent's (scheduler.Submit with an Origin).
+type (
+	// Relay sends a frontend's request that is no execution
+	// (kernel_info_request, complete_request, inspect_request,
+	// history_request, is_complete_request, comm_info_request, comm_open,
+	// comm_msg, comm_close; debug_request on control) to the kernel under
+	// MsgID, a fresh id of the server's. Every shell or control message the
+	// kernel sends with that parent is delivered to Replies, without
+	// blocking (a full channel loses the reply, counted); the relay is
+	// forgotten once its *_reply arrived, when the kernel restarts or dies,
+	// or when more than MaxRelays are outstanding (the oldest). Its IOPub
+	// messages are recorded like any other (IOPubMessageReceived on the
+	// kernel's stream). Answered with a Result.
+	Relay struct {
+		Channel string // shell or control
+		MsgType string
+		MsgID   string
+		Content []byte // the request's content, JSON
+		By      string
+		Replies chan<- Reply
+	}
+	// AttachFrontend records FrontendAttached unless this session was
+	// recorded by this actor already. Answered with a Result.
+	AttachFrontend struct {
+		Session, Username, Client, Framing string
+		By                                 string
+	}
+	// OpenSession records KernelSessionOpened; CloseSession
+	// KernelSessionClosed. Answered with a Result.
+	OpenSession struct {
+		SessionID, Path, Name, Type string
+		By                          string
+	}
+	CloseSession struct {
+		SessionID, Reason string
+		By                string
+	}
+)
+
+// Reply is a kernel's message to a Relay's request (a *_reply on shell or
+// control, with the request's MsgID as its parent).
+type Reply = events.KernelMessage
+
+// MaxRelays bounds the relayed requests a kernel actor waits on.
+const MaxRelays = 1024
