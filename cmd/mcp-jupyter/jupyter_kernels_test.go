@@ -379,8 +379,25 @@ func TestJupyterAPIAccess(t *testing.T) {
 			t.Fatalf("share %s: %s", access, text)
 		}
 	}
+	// alice's session on it is hers alone too.
+	r = jupyterCall(t, ts.URL, "POST", "/api/sessions", tokens["alice"], map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"id": shown}})
+	wantStatus(t, "alice opens a session", r, 201)
+	sess := r.object(t)["id"].(string)
+	if r := jupyterCall(t, ts.URL, "GET", "/api/sessions", bob, nil); strings.TrimSpace(string(r.body)) != "[]" {
+		t.Fatalf("bob lists sessions %s", r.body)
+	}
+	wantError(t, "bob GET alice's session", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, bob, nil), 404, "Session not found")
+	wantError(t, "bob DELETE alice's session", jupyterCall(t, ts.URL, "DELETE", "/api/sessions/"+sess, bob, nil), 404, "Session not found")
+	wantError(t, "bob opens a session on alice's kernel", jupyterCall(t, ts.URL, "POST", "/api/sessions", bob,
+		map[string]any{"path": "b.ipynb", "type": "notebook", "kernel": map[string]any{"id": id}}), 404, "Kernel does not exist")
+
 	// Shared for read: bob sees it, may not act on it.
 	share("read")
+	wantStatus(t, "bob GET alice's session (read)", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, bob, nil), 200)
+	wantError(t, "bob DELETE alice's session (read)", jupyterCall(t, ts.URL, "DELETE", "/api/sessions/"+sess, bob, nil), 403, "belongs to alice")
+	wantStatus(t, "the session after bob's refused DELETE", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, tokens["alice"], nil), 200)
+	wantStatus(t, "bob opens a session on alice's kernel (read)", jupyterCall(t, ts.URL, "POST", "/api/sessions", bob,
+		map[string]any{"path": "b.ipynb", "type": "notebook", "kernel": map[string]any{"id": id}}), 201)
 	wantStatus(t, "bob GET (read)", jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, bob, nil), 200)
 	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels", bob, nil); !strings.Contains(string(r.body), shown) {
 		t.Fatalf("bob's list (read): %s", r.body)
