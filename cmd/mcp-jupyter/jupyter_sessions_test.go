@@ -67,8 +67,12 @@ func TestJupyterAPISessions(t *testing.T) {
 	}
 	wantError(t, "POST unknown kernel id", call("POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook",
 		"kernel": map[string]any{"id": "00000000-0000-0000-0000-000000000000"}}), 404, "Kernel does not exist")
+	// A path the kernel actor refuses to record: 400, and the kernel
+	// started for it is shut down again.
+	wantError(t, "POST a path over the bound", call("POST", "/api/sessions", map[string]any{"path": strings.Repeat("p", 2000), "type": "notebook",
+		"kernel": map[string]any{"name": "python3"}}), 400, "bad session")
 	if r := call("GET", "/api/kernels", nil); strings.TrimSpace(string(r.body)) != "[]" {
-		t.Fatalf("a refused session started a kernel: %s", r.body)
+		t.Fatalf("a refused session left a kernel: %s", r.body)
 	}
 
 	// Create: a new kernel.
