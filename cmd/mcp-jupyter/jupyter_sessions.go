@@ -133,19 +133,23 @@ func sessionError(err error, kernelID string) error {
 	return commandError(err, kernelID)
 }
 
+// pathSession is the open session of path that p sees, if any.
+func (j *jupyterKernels) pathSession(p auth.Principal, path string) (openSession, bool) {
+	for _, s := range j.visibleSessions(p) {
+		if s.Path == path {
+			return s, true
+		}
+	}
+	return openSession{}, false
+}
+
 func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSession) (jupyterapi.Session, bool, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return jupyterapi.Session{}, false, err
 	}
-	// NB: one create at a time, so two frontends opening the same path at
-	// once get one session.
-	j.creating.Lock()
-	defer j.creating.Unlock()
-	for _, s := range j.visibleSessions(p) {
-		if s.Path == req.Path {
-			return j.session(p, s), false, nil
-		}
+	if s, ok := j.pathSession(p, req.Path); ok {
+		return j.session(p, s), false, nil
 	}
 	var k kernels.Kernel
 	started := false
@@ -155,18 +159,33 @@ func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSe
 			return jupyterapi.Session{}, false, noKernel(req.KernelID)
 		}
 	} else {
+		// NB: started outside the lock below: a kernel start takes
+		// seconds, and other sessions need not wait for it.
 		if k, err = j.startFor(ctx, req.KernelSpec); err != nil {
 			return jupyterapi.Session{}, false, err
 		}
 		started = true
 	}
-	id := newSessionID()
-	st, err := j.back.sys.OpenSession(ctx, k.ID, kernel.OpenSession{SessionID: id, Path: req.Path, Name: req.Name, Type: req.Type, By: p.Name})
-	if err := j.synced(ctx, st, err); err != nil {
+	abandon := func() {
 		if started {
 			// NB: the kernel was started for this session only.
-			_ = j.back.ShutdownKernel(ctx, k.ID)
+			_ = j.back.ShutdownKernel(context.WithoutCancel(ctx), k.ID)
 		}
+	}
+	// One open at a time, looking again: two frontends opening the same
+	// path at once get one session (the kernel the loser started goes).
+	j.creating.Lock()
+	if s, ok := j.pathSession(p, req.Path); ok {
+		j.creating.Unlock()
+		abandon()
+		return j.session(p, s), false, nil
+	}
+	id := newSessionID()
+	st, err := j.back.sys.OpenSession(ctx, k.ID, kernel.OpenSession{SessionID: id, Path: req.Path, Name: req.Name, Type: req.Type, By: p.Name})
+	err = j.synced(ctx, st, err)
+	j.creating.Unlock()
+	if err != nil {
+		abandon()
 		return jupyterapi.Session{}, false, sessionError(err, k.ID)
 	}
 	sess, err := j.find(p, id)
@@ -181,8 +200,6 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
-	j.creating.Lock()
-	defer j.creating.Unlock()
 	before, err := j.find(p, id)
 	if err != nil {
 		return jupyterapi.Session{}, err
@@ -248,8 +265,6 @@ func (j *jupyterKernels) DeleteSession(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	j.creating.Lock()
-	defer j.creating.Unlock()
 	s, err := j.find(p, id)
 	if err != nil {
 		return err
