@@ -245,6 +245,16 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 		t.Fatalf("agent execute: %v %s", sc, text)
 	}
 
+	// POST with the kernel_id of an existing kernel answers that kernel,
+	// as jupyter_server does; an id of no kernel is refused.
+	for _, form := range []string{shown, id} {
+		r := jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, map[string]any{"kernel_id": form})
+		wantStatus(t, "POST kernel_id "+form, r, 201)
+		wantKernelModel(t, r.object(t), shown)
+	}
+	wantError(t, "POST unknown kernel_id", jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, map[string]any{"kernel_id": "00000000-0000-0000-0000-000000000000"}),
+		400, "names no kernel of this server")
+
 	// Listed, and found by both forms of its id.
 	r = jupyterCall(t, ts.URL, "GET", "/api/kernels", tok, nil)
 	var list []map[string]any

@@ -186,17 +186,34 @@ func (s *Server) listKernels(w http.ResponseWriter, r *http.Request) {
 }
 
 // startRequest is POST /api/kernels' body. NB: path (the kernel's working
-// directory in jupyter_server) and kernel_id (connect to an existing one)
-// are read and ignored: kernels run in the server's kernel directory, and
-// ids are the server's.
+// directory in jupyter_server) and env are ignored: kernels run in the
+// server's kernel directory with the server's environment rules.
 type startRequest struct {
 	Name string `json:"name"`
+	// KernelID names an existing kernel to use instead of starting one
+	// (jupyter_server's "Using existing kernel"). Ids are the server's: one
+	// that names no kernel the caller may read is a 400.
+	KernelID string `json:"kernel_id"`
 }
 
 func (s *Server) startKernel(w http.ResponseWriter, r *http.Request) {
 	var req startRequest
 	if _, err := readBody(w, r, &req); err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if req.KernelID != "" {
+		k, err := s.opts.Kernels.Kernel(r.Context(), events.CanonicalID(req.KernelID))
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.Status == http.StatusNotFound {
+			err = Errorf(http.StatusBadRequest, "kernel_id %q names no kernel of this server: kernel ids are the server's; omit kernel_id to start one (GET /api/kernels lists the kernels)", req.KernelID)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		m := s.kernelModel(k)
+		w.Header().Set("Location", "/api/kernels/"+m.ID)
+		writeJSON(w, http.StatusCreated, m)
 		return
 	}
 	k, err := s.opts.Kernels.StartKernel(r.Context(), req.Name)
