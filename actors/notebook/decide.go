@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
@@ -86,6 +87,22 @@ type (
 		Outputs             []json.RawMessage
 		ExecutionCount      *int
 	}
+	// Replace writes the whole notebook (a frontend's save, a restore). Its
+	// ExpectedHash is optional: when given, the file must be exactly that
+	// version (no output-only exception: the new content would drop those
+	// outputs). The version it replaces is kept as a checkpoint
+	// (infra/notebook ReplacedID), so a save never loses another writer's
+	// version silently. Creates the file when there is none.
+	Replace struct {
+		Bytes []byte // nbformat 4 JSON; written back in nbformat's layout
+		// Restored names the checkpoint Bytes came from, for the record.
+		Restored string
+	}
+	// Rename moves the notebook to To (relative to the whole root; the
+	// manager resolves it). ExpectedHash is optional.
+	Rename struct{ To string }
+	// Remove deletes the notebook file. ExpectedHash is optional.
+	Remove struct{}
 )
 
 func (Create) opName() string       { return "create" }
@@ -94,6 +111,19 @@ func (Edit) opName() string         { return "edit" }
 func (Delete) opName() string       { return "delete" }
 func (Move) opName() string         { return "move" }
 func (WriteOutputs) opName() string { return "write outputs" }
+func (Replace) opName() string      { return "replace" }
+func (Rename) opName() string       { return "rename" }
+func (Remove) opName() string       { return "remove" }
+
+// guardedWhole reports whether c's op works on the whole file, with an
+// optional hash guard and no need to parse the file it replaces.
+func guardedWhole(op Op) bool {
+	switch op.(type) {
+	case Replace, Rename, Remove:
+		return true
+	}
+	return false
+}
 
 // Command asks for one change to the notebook at Path (relative to the root).
 type Command struct {
@@ -134,6 +164,9 @@ func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 		}
 		d.Drafts = draft(events.NotebookCreated{Path: c.Path, KernelSpec: op.KernelSpec, By: c.By, SHA256: d.Hash})
 		return d, nil
+	}
+	if guardedWhole(c.Op) {
+		return decideWhole(cur, c, draft)
 	}
 	if cur == nil {
 		return Decision{}, fmt.Errorf("%s does not exist: create_notebook makes it", c.Path)
@@ -243,4 +276,51 @@ func finish(nb *nbfile.Notebook, cellID string, index int) (Decision, error) {
 			Hint: "open and save the notebook in Jupyter to repair it, or clear its outputs"}
 	}
 	return Decision{Notebook: nb, Bytes: b, Hash: nbfile.Hash(b), CellID: cellID, Index: index}, nil
+}
+
+// decideWhole decides Replace, Rename and Remove: cur may be a file that is
+// not a readable notebook (cur.Notebook nil).
+func decideWhole(cur *nbfile.File, c Command, draft func(events.Payload) []events.Draft) (Decision, error) {
+	if c.ExpectedHash != "" {
+		if cur == nil {
+			return Decision{}, &ConflictError{Path: c.Path, Expected: c.ExpectedHash, Current: "(no file)"}
+		}
+		if c.ExpectedHash != cur.Hash {
+			return Decision{}, &ConflictError{Path: c.Path, Expected: c.ExpectedHash, Current: cur.Hash}
+		}
+	}
+	switch op := c.Op.(type) {
+	case Replace:
+		nb, err := nbfile.Parse(op.Bytes)
+		if err != nil {
+			return Decision{}, err
+		}
+		d, err := finish(nb, "", -1)
+		if err != nil {
+			return Decision{}, err
+		}
+		p := events.NotebookReplaced{Path: c.Path, By: c.By, SHA256: d.Hash, Cells: len(nb.Cells), Restored: op.Restored}
+		if cur != nil {
+			p.PrevSHA256 = cur.Hash
+			if cur.Hash != d.Hash {
+				p.Kept = nbfile.ReplacedID(cur.Hash)
+			}
+		}
+		d.Drafts = draft(p)
+		return d, nil
+	case Rename:
+		if cur == nil {
+			return Decision{}, fmt.Errorf("%s does not exist: %w", c.Path, fs.ErrNotExist)
+		}
+		if op.To == c.Path {
+			return Decision{}, fmt.Errorf("%s is already named so", c.Path)
+		}
+		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRenamed{Path: c.Path, To: op.To, By: c.By, SHA256: cur.Hash})}, nil
+	case Remove:
+		if cur == nil {
+			return Decision{}, fmt.Errorf("%s does not exist: %w", c.Path, fs.ErrNotExist)
+		}
+		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRemoved{Path: c.Path, By: c.By, SHA256: cur.Hash})}, nil
+	}
+	return Decision{}, fmt.Errorf("notebook: unknown operation %T", c.Op)
 }
