@@ -97,6 +97,9 @@ type (
 		Bytes []byte // nbformat 4 JSON; written back in nbformat's layout
 		// Restored names the checkpoint Bytes came from, for the record.
 		Restored string
+		// New refuses (ErrExists) when a file is already there: a new
+		// untitled notebook or a copy never replaces one.
+		New bool
 	}
 	// Rename moves the notebook to To (relative to the whole root; the
 	// manager resolves it). ExpectedHash is optional.
@@ -291,9 +294,15 @@ func decideWhole(cur *nbfile.File, c Command, draft func(events.Payload) []event
 	}
 	switch op := c.Op.(type) {
 	case Replace:
+		if op.New && cur != nil {
+			return Decision{}, fmt.Errorf("%w: %s is already there", ErrExists, c.Path)
+		}
 		nb, err := nbfile.Parse(op.Bytes)
 		if err != nil {
 			return Decision{}, err
+		}
+		if err := nb.StripTransient(); err != nil {
+			return Decision{}, &nbfile.FormatError{Reason: "has cell metadata that is not a JSON object", Err: err}
 		}
 		d, err := finish(nb, "", -1)
 		if err != nil {
