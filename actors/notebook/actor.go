@@ -7,13 +7,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
@@ -225,10 +223,9 @@ func (a *Actor) remove(m request, cur *nbfile.File, d Decision) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
-	if err := os.Remove(m.Abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := nbfile.Remove(m.Abs); err != nil {
 		return Result{Err: fmt.Errorf("delete %s: %w", m.Path, err)}
 	}
-	_ = atomicfile.SyncDir(filepath.Dir(m.Abs))
 	nbfile.RemoveCheckpoints(m.Abs)
 	return Result{Hash: d.Hash, Index: -1, Events: evs}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
@@ -17,6 +16,8 @@ var (
 	ErrChanged = errors.New("notebook: changed on disk since you read it")
 	// ErrExists: create of a notebook that already exists.
 	ErrExists = errors.New("notebook: already exists")
+	// ErrNoFile: a rename or delete of a file that is not there.
+	ErrNoFile = errors.New("notebook: no such file")
 	// ErrNoHash: an edit without the hash of the version it was made on.
 	ErrNoHash = errors.New("notebook: expected_hash is required")
 )
@@ -319,7 +320,7 @@ func decideWhole(cur *nbfile.File, c Command, draft func(events.Payload) []event
 		return d, nil
 	case Rename:
 		if cur == nil {
-			return Decision{}, fmt.Errorf("%s does not exist: %w", c.Path, fs.ErrNotExist)
+			return Decision{}, fmt.Errorf("%w: %s does not exist", ErrNoFile, c.Path)
 		}
 		if op.To == c.Path {
 			return Decision{}, fmt.Errorf("%s is already named so", c.Path)
@@ -327,7 +328,7 @@ func decideWhole(cur *nbfile.File, c Command, draft func(events.Payload) []event
 		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRenamed{Path: c.Path, To: op.To, By: c.By, SHA256: cur.Hash})}, nil
 	case Remove:
 		if cur == nil {
-			return Decision{}, fmt.Errorf("%s does not exist: %w", c.Path, fs.ErrNotExist)
+			return Decision{}, fmt.Errorf("%w: %s does not exist", ErrNoFile, c.Path)
 		}
 		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRemoved{Path: c.Path, By: c.By, SHA256: cur.Hash})}, nil
 	}

@@ -110,7 +110,7 @@ func actorErr(e entry, err error) error {
 		return &jupyterapi.ContentsError{Status: 409, Err: err, Message: err.Error()}
 	case errors.As(err, &fe):
 		return &jupyterapi.ContentsError{Status: 400, Err: err, Message: fmt.Sprintf("Unreadable Notebook: %s %v", e.rel, err)}
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, nbactor.ErrNoFile):
 		return &jupyterapi.ContentsError{Status: 404, Err: err, Message: fmt.Sprintf("file or directory %q does not exist", e.rel)}
 	case errors.Is(err, nbfile.ErrOutsideRoot):
 		return &jupyterapi.ContentsError{Status: 404, Err: err, Message: err.Error()}

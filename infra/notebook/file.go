@@ -282,3 +282,12 @@ func RenameNoReplace(oldPath, newPath string) error {
 	}
 	return atomicfile.SyncDir(filepath.Dir(oldPath))
 }
+
+// Remove deletes the file at path (gone already is no error) and syncs its
+// directory.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
+}
