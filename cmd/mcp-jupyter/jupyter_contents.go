@@ -45,8 +45,12 @@ const maxUntitled = 10000
 
 var _ jupyterapi.Contents = jupyterContents{}
 
-// contentsAPI is the Contents the Jupyter API edge mounts.
-func (c *core) contentsAPI() jupyterapi.Contents { return jupyterContents{nbs: c.nbs} }
+// contentsAPI is the Contents of the ready core (jupyterAPI mounts it).
+func (c *core) contentsAPI() jupyterapi.Contents {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return jupyterContents{nbs: c.nbs}
+}
 
 func cerr(status int, format string, args ...any) *jupyterapi.ContentsError {
 	return &jupyterapi.ContentsError{Status: status, Message: fmt.Sprintf(format, args...)}

@@ -79,7 +79,7 @@ func api(t testing.TB, srv *httptest.Server, method, path string, body any, head
 	return apiReply{status: res.StatusCode, header: res.Header, body: b}
 }
 
-func wantStatus(t testing.TB, r apiReply, status int, what string) {
+func cWantStatus(t testing.TB, r apiReply, status int, what string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("%s: status %d, want %d: %s", what, r.status, status, r.body)
@@ -87,9 +87,9 @@ func wantStatus(t testing.TB, r apiReply, status int, what string) {
 }
 
 // wantError checks jupyter_server's error shape {"message", "reason"}.
-func wantError(t testing.TB, r apiReply, status int, what, inMessage string) {
+func cWantError(t testing.TB, r apiReply, status int, what, inMessage string) {
 	t.Helper()
-	wantStatus(t, r, status, what)
+	cWantStatus(t, r, status, what)
 	m := r.json(t)
 	msg, _ := m["message"].(string)
 	if m["reason"] != http.StatusText(status) || msg == "" || !strings.Contains(msg, inMessage) {
@@ -126,10 +126,10 @@ func TestContentsRoundTrip(t *testing.T) {
 	srv := contentsServer(t, c, auth.Admin(), 0)
 
 	r := api(t, srv, "PUT", "/api/contents/work", map[string]any{"type": "directory"})
-	wantStatus(t, r, 201, "PUT a directory")
+	cWantStatus(t, r, 201, "PUT a directory")
 	wantModel(t, r.json(t), "work", "directory")
 	r = api(t, srv, "POST", "/api/contents/work", map[string]any{"type": "notebook"})
-	wantStatus(t, r, 201, "POST a new notebook")
+	cWantStatus(t, r, 201, "POST a new notebook")
 	m := r.json(t)
 	wantModel(t, m, "work/Untitled.ipynb", "notebook")
 	if r.header.Get("Location") != "/api/contents/work/Untitled.ipynb" || m["content"] != nil {
@@ -141,10 +141,10 @@ func TestContentsRoundTrip(t *testing.T) {
 	}
 
 	r = api(t, srv, "PUT", "/api/contents/work/a.ipynb", map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("1+1")})
-	wantStatus(t, r, 201, "PUT a new notebook")
+	cWantStatus(t, r, 201, "PUT a new notebook")
 	saved := r.json(t)["hash"].(string)
 	r = api(t, srv, "GET", "/api/contents/work/a.ipynb?content=1&hash=1", nil)
-	wantStatus(t, r, 200, "GET the notebook")
+	cWantStatus(t, r, 200, "GET the notebook")
 	m = r.json(t)
 	wantModel(t, m, "work/a.ipynb", "notebook")
 	sc := must(t, cl, "read_notebook", map[string]any{"path": "work/a.ipynb"})
@@ -167,7 +167,7 @@ func TestContentsRoundTrip(t *testing.T) {
 	content := m["content"].(map[string]any)
 	content["cells"].([]any)[0].(map[string]any)["metadata"] = map[string]any{"trusted": true}
 	r = api(t, srv, "PUT", "/api/contents/work/a.ipynb", map[string]any{"type": "notebook", "format": "json", "content": content})
-	wantStatus(t, r, 200, "PUT back unchanged")
+	cWantStatus(t, r, 200, "PUT back unchanged")
 	if r.json(t)["hash"] != saved {
 		t.Fatalf("saving back what GET gave changed the hash: %v, was %s", r.json(t)["hash"], saved)
 	}
@@ -177,14 +177,14 @@ func TestContentsRoundTrip(t *testing.T) {
 
 	// Save over it: 200 and a new hash.
 	r = api(t, srv, "PUT", "/api/contents/work/a.ipynb", map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("2+2")})
-	wantStatus(t, r, 200, "PUT over the notebook")
+	cWantStatus(t, r, 200, "PUT over the notebook")
 	if r.json(t)["hash"] == saved {
 		t.Fatal("the save did not change the hash")
 	}
 
 	// The listing hides what the server keeps beside notebooks.
 	r = api(t, srv, "GET", "/api/contents/work", nil)
-	wantStatus(t, r, 200, "GET the directory")
+	cWantStatus(t, r, 200, "GET the directory")
 	var names []string
 	for _, e := range r.json(t)["content"].([]any) {
 		names = append(names, e.(map[string]any)["name"].(string))
@@ -195,23 +195,23 @@ func TestContentsRoundTrip(t *testing.T) {
 
 	// Rename through the notebook actor; the old path is gone.
 	r = api(t, srv, "PATCH", "/api/contents/work/a.ipynb", map[string]any{"path": "work/b.ipynb"})
-	wantStatus(t, r, 200, "PATCH rename")
+	cWantStatus(t, r, 200, "PATCH rename")
 	wantModel(t, r.json(t), "work/b.ipynb", "notebook")
-	wantError(t, api(t, srv, "GET", "/api/contents/work/a.ipynb", nil), 404, "GET the old name", "does not exist")
-	wantError(t, api(t, srv, "PATCH", "/api/contents/work/b.ipynb", map[string]any{"path": "work/Untitled.ipynb"}), 409, "rename onto another notebook", "already")
+	cWantError(t, api(t, srv, "GET", "/api/contents/work/a.ipynb", nil), 404, "GET the old name", "does not exist")
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/work/b.ipynb", map[string]any{"path": "work/Untitled.ipynb"}), 409, "rename onto another notebook", "already")
 
 	// Copy.
 	r = api(t, srv, "POST", "/api/contents/work", map[string]any{"copy_from": "work/b.ipynb"})
-	wantStatus(t, r, 201, "POST copy_from")
+	cWantStatus(t, r, 201, "POST copy_from")
 	if r.json(t)["name"] != "b-Copy1.ipynb" {
 		t.Fatalf("copy: %s", r.body)
 	}
 
 	// Files, text and base64.
 	r = api(t, srv, "PUT", "/api/contents/work/notes.txt", map[string]any{"type": "file", "format": "text", "content": "héllo\n"})
-	wantStatus(t, r, 201, "PUT a text file")
+	cWantStatus(t, r, 201, "PUT a text file")
 	r = api(t, srv, "PUT", "/api/contents/work/blob.bin", map[string]any{"type": "file", "format": "base64", "content": "AP8A"})
-	wantStatus(t, r, 201, "PUT a binary file")
+	cWantStatus(t, r, 201, "PUT a binary file")
 	m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
 	if m["content"] != "héllo\n" || m["format"] != "text" || m["mimetype"] != "text/plain" {
 		t.Fatalf("text file: %v", m)
@@ -220,14 +220,14 @@ func TestContentsRoundTrip(t *testing.T) {
 	if m["content"] != "AP8A" || m["format"] != "base64" {
 		t.Fatalf("binary file: %v", m)
 	}
-	wantError(t, api(t, srv, "GET", "/api/contents/work/blob.bin?format=text", nil), 400, "binary as text", "not UTF-8")
+	cWantError(t, api(t, srv, "GET", "/api/contents/work/blob.bin?format=text", nil), 400, "binary as text", "not UTF-8")
 
 	// Delete: a file, a notebook (through the actor), then the emptied dir.
-	wantError(t, api(t, srv, "DELETE", "/api/contents/work", nil), 400, "delete a full directory", "not empty")
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/work", nil), 400, "delete a full directory", "not empty")
 	for _, p := range []string{"notes.txt", "blob.bin", "b.ipynb", "b-Copy1.ipynb", "Untitled.ipynb", "Untitled1.ipynb"} {
-		wantStatus(t, api(t, srv, "DELETE", "/api/contents/work/"+p, nil), 204, "DELETE "+p)
+		cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work/"+p, nil), 204, "DELETE "+p)
 	}
-	wantStatus(t, api(t, srv, "DELETE", "/api/contents/work", nil), 204, "DELETE the emptied directory")
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work", nil), 204, "DELETE the emptied directory")
 	if _, err := os.Stat(filepath.Join(root, "work")); !os.IsNotExist(err) {
 		t.Fatalf("work still there: %v", err)
 	}
@@ -290,7 +290,7 @@ func TestContentsFrontendSaveRefusesAgentsStaleEdit(t *testing.T) {
 	read, cell := agentNotebook(t, cl, root)
 
 	r := api(t, srv, "PUT", "/api/contents/work/shared.ipynb", map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("person = 2")})
-	wantStatus(t, r, 200, "the frontend's save")
+	cWantStatus(t, r, 200, "the frontend's save")
 	personHash := r.json(t)["hash"].(string)
 
 	_, text := callTool(t, cl, "edit_cell", map[string]any{"path": "work/shared.ipynb", "expected_hash": read, "cell": cell, "source": "agent = 3"})
@@ -318,14 +318,14 @@ func TestContentsStaleGuardIs409(t *testing.T) {
 	b := sc["sha256"].(string)
 
 	body := map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("person")}
-	wantError(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", body, "If-Match", `"`+a+`"`), 409, "PUT with a stale If-Match", "changed since the version you read")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", body, "If-Match", `"`+a+`"`), 409, "PUT with a stale If-Match", "changed since the version you read")
 	withHash := map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("person"), "hash": a, "hash_algorithm": "sha256"}
-	wantError(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", withHash, ""), 409, "PUT with a stale model hash", "changed since the version you read")
-	wantError(t, api(t, srv, "DELETE", "/api/contents/work/shared.ipynb", nil, "If-Match", a), 409, "DELETE with a stale If-Match", "")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", withHash, ""), 409, "PUT with a stale model hash", "changed since the version you read")
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/work/shared.ipynb", nil, "If-Match", a), 409, "DELETE with a stale If-Match", "")
 	if now := api(t, srv, "GET", "/api/contents/work/shared.ipynb?hash=1&content=0", nil).json(t)["hash"]; now != b {
 		t.Fatalf("after refused saves the file is %v, want the agent's %s", now, b)
 	}
-	wantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", body, "If-Match", `"`+b+`"`), 200, "PUT with the current If-Match")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", body, "If-Match", `"`+b+`"`), 200, "PUT with the current If-Match")
 }
 
 // TestContentsSaveKeepsReplacedVersion: an unguarded save over an agent's
@@ -336,9 +336,9 @@ func TestContentsSaveKeepsReplacedVersion(t *testing.T) {
 	srv := contentsServer(t, c, auth.Admin(), 0)
 	agents, _ := agentNotebook(t, cl, root)
 
-	wantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("person")}), 200, "unguarded save")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("person")}), 200, "unguarded save")
 	r := api(t, srv, "GET", "/api/contents/work/shared.ipynb/checkpoints", nil)
-	wantStatus(t, r, 200, "list checkpoints")
+	cWantStatus(t, r, 200, "list checkpoints")
 	var cps []map[string]any
 	if err := json.Unmarshal(r.body, &cps); err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestContentsSaveKeepsReplacedVersion(t *testing.T) {
 	if len(cps) != 1 || cps[0]["id"] != kept || cps[0]["last_modified"] == nil {
 		t.Fatalf("checkpoints %s, want the agent's version %s", r.body, kept)
 	}
-	wantStatus(t, api(t, srv, "POST", "/api/contents/work/shared.ipynb/checkpoints/"+kept, nil), 204, "restore the kept version")
+	cWantStatus(t, api(t, srv, "POST", "/api/contents/work/shared.ipynb/checkpoints/"+kept, nil), 204, "restore the kept version")
 	sc := must(t, cl, "read_notebook", map[string]any{"path": "work/shared.ipynb"})
 	if sc["sha256"] != agents {
 		t.Fatalf("restored sha256 %v, want the agent's %s", sc["sha256"], agents)
@@ -358,16 +358,16 @@ func TestContentsSaveKeepsReplacedVersion(t *testing.T) {
 
 	// A frontend's own checkpoint: create, restore, delete.
 	r = api(t, srv, "POST", "/api/contents/work/shared.ipynb/checkpoints", nil)
-	wantStatus(t, r, 201, "create a checkpoint")
+	cWantStatus(t, r, 201, "create a checkpoint")
 	if r.json(t)["id"] != "checkpoint" || r.header.Get("Location") != "/api/contents/work/shared.ipynb/checkpoints/checkpoint" {
 		t.Fatalf("create checkpoint: %s %q", r.body, r.header.Get("Location"))
 	}
-	wantStatus(t, api(t, srv, "DELETE", "/api/contents/work/shared.ipynb/checkpoints/checkpoint", nil), 204, "delete the checkpoint")
-	wantError(t, api(t, srv, "POST", "/api/contents/work/shared.ipynb/checkpoints/checkpoint", nil), 404, "restore a deleted checkpoint", "Checkpoint does not exist")
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work/shared.ipynb/checkpoints/checkpoint", nil), 204, "delete the checkpoint")
+	cWantError(t, api(t, srv, "POST", "/api/contents/work/shared.ipynb/checkpoints/checkpoint", nil), 404, "restore a deleted checkpoint", "Checkpoint does not exist")
 
 	// The kept versions are bounded.
 	for i := range nbfile.MaxReplacedKept + 3 {
-		wantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", map[string]any{"type": "notebook", "content": notebookJSON(strings.Repeat("x", i+1))}), 200, "save")
+		cWantStatus(t, api(t, srv, "PUT", "/api/contents/work/shared.ipynb", map[string]any{"type": "notebook", "content": notebookJSON(strings.Repeat("x", i+1))}), 200, "save")
 	}
 	if n := len(mustList(t, srv, "work/shared.ipynb")); n != nbfile.MaxReplacedKept {
 		t.Fatalf("%d kept versions, want the bound %d", n, nbfile.MaxReplacedKept)
@@ -377,7 +377,7 @@ func TestContentsSaveKeepsReplacedVersion(t *testing.T) {
 func mustList(t testing.TB, srv *httptest.Server, path string) []map[string]any {
 	t.Helper()
 	r := api(t, srv, "GET", "/api/contents/"+path+"/checkpoints", nil)
-	wantStatus(t, r, 200, "list checkpoints")
+	cWantStatus(t, r, 200, "list checkpoints")
 	var cps []map[string]any
 	if err := json.Unmarshal(r.body, &cps); err != nil {
 		t.Fatal(err)
@@ -403,33 +403,33 @@ func TestContentsBadInput(t *testing.T) {
 	}
 	nb := map[string]any{"type": "notebook", "content": notebookJSON("1")}
 
-	wantError(t, api(t, srv, "GET", "/api/contents/out/secret.txt", nil), 404, "a symlink out of the root", "outside root")
-	wantError(t, api(t, srv, "PUT", "/api/contents/out/x.ipynb", nb), 404, "save through a symlink out", "outside root")
-	wantError(t, api(t, srv, "POST", "/api/contents/", map[string]any{"copy_from": "a/../../etc/passwd"}), 404, "copy from above the root", "outside root")
-	wantError(t, api(t, srv, "GET", "/api/contents/.ipynb_checkpoints", nil), 404, "a hidden dir", "does not exist")
-	wantError(t, api(t, srv, "PUT", "/api/contents/.hidden.ipynb", nb), 400, "save a hidden file", "hidden")
-	wantError(t, api(t, srv, "GET", "/api/contents/nope.ipynb", nil), 404, "a missing notebook", "does not exist")
-	wantError(t, api(t, srv, "GET", "/api/contents/f.txt?format=xml", nil), 400, "a bad format", "Format")
-	wantError(t, api(t, srv, "GET", "/api/contents/f.txt?content=2", nil), 400, "a bad content", "Content")
-	wantError(t, api(t, srv, "GET", "/api/contents/f.txt?hash=yes", nil), 400, "a bad hash", "Hash argument")
-	wantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=directory", nil), 400, "a file as a directory", "not a directory")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", "{not json"), 400, "invalid JSON", "Invalid JSON")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"content": notebookJSON("1")}), 400, "no type", "No file type")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook"}), 400, "no content", "No file content")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": "text"}), 400, "a notebook as a string", "nbformat JSON object")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": map[string]any{"nbformat": 3}}), 400, "not nbformat 4", "Unreadable Notebook")
-	wantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1"), "copy_from": "f.txt"}), 400, "copy with PUT", "only POST")
-	wantError(t, api(t, srv, "PUT", "/api/contents/big.txt", map[string]any{"type": "file", "content": strings.Repeat("x", 5000)}), 413, "a body over the bound", "bytes")
-	wantError(t, api(t, srv, "POST", "/api/contents/f.txt", nil), 400, "POST to a file", "use PUT")
-	wantError(t, api(t, srv, "POST", "/api/contents/missing", nil), 404, "POST into a missing dir", "No such directory")
-	wantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", nil), 400, "PATCH without a body", "JSON body missing")
-	wantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": "../x.txt"}), 404, "rename out of the root", "outside root")
-	wantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": ".x.txt"}), 400, "rename to a hidden name", "hidden")
-	wantError(t, api(t, srv, "DELETE", "/api/contents/", nil), 400, "delete the root", "Can't delete root")
-	wantError(t, api(t, srv, "DELETE", "/api/contents/nope.txt", nil), 404, "delete a missing file", "does not exist")
-	wantError(t, api(t, srv, "POST", "/api/contents/f.txt/checkpoints/a.b", nil), 404, "a checkpoint id this server never makes", "Checkpoint does not exist")
-	wantError(t, api(t, srv, "POST", "/api/contents/f.txt/checkpoints/nope", nil), 404, "restore an unknown checkpoint", "Checkpoint does not exist")
-	wantError(t, api(t, srv, "GET", "/api/contents/nope.txt/checkpoints", nil), 404, "checkpoints of a missing file", "does not exist")
+	cWantError(t, api(t, srv, "GET", "/api/contents/out/secret.txt", nil), 404, "a symlink out of the root", "outside root")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/out/x.ipynb", nb), 404, "save through a symlink out", "outside root")
+	cWantError(t, api(t, srv, "POST", "/api/contents/", map[string]any{"copy_from": "a/../../etc/passwd"}), 404, "copy from above the root", "outside root")
+	cWantError(t, api(t, srv, "GET", "/api/contents/.ipynb_checkpoints", nil), 404, "a hidden dir", "does not exist")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/.hidden.ipynb", nb), 400, "save a hidden file", "hidden")
+	cWantError(t, api(t, srv, "GET", "/api/contents/nope.ipynb", nil), 404, "a missing notebook", "does not exist")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?format=xml", nil), 400, "a bad format", "Format")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?content=2", nil), 400, "a bad content", "Content")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?hash=yes", nil), 400, "a bad hash", "Hash argument")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=directory", nil), 400, "a file as a directory", "not a directory")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", "{not json"), 400, "invalid JSON", "Invalid JSON")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"content": notebookJSON("1")}), 400, "no type", "No file type")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook"}), 400, "no content", "No file content")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": "text"}), 400, "a notebook as a string", "nbformat JSON object")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": map[string]any{"nbformat": 3}}), 400, "not nbformat 4", "Unreadable Notebook")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1"), "copy_from": "f.txt"}), 400, "copy with PUT", "only POST")
+	cWantError(t, api(t, srv, "PUT", "/api/contents/big.txt", map[string]any{"type": "file", "content": strings.Repeat("x", 5000)}), 413, "a body over the bound", "bytes")
+	cWantError(t, api(t, srv, "POST", "/api/contents/f.txt", nil), 400, "POST to a file", "use PUT")
+	cWantError(t, api(t, srv, "POST", "/api/contents/missing", nil), 404, "POST into a missing dir", "No such directory")
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", nil), 400, "PATCH without a body", "JSON body missing")
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": "../x.txt"}), 404, "rename out of the root", "outside root")
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": ".x.txt"}), 400, "rename to a hidden name", "hidden")
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/", nil), 400, "delete the root", "Can't delete root")
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/nope.txt", nil), 404, "delete a missing file", "does not exist")
+	cWantError(t, api(t, srv, "POST", "/api/contents/f.txt/checkpoints/a.b", nil), 404, "a checkpoint id this server never makes", "Checkpoint does not exist")
+	cWantError(t, api(t, srv, "POST", "/api/contents/f.txt/checkpoints/nope", nil), 404, "restore an unknown checkpoint", "Checkpoint does not exist")
+	cWantError(t, api(t, srv, "GET", "/api/contents/nope.txt/checkpoints", nil), 404, "checkpoints of a missing file", "does not exist")
 
 	// Nothing was made or changed.
 	entries, _ := os.ReadDir(root)
@@ -454,7 +454,7 @@ func TestContentsPrincipalRoots(t *testing.T) {
 	alice := contentsServer(t, c, auth.Principal{Name: "alice", Scopes: auth.DefaultScopes}, 0)
 	reader := contentsServer(t, c, auth.Principal{Name: "rita", Scopes: auth.ScopeRead}, 0)
 
-	wantStatus(t, api(t, alice, "PUT", "/api/contents/mine.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "alice saves")
+	cWantStatus(t, api(t, alice, "PUT", "/api/contents/mine.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "alice saves")
 	if _, err := os.Stat(filepath.Join(root, "users", "alice", "mine.ipynb")); err != nil {
 		t.Fatalf("alice's notebook is not in her root: %v", err)
 	}
@@ -462,8 +462,8 @@ func TestContentsPrincipalRoots(t *testing.T) {
 	if list := m["content"].([]any); len(list) != 1 || list[0].(map[string]any)["path"] != "mine.ipynb" {
 		t.Fatalf("alice's root lists %v", list)
 	}
-	wantError(t, api(t, alice, "POST", "/api/contents/", map[string]any{"copy_from": "../../admins.txt"}), 404, "alice copies from above her root", "outside root")
-	wantError(t, api(t, alice, "PATCH", "/api/contents/mine.ipynb", map[string]any{"path": "../bob/mine.ipynb"}), 404, "alice renames into bob's root", "outside root")
-	wantError(t, api(t, reader, "PUT", "/api/contents/r.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 403, "a read-only principal saves", "execute scope")
-	wantStatus(t, api(t, reader, "GET", "/api/contents/", nil), 200, "a read-only principal lists")
+	cWantError(t, api(t, alice, "POST", "/api/contents/", map[string]any{"copy_from": "../../admins.txt"}), 404, "alice copies from above her root", "outside root")
+	cWantError(t, api(t, alice, "PATCH", "/api/contents/mine.ipynb", map[string]any{"path": "../bob/mine.ipynb"}), 404, "alice renames into bob's root", "outside root")
+	cWantError(t, api(t, reader, "PUT", "/api/contents/r.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 403, "a read-only principal saves", "execute scope")
+	cWantStatus(t, api(t, reader, "GET", "/api/contents/", nil), 200, "a read-only principal lists")
 }

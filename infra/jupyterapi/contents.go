@@ -19,9 +19,10 @@ import (
 // backend decides what it may see and change. Methods are called
 // concurrently.
 //
-// Errors the backend means for the client are *ContentsError (its Status
-// is the HTTP status, its Message the text shown); anything else is a 500
-// whose message is the error's text.
+// Errors the backend means for the client are *ContentsError or
+// *StatusError (the status, and the message shown); a caller that went away
+// or ran out of time is a 504; anything else a 500 whose message is the
+// error's text.
 type Contents interface {
 	// Get returns the entry at path: a directory (Content: its entries,
 	// without content), a notebook (Content: the nbformat JSON) or a file
@@ -475,10 +476,9 @@ func (s *Server) contentsError(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, ce.Status, ce.Message)
 		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
+	status, msg := statusOf(err) // *StatusError too, as the kernel routes
+	if status == http.StatusInternalServerError {
+		s.log.Error("contents", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	s.log.Error("contents", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, err.Error())
+	writeError(w, status, msg)
 }
