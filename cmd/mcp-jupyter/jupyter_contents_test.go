@@ -467,3 +467,23 @@ func TestContentsPrincipalRoots(t *testing.T) {
 	cWantError(t, api(t, reader, "PUT", "/api/contents/r.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 403, "a read-only principal saves", "execute scope")
 	cWantStatus(t, api(t, reader, "GET", "/api/contents/", nil), 200, "a read-only principal lists")
 }
+
+// TestContentsMountedBehindToken: /api/contents on the server's own port,
+// behind the same token as /mcp, in Jupyter's header and query forms.
+func TestContentsMountedBehindToken(t *testing.T) {
+	c, cl, _ := notebookCore(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	body := map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("1+1")}
+	if r := jupyterCall(t, ts.URL, "PUT", "/api/contents/t.ipynb", "", body); r.status != http.StatusUnauthorized {
+		t.Fatalf("PUT without a token: %d %s", r.status, r.body)
+	}
+	r := jupyterCall(t, ts.URL, "PUT", "/api/contents/t.ipynb", "token "+c.token, body)
+	if r.status != 201 || r.header.Get("Location") != "/api/contents/t.ipynb" {
+		t.Fatalf("PUT with a token: %d %s", r.status, r.body)
+	}
+	m := jupyterCall(t, ts.URL, "GET", "/api/contents/t.ipynb?hash=1&token="+c.token, "", nil).object(t)
+	if sc := must(t, cl, "read_notebook", map[string]any{"path": "t.ipynb"}); m["hash"] != sc["sha256"] {
+		t.Fatalf("hash %v, read_notebook %v", m["hash"], sc["sha256"])
+	}
+}
