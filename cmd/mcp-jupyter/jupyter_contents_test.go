@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -485,5 +486,50 @@ func TestContentsMountedBehindToken(t *testing.T) {
 	m := jupyterCall(t, ts.URL, "GET", "/api/contents/t.ipynb?hash=1&token="+c.token, "", nil).object(t)
 	if sc := must(t, cl, "read_notebook", map[string]any{"path": "t.ipynb"}); m["hash"] != sc["sha256"] {
 		t.Fatalf("hash %v, read_notebook %v", m["hash"], sc["sha256"])
+	}
+}
+
+// TestContentsRacingSaveAndEdit: a frontend's save and an agent's edit made
+// on the same version at the same moment. Guarded on both sides, exactly
+// one wins; with an unguarded save, either the agent is refused or its
+// version is kept as a checkpoint — never lost silently.
+func TestContentsRacingSaveAndEdit(t *testing.T) {
+	c, cl, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	agentNotebook(t, cl, root)
+	for round := range 8 {
+		guarded := round%2 == 0
+		base := api(t, srv, "GET", "/api/contents/work/shared.ipynb?hash=1&content=0", nil).json(t)["hash"].(string)
+		var header []string
+		if guarded {
+			header = []string{"If-Match", base}
+		}
+		saved := make(chan apiReply, 1)
+		go func() {
+			saved <- api(t, srv, "PUT", "/api/contents/work/shared.ipynb",
+				map[string]any{"type": "notebook", "content": notebookJSON(fmt.Sprintf("person %d", round))}, header...)
+		}()
+		sc, text := callTool(t, cl, "insert_cell", map[string]any{"path": "work/shared.ipynb", "expected_hash": base, "source": fmt.Sprintf("agent %d", round)})
+		save := <-saved
+		agentWon := !strings.HasPrefix(text, "ERROR")
+		switch {
+		case guarded && agentWon == (save.status == 200):
+			t.Fatalf("round %d: agent won %v and the guarded save answered %d: %s / %s", round, agentWon, save.status, text, save.body)
+		case guarded && !agentWon && save.status != 200:
+			t.Fatalf("round %d: both refused: %s / %s", round, text, save.body)
+		case !guarded && save.status != 200:
+			t.Fatalf("round %d: unguarded save: %d %s", round, save.status, save.body)
+		case !guarded && agentWon:
+			// The save came after the edit: the agent's version is kept.
+			kept := nbfile.ReplacedID(sc["sha256"].(string))
+			found := false
+			for _, cp := range mustList(t, srv, "work/shared.ipynb") {
+				found = found || cp["id"] == kept
+			}
+			now := api(t, srv, "GET", "/api/contents/work/shared.ipynb?hash=1&content=0", nil).json(t)["hash"]
+			if !found && now != sc["sha256"] {
+				t.Fatalf("round %d: the agent's version %s was overwritten and not kept", round, kept)
+			}
+		}
 	}
 }
