@@ -155,7 +155,7 @@ func (s *Server) routesContents(mux *http.ServeMux) {
 func contentsTarget(urlPath string) (path string, checkpoint string, isCheckpoint bool) {
 	p := strings.Trim(strings.TrimPrefix(urlPath, contentsPrefix), "/")
 	if p == "checkpoints" || strings.HasSuffix(p, "/checkpoints") {
-		return strings.TrimSuffix(strings.TrimSuffix(p, "checkpoints"), "/"), "", true
+		return strings.TrimRight(strings.TrimSuffix(p, "checkpoints"), "/"), "", true
 	}
 	if i := strings.LastIndex(p, "/checkpoints/"); i >= 0 || strings.HasPrefix(p, "checkpoints/") {
 		head, id := "", strings.TrimPrefix(p, "checkpoints/")
@@ -163,7 +163,7 @@ func contentsTarget(urlPath string) (path string, checkpoint string, isCheckpoin
 			head, id = p[:i], p[i+len("/checkpoints/"):]
 		}
 		if id != "" && !strings.Contains(id, "/") {
-			return head, id, true
+			return strings.TrimRight(head, "/"), id, true
 		}
 	}
 	return p, "", false
