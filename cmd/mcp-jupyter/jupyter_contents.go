@@ -177,6 +177,9 @@ func (c jupyterContents) model(e entry, q jupyterapi.ContentsQuery) (jupyterapi.
 		return m, cerr(400, "%s is not a directory", e.rel)
 	case q.Type == "notebook" || q.Type == "" && e.notebook():
 		m.Type = "notebook"
+		if !e.notebook() {
+			return m, cerr(400, "Unreadable Notebook: %s is not an .ipynb file; read it with type=file", e.rel)
+		}
 		if !q.Content && !q.Hash {
 			return m, nil
 		}

@@ -414,6 +414,11 @@ func TestContentsBadInput(t *testing.T) {
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?content=2", nil), 400, "a bad content", "Content")
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?hash=yes", nil), 400, "a bad hash", "Hash argument")
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=directory", nil), 400, "a file as a directory", "not a directory")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=notebook", nil), 400, "a text file as a notebook", "Unreadable Notebook")
+	if err := os.WriteFile(filepath.Join(root, "broken.ipynb"), []byte("{not a notebook"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cWantError(t, api(t, srv, "GET", "/api/contents/broken.ipynb", nil), 400, "a broken notebook", "Unreadable Notebook")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", "{not json"), 400, "invalid JSON", "Invalid JSON")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"content": notebookJSON("1")}), 400, "no type", "No file type")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook"}), 400, "no content", "No file content")
@@ -440,9 +445,17 @@ func TestContentsBadInput(t *testing.T) {
 			names = append(names, e.Name())
 		}
 	}
-	if strings.Join(names, ",") != "f.txt,out" {
+	if strings.Join(names, ",") != "broken.ipynb,f.txt,out" {
 		t.Fatalf("the root holds %v after refused requests", names)
 	}
+
+	// A broken notebook can still be saved over (its bytes kept) and deleted.
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/broken.ipynb", nb), 200, "save over a broken notebook")
+	kept := nbfile.ReplacedID(nbfile.Hash([]byte("{not a notebook")))
+	if b, err := nbfile.ReadCheckpoint(filepath.Join(root, "broken.ipynb"), kept); err != nil || string(b) != "{not a notebook" {
+		t.Fatalf("the broken bytes were not kept: %q %v", b, err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/broken.ipynb", nil), 204, "delete the repaired notebook")
 }
 
 // TestContentsPrincipalRoots: a principal sees and writes only its own
