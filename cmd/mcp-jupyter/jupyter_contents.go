@@ -391,7 +391,23 @@ func (c jupyterContents) writeFile(e entry, b []byte, guard string, mustBeNew bo
 	case err != nil && guard != "":
 		return "", cerr(409, "%s does not exist any more (you sent sha256 %s); nothing was written", e.rel, shortHash(guard))
 	}
-	if err := atomicfile.Write(e.abs, b); err != nil {
+	// NB: written beside and renamed into place, keeping the file's mode
+	// (0644 when new); a new file is linked into place, never over one
+	// that appeared meanwhile.
+	nbfile.RemoveStaleTemps(e.abs)
+	p, err := nbfile.Prepare(e.abs, b)
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", e.rel, err)
+	}
+	if mustBeNew {
+		err = p.CommitNew()
+		if _, serr := os.Lstat(e.abs); err != nil && serr == nil {
+			return "", cerr(409, "File already exists: %s", e.rel)
+		}
+	} else {
+		err = p.Commit()
+	}
+	if err != nil {
 		return "", fmt.Errorf("write %s: %w", e.rel, err)
 	}
 	return nbfile.Hash(b), nil

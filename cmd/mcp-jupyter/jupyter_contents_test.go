@@ -213,7 +213,10 @@ func TestContentsRoundTrip(t *testing.T) {
 	cWantStatus(t, r, 201, "PUT a text file")
 	r = api(t, srv, "PUT", "/api/contents/work/blob.bin", map[string]any{"type": "file", "format": "base64", "content": "AP8A"})
 	cWantStatus(t, r, 201, "PUT a binary file")
-	m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
+	if fi, err := os.Stat(filepath.Join(root, "work", "notes.txt")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("a new file's mode: %v %v (want 0644, as Jupyter makes them)", fi.Mode(), err)
+	}
+		m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
 	if m["content"] != "héllo\n" || m["format"] != "text" || m["mimetype"] != "text/plain" {
 		t.Fatalf("text file: %v", m)
 	}

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // Checkpoints are copies of a file kept beside it in the layout of
@@ -80,7 +78,7 @@ func WriteCheckpoint(abs, id string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
-	if err := atomicfile.Write(p, b); err != nil {
+	if err := WriteFile(p, b); err != nil { // NB: the file's own mode, not atomicfile's 0600
 		return fmt.Errorf("write checkpoint %s: %w", p, err)
 	}
 	return nil
