@@ -696,7 +696,13 @@ func (c jupyterContents) CreateCheckpoint(ctx context.Context, p string) (jupyte
 	if err := nbfile.WriteCheckpoint(e.abs, nbfile.CheckpointID, f.Bytes); err != nil {
 		return jupyterapi.Checkpoint{}, err
 	}
-	fi, err := os.Stat(nbfile.CheckpointPath(e.abs, nbfile.CheckpointID))
+	// NB: as jupyter_server's copy2, the checkpoint carries the time of the
+	// version it holds, which is what a frontend's "revert" dialog shows.
+	cp := nbfile.CheckpointPath(e.abs, nbfile.CheckpointID)
+	if src, err := os.Stat(e.abs); err == nil {
+		_ = os.Chtimes(cp, src.ModTime(), src.ModTime())
+	}
+	fi, err := os.Stat(cp)
 	if err != nil {
 		return jupyterapi.Checkpoint{}, err
 	}
