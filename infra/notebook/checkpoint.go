@@ -96,8 +96,9 @@ func ReadCheckpoint(abs, id string) ([]byte, error) {
 	return b, err
 }
 
-// ListCheckpoints lists the checkpoints of the file at abs, oldest first
-// (so the last is the newest, which is the one JupyterLab reverts to).
+// ListCheckpoints lists the checkpoints of the file at abs: the replaced
+// versions oldest first, then the frontend's own checkpoint (the one
+// JupyterLab reverts to: the last listed).
 func ListCheckpoints(abs string) ([]Checkpoint, error) {
 	dir, base := filepath.Split(abs)
 	stem, ext := splitExt(base)
@@ -125,6 +126,12 @@ func ListCheckpoints(abs string) ([]Checkpoint, error) {
 		out = append(out, Checkpoint{ID: id, Modified: fi.ModTime()})
 	}
 	sort.Slice(out, func(i, j int) bool {
+		// NB: the frontend's own checkpoint is last whatever its time: a
+		// frontend's "revert" restores the last one listed, as with
+		// jupyter_server, which lists only that one.
+		if ci, cj := out[i].ID == CheckpointID, out[j].ID == CheckpointID; ci != cj {
+			return cj
+		}
 		if !out[i].Modified.Equal(out[j].Modified) {
 			return out[i].Modified.Before(out[j].Modified)
 		}
