@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // contentsServer serves the real /api/contents of core c over real HTTP as
@@ -548,4 +551,47 @@ func TestContentsRacingSaveAndEdit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestContentsDiskFull: with the data dir's file system below
+// --min-free-disk (a real small tmpfs), a save is refused with 507 and a
+// clear disk-full message and writes nothing; reads still answer; freed
+// space makes the next save work.
+func TestContentsDiskFull(t *testing.T) {
+	small := testkit.SmallFS(t, diskTestFS)
+	root := t.TempDir()
+	t.Setenv("MCP_NOTEBOOK_ROOT", root)
+	cfg := testConfig(t, filepath.Join(small, "data"))
+	cfg.MinFreeDisk = diskTestMinFree
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	nb := map[string]any{"type": "notebook", "content": notebookJSON("1")}
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/before.ipynb", nb), 201, "save before the disk fills")
+
+	hold := filepath.Join(small, "hold")
+	testkit.FillFS(t, hold, cfg.MinFreeDisk/2)
+	var refused apiReply
+	n := 0
+	testkit.WaitUntil(t, 30*time.Second, "a save refused for disk space", func() (bool, string) {
+		n++
+		refused = api(t, srv, "PUT", fmt.Sprintf("/api/contents/full-%d.ipynb", n), nb)
+		return refused.status == 507, fmt.Sprintf("%d %s", refused.status, refused.body)
+	})
+	cWantError(t, refused, 507, "a save on a full disk", "disk full")
+	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf("full-%d.ipynb", n))); !os.IsNotExist(err) {
+		t.Fatalf("the refused save wrote its file: %v", err)
+	}
+	cWantStatus(t, api(t, srv, "GET", "/api/contents/before.ipynb", nil), 200, "a read on a full disk")
+
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "a save once space is freed", func() (bool, string) {
+		r := api(t, srv, "PUT", "/api/contents/after.ipynb", nb)
+		return r.status == 201, fmt.Sprintf("%d %s", r.status, r.body)
+	})
 }
