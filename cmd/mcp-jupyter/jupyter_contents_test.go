@@ -595,3 +595,22 @@ func TestContentsDiskFull(t *testing.T) {
 		return r.status == 201, fmt.Sprintf("%d %s", r.status, r.body)
 	})
 }
+
+// TestContentsRenameThenAgent: a notebook a person renamed is edited by the
+// agent under its new name with the hash it reads there; the old name is
+// gone for the agent's tools too.
+func TestContentsRenameThenAgent(t *testing.T) {
+	c, cl, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	hash, cell := agentNotebook(t, cl, root)
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/work/shared.ipynb", map[string]any{"path": "work/moved.ipynb"}, "If-Match", "0000"), 409, "a rename with a stale If-Match", "changed since")
+	cWantStatus(t, api(t, srv, "PATCH", "/api/contents/work/shared.ipynb", map[string]any{"path": "work/moved.ipynb"}, "If-Match", hash), 200, "a rename with the current If-Match")
+	if _, text := callTool(t, cl, "edit_cell", map[string]any{"path": "work/shared.ipynb", "expected_hash": hash, "cell": cell, "source": "x"}); !strings.Contains(text, "does not exist") {
+		t.Fatalf("an edit at the old name: %s", text)
+	}
+	moved := api(t, srv, "GET", "/api/contents/work/moved.ipynb?hash=1&content=0", nil).json(t)["hash"]
+	if moved != hash {
+		t.Fatalf("the renamed file's hash %v, was %s (a rename changes no byte)", moved, hash)
+	}
+	must(t, cl, "edit_cell", map[string]any{"path": "work/moved.ipynb", "expected_hash": hash, "cell": cell, "source": "agent = 2"})
+}
