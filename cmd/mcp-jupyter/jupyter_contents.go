@@ -594,7 +594,7 @@ func (c jupyterContents) Rename(ctx context.Context, from, to, guard string) (ju
 		if errors.Is(err, nbfile.ErrTargetExists) {
 			return jupyterapi.ContentsModel{}, cerr(409, "File already exists: %s", dst.rel)
 		}
-		return jupyterapi.ContentsModel{}, fmt.Errorf("Unknown error renaming file: %s %w", src.rel, err)
+		return jupyterapi.ContentsModel{}, fmt.Errorf("rename %s to %s: %w", src.rel, dst.rel, err)
 	}
 	if fi.Mode().IsRegular() {
 		nbfile.RenameCheckpoints(src.abs, dst.abs)

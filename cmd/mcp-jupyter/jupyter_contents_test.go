@@ -219,7 +219,7 @@ func TestContentsRoundTrip(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(root, "work", "notes.txt")); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("a new file's mode: %v %v (want 0644, as Jupyter makes them)", fi.Mode(), err)
 	}
-		m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
+	m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
 	if m["content"] != "héllo\n" || m["format"] != "text" || m["mimetype"] != "text/plain" {
 		t.Fatalf("text file: %v", m)
 	}
