@@ -143,6 +143,9 @@ func TestContentsRoundTrip(t *testing.T) {
 	if r := api(t, srv, "POST", "/api/contents/work", map[string]any{"type": "notebook"}); r.json(t)["name"] != "Untitled1.ipynb" {
 		t.Fatalf("second untitled notebook: %s", r.body)
 	}
+	if r := api(t, srv, "PUT", "/api/contents/work", "{}"); r.status != 201 || r.json(t)["name"] != "untitled" {
+		t.Fatalf("PUT {} to a directory (jupyter_server: a new untitled file): %d %s", r.status, r.body)
+	}
 
 	r = api(t, srv, "PUT", "/api/contents/work/a.ipynb", map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("1+1")})
 	cWantStatus(t, r, 201, "PUT a new notebook")
@@ -193,7 +196,7 @@ func TestContentsRoundTrip(t *testing.T) {
 	for _, e := range r.json(t)["content"].([]any) {
 		names = append(names, e.(map[string]any)["name"].(string))
 	}
-	if strings.Join(names, ",") != "Untitled.ipynb,Untitled1.ipynb,a.ipynb" {
+	if strings.Join(names, ",") != "Untitled.ipynb,Untitled1.ipynb,a.ipynb,untitled" {
 		t.Fatalf("listing %v (hidden lock and checkpoint files must not show)", names)
 	}
 
@@ -231,7 +234,7 @@ func TestContentsRoundTrip(t *testing.T) {
 
 	// Delete: a file, a notebook (through the actor), then the emptied dir.
 	cWantError(t, api(t, srv, "DELETE", "/api/contents/work", nil), 400, "delete a full directory", "not empty")
-	for _, p := range []string{"notes.txt", "blob.bin", "b.ipynb", "b-Copy1.ipynb", "Untitled.ipynb", "Untitled1.ipynb"} {
+	for _, p := range []string{"untitled", "notes.txt", "blob.bin", "b.ipynb", "b-Copy1.ipynb", "Untitled.ipynb", "Untitled1.ipynb"} {
 		cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work/"+p, nil), 204, "DELETE "+p)
 	}
 	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work", nil), 204, "DELETE the emptied directory")
