@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -277,5 +278,36 @@ func TestRestartForgetsRelays(t *testing.T) {
 	case r := <-replies:
 		t.Fatalf("a second reply (the old process's?): %+v", r)
 	default:
+	}
+}
+
+// TestFrontendOriginSurvivesARestart: a frontend's execution keeps its
+// Origin in the log: after a server restart the read model (rebuilt from
+// the log) and the scheduler's look-up still name the frontend's session
+// and request, so the frontend can still be answered.
+func TestFrontendOriginSurvivesARestart(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	uuid, _ := events.UUIDForm(k)
+	origin := &events.Origin{Kind: events.OriginFrontend, Session: "sess", MsgID: "req-7", Username: "ann", Client: "JupyterLab/4"}
+	x, err := s.System.Submit(context.Background(), uuid, scheduler.Submit{Code: "print('hi')", By: "admin", Origin: origin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.KernelID != k || x.Origin == nil || *x.Origin != *origin {
+		t.Fatalf("submitted: %+v", x)
+	}
+	s.WaitExecution(x.ID, 30*time.Second)
+	s.Restart()
+	got, ok := s.Queue.Get(x.ID)
+	if !ok || got.Origin == nil || *got.Origin != *origin || got.KernelID != k {
+		t.Fatalf("after a restart the read model shows %+v", got)
+	}
+	q, ok, err := scheduler.ReadQueued(context.Background(), s.Log, x.ID)
+	if err != nil || !ok || q.Origin == nil || *q.Origin != *origin {
+		t.Fatalf("ReadQueued: %+v %v %v", q, ok, err)
+	}
+	if _, err := s.System.Submit(context.Background(), k, scheduler.Submit{Code: "1", Origin: &events.Origin{Kind: "frontend"}}); !errors.Is(err, scheduler.ErrBadOrigin) {
+		t.Fatalf("an origin naming no session: %v", err)
 	}
 }

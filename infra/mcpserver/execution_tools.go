@@ -67,7 +67,8 @@ func (s *Server) addExecutionTools() {
 	), s.getExecution)
 
 	s.mcp.AddTool(mcp.NewTool("list_executions",
-		mcp.WithDescription("List executions, oldest first, optionally of one kernel and with one status."),
+		mcp.WithDescription("List executions, oldest first, optionally of one kernel and with one status. "+
+			"An execution a Jupyter frontend (JupyterLab, VS Code) sent to the kernel shows its `origin`."),
 		mcp.WithString("kernel", mcp.Description("Optional: "+kernelArgHelp+".")),
 		mcp.WithString("status", mcp.Enum(statuses...), mcp.Description("Optional status filter.")),
 		mcp.WithReadOnlyHintAnnotation(true),

@@ -9,7 +9,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
-const kernelArgHelp = "a kernel_id from start_kernel or list_kernels, or the path of a notebook bound to a kernel"
+const kernelArgHelp = "a kernel_id from start_kernel or list_kernels (or its UUID form, as Jupyter frontends show it), or the path of a notebook bound to a kernel"
 
 func (s *Server) addKernelTools() {
 	s.mcp.AddTool(mcp.NewTool("list_kernelspecs",
