@@ -178,6 +178,9 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 	if err := os.Symlink(secret, filepath.Join(specDir, "logo-escape.png")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(filepath.Dir(secret), filepath.Join(specDir, "out")); err != nil {
+		t.Fatal(err)
+	}
 	r = jupyterCall(t, ts.URL, "GET", "/api/kernelspecs", tok, nil)
 	wantStatus(t, "GET /api/kernelspecs", r, 200)
 	var all struct {
@@ -198,8 +201,8 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 		t.Fatalf("the kernelspec's env is shown: %v", spec)
 	}
 	res, _ := py["resources"].(map[string]any)
-	if res["logo-64x64"] != "/kernelspecs/python3/logo-64x64.png" {
-		t.Fatalf("resources: %v", res)
+	if res["logo-64x64"] != "/kernelspecs/python3/logo-64x64.png" || len(res) != 1 {
+		t.Fatalf("resources (the symlink leading out must not be listed): %v", res)
 	}
 	r = jupyterCall(t, ts.URL, "GET", "/api/kernelspecs/python3", tok, nil)
 	wantStatus(t, "GET /api/kernelspecs/python3", r, 200)
@@ -213,7 +216,7 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 		t.Fatalf("logo: %q %s", r.body, r.header.Get("Content-Type"))
 	}
 	wantStatus(t, "GET kernel.json", jupyterCall(t, ts.URL, "GET", "/kernelspecs/python3/kernel.json", tok, nil), 200)
-	for _, p := range []string{"/kernelspecs/python3/logo-escape.png", "/kernelspecs/python3/%2e%2e/%2e%2e/etc/passwd",
+	for _, p := range []string{"/kernelspecs/python3/logo-escape.png", "/kernelspecs/python3/out/secret.txt", "/kernelspecs/python3/%2e%2e/%2e%2e/etc/passwd",
 		"/kernelspecs/python3/..%2fkernel.json", "/kernelspecs/python3/nope.png", "/kernelspecs/nope/logo-64x64.png"} {
 		r := jupyterCall(t, ts.URL, "GET", p, tok, nil)
 		if r.status != 404 && r.status != 301 || bytes.Contains(r.body, []byte("do not serve")) || bytes.Contains(r.body, []byte("root:")) {

@@ -48,10 +48,17 @@ func (spec KernelSpec) model() specModel {
 		m.Spec.Metadata = map[string]any{}
 	}
 	base := "/kernelspecs/" + url.PathEscape(spec.Name) + "/"
-	entries, _ := os.ReadDir(spec.ResourceDir) // NB: an unreadable dir has no resources
+	root, err := os.OpenRoot(spec.ResourceDir)
+	if err != nil {
+		return m // NB: an unreadable dir has no resources
+	}
+	defer root.Close()
+	entries, _ := fs.ReadDir(root.FS(), ".")
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
+		// NB: listed only if served: a regular file, or a symlink to one
+		// inside the directory (os.Root refuses one leading out).
+		if fi, err := root.Stat(name); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
 		switch {
