@@ -160,6 +160,21 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 	}
 	wantStatus(t, "GET /api/kernels?token=", jupyterCall(t, ts.URL, "GET", "/api/kernels?token="+c.token, "", nil), 200)
 	wantStatus(t, "GET /kernelspecs/... without a token", jupyterCall(t, ts.URL, "GET", "/kernelspecs/python3/kernel.json", "", nil), 401)
+	// A browser page of another site is refused before the token counts,
+	// as on /mcp (no cookies here, so no XSRF either).
+	for _, path := range []string{"/api", "/api/kernels", "/kernelspecs/python3/kernel.json"} {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Origin", "https://evil.example")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("GET %s from a foreign Origin: %d, want 403", path, res.StatusCode)
+		}
+	}
 
 	// Kernelspecs, and their resources from the spec's directory only.
 	specs, err := c.launcher.Specs()
