@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// benchFrontendServer is an in-process server (the real core, its HTTP handler
+// on loopback) with one kernel started by an agent through MCP, and that
+// kernel's id as frontends name it (UUID form).
+type benchFrontendServer struct {
+	core   *core
+	agent  *client.Client
+	url    string
+	kernel string // canonical id (the agent's)
+	uuid   string // UUID form (the Jupyter API's)
+}
+
+func startBenchFrontendServer(b *testing.B) benchFrontendServer {
+	b.Helper()
+	c, connect := inProcess(b)
+	ts := httptest.NewServer(c.httpHandler())
+	b.Cleanup(ts.Close)
+	agent := connect()
+	k := startKernelTool(b, agent)
+	u, ok := events.UUIDForm(k)
+	if !ok {
+		b.Fatalf("kernel id %q has no UUID form", k)
+	}
+	return benchFrontendServer{core: c, agent: agent, url: ts.URL, kernel: k, uuid: u}
+}
+
+// benchAttach opens a frontend's channels connection and waits until the
+// kernel answers kernel_info on it with IOPub flowing.
+func benchAttach(b *testing.B, base, token, kernel string, opts testkit.JupyterWSOptions) *testkit.JupyterWS {
+	b.Helper()
+	ws := testkit.DialJupyterWS(b, base, token, kernel, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := ws.WaitReady(ctx); err != nil {
+		b.Fatalf("frontend on %s: %v", base, err)
+	}
+	return ws
+}
+
+// benchOnePlusOne runs `1+1` on ws and fails unless it answered 2.
+func benchOnePlusOne(b *testing.B, ws *testkit.JupyterWS, where string) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := ws.Execute(ctx, "1+1")
+	took := time.Since(start)
+	if err != nil {
+		b.Fatalf("1+1 through %s: %v", where, err)
+	}
+	if r.Status != "ok" || r.ExecuteResult != "2" {
+		b.Fatalf("1+1 through %s: status %q, result %q (%s: %s)", where, r.Status, r.ExecuteResult, r.Ename, r.Evalue)
+	}
+	return took
+}
+
+// BenchmarkChannelsExecute: `1+1` as a frontend runs it — an
+// execute_request on /api/kernels/<id>/channels (v1 subprotocol), done
+// when both its execute_reply and its idle status have arrived — on our
+// server (durable: queued, recorded, IOPub from the log) beside the same
+// through a real jupyter_server (Debian's, reference mode) whose kernel
+// runs the same /usr/bin/python3 ipykernel, in the same run, alternating
+// one of each per iteration. Both sides are timed by the same independent
+// client (testkit.JupyterWS). Target: ratio-p50-vs-jupyter-server ≤ 1.0 —
+// a person pays no more for attaching to the agents' kernels than for a
+// plain Jupyter Server. Figures only: a miss is NOT MET in the report.
+func BenchmarkChannelsExecute(b *testing.B) {
+	ours := startBenchFrontendServer(b)
+	ref := startBenchReferenceServer(b)
+	refKernel := ref.startKernel(b)
+
+	ourWS := benchAttach(b, ours.url, ours.core.token, ours.uuid, testkit.JupyterWSOptions{})
+	refWS := benchAttach(b, ref.URL, ref.Token, refKernel, testkit.JupyterWSOptions{})
+	for range 3 { // warm up both
+		benchOnePlusOne(b, ourWS, "our channels")
+		benchOnePlusOne(b, refWS, ref.String())
+	}
+
+	ourLat, refLat := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		// NB: alternating which goes first spreads a drift of the shared
+		// machine's load over both sides alike.
+		if i%2 == 0 {
+			ourLat = append(ourLat, benchOnePlusOne(b, ourWS, "our channels"))
+			b.StopTimer()
+			refLat = append(refLat, benchOnePlusOne(b, refWS, ref.String()))
+			b.StartTimer()
+		} else {
+			b.StopTimer()
+			refLat = append(refLat, benchOnePlusOne(b, refWS, ref.String()))
+			b.StartTimer()
+			ourLat = append(ourLat, benchOnePlusOne(b, ourWS, "our channels"))
+		}
+	}
+	b.StopTimer()
+	p50, refP50 := testkit.P50(ourLat), testkit.P50(refLat)
+	b.ReportMetric(p50, "p50-µs")
+	b.ReportMetric(refP50, "jupyter-server-p50-µs")
+	b.ReportMetric(p50/refP50, "ratio-p50-vs-jupyter-server")
+}
+
+// The stream BenchmarkFrontends10 runs: frontendLines lines, each printed
+// and flushed on its own (one IOPub stream message each), to
+// frontendReaders reading frontends.
+const (
+	frontendLines   = 10_000
+	frontendReaders = 10
+	// frontendRounds is how many runs of each kind (with and without a
+	// stalled frontend) one iteration takes, interleaved ABBA; the ratio is
+	// of the medians, so one run disturbed by another process of a shared
+	// machine does not make the figure.
+	frontendRounds = 3
+	// stalledReceiveBuffer is the stalled frontend's socket receive buffer:
+	// small, so that it pushes back on the server within the run.
+	stalledReceiveBuffer = 4 << 10
+)
+
+// BenchmarkFrontends10: 10 frontends attached to one kernel (channels
+// WebSocket, v1 subprotocol) while an agent streams 10,000 lines through
+// MCP execute. Every frontend must get every line, in order (a line
+// missing, repeated or out of order fails the run: that is correctness,
+// not a figure). Throughput is lines per second until the last of the 10
+// has the last line; a run with an 11th frontend that never reads (with a
+// small socket buffer, so it pushes back at once) is compared with a run
+// without it: ratio-stalled-throughput ≥ 0.95 is the target ("a stalled
+// frontend slows no one"). Runs are interleaved ABBA, frontendRounds of
+// each kind per iteration, and the ratio is of the medians.
+func BenchmarkFrontends10(b *testing.B) {
+	s := startBenchFrontendServer(b)
+	if sc, text := callTool(b, s.agent, "execute", map[string]any{"kernel": s.kernel, "code": "print('warm')"}); sc["status"] != "ok" {
+		b.Fatalf("warm-up execute: %v\n%s", sc, text)
+	}
+	run := 0
+	b.ResetTimer()
+	for range b.N {
+		var bases, stalleds, agentBase, agentStalled []float64
+		for r := range frontendRounds {
+			order := []bool{false, true}
+			if r%2 == 1 {
+				order = []bool{true, false}
+			}
+			for _, stalled := range order {
+				run++
+				v := benchStreamToFrontends(b, s, fmt.Sprintf("run%d", run), stalled)
+				if stalled {
+					stalleds, agentStalled = append(stalleds, v.linesPerSecond), append(agentStalled, v.agentMillis)
+				} else {
+					bases, agentBase = append(bases, v.linesPerSecond), append(agentBase, v.agentMillis)
+				}
+			}
+		}
+		base, stalled := benchMedian(bases), benchMedian(stalleds)
+		b.ReportMetric(base, "lines/s-base")
+		b.ReportMetric(stalled, "lines/s-stalled")
+		b.ReportMetric(benchMedian(agentBase), "agent-ms-base")
+		b.ReportMetric(benchMedian(agentStalled), "agent-ms-stalled")
+		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
+		b.ReportMetric(frontendRounds, "rounds")
+		b.ReportMetric((slices.Max(bases)-slices.Min(bases))/base, "spread-base")
+		b.ReportMetric((slices.Max(stalleds)-slices.Min(stalleds))/stalled, "spread-stalled")
+	}
+}
+
+// benchStreamResult is one run of BenchmarkFrontends10.
+type benchStreamResult struct {
+	linesPerSecond float64 // frontendLines / (start of the agent's call → the last frontend's last line)
+	agentMillis    float64 // the agent's execute call, start to result
+}
+
+// benchStreamToFrontends attaches the readers (and the stalled frontend), has
+// the agent print frontendLines lines tagged tag, and waits until every
+// reader has them all in order.
+func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, stalled bool) benchStreamResult {
+	b.Helper()
+	readers := make([]*testkit.JupyterWS, frontendReaders)
+	for i := range readers {
+		readers[i] = benchAttach(b, s.url, s.core.token, s.uuid, testkit.JupyterWSOptions{})
+	}
+	if stalled {
+		// NB: dialled, never read; closed with the others at the end.
+		st := testkit.DialJupyterWS(b, s.url, s.core.token, s.uuid, testkit.JupyterWSOptions{ReceiveBuffer: stalledReceiveBuffer})
+		defer st.Conn.CloseNow()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	done := make([]time.Time, len(readers))
+	errs := make([]error, len(readers))
+	var wg sync.WaitGroup
+	for i, ws := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer ws.Conn.CloseNow()
+			done[i], errs[i] = benchReadLines(ctx, ws, tag, frontendLines)
+		}()
+	}
+	code := fmt.Sprintf("for i in range(%d):\n    print(%q, i, flush=True)", frontendLines, tag)
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = "execute", map[string]any{"kernel": s.kernel, "code": code, "timeout_s": 600}
+	start := time.Now()
+	res, err := s.agent.CallTool(asAdmin(ctx), req)
+	agent := time.Since(start)
+	if err != nil || res.IsError {
+		cancel()
+		wg.Wait()
+		b.Fatalf("the agent's execute: %v %+v", err, res)
+	}
+	wg.Wait()
+	last := start
+	for i := range readers {
+		if errs[i] != nil {
+			b.Fatalf("frontend %d of %d (stalled one attached: %t): %v", i+1, len(readers), stalled, errs[i])
+		}
+		if done[i].After(last) {
+			last = done[i]
+		}
+	}
+	return benchStreamResult{linesPerSecond: frontendLines / last.Sub(start).Seconds(), agentMillis: float64(agent.Microseconds()) / 1000}
+}
+
+// benchReadLines reads ws until it has seen lines "tag 0" … "tag lines-1"
+// of stdout in order, and returns when the last arrived. Output of other
+// executions is skipped; a line of this one missing, repeated or out of
+// order is an error.
+func benchReadLines(ctx context.Context, ws *testkit.JupyterWS, tag string, lines int) (time.Time, error) {
+	next := 0
+	var partial string // a line split across stream messages
+	prefix := tag + " "
+	for {
+		m, err := ws.Read(ctx)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("after %d of %d lines: %w", next, lines, err)
+		}
+		if m.Channel != "iopub" || m.Header.MsgType != "stream" {
+			continue
+		}
+		text, ok := benchStreamText(m)
+		if !ok {
+			continue
+		}
+		partial += text
+		for {
+			line, rest, found := strings.Cut(partial, "\n")
+			if !found {
+				break
+			}
+			partial = rest
+			n, isOurs := strings.CutPrefix(line, prefix)
+			if !isOurs {
+				continue
+			}
+			if got, err := strconv.Atoi(n); err != nil || got != next {
+				return time.Time{}, fmt.Errorf("line %q where %q was due: lines out of order, missing or repeated", line, prefix+strconv.Itoa(next))
+			}
+			next++
+			if next == lines {
+				return time.Now(), nil
+			}
+		}
+	}
+}
+
+// benchStreamText is the text of a stdout stream message.
+func benchStreamText(m testkit.JupyterMessage) (string, bool) {
+	var c struct {
+		Name string `json:"name"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(m.Content, &c); err != nil || c.Name != "stdout" {
+		return "", false
+	}
+	return c.Text, true
+}
+
+// benchMedian is the median of vs (the mean of the middle two for an even
+// count).
+func benchMedian(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
