@@ -73,6 +73,8 @@ BENCHES := \
 	./cmd/mcp-jupyter/:Output200MBRSS:1x \
 	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
 	./cmd/mcp-jupyter/:StartKernelPooled:10x \
+	./cmd/mcp-jupyter/:ChannelsExecute:300x \
+	./cmd/mcp-jupyter/:Frontends10:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \

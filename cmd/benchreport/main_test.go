@@ -172,6 +172,8 @@ func TestReportHasEveryFigureOfTheIssue(t *testing.T) {
 		"| BenchmarkFanOut100 | not run | ≥ 0.950x |",
 		"| BenchmarkStartKernelPooled | not run | ≤ 50 ms |",
 		"| actor `1+1` p50 vs raw zmq4 | BenchmarkKernelActorRoundTrip | not run | ≤ 1.050x |",
+		"| BenchmarkChannelsExecute | not run | ≤ 1.000x |",
+		"| BenchmarkFrontends10 | not run | ≥ 0.950x |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
@@ -298,5 +300,28 @@ func TestParseSurvivesAHugeLine(t *testing.T) {
 	tail := parsed.Failures[0].Tail
 	if len(tail) != 1 || len(tail[0]) > maxLine+100 || !strings.Contains(tail[0], "cut]") {
 		t.Fatalf("tail of the failed run: %d lines, first %d bytes", len(tail), len(tail[0]))
+	}
+}
+
+// The issue 16 figures, as their benchmarks print them: the frontend's
+// `1+1` ratio against a real jupyter_server (met here) and the stalled
+// frontend's throughput ratio (missed here), each with its notes.
+func TestReportFrontendFigures(t *testing.T) {
+	in := `pkg: github.com/mcp-jupyter/mcp-jupyter/cmd/mcp-jupyter
+BenchmarkChannelsExecute-2   	     300	   2000000 ns/op	      1800 p50-µs	      2000 jupyter-server-p50-µs	         0.9000 ratio-p50-vs-jupyter-server
+BenchmarkFrontends10-2   	       1	9000000000 ns/op	      5000 lines/s-base	      4500 lines/s-stalled	         0.9000 ratio-stalled-throughput	         3.000 rounds
+`
+	var out strings.Builder
+	if err := report(&out, strings.NewReader(in), env{}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| `1+1` through the channels WebSocket (a frontend, v1 subprotocol) p50 vs the same through a real jupyter_server | BenchmarkChannelsExecute | 0.900x | ≤ 1.000x | met | ours p50 1800 µs; jupyter_server p50 2000 µs |",
+		"| 10 frontends on one kernel while an agent streams 10,000 lines: one stalled frontend vs none, throughput | BenchmarkFrontends10 | 0.900x | ≥ 0.950x | **NOT MET** | lines/s without a stalled frontend 5000; wall clock, median of 3 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
 	}
 }
