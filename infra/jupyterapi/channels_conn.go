@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/coder/websocket"
@@ -29,9 +30,10 @@ type conn struct {
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 
-	out     chan outMsg          // bounded: see outQueue
+	out     chan outMsg               // bounded: see outQueue
 	replies chan events.KernelMessage // relay replies, bounded
-	stop    chan struct{}        // closed by shutdown (graceful) or replace
+	stop    chan struct{}             // closed by shutdown (graceful) or replace
+	done    chan struct{}             // closed once its cursor is saved
 	stopped sync.Once
 	endWith closeReason // why stop was closed (under stopOnce)
 
@@ -107,7 +109,7 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"),
 		client: clip(r.UserAgent(), 120), ctx: cctx, cancel: cancel,
-		out: make(chan outMsg, outQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{})}
+		out: make(chan outMsg, outQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	c.tr = newTranslator(c)
 	c.run()
 }
@@ -162,6 +164,15 @@ func (c *conn) register() {
 	st.mu.Unlock()
 	if old != nil {
 		old.end(closeReason{websocket.StatusPolicyViolation, "replaced by a newer connection with the same session_id"})
+		// NB: wait (bounded) for its cursor: a frontend reconnecting before
+		// the server noticed the old connection was lost resumes from
+		// what the old one delivered.
+		t := time.NewTimer(channelsWriteTimeout)
+		defer t.Stop()
+		select {
+		case <-old.done:
+		case <-t.C:
+		}
 	}
 }
 
@@ -194,6 +205,8 @@ func (c *conn) shutdown() {
 func (c *conn) run() {
 	c.register()
 	defer c.unregister()
+	doneOnce := sync.OnceFunc(func() { close(c.done) })
+	defer doneOnce()
 	after, resume := c.s.ch.cursor(c.key)
 	live := !resume
 	a, seen, err := c.s.opts.Channels.Attach(c.ctx, c.key.kernel, Attach{Session: c.key.session, Username: c.user, Client: c.client, Framing: c.framing})
@@ -231,6 +244,7 @@ func (c *conn) run() {
 	c.tr.greet()
 	how := c.write(feedEnd, readEnd)
 	c.s.ch.saveCursor(c.key, c.sent)
+	doneOnce()
 	_ = c.ws.Close(how.code, how.reason)
 	c.cancel()
 	wg.Wait()
