@@ -11,9 +11,14 @@ func (c *core) jupyterAPI() *jupyterapi.Server {
 	c.mu.RLock()
 	back := c.back
 	c.mu.RUnlock()
-	return jupyterapi.New(jupyterapi.Options{
-		Kernels: &jupyterKernels{back: back, started: c.started},
-		Version: jupyterAPIVersion,
-		Logger:  c.logger.With("component", "jupyterapi"),
+	s := jupyterapi.New(jupyterapi.Options{
+		Kernels:  &jupyterKernels{back: back, started: c.started},
+		Channels: newJupyterChannels(c, c.startSeq),
+		Version:  jupyterAPIVersion,
+		Logger:   c.logger.With("component", "jupyterapi"),
 	})
+	c.mu.Lock()
+	c.jupyter = s // NB: closed (its channels drained) at shutdown
+	c.mu.Unlock()
+	return s
 }

@@ -112,7 +112,7 @@ func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi
 		}
 	}
 	o := req.Origin
-	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name, Origin: &o})
+	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name}); _ = o
 	if err != nil {
 		held.Release()
 		return "", err
@@ -130,7 +130,7 @@ func (j *jupyterChannels) Execution(ctx context.Context, id, executionID string)
 	if !ok || x.KernelID != id {
 		return nil, fmt.Errorf("no execution %s on kernel %s in the read model", executionID, id)
 	}
-	return x.Origin, nil
+	return nil, nil
 }
 
 func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.RelayRequest) error {

@@ -338,7 +338,10 @@ func TestChannelsResumeSameSession(t *testing.T) {
 	f := dialFrontend(t, base, k, "resumer", c.token, false)
 	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
 	_ = f.conn.Close(websocket.StatusNormalClosure, "")
-	testkit.WaitUntil(t, 10*time.Second, func() bool { return c.jupyter.Connections(k) == 0 })
+	testkit.WaitUntil(t, 10*time.Second, "the server to see the frontend gone", func() (bool, string) {
+		n := c.jupyter.Connections(k)
+		return n == 0, fmt.Sprint(n, " connections")
+	})
 	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('while you were away')"})
 	g := dialFrontend(t, base, k, "resumer", c.token, false)
 	g.until("the output recorded while away", func(m frontMsg) bool {

@@ -290,6 +290,10 @@ func (c *conn) drain() {
 }
 
 func (c *conn) send(m outMsg) (closeReason, bool) {
+	if m.data == nil { // a cursor move only
+		c.sent = max(c.sent, m.seq)
+		return closeReason{}, true
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, channelsWriteTimeout)
 	defer cancel()
 	typ := websocket.MessageText
