@@ -73,8 +73,8 @@ type core struct {
 	live     *live
 	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
 	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
-	python   error // the kernel launcher's check; nil when usable
-	checked  bool  // the check has finished
+	python   error              // the kernel launcher's check; nil when usable
+	checked  bool               // the check has finished
 
 	// principals is the data dir's token directory (the admin token and
 	// principals.json, reloaded on change); authn is the chain every

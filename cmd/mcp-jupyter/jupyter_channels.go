@@ -112,7 +112,8 @@ func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi
 		}
 	}
 	o := req.Origin
-	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name}); _ = o
+	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name})
+	_ = o
 	if err != nil {
 		held.Release()
 		return "", err

@@ -272,7 +272,7 @@ func TestChannelsBadInput(t *testing.T) {
 	// Unknown kernel: 404; bad session_id: 400; no token: 401.
 	for _, tc := range []struct {
 		name, kernel, session, token string
-		code                     int
+		code                         int
 	}{
 		{"unknown kernel", "00000000-0000-0000-0000-000000000000", "s", c.token, 404},
 		{"bad session", k, "a%20b", c.token, 400},
