@@ -92,7 +92,8 @@ func (j *jupyterChannels) Attach(ctx context.Context, id string, a jupyterapi.At
 // seenBefore reports whether the session attached to the kernel in an
 // earlier process (its FrontendAttached before startSeq).
 func (j *jupyterChannels) seenBefore(kernelID, session string) bool {
-	return false
+	f, ok := j.c.kernels.Frontend(kernelID, session)
+	return ok && f.Seq <= j.startSeq
 }
 
 func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi.ExecuteRequest) (string, error) {
@@ -112,8 +113,7 @@ func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi
 		}
 	}
 	o := req.Origin
-	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name})
-	_ = o
+	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name, Origin: &o})
 	if err != nil {
 		held.Release()
 		return "", err
@@ -131,7 +131,7 @@ func (j *jupyterChannels) Execution(ctx context.Context, id, executionID string)
 	if !ok || x.KernelID != id {
 		return nil, fmt.Errorf("no execution %s on kernel %s in the read model", executionID, id)
 	}
-	return nil, nil
+	return x.Origin, nil
 }
 
 func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.RelayRequest) error {
