@@ -47,6 +47,9 @@ type JupyterServerOptions struct {
 	GatewayToken string
 	// RootDir is the contents root; empty: a fresh t.TempDir().
 	RootDir string
+	// Config, when set, is written to jupyter_server_config.py in its own
+	// config dir (JUPYTER_CONFIG_DIR), which it reads at start.
+	Config string
 }
 
 // jupyterServerDir is testkit/outside/jupyterserver, found from this file
@@ -114,6 +117,15 @@ func StartJupyterServer(t testing.TB, opts JupyterServerOptions) *JupyterServer 
 		"JUPYTER_DATA_DIR=" + filepath.Join(home, "data"),
 		"JUPYTER_RUNTIME_DIR=" + filepath.Join(home, "runtime"),
 		"LANG=C.UTF-8",
+	}
+	if opts.Config != "" {
+		cfgDir := filepath.Join(home, "config")
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, "jupyter_server_config.py"), []byte(opts.Config), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if opts.GatewayToken != "" {
 		// NB: in the environment, not argv (ps shows argv).

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,11 +34,28 @@ const JupyterWSReadLimit = 64 << 20
 // (ours or a real jupyter_server) without sharing our server's code.
 //
 // Read and Send return errors instead of failing the test, so that
-// goroutines (many frontends at once) can use them; DialJupyterWS and
-// Execute fail the test on a broken setup.
+// goroutines (many frontends at once) can use them; DialJupyterWS fails
+// the test on a broken setup.
+//
+// The first Read starts one reader goroutine that hands frames over one at
+// a time (so a frontend that stops reading still pushes back on the server
+// through TCP, and one that never reads never reads at all); Read's context
+// only bounds the wait, it does not close the connection as a cancelled
+// read of coder/websocket would. Close ends the reader.
 type JupyterWS struct {
 	Conn    *websocket.Conn
 	Session string
+
+	startReader sync.Once
+	frames      chan jupyterFrame // unbuffered: the reader holds at most one frame
+	readErr     error             // why the reader ended; set before frames is closed
+	done        chan struct{}
+	closeOnce   sync.Once
+}
+
+type jupyterFrame struct {
+	typ  websocket.MessageType
+	data []byte
 }
 
 // JupyterWSOptions tune DialJupyterWS.
@@ -84,7 +102,7 @@ func DialJupyterWS(t testing.TB, base, token, kernel string, opts JupyterWSOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Conn.CloseNow() })
+	t.Cleanup(c.Close)
 	return c
 }
 
@@ -135,7 +153,33 @@ func DialJupyterWSContext(ctx context.Context, base, token, kernel string, opts 
 		return nil, fmt.Errorf("dial %s: the server chose subprotocol %q, want %q", u.Redacted(), conn.Subprotocol(), JupyterWSProtocol)
 	}
 	conn.SetReadLimit(JupyterWSReadLimit)
-	return &JupyterWS{Conn: conn, Session: opts.Session}, nil
+	return &JupyterWS{Conn: conn, Session: opts.Session, frames: make(chan jupyterFrame), done: make(chan struct{})}, nil
+}
+
+// Close closes the connection at once and ends the reader.
+func (c *JupyterWS) Close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		_ = c.Conn.CloseNow()
+	})
+}
+
+func (c *JupyterWS) readLoop() {
+	defer close(c.frames)
+	for {
+		// NB: no deadline here: the connection's close ends this read.
+		typ, data, err := c.Conn.Read(context.Background())
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		select {
+		case c.frames <- jupyterFrame{typ: typ, data: data}:
+		case <-c.done:
+			c.readErr = net.ErrClosed
+			return
+		}
+	}
 }
 
 // Send writes one request on channel and returns its msg_id.
@@ -156,16 +200,22 @@ func (c *JupyterWS) Send(ctx context.Context, channel, msgType string, content a
 	return id, nil
 }
 
-// Read returns the next message.
+// Read returns the next message, or ctx's error when none came in time
+// (the connection stays usable).
 func (c *JupyterWS) Read(ctx context.Context) (JupyterMessage, error) {
-	typ, data, err := c.Conn.Read(ctx)
-	if err != nil {
-		return JupyterMessage{}, err
+	c.startReader.Do(func() { go c.readLoop() })
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			return JupyterMessage{}, c.readErr
+		}
+		if f.typ != websocket.MessageBinary {
+			return JupyterMessage{}, fmt.Errorf("a text message on the v1 subprotocol: %.200q", f.data)
+		}
+		return DecodeJupyterV1Message(f.data)
+	case <-ctx.Done():
+		return JupyterMessage{}, ctx.Err()
 	}
-	if typ != websocket.MessageBinary {
-		return JupyterMessage{}, fmt.Errorf("a text message on the v1 subprotocol: %.200q", data)
-	}
-	return DecodeJupyterV1Message(data)
 }
 
 // WaitReady repeats kernel_info_request until its reply and some IOPub
@@ -181,8 +231,12 @@ func (c *JupyterWS) WaitReady(ctx context.Context) error {
 		try, cancel := context.WithTimeout(ctx, time.Second)
 		for !(reply && iopub) {
 			m, err := c.Read(try)
-			if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 				break
+			}
+			if err != nil {
+				cancel()
+				return fmt.Errorf("waiting for kernel_info_reply: %w", err)
 			}
 			reply = reply || m.Channel == "shell" && m.Header.MsgType == "kernel_info_reply" && m.ParentHeader.MsgID == id
 			iopub = iopub || m.Channel == "iopub"

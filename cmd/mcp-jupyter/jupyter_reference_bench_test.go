@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,13 +13,27 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
+// jupyterServerNoDelay is a jupyter_server config that turns Nagle's
+// algorithm off on its kernel WebSockets (tornado leaves it on): a burst of
+// small frames (busy, execute_input, execute_result, execute_reply, idle)
+// then leaves at once instead of waiting for the client's delayed ACK (40 ms
+// on Linux). Ours sets TCP_NODELAY as every Go server does; this is the
+// jupyter_server a latency-minded operator would run.
+const jupyterServerNoDelay = `from jupyter_server.services.kernels.handlers import ZMQChannelsHandler
+_open = ZMQChannelsHandler.open
+def _open_nodelay(self, *args, **kwargs):
+    self.set_nodelay(True)
+    return _open(self, *args, **kwargs)
+ZMQChannelsHandler.open = _open_nodelay
+`
+
 // startReferenceKernel starts a python3 kernel (POST /api/kernels) on a
 // real jupyter_server in reference mode (testkit.StartJupyterServer: its
 // kernels run the same /usr/bin/python3 ipykernel ours do) and returns the
 // server and the kernel's id.
-func startReferenceKernel(tb testing.TB) (*testkit.JupyterServer, string) {
+func startReferenceKernel(tb testing.TB, opts testkit.JupyterServerOptions) (*testkit.JupyterServer, string) {
 	tb.Helper()
-	js := testkit.StartJupyterServer(tb, testkit.JupyterServerOptions{})
+	js := testkit.StartJupyterServer(tb, opts)
 	body, _ := json.Marshal(map[string]any{"name": "python3"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -48,12 +63,23 @@ func startReferenceKernel(tb testing.TB) (*testkit.JupyterServer, string) {
 // is a real frontend's round trip, and the line reader of
 // BenchmarkFrontends10 reads a real server's stream messages in order.
 func TestBenchClientAgainstJupyterServer(t *testing.T) {
-	js, kernel := startReferenceKernel(t)
+	js, kernel := startReferenceKernel(t, testkit.JupyterServerOptions{})
 	ws := testkit.DialJupyterWS(t, js.URL, js.Token, kernel, testkit.JupyterWSOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := ws.WaitReady(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A read that times out leaves the connection usable (WaitReady's
+	// retries rely on it; a cancelled read of coder/websocket would close it).
+	for timedOut := false; !timedOut; {
+		short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := ws.Read(short)
+		cancelShort()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+		timedOut = err != nil
 	}
 	r, err := ws.Execute(ctx, "1+1")
 	if err != nil || r.Status != "ok" || r.ExecuteResult != "2" {
