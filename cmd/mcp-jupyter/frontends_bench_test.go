@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -143,7 +144,7 @@ const (
 	// stalled frontend) one iteration takes, interleaved ABBA; the ratio is
 	// of the medians, so one run disturbed by another process of a shared
 	// machine does not make the figure.
-	frontendRounds = 3
+	frontendRounds = 5
 	// stalledReceiveBuffer is the stalled frontend's socket receive buffer:
 	// small, so that it pushes back on the server within the run.
 	stalledReceiveBuffer = 4 << 10
@@ -168,6 +169,7 @@ func BenchmarkFrontends10(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		var bases, stalleds, agentBase, agentStalled []float64
+		closed := 0
 		for r := range frontendRounds {
 			order := []bool{false, true}
 			if r%2 == 1 {
@@ -178,6 +180,9 @@ func BenchmarkFrontends10(b *testing.B) {
 				v := benchStreamToFrontends(b, s, fmt.Sprintf("run%d", run), stalled)
 				if stalled {
 					stalleds, agentStalled = append(stalleds, v.linesPerSecond), append(agentStalled, v.agentMillis)
+					if v.stalledClosed {
+						closed++
+					}
 				} else {
 					bases, agentBase = append(bases, v.linesPerSecond), append(agentBase, v.agentMillis)
 				}
@@ -190,6 +195,9 @@ func BenchmarkFrontends10(b *testing.B) {
 		b.ReportMetric(benchMedian(agentStalled), "agent-ms-stalled")
 		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
 		b.ReportMetric(frontendRounds, "rounds")
+		// 1: the server closed the stalled frontend in every stalled run;
+		// 0: it kept it open (its output queued) through every one.
+		b.ReportMetric(float64(closed)/frontendRounds, "stalled-closed")
 		b.ReportMetric((slices.Max(bases)-slices.Min(bases))/base, "spread-base")
 		b.ReportMetric((slices.Max(stalleds)-slices.Min(stalleds))/stalled, "spread-stalled")
 	}
@@ -199,6 +207,7 @@ func BenchmarkFrontends10(b *testing.B) {
 type benchStreamResult struct {
 	linesPerSecond float64 // frontendLines / (start of the agent's call → the last frontend's last line)
 	agentMillis    float64 // the agent's execute call, start to result
+	stalledClosed  bool    // the server closed the stalled frontend
 }
 
 // benchStreamToFrontends attaches the readers (and the stalled frontend), has
@@ -210,10 +219,17 @@ func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, sta
 	for i := range readers {
 		readers[i] = benchAttach(b, s.url, s.core.token, s.uuid, testkit.JupyterWSOptions{})
 	}
+	var st *testkit.JupyterWS
 	if stalled {
-		// NB: dialled, never read; closed with the others at the end.
-		st := testkit.DialJupyterWS(b, s.url, s.core.token, s.uuid, testkit.JupyterWSOptions{ReceiveBuffer: stalledReceiveBuffer})
+		// NB: never read during the run; attached (its FrontendAttached
+		// recorded) before the agent starts, so that it is one of the
+		// frontends the server streams to.
+		st = testkit.DialJupyterWS(b, s.url, s.core.token, s.uuid, testkit.JupyterWSOptions{ReceiveBuffer: stalledReceiveBuffer})
 		defer st.Close()
+		testkit.WaitUntil(b, 30*time.Second, "the stalled frontend attached", func() (bool, string) {
+			_, ok := s.core.kernels.Frontend(s.kernel, st.Session)
+			return ok, "no FrontendAttached for its session yet"
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -250,7 +266,27 @@ func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, sta
 			last = done[i]
 		}
 	}
-	return benchStreamResult{linesPerSecond: frontendLines / last.Sub(start).Seconds(), agentMillis: float64(agent.Microseconds()) / 1000}
+	r := benchStreamResult{linesPerSecond: frontendLines / last.Sub(start).Seconds(), agentMillis: float64(agent.Microseconds()) / 1000}
+	if st != nil {
+		r.stalledClosed = benchClosedByServer(st)
+	}
+	return r
+}
+
+// benchClosedByServer reads what a stalled frontend was sent and reports
+// whether the server ended the connection (as it may close a frontend that
+// falls behind) rather than keeping it open with everything queued.
+func benchClosedByServer(ws *testkit.JupyterWS) bool {
+	for {
+		// NB: a pause of a second with nothing sent means the server keeps
+		// the connection open; a closed one answers at once.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := ws.Read(ctx)
+		cancel()
+		if err != nil {
+			return !errors.Is(err, context.DeadlineExceeded)
+		}
+	}
 }
 
 // benchReadLines reads ws until it has seen lines "tag 0" … "tag lines-1"
