@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestChannelsRelayReplyToAskerOnly: a complete_request is relayed to the
@@ -202,5 +205,62 @@ func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
 	again := dialFrontend(t, base, k, "stalled", c.token, true)
 	if got := check(again, n); got != lines {
 		t.Fatalf("resumed at %d, ended at %d", n, got)
+	}
+}
+
+// TestChannelsResumeAfterServerRestart: the server drains and closes its
+// channels with 1001 and a hint when it stops; a frontend session that
+// attached before the restart reconnects and gets the output recorded
+// since this process started (before it reconnected); a session never
+// seen gets live output only.
+func TestChannelsResumeAfterServerRestart(t *testing.T) {
+	cfg := testConfig(t, testkit.TempDataDir(t))
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	connect := func(c *core) *client.Client {
+		inproc, err := client.NewInProcessClient(c.mcp.MCP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := mcpClient(t, inproc)
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	c1, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := startKernelTool(t, connect(c1))
+	f := dialFrontend(t, channelsServer(t, c1), k, "returning", c1.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := readUntilClosed(ctx, f); websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), "session_id") {
+		t.Fatalf("at shutdown the frontend got %v, want 1001 with a hint", err)
+	}
+
+	c2, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	agent := connect(c2)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('while you reconnected')"})
+	base := channelsServer(t, c2)
+	back := dialFrontend(t, base, k, "returning", c2.token, true)
+	back.until("the output recorded before it reconnected", func(m frontMsg) bool {
+		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "while you reconnected")
+	})
+	fresh := dialFrontend(t, base, k, "newcomer", c2.token, true)
+	fresh.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	done := agentRuns(t, agent, k, "print('marker')")
+	got := fresh.until("marker", func(m frontMsg) bool {
+		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "marker")
+	})
+	<-done
+	if strings.Contains(describe(got), "while you reconnected") {
+		t.Fatalf("a session never seen got old output:%s", describe(got))
 	}
 }
