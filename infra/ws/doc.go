@@ -50,6 +50,16 @@
 //     once with CloseTokenRevoked (4001) and a reason saying so; the server
 //     calls it from the token store's Watch.
 //
+//  7. Subscriptions (Subscribe, subscription.go): an edge of this process
+//     (the Jupyter channels WebSocket, infra/jupyterapi) gets one kernel's
+//     durable events after a seq, or from now, on the same fan-out: what
+//     is recorded already from the backlog (the log for what it no longer
+//     holds, a page at a time), then live, no gap and no duplicate. Each
+//     subscription's queue is bounded in events and bytes; one that falls
+//     behind ends with a *SlowError (ErrSlowSubscriber) naming the seq to
+//     resume after, and never slows the hub or anyone else. Access is the
+//     subscriber's to check.
+//
 // The caller's duties:
 //
 //  1. New(log, opts) with Options.Backlog and BacklogWait (the backlog's
