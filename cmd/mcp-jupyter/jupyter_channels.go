@@ -206,4 +206,6 @@ func (f feed) Next(ctx context.Context) ([]events.Event, error) {
 	return evs, err
 }
 
+func (f feed) Cursor() uint64 { return f.s.Cursor() }
+
 func (f feed) Close() { f.s.Close() }

@@ -264,3 +264,34 @@ func TestChannelsResumeAfterServerRestart(t *testing.T) {
 		t.Fatalf("a session never seen got old output:%s", describe(got))
 	}
 }
+
+// TestChannelsLiveSessionCursorStartsAtNow: a session that attached live
+// and got no event before it left resumes from where it joined, not from
+// the kernel's first event (its old output is not replayed).
+func TestChannelsLiveSessionCursorStartsAtNow(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('old output')"})
+	must(t, agent, "shutdown_kernel", map[string]any{"kernel": k})
+	base := channelsServer(t, c)
+	f := dialFrontend(t, base, k, "brief", c.token, true)
+	f.until("the dead status", func(m frontMsg) bool { return m.h.MsgType == "status" && m.content()["execution_state"] == "dead" })
+	_ = f.conn.Close(websocket.StatusNormalClosure, "")
+	testkit.WaitUntil(t, 10*time.Second, "the server to see the frontend gone", func() (bool, string) {
+		n := c.jupyter.Connections(k)
+		return n == 0, fmt.Sprint(n, " connections")
+	})
+	g := dialFrontend(t, base, k, "brief", c.token, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for {
+		m, err := g.next(ctx)
+		if err != nil {
+			break // NB: nothing more to come: a dead kernel
+		}
+		if strings.Contains(string(m.Content), "old output") {
+			t.Fatalf("the kernel's history was replayed to a session that joined after it: %s", m.Content)
+		}
+	}
+}

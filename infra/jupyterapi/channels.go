@@ -50,6 +50,10 @@ type Channels interface {
 // Subscription). Payloads are decoded by the reader (events.As).
 type Feed interface {
 	Next(ctx context.Context) ([]events.Event, error)
+	// Cursor is the seq the feed delivered up to: before the first Next,
+	// where it starts (for a live feed, the last event recorded when it
+	// began).
+	Cursor() uint64
 	Close()
 }
 

@@ -233,7 +233,7 @@ func (c *conn) run() {
 		return
 	}
 	defer feed.Close()
-	c.sent = after
+	c.sent = feed.Cursor() // NB: a live feed starts at the log's end, not at 0
 
 	var wg sync.WaitGroup
 	feedEnd := make(chan closeReason, 1)
