@@ -45,6 +45,10 @@ type relay struct {
 	header  json.RawMessage // the frontend's request header
 	msgType string
 	channel string
+	// replied and idle: its reply (direct from the kernel actor) and its
+	// idle status (through the log) arrived, in either order: forgotten
+	// once both did.
+	replied, idle bool
 }
 
 func newTranslator(c *conn) *translator {
@@ -194,7 +198,12 @@ func (t *translator) iopubParent(p events.IOPubMessageReceived) json.RawMessage 
 	t.mu.Lock()
 	r, ok := t.relays[p.ParentMsgID]
 	if ok && p.MsgType == "status" && strings.Contains(string(p.Content), `"idle"`) {
-		t.forgetLocked(p.ParentMsgID)
+		if r.replied {
+			t.forgetLocked(p.ParentMsgID)
+		} else {
+			r.idle = true
+			t.relays[p.ParentMsgID] = r
+		}
 	}
 	t.mu.Unlock()
 	if ok {
@@ -361,14 +370,7 @@ func (t *translator) inbound(m Message) {
 // relayRequest sends a request that is no execution under a fresh msg_id
 // of the server's; its reply comes back to this connection only.
 func (t *translator) relayRequest(channel, msgType string, header, content json.RawMessage, id string) {
-	t.mu.Lock()
-	t.relays[id] = relay{header: header, msgType: msgType, channel: channel}
-	t.relayOrder = append(t.relayOrder, id)
-	for len(t.relayOrder) > maxRelaysPerConn {
-		delete(t.relays, t.relayOrder[0])
-		t.relayOrder = t.relayOrder[1:]
-	}
-	t.mu.Unlock()
+	t.track(id, relay{header: header, msgType: msgType, channel: channel})
 	err := t.c.s.opts.Channels.Relay(t.c.ctx, t.c.key.kernel, RelayRequest{Channel: channel, MsgType: msgType, MsgID: id,
 		Content: content, Replies: t.c.replies})
 	if err != nil {
@@ -380,10 +382,31 @@ func (t *translator) relayRequest(channel, msgType string, header, content json.
 	}
 }
 
+// track remembers a relayed request, bounded: past maxRelaysPerConn the
+// oldest is forgotten (its reply, if it still comes, is dropped).
+func (t *translator) track(id string, r relay) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.relays[id] = r
+	t.relayOrder = append(t.relayOrder, id)
+	for len(t.relayOrder) > maxRelaysPerConn {
+		delete(t.relays, t.relayOrder[0])
+		t.relayOrder = t.relayOrder[1:]
+	}
+}
+
 // reply forwards a relayed request's reply to this connection.
 func (t *translator) reply(rep events.KernelMessage) {
 	t.mu.Lock()
 	r, ok := t.relays[rep.ParentMsgID]
+	if ok && strings.HasSuffix(rep.MsgType, "_reply") {
+		if r.idle {
+			t.forgetLocked(rep.ParentMsgID)
+		} else {
+			r.replied = true
+			t.relays[rep.ParentMsgID] = r
+		}
+	}
 	t.mu.Unlock()
 	if !ok {
 		return // forgotten (bound)
