@@ -133,6 +133,7 @@ var targets = []target{
 	{What: "10 frontends on one kernel while an agent streams 10,000 lines: one stalled frontend vs none, throughput", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkFrontends10",
 		Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.95,
 		Notes: []note{{Label: "lines/s without a stalled frontend", Metric: "lines/s-base"}, {Label: "wall clock, median of", Metric: "rounds"},
+			{Label: "CPU cost per line (blind to waiting)", Metric: "ratio-stalled-cpu", Ratio: true},
 			{Label: "stalled frontend closed by the server per stalled run", Metric: "stalled-closed"}}},
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,7 +169,7 @@ func BenchmarkFrontends10(b *testing.B) {
 	run := 0
 	b.ResetTimer()
 	for range b.N {
-		var bases, stalleds, agentBase, agentStalled []float64
+		var bases, stalleds, agentBase, agentStalled, cpuBase, cpuStalled []float64
 		closed := 0
 		for r := range frontendRounds {
 			order := []bool{false, true}
@@ -180,11 +181,13 @@ func BenchmarkFrontends10(b *testing.B) {
 				v := benchStreamToFrontends(b, s, fmt.Sprintf("run%d", run), stalled)
 				if stalled {
 					stalleds, agentStalled = append(stalleds, v.linesPerSecond), append(agentStalled, v.agentMillis)
+					cpuStalled = append(cpuStalled, v.linesPerCPU)
 					if v.stalledClosed {
 						closed++
 					}
 				} else {
 					bases, agentBase = append(bases, v.linesPerSecond), append(agentBase, v.agentMillis)
+					cpuBase = append(cpuBase, v.linesPerCPU)
 				}
 			}
 		}
@@ -194,6 +197,13 @@ func BenchmarkFrontends10(b *testing.B) {
 		b.ReportMetric(benchMedian(agentBase), "agent-ms-base")
 		b.ReportMetric(benchMedian(agentStalled), "agent-ms-stalled")
 		b.ReportMetric(stalled/base, "ratio-stalled-throughput")
+		// NB: the figure is per wall-clock second, which other processes of
+		// a shared machine move; per CPU second of this process (the server
+		// and the ten readers; the kernel is another process) it says
+		// whether the stalled frontend itself cost anything.
+		b.ReportMetric(benchMedian(cpuBase), "lines/cpu-s-base")
+		b.ReportMetric(benchMedian(cpuStalled), "lines/cpu-s-stalled")
+		b.ReportMetric(benchMedian(cpuStalled)/benchMedian(cpuBase), "ratio-stalled-cpu")
 		b.ReportMetric(frontendRounds, "rounds")
 		// 1: the server closed the stalled frontend in every stalled run;
 		// 0: it kept it open (its output queued) through every one.
@@ -207,7 +217,18 @@ func BenchmarkFrontends10(b *testing.B) {
 type benchStreamResult struct {
 	linesPerSecond float64 // frontendLines / (start of the agent's call → the last frontend's last line)
 	agentMillis    float64 // the agent's execute call, start to result
+	linesPerCPU    float64 // frontendLines per CPU second of this process (server and readers) over the same span
 	stalledClosed  bool    // the server closed the stalled frontend
+}
+
+// benchProcessCPU is the CPU time (user + system) this process has used.
+func benchProcessCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchStreamToFrontends attaches the readers (and the stalled frontend), has
@@ -248,7 +269,7 @@ func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, sta
 	code := fmt.Sprintf("for i in range(%d):\n    print(%q, i, flush=True)", frontendLines, tag)
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = "execute", map[string]any{"kernel": s.kernel, "code": code, "timeout_s": 600}
-	start := time.Now()
+	start, cpu0 := time.Now(), benchProcessCPU(b)
 	res, err := s.agent.CallTool(asAdmin(ctx), req)
 	agent := time.Since(start)
 	if err != nil || res.IsError {
@@ -257,6 +278,7 @@ func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, sta
 		b.Fatalf("the agent's execute: %v %+v", err, res)
 	}
 	wg.Wait()
+	cpu := benchProcessCPU(b) - cpu0
 	last := start
 	for i := range readers {
 		if errs[i] != nil {
@@ -266,7 +288,8 @@ func benchStreamToFrontends(b *testing.B, s benchFrontendServer, tag string, sta
 			last = done[i]
 		}
 	}
-	r := benchStreamResult{linesPerSecond: frontendLines / last.Sub(start).Seconds(), agentMillis: float64(agent.Microseconds()) / 1000}
+	r := benchStreamResult{linesPerSecond: frontendLines / last.Sub(start).Seconds(), agentMillis: float64(agent.Microseconds()) / 1000,
+		linesPerCPU: frontendLines / max(cpu, time.Millisecond).Seconds()}
 	if st != nil {
 		r.stalledClosed = benchClosedByServer(st)
 	}
