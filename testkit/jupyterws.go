@@ -253,12 +253,12 @@ func (c *JupyterWS) WaitReady(ctx context.Context) error {
 
 // ExecuteReply is what Execute saw of one execution.
 type ExecuteReply struct {
-	Status          string `json:"status"`
-	ExecutionCount  int    `json:"execution_count"`
-	Ename           string `json:"ename"`
-	Evalue          string `json:"evalue"`
-	ExecuteResult   string `json:"-"` // text/plain of the execute_result
-	StdoutCollected string `json:"-"`
+	Status         string `json:"status"`
+	ExecutionCount int    `json:"execution_count"`
+	Ename          string `json:"ename"`
+	Evalue         string `json:"evalue"`
+	ExecuteResult  string `json:"-"` // text/plain of the execute_result
+	Stdout         string `json:"-"` // stdout stream text, in order
 }
 
 // Execute sends code as an execute_request and returns once both its
@@ -311,7 +311,7 @@ func (c *JupyterWS) Execute(ctx context.Context, code string) (ExecuteReply, err
 			}
 		}
 	}
-	r.StdoutCollected = stdout.String()
+	r.Stdout = stdout.String()
 	return r, nil
 }
 
