@@ -179,6 +179,8 @@ func BenchmarkFrontends10(b *testing.B) {
 			for _, stalled := range order {
 				run++
 				v := benchStreamToFrontends(b, s, fmt.Sprintf("run%d", run), stalled)
+				b.Logf("run %d (stalled frontend: %t): %.0f lines/s, %.0f lines/cpu-s, agent %.0f ms, stalled closed %t",
+					run, stalled, v.linesPerSecond, v.linesPerCPU, v.agentMillis, v.stalledClosed)
 				if stalled {
 					stalleds, agentStalled = append(stalleds, v.linesPerSecond), append(agentStalled, v.agentMillis)
 					cpuStalled = append(cpuStalled, v.linesPerCPU)
