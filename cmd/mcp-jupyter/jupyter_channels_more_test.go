@@ -107,10 +107,12 @@ func (f *frontend) sendReply(channel, msgType string, parent []byte, content any
 // PermissionError reply (the connection stays); one it is not shared with
 // gets 404 as for a kernel that does not exist.
 func TestChannelsAccess(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
+		"dave": auth.ScopeRead})
 	alice := ps.clients["alice"]
 	k := startKernelTool(t, alice)
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "dave", "access": "execute"})
 	base := "http://" + ps.hostPort
 	uuid, _ := events.UUIDForm(k)
 	if _, res, err := tryDialFrontend(base, uuid, "c", ps.tokens["carol"], true); err == nil || res == nil || res.StatusCode != 404 {
@@ -127,6 +129,18 @@ func TestChannelsAccess(t *testing.T) {
 		t.Fatal("bob's code ran")
 	}
 	_ = id
+	// dave may execute on the kernel, but his token has the read scope only.
+	dave := dialFrontend(t, "http://"+ps.hostPort, k, "dave-s", ps.tokens["dave"], false)
+	dave.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if _, got := dave.execute("print('dave was here')"); got[len(got)-1].content()["ename"] != "PermissionError" ||
+		!strings.Contains(string(got[len(got)-1].Content), "execute scope") {
+		t.Fatalf("a read-scope token's execute_request:%s", describe(got))
+	}
+	intr := dave.send("control", "interrupt_request", map[string]any{})
+	got = dave.until("interrupt refusal", func(m frontMsg) bool { return m.h.MsgType == "interrupt_reply" && m.parent.MsgID == intr })
+	if got[len(got)-1].content()["ename"] != "PermissionError" {
+		t.Fatalf("a read-scope token's interrupt_request:%s", describe(got))
+	}
 	done := agentRuns(t, alice, k, "print('alice runs')")
 	bob.until("alice's output", func(m frontMsg) bool {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "alice runs")
