@@ -94,6 +94,15 @@ func TestChannelsInputInterruptRestart(t *testing.T) {
 	if _, got := f.execute("'name' in dir()"); !strings.Contains(describe(got), "False") {
 		t.Fatalf("the kernel was not restarted:%s", describe(got))
 	}
+
+	sd := f.send("control", "shutdown_request", map[string]any{"restart": false})
+	got = f.until("status dead", func(m frontMsg) bool { return m.h.MsgType == "status" && m.content()["execution_state"] == "dead" })
+	if _, ok := find(got, "control", "shutdown_reply", sd); !ok {
+		t.Fatalf("no shutdown_reply before dead:%s", describe(got))
+	}
+	if _, text := callTool(t, agent, "list_kernels", map[string]any{}); strings.Contains(text, `"running"`) {
+		t.Fatalf("the kernel still runs after the frontend shut it down: %s", text)
+	}
 }
 
 // sendReply sends a reply to a message of the server's (input_reply).
