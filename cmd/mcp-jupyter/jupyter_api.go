@@ -14,8 +14,10 @@ func (c *core) jupyterAPI() *jupyterapi.Server {
 	s := jupyterapi.New(jupyterapi.Options{
 		Kernels:  &jupyterKernels{back: back, started: c.started},
 		Channels: newJupyterChannels(c, c.startSeq),
-		Version:  jupyterAPIVersion,
-		Logger:   c.logger.With("component", "jupyterapi"),
+
+		ChannelsWriteTimeout: c.cfg.JupyterWriteTimeout,
+		Version:              jupyterAPIVersion,
+		Logger:               c.logger.With("component", "jupyterapi"),
 	})
 	c.mu.Lock()
 	c.jupyter = s // NB: closed (its channels drained) at shutdown
