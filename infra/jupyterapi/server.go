@@ -15,6 +15,9 @@ type Options struct {
 	// ChannelsWriteTimeout bounds one write to a channels WebSocket (0:
 	// 30 s).
 	ChannelsWriteTimeout time.Duration
+	// ContentsMaxBody bounds a /api/contents request body in bytes
+	// (0: DefaultContentsMaxBody); a bigger one is refused with 413.
+	ContentsMaxBody int64
 	// Version is what GET /api answers as {"version": ...}.
 	Version string
 	Logger  *slog.Logger
