@@ -94,6 +94,19 @@ func TestChannelsInputInterruptRestart(t *testing.T) {
 	if _, got := f.execute("'name' in dir()"); !strings.Contains(describe(got), "False") {
 		t.Fatalf("the kernel was not restarted:%s", describe(got))
 	}
+
+	sd := f.send("control", "shutdown_request", map[string]any{"restart": false})
+	// NB: our shutdown_reply (control) and the dead status (IOPub, from
+	// the log) come in either order.
+	var dead, replied bool
+	f.until("status dead and the shutdown_reply", func(m frontMsg) bool {
+		dead = dead || (m.h.MsgType == "status" && m.content()["execution_state"] == "dead")
+		replied = replied || (m.Channel == "control" && m.h.MsgType == "shutdown_reply" && m.parent.MsgID == sd)
+		return dead && replied
+	})
+	if _, text := callTool(t, agent, "list_kernels", map[string]any{}); strings.Contains(text, `"running"`) {
+		t.Fatalf("the kernel still runs after the frontend shut it down: %s", text)
+	}
 }
 
 // sendReply sends a reply to a message of the server's (input_reply).
@@ -107,10 +120,12 @@ func (f *frontend) sendReply(channel, msgType string, parent []byte, content any
 // PermissionError reply (the connection stays); one it is not shared with
 // gets 404 as for a kernel that does not exist.
 func TestChannelsAccess(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
+		"dave": auth.ScopeRead})
 	alice := ps.clients["alice"]
 	k := startKernelTool(t, alice)
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "dave", "access": "execute"})
 	base := "http://" + ps.hostPort
 	uuid, _ := events.UUIDForm(k)
 	if _, res, err := tryDialFrontend(base, uuid, "c", ps.tokens["carol"], true); err == nil || res == nil || res.StatusCode != 404 {
@@ -127,6 +142,18 @@ func TestChannelsAccess(t *testing.T) {
 		t.Fatal("bob's code ran")
 	}
 	_ = id
+	// dave may execute on the kernel, but his token has the read scope only.
+	dave := dialFrontend(t, "http://"+ps.hostPort, k, "dave-s", ps.tokens["dave"], false)
+	dave.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if _, got := dave.execute("print('dave was here')"); got[len(got)-1].content()["ename"] != "PermissionError" ||
+		!strings.Contains(string(got[len(got)-1].Content), "execute scope") {
+		t.Fatalf("a read-scope token's execute_request:%s", describe(got))
+	}
+	intr := dave.send("control", "interrupt_request", map[string]any{})
+	got = dave.until("interrupt refusal", func(m frontMsg) bool { return m.h.MsgType == "interrupt_reply" && m.parent.MsgID == intr })
+	if got[len(got)-1].content()["ename"] != "PermissionError" {
+		t.Fatalf("a read-scope token's interrupt_request:%s", describe(got))
+	}
 	done := agentRuns(t, alice, k, "print('alice runs')")
 	bob.until("alice's output", func(m frontMsg) bool {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "alice runs")
@@ -139,8 +166,23 @@ func TestChannelsAccess(t *testing.T) {
 // consumer) and the others get every line in order; the stalled one,
 // reconnecting with its session_id, gets the rest with nothing lost.
 func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
-	c, connect := inProcess(t)
-	agent := connect()
+	cfg := testConfig(t, testkit.TempDataDir(t))
+	// NB: the stalled frontend's blocked write must outlast the live one
+	// reading everything, however loaded the machine: then it is cut off
+	// by its feed overflowing (4008), not by a timed-out write.
+	cfg.JupyterWriteTimeout = 10 * time.Minute
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	inproc, err := client.NewInProcessClient(c.mcp.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := mcpClient(t, inproc)
+	t.Cleanup(func() { _ = agent.Close() })
 	k := startKernelTool(t, agent)
 	base := channelsServer(t, c)
 	live := dialFrontend(t, base, k, "live", c.token, true)
@@ -182,7 +224,7 @@ func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
 		t.Fatalf("live frontend got %d lines", next)
 	}
 	// The stalled one: what it was sent, then 4008.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	n := 0
 	for {

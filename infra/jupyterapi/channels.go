@@ -107,6 +107,10 @@ const (
 	outQueue = 256
 	// outQueueBytes bounds the same queue in bytes.
 	outQueueBytes = 4 << 20
+	// ctrlQueue and ctrlQueueBytes bound a connection's own messages
+	// (replies, notices) waiting for its writer, apart from the feed's.
+	ctrlQueue      = 64
+	ctrlQueueBytes = 16 << 20
 	// replyQueue bounds the relay replies waiting for one connection.
 	replyQueue = 64
 	// maxRelaysPerConn bounds the relayed requests a connection waits on
@@ -116,7 +120,8 @@ const (
 	maxOrigins = 1024
 	// maxCursors bounds the resume cursors kept per (kernel, session).
 	maxCursors = 4096
-	// channelsWriteTimeout bounds one write to a frontend. NB: a write that
+	// channelsWriteTimeout bounds one write to a frontend (unless
+	// Options.ChannelsWriteTimeout says otherwise). NB: a write that
 	// times out tears the connection down without a close frame; one
 	// cut off by its queue overflowing gets 4008 once its blocked write
 	// completes. Generous: a browser tab in the background reads late.
@@ -196,6 +201,13 @@ func (st *channelsState) saveCursor(k sessionKey, seq uint64) {
 		}
 	}
 	st.cursors[k] = seq
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.opts.ChannelsWriteTimeout > 0 {
+		return s.opts.ChannelsWriteTimeout
+	}
+	return channelsWriteTimeout
 }
 
 func (s *Server) routesChannels(mux *http.ServeMux) {

@@ -47,7 +47,7 @@ func TestChannelsTablesBounded(t *testing.T) {
 // TestRelayForgottenAfterReplyAndIdle: a relay is forgotten once both its
 // reply and its idle status arrived, in either order, and not before.
 func TestRelayForgottenAfterReplyAndIdle(t *testing.T) {
-	c := &conn{out: make(chan outMsg, 16), room: make(chan struct{}, 1), stop: make(chan struct{}), kernel: ChannelKernel{Session: "s"}}
+	c := &conn{out: make(chan outMsg, 16), ctrl: make(chan outMsg, ctrlQueue), room: make(chan struct{}, 1), stop: make(chan struct{}), kernel: ChannelKernel{Session: "s"}}
 	tr := newTranslator(c)
 	c.tr = tr
 	idle := func(id string) events.IOPubMessageReceived {
@@ -74,7 +74,38 @@ func TestRelayForgottenAfterReplyAndIdle(t *testing.T) {
 			t.Fatalf("replyFirst=%v: kept after both", replyFirst)
 		}
 	}
-	if n := len(c.out); n != 2 {
+	if n := len(c.ctrl); n != 2 {
 		t.Fatalf("%d replies forwarded, want 2", n)
+	}
+}
+
+// TestReplyNotSlowBehindAFullFeed: a reply to the frontend while the
+// feed's queue is full (a big stream being read at full speed) waits on a
+// queue of its own: the connection is not ended as slow. Only its own
+// queue overflowing ends it.
+func TestReplyNotSlowBehindAFullFeed(t *testing.T) {
+	c := &conn{out: make(chan outMsg, outQueue), ctrl: make(chan outMsg, ctrlQueue), room: make(chan struct{}, 1),
+		stop: make(chan struct{}), framing: SubprotocolV1, kernel: ChannelKernel{Session: "s"}}
+	c.tr = newTranslator(c)
+	for range outQueue {
+		c.out <- outMsg{data: make([]byte, outQueueBytes/outQueue)}
+	}
+	c.queued.Store(outQueueBytes)
+	c.tr.notice("a reply")
+	select {
+	case <-c.stop:
+		t.Fatalf("ended as %q behind a full feed queue", c.endWith.reason)
+	default:
+	}
+	for range ctrlQueue {
+		c.tr.notice("flood")
+	}
+	select {
+	case <-c.stop:
+		if c.endWith.code != CloseSlowFrontend {
+			t.Fatalf("ended with %d, want 4008", c.endWith.code)
+		}
+	default:
+		t.Fatalf("%d own messages queued past the bound %d without ending", len(c.ctrl), ctrlQueue)
 	}
 }

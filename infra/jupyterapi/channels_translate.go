@@ -370,7 +370,9 @@ func (t *translator) inbound(m Message) {
 // relayRequest sends a request that is no execution under a fresh msg_id
 // of the server's; its reply comes back to this connection only.
 func (t *translator) relayRequest(channel, msgType string, header, content json.RawMessage, id string) {
-	t.track(id, relay{header: header, msgType: msgType, channel: channel})
+	// NB: comm messages get no reply: forgotten at their idle alone.
+	noReply := msgType == "comm_open" || msgType == "comm_msg" || msgType == "comm_close"
+	t.track(id, relay{header: header, msgType: msgType, channel: channel, replied: noReply})
 	err := t.c.s.opts.Channels.Relay(t.c.ctx, t.c.key.kernel, RelayRequest{Channel: channel, MsgType: msgType, MsgID: id,
 		Content: content, Replies: t.c.replies})
 	if err != nil {
