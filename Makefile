@@ -16,7 +16,9 @@ NODE_PKGS := nodejs npm
 
 .PHONY: run test deps bench bench-run lint build fuzz
 
-## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them; Go modules; the
+## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them; Go modules; Debian's
+## jupyter_server unpacked (apt-get download + dpkg -x, nothing installed) into
+## testkit/outside/jupyterserver/.cache for the reference and gateway tests; the
 ## outside check's npm packages (Node.js and npm from Debian when npm is missing).
 deps:
 	@if $(PY) -c '$(PY_CHECK)' 2>/dev/null; then \
@@ -26,6 +28,7 @@ deps:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
 	fi
 	@go mod download
+	@sh testkit/outside/jupyterserver/fetch.sh
 	@command -v npm >/dev/null 2>&1 || { \
 		echo "deps: installing $(NODE_PKGS) (npm, for the outside check's pinned MCP TypeScript SDK)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_PKGS); }
@@ -73,6 +76,8 @@ BENCHES := \
 	./cmd/mcp-jupyter/:Output200MBRSS:1x \
 	./cmd/mcp-jupyter/:RefusedBodies8x50MB:1x \
 	./cmd/mcp-jupyter/:StartKernelPooled:10x \
+	./cmd/mcp-jupyter/:ChannelsExecute:300x \
+	./cmd/mcp-jupyter/:Frontends10:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \

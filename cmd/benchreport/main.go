@@ -124,6 +124,17 @@ var targets = []target{
 	{What: "server peak RSS with eight 50 MB /mcp request bodies refused", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkRefusedBodies8x50MB", Metric: "peak-rss-MiB", Limit: 100, Unit: "MiB"},
 	{What: "system.Open from the kernel registry snapshot vs a scan from seq 0 (200k events)", Pkg: "actors/system", Bench: "BenchmarkSystemOpen", Metric: "ratio-snapshot-vs-full", Limit: 0.2},
 	{What: "scheduler recovery (100k outputs) vs decoding the kernel's whole index", Pkg: "actors/scheduler", Bench: "BenchmarkSchedulerRecover", Metric: "ratio-recover-vs-decoded", Limit: 0.3},
+	{What: "`1+1` through the channels WebSocket (a frontend, v1 subprotocol) p50 vs the same through a real jupyter_server", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkChannelsExecute",
+		Metric: "ratio-p50-vs-jupyter-server", Limit: 1.0,
+		Notes: []note{{Label: "ours p50", Metric: "p50-µs", Unit: "µs"}, {Label: "jupyter_server p50 (Nagle on: waits for delayed ACKs)", Metric: "jupyter-server-p50-µs", Unit: "µs"}}},
+	{What: "the same vs a jupyter_server with TCP_NODELAY on its kernel WebSockets (the stricter baseline)", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkChannelsExecute",
+		Metric: "ratio-p50-vs-jupyter-server-nodelay", Limit: 1.0,
+		Notes: []note{{Label: "its p50", Metric: "jupyter-server-nodelay-p50-µs", Unit: "µs"}}},
+	{What: "10 frontends on one kernel while an agent streams 10,000 lines: one stalled frontend vs none, throughput", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkFrontends10",
+		Metric: "ratio-stalled-throughput", AtLeast: true, Limit: 0.95,
+		Notes: []note{{Label: "lines/s without a stalled frontend", Metric: "lines/s-base"}, {Label: "wall clock, median of", Metric: "rounds"},
+			{Label: "CPU cost per line (blind to waiting)", Metric: "ratio-stalled-cpu", Ratio: true},
+			{Label: "stalled frontend closed by the server per stalled run", Metric: "stalled-closed"}}},
 }
 
 // result is one benchmark line.

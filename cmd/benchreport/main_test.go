@@ -172,6 +172,8 @@ func TestReportHasEveryFigureOfTheIssue(t *testing.T) {
 		"| BenchmarkFanOut100 | not run | ≥ 0.950x |",
 		"| BenchmarkStartKernelPooled | not run | ≤ 50 ms |",
 		"| actor `1+1` p50 vs raw zmq4 | BenchmarkKernelActorRoundTrip | not run | ≤ 1.050x |",
+		"| BenchmarkChannelsExecute | not run | ≤ 1.000x |",
+		"| BenchmarkFrontends10 | not run | ≥ 0.950x |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
@@ -298,5 +300,30 @@ func TestParseSurvivesAHugeLine(t *testing.T) {
 	tail := parsed.Failures[0].Tail
 	if len(tail) != 1 || len(tail[0]) > maxLine+100 || !strings.Contains(tail[0], "cut]") {
 		t.Fatalf("tail of the failed run: %d lines, first %d bytes", len(tail), len(tail[0]))
+	}
+}
+
+// The issue 16 figures, as their benchmarks print them: the frontend's
+// `1+1` ratio against a real jupyter_server (met here) and against one with
+// TCP_NODELAY (missed here), and the stalled frontend's throughput ratio
+// (missed here), each with its notes.
+func TestReportFrontendFigures(t *testing.T) {
+	in := `pkg: github.com/mcp-jupyter/mcp-jupyter/cmd/mcp-jupyter
+BenchmarkChannelsExecute-2   	     300	   2000000 ns/op	      1800 p50-µs	      2000 jupyter-server-p50-µs	      1500 jupyter-server-nodelay-p50-µs	         0.9000 ratio-p50-vs-jupyter-server	         1.200 ratio-p50-vs-jupyter-server-nodelay
+BenchmarkFrontends10-2   	       1	9000000000 ns/op	      5000 lines/s-base	      4500 lines/s-stalled	         0.9000 ratio-stalled-throughput	         5.000 rounds	         1.010 ratio-stalled-cpu	         0 stalled-closed
+`
+	var out strings.Builder
+	if err := report(&out, strings.NewReader(in), env{}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| `1+1` through the channels WebSocket (a frontend, v1 subprotocol) p50 vs the same through a real jupyter_server | BenchmarkChannelsExecute | 0.900x | ≤ 1.000x | met | ours p50 1800 µs; jupyter_server p50 (Nagle on: waits for delayed ACKs) 2000 µs |",
+		"| the same vs a jupyter_server with TCP_NODELAY on its kernel WebSockets (the stricter baseline) | BenchmarkChannelsExecute | 1.200x | ≤ 1.000x | **NOT MET** | its p50 1500 µs |",
+		"| 10 frontends on one kernel while an agent streams 10,000 lines: one stalled frontend vs none, throughput | BenchmarkFrontends10 | 0.900x | ≥ 0.950x | **NOT MET** | lines/s without a stalled frontend 5000; wall clock, median of 5; CPU cost per line (blind to waiting) 1.010x; stalled frontend closed by the server per stalled run 0 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
 	}
 }
