@@ -256,6 +256,9 @@ func (c *conn) run() {
 	}()
 	c.tr.greet()
 	how := c.write(feedEnd, readEnd)
+	if how.code == CloseSlowFrontend {
+		c.s.log.Warn("closed a slow frontend: it resumes when it reconnects", "kernel", c.key.kernel, "session", c.key.session, "last_seq", c.sent)
+	}
 	c.s.ch.saveCursor(c.key, c.sent)
 	doneOnce()
 	_ = c.ws.Close(how.code, how.reason)
