@@ -69,7 +69,7 @@ func (j *jupyterChannels) Kernel(ctx context.Context, id string) (jupyterapi.Cha
 		return jupyterapi.ChannelKernel{}, jupyterapi.ErrNoKernel
 	}
 	session, _ := events.UUIDForm(id)
-	return jupyterapi.ChannelKernel{ID: id, Session: session, ExecutionState: executionState(string(k.State), k.ExecutionState)}, nil
+	return jupyterapi.ChannelKernel{ID: id, Session: session, ExecutionState: executionState(string(k.State), k.ExecutionState), Seq: k.Seq}, nil
 }
 
 // executionState is Jupyter's execution_state of a kernel in the kernels

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,12 @@ func TestChannelsAccess(t *testing.T) {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "alice runs")
 	})
 	<-done
+	// Alice restarts her kernel: news to bob's frontend (status restarting,
+	// which frontends answer by reconnecting).
+	must(t, alice, "restart_kernel", map[string]any{"kernel": k})
+	bob.until("status restarting", func(m frontMsg) bool {
+		return m.h.MsgType == "status" && m.content()["execution_state"] == "restarting"
+	})
 }
 
 // TestChannelsStalledFrontendSlowsNoOne: while an agent streams thousands
@@ -334,6 +341,41 @@ func TestChannelsLiveSessionCursorStartsAtNow(t *testing.T) {
 		}
 		if strings.Contains(string(m.Content), "old output") {
 			t.Fatalf("the kernel's history was replayed to a session that joined after it: %s", m.Content)
+		}
+	}
+}
+
+// TestChannelsOwnRestartIsNoNews: a restart the frontend's own principal
+// asked for through the REST API (JupyterLab's restart: POST
+// /api/kernels/<id>/restart, then it reconnects by itself) is not told as
+// status restarting, which JupyterLab would take for an automatic restart
+// and reconnect again; nor is one recorded before a connection attached.
+func TestChannelsOwnRestartIsNoNews(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	uuid, _ := events.UUIDForm(k)
+	base := channelsServer(t, c)
+	f := dialFrontend(t, base, uuid, "lab", c.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	req, _ := http.NewRequest("POST", base+"/api/kernels/"+uuid+"/restart", nil)
+	req.Header.Set("Authorization", "token "+c.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("POST restart: %v %v", res, err)
+	}
+	res.Body.Close()
+	later := dialFrontend(t, base, uuid, "later", c.token, false)
+	done := agentRuns(t, agent, k, "print('after the restart')")
+	defer func() { <-done }()
+	for _, fr := range []*frontend{f, later} {
+		got := fr.until("the output after the restart", func(m frontMsg) bool {
+			return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "after the restart")
+		})
+		for _, m := range got {
+			if m.h.MsgType == "status" && m.content()["execution_state"] == "restarting" {
+				t.Fatalf("session %s was told status restarting:%s", fr.session, describe(got))
+			}
 		}
 	}
 }

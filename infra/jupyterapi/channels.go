@@ -73,6 +73,10 @@ type ChannelKernel struct {
 	Session string
 	// ExecutionState is Jupyter's: starting, idle, busy, restarting, dead.
 	ExecutionState string
+	// Seq is the last event about the kernel the state is as of: a
+	// lifecycle event up to it is history the greeting's status already
+	// tells (no restarting or dead status is replayed for it).
+	Seq uint64
 }
 
 // Attach describes a frontend session.

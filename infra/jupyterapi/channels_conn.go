@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // conn is one channels WebSocket: a reader goroutine (frontend requests),
@@ -27,6 +28,8 @@ type conn struct {
 	framing string
 	user    string
 	client  string
+	// principal is who authenticated the WebSocket (auth.FromContext).
+	principal string
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
@@ -115,7 +118,8 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(DefaultChannelsReadLimit)
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"),
+	p, _ := auth.FromContext(ctx)
+	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"), principal: p.Name,
 		client: clip(r.UserAgent(), 120), ctx: cctx, cancel: cancel,
 		out: make(chan outMsg, outQueue), ctrl: make(chan outMsg, ctrlQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}, 1)}
@@ -252,6 +256,9 @@ func (c *conn) run() {
 	}()
 	c.tr.greet()
 	how := c.write(feedEnd, readEnd)
+	if how.code == CloseSlowFrontend {
+		c.s.log.Warn("closed a slow frontend: it resumes when it reconnects", "kernel", c.key.kernel, "session", c.key.session, "last_seq", c.sent)
+	}
 	c.s.ch.saveCursor(c.key, c.sent)
 	doneOnce()
 	_ = c.ws.Close(how.code, how.reason)

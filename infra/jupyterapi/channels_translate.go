@@ -39,6 +39,9 @@ type translator struct {
 	// inputs: the msg_id of an input_request sent to this frontend -> its
 	// execution.
 	inputs map[string]string
+	// restartAsked: this connection asked for a restart (shutdown_request
+	// with restart) not yet seen recorded.
+	restartAsked bool
 }
 
 type relay struct {
@@ -143,11 +146,37 @@ func (t *translator) event(e *events.Event) []Message {
 	case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
 		return t.executeReply(e)
 	case events.TypeKernelRestarted:
-		return []Message{t.status("restarting", e.Time)}
+		if t.restartNews(e) {
+			return []Message{t.status("restarting", e.Time)}
+		}
 	case events.TypeKernelDied, events.TypeKernelShutDown, events.TypeKernelLost:
-		return []Message{t.status("dead", e.Time)}
+		if e.Seq > t.c.kernel.Seq { // NB: older is history: the greeting said dead
+			return []Message{t.status("dead", e.Time)}
+		}
 	}
 	return nil
+}
+
+// restartNews reports whether a restart is news to this frontend, told as
+// status "restarting" (which frontends take as the server restarting the
+// kernel on its own, as jupyter_server's auto-restart, and reconnect): a
+// restart it asked for on this connection (shutdown_request with
+// restart) is, as jupyter_server tells it; one its own principal asked
+// for otherwise (POST /api/kernels/<id>/restart, JupyterLab's restart,
+// which reconnects by itself) is not, nor one before it attached
+// (history the greeting's status tells).
+func (t *translator) restartNews(e *events.Event) bool {
+	t.mu.Lock()
+	asked := t.restartAsked
+	t.restartAsked = false
+	t.mu.Unlock()
+	switch {
+	case e.Seq <= t.c.kernel.Seq:
+		return false
+	case asked:
+		return true
+	}
+	return e.Principal == "" || e.Principal != t.c.principal
 }
 
 func (t *translator) status(state string, at time.Time) Message {
@@ -355,6 +384,9 @@ func (t *translator) inbound(m Message) {
 		_ = json.Unmarshal(m.Content, &req)
 		var err error
 		if req.Restart {
+			t.mu.Lock()
+			t.restartAsked = true
+			t.mu.Unlock()
 			err = t.c.s.opts.Channels.Restart(ctx, k)
 		} else {
 			err = t.c.s.opts.Channels.Shutdown(ctx, k)
