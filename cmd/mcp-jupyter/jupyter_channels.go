@@ -135,12 +135,12 @@ func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi
 	return x.ID, nil
 }
 
-func (j *jupyterChannels) Execution(ctx context.Context, id, executionID string) (*events.Origin, error) {
+func (j *jupyterChannels) Execution(ctx context.Context, id, executionID string) (*events.Origin, string, error) {
 	x, ok := j.c.queue.Get(executionID)
 	if !ok || x.KernelID != id {
-		return nil, fmt.Errorf("no execution %s on kernel %s in the read model", executionID, id)
+		return nil, "", fmt.Errorf("no execution %s on kernel %s in the read model", executionID, id)
 	}
-	return x.Origin, nil
+	return x.Origin, x.By, nil
 }
 
 func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.RelayRequest) error {
@@ -188,6 +188,12 @@ func (j *jupyterChannels) Shutdown(ctx context.Context, id string) error {
 		return err
 	}
 	return j.c.sys.ShutdownKernel(ctx, id, p.Name)
+}
+
+func (j *jupyterChannels) Readable(ctx context.Context, id string, asOf uint64) error {
+	j.c.back.awaitModels(ctx, asOf)
+	_, err := j.need(ctx, id, auth.AccessRead, "")
+	return err
 }
 
 func (j *jupyterChannels) Subscribe(id string, after uint64, live bool) (jupyterapi.Feed, error) {

@@ -78,12 +78,21 @@ func (c *core) routes(mux *http.ServeMux) {
 	// without a token, as jupyter_server does; the rest takes the token as
 	// "Authorization: token|bearer" or ?token= (no cookies, so no XSRF).
 	mux.Handle("GET "+pathJupyterAPI, jupyterapi.VersionHandler(jupyterAPIVersion))
+	api := sync.OnceValue(func() http.Handler { return c.jupyterAPI().Handler() })
 	jupyter := c.whenReady(func() http.Handler {
 		g := guard()
 		g.QueryToken = true
-		return g.Wrap(c.jupyterAPI().Handler())
+		return g.Wrap(api())
 	})
 	mux.Handle("/api/", jupyter)
+	// NB: the same Server: a channels WebSocket ends (4001) when its token
+	// is revoked or expires, as /ws.
+	mux.Handle("GET /api/kernels/{id}/channels", c.whenReady(func() http.Handler {
+		g := guard()
+		g.QueryToken = true
+		g.EndOnRevoke = true
+		return g.Wrap(api())
+	}))
 	mux.Handle("/kernelspecs/", jupyter)
 }
 

@@ -30,8 +30,10 @@ type Channels interface {
 	// list_executions) with its Origin, and returns its id.
 	Execute(ctx context.Context, kernel string, req ExecuteRequest) (executionID string, err error)
 	// Execution returns the Origin of an execution of kernel (nil: not a
-	// frontend's), for the parent_header of its messages.
-	Execution(ctx context.Context, kernel, executionID string) (*events.Origin, error)
+	// frontend's), for the parent_header of its messages, and the
+	// principal that submitted it (its replies go to that principal's
+	// session only).
+	Execution(ctx context.Context, kernel, executionID string) (o *events.Origin, by string, err error)
 	// Relay sends a request that is no execution to the kernel under
 	// msgID (the server's); the kernel's shell or control messages with
 	// that parent go to replies, without blocking.
@@ -40,6 +42,10 @@ type Channels interface {
 	Interrupt(ctx context.Context, kernel string) error
 	Restart(ctx context.Context, kernel string) error
 	Shutdown(ctx context.Context, kernel string) error
+	// Readable checks, once the read models hold the events up to asOf,
+	// that the caller may still read the kernel (a share withdrawn since
+	// it connected: ErrNoKernel).
+	Readable(ctx context.Context, kernel string, asOf uint64) error
 	// Subscribe feeds the kernel's durable events after a seq (live: from
 	// now), bounded: Next ends with an error wrapping ErrFeedBehind when
 	// the reader fell behind.
@@ -132,6 +138,11 @@ const (
 	channelsWriteTimeout = 30 * time.Second
 )
 
+// CloseAccessEnded: the principal's token was revoked or expired, or it
+// lost read access to the kernel (its share withdrawn). NB: the same code
+// as /ws's revoked token (infra/ws CloseTokenRevoked).
+const CloseAccessEnded = 4001
+
 // CloseSlowFrontend: the frontend did not take its messages in time; it
 // resumes from where it was when it reconnects with the same session_id.
 // NB: the same code as /ws's slow consumer.
@@ -149,7 +160,12 @@ type channelsState struct {
 	wg      sync.WaitGroup
 }
 
-type sessionKey struct{ kernel, session string }
+// sessionKey identifies a frontend session: its kernel, who authenticated
+// it, and its session_id. NB: the session_id is no secret (every reader of
+// the kernel sees it as parent_header.session on IOPub): another principal
+// sending it gets a session of its own, never this one's connection,
+// cursor or replies.
+type sessionKey struct{ kernel, principal, session string }
 
 // Connections implements ConnectionCounter: the channels WebSockets open on
 // a kernel (canonical id).
@@ -192,8 +208,8 @@ func (st *channelsState) cursor(k sessionKey) (uint64, bool) {
 }
 
 // saveCursor keeps the last seq delivered to a session, bounded: the
-// oldest sessions' cursors go first (they reconnect from the seq this
-// process started, as after a restart).
+// oldest sessions' cursors go first (such a session reconnects live: what
+// was recorded while it was away is not replayed).
 func (st *channelsState) saveCursor(k sessionKey, seq uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -31,15 +31,15 @@ func TestChannelsTablesBounded(t *testing.T) {
 	var st channelsState
 	st.cursors = map[sessionKey]uint64{}
 	for i := range 2 * maxCursors {
-		st.saveCursor(sessionKey{"k", fmt.Sprint(i)}, uint64(i))
+		st.saveCursor(sessionKey{"k", "p", fmt.Sprint(i)}, uint64(i))
 	}
 	if len(st.cursors) != maxCursors || len(st.order) != maxCursors {
 		t.Fatalf("%d cursors, bound %d", len(st.cursors), maxCursors)
 	}
-	if seq, ok := st.cursor(sessionKey{"k", fmt.Sprint(2*maxCursors - 1)}); !ok || seq != uint64(2*maxCursors-1) {
+	if seq, ok := st.cursor(sessionKey{"k", "p", fmt.Sprint(2*maxCursors - 1)}); !ok || seq != uint64(2*maxCursors-1) {
 		t.Fatal("the newest cursor was dropped")
 	}
-	if _, ok := st.cursor(sessionKey{"k", "0"}); ok {
+	if _, ok := st.cursor(sessionKey{"k", "p", "0"}); ok {
 		t.Fatal("the oldest cursor was kept past the bound")
 	}
 }

@@ -30,6 +30,9 @@ type conn struct {
 	client  string
 	// principal is who authenticated the WebSocket (auth.FromContext).
 	principal string
+	// ephemeral: the frontend sent no session_id (the server made one up):
+	// nobody can resume it, so it keeps no cursor.
+	ephemeral bool
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
@@ -89,10 +92,12 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if session == "" {
+	ephemeral := session == ""
+	if ephemeral {
 		session = newMsgID() // NB: as jupyter_server: a session of its own, no resume
 	}
-	key := sessionKey{kernel: id, session: session}
+	p, _ := auth.FromContext(ctx)
+	key := sessionKey{kernel: id, principal: p.Name, session: session}
 	s.ch.mu.Lock()
 	if s.ch.closed {
 		s.ch.mu.Unlock()
@@ -116,14 +121,23 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 		return // Accept wrote the HTTP error
 	}
 	ws.SetReadLimit(DefaultChannelsReadLimit)
+	// NB: the connection outlives a cancelled request context (a graceful
+	// shutdown drains it, CloseChannels) but not the credentials: the
+	// guard (EndOnRevoke) ends ctx with a cause when the token is revoked
+	// or expires.
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	p, _ := auth.FromContext(ctx)
-	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"), principal: p.Name,
+	c := &conn{s: s, ws: ws, key: key, ephemeral: ephemeral, kernel: k, framing: framing, user: r.URL.Query().Get("username"), principal: p.Name,
 		client: clip(r.UserAgent(), 120), ctx: cctx, cancel: cancel,
 		out: make(chan outMsg, outQueue), ctrl: make(chan outMsg, ctrlQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}, 1)}
 	c.tr = newTranslator(c)
+	stopWatch := context.AfterFunc(ctx, func() {
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			c.end(closeReason{CloseAccessEnded, clip("credentials ended: "+cause.Error(), 120)})
+		}
+	})
+	defer stopWatch()
 	c.run()
 }
 
@@ -167,7 +181,8 @@ func clip(s string, n int) string {
 }
 
 // register makes c the session's connection, replacing a stale one with
-// the same (kernel, session_id) as jupyter_server does.
+// the same (kernel, session_id) as jupyter_server does — of the same
+// principal only (sessionKey).
 func (c *conn) register() {
 	st := &c.s.ch
 	st.mu.Lock()
@@ -259,7 +274,9 @@ func (c *conn) run() {
 	if how.code == CloseSlowFrontend {
 		c.s.log.Warn("closed a slow frontend: it resumes when it reconnects", "kernel", c.key.kernel, "session", c.key.session, "last_seq", c.sent)
 	}
-	c.s.ch.saveCursor(c.key, c.sent)
+	if !c.ephemeral {
+		c.s.ch.saveCursor(c.key, c.sent)
+	}
 	doneOnce()
 	_ = c.ws.Close(how.code, how.reason)
 	c.cancel()
@@ -388,6 +405,13 @@ func (c *conn) pumpFeed(feed Feed) closeReason {
 			}
 		}
 		for i := range evs {
+			if evs[i].Type == events.TypeKernelShared {
+				// NB: before anything after it: a withdrawn share ends the
+				// connection at the event that withdrew it.
+				if err := c.s.opts.Channels.Readable(c.ctx, c.key.kernel, evs[i].Seq); errors.Is(err, ErrNoKernel) || errors.Is(err, ErrNoAccess) {
+					return closeReason{CloseAccessEnded, "access to this kernel was withdrawn (its share ended)"}
+				}
+			}
 			msgs := c.tr.event(&evs[i])
 			for j, m := range msgs {
 				seq := uint64(0)

@@ -34,8 +34,9 @@ type translator struct {
 	// idle status, or when more than maxRelaysPerConn wait (the oldest).
 	relays     map[string]relay
 	relayOrder []string
-	// origins caches executions' origins (nil: an agent's).
-	origins map[string]*events.Origin
+	// origins caches executions' origins (nil: an agent's) and who
+	// submitted them.
+	origins map[string]execOrigin
 	// inputs: the msg_id of an input_request sent to this frontend -> its
 	// execution.
 	inputs map[string]string
@@ -55,7 +56,7 @@ type relay struct {
 }
 
 func newTranslator(c *conn) *translator {
-	return &translator{c: c, relays: map[string]relay{}, origins: map[string]*events.Origin{}, inputs: map[string]string{}}
+	return &translator{c: c, relays: map[string]relay{}, origins: map[string]execOrigin{}, inputs: map[string]string{}}
 }
 
 func newMsgID() string {
@@ -116,7 +117,7 @@ func (t *translator) event(e *events.Event) []Message {
 	case events.TypeExecutionQueued:
 		p, err := events.As[events.ExecutionQueued](e)
 		if err == nil {
-			t.remember(p.ExecutionID, p.Origin)
+			t.rememberBy(p.ExecutionID, p.Origin, e.Principal)
 		}
 	case events.TypeIOPubMessageReceived:
 		p, err := events.As[events.IOPubMessageReceived](e)
@@ -130,8 +131,8 @@ func (t *translator) event(e *events.Event) []Message {
 		if err != nil {
 			return nil
 		}
-		o := t.origin(p.ExecutionID)
-		if o == nil || o.Session != t.c.key.session {
+		o := t.mine(p.ExecutionID)
+		if o == nil {
 			return nil
 		}
 		id := newMsgID()
@@ -184,30 +185,56 @@ func (t *translator) status(state string, at time.Time) Message {
 		Metadata: emptyObject, Content: mustJSON(map[string]string{"execution_state": state})}
 }
 
+// execOrigin is an execution's Origin (nil: an agent's) and the principal
+// that submitted it.
+type execOrigin struct {
+	o  *events.Origin
+	by string
+}
+
+// remember caches the Origin of an execution this connection submitted.
 func (t *translator) remember(execID string, o *events.Origin) {
+	t.rememberBy(execID, o, t.c.principal)
+}
+
+func (t *translator) rememberBy(execID string, o *events.Origin, by string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.origins) >= maxOrigins {
 		clear(t.origins) // NB: a miss asks the read model again
 	}
-	t.origins[execID] = o
+	t.origins[execID] = execOrigin{o: o, by: by}
 }
 
-// origin returns an execution's Origin (nil: an agent's), from the cache or
-// the read model.
-func (t *translator) origin(execID string) *events.Origin {
+// lookup returns an execution's Origin and submitter, from the cache or the
+// read model.
+func (t *translator) lookup(execID string) execOrigin {
 	t.mu.Lock()
-	o, ok := t.origins[execID]
+	x, ok := t.origins[execID]
 	t.mu.Unlock()
 	if ok {
-		return o
+		return x
 	}
-	o, err := t.c.s.opts.Channels.Execution(t.c.ctx, t.c.key.kernel, execID)
+	o, by, err := t.c.s.opts.Channels.Execution(t.c.ctx, t.c.key.kernel, execID)
 	if err != nil {
+		return execOrigin{}
+	}
+	t.rememberBy(execID, o, by)
+	return execOrigin{o: o, by: by}
+}
+
+// origin returns an execution's Origin (nil: an agent's).
+func (t *translator) origin(execID string) *events.Origin { return t.lookup(execID).o }
+
+// mine returns the Origin of an execution this frontend session asked for
+// (its session_id, by its principal), nil for any other: its replies and
+// input requests are for that session alone.
+func (t *translator) mine(execID string) *events.Origin {
+	x := t.lookup(execID)
+	if x.o == nil || x.o.Session != t.c.key.session || x.by != t.c.principal {
 		return nil
 	}
-	t.remember(execID, o)
-	return o
+	return x.o
 }
 
 // iopubParent is the parent_header of an IOPub message: the frontend's
@@ -295,11 +322,11 @@ func (t *translator) executeReply(e *events.Event) []Message {
 		content["status"], content["execution_count"] = "error", p.ExecutionCount
 		content["ename"], content["evalue"], content["traceback"] = "ExecutionLost", p.Reason, []string{"ExecutionLost: " + p.Reason}
 	}
-	o := t.origin(execID)
+	o := t.mine(execID)
 	t.mu.Lock()
 	delete(t.origins, execID)
 	t.mu.Unlock()
-	if o == nil || o.Session != t.c.key.session {
+	if o == nil {
 		return nil
 	}
 	return []Message{{Channel: events.ChannelShell, Header: t.header(newMsgID(), "execute_reply", e.Time), ParentHeader: originHeader(o),

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
+)
+
+// TestChannelsSessionIDOfAnotherPrincipal: bob (read share) connects with
+// alice's session_id (he sees it as parent_header.session on IOPub). Her
+// connection stays open (no 1008 "replaced"), her execute_reply goes to
+// her alone, and bob, who sees her execution's output as any reader, gets
+// no execute_reply of hers.
+func TestChannelsSessionIDOfAnotherPrincipal(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	alice := ps.clients["alice"]
+	k := startKernelTool(t, alice)
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	base := "http://" + ps.hostPort
+	uuid, _ := events.UUIDForm(k)
+	af := dialFrontend(t, base, uuid, "alice-session", ps.tokens["alice"], true)
+	af.until("alice's greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	bf := dialFrontend(t, base, uuid, "alice-session", ps.tokens["bob"], true)
+	bf.until("bob's greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+
+	// NB: alice's execute_reply proves her connection was not replaced
+	// (a replaced one is closed with 1008 before it).
+	id, _ := af.execute("print('alice ran this')")
+	<-agentRuns(t, alice, k, "print('marker after alice')")
+	got := bf.until("the marker after alice's execution", func(m frontMsg) bool {
+		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "marker after alice")
+	})
+	if _, ok := find(got, "iopub", "stream", id); !ok {
+		t.Fatalf("bob (a reader) did not see alice's output: %s", describe(got))
+	}
+	if m, ok := find(got, "shell", "execute_reply", id); ok {
+		t.Fatalf("bob got alice's execute_reply by sending her session_id: %s", m.Content)
+	}
+	if n := ps.c.jupyter.Connections(k); n != 2 {
+		t.Fatalf("%d channels connections on the kernel, want alice's and bob's", n)
+	}
+}
+
+// expectClosed reads f until it closes and checks it closed with code and
+// a reason containing want, without ever showing leak.
+func expectClosed(t *testing.T, f *frontend, code websocket.StatusCode, want, leak string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		m, err := f.next(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != code || !strings.Contains(ce.Reason, want) {
+				t.Fatalf("the connection ended with %v, want close %d with a reason naming %q", err, code, want)
+			}
+			return
+		}
+		if leak != "" && strings.Contains(string(m.Content), leak) {
+			t.Fatalf("got %q after access ended: %s %s", leak, m.h.MsgType, m.Content)
+		}
+	}
+}
+
+// TestChannelsShareWithdrawnCloses: alice withdraws bob's read share; his
+// open channels connection closes with 4001 before her next output.
+func TestChannelsShareWithdrawnCloses(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	alice := ps.clients["alice"]
+	k := startKernelTool(t, alice)
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	base := "http://" + ps.hostPort
+	uuid, _ := events.UUIDForm(k)
+	bf := dialFrontend(t, base, uuid, "bob-s", ps.tokens["bob"], true)
+	bf.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "none"})
+	<-agentRuns(t, alice, k, "print('secret after unshare')")
+	expectClosed(t, bf, jupyterapi.CloseAccessEnded, "withdrawn", "secret after unshare")
+}
+
+// TestChannelsRevokedTokenCloses: `mcp-jupyter principal revoke alice`
+// closes her open channels connection with 4001 and a reason naming the
+// revocation, as /ws does.
+func TestChannelsRevokedTokenCloses(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	k := startKernelTool(t, ps.clients["alice"])
+	uuid, _ := events.UUIDForm(k)
+	af := dialFrontend(t, "http://"+ps.hostPort, uuid, "alice-s", ps.tokens["alice"], false)
+	af.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if out, err := principalCLI(t, ps.dataDir, "revoke", "alice"); err != nil {
+		t.Fatalf("principal revoke alice: %v %s", err, out)
+	}
+	expectClosed(t, af, jupyterapi.CloseAccessEnded, "revoked", "")
+}
