@@ -152,8 +152,12 @@ func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.Rel
 	if err != nil {
 		return err
 	}
-	return j.c.sys.Relay(ctx, id, kernel.Relay{Channel: r.Channel, MsgType: r.MsgType, MsgID: r.MsgID, Content: r.Content,
+	err = j.c.sys.Relay(ctx, id, kernel.Relay{Channel: r.Channel, MsgType: r.MsgType, MsgID: r.MsgID, Content: r.Content,
 		By: p.Name, Replies: r.Replies})
+	if errors.Is(err, kernel.ErrNotRunning) {
+		return fmt.Errorf("%w: %v", jupyterapi.ErrNotRunning, err)
+	}
+	return err
 }
 
 func (j *jupyterChannels) SendInput(ctx context.Context, id, executionID, value string) error {

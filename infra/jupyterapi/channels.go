@@ -65,9 +65,12 @@ type Feed interface {
 
 // Errors the Channels implementation returns.
 var (
-	ErrNoKernel    = errors.New("jupyterapi: no such kernel")
-	ErrNoAccess    = errors.New("jupyterapi: permission denied")
-	ErrFeedBehind  = errors.New("jupyterapi: the connection fell behind the kernel's events")
+	ErrNoKernel   = errors.New("jupyterapi: no such kernel")
+	ErrNoAccess   = errors.New("jupyterapi: permission denied")
+	ErrFeedBehind = errors.New("jupyterapi: the connection fell behind the kernel's events")
+	// ErrNotRunning: the kernel is not running (starting, restarting,
+	// dead): a Relay refused.
+	ErrNotRunning  = errors.New("jupyterapi: the kernel is not running")
 	errStopChannel = errors.New("jupyterapi: stop")
 )
 
@@ -126,6 +129,14 @@ const (
 	// maxRelaysPerConn bounds the relayed requests a connection waits on
 	// (the oldest is forgotten).
 	maxRelaysPerConn = 256
+	// holdKernelInfo bounds how long a kernel_info_request waits for a
+	// starting or restarting kernel to run (then it is answered, as
+	// jupyter_server does, which connects once the kernel is up);
+	// holdKernelInfoEvery is how often it asks again; maxHeldPerConn
+	// bounds the requests held per connection (more are refused).
+	holdKernelInfo      = 2 * time.Minute
+	holdKernelInfoEvery = 200 * time.Millisecond
+	maxHeldPerConn      = 8
 	// maxOrigins bounds a connection's cache of executions' origins.
 	maxOrigins = 1024
 	// maxCursors bounds the resume cursors kept per (kernel, session).

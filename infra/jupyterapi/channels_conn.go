@@ -54,6 +54,11 @@ type conn struct {
 	ctrlQueued atomic.Int64 // the bytes in ctrl
 
 	tr *translator
+
+	// bg: the connection's goroutines besides the reader and the feed
+	// (held kernel_info requests); held counts those.
+	bg   sync.WaitGroup
+	held atomic.Int32
 }
 
 type outMsg struct {
@@ -189,7 +194,12 @@ func (c *conn) register() {
 	old := st.open[c.key]
 	st.open[c.key] = c
 	st.perKern[c.key.kernel]++
+	closing := st.closed
 	st.mu.Unlock()
+	if closing {
+		// NB: CloseChannels took its list before c was in it: end at once.
+		c.shutdown()
+	}
 	if old != nil {
 		old.end(closeReason{websocket.StatusPolicyViolation, "replaced by a newer connection with the same session_id"})
 		// NB: wait (bounded) for its cursor: a frontend reconnecting before
@@ -243,8 +253,17 @@ func (c *conn) run() {
 	} else if !resume && seen {
 		after, live = a, false
 	}
+	if live && c.kernel.Seq > 0 {
+		// NB: a new session starts where the greeting's state snapshot is
+		// as of (not "now"): a status or a death recorded between the
+		// snapshot and the subscription is told, not lost. The kernel's
+		// output after it is none (output moves the snapshot's seq).
+		after, live = c.kernel.Seq, false
+	}
 	feed, err := c.s.opts.Channels.Subscribe(c.key.kernel, after, live)
-	if err != nil && !live {
+	if err != nil && !resume && !seen {
+		feed, err = c.s.opts.Channels.Subscribe(c.key.kernel, 0, true)
+	} else if err != nil && !live {
 		// NB: the events after the cursor are gone (retention): live only,
 		// said once on stderr.
 		c.tr.notice(fmt.Sprintf("output recorded while you were away is no longer retained (%v); showing live output only", err))
@@ -257,6 +276,12 @@ func (c *conn) run() {
 	defer feed.Close()
 	c.sent = feed.Cursor() // NB: a live feed starts at the log's end, not at 0
 
+	// NB: the greeting's status goes first, written before the feed
+	// starts: a newer status from the feed always follows it.
+	if how, ok := c.send(c.outMsg(c.tr.greetStatus())); !ok {
+		_ = c.ws.Close(how.code, how.reason)
+		return
+	}
 	var wg sync.WaitGroup
 	feedEnd := make(chan closeReason, 1)
 	readEnd := make(chan closeReason, 1)
@@ -281,6 +306,7 @@ func (c *conn) run() {
 	_ = c.ws.Close(how.code, how.reason)
 	c.cancel()
 	wg.Wait()
+	c.bg.Wait()
 }
 
 // write is the writer loop: it returns how to close.
@@ -367,12 +393,8 @@ func (c *conn) send(m outMsg) (closeReason, bool) {
 // slow. A full ctrl queue ends the connection as a slow consumer (it
 // resumes from its cursor).
 func (c *conn) enqueue(m Message) {
-	om := outMsg{ctrl: true}
-	if c.framing == SubprotocolV1 {
-		om.data, om.binary = EncodeV1(m), true
-	} else {
-		om.data, om.binary = EncodeLegacy(m)
-	}
+	om := c.outMsg(m)
+	om.ctrl = true
 	n := int64(len(om.data))
 	if q := c.ctrlQueued.Load(); q > 0 && q+n > ctrlQueueBytes {
 		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
@@ -385,6 +407,17 @@ func (c *conn) enqueue(m Message) {
 		c.ctrlQueued.Add(-n)
 		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
 	}
+}
+
+// outMsg encodes m in the connection's framing (no queue's).
+func (c *conn) outMsg(m Message) outMsg {
+	var om outMsg
+	if c.framing == SubprotocolV1 {
+		om.data, om.binary = EncodeV1(m), true
+	} else {
+		om.data, om.binary = EncodeLegacy(m)
+	}
+	return om
 }
 
 // pumpFeed translates the kernel's events into messages for the writer.

@@ -1,6 +1,7 @@
 package jupyterapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -87,17 +88,24 @@ func originHeader(o *events.Origin) json.RawMessage {
 	return mustJSON(Header{MsgID: o.MsgID, MsgType: "execute_request", Session: o.Session, Username: o.Username, Version: protocolVersion})
 }
 
-// greet tells a new connection the kernel's state (an IOPub status) and
-// asks the kernel for its kernel_info on the connection's behalf, so the
-// frontend sees it alive at once.
-func (t *translator) greet() {
-	state := t.c.kernel.ExecutionState
-	if state == "" {
-		state = "idle"
+// greetState is the kernel's state a new connection is told.
+func (t *translator) greetState() string {
+	if t.c.kernel.ExecutionState == "" {
+		return "idle"
 	}
-	t.c.write1(Message{Channel: events.ChannelIOPub, Header: t.header(newMsgID(), "status", time.Now()), ParentHeader: emptyObject,
-		Metadata: emptyObject, Content: mustJSON(map[string]string{"execution_state": state})})
-	if state == "dead" {
+	return t.c.kernel.ExecutionState
+}
+
+// greetStatus is the IOPub status telling a new connection the kernel's
+// state (as of the snapshot, ChannelKernel.Seq).
+func (t *translator) greetStatus() Message {
+	return t.status(t.greetState(), time.Now())
+}
+
+// greet asks the kernel for its kernel_info on the connection's behalf, so
+// the frontend sees it alive at once (after greetStatus).
+func (t *translator) greet() {
+	if t.greetState() == "dead" {
 		return
 	}
 	id := newMsgID()
@@ -434,12 +442,62 @@ func (t *translator) relayRequest(channel, msgType string, header, content json.
 	t.track(id, relay{header: header, msgType: msgType, channel: channel, replied: noReply})
 	err := t.c.s.opts.Channels.Relay(t.c.ctx, t.c.key.kernel, RelayRequest{Channel: channel, MsgType: msgType, MsgID: id,
 		Content: content, Replies: t.c.replies})
+	if errors.Is(err, ErrNotRunning) && msgType == "kernel_info_request" && t.c.held.Add(1) <= maxHeldPerConn {
+		// NB: a kernel starting or restarting answers once it runs (no
+		// error reply, no made-up idle status that would tell the
+		// frontend a state the kernel is not in).
+		t.c.bg.Add(1)
+		go func() {
+			defer t.c.bg.Done()
+			defer t.c.held.Add(-1)
+			t.holdRelay(channel, msgType, header, content, id)
+		}()
+		return
+	} else if errors.Is(err, ErrNotRunning) && msgType == "kernel_info_request" {
+		t.c.held.Add(-1)
+	}
 	if err != nil {
 		t.mu.Lock()
 		t.forgetLocked(id)
 		t.mu.Unlock()
 		h, _ := ParseHeader(Message{Header: header})
 		t.refuseErr(Message{Channel: channel, Header: header}, h, err)
+	}
+}
+
+// holdRelay asks the kernel again until it runs, it is dead, the
+// connection ends or holdKernelInfo passes (then the request is refused).
+func (t *translator) holdRelay(channel, msgType string, header, content json.RawMessage, id string) {
+	ctx, cancel := context.WithTimeout(t.c.ctx, holdKernelInfo)
+	defer cancel()
+	tick := time.NewTicker(holdKernelInfoEvery)
+	defer tick.Stop()
+	var err error
+	for {
+		select {
+		case <-ctx.Done():
+			if t.c.ctx.Err() != nil {
+				return
+			}
+			err = fmt.Errorf("%w: still not running after %s", ErrNotRunning, holdKernelInfo)
+		case <-tick.C:
+			err = t.c.s.opts.Channels.Relay(t.c.ctx, t.c.key.kernel, RelayRequest{Channel: channel, MsgType: msgType, MsgID: id,
+				Content: content, Replies: t.c.replies})
+			if errors.Is(err, ErrNotRunning) {
+				if k, kerr := t.c.s.opts.Channels.Kernel(t.c.ctx, t.c.key.kernel); kerr == nil && k.ExecutionState != "dead" {
+					continue
+				}
+			}
+		}
+		if err == nil {
+			return
+		}
+		t.mu.Lock()
+		t.forgetLocked(id)
+		t.mu.Unlock()
+		h, _ := ParseHeader(Message{Header: header})
+		t.refuseErr(Message{Channel: channel, Header: header}, h, err)
+		return
 	}
 }
 
