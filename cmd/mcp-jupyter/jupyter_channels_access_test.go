@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestChannelsSessionIDOfAnotherPrincipal: bob (read share) connects with
@@ -99,4 +104,61 @@ func TestChannelsRevokedTokenCloses(t *testing.T) {
 		t.Fatalf("principal revoke alice: %v %s", err, out)
 	}
 	expectClosed(t, af, jupyterapi.CloseAccessEnded, "revoked", "")
+}
+
+// TestChannelsBinaryBuffersRefused: a request with binary buffers (which
+// the server does not carry to the kernel yet) gets an error reply saying
+// so, never a relay without its buffers.
+func TestChannelsBinaryBuffersRefused(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	f := dialFrontend(t, channelsServer(t, c), k, "buffers", c.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	h, _ := json.Marshal(jupyterapi.Header{MsgID: "with-buffers", MsgType: "comm_info_request", Session: "buffers", Version: "5.3"})
+	m := jupyterapi.Message{Channel: "shell", Header: h, ParentHeader: json.RawMessage(`{}`), Metadata: json.RawMessage(`{}`),
+		Content: json.RawMessage(`{}`), Buffers: [][]byte{{1, 2, 3}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.conn.Write(ctx, websocket.MessageBinary, jupyterapi.EncodeV1(m)); err != nil {
+		t.Fatal(err)
+	}
+	got := f.until("the reply", func(m frontMsg) bool { return m.h.MsgType == "comm_info_reply" && m.parent.MsgID == "with-buffers" })
+	rep := got[len(got)-1].content()
+	if rep["status"] != "error" || !strings.Contains(fmt.Sprint(rep["evalue"]), "binary buffer") {
+		t.Fatalf("comm_info_request with buffers answered %v, want an error naming the binary buffers", rep)
+	}
+}
+
+// TestChannelsKernelInfoHeldWhileRestarting: a frontend connecting while
+// the kernel restarts gets its kernel_info_reply (status ok) once the
+// kernel runs, not an error reply.
+func TestChannelsKernelInfoHeldWhileRestarting(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	base := channelsServer(t, c)
+	// NB: a kernel that takes its time to stop makes the restart last.
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "import atexit, time\natexit.register(time.sleep, 3)"})
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		var req mcp.CallToolRequest
+		req.Params.Name, req.Params.Arguments = "restart_kernel", map[string]any{"kernel": k}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := agent.CallTool(asAdmin(ctx), req); err != nil {
+			t.Errorf("restart_kernel: %v", err)
+		}
+	}()
+	testkit.WaitUntil(t, 30*time.Second, "the kernel actor restarting", func() (bool, string) {
+		err := c.sys.Relay(context.Background(), k, kernel.Relay{Channel: "shell", MsgType: "kernel_info_request", MsgID: "probe", Content: []byte(`{}`),
+			Replies: make(chan kernel.Reply, 4)})
+		return errors.Is(err, kernel.ErrNotRunning), fmt.Sprint(err)
+	})
+	f := dialFrontend(t, base, k, "during-restart", c.token, false)
+	got := f.until("the greeting's kernel_info_reply", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if st := got[len(got)-1].content()["status"]; st != "ok" {
+		t.Fatalf("kernel_info_reply during a restart: status %v, want ok once the kernel runs: %s", st, describe(got))
+	}
+	<-restarted
 }

@@ -365,6 +365,19 @@ func (t *translator) inbound(m Message) {
 				"text": fmt.Sprintf("message %s on unknown channel %q ignored: use shell, control or stdin\n", h.MsgType, clip(m.Channel, 40))})})
 		return
 	}
+	if len(m.Buffers) > 0 {
+		// NB: binary buffers are not carried to the kernel yet: refused,
+		// never passed on without them (a widget would get half its
+		// message).
+		why := fmt.Sprintf("%s with %d binary buffer(s) refused: this server does not carry binary buffers to the kernel yet; send the data in the message's content", h.MsgType, len(m.Buffers))
+		if strings.HasSuffix(h.MsgType, "_request") {
+			t.refuse(m, h, "ValueError", why)
+		} else {
+			t.c.write1(Message{Channel: events.ChannelIOPub, Header: t.header(newMsgID(), "stream", time.Now()), ParentHeader: m.Header,
+				Metadata: emptyObject, Content: mustJSON(map[string]string{"name": "stderr", "text": why + "\n"})})
+		}
+		return
+	}
 	ctx := t.c.ctx
 	k := t.c.key.kernel
 	switch {
