@@ -162,3 +162,21 @@ func TestChannelsKernelInfoHeldWhileRestarting(t *testing.T) {
 	}
 	<-restarted
 }
+
+// TestChannelsRestartDoesNotBlockReader: while the frontend's own restart
+// (shutdown_request with restart, a kernel slow to stop) runs, its next
+// request (an interrupt_request) is answered before the shutdown_reply.
+func TestChannelsRestartDoesNotBlockReader(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "import atexit, time\natexit.register(time.sleep, 3)"})
+	f := dialFrontend(t, channelsServer(t, c), k, "restarter", c.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	restart := f.send("control", "shutdown_request", map[string]any{"restart": true})
+	interrupt := f.send("control", "interrupt_request", map[string]any{})
+	got := f.until("the shutdown_reply", func(m frontMsg) bool { return m.h.MsgType == "shutdown_reply" && m.parent.MsgID == restart })
+	if _, ok := find(got, "control", "interrupt_reply", interrupt); !ok {
+		t.Fatalf("the interrupt_request sent during the restart was not answered before its shutdown_reply:%s", describe(got))
+	}
+}

@@ -59,6 +59,9 @@ type conn struct {
 	// (held kernel_info requests); held counts those.
 	bg   sync.WaitGroup
 	held atomic.Int32
+	// commanding: a shutdown_request (restart or shutdown) of this
+	// connection's is running on bg (one at a time).
+	commanding atomic.Bool
 }
 
 type outMsg struct {

@@ -430,16 +430,28 @@ func (t *translator) inbound(m Message) {
 			Restart bool `json:"restart"`
 		}
 		_ = json.Unmarshal(m.Content, &req)
-		var err error
-		if req.Restart {
-			t.mu.Lock()
-			t.restartAsked = true
-			t.mu.Unlock()
-			err = t.c.s.opts.Channels.Restart(ctx, k)
-		} else {
-			err = t.c.s.opts.Channels.Shutdown(ctx, k)
+		if !t.c.commanding.CompareAndSwap(false, true) {
+			t.refuse(m, h, "RuntimeError", "a shutdown_request of this connection is still running: wait for its shutdown_reply")
+			return
 		}
-		t.command(m, h, "shutdown_reply", err, map[string]any{"restart": req.Restart})
+		// NB: on a goroutine of the connection's: a restart takes seconds,
+		// and the reader meanwhile takes an interrupt_request or an
+		// input_reply.
+		t.c.bg.Add(1)
+		go func() {
+			defer t.c.bg.Done()
+			defer t.c.commanding.Store(false)
+			var err error
+			if req.Restart {
+				t.mu.Lock()
+				t.restartAsked = true
+				t.mu.Unlock()
+				err = t.c.s.opts.Channels.Restart(ctx, k)
+			} else {
+				err = t.c.s.opts.Channels.Shutdown(ctx, k)
+			}
+			t.command(m, h, "shutdown_reply", err, map[string]any{"restart": req.Restart})
+		}()
 	case m.Channel == events.ChannelStdin:
 		t.notice(fmt.Sprintf("message %s on stdin ignored: only input_reply goes there", clip(h.MsgType, 40)))
 	default:
