@@ -180,3 +180,20 @@ func TestChannelsRestartDoesNotBlockReader(t *testing.T) {
 		t.Fatalf("the interrupt_request sent during the restart was not answered before its shutdown_reply:%s", describe(got))
 	}
 }
+
+// TestChannelsAgentRestartIsNewsWithSharedToken: an agent and a person
+// share one token; the agent's restart_kernel (MCP) is told to the
+// person's JupyterLab as status "restarting" (its own REST restart is not:
+// TestChannelsOwnRestartIsNoNews).
+func TestChannelsAgentRestartIsNewsWithSharedToken(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	uuid, _ := events.UUIDForm(k)
+	f := dialFrontend(t, channelsServer(t, c), uuid, "lab", c.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	must(t, agent, "restart_kernel", map[string]any{"kernel": k})
+	f.until("status restarting", func(m frontMsg) bool {
+		return m.h.MsgType == "status" && m.content()["execution_state"] == "restarting"
+	})
+}

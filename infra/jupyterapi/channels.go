@@ -169,6 +169,55 @@ type channelsState struct {
 	order   []sessionKey // cursors in insertion order, for the bound
 	closed  bool
 	wg      sync.WaitGroup
+	// rest: the REST restarts (POST /api/kernels/<id>/restart) in flight
+	// or recently done, by kernel and principal; bounded by maxRESTMarks.
+	rest map[restKey]restMark
+}
+
+type restKey struct{ kernel, principal string }
+
+type restMark struct {
+	inFlight int
+	doneAt   time.Time
+}
+
+// restRestartGrace is how long after a REST restart returned its
+// KernelRestarted still counts as that restart (the feed may deliver it
+// late); maxRESTMarks bounds the marks kept.
+const (
+	restRestartGrace = 30 * time.Second
+	maxRESTMarks     = 1024
+)
+
+// markRESTRestart notes a REST restart of kernel by principal until the
+// returned func is called (then for restRestartGrace).
+func (st *channelsState) markRESTRestart(kernel, principal string) func() {
+	k := restKey{kernel, principal}
+	st.mu.Lock()
+	if st.rest == nil || len(st.rest) >= maxRESTMarks {
+		st.rest = map[restKey]restMark{} // NB: forgotten marks tell a restart twice at worst
+	}
+	m := st.rest[k]
+	m.inFlight++
+	st.rest[k] = m
+	st.mu.Unlock()
+	return func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		m := st.rest[k]
+		m.inFlight = max(0, m.inFlight-1)
+		m.doneAt = time.Now()
+		st.rest[k] = m
+	}
+}
+
+// restRestarting reports whether principal restarted kernel through REST
+// just now (in flight, or within restRestartGrace).
+func (st *channelsState) restRestarting(kernel, principal string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m, ok := st.rest[restKey{kernel, principal}]
+	return ok && (m.inFlight > 0 || time.Since(m.doneAt) < restRestartGrace)
 }
 
 // sessionKey identifies a frontend session: its kernel, who authenticated

@@ -171,7 +171,7 @@ func (t *translator) event(e *events.Event) []Message {
 // kernel on its own, as jupyter_server's auto-restart, and reconnect): a
 // restart it asked for on this connection (shutdown_request with
 // restart) is, as jupyter_server tells it; one its own principal asked
-// for otherwise (POST /api/kernels/<id>/restart, JupyterLab's restart,
+// for through REST (POST /api/kernels/<id>/restart, JupyterLab's restart,
 // which reconnects by itself) is not, nor one before it attached
 // (history the greeting's status tells).
 func (t *translator) restartNews(e *events.Event) bool {
@@ -185,7 +185,11 @@ func (t *translator) restartNews(e *events.Event) bool {
 	case asked:
 		return true
 	}
-	return e.Principal == "" || e.Principal != t.c.principal
+	// NB: by the path, not the principal alone: with one token shared by
+	// an agent and a person, the agent's restart_kernel is news to the
+	// person's JupyterLab; only a REST restart of the same principal
+	// (JupyterLab's own) is not.
+	return e.Principal == "" || e.Principal != t.c.principal || !t.c.s.ch.restRestarting(t.c.key.kernel, t.c.principal)
 }
 
 func (t *translator) status(state string, at time.Time) Message {

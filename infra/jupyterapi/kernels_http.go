@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // routesKernels mounts /api, /api/status, /api/kernelspecs, /kernelspecs/,
@@ -256,10 +257,20 @@ func (s *Server) interruptKernel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restartKernel(w http.ResponseWriter, r *http.Request) {
+	// NB: marked for the channels connections of the same principal:
+	// JupyterLab restarting through here reconnects by itself and takes a
+	// "restarting" status as a second restart (restartNews).
+	defer s.ch.markRESTRestart(events.CanonicalID(pathKernelID(r)), principalName(r))()
 	k, err := s.opts.Kernels.RestartKernel(r.Context(), pathKernelID(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.kernelModel(k))
+}
+
+// principalName is who authenticated r ("" without principals).
+func principalName(r *http.Request) string {
+	p, _ := auth.FromContext(r.Context())
+	return p.Name
 }
