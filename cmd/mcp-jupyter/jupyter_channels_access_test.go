@@ -197,3 +197,32 @@ func TestChannelsAgentRestartIsNewsWithSharedToken(t *testing.T) {
 		return m.h.MsgType == "status" && m.content()["execution_state"] == "restarting"
 	})
 }
+
+// TestChannelsGreetingStatusFirst: a session resuming with output recorded
+// while it was away gets the greeting's status first, before the replayed
+// statuses (a stale greeting after them would show the wrong state).
+func TestChannelsGreetingStatusFirst(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	base := channelsServer(t, c)
+	for i := range 3 {
+		f := dialFrontend(t, base, k, "resumer", c.token, true)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		m, err := f.next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.h.MsgType != "status" || m.parent.MsgID != "" {
+			t.Fatalf("connection %d: first message %s (parent %q), want the greeting's status", i, m.h.MsgType, m.parent.MsgID)
+		}
+		f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+		_ = f.conn.Close(websocket.StatusNormalClosure, "")
+		testkit.WaitUntil(t, 10*time.Second, "the server to see the frontend gone", func() (bool, string) {
+			n := c.jupyter.Connections(k)
+			return n == 0, fmt.Sprint(n, " connections")
+		})
+		<-agentRuns(t, agent, k, "for i in range(20): print(i, flush=True)")
+	}
+}
