@@ -10,10 +10,14 @@
 //   MCPJ_TOKEN         the server's token (sent as `Authorization: token`, and
 //                      `?token=` on the WebSocket, as JupyterLab does in Node)
 //   MCPJ_USERNAME      the username the kernel connection puts in its headers
+//   MCPJ_ATTACH_KERNEL an agent's kernel (UUID form) to attach to as well:
+//                      its variable agent_was_here is printed (step attach)
 //   MCPJ_AGENT_WAIT=1  after attaching, print the line
 //                      "check.mjs: agent may run on <kernel id>" on stderr and
 //                      wait until IOPub shows MCPJ_AGENT_MARKER (an agent's
 //                      execution on the same kernel, run by the caller)
+//   MCPJ_FRONTEND_MARKER  printed by a cell run on the attached kernel (the
+//                      caller then finds that execution in list_executions)
 //   MCPJ_STEPS         comma-separated steps to run (default: all)
 //   MCPJ_REFERENCE=1   the server is Debian's jupyter_server 1.23: skip the
 //                      checks of what it predates (contents hash)
@@ -203,16 +207,37 @@ await step('start', async () => {
   };
 });
 
+// An agent's kernel, attached to by id (what a person does in JupyterLab's
+// "Use Kernel from Other Session" / VS Code's kernel picker).
+let attached;
+await step('attach', async () => {
+  const id = process.env.MCPJ_ATTACH_KERNEL;
+  if (!id) {
+    return { skipped: true };
+  }
+  const running = await KernelAPI.listRunning(settings);
+  const model = running.find(k => k.id === id);
+  must(model, `the agent's kernel ${id} is not in GET /api/kernels: ${JSON.stringify(running.map(k => k.id))}`);
+  attached = kernelManager.connectTo({ model, username });
+  const info = await withTimeout(attached.info, 60_000, 'kernel_info_reply on the attached kernel');
+  must(info.language_info?.name === 'python', `kernel_info language ${info.language_info?.name}`);
+  // The agent's variables are there: it is the same kernel, not a copy.
+  const r = await execute(attached, 'print(repr(globals().get("agent_was_here")), flush=True)');
+  must(r.status === 'ok', `execute on the attached kernel: ${JSON.stringify(r)}`);
+  return { kernel_id: id, client_id: attached.clientId, stdout: r.stdout, protocol: sockets.at(-1)?.protocol ?? null };
+});
+
 await step('agent', async () => {
   if (process.env.MCPJ_AGENT_WAIT !== '1') {
     return { skipped: true };
   }
   const marker = process.env.MCPJ_AGENT_MARKER;
   must(marker, 'MCPJ_AGENT_MARKER is empty');
+  const target = attached ?? kernel;
   let text = '';
   let parent = '';
   const seen = new Promise(resolve => {
-    kernel.iopubMessage.connect((_, msg) => {
+    target.iopubMessage.connect((_, msg) => {
       if (msg.header.msg_type === 'stream') {
         text += msg.content.text;
         if (text.includes(marker)) {
@@ -222,9 +247,21 @@ await step('agent', async () => {
       }
     });
   });
-  console.error(`check.mjs: agent may run on ${kernel.id}`);
+  console.error(`check.mjs: agent may run on ${target.id}`);
   await withTimeout(seen, 60_000, `IOPub with the agent's marker ${marker}`);
-  return { saw_marker: true, parent_msg_id: parent };
+  return { kernel_id: target.id, saw_marker: true, parent_msg_id: parent };
+});
+
+// The person runs a cell on the agent's kernel: the agent will see it in
+// list_executions, attributed to this frontend.
+await step('frontend_on_agent_kernel', async () => {
+  const marker = process.env.MCPJ_FRONTEND_MARKER;
+  if (!attached || !marker) {
+    return { skipped: true };
+  }
+  const r = await execute(attached, `print(${JSON.stringify(marker)}, flush=True)`);
+  must(r.status === 'ok' && r.stdout === marker + '\n', `execute on the attached kernel: ${JSON.stringify(r)}`);
+  return { kernel_id: attached.id, client_id: attached.clientId, msg_id: r.msg_id, execution_count: r.execution_count };
 });
 
 await step('execute', async () => {
@@ -372,6 +409,11 @@ await step('contents', async () => {
   contents.dispose();
   return { dir: dir.path, hash: got.hash, checkpoint: checkpoint.id };
 });
+
+if (attached) {
+  // NB: the agent's kernel stays: the person only detaches.
+  attached.dispose();
+}
 
 await step('shutdown', async () => {
   const id = kernel.id;
