@@ -234,6 +234,7 @@ await step('agent', async () => {
   const marker = process.env.MCPJ_AGENT_MARKER;
   must(marker, 'MCPJ_AGENT_MARKER is empty');
   const target = attached ?? kernel;
+  must(target, 'no kernel to watch (step start or attach failed)');
   let text = '';
   let parent = '';
   const seen = new Promise(resolve => {
@@ -256,15 +257,17 @@ await step('agent', async () => {
 // list_executions, attributed to this frontend.
 await step('frontend_on_agent_kernel', async () => {
   const marker = process.env.MCPJ_FRONTEND_MARKER;
-  if (!attached || !marker) {
+  if (!marker) {
     return { skipped: true };
   }
+  must(attached, 'no attached kernel (step attach failed)');
   const r = await execute(attached, `print(${JSON.stringify(marker)}, flush=True)`);
   must(r.status === 'ok' && r.stdout === marker + '\n', `execute on the attached kernel: ${JSON.stringify(r)}`);
   return { kernel_id: attached.id, client_id: attached.clientId, msg_id: r.msg_id, execution_count: r.execution_count };
 });
 
 await step('execute', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const r = await execute(kernel, 'x = 41\nprint("hello from the frontend", flush=True)\nx + 1');
   must(r.status === 'ok', `execute_reply status ${r.status}`);
   must(r.stdout === 'hello from the frontend\n', `stdout ${JSON.stringify(r.stdout)}`);
@@ -275,6 +278,7 @@ await step('execute', async () => {
 });
 
 await step('error', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const r = await execute(kernel, '1/0');
   must(r.status === 'error', `execute_reply status ${r.status}`);
   must(r.ename === 'ZeroDivisionError', `execute_reply ename ${r.ename}`);
@@ -283,6 +287,7 @@ await step('error', async () => {
 });
 
 await step('stdin', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const r = await execute(kernel, 'name = input("who? ")\nprint("hi", name)', {
     allowStdin: true,
     onStdin: (future, msg) => {
@@ -296,6 +301,7 @@ await step('stdin', async () => {
 });
 
 await step('complete', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const reply = await kernel.requestComplete({ code: 'import o', cursor_pos: 8 });
   must(reply.content.status === 'ok', `complete_reply status ${reply.content.status}`);
   must(reply.content.matches.includes('os'), `complete_reply matches ${reply.content.matches.slice(0, 10)}`);
@@ -303,6 +309,7 @@ await step('complete', async () => {
 });
 
 await step('interrupt', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const future = kernel.requestExecute({ code: 'import time\nprint("sleeping", flush=True)\ntime.sleep(60)', stop_on_error: false });
   const sleeping = new Promise(resolve => {
     future.onIOPub = msg => {
@@ -321,6 +328,7 @@ await step('interrupt', async () => {
 });
 
 await step('restart', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const before = statuses.length;
   await kernel.restart();
   await waitStatus(kernel, 'idle', 60_000);
@@ -416,6 +424,7 @@ if (attached) {
 }
 
 await step('shutdown', async () => {
+  must(kernel, 'no kernel (step start failed)');
   const id = kernel.id;
   await kernel.shutdown();
   const running = await KernelAPI.listRunning(settings);
