@@ -1,7 +1,9 @@
 package kernel
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +67,12 @@ type Actor struct {
 	pipeline bool
 	// pumpStart starts the pump of a connection held unread (adoptHeld).
 	pumpStart func()
+	// frontends are the frontend sessions this instance recorded
+	// (FrontendAttached once per session and incarnation; bounded).
+	frontends seenFrontends
+	// relayRepliesLost counts replies to relayed requests dropped because
+	// the asker's channel was full.
+	relayRepliesLost int
 }
 
 // Implementer is what a Conn tells of its kernel's kernel_info
@@ -182,6 +190,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.sendInput(ctx, m)
 	case GetState:
 		ctx.Respond(Result{State: a.state})
+	case Relay:
+		ctx.Respond(Result{State: a.state, Err: a.relay(m)})
+	case AttachFrontend:
+		a.attachFrontend(ctx, m)
+	case OpenSession:
+		drafts, err := DecideOpenSession(a.state, m)
+		a.record(ctx, drafts, err)
+	case CloseSession:
+		drafts, err := DecideCloseSession(a.state, m)
+		a.record(ctx, drafts, err)
 	case pumpBatch:
 		a.output(ctx, m)
 	case pumpDied:
@@ -513,6 +531,8 @@ func (a *Actor) perform(ctx actor.Context, effs []Effect) {
 			a.notify(ctx, Reconciled{ExecutionCount: e.Count})
 		case WarnUnknownIOPub:
 			a.deps.Logger.Warn("dropped IOPub messages of an unknown type", "msg_type", e.MsgType)
+		case DeliverReply:
+			a.deliver(e)
 		}
 	}
 }
@@ -794,6 +814,72 @@ func (a *Actor) sendInput(ctx actor.Context, m SendInput) {
 	}
 	a.append(events.Draft{Stream: events.ExecutionStream(m.ExecutionID), Kernel: a.id, Principal: m.By,
 		Payload: events.ExecutionInputSent{ExecutionID: m.ExecutionID}})
+	ctx.Respond(Result{State: a.state})
+}
+
+// relay sends a frontend's request to the kernel under the server's msg
+// id; what the kernel answers with that parent on shell or control goes to
+// m.Replies (DeliverReply).
+func (a *Actor) relay(m Relay) error {
+	if err := DecideRelay(a.state, m); err != nil {
+		return err
+	}
+	if a.conn == nil || a.op != "" {
+		return fmt.Errorf("%w: kernel %s is %s", ErrNotRunning, a.id, cmp.Or(a.op, "not connected"))
+	}
+	if a.out.Relays.Waiting(m.MsgID) {
+		return fmt.Errorf("%w: msg_id %s is already waiting for its reply", ErrNotRelayed, m.MsgID)
+	}
+	if RelayAnswered(m.MsgType) && m.Replies != nil {
+		var forgotten int
+		a.out, forgotten = ExpectRelay(a.out, m.MsgID, m.Replies)
+		if forgotten > 0 {
+			a.deps.Logger.Warn("forgot the oldest relayed requests: too many wait for their reply", "forgotten", forgotten, "limit", MaxRelays)
+		}
+	}
+	content := json.RawMessage(m.Content)
+	if len(content) == 0 {
+		content = json.RawMessage("{}")
+	}
+	if err := a.conn.Send(m.Channel, m.MsgType, m.MsgID, content); err != nil {
+		a.out = ForgetRelay(a.out, m.MsgID)
+		return fmt.Errorf("send %s to kernel %s: %w", m.MsgType, a.id, err)
+	}
+	return nil
+}
+
+// deliver hands a reply to its relayed request's asker without ever
+// waiting: a full channel loses it (counted).
+func (a *Actor) deliver(e DeliverReply) {
+	select {
+	case e.Replies <- e.Msg:
+	default:
+		a.relayRepliesLost++
+		if a.relayRepliesLost == 1 || a.relayRepliesLost%1000 == 0 {
+			a.deps.Logger.Warn("dropped a reply to a relayed request: its asker's channel is full", "msg_type", e.Msg.MsgType,
+				"dropped_total", a.relayRepliesLost)
+		}
+	}
+}
+
+// attachFrontend records a frontend's session once per incarnation.
+func (a *Actor) attachFrontend(ctx actor.Context, m AttachFrontend) {
+	drafts, err := DecideAttachFrontend(a.state, m, a.frontends.has(m.Session))
+	if err == nil {
+		a.frontends.add(m.Session)
+	}
+	a.record(ctx, drafts, err)
+}
+
+// record makes a decision's events durable and answers with the state.
+func (a *Actor) record(ctx actor.Context, drafts []events.Draft, err error) {
+	if err != nil {
+		ctx.Respond(Result{State: a.state, Err: err})
+		return
+	}
+	if len(drafts) > 0 {
+		a.append(drafts...)
+	}
 	ctx.Respond(Result{State: a.state})
 }
 

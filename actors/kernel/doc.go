@@ -52,4 +52,15 @@
 //     stream, and the shell derives what to do from it: re-attach a running
 //     kernel (Ready{Reattached}), or tell the scheduler a stopped one takes
 //     no work. A scheduler that (re)starts asks with Watch.
+//  5. frontend.go, relay.go: Jupyter frontends (infra/jupyterapi). Relay
+//     sends an allow-listed request that is no execution (complete,
+//     inspect, kernel_info, comm_*, debug_request, ...) under the server's
+//     msg_id; Step turns what the kernel sends with that parent on shell or
+//     control into DeliverReply effects, which the actor hands to the
+//     asker's channel without blocking (a full channel loses the reply,
+//     counted). At most MaxRelays wait; the oldest is forgotten past it, and
+//     all are with the connection (restart, death). AttachFrontend records
+//     FrontendAttached once per session and incarnation (a bounded set);
+//     OpenSession/CloseSession record the Jupyter sessions bound to the
+//     kernel (State.Sessions, at most MaxSessions; none after a shutdown).
 package kernel

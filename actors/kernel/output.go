@@ -129,6 +129,9 @@ type OutputState struct {
 	// history request answered: their IOPub statuses may still arrive, and
 	// are no one's output.
 	LastProbe, LastHistory string
+	// Relays are the frontends' relayed requests waiting for their reply
+	// (relay.go).
+	Relays Relays
 }
 
 // Reconciliation is what a re-attach's count probe is compared with: the
@@ -149,7 +152,7 @@ type Reconciliation struct {
 	// answered without any IOPub message (see iopubProbe).
 	IOPubProbes int
 	Active      []string // msg_ids of the re-adopted executions, in the order sent
-	Pending   []Unstarted
+	Pending     []Unstarted
 }
 
 // The reasons a reconciliation records.
@@ -176,7 +179,8 @@ func NewOutputState(kernelID string) OutputState {
 
 // Effects Step asks the shell to perform once the events are durable.
 type (
-	// Effect is one of SendRequest, Ended, WarnUnknownIOPub.
+	// Effect is one of SendRequest, Ended, ReconcileDone,
+	// WarnUnknownIOPub, DeliverReply.
 	Effect interface{ effect() }
 	// SendRequest sends a request to the kernel (an idle probe, a barrier).
 	SendRequest struct {
@@ -499,6 +503,10 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 					in.LostReason = short
 				}
 			}
+		case (m.Channel == ChannelShell || m.Channel == ChannelControl) && s.Relays.Waiting(m.ParentMsgID):
+			// A reply to a frontend's relayed request: its asker's only (its
+			// IOPub messages are recorded below, on the kernel's stream).
+			s, effs = relayReply(s, m, effs)
 		case m.Channel == ChannelIOPub && m.ParentMsgID != "" && (m.ParentMsgID == s.LastProbe || m.ParentMsgID == s.LastHistory):
 			// NB: the answered probe's statuses: no one's output.
 		case s.Reconcile != nil && s.Reconcile.HistoryID != "" && m.ParentMsgID == s.Reconcile.HistoryID:
@@ -659,6 +667,7 @@ func Lose(s OutputState, reason, by string) (OutputState, []events.Draft, []Effe
 	clear(s.Barriers)
 	clear(s.IdleProbes)
 	s.Reconcile = nil
+	s = forgetRelays(s)
 	return s, drafts, effs
 }
 

@@ -45,6 +45,20 @@ type State struct {
 	// "execute"). Apply replaces the map on every change, never writes to
 	// it: a State handed out (GetState) can be read without locks.
 	Shares map[string]string
+	// Sessions are the Jupyter sessions (/api/sessions) bound to the
+	// kernel, by session id: opened and closed by KernelSessionOpened /
+	// KernelSessionClosed, all gone with KernelShutDown. Copy-on-write, as
+	// Shares. At most MaxSessions (DecideOpenSession).
+	Sessions map[string]Session
+}
+
+// Session is a Jupyter session bound to the kernel: a notebook, console
+// or file path a frontend opened it for.
+type Session struct {
+	ID   string `json:"id"`
+	Path string `json:"path"`
+	Name string `json:"name,omitempty"`
+	Type string `json:"type,omitempty"`
 }
 
 // Apply folds one event of the kernel's stream into s. Pure.
@@ -66,7 +80,22 @@ func Apply(s State, e events.Event) State {
 	case events.KernelLost:
 		s.Status, s.Reason = StatusLost, p.Reason
 	case events.KernelShutDown:
-		s.Status, s.Reason = StatusShutDown, p.Reason
+		s.Status, s.Reason, s.Sessions = StatusShutDown, p.Reason, nil
+	case events.KernelSessionOpened:
+		sessions := make(map[string]Session, len(s.Sessions)+1)
+		for k, v := range s.Sessions {
+			sessions[k] = v
+		}
+		sessions[p.SessionID] = Session{ID: p.SessionID, Path: p.Path, Name: p.Name, Type: p.Type}
+		s.Sessions = sessions
+	case events.KernelSessionClosed:
+		sessions := make(map[string]Session, len(s.Sessions))
+		for k, v := range s.Sessions {
+			if k != p.SessionID {
+				sessions[k] = v
+			}
+		}
+		s.Sessions = sessions
 	case events.KernelShared:
 		shares := make(map[string]string, len(s.Shares)+1)
 		for k, v := range s.Shares {

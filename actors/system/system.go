@@ -267,13 +267,15 @@ func (s *System) request(pid *actor.PID, msg any) (any, error) {
 	return res, nil
 }
 
+// lookup finds kernel id's actors. NB: id in either form (events.UUIDForm
+// or as events.NewID makes it): a frontend and an agent name the same kernel.
 func (s *System) lookup(id string) (*entry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	e, ok := s.kernels[id]
+	e, ok := s.kernels[events.CanonicalID(id)]
 	if !ok {
 		return nil, fmt.Errorf("%w %q: call list_kernels for the ids, or start_kernel", ErrUnknownKernel, id)
 	}
@@ -290,6 +292,7 @@ func (s *System) StartKernel(ctx context.Context, spec, label, notebook, owner s
 // caller (a new events.NewID): an edge that must know the id before the
 // start is recorded (a quota reservation) picks it.
 func (s *System) StartKernelWithID(ctx context.Context, id, spec, label, notebook, owner string) (kernel.State, error) {
+	id = events.CanonicalID(id)
 	if !events.ValidID(id) {
 		return kernel.State{}, fmt.Errorf("start kernel: %q is not a kernel id (events.NewID makes one)", id)
 	}
@@ -344,8 +347,16 @@ func (s *System) KernelIDs() []string {
 func (s *System) HasKernel(id string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.kernels[id]
+	_, ok := s.kernels[events.CanonicalID(id)]
 	return ok
+}
+
+// CanonicalKernelID returns kernel id as the system names it (the form
+// events.NewID makes), given either form, and whether the system runs
+// actors for it.
+func (s *System) CanonicalKernelID(id string) (string, bool) {
+	id = events.CanonicalID(id)
+	return id, s.HasKernel(id)
 }
 
 // Kernel returns one kernel's state.
@@ -405,7 +416,7 @@ func (s *System) ShutdownKernel(ctx context.Context, id, by string) error {
 	st, err := s.kernelCmd(id, kernel.Shutdown{Reason: "requested", By: by})
 	if st.Status == kernel.StatusShutDown {
 		s.mu.Lock()
-		if e := s.kernels[id]; e != nil {
+		if e := s.kernels[events.CanonicalID(id)]; e != nil {
 			e.shutDown = true
 		}
 		s.mu.Unlock()
@@ -448,7 +459,7 @@ func (s *System) SubmitAsync(ctx context.Context, kernelID string, c scheduler.S
 	if x, ok, err := s.existing(ctx, c.ExecutionID); err != nil {
 		return scheduler.Execution{}, nil, err
 	} else if ok {
-		if x.KernelID != kernelID {
+		if x.KernelID != events.CanonicalID(kernelID) {
 			return scheduler.Execution{}, nil, &ExecutionIDUsedError{ExecutionID: c.ExecutionID, KernelID: x.KernelID}
 		}
 		return x, nil, nil
@@ -528,6 +539,40 @@ func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) (
 func (s *System) SendInput(ctx context.Context, kernelID, executionID, value, by string) error {
 	_, err := s.kernelCmd(kernelID, kernel.SendInput{ExecutionID: executionID, Value: value, By: by})
 	return err
+}
+
+// Relay sends a Jupyter frontend's request that is no execution
+// (kernel_info_request, complete_request, ...; see kernel.Relay) to the
+// kernel under r.MsgID, a fresh id of the caller's (events.NewID). What
+// the kernel answers with that parent on shell or control is delivered to
+// r.Replies without blocking; the IOPub messages it causes are recorded on
+// the kernel's stream. It returns once the request is sent, or why it was
+// refused (kernel.ErrNotRelayed, kernel.ErrNotRunning, ErrUnknownKernel).
+// Who may relay (execute access) is the edge's check.
+func (s *System) Relay(ctx context.Context, kernelID string, r kernel.Relay) error {
+	_, err := s.kernelCmd(kernelID, r)
+	return err
+}
+
+// AttachFrontend records that a frontend opened the kernel's channels
+// under session (FrontendAttached, once per session and server process),
+// and returns the kernel's state (LastSeq: what the read models must reach
+// to show it).
+func (s *System) AttachFrontend(ctx context.Context, kernelID string, a kernel.AttachFrontend) (kernel.State, error) {
+	return s.kernelCmd(kernelID, a)
+}
+
+// OpenSession binds a Jupyter session (/api/sessions) to the kernel
+// (KernelSessionOpened); opening it again with other fields records the
+// change, with the same fields nothing.
+func (s *System) OpenSession(ctx context.Context, kernelID string, o kernel.OpenSession) (kernel.State, error) {
+	return s.kernelCmd(kernelID, o)
+}
+
+// CloseSession unbinds a session from the kernel (KernelSessionClosed);
+// a session not open on it is refused with kernel.ErrBadSession.
+func (s *System) CloseSession(ctx context.Context, kernelID string, c kernel.CloseSession) (kernel.State, error) {
+	return s.kernelCmd(kernelID, c)
 }
 
 // Close stops every actor; kernels keep running (they outlive the server)
