@@ -298,7 +298,7 @@ func ReadQueued(ctx context.Context, log actors.Log, id string) (x Execution, ok
 	err = log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if p, ok := e.Payload.(events.ExecutionQueued); ok {
 			x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time}
+				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Origin: p.Origin, QueuedAt: e.Time}
 		}
 		x.LastSeq = e.Seq
 		return nil

@@ -32,16 +32,48 @@ type Submit struct {
 	// ChosenID: the submitter chose ExecutionID (it may repeat one): the
 	// scheduler also looks for it in the log (see Actor.known).
 	ChosenID bool
+	// Origin says where the execution came from when not from an MCP tool
+	// call: a Jupyter frontend's execute_request (recorded on its
+	// ExecutionQueued; nil for an agent's).
+	Origin *events.Origin
+}
+
+// ErrBadOrigin: a Submit's Origin that cannot be recorded.
+var ErrBadOrigin = errors.New("scheduler: bad origin")
+
+// maxOriginField bounds each string of an Origin.
+const maxOriginField = 1024
+
+// checkOrigin validates a frontend's Origin.
+func checkOrigin(o *events.Origin) error {
+	if o == nil {
+		return nil
+	}
+	if o.Kind != events.OriginFrontend {
+		return fmt.Errorf("%w: kind %q (only %q is known)", ErrBadOrigin, o.Kind, events.OriginFrontend)
+	}
+	if o.Session == "" || o.MsgID == "" {
+		return fmt.Errorf("%w: a frontend's execution names its session and its request's msg_id", ErrBadOrigin)
+	}
+	for _, f := range []string{o.Session, o.MsgID, o.Username, o.Client} {
+		if len(f) > maxOriginField {
+			return fmt.Errorf("%w: a field is longer than %d bytes", ErrBadOrigin, maxOriginField)
+		}
+	}
+	return nil
 }
 
 // DecideSubmit queues an execution. If the kernel can run it now it is
 // started in the same durable append (msgID names its execute_request).
 func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([]events.Draft, error) {
+	if err := checkOrigin(c.Origin); err != nil {
+		return nil, err
+	}
 	if len(s.Pending) >= maxQueue {
 		return nil, fmt.Errorf("%w: %d executions are queued on kernel %s (the limit); wait for some to finish or cancel_execution some", ErrQueueFull, len(s.Pending), s.KernelID)
 	}
 	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Principal: c.By, Payload: events.ExecutionQueued{
-		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID}}}
+		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID, Origin: c.Origin}}}
 	if canRun && s.Active == nil && len(s.Pending) == 0 {
 		drafts = append(drafts, started(s.KernelID, c.ExecutionID, c.By, msgID))
 	}

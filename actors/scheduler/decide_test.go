@@ -91,3 +91,25 @@ func ids(xs []Execution) string {
 	}
 	return s
 }
+
+// TestSubmitRecordsItsOrigin: a frontend's execution carries its Origin on
+// ExecutionQueued (and in the scheduler's state); one that names no
+// session or request, or another kind, is refused.
+func TestSubmitRecordsItsOrigin(t *testing.T) {
+	var seq uint64
+	s := State{KernelID: "k"}
+	o := &events.Origin{Kind: events.OriginFrontend, Session: "s", MsgID: "m", Username: "ann"}
+	d, err := DecideSubmit(s, Submit{ExecutionID: "a", Code: "1", Origin: o}, 10, false, "m-a")
+	if err != nil || d[0].Payload.(events.ExecutionQueued).Origin != o {
+		t.Fatalf("queued: %+v %v", d, err)
+	}
+	if s = fold(s, &seq, d); s.Pending[0].Origin != o {
+		t.Fatalf("state: %+v", s.Pending[0])
+	}
+	for _, bad := range []*events.Origin{{Kind: "robot", Session: "s", MsgID: "m"}, {Kind: events.OriginFrontend, MsgID: "m"},
+		{Kind: events.OriginFrontend, Session: "s"}, {Kind: events.OriginFrontend, Session: "s", MsgID: "m", Client: string(make([]byte, 2000))}} {
+		if _, err := DecideSubmit(s, Submit{ExecutionID: "b", Origin: bad}, 10, false, "m-b"); !errors.Is(err, ErrBadOrigin) {
+			t.Errorf("origin %+v: %v", bad, err)
+		}
+	}
+}

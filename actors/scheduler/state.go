@@ -18,6 +18,8 @@ type Execution struct {
 	CellID     string
 	// By is the principal that submitted it ("" before principals existed).
 	By string
+	// Origin: a Jupyter frontend's execute_request (nil: an MCP tool call).
+	Origin *events.Origin
 	// MsgID names its execute_request once started.
 	MsgID string
 	// Behind is the execution it was pipelined behind ("" none).
@@ -72,7 +74,7 @@ func Apply(s State, e events.Event) State {
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], Execution{ID: p.ExecutionID, KernelID: p.KernelID,
-			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, QueuedAt: e.Time, LastSeq: e.Seq})
+			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Origin: p.Origin, QueuedAt: e.Time, LastSeq: e.Seq})
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {

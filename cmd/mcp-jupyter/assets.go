@@ -258,7 +258,7 @@ func (l leaseAssets) ListAssets(ctx context.Context, kernelID, executionID strin
 		return nil, fmt.Errorf("wait for the assets read model: %w", err)
 	}
 	var out []mcpserver.AssetInfo
-	for _, a := range l.leases.List(leases.Filter{KernelID: kernelID, ExecutionID: executionID}) {
+	for _, a := range l.leases.List(leases.Filter{KernelID: events.CanonicalID(kernelID), ExecutionID: executionID}) {
 		if a.Origins = l.readableOrigins(p, a); len(a.Origins) == 0 {
 			continue
 		}

@@ -281,8 +281,8 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 }
 
 func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNotebook string) (string, bool) {
-	if b.sys.HasKernel(kernelOrNotebook) {
-		return kernelOrNotebook, true
+	if id, ok := b.sys.CanonicalKernelID(kernelOrNotebook); ok {
+		return id, true // NB: either form of the id (events.UUIDForm): frontends show the UUID one
 	}
 	// NB: a path as given names a notebook of the whole root: only admins
 	// see that; others name notebooks in their own root (notebookPath).
@@ -465,7 +465,7 @@ func accepted(x scheduler.Execution) queue.Execution {
 		st = queue.StatusRunning // NB: a pipelined one waits behind another
 	}
 	return queue.Execution{ID: x.ID, KernelID: x.KernelID, Code: x.Code, AllowStdin: x.AllowStdin, Notebook: x.Notebook,
-		CellID: x.CellID, Status: st, MsgID: x.MsgID, Behind: x.Behind, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt, LastSeq: x.LastSeq}
+		CellID: x.CellID, By: x.By, Origin: x.Origin, Status: st, MsgID: x.MsgID, Behind: x.Behind, QueuedAt: x.QueuedAt, StartedAt: x.StartedAt, LastSeq: x.LastSeq}
 }
 
 // Execution answers from the execution read model: what is new since the

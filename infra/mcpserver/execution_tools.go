@@ -8,6 +8,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -211,6 +212,8 @@ type executionSummary struct {
 	QueuedAt       time.Time    `json:"queued_at"`
 	FinishedAt     time.Time    `json:"finished_at,omitzero"`
 	Reason         string       `json:"reason,omitempty"`
+	// Origin: a Jupyter frontend's execute_request (nil: an agent's).
+	Origin *events.Origin `json:"origin,omitempty"`
 }
 
 func (s *Server) listExecutions(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -239,7 +242,7 @@ func (s *Server) listExecutions(ctx context.Context, req mcp.CallToolRequest) (*
 	for _, x := range xs {
 		code, _ := Truncate(x.Code, 200, "")
 		rows = append(rows, executionSummary{ID: x.ID, KernelID: x.KernelID, Status: x.Status,
-			ExecutionCount: x.ExecutionCount, Code: code, QueuedAt: x.QueuedAt, FinishedAt: x.FinishedAt, Reason: x.Reason})
+			ExecutionCount: x.ExecutionCount, Code: code, QueuedAt: x.QueuedAt, FinishedAt: x.FinishedAt, Reason: x.Reason, Origin: x.Origin})
 	}
 	return structured(map[string]any{"executions": rows}), nil
 }

@@ -22,6 +22,9 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	if x.Reason != "" {
 		fmt.Fprintf(&h, "reason: %s\n", x.Reason)
 	}
+	if o := x.Origin; o != nil {
+		fmt.Fprintf(&h, "origin: %s (session %s, user %q)\n", o.Kind, o.Session, o.Username)
+	}
 	incomplete := x.Incomplete()
 	if incomplete != "" {
 		// NB: never silent: the outputs below are not all the code printed.
@@ -76,6 +79,9 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	}
 	if x.ExecutionCount > 0 {
 		sc["execution_count"] = x.ExecutionCount
+	}
+	if x.Origin != nil {
+		sc["origin"] = x.Origin
 	}
 	if incomplete != "" {
 		sc["outputs_incomplete"] = incomplete

@@ -4,6 +4,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
 func TestQueueBound(t *testing.T) {
@@ -80,4 +83,17 @@ func FuzzParseClientMessage(f *testing.F) {
 			t.Fatalf("accepted %q", b)
 		}
 	})
+}
+
+// TestKernelParameterTakesTheUUIDForm: /ws?kernel= names a kernel in
+// either form of its id (frontends show the UUID one).
+func TestKernelParameterTakesTheUUIDForm(t *testing.T) {
+	id := events.NewID(time.Now())
+	uuid, _ := events.UUIDForm(id)
+	for _, given := range []string{id, uuid} {
+		r, err := parseRequest(url.Values{"kernel": {given}})
+		if err != nil || r.kernel != id {
+			t.Fatalf("kernel=%s: %q %v, want %s", given, r.kernel, err, id)
+		}
+	}
 }

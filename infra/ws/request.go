@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
 
 // maxKernelID bounds the kernel query parameter.
@@ -32,6 +34,7 @@ func parseRequest(q url.Values) (request, error) {
 			if !validKernel(r.kernel) {
 				return r, fmt.Errorf("kernel %q: give a kernel id from list_kernels (letters, digits, '-' and '_', at most %d)", clip(r.kernel), maxKernelID)
 			}
+			r.kernel = events.CanonicalID(r.kernel) // NB: the UUID form frontends show names the same kernel
 		case "since":
 			n, err := strconv.ParseUint(vs[0], 10, 64)
 			if err != nil {

@@ -44,9 +44,12 @@ type Execution struct {
 	CellID     string `json:"cell_id,omitempty"`
 	// By is the principal that submitted it ("" before principals
 	// existed: the admin).
-	By     string `json:"by,omitempty"`
-	Status Status `json:"status"`
-	MsgID  string `json:"msg_id,omitempty"`
+	By string `json:"by,omitempty"`
+	// Origin: a Jupyter frontend's execute_request (its session, msg_id,
+	// the username it gave, the client); nil for an MCP tool call.
+	Origin *events.Origin `json:"origin,omitempty"`
+	Status Status         `json:"status"`
+	MsgID  string         `json:"msg_id,omitempty"`
 	// Behind names the execution this one waits behind in the kernel: it
 	// was sent pipelined and is shown queued until that one ends (or the
 	// kernel starts it).
@@ -104,7 +107,7 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-			Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
+			Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Origin: p.Origin, Status: StatusQueued, QueuedAt: e.Time, QueuedSeq: e.Seq}
 	case events.ExecutionStarted:
 		x.Status, x.MsgID, x.StartedAt = StatusRunning, p.MsgID, e.Time
 		if p.Behind != "" {
