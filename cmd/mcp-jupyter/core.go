@@ -42,6 +42,8 @@ type core struct {
 
 	// probes is what /health, /livez and /readyz read (probestate.go);
 	// stopProbes ends its monitor.
+	started time.Time // when newCore ran: the Jupyter API's /api/status "started"
+
 	probes     *probeState
 	stopProbes context.CancelFunc
 	// beforeCommit is the log's test hook (eventlog.Options.BeforeCommit):
@@ -104,7 +106,7 @@ const (
 // newCore allocates a core and its metrics registry; open starts it.
 func newCore(cfg config, logger *slog.Logger) *core {
 	ectx, stop := context.WithCancel(context.Background())
-	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(),
+	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(), started: time.Now(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)

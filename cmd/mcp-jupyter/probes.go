@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
 )
 
 // Probe paths. NB: the Dockerfile's HEALTHCHECK and the Kubernetes
@@ -23,10 +24,13 @@ const (
 	pathReadyz  = "/readyz"
 	pathMetrics = "/metrics"
 	pathMCP     = "/mcp"
+	// pathJupyterAPI is the Jupyter Server API's version probe (the rest
+	// of that API is under /api/ and /kernelspecs/, behind the token).
+	pathJupyterAPI = "/api"
 )
 
 // servedPaths lists every path the HTTP server answers.
-var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP}
+var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP, pathJupyterAPI}
 
 // livenessTimeout bounds the actor system's answer to one ping of the
 // probe monitor.
@@ -70,6 +74,17 @@ func (c *core) routes(mux *http.ServeMux) {
 		g.QueryToken = true
 		return g.Wrap(c.live.assetsHandler())
 	}))
+	// The Jupyter Server API (jupyter_api.go): GET /api answers its version
+	// without a token, as jupyter_server does; the rest takes the token as
+	// "Authorization: token|bearer" or ?token= (no cookies, so no XSRF).
+	mux.Handle("GET "+pathJupyterAPI, jupyterapi.VersionHandler(jupyterAPIVersion))
+	jupyter := c.whenReady(func() http.Handler {
+		g := guard()
+		g.QueryToken = true
+		return g.Wrap(c.jupyterAPI().Handler())
+	})
+	mux.Handle("/api/", jupyter)
+	mux.Handle("/kernelspecs/", jupyter)
 }
 
 // whenReady answers 503 with the stage until the core is ready, then

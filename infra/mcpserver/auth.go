@@ -28,7 +28,8 @@ const TokenFile = "mcp-token"
 //     resolves to 127.0.0.1 must not reach the server);
 //  2. carry no Origin, or an Origin whose host passes the same test — else
 //     403 (a browser page on another site must not drive the kernels);
-//  3. carry "Authorization: Bearer <token>" that Auth accepts — else 401
+//  3. carry "Authorization: Bearer <token>" (or Jupyter's "Authorization:
+//     token <token>") that Auth accepts — else 401
 //     with WWW-Authenticate: Bearer. With QueryToken, a request without the
 //     header may give the token as the "token" query parameter instead
 //     (browsers cannot set headers on a WebSocket); the Origin check above
@@ -127,10 +128,17 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 	return HostCheck{AllowedHosts: g.AllowedHosts, Logger: log}.Wrap(authed)
 }
 
-// credentials is r as the authenticators read it: the token of ?token= (when
-// QueryToken) moved into the header. NB: the authenticators read one place,
-// the header; the handler behind gets the request as it came.
+// credentials is r as the authenticators read it: "Authorization: token
+// <t>" (Jupyter's scheme, what jupyter_server and its clients send) and the
+// token of ?token= (when QueryToken) moved into a bearer header. NB: the
+// authenticators read one place, the bearer header; the handler behind gets
+// the request as it came.
 func (g Guard) credentials(r *http.Request) *http.Request {
+	if tok, ok := jupyterToken(r); ok {
+		ar := r.Clone(r.Context())
+		ar.Header.Set("Authorization", "Bearer "+tok)
+		return ar
+	}
 	if _, ok := auth.BearerToken(r); !ok && g.QueryToken && r.Header.Get("Authorization") == "" {
 		if tok := r.URL.Query().Get("token"); tok != "" {
 			ar := r.Clone(r.Context())
@@ -139,6 +147,18 @@ func (g Guard) credentials(r *http.Request) *http.Request {
 		}
 	}
 	return r
+}
+
+// jupyterToken is the token of r's "Authorization: token <t>" header
+// (scheme case-insensitive, as jupyter_server reads it).
+func jupyterToken(r *http.Request) (string, bool) {
+	const prefix = "token "
+	h := r.Header.Get("Authorization")
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	return tok, tok != ""
 }
 
 // Current reports whether the credentials of r, a request that passed the

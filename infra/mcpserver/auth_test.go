@@ -31,6 +31,11 @@ func TestGuard(t *testing.T) {
 		{"missing token", "127.0.0.1:9999", "", "", 401, "Authorization: Bearer"},
 		{"wrong token", "127.0.0.1:9999", "", "Bearer nope", 401, "token is wrong"},
 		{"basic auth", "127.0.0.1:9999", "", "Basic czNjcmV0", 401, "Authorization: Bearer"},
+		// Jupyter's scheme (jupyter_server, @jupyterlab/services, VS Code).
+		{"jupyter token scheme", "127.0.0.1:9999", "", "token s3cret", 200, "passed"},
+		{"jupyter Token scheme", "127.0.0.1:9999", "", "Token  s3cret ", 200, "passed"},
+		{"jupyter token wrong", "127.0.0.1:9999", "", "token nope", 401, "token is wrong"},
+		{"jupyter token empty", "127.0.0.1:9999", "", "token ", 401, "Authorization: Bearer"},
 		{"token prefix", "127.0.0.1:9999", "", "Bearer s3cre", 401, "token is wrong"},
 		{"bad host (rebinding)", "evil.example:9999", "", "Bearer s3cret", 403, "Host"},
 		{"wrong origin", "127.0.0.1:9999", "https://evil.example", "Bearer s3cret", 403, "Origin"},

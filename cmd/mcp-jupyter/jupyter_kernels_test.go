@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// jupyterReply is one answer of the Jupyter API.
+type jupyterReply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json decodes the body into v (a test failure when it is not JSON).
+func (r jupyterReply) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("%d %q is not JSON: %v", r.status, r.body, err)
+	}
+}
+
+// object is the body as a JSON object.
+func (r jupyterReply) object(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	r.json(t, &m)
+	return m
+}
+
+// jupyterCall sends method path to the server at base with auth as the
+// Authorization header ("" none) and body (nil none), and does not follow
+// redirects.
+func jupyterCall(t testing.TB, base, method, path, authz string, body any) jupyterReply {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	return jupyterReply{status: res.StatusCode, header: res.Header, body: data}
+}
+
+// wantStatus fails unless r has status want.
+func wantStatus(t testing.TB, what string, r jupyterReply, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("%s: %d %s, want %d", what, r.status, r.body, want)
+	}
+}
+
+// wantError fails unless r is jupyter_server's error shape with status
+// want and a message containing msg.
+func wantError(t testing.TB, what string, r jupyterReply, want int, msg string) {
+	t.Helper()
+	wantStatus(t, what, r, want)
+	m := r.object(t)
+	if got, _ := m["message"].(string); !strings.Contains(got, msg) {
+		t.Fatalf("%s: message %q, want it to contain %q (%s)", what, got, msg, r.body)
+	}
+	if _, ok := m["reason"]; !ok {
+		t.Fatalf("%s: no reason in %s", what, r.body)
+	}
+}
+
+var uuidShape = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// wantKernelModel checks m is jupyter_server's kernel model of the kernel
+// shown as id (UUID form) and returns it.
+func wantKernelModel(t testing.TB, m map[string]any, id string) map[string]any {
+	t.Helper()
+	if m["id"] != id || m["name"] != "python3" {
+		t.Fatalf("kernel model %v: want id %s, name python3", m, id)
+	}
+	for _, f := range []string{"last_activity", "execution_state"} {
+		if _, ok := m[f].(string); !ok {
+			t.Fatalf("kernel model %v: %s is no string", m, f)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, m["last_activity"].(string)); err != nil || !strings.HasSuffix(m["last_activity"].(string), "Z") {
+		t.Fatalf("last_activity %q is not ISO 8601 in UTC: %v", m["last_activity"], err)
+	}
+	if _, ok := m["connections"].(float64); !ok {
+		t.Fatalf("kernel model %v: connections is no number", m)
+	}
+	return m
+}
+
+// TestJupyterAPIKernelRoutes drives /api, /api/status, /api/me, the
+// kernelspecs and the kernels routes as a Jupyter frontend does, against
+// the real server over HTTP with a real kernel: shapes and status codes
+// as jupyter_server 2.x answers, the three forms of the token, kernel ids
+// shown in UUID form and accepted in both forms, and the kernel a
+// frontend starts is the one an agent executes on.
+func TestJupyterAPIKernelRoutes(t *testing.T) {
+	c, connect := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	agent := connect()
+	tok := "token " + c.token
+
+	// GET /api needs no token; the rest does, in any of its three forms.
+	r := jupyterCall(t, ts.URL, "GET", "/api", "", nil)
+	wantStatus(t, "GET /api", r, 200)
+	if v := r.object(t)["version"]; v != jupyterAPIVersion {
+		t.Fatalf("GET /api: version %v", v)
+	}
+	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels", "", nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("GET /api/kernels without a token: %d %s", r.status, r.body)
+	}
+	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels", "token wrong", nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("GET /api/kernels with a wrong token: %d %s", r.status, r.body)
+	}
+	for _, authz := range []string{"token " + c.token, "Bearer " + c.token} {
+		wantStatus(t, "GET /api/kernels with "+strings.Fields(authz)[0], jupyterCall(t, ts.URL, "GET", "/api/kernels", authz, nil), 200)
+	}
+	wantStatus(t, "GET /api/kernels?token=", jupyterCall(t, ts.URL, "GET", "/api/kernels?token="+c.token, "", nil), 200)
+	wantStatus(t, "GET /kernelspecs/... without a token", jupyterCall(t, ts.URL, "GET", "/kernelspecs/python3/kernel.json", "", nil), 401)
+
+	// Kernelspecs, and their resources from the spec's directory only.
+	specs, err := c.launcher.Specs()
+	if err != nil || len(specs.Specs) == 0 {
+		t.Fatalf("specs: %v %v", specs, err)
+	}
+	specDir := specs.Specs[0].ResourceDir
+	logo := []byte("\x89PNG\r\n\x1a\nnot really a png")
+	if err := os.WriteFile(filepath.Join(specDir, "logo-64x64.png"), logo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("do not serve"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(specDir, "logo-escape.png")); err != nil {
+		t.Fatal(err)
+	}
+	r = jupyterCall(t, ts.URL, "GET", "/api/kernelspecs", tok, nil)
+	wantStatus(t, "GET /api/kernelspecs", r, 200)
+	var all struct {
+		Default     string                    `json:"default"`
+		Kernelspecs map[string]map[string]any `json:"kernelspecs"`
+	}
+	r.json(t, &all)
+	py := all.Kernelspecs["python3"]
+	if all.Default != "python3" || py == nil || py["name"] != "python3" {
+		t.Fatalf("kernelspecs: %s", r.body)
+	}
+	spec, _ := py["spec"].(map[string]any)
+	if argv, ok := spec["argv"].([]any); !ok || len(argv) == 0 || spec["display_name"] != "Python 3 (test)" || spec["language"] != "python" ||
+		spec["interrupt_mode"] != "signal" || spec["metadata"] == nil {
+		t.Fatalf("python3's spec: %v", spec)
+	}
+	if _, ok := spec["env"]; ok {
+		t.Fatalf("the kernelspec's env is shown: %v", spec)
+	}
+	res, _ := py["resources"].(map[string]any)
+	if res["logo-64x64"] != "/kernelspecs/python3/logo-64x64.png" {
+		t.Fatalf("resources: %v", res)
+	}
+	r = jupyterCall(t, ts.URL, "GET", "/api/kernelspecs/python3", tok, nil)
+	wantStatus(t, "GET /api/kernelspecs/python3", r, 200)
+	if m := r.object(t); m["name"] != "python3" || m["spec"] == nil || m["resources"] == nil {
+		t.Fatalf("GET /api/kernelspecs/python3: %s", r.body)
+	}
+	wantError(t, "GET /api/kernelspecs/nope", jupyterCall(t, ts.URL, "GET", "/api/kernelspecs/nope", tok, nil), 404, "Kernel spec nope not found")
+	r = jupyterCall(t, ts.URL, "GET", "/kernelspecs/python3/logo-64x64.png", tok, nil)
+	wantStatus(t, "GET the logo", r, 200)
+	if !bytes.Equal(r.body, logo) || r.header.Get("Content-Type") != "image/png" {
+		t.Fatalf("logo: %q %s", r.body, r.header.Get("Content-Type"))
+	}
+	wantStatus(t, "GET kernel.json", jupyterCall(t, ts.URL, "GET", "/kernelspecs/python3/kernel.json", tok, nil), 200)
+	for _, p := range []string{"/kernelspecs/python3/logo-escape.png", "/kernelspecs/python3/%2e%2e/%2e%2e/etc/passwd",
+		"/kernelspecs/python3/..%2fkernel.json", "/kernelspecs/python3/nope.png", "/kernelspecs/nope/logo-64x64.png"} {
+		r := jupyterCall(t, ts.URL, "GET", p, tok, nil)
+		if r.status != 404 && r.status != 301 || bytes.Contains(r.body, []byte("do not serve")) || bytes.Contains(r.body, []byte("root:")) {
+			t.Fatalf("GET %s: %d %q, want 404", p, r.status, r.body)
+		}
+	}
+
+	// Start a kernel: 201, Location, the model; its id in UUID form.
+	r = jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, map[string]any{"name": "python3", "path": "somewhere"})
+	wantStatus(t, "POST /api/kernels", r, 201)
+	m := r.object(t)
+	shown, _ := m["id"].(string)
+	if !uuidShape.MatchString(shown) {
+		t.Fatalf("kernel id %q is not in UUID form", shown)
+	}
+	wantKernelModel(t, m, shown)
+	if loc := r.header.Get("Location"); loc != "/api/kernels/"+shown {
+		t.Fatalf("Location %q", loc)
+	}
+	id, ok := events.FromUUIDForm(shown)
+	if !ok || !c.back.sys.HasKernel(id) {
+		t.Fatalf("kernel %s (%s) is not the server's", shown, id)
+	}
+	if k, _ := c.back.kernels.Get(id); k.Owner != "admin" {
+		t.Fatalf("owner %q", k.Owner)
+	}
+	// The agent runs code on the frontend's kernel.
+	if sc, text := callTool(t, agent, "execute", map[string]any{"kernel": id, "code": "x = 41\nprint(x + 1)"}); sc["status"] != "ok" || !strings.Contains(text, "42") {
+		t.Fatalf("agent execute: %v %s", sc, text)
+	}
+
+	// Listed, and found by both forms of its id.
+	r = jupyterCall(t, ts.URL, "GET", "/api/kernels", tok, nil)
+	var list []map[string]any
+	r.json(t, &list)
+	if len(list) != 1 {
+		t.Fatalf("GET /api/kernels: %s", r.body)
+	}
+	wantKernelModel(t, list[0], shown)
+	for _, form := range []string{shown, id, strings.ToUpper(shown)} {
+		r := jupyterCall(t, ts.URL, "GET", "/api/kernels/"+form, tok, nil)
+		wantStatus(t, "GET /api/kernels/"+form, r, 200)
+		wantKernelModel(t, r.object(t), shown)
+	}
+	wantError(t, "unknown kernel", jupyterCall(t, ts.URL, "GET", "/api/kernels/00000000-0000-0000-0000-000000000000", tok, nil),
+		404, "Kernel does not exist: 00000000-0000-0000-0000-000000000000")
+	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels/", tok, nil); r.status != http.StatusFound || r.header.Get("Location") != "/api/kernels" {
+		t.Fatalf("GET /api/kernels/: %d %v", r.status, r.header)
+	}
+	wantError(t, "unknown action", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/explode", tok, nil), 404, "Not Found")
+
+	// Interrupt 204; restart 200 with the model (the variables are gone).
+	wantStatus(t, "interrupt", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/interrupt", tok, nil), 204)
+	r = jupyterCall(t, ts.URL, "POST", "/api/kernels/"+id+"/restart", tok, nil)
+	wantStatus(t, "restart", r, 200)
+	wantKernelModel(t, r.object(t), shown)
+	if sc, text := callTool(t, agent, "execute", map[string]any{"kernel": id, "code": "print('x' in dir())"}); sc["status"] != "ok" || !strings.Contains(text, "False") {
+		t.Fatalf("after the restart: %v %s", sc, text)
+	}
+
+	// Status and identity.
+	r = jupyterCall(t, ts.URL, "GET", "/api/status", tok, nil)
+	wantStatus(t, "GET /api/status", r, 200)
+	st := r.object(t)
+	if st["kernels"] != 1.0 || st["connections"] != 0.0 {
+		t.Fatalf("status: %s", r.body)
+	}
+	for _, f := range []string{"started", "last_activity"} {
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(st[f])); err != nil {
+			t.Fatalf("status %s: %v", f, err)
+		}
+	}
+	r = jupyterCall(t, ts.URL, "GET", `/api/me?permissions={"kernels":["read","execute"],"terminals":["read"]}`, tok, nil)
+	wantStatus(t, "GET /api/me", r, 200)
+	var me struct {
+		Identity    map[string]any      `json:"identity"`
+		Permissions map[string][]string `json:"permissions"`
+	}
+	r.json(t, &me)
+	if me.Identity["username"] != "admin" || me.Identity["display_name"] != "admin" || len(me.Permissions["kernels"]) != 2 || len(me.Permissions["terminals"]) != 0 {
+		t.Fatalf("GET /api/me: %s", r.body)
+	}
+	for _, f := range []string{"name", "initials", "avatar_url", "color"} {
+		if _, ok := me.Identity[f]; !ok {
+			t.Fatalf("identity without %s: %s", f, r.body)
+		}
+	}
+	wantError(t, "GET /api/me bad permissions", jupyterCall(t, ts.URL, "GET", `/api/me?permissions=[1]`, tok, nil), 400, "permissions should be")
+
+	// Bad bodies.
+	wantError(t, "POST bad JSON", jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, "{"), 400, "Invalid JSON")
+	wantError(t, "POST name of the wrong type", jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, `{"name": 5}`), 400, "Invalid JSON")
+	wantError(t, "POST unknown kernelspec", jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, map[string]any{"name": "nope"}), 400, "The 'nope' kernel is not available")
+	wantError(t, "POST a huge body", jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, `{"name":"`+strings.Repeat("a", 100<<10)+`"}`), 413, "over")
+
+	// Shut down: 204, then gone.
+	wantStatus(t, "DELETE", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+shown, tok, nil), 204)
+	wantError(t, "GET after DELETE", jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, tok, nil), 404, "Kernel does not exist")
+	wantError(t, "DELETE again", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+id, tok, nil), 404, "Kernel does not exist")
+	r = jupyterCall(t, ts.URL, "GET", "/api/kernels", tok, nil)
+	if strings.TrimSpace(string(r.body)) != "[]" {
+		t.Fatalf("GET /api/kernels after DELETE: %s", r.body)
+	}
+	if k, _ := c.back.kernels.Get(id); k.State != "shut down" {
+		t.Fatalf("the read model has %q", k.State)
+	}
+}
