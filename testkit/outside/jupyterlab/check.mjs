@@ -19,6 +19,7 @@
 //   MCPJ_FRONTEND_MARKER  printed by a cell run on the attached kernel (the
 //                      caller then finds that execution in list_executions)
 //   MCPJ_STEPS         comma-separated steps to run (default: all)
+//   MCPJ_DEADLINE_MS   bound of the whole run (default 240000)
 //   MCPJ_REFERENCE=1   the server is Debian's jupyter_server 1.23: skip the
 //                      checks of what it predates (contents hash)
 //
@@ -99,6 +100,7 @@ async function step(name, fn) {
     return;
   }
   const started = Date.now();
+  current = name;
   try {
     const result = (await withTimeout(Promise.resolve().then(fn), stepTimeout, name)) ?? {};
     out.steps[name] = { ok: true, ms: Date.now() - started, ...result };
@@ -168,6 +170,24 @@ function waitStatus(kernel, want, ms) {
   );
 }
 
+// The whole run is bounded too: past MCPJ_DEADLINE_MS (default 240 s) it
+// prints what it has, the step under way marked as cut, and exits 1.
+const deadlineMs = Number(process.env.MCPJ_DEADLINE_MS || 240_000);
+let current = '';
+setTimeout(() => {
+  out.steps[current || 'deadline'] = { ok: false, error: `the whole run passed ${deadlineMs} ms during this step` };
+  finish();
+}, deadlineMs).unref();
+
+function finish() {
+  out.protocols = [...new Set(sockets.map(s => s.protocol))];
+  out.ok = Object.values(out.steps).every(s => s.ok);
+  out.failed = Object.entries(out.steps).filter(([, s]) => !s.ok).map(([n, s]) => `${n}: ${s.error}`).join('; ');
+  process.stdout.write(JSON.stringify(out, null, 1) + '\n');
+  // NB: open kernel connections keep Node alive.
+  process.exit(out.ok ? 0 : 1);
+}
+
 const kernelManager = new KernelManager({ serverSettings: settings, standby: 'never' });
 let kernel; // the kernel connection the steps share
 const statuses = []; // every status the kernel connection reported
@@ -190,9 +210,12 @@ await step('kernelspecs', async () => {
 });
 
 await step('start', async () => {
-  kernel = await kernelManager.startNew({ name: 'python3' }, { username });
-  kernel.statusChanged.connect((_, s) => statuses.push(s));
-  const info = await withTimeout(kernel.info, 60_000, 'kernel_info_reply');
+  const k = await kernelManager.startNew({ name: 'python3' }, { username });
+  k.statusChanged.connect((_, s) => statuses.push(s));
+  const info = await withTimeout(k.info, 60_000, `kernel_info_reply on kernel ${k.id}`);
+  // NB: only a kernel that answered is used by later steps (they fail fast
+  // otherwise).
+  kernel = k;
   must(info.language_info?.name === 'python', `kernel_info language ${info.language_info?.name}`);
   const running = await KernelAPI.listRunning(settings);
   must(running.some(k => k.id === kernel.id), `started kernel ${kernel.id} not in GET /api/kernels`);
@@ -218,8 +241,9 @@ await step('attach', async () => {
   const running = await KernelAPI.listRunning(settings);
   const model = running.find(k => k.id === id);
   must(model, `the agent's kernel ${id} is not in GET /api/kernels: ${JSON.stringify(running.map(k => k.id))}`);
-  attached = kernelManager.connectTo({ model, username });
-  const info = await withTimeout(attached.info, 60_000, 'kernel_info_reply on the attached kernel');
+  const k = kernelManager.connectTo({ model, username });
+  const info = await withTimeout(k.info, 60_000, 'kernel_info_reply on the attached kernel');
+  attached = k;
   must(info.language_info?.name === 'python', `kernel_info language ${info.language_info?.name}`);
   // The agent's variables are there: it is the same kernel, not a copy.
   const r = await execute(attached, 'print(repr(globals().get("agent_was_here")), flush=True)');
@@ -440,10 +464,5 @@ await step('shutdown', async () => {
   return { kernel_id: id, get_after_status: status };
 });
 
-out.protocols = [...new Set(sockets.map(s => s.protocol))];
-out.ok = Object.values(out.steps).every(s => s.ok);
-out.failed = Object.entries(out.steps).filter(([, s]) => !s.ok).map(([n, s]) => `${n}: ${s.error}`).join('; ');
-process.stdout.write(JSON.stringify(out, null, 1) + '\n');
 kernelManager.dispose();
-// NB: open kernel connections keep Node alive.
-process.exit(out.ok ? 0 : 1);
+finish();
