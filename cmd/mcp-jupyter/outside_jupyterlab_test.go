@@ -320,3 +320,51 @@ func TestOutsideJupyterLabReference(t *testing.T) {
 		})
 	}
 }
+
+// runExample runs one of the copy-paste sessions of docs/frontends.md
+// against base with token and returns its output.
+func runExample(t testing.TB, dir string, env []string, argv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v in %s: %v (context: %v)\n%s", argv, dir, err, ctx.Err(), out)
+	}
+	return string(out)
+}
+
+// TestOutsideExampleSessions: the Python (docs/examples/jupyter/session.py,
+// websocket-client) and Node (testkit/outside/jupyterlab/session.mjs,
+// @jupyterlab/services) sessions docs/frontends.md tells people to copy
+// run against our server and print what the docs say they print; and the
+// same against Debian's jupyter_server, so the docs describe a Jupyter
+// client, not one made for us.
+func TestOutsideExampleSessions(t *testing.T) {
+	node := outsideLabReady(t)
+	// NB: websocket-client (python3-websocket) comes with the reference
+	// server's unpacked packages; no install on the system.
+	pythonPath := testkit.JupyterServerPythonPath(t)
+	python := testkit.PythonWithIPyKernel(t)
+	srv := startLabServer(t)
+	ref := testkit.StartJupyterServer(t, testkit.JupyterServerOptions{})
+	for _, target := range []struct{ name, url, token string }{{"ours", srv.base, srv.token}, {"jupyter_server", ref.URL, ref.Token}} {
+		t.Run(target.name, func(t *testing.T) {
+			env := []string{"MCPJ_URL=" + target.url, "MCPJ_TOKEN=" + target.token, "PYTHONPATH=" + pythonPath}
+			out := runExample(t, filepath.Join("..", "..", "docs", "examples", "jupyter"), env, python, "session.py")
+			for _, want := range []string{"kernelspecs ['python3']", "execute ok ['3', '42']", "shut down True"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("session.py against %s: no %q in its output:\n%s", target.name, want, out)
+				}
+			}
+			out = runExample(t, outsideLabDir, env, node, "session.mjs")
+			if !strings.Contains(out, "output: 42\nstatus: ok, kernel: ") {
+				t.Fatalf("session.mjs against %s:\n%s", target.name, out)
+			}
+		})
+	}
+}
