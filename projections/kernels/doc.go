@@ -15,6 +15,15 @@
 //     with a small scanner instead of a full JSON decode.
 //  3. Query methods (Get, List, Len) are safe while the runner applies: the
 //     model guards itself with a RWMutex and returns copies.
+//  4. For Jupyter frontends (infra/jupyterapi): per kernel the Jupyter
+//     sessions open (KernelSessionOpened/Closed; a session opened on
+//     another kernel moves; KernelShutDown closes them all without an
+//     event; at most MaxSessions), the frontend sessions attached with the
+//     seq of their last FrontendAttached (at most MaxFrontends, the oldest
+//     go), and LastActivity, the time of the last event about the kernel
+//     (jupyter_server's last_activity). FindSession, SessionsByPath,
+//     AllSessions and Frontend answer from an index, not a scan of the log.
+//  5. Get and Ownership take a kernel id in either form (events.UUIDForm).
 //
 // Usage:
 //

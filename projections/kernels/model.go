@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -55,7 +56,48 @@ type Kernel struct {
 	// or "execute" (events.AccessRead, events.AccessExecute). Get and List
 	// hand out copies: a caller may keep and change its map.
 	Shares map[string]string `json:"shares,omitempty"`
+	// Sessions are the Jupyter sessions (/api/sessions) open on the kernel,
+	// oldest first (KernelSessionOpened, KernelSessionClosed; none once it
+	// is shut down); at most MaxSessions.
+	Sessions []Session `json:"sessions,omitempty"`
+	// Frontends are the frontend sessions that attached to its channels
+	// (FrontendAttached), the one attached last at the end; at most
+	// MaxFrontends (the oldest go).
+	Frontends []Frontend `json:"frontends,omitempty"`
 }
+
+// Session is a Jupyter session bound to a kernel.
+type Session struct {
+	ID       string    `json:"id"`
+	Path     string    `json:"path"`
+	Name     string    `json:"name,omitempty"`
+	Type     string    `json:"type,omitempty"`
+	OpenedAt time.Time `json:"opened_at"` // when it was opened (or last changed)
+	Seq      uint64    `json:"seq"`       // its last KernelSessionOpened
+	By       string    `json:"by,omitempty"`
+}
+
+// Frontend is a frontend session that attached to a kernel's channels.
+type Frontend struct {
+	Session  string    `json:"session"`
+	Username string    `json:"username,omitempty"`
+	Client   string    `json:"client,omitempty"`
+	Framing  string    `json:"framing,omitempty"`
+	By       string    `json:"by,omitempty"`
+	At       time.Time `json:"at"`
+	// Seq is the seq of its last FrontendAttached: a server process that
+	// recorded it attached from then on; one from an earlier process tells
+	// a reconnecting frontend that output recorded since was for it.
+	Seq uint64 `json:"seq"`
+}
+
+// Bounds of the per-kernel tables. NB: actors/kernel bounds the sessions
+// too (kernel.MaxSessions); the model keeps its own bound whatever the log
+// holds.
+const (
+	MaxSessions  = 256
+	MaxFrontends = 256
+)
 
 // SharedWith returns the access kernel k was shared with principal at
 // ("" if none).
@@ -66,7 +108,78 @@ func (k Kernel) copied() Kernel {
 	if k.Shares != nil {
 		k.Shares = maps.Clone(k.Shares)
 	}
+	k.Sessions = slices.Clone(k.Sessions)
+	k.Frontends = slices.Clone(k.Frontends)
 	return k
+}
+
+// Frontend returns the record of a frontend session's last attach to the
+// kernel (either form of its id).
+func (m *Model) Frontend(kernelID, session string) (Frontend, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k, ok := m.kernels[events.CanonicalID(kernelID)]
+	if !ok {
+		return Frontend{}, false
+	}
+	for _, f := range k.Frontends {
+		if f.Session == session {
+			return f, true
+		}
+	}
+	return Frontend{}, false
+}
+
+// FindSession returns the kernel a Jupyter session is open on, and the
+// session.
+func (m *Model) FindSession(sessionID string) (kernelID string, _ Session, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	kernelID, ok = m.sessions[sessionID]
+	if !ok {
+		return "", Session{}, false
+	}
+	for _, s := range m.kernels[kernelID].Sessions {
+		if s.ID == sessionID {
+			return kernelID, s, true
+		}
+	}
+	return "", Session{}, false
+}
+
+// SessionsByPath returns the open sessions of path (any kernel), as
+// kernel id and session, oldest first.
+func (m *Model) SessionsByPath(path string) []KernelSession {
+	var out []KernelSession
+	for _, ks := range m.AllSessions() {
+		if ks.Session.Path == path {
+			out = append(out, ks)
+		}
+	}
+	return out
+}
+
+// KernelSession is a session with the kernel it is open on.
+type KernelSession struct {
+	KernelID string
+	Session  Session
+}
+
+// AllSessions returns every open session, ordered by the seq that opened
+// (or last changed) it.
+func (m *Model) AllSessions() []KernelSession {
+	m.mu.RLock()
+	out := make([]KernelSession, 0, len(m.sessions))
+	for id, kid := range m.sessions {
+		for _, s := range m.kernels[kid].Sessions {
+			if s.ID == id {
+				out = append(out, KernelSession{KernelID: kid, Session: s})
+			}
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b KernelSession) int { return cmp.Compare(a.Session.Seq, b.Session.Seq) })
+	return out
 }
 
 // Model is the kernels read model. It implements projections.Projection.
@@ -81,12 +194,16 @@ type Model struct {
 	touched        *Kernel
 	touchedWasLive bool
 	touchedOwner   string
+	// sessions indexes the open Jupyter sessions: session id -> kernel id.
+	sessions map[string]string
 }
 
 var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
-func New() *Model { return &Model{kernels: map[string]*Kernel{}, live: map[string]int{}} }
+func New() *Model {
+	return &Model{kernels: map[string]*Kernel{}, live: map[string]int{}, sessions: map[string]string{}}
+}
 
 // isLive is whether k counts against its owner's kernel quota.
 func isLive(k *Kernel) bool { return k.State == StateRunning || k.State == StateStarting }
@@ -131,7 +248,7 @@ func (m *Model) Wants(typ string) projections.Interest {
 	switch typ {
 	case events.TypeKernelStarted, events.TypeKernelStartFailed, events.TypeKernelRestarted,
 		events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelReattached, events.TypeKernelLost,
-		events.TypeKernelShared:
+		events.TypeKernelShared, events.TypeFrontendAttached, events.TypeKernelSessionOpened, events.TypeKernelSessionClosed:
 		return projections.Payload
 	case events.TypeIOPubMessageReceived:
 		return projections.Envelope
@@ -180,6 +297,35 @@ func (m *Model) Apply(e events.Event) error {
 	case events.KernelShutDown:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Busy = StateShutDown, p.Reason, false
+		for _, sess := range k.Sessions {
+			delete(m.sessions, sess.ID) // NB: a shut-down kernel's sessions close with it (no event)
+		}
+		k.Sessions = nil
+	case events.FrontendAttached:
+		k := m.kernel(p.KernelID, e)
+		k.Frontends = slices.DeleteFunc(k.Frontends, func(f Frontend) bool { return f.Session == p.Session })
+		if len(k.Frontends) >= MaxFrontends {
+			k.Frontends = slices.Delete(k.Frontends, 0, len(k.Frontends)-MaxFrontends+1)
+		}
+		k.Frontends = append(k.Frontends, Frontend{Session: p.Session, Username: p.Username, Client: p.Client,
+			Framing: p.Framing, By: e.Principal, At: e.Time, Seq: e.Seq})
+	case events.KernelSessionOpened:
+		k := m.kernel(p.KernelID, e)
+		if other, ok := m.sessions[p.SessionID]; ok && other != p.KernelID {
+			m.closeSession(m.kernels[other], p.SessionID) // NB: moved to this kernel
+		}
+		sess := Session{ID: p.SessionID, Path: p.Path, Name: p.Name, Type: p.Type, OpenedAt: e.Time, Seq: e.Seq, By: e.Principal}
+		if i := slices.IndexFunc(k.Sessions, func(s Session) bool { return s.ID == p.SessionID }); i >= 0 {
+			k.Sessions[i] = sess
+			break
+		}
+		if len(k.Sessions) >= MaxSessions {
+			m.closeSession(k, k.Sessions[0].ID)
+		}
+		k.Sessions = append(k.Sessions, sess)
+		m.sessions[p.SessionID] = p.KernelID
+	case events.KernelSessionClosed:
+		m.closeSession(m.kernel(p.KernelID, e), p.SessionID)
 	case events.KernelShared:
 		k := m.kernel(p.KernelID, e)
 		if p.Access == events.AccessNone {
@@ -276,6 +422,20 @@ func indexMsgType(raw []byte) int {
 	return -1
 }
 
+// closeSession removes a session from k (nil: none). Callers hold m.mu.
+func (m *Model) closeSession(k *Kernel, id string) {
+	if k == nil {
+		return
+	}
+	k.Sessions = slices.DeleteFunc(k.Sessions, func(s Session) bool { return s.ID == id })
+	if len(k.Sessions) == 0 {
+		k.Sessions = nil
+	}
+	if m.sessions[id] == k.ID {
+		delete(m.sessions, id)
+	}
+}
+
 // kernel returns the entry for id, creating it (starting) when first seen,
 // and stamps the event on it. Callers hold m.mu.
 func (m *Model) kernel(id string, e events.Event) *Kernel {
@@ -295,7 +455,7 @@ func (m *Model) kernel(id string, e events.Event) *Kernel {
 func (m *Model) Get(id string) (Kernel, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	k, ok := m.kernels[id]
+	k, ok := m.kernels[events.CanonicalID(id)] // NB: either form of the id
 	if !ok {
 		return Kernel{}, false
 	}
@@ -348,15 +508,19 @@ func (m *Model) Restore(data []byte) error {
 	}
 	kernels := make(map[string]*Kernel, len(s.Kernels))
 	live := map[string]int{}
+	sessions := map[string]string{}
 	for i := range s.Kernels {
 		k := s.Kernels[i]
 		kernels[k.ID] = &k
 		if isLive(&k) {
 			live[k.Owner]++
 		}
+		for _, sess := range k.Sessions {
+			sessions[sess.ID] = k.ID
+		}
 	}
 	m.mu.Lock()
-	m.kernels, m.live = kernels, live
+	m.kernels, m.live, m.sessions = kernels, live, sessions
 	m.mu.Unlock()
 	return nil
 }
