@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
@@ -30,6 +31,9 @@ const jupyterAPIVersion = "2.14.2"
 type jupyterKernels struct {
 	back    *backend
 	started time.Time // when this server process started
+	// creating serializes the session routes' changes, so that two
+	// frontends opening the same path at once get one session.
+	creating sync.Mutex
 }
 
 var _ jupyterapi.Kernels = (*jupyterKernels)(nil)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // jupyterReply is one answer of the Jupyter API.
@@ -318,4 +319,116 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 	if k, _ := c.back.kernels.Get(id); k.State != "shut down" {
 		t.Fatalf("the read model has %q", k.State)
 	}
+}
+
+// TestJupyterAPIAccess: the Jupyter API decides who may do what exactly as
+// the MCP tools do. Principals from `principal add` with their own tokens:
+// a kernel another owns and did not share does not exist for them (404,
+// the words of an unknown id, in both id forms); shared for read it shows,
+// but interrupt, restart and delete are refused (403 saying why); shared
+// for execute interrupt passes while restart and delete stay the owner's;
+// a principal without the execute scope cannot start one.
+func TestJupyterAPIAccess(t *testing.T) {
+	c, _ := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	tokens := map[string]string{}
+	for _, add := range [][]string{{"add", "alice"}, {"add", "bob"}, {"add", "carol", "--scopes", "read"}} {
+		out, err := principalCLI(t, c.cfg.DataDir, add...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[add[1]] = "token " + printedToken(t, out)
+	}
+	for name, tok := range tokens {
+		testkit.WaitUntil(t, 5*time.Second, name+"'s token accepted", func() (bool, string) {
+			r := jupyterCall(t, ts.URL, "GET", "/api/kernels", tok, nil)
+			return r.status == 200, fmt.Sprint(r.status)
+		})
+	}
+	r := jupyterCall(t, ts.URL, "POST", "/api/kernels", tokens["alice"], map[string]any{"name": "python3"})
+	wantStatus(t, "alice starts a kernel", r, 201)
+	shown := r.object(t)["id"].(string)
+	id := events.CanonicalID(shown)
+	if k, _ := c.back.kernels.Get(id); k.Owner != "alice" {
+		t.Fatalf("owner %q", k.Owner)
+	}
+	unknown := func(who, what string, r jupyterReply) {
+		t.Helper()
+		wantError(t, who+" "+what, r, 404, "Kernel does not exist: "+shown)
+	}
+	// Not shared: bob sees nothing of it.
+	bob := tokens["bob"]
+	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels", bob, nil); strings.TrimSpace(string(r.body)) != "[]" {
+		t.Fatalf("bob lists %s", r.body)
+	}
+	for _, form := range []string{shown, id} {
+		unknown("bob", "GET "+form, jupyterCall(t, ts.URL, "GET", "/api/kernels/"+form, bob, nil))
+		unknown("bob", "DELETE "+form, jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+form, bob, nil))
+		unknown("bob", "interrupt "+form, jupyterCall(t, ts.URL, "POST", "/api/kernels/"+form+"/interrupt", bob, nil))
+		unknown("bob", "restart "+form, jupyterCall(t, ts.URL, "POST", "/api/kernels/"+form+"/restart", bob, nil))
+	}
+	if r := jupyterCall(t, ts.URL, "GET", "/api/status", bob, nil); r.object(t)["kernels"] != 0.0 {
+		t.Fatalf("bob's status counts alice's kernel: %s", r.body)
+	}
+
+	alice := httpMCPClient(t, ts.URL, strings.TrimPrefix(tokens["alice"], "token "))
+	share := func(access string) {
+		t.Helper()
+		if _, text := callTool(t, alice, "share_kernel", map[string]any{"kernel": id, "principal": "bob", "access": access}); strings.HasPrefix(text, "ERROR") {
+			t.Fatalf("share %s: %s", access, text)
+		}
+	}
+	// alice's session on it is hers alone too.
+	r = jupyterCall(t, ts.URL, "POST", "/api/sessions", tokens["alice"], map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"id": shown}})
+	wantStatus(t, "alice opens a session", r, 201)
+	sess := r.object(t)["id"].(string)
+	if r := jupyterCall(t, ts.URL, "GET", "/api/sessions", bob, nil); strings.TrimSpace(string(r.body)) != "[]" {
+		t.Fatalf("bob lists sessions %s", r.body)
+	}
+	wantError(t, "bob GET alice's session", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, bob, nil), 404, "Session not found")
+	wantError(t, "bob DELETE alice's session", jupyterCall(t, ts.URL, "DELETE", "/api/sessions/"+sess, bob, nil), 404, "Session not found")
+	wantError(t, "bob opens a session on alice's kernel", jupyterCall(t, ts.URL, "POST", "/api/sessions", bob,
+		map[string]any{"path": "b.ipynb", "type": "notebook", "kernel": map[string]any{"id": id}}), 404, "Kernel does not exist")
+
+	// Shared for read: bob sees it, may not act on it.
+	share("read")
+	wantStatus(t, "bob GET alice's session (read)", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, bob, nil), 200)
+	wantError(t, "bob DELETE alice's session (read)", jupyterCall(t, ts.URL, "DELETE", "/api/sessions/"+sess, bob, nil), 403, "belongs to alice")
+	wantStatus(t, "the session after bob's refused DELETE", jupyterCall(t, ts.URL, "GET", "/api/sessions/"+sess, tokens["alice"], nil), 200)
+	wantStatus(t, "bob opens a session on alice's kernel (read)", jupyterCall(t, ts.URL, "POST", "/api/sessions", bob,
+		map[string]any{"path": "b.ipynb", "type": "notebook", "kernel": map[string]any{"id": id}}), 201)
+	wantStatus(t, "bob GET (read)", jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, bob, nil), 200)
+	if r := jupyterCall(t, ts.URL, "GET", "/api/kernels", bob, nil); !strings.Contains(string(r.body), shown) {
+		t.Fatalf("bob's list (read): %s", r.body)
+	}
+	wantError(t, "bob interrupt (read)", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/interrupt", bob, nil), 403, "read only")
+	wantError(t, "bob restart (read)", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/restart", bob, nil), 403, "belongs to alice")
+	wantError(t, "bob DELETE (read)", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+shown, bob, nil), 403, "belongs to alice")
+	// Shared for execute: interrupt passes; restart and delete stay alice's.
+	share("execute")
+	wantStatus(t, "bob interrupt (execute)", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+id+"/interrupt", bob, nil), 204)
+	wantError(t, "bob restart (execute)", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/restart", bob, nil), 403, "belongs to alice")
+	wantError(t, "bob DELETE (execute)", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+shown, bob, nil), 403, "belongs to alice")
+	if k, _ := c.back.kernels.Get(id); k.State != "running" {
+		t.Fatalf("after bob's refused acts the kernel is %q", k.State)
+	}
+
+	// carol holds the read scope only: she lists, she starts nothing.
+	carol := tokens["carol"]
+	wantStatus(t, "carol GET /api/kernelspecs", jupyterCall(t, ts.URL, "GET", "/api/kernelspecs", carol, nil), 200)
+	wantError(t, "carol POST /api/kernels", jupyterCall(t, ts.URL, "POST", "/api/kernels", carol, map[string]any{"name": "python3"}), 403, "needs the execute scope")
+	r = jupyterCall(t, ts.URL, "GET", `/api/me?permissions={"kernels":["read","execute"]}`, carol, nil)
+	var me struct {
+		Identity    map[string]any      `json:"identity"`
+		Permissions map[string][]string `json:"permissions"`
+	}
+	r.json(t, &me)
+	if me.Identity["username"] != "carol" || fmt.Sprint(me.Permissions["kernels"]) != "[read]" {
+		t.Fatalf("carol's /api/me: %s", r.body)
+	}
+
+	// The owner shuts it down.
+	wantStatus(t, "alice DELETE", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+shown, tokens["alice"], nil), 204)
+	unknown("alice", "GET after DELETE", jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, tokens["alice"], nil))
 }

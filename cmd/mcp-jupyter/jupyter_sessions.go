@@ -1,32 +1,275 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 )
 
-// errSessionsPending: /api/sessions waits for the kernel actor's session
-// events (KernelSessionOpened/Closed).
-var errSessionsPending = jupyterapi.Errorf(http.StatusNotImplemented, "sessions are not served yet")
+// Jupyter sessions (/api/sessions) are durable: the kernel actor records
+// KernelSessionOpened and KernelSessionClosed on the kernel's stream, and
+// a shutdown closes them all. A session belongs to its kernel, so access
+// follows the kernel's: a session of a kernel the caller may not read does
+// not exist for it; opening, renaming or moving one needs read on the
+// kernels involved (it is a frontend's note of which path it shows on
+// which kernel); starting a kernel for it needs the execute scope; and
+// what shuts a kernel down (DELETE, the old kernel of a move) needs
+// manage, as shutdown_kernel does. A move away from a kernel the caller
+// may not manage leaves that kernel running.
+
+// openSession is a session and the kernel it is open on.
+type openSession struct {
+	kernel.Session
+	k kernels.Kernel
+}
+
+// sessionsOf are the sessions open on kernel k, as its actor holds them.
+func (j *jupyterKernels) sessionsOf(ctx context.Context, k kernels.Kernel) []kernel.Session {
+	st, err := j.back.sys.Kernel(ctx, k.ID)
+	if err != nil || len(st.Sessions) == 0 {
+		return nil
+	}
+	out := make([]kernel.Session, 0, len(st.Sessions))
+	for _, s := range st.Sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// visibleSessions are the sessions of the kernels p may read, by path
+// then id. A session seen twice (the instant of a move between kernels)
+// shows once.
+func (j *jupyterKernels) visibleSessions(ctx context.Context, p auth.Principal) []openSession {
+	var out []openSession
+	seen := map[string]bool{}
+	for _, k := range j.back.access.visibleKernels(p) {
+		if !listed(k) {
+			continue
+		}
+		for _, s := range j.sessionsOf(ctx, k) {
+			if !seen[s.ID] {
+				seen[s.ID] = true
+				out = append(out, openSession{Session: s, k: k})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b openSession) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.ID, b.ID)) })
+	return out
+}
+
+// find is session id among those p may see, or a 404 as jupyter_server
+// words it.
+func (j *jupyterKernels) find(ctx context.Context, p auth.Principal, id string) (openSession, error) {
+	for _, s := range j.visibleSessions(ctx, p) {
+		if s.ID == id {
+			return s, nil
+		}
+	}
+	return openSession{}, jupyterapi.Errorf(http.StatusNotFound, "Session not found: session_id=%q", id)
+}
+
+func (j *jupyterKernels) session(p auth.Principal, s openSession) jupyterapi.Session {
+	k := s.k
+	if fresh, ok := j.back.kernels.Get(k.ID); ok {
+		k = fresh
+	}
+	return jupyterapi.Session{ID: s.ID, Path: s.Path, Name: s.Name, Type: s.Type, Kernel: j.model(p, k)}
+}
 
 func (j *jupyterKernels) Sessions(ctx context.Context) ([]jupyterapi.Session, error) {
-	return nil, errSessionsPending
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []jupyterapi.Session
+	for _, s := range j.visibleSessions(ctx, p) {
+		out = append(out, j.session(p, s))
+	}
+	return out, nil
 }
 
 func (j *jupyterKernels) Session(ctx context.Context, id string) (jupyterapi.Session, error) {
-	return jupyterapi.Session{}, errSessionsPending
+	p, err := caller(ctx)
+	if err != nil {
+		return jupyterapi.Session{}, err
+	}
+	s, err := j.find(ctx, p, id)
+	if err != nil {
+		return jupyterapi.Session{}, err
+	}
+	return j.session(p, s), nil
 }
 
-func (j *jupyterKernels) CreateSession(ctx context.Context, s jupyterapi.NewSession) (jupyterapi.Session, bool, error) {
-	return jupyterapi.Session{}, false, errSessionsPending
+// newSessionID is a random (version 4) UUID: frontends route only ids of
+// that shape.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // NB: never fails on Linux
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// readable is kernel id when p may read it and it was not shut down.
+func (j *jupyterKernels) readable(p auth.Principal, id string) (kernels.Kernel, bool) {
+	k, ok := j.back.kernels.Get(id)
+	if !ok || !listed(k) || !j.back.access.canRead(p, id) {
+		return kernels.Kernel{}, false
+	}
+	return k, true
+}
+
+// startFor starts a kernel of spec for a session; a start that fails is
+// the NoSuchSpec or *StatusError the routes answer.
+func (j *jupyterKernels) startFor(ctx context.Context, spec string) (kernels.Kernel, error) {
+	started, err := j.StartKernel(ctx, spec)
+	if err != nil {
+		return kernels.Kernel{}, err
+	}
+	k, ok := j.back.kernels.Get(started.ID)
+	if !ok {
+		return kernels.Kernel{}, fmt.Errorf("kernel %s started but the read model does not show it", started.ID)
+	}
+	return k, nil
+}
+
+// sessionError is err of a session command as the routes answer it.
+func sessionError(err error, kernelID string) error {
+	if errors.Is(err, kernel.ErrBadSession) {
+		return jupyterapi.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	return commandError(err, kernelID)
+}
+
+func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSession) (jupyterapi.Session, bool, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return jupyterapi.Session{}, false, err
+	}
+	// NB: one create at a time, so two frontends opening the same path at
+	// once get one session.
+	j.creating.Lock()
+	defer j.creating.Unlock()
+	for _, s := range j.visibleSessions(ctx, p) {
+		if s.Path == req.Path {
+			return j.session(p, s), false, nil
+		}
+	}
+	var k kernels.Kernel
+	started := false
+	if req.KernelID != "" {
+		var ok bool
+		if k, ok = j.readable(p, req.KernelID); !ok {
+			return jupyterapi.Session{}, false, noKernel(req.KernelID)
+		}
+	} else {
+		if k, err = j.startFor(ctx, req.KernelSpec); err != nil {
+			return jupyterapi.Session{}, false, err
+		}
+		started = true
+	}
+	s := kernel.Session{ID: newSessionID(), Path: req.Path, Name: req.Name, Type: req.Type}
+	if _, err := j.back.sys.OpenSession(ctx, k.ID, kernel.OpenSession{SessionID: s.ID, Path: s.Path, Name: s.Name, Type: s.Type, By: p.Name}); err != nil {
+		if started {
+			// NB: the kernel was started for this session only.
+			_ = j.back.ShutdownKernel(ctx, k.ID)
+		}
+		return jupyterapi.Session{}, false, sessionError(err, k.ID)
+	}
+	return j.session(p, openSession{Session: s, k: k}), true, nil
 }
 
 func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change jupyterapi.SessionChange) (jupyterapi.Session, error) {
-	return jupyterapi.Session{}, errSessionsPending
+	p, err := caller(ctx)
+	if err != nil {
+		return jupyterapi.Session{}, err
+	}
+	j.creating.Lock()
+	defer j.creating.Unlock()
+	before, err := j.find(ctx, p, id)
+	if err != nil {
+		return jupyterapi.Session{}, err
+	}
+	after := before.Session
+	for _, f := range []struct {
+		to   *string
+		into *string
+	}{{change.Path, &after.Path}, {change.Name, &after.Name}, {change.Type, &after.Type}} {
+		if f.to != nil {
+			*f.into = *f.to
+		}
+	}
+	target := before.k
+	switch {
+	case change.KernelID != nil && *change.KernelID != before.k.ID:
+		k, ok := j.readable(p, *change.KernelID)
+		if !ok {
+			return jupyterapi.Session{}, jupyterapi.Errorf(http.StatusBadRequest, "No such kernel: %s", jupyterapi.ShownID(*change.KernelID))
+		}
+		target = k
+	case change.KernelID == nil && change.KernelSpec != nil:
+		k, err := j.startFor(ctx, *change.KernelSpec)
+		if err != nil {
+			return jupyterapi.Session{}, err
+		}
+		target = k
+	}
+	open := kernel.OpenSession{SessionID: after.ID, Path: after.Path, Name: after.Name, Type: after.Type, By: p.Name}
+	if _, err := j.back.sys.OpenSession(ctx, target.ID, open); err != nil {
+		return jupyterapi.Session{}, sessionError(err, target.ID)
+	}
+	if target.ID != before.k.ID {
+		reason := "moved to kernel " + jupyterapi.ShownID(target.ID)
+		if _, err := j.back.sys.CloseSession(ctx, before.k.ID, kernel.CloseSession{SessionID: id, Reason: reason, By: p.Name}); err != nil && !errors.Is(err, kernel.ErrBadSession) {
+			return jupyterapi.Session{}, sessionError(err, before.k.ID)
+		}
+		// As jupyter_server: the kernel the session left is shut down —
+		// when the caller may; someone else's kernel keeps running.
+		if j.mayShutDown(p, before.k.ID) {
+			if err := j.back.ShutdownKernel(ctx, before.k.ID); err != nil && !errors.Is(err, kernel.ErrNotRunning) {
+				return jupyterapi.Session{}, commandError(err, before.k.ID)
+			}
+		}
+	}
+	return j.session(p, openSession{Session: after, k: target}), nil
+}
+
+// mayShutDown reports whether p may shut kernel id down (shutdown_kernel's
+// scope and manage access).
+func (j *jupyterKernels) mayShutDown(p auth.Principal, id string) bool {
+	return scoped(p, "shutdown_kernel") == nil && j.back.access.kernelAccess(p, id) >= auth.AccessManage
 }
 
 func (j *jupyterKernels) DeleteSession(ctx context.Context, id string) error {
-	return errSessionsPending
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	j.creating.Lock()
+	defer j.creating.Unlock()
+	s, err := j.find(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	// NB: refused before anything changes: deleting a session shuts its
+	// kernel down, which is the kernel's manager's to do.
+	if _, err := j.allow(ctx, s.k.ID, "shutdown_kernel", auth.AccessManage); err != nil {
+		return err
+	}
+	if _, err := j.back.sys.CloseSession(ctx, s.k.ID, kernel.CloseSession{SessionID: id, Reason: "deleted", By: p.Name}); err != nil {
+		return sessionError(err, s.k.ID)
+	}
+	if err := j.back.ShutdownKernel(ctx, s.k.ID); err != nil && !errors.Is(err, kernel.ErrNotRunning) {
+		return commandError(err, s.k.ID)
+	}
+	return nil
 }
