@@ -66,6 +66,9 @@ func samples() []events.Payload {
 		events.NotebookCellDeleted{Path: "a.ipynb", CellID: "c1", By: "claude/s1", SHA256: "ef", Index: 3, Source: "x", PrevSHA256: "de"},
 		events.NotebookCellMoved{Path: "a.ipynb", CellID: "c1", From: 0, To: 2, By: "claude/s1", SHA256: "ef", PrevSHA256: "de"},
 		events.NotebookOutputsWritten{Path: "a.ipynb", CellID: "c1", ExecutionID: "x1", Outputs: 2, SHA256: "ef", ExecutionCount: 3, By: "mcp-jupyter", PrevSHA256: "de"},
+		events.NotebookReplaced{Path: "a.ipynb", By: "jupyter:ana", SHA256: "ef", PrevSHA256: "de", Cells: 4, Kept: "replaced-de", Restored: "checkpoint"},
+		events.NotebookRenamed{Path: "a.ipynb", To: "b/c.ipynb", By: "jupyter:ana", SHA256: "ef"},
+		events.NotebookRemoved{Path: "a.ipynb", By: "jupyter:ana", SHA256: "ef"},
 	}
 }
 

@@ -9,6 +9,9 @@ const (
 	TypeNotebookCellDeleted    = "NotebookCellDeleted"
 	TypeNotebookCellMoved      = "NotebookCellMoved"
 	TypeNotebookOutputsWritten = "NotebookOutputsWritten"
+	TypeNotebookReplaced       = "NotebookReplaced"
+	TypeNotebookRenamed        = "NotebookRenamed"
+	TypeNotebookRemoved        = "NotebookRemoved"
 )
 
 // Every notebook event names the notebook by its path relative to the
@@ -88,6 +91,46 @@ type NotebookOutputsWritten struct {
 	By             string `json:"by,omitempty"`
 	PrevSHA256     string `json:"prev_sha256,omitempty"`
 }
+
+// NotebookReplaced: the whole notebook was written at once — a frontend's
+// save (PUT /api/contents), a restore of a checkpoint, or a new notebook
+// uploaded whole (PrevSHA256 empty).
+type NotebookReplaced struct {
+	Path       string `json:"path"`
+	By         string `json:"by,omitempty"`
+	SHA256     string `json:"sha256"`
+	PrevSHA256 string `json:"prev_sha256,omitempty"`
+	Cells      int    `json:"cells"`
+	// Kept names the checkpoint (GET /api/contents/<path>/checkpoints) that
+	// holds the version this save replaced, so a save never loses an
+	// agent's or another person's version silently.
+	Kept string `json:"kept,omitempty"`
+	// Restored names the checkpoint the new version came from, when it was
+	// a restore.
+	Restored string `json:"restored,omitempty"`
+}
+
+// NotebookRenamed: the notebook moved to To (relative to the notebook
+// root). Recorded on the stream of the old path; the new path's stream
+// starts with the next change made there.
+type NotebookRenamed struct {
+	Path   string `json:"path"`
+	To     string `json:"to"`
+	By     string `json:"by,omitempty"`
+	SHA256 string `json:"sha256"`
+}
+
+// NotebookRemoved: the notebook file was deleted (DELETE /api/contents);
+// SHA256 is the version that was removed.
+type NotebookRemoved struct {
+	Path   string `json:"path"`
+	By     string `json:"by,omitempty"`
+	SHA256 string `json:"sha256"`
+}
+
+func (NotebookReplaced) EventType() string { return TypeNotebookReplaced }
+func (NotebookRenamed) EventType() string  { return TypeNotebookRenamed }
+func (NotebookRemoved) EventType() string  { return TypeNotebookRemoved }
 
 func (NotebookCreated) EventType() string        { return TypeNotebookCreated }
 func (NotebookCellInserted) EventType() string   { return TypeNotebookCellInserted }

@@ -83,6 +83,9 @@ var catalog = map[string]typeInfo{
 	TypeNotebookCellDeleted:    entry[NotebookCellDeleted](1),
 	TypeNotebookCellMoved:      entry[NotebookCellMoved](1),
 	TypeNotebookOutputsWritten: entry[NotebookOutputsWritten](1),
+	TypeNotebookReplaced:       entry[NotebookReplaced](1),
+	TypeNotebookRenamed:        entry[NotebookRenamed](1),
+	TypeNotebookRemoved:        entry[NotebookRemoved](1),
 }
 
 // CurrentVersion returns the schema version this binary writes for typ.

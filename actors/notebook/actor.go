@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -14,10 +15,11 @@ import (
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 )
 
-// request is a Command with the absolute path the manager resolved.
+// request is a Command with the absolute path the manager resolved (and,
+// for a Rename, the target's).
 type request struct {
 	Command
-	Abs string
+	Abs, ToAbs string
 }
 
 // Result answers a Command.
@@ -83,26 +85,44 @@ func (a *Actor) handle(m request) Result {
 	defer unlock()
 	nbfile.RemoveStaleTemps(m.Abs)
 	var cur *nbfile.File
-	if _, creating := m.Op.(Create); creating && isNotExist(m.Abs) {
+	_, creating := m.Op.(Create)
+	switch {
+	case guardedWhole(m.Op):
+		// NB: read without parsing: a save or delete must work on a file
+		// that is not (yet, or any more) a readable notebook too.
+		if cur, err = nbfile.ReadBytes(m.Abs); errors.Is(err, fs.ErrNotExist) {
+			cur = nil
+		} else if err != nil {
+			return Result{Err: err}
+		}
+	case creating && isNotExist(m.Abs):
 		cur = nil
-	} else if creating {
+	case creating:
 		return Result{Err: fmt.Errorf("%w: %s is already there; read_notebook it, or choose another path", ErrExists, m.Path)}
-	} else if cur, err = nbfile.ReadFileCached(m.Abs, a.versions.get); err != nil {
-		return Result{Err: err}
+	default:
+		if cur, err = nbfile.ReadFileCached(m.Abs, a.versions.get); err != nil {
+			return Result{Err: err}
+		}
 	}
-	if cur != nil {
+	if cur != nil && cur.Notebook != nil {
 		a.versions.put(cur.Hash, cur.Notebook, int64(len(cur.Bytes)))
 	}
 	d, err := Decide(a.state, cur, m.Command)
 	if err != nil {
 		var ce *ConflictError
-		if errors.As(err, &ce) {
+		if errors.As(err, &ce) && cur != nil && cur.Notebook != nil {
 			if old, ok := a.versions.get(ce.Expected); ok {
 				diff := nbfile.Compare(old, cur.Notebook)
 				ce.Diff = &diff
 			}
 		}
 		return Result{Err: err}
+	}
+	switch m.Op.(type) {
+	case Rename:
+		return a.rename(m, cur, d)
+	case Remove:
+		return a.remove(m, cur, d)
 	}
 	p, err := nbfile.Prepare(m.Abs, d.Bytes)
 	if err != nil {
@@ -113,6 +133,16 @@ func (a *Actor) handle(m request) Result {
 	if changed(m.Abs, cur) {
 		p.Abort()
 		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while this change was being made; nothing was written: read_notebook again and retry", ErrChanged, m.Path)}
+	}
+	kept := ""
+	if r, ok := d.Drafts[0].Payload.(events.NotebookReplaced); ok && r.Kept != "" {
+		// NB: the version a save replaces is kept before the save is
+		// recorded or in place: it stays retrievable as a checkpoint.
+		if err := nbfile.WriteCheckpoint(m.Abs, r.Kept, cur.Bytes); err != nil {
+			p.Abort()
+			return Result{Err: fmt.Errorf("keep the version of %s this save replaces: %w (nothing was written)", m.Path, err)}
+		}
+		kept = r.Kept
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
 	evs, err := a.log.Append(ctx, d.Drafts...)
@@ -133,8 +163,71 @@ func (a *Actor) handle(m request) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("put the new version of %s in place: %w", m.Path, err)}
 	}
+	if kept != "" {
+		nbfile.PruneReplaced(m.Abs)
+	}
 	a.versions.put(d.Hash, d.Notebook, int64(len(d.Bytes)))
 	return Result{Hash: d.Hash, CellID: d.CellID, Index: d.Index, Notebook: d.Notebook, Events: evs}
+}
+
+// record appends d's events and applies them.
+func (a *Actor) record(m request, d Decision) ([]events.Event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	evs, err := a.log.Append(ctx, d.Drafts...)
+	cancel()
+	if err != nil {
+		a.ready = false // NB: rebuild from the log before the next command
+		return nil, fmt.Errorf("record the change to %s: %w (nothing was changed)", m.Path, err)
+	}
+	for _, e := range evs {
+		a.state = Apply(a.state, e)
+	}
+	return evs, nil
+}
+
+// rename moves the file to m.ToAbs without ever replacing a file there: the
+// target's writer lock is held too, so its actor cannot create it meanwhile.
+func (a *Actor) rename(m request, cur *nbfile.File, d Decision) Result {
+	unlockTo, err := nbfile.Lock(m.ToAbs)
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer unlockTo()
+	to := m.Op.(Rename).To
+	if _, err := os.Lstat(m.ToAbs); err == nil {
+		return Result{Err: fmt.Errorf("%w: %s is already there; choose another name, or delete it first", ErrExists, to)}
+	}
+	if changed(m.Abs, cur) {
+		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while it was being renamed; nothing was changed: retry", ErrChanged, m.Path)}
+	}
+	evs, err := a.record(m, d)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if err := nbfile.RenameNoReplace(m.Abs, m.ToAbs); err != nil {
+		if errors.Is(err, nbfile.ErrTargetExists) {
+			err = fmt.Errorf("%w: %s is already there", ErrExists, to)
+		}
+		return Result{Err: fmt.Errorf("rename %s to %s: %w", m.Path, to, err)}
+	}
+	nbfile.RenameCheckpoints(m.Abs, m.ToAbs)
+	return Result{Hash: d.Hash, Index: -1, Events: evs}
+}
+
+// remove deletes the file, and its checkpoints as Jupyter does.
+func (a *Actor) remove(m request, cur *nbfile.File, d Decision) Result {
+	if changed(m.Abs, cur) {
+		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while it was being deleted; nothing was deleted: retry", ErrChanged, m.Path)}
+	}
+	evs, err := a.record(m, d)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if err := nbfile.Remove(m.Abs); err != nil {
+		return Result{Err: fmt.Errorf("delete %s: %w", m.Path, err)}
+	}
+	nbfile.RemoveCheckpoints(m.Abs)
+	return Result{Hash: d.Hash, Index: -1, Events: evs}
 }
 
 func isNotExist(abs string) bool {

@@ -16,6 +16,8 @@ var (
 	ErrChanged = errors.New("notebook: changed on disk since you read it")
 	// ErrExists: create of a notebook that already exists.
 	ErrExists = errors.New("notebook: already exists")
+	// ErrNoFile: a rename or delete of a file that is not there.
+	ErrNoFile = errors.New("notebook: no such file")
 	// ErrNoHash: an edit without the hash of the version it was made on.
 	ErrNoHash = errors.New("notebook: expected_hash is required")
 )
@@ -86,6 +88,25 @@ type (
 		Outputs             []json.RawMessage
 		ExecutionCount      *int
 	}
+	// Replace writes the whole notebook (a frontend's save, a restore). Its
+	// ExpectedHash is optional: when given, the file must be exactly that
+	// version (no output-only exception: the new content would drop those
+	// outputs). The version it replaces is kept as a checkpoint
+	// (infra/notebook ReplacedID), so a save never loses another writer's
+	// version silently. Creates the file when there is none.
+	Replace struct {
+		Bytes []byte // nbformat 4 JSON; written back in nbformat's layout
+		// Restored names the checkpoint Bytes came from, for the record.
+		Restored string
+		// New refuses (ErrExists) when a file is already there: a new
+		// untitled notebook or a copy never replaces one.
+		New bool
+	}
+	// Rename moves the notebook to To (relative to the whole root; the
+	// manager resolves it). ExpectedHash is optional.
+	Rename struct{ To string }
+	// Remove deletes the notebook file. ExpectedHash is optional.
+	Remove struct{}
 )
 
 func (Create) opName() string       { return "create" }
@@ -94,6 +115,19 @@ func (Edit) opName() string         { return "edit" }
 func (Delete) opName() string       { return "delete" }
 func (Move) opName() string         { return "move" }
 func (WriteOutputs) opName() string { return "write outputs" }
+func (Replace) opName() string      { return "replace" }
+func (Rename) opName() string       { return "rename" }
+func (Remove) opName() string       { return "remove" }
+
+// guardedWhole reports whether c's op works on the whole file, with an
+// optional hash guard and no need to parse the file it replaces.
+func guardedWhole(op Op) bool {
+	switch op.(type) {
+	case Replace, Rename, Remove:
+		return true
+	}
+	return false
+}
 
 // Command asks for one change to the notebook at Path (relative to the root).
 type Command struct {
@@ -134,6 +168,9 @@ func Decide(s State, cur *nbfile.File, c Command) (Decision, error) {
 		}
 		d.Drafts = draft(events.NotebookCreated{Path: c.Path, KernelSpec: op.KernelSpec, By: c.By, SHA256: d.Hash})
 		return d, nil
+	}
+	if guardedWhole(c.Op) {
+		return decideWhole(cur, c, draft)
 	}
 	if cur == nil {
 		return Decision{}, fmt.Errorf("%s does not exist: create_notebook makes it", c.Path)
@@ -243,4 +280,57 @@ func finish(nb *nbfile.Notebook, cellID string, index int) (Decision, error) {
 			Hint: "open and save the notebook in Jupyter to repair it, or clear its outputs"}
 	}
 	return Decision{Notebook: nb, Bytes: b, Hash: nbfile.Hash(b), CellID: cellID, Index: index}, nil
+}
+
+// decideWhole decides Replace, Rename and Remove: cur may be a file that is
+// not a readable notebook (cur.Notebook nil).
+func decideWhole(cur *nbfile.File, c Command, draft func(events.Payload) []events.Draft) (Decision, error) {
+	if c.ExpectedHash != "" {
+		if cur == nil {
+			return Decision{}, &ConflictError{Path: c.Path, Expected: c.ExpectedHash, Current: "(no file)"}
+		}
+		if c.ExpectedHash != cur.Hash {
+			return Decision{}, &ConflictError{Path: c.Path, Expected: c.ExpectedHash, Current: cur.Hash}
+		}
+	}
+	switch op := c.Op.(type) {
+	case Replace:
+		if op.New && cur != nil {
+			return Decision{}, fmt.Errorf("%w: %s is already there", ErrExists, c.Path)
+		}
+		nb, err := nbfile.Parse(op.Bytes)
+		if err != nil {
+			return Decision{}, err
+		}
+		if err := nb.StripTransient(); err != nil {
+			return Decision{}, &nbfile.FormatError{Reason: "has cell metadata that is not a JSON object", Err: err}
+		}
+		d, err := finish(nb, "", -1)
+		if err != nil {
+			return Decision{}, err
+		}
+		p := events.NotebookReplaced{Path: c.Path, By: c.By, SHA256: d.Hash, Cells: len(nb.Cells), Restored: op.Restored}
+		if cur != nil {
+			p.PrevSHA256 = cur.Hash
+			if cur.Hash != d.Hash {
+				p.Kept = nbfile.ReplacedID(cur.Hash)
+			}
+		}
+		d.Drafts = draft(p)
+		return d, nil
+	case Rename:
+		if cur == nil {
+			return Decision{}, fmt.Errorf("%w: %s does not exist", ErrNoFile, c.Path)
+		}
+		if op.To == c.Path {
+			return Decision{}, fmt.Errorf("%s is already named so", c.Path)
+		}
+		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRenamed{Path: c.Path, To: op.To, By: c.By, SHA256: cur.Hash})}, nil
+	case Remove:
+		if cur == nil {
+			return Decision{}, fmt.Errorf("%w: %s does not exist", ErrNoFile, c.Path)
+		}
+		return Decision{Hash: cur.Hash, Index: -1, Drafts: draft(events.NotebookRemoved{Path: c.Path, By: c.By, SHA256: cur.Hash})}, nil
+	}
+	return Decision{}, fmt.Errorf("notebook: unknown operation %T", c.Op)
 }

@@ -28,6 +28,14 @@
 // event naming a hash the file never had: the next edit's hash check
 // notices (the agent re-reads), nothing is half-written.
 //
+// Whole-file ops serve the Jupyter contents API (frontends' saves): Replace
+// writes a whole notebook (ExpectedHash optional, and exact when given: no
+// output-only exception), keeping the version it replaces as a checkpoint
+// file before anything is recorded; Rename moves the file without ever
+// replacing another (the target's lock held too); Remove deletes it. They
+// read the file without parsing it, so a broken file can still be saved
+// over, moved or deleted.
+//
 // OutputWriter follows the log and, when an execution queued for a cell
 // (ExecutionQueued with Notebook and CellID) finishes, writes its outputs
 // and execution_count into that cell through the same actor — also after a

@@ -105,6 +105,19 @@ func (m *Manager) Do(ctx context.Context, c Command) (Result, error) {
 		return Result{}, err
 	}
 	c.Path = rel
+	req := request{Command: c, Abs: abs}
+	if r, ok := c.Op.(Rename); ok {
+		// NB: a notebook may be renamed to any name under the root (as in
+		// Jupyter), not only to another .ipynb.
+		toAbs, toRel, err := m.cfg.Root.ResolveEntry(r.To)
+		if err != nil {
+			return Result{}, err
+		}
+		if toRel == "" {
+			return Result{}, fmt.Errorf("cannot rename %s to the notebook root itself", rel)
+		}
+		req.ToAbs, req.Command.Op = toAbs, Rename{To: toRel}
+	}
 	pid, err := m.actor(rel)
 	if err != nil {
 		return Result{}, err
@@ -113,7 +126,7 @@ func (m *Manager) Do(ctx context.Context, c Command) (Result, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	res, err := m.system.Root.RequestFuture(pid, request{Command: c, Abs: abs}, timeout).Result()
+	res, err := m.system.Root.RequestFuture(pid, req, timeout).Result()
 	if err != nil {
 		return Result{}, fmt.Errorf("change %s: %w (the change may still be made: read_notebook to see)", rel, err)
 	}

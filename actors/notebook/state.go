@@ -32,6 +32,13 @@ func Apply(s State, e events.Event) State {
 		s.Path, s.Hash = p.Path, p.SHA256
 	case events.NotebookCellMoved:
 		s.Path, s.Hash = p.Path, p.SHA256
+	case events.NotebookReplaced:
+		// NB: a whole new version: no output-only chain leads across it.
+		s = State{Path: p.Path, Hash: p.SHA256, Changes: s.Changes}
+	case events.NotebookRenamed, events.NotebookRemoved:
+		// The file is gone from this path; a file made here later starts
+		// a new chain.
+		s = State{Path: s.Path, Changes: s.Changes}
 	case events.NotebookOutputsWritten:
 		s.Path, s.Hash = p.Path, p.SHA256
 		if p.PrevSHA256 != "" {

@@ -6,14 +6,15 @@ import (
 
 // jupyterAPI builds the Jupyter Server API edge (infra/jupyterapi) on the
 // ready core: kernels, kernelspecs and sessions on the MCP edge's backend
-// (jupyter_kernels.go). Called once, when the first request needs it.
+// (jupyter_kernels.go), contents on the notebook actors (jupyter_contents.go). Called once, when the first request needs it.
 func (c *core) jupyterAPI() *jupyterapi.Server {
 	c.mu.RLock()
-	back := c.back
+	back, nbs := c.back, c.nbs
 	c.mu.RUnlock()
 	return jupyterapi.New(jupyterapi.Options{
-		Kernels: &jupyterKernels{back: back, started: c.started},
-		Version: jupyterAPIVersion,
-		Logger:  c.logger.With("component", "jupyterapi"),
+		Kernels:  &jupyterKernels{back: back, started: c.started},
+		Contents: jupyterContents{nbs: nbs},
+		Version:  jupyterAPIVersion,
+		Logger:   c.logger.With("component", "jupyterapi"),
 	})
 }

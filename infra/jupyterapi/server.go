@@ -11,6 +11,9 @@ type Options struct {
 	Kernels  Kernels
 	Channels Channels
 	Contents Contents
+	// ContentsMaxBody bounds a /api/contents request body in bytes
+	// (0: DefaultContentsMaxBody); a bigger one is refused with 413.
+	ContentsMaxBody int64
 	// Version is what GET /api answers as {"version": ...}.
 	Version string
 	Logger  *slog.Logger

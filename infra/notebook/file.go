@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
@@ -221,4 +223,71 @@ func WriteFile(path string, b []byte) error {
 		return err
 	}
 	return p.Commit()
+}
+
+// ReadBytes reads the file at path and its hash without parsing it
+// (File.Notebook is nil): for changes that replace, move or remove a file
+// whole, which must work on a file that is not a readable notebook too.
+func ReadBytes(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist: %w", path, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return nil, &FormatError{Path: path, Reason: "is a directory", Hint: "give the path of a file"}
+	}
+	if fi.Size() > MaxFileBytes {
+		return nil, &FormatError{Path: path, Reason: fmt.Sprintf("is %d bytes, more than the %d this server reads", fi.Size(), MaxFileBytes)}
+	}
+	b := make([]byte, fi.Size())
+	n, err := readFull(f, b)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	b = b[:n]
+	return &File{Path: path, Bytes: b, Hash: Hash(b), Stat: statOf(fi)}, nil
+}
+
+// ErrTargetExists: a rename's target already exists.
+var ErrTargetExists = errors.New("notebook: target exists")
+
+// RenameNoReplace moves oldPath to newPath atomically, refusing (with
+// ErrTargetExists) when newPath exists: a rename never replaces a file
+// someone else made. Both directories are synced.
+func RenameNoReplace(oldPath, newPath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A filesystem without RENAME_NOREPLACE: a hard link cannot
+		// replace either (files only; directories have no such fallback).
+		if err = os.Link(oldPath, newPath); err == nil {
+			err = os.Remove(oldPath)
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrTargetExists, newPath)
+	}
+	if err != nil {
+		return fmt.Errorf("rename %s to %s: %w", oldPath, newPath, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(newPath)); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(oldPath))
+}
+
+// Remove deletes the file at path (gone already is no error) and syncs its
+// directory.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

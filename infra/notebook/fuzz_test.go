@@ -48,3 +48,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJupyterJSON: JupyterJSON never panics, what it returns is JSON, and
+// a notebook Parse accepts still parses after it (joined lines are the
+// same text).
+func FuzzJupyterJSON(f *testing.F) {
+	f.Add([]byte(`{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"id": "a", "cell_type": "code", "source": ["x\n", "y"], "metadata": {}, "execution_count": 1, "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["a", "b"], "application/json": [1]}}]}]}`))
+	f.Add([]byte(`{"cells": [1, {"cell_type": "code", "outputs": [2, {"text": [3]}]}]}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := notebook.JupyterJSON(b)
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("not JSON: %s", out)
+		}
+		nb, err := notebook.Parse(b)
+		if err != nil {
+			return
+		}
+		back, err := notebook.Parse(out)
+		if err != nil {
+			t.Fatalf("parsed before, not after: %v\n%s", err, out)
+		}
+		for i := range nb.Cells {
+			if back.Cells[i].Source != nb.Cells[i].Source {
+				t.Fatalf("cell %d source %q, was %q", i, back.Cells[i].Source, nb.Cells[i].Source)
+			}
+		}
+	})
+}

@@ -97,3 +97,60 @@ func within(root, p string) bool {
 	}
 	return strings.HasPrefix(p, root+string(filepath.Separator)) || root == string(filepath.Separator)
 }
+
+// ErrHidden: a path names a hidden entry (a component starting with "."):
+// the server's lock, temp and checkpoint files live there.
+var ErrHidden = errors.New("notebook: hidden path")
+
+// ResolveEntry is Resolve for any entry under the root — a directory, a
+// plain file or the root itself ("" names the root; rel is then "") — as
+// the Jupyter contents API names them (slash-separated, relative to the
+// root; leading and trailing slashes ignored). The entry need not exist,
+// but its directory must resolve inside the root. It refuses the same
+// escapes as Resolve (ErrOutsideRoot) and hidden components (ErrHidden).
+func (r Root) ResolveEntry(p string) (abs, rel string, err error) {
+	if strings.ContainsRune(p, 0) {
+		return "", "", fmt.Errorf("%q contains a NUL byte", p)
+	}
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return r.dir, "", nil
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch {
+		case c == "..":
+			return "", "", fmt.Errorf("%w: %q climbs out with \"..\"; give a path relative to the notebook root", ErrOutsideRoot, p)
+		case strings.HasPrefix(c, "."):
+			return "", "", fmt.Errorf("%w: %q names a hidden file or directory, which this server does not serve", ErrHidden, p)
+		case c == "":
+			return "", "", fmt.Errorf("%q has an empty path component", p)
+		}
+	}
+	joined := filepath.Join(r.dir, filepath.FromSlash(p))
+	// NB: resolve symlinks of the directory, and of the entry when it is
+	// one, so a link inside the root cannot lead out of it.
+	dir, err := filepath.EvalSymlinks(filepath.Dir(joined))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", "", fmt.Errorf("the directory of %q does not exist under the notebook root: %w", p, fs.ErrNotExist)
+		}
+		return "", "", fmt.Errorf("resolve %q: %w", p, err)
+	}
+	real := filepath.Join(dir, filepath.Base(joined))
+	if fi, err := os.Lstat(real); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if real, err = filepath.EvalSymlinks(real); err != nil {
+			return "", "", fmt.Errorf("resolve %q: %w (a dangling symlink)", p, fs.ErrNotExist)
+		}
+	}
+	if real == r.dir {
+		return r.dir, "", nil
+	}
+	if !within(r.dir, real) {
+		return "", "", fmt.Errorf("%w: %q is not inside the notebook root", ErrOutsideRoot, p)
+	}
+	rel, err = filepath.Rel(r.dir, real)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q", ErrOutsideRoot, p)
+	}
+	return real, filepath.ToSlash(rel), nil
+}

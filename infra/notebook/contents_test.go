@@ -1,0 +1,127 @@
+package notebook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJupyterJSONJoinsLinesAsNbformatReads: sources, stream texts and
+// non-JSON MIME data are joined; JSON MIME data stays a list.
+func TestJupyterJSONJoinsLinesAsNbformatReads(t *testing.T) {
+	in := `{"cells":[{"cell_type":"code","id":"a","source":["x = 1\n","x"],"metadata":{},"execution_count":1,
+	 "outputs":[{"output_type":"stream","name":"stdout","text":["a\n","b\n"]},
+	  {"output_type":"execute_result","execution_count":1,"metadata":{},"data":{"text/plain":["1\n","2"],"application/json":["k","v"],"application/vnd.x+json":[1,2]}}]},
+	 {"cell_type":"markdown","id":"b","source":["# T\n","<b>&</b>"],"metadata":{},"attachments":{"i.png":{"image/png":["AA","BB"]}}}],
+	 "metadata":{"n":1.50},"nbformat":4,"nbformat_minor":5}`
+	out, err := JupyterJSON([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nb struct {
+		Cells []struct {
+			Source      string
+			Outputs     []map[string]any
+			Attachments map[string]map[string]any
+		}
+		Metadata map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(out, &nb); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	data := nb.Cells[0].Outputs[1]["data"].(map[string]any)
+	if nb.Cells[0].Source != "x = 1\nx" || nb.Cells[0].Outputs[0]["text"] != "a\nb\n" || data["text/plain"] != "1\n2" ||
+		nb.Cells[1].Source != "# T\n<b>&</b>" || nb.Cells[1].Attachments["i.png"]["image/png"] != "AABB" {
+		t.Fatalf("not joined: %s", out)
+	}
+	if _, ok := data["application/json"].([]any); !ok {
+		t.Fatalf("JSON MIME data was joined: %s", out)
+	}
+	if string(nb.Metadata["n"]) != "1.50" {
+		t.Fatalf("a number was rewritten: %s", nb.Metadata["n"])
+	}
+	if _, err := JupyterJSON([]byte("{")); !errors.Is(err, ErrFormat) {
+		t.Fatalf("broken JSON: %v", err)
+	}
+}
+
+// TestResolveEntry: the root, directories and files under it; hidden
+// names, "..", and symlinks out refused.
+func TestResolveEntry(t *testing.T) {
+	dir := t.TempDir()
+	r, err := NewRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "/", "sub", "/sub/", "sub/new.txt"} {
+		if _, _, err := r.ResolveEntry(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+	if abs, rel, _ := r.ResolveEntry("sub/x.txt"); rel != "sub/x.txt" || abs != filepath.Join(r.Dir(), "sub", "x.txt") {
+		t.Errorf("sub/x.txt: %s %s", abs, rel)
+	}
+	for p, want := range map[string]error{"../x": ErrOutsideRoot, "sub/../../x": ErrOutsideRoot, "out/x": ErrOutsideRoot, "out": ErrOutsideRoot,
+		".ipynb_checkpoints/a.ipynb": ErrHidden, "sub/.a.ipynb.lock": ErrHidden} {
+		if _, _, err := r.ResolveEntry(p); !errors.Is(err, want) {
+			t.Errorf("%q: %v, want %v", p, err, want)
+		}
+	}
+	if _, _, err := r.ResolveEntry("missing/x"); err == nil {
+		t.Error("a path in a missing directory resolved")
+	}
+}
+
+// TestCheckpointFiles: ids, order (newest last), files of similar names
+// kept apart, the bound on replaced versions.
+func TestCheckpointFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, ab := filepath.Join(dir, "a.ipynb"), filepath.Join(dir, "a-b.ipynb")
+	if err := WriteCheckpoint(a, "../x", nil); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("a bad id: %v", err)
+	}
+	if err := WriteCheckpoint(ab, CheckpointID, []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour)
+	for i := range MaxReplacedKept + 2 {
+		id := ReplacedID(fmt.Sprintf("%016x", i) + strings.Repeat("0", 48))
+		if err := WriteCheckpoint(a, id, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		at := base.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(CheckpointPath(a, id), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteCheckpoint(a, CheckpointID, []byte("cp")); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := ListCheckpoints(a)
+	if err != nil || len(cps) != MaxReplacedKept+3 || cps[len(cps)-1].ID != CheckpointID {
+		t.Fatalf("list: %v %v", cps, err)
+	}
+	PruneReplaced(a)
+	cps, _ = ListCheckpoints(a)
+	if len(cps) != MaxReplacedKept+1 {
+		t.Fatalf("after prune %d, want %d", len(cps), MaxReplacedKept+1)
+	}
+	if b, err := ReadCheckpoint(ab, CheckpointID); err != nil || string(b) != "ab" {
+		t.Fatalf("a-b.ipynb's checkpoint: %q %v", b, err)
+	}
+	RemoveCheckpoints(a)
+	if cps, _ := ListCheckpoints(ab); len(cps) != 1 {
+		t.Fatalf("removing a.ipynb's checkpoints touched a-b.ipynb's: %v", cps)
+	}
+}
