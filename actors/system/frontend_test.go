@@ -247,3 +247,35 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestRestartForgetsRelays: a relayed request still waiting when the
+// kernel is restarted is forgotten with the old process: its msg_id can be
+// relayed again to the new one (it would be refused as "already waiting"
+// otherwise), and that answer reaches the asker.
+func TestRestartForgetsRelays(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	ctx := context.Background()
+	hold := testkit.NewSentinel(t)
+	x := submit(t, s, k, hold.Code("pass"))
+	s.WaitOutput(k, x, "waiting", 30*time.Second)
+	replies := make(chan kernel.Reply, 4)
+	info := kernel.Relay{Channel: kernel.ChannelShell, MsgType: "kernel_info_request", MsgID: events.NewID(time.Now()), Replies: replies}
+	if err := s.System.Relay(ctx, k, info); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.System.RestartKernel(ctx, k, "admin"); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := s.System.Relay(ctx, k, info); err != nil {
+		t.Fatalf("relay the same msg_id to the restarted kernel: %v", err)
+	}
+	if r := testkit.Receive(t, replies, 30*time.Second, "the new process's kernel_info_reply"); r.ParentMsgID != info.MsgID {
+		t.Fatalf("reply: %+v", r)
+	}
+	select {
+	case r := <-replies:
+		t.Fatalf("a second reply (the old process's?): %+v", r)
+	default:
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/metrics"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
@@ -70,8 +71,10 @@ type core struct {
 	ckpt     *checkpoint.Client
 	nbs      *notebooks
 	live     *live
-	python   error // the kernel launcher's check; nil when usable
-	checked  bool  // the check has finished
+	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
+	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
+	python   error              // the kernel launcher's check; nil when usable
+	checked  bool               // the check has finished
 
 	// principals is the data dir's token directory (the admin token and
 	// principals.json, reloaded on change); authn is the chain every
@@ -225,6 +228,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("replay the event log: %w", ctx.Err())
 	}
 	_, replayed := runner.Progress()
+	c.startSeq = replayed // NB: before the stage says ready (read by the Jupyter API's channels)
 	replay := time.Since(started)
 	logger.Info("read models ready", "component", "persistence", "replay", replay.String())
 	c.metrics.Live.ObserveReplay(replay)
@@ -399,6 +403,12 @@ func (c *core) close(ctx context.Context) error {
 	}
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
+	}
+	c.mu.RLock()
+	japi := c.jupyter
+	c.mu.RUnlock()
+	if japi != nil {
+		keep(japi.CloseChannels(ctx)) // NB: before the hub: their feeds ride it
 	}
 	if c.live != nil {
 		keep(c.live.closeEdges(ctx))

@@ -71,7 +71,7 @@ func runEventsTail(ctx context.Context, args []string, sio eventsIO) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("events tail: unexpected argument %q (flags only)", pos[0])
 	}
-	filter := principalFilter(tailFilter{kernel: *kernel}, *principal)
+	filter := principalFilter(tailFilter{kernel: events.CanonicalID(*kernel)}, *principal)
 	if *execution != "" {
 		filter.stream = events.ExecutionStream(strings.TrimPrefix(*execution, "execution/"))
 	}

@@ -11,10 +11,15 @@ func (c *core) jupyterAPI() *jupyterapi.Server {
 	c.mu.RLock()
 	back, nbs := c.back, c.nbs
 	c.mu.RUnlock()
-	return jupyterapi.New(jupyterapi.Options{
+	s := jupyterapi.New(jupyterapi.Options{
 		Kernels:  &jupyterKernels{back: back, started: c.started},
+		Channels: newJupyterChannels(c, c.startSeq),
 		Contents: jupyterContents{nbs: nbs},
 		Version:  jupyterAPIVersion,
 		Logger:   c.logger.With("component", "jupyterapi"),
 	})
+	c.mu.Lock()
+	c.jupyter = s // NB: closed (its channels drained) at shutdown
+	c.mu.Unlock()
+	return s
 }

@@ -1,10 +1,197 @@
 package jupyterapi
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
 
-// Channels is what /api/kernels/<id>/channels needs.
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
+
+// Channels is what /api/kernels/<id>/channels needs. Kernel ids are in
+// canonical form; every call carries the request's context, with its
+// principal (auth.FromContext): the implementation decides access.
+// Errors: ErrNoKernel (unknown kernel, or one the caller may not read:
+// 404), ErrNoAccess (the caller may read but not do this: a
+// PermissionError reply), anything else as is.
 type Channels interface {
-	// filled in by the channels work
+	// Kernel returns what a connection needs to know about a kernel the
+	// caller may read.
+	Kernel(ctx context.Context, id string) (ChannelKernel, error)
+	// Attach records that a frontend session attached (FrontendAttached,
+	// once per session and server process) and says from which seq a
+	// session with no cursor in this process resumes: resume is true when
+	// the session attached in an earlier process, after is then the last
+	// seq before this process started.
+	Attach(ctx context.Context, kernel string, a Attach) (after uint64, resume bool, err error)
+	// Execute queues an execution like an agent's (durable, in
+	// list_executions) with its Origin, and returns its id.
+	Execute(ctx context.Context, kernel string, req ExecuteRequest) (executionID string, err error)
+	// Execution returns the Origin of an execution of kernel (nil: not a
+	// frontend's), for the parent_header of its messages.
+	Execution(ctx context.Context, kernel, executionID string) (*events.Origin, error)
+	// Relay sends a request that is no execution to the kernel under
+	// msgID (the server's); the kernel's shell or control messages with
+	// that parent go to replies, without blocking.
+	Relay(ctx context.Context, kernel string, r RelayRequest) error
+	SendInput(ctx context.Context, kernel, executionID, value string) error
+	Interrupt(ctx context.Context, kernel string) error
+	Restart(ctx context.Context, kernel string) error
+	Shutdown(ctx context.Context, kernel string) error
+	// Subscribe feeds the kernel's durable events after a seq (live: from
+	// now), bounded: Next ends with an error wrapping ErrFeedBehind when
+	// the reader fell behind.
+	Subscribe(kernel string, after uint64, live bool) (Feed, error)
 }
 
-func (s *Server) routesChannels(mux *http.ServeMux) {}
+// Feed is a kernel's durable events in seq order (infra/ws's
+// Subscription). Payloads are decoded by the reader (events.As).
+type Feed interface {
+	Next(ctx context.Context) ([]events.Event, error)
+	Close()
+}
+
+// Errors the Channels implementation returns.
+var (
+	ErrNoKernel    = errors.New("jupyterapi: no such kernel")
+	ErrNoAccess    = errors.New("jupyterapi: permission denied")
+	ErrFeedBehind  = errors.New("jupyterapi: the connection fell behind the kernel's events")
+	errStopChannel = errors.New("jupyterapi: stop")
+)
+
+// ChannelKernel is what a connection needs to know about its kernel.
+type ChannelKernel struct {
+	ID string
+	// Session is the kernel's Jupyter session (the header.session of the
+	// messages it sends); "" gives the kernel id.
+	Session string
+	// ExecutionState is Jupyter's: starting, idle, busy, restarting, dead.
+	ExecutionState string
+}
+
+// Attach describes a frontend session.
+type Attach struct {
+	Session, Username, Client, Framing string
+}
+
+// ExecuteRequest is a frontend's execute_request.
+type ExecuteRequest struct {
+	Code       string
+	AllowStdin bool
+	Silent     bool
+	Origin     events.Origin
+}
+
+// RelayRequest is a frontend's request relayed to the kernel.
+type RelayRequest struct {
+	Channel, MsgType, MsgID string
+	Content                 []byte
+	Replies                 chan<- events.KernelMessage
+}
+
+// Channel limits. A connection that passes one is told why.
+const (
+	// DefaultChannelsReadLimit bounds one message a frontend sends (code
+	// cells and comm messages with buffers; a larger one closes with
+	// 1009).
+	DefaultChannelsReadLimit = 16 << 20
+	// outQueue bounds the messages waiting for one connection's writer:
+	// past it the connection is closed with 4008 and resumes from its
+	// cursor when it reconnects.
+	outQueue = 256
+	// replyQueue bounds the relay replies waiting for one connection.
+	replyQueue = 64
+	// maxRelaysPerConn bounds the relayed requests a connection waits on
+	// (the oldest is forgotten).
+	maxRelaysPerConn = 256
+	// maxOrigins bounds a connection's cache of executions' origins.
+	maxOrigins = 1024
+	// maxCursors bounds the resume cursors kept per (kernel, session).
+	maxCursors = 4096
+	// channelsWriteTimeout bounds one write to a frontend.
+	channelsWriteTimeout = 10 * time.Second
+)
+
+// CloseSlowFrontend: the frontend did not take its messages in time; it
+// resumes from where it was when it reconnects with the same session_id.
+// NB: the same code as /ws's slow consumer.
+const CloseSlowFrontend = 4008
+
+// channelsState is the Server's table of open connections and resume
+// cursors.
+type channelsState struct {
+	mu      sync.Mutex
+	open    map[sessionKey]*conn
+	perKern map[string]int
+	cursors map[sessionKey]uint64
+	order   []sessionKey // cursors in insertion order, for the bound
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type sessionKey struct{ kernel, session string }
+
+// Connections implements ConnectionCounter: the channels WebSockets open on
+// a kernel (canonical id).
+func (s *Server) Connections(kernelID string) int {
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	return s.ch.perKern[kernelID]
+}
+
+// CloseChannels drains every channels connection's queue and closes it
+// with 1001 and a hint to reconnect with the same session_id, and waits for
+// them until ctx ends. Later connections get 503.
+func (s *Server) CloseChannels(ctx context.Context) error {
+	s.ch.mu.Lock()
+	s.ch.closed = true
+	conns := make([]*conn, 0, len(s.ch.open))
+	for _, c := range s.ch.open {
+		conns = append(conns, c)
+	}
+	s.ch.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown()
+	}
+	done := make(chan struct{})
+	go func() { s.ch.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cursor returns the resume cursor of a session, if this process has one.
+func (st *channelsState) cursor(k sessionKey) (uint64, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seq, ok := st.cursors[k]
+	return seq, ok
+}
+
+// saveCursor keeps the last seq delivered to a session, bounded: the
+// oldest sessions' cursors go first (they reconnect from the seq this
+// process started, as after a restart).
+func (st *channelsState) saveCursor(k sessionKey, seq uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.cursors[k]; !ok {
+		st.order = append(st.order, k)
+		for len(st.order) > maxCursors {
+			delete(st.cursors, st.order[0])
+			st.order = st.order[1:]
+		}
+	}
+	st.cursors[k] = seq
+}
+
+func (s *Server) routesChannels(mux *http.ServeMux) {
+	s.ch.open = map[sessionKey]*conn{}
+	s.ch.perKern = map[string]int{}
+	s.ch.cursors = map[sessionKey]uint64{}
+	mux.HandleFunc("GET /api/kernels/{id}/channels", s.channels)
+}

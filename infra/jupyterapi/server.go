@@ -24,6 +24,7 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	ch   channelsState // the channels WebSockets (channels.go)
 }
 
 // New builds the Server.

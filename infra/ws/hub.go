@@ -158,6 +158,8 @@ type client struct {
 	// floor is the first event the client still reads from the log while
 	// it catches up (0 once it is fed by the fan-out): see LogFloor.
 	floor atomic.Uint64
+	// sub: a Subscription (an edge of this process), fed events, not JSON.
+	sub bool
 }
 
 // New returns a hub over log. Call Start before serving.
@@ -252,12 +254,21 @@ func (h *Hub) route(e events.Event, f frame) {
 	for _, g := range grants {
 		h.idx.grant(g) // NB: before offering: a share's own event reaches its new reader
 	}
+	var owned *events.Event // e with its own Raw, made for the first subscription
 	h.idx.offer(&e, by, func(c *client) {
 		if c.mark == e.Seq {
 			return
 		}
 		c.mark = e.Seq
-		if !c.q.push(f) {
+		g := f
+		if c.sub {
+			if owned == nil {
+				o := own(e)
+				owned = &o
+			}
+			g = frame{seq: e.Seq, data: owned.Raw, ev: owned}
+		}
+		if !c.q.push(g) {
 			h.drop(c) // its writer closes it with 4008
 		}
 	})

@@ -1,11 +1,16 @@
 package ws
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+)
 
 // frame is one encoded event (or pong) waiting to be sent.
 type frame struct {
 	seq  uint64
 	data []byte
+	ev   *events.Event // for subscriptions: the event (data is its Raw)
 }
 
 // queue is a client's bounded send queue. push never blocks: past the bound
