@@ -182,12 +182,17 @@ func (j *jupyterChannels) Shutdown(ctx context.Context, id string) error {
 }
 
 func (j *jupyterChannels) Subscribe(id string, after uint64, live bool) (jupyterapi.Feed, error) {
-	s, err := j.c.live.hub.Subscribe(id, ws.SubscribeOptions{After: after, Live: live})
+	s, err := j.c.live.hub.Subscribe(id, ws.SubscribeOptions{After: after, Live: live, QueueBytes: channelsFeedBytes})
 	if err != nil {
 		return nil, err
 	}
 	return feed{s}, nil
 }
+
+// channelsFeedBytes bounds the events waiting for one channels connection
+// in the hub (besides its send queue, jupyterapi's): past it the frontend
+// is closed as a slow consumer and resumes from its cursor.
+const channelsFeedBytes = 8 << 20
 
 // feed adapts a ws.Subscription: falling behind is jupyterapi's
 // ErrFeedBehind.

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
@@ -59,10 +63,27 @@ func dialFrontend(t testing.TB, base, kernelID, session, token string, v1 bool) 
 }
 
 func tryDialFrontend(base, kernelID, session, token string, v1 bool) (*frontend, *http.Response, error) {
+	return tryDialFrontendBuf(base, kernelID, session, token, v1, 0)
+}
+
+// tryDialFrontendBuf dials with SO_RCVBUF rcvbuf (0: the default), which
+// turns off the socket's buffer autotuning: a stalled reader stalls soon.
+func tryDialFrontendBuf(base, kernelID, session, token string, v1 bool, rcvbuf int) (*frontend, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(base, "http") + "/api/kernels/" + kernelID + "/channels?session_id=" + session
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
+	if rcvbuf > 0 {
+		d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
 	if token != "" {
 		opts.HTTPHeader.Set("Authorization", "token "+token)
 	}
@@ -83,11 +104,19 @@ func tryDialFrontend(base, kernelID, session, token string, v1 bool) (*frontend,
 // send sends a request and returns its msg_id.
 func (f *frontend) send(channel, msgType string, content any) string {
 	f.t.Helper()
+	return f.sendWith(channel, msgType, nil, content)
+}
+
+func (f *frontend) sendWith(channel, msgType string, parent json.RawMessage, content any) string {
+	f.t.Helper()
+	if parent == nil {
+		parent = json.RawMessage(`{}`)
+	}
 	id := fmt.Sprintf("%s-%d", msgType, time.Now().UnixNano())
 	h, _ := json.Marshal(jupyterapi.Header{MsgID: id, MsgType: msgType, Session: f.session, Username: "person", Version: "5.3",
 		Date: time.Now().UTC().Format(time.RFC3339Nano)})
 	c, _ := json.Marshal(content)
-	m := jupyterapi.Message{Channel: channel, Header: h, ParentHeader: json.RawMessage(`{}`), Metadata: json.RawMessage(`{}`), Content: c}
+	m := jupyterapi.Message{Channel: channel, Header: h, ParentHeader: parent, Metadata: json.RawMessage(`{}`), Content: c}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -95,7 +124,7 @@ func (f *frontend) send(channel, msgType string, content any) string {
 		err = f.conn.Write(ctx, websocket.MessageBinary, jupyterapi.EncodeV1(m))
 	} else {
 		// NB: written by hand, as a legacy client does: {"channel", "header", ...}.
-		raw, _ := json.Marshal(map[string]any{"channel": channel, "header": json.RawMessage(h), "parent_header": map[string]any{},
+		raw, _ := json.Marshal(map[string]any{"channel": channel, "header": json.RawMessage(h), "parent_header": parent,
 			"metadata": map[string]any{}, "content": json.RawMessage(c), "buffers": []any{}})
 		err = f.conn.Write(ctx, websocket.MessageText, raw)
 	}
@@ -244,7 +273,8 @@ func TestChannelsFrontendSeesAgentLive(t *testing.T) {
 	base := channelsServer(t, c)
 	f := dialFrontend(t, base, k, "watcher", c.token, true)
 	f.until("the greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
-	go func() { callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('from the agent')"}) }()
+	done := agentRuns(t, agent, k, "print('from the agent')")
+	defer func() { <-done }()
 	got := f.until("the agent's output", func(m frontMsg) bool {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "from the agent")
 	})
@@ -347,4 +377,22 @@ func TestChannelsResumeSameSession(t *testing.T) {
 	g.until("the output recorded while away", func(m frontMsg) bool {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "while you were away")
 	})
+}
+
+// agentRuns runs code through the agent's execute tool on another
+// goroutine; the channel closes when it returned (an error is reported
+// with t.Error, never t.Fatal off the test goroutine).
+func agentRuns(t testing.TB, agent *client.Client, kernelID, code string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var req mcp.CallToolRequest
+		req.Params.Name, req.Params.Arguments = "execute", map[string]any{"kernel": kernelID, "code": code, "timeout_s": 120}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if _, err := agent.CallTool(asAdmin(ctx), req); err != nil {
+			t.Errorf("the agent's execute: %v", err)
+		}
+	}()
+	return done
 }

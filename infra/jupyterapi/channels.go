@@ -101,6 +101,8 @@ const (
 	// past it the connection is closed with 4008 and resumes from its
 	// cursor when it reconnects.
 	outQueue = 256
+	// outQueueBytes bounds the same queue in bytes.
+	outQueueBytes = 4 << 20
 	// replyQueue bounds the relay replies waiting for one connection.
 	replyQueue = 64
 	// maxRelaysPerConn bounds the relayed requests a connection waits on
@@ -110,8 +112,11 @@ const (
 	maxOrigins = 1024
 	// maxCursors bounds the resume cursors kept per (kernel, session).
 	maxCursors = 4096
-	// channelsWriteTimeout bounds one write to a frontend.
-	channelsWriteTimeout = 10 * time.Second
+	// channelsWriteTimeout bounds one write to a frontend. NB: a write that
+	// times out tears the connection down without a close frame; one
+	// cut off by its queue overflowing gets 4008 once its blocked write
+	// completes. Generous: a browser tab in the background reads late.
+	channelsWriteTimeout = 30 * time.Second
 )
 
 // CloseSlowFrontend: the frontend did not take its messages in time; it

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -39,6 +40,10 @@ type conn struct {
 
 	// sent is the last seq written (the writer's).
 	sent uint64
+	// queued is the bytes in out; room is signalled when the writer took
+	// some (cap 1). See outQueueBytes.
+	queued atomic.Int64
+	room   chan struct{}
 
 	tr *translator
 }
@@ -109,7 +114,8 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"),
 		client: clip(r.UserAgent(), 120), ctx: cctx, cancel: cancel,
-		out: make(chan outMsg, outQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{})}
+		out: make(chan outMsg, outQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		room: make(chan struct{}, 1)}
 	c.tr = newTranslator(c)
 	c.run()
 }
@@ -290,6 +296,15 @@ func (c *conn) drain() {
 }
 
 func (c *conn) send(m outMsg) (closeReason, bool) {
+	if n := len(m.data); n > 0 {
+		defer func() {
+			c.queued.Add(-int64(n))
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
+		}()
+	}
 	if m.data == nil { // a cursor move only
 		c.sent = max(c.sent, m.seq)
 		return closeReason{}, true
@@ -319,9 +334,15 @@ func (c *conn) enqueue(m Message, seq uint64) {
 		om.data, om.binary = EncodeLegacy(m)
 		om.seq = seq
 	}
+	if c.queued.Load()+int64(len(om.data)) > outQueueBytes {
+		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
+		return
+	}
+	c.queued.Add(int64(len(om.data)))
 	select {
 	case c.out <- om:
 	default:
+		c.queued.Add(-int64(len(om.data)))
 		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
 	}
 }
@@ -376,6 +397,22 @@ func (c *conn) put(m Message, seq uint64) bool {
 		om.data, om.binary = EncodeLegacy(m)
 		om.seq = seq
 	}
+	// NB: bounded in bytes too: wait for room (one message larger than
+	// the bound goes alone).
+	for {
+		q := c.queued.Load()
+		if q == 0 || q+int64(len(om.data)) <= outQueueBytes {
+			break
+		}
+		select {
+		case <-c.room:
+		case <-c.ctx.Done():
+			return false
+		case <-c.stop:
+			return false
+		}
+	}
+	c.queued.Add(int64(len(om.data)))
 	select {
 	case c.out <- om:
 		return true
