@@ -278,7 +278,8 @@ func (f *rawFrontend) execute(code, want string) {
 // channels WebSocket gets a clear answer and disturbs nothing else: a
 // healthy frontend attached to the same kernel, and the agent using it
 // through MCP, keep working after each case. Cases: no token or a wrong
-// one (401 before the upgrade); unknown kernels in both id forms and a
+// one (401 before the upgrade); a foreign Origin or Host (403, as /mcp);
+// unknown kernels in both id forms and a
 // malformed id (404, jupyter_server's {"message","reason"}); a session_id
 // no frontend sends (400); malformed frames in both framings (closed with
 // 1007 and the reason); a message on an unknown channel and one whose
@@ -321,6 +322,28 @@ func TestOutsideBadInput(t *testing.T) {
 			}
 			if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("%s token: %v (%s), want 401", name, err, respText(resp))
+			}
+		}
+		undisturbed(t)
+	})
+
+	t.Run("foreign origin or host", func(t *testing.T) {
+		// A page of another site (Origin) or a DNS-rebound name (Host)
+		// is refused before the upgrade, token or not: as /mcp.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q := url.Values{"session_id": {"s-" + randHex(4)}, "token": {srv.token}}
+		for name, opts := range map[string]*websocket.DialOptions{
+			"origin": {Subprotocols: []string{subprotocolV1}, HTTPHeader: http.Header{"Origin": {"https://evil.example"}}},
+			"host":   {Subprotocols: []string{subprotocolV1}, Host: "evil.example"},
+		} {
+			ws, resp, err := websocket.Dial(ctx, channelsURL(srv.base, kernel, q), opts)
+			if err == nil {
+				_ = ws.CloseNow()
+				t.Fatalf("foreign %s: the channels WebSocket opened", name)
+			}
+			if resp == nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("foreign %s: %v (%s), want 403", name, err, respText(resp))
 			}
 		}
 		undisturbed(t)
