@@ -222,7 +222,9 @@ func checkOrigin(t testing.TB, x map[string]any, session, msgID, username string
 // subprotocol JupyterLab 4 offers, and the legacy JSON framing of a client
 // that offers none) as a person in JupyterLab would: kernelspecs; start a
 // kernel; attach to the agent's kernel and see the agent's variables; see
-// an agent's MCP execute output live on IOPub; run a cell there; execute
+// an agent's MCP execute output live on IOPub; run a cell there; open the
+// agent's notebook (the same sha256 as read_notebook), add a cell and save
+// it (the agent's edit on its older hash is then refused); execute
 // (stdout, execute_result, reply), an error, input() over stdin, completion,
 // interrupt, restart (status restarting, state gone), sessions (create,
 // same path → same session, rename, delete shuts its kernel), a contents
@@ -245,6 +247,13 @@ func TestOutsideJupyterLab(t *testing.T) {
 			if !ok {
 				t.Fatalf("agent's kernel id %q has no UUID form", agentKernel)
 			}
+			// The agent has a notebook open (its sha256 in hand).
+			shared := "shared-" + framing + ".ipynb"
+			nb, text := callTool(t, srv.agent, "create_notebook", map[string]any{"path": shared})
+			agentHash, _ := nb["sha256"].(string)
+			if agentHash == "" {
+				t.Fatalf("create_notebook %s: %s", shared, text)
+			}
 			agentMarker := "agent-says-" + framing + "-" + events.NewID(time.Now())
 			frontendMarker := "frontend-says-" + framing + "-" + events.NewID(time.Now())
 			agentRan := false
@@ -252,6 +261,7 @@ func TestOutsideJupyterLab(t *testing.T) {
 				"MCPJ_TOKEN=" + srv.token, "MCPJ_USERNAME=person-" + framing,
 				"MCPJ_ATTACH_KERNEL=" + uuid, "MCPJ_AGENT_WAIT=1", "MCPJ_AGENT_MARKER=" + agentMarker,
 				"MCPJ_FRONTEND_MARKER=" + frontendMarker,
+				"MCPJ_SHARED_NOTEBOOK=" + shared, "MCPJ_SHARED_HASH=" + agentHash,
 			}, func(attachedTo string) {
 				// The person is attached: the agent runs code through MCP.
 				if attachedTo != uuid {
@@ -263,7 +273,7 @@ func TestOutsideJupyterLab(t *testing.T) {
 					t.Errorf("agent's execute while the frontend is attached: %v %s", sc, text)
 				}
 			})
-			res.mustPass(t, "api", "kernelspecs", "start", "attach", "agent", "frontend_on_agent_kernel",
+			res.mustPass(t, "api", "kernelspecs", "start", "attach", "agent", "frontend_on_agent_kernel", "shared_notebook",
 				"execute", "error", "stdin", "complete", "interrupt", "restart", "sessions", "contents", "shutdown")
 			if !agentRan {
 				t.Fatal("check.mjs never asked for the agent's execution")
@@ -274,6 +284,18 @@ func TestOutsideJupyterLab(t *testing.T) {
 			}
 			if got, want := res.str("attach", "stdout"), fmt.Sprintf("'agent-%s'\n", framing); got != want {
 				t.Fatalf("the attached frontend sees agent_was_here = %q, want %q: not the agent's kernel", got, want)
+			}
+
+			// The person's save and the agent's hash-guarded edit cannot
+			// overwrite each other: the agent's stale hash is refused, and
+			// what it reads next is the person's save, same sha256.
+			if _, text := callTool(t, srv.agent, "insert_cell", map[string]any{"path": shared, "expected_hash": agentHash,
+				"source": "print('agent edit on a stale hash')"}); !strings.HasPrefix(text, "ERROR") || !strings.Contains(text, "changed on disk since you read it") {
+				t.Fatalf("the agent's edit with the hash it read before the person's save was applied: %s", text)
+			}
+			rd, text := callTool(t, srv.agent, "read_notebook", map[string]any{"path": shared})
+			if rd["sha256"] != res.str("shared_notebook", "saved_hash") || !strings.Contains(text, "the person was here") {
+				t.Fatalf("read_notebook after the person's save: sha256 %v (contents said %s):\n%s", rd["sha256"], res.str("shared_notebook", "saved_hash"), text)
 			}
 
 			// The agent sees the person's cell, attributed to the frontend.

@@ -16,6 +16,8 @@
 //                      "check.mjs: agent may run on <kernel id>" on stderr and
 //                      wait until IOPub shows MCPJ_AGENT_MARKER (an agent's
 //                      execution on the same kernel, run by the caller)
+//   MCPJ_SHARED_NOTEBOOK, MCPJ_SHARED_HASH  a notebook an agent read (its
+//                      sha256): opened with the same hash, a cell added, saved
 //   MCPJ_FRONTEND_MARKER  printed by a cell run on the attached kernel (the
 //                      caller then finds that execution in list_executions)
 //   MCPJ_STEPS         comma-separated steps to run (default: all)
@@ -392,6 +394,27 @@ await step('sessions', async () => {
   must(!kernels.some(k => k.id === sessionKernel), `the session's kernel ${sessionKernel} still running after the session's DELETE`);
   sessionManager.dispose();
   return { session_id: session.id, kernel_id: sessionKernel, renamed };
+});
+
+// A notebook an agent works on (MCPJ_SHARED_NOTEBOOK, with the sha256 the
+// agent's read_notebook gave, MCPJ_SHARED_HASH): the person opens it (same
+// hash), adds a cell and saves it, as JupyterLab does.
+await step('shared_notebook', async () => {
+  const path = process.env.MCPJ_SHARED_NOTEBOOK;
+  if (!path) {
+    return { skipped: true };
+  }
+  const contents = new ContentsManager({ serverSettings: settings });
+  const opened = await contents.get(path, { content: true, hash: true });
+  must(opened.hash === process.env.MCPJ_SHARED_HASH,
+    `the person opens ${path} with hash ${opened.hash}, the agent read ${process.env.MCPJ_SHARED_HASH}: not the same sha256`);
+  const nb = opened.content;
+  nb.cells.push({ id: 'person-cell', cell_type: 'code', source: 'print("the person was here")', metadata: {}, outputs: [], execution_count: null });
+  await contents.save(path, { type: 'notebook', format: 'json', content: nb });
+  const saved = await contents.get(path, { content: false, hash: true });
+  must(saved.hash && saved.hash !== opened.hash, `hash after the save: ${saved.hash}`);
+  contents.dispose();
+  return { opened_hash: opened.hash, saved_hash: saved.hash };
 });
 
 await step('contents', async () => {
