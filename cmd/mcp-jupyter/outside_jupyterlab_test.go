@@ -280,7 +280,7 @@ func TestOutsideJupyterLab(t *testing.T) {
 			}
 			wantProtocol := map[string]string{"v1": "v1.kernel.websocket.jupyter.org", "legacy": ""}[framing]
 			if len(res.Protocols) != 1 || res.Protocols[0] != wantProtocol {
-				t.Fatalf("the server chose subprotocols %q for a %s client; want only %q", res.Protocols, framing, wantProtocol)
+				t.Fatalf("the server chose subprotocols %q for a %s client; want only %q\n%s", res.Protocols, framing, wantProtocol, res.raw)
 			}
 			if got, want := res.str("attach", "stdout"), fmt.Sprintf("'agent-%s'\n", framing); got != want {
 				t.Fatalf("the attached frontend sees agent_was_here = %q, want %q: not the agent's kernel", got, want)

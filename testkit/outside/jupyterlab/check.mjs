@@ -59,12 +59,21 @@ const reference = process.env.MCPJ_REFERENCE === '1';
 // and console.debug.
 console.log = console.debug = console.info = (...a) => console.error(...a);
 
-// Every socket the library opens, to report which subprotocol the server chose.
+// Every socket the library opens, to report which subprotocol the server
+// chose and how each ended.
 const sockets = [];
+const socketLog = [];
+function record(ws, url, offered) {
+  sockets.push(ws);
+  const entry = { kernel: url.split('/api/kernels/')[1]?.split('/')[0], offered, protocol: null, close: null };
+  socketLog.push(entry);
+  ws.on('open', () => { entry.protocol = ws.protocol; });
+  ws.on('close', (code, reason) => { entry.close = `${code} ${reason}`; });
+}
 class RecordingWebSocket extends WebSocket {
   constructor(url, protocols) {
     super(url, protocols);
-    sockets.push(this);
+    record(this, url, protocols ?? []);
   }
 }
 class LegacyWebSocket extends WebSocket {
@@ -72,7 +81,7 @@ class LegacyWebSocket extends WebSocket {
   // older client does, and forces the server into the legacy framing.
   constructor(url, _protocols) {
     super(url);
-    sockets.push(this);
+    record(this, url, []);
   }
 }
 
@@ -182,7 +191,9 @@ setTimeout(() => {
 }, deadlineMs).unref();
 
 function finish() {
-  out.protocols = [...new Set(sockets.map(s => s.protocol))];
+  // NB: of the sockets that opened (one closed while connecting has none).
+  out.protocols = [...new Set(socketLog.filter(e => e.protocol !== null).map(e => e.protocol))];
+  out.sockets = socketLog;
   out.ok = Object.values(out.steps).every(s => s.ok);
   out.failed = Object.entries(out.steps).filter(([, s]) => !s.ok).map(([n, s]) => `${n}: ${s.error}`).join('; ');
   process.stdout.write(JSON.stringify(out, null, 1) + '\n');
@@ -362,7 +373,14 @@ await step('restart', async () => {
   must(seen.includes('restarting'), `statuses after restart: ${seen}`);
   const r = await execute(kernel, "print('x' in globals(), flush=True)");
   must(r.status === 'ok' && r.stdout === 'False\n', `after restart x is still defined: ${JSON.stringify(r)}`);
-  return { statuses: seen };
+  await execute(kernel, 'pass');
+  const all = statuses.slice(before);
+  // A restart this client asked for is not one the kernel did by itself:
+  // JupyterLab shows "autorestarting", drops its pending requests and
+  // reconnects again when the server says `restarting` after it has
+  // reconnected (jupyter_server says it for its own automatic restarts only).
+  must(!all.includes('autorestarting'), `JupyterLab saw its own restart as an automatic one: statuses ${all}`);
+  return { statuses: all };
 });
 
 await step('sessions', async () => {
