@@ -177,6 +177,9 @@ func (c jupyterContents) model(e entry, q jupyterapi.ContentsQuery) (jupyterapi.
 		return m, cerr(400, "%s is not a directory", e.rel)
 	case q.Type == "notebook" || q.Type == "" && e.notebook():
 		m.Type = "notebook"
+		if !e.notebook() {
+			return m, cerr(400, "Unreadable Notebook: %s is not an .ipynb file; read it with type=file", e.rel)
+		}
 		if !q.Content && !q.Hash {
 			return m, nil
 		}
@@ -388,7 +391,23 @@ func (c jupyterContents) writeFile(e entry, b []byte, guard string, mustBeNew bo
 	case err != nil && guard != "":
 		return "", cerr(409, "%s does not exist any more (you sent sha256 %s); nothing was written", e.rel, shortHash(guard))
 	}
-	if err := atomicfile.Write(e.abs, b); err != nil {
+	// NB: written beside and renamed into place, keeping the file's mode
+	// (0644 when new); a new file is linked into place, never over one
+	// that appeared meanwhile.
+	nbfile.RemoveStaleTemps(e.abs)
+	p, err := nbfile.Prepare(e.abs, b)
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", e.rel, err)
+	}
+	if mustBeNew {
+		err = p.CommitNew()
+		if _, serr := os.Lstat(e.abs); err != nil && serr == nil {
+			return "", cerr(409, "File already exists: %s", e.rel)
+		}
+	} else {
+		err = p.Commit()
+	}
+	if err != nil {
 		return "", fmt.Errorf("write %s: %w", e.rel, err)
 	}
 	return nbfile.Hash(b), nil
@@ -575,7 +594,7 @@ func (c jupyterContents) Rename(ctx context.Context, from, to, guard string) (ju
 		if errors.Is(err, nbfile.ErrTargetExists) {
 			return jupyterapi.ContentsModel{}, cerr(409, "File already exists: %s", dst.rel)
 		}
-		return jupyterapi.ContentsModel{}, fmt.Errorf("Unknown error renaming file: %s %w", src.rel, err)
+		return jupyterapi.ContentsModel{}, fmt.Errorf("rename %s to %s: %w", src.rel, dst.rel, err)
 	}
 	if fi.Mode().IsRegular() {
 		nbfile.RenameCheckpoints(src.abs, dst.abs)
@@ -677,7 +696,13 @@ func (c jupyterContents) CreateCheckpoint(ctx context.Context, p string) (jupyte
 	if err := nbfile.WriteCheckpoint(e.abs, nbfile.CheckpointID, f.Bytes); err != nil {
 		return jupyterapi.Checkpoint{}, err
 	}
-	fi, err := os.Stat(nbfile.CheckpointPath(e.abs, nbfile.CheckpointID))
+	// NB: as jupyter_server's copy2, the checkpoint carries the time of the
+	// version it holds, which is what a frontend's "revert" dialog shows.
+	cp := nbfile.CheckpointPath(e.abs, nbfile.CheckpointID)
+	if src, err := os.Stat(e.abs); err == nil {
+		_ = os.Chtimes(cp, src.ModTime(), src.ModTime())
+	}
+	fi, err := os.Stat(cp)
 	if err != nil {
 		return jupyterapi.Checkpoint{}, err
 	}

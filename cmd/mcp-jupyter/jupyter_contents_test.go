@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // contentsServer serves the real /api/contents of core c over real HTTP as
@@ -140,6 +143,9 @@ func TestContentsRoundTrip(t *testing.T) {
 	if r := api(t, srv, "POST", "/api/contents/work", map[string]any{"type": "notebook"}); r.json(t)["name"] != "Untitled1.ipynb" {
 		t.Fatalf("second untitled notebook: %s", r.body)
 	}
+	if r := api(t, srv, "PUT", "/api/contents/work", "{}"); r.status != 201 || r.json(t)["name"] != "untitled" {
+		t.Fatalf("PUT {} to a directory (jupyter_server: a new untitled file): %d %s", r.status, r.body)
+	}
 
 	r = api(t, srv, "PUT", "/api/contents/work/a.ipynb", map[string]any{"type": "notebook", "format": "json", "content": notebookJSON("1+1")})
 	cWantStatus(t, r, 201, "PUT a new notebook")
@@ -190,7 +196,7 @@ func TestContentsRoundTrip(t *testing.T) {
 	for _, e := range r.json(t)["content"].([]any) {
 		names = append(names, e.(map[string]any)["name"].(string))
 	}
-	if strings.Join(names, ",") != "Untitled.ipynb,Untitled1.ipynb,a.ipynb" {
+	if strings.Join(names, ",") != "Untitled.ipynb,Untitled1.ipynb,a.ipynb,untitled" {
 		t.Fatalf("listing %v (hidden lock and checkpoint files must not show)", names)
 	}
 
@@ -213,6 +219,9 @@ func TestContentsRoundTrip(t *testing.T) {
 	cWantStatus(t, r, 201, "PUT a text file")
 	r = api(t, srv, "PUT", "/api/contents/work/blob.bin", map[string]any{"type": "file", "format": "base64", "content": "AP8A"})
 	cWantStatus(t, r, 201, "PUT a binary file")
+	if fi, err := os.Stat(filepath.Join(root, "work", "notes.txt")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("a new file's mode: %v %v (want 0644, as Jupyter makes them)", fi.Mode(), err)
+	}
 	m = api(t, srv, "GET", "/api/contents/work/notes.txt", nil).json(t)
 	if m["content"] != "héllo\n" || m["format"] != "text" || m["mimetype"] != "text/plain" {
 		t.Fatalf("text file: %v", m)
@@ -225,7 +234,7 @@ func TestContentsRoundTrip(t *testing.T) {
 
 	// Delete: a file, a notebook (through the actor), then the emptied dir.
 	cWantError(t, api(t, srv, "DELETE", "/api/contents/work", nil), 400, "delete a full directory", "not empty")
-	for _, p := range []string{"notes.txt", "blob.bin", "b.ipynb", "b-Copy1.ipynb", "Untitled.ipynb", "Untitled1.ipynb"} {
+	for _, p := range []string{"untitled", "notes.txt", "blob.bin", "b.ipynb", "b-Copy1.ipynb", "Untitled.ipynb", "Untitled1.ipynb"} {
 		cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work/"+p, nil), 204, "DELETE "+p)
 	}
 	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/work", nil), 204, "DELETE the emptied directory")
@@ -414,6 +423,11 @@ func TestContentsBadInput(t *testing.T) {
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?content=2", nil), 400, "a bad content", "Content")
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?hash=yes", nil), 400, "a bad hash", "Hash argument")
 	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=directory", nil), 400, "a file as a directory", "not a directory")
+	cWantError(t, api(t, srv, "GET", "/api/contents/f.txt?type=notebook", nil), 400, "a text file as a notebook", "Unreadable Notebook")
+	if err := os.WriteFile(filepath.Join(root, "broken.ipynb"), []byte("{not a notebook"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cWantError(t, api(t, srv, "GET", "/api/contents/broken.ipynb", nil), 400, "a broken notebook", "Unreadable Notebook")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", "{not json"), 400, "invalid JSON", "Invalid JSON")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"content": notebookJSON("1")}), 400, "no type", "No file type")
 	cWantError(t, api(t, srv, "PUT", "/api/contents/a.ipynb", map[string]any{"type": "notebook"}), 400, "no content", "No file content")
@@ -440,9 +454,17 @@ func TestContentsBadInput(t *testing.T) {
 			names = append(names, e.Name())
 		}
 	}
-	if strings.Join(names, ",") != "f.txt,out" {
+	if strings.Join(names, ",") != "broken.ipynb,f.txt,out" {
 		t.Fatalf("the root holds %v after refused requests", names)
 	}
+
+	// A broken notebook can still be saved over (its bytes kept) and deleted.
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/broken.ipynb", nb), 200, "save over a broken notebook")
+	kept := nbfile.ReplacedID(nbfile.Hash([]byte("{not a notebook")))
+	if b, err := nbfile.ReadCheckpoint(filepath.Join(root, "broken.ipynb"), kept); err != nil || string(b) != "{not a notebook" {
+		t.Fatalf("the broken bytes were not kept: %q %v", b, err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/broken.ipynb", nil), 204, "delete the repaired notebook")
 }
 
 // TestContentsPrincipalRoots: a principal sees and writes only its own
@@ -532,4 +554,66 @@ func TestContentsRacingSaveAndEdit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestContentsDiskFull: with the data dir's file system below
+// --min-free-disk (a real small tmpfs), a save is refused with 507 and a
+// clear disk-full message and writes nothing; reads still answer; freed
+// space makes the next save work.
+func TestContentsDiskFull(t *testing.T) {
+	small := testkit.SmallFS(t, diskTestFS)
+	root := t.TempDir()
+	t.Setenv("MCP_NOTEBOOK_ROOT", root)
+	cfg := testConfig(t, filepath.Join(small, "data"))
+	cfg.MinFreeDisk = diskTestMinFree
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	nb := map[string]any{"type": "notebook", "content": notebookJSON("1")}
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/before.ipynb", nb), 201, "save before the disk fills")
+
+	hold := filepath.Join(small, "hold")
+	testkit.FillFS(t, hold, cfg.MinFreeDisk/2)
+	var refused apiReply
+	n := 0
+	testkit.WaitUntil(t, 30*time.Second, "a save refused for disk space", func() (bool, string) {
+		n++
+		refused = api(t, srv, "PUT", fmt.Sprintf("/api/contents/full-%d.ipynb", n), nb)
+		return refused.status == 507, fmt.Sprintf("%d %s", refused.status, refused.body)
+	})
+	cWantError(t, refused, 507, "a save on a full disk", "disk full")
+	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf("full-%d.ipynb", n))); !os.IsNotExist(err) {
+		t.Fatalf("the refused save wrote its file: %v", err)
+	}
+	cWantStatus(t, api(t, srv, "GET", "/api/contents/before.ipynb", nil), 200, "a read on a full disk")
+
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "a save once space is freed", func() (bool, string) {
+		r := api(t, srv, "PUT", "/api/contents/after.ipynb", nb)
+		return r.status == 201, fmt.Sprintf("%d %s", r.status, r.body)
+	})
+}
+
+// TestContentsRenameThenAgent: a notebook a person renamed is edited by the
+// agent under its new name with the hash it reads there; the old name is
+// gone for the agent's tools too.
+func TestContentsRenameThenAgent(t *testing.T) {
+	c, cl, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	hash, cell := agentNotebook(t, cl, root)
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/work/shared.ipynb", map[string]any{"path": "work/moved.ipynb"}, "If-Match", "0000"), 409, "a rename with a stale If-Match", "changed since")
+	cWantStatus(t, api(t, srv, "PATCH", "/api/contents/work/shared.ipynb", map[string]any{"path": "work/moved.ipynb"}, "If-Match", hash), 200, "a rename with the current If-Match")
+	if _, text := callTool(t, cl, "edit_cell", map[string]any{"path": "work/shared.ipynb", "expected_hash": hash, "cell": cell, "source": "x"}); !strings.Contains(text, "does not exist") {
+		t.Fatalf("an edit at the old name: %s", text)
+	}
+	moved := api(t, srv, "GET", "/api/contents/work/moved.ipynb?hash=1&content=0", nil).json(t)["hash"]
+	if moved != hash {
+		t.Fatalf("the renamed file's hash %v, was %s (a rename changes no byte)", moved, hash)
+	}
+	must(t, cl, "edit_cell", map[string]any{"path": "work/moved.ipynb", "expected_hash": hash, "cell": cell, "source": "agent = 2"})
 }

@@ -31,8 +31,8 @@ const jupyterAPIVersion = "2.14.2"
 type jupyterKernels struct {
 	back    *backend
 	started time.Time // when this server process started
-	// creating serializes the session routes' changes, so that two
-	// frontends opening the same path at once get one session.
+	// creating serializes the opening of sessions, so that two frontends
+	// opening the same path at once get one session.
 	creating sync.Mutex
 }
 

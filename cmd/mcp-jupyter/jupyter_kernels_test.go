@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -327,13 +328,14 @@ func TestJupyterAPIKernelRoutes(t *testing.T) {
 // the words of an unknown id, in both id forms); shared for read it shows,
 // but interrupt, restart and delete are refused (403 saying why); shared
 // for execute interrupt passes while restart and delete stay the owner's;
-// a principal without the execute scope cannot start one.
+// a principal without the execute scope cannot start one, and a
+// principal's kernel quota holds.
 func TestJupyterAPIAccess(t *testing.T) {
 	c, _ := inProcess(t)
 	ts := httptest.NewServer(c.httpHandler())
 	t.Cleanup(ts.Close)
 	tokens := map[string]string{}
-	for _, add := range [][]string{{"add", "alice"}, {"add", "bob"}, {"add", "carol", "--scopes", "read"}} {
+	for _, add := range [][]string{{"add", "alice", "--max-kernels", "1"}, {"add", "bob"}, {"add", "carol", "--scopes", "read"}} {
 		out, err := principalCLI(t, c.cfg.DataDir, add...)
 		if err != nil {
 			t.Fatal(err)
@@ -353,6 +355,8 @@ func TestJupyterAPIAccess(t *testing.T) {
 	if k, _ := c.back.kernels.Get(id); k.Owner != "alice" {
 		t.Fatalf("owner %q", k.Owner)
 	}
+	// Her quota holds here as on /mcp.
+	wantError(t, "alice's second kernel", jupyterCall(t, ts.URL, "POST", "/api/kernels", tokens["alice"], nil), 403, `principal "alice" has 1 of 1 kernels`)
 	unknown := func(who, what string, r jupyterReply) {
 		t.Helper()
 		wantError(t, who+" "+what, r, 404, "Kernel does not exist: "+shown)
@@ -431,4 +435,43 @@ func TestJupyterAPIAccess(t *testing.T) {
 	// The owner shuts it down.
 	wantStatus(t, "alice DELETE", jupyterCall(t, ts.URL, "DELETE", "/api/kernels/"+shown, tokens["alice"], nil), 204)
 	unknown("alice", "GET after DELETE", jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, tokens["alice"], nil))
+}
+
+// TestJupyterAPIDeadKernel: a kernel whose process died shows as
+// execution_state "dead" with its reason, as jupyter_server shows a kernel
+// its restarter gave up on; an interrupt is 409 saying what to do, and a
+// restart through the API brings it back.
+func TestJupyterAPIDeadKernel(t *testing.T) {
+	c, _ := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	tok := "token " + c.token
+	r := jupyterCall(t, ts.URL, "POST", "/api/kernels", tok, map[string]any{"name": "python3"})
+	wantStatus(t, "POST /api/kernels", r, 201)
+	shown := r.object(t)["id"].(string)
+	st, err := c.sys.Kernel(context.Background(), events.CanonicalID(shown))
+	if err != nil || st.Process.Pid <= 1 {
+		t.Fatalf("kernel %s has no process to kill (never signal pid 0 or 1): %+v %v", shown, st, err)
+	}
+	if err := syscall.Kill(st.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	testkit.WaitUntil(t, 10*time.Second, "the kernel shows dead", func() (bool, string) {
+		m = jupyterCall(t, ts.URL, "GET", "/api/kernels/"+shown, tok, nil).object(t)
+		return m["execution_state"] == "dead", fmt.Sprint(m)
+	})
+	if reason, _ := m["reason"].(string); reason == "" {
+		t.Fatalf("a dead kernel without its reason: %v", m)
+	}
+	if r := jupyterCall(t, ts.URL, "GET", "/api/status", tok, nil); r.object(t)["kernels"] != 0.0 {
+		t.Fatalf("status counts a dead kernel: %s", r.body)
+	}
+	wantError(t, "interrupt a dead kernel", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/interrupt", tok, nil), 409, "is not running")
+	r = jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/restart", tok, nil)
+	wantStatus(t, "restart a dead kernel", r, 200)
+	if m := r.object(t); m["execution_state"] == "dead" || m["reason"] != nil {
+		t.Fatalf("after the restart: %s", r.body)
+	}
+	wantStatus(t, "interrupt after the restart", jupyterCall(t, ts.URL, "POST", "/api/kernels/"+shown+"/interrupt", tok, nil), 204)
 }

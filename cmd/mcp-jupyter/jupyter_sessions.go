@@ -1,13 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -28,60 +26,45 @@ import (
 
 // openSession is a session and the kernel it is open on.
 type openSession struct {
-	kernel.Session
+	kernels.Session
 	k kernels.Kernel
 }
 
-// sessionsOf are the sessions open on kernel k, as its actor holds them.
-func (j *jupyterKernels) sessionsOf(ctx context.Context, k kernels.Kernel) []kernel.Session {
-	st, err := j.back.sys.Kernel(ctx, k.ID)
-	if err != nil || len(st.Sessions) == 0 {
-		return nil
-	}
-	out := make([]kernel.Session, 0, len(st.Sessions))
-	for _, s := range st.Sessions {
-		out = append(out, s)
-	}
-	return out
-}
-
-// visibleSessions are the sessions of the kernels p may read, by path
-// then id. A session seen twice (the instant of a move between kernels)
-// shows once.
-func (j *jupyterKernels) visibleSessions(ctx context.Context, p auth.Principal) []openSession {
+// visibleSessions are the open sessions (kernels read model) of the kernels
+// p may read, oldest first (by the event that opened or last changed
+// them), as jupyter_server lists its table.
+func (j *jupyterKernels) visibleSessions(p auth.Principal) []openSession {
 	var out []openSession
-	seen := map[string]bool{}
-	for _, k := range j.back.access.visibleKernels(p) {
-		if !listed(k) {
-			continue
-		}
-		for _, s := range j.sessionsOf(ctx, k) {
-			if !seen[s.ID] {
-				seen[s.ID] = true
-				out = append(out, openSession{Session: s, k: k})
-			}
+	for _, ks := range j.back.kernels.AllSessions() {
+		if k, ok := j.readable(p, ks.KernelID); ok {
+			out = append(out, openSession{Session: ks.Session, k: k})
 		}
 	}
-	slices.SortFunc(out, func(a, b openSession) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.ID, b.ID)) })
 	return out
 }
 
-// find is session id among those p may see, or a 404 as jupyter_server
-// words it.
-func (j *jupyterKernels) find(ctx context.Context, p auth.Principal, id string) (openSession, error) {
-	for _, s := range j.visibleSessions(ctx, p) {
-		if s.ID == id {
-			return s, nil
+// find is session id if p may see it, or a 404 as jupyter_server words
+// it.
+func (j *jupyterKernels) find(p auth.Principal, id string) (openSession, error) {
+	if kid, s, ok := j.back.kernels.FindSession(id); ok {
+		if k, ok := j.readable(p, kid); ok {
+			return openSession{Session: s, k: k}, nil
 		}
 	}
 	return openSession{}, jupyterapi.Errorf(http.StatusNotFound, "Session not found: session_id=%q", id)
 }
 
+// synced waits for the read models to show what a session command
+// appended (read your writes), and passes its error on.
+func (j *jupyterKernels) synced(ctx context.Context, st kernel.State, err error) error {
+	if err != nil {
+		return err
+	}
+	return j.back.sync(ctx, st.LastSeq)
+}
+
 func (j *jupyterKernels) session(p auth.Principal, s openSession) jupyterapi.Session {
 	k := s.k
-	if fresh, ok := j.back.kernels.Get(k.ID); ok {
-		k = fresh
-	}
 	return jupyterapi.Session{ID: s.ID, Path: s.Path, Name: s.Name, Type: s.Type, Kernel: j.model(p, k)}
 }
 
@@ -91,7 +74,7 @@ func (j *jupyterKernels) Sessions(ctx context.Context) ([]jupyterapi.Session, er
 		return nil, err
 	}
 	var out []jupyterapi.Session
-	for _, s := range j.visibleSessions(ctx, p) {
+	for _, s := range j.visibleSessions(p) {
 		out = append(out, j.session(p, s))
 	}
 	return out, nil
@@ -102,7 +85,7 @@ func (j *jupyterKernels) Session(ctx context.Context, id string) (jupyterapi.Ses
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
-	s, err := j.find(ctx, p, id)
+	s, err := j.find(p, id)
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
@@ -150,19 +133,23 @@ func sessionError(err error, kernelID string) error {
 	return commandError(err, kernelID)
 }
 
+// pathSession is the open session of path that p sees, if any.
+func (j *jupyterKernels) pathSession(p auth.Principal, path string) (openSession, bool) {
+	for _, s := range j.visibleSessions(p) {
+		if s.Path == path {
+			return s, true
+		}
+	}
+	return openSession{}, false
+}
+
 func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSession) (jupyterapi.Session, bool, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return jupyterapi.Session{}, false, err
 	}
-	// NB: one create at a time, so two frontends opening the same path at
-	// once get one session.
-	j.creating.Lock()
-	defer j.creating.Unlock()
-	for _, s := range j.visibleSessions(ctx, p) {
-		if s.Path == req.Path {
-			return j.session(p, s), false, nil
-		}
+	if s, ok := j.pathSession(p, req.Path); ok {
+		return j.session(p, s), false, nil
 	}
 	var k kernels.Kernel
 	started := false
@@ -172,20 +159,40 @@ func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSe
 			return jupyterapi.Session{}, false, noKernel(req.KernelID)
 		}
 	} else {
+		// NB: started outside the lock below: a kernel start takes
+		// seconds, and other sessions need not wait for it.
 		if k, err = j.startFor(ctx, req.KernelSpec); err != nil {
 			return jupyterapi.Session{}, false, err
 		}
 		started = true
 	}
-	s := kernel.Session{ID: newSessionID(), Path: req.Path, Name: req.Name, Type: req.Type}
-	if _, err := j.back.sys.OpenSession(ctx, k.ID, kernel.OpenSession{SessionID: s.ID, Path: s.Path, Name: s.Name, Type: s.Type, By: p.Name}); err != nil {
+	abandon := func() {
 		if started {
 			// NB: the kernel was started for this session only.
-			_ = j.back.ShutdownKernel(ctx, k.ID)
+			_ = j.back.ShutdownKernel(context.WithoutCancel(ctx), k.ID)
 		}
+	}
+	// One open at a time, looking again: two frontends opening the same
+	// path at once get one session (the kernel the loser started goes).
+	j.creating.Lock()
+	if s, ok := j.pathSession(p, req.Path); ok {
+		j.creating.Unlock()
+		abandon()
+		return j.session(p, s), false, nil
+	}
+	id := newSessionID()
+	st, err := j.back.sys.OpenSession(ctx, k.ID, kernel.OpenSession{SessionID: id, Path: req.Path, Name: req.Name, Type: req.Type, By: p.Name})
+	err = j.synced(ctx, st, err)
+	j.creating.Unlock()
+	if err != nil {
+		abandon()
 		return jupyterapi.Session{}, false, sessionError(err, k.ID)
 	}
-	return j.session(p, openSession{Session: s, k: k}), true, nil
+	sess, err := j.find(p, id)
+	if err != nil {
+		return jupyterapi.Session{}, false, err
+	}
+	return j.session(p, sess), true, nil
 }
 
 func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change jupyterapi.SessionChange) (jupyterapi.Session, error) {
@@ -193,9 +200,7 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
-	j.creating.Lock()
-	defer j.creating.Unlock()
-	before, err := j.find(ctx, p, id)
+	before, err := j.find(p, id)
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
@@ -224,12 +229,14 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 		target = k
 	}
 	open := kernel.OpenSession{SessionID: after.ID, Path: after.Path, Name: after.Name, Type: after.Type, By: p.Name}
-	if _, err := j.back.sys.OpenSession(ctx, target.ID, open); err != nil {
+	st, err := j.back.sys.OpenSession(ctx, target.ID, open)
+	if err := j.synced(ctx, st, err); err != nil {
 		return jupyterapi.Session{}, sessionError(err, target.ID)
 	}
 	if target.ID != before.k.ID {
 		reason := "moved to kernel " + jupyterapi.ShownID(target.ID)
-		if _, err := j.back.sys.CloseSession(ctx, before.k.ID, kernel.CloseSession{SessionID: id, Reason: reason, By: p.Name}); err != nil && !errors.Is(err, kernel.ErrBadSession) {
+		st, err := j.back.sys.CloseSession(ctx, before.k.ID, kernel.CloseSession{SessionID: id, Reason: reason, By: p.Name})
+		if err := j.synced(ctx, st, err); err != nil && !errors.Is(err, kernel.ErrBadSession) {
 			return jupyterapi.Session{}, sessionError(err, before.k.ID)
 		}
 		// As jupyter_server: the kernel the session left is shut down —
@@ -240,7 +247,11 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 			}
 		}
 	}
-	return j.session(p, openSession{Session: after, k: target}), nil
+	sess, err := j.find(p, id)
+	if err != nil {
+		return jupyterapi.Session{}, err
+	}
+	return j.session(p, sess), nil
 }
 
 // mayShutDown reports whether p may shut kernel id down (shutdown_kernel's
@@ -254,9 +265,7 @@ func (j *jupyterKernels) DeleteSession(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	j.creating.Lock()
-	defer j.creating.Unlock()
-	s, err := j.find(ctx, p, id)
+	s, err := j.find(p, id)
 	if err != nil {
 		return err
 	}
@@ -265,7 +274,8 @@ func (j *jupyterKernels) DeleteSession(ctx context.Context, id string) error {
 	if _, err := j.allow(ctx, s.k.ID, "shutdown_kernel", auth.AccessManage); err != nil {
 		return err
 	}
-	if _, err := j.back.sys.CloseSession(ctx, s.k.ID, kernel.CloseSession{SessionID: id, Reason: "deleted", By: p.Name}); err != nil {
+	st, err := j.back.sys.CloseSession(ctx, s.k.ID, kernel.CloseSession{SessionID: id, Reason: "deleted", By: p.Name})
+	if err := j.synced(ctx, st, err); err != nil {
 		return sessionError(err, s.k.ID)
 	}
 	if err := j.back.ShutdownKernel(ctx, s.k.ID); err != nil && !errors.Is(err, kernel.ErrNotRunning) {

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -67,8 +69,12 @@ func TestJupyterAPISessions(t *testing.T) {
 	}
 	wantError(t, "POST unknown kernel id", call("POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook",
 		"kernel": map[string]any{"id": "00000000-0000-0000-0000-000000000000"}}), 404, "Kernel does not exist")
+	// A path the kernel actor refuses to record: 400, and the kernel
+	// started for it is shut down again.
+	wantError(t, "POST a path over the bound", call("POST", "/api/sessions", map[string]any{"path": strings.Repeat("p", 2000), "type": "notebook",
+		"kernel": map[string]any{"name": "python3"}}), 400, "bad session")
 	if r := call("GET", "/api/kernels", nil); strings.TrimSpace(string(r.body)) != "[]" {
-		t.Fatalf("a refused session started a kernel: %s", r.body)
+		t.Fatalf("a refused session left a kernel: %s", r.body)
 	}
 
 	// Create: a new kernel.
@@ -183,5 +189,44 @@ func TestJupyterAPISessions(t *testing.T) {
 	// (moved) and on k2 (deleted).
 	if opened != 4 || closed != 2 {
 		t.Fatalf("%d KernelSessionOpened, %d KernelSessionClosed", opened, closed)
+	}
+}
+
+// TestJupyterAPISessionsSamePathAtOnce: two frontends opening the same
+// notebook at the same moment (each asking for a new kernel) get one
+// session, and one kernel stays: the other start is shut down again.
+func TestJupyterAPISessionsSamePathAtOnce(t *testing.T) {
+	c, _ := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	tok := "token " + c.token
+	const n = 3
+	replies := make(chan jupyterReply, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies <- jupyterCall(t, ts.URL, "POST", "/api/sessions", tok, map[string]any{"path": "shared.ipynb", "type": "notebook", "kernel": map[string]any{"name": "python3"}})
+		}()
+	}
+	testkit.WaitGroup(t, &wg, 2*time.Minute, "the session opens")
+	close(replies)
+	ids := map[any]bool{}
+	for r := range replies {
+		wantStatus(t, "POST shared.ipynb", r, 201)
+		ids[r.object(t)["id"]] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d sessions for one path: %v", len(ids), ids)
+	}
+	var list []map[string]any
+	jupyterCall(t, ts.URL, "GET", "/api/kernels", tok, nil).json(t, &list)
+	if len(list) != 1 {
+		t.Fatalf("%d kernels left for one session: %v", len(list), list)
+	}
+	jupyterCall(t, ts.URL, "GET", "/api/sessions", tok, nil).json(t, &list)
+	if len(list) != 1 {
+		t.Fatalf("sessions: %v", list)
 	}
 }

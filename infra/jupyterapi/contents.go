@@ -306,6 +306,11 @@ type putBody struct {
 	Chunk         *int            `json:"chunk"`
 }
 
+func (b putBody) empty() bool {
+	return b.Type == nil && b.Format == nil && len(b.Content) == 0 && b.CopyFrom == "" && b.Ext == "" &&
+		b.Path == "" && b.Hash == "" && b.HashAlgorithm == "" && b.Chunk == nil
+}
+
 func str(p *string) string {
 	if p == nil {
 		return ""
@@ -319,7 +324,9 @@ func (s *Server) contentsPut(w http.ResponseWriter, r *http.Request, path string
 	if !ok {
 		return
 	}
-	if !present {
+	if !present || b.empty() {
+		// NB: jupyter_server's "if model:": an empty model too makes a new
+		// untitled file in the directory path.
 		m, err := s.opts.Contents.NewUntitled(r.Context(), path, "", "")
 		if err != nil {
 			s.contentsError(w, r, err)

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/mcp-jupyter/mcp-jupyter/infra/atomicfile"
 )
 
 // Checkpoints are copies of a file kept beside it in the layout of
@@ -80,7 +78,7 @@ func WriteCheckpoint(abs, id string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
-	if err := atomicfile.Write(p, b); err != nil {
+	if err := WriteFile(p, b); err != nil { // NB: the file's own mode, not atomicfile's 0600
 		return fmt.Errorf("write checkpoint %s: %w", p, err)
 	}
 	return nil
@@ -98,8 +96,9 @@ func ReadCheckpoint(abs, id string) ([]byte, error) {
 	return b, err
 }
 
-// ListCheckpoints lists the checkpoints of the file at abs, oldest first
-// (so the last is the newest, which is the one JupyterLab reverts to).
+// ListCheckpoints lists the checkpoints of the file at abs: the replaced
+// versions oldest first, then the frontend's own checkpoint (the one
+// JupyterLab reverts to: the last listed).
 func ListCheckpoints(abs string) ([]Checkpoint, error) {
 	dir, base := filepath.Split(abs)
 	stem, ext := splitExt(base)
@@ -127,6 +126,12 @@ func ListCheckpoints(abs string) ([]Checkpoint, error) {
 		out = append(out, Checkpoint{ID: id, Modified: fi.ModTime()})
 	}
 	sort.Slice(out, func(i, j int) bool {
+		// NB: the frontend's own checkpoint is last whatever its time: a
+		// frontend's "revert" restores the last one listed, as with
+		// jupyter_server, which lists only that one.
+		if ci, cj := out[i].ID == CheckpointID, out[j].ID == CheckpointID; ci != cj {
+			return cj
+		}
 		if !out[i].Modified.Equal(out[j].Modified) {
 			return out[i].Modified.Before(out[j].Modified)
 		}

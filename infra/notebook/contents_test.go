@@ -108,6 +108,10 @@ func TestCheckpointFiles(t *testing.T) {
 	if err := WriteCheckpoint(a, CheckpointID, []byte("cp")); err != nil {
 		t.Fatal(err)
 	}
+	// Older than every replaced version, yet listed last.
+	if err := os.Chtimes(CheckpointPath(a, CheckpointID), base.Add(-time.Hour), base.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	cps, err := ListCheckpoints(a)
 	if err != nil || len(cps) != MaxReplacedKept+3 || cps[len(cps)-1].ID != CheckpointID {
 		t.Fatalf("list: %v %v", cps, err)

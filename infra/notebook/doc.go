@@ -25,6 +25,12 @@
 //  6. Lock is an advisory flock on a sidecar file (.<name>.lock beside the
 //     notebook) held for the length of one read-check-write, so two writers —
 //     two servers, or two processes — never interleave.
+//  7. For the Jupyter contents API: ResolveEntry confines any entry (files,
+//     directories, the root itself) the same way and refuses hidden names;
+//     JupyterJSON shows a file as nbformat.reads does (lines joined);
+//     StripTransient drops what frontends add on read (cells' trusted);
+//     checkpoint.go keeps copies in jupyter_server's .ipynb_checkpoints
+//     layout; ReadBytes, RenameNoReplace and Remove work on whole files.
 //
 // Callers' duties: resolve every path through Root, hold Lock from the read
 // that checks the caller's expected hash until Commit, and compare hashes
