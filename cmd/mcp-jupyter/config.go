@@ -41,8 +41,10 @@ type config struct {
 	NotebookRoot      string
 	AssetTTL          time.Duration
 	AssetGCEvery      time.Duration
-	BacklogMessages   int
-	Token             string
+	// JupyterWriteTimeout bounds one write to a channels WebSocket (jupyter_channels.go).
+	JupyterWriteTimeout time.Duration
+	BacklogMessages     int
+	Token               string
 	// MaxRequestBytes bounds an HTTP request body (413 beyond it).
 	MaxRequestBytes int64
 	// RetainEvents is how many of the newest events the log keeps whatever
@@ -111,6 +113,7 @@ var settings = []setting{
 	{"notebook-root", "MCP_NOTEBOOK_ROOT", ".", "directory notebook tools may read and write .ipynb files in (paths outside it are refused)"},
 	{"asset-ttl", "MCP_ASSET_TTL", "24h", "how long a stored output (asset) is kept after it was produced, read or referenced"},
 	{"asset-gc-every", "MCP_ASSET_GC_EVERY", "1h", "how often the asset GC collects assets whose leases expired"},
+	{"jupyter-write-timeout", "MCP_JUPYTER_WRITE_TIMEOUT", "30s", "longest a write to a Jupyter frontend's channels WebSocket may take: a frontend that reads nothing for that long is dropped (it resumes losslessly when it reconnects with its session_id)"},
 	{"backlog-messages", "MCP_BACKLOG_MESSAGES", "1000", "recent IOPub messages kept in memory per kernel for late WebSocket subscribers"},
 	{"retain-events", "MCP_RETAIN_EVENTS", "1000000", "how many of the newest events the event log keeps; older ones are deleted once no kernel, unfinished execution, read model or subscriber needs them (0 keeps everything)"},
 	{"snapshot-every", "MCP_SNAPSHOT_EVERY", "50000", "how many events apart the read models are snapshotted; a restart replays at most this many, and retention runs this often"},
@@ -184,6 +187,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.AssetGCEvery, err = time.ParseDuration(get("asset-gc-every")); err != nil || c.AssetGCEvery <= 0 {
 		return c, fmt.Errorf("--asset-gc-every %q: give a positive duration such as 1h", get("asset-gc-every"))
+	}
+	if c.JupyterWriteTimeout, err = time.ParseDuration(get("jupyter-write-timeout")); err != nil || c.JupyterWriteTimeout <= 0 {
+		return c, fmt.Errorf("--jupyter-write-timeout %q: give a positive duration such as 30s", get("jupyter-write-timeout"))
 	}
 	ints := []struct {
 		name string

@@ -11,6 +11,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/ws"
 )
 
@@ -32,11 +33,19 @@ func newJupyterChannels(c *core, startSeq uint64) *jupyterChannels {
 }
 
 // need checks the caller's access to kernel id: a kernel it cannot read
-// is ErrNoKernel, one it can read but not act on as need ErrNoAccess.
-func (j *jupyterChannels) need(ctx context.Context, id string, need auth.Access) (auth.Principal, error) {
+// is ErrNoKernel, one it can read but not act on as need ErrNoAccess, and
+// so is a token without the scope the MCP tool doing the same needs
+// (tool; "" for reading).
+func (j *jupyterChannels) need(ctx context.Context, id string, need auth.Access, tool string) (auth.Principal, error) {
 	p, err := auth.Caller(ctx)
 	if err != nil {
 		return p, fmt.Errorf("%w: %v", jupyterapi.ErrNoAccess, err)
+	}
+	if tool != "" {
+		if scope := mcpserver.ToolScope(tool); !p.Scopes.Has(scope) {
+			return p, fmt.Errorf("%w: this needs the %s scope (as the MCP tool %s) and principal %q's token has %s: ask an admin for a token with %s",
+				jupyterapi.ErrNoAccess, scope, tool, p.Name, p.Scopes, scope)
+		}
 	}
 	if _, ok := j.c.kernels.Get(id); !ok && !p.IsAdmin() {
 		return p, jupyterapi.ErrNoKernel
@@ -52,7 +61,7 @@ func (j *jupyterChannels) need(ctx context.Context, id string, need auth.Access)
 }
 
 func (j *jupyterChannels) Kernel(ctx context.Context, id string) (jupyterapi.ChannelKernel, error) {
-	if _, err := j.need(ctx, id, auth.AccessRead); err != nil {
+	if _, err := j.need(ctx, id, auth.AccessRead, ""); err != nil {
 		return jupyterapi.ChannelKernel{}, err
 	}
 	k, ok := j.c.kernels.Get(id)
@@ -60,7 +69,7 @@ func (j *jupyterChannels) Kernel(ctx context.Context, id string) (jupyterapi.Cha
 		return jupyterapi.ChannelKernel{}, jupyterapi.ErrNoKernel
 	}
 	session, _ := events.UUIDForm(id)
-	return jupyterapi.ChannelKernel{ID: id, Session: session, ExecutionState: executionState(string(k.State), k.ExecutionState)}, nil
+	return jupyterapi.ChannelKernel{ID: id, Session: session, ExecutionState: executionState(string(k.State), k.ExecutionState), Seq: k.Seq}, nil
 }
 
 // executionState is Jupyter's execution_state of a kernel in the kernels
@@ -79,7 +88,7 @@ func executionState(state, last string) string {
 }
 
 func (j *jupyterChannels) Attach(ctx context.Context, id string, a jupyterapi.Attach) (uint64, bool, error) {
-	p, err := j.need(ctx, id, auth.AccessRead)
+	p, err := j.need(ctx, id, auth.AccessRead, "")
 	if err != nil {
 		return 0, false, err
 	}
@@ -97,7 +106,7 @@ func (j *jupyterChannels) seenBefore(kernelID, session string) bool {
 }
 
 func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi.ExecuteRequest) (string, error) {
-	p, err := j.need(ctx, id, auth.AccessExecute)
+	p, err := j.need(ctx, id, auth.AccessExecute, "execute")
 	if err != nil {
 		return "", err
 	}
@@ -135,11 +144,11 @@ func (j *jupyterChannels) Execution(ctx context.Context, id, executionID string)
 }
 
 func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.RelayRequest) error {
-	need := auth.AccessExecute
+	need, tool := auth.AccessExecute, "execute"
 	if r.MsgType == "kernel_info_request" {
-		need = auth.AccessRead // attaching is reading
+		need, tool = auth.AccessRead, "" // attaching is reading
 	}
-	p, err := j.need(ctx, id, need)
+	p, err := j.need(ctx, id, need, tool)
 	if err != nil {
 		return err
 	}
@@ -148,7 +157,7 @@ func (j *jupyterChannels) Relay(ctx context.Context, id string, r jupyterapi.Rel
 }
 
 func (j *jupyterChannels) SendInput(ctx context.Context, id, executionID, value string) error {
-	p, err := j.need(ctx, id, auth.AccessExecute)
+	p, err := j.need(ctx, id, auth.AccessExecute, "send_input")
 	if err != nil {
 		return err
 	}
@@ -156,7 +165,7 @@ func (j *jupyterChannels) SendInput(ctx context.Context, id, executionID, value 
 }
 
 func (j *jupyterChannels) Interrupt(ctx context.Context, id string) error {
-	p, err := j.need(ctx, id, auth.AccessExecute)
+	p, err := j.need(ctx, id, auth.AccessExecute, "interrupt_kernel")
 	if err != nil {
 		return err
 	}
@@ -166,7 +175,7 @@ func (j *jupyterChannels) Interrupt(ctx context.Context, id string) error {
 // Restart and Shutdown need what the MCP tools need: the owner's (or an
 // admin's) access.
 func (j *jupyterChannels) Restart(ctx context.Context, id string) error {
-	p, err := j.need(ctx, id, auth.AccessManage)
+	p, err := j.need(ctx, id, auth.AccessManage, "restart_kernel")
 	if err != nil {
 		return err
 	}
@@ -174,7 +183,7 @@ func (j *jupyterChannels) Restart(ctx context.Context, id string) error {
 }
 
 func (j *jupyterChannels) Shutdown(ctx context.Context, id string) error {
-	p, err := j.need(ctx, id, auth.AccessManage)
+	p, err := j.need(ctx, id, auth.AccessManage, "shutdown_kernel")
 	if err != nil {
 		return err
 	}
@@ -205,5 +214,7 @@ func (f feed) Next(ctx context.Context) ([]events.Event, error) {
 	}
 	return evs, err
 }
+
+func (f feed) Cursor() uint64 { return f.s.Cursor() }
 
 func (f feed) Close() { f.s.Close() }

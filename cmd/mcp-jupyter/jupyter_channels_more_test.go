@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestChannelsRelayReplyToAskerOnly: a complete_request is relayed to the
@@ -91,6 +95,19 @@ func TestChannelsInputInterruptRestart(t *testing.T) {
 	if _, got := f.execute("'name' in dir()"); !strings.Contains(describe(got), "False") {
 		t.Fatalf("the kernel was not restarted:%s", describe(got))
 	}
+
+	sd := f.send("control", "shutdown_request", map[string]any{"restart": false})
+	// NB: our shutdown_reply (control) and the dead status (IOPub, from
+	// the log) come in either order.
+	var dead, replied bool
+	f.until("status dead and the shutdown_reply", func(m frontMsg) bool {
+		dead = dead || (m.h.MsgType == "status" && m.content()["execution_state"] == "dead")
+		replied = replied || (m.Channel == "control" && m.h.MsgType == "shutdown_reply" && m.parent.MsgID == sd)
+		return dead && replied
+	})
+	if _, text := callTool(t, agent, "list_kernels", map[string]any{}); strings.Contains(text, `"running"`) {
+		t.Fatalf("the kernel still runs after the frontend shut it down: %s", text)
+	}
 }
 
 // sendReply sends a reply to a message of the server's (input_reply).
@@ -104,10 +121,12 @@ func (f *frontend) sendReply(channel, msgType string, parent []byte, content any
 // PermissionError reply (the connection stays); one it is not shared with
 // gets 404 as for a kernel that does not exist.
 func TestChannelsAccess(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
+		"dave": auth.ScopeRead})
 	alice := ps.clients["alice"]
 	k := startKernelTool(t, alice)
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "dave", "access": "execute"})
 	base := "http://" + ps.hostPort
 	uuid, _ := events.UUIDForm(k)
 	if _, res, err := tryDialFrontend(base, uuid, "c", ps.tokens["carol"], true); err == nil || res == nil || res.StatusCode != 404 {
@@ -124,11 +143,29 @@ func TestChannelsAccess(t *testing.T) {
 		t.Fatal("bob's code ran")
 	}
 	_ = id
+	// dave may execute on the kernel, but his token has the read scope only.
+	dave := dialFrontend(t, "http://"+ps.hostPort, k, "dave-s", ps.tokens["dave"], false)
+	dave.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if _, got := dave.execute("print('dave was here')"); got[len(got)-1].content()["ename"] != "PermissionError" ||
+		!strings.Contains(string(got[len(got)-1].Content), "execute scope") {
+		t.Fatalf("a read-scope token's execute_request:%s", describe(got))
+	}
+	intr := dave.send("control", "interrupt_request", map[string]any{})
+	got = dave.until("interrupt refusal", func(m frontMsg) bool { return m.h.MsgType == "interrupt_reply" && m.parent.MsgID == intr })
+	if got[len(got)-1].content()["ename"] != "PermissionError" {
+		t.Fatalf("a read-scope token's interrupt_request:%s", describe(got))
+	}
 	done := agentRuns(t, alice, k, "print('alice runs')")
 	bob.until("alice's output", func(m frontMsg) bool {
 		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "alice runs")
 	})
 	<-done
+	// Alice restarts her kernel: news to bob's frontend (status restarting,
+	// which frontends answer by reconnecting).
+	must(t, alice, "restart_kernel", map[string]any{"kernel": k})
+	bob.until("status restarting", func(m frontMsg) bool {
+		return m.h.MsgType == "status" && m.content()["execution_state"] == "restarting"
+	})
 }
 
 // TestChannelsStalledFrontendSlowsNoOne: while an agent streams thousands
@@ -136,8 +173,23 @@ func TestChannelsAccess(t *testing.T) {
 // consumer) and the others get every line in order; the stalled one,
 // reconnecting with its session_id, gets the rest with nothing lost.
 func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
-	c, connect := inProcess(t)
-	agent := connect()
+	cfg := testConfig(t, testkit.TempDataDir(t))
+	// NB: the stalled frontend's blocked write must outlast the live one
+	// reading everything, however loaded the machine: then it is cut off
+	// by its feed overflowing (4008), not by a timed-out write.
+	cfg.JupyterWriteTimeout = 10 * time.Minute
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	inproc, err := client.NewInProcessClient(c.mcp.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := mcpClient(t, inproc)
+	t.Cleanup(func() { _ = agent.Close() })
 	k := startKernelTool(t, agent)
 	base := channelsServer(t, c)
 	live := dialFrontend(t, base, k, "live", c.token, true)
@@ -179,7 +231,7 @@ func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
 		t.Fatalf("live frontend got %d lines", next)
 	}
 	// The stalled one: what it was sent, then 4008.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	n := 0
 	for {
@@ -202,5 +254,128 @@ func TestChannelsStalledFrontendSlowsNoOne(t *testing.T) {
 	again := dialFrontend(t, base, k, "stalled", c.token, true)
 	if got := check(again, n); got != lines {
 		t.Fatalf("resumed at %d, ended at %d", n, got)
+	}
+}
+
+// TestChannelsResumeAfterServerRestart: the server drains and closes its
+// channels with 1001 and a hint when it stops; a frontend session that
+// attached before the restart reconnects and gets the output recorded
+// since this process started (before it reconnected); a session never
+// seen gets live output only.
+func TestChannelsResumeAfterServerRestart(t *testing.T) {
+	cfg := testConfig(t, testkit.TempDataDir(t))
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	connect := func(c *core) *client.Client {
+		inproc, err := client.NewInProcessClient(c.mcp.MCP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := mcpClient(t, inproc)
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	c1, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := startKernelTool(t, connect(c1))
+	f := dialFrontend(t, channelsServer(t, c1), k, "returning", c1.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := readUntilClosed(ctx, f); websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), "session_id") {
+		t.Fatalf("at shutdown the frontend got %v, want 1001 with a hint", err)
+	}
+
+	c2, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	agent := connect(c2)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('while you reconnected')"})
+	base := channelsServer(t, c2)
+	back := dialFrontend(t, base, k, "returning", c2.token, true)
+	back.until("the output recorded before it reconnected", func(m frontMsg) bool {
+		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "while you reconnected")
+	})
+	fresh := dialFrontend(t, base, k, "newcomer", c2.token, true)
+	fresh.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	done := agentRuns(t, agent, k, "print('marker')")
+	got := fresh.until("marker", func(m frontMsg) bool {
+		return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "marker")
+	})
+	<-done
+	if strings.Contains(describe(got), "while you reconnected") {
+		t.Fatalf("a session never seen got old output:%s", describe(got))
+	}
+}
+
+// TestChannelsLiveSessionCursorStartsAtNow: a session that attached live
+// and got no event before it left resumes from where it joined, not from
+// the kernel's first event (its old output is not replayed).
+func TestChannelsLiveSessionCursorStartsAtNow(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('old output')"})
+	must(t, agent, "shutdown_kernel", map[string]any{"kernel": k})
+	base := channelsServer(t, c)
+	f := dialFrontend(t, base, k, "brief", c.token, true)
+	f.until("the dead status", func(m frontMsg) bool { return m.h.MsgType == "status" && m.content()["execution_state"] == "dead" })
+	_ = f.conn.Close(websocket.StatusNormalClosure, "")
+	testkit.WaitUntil(t, 10*time.Second, "the server to see the frontend gone", func() (bool, string) {
+		n := c.jupyter.Connections(k)
+		return n == 0, fmt.Sprint(n, " connections")
+	})
+	g := dialFrontend(t, base, k, "brief", c.token, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for {
+		m, err := g.next(ctx)
+		if err != nil {
+			break // NB: nothing more to come: a dead kernel
+		}
+		if strings.Contains(string(m.Content), "old output") {
+			t.Fatalf("the kernel's history was replayed to a session that joined after it: %s", m.Content)
+		}
+	}
+}
+
+// TestChannelsOwnRestartIsNoNews: a restart the frontend's own principal
+// asked for through the REST API (JupyterLab's restart: POST
+// /api/kernels/<id>/restart, then it reconnects by itself) is not told as
+// status restarting, which JupyterLab would take for an automatic restart
+// and reconnect again; nor is one recorded before a connection attached.
+func TestChannelsOwnRestartIsNoNews(t *testing.T) {
+	c, connect := inProcess(t)
+	agent := connect()
+	k := startKernelTool(t, agent)
+	uuid, _ := events.UUIDForm(k)
+	base := channelsServer(t, c)
+	f := dialFrontend(t, base, uuid, "lab", c.token, true)
+	f.until("greeting", func(m frontMsg) bool { return m.h.MsgType == "kernel_info_reply" })
+	req, _ := http.NewRequest("POST", base+"/api/kernels/"+uuid+"/restart", nil)
+	req.Header.Set("Authorization", "token "+c.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("POST restart: %v %v", res, err)
+	}
+	res.Body.Close()
+	later := dialFrontend(t, base, uuid, "later", c.token, false)
+	done := agentRuns(t, agent, k, "print('after the restart')")
+	defer func() { <-done }()
+	for _, fr := range []*frontend{f, later} {
+		got := fr.until("the output after the restart", func(m frontMsg) bool {
+			return m.h.MsgType == "stream" && strings.Contains(string(m.Content), "after the restart")
+		})
+		for _, m := range got {
+			if m.h.MsgType == "status" && m.content()["execution_state"] == "restarting" {
+				t.Fatalf("session %s was told status restarting:%s", fr.session, describe(got))
+			}
+		}
 	}
 }

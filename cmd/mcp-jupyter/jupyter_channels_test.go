@@ -163,7 +163,7 @@ func (f *frontend) next(ctx context.Context) (frontMsg, error) {
 // until reads until done says so and returns everything read.
 func (f *frontend) until(what string, done func(frontMsg) bool) []frontMsg {
 	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // NB: a loaded machine, -race
 	defer cancel()
 	var got []frontMsg
 	for {

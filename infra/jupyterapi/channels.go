@@ -50,6 +50,10 @@ type Channels interface {
 // Subscription). Payloads are decoded by the reader (events.As).
 type Feed interface {
 	Next(ctx context.Context) ([]events.Event, error)
+	// Cursor is the seq the feed delivered up to: before the first Next,
+	// where it starts (for a live feed, the last event recorded when it
+	// began).
+	Cursor() uint64
 	Close()
 }
 
@@ -69,6 +73,10 @@ type ChannelKernel struct {
 	Session string
 	// ExecutionState is Jupyter's: starting, idle, busy, restarting, dead.
 	ExecutionState string
+	// Seq is the last event about the kernel the state is as of: a
+	// lifecycle event up to it is history the greeting's status already
+	// tells (no restarting or dead status is replayed for it).
+	Seq uint64
 }
 
 // Attach describes a frontend session.
@@ -103,6 +111,10 @@ const (
 	outQueue = 256
 	// outQueueBytes bounds the same queue in bytes.
 	outQueueBytes = 4 << 20
+	// ctrlQueue and ctrlQueueBytes bound a connection's own messages
+	// (replies, notices) waiting for its writer, apart from the feed's.
+	ctrlQueue      = 64
+	ctrlQueueBytes = 16 << 20
 	// replyQueue bounds the relay replies waiting for one connection.
 	replyQueue = 64
 	// maxRelaysPerConn bounds the relayed requests a connection waits on
@@ -112,7 +124,8 @@ const (
 	maxOrigins = 1024
 	// maxCursors bounds the resume cursors kept per (kernel, session).
 	maxCursors = 4096
-	// channelsWriteTimeout bounds one write to a frontend. NB: a write that
+	// channelsWriteTimeout bounds one write to a frontend (unless
+	// Options.ChannelsWriteTimeout says otherwise). NB: a write that
 	// times out tears the connection down without a close frame; one
 	// cut off by its queue overflowing gets 4008 once its blocked write
 	// completes. Generous: a browser tab in the background reads late.
@@ -192,6 +205,13 @@ func (st *channelsState) saveCursor(k sessionKey, seq uint64) {
 		}
 	}
 	st.cursors[k] = seq
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.opts.ChannelsWriteTimeout > 0 {
+		return s.opts.ChannelsWriteTimeout
+	}
+	return channelsWriteTimeout
 }
 
 func (s *Server) routesChannels(mux *http.ServeMux) {

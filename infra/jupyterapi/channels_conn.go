@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // conn is one channels WebSocket: a reader goroutine (frontend requests),
@@ -27,11 +28,14 @@ type conn struct {
 	framing string
 	user    string
 	client  string
+	// principal is who authenticated the WebSocket (auth.FromContext).
+	principal string
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 
-	out     chan outMsg               // bounded: see outQueue
+	out     chan outMsg               // the feed's messages, bounded: see outQueue
+	ctrl    chan outMsg               // replies and notices of this connection's own, bounded: see ctrlQueue
 	replies chan events.KernelMessage // relay replies, bounded
 	stop    chan struct{}             // closed by shutdown (graceful) or replace
 	done    chan struct{}             // closed once its cursor is saved
@@ -42,8 +46,9 @@ type conn struct {
 	sent uint64
 	// queued is the bytes in out; room is signalled when the writer took
 	// some (cap 1). See outQueueBytes.
-	queued atomic.Int64
-	room   chan struct{}
+	queued     atomic.Int64
+	room       chan struct{}
+	ctrlQueued atomic.Int64 // the bytes in ctrl
 
 	tr *translator
 }
@@ -52,6 +57,7 @@ type outMsg struct {
 	data   []byte
 	binary bool
 	seq    uint64 // the event it carries the last message of (0: none)
+	ctrl   bool   // from ctrl, not out
 }
 
 type closeReason struct {
@@ -112,9 +118,10 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(DefaultChannelsReadLimit)
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"),
+	p, _ := auth.FromContext(ctx)
+	c := &conn{s: s, ws: ws, key: key, kernel: k, framing: framing, user: r.URL.Query().Get("username"), principal: p.Name,
 		client: clip(r.UserAgent(), 120), ctx: cctx, cancel: cancel,
-		out: make(chan outMsg, outQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		out: make(chan outMsg, outQueue), ctrl: make(chan outMsg, ctrlQueue), replies: make(chan events.KernelMessage, replyQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		room: make(chan struct{}, 1)}
 	c.tr = newTranslator(c)
 	c.run()
@@ -173,7 +180,7 @@ func (c *conn) register() {
 		// NB: wait (bounded) for its cursor: a frontend reconnecting before
 		// the server noticed the old connection was lost resumes from
 		// what the old one delivered.
-		t := time.NewTimer(channelsWriteTimeout)
+		t := time.NewTimer(c.s.writeTimeout())
 		defer t.Stop()
 		select {
 		case <-old.done:
@@ -233,7 +240,7 @@ func (c *conn) run() {
 		return
 	}
 	defer feed.Close()
-	c.sent = after
+	c.sent = feed.Cursor() // NB: a live feed starts at the log's end, not at 0
 
 	var wg sync.WaitGroup
 	feedEnd := make(chan closeReason, 1)
@@ -264,6 +271,10 @@ func (c *conn) write(feedEnd, readEnd <-chan closeReason) closeReason {
 			if how, ok := c.send(m); !ok {
 				return how
 			}
+		case m := <-c.ctrl:
+			if how, ok := c.send(m); !ok {
+				return how
+			}
 		case rep := <-c.replies:
 			c.tr.reply(rep)
 		case how := <-feedEnd:
@@ -289,6 +300,10 @@ func (c *conn) drain() {
 			if _, ok := c.send(m); !ok {
 				return
 			}
+		case m := <-c.ctrl:
+			if _, ok := c.send(m); !ok {
+				return
+			}
 		default:
 			return
 		}
@@ -296,7 +311,9 @@ func (c *conn) drain() {
 }
 
 func (c *conn) send(m outMsg) (closeReason, bool) {
-	if n := len(m.data); n > 0 {
+	if n := len(m.data); n > 0 && m.ctrl {
+		defer c.ctrlQueued.Add(-int64(n))
+	} else if n > 0 {
 		defer func() {
 			c.queued.Add(-int64(n))
 			select {
@@ -309,7 +326,7 @@ func (c *conn) send(m outMsg) (closeReason, bool) {
 		c.sent = max(c.sent, m.seq)
 		return closeReason{}, true
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, channelsWriteTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.writeTimeout())
 	defer cancel()
 	typ := websocket.MessageText
 	if m.binary {
@@ -324,25 +341,28 @@ func (c *conn) send(m outMsg) (closeReason, bool) {
 	return closeReason{}, true
 }
 
-// enqueue offers a message to the writer without blocking: a full queue
-// ends the connection as a slow consumer (it resumes from its cursor).
-func (c *conn) enqueue(m Message, seq uint64) {
-	var om outMsg
+// enqueue offers a message of the connection's own (a reply, a notice) to
+// the writer without blocking, on a queue of its own: the feed filling
+// its queue (a big stream read at full speed) never makes a reply look
+// slow. A full ctrl queue ends the connection as a slow consumer (it
+// resumes from its cursor).
+func (c *conn) enqueue(m Message) {
+	om := outMsg{ctrl: true}
 	if c.framing == SubprotocolV1 {
-		om = outMsg{data: EncodeV1(m), binary: true, seq: seq}
+		om.data, om.binary = EncodeV1(m), true
 	} else {
 		om.data, om.binary = EncodeLegacy(m)
-		om.seq = seq
 	}
-	if c.queued.Load()+int64(len(om.data)) > outQueueBytes {
+	n := int64(len(om.data))
+	if q := c.ctrlQueued.Load(); q > 0 && q+n > ctrlQueueBytes {
 		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
 		return
 	}
-	c.queued.Add(int64(len(om.data)))
+	c.ctrlQueued.Add(n)
 	select {
-	case c.out <- om:
+	case c.ctrl <- om:
 	default:
-		c.queued.Add(-int64(len(om.data)))
+		c.ctrlQueued.Add(-n)
 		c.end(closeReason{CloseSlowFrontend, "slow consumer: reconnect with the same session_id to resume"})
 	}
 }
@@ -452,4 +472,4 @@ func (c *conn) readLoop() closeReason {
 }
 
 // Write adds a message (not from the feed) for this connection.
-func (c *conn) write1(m Message) { c.enqueue(m, 0) }
+func (c *conn) write1(m Message) { c.enqueue(m) }

@@ -39,12 +39,19 @@ type translator struct {
 	// inputs: the msg_id of an input_request sent to this frontend -> its
 	// execution.
 	inputs map[string]string
+	// restartAsked: this connection asked for a restart (shutdown_request
+	// with restart) not yet seen recorded.
+	restartAsked bool
 }
 
 type relay struct {
 	header  json.RawMessage // the frontend's request header
 	msgType string
 	channel string
+	// replied and idle: its reply (direct from the kernel actor) and its
+	// idle status (through the log) arrived, in either order: forgotten
+	// once both did.
+	replied, idle bool
 }
 
 func newTranslator(c *conn) *translator {
@@ -139,11 +146,37 @@ func (t *translator) event(e *events.Event) []Message {
 	case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
 		return t.executeReply(e)
 	case events.TypeKernelRestarted:
-		return []Message{t.status("restarting", e.Time)}
+		if t.restartNews(e) {
+			return []Message{t.status("restarting", e.Time)}
+		}
 	case events.TypeKernelDied, events.TypeKernelShutDown, events.TypeKernelLost:
-		return []Message{t.status("dead", e.Time)}
+		if e.Seq > t.c.kernel.Seq { // NB: older is history: the greeting said dead
+			return []Message{t.status("dead", e.Time)}
+		}
 	}
 	return nil
+}
+
+// restartNews reports whether a restart is news to this frontend, told as
+// status "restarting" (which frontends take as the server restarting the
+// kernel on its own, as jupyter_server's auto-restart, and reconnect): a
+// restart it asked for on this connection (shutdown_request with
+// restart) is, as jupyter_server tells it; one its own principal asked
+// for otherwise (POST /api/kernels/<id>/restart, JupyterLab's restart,
+// which reconnects by itself) is not, nor one before it attached
+// (history the greeting's status tells).
+func (t *translator) restartNews(e *events.Event) bool {
+	t.mu.Lock()
+	asked := t.restartAsked
+	t.restartAsked = false
+	t.mu.Unlock()
+	switch {
+	case e.Seq <= t.c.kernel.Seq:
+		return false
+	case asked:
+		return true
+	}
+	return e.Principal == "" || e.Principal != t.c.principal
 }
 
 func (t *translator) status(state string, at time.Time) Message {
@@ -194,7 +227,12 @@ func (t *translator) iopubParent(p events.IOPubMessageReceived) json.RawMessage 
 	t.mu.Lock()
 	r, ok := t.relays[p.ParentMsgID]
 	if ok && p.MsgType == "status" && strings.Contains(string(p.Content), `"idle"`) {
-		t.forgetLocked(p.ParentMsgID)
+		if r.replied {
+			t.forgetLocked(p.ParentMsgID)
+		} else {
+			r.idle = true
+			t.relays[p.ParentMsgID] = r
+		}
 	}
 	t.mu.Unlock()
 	if ok {
@@ -346,6 +384,9 @@ func (t *translator) inbound(m Message) {
 		_ = json.Unmarshal(m.Content, &req)
 		var err error
 		if req.Restart {
+			t.mu.Lock()
+			t.restartAsked = true
+			t.mu.Unlock()
 			err = t.c.s.opts.Channels.Restart(ctx, k)
 		} else {
 			err = t.c.s.opts.Channels.Shutdown(ctx, k)
@@ -361,14 +402,9 @@ func (t *translator) inbound(m Message) {
 // relayRequest sends a request that is no execution under a fresh msg_id
 // of the server's; its reply comes back to this connection only.
 func (t *translator) relayRequest(channel, msgType string, header, content json.RawMessage, id string) {
-	t.mu.Lock()
-	t.relays[id] = relay{header: header, msgType: msgType, channel: channel}
-	t.relayOrder = append(t.relayOrder, id)
-	for len(t.relayOrder) > maxRelaysPerConn {
-		delete(t.relays, t.relayOrder[0])
-		t.relayOrder = t.relayOrder[1:]
-	}
-	t.mu.Unlock()
+	// NB: comm messages get no reply: forgotten at their idle alone.
+	noReply := msgType == "comm_open" || msgType == "comm_msg" || msgType == "comm_close"
+	t.track(id, relay{header: header, msgType: msgType, channel: channel, replied: noReply})
 	err := t.c.s.opts.Channels.Relay(t.c.ctx, t.c.key.kernel, RelayRequest{Channel: channel, MsgType: msgType, MsgID: id,
 		Content: content, Replies: t.c.replies})
 	if err != nil {
@@ -380,10 +416,31 @@ func (t *translator) relayRequest(channel, msgType string, header, content json.
 	}
 }
 
+// track remembers a relayed request, bounded: past maxRelaysPerConn the
+// oldest is forgotten (its reply, if it still comes, is dropped).
+func (t *translator) track(id string, r relay) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.relays[id] = r
+	t.relayOrder = append(t.relayOrder, id)
+	for len(t.relayOrder) > maxRelaysPerConn {
+		delete(t.relays, t.relayOrder[0])
+		t.relayOrder = t.relayOrder[1:]
+	}
+}
+
 // reply forwards a relayed request's reply to this connection.
 func (t *translator) reply(rep events.KernelMessage) {
 	t.mu.Lock()
 	r, ok := t.relays[rep.ParentMsgID]
+	if ok && strings.HasSuffix(rep.MsgType, "_reply") {
+		if r.idle {
+			t.forgetLocked(rep.ParentMsgID)
+		} else {
+			r.replied = true
+			t.relays[rep.ParentMsgID] = r
+		}
+	}
 	t.mu.Unlock()
 	if !ok {
 		return // forgotten (bound)

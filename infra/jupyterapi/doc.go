@@ -18,4 +18,13 @@
 //
 // Ids: kernels are shown in UUID form (events.UUIDForm) and accepted in both
 // forms (events.CanonicalID); the backend sees the canonical form.
+//
+// Channels (channels.go, channels_conn.go, channels_translate.go, wire.go):
+// each WebSocket has a reader (frontend requests become Channels calls), a
+// feed pump (the kernel's durable events, translated) and a writer, with
+// bounded queues; IOPub goes to every connection, replies to the session
+// that asked; a (kernel, session_id) cursor makes a reconnect lossless.
+// The caller's duties: call CloseChannels before closing what the feeds
+// ride on (the /ws hub): it drains every connection and closes it with
+// 1001.
 package jupyterapi

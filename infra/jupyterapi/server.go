@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"time"
 )
 
 // Options configure a Server. A nil backend leaves its routes unmounted.
@@ -11,6 +12,9 @@ type Options struct {
 	Kernels  Kernels
 	Channels Channels
 	Contents Contents
+	// ChannelsWriteTimeout bounds one write to a channels WebSocket (0:
+	// 30 s).
+	ChannelsWriteTimeout time.Duration
 	// ContentsMaxBody bounds a /api/contents request body in bytes
 	// (0: DefaultContentsMaxBody); a bigger one is refused with 413.
 	ContentsMaxBody int64

@@ -17,6 +17,7 @@
 //     log only for what the backlog no longer holds (seqs older than its
 //     bound); then from the fan-out. Without since it gets the events
 //     appended after it connected.
+//
 //  2. Fan-out: one goroutine follows the log (the hub is a follower like the
 //     projections runner: it reads each committed event once, in order,
 //     woken by commits; it never reads history for a client), encodes each event once and
@@ -26,15 +27,18 @@
 //     since=<last seq sent>". Nothing is dropped silently, no event is
 //     merged into another: MIME bundles (Plotly JSON, HTML, images) go out exactly as
 //     the kernel sent them.
+//
 //  3. Clients may send nothing but {"type":"ping"} (answered with
 //     {"type":"pong","seq":<last seq sent>}), at most Options.ReadLimit bytes
 //     per message. A larger message closes the connection with 1009, a
 //     malformed one with 1007, a binary one with 1003, each with a reason.
+//
 //  4. Auth is the caller's: mount the handler behind mcpserver.Guard with
 //     QueryToken (browsers cannot set headers on a WebSocket), which checks
 //     Host, Origin and the bearer token before the upgrade and puts the
 //     principal in the request context. The handler skips the library's own
 //     same-origin check for that reason.
+//
 //  5. By principal (Options.Access; the server uses KernelReaders): a client
 //     gets the events of kernels its principal can read (owner, shares)
 //     and the events it caused; admins every event. The hub routes by an
@@ -46,9 +50,20 @@
 //     A resuming client's history (backlog or log) is filtered with the
 //     readers as they are now. A principal without the read scope gets 403;
 //     with Access set, a request without a principal 401.
+//
 //  6. Revocation: ClosePrincipal(name) closes every client of a principal at
 //     once with CloseTokenRevoked (4001) and a reason saying so; the server
 //     calls it from the token store's Watch.
+//
+//  7. Subscriptions (Subscribe, subscription.go): an edge of this process
+//     (the Jupyter channels WebSocket, infra/jupyterapi) gets one kernel's
+//     durable events after a seq, or from now, on the same fan-out: what
+//     is recorded already from the backlog (the log for what it no longer
+//     holds, a page at a time), then live, no gap and no duplicate. Each
+//     subscription's queue is bounded in events and bytes; one that falls
+//     behind ends with a *SlowError (ErrSlowSubscriber) naming the seq to
+//     resume after, and never slows the hub or anyone else. Access is the
+//     subscriber's to check.
 //
 // The caller's duties:
 //
