@@ -15,8 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mark3labs/mcp-go/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -827,4 +829,98 @@ func TestContentsDeleteDirectory(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(root, "d")); !os.IsNotExist(err) {
 		t.Fatalf("the directory is still there: %v", err)
 	}
+}
+
+// TestContentsDeleteDirectoryNeverTakesANewFile: a file that appears in a
+// directory while it is being deleted (after the emptiness check) is never
+// deleted with it: the delete is refused with 400 and the file stays. The
+// moment is made exact with a fanotify permission event: the server's
+// removal of the directory's checkpoints waits until the test has written
+// the new file.
+func TestContentsDeleteDirectoryNeverTakesANewFile(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d", map[string]any{"type": "directory"}), 201, "make a directory")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d/n.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "save a notebook")
+	cWantStatus(t, api(t, srv, "POST", "/api/contents/d/n.ipynb/checkpoints", nil), 201, "checkpoint it")
+	cps := filepath.Join(root, "d", nbfile.CheckpointDir)
+	// NB: not empty, so removing it opens it (an empty one is rmdir'ed).
+	if err := os.Mkdir(filepath.Join(cps, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/d/n.ipynb", nil), 204, "delete the notebook")
+
+	late := filepath.Join(root, "d", "late.ipynb")
+	hooked := onFirstOpen(t, cps, func() {
+		if err := os.WriteFile(late, []byte("{}"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/d", nil), 400, "delete a directory a file appeared in", "not empty")
+	select {
+	case <-hooked:
+	default:
+		t.Fatal("the delete never opened the checkpoint directory: the file did not appear mid-delete")
+	}
+	if _, err := os.Stat(late); err != nil {
+		t.Fatalf("the file that appeared mid-delete was deleted: %v", err)
+	}
+}
+
+// onFirstOpen runs hook when dir is first opened by anyone (a fanotify
+// permission event: the opener waits until hook returns), and closes the
+// returned channel then.
+func onFirstOpen(t *testing.T, dir string, hook func()) <-chan struct{} {
+	t.Helper()
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY)
+	if err != nil {
+		t.Fatalf("fanotify_init: %v (this test needs root)", err)
+	}
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD, unix.FAN_OPEN_PERM|unix.FAN_ONDIR, unix.AT_FDCWD, dir); err != nil {
+		_ = unix.Close(fd)
+		t.Fatalf("fanotify_mark %s: %v", dir, err)
+	}
+	hooked, stop, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		first := true
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(pfd, 100); err != nil || n == 0 {
+				continue // NB: wakes to see stop; the events are what the test waits on
+			}
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				continue
+			}
+			for off := 0; off+int(unsafe.Sizeof(unix.FanotifyEventMetadata{})) <= n; {
+				md := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
+				if md.Mask&unix.FAN_OPEN_PERM != 0 {
+					if first {
+						first = false
+						hook()
+						close(hooked)
+					}
+					resp := unix.FanotifyResponse{Fd: md.Fd, Response: unix.FAN_ALLOW}
+					_, _ = unix.Write(fd, (*[unsafe.Sizeof(resp)]byte)(unsafe.Pointer(&resp))[:])
+				}
+				if md.Fd >= 0 {
+					_ = unix.Close(int(md.Fd))
+				}
+				off += int(md.Event_len)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		_ = unix.Close(fd) // NB: allows any open still waiting
+	})
+	return hooked
 }
