@@ -150,6 +150,12 @@ func cause(err error) string {
 	return "see the server log"
 }
 
+// diskFull answers a refusal for disk space. NB: the space check's own
+// message names the data directory's path, which the client is not told.
+func diskFull(err error) *jupyterapi.ContentsError {
+	return cerrWrap(507, err, "disk full: the server's data disk has less free space than it keeps free (--min-free-disk); nothing was written: ask the operator to free space, then save again")
+}
+
 func shortHash(h string) string {
 	if len(h) > 12 {
 		return h[:12]
@@ -159,7 +165,7 @@ func shortHash(h string) string {
 
 func (c jupyterContents) do(ctx context.Context, e entry, guard string, op nbactor.Op) (nbactor.Result, error) {
 	if err := c.nbs.space(); err != nil {
-		return nbactor.Result{}, cerr(507, "%v", err)
+		return nbactor.Result{}, diskFull(err)
 	}
 	pr, _ := auth.Caller(ctx)
 	res, err := c.nbs.mgr.Do(ctx, nbactor.Command{Path: e.whole, ExpectedHash: guard, By: contentsBy, Principal: pr.Name, Op: op})
@@ -400,7 +406,7 @@ func (c jupyterContents) Save(ctx context.Context, p string, in jupyterapi.Conte
 // file is there.
 func (c jupyterContents) writeFile(e entry, b []byte, guard string, mustBeNew bool) (string, error) {
 	if err := c.nbs.space(); err != nil {
-		return "", cerr(507, "%v", err)
+		return "", diskFull(err)
 	}
 	unlock, err := nbfile.Lock(e.abs)
 	if err != nil {
@@ -753,7 +759,7 @@ func (c jupyterContents) CreateCheckpoint(ctx context.Context, p string) (jupyte
 		return jupyterapi.Checkpoint{}, err
 	}
 	if err := c.nbs.space(); err != nil {
-		return jupyterapi.Checkpoint{}, cerr(507, "%v", err)
+		return jupyterapi.Checkpoint{}, diskFull(err)
 	}
 	f, err := nbfile.ReadBytes(e.abs)
 	if err != nil {

@@ -612,6 +612,9 @@ func TestContentsDiskFull(t *testing.T) {
 		return refused.status == 507, fmt.Sprintf("%d %s", refused.status, refused.body)
 	})
 	cWantError(t, refused, 507, "a save on a full disk", "disk full")
+	if strings.Contains(string(refused.body), small) {
+		t.Fatalf("the disk-full answer names the server's data directory: %s", refused.body)
+	}
 	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf("full-%d.ipynb", n))); !os.IsNotExist(err) {
 		t.Fatalf("the refused save wrote its file: %v", err)
 	}
