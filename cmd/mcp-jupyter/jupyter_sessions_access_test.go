@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+)
+
+// TestJupyterAPISessionsSharedKernel: a session's path is relative to the
+// notebook root of the principal that opened it. Bob, who may read the
+// kernel alice's a.ipynb session is on, gets a session of his own for his
+// own a.ipynb (a new kernel), not alice's; and a read share does not let
+// him rename alice's session or take it to his kernel (403, nothing
+// changes), while dave's execute share does let him rename it.
+func TestJupyterAPISessionsSharedKernel(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "dave": auth.DefaultScopes})
+	base := "http://" + ps.hostPort
+	call := func(who, method, path string, body any) jupyterReply {
+		t.Helper()
+		return jupyterCall(t, base, method, path, "token "+ps.tokens[who], body)
+	}
+	alice := ps.clients["alice"]
+	k := startKernelTool(t, alice)
+	kUUID, _ := events.UUIDForm(k)
+	r := call("alice", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
+	wantStatus(t, "alice opens a.ipynb", r, 201)
+	aliceSession := r.object(t)["id"].(string)
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "dave", "access": "execute"})
+
+	// Bob's a.ipynb is in users/bob/: a session of its own.
+	r = call("bob", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"name": "python3"}})
+	wantStatus(t, "bob opens a.ipynb", r, 201)
+	bobs := r.object(t)
+	bobKernel := sessionShape(t, bobs, "a.ipynb", "notebook")
+	if bobs["id"] == aliceSession || bobKernel == kUUID {
+		t.Fatalf("bob's a.ipynb got alice's session on alice's kernel: %s", r.body)
+	}
+	// Bob sees both (alice's through the share), and opening again gives
+	// him his own again.
+	r = call("bob", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"name": "python3"}})
+	wantStatus(t, "bob opens a.ipynb again", r, 201)
+	if again := r.object(t); again["id"] != bobs["id"] {
+		t.Fatalf("bob's second open: %s, want his session %s", r.body, bobs["id"])
+	}
+	// And alice still gets hers.
+	r = call("alice", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"name": "python3"}})
+	wantStatus(t, "alice opens a.ipynb again", r, 201)
+	if again := r.object(t); again["id"] != aliceSession {
+		t.Fatalf("alice's second open: %s, want her session %s", r.body, aliceSession)
+	}
+
+	// A read share: no rename, no move.
+	wantStatus(t, "bob renames alice's session", call("bob", "PATCH", "/api/sessions/"+aliceSession, map[string]any{"path": "stolen.ipynb"}), 403)
+	wantStatus(t, "bob moves alice's session", call("bob", "PATCH", "/api/sessions/"+aliceSession, map[string]any{"kernel": map[string]any{"id": bobKernel}}), 403)
+	r = call("alice", "GET", "/api/sessions/"+aliceSession, nil)
+	wantStatus(t, "alice's session", r, 200)
+	if sessionShape(t, r.object(t), "a.ipynb", "notebook") != kUUID {
+		t.Fatalf("alice's session changed: %s", r.body)
+	}
+	var list []map[string]any
+	call("alice", "GET", "/api/sessions", nil).json(t, &list)
+	if len(list) != 1 || list[0]["id"] != aliceSession {
+		t.Fatalf("alice's sessions: %v", list)
+	}
+
+	// An execute share may.
+	r = call("dave", "PATCH", "/api/sessions/"+aliceSession, map[string]any{"name": "by dave"})
+	wantStatus(t, "dave renames alice's session", r, 200)
+	if m := r.object(t); m["name"] != "by dave" {
+		t.Fatalf("dave's rename: %s", r.body)
+	}
+}
+
+// TestJupyterAPISessionsMoveFails: a PATCH that starts a new kernel for
+// the session and then cannot move the session onto it (a path the kernel
+// actor refuses) answers 400 and shuts the started kernel down again.
+func TestJupyterAPISessionsMoveFails(t *testing.T) {
+	c, _ := inProcess(t)
+	srv := httptest.NewServer(c.httpHandler())
+	t.Cleanup(srv.Close)
+	ts := srv.URL
+	tok := "token " + c.token
+	r := jupyterCall(t, ts, "POST", "/api/sessions", tok, map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"name": "python3"}})
+	wantStatus(t, "POST a.ipynb", r, 201)
+	m := r.object(t)
+	k1 := sessionShape(t, m, "a.ipynb", "notebook")
+	wantError(t, "PATCH a path over the bound onto a new kernel", jupyterCall(t, ts, "PATCH", "/api/sessions/"+m["id"].(string), tok,
+		map[string]any{"path": strings.Repeat("p", 2000), "kernel": map[string]any{"name": "python3"}}), 400, "bad session")
+	var list []map[string]any
+	jupyterCall(t, ts, "GET", "/api/kernels", tok, nil).json(t, &list)
+	if len(list) != 1 || list[0]["id"] != k1 {
+		t.Fatalf("kernels after a failed move: %v, want only %s", list, k1)
+	}
+}
