@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,5 +97,32 @@ func TestJupyterAPISessionsMoveFails(t *testing.T) {
 	jupyterCall(t, ts, "GET", "/api/kernels", tok, nil).json(t, &list)
 	if len(list) != 1 || list[0]["id"] != k1 {
 		t.Fatalf("kernels after a failed move: %v, want only %s", list, k1)
+	}
+}
+
+// TestJupyterAPIInternalErrorHidesPaths: a kernel start that fails for a
+// reason of the server's own (its runtime/kernels directory is a file, so
+// the kernel's directory cannot be made: an error naming the data dir)
+// answers 500 with a fixed message, never the error's text with the data
+// dir's absolute path; the detail goes to the server's log.
+func TestJupyterAPIInternalErrorHidesPaths(t *testing.T) {
+	c, _ := inProcess(t)
+	srv := httptest.NewServer(c.httpHandler())
+	t.Cleanup(srv.Close)
+	tok := "token " + c.token
+	kernelsDir := filepath.Join(c.cfg.DataDir, "runtime", "kernels")
+	if err := os.RemoveAll(kernelsDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(kernelsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kernelsDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := jupyterCall(t, srv.URL, "POST", "/api/kernels", tok, map[string]any{"name": "python3"})
+	wantError(t, "POST /api/kernels with no kernels dir", r, 500, "internal server error")
+	if bytes.Contains(r.body, []byte(c.cfg.DataDir)) || bytes.Contains(r.body, []byte("not a directory")) {
+		t.Fatalf("the error shows the server's detail: %s", r.body)
 	}
 }
