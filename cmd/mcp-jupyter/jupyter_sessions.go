@@ -20,7 +20,8 @@ import (
 // not exist for it; opening one needs read on the kernel (it is a
 // frontend's note of which path it shows on which kernel); changing one
 // (PATCH: rename, move) needs execute on its kernel, as a read share only
-// lets the sharee look; starting a kernel for it needs the execute scope; and
+// lets the sharee look, and is for the principals of the notebook root it
+// was opened from (its path is relative to that root); starting a kernel for it needs the execute scope; and
 // what shuts a kernel down (DELETE, the old kernel of a move) needs
 // manage, as shutdown_kernel does. A move away from a kernel the caller
 // may not manage leaves that kernel running.
@@ -235,6 +236,13 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 	// see the session, not rename it or take it to another kernel.
 	if _, err := j.allow(ctx, before.k.ID, "execute", auth.AccessExecute); err != nil {
 		return jupyterapi.Session{}, err
+	}
+	// NB: its path is relative to the notebook root it was opened from,
+	// and the change is recorded as the caller's (which keys the session
+	// to the caller's root): only a principal of that root may change it.
+	if sessionRootKey(before.By) != callerRootKey(p) {
+		return jupyterapi.Session{}, jupyterapi.Errorf(http.StatusForbidden,
+			"session %s was opened by %s from their notebook root: only they may change it (DELETE needs manage on its kernel; open your own session with POST /api/sessions)", id, before.By)
 	}
 	after := before.Session
 	for _, f := range []struct {

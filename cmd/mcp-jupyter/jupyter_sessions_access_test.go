@@ -15,9 +15,11 @@ import (
 // TestJupyterAPISessionsSharedKernel: a session's path is relative to the
 // notebook root of the principal that opened it. Bob, who may read the
 // kernel alice's a.ipynb session is on, gets a session of his own for his
-// own a.ipynb (a new kernel), not alice's; and a read share does not let
-// him rename alice's session or take it to his kernel (403, nothing
-// changes), while dave's execute share does let him rename it.
+// own a.ipynb (a new kernel), not alice's; a read share does not let him
+// rename alice's session or take it to his kernel (403, nothing changes);
+// dave's execute share does not let him change alice's session either
+// (its path is in her root), but does let him change his own session on
+// her kernel, which bob's read share does not.
 func TestJupyterAPISessionsSharedKernel(t *testing.T) {
 	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "dave": auth.DefaultScopes})
 	base := "http://" + ps.hostPort
@@ -70,11 +72,27 @@ func TestJupyterAPISessionsSharedKernel(t *testing.T) {
 		t.Fatalf("alice's sessions: %v", list)
 	}
 
-	// An execute share may.
-	r = call("dave", "PATCH", "/api/sessions/"+aliceSession, map[string]any{"name": "by dave"})
-	wantStatus(t, "dave renames alice's session", r, 200)
-	if m := r.object(t); m["name"] != "by dave" {
-		t.Fatalf("dave's rename: %s", r.body)
+	// Nor may an execute share change someone else's session: its path is
+	// in alice's root.
+	wantStatus(t, "dave renames alice's session", call("dave", "PATCH", "/api/sessions/"+aliceSession, map[string]any{"name": "by dave"}), 403)
+
+	// On the shared kernel, each may open a session of their own (read),
+	// but only dave (execute) may then change his.
+	for who, want := range map[string]int{"bob": 403, "dave": 200} {
+		r := call(who, "POST", "/api/sessions", map[string]any{"path": who + ".ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
+		wantStatus(t, who+" opens a session on alice's kernel", r, 201)
+		own := r.object(t)["id"].(string)
+		r = call(who, "PATCH", "/api/sessions/"+own, map[string]any{"name": "renamed by " + who})
+		wantStatus(t, who+" renames his session on alice's kernel", r, want)
+		if want == 200 {
+			if m := r.object(t); m["name"] != "renamed by "+who {
+				t.Fatalf("%s's rename: %s", who, r.body)
+			}
+		}
+	}
+	r = call("alice", "GET", "/api/sessions/"+aliceSession, nil)
+	if m := r.object(t); m["name"] != "" || m["path"] != "a.ipynb" {
+		t.Fatalf("alice's session after the others: %s", r.body)
 	}
 }
 
