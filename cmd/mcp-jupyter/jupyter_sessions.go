@@ -141,13 +141,19 @@ func sessionError(err error, kernelID string) error {
 // count: bob's "a.ipynb" is not alice's, even on a kernel alice shares
 // with him.
 func (j *jupyterKernels) pathSession(p auth.Principal, path string) (openSession, bool) {
-	mine := callerRootKey(p)
 	for _, s := range j.visibleSessions(p) {
-		if s.Path == path && sessionRootKey(s.By) == mine {
+		if s.Path == path && ofRootOf(p, s.By) {
 			return s, true
 		}
 	}
 	return openSession{}, false
+}
+
+// ofRootOf reports whether a session opened (or last changed) by the
+// principal named by has its path in p's notebook root: p's own, or
+// another's of the same root (the admin's).
+func ofRootOf(p auth.Principal, by string) bool {
+	return by == p.Name || sessionRootKey(by) == callerRootKey(p)
 }
 
 // callerRootKey names p's notebook root as rootFor chooses it: "" for
@@ -160,10 +166,10 @@ func callerRootKey(p auth.Principal) string {
 }
 
 // sessionRootKey is callerRootKey of the principal a session was opened
-// (or last changed) by. NB: only the name is recorded; AdminName is the
-// admin, and any other name is taken for a principal's own root — an
-// admin-scoped principal's sessions then match only its own, never
-// someone else's.
+// (or last changed) by. NB: only the name is recorded; AdminName (or no
+// name) is the admin, and any other name is taken for a principal's own
+// root — an admin-scoped principal's sessions then match only its own
+// (ofRootOf compares names too), never someone else's.
 func sessionRootKey(by string) string {
 	if by == auth.AdminName || by == "" {
 		return ""
@@ -240,7 +246,7 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 	// NB: its path is relative to the notebook root it was opened from,
 	// and the change is recorded as the caller's (which keys the session
 	// to the caller's root): only a principal of that root may change it.
-	if sessionRootKey(before.By) != callerRootKey(p) {
+	if !ofRootOf(p, before.By) {
 		return jupyterapi.Session{}, jupyterapi.Errorf(http.StatusForbidden,
 			"session %s was opened by %s from their notebook root: only they may change it (DELETE needs manage on its kernel; open your own session with POST /api/sessions)", id, before.By)
 	}

@@ -19,9 +19,11 @@ import (
 // rename alice's session or take it to his kernel (403, nothing changes);
 // dave's execute share does not let him change alice's session either
 // (its path is in her root), but does let him change his own session on
-// her kernel, which bob's read share does not.
+// her kernel, which bob's read share does not. An admin-scoped principal
+// other than the data dir's admin finds and changes its own sessions.
 func TestJupyterAPISessionsSharedKernel(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "dave": auth.DefaultScopes})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "dave": auth.DefaultScopes,
+		"ops": auth.ScopeAdmin})
 	base := "http://" + ps.hostPort
 	call := func(who, method, path string, body any) jupyterReply {
 		t.Helper()
@@ -33,6 +35,24 @@ func TestJupyterAPISessionsSharedKernel(t *testing.T) {
 	r := call("alice", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
 	wantStatus(t, "alice opens a.ipynb", r, 201)
 	aliceSession := r.object(t)["id"].(string)
+
+	// An admin-scoped principal (the whole root, under a name of its own)
+	// gets its own session back, and may change it.
+	r = call("ops", "POST", "/api/sessions", map[string]any{"path": "ops.ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
+	wantStatus(t, "ops opens ops.ipynb", r, 201)
+	opsSession := r.object(t)["id"]
+	r = call("ops", "POST", "/api/sessions", map[string]any{"path": "ops.ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
+	if wantStatus(t, "ops opens ops.ipynb again", r, 201); r.object(t)["id"] != opsSession {
+		t.Fatalf("ops's second open: %s, want its session %s", r.body, opsSession)
+	}
+	wantStatus(t, "ops renames its session", call("ops", "PATCH", "/api/sessions/"+opsSession.(string), map[string]any{"name": "ops"}), 200)
+	wantStatus(t, "ops deletes its session", call("ops", "DELETE", "/api/sessions/"+opsSession.(string), nil), 204)
+	// NB: the delete shut the kernel down: alice's session went with it.
+	k = startKernelTool(t, alice)
+	kUUID, _ = events.UUIDForm(k)
+	r = call("alice", "POST", "/api/sessions", map[string]any{"path": "a.ipynb", "type": "notebook", "kernel": map[string]any{"id": kUUID}})
+	wantStatus(t, "alice opens a.ipynb on her new kernel", r, 201)
+	aliceSession = r.object(t)["id"].(string)
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
 	must(t, alice, "share_kernel", map[string]any{"kernel": k, "principal": "dave", "access": "execute"})
 
