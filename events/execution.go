@@ -25,6 +25,17 @@ type ExecutionQueued struct {
 	CellID      string `json:"cell_id,omitempty"`
 	// Origin: a Jupyter frontend's execute_request (nil: an MCP tool call).
 	Origin *Origin `json:"origin,omitempty"`
+	// The frontend's execute options (an MCP tool call's are the zero
+	// values: not silent, stored in history, no stop on error).
+	// Silent: run without broadcasting outputs or counting it (execute_request
+	// silent); SkipHistory: store_history false; StopOnError: when it ends
+	// in error, its session's executions queued behind it with StopOnError
+	// are cancelled (as ipykernel aborts its queue); UserExpressions: the
+	// expressions evaluated after the code, by name.
+	Silent          bool              `json:"silent,omitempty"`
+	SkipHistory     bool              `json:"skip_history,omitempty"`
+	StopOnError     bool              `json:"stop_on_error,omitempty"`
+	UserExpressions map[string]string `json:"user_expressions,omitempty"`
 }
 
 // ExecutionStarted: the execute_request is handed to the kernel (it may
@@ -60,7 +71,18 @@ type ExecutionFinished struct {
 	ErrorName      string   `json:"ename,omitempty"`
 	ErrorValue     string   `json:"evalue,omitempty"`
 	Traceback      []string `json:"traceback,omitempty"`
+	// ReplyPayload and UserExpressions are the execute_reply's payload
+	// list (set_next_input from %load, page from obj?, ...) and its
+	// user_expressions object, as JSON text; "" when empty or larger than
+	// MaxReplyExtra (ReplyDropped then says so).
+	ReplyPayload    string `json:"reply_payload,omitempty"`
+	UserExpressions string `json:"user_expressions,omitempty"`
+	ReplyDropped    string `json:"reply_dropped,omitempty"`
 }
+
+// MaxReplyExtra bounds the JSON text of an ExecutionFinished's
+// ReplyPayload and of its UserExpressions (each).
+const MaxReplyExtra = 256 << 10
 
 // ExecutionInterrupted: the execution ended in KeyboardInterrupt after an
 // interrupt was asked for.
