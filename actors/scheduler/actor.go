@@ -130,7 +130,9 @@ func Props(id string, deps Deps) *actor.Props {
 	if deps.Written == nil {
 		deps.Written = &actors.Written{}
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}} })
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}}
+	})
 }
 
 // Receive implements actor.Actor.
