@@ -25,6 +25,18 @@ type ExecutionQueued struct {
 	CellID      string `json:"cell_id,omitempty"`
 	// Origin: a Jupyter frontend's execute_request (nil: an MCP tool call).
 	Origin *Origin `json:"origin,omitempty"`
+	// The frontend's execute options (an MCP tool call's are the zero
+	// values: not silent, stored in history, no stop on error).
+	// Silent: execute_request silent (no execute_input, not counted).
+	Silent bool `json:"silent,omitempty"`
+	// SkipHistory: execute_request store_history false.
+	SkipHistory bool `json:"skip_history,omitempty"`
+	// StopOnError: if it ends in error, its frontend session's executions
+	// waiting with StopOnError are cancelled (as ipykernel aborts its queue).
+	StopOnError bool `json:"stop_on_error,omitempty"`
+	// UserExpressions: evaluated after the code, by name; answered in the
+	// execute_reply.
+	UserExpressions map[string]string `json:"user_expressions,omitempty"`
 }
 
 // ExecutionStarted: the execute_request is handed to the kernel (it may
@@ -60,7 +72,20 @@ type ExecutionFinished struct {
 	ErrorName      string   `json:"ename,omitempty"`
 	ErrorValue     string   `json:"evalue,omitempty"`
 	Traceback      []string `json:"traceback,omitempty"`
+	// ReplyPayload: the execute_reply's payload list (set_next_input from
+	// %load, page from obj?, ...) as JSON text; "" when empty or larger than
+	// MaxReplyExtra (ReplyDropped then says so).
+	ReplyPayload string `json:"reply_payload,omitempty"`
+	// UserExpressions: the execute_reply's user_expressions object as JSON
+	// text, bounded likewise.
+	UserExpressions string `json:"user_expressions,omitempty"`
+	// ReplyDropped says which of the two was too large to record.
+	ReplyDropped string `json:"reply_dropped,omitempty"`
 }
+
+// MaxReplyExtra bounds the JSON text of an ExecutionFinished's
+// ReplyPayload and of its UserExpressions (each).
+const MaxReplyExtra = 256 << 10
 
 // ExecutionInterrupted: the execution ended in KeyboardInterrupt after an
 // interrupt was asked for.

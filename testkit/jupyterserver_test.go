@@ -2,7 +2,9 @@ package testkit_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -41,5 +43,46 @@ func TestStartJupyterServerReference(t *testing.T) {
 	argv, _ := spec["argv"].([]any)
 	if len(argv) == 0 || argv[0] != testkit.SystemPython {
 		t.Fatalf("python3 kernelspec argv %v, want %s first: %v", argv, testkit.SystemPython, body)
+	}
+}
+
+// TestStartJupyterServerGateway: a jupyter_server started with
+// GatewayURL/GatewayToken takes its kernels from the gateway: a kernel
+// started through it is the gateway's (listed there, under the same id).
+func TestStartJupyterServerGateway(t *testing.T) {
+	backend := testkit.StartJupyterServer(t, testkit.JupyterServerOptions{})
+	front := testkit.StartJupyterServer(t, testkit.JupyterServerOptions{GatewayURL: backend.URL, GatewayToken: backend.Token})
+	do := func(js *testkit.JupyterServer, method, path string, body string) (int, map[string]any, []any) {
+		req, _ := http.NewRequest(method, js.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "token "+js.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		var l []any
+		_ = json.Unmarshal(b, &m)
+		_ = json.Unmarshal(b, &l)
+		return resp.StatusCode, m, l
+	}
+	status, k, _ := do(front, "POST", "/api/kernels", `{"name":"python3"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /api/kernels through the gateway-mode server: %d %v\n%s\nbackend:\n%s", status, k, front.Log(), backend.Log())
+	}
+	id, _ := k["id"].(string)
+	_, _, list := do(backend, "GET", "/api/kernels", "")
+	found := false
+	for _, x := range list {
+		if m, _ := x.(map[string]any); m["id"] == id {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("kernel %s started through the gateway-mode server is not the gateway's: %v", id, list)
+	}
+	if status, _, _ := do(front, "DELETE", "/api/kernels/"+id, ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE through the gateway-mode server: %d", status)
 	}
 }

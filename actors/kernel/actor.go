@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -586,7 +587,12 @@ func (a *Actor) send(m Execute) error {
 		return fmt.Errorf("%w: %s", ErrBusy, strings.Join(a.running, ", "))
 	}
 	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
-	content := map[string]any{"code": m.Code, "silent": false, "store_history": true, "user_expressions": map[string]any{},
+	exprs := map[string]string{}
+	maps.Copy(exprs, m.UserExpressions)
+	// NB: stop_on_error false always: ipykernel would abort whatever is
+	// pipelined behind, whoever sent it; the scheduler applies a frontend's
+	// stop_on_error to that frontend's executions only.
+	content := map[string]any{"code": m.Code, "silent": m.Silent, "store_history": !m.SkipHistory && !m.Silent, "user_expressions": exprs,
 		"allow_stdin": m.AllowStdin, "stop_on_error": false}
 	if err := a.conn.Send(ChannelShell, "execute_request", m.MsgID, content); err != nil {
 		a.out = Forget(a.out, m.MsgID)

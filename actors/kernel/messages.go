@@ -22,6 +22,11 @@ type (
 		MsgID       string
 		Code        string
 		AllowStdin  bool
+		// A frontend's execute options (see events.ExecutionQueued);
+		// stop_on_error is the scheduler's, never sent to the kernel.
+		Silent          bool
+		SkipHistory     bool
+		UserExpressions map[string]string
 		// By submitted the execution: its outputs and final event carry it.
 		By string
 		// Behind names the running execution this one is pipelined behind

@@ -1,7 +1,10 @@
 package kernel
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +83,28 @@ type ExecuteReply struct {
 	Ename          string   `json:"ename"`
 	Evalue         string   `json:"evalue"`
 	Traceback      []string `json:"traceback"`
+	// Payload and UserExpressions are passed on to the asking frontend
+	// (ExecutionFinished.ReplyPayload / UserExpressions).
+	Payload         json.RawMessage `json:"payload"`
+	UserExpressions json.RawMessage `json:"user_expressions"`
+}
+
+// replyExtra returns the JSON text of a reply's payload or
+// user_expressions to record: "" when empty; dropped says why it was not
+// recorded (over events.MaxReplyExtra).
+func replyExtra(name string, raw json.RawMessage) (text, dropped string) {
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil {
+		return "", ""
+	}
+	switch b.String() {
+	case "[]", "{}", "null":
+		return "", ""
+	}
+	if b.Len() > events.MaxReplyExtra {
+		return "", fmt.Sprintf("the execute_reply's %s (%d bytes) is over the %d-byte limit and was not recorded", name, b.Len(), events.MaxReplyExtra)
+	}
+	return b.String(), ""
 }
 
 // OutputState is what the kernel actor knows about the executions it sent
@@ -790,8 +815,13 @@ func complete(s OutputState, msgID string, in *Inflight, drafts []events.Draft, 
 	if r.Status == "error" && r.Ename == "KeyboardInterrupt" {
 		payload, status = events.ExecutionInterrupted{ExecutionID: in.ExecID, ExecutionCount: r.ExecutionCount}, "interrupted"
 	} else {
-		payload = events.ExecutionFinished{ExecutionID: in.ExecID, Status: r.Status, ExecutionCount: r.ExecutionCount,
+		fin := events.ExecutionFinished{ExecutionID: in.ExecID, Status: r.Status, ExecutionCount: r.ExecutionCount,
 			ErrorName: r.Ename, ErrorValue: r.Evalue, Traceback: r.Traceback}
+		var d1, d2 string
+		fin.ReplyPayload, d1 = replyExtra("payload", r.Payload)
+		fin.UserExpressions, d2 = replyExtra("user_expressions", r.UserExpressions)
+		fin.ReplyDropped = strings.Join(slices.DeleteFunc([]string{d1, d2}, func(d string) bool { return d == "" }), "; ")
+		payload = fin
 	}
 	drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: s.KernelID, Principal: in.By, Payload: payload})
 	return drafts, append(effs, Ended{ExecutionID: in.ExecID, Status: status, Count: r.ExecutionCount})

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -177,7 +179,7 @@ func (a *Actor) record(m request, d Decision) ([]events.Event, error) {
 	cancel()
 	if err != nil {
 		a.ready = false // NB: rebuild from the log before the next command
-		return nil, fmt.Errorf("record the change to %s: %w (nothing was changed)", m.Path, err)
+		return nil, fmt.Errorf("record the change to %s: %w", m.Path, err)
 	}
 	for _, e := range evs {
 		a.state = Apply(a.state, e)
@@ -187,6 +189,10 @@ func (a *Actor) record(m request, d Decision) ([]events.Event, error) {
 
 // rename moves the file to m.ToAbs without ever replacing a file there: the
 // target's writer lock is held too, so its actor cannot create it meanwhile.
+// NB: the move is made first and recorded after, and moved back when it
+// cannot be recorded: the log never says a notebook moved that did not (a
+// failed rename, a full disk). A kill between the two leaves the file moved
+// and unrecorded, as a rename by hand would.
 func (a *Actor) rename(m request, cur *nbfile.File, d Decision) Result {
 	unlockTo, err := nbfile.Lock(m.ToAbs)
 	if err != nil {
@@ -200,31 +206,50 @@ func (a *Actor) rename(m request, cur *nbfile.File, d Decision) Result {
 	if changed(m.Abs, cur) {
 		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while it was being renamed; nothing was changed: retry", ErrChanged, m.Path)}
 	}
-	evs, err := a.record(m, d)
-	if err != nil {
-		return Result{Err: err}
-	}
 	if err := nbfile.RenameNoReplace(m.Abs, m.ToAbs); err != nil {
 		if errors.Is(err, nbfile.ErrTargetExists) {
 			err = fmt.Errorf("%w: %s is already there", ErrExists, to)
 		}
-		return Result{Err: fmt.Errorf("rename %s to %s: %w", m.Path, to, err)}
+		return Result{Err: fmt.Errorf("rename %s to %s: %w (nothing was changed)", m.Path, to, err)}
+	}
+	evs, err := a.record(m, d)
+	if err != nil {
+		if berr := nbfile.RenameNoReplace(m.ToAbs, m.Abs); berr != nil {
+			a.logger.Error("move a notebook back after its rename could not be recorded", "to", to, "err", berr)
+			return Result{Err: fmt.Errorf("%w; and moving it back failed (%v): it is at %s, unrecorded", err, berr, to)}
+		}
+		return Result{Err: fmt.Errorf("%w (nothing was changed)", err)}
 	}
 	nbfile.RenameCheckpoints(m.Abs, m.ToAbs)
 	return Result{Hash: d.Hash, Index: -1, Events: evs}
 }
 
-// remove deletes the file, and its checkpoints as Jupyter does.
+// remove deletes the file, and its checkpoints as Jupyter does. NB: the
+// file is first moved aside (a hidden name in its directory), then the
+// removal recorded, then the file deleted: a removal that cannot be made or
+// recorded puts the file back, and the log never says a notebook was
+// deleted that is still there.
 func (a *Actor) remove(m request, cur *nbfile.File, d Decision) Result {
 	if changed(m.Abs, cur) {
 		return Result{Err: fmt.Errorf("%w: %s was saved by someone else while it was being deleted; nothing was deleted: retry", ErrChanged, m.Path)}
 	}
+	dir, base := filepath.Split(m.Abs)
+	// NB: a name of its own each time: one a kill left behind never
+	// blocks the next removal.
+	aside := filepath.Join(dir, fmt.Sprintf(".%s.removing-%d", base, time.Now().UnixNano()))
+	if err := nbfile.RenameNoReplace(m.Abs, aside); err != nil {
+		return Result{Err: fmt.Errorf("delete %s: %w (nothing was deleted)", m.Path, err)}
+	}
 	evs, err := a.record(m, d)
 	if err != nil {
-		return Result{Err: err}
+		if berr := nbfile.RenameNoReplace(aside, m.Abs); berr != nil {
+			a.logger.Error("put a notebook back after its removal could not be recorded", "err", berr)
+			return Result{Err: fmt.Errorf("%w; and putting it back failed (%v)", err, berr)}
+		}
+		return Result{Err: fmt.Errorf("%w (nothing was deleted)", err)}
 	}
-	if err := nbfile.Remove(m.Abs); err != nil {
-		return Result{Err: fmt.Errorf("delete %s: %w", m.Path, err)}
+	if err := nbfile.Remove(aside); err != nil {
+		a.logger.Error("delete a removed notebook's file", "err", err)
 	}
 	nbfile.RemoveCheckpoints(m.Abs)
 	return Result{Hash: d.Hash, Index: -1, Events: evs}

@@ -130,7 +130,9 @@ func Props(id string, deps Deps) *actor.Props {
 	if deps.Written == nil {
 		deps.Written = &actors.Written{}
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}} })
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}}
+	})
 }
 
 // Receive implements actor.Actor.
@@ -188,9 +190,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		a.next(ctx)
 	case kernel.ExecutionEnded:
+		x, _ := a.lookup(m.ExecutionID)
 		a.ended(m.ExecutionID)
 		a.state = End(a.state, m.ExecutionID)
 		a.state.LastCount = max(a.state.LastCount, m.ExecutionCount)
+		if drafts := DecideStopOnError(a.state, x, m.Status); drafts != nil {
+			a.append(drafts)
+			for _, d := range drafts {
+				delete(a.queued, events.StreamID(d.Stream)) // its end is durable, so is its queueing
+			}
+		}
 		a.next(ctx)
 	case kernel.ExecuteResult:
 		// Nothing to do: a failed send is recorded by the kernel actor and
@@ -297,8 +306,7 @@ func (a *Actor) fromLog(id string) (Execution, *events.Pending, bool) {
 func ReadQueued(ctx context.Context, log actors.Log, id string) (x Execution, ok bool, err error) {
 	err = log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if p, ok := e.Payload.(events.ExecutionQueued); ok {
-			x = Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin,
-				Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Origin: p.Origin, QueuedAt: e.Time}
+			x = queuedExecutionOf(p, e)
 		}
 		x.LastSeq = e.Seq
 		return nil
@@ -450,7 +458,8 @@ func (a *Actor) next(ctx actor.Context) {
 }
 
 func (a *Actor) send(ctx actor.Context, x Execution) {
-	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin, By: x.By, Behind: x.Behind})
+	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin,
+		Silent: x.Silent, SkipHistory: x.SkipHistory, UserExpressions: x.UserExpressions, By: x.By, Behind: x.Behind})
 }
 
 // appendAsync puts drafts in the log's write path and applies them at

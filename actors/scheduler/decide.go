@@ -36,6 +36,41 @@ type Submit struct {
 	// call: a Jupyter frontend's execute_request (recorded on its
 	// ExecutionQueued; nil for an agent's).
 	Origin *events.Origin
+	// The frontend's execute options (see events.ExecutionQueued; an MCP
+	// tool call leaves them zero).
+	Silent          bool
+	SkipHistory     bool
+	StopOnError     bool
+	UserExpressions map[string]string
+}
+
+// Bounds of a Submit's UserExpressions.
+const (
+	maxUserExpressions     = 64
+	maxUserExpressionBytes = 4096
+)
+
+// ErrBadOptions: a Submit's execute options that cannot be recorded.
+var ErrBadOptions = errors.New("scheduler: bad execute options")
+
+// checkOptions validates a Submit's execute options.
+func checkOptions(c Submit) error {
+	if len(c.UserExpressions) > maxUserExpressions {
+		return fmt.Errorf("%w: %d user_expressions (at most %d)", ErrBadOptions, len(c.UserExpressions), maxUserExpressions)
+	}
+	for name, expr := range c.UserExpressions {
+		if len(name)+len(expr) > maxUserExpressionBytes {
+			return fmt.Errorf("%w: user_expression %q is longer than %d bytes", ErrBadOptions, clipName(name), maxUserExpressionBytes)
+		}
+	}
+	return nil
+}
+
+func clipName(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }
 
 // ErrBadOrigin: a Submit's Origin that cannot be recorded.
@@ -69,11 +104,15 @@ func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([
 	if err := checkOrigin(c.Origin); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(c); err != nil {
+		return nil, err
+	}
 	if len(s.Pending) >= maxQueue {
 		return nil, fmt.Errorf("%w: %d executions are queued on kernel %s (the limit); wait for some to finish or cancel_execution some", ErrQueueFull, len(s.Pending), s.KernelID)
 	}
 	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Principal: c.By, Payload: events.ExecutionQueued{
-		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID, Origin: c.Origin}}}
+		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID, Origin: c.Origin,
+		Silent: c.Silent, SkipHistory: c.SkipHistory, StopOnError: c.StopOnError, UserExpressions: c.UserExpressions}}}
 	if canRun && s.Active == nil && len(s.Pending) == 0 {
 		drafts = append(drafts, started(s.KernelID, c.ExecutionID, c.By, msgID))
 	}
@@ -102,7 +141,10 @@ func DecideNext(s State, msgID string, pipeline bool) []events.Draft {
 	switch {
 	case s.Active == nil:
 		return []events.Draft{started(s.KernelID, head.ID, head.By, msgID)}
-	case pipeline && s.Next == nil:
+	case pipeline && s.Next == nil && !s.Active.stopsOnError():
+		// NB: nothing is sent behind a frontend's stop-on-error execution:
+		// if it fails, what follows from its session is cancelled before
+		// the kernel takes it up (DecideStopOnError).
 		return []events.Draft{startedBehind(s.KernelID, head.ID, head.By, msgID, s.Active.ID)}
 	}
 	return nil
@@ -123,6 +165,27 @@ func DecideCancel(s State, id, reason, by string) ([]events.Draft, error) {
 		return nil, fmt.Errorf("%w: %s is already running; use interrupt_kernel to stop it", ErrNotQueued, id)
 	}
 	return nil, fmt.Errorf("%w: %s is not waiting on kernel %s (it may have finished; see get_execution)", ErrNotQueued, id, s.KernelID)
+}
+
+// DecideStopOnError cancels, when a frontend's stop-on-error execution x
+// ended in error (status "error" or "interrupted", as ipykernel aborts its
+// queue on both), the executions of the same frontend session waiting with
+// stop_on_error, as ipykernel answers them "aborted". Executions of agents
+// and of other sessions stay queued. s no longer holds x.
+func DecideStopOnError(s State, x Execution, status string) []events.Draft {
+	if !x.stopsOnError() || (status != "error" && status != "interrupted") {
+		return nil
+	}
+	var drafts []events.Draft
+	for _, p := range s.Pending {
+		if !p.stopsOnError() || p.Origin.Session != x.Origin.Session {
+			continue
+		}
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(p.ID), Kernel: s.KernelID, Principal: x.By,
+			Payload: events.ExecutionCancelled{ExecutionID: p.ID, Reason: fmt.Sprintf(
+				"aborted: execution %s of the same frontend session, queued before it, ended in error (stop_on_error)", x.ID)}})
+	}
+	return drafts
 }
 
 // DecideLosePending records every waiting execution as lost: the kernel

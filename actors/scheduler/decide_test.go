@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +112,74 @@ func TestSubmitRecordsItsOrigin(t *testing.T) {
 		{Kind: events.OriginFrontend, Session: "s"}, {Kind: events.OriginFrontend, Session: "s", MsgID: "m", Client: string(make([]byte, 2000))}} {
 		if _, err := DecideSubmit(s, Submit{ExecutionID: "b", Origin: bad}, 10, false, "m-b"); !errors.Is(err, ErrBadOrigin) {
 			t.Errorf("origin %+v: %v", bad, err)
+		}
+	}
+}
+
+// TestStopOnErrorCancelsOnlyItsSession: a frontend's stop-on-error
+// execution that fails cancels its session's stop-on-error executions
+// waiting behind it, and nothing else: an agent's, another session's, or
+// one of its session sent with stop_on_error false. Nothing is pipelined
+// behind a stop-on-error execution (the kernel would run it before the
+// failure is known).
+func TestStopOnErrorCancelsOnlyItsSession(t *testing.T) {
+	var seq uint64
+	lab := &events.Origin{Kind: events.OriginFrontend, Session: "lab", MsgID: "m"}
+	other := &events.Origin{Kind: events.OriginFrontend, Session: "other", MsgID: "m"}
+	s := State{KernelID: "k"}
+	for _, c := range []Submit{
+		{ExecutionID: "a", Origin: lab, StopOnError: true},
+		{ExecutionID: "b", Origin: lab, StopOnError: true},
+		{ExecutionID: "agent"},
+		{ExecutionID: "o", Origin: other, StopOnError: true},
+		{ExecutionID: "keep", Origin: lab},
+		{ExecutionID: "c", Origin: lab, StopOnError: true},
+	} {
+		s = fold(s, &seq, mustDecide(DecideSubmit(s, c, 10, true, "m-"+c.ExecutionID)))
+	}
+	if s.Active == nil || s.Active.ID != "a" || !s.Active.StopOnError {
+		t.Fatalf("active %+v", s.Active)
+	}
+	if d := DecideNext(s, "x", true); d != nil {
+		t.Fatalf("pipelined behind a stop-on-error execution: %+v", d)
+	}
+	a := *s.Active
+	s = End(s, "a")
+	if d := DecideStopOnError(s, a, "ok"); d != nil {
+		t.Fatalf("cancelled after a success: %+v", d)
+	}
+	d := DecideStopOnError(s, a, "error")
+	var got string
+	for _, x := range d {
+		p := x.Payload.(events.ExecutionCancelled)
+		got += p.ExecutionID
+		if !strings.Contains(p.Reason, "stop_on_error") || !strings.Contains(p.Reason, "a") {
+			t.Fatalf("reason %q", p.Reason)
+		}
+	}
+	if got != "bc" {
+		t.Fatalf("cancelled %q, want b and c only", got)
+	}
+	s = fold(s, &seq, d)
+	if ids(s.Pending) != "agentokeep" {
+		t.Fatalf("left queued %q", ids(s.Pending))
+	}
+	agent := Execution{ID: "z", StopOnError: true} // no origin: an agent's
+	if DecideStopOnError(s, agent, "error") != nil {
+		t.Fatal("an agent's failure cancelled something")
+	}
+}
+
+// TestUserExpressionsBounded: too many or too long user_expressions are
+// refused before anything is recorded.
+func TestUserExpressionsBounded(t *testing.T) {
+	many := map[string]string{}
+	for i := range maxUserExpressions + 1 {
+		many[strconv.Itoa(i)] = "1"
+	}
+	for _, ue := range []map[string]string{many, {"x": strings.Repeat("1", maxUserExpressionBytes)}} {
+		if _, err := DecideSubmit(State{KernelID: "k"}, Submit{ExecutionID: "a", UserExpressions: ue}, 10, true, "m"); !errors.Is(err, ErrBadOptions) {
+			t.Fatalf("want ErrBadOptions, got %v", err)
 		}
 	}
 }

@@ -20,6 +20,11 @@ type Execution struct {
 	By string
 	// Origin: a Jupyter frontend's execute_request (nil: an MCP tool call).
 	Origin *events.Origin
+	// The frontend's execute options (see events.ExecutionQueued).
+	Silent          bool
+	SkipHistory     bool
+	StopOnError     bool
+	UserExpressions map[string]string
 	// MsgID names its execute_request once started.
 	MsgID string
 	// Behind is the execution it was pipelined behind ("" none).
@@ -73,8 +78,7 @@ func Apply(s State, e events.Event) State {
 	id := events.StreamID(e.Stream)
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
-		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], Execution{ID: p.ExecutionID, KernelID: p.KernelID,
-			Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook, CellID: p.CellID, By: e.Principal, Origin: p.Origin, QueuedAt: e.Time, LastSeq: e.Seq})
+		s.Pending = append(s.Pending[:len(s.Pending):len(s.Pending)], queuedExecutionOf(p, e))
 	case events.ExecutionStarted:
 		for i, x := range s.Pending {
 			if x.ID == id {
@@ -108,6 +112,17 @@ func Apply(s State, e events.Event) State {
 	}
 	return s
 }
+
+// queuedExecutionOf is the execution an ExecutionQueued event records.
+func queuedExecutionOf(p events.ExecutionQueued, e events.Event) Execution {
+	return Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook,
+		CellID: p.CellID, By: e.Principal, Origin: p.Origin, Silent: p.Silent, SkipHistory: p.SkipHistory,
+		StopOnError: p.StopOnError, UserExpressions: p.UserExpressions, QueuedAt: e.Time, LastSeq: e.Seq}
+}
+
+// stopsOnError reports whether x is a frontend's execution asking that its
+// session's executions queued behind it be cancelled if it fails.
+func (x Execution) stopsOnError() bool { return x.StopOnError && x.Origin != nil }
 
 // End removes an execution that reached its final state, waiting or
 // active. The kernel actor's ExecutionEnded is applied with it, the same

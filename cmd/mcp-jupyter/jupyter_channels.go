@@ -122,7 +122,8 @@ func (j *jupyterChannels) Execute(ctx context.Context, id string, req jupyterapi
 		}
 	}
 	o := req.Origin
-	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name, Origin: &o})
+	x, err := j.c.sys.Submit(ctx, id, scheduler.Submit{ExecutionID: execID, Code: req.Code, AllowStdin: req.AllowStdin, By: p.Name, Origin: &o,
+		Silent: req.Silent, SkipHistory: req.SkipHistory, StopOnError: req.StopOnError, UserExpressions: req.UserExpressions})
 	if err != nil {
 		held.Release()
 		return "", err

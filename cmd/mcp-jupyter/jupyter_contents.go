@@ -83,7 +83,7 @@ func (c jupyterContents) resolve(ctx context.Context, p string, write bool) (ent
 	}
 	r, err := rootFor(ctx, c.nbs.mgr.Root())
 	if err != nil {
-		return entry{}, cerr(500, "%v", err)
+		return entry{}, err // NB: a 500: its detail (server paths) is logged, not answered
 	}
 	abs, rel, err := r.own.ResolveEntry(p)
 	if err != nil {
@@ -95,12 +95,15 @@ func (c jupyterContents) resolve(ctx context.Context, p string, write bool) (ent
 		case errors.Is(err, nbfile.ErrOutsideRoot):
 			return entry{}, cerr(404, "%q is outside root contents directory", p)
 		}
-		return entry{}, cerr(400, "bad path %q: %v", p, err)
+		return entry{}, cerr(400, "bad path %q: %v", p, err) // NB: ResolveEntry names no server path
 	}
 	return entry{root: r, abs: abs, rel: rel, whole: path.Join(strings.TrimSuffix(r.prefix, "/"), rel)}, nil
 }
 
-// actorErr maps a notebook actor's refusal to its status.
+// actorErr maps a notebook actor's refusal to its status. NB: messages are
+// made from the API path only: the errors themselves name absolute server
+// paths (and, for users' roots, the whole root's layout), which a client
+// has no business seeing. Anything else is a 500 whose detail is logged.
 func actorErr(e entry, err error) error {
 	var ce *nbactor.ConflictError
 	var fe *nbfile.FormatError
@@ -109,17 +112,48 @@ func actorErr(e entry, err error) error {
 		return &jupyterapi.ContentsError{Status: 409, Err: err, Message: fmt.Sprintf(
 			"%s changed since the version you read (you sent sha256 %s, it is now %s); nothing was written: "+
 				"GET it again (hash=1), merge, and save with the new hash", e.rel, shortHash(ce.Expected), shortHash(ce.Current))}
-	case errors.Is(err, nbactor.ErrChanged), errors.Is(err, nbactor.ErrExists), errors.Is(err, nbfile.ErrLocked),
-		errors.Is(err, nbfile.ErrTargetExists):
-		return &jupyterapi.ContentsError{Status: 409, Err: err, Message: err.Error()}
+	case errors.Is(err, nbactor.ErrChanged):
+		return cerrWrap(409, err, "%s was changed by someone else while this request was being made; nothing was changed: GET it again and retry", e.rel)
+	case errors.Is(err, nbfile.ErrLocked):
+		return cerrWrap(409, err, "%s is being written right now; GET it again and retry in a moment", e.rel)
+	case errors.Is(err, nbactor.ErrExists), errors.Is(err, nbfile.ErrTargetExists):
+		return cerrWrap(409, err, "File already exists: the target of this request on %s is already there; choose another name, or delete it first", e.rel)
 	case errors.As(err, &fe):
-		return &jupyterapi.ContentsError{Status: 400, Err: err, Message: fmt.Sprintf("Unreadable Notebook: %s %v", e.rel, err)}
+		msg := fmt.Sprintf("Unreadable Notebook: %s %s", e.rel, fe.Reason)
+		if fe.Hint != "" {
+			msg += "; " + fe.Hint
+		}
+		return cerrWrap(400, err, "%s", msg)
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, nbactor.ErrNoFile):
-		return &jupyterapi.ContentsError{Status: 404, Err: err, Message: fmt.Sprintf("file or directory %q does not exist", e.rel)}
+		return cerrWrap(404, err, "file or directory %q does not exist", e.rel)
 	case errors.Is(err, nbfile.ErrOutsideRoot):
-		return &jupyterapi.ContentsError{Status: 404, Err: err, Message: err.Error()}
+		return cerrWrap(404, err, "%q is outside root contents directory", e.rel)
 	}
 	return err
+}
+
+func cerrWrap(status int, err error, format string, args ...any) *jupyterapi.ContentsError {
+	return &jupyterapi.ContentsError{Status: status, Err: err, Message: fmt.Sprintf(format, args...)}
+}
+
+// cause is what went wrong in err without the path it names (a PathError's
+// or LinkError's errno text), for messages that give the API path instead.
+func cause(err error) string {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Err.Error()
+	}
+	return "see the server log"
+}
+
+// diskFull answers a refusal for disk space. NB: the space check's own
+// message names the data directory's path, which the client is not told.
+func diskFull(err error) *jupyterapi.ContentsError {
+	return cerrWrap(507, err, "disk full: the server's data disk has less free space than it keeps free (--min-free-disk); nothing was written: ask the operator to free space, then save again")
 }
 
 func shortHash(h string) string {
@@ -131,7 +165,7 @@ func shortHash(h string) string {
 
 func (c jupyterContents) do(ctx context.Context, e entry, guard string, op nbactor.Op) (nbactor.Result, error) {
 	if err := c.nbs.space(); err != nil {
-		return nbactor.Result{}, cerr(507, "%v", err)
+		return nbactor.Result{}, diskFull(err)
 	}
 	pr, _ := auth.Caller(ctx)
 	res, err := c.nbs.mgr.Do(ctx, nbactor.Command{Path: e.whole, ExpectedHash: guard, By: contentsBy, Principal: pr.Name, Op: op})
@@ -331,7 +365,7 @@ func (c jupyterContents) Save(ctx context.Context, p string, in jupyterapi.Conte
 		}
 		if created {
 			if err := os.Mkdir(e.abs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return jupyterapi.ContentsModel{}, false, cerr(400, "Cannot create directory %s: %v", e.rel, err)
+				return jupyterapi.ContentsModel{}, false, cerrWrap(400, err, "Cannot create directory %s: %s", e.rel, cause(err))
 			}
 		}
 		m, err := c.model(e, jupyterapi.ContentsQuery{})
@@ -372,11 +406,11 @@ func (c jupyterContents) Save(ctx context.Context, p string, in jupyterapi.Conte
 // file is there.
 func (c jupyterContents) writeFile(e entry, b []byte, guard string, mustBeNew bool) (string, error) {
 	if err := c.nbs.space(); err != nil {
-		return "", cerr(507, "%v", err)
+		return "", diskFull(err)
 	}
 	unlock, err := nbfile.Lock(e.abs)
 	if err != nil {
-		return "", cerr(409, "%v", err)
+		return "", actorErr(e, err)
 	}
 	defer unlock()
 	cur, err := nbfile.ReadBytes(e.abs)
@@ -576,6 +610,9 @@ func (c jupyterContents) Rename(ctx context.Context, from, to, guard string) (ju
 	if dst.rel == src.rel {
 		return c.model(dst, jupyterapi.ContentsQuery{})
 	}
+	if strings.HasPrefix(dst.rel, src.rel+"/") {
+		return jupyterapi.ContentsModel{}, cerr(400, "Cannot move %s into itself (to %s): choose a target outside it", src.rel, dst.rel)
+	}
 	if _, err := os.Lstat(dst.abs); err == nil {
 		return jupyterapi.ContentsModel{}, cerr(409, "File already exists: %s", dst.rel)
 	}
@@ -585,14 +622,27 @@ func (c jupyterContents) Rename(ctx context.Context, from, to, guard string) (ju
 		}
 		return c.model(dst, jupyterapi.ContentsQuery{})
 	}
+	if !fi.IsDir() {
+		// NB: a plain file (or link) is renamed under its writer lock, as it
+		// is written: a save of it cannot land between the check and the
+		// move.
+		unlock, err := nbfile.Lock(src.abs)
+		if err != nil {
+			return jupyterapi.ContentsModel{}, actorErr(src, err)
+		}
+		defer unlock()
+	}
 	if guard != "" {
 		if cur, err := nbfile.ReadBytes(src.abs); err != nil || cur.Hash != guard {
 			return jupyterapi.ContentsModel{}, cerr(409, "%s changed since the version you read; nothing was renamed", src.rel)
 		}
 	}
 	if err := nbfile.RenameNoReplace(src.abs, dst.abs); err != nil {
-		if errors.Is(err, nbfile.ErrTargetExists) {
+		switch {
+		case errors.Is(err, nbfile.ErrTargetExists):
 			return jupyterapi.ContentsModel{}, cerr(409, "File already exists: %s", dst.rel)
+		case errors.Is(err, nbfile.ErrIntoItself):
+			return jupyterapi.ContentsModel{}, cerr(400, "Cannot move %s into itself (to %s): choose a target outside it", src.rel, dst.rel)
 		}
 		return jupyterapi.ContentsModel{}, fmt.Errorf("rename %s to %s: %w", src.rel, dst.rel, err)
 	}
@@ -616,29 +666,14 @@ func (c jupyterContents) Delete(ctx context.Context, p, guard string) error {
 	}
 	switch {
 	case fi.IsDir():
-		des, err := os.ReadDir(e.abs)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", e.rel, err)
-		}
-		for _, de := range des {
-			// NB: a directory holding only what the server keeps beside
-			// files (checkpoints, writer locks) is empty to the person.
-			n := de.Name()
-			if n != nbfile.CheckpointDir && !(strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".lock") && de.Type().IsRegular()) {
-				return cerr(400, "Directory %s not empty", e.rel)
-			}
-		}
-		if err := os.RemoveAll(e.abs); err != nil {
-			return cerr(403, "Permission denied: %s (%v)", e.rel, err)
-		}
-		return atomicfile.SyncDir(filepath.Dir(e.abs))
+		return c.deleteDir(e)
 	case e.notebook() && fi.Mode().IsRegular():
 		_, err := c.do(ctx, e, guard, nbactor.Remove{})
 		return err
 	}
 	unlock, err := nbfile.Lock(e.abs)
 	if err != nil {
-		return cerr(409, "%v", err)
+		return actorErr(e, err)
 	}
 	defer unlock()
 	if guard != "" {
@@ -647,9 +682,46 @@ func (c jupyterContents) Delete(ctx context.Context, p, guard string) error {
 		}
 	}
 	if err := os.Remove(e.abs); err != nil {
-		return cerr(403, "Permission denied: %s (%v)", e.rel, err)
+		return cerrWrap(403, err, "Permission denied: %s (%s)", e.rel, cause(err))
 	}
 	nbfile.RemoveCheckpoints(e.abs)
+	return atomicfile.SyncDir(filepath.Dir(e.abs))
+}
+
+// deleteDir removes an empty directory. NB: a directory holding only what
+// the server keeps beside files (checkpoints, writer locks) is empty to the
+// person: those are removed one by one, then the directory with rmdir,
+// which fails when anything appeared meanwhile — a notebook saved there
+// between the listing and the removal is never deleted without an event.
+func (c jupyterContents) deleteDir(e entry) error {
+	des, err := os.ReadDir(e.abs)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", e.rel, err)
+	}
+	notEmpty := cerr(400, "Directory %s not empty", e.rel)
+	for _, de := range des {
+		n := de.Name()
+		if n != nbfile.CheckpointDir && !(strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".lock") && de.Type().IsRegular()) {
+			return notEmpty
+		}
+	}
+	for _, de := range des {
+		p := filepath.Join(e.abs, de.Name())
+		if de.Name() == nbfile.CheckpointDir {
+			err = os.RemoveAll(p) // the server's copies only: hidden, never served
+		} else {
+			err = os.Remove(p)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return cerrWrap(403, err, "Permission denied: %s (%s)", e.rel, cause(err))
+		}
+	}
+	if err := os.Remove(e.abs); err != nil {
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			return notEmpty
+		}
+		return cerrWrap(403, err, "Permission denied: %s (%s)", e.rel, cause(err))
+	}
 	return atomicfile.SyncDir(filepath.Dir(e.abs))
 }
 
@@ -687,7 +759,7 @@ func (c jupyterContents) CreateCheckpoint(ctx context.Context, p string) (jupyte
 		return jupyterapi.Checkpoint{}, err
 	}
 	if err := c.nbs.space(); err != nil {
-		return jupyterapi.Checkpoint{}, cerr(507, "%v", err)
+		return jupyterapi.Checkpoint{}, diskFull(err)
 	}
 	f, err := nbfile.ReadBytes(e.abs)
 	if err != nil {

@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mark3labs/mcp-go/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -513,12 +516,16 @@ func TestContentsMountedBehindToken(t *testing.T) {
 
 // TestContentsRacingSaveAndEdit: a frontend's save and an agent's edit made
 // on the same version at the same moment. Guarded on both sides, exactly
-// one wins; with an unguarded save, either the agent is refused or its
-// version is kept as a checkpoint — never lost silently.
+// one wins and the other is refused as a conflict (409, or the tool's
+// conflict message). Unguarded: when the agent won, the save came after
+// it, so the person's content is current and the agent's version is kept
+// as a checkpoint; when the agent lost, it lost to the save, whose content
+// is current. Never is a version lost silently.
 func TestContentsRacingSaveAndEdit(t *testing.T) {
 	c, cl, root := notebookCore(t)
 	srv := contentsServer(t, c, auth.Admin(), 0)
 	agentNotebook(t, cl, root)
+	const conflict = "changed on disk since you read it"
 	for round := range 8 {
 		guarded := round%2 == 0
 		base := api(t, srv, "GET", "/api/contents/work/shared.ipynb?hash=1&content=0", nil).json(t)["hash"].(string)
@@ -526,31 +533,51 @@ func TestContentsRacingSaveAndEdit(t *testing.T) {
 		if guarded {
 			header = []string{"If-Match", base}
 		}
+		person := fmt.Sprintf("person %d", round)
 		saved := make(chan apiReply, 1)
 		go func() {
 			saved <- api(t, srv, "PUT", "/api/contents/work/shared.ipynb",
-				map[string]any{"type": "notebook", "content": notebookJSON(fmt.Sprintf("person %d", round))}, header...)
+				map[string]any{"type": "notebook", "content": notebookJSON(person)}, header...)
 		}()
 		sc, text := callTool(t, cl, "insert_cell", map[string]any{"path": "work/shared.ipynb", "expected_hash": base, "source": fmt.Sprintf("agent %d", round)})
 		save := <-saved
 		agentWon := !strings.HasPrefix(text, "ERROR")
+		if !agentWon && !strings.Contains(text, conflict) {
+			t.Fatalf("round %d: the agent's edit failed otherwise than by a conflict: %s", round, text)
+		}
+		f, err := nbfile.ReadFile(filepath.Join(root, "work", "shared.ipynb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		personCurrent := len(f.Notebook.Cells) == 1 && f.Notebook.Cells[0].Source == person
 		switch {
-		case guarded && agentWon == (save.status == 200):
-			t.Fatalf("round %d: agent won %v and the guarded save answered %d: %s / %s", round, agentWon, save.status, text, save.body)
-		case guarded && !agentWon && save.status != 200:
-			t.Fatalf("round %d: both refused: %s / %s", round, text, save.body)
-		case !guarded && save.status != 200:
+		case guarded && agentWon:
+			if save.status != 409 {
+				t.Fatalf("round %d: the agent won and the guarded save answered %d, want 409: %s", round, save.status, save.body)
+			}
+			if f.Hash != sc["sha256"] {
+				t.Fatalf("round %d: the agent won but the file is %s, not its %v", round, f.Hash, sc["sha256"])
+			}
+		case guarded:
+			if save.status != 200 || !personCurrent {
+				t.Fatalf("round %d: the agent lost (%s) but the guarded save answered %d (%s) and the file holds %+v", round, text, save.status, save.body, f.Notebook.Cells)
+			}
+		case save.status != 200:
 			t.Fatalf("round %d: unguarded save: %d %s", round, save.status, save.body)
-		case !guarded && agentWon:
-			// The save came after the edit: the agent's version is kept.
+		case agentWon:
+			// The save came after the edit: the person's content is in
+			// place and the agent's version is kept beside it.
 			kept := nbfile.ReplacedID(sc["sha256"].(string))
 			found := false
 			for _, cp := range mustList(t, srv, "work/shared.ipynb") {
 				found = found || cp["id"] == kept
 			}
-			now := api(t, srv, "GET", "/api/contents/work/shared.ipynb?hash=1&content=0", nil).json(t)["hash"]
-			if !found && now != sc["sha256"] {
-				t.Fatalf("round %d: the agent's version %s was overwritten and not kept", round, kept)
+			if !found || !personCurrent {
+				t.Fatalf("round %d: the agent won: its version %s kept %v, the person's save current %v (file %+v)", round, kept, found, personCurrent, f.Notebook.Cells)
+			}
+		default:
+			if !personCurrent {
+				t.Fatalf("round %d: the agent lost to the save, but the save's content is not current: %+v", round, f.Notebook.Cells)
 			}
 		}
 	}
@@ -585,6 +612,9 @@ func TestContentsDiskFull(t *testing.T) {
 		return refused.status == 507, fmt.Sprintf("%d %s", refused.status, refused.body)
 	})
 	cWantError(t, refused, 507, "a save on a full disk", "disk full")
+	if strings.Contains(string(refused.body), small) {
+		t.Fatalf("the disk-full answer names the server's data directory: %s", refused.body)
+	}
 	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf("full-%d.ipynb", n))); !os.IsNotExist(err) {
 		t.Fatalf("the refused save wrote its file: %v", err)
 	}
@@ -616,4 +646,284 @@ func TestContentsRenameThenAgent(t *testing.T) {
 		t.Fatalf("the renamed file's hash %v, was %s (a rename changes no byte)", moved, hash)
 	}
 	must(t, cl, "edit_cell", map[string]any{"path": "work/moved.ipynb", "expected_hash": hash, "cell": cell, "source": "agent = 2"})
+}
+
+// TestContentsSymlinksAreTheLinks: as jupyter_server, a symlink is named,
+// renamed and deleted itself — never its target — and a link to a hidden
+// directory or file serves nothing (as the hidden entry itself).
+func TestContentsSymlinksAreTheLinks(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/real.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("real")}), 201, "save the target")
+	real := filepath.Join(root, "real.ipynb")
+	before, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.ipynb", filepath.Join(root, "link.ipynb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, ".hidden"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".hidden", "secret.txt"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"vis": ".hidden", "s.txt": ".hidden/secret.txt"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var names []string
+	for _, e := range api(t, srv, "GET", "/api/contents/", nil).json(t)["content"].([]any) {
+		names = append(names, e.(map[string]any)["name"].(string))
+	}
+	if strings.Join(names, ",") != "link.ipynb,real.ipynb" {
+		t.Fatalf("the root lists %v, want the link by its own name and no link into a hidden directory", names)
+	}
+	if m := api(t, srv, "GET", "/api/contents/link.ipynb", nil).json(t); m["path"] != "link.ipynb" || m["name"] != "link.ipynb" {
+		t.Fatalf("GET link.ipynb names %v/%v", m["path"], m["name"])
+	}
+	for _, p := range []string{"vis", "vis/secret.txt", "s.txt"} {
+		cWantError(t, api(t, srv, "GET", "/api/contents/"+p+"?content=1", nil), 404, "GET "+p+" (a link to a hidden entry)", "does not exist")
+	}
+	cWantError(t, api(t, srv, "PUT", "/api/contents/vis/new.txt", map[string]any{"type": "file", "format": "text", "content": "x"}), 400, "PUT through a link to a hidden directory", "hidden")
+	if _, err := os.Stat(filepath.Join(root, ".hidden", "new.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a save through a link wrote into the hidden directory: %v", err)
+	}
+
+	cWantStatus(t, api(t, srv, "PATCH", "/api/contents/link.ipynb", map[string]any{"path": "moved.ipynb"}), 200, "rename the link")
+	if fi, err := os.Lstat(filepath.Join(root, "moved.ipynb")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the rename did not move the link itself: %v %v", fi, err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/moved.ipynb", nil), 204, "delete the link")
+	if _, err := os.Lstat(filepath.Join(root, "moved.ipynb")); !os.IsNotExist(err) {
+		t.Fatalf("the link is still there: %v", err)
+	}
+	if after, err := os.ReadFile(real); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("renaming and deleting the link changed its target: %v", err)
+	}
+}
+
+// chattrImmutable makes dir immutable (chattr +i) until the test ends: even
+// root cannot create, rename or delete in it, so a write there fails for
+// real.
+func chattrImmutable(t testing.TB, dir string) {
+	t.Helper()
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i %s: %v %s (this test needs root on ext4, as make test has here)", dir, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", dir).Run() })
+}
+
+// TestContentsErrorsNameNoServerPath: refusals and failures answer with the
+// API path only; a 500 answers a generic message (the detail is logged):
+// no error body holds the notebook root's absolute path.
+func TestContentsErrorsNameNoServerPath(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	abs := c.nbs.mgr.Root().Dir()
+	if err := os.WriteFile(filepath.Join(root, "bad.ipynb"), []byte("not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/ro", map[string]any{"type": "directory"}), 201, "make a directory")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/n.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "save a notebook")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/f.txt", map[string]any{"type": "file", "format": "text", "content": "x"}), 201, "save a file")
+	chattrImmutable(t, filepath.Join(root, "ro"))
+
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"GET", "/api/contents/bad.ipynb?content=1", nil, 400},
+		{"PUT", "/api/contents/ro/x.txt", map[string]any{"type": "file", "format": "text", "content": "x"}, 500},
+		{"PUT", "/api/contents/ro/x.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}, 500},
+		{"PUT", "/api/contents/ro/sub", map[string]any{"type": "directory"}, 400},
+		{"PATCH", "/api/contents/n.ipynb", map[string]any{"path": "ro/n.ipynb"}, 500},
+		{"PATCH", "/api/contents/f.txt", map[string]any{"path": "ro/f.txt"}, 500},
+	} {
+		r := api(t, srv, tc.method, tc.path, tc.body)
+		cWantStatus(t, r, tc.status, tc.method+" "+tc.path)
+		if strings.Contains(string(r.body), abs) || strings.Contains(string(r.body), root) {
+			t.Fatalf("%s %s: the error body names the server's path %s: %s", tc.method, tc.path, abs, r.body)
+		}
+	}
+}
+
+// TestContentsRenameIntoItself: a directory moved into itself — directly,
+// or through a symlink to it — is refused with 400 and stays in place (the
+// kernel's EINVAL is not taken for a file system without RENAME_NOREPLACE).
+func TestContentsRenameIntoItself(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/a", map[string]any{"type": "directory"}), 201, "make a directory")
+	if err := os.Symlink(filepath.Join(root, "a"), filepath.Join(root, "l")); err != nil {
+		t.Fatal(err)
+	}
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/a", map[string]any{"path": "a/b"}), 400, "move a into itself", "into itself")
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/a", map[string]any{"path": "l/b"}), 400, "move a into itself through a link", "into itself")
+	if fi, err := os.Lstat(filepath.Join(root, "a")); err != nil || !fi.IsDir() {
+		t.Fatalf("the directory moved: %v", err)
+	}
+	cWantStatus(t, api(t, srv, "PATCH", "/api/contents/l", map[string]any{"path": "a/l"}), 200, "a link moved into the directory it points to")
+}
+
+// TestContentsRenameFileTakesItsLock: a plain file is renamed under its
+// writer lock, as it is written: while another writer holds it, the rename
+// is refused with 409 and the file stays.
+func TestContentsRenameFileTakesItsLock(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/f.txt", map[string]any{"type": "file", "format": "text", "content": "x"}), 201, "save a file")
+	unlock, err := nbfile.Lock(filepath.Join(root, "f.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cWantError(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": "g.txt"}), 409, "rename a file being written", "being written")
+	if _, err := os.Stat(filepath.Join(root, "f.txt")); err != nil {
+		t.Fatalf("the file moved while locked: %v", err)
+	}
+	unlock()
+	cWantStatus(t, api(t, srv, "PATCH", "/api/contents/f.txt", map[string]any{"path": "g.txt"}), 200, "rename once the lock is free")
+}
+
+// TestContentsPostExtWithSlash: a new untitled file's ext is an extension,
+// not a path: one with a slash is refused with 400 and creates nothing.
+func TestContentsPostExtWithSlash(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d", map[string]any{"type": "directory"}), 201, "make a directory")
+	cWantError(t, api(t, srv, "POST", "/api/contents/d", map[string]any{"type": "file", "ext": "/../evil.py"}), 400, "POST an ext with a slash", "ext")
+	if des, _ := os.ReadDir(root); len(des) != 1 {
+		t.Fatalf("the refused POST created something: %v", des)
+	}
+	if des, _ := os.ReadDir(filepath.Join(root, "d")); len(des) != 0 {
+		t.Fatalf("the refused POST created something in d: %v", des)
+	}
+}
+
+// TestContentsDeleteDirectory: a directory holding only the server's
+// leftovers (checkpoints, writer locks) is deleted; one holding anything
+// else, hidden or not, is refused with 400 and left whole.
+func TestContentsDeleteDirectory(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d", map[string]any{"type": "directory"}), 201, "make a directory")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d/n.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "save a notebook")
+	cWantStatus(t, api(t, srv, "POST", "/api/contents/d/n.ipynb/checkpoints", nil), 201, "checkpoint it")
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/d", nil), 400, "delete a directory with a notebook", "not empty")
+	if _, err := os.Stat(filepath.Join(root, "d", "n.ipynb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "d", nbfile.CheckpointDir, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/d/n.ipynb", nil), 204, "delete the notebook")
+	if err := os.WriteFile(filepath.Join(root, "d", ".other"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/d", nil), 400, "delete a directory with a hidden file", "not empty")
+	if err := os.Remove(filepath.Join(root, "d", ".other")); err != nil {
+		t.Fatal(err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/d", nil), 204, "delete a directory of leftovers")
+	if _, err := os.Lstat(filepath.Join(root, "d")); !os.IsNotExist(err) {
+		t.Fatalf("the directory is still there: %v", err)
+	}
+}
+
+// TestContentsDeleteDirectoryNeverTakesANewFile: a file that appears in a
+// directory while it is being deleted (after the emptiness check) is never
+// deleted with it: the delete is refused with 400 and the file stays. The
+// moment is made exact with a fanotify permission event: the server's
+// removal of the directory's checkpoints waits until the test has written
+// the new file.
+func TestContentsDeleteDirectoryNeverTakesANewFile(t *testing.T) {
+	c, _, root := notebookCore(t)
+	srv := contentsServer(t, c, auth.Admin(), 0)
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d", map[string]any{"type": "directory"}), 201, "make a directory")
+	cWantStatus(t, api(t, srv, "PUT", "/api/contents/d/n.ipynb", map[string]any{"type": "notebook", "content": notebookJSON("1")}), 201, "save a notebook")
+	cWantStatus(t, api(t, srv, "POST", "/api/contents/d/n.ipynb/checkpoints", nil), 201, "checkpoint it")
+	cps := filepath.Join(root, "d", nbfile.CheckpointDir)
+	// NB: not empty, so removing it opens it (an empty one is rmdir'ed).
+	if err := os.Mkdir(filepath.Join(cps, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cWantStatus(t, api(t, srv, "DELETE", "/api/contents/d/n.ipynb", nil), 204, "delete the notebook")
+
+	late := filepath.Join(root, "d", "late.ipynb")
+	hooked := onFirstOpen(t, cps, func() {
+		if err := os.WriteFile(late, []byte("{}"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	cWantError(t, api(t, srv, "DELETE", "/api/contents/d", nil), 400, "delete a directory a file appeared in", "not empty")
+	select {
+	case <-hooked:
+	default:
+		t.Fatal("the delete never opened the checkpoint directory: the file did not appear mid-delete")
+	}
+	if _, err := os.Stat(late); err != nil {
+		t.Fatalf("the file that appeared mid-delete was deleted: %v", err)
+	}
+}
+
+// onFirstOpen runs hook when dir is first opened by anyone (a fanotify
+// permission event: the opener waits until hook returns), and closes the
+// returned channel then.
+func onFirstOpen(t *testing.T, dir string, hook func()) <-chan struct{} {
+	t.Helper()
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY)
+	if err != nil {
+		t.Fatalf("fanotify_init: %v (this test needs root)", err)
+	}
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD, unix.FAN_OPEN_PERM|unix.FAN_ONDIR, unix.AT_FDCWD, dir); err != nil {
+		_ = unix.Close(fd)
+		t.Fatalf("fanotify_mark %s: %v", dir, err)
+	}
+	hooked, stop, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		first := true
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(pfd, 100); err != nil || n == 0 {
+				continue // NB: wakes to see stop; the events are what the test waits on
+			}
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				continue
+			}
+			for off := 0; off+int(unsafe.Sizeof(unix.FanotifyEventMetadata{})) <= n; {
+				md := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
+				if md.Mask&unix.FAN_OPEN_PERM != 0 {
+					if first {
+						first = false
+						hook()
+						close(hooked)
+					}
+					resp := unix.FanotifyResponse{Fd: md.Fd, Response: unix.FAN_ALLOW}
+					_, _ = unix.Write(fd, (*[unsafe.Sizeof(resp)]byte)(unsafe.Pointer(&resp))[:])
+				}
+				if md.Fd >= 0 {
+					_ = unix.Close(int(md.Fd))
+				}
+				off += int(md.Event_len)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		_ = unix.Close(fd) // NB: allows any open still waiting
+	})
+	return hooked
 }

@@ -17,9 +17,11 @@ import (
 // KernelSessionOpened and KernelSessionClosed on the kernel's stream, and
 // a shutdown closes them all. A session belongs to its kernel, so access
 // follows the kernel's: a session of a kernel the caller may not read does
-// not exist for it; opening, renaming or moving one needs read on the
-// kernels involved (it is a frontend's note of which path it shows on
-// which kernel); starting a kernel for it needs the execute scope; and
+// not exist for it; opening one needs read on the kernel (it is a
+// frontend's note of which path it shows on which kernel); changing one
+// (PATCH: rename, move) needs execute on its kernel, as a read share only
+// lets the sharee look, and is for the principals of the notebook root it
+// was opened from (its path is relative to that root); starting a kernel for it needs the execute scope; and
 // what shuts a kernel down (DELETE, the old kernel of a move) needs
 // manage, as shutdown_kernel does. A move away from a kernel the caller
 // may not manage leaves that kernel running.
@@ -133,14 +135,46 @@ func sessionError(err error, kernelID string) error {
 	return commandError(err, kernelID)
 }
 
-// pathSession is the open session of path that p sees, if any.
+// pathSession is the open session of path that p sees, if any. A
+// session's path is relative to the notebook root of the principal that
+// opened it (notebookRoot), so only sessions opened from p's own root
+// count: bob's "a.ipynb" is not alice's, even on a kernel alice shares
+// with him.
 func (j *jupyterKernels) pathSession(p auth.Principal, path string) (openSession, bool) {
 	for _, s := range j.visibleSessions(p) {
-		if s.Path == path {
+		if s.Path == path && ofRootOf(p, s.By) {
 			return s, true
 		}
 	}
 	return openSession{}, false
+}
+
+// ofRootOf reports whether a session opened (or last changed) by the
+// principal named by has its path in p's notebook root: p's own, or
+// another's of the same root (the admin's).
+func ofRootOf(p auth.Principal, by string) bool {
+	return by == p.Name || sessionRootKey(by) == callerRootKey(p)
+}
+
+// callerRootKey names p's notebook root as rootFor chooses it: "" for
+// admins (the whole root), the users/ directory name otherwise.
+func callerRootKey(p auth.Principal) string {
+	if p.IsAdmin() {
+		return ""
+	}
+	return userDirName(p.Name)
+}
+
+// sessionRootKey is callerRootKey of the principal a session was opened
+// (or last changed) by. NB: only the name is recorded; AdminName (or no
+// name) is the admin, and any other name is taken for a principal's own
+// root — an admin-scoped principal's sessions then match only its own
+// (ofRootOf compares names too), never someone else's.
+func sessionRootKey(by string) string {
+	if by == auth.AdminName || by == "" {
+		return ""
+	}
+	return userDirName(by)
 }
 
 func (j *jupyterKernels) CreateSession(ctx context.Context, req jupyterapi.NewSession) (jupyterapi.Session, bool, error) {
@@ -204,6 +238,18 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 	if err != nil {
 		return jupyterapi.Session{}, err
 	}
+	// NB: refused before anything changes: a read share lets the sharee
+	// see the session, not rename it or take it to another kernel.
+	if _, err := j.allow(ctx, before.k.ID, "execute", auth.AccessExecute); err != nil {
+		return jupyterapi.Session{}, err
+	}
+	// NB: its path is relative to the notebook root it was opened from,
+	// and the change is recorded as the caller's (which keys the session
+	// to the caller's root): only a principal of that root may change it.
+	if !ofRootOf(p, before.By) {
+		return jupyterapi.Session{}, jupyterapi.Errorf(http.StatusForbidden,
+			"session %s was opened by %s from their notebook root: only they may change it (DELETE needs manage on its kernel; open your own session with POST /api/sessions)", id, before.By)
+	}
 	after := before.Session
 	for _, f := range []struct {
 		to   *string
@@ -214,6 +260,7 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 		}
 	}
 	target := before.k
+	started := false
 	switch {
 	case change.KernelID != nil && *change.KernelID != before.k.ID:
 		k, ok := j.readable(p, *change.KernelID)
@@ -227,10 +274,16 @@ func (j *jupyterKernels) UpdateSession(ctx context.Context, id string, change ju
 			return jupyterapi.Session{}, err
 		}
 		target = k
+		started = true
 	}
 	open := kernel.OpenSession{SessionID: after.ID, Path: after.Path, Name: after.Name, Type: after.Type, By: p.Name}
 	st, err := j.back.sys.OpenSession(ctx, target.ID, open)
 	if err := j.synced(ctx, st, err); err != nil {
+		if started {
+			// NB: the kernel was started for this move only, as
+			// CreateSession's abandon.
+			_ = j.back.ShutdownKernel(context.WithoutCancel(ctx), target.ID)
+		}
 		return jupyterapi.Session{}, sessionError(err, target.ID)
 	}
 	if target.ID != before.k.ID {

@@ -95,10 +95,14 @@ type Attach struct {
 
 // ExecuteRequest is a frontend's execute_request.
 type ExecuteRequest struct {
-	Code       string
-	AllowStdin bool
-	Silent     bool
-	Origin     events.Origin
+	Code        string
+	AllowStdin  bool
+	Silent      bool
+	SkipHistory bool // store_history false
+	StopOnError bool
+	// UserExpressions: evaluated after the code, answered in execute_reply.
+	UserExpressions map[string]string
+	Origin          events.Origin
 }
 
 // RelayRequest is a frontend's request relayed to the kernel.

@@ -170,7 +170,9 @@ func (s *Server) failChannels(w http.ResponseWriter, id string, err error) {
 	case errors.Is(err, ErrNoAccess):
 		writeError(w, http.StatusForbidden, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		// NB: as statusOf: the detail may name server paths.
+		s.log.Warn("jupyter api: channels refused", "kernel", shownID(id), "err", err)
+		writeError(w, http.StatusInternalServerError, internalErrorMessage)
 	}
 }
 

@@ -308,7 +308,9 @@ func (t *translator) executeReply(e *events.Event) []Message {
 			content["ename"], content["evalue"], content["traceback"] = p.ErrorName, p.ErrorValue, orNone(p.Traceback)
 		}
 		if p.Status == "ok" {
-			content["payload"], content["user_expressions"] = []any{}, map[string]any{}
+			// NB: what the kernel answered (set_next_input of %load, the
+			// page of obj?, user_expressions), recorded on the final event.
+			content["payload"], content["user_expressions"] = rawOr(p.ReplyPayload, "[]"), rawOr(p.UserExpressions, "{}")
 		}
 	case events.TypeExecutionInterrupted:
 		p, err := events.As[events.ExecutionInterrupted](e)
@@ -343,6 +345,14 @@ func (t *translator) executeReply(e *events.Event) []Message {
 	}
 	return []Message{{Channel: events.ChannelShell, Header: t.header(newMsgID(), "execute_reply", e.Time), ParentHeader: originHeader(o),
 		Metadata: emptyObject, Content: mustJSON(content)}}
+}
+
+// rawOr is JSON text recorded in an event, or def when none was.
+func rawOr(text, def string) json.RawMessage {
+	if text == "" || !json.Valid([]byte(text)) {
+		return json.RawMessage(def)
+	}
+	return json.RawMessage(text)
 }
 
 func orNone(s []string) []string {
@@ -386,10 +396,15 @@ func (t *translator) inbound(m Message) {
 	k := t.c.key.kernel
 	switch {
 	case h.MsgType == "execute_request" && m.Channel == events.ChannelShell:
+		// NB: store_history and stop_on_error default to true, as in the
+		// messaging spec and ipykernel.
 		var req struct {
-			Code       string `json:"code"`
-			Silent     bool   `json:"silent"`
-			AllowStdin bool   `json:"allow_stdin"`
+			Code            string            `json:"code"`
+			Silent          bool              `json:"silent"`
+			StoreHistory    *bool             `json:"store_history"`
+			StopOnError     *bool             `json:"stop_on_error"`
+			UserExpressions map[string]string `json:"user_expressions"`
+			AllowStdin      bool              `json:"allow_stdin"`
 		}
 		if err := json.Unmarshal(m.Content, &req); err != nil {
 			t.refuse(m, h, "ValueError", "execute_request content: "+err.Error())
@@ -397,7 +412,9 @@ func (t *translator) inbound(m Message) {
 		}
 		session := t.c.key.session
 		o := events.Origin{Kind: events.OriginFrontend, Session: session, MsgID: h.MsgID, Username: clip(h.Username, 120), Client: t.c.client}
-		id, err := t.c.s.opts.Channels.Execute(ctx, k, ExecuteRequest{Code: req.Code, AllowStdin: req.AllowStdin, Silent: req.Silent, Origin: o})
+		id, err := t.c.s.opts.Channels.Execute(ctx, k, ExecuteRequest{Code: req.Code, AllowStdin: req.AllowStdin, Silent: req.Silent,
+			SkipHistory: req.StoreHistory != nil && !*req.StoreHistory, StopOnError: req.StopOnError == nil || *req.StopOnError,
+			UserExpressions: req.UserExpressions, Origin: o})
 		if err != nil {
 			t.refuseErr(m, h, err)
 			return

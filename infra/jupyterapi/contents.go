@@ -21,8 +21,8 @@ import (
 //
 // Errors the backend means for the client are *ContentsError or
 // *StatusError (the status, and the message shown); a caller that went away
-// or ran out of time is a 504; anything else a 500 whose message is the
-// error's text.
+// or ran out of time is a 504; anything else a 500 with a generic message
+// (the error, which may name server paths, is logged).
 type Contents interface {
 	// Get returns the entry at path: a directory (Content: its entries,
 	// without content), a notebook (Content: the nbformat JSON) or a file
@@ -399,6 +399,10 @@ func (s *Server) contentsPost(w http.ResponseWriter, r *http.Request, path strin
 		default:
 			typ = "file"
 		}
+		if strings.ContainsAny(b.Ext, "/\\\x00") {
+			writeError(w, http.StatusBadRequest, "ext must be a file name extension such as .py, without a slash")
+			return
+		}
 		m, err = s.opts.Contents.NewUntitled(r.Context(), path, typ, b.Ext)
 	default:
 		m, err = s.opts.Contents.NewUntitled(r.Context(), path, "", "")
@@ -477,6 +481,9 @@ func (s *Server) serveCheckpoints(w http.ResponseWriter, r *http.Request, path, 
 	}
 }
 
+// contentsInternalError is the message of every 500 of /api/contents.
+const contentsInternalError = "the server failed to do this; nothing more is said here: the server's log has the detail (look for \"contents\" at this time)"
+
 func (s *Server) contentsError(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *ContentsError
 	if errors.As(err, &ce) {
@@ -485,7 +492,10 @@ func (s *Server) contentsError(w http.ResponseWriter, r *http.Request, err error
 	}
 	status, msg := statusOf(err) // *StatusError too, as the kernel routes
 	if status == http.StatusInternalServerError {
+		// NB: the detail names server paths and internals: logged for the
+		// operator, not answered to the client.
 		s.log.Error("contents", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = contentsInternalError
 	}
 	writeError(w, status, msg)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -121,14 +122,20 @@ func Errorf(status int, format string, args ...any) error {
 
 // statusOf is the status and message err is answered with: a
 // *StatusError's own; a caller that went away or ran out of time 504 (what
-// it was waiting for may still happen); anything else 500.
+// it was waiting for may still happen); anything else 500. The last two
+// answer a fixed message: an unexpected error's text can carry server
+// paths (the data dir, a kernel's files), so the routes log it (fail)
+// and the client learns only where to look.
 func statusOf(err error) (int, string) {
 	var se *StatusError
 	switch {
 	case errors.As(err, &se):
 		return se.Status, se.Message
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return 504, "timed out waiting for the server: " + err.Error()
+		return http.StatusGatewayTimeout, "timed out waiting for the server: try again; the server's log has the details"
 	}
-	return 500, err.Error()
+	return http.StatusInternalServerError, internalErrorMessage
 }
+
+// internalErrorMessage answers an unexpected error.
+const internalErrorMessage = "internal server error: the server's log has the details"

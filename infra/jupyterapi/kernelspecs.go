@@ -62,13 +62,22 @@ func (spec KernelSpec) model() specModel {
 			continue
 		}
 		switch {
-		case name == "kernel.js" || name == "kernel.css":
-			m.Resources[name] = base + url.PathEscape(name)
+		case !isSpecResource(name):
 		case strings.HasPrefix(name, "logo-"):
 			m.Resources[strings.TrimSuffix(name, filepath.Ext(name))] = base + url.PathEscape(name)
+		default:
+			m.Resources[name] = base + url.PathEscape(name)
 		}
 	}
 	return m
+}
+
+// isSpecResource reports whether file of a kernelspec's directory is one
+// of its resources (what model lists): kernel.js, kernel.css, logo-*.
+// Only those are served: the directory holds kernel.json too, whose env
+// may hold credentials (not shown by /api/kernelspecs either).
+func isSpecResource(file string) bool {
+	return file == "kernel.js" || file == "kernel.css" || strings.HasPrefix(file, "logo-") && !strings.Contains(file, "/")
 }
 
 func (s *Server) kernelSpecs(w http.ResponseWriter, r *http.Request) {
@@ -106,8 +115,9 @@ func (s *Server) kernelSpec(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, spec.model())
 }
 
-// kernelSpecResource serves a file of the kernelspec's directory (its
-// logos, kernel.js). The file is opened through an os.Root on that
+// kernelSpecResource serves a resource of the kernelspec's directory (its
+// logos, kernel.js, kernel.css: isSpecResource; anything else, kernel.json
+// included, is a 404). The file is opened through an os.Root on that
 // directory: "..", absolute paths and symlinks leading out of it are
 // refused by the kernel's own path walk, not by string checks.
 func (s *Server) kernelSpecResource(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +128,7 @@ func (s *Server) kernelSpecResource(w http.ResponseWriter, r *http.Request) {
 	}
 	file := r.PathValue("file")
 	notFound := Errorf(http.StatusNotFound, "Kernel spec %s has no resource %q", spec.Name, file)
-	if file == "" || !fs.ValidPath(file) {
+	if !isSpecResource(file) || !fs.ValidPath(file) {
 		s.fail(w, r, notFound)
 		return
 	}

@@ -129,3 +129,64 @@ func TestCheckpointFiles(t *testing.T) {
 		t.Fatalf("removing a.ipynb's checkpoints touched a-b.ipynb's: %v", cps)
 	}
 }
+
+// TestResolveEntryKeepsTheLinkAndChecksItsTarget: a symlink resolves to
+// its own path (the link is what is named, renamed and deleted), but only
+// when its target is inside the root and not hidden.
+func TestResolveEntryKeepsTheLinkAndChecksItsTarget(t *testing.T) {
+	root := t.TempDir()
+	r, err := NewRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"real", ".hidden", "real/.inner"} {
+		if err := os.Mkdir(filepath.Join(r.Dir(), d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"l": "real", "vis": ".hidden", "deep": "real/.inner", "out": t.TempDir()} {
+		if err := os.Symlink(target, filepath.Join(r.Dir(), link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs, rel, err := r.ResolveEntry("l")
+	if err != nil || rel != "l" || abs != filepath.Join(r.Dir(), "l") {
+		t.Fatalf("ResolveEntry(l) = %s %s %v, want the link's own path", abs, rel, err)
+	}
+	if _, rel, err := r.ResolveEntry("l/x.ipynb"); err != nil || rel != "l/x.ipynb" {
+		t.Fatalf("ResolveEntry(l/x.ipynb) = %s %v", rel, err)
+	}
+	for _, p := range []string{"vis", "vis/x.txt", "deep", "l/.inner"} {
+		if _, _, err := r.ResolveEntry(p); !errors.Is(err, ErrHidden) {
+			t.Errorf("ResolveEntry(%s): %v, want ErrHidden", p, err)
+		}
+	}
+	if _, _, err := r.ResolveEntry("out/x.txt"); !errors.Is(err, ErrOutsideRoot) {
+		t.Errorf("ResolveEntry(out/x.txt): %v, want ErrOutsideRoot", err)
+	}
+}
+
+// TestRenameNoReplaceIntoItself: a directory moved into itself, directly or
+// through a link to it, is ErrIntoItself and stays; a link may move into
+// the directory it points to.
+func TestRenameNoReplaceIntoItself(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a")
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(a, filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{filepath.Join(a, "b"), filepath.Join(dir, "l", "b")} {
+		if err := RenameNoReplace(a, to); !errors.Is(err, ErrIntoItself) {
+			t.Fatalf("rename a to %s: %v, want ErrIntoItself", to, err)
+		}
+	}
+	if fi, err := os.Stat(a); err != nil || !fi.IsDir() {
+		t.Fatalf("a moved: %v", err)
+	}
+	if err := RenameNoReplace(filepath.Join(dir, "l"), filepath.Join(a, "l")); err != nil {
+		t.Fatalf("a link moved into its target: %v", err)
+	}
+}

@@ -26,7 +26,8 @@
 //     notebook) held for the length of one read-check-write, so two writers —
 //     two servers, or two processes — never interleave.
 //  7. For the Jupyter contents API: ResolveEntry confines any entry (files,
-//     directories, the root itself) the same way and refuses hidden names;
+//     directories, the root itself) the same way and refuses hidden names
+//     (also where a symlink leads), keeping a link's own path;
 //     JupyterJSON shows a file as nbformat.reads does (lines joined);
 //     StripTransient drops what frontends add on read (cells' trusted);
 //     checkpoint.go keeps copies in jupyter_server's .ipynb_checkpoints

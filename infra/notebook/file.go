@@ -259,12 +259,25 @@ func ReadBytes(path string) (*File, error) {
 // ErrTargetExists: a rename's target already exists.
 var ErrTargetExists = errors.New("notebook: target exists")
 
+// ErrIntoItself: a rename's target is under its source (a directory moved
+// into itself).
+var ErrIntoItself = errors.New("notebook: a directory cannot be moved into itself")
+
 // RenameNoReplace moves oldPath to newPath atomically, refusing (with
 // ErrTargetExists) when newPath exists: a rename never replaces a file
-// someone else made. Both directories are synced.
+// someone else made; and (with ErrIntoItself) a directory moved into
+// itself. Both directories are synced.
 func RenameNoReplace(oldPath, newPath string) error {
+	if intoItself(oldPath, newPath) {
+		return fmt.Errorf("%w: %s is under %s", ErrIntoItself, newPath, oldPath)
+	}
 	err := unix.Renameat2(unix.AT_FDCWD, oldPath, unix.AT_FDCWD, newPath, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.EINVAL) && intoItself(oldPath, newPath) {
+		// NB: EINVAL also means "moved into itself" (through a symlink the
+		// check above did not see before): no fallback for that.
+		return fmt.Errorf("%w: %s is under %s", ErrIntoItself, newPath, oldPath)
+	}
+	if fi, lerr := os.Lstat(oldPath); (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) && lerr == nil && !fi.IsDir() {
 		// A filesystem without RENAME_NOREPLACE: a hard link cannot
 		// replace either (files only; directories have no such fallback).
 		if err = os.Link(oldPath, newPath); err == nil {
@@ -281,6 +294,21 @@ func RenameNoReplace(oldPath, newPath string) error {
 		return err
 	}
 	return atomicfile.SyncDir(filepath.Dir(oldPath))
+}
+
+// intoItself says newPath's directory is oldPath or under it, symlinks
+// resolved.
+func intoItself(oldPath, newPath string) bool {
+	under := func(o, n string) bool { return n == o || strings.HasPrefix(n, o+string(filepath.Separator)) }
+	o, n := filepath.Clean(oldPath), filepath.Clean(filepath.Dir(newPath))
+	if under(o, n) {
+		return true
+	}
+	// NB: oldPath itself is not followed: a symlink is moved, not its
+	// target, and may well go into the directory it points to.
+	ro, err1 := filepath.EvalSymlinks(filepath.Dir(o))
+	rn, err2 := filepath.EvalSymlinks(n)
+	return err1 == nil && err2 == nil && under(filepath.Join(ro, filepath.Base(o)), rn)
 }
 
 // Remove deletes the file at path (gone already is no error) and syncs its

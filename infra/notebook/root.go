@@ -127,30 +127,37 @@ func (r Root) ResolveEntry(p string) (abs, rel string, err error) {
 		}
 	}
 	joined := filepath.Join(r.dir, filepath.FromSlash(p))
-	// NB: resolve symlinks of the directory, and of the entry when it is
-	// one, so a link inside the root cannot lead out of it.
+	// NB: symlinks are resolved only to check where they lead: inside the
+	// root, and through no hidden directory (a link "vis" to ".hidden"
+	// serves no more than ".hidden" does). The entry keeps the path as
+	// given: as jupyter_server, a link is named, renamed and deleted
+	// itself, never its target.
 	dir, err := filepath.EvalSymlinks(filepath.Dir(joined))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", "", fmt.Errorf("the directory of %q does not exist under the notebook root: %w", p, fs.ErrNotExist)
 		}
-		return "", "", fmt.Errorf("resolve %q: %w", p, err)
+		return "", "", fmt.Errorf("the directory of %q cannot be resolved: %w", p, errors.Unwrap(err))
 	}
 	real := filepath.Join(dir, filepath.Base(joined))
 	if fi, err := os.Lstat(real); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		if real, err = filepath.EvalSymlinks(real); err != nil {
-			return "", "", fmt.Errorf("resolve %q: %w (a dangling symlink)", p, fs.ErrNotExist)
+			return "", "", fmt.Errorf("%q is a dangling symlink: %w", p, fs.ErrNotExist)
 		}
 	}
-	if real == r.dir {
-		return r.dir, "", nil
+	if real != r.dir {
+		if !within(r.dir, real) {
+			return "", "", fmt.Errorf("%w: %q is not inside the notebook root", ErrOutsideRoot, p)
+		}
+		target, err := filepath.Rel(r.dir, real)
+		if err != nil {
+			return "", "", fmt.Errorf("%w: %q", ErrOutsideRoot, p)
+		}
+		for _, c := range strings.Split(filepath.ToSlash(target), "/") {
+			if strings.HasPrefix(c, ".") {
+				return "", "", fmt.Errorf("%w: %q leads through a symlink to a hidden file or directory, which this server does not serve", ErrHidden, p)
+			}
+		}
 	}
-	if !within(r.dir, real) {
-		return "", "", fmt.Errorf("%w: %q is not inside the notebook root", ErrOutsideRoot, p)
-	}
-	rel, err = filepath.Rel(r.dir, real)
-	if err != nil {
-		return "", "", fmt.Errorf("%w: %q", ErrOutsideRoot, p)
-	}
-	return real, filepath.ToSlash(rel), nil
+	return joined, p, nil
 }
