@@ -18,25 +18,7 @@ func NewID(now time.Time) string {
 	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
 	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
 	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on Linux (Go ≥1.24 panics instead)
-	var sb strings.Builder
-	sb.Grow(26)
-	// 128 bits -> 26 base32 digits, most significant first.
-	hi := binary.BigEndian.Uint64(b[0:8])
-	lo := binary.BigEndian.Uint64(b[8:16])
-	for i := 25; i >= 0; i-- {
-		shift := uint(i * 5)
-		var v uint64
-		switch {
-		case shift >= 64:
-			v = hi >> (shift - 64)
-		case shift == 0:
-			v = lo
-		default:
-			v = lo>>shift | hi<<(64-shift)
-		}
-		sb.WriteByte(crockford[v&31])
-	}
-	return sb.String()
+	return crockford128(binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16]))
 }
 
 // ValidID reports whether s is shaped like an id this package makes or a
@@ -132,7 +114,23 @@ func FromUUIDForm(s string) (string, bool) {
 			lo = lo<<4 | v
 		}
 	}
+	return crockford128(hi, lo), true
+}
+
+// CanonicalID is the id a client named, in NewID's shape when it was given
+// in UUID form, unchanged otherwise: every edge accepts both forms.
+func CanonicalID(s string) string {
+	if id, ok := FromUUIDForm(s); ok {
+		return id
+	}
+	return s
+}
+
+// crockford128 writes 128 bits (hi, lo) as 26 base32 digits, most
+// significant first.
+func crockford128(hi, lo uint64) string {
 	var sb strings.Builder
+	sb.Grow(26)
 	for i := 25; i >= 0; i-- {
 		shift := uint(i * 5)
 		var v uint64
@@ -146,14 +144,5 @@ func FromUUIDForm(s string) (string, bool) {
 		}
 		sb.WriteByte(crockford[v&31])
 	}
-	return sb.String(), true
-}
-
-// CanonicalID is the id a client named, in NewID's shape when it was given
-// in UUID form, unchanged otherwise: every edge accepts both forms.
-func CanonicalID(s string) string {
-	if id, ok := FromUUIDForm(s); ok {
-		return id
-	}
-	return s
+	return sb.String()
 }
