@@ -2,7 +2,7 @@
 # Both install what they need first (idempotently).
 
 PY        := /usr/bin/python3
-PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client
+PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client, plotly
 # NB: the package list lives in infra/jupyter/debian-packages.txt (also read by the Dockerfile).
 DEB_PKGS  := $(shell grep -v '^\#' infra/jupyter/debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -10,9 +10,12 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # wrote (TestOutsideSDK, BenchmarkSDKStdioExecute, TestOutsideJupyterLab): `npm ci` from their committed lock, again only when
 # the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). Debian's
 # nodejs (18) is enough; npm comes with it only when missing.
-NPM_DIRS  := testkit/outside/mcpsdk testkit/outside/jupyterlab
+NPM_DIRS  := testkit/outside/mcpsdk testkit/outside/jupyterlab testkit/outside/console
 NPM_STAMP := .package-lock.sha256
 NODE_PKGS := nodejs npm
+# The web console's browser tests drive Debian's chromium (playwright-core
+# downloads no browser).
+CHROMIUM  := /usr/bin/chromium
 
 .PHONY: run test deps bench bench-run lint build fuzz
 
@@ -22,7 +25,7 @@ NODE_PKGS := nodejs npm
 ## outside check's npm packages (Node.js and npm from Debian when npm is missing).
 deps:
 	@if $(PY) -c '$(PY_CHECK)' 2>/dev/null; then \
-		echo "deps: $(PY) has ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client"; \
+		echo "deps: $(PY) has ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyter_client, plotly"; \
 	else \
 		echo "deps: installing $(DEB_PKGS)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
@@ -32,6 +35,9 @@ deps:
 	@command -v npm >/dev/null 2>&1 || { \
 		echo "deps: installing $(NODE_PKGS) (npm, for the outside check's pinned MCP TypeScript SDK)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_PKGS); }
+	@test -x $(CHROMIUM) || { \
+		echo "deps: installing chromium (the web console's browser tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	@for d in $(NPM_DIRS); do \
 		lock=$$(sha256sum $$d/package-lock.json | cut -d' ' -f1); \
 		if [ "$$(cat $$d/node_modules/$(NPM_STAMP) 2>/dev/null)" = "$$lock" ]; then \

@@ -94,6 +94,16 @@ func (c *core) routes(mux *http.ServeMux) {
 		return g.Wrap(api())
 	}))
 	mux.Handle("/kernelspecs/", jupyter)
+	// The web console (infra/console, console.go): the page and its scripts
+	// hold nothing of the kernels and need no token; its API is behind the
+	// guard like /mcp (the page sends the token as a bearer header).
+	consoleH := sync.OnceValue(c.consoleHandler)
+	mux.Handle("GET /ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
+	// NB: the mux itself redirects /ui to /ui/, keeping the query (?token=).
+	mux.Handle("/ui/api/", c.whenReady(func() http.Handler {
+		g := guard()
+		return g.Wrap(consoleH().API())
+	}))
 }
 
 // whenReady answers 503 with the stage until the core is ready, then

@@ -1,0 +1,1 @@
+// app.js: the console's shell, Now view, live feed and steering (helper consoleui).

@@ -1,0 +1,1 @@
+// outputs.js: renders Jupyter outputs (helper consoleout).

@@ -1,0 +1,1 @@
+// then.js: the timeline and the past at a seq (helper consolethen).
