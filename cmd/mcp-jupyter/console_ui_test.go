@@ -1,0 +1,353 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// The web console's Now views, live feed and steering, in a real Chromium
+// against a real core and real kernels, while an agent works over MCP.
+
+// uiShot is where a screenshot of the console goes: docs/console/<name>
+// when CONSOLE_SCREENSHOTS=1 (the committed pictures), else a temp dir so
+// that tests never dirty the tree.
+func uiShot(t *testing.T, name string) string {
+	t.Helper()
+	if os.Getenv("CONSOLE_SCREENSHOTS") == "1" {
+		return filepath.Join("..", "..", "docs", "console", name)
+	}
+	return filepath.Join(t.TempDir(), name)
+}
+
+// checkShotSize keeps committed screenshots small.
+func checkShotSize(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 300<<10 {
+		t.Errorf("%s is %d KB: keep screenshots under 300 KB", path, st.Size()>>10)
+	}
+}
+
+// streamText is the text of the outputs of the open execution view, one
+// stream line per entry.
+func streamText(t *testing.T, p *testkit.Page) []string {
+	t.Helper()
+	var lines []string
+	p.Eval(t, `() => [...document.querySelectorAll('[data-testid="execution-view"] [data-testid="stream-line"]')].map((e) => e.textContent)`, nil, &lines)
+	return lines
+}
+
+// TestConsoleAgentOutputAppearsLive: a person follows an agent's work on an
+// open page: the kernel appears in the table, the execution in the
+// kernel's list, and its output in the execution view as the kernel prints
+// it — all without a reload.
+func TestConsoleAgentOutputAppearsLive(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+
+	p := site.open(t, 0, 0, "/")
+	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k+`"]`, "running", 30*time.Second)
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	// NB: a marker a reload would wipe out.
+	p.Eval(t, `() => { window.__noReload = 'still here'; return true }`, nil, nil)
+
+	// A second kernel started now appears in the table live.
+	k2 := startKernelTool(t, agent)
+	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k2+`"]`, "running", 30*time.Second)
+	shot := uiShot(t, "now-kernels.png")
+	p.Screenshot(t, shot, "")
+	checkShotSize(t, shot)
+
+	p.Click(t, `[data-testid="kernel-row"][data-kernel-id="`+k+`"] a`)
+	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 10*time.Second)
+
+	code := "import time\nprint('first line from the agent', flush=True)\ntime.sleep(3)\nprint('second line from the agent', flush=True)"
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 1})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("execute: no execution id: %s", text)
+	}
+	row := `[data-testid="execution-row"][data-execution-id="` + id + `"]`
+	p.WaitFor(t, row, "first line", 30*time.Second)
+	p.WaitFor(t, row+` [data-testid="cancel"], `+row+`[data-status="running"]`, "", 30*time.Second)
+	p.WaitFor(t, row, "agent", 10*time.Second) // the submitter: an agent
+	p.Click(t, row+` a`)
+	view := `[data-testid="execution-view"][data-execution-id="` + id + `"]`
+	p.WaitFor(t, view+` [data-testid="outputs"]`, "first line from the agent", 30*time.Second)
+	p.WaitFor(t, view+` [data-testid="outputs"]`, "second line from the agent", 30*time.Second)
+	p.WaitFor(t, view+`[data-status="ok"]`, "", 30*time.Second)
+	shot = uiShot(t, "now-execution.png")
+	p.Screenshot(t, shot, "")
+	checkShotSize(t, shot)
+
+	var marker string
+	p.Eval(t, `() => window.__noReload || ''`, nil, &marker)
+	if marker != "still here" {
+		t.Fatalf("the page was reloaded on the way (marker %q)", marker)
+	}
+	// Back to the kernel: the row says ok, with a duration.
+	p.Eval(t, `() => { history.back(); return true }`, nil, nil)
+	p.WaitFor(t, row+`[data-status="ok"]`, "s", 10*time.Second)
+	p.NoScriptErrors(t)
+}
+
+// TestConsoleResumeNeverMissesOrRepeats: the live feed is cut (as a
+// network failure would) while an execution prints numbered lines; the
+// page resumes from the last seq it applied and shows every line exactly
+// once, in order.
+func TestConsoleResumeNeverMissesOrRepeats(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	const n = 24
+	code := fmt.Sprintf("import time\nfor i in range(%d):\n    print(f'numbered {i:03d}', flush=True)\n    time.sleep(0.15)", n)
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 1})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("execute: no execution id: %s", text)
+	}
+	p := site.open(t, 0, 0, "/execution/"+id)
+	view := `[data-testid="execution-view"][data-execution-id="` + id + `"]`
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	for cut := 1; cut <= 3; cut++ {
+		var connects float64
+		p.Eval(t, `() => window.__consoleLive.connects`, nil, &connects)
+		p.Eval(t, `() => { window.__consoleLive.drop(); return true }`, nil, nil)
+		var got float64
+		testkit.WaitUntil(t, 30*time.Second, fmt.Sprintf("reconnect %d", cut), func() (bool, string) {
+			p.Eval(t, `() => window.__consoleLive.connects`, nil, &got)
+			return got > connects, fmt.Sprintf("%v connections", got)
+		})
+	}
+	p.WaitFor(t, view+`[data-status="ok"]`, "", 60*time.Second)
+	p.WaitFor(t, view+` [data-testid="outputs"]`, fmt.Sprintf("numbered %03d", n-1), 30*time.Second)
+	lines := streamText(t, p)
+	var want []string
+	for i := 0; i < n; i++ {
+		want = append(want, fmt.Sprintf("numbered %03d", i))
+	}
+	var got []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "numbered") {
+			got = append(got, strings.TrimSpace(l))
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after 3 cuts of the live feed the page shows\n%q\nwant each line once, in order:\n%q", got, want)
+	}
+	p.NoScriptErrors(t)
+}
+
+// TestConsoleSteering: a person interrupts a running execution from the
+// page (with the mouse, then with the keyboard alone), a restart asked by
+// mistake is dismissed with Escape and changes nothing, and at phone width
+// the page does not scroll sideways and the steering is in reach.
+func TestConsoleSteering(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "kept = 'the variables survive'"})
+
+	sleeper := func() string {
+		t.Helper()
+		sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "import time\nprint('asleep', flush=True)\ntime.sleep(60)", "timeout_s": 1})
+		id, _ := sc["execution_id"].(string)
+		if id == "" || sc["status"] != "running" {
+			t.Fatalf("execute: want a running execution: %v %s", sc, text)
+		}
+		return id
+	}
+	interrupted := func(id string) {
+		t.Helper()
+		sc, text := callTool(t, agent, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
+		if sc["status"] != "interrupted" {
+			t.Fatalf("get_execution after the page's interrupt: %v %s", sc, text)
+		}
+	}
+
+	t.Run("interrupt with the mouse", func(t *testing.T) {
+		id := sleeper()
+		p := site.open(t, 0, 0, "/execution/"+id)
+		defer p.Close(t)
+		view := `[data-testid="execution-view"][data-execution-id="` + id + `"]`
+		p.WaitFor(t, view+`[data-status="running"]`, "", 30*time.Second)
+		p.WaitFor(t, view+` [data-testid="outputs"]`, "asleep", 30*time.Second)
+		p.Click(t, view+` [data-testid="interrupt"]`)
+		p.WaitFor(t, `[data-testid="toast"]`, "Interrupt sent", 10*time.Second)
+		p.WaitFor(t, view+`[data-status="interrupted"]`, "", 30*time.Second)
+		interrupted(id)
+		p.NoScriptErrors(t)
+	})
+
+	t.Run("interrupt and restart with the keyboard", func(t *testing.T) {
+		id := sleeper()
+		p := site.open(t, 0, 0, "/kernel/"+k)
+		defer p.Close(t)
+		row := `[data-testid="execution-row"][data-execution-id="` + id + `"]`
+		p.WaitFor(t, row+`[data-status="running"]`, "", 30*time.Second)
+		// Tab from the top of the page until the kernel's interrupt has
+		// the focus: it must be reachable without a mouse.
+		p.Eval(t, `() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return true }`, nil, nil)
+		tabTo := func(testid string) {
+			t.Helper()
+			for i := 0; i < 60; i++ {
+				p.Press(t, "", "Tab")
+				var focused string
+				p.Eval(t, `() => document.activeElement && document.activeElement.dataset.testid || ''`, nil, &focused)
+				if focused == testid {
+					return
+				}
+			}
+			t.Fatalf("60 presses of Tab never reached %s", testid)
+		}
+		tabTo("restart")
+		p.Press(t, "", "Enter")
+		p.WaitFor(t, `dialog[data-testid="confirm"][open]`, "variables", 10*time.Second)
+		p.Press(t, "", "Escape")
+		var open bool
+		testkit.WaitUntil(t, 10*time.Second, "the dialog closes on Escape", func() (bool, string) {
+			p.Eval(t, `() => document.querySelector('[data-testid="confirm"]').open`, nil, &open)
+			return !open, "open"
+		})
+		p.Eval(t, `() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return true }`, nil, nil)
+		tabTo("interrupt")
+		p.Press(t, "", "Enter")
+		p.WaitFor(t, row+`[data-status="interrupted"]`, "", 30*time.Second)
+		interrupted(id)
+		// The dismissed restart did nothing: the kernel kept its variables.
+		_, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print(kept)"})
+		if !strings.Contains(text, "the variables survive") {
+			t.Fatalf("after a restart dismissed with Escape, the kernel lost its variables: %s", text)
+		}
+		p.NoScriptErrors(t)
+	})
+
+	t.Run("phone width", func(t *testing.T) {
+		id := sleeper()
+		p := site.open(t, 390, 844, "/kernel/"+k)
+		defer p.Close(t)
+		row := `[data-testid="execution-row"][data-execution-id="` + id + `"]`
+		p.WaitFor(t, row+`[data-status="running"]`, "", 30*time.Second)
+		var fits struct {
+			Scroll, Inner float64
+			Interrupt     bool
+		}
+		const measure = `() => { const b = document.querySelector('[data-testid="kernel-view"] [data-testid="interrupt"]').getBoundingClientRect();
+			return { Scroll: document.documentElement.scrollWidth, Inner: window.innerWidth, Interrupt: b.left >= 0 && b.right <= window.innerWidth && b.width > 0 } }`
+		p.Eval(t, measure, nil, &fits)
+		if fits.Scroll > fits.Inner || !fits.Interrupt {
+			t.Fatalf("at 390 px: page %v px wide in a %v px window, interrupt within it: %v", fits.Scroll, fits.Inner, fits.Interrupt)
+		}
+		shot := uiShot(t, "now-phone.png")
+		p.Screenshot(t, shot, "")
+		checkShotSize(t, shot)
+		p.Click(t, row+` [data-testid="interrupt"]`)
+		p.WaitFor(t, row+`[data-status="interrupted"]`, "", 30*time.Second)
+		interrupted(id)
+		// The execution view fits too.
+		p.Click(t, row+` a`)
+		p.WaitFor(t, `[data-testid="execution-view"]`, "asleep", 30*time.Second)
+		p.Eval(t, `() => ({ Scroll: document.documentElement.scrollWidth, Inner: window.innerWidth, Interrupt: true })`, nil, &fits)
+		if fits.Scroll > fits.Inner {
+			t.Fatalf("execution view at 390 px: page %v px wide in a %v px window", fits.Scroll, fits.Inner)
+		}
+		p.NoScriptErrors(t)
+	})
+}
+
+// TestConsoleToken: without a token the page shows how to log in and asks
+// the server nothing; a wrong token gets the server's refusal; a good one
+// leaves the address bar at once and survives a reload (kept in the tab).
+func TestConsoleToken(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+
+	t.Run("no token", func(t *testing.T) {
+		p := site.browser.NewPage(0, 0)
+		defer p.Close(t)
+		if st := p.Goto(t, site.consoleURL("", "/kernel/"+k)); st != 200 {
+			t.Fatalf("GET /ui/: %d", st)
+		}
+		p.WaitFor(t, `[data-testid="login"]`, "?token=", 10*time.Second)
+		p.WaitFor(t, `[data-testid="login"] label[for="login-token"]`, "Token", 10*time.Second)
+		var asked []string
+		p.Eval(t, `() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/ui/api/') || n.includes('/ws') || n.includes('/assets/'))`, nil, &asked)
+		if len(asked) > 0 {
+			t.Fatalf("without a token the page asked the server for %v", asked)
+		}
+		// NB: the id is in the address (the fragment asked for it), never
+		// in what the page shows.
+		var body string
+		p.Eval(t, `() => document.body.outerHTML`, nil, &body)
+		if strings.Contains(body, k) {
+			t.Fatalf("without a token the page's body holds kernel id %s", k)
+		}
+		shot := uiShot(t, "login.png")
+		p.Screenshot(t, shot, "")
+		checkShotSize(t, shot)
+
+		// Pasting the token in the form opens the console.
+		p.Fill(t, `#login-token`, site.c.token)
+		p.Press(t, `#login-token`, "Enter")
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 30*time.Second)
+		p.NoScriptErrors(t)
+	})
+
+	t.Run("wrong token", func(t *testing.T) {
+		p := site.browser.NewPage(0, 0)
+		defer p.Close(t)
+		p.Goto(t, site.consoleURL("not-the-token", "/"))
+		p.WaitFor(t, `[data-testid="login"]`, "wrong, revoked or rotated", 10*time.Second)
+		var asked []string
+		p.Eval(t, `() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/ui/api/now') || n.includes('/ws'))`, nil, &asked)
+		if len(asked) > 0 {
+			t.Fatalf("with a refused token the page still asked for %v", asked)
+		}
+		var kept string
+		p.Eval(t, `() => sessionStorage.getItem('mcp-jupyter-token') || ''`, nil, &kept)
+		if kept != "" {
+			t.Fatalf("the refused token stays in the tab: %q", kept)
+		}
+		noScriptErrorsBut(t, p, "status of 401")
+	})
+
+	t.Run("token leaves the address bar and survives a reload", func(t *testing.T) {
+		p := site.open(t, 0, 0, "/kernel/"+k)
+		defer p.Close(t)
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 30*time.Second)
+		if u := p.URL(t); strings.Contains(u, "token") || strings.Contains(u, site.c.token) {
+			t.Fatalf("the token is still in the address bar: %s", u)
+		}
+		if !strings.HasSuffix(p.URL(t), "#/kernel/"+k) {
+			t.Fatalf("the view's address was lost with the token: %s", p.URL(t))
+		}
+		p.Reload(t)
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 30*time.Second)
+		p.WaitFor(t, `[data-testid="whoami"]`, "", 10*time.Second)
+		p.NoScriptErrors(t)
+	})
+}
+
+// noScriptErrorsBut is NoScriptErrors for a page expected to log the
+// browser's own note of a refused request (Chromium logs every 4xx
+// answer as "Failed to load resource"); any other error fails.
+func noScriptErrorsBut(t *testing.T, p *testkit.Page, expected string) {
+	t.Helper()
+	for _, e := range p.Errors(t) {
+		if e.Kind == "console" && strings.Contains(e.Text, "Failed to load resource") && strings.Contains(e.Text, expected) {
+			continue
+		}
+		t.Errorf("script error: %s: %s", e.Kind, e.Text)
+	}
+}
