@@ -25,8 +25,8 @@ func uiShot(t *testing.T, name string) string {
 	return filepath.Join(t.TempDir(), name)
 }
 
-// checkShotSize keeps committed screenshots small.
-func checkShotSize(t *testing.T, path string) {
+// uiShotSize keeps committed screenshots small.
+func uiShotSize(t *testing.T, path string) {
 	t.Helper()
 	st, err := os.Stat(path)
 	if err != nil {
@@ -37,9 +37,9 @@ func checkShotSize(t *testing.T, path string) {
 	}
 }
 
-// streamText is the text of the outputs of the open execution view, one
+// uiStreamLines is the text of the outputs of the open execution view, one
 // stream line per entry.
-func streamText(t *testing.T, p *testkit.Page) []string {
+func uiStreamLines(t *testing.T, p *testkit.Page) []string {
 	t.Helper()
 	var lines []string
 	p.Eval(t, `() => [...document.querySelectorAll('[data-testid="execution-view"] [data-testid="stream-line"]')].map((e) => e.textContent)`, nil, &lines)
@@ -66,7 +66,7 @@ func TestConsoleAgentOutputAppearsLive(t *testing.T) {
 	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k2+`"]`, "running", 30*time.Second)
 	shot := uiShot(t, "now-kernels.png")
 	p.Screenshot(t, shot, "")
-	checkShotSize(t, shot)
+	uiShotSize(t, shot)
 
 	p.Click(t, `[data-testid="kernel-row"][data-kernel-id="`+k+`"] a`)
 	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 10*time.Second)
@@ -78,7 +78,7 @@ func TestConsoleAgentOutputAppearsLive(t *testing.T) {
 		t.Fatalf("execute: no execution id: %s", text)
 	}
 	row := `[data-testid="execution-row"][data-execution-id="` + id + `"]`
-	p.WaitFor(t, row, "first line", 30*time.Second)
+	p.WaitFor(t, row, "import time", 30*time.Second)
 	p.WaitFor(t, row+` [data-testid="cancel"], `+row+`[data-status="running"]`, "", 30*time.Second)
 	p.WaitFor(t, row, "agent", 10*time.Second) // the submitter: an agent
 	p.Click(t, row+` a`)
@@ -88,7 +88,7 @@ func TestConsoleAgentOutputAppearsLive(t *testing.T) {
 	p.WaitFor(t, view+`[data-status="ok"]`, "", 30*time.Second)
 	shot = uiShot(t, "now-execution.png")
 	p.Screenshot(t, shot, "")
-	checkShotSize(t, shot)
+	uiShotSize(t, shot)
 
 	var marker string
 	p.Eval(t, `() => window.__noReload || ''`, nil, &marker)
@@ -131,7 +131,7 @@ func TestConsoleResumeNeverMissesOrRepeats(t *testing.T) {
 	}
 	p.WaitFor(t, view+`[data-status="ok"]`, "", 60*time.Second)
 	p.WaitFor(t, view+` [data-testid="outputs"]`, fmt.Sprintf("numbered %03d", n-1), 30*time.Second)
-	lines := streamText(t, p)
+	lines := uiStreamLines(t, p)
 	var want []string
 	for i := 0; i < n; i++ {
 		want = append(want, fmt.Sprintf("numbered %03d", i))
@@ -250,7 +250,7 @@ func TestConsoleSteering(t *testing.T) {
 		}
 		shot := uiShot(t, "now-phone.png")
 		p.Screenshot(t, shot, "")
-		checkShotSize(t, shot)
+		uiShotSize(t, shot)
 		p.Click(t, row+` [data-testid="interrupt"]`)
 		p.WaitFor(t, row+`[data-status="interrupted"]`, "", 30*time.Second)
 		interrupted(id)
@@ -295,7 +295,7 @@ func TestConsoleToken(t *testing.T) {
 		}
 		shot := uiShot(t, "login.png")
 		p.Screenshot(t, shot, "")
-		checkShotSize(t, shot)
+		uiShotSize(t, shot)
 
 		// Pasting the token in the form opens the console.
 		p.Fill(t, `#login-token`, site.c.token)
@@ -319,7 +319,7 @@ func TestConsoleToken(t *testing.T) {
 		if kept != "" {
 			t.Fatalf("the refused token stays in the tab: %q", kept)
 		}
-		noScriptErrorsBut(t, p, "status of 401")
+		uiNoScriptErrorsBut(t, p, "status of 401")
 	})
 
 	t.Run("token leaves the address bar and survives a reload", func(t *testing.T) {
@@ -339,10 +339,10 @@ func TestConsoleToken(t *testing.T) {
 	})
 }
 
-// noScriptErrorsBut is NoScriptErrors for a page expected to log the
+// uiNoScriptErrorsBut is NoScriptErrors for a page expected to log the
 // browser's own note of a refused request (Chromium logs every 4xx
 // answer as "Failed to load resource"); any other error fails.
-func noScriptErrorsBut(t *testing.T, p *testkit.Page, expected string) {
+func uiNoScriptErrorsBut(t *testing.T, p *testkit.Page, expected string) {
 	t.Helper()
 	for _, e := range p.Errors(t) {
 		if e.Kind == "console" && strings.Contains(e.Text, "Failed to load resource") && strings.Contains(e.Text, expected) {
