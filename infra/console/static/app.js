@@ -239,8 +239,17 @@ function showLogin(message) {
 
 // ---- boot --------------------------------------------------------------
 
+let booting = false;
+
 async function boot() {
+  if (booting) return;
+  booting = true;
+  try { await bootOnce(); } finally { booting = false; }
+}
+
+async function bootOnce() {
   $('#server').textContent = location.host;
+  stopLive();
   if (!token()) { showLogin(); return; }
   let me;
   try {
@@ -575,7 +584,7 @@ function kernelView(main, kernelId) {
   const renderFacts = () => {
     const k = app.kernels.get(kernelId);
     if (!k) {
-      facts.replaceChildren(h('dt', {}, 'State'), h('dd', {}, 'not known to this server, or not yours to see'));
+      facts.replaceChildren(h('dt', {}, 'State'), h('dd', {}, 'not running on this server (shut down, or never started), or not yours to see'));
       tools.replaceChildren();
       lastToolsKey = '';
       return;
