@@ -46,11 +46,11 @@ func uiStreamLines(t *testing.T, p *testkit.Page) []string {
 	return lines
 }
 
-// TestConsoleAgentOutputAppearsLive: a person follows an agent's work on an
+// TestConsolePageAgentOutputAppearsLive: a person follows an agent's work on an
 // open page: the kernel appears in the table, the execution in the
 // kernel's list, and its output in the execution view as the kernel prints
 // it — all without a reload.
-func TestConsoleAgentOutputAppearsLive(t *testing.T) {
+func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	site := startConsoleSite(t)
 	agent := site.connect()
 	k := startKernelTool(t, agent)
@@ -101,11 +101,11 @@ func TestConsoleAgentOutputAppearsLive(t *testing.T) {
 	p.NoScriptErrors(t)
 }
 
-// TestConsoleResumeNeverMissesOrRepeats: the live feed is cut (as a
+// TestConsolePageResumeNeverMissesOrRepeats: the live feed is cut (as a
 // network failure would) while an execution prints numbered lines; the
 // page resumes from the last seq it applied and shows every line exactly
 // once, in order.
-func TestConsoleResumeNeverMissesOrRepeats(t *testing.T) {
+func TestConsolePageResumeNeverMissesOrRepeats(t *testing.T) {
 	site := startConsoleSite(t)
 	agent := site.connect()
 	k := startKernelTool(t, agent)
@@ -148,11 +148,11 @@ func TestConsoleResumeNeverMissesOrRepeats(t *testing.T) {
 	p.NoScriptErrors(t)
 }
 
-// TestConsoleSteering: a person interrupts a running execution from the
+// TestConsolePageSteering: a person interrupts a running execution from the
 // page (with the mouse, then with the keyboard alone), a restart asked by
 // mistake is dismissed with Escape and changes nothing, and at phone width
 // the page does not scroll sideways and the steering is in reach.
-func TestConsoleSteering(t *testing.T) {
+func TestConsolePageSteering(t *testing.T) {
 	site := startConsoleSite(t)
 	agent := site.connect()
 	k := startKernelTool(t, agent)
@@ -265,10 +265,10 @@ func TestConsoleSteering(t *testing.T) {
 	})
 }
 
-// TestConsoleToken: without a token the page shows how to log in and asks
+// TestConsolePageToken: without a token the page shows how to log in and asks
 // the server nothing; a wrong token gets the server's refusal; a good one
 // leaves the address bar at once and survives a reload (kept in the tab).
-func TestConsoleToken(t *testing.T) {
+func TestConsolePageToken(t *testing.T) {
 	site := startConsoleSite(t)
 	agent := site.connect()
 	k := startKernelTool(t, agent)
