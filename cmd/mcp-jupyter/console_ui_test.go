@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -335,6 +336,44 @@ func TestConsolePageToken(t *testing.T) {
 		p.Reload(t)
 		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 30*time.Second)
 		p.WaitFor(t, `[data-testid="whoami"]`, "", 10*time.Second)
+		p.NoScriptErrors(t)
+	})
+
+	t.Run("read only, then revoked", func(t *testing.T) {
+		store := auth.Store{Dir: site.c.cfg.DataDir}
+		readerToken, err := store.Add("reader", auth.ScopeRead, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := site.c.principals.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		callTool(t, agent, "share_kernel", map[string]any{"kernel": k, "principal": "reader", "access": "read"})
+		p := site.browser.NewPage(0, 0)
+		defer p.Close(t)
+		p.Goto(t, site.consoleURL(readerToken, "/kernel/"+k))
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "running", 30*time.Second)
+		p.WaitFor(t, `[data-testid="whoami"]`, "reader", 10*time.Second)
+		p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+		var steering int
+		p.Eval(t, `() => document.querySelectorAll('[data-testid="interrupt"], [data-testid="restart"], [data-testid="checkpoint-save"], [data-testid="checkpoint-load"], [data-testid="cancel"]').length`, nil, &steering)
+		if steering != 0 {
+			t.Fatalf("a read-only principal is offered %d steering controls", steering)
+		}
+		// Revoking the token closes the live feed (4001): the page shows
+		// the login and forgets the token.
+		if err := store.Revoke("reader"); err != nil {
+			t.Fatal(err)
+		}
+		if err := site.c.principals.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		p.WaitFor(t, `[data-testid="login"]`, "revoked", 30*time.Second)
+		var kept string
+		p.Eval(t, `() => sessionStorage.getItem('mcp-jupyter-token') || ''`, nil, &kept)
+		if kept != "" {
+			t.Fatal("the revoked token stays in the tab")
+		}
 		p.NoScriptErrors(t)
 	})
 }
