@@ -47,6 +47,39 @@ func uiStreamLines(t *testing.T, p *testkit.Page) []string {
 	return lines
 }
 
+// uiContrastJS lists the page's visible text whose colour has less than
+// WCAG AA contrast (4.5:1, 3:1 for large text) with the background it is
+// drawn on (the first opaque background among its ancestors).
+const uiContrastJS = `() => {
+  const rgb = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const v = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return { r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1 }; };
+  const lum = ({ r, g, b }) => { const f = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bgOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c && c.a > 0.9) return c; } return { r: 255, g: 255, b: 255 }; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('[data-testid="outputs"], iframe, dialog:not([open])')) continue;
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
+    if (!text || !el.getClientRects().length) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || Number(st.opacity) < 0.9) continue;
+    const fg = rgb(st.color), bg = bgOf(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(text.slice(0, 40) + ': ' + ratio.toFixed(2) + ' (' + st.color + ' on ' + JSON.stringify(bg) + ')');
+  }
+  return bad;
+}`
+
+// uiCheckContrast fails the test if any visible text misses WCAG AA.
+func uiCheckContrast(t *testing.T, p *testkit.Page, where string) {
+	t.Helper()
+	var bad []string
+	p.Eval(t, uiContrastJS, nil, &bad)
+	if len(bad) > 0 {
+		t.Errorf("%s: text below WCAG AA contrast:\n  %s", where, strings.Join(bad, "\n  "))
+	}
+}
+
 // TestConsolePageAgentOutputAppearsLive: a person follows an agent's work on an
 // open page: the kernel appears in the table, the execution in the
 // kernel's list, and its output in the execution view as the kernel prints
@@ -65,6 +98,7 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	// A second kernel started now appears in the table live.
 	k2 := startKernelTool(t, agent)
 	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k2+`"]`, "running", 30*time.Second)
+	uiCheckContrast(t, p, "kernels table")
 	shot := uiShot(t, "now-kernels.png")
 	p.Screenshot(t, shot, "")
 	uiShotSize(t, shot)
@@ -87,6 +121,7 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	p.WaitFor(t, view+` [data-testid="outputs"]`, "first line from the agent", 30*time.Second)
 	p.WaitFor(t, view+` [data-testid="outputs"]`, "second line from the agent", 30*time.Second)
 	p.WaitFor(t, view+`[data-status="ok"]`, "", 30*time.Second)
+	uiCheckContrast(t, p, "execution view")
 	shot = uiShot(t, "now-execution.png")
 	p.Screenshot(t, shot, "")
 	uiShotSize(t, shot)
@@ -249,6 +284,7 @@ func TestConsolePageSteering(t *testing.T) {
 		if fits.Scroll > fits.Inner || !fits.Interrupt {
 			t.Fatalf("at 390 px: page %v px wide in a %v px window, interrupt within it: %v", fits.Scroll, fits.Inner, fits.Interrupt)
 		}
+		uiCheckContrast(t, p, "kernel view at phone width")
 		shot := uiShot(t, "now-phone.png")
 		p.Screenshot(t, shot, "")
 		uiShotSize(t, shot)
@@ -294,6 +330,7 @@ func TestConsolePageToken(t *testing.T) {
 		if strings.Contains(body, k) {
 			t.Fatalf("without a token the page's body holds kernel id %s", k)
 		}
+		uiCheckContrast(t, p, "login")
 		shot := uiShot(t, "login.png")
 		p.Screenshot(t, shot, "")
 		uiShotSize(t, shot)
