@@ -268,6 +268,36 @@ func TestConsolePageSteering(t *testing.T) {
 		p.NoScriptErrors(t)
 	})
 
+	t.Run("checkpoint save, then load after a confirmation", func(t *testing.T) {
+		callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "saved_value = 'from the checkpoint'"})
+		p := site.open(t, 0, 0, "/kernel/"+k)
+		defer p.Close(t)
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "running", 30*time.Second)
+		p.Fill(t, `#cp-name`, "before-change")
+		p.Click(t, `[data-testid="checkpoint-save"]`)
+		p.WaitFor(t, `[data-testid="toast"]`, "before-change saved", 60*time.Second)
+		callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "saved_value = 'changed since'"})
+		load := `[data-testid="checkpoint-load"][aria-label="Load checkpoint before-change"]`
+		p.WaitFor(t, load, "", 10*time.Second)
+		// No first: nothing is loaded.
+		p.Click(t, load)
+		p.WaitFor(t, `dialog[data-testid="confirm"][open]`, "before-change", 10*time.Second)
+		p.Click(t, `[data-testid="confirm-no"]`)
+		_, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print(saved_value)"})
+		if !strings.Contains(text, "changed since") {
+			t.Fatalf("a load answered No changed the kernel: %s", text)
+		}
+		p.Click(t, load)
+		p.WaitFor(t, `dialog[data-testid="confirm"][open]`, "before-change", 10*time.Second)
+		p.Click(t, `[data-testid="confirm-yes"]`)
+		p.WaitFor(t, `[data-testid="toast"]`, "before-change loaded", 60*time.Second)
+		_, text = callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print(saved_value)"})
+		if !strings.Contains(text, "from the checkpoint") {
+			t.Fatalf("after the page loaded the checkpoint: %s", text)
+		}
+		p.NoScriptErrors(t)
+	})
+
 	t.Run("phone width", func(t *testing.T) {
 		id := sleeper()
 		p := site.open(t, 390, 844, "/kernel/"+k)

@@ -729,11 +729,11 @@ function mountCheckpoints(box, kernelId) {
   const note = h('p', { class: 'muted' });
   const parts = [h('h2', { id: 'cp-title' }, 'Checkpoints')];
   if (canSteer()) {
-    const name = h('input', { id: 'cp-name', name: 'checkpoint', autocomplete: 'off', required: true, pattern: '[A-Za-z0-9._-]+', placeholder: 'before-cleanup', 'aria-describedby': 'cp-help' });
+    const name = h('input', { id: 'cp-name', name: 'checkpoint', autocomplete: 'off', required: true, maxlength: 100, pattern: '[A-Za-z0-9_\\-][A-Za-z0-9._\\-]*', title: 'Letters, digits, - _ and . (not first)', placeholder: 'before-cleanup', 'aria-describedby': 'cp-help' });
     const save = h('button', { type: 'submit', 'data-testid': 'checkpoint-save' }, 'Save checkpoint');
     const form = h('form', { class: 'cp-form' },
       h('label', { for: 'cp-name' }, 'Name'), name, save,
-      h('p', { id: 'cp-help', class: 'muted' }, 'Saves the kernel\'s variables under this name (letters, digits, . _ -). Recorded as yours.'));
+      h('p', { id: 'cp-help', class: 'muted' }, 'Saves the kernel\'s variables under this name (letters, digits, - _ and ., not starting with .). Recorded as yours.'));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const n = name.value.trim();
