@@ -330,6 +330,22 @@ func TestConsolePageSteering(t *testing.T) {
 		}
 		p.NoScriptErrors(t)
 	})
+
+	t.Run("restart after Yes", func(t *testing.T) {
+		p := site.open(t, 0, 0, "/kernel/"+k)
+		defer p.Close(t)
+		p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "running", 30*time.Second)
+		p.Click(t, `[data-testid="kernel-view"] [data-testid="restart"]`)
+		p.WaitFor(t, `dialog[data-testid="confirm"][open]`, "variables", 10*time.Second)
+		p.Click(t, `[data-testid="confirm-yes"]`)
+		p.WaitFor(t, `[data-testid="toast"]`, "Kernel restarted", 60*time.Second)
+		p.WaitFor(t, `[data-testid="kernel-view"][data-state="running"]`, "", 30*time.Second)
+		_, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('kept' in globals())"})
+		if !strings.Contains(text, "False") {
+			t.Fatalf("after the page restarted the kernel, its variables are still there: %s", text)
+		}
+		p.NoScriptErrors(t)
+	})
 }
 
 // TestConsolePageToken: without a token the page shows how to log in and asks

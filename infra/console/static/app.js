@@ -364,6 +364,12 @@ const kernelsRefresh = refresher(async (seq) => {
 
 // ---- events --------------------------------------------------------------
 
+// What a kernel event makes of its kernel's state at once (the read
+// model, re-read after, has the last word).
+const KERNEL_STATE_OF_EVENT = {
+  KernelRestarted: 'running', KernelReattached: 'running', KernelDied: 'dead', KernelLost: 'lost', KernelShutDown: 'shut down',
+};
+
 function onEvents(batch) {
   const live = $('#live');
   live.dataset.seq = String(batch[batch.length - 1].seq);
@@ -382,6 +388,9 @@ function onEvents(batch) {
         if (app.seenOutput.size > SEEN_MAX) app.seenOutput.delete(app.seenOutput.keys().next().value);
       }
     } else if (ev.type.startsWith('Kernel') || ev.type.startsWith('Execution') || ev.type === 'FrontendAttached') {
+      const k = kernelId && app.kernels.get(kernelId);
+      const state = KERNEL_STATE_OF_EVENT[ev.type];
+      if (k && state && k.state !== state) { k.state = state; kernelsChanged = true; }
       kernelsNeedRead = ev.seq; // state, queue depth, running: the read model says
     }
   }
