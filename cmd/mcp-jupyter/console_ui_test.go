@@ -70,6 +70,19 @@ const uiContrastJS = `() => {
   return bad;
 }`
 
+// uiForceDarkJS applies the page's prefers-color-scheme: dark rules
+// unconditionally (the driver's pages are light), so the dark colours can
+// be checked too.
+const uiForceDarkJS = `() => {
+  const css = [];
+  for (const sheet of document.styleSheets) {
+    let rules; try { rules = sheet.cssRules; } catch { continue; }
+    for (const r of rules) if (r.media && /prefers-color-scheme:\s*dark/.test(r.media.mediaText)) for (const x of r.cssRules) css.push(x.cssText);
+  }
+  const st = document.createElement('style'); st.textContent = css.join('\n'); document.head.append(st);
+  return css.length;
+}`
+
 // uiCheckContrast fails the test if any visible text misses WCAG AA.
 func uiCheckContrast(t *testing.T, p *testkit.Page, where string) {
 	t.Helper()
@@ -134,6 +147,13 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	// Back to the kernel: the row says ok, with a duration.
 	p.Eval(t, `() => { history.back(); return true }`, nil, nil)
 	p.WaitFor(t, row+`[data-status="ok"]`, "s", 10*time.Second)
+	// The dark scheme meets AA too.
+	var darkRules int
+	p.Eval(t, uiForceDarkJS, nil, &darkRules)
+	if darkRules == 0 {
+		t.Fatal("style.css has no prefers-color-scheme: dark rules")
+	}
+	uiCheckContrast(t, p, "kernel view, dark")
 	p.NoScriptErrors(t)
 }
 
