@@ -112,6 +112,7 @@ func TestConsoleOutputs(t *testing.T) {
 			"import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('a plot')\nplt.show()")
 		p := site.open(t, 900, 700, "")
 		defer p.Close(t)
+		p.NoScriptErrors(t)
 		mountOutputs(t, p, "plot", outs, nil)
 		p.WaitFor(t, `#plot [data-testid="output"][data-msg-type="display_data"] img[data-testid="output-image"]`, "", 10*time.Second)
 		var img struct {
@@ -223,7 +224,12 @@ document.getElementById('hello').dataset.got = JSON.stringify(got);
 		p := site.open(t, 900, 700, "")
 		defer p.Close(t)
 		var token string
-		p.Eval(t, `() => sessionStorage.getItem('mcp-jupyter-token') || ''`, nil, &token)
+		// The page (app.js) adopts ?token= into the tab's sessionStorage.
+		p.Eval(t, `async (tok) => {
+  const api = await import('/ui/api.js');
+  if (!api.token()) sessionStorage.setItem('mcp-jupyter-token', tok); // until app.js adopts it
+  return api.token();
+}`, site.c.token, &token)
 		if token == "" {
 			t.Fatal("the console kept no token: the test proves nothing")
 		}
@@ -249,6 +255,11 @@ document.getElementById('hello').dataset.got = JSON.stringify(got);
   return '';
 }`, nil, &raw)
 		if raw == "" {
+			var dbg any
+			p.EvalFrame(t, `#html iframe[data-testid="output-html"]`, `async () => { const s = document.createElement('script'); s.src = 'frame.js'; const p = new Promise((ok) => { s.onload = () => ok('loaded'); s.onerror = (e) => ok('error'); }); document.head.append(s); return await p; }`, nil, &dbg)
+			var dbg2 any
+			p.Eval(t, `() => [...window.__areas.html._frames].map((r) => ({sent: r.sent, kind: r.kind, cw: !!r.iframe.contentWindow}))`, nil, &dbg2)
+			t.Logf("frame: %v\nerrors: %v\nrecs %v", dbg, p.Errors(t), dbg2)
 			t.Fatal("the HTML output's script did not run in its frame")
 		}
 		if err := json.Unmarshal([]byte(raw), &got); err != nil {

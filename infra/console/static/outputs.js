@@ -47,7 +47,6 @@ export class OutputArea {
     this._frames = new Set();      // live frame records (see _frame)
     this._lastSeq = 0;
     this._clearPending = false;    // clear_output(wait=true): clear at the next output
-    this._plotlyCheck = null;      // Promise<reason or ''>: can plotly.js be loaded?
     this._disposed = false;
     this._onMessage = (e) => this._message(e);
     window.addEventListener('message', this._onMessage);
@@ -261,68 +260,52 @@ export class OutputArea {
         : `A large HTML output (${mb} MB) is not shown until asked for.`);
       const b = button(scriptsOnly ? 'Run it' : 'Show it', () => {
         this._reset(item);
-        this._frame(item, 'html', frameDocument(html, ''));
+        this._frame(item, 'html', frameDocument(html));
       });
       b.dataset.testid = 'render-html';
       item.el.append(b);
       return;
     }
-    this._frame(item, 'html', frameDocument(html, ''));
+    this._frame(item, 'html', frameDocument(html));
   }
 
   _plotly(item, fig, data, metadata) {
     const status = el('p', 'ov-note');
     status.textContent = 'Loading the Plotly figure…';
     item.el.append(status);
-    this._plotlyAvailable().then((reason) => {
-      if (!item.el.isConnected && this._disposed) return;
+    const fallback = (why) => {
+      this._reset(item);
+      this._note(item, `Plotly figure shown as a static fallback: ${why}.`);
+      this._bundle(item, data, metadata, FALLBACK_ORDER);
+    };
+    plotlySource(this._opts.plotlyURL).then((got) => {
+      if (this._disposed || !status.isConnected) return; // cleared or updated meanwhile
+      if (got.reason) { fallback(got.reason); return; }
       status.remove();
-      if (reason) {
-        this._note(item, `Plotly figure shown as a static fallback: ${reason}.`);
-        this._bundle(item, data, metadata, FALLBACK_ORDER);
-        return;
-      }
-      const src = new URL(this._opts.plotlyURL, document.baseURI).href;
-      const body = '<div id="ov-plot"></div><script src="' + escapeAttr(src) + '"></script>' +
-        '<script>(' + plotlyDraw.toString() + ')(' + jsonForScript(fig) + ')</script>';
-      this._frame(item, 'plotly', frameDocument(body, ''), (why) => {
-        this._reset(item);
-        this._note(item, `Plotly figure shown as a static fallback: ${why}.`);
-        this._bundle(item, data, metadata, FALLBACK_ORDER);
-      });
+      const draw = '(' + plotlyDraw.toString() + ')(' + JSON.stringify(fig === undefined ? null : fig) + ')';
+      this._frame(item, 'plotly', frameDocument('<div id="ov-plot"></div>'), [got.text, draw], fallback);
     });
   }
 
-  // _plotlyAvailable answers '' when plotly.js can be loaded, else why not.
-  _plotlyAvailable() {
-    if (this._plotlyCheck) return this._plotlyCheck;
-    const url = this._opts.plotlyURL;
-    if (!url) return (this._plotlyCheck = Promise.resolve('no plotly.js is configured'));
-    let abs;
-    try { abs = new URL(url, document.baseURI); } catch { return (this._plotlyCheck = Promise.resolve(`plotly.js address ${url} is not valid`)); }
-    if (abs.protocol !== 'http:' && abs.protocol !== 'https:') return (this._plotlyCheck = Promise.resolve(''));
-    this._plotlyCheck = fetch(abs.href, { method: 'HEAD' })
-      .then((r) => r.ok ? '' : `plotly.js is not available at ${abs.pathname} (HTTP ${r.status})`)
-      .catch(() => ''); // cannot ask (a host's CSP): let the frame try and say
-    return this._plotlyCheck;
-  }
-
-  // _frame shows doc (a whole HTML document) in a sandboxed frame. With
-  // frameURL (the console page), the frame is that same-origin document
-  // — served with its own CSP that lets the output's scripts run — which
-  // writes what it is sent; without (a host whose CSP allows inline
-  // scripts, as MCP Apps), srcdoc.
-  _frame(item, kind, doc, onFail) {
+  // _frame shows doc (a whole HTML document) in a sandboxed frame, then
+  // runs scripts (sources) in it. The frame starts as frameBootstrap —
+  // /ui/frame.html (served with its own CSP: the page's forbids inline
+  // scripts, and srcdoc, blob: and data: documents would inherit it) or,
+  // with frameURL null (a host whose CSP allows inline scripts, as MCP
+  // Apps), a srcdoc — and is sent the document by postMessage: it loads
+  // nothing itself (a sandboxed document's requests carry Origin: null,
+  // which the server refuses).
+  _frame(item, kind, doc, scripts, onFail) {
     const f = document.createElement('iframe');
     f.setAttribute('sandbox', 'allow-scripts');
     f.setAttribute('referrerpolicy', 'no-referrer');
     f.className = 'ov-frame ov-frame-' + kind;
     f.dataset.testid = kind === 'plotly' ? 'output-plotly' : 'output-html';
     f.title = kind === 'plotly' ? 'Plotly figure' : 'HTML output';
-    const rec = { iframe: f, doc, kind, sent: false, onFail: onFail || null };
+    const rec = { iframe: f, doc, scripts: scripts || [], kind, sent: false, onFail: onFail || null };
     this._frames.add(rec);
     if (this._opts.frameURL) f.src = this._opts.frameURL;
-    else { rec.sent = true; f.srcdoc = doc; }
+    else f.srcdoc = '<!doctype html><html><head><meta charset="utf-8"><script>(' + frameBootstrap.toString() + ')()</script></head></html>';
     item.el.append(f);
   }
 
@@ -336,7 +319,11 @@ export class OutputArea {
     if (!d || typeof d !== 'object') return;
     switch (d.type) {
       case 'ov-ready':
-        if (!rec.sent) { rec.sent = true; e.source.postMessage({ type: 'ov-write', html: rec.doc }, '*'); }
+        if (!rec.sent) {
+          rec.sent = true;
+          e.source.postMessage({ type: 'ov-write', html: rec.doc, scripts: rec.scripts }, '*');
+          rec.doc = ''; rec.scripts = []; // sent: do not keep a copy
+        }
         break;
       case 'ov-height': {
         const h = Number(d.height);
@@ -783,10 +770,49 @@ const FRAME_CSS = 'html{color-scheme:light;background:#fff;color:#1f2328}body{ma
 
 // frameDocument is the document an output frame shows: our small helper
 // first (it reports the content's height to the page), then the output.
-function frameDocument(body, head) {
+function frameDocument(body) {
   return '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">' +
-    '<style>' + FRAME_CSS + '</style><script>(' + frameHelper.toString() + ')()</script>' + head +
+    '<style>' + FRAME_CSS + '</style><script>(' + frameHelper.toString() + ')()</script>' +
     '</head><body>' + body + '</body></html>';
+}
+
+// <frame-bootstrap> NB: frame.go serves this function as /ui/frame.html's
+// only script: keep it self-contained (no names from this module), ES5.
+function frameBootstrap() {
+  var done = false;
+  addEventListener('message', function (e) {
+    if (done || e.source !== parent) return;
+    var d = e.data;
+    if (!d || d.type !== 'ov-write' || typeof d.html !== 'string') return;
+    done = true;
+    document.open();
+    document.write(d.html);
+    document.close();
+    (d.scripts || []).forEach(function (src) {
+      var s = document.createElement('script');
+      s.text = String(src);
+      document.head.appendChild(s);
+    });
+  });
+  parent.postMessage({ type: 'ov-ready' }, '*');
+}
+// </frame-bootstrap>
+
+// plotlySource fetches plotly.js once per page (the frames cannot: see
+// _frame): {text} or {reason} it cannot be had.
+const plotlySources = new Map();
+function plotlySource(url) {
+  if (!url) return Promise.resolve({ reason: 'no plotly.js is configured' });
+  let p = plotlySources.get(url);
+  if (p) return p;
+  let shown = url;
+  try { const u = new URL(url, document.baseURI); shown = u.protocol === 'data:' || u.protocol === 'blob:' ? u.protocol : u.pathname; } catch { /* keep url */ }
+  p = fetch(url).then(async (r) => {
+    if (!r.ok) return { reason: `plotly.js is not available at ${shown} (HTTP ${r.status})` };
+    return { text: await r.text() };
+  }, (err) => ({ reason: `plotly.js could not be fetched from ${shown} (${err && err.message || err})` }));
+  plotlySources.set(url, p);
+  return p;
 }
 
 // frameHelper runs inside an output frame (serialised by toString): it
@@ -816,15 +842,6 @@ function plotlyDraw(fig) {
   }, function (err) {
     post({ type: 'ov-plotly-failed', reason: 'plotly.js could not draw it: ' + (err && err.message || err) });
   });
-}
-
-// jsonForScript is JSON safe to place inside a <script> element.
-function jsonForScript(v) {
-  return JSON.stringify(v === undefined ? null : v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
-}
-
-function escapeAttr(s) {
-  return String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 }
 
 // --- small helpers ---
