@@ -119,7 +119,7 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	p.Click(t, `[data-testid="kernel-row"][data-kernel-id="`+k+`"] a`)
 	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 10*time.Second)
 
-	code := "import time\nprint('first line from the agent', flush=True)\ntime.sleep(3)\nprint('second line from the agent', flush=True)"
+	code := "import time\nprint('first line from the agent', flush=True)\ntime.sleep(3)\nprint('second line from the agent', flush=True)\nprint('\\x1b[1;32mdone\\x1b[0m after 3 s')\n{'answer': 6 * 7}"
 	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 1})
 	id, _ := sc["execution_id"].(string)
 	if id == "" {
