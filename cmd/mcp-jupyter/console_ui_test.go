@@ -238,6 +238,13 @@ func TestConsolePageSteering(t *testing.T) {
 		view := `[data-testid="execution-view"][data-execution-id="` + id + `"]`
 		p.WaitFor(t, view+`[data-status="running"]`, "", 30*time.Second)
 		p.WaitFor(t, view+` [data-testid="outputs"]`, "asleep", 30*time.Second)
+		// The duration ticks while it runs.
+		var first, now string
+		p.Eval(t, `() => document.querySelector('[data-testid="execution-view"] .duration').textContent`, nil, &first)
+		testkit.WaitUntil(t, 10*time.Second, "the running execution's duration ticks", func() (bool, string) {
+			p.Eval(t, `() => document.querySelector('[data-testid="execution-view"] .duration').textContent`, nil, &now)
+			return now != first && strings.HasSuffix(now, " s"), now
+		})
 		p.Click(t, view+` [data-testid="interrupt"]`)
 		p.WaitFor(t, `[data-testid="toast"]`, "Interrupt sent", 10*time.Second)
 		p.WaitFor(t, view+`[data-status="interrupted"]`, "", 30*time.Second)
