@@ -500,3 +500,45 @@ func uiNoScriptErrorsBut(t *testing.T, p *testkit.Page, expected string) {
 		t.Errorf("script error: %s: %s", e.Kind, e.Text)
 	}
 }
+
+// TestConsolePageKeepsBoundedExecutions: a kernel view left open while an
+// agent runs more executions than the page keeps (EXECUTIONS_MAX, 500)
+// holds the newest 500 and shows older ones when asked.
+func TestConsolePageKeepsBoundedExecutions(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	p := site.open(t, 0, 0, "/kernel/"+k)
+	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "running", 30*time.Second)
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	const n = 530
+	var last string
+	for i := 0; i < n; i++ {
+		sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": fmt.Sprintf("n = %d", i)})
+		if sc["status"] != "ok" {
+			t.Fatalf("execute %d: %v %s", i, sc, text)
+		}
+		last, _ = sc["execution_id"].(string)
+	}
+	p.WaitFor(t, `[data-testid="execution-row"][data-execution-id="`+last+`"][data-status="ok"]`, "", 60*time.Second)
+	var rows int
+	p.Eval(t, `() => document.querySelectorAll('[data-testid="execution-row"]').length`, nil, &rows)
+	if rows != 500 {
+		t.Fatalf("after %d executions the kernel view holds %d rows, want the newest 500", n, rows)
+	}
+	p.WaitFor(t, `button`, "Show older executions", 10*time.Second)
+	var codes []string
+	p.Eval(t, `() => [...document.querySelectorAll('[data-testid="execution-row"] code')].map((c) => c.textContent)`, nil, &codes)
+	if codes[0] != fmt.Sprintf("n = %d", n-1) || codes[len(codes)-1] != fmt.Sprintf("n = %d", n-500) {
+		t.Fatalf("the kernel view shows %q … %q, want the newest first down to n = %d", codes[0], codes[len(codes)-1], n-500)
+	}
+	// Asking for older ones shows them (the person asked: the bound grows
+	// by a page, up to a hard bound).
+	p.Click(t, `button:has-text("Show older executions")`)
+	p.WaitFor(t, `[data-testid="execution-row"]`, fmt.Sprintf("n = %d", 0), 30*time.Second)
+	p.Eval(t, `() => document.querySelectorAll('[data-testid="execution-row"]').length`, nil, &rows)
+	if rows != n {
+		t.Fatalf("after Show older: %d rows, want %d", rows, n)
+	}
+	p.NoScriptErrors(t)
+}

@@ -19,7 +19,8 @@ import { OutputArea } from './outputs.js';
 
 // Bounds: what the page keeps (a page open for a day must not grow).
 const EXECUTIONS_PAGE = 50;   // executions fetched at once
-const EXECUTIONS_MAX = 500;   // executions a kernel view keeps
+const EXECUTIONS_MAX = 500;   // executions a kernel view keeps…
+const EXECUTIONS_HARD_MAX = 2000; // …and at most, asking for older ones
 const SEEN_MAX = 4096;        // executions whose last output seq is remembered
 const PENDING_MAX = 20000;    // live outputs held while a view loads
 const TOASTS_MAX = 4;
@@ -588,7 +589,7 @@ function kernelView(main, kernelId) {
 
   const execs = new Map(); // id -> record, newest first by queued_seq
   const rows = new Map();
-  let more = false, disposed = false, lastToolsKey = '';
+  let more = false, disposed = false, lastToolsKey = '', cap = EXECUTIONS_MAX;
 
   const renderFacts = () => {
     const k = app.kernels.get(kernelId);
@@ -619,7 +620,7 @@ function kernelView(main, kernelId) {
     const list = [...execs.values()].sort((a, b) => (b.queued_seq || 0) - (a.queued_seq || 0));
     empty.hidden = list.length > 0;
     table.hidden = list.length === 0;
-    older.hidden = !more;
+    older.hidden = !more || cap >= EXECUTIONS_HARD_MAX;
     list.forEach((x, i) => {
       let r = rows.get(x.execution_id);
       if (!r) { r = executionRow(x); rows.set(x.execution_id, r); }
@@ -630,9 +631,9 @@ function kernelView(main, kernelId) {
   };
 
   const trim = () => {
-    if (execs.size <= EXECUTIONS_MAX) return;
+    if (execs.size <= cap) return;
     const list = [...execs.values()].sort((a, b) => (a.queued_seq || 0) - (b.queued_seq || 0));
-    for (const x of list.slice(0, execs.size - EXECUTIONS_MAX)) execs.delete(x.execution_id);
+    for (const x of list.slice(0, execs.size - cap)) execs.delete(x.execution_id);
     more = true;
   };
 
@@ -651,6 +652,7 @@ function kernelView(main, kernelId) {
   });
 
   older.addEventListener('click', async () => {
+    cap = Math.min(cap + EXECUTIONS_PAGE, EXECUTIONS_HARD_MAX);
     const oldest = Math.min(...[...execs.values()].map((x) => x.queued_seq || Infinity));
     try {
       const r = await api(`kernels/${enc}/executions?limit=${EXECUTIONS_PAGE}&before=${oldest}`);
