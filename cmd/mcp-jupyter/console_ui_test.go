@@ -287,6 +287,15 @@ func TestConsolePageSteering(t *testing.T) {
 		p.Press(t, "", "Enter")
 		p.WaitFor(t, row+`[data-status="interrupted"]`, "", 30*time.Second)
 		interrupted(id)
+		// The focus stayed in the kernel view (a keyboard user carries on
+		// from there, not from the top of the page).
+		var inView bool
+		p.Eval(t, `() => !!document.activeElement.closest('[data-testid="kernel-view"]')`, nil, &inView)
+		if !inView {
+			var at string
+			p.Eval(t, `() => document.activeElement.outerHTML.slice(0, 200)`, nil, &at)
+			t.Fatalf("after the interrupt the focus is on %s", at)
+		}
 		// The dismissed restart did nothing: the kernel kept its variables.
 		_, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print(kept)"})
 		if !strings.Contains(text, "the variables survive") {

@@ -46,6 +46,19 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// replaceKeepingFocus replaces box's children; if the focus was among
+// them (a button that just did its work and is gone now), it moves to the
+// first control that replaced them, so a keyboard user is not sent back
+// to the top of the page.
+function replaceKeepingFocus(box, nodes) {
+  const had = box.contains(document.activeElement);
+  box.replaceChildren(...nodes);
+  if (had) {
+    const next = box.querySelector('button, a[href], input');
+    if (next) next.focus();
+  }
+}
+
 // ---- formatting -------------------------------------------------------
 
 function fmtTime(iso) {
@@ -139,10 +152,15 @@ function confirmDialog(title, text, yesLabel) {
   });
 }
 
-// steer runs one command from a button: it is disabled while the server
-// answers, the answer (or the server's refusal) goes to a toast.
+// steer runs one command from a button: the button refuses a second
+// press while the server answers (aria-disabled, not disabled: a disabled
+// button drops the keyboard focus), the answer (or the server's refusal)
+// goes to a toast.
 async function steer(button, what, call) {
-  if (button) button.disabled = true;
+  if (button) {
+    if (button.getAttribute('aria-disabled') === 'true') return null;
+    button.setAttribute('aria-disabled', 'true');
+  }
   try {
     const res = await call();
     toast(typeof what === 'function' ? what(res) : what);
@@ -151,7 +169,7 @@ async function steer(button, what, call) {
     if (!handleAuth(e)) toast(`${typeof what === 'string' ? what.replace(/\.$/, '') : 'The command'} failed: ${e.message}`, { error: true });
     return null;
   } finally {
-    if (button && button.isConnected) button.disabled = false;
+    if (button) button.removeAttribute('aria-disabled');
   }
 }
 
@@ -165,6 +183,7 @@ function interruptButton(kernelId) {
 function restartButton(kernelId) {
   const b = h('button', { type: 'button', 'data-testid': 'restart', class: 'danger', 'aria-label': `Restart kernel ${kernelId}` }, 'Restart');
   b.addEventListener('click', async () => {
+    if (b.getAttribute('aria-disabled') === 'true') return;
     const yes = await confirmDialog('Restart the kernel?',
       `Kernel ${kernelId} is replaced by a new process: its variables, imports and open files are lost. The restart is recorded as yours.`,
       'Restart');
@@ -511,7 +530,11 @@ function kernelRow(k) {
       }
       if (k.last_activity !== last.last_activity) activity.replaceChildren(timeEl(k.last_activity));
       const steerNow = canSteer() && k.state === 'running' && !!k.running;
-      if (steerNow !== last.steerNow) actions.replaceChildren(steerNow ? interruptButton(k.id) : '');
+      if (steerNow !== last.steerNow) {
+        const had = actions.contains(document.activeElement);
+        actions.replaceChildren(steerNow ? interruptButton(k.id) : '');
+        if (had) idCell.querySelector('a').focus();
+      }
       tr.dataset.state = k.state || '';
       last = { ...k, steerNow };
     },
@@ -612,7 +635,7 @@ function kernelView(main, kernelId) {
     if (key !== lastToolsKey) {
       lastToolsKey = key;
       const then = h('a', { href: `#/then/${enc}`, class: 'button-link' }, 'Timeline (the past)');
-      tools.replaceChildren(...(canSteer() && k.state === 'running' ? [interruptButton(kernelId), restartButton(kernelId)] : []), then);
+      replaceKeepingFocus(tools, [...(canSteer() && k.state === 'running' ? [interruptButton(kernelId), restartButton(kernelId)] : []), then]);
     }
   };
 
@@ -679,8 +702,11 @@ function kernelView(main, kernelId) {
   mountCheckpoints(checkpoints, kernelId);
   const untick = onTick(() => { for (const r of rows.values()) r.tick(); });
 
+  let factsFrame = 0;
   return {
-    kernelsChanged: renderFacts,
+    // NB: at most once a frame: a streaming kernel changes its last
+    // activity with every output.
+    kernelsChanged() { if (!factsFrame) factsFrame = requestAnimationFrame(() => { factsFrame = 0; if (!disposed) renderFacts(); }); },
     onEvents(batch) {
       let changed = false, need = 0;
       for (const ev of batch) {
@@ -697,7 +723,7 @@ function kernelView(main, kernelId) {
       }
       if (changed) { trim(); renderRows(); refresh.ask(need); }
     },
-    dispose() { disposed = true; refresh.dispose(); untick(); },
+    dispose() { disposed = true; cancelAnimationFrame(factsFrame); refresh.dispose(); untick(); },
   };
 }
 
@@ -720,7 +746,10 @@ function executionRow(x) {
       if (x.queued_at !== last.queued_at) queued.replaceChildren(timeEl(x.queued_at));
       const act = canSteer() ? x.status : '';
       if (act !== last.act) {
+        const had = actions.contains(document.activeElement);
         actions.replaceChildren(act === 'queued' ? cancelButton(x) : act === 'running' || act === 'input_required' ? interruptButton(x.kernel_id) : '');
+        // NB: the row's own button is gone (it did its work): its link keeps the focus.
+        if (had) (actions.querySelector('button') || what.querySelector('a')).focus();
       }
       last = { status: x.status, who: s.name, kind: s.kind, queued_at: x.queued_at, act };
       this.tick();
@@ -768,6 +797,7 @@ function mountCheckpoints(box, kernelId) {
         if (canSteer()) {
           const b = h('button', { type: 'button', 'data-testid': 'checkpoint-load', 'aria-label': `Load checkpoint ${cp.name}` }, 'Load');
           b.addEventListener('click', async () => {
+            if (b.getAttribute('aria-disabled') === 'true') return;
             const yes = await confirmDialog('Load the checkpoint?',
               `Kernel ${kernelId}'s variables are replaced by those saved in ${cp.name}. What was not saved is lost. The load is recorded as yours.`, 'Load');
             if (!yes) return;
@@ -838,7 +868,7 @@ function executionView(main, execId) {
       if (canSteer() && (x.status === 'running' || x.status === 'input_required')) t.push(interruptButton(x.kernel_id));
       if (canSteer() && x.status === 'queued') t.push(cancelButton(x));
       t.push(h('a', { class: 'button-link', href: `#/then/${encodeURIComponent(x.kernel_id)}?seq=${x.queued_seq || ''}` }, 'In the timeline'));
-      tools.replaceChildren(...t);
+      replaceKeepingFocus(tools, t);
     }
   };
 
