@@ -88,7 +88,7 @@ func (r *consoleReplayer) caller(ctx context.Context) (auth.Principal, error) {
 		return p, err
 	}
 	if !p.Scopes.Has(auth.ScopeRead) {
-		return p, fmt.Errorf("%w: principal %q lacks the read scope the console needs: ask an admin for it", console.ErrThenNotFound, p.Name)
+		return p, fmt.Errorf("principal %q lacks the read scope the console needs: ask an admin for it (%w)", p.Name, console.ErrThenNotFound)
 	}
 	if err := r.access.caughtUp(ctx, r.log.Last()); err != nil {
 		return p, fmt.Errorf("read the kernels model: %w", err)
@@ -102,7 +102,7 @@ func (r *consoleReplayer) caller(ctx context.Context) (auth.Principal, error) {
 func (r *consoleReplayer) kernel(p auth.Principal, id string) (string, error) {
 	id = events.CanonicalID(id)
 	if _, ok := r.access.kernels.Get(id); !ok || !r.access.canRead(p, id) {
-		return "", fmt.Errorf("%w: kernel %s: no such kernel (or not yours): list yours with GET /ui/api/now", console.ErrThenNotFound, id)
+		return "", fmt.Errorf("kernel %s: no such kernel (or not yours): list yours with GET /ui/api/now (%w)", id, console.ErrThenNotFound)
 	}
 	return id, nil
 }
@@ -159,9 +159,9 @@ func (r *consoleReplayer) At(ctx context.Context, q console.AtQuery) (console.At
 	first, last := r.log.First(), r.log.Last()
 	switch {
 	case q.Seq == 0:
-		return console.AtState{}, fmt.Errorf("%w: seq 0: event sequences start at 1 (the log holds %d..%d)", console.ErrThenBadInput, first, last)
+		return console.AtState{}, fmt.Errorf("seq 0: event sequences start at 1 (the log holds %d..%d) (%w)", first, last, console.ErrThenBadInput)
 	case q.Seq > last:
-		return console.AtState{}, fmt.Errorf("%w: seq %d is beyond the log's last event %d: pick one from %d to %d", console.ErrThenBadInput, q.Seq, last, first, last)
+		return console.AtState{}, fmt.Errorf("seq %d is beyond the log's last event %d: pick one from %d to %d (%w)", q.Seq, last, first, last, console.ErrThenBadInput)
 	}
 	if err := r.log.Truncated(q.Seq); err != nil {
 		return console.AtState{}, fmt.Errorf("the state at %d: %w", q.Seq, err)
@@ -227,7 +227,7 @@ func (r *consoleReplayer) OutputsAt(ctx context.Context, q console.OutputsQuery)
 		return console.OutputsPage{}, err
 	}
 	if q.Seq > r.log.Last() || q.Seq == 0 {
-		return console.OutputsPage{}, fmt.Errorf("%w: seq %d: pick one from %d to %d", console.ErrThenBadInput, q.Seq, r.log.First(), r.log.Last())
+		return console.OutputsPage{}, fmt.Errorf("seq %d: pick one from %d to %d (%w)", q.Seq, r.log.First(), r.log.Last(), console.ErrThenBadInput)
 	}
 	if err := r.log.Truncated(q.Seq); err != nil {
 		return console.OutputsPage{}, fmt.Errorf("outputs as of %d: %w", q.Seq, err)
@@ -235,7 +235,7 @@ func (r *consoleReplayer) OutputsAt(ctx context.Context, q console.OutputsQuery)
 	// NB: the execution's kernel from its first event: an execution of a
 	// kernel the principal may not read is unknown, in the same words.
 	id := events.CanonicalID(q.Execution)
-	unknown := fmt.Errorf("%w: execution %s: no such execution (or not yours)", console.ErrThenNotFound, id)
+	unknown := fmt.Errorf("execution %s: no such execution (or not yours) (%w)", id, console.ErrThenNotFound)
 	var kernel string
 	err = r.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if x, ok := e.Payload.(events.ExecutionQueued); ok {

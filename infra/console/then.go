@@ -34,8 +34,8 @@ type Replayer interface {
 
 // Errors a Replayer returns, by status.
 var (
-	ErrThenBadInput = errors.New("console: bad input")
-	ErrThenNotFound = errors.New("console: not found")
+	ErrThenBadInput = errors.New("bad input")
+	ErrThenNotFound = errors.New("not found")
 )
 
 // TimelineQuery asks for a page of a kernel's events.
