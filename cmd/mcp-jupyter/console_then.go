@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -83,12 +83,12 @@ func newConsoleReplayer(l *eventlog.Log, a edgeAccess, limits replayCacheLimits,
 // the present kernels model caught up with the log (a kernel started a
 // moment ago is not hidden for a lag).
 func (r *consoleReplayer) caller(ctx context.Context) (auth.Principal, error) {
-	p, err := auth.Caller(ctx)
+	p, err := consoleCaller(ctx)
 	if err != nil {
 		return p, err
 	}
 	if !p.Scopes.Has(auth.ScopeRead) {
-		return p, fmt.Errorf("principal %q lacks the read scope the console needs: ask an admin for it (%w)", p.Name, console.ErrThenNotFound)
+		return p, console.Errorf(http.StatusForbidden, "principal %q lacks the read scope the console needs: ask an admin for it", p.Name)
 	}
 	if err := r.access.caughtUp(ctx, r.log.Last()); err != nil {
 		return p, fmt.Errorf("read the kernels model: %w", err)
@@ -97,12 +97,12 @@ func (r *consoleReplayer) caller(ctx context.Context) (auth.Principal, error) {
 }
 
 // kernel resolves a kernel id the principal may read (either form of the
-// id), or ErrThenNotFound — the same words for one it may not read as for
-// one nobody knows.
-func (r *consoleReplayer) kernel(p auth.Principal, id string) (string, error) {
-	id = events.CanonicalID(id)
+// id), or the 404 of the Now view — the same words for one it may not
+// read as for one nobody knows.
+func (r *consoleReplayer) kernel(p auth.Principal, asked string) (string, error) {
+	id := events.CanonicalID(asked)
 	if _, ok := r.access.kernels.Get(id); !ok || !r.access.canRead(p, id) {
-		return "", fmt.Errorf("kernel %s: no such kernel (or not yours): list yours with GET /ui/api/now (%w)", id, console.ErrThenNotFound)
+		return "", consoleNoKernel(asked)
 	}
 	return id, nil
 }
@@ -159,9 +159,9 @@ func (r *consoleReplayer) At(ctx context.Context, q console.AtQuery) (console.At
 	first, last := r.log.First(), r.log.Last()
 	switch {
 	case q.Seq == 0:
-		return console.AtState{}, fmt.Errorf("seq 0: event sequences start at 1 (the log holds %d..%d) (%w)", first, last, console.ErrThenBadInput)
+		return console.AtState{}, console.Errorf(http.StatusBadRequest, "seq 0: event sequences start at 1 (the log holds %d..%d)", first, last)
 	case q.Seq > last:
-		return console.AtState{}, fmt.Errorf("seq %d is beyond the log's last event %d: pick one from %d to %d (%w)", q.Seq, last, first, last, console.ErrThenBadInput)
+		return console.AtState{}, console.Errorf(http.StatusBadRequest, "seq %d is beyond the log's last event %d: pick one from %d to %d", q.Seq, last, first, last)
 	}
 	if err := r.log.Truncated(q.Seq); err != nil {
 		return console.AtState{}, fmt.Errorf("the state at %d: %w", q.Seq, err)
@@ -178,7 +178,7 @@ func (r *consoleReplayer) At(ctx context.Context, q console.AtQuery) (console.At
 		return console.AtState{}, fmt.Errorf("the state at %d: %w", q.Seq, err)
 	}
 	st := console.AtState{Seq: q.Seq, Time: at.Time, First: first, Last: last, Folded: folded,
-		Kernels: []console.PastKernel{}, Executions: []console.PastExecution{},
+		Kernels: []console.PastKernel{}, Executions: []console.Execution{},
 		OutputsOf: map[string][]queue.Output{}, OutputsMore: map[string]bool{}}
 	readable := func(k string) bool { return kernelID == k || (kernelID == "" && r.access.canRead(p, k)) }
 	for _, k := range m.Kernels.List() {
@@ -196,7 +196,7 @@ func (r *consoleReplayer) At(ctx context.Context, q console.AtQuery) (console.At
 			st.MoreExecutions = true
 			break
 		}
-		st.Executions = append(st.Executions, pastExecution(x, at.Time))
+		st.Executions = append(st.Executions, console.ExecutionAt(x, at.Time))
 	}
 	budget := atOutputsTotal
 	for i, x := range st.Executions {
@@ -227,7 +227,7 @@ func (r *consoleReplayer) OutputsAt(ctx context.Context, q console.OutputsQuery)
 		return console.OutputsPage{}, err
 	}
 	if q.Seq > r.log.Last() || q.Seq == 0 {
-		return console.OutputsPage{}, fmt.Errorf("seq %d: pick one from %d to %d (%w)", q.Seq, r.log.First(), r.log.Last(), console.ErrThenBadInput)
+		return console.OutputsPage{}, console.Errorf(http.StatusBadRequest, "seq %d: pick one from %d to %d", q.Seq, r.log.First(), r.log.Last())
 	}
 	if err := r.log.Truncated(q.Seq); err != nil {
 		return console.OutputsPage{}, fmt.Errorf("outputs as of %d: %w", q.Seq, err)
@@ -235,7 +235,7 @@ func (r *consoleReplayer) OutputsAt(ctx context.Context, q console.OutputsQuery)
 	// NB: the execution's kernel from its first event: an execution of a
 	// kernel the principal may not read is unknown, in the same words.
 	id := events.CanonicalID(q.Execution)
-	unknown := fmt.Errorf("execution %s: no such execution (or not yours) (%w)", id, console.ErrThenNotFound)
+	unknown := consoleNoExecution(q.Execution)
 	var kernel string
 	err = r.log.ReadStream(ctx, events.ExecutionStream(id), 0, func(e events.Event) error {
 		if x, ok := e.Payload.(events.ExecutionQueued); ok {
@@ -526,35 +526,25 @@ func (c *replayCache) stats() (entries, bytes int) {
 	return len(c.entries), c.bytes
 }
 
-// pastKernel is a kernel as the replayed models show it.
+// pastKernel is a kernel as the replayed models show it (the Now view's
+// shape, consoleSource.kernel, from the models as they were).
 func pastKernel(k kernels.Kernel, q *queue.Model) console.PastKernel {
-	pk := console.PastKernel{ID: k.ID, State: string(k.State), ExecutionState: k.ExecutionState, Busy: k.Busy,
-		Kernelspec: k.Spec, Label: k.Label, Notebook: k.Notebook, Owner: k.Owner, QueueDepth: q.Depth(k.ID),
-		Restarts: k.Restarts, Reason: k.Reason, LastActivity: k.LastActivity, StartedAt: k.StartedAt}
-	if pk.Owner == "" {
-		pk.Owner = auth.AdminName
+	uuid, _ := events.UUIDForm(k.ID)
+	last := k.LastActivity
+	if last.IsZero() {
+		last = k.StartedAt
 	}
-	pk.UUID, _ = events.UUIDForm(k.ID)
+	owner := k.Owner
+	if owner == "" {
+		owner = auth.AdminName
+	}
+	pk := console.PastKernel{Kernel: console.Kernel{ID: k.ID, UUID: uuid, State: string(k.State), ExecutionState: k.ExecutionState,
+		Reason: k.Reason, Kernelspec: k.Spec, Label: k.Label, Notebook: k.Notebook, Owner: owner, QueueDepth: q.Depth(k.ID),
+		LastActivity: last.UTC(), StartedAt: k.StartedAt.UTC()}, Busy: k.Busy, Restarts: k.Restarts}
 	if x, ok := q.Active(k.ID); ok {
 		pk.Running = x.ID
 	}
 	return pk
-}
-
-// pastExecution is an execution as it was at time at.
-func pastExecution(x queue.Execution, at time.Time) console.PastExecution {
-	px := console.PastExecution{Execution: x, Submitter: console.Submitter{Kind: "agent", Name: x.By}}
-	if x.Origin != nil && x.Origin.Kind == events.OriginFrontend {
-		px.Submitter.Kind, px.Submitter.Client = "frontend", x.Origin.Client
-	}
-	switch {
-	case x.StartedAt.IsZero():
-	case !x.FinishedAt.IsZero():
-		px.DurationMS = x.FinishedAt.Sub(x.StartedAt).Milliseconds()
-	default:
-		px.DurationMS = at.Sub(x.StartedAt).Milliseconds()
-	}
-	return px
 }
 
 // timelineEvent is e (payload decoded) as the timeline shows it.

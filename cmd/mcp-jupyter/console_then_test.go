@@ -145,7 +145,7 @@ func TestConsoleThenShowsThePast(t *testing.T) {
 	want.Kernels = append(want.Kernels, pastKernel(kk, m.Queue))
 	xs := m.Queue.List(k, "")
 	for i := len(xs) - 1; i >= 0; i-- {
-		want.Executions = append(want.Executions, pastExecution(xs[i], at.Time))
+		want.Executions = append(want.Executions, console.ExecutionAt(xs[i], at.Time))
 	}
 	if a, b := jsonOf(t, at.Kernels, at.Executions), jsonOf(t, want.Kernels, want.Executions); a != b {
 		t.Fatalf("/at differs from replayModels at %d:\n /at    %s\n replay %s", finished2, a, b)

@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -15,11 +14,12 @@ import (
 // (cmd/mcp-jupyter/console_then.go). Every method takes the request's
 // context, which carries the principal: the Replayer answers only with
 // what that principal may read, and a kernel or execution it may not read
-// as unknown (ErrThenNotFound). Methods are safe for concurrent use.
+// exactly as an unknown one (404). Methods are safe for concurrent use.
 //
-// Errors: ErrThenBadInput (400), ErrThenNotFound (404), an error with a
-// TruncatedAt() uint64 method (the events are gone: 410, its message
-// names the retention setting); anything else is a 500.
+// Errors: a *StatusError (400 bad input, 404 unknown or not the
+// caller's), an error with a TruncatedAt() uint64 method (the events are
+// gone: 410, its message names the retention setting); anything else is a
+// 500.
 type Replayer interface {
 	// Timeline is a page of one kernel's events (its own stream, its
 	// executions' and their outputs), oldest first, after a seq.
@@ -31,12 +31,6 @@ type Replayer interface {
 	// cursor: the rest of an execution At cut short.
 	OutputsAt(ctx context.Context, q OutputsQuery) (OutputsPage, error)
 }
-
-// Errors a Replayer returns, by status.
-var (
-	ErrThenBadInput = errors.New("bad input")
-	ErrThenNotFound = errors.New("not found")
-)
 
 // TimelineQuery asks for a page of a kernel's events.
 type TimelineQuery struct {
@@ -75,39 +69,17 @@ type AtQuery struct {
 	Limit  int    // executions at most
 }
 
-// PastKernel is a kernel as it was (the shape of the Now view's kernels).
+// PastKernel is a kernel as it was: the Now view's shape, with its IOPub
+// busy flag and how many times it had been restarted.
 type PastKernel struct {
-	ID             string    `json:"id"`
-	UUID           string    `json:"uuid,omitempty"`
-	State          string    `json:"state"`
-	ExecutionState string    `json:"execution_state,omitempty"`
-	Busy           bool      `json:"busy"`
-	Kernelspec     string    `json:"kernelspec,omitempty"`
-	Label          string    `json:"label,omitempty"`
-	Notebook       string    `json:"notebook,omitempty"`
-	Owner          string    `json:"owner,omitempty"`
-	QueueDepth     int       `json:"queue_depth"`
-	Running        string    `json:"running"`
-	Restarts       int       `json:"restarts"`
-	Reason         string    `json:"reason,omitempty"`
-	LastActivity   time.Time `json:"last_activity,omitzero"`
-	StartedAt      time.Time `json:"started_at,omitzero"`
+	Kernel
+	Busy     bool `json:"busy"`
+	Restarts int  `json:"restarts"`
 }
 
-// Submitter is who submitted an execution.
-type Submitter struct {
-	Kind   string `json:"kind"` // agent, frontend or person
-	Name   string `json:"name,omitempty"`
-	Client string `json:"client,omitempty"`
-}
-
-// PastExecution is an execution as it was: queue.Execution's JSON with
-// its duration as of that moment and its submitter.
-type PastExecution struct {
-	queue.Execution
-	DurationMS int64     `json:"duration_ms"`
-	Submitter  Submitter `json:"submitter"`
-}
+// ExecutionAt is x as the console shows it at time at (its duration as of
+// then, its submitter).
+func ExecutionAt(x queue.Execution, at time.Time) Execution { return shown(x, at) }
 
 // AtState is the state as of event Seq.
 type AtState struct {
@@ -121,8 +93,8 @@ type AtState struct {
 	Kernels []PastKernel `json:"kernels"`
 	// Executions as they were, newest first, at most the query's Limit;
 	// MoreExecutions says older ones were left out.
-	Executions     []PastExecution `json:"executions"`
-	MoreExecutions bool            `json:"more_executions"`
+	Executions     []Execution `json:"executions"`
+	MoreExecutions bool        `json:"more_executions"`
 	// Around is the events before and after Seq (of the kernel, when one
 	// was asked for), oldest first, in the timeline's shape.
 	Around []TimelineEvent `json:"around"`
@@ -167,7 +139,7 @@ func (h *Handler) thenRoutes(mux *http.ServeMux) {
 // replayer is the configured Replayer, or nil after writing 503.
 func (h *Handler) replayer(w http.ResponseWriter) Replayer {
 	if h.opts.Replay == nil {
-		thenJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the console's past is not available on this server"})
+		respondJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the console's past is not available on this server"})
 		return nil
 	}
 	return h.opts.Replay
@@ -180,7 +152,7 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	q := TimelineQuery{Kernel: r.URL.Query().Get("kernel"), Limit: DefaultTimelineLimit}
 	if q.Kernel == "" {
-		thenJSON(w, http.StatusBadRequest, map[string]string{"error": "give the kernel: GET /ui/api/timeline?kernel=<id>"})
+		respondJSON(w, http.StatusBadRequest, errorBody{Error: "give the kernel: GET /ui/api/timeline?kernel=<id>"})
 		return
 	}
 	var err error
@@ -197,7 +169,7 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request) {
 		h.thenFail(w, err)
 		return
 	}
-	thenJSON(w, http.StatusOK, tl)
+	respondJSON(w, http.StatusOK, tl)
 }
 
 func (h *Handler) at(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +178,7 @@ func (h *Handler) at(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !r.URL.Query().Has("seq") {
-		thenJSON(w, http.StatusBadRequest, map[string]string{"error": "give the moment: GET /ui/api/at?seq=<event sequence>[&kernel=<id>]"})
+		respondJSON(w, http.StatusBadRequest, errorBody{Error: "give the moment: GET /ui/api/at?seq=<event sequence>[&kernel=<id>]"})
 		return
 	}
 	q := AtQuery{Kernel: r.URL.Query().Get("kernel")}
@@ -224,7 +196,7 @@ func (h *Handler) at(w http.ResponseWriter, r *http.Request) {
 		h.thenFail(w, err)
 		return
 	}
-	thenJSON(w, http.StatusOK, st)
+	respondJSON(w, http.StatusOK, st)
 }
 
 func (h *Handler) atOutputs(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +206,7 @@ func (h *Handler) atOutputs(w http.ResponseWriter, r *http.Request) {
 	}
 	q := OutputsQuery{Execution: r.URL.Query().Get("execution")}
 	if q.Execution == "" || !r.URL.Query().Has("seq") {
-		thenJSON(w, http.StatusBadRequest, map[string]string{"error": "give the execution and the moment: GET /ui/api/at/outputs?execution=<id>&seq=<seq>[&after=<cursor>]"})
+		respondJSON(w, http.StatusBadRequest, errorBody{Error: "give the execution and the moment: GET /ui/api/at/outputs?execution=<id>&seq=<seq>[&after=<cursor>]"})
 		return
 	}
 	var err error
@@ -251,7 +223,7 @@ func (h *Handler) atOutputs(w http.ResponseWriter, r *http.Request) {
 		h.thenFail(w, err)
 		return
 	}
-	thenJSON(w, http.StatusOK, page)
+	respondJSON(w, http.StatusOK, page)
 }
 
 func seqParam(r *http.Request, name string, def uint64) (uint64, error) {
@@ -261,7 +233,7 @@ func seqParam(r *http.Request, name string, def uint64) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, thenInputError{name + "=" + strconv.Quote(v) + ": give an event sequence number (a whole number)"}
+		return 0, Errorf(http.StatusBadRequest, "%s=%q: give an event sequence number (a whole number)", name, v)
 	}
 	return n, nil
 }
@@ -273,40 +245,25 @@ func limitParam(r *http.Request, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, thenInputError{"limit=" + strconv.Quote(v) + ": give a number from 1 to " + strconv.Itoa(max)}
+		return 0, Errorf(http.StatusBadRequest, "limit=%q: give a number from 1 to %d", v, max)
 	}
 	return n, nil
 }
 
-// thenInputError is a query parameter the handler refused.
-type thenInputError struct{ msg string }
-
-func (e thenInputError) Error() string { return e.msg }
-func (e thenInputError) Unwrap() error { return ErrThenBadInput }
-
-// thenFail answers err with its status.
+// thenFail answers err with its status: a *StatusError's own, 410 for
+// events retention deleted, 500 (logged) for anything else.
 func (h *Handler) thenFail(w http.ResponseWriter, err error) {
+	var se *StatusError
 	var gone interface{ TruncatedAt() uint64 }
-	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ErrThenBadInput):
-		status = http.StatusBadRequest
-	case errors.Is(err, ErrThenNotFound):
-		status = http.StatusNotFound
+	case errors.As(err, &se):
+		respondError(w, err)
 	case errors.As(err, &gone):
-		status = http.StatusGone
+		respondJSON(w, http.StatusGone, errorBody{Error: err.Error()})
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-	}
-	if status == http.StatusInternalServerError {
+		respondJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the request ended before the replay did: " + err.Error()})
+	default:
 		h.opts.Logger.Error("console past read failed", "err", err)
+		respondError(w, err)
 	}
-	thenJSON(w, status, map[string]string{"error": err.Error()})
-}
-
-func thenJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
