@@ -131,9 +131,9 @@ const (
 )
 
 func (h *Handler) thenRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /timeline", h.timeline)
-	mux.HandleFunc("GET /at", h.at)
-	mux.HandleFunc("GET /at/outputs", h.atOutputs)
+	mux.HandleFunc("GET /ui/api/timeline", h.timeline)
+	mux.HandleFunc("GET /ui/api/at", h.at)
+	mux.HandleFunc("GET /ui/api/at/outputs", h.atOutputs)
 }
 
 // replayer is the configured Replayer, or nil after writing 503.
