@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +301,145 @@ func TestConsoleReplayCacheBounded(t *testing.T) {
 	_, _, _ = r.models(ctx, 5000)
 	if _, folded, err := r.models(ctx, 5000+every/2); err != nil || folded > every {
 		t.Fatalf("a request next to an earlier one folded %d events (%v), want at most %d", folded, err, every)
+	}
+}
+
+// TestConsoleTimelineShowsThePastInABrowser: in a real browser, the "Then"
+// view shows the state at a chosen seq — an execution running as it was,
+// with the line it had printed, while the page's present (the Now API)
+// says it finished. Typing a seq, moving the slider, clicking an event and
+// the arrow keys all move through the kernel's events; no script errors.
+func TestConsoleTimelineShowsThePastInABrowser(t *testing.T) {
+	site := startConsoleSite(t)
+	cl := site.connect()
+	k := startKernelTool(t, cl)
+	var ids []string
+	for _, step := range []struct{ code, status string }{
+		{"import time\nprint('started the long one')\ntime.sleep(1)\nprint('done')", "ok"},
+		{"print(6 * 7)", "ok"},
+		{"1/0", "error"},
+	} {
+		sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": step.code})
+		if sc["status"] != step.status {
+			t.Fatalf("execute %q: %v %s", step.code, sc, text)
+		}
+		ids = append(ids, sc["execution_id"].(string))
+	}
+	c := site.c
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.runner.WaitFor(ctx, c.log.Last()); err != nil {
+		t.Fatal(err)
+	}
+	// While the first ran: the event before its end (its idle status).
+	running := seqOf(t, c.log, events.ExecutionStream(ids[0]), events.TypeExecutionFinished) - 1
+	finished2 := seqOf(t, c.log, events.ExecutionStream(ids[1]), events.TypeExecutionFinished)
+
+	p := site.browser.NewPage(1280, 900)
+	defer p.Close(t)
+	if st := p.Goto(t, site.consoleURL(c.token, "")); st != 200 {
+		t.Fatalf("GET /ui/: %d", st)
+	}
+	var ok bool
+	p.Eval(t, `async ({kernelId, seq}) => {
+		// NB: the shell (app.js) adopts ?token= first; this page mounts
+		// the view alone.
+		(await import('/ui/api.js')).adoptToken();
+		const { mountThen } = await import('/ui/then.js');
+		const box = document.createElement('div');
+		box.id = 'then-under-test';
+		document.body.prepend(box);
+		window.thenView = mountThen(box, { kernelId, seq, navigate: (to) => { location.hash = to; } });
+		return true;
+	}`, map[string]any{"kernelId": k, "seq": running}, &ok)
+	state := func(seq uint64) string { return fmt.Sprintf(`[data-testid="then-state"][data-seq="%d"]:not([data-error])`, seq) }
+	p.WaitFor(t, state(running), "", 30*time.Second)
+	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="running"]`, state(running), ids[0]), "started the long one", 10*time.Second)
+	var present string
+	p.Eval(t, `async ({kernelId, id}) => {
+		const { api } = await import('/ui/api.js');
+		const page = await api('kernels/' + encodeURIComponent(kernelId) + '/executions');
+		return page.executions.find((x) => x.execution_id === id).status;
+	}`, map[string]any{"kernelId": k, "id": ids[0]}, &present)
+	if present != "ok" {
+		t.Fatalf("the present status of the first execution: %q, want ok", present)
+	}
+	if err := p.TryWaitFor(fmt.Sprintf(`[data-testid="then-execution"][data-execution-id="%s"]`, ids[1]), "", 300*time.Millisecond); err == nil {
+		t.Fatal("an execution queued after the chosen seq is shown")
+	}
+	p.WaitFor(t, `[data-testid="timeline"] [data-testid="timeline-event"]`, "queued by admin", 10*time.Second)
+
+	// Type a seq.
+	p.Fill(t, `[data-testid="seq-input"]`, fmt.Sprint(finished2))
+	p.Press(t, `[data-testid="seq-input"]`, "Enter")
+	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="ok"]`, state(finished2), ids[1]), "42", 20*time.Second)
+	if err := p.TryWaitFor(fmt.Sprintf(`[data-testid="then-execution"][data-execution-id="%s"]`, ids[2]), "", 300*time.Millisecond); err == nil {
+		t.Fatal("the failing execution, queued after the chosen seq, is shown")
+	}
+
+	// The keyboard steps event by event: the next event of this kernel,
+	// then back.
+	var seqs []uint64
+	if err := c.log.ReadKernel(ctx, k, 0, func(e events.Event) error { seqs = append(seqs, e.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	next := func(after uint64) uint64 {
+		for _, s := range seqs {
+			if s > after {
+				return s
+			}
+		}
+		t.Fatalf("no event of the kernel after %d", after)
+		return 0
+	}
+	p.Press(t, `[data-testid="timeline-seq"]`, "ArrowRight")
+	p.WaitFor(t, state(next(finished2)), "", 20*time.Second)
+	p.Press(t, `[data-testid="timeline-seq"]`, "ArrowLeft")
+	p.WaitFor(t, state(finished2), "", 20*time.Second)
+
+	// Move the slider to the end: the failing execution is there, as an error.
+	last := c.log.Last()
+	p.Eval(t, `(v) => { const r = document.querySelector('[data-testid="timeline-seq"]'); r.value = String(v); r.dispatchEvent(new Event('change', { bubbles: true })); return true; }`, last, &ok)
+	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="error"]`, state(last), ids[2]), "ZeroDivisionError", 20*time.Second)
+
+	// Click an event in the list: the state at it.
+	first := seqOf(t, c.log, events.ExecutionStream(ids[1]), events.TypeExecutionQueued)
+	p.Click(t, fmt.Sprintf(`[data-testid="timeline-event"][data-seq="%d"] button`, first))
+	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="queued"]`, state(first), ids[1]), "", 20*time.Second)
+	p.Fill(t, `[data-testid="seq-input"]`, fmt.Sprint(running))
+	p.Press(t, `[data-testid="seq-input"]`, "Enter")
+	p.WaitFor(t, state(running), "", 20*time.Second)
+
+	shot := filepath.Join(t.TempDir(), "then-timeline.png")
+	if os.Getenv("CONSOLE_SCREENSHOTS") == "1" {
+		shot = filepath.Join("..", "..", "docs", "console", "then-timeline.png")
+	}
+	p.Screenshot(t, shot, "#then-under-test")
+	if fi, err := os.Stat(shot); err != nil || fi.Size() > 300<<10 {
+		t.Errorf("screenshot %s: %v, %d bytes (want < 300 KB)", shot, err, fi.Size())
+	}
+	noScriptErrorsButFavicon(t, site, p)
+}
+
+// noScriptErrorsButFavicon is page.NoScriptErrors, except, while the
+// shell's index.html names no icon (consoleui's adds one), the browser's
+// 404 for /favicon.ico.
+func noScriptErrorsButFavicon(t *testing.T, site *consoleSite, p *testkit.Page) {
+	t.Helper()
+	resp, err := http.Get(site.ts.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(index), `rel="icon"`) {
+		p.NoScriptErrors(t)
+		return
+	}
+	for _, e := range p.Errors(t) {
+		if e.Kind == "console" && strings.Contains(e.Text, "404") {
+			continue // NB: /favicon.ico
+		}
+		t.Errorf("script error: %s: %s", e.Kind, e.Text)
 	}
 }
