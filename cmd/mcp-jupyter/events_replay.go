@@ -26,19 +26,42 @@ func (queueProjection) Wants(typ string) projections.Interest {
 	return projections.Skip
 }
 
+// replaySource is what a replay reads: the events CLI's source and the
+// server's own *eventlog.Log both are one.
+type replaySource interface {
+	First() uint64
+	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
+}
+
+// replayBase is a state a replay starts from instead of the log's start:
+// every read model's snapshot (Projection.Snapshot, by name) as of Seq.
+type replayBase struct {
+	Seq   uint64
+	Snaps map[string][]byte
+}
+
 // boundedLog is a source seen as the projections runner's Log, ending at
 // until: the runner replays up to it and stops (FollowRaw returns at once).
-// Snapshots are neither loaded nor stored: a replay leaves the log as it
-// found it. visit, when set, sees every event before the projections.
+// Snapshots are never stored: a replay leaves the log as it found it. The
+// only one loaded is base's, when set. visit, when set, sees every event
+// before the projections.
+//
+// retained folds a truncated log from what it retains (see
+// replayOptions.retained) rather than refusing with ErrGap.
 type boundedLog struct {
-	src   source
-	until uint64
-	visit func(e *events.Event) error
+	src      replaySource
+	until    uint64
+	visit    func(e *events.Event) error
+	base     *replayBase
+	retained bool
 }
 
 func (b *boundedLog) Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error {
 	if to == 0 || to > b.until {
 		to = b.until
+	}
+	if b.retained && from <= 1 {
+		from = 0 // NB: every retained event, the kept streams' below First included
 	}
 	if b.visit == nil {
 		return b.src.Scan(ctx, from, to, fn)
@@ -52,10 +75,21 @@ func (b *boundedLog) Scan(ctx context.Context, from, to uint64, fn func(events.E
 }
 func (b *boundedLog) FollowRaw(context.Context, uint64, func(events.Event) error) error { return nil }
 func (b *boundedLog) Last() uint64                                                      { return b.until }
-func (b *boundedLog) First() uint64                                                     { return b.src.First() }
-func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error                         { return nil }
-func (b *boundedLog) LoadSnapshot(string) (uint64, []byte, bool, error)                 { return 0, nil, false, nil }
-func (b *boundedLog) TruncateBefore(uint64, func(events.Event) bool) (int, error)       { return 0, nil }
+func (b *boundedLog) First() uint64 {
+	if b.retained {
+		return 1 // NB: Scan reads from what is retained: no gap to refuse
+	}
+	return b.src.First()
+}
+func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error { return nil }
+func (b *boundedLog) LoadSnapshot(name string) (uint64, []byte, bool, error) {
+	if b.base == nil {
+		return 0, nil, false, nil
+	}
+	data, ok := b.base.Snaps[name]
+	return b.base.Seq, data, ok, nil
+}
+func (b *boundedLog) TruncateBefore(uint64, func(events.Event) bool) (int, error) { return 0, nil }
 
 // readModels is every read model the server keeps, as of one event.
 type readModels struct {
@@ -65,13 +99,47 @@ type readModels struct {
 	Kernels *kernels.Model
 }
 
+// snapshot is every model's Snapshot, by projection name: a replayBase
+// for a later replay.
+func (m *readModels) snapshot() (*replayBase, error) {
+	q, err := m.Queue.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	k, err := m.Kernels.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &replayBase{Seq: m.Seq, Snaps: map[string][]byte{m.Queue.Name(): q, m.Kernels.Name(): k}}, nil
+}
+
 // replayModels rebuilds every read model from the start of the log up to
 // until, with the server's own projection code driven by the server's own
 // runner. visit (optional) sees each event first.
-func replayModels(ctx context.Context, src source, until uint64, visit func(e *events.Event) error) (*readModels, error) {
+func replayModels(ctx context.Context, src replaySource, until uint64, visit func(e *events.Event) error) (*readModels, error) {
+	return replayModelsFrom(ctx, src, until, replayOptions{visit: visit})
+}
+
+// replayOptions: where a replay starts and what it sees.
+type replayOptions struct {
+	// base: start from this state (its Seq must be >= the log's First-1)
+	// rather than from the log's start.
+	base *replayBase
+	// retained: when the log was truncated (retention), fold what it
+	// retains — the kept streams' events below First, then everything from
+	// First — instead of failing with ErrGap: kernels and executions whose
+	// whole record retention deleted are then absent.
+	retained bool
+	visit    func(e *events.Event) error
+}
+
+// replayModelsFrom is replayModels from a base state (the console's
+// cached ones, console_then.go): the same runner and projections, folding
+// only the events in (base.Seq, until].
+func replayModelsFrom(ctx context.Context, src replaySource, until uint64, o replayOptions) (*readModels, error) {
 	m := &readModels{Seq: until, Queue: queue.NewModel(), Kernels: kernels.New()}
-	bl := &boundedLog{src: src, until: until, visit: visit}
-	r := projections.NewRunner(bl, projections.Options{Rebuild: true}, queueProjection{m.Queue}, m.Kernels)
+	bl := &boundedLog{src: src, until: until, visit: o.visit, base: o.base, retained: o.retained}
+	r := projections.NewRunner(bl, projections.Options{Rebuild: o.base == nil}, queueProjection{m.Queue}, m.Kernels)
 	// NB: no Close: it would encode snapshots only to throw them away. The
 	// loop ends by itself at until (FollowRaw returns); cancel frees it.
 	rctx, cancel := context.WithCancel(ctx)
