@@ -144,6 +144,13 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 	if marker != "still here" {
 		t.Fatalf("the page was reloaded on the way (marker %q)", marker)
 	}
+	// The execution's moment in the timeline (then.js, mounted by the
+	// shell at #/then/<kernel>?seq=N), and back.
+	p.Click(t, view+` a:has-text("In the timeline")`)
+	p.WaitFor(t, `[data-testid="timeline"]`, "", 30*time.Second)
+	p.WaitFor(t, `[data-testid="then-state"]`, "", 30*time.Second)
+	p.Eval(t, `() => { history.back(); return true }`, nil, nil)
+	p.WaitFor(t, view+`[data-status="ok"]`, "", 10*time.Second)
 	// Back to the kernel: the row says ok, with a duration.
 	p.Eval(t, `() => { history.back(); return true }`, nil, nil)
 	p.WaitFor(t, row+`[data-status="ok"]`, "s", 10*time.Second)
