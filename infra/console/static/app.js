@@ -284,7 +284,7 @@ async function bootOnce() {
   app.me = me;
   $('#whoami').textContent = me.name || '';
   $('#whoami').title = `Signed in as ${me.name} (${(me.scopes || []).join(', ')})${me.can_steer ? '' : ': read only'}`;
-  let since = 0;
+  let since = null;
   try {
     since = await refreshKernels();
   } catch (e) {
@@ -671,7 +671,7 @@ function kernelView(main, kernelId) {
     if (execs.size > (r.executions || []).length) more = more || r.more; else more = r.more;
     trim();
     renderRows();
-    return (r.executions || []).every((x) => (x.last_seq || 0) >= Math.min(seq, execs.get(x.execution_id)._seq || 0));
+    return (r.executions || []).every((x) => (x.last_seq || 0) >= Math.min(seq, (execs.get(x.execution_id) || x)._seq || 0));
   });
 
   older.addEventListener('click', async () => {

@@ -28,13 +28,14 @@ const PING_MS = 20000;
 const SILENT_MS = 50000;
 
 export class LiveFeed {
-  // since: the seq the page's first read reflects (GET /ui/api/now's seq).
+  // since: the seq the page's first read reflects (GET /ui/api/now's seq);
+  // null: not known, follow from now on (until an event gives one).
   // onEvents(events): a batch of new events, ascending seq.
   // onState(state, detail): 'connecting' | 'live' | 'offline'.
   // onRevoked(reason): the token is no longer valid (close 4001).
   // onTrouble(): a connection failed before it opened (the server may be
   // down, or refused the token): the page can check which.
-  constructor({ since = 0, kernel, onEvents, onState, onRevoked, onTrouble } = {}) {
+  constructor({ since = null, kernel, onEvents, onState, onRevoked, onTrouble } = {}) {
     this._seq = since;
     this._kernel = kernel;
     this._onEvents = onEvents || (() => {});
@@ -99,7 +100,8 @@ export class LiveFeed {
     this._setState('connecting');
     let ws;
     try {
-      ws = new WebSocket(wsURL({ since: this._seq, kernel: this._kernel }));
+      // NB: since=0 would be the whole log: without a seq, follow from now.
+      ws = new WebSocket(wsURL({ since: this._seq === null ? undefined : this._seq, kernel: this._kernel }));
     } catch (e) {
       this._scheduleRetry(false);
       return;
@@ -150,7 +152,7 @@ export class LiveFeed {
       let ev;
       try { ev = JSON.parse(line); } catch { continue; }
       if (!ev || typeof ev.seq !== 'number' || !ev.stream) continue; // a pong
-      if (ev.seq <= this._seq) continue; // NB: never apply an event twice
+      if (this._seq !== null && ev.seq <= this._seq) continue; // NB: never apply an event twice
       this._seq = ev.seq;
       batch.push(ev);
     }
