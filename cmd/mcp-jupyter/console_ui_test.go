@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -555,6 +563,86 @@ func TestConsolePageKeepsBoundedExecutions(t *testing.T) {
 	p.Eval(t, `() => document.querySelectorAll('[data-testid="execution-row"]').length`, nil, &rows)
 	if rows != n {
 		t.Fatalf("after Show older: %d rows, want %d", rows, n)
+	}
+	p.NoScriptErrors(t)
+}
+
+// TestConsolePageResumesAcrossServerRestart: the server stops (its /ws
+// clients get 1001) and starts again on the same address and data dir;
+// the open page shows it is offline, reconnects by itself with since=<last
+// seq applied> and shows what happened after the restart, without a
+// reload.
+func TestConsolePageResumesAcrossServerRestart(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) (*core, func()) {
+		t.Helper()
+		c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: c.httpHandler()}
+		served := make(chan struct{})
+		go func() { defer close(served); _ = srv.Serve(ln) }()
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(ctx) // NB: hijacked /ws connections are the core's to close (1001)
+				_ = c.close(ctx)
+				<-served
+			})
+		}
+		t.Cleanup(stop)
+		return c, stop
+	}
+	agentOf := func(c *core) *client.Client {
+		t.Helper()
+		inproc, err := client.NewInProcessClient(c.mcp.MCP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := mcpClient(t, inproc)
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+
+	c1, stop1 := serve(ln)
+	k1 := startKernelTool(t, agentOf(c1))
+	b := testkit.StartBrowser(t)
+	p := b.NewPage(0, 0)
+	p.Goto(t, "http://"+addr+"/ui/?token="+url.QueryEscape(c1.token)+"#/")
+	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k1+`"]`, "", 30*time.Second)
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	p.Eval(t, `() => { window.__noReload = 'still here'; return true }`, nil, nil)
+	var before float64
+	p.Eval(t, `() => window.__consoleLive.lastSeq`, nil, &before)
+
+	stop1()
+	p.WaitFor(t, `[data-testid="live"][data-state="offline"]`, "", 30*time.Second)
+
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	c2, _ := serve(ln2)
+	k2 := startKernelTool(t, agentOf(c2))
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 60*time.Second)
+	p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k2+`"]`, "running", 60*time.Second)
+	var marker string
+	var after, connects float64
+	p.Eval(t, `() => window.__noReload || ''`, nil, &marker)
+	p.Eval(t, `() => window.__consoleLive.lastSeq`, nil, &after)
+	p.Eval(t, `() => window.__consoleLive.connects`, nil, &connects)
+	if marker != "still here" || after <= before || connects < 2 {
+		t.Fatalf("after the restart: marker %q, last seq %v (was %v), %v connections", marker, after, before, connects)
 	}
 	p.NoScriptErrors(t)
 }
