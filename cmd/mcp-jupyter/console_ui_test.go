@@ -379,6 +379,13 @@ func TestConsolePageSteering(t *testing.T) {
 		if fits.Scroll > fits.Inner {
 			t.Fatalf("execution view at 390 px: page %v px wide in a %v px window", fits.Scroll, fits.Inner)
 		}
+		// And the kernels table, as cards.
+		p.Click(t, `.crumbs a[href="#/"]`)
+		p.WaitFor(t, `[data-testid="kernel-row"][data-kernel-id="`+k+`"]`, "python3", 30*time.Second)
+		p.Eval(t, `() => ({ Scroll: document.documentElement.scrollWidth, Inner: window.innerWidth, Interrupt: true })`, nil, &fits)
+		if fits.Scroll > fits.Inner {
+			t.Fatalf("kernels table at 390 px: page %v px wide in a %v px window", fits.Scroll, fits.Inner)
+		}
 		p.NoScriptErrors(t)
 	})
 

@@ -30,8 +30,14 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 // h builds an element: attributes (on*: listeners; dataset via data-*),
 // children are nodes or text (never HTML).
+// NB: table parts carry their roles explicitly: on phones the tables are
+// shown as cards (display: block), which would otherwise drop their
+// table semantics for screen readers.
+const TABLE_ROLES = { table: 'table', thead: 'rowgroup', tbody: 'rowgroup', tr: 'row', th: 'columnheader', td: 'cell' };
+
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
+  if (TABLE_ROLES[tag]) el.setAttribute('role', TABLE_ROLES[tag]);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
