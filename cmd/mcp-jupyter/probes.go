@@ -98,7 +98,9 @@ func (c *core) routes(mux *http.ServeMux) {
 	// hold nothing of the kernels and need no token; its API is behind the
 	// guard like /mcp (the page sends the token as a bearer header).
 	consoleH := sync.OnceValue(c.consoleHandler)
-	mux.Handle("GET /ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
+	// NB: "/ui/", not "GET /ui/": a method pattern there conflicts with
+	// "/ui/api/" (the mux panics); Static answers 405 to anything but GET/HEAD.
+	mux.Handle("/ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
 	// NB: the mux itself redirects /ui to /ui/, keeping the query (?token=).
 	mux.Handle("/ui/api/", c.whenReady(func() http.Handler {
 		g := guard()
