@@ -5,14 +5,11 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 )
 
-// appPlotlyJS is the plotly.js the MCP Apps execution view inlines: Debian's
-// python3-plotly (infra/jupyter/debian-packages.txt), the same file the
-// console serves at /ui/vendor/plotly.js. Absent: figures show their image.
-const appPlotlyJS = "/usr/share/python3-plotly/plotly.js"
-
 // appView is the MCP Apps view of execute and get_execution
-// (docs/console.md "MCP Apps"): the console's renderer, built once per
-// resources/read (hosts read it once per session and cache it).
-func appView() *mcpserver.AppView {
-	return &mcpserver.AppView{HTML: func() ([]byte, error) { return console.AppHTML(appPlotlyJS) }}
+// (docs/console.md "MCP Apps"): the console's renderer with --plotly-js
+// inlined (the file the console serves at /ui/vendor/plotly.js; absent:
+// figures show their image), built on each resources/read (hosts read it
+// once per session and cache it).
+func appView(plotlyJS string) *mcpserver.AppView {
+	return &mcpserver.AppView{HTML: func() ([]byte, error) { return console.AppHTML(plotlyJS) }}
 }

@@ -221,9 +221,12 @@ function statusText(x) {
 }
 
 function newArea(container) {
-  // fullText: the full text of a cut stream lives in the server's asset
+  // frameURL null: HTML outputs go in srcdoc frames (a host's CSP allows
+  // inline scripts, and srcdoc frames pass its frame-src 'none'; blob: and
+  // URLs do not). plotlyURL '': figures reaching it show their image.
+  // fullText null: the full text of a cut stream is in the server's asset
   // store, which this frame cannot reach (no token, no network).
-  return new OutputArea(container, { plotlyURL: '', fullText: null });
+  return new OutputArea(container, { plotlyURL: '', frameURL: null, fullText: null });
 }
 
 function render(outputs) {
@@ -248,12 +251,15 @@ function render(outputs) {
         area = null; // later outputs go below the figure
         continue;
       }
-      fallbackNote = plotly
-        ? `only the first ${MAX_PLOTLY_FRAMES} Plotly figures are interactive; the others show their image`
-        : 'Plotly figures show their static image: the server has no plotly.js (install python3-plotly)';
-      const rest = Object.assign({}, bundle);
-      delete rest[PLOTLY_MIME];
-      o = Object.assign({}, o, { content: Object.assign({}, o.content, { data: rest }) });
+      if (plotly) {
+        fallbackNote = `only the first ${MAX_PLOTLY_FRAMES} Plotly figures are interactive; the others show their image`;
+        const rest = Object.assign({}, bundle);
+        delete rest[PLOTLY_MIME];
+        o = Object.assign({}, o, { content: Object.assign({}, o.content, { data: rest }) });
+      } else {
+        // OutputArea draws its static fallback and says so.
+        fallbackNote = 'Plotly figures show their static image: the server has no plotly.js (install python3-plotly or set --plotly-js)';
+      }
     }
     if (!area) {
       const seg = document.createElement('div');
