@@ -235,6 +235,7 @@ func startAppHost(t testing.TB, fixture map[string]any, csp string) *appHost {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		fmt.Fprint(w, appHostScript)
 	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /fixture.json", func(w http.ResponseWriter, r *http.Request) {
 		// NB: the proxy on another origin, as the specification requires:
 		// localhost instead of 127.0.0.1, same port.
@@ -321,7 +322,9 @@ func TestMCPAppsViewInAHost(t *testing.T) {
 	if st := page.Goto(t, host.ts.URL+"/host.html"); st != 200 {
 		t.Fatalf("GET /host.html: %d", st)
 	}
-	page.WaitFor(t, `#state[data-state="result-sent"]`, "", 60*time.Second)
+	if err := page.TryWaitFor(`#state[data-state="result-sent"]`, "", 60*time.Second); err != nil {
+		t.Fatalf("the host and the view did not complete the handshake: %v\nscript errors: %+v", err, page.Errors(t))
+	}
 
 	// The view: its status, the code from tool-input, the image, the figure.
 	type viewState struct {
@@ -345,6 +348,16 @@ func TestMCPAppsViewInAHost(t *testing.T) {
 	})
 	if vs.Images != 1 || vs.Frames != 1 || !strings.Contains(vs.Code, "go.Scatter") {
 		t.Fatalf("the view shows %d images and %d figures (want 1 and 1), code %q", vs.Images, vs.Frames, vs.Code)
+	}
+
+	// The view as the host shows it (docs/console/mcp-app.png).
+	shot := filepath.Join(t.TempDir(), "mcp-app.png")
+	if os.Getenv("CONSOLE_SCREENSHOTS") == "1" {
+		shot = filepath.Join("..", "..", "docs", "console", "mcp-app.png")
+	}
+	page.Screenshot(t, shot, "#sandbox")
+	if fi, err := os.Stat(shot); err != nil || fi.Size() > 300<<10 {
+		t.Errorf("screenshot %s: %v, %d bytes (want < 300 KB)", shot, err, sizeOf(fi))
 	}
 
 	// Interactive: hover the point (2, 11), then drag across the x axis.
@@ -413,14 +426,6 @@ func TestMCPAppsViewInAHost(t *testing.T) {
 		}
 	}
 
-	shot := filepath.Join(t.TempDir(), "mcp-app.png")
-	if os.Getenv("CONSOLE_SCREENSHOTS") == "1" {
-		shot = filepath.Join("..", "..", "docs", "console", "mcp-app.png")
-	}
-	page.Screenshot(t, shot, "#sandbox")
-	if fi, err := os.Stat(shot); err != nil || fi.Size() > 300<<10 {
-		t.Errorf("screenshot %s: %v, %d bytes (want < 300 KB)", shot, err, sizeOf(fi))
-	}
 	page.NoScriptErrors(t)
 }
 

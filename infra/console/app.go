@@ -23,7 +23,8 @@ const MaxAppPlotlyBytes = 16 << 20
 // MaxAppPlotlyBytes, plotly.js inlined as text the view draws figures with.
 // An empty or missing plotlyJS is not an error: figures fall back to their
 // image. The scripts are ES modules joined into one module script: their
-// `export` keywords and their imports of each other are dropped.
+// `export` keywords and their imports of each other are dropped, and the
+// view's own script sits in a block, so its names are its own.
 func AppHTML(plotlyJS string) ([]byte, error) {
 	page, err := fs.ReadFile(staticFiles, "static/mcp-app.html")
 	if err != nil {
@@ -44,6 +45,14 @@ func AppHTML(plotlyJS string) ([]byte, error) {
 			return nil, err
 		}
 		fmt.Fprintf(&script, "// --- %s\n", name)
+		if name == "mcp-app.js" {
+			// NB: the entry module in a block of its own: its top-level
+			// names cannot clash with the renderer's (one shared scope).
+			script.WriteString("{\n")
+			script.Write(flat)
+			script.WriteString("\n}\n")
+			continue
+		}
 		script.Write(flat)
 		script.WriteString("\n")
 	}
