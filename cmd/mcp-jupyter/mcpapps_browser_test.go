@@ -43,12 +43,16 @@ const state = document.getElementById('state');
 const set = (s) => { state.dataset.state = s; state.textContent = s; };
 const fx = await (await fetch('/fixture.json')).json();
 const frame = document.getElementById('sandbox');
-window.__host = { sizes: [], logs: [] };
+window.__host = { sizes: [], logs: [], toolCalls: [], attempts: [] };
+// Every message reaching the host's window, to see an output's attempt arrive
+// (and not be honoured: the bridge only listens to the proxy's window).
+window.addEventListener('message', (e) => { if (e.source !== frame.contentWindow) window.__host.attempts.push(e.data); });
 const bridge = new AppBridge(null, { name: 'ext-apps-test-host', version: '1' }, { logging: {} },
   { hostContext: { theme: 'light', displayMode: 'inline', availableDisplayModes: ['inline'], platform: 'web',
                    containerDimensions: { maxHeight: 4000 }, locale: 'en-US' } });
 bridge.onsizechange = ({ width, height }) => { window.__host.sizes.push({ width, height }); if (height) frame.style.height = height + 'px'; };
 bridge.onloggingmessage = (p) => window.__host.logs.push(p);
+bridge.oncalltool = async (p) => { window.__host.toolCalls.push(p); return { content: [], isError: true }; };
 bridge.onsandboxready = async () => {
   await bridge.sendSandboxResourceReady({ html: fx.html, csp: fx.csp });
   set('resource-sent');
@@ -292,10 +296,11 @@ const frameOrigin = `(sel) => { const f = document.querySelector(sel); const r =
 // a real Chromium) renders the execution view in a sandboxed frame under the
 // specification's CSP, speaks the protocol with it (ui/initialize, the
 // initialized notification, tool-input, tool-result, size-changed) and hands
-// it the real result of an execute that drew a Plotly figure and a
-// matplotlib plot: the view shows the image and an interactive figure
-// (hovering a point shows its label; dragging zooms the axis), raises no
-// script error and fetches nothing.
+// it the real result of an execute that drew a Plotly figure, a matplotlib
+// plot and an HTML output whose script tries to make the host call a tool:
+// the view shows the image and an interactive figure (hovering a point shows
+// its label; dragging zooms the axis), the HTML output's attempt reaches the
+// host's window but no tool is called, no script error, nothing fetched.
 func TestMCPAppsViewInAHost(t *testing.T) {
 	c, connect := inProcess(t)
 	apps, _ := appsInProcess(t, c)
@@ -410,10 +415,37 @@ func TestMCPAppsViewInAHost(t *testing.T) {
 			fmt.Sprintf("range %v, before %v", a.XRange, before.XRange)
 	})
 
+	// The agent's HTML output ran in its own frame, tried to make the host
+	// call a tool and resize the view, and reached nothing: the host saw the
+	// attempt arrive from a window that is not the view's, and the bridge
+	// never called a tool.
+	var htmlFrames int
+	if err := page.TryEvalFrameNamed("mcp-app", `() => document.querySelectorAll('[data-testid="outputs"] iframe[data-testid="output-html"]').length`, nil, &htmlFrames); err != nil || htmlFrames != 1 {
+		t.Fatalf("the view shows %d HTML output frames (%v), want 1", htmlFrames, err)
+	}
+	var html struct {
+		Attempts []map[string]any
+		Calls    []any
+	}
+	testkit.WaitUntil(t, 20*time.Second, "the HTML output's script ran (its attempt reached the host's window)", func() (bool, string) {
+		page.Eval(t, `() => ({ Attempts: window.__host.attempts, Calls: window.__host.toolCalls })`, nil, &html)
+		return len(html.Attempts) > 0, fmt.Sprintf("%+v", html)
+	})
+	if len(html.Calls) != 0 {
+		t.Fatalf("an agent's HTML output made the host call a tool: %v", html.Calls)
+	}
+	for _, a := range html.Attempts {
+		if a["method"] != "tools/call" && a["method"] != "ui/notifications/size-changed" {
+			t.Errorf("an unexpected message reached the host from outside the view: %v", a)
+		}
+	}
+
 	// The host heard the view's size; the view fetched nothing.
 	var sizes []struct{ Height float64 }
 	page.Eval(t, `() => window.__host.sizes`, nil, &sizes)
 	if len(sizes) == 0 || sizes[len(sizes)-1].Height < 500 {
+		// NB: a size-changed of 1x1 (the output's forgery) never reaches the
+		// bridge: the last size is the view's own.
 		t.Errorf("the host got no usable ui/notifications/size-changed: %v", sizes)
 	}
 	for _, r := range host.seen() {

@@ -208,7 +208,8 @@ func TestMCPAppsDeclared(t *testing.T) {
 
 // appFigureCode draws what the view must show: a Plotly figure (its MIME
 // bundle, as plotly's notebook renderer sends it), a matplotlib plot (PNG),
-// and a line of text.
+// an HTML output whose script tries to make the host call a tool, and a
+// line of text.
 const appFigureCode = `import json
 import plotly.graph_objects as go
 from IPython.display import display
@@ -222,6 +223,13 @@ plt.figure(figsize=(3, 2), dpi=72)
 plt.plot([1, 2, 3], [3, 1, 2])
 plt.title('matplotlib')
 plt.show()
+from IPython.display import HTML
+# An agent's HTML output that tries to drive the host: it must reach nothing.
+display(HTML('''<b id="agent-html">agent html</b><script>
+var call = {jsonrpc: '2.0', id: 9001, method: 'tools/call', params: {name: 'execute', arguments: {kernel: 'k', code: 'import os'}}};
+for (var w of [window.parent, window.top]) { try { w.postMessage(call, '*'); } catch (e) {} }
+try { window.top.postMessage({jsonrpc: '2.0', method: 'ui/notifications/size-changed', params: {width: 1, height: 1}}, '*'); } catch (e) {}
+</script>'''))
 print('drawn both')`
 
 type appResultData struct {
