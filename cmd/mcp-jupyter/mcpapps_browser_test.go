@@ -63,6 +63,7 @@ bridge.oninitialized = async () => {
   await bridge.sendToolResult(fx.toolResult);
   set('result-sent');
 };
+window.__host.bridge = bridge;
 await bridge.connect(new PostMessageTransport(frame.contentWindow, frame.contentWindow));
 frame.src = fx.sandboxURL;
 `
@@ -458,6 +459,12 @@ func TestMCPAppsViewInAHost(t *testing.T) {
 		}
 	}
 
+	// Teardown: the host asks, the view answers and lets its outputs go.
+	var left int
+	page.Eval(t, `async () => { await window.__host.bridge.teardownResource({}); return 0; }`, nil, &left)
+	if err := page.TryEvalFrameNamed("mcp-app", `() => document.querySelectorAll('[data-testid="outputs"] *').length`, nil, &left); err != nil || left != 0 {
+		t.Errorf("after ui/resource-teardown the view still holds %d output elements (%v)", left, err)
+	}
 	page.NoScriptErrors(t)
 }
 
