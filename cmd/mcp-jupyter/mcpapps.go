@@ -8,8 +8,9 @@ import (
 // appView is the MCP Apps view of execute and get_execution
 // (docs/console.md "MCP Apps"): the console's renderer with --plotly-js
 // inlined (the file the console serves at /ui/vendor/plotly.js; absent:
-// figures show their image), built on each resources/read (hosts read it
-// once per session and cache it).
+// figures show their image), built once and kept while that file is
+// unchanged (hosts read it once per session).
 func appView(plotlyJS string) *mcpserver.AppView {
-	return &mcpserver.AppView{HTML: func() ([]byte, error) { return console.AppHTML(plotlyJS) }}
+	doc := &console.AppDocument{PlotlyJS: plotlyJS}
+	return &mcpserver.AppView{HTML: doc.HTML}
 }

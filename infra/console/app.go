@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"sync"
 )
 
 // MaxAppPlotlyBytes bounds the plotly.js AppHTML inlines (Debian's is
@@ -140,4 +141,37 @@ func readPlotly(path string) ([]byte, error) {
 		return nil, nil
 	}
 	return b, nil
+}
+
+// AppDocument builds the execution view once and keeps it while plotlyJS
+// is unchanged (same size and modification time, or still absent): hosts
+// read the view once per session, and each build copies 8.7 MB. It keeps
+// one document. Safe for concurrent use.
+type AppDocument struct {
+	PlotlyJS string
+
+	mu   sync.Mutex
+	key  string
+	html []byte
+}
+
+// HTML returns the view (see AppHTML). The bytes are shared: do not modify them.
+func (d *AppDocument) HTML() ([]byte, error) {
+	key := "absent"
+	if d.PlotlyJS == "" {
+		key = "none"
+	} else if fi, err := os.Stat(d.PlotlyJS); err == nil {
+		key = fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.html != nil && d.key == key {
+		return d.html, nil
+	}
+	html, err := AppHTML(d.PlotlyJS)
+	if err != nil {
+		return nil, err
+	}
+	d.key, d.html = key, html
+	return html, nil
 }

@@ -87,3 +87,41 @@ func TestFlattenModuleRefusesWhatItCannotInline(t *testing.T) {
 		t.Fatalf("flattened = %q, want %q", out, want)
 	}
 }
+
+// TestAppDocumentRebuildsOnlyWhenPlotlyChanges: the view is built once and
+// served from memory until plotly.js changes (or appears).
+func TestAppDocumentRebuildsOnlyWhenPlotlyChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plotly.js")
+	d := &AppDocument{PlotlyJS: path}
+	absent, err := d.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("var Plotly = {};"+strings.Repeat(" ", 2000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) == len(absent) {
+		t.Fatalf("plotly.js appeared but the view was not rebuilt")
+	}
+	again, err := d.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &again[0] != &first[0] {
+		t.Fatalf("an unchanged plotly.js rebuilt the view")
+	}
+	if err := os.WriteFile(path, []byte("var Plotly = {};"+strings.Repeat(" ", 3000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := d.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != len(first)+1000 {
+		t.Fatalf("a changed plotly.js was not picked up: %d bytes, want %d", len(changed), len(first)+1000)
+	}
+}
