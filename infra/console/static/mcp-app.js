@@ -255,6 +255,8 @@ function render(outputs) {
         fallbackNote = `only the first ${MAX_PLOTLY_FRAMES} Plotly figures are interactive; the others show their image`;
         const rest = Object.assign({}, bundle);
         delete rest[PLOTLY_MIME];
+        // NB: a figure's text/html loads plotly.js from a CDN: never its fallback.
+        delete rest['text/html'];
         o = Object.assign({}, o, { content: Object.assign({}, o.content, { data: rest }) });
       } else {
         // OutputArea draws its static fallback and says so.
