@@ -100,10 +100,14 @@ func (c *core) routes(mux *http.ServeMux) {
 	consoleH := sync.OnceValue(c.consoleHandler)
 	mux.Handle("GET /ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
 	// NB: the mux itself redirects /ui to /ui/, keeping the query (?token=).
-	mux.Handle("/ui/api/", c.whenReady(func() http.Handler {
+	// NB: by method, as "GET /ui/" is: a method-less "/ui/api/" conflicts
+	// with it in http.ServeMux (each more specific in one way) and panics.
+	consoleAPI := c.whenReady(func() http.Handler {
 		g := guard()
 		return g.Wrap(consoleH().API())
-	}))
+	})
+	mux.Handle("GET /ui/api/", consoleAPI)
+	mux.Handle("POST /ui/api/", consoleAPI)
 }
 
 // whenReady answers 503 with the stage until the core is ready, then

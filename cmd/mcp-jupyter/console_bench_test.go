@@ -1,0 +1,447 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// The web console's figures (issue 17, docs/console.d/consolebench.md):
+//
+//   - BenchmarkConsoleIOPubToText: from a line a kernel prints to its text
+//     on an open page, while 64 executions stream at once.
+//   - BenchmarkConsole100kLines: a page following an execution that prints
+//     100,000 lines still answers a click within 100 ms, and its memory and
+//     DOM stay bounded (100,000 lines vs 10,000 in the same run).
+//
+// Both report figures only: a missed target is NOT MET in docs/benchmarks.md,
+// never a failed run. Only a broken setup (a kernel that does not start, a
+// page that never shows the execution) fails.
+
+// consoleBench is a real server on an HTTP port (in-process core, as
+// `mcp-jupyter serve` wires it) and a real Chromium looking at it.
+type consoleBench struct {
+	c       *core
+	ts      *httptest.Server
+	browser *testkit.Browser
+	tiny    bool // follow with the test-only tiny page (console_benchpage_test.go)
+}
+
+func startConsoleBench(b *testing.B) *consoleBench {
+	b.Helper()
+	cfg := testConfig(b, testkit.TempDataDir(b))
+	c, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.close(context.Background()) })
+	b.Cleanup(func() { testkit.KillKernels(b, cfg.DataDir) })
+	mux := http.NewServeMux()
+	mux.Handle("/", c.httpHandler())
+	tiny := tinyPageMount(mux)
+	ts := httptest.NewServer(mux)
+	b.Cleanup(ts.Close)
+	return &consoleBench{c: c, ts: ts, browser: testkit.StartBrowser(b), tiny: tiny}
+}
+
+// startKernels starts n kernels, at most atOnce starting at a time (each
+// binds its own ports, so parallel starts cannot collide; a few at a time
+// keep a 2-core machine from timing them out).
+func (cb *consoleBench) startKernels(ctx context.Context, b *testing.B, n, atOnce int) []string {
+	b.Helper()
+	ids := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, atOnce)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := cb.c.sys.StartKernel(ctx, "python3", fmt.Sprintf("console-bench-%d", i), "", "admin")
+			ids[i], errs[i] = st.ID, err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			b.Fatalf("start kernel %d of %d: %v", i, n, err)
+		}
+	}
+	return ids
+}
+
+// executionView opens the page that follows one execution's outputs, with
+// the admin token, and waits until it shows that execution.
+func (cb *consoleBench) executionView(b *testing.B, executionID string) *testkit.Page {
+	b.Helper()
+	p := cb.browser.NewPage(1280, 800)
+	u := cb.ts.URL + "/ui/?token=" + url.QueryEscape(cb.c.token) + "#/execution/" + url.PathEscape(executionID)
+	if cb.tiny {
+		u = cb.ts.URL + "/bench-page/?token=" + url.QueryEscape(cb.c.token) + "&execution=" + url.QueryEscape(executionID)
+	}
+	if st := p.Goto(b, u); st != http.StatusOK {
+		b.Fatalf("GET %s: status %d", strings.Split(u, "?")[0], st)
+	}
+	p.WaitFor(b, `[data-testid="execution-view"]`, "", 60*time.Second)
+	p.WaitFor(b, `[data-testid="live"][data-state="live"]`, "", 60*time.Second)
+	return p
+}
+
+// gate holds executions until released: each connects to it from its
+// kernel, says its number and blocks reading one byte. Nothing polls: the
+// release is a write on every connection.
+type gate struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	in    chan int
+}
+
+func openGate(b *testing.B) *gate {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &gate{ln: ln, in: make(chan int, 1024)}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			g.conns = append(g.conns, conn)
+			g.mu.Unlock()
+			go func() {
+				line, err := bufio.NewReader(conn).ReadString('\n')
+				if n, perr := strconv.Atoi(strings.TrimSpace(line)); err == nil && perr == nil {
+					g.in <- n
+				}
+			}()
+		}
+	}()
+	b.Cleanup(g.close)
+	return g
+}
+
+func (g *gate) port() int { return g.ln.Addr().(*net.TCPAddr).Port }
+
+// waitArrived waits until n executions are at the gate (so all n run at once).
+func (g *gate) waitArrived(ctx context.Context, b *testing.B, n int) {
+	b.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-g.in:
+		case <-ctx.Done():
+			b.Fatalf("only %d of %d executions reached the gate: %v", i, n, ctx.Err())
+		}
+	}
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		_, _ = c.Write([]byte("g"))
+	}
+}
+
+func (g *gate) close() {
+	_ = g.ln.Close()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+}
+
+// gatedCode is Python that waits at the gate, then runs body.
+func gatedCode(port, x int, body string) string {
+	return fmt.Sprintf("import socket, time\n_g = socket.create_connection(('127.0.0.1', %d))\n_g.sendall(b'%d\\n')\n_g.recv(1)\n%s", port, x, body)
+}
+
+// stampedLine matches the lines the streaming executions print: x<execution
+// number> i<line number> t=<time.time_ns()//1000 when printed, µs since the epoch>.
+var stampedLine = regexp.MustCompile(`x(\d+) i(\d+) t=(\d+)`)
+
+// pageProbeJS installs, in the page, a MutationObserver that records for
+// every stamped line the first time its text is in the DOM and the start of
+// the next animation frame (the frame that paints it), both as wall-clock
+// milliseconds (performance.timeOrigin + performance.now(): the same clock
+// as Python's time.time_ns on this machine, at sub-millisecond precision).
+// Every mutation's new text is scanned (added nodes, changed text nodes):
+// the page's own way of rendering (a row per line, text appended to a
+// node, recycled rows of a virtualised list) does not matter.
+const pageProbeJS = `(arg) => {
+  const re = new RegExp(arg.pattern, 'g');
+  const seen = new Map();
+  const pending = [];
+  const wall = () => performance.timeOrigin + performance.now();
+  const scan = (text, at) => {
+    if (!text) return;
+    re.lastIndex = 0;
+    let m;
+    while ((m = re.exec(text)) !== null) {
+      const key = m[1] + ' ' + m[2];
+      if (seen.has(key)) continue;
+      const rec = [Number(m[3]) / 1000, at, 0];
+      seen.set(key, rec);
+      pending.push(rec);
+    }
+  };
+  const obs = new MutationObserver((muts) => {
+    const at = wall();
+    for (const mu of muts) {
+      if (mu.type === 'characterData') scan(mu.target.data, at);
+      else for (const n of mu.addedNodes) scan(n.textContent, at);
+    }
+    if (pending.length) requestAnimationFrame(() => {
+      const f = wall();
+      for (const rec of pending.splice(0)) rec[2] = f;
+    });
+  });
+  obs.observe(document.body, { childList: true, subtree: true, characterData: true });
+  window.__consoleBench = { seen, obs, wall };
+  return true;
+}`
+
+// pageSamples are the probe's records: [printed ms, in DOM ms, painted ms].
+func pageSamples(b *testing.B, p *testkit.Page) [][3]float64 {
+	b.Helper()
+	var recs [][3]float64
+	p.Eval(b, `() => { const s = window.__consoleBench; s.obs.takeRecords(); return Array.from(s.seen.values()); }`, nil, &recs)
+	return recs
+}
+
+// clockSkewMs is how far the page's clock (timeOrigin + now, monotonic
+// since the page opened) is from Date.now() (the wall clock) at this
+// moment: the error the latencies may carry from the page's side.
+func clockSkewMs(b *testing.B, p *testkit.Page) float64 {
+	b.Helper()
+	var d float64
+	p.Eval(b, `() => window.__consoleBench.wall() - Date.now()`, nil, &d)
+	return d
+}
+
+// wsFollower is the baseline: a raw WebSocket client on /ws (no page, no
+// DOM) reading every event and timing each stamped line at its arrival.
+type wsFollower struct {
+	mu   sync.Mutex
+	lat  []time.Duration // arrival − printed, every stamped line of every execution
+	done chan error
+}
+
+func followWS(ctx context.Context, b *testing.B, base, token string) *wsFollower {
+	b.Helper()
+	u := "ws" + strings.TrimPrefix(base, "http") + "/ws?token=" + url.QueryEscape(token)
+	conn, _, err := websocket.Dial(ctx, u, nil)
+	if err != nil {
+		b.Fatalf("dial /ws: %v", err)
+	}
+	conn.SetReadLimit(64 << 20)
+	f := &wsFollower{done: make(chan error, 1)}
+	go func() {
+		defer conn.CloseNow()
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				f.done <- err
+				return
+			}
+			at := time.Now()
+			for _, line := range bytes.Split(msg, []byte("\n")) {
+				if len(line) == 0 {
+					continue
+				}
+				var ev struct {
+					Type    string `json:"type"`
+					Payload struct {
+						MsgType string `json:"msg_type"`
+						Content struct {
+							Text string `json:"text"`
+						} `json:"content"`
+					} `json:"payload"`
+				}
+				if json.Unmarshal(line, &ev) != nil || ev.Type != "IOPubMessageReceived" || ev.Payload.MsgType != "stream" {
+					continue
+				}
+				for _, m := range stampedLine.FindAllStringSubmatch(ev.Payload.Content.Text, -1) {
+					us, _ := strconv.ParseInt(m[3], 10, 64)
+					f.mu.Lock()
+					f.lat = append(f.lat, at.Sub(time.UnixMicro(us)))
+					f.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return f
+}
+
+func (f *wsFollower) latencies() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lat)
+}
+
+// waitAllDone waits until no execution is queued or running.
+func waitAllDone(ctx context.Context, b *testing.B, c *core) {
+	b.Helper()
+	for {
+		changed := c.queue.Changed()
+		if c.unfinished() == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			b.Fatalf("executions still unfinished (%d): %v", c.unfinished(), ctx.Err())
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Streams of BenchmarkConsoleIOPubToText.
+const (
+	streamLines    = 300                   // per execution
+	streamPeriod   = 10 * time.Millisecond // between two lines of one execution
+	kernelsAtOnce  = 4                     // kernel starts in parallel
+	streamDeadline = 15 * time.Minute
+)
+
+// BenchmarkConsoleIOPubToText: 64 real kernels each run an execution that
+// prints a stamped line every 10 ms (flush=True: ipykernel would otherwise
+// hold stdout up to its 200 ms flush interval), all 64 at once (they wait
+// at a gate until all run). One console page follows one of them in its
+// execution view (#/execution/<id>: the view that shows an execution's
+// text; the page's live feed carries all 64 streams, as the Now view
+// needs). For every line that page shows, latency = the frame that paints
+// it − the time printed in it (same machine, same wall clock). Baseline in
+// the same run: a raw WebSocket client on /ws reading all 64 streams (line
+// → event arrival). Each round follows the next execution. Figures p50 ≤ 50
+// ms and p99 ≤ 200 ms (reported, never failing).
+// CONSOLE_BENCH_KERNELS=n runs n kernels instead (a quick check).
+func BenchmarkConsoleIOPubToText(b *testing.B) {
+	streamKernels := 64
+	if v, err := strconv.Atoi(os.Getenv("CONSOLE_BENCH_KERNELS")); err == nil && v > 0 {
+		streamKernels = v
+	}
+	cb := startConsoleBench(b)
+	ctx, cancel := context.WithTimeout(context.Background(), streamDeadline)
+	b.Cleanup(cancel)
+	kernels := cb.startKernels(ctx, b, streamKernels, kernelsAtOnce)
+	body := fmt.Sprintf("for i in range(%d):\n    print(f'x{X} i{i} t={time.time_ns()//1000}', flush=True)\n    time.sleep(%g)",
+		streamLines, streamPeriod.Seconds())
+	var page, dom, ws []time.Duration
+	var shown, printed, skew float64
+	var scriptErrors int
+	var wall time.Duration
+	b.ResetTimer()
+	for n := range b.N {
+		g := openGate(b)
+		xids := make([]string, streamKernels)
+		for x := range xids {
+			xids[x] = fmt.Sprintf("stream%d-%d", n, x)
+			code := strings.Replace(gatedCode(g.port(), x, body), "{X}", strconv.Itoa(x), 1)
+			if _, err := cb.c.sys.Submit(ctx, kernels[x], scheduler.Submit{ExecutionID: xids[x], Code: code, By: "admin"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		followed := n % streamKernels
+		p := cb.executionView(b, xids[followed])
+		p.Eval(b, pageProbeJS, map[string]any{"pattern": `x(\d+) i(\d+) t=(\d+)`}, nil)
+		f := followWS(ctx, b, cb.ts.URL, cb.c.token)
+		g.waitArrived(ctx, b, streamKernels)
+		start := time.Now()
+		g.release()
+		waitAllDone(ctx, b, cb.c)
+		wall += time.Since(start)
+		for x, id := range xids {
+			if v, ok := cb.c.queue.Get(id); !ok || v.Status != "ok" {
+				b.Fatalf("execution %d: %+v", x, v)
+			}
+		}
+		testkit.WaitUntil(b, 60*time.Second, "the raw /ws client reads every line", func() (bool, string) {
+			got := len(f.latencies())
+			return got >= streamKernels*streamLines, fmt.Sprintf("%d of %d lines", got, streamKernels*streamLines)
+		})
+		testkit.WaitUntil(b, 60*time.Second, "the page shows the followed execution's last line", func() (bool, string) {
+			var ok bool
+			p.Eval(b, `(key) => { const r = window.__consoleBench.seen.get(key); return !!(r && r[2]); }`, fmt.Sprintf("%d %d", followed, streamLines-1), &ok)
+			return ok, "last line not painted"
+		})
+		for _, r := range pageSamples(b, p) {
+			if r[2] == 0 {
+				continue // seen but its frame not yet run: counted in DOM only
+			}
+			page = append(page, time.Duration((r[2]-r[0])*float64(time.Millisecond)))
+			dom = append(dom, time.Duration((r[1]-r[0])*float64(time.Millisecond)))
+		}
+		shown += float64(len(pageSamples(b, p)))
+		printed += streamLines
+		skew = max(skew, abs(clockSkewMs(b, p)))
+		ws = append(ws, f.latencies()...)
+		scriptErrors += countScriptErrors(b, p)
+		p.Close(b)
+		g.close()
+	}
+	b.StopTimer()
+	if len(page) == 0 || len(ws) == 0 {
+		b.Fatalf("no samples: page %d, ws %d", len(page), len(ws))
+	}
+	b.ReportMetric(ms(quantile(page, 0.5)), "p50-ms")
+	b.ReportMetric(ms(quantile(page, 0.99)), "p99-ms")
+	b.ReportMetric(ms(quantile(dom, 0.5)), "dom-p50-ms")
+	b.ReportMetric(ms(quantile(dom, 0.99)), "dom-p99-ms")
+	b.ReportMetric(ms(quantile(ws, 0.5)), "ws-p50-ms")
+	b.ReportMetric(ms(quantile(ws, 0.99)), "ws-p99-ms")
+	b.ReportMetric(float64(quantile(page, 0.5))/float64(max(quantile(ws, 0.5), 1)), "ratio-p50-vs-ws")
+	b.ReportMetric(float64(quantile(page, 0.99))/float64(max(quantile(ws, 0.99), 1)), "ratio-p99-vs-ws")
+	b.ReportMetric(float64(len(page)), "samples")
+	b.ReportMetric(shown/printed, "shown-fraction")
+	b.ReportMetric(float64(len(ws)), "ws-samples")
+	b.ReportMetric(float64(streamKernels), "kernels")
+	b.ReportMetric(float64(streamKernels*streamLines*b.N)/wall.Seconds(), "lines/s")
+	b.ReportMetric(skew, "clock-skew-ms")
+	b.ReportMetric(float64(scriptErrors), "script-errors")
+}
+
+// countScriptErrors logs the page's script errors and counts them: a
+// benchmark reports them (the browser tests fail on them), it does not fail.
+func countScriptErrors(b *testing.B, p *testkit.Page) int {
+	b.Helper()
+	errs := p.Errors(b)
+	for _, e := range errs {
+		b.Logf("page script error (%s): %s", e.Kind, e.Text)
+	}
+	return len(errs)
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
