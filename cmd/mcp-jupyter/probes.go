@@ -98,16 +98,14 @@ func (c *core) routes(mux *http.ServeMux) {
 	// hold nothing of the kernels and need no token; its API is behind the
 	// guard like /mcp (the page sends the token as a bearer header).
 	consoleH := sync.OnceValue(c.consoleHandler)
-	mux.Handle("GET /ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
+	// NB: "/ui/", not "GET /ui/": a method pattern there conflicts with
+	// "/ui/api/" (the mux panics); Static answers 405 to anything but GET/HEAD.
+	mux.Handle("/ui/", c.whenReady(func() http.Handler { return consoleH().Static() }))
 	// NB: the mux itself redirects /ui to /ui/, keeping the query (?token=).
-	// NB: by method, as "GET /ui/" is: a method-less "/ui/api/" conflicts
-	// with it in http.ServeMux (each more specific in one way) and panics.
-	consoleAPI := c.whenReady(func() http.Handler {
+	mux.Handle("/ui/api/", c.whenReady(func() http.Handler {
 		g := guard()
 		return g.Wrap(consoleH().API())
-	})
-	mux.Handle("GET /ui/api/", consoleAPI)
-	mux.Handle("POST /ui/api/", consoleAPI)
+	}))
 }
 
 // whenReady answers 503 with the stage until the core is ready, then
