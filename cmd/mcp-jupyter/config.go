@@ -83,6 +83,9 @@ type config struct {
 	// Prewarm is how many kernels to keep started ahead of need, per
 	// kernelspec (prewarm.go); empty: no pool.
 	Prewarm map[string]int
+	// PlotlyJS is the plotly.js the web console serves at
+	// /ui/vendor/plotly.js ("" or missing: figures show their fallback).
+	PlotlyJS string
 }
 
 type setting struct {
@@ -124,6 +127,7 @@ var settings = []setting{
 	{"oidc-issuer", "MCP_OIDC_ISSUER", "", "OAuth 2.1 authorization server (OpenID issuer URL, https) whose JWT access tokens are accepted beside the tokens of the data dir and `principal add`; its subjects are principals named oidc:<sub> with the read/execute/manage/admin scopes the token carries (docs/identity.md)"},
 	{"oidc-audience", "MCP_OIDC_AUDIENCE", "", "the audience (aud) access tokens must carry for this server, required with --oidc-issuer: often this server's /mcp URL or the API identifier registered at the issuer"},
 	{"oidc-resource", "MCP_OIDC_RESOURCE", "", "this server's MCP URL as clients reach it (e.g. https://jupyter.example.com/mcp), advertised in /.well-known/oauth-protected-resource (default: the request's scheme and Host plus /mcp; set it behind a proxy)"},
+	{"plotly-js", "MCP_PLOTLY_JS", "/usr/share/python3-plotly/plotly.js", "plotly.js file the web console (/ui/) draws Plotly figures with, served at /ui/vendor/plotly.js (Debian's python3-plotly ships it; \"\" or a missing file: figures show their image or HTML fallback)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -175,6 +179,7 @@ func parseConfig(cmd string, args []string) (config, error) {
 		return c, err
 	}
 	c.NotebookRoot = get("notebook-root")
+	c.PlotlyJS = get("plotly-js")
 	c.Token = get("token")
 	if c.Token != "" && len(c.Token) < 16 {
 		return c, errors.New("--token / MCP_TOKEN is shorter than 16 characters: use a long random value, e.g. openssl rand -hex 32")

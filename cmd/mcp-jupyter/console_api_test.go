@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// apiCall is one request to the console's API as a browser page makes it
+// (the bearer header; no cookie).
+type apiCall struct {
+	method, path, token, body string
+	header                    map[string]string
+}
+
+// consoleDo sends call to hostPort and returns the status and body.
+func consoleDo(t testing.TB, hostPort string, call apiCall) (int, []byte) {
+	t.Helper()
+	if call.method == "" {
+		call.method = "GET"
+	}
+	var body io.Reader
+	if call.body != "" {
+		body = strings.NewReader(call.body)
+	}
+	req, err := http.NewRequest(call.method, "http://"+hostPort+call.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if call.token != "" {
+		req.Header.Set("Authorization", "Bearer "+call.token)
+	}
+	if call.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range call.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", call.method, call.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", call.method, call.path, err)
+	}
+	return resp.StatusCode, b
+}
+
+// consoleGet GETs path as token and decodes a 200 answer into v.
+func consoleGet(t testing.TB, hostPort, path, token string, v any) {
+	t.Helper()
+	code, body := consoleDo(t, hostPort, apiCall{path: path, token: token})
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: decode %s: %v", path, body, err)
+	}
+}
+
+// consoleError asserts that call answers status with a JSON error and
+// returns its message.
+func consoleError(t testing.TB, hostPort string, call apiCall, status int) string {
+	t.Helper()
+	code, body := consoleDo(t, hostPort, call)
+	if code != status {
+		t.Fatalf("%s %s: %d %s, want %d", call.method, call.path, code, body, status)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+		t.Fatalf("%s %s: %d: not a JSON error: %s", call.method, call.path, code, body)
+	}
+	return e.Error
+}
+
+// streamText joins the stream texts of outputs.
+func streamText(t testing.TB, outs []struct {
+	Seq     uint64          `json:"seq"`
+	MsgType string          `json:"msg_type"`
+	Content json.RawMessage `json:"content"`
+}) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, o := range outs {
+		if o.MsgType != "stream" {
+			continue
+		}
+		var c struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(o.Content, &c); err != nil {
+			t.Fatalf("stream content %s: %v", o.Content, err)
+		}
+		sb.WriteString(c.Text)
+	}
+	return sb.String()
+}
+
+// outputsPage is GET /ui/api/executions/{id}'s answer as the page reads it.
+type outputsPage struct {
+	Execution console.Execution `json:"execution"`
+	Outputs   []struct {
+		Seq     uint64          `json:"seq"`
+		MsgType string          `json:"msg_type"`
+		Content json.RawMessage `json:"content"`
+	} `json:"outputs"`
+	Cursor uint64 `json:"cursor"`
+	More   bool   `json:"more"`
+}
+
+// TestConsoleReadAPI: alice and bob, each with a real kernel on a real
+// HTTP server. Each sees only its own kernels and executions through the
+// console's read API (the other's are 404 in the words an unknown id
+// gets); outputs come back raw with a cursor, and since=cursor returns
+// nothing already read; /me says who and what they may do; without a
+// token every route is 401, from another site's page 403; the page itself
+// is served without a token and holds nothing of the kernels.
+func TestConsoleReadAPI(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "reader": auth.ScopeRead})
+	hp := ps.hostPort
+	ka := startKernelTool(t, ps.clients["alice"])
+	kb := startKernelTool(t, ps.clients["bob"])
+	xa := executeOK(t, ps, "alice", ka, "print('hello from alice')")
+	xb := executeOK(t, ps, "bob", kb, "print('hello from bob')")
+
+	// /me
+	var me console.Me
+	consoleGet(t, hp, "/ui/api/me", ps.tokens["alice"], &me)
+	if me.Name != "alice" || !me.CanSteer || !me.CanManage || me.Admin || !strings.Contains(strings.Join(me.Scopes, ","), "execute") {
+		t.Fatalf("alice's /me: %+v", me)
+	}
+	consoleGet(t, hp, "/ui/api/me", ps.tokens["reader"], &me)
+	if me.Name != "reader" || me.CanSteer || me.CanManage || strings.Join(me.Scopes, ",") != "read" {
+		t.Fatalf("reader's /me: %+v", me)
+	}
+
+	// /now: each its own.
+	var now console.Now
+	consoleGet(t, hp, "/ui/api/now", ps.tokens["alice"], &now)
+	if len(now.Kernels) != 1 || now.Kernels[0].ID != ka || now.Seq == 0 {
+		t.Fatalf("alice's /now: %+v, want her kernel %s alone", now, ka)
+	}
+	k := now.Kernels[0]
+	if k.Owner != "alice" || k.State != "running" || k.Kernelspec != "python3" || k.Label != "e2e" || k.UUID == "" ||
+		k.LastActivity.IsZero() || k.StartedAt.IsZero() || k.Running != "" || k.QueueDepth != 0 {
+		t.Fatalf("alice's kernel on /now: %+v", k)
+	}
+	consoleGet(t, hp, "/ui/api/now", ps.tokens["admin"], &now)
+	if len(now.Kernels) != 2 {
+		t.Fatalf("the admin's /now: %+v, want both kernels", now)
+	}
+
+	// Executions of alice's kernel, newest first, with who submitted them.
+	var page console.ExecutionsPage
+	consoleGet(t, hp, "/ui/api/kernels/"+ka+"/executions", ps.tokens["alice"], &page)
+	if len(page.Executions) != 1 || page.More {
+		t.Fatalf("alice's executions: %+v", page)
+	}
+	x := page.Executions[0]
+	if x.ID != xa || x.Status != "ok" || x.Submitter != (console.Submitter{Kind: "agent", Name: "alice"}) || x.QueuedSeq == 0 {
+		t.Fatalf("alice's execution: %+v", x)
+	}
+	// The UUID form names the same kernel (frontends show it).
+	consoleGet(t, hp, "/ui/api/kernels/"+k.UUID+"/executions", ps.tokens["alice"], &page)
+	if len(page.Executions) != 1 || page.Executions[0].ID != xa {
+		t.Fatalf("alice's executions by the UUID form: %+v", page)
+	}
+
+	// Outputs, raw, with a cursor; since=cursor has nothing more.
+	var out outputsPage
+	consoleGet(t, hp, "/ui/api/executions/"+xa, ps.tokens["alice"], &out)
+	if got := streamText(t, out.Outputs); got != "hello from alice\n" || out.More || out.Cursor == 0 || out.Execution.ID != xa {
+		t.Fatalf("alice's outputs: %q more %v cursor %d", got, out.More, out.Cursor)
+	}
+	if out.Execution.Submitter.Kind != "agent" {
+		t.Fatalf("submitter: %+v", out.Execution.Submitter)
+	}
+	var after outputsPage
+	consoleGet(t, hp, "/ui/api/executions/"+xa+"?since="+strconv.FormatUint(out.Cursor, 10), ps.tokens["alice"], &after)
+	if len(after.Outputs) != 0 || after.Outputs == nil {
+		t.Fatalf("since=cursor: %+v, want an empty list", after.Outputs)
+	}
+
+	// Bob sees nothing of alice's, in the words an unknown id gets.
+	consoleGet(t, hp, "/ui/api/now", ps.tokens["bob"], &now)
+	if len(now.Kernels) != 1 || now.Kernels[0].ID != kb {
+		t.Fatalf("bob's /now: %+v", now)
+	}
+	const unknownKernel, unknownExec = "01jzzzzzzzzzzzzzzzzzzzzzzz", "01jyyyyyyyyyyyyyyyyyyyyyyy"
+	sameAs404 := func(path func(id string) string, hidden, unknown string) {
+		t.Helper()
+		a := consoleError(t, hp, apiCall{path: path(hidden), token: ps.tokens["bob"]}, http.StatusNotFound)
+		b := consoleError(t, hp, apiCall{path: path(unknown), token: ps.tokens["bob"]}, http.StatusNotFound)
+		if strings.ReplaceAll(a, hidden, "ID") != strings.ReplaceAll(b, unknown, "ID") {
+			t.Fatalf("a foreign id reads differently from an unknown one:\n%s\n%s", a, b)
+		}
+	}
+	sameAs404(func(id string) string { return "/ui/api/kernels/" + id + "/executions" }, ka, unknownKernel)
+	sameAs404(func(id string) string { return "/ui/api/executions/" + id }, xa, unknownExec)
+	sameAs404(func(id string) string { return "/ui/api/executions/" + id + "?since=0" }, xa, unknownExec)
+	if code, body := consoleDo(t, hp, apiCall{method: "POST", path: "/ui/api/executions/" + xa + "/fulltext", token: ps.tokens["bob"], body: `{"seq":1}`}); code != http.StatusNotFound {
+		t.Fatalf("bob's fulltext of alice's execution: %d %s", code, body)
+	}
+	consoleGet(t, hp, "/ui/api/executions/"+xb, ps.tokens["bob"], &out)
+	if streamText(t, out.Outputs) != "hello from bob\n" {
+		t.Fatalf("bob's own outputs: %+v", out)
+	}
+
+	// Bad input: 400 saying what was wrong.
+	for path, want := range map[string]string{
+		"/ui/api/executions/" + xa + "?since=-1":          "since",
+		"/ui/api/executions/" + xa + "?since=abc":         "since",
+		"/ui/api/kernels/" + ka + "/executions?limit=0":   "limit",
+		"/ui/api/kernels/" + ka + "/executions?limit=x":   "limit",
+		"/ui/api/kernels/" + ka + "/executions?before=-3": "before",
+		"/ui/api/executions/a.b":                          "not a valid execution id",
+		"/ui/api/kernels/a.b/executions":                  "not a valid kernel id",
+	} {
+		if msg := consoleError(t, hp, apiCall{path: path, token: ps.tokens["alice"]}, http.StatusBadRequest); !strings.Contains(msg, want) {
+			t.Errorf("GET %s: %q does not say %q", path, msg, want)
+		}
+	}
+
+	// No token: 401 on every route; a foreign Origin: 403 even with one.
+	routes := []apiCall{{path: "/ui/api/me"}, {path: "/ui/api/now"}, {path: "/ui/api/kernels/" + ka + "/executions"},
+		{path: "/ui/api/executions/" + xa}, {method: "POST", path: "/ui/api/executions/" + xa + "/fulltext", body: `{"seq":1}`},
+		{method: "POST", path: "/ui/api/kernels/" + ka + "/interrupt"}, {method: "POST", path: "/ui/api/kernels/" + ka + "/restart", body: `{"confirm":true}`},
+		{method: "POST", path: "/ui/api/executions/" + xa + "/cancel"}, {path: "/ui/api/kernels/" + ka + "/checkpoints"},
+		{method: "POST", path: "/ui/api/kernels/" + ka + "/checkpoints", body: `{"name":"x"}`},
+		{method: "POST", path: "/ui/api/kernels/" + ka + "/checkpoints/x/load", body: `{"confirm":true}`}}
+	for _, r := range routes {
+		code, body := consoleDo(t, hp, r)
+		if code != http.StatusUnauthorized || bytes.Contains(body, []byte(ka)) || bytes.Contains(body, []byte("hello")) {
+			t.Errorf("%s %s without a token: %d %s, want 401 telling nothing", r.method, r.path, code, body)
+		}
+		r.token = ps.tokens["admin"]
+		r.header = map[string]string{"Origin": "https://evil.example"}
+		if code, body := consoleDo(t, hp, r); code != http.StatusForbidden {
+			t.Errorf("%s %s from another site's page: %d %s, want 403", r.method, r.path, code, body)
+		}
+	}
+
+	// The page: served without a token, nothing of the kernels in it.
+	for _, path := range []string{"/ui/", "/ui/index.html", "/ui/api.js", "/ui/app.js"} {
+		code, body := consoleDo(t, hp, apiCall{path: path})
+		if code != http.StatusOK {
+			t.Fatalf("GET %s without a token: %d", path, code)
+		}
+		for _, secret := range []string{ka, kb, xa, "hello from", ps.tokens["admin"]} {
+			if bytes.Contains(body, []byte(secret)) {
+				t.Fatalf("GET %s holds %q", path, secret)
+			}
+		}
+	}
+}
+
+// consolePost POSTs body to path as token and returns the status and body.
+func consolePost(t testing.TB, hostPort, path, token, body string) (int, []byte) {
+	t.Helper()
+	return consoleDo(t, hostPort, apiCall{method: "POST", path: path, token: token, body: body})
+}
+
+// waitStatus waits until execution x has status want, as token reads it.
+func waitStatus(t testing.TB, hostPort, token, x, want string) outputsPage {
+	t.Helper()
+	var out outputsPage
+	testkit.WaitUntil(t, 60*time.Second, "execution "+x+" "+want, func() (bool, string) {
+		out = outputsPage{}
+		consoleGet(t, hostPort, "/ui/api/executions/"+x, token, &out)
+		return string(out.Execution.Status) == want, string(out.Execution.Status)
+	})
+	return out
+}
+
+// submit queues code on kernel k as who and returns within 0.1 s.
+func submit(t testing.TB, ps *principalsServer, who, k, code string) string {
+	t.Helper()
+	sc, text := callTool(t, ps.clients[who], "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 0.1})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("%s's execute on %s: %v %s", who, k, sc, text)
+	}
+	return id
+}
+
+// TestConsoleSteering: a person steers alice's kernel through the console
+// API as the MCP tools would. Interrupt stops a running time.sleep (its
+// status interrupted) and KernelInterrupted carries alice's principal;
+// cancel withdraws a queued execution (and is 409 once it is done);
+// restart without confirm is 400 and with it the variables are gone;
+// checkpoint save then load brings a variable back. A read-only principal
+// is 403 naming the scope it lacks; bob, given read on the kernel, is 403
+// saying whom to ask; the admin's token names the admin on its events.
+func TestConsoleSteering(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "reader": auth.ScopeRead})
+	hp, tok := ps.hostPort, ps.tokens["alice"]
+	k := startKernelTool(t, ps.clients["alice"])
+	must(t, ps.clients["alice"], "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+
+	// Scopes and shares.
+	for path, scope := range map[string]string{"/ui/api/kernels/" + k + "/interrupt": "execute", "/ui/api/kernels/" + k + "/restart": "manage",
+		"/ui/api/kernels/" + k + "/checkpoints": "manage", "/ui/api/kernels/" + k + "/checkpoints/x/load": "manage"} {
+		msg := consoleError(t, hp, apiCall{method: "POST", path: path, token: ps.tokens["reader"], body: `{"confirm":true}`}, http.StatusForbidden)
+		if !strings.Contains(msg, "the "+scope+" scope") || !strings.Contains(msg, `"reader"`) {
+			t.Errorf("reader's POST %s: %q does not name the %s scope", path, msg, scope)
+		}
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/interrupt", token: ps.tokens["bob"]}, http.StatusForbidden); !strings.Contains(msg, "alice") {
+		t.Errorf("bob (read share) interrupting: %q does not say whom to ask", msg)
+	}
+
+	// Interrupt a running sleep.
+	running := submit(t, ps, "alice", k, "import time\nprint('sleeping', flush=True)\ntime.sleep(120)")
+	pipelined := submit(t, ps, "alice", k, "after_pipelined = 1")
+	queued := submit(t, ps, "alice", k, "after_queued = 1")
+	testkit.WaitUntil(t, 60*time.Second, "the sleep printed", func() (bool, string) {
+		var out outputsPage
+		consoleGet(t, hp, "/ui/api/executions/"+running, tok, &out)
+		return strings.Contains(streamText(t, out.Outputs), "sleeping"), string(out.Execution.Status)
+	})
+	// Cancel: the server-queued one is withdrawn, the pipelined one's abort asked.
+	var cr console.CancelResult
+	code, body := consolePost(t, hp, "/ui/api/executions/"+queued+"/cancel", tok, "")
+	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || cr.Path != console.CancelWithdrawn {
+		t.Fatalf("cancel the queued execution: %d %s", code, body)
+	}
+	waitStatus(t, hp, tok, queued, "cancelled")
+	code, body = consolePost(t, hp, "/ui/api/executions/"+pipelined+"/cancel", tok, "")
+	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || cr.Path != console.CancelAbortRequested {
+		t.Fatalf("cancel the pipelined execution: %d %s", code, body)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/executions/" + queued + "/cancel", token: tok}, http.StatusConflict); !strings.Contains(msg, "cancelled") {
+		t.Errorf("cancel of a cancelled execution: %q", msg)
+	}
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/interrupt", tok, "")
+	if code != http.StatusAccepted {
+		t.Fatalf("interrupt: %d %s", code, body)
+	}
+	waitStatus(t, hp, tok, running, "interrupted")
+	waitStatus(t, hp, tok, pipelined, "cancelled")
+	var interrupted []edgeEvent
+	for _, e := range eventsAPI(t, hp, ps.tokens["admin"]) {
+		if e.Type == "KernelInterrupted" && e.Kernel == k {
+			interrupted = append(interrupted, e)
+		}
+	}
+	if len(interrupted) != 1 || interrupted[0].Principal != "alice" {
+		t.Fatalf("KernelInterrupted events: %v, want one by alice", interrupted)
+	}
+
+	// Checkpoint save, then load after the variable is gone.
+	executeOK(t, ps, "alice", k, "kept = 7")
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday"}`)
+	var cp console.Checkpoint
+	if code != http.StatusOK || json.Unmarshal(body, &cp) != nil || cp.Name != "friday" || !slices.Contains(cp.Variables, "kept") {
+		t.Fatalf("save: %d %s", code, body)
+	}
+	var list console.CheckpointList
+	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
+	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified {
+		t.Fatalf("checkpoints: %+v", list)
+	}
+	executeOK(t, ps, "alice", k, "del kept")
+	consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints/friday/load", token: tok}, http.StatusBadRequest)
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints/friday/load", tok, `{"confirm":true}`)
+	var loaded console.Loaded
+	if code != http.StatusOK || json.Unmarshal(body, &loaded) != nil || !loaded.OK || !slices.Contains(loaded.Restored, "kept") {
+		t.Fatalf("load: %d %s", code, body)
+	}
+	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "ok" || !strings.Contains(text, "7") {
+		t.Fatalf("after load: %v %s", sc, text)
+	}
+	consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints/nosuch/load", token: tok, body: `{"confirm":true}`}, http.StatusNotFound)
+
+	// Restart: refused without confirm, then the variables are gone.
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok}, http.StatusBadRequest); !strings.Contains(msg, "confirm") {
+		t.Fatalf("restart without confirm: %q", msg)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirmed":true}`}, http.StatusBadRequest); !strings.Contains(msg, "confirmed") {
+		t.Fatalf("restart with a misspelt field: %q", msg)
+	}
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/restart", tok, `{"confirm":true}`); code != http.StatusOK {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "error" || !strings.Contains(text, "NameError") {
+		t.Fatalf("after restart, kept is still there: %v %s", sc, text)
+	}
+
+	// Bodies: too large is 413, not JSON is 400.
+	big := `{"name":"` + strings.Repeat("a", console.MaxBodyBytes) + `"}`
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: big}, http.StatusRequestEntityTooLarge); !strings.Contains(msg, "too large") {
+		t.Errorf("a big body: %q", msg)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirm":`}, http.StatusBadRequest); !strings.Contains(msg, "JSON") {
+		t.Errorf("bad JSON: %q", msg)
+	}
+}
