@@ -416,14 +416,15 @@ func BenchmarkConsoleIOPubToText(b *testing.B) {
 				return ok, "last line not painted"
 			})
 		}
-		for _, r := range pageSamples(b, p) {
+		recs := pageSamples(b, p)
+		for _, r := range recs {
 			if r[2] == 0 {
 				continue // seen but its frame not yet run: counted in DOM only
 			}
 			page = append(page, time.Duration((r[2]-r[0])*float64(time.Millisecond)))
 			dom = append(dom, time.Duration((r[1]-r[0])*float64(time.Millisecond)))
 		}
-		shown += float64(len(pageSamples(b, p)))
+		shown += float64(len(recs))
 		printed += streamLines
 		skew = max(skew, abs(clockSkewMs(b, p)))
 		ws = append(ws, f.latencies()...)
