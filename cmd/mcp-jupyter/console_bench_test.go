@@ -347,8 +347,10 @@ const (
 )
 
 // BenchmarkConsoleIOPubToText: 64 real kernels each run an execution that
-// prints a stamped line every 10 ms (flush=True: ipykernel would otherwise
-// hold stdout up to its 200 ms flush interval), all 64 at once (they wait
+// prints a stamped line every 50 ms (flush=True: ipykernel would otherwise
+// hold stdout up to its 200 ms flush interval; at every 10 or 25 ms, kernels
+// missed their heartbeats on a shared 2-core machine at load 20 and were
+// declared lost), all 64 at once (they wait
 // at a gate until all run). One console page follows one of them in its
 // execution view (#/execution/<id>: the view that shows an execution's
 // text; the page's live feed carries all 64 streams, as the Now view
