@@ -7,7 +7,9 @@ PY_CHECK  := import ipykernel, dill, numpy, matplotlib, pandas, nbformat, jupyte
 DEB_PKGS  := $(shell grep -v '^\#' infra/jupyter/debian-packages.txt)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Node projects of the tests that drive the server with clients no one here
-# wrote (TestOutsideSDK, BenchmarkSDKStdioExecute, TestOutsideJupyterLab): `npm ci` from their committed lock, again only when
+# wrote (TestOutsideSDK, BenchmarkSDKStdioExecute, TestOutsideJupyterLab) and
+# the web console's browser driver (testkit.StartBrowser: playwright-core,
+# pinned to 1.61.1, the last that runs on Node 18): `npm ci` from their committed lock, again only when
 # the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). Debian's
 # nodejs (18) is enough; npm comes with it only when missing.
 NPM_DIRS  := testkit/outside/mcpsdk testkit/outside/jupyterlab testkit/outside/console
@@ -84,6 +86,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:StartKernelPooled:10x \
 	./cmd/mcp-jupyter/:ChannelsExecute:300x \
 	./cmd/mcp-jupyter/:Frontends10:1x \
+	./cmd/mcp-jupyter/:ConsoleIOPubToText,Console100kLines:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \

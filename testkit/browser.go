@@ -60,15 +60,9 @@ func consoleDir(t testing.TB) string {
 func StartBrowser(t testing.TB) *Browser {
 	t.Helper()
 	dir := consoleDir(t)
-	if _, err := os.Stat(ChromiumPath); err != nil {
-		t.Fatalf("%s is missing: run `make deps` (it installs Debian's chromium): %v", ChromiumPath, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("%s/node_modules has no playwright-core: run `make deps`: %v", dir, err)
-	}
-	node, err := exec.LookPath("node")
+	node, err := browserPreflight(ChromiumPath, dir)
 	if err != nil {
-		t.Fatalf("node is not on PATH: run `make deps`: %v", err)
+		t.Fatal(err)
 	}
 	cmd := exec.Command(node, "driver.mjs")
 	cmd.Dir = dir
@@ -99,6 +93,23 @@ func StartBrowser(t testing.TB) *Browser {
 	}
 	b.Version = hello.Version
 	return b
+}
+
+// browserPreflight checks that what the browser tests need is installed
+// (Chromium at chromium, the driver's playwright-core under dir, node on
+// PATH) and returns node's path, or what is missing and what to run.
+func browserPreflight(chromium, dir string) (string, error) {
+	if _, err := os.Stat(chromium); err != nil {
+		return "", fmt.Errorf("%s is missing: run `make deps` (it installs Debian's chromium): %w", chromium, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		return "", fmt.Errorf("%s/node_modules has no playwright-core: run `make deps` (npm ci from its lock): %w", dir, err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", fmt.Errorf("node is not on PATH: run `make deps` (it installs Debian's nodejs): %w", err)
+	}
+	return node, nil
 }
 
 // stop ends the driver (which closes Chromium) and waits for it.
@@ -297,6 +308,14 @@ func (p *Page) EvalFrame(t testing.TB, selector, fn string, arg, into any) {
 	if err := p.b.Do(p.req("evalFrame", "selector", selector, "expr", fn, "arg", arg), 60*time.Second, into); err != nil {
 		t.Fatalf("eval in frame %s: %v", selector, err)
 	}
+}
+
+// TryEvalFrameNamed is Eval in the first frame, at any depth, whose name
+// is frame (or whose URL contains it), without eval: it works in frames
+// whose CSP forbids it (an MCP Apps view and its nested frames). It returns
+// the driver's error (no such frame yet, a script that threw), for polling.
+func (p *Page) TryEvalFrameNamed(frame, fn string, arg, into any) error {
+	return p.b.Do(p.req("evalFrame", "frame", frame, "noEval", true, "expr", fn, "arg", arg), 60*time.Second, into)
 }
 
 // Screenshot writes a PNG of the page (or of the element matching

@@ -135,6 +135,20 @@ var targets = []target{
 		Notes: []note{{Label: "lines/s without a stalled frontend", Metric: "lines/s-base"}, {Label: "wall clock, median of", Metric: "rounds"},
 			{Label: "CPU cost per line (blind to waiting)", Metric: "ratio-stalled-cpu", Ratio: true},
 			{Label: "stalled frontend closed by the server per stalled run", Metric: "stalled-closed"}}},
+	{What: "web console: a printed line to its text painted on an open page (execution view), 64 executions streaming, p50", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkConsoleIOPubToText",
+		Metric: "p50-ms", Limit: 50, Unit: "ms",
+		Notes: []note{{Label: "baseline: a raw /ws client, same run, p50", Metric: "ws-p50-ms", Unit: "ms"}, {Label: "page/ws", Metric: "ratio-p50-vs-ws", Ratio: true},
+			{Label: "of which printed → appended to the log, p50", Metric: "logged-p50-ms", Unit: "ms"},
+			{Label: "lines painted", Metric: "samples"}, {Label: "lines/s (all 64)", Metric: "lines/s"}, {Label: "executions lost to missed heartbeats", Metric: "lost-executions"}}},
+	{What: "web console: the same, p99", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkConsoleIOPubToText",
+		Metric: "p99-ms", Limit: 200, Unit: "ms",
+		Notes: []note{{Label: "baseline: a raw /ws client, same run, p99", Metric: "ws-p99-ms", Unit: "ms"}, {Label: "page/ws", Metric: "ratio-p99-vs-ws", Ratio: true}}},
+	{What: "web console: a click answered (click event to the frame showing it) after 100,000 printed lines, slowest of 10", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkConsole100kLines",
+		Metric: "click-ms", Limit: 100, Unit: "ms",
+		Notes: []note{{Label: "median click", Metric: "click-p50-ms", Unit: "ms"}, {Label: "Playwright's slowest click call", Metric: "playwright-click-ms", Unit: "ms"}}},
+	{What: "web console: page JS heap after GC, 100,000 lines vs 10,000 (bounded: at most the 5x of the lines kept, maxLines 50,000; far below the 10x printed)", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkConsole100kLines",
+		Metric: "heap-100k/10k", Limit: 5, Unit: "x",
+		Notes: []note{{Label: "heap at 100k", Metric: "heap-MiB", Unit: "MiB"}, {Label: "DOM nodes at 100k", Metric: "dom-nodes"}, {Label: "DOM nodes 100k/10k", Metric: "dom-nodes-100k/10k", Ratio: true}}},
 }
 
 // result is one benchmark line.

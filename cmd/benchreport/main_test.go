@@ -174,6 +174,10 @@ func TestReportHasEveryFigureOfTheIssue(t *testing.T) {
 		"| actor `1+1` p50 vs raw zmq4 | BenchmarkKernelActorRoundTrip | not run | ≤ 1.050x |",
 		"| BenchmarkChannelsExecute | not run | ≤ 1.000x |",
 		"| BenchmarkFrontends10 | not run | ≥ 0.950x |",
+		"| BenchmarkConsoleIOPubToText | not run | ≤ 50 ms |",
+		"| BenchmarkConsoleIOPubToText | not run | ≤ 200 ms |",
+		"| BenchmarkConsole100kLines | not run | ≤ 100 ms |",
+		"| BenchmarkConsole100kLines | not run | ≤ 5 x |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
