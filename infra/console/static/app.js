@@ -304,6 +304,8 @@ async function bootOnce() {
 function startLive(since) {
   const live = $('#live');
   live.hidden = false;
+  // NB: the page reflects the read models up to since already.
+  live.dataset.seq = since === null ? '0' : String(since);
   const feed = new LiveFeed({
     since,
     onEvents: onEvents,
