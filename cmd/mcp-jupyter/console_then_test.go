@@ -352,7 +352,9 @@ func TestConsoleTimelineShowsThePastInABrowser(t *testing.T) {
 		window.thenView = mountThen(box, { kernelId, seq, navigate: (to) => { location.hash = to; } });
 		return true;
 	}`, map[string]any{"kernelId": k, "seq": running}, &ok)
-	state := func(seq uint64) string { return fmt.Sprintf(`[data-testid="then-state"][data-seq="%d"]:not([data-error])`, seq) }
+	state := func(seq uint64) string {
+		return fmt.Sprintf(`[data-testid="then-state"][data-seq="%d"]:not([data-error])`, seq)
+	}
 	p.WaitFor(t, state(running), "", 30*time.Second)
 	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="running"]`, state(running), ids[0]), "started the long one", 10*time.Second)
 	var present string
