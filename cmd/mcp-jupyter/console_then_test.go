@@ -205,6 +205,12 @@ func TestConsoleThenShowsThePast(t *testing.T) {
 	if st, body := getConsole(t, ps.hostPort, tok, fmt.Sprintf("at?seq=%d&kernel=%s", last+5, k)); st != 400 || !strings.Contains(string(body), "beyond the log's last event") {
 		t.Errorf("seq beyond the last: %d %s", st, body)
 	}
+	for _, path := range []string{"at?seq=abc", "at?kernel=" + k, "at?seq=0", "timeline", "timeline?kernel=" + k + "&after=x",
+		"timeline?kernel=" + k + "&limit=0", fmt.Sprintf("at?seq=%d&limit=100000", finished2), "at/outputs?seq=3"} {
+		if st, body := getConsole(t, ps.hostPort, tok, path); st != 400 || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("GET /ui/api/%s: %d %s, want 400 saying what to give", path, st, body)
+		}
+	}
 	for _, path := range []string{fmt.Sprintf("at?seq=%d&kernel=%s", finished2, k), "timeline?kernel=" + k,
 		fmt.Sprintf("at/outputs?execution=%s&seq=%d", ids[1], finished2)} {
 		st, body := getConsole(t, ps.hostPort, ps.tokens["bob"], path)
