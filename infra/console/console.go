@@ -57,5 +57,6 @@ func (h *Handler) API() http.Handler {
 func (h *Handler) Static() http.Handler {
 	mux := http.NewServeMux()
 	h.staticRoutes(mux)
+	h.frameRoutes(mux) // frame.go: the output frame's own CSP
 	return mux
 }
