@@ -113,8 +113,11 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
     el('h2', {}, 'Timeline'), form, msg, list, moreBtn);
   const root = el('div', { class: 'then-view', 'data-kernel-id': kernel }, timelineBox, stateBox);
   container.replaceChildren(root);
-  if (!document.querySelector('link[data-then-css]')) {
-    document.head.append(el('link', { rel: 'stylesheet', href: new URL('./then.css', import.meta.url).href, 'data-then-css': true }));
+  // NB: its own styles, and the outputs' when the shell has not linked them.
+  for (const css of ['then.css', 'outputs.css']) {
+    if (!document.querySelector(`link[rel="stylesheet"][href$="${css}"]`)) {
+      document.head.append(el('link', { rel: 'stylesheet', href: new URL(`./${css}`, import.meta.url).href }));
+    }
   }
 
   range.addEventListener('keydown', (e) => {
