@@ -414,6 +414,11 @@ func TestConsoleTimelineShowsThePastInABrowser(t *testing.T) {
 	first := seqOf(t, c.log, events.ExecutionStream(ids[1]), events.TypeExecutionQueued)
 	p.Click(t, fmt.Sprintf(`[data-testid="timeline-event"][data-seq="%d"] button`, first))
 	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="queued"]`, state(first), ids[1]), "", 20*time.Second)
+	// The arrow keys from the clicked row step on, the focus following.
+	p.Press(t, "", "ArrowDown")
+	p.WaitFor(t, state(next(first)), "", 20*time.Second)
+	p.Press(t, "", "ArrowDown")
+	p.WaitFor(t, state(next(next(first))), "", 20*time.Second)
 	p.Fill(t, `[data-testid="seq-input"]`, fmt.Sprint(running))
 	p.Press(t, `[data-testid="seq-input"]`, "Enter")
 	p.WaitFor(t, state(running), "", 20*time.Second)

@@ -187,6 +187,9 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
 
   function renderList() {
     moreBtn.hidden = !timelineMore;
+    // NB: stepping with the keys from a row re-renders the rows: the
+    // focus follows to the chosen one instead of falling to the page.
+    const hadFocus = list.contains(document.activeElement);
     list.replaceChildren(...timeline.map((e) => {
       const current = e.seq === cur;
       const b = el('button', {
@@ -198,6 +201,11 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
       el('span', { class: 'then-event-summary' }, e.summary));
       return el('li', { 'data-testid': 'timeline-event', 'data-seq': e.seq, class: current ? 'current' : undefined }, b);
     }));
+    const chosen = list.querySelector('li.current button');
+    if (chosen) {
+      chosen.scrollIntoView({ block: 'nearest' });
+      if (hadFocus) chosen.focus({ preventScroll: true });
+    }
   }
 
   function errText(e) {
