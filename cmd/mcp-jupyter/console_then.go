@@ -48,7 +48,7 @@ const (
 	replayFine       = 4        // cached states kept every replayEvery events before a request's seq
 	replayCoarse     = 8        // at most this many coarse states left by one long fold
 	replayMaxEntries = 256      // cached states at most
-	replayMaxBytes   = 64 << 20 // bytes of cached snapshots at most
+	replayMaxBytes   = 32 << 20 // bytes of cached states at most (their snapshot size)
 	// outputs of an execution in /at, per execution and in all
 	atOutputsPerExecution = 256 << 10
 	atOutputsTotal        = 1 << 20
