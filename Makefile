@@ -87,6 +87,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ChannelsExecute:300x \
 	./cmd/mcp-jupyter/:Frontends10:1x \
 	./cmd/mcp-jupyter/:ConsoleIOPubToText,Console100kLines:1x \
+	./cmd/mcp-jupyter/:ConsoleAtSeq:30x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \

@@ -25,10 +25,11 @@ import (
 //
 // Cost: a fold from the log's start per request would grow with the log
 // (the outside check measured 65x between a long and a short one). So the
-// replayed models' snapshots are cached every replayEvery events (bounded
-// in entries and bytes, least recently used first out): a request restores
-// the nearest cached state at or before its seq and folds only the events
-// after it. A request far from any cached state folds from the nearest one,
+// replayed states are cached every replayEvery events (bounded in entries
+// and in bytes — a state weighs its models' snapshot size —, least recently
+// used first out): a request copies the nearest cached state at or before
+// its seq (Model.Clone: restoring a JSON snapshot of 10,000 executions per
+// request cost ~50x more) and folds only the events after it. A request far from any cached state folds from the nearest one,
 // leaving on its way a few coarse states (at most replayCoarse of them) and
 // the states every replayEvery events over the last replayFine intervals
 // before its seq, so the next request around there folds at most
@@ -47,7 +48,7 @@ const (
 	replayFine       = 4        // cached states kept every replayEvery events before a request's seq
 	replayCoarse     = 8        // at most this many coarse states left by one long fold
 	replayMaxEntries = 256      // cached states at most
-	replayMaxBytes   = 64 << 20 // bytes of cached snapshots at most
+	replayMaxBytes   = 32 << 20 // bytes of cached states at most (their snapshot size)
 	// outputs of an execution in /at, per execution and in all
 	atOutputsPerExecution = 256 << 10
 	atOutputsTotal        = 1 << 20
@@ -380,35 +381,25 @@ func (r *consoleReplayer) models(ctx context.Context, seq uint64) (*readModels, 
 	}
 	base := r.cache.floor(seq)
 	from := uint64(0)
+	var cur *readModels // NB: a copy: cached states are never changed
 	if base != nil {
-		from = base.Seq
+		from, cur = base.Seq, base.clone()
 	} else if retained {
 		from = first - 1
 	}
-	opts := replayOptions{base: base, retained: retained}
-	var m *readModels
 	for _, pt := range replayPoints(from, seq, r.every) {
 		var err error
-		if m, err = replayModelsFrom(ctx, r.log, pt, opts); err != nil {
+		if cur, err = replayModelsFrom(ctx, r.log, pt, replayOptions{from: cur, retained: retained}); err != nil {
 			return nil, 0, err
 		}
 		if pt == seq && pt%r.every != 0 {
 			break // NB: the request's own seq: not a cache point
 		}
-		b, err := m.snapshot()
-		if err != nil {
-			return nil, 0, fmt.Errorf("snapshot the replayed models at %d: %w", pt, err)
-		}
-		r.cache.put(b)
-		opts.base = b
-	}
-	if m == nil { // seq is the cached state itself
-		var err error
-		if m, err = replayModelsFrom(ctx, r.log, seq, opts); err != nil {
+		if err := r.cache.put(cur.clone()); err != nil {
 			return nil, 0, err
 		}
 	}
-	return m, seq - from, nil
+	return cur, seq - from, nil
 }
 
 // replayPoints is where a fold from `from` to seq stops: the coarse states
@@ -439,8 +430,10 @@ func replayPoints(from, seq, every uint64) []uint64 {
 	return pts
 }
 
-// replayCache holds replayed states (replayBase: snapshots by projection
-// name), bounded in entries and bytes, the least recently used dropped
+// replayCache holds replayed states (the read models as of a seq, never
+// changed once in: a fold starts from a clone), bounded in entries and in
+// bytes — a state weighs its models' snapshot size (Projection.Snapshot),
+// the form the server stores them in — the least recently used dropped
 // first. Safe for concurrent use.
 type replayCache struct {
 	limits replayCacheLimits
@@ -454,8 +447,8 @@ type replayCache struct {
 type replayCacheLimits struct{ entries, bytes int }
 
 type cachedState struct {
-	base *replayBase
-	size int
+	models *readModels
+	size   int
 }
 
 func newReplayCache(l replayCacheLimits) *replayCache {
@@ -463,12 +456,12 @@ func newReplayCache(l replayCacheLimits) *replayCache {
 }
 
 // floor returns the cached state with the highest seq <= seq, or nil.
-func (c *replayCache) floor(seq uint64) *replayBase {
+func (c *replayCache) floor(seq uint64) *readModels {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var best *list.Element
 	for s, el := range c.entries {
-		if s <= seq && (best == nil || s > best.Value.(*cachedState).base.Seq) {
+		if s <= seq && (best == nil || s > best.Value.(*cachedState).models.Seq) {
 			best = el
 		}
 	}
@@ -476,35 +469,49 @@ func (c *replayCache) floor(seq uint64) *replayBase {
 		return nil
 	}
 	c.lru.MoveToFront(best)
-	return best.Value.(*cachedState).base
+	return best.Value.(*cachedState).models
 }
 
-// put adds a state (NB: its snapshots are never changed after: the cache
-// and a replay share them), dropping the least recently used beyond the
-// limits; a state larger than the byte limit alone is not kept.
-func (c *replayCache) put(b *replayBase) {
-	size := 0
-	for _, s := range b.Snaps {
-		size += len(s)
+// put adds a state (NB: nobody changes it after), dropping the least
+// recently used beyond the limits; a state larger than the byte limit
+// alone is not kept.
+func (c *replayCache) put(m *readModels) error {
+	size, err := modelsSize(m)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if size > c.limits.bytes {
-		return
+		return nil
 	}
-	if el, ok := c.entries[b.Seq]; ok {
+	if el, ok := c.entries[m.Seq]; ok {
 		c.remove(el)
 	}
-	c.entries[b.Seq] = c.lru.PushFront(&cachedState{base: b, size: size})
+	c.entries[m.Seq] = c.lru.PushFront(&cachedState{models: m, size: size})
 	c.bytes += size
 	for len(c.entries) > c.limits.entries || c.bytes > c.limits.bytes {
 		c.remove(c.lru.Back())
 	}
+	return nil
+}
+
+// modelsSize is what a state weighs: its models' snapshot bytes.
+func modelsSize(m *readModels) (int, error) {
+	q, err := m.Queue.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("weigh the replayed models at %d: %w", m.Seq, err)
+	}
+	k, err := m.Kernels.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("weigh the replayed models at %d: %w", m.Seq, err)
+	}
+	return len(q) + len(k), nil
 }
 
 func (c *replayCache) remove(el *list.Element) {
 	cs := c.lru.Remove(el).(*cachedState)
-	delete(c.entries, cs.base.Seq)
+	delete(c.entries, cs.models.Seq)
 	c.bytes -= cs.size
 }
 

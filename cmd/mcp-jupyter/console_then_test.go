@@ -205,6 +205,12 @@ func TestConsoleThenShowsThePast(t *testing.T) {
 	if st, body := getConsole(t, ps.hostPort, tok, fmt.Sprintf("at?seq=%d&kernel=%s", last+5, k)); st != 400 || !strings.Contains(string(body), "beyond the log's last event") {
 		t.Errorf("seq beyond the last: %d %s", st, body)
 	}
+	for _, path := range []string{"at?seq=abc", "at?kernel=" + k, "at?seq=0", "timeline", "timeline?kernel=" + k + "&after=x",
+		"timeline?kernel=" + k + "&limit=0", fmt.Sprintf("at?seq=%d&limit=100000", finished2), "at/outputs?seq=3"} {
+		if st, body := getConsole(t, ps.hostPort, tok, path); st != 400 || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("GET /ui/api/%s: %d %s, want 400 saying what to give", path, st, body)
+		}
+	}
 	for _, path := range []string{fmt.Sprintf("at?seq=%d&kernel=%s", finished2, k), "timeline?kernel=" + k,
 		fmt.Sprintf("at/outputs?execution=%s&seq=%d", ids[1], finished2)} {
 		st, body := getConsole(t, ps.hostPort, ps.tokens["bob"], path)
@@ -352,7 +358,9 @@ func TestConsoleTimelineShowsThePastInABrowser(t *testing.T) {
 		window.thenView = mountThen(box, { kernelId, seq, navigate: (to) => { location.hash = to; } });
 		return true;
 	}`, map[string]any{"kernelId": k, "seq": running}, &ok)
-	state := func(seq uint64) string { return fmt.Sprintf(`[data-testid="then-state"][data-seq="%d"]:not([data-error])`, seq) }
+	state := func(seq uint64) string {
+		return fmt.Sprintf(`[data-testid="then-state"][data-seq="%d"]:not([data-error])`, seq)
+	}
 	p.WaitFor(t, state(running), "", 30*time.Second)
 	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="running"]`, state(running), ids[0]), "started the long one", 10*time.Second)
 	var present string
@@ -406,6 +414,11 @@ func TestConsoleTimelineShowsThePastInABrowser(t *testing.T) {
 	first := seqOf(t, c.log, events.ExecutionStream(ids[1]), events.TypeExecutionQueued)
 	p.Click(t, fmt.Sprintf(`[data-testid="timeline-event"][data-seq="%d"] button`, first))
 	p.WaitFor(t, fmt.Sprintf(`%s [data-testid="then-execution"][data-execution-id="%s"][data-status="queued"]`, state(first), ids[1]), "", 20*time.Second)
+	// The arrow keys from the clicked row step on, the focus following.
+	p.Press(t, "", "ArrowDown")
+	p.WaitFor(t, state(next(first)), "", 20*time.Second)
+	p.Press(t, "", "ArrowDown")
+	p.WaitFor(t, state(next(next(first))), "", 20*time.Second)
 	p.Fill(t, `[data-testid="seq-input"]`, fmt.Sprint(running))
 	p.Press(t, `[data-testid="seq-input"]`, "Enter")
 	p.WaitFor(t, state(running), "", 20*time.Second)

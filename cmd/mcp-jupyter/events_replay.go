@@ -33,18 +33,12 @@ type replaySource interface {
 	Scan(ctx context.Context, from, to uint64, fn func(events.Event) error) error
 }
 
-// replayBase is a state a replay starts from instead of the log's start:
-// every read model's snapshot (Projection.Snapshot, by name) as of Seq.
-type replayBase struct {
-	Seq   uint64
-	Snaps map[string][]byte
-}
-
 // boundedLog is a source seen as the projections runner's Log, ending at
 // until: the runner replays up to it and stops (FollowRaw returns at once).
-// Snapshots are never stored: a replay leaves the log as it found it. The
-// only one loaded is base's, when set. visit, when set, sees every event
-// before the projections.
+// Snapshots are never stored: a replay leaves the log as it found it. With
+// from set, the runner "loads" every projection as of from (preloaded: the
+// models are from's already) and folds only the events after it. visit,
+// when set, sees every event before the projections.
 //
 // retained folds a truncated log from what it retains (see
 // replayOptions.retained) rather than refusing with ErrGap.
@@ -52,7 +46,7 @@ type boundedLog struct {
 	src      replaySource
 	until    uint64
 	visit    func(e *events.Event) error
-	base     *replayBase
+	from     uint64 // 0: from the log's start
 	retained bool
 }
 
@@ -82,12 +76,8 @@ func (b *boundedLog) First() uint64 {
 	return b.src.First()
 }
 func (b *boundedLog) SaveSnapshot(string, uint64, []byte) error { return nil }
-func (b *boundedLog) LoadSnapshot(name string) (uint64, []byte, bool, error) {
-	if b.base == nil {
-		return 0, nil, false, nil
-	}
-	data, ok := b.base.Snaps[name]
-	return b.base.Seq, data, ok, nil
+func (b *boundedLog) LoadSnapshot(string) (uint64, []byte, bool, error) {
+	return b.from, nil, b.from > 0, nil
 }
 func (b *boundedLog) TruncateBefore(uint64, func(events.Event) bool) (int, error) { return 0, nil }
 
@@ -99,18 +89,20 @@ type readModels struct {
 	Kernels *kernels.Model
 }
 
-// snapshot is every model's Snapshot, by projection name: a replayBase
-// for a later replay.
-func (m *readModels) snapshot() (*replayBase, error) {
-	q, err := m.Queue.Snapshot()
-	if err != nil {
-		return nil, err
+// clone is an independent copy of the models (see queue.Model.Clone).
+func (m *readModels) clone() *readModels {
+	return &readModels{Seq: m.Seq, Time: m.Time, Queue: m.Queue.Clone(), Kernels: m.Kernels.Clone()}
+}
+
+// preloaded is a projection whose model is already as of the runner's
+// start (boundedLog.from): the runner's Restore, given no data, keeps it.
+type preloaded struct{ projections.Projection }
+
+func (p preloaded) Restore(data []byte) error {
+	if data == nil {
+		return nil
 	}
-	k, err := m.Kernels.Snapshot()
-	if err != nil {
-		return nil, err
-	}
-	return &replayBase{Seq: m.Seq, Snaps: map[string][]byte{m.Queue.Name(): q, m.Kernels.Name(): k}}, nil
+	return p.Projection.Restore(data)
 }
 
 // replayModels rebuilds every read model from the start of the log up to
@@ -122,9 +114,10 @@ func replayModels(ctx context.Context, src replaySource, until uint64, visit fun
 
 // replayOptions: where a replay starts and what it sees.
 type replayOptions struct {
-	// base: start from this state (its Seq must be >= the log's First-1)
-	// rather than from the log's start.
-	base *replayBase
+	// from: fold onto these models (changing them) the events after
+	// from.Seq, which must be >= the log's First-1, rather than replaying
+	// from the log's start.
+	from *readModels
 	// retained: when the log was truncated (retention), fold what it
 	// retains — the kept streams' events below First, then everything from
 	// First — instead of failing with ErrGap: kernels and executions whose
@@ -133,13 +126,17 @@ type replayOptions struct {
 	visit    func(e *events.Event) error
 }
 
-// replayModelsFrom is replayModels from a base state (the console's
-// cached ones, console_then.go): the same runner and projections, folding
-// only the events in (base.Seq, until].
+// replayModelsFrom is replayModels from a state (the console's cached
+// ones, console_then.go): the same runner and projections, folding only the
+// events in (o.from.Seq, until].
 func replayModelsFrom(ctx context.Context, src replaySource, until uint64, o replayOptions) (*readModels, error) {
-	m := &readModels{Seq: until, Queue: queue.NewModel(), Kernels: kernels.New()}
-	bl := &boundedLog{src: src, until: until, visit: o.visit, base: o.base, retained: o.retained}
-	r := projections.NewRunner(bl, projections.Options{Rebuild: o.base == nil}, queueProjection{m.Queue}, m.Kernels)
+	m := o.from
+	if m == nil {
+		m = &readModels{Queue: queue.NewModel(), Kernels: kernels.New()}
+	}
+	bl := &boundedLog{src: src, until: until, visit: o.visit, from: m.Seq, retained: o.retained}
+	m.Seq = until
+	r := projections.NewRunner(bl, projections.Options{Rebuild: bl.from == 0}, preloaded{queueProjection{m.Queue}}, preloaded{m.Kernels})
 	// NB: no Close: it would encode snapshots only to throw them away. The
 	// loop ends by itself at until (FollowRaw returns); cancel frees it.
 	rctx, cancel := context.WithCancel(ctx)

@@ -26,7 +26,10 @@ import (
 //	  the event lines follower                  asset/* after the lease actor's snapshot
 //
 // NB: a new reader of the log (an actor recovering from a stream, a
-// follower) must be added here, or retention deletes what it needs.
+// follower) must be added here, or retention deletes what it needs. The
+// console's past (console_then.go) is not: its reads are short, each on a
+// point-in-time view that checks the retained range first, and what is
+// gone answers 410 naming the setting.
 
 // retentionSetting is how the setting is named to users.
 const retentionSetting = "--retain-events / MCP_RETAIN_EVENTS"

@@ -113,8 +113,11 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
     el('h2', {}, 'Timeline'), form, msg, list, moreBtn);
   const root = el('div', { class: 'then-view', 'data-kernel-id': kernel }, timelineBox, stateBox);
   container.replaceChildren(root);
-  if (!document.querySelector('link[data-then-css]')) {
-    document.head.append(el('link', { rel: 'stylesheet', href: new URL('./then.css', import.meta.url).href, 'data-then-css': true }));
+  // NB: its own styles, and the outputs' when the shell has not linked them.
+  for (const css of ['then.css', 'outputs.css']) {
+    if (!document.querySelector(`link[rel="stylesheet"][href$="${css}"]`)) {
+      document.head.append(el('link', { rel: 'stylesheet', href: new URL(`./${css}`, import.meta.url).href }));
+    }
   }
 
   range.addEventListener('keydown', (e) => {
@@ -184,6 +187,9 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
 
   function renderList() {
     moreBtn.hidden = !timelineMore;
+    // NB: stepping with the keys from a row re-renders the rows: the
+    // focus follows to the chosen one instead of falling to the page.
+    const hadFocus = list.contains(document.activeElement);
     list.replaceChildren(...timeline.map((e) => {
       const current = e.seq === cur;
       const b = el('button', {
@@ -195,6 +201,11 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
       el('span', { class: 'then-event-summary' }, e.summary));
       return el('li', { 'data-testid': 'timeline-event', 'data-seq': e.seq, class: current ? 'current' : undefined }, b);
     }));
+    const chosen = list.querySelector('li.current button');
+    if (chosen) {
+      chosen.scrollIntoView({ block: 'nearest' });
+      if (hadFocus) chosen.focus({ preventScroll: true });
+    }
   }
 
   function errText(e) {
