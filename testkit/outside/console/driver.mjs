@@ -112,6 +112,13 @@ const ops = {
       frame = handle && await handle.contentFrame();
     } else {
       frame = page.frames().find((f) => f.url().includes(req.frame) || f.name() === req.frame);
+      // NB: playwright-core 1.61 (the last that runs on Debian 12's Node 18)
+      // reports no name for some frames in out-of-process iframes (srcdoc
+      // frames of a cross-origin view); ask each frame its window.name.
+      for (const f of frame ? [] : page.frames()) {
+        const name = await f.evaluate('window.name').catch(() => '');
+        if (name === req.frame) { frame = f; break; }
+      }
     }
     if (!frame) throw new Error(`no frame ${req.selector || req.frame}`);
     if (req.noEval) {
