@@ -555,6 +555,7 @@ class TextView {
   }
 
   _notices(total) {
+    if (this._fullShown) return; // _openFull says what is shown
     if (!this._dropped) { this._notice.hidden = true; return; }
     this._notice.hidden = false;
     const msg = `${this._dropped.toLocaleString('en-US')} earlier lines not kept`;
@@ -572,6 +573,7 @@ class TextView {
     try {
       const text = await this._fullText();
       this.replaceAll(text);
+      this._fullShown = true;
       const done = el('span', 'ov-fulltext-shown');
       done.dataset.testid = 'fulltext-shown';
       done.textContent = `Showing the full text: ${this.lineCount.toLocaleString('en-US')} lines.`;
