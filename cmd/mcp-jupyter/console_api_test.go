@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // apiCall is one request to the console's API as a browser page makes it
@@ -262,5 +265,147 @@ func TestConsoleReadAPI(t *testing.T) {
 				t.Fatalf("GET %s holds %q", path, secret)
 			}
 		}
+	}
+}
+
+// consolePost POSTs body to path as token and returns the status and body.
+func consolePost(t testing.TB, hostPort, path, token, body string) (int, []byte) {
+	t.Helper()
+	return consoleDo(t, hostPort, apiCall{method: "POST", path: path, token: token, body: body})
+}
+
+// waitStatus waits until execution x has status want, as token reads it.
+func waitStatus(t testing.TB, hostPort, token, x, want string) outputsPage {
+	t.Helper()
+	var out outputsPage
+	testkit.WaitUntil(t, 60*time.Second, "execution "+x+" "+want, func() (bool, string) {
+		out = outputsPage{}
+		consoleGet(t, hostPort, "/ui/api/executions/"+x, token, &out)
+		return string(out.Execution.Status) == want, string(out.Execution.Status)
+	})
+	return out
+}
+
+// submit queues code on kernel k as who and returns within 0.1 s.
+func submit(t testing.TB, ps *principalsServer, who, k, code string) string {
+	t.Helper()
+	sc, text := callTool(t, ps.clients[who], "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 0.1})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("%s's execute on %s: %v %s", who, k, sc, text)
+	}
+	return id
+}
+
+// TestConsoleSteering: a person steers alice's kernel through the console
+// API as the MCP tools would. Interrupt stops a running time.sleep (its
+// status interrupted) and KernelInterrupted carries alice's principal;
+// cancel withdraws a queued execution (and is 409 once it is done);
+// restart without confirm is 400 and with it the variables are gone;
+// checkpoint save then load brings a variable back. A read-only principal
+// is 403 naming the scope it lacks; bob, given read on the kernel, is 403
+// saying whom to ask; the admin's token names the admin on its events.
+func TestConsoleSteering(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "reader": auth.ScopeRead})
+	hp, tok := ps.hostPort, ps.tokens["alice"]
+	k := startKernelTool(t, ps.clients["alice"])
+	must(t, ps.clients["alice"], "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+
+	// Scopes and shares.
+	for path, scope := range map[string]string{"/ui/api/kernels/" + k + "/interrupt": "execute", "/ui/api/kernels/" + k + "/restart": "manage",
+		"/ui/api/kernels/" + k + "/checkpoints": "manage", "/ui/api/kernels/" + k + "/checkpoints/x/load": "manage"} {
+		msg := consoleError(t, hp, apiCall{method: "POST", path: path, token: ps.tokens["reader"], body: `{"confirm":true}`}, http.StatusForbidden)
+		if !strings.Contains(msg, "the "+scope+" scope") || !strings.Contains(msg, `"reader"`) {
+			t.Errorf("reader's POST %s: %q does not name the %s scope", path, msg, scope)
+		}
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/interrupt", token: ps.tokens["bob"]}, http.StatusForbidden); !strings.Contains(msg, "alice") {
+		t.Errorf("bob (read share) interrupting: %q does not say whom to ask", msg)
+	}
+
+	// Interrupt a running sleep.
+	running := submit(t, ps, "alice", k, "import time\nprint('sleeping', flush=True)\ntime.sleep(120)")
+	pipelined := submit(t, ps, "alice", k, "after_pipelined = 1")
+	queued := submit(t, ps, "alice", k, "after_queued = 1")
+	testkit.WaitUntil(t, 60*time.Second, "the sleep printed", func() (bool, string) {
+		var out outputsPage
+		consoleGet(t, hp, "/ui/api/executions/"+running, tok, &out)
+		return strings.Contains(streamText(t, out.Outputs), "sleeping"), string(out.Execution.Status)
+	})
+	// Cancel: the server-queued one is withdrawn, the pipelined one's abort asked.
+	var cr console.CancelResult
+	code, body := consolePost(t, hp, "/ui/api/executions/"+queued+"/cancel", tok, "")
+	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || cr.Path != console.CancelWithdrawn {
+		t.Fatalf("cancel the queued execution: %d %s", code, body)
+	}
+	waitStatus(t, hp, tok, queued, "cancelled")
+	code, body = consolePost(t, hp, "/ui/api/executions/"+pipelined+"/cancel", tok, "")
+	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || cr.Path != console.CancelAbortRequested {
+		t.Fatalf("cancel the pipelined execution: %d %s", code, body)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/executions/" + queued + "/cancel", token: tok}, http.StatusConflict); !strings.Contains(msg, "cancelled") {
+		t.Errorf("cancel of a cancelled execution: %q", msg)
+	}
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/interrupt", tok, "")
+	if code != http.StatusAccepted {
+		t.Fatalf("interrupt: %d %s", code, body)
+	}
+	waitStatus(t, hp, tok, running, "interrupted")
+	waitStatus(t, hp, tok, pipelined, "cancelled")
+	var interrupted []edgeEvent
+	for _, e := range eventsAPI(t, hp, ps.tokens["admin"]) {
+		if e.Type == "KernelInterrupted" && e.Kernel == k {
+			interrupted = append(interrupted, e)
+		}
+	}
+	if len(interrupted) != 1 || interrupted[0].Principal != "alice" {
+		t.Fatalf("KernelInterrupted events: %v, want one by alice", interrupted)
+	}
+
+	// Checkpoint save, then load after the variable is gone.
+	executeOK(t, ps, "alice", k, "kept = 7")
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday"}`)
+	var cp console.Checkpoint
+	if code != http.StatusOK || json.Unmarshal(body, &cp) != nil || cp.Name != "friday" || !slices.Contains(cp.Variables, "kept") {
+		t.Fatalf("save: %d %s", code, body)
+	}
+	var list console.CheckpointList
+	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
+	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified {
+		t.Fatalf("checkpoints: %+v", list)
+	}
+	executeOK(t, ps, "alice", k, "del kept")
+	consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints/friday/load", token: tok}, http.StatusBadRequest)
+	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints/friday/load", tok, `{"confirm":true}`)
+	var loaded console.Loaded
+	if code != http.StatusOK || json.Unmarshal(body, &loaded) != nil || !loaded.OK || !slices.Contains(loaded.Restored, "kept") {
+		t.Fatalf("load: %d %s", code, body)
+	}
+	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "ok" || !strings.Contains(text, "7") {
+		t.Fatalf("after load: %v %s", sc, text)
+	}
+	consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints/nosuch/load", token: tok, body: `{"confirm":true}`}, http.StatusNotFound)
+
+	// Restart: refused without confirm, then the variables are gone.
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok}, http.StatusBadRequest); !strings.Contains(msg, "confirm") {
+		t.Fatalf("restart without confirm: %q", msg)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirmed":true}`}, http.StatusBadRequest); !strings.Contains(msg, "confirmed") {
+		t.Fatalf("restart with a misspelt field: %q", msg)
+	}
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/restart", tok, `{"confirm":true}`); code != http.StatusOK {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "error" || !strings.Contains(text, "NameError") {
+		t.Fatalf("after restart, kept is still there: %v %s", sc, text)
+	}
+
+	// Bodies: too large is 413, not JSON is 400.
+	big := `{"name":"` + strings.Repeat("a", console.MaxBodyBytes) + `"}`
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: big}, http.StatusRequestEntityTooLarge); !strings.Contains(msg, "too large") {
+		t.Errorf("a big body: %q", msg)
+	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirm":`}, http.StatusBadRequest); !strings.Contains(msg, "JSON") {
+		t.Errorf("bad JSON: %q", msg)
 	}
 }
