@@ -315,6 +315,42 @@ go.Figure(go.Bar(x=["a", "b"], y=[1, 2])).show()`)
 		p.NoScriptErrors(t)
 	})
 
+	t.Run("clear_update_and_carriage_return", func(t *testing.T) {
+		// Jupyter's display semantics, applied by the page to the raw
+		// messages: clear_output(wait=True) clears at the next output,
+		// update_display_data replaces its display in place, \r rewrites a
+		// progress line.
+		x := runExecution(t, cl, kernel, `from IPython.display import display, clear_output
+for i in range(3):
+    clear_output(wait=True)
+    print(f"progress {i}")
+h = display("first version", display_id=True)
+h.update("updated version")
+import sys
+for pct in (10, 50, 100):
+    sys.stdout.write(f"\rdownload {pct}%")
+    sys.stdout.flush()
+print()
+print("count 12\b3 ok\x07")`)
+		p, _ := openOutputsPage(t, site, 900, 700)
+		defer p.Close(t)
+		mountExecution(t, p, "semantics", x, nil, false)
+		p.WaitFor(t, `#semantics [data-testid="stream-line"]`, "download 100%", 10*time.Second)
+		var text string
+		p.Eval(t, `() => document.getElementById('semantics').innerText`, nil, &text)
+		for _, want := range []string{"progress 2", "updated version", "download 100%", "count 13 ok"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the page does not show %q:\n%s", want, text)
+			}
+		}
+		for _, gone := range []string{"progress 0", "progress 1", "first version", "download 10%", "download 50%", "\a"} {
+			if strings.Contains(text, gone) {
+				t.Errorf("the page still shows %q:\n%s", gone, text)
+			}
+		}
+		p.NoScriptErrors(t)
+	})
+
 	t.Run("html_script_cannot_reach_the_console", func(t *testing.T) {
 		// The output's script tries to read the console's token (its
 		// sessionStorage, its parent's) and to navigate the console away,

@@ -38,9 +38,18 @@ const FALLBACK_ORDER = ['image/png', 'image/svg+xml', 'image/jpeg', 'image/gif',
 // arrive. append is idempotent by seq, so a resumed feed never repeats one.
 export class OutputArea {
   constructor(container, { plotlyURL = '/ui/vendor/plotly.js', fullText = null, maxLines = 50000,
-    frameURL = '/ui/frame.html' } = {}) {
-    this._opts = { plotlyURL, fullText, maxLines: Math.max(1, maxLines | 0 || 50000), frameURL };
+    maxOutputs = 2000, frameURL = '/ui/frame.html' } = {}) {
+    this._opts = {
+      plotlyURL, fullText, frameURL,
+      maxLines: Math.max(1, Math.min(Number(maxLines) || 50000, 1e7)),
+      maxOutputs: Math.max(1, Math.min(Number(maxOutputs) || 2000, 1e6)),
+    };
     this._root = el('div', 'ov-area');
+    this._dropNotice = el('p', 'ov-notice');
+    this._dropNotice.dataset.testid = 'outputs-dropped';
+    this._dropNotice.hidden = true;
+    this._root.append(this._dropNotice);
+    this._droppedOutputs = 0;      // outputs dropped from the front (beyond maxOutputs)
     container.append(this._root);
     this._items = [];              // rendered outputs, in order
     this._displays = new Map();    // display_id -> Set of items showing it
@@ -50,6 +59,13 @@ export class OutputArea {
     this._disposed = false;
     this._onMessage = (e) => this._message(e);
     window.addEventListener('message', this._onMessage);
+    // Frames load when near the view: a page of figures parses plotly.js
+    // only for those someone looks at.
+    this._near = typeof IntersectionObserver === 'function'
+      ? new IntersectionObserver((entries) => {
+        for (const en of entries) if (en.isIntersecting && en.target._ovLoad) { this._near.unobserve(en.target); en.target._ovLoad(); }
+      }, { rootMargin: '800px 0px' })
+      : null;
     this._resize = typeof ResizeObserver === 'function'
       ? new ResizeObserver((entries) => { for (const en of entries) if (en.target._ovView) en.target._ovView.schedule(); })
       : null;
@@ -101,6 +117,7 @@ export class OutputArea {
     this._disposed = true;
     window.removeEventListener('message', this._onMessage);
     if (this._resize) this._resize.disconnect();
+    if (this._near) this._near.disconnect();
     for (const it of this._items) if (it.view) it.view.dispose();
     this._items = [];
     this._displays.clear();
@@ -118,6 +135,17 @@ export class OutputArea {
     this._root.append(node);
     const item = { msgType, seq, el: node, view: null, name: '', displayId: '' };
     this._items.push(item);
+    // NB: outputs are bounded too (each is a few DOM nodes at least: an
+    // execution alternating stdout and stderr makes one per chunk).
+    while (this._items.length > this._opts.maxOutputs) {
+      const gone = this._items.shift();
+      this._drop(gone);
+      const set = gone.displayId && this._displays.get(gone.displayId);
+      if (set) { set.delete(gone); if (!set.size) this._displays.delete(gone.displayId); }
+      this._droppedOutputs++;
+      this._dropNotice.hidden = false;
+      this._dropNotice.textContent = `${this._droppedOutputs.toLocaleString('en-US')} earlier outputs not kept (this view keeps the last ${this._opts.maxOutputs.toLocaleString('en-US')}).`;
+    }
     return item;
   }
 
@@ -125,11 +153,12 @@ export class OutputArea {
     for (const it of this._items) this._drop(it);
     this._items = [];
     this._displays.clear();
+    this._droppedOutputs = 0;
+    this._dropNotice.hidden = true;
   }
 
   _drop(it) {
-    if (it.view) { it.view.dispose(); it.view = null; }
-    for (const f of this._frames) if (it.el.contains(f.iframe)) this._frames.delete(f);
+    this._reset(it);
     it.el.remove();
   }
 
@@ -203,7 +232,11 @@ export class OutputArea {
 
   _reset(item) {
     if (item.view) { item.view.dispose(); item.view = null; }
-    for (const f of this._frames) if (item.el.contains(f.iframe)) this._frames.delete(f);
+    for (const f of this._frames) {
+      if (!item.el.contains(f.iframe)) continue;
+      this._frames.delete(f);
+      if (this._near) this._near.unobserve(f.iframe);
+    }
     item.el.replaceChildren();
   }
 
@@ -304,9 +337,14 @@ export class OutputArea {
     f.title = kind === 'plotly' ? 'Plotly figure' : 'HTML output';
     const rec = { iframe: f, doc, scripts: scripts || [], kind, sent: false, onFail: onFail || null };
     this._frames.add(rec);
-    if (this._opts.frameURL) f.src = this._opts.frameURL;
-    else f.srcdoc = '<!doctype html><html><head><meta charset="utf-8"><script>(' + frameBootstrap.toString() + ')()</script></head></html>';
+    f._ovLoad = () => {
+      f._ovLoad = null;
+      if (this._opts.frameURL) f.src = this._opts.frameURL;
+      else f.srcdoc = '<!doctype html><html><head><meta charset="utf-8"><script>(' + frameBootstrap.toString() + ')()</script></head></html>';
+    };
     item.el.append(f);
+    if (this._near) this._near.observe(f);
+    else f._ovLoad();
   }
 
   // _message takes messages from our frames only (event.source is the
