@@ -484,6 +484,7 @@ func TestConsoleOutputs100kLines(t *testing.T) {
 	}
 	p.Eval(t, `() => ({ rows: document.querySelectorAll('#hundred [data-testid="stream-line"]').length,
                       nodes: document.querySelectorAll('#hundred *').length })`, nil, &dom)
+	t.Logf("100,000 lines: %d line elements, %d elements in the output area", dom.Rows, dom.Nodes)
 	if dom.Rows >= 500 || dom.Nodes >= 1000 {
 		t.Fatalf("100,000 lines put %d line elements (%d elements) in the DOM: want a bounded window", dom.Rows, dom.Nodes)
 	}
