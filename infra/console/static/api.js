@@ -25,6 +25,11 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || '';
 }
 
+// setToken keeps a token a person pasted (the login form) in this tab.
+export function setToken(t) {
+  sessionStorage.setItem(TOKEN_KEY, t);
+}
+
 // forgetToken logs the tab out.
 export function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
