@@ -84,17 +84,17 @@ func mountExecution(t testing.TB, p *testkit.Page, id, execution string, opts ma
 func openOutputsPage(t testing.TB, site *consoleSite, w, h int) (*testkit.Page, string) {
 	t.Helper()
 	p := site.open(t, w, h, "")
+	p.WaitFor(t, `[data-testid="kernels"]`, "", 20*time.Second) // app.js adopted ?token= and shows the Now view
 	var token string
-	p.Eval(t, `async (tok) => {
-  const api = await import('/ui/api.js');
-  if (!api.token()) sessionStorage.setItem('mcp-jupyter-token', tok); // app.js adopts ?token= (until it lands here)
-  return api.token();
-}`, site.c.token, &token)
+	p.Eval(t, `async () => (await import('/ui/api.js')).token()`, nil, &token)
 	if token == "" {
 		t.Fatal("the console kept no token")
 	}
 	return p, token
 }
+
+// executionOutputs is the OutputArea of the console's execution view.
+const executionOutputs = `[data-testid="execution-view"] [data-testid="outputs"]`
 
 // consoleShot is where a test's screenshot goes: docs/console/ when
 // CONSOLE_SCREENSHOTS=1 (the committed images), else the test's temp dir.
@@ -128,17 +128,17 @@ func TestConsoleOutputs(t *testing.T) {
 	t.Run("matplotlib_plot_is_an_image", func(t *testing.T) {
 		x := runExecution(t, cl, kernel,
 			"import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('a plot')\nplt.show()")
-		p, _ := openOutputsPage(t, site, 900, 700)
+		// The console's own execution view, as a person opens it.
+		p := site.open(t, 900, 900, "/execution/"+x)
 		defer p.Close(t)
-		mountExecution(t, p, "plot", x, nil, false)
-		p.WaitFor(t, `#plot [data-testid="output"][data-msg-type="display_data"] img[data-testid="output-image"]`, "", 10*time.Second)
+		p.WaitFor(t, executionOutputs+` [data-testid="output"][data-msg-type="display_data"] img[data-testid="output-image"]`, "", 20*time.Second)
 		var img struct {
 			Width   float64 `json:"width"`
 			Decoded bool    `json:"decoded"`
 			Alt     string  `json:"alt"`
 		}
 		p.Eval(t, `async () => {
-  const img = document.querySelector('#plot [data-testid="output-image"]');
+  const img = document.querySelector('[data-testid="execution-view"] [data-testid="outputs"] [data-testid="output-image"]');
   let decoded = true;
   try { await img.decode(); } catch (e) { decoded = false; }
   return { width: img.naturalWidth, decoded, alt: img.alt };
@@ -150,7 +150,7 @@ func TestConsoleOutputs(t *testing.T) {
 			t.Fatalf("the image's alt text is not the output's text/plain: %q", img.Alt)
 		}
 		shot := consoleShot(t, "outputs-plot.png")
-		p.Screenshot(t, shot, "#plot")
+		p.Screenshot(t, shot, `[data-testid="execution-view"]`)
 		checkShotSize(t, shot)
 		p.NoScriptErrors(t)
 	})
@@ -166,12 +166,12 @@ assert pio.renderers.default == "plotly_mimetype+notebook", pio.renderers.defaul
 fig = go.Figure(go.Scatter(x=[1, 2, 3, 4], y=[10, 15, 13, 17], mode="lines+markers", name="series"))
 fig.update_layout(width=640, height=420, title="a Plotly figure")
 fig.show()`)
-		p, _ := openOutputsPage(t, site, 900, 800)
+		// The console's own execution view, as a person opens it.
+		p := site.open(t, 900, 1000, "/execution/"+x)
 		defer p.Close(t)
-		mountExecution(t, p, "plotly", x, nil, false)
-		p.WaitFor(t, `#plotly [data-testid="output"][data-mime="text/html"] .ov-note`, "only runs scripts", 10*time.Second)
-		p.WaitFor(t, `#plotly iframe[data-testid="output-plotly"][data-drawn="true"]`, "", 60*time.Second)
-		const frame = `#plotly iframe[data-testid="output-plotly"]`
+		p.WaitFor(t, executionOutputs+` [data-testid="output"][data-mime="text/html"] .ov-note`, "only runs scripts", 20*time.Second)
+		frame := executionOutputs + ` iframe[data-testid="output-plotly"]`
+		p.WaitFor(t, frame+`[data-drawn="true"]`, "", 60*time.Second)
 		// Where the second point (2, 15) is, in the frame and on the page.
 		var pt struct {
 			X     float64  `json:"x"`
@@ -206,7 +206,7 @@ fig.show()`)
 			t.Fatalf("hovering the point (2, 15) shows no hover label with its value: %q", hover)
 		}
 		shot := consoleShot(t, "outputs-plotly.png")
-		p.Screenshot(t, shot, "#plotly")
+		p.Screenshot(t, shot, executionOutputs)
 		checkShotSize(t, shot)
 		// Drag a box over the middle of the plot: Plotly zooms (a relayout).
 		p.Mouse(t, "move", rect.Left+pt.X-20, rect.Top+pt.Y-60)
