@@ -331,8 +331,10 @@ for pct in (10, 50, 100):
     sys.stdout.write(f"\rdownload {pct}%")
     sys.stdout.flush()
 print()
-print("count 12\b3 ok\x07")`)
-		p, _ := openOutputsPage(t, site, 900, 700)
+print("count 12\b3 ok\x07")
+print("a long line " + "x" * 400)`)
+		// At phone width: a long line scrolls inside its output, not the page.
+		p, _ := openOutputsPage(t, site, 390, 844)
 		defer p.Close(t)
 		mountExecution(t, p, "semantics", x, nil, false)
 		p.WaitFor(t, `#semantics [data-testid="stream-line"]`, "download 100%", 10*time.Second)
@@ -343,10 +345,15 @@ print("count 12\b3 ok\x07")`)
 				t.Errorf("the page does not show %q:\n%s", want, text)
 			}
 		}
-		for _, gone := range []string{"progress 0", "progress 1", "first version", "download 10%", "download 50%", "\a"} {
+		for _, gone := range []string{"progress 0", "progress 1", "first version", "download 10%", "download 50%", "count 12", "\a"} {
 			if strings.Contains(text, gone) {
 				t.Errorf("the page still shows %q:\n%s", gone, text)
 			}
+		}
+		var widths struct{ Page, View float64 }
+		p.Eval(t, `() => ({ Page: document.documentElement.scrollWidth, View: window.innerWidth })`, nil, &widths)
+		if widths.Page > widths.View {
+			t.Errorf("at 390 px the page scrolls sideways: %v px wide in a %v px window", widths.Page, widths.View)
 		}
 		p.NoScriptErrors(t)
 	})
