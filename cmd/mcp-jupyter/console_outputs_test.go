@@ -358,6 +358,34 @@ print("a long line " + "x" * 400)`)
 		p.NoScriptErrors(t)
 	})
 
+	t.Run("outputs_beyond_maxOutputs_are_dropped_and_said", func(t *testing.T) {
+		// stdout and stderr alternating make one output per chunk: the
+		// area keeps the last maxOutputs of them.
+		x := runExecution(t, cl, kernel, `import sys, time
+for i in range(30):
+    print(f"chunk {i}", file=sys.stdout if i % 2 == 0 else sys.stderr, flush=True)
+    time.sleep(0.01)`)
+		p, _ := openOutputsPage(t, site, 900, 700)
+		defer p.Close(t)
+		mountExecution(t, p, "many", x, map[string]any{"maxOutputs": 10}, false)
+		p.WaitFor(t, `#many [data-testid="stream-line"]`, "chunk 29", 10*time.Second)
+		var got struct {
+			Outputs int    `json:"outputs"`
+			Notice  string `json:"notice"`
+			Text    string `json:"text"`
+		}
+		p.Eval(t, `() => ({ outputs: document.querySelectorAll('#many [data-testid="output"]').length,
+  notice: document.querySelector('#many [data-testid="outputs-dropped"]').innerText,
+  text: document.getElementById('many').innerText })`, nil, &got)
+		if got.Outputs != 10 {
+			t.Errorf("%d outputs in the DOM, want the last 10", got.Outputs)
+		}
+		if !strings.Contains(got.Notice, "earlier outputs not kept") || strings.Contains(got.Text, "chunk 0\n") {
+			t.Errorf("dropped outputs not said (%q) or still shown:\n%s", got.Notice, got.Text)
+		}
+		p.NoScriptErrors(t)
+	})
+
 	t.Run("html_script_cannot_reach_the_console", func(t *testing.T) {
 		// The output's script tries to read the console's token (its
 		// sessionStorage, its parent's) and to navigate the console away,
