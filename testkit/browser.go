@@ -299,6 +299,14 @@ func (p *Page) EvalFrame(t testing.TB, selector, fn string, arg, into any) {
 	}
 }
 
+// TryEvalFrameNamed is Eval in the first frame, at any depth, whose name
+// is frame (or whose URL contains it), without eval: it works in frames
+// whose CSP forbids it (an MCP Apps view and its nested frames). It returns
+// the driver's error (no such frame yet, a script that threw), for polling.
+func (p *Page) TryEvalFrameNamed(frame, fn string, arg, into any) error {
+	return p.b.Do(p.req("evalFrame", "frame", frame, "noEval", true, "expr", fn, "arg", arg), 60*time.Second, into)
+}
+
 // Screenshot writes a PNG of the page (or of the element matching
 // selector, when not empty) to path.
 func (p *Page) Screenshot(t testing.TB, path, selector string) {

@@ -27,7 +27,7 @@ const executionIDHelp = "the execution_id returned by execute"
 func (s *Server) addExecutionTools() {
 	maxT, defT, maxW := int(s.opts.MaxTimeout.Seconds()), int(s.opts.DefaultTimeout.Seconds()), int(s.opts.MaxWait.Seconds())
 
-	s.mcp.AddTool(mcp.NewTool("execute",
+	s.mcp.AddTool(s.withApp(mcp.NewTool("execute",
 		mcp.WithDescription(fmt.Sprintf("Run code in a kernel and return its outputs. Variables persist "+
 			"between calls on the same kernel. Executions on one kernel run one at a time, in order. "+
 			"If the code is not finished within timeout_s, the reply has status \"running\", the "+
@@ -50,9 +50,9 @@ func (s *Server) addExecutionTools() {
 		mcp.WithDestructiveHintAnnotation(false),
 		mcp.WithIdempotentHintAnnotation(false),
 		mcp.WithOpenWorldHintAnnotation(true),
-	), s.execute)
+	)), s.execute)
 
-	s.mcp.AddTool(mcp.NewTool("get_execution",
+	s.mcp.AddTool(s.withApp(mcp.NewTool("get_execution",
 		mcp.WithDescription("Get an execution's status and outputs (after the cursor `since`), waiting up "+
 			"to wait_s seconds for it to finish. Use it to follow an execute that replied \"running\"."),
 		mcp.WithString("execution_id", mcp.Required(), mcp.Description(executionIDHelp)),
@@ -64,7 +64,7 @@ func (s *Server) addExecutionTools() {
 		mcp.WithIdempotentHintAnnotation(true),
 		mcp.WithDestructiveHintAnnotation(false),
 		mcp.WithOpenWorldHintAnnotation(false),
-	), s.getExecution)
+	)), s.getExecution)
 
 	s.mcp.AddTool(mcp.NewTool("list_executions",
 		mcp.WithDescription("List executions, oldest first, optionally of one kernel and with one status. "+
@@ -182,7 +182,7 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 		}
 		return failed(fmt.Sprintf("read execution %s (it was queued and runs on; call get_execution)", x.ID), err), nil
 	}
-	return s.executionReply(f, 0), nil
+	return s.withAppData(ctx, req, s.executionReply(f, 0), f, 0), nil
 }
 
 func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -200,7 +200,7 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 		}
 		return failed("get execution "+id, err), nil
 	}
-	return s.executionReply(f, since), nil
+	return s.withAppData(ctx, req, s.executionReply(f, since), f, since), nil
 }
 
 // executionSummary is one row of list_executions.

@@ -66,6 +66,10 @@ type Options struct {
 	// MaxRequestBytes bounds a request body on HTTPHandler (413 beyond it);
 	// zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// App, when set, is the MCP Apps view of execute and get_execution
+	// (apps.go): the extension is advertised, both tools name the view, and
+	// callers that render MCP Apps get the raw outputs in the result's _meta.
+	App *AppView
 	// AllowedHosts are accepted as Host and Origin in addition to
 	// localhost, 127.0.0.1 and [::1] (any port). An entry without a port
 	// matches any port.
@@ -127,7 +131,7 @@ func New(backend Backend, opts Options) *Server {
 		render: renderConfig{TextBudget: opts.OutputBudget, ImageBudget: opts.ImageBudget,
 			Assets: assetStore{dir: opts.AssetDir, managed: opts.Assets}},
 	}
-	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version,
+	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version, append([]server.ServerOption{
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(false, false),
 		server.WithRecovery(),
@@ -138,9 +142,10 @@ func New(backend Backend, opts Options) *Server {
 		server.WithToolFilter(listableTools),
 		server.WithToolHandlerMiddleware(requireScope),
 		server.WithResourceHandlerMiddleware(resourceCaller),
-	)
+	}, appServerOptions(opts.App)...)...)
 	s.addKernelTools()
 	s.addExecutionTools()
+	s.addAppResource()
 	s.mcp.AddResourceTemplates(s.render.Assets.resourceTemplate())
 	s.http = server.NewStreamableHTTPServer(s.mcp,
 		server.WithEndpointPath("/mcp"),

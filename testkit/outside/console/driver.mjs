@@ -114,6 +114,11 @@ const ops = {
       frame = page.frames().find((f) => f.url().includes(req.frame) || f.name() === req.frame);
     }
     if (!frame) throw new Error(`no frame ${req.selector || req.frame}`);
+    if (req.noEval) {
+      // A frame whose CSP forbids eval (an MCP Apps view): the function is
+      // sent as the expression itself, which DevTools evaluates outside CSP.
+      return await frame.evaluate(`(${req.expr})(${JSON.stringify(req.arg ?? null)})`);
+    }
     return await frame.evaluate(({ src, arg }) => (0, eval)(src)(arg), { src: req.expr, arg: req.arg ?? null });
   },
   async screenshot(req) {
