@@ -54,6 +54,7 @@ const mountJS = `async (arg) => {
     host.dataset.testid = 'outputs';
     document.body.append(host);
     const opts = Object.assign({}, arg.opts || {});
+    if (arg.plotlyText) opts.plotlySource = () => arg.plotlyText;
     if (arg.fullText) {
       opts.fullText = (seq) => api.api('executions/' + encodeURIComponent(arg.execution) + '/fulltext', { method: 'POST', body: { seq } });
     }
@@ -74,8 +75,15 @@ const mountJS = `async (arg) => {
 // mountExecution shows execution's outputs in the OutputArea id.
 func mountExecution(t testing.TB, p *testkit.Page, id, execution string, opts map[string]any, fullText bool) int {
 	t.Helper()
+	return mountExecutionWith(t, p, id, execution, opts, fullText, "")
+}
+
+// mountExecutionWith is mountExecution with plotly.js given as text (the
+// plotlySource option), when plotlyText is not empty.
+func mountExecutionWith(t testing.TB, p *testkit.Page, id, execution string, opts map[string]any, fullText bool, plotlyText string) int {
+	t.Helper()
 	var n int
-	p.Eval(t, mountJS, map[string]any{"id": id, "execution": execution, "opts": opts, "fullText": fullText}, &n)
+	p.Eval(t, mountJS, map[string]any{"id": id, "execution": execution, "opts": opts, "fullText": fullText, "plotlyText": plotlyText}, &n)
 	return n
 }
 
@@ -225,6 +233,27 @@ fig.show()`)
 }`, pt.Range, &after)
 		if len(after) != 2 || after[0] == pt.Range[0] && after[1] == pt.Range[1] {
 			t.Fatalf("dragging over the plot did not zoom: x range %v before, %v after", pt.Range, after)
+		}
+		p.NoScriptErrors(t)
+	})
+
+	t.Run("plotly_from_plotlySource", func(t *testing.T) {
+		// A page that holds plotly.js itself (the MCP Apps view inlines it)
+		// gives it as text; the figure is drawn with it, no fetch.
+		js, err := os.ReadFile("/usr/share/python3-plotly/plotly.js")
+		if err != nil {
+			t.Fatalf("Debian's plotly.js (python3-plotly, make deps): %v", err)
+		}
+		x := runExecution(t, cl, kernel, `import plotly.graph_objects as go
+go.Figure(go.Bar(x=["a", "b", "c"], y=[3, 1, 2])).show()`)
+		p, _ := openOutputsPage(t, site, 900, 800)
+		defer p.Close(t)
+		mountExecutionWith(t, p, "source", x, map[string]any{"plotlyURL": "/ui/vendor/never-fetched.js"}, false, string(js))
+		p.WaitFor(t, `#source iframe[data-testid="output-plotly"][data-drawn="true"]`, "", 60*time.Second)
+		var bars int
+		p.EvalFrame(t, `#source iframe[data-testid="output-plotly"]`, `() => document.querySelectorAll('.js-plotly-plot .bars .point').length`, nil, &bars)
+		if bars != 3 {
+			t.Fatalf("the figure drew %d bars, want 3", bars)
 		}
 		p.NoScriptErrors(t)
 	})

@@ -37,10 +37,10 @@ const FALLBACK_ORDER = ['image/png', 'image/svg+xml', 'image/jpeg', 'image/gif',
 // OutputArea shows one execution's outputs in container, in the order they
 // arrive. append is idempotent by seq, so a resumed feed never repeats one.
 export class OutputArea {
-  constructor(container, { plotlyURL = '/ui/vendor/plotly.js', fullText = null, maxLines = 50000,
+  constructor(container, { plotlyURL = '/ui/vendor/plotly.js', plotlySource = null, fullText = null, maxLines = 50000,
     maxOutputs = 2000, frameURL = '/ui/frame.html' } = {}) {
     this._opts = {
-      plotlyURL, fullText, frameURL,
+      plotlyURL, plotlySource, fullText, frameURL,
       maxLines: Math.max(1, Math.min(Number(maxLines) || 50000, 1e7)),
       maxOutputs: Math.max(1, Math.min(Number(maxOutputs) || 2000, 1e6)),
     };
@@ -311,7 +311,14 @@ export class OutputArea {
       this._note(item, `Plotly figure shown as a static fallback: ${why}.`);
       this._bundle(item, data, metadata, FALLBACK_ORDER);
     };
-    plotlySource(this._opts.plotlyURL).then((got) => {
+    // plotlySource (a function giving plotly.js's text: a page that has it
+    // inline, as the MCP Apps view) wins over plotlyURL.
+    const source = this._opts.plotlySource
+      ? Promise.resolve().then(() => this._opts.plotlySource()).then(
+        (text) => (text ? { text: String(text) } : { reason: 'no plotly.js is available here' }),
+        (err) => ({ reason: `plotly.js could not be had (${err && err.message || err})` }))
+      : plotlySource(this._opts.plotlyURL);
+    source.then((got) => {
       if (this._disposed || !status.isConnected) return; // cleared or updated meanwhile
       if (got.reason) { fallback(got.reason); return; }
       status.remove();
