@@ -361,7 +361,8 @@ for pct in (10, 50, 100):
     sys.stdout.flush()
 print()
 print("count 12\b3 ok\x07")
-print("a long line " + "x" * 400)`)
+print("a long line " + "x" * 400)
+print("a huge line " + "y" * 50000)`)
 		// At phone width: a long line scrolls inside its output, not the page.
 		p, _ := openOutputsPage(t, site, 390, 844)
 		defer p.Close(t)
@@ -369,7 +370,7 @@ print("a long line " + "x" * 400)`)
 		p.WaitFor(t, `#semantics [data-testid="stream-line"]`, "download 100%", 10*time.Second)
 		var text string
 		p.Eval(t, `() => document.getElementById('semantics').innerText`, nil, &text)
-		for _, want := range []string{"progress 2", "updated version", "download 100%", "count 13 ok"} {
+		for _, want := range []string{"progress 2", "updated version", "download 100%", "count 13 ok", "40,012 more characters on this line"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the page does not show %q:\n%s", want, text)
 			}

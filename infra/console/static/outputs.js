@@ -25,6 +25,7 @@ const COLLAPSE_TAIL = 20;    // …and its last ones
 const MIN_FRAME = 16;        // px: bounds of a frame's reported height
 const MAX_FRAME = 4000;
 const LARGE_HTML = 2 << 20;  // bytes: bigger HTML outputs render on request
+const MAX_ROW_CHARS = 10000; // characters of one line a row shows
 
 const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 // MIME_ORDER: the richest representation first, as JupyterLab ranks them.
@@ -589,8 +590,16 @@ class TextView {
       row.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
       if (row._text !== text) {
         row._text = text;
-        if (text.indexOf('\x1b') < 0) row.textContent = text;
-        else row.replaceChildren(ansiToFragment(text));
+        // NB: one huge line (a 10 MB print without a newline) would cost
+        // seconds of layout per frame: a row shows its start only.
+        const shown = text.length > MAX_ROW_CHARS ? text.slice(0, MAX_ROW_CHARS) : text;
+        if (shown.indexOf('\x1b') < 0) row.textContent = shown;
+        else row.replaceChildren(ansiToFragment(shown));
+        if (shown !== text) {
+          const more = el('span', 'ov-more');
+          more.textContent = ` … ${(text.length - MAX_ROW_CHARS).toLocaleString('en-US')} more characters on this line`;
+          row.append(more);
+        }
       }
     }
     for (let i = used; i < this._pool.length; i++) {
