@@ -416,6 +416,32 @@ for i in range(30):
 		p.NoScriptErrors(t)
 	})
 
+	t.Run("svg_is_an_image_whose_scripts_never_run", func(t *testing.T) {
+		x := runExecution(t, cl, kernel, `from IPython.display import SVG, display
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80"><script>parent.document.title = "svg ran"</script><circle cx="40" cy="40" r="30" fill="teal"/><text x="75" y="45">é</text></svg>'))`)
+		p, _ := openOutputsPage(t, site, 900, 700)
+		defer p.Close(t)
+		mountExecution(t, p, "svg", x, nil, false)
+		p.WaitFor(t, `#svg img[data-testid="output-image"]`, "", 10*time.Second)
+		var img struct {
+			Src   string  `json:"src"`
+			Width float64 `json:"width"`
+			Title string  `json:"title"`
+		}
+		p.Eval(t, `async () => {
+  const img = document.querySelector('#svg img[data-testid="output-image"]');
+  await img.decode();
+  return { src: img.getAttribute('src').slice(0, 40), width: img.naturalWidth, title: document.title };
+}`, nil, &img)
+		if !strings.HasPrefix(img.Src, "data:image/svg+xml") || img.Width != 120 {
+			t.Fatalf("the SVG is not a decoded data: image: %+v", img)
+		}
+		if img.Title == "svg ran" {
+			t.Fatal("the SVG's script ran")
+		}
+		p.NoScriptErrors(t)
+	})
+
 	t.Run("html_script_cannot_reach_the_console", func(t *testing.T) {
 		// The output's script tries to read the console's token (its
 		// sessionStorage, its parent's) and to navigate the console away,
