@@ -515,11 +515,12 @@ class TextView {
     }
   }
 
+  // setCollapsed switches between the first and last lines and all of
+  // them; a view following the end keeps following it, one scrolled to its
+  // first lines keeps showing them (the same rows in both).
   setCollapsed(collapsed) {
     this._collapsed = collapsed;
-    this._follow = false;
     this._render();
-    if (!collapsed) this._toggle.focus();
   }
 
   schedule() {
