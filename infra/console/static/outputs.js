@@ -25,6 +25,7 @@ const COLLAPSE_TAIL = 20;    // …and its last ones
 const MIN_FRAME = 16;        // px: bounds of a frame's reported height
 const MAX_FRAME = 4000;
 const LARGE_HTML = 2 << 20;  // bytes: bigger HTML outputs render on request
+const MAX_ROW_CHARS = 10000; // characters of one line a row shows
 
 const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 // MIME_ORDER: the richest representation first, as JupyterLab ranks them.
@@ -37,10 +38,19 @@ const FALLBACK_ORDER = ['image/png', 'image/svg+xml', 'image/jpeg', 'image/gif',
 // OutputArea shows one execution's outputs in container, in the order they
 // arrive. append is idempotent by seq, so a resumed feed never repeats one.
 export class OutputArea {
-  constructor(container, { plotlyURL = '/ui/vendor/plotly.js', fullText = null, maxLines = 50000,
-    frameURL = '/ui/frame.html' } = {}) {
-    this._opts = { plotlyURL, fullText, maxLines: Math.max(1, maxLines | 0 || 50000), frameURL };
+  constructor(container, { plotlyURL = '/ui/vendor/plotly.js', plotlySource = null, fullText = null, maxLines = 50000,
+    maxOutputs = 2000, frameURL = '/ui/frame.html' } = {}) {
+    this._opts = {
+      plotlyURL, plotlySource, fullText, frameURL,
+      maxLines: Math.max(1, Math.min(Number(maxLines) || 50000, 1e7)),
+      maxOutputs: Math.max(1, Math.min(Number(maxOutputs) || 2000, 1e6)),
+    };
     this._root = el('div', 'ov-area');
+    this._dropNotice = el('p', 'ov-notice');
+    this._dropNotice.dataset.testid = 'outputs-dropped';
+    this._dropNotice.hidden = true;
+    this._root.append(this._dropNotice);
+    this._droppedOutputs = 0;      // outputs dropped from the front (beyond maxOutputs)
     container.append(this._root);
     this._items = [];              // rendered outputs, in order
     this._displays = new Map();    // display_id -> Set of items showing it
@@ -50,6 +60,13 @@ export class OutputArea {
     this._disposed = false;
     this._onMessage = (e) => this._message(e);
     window.addEventListener('message', this._onMessage);
+    // Frames load when near the view: a page of figures parses plotly.js
+    // only for those someone looks at.
+    this._near = typeof IntersectionObserver === 'function'
+      ? new IntersectionObserver((entries) => {
+        for (const en of entries) if (en.isIntersecting && en.target._ovLoad) { this._near.unobserve(en.target); en.target._ovLoad(); }
+      }, { rootMargin: '800px 0px' })
+      : null;
     this._resize = typeof ResizeObserver === 'function'
       ? new ResizeObserver((entries) => { for (const en of entries) if (en.target._ovView) en.target._ovView.schedule(); })
       : null;
@@ -101,6 +118,7 @@ export class OutputArea {
     this._disposed = true;
     window.removeEventListener('message', this._onMessage);
     if (this._resize) this._resize.disconnect();
+    if (this._near) this._near.disconnect();
     for (const it of this._items) if (it.view) it.view.dispose();
     this._items = [];
     this._displays.clear();
@@ -118,6 +136,17 @@ export class OutputArea {
     this._root.append(node);
     const item = { msgType, seq, el: node, view: null, name: '', displayId: '' };
     this._items.push(item);
+    // NB: outputs are bounded too (each is a few DOM nodes at least: an
+    // execution alternating stdout and stderr makes one per chunk).
+    while (this._items.length > this._opts.maxOutputs) {
+      const gone = this._items.shift();
+      this._drop(gone);
+      const set = gone.displayId && this._displays.get(gone.displayId);
+      if (set) { set.delete(gone); if (!set.size) this._displays.delete(gone.displayId); }
+      this._droppedOutputs++;
+      this._dropNotice.hidden = false;
+      this._dropNotice.textContent = `${this._droppedOutputs.toLocaleString('en-US')} earlier outputs not kept (this view keeps the last ${this._opts.maxOutputs.toLocaleString('en-US')}).`;
+    }
     return item;
   }
 
@@ -125,11 +154,12 @@ export class OutputArea {
     for (const it of this._items) this._drop(it);
     this._items = [];
     this._displays.clear();
+    this._droppedOutputs = 0;
+    this._dropNotice.hidden = true;
   }
 
   _drop(it) {
-    if (it.view) { it.view.dispose(); it.view = null; }
-    for (const f of this._frames) if (it.el.contains(f.iframe)) this._frames.delete(f);
+    this._reset(it);
     it.el.remove();
   }
 
@@ -203,7 +233,11 @@ export class OutputArea {
 
   _reset(item) {
     if (item.view) { item.view.dispose(); item.view = null; }
-    for (const f of this._frames) if (item.el.contains(f.iframe)) this._frames.delete(f);
+    for (const f of this._frames) {
+      if (!item.el.contains(f.iframe)) continue;
+      this._frames.delete(f);
+      if (this._near) this._near.unobserve(f.iframe);
+    }
     item.el.replaceChildren();
   }
 
@@ -278,7 +312,14 @@ export class OutputArea {
       this._note(item, `Plotly figure shown as a static fallback: ${why}.`);
       this._bundle(item, data, metadata, FALLBACK_ORDER);
     };
-    plotlySource(this._opts.plotlyURL).then((got) => {
+    // plotlySource (a function giving plotly.js's text: a page that has it
+    // inline, as the MCP Apps view) wins over plotlyURL.
+    const source = this._opts.plotlySource
+      ? Promise.resolve().then(() => this._opts.plotlySource()).then(
+        (text) => (text ? { text: String(text) } : { reason: 'no plotly.js is available here' }),
+        (err) => ({ reason: `plotly.js could not be had (${err && err.message || err})` }))
+      : plotlySource(this._opts.plotlyURL);
+    source.then((got) => {
       if (this._disposed || !status.isConnected) return; // cleared or updated meanwhile
       if (got.reason) { fallback(got.reason); return; }
       status.remove();
@@ -304,9 +345,14 @@ export class OutputArea {
     f.title = kind === 'plotly' ? 'Plotly figure' : 'HTML output';
     const rec = { iframe: f, doc, scripts: scripts || [], kind, sent: false, onFail: onFail || null };
     this._frames.add(rec);
-    if (this._opts.frameURL) f.src = this._opts.frameURL;
-    else f.srcdoc = '<!doctype html><html><head><meta charset="utf-8"><script>(' + frameBootstrap.toString() + ')()</script></head></html>';
+    f._ovLoad = () => {
+      f._ovLoad = null;
+      if (this._opts.frameURL) f.src = this._opts.frameURL;
+      else f.srcdoc = '<!doctype html><html><head><meta charset="utf-8"><script>(' + frameBootstrap.toString() + ')()</script></head></html>';
+    };
     item.el.append(f);
+    if (this._near) this._near.observe(f);
+    else f._ovLoad();
   }
 
   // _message takes messages from our frames only (event.source is the
@@ -469,11 +515,12 @@ class TextView {
     }
   }
 
+  // setCollapsed switches between the first and last lines and all of
+  // them; a view following the end keeps following it, one scrolled to its
+  // first lines keeps showing them (the same rows in both).
   setCollapsed(collapsed) {
     this._collapsed = collapsed;
-    this._follow = false;
     this._render();
-    if (!collapsed) this._toggle.focus();
   }
 
   schedule() {
@@ -544,8 +591,16 @@ class TextView {
       row.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
       if (row._text !== text) {
         row._text = text;
-        if (text.indexOf('\x1b') < 0) row.textContent = text;
-        else row.replaceChildren(ansiToFragment(text));
+        // NB: one huge line (a 10 MB print without a newline) would cost
+        // seconds of layout per frame: a row shows its start only.
+        const shown = text.length > MAX_ROW_CHARS ? text.slice(0, MAX_ROW_CHARS) : text;
+        if (shown.indexOf('\x1b') < 0) row.textContent = shown;
+        else row.replaceChildren(ansiToFragment(shown));
+        if (shown !== text) {
+          const more = el('span', 'ov-more');
+          more.textContent = ` … ${(text.length - MAX_ROW_CHARS).toLocaleString('en-US')} more characters on this line`;
+          row.append(more);
+        }
       }
     }
     for (let i = used; i < this._pool.length; i++) {
@@ -555,6 +610,7 @@ class TextView {
   }
 
   _notices(total) {
+    if (this._fullShown) return; // _openFull says what is shown
     if (!this._dropped) { this._notice.hidden = true; return; }
     this._notice.hidden = false;
     const msg = `${this._dropped.toLocaleString('en-US')} earlier lines not kept`;
@@ -572,6 +628,7 @@ class TextView {
     try {
       const text = await this._fullText();
       this.replaceAll(text);
+      this._fullShown = true;
       const done = el('span', 'ov-fulltext-shown');
       done.dataset.testid = 'fulltext-shown';
       done.textContent = `Showing the full text: ${this.lineCount.toLocaleString('en-US')} lines.`;
