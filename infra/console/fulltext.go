@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
@@ -118,7 +119,11 @@ func (m *merger) add(outs []queue.Output) error {
 			return nil
 		}
 		if left := MaxFullTextBytes - m.text.Len(); len(c.Text) > left {
-			m.text.WriteString(c.Text[:left])
+			cut := left
+			for cut > 0 && !utf8.RuneStart(c.Text[cut]) {
+				cut-- // NB: never half a character
+			}
+			m.text.WriteString(c.Text[:cut])
 			m.truncated, m.done = true, true
 			return nil
 		}
