@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -407,5 +411,135 @@ func TestConsoleSteering(t *testing.T) {
 	}
 	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirm":`}, http.StatusBadRequest); !strings.Contains(msg, "JSON") {
 		t.Errorf("bad JSON: %q", msg)
+	}
+}
+
+// TestConsoleOutputsPagedAndFullText: an execution printing ~2.4 MB is
+// read in pages bounded in bytes (more, then since=cursor until done),
+// which together are exactly what was printed, never repeating an output;
+// the full text of its stream output becomes an asset alice reads at
+// /assets/<sha256> with her bearer token (bob gets 404), holding exactly
+// the merged text. A frontend's execution is listed as such.
+func TestConsoleOutputsPagedAndFullText(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	hp, tok := ps.hostPort, ps.tokens["alice"]
+	k := startKernelTool(t, ps.clients["alice"])
+	const lines = 200_000
+	x := executeOK(t, ps, "alice", k, "import sys\nfor i in range(200000):\n    sys.stdout.write('line %06d\\n' % i)\n")
+	var want strings.Builder
+	for i := range lines {
+		want.WriteString("line " + strings.Repeat("0", 6-len(strconv.Itoa(i))) + strconv.Itoa(i) + "\n")
+	}
+
+	var got strings.Builder
+	var first uint64
+	seen := map[uint64]bool{}
+	since, pages := uint64(0), 0
+	for {
+		code, body := consoleDo(t, hp, apiCall{path: "/ui/api/executions/" + x + "?since=" + strconv.FormatUint(since, 10), token: tok})
+		if code != http.StatusOK {
+			t.Fatalf("page %d: %d %s", pages, code, body)
+		}
+		if len(body) > 3<<20/2 {
+			t.Fatalf("page %d is %d bytes: not bounded near 1 MiB", pages, len(body))
+		}
+		var page outputsPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, o := range page.Outputs {
+			if seen[o.Seq] || o.Seq <= since {
+				t.Fatalf("output %d repeated (since %d)", o.Seq, since)
+			}
+			seen[o.Seq] = true
+			if first == 0 && o.MsgType == "stream" {
+				first = o.Seq
+			}
+		}
+		got.WriteString(streamText(t, page.Outputs))
+		if !page.More {
+			break
+		}
+		if page.Cursor <= since {
+			t.Fatalf("more, but the cursor did not move: %d", page.Cursor)
+		}
+		since = page.Cursor
+	}
+	if pages < 2 {
+		t.Fatalf("%d page(s) for %d bytes: the bound did not cut", pages, want.Len())
+	}
+	if got.String() != want.String() {
+		t.Fatalf("paged text: %d bytes, want %d", got.Len(), want.Len())
+	}
+
+	code, body := consolePost(t, hp, "/ui/api/executions/"+x+"/fulltext", tok, `{"seq":`+strconv.FormatUint(first, 10)+`}`)
+	var ft console.FullText
+	if code != http.StatusOK || json.Unmarshal(body, &ft) != nil || ft.URL != "/assets/"+ft.Asset || ft.Bytes != want.Len() || ft.Lines != lines {
+		t.Fatalf("fulltext: %d %s", code, body)
+	}
+	code, asset := consoleDo(t, hp, apiCall{path: ft.URL, token: tok})
+	if code != http.StatusOK || string(asset) != want.String() {
+		t.Fatalf("GET %s as alice: %d, %d bytes (want %d)", ft.URL, code, len(asset), want.Len())
+	}
+	if code, _ := consoleDo(t, hp, apiCall{path: ft.URL, token: ps.tokens["bob"]}); code != http.StatusNotFound {
+		t.Fatalf("GET %s as bob: %d, want 404", ft.URL, code)
+	}
+	for body, status := range map[string]int{`{}`: 400, `{"seq":1}`: 404, `{"seq":"x"}`: 400, `{"seq":` + strconv.FormatUint(first, 10) + `,"x":1}`: 400} {
+		consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/executions/" + x + "/fulltext", token: tok, body: body}, status)
+	}
+
+	// A frontend (the Jupyter channels, alice's token) runs code: listed as a frontend's.
+	uuid, _ := events.UUIDForm(k)
+	f := dialFrontend(t, "http://"+hp, uuid, "console-test-session", tok, true)
+	f.until("kernel_info_reply on connect", func(m frontMsg) bool {
+		return m.Channel == "shell" && m.h.MsgType == "kernel_info_reply"
+	})
+	f.execute("1+1")
+	var page console.ExecutionsPage
+	testkit.WaitUntil(t, 30*time.Second, "the frontend's execution listed", func() (bool, string) {
+		consoleGet(t, hp, "/ui/api/kernels/"+k+"/executions?limit=1", tok, &page)
+		return len(page.Executions) == 1 && page.Executions[0].Code == "1+1" && page.Executions[0].Status == "ok", ""
+	})
+	if s := page.Executions[0].Submitter; s.Kind != "frontend" || s.Name != "alice" || !page.More {
+		t.Fatalf("the frontend's execution: %+v more %v", s, page.More)
+	}
+	consoleGet(t, hp, "/ui/api/kernels/"+k+"/executions?limit=1&before="+strconv.FormatUint(page.Executions[0].QueuedSeq, 10), tok, &page)
+	if len(page.Executions) != 1 || page.Executions[0].ID != x || page.Executions[0].Submitter.Kind != "agent" || page.More {
+		t.Fatalf("the page before it: %+v", page)
+	}
+}
+
+// TestConsoleStaticOnServer: /ui redirects to /ui/ keeping ?token= (the
+// address `serve` prints); /ui/vendor/plotly.js is the --plotly-js file
+// (MCP_PLOTLY_JS), gzipped for a browser, with no token; the page's
+// responses carry the CSP.
+func TestConsoleStaticOnServer(t *testing.T) {
+	js := filepath.Join(t.TempDir(), "plotly.js")
+	if err := os.WriteFile(js, []byte(strings.Repeat("var Plotly = {};\n", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MCP_PLOTLY_JS", js)
+	c, _ := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(ts.URL + "/ui?token=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || loc != "/ui/?token=abc" {
+		t.Fatalf("GET /ui?token=abc: %d Location %q", resp.StatusCode, loc)
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/ui/vendor/plotly.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = http.DefaultTransport.RoundTrip(req) // NB: the transport alone leaves the body compressed
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("plotly.js: %d %v", resp.StatusCode, resp.Header)
 	}
 }
