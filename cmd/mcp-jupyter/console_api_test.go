@@ -230,6 +230,7 @@ func TestConsoleReadAPI(t *testing.T) {
 		"/ui/api/executions/" + xa + "?since=abc":         "since",
 		"/ui/api/kernels/" + ka + "/executions?limit=0":   "limit",
 		"/ui/api/kernels/" + ka + "/executions?limit=x":   "limit",
+		"/ui/api/kernels/" + ka + "/executions?limit=501": "limit",
 		"/ui/api/kernels/" + ka + "/executions?before=-3": "before",
 		"/ui/api/executions/a.b":                          "not a valid execution id",
 		"/ui/api/kernels/a.b/executions":                  "not a valid kernel id",
@@ -237,6 +238,10 @@ func TestConsoleReadAPI(t *testing.T) {
 		if msg := consoleError(t, hp, apiCall{path: path, token: ps.tokens["alice"]}, http.StatusBadRequest); !strings.Contains(msg, want) {
 			t.Errorf("GET %s: %q does not say %q", path, msg, want)
 		}
+	}
+
+	if msg := consoleError(t, hp, apiCall{path: "/ui/api/nosuch", token: ps.tokens["alice"]}, http.StatusNotFound); !strings.Contains(msg, "docs/console.md") {
+		t.Errorf("an unknown API path: %q", msg)
 	}
 
 	// No token: 401 on every route; a foreign Origin: 403 even with one.
@@ -541,5 +546,55 @@ func TestConsoleStaticOnServer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Security-Policy") == "" {
 		t.Fatalf("plotly.js: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestConsoleAddressShown: `serve` logs where the console is without the
+// token; on the first start the terminal (stderr, not a log line) gets the
+// console's address with ?token= beside the new token, and that address
+// opens an authenticated API call once the token is taken from it; `principal
+// add` prints the same kind of address for the new principal.
+func TestConsoleAddressShown(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	s := startServer(t, bin, []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t)})
+	waitReady(t, s.addr, 2*time.Minute)
+	token, err := os.ReadFile(filepath.Join(dataDir, "mcp-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(token))
+	var served, printed bool
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			if strings.Contains(line, tok) {
+				t.Fatalf("a log line holds the token: %s", line)
+			}
+			if strings.Contains(line, `"msg":"serving"`) && strings.Contains(line, `"console":"http://`+s.addr+`/ui/"`) {
+				served = true
+			}
+			continue
+		}
+		if strings.TrimSpace(line) == "http://"+s.addr+"/ui/?token="+tok {
+			printed = true
+		}
+	}
+	if !served || !printed {
+		t.Fatalf("serving line with the console: %v; console address with the token on the terminal: %v; output:\n%s", served, printed, s.Logs())
+	}
+	var me console.Me
+	consoleGet(t, s.addr, "/ui/api/me", tok, &me)
+	if me.Name != "admin" || !me.Admin {
+		t.Fatalf("/me with the printed token: %+v", me)
+	}
+
+	t.Setenv("MCP_ADDR", "0.0.0.0:4000")
+	out, err := principalCLI(t, t.TempDir(), "add", "carol", "--scopes", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "http://localhost:4000/ui/?token=" + printedToken(t, out); !strings.Contains(out, want) {
+		t.Fatalf("principal add does not show %s:\n%s", want, out)
 	}
 }
