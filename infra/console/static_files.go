@@ -156,14 +156,19 @@ func (p *pageFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // plotlyFile serves Options.PlotlyJS, gzipped once per version of the file
-// when it is at most MaxPlotlyBytes.
+// when it is at most MaxPlotlyBytes. NB: the compression runs beside the
+// requests, never in front of them: Debian's 8.6 MB file takes about 0.7 s
+// to compress (ten times that under the race detector), and the first page
+// to ask must not wait for it; until it is done the file goes out plain.
 type plotlyFile struct {
 	path string
 
-	mu    sync.Mutex
-	key   string // size and mtime of the file gz was made from
-	gz    []byte
-	gzTag string
+	mu     sync.Mutex
+	key    string // size and mtime of the file gz was made from
+	gz     []byte // one version only: the memory is bounded by MaxPlotlyBytes
+	gzTag  string
+	making string        // the key being compressed, "" when none
+	made   chan struct{} // closed when that compression ends
 }
 
 func (p *plotlyFile) serve(w http.ResponseWriter, r *http.Request) {
@@ -188,21 +193,16 @@ func (p *plotlyFile) serve(w http.ResponseWriter, r *http.Request) {
 		notFound(p.path + " is not a regular file")
 		return
 	}
-	key := fmt.Sprintf("%x-%x", st.Size(), st.ModTime().UnixNano())
+	key := plotlyKey(st)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/javascript; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("Vary", "Accept-Encoding")
 	if acceptsGzip(r) && r.Header.Get("Range") == "" && st.Size() <= MaxPlotlyBytes {
-		gz, tag, err := p.compressed(f, key)
-		if err == nil {
+		if gz, tag, ok := p.compressed(key); ok {
 			hd.Set("Content-Encoding", "gzip")
 			hd.Set("ETag", tag)
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(gz))
-			return
-		}
-		if _, err := f.Seek(0, 0); err != nil {
-			notFound(fmt.Sprintf("%s: %v", p.path, err))
 			return
 		}
 	}
@@ -210,32 +210,73 @@ func (p *plotlyFile) serve(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-// compressed is the gzip of f (whose size and mtime are key), made once
-// per key; one version is kept.
-func (p *plotlyFile) compressed(f *os.File, key string) ([]byte, string, error) {
+// plotlyKey names a version of the file.
+func plotlyKey(st os.FileInfo) string {
+	return fmt.Sprintf("%x-%x", st.Size(), st.ModTime().UnixNano())
+}
+
+// compressed returns the gzip of the file's version key when it is made;
+// otherwise it starts making it (one compression at a time) and reports
+// false.
+func (p *plotlyFile) compressed(key string) ([]byte, string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.key == key && p.gz != nil {
-		return p.gz, p.gzTag, nil
+		return p.gz, p.gzTag, true
+	}
+	if p.making == "" {
+		p.making, p.made = key, make(chan struct{})
+		// NB: owned by p; it ends on its own once the file is read and
+		// compressed (at most MaxPlotlyBytes), whatever happens.
+		go p.compress(key, p.made)
+	}
+	return nil, "", false
+}
+
+// compress gzips the file if it is still version key, and keeps it.
+func (p *plotlyFile) compress(key string, done chan struct{}) {
+	defer close(done)
+	gz, err := gzipFile(p.path, key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.making = ""
+	if err == nil {
+		p.key, p.gz, p.gzTag = key, gz, `"`+key+`-gz"`
+	}
+	// NB: a failure (the file changed or went) is retried by the next request.
+}
+
+// gzipFile compresses the file at path if its version is still key.
+func gzipFile(path, key string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if plotlyKey(st) != key {
+		return nil, fmt.Errorf("compress %s: it changed", path)
 	}
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	// NB: read at most the bound (the file may grow after the stat).
 	n, err := io.Copy(zw, io.LimitReader(f, MaxPlotlyBytes+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("compress %s: %w", p.path, err)
+		return nil, fmt.Errorf("compress %s: %w", path, err)
 	}
-	if n > MaxPlotlyBytes {
-		return nil, "", fmt.Errorf("compress %s: it grew past %d bytes", p.path, MaxPlotlyBytes)
+	if n > MaxPlotlyBytes || n != st.Size() {
+		return nil, fmt.Errorf("compress %s: it changed while read", path)
 	}
 	if err := zw.Close(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	p.key, p.gz, p.gzTag = key, buf.Bytes(), `"`+key+`-gz"`
-	return p.gz, p.gzTag, nil
+	return buf.Bytes(), nil
 }
 
 // acceptsGzip reports whether r's Accept-Encoding allows gzip.
