@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -315,10 +316,30 @@ func submit(t testing.TB, ps *principalsServer, who, k, code string) string {
 // is 403 naming the scope it lacks; bob, given read on the kernel, is 403
 // saying whom to ask; the admin's token names the admin on its events.
 func TestConsoleSteering(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "reader": auth.ScopeRead})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
+		"reader": auth.ScopeRead})
 	hp, tok := ps.hostPort, ps.tokens["alice"]
 	k := startKernelTool(t, ps.clients["alice"])
 	must(t, ps.clients["alice"], "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	done := executeOK(t, ps, "alice", k, "1")
+
+	// Carol, who has nothing of alice's, gets every command on it as 404 in
+	// the words an unknown id gets.
+	const unknownKernel, unknownExec = "01jzzzzzzzzzzzzzzzzzzzzzzz", "01jyyyyyyyyyyyyyyyyyyyyyyy"
+	for _, c := range []struct{ method, path, body, hidden, unknown string }{
+		{"POST", "/ui/api/kernels/%s/interrupt", "", k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/restart", `{"confirm":true}`, k, unknownKernel},
+		{"GET", "/ui/api/kernels/%s/checkpoints", "", k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/checkpoints", `{"name":"x"}`, k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/checkpoints/x/load", `{"confirm":true}`, k, unknownKernel},
+		{"POST", "/ui/api/executions/%s/cancel", "", done, unknownExec},
+	} {
+		a := consoleError(t, hp, apiCall{method: c.method, path: fmt.Sprintf(c.path, c.hidden), token: ps.tokens["carol"], body: c.body}, http.StatusNotFound)
+		b := consoleError(t, hp, apiCall{method: c.method, path: fmt.Sprintf(c.path, c.unknown), token: ps.tokens["carol"], body: c.body}, http.StatusNotFound)
+		if strings.ReplaceAll(a, c.hidden, "ID") != strings.ReplaceAll(b, c.unknown, "ID") {
+			t.Errorf("%s %s: a foreign id reads differently from an unknown one:\n%s\n%s", c.method, c.path, a, b)
+		}
+	}
 
 	// Scopes and shares.
 	for path, scope := range map[string]string{"/ui/api/kernels/" + k + "/interrupt": "execute", "/ui/api/kernels/" + k + "/restart": "manage",
