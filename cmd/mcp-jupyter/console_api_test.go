@@ -399,6 +399,12 @@ func TestConsoleSteering(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &cp) != nil || cp.Name != "friday" || !slices.Contains(cp.Variables, "kept") {
 		t.Fatalf("save: %d %s", code, body)
 	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: `{"name":"friday"}`}, http.StatusConflict); !strings.Contains(msg, "overwrite") {
+		t.Fatalf("saving over a name: %q", msg)
+	}
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday","overwrite":true}`); code != http.StatusOK {
+		t.Fatalf("save with overwrite: %d %s", code, body)
+	}
 	var list console.CheckpointList
 	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
 	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified {
