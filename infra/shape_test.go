@@ -89,6 +89,8 @@ func TestImportsPointInward(t *testing.T) {
 		{from: "infra/mcpserver", to: "infra/eventlog", why: "edges answer from read models, never from the log"},
 		{from: "infra/ws", to: "infra/eventlog", why: "edges answer from read models, never from the log"},
 		{from: "cmd/mcp-jupyter/backend.go", to: "infra/eventlog", why: "the MCP edge's adapter answers from read models, never from the log"},
+		{from: "infra/console", to: "infra/eventlog", why: "the console's handlers read through Source/Steerer/Replayer, never the log"},
+		{from: "cmd/mcp-jupyter/console_steer.go", to: "infra/eventlog", why: "the console's steering is the MCP backend's commands, never the log"},
 	}
 	files := moduleFiles(t, "events", "actors", "projections", "infra", "cmd")
 	checked := map[string]int{}

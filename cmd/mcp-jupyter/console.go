@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net"
+	"net/url"
+
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 )
 
@@ -24,4 +27,27 @@ func (c *core) consoleHandler() *console.Handler {
 		PlotlyJS: c.cfg.PlotlyJS,
 		Logger:   c.logger.With("component", "console"),
 	})
+}
+
+// consoleURL is the console's address on a server listening on addr,
+// with token in ?token= when given (as `jupyter server list` shows its
+// URLs): what a person pastes into a browser once; the page drops the
+// token from the address bar and keeps it in the tab. A wildcard host is
+// shown as localhost. NB: printed to the terminal only, never logged.
+func consoleURL(addr, token string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	}
+	u := "http://" + host + "/ui/"
+	if token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	return u
 }

@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -226,6 +231,7 @@ func TestConsoleReadAPI(t *testing.T) {
 		"/ui/api/executions/" + xa + "?since=abc":         "since",
 		"/ui/api/kernels/" + ka + "/executions?limit=0":   "limit",
 		"/ui/api/kernels/" + ka + "/executions?limit=x":   "limit",
+		"/ui/api/kernels/" + ka + "/executions?limit=501": "limit",
 		"/ui/api/kernels/" + ka + "/executions?before=-3": "before",
 		"/ui/api/executions/a.b":                          "not a valid execution id",
 		"/ui/api/kernels/a.b/executions":                  "not a valid kernel id",
@@ -233,6 +239,10 @@ func TestConsoleReadAPI(t *testing.T) {
 		if msg := consoleError(t, hp, apiCall{path: path, token: ps.tokens["alice"]}, http.StatusBadRequest); !strings.Contains(msg, want) {
 			t.Errorf("GET %s: %q does not say %q", path, msg, want)
 		}
+	}
+
+	if msg := consoleError(t, hp, apiCall{path: "/ui/api/nosuch", token: ps.tokens["alice"]}, http.StatusNotFound); !strings.Contains(msg, "docs/console.md") {
+		t.Errorf("an unknown API path: %q", msg)
 	}
 
 	// No token: 401 on every route; a foreign Origin: 403 even with one.
@@ -306,10 +316,30 @@ func submit(t testing.TB, ps *principalsServer, who, k, code string) string {
 // is 403 naming the scope it lacks; bob, given read on the kernel, is 403
 // saying whom to ask; the admin's token names the admin on its events.
 func TestConsoleSteering(t *testing.T) {
-	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "reader": auth.ScopeRead})
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
+		"reader": auth.ScopeRead})
 	hp, tok := ps.hostPort, ps.tokens["alice"]
 	k := startKernelTool(t, ps.clients["alice"])
 	must(t, ps.clients["alice"], "share_kernel", map[string]any{"kernel": k, "principal": "bob", "access": "read"})
+	done := executeOK(t, ps, "alice", k, "1")
+
+	// Carol, who has nothing of alice's, gets every command on it as 404 in
+	// the words an unknown id gets.
+	const unknownKernel, unknownExec = "01jzzzzzzzzzzzzzzzzzzzzzzz", "01jyyyyyyyyyyyyyyyyyyyyyyy"
+	for _, c := range []struct{ method, path, body, hidden, unknown string }{
+		{"POST", "/ui/api/kernels/%s/interrupt", "", k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/restart", `{"confirm":true}`, k, unknownKernel},
+		{"GET", "/ui/api/kernels/%s/checkpoints", "", k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/checkpoints", `{"name":"x"}`, k, unknownKernel},
+		{"POST", "/ui/api/kernels/%s/checkpoints/x/load", `{"confirm":true}`, k, unknownKernel},
+		{"POST", "/ui/api/executions/%s/cancel", "", done, unknownExec},
+	} {
+		a := consoleError(t, hp, apiCall{method: c.method, path: fmt.Sprintf(c.path, c.hidden), token: ps.tokens["carol"], body: c.body}, http.StatusNotFound)
+		b := consoleError(t, hp, apiCall{method: c.method, path: fmt.Sprintf(c.path, c.unknown), token: ps.tokens["carol"], body: c.body}, http.StatusNotFound)
+		if strings.ReplaceAll(a, c.hidden, "ID") != strings.ReplaceAll(b, c.unknown, "ID") {
+			t.Errorf("%s %s: a foreign id reads differently from an unknown one:\n%s\n%s", c.method, c.path, a, b)
+		}
+	}
 
 	// Scopes and shares.
 	for path, scope := range map[string]string{"/ui/api/kernels/" + k + "/interrupt": "execute", "/ui/api/kernels/" + k + "/restart": "manage",
@@ -369,6 +399,12 @@ func TestConsoleSteering(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &cp) != nil || cp.Name != "friday" || !slices.Contains(cp.Variables, "kept") {
 		t.Fatalf("save: %d %s", code, body)
 	}
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: `{"name":"friday"}`}, http.StatusConflict); !strings.Contains(msg, "overwrite") {
+		t.Fatalf("saving over a name: %q", msg)
+	}
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday","overwrite":true}`); code != http.StatusOK {
+		t.Fatalf("save with overwrite: %d %s", code, body)
+	}
 	var list console.CheckpointList
 	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
 	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified {
@@ -407,5 +443,189 @@ func TestConsoleSteering(t *testing.T) {
 	}
 	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirm":`}, http.StatusBadRequest); !strings.Contains(msg, "JSON") {
 		t.Errorf("bad JSON: %q", msg)
+	}
+}
+
+// TestConsoleOutputsPagedAndFullText: an execution printing ~2.4 MB is
+// read in pages bounded in bytes (more, then since=cursor until done),
+// which together are exactly what was printed, never repeating an output;
+// the full text of its stream output becomes an asset alice reads at
+// /assets/<sha256> with her bearer token (bob gets 404), holding exactly
+// the merged text. A frontend's execution is listed as such.
+func TestConsoleOutputsPagedAndFullText(t *testing.T) {
+	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes})
+	hp, tok := ps.hostPort, ps.tokens["alice"]
+	k := startKernelTool(t, ps.clients["alice"])
+	const lines = 200_000
+	x := executeOK(t, ps, "alice", k, "import sys\nfor i in range(200000):\n    sys.stdout.write('line %06d\\n' % i)\n")
+	var want strings.Builder
+	for i := range lines {
+		want.WriteString("line " + strings.Repeat("0", 6-len(strconv.Itoa(i))) + strconv.Itoa(i) + "\n")
+	}
+
+	var got strings.Builder
+	var first uint64
+	seen := map[uint64]bool{}
+	since, pages := uint64(0), 0
+	for {
+		code, body := consoleDo(t, hp, apiCall{path: "/ui/api/executions/" + x + "?since=" + strconv.FormatUint(since, 10), token: tok})
+		if code != http.StatusOK {
+			t.Fatalf("page %d: %d %s", pages, code, body)
+		}
+		if len(body) > 3<<20/2 {
+			t.Fatalf("page %d is %d bytes: not bounded near 1 MiB", pages, len(body))
+		}
+		var page outputsPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, o := range page.Outputs {
+			if seen[o.Seq] || o.Seq <= since {
+				t.Fatalf("output %d repeated (since %d)", o.Seq, since)
+			}
+			seen[o.Seq] = true
+			if first == 0 && o.MsgType == "stream" {
+				first = o.Seq
+			}
+		}
+		got.WriteString(streamText(t, page.Outputs))
+		if !page.More {
+			break
+		}
+		if page.Cursor <= since {
+			t.Fatalf("more, but the cursor did not move: %d", page.Cursor)
+		}
+		since = page.Cursor
+	}
+	if pages < 2 {
+		t.Fatalf("%d page(s) for %d bytes: the bound did not cut", pages, want.Len())
+	}
+	if got.String() != want.String() {
+		t.Fatalf("paged text: %d bytes, want %d", got.Len(), want.Len())
+	}
+
+	code, body := consolePost(t, hp, "/ui/api/executions/"+x+"/fulltext", tok, `{"seq":`+strconv.FormatUint(first, 10)+`}`)
+	var ft console.FullText
+	if code != http.StatusOK || json.Unmarshal(body, &ft) != nil || ft.URL != "/assets/"+ft.Asset || ft.Bytes != want.Len() || ft.Lines != lines {
+		t.Fatalf("fulltext: %d %s", code, body)
+	}
+	code, asset := consoleDo(t, hp, apiCall{path: ft.URL, token: tok})
+	if code != http.StatusOK || string(asset) != want.String() {
+		t.Fatalf("GET %s as alice: %d, %d bytes (want %d)", ft.URL, code, len(asset), want.Len())
+	}
+	if code, _ := consoleDo(t, hp, apiCall{path: ft.URL, token: ps.tokens["bob"]}); code != http.StatusNotFound {
+		t.Fatalf("GET %s as bob: %d, want 404", ft.URL, code)
+	}
+	for body, status := range map[string]int{`{}`: 400, `{"seq":1}`: 404, `{"seq":"x"}`: 400, `{"seq":` + strconv.FormatUint(first, 10) + `,"x":1}`: 400} {
+		consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/executions/" + x + "/fulltext", token: tok, body: body}, status)
+	}
+
+	// A frontend (the Jupyter channels, alice's token) runs code: listed as a frontend's.
+	uuid, _ := events.UUIDForm(k)
+	f := dialFrontend(t, "http://"+hp, uuid, "console-test-session", tok, true)
+	f.until("kernel_info_reply on connect", func(m frontMsg) bool {
+		return m.Channel == "shell" && m.h.MsgType == "kernel_info_reply"
+	})
+	f.execute("1+1")
+	var page console.ExecutionsPage
+	testkit.WaitUntil(t, 30*time.Second, "the frontend's execution listed", func() (bool, string) {
+		consoleGet(t, hp, "/ui/api/kernels/"+k+"/executions?limit=1", tok, &page)
+		return len(page.Executions) == 1 && page.Executions[0].Code == "1+1" && page.Executions[0].Status == "ok", ""
+	})
+	if s := page.Executions[0].Submitter; s.Kind != "frontend" || s.Name != "alice" || !page.More {
+		t.Fatalf("the frontend's execution: %+v more %v", s, page.More)
+	}
+	consoleGet(t, hp, "/ui/api/kernels/"+k+"/executions?limit=1&before="+strconv.FormatUint(page.Executions[0].QueuedSeq, 10), tok, &page)
+	if len(page.Executions) != 1 || page.Executions[0].ID != x || page.Executions[0].Submitter.Kind != "agent" || page.More {
+		t.Fatalf("the page before it: %+v", page)
+	}
+}
+
+// TestConsoleStaticOnServer: /ui redirects to /ui/ keeping ?token= (the
+// address `serve` prints); /ui/vendor/plotly.js is the --plotly-js file
+// (MCP_PLOTLY_JS), gzipped for a browser, with no token; the page's
+// responses carry the CSP.
+func TestConsoleStaticOnServer(t *testing.T) {
+	js := filepath.Join(t.TempDir(), "plotly.js")
+	if err := os.WriteFile(js, []byte(strings.Repeat("var Plotly = {};\n", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MCP_PLOTLY_JS", js)
+	c, _ := inProcess(t)
+	ts := httptest.NewServer(c.httpHandler())
+	t.Cleanup(ts.Close)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(ts.URL + "/ui?token=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || loc != "/ui/?token=abc" {
+		t.Fatalf("GET /ui?token=abc: %d Location %q", resp.StatusCode, loc)
+	}
+	// NB: the first request gets it plain while it is compressed beside it.
+	testkit.WaitUntil(t, 2*time.Minute, "plotly.js gzipped", func() (bool, string) {
+		req, _ := http.NewRequest("GET", ts.URL+"/ui/vendor/plotly.js", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err = http.DefaultTransport.RoundTrip(req) // NB: the transport alone leaves the body compressed
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") == "gzip", resp.Status
+	})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("plotly.js: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestConsoleAddressShown: `serve` logs where the console is without the
+// token; on the first start the terminal (stderr, not a log line) gets the
+// console's address with ?token= beside the new token, and that address
+// opens an authenticated API call once the token is taken from it; `principal
+// add` prints the same kind of address for the new principal.
+func TestConsoleAddressShown(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	s := startServer(t, bin, []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t)})
+	waitReady(t, s.addr, 2*time.Minute)
+	token, err := os.ReadFile(filepath.Join(dataDir, "mcp-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(token))
+	var served, printed bool
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			if strings.Contains(line, tok) {
+				t.Fatalf("a log line holds the token: %s", line)
+			}
+			if strings.Contains(line, `"msg":"serving"`) && strings.Contains(line, `"console":"http://`+s.addr+`/ui/"`) {
+				served = true
+			}
+			continue
+		}
+		if strings.TrimSpace(line) == "http://"+s.addr+"/ui/?token="+tok {
+			printed = true
+		}
+	}
+	if !served || !printed {
+		t.Fatalf("serving line with the console: %v; console address with the token on the terminal: %v; output:\n%s", served, printed, s.Logs())
+	}
+	var me console.Me
+	consoleGet(t, s.addr, "/ui/api/me", tok, &me)
+	if me.Name != "admin" || !me.Admin {
+		t.Fatalf("/me with the printed token: %+v", me)
+	}
+
+	t.Setenv("MCP_ADDR", "0.0.0.0:4000")
+	out, err := principalCLI(t, t.TempDir(), "add", "carol", "--scopes", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "http://localhost:4000/ui/?token=" + printedToken(t, out); !strings.Contains(out, want) {
+		t.Fatalf("principal add does not show %s:\n%s", want, out)
 	}
 }

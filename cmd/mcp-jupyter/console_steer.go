@@ -142,7 +142,7 @@ func consoleCheckpoint(m checkpoint.Meta) console.Checkpoint {
 	return c
 }
 
-func (s consoleSteer) SaveCheckpoint(ctx context.Context, ref, name string) (console.Checkpoint, error) {
+func (s consoleSteer) SaveCheckpoint(ctx context.Context, ref, name string, overwrite bool) (console.Checkpoint, error) {
 	id, err := s.may(ctx, ref, auth.AccessManage)
 	if err != nil {
 		return console.Checkpoint{}, err
@@ -150,7 +150,7 @@ func (s consoleSteer) SaveCheckpoint(ctx context.Context, ref, name string) (con
 	if s.cb.svc == nil {
 		return console.Checkpoint{}, console.Errorf(http.StatusServiceUnavailable, "checkpoints are not open yet: retry when /readyz says ready")
 	}
-	r, err := s.cb.SaveEnvironment(ctx, mcpserver.SaveEnvironmentRequest{KernelID: id, Name: name})
+	r, err := s.cb.SaveEnvironment(ctx, mcpserver.SaveEnvironmentRequest{KernelID: id, Name: name, Overwrite: overwrite})
 	if err != nil {
 		return console.Checkpoint{}, consoleCheckpointError(consoleCommandError(err, id))
 	}
@@ -217,7 +217,7 @@ func consoleCheckpointError(err error) error {
 	case errors.Is(err, checkpoint.ErrInvalidName):
 		return console.Errorf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, checkpoint.ErrExists):
-		return console.Errorf(http.StatusConflict, "%v: choose another name", err)
+		return console.Errorf(http.StatusConflict, `%v: choose another name, or send "overwrite": true to replace it`, err)
 	case errors.Is(err, checkpoint.ErrBusy):
 		return console.Errorf(http.StatusConflict, "%v: retry once the kernel's current checkpoint work is done", err)
 	case errors.Is(err, checkpoint.ErrQuota):

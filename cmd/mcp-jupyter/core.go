@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,6 +280,10 @@ func (c *core) open(ctx context.Context) (err error) {
 	if created {
 		fmt.Fprintf(os.Stderr, "mcp-jupyter: created the MCP bearer token (shown once; kept 0600 in %s):\n  %s\n",
 			filepath.Join(cfg.DataDir, mcpserver.TokenFile), token)
+		if _, port, err := net.SplitHostPort(cfg.Addr); err == nil && port != "0" {
+			// NB: to the terminal (stderr), never to the log.
+			fmt.Fprintf(os.Stderr, "mcp-jupyter: open the web console at:\n  %s\n", consoleURL(cfg.Addr, token))
+		}
 	}
 	principals, err := auth.OpenTokenDirectory(auth.DirectoryOptions{DataDir: cfg.DataDir, AdminToken: token, Logger: logger.With("component", "auth")})
 	if err != nil {

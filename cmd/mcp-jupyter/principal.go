@@ -86,6 +86,7 @@ func runPrincipal(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "added principal %q (scopes %s). Its token, shown this once (only its hash is kept):\n%s\n", name, scopes, tok)
+		fmt.Fprintf(out, "A person opens the web console with it at %s (on the server's --addr)\n", consoleURL(envOr("MCP_ADDR", "127.0.0.1:3000"), tok))
 		return nil
 	case "list":
 		if len(pos) != 0 {
@@ -116,6 +117,7 @@ func runPrincipal(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "rotated principal %q: the old token stops working now. The new token, shown this once:\n%s\n", name, tok)
+		fmt.Fprintf(out, "A person opens the web console with it at %s (on the server's --addr)\n", consoleURL(envOr("MCP_ADDR", "127.0.0.1:3000"), tok))
 		return nil
 	}
 	fmt.Fprint(out, principalUsage)

@@ -27,10 +27,12 @@ const (
 	// pathJupyterAPI is the Jupyter Server API's version probe (the rest
 	// of that API is under /api/ and /kernelspecs/, behind the token).
 	pathJupyterAPI = "/api"
+	// pathConsole is the web console's page (infra/console; no token).
+	pathConsole = "/ui/"
 )
 
 // servedPaths lists every path the HTTP server answers.
-var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP, pathJupyterAPI}
+var servedPaths = []string{pathHealth, pathLivez, pathReadyz, pathMetrics, pathMCP, pathJupyterAPI, pathConsole}
 
 // livenessTimeout bounds the actor system's answer to one ping of the
 // probe monitor.

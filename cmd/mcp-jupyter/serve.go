@@ -72,7 +72,9 @@ func runServe(ctx context.Context, args []string) error {
 	srv.RegisterOnShutdown(c.stopEvents) // followers of /events end, so Shutdown does not wait on them
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("serving", "component", "server", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+pathMCP, "data_dir", cfg.DataDir)
+	// NB: the console's address without the token: logs are no place for it.
+	logger.Info("serving", "component", "server", "addr", ln.Addr().String(), "mcp", "http://"+ln.Addr().String()+pathMCP,
+		"console", consoleURL(ln.Addr().String(), ""), "data_dir", cfg.DataDir)
 
 	stopHTTP := func(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
@@ -12,6 +13,11 @@ import (
 // stores: beyond it the asset holds the first MaxFullTextBytes and the
 // answer says truncated.
 const MaxFullTextBytes = 64 << 20
+
+// MaxFullTextsAtOnce bounds the fulltext requests merging at once (each
+// holds up to MaxFullTextBytes); a further one waits for a slot, as long
+// as its request lasts.
+const MaxFullTextsAtOnce = 2
 
 // FullTextRequest is POST /ui/api/executions/{id}/fulltext's body.
 type FullTextRequest struct {
@@ -34,7 +40,7 @@ type streamContent struct {
 	Text string `json:"text"`
 }
 
-func (h *Handler) fullText(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) fullText(w http.ResponseWriter, r *http.Request, slots chan struct{}) {
 	id, err := pathID(r, "execution")
 	if err != nil {
 		respondError(w, err)
@@ -47,6 +53,13 @@ func (h *Handler) fullText(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Seq == 0 {
 		respondError(w, Errorf(http.StatusBadRequest, `give "seq": the seq of the stream output's first message, as GET /ui/api/executions/%s lists it`, id))
+		return
+	}
+	select {
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
+	case <-r.Context().Done():
+		respondError(w, Errorf(http.StatusServiceUnavailable, "the server is busy storing other full texts: retry"))
 		return
 	}
 	m := merger{seq: req.Seq}
@@ -118,7 +131,11 @@ func (m *merger) add(outs []queue.Output) error {
 			return nil
 		}
 		if left := MaxFullTextBytes - m.text.Len(); len(c.Text) > left {
-			m.text.WriteString(c.Text[:left])
+			cut := left
+			for cut > 0 && !utf8.RuneStart(c.Text[cut]) {
+				cut-- // NB: never half a character
+			}
+			m.text.WriteString(c.Text[:cut])
 			m.truncated, m.done = true, true
 			return nil
 		}

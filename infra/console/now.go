@@ -150,7 +150,11 @@ func (h *Handler) nowRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/api/now", h.source(h.now))
 	mux.HandleFunc("GET /ui/api/kernels/{id}/executions", h.source(h.executions))
 	mux.HandleFunc("GET /ui/api/executions/{id}", h.source(h.execution))
-	mux.HandleFunc("POST /ui/api/executions/{id}/fulltext", h.source(h.fullText))
+	// NB: API is built once per server, so these slots are the server's.
+	slots := make(chan struct{}, MaxFullTextsAtOnce)
+	mux.HandleFunc("POST /ui/api/executions/{id}/fulltext", h.source(func(w http.ResponseWriter, r *http.Request) {
+		h.fullText(w, r, slots)
+	}))
 	// NB: anything else under /ui/api/ is a JSON 404, not the mux's text.
 	mux.HandleFunc("/ui/api/", func(w http.ResponseWriter, r *http.Request) {
 		respondError(w, Errorf(http.StatusNotFound, "no console API at %s %s: see docs/console.md for the endpoints", r.Method, r.URL.Path))

@@ -41,9 +41,9 @@ type errorBody struct {
 // they hold kernel data.
 func respondJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
+	securityHeaders(h)
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

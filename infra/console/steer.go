@@ -31,7 +31,9 @@ type Steerer interface {
 	// Checkpoints lists the checkpoints the caller may load into the
 	// kernel (its own; every principal's for an admin).
 	Checkpoints(ctx context.Context, kernelID string) ([]Checkpoint, error)
-	SaveCheckpoint(ctx context.Context, kernelID, name string) (Checkpoint, error)
+	// SaveCheckpoint saves the kernel's variables as name (overwrite:
+	// replace a checkpoint of that name, else 409).
+	SaveCheckpoint(ctx context.Context, kernelID, name string, overwrite bool) (Checkpoint, error)
 	LoadCheckpoint(ctx context.Context, kernelID, name string) (Loaded, error)
 }
 
@@ -75,7 +77,8 @@ type ConfirmRequest struct {
 
 // SaveRequest is POST /ui/api/kernels/{id}/checkpoints' body.
 type SaveRequest struct {
-	Name string `json:"name"`
+	Name      string `json:"name"`
+	Overwrite bool   `json:"overwrite,omitempty"`
 }
 
 // OK is a command's answer when there is nothing more to say.
@@ -222,7 +225,7 @@ func (h *Handler) saveCheckpoint(w http.ResponseWriter, r *http.Request) {
 		respondError(w, Errorf(http.StatusBadRequest, `give {"name": "..."}: letters, digits, '-', '_' and '.', e.g. "friday"`))
 		return
 	}
-	c, err := h.opts.Steerer.SaveCheckpoint(r.Context(), id, req.Name)
+	c, err := h.opts.Steerer.SaveCheckpoint(r.Context(), id, req.Name, req.Overwrite)
 	if err != nil {
 		respondError(w, err)
 		return
