@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -103,29 +104,67 @@ func TestStaticServesThePageWithItsPolicy(t *testing.T) {
 // compression; this waits for that, never for a time.
 func gzipped(t *testing.T, p *plotlyFile, h http.Handler) (*http.Response, []byte) {
 	t.Helper()
+	r, b, err := tryGzipped(t, p, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, b
+}
+
+// tryGzipped is gzipped's work: an error, at once, when plotly.js came
+// plain and no compression was started (nothing to wait for).
+func tryGzipped(t *testing.T, p *plotlyFile, h http.Handler) (*http.Response, []byte, error) {
+	t.Helper()
 	for range 3 {
 		r := get(t, h, "GET", PlotlyPath, map[string]string{"Accept-Encoding": "br, gzip"})
 		b := body(t, r)
 		if r.Header.Get("Content-Encoding") == "gzip" {
-			return r, b
+			return r, b, nil
 		}
 		if r.StatusCode != 200 {
-			t.Fatalf("plotly.js: %d %s", r.StatusCode, b)
+			return nil, nil, fmt.Errorf("plotly.js: %d %s", r.StatusCode, b)
 		}
 		p.mu.Lock()
 		made := p.made
 		p.mu.Unlock()
 		if made == nil {
-			t.Fatalf("plotly.js came plain and no compression was started")
+			// NB: a nil channel would block the select below for good.
+			return nil, nil, fmt.Errorf("plotly.js came plain and no compression was started")
 		}
 		select {
 		case <-made:
 		case <-time.After(2 * time.Minute):
-			t.Fatalf("the compression did not end")
+			return nil, nil, fmt.Errorf("the compression did not end")
 		}
 	}
-	t.Fatalf("plotly.js never came gzipped")
-	return nil, nil
+	return nil, nil, fmt.Errorf("plotly.js never came gzipped")
+}
+
+// TestGzippedFailsAtOnceWithoutACompression: when no compression starts
+// (a file over the bound), the helper says so at once instead of waiting
+// on a nil channel.
+func TestGzippedFailsAtOnceWithoutACompression(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plotly.js")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(file, MaxPlotlyBytes+1); err != nil { // sparse: no disk cost
+		t.Fatal(err)
+	}
+	p := &plotlyFile{path: file, work: newLifetime(t.Context())}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := tryGzipped(t, p, http.HandlerFunc(p.serve))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no compression") {
+			t.Fatalf("tryGzipped: %v, want no compression started", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tryGzipped still waits on a compression that never started")
+	}
 }
 
 // TestPlotlyServedGzippedOnce: /ui/vendor/plotly.js is the file of
