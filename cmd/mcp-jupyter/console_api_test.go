@@ -276,6 +276,14 @@ func TestConsoleReadAPI(t *testing.T) {
 			}
 		}
 	}
+
+	// A huge ?kernel= (the timeline does not check its shape) is echoed
+	// clipped in its 404.
+	long := strings.Repeat("k", 4000)
+	msg := consoleError(t, hp, apiCall{path: "/ui/api/timeline?kernel=" + long, token: ps.tokens["alice"]}, http.StatusNotFound)
+	if len(msg) > 400 || !strings.Contains(msg, strings.Repeat("k", 128)+"…") {
+		t.Errorf("timeline?kernel=<4000 characters>: a %d-byte message: %.300q", len(msg), msg)
+	}
 }
 
 // consolePost POSTs body to path as token and returns the status and body.
