@@ -137,6 +137,11 @@ func (r *consoleReplayer) Timeline(ctx context.Context, q console.TimelineQuery)
 	if err != nil {
 		return console.Timeline{}, err
 	}
+	if q.After >= r.log.Last() {
+		// NB: past the last event: an empty page (the index's after+1
+		// would wrap for MaxUint64 and read from the start).
+		return console.Timeline{First: r.log.First(), Last: r.log.Last(), Events: []console.TimelineEvent{}}, nil
+	}
 	if q.After > 0 {
 		if err := r.log.CheckAfter(q.After); err != nil {
 			return console.Timeline{}, fmt.Errorf("timeline of kernel %s after %d: %w", id, q.After, err)
@@ -721,12 +726,12 @@ func summarize(e events.Event, te *console.TimelineEvent) string {
 // lines", "status busy", "error NameError: ...".
 func summarizeIOPub(p events.IOPubMessageReceived) string {
 	var c struct {
-		Name           string                     `json:"name"`
-		Text           string                     `json:"text"`
-		ExecutionState string                     `json:"execution_state"`
-		Ename          string                     `json:"ename"`
-		Evalue         string                     `json:"evalue"`
-		Data           map[string]json.RawMessage `json:"data"` // NB: only the keys: values stay undecoded
+		Name           string             `json:"name"`
+		Text           string             `json:"text"`
+		ExecutionState string             `json:"execution_state"`
+		Ename          string             `json:"ename"`
+		Evalue         string             `json:"evalue"`
+		Data           map[string]skipped `json:"data"` // NB: only the keys: values are neither decoded nor copied
 	}
 	_ = json.Unmarshal(p.Content, &c)
 	switch p.MsgType {
@@ -756,6 +761,12 @@ func summarizeIOPub(p events.IOPubMessageReceived) string {
 	}
 	return p.MsgType
 }
+
+// skipped is a JSON value read past: neither decoded nor copied (a
+// json.RawMessage would copy a 10 MB image to list its MIME type).
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // clipLine is s's first line, at most n runes, with an ellipsis when cut.
 func clipLine(s string, n int) string {
