@@ -56,7 +56,7 @@ func reader(name string) auth.Principal { return auth.Principal{Name: name, Scop
 // within a bound, while alice's far ones fold a bounded number of events
 // each and answer 503 with Retry-After until the past is computed.
 func TestConsoleThenReplayNotMonopolised(t *testing.T) {
-	const n, every = 60_000, 64
+	const n, every = 24_000, 64
 	l := testkit.LogWithEvents(t, n, testkit.Mix{})
 	s := newReplaySite(t, l, replayCacheLimits{entries: replayMaxEntries, bytes: replayMaxBytes}, every)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -77,7 +77,7 @@ func TestConsoleThenReplayNotMonopolised(t *testing.T) {
 		defer wg.Done()
 		close(started)
 		for i := 0; aliceCtx.Err() == nil; i++ {
-			seq := uint64(n - (i%12)*4_999)
+			seq := uint64(n - (i%12)*1_999)
 			rec := s.get(aliceCtx, alice, fmt.Sprintf("/ui/api/at?seq=%d", seq))
 			switch rec.Code {
 			case http.StatusOK:
@@ -98,10 +98,13 @@ func TestConsoleThenReplayNotMonopolised(t *testing.T) {
 	}()
 	<-started
 	const bound = time.Second
+	var slowest time.Duration
+	defer func() { t.Logf("bob's slowest /at: %v", slowest) }()
 	for i := range 20 {
 		t0 := time.Now()
 		rec := s.get(ctx, bob, fmt.Sprintf("/ui/api/at?seq=%d", 300+i))
 		took := time.Since(t0)
+		slowest = max(slowest, took)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("bob's /at?seq=%d while alice loops: %d %s", 300+i, rec.Code, rec.Body)
 		}
@@ -117,7 +120,7 @@ func TestConsoleThenReplayNotMonopolised(t *testing.T) {
 	// A far request folds at most maxFold events: retried, it gets there.
 	m, folded, err := modelsRetrying(t, s.r, n-7)
 	if err != nil || m.Seq != n-7 || folded > s.r.maxFold {
-		t.Fatalf("the state at %d: seq %v, folded %d (max %d), %v", n-7, m, folded, s.r.maxFold, err)
+		t.Fatalf("the state at %d: folded %d (max %d), %v", n-7, folded, s.r.maxFold, err)
 	}
 }
 
