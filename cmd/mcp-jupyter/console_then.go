@@ -4,17 +4,20 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/projections"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
@@ -48,7 +51,13 @@ const (
 	replayFine       = 4        // cached states kept every replayEvery events before a request's seq
 	replayCoarse     = 8        // at most this many coarse states left by one long fold
 	replayMaxEntries = 256      // cached states at most
-	replayMaxBytes   = 32 << 20 // bytes of cached states at most (their snapshot size)
+	replayMaxBytes   = 32 << 20 // bytes of cached states at most (their weight: queue.Model.Weight)
+	// replayMaxFoldIntervals*replayEvery events at most folded by one
+	// request: beyond, it answers 503 "being computed, retry" and the
+	// retry goes on from the states it left.
+	replayMaxFoldIntervals = 16
+	replayNearFolds        = 2                      // short folds (at most replayEvery events) at once
+	replayWait             = 500 * time.Millisecond // longest wait for a fold slot before 503 "busy"
 	// outputs of an execution in /at, per execution and in all
 	atOutputsPerExecution = 256 << 10
 	atOutputsTotal        = 1 << 20
@@ -68,16 +77,25 @@ func (c *core) consoleReplay() console.Replayer {
 // kernels read model (who may read what: the same rule as /events) and a
 // cache of replayed states.
 type consoleReplayer struct {
-	log    *eventlog.Log
+	log *eventlog.Log
+	// src is what folds read (the log; a test wraps it).
+	src    replaySource
 	access edgeAccess
 	every  uint64
 	cache  *replayCache
-	// folding admits one fold at a time.
-	folding chan struct{}
+	// folding admits one far fold at a time (more than every events past a
+	// cached state), near admits replayNearFolds short ones beside it.
+	folding, near chan struct{}
+	// maxFold bounds the events one request folds; wait how long it waits
+	// for its slot.
+	maxFold uint64
+	wait    time.Duration
 }
 
 func newConsoleReplayer(l *eventlog.Log, a edgeAccess, limits replayCacheLimits, every uint64) *consoleReplayer {
-	return &consoleReplayer{log: l, access: a, every: every, cache: newReplayCache(limits), folding: make(chan struct{}, 1)}
+	return &consoleReplayer{log: l, src: l, access: a, every: every, cache: newReplayCache(limits),
+		folding: make(chan struct{}, 1), near: make(chan struct{}, replayNearFolds),
+		maxFold: replayMaxFoldIntervals * every, wait: replayWait}
 }
 
 // caller is the request's principal, with the read scope, its reads of
@@ -118,6 +136,11 @@ func (r *consoleReplayer) Timeline(ctx context.Context, q console.TimelineQuery)
 	id, err := r.kernel(p, q.Kernel)
 	if err != nil {
 		return console.Timeline{}, err
+	}
+	if q.After >= r.log.Last() {
+		// NB: past the last event: an empty page (the index's after+1
+		// would wrap for MaxUint64 and read from the start).
+		return console.Timeline{First: r.log.First(), Last: r.log.Last(), Events: []console.TimelineEvent{}}, nil
 	}
 	if q.After > 0 {
 		if err := r.log.CheckAfter(q.After); err != nil {
@@ -365,31 +388,69 @@ func (r *consoleReplayer) around(ctx context.Context, p auth.Principal, kernel s
 // models is the read models as of seq: the nearest cached state at or
 // before it, then the server's own replay of the events after it. It
 // returns how many events it folded past that state.
+//
+// Retention may truncate the log between reading its First and the fold
+// (the fold then meets a gap): models then drops the states below the new
+// First and tries once more, re-reading what is retained; when seq itself
+// is gone the answer is the TruncatedError (410).
 func (r *consoleReplayer) models(ctx context.Context, seq uint64) (*readModels, uint64, error) {
-	select {
-	case r.folding <- struct{}{}:
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+	m, folded, err := r.modelsOnce(ctx, seq)
+	if err != nil && (errors.Is(err, projections.ErrGap) || errors.Is(err, eventlog.ErrTruncated)) {
+		if gone := r.log.Truncated(seq); gone != nil {
+			return nil, 0, gone
+		}
+		return r.modelsOnce(ctx, seq)
 	}
-	defer func() { <-r.folding }()
-	first := r.log.First()
+	return m, folded, err
+}
+
+// modelsOnce is one try of models. A fold of at most every events past a
+// cached state (a request near an earlier one) takes a near slot; a longer
+// one takes the one far slot, waiting for it at most r.wait (else 503
+// "busy, retry"), and folds at most r.maxFold events: beyond, it leaves
+// its states in the cache and answers 503 "being computed, retry", so the
+// retry starts where it stopped. No request holds a slot longer than a
+// bounded fold, and near requests never queue behind far ones.
+func (r *consoleReplayer) modelsOnce(ctx context.Context, seq uint64) (*readModels, uint64, error) {
+	first := r.src.First()
 	retained := first > 1
-	if first > 1 {
-		// NB: a state before the retained log cannot be folded on: the
-		// events after it are gone.
-		r.cache.dropBelow(first - 1)
+	start := func() (uint64, *readModels) {
+		if first > 1 {
+			// NB: a state before the retained log cannot be folded on: the
+			// events after it are gone.
+			r.cache.dropBelow(first - 1)
+		}
+		if base := r.cache.floor(seq); base != nil {
+			return base.Seq, base
+		}
+		if retained {
+			return first - 1, nil
+		}
+		return 0, nil
 	}
-	base := r.cache.floor(seq)
-	from := uint64(0)
+	from, base := start()
+	slot := r.near
+	if seq-from > r.every {
+		slot = r.folding
+	}
+	if err := r.acquire(ctx, slot, seq); err != nil {
+		return nil, 0, err
+	}
+	defer func() { <-slot }()
+	if slot == r.folding {
+		from, base = start() // NB: another request may have left a nearer state meanwhile
+	}
 	var cur *readModels // NB: a copy: cached states are never changed
 	if base != nil {
-		from, cur = base.Seq, base.clone()
-	} else if retained {
-		from = first - 1
+		cur = base.clone()
 	}
-	for _, pt := range replayPoints(from, seq, r.every) {
+	until := seq
+	if seq-from > r.maxFold {
+		until = max((from+r.maxFold)/r.every*r.every, from+1)
+	}
+	for _, pt := range replayPoints(from, until, r.every) {
 		var err error
-		if cur, err = replayModelsFrom(ctx, r.log, pt, replayOptions{from: cur, retained: retained}); err != nil {
+		if cur, err = replayModelsFrom(ctx, r.src, pt, replayOptions{from: cur, retained: retained}); err != nil {
 			return nil, 0, err
 		}
 		if pt == seq && pt%r.every != 0 {
@@ -399,7 +460,32 @@ func (r *consoleReplayer) models(ctx context.Context, seq uint64) (*readModels, 
 			return nil, 0, err
 		}
 	}
+	if until < seq {
+		return nil, 0, &console.RetryError{After: time.Second, Msg: fmt.Sprintf(
+			"the past at seq %d is being computed (replayed up to %d, %d events to go): retry in a moment", seq, until, seq-until)}
+	}
 	return cur, seq - from, nil
+}
+
+// acquire takes slot, waiting at most r.wait or until ctx ends: a busy
+// replay answers "retry" at once rather than queueing requests behind it.
+func (r *consoleReplayer) acquire(ctx context.Context, slot chan struct{}, seq uint64) error {
+	select {
+	case slot <- struct{}{}:
+		return nil
+	default:
+	}
+	wait := time.NewTimer(r.wait)
+	defer wait.Stop()
+	select {
+	case slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wait.C:
+		return &console.RetryError{After: time.Second, Msg: fmt.Sprintf(
+			"the console's replay is busy with other requests for the past; the state at seq %d was not computed: retry in a moment", seq)}
+	}
 }
 
 // replayPoints is where a fold from `from` to seq stops: the coarse states
@@ -496,17 +582,14 @@ func (c *replayCache) put(m *readModels) error {
 	return nil
 }
 
-// modelsSize is what a state weighs: its models' snapshot bytes.
+// kernelWeight is what one kernel of the kernels model weighs, roughly
+// (its ids, spec, label, sessions): kernels are few beside executions.
+const kernelWeight = 2 << 10
+
+// modelsSize is what a state weighs, without encoding it (a JSON snapshot
+// of 10,000 executions per cached state cost more than the fold).
 func modelsSize(m *readModels) (int, error) {
-	q, err := m.Queue.Snapshot()
-	if err != nil {
-		return 0, fmt.Errorf("weigh the replayed models at %d: %w", m.Seq, err)
-	}
-	k, err := m.Kernels.Snapshot()
-	if err != nil {
-		return 0, fmt.Errorf("weigh the replayed models at %d: %w", m.Seq, err)
-	}
-	return len(q) + len(k), nil
+	return m.Queue.Weight() + m.Kernels.Len()*kernelWeight, nil
 }
 
 func (c *replayCache) remove(el *list.Element) {
@@ -643,12 +726,12 @@ func summarize(e events.Event, te *console.TimelineEvent) string {
 // lines", "status busy", "error NameError: ...".
 func summarizeIOPub(p events.IOPubMessageReceived) string {
 	var c struct {
-		Name           string         `json:"name"`
-		Text           string         `json:"text"`
-		ExecutionState string         `json:"execution_state"`
-		Ename          string         `json:"ename"`
-		Evalue         string         `json:"evalue"`
-		Data           map[string]any `json:"data"`
+		Name           string             `json:"name"`
+		Text           string             `json:"text"`
+		ExecutionState string             `json:"execution_state"`
+		Ename          string             `json:"ename"`
+		Evalue         string             `json:"evalue"`
+		Data           map[string]skipped `json:"data"` // NB: only the keys: values are neither decoded nor copied
 	}
 	_ = json.Unmarshal(p.Content, &c)
 	switch p.MsgType {
@@ -678,6 +761,12 @@ func summarizeIOPub(p events.IOPubMessageReceived) string {
 	}
 	return p.MsgType
 }
+
+// skipped is a JSON value read past: neither decoded nor copied (a
+// json.RawMessage would copy a 10 MB image to list its MIME type).
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // clipLine is s's first line, at most n runes, with an ellipsis when cut.
 func clipLine(s string, n int) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -279,7 +280,7 @@ func TestConsoleReplayCacheBounded(t *testing.T) {
 	r := newConsoleReplayer(l, edgeAccess{}, limits, every)
 	ctx := context.Background()
 	models := func(seq uint64) *readModels {
-		m, _, err := r.models(ctx, seq)
+		m, _, err := modelsRetrying(t, r, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +305,7 @@ func TestConsoleReplayCacheBounded(t *testing.T) {
 	if entries, _ := r.cache.stats(); entries == 0 {
 		t.Fatal("the cache holds nothing after 15 requests")
 	}
-	_, _, _ = r.models(ctx, 5000)
+	_, _, _ = modelsRetrying(t, r, 5000)
 	if _, folded, err := r.models(ctx, 5000+every/2); err != nil || folded > every {
 		t.Fatalf("a request next to an earlier one folded %d events (%v), want at most %d", folded, err, every)
 	}
@@ -455,4 +456,20 @@ func noScriptErrorsButFavicon(t *testing.T, site *consoleSite, p *testkit.Page) 
 		}
 		t.Errorf("script error: %s: %s", e.Kind, e.Text)
 	}
+}
+
+// modelsRetrying is r.models(seq), retried while it answers "being
+// computed, retry" (a request folds at most r.maxFold events): at most
+// seq/r.maxFold+2 tries.
+func modelsRetrying(t testing.TB, r *consoleReplayer, seq uint64) (*readModels, uint64, error) {
+	t.Helper()
+	for range seq/r.maxFold + 2 {
+		m, folded, err := r.models(context.Background(), seq)
+		var retry *console.RetryError
+		if !errors.As(err, &retry) {
+			return m, folded, err
+		}
+	}
+	t.Fatalf("the state at %d still being computed after %d tries", seq, seq/r.maxFold+2)
+	return nil, 0, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -156,6 +157,10 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
+	if err = queryID(q.Kernel, "kernel"); err != nil {
+		h.thenFail(w, err)
+		return
+	}
 	if q.After, err = seqParam(r, "after", 0); err != nil {
 		h.thenFail(w, err)
 		return
@@ -183,6 +188,12 @@ func (h *Handler) at(w http.ResponseWriter, r *http.Request) {
 	}
 	q := AtQuery{Kernel: r.URL.Query().Get("kernel")}
 	var err error
+	if q.Kernel != "" {
+		if err = queryID(q.Kernel, "kernel"); err != nil {
+			h.thenFail(w, err)
+			return
+		}
+	}
 	if q.Seq, err = seqParam(r, "seq", 0); err != nil {
 		h.thenFail(w, err)
 		return
@@ -210,6 +221,10 @@ func (h *Handler) atOutputs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
+	if err = queryID(q.Execution, "execution"); err != nil {
+		h.thenFail(w, err)
+		return
+	}
 	if q.Seq, err = seqParam(r, "seq", 0); err != nil {
 		h.thenFail(w, err)
 		return
@@ -226,6 +241,20 @@ func (h *Handler) atOutputs(w http.ResponseWriter, r *http.Request) {
 	respondJSON(w, http.StatusOK, page)
 }
 
+// queryIDClip is how much of a bad query value an error echoes: the answer
+// stays small whatever was sent.
+const queryIDClip = 40
+
+// queryID checks an id given in the query (kernel=, execution=) the way
+// pathID checks one in the path: a bad one answers 400 echoing only its
+// first queryIDClip bytes.
+func queryID(id, what string) error {
+	if !events.ValidID(id) {
+		return Errorf(http.StatusBadRequest, "%s=%q is not a valid %s id: ids are 1 to 128 letters, digits, '-' or '_', as /ui/api/now and the executions list show them", what, clip(id, queryIDClip), what)
+	}
+	return nil
+}
+
 func seqParam(r *http.Request, name string, def uint64) (uint64, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
@@ -233,7 +262,7 @@ func seqParam(r *http.Request, name string, def uint64) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, Errorf(http.StatusBadRequest, "%s=%q: give an event sequence number (a whole number)", name, v)
+		return 0, Errorf(http.StatusBadRequest, "%s=%q: give an event sequence number (a whole number)", name, clip(v, queryIDClip))
 	}
 	return n, nil
 }
@@ -245,17 +274,30 @@ func limitParam(r *http.Request, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, Errorf(http.StatusBadRequest, "limit=%q: give a number from 1 to %d", v, max)
+		return 0, Errorf(http.StatusBadRequest, "limit=%q: give a number from 1 to %d", clip(v, queryIDClip), max)
 	}
 	return n, nil
 }
+
+// RetryError is a replay that could not answer now but will soon (the
+// past is being computed, or the replay is busy): 503 with Retry-After.
+type RetryError struct {
+	After time.Duration
+	Msg   string // what happened and that a retry will do
+}
+
+func (e *RetryError) Error() string { return e.Msg }
 
 // thenFail answers err with its status: a *StatusError's own, 410 for
 // events retention deleted, 500 (logged) for anything else.
 func (h *Handler) thenFail(w http.ResponseWriter, err error) {
 	var se *StatusError
 	var gone interface{ TruncatedAt() uint64 }
+	var retry *RetryError
 	switch {
+	case errors.As(err, &retry):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.After.Round(time.Second)/time.Second))))
+		respondJSON(w, http.StatusServiceUnavailable, errorBody{Error: retry.Msg})
 	case errors.As(err, &se):
 		respondError(w, err)
 	case errors.As(err, &gone):

@@ -48,7 +48,8 @@ func (l *Log) Truncated(seq uint64) error {
 // event a reader has seen) lies before the retained log: the events after
 // it are gone in part. after 0 is a cursor too: a reader that saw nothing.
 func (l *Log) CheckAfter(after uint64) error {
-	if first := l.First(); after+1 < first {
+	// NB: not after+1 < first, which wraps for after = MaxUint64.
+	if first := l.First(); first > 0 && after < first-1 {
 		return &TruncatedError{Seq: after + 1, First: first, Hint: l.truncatedHint()}
 	}
 	return nil

@@ -214,6 +214,25 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
     return (e && e.message) || String(e);
   }
 
+  // fetchAt is the state at n. The server folds a bounded number of events
+  // per request: far from any state it has, it answers 503 "being computed
+  // ... retry" (or "busy ... retry") and the next request goes on from where
+  // it stopped: retry (about once a second, at most a minute), saying so.
+  async function fetchAt(n, signal) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await api(`at?seq=${n}&kernel=${encodeURIComponent(kernel)}`, { signal });
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 503 && /retry/.test(e.message)) || attempt >= 60) throw e;
+        say(`Computing the state at #${n}…`);
+        await new Promise((resolve, reject) => {
+          const t = setTimeout(resolve, 1000);
+          signal.addEventListener('abort', () => { clearTimeout(t); reject(new DOMException('aborted', 'AbortError')); }, { once: true });
+        });
+      }
+    }
+  }
+
   async function select(n) {
     if (disposed || !Number.isFinite(n)) return;
     cur = n;
@@ -229,7 +248,7 @@ export function mountThen(container, { kernelId, seq, navigate } = {}) {
     loadAbort = abort;
     stateBox.setAttribute('aria-busy', 'true');
     try {
-      const at = await api(`at?seq=${n}&kernel=${encodeURIComponent(kernel)}`, { signal: abort.signal });
+      const at = await fetchAt(n, abort.signal);
       if (disposed || abort.signal.aborted) return;
       around = at.around || [];
       bounds.first = at.first;
