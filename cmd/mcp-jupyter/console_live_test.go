@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// TestConsolePageRecoversWhenItsSeqIsGone: a page is offline (its feed
+// held, as a sleeping laptop's) while an agent prints more than the /ws
+// backlog holds and retention deletes the log past the page's last seq.
+// /ws now answers its resume 410, which a browser sees only as a failed
+// connection: the page must not retry forever but ask the server, re-read
+// everything, say which events it lost, and follow the live feed again.
+func TestConsolePageRecoversWhenItsSeqIsGone(t *testing.T) {
+	site := startConsoleSite(t)
+	c := site.c
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('before the page slept')"})
+
+	p := site.open(t, 0, 0, "/kernel/"+k)
+	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 30*time.Second)
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	var held float64
+	p.Eval(t, `() => { window.__consoleLive.hold(); return window.__consoleLive.lastSeq }`, nil, &held)
+	p.WaitFor(t, `[data-testid="live"][data-state="offline"]`, "", 10*time.Second)
+	lastSeq := uint64(held)
+
+	// More events than the backlog's ring holds, then retention.
+	flood := fmt.Sprintf("import time\nfor i in range(%d):\n    print(f'flood {i}', flush=True)\n    time.sleep(0.0005)", backlog.DefaultMaxMessages*2)
+	if sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": flood, "timeout_s": 120}); sc["status"] != "ok" {
+		t.Fatalf("the flood: %v %s", sc, text)
+	}
+	keep := func(e events.Event) bool { return c.kernels.Keep(e) || c.queue.Keep(e) }
+	if _, err := c.log.TruncateBefore(c.log.Last(), keep); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.log.CheckAfter(lastSeq); err == nil {
+		t.Fatalf("setup: the log still holds the events after %d (first %d)", lastSeq, c.log.First())
+	}
+	if c.live.backlog.Covers(backlog.All, lastSeq) {
+		t.Fatalf("setup: the backlog still covers since=%d: /ws would resume it", lastSeq)
+	}
+	first := c.log.First()
+
+	p.Eval(t, `() => { window.__consoleLive.resume(); return true }`, nil, nil)
+	p.WaitFor(t, `[data-testid="live-notice"]`, "removed by retention", 30*time.Second)
+	var notice string
+	p.Eval(t, `() => document.querySelector('[data-testid="live-notice"]').textContent`, nil, &notice)
+	if want := fmt.Sprintf("Events from %d to ", lastSeq+1); !strings.Contains(notice, want) {
+		t.Errorf("the notice %q does not name the first lost event (%q)", notice, want)
+	}
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+	var resumed float64
+	p.Eval(t, `() => window.__consoleLive.lastSeq`, nil, &resumed)
+	if uint64(resumed) < first-1 {
+		t.Errorf("the page follows from seq %v, before the log's first %d", resumed, first)
+	}
+
+	// Live again: a new agent execution appears, and its output.
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('after the page woke up')"})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("execute: no execution id: %s", text)
+	}
+	row := `[data-testid="execution-row"][data-execution-id="` + id + `"]`
+	p.WaitFor(t, row, "after the page woke up", 30*time.Second)
+	p.Click(t, row+` a`)
+	p.WaitFor(t, `[data-testid="execution-view"][data-execution-id="`+id+`"] [data-testid="outputs"]`, "after the page woke up", 30*time.Second)
+
+	// NB: Chromium logs each refused WebSocket handshake as a console
+	// error; that one is expected here, nothing else is.
+	for _, e := range p.Errors(t) {
+		if !strings.Contains(e.Text, "WebSocket connection to") {
+			t.Errorf("script error: %s: %s", e.Kind, e.Text)
+		}
+	}
+	testkit.WaitUntil(t, time.Second, "the feed is live", func() (bool, string) {
+		var st string
+		p.Eval(t, `() => window.__consoleLive.state`, nil, &st)
+		return st == "live", st
+	})
+}
