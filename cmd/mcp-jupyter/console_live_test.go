@@ -87,3 +87,73 @@ func TestConsolePageRecoversWhenItsSeqIsGone(t *testing.T) {
 		return st == "live", st
 	})
 }
+
+// TestConsolePageExecutionViewOpenedMidRunHasNoGap: the execution view is
+// opened while an execution streams, and the read model lags the live feed
+// by longer than the view used to wait (6 s, made so by answering the
+// page's execution reads as a lagging model would: only what it had
+// applied then). The view must wait ("Catching up…") rather than append
+// the live outputs past the ones it could not read yet: every line once,
+// in order.
+func TestConsolePageExecutionViewOpenedMidRunHasNoGap(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	p := site.open(t, 0, 0, "/kernel/"+k)
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+
+	const n = 24
+	code := fmt.Sprintf("import time\nfor i in range(%d):\n    print(f'numbered {i:03d}', flush=True)\n    time.sleep(0.3)", n)
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": code, "timeout_s": 1})
+	id, _ := sc["execution_id"].(string)
+	if id == "" {
+		t.Fatalf("execute: no execution id: %s", text)
+	}
+	// The feed has delivered a few lines before the view opens.
+	testkit.WaitUntil(t, 30*time.Second, "a few lines recorded", func() (bool, string) {
+		_, text := callTool(t, agent, "get_execution", map[string]any{"execution_id": id})
+		return strings.Contains(text, "numbered 003"), text
+	})
+	// NB: a read model 6 s behind: the execution reads answer only the
+	// first output the page asks for, and nothing newer, until then.
+	p.Eval(t, `() => {
+  const orig = window.fetch;
+  const until = Date.now() + 6000;
+  let lagAt = 0;
+  window.fetch = async (input, init) => {
+    const res = await orig(input, init);
+    const u = String((input && input.url) || input);
+    if (Date.now() > until || !/\/ui\/api\/executions\/[^/?]+\?since=/.test(u)) return res;
+    const body = await res.clone().json();
+    const since = Number(new URL(u, location.href).searchParams.get('since')) || 0;
+    if (!lagAt && body.outputs && body.outputs.length) lagAt = body.outputs[0].seq;
+    const outputs = (body.outputs || []).filter((o) => o.seq <= lagAt);
+    return new Response(JSON.stringify({ ...body, outputs, cursor: Math.max(since, lagAt), more: false }),
+      { status: res.status, headers: { 'content-type': 'application/json' } });
+  };
+  return true;
+}`, nil, nil)
+	p.Eval(t, `(id) => { location.hash = '#/execution/' + encodeURIComponent(id); return true }`, id, nil)
+	view := `[data-testid="execution-view"][data-execution-id="` + id + `"]`
+	p.WaitFor(t, view+` [data-testid="catching-up"]`, "Catching up", 10*time.Second)
+	p.WaitFor(t, view+`[data-status="ok"]`, "", 60*time.Second)
+	p.WaitFor(t, view+` [data-testid="outputs"]`, fmt.Sprintf("numbered %03d", n-1), 30*time.Second)
+	var hidden bool
+	p.Eval(t, `() => document.querySelector('[data-testid="catching-up"]').hidden`, nil, &hidden)
+	if !hidden {
+		t.Error("the view still says it is catching up")
+	}
+	var got []string
+	for _, l := range uiStreamLines(t, p) {
+		if strings.HasPrefix(l, "numbered") {
+			got = append(got, strings.TrimSpace(l))
+		}
+	}
+	var want []string
+	for i := 0; i < n; i++ {
+		want = append(want, fmt.Sprintf("numbered %03d", i))
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("the view opened mid-run behind a lagging read model shows\n%q\nwant each line once, in order:\n%q", got, want)
+	}
+}
