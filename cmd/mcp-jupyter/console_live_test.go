@@ -157,3 +157,45 @@ func TestConsolePageExecutionViewOpenedMidRunHasNoGap(t *testing.T) {
 		t.Fatalf("the view opened mid-run behind a lagging read model shows\n%q\nwant each line once, in order:\n%q", got, want)
 	}
 }
+
+// TestConsolePageKernelViewReadsExecutionsItMissed: the kernel view opens
+// after an execution was queued, and its first read of the list comes from
+// a read model that has not applied it yet (made so by answering that one
+// read empty). The events of executions the view does not know must make
+// it re-read the list: the executions appear, and end ok.
+func TestConsolePageKernelViewReadsExecutionsItMissed(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	p := site.open(t, 0, 0, "/")
+	p.WaitFor(t, `[data-testid="live"][data-state="live"]`, "", 30*time.Second)
+
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "import time\ntime.sleep(3)\nprint('slept')", "timeout_s": 1})
+	first, _ := sc["execution_id"].(string)
+	if first == "" || sc["status"] != "running" {
+		t.Fatalf("execute: want a running execution: %v %s", sc, text)
+	}
+	sc, text = callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('second')", "timeout_s": 1})
+	second, _ := sc["execution_id"].(string)
+	if second == "" || sc["status"] != "queued" {
+		t.Fatalf("execute: want a queued execution: %v %s", sc, text)
+	}
+	p.Eval(t, `(k) => {
+  const orig = window.fetch;
+  let lagged = false;
+  window.fetch = async (input, init) => {
+    const u = String((input && input.url) || input);
+    if (!lagged && u.includes('/ui/api/kernels/' + encodeURIComponent(k) + '/executions')) {
+      lagged = true;
+      return new Response(JSON.stringify({ executions: [], more: false }), { status: 200, headers: { 'content-type': 'application/json' } });
+    }
+    return orig(input, init);
+  };
+  location.hash = '#/kernel/' + encodeURIComponent(k);
+  return true;
+}`, k, nil)
+	p.WaitFor(t, `[data-testid="kernel-view"][data-kernel-id="`+k+`"]`, "", 10*time.Second)
+	for _, id := range []string{first, second} {
+		p.WaitFor(t, `[data-testid="execution-row"][data-execution-id="`+id+`"][data-status="ok"]`, "", 30*time.Second)
+	}
+}
