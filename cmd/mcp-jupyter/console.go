@@ -11,7 +11,8 @@ import (
 // its reads and commands go through the MCP edge's backend, so a person's
 // token is checked exactly as an agent's (console_now.go, console_steer.go),
 // and its past through the server's own replay (console_then.go). Called
-// once, when the first request needs it (the core is ready then).
+// once, when the first request needs it (the core is ready then); the
+// core closes it at shutdown.
 func (c *core) consoleHandler() *console.Handler {
 	c.mu.RLock()
 	back, runner, lv := c.back, c.runner, c.live
@@ -21,13 +22,17 @@ func (c *core) consoleHandler() *console.Handler {
 		src.assets = lv.assets(c)
 		src.resumeBacklog = lv.backlog
 	}
-	return console.New(console.Options{
+	h := console.New(console.Options{
 		Source:   src,
 		Steerer:  c.consoleSteerer(),
 		Replay:   c.consoleReplay(),
 		PlotlyJS: c.cfg.PlotlyJS,
 		Logger:   c.logger.With("component", "console"),
 	})
+	c.mu.Lock()
+	c.console = h // NB: core.close closes it (its background work)
+	c.mu.Unlock()
+	return h
 }
 
 // consoleURL is the console's address on a server listening on addr,

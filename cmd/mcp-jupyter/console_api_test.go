@@ -276,6 +276,14 @@ func TestConsoleReadAPI(t *testing.T) {
 			}
 		}
 	}
+
+	// A huge ?kernel= (the timeline does not check its shape) is echoed
+	// clipped in its 404.
+	long := strings.Repeat("k", 4000)
+	msg := consoleError(t, hp, apiCall{path: "/ui/api/timeline?kernel=" + long, token: ps.tokens["alice"]}, http.StatusNotFound)
+	if len(msg) > 400 || !strings.Contains(msg, strings.Repeat("k", 128)+"…") {
+		t.Errorf("timeline?kernel=<4000 characters>: a %d-byte message: %.300q", len(msg), msg)
+	}
 }
 
 // consolePost POSTs body to path as token and returns the status and body.
@@ -307,14 +315,54 @@ func submit(t testing.TB, ps *principalsServer, who, k, code string) string {
 	return id
 }
 
+// oneEventBy requires exactly one event of type typ after seq after
+// (payload field key equal to value) and that it names principal who; it
+// returns the log's last seq.
+func oneEventBy(t testing.TB, ps *principalsServer, after uint64, typ, key, value, who string) uint64 {
+	t.Helper()
+	var found []edgeEvent
+	last := after
+	for _, e := range eventsAPI(t, ps.hostPort, ps.tokens["admin"]) {
+		last = max(last, e.Seq)
+		if e.Seq <= after || e.Type != typ {
+			continue
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(e.Payload, &fields); err != nil {
+			t.Fatalf("%s payload %s: %v", typ, e.Payload, err)
+		}
+		if fields[key] == value {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 || found[0].Principal != who {
+		t.Fatalf("%s events with %s=%s after seq %d: %v, want exactly one by %q", typ, key, value, after, found, who)
+	}
+	return last
+}
+
+// lastSeq is the log's last seq as the admin reads it.
+func lastSeq(t testing.TB, ps *principalsServer) uint64 {
+	t.Helper()
+	var last uint64
+	for _, e := range eventsAPI(t, ps.hostPort, ps.tokens["admin"]) {
+		last = max(last, e.Seq)
+	}
+	return last
+}
+
 // TestConsoleSteering: a person steers alice's kernel through the console
 // API as the MCP tools would. Interrupt stops a running time.sleep (its
 // status interrupted) and KernelInterrupted carries alice's principal;
 // cancel withdraws a queued execution (and is 409 once it is done);
 // restart without confirm is 400 and with it the variables are gone;
-// checkpoint save then load brings a variable back. A read-only principal
-// is 403 naming the scope it lacks; bob, given read on the kernel, is 403
-// saying whom to ask; the admin's token names the admin on its events.
+// checkpoint save then load brings a variable back; overwriting a saved
+// checkpoint needs confirm (without it 400, the old one unchanged). Every
+// command appends exactly one event of its kind naming the caller
+// (ExecutionCancelled of both cancel paths, KernelInterrupted,
+// CheckpointSaved, CheckpointLoaded; KernelRestarted names the admin who
+// restarted alice's kernel). A read-only principal is 403 naming the scope
+// it lacks; bob, given read on the kernel, is 403 saying whom to ask.
 func TestConsoleSteering(t *testing.T) {
 	ps := openPrincipalsServer(t, map[string]auth.Scope{"alice": auth.DefaultScopes, "bob": auth.DefaultScopes, "carol": auth.DefaultScopes,
 		"reader": auth.ScopeRead})
@@ -363,6 +411,7 @@ func TestConsoleSteering(t *testing.T) {
 		return strings.Contains(streamText(t, out.Outputs), "sleeping"), string(out.Execution.Status)
 	})
 	// Cancel: the server-queued one is withdrawn, the pipelined one's abort asked.
+	before := lastSeq(t, ps)
 	var cr console.CancelResult
 	code, body := consolePost(t, hp, "/ui/api/executions/"+queued+"/cancel", tok, "")
 	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || cr.Path != console.CancelWithdrawn {
@@ -382,6 +431,9 @@ func TestConsoleSteering(t *testing.T) {
 	}
 	waitStatus(t, hp, tok, running, "interrupted")
 	waitStatus(t, hp, tok, pipelined, "cancelled")
+	oneEventBy(t, ps, before, "ExecutionCancelled", "execution_id", queued, "alice")
+	oneEventBy(t, ps, before, "ExecutionCancelled", "execution_id", pipelined, "alice")
+	oneEventBy(t, ps, before, "KernelInterrupted", "kernel_id", k, "alice")
 	var interrupted []edgeEvent
 	for _, e := range eventsAPI(t, hp, ps.tokens["admin"]) {
 		if e.Type == "KernelInterrupted" && e.Kernel == k {
@@ -394,6 +446,7 @@ func TestConsoleSteering(t *testing.T) {
 
 	// Checkpoint save, then load after the variable is gone.
 	executeOK(t, ps, "alice", k, "kept = 7")
+	before = lastSeq(t, ps)
 	code, body = consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday"}`)
 	var cp console.Checkpoint
 	if code != http.StatusOK || json.Unmarshal(body, &cp) != nil || cp.Name != "friday" || !slices.Contains(cp.Variables, "kept") {
@@ -402,12 +455,30 @@ func TestConsoleSteering(t *testing.T) {
 	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: `{"name":"friday"}`}, http.StatusConflict); !strings.Contains(msg, "overwrite") {
 		t.Fatalf("saving over a name: %q", msg)
 	}
-	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday","overwrite":true}`); code != http.StatusOK {
-		t.Fatalf("save with overwrite: %d %s", code, body)
+	before = oneEventBy(t, ps, before, "CheckpointSaved", "kernel_id", k, "alice")
+	// Overwrite without confirm: 400, and the saved checkpoint is the old one.
+	executeOK(t, ps, "alice", k, "extra = 1")
+	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/checkpoints", token: tok, body: `{"name":"friday","overwrite":true}`}, http.StatusBadRequest); !strings.Contains(msg, `"confirm": true`) {
+		t.Fatalf("overwrite without confirm: %q", msg)
 	}
 	var list console.CheckpointList
 	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
-	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified {
+	if len(list.Checkpoints) != 1 || !list.Checkpoints[0].CreatedAt.Equal(cp.CreatedAt) || slices.Contains(list.Checkpoints[0].Variables, "extra") {
+		t.Fatalf("overwrite without confirm changed the checkpoint: %+v, saved %+v", list, cp)
+	}
+	for _, e := range eventsAPI(t, hp, ps.tokens["admin"]) {
+		if e.Seq > before && strings.HasPrefix(e.Type, "Checkpoint") {
+			t.Fatalf("overwrite without confirm appended %v", e)
+		}
+	}
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, `{"name":"friday","overwrite":true,"confirm":true}`); code != http.StatusOK {
+		t.Fatalf("save with overwrite and confirm: %d %s", code, body)
+	}
+	before = oneEventBy(t, ps, before, "CheckpointSaved", "kernel_id", k, "alice")
+	list = console.CheckpointList{}
+	consoleGet(t, hp, "/ui/api/kernels/"+k+"/checkpoints", tok, &list)
+	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "friday" || list.Checkpoints[0].KernelID != k || !list.Checkpoints[0].Verified ||
+		!slices.Contains(list.Checkpoints[0].Variables, "extra") {
 		t.Fatalf("checkpoints: %+v", list)
 	}
 	executeOK(t, ps, "alice", k, "del kept")
@@ -417,6 +488,7 @@ func TestConsoleSteering(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &loaded) != nil || !loaded.OK || !slices.Contains(loaded.Restored, "kept") {
 		t.Fatalf("load: %d %s", code, body)
 	}
+	oneEventBy(t, ps, before, "CheckpointLoaded", "kernel_id", k, "alice")
 	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "ok" || !strings.Contains(text, "7") {
 		t.Fatalf("after load: %v %s", sc, text)
 	}
@@ -429,9 +501,11 @@ func TestConsoleSteering(t *testing.T) {
 	if msg := consoleError(t, hp, apiCall{method: "POST", path: "/ui/api/kernels/" + k + "/restart", token: tok, body: `{"confirmed":true}`}, http.StatusBadRequest); !strings.Contains(msg, "confirmed") {
 		t.Fatalf("restart with a misspelt field: %q", msg)
 	}
-	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/restart", tok, `{"confirm":true}`); code != http.StatusOK {
-		t.Fatalf("restart: %d %s", code, body)
+	before = lastSeq(t, ps)
+	if code, body := consolePost(t, hp, "/ui/api/kernels/"+k+"/restart", ps.tokens["admin"], `{"confirm":true}`); code != http.StatusOK {
+		t.Fatalf("the admin's restart: %d %s", code, body)
 	}
+	oneEventBy(t, ps, before, "KernelRestarted", "kernel_id", k, "admin")
 	if sc, text := callTool(t, ps.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(kept)"}); sc["status"] != "error" || !strings.Contains(text, "NameError") {
 		t.Fatalf("after restart, kept is still there: %v %s", sc, text)
 	}

@@ -138,13 +138,25 @@ func consoleCaller(ctx context.Context) (auth.Principal, error) {
 // consoleNoKernel is the 404 of a kernel id nobody knows — and, word for
 // word, of one the caller may not read.
 func consoleNoKernel(id string) error {
-	return console.Errorf(http.StatusNotFound, "no kernel %q: GET /ui/api/now lists the kernels you may see", id)
+	return console.Errorf(http.StatusNotFound, "no kernel %q: GET /ui/api/now lists the kernels you may see", consoleClip(id))
+}
+
+// consoleClip shortens an id a caller sent for an error message: the
+// timeline's ?kernel= is not checked for shape, and a hostile one must
+// not make the answer as large as itself. A valid id (at most 128
+// characters) is shown whole.
+func consoleClip(s string) string {
+	const n = 128
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // consoleNoExecution is the 404 of an execution id nobody knows — and,
 // word for word, of one of a kernel the caller may not read.
 func consoleNoExecution(id string) error {
-	return console.Errorf(http.StatusNotFound, "no execution %q: GET /ui/api/kernels/<id>/executions lists a kernel's executions", id)
+	return console.Errorf(http.StatusNotFound, "no execution %q: GET /ui/api/kernels/<id>/executions lists a kernel's executions", consoleClip(id))
 }
 
 // consoleReadError maps a backend read error to the console's statuses.

@@ -217,7 +217,7 @@ func consoleCheckpointError(err error) error {
 	case errors.Is(err, checkpoint.ErrInvalidName):
 		return console.Errorf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, checkpoint.ErrExists):
-		return console.Errorf(http.StatusConflict, `%v: choose another name, or send "overwrite": true to replace it`, err)
+		return console.Errorf(http.StatusConflict, `%v: choose another name, or send "overwrite": true, "confirm": true to replace it`, err)
 	case errors.Is(err, checkpoint.ErrBusy):
 		return console.Errorf(http.StatusConflict, "%v: retry once the kernel's current checkpoint work is done", err)
 	case errors.Is(err, checkpoint.ErrQuota):

@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
@@ -73,6 +74,7 @@ type core struct {
 	nbs      *notebooks
 	live     *live
 	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
+	console  *console.Handler   // the web console, once built (console.go)
 	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
 	python   error              // the kernel launcher's check; nil when usable
 	checked  bool               // the check has finished
@@ -415,6 +417,12 @@ func (c *core) close(ctx context.Context) error {
 	c.mu.RUnlock()
 	if japi != nil {
 		keep(japi.CloseChannels(ctx)) // NB: before the hub: their feeds ride it
+	}
+	c.mu.RLock()
+	ui := c.console
+	c.mu.RUnlock()
+	if ui != nil {
+		keep(ui.Close(ctx)) // its plotly.js compression
 	}
 	if c.live != nil {
 		keep(c.live.closeEdges(ctx))

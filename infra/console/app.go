@@ -113,12 +113,14 @@ func firstLine(b []byte) string {
 // scriptSafe keeps text inside a <script> or <style> element: the HTML
 // parser ends the element at the first "</script" or "</style" whatever the
 // JavaScript around it means. "<\/" is the same string in a JS string or
-// regular expression literal, and CSS never needs "</".
+// regular expression literal, and CSS never needs "</". NB: HTML matches
+// the tag name in any case ("</ScRiPt" ends the element too).
 func scriptSafe(b []byte) []byte {
-	b = bytes.ReplaceAll(b, []byte("</script"), []byte(`<\/script`))
-	b = bytes.ReplaceAll(b, []byte("</SCRIPT"), []byte(`<\/SCRIPT`))
-	return bytes.ReplaceAll(b, []byte("</style"), []byte(`<\/style`))
+	return endTag.ReplaceAll(b, []byte(`<\/$1`))
 }
+
+// endTag is the start of an end tag that would close a <script> or <style>.
+var endTag = regexp.MustCompile(`(?i)</(script|style)`)
 
 // readPlotly reads plotly.js, bounded; nothing when path is empty or absent.
 func readPlotly(path string) ([]byte, error) {

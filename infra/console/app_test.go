@@ -125,3 +125,25 @@ func TestAppDocumentRebuildsOnlyWhenPlotlyChanges(t *testing.T) {
 		t.Fatalf("a changed plotly.js was not picked up: %d bytes, want %d", len(changed), len(first)+1000)
 	}
 }
+
+// TestScriptSafeInAnyCase: an end tag in any letter case ends a <script>
+// or <style> element in HTML, so each is escaped, whatever its case, and
+// nothing else changes.
+func TestScriptSafeInAnyCase(t *testing.T) {
+	for in, want := range map[string]string{
+		`a="</script>"`:              `a="<\/script>"`,
+		`a="</SCRIPT>"`:              `a="<\/SCRIPT>"`,
+		`a="</ScRiPt >"; b=1`:        `a="<\/ScRiPt >"; b=1`,
+		`x = "</sTyLe>" + "</Style"`: `x = "<\/sTyLe>" + "<\/Style"`,
+		`if (a </scripts/ b) {}`:     `if (a <\/scripts/ b) {}`,
+		`1 < 2 && "</div>"`:          `1 < 2 && "</div>"`,
+	} {
+		got := string(scriptSafe([]byte(in)))
+		if got != want {
+			t.Errorf("scriptSafe(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(strings.ToLower(got), "</script") || strings.Contains(strings.ToLower(got), "</style") {
+			t.Errorf("scriptSafe(%q) = %q still ends the element", in, got)
+		}
+	}
+}

@@ -20,9 +20,28 @@ import (
 //   - inline scripts only: the frame loads nothing (the page sends it the
 //     output and plotly.js by postMessage; a sandboxed document's requests
 //     carry Origin: null, which the server's Host/Origin check refuses);
-//   - no network at all (connect-src 'none'): an output cannot send what
-//     it shows anywhere; no forms, plugins or nested frames;
+//   - no requests of its own: no fetch, XHR, WebSocket or EventSource
+//     (connect-src 'none'), images, styles, fonts and media from data:
+//     and blob: only, no forms (form-action 'none'), plugins or nested
+//     frames (frame-src 'none');
 //   - framed by the console only (frame-ancestors 'self').
+//
+// What keeps a frame from becoming someone else's page: the sandbox has
+// no allow-top-navigation and no allow-popups (it cannot navigate the
+// console or open a window), and the console page's own frame-src
+// ('self' blob: data:, static_files.go) refuses a navigation of the
+// frame itself to another origin (location.href, <meta http-equiv=
+// refresh>): the remote page is never requested
+// (TestConsoleOutputsHostile/frame_cannot_navigate_itself). This policy
+// cannot do that part (Chromium does not implement navigate-to).
+//
+// What this does NOT block: WebRTC (no CSP directive governs
+// RTCPeerConnection: a script can reach a STUN/TURN host of its choice,
+// so what an output shows can leave through it), DNS resolution of names
+// a script or prefetch asks for, navigating itself to another /ui/
+// address of this server (same origin: it loads sandboxed, without the
+// token, so the API answers 401), and CPU or memory (the page bounds how
+// many frames it runs: FRAME_BUDGET in outputs.js).
 //
 // NB: this policy is for this one document: the page's must stay strict.
 const frameCSP = "sandbox allow-scripts; default-src 'none'; " +

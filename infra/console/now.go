@@ -168,7 +168,7 @@ func (h *Handler) nowRoutes(mux *http.ServeMux) {
 	}))
 	// NB: anything else under /ui/api/ is a JSON 404, not the mux's text.
 	mux.HandleFunc("/ui/api/", func(w http.ResponseWriter, r *http.Request) {
-		respondError(w, Errorf(http.StatusNotFound, "no console API at %s %s: see docs/console.md for the endpoints", r.Method, r.URL.Path))
+		respondError(w, Errorf(http.StatusNotFound, "no console API at %s %s: see docs/console.md for the endpoints", clip(r.Method, 16), clip(r.URL.Path, 120)))
 	})
 }
 
@@ -242,8 +242,8 @@ func (h *Handler) executions(w http.ResponseWriter, r *http.Request) {
 	respondJSON(w, http.StatusOK, executionsPage(all, int(limit), before, time.Now()))
 }
 
-// executionsPage is the newest limit executions of all (oldest first)
-// queued before seq before (0: from the newest).
+// executionsPage is the newest limit executions of all (all is oldest
+// first) queued before seq before (0: from the newest), newest first.
 func executionsPage(all []queue.Execution, limit int, before uint64, now time.Time) ExecutionsPage {
 	end := len(all)
 	if before > 0 {

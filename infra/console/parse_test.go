@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -277,4 +279,72 @@ func TestPathIDs(t *testing.T) {
 			t.Errorf("message not clipped: %d bytes", len(err.Error()))
 		}
 	}
+}
+
+// TestEchoedValuesClipped: what a caller sent and an error message repeats
+// (an unknown API path, a Content-Type, an unknown body field, a
+// checkpoint name to overwrite) is clipped, so a hostile request cannot
+// make the answer as large as itself.
+func TestEchoedValuesClipped(t *testing.T) {
+	long := strings.Repeat("x", 4000)
+	const bound = 600 // the longest message's own words plus a clipped value
+	check := func(what string, err error) {
+		t.Helper()
+		var se *StatusError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: %v, want a StatusError", what, err)
+		}
+		if len(se.Msg) > bound || !strings.Contains(se.Msg, "xxxx…") {
+			t.Errorf("%s: a %d-byte message, want the value clipped under %d: %.200q", what, len(se.Msg), bound, se.Msg)
+		}
+	}
+	req := httptest.NewRequest("POST", "/ui/api/kernels/k/restart", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "text/"+long)
+	check("Content-Type", decodeBody(httptest.NewRecorder(), req, &ConfirmRequest{}))
+	check("unknown field", parseBody([]byte(`{"`+long+`":true}`), &ConfirmRequest{}))
+
+	rec := httptest.NewRecorder()
+	New(Options{}).API().ServeHTTP(rec, httptest.NewRequest("GET", "/ui/api/"+long, nil))
+	var e struct{ Error string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != http.StatusNotFound {
+		t.Fatalf("unknown path: %d %s", rec.Code, rec.Body)
+	}
+	check("unknown path", Errorf(rec.Code, "%s", e.Error))
+}
+
+// TestOverwriteNeedsConfirm: saving over a checkpoint's name with
+// overwrite but without confirm is 400 saying to confirm, and the Steerer
+// is never asked (the saved checkpoint stays as it was).
+func TestOverwriteNeedsConfirm(t *testing.T) {
+	s := &countingSteerer{}
+	api := New(Options{Steerer: s}).API()
+	for body, want := range map[string]int{
+		`{"name":"friday","overwrite":true}`:                 http.StatusBadRequest,
+		`{"name":"friday","overwrite":true,"confirm":false}`: http.StatusBadRequest,
+		`{"name":"friday","overwrite":true,"confirm":true}`:  http.StatusOK,
+		`{"name":"friday"}`:                                  http.StatusOK,
+	} {
+		req := httptest.NewRequest("POST", "/ui/api/kernels/k1/checkpoints", strings.NewReader(body))
+		req = req.WithContext(auth.WithPrincipal(req.Context(), auth.Principal{Name: "alice", Scopes: auth.DefaultScopes}))
+		rec := httptest.NewRecorder()
+		before := s.saves
+		api.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Fatalf("%s: %d %s, want %d", body, rec.Code, rec.Body, want)
+		}
+		if want == http.StatusBadRequest && (s.saves != before || !strings.Contains(rec.Body.String(), `\"confirm\": true`)) {
+			t.Fatalf("%s: %s; saves %d -> %d", body, rec.Body, before, s.saves)
+		}
+	}
+}
+
+// countingSteerer counts the saves it is asked for.
+type countingSteerer struct {
+	Steerer
+	saves int
+}
+
+func (s *countingSteerer) SaveCheckpoint(ctx context.Context, kernelID, name string, overwrite bool) (Checkpoint, error) {
+	s.saves++
+	return Checkpoint{Name: name}, nil
 }

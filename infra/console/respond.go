@@ -68,7 +68,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return nil
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return Errorf(http.StatusUnsupportedMediaType, "the body must be JSON (Content-Type: application/json), not %q", ct)
+		return Errorf(http.StatusUnsupportedMediaType, "the body must be JSON (Content-Type: application/json), not %q", clip(ct, 60))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
@@ -90,7 +90,7 @@ func parseBody(body []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(http.StatusBadRequest, "the body is not the JSON this endpoint takes (%v): see docs/console.md for its fields", err)
+		return Errorf(http.StatusBadRequest, "the body is not the JSON this endpoint takes (%s): see docs/console.md for its fields", clip(err.Error(), 160))
 	}
 	if dec.More() {
 		return Errorf(http.StatusBadRequest, "the body holds more than one JSON value: send one object")

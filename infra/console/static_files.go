@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -63,7 +64,7 @@ const MaxPlotlyBytes = 32 << 20
 // caches below live once.
 func (h *Handler) staticRoutes(mux *http.ServeMux) {
 	page := &pageFiles{fs: h.static}
-	plotly := &plotlyFile{path: h.opts.PlotlyJS}
+	plotly := &plotlyFile{path: h.opts.PlotlyJS, work: h.work, readHook: h.plotlyReadHook}
 	mux.Handle("GET "+PlotlyPath, withSecurityHeaders(http.HandlerFunc(plotly.serve)))
 	mux.Handle("GET /ui/", withSecurityHeaders(page))
 	mux.Handle("/ui/", withSecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,6 +163,10 @@ func (p *pageFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // to ask must not wait for it; until it is done the file goes out plain.
 type plotlyFile struct {
 	path string
+	work *lifetime // owns the compression; closed, none starts
+	// readHook, when set (tests), runs before each read of the file
+	// while compressing, with the compression's context.
+	readHook func(ctx context.Context)
 
 	mu     sync.Mutex
 	key    string // size and mtime of the file gz was made from
@@ -225,18 +230,20 @@ func (p *plotlyFile) compressed(key string) ([]byte, string, bool) {
 		return p.gz, p.gzTag, true
 	}
 	if p.making == "" {
-		p.making, p.made = key, make(chan struct{})
-		// NB: owned by p; it ends on its own once the file is read and
-		// compressed (at most MaxPlotlyBytes), whatever happens.
-		go p.compress(key, p.made)
+		made := make(chan struct{})
+		// NB: owned by the handler's lifetime: Close cancels it (checked
+		// between reads) and waits for it.
+		if p.work.spawn(func(ctx context.Context) { p.compress(ctx, key, made) }) {
+			p.making, p.made = key, made
+		}
 	}
 	return nil, "", false
 }
 
 // compress gzips the file if it is still version key, and keeps it.
-func (p *plotlyFile) compress(key string, done chan struct{}) {
+func (p *plotlyFile) compress(ctx context.Context, key string, done chan struct{}) {
 	defer close(done)
-	gz, err := gzipFile(p.path, key)
+	gz, err := gzipFile(ctx, p.path, key, p.readHook)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.making = ""
@@ -246,8 +253,9 @@ func (p *plotlyFile) compress(key string, done chan struct{}) {
 	// NB: a failure (the file changed or went) is retried by the next request.
 }
 
-// gzipFile compresses the file at path if its version is still key.
-func gzipFile(path, key string) ([]byte, error) {
+// gzipFile compresses the file at path if its version is still key,
+// stopping with ctx's error between two reads once ctx ends.
+func gzipFile(ctx context.Context, path, key string, hook func(context.Context)) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -266,7 +274,7 @@ func gzipFile(path, key string) ([]byte, error) {
 		return nil, err
 	}
 	// NB: read at most the bound (the file may grow after the stat).
-	n, err := io.Copy(zw, io.LimitReader(f, MaxPlotlyBytes+1))
+	n, err := io.Copy(zw, io.LimitReader(ctxReader{ctx: ctx, r: f, hook: hook}, MaxPlotlyBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("compress %s: %w", path, err)
 	}
@@ -277,6 +285,23 @@ func gzipFile(path, key string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ctxReader reads r until ctx ends.
+type ctxReader struct {
+	ctx  context.Context
+	r    io.Reader
+	hook func(context.Context)
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if c.hook != nil {
+		c.hook(c.ctx)
+	}
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // acceptsGzip reports whether r's Accept-Encoding allows gzip.

@@ -3,12 +3,15 @@ package console
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -101,26 +104,67 @@ func TestStaticServesThePageWithItsPolicy(t *testing.T) {
 // compression; this waits for that, never for a time.
 func gzipped(t *testing.T, p *plotlyFile, h http.Handler) (*http.Response, []byte) {
 	t.Helper()
+	r, b, err := tryGzipped(t, p, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, b
+}
+
+// tryGzipped is gzipped's work: an error, at once, when plotly.js came
+// plain and no compression was started (nothing to wait for).
+func tryGzipped(t *testing.T, p *plotlyFile, h http.Handler) (*http.Response, []byte, error) {
+	t.Helper()
 	for range 3 {
 		r := get(t, h, "GET", PlotlyPath, map[string]string{"Accept-Encoding": "br, gzip"})
 		b := body(t, r)
 		if r.Header.Get("Content-Encoding") == "gzip" {
-			return r, b
+			return r, b, nil
 		}
 		if r.StatusCode != 200 {
-			t.Fatalf("plotly.js: %d %s", r.StatusCode, b)
+			return nil, nil, fmt.Errorf("plotly.js: %d %s", r.StatusCode, b)
 		}
 		p.mu.Lock()
 		made := p.made
 		p.mu.Unlock()
+		if made == nil {
+			// NB: a nil channel would block the select below for good.
+			return nil, nil, fmt.Errorf("plotly.js came plain and no compression was started")
+		}
 		select {
 		case <-made:
 		case <-time.After(2 * time.Minute):
-			t.Fatalf("the compression did not end")
+			return nil, nil, fmt.Errorf("the compression did not end")
 		}
 	}
-	t.Fatalf("plotly.js never came gzipped")
-	return nil, nil
+	return nil, nil, fmt.Errorf("plotly.js never came gzipped")
+}
+
+// TestGzippedFailsAtOnceWithoutACompression: when no compression starts
+// (a file over the bound), the helper says so at once instead of waiting
+// on a nil channel.
+func TestGzippedFailsAtOnceWithoutACompression(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plotly.js")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(file, MaxPlotlyBytes+1); err != nil { // sparse: no disk cost
+		t.Fatal(err)
+	}
+	p := &plotlyFile{path: file, work: newLifetime(t.Context())}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := tryGzipped(t, p, http.HandlerFunc(p.serve))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no compression") {
+			t.Fatalf("tryGzipped: %v, want no compression started", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tryGzipped still waits on a compression that never started")
+	}
 }
 
 // TestPlotlyServedGzippedOnce: /ui/vendor/plotly.js is the file of
@@ -136,7 +180,7 @@ func TestPlotlyServedGzippedOnce(t *testing.T) {
 	if err := os.WriteFile(file, js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &plotlyFile{path: file}
+	p := &plotlyFile{path: file, work: newLifetime(t.Context())}
 	h := withSecurityHeaders(http.HandlerFunc(p.serve))
 	first := get(t, h, "GET", PlotlyPath, map[string]string{"Accept-Encoding": "gzip"})
 	if b := body(t, first); first.StatusCode != 200 || first.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, js) {
@@ -182,7 +226,7 @@ func TestPlotlyServedGzippedOnce(t *testing.T) {
 	}
 	// Missing, unset: a 404 saying what to do.
 	for _, path := range []string{filepath.Join(dir, "missing.js"), "", dir} {
-		p := &plotlyFile{path: path}
+		p := &plotlyFile{path: path, work: newLifetime(t.Context())}
 		r := get(t, withSecurityHeaders(http.HandlerFunc(p.serve)), "GET", PlotlyPath, nil)
 		if b := string(body(t, r)); r.StatusCode != http.StatusNotFound || !strings.Contains(b, "python3-plotly") || !strings.Contains(b, "--plotly-js") {
 			t.Errorf("plotly.js at %q: %d %s", path, r.StatusCode, b)
@@ -205,9 +249,61 @@ func TestPlotlyOverTheBoundIsNotKeptInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	p := &plotlyFile{path: file}
+	p := &plotlyFile{path: file, work: newLifetime(t.Context())}
 	r := get(t, http.HandlerFunc(p.serve), "GET", PlotlyPath, map[string]string{"Accept-Encoding": "gzip"})
 	if n, _ := io.Copy(io.Discard, r.Body); r.StatusCode != 200 || r.Header.Get("Content-Encoding") != "" || n != MaxPlotlyBytes+1 || p.gz != nil || p.making != "" {
 		t.Fatalf("over the bound: %d %v %d bytes, kept %d", r.StatusCode, r.Header, n, len(p.gz))
+	}
+}
+
+// TestCloseStopsThePlotlyCompression: the compression a gzip request of
+// plotly.js starts belongs to the handler: Close cancels it between two
+// reads and returns only once it has ended; after Close a request still
+// gets plotly.js (plain) and starts no compression.
+func TestCloseStopsThePlotlyCompression(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plotly.js")
+	js := bytes.Repeat([]byte("/* plotly */ var Plotly = {newPlot: function(){}};\n"), 20000) // ~1 MB: many reads
+	if err := os.WriteFile(file, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hd := New(Options{PlotlyJS: file})
+	reading := make(chan struct{})
+	var reads atomic.Int32
+	hd.plotlyReadHook = func(ctx context.Context) {
+		if reads.Add(1) == 1 {
+			close(reading)
+		}
+		<-ctx.Done() // the compression goes on only when Close lets it
+	}
+	h := hd.Static()
+	gzipHeader := map[string]string{"Accept-Encoding": "gzip"}
+	if r := get(t, h, "GET", PlotlyPath, gzipHeader); r.StatusCode != 200 || r.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("the first request: %d %v", r.StatusCode, r.Header)
+	}
+	select {
+	case <-reading:
+	case <-time.After(time.Minute):
+		t.Fatalf("no compression started")
+	}
+	if n := hd.work.running.Load(); n != 1 {
+		t.Fatalf("%d compressions running, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := hd.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := hd.work.running.Load(); n != 0 {
+		t.Fatalf("Close returned with %d compressions still running", n)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("the compression read %d times after its context ended, want it to stop at the first", n)
+	}
+	r := get(t, h, "GET", PlotlyPath, gzipHeader)
+	if b := body(t, r); r.StatusCode != 200 || r.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, js) {
+		t.Fatalf("after Close: %d %v, %d bytes", r.StatusCode, r.Header, len(b))
+	}
+	if n := hd.work.running.Load(); n != 0 || reads.Load() != 1 {
+		t.Fatalf("a request after Close started a compression (%d running, %d reads)", n, reads.Load())
 	}
 }

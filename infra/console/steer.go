@@ -79,6 +79,9 @@ type ConfirmRequest struct {
 type SaveRequest struct {
 	Name      string `json:"name"`
 	Overwrite bool   `json:"overwrite,omitempty"`
+	// Confirm must accompany Overwrite: replacing a checkpoint destroys
+	// the saved variables as surely as a restart destroys the live ones.
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // OK is a command's answer when there is nothing more to say.
@@ -223,6 +226,10 @@ func (h *Handler) saveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.TrimSpace(req.Name) == "" {
 		respondError(w, Errorf(http.StatusBadRequest, `give {"name": "..."}: letters, digits, '-', '_' and '.', e.g. "friday"`))
+		return
+	}
+	if req.Overwrite && !req.Confirm {
+		respondError(w, Errorf(http.StatusBadRequest, `overwrite replaces the saved checkpoint %q and its variables for good: send {"overwrite": true, "confirm": true}, or save under another name`, clip(req.Name, 40)))
 		return
 	}
 	c, err := h.opts.Steerer.SaveCheckpoint(r.Context(), id, req.Name, req.Overwrite)

@@ -26,6 +26,7 @@ const MIN_FRAME = 16;        // px: bounds of a frame's reported height
 const MAX_FRAME = 4000;
 const LARGE_HTML = 2 << 20;  // bytes: bigger HTML outputs render on request
 const MAX_ROW_CHARS = 10000; // characters of one line a row shows
+const LINE_KEEP = MAX_ROW_CHARS; // characters of one line kept (the rest counted)
 
 const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 // MIME_ORDER: the richest representation first, as JupyterLab ranks them.
@@ -34,6 +35,13 @@ const MIME_ORDER = [PLOTLY_MIME, 'text/html', 'image/svg+xml', 'image/png', 'ima
 // FALLBACK_ORDER: what stands in for a Plotly figure when plotly.js cannot
 // be loaded (its text/html needs plotly.js too).
 const FALLBACK_ORDER = ['image/png', 'image/svg+xml', 'image/jpeg', 'image/gif', 'text/plain'];
+// FRAME_BUDGET: frames one OutputArea runs at once, by kind. Each frame is
+// a document of its own, and each Plotly frame gets its own copy of
+// plotly.js (8.6 MB parsed): `for i in range(300): fig.show()` would
+// otherwise freeze or crash the tab. Past it an output shows its static
+// image (if it has one) and a button that starts its frame.
+const FRAME_BUDGET = { plotly: 8, html: 64 };
+const BUDGET_FALLBACK = ['image/png', 'image/svg+xml', 'image/jpeg', 'image/gif'];
 
 // OutputArea shows one execution's outputs in container, in the order they
 // arrive. append is idempotent by seq, so a resumed feed never repeats one.
@@ -55,6 +63,7 @@ export class OutputArea {
     this._items = [];              // rendered outputs, in order
     this._displays = new Map();    // display_id -> Set of items showing it
     this._frames = new Set();      // live frame records (see _frame)
+    this._live = { plotly: 0, html: 0 }; // items holding a frame, by kind (FRAME_BUDGET)
     this._lastSeq = 0;
     this._clearPending = false;    // clear_output(wait=true): clear at the next output
     this._disposed = false;
@@ -134,7 +143,7 @@ export class OutputArea {
     node.dataset.msgType = msgType;
     if (seq !== null) node.dataset.seq = String(seq);
     this._root.append(node);
-    const item = { msgType, seq, el: node, view: null, name: '', displayId: '' };
+    const item = { msgType, seq, el: node, view: null, name: '', displayId: '', framed: '' };
     this._items.push(item);
     // NB: outputs are bounded too (each is a few DOM nodes at least: an
     // execution alternating stdout and stderr makes one per chunk).
@@ -233,6 +242,7 @@ export class OutputArea {
 
   _reset(item) {
     if (item.view) { item.view.dispose(); item.view = null; }
+    if (item.framed) { this._live[item.framed]--; item.framed = ''; }
     for (const f of this._frames) {
       if (!item.el.contains(f.iframe)) continue;
       this._frames.delete(f);
@@ -249,8 +259,12 @@ export class OutputArea {
     const value = data[mime];
     const md = metadata[mime] || {};
     switch (mime) {
-      case PLOTLY_MIME: this._plotly(item, value, data, metadata); return;
-      case 'text/html': this._html(item, joinText(value)); return;
+      case PLOTLY_MIME:
+        if (this._admit(item, 'plotly', data, metadata, () => this._plotly(item, value, data, metadata))) this._plotly(item, value, data, metadata);
+        return;
+      case 'text/html':
+        if (this._admit(item, 'html', data, metadata, () => this._html(item, joinText(value)))) this._html(item, joinText(value));
+        return;
       case 'image/svg+xml': this._image(item, 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(joinText(value)), data, md); return;
       case 'image/png': case 'image/jpeg': case 'image/gif':
         this._image(item, `data:${mime};base64,${joinText(value).replace(/\s+/g, '')}`, data, md); return;
@@ -275,6 +289,34 @@ export class OutputArea {
     item.el.append(img);
   }
 
+  // _admit says whether item may start a frame of kind (FRAME_BUDGET) and
+  // counts it; if not, item shows its static image, if any, and a button
+  // that starts the frame anyway (render): someone asked for that one.
+  _admit(item, kind, data, metadata, render) {
+    const limit = FRAME_BUDGET[kind];
+    if (this._live[kind] < limit) {
+      this._live[kind]++;
+      item.framed = kind;
+      return true;
+    }
+    const what = kind === 'plotly' ? 'interactive Plotly figures' : 'HTML outputs';
+    const fb = BUDGET_FALLBACK.find((m) => data[m] !== undefined && data[m] !== null);
+    this._note(item, `Not started: this view already runs ${limit} ${what}, each a page of its own` +
+      (fb ? '; shown as its static image.' : '.'));
+    const b = button(kind === 'plotly' ? 'Show the interactive figure' : 'Show this HTML output', () => {
+      this._reset(item);
+      this._live[kind]++;
+      item.framed = kind;
+      render();
+    });
+    b.dataset.testid = 'render-' + kind;
+    item.el.append(b);
+    if (fb) this._bundle(item, data, metadata, BUDGET_FALLBACK);
+    item.el.dataset.mime = kind === 'plotly' ? PLOTLY_MIME : 'text/html';
+    item.el.dataset.budget = 'over';
+    return false;
+  }
+
   _note(item, text) {
     const p = el('p', 'ov-note');
     p.setAttribute('role', 'note');
@@ -284,6 +326,7 @@ export class OutputArea {
 
   _html(item, html) {
     if (html.length > LARGE_HTML) {
+      if (item.framed) { this._live.html--; item.framed = ''; } // no frame until asked
       // A whole library inlined (plotly's default renderer first sends
       // plotly.js, 9 MB of script, for notebooks without its extension):
       // running it costs seconds and shows nothing; on request.
@@ -294,6 +337,8 @@ export class OutputArea {
         : `A large HTML output (${mb} MB) is not shown until asked for.`);
       const b = button(scriptsOnly ? 'Run it' : 'Show it', () => {
         this._reset(item);
+        this._live.html++;
+        item.framed = 'html';
         this._frame(item, 'html', frameDocument(html));
       });
       b.dataset.testid = 'render-html';
@@ -399,6 +444,7 @@ class TextView {
     this._dropped = 0;      // lines dropped from the front (beyond maxLines)
     this._open = false;     // the last line has no newline yet
     this._cr = false;       // a \r came: the next text rewrites the open line
+    this._ed = null;        // the open line while write edits it (see _edit)
     this._lineStart = '';   // SGR prefix of the open line (its colour at start)
     this._sgr = null;       // ANSI state after the last closed line
     this._collapsed = true;
@@ -451,6 +497,7 @@ class TextView {
       last = re.lastIndex;
     }
     if (last < text.length) this._put(text.slice(last));
+    this._commit();
     this._trim();
     this.schedule();
   }
@@ -463,23 +510,56 @@ class TextView {
     this._dropped = 0;
     this._open = false;
     this._cr = false;
+    this._ed = null;
     this._sgr = null;
     this._max = Infinity;
     this._collapsed = false;
     this.write(text);
   }
 
+  // The open line is edited as pieces (slices of the written text) with a
+  // length, and stored (_commit) once per write: a run of \b or \r costs
+  // O(1) each, not a copy of the line each (print('x'*400000 +
+  // '\bx'*80000) took seconds to minutes when every \b re-sliced the
+  // line). A line keeps its first LINE_KEEP characters — all a row shows —
+  // and counts the rest (extra), so one line's memory is bounded too.
+  _edit() {
+    if (this._ed) return this._ed;
+    const l = this._lines[this._lines.length - 1];
+    const t = lineText(l);
+    this._ed = { pieces: [t], len: t.length, extra: lineExtra(l) };
+    return this._ed;
+  }
+
+  _commit() {
+    const ed = this._ed;
+    if (!ed) return;
+    this._ed = null;
+    const t = ed.pieces.join('');
+    this._lines[this._lines.length - 1] = ed.extra ? { text: t, extra: ed.extra } : t;
+  }
+
   _put(s) {
     if (CONTROL_RE.test(s)) s = s.replace(CONTROL_RE_G, '');
     if (!s) return;
-    const n = this._lines.length;
-    if (this._open) this._lines[n - 1] = this._cr ? this._lineStart + s : this._lines[n - 1] + s;
-    else {
+    if (!this._open) {
       this._lineStart = sgrPrefix(this._sgr);
-      this._lines.push(this._lineStart + s);
+      this._lines.push(this._lineStart);
       this._open = true;
+      this._cr = false;
     }
-    this._cr = false;
+    const ed = this._edit();
+    if (this._cr) {
+      ed.pieces = [this._lineStart];
+      ed.len = this._lineStart.length;
+      ed.extra = 0;
+      this._cr = false;
+    }
+    if (ed.extra > 0 || ed.len >= LINE_KEEP) { ed.extra += s.length; return; }
+    const room = LINE_KEEP - ed.len;
+    if (s.length > room) { ed.extra += s.length - room; s = s.slice(0, room); }
+    ed.pieces.push(s);
+    ed.len += s.length;
   }
 
   _newline() {
@@ -487,7 +567,8 @@ class TextView {
       this._lineStart = sgrPrefix(this._sgr);
       this._lines.push(this._lineStart);
     }
-    const line = this._lines[this._lines.length - 1];
+    this._commit();
+    const line = lineText(this._lines[this._lines.length - 1]);
     if (line.indexOf('\x1b') >= 0) this._sgr = sgrAfter(line);
     this._open = false;
     this._cr = false;
@@ -495,9 +576,15 @@ class TextView {
 
   _backspace() {
     if (!this._open) return;
-    const n = this._lines.length - 1;
-    const line = this._lines[n];
-    if (line.length > this._lineStart.length) this._lines[n] = line.slice(0, -1);
+    const ed = this._edit();
+    if (ed.extra > 0) { ed.extra--; return; }
+    if (ed.len <= this._lineStart.length) return;
+    const p = ed.pieces;
+    while (p.length && !p[p.length - 1]) p.pop();
+    // NB: slicing a flat piece is O(1) in engines (a view on its parent);
+    // join in _commit makes the stored line a fresh string.
+    p[p.length - 1] = p[p.length - 1].slice(0, -1);
+    ed.len--;
   }
 
   _trim() {
@@ -533,6 +620,7 @@ class TextView {
     if (this._raf) cancelAnimationFrame(this._raf);
     if (this._resizeObs) this._resizeObs.unobserve(this._scroller);
     this._lines = [];
+    this._ed = null;
     this.el.remove();
   }
 
@@ -579,8 +667,8 @@ class TextView {
     this._marker.hidden = true;
     let used = 0;
     for (let r = first; r < last; r++) {
-      const text = this._line(r);
-      if (text === null) {
+      const line = this._line(r);
+      if (line === null) {
         this._marker.hidden = false;
         this._marker.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
         this._marker.textContent = `⋯ ${(kept - COLLAPSE_HEAD - COLLAPSE_TAIL).toLocaleString('en-US')} lines not shown ⋯`;
@@ -589,16 +677,18 @@ class TextView {
       const row = this._pool[used++];
       row.hidden = false;
       row.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
-      if (row._text !== text) {
-        row._text = text;
+      if (row._text !== line) {
+        row._text = line;
         // NB: one huge line (a 10 MB print without a newline) would cost
         // seconds of layout per frame: a row shows its start only.
+        const text = lineText(line);
+        const hidden = Math.max(0, text.length - MAX_ROW_CHARS) + lineExtra(line);
         const shown = text.length > MAX_ROW_CHARS ? text.slice(0, MAX_ROW_CHARS) : text;
         if (shown.indexOf('\x1b') < 0) row.textContent = shown;
         else row.replaceChildren(ansiToFragment(shown));
-        if (shown !== text) {
+        if (hidden > 0) {
           const more = el('span', 'ov-more');
-          more.textContent = ` … ${(text.length - MAX_ROW_CHARS).toLocaleString('en-US')} more characters on this line`;
+          more.textContent = ` … ${hidden.toLocaleString('en-US')} more characters on this line`;
           row.append(more);
         }
       }
@@ -902,6 +992,11 @@ function plotlyDraw(fig) {
 }
 
 // --- small helpers ---
+
+// A stored line is a string, or {text, extra} when it was longer than
+// LINE_KEEP: its first characters and how many more it had.
+function lineText(l) { return typeof l === 'string' ? l : l.text; }
+function lineExtra(l) { return typeof l === 'string' ? 0 : l.extra; }
 
 function el(tag, className) {
   const e = document.createElement(tag);
