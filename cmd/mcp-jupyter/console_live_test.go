@@ -199,3 +199,41 @@ func TestConsolePageKernelViewReadsExecutionsItMissed(t *testing.T) {
 		p.WaitFor(t, `[data-testid="execution-row"][data-execution-id="`+id+`"][data-status="ok"]`, "", 30*time.Second)
 	}
 }
+
+// TestConsolePageCancelAsksFirst: Cancel withdraws an agent's work, so the
+// page asks first: dismissing the dialog sends nothing (the execution stays
+// queued); confirming cancels it (pipelined ones once the kernel reaches them).
+func TestConsolePageCancelAsksFirst(t *testing.T) {
+	site := startConsoleSite(t)
+	agent := site.connect()
+	k := startKernelTool(t, agent)
+	sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "import time\ntime.sleep(60)", "timeout_s": 1})
+	if sc["status"] != "running" {
+		t.Fatalf("execute: want a running execution: %v %s", sc, text)
+	}
+	sc, text = callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "print('wanted')", "timeout_s": 1})
+	queued, _ := sc["execution_id"].(string)
+	if queued == "" || sc["status"] != "queued" {
+		t.Fatalf("execute: want a queued execution: %v %s", sc, text)
+	}
+	p := site.open(t, 0, 0, "/execution/"+queued)
+	view := `[data-testid="execution-view"][data-execution-id="` + queued + `"]`
+	p.WaitFor(t, view+`[data-status="queued"] [data-testid="cancel"]`, "", 30*time.Second)
+	p.Click(t, view+` [data-testid="cancel"]`)
+	p.WaitFor(t, `[data-testid="confirm"]`, "withdrawn", 10*time.Second)
+	p.Click(t, `[data-testid="confirm-no"]`)
+	if sc, text := callTool(t, agent, "get_execution", map[string]any{"execution_id": queued}); sc["status"] != "queued" {
+		t.Fatalf("dismissing the dialog changed the execution: %v %s", sc, text)
+	}
+	p.Click(t, view+` [data-testid="cancel"]`)
+	p.WaitFor(t, `[data-testid="confirm"]`, "withdrawn", 10*time.Second)
+	p.Click(t, `[data-testid="confirm-yes"]`)
+	p.WaitFor(t, `[data-testid="toast"]`, "", 10*time.Second) // NB: the answer: withdrawn, or abort asked
+	// NB: a queued execution may be pipelined to the kernel already: it is
+	// aborted there when the kernel reaches it, after the sleeper.
+	callTool(t, agent, "interrupt_kernel", map[string]any{"kernel": k})
+	p.WaitFor(t, view+`[data-status="cancelled"]`, "", 30*time.Second)
+	if sc, text := callTool(t, agent, "get_execution", map[string]any{"execution_id": queued}); sc["status"] != "cancelled" {
+		t.Fatalf("after confirming: %v %s", sc, text)
+	}
+}
