@@ -372,6 +372,22 @@ func (p *Page) NoScriptErrors(t testing.TB) {
 	}
 }
 
+// WebSocket is one WebSocket connection the page opened (its handshake
+// may have failed), in the order opened.
+type WebSocket struct {
+	URL string `json:"url"`
+	At  int64  `json:"at"` // Unix milliseconds
+}
+
+// WebSockets returns the WebSockets the page opened since it opened (the
+// newest 1000). NB: their URLs may carry a token: do not log them whole.
+func (p *Page) WebSockets(t testing.TB) []WebSocket {
+	t.Helper()
+	var ws []WebSocket
+	p.b.must(p.req("websockets"), 30*time.Second, &ws)
+	return ws
+}
+
 // URL is the page's address now.
 func (p *Page) URL(t testing.TB) string {
 	t.Helper()

@@ -17,9 +17,10 @@ func (c *core) consoleHandler() *console.Handler {
 	c.mu.RLock()
 	back, runner, lv := c.back, c.runner, c.live
 	c.mu.RUnlock()
-	src := consoleSource{b: back, applied: runner.Applied}
+	src := consoleSource{b: back, applied: runner.Applied, log: c.log}
 	if lv != nil {
 		src.assets = lv.assets(c)
+		src.resumeBacklog = lv.backlog
 	}
 	h := console.New(console.Options{
 		Source:   src,

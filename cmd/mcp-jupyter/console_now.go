@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sort"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -11,6 +12,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/backlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
@@ -26,9 +28,33 @@ type consoleSource struct {
 	applied func() uint64
 	// assets stores through the lease actor, as the MCP renderer does.
 	assets mcpserver.AssetStore
+	// log and resumeBacklog decide, as the /ws hub does, which since= a
+	// resuming client is still served (FirstResumable).
+	log           *eventlog.Log
+	resumeBacklog *backlog.Model
 }
 
-var _ console.Source = consoleSource{}
+var (
+	_ console.Source      = consoleSource{}
+	_ console.ResumeFloor = consoleSource{}
+)
+
+// FirstResumable is the first seq /ws still serves to a page resuming
+// without a kernel filter: the hub answers 410 Gone only when the log no
+// longer holds the events after since AND the backlog does not cover them
+// (infra/ws hub.serve), so this is the smallest since+1 either covers.
+func (s consoleSource) FirstResumable() uint64 {
+	if s.log == nil {
+		return 0
+	}
+	first := s.log.First()
+	if first <= 1 || s.resumeBacklog == nil {
+		return first
+	}
+	// NB: Covers is monotonic in its cursor; since=first-1 is served by the log.
+	after := sort.Search(int(first-1), func(i int) bool { return s.resumeBacklog.Covers(backlog.All, uint64(i)) })
+	return uint64(after) + 1
+}
 
 // mimeConsoleText is what a full text is stored as (its ANSI colours kept:
 // the page renders them).

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -174,8 +175,9 @@ func TestConsolePageAgentOutputAppearsLive(t *testing.T) {
 
 // TestConsolePageResumeNeverMissesOrRepeats: the live feed is cut (as a
 // network failure would) while an execution prints numbered lines; the
-// page resumes from the last seq it applied and shows every line exactly
-// once, in order.
+// page resumes from the last seq it applied (each reconnect's since= is
+// exactly the feed's last seq at the cut, and the server sends nothing at
+// or below it) and shows every line exactly once, in order.
 func TestConsolePageResumeNeverMissesOrRepeats(t *testing.T) {
 	site := startConsoleSite(t)
 	agent := site.connect()
@@ -193,12 +195,29 @@ func TestConsolePageResumeNeverMissesOrRepeats(t *testing.T) {
 	for cut := 1; cut <= 3; cut++ {
 		var connects float64
 		p.Eval(t, `() => window.__consoleLive.connects`, nil, &connects)
-		p.Eval(t, `() => { window.__consoleLive.drop(); return true }`, nil, nil)
+		opened := len(p.WebSockets(t))
+		// NB: one step in the page: a socket closed by close() delivers no
+		// more messages, so lastSeq read here is where the feed must resume.
+		var before float64
+		p.Eval(t, `() => { const s = window.__consoleLive.lastSeq; window.__consoleLive.drop(); return s }`, nil, &before)
 		var got float64
 		testkit.WaitUntil(t, 30*time.Second, fmt.Sprintf("reconnect %d", cut), func() (bool, string) {
 			p.Eval(t, `() => window.__consoleLive.connects`, nil, &got)
 			return got > connects, fmt.Sprintf("%v connections", got)
 		})
+		sockets := p.WebSockets(t)
+		if len(sockets) <= opened {
+			t.Fatalf("cut %d: the page reconnected but the browser recorded no new WebSocket (%d before, %d now)", cut, opened, len(sockets))
+		}
+		for i, ws := range sockets[opened:] {
+			u, err := url.Parse(ws.URL)
+			if err != nil {
+				t.Fatalf("cut %d: WebSocket %d: %v", cut, i, err)
+			}
+			if since := u.Query().Get("since"); since != strconv.FormatUint(uint64(before), 10) {
+				t.Errorf("cut %d: reconnect %d asked since=%q, want the feed's last seq %v at the cut", cut, i, since, before)
+			}
+		}
 	}
 	p.WaitFor(t, view+`[data-status="ok"]`, "", 60*time.Second)
 	p.WaitFor(t, view+` [data-testid="outputs"]`, fmt.Sprintf("numbered %03d", n-1), 30*time.Second)
@@ -215,6 +234,11 @@ func TestConsolePageResumeNeverMissesOrRepeats(t *testing.T) {
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("after 3 cuts of the live feed the page shows\n%q\nwant each line once, in order:\n%q", got, want)
+	}
+	var repeats float64
+	p.Eval(t, `() => window.__consoleLive.repeats`, nil, &repeats)
+	if repeats != 0 {
+		t.Errorf("the server sent %v events at or below the since= the page resumed from", repeats)
 	}
 	p.NoScriptErrors(t)
 }

@@ -121,8 +121,19 @@ type Me struct {
 
 // Now is GET /ui/api/now.
 type Now struct {
-	Seq     uint64   `json:"seq"`
-	Kernels []Kernel `json:"kernels"`
+	Seq uint64 `json:"seq"`
+	// FirstSeq is the oldest event a /ws client can still resume from
+	// (since=FirstSeq-1 is accepted; anything older is answered 410 Gone):
+	// a page whose last seq is below FirstSeq-1 lost events to retention
+	// and must re-read. 0: the source does not say.
+	FirstSeq uint64   `json:"first_seq,omitempty"`
+	Kernels  []Kernel `json:"kernels"`
+}
+
+// ResumeFloor is what a Source may also do: say the first seq /ws still
+// serves to a resuming client (Now.FirstSeq).
+type ResumeFloor interface {
+	FirstResumable() uint64
 }
 
 // ExecutionsPage is GET /ui/api/kernels/{id}/executions.
@@ -195,7 +206,11 @@ func (h *Handler) now(w http.ResponseWriter, r *http.Request) {
 	if ks == nil {
 		ks = []Kernel{}
 	}
-	respondJSON(w, http.StatusOK, Now{Seq: seq, Kernels: ks})
+	now := Now{Seq: seq, Kernels: ks}
+	if rf, ok := h.opts.Source.(ResumeFloor); ok {
+		now.FirstSeq = rf.FirstResumable()
+	}
+	respondJSON(w, http.StatusOK, now)
 }
 
 func (h *Handler) executions(w http.ResponseWriter, r *http.Request) {

@@ -134,14 +134,14 @@ function canSteer() { return !!(app.me && app.me.can_steer); }
 
 // ---- toasts, confirm ---------------------------------------------------
 
-function toast(message, { error = false } = {}) {
+function toast(message, { error = false, sticky = false, testid = 'toast' } = {}) {
   const box = $('#toasts');
-  const t = h('div', { class: error ? 'toast toast-error' : 'toast', 'data-testid': 'toast', role: error ? 'alert' : 'status' },
+  const t = h('div', { class: error ? 'toast toast-error' : 'toast', 'data-testid': testid, role: error ? 'alert' : 'status' },
     h('span', { class: 'toast-text' }, message),
     h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => t.remove() }, '×'));
   box.append(t);
   while (box.children.length > TOASTS_MAX) box.firstElementChild.remove();
-  setTimeout(() => t.remove(), error ? 15000 : 6000);
+  if (!sticky) setTimeout(() => t.remove(), error ? 15000 : 6000);
 }
 
 // confirm asks in an in-page dialog; Escape or Cancel answers false.
@@ -202,9 +202,18 @@ function restartButton(kernelId) {
 
 function cancelButton(x) {
   const b = h('button', { type: 'button', 'data-testid': 'cancel', 'aria-label': `Cancel execution ${x.execution_id}` }, 'Cancel');
-  b.addEventListener('click', () => steer(b,
-    (r) => r && r.path === 'abort_requested' ? 'Cancel asked: the kernel had it already, so it is aborted.' : 'Execution withdrawn from the queue.',
-    () => api(`executions/${encodeURIComponent(x.execution_id)}/cancel`, { method: 'POST' })));
+  b.addEventListener('click', async () => {
+    if (b.getAttribute('aria-disabled') === 'true') return;
+    // NB: asked first: a cancel withdraws work an agent is waiting for,
+    // and on an execution already sent to the kernel it aborts it there.
+    const yes = await confirmDialog('Cancel the execution?',
+      `Execution ${x.execution_id} is withdrawn: whoever submitted it gets "cancelled" instead of its result. If the kernel has it already, the kernel is asked to abort it.`,
+      'Cancel execution');
+    if (!yes) return;
+    await steer(b,
+      (r) => r && r.path === 'abort_requested' ? 'Cancel asked: the kernel had it already, so it is aborted.' : 'Execution withdrawn from the queue.',
+      () => api(`executions/${encodeURIComponent(x.execution_id)}/cancel`, { method: 'POST' }));
+  });
   return b;
 }
 
@@ -311,7 +320,7 @@ function startLive(since) {
     onEvents: onEvents,
     onState: (state, detail) => showLiveState(state, detail),
     onRevoked: (reason) => logout(reason),
-    onTrouble: () => checkToken(),
+    onTrouble: () => checkFeed(feed),
   });
   app.feed = feed;
   // NB: a handle for people and tests to see the feed and force a resume;
@@ -320,7 +329,14 @@ function startLive(since) {
     get lastSeq() { return feed.lastSeq; },
     get state() { return feed.state; },
     get connects() { return feed.connects; },
+    // repeats: events the server sent at or below the feed's last seq
+    // (dropped, never applied): resume must keep it 0.
+    get repeats() { return feed.repeats; },
     drop: () => feed.drop(),
+    // hold: close the socket and stay offline until resume(): a page whose
+    // laptop sleeps (and tests making the log move on meanwhile).
+    hold: () => feed.hold(),
+    resume: () => feed.resume(),
   };
   feed.start();
 }
@@ -335,19 +351,58 @@ function showLiveState(state, detail) {
   live.title = `${text.textContent}; the page reflects every event up to seq ${live.dataset.seq}`;
 }
 
-// checkToken: the feed could not connect; if the token is refused, show
-// the login (the WebSocket cannot tell a 401 from a network failure).
-async function checkToken() {
+// checkFeed: the feed could not connect, and a browser's WebSocket cannot
+// say why (a 1006 for everything): a refused token (401: show the login),
+// a server that is down (keep retrying), or a since= /ws no longer serves.
+// The hub answers 410 when the events after since are neither in the log
+// nor in its backlog (retention removed them) and 400 when since is past
+// its last event (its data was reset or restored): retrying cannot help
+// either, so ask /ui/api/now (first_seq is the hub's own rule) and re-read.
+async function checkFeed(feed) {
   const now = Date.now();
-  if (now - app.troubleAt < 10000) return;
+  if (now - app.troubleAt < 2000) return;
   app.troubleAt = now;
-  try { await api('me'); } catch (e) { handleAuth(e); }
+  const stale = () => app.feed !== feed || feed.state === 'live';
+  let cur;
+  try { cur = await api('now'); } catch (e) { handleAuth(e); return; }
+  const last = feed.lastSeq;
+  if (stale() || last === null) return;
+  const first = cur.first_seq || 0;
+  if (first && last + 1 < first) {
+    reread(cur, `Events from ${last + 1} to ${first - 1} were removed by retention while this page was offline; the page was re-read.`);
+    return;
+  }
+  if (last > (cur.seq || 0)) {
+    // NB: the read models can lag the log by a moment: ahead twice, a
+    // second apart, is a log that starts afresh.
+    await new Promise((res) => setTimeout(res, 1000));
+    try { cur = await api('now'); } catch (e) { handleAuth(e); return; }
+    if (stale() || last <= (cur.seq || 0)) return;
+    reread(cur, `The server's log was reset (it ends at event ${cur.seq || 0}; this page had seen up to ${last}); the page was re-read.`);
+  }
+}
+
+// reread starts the page afresh from cur (a GET /ui/api/now): the kernel
+// list, the open view and the feed, from cur's seq; notice says why.
+function reread(cur, notice) {
+  if (app.feed) app.feed.stop();
+  app.feed = null;
+  app.seenOutput.clear();
+  app.kernelsSeq = 0;
+  applyNow(cur);
+  startLive(cur.seq || 0);
+  route();
+  toast(notice, { sticky: true, testid: 'live-notice' });
 }
 
 // ---- the kernel list (shared by the views) ----------------------------
 
 async function refreshKernels() {
-  const now = await api('now');
+  return applyNow(await api('now'));
+}
+
+// applyNow takes a GET /ui/api/now into the kernel list; its seq.
+function applyNow(now) {
   const seen = new Set();
   for (const k of now.kernels || []) {
     seen.add(k.id);
@@ -723,13 +778,20 @@ function kernelView(main, kernelId) {
         const id = p.execution_id;
         let x = execs.get(id);
         if (!x) {
-          if (ev.type !== 'ExecutionQueued' || (p.kernel_id || ev.kernel) !== kernelId) continue;
+          if ((p.kernel_id || ev.kernel) !== kernelId) continue;
+          if (ev.type !== 'ExecutionQueued') {
+            // NB: an execution this view has not seen queued (it was
+            // queued while the list was read): the read model has it.
+            need = ev.seq;
+            continue;
+          }
           x = { execution_id: id, kernel_id: kernelId, code: p.code, by: ev.principal, origin: p.origin, status: 'queued', queued_at: ev.time, queued_seq: ev.seq, last_seq: 0 };
           execs.set(id, x);
         }
         if (applyExecutionEvent(x, ev)) { changed = true; need = ev.seq; }
       }
-      if (changed) { trim(); renderRows(); refresh.ask(need); }
+      if (changed) { trim(); renderRows(); }
+      if (need) refresh.ask(need);
     },
     dispose() { disposed = true; cancelAnimationFrame(factsFrame); refresh.dispose(); untick(); },
   };
@@ -834,11 +896,12 @@ function executionView(main, execId) {
   const tools = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Steer this execution' });
   const code = h('pre', { class: 'code' }, h('code', {}));
   const problem = h('p', { class: 'problem', hidden: true });
+  const catchingUp = h('p', { class: 'note', 'data-testid': 'catching-up', role: 'status', hidden: true }, 'Catching up…');
   const outBox = h('div', { class: 'outputs', 'data-testid': 'outputs' });
   const view = h('section', { 'data-testid': 'execution-view', 'data-execution-id': execId, 'data-status': 'loading', 'aria-labelledby': 'exec-title' },
     title, facts, tools,
     h('h2', {}, 'Code'), code,
-    h('h2', { id: 'outputs-title' }, 'Outputs'), problem, outBox);
+    h('h2', { id: 'outputs-title' }, 'Outputs'), problem, catchingUp, outBox);
   main.replaceChildren(view);
 
   let x = null, disposed = false, loading = true, pending = [], overflow = false, lastKey = '';
@@ -898,10 +961,16 @@ function executionView(main, execId) {
       let since = 0, r;
       const target = app.seenOutput.get(execId) || 0;
       do { r = await read(since); since = r.cursor || since; } while (r.more && !disposed);
-      for (let i = 0; since < target && i < 30 && !disposed; i++) {
-        await new Promise((res) => setTimeout(res, 100));
+      // NB: the outputs the feed delivered before this view listened are
+      // not held: wait (as long as the view lives) until the read model
+      // has them, or appending the held ones would leave a silent gap
+      // that area.lastSeq then hides from every later re-read.
+      for (let wait = 100; since < target && !disposed; wait = Math.min(wait * 2, 2000)) {
+        if (wait >= 400) catchingUp.hidden = false;
+        await new Promise((res) => setTimeout(res, wait));
         do { r = await read(since); since = r.cursor || since; } while (r.more && !disposed);
       }
+      catchingUp.hidden = true;
       if (disposed) return;
       if (overflow) { overflow = false; pending = []; return load(); }
       loading = false;

@@ -5,7 +5,11 @@
 // reconnects with since=<that seq>, whatever closed the socket (1001 server
 // shutdown, 1006 network, 4008 slow consumer, a missed pong), waiting 0.5 s
 // and doubling up to 10 s between tries, so a page left open for a day
-// never misses or repeats an event. Only 4001 (token revoked) ends it.
+// never misses or repeats an event while the server still holds the events
+// after that seq. Only 4001 (token revoked) ends it. When the server no
+// longer serves that seq (retention removed the events after it: HTTP 410;
+// its log was reset: 400) the browser sees only a failed connection:
+// onTrouble lets the page ask the server and start afresh (app.js).
 //
 // NB: events are delivered at most once, in seq order: an event whose seq
 // is not above the last one delivered is dropped here, so whoever applies
@@ -51,7 +55,9 @@ export class LiveFeed {
     this._stopped = true;
     this._state = 'offline';
     this.connects = 0; // connections opened, for the curious (and tests)
-    this._online = () => { if (!this._stopped && !this._ws) this._retryNow(); };
+    this.repeats = 0;  // events received at or below the last seq (dropped)
+    this._held = false;
+    this._online = () => { if (!this._stopped && !this._held && !this._ws) this._retryNow(); };
   }
 
   get lastSeq() { return this._seq; }
@@ -78,6 +84,22 @@ export class LiveFeed {
     this._setState('offline');
   }
 
+  // hold closes the socket and stays offline, keeping its seq, until
+  // resume(): as a laptop that sleeps.
+  hold() {
+    if (this._stopped) return;
+    this._held = true;
+    clearTimeout(this._retryTimer);
+    if (this._ws) this._ws.close(4000, 'held by the page');
+  }
+
+  resume() {
+    if (!this._held) return;
+    this._held = false;
+    this._delay = MIN_DELAY_MS;
+    this._retryNow();
+  }
+
   // drop closes the socket as a network failure would; the feed resumes by
   // itself (used to check resume, and by the "reconnect" control).
   drop() {
@@ -96,7 +118,7 @@ export class LiveFeed {
   }
 
   _connect() {
-    if (this._stopped) return;
+    if (this._stopped || this._held) return;
     this._setState('connecting');
     let ws;
     try {
@@ -152,7 +174,7 @@ export class LiveFeed {
       let ev;
       try { ev = JSON.parse(line); } catch { continue; }
       if (!ev || typeof ev.seq !== 'number' || !ev.stream) continue; // a pong
-      if (this._seq !== null && ev.seq <= this._seq) continue; // NB: never apply an event twice
+      if (this._seq !== null && ev.seq <= this._seq) { this.repeats++; continue; } // NB: never apply an event twice
       this._seq = ev.seq;
       batch.push(ev);
     }
@@ -161,6 +183,7 @@ export class LiveFeed {
 
   _scheduleRetry(opened) {
     if (this._stopped) return;
+    if (this._held) { this._setState('offline'); return; }
     const wait = this._delay;
     this._delay = Math.min(this._delay * 2, MAX_DELAY_MS);
     this._setState('offline', { retryInMs: wait });

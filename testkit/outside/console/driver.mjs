@@ -9,6 +9,7 @@
 //   {"id":5,"op":"eval","page":"p1","expr":"(arg) => document.title","arg":null}
 //   {"id":6,"op":"screenshot","page":"p1","path":"/abs/file.png","fullPage":false}
 //   {"id":7,"op":"errors","page":"p1"}                        -> [{"kind":"pageerror","text":"..."}]
+//   {"id":8,"op":"websockets","page":"p1"}                    -> [{"url":"ws://...","at":1700000000000}]
 //
 // Every page records its script errors (uncaught exceptions, console.error,
 // failed requests of its own origin) from the moment it opens; "errors"
@@ -41,7 +42,12 @@ const ops = {
     });
     const page = await context.newPage();
     const id = `p${nextPage++}`;
-    const rec = { page, context, errors: [], dialogs: [] };
+    const rec = { page, context, errors: [], dialogs: [], websockets: [] };
+    // NB: bounded: a page reconnecting for hours keeps its newest 1000.
+    page.on('websocket', (ws) => {
+      rec.websockets.push({ url: ws.url(), at: Date.now() });
+      if (rec.websockets.length > 1000) rec.websockets.shift();
+    });
     page.on('pageerror', (err) => rec.errors.push({ kind: 'pageerror', text: String(err && err.stack || err) }));
     page.on('console', (msg) => {
       if (msg.type() === 'error') rec.errors.push({ kind: 'console', text: msg.text() });
@@ -147,6 +153,7 @@ const ops = {
   },
   async errors(req) { return pageOf(req).errors; },
   async dialogs(req) { return pageOf(req).dialogs; },
+  async websockets(req) { return pageOf(req).websockets; },
   async url(req) { return pageOf(req).page.url(); },
   async reload(req) {
     const { page } = pageOf(req);
