@@ -25,7 +25,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-// The web console's figures (issue 17, docs/console.d/consolebench.md):
+// The web console's figures (issue 17, docs/console.md, "Figures"):
 //
 //   - BenchmarkConsoleIOPubToText: from a line a kernel prints to its text
 //     on an open page, while 64 executions stream at once.
