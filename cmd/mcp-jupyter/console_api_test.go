@@ -277,11 +277,10 @@ func TestConsoleReadAPI(t *testing.T) {
 		}
 	}
 
-	// A huge ?kernel= (the timeline does not check its shape) is echoed
-	// clipped in its 404.
+	// A huge ?kernel= is no kernel id (400), echoed clipped.
 	long := strings.Repeat("k", 4000)
-	msg := consoleError(t, hp, apiCall{path: "/ui/api/timeline?kernel=" + long, token: ps.tokens["alice"]}, http.StatusNotFound)
-	if len(msg) > 400 || !strings.Contains(msg, strings.Repeat("k", 128)+"…") {
+	msg := consoleError(t, hp, apiCall{path: "/ui/api/timeline?kernel=" + long, token: ps.tokens["alice"]}, http.StatusBadRequest)
+	if len(msg) > 400 || !strings.Contains(msg, "is not a valid kernel id") || !strings.Contains(msg, "k…") {
 		t.Errorf("timeline?kernel=<4000 characters>: a %d-byte message: %.300q", len(msg), msg)
 	}
 }
