@@ -140,6 +140,16 @@ type session struct {
 	kick   chan struct{} // cap 1: events were published since the last flush
 }
 
+// failed names a session's failure. A publish or flush that failed because
+// the connection closed under it is the lost connection, not a kind of its
+// own: the operator sees one "connection" line whichever call noticed first.
+func (s *session) failed(kind string, err error) *failure {
+	if s.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
+		kind = "connection"
+	}
+	return &failure{kind: kind, err: err}
+}
+
 // Start loads the cursor, connects and starts following the log. The loop
 // runs until ctx ends or Close; failures on the way are retried (Healthy).
 func (p *Publisher) Start(ctx context.Context) error {
@@ -272,7 +282,7 @@ func (p *Publisher) confirm(s *session) {
 		}
 		seq := p.published.Load()
 		if err := flush(s.ctx, s.nc); err != nil {
-			s.cancel(&failure{kind: "flush", err: fmt.Errorf("confirm event %d: %w", seq, err)})
+			s.cancel(s.failed("flush", fmt.Errorf("confirm event %d: %w", seq, err)))
 			return
 		}
 		p.confirmed.Store(seq)
@@ -307,7 +317,7 @@ func (p *Publisher) publish(s *session, e events.Event) error {
 		p.refs.Add(1)
 	}
 	if err := s.nc.PublishMsg(msg); err != nil {
-		return &failure{kind: "publish", err: fmt.Errorf("publish event %d on %s: %w", e.Seq, msg.Subject, err)}
+		return s.failed("publish", fmt.Errorf("publish event %d on %s: %w", e.Seq, msg.Subject, err))
 	}
 	p.published.Store(e.Seq)
 	select {
