@@ -1,5 +1,7 @@
 package events
 
+import "time"
+
 // Kernel lifecycle events, on stream kernel/<id>.
 // NB: type strings must not change.
 const (
@@ -14,6 +16,8 @@ const (
 	TypeKernelShared      = "KernelShared"
 	// TypeKernelRanUnrecorded: see KernelRanUnrecorded.
 	TypeKernelRanUnrecorded = "KernelRanUnrecorded"
+	// TypeKernelRestored: see KernelRestored.
+	TypeKernelRestored = "KernelRestored"
 )
 
 // KernelProcess is what is needed to find a kernel process again after the
@@ -76,6 +80,42 @@ type KernelInterrupted struct {
 type KernelRestarted struct {
 	KernelID string        `json:"kernel_id"`
 	Process  KernelProcess `json:"process"`
+	// Reason is why the server started a fresh process on its own; empty
+	// for a restart someone asked for. At recovery (--auto-restore): the
+	// recorded process was gone (the pod was replaced), so a fresh one of
+	// the same kernelspec runs under the same id.
+	Reason string `json:"reason,omitempty"`
+	// Restore names the checkpoint the server restores into the fresh
+	// process (the kernel's auto-checkpoint; empty: none). Until the
+	// KernelRestored that follows, the kernel runs nothing but that load:
+	// what was queued waits for it.
+	Restore string `json:"restore,omitempty"`
+}
+
+// KernelRestored: the server's restore of a relaunched kernel ended (see
+// KernelRestarted.Restore); queued executions run from here on. What an
+// agent is told on its next call about this kernel.
+type KernelRestored struct {
+	KernelID string `json:"kernel_id"`
+	// Checkpoint is the checkpoint loaded (empty: none was).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// SavedAt is when that checkpoint was taken.
+	SavedAt time.Time `json:"saved_at,omitzero"`
+	// Restored are the variables back in the kernel's namespace.
+	Restored []string `json:"restored,omitempty"`
+	// Skipped are the variables the checkpoint could not hold (each with
+	// its reason), so they are not back.
+	Skipped []CheckpointVariable `json:"skipped,omitempty"`
+	// Missing and Mismatched are recorded packages the fresh kernel lacks
+	// or has at another version ("name==version" as saved).
+	Missing    []string `json:"missing,omitempty"`
+	Mismatched []string `json:"mismatched,omitempty"`
+	// Lost are the executions that were running when the process went:
+	// recorded lost, never run again.
+	Lost []string `json:"lost,omitempty"`
+	// Error says why nothing (or not everything) was restored: no
+	// auto-checkpoint, the load was refused, it failed. Empty on success.
+	Error string `json:"error,omitempty"`
 }
 
 // KernelShutDown: the kernel was stopped on request and must not be
@@ -84,6 +124,9 @@ type KernelShutDown struct {
 	KernelID string `json:"kernel_id"`
 	Forced   bool   `json:"forced,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Culled: the server shut it down after --cull-idle without activity
+	// (its auto-checkpoint, if any, was saved first).
+	Culled bool `json:"culled,omitempty"`
 }
 
 // KernelDied: the kernel process exited or stopped answering heartbeats
@@ -149,6 +192,7 @@ func (KernelDied) EventType() string        { return TypeKernelDied }
 func (KernelReattached) EventType() string  { return TypeKernelReattached }
 func (KernelLost) EventType() string        { return TypeKernelLost }
 func (KernelShared) EventType() string      { return TypeKernelShared }
+func (KernelRestored) EventType() string    { return TypeKernelRestored }
 func (KernelRanUnrecorded) EventType() string {
 	return TypeKernelRanUnrecorded
 }

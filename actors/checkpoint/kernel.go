@@ -26,6 +26,15 @@ type Runner interface {
 	Run(ctx context.Context, kernelID, code string) (stdout string, err error)
 }
 
+// RestoreRunner is a Runner that can also run code as the server's
+// restore of a relaunched kernel: ahead of the kernel's queue, which is held
+// until the restore ends (scheduler.Submit.Restore). A LoadRequest with
+// Restore needs it.
+type RestoreRunner interface {
+	Runner
+	RunRestore(ctx context.Context, kernelID, code string) (stdout string, err error)
+}
+
 // callKernel runs fn(params) of kernel.py in a private namespace and
 // decodes the JSON line it prints after a per-call marker into out.
 func callKernel(ctx context.Context, r Runner, kernelID, fn string, params map[string]any, out any) error {

@@ -83,6 +83,9 @@ type LoadRequest struct {
 	// AllowRollback loads a file that is an older version of Name than the
 	// newest save the log recorded (an old copy put back on purpose).
 	AllowRollback bool
+	// Restore: the server's restore of a relaunched kernel: the load runs
+	// through RestoreRunner.RunRestore, ahead of the held queue.
+	Restore bool
 }
 
 // Listed is one checkpoint file as list_checkpoints shows it. Verified

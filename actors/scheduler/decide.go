@@ -42,6 +42,11 @@ type Submit struct {
 	SkipHistory     bool
 	StopOnError     bool
 	UserExpressions map[string]string
+	// Restore: the server's restore of a relaunched kernel (the load of its
+	// auto-checkpoint). It starts at once on a kernel held for its restore,
+	// ahead of what waits, which stays queued until the hold ends. Only the
+	// server sets it; a kernel not held runs it like any other.
+	Restore bool
 }
 
 // Bounds of a Submit's UserExpressions.

@@ -64,6 +64,15 @@ type Config struct {
 	// Faults, in the kill -9 tests, kills the process at the actors' fault
 	// points (infra/fault); nil in production.
 	Faults actors.Faults
+	// AutoRestore (--auto-restore): a kernel whose recorded process is gone
+	// at recovery is relaunched under its id (same kernelspec and owner,
+	// KernelRestarted{Reason, Restore}) and held for its restore instead
+	// of being recorded lost (see restore.go).
+	AutoRestore bool
+	// RestoreName names the checkpoint a relaunched kernel is restored
+	// from (the server's auto-checkpoint of it, in its owner's names;
+	// whether it exists is found at the load); nil: none.
+	RestoreName func(kernelID string) string
 }
 
 type entry struct {

@@ -32,8 +32,22 @@ type config struct {
 	ImageBudget    int
 	AllowedHosts   string
 	KernelsOutlive bool
-	NATSListen     string
-	NATSToken      string
+	// AutoCheckpoint (--auto-checkpoint): after a shutdown's drain, and
+	// after AutoCheckpointIdle without activity, every kernel whose state
+	// changed is saved as its auto-checkpoint (checkpoint_auto.go).
+	AutoCheckpoint     bool
+	AutoCheckpointIdle time.Duration // 0: only at shutdown (and before a cull)
+	// AutoRestore (--auto-restore): a kernel found gone at start is
+	// relaunched under its id and its auto-checkpoint loaded (restore.go).
+	AutoRestore bool
+	// CullIdle (--cull-idle): kernels idle that long are checkpointed and
+	// shut down (cull.go); 0: never.
+	CullIdle time.Duration
+	// OrphanGrace (--orphan-grace): a kernel whose server has been gone
+	// that long ends itself (kernel guard); 0: kernels wait for ever.
+	OrphanGrace time.Duration
+	NATSListen  string
+	NATSToken   string
 
 	CheckpointEncrypt bool
 	NATSNKeys         string
@@ -107,6 +121,11 @@ var settings = []setting{
 	{"image-budget", "MCP_IMAGE_BUDGET", "1048576", "bytes of an image sent inline in a tool reply (larger ones are linked)"},
 	{"allowed-hosts", "MCP_ALLOWED_HOSTS", "", "comma-separated extra Host/Origin names accepted on every route (localhost and the IP address a client dialled are always accepted)"},
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
+	{"auto-checkpoint", "MCP_AUTO_CHECKPOINT", "true", "save every kernel whose variables changed as its auto-checkpoint (auto-<kernel id>, the newest only) after a shutdown's drain, before a cull, and after --auto-checkpoint-idle without activity"},
+	{"auto-checkpoint-idle", "MCP_AUTO_CHECKPOINT_IDLE", "5m", "also save a kernel's auto-checkpoint once it has been idle this long after a change, so a server killed without a shutdown loses at most what ran since (0: only at shutdown and before a cull)"},
+	{"auto-restore", "MCP_AUTO_RESTORE", "true", "at start, a kernel whose process is gone (the pod was replaced) is started afresh under the same id and its auto-checkpoint loaded before its queued executions run"},
+	{"cull-idle", "MCP_CULL_IDLE", "", "shut down kernels idle this long (no execution, no connected frontend), saving their auto-checkpoint first, like jupyter_server's cull_idle_timeout (default: 0, never, for serve; 1h for stdio)"},
+	{"orphan-grace", "MCP_ORPHAN_GRACE", "10m", "a kernel whose server has been gone this long ends itself (its guard process stops it); a server started within it re-attaches the kernel (0: kernels wait for a server for ever)"},
 	{"nats-listen", "MCP_NATS_LISTEN", "", "host:port for the embedded NATS server to accept outside subscribers (default: in-process only); needs --nats-token or --nats-nkeys, or --nats-insecure-loopback on loopback"},
 	{"checkpoint-encrypt", "MCP_CHECKPOINT_ENCRYPT", "false", "encrypt new checkpoints at rest with AES-256-GCM (the signing secret is MCP_CHECKPOINT_SECRET or a generated key in <data-dir>/checkpoint-keys)"},
 	{"nats-token", "MCP_NATS_TOKEN", "", "token NATS clients must present to subscribe (this or --nats-nkeys is required with --nats-listen, unless --nats-insecure-loopback)"},
@@ -235,6 +254,28 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if c.KernelsOutlive, err = strconv.ParseBool(get("kernels-outlive")); err != nil {
 		return c, fmt.Errorf("--kernels-outlive %q: give true or false", get("kernels-outlive"))
+	}
+	if c.AutoCheckpoint, err = strconv.ParseBool(get("auto-checkpoint")); err != nil {
+		return c, fmt.Errorf("--auto-checkpoint %q: give true or false", get("auto-checkpoint"))
+	}
+	if c.AutoRestore, err = strconv.ParseBool(get("auto-restore")); err != nil {
+		return c, fmt.Errorf("--auto-restore %q: give true or false", get("auto-restore"))
+	}
+	cull := get("cull-idle")
+	if cull == "" {
+		cull = "0"
+		if cmd == "stdio" {
+			cull = "1h" // NB: a stdio session's kernels have nobody else to end them
+		}
+	}
+	for _, d := range []struct {
+		name, val, example string
+		dst                *time.Duration
+	}{{"auto-checkpoint-idle", get("auto-checkpoint-idle"), "5m", &c.AutoCheckpointIdle}, {"cull-idle", cull, "1h", &c.CullIdle},
+		{"orphan-grace", get("orphan-grace"), "10m", &c.OrphanGrace}} {
+		if *d.dst, err = time.ParseDuration(d.val); err != nil || *d.dst < 0 {
+			return c, fmt.Errorf("--%s %q: give a duration such as %s, or 0 to turn it off", d.name, d.val, d.example)
+		}
 	}
 	if c.CheckpointEncrypt, err = strconv.ParseBool(get("checkpoint-encrypt")); err != nil {
 		return c, fmt.Errorf("--checkpoint-encrypt %q: give true or false", get("checkpoint-encrypt"))

@@ -253,7 +253,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults)})
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName})
 	if err != nil {
 		return err
 	}
@@ -344,6 +344,8 @@ func (c *core) open(ctx context.Context) (err error) {
 			logger.Error("event lines stopped", "component", "server", "err", err)
 		}
 	}()
+	c.startRestores(fctx)
+	c.startCuller(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
 	return nil
 }

@@ -47,6 +47,30 @@ func (c *core) httpHandler() http.Handler {
 // NATS, final snapshots, the log) after waiting for executions.
 func closeReserve(grace time.Duration) time.Duration { return min(grace/5, 5*time.Second) }
 
+// drainBudget is how long a shutdown waits for executions: the grace less
+// closeReserve, half of that when auto-checkpoints follow (they get the
+// rest, and whatever the drain did not use).
+func drainBudget(grace time.Duration, autoCheckpoint bool) time.Duration {
+	left := grace - closeReserve(grace)
+	if autoCheckpoint {
+		return left / 2
+	}
+	return left
+}
+
+// shutdownCheckpoints saves the auto-checkpoints after the drain, until
+// grace less closeReserve after the shutdown began.
+func (c *core) shutdownCheckpoints(graceCtx context.Context, began time.Time) {
+	if !c.cfg.AutoCheckpoint {
+		return
+	}
+	ctx, cancel := context.WithDeadline(graceCtx, began.Add(c.cfg.ShutdownGrace-closeReserve(c.cfg.ShutdownGrace)))
+	defer cancel()
+	r := c.autoCheckpointAll(ctx)
+	c.logger.Info("auto-checkpoints saved", "component", "checkpoint", "saved", len(r.Saved), "skipped", len(r.Skipped),
+		"failed", len(r.Failed), "took", r.Duration.String())
+}
+
 // runServe runs the server until ctx ends (SIGINT/SIGTERM), then shuts down
 // within the grace period. The port opens first, so the probes answer
 // during the replay; the shutdown order is: refuse new work, let queued
@@ -103,7 +127,7 @@ func runServe(ctx context.Context, args []string) error {
 	start := time.Now()
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	dctx, dcancel := context.WithTimeout(graceCtx, cfg.ShutdownGrace-closeReserve(cfg.ShutdownGrace))
+	dctx, dcancel := context.WithTimeout(graceCtx, drainBudget(cfg.ShutdownGrace, cfg.AutoCheckpoint))
 	left := c.drain(dctx)
 	dcancel()
 	if left > 0 {
@@ -112,6 +136,7 @@ func runServe(ctx context.Context, args []string) error {
 	} else {
 		logger.Info("every execution finished", "component", "scheduler", "waited", time.Since(start).String())
 	}
+	c.shutdownCheckpoints(graceCtx, start)
 	hctx, hcancel := context.WithTimeout(graceCtx, closeReserve(cfg.ShutdownGrace)/2)
 	stopHTTP(hctx)
 	hcancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 func stdin() io.Reader  { return os.Stdin }
@@ -33,11 +34,13 @@ func runStdio(ctx context.Context, args []string) error {
 	serveErr := c.mcp.ServeStdio(ctx, stdin(), stdout())
 	cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	began := time.Now()
 	if ctx.Err() != nil { // a signal, not the client hanging up
-		dctx, dcancel := context.WithTimeout(cctx, cfg.ShutdownGrace-closeReserve(cfg.ShutdownGrace))
+		dctx, dcancel := context.WithTimeout(cctx, drainBudget(cfg.ShutdownGrace, cfg.AutoCheckpoint))
 		c.drain(dctx)
 		dcancel()
 	}
+	c.shutdownCheckpoints(cctx, began)
 	if !cfg.KernelsOutlive {
 		c.shutdownKernels(cctx)
 	}
