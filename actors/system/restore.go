@@ -44,7 +44,9 @@ const outcomeWait = 5 * time.Minute
 // lost), and returns those held for their restore, in start order. A kernel
 // held by an earlier server that stopped mid-restore is held again (the
 // hold is in the log) and returned again. Call it once the system is open;
-// each held kernel then needs one FinishRestore.
+// each held kernel then needs one FinishRestore. A kernel whose outcome
+// did not come in time is left out and named in the error, with the others
+// returned all the same.
 func (s *System) Restoring(ctx context.Context) ([]Restoring, error) {
 	s.mu.RLock()
 	ids := append([]string(nil), s.recovered...)
@@ -70,10 +72,12 @@ func (s *System) Restoring(ctx context.Context) ([]Restoring, error) {
 		futures = append(futures, asked{id, s.actors.Root.RequestFuture(e.scheduler, scheduler.Outcome{}, timeout)})
 	}
 	var out []Restoring
+	var errs []error
 	for _, a := range futures {
 		res, err := a.f.Result()
 		if err != nil {
-			return out, fmt.Errorf("wait for the recovery of kernel %s: %w", a.id, err)
+			errs = append(errs, fmt.Errorf("wait for the recovery of kernel %s: %w", a.id, err))
+			continue
 		}
 		o := res.(scheduler.OutcomeResult)
 		if o.Hold == nil {
@@ -81,7 +85,8 @@ func (s *System) Restoring(ctx context.Context) ([]Restoring, error) {
 		}
 		st, err := s.Kernel(ctx, a.id)
 		if err != nil {
-			return out, fmt.Errorf("read kernel %s held for its restore: %w", a.id, err)
+			errs = append(errs, fmt.Errorf("read kernel %s held for its restore: %w", a.id, err))
+			continue
 		}
 		if st.Restore == "" || st.RestoreSeq != o.Hold.Seq {
 			continue // finished (or relaunched again) meanwhile
@@ -89,7 +94,7 @@ func (s *System) Restoring(ctx context.Context) ([]Restoring, error) {
 		out = append(out, Restoring{KernelID: a.id, Owner: st.EffectiveOwner(), Spec: st.Spec, Checkpoint: o.Hold.Checkpoint,
 			Lost: append([]string(nil), o.Hold.Lost...), Seq: o.Hold.Seq})
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // FinishRestore records r (KernelRestored) on the kernel's stream and ends
