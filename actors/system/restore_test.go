@@ -329,3 +329,43 @@ func TestFinishRestoreOnAKernelNotHeldIsRefused(t *testing.T) {
 		t.Fatalf("%d KernelRestored after a refused FinishRestore", n)
 	}
 }
+
+// TestRelaunchWithoutACheckpointNameHoldsNothing: with --auto-restore but
+// no checkpoint to restore from (RestoreName nil), the kernel is relaunched
+// all the same and its queued execution runs at once, exactly once; the
+// executions sent to the gone process are lost; Restoring returns nothing.
+func TestRelaunchWithoutACheckpointNameHoldsNothing(t *testing.T) {
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{AutoRestore: true})
+	f := podReplaced(t, s)
+	s.Restart()
+	if rs := restoring(t, s); len(rs) != 0 {
+		t.Fatalf("Restoring: %+v", rs)
+	}
+	restarted := kernelEvents[events.KernelRestarted](t, s, f.k)
+	if len(restarted) != 1 || restarted[0].Restore != "" || restarted[0].Reason == "" {
+		t.Fatalf("KernelRestarted: %+v", restarted)
+	}
+	runsExactlyOnce(t, s, []string{f.waiting}, []string{""})
+	for _, id := range []string{f.running, f.pipelined} {
+		if x := s.WaitExecution(id, 30*time.Second); x.Status != queue.StatusLost {
+			t.Fatalf("execution %s sent to the gone process: %+v", id, x)
+		}
+	}
+	if got, err := os.ReadFile(f.ranFile); err != nil || string(got) != "Q" {
+		t.Fatalf("what ran: %q %v, want Q", got, err)
+	}
+}
+
+// TestRestoringHonoursItsContext: a caller whose context has ended is
+// answered at once with its error, not after the recovered kernels'
+// outcomes.
+func TestRestoringHonoursItsContext(t *testing.T) {
+	s := testkit.StartStackWithHooks(t, restoreHooks)
+	startKernel(t, s)
+	s.Restart()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.System.Restoring(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Restoring with an ended context: %v", err)
+	}
+}
