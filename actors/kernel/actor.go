@@ -42,6 +42,13 @@ type Deps struct {
 	// RestoreName names the checkpoint a relaunched kernel is restored
 	// from (KernelRestarted.Restore); nil or "": none, and no hold.
 	RestoreName func(kernelID string) string
+
+	// relaunching is held (a one-slot semaphore shared by the actor's
+	// instances, made by Props) while a relaunch stops and starts the
+	// kernel's process: an instance rebuilt mid-relaunch starts its own
+	// only once the crashed one's has ended, so two launches never share
+	// the kernel's directory.
+	relaunching chan struct{}
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -123,6 +130,7 @@ func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 	if deps.Written == nil {
 		deps.Written = &actors.Written{}
 	}
+	deps.relaunching = make(chan struct{}, 1)
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, listener: listener} })
 }
 
@@ -386,6 +394,15 @@ func (a *Actor) relaunch(ctx actor.Context, attachErr error) {
 	go func() {
 		octx, cancel := a.opContext()
 		defer cancel()
+		select {
+		case a.deps.relaunching <- struct{}{}:
+			// NB: released after the outcome is sent: a stale one reaches
+			// the rebuilt instance before that instance's own launch begins.
+			defer func() { <-a.deps.relaunching }()
+		case <-octx.Done():
+			root.Send(self, relaunchDone{by: a, attachErr: attachErr, err: fmt.Errorf("wait for an earlier relaunch: %w", octx.Err())})
+			return
+		}
 		if err := a.deps.Launcher.Kill(proc); err != nil {
 			root.Send(self, relaunchDone{by: a, attachErr: attachErr, err: fmt.Errorf("stop the unreachable process: %w", err)})
 			return

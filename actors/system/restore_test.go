@@ -3,11 +3,13 @@ package system_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -368,4 +370,75 @@ func TestRestoringHonoursItsContext(t *testing.T) {
 	if _, err := s.System.Restoring(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Restoring with an ended context: %v", err)
 	}
+}
+
+// liveKernelProcesses counts the processes (zombies aside) whose command
+// line names kernel id's directory under dataDir.
+func liveKernelProcesses(t *testing.T, dataDir, id string) int {
+	t.Helper()
+	dir := filepath.Join(dataDir, "runtime", "kernels", id) + string(filepath.Separator)
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if i := strings.LastIndexByte(string(stat), ')'); err != nil || i < 0 || len(stat) <= i+2 || stat[i+2] == 'Z' {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// TestKernelActorCrashMidRelaunchLeavesOneProcess: the kernel actor
+// crashes while its relaunch starts the fresh process. The rebuilt actor
+// waits for that launch to end, stops the process it started (it was
+// never recorded), and relaunches once more: one KernelRestarted, one live
+// process for the kernel id, held for its restore, and the queue runs once
+// after FinishRestore.
+func TestKernelActorCrashMidRelaunchLeavesOneProcess(t *testing.T) {
+	var attaching atomic.Bool
+	hooks := restoreHooks
+	hooks.KernelPanicOn = func(m any) bool {
+		if fmt.Sprintf("%T", m) == "kernel.attachDone" {
+			attaching.Store(true) // NB: an observer only: never panics here
+		}
+		return isCrash(m)
+	}
+	s := testkit.StartStackWithHooks(t, hooks)
+	f := podReplaced(t, s)
+	attaching.Store(false)
+	s.Restart()
+	testkit.WaitUntil(t, 60*time.Second, "the kernel actor's attach failed", func() (bool, string) { return attaching.Load(), "" })
+	kpid, _, err := s.System.PIDs(f.k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// NB: behind the attach's outcome in the mailbox: the relaunch is under way.
+	s.System.Actors().Root.Send(kpid, crash{})
+
+	rs := restoring(t, s)
+	if len(rs) != 1 || rs[0].KernelID != f.k || !slices.Equal(rs[0].Lost, []string{f.running, f.pipelined}) {
+		t.Fatalf("Restoring: %+v", rs)
+	}
+	if n := len(kernelEvents[events.KernelRestarted](t, s, f.k)); n != 1 {
+		t.Fatalf("%d KernelRestarted, want 1", n)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "one live process for the kernel", func() (bool, string) {
+		n := liveKernelProcesses(t, s.DataDir, f.k)
+		return n == 1, fmt.Sprintf("%d processes", n)
+	})
+	if err := s.System.FinishRestore(context.Background(), f.k, events.KernelRestored{Checkpoint: autoName(f.k)}); err != nil {
+		t.Fatal(err)
+	}
+	runsExactlyOnce(t, s, []string{f.waiting}, []string{""})
 }
