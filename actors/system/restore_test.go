@@ -199,13 +199,13 @@ func TestAutoRestoreRelaunchesGoneKernelAndHoldsItsQueue(t *testing.T) {
 
 // TestHeldKernelStaysHeldAcrossCrashAndRestart: the hold is in the log.
 // The kernel actor crashes mid-restore (supervision rebuilds it; it
-// re-attaches to the fresh process) and then the whole server stops and
-// starts again: the kernel is still held, Restoring returns it again (with
+// re-attaches to the fresh process), then the scheduler crashes (rebuilt
+// from the log), then the whole server stops and starts again: the kernel is still held, Restoring returns it again (with
 // the executions the first relaunch recorded lost), and its queue runs
 // once, only after FinishRestore.
 func TestHeldKernelStaysHeldAcrossCrashAndRestart(t *testing.T) {
 	hooks := restoreHooks
-	hooks.KernelPanicOn = isCrash
+	hooks.KernelPanicOn, hooks.SchedulerPanicOn = isCrash, isCrash
 	s := testkit.StartStackWithHooks(t, hooks)
 	f := podReplaced(t, s)
 	k := f.k
@@ -225,9 +225,25 @@ func TestHeldKernelStaysHeldAcrossCrashAndRestart(t *testing.T) {
 	if st := kernelState(t, s, k); st.Restore != autoName(k) {
 		t.Fatalf("kernel actor rebuilt mid-restore: %+v, want it still held", st)
 	}
-	// NB: dispatched, if at all, once the re-attach's reconcile is done:
-	// this one runs only if the hold is gone.
+	_, spid, err := s.System.PIDs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.System.Actors().Root.Send(spid, crash{})
+	// NB: after the crash in the scheduler's mailbox, and dispatched, if at
+	// all, once the re-attach's reconcile is done: it runs only if the
+	// rebuilt scheduler lost the hold.
 	later := submit(t, s, k, marks(f.ranFile, "L"))
+	// The rebuilt scheduler dispatches the restore's load, and only it.
+	early, err := s.System.Submit(context.Background(), k, scheduler.Submit{Restore: true, Code: "x = 40"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y := s.WaitExecution(early.ID, 60*time.Second); y.Status != queue.StatusOK {
+		t.Fatalf("the restore's load after the crashes: %+v", y)
+	}
+	stillQueued(t, s, f.waiting, f.ranFile)
+	stillQueued(t, s, later, f.ranFile)
 
 	s.Restart()
 	again := restoring(t, s)
