@@ -368,3 +368,51 @@ func TestSIGTERMSavesAutoCheckpoints(t *testing.T) {
 		t.Fatalf("the variables after the restart: %s", text)
 	}
 }
+
+// TestAutoCheckpointKeptAfterAFailedRestore: when the restore of a
+// relaunched kernel's auto-checkpoint failed (KernelRestored with an
+// error, as the restore records it), the new work in the fresh process does
+// not replace that file — it is the only copy of the variables from
+// before — until the agent loads it; then the next pass saves both.
+func TestAutoCheckpointKeptAfterAFailedRestore(t *testing.T) {
+	c, cl := autoCore(t, nil, func(cfg *config) { cfg.AutoCheckpointIdle = 0 })
+	k := startKernelTool(t, cl)
+	mustExecute(t, cl, k, "before = 'friday'")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r := c.autoCheckpointAll(ctx); len(r.Saved) != 1 {
+		t.Fatalf("pass: %+v", r)
+	}
+	kept, _ := autoEntry(t, c, k)
+	if _, text := callTool(t, cl, "restart_kernel", map[string]any{"kernel": k}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("restart_kernel: %s", text)
+	}
+	// NB: what the restore records when its load fails (actors/system FinishRestore).
+	if _, err := c.log.Append(ctx, events.Draft{Stream: events.KernelStream(k), Kernel: k, Payload: events.KernelRestored{KernelID: k,
+		Checkpoint: autoCheckpointName(k), Error: "load failed: No module named 'numpy'"}}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the restart shown", func() (bool, string) {
+		kk, _ := c.kernels.Get(k)
+		return kk.Restarts == 1 && kk.State == "running", fmt.Sprint(kk.Restarts, kk.State)
+	})
+	mustExecute(t, cl, k, "after = 'monday'")
+	r := c.autoCheckpointAll(ctx)
+	if r.Skipped[k] != skipRestoreFailed {
+		t.Fatalf("pass after a failed restore: %+v", r)
+	}
+	if e, _ := autoEntry(t, c, k); e.SHA256 != kept.SHA256 {
+		t.Fatal("the auto-checkpoint a restore failed to load was replaced")
+	}
+	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": autoCheckpointName(k)}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("load: %s", text)
+	}
+	if r := c.autoCheckpointAll(ctx); !slices.Equal(r.Saved, []string{k}) {
+		t.Fatalf("pass after the agent loaded it: %+v", r)
+	}
+	fresh := startKernelTool(t, cl)
+	callTool(t, cl, "load_environment", map[string]any{"kernel": fresh, "name": autoCheckpointName(k)})
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": fresh, "code": "print(before, after)"}); !strings.Contains(text, "friday monday") {
+		t.Fatalf("the new auto-checkpoint: %s", text)
+	}
+}
