@@ -388,7 +388,7 @@ func (c *core) autoSaveBefore(ctx context.Context, cand autoCandidate) (saved bo
 	case errors.Is(err, checkpoint.ErrQuota):
 		c.logQuota(cand, err)
 		return false, skipQuota, nil
-	case ctx.Err() != nil:
+	case expired(ctx):
 		c.interruptAutoSave(cand.ID)
 		c.logger.Warn("auto-checkpoint cut off at the shutdown deadline: the previous one stays", "component", "checkpoint",
 			"kernel_id", cand.ID, "err", err)
@@ -396,6 +396,16 @@ func (c *core) autoSaveBefore(ctx context.Context, cand autoCandidate) (saved bo
 	}
 	c.logger.Warn("auto-checkpoint not saved: the previous one stays", "component", "checkpoint", "kernel_id", cand.ID, "err", err)
 	return false, "", err
+}
+
+// expired: ctx ended, or its deadline passed (the checkpoint client's wait
+// ends at the deadline, a hair before ctx says so).
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // logQuota says, for the operator, why an auto-checkpoint was refused for
