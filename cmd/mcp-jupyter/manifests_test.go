@@ -439,6 +439,23 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, p := range checkManifests(manifestSet{sts, svc, sec}, dockerfileFacts(t), benchmarkFigures(t)) {
 		t.Error(p)
 	}
+	// The alert on the auto-checkpoint pass uses the window this manifest
+	// gives it.
+	var args []string
+	for _, e := range sts.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "MCP_SHUTDOWN_GRACE" {
+			args = append(args, "--shutdown-grace", e.Value)
+		}
+	}
+	cfg, err := parseConfig("serve", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := cfg.ShutdownGrace - closeReserve(cfg.ShutdownGrace) - drainBudget(cfg.ShutdownGrace, true)
+	rule := loadAlertRules(t)["MCPJupyterAutoCheckpointsMayNotFitTheGrace"]
+	if want := fmt.Sprintf("> %d", int(window.Seconds())); !strings.HasSuffix(strings.TrimSpace(rule), want) {
+		t.Errorf("alert MCPJupyterAutoCheckpointsMayNotFitTheGrace %q: want its threshold %q, the manifest's auto-checkpoint window %s", rule, want, window)
+	}
 	// The numbers as documented (docs/deploy.d/ops.md): a change here is a
 	// change there.
 	pod := sts.Spec.Template.Spec
