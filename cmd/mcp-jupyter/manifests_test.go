@@ -456,7 +456,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if want := fmt.Sprintf("> %d", int(window.Seconds())); !strings.HasSuffix(strings.TrimSpace(rule), want) {
 		t.Errorf("alert MCPJupyterAutoCheckpointsMayNotFitTheGrace %q: want its threshold %q, the manifest's auto-checkpoint window %s", rule, want, window)
 	}
-	// The numbers as documented (docs/deploy.d/ops.md): a change here is a
+	// The numbers as documented (docs/deployment.md, "Kubernetes"): a change here is a
 	// change there.
 	pod := sts.Spec.Template.Spec
 	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds != 60 {
