@@ -275,7 +275,7 @@ const (
 	restoreRestored = "restored" // every variable and package back
 	restorePartial  = "partial"  // loaded, but variables skipped or packages missing or different
 	restoreFailed   = "failed"   // an auto-checkpoint was saved, and nothing of it is back
-	restoreNone     = "none"     // no auto-checkpoint was ever saved: a fresh kernel, nothing lost by the restore
+	restoreNone     = "none"     // no auto-checkpoint was ever saved: nothing to load (a kernel busy at every save loses its variables here)
 )
 
 var restoreOutcomes = []string{restoreRestored, restorePartial, restoreFailed, restoreNone}
