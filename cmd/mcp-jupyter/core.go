@@ -205,6 +205,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if c.metrics, err = metrics.New(c.reg, l); err != nil {
 		return err
 	}
+	if err = c.registerReadiness(); err != nil {
+		return err
+	}
 	q, xm, km := queue.NewModel(), executions.New(executions.Options{}, l), kernels.New()
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
