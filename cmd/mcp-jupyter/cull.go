@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 )
 
@@ -172,4 +173,15 @@ func cullReason(idle time.Duration, saved string, autoCheckpoint bool) string {
 		return why + "; its variables were not saved (--auto-checkpoint=false): start_kernel a new kernel"
 	}
 	return why + "; no auto-checkpoint of it exists (it held no variables, or saving them failed: see the server log): start_kernel a new kernel"
+}
+
+// culledKernel is the error for a call on a kernel the server culled (in
+// this process or an earlier one) that the caller may read: it says so
+// and how to get its variables back. nil for any other reference.
+func (b *backend) culledKernel(p auth.Principal, ref string) error {
+	k, ok := b.kernels.Get(ref)
+	if !ok || !k.Culled || !b.access.canRead(p, k.ID) {
+		return nil
+	}
+	return fmt.Errorf("kernel %s was culled: %s", k.ID, k.Reason)
 }

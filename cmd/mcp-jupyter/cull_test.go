@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // cullCore is an in-process server with --cull-idle cull.
-func cullCore(t *testing.T, dataDir string, cull time.Duration) (*core, *client.Client) {
+func cullCore(t *testing.T, dataDir string, cull time.Duration) (*core, *client.Client, func()) {
 	t.Helper()
 	cfg := testConfig(t, dataDir)
 	cfg.CullIdle = cull
@@ -24,14 +25,16 @@ func cullCore(t *testing.T, dataDir string, cull time.Duration) (*core, *client.
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.close(context.Background()) })
+	var once sync.Once // NB: core.close is not idempotent; a test may stop it first
+	stop := func() { once.Do(func() { _ = c.close(context.Background()) }) }
+	t.Cleanup(stop)
 	inproc, err := client.NewInProcessClient(c.mcp.MCP())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl := mcpClient(t, inproc)
 	t.Cleanup(func() { _ = cl.Close() })
-	return c, cl
+	return c, cl, stop
 }
 
 func kernelState(c *core, id string) kernels.State {
@@ -48,7 +51,7 @@ func TestCullIdleKernel(t *testing.T) {
 	dataDir := testkit.TempDataDir(t)
 	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
 	const cull = 3 * time.Second
-	c, cl := cullCore(t, dataDir, cull)
+	c, cl, _ := cullCore(t, dataDir, cull)
 
 	busy := startKernelTool(t, cl)
 	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": busy, "code": "import time; time.sleep(60)", "timeout_s": 0.5}); sc["status"] == "ok" {
@@ -113,5 +116,37 @@ func TestCullIdleKernel(t *testing.T) {
 	}
 	if k, _ := c.kernels.Get(watched); time.Since(k.LastActivity) < cull {
 		t.Fatalf("the watched kernel had activity %s ago: the test did not show that a connection alone keeps it", time.Since(k.LastActivity))
+	}
+}
+
+// TestCulledKernelAfterRestart: a culled kernel stays shut down at the next
+// start (it is not restored: nothing is relaunched for it), and a call on it
+// there still says it was culled and where its variables are.
+func TestCulledKernelAfterRestart(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	const cull = 2 * time.Second
+	c, cl, stop := cullCore(t, dataDir, cull)
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "y = 7"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %v %s", sc, text)
+	}
+	testkit.WaitUntil(t, cull+30*time.Second, "the idle kernel culled", func() (bool, string) {
+		return kernelState(c, k) == kernels.StateShutDown, string(kernelState(c, k))
+	})
+	stop()
+	c2, cl2, _ := cullCore(t, dataDir, 0)
+	if st := kernelState(c2, k); st != kernels.StateShutDown {
+		t.Fatalf("the culled kernel is %s after the restart, want shut down", st)
+	}
+	if kernels, _ := dataDirProcs(dataDir); len(kernels) != 0 {
+		t.Fatalf("kernel processes after the restart: %v (a culled kernel must not be relaunched)", kernels)
+	}
+	_, text := callTool(t, cl2, "execute", map[string]any{"kernel": k, "code": "y"})
+	t.Logf("execute on the culled kernel after a restart: %s", text)
+	for _, want := range []string{"ERROR", "culled", "load_environment " + autoCheckpointName(k)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("execute on the culled kernel after a restart lacks %q: %s", want, text)
+		}
 	}
 }
