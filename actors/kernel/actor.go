@@ -74,6 +74,8 @@ type Actor struct {
 	op      string
 	opReply *actor.PID
 	opBy    string // the principal whose command the operation carries out
+	// opShutdown is the Shutdown being carried out (its reason, a cull).
+	opShutdown Shutdown
 	// running are the executions sent and not yet ended, in the order
 	// sent: the running one and, pipelined behind it, at most one more.
 	running []string
@@ -891,9 +893,10 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 }
 
 func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
-	if !a.beginOp(ctx, "shutting down", m.By, DecideShutdown(a.state)) {
+	if !a.beginOp(ctx, "shutting down", m.By, decideShutdownOf(a.state, m, len(a.running))) {
 		return
 	}
+	a.opShutdown = m
 	conn, proc := a.conn, a.state.Process
 	a.expectExit = true
 	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shutting down"})
@@ -920,8 +923,9 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 		return
 	}
 	effs := a.retire(a.opBy)
-	a.append(draftBy(a.id, a.opBy, events.KernelShutDown{KernelID: a.id, Forced: m.forced, Reason: "requested"}))
-	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shut down", Ending: endedIDs(effs)})
+	shut, why := shutDownEvent(a.id, m.forced, a.opShutdown)
+	a.append(draftBy(a.id, a.opBy, shut))
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: why, Ending: endedIDs(effs)})
 	a.perform(ctx, effs)
 	a.reply(ctx, Result{State: a.state})
 }
