@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -24,9 +25,22 @@ type checkpointRunner struct {
 	}
 }
 
+var _ checkpoint.RestoreRunner = checkpointRunner{}
+
 // Run submits code and returns the stdout of its stream outputs.
 func (r checkpointRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
-	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: events.PrincipalFrom(ctx)})
+	return r.run(ctx, kernelID, scheduler.Submit{Code: code, By: events.PrincipalFrom(ctx)})
+}
+
+// RunRestore is Run for the server's restore of a relaunched kernel
+// (restore.go): the execution starts at once on the kernel held for its
+// restore, ahead of the executions that wait for it.
+func (r checkpointRunner) RunRestore(ctx context.Context, kernelID, code string) (string, error) {
+	return r.run(ctx, kernelID, scheduler.Submit{Code: code, By: events.PrincipalFrom(ctx), Restore: true})
+}
+
+func (r checkpointRunner) run(ctx context.Context, kernelID string, sub scheduler.Submit) (string, error) {
+	sx, err := r.System.Submit(ctx, kernelID, sub)
 	if err != nil {
 		return "", err
 	}
