@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/restores"
 )
 
 // backend adapts the actor system and the read models to what the MCP edge
@@ -36,6 +37,10 @@ type backend struct {
 	queue    *queue.Model
 	execs    *executions.Model
 	kernels  *kernels.Model
+	// restores is the read model of the server's own restores (nil: none
+	// are told): what execute, get_execution and list_kernels tell an
+	// agent about a kernel relaunched at start (restore_notice.go).
+	restores *restores.Model
 	launcher *jupyter.Launcher
 	// pool holds --prewarm's pre-started kernels (nil: none): StartKernel
 	// claims one before anything else, so its id is the kernel's.
@@ -244,6 +249,7 @@ func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView 
 	if x, ok := b.queue.Active(k.ID); ok && v.ExecutionState != "dead" {
 		v.ExecutionState, v.Running = "busy", x.ID
 	}
+	v.RestoreNotice = b.kernelRestoreNotice(k.ID)
 	return v
 }
 
@@ -499,7 +505,8 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 	if !b.access.canRead(p, v.Execution.KernelID) {
 		return mcpserver.ExecutionView{}, b.unknownExecution(id)
 	}
-	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More}, nil
+	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More,
+		RestoreNotice: b.executionRestoreNotice(ctx, v.Execution)}, nil
 }
 
 // unknownExecution is the error for an execution id the models do not know
