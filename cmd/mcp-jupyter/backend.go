@@ -33,10 +33,10 @@ type backend struct {
 	// last is the log's end (a position, not a read): after a command
 	// that answers no seq, waiting for it makes the models reflect what
 	// the command appended.
-	last     func() uint64
-	queue    *queue.Model
-	execs    *executions.Model
-	kernels  *kernels.Model
+	last    func() uint64
+	queue   *queue.Model
+	execs   *executions.Model
+	kernels *kernels.Model
 	// restores is the read model of the server's own restores (nil: none
 	// are told): what execute, get_execution and list_kernels tell an
 	// agent about a kernel relaunched at start (restore_notice.go).
