@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -256,5 +257,52 @@ func TestFridayMondayAutoRestoreOff(t *testing.T) {
 	}
 	if n := f.queuedRuns(t); n != 0 {
 		t.Fatalf("the queued execution ran %d times on a lost kernel", n)
+	}
+}
+
+// TestRestoreWithoutAutoCheckpointTellsWhy: a kernel gone at start whose
+// server never saved an auto-checkpoint (--auto-checkpoint=false) is
+// relaunched under its id, empty; list_kernels and the next execute (through
+// mcp-go's client) say it was not restored, why, and what to do.
+func TestRestoreWithoutAutoCheckpointTellsWhy(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	cfg.AutoCheckpoint = false
+	c1, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	cl := mcpClient(t, inProcessClient(t, c1))
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "friday = 5"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	_ = cl.Close()
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	podEnd(t, dataDir)
+
+	c2, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	cl = mcpClient(t, inProcessClient(t, c2))
+	t.Cleanup(func() { _ = cl.Close() })
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(friday)", "timeout_s": 120})
+	notice, _ := sc["restore_notice"].(string)
+	if sc["status"] != "error" || !strings.Contains(text, "NameError") {
+		t.Fatalf("execute on the relaunched kernel: %v\n%s", sc, text)
+	}
+	for _, want := range []string{"kernel " + k + " was started afresh by the server", "not restored: no auto-checkpoint of kernel " + k,
+		"run your setup code again"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("the notice lacks %q: %q", want, notice)
+		}
+	}
+	if row := kernelRow(t, cl, k); row["state"] != "running" || row["restore_notice"] != notice {
+		t.Fatalf("list_kernels: %v", row)
 	}
 }
