@@ -77,7 +77,7 @@ func callKernel(ctx context.Context, r Runner, kernelID, fn string, params map[s
 	src, _ := json.Marshal(kernelPy + "\n" + fn + "(json.loads(__mcpj_params))\n")
 	// NB: a JSON string is a valid Python string literal; one line, so no
 	// IPython input transformation applies.
-	code := fmt.Sprintf("exec(compile(%s, '<mcp-jupyter checkpoint>', 'exec'), {'__name__': '__mcpj_checkpoint__', 'get_ipython': get_ipython, '__mcpj_params': %s})",
+	code := fmt.Sprintf("exec(compile(%s, '"+codeFilename+"', 'exec'), {'__name__': '__mcpj_checkpoint__', 'get_ipython': get_ipython, '__mcpj_params': %s})",
 		src, mustJSON(string(pj)))
 	stdout, err := r.Run(ctx, kernelID, code)
 	if err != nil {

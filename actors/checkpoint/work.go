@@ -89,7 +89,7 @@ func save(ctx context.Context, files Files, runner Runner, kernelDir func(string
 			return err
 		}
 		if len(res.Saved) == 0 {
-			return fmt.Errorf("nothing in kernel %s could be saved (skipped: %s): define variables first, or name them in variables", req.KernelID, describeSkipped(res.Skipped))
+			return fmt.Errorf("%w: nothing in kernel %s could be saved (skipped: %s): define variables first, or name them in variables", ErrNothingSaved, req.KernelID, describeSkipped(res.Skipped))
 		}
 		// NB: stop serving before the file is signed, so no second
 		// descriptor can be handed out once the kernel has written.

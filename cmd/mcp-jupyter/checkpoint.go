@@ -113,6 +113,10 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
+	if strings.HasPrefix(name, autoCheckpointPrefix) {
+		return mcpserver.CheckpointReply{}, fmt.Errorf("%w %q: names starting with %q are the server's auto-checkpoints (it saves them itself; you may load and list them): choose another name",
+			checkpoint.ErrInvalidName, r.Name, autoCheckpointPrefix)
+	}
 	if err := cb.b.refuse(); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}

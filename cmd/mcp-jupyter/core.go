@@ -72,6 +72,7 @@ type core struct {
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Client
+	auto     autoCheckpoints // checkpoint_auto.go
 	nbs      *notebooks
 	live     *live
 	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
@@ -347,6 +348,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startCuller(fctx)
+	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
 	return nil
 }
