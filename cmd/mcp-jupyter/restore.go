@@ -40,10 +40,14 @@ func (c *core) startRestores(ctx context.Context) {
 		defer c.wg.Done()
 		held, err := c.sys.Restoring(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
+			// NB: a shutdown during the wait is no error: the next start
+			// finds the same kernels held (the hold is in the log).
+			if ctx.Err() == nil && !errors.Is(err, system.ErrClosed) {
 				c.logger.Error("find the kernels to restore", "component", "checkpoint", "err", err)
 			}
-			return
+			if len(held) == 0 {
+				return
+			}
 		}
 		slots := make(chan struct{}, restoresAtOnce)
 		var wg sync.WaitGroup
@@ -68,15 +72,20 @@ func (c *core) startRestores(ctx context.Context) {
 // its restore. ctx ends at the server's shutdown.
 func (c *core) restore(ctx context.Context, r system.Restoring) {
 	began := time.Now()
-	rec := restoreLoad(ctx, c.ckpt, r)
-	if ctx.Err() != nil {
+	rec, cut := restoreLoad(ctx, c.ckpt, r)
+	fctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	var err error
+	if !cut {
+		err = c.sys.FinishRestore(fctx, r.KernelID, rec)
+		cut = errors.Is(err, system.ErrClosed)
+	}
+	if cut {
 		c.logger.Warn("kernel restore cut short by the shutdown: the next start restores it", "component", "checkpoint",
 			"kernel_id", r.KernelID, "checkpoint", r.Checkpoint)
 		return
 	}
-	fctx, cancel := context.WithTimeout(ctx, finishTimeout)
-	defer cancel()
-	if err := c.sys.FinishRestore(fctx, r.KernelID, rec); err != nil {
+	if err != nil {
 		c.logger.Error("finish kernel restore", "component", "checkpoint", "kernel_id", r.KernelID, "err", err)
 		return
 	}
@@ -91,29 +100,33 @@ func (c *core) restore(ctx context.Context, r system.Restoring) {
 
 // restoreLoad loads r's checkpoint (in its owner's names, as the server:
 // By "", Policy warn: what loads is restored and the differences are
-// reported) into the held kernel and says what came of it. It never
-// returns without an outcome: no checkpoint, a refusal, a failure and a
-// timeout are each an Error an agent can act on.
-func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restoring) events.KernelRestored {
-	rec := events.KernelRestored{KernelID: r.KernelID, Lost: r.Lost}
+// reported) into the held kernel and says what came of it: no checkpoint,
+// a refusal, a failure and a timeout are each an Error an agent can act
+// on. cut: the server is shutting down (ctx ended, the checkpoint actor
+// closed), so the outcome says nothing about the checkpoint.
+func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restoring) (rec events.KernelRestored, cut bool) {
+	rec = events.KernelRestored{KernelID: r.KernelID, Lost: r.Lost}
 	if r.Checkpoint == "" {
 		rec.Error = noAutoCheckpoint(r.KernelID)
-		return rec
+		return rec, false
 	}
 	lctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	res, err := ckpt.Load(lctx, checkpoint.LoadRequest{Name: r.Checkpoint, Owner: r.Owner, KernelID: r.KernelID,
 		Policy: checkpoint.PolicyWarn, Restore: true})
+	if ctx.Err() != nil || errors.Is(err, checkpoint.ErrClosed) {
+		return rec, true
+	}
 	if err != nil {
-		rec.Error = restoreFailed(r, err, lctx.Err() != nil && ctx.Err() == nil)
-		return rec
+		rec.Error = restoreFailed(r, err, lctx.Err() != nil)
+		return rec, false
 	}
 	rec.Checkpoint, rec.SavedAt = r.Checkpoint, res.Meta.Created
 	rec.Restored, rec.Missing, rec.Mismatched = res.Restored, res.Missing, res.Mismatched
 	for _, v := range res.Meta.Skipped {
 		rec.Skipped = append(rec.Skipped, events.CheckpointVariable{Name: v.Name, Type: v.Type, Size: v.Size, Reason: v.Reason})
 	}
-	return rec
+	return rec, false
 }
 
 // noAutoCheckpoint is the Error of a restore that found nothing to load.
