@@ -56,9 +56,13 @@ type Stack struct {
 	hooks   Hooks
 }
 
-// Hooks are the actors' test hooks (see system.Config).
+// Hooks are the actors' test hooks, and the recovery options a test sets
+// (see system.Config).
 type Hooks struct {
 	KernelPanicOn, SchedulerPanicOn func(msg any) bool
+	// AutoRestore and RestoreName: system.Config's (--auto-restore).
+	AutoRestore bool
+	RestoreName func(kernelID string) string
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
@@ -122,7 +126,8 @@ func (s *Stack) open() {
 	}()
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
-		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn})
+		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

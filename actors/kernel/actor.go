@@ -35,6 +35,13 @@ type Deps struct {
 	// waits for the appends either put in the write path before it reads
 	// the log (nil: Props makes one for this actor's instances).
 	Written *actors.Written
+	// AutoRestore: a kernel the log says runs, whose process cannot be
+	// re-attached at recovery, is relaunched under its id (same kernelspec
+	// and owner) instead of being recorded lost (see relaunch).
+	AutoRestore bool
+	// RestoreName names the checkpoint a relaunched kernel is restored
+	// from (KernelRestarted.Restore); nil or "": none, and no hold.
+	RestoreName func(kernelID string) string
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -100,6 +107,7 @@ func (a *Actor) pipelined() string {
 // ready is the Ready the scheduler is told.
 func (a *Actor) ready(r Ready) Ready {
 	r.Running, r.Pipelined, r.Pipeline = a.first(), a.pipelined(), a.pipeline
+	r.Restore, r.RestoreSeq = a.state.Restore, a.state.RestoreSeq
 	return r
 }
 
@@ -136,6 +144,14 @@ type (
 		launched Launched
 		err      error
 	}
+	// relaunchDone: the fresh process of a kernel found gone at recovery.
+	relaunchDone struct {
+		by        *Actor // the instance that asked (see attachDone)
+		attachErr error
+		conn      Conn
+		launched  Launched
+		err       error
+	}
 	shutdownDone struct {
 		forced bool
 		err    error
@@ -165,6 +181,15 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.launched(ctx, m)
 	case attachDone:
 		a.attached(ctx, m)
+	case relaunchDone:
+		a.relaunched(ctx, m)
+	case FinishRestore:
+		drafts, err := DecideFinishRestore(a.state, m)
+		if err == nil {
+			a.append(drafts...)
+			a.notify(ctx, RestoreEnded{})
+		}
+		ctx.Respond(Result{State: a.state, Err: err})
 	case Execute:
 		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(ctx, m)})
 	case Resume:
@@ -325,6 +350,10 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	}
 	a.op = ""
 	if m.err != nil {
+		if a.deps.AutoRestore {
+			a.relaunch(ctx, m.err)
+			return
+		}
 		a.append(draft(a.id, events.KernelLost{KernelID: a.id, Reason: m.err.Error()}))
 		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
 		return
@@ -332,6 +361,73 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	a.append(draft(a.id, events.KernelReattached{KernelID: a.id, Pid: a.state.Process.Pid}))
 	a.adoptHeld(ctx, m.conn)
 	a.notify(ctx, a.ready(Ready{Reattached: true}))
+}
+
+// Why the executions sent to a kernel process found gone at recovery are
+// recorded lost: the one running, and the one sent behind it (pipelined),
+// which the process may have run after the server stopped recording (at
+// most once: it is not sent again).
+const (
+	RelaunchLostReason         = "the kernel process was gone when the server started (the pod was replaced?): it is not run again"
+	RelaunchLostPipelineReason = "it was sent to the kernel process behind the running execution, and that process was gone when the server started " +
+		"(the pod was replaced?): it may have run there, so it is not run again; submit it again if it should run"
+)
+
+// relaunch starts a fresh process of the kernel's kernelspec under its id,
+// when the recorded one cannot be re-attached at recovery (AutoRestore):
+// the pod that ran it was replaced, so its variables are gone but the
+// kernel id, its owner, shares and queue stay. The recorded process is
+// killed first if it still runs but did not answer (Kill never signals a
+// pid whose start time differs): one id never has two processes.
+func (a *Actor) relaunch(ctx actor.Context, attachErr error) {
+	a.op = "relaunching"
+	proc, spec := a.state.Process, a.state.Spec
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		octx, cancel := a.opContext()
+		defer cancel()
+		if err := a.deps.Launcher.Kill(proc); err != nil {
+			root.Send(self, relaunchDone{by: a, attachErr: attachErr, err: fmt.Errorf("stop the unreachable process: %w", err)})
+			return
+		}
+		conn, l, err := a.deps.Launcher.Launch(octx, a.id, spec)
+		root.Send(self, relaunchDone{by: a, attachErr: attachErr, conn: conn, launched: l, err: err})
+	}()
+}
+
+// relaunched records a relaunch's outcome: KernelRestarted{Reason,
+// Restore} and a held kernel (State.Restore) whose scheduler records the
+// executions of the gone process lost (Ready.Gone) and keeps its queue
+// until FinishRestore; or, when no process could be started, KernelLost
+// with both reasons.
+func (a *Actor) relaunched(ctx actor.Context, m relaunchDone) {
+	if m.by != a {
+		// Asked by an instance that crashed since: this one recovers on its
+		// own. NB: the process is stopped without touching the kernel's
+		// directory, which this instance's own relaunch may be using.
+		if m.conn != nil {
+			_ = m.conn.Close()
+			p := m.launched.Process
+			p.ConnFile = ""
+			_ = a.deps.Launcher.Kill(p)
+		}
+		return
+	}
+	a.op = ""
+	if m.err != nil {
+		a.append(draft(a.id, events.KernelLost{KernelID: a.id,
+			Reason: m.attachErr.Error() + "; starting a fresh process under the same id failed: " + m.err.Error()}))
+		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
+		return
+	}
+	restore := ""
+	if a.deps.RestoreName != nil {
+		restore = a.deps.RestoreName(a.id)
+	}
+	a.append(draft(a.id, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process, Restore: restore,
+		Reason: fmt.Sprintf("the kernel process was gone when the server started (%v): a fresh process of kernelspec %q runs under the same id", m.attachErr, a.state.Spec)}))
+	a.adopt(ctx, m.conn)
+	a.notify(ctx, a.ready(Ready{Fresh: true, Gone: RelaunchLostReason, GoneBehind: RelaunchLostPipelineReason}))
 }
 
 // beginOp starts a lifecycle operation if the decision allows it and no
@@ -658,6 +754,10 @@ func (a *Actor) abort(ctx actor.Context, m Abort) {
 func (a *Actor) resume(ctx actor.Context, m Resume) {
 	if a.isRunning(m.ExecutionID) {
 		return // already re-adopted
+	}
+	if m.Gone != "" {
+		a.lose(ctx, m.ExecutionID, "", m.Gone)
+		return
 	}
 	if a.conn == nil || a.op != "" {
 		reason := "the kernel stopped while this execution ran"

@@ -20,6 +20,8 @@ var (
 	// ErrBadShare: a share that cannot be granted (to oneself, to the
 	// owner, an unknown access level).
 	ErrBadShare = errors.New("kernel: bad share")
+	// ErrNotHeld: FinishRestore on a kernel no restore is under way on.
+	ErrNotHeld = errors.New("kernel: not held for a restore")
 )
 
 // notRunning explains, for an agent, why the kernel cannot take a command.
@@ -138,4 +140,16 @@ func DecideRestart(s State) error {
 		return nil
 	}
 	return notRunning(s)
+}
+
+// DecideFinishRestore records the end of a restore under way (see
+// FinishRestore). What the restore did is the caller's word; the kernel id
+// is this kernel's.
+func DecideFinishRestore(s State, c FinishRestore) ([]events.Draft, error) {
+	if s.Restore == "" {
+		return nil, fmt.Errorf("%w: kernel %s is not waiting for a restore (it was not relaunched at start, or its restore was finished already)", ErrNotHeld, s.ID)
+	}
+	r := c.Restored
+	r.KernelID = s.ID
+	return []events.Draft{draft(s.ID, r)}, nil
 }

@@ -52,6 +52,10 @@ type (
 		ExecutionID string
 		MsgID       string
 		By          string // who submitted it (from its ExecutionQueued)
+		// Gone: the process it was sent to is gone (the kernel was
+		// relaunched since): it is recorded lost with this reason at once,
+		// never looked for on the current connection.
+		Gone string
 	}
 	// Reconcile, from the scheduler after a re-attach (Ready{Reattached}),
 	// probes the kernel's execution count before anything new is sent and
@@ -87,6 +91,12 @@ type (
 	}
 	// GetState is answered with the State.
 	GetState struct{}
+	// FinishRestore ends the hold of a kernel relaunched at recovery
+	// (State.Restore): it records Restored (KernelRestored, its KernelID
+	// set to this kernel's) and tells the scheduler (RestoreEnded), which
+	// runs what waits from then on. Refused with ErrNotHeld when no restore
+	// is under way. Answered with a Result.
+	FinishRestore struct{ Restored events.KernelRestored }
 	// Watch, from a scheduler that (re)started, is answered with Ready or
 	// Stopped when the kernel's state says which; while an operation is
 	// under way it is not answered (its end is notified).
@@ -123,7 +133,21 @@ type (
 		// Fresh: a new kernel process (started or restarted): its
 		// execution count starts again.
 		Fresh bool
+		// Gone (with Fresh): the started executions the scheduler holds and
+		// this actor does not ran in a process that is gone: hand them back
+		// with Resume{Gone: Gone} (recorded lost with that reason). Empty:
+		// a generic reason. GoneBehind is the reason for the one sent behind
+		// the running one (pipelined).
+		Gone, GoneBehind string
+		// Restore: the kernel is held for its restore from this checkpoint
+		// (State.Restore): dispatch nothing but a Submit{Restore} until
+		// RestoreEnded.
+		Restore string
+		// RestoreSeq is the seq of the KernelRestarted that began the hold.
+		RestoreSeq uint64
 	}
+	// RestoreEnded: KernelRestored is durable; the hold is over.
+	RestoreEnded struct{}
 	// Reconciled: a Reconcile is done; the kernel takes executions.
 	// ExecutionCount is the kernel's count it read (0: not read).
 	Reconciled struct{ ExecutionCount int }

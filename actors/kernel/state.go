@@ -45,6 +45,15 @@ type State struct {
 	// "execute"). Apply replaces the map on every change, never writes to
 	// it: a State handed out (GetState) can be read without locks.
 	Shares map[string]string
+	// Restore names the checkpoint of a restore under way: the server
+	// relaunched the kernel at recovery (KernelRestarted{Restore}) and no
+	// KernelRestored followed yet. While it is set the kernel is held: its
+	// scheduler runs nothing but the restore's load (scheduler.Submit
+	// {Restore}). Derived from the stream, so an actor or server restarted
+	// mid-restore still holds.
+	Restore string
+	// RestoreSeq is the seq of the KernelRestarted that began it.
+	RestoreSeq uint64
 	// Sessions are the Jupyter sessions (/api/sessions) bound to the
 	// kernel, by session id: opened and closed by KernelSessionOpened /
 	// KernelSessionClosed, all gone with KernelShutDown. Copy-on-write, as
@@ -71,8 +80,13 @@ func Apply(s State, e events.Event) State {
 	case events.KernelStartFailed:
 		s.ID, s.Spec, s.Status, s.Reason = p.KernelID, p.Spec, StatusFailed, p.Reason
 	case events.KernelRestarted:
-		s.Status, s.Process, s.Reason = StatusRunning, p.Process, ""
+		s.Status, s.Process, s.Reason, s.Restore, s.RestoreSeq = StatusRunning, p.Process, "", p.Restore, 0
+		if p.Restore != "" {
+			s.RestoreSeq = e.Seq
+		}
 		s.Restarts++
+	case events.KernelRestored:
+		s.Restore, s.RestoreSeq = "", 0
 	case events.KernelReattached:
 		s.Status, s.Reason, s.ReattachedAt = StatusRunning, "", e.Time
 	case events.KernelDied:
@@ -80,7 +94,7 @@ func Apply(s State, e events.Event) State {
 	case events.KernelLost:
 		s.Status, s.Reason = StatusLost, p.Reason
 	case events.KernelShutDown:
-		s.Status, s.Reason, s.Sessions = StatusShutDown, p.Reason, nil
+		s.Status, s.Reason, s.Sessions, s.Restore, s.RestoreSeq = StatusShutDown, p.Reason, nil, "", 0
 	case events.KernelSessionOpened:
 		sessions := make(map[string]Session, len(s.Sessions)+1)
 		for k, v := range s.Sessions {

@@ -46,3 +46,40 @@ func TestKernelLifecycleTranscript(t *testing.T) {
 		t.Fatalf("LastSeq %d want %d", s.LastSeq, seq)
 	}
 }
+
+// TestRestoreHoldTranscript: KernelRestarted{Restore} holds the kernel
+// (State.Restore, RestoreSeq); FinishRestore records KernelRestored with
+// this kernel's id and ends it; a second one, or one on a kernel never
+// relaunched into restore, is refused (ErrNotHeld).
+func TestRestoreHoldTranscript(t *testing.T) {
+	var s State
+	var seq uint64
+	apply := func(p events.Payload) {
+		seq++
+		s = Apply(s, events.Event{Seq: seq, Stream: "kernel/k", Kernel: "k", Type: p.EventType(), Payload: p})
+	}
+	apply(events.KernelStarted{KernelID: "k", Spec: "python3", Process: events.KernelProcess{Pid: 10}})
+	if _, err := DecideFinishRestore(s, FinishRestore{}); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("not held: %v", err)
+	}
+	apply(events.KernelRestarted{KernelID: "k", Process: events.KernelProcess{Pid: 11}, Reason: "gone", Restore: "auto-k"})
+	if s.Restore != "auto-k" || s.RestoreSeq != seq || s.Status != StatusRunning {
+		t.Fatalf("held: %+v", s)
+	}
+	d, err := DecideFinishRestore(s, FinishRestore{Restored: events.KernelRestored{KernelID: "other", Checkpoint: "auto-k"}})
+	if err != nil || len(d) != 1 || d[0].Stream != "kernel/k" || d[0].Payload.(events.KernelRestored).KernelID != "k" {
+		t.Fatalf("finish: %+v %v", d, err)
+	}
+	apply(d[0].Payload)
+	if s.Restore != "" || s.RestoreSeq != 0 {
+		t.Fatalf("after KernelRestored: %+v", s)
+	}
+	if _, err := DecideFinishRestore(s, FinishRestore{}); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("finished twice: %v", err)
+	}
+	apply(events.KernelRestarted{KernelID: "k", Process: events.KernelProcess{Pid: 12}, Restore: "auto-k"})
+	apply(events.KernelShutDown{KernelID: "k"})
+	if s.Restore != "" {
+		t.Fatalf("a shut-down kernel holds no restore: %+v", s)
+	}
+}

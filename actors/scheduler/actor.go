@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,7 +60,20 @@ type (
 	Cancel        struct{ ExecutionID, Reason, By string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
+	// Outcome is answered with an OutcomeResult once the kernel's recovery
+	// has an outcome: it takes work (re-attached, started or relaunched;
+	// for a relaunched one held for its restore, once the executions of
+	// the gone process are recorded lost), or it is gone (lost, dead).
+	Outcome struct{}
 )
+
+// OutcomeResult answers Outcome.
+type OutcomeResult struct {
+	// Gone says why the kernel takes no work ("" when it does).
+	Gone string
+	// Hold is its restore under way (nil: none).
+	Hold *Hold
+}
 
 // SubmitResult answers Submit. Durable settles once the execution's
 // ExecutionQueued (and ExecutionStarted) are durable: the scheduler hands
@@ -101,6 +115,11 @@ type Actor struct {
 	// append queueing them was durable: still unknown to a reader of the
 	// log, so a Submit of the id must find them here. Dropped once settled.
 	ending []queuedExecution
+	// restores are the restore loads (Submit{Restore}) this instance queued
+	// behind something in flight during a hold: started out of turn, first.
+	restores map[string]bool
+	// outcomeWaiters asked Outcome before there was one.
+	outcomeWaiters []*actor.PID
 }
 
 type queuedExecution struct {
@@ -131,7 +150,7 @@ func Props(id string, deps Deps) *actor.Props {
 		deps.Written = &actors.Written{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}}
+		return &Actor{id: id, deps: deps, resumed: map[string]bool{}, queued: map[string]*events.Pending{}, restores: map[string]bool{}}
 	})
 }
 
@@ -140,6 +159,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	if a.deps.PanicOn != nil && a.deps.PanicOn(ctx.Message()) {
 		panic(fmt.Sprintf("scheduler %s: test hook: panic on %T", a.id, ctx.Message()))
 	}
+	defer a.answerOutcome(ctx)
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.recover()
@@ -170,8 +190,15 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(CancelResult{Err: err})
 	case Snapshot:
 		ctx.Respond(a.state)
+	case Outcome:
+		a.outcomeWaiters = append(a.outcomeWaiters, ctx.Sender())
+	case kernel.RestoreEnded:
+		a.state.Hold = nil
+		clear(a.restores)
+		a.next(ctx)
 	case kernel.Ready:
 		a.ready, a.gone, a.pipeline = true, "", m.Pipeline
+		a.held(m)
 		a.kernelReady(ctx, m)
 	case kernel.Stopped:
 		a.kernelStopped(ctx, m)
@@ -252,7 +279,11 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return SubmitResult{Execution: x, Durable: p}
 	}
 	msgID := events.NewID(time.Now())
-	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling, msgID)
+	if c.Restore && a.state.Hold != nil {
+		return a.submitRestore(ctx, c, msgID)
+	}
+	// NB: a held kernel runs nothing but its restore: the rest queues.
+	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling && a.state.Hold == nil, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
@@ -265,6 +296,65 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		a.next(ctx) // NB: pipelined behind the running one if it can be
 	}
 	return SubmitResult{Execution: a.find(c.ExecutionID), Durable: p}
+}
+
+// submitRestore queues a held kernel's restore load ahead of what waits:
+// started at once when nothing is in flight, otherwise as soon as what is
+// in flight ends (the executions of the gone process, being recorded lost).
+func (a *Actor) submitRestore(ctx actor.Context, c Submit, msgID string) SubmitResult {
+	drafts, err := DecideSubmitRestore(a.state, c, a.ready && !a.reconciling, msgID)
+	if err != nil {
+		return SubmitResult{Err: err}
+	}
+	p := a.appendAsync(drafts)
+	a.queued[c.ExecutionID] = p
+	if len(drafts) > 1 {
+		actors.Hit(a.deps.Faults, "scheduler.started")
+		a.send(ctx, a.find(c.ExecutionID))
+	} else {
+		a.restores[c.ExecutionID] = true
+	}
+	return SubmitResult{Execution: a.find(c.ExecutionID), Durable: p}
+}
+
+// held applies what the kernel actor says of its restore: held (from a
+// relaunch this scheduler saw happen, or from the log) or not.
+func (a *Actor) held(m kernel.Ready) {
+	switch {
+	case m.Restore == "":
+		a.state.Hold = nil
+	case a.state.Hold == nil || a.state.Hold.Seq != m.RestoreSeq:
+		// NB: the relaunch happened after this instance folded the log:
+		// what it holds in flight ran in the gone process (as holdOf folds
+		// it at the KernelRestarted).
+		a.state.Hold = holdOf(a.state, m.Restore, m.RestoreSeq)
+	}
+}
+
+// answerOutcome answers the Outcome waiters once the kernel's recovery
+// has an outcome.
+func (a *Actor) answerOutcome(ctx actor.Context) {
+	if len(a.outcomeWaiters) == 0 {
+		return
+	}
+	var r OutcomeResult
+	switch {
+	case a.gone != "" && !a.ready:
+		r.Gone = a.gone
+	case !a.ready:
+		return
+	case a.state.Hold != nil:
+		for _, x := range []*Execution{a.state.Active, a.state.Next} {
+			if x != nil && slices.Contains(a.state.Hold.Lost, x.ID) {
+				return // its loss is not recorded yet
+			}
+		}
+		r.Hold = a.state.Hold
+	}
+	for _, w := range a.outcomeWaiters {
+		ctx.Send(w, r)
+	}
+	a.outcomeWaiters = nil
 }
 
 // known finds an execution id this scheduler already took: in its state,
@@ -379,12 +469,18 @@ func (a *Actor) kernelReady(ctx actor.Context, m kernel.Ready) {
 	// Started but not in the kernel actor's hands (the scheduler
 	// restarted): re-adopt it, never resend. The kernel actor decides
 	// whether it still runs, and reports its end.
+	// A fresh process holds none of them: they ran in one that is gone.
 	held := func(x *Execution) bool { return x.ID == m.Running || x.ID == m.Pipelined }
+	gone, goneBehind := "", ""
+	if m.Fresh {
+		const replaced = "the kernel process it was sent to was replaced: it is not run again"
+		gone, goneBehind = cmp.Or(m.Gone, replaced), cmp.Or(m.GoneBehind, m.Gone, replaced)
+	}
 	if act := a.state.Active; act != nil && !held(act) {
-		a.resume(ctx, *act)
+		a.resumeGone(ctx, *act, gone)
 	}
 	if nxt := a.state.Next; nxt != nil && !held(nxt) {
-		a.resume(ctx, *nxt)
+		a.resumeGone(ctx, *nxt, goneBehind)
 	}
 	a.next(ctx)
 }
@@ -429,16 +525,24 @@ func (a *Actor) kernelStopped(ctx actor.Context, m kernel.Stopped) {
 	}
 }
 
-func (a *Actor) resume(ctx actor.Context, x Execution) {
+func (a *Actor) resume(ctx actor.Context, x Execution) { a.resumeGone(ctx, x, "") }
+
+// resumeGone hands a started execution back to the kernel actor; gone
+// (not "") says the process it ran in is gone: it is recorded lost.
+func (a *Actor) resumeGone(ctx actor.Context, x Execution, gone string) {
 	if a.resumed[x.ID] {
 		return
 	}
 	a.resumed[x.ID] = true
-	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By})
+	ctx.Send(a.deps.Kernel, kernel.Resume{ExecutionID: x.ID, MsgID: x.MsgID, By: x.By, Gone: gone})
 }
 
 func (a *Actor) next(ctx actor.Context) {
 	if !a.ready || a.reconciling {
+		return
+	}
+	if a.state.Hold != nil {
+		a.nextRestore(ctx)
 		return
 	}
 	// NB: at most two rounds: start the head, then pipeline the next one.
@@ -454,6 +558,25 @@ func (a *Actor) next(ctx actor.Context) {
 		if a.state.Next != nil {
 			actors.Hit(a.deps.Faults, "scheduler.pipelined")
 		}
+	}
+}
+
+// nextRestore, during a hold, starts a restore load that waited for what
+// was in flight; nothing else runs (nothing is pipelined behind it).
+func (a *Actor) nextRestore(ctx actor.Context) {
+	for _, x := range a.state.Pending {
+		if !a.restores[x.ID] {
+			continue
+		}
+		drafts := DecideStartWaiting(a.state, x.ID, events.NewID(time.Now()))
+		if drafts == nil {
+			return
+		}
+		delete(a.restores, x.ID)
+		a.appendAsync(drafts)
+		actors.Hit(a.deps.Faults, "scheduler.started")
+		a.send(ctx, a.find(x.ID))
+		return
 	}
 }
 

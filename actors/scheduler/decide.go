@@ -115,13 +115,51 @@ func DecideSubmit(s State, c Submit, maxQueue int, canRun bool, msgID string) ([
 	if len(s.Pending) >= maxQueue {
 		return nil, fmt.Errorf("%w: %d executions are queued on kernel %s (the limit); wait for some to finish or cancel_execution some", ErrQueueFull, len(s.Pending), s.KernelID)
 	}
-	drafts := []events.Draft{{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Principal: c.By, Payload: events.ExecutionQueued{
-		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID, Origin: c.Origin,
-		Silent: c.Silent, SkipHistory: c.SkipHistory, StopOnError: c.StopOnError, UserExpressions: c.UserExpressions}}}
+	drafts := []events.Draft{queuedOf(s, c)}
 	if canRun && s.Active == nil && len(s.Pending) == 0 {
 		drafts = append(drafts, started(s.KernelID, c.ExecutionID, c.By, msgID))
 	}
 	return drafts, nil
+}
+
+// DecideSubmitRestore queues a restore's load on a kernel held for its
+// restore (State.Hold), started in the same append when nothing is in
+// flight (canRun), ahead of what waits. NB: the queue's bound does not
+// apply: the held queue waits for this very execution.
+func DecideSubmitRestore(s State, c Submit, canRun bool, msgID string) ([]events.Draft, error) {
+	if err := checkOrigin(c.Origin); err != nil {
+		return nil, err
+	}
+	if err := checkOptions(c); err != nil {
+		return nil, err
+	}
+	drafts := []events.Draft{queuedOf(s, c)}
+	if canRun && s.Active == nil {
+		drafts = append(drafts, started(s.KernelID, c.ExecutionID, c.By, msgID))
+	}
+	return drafts, nil
+}
+
+// DecideStartWaiting starts waiting execution id out of turn (a held
+// kernel's restore load, queued while something was in flight) when
+// nothing is in flight.
+func DecideStartWaiting(s State, id, msgID string) []events.Draft {
+	if s.Active != nil {
+		return nil
+	}
+	for _, x := range s.Pending {
+		if x.ID == id {
+			return []events.Draft{started(s.KernelID, x.ID, x.By, msgID)}
+		}
+	}
+	return nil
+}
+
+// queuedOf records c's queueing on s's kernel.
+func queuedOf(s State, c Submit) events.Draft {
+	return events.Draft{Stream: events.ExecutionStream(c.ExecutionID), Kernel: s.KernelID, Principal: c.By, Payload: events.ExecutionQueued{
+		ExecutionID: c.ExecutionID, KernelID: s.KernelID, Code: c.Code, AllowStdin: c.AllowStdin, Notebook: c.Notebook, CellID: c.CellID, Origin: c.Origin,
+		Silent: c.Silent, SkipHistory: c.SkipHistory, StopOnError: c.StopOnError, UserExpressions: c.UserExpressions}}
 }
 
 // started records an execution's start; it carries its submitter's

@@ -54,6 +54,34 @@ type State struct {
 	// current process (0 after a start or restart): a re-attach's count
 	// probe is compared with it.
 	LastCount int
+	// Hold is the restore under way of a kernel relaunched at recovery
+	// (KernelRestarted{Restore} with no KernelRestored after it; nil:
+	// none): nothing is dispatched but a Submit{Restore} until it ends.
+	Hold *Hold
+}
+
+// Hold is a kernel held for its restore. NB: replaced, never changed in
+// place (states are copied by value).
+type Hold struct {
+	// Checkpoint is the checkpoint to restore (KernelRestarted.Restore).
+	Checkpoint string
+	// Lost are the executions that were started in the process found gone:
+	// the kernel actor records them lost (never run again).
+	Lost []string
+	// Seq is the seq of the KernelRestarted that began it.
+	Seq uint64
+}
+
+// holdOf is the hold a relaunch into restore begins: what is in flight
+// then ran in the gone process.
+func holdOf(s State, restore string, seq uint64) *Hold {
+	h := &Hold{Checkpoint: restore, Seq: seq}
+	for _, x := range []*Execution{s.Active, s.Next} {
+		if x != nil {
+			h.Lost = append(h.Lost, x.ID)
+		}
+	}
+	return h
 }
 
 // Lifecycle reports whether an event type changes a scheduler's state:
@@ -62,7 +90,7 @@ func Lifecycle(typ string) bool {
 	switch typ {
 	case events.TypeExecutionQueued, events.TypeExecutionStarted, events.TypeExecutionCancelled,
 		events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionLost,
-		events.TypeKernelStarted, events.TypeKernelRestarted, events.TypeKernelRanUnrecorded:
+		events.TypeKernelStarted, events.TypeKernelRestarted, events.TypeKernelRanUnrecorded, events.TypeKernelRestored:
 		return true
 	}
 	return false
@@ -94,8 +122,15 @@ func Apply(s State, e events.Event) State {
 				break
 			}
 		}
-	case events.KernelStarted, events.KernelRestarted:
-		s.LastCount = 0 // a new process counts from 1
+	case events.KernelStarted:
+		s.LastCount, s.Hold = 0, nil // a new process counts from 1
+	case events.KernelRestarted:
+		s.LastCount, s.Hold = 0, nil
+		if p.Restore != "" {
+			s.Hold = holdOf(s, p.Restore, e.Seq)
+		}
+	case events.KernelRestored:
+		s.Hold = nil
 	case events.KernelRanUnrecorded:
 		s.LastCount = max(s.LastCount, p.ExecutionCount)
 	case events.ExecutionFinished:

@@ -92,6 +92,8 @@ type System struct {
 	kernels map[string]*entry
 	order   []string // kernel ids in the order they started
 	closed  bool
+	// recovered are the kernels Open recovered (Restoring waits for them).
+	recovered []string
 }
 
 // registered is one kernel of the registry snapshot.
@@ -128,6 +130,7 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 	s.saveRegistry(reg)
 	for _, k := range reg {
 		s.spawn(k.ID, k.Label, k.Notebook)
+		s.recovered = append(s.recovered, k.ID)
 	}
 	return s, nil
 }
@@ -239,7 +242,8 @@ func (s *System) spawn(id, label, notebook string) *entry {
 		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
-		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written}, sched), kernPID.Id)
+		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written,
+		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}

@@ -8,7 +8,11 @@
 //     KernelRestarted and KernelReattached make a kernel running;
 //     KernelDied and KernelStartFailed make it dead; KernelLost lost;
 //     KernelShutDown shut down. A kernel first seen through its IOPub
-//     traffic (before KernelStarted is durable) is starting.
+//     traffic (before KernelStarted is durable) is starting. A kernel the
+//     server relaunched at start (--auto-restore: its process was gone) is
+//     running, with RestartReason and, until its KernelRestored, Restoring
+//     (the checkpoint being loaded); the last KernelRestored is kept
+//     (Restored, RestoredSeq) for the agent's next call.
 //  2. Busy follows IOPub status messages (msg_type "status",
 //     content.execution_state busy/idle/starting). They are the bulk of the
 //     log, so the model reads them from the raw payload (Interest Envelope)

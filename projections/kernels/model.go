@@ -64,6 +64,19 @@ type Kernel struct {
 	// (FrontendAttached), the one attached last at the end; at most
 	// MaxFrontends (the oldest go).
 	Frontends []Frontend `json:"frontends,omitempty"`
+	// RestartReason is why the server last started a fresh process on its
+	// own (KernelRestarted.Reason: at start, the recorded process was
+	// gone); "" after a restart someone asked for.
+	RestartReason string `json:"restart_reason,omitempty"`
+	// Restoring names the checkpoint of the restore under way
+	// (KernelRestarted.Restore until KernelRestored): its queue waits.
+	Restoring string `json:"restoring,omitempty"`
+	// Restored is the last KernelRestored of the kernel (nil: never
+	// restored), and RestoredSeq its seq: what the server restored after it
+	// relaunched the kernel, for the agent's next call. Get and List hand
+	// out copies.
+	Restored    *events.KernelRestored `json:"restored,omitempty"`
+	RestoredSeq uint64                 `json:"restored_seq,omitempty"`
 }
 
 // Session is a Jupyter session bound to a kernel.
@@ -110,6 +123,12 @@ func (k Kernel) copied() Kernel {
 	}
 	k.Sessions = slices.Clone(k.Sessions)
 	k.Frontends = slices.Clone(k.Frontends)
+	if k.Restored != nil {
+		r := *k.Restored
+		r.Restored, r.Skipped, r.Missing = slices.Clone(r.Restored), slices.Clone(r.Skipped), slices.Clone(r.Missing)
+		r.Mismatched, r.Lost = slices.Clone(r.Mismatched), slices.Clone(r.Lost)
+		k.Restored = &r
+	}
 	return k
 }
 
@@ -248,7 +267,8 @@ func (m *Model) Wants(typ string) projections.Interest {
 	switch typ {
 	case events.TypeKernelStarted, events.TypeKernelStartFailed, events.TypeKernelRestarted,
 		events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelReattached, events.TypeKernelLost,
-		events.TypeKernelShared, events.TypeFrontendAttached, events.TypeKernelSessionOpened, events.TypeKernelSessionClosed:
+		events.TypeKernelShared, events.TypeFrontendAttached, events.TypeKernelSessionOpened, events.TypeKernelSessionClosed,
+		events.TypeKernelRestored:
 		return projections.Payload
 	case events.TypeIOPubMessageReceived:
 		return projections.Envelope
@@ -281,7 +301,12 @@ func (m *Model) Apply(e events.Event) error {
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason, k.Pid, k.StartedAt = StateRunning, "", p.Process.Pid, e.Time
 		k.Busy, k.ExecutionState = false, ""
+		k.RestartReason, k.Restoring = p.Reason, p.Restore
 		k.Restarts++
+	case events.KernelRestored:
+		k := m.kernel(p.KernelID, e)
+		r := p
+		k.Restored, k.RestoredSeq, k.Restoring = &r, e.Seq, ""
 	case events.KernelReattached:
 		k := m.kernel(p.KernelID, e)
 		k.State, k.Reason = StateRunning, ""
@@ -296,7 +321,7 @@ func (m *Model) Apply(e events.Event) error {
 		k.State, k.Reason, k.Busy = StateLost, p.Reason, false
 	case events.KernelShutDown:
 		k := m.kernel(p.KernelID, e)
-		k.State, k.Reason, k.Busy = StateShutDown, p.Reason, false
+		k.State, k.Reason, k.Busy, k.Restoring = StateShutDown, p.Reason, false, ""
 		for _, sess := range k.Sessions {
 			delete(m.sessions, sess.ID) // NB: a shut-down kernel's sessions close with it (no event)
 		}
