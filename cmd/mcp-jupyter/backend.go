@@ -37,8 +37,9 @@ type backend struct {
 	queue   *queue.Model
 	execs   *executions.Model
 	kernels *kernels.Model
-	// restores is the read model of the server's own restores (nil: none
-	// are told): what execute, get_execution and list_kernels tell an
+	// restores says which execution was queued first after each kernel's
+	// last restore (nil: no execution is told about restores); with
+	// kernels.Kernel.Restored, what execute and get_execution tell an
 	// agent about a kernel relaunched at start (restore_notice.go).
 	restores *restores.Model
 	launcher *jupyter.Launcher
@@ -249,7 +250,7 @@ func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView 
 	if x, ok := b.queue.Active(k.ID); ok && v.ExecutionState != "dead" {
 		v.ExecutionState, v.Running = "busy", x.ID
 	}
-	v.RestoreNotice = b.kernelRestoreNotice(k.ID)
+	v.RestoreNotice = kernelRestoreNotice(k)
 	return v
 }
 

@@ -4,44 +4,49 @@ import (
 	"context"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/restores"
 )
 
-// kernelRestoreNotice is what list_kernels tells of kernel id's last
-// restore by the server ("" when it has none).
-func (b *backend) kernelRestoreNotice(id string) string {
-	if b.restores == nil {
+// kernelRestoreNotice is what list_kernels tells of k's last restore by
+// the server ("" when it has none).
+func kernelRestoreNotice(k kernels.Kernel) string {
+	if k.Restored == nil {
 		return ""
 	}
-	r, ok := b.restores.Get(id)
-	if !ok {
-		return ""
-	}
-	return mcpserver.RestoreNotice(r.KernelRestored)
+	return mcpserver.RestoreNotice(*k.Restored)
 }
 
 // executionRestoreNotice is what execute and get_execution tell with x
-// when its kernel's restore affected it (restores.Restore.Affects), ""
-// otherwise. A pure read of the models: replaying the log tells the same.
+// when its kernel's last restore affected it (restores.Restore.Affects),
+// "" otherwise. A pure read of the models (kernels: the restore;
+// restores: the first execution queued after it): replaying the log tells
+// the same.
 func (b *backend) executionRestoreNotice(ctx context.Context, x queue.Execution) string {
 	if b.restores == nil {
 		return ""
 	}
-	r, ok := b.restores.Get(x.KernelID)
-	if !ok {
+	k, ok := b.kernels.Get(x.KernelID)
+	if !ok || k.Restored == nil {
 		return ""
 	}
-	if r.FirstAfter == "" && x.QueuedSeq > r.Seq {
-		// NB: the read models apply a run of events side by side: the
-		// executions model may show x before the restores model saw it
-		// queued. Once every model applied x's queueing, FirstAfter is
-		// known.
-		if b.sync(ctx, x.QueuedSeq) == nil {
-			r, _ = b.restores.Get(x.KernelID)
+	a, _ := b.restores.Get(x.KernelID)
+	if a.Seq != k.RestoredSeq || a.First == "" && x.QueuedSeq > k.RestoredSeq {
+		// NB: the read models apply a run of events side by side: one may
+		// show what another has not applied yet. Once every model applied
+		// the later of the restore and x's queueing, both agree.
+		if b.sync(ctx, max(x.QueuedSeq, k.RestoredSeq)) == nil {
+			k, _ = b.kernels.Get(x.KernelID)
+			a, _ = b.restores.Get(x.KernelID)
 		}
 	}
+	if k.Restored == nil || a.Seq != k.RestoredSeq {
+		return ""
+	}
+	r := restores.Restore{Seq: k.RestoredSeq, Lost: k.Restored.Lost, FirstAfter: a.First}
 	if !r.Affects(x.ID, x.QueuedSeq, x.LastSeq) {
 		return ""
 	}
-	return mcpserver.RestoreNotice(r.KernelRestored)
+	return mcpserver.RestoreNotice(*k.Restored)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections"
@@ -15,16 +14,20 @@ import (
 // change.
 const Name = "restores"
 
-// Restore is a kernel's last restore by the server.
+// After is what followed a kernel's last restore.
+type After struct {
+	// Seq is the seq of the kernel's last KernelRestored.
+	Seq uint64 `json:"seq"`
+	// First is the first execution queued on the kernel after it ("" until
+	// one is).
+	First string `json:"first,omitempty"`
+}
+
+// Restore is a kernel's last restore as far as its executions go.
 type Restore struct {
-	events.KernelRestored
-	// Seq and At are the KernelRestored's place in the log and its time:
-	// the kernel's queue ran again from there.
-	Seq uint64    `json:"seq"`
-	At  time.Time `json:"at"`
-	// FirstAfter is the first execution queued on the kernel after the
-	// restore ("" until one is).
-	FirstAfter string `json:"first_after,omitempty"`
+	Seq        uint64   // the KernelRestored's seq (kernels.Kernel.RestoredSeq)
+	Lost       []string // the executions the relaunch recorded lost
+	FirstAfter string   // After.First
 }
 
 // Affects reports whether the restore touched execution id (queued at
@@ -32,29 +35,23 @@ type Restore struct {
 // before the restore and run or ended after it, or the first one queued
 // after it.
 func (r Restore) Affects(id string, queuedSeq, lastSeq uint64) bool {
+	if r.Seq == 0 {
+		return false
+	}
 	if id == r.FirstAfter || slices.Contains(r.Lost, id) {
 		return true
 	}
 	return queuedSeq < r.Seq && lastSeq > r.Seq
 }
 
-func (r Restore) copied() Restore {
-	r.Restored = slices.Clone(r.Restored)
-	r.Skipped = slices.Clone(r.Skipped)
-	r.Missing = slices.Clone(r.Missing)
-	r.Mismatched = slices.Clone(r.Mismatched)
-	r.Lost = slices.Clone(r.Lost)
-	return r
-}
-
 // Model is the restores read model. Safe for concurrent use.
 type Model struct {
 	mu      sync.RWMutex
-	kernels map[string]*Restore // canonical kernel id
+	kernels map[string]*After // canonical kernel id
 }
 
 // New returns an empty model.
-func New() *Model { return &Model{kernels: map[string]*Restore{}} }
+func New() *Model { return &Model{kernels: map[string]*After{}} }
 
 // Name implements projections.Projection.
 func (m *Model) Name() string { return Name }
@@ -62,9 +59,7 @@ func (m *Model) Name() string { return Name }
 // Wants implements projections.Projection.
 func (m *Model) Wants(typ string) projections.Interest {
 	switch typ {
-	case events.TypeKernelRestored:
-		return projections.Payload
-	case events.TypeExecutionQueued, events.TypeKernelShutDown:
+	case events.TypeKernelRestored, events.TypeExecutionQueued, events.TypeKernelShutDown:
 		return projections.Envelope
 	}
 	return projections.Skip
@@ -76,20 +71,10 @@ func (m *Model) Apply(e events.Event) error {
 	defer m.mu.Unlock()
 	switch e.Type {
 	case events.TypeKernelRestored:
-		p, ok := e.Payload.(events.KernelRestored)
-		if !ok {
-			return fmt.Errorf("restores: event %d: %s payload is %T", e.Seq, e.Type, e.Payload)
-		}
-		id := events.CanonicalID(p.KernelID)
-		if id == "" {
-			id = events.CanonicalID(events.StreamID(e.Stream))
-		}
-		r := Restore{KernelRestored: p, Seq: e.Seq, At: e.Time}
-		r = r.copied() // NB: the payload may share the decoder's slices
-		m.kernels[id] = &r
+		m.kernels[events.CanonicalID(events.StreamID(e.Stream))] = &After{Seq: e.Seq}
 	case events.TypeExecutionQueued:
-		if r, ok := m.kernels[events.CanonicalID(e.Kernel)]; ok && r.FirstAfter == "" {
-			r.FirstAfter = events.StreamID(e.Stream)
+		if a, ok := m.kernels[events.CanonicalID(e.Kernel)]; ok && a.First == "" {
+			a.First = events.StreamID(e.Stream)
 		}
 	case events.TypeKernelShutDown:
 		delete(m.kernels, events.CanonicalID(events.StreamID(e.Stream)))
@@ -97,15 +82,16 @@ func (m *Model) Apply(e events.Event) error {
 	return nil
 }
 
-// Get returns kernelID's last restore (either form of the id).
-func (m *Model) Get(kernelID string) (Restore, bool) {
+// Get returns what followed kernelID's last restore (either form of the
+// id).
+func (m *Model) Get(kernelID string) (After, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	r, ok := m.kernels[events.CanonicalID(kernelID)]
+	a, ok := m.kernels[events.CanonicalID(kernelID)]
 	if !ok {
-		return Restore{}, false
+		return After{}, false
 	}
-	return r.copied(), true
+	return *a, true
 }
 
 // Len returns how many kernels have a restore.
@@ -128,7 +114,7 @@ func (m *Model) Snapshot() ([]byte, error) {
 
 // Restore implements projections.Projection.
 func (m *Model) Restore(data []byte) error {
-	ks := map[string]*Restore{}
+	ks := map[string]*After{}
 	if err := json.Unmarshal(data, &ks); err != nil {
 		return fmt.Errorf("restore restores snapshot: %w", err)
 	}
