@@ -58,17 +58,20 @@ func podEnd(t testing.TB, dataDir string) {
 	testkit.KillKernels(t, dataDir)
 }
 
-// fridayServer is the first server of a Friday→Monday test: alice's kernel
-// with Friday's state, its auto-checkpoint taken while idle, one execution
-// running (a long sleep) and one queued behind it, which appends a line to
-// counter each time it runs.
+// friday is the first server of a Friday→Monday test: alice's kernel with
+// Friday's state, its auto-checkpoint taken while idle, one execution
+// running (a long sleep), one the server sent to the kernel behind it
+// (pipelined: it may run there once the sleep ends, so it can never be
+// run again elsewhere) and one queued in the server, which appends a line
+// to counter each time it runs.
 type friday struct {
-	e       opsEnv
-	alice   string // her token
-	kernel  string
-	running string
-	queued  string
-	counter string
+	e         opsEnv
+	alice     string // her token
+	kernel    string
+	running   string
+	pipelined string
+	queued    string
+	counter   string
 }
 
 // runFriday plays Friday on a server started with args and stops it with
@@ -104,6 +107,11 @@ func runFriday(t *testing.T, args ...string) friday {
 		t.Fatalf("the long execution: %s", text)
 	}
 	f.running = sc["execution_id"].(string)
+	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": f.kernel, "code": "print('behind the sleep')", "timeout_s": 1})
+	if sc["status"] != "queued" {
+		t.Fatalf("the pipelined execution: %s", text)
+	}
+	f.pipelined = sc["execution_id"].(string)
 	code := fmt.Sprintf("with open(%q, 'a') as fh:\n    fh.write('ran\\n')\nprint('queued ran', int(arr.sum()))", f.counter)
 	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": f.kernel, "code": code, "timeout_s": 1})
 	if sc["status"] != "queued" {
@@ -178,25 +186,30 @@ func TestFridayMondayWithoutTheAgent(t *testing.T) {
 	if row["state"] != "running" || row["owner"] != "alice" {
 		t.Fatalf("the restored kernel: %v", row)
 	}
-	for _, want := range []string{"restored from its auto-checkpoint of", "arr", "results", "model",
-		"not restored: conn (socket", "execution " + f.running + " was running when the server stopped and is lost"} {
+	for _, want := range []string{"restored from its auto-checkpoint of", "restored arr, results, Model, model;",
+		"conn (socket: reconnect after loading)", "np (module: re-import it after loading)",
+		"executions " + f.running + ", " + f.pipelined + " were running (or sent to the kernel behind it) when the server stopped and are lost"} {
 		if !strings.Contains(notice, want) {
 			t.Fatalf("list_kernels notice lacks %q: %s\nserver log:\n%s", want, notice, s.Logs())
 		}
 	}
 
 	// The queued execution ran once, after the restore (it read arr).
-	sc, text := callTool(t, cl, "get_execution", map[string]any{"execution_id": f.queued, "wait_s": 60})
+	sc, text := callTool(t, cl, "get_execution", map[string]any{"execution_id": f.queued, "wait_s": 50})
 	if sc["status"] != "ok" || !strings.Contains(text, "queued ran 499999500000") {
 		t.Fatalf("the queued execution on Monday: %v\n%s\nserver log:\n%s", sc, text, s.Logs())
 	}
 	if sc["restore_notice"] != notice || !strings.Contains(text, "notice: "+notice) {
 		t.Fatalf("the queued execution's reply does not carry the notice: %v\n%s", sc, text)
 	}
-	// The running one is lost with its reason, never run again.
-	sc, text = callTool(t, cl, "get_execution", map[string]any{"execution_id": f.running})
-	if sc["status"] != "lost" || !strings.Contains(text, "reason: ") || sc["restore_notice"] != notice {
-		t.Fatalf("the running execution on Monday: %v\n%s", sc, text)
+	// The running one, and the one sent behind it, are lost with their
+	// reason, never run again.
+	for _, id := range []string{f.running, f.pipelined} {
+		sc, text = callTool(t, cl, "get_execution", map[string]any{"execution_id": id})
+		if sc["status"] != "lost" || !strings.Contains(text, "reason: ") || !strings.Contains(text, "process was gone when the server started") ||
+			sc["restore_notice"] != notice {
+			t.Fatalf("execution %s on Monday: %v\n%s", id, sc, text)
+		}
 	}
 
 	// The agent's next execute: Friday's variables, and the notice.

@@ -55,7 +55,7 @@ func RestoreNotice(r events.KernelRestored) string {
 	case 1:
 		fmt.Fprintf(&b, "; execution %s was running when the server stopped and is lost (not run again: run it again if it is safe to)", r.Lost[0])
 	default:
-		fmt.Fprintf(&b, "; executions %s were running when the server stopped and are lost (not run again: run them again if it is safe to)",
+		fmt.Fprintf(&b, "; executions %s were running (or sent to the kernel behind it) when the server stopped and are lost (not run again: run them again if it is safe to)",
 			nameList(r.Lost, func(s string) string { return s }))
 	}
 	return b.String()

@@ -31,7 +31,7 @@ func TestRestoreNoticeWording(t *testing.T) {
 		Lost: []string{"x1", "x2"}})
 	want = "kernel k2 was started afresh by the server (its process was gone when the server started) and not restored: " +
 		"no auto-checkpoint of kernel k2 was saved: run your setup code again; " +
-		"executions x1, x2 were running when the server stopped and are lost (not run again: run them again if it is safe to)"
+		"executions x1, x2 were running (or sent to the kernel behind it) when the server stopped and are lost (not run again: run them again if it is safe to)"
 	if got != want {
 		t.Fatalf("failed restore notice:\n got  %s\n want %s", got, want)
 	}
