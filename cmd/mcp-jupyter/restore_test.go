@@ -319,3 +319,64 @@ func TestRestoreWithoutAutoCheckpointTellsWhy(t *testing.T) {
 		t.Fatalf("list_kernels: %v", row)
 	}
 }
+
+// TestRestoreOfATamperedAutoCheckpointIsRefused: the auto-checkpoint on
+// the volume was changed while no server ran (one byte of its payload).
+// Monday's restore refuses it before anything reaches the kernel, finishes
+// the restore anyway (the kernel runs, empty, under its id; what was
+// queued runs), and the agent is told it was refused and what to do.
+func TestRestoreOfATamperedAutoCheckpointIsRefused(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	c1, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	cl := mcpClient(t, inProcessClient(t, c1))
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "friday = list(range(100000))"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c1.autoCheckpoint(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Close()
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	podEnd(t, dataDir)
+	files, _ := filepath.Glob(filepath.Join(dataDir, "checkpoints", "*"+autoCheckpointName(k)+"*.ckpt"))
+	if len(files) != 1 {
+		t.Fatalf("auto-checkpoint files: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c2, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	cl = mcpClient(t, inProcessClient(t, c2))
+	t.Cleanup(func() { _ = cl.Close() })
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print('friday' in globals())", "timeout_s": 120})
+	if sc["status"] != "ok" || !strings.Contains(text, "False") {
+		t.Fatalf("execute on the relaunched kernel: %v\n%s", sc, text)
+	}
+	notice, _ := sc["restore_notice"].(string)
+	for _, want := range []string{"not restored: auto-checkpoint " + autoCheckpointName(k) + " was refused by verification",
+		"nothing of it reached the kernel", "run your setup code again"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("the notice lacks %q: %q", want, notice)
+		}
+	}
+}
