@@ -89,6 +89,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ConsoleIOPubToText,Console100kLines:1x \
 	./cmd/mcp-jupyter/:ConsoleAtSeq:30x \
 	./cmd/mcp-jupyter/:AutoCheckpointShutdown:1x \
+	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \

@@ -362,13 +362,18 @@ func (a *Actor) load(ctx actor.Context, req LoadRequest) {
 		ctx.Respond(loadReply{err: err})
 		return
 	}
+	runner, err := runnerFor(a.deps.Runner, req)
+	if err != nil {
+		ctx.Respond(loadReply{err: err})
+		return
+	}
 	if _, err := a.begin(req.Name, Load{Name: req.Name, OnDisk: a.deps.Files.Exists(req.Name)}); err != nil {
 		ctx.Respond(loadReply{err: err})
 		return
 	}
 	sender, st := ctx.Sender(), a.state
 	a.work(func(wctx context.Context) {
-		out := load(wctx, a.deps.Files, a.deps.Runner, a.deps.KernelDir, st, req)
+		out := load(wctx, a.deps.Files, runner, a.deps.KernelDir, st, req)
 		a.root.Send(a.self, loadDone{req: req, out: out, started: started, sender: sender})
 	})
 }

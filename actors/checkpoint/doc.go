@@ -51,7 +51,12 @@
 //     install runs pip in the kernel's environment and reports each
 //     result, then restores. The kernel loads every variable and updates
 //     its globals only when all of them loaded.
-//  5. The Observer is told every save's and load's wall time (and a saved
+//  5. A load with LoadRequest.Restore is the server's restore of a kernel
+//     relaunched at start (cmd/mcp-jupyter restore.go): all of its work in
+//     the kernel runs through RestoreRunner.RunRestore, ahead of the
+//     kernel's held queue. A Runner that is not a RestoreRunner refuses it
+//     (ErrNoRestoreRunner) before anything reaches the kernel.
+//  6. The Observer is told every save's and load's wall time (and a saved
 //     file's size): infra/metrics turns them into the
 //     checkpoint_save_duration_seconds, checkpoint_load_duration_seconds and
 //     checkpoint_size_bytes histograms. A refused file is a load attempt.

@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -33,6 +34,33 @@ type Runner interface {
 type RestoreRunner interface {
 	Runner
 	RunRestore(ctx context.Context, kernelID, code string) (stdout string, err error)
+}
+
+// ErrNoRestoreRunner: a LoadRequest with Restore reached an actor whose
+// Runner cannot run a restore (it is not a RestoreRunner). A wiring bug:
+// the load is refused before anything reaches the kernel.
+var ErrNoRestoreRunner = errors.New("checkpoint: restore load needs a RestoreRunner")
+
+// restoreRun is the Runner a restore load runs through: every call of it
+// (the package check, an install, the load itself) goes to RunRestore, so
+// none of it waits behind the kernel's held queue.
+type restoreRun struct{ r RestoreRunner }
+
+func (r restoreRun) Run(ctx context.Context, kernelID, code string) (string, error) {
+	return r.r.RunRestore(ctx, kernelID, code)
+}
+
+// runnerFor is the Runner req's work goes through: RunRestore for a
+// restore load (ErrNoRestoreRunner when r cannot), r otherwise.
+func runnerFor(r Runner, req LoadRequest) (Runner, error) {
+	if !req.Restore {
+		return r, nil
+	}
+	rr, ok := r.(RestoreRunner)
+	if !ok {
+		return nil, fmt.Errorf("%w (load %q into kernel %s): the server's Runner lacks RunRestore", ErrNoRestoreRunner, Display(req.Name), req.KernelID)
+	}
+	return restoreRun{rr}, nil
 }
 
 // callKernel runs fn(params) of kernel.py in a private namespace and

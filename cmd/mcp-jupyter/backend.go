@@ -20,6 +20,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/restores"
 )
 
 // backend adapts the actor system and the read models to what the MCP edge
@@ -32,10 +33,15 @@ type backend struct {
 	// last is the log's end (a position, not a read): after a command
 	// that answers no seq, waiting for it makes the models reflect what
 	// the command appended.
-	last     func() uint64
-	queue    *queue.Model
-	execs    *executions.Model
-	kernels  *kernels.Model
+	last    func() uint64
+	queue   *queue.Model
+	execs   *executions.Model
+	kernels *kernels.Model
+	// restores says which execution was queued first after each kernel's
+	// last restore (nil: no execution is told about restores); with
+	// kernels.Kernel.Restored, what execute and get_execution tell an
+	// agent about a kernel relaunched at start (restore_notice.go).
+	restores *restores.Model
 	launcher *jupyter.Launcher
 	// pool holds --prewarm's pre-started kernels (nil: none): StartKernel
 	// claims one before anything else, so its id is the kernel's.
@@ -244,6 +250,7 @@ func (b *backend) view(p auth.Principal, k kernels.Kernel) mcpserver.KernelView 
 	if x, ok := b.queue.Active(k.ID); ok && v.ExecutionState != "dead" {
 		v.ExecutionState, v.Running = "busy", x.ID
 	}
+	v.RestoreNotice = kernelRestoreNotice(k)
 	return v
 }
 
@@ -502,7 +509,8 @@ func (b *backend) Execution(ctx context.Context, id string, since uint64) (mcpse
 	if !b.access.canRead(p, v.Execution.KernelID) {
 		return mcpserver.ExecutionView{}, b.unknownExecution(id)
 	}
-	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More}, nil
+	return mcpserver.ExecutionView{Execution: v.Execution, Outputs: v.Outputs, Cursor: v.Cursor, Changed: v.Changed, More: v.More,
+		RestoreNotice: b.executionRestoreNotice(ctx, v.Execution)}, nil
 }
 
 // unknownExecution is the error for an execution id the models do not know

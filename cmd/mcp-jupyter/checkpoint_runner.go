@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -24,12 +25,25 @@ type checkpointRunner struct {
 	}
 }
 
+var _ checkpoint.RestoreRunner = checkpointRunner{}
+
 // Run submits code and returns the stdout of its stream outputs.
 func (r checkpointRunner) Run(ctx context.Context, kernelID, code string) (string, error) {
+	return r.run(ctx, kernelID, code, false)
+}
+
+// RunRestore is Run for the server's restore of a relaunched kernel
+// (restore.go): the execution starts at once on the kernel held for its
+// restore, ahead of the executions that wait for it.
+func (r checkpointRunner) RunRestore(ctx context.Context, kernelID, code string) (string, error) {
+	return r.run(ctx, kernelID, code, true)
+}
+
+func (r checkpointRunner) run(ctx context.Context, kernelID, code string, restore bool) (string, error) {
 	by := events.PrincipalFrom(ctx)
 	// NB: the server's own (auto-checkpoints, restores) leave the kernel's
 	// execution count alone: an agent sees no In[n] it did not run.
-	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: by, SkipHistory: by == ""})
+	sx, err := r.System.Submit(ctx, kernelID, scheduler.Submit{Code: code, By: by, SkipHistory: by == "", Restore: restore})
 	if err != nil {
 		return "", err
 	}

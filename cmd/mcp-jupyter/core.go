@@ -31,6 +31,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/projections/executions"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/restores"
 )
 
 // core is what serve and stdio share: the log, the read models, the actors
@@ -216,13 +217,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err = c.registerReadiness(); err != nil {
 		return err
 	}
-	q, xm, km := queue.NewModel(), executions.New(executions.Options{}, l), kernels.New()
+	q, xm, km, rm := queue.NewModel(), executions.New(executions.Options{}, l), kernels.New(), restores.New()
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, c.metrics.Projection(), c.procs)
+		q, xm, km, rm, c.metrics.Projection(), c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -320,7 +321,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, launcher: c.launcher, pool: c.pool,
+	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, restores: rm, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
 	srv := mcpserver.New(back, mcpserver.Options{

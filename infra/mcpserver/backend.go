@@ -90,6 +90,10 @@ type KernelView struct {
 	// Shares maps each principal the kernel is shared with to its access
 	// (read or execute); shown to the owner and admins only.
 	Shares map[string]string `json:"shares,omitempty"`
+	// RestoreNotice: the server relaunched this kernel at start (its
+	// process was gone) and restored it; what came back and what did not
+	// (RestoreNotice). Empty otherwise.
+	RestoreNotice string `json:"restore_notice,omitempty"`
 }
 
 // SubmitRequest queues code on a kernel.
@@ -129,6 +133,11 @@ type ExecutionView struct {
 	// More: the outputs were cut at a byte bound; reading from Cursor
 	// returns the rest at once.
 	More bool
+	// RestoreNotice: the server's restore of the execution's kernel
+	// affected it (lost by the relaunch, queued before the restore and run
+	// after it, or the first one queued after it): what the agent must
+	// know (RestoreNotice). Empty otherwise.
+	RestoreNotice string
 }
 
 // CancelPath is what a cancel did.

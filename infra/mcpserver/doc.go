@@ -14,7 +14,8 @@
 //   - start_kernel {kernelspec="python3", notebook?, label?}: starts and
 //     returns the kernel once ready.
 //   - list_kernels {label?} (read-only): state, busy/idle, queue depth,
-//     running execution, bound notebook.
+//     running execution, bound notebook; restore_notice for a kernel the
+//     server relaunched and restored at start (RestoreNotice).
 //   - interrupt_kernel {kernel}: KeyboardInterrupt; variables kept.
 //   - restart_kernel {kernel} (destructive): variables are lost.
 //   - shutdown_kernel {kernel} (destructive).
@@ -36,6 +37,10 @@
 //     model pages from the log only what it no longer holds).
 //   - get_execution {execution_id, wait_s=0 (≤ MaxWait), since=0}: status
 //     and the outputs after the cursor, waiting up to wait_s.
+//   - execute and get_execution of an execution a restore affected (lost by
+//     the relaunch, queued before the restore and run after it, the first
+//     one queued after it: ExecutionView.RestoreNotice) carry a `notice:`
+//     line and restore_notice: the one text RestoreNotice makes.
 //   - list_executions {kernel?, status?} (read-only).
 //   - cancel_execution {execution_id}: queued executions only. One withdrawn
 //     from the server's queue answers status cancelled (it will not run); one

@@ -38,7 +38,8 @@ func (s *Server) addKernelTools() {
 	s.mcp.AddTool(mcp.NewTool("list_kernels",
 		mcp.WithDescription("List kernels with their state (starting, running, dead, lost, shut_down), "+
 			"whether they are busy or idle, how many executions are queued, the running execution "+
-			"and the bound notebook."),
+			"and the bound notebook; for a kernel the server started afresh under its id because its process was gone "+
+			"(the server's pod was replaced), restore_notice says which variables came back from its auto-checkpoint and which did not."),
 		mcp.WithString("label", mcp.Description("Optional: only kernels with this label.")),
 		mcp.WithReadOnlyHintAnnotation(true),
 		mcp.WithIdempotentHintAnnotation(true),

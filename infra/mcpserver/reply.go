@@ -22,6 +22,9 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	if x.Reason != "" {
 		fmt.Fprintf(&h, "reason: %s\n", x.Reason)
 	}
+	if f.RestoreNotice != "" {
+		fmt.Fprintf(&h, "notice: %s\n", f.RestoreNotice)
+	}
 	if o := x.Origin; o != nil {
 		fmt.Fprintf(&h, "origin: %s (session %s, user %q)\n", o.Kind, o.Session, o.Username)
 	}
@@ -82,6 +85,9 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 	}
 	if x.Origin != nil {
 		sc["origin"] = x.Origin
+	}
+	if f.RestoreNotice != "" {
+		sc["restore_notice"] = f.RestoreNotice
 	}
 	if incomplete != "" {
 		sc["outputs_incomplete"] = incomplete

@@ -21,6 +21,8 @@ type followed struct {
 	// More: outputs after Cursor were left out to keep the reply (and the
 	// server's memory) bounded; get_execution since=Cursor reads them.
 	More bool
+	// RestoreNotice: see ExecutionView.
+	RestoreNotice string
 }
 
 // maxFollowBytes bounds the output content one reply collects. An
@@ -51,7 +53,7 @@ func (s *Server) follow(ctx context.Context, id string, since uint64, wait time.
 		if err != nil {
 			return f, err
 		}
-		f.Execution = v.Execution
+		f.Execution, f.RestoreNotice = v.Execution, v.RestoreNotice
 		f.Outputs = append(f.Outputs, v.Outputs...)
 		f.Cursor = max(f.Cursor, v.Cursor)
 		for _, o := range v.Outputs {
