@@ -17,7 +17,8 @@
 #
 # Environment: IMAGE (tag, default localhost/mcp-jupyter:dev), IMAGE_ENGINE
 # (docker|buildah, default: docker if its engine answers), DEBIAN_MIRROR,
-# BUILDAH_STORAGE_DRIVER (vfs), VERSION (default: git describe).
+# BUILDAH_STORAGE_DRIVER (vfs), VERSION (default: git describe), EXTRA_CA_DIR
+# (CAs the Go build stage trusts, default /usr/local/share/ca-certificates).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,6 +28,7 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY=${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 CACHE_DIR=infra/image/.cache
 BASE_IMAGE_LOCAL=localhost/mcp-jupyter-debian:bookworm-slim
+EXTRA_CA_DIR=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
 
 say() { printf 'image: %s\n' "$*" >&2; }
 die() { printf 'image: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -73,11 +75,11 @@ if [ -n "${IMAGE_REBUILD_BASES:-}" ] || ! have_image "$BASE_IMAGE_LOCAL"; then
 			--dpkgopt='path-include=/usr/share/locale/locale.alias' \
 			--aptopt='APT::Install-Recommends "false"' \
 			--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
-			bookworm "$rootfs.tmp" \
+			bookworm "$CACHE_DIR/bookworm-rootfs.partial.tar" \
 			"deb $DEBIAN_MIRROR bookworm main" \
 			"deb $DEBIAN_MIRROR bookworm-updates main" \
 			"deb $DEBIAN_SECURITY bookworm-security main"
-		mv "$rootfs.tmp" "$rootfs"
+		mv "$CACHE_DIR/bookworm-rootfs.partial.tar" "$rootfs"
 	fi
 	say "importing $rootfs as $BASE_IMAGE_LOCAL"
 	ctr=$(bah from scratch)
@@ -94,7 +96,16 @@ GO_IMAGE_LOCAL=localhost/mcp-jupyter-golang:${gover#go}-bookworm
 if [ -n "${IMAGE_REBUILD_BASES:-}" ] || ! have_image "$GO_IMAGE_LOCAL"; then
 	say "making $GO_IMAGE_LOCAL from $BASE_IMAGE_LOCAL and $goroot"
 	ctr=$(bah from --pull=never "$BASE_IMAGE_LOCAL")
-	bah copy "$ctr" "$goroot" /usr/local/go
+	bah copy "$ctr" "$goroot" /usr/local/go >/dev/null
+	# A machine whose egress goes through a TLS-intercepting proxy trusts its
+	# CA (here: /usr/local/share/ca-certificates); `go mod download` in the
+	# build stage needs it. Only this build-stage image gets it, never the
+	# runtime image.
+	if compgen -G "$EXTRA_CA_DIR/*.crt" >/dev/null; then
+		say "adding the CAs of $EXTRA_CA_DIR to the Go build image (go mod download through this machine's proxy)"
+		bah copy "$ctr" "$EXTRA_CA_DIR" /usr/local/share/ca-certificates >/dev/null
+		bah run --isolation chroot "$ctr" -- update-ca-certificates >/dev/null
+	fi
 	bah config --env PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		--env GOPATH=/go --env GOTOOLCHAIN=local --workingdir /go "$ctr"
 	bah commit --rm "$ctr" "$GO_IMAGE_LOCAL" >/dev/null
