@@ -23,10 +23,13 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM ${BASE_IMAGE}
 # The kernels' Python packages come from one list, infra/jupyter/debian-packages.txt,
 # which the Makefile and the README use too.
+# python3-munkres satisfies python3-fonttools' (matplotlib's) "python3-scipy |
+# python3-munkres": without it apt takes scipy, whose python3-pythran pulls gcc,
+# g++, binutils, the Python headers and BLAS headers into the image.
 COPY infra/jupyter/debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      $(grep -v '^#' /tmp/debian-packages.txt) ca-certificates curl tini \
+      $(grep -v '^#' /tmp/debian-packages.txt) python3-munkres ca-certificates curl tini \
  && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt \
  && groupadd --system --gid 10001 mcp \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/mcp mcp \

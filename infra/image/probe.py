@@ -7,7 +7,8 @@ Python: no package beyond the standard library is used), as the image's user.
 Each command prints `PASS <check>: <detail>` or `FAIL <check>: <detail>` lines
 and exits non-zero when a check failed.
 
-  probe.py uid                 the process runs as the numeric non-root uid 10001
+  probe.py uid                 the process runs as the numeric non-root uid 10001, the
+                               volume is writable, no build tools are in the image
   probe.py doctor              `mcp-jupyter doctor` passes
   probe.py stdio               an MCP execute over `mcp-jupyter stdio` against a real kernel
   probe.py serve-drain         serve under tini: /health answers, the server runs as
@@ -209,12 +210,20 @@ def check_uid():
     uid, gid = os.getuid(), os.getgid()
     report(uid == 10001 and gid == 10001 and uid != 0, "uid",
            f"the container's process runs as uid {uid} gid {gid} (want 10001:10001, numeric, non-root)")
+    import shutil
+    tools = [t for t in ("gcc", "cc", "g++", "c++", "go", "make", "ld") if shutil.which(t)]
+    report(not tools, "no-build-tools", "no compiler, linker or Go toolchain in the runtime image"
+           if not tools else "the runtime image has build tools: " + ", ".join(tools))
     writable = os.access(DATA, os.W_OK)
     report(writable, "volume-writable", f"{DATA} is {'writable' if writable else 'NOT writable'} by uid {uid}")
 
 
 def check_doctor():
-    p = subprocess.run([BIN, "doctor"], capture_output=True, text=True, timeout=180)
+    # Under buildah's chroot isolation the container shares the machine's
+    # network, where the image's port 3000 may be taken by something else; a
+    # pod has its own. doctor checks the port is free, so give it a free one.
+    env = dict(os.environ, MCP_ADDR=f"0.0.0.0:{free_port()}")
+    p = subprocess.run([BIN, "doctor"], capture_output=True, text=True, timeout=180, env=env)
     out = (p.stdout + p.stderr).strip()
     tail = " | ".join(out.splitlines()[-4:])
     report(p.returncode == 0, "doctor", f"exit {p.returncode}: {tail}")
