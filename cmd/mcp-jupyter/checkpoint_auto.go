@@ -303,9 +303,9 @@ func (c *core) autoParallel() int {
 // end before ctx's deadline (by its previous size) is not started, and
 // saves still running at the deadline are interrupted in their kernel, so
 // none is committed half way and the previous file stays.
-func (c *core) autoCheckpointAll(ctx context.Context) autoCheckpointReport {
+func (c *core) autoCheckpointAll(ctx context.Context) (r autoCheckpointReport) {
 	began := time.Now()
-	r := autoCheckpointReport{Skipped: map[string]string{}, Failed: map[string]string{}}
+	r = autoCheckpointReport{Skipped: map[string]string{}, Failed: map[string]string{}}
 	defer func() { r.Duration = time.Since(began) }()
 	c.mu.RLock()
 	ck, sys := c.ckpt, c.sys
@@ -363,6 +363,9 @@ func (c *core) autoCheckpointAll(ctx context.Context) autoCheckpointReport {
 	close(next)
 	wg.Wait()
 	slices.Sort(r.Saved)
+	for id, why := range r.Skipped {
+		c.logger.Debug("auto-checkpoint not saved", "component", "checkpoint", "kernel_id", id, "why", why)
+	}
 	return r
 }
 

@@ -89,6 +89,9 @@ func TestAutoCheckpointShutdownPass(t *testing.T) {
 	if r.Skipped[busy] != skipBusy || r.Skipped[empty] != skipNoState {
 		t.Fatalf("first pass skipped %v", r.Skipped)
 	}
+	if r.Duration <= 0 {
+		t.Fatalf("the report's duration: %s", r.Duration)
+	}
 	busyBefore, hadBusy := autoEntry(t, c, busy)
 	if hadBusy {
 		t.Fatalf("a busy kernel was saved: %+v", busyBefore)

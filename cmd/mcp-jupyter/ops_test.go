@@ -399,7 +399,7 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 	waitReady(t, s.addr, 90*time.Second)
 	cl := httpMCP(t, s.addr, e.dataDir)
 	k := startKernelTool(t, cl)
-	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "1+1", "execution_id": "logged"})
+	callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "two = 1+1", "execution_id": "logged"})
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.wait(t, 30*time.Second); err != nil {
 		t.Fatal(err)
@@ -432,20 +432,24 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 			t.Errorf("a log line has no component: %s", line)
 		}
 		seen[comp] = true
-		if m["msg"] == events.TypeExecutionFinished && (m["execution_id"] != "logged" || m["kernel_id"] != k || comp != "scheduler") {
+		// NB: the shutdown's auto-checkpoint of k is an execution too.
+		if m["msg"] == events.TypeExecutionFinished && (m["execution_id"] == nil || m["execution_id"] == "" || m["kernel_id"] != k || comp != "scheduler") {
 			t.Errorf("ExecutionFinished line lacks its ids: %s", line)
 		}
 		if m["msg"] == events.TypeKernelStarted && m["kernel_id"] != k {
 			t.Errorf("KernelStarted line lacks its kernel id: %s", line)
 		}
-		if m["msg"] == events.TypeExecutionFinished {
+		if m["msg"] == events.TypeExecutionFinished && m["execution_id"] == "logged" {
 			seen["finished"] = true
+		}
+		if m["msg"] == "auto-checkpoint saved" && m["kernel_id"] == k {
+			seen["auto-checkpoint"] = true
 		}
 	}
 	if systems != 1 {
 		t.Errorf("%d \"actor system started\" lines, want 1 per process:\n%s", systems, s.Logs())
 	}
-	for _, c := range []string{"server", "persistence", "kernel", "scheduler", "finished"} {
+	for _, c := range []string{"server", "persistence", "kernel", "scheduler", "finished", "checkpoint", "auto-checkpoint"} {
 		if !seen[c] {
 			t.Errorf("no %s log line:\n%s", c, s.Logs())
 		}
