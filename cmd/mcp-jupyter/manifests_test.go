@@ -178,12 +178,18 @@ func benchmarkFigures(t *testing.T) benchFigures {
 		}
 		return v
 	}
-	return benchFigures{
+	f := benchFigures{
 		kernelRSS:     fig("BenchmarkStartKernelPooled", "idle-rss-MiB-per-kernel"),
 		serverPeak:    max(fig("BenchmarkOutput200MBRSS", "peak-rss-MiB-default"), fig("BenchmarkOutput200MBRSS", "peak-rss-MiB")),
 		saveMBPerSec:  fig("BenchmarkSaveLoad250MB", "MB") / fig("BenchmarkSaveLoad250MB", "save-s"),
 		saveBenchName: "BenchmarkSaveLoad250MB",
 	}
+	// NB: the shutdown pass itself (20 kernels x 50 MB, issue 18), once make
+	// bench has reported it: the slower of the two figures counts.
+	if pass, ok := metrics["BenchmarkAutoCheckpointShutdown"]["pass-s"]; ok && pass > 0 && 20*50/pass < f.saveMBPerSec {
+		f.saveMBPerSec, f.saveBenchName = 20*50/pass, "BenchmarkAutoCheckpointShutdown"
+	}
+	return f
 }
 
 // Kernels in a pod die with it; what the pod's end must leave room for.

@@ -432,7 +432,9 @@ func TestLogsCarryComponentsAndIDs(t *testing.T) {
 			t.Errorf("a log line has no component: %s", line)
 		}
 		seen[comp] = true
-		// NB: the shutdown's auto-checkpoint of k is an execution too.
+		// NB: the shutdown's auto-checkpoint of k runs as an execution of
+		// its own (issue 18): every ExecutionFinished carries its ids, and
+		// the agent's is among them.
 		if m["msg"] == events.TypeExecutionFinished && (m["execution_id"] == nil || m["execution_id"] == "" || m["kernel_id"] != k || comp != "scheduler") {
 			t.Errorf("ExecutionFinished line lacks its ids: %s", line)
 		}
