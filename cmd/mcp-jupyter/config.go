@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
@@ -202,6 +203,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	c.Token = get("token")
 	if c.Token != "" && len(c.Token) < 16 {
 		return c, errors.New("--token / MCP_TOKEN is shorter than 16 characters: use a long random value, e.g. openssl rand -hex 32")
+	}
+	if strings.Contains(strings.ToLower(c.Token), checkpointfile.PlaceholderMarker) {
+		return c, errors.New("--token / MCP_TOKEN is the documentation's placeholder, which anyone can read: set it to a random value, e.g. openssl rand -hex 32")
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,17 +74,44 @@ func manifests(t *testing.T) (*appsv1.StatefulSet, *corev1.Service, *corev1.Secr
 			t.Fatalf("document %d (%v) does not decode strictly into k8s.io/api: %v", i, doc["kind"], err)
 		}
 	}
-	if sts == nil || svc == nil || sec == nil {
-		t.Fatalf("want a StatefulSet, a Service and a Secret; got %v %v %v", sts != nil, svc != nil, sec != nil)
+	if sts == nil || svc == nil {
+		t.Fatalf("want a StatefulSet and a Service; got %v %v", sts != nil, svc != nil)
 	}
+	// NB: a Secret, if the file has one, is returned for checkManifests to
+	// refuse: applying it would overwrite the operator's random values.
 	return sts, svc, sec
 }
+
+// manifestHeader returns the manifest's leading comment: the commands it
+// documents for creating the Secret and applying the file.
+func manifestHeader(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(manifestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		h.WriteString(strings.TrimSpace(strings.TrimPrefix(line, "#")) + "\n")
+	}
+	return h.String()
+}
+
+// The Secret the pod reads the token and the checkpoint key from, created
+// by the header's kubectl create secret (never applied from the file).
+const secretName = "mcp-jupyter"
 
 // manifestSet is what the manifests declare.
 type manifestSet struct {
 	sts *appsv1.StatefulSet
 	svc *corev1.Service
-	sec *corev1.Secret
+	sec *corev1.Secret // nil: the file must not carry one
+	// header is the file's leading comment, which tells how to create the
+	// Secret with random values.
+	header string
 }
 
 // imageFacts are what the Dockerfile's runtime stage says: its ENV, USER,
@@ -227,7 +255,7 @@ func preStopSeconds(c corev1.Container) (time.Duration, error) {
 func checkManifests(m manifestSet, img imageFacts, bench benchFigures) []string {
 	var bad []string
 	fail := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
-	sts, svc, sec := m.sts, m.svc, m.sec
+	sts, svc := m.sts, m.svc
 	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 1 {
 		fail("replicas must be 1: the data dir has one writer")
 	}
@@ -410,15 +438,52 @@ func checkManifests(m manifestSet, img imageFacts, bench benchFigures) []string 
 		fail("fsGroup %v is not the image's group %d: the volume would not be writable", deref(psc.FSGroup), img.gid)
 	}
 
-	// Secrets: the token and the checkpoint key come from the Secret.
+	// Kernels run agents' code: no Kubernetes API token in the pod.
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		fail("automountServiceAccountToken must be false: kernels could read the service account token")
+	}
+	// Unconfined kernels could read the server's /proc/<pid>/environ (the
+	// token, the checkpoint key): auto runs them so on a node without
+	// Landlock.
+	if cfg.KernelSandbox != sandbox.ModeRequired {
+		fail("MCP_KERNEL_SANDBOX %q: want required, or a node without Landlock runs kernels unconfined", cfg.KernelSandbox)
+	}
+	// Per-principal limits: one principal can neither start more kernels
+	// than the memory limit is sized for nor fill the volume with
+	// checkpoints, and its sized kernels' auto-checkpoints fit its quota.
+	if cfg.MaxKernels < 1 || (err1 == nil && cfg.MaxKernels > kernels) {
+		fail("MCP_MAX_KERNELS %d: want 1 to the %s kernels the memory limit is sized for", cfg.MaxKernels, ann["mcp-jupyter/sized-for-kernels"])
+	}
+	if cfg.MaxCheckpointBytes <= 0 {
+		fail("MCP_MAX_CHECKPOINT_BYTES unset: one principal's checkpoints can fill the volume")
+	} else {
+		if err1 == nil && err2 == nil && cfg.MaxCheckpointBytes < int64(min(kernels, max(cfg.MaxKernels, 1)))*data.Value() {
+			fail("MCP_MAX_CHECKPOINT_BYTES %d is under the auto-checkpoints of the %d kernels a principal may run (%s each)", cfg.MaxCheckpointBytes, min(kernels, cfg.MaxKernels), data.String())
+		}
+		for _, vct := range sts.Spec.VolumeClaimTemplates {
+			st := vct.Spec.Resources.Requests[corev1.ResourceStorage]
+			if cfg.MaxCheckpointBytes > st.Value()-int64(cfg.MinFreeDisk)-1<<30 {
+				fail("MCP_MAX_CHECKPOINT_BYTES %d lets one principal fill volume %s of %s", cfg.MaxCheckpointBytes, vct.Name, st.String())
+			}
+		}
+	}
+
+	// Secrets: the token and the checkpoint key come from the Secret the
+	// header creates with random values; the file itself carries none.
+	if sec := m.sec; sec != nil {
+		fail("the manifest applies Secret %s with literal values (%d keys): applying the file would replace the random values created with kubectl create secret by values anyone can read", sec.Name, len(sec.StringData)+len(sec.Data))
+	}
+	if !strings.Contains(m.header, "kubectl create secret generic "+secretName+" ") {
+		fail("the header does not say how to create the Secret %s with kubectl create secret generic", secretName)
+	}
 	for _, name := range []string{"MCP_TOKEN", "MCP_CHECKPOINT_SECRET"} {
 		e, ok := env[name]
-		if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != sec.Name {
-			fail("%s must come from the Secret %s", name, sec.Name)
+		if !ok || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != secretName {
+			fail("%s must come from the Secret %s", name, secretName)
 			continue
 		}
-		if _, ok := sec.StringData[e.ValueFrom.SecretKeyRef.Key]; !ok {
-			fail("%s names key %q, which the Secret lacks", name, e.ValueFrom.SecretKeyRef.Key)
+		if key := e.ValueFrom.SecretKeyRef.Key; !strings.Contains(m.header, "--from-literal="+key+`="$(openssl rand -hex 32)"`) {
+			fail("%s names key %q, which the header's kubectl create secret does not fill with openssl rand -hex 32", name, key)
 		}
 	}
 	return bad
@@ -442,7 +507,7 @@ func deref(p *int64) any {
 // variables something reads.
 func TestKubernetesManifests(t *testing.T) {
 	sts, svc, sec := manifests(t)
-	for _, p := range checkManifests(manifestSet{sts, svc, sec}, dockerfileFacts(t), benchmarkFigures(t)) {
+	for _, p := range checkManifests(manifestSet{sts, svc, sec, manifestHeader(t)}, dockerfileFacts(t), benchmarkFigures(t)) {
 		t.Error(p)
 	}
 	// The alert on the auto-checkpoint pass uses the window this manifest
@@ -485,75 +550,113 @@ func TestManifestChecksCatchMistakes(t *testing.T) {
 	}
 	for _, mistake := range []struct {
 		name, want string
-		make       func(m manifestSet)
+		make       func(m *manifestSet)
 	}{
-		{"terminationGracePeriodSeconds lowered", "the kubelet kills the server mid-checkpoint", func(m manifestSet) {
+		{"terminationGracePeriodSeconds lowered", "the kubelet kills the server mid-checkpoint", func(m *manifestSet) {
 			*m.sts.Spec.Template.Spec.TerminationGracePeriodSeconds -= 1
 		}},
-		{"grace raised", "the kubelet kills the server mid-checkpoint", func(m manifestSet) {
+		{"grace raised", "the kubelet kills the server mid-checkpoint", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_SHUTDOWN_GRACE", "55s")
 		}},
-		{"no grace period", "terminationGracePeriodSeconds unset", func(m manifestSet) {
+		{"no grace period", "terminationGracePeriodSeconds unset", func(m *manifestSet) {
 			m.sts.Spec.Template.Spec.TerminationGracePeriodSeconds = nil
 		}},
-		{"no preStop", "no preStop", func(m manifestSet) { m.sts.Spec.Template.Spec.Containers[0].Lifecycle = nil }},
-		{"preStop longer", "mid-checkpoint", func(m manifestSet) {
+		{"no preStop", "no preStop", func(m *manifestSet) { m.sts.Spec.Template.Spec.Containers[0].Lifecycle = nil }},
+		{"preStop longer", "mid-checkpoint", func(m *manifestSet) {
 			m.sts.Spec.Template.Spec.Containers[0].Lifecycle.PreStop.Exec.Command[1] = "15"
 		}},
-		{"memory limit too low", "limits.memory", func(m manifestSet) {
+		{"memory limit too low", "limits.memory", func(m *manifestSet) {
 			m.sts.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("2Gi")
 			m.sts.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi")
 		}},
-		{"sized for more kernels", "limits.memory", func(m manifestSet) {
+		{"sized for more kernels", "limits.memory", func(m *manifestSet) {
 			m.sts.Spec.Template.Annotations["mcp-jupyter/sized-for-kernels"] = "40"
 		}},
-		{"limit under request", "limit", func(m manifestSet) {
+		{"limit under request", "limit", func(m *manifestSet) {
 			m.sts.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("4")
 		}},
-		{"fsGroup not the image's", "fsGroup", func(m manifestSet) {
+		{"fsGroup not the image's", "fsGroup", func(m *manifestSet) {
 			g := int64(2000)
 			m.sts.Spec.Template.Spec.SecurityContext.FSGroup = &g
 		}},
-		{"uid not the image's", "runAsUser", func(m manifestSet) {
+		{"uid not the image's", "runAsUser", func(m *manifestSet) {
 			u := int64(1000)
 			m.sts.Spec.Template.Spec.SecurityContext.RunAsUser = &u
 		}},
-		{"data dir off the volume", "PersistentVolumeClaim", func(m manifestSet) {
+		{"data dir off the volume", "PersistentVolumeClaim", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_DATA_DIR", "/home/mcp/data")
 		}},
-		{"probe path the server does not serve", "probe path", func(m manifestSet) {
+		{"probe path the server does not serve", "probe path", func(m *manifestSet) {
 			m.sts.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = "/healthz"
 		}},
-		{"port not MCP_ADDR", "MCP_ADDR", func(m manifestSet) {
+		{"port not MCP_ADDR", "MCP_ADDR", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_ADDR", "0.0.0.0:8080")
 		}},
-		{"a setting nothing reads", "does not read", func(m manifestSet) {
+		{"a setting nothing reads", "does not read", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_AUTOCHECKPOINT", "true")
 		}},
-		{"auto-restore off", "loses its kernels' variables", func(m manifestSet) {
+		{"auto-restore off", "loses its kernels' variables", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_AUTO_RESTORE", "false")
 		}},
-		{"kernels shut down at stop", "loses its kernels' variables", func(m manifestSet) {
+		{"kernels shut down at stop", "loses its kernels' variables", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_KERNELS_OUTLIVE", "false")
 		}},
-		{"cull over a weekend", "over a weekend", func(m manifestSet) {
+		{"cull over a weekend", "over a weekend", func(m *manifestSet) {
 			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_CULL_IDLE", "1h")
 		}},
-		{"kernels outliving the server in the pod", "shareProcessNamespace", func(m manifestSet) {
+		{"kernels outliving the server in the pod", "shareProcessNamespace", func(m *manifestSet) {
 			yes := true
 			m.sts.Spec.Template.Spec.ShareProcessNamespace = &yes
 		}},
-		{"volume too small", "holds less than", func(m manifestSet) {
+		{"volume too small", "holds less than", func(m *manifestSet) {
 			m.sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
+		}},
+		{"a Secret with placeholder values applied", "literal values", func(m *manifestSet) {
+			m.sec = &corev1.Secret{StringData: map[string]string{
+				"checkpoint-secret": "replace-with-openssl-rand-hex-32", "mcp-token": "replace-with-openssl-rand-hex-32"}}
+			m.sec.Name = secretName
+		}},
+		{"token as a literal value", "MCP_TOKEN must come from the Secret", func(m *manifestSet) {
+			c := &m.sts.Spec.Template.Spec.Containers[0]
+			for i := range c.Env {
+				if c.Env[i].Name == "MCP_TOKEN" {
+					c.Env[i] = corev1.EnvVar{Name: "MCP_TOKEN", Value: "0123456789abcdef0123456789abcdef"}
+				}
+			}
+		}},
+		{"secret key the header does not create", "does not fill", func(m *manifestSet) {
+			m.header = strings.ReplaceAll(m.header, "--from-literal=mcp-token=", "--from-literal=token=")
+		}},
+		{"service account token mounted", "automountServiceAccountToken", func(m *manifestSet) {
+			m.sts.Spec.Template.Spec.AutomountServiceAccountToken = nil
+		}},
+		{"kernels may run unconfined", "MCP_KERNEL_SANDBOX", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_KERNEL_SANDBOX", "auto")
+		}},
+		{"no kernel limit", "MCP_MAX_KERNELS", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_MAX_KERNELS", "0")
+		}},
+		{"more kernels than the memory holds", "MCP_MAX_KERNELS", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_MAX_KERNELS", "40")
+		}},
+		{"no checkpoint quota", "MCP_MAX_CHECKPOINT_BYTES unset", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_MAX_CHECKPOINT_BYTES", "0")
+		}},
+		{"checkpoint quota fills the volume", "fill volume", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_MAX_CHECKPOINT_BYTES", "20GiB")
+		}},
+		{"checkpoint quota under the auto-checkpoints", "under the auto-checkpoints", func(m *manifestSet) {
+			setEnv(&m.sts.Spec.Template.Spec.Containers[0], "MCP_MAX_CHECKPOINT_BYTES", "1GiB")
 		}},
 	} {
 		t.Run(mistake.name, func(t *testing.T) {
 			sts, svc, sec := manifests(t)
-			if got := checkManifests(manifestSet{sts, svc, sec}, img, bench); len(got) != 0 {
+			m := manifestSet{sts, svc, sec, manifestHeader(t)}
+			if got := checkManifests(m, img, bench); len(got) != 0 {
 				t.Fatalf("the real manifests fail: %v", got)
 			}
-			mistake.make(manifestSet{sts, svc, sec})
-			got := checkManifests(manifestSet{sts, svc, sec}, img, bench)
+			mistake.make(&m)
+			got := checkManifests(m, img, bench)
 			if !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, mistake.want) }) {
 				t.Errorf("the mistake passed: want a problem naming %q, got %q", mistake.want, got)
 			}

@@ -19,6 +19,11 @@ import (
 // server replica the same checkpoint secret.
 const SecretEnv = "MCP_CHECKPOINT_SECRET"
 
+// PlaceholderMarker marks the example values of the documentation (e.g.
+// "replace-with-openssl-rand-hex-32"): a secret containing it is public
+// knowledge, so the server refuses it rather than sign with it.
+const PlaceholderMarker = "replace-with"
+
 const (
 	currentFile = "current"
 	keySuffix   = ".key"
@@ -76,6 +81,9 @@ func OpenKeyring(dir, envSecret string) (*Keyring, error) {
 	if envSecret != "" {
 		if len(envSecret) < 16 {
 			return nil, fmt.Errorf("%s is too short: give at least 32 random characters", SecretEnv)
+		}
+		if strings.Contains(strings.ToLower(envSecret), PlaceholderMarker) {
+			return nil, fmt.Errorf("%s is the documentation's placeholder, which anyone can read: set it to a random value, e.g. openssl rand -hex 32", SecretEnv)
 		}
 		sum := sha256.Sum256([]byte("mcp-jupyter key id\x00" + envSecret))
 		k := Key{ID: "env-" + hex.EncodeToString(sum[:6]), Secret: []byte(envSecret)}
