@@ -621,6 +621,12 @@ func (c *core) collectAutoCheckpoints(ctx context.Context) {
 		if !ok || k.State != kernels.StateShutDown {
 			continue
 		}
+		// NB: only the kernel owner's auto-<id> is the kernel's: another
+		// principal's checkpoint of that name (hand-saved before the prefix
+		// was reserved) is theirs to keep.
+		if stored != checkpoint.Stored(k.Owner, autoCheckpointName(id)) {
+			continue
+		}
 		c.auto.mu.Lock()
 		kept := c.auto.kept[id]
 		c.auto.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -261,6 +262,60 @@ func TestAutoCheckpointCollected(t *testing.T) {
 	}
 	if _, ok := autoEntry(t, c, byServer); !ok {
 		t.Fatalf("the auto-checkpoint of a kernel the server shut down was deleted")
+	}
+}
+
+// TestAutoCheckpointCollectedOnlyTheOwners: when alice shuts down her
+// kernel K, only her auto-K goes: bob's own checkpoint named auto-K (saved
+// by hand before the prefix was reserved) stays, and still loads.
+func TestAutoCheckpointCollectedOnlyTheOwners(t *testing.T) {
+	c, cl := autoCore(t, nil, func(cfg *config) { cfg.AutoCheckpointIdle = 0 })
+	alice, bob := agent("alice", 0), agent("bob", 0)
+	_, text := callAs(cl, alice, "start_kernel", map[string]any{"kernelspec": "python3"})
+	k := kernelIDPattern.FindString(text)
+	if sc, text := callAs(cl, alice, "execute", map[string]any{"kernel": k, "code": "mine = 'alice'"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	_, text = callAs(cl, bob, "start_kernel", map[string]any{"kernelspec": "python3"})
+	bobs := kernelIDPattern.FindString(text)
+	if sc, text := callAs(cl, bob, "execute", map[string]any{"kernel": bobs, "code": "mine = 'bob'"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// NB: the save as the tool made it before auto- was reserved: bob's
+	// checkpoint, in bob's names, of his own kernel.
+	if _, err := c.ckpt.Save(ctx, checkpoint.SaveRequest{Name: autoCheckpointName(k), Owner: "bob", By: "bob", KernelID: bobs}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.autoCheckpointAll(ctx); !slices.Contains(r.Saved, k) {
+		t.Fatalf("pass: %+v", r)
+	}
+	if _, text := callAs(cl, alice, "shutdown_kernel", map[string]any{"kernel": k}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("shutdown_kernel: %s", text)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "alice's kernel shown shut down", func() (bool, string) {
+		a, _ := c.kernels.Get(k)
+		return a.State == kernels.StateShutDown, string(a.State)
+	})
+	c.collectAutoCheckpoints(ctx)
+	st, err := c.ckpt.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Checkpoints[checkpoint.Stored("alice", autoCheckpointName(k))]; ok {
+		t.Fatal("alice's auto-checkpoint of the kernel she shut down was kept")
+	}
+	if _, ok := st.Checkpoints[checkpoint.Stored("bob", autoCheckpointName(k))]; !ok {
+		t.Fatal("bob's checkpoint named after alice's kernel was deleted when she shut it down")
+	}
+	_, text = callAs(cl, bob, "start_kernel", map[string]any{"kernelspec": "python3"})
+	fresh := kernelIDPattern.FindString(text)
+	if _, text := callAs(cl, bob, "load_environment", map[string]any{"kernel": fresh, "name": autoCheckpointName(k)}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("bob loads his checkpoint: %s", text)
+	}
+	if _, text := callAs(cl, bob, "execute", map[string]any{"kernel": fresh, "code": "print(mine)"}); !strings.Contains(text, "bob") {
+		t.Fatalf("loaded: %s", text)
 	}
 }
 
