@@ -1,22 +1,35 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t mcp-jupyter .
+# Build: make image (docker where its engine runs, otherwise buildah with base
+#        images made locally: infra/image/build.sh), or docker build -t mcp-jupyter .
+# Test:  make image-test (infra/image/test.sh: uid, doctor, /health, MCP execute,
+#        SIGTERM drain, the volume across a restart; prints the size)
 # Run:   docker run -p 3000:3000 -v mcp-data:/data/mcp -e MCP_ALLOWED_HOSTS=localhost mcp-jupyter
 # Check: docker run --rm -v mcp-data:/data/mcp mcp-jupyter doctor
-FROM golang:1.26-bookworm AS build
+# The base images are arguments so that a machine without a registry can build
+# on images it made itself (infra/image/build.sh makes both with mmdebstrap).
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# Where modules come from (a private or caching proxy); the Go default otherwise.
+ARG GOPROXY
 RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/mcp-jupyter ./cmd/mcp-jupyter
 
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 # The kernels' Python packages come from one list, infra/jupyter/debian-packages.txt,
 # which the Makefile and the README use too.
+# python3-munkres satisfies python3-fonttools' (matplotlib's) "python3-scipy |
+# python3-munkres": without it apt takes scipy, whose python3-pythran pulls gcc,
+# g++, binutils, the Python headers and BLAS headers into the image.
 COPY infra/jupyter/debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      $(grep -v '^#' /tmp/debian-packages.txt) ca-certificates curl tini \
+      $(grep -v '^#' /tmp/debian-packages.txt) python3-munkres ca-certificates curl tini \
  && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt \
  && groupadd --system --gid 10001 mcp \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/mcp mcp \

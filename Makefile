@@ -19,7 +19,7 @@ NODE_PKGS := nodejs npm
 # downloads no browser).
 CHROMIUM  := /usr/bin/chromium
 
-.PHONY: run test deps bench bench-run lint build fuzz
+.PHONY: run test deps bench bench-run lint build fuzz image image-test
 
 ## deps: Debian's Python kernel packages, only when /usr/bin/python3 lacks them; Go modules; Debian's
 ## jupyter_server unpacked (apt-get download + dpkg -x, nothing installed) into
@@ -62,6 +62,18 @@ test: deps
 build:
 	go build -o bin/mcp-jupyter ./cmd/mcp-jupyter
 
+## image: the container image (localhost/mcp-jupyter:dev; IMAGE=... to tag it otherwise): docker build
+## where a Docker engine runs, otherwise buildah (root, vfs, chroot) on Debian bookworm bases made once
+## with mmdebstrap (docs/deploy.d/image.md).
+image:
+	infra/image/build.sh
+
+## image-test: runs the built image and checks inside it: numeric non-root uid, doctor, /health, an MCP
+## execute over stdio, SIGTERM drain within the grace, the volume across a container restart; prints
+## PASS/FAIL per check and the image's size. Minutes: not part of `make test`.
+image-test:
+	infra/image/test.sh
+
 ## bench: every benchmark beside its baseline in the same run; ratios to docs/benchmarks.md.
 ## Each entry: package:benchmarks (comma-separated):iterations (latency figures need many samples, whole-system ones few).
 BENCH_OUT := $(or $(TMPDIR),/tmp)/mcp-jupyter-bench.txt
@@ -88,6 +100,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:Frontends10:1x \
 	./cmd/mcp-jupyter/:ConsoleIOPubToText,Console100kLines:1x \
 	./cmd/mcp-jupyter/:ConsoleAtSeq:30x \
+	./cmd/mcp-jupyter/:AutoCheckpointShutdown:1x \
 	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
 	./infra/notebook/:.:10x \
 	./infra/natsbus/:.:300x \

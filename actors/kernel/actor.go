@@ -42,6 +42,13 @@ type Deps struct {
 	// RestoreName names the checkpoint a relaunched kernel is restored
 	// from (KernelRestarted.Restore); nil or "": none, and no hold.
 	RestoreName func(kernelID string) string
+
+	// relaunching is held (a one-slot semaphore shared by the actor's
+	// instances, made by Props) while a relaunch stops and starts the
+	// kernel's process: an instance rebuilt mid-relaunch starts its own
+	// only once the crashed one's has ended, so two launches never share
+	// the kernel's directory.
+	relaunching chan struct{}
 }
 
 // Actor is the protoactor shell around one kernel's State.
@@ -67,6 +74,8 @@ type Actor struct {
 	op      string
 	opReply *actor.PID
 	opBy    string // the principal whose command the operation carries out
+	// opShutdown is the Shutdown being carried out (its reason, a cull).
+	opShutdown Shutdown
 	// running are the executions sent and not yet ended, in the order
 	// sent: the running one and, pipelined behind it, at most one more.
 	running []string
@@ -123,6 +132,7 @@ func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 	if deps.Written == nil {
 		deps.Written = &actors.Written{}
 	}
+	deps.relaunching = make(chan struct{}, 1)
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{id: id, deps: deps, listener: listener} })
 }
 
@@ -386,6 +396,15 @@ func (a *Actor) relaunch(ctx actor.Context, attachErr error) {
 	go func() {
 		octx, cancel := a.opContext()
 		defer cancel()
+		select {
+		case a.deps.relaunching <- struct{}{}:
+			// NB: released after the outcome is sent: a stale one reaches
+			// the rebuilt instance before that instance's own launch begins.
+			defer func() { <-a.deps.relaunching }()
+		case <-octx.Done():
+			root.Send(self, relaunchDone{by: a, attachErr: attachErr, err: fmt.Errorf("wait for an earlier relaunch: %w", octx.Err())})
+			return
+		}
 		if err := a.deps.Launcher.Kill(proc); err != nil {
 			root.Send(self, relaunchDone{by: a, attachErr: attachErr, err: fmt.Errorf("stop the unreachable process: %w", err)})
 			return
@@ -874,9 +893,10 @@ func (a *Actor) restarted(ctx actor.Context, m restartDone) {
 }
 
 func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
-	if !a.beginOp(ctx, "shutting down", m.By, DecideShutdown(a.state)) {
+	if !a.beginOp(ctx, "shutting down", m.By, decideShutdownOf(a.state, m, len(a.running))) {
 		return
 	}
+	a.opShutdown = m
 	conn, proc := a.conn, a.state.Process
 	a.expectExit = true
 	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shutting down"})
@@ -903,8 +923,9 @@ func (a *Actor) shutDown(ctx actor.Context, m shutdownDone) {
 		return
 	}
 	effs := a.retire(a.opBy)
-	a.append(draftBy(a.id, a.opBy, events.KernelShutDown{KernelID: a.id, Forced: m.forced, Reason: "requested"}))
-	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shut down", Ending: endedIDs(effs)})
+	shut, why := shutDownEvent(a.id, m.forced, a.opShutdown)
+	a.append(draftBy(a.id, a.opBy, shut))
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: why, Ending: endedIDs(effs)})
 	a.perform(ctx, effs)
 	a.reply(ctx, Result{State: a.state})
 }

@@ -51,7 +51,16 @@
 //     (re)start — the producer builds a fresh actor — it is rebuilt from that
 //     stream, and the shell derives what to do from it: re-attach a running
 //     kernel (Ready{Reattached}), or tell the scheduler a stopped one takes
-//     no work. A scheduler that (re)starts asks with Watch.
+//     no work. A scheduler that (re)starts asks with Watch. When the
+//     re-attach fails and Deps.AutoRestore is set, it relaunches instead
+//     of recording KernelLost: a fresh process of the same kernelspec under
+//     the same id (KernelRestarted{Reason, Restore}); Ready{Fresh, Gone}
+//     makes the scheduler hand back the executions of the gone process,
+//     which this actor records lost (Resume{Gone}). State.Restore holds the
+//     kernel for its restore until FinishRestore appends KernelRestored
+//     and tells the scheduler (RestoreEnded); every Ready carries the hold,
+//     so a rebuilt scheduler keeps it. If no process starts: KernelLost
+//     with both reasons.
 //  5. frontend.go, relay.go: Jupyter frontends (infra/jupyterapi). Relay
 //     sends an allow-listed request that is no execution (complete,
 //     inspect, kernel_info, comm_*, debug_request, ...) under the server's

@@ -75,6 +75,10 @@ type (
 	Shutdown  struct {
 		Reason string
 		By     string
+		// Culled: the server shuts the kernel down after --cull-idle
+		// without activity (KernelShutDown.Culled, with Reason); refused
+		// while an execution is in flight (see DecideCull).
+		Culled bool
 	}
 	// SendInput answers an input() call of an execution.
 	SendInput struct {

@@ -31,4 +31,13 @@
 //     is handed back with kernel.Resume (a barrier decides finished or
 //     lost). Nothing is resent automatically: an execution the kernel may
 //     have run is never sent twice.
+//
+// The restore hold (a kernel relaunched at recovery, see actors/kernel):
+// State.Hold is folded from KernelRestarted{Restore} and KernelRestored,
+// and set by Ready{Restore}. While it holds, nothing is dispatched from the
+// queue and submissions queue; a Submit{Restore} (the server's load of the
+// auto-checkpoint) starts at once when nothing is in flight, or first once
+// the executions of the gone process are recorded lost, never with one
+// pipelined behind it. kernel.RestoreEnded ends it: the queue runs. Outcome
+// answers once the kernel's recovery has an outcome (System.Restoring).
 package scheduler

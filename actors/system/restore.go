@@ -74,7 +74,10 @@ func (s *System) Restoring(ctx context.Context) ([]Restoring, error) {
 	var out []Restoring
 	var errs []error
 	for _, a := range futures {
-		res, err := a.f.Result()
+		res, err := result(ctx, a.f)
+		if errors.Is(err, ctx.Err()) && err != nil {
+			return out, fmt.Errorf("wait for the recovery of kernel %s: %w", a.id, err)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("wait for the recovery of kernel %s: %w", a.id, err))
 			continue
@@ -105,4 +108,27 @@ func (s *System) FinishRestore(ctx context.Context, kernelID string, r events.Ke
 		return fmt.Errorf("finish the restore of kernel %s: %w", kernelID, err)
 	}
 	return nil
+}
+
+// result waits for f's answer or for ctx to end. NB: the goroutine ends
+// with the future, which times out on its own.
+func result(ctx context.Context, f *actor.Future) (any, error) {
+	type answer struct {
+		v   any
+		err error
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done := make(chan answer, 1)
+	go func() {
+		v, err := f.Result()
+		done <- answer{v, err}
+	}()
+	select {
+	case a := <-done:
+		return a.v, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

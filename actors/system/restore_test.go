@@ -3,11 +3,13 @@ package system_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -197,13 +199,13 @@ func TestAutoRestoreRelaunchesGoneKernelAndHoldsItsQueue(t *testing.T) {
 
 // TestHeldKernelStaysHeldAcrossCrashAndRestart: the hold is in the log.
 // The kernel actor crashes mid-restore (supervision rebuilds it; it
-// re-attaches to the fresh process) and then the whole server stops and
-// starts again: the kernel is still held, Restoring returns it again (with
+// re-attaches to the fresh process), then the scheduler crashes (rebuilt
+// from the log), then the whole server stops and starts again: the kernel is still held, Restoring returns it again (with
 // the executions the first relaunch recorded lost), and its queue runs
 // once, only after FinishRestore.
 func TestHeldKernelStaysHeldAcrossCrashAndRestart(t *testing.T) {
 	hooks := restoreHooks
-	hooks.KernelPanicOn = isCrash
+	hooks.KernelPanicOn, hooks.SchedulerPanicOn = isCrash, isCrash
 	s := testkit.StartStackWithHooks(t, hooks)
 	f := podReplaced(t, s)
 	k := f.k
@@ -223,9 +225,25 @@ func TestHeldKernelStaysHeldAcrossCrashAndRestart(t *testing.T) {
 	if st := kernelState(t, s, k); st.Restore != autoName(k) {
 		t.Fatalf("kernel actor rebuilt mid-restore: %+v, want it still held", st)
 	}
-	// NB: dispatched, if at all, once the re-attach's reconcile is done:
-	// this one runs only if the hold is gone.
+	_, spid, err := s.System.PIDs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.System.Actors().Root.Send(spid, crash{})
+	// NB: after the crash in the scheduler's mailbox, and dispatched, if at
+	// all, once the re-attach's reconcile is done: it runs only if the
+	// rebuilt scheduler lost the hold.
 	later := submit(t, s, k, marks(f.ranFile, "L"))
+	// The rebuilt scheduler dispatches the restore's load, and only it.
+	early, err := s.System.Submit(context.Background(), k, scheduler.Submit{Restore: true, Code: "x = 40"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y := s.WaitExecution(early.ID, 60*time.Second); y.Status != queue.StatusOK {
+		t.Fatalf("the restore's load after the crashes: %+v", y)
+	}
+	stillQueued(t, s, f.waiting, f.ranFile)
+	stillQueued(t, s, later, f.ranFile)
 
 	s.Restart()
 	again := restoring(t, s)
@@ -328,4 +346,115 @@ func TestFinishRestoreOnAKernelNotHeldIsRefused(t *testing.T) {
 	if n := len(kernelEvents[events.KernelRestored](t, s, k)); n != 0 {
 		t.Fatalf("%d KernelRestored after a refused FinishRestore", n)
 	}
+}
+
+// TestRelaunchWithoutACheckpointNameHoldsNothing: with --auto-restore but
+// no checkpoint to restore from (RestoreName nil), the kernel is relaunched
+// all the same and its queued execution runs at once, exactly once; the
+// executions sent to the gone process are lost; Restoring returns nothing.
+func TestRelaunchWithoutACheckpointNameHoldsNothing(t *testing.T) {
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{AutoRestore: true})
+	f := podReplaced(t, s)
+	s.Restart()
+	if rs := restoring(t, s); len(rs) != 0 {
+		t.Fatalf("Restoring: %+v", rs)
+	}
+	restarted := kernelEvents[events.KernelRestarted](t, s, f.k)
+	if len(restarted) != 1 || restarted[0].Restore != "" || restarted[0].Reason == "" {
+		t.Fatalf("KernelRestarted: %+v", restarted)
+	}
+	runsExactlyOnce(t, s, []string{f.waiting}, []string{""})
+	for _, id := range []string{f.running, f.pipelined} {
+		if x := s.WaitExecution(id, 30*time.Second); x.Status != queue.StatusLost {
+			t.Fatalf("execution %s sent to the gone process: %+v", id, x)
+		}
+	}
+	if got, err := os.ReadFile(f.ranFile); err != nil || string(got) != "Q" {
+		t.Fatalf("what ran: %q %v, want Q", got, err)
+	}
+}
+
+// TestRestoringHonoursItsContext: a caller whose context has ended is
+// answered at once with its error, not after the recovered kernels'
+// outcomes.
+func TestRestoringHonoursItsContext(t *testing.T) {
+	s := testkit.StartStackWithHooks(t, restoreHooks)
+	startKernel(t, s)
+	s.Restart()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.System.Restoring(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Restoring with an ended context: %v", err)
+	}
+}
+
+// liveKernelProcesses counts the processes (zombies aside) whose command
+// line names kernel id's directory under dataDir.
+func liveKernelProcesses(t *testing.T, dataDir, id string) int {
+	t.Helper()
+	dir := filepath.Join(dataDir, "runtime", "kernels", id) + string(filepath.Separator)
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if i := strings.LastIndexByte(string(stat), ')'); err != nil || i < 0 || len(stat) <= i+2 || stat[i+2] == 'Z' {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// TestKernelActorCrashMidRelaunchLeavesOneProcess: the kernel actor
+// crashes while its relaunch starts the fresh process. The rebuilt actor
+// waits for that launch to end, stops the process it started (it was
+// never recorded), and relaunches once more: one KernelRestarted, one live
+// process for the kernel id, held for its restore, and the queue runs once
+// after FinishRestore.
+func TestKernelActorCrashMidRelaunchLeavesOneProcess(t *testing.T) {
+	var attaching atomic.Bool
+	hooks := restoreHooks
+	hooks.KernelPanicOn = func(m any) bool {
+		if fmt.Sprintf("%T", m) == "kernel.attachDone" {
+			attaching.Store(true) // NB: an observer only: never panics here
+		}
+		return isCrash(m)
+	}
+	s := testkit.StartStackWithHooks(t, hooks)
+	f := podReplaced(t, s)
+	attaching.Store(false)
+	s.Restart()
+	testkit.WaitUntil(t, 60*time.Second, "the kernel actor's attach failed", func() (bool, string) { return attaching.Load(), "" })
+	kpid, _, err := s.System.PIDs(f.k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// NB: behind the attach's outcome in the mailbox: the relaunch is under way.
+	s.System.Actors().Root.Send(kpid, crash{})
+
+	rs := restoring(t, s)
+	if len(rs) != 1 || rs[0].KernelID != f.k || !slices.Equal(rs[0].Lost, []string{f.running, f.pipelined}) {
+		t.Fatalf("Restoring: %+v", rs)
+	}
+	if n := len(kernelEvents[events.KernelRestarted](t, s, f.k)); n != 1 {
+		t.Fatalf("%d KernelRestarted, want 1", n)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "one live process for the kernel", func() (bool, string) {
+		n := liveKernelProcesses(t, s.DataDir, f.k)
+		return n == 1, fmt.Sprintf("%d processes", n)
+	})
+	if err := s.System.FinishRestore(context.Background(), f.k, events.KernelRestored{Checkpoint: autoName(f.k)}); err != nil {
+		t.Fatal(err)
+	}
+	runsExactlyOnce(t, s, []string{f.waiting}, []string{""})
 }

@@ -282,6 +282,9 @@ func (b *backend) ResolveKernel(ctx context.Context, kernelOrNotebook string) (s
 	}
 	id, ok := b.resolve(ctx, p, kernelOrNotebook)
 	if !ok || !b.access.canRead(p, id) {
+		if err := b.culledKernel(p, kernelOrNotebook); err != nil {
+			return "", err // NB: culled in an earlier process: say so, and where its variables are
+		}
 		return "", unknownKernel(kernelOrNotebook)
 	}
 	return id, nil

@@ -41,6 +41,8 @@ const (
 	skipNoTime     = "no time left before the shutdown deadline: its previous auto-checkpoint stays"
 	skipNothing    = "nothing to save (no variable that can be pickled)"
 	skipQuota      = "its owner's checkpoint quota (--max-checkpoint-bytes) is reached: its previous auto-checkpoint stays"
+	// NB: kept until the file is loaded into the kernel by a principal, or deleted.
+	skipRestoreFailed = "its restore from its auto-checkpoint failed: that file is kept (the only copy of its variables from before); load_environment it, or delete_checkpoint it, to resume its auto-checkpoints"
 )
 
 // errAutoBusy: the kernel runs or waits for an execution; its auto-checkpoint
@@ -65,6 +67,8 @@ type autoCheckpoints struct {
 	// kept: shut-down kernels whose auto-checkpoint stays (culled, or shut
 	// down by the server): looked up once.
 	kept map[string]bool
+	// restores: kernel id -> whether its process's restore failed.
+	restores map[string]restoreVerdict
 	// bytesPerSec is the speed of the last saves (a running mean).
 	bytesPerSec float64
 	// parallel bounds the saves of a shutdown pass (0: one per core).
@@ -101,7 +105,7 @@ type autoCandidate struct {
 // autoCandidate looks at one kernel in the read models: it returns why its
 // auto-checkpoint is not to be saved ("" when it is). st is the checkpoint
 // actor's state (which auto-checkpoints exist).
-func (c *core) autoCandidate(id string, st checkpoint.State) (autoCandidate, string) {
+func (c *core) autoCandidate(ctx context.Context, id string, st checkpoint.State) (autoCandidate, string) {
 	k, ok := c.kernels.Get(id)
 	if !ok || k.State != kernels.StateRunning {
 		return autoCandidate{}, skipNotRunning
@@ -126,8 +130,61 @@ func (c *core) autoCandidate(id string, st checkpoint.State) (autoCandidate, str
 		return autoCandidate{}, skipNoState
 	case changeSeq <= through:
 		return autoCandidate{}, skipUnchanged
+	case cand.HasPrevious && k.Restarts > 0 && c.restoreFailed(ctx, k, through):
+		return autoCandidate{}, skipRestoreFailed
 	}
 	return cand, ""
+}
+
+// restoreFailed: kernel k's current process was relaunched by the server
+// and the restore of its auto-checkpoint (saved at seq saved) failed, and
+// nobody has loaded that file into it since. The file is then the only
+// copy of the kernel's variables from before: replacing it with what the
+// fresh process holds would lose them. (A partial restore — variables the
+// checkpoint could not hold — is no failure: saving again loses nothing.)
+func (c *core) restoreFailed(ctx context.Context, k kernels.Kernel, saved uint64) bool {
+	c.auto.mu.Lock()
+	v, known := c.auto.restores[k.ID]
+	c.auto.mu.Unlock()
+	if !known || !v.started.Equal(k.StartedAt) {
+		v = restoreVerdict{started: k.StartedAt}
+		err := c.log.ReadStream(ctx, events.KernelStream(k.ID), 0, func(e events.Event) error {
+			if p, ok := e.Payload.(events.KernelRestored); ok && !e.Time.Before(k.StartedAt) {
+				v.failedSeq = 0
+				if p.Error != "" && p.Checkpoint == autoCheckpointName(k.ID) {
+					v.failedSeq = e.Seq
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return true // NB: not known: keep the file
+		}
+		c.auto.mu.Lock()
+		if c.auto.restores == nil {
+			c.auto.restores = map[string]restoreVerdict{}
+		}
+		c.auto.restores[k.ID] = v
+		c.auto.mu.Unlock()
+	}
+	if v.failedSeq == 0 || saved > v.failedSeq {
+		return false
+	}
+	loaded := false
+	err := c.log.ReadStream(ctx, events.CheckpointStream(checkpoint.Stored(k.Owner, autoCheckpointName(k.ID))), v.failedSeq,
+		func(e events.Event) error {
+			if p, ok := e.Payload.(events.CheckpointLoaded); ok && e.Principal != "" && p.KernelID == k.ID {
+				loaded = true
+			}
+			return nil
+		})
+	return err != nil || !loaded
+}
+
+// restoreVerdict is what the log says of a kernel process's restore.
+type restoreVerdict struct {
+	started   time.Time // the process (kernels.Kernel.StartedAt)
+	failedSeq uint64    // its KernelRestored, when the restore failed; 0: it did not
 }
 
 // lastChange is the seq and time at which the last execution that may
@@ -263,7 +320,7 @@ func (c *core) autoCheckpointAll(ctx context.Context) autoCheckpointReport {
 	}
 	var cands []autoCandidate
 	for _, id := range sys.KernelIDs() {
-		cand, why := c.autoCandidate(id, st)
+		cand, why := c.autoCandidate(ctx, id, st)
 		if why != "" {
 			if why != skipNotRunning {
 				r.Skipped[id] = why
@@ -331,7 +388,7 @@ func (c *core) autoSaveBefore(ctx context.Context, cand autoCandidate) (saved bo
 	case errors.Is(err, checkpoint.ErrQuota):
 		c.logQuota(cand, err)
 		return false, skipQuota, nil
-	case ctx.Err() != nil:
+	case expired(ctx):
 		c.interruptAutoSave(cand.ID)
 		c.logger.Warn("auto-checkpoint cut off at the shutdown deadline: the previous one stays", "component", "checkpoint",
 			"kernel_id", cand.ID, "err", err)
@@ -339,6 +396,16 @@ func (c *core) autoSaveBefore(ctx context.Context, cand autoCandidate) (saved bo
 	}
 	c.logger.Warn("auto-checkpoint not saved: the previous one stays", "component", "checkpoint", "kernel_id", cand.ID, "err", err)
 	return false, "", err
+}
+
+// expired: ctx ended, or its deadline passed (the checkpoint client's wait
+// ends at the deadline, a hair before ctx says so).
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // logQuota says, for the operator, why an auto-checkpoint was refused for
@@ -401,7 +468,7 @@ func (c *core) autoCheckpoint(ctx context.Context, kernelID string) error {
 	if err != nil {
 		return fmt.Errorf("save auto-checkpoint of kernel %s: %w", kernelID, err)
 	}
-	cand, why := c.autoCandidate(kernelID, st)
+	cand, why := c.autoCandidate(ctx, kernelID, st)
 	switch why {
 	case "":
 	case skipBusy:
@@ -471,7 +538,7 @@ func (c *core) autoCheckpointIdle(ctx context.Context, now time.Time) {
 		if ctx.Err() != nil || back.draining.Load() {
 			return // NB: the shutdown's own pass takes over
 		}
-		cand, why := c.autoCandidate(id, st)
+		cand, why := c.autoCandidate(ctx, id, st)
 		if why != "" || now.Sub(cand.ChangeAt) < c.cfg.AutoCheckpointIdle {
 			continue
 		}
@@ -509,7 +576,7 @@ func (c *core) autoCheckpointIdleOne(ctx context.Context, cand autoCandidate) er
 	if err != nil {
 		return err
 	}
-	if cand, why := c.autoCandidate(cand.ID, st); why != "" {
+	if cand, why := c.autoCandidate(sctx, cand.ID, st); why != "" {
 		return nil
 	} else if _, err := c.autoSave(sctx, cand); err != nil {
 		switch {

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -277,5 +279,140 @@ func TestAutoCheckpointQuota(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "Raise --max-checkpoint-bytes") || !strings.Contains(l, k) {
 		t.Fatalf("the log does not say what to do:\n%s", l)
+	}
+}
+
+// TestAutoCheckpointInTheOwnersNames: alice's kernel's auto-checkpoint is
+// alice's: she lists it and loads it by its plain name; bob naming it is
+// told it does not exist.
+func TestAutoCheckpointInTheOwnersNames(t *testing.T) {
+	c, cl := autoCore(t, nil, func(cfg *config) { cfg.AutoCheckpointIdle = 0 })
+	alice, bob := agent("alice", 0), agent("bob", 0)
+	_, text := callAs(cl, alice, "start_kernel", map[string]any{"kernelspec": "python3"})
+	k := kernelIDPattern.FindString(text)
+	if sc, text := callAs(cl, alice, "execute", map[string]any{"kernel": k, "code": "mine = 'alice'"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r := c.autoCheckpointAll(ctx); !slices.Equal(r.Saved, []string{k}) {
+		t.Fatalf("pass: %+v", r)
+	}
+	sc, text := callAs(cl, alice, "list_checkpoints", map[string]any{})
+	list, _ := sc["checkpoints"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["name"] != autoCheckpointName(k) || list[0].(map[string]any)["owner"] != "alice" {
+		t.Fatalf("alice's list: %s", text)
+	}
+	_, text = callAs(cl, alice, "start_kernel", map[string]any{"kernelspec": "python3"})
+	fresh := kernelIDPattern.FindString(text)
+	if _, text := callAs(cl, alice, "load_environment", map[string]any{"kernel": fresh, "name": autoCheckpointName(k)}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("alice loads her auto-checkpoint: %s", text)
+	}
+	if _, text := callAs(cl, alice, "execute", map[string]any{"kernel": fresh, "code": "print(mine)"}); !strings.Contains(text, "alice") {
+		t.Fatalf("loaded: %s", text)
+	}
+	_, text = callAs(cl, bob, "start_kernel", map[string]any{"kernelspec": "python3"})
+	bobs := kernelIDPattern.FindString(text)
+	if _, text := callAs(cl, bob, "load_environment", map[string]any{"kernel": bobs, "name": "alice/" + autoCheckpointName(k)}); !strings.Contains(text, "list_checkpoints") {
+		t.Fatalf("bob loads alice's auto-checkpoint: %s", text)
+	}
+}
+
+// TestSIGTERMSavesAutoCheckpoints: the real binary, SIGTERMed, saves after
+// its drain the auto-checkpoint of the idle kernel that changed and not of
+// the one whose execution still runs; a new server on the same data dir
+// loads the saved one into a fresh kernel with the variables.
+func TestSIGTERMSavesAutoCheckpoints(t *testing.T) {
+	e := newOpsEnv(t)
+	s := startServer(t, e.bin, e.env, "--shutdown-grace", "12s", "--auto-checkpoint-idle", "0")
+	waitReady(t, s.addr, 90*time.Second)
+	cl := httpMCP(t, s.addr, e.dataDir)
+	idle, busy := startKernelTool(t, cl), startKernelTool(t, cl)
+	mustExecute(t, cl, idle, "import numpy as np\narr = np.arange(1_000_000)\nnote = 'friday'")
+	mustExecute(t, cl, busy, "b = 1")
+	hold := testkit.NewSentinel(t)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": busy, "code": hold.Code("b = 2"), "timeout_s": 1}); sc["status"] != "running" {
+		t.Fatalf("held: %s", text)
+	}
+	t.Cleanup(hold.Release)
+	sent := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Logs())
+	}
+	if took := time.Since(sent); took > 12*time.Second {
+		t.Fatalf("shutdown took %s with a 12s grace", took)
+	}
+	saved := map[string]bool{}
+	for _, ev := range readLog(t, e.dataDir) {
+		if p, ok := ev.Payload.(events.CheckpointSaved); ok {
+			saved[p.Name] = true
+		}
+	}
+	if !saved[autoCheckpointName(idle)] || saved[autoCheckpointName(busy)] {
+		t.Fatalf("saved %v: want %s only\n%s", saved, autoCheckpointName(idle), s.Logs())
+	}
+	if !strings.Contains(s.Logs(), "auto-checkpoints saved") {
+		t.Fatalf("the shutdown does not report its auto-checkpoints:\n%s", s.Logs())
+	}
+	s2 := startServer(t, e.bin, e.env)
+	waitReady(t, s2.addr, 90*time.Second)
+	cl2 := httpMCP(t, s2.addr, e.dataDir)
+	fresh := startKernelTool(t, cl2)
+	if _, text := callTool(t, cl2, "load_environment", map[string]any{"kernel": fresh, "name": autoCheckpointName(idle)}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("load after the restart: %s", text)
+	}
+	if _, text := callTool(t, cl2, "execute", map[string]any{"kernel": fresh, "code": "print(note, int(arr.sum()))"}); !strings.Contains(text, "friday 499999500000") {
+		t.Fatalf("the variables after the restart: %s", text)
+	}
+}
+
+// TestAutoCheckpointKeptAfterAFailedRestore: when the restore of a
+// relaunched kernel's auto-checkpoint failed (KernelRestored with an
+// error, as the restore records it), the new work in the fresh process does
+// not replace that file — it is the only copy of the variables from
+// before — until the agent loads it; then the next pass saves both.
+func TestAutoCheckpointKeptAfterAFailedRestore(t *testing.T) {
+	c, cl := autoCore(t, nil, func(cfg *config) { cfg.AutoCheckpointIdle = 0 })
+	k := startKernelTool(t, cl)
+	mustExecute(t, cl, k, "before = 'friday'")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r := c.autoCheckpointAll(ctx); len(r.Saved) != 1 {
+		t.Fatalf("pass: %+v", r)
+	}
+	kept, _ := autoEntry(t, c, k)
+	if _, text := callTool(t, cl, "restart_kernel", map[string]any{"kernel": k}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("restart_kernel: %s", text)
+	}
+	// NB: what the restore records when its load fails (actors/system FinishRestore).
+	if _, err := c.log.Append(ctx, events.Draft{Stream: events.KernelStream(k), Kernel: k, Payload: events.KernelRestored{KernelID: k,
+		Checkpoint: autoCheckpointName(k), Error: "load failed: No module named 'numpy'"}}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the restart shown", func() (bool, string) {
+		kk, _ := c.kernels.Get(k)
+		return kk.Restarts == 1 && kk.State == "running", fmt.Sprint(kk.Restarts, kk.State)
+	})
+	mustExecute(t, cl, k, "after = 'monday'")
+	r := c.autoCheckpointAll(ctx)
+	if r.Skipped[k] != skipRestoreFailed {
+		t.Fatalf("pass after a failed restore: %+v", r)
+	}
+	if e, _ := autoEntry(t, c, k); e.SHA256 != kept.SHA256 {
+		t.Fatal("the auto-checkpoint a restore failed to load was replaced")
+	}
+	if _, text := callTool(t, cl, "load_environment", map[string]any{"kernel": k, "name": autoCheckpointName(k)}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("load: %s", text)
+	}
+	if r := c.autoCheckpointAll(ctx); !slices.Equal(r.Saved, []string{k}) {
+		t.Fatalf("pass after the agent loaded it: %+v", r)
+	}
+	fresh := startKernelTool(t, cl)
+	callTool(t, cl, "load_environment", map[string]any{"kernel": fresh, "name": autoCheckpointName(k)})
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": fresh, "code": "print(before, after)"}); !strings.Contains(text, "friday monday") {
+		t.Fatalf("the new auto-checkpoint: %s", text)
 	}
 }

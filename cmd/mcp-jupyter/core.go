@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/console"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/fault"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyterapi"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
@@ -83,6 +84,9 @@ type core struct {
 	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
 	python   error              // the kernel launcher's check; nil when usable
 	checked  bool               // the check has finished
+	// serverLock is held from before the first kernel starts to the end
+	// of close: the kernels' guards end no kernel while it is (kernelguard.go).
+	serverLock *guard.Lock
 
 	// principals is the data dir's token directory (the admin token and
 	// principals.json, reloaded on change); authn is the chain every
@@ -184,8 +188,12 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.log = l
 	c.launcher = &jupyter.Launcher{RuntimeDir: filepath.Join(cfg.DataDir, "runtime"), DieWithServer: !cfg.KernelsOutlive,
-		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv}
+		Logger: logger.With("component", "kernel"), Sandbox: kernelSandbox(cfg), KernelEnv: cfg.KernelEnv,
+		OrphanGrace: cfg.OrphanGrace, ServerLock: serverLockPath(cfg.DataDir)}
 	c.mu.Unlock()
+	if err := c.holdServerLock(); err != nil { // NB: before any kernel starts or is re-attached
+		return err
+	}
 	if err := c.openPool(); err != nil {
 		return err
 	}
@@ -207,6 +215,9 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("record server start: %w", err)
 	}
 	if c.metrics, err = metrics.New(c.reg, l); err != nil {
+		return err
+	}
+	if err = c.registerReadiness(); err != nil {
 		return err
 	}
 	q, xm, km, rm := queue.NewModel(), executions.New(executions.Options{}, l), kernels.New(), restores.New()
@@ -475,6 +486,10 @@ func (c *core) close(ctx context.Context) error {
 		}
 		keep(c.log.Close())
 	}
+	if c.launcher != nil {
+		keep(c.launcher.Close()) // stops reaping the kernels' guards; they keep guarding
+	}
+	keep(c.releaseServerLock())
 	return first
 }
 

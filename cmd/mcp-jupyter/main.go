@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
@@ -39,6 +40,10 @@ func main() {
 	// each kernel with this hidden subcommand.
 	if len(os.Args) > 1 && os.Args[1] == sandbox.Subcommand {
 		os.Exit(sandbox.Main(os.Args[2:]))
+	}
+	// NB: likewise the orphan guard started beside each kernel (infra/guard).
+	if len(os.Args) > 1 && os.Args[1] == guard.Subcommand {
+		os.Exit(guard.Main(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

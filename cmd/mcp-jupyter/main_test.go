@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
@@ -13,6 +14,9 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.Subcommand {
 		os.Exit(sandbox.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == guard.Subcommand {
+		os.Exit(guard.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }

@@ -82,7 +82,8 @@ func TestMetricsAfterRealWork(t *testing.T) {
 		t.Errorf("replay duration %v after a start", m0["mcp_jupyter_replay_duration_seconds"])
 	}
 	for _, zero := range []string{"mcp_jupyter_websocket_clients", "mcp_jupyter_iopub_backlog_bytes", "checkpoint_size_bytes_count",
-		`mcp_jupyter_executions_finished_total{outcome="ok"}`, `mcp_jupyter_kernels{state="running"}`} {
+		`mcp_jupyter_executions_finished_total{outcome="ok"}`, `mcp_jupyter_kernels{state="running"}`,
+		`mcp_jupyter_kernel_restores_total{outcome="failed"}`, "mcp_jupyter_kernels_culled_total", "mcp_jupyter_auto_checkpoints_saved_total"} {
 		if v, ok := m0[zero]; !ok || v != 0 {
 			t.Errorf("fresh server: %s = %v (exported %v), want 0", zero, v, ok)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
 )
 
@@ -41,6 +42,16 @@ type Launcher struct {
 	// over the one claimed under the id it is asked for. Set it before the
 	// first Launch and leave it.
 	Pool *Pool
+	// OrphanGrace (--orphan-grace), when positive, starts a guard process
+	// with each kernel (infra/guard): it ends the kernel once no server has
+	// held ServerLock for that long. 0: kernels wait for a server for ever.
+	OrphanGrace time.Duration
+	// ServerLock is the server lock's path (guard.Hold), held by the server.
+	ServerLock string
+	// GuardSelf runs the guard (default: this binary, guard.Subcommand).
+	GuardSelf guard.Self
+
+	guards guards
 }
 
 // Specs lists the kernelspecs found.
@@ -97,7 +108,11 @@ func (l *Launcher) start(ctx context.Context, id, specName string, onLaunch func
 	}
 	// NB: StartKernel creates the kernel's directory with its connection file.
 	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: KernelDir(l.RuntimeDir, id)}
-	return StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, OnLaunch: onLaunch})
+	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, OnLaunch: onLaunch})
+	if err == nil {
+		l.startGuard(id, k.Process, k.LogPath, false)
+	}
+	return k, err
 }
 
 // handOver wraps a ready kernel for the kernel actor: its connection and
@@ -154,6 +169,7 @@ func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess
 	if k.LogPath == "" {
 		k.LogPath = filepath.Join(l.RuntimeDir, "kernel-"+id+".log")
 	}
+	l.startGuard(id, k.Process, k.LogPath, true)
 	return newConn(k), nil
 }
 

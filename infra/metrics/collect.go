@@ -30,12 +30,15 @@ var (
 	descCkRejected  = prometheus.NewDesc("mcp_jupyter_checkpoints_rejected_total", "Checkpoints refused (verification or policy).", nil, nil)
 	descSigFails    = prometheus.NewDesc("security_signature_failures_total", "Checkpoints refused because their signature did not verify.", nil, nil)
 	descMissing     = prometheus.NewDesc("missing_dependencies_count", "Packages missing in the kernel at the last checkpoint load, summed over kernels.", nil, nil)
+	descRestores    = prometheus.NewDesc("mcp_jupyter_kernel_restores_total", "Restores of kernels the server relaunched at start because their process was gone (--auto-restore), by outcome: restored (everything back), partial (variables skipped, packages missing or different), failed (an auto-checkpoint was saved and nothing of it is back), none (no auto-checkpoint of the kernel was ever saved: nothing to load).", []string{"outcome"}, nil)
+	descCulled      = prometheus.NewDesc("mcp_jupyter_kernels_culled_total", "Kernels the server shut down after --cull-idle without activity (also counted in mcp_jupyter_kernels_shut_down_total).", nil, nil)
+	descAutoSaved   = prometheus.NewDesc("mcp_jupyter_auto_checkpoints_saved_total", "Auto-checkpoints saved (auto-<kernel>: at shutdown, before a cull, after --auto-checkpoint-idle); also counted in mcp_jupyter_checkpoints_saved_total.", nil, nil)
 	descEvents      = prometheus.NewDesc("mcp_jupyter_metrics_events_folded_total", "Events the metrics projection has folded.", nil, nil)
 	descLastSeq     = prometheus.NewDesc("mcp_jupyter_metrics_last_seq", "Sequence of the last event the metrics reflect.", nil, nil)
 	projectionDescs = []*prometheus.Desc{descExecutions, descOutcomes, descQueueDepth, descLatency, descKernels, descShutDown,
 		descRestarts, descDeaths, descLost, descStartFails, descIOPub, descIOPubGaps, descIOPubDrop, descAssets, descAssetBytes,
 		descExpiries, descGCDeleted, descGCBytes, descCkSaved, descCkLoaded, descCkRejected, descSigFails,
-		descMissing, descEvents, descLastSeq}
+		descMissing, descRestores, descCulled, descAutoSaved, descEvents, descLastSeq}
 	outcomes     = []string{"ok", "error", "aborted", "interrupted", "cancelled", "lost", "other"}
 	kernelStates = []string{"running", "dead", "lost"}
 	counter      = prometheus.CounterValue
@@ -85,6 +88,10 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range f.Missing {
 		missing += n
 	}
+	restores := make([]float64, len(restoreOutcomes))
+	for i, o := range restoreOutcomes {
+		restores[i] = float64(f.Restores[o])
+	}
 	latency := f.Latency.metric(descLatency, LatencyBuckets)
 	scalars := []struct {
 		d *prometheus.Desc
@@ -100,6 +107,7 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 		{descGCBytes, counter, float64(f.GCBytes)}, {descCkSaved, counter, float64(f.CkSaved)},
 		{descCkLoaded, counter, float64(f.CkLoaded)}, {descCkRejected, counter, float64(f.CkRejected)},
 		{descSigFails, counter, float64(f.SigFails)}, {descMissing, gauge, float64(missing)},
+		{descCulled, counter, float64(f.Culled)}, {descAutoSaved, counter, float64(f.AutoSave)},
 		{descEvents, counter, float64(f.Events)}, {descLastSeq, gauge, float64(f.LastSeq)},
 	}
 	p.mu.RUnlock()
@@ -110,6 +118,9 @@ func (p *Projection) Collect(ch chan<- prometheus.Metric) {
 		ch <- mustConst(descOutcomes, counter, outs[i], o)
 	}
 	ch <- mustConst(descQueueDepth, gauge, deepest)
+	for i, o := range restoreOutcomes {
+		ch <- mustConst(descRestores, counter, restores[i], o)
+	}
 	for _, st := range kernelStates {
 		ch <- mustConst(descKernels, gauge, byState[st], st)
 	}

@@ -7,7 +7,9 @@
 // snapshot) and agree with what the log says. A few figures are not facts in
 // the log (the event log's disk use and commit latency, the replay time, the
 // IOPub backlog, WebSocket clients, checkpoint durations, orphaned kernel
-// processes reaped at start): Live holds them, and the components that know
+// processes reaped at start, the data volume's free space, readiness): Live,
+// the log collector (which also reads the log's disk-full level) and the
+// ready collector hold them, and the components that know
 // them feed them through small observer interfaces those components declare
 // (ws.Observer, backlog.Observer), so none of them imports this package and
 // nothing is global. A metric nothing feeds is removed, not left at zero:
@@ -36,7 +38,14 @@
 //     and m.Live.Backlog() to the IOPub backlog (backlog.Options.Observer);
 //     have the checkpoint actor call m.Live.ObserveCheckpointSave and
 //     m.Live.ObserveCheckpointLoad.
-//  4. Serve promhttp.HandlerFor(reg, ...) at /metrics.
+//  4. Register NewReadyCollector(func() bool) with what /readyz answers.
+//  5. Serve promhttp.HandlerFor(reg, ...) at /metrics.
+//
+// Issue 18's figures are folds too: mcp_jupyter_kernel_restores_total{outcome}
+// of KernelRestored (restored, partial, failed, none),
+// mcp_jupyter_kernels_culled_total of KernelShutDown.Culled, and
+// mcp_jupyter_auto_checkpoints_saved_total of CheckpointSaved whose name
+// (after its owner's "~") starts "auto-".
 //
 // Usage:
 //

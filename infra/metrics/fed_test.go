@@ -142,6 +142,7 @@ func TestEveryFoldedMetricMoves(t *testing.T) {
 	const qd, xq, xr = "mcp_jupyter_queue_depth_max", "mcp_jupyter_executions{state=queued}", "mcp_jupyter_executions{state=running}"
 	const lat = "mcp_jupyter_execution_duration_seconds_count"
 	fin := func(o string) string { return "mcp_jupyter_executions_finished_total{outcome=" + o + "}" }
+	restored := func(o string) string { return "mcp_jupyter_kernel_restores_total{outcome=" + o + "}" }
 	// NB: in order: each case starts from the state the previous left.
 	cases := []struct {
 		name   string
@@ -193,14 +194,39 @@ func TestEveryFoldedMetricMoves(t *testing.T) {
 			map[string]float64{"mcp_jupyter_checkpoints_rejected_total": 1, "security_signature_failures_total": 1}},
 		{"checkpoint refused: policy", []events.Draft{d("k", events.CheckpointStream("c"), events.CheckpointRejected{Name: "c", KernelID: "k", Reason: "policy refuse"})},
 			map[string]float64{"mcp_jupyter_checkpoints_rejected_total": 1}},
+		// Issue 18: auto-checkpoints, restores of relaunched kernels, culls.
+		{"auto-checkpoint saved", []events.Draft{d("k", events.CheckpointStream("alice~auto-k"), events.CheckpointSaved{Name: "alice~auto-k", KernelID: "k", Size: 1 << 20})},
+			map[string]float64{"mcp_jupyter_checkpoints_saved_total": 1, "mcp_jupyter_auto_checkpoints_saved_total": 1}},
+		{"admin's auto-checkpoint saved", []events.Draft{d("k6", events.CheckpointStream("auto-k6"), events.CheckpointSaved{Name: "auto-k6", KernelID: "k6", Size: 1 << 20})},
+			map[string]float64{"mcp_jupyter_checkpoints_saved_total": 1, "mcp_jupyter_auto_checkpoints_saved_total": 1}},
+		{"an agent's checkpoint named like one is not", []events.Draft{d("k", events.CheckpointStream("alice~autograd"), events.CheckpointSaved{Name: "alice~autograd", KernelID: "k", Size: 1 << 20})},
+			map[string]float64{"mcp_jupyter_checkpoints_saved_total": 1}},
+		{"restored whole", []events.Draft{d("k", kst("k"), events.KernelRestored{KernelID: "k", Checkpoint: "alice~auto-k", Restored: []string{"df"}})},
+			map[string]float64{restored("restored"): 1}},
+		{"restored in part", []events.Draft{d("k", kst("k"), events.KernelRestored{KernelID: "k", Checkpoint: "alice~auto-k", Restored: []string{"df"},
+			Skipped: []events.CheckpointVariable{{Name: "conn", Reason: "cannot pickle socket"}}, Mismatched: []string{"numpy==1.26.4"}})},
+			map[string]float64{restored("partial"): 1}},
+		{"restore failed", []events.Draft{d("k", kst("k"), events.KernelRestored{KernelID: "k", Error: "the load was refused: signature"})},
+			map[string]float64{restored("failed"): 1}},
+		{"nothing to restore", []events.Draft{d("k4", kst("k4"), events.KernelRestored{KernelID: "k4", Error: "no auto-checkpoint auto-k4: a fresh kernel"})},
+			map[string]float64{restored("none"): 1}},
+		{"kernel culled", []events.Draft{d("k5", kst("k5"), events.KernelStarted{KernelID: "k5"}),
+			d("k5", kst("k5"), events.KernelShutDown{KernelID: "k5", Culled: true, Reason: "idle for 1h0m0s (--cull-idle)"})},
+			map[string]float64{"mcp_jupyter_kernels_shut_down_total": 1, "mcp_jupyter_kernels_culled_total": 1}},
 		{"kernel shut down", []events.Draft{d("k", kst("k"), events.KernelShutDown{KernelID: "k"})},
 			map[string]float64{running: -1, "mcp_jupyter_kernels_shut_down_total": 1, "missing_dependencies_count": -2}},
+		// Its auto-checkpoint is forgotten with it: a later restore under the
+		// same id (none happens) would have had nothing to restore.
+		{"restore after shut down", []events.Draft{d("k", kst("k"), events.KernelRestored{KernelID: "k", Error: "no auto-checkpoint"})},
+			map[string]float64{restored("none"): 1}},
 	}
 	// Bookkeeping that moves with every append: checked by amount here, then
 	// left out of the exact comparison.
 	bookkeeping := []string{"mcp_jupyter_metrics_events_folded_total", "mcp_jupyter_metrics_last_seq",
 		"mcp_jupyter_log_appends_total", "mcp_jupyter_log_events_written_total", "mcp_jupyter_log_commit_duration_seconds_count",
-		"mcp_jupyter_log_commit_duration_seconds_sum", "persistence_db_size_bytes", "mcp_jupyter_execution_duration_seconds_sum"}
+		"mcp_jupyter_log_commit_duration_seconds_sum", "persistence_db_size_bytes", "mcp_jupyter_execution_duration_seconds_sum",
+		// The data dir's volume: moves with every write; TestDiskFigures.
+		"mcp_jupyter_disk_free_bytes", "mcp_jupyter_disk_size_bytes", "mcp_jupyter_disk_min_free_bytes", "mcp_jupyter_disk_full_level"}
 	moved := map[string]bool{}
 	for _, c := range cases {
 		before := series(t, g.reg)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,11 +138,15 @@ func (o CheckpointObserver) LoadObserved(d time.Duration, _ string) {
 	o.l.checkpointLoad.Observe(d.Seconds())
 }
 
-// Log is what the log collector reads (infra/eventlog implements it). Both
-// calls are cheap: DiskUsage reads Pebble's in-memory metrics.
+// Log is what the log collector reads (infra/eventlog implements it). Every
+// call is cheap: DiskUsage reads Pebble's in-memory metrics, Space the
+// level its monitor keeps current; the collector adds one statfs of Dir
+// per scrape.
 type Log interface {
 	DiskUsage() uint64
 	Stats() eventlog.Stats
+	Space() eventlog.Space
+	Dir() string
 }
 
 var (
@@ -149,6 +154,13 @@ var (
 	descAppend  = prometheus.NewDesc("mcp_jupyter_log_commit_duration_seconds", "Event log group commits (write and fsync): count and total time; the mean append latency is sum/count.", nil, nil)
 	descAppends = prometheus.NewDesc("mcp_jupyter_log_appends_total", "Append calls served by the event log.", nil, nil)
 	descWritten = prometheus.NewDesc("mcp_jupyter_log_events_written_total", "Events written to the event log by this process.", nil, nil)
+	// NB: the disk figures are the data dir's volume as the server sees it
+	// (the file system holding the event log); the level is the log's own
+	// state (see docs/operations.md, "Disk full").
+	descDiskFree  = prometheus.NewDesc("mcp_jupyter_disk_free_bytes", "Bytes available to the server on the file system of the data dir (statfs at scrape; root's reserve not counted).", nil, nil)
+	descDiskSize  = prometheus.NewDesc("mcp_jupyter_disk_size_bytes", "Size of the file system of the data dir.", nil, nil)
+	descDiskMin   = prometheus.NewDesc("mcp_jupyter_disk_min_free_bytes", "Free space the server keeps (--min-free-disk; 0: the check is off).", nil, nil)
+	descDiskLevel = prometheus.NewDesc("mcp_jupyter_disk_full_level", "Disk-full state of the event log: 0 ok, 1 new work refused (below --min-free-disk), 2 output of running executions dropped too (below 3/4 of it), 3 nothing more written (below 1/4 of it).", nil, nil)
 )
 
 // logCollector reads the log's own counters at scrape time.
@@ -159,6 +171,10 @@ func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAppend
 	ch <- descAppends
 	ch <- descWritten
+	ch <- descDiskFree
+	ch <- descDiskSize
+	ch <- descDiskMin
+	ch <- descDiskLevel
 }
 
 func (c logCollector) Collect(ch chan<- prometheus.Metric) {
@@ -167,4 +183,14 @@ func (c logCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstSummary(descAppend, st.Commits, st.CommitLatency.Seconds(), nil)
 	ch <- prometheus.MustNewConstMetric(descAppends, prometheus.CounterValue, float64(st.Appends))
 	ch <- prometheus.MustNewConstMetric(descWritten, prometheus.CounterValue, float64(st.Events))
+	sp := c.log.Space()
+	ch <- prometheus.MustNewConstMetric(descDiskMin, prometheus.GaugeValue, float64(sp.Min))
+	ch <- prometheus.MustNewConstMetric(descDiskLevel, prometheus.GaugeValue, float64(sp.Level))
+	// NB: a failed statfs leaves the two series out of this scrape rather
+	// than reporting a full (or an empty) disk.
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(c.log.Dir(), &fs); err == nil {
+		ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(fs.Bavail*uint64(fs.Bsize)))
+		ch <- prometheus.MustNewConstMetric(descDiskSize, prometheus.GaugeValue, float64(fs.Blocks*uint64(fs.Bsize)))
+	}
 }

@@ -95,6 +95,14 @@ type folded struct {
 	CkRejected uint64            `json:"ck_rejected"`
 	SigFails   uint64            `json:"sig_fails"`
 	Missing    map[string]int    `json:"missing"` // kernel -> missing packages at its last checkpoint load
+	// Restores counts KernelRestored by outcome (restoreOutcome).
+	Restores map[string]uint64 `json:"restores,omitempty"`
+	Culled   uint64            `json:"culled,omitempty"`     // KernelShutDown with Culled
+	AutoSave uint64            `json:"auto_saved,omitempty"` // CheckpointSaved of an auto-checkpoint
+	// AutoKernels are the kernels not shut down whose auto-checkpoint the
+	// log has seen saved: a restore of one that loaded nothing failed; of
+	// any other there was nothing to restore.
+	AutoKernels map[string]bool `json:"auto_kernels,omitempty"`
 	// Next maps an execution to the one pipelined behind it.
 	Next    map[string]string `json:"next,omitempty"`
 	Events  uint64            `json:"events"` // events folded
@@ -103,7 +111,8 @@ type folded struct {
 
 func newFolded() folded {
 	return folded{Live: map[string]live{}, Outcomes: map[string]uint64{}, Latency: newHistogram(LatencyBuckets),
-		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}, Next: map[string]string{}}
+		Kernels: map[string]string{}, Assets: map[string]int64{}, Missing: map[string]int{}, Next: map[string]string{},
+		Restores: map[string]uint64{}, AutoKernels: map[string]bool{}}
 }
 
 // Projection folds the log into metrics. It implements
@@ -131,7 +140,8 @@ func (p *Projection) Name() string { return ProjectionName }
 func (p *Projection) Wants(typ string) projections.Interest {
 	switch typ {
 	case events.TypeExecutionStarted, events.TypeExecutionFinished, events.TypeIOPubGapRecorded, events.TypeAssetStored, events.TypeAssetCollected,
-		events.TypeCheckpointSaved, events.TypeCheckpointLoaded, events.TypeCheckpointRejected:
+		events.TypeCheckpointSaved, events.TypeCheckpointLoaded, events.TypeCheckpointRejected,
+		events.TypeKernelShutDown, events.TypeKernelRestored:
 		return projections.Payload
 	case events.TypeServerStarted, events.TypeServerStopped:
 		return projections.Skip
@@ -198,8 +208,20 @@ func (p *Projection) Apply(e events.Event) error {
 		if _, ok := f.Kernels[e.Kernel]; ok {
 			delete(f.Kernels, e.Kernel)
 			f.ShutDown++
+			if pl, ok := e.Payload.(events.KernelShutDown); ok && pl.Culled {
+				f.Culled++
+			}
 		}
 		delete(f.Missing, e.Kernel)
+		delete(f.AutoKernels, e.Kernel)
+	case events.TypeKernelRestored:
+		if pl, ok := e.Payload.(events.KernelRestored); ok {
+			k := pl.KernelID
+			if k == "" {
+				k = e.Kernel
+			}
+			f.Restores[restoreOutcome(pl, f.AutoKernels[k])]++
+		}
 	case events.TypeIOPubMessageReceived:
 		f.IOPub++
 	case events.TypeIOPubGapRecorded:
@@ -221,8 +243,12 @@ func (p *Projection) Apply(e events.Event) error {
 		f.Expiries++
 	case events.TypeCheckpointSaved:
 		// NB: checkpoint_size_bytes is fed by the checkpoint actor (Live).
-		if _, ok := e.Payload.(events.CheckpointSaved); ok {
+		if pl, ok := e.Payload.(events.CheckpointSaved); ok {
 			f.CkSaved++
+			if k, auto := autoCheckpointOf(pl.Name); auto {
+				f.AutoSave++
+				f.AutoKernels[k] = true
+			}
 		}
 	case events.TypeCheckpointLoaded:
 		if pl, ok := e.Payload.(events.CheckpointLoaded); ok {
@@ -242,6 +268,47 @@ func (p *Projection) Apply(e events.Event) error {
 		}
 	}
 	return nil
+}
+
+// Restore outcomes as labels. NB: label values must not change.
+const (
+	restoreRestored = "restored" // every variable and package back
+	restorePartial  = "partial"  // loaded, but variables skipped or packages missing or different
+	restoreFailed   = "failed"   // an auto-checkpoint was saved, and nothing of it is back
+	restoreNone     = "none"     // no auto-checkpoint was ever saved: nothing to load (a kernel busy at every save loses its variables here)
+)
+
+var restoreOutcomes = []string{restoreRestored, restorePartial, restoreFailed, restoreNone}
+
+// restoreOutcome classifies a restore of a relaunched kernel. hadAuto: the
+// log holds a save of that kernel's auto-checkpoint.
+func restoreOutcome(r events.KernelRestored, hadAuto bool) string {
+	loaded := r.Checkpoint != "" && r.Error == ""
+	switch {
+	case loaded && len(r.Skipped) == 0 && len(r.Missing) == 0 && len(r.Mismatched) == 0:
+		return restoreRestored
+	case loaded || len(r.Restored) > 0:
+		return restorePartial
+	case !hadAuto && r.Checkpoint == "":
+		return restoreNone
+	default:
+		return restoreFailed
+	}
+}
+
+// autoCheckpointPrefix starts the name of every auto-checkpoint (the
+// server's save of a kernel's state, "auto-<kernel id>", stored in its
+// owner's names as "<owner>~auto-<kernel id>"). NB: the names of the
+// contract of issue 18 (cmd/mcp-jupyter autoCheckpointName).
+const autoCheckpointPrefix, ownerSep = "auto-", "~"
+
+// autoCheckpointOf returns the kernel whose auto-checkpoint stored is.
+func autoCheckpointOf(stored string) (kernelID string, ok bool) {
+	if _, name, owned := strings.Cut(stored, ownerSep); owned {
+		stored = name
+	}
+	kernelID, ok = strings.CutPrefix(stored, autoCheckpointPrefix)
+	return kernelID, ok && kernelID != ""
 }
 
 // isSignatureFailure reports whether a rejection is a failed signature
@@ -305,6 +372,12 @@ func (p *Projection) Restore(data []byte) error {
 	}
 	if f.Missing == nil {
 		f.Missing = map[string]int{}
+	}
+	if f.Restores == nil {
+		f.Restores = map[string]uint64{}
+	}
+	if f.AutoKernels == nil {
+		f.AutoKernels = map[string]bool{}
 	}
 	p.mu.Lock()
 	p.f = f

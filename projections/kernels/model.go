@@ -40,6 +40,9 @@ type Kernel struct {
 	Language string `json:"language,omitempty"`
 	State    State  `json:"state"`
 	Reason   string `json:"reason,omitempty"` // why it is dead, lost or shut down
+	// Culled: the server shut it down after --cull-idle (KernelShutDown.Culled;
+	// Reason says where its variables went).
+	Culled bool `json:"culled,omitempty"`
 	Pid      int    `json:"pid,omitempty"`
 	// ExecutionState is the last IOPub status: busy, idle or starting.
 	ExecutionState string    `json:"execution_state,omitempty"`
@@ -321,7 +324,7 @@ func (m *Model) Apply(e events.Event) error {
 		k.State, k.Reason, k.Busy = StateLost, p.Reason, false
 	case events.KernelShutDown:
 		k := m.kernel(p.KernelID, e)
-		k.State, k.Reason, k.Busy, k.Restoring = StateShutDown, p.Reason, false, ""
+		k.State, k.Reason, k.Busy, k.Restoring, k.Culled = StateShutDown, p.Reason, false, "", p.Culled
 		for _, sess := range k.Sessions {
 			delete(m.sessions, sess.ID) // NB: a shut-down kernel's sessions close with it (no event)
 		}

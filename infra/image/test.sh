@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# infra/image/test.sh — runs the built image and checks it from inside (make image-test).
+#
+# Two containers of the image share one volume directory (mounted at
+# /data/mcp, owned by 10001:10001 like a pod's fsGroup volume):
+#   container 1: uid, doctor, MCP execute over stdio, serve under tini
+#                (/health, the server's uid, SIGTERM drain within the grace);
+#   container 2: a fresh container on the same volume sees container 1's
+#                kernel and execution (the restart of a pod).
+# The checks are infra/image/probe.py, run with the image's own python3 as the
+# image's user; each prints PASS/FAIL. Then the image's size and what takes it.
+# Exits non-zero when a check failed.
+#
+# Engine: docker when its engine answers, otherwise buildah (root, vfs, chroot
+# isolation). Under chroot isolation a container has no PID namespace of its
+# own, so the processes left in a container (kernels outlive their server by
+# design) are ended here by matching their root directory to the container's.
+#
+# Environment: IMAGE (default localhost/mcp-jupyter:dev), IMAGE_ENGINE,
+# BUILDAH_STORAGE_DRIVER (vfs), IMAGE_MAX_MB (size the image must stay under, 800).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+IMAGE=${IMAGE:-localhost/mcp-jupyter:dev}
+IMAGE_MAX_MB=${IMAGE_MAX_MB:-800}
+PROBE=$PWD/infra/image/probe.py
+
+engine=${IMAGE_ENGINE:-}
+if [ -z "$engine" ]; then
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; else engine=buildah; fi
+fi
+bah() { buildah --storage-driver "${BUILDAH_STORAGE_DRIVER:-vfs}" "$@"; }
+
+fails=0
+results=()
+note() { printf 'image-test: %s\n' "$*"; }
+# tally reads the probe's PASS/FAIL lines; a probe that failed without one is a FAIL too.
+tally() {
+	local name=$1 rc=$2 out=$3
+	printf '%s\n' "$out"
+	while IFS= read -r line; do
+		case $line in PASS\ *|FAIL\ *) results+=("$line") ;; esac
+		case $line in FAIL\ *) fails=$((fails + 1)) ;; esac
+	done <<<"$out"
+	if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
+		results+=("FAIL $name: the probe exited $rc without a verdict")
+		fails=$((fails + 1))
+	fi
+}
+
+vol=$(mktemp -d /tmp/mcp-image-test.XXXXXX)
+chown 10001:10001 "$vol"
+chmod 0750 "$vol"
+containers=()
+
+# end_container_processes kills what still runs in a buildah container: only
+# processes whose root directory is that container's root file system.
+end_container_processes() {
+	local root=$1 pid n=0
+	for pid in /proc/[0-9]*; do
+		if [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ]; then
+			kill -KILL "${pid#/proc/}" 2>/dev/null && n=$((n + 1))
+		fi
+	done
+	[ "$n" = 0 ] || note "ended $n process(es) left in the container (kernels outlive their server by design)"
+}
+
+cleanup() {
+	local c
+	for c in "${containers[@]}"; do
+		end_container_processes "$(bah mount "$c" 2>/dev/null)"
+		bah umount "$c" >/dev/null 2>&1
+		bah rm "$c" >/dev/null 2>&1
+	done
+	rm -rf "$vol"
+}
+trap cleanup EXIT
+
+# probe CONTAINER CHECK [ARGS]: run probe.py CHECK inside the container.
+probe() {
+	local ctr=$1
+	shift
+	local out rc
+	if [ "$engine" = docker ]; then
+		out=$(docker run --rm -v "$vol:/data/mcp" -v "$PROBE:/probe/probe.py:ro" --entrypoint /usr/bin/python3 \
+			"$IMAGE" /probe/probe.py "$@" 2>&1)
+	else
+		out=$(bah run --isolation chroot -v "$vol:/data/mcp" -v "$PROBE:/probe/probe.py:ro" "$ctr" -- \
+			/usr/bin/python3 /probe/probe.py "$@" 2>&1)
+	fi
+	rc=$?
+	tally "$1" "$rc" "$out"
+}
+
+new_container() {
+	if [ "$engine" = docker ]; then echo docker; return; fi
+	bah from --pull=never "$IMAGE"
+}
+
+if [ "$engine" = docker ]; then
+	docker image inspect "$IMAGE" >/dev/null 2>&1 || { note "FAIL: no image $IMAGE: run make image first"; exit 1; }
+	user=$(docker image inspect -f '{{.Config.User}}' "$IMAGE")
+	size_bytes=$(docker image inspect -f '{{.Size}}' "$IMAGE")
+else
+	[ "$(id -u)" = 0 ] || { note "FAIL: buildah with chroot isolation needs root (sudo make image-test)"; exit 1; }
+	bah inspect --type image "$IMAGE" >/dev/null 2>&1 || { note "FAIL: no image $IMAGE: run make image first"; exit 1; }
+	user=$(bah inspect --type image --format '{{.Docker.Config.User}}' "$IMAGE")
+	size_bytes=$(bah images --format '{{.Size}}' --noheading "$IMAGE" | head -1)
+fi
+started=$(date +%s)
+
+if [ "$user" = 10001:10001 ]; then
+	results+=("PASS image-user: the image's USER is $user (numeric, so runAsNonRoot can verify it)")
+else
+	results+=("FAIL image-user: the image's USER is '$user', want 10001:10001"); fails=$((fails + 1))
+fi
+
+note "container 1 of $IMAGE ($engine), volume $vol"
+c1=$(new_container) || { note "FAIL: cannot create a container of $IMAGE"; exit 1; }
+[ "$engine" = docker ] || containers+=("$c1")
+probe "$c1" uid
+probe "$c1" doctor
+probe "$c1" stdio
+probe "$c1" serve-drain
+if [ "$engine" != docker ]; then
+	# The pod goes away: whatever still runs in it ends with it.
+	end_container_processes "$(bah mount "$c1")"
+fi
+
+note "container 2 of $IMAGE on the same volume (a restarted pod)"
+c2=$(new_container) || { note "FAIL: cannot create a second container"; exit 1; }
+[ "$engine" = docker ] || containers+=("$c2")
+probe "$c2" after-restart image-drain-1
+
+# The size, and what takes it.
+size_mb=$(numfmt --from=iec --to-unit=1000000 "${size_bytes// /}" 2>/dev/null || echo "$size_bytes")
+if [ "$engine" = docker ]; then
+	breakdown=$(docker run --rm --entrypoint sh "$IMAGE" -c 'du -sxm /usr/lib/python3/dist-packages/plotly /usr/lib/python3/dist-packages/_plotly_utils /usr/share/python3-plotly /usr/lib/python3/dist-packages /usr/lib/x86_64-linux-gnu /usr/local/bin/mcp-jupyter / 2>/dev/null')
+else
+	breakdown=$(bah run --isolation chroot "$c2" -- sh -c 'du -sxm /usr/lib/python3/dist-packages/plotly /usr/lib/python3/dist-packages/_plotly_utils /usr/share/python3-plotly /usr/lib/python3/dist-packages /usr/lib/x86_64-linux-gnu /usr/local/bin/mcp-jupyter / 2>/dev/null')
+fi
+note "what takes the space (MB):"
+printf '  %s\n' "${breakdown//$'\n'/$'\n'  }"
+if [ "${size_mb%%.*}" -le "$IMAGE_MAX_MB" ] 2>/dev/null; then
+	results+=("PASS image-size: $IMAGE is $size_bytes (limit ${IMAGE_MAX_MB} MB)")
+else
+	results+=("FAIL image-size: $IMAGE is $size_bytes, over the ${IMAGE_MAX_MB} MB limit"); fails=$((fails + 1))
+fi
+
+echo
+note "results ($(( $(date +%s) - started ))s):"
+printf '  %s\n' "${results[@]}"
+if [ "$fails" != 0 ]; then
+	note "FAILED: $fails check(s)"
+	exit 1
+fi
+note "all ${#results[@]} checks passed"
