@@ -123,7 +123,9 @@ func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restorin
 	}
 	if err != nil {
 		timedOut := time.Duration(0)
-		if lctx.Err() != nil {
+		// NB: the checkpoint client's own timer, set to the same deadline,
+		// may fire a hair before lctx's.
+		if dl, _ := lctx.Deadline(); lctx.Err() != nil || !time.Now().Before(dl) {
 			timedOut = limit
 		}
 		rec.Error = restoreFailed(r, err, timedOut)
