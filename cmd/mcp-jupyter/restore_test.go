@@ -380,3 +380,56 @@ func TestRestoreOfATamperedAutoCheckpointIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreIsBounded: a restore whose load takes longer than its bound
+// (an object whose unpickling sleeps) is finished at the bound with the
+// reason, so the kernel's queue does not wait for it; the load goes on in
+// the kernel, and the agent's execution runs after it, with the notice.
+func TestRestoreIsBounded(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	c1, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	cl := mcpClient(t, inProcessClient(t, c1))
+	k := startKernelTool(t, cl)
+	slow := "import time\nclass Slow:\n    def __reduce__(self): return (time.sleep, (8,))\nslow = Slow()\nfriday = 5"
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": slow}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c1.autoCheckpoint(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Close()
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	podEnd(t, dataDir)
+
+	c2 := newCore(cfg, discard())
+	c2.restoreTimeout = time.Second
+	if err := c2.open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	cl = mcpClient(t, inProcessClient(t, c2))
+	t.Cleanup(func() { _ = cl.Close() })
+	testkit.WaitUntil(t, 2*time.Minute, "the restore finished at its bound", func() (bool, string) {
+		row := kernelRow(t, cl, k)
+		n, _ := row["restore_notice"].(string)
+		return n != "", fmt.Sprint(row)
+	})
+	notice := kernelRow(t, cl, k)["restore_notice"].(string)
+	if !strings.Contains(notice, "did not finish within 1s") {
+		t.Fatalf("notice of a restore cut at its bound: %q", notice)
+	}
+	// The load went on in the kernel: the next execution runs after it.
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(friday)", "timeout_s": 50})
+	if sc["status"] != "ok" || !strings.Contains(text, "5") || sc["restore_notice"] != notice {
+		t.Fatalf("execute after the bounded restore: %v\n%s", sc, text)
+	}
+}
