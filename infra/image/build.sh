@@ -122,7 +122,7 @@ fi
 say "building $IMAGE with buildah (vfs, chroot) on $GO_IMAGE_LOCAL and $BASE_IMAGE_LOCAL"
 # --format docker keeps HEALTHCHECK (OCI images have no such field); --layers
 # reuses the runtime stage's package layer while the package list is unchanged.
-bah bud --isolation chroot --format docker --layers --pull=never \
+bah bud --isolation chroot --format docker --layers --force-rm --pull=never \
 	--build-arg GO_IMAGE="$GO_IMAGE_LOCAL" \
 	--build-arg BASE_IMAGE="$BASE_IMAGE_LOCAL" \
 	--build-arg GOPROXY="$(go env GOPROXY)" \
