@@ -522,8 +522,9 @@ func (c *core) autoCheckpoint(ctx context.Context, kernelID string) error {
 // startAutoCheckpoints runs, until ctx ends, the idle timer (a kernel idle
 // for --auto-checkpoint-idle after a change is saved, so a server killed
 // without a shutdown loses at most what ran since) and the collection of
-// auto-checkpoints of kernels shut down on request. In a goroutine the
-// core owns (c.wg).
+// auto-checkpoints of kernels shut down on request, and of kernels no
+// longer running past --auto-checkpoint-keep. In a goroutine the core
+// owns (c.wg).
 func (c *core) startAutoCheckpoints(ctx context.Context) {
 	if !c.cfg.AutoCheckpoint {
 		return
