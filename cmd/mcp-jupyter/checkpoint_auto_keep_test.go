@@ -36,6 +36,10 @@ func TestAutoCheckpointKeepCollectsGoneKernels(t *testing.T) {
 	if cfg := testConfig(t, t.TempDir()); cfg.AutoCheckpointKeep != 720*time.Hour {
 		t.Fatalf("--auto-checkpoint-keep default: %s, want 720h", cfg.AutoCheckpointKeep)
 	}
+	if _, err := parseConfig("serve", []string{"--data-dir", t.TempDir(), "--auto-checkpoint-keep", "30d"}); err == nil ||
+		!strings.Contains(err.Error(), "--auto-checkpoint-keep \"30d\": give a duration such as 720h") {
+		t.Fatalf("--auto-checkpoint-keep 30d: %v", err)
+	}
 	var logs syncBuffer
 	c, cl := autoCore(t, &logs, func(cfg *config) { cfg.AutoCheckpointIdle, cfg.AutoCheckpointKeep = 0, time.Hour })
 	live, gone := startKernelTool(t, cl), startKernelTool(t, cl)
