@@ -71,6 +71,7 @@ func BenchmarkRestoreAfterReplacement(b *testing.B) {
 		st := medianMs(starts)
 		b.ReportMetric(st, "start-kernel-ms"+size.suffix)
 		b.ReportMetric(r/(st+l), "restore-vs-start-and-load-x"+size.suffix)
+		b.ReportMetric((st+l)/l, "floor-x"+size.suffix)
 		// Where the time goes: when the server was ready, had relaunched
 		// the kernel, had restored it (from the start of its process).
 		for _, p := range []string{"ready", "relaunched", "restored"} {
