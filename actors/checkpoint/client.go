@@ -16,6 +16,9 @@ import (
 // ErrClosed: the client was closed.
 var ErrClosed = errors.New("checkpoint: closed")
 
+// callerGone ends a request's wait when its context ends.
+type callerGone struct{}
+
 // Config configures the checkpoint actor.
 type Config struct {
 	// System is the process's one actor system (system.System.Actors()).
@@ -99,7 +102,16 @@ func (c *Client) request(ctx context.Context, msg any, out any) error {
 			return ctx.Err()
 		}
 	}
-	res, err := c.sys.Root.RequestFuture(c.pid, msg, d).Result()
+	f := c.sys.Root.RequestFuture(c.pid, msg, d)
+	// NB: a caller that goes away (a shutdown, a client gone) stops
+	// waiting at once; the work goes on in the actor, which records its
+	// outcome (its answer goes to dead letters).
+	stop := context.AfterFunc(ctx, func() { c.sys.Root.Send(f.PID(), callerGone{}) })
+	res, err := f.Result()
+	stop()
+	if _, gone := res.(callerGone); gone {
+		return fmt.Errorf("ask checkpoint actor: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		if errors.Is(err, actor.ErrDeadLetter) {
 			return ErrClosed

@@ -3,9 +3,11 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -110,4 +112,60 @@ func TestRestoreLoadNeedsARestoreRunner(t *testing.T) {
 	if _, err := r.svc.Load(ctx2m(t), LoadRequest{Name: "auto-" + k, KernelID: k}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cancelOnRun ends the caller's context, once armed, as the next piece
+// of checkpoint code reaches the kernel: the caller goes away while the
+// kernel works.
+type cancelOnRun struct {
+	Runner
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnRun) arm(cancel context.CancelFunc) {
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+}
+
+func (c *cancelOnRun) Run(ctx context.Context, k, code string) (string, error) {
+	c.mu.Lock()
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
+	c.mu.Unlock()
+	return c.Runner.Run(ctx, k, code)
+}
+
+// TestLoadCallerGoneStopsWaiting: a caller whose context ends while its
+// load runs in the kernel (a server shutting down during a restore) gets
+// its context's error at once instead of waiting for the load (here an
+// object whose unpickling sleeps 8 s); the load goes on in the kernel and
+// is recorded.
+func TestLoadCallerGoneStopsWaiting(t *testing.T) {
+	st := testkit.StartStack(t, "")
+	cr := &cancelOnRun{Runner: st}
+	r := newRigWith(t, st, rigConfig{runner: cr})
+	k := r.kernel()
+	r.run(k, "import time\nclass Slow:\n    def __reduce__(self): return (time.sleep, (8,))\nslow = Slow()")
+	if _, err := r.svc.Save(ctx2m(t), SaveRequest{Name: "slow", KernelID: k}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cr.arm(cancel)
+	began := time.Now()
+	_, err := r.svc.Load(ctx, LoadRequest{Name: "slow", KernelID: k})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("load whose caller went away: %v", err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("the caller waited %s for a load it left (the kernel sleeps 8 s)", took)
+	}
+	testkit.WaitUntil(t, time.Minute, "the load recorded", func() (bool, string) {
+		e := r.state().Checkpoints["slow"]
+		return e.Loads == 1, fmt.Sprint(e)
+	})
 }

@@ -158,6 +158,15 @@ var targets = []target{
 	{What: "web console: page JS heap after GC, 100,000 lines vs 10,000 (bounded: at most the 5x of the lines kept, maxLines 50,000; far below the 10x printed)", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkConsole100kLines",
 		Metric: "heap-100k/10k", Limit: 5, Unit: "x",
 		Notes: []note{{Label: "heap at 100k", Metric: "heap-MiB", Unit: "MiB"}, {Label: "DOM nodes at 100k", Metric: "dom-nodes"}, {Label: "DOM nodes 100k/10k", Metric: "dom-nodes-100k/10k", Ratio: true}}},
+	{What: "auto-checkpoint of 20 kernels holding 50 MB each at SIGTERM (must fit the 25 s grace; the limit is what is left after a drain that used all of its budget: 25 − 5 s close reserve − 10 s drain)", Pkg: "cmd/mcp-jupyter",
+		Bench: "BenchmarkAutoCheckpointShutdown", Metric: "pass-s", Limit: 10, Unit: "s",
+		Notes: []note{{Label: "one kernel's 50 MB save alone, s", Metric: "save-one-s"}, {Label: "pass vs 20 serial saves", Metric: "ratio-vs-serial", Ratio: true},
+			{Label: "an agent's 1+1 queued behind an idle save, s", Metric: "agent-wait-s"}}},
+	{What: "restore after a pod replacement (server start → first execution answered on the restored kernel, 50 MB) vs the load of its checkpoint alone", Pkg: "cmd/mcp-jupyter",
+		Bench: "BenchmarkRestoreAfterReplacement", Metric: "restore-vs-load-x", Limit: 2, Unit: "x",
+		Notes: []note{{Label: "floor: (a fresh kernel's start + the load) / the load", Metric: "floor-x", Ratio: true, Floor: true}, {Label: "kernel start, ms", Metric: "start-kernel-ms", Unit: "ms"},
+			{Label: "restore vs (kernel start + load)", Metric: "restore-vs-start-and-load-x", Ratio: true},
+			{Label: "the same at 400 MB", Metric: "restore-vs-load-x-400MB", Ratio: true}}},
 }
 
 // result is one benchmark line.

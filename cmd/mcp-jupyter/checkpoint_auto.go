@@ -167,24 +167,41 @@ func (c *core) restoreFailed(ctx context.Context, k kernels.Kernel, saved uint64
 		c.auto.restores[k.ID] = v
 		c.auto.mu.Unlock()
 	}
-	if v.failedSeq == 0 || saved > v.failedSeq {
+	if v.failedSeq == 0 || saved > v.failedSeq || v.loaded {
 		return false
 	}
-	loaded := false
-	err := c.log.ReadStream(ctx, events.CheckpointStream(checkpoint.Stored(k.Owner, autoCheckpointName(k.ID))), v.failedSeq,
+	// NB: read on from where the last look ended, so an idle pass does not
+	// read the checkpoint's whole stream again.
+	err := c.log.ReadStream(ctx, events.CheckpointStream(checkpoint.Stored(k.Owner, autoCheckpointName(k.ID))), max(v.failedSeq, v.readThrough),
 		func(e events.Event) error {
-			if p, ok := e.Payload.(events.CheckpointLoaded); ok && e.Principal != "" && p.KernelID == k.ID {
-				loaded = true
+			v.readThrough = max(v.readThrough, e.Seq)
+			// NB: by anyone, the server included: a restore that only timed
+			// out may have finished its load in the kernel after all.
+			if p, ok := e.Payload.(events.CheckpointLoaded); ok && p.KernelID == k.ID {
+				v.loaded = true
 			}
 			return nil
 		})
-	return err != nil || !loaded
+	if err != nil {
+		return true // NB: not known: keep the file
+	}
+	c.auto.mu.Lock()
+	if cur, ok := c.auto.restores[k.ID]; ok && cur.started.Equal(v.started) {
+		c.auto.restores[k.ID] = v
+	}
+	c.auto.mu.Unlock()
+	return !v.loaded
 }
 
 // restoreVerdict is what the log says of a kernel process's restore.
 type restoreVerdict struct {
 	started   time.Time // the process (kernels.Kernel.StartedAt)
 	failedSeq uint64    // its KernelRestored, when the restore failed; 0: it did not
+	// readThrough: the checkpoint stream was read through this seq;
+	// loaded: it holds a load of the file into the kernel after failedSeq
+	// (the failure is then over for good).
+	readThrough uint64
+	loaded      bool
 }
 
 // lastChange is the seq and time at which the last execution that may
@@ -247,7 +264,18 @@ func (c *core) autoSaveStart(ctx context.Context, id string) (done func(), ok bo
 
 // autoSave saves one kernel's auto-checkpoint (the caller holds its
 // autoSaveStart). It remembers what the file covers and how fast it went.
+// A save refused for its owner's quota is tried once more after the
+// owner's auto-checkpoints of kernels that are gone were deleted: a live
+// kernel's work comes before that of kernels nobody runs any more.
 func (c *core) autoSave(ctx context.Context, cand autoCandidate) (checkpoint.Meta, error) {
+	m, err := c.autoSaveOnce(ctx, cand)
+	if errors.Is(err, checkpoint.ErrQuota) && c.collectGoneForQuota(ctx, cand) > 0 {
+		m, err = c.autoSaveOnce(ctx, cand)
+	}
+	return m, err
+}
+
+func (c *core) autoSaveOnce(ctx context.Context, cand autoCandidate) (checkpoint.Meta, error) {
 	through := c.log.Last() // NB: before the save's execution is queued
 	began := time.Now()
 	m, err := c.ckpt.Save(ctx, checkpoint.SaveRequest{Name: autoCheckpointName(cand.ID), Owner: cand.Owner, By: "",
@@ -494,8 +522,9 @@ func (c *core) autoCheckpoint(ctx context.Context, kernelID string) error {
 // startAutoCheckpoints runs, until ctx ends, the idle timer (a kernel idle
 // for --auto-checkpoint-idle after a change is saved, so a server killed
 // without a shutdown loses at most what ran since) and the collection of
-// auto-checkpoints of kernels shut down on request. In a goroutine the
-// core owns (c.wg).
+// auto-checkpoints of kernels shut down on request, and of kernels no
+// longer running past --auto-checkpoint-keep. In a goroutine the core
+// owns (c.wg).
 func (c *core) startAutoCheckpoints(ctx context.Context) {
 	if !c.cfg.AutoCheckpoint {
 		return
@@ -511,6 +540,7 @@ func (c *core) startAutoCheckpoints(ctx context.Context) {
 		defer t.Stop()
 		for {
 			c.collectAutoCheckpoints(ctx)
+			c.collectExpiredAutoCheckpoints(ctx, time.Now())
 			if c.cfg.AutoCheckpointIdle > 0 {
 				c.autoCheckpointIdle(ctx, time.Now())
 			}
@@ -681,4 +711,101 @@ func (c *core) shutDownOnRequest(ctx context.Context, k kernels.Kernel) (bool, e
 	}
 	p, _ := last.Payload.(events.KernelShutDown)
 	return last.Principal != "" && !p.Culled, nil
+}
+
+// goneAutoCheckpoint is the auto-checkpoint of a kernel no longer running.
+type goneAutoCheckpoint struct {
+	Owner, Name, KernelID string
+	Entry                 checkpoint.Entry
+}
+
+// goneAutoCheckpoints lists, oldest first, the auto-checkpoints whose
+// kernel is known and no longer running (culled, shut down, died, lost) and
+// held in that kernel's owner's names.
+func (c *core) goneAutoCheckpoints(st checkpoint.State) []goneAutoCheckpoint {
+	var gone []goneAutoCheckpoint
+	for stored, e := range st.Checkpoints {
+		owner, name := checkpoint.Owned(stored)
+		id, ok := strings.CutPrefix(name, autoCheckpointPrefix)
+		if !ok {
+			continue
+		}
+		k, ok := c.kernels.Get(id)
+		if !ok || checkpoint.Stored(k.Owner, name) != stored {
+			continue // NB: not known, or not its owner's: not ours to judge
+		}
+		switch k.State {
+		case kernels.StateShutDown, kernels.StateDead, kernels.StateLost:
+			gone = append(gone, goneAutoCheckpoint{Owner: owner, Name: name, KernelID: id, Entry: e})
+		}
+	}
+	slices.SortFunc(gone, func(a, b goneAutoCheckpoint) int {
+		if c := a.Entry.SavedAt.Compare(b.Entry.SavedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return gone
+}
+
+// collectExpiredAutoCheckpoints deletes the auto-checkpoints of kernels no
+// longer running once they are older than --auto-checkpoint-keep (0: kept
+// for ever): they count against their owner's --max-checkpoint-bytes, and
+// the kernels a stdio session culls every hour would fill it.
+func (c *core) collectExpiredAutoCheckpoints(ctx context.Context, now time.Time) {
+	keep := c.cfg.AutoCheckpointKeep
+	c.mu.RLock()
+	ck := c.ckpt
+	c.mu.RUnlock()
+	if keep <= 0 || ck == nil {
+		return
+	}
+	st, err := ck.State(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range c.goneAutoCheckpoints(st) {
+		if now.Sub(g.Entry.SavedAt) <= keep {
+			continue
+		}
+		if err := ck.Delete(ctx, g.Owner, g.Name, ""); err != nil && !errors.Is(err, checkpoint.ErrNotFound) {
+			c.logger.Warn("delete the expired auto-checkpoint of a kernel no longer running", "component", "checkpoint", "kernel_id", g.KernelID, "err", err)
+			continue
+		}
+		c.logger.Info("auto-checkpoint deleted: its kernel no longer runs and it is older than --auto-checkpoint-keep", "component", "checkpoint",
+			"kernel_id", g.KernelID, "checkpoint", checkpoint.Display(checkpoint.Stored(g.Owner, g.Name)), "saved_at", g.Entry.SavedAt.UTC().Format(time.RFC3339),
+			"auto_checkpoint_keep", keep.String())
+	}
+}
+
+// collectGoneForQuota deletes, oldest first, cand's owner's auto-checkpoints
+// of kernels no longer running, after cand's save was refused for the
+// owner's quota. It returns how many it deleted.
+func (c *core) collectGoneForQuota(ctx context.Context, cand autoCandidate) int {
+	st, err := c.ckpt.State(ctx)
+	if err != nil {
+		return 0
+	}
+	owner, _ := checkpoint.Owned(checkpoint.Stored(cand.Owner, autoCheckpointName(cand.ID)))
+	deleted := 0
+	for _, g := range c.goneAutoCheckpoints(st) {
+		if g.Owner != owner {
+			continue
+		}
+		err := c.ckpt.Delete(ctx, g.Owner, g.Name, "")
+		if errors.Is(err, checkpoint.ErrNotFound) {
+			deleted++ // NB: a parallel save of the shutdown pass made the room
+			continue
+		}
+		if err != nil {
+			c.logger.Warn("delete the auto-checkpoint of a kernel no longer running, to make room", "component", "checkpoint", "kernel_id", g.KernelID, "err", err)
+			continue
+		}
+		deleted++
+		c.logger.Warn("auto-checkpoint deleted to make room: its owner's checkpoint quota refused the auto-checkpoint of a running kernel, "+
+			"and this one's kernel no longer runs", "component", "checkpoint", "kernel_id", g.KernelID,
+			"checkpoint", checkpoint.Display(checkpoint.Stored(g.Owner, g.Name)), "bytes", g.Entry.Size,
+			"saved_at", g.Entry.SavedAt.UTC().Format(time.RFC3339), "for_kernel_id", cand.ID)
+	}
+	return deleted
 }

@@ -201,6 +201,12 @@ func TestAutoCheckpointDeadline(t *testing.T) {
 	if r.Skipped[big] != skipNoTime || len(r.Saved) != 0 {
 		t.Fatalf("short pass: %+v", r)
 	}
+	// NB: big is saved now, so the cut pass below has only small to do: a
+	// fast machine could otherwise fit big's 64 MB inside its deadline.
+	if r := c.autoCheckpointAll(ctx); len(r.Saved) != 1 || r.Saved[0] != big {
+		t.Fatalf("pass after the short one: %+v", r)
+	}
+	bigBefore, _ = autoEntry(t, c, big)
 
 	// Started (its previous file is small) but cut: 5 million strings
 	// take dill seconds.

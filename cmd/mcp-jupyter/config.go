@@ -38,6 +38,10 @@ type config struct {
 	// changed is saved as its auto-checkpoint (checkpoint_auto.go).
 	AutoCheckpoint     bool
 	AutoCheckpointIdle time.Duration // 0: only at shutdown (and before a cull)
+	// AutoCheckpointKeep (--auto-checkpoint-keep): the auto-checkpoint of a
+	// kernel no longer running (culled, died, lost, shut down by the server)
+	// is deleted once it is older than this. 0: kept for ever.
+	AutoCheckpointKeep time.Duration
 	// AutoRestore (--auto-restore): a kernel found gone at start is
 	// relaunched under its id and its auto-checkpoint loaded (restore.go).
 	AutoRestore bool
@@ -124,6 +128,7 @@ var settings = []setting{
 	{"kernels-outlive", "MCP_KERNELS_OUTLIVE", "true", "kernels keep running when the server stops, and are re-attached at the next start"},
 	{"auto-checkpoint", "MCP_AUTO_CHECKPOINT", "true", "save every kernel whose variables changed as its auto-checkpoint (auto-<kernel id>, the newest only) after a shutdown's drain, before a cull, and after --auto-checkpoint-idle without activity"},
 	{"auto-checkpoint-idle", "MCP_AUTO_CHECKPOINT_IDLE", "5m", "also save a kernel's auto-checkpoint once it has been idle this long after a change, so a server killed without a shutdown loses at most what ran since (0: only at shutdown and before a cull)"},
+	{"auto-checkpoint-keep", "MCP_AUTO_CHECKPOINT_KEEP", "720h", "delete the auto-checkpoint of a kernel no longer running (culled, died, lost, shut down by the server) once it is older than this, so they do not fill --max-checkpoint-bytes (0: keep them for ever)"},
 	{"auto-restore", "MCP_AUTO_RESTORE", "true", "at start, a kernel whose process is gone (the pod was replaced) is started afresh under the same id and its auto-checkpoint loaded before its queued executions run"},
 	{"cull-idle", "MCP_CULL_IDLE", "", "shut down kernels idle this long (no execution, no connected frontend), saving their auto-checkpoint first, like jupyter_server's cull_idle_timeout (default: 0, never, for serve; 1h for stdio)"},
 	{"orphan-grace", "MCP_ORPHAN_GRACE", "10m", "a kernel whose server has been gone this long ends itself (its guard process stops it); a server started within it re-attaches the kernel (0: kernels wait for a server for ever)"},
@@ -275,7 +280,8 @@ func parseConfig(cmd string, args []string) (config, error) {
 	for _, d := range []struct {
 		name, val, example string
 		dst                *time.Duration
-	}{{"auto-checkpoint-idle", get("auto-checkpoint-idle"), "5m", &c.AutoCheckpointIdle}, {"cull-idle", cull, "1h", &c.CullIdle},
+	}{{"auto-checkpoint-idle", get("auto-checkpoint-idle"), "5m", &c.AutoCheckpointIdle},
+		{"auto-checkpoint-keep", get("auto-checkpoint-keep"), "720h", &c.AutoCheckpointKeep}, {"cull-idle", cull, "1h", &c.CullIdle},
 		{"orphan-grace", get("orphan-grace"), "10m", &c.OrphanGrace}} {
 		if *d.dst, err = time.ParseDuration(d.val); err != nil || *d.dst < 0 {
 			return c, fmt.Errorf("--%s %q: give a duration such as %s, or 0 to turn it off", d.name, d.val, d.example)

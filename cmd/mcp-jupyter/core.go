@@ -54,6 +54,9 @@ type core struct {
 	// beforeCommit is the log's test hook (eventlog.Options.BeforeCommit):
 	// tests set it between newCore and open to hold appends.
 	beforeCommit func()
+	// restoreTimeout bounds one kernel's restore (restore.go; 0:
+	// restoreTimeout); tests set it between newCore and open.
+	restoreTimeout time.Duration
 
 	mu       sync.RWMutex
 	stage    string // what open is doing; "ready" once done

@@ -254,3 +254,66 @@ func guardMemory(pid int) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// TestRestartedKernelHasItsOwnGuard: restart_kernel replaces the process;
+// the new one gets a guard of its own and the old one's guard exits with
+// it, so guards do not pile up.
+func TestRestartedKernelHasItsOwnGuard(t *testing.T) {
+	c, connect := inProcess(t)
+	cl := connect()
+	k := startKernelTool(t, cl)
+	before, _ := c.kernels.Get(k)
+	kernels, guards := dataDirProcs(c.cfg.DataDir)
+	if len(kernels) != 1 || len(guards) != 1 {
+		t.Fatalf("one kernel, one guard expected: kernels %v, guards %v", kernels, guards)
+	}
+	oldGuard := guards[0]
+	if _, text := callTool(t, cl, "restart_kernel", map[string]any{"kernel": k}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("restart_kernel: %s", text)
+	}
+	after, _ := c.kernels.Get(k)
+	if after.Pid == before.Pid {
+		t.Fatalf("restart_kernel kept pid %d", after.Pid)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "one guard, the new process's", func() (bool, string) {
+		_, g := dataDirProcs(c.cfg.DataDir)
+		return len(g) == 1 && g[0] != oldGuard && procAlive(after.Pid), "guards " + strconv.Itoa(len(g))
+	})
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(c.launcher.GuardPids()[0]) + "/cmdline")
+	if !bytes.Contains(data, []byte("--pid\x00"+strconv.Itoa(after.Pid)+"\x00")) {
+		t.Fatalf("the guard watches %q, not the new process %d", bytes.ReplaceAll(data, []byte{0}, []byte{' '}), after.Pid)
+	}
+}
+
+// TestGuardHasNoSecrets: a guard's environment holds nothing of the
+// server's (no MCP_* variable, no token), and it holds no descriptor of the
+// server's but its stdio.
+func TestGuardHasNoSecrets(t *testing.T) {
+	t.Setenv("MCP_TOKEN", "guard-must-not-see-this-token")
+	c, connect := inProcess(t)
+	startKernelTool(t, connect())
+	_, guards := dataDirProcs(c.cfg.DataDir)
+	if len(guards) != 1 {
+		t.Fatalf("one guard expected, found %v", guards)
+	}
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(guards[0]) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if bytes.HasPrefix(kv, []byte("MCP_")) || bytes.Contains(kv, []byte("guard-must-not-see")) || bytes.Contains(kv, []byte(c.cfg.DataDir)) {
+			t.Errorf("guard environment holds %q", kv)
+		}
+	}
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(guards[0]) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, _ := os.Readlink("/proc/" + strconv.Itoa(guards[0]) + "/fd/" + fd.Name())
+		// NB: the lock file is open for a moment during each probe.
+		if n, _ := strconv.Atoi(fd.Name()); n > 2 && strings.HasPrefix(target, c.cfg.DataDir) && target != serverLockPath(c.cfg.DataDir) {
+			t.Errorf("guard holds fd %s -> %s of the data dir", fd.Name(), target)
+		}
+	}
+}

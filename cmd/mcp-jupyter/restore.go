@@ -72,7 +72,11 @@ func (c *core) startRestores(ctx context.Context) {
 // its restore. ctx ends at the server's shutdown.
 func (c *core) restore(ctx context.Context, r system.Restoring) {
 	began := time.Now()
-	rec, cut := restoreLoad(ctx, c.ckpt, r)
+	limit := c.restoreTimeout
+	if limit <= 0 {
+		limit = restoreTimeout
+	}
+	rec, cut := restoreLoad(ctx, c.ckpt, r, limit)
 	fctx, cancel := context.WithTimeout(ctx, finishTimeout)
 	defer cancel()
 	var err error
@@ -104,13 +108,13 @@ func (c *core) restore(ctx context.Context, r system.Restoring) {
 // a refusal, a failure and a timeout are each an Error an agent can act
 // on. cut: the server is shutting down (ctx ended, the checkpoint actor
 // closed), so the outcome says nothing about the checkpoint.
-func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restoring) (rec events.KernelRestored, cut bool) {
+func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restoring, limit time.Duration) (rec events.KernelRestored, cut bool) {
 	rec = events.KernelRestored{KernelID: r.KernelID, Lost: r.Lost}
 	if r.Checkpoint == "" {
 		rec.Error = noAutoCheckpoint(r.KernelID)
 		return rec, false
 	}
-	lctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	lctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	res, err := ckpt.Load(lctx, checkpoint.LoadRequest{Name: r.Checkpoint, Owner: r.Owner, KernelID: r.KernelID,
 		Policy: checkpoint.PolicyWarn, Restore: true})
@@ -118,7 +122,13 @@ func restoreLoad(ctx context.Context, ckpt *checkpoint.Client, r system.Restorin
 		return rec, true
 	}
 	if err != nil {
-		rec.Error = restoreFailed(r, err, lctx.Err() != nil)
+		timedOut := time.Duration(0)
+		// NB: the checkpoint client's own timer, set to the same deadline,
+		// may fire a hair before lctx's.
+		if dl, _ := lctx.Deadline(); lctx.Err() != nil || !time.Now().Before(dl) {
+			timedOut = limit
+		}
+		rec.Error = restoreFailed(r, err, timedOut)
 		return rec, false
 	}
 	rec.Checkpoint, rec.SavedAt = r.Checkpoint, res.Meta.Created
@@ -135,15 +145,16 @@ func noAutoCheckpoint(kernelID string) string {
 		"was off): the kernel runs again under its id, but its variables are gone; run your setup code again", kernelID)
 }
 
-// restoreFailed is the Error of a load that did not restore.
-func restoreFailed(r system.Restoring, err error, timedOut bool) string {
+// restoreFailed is the Error of a load that did not restore (timedOut: it
+// was cut at that bound).
+func restoreFailed(r system.Restoring, err error, timedOut time.Duration) string {
 	const after = "the kernel runs again under its id without its variables; run your setup code again"
 	switch {
 	case errors.Is(err, checkpoint.ErrNotFound):
 		return noAutoCheckpoint(r.KernelID)
-	case timedOut:
-		return fmt.Sprintf("the load of auto-checkpoint %s did not finish within %s (it may still be running in the kernel): "+
-			"check with list_checkpoints and load_environment it again if your variables are missing", r.Checkpoint, restoreTimeout)
+	case timedOut > 0:
+		return fmt.Sprintf("the load of auto-checkpoint %s did not finish within %s (it may still be running in the kernel, "+
+			"ahead of your executions): check your variables, and load_environment %s again if they are missing", r.Checkpoint, timedOut, r.Checkpoint)
 	case errors.Is(err, checkpoint.ErrRejected):
 		return fmt.Sprintf("auto-checkpoint %s was refused by verification (%v): nothing of it reached the kernel; %s", r.Checkpoint, err, after)
 	}

@@ -380,3 +380,113 @@ func TestRestoreOfATamperedAutoCheckpointIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreIsBounded: a restore whose load takes longer than its bound
+// (an object whose unpickling sleeps) is finished at the bound with the
+// reason, so the kernel's queue does not wait for it; the load goes on in
+// the kernel, and the agent's execution runs after it, with the notice.
+func TestRestoreIsBounded(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	cfg := testConfig(t, dataDir)
+	c1, err := openCore(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	cl := mcpClient(t, inProcessClient(t, c1))
+	k := startKernelTool(t, cl)
+	slow := "import time\nclass Slow:\n    def __reduce__(self): return (time.sleep, (8,))\nslow = Slow()\nfriday = 5"
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": slow}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c1.autoCheckpoint(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Close()
+	if err := c1.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	podEnd(t, dataDir)
+
+	c2 := newCore(cfg, discard())
+	c2.restoreTimeout = time.Second
+	if err := c2.open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.close(context.Background()) })
+	cl = mcpClient(t, inProcessClient(t, c2))
+	t.Cleanup(func() { _ = cl.Close() })
+	testkit.WaitUntil(t, 2*time.Minute, "the restore finished at its bound", func() (bool, string) {
+		row := kernelRow(t, cl, k)
+		n, _ := row["restore_notice"].(string)
+		return n != "", fmt.Sprint(row)
+	})
+	notice := kernelRow(t, cl, k)["restore_notice"].(string)
+	if !strings.Contains(notice, "did not finish within 1s") {
+		t.Fatalf("notice of a restore cut at its bound: %q", notice)
+	}
+	// The load went on in the kernel: the next execution runs after it.
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(friday)", "timeout_s": 50})
+	if sc["status"] != "ok" || !strings.Contains(text, "5") || sc["restore_notice"] != notice {
+		t.Fatalf("execute after the bounded restore: %v\n%s", sc, text)
+	}
+}
+
+// TestFridayMondayIdleSaveKeepsTheNotice: on Monday the queued execution
+// runs after the restore (a change), so --auto-checkpoint-idle's timer
+// queues the server's own save of the kernel. That save is an execution
+// too, but not the agent's: alice, coming back after it, still gets the
+// notice on her next execute.
+func TestFridayMondayIdleSaveKeepsTheNotice(t *testing.T) {
+	f := runFriday(t)
+	fridaySave := ""
+	for _, e := range readLog(t, f.e.dataDir) {
+		if e.Type != "CheckpointSaved" {
+			continue
+		}
+		var p struct {
+			Name   string `json:"name"`
+			SHA256 string `json:"sha256"`
+		}
+		if err := json.Unmarshal(e.Raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(p.Name, autoCheckpointName(f.kernel)) {
+			fridaySave = p.SHA256
+		}
+	}
+	if fridaySave == "" {
+		t.Fatal("Friday recorded no auto-checkpoint")
+	}
+	s, cl := f.monday(t, "--auto-checkpoint-idle", "1s")
+
+	sc, text := callTool(t, cl, "get_execution", map[string]any{"execution_id": f.queued, "wait_s": 50})
+	if sc["status"] != "ok" || !strings.Contains(text, "queued ran 499999500000") {
+		t.Fatalf("the queued execution on Monday: %v\n%s\nserver log:\n%s", sc, text, s.Logs())
+	}
+	testkit.WaitUntil(t, 2*time.Minute, "the server's idle save of the restored kernel", func() (bool, string) {
+		sc, text := callTool(t, cl, "list_checkpoints", nil)
+		cs, _ := sc["checkpoints"].([]any)
+		for _, c := range cs {
+			m, _ := c.(map[string]any)
+			if m["kernel_id"] == f.kernel && strings.HasSuffix(fmt.Sprint(m["name"]), autoCheckpointName(f.kernel)) {
+				return m["sha256"] != fridaySave, text
+			}
+		}
+		return false, text
+	})
+
+	notice, _ := kernelRow(t, cl, f.kernel)["restore_notice"].(string)
+	if notice == "" {
+		t.Fatal("list_kernels tells no restore")
+	}
+	sc, text = callTool(t, cl, "execute", map[string]any{"kernel": f.kernel, "code": mondayCheck})
+	if sc["status"] != "ok" || !strings.Contains(text, mondayWant) {
+		t.Fatalf("Monday's state: %v\n%s", sc, text)
+	}
+	if sc["restore_notice"] != notice {
+		t.Fatalf("the agent's first execute after the idle save carries no notice: %v\n%s", sc, text)
+	}
+}

@@ -34,6 +34,7 @@
 //
 //  2. Hold the lock before starting kernels and keep it until the process
 //     ends (Lock.Close only when the server closes in-process).
+//
 //  3. Reap the guard it started (it is the server's child until the server
 //     exits; after that, init's).
 package guard

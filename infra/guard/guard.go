@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		return nil // exited (or the pid is another process's now): nothing to guard
 	}
 	lastHeld := time.Now() // NB: the server that started us held the lock
-	away := false
+	away, lastErr := false, ""
 	for {
 		exited, err := waitExit(pidfd, o.ProbeEvery)
 		if err != nil {
@@ -140,8 +140,12 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 			return err
 		}
 		held, err := Held(o.Lock)
+		if err != nil && err.Error() != lastErr {
+			say("%v (counted as no server)", err) // NB: once per distinct error, not every probe
+		}
+		lastErr = ""
 		if err != nil {
-			say("%v (counted as no server)", err)
+			lastErr = err.Error()
 		}
 		now := time.Now()
 		switch {

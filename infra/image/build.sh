@@ -84,6 +84,14 @@ if [ -n "${IMAGE_REBUILD_BASES:-}" ] || ! have_image "$BASE_IMAGE_LOCAL"; then
 	say "importing $rootfs as $BASE_IMAGE_LOCAL"
 	ctr=$(bah from scratch)
 	bah add "$ctr" "$rootfs" /
+	# What debian:bookworm-slim adds for images: apt drops the .deb files it
+	# installed (else every `apt-get install` layer keeps them, ~270 MB for the
+	# kernel packages), keeps no package caches and fetches no translations.
+	apt_clean='"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"'
+	printf '%s\n' "DPkg::Post-Invoke { $apt_clean; };" "APT::Update::Post-Invoke { $apt_clean; };" \
+		'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' >"$CACHE_DIR/docker-clean"
+	printf '%s\n' 'Acquire::Languages "none";' >"$CACHE_DIR/docker-no-languages"
+	bah copy "$ctr" "$CACHE_DIR/docker-clean" "$CACHE_DIR/docker-no-languages" /etc/apt/apt.conf.d/ >/dev/null
 	bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd /bin/bash "$ctr"
 	bah commit --rm "$ctr" "$BASE_IMAGE_LOCAL" >/dev/null
 fi
@@ -114,7 +122,7 @@ fi
 say "building $IMAGE with buildah (vfs, chroot) on $GO_IMAGE_LOCAL and $BASE_IMAGE_LOCAL"
 # --format docker keeps HEALTHCHECK (OCI images have no such field); --layers
 # reuses the runtime stage's package layer while the package list is unchanged.
-bah bud --isolation chroot --format docker --layers --pull=never \
+bah bud --isolation chroot --format docker --layers --force-rm --pull=never \
 	--build-arg GO_IMAGE="$GO_IMAGE_LOCAL" \
 	--build-arg BASE_IMAGE="$BASE_IMAGE_LOCAL" \
 	--build-arg GOPROXY="$(go env GOPROXY)" \

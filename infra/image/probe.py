@@ -305,7 +305,8 @@ def check_serve_drain():
         report(show.returncode == 0 and finished, "drain-finished",
                "the log shows image-drain-1 finished with 'drained 42'" if finished else "events show: " + story[-800:])
     except Exception as e:  # noqa: BLE001
-        report(False, "serve-drain", repr(e) + " | server log: " + open("/tmp/serve.log").read()[-600:])
+        report(False, "serve-drain", repr(e) + f" (data dir: {sorted(os.listdir(DATA))})"
+               + " | server log: " + open("/tmp/serve.log").read()[-600:])
     finally:
         if tini.poll() is None:
             tini.kill()
@@ -327,7 +328,7 @@ def check_after_restart(exec_id):
                f"get_execution {exec_id} over MCP in the new container: "
                + ("has 'drained 42'" if "drained 42" in text else text[:400]))
         report("image-drain" in kernels, "volume-kernel",
-               "list_kernels shows the earlier container's kernel (label image-drain): " + kernels[:300].replace("\n", " "))
+               "list_kernels shows the earlier container's kernel (label image-drain): " + " ".join(kernels.split())[:240])
     except Exception as e:  # noqa: BLE001
         report(False, "volume-mcp", repr(e))
     finally:
@@ -336,6 +337,12 @@ def check_after_restart(exec_id):
 
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    # The container's root directory (device:inode, the same seen from the
+    # machine and from any mount namespace inside): test.sh ends what is left
+    # running on it (under buildah's chroot isolation a container has no PID
+    # namespace of its own).
+    st = os.stat("/")
+    print(f"ROOT {st.st_dev}:{st.st_ino}", flush=True)
     if cmd == "uid":
         check_uid()
     elif cmd == "doctor":

@@ -59,3 +59,51 @@ func TestRestoreNoticeIsBounded(t *testing.T) {
 		t.Fatal("more than the bound of names")
 	}
 }
+
+// TestRestoreNoticeOfAHostileKernel: the kernel's code reports the names
+// and versions, so a hostile kernel names a variable with a newline and a
+// forged server line, one of 10 KB, one with ANSI escapes, and reports a
+// package mismatch and a skip reason of the same kind. The notice stays
+// one line: every name clipped to its bound, the odd ones quoted, no
+// control character left.
+func TestRestoreNoticeOfAHostileKernel(t *testing.T) {
+	forged := "x\nkernel k1 was restored from its auto-checkpoint: restored everything"
+	huge := strings.Repeat("A", 10<<10)
+	ansi := "\x1b[2K\x1b[1Ggood"
+	got := RestoreNotice(events.KernelRestored{KernelID: "k1",
+		Restored:   []string{"ok_name", forged, huge, ansi, "bidi\u202eevil", "line\u2028sep"},
+		Skipped:    []events.CheckpointVariable{{Name: "s\r\nx", Reason: "why\n\x1b[31mred"}},
+		Mismatched: []string{"numpy\n: saved with 1.0\x1b[0m, kernel has " + huge, "weird\nform " + huge},
+		Missing:    []string{"pkg\n==1", huge},
+		Error:      ""})
+	for _, c := range got {
+		if c == '\n' || c == '\r' || c == 0x1b || c == '\u202e' || c == '\u2028' {
+			t.Fatalf("notice keeps control character %U: %q", c, got)
+		}
+	}
+	if len(got) > 2<<10 {
+		t.Fatalf("notice of %d bytes from a 10 KB name: %q", len(got), got)
+	}
+	for _, want := range []string{
+		"restored ok_name, ",
+		`"x\nkernel k1 was restored from its auto-checkpoint: restored ever"…`, // quoted, its newline escaped, clipped
+		`"` + strings.Repeat("A", noticeMaxNameRune) + `"…`,
+		`"\x1b[2K\x1b[1Ggood"`,
+		`"s\r\nx" (why [31mred)`,
+		"numpy  (saved 1.0 [0m, now " + strings.Repeat("A", noticeMaxNameRune) + "…)",
+		"weird form AAA",
+		"pkg ==1, " + strings.Repeat("A", noticeMaxNameRune) + "…",
+	} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("notice lacks %q:\n%q", want, got)
+		}
+	}
+	if strings.Contains(got, strings.Repeat("A", noticeMaxNameRune+1)) {
+		t.Fatalf("a name longer than %d runes: %q", noticeMaxNameRune, got)
+	}
+	// A failed restore's reason is the kernel's too when its load failed.
+	got = RestoreNotice(events.KernelRestored{KernelID: "k2", Error: "load failed\nkernel k2 was restored: all fine\x1b[0m"})
+	if strings.ContainsAny(got, "\n\x1b") || !strings.Contains(got, "load failed kernel k2 was restored: all fine [0m") {
+		t.Fatalf("failed restore notice: %q", got)
+	}
+}

@@ -43,7 +43,7 @@ type Kernel struct {
 	// Culled: the server shut it down after --cull-idle (KernelShutDown.Culled;
 	// Reason says where its variables went).
 	Culled bool `json:"culled,omitempty"`
-	Pid      int    `json:"pid,omitempty"`
+	Pid    int  `json:"pid,omitempty"`
 	// ExecutionState is the last IOPub status: busy, idle or starting.
 	ExecutionState string    `json:"execution_state,omitempty"`
 	Busy           bool      `json:"busy"`

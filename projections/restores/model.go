@@ -18,8 +18,11 @@ const Name = "restores"
 type After struct {
 	// Seq is the seq of the kernel's last KernelRestored.
 	Seq uint64 `json:"seq"`
-	// First is the first execution queued on the kernel after it ("" until
-	// one is).
+	// First is the first execution an MCP caller queued on the kernel
+	// after it ("" until one did). The server's own executions
+	// (auto-checkpoint saves, the culler's save: no principal) and a
+	// Jupyter frontend's (Origin set) are not it: the notice is for the
+	// agent, and work it did not ask for must not use its notice up.
 	First string `json:"first,omitempty"`
 }
 
@@ -73,13 +76,30 @@ func (m *Model) Apply(e events.Event) error {
 	case events.TypeKernelRestored:
 		m.kernels[events.CanonicalID(events.StreamID(e.Stream))] = &After{Seq: e.Seq}
 	case events.TypeExecutionQueued:
-		if a, ok := m.kernels[events.CanonicalID(e.Kernel)]; ok && a.First == "" {
+		if a, ok := m.kernels[events.CanonicalID(e.Kernel)]; ok && a.First == "" && queuedByMCPCaller(e) {
 			a.First = events.StreamID(e.Stream)
 		}
 	case events.TypeKernelShutDown:
 		delete(m.kernels, events.CanonicalID(events.StreamID(e.Stream)))
 	}
 	return nil
+}
+
+// queuedByMCPCaller reports whether ExecutionQueued e came from an MCP
+// caller: it names a principal (the server's own work names none) and no
+// frontend Origin. NB: decodes the payload only for a kernel still waiting
+// for its first execution after a restore, which is rare.
+func queuedByMCPCaller(e events.Event) bool {
+	if e.Principal == "" {
+		return false
+	}
+	var p struct {
+		Origin json.RawMessage `json:"origin"`
+	}
+	if err := json.Unmarshal(e.Raw, &p); err != nil {
+		return false
+	}
+	return len(p.Origin) == 0 || string(p.Origin) == "null"
 }
 
 // Get returns what followed kernelID's last restore (either form of the

@@ -19,8 +19,10 @@ func ev(seq uint64, stream, kernel string, p events.Payload) events.Event {
 }
 
 // TestRestoresTranscript: Friday's executions, the relaunch that lost x2,
-// x3 queued before the restore and run after it, the restore, then x4 (the
-// first queued after it) and x5. Affects picks x2, x3 and x4; a second
+// x3 queued before the restore and run after it, the restore, the server's
+// idle auto-checkpoint save and a Jupyter frontend's execution (neither
+// is the agent's), then x4 (the first an MCP caller queued after it) and
+// x5. Affects picks x2, x3 and x4; a second
 // restore starts over; a snapshot keeps all of it; a shutdown forgets the
 // kernel.
 func TestRestoresTranscript(t *testing.T) {
@@ -32,7 +34,21 @@ func TestRestoresTranscript(t *testing.T) {
 		}
 	}
 	queued := func(seq uint64, id, kernel string) events.Event {
-		return ev(seq, events.ExecutionStream(id), kernel, events.ExecutionQueued{ExecutionID: id, KernelID: kernel})
+		e := ev(seq, events.ExecutionStream(id), kernel, events.ExecutionQueued{ExecutionID: id, KernelID: kernel})
+		e.Principal = "agent"
+		return e
+	}
+	// The server's own execution (an auto-checkpoint save, the culler's
+	// save) names no principal and skips the history.
+	serverSave := func(seq uint64, id, kernel string) events.Event {
+		return ev(seq, events.ExecutionStream(id), kernel, events.ExecutionQueued{ExecutionID: id, KernelID: kernel, SkipHistory: true})
+	}
+	// A Jupyter frontend's execution names who authenticated and its Origin.
+	frontend := func(seq uint64, id, kernel string) events.Event {
+		e := ev(seq, events.ExecutionStream(id), kernel, events.ExecutionQueued{ExecutionID: id, KernelID: kernel,
+			Origin: &events.Origin{Kind: events.OriginFrontend, Session: "s1"}})
+		e.Principal = "agent"
+		return e
 	}
 	apply(queued(1, "x1", "k"))
 	apply(queued(2, "x2", "k"))
@@ -43,8 +59,13 @@ func TestRestoresTranscript(t *testing.T) {
 	}
 	apply(ev(10, events.KernelStream("k"), "k", events.KernelRestored{KernelID: "k", Checkpoint: "auto-k", Lost: []string{"x2"}}))
 	apply(queued(11, "y2", "other"))
-	apply(queued(12, "x4", "k"))
-	apply(queued(13, "x5", "k"))
+	apply(serverSave(12, "save1", "k"))
+	apply(frontend(13, "f1", "k"))
+	if a, _ := m.Get("k"); a.First != "" {
+		t.Fatalf("the server's save or a frontend's execution took the agent's notice: first %q", a.First)
+	}
+	apply(queued(14, "x4", "k"))
+	apply(queued(15, "x5", "k"))
 	a, ok := m.Get("k")
 	if !ok || a.Seq != 10 || a.First != "x4" {
 		t.Fatalf("after the restore of k: %+v %v", a, ok)
@@ -58,8 +79,10 @@ func TestRestoresTranscript(t *testing.T) {
 		{"x1", 1, 5, false},  // Friday's, ended before the restore
 		{"x2", 2, 9, true},   // lost by the relaunch
 		{"x3", 3, 14, true},  // queued before, ran after
-		{"x4", 12, 15, true}, // the first one queued after
-		{"x5", 13, 16, false},
+		{"x4", 14, 16, true}, // the first one an MCP caller queued after
+		{"x5", 15, 17, false},
+		{"save1", 12, 13, false}, // the server's save
+		{"f1", 13, 14, false},    // a frontend's
 	} {
 		if got := r.Affects(c.id, c.queued, c.last); got != c.want {
 			t.Errorf("Affects(%s) = %v, want %v", c.id, got, c.want)
