@@ -123,7 +123,7 @@ func TestGuardEndsKernelAfterGrace(t *testing.T) {
 	grace := time.Second
 	gpid, gexited := startGuard(t, guard.Options{Kernel: "k1", Pid: v.pid, StartTime: v.start, Lock: lockPath, Grace: grace,
 		ProbeEvery: 100 * time.Millisecond, TermGrace: time.Second}, logf)
-	if !guard.Running(v.pid, v.start) {
+	if !guard.Running(guard.Self{}, v.pid, v.start, lockPath) {
 		t.Fatal("guard.Running does not find the guard just started")
 	}
 	// Held: the kernel outlives several graces.
@@ -210,4 +210,60 @@ func vmRSS(pid int) int {
 		}
 	}
 	return 0
+}
+
+// TestRunningIgnoresFakeGuards: a process a kernel starts with a guard's
+// command line (another binary), or this binary guarding another lock,
+// is not the kernel's guard: a server re-attaching the kernel starts a
+// real one.
+func TestRunningIgnoresFakeGuards(t *testing.T) {
+	lockPath := filepath.Join(t.TempDir(), guard.LockFile)
+	v := startVictim(t)
+	args := []string{guard.Subcommand, "--kernel", "k1", "--pid", strconv.Itoa(v.pid), "--start-time",
+		strconv.FormatUint(v.start, 10), "--lock", lockPath, "--grace", "1h"}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLock := append(append([]string{}, args[:8]...), filepath.Join(t.TempDir(), guard.LockFile), "--grace", "1h")
+	// NB: sh runs the script named kernel-guard (in its working dir): its
+	// command line is exactly a guard's; its binary is a shell.
+	scripts := t.TempDir()
+	if err := os.WriteFile(filepath.Join(scripts, guard.Subcommand), []byte("sleep 600; :\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, fake := range []*exec.Cmd{
+		{Path: "/bin/bash", Dir: scripts, Args: append([]string{"bash", "-c", `exec -a mcp-jupyter /bin/sh "$@"`, "bash"}, args...)},
+		// this binary, a real guard, but of another lock
+		{Path: self, Args: append([]string{self}, otherLock...)},
+	} {
+		fake.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := fake.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Kill(-fake.Process.Pid, unix.SIGKILL); _ = fake.Wait() })
+	}
+	testkit.WaitUntil(t, 10*time.Second, "the fakes run with a guard's command line", func() (bool, string) {
+		n := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if bytes.Contains(b, []byte("--pid\x00"+strconv.Itoa(v.pid)+"\x00")) && bytes.Contains(b, []byte(guard.Subcommand)) {
+				n++
+			}
+		}
+		return n >= 2, strconv.Itoa(n) + " processes with the kernel's pid on a guard's command line"
+	})
+	if guard.Running(guard.Self{}, v.pid, v.start, lockPath) {
+		t.Fatal("a fake guard (another binary, or another lock) counts as the kernel's guard")
+	}
+	lock, err := guard.Hold(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	startGuard(t, guard.Options{Kernel: "k1", Pid: v.pid, StartTime: v.start, Lock: lockPath, Grace: time.Hour}, nil)
+	testkit.WaitUntil(t, 10*time.Second, "the real guard counts", func() (bool, string) {
+		return guard.Running(guard.Self{}, v.pid, v.start, lockPath), "not found"
+	})
 }

@@ -29,7 +29,7 @@ func (l *Launcher) startGuard(id string, p *Process, logPath, dir string, attach
 	if l.OrphanGrace <= 0 || l.ServerLock == "" || p == nil {
 		return
 	}
-	if attached && guard.Running(p.Pid, p.StartTime) {
+	if attached && guard.Running(l.GuardSelf, p.Pid, p.StartTime, l.ServerLock) {
 		return // NB: its guard from the server that started it still runs
 	}
 	var log *os.File
