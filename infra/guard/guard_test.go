@@ -267,3 +267,41 @@ func TestRunningIgnoresFakeGuards(t *testing.T) {
 		return guard.Running(guard.Self{}, v.pid, v.start, lockPath), "not found"
 	})
 }
+
+// TestLockRefusesSymlinkAndFIFO: a symlink at the lock's path is not
+// followed (the server would create or lock its target), and a FIFO there
+// makes neither the server nor a guard's probe hang in open: both are
+// refused with an error that says what to do.
+func TestLockRefusesSymlinkAndFIFO(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	link := filepath.Join(dir, "link.lock")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.lock")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, fifo} {
+		done := make(chan struct{})
+		var holdErr, heldErr error
+		go func() {
+			defer close(done)
+			var l *guard.Lock
+			if l, holdErr = guard.Hold(path); l != nil {
+				_ = l.Close()
+			}
+			_, heldErr = guard.Held(path)
+		}()
+		testkit.Closed(t, done, 5*time.Second, "Hold and Held of "+filepath.Base(path)+" return")
+		for name, err := range map[string]error{"Hold": holdErr, "Held": heldErr} {
+			if err == nil || !strings.Contains(err.Error(), "remove it") {
+				t.Errorf("%s(%s) = %v, want a refusal saying to remove it", name, filepath.Base(path), err)
+			}
+		}
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Fatalf("Hold through a symlink created its target: %v", err)
+	}
+}
