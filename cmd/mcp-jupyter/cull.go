@@ -9,8 +9,8 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 )
 
