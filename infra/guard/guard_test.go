@@ -121,8 +121,9 @@ func TestGuardEndsKernelAfterGrace(t *testing.T) {
 	}
 	defer logf.Close()
 	grace := time.Second
+	marker := filepath.Join(t.TempDir(), guard.OrphanedFile)
 	gpid, gexited := startGuard(t, guard.Options{Kernel: "k1", Pid: v.pid, StartTime: v.start, Lock: lockPath, Grace: grace,
-		ProbeEvery: 100 * time.Millisecond, TermGrace: time.Second}, logf)
+		ProbeEvery: 100 * time.Millisecond, TermGrace: time.Second, Marker: marker}, logf)
 	if !guard.Running(guard.Self{}, v.pid, v.start, lockPath) {
 		t.Fatal("guard.Running does not find the guard just started")
 	}
@@ -149,6 +150,9 @@ func TestGuardEndsKernelAfterGrace(t *testing.T) {
 		return !alive(v.child), "child " + strconv.Itoa(v.child) + " alive"
 	})
 	testkit.Closed(t, gexited, 5*time.Second, "the guard's exit")
+	if m, ok := guard.ReadOrphaned(marker); !ok || m.Grace != grace || m.Ended.Before(released) {
+		t.Errorf("orphan marker after the guard ended the kernel: %+v, %v (want grace %s, ended after %s)", m, ok, grace, released)
+	}
 	data, _ := os.ReadFile(logf.Name())
 	for _, want := range []string{"no server holds", "ending the kernel"} {
 		if !bytes.Contains(data, []byte(want)) {
