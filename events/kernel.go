@@ -125,7 +125,9 @@ type KernelShutDown struct {
 	Forced   bool   `json:"forced,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	// Culled: the server shut it down after --cull-idle without activity
-	// (its auto-checkpoint, if any, was saved first).
+	// (its auto-checkpoint, if any, was saved first), or its orphan guard
+	// ended it after --orphan-grace without a server (recorded at the next
+	// start instead of relaunching it; Reason says which).
 	Culled bool `json:"culled,omitempty"`
 }
 

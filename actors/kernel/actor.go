@@ -360,6 +360,10 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	}
 	a.op = ""
 	if m.err != nil {
+		if grace, ok := a.deps.Launcher.Orphaned(a.id); ok {
+			a.endOrphaned(ctx, grace)
+			return
+		}
 		if a.deps.AutoRestore {
 			a.relaunch(ctx, m.err)
 			return
@@ -371,6 +375,30 @@ func (a *Actor) attached(ctx actor.Context, m attachDone) {
 	a.append(draft(a.id, events.KernelReattached{KernelID: a.id, Pid: a.state.Process.Pid}))
 	a.adoptHeld(ctx, m.conn)
 	a.notify(ctx, a.ready(Ready{Reattached: true}))
+}
+
+// endOrphaned records the end of a kernel its guard ended on purpose
+// (--orphan-grace) while no server ran: a cull, never relaunched (that
+// would bring back, at every start, every kernel ever left behind). Its
+// queued executions end as for a shutdown.
+func (a *Actor) endOrphaned(ctx actor.Context, grace time.Duration) {
+	reason := OrphanedReason(grace, "")
+	if a.deps.RestoreName != nil {
+		reason = OrphanedReason(grace, a.deps.RestoreName(a.id))
+	}
+	shut, why := shutDownEvent(a.id, true, Shutdown{Culled: true, Reason: reason})
+	a.append(draft(a.id, shut))
+	a.notify(ctx, Stopped{Status: a.state.Status, Reason: why})
+}
+
+// OrphanedReason is the KernelShutDown reason of a kernel its guard ended
+// after grace; checkpoint ("": none) holds its variables.
+func OrphanedReason(grace time.Duration, checkpoint string) string {
+	r := fmt.Sprintf("ended by its guard after --orphan-grace (%s) without a server", grace)
+	if checkpoint != "" {
+		r += "; its variables are in checkpoint " + checkpoint + ": start_kernel and load_environment it"
+	}
+	return r
 }
 
 // Why the executions sent to a kernel process found gone at recovery are

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -41,4 +42,7 @@ type Launcher interface {
 	// Kill force-stops a recorded kernel process group, if it is still that
 	// process.
 	Kill(p events.KernelProcess) error
+	// Orphaned reports whether kernel id's guard ended it on purpose after
+	// grace (--orphan-grace) without a server: then it is not relaunched.
+	Orphaned(id string) (grace time.Duration, ok bool)
 }

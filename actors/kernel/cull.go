@@ -20,6 +20,11 @@ func DecideCull(s State, inFlight int) error {
 	if inFlight > 0 {
 		return fmt.Errorf("%w: kernel %s is not idle: not culled", ErrBusy, s.ID)
 	}
+	if s.Restore != "" {
+		// NB: held for its restore (its queue waits): culling it now would
+		// lose the variables being loaded and the work waiting for them.
+		return fmt.Errorf("%w: kernel %s is being restored from checkpoint %s: not culled", ErrBusy, s.ID, s.Restore)
+	}
 	return nil
 }
 

@@ -38,3 +38,26 @@ func TestDecideCull(t *testing.T) {
 		t.Errorf("requested KernelShutDown %+v", e)
 	}
 }
+
+// TestDecideCullRefusesRestoringKernel: a kernel relaunched and held for
+// its restore (KernelRestarted{Restore}, no KernelRestored yet) is not
+// culled, however idle it looks; once restored, it may be.
+func TestDecideCullRefusesRestoringKernel(t *testing.T) {
+	s := State{}
+	for _, p := range []events.Payload{
+		events.KernelStarted{KernelID: "k", Spec: "python3"},
+		events.KernelRestarted{KernelID: "k", Restore: "auto-k", Reason: "the kernel process was gone when the server started"},
+	} {
+		s = Apply(s, events.Event{Stream: events.KernelStream("k"), Payload: p})
+	}
+	if s.Restore == "" {
+		t.Fatalf("transcript did not hold the kernel for its restore: %+v", s)
+	}
+	if err := DecideCull(s, 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("DecideCull of a kernel held for its restore = %v, want ErrBusy", err)
+	}
+	s = Apply(s, events.Event{Stream: events.KernelStream("k"), Payload: events.KernelRestored{KernelID: "k", Checkpoint: "auto-k"}})
+	if err := DecideCull(s, 0); err != nil {
+		t.Fatalf("DecideCull after the restore = %v", err)
+	}
+}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/kernels"
 )
 
@@ -53,8 +55,9 @@ func (c *core) cullIdle(ctx context.Context) {
 		if ctx.Err() != nil || c.back.draining.Load() {
 			return // NB: a shutdown's own auto-checkpoint pass takes over
 		}
+		looked := c.log.Last() // NB: before the look: what follows is activity since
 		if idle, ok := c.idleFor(k.ID, time.Now()); ok && idle >= c.cfg.CullIdle {
-			c.cull(ctx, k)
+			c.cull(ctx, k, looked)
 		}
 	}
 }
@@ -85,12 +88,14 @@ func (c *core) idleFor(id string, now time.Time) (time.Duration, bool) {
 }
 
 // cull saves kernel k's auto-checkpoint, then shuts it down
-// (KernelShutDown{Culled}) if it is still idle, and logs a line. NB: an
+// (KernelShutDown{Culled}) if it is still idle and nobody used it since
+// the look that found it idle (looked: the log's last seq before that
+// look), and logs a line. NB: an
 // execution submitted between the last look and the shutdown makes the
 // kernel actor refuse the cull (kernel.ErrBusy); one that reaches the
 // scheduler in the same instant is lost with the kernel, and its result
 // says the kernel was culled.
-func (c *core) cull(ctx context.Context, k kernels.Kernel) {
+func (c *core) cull(ctx context.Context, k kernels.Kernel, looked uint64) {
 	saved := ""
 	if c.cfg.AutoCheckpoint {
 		cctx, cancel := context.WithTimeout(ctx, cullCheckpointTimeout)
@@ -110,8 +115,10 @@ func (c *core) cull(ctx context.Context, k kernels.Kernel) {
 		saved = c.autoCheckpointSaved(ctx, k)
 	}
 	// NB: the checkpoint ran code in the kernel; what matters now is that
-	// nobody else queued work or connected meanwhile.
-	if _, ok := c.idleFor(k.ID, time.Now()); !ok {
+	// nobody else queued work or connected meanwhile: not just now, but
+	// since the look that found k idle (an execution that ran and ended
+	// during the save is activity the --cull-idle counts from).
+	if _, ok := c.idleFor(k.ID, time.Now()); !ok || c.usedSince(ctx, k.ID, looked) {
 		c.logger.Info("kernel not culled: it is in use again", "component", "kernel", "kernel_id", k.ID)
 		return
 	}
@@ -126,6 +133,23 @@ func (c *core) cull(ctx context.Context, k kernels.Kernel) {
 		c.logger.Info("kernel culled", "component", "kernel", "kernel_id", k.ID, "owner", k.Owner,
 			"idle", time.Since(k.LastActivity).Round(time.Second).String(), "cull_idle", c.cfg.CullIdle.String(), "checkpoint", saved)
 	}
+}
+
+// usedSince reports whether someone used kernel id after seq: an event
+// about it that a principal caused (an execution, a frontend's request or
+// attach). The server's own work (the auto-checkpoint's execution) has no
+// principal. A log that cannot be read counts as used: the cull waits for
+// a later look.
+func (c *core) usedSince(ctx context.Context, id string, seq uint64) bool {
+	used := false
+	err := c.log.ScanKernel(ctx, id, seq, func(e events.Event) error {
+		if e.Principal != "" {
+			used = true
+			return eventlog.ErrStop
+		}
+		return nil
+	})
+	return used || err != nil
 }
 
 // autoCheckpointSaved is the name, in the kernel owner's checkpoints, of

@@ -150,3 +150,40 @@ func TestCulledKernelAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestCullRecheckSeesActivitySinceLook: an execution that ran and ended
+// between the look that found a kernel idle and the cull (during its
+// auto-checkpoint) keeps the kernel: it is idle "now" at the re-check,
+// but not idle for --cull-idle. The server's own save does not count: a
+// kernel nobody used since the look is culled.
+func TestCullRecheckSeesActivitySinceLook(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	c, cl, _ := cullCore(t, dataDir, time.Hour) // NB: the culler's own looks find nothing idle
+	id := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": id, "code": "x = 1"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %v %s", sc, text)
+	}
+	ctx := context.Background()
+	looked := c.log.Last()
+	k, _ := c.kernels.Get(id)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": id, "code": "x = 2"}); sc["status"] != "ok" {
+		t.Fatalf("execute after the look: %v %s", sc, text)
+	}
+	testkit.WaitUntil(t, 30*time.Second, "the kernel idle again", func() (bool, string) {
+		_, ok := c.idleFor(id, time.Now())
+		return ok, "not idle"
+	})
+	c.cull(ctx, k, looked)
+	if err := c.runner.WaitFor(ctx, c.log.Last()); err != nil { // NB: the read models have all the cull wrote
+		t.Fatal(err)
+	}
+	if st := kernelState(c, id); st != kernels.StateRunning {
+		t.Fatalf("kernel used since the look was culled: %s", st)
+	}
+	k, _ = c.kernels.Get(id)
+	c.cull(ctx, k, c.log.Last())
+	testkit.WaitUntil(t, 30*time.Second, "the kernel nobody used since the look culled", func() (bool, string) {
+		return kernelState(c, id) == kernels.StateShutDown, string(kernelState(c, id))
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -315,5 +316,63 @@ func TestGuardHasNoSecrets(t *testing.T) {
 		if n, _ := strconv.Atoi(fd.Name()); n > 2 && strings.HasPrefix(target, c.cfg.DataDir) && target != serverLockPath(c.cfg.DataDir) {
 			t.Errorf("guard holds fd %s -> %s of the data dir", fd.Name(), target)
 		}
+	}
+}
+
+// TestOrphanGuardEndedKernelNotRelaunched: a kernel its guard ended after
+// --orphan-grace stays ended when a later stdio session starts (more than
+// the grace after the first one): --auto-restore does not start it again
+// (that would bring back, at every session, every kernel ever left), the
+// log records the cull and why, and a call on it says why.
+func TestOrphanGuardEndedKernelNotRelaunched(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	const grace = 2 * time.Second
+	env := guardEnv(t, dataDir, testkit.KernelSpecDir(t), grace)
+	logs := filepath.Join(t.TempDir(), "server.log")
+
+	first := startStdio(t, bin, env, logs)
+	k := startKernelTool(t, first.cl)
+	if sc, text := callTool(t, first.cl, "execute", map[string]any{"kernel": k, "code": "x = 41"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %v %s", sc, text)
+	}
+	first.hangUp(t)
+	waitNoKernels(t, dataDir, grace+30*time.Second)
+	if _, err := os.Stat(filepath.Join(dataDir, "runtime", "kernels", k, guard.OrphanedFile)); err != nil {
+		t.Fatalf("the guard left no marker: %v", err)
+	}
+
+	second := startStdio(t, bin, env, logs)
+	want := "ended by its guard after --orphan-grace (2s) without a server"
+	testkit.WaitUntil(t, 60*time.Second, "execute on the ended kernel says why", func() (bool, string) {
+		_, text := callToolNoFatal(second.cl, "execute", map[string]any{"kernel": k, "code": "x + 1"})
+		return strings.Contains(text, want), text
+	})
+	if _, text := callTool(t, second.cl, "list_kernels", map[string]any{}); strings.Contains(text, k) {
+		t.Fatalf("list_kernels lists the ended kernel as live: %s", text)
+	}
+	if kernels, _ := dataDirProcs(dataDir); len(kernels) != 0 {
+		t.Fatalf("the second session started the ended kernel again: pids %v\n%s", kernels, tail(logs))
+	}
+	second.hangUp(t)
+
+	l := testkit.OpenLog(t, filepath.Join(dataDir, "events"))
+	var culled, restarted int
+	if err := l.ReadStream(context.Background(), "kernel/"+k, 0, func(e events.Event) error {
+		switch p := e.Payload.(type) {
+		case events.KernelShutDown:
+			if p.Culled && strings.Contains(p.Reason, want) {
+				culled++
+			}
+		case events.KernelRestarted:
+			restarted++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if culled != 1 || restarted != 0 {
+		t.Fatalf("kernel stream: %d KernelShutDown{Culled} with %q, %d KernelRestarted; want 1 and 0", culled, want, restarted)
 	}
 }

@@ -7,16 +7,32 @@ import (
 )
 
 // Running reports whether a guard of the kernel pid (started at
-// startTime) runs: a server re-attaching a kernel starts one only if none
-// does (an older server may have started it without one, or its guard was
-// killed). It reads /proc/*/cmdline.
-func Running(pid int, startTime uint64) bool {
+// startTime) watching lock runs: a server re-attaching a kernel starts one
+// only if none does (an older server may have started it without one, or
+// its guard was killed). It reads /proc/*/cmdline and /proc/*/exe. NB: a
+// process counts only if it runs self's binary (the same file) with this
+// subcommand, pid, start time and lock as its arguments: a kernel can
+// start any process with a guard's command line, to keep a real guard
+// from starting at the re-attach. (A guard of a binary replaced on disk
+// since does not count either: the kernel then gets a second guard, which
+// is harmless.)
+func Running(self Self, pid int, startTime uint64, lock string) bool {
+	path := self.Path
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return false
+		}
+		path = exe
+	}
+	bin, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return false
 	}
-	want := [][]byte{[]byte(Subcommand), []byte("--pid\x00" + strconv.Itoa(pid) + "\x00"),
-		[]byte("--start-time\x00" + strconv.FormatUint(startTime, 10) + "\x00")}
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -25,14 +41,19 @@ func Running(pid int, startTime uint64) bool {
 		if err != nil {
 			continue
 		}
-		ok := true
-		for _, w := range want {
-			if !bytes.Contains(b, w) {
-				ok = false
-				break
-			}
+		args := bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
+		if len(args) < 2 || string(args[1]) != Subcommand {
+			continue
 		}
-		if ok {
+		strs := make([]string, 0, len(args)-2)
+		for _, a := range args[2:] {
+			strs = append(strs, string(a))
+		}
+		o, err := parseArgs(strs)
+		if err != nil || o.Pid != pid || o.StartTime != startTime || o.Lock != lock {
+			continue
+		}
+		if exe, err := os.Stat("/proc/" + e.Name() + "/exe"); err == nil && os.SameFile(exe, bin) {
 			return true
 		}
 	}

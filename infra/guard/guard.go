@@ -36,6 +36,9 @@ type Options struct {
 	StartTime uint64
 	// Lock is the server lock's path.
 	Lock string
+	// Marker, when set, is where the guard writes an Orphaned marker
+	// (OrphanedFile in the kernel's directory) before it ends the kernel.
+	Marker string
 	// Grace is how long no server may hold the lock before the guard ends
 	// the kernel (> 0).
 	Grace time.Duration
@@ -58,6 +61,9 @@ func (o Options) withDefaults() Options {
 func (o Options) args() []string {
 	a := []string{"--kernel", o.Kernel, "--pid", strconv.Itoa(o.Pid), "--start-time", strconv.FormatUint(o.StartTime, 10),
 		"--lock", o.Lock, "--grace", o.Grace.String()}
+	if o.Marker != "" {
+		a = append(a, "--marker", o.Marker)
+	}
 	if o.ProbeEvery > 0 {
 		a = append(a, "--probe", o.ProbeEvery.String())
 	}
@@ -77,6 +83,7 @@ func parseArgs(args []string) (Options, error) {
 	fs.Uint64Var(&o.StartTime, "start-time", 0, "kernel start time")
 	fs.StringVar(&o.Lock, "lock", "", "server lock path")
 	fs.DurationVar(&o.Grace, "grace", 0, "orphan grace")
+	fs.StringVar(&o.Marker, "marker", "", "orphan marker path")
 	fs.DurationVar(&o.ProbeEvery, "probe", 0, "probe interval")
 	fs.DurationVar(&o.TermGrace, "term-grace", 0, "SIGTERM to SIGKILL")
 	if err := fs.Parse(args); err != nil {
@@ -160,6 +167,14 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		}
 		if !held && now.Sub(lastHeld) >= o.Grace {
 			say("no server for %s (--orphan-grace): ending the kernel (SIGTERM, SIGKILL after %s)", o.Grace, o.TermGrace)
+			if o.Marker != "" {
+				// NB: before the kernel ends, so no later server finds it
+				// gone without knowing why; a failed write is said, and
+				// the kernel is ended all the same.
+				if err := writeOrphaned(o.Marker, Orphaned{Ended: now.UTC(), Grace: o.Grace}); err != nil {
+					say("%v", err)
+				}
+			}
 			return endKernel(pidfd, o)
 		}
 	}

@@ -121,9 +121,10 @@ func TestGuardEndsKernelAfterGrace(t *testing.T) {
 	}
 	defer logf.Close()
 	grace := time.Second
+	marker := filepath.Join(t.TempDir(), guard.OrphanedFile)
 	gpid, gexited := startGuard(t, guard.Options{Kernel: "k1", Pid: v.pid, StartTime: v.start, Lock: lockPath, Grace: grace,
-		ProbeEvery: 100 * time.Millisecond, TermGrace: time.Second}, logf)
-	if !guard.Running(v.pid, v.start) {
+		ProbeEvery: 100 * time.Millisecond, TermGrace: time.Second, Marker: marker}, logf)
+	if !guard.Running(guard.Self{}, v.pid, v.start, lockPath) {
 		t.Fatal("guard.Running does not find the guard just started")
 	}
 	// Held: the kernel outlives several graces.
@@ -149,6 +150,9 @@ func TestGuardEndsKernelAfterGrace(t *testing.T) {
 		return !alive(v.child), "child " + strconv.Itoa(v.child) + " alive"
 	})
 	testkit.Closed(t, gexited, 5*time.Second, "the guard's exit")
+	if m, ok := guard.ReadOrphaned(marker); !ok || m.Grace != grace || m.Ended.Before(released) {
+		t.Errorf("orphan marker after the guard ended the kernel: %+v, %v (want grace %s, ended after %s)", m, ok, grace, released)
+	}
 	data, _ := os.ReadFile(logf.Name())
 	for _, want := range []string{"no server holds", "ending the kernel"} {
 		if !bytes.Contains(data, []byte(want)) {
@@ -210,4 +214,98 @@ func vmRSS(pid int) int {
 		}
 	}
 	return 0
+}
+
+// TestRunningIgnoresFakeGuards: a process a kernel starts with a guard's
+// command line (another binary), or this binary guarding another lock,
+// is not the kernel's guard: a server re-attaching the kernel starts a
+// real one.
+func TestRunningIgnoresFakeGuards(t *testing.T) {
+	lockPath := filepath.Join(t.TempDir(), guard.LockFile)
+	v := startVictim(t)
+	args := []string{guard.Subcommand, "--kernel", "k1", "--pid", strconv.Itoa(v.pid), "--start-time",
+		strconv.FormatUint(v.start, 10), "--lock", lockPath, "--grace", "1h"}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLock := append(append([]string{}, args[:8]...), filepath.Join(t.TempDir(), guard.LockFile), "--grace", "1h")
+	// NB: sh runs the script named kernel-guard (in its working dir): its
+	// command line is exactly a guard's; its binary is a shell.
+	scripts := t.TempDir()
+	if err := os.WriteFile(filepath.Join(scripts, guard.Subcommand), []byte("sleep 600; :\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, fake := range []*exec.Cmd{
+		{Path: "/bin/bash", Dir: scripts, Args: append([]string{"bash", "-c", `exec -a mcp-jupyter /bin/sh "$@"`, "bash"}, args...)},
+		// this binary, a real guard, but of another lock
+		{Path: self, Args: append([]string{self}, otherLock...)},
+	} {
+		fake.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := fake.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Kill(-fake.Process.Pid, unix.SIGKILL); _ = fake.Wait() })
+	}
+	testkit.WaitUntil(t, 10*time.Second, "the fakes run with a guard's command line", func() (bool, string) {
+		n := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if bytes.Contains(b, []byte("--pid\x00"+strconv.Itoa(v.pid)+"\x00")) && bytes.Contains(b, []byte(guard.Subcommand)) {
+				n++
+			}
+		}
+		return n >= 2, strconv.Itoa(n) + " processes with the kernel's pid on a guard's command line"
+	})
+	if guard.Running(guard.Self{}, v.pid, v.start, lockPath) {
+		t.Fatal("a fake guard (another binary, or another lock) counts as the kernel's guard")
+	}
+	lock, err := guard.Hold(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	startGuard(t, guard.Options{Kernel: "k1", Pid: v.pid, StartTime: v.start, Lock: lockPath, Grace: time.Hour}, nil)
+	testkit.WaitUntil(t, 10*time.Second, "the real guard counts", func() (bool, string) {
+		return guard.Running(guard.Self{}, v.pid, v.start, lockPath), "not found"
+	})
+}
+
+// TestLockRefusesSymlinkAndFIFO: a symlink at the lock's path is not
+// followed (the server would create or lock its target), and a FIFO there
+// makes neither the server nor a guard's probe hang in open: both are
+// refused with an error that says what to do.
+func TestLockRefusesSymlinkAndFIFO(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	link := filepath.Join(dir, "link.lock")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.lock")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, fifo} {
+		done := make(chan struct{})
+		var holdErr, heldErr error
+		go func() {
+			defer close(done)
+			var l *guard.Lock
+			if l, holdErr = guard.Hold(path); l != nil {
+				_ = l.Close()
+			}
+			_, heldErr = guard.Held(path)
+		}()
+		testkit.Closed(t, done, 5*time.Second, "Hold and Held of "+filepath.Base(path)+" return")
+		for name, err := range map[string]error{"Hold": holdErr, "Held": heldErr} {
+			if err == nil || !strings.Contains(err.Error(), "remove it") {
+				t.Errorf("%s(%s) = %v, want a refusal saying to remove it", name, filepath.Base(path), err)
+			}
+		}
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Fatalf("Hold through a symlink created its target: %v", err)
+	}
 }

@@ -33,9 +33,9 @@ func wholeFile() unix.Flock_t {
 // close in the process drops it, and a child never inherits it (O_CLOEXEC,
 // and an OFD lock would be shared, not copied, by an inherited fd).
 func Hold(path string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // NB: Go opens O_CLOEXEC
+	f, err := openLock(path, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
-		return nil, fmt.Errorf("open server lock: %w", err)
+		return nil, err
 	}
 	lk := wholeFile()
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
@@ -63,12 +63,12 @@ func (l *Lock) Close() error {
 // the path each time, so a lock file made anew (a data dir restored from a
 // backup) is the one probed.
 func Held(path string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	f, err := openLock(path, unix.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("open server lock: %w", err)
+		return false, err
 	}
 	defer f.Close()
 	lk := wholeFile()
@@ -76,4 +76,29 @@ func Held(path string) (bool, error) {
 		return false, fmt.Errorf("probe server lock %s: %w", path, err)
 	}
 	return lk.Type != unix.F_UNLCK, nil
+}
+
+// openLock opens the lock file at path. NB: never through a symlink (the
+// server would create or lock its target) and never blocking (a FIFO put
+// there would hang the server, or every guard, in open); anything but a
+// regular file is refused.
+func openLock(path string, flags int) (*os.File, error) {
+	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("open server lock %s: it is a symbolic link: remove it (the server makes the file itself)", path)
+		}
+		return nil, fmt.Errorf("open server lock: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open server lock: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("open server lock %s: not a regular file (%s): remove it (the server makes the file itself)", path, st.Mode().Type())
+	}
+	return f, nil
 }

@@ -2,7 +2,9 @@ package jupyter
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,12 +23,13 @@ type guards struct {
 // startGuard starts the orphan guard of kernel id's process (see
 // infra/guard), unless OrphanGrace is 0 or attached says one may already
 // run and one does. A guard that cannot start is logged: the kernel runs
-// without one.
-func (l *Launcher) startGuard(id string, p *Process, logPath string, attached bool) {
+// without one. The guard marks dir (the kernel's directory; "": none) when
+// it ends the kernel (see Orphaned).
+func (l *Launcher) startGuard(id string, p *Process, logPath, dir string, attached bool) {
 	if l.OrphanGrace <= 0 || l.ServerLock == "" || p == nil {
 		return
 	}
-	if attached && guard.Running(p.Pid, p.StartTime) {
+	if attached && guard.Running(l.GuardSelf, p.Pid, p.StartTime, l.ServerLock) {
 		return // NB: its guard from the server that started it still runs
 	}
 	var log *os.File
@@ -36,8 +39,12 @@ func (l *Launcher) startGuard(id string, p *Process, logPath string, attached bo
 			defer f.Close() // the guard holds its own copy
 		}
 	}
+	marker := ""
+	if dir != "" {
+		marker = filepath.Join(dir, guard.OrphanedFile)
+	}
 	pid, err := guard.Start(l.GuardSelf, guard.Options{Kernel: id, Pid: p.Pid, StartTime: p.StartTime, Lock: l.ServerLock,
-		Grace: l.OrphanGrace}, log)
+		Grace: l.OrphanGrace, Marker: marker}, log)
 	if err != nil {
 		l.warnGuard(id, p.Pid, err)
 		return
@@ -111,4 +118,15 @@ func (l *Launcher) Close() error {
 		_ = w.Close()
 	}
 	return nil
+}
+
+// Orphaned implements the kernel actor's Launcher: whether kernel id's
+// guard ended it after --orphan-grace without a server (its marker in the
+// kernel's directory), and that grace.
+func (l *Launcher) Orphaned(id string) (time.Duration, bool) {
+	if l.RuntimeDir == "" {
+		return 0, false
+	}
+	m, ok := guard.ReadOrphaned(filepath.Join(KernelDir(l.RuntimeDir, id), guard.OrphanedFile))
+	return m.Grace, ok
 }

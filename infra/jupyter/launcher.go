@@ -110,7 +110,7 @@ func (l *Launcher) start(ctx context.Context, id, specName string, onLaunch func
 	lopts := LaunchOptions{DieWithServer: l.DieWithServer, IOPubHWM: hwm, Sandbox: l.Sandbox, EnvAllow: l.KernelEnv, KernelDir: KernelDir(l.RuntimeDir, id)}
 	k, err := StartKernel(ctx, spec, l.RuntimeDir, id, StartOptions{Launch: lopts, Client: copts, OnLaunch: onLaunch})
 	if err == nil {
-		l.startGuard(id, k.Process, k.LogPath, false)
+		l.startGuard(id, k.Process, k.LogPath, k.Dir, false)
 	}
 	return k, err
 }
@@ -169,7 +169,7 @@ func (l *Launcher) Attach(ctx context.Context, id string, p events.KernelProcess
 	if k.LogPath == "" {
 		k.LogPath = filepath.Join(l.RuntimeDir, "kernel-"+id+".log")
 	}
-	l.startGuard(id, k.Process, k.LogPath, true)
+	l.startGuard(id, k.Process, k.LogPath, k.Dir, true)
 	return newConn(k), nil
 }
 
