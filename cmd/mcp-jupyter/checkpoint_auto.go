@@ -110,7 +110,7 @@ func (c *core) autoCandidate(ctx context.Context, id string, st checkpoint.State
 	if !ok || k.State != kernels.StateRunning {
 		return autoCandidate{}, skipNotRunning
 	}
-	if _, running := c.queue.Active(id); running || c.queue.Depth(id) > 0 || k.Busy {
+	if !c.kernelIdle(k) {
 		return autoCandidate{}, skipBusy
 	}
 	cand := autoCandidate{ID: id, Owner: k.Owner}

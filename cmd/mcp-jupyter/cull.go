@@ -62,6 +62,14 @@ func (c *core) cullIdle(ctx context.Context) {
 	}
 }
 
+// kernelIdle: nothing runs or waits on kernel k (the read models: no
+// execution active or queued, its last status not busy). The culler and the
+// auto-checkpoints ask the same.
+func (c *core) kernelIdle(k kernels.Kernel) bool {
+	_, running := c.queue.Active(k.ID)
+	return !running && c.queue.Depth(k.ID) == 0 && !k.Busy
+}
+
 // idleFor is how long kernel id has been idle: running, with no execution
 // queued or running, no Jupyter frontend connected to its channels (as
 // jupyter_server's cull_connected=False), and no event about it
@@ -69,13 +77,7 @@ func (c *core) cullIdle(ctx context.Context) {
 // that is not idle at all.
 func (c *core) idleFor(id string, now time.Time) (time.Duration, bool) {
 	k, ok := c.kernels.Get(id)
-	if !ok || k.State != kernels.StateRunning || k.Busy {
-		return 0, false
-	}
-	if c.queue.Depth(k.ID) > 0 {
-		return 0, false
-	}
-	if _, running := c.queue.Active(k.ID); running {
+	if !ok || k.State != kernels.StateRunning || !c.kernelIdle(k) {
 		return 0, false
 	}
 	c.mu.RLock()
@@ -106,11 +108,14 @@ func (c *core) cull(ctx context.Context, k kernels.Kernel, looked uint64) {
 			return
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return
+			// NB: culling now would lose what ran since the last save: the
+			// kernel stays, and the next look tries again. (A kernel with
+			// nothing to save is no error: it is culled.)
+			if ctx.Err() == nil {
+				c.logger.Warn("kernel not culled: its auto-checkpoint failed", "component", "kernel", "kernel_id", k.ID, "err", err,
+					"effect", "tried again at the next look; fix the cause (e.g. --max-checkpoint-bytes) or shut it down")
 			}
-			c.logger.Warn("auto-checkpoint before a cull", "component", "kernel", "kernel_id", k.ID, "err", err,
-				"effect", "the kernel is culled anyway: its variables since its last auto-checkpoint are lost")
+			return
 		}
 		saved = c.autoCheckpointSaved(ctx, k)
 	}

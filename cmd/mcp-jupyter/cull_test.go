@@ -187,3 +187,24 @@ func TestCullRecheckSeesActivitySinceLook(t *testing.T) {
 		return kernelState(c, id) == kernels.StateShutDown, string(kernelState(c, id))
 	})
 }
+
+// TestCullKeepsAKernelWhoseSaveFailed: the auto-checkpoint before a cull
+// is refused (over --max-checkpoint-bytes): the kernel is not culled — its
+// variables would be lost — and the log says why and what to do.
+func TestCullKeepsAKernelWhoseSaveFailed(t *testing.T) {
+	var logs syncBuffer
+	c, cl := autoCore(t, &logs, func(cfg *config) { cfg.AutoCheckpointIdle, cfg.MaxCheckpointBytes = 0, 1<<20 })
+	k := startKernelTool(t, cl)
+	mustExecute(t, cl, k, "blob = bytes(4 << 20)\nkept = 'yes'")
+	kk, _ := c.kernels.Get(k)
+	c.cull(context.Background(), kk, c.log.Last())
+	if s := kernelState(c, k); s != kernels.StateRunning {
+		t.Fatalf("the kernel whose save failed was culled: %s", s)
+	}
+	if l := logs.String(); !strings.Contains(l, "kernel not culled: its auto-checkpoint failed") || !strings.Contains(l, k) {
+		t.Fatalf("the log does not say why the kernel stays:\n%s", l)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(kept)"}); !strings.Contains(text, "yes") {
+		t.Fatalf("the kernel lost its variables: %s", text)
+	}
+}
