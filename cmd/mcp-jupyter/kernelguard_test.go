@@ -276,11 +276,18 @@ func TestRestartedKernelHasItsOwnGuard(t *testing.T) {
 	if after.Pid == before.Pid {
 		t.Fatalf("restart_kernel kept pid %d", after.Pid)
 	}
+	newGuard := 0
 	testkit.WaitUntil(t, 20*time.Second, "one guard, the new process's", func() (bool, string) {
 		_, g := dataDirProcs(c.cfg.DataDir)
-		return len(g) == 1 && g[0] != oldGuard && procAlive(after.Pid), "guards " + strconv.Itoa(len(g))
+		if len(g) == 1 && g[0] != oldGuard && procAlive(after.Pid) {
+			newGuard = g[0]
+			return true, ""
+		}
+		return false, "guards " + strconv.Itoa(len(g))
 	})
-	data, _ := os.ReadFile("/proc/" + strconv.Itoa(c.launcher.GuardPids()[0]) + "/cmdline")
+	// NB: the guard found above, not the launcher's list: the old guard may
+	// still be in it until its exit is reaped (its cmdline is then empty).
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(newGuard) + "/cmdline")
 	if !bytes.Contains(data, []byte("--pid\x00"+strconv.Itoa(after.Pid)+"\x00")) {
 		t.Fatalf("the guard watches %q, not the new process %d", bytes.ReplaceAll(data, []byte{0}, []byte{' '}), after.Pid)
 	}
