@@ -92,17 +92,6 @@ func (l *Launcher) reapGuard(pid int) {
 	l.guards.mu.Unlock()
 }
 
-// GuardPids lists the guards this launcher started that still run.
-func (l *Launcher) GuardPids() []int {
-	l.guards.mu.Lock()
-	defer l.guards.mu.Unlock()
-	out := make([]int, 0, len(l.guards.watching))
-	for pid := range l.guards.watching {
-		out = append(out, pid)
-	}
-	return out
-}
-
 // Close stops watching the guards (they keep running, guarding their
 // kernels). Call it when the server closes. Idempotent.
 func (l *Launcher) Close() error {
