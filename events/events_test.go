@@ -50,6 +50,8 @@ func samples() []events.Payload {
 		events.ExecutionStarted{ExecutionID: "x1", KernelID: "k1", MsgID: "m1"},
 		events.ExecutionInputRequested{ExecutionID: "x1", Prompt: "name? ", Password: true},
 		events.ExecutionInputSent{ExecutionID: "x1"},
+		events.PolicyDecided{Tool: "execute", Rule: "no-shell", Action: "confirm", Decision: events.PolicyConfirmed, KernelID: "k1",
+			CodeSHA256: strings.Repeat("cd", 32), Code: "import subprocess", Request: "r-5f1c0c1e", Reason: "runs shell commands"},
 		events.ExecutionFinished{ExecutionID: "x1", Status: "error", ExecutionCount: 3, ErrorName: "ValueError", ErrorValue: "bad", Traceback: []string{"line 1"},
 			ReplyPayload: `[{"source":"set_next_input","text":"x","replace":false}]`, UserExpressions: `{"n":{"status":"ok","data":{"text/plain":"3"},"metadata":{}}}`},
 		events.ExecutionInterrupted{ExecutionID: "x1", ExecutionCount: 4},

@@ -87,6 +87,9 @@ var catalog = map[string]typeInfo{
 	TypeNotebookReplaced:       entry[NotebookReplaced](1),
 	TypeNotebookRenamed:        entry[NotebookRenamed](1),
 	TypeNotebookRemoved:        entry[NotebookRemoved](1),
+
+	// policy/<principal>
+	TypePolicyDecided: entry[PolicyDecided](1),
 }
 
 // CurrentVersion returns the schema version this binary writes for typ.

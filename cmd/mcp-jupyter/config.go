@@ -102,6 +102,10 @@ type config struct {
 	// Prewarm is how many kernels to keep started ahead of need, per
 	// kernelspec (prewarm.go); empty: no pool.
 	Prewarm map[string]int
+	// Policy (--policy) is the approval policy file: tools and code
+	// patterns that need the client's confirmation or are refused
+	// (infra/mcpserver/policy.go). Empty: no policy, every call runs.
+	Policy string
 	// PlotlyJS is the plotly.js the web console serves at
 	// /ui/vendor/plotly.js ("" or missing: figures show their fallback).
 	PlotlyJS string
@@ -153,6 +157,7 @@ var settings = []setting{
 	{"oidc-audience", "MCP_OIDC_AUDIENCE", "", "the audience (aud) access tokens must carry for this server, required with --oidc-issuer: often this server's /mcp URL or the API identifier registered at the issuer"},
 	{"oidc-resource", "MCP_OIDC_RESOURCE", "", "this server's MCP URL as clients reach it (e.g. https://jupyter.example.com/mcp), advertised in /.well-known/oauth-protected-resource (default: the request's scheme and Host plus /mcp; set it behind a proxy)"},
 	{"plotly-js", "MCP_PLOTLY_JS", "/usr/share/python3-plotly/plotly.js", "plotly.js file the web console (/ui/) draws Plotly figures with, served at /ui/vendor/plotly.js (Debian's python3-plotly ships it; \"\" or a missing file: figures show their image or HTML fallback)"},
+	{"policy", "MCP_POLICY", "", "approval policy file (YAML): tools and code patterns that need the client's confirmation (an input request on MCP 2026-07-28, elicitation before it) or are refused outright, each decision recorded as a PolicyDecided event (docs/mcp.md; default: none, every call runs)"},
 	{"token", "MCP_TOKEN", "", "bearer token clients must send to /mcp (default: generated on first start and kept 0600 in <data dir>/mcp-token); set it from a secret store, not on the command line"},
 }
 
@@ -205,6 +210,7 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	c.NotebookRoot = get("notebook-root")
 	c.PlotlyJS = get("plotly-js")
+	c.Policy = get("policy")
 	c.Token = get("token")
 	if c.Token != "" && len(c.Token) < 16 {
 		return c, errors.New("--token / MCP_TOKEN is shorter than 16 characters: use a long random value, e.g. openssl rand -hex 32")

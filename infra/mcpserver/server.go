@@ -74,6 +74,17 @@ type Options struct {
 	// localhost, 127.0.0.1 and [::1] (any port). An entry without a port
 	// matches any port.
 	AllowedHosts []string
+	// RoundTripKey seals the request states of multi round-trip results
+	// (roundtrip.go). Give one that survives a restart (cmd/mcp-jupyter
+	// derives it from the MCP token), or an input() answered after a
+	// restart is refused; nil: random per process.
+	RoundTripKey []byte
+	// Policy, when set, is the --policy file's rules (policy.go): tools
+	// and code that need the client's confirmation or are refused.
+	Policy *Policy
+	// Decisions records each policy decision as a PolicyDecided event;
+	// required with Policy.
+	Decisions PolicyRecorder
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +114,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if len(o.RoundTripKey) == 0 {
+		o.RoundTripKey = randomKey()
 	}
 	return o
 }

@@ -1,0 +1,197 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Multi round-trip requests (MCP 2026-07-28): a tool that needs the
+// client's answer (the prompt of an input() call, a policy confirmation)
+// returns a result of type input_required with the questions and an opaque
+// request state; the client asks its user and calls the tool again with the
+// same arguments, the answers and the state. The server keeps nothing
+// between the two calls: what it needs to go on is sealed in the state
+// (HMAC-signed, so a client can read it but not forge or alter it), and
+// what must outlive a restart (the execution, its input request) is in the
+// event log, so an answer given after a restart still lands.
+//
+// Clients on older revisions that declared the elicitation capability get
+// the same questions through mcp-go's bridge (a server-initiated
+// elicitation/create); those that did not are never sent input_required
+// (see canAsk): they get the older reply (send_input, or a refusal that
+// says why).
+
+// roundTripTTL bounds how long a request state is accepted: an answer
+// given later is refused with what to do instead.
+const roundTripTTL = 24 * time.Hour
+
+// The input request ids a tool result may carry; the answer comes back
+// under the same id.
+const (
+	// InputRequestStdin is the prompt of an input() call.
+	InputRequestStdin = "stdin"
+	// InputRequestPolicy is a --policy confirmation.
+	InputRequestPolicy = "policy"
+)
+
+// roundTrip is what a request state carries from one call to its retry.
+type roundTrip struct {
+	// Tool and Args bind the state to the call that minted it: a retry
+	// must name the same tool with the same arguments (argsDigest).
+	Tool string `json:"t"`
+	Args string `json:"a"`
+	// Policy is the nonce of the policy confirmation asked (policy.go);
+	// Approved says the confirmation was already given for this call (a
+	// later round, e.g. an input() prompt, must not ask again).
+	Policy   string `json:"p,omitempty"`
+	Approved bool   `json:"ok,omitempty"`
+	// Execution is the execution this call created or follows; a retry
+	// carrying it never submits the code again.
+	Execution string `json:"x,omitempty"`
+	// InputSeq is the log sequence of the ExecutionInputRequested the
+	// stdin question shows: an answer to an older prompt is not sent to a
+	// newer one.
+	InputSeq uint64 `json:"i,omitempty"`
+	// Since is the output cursor the reply had reached.
+	Since uint64 `json:"s,omitempty"`
+	// Expires is when the state stops being accepted (unix seconds).
+	Expires int64 `json:"e"`
+}
+
+// Errors openRoundTrip returns; each message says what to do.
+var (
+	ErrRoundTripTampered = errors.New("the requestState was not minted by this server or was altered: call the tool again without inputResponses and requestState")
+	ErrRoundTripExpired  = errors.New("the requestState has expired: call the tool again without inputResponses and requestState")
+	ErrRoundTripMismatch = errors.New("the requestState belongs to another call (tool or arguments differ): retry with exactly the arguments of the call that returned it")
+)
+
+// roundTripKey returns the key request states are sealed with: the
+// configured one, or one random per process (states then do not survive a
+// restart; cmd/mcp-jupyter always configures a durable one).
+func (s *Server) roundTripKey() []byte {
+	return s.opts.RoundTripKey
+}
+
+// randomKey is the fallback RoundTripKey of a Server whose Options gave none.
+func randomKey() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Errorf("round-trip key: %w", err))
+	}
+	return b
+}
+
+// sealRoundTrip encodes rt (its Expires set from now) as a request state.
+func (s *Server) sealRoundTrip(rt roundTrip, now time.Time) string {
+	rt.Expires = now.Add(roundTripTTL).Unix()
+	body, err := json.Marshal(rt)
+	if err != nil {
+		panic(fmt.Errorf("seal request state: %w", err)) // a struct of strings and numbers
+	}
+	mac := hmac.New(sha256.New, s.roundTripKey())
+	mac.Write(body)
+	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// openRoundTrip checks a request state the client echoed back for req and
+// returns what it carries. ok is false when req carries no state (a first
+// call).
+func (s *Server) openRoundTrip(req mcp.CallToolRequest, now time.Time) (rt roundTrip, ok bool, err error) {
+	state := req.Params.RequestState
+	if state == "" {
+		return roundTrip{}, false, nil
+	}
+	b64body, b64mac, found := strings.Cut(state, ".")
+	body, err1 := base64.RawURLEncoding.DecodeString(b64body)
+	sum, err2 := base64.RawURLEncoding.DecodeString(b64mac)
+	if !found || err1 != nil || err2 != nil {
+		return roundTrip{}, true, ErrRoundTripTampered
+	}
+	mac := hmac.New(sha256.New, s.roundTripKey())
+	mac.Write(body)
+	if !hmac.Equal(sum, mac.Sum(nil)) {
+		return roundTrip{}, true, ErrRoundTripTampered
+	}
+	if err := json.Unmarshal(body, &rt); err != nil {
+		return roundTrip{}, true, ErrRoundTripTampered
+	}
+	if now.Unix() > rt.Expires {
+		return roundTrip{}, true, ErrRoundTripExpired
+	}
+	if rt.Tool != req.Params.Name || rt.Args != argsDigest(req) {
+		return roundTrip{}, true, ErrRoundTripMismatch
+	}
+	return rt, true, nil
+}
+
+// argsDigest is a digest of a call's tool name and arguments, independent
+// of key order.
+func argsDigest(req mcp.CallToolRequest) string {
+	h := sha256.New()
+	h.Write([]byte(req.Params.Name))
+	h.Write([]byte{0})
+	writeCanonical(h, newArgs(req).m)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func writeCanonical(h interface{ Write([]byte) (int, error) }, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		h.Write([]byte{'{'})
+		for _, k := range keys {
+			b, _ := json.Marshal(k)
+			h.Write(b)
+			h.Write([]byte{':'})
+			writeCanonical(h, x[k])
+			h.Write([]byte{','})
+		}
+		h.Write([]byte{'}'})
+	case []any:
+		h.Write([]byte{'['})
+		for _, e := range x {
+			writeCanonical(h, e)
+			h.Write([]byte{','})
+		}
+		h.Write([]byte{']'})
+	default:
+		b, _ := json.Marshal(x)
+		h.Write(b)
+	}
+}
+
+// canAsk reports whether the caller can be sent an input_required result:
+// a request on 2026-07-28 or later, or an older client that declared the
+// elicitation capability (mcp-go then asks it through elicitation/create).
+func canAsk(ctx context.Context) bool {
+	if mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
+		return true
+	}
+	session := server.ClientSessionFromContext(ctx)
+	if info, ok := session.(server.SessionWithClientInfo); ok {
+		return info.GetClientCapabilities().Elicitation != nil
+	}
+	return false
+}
+
+// ExecutionResourceURI is the resource an execution's status and outputs
+// are read from (resources/read) and followed by (resources/subscribe,
+// subscriptions/listen).
+func ExecutionResourceURI(executionID string) string { return "execution://" + executionID }
