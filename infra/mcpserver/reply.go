@@ -76,6 +76,8 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 		cs = append(cs, mcp.NewTextContent("(no output)"))
 	}
 
+	cs = append(cs, followLink(x)...)
+
 	sc := map[string]any{"execution_id": x.ID, "kernel_id": x.KernelID, "status": x.Status, "cursor": f.Cursor}
 	if f.More {
 		sc["more_output"] = true

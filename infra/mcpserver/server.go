@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,6 +86,11 @@ type Options struct {
 	// Decisions records each policy decision as a PolicyDecided event;
 	// required with Policy.
 	Decisions PolicyRecorder
+	// MaxSubscriptionsPerSession bounds the executions one session (or
+	// one subscriptions/listen stream) follows; MaxSubscriptions those the
+	// whole server follows (subscriptions.go). Zero: the defaults.
+	MaxSubscriptionsPerSession int
+	MaxSubscriptions           int
 }
 
 func (o Options) withDefaults() Options {
@@ -130,6 +136,7 @@ type Server struct {
 	log     *slog.Logger
 	mcp     *server.MCPServer
 	render  renderConfig
+	subs    *subscriptions
 
 	http *server.StreamableHTTPServer
 }
@@ -145,9 +152,11 @@ func New(backend Backend, opts Options) *Server {
 		render: renderConfig{TextBudget: opts.OutputBudget, ImageBudget: opts.ImageBudget,
 			Assets: assetStore{dir: opts.AssetDir, managed: opts.Assets}},
 	}
+	s.subs = newSubscriptions(s, opts.MaxSubscriptionsPerSession, opts.MaxSubscriptions)
 	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version, append([]server.ServerOption{
 		server.WithToolCapabilities(false),
-		server.WithResourceCapabilities(false, false),
+		server.WithResourceCapabilities(true, false), // subscribe: execution:// (subscriptions.go)
+		server.WithHooks(s.subs.hooks()),
 		server.WithRecovery(),
 		server.WithResourceRecovery(),
 		server.WithInstructions(defaultServerInstruct),
@@ -160,7 +169,7 @@ func New(backend Backend, opts Options) *Server {
 	s.addKernelTools()
 	s.addExecutionTools()
 	s.addAppResource()
-	s.mcp.AddResourceTemplates(s.render.Assets.resourceTemplate())
+	s.mcp.AddResourceTemplates(s.render.Assets.resourceTemplate(), s.executionResourceTemplate())
 	s.http = server.NewStreamableHTTPServer(s.mcp,
 		server.WithEndpointPath("/mcp"),
 		// NB: Guard checks Host on every request, loopback or not, against
@@ -203,8 +212,9 @@ func (s *Server) HTTPHandler() http.Handler {
 	return Guard{Auth: s.opts.Auth, Token: s.opts.Token, EndOnRevoke: true, OAuth: s.opts.OAuth, AllowedHosts: s.opts.AllowedHosts, Logger: s.log}.Wrap(limited)
 }
 
-// Close ends the HTTP transport's open sessions. The caller shuts down its own
-// http.Server. Close is idempotent.
+// Close stops the resource subscriptions' watchers and ends the HTTP
+// transport's open sessions. The caller shuts down its own http.Server.
+// Close is idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	return s.http.Shutdown(ctx)
+	return errors.Join(s.subs.close(ctx), s.http.Shutdown(ctx))
 }
