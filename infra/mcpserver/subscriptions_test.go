@@ -1,0 +1,318 @@
+package mcpserver
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// updates collects the notifications/resources/updated a client receives.
+type updates struct {
+	mu   sync.Mutex
+	uris []string
+	at   []time.Time
+}
+
+func (u *updates) of(uri string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, x := range u.uris {
+		if x == uri {
+			n++
+		}
+	}
+	return n
+}
+
+// subsClient connects an in-process client on protocol version (legacy:
+// through initialize; 2026-07-28: through server/discover) that records
+// resource updates.
+func subsClient(t testing.TB, s *Server, version string) (*client.Client, *updates) {
+	t.Helper()
+	c, err := client.NewInProcessClientWithOptions(s.MCP(), client.WithProtocolVersion(version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	u := &updates{}
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method != string(mcp.MethodNotificationResourceUpdated) {
+			return
+		}
+		uri, _ := n.Params.AdditionalFields["uri"].(string)
+		u.mu.Lock()
+		u.uris = append(u.uris, uri)
+		u.at = append(u.at, time.Now())
+		u.mu.Unlock()
+	})
+	initialize(t, c)
+	if got := c.ProtocolVersion(); got != version {
+		t.Fatalf("negotiated %q, want %q", got, version)
+	}
+	return c, u
+}
+
+func subscribe(c *client.Client, uri string) error {
+	var req mcp.SubscribeRequest
+	req.Params.URI = uri
+	return c.Subscribe(asAdmin(context.Background()), req)
+}
+
+// runningExecutions submits n executions the fake leaves running.
+func runningExecutions(t testing.TB, b *fakeBackend, n int) []string {
+	t.Helper()
+	b.onSubmit = func(*fakeBackend, string, string) {}
+	ids := make([]string, n)
+	for i := range ids {
+		x, err := b.Submit(context.Background(), SubmitRequest{KernelID: "k1", Code: "pass"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = x.ID
+	}
+	return ids
+}
+
+func TestSubscriptionBoundPerSession(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptionsPerSession: 3, MaxSubscriptions: 100})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	ids := runningExecutions(t, b, 4)
+	for _, id := range ids[:3] {
+		if err := subscribe(c, ExecutionResourceURI(id)); err != nil {
+			t.Fatalf("subscribe %s: %v", id, err)
+		}
+	}
+	// The same URI again is no new subscription.
+	if err := subscribe(c, ExecutionResourceURI(ids[0])); err != nil {
+		t.Fatalf("subscribe again: %v", err)
+	}
+	err := subscribe(c, ExecutionResourceURI(ids[3]))
+	if err == nil || !strings.Contains(err.Error(), "this session already follows the most executions") {
+		t.Fatalf("a 4th subscription past the bound of 3: %v", err)
+	}
+	var un mcp.UnsubscribeRequest
+	un.Params.URI = ExecutionResourceURI(ids[0])
+	if err := c.Unsubscribe(asAdmin(context.Background()), un); err != nil {
+		t.Fatal(err)
+	}
+	if err := subscribe(c, ExecutionResourceURI(ids[3])); err != nil {
+		t.Fatalf("after an unsubscribe the slot is free: %v", err)
+	}
+	if w, _, _ := s.subs.stats(); w != 3 {
+		t.Fatalf("watchers %d, want 3", w)
+	}
+}
+
+func TestSubscriptionBoundPerServer(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptionsPerSession: 3, MaxSubscriptions: 4})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c1, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	c2, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	ids := runningExecutions(t, b, 5)
+	for _, id := range ids[:3] {
+		if err := subscribe(c1, ExecutionResourceURI(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := subscribe(c2, ExecutionResourceURI(ids[3])); err != nil {
+		t.Fatal(err)
+	}
+	err := subscribe(c2, ExecutionResourceURI(ids[4]))
+	if err == nil || !strings.Contains(err.Error(), "the server already follows the most executions") {
+		t.Fatalf("a 5th subscription past the server's bound of 4: %v", err)
+	}
+	// A listen stream counts against the same server bound.
+	m, _ := subsClient(t, s, mcp.ProtocolVersion20260728)
+	err = m.Listen(asAdmin(context.Background()), mcp.SubscriptionFilter{ResourceSubscriptions: []string{ExecutionResourceURI(ids[4])}})
+	if err == nil || !strings.Contains(err.Error(), "the server already follows the most executions") {
+		t.Fatalf("a listen past the server's bound: %v", err)
+	}
+}
+
+func TestListenBoundPerStream(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptionsPerSession: 2})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20260728)
+	ids := runningExecutions(t, b, 3)
+	var uris []string
+	for _, id := range ids {
+		uris = append(uris, ExecutionResourceURI(id))
+	}
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 30*time.Second)
+	defer cancel()
+	err := c.Listen(ctx, mcp.SubscriptionFilter{ResourceSubscriptions: uris})
+	if err == nil || !strings.Contains(err.Error(), "this session already follows the most executions") {
+		t.Fatalf("a listen for 3 URIs past the bound of 2: %v", err)
+	}
+	if w, n, _ := s.subs.stats(); w != 0 || n != 0 {
+		t.Fatalf("a refused listen holds %d watchers of %d subscribers", w, n)
+	}
+}
+
+func TestSubscribeRefusesOtherURIsAndUnknownExecutions(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	for uri, want := range map[string]string{
+		"asset://" + strings.Repeat("a", 64): "only execution://<execution_id> resources",
+		"execution://":                       "only execution://<execution_id> resources",
+		"execution://nope":                   `no execution "nope"`,
+	} {
+		if err := subscribe(c, uri); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("subscribe %s: %v, want %q", uri, err, want)
+		}
+	}
+}
+
+// TestUpdatesAreCoalescedAndTheLastOneCounts: a burst of outputs gives at
+// most one notification per interval, the end one more, and the watcher
+// stops after the execution's last update.
+func TestUpdatesAreCoalescedAndTheLastOneCounts(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
+		t.Run(version, func(t *testing.T) {
+			c, u := subsClient(t, s, version)
+			id := runningExecutions(t, b, 1)[0]
+			uri := ExecutionResourceURI(id)
+			stop := func() {}
+			if version == mcp.ProtocolVersion20251125 {
+				if err := subscribe(c, uri); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var err error
+				stop, err = c.ListenAsync(asAdmin(context.Background()), mcp.SubscriptionFilter{ResourceSubscriptions: []string{uri}},
+					func(err error) { t.Errorf("listen: %v", err) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				testkit.WaitUntil(t, 10*time.Second, "the listen's watcher started", func() (bool, string) {
+					w, _, _ := s.subs.stats()
+					return w == 1, fmt.Sprint(w, " watchers")
+				})
+			}
+			defer stop()
+			start := time.Now()
+			for i := 0; i < 500; i++ {
+				b.emit(id, "stream", map[string]any{"name": "stdout", "text": "x\n"})
+			}
+			b.finish(id, queue.StatusOK)
+			burst := time.Since(start)
+			testkit.WaitUntil(t, 10*time.Second, "the watcher stopped after the last update", func() (bool, string) {
+				w, _, _ := s.subs.stats()
+				return w == 0 && u.of(uri) > 0, fmt.Sprint(w, " watchers, ", u.of(uri), " updates")
+			})
+			n := u.of(uri)
+			if most := int(burst/updateInterval) + 2; n > most {
+				t.Fatalf("%d notifications for a %v burst of 501 changes; coalescing allows at most %d", n, burst, most)
+			}
+			// The last notification came after the end: a read then shows it.
+			res, err := c.ReadResource(asAdmin(context.Background()), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: uri}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text := res.Contents[0].(mcp.TextResourceContents).Text; !strings.Contains(text, "status: ok") {
+				t.Fatalf("read after the last update: %s", text)
+			}
+		})
+	}
+}
+
+// TestNoWatcherOutlivesItsOwner: every way a subscription ends stops its
+// goroutine: unsubscribe, the session's end, the listen stream's end, and
+// Server.Close.
+func TestNoWatcherOutlivesItsOwner(t *testing.T) {
+	b := newFakeBackend()
+	ids := runningExecutions(t, b, 8)
+	base := runtime.NumGoroutine()
+	s := New(b, Options{})
+	settledGoroutines := func(what string, want int) {
+		t.Helper()
+		testkit.WaitUntil(t, 10*time.Second, what, func() (bool, string) {
+			w, _, _ := s.subs.stats()
+			return w == want, fmt.Sprint(w, " watchers")
+		})
+	}
+
+	// unsubscribe
+	c1, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	for _, id := range ids[:2] {
+		if err := subscribe(c1, ExecutionResourceURI(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settledGoroutines("two legacy watchers", 2)
+	for _, id := range ids[:2] {
+		var un mcp.UnsubscribeRequest
+		un.Params.URI = ExecutionResourceURI(id)
+		if err := c1.Unsubscribe(asAdmin(context.Background()), un); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settledGoroutines("unsubscribed", 0)
+
+	// the session's end
+	c2, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	for _, id := range ids[2:4] {
+		if err := subscribe(c2, ExecutionResourceURI(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settledGoroutines("two more legacy watchers", 2)
+	_ = c2.Close()
+	settledGoroutines("session closed", 0)
+
+	// the listen stream's end
+	c3, _ := subsClient(t, s, mcp.ProtocolVersion20260728)
+	stop, err := c3.ListenAsync(asAdmin(context.Background()), mcp.SubscriptionFilter{ResourceSubscriptions: []string{
+		ExecutionResourceURI(ids[4]), ExecutionResourceURI(ids[5])}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settledGoroutines("a listen's two watchers", 2)
+	stop()
+	testkit.WaitUntil(t, 10*time.Second, "listen ended", func() (bool, string) {
+		w, n, _ := s.subs.stats()
+		return w == 0 && n == 0, fmt.Sprint(w, " watchers ", n, " subscribers")
+	})
+
+	// Server.Close
+	c4, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	for _, id := range ids[6:8] {
+		if err := subscribe(c4, ExecutionResourceURI(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settledGoroutines("two watchers before Close", 2)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	settledGoroutines("closed", 0)
+	if err := subscribe(c4, ExecutionResourceURI(ids[0])); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("subscribe after Close: %v", err)
+	}
+	_ = c1.Close()
+	_ = c3.Close()
+	_ = c4.Close()
+	testkit.WaitUntil(t, 10*time.Second, "goroutines back to where they were", func() (bool, string) {
+		return runtime.NumGoroutine() <= base+2, fmt.Sprint(runtime.NumGoroutine(), " goroutines, ", base, " before") // NB: the runtime's own may come and go
+	})
+}
