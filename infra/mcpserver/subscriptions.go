@@ -462,7 +462,12 @@ func (t *subscriptions) close(ctx context.Context) error {
 	}
 }
 
-// subscriptionStats is what the table holds: watchers counted, subscribers,
+// SubscriptionStats is what the resource subscriptions hold: watchers
+// running or reserved, subscribers (sessions and listen streams), and
+// notifications sent since the server started.
+func (s *Server) SubscriptionStats() (watchers, subscribers, notified int) { return s.subs.stats() }
+
+// stats is what the table holds: watchers counted, subscribers,
 // notifications sent.
 func (t *subscriptions) stats() (watchers, subscribers, notified int) {
 	t.mu.Lock()

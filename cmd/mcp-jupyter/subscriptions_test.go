@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// resourceUpdates records the notifications/resources/updated a client
+// gets and wakes whoever waits for one.
+type resourceUpdates struct {
+	mu      sync.Mutex
+	count   map[string]int
+	changed chan struct{}
+}
+
+func watchUpdates(c *client.Client) *resourceUpdates {
+	u := &resourceUpdates{count: map[string]int{}, changed: make(chan struct{})}
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method != string(mcp.MethodNotificationResourceUpdated) {
+			return
+		}
+		uri, _ := n.Params.AdditionalFields["uri"].(string)
+		u.mu.Lock()
+		u.count[uri]++
+		close(u.changed)
+		u.changed = make(chan struct{})
+		u.mu.Unlock()
+	})
+	return u
+}
+
+func (u *resourceUpdates) of(uri string) (int, <-chan struct{}) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.count[uri], u.changed
+}
+
+// untilUpdated waits (woken by each update, never polling) until cond holds
+// after an update of uri.
+func (u *resourceUpdates) untilUpdated(t testing.TB, uri, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(90 * time.Second)
+	defer deadline.Stop()
+	for {
+		n, changed := u.of(uri)
+		if n > 0 && cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s (%d updates of %s)", what, n, uri)
+		}
+	}
+}
+
+// versionedClient is an in-process mcp-go client on protocol version,
+// asserted negotiated.
+func versionedClient(t testing.TB, c *core, version string) (*client.Client, *resourceUpdates) {
+	t.Helper()
+	inproc, err := client.NewInProcessClientWithOptions(c.mcp.MCP(), client.WithProtocolVersion(version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := watchUpdates(inproc)
+	cl := mcpClient(t, inproc)
+	t.Cleanup(func() { _ = cl.Close() })
+	if got := cl.ProtocolVersion(); got != version {
+		t.Fatalf("negotiated %q, want %q", got, version)
+	}
+	return cl, u
+}
+
+func readExecution(t testing.TB, ctx context.Context, c *client.Client, uri string) (string, error) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := c.ReadResource(rctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: uri}})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, rc := range res.Contents {
+		if tc, ok := rc.(mcp.TextResourceContents); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String(), nil
+}
+
+// followLinkOf is the execution:// link of a reply.
+func followLinkOf(t testing.TB, c *client.Client, args map[string]any) (string, map[string]any) {
+	t.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = "execute", args
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 2*time.Minute)
+	defer cancel()
+	res, err := c.CallTool(ctx, req)
+	if err != nil || res.IsError {
+		t.Fatalf("execute: %v %+v", err, res)
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	for _, ct := range res.Content {
+		if l, ok := ct.(mcp.ResourceLink); ok && strings.HasPrefix(l.URI, mcpserver.ExecutionScheme) {
+			if want := mcpserver.ExecutionResourceURI(sc["execution_id"].(string)); l.URI != want {
+				t.Fatalf("the reply links %s, want %s", l.URI, want)
+			}
+			return l.URI, sc
+		}
+	}
+	t.Fatalf("the %v reply has no execution:// link: %+v", sc["status"], res.Content)
+	return "", nil
+}
+
+const ticking = "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.4)"
+
+// TestSubscriptionsFollowARealExecution: mcp-go's client on each revision
+// (2025-11-25: resources/subscribe; 2026-07-28: subscriptions/listen)
+// follows a real kernel's execution printing over ~2.5 s from the link of
+// its "running" reply: updates arrive while it prints, the last one after
+// it finished; an execution no longer followed (unsubscribe, the listen
+// closed) gets none while a later one's arrive; every watcher is gone at
+// the end.
+func TestSubscriptionsFollowARealExecution(t *testing.T) {
+	c, _ := inProcess(t)
+	admin := asAdmin(context.Background())
+	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
+		t.Run(version, func(t *testing.T) {
+			cl, u := versionedClient(t, c, version)
+			kernel := startKernelTool(t, cl)
+			follow := func(uris ...string) (stop func()) {
+				t.Helper()
+				if version == mcp.ProtocolVersion20251125 {
+					for _, uri := range uris {
+						var req mcp.SubscribeRequest
+						req.Params.URI = uri
+						if err := cl.Subscribe(admin, req); err != nil {
+							t.Fatalf("subscribe %s: %v", uri, err)
+						}
+					}
+					return func() {
+						for _, uri := range uris {
+							var req mcp.UnsubscribeRequest
+							req.Params.URI = uri
+							if err := cl.Unsubscribe(admin, req); err != nil {
+								t.Fatalf("unsubscribe %s: %v", uri, err)
+							}
+						}
+					}
+				}
+				stop, err := cl.ListenAsync(admin, mcp.SubscriptionFilter{ResourceSubscriptions: uris},
+					func(err error) { t.Errorf("listen: %v", err) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				// NB: Listen returns at once; the stream is open once the
+				// server counts its watchers.
+				testkit.WaitUntil(t, 30*time.Second, "the listen's watchers", func() (bool, string) {
+					w, _, _ := c.mcp.SubscriptionStats()
+					return w >= len(uris), ""
+				})
+				return stop
+			}
+
+			uri, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": ticking, "timeout_s": 0.5})
+			if sc["status"] != "running" {
+				t.Fatalf("the ticking execute replied %v", sc["status"])
+			}
+			stop := follow(uri)
+			var final string
+			u.untilUpdated(t, uri, "an update after which the execution reads finished", func() bool {
+				text, err := readExecution(t, admin, cl, uri)
+				if err != nil {
+					t.Fatal(err)
+				}
+				final = text
+				return strings.Contains(text, "status: ok")
+			})
+			if !strings.Contains(final, "tick 5") {
+				t.Fatalf("the resource after the last update: %s", final)
+			}
+			if n, _ := u.of(uri); n < 2 {
+				t.Fatalf("%d updates for an execution printing for 2.4 s: want updates while it prints, not only its end", n)
+			}
+			stop()
+
+			lateURI, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "import time\ntime.sleep(1.5)\nprint('late')", "timeout_s": 0.3})
+			if sc["status"] != "running" {
+				t.Fatalf("the sleeping execute replied %v", sc["status"])
+			}
+			stopLate := follow(lateURI)
+			stopLate()
+			before, _ := u.of(lateURI)
+			nextURI, _ := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "print('next')", "timeout_s": 0.2})
+			stopNext := follow(nextURI)
+			u.untilUpdated(t, nextURI, "the later execution's final update", func() bool {
+				text, err := readExecution(t, admin, cl, nextURI)
+				return err == nil && strings.Contains(text, "status: ok")
+			})
+			stopNext()
+			if after, _ := u.of(lateURI); after != before {
+				t.Fatalf("%d updates about an execution no longer followed", after-before)
+			}
+			testkit.WaitUntil(t, 30*time.Second, "no watcher left", func() (bool, string) {
+				w, _, _ := c.mcp.SubscriptionStats()
+				return w == 0, ""
+			})
+		})
+	}
+}
+
+// TestSubscriptionRefusedToAnotherPrincipal: bob cannot follow or read
+// alice's execution on either revision, word for word as an unknown id;
+// once alice shares the kernel for read, he can.
+func TestSubscriptionRefusedToAnotherPrincipal(t *testing.T) {
+	c, _ := inProcess(t)
+	alice := auth.WithPrincipal(context.Background(), auth.Principal{Name: "alice", Scopes: auth.DefaultScopes})
+	bob := auth.WithPrincipal(context.Background(), auth.Principal{Name: "bob", Scopes: auth.DefaultScopes})
+	legacy, _ := versionedClient(t, c, mcp.ProtocolVersion20251125)
+	modern, _ := versionedClient(t, c, mcp.ProtocolVersion20260728)
+
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = "start_kernel", map[string]any{"kernelspec": "python3"}
+	ctx, cancel := context.WithTimeout(alice, 2*time.Minute)
+	defer cancel()
+	res, err := legacy.CallTool(ctx, req)
+	if err != nil || res.IsError {
+		t.Fatalf("start_kernel as alice: %v %+v", err, res)
+	}
+	kernel := res.StructuredContent.(map[string]any)["kernel_id"].(string)
+	req.Params.Name, req.Params.Arguments = "execute", map[string]any{"kernel": kernel, "code": "import time\ntime.sleep(30)", "timeout_s": 0.2}
+	res, err = legacy.CallTool(ctx, req)
+	if err != nil || res.IsError {
+		t.Fatalf("execute as alice: %v %+v", err, res)
+	}
+	uri := mcpserver.ExecutionResourceURI(res.StructuredContent.(map[string]any)["execution_id"].(string))
+
+	var sub mcp.SubscribeRequest
+	sub.Params.URI = uri
+	if err := legacy.Subscribe(bob, sub); err == nil || !strings.Contains(err.Error(), "unknown execution") {
+		t.Fatalf("bob's resources/subscribe to alice's execution: %v", err)
+	}
+	lctx, lcancel := context.WithTimeout(bob, 30*time.Second)
+	defer lcancel()
+	if err := modern.Listen(lctx, mcp.SubscriptionFilter{ResourceSubscriptions: []string{uri}}); err == nil || !strings.Contains(err.Error(), "unknown execution") {
+		t.Fatalf("bob's subscriptions/listen on alice's execution: %v", err)
+	}
+	if _, err := readExecution(t, bob, modern, uri); err == nil || !strings.Contains(err.Error(), "unknown execution") {
+		t.Fatalf("bob's resources/read of alice's execution: %v", err)
+	}
+	if w, _, _ := c.mcp.SubscriptionStats(); w != 0 {
+		t.Fatalf("refused subscriptions hold %d watchers", w)
+	}
+	// alice herself may.
+	if err := legacy.Subscribe(alice, sub); err != nil {
+		t.Fatalf("alice's own subscription: %v", err)
+	}
+	if text, err := readExecution(t, alice, legacy, uri); err != nil || !strings.Contains(text, "status: running") {
+		t.Fatalf("alice's read: %v %s", err, text)
+	}
+	req.Params.Name, req.Params.Arguments = "interrupt_kernel", map[string]any{"kernel": kernel}
+	if res, err := legacy.CallTool(ctx, req); err != nil || res.IsError {
+		t.Fatalf("interrupt: %v %+v", err, res)
+	}
+}
+
+// TestSubscriptionsOutsideSDKs: the official TypeScript clients follow a
+// real execution over Streamable HTTP (testkit/outside/mcpsdk2/subs.mjs):
+// @modelcontextprotocol/sdk 1.32.2 with resources/subscribe on 2025-11-25,
+// @modelcontextprotocol/client 2.4.0 with subscriptions/listen on
+// 2026-07-28; another principal is refused on both.
+func TestSubscriptionsOutsideSDKs(t *testing.T) {
+	node := outsideSDKReady(t)
+	sdk2 := filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
+	if _, err := os.Stat(filepath.Join(sdk2, "node_modules", "@modelcontextprotocol", "client", "package.json")); err != nil {
+		t.Fatalf("@modelcontextprotocol/client is not installed in %s: run `make deps` (%v)", sdk2, err)
+	}
+	dataDir := testkit.TempDataDir(t)
+	tokens := map[string]string{}
+	for _, name := range []string{"alice", "bob"} {
+		out, err := principalCLI(t, dataDir, "add", name, "--scopes", "read,execute,manage")
+		if err != nil {
+			t.Fatalf("principal add %s: %v\n%s", name, err, out)
+		}
+		tokens[name] = printedToken(t, out)
+	}
+	cfg := testConfig(t, dataDir)
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
+
+	for _, tc := range []struct{ sdk, version string }{{"1", "2025-11-25"}, {"2", "2026-07-28"}} {
+		t.Run("sdk"+tc.sdk, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "subs.mjs")
+			cmd.Dir = sdk2
+			cmd.Env = append(os.Environ(), "MCPJ_SDK="+tc.sdk, "MCPJ_URL="+url,
+				"MCPJ_TOKEN="+tokens["alice"], "MCPJ_OTHER_TOKEN="+tokens["bob"])
+			cmd.WaitDelay = 5 * time.Second
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			runErr := cmd.Run()
+			var res struct {
+				OK                bool   `json:"ok"`
+				Failed            string `json:"failed"`
+				SDK               string `json:"sdk"`
+				ProtocolVersion   string `json:"protocol_version"`
+				Updates           int    `json:"updates"`
+				UnfollowedUpdates int    `json:"unfollowed_updates"`
+				OtherSubscribe    string `json:"other_subscribe"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatalf("subs.mjs printed no JSON (%v, run: %v)\nstdout:\n%s\nstderr:\n%s", err, runErr, stdout.String(), stderr.String())
+			}
+			if runErr != nil || !res.OK {
+				t.Fatalf("subs.mjs with %s: %s (run: %v)\nstderr:\n%s", res.SDK, res.Failed, runErr, stderr.String())
+			}
+			if res.ProtocolVersion != tc.version {
+				t.Fatalf("%s negotiated %q, want %q", res.SDK, res.ProtocolVersion, tc.version)
+			}
+			t.Logf("%s on %s: %d updates for a 2.4 s execution; another principal: %s", res.SDK, res.ProtocolVersion, res.Updates, res.OtherSubscribe)
+		})
+	}
+	testkit.WaitUntil(t, 30*time.Second, "no watcher left", func() (bool, string) {
+		w, _, _ := c.mcp.SubscriptionStats()
+		return w == 0, ""
+	})
+}
