@@ -35,7 +35,7 @@ async function loadSDK() {
     const { Client } = await import(new URL('client/index.js', base));
     const { StreamableHTTPClientTransport } = await import(new URL('client/streamableHttp.js', base));
     const { ResourceUpdatedNotificationSchema } = await import(new URL('types.js', base));
-    const version = JSON.parse(readFileSync(new URL('../package.json', base))).version;
+    const version = JSON.parse(readFileSync(new URL('../../package.json', base))).version;
     return {
       Client, StreamableHTTPClientTransport, name: `@modelcontextprotocol/sdk ${version}`,
       onUpdated: (client, f) => client.setNotificationHandler(ResourceUpdatedNotificationSchema, n => f(n.params.uri)),
