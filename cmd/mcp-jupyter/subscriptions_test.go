@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
@@ -26,23 +28,48 @@ import (
 type resourceUpdates struct {
 	mu      sync.Mutex
 	count   map[string]int
+	acks    int // notifications/subscriptions/acknowledged: a listen stream is open
 	changed chan struct{}
 }
 
 func watchUpdates(c *client.Client) *resourceUpdates {
 	u := &resourceUpdates{count: map[string]int{}, changed: make(chan struct{})}
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
-		if n.Method != string(mcp.MethodNotificationResourceUpdated) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		switch n.Method {
+		case string(mcp.MethodNotificationResourceUpdated):
+			uri, _ := n.Params.AdditionalFields["uri"].(string)
+			u.count[uri]++
+		case string(mcp.MethodNotificationSubscriptionsAcknowledged):
+			u.acks++
+		default:
 			return
 		}
-		uri, _ := n.Params.AdditionalFields["uri"].(string)
-		u.mu.Lock()
-		u.count[uri]++
 		close(u.changed)
 		u.changed = make(chan struct{})
-		u.mu.Unlock()
 	})
 	return u
+}
+
+// untilAcked waits until more than n listen streams were acknowledged.
+func (u *resourceUpdates) untilAcked(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.NewTimer(90 * time.Second)
+	defer deadline.Stop()
+	for {
+		u.mu.Lock()
+		acks, changed := u.acks, u.changed
+		u.mu.Unlock()
+		if acks > n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for subscriptions/listen's acknowledgement (%d so far)", acks)
+		}
+	}
 }
 
 func (u *resourceUpdates) of(uri string) (int, <-chan struct{}) {
@@ -130,97 +157,161 @@ func followLinkOf(t testing.TB, c *client.Client, args map[string]any) (string, 
 
 const ticking = "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.4)"
 
-// TestSubscriptionsFollowARealExecution: mcp-go's client on each revision
-// (2025-11-25: resources/subscribe; 2026-07-28: subscriptions/listen)
-// follows a real kernel's execution printing over ~2.5 s from the link of
-// its "running" reply: updates arrive while it prints, the last one after
-// it finished; an execution no longer followed (unsubscribe, the listen
-// closed) gets none while a later one's arrive; every watcher is gone at
-// the end.
-func TestSubscriptionsFollowARealExecution(t *testing.T) {
-	c, _ := inProcess(t)
+// followScenario: cl (on version) follows a real kernel's execution
+// printing over ~2.5 s from the link of its "running" reply (2025-11-25:
+// resources/subscribe; 2026-07-28: subscriptions/listen): updates arrive
+// while it prints, the last one after it finished; an execution no longer
+// followed (unsubscribe, the listen closed) gets none while a later one's
+// arrive.
+func followScenario(t *testing.T, cl *client.Client, u *resourceUpdates, version string) {
 	admin := asAdmin(context.Background())
+	kernel := startKernelTool(t, cl)
+	t.Cleanup(func() { callTool(t, cl, "shutdown_kernel", map[string]any{"kernel": kernel}) })
+	follow := func(uris ...string) (stop func()) {
+		t.Helper()
+		if version == mcp.ProtocolVersion20251125 {
+			for _, uri := range uris {
+				var req mcp.SubscribeRequest
+				req.Params.URI = uri
+				if err := cl.Subscribe(admin, req); err != nil {
+					t.Fatalf("subscribe %s: %v", uri, err)
+				}
+			}
+			return func() {
+				for _, uri := range uris {
+					var req mcp.UnsubscribeRequest
+					req.Params.URI = uri
+					if err := cl.Unsubscribe(admin, req); err != nil {
+						t.Fatalf("unsubscribe %s: %v", uri, err)
+					}
+				}
+			}
+		}
+		u.mu.Lock()
+		acked := u.acks
+		u.mu.Unlock()
+		stop, err := cl.ListenAsync(admin, mcp.SubscriptionFilter{ResourceSubscriptions: uris},
+			func(err error) { t.Errorf("listen: %v", err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.untilAcked(t, acked)
+		return stop
+	}
+
+	uri, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": ticking, "timeout_s": 0.5})
+	if sc["status"] != "running" {
+		t.Fatalf("the ticking execute replied %v", sc["status"])
+	}
+	stop := follow(uri)
+	var final string
+	u.untilUpdated(t, uri, "an update after which the execution reads finished", func() bool {
+		text, err := readExecution(t, admin, cl, uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final = text
+		return strings.Contains(text, "status: ok")
+	})
+	if !strings.Contains(final, "tick 5") {
+		t.Fatalf("the resource after the last update: %s", final)
+	}
+	if n, _ := u.of(uri); n < 2 {
+		t.Fatalf("%d updates for an execution printing for 2.4 s: want updates while it prints, not only its end", n)
+	}
+	stop()
+
+	lateURI, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "import time\ntime.sleep(1.5)\nprint('late')", "timeout_s": 0.3})
+	if sc["status"] != "running" {
+		t.Fatalf("the sleeping execute replied %v", sc["status"])
+	}
+	stopLate := follow(lateURI)
+	stopLate()
+	before, _ := u.of(lateURI)
+	nextURI, _ := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "print('next')", "timeout_s": 0.2})
+	stopNext := follow(nextURI)
+	u.untilUpdated(t, nextURI, "the later execution's final update", func() bool {
+		text, err := readExecution(t, admin, cl, nextURI)
+		return err == nil && strings.Contains(text, "status: ok")
+	})
+	stopNext()
+	if after, _ := u.of(lateURI); after != before {
+		t.Fatalf("%d updates about an execution no longer followed", after-before)
+	}
+	if text, err := readExecution(t, admin, cl, lateURI); err != nil || !strings.Contains(text, "late") {
+		t.Fatalf("the unfollowed execution: %v %s", err, text)
+	}
+}
+
+// TestSubscriptionsFollowARealExecution runs followScenario with mcp-go's
+// client on each revision, in process and over Streamable HTTP (a real
+// listener, a principal's token; legacy with the GET stream its
+// notifications come on), then checks that no watcher is left.
+func TestSubscriptionsFollowARealExecution(t *testing.T) {
+	dataDir := testkit.TempDataDir(t)
+	out, err := principalCLI(t, dataDir, "add", "alice", "--scopes", "read,execute,manage")
+	if err != nil {
+		t.Fatalf("principal add: %v\n%s", err, out)
+	}
+	token := printedToken(t, out)
+	cfg := testConfig(t, dataDir)
+	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.close(context.Background()) })
+	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
+
+	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
+		t.Run("inprocess/"+version, func(t *testing.T) {
+			cl, u := versionedClient(t, c, version)
+			followScenario(t, cl, u, version)
+		})
+		t.Run("http/"+version, func(t *testing.T) {
+			opts := []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token})}
+			if version == mcp.ProtocolVersion20251125 {
+				// NB: a legacy session's notifications come on its GET stream.
+				opts = append(opts, transport.WithContinuousListening())
+			}
+			tr, err := transport.NewStreamableHTTP(url, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := client.NewClient(tr, client.WithProtocolVersion(version))
+			u := watchUpdates(hc)
+			cl := mcpClient(t, hc)
+			t.Cleanup(func() { _ = cl.Close() })
+			if got := cl.ProtocolVersion(); got != version {
+				t.Fatalf("negotiated %q, want %q", got, version)
+			}
+			followScenario(t, cl, u, version)
+		})
+	}
+	testkit.WaitUntil(t, 30*time.Second, "no watcher left", func() (bool, string) {
+		w, n, sent := c.mcp.SubscriptionStats()
+		return w == 0, fmt.Sprintf("%d watchers, %d subscribers, %d sent", w, n, sent)
+	})
+}
+
+// TestSubscriptionsOverStdio: the real binary over stdio, mcp-go's client
+// on each revision.
+func TestSubscriptionsOverStdio(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	specDir := testkit.KernelSpecDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
 	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
 		t.Run(version, func(t *testing.T) {
-			cl, u := versionedClient(t, c, version)
-			kernel := startKernelTool(t, cl)
-			follow := func(uris ...string) (stop func()) {
-				t.Helper()
-				if version == mcp.ProtocolVersion20251125 {
-					for _, uri := range uris {
-						var req mcp.SubscribeRequest
-						req.Params.URI = uri
-						if err := cl.Subscribe(admin, req); err != nil {
-							t.Fatalf("subscribe %s: %v", uri, err)
-						}
-					}
-					return func() {
-						for _, uri := range uris {
-							var req mcp.UnsubscribeRequest
-							req.Params.URI = uri
-							if err := cl.Unsubscribe(admin, req); err != nil {
-								t.Fatalf("unsubscribe %s: %v", uri, err)
-							}
-						}
-					}
-				}
-				stop, err := cl.ListenAsync(admin, mcp.SubscriptionFilter{ResourceSubscriptions: uris},
-					func(err error) { t.Errorf("listen: %v", err) })
-				if err != nil {
-					t.Fatal(err)
-				}
-				// NB: Listen returns at once; the stream is open once the
-				// server counts its watchers.
-				testkit.WaitUntil(t, 30*time.Second, "the listen's watchers", func() (bool, string) {
-					w, _, _ := c.mcp.SubscriptionStats()
-					return w >= len(uris), ""
-				})
-				return stop
+			tr := transport.NewStdio(bin, append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+specDir), "stdio")
+			sc := client.NewClient(tr, client.WithProtocolVersion(version))
+			u := watchUpdates(sc)
+			cl := mcpClient(t, sc)
+			t.Cleanup(func() { _ = cl.Close() })
+			if got := cl.ProtocolVersion(); got != version {
+				t.Fatalf("negotiated %q, want %q", got, version)
 			}
-
-			uri, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": ticking, "timeout_s": 0.5})
-			if sc["status"] != "running" {
-				t.Fatalf("the ticking execute replied %v", sc["status"])
-			}
-			stop := follow(uri)
-			var final string
-			u.untilUpdated(t, uri, "an update after which the execution reads finished", func() bool {
-				text, err := readExecution(t, admin, cl, uri)
-				if err != nil {
-					t.Fatal(err)
-				}
-				final = text
-				return strings.Contains(text, "status: ok")
-			})
-			if !strings.Contains(final, "tick 5") {
-				t.Fatalf("the resource after the last update: %s", final)
-			}
-			if n, _ := u.of(uri); n < 2 {
-				t.Fatalf("%d updates for an execution printing for 2.4 s: want updates while it prints, not only its end", n)
-			}
-			stop()
-
-			lateURI, sc := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "import time\ntime.sleep(1.5)\nprint('late')", "timeout_s": 0.3})
-			if sc["status"] != "running" {
-				t.Fatalf("the sleeping execute replied %v", sc["status"])
-			}
-			stopLate := follow(lateURI)
-			stopLate()
-			before, _ := u.of(lateURI)
-			nextURI, _ := followLinkOf(t, cl, map[string]any{"kernel": kernel, "code": "print('next')", "timeout_s": 0.2})
-			stopNext := follow(nextURI)
-			u.untilUpdated(t, nextURI, "the later execution's final update", func() bool {
-				text, err := readExecution(t, admin, cl, nextURI)
-				return err == nil && strings.Contains(text, "status: ok")
-			})
-			stopNext()
-			if after, _ := u.of(lateURI); after != before {
-				t.Fatalf("%d updates about an execution no longer followed", after-before)
-			}
-			testkit.WaitUntil(t, 30*time.Second, "no watcher left", func() (bool, string) {
-				w, _, _ := c.mcp.SubscriptionStats()
-				return w == 0, ""
-			})
+			followScenario(t, cl, u, version)
 		})
 	}
 }
