@@ -99,6 +99,7 @@ type subscriptions struct {
 	perServer  int
 	interval   time.Duration
 	log        *slog.Logger
+	now        func() time.Time // time.Now; tests move it
 
 	mu     sync.Mutex
 	closed bool
@@ -118,7 +119,7 @@ func newSubscriptions(s *Server, perSession, perServer int) *subscriptions {
 		perServer = DefaultMaxSubscriptions
 	}
 	return &subscriptions{srv: s, perSession: perSession, perServer: perServer, interval: updateInterval,
-		log: s.log, subs: map[subscriberKey]*subscriber{}}
+		log: s.log, now: time.Now, subs: map[subscriberKey]*subscriber{}}
 }
 
 // hooks wires the table into mcp-go.
@@ -177,13 +178,17 @@ func (t *subscriptions) onRequest(ctx context.Context, id any, message any) erro
 	if session == nil {
 		return nil
 	}
-	modern := mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion())
+	version := m.Params.Meta.ProtocolVersion()
+	modern := mcp.IsModernProtocol(version)
 	switch {
 	case m.Method == string(mcp.MethodResourcesSubscribe) && !modern:
 		return t.subscribe(ctx, subscriberKey{session: session.SessionID()}, nil, []string{m.Params.URI}, false)
 	case m.Method == string(mcp.MethodResourcesUnsubscribe) && !modern:
 		t.unsubscribe(subscriberKey{session: session.SessionID()}, m.Params.URI)
-	case m.Method == string(mcp.MethodSubscriptionsListen) && modern && id != nil:
+	case m.Method == string(mcp.MethodSubscriptionsListen) && mcp.IsValidProtocolVersion(version) && modern && id != nil:
+		// NB: mcp-go may still refuse the listen after this hook without
+		// calling any other (a malformed _meta, a header that disagrees):
+		// its reservation is then swept after reservationTTL.
 		uris := m.Params.Notifications.ResourceSubscriptions
 		if len(uris) == 0 {
 			return nil
@@ -210,9 +215,9 @@ func (t *subscriptions) subscribe(ctx context.Context, k subscriberKey, listenID
 		}
 		ids[i] = id
 	}
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := t.now()
 	if t.closed {
 		return fmt.Errorf("subscribe: %w", errSubscriptionsClosed)
 	}

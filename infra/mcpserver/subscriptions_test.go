@@ -11,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -315,4 +316,44 @@ func TestNoWatcherOutlivesItsOwner(t *testing.T) {
 	testkit.WaitUntil(t, 10*time.Second, "goroutines back to where they were", func() (bool, string) {
 		return runtime.NumGoroutine() <= base+2, fmt.Sprint(runtime.NumGoroutine(), " goroutines, ", base, " before") // NB: the runtime's own may come and go
 	})
+}
+
+// TestRefusedListenGivesItsSlotsBack: a listen that passed the request hook
+// but that mcp-go then refused (here: no client capabilities in _meta, a
+// protocol error that runs no other hook) holds its reservation only until
+// reservationTTL; the next subscription sweeps it.
+func TestRefusedListenGivesItsSlotsBack(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptionsPerSession: 2, MaxSubscriptions: 2})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	now := time.Now()
+	s.subs.mu.Lock()
+	s.subs.now = func() time.Time { return now }
+	s.subs.mu.Unlock()
+	ids := runningExecutions(t, b, 2)
+	session := server.NewInProcessSession("raw", nil)
+	ctx := s.MCP().WithContext(asAdmin(context.Background()), session)
+	msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"_meta":{%q:%q},`+
+		`"notifications":{"resourceSubscriptions":[%q,%q]}}}`, mcp.MetaKeyProtocolVersion, mcp.ProtocolVersion20260728,
+		ExecutionResourceURI(ids[0]), ExecutionResourceURI(ids[1]))
+	resp := s.MCP().HandleMessage(ctx, []byte(msg))
+	if _, isErr := resp.(mcp.JSONRPCError); !isErr {
+		t.Fatalf("a listen without client capabilities: %#v, want mcp-go's refusal", resp)
+	}
+	if w, _, _ := s.subs.stats(); w != 2 {
+		t.Fatalf("the refused listen reserved %d watchers; this test expects the hook's 2", w)
+	}
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	if err := subscribe(c, ExecutionResourceURI(ids[0])); err == nil || !strings.Contains(err.Error(), "server already follows") {
+		t.Fatalf("within the TTL the reservation counts: %v", err)
+	}
+	s.subs.mu.Lock()
+	s.subs.now = func() time.Time { return now.Add(reservationTTL + time.Second) }
+	s.subs.mu.Unlock()
+	if err := subscribe(c, ExecutionResourceURI(ids[0])); err != nil {
+		t.Fatalf("after the TTL the refused listen's slots are free: %v", err)
+	}
+	if w, n, _ := s.subs.stats(); w != 1 || n != 1 {
+		t.Fatalf("%d watchers of %d subscribers, want 1 of 1", w, n)
+	}
 }
