@@ -243,17 +243,19 @@ func followScenario(t *testing.T, cl *client.Client, u *resourceUpdates, version
 	}
 }
 
-// TestSubscriptionsFollowARealExecution runs followScenario with mcp-go's
-// client on each revision, in process and over Streamable HTTP (a real
-// listener, a principal's token; legacy with the GET stream its
-// notifications come on), then checks that no watcher is left.
-func TestSubscriptionsFollowARealExecution(t *testing.T) {
+// coreWithPrincipals opens a core on a fresh data dir where names were
+// added as principals (the CLI's way) with every scope; their tokens.
+func coreWithPrincipals(t testing.TB, names ...string) (*core, map[string]string) {
+	t.Helper()
 	dataDir := testkit.TempDataDir(t)
-	out, err := principalCLI(t, dataDir, "add", "alice", "--scopes", "read,execute,manage")
-	if err != nil {
-		t.Fatalf("principal add: %v\n%s", err, out)
+	tokens := map[string]string{}
+	for _, name := range names {
+		out, err := principalCLI(t, dataDir, "add", name, "--scopes", "read,execute,manage")
+		if err != nil {
+			t.Fatalf("principal add %s: %v\n%s", name, err, out)
+		}
+		tokens[name] = printedToken(t, out)
 	}
-	token := printedToken(t, out)
 	cfg := testConfig(t, dataDir)
 	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -261,6 +263,16 @@ func TestSubscriptionsFollowARealExecution(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.close(context.Background()) })
 	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	return c, tokens
+}
+
+// TestSubscriptionsFollowARealExecution runs followScenario with mcp-go's
+// client on each revision, in process and over Streamable HTTP (a real
+// listener, a principal's token; legacy with the GET stream its
+// notifications come on), then checks that no watcher is left.
+func TestSubscriptionsFollowARealExecution(t *testing.T) {
+	c, tokens := coreWithPrincipals(t, "alice")
+	token := tokens["alice"]
 	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
 
 	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
@@ -320,7 +332,7 @@ func TestSubscriptionsOverStdio(t *testing.T) {
 // alice's execution on either revision, word for word as an unknown id;
 // once alice shares the kernel for read, he can.
 func TestSubscriptionRefusedToAnotherPrincipal(t *testing.T) {
-	c, _ := inProcess(t)
+	c, _ := coreWithPrincipals(t, "alice", "bob")
 	alice := auth.WithPrincipal(context.Background(), auth.Principal{Name: "alice", Scopes: auth.DefaultScopes})
 	bob := auth.WithPrincipal(context.Background(), auth.Principal{Name: "bob", Scopes: auth.DefaultScopes})
 	legacy, _ := versionedClient(t, c, mcp.ProtocolVersion20251125)
@@ -358,9 +370,17 @@ func TestSubscriptionRefusedToAnotherPrincipal(t *testing.T) {
 	if w, _, _ := c.mcp.SubscriptionStats(); w != 0 {
 		t.Fatalf("refused subscriptions hold %d watchers", w)
 	}
-	// alice herself may.
+	// alice herself may; and bob once she shares the kernel for read.
 	if err := legacy.Subscribe(alice, sub); err != nil {
 		t.Fatalf("alice's own subscription: %v", err)
+	}
+	req.Params.Name, req.Params.Arguments = "share_kernel", map[string]any{"kernel": kernel, "principal": "bob", "access": "read"}
+	if res, err := legacy.CallTool(ctx, req); err != nil || res.IsError {
+		t.Fatalf("share_kernel: %v %+v", err, res)
+	}
+	bobsClient, _ := versionedClient(t, c, mcp.ProtocolVersion20251125)
+	if err := bobsClient.Subscribe(bob, sub); err != nil {
+		t.Fatalf("bob's subscription once the kernel is shared for read: %v", err)
 	}
 	if text, err := readExecution(t, alice, legacy, uri); err != nil || !strings.Contains(text, "status: running") {
 		t.Fatalf("alice's read: %v %s", err, text)
@@ -382,22 +402,7 @@ func TestSubscriptionsOutsideSDKs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sdk2, "node_modules", "@modelcontextprotocol", "client", "package.json")); err != nil {
 		t.Fatalf("@modelcontextprotocol/client is not installed in %s: run `make deps` (%v)", sdk2, err)
 	}
-	dataDir := testkit.TempDataDir(t)
-	tokens := map[string]string{}
-	for _, name := range []string{"alice", "bob"} {
-		out, err := principalCLI(t, dataDir, "add", name, "--scopes", "read,execute,manage")
-		if err != nil {
-			t.Fatalf("principal add %s: %v\n%s", name, err, out)
-		}
-		tokens[name] = printedToken(t, out)
-	}
-	cfg := testConfig(t, dataDir)
-	c, err := openCore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.close(context.Background()) })
-	t.Cleanup(func() { testkit.KillKernels(t, cfg.DataDir) })
+	c, tokens := coreWithPrincipals(t, "alice", "bob")
 	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
 
 	for _, tc := range []struct{ sdk, version string }{{"1", "2025-11-25"}, {"2", "2026-07-28"}} {
