@@ -13,6 +13,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // Resource updates: a client follows an execution as the resource
@@ -202,6 +204,15 @@ func (t *subscriptions) onRequest(ctx context.Context, id any, message any) erro
 // bounds, then records them for k. A listen's watchers are only reserved
 // here (reserve): beforeListen starts them with the stream's context.
 func (t *subscriptions) subscribe(ctx context.Context, k subscriberKey, listenID any, uris []string, reserve bool) error {
+	// NB: following is reading: the read scope, as resources/read
+	// (resourceCaller) and get_execution.
+	p, err := auth.Caller(ctx)
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if !p.Scopes.Has(auth.ScopeRead) {
+		return errors.New(missingScope(p, "resources/subscribe", auth.ScopeRead))
+	}
 	ids := make([]string, len(uris))
 	for i, uri := range uris {
 		id, ok := executionIDFromURI(uri)

@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -355,5 +356,25 @@ func TestRefusedListenGivesItsSlotsBack(t *testing.T) {
 	}
 	if w, n, _ := s.subs.stats(); w != 1 || n != 1 {
 		t.Fatalf("%d watchers of %d subscribers, want 1 of 1", w, n)
+	}
+}
+
+// TestSubscribeNeedsTheReadScope: following is reading; a principal
+// without the read scope is refused, naming the scope.
+func TestSubscribeNeedsTheReadScope(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	id := runningExecutions(t, b, 1)[0]
+	var req mcp.SubscribeRequest
+	req.Params.URI = ExecutionResourceURI(id)
+	writer := auth.WithPrincipal(context.Background(), auth.Principal{Name: "w", Scopes: auth.ScopeExecute})
+	if err := c.Subscribe(writer, req); err == nil || !strings.Contains(err.Error(), "needs the read scope") {
+		t.Fatalf("subscribe without the read scope: %v", err)
+	}
+	reader := auth.WithPrincipal(context.Background(), auth.Principal{Name: "r", Scopes: auth.ScopeRead})
+	if err := c.Subscribe(reader, req); err != nil {
+		t.Fatalf("subscribe with the read scope: %v", err)
 	}
 }
