@@ -86,6 +86,17 @@
 // beyond that further images are linked and further outputs are left out
 // with a note giving the `since` cursor to read them with get_execution.
 //
+// # Execution resources and subscriptions (resources.go, subscriptions.go)
+//
+// execution://<id> reads like get_execution (same budgets and access
+// check). Clients follow it with resources/subscribe (2025-11-25) or
+// subscriptions/listen (2026-07-28) and get notifications/resources/updated:
+// one watcher goroutine per (subscriber, execution) woken by the backend's
+// Changed channel, at most one notification per 100 ms and one after the
+// last change, stopped on unsubscribe, session end, listen end, the
+// execution's end and Close. Bounded per session or listen
+// (Options.MaxSubscriptionsPerSession) and per server (MaxSubscriptions).
+//
 // # HTTP security (Guard, HostCheck, BodyLimit)
 //
 //  1. Host must be localhost, 127.0.0.1 or [::1] (any port), one of
