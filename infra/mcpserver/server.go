@@ -136,9 +136,10 @@ type Server struct {
 	log     *slog.Logger
 	mcp     *server.MCPServer
 	render  renderConfig
-	subs    *subscriptions
 
 	http *server.StreamableHTTPServer
+	// subs: who follows which execution:// (subscriptions.go).
+	subs *subscriptions
 }
 
 // New builds the MCP server with every tool and the asset:// resource
