@@ -23,6 +23,8 @@ type updates struct {
 	mu   sync.Mutex
 	uris []string
 	at   []time.Time
+	// tags: each update's _meta subscriptionId (nil: untagged).
+	tags []any
 }
 
 func (u *updates) of(uri string) int {
@@ -56,6 +58,7 @@ func subsClient(t testing.TB, s *Server, version string) (*client.Client, *updat
 		u.mu.Lock()
 		u.uris = append(u.uris, uri)
 		u.at = append(u.at, time.Now())
+		u.tags = append(u.tags, n.Params.Meta[mcp.MetaKeySubscriptionID])
 		u.mu.Unlock()
 	})
 	initialize(t, c)
@@ -223,6 +226,15 @@ func TestUpdatesAreCoalescedAndTheLastOneCounts(t *testing.T) {
 				return w == 0 && u.of(uri) > 0, fmt.Sprint(w, " watchers, ", u.of(uri), " updates")
 			})
 			n := u.of(uri)
+			u.mu.Lock()
+			for _, tag := range u.tags {
+				// NB: on a listen stream every notification names the
+				// listen (its request id); legacy ones are untagged.
+				if modern := version == mcp.ProtocolVersion20260728; modern != (tag != nil) {
+					t.Errorf("an update tagged %v on %s", tag, version)
+				}
+			}
+			u.mu.Unlock()
 			if most := int(burst/updateInterval) + 2; n > most {
 				t.Fatalf("%d notifications for a %v burst of 501 changes; coalescing allows at most %d", n, burst, most)
 			}
