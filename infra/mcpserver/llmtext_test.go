@@ -84,3 +84,23 @@ func TestRenderLLMTextKeepsTheBudget(t *testing.T) {
 		t.Errorf("stored %d bytes (%v), want the whole text/llm+plain", len(data), err)
 	}
 }
+
+// TestProgressTextIsShapedToo: the progress notifications execute sends
+// while it waits read displays by their text/llm+plain and fold repeated
+// warnings, as the reply does; streams, errors and text/plain displays
+// read as before.
+func TestProgressTextIsShapedToo(t *testing.T) {
+	warn := pyWarning(2, "slow")
+	all := strings.Repeat(warn, 30)
+	got := progressText([]queue.Output{
+		stream(1, "stdout", "step 1\n"),
+		stream(2, "stderr", all[:100]), stream(3, "stderr", all[100:]),
+		out(4, "execute_result", map[string]any{"data": map[string]any{"text/plain": "wide table", "text/llm+plain": "pandas.DataFrame: 3 rows × 2 columns"}}),
+		out(5, "display_data", map[string]any{"data": map[string]any{"text/plain": "42"}}),
+		out(6, "error", map[string]any{"ename": "ValueError", "evalue": "\x1b[31mbad\x1b[0m"}),
+	})
+	want := "step 1\n" + warn + "… (×29 more of this warning)\n" + "pandas.DataFrame: 3 rows × 2 columns\n42\nError: ValueError: bad\n"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
