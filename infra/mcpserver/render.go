@@ -228,7 +228,8 @@ func renderBundle(msgType string, content json.RawMessage, cfg renderConfig) []m
 		return []mcp.Content{mcp.NewTextContent("(a display output that could not be decoded was skipped)")}
 	}
 	text := d.Data[mimeText]
-	llm, hasLLM := d.Data[mimeLLMText]
+	llm := d.Data[mimeLLMText]
+	hasLLM := len(llm) > 0 && string(llm) != "null"
 	if hasLLM {
 		text = llm
 	}

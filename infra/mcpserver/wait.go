@@ -172,7 +172,7 @@ func progressText(outs []queue.Output) string {
 				continue
 			}
 			text := c.Data[mimeLLMText]
-			if text == nil {
+			if len(text) == 0 || string(text) == "null" {
 				text = c.Data[mimeText]
 			}
 			if text != nil {
