@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // callToolResult is callTool returning the whole result: its links matter.
@@ -139,5 +142,37 @@ print("done")`}))
 	texts, links = replyParts(callToolResult(t, cl, "execute", map[string]any{"kernel": k, "code": "df.iloc[:3, :4]"}))
 	if body := strings.Join(texts[1:], "\n"); !strings.Contains(body, "pandas.DataFrame: 3 rows × 4 columns") || len(links) != 1 {
 		t.Errorf("after restart and load: %q, %d links", body, len(links))
+	}
+}
+
+// TestShapedOutputsAfterServerKill9: the kernel keeps its formatter when
+// the server is killed with SIGKILL and the next one re-attaches to it (it
+// is the same process; nothing is sent to it again), so a DataFrame is
+// still summarised through the real binary.
+func TestShapedOutputsAfterServerKill9(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t))
+
+	first, cl := startStdioServer(t, bin, env)
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "import pandas as pd\ndf = pd.DataFrame({'price': [1.5, 2.5], 'qty': [3, 4]})"}); sc["status"] != "ok" {
+		t.Fatalf("execute: %s", text)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+
+	second, err := client.NewStdioMCPClient(bin, env, "stdio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl2 := mcpClient(t, second)
+	defer cl2.Close()
+	sc, text := callTool(t, cl2, "execute", map[string]any{"kernel": k, "code": "df"})
+	if sc["status"] != "ok" || !strings.Contains(text, "pandas.DataFrame: 2 rows × 2 columns") || !strings.Contains(text, "float64 (1): price; int64 (1): qty") {
+		t.Fatalf("after kill -9 and re-attach, the DataFrame is not summarised: %v\n%s", sc, text)
 	}
 }
