@@ -73,8 +73,7 @@ const llmReprPrelude = `def _mcp_llm_reprs():
         index = index_text(pd, df.index)
         if index:
             out.append(index)
-        with pd.option_context("display.max_colwidth", 40, "display.width", 1000):
-            out.append(("first 5 rows:\n" if rows > 5 else "rows:\n") + df.head(5).to_string(max_cols=20))
+        out.append(("first 5 rows:\n" if rows > 5 else "rows:\n") + df.head(5).to_string(max_cols=20, max_colwidth=40))
         return "\n".join(out), summary
     def series_text(s):
         import pandas as pd

@@ -72,6 +72,15 @@ df`, 60*time.Second)
 		}
 	}
 
+	// A cell's text is cut at 40 characters: a column of documents does not
+	// flood the summary.
+	long := execute(t, k.Client, "pd.DataFrame({'doc': ['x' * 5000, 'short']})", 30*time.Second)
+	data, _ = resultOf(t, long)
+	text, _ = data[jupyter.MIMELLMText].(string)
+	if !strings.Contains(text, "pandas.DataFrame: 2 rows × 1 columns") || len(text) > 400 || !strings.Contains(text, "xxx...") {
+		t.Errorf("a 5,000-character cell is not cut in the summary (%d characters):\n%s", len(text), text)
+	}
+
 	plain := testkit.StartKernel(t)
 	if out := stdoutOf(execute(t, plain.Client, "print('text/llm+plain' in get_ipython().display_formatter.formatters)", 30*time.Second)); out != "False\n" {
 		t.Fatalf("an unwrapped kernel has the formatter: stdout %q", out)
