@@ -18,6 +18,9 @@
 //   - kernelspec.go: kernelspec discovery as Jupyter does it.
 //   - process.go, exitwatch.go: launching, pidfd exit watching, signalling.
 //   - kernel.go: StartKernel / Attach, tying the above together.
+//   - iopubhwm.go, llmrepr.go: the wrapper `-m ipykernel_launcher` kernels
+//     are launched in (raised IOPub queue, split stream messages, and a
+//     text/llm+plain formatter for pandas objects).
 //   - launcher.go: Launcher, the kernel actor's Launcher (Launch, Attach,
 //     Kill) over the above.
 //   - pool.go, poolmarker.go: Pool, kernels started ahead of need per

@@ -131,18 +131,30 @@ func (p *progress) send(ctx context.Context, outs []queue.Output) {
 	}
 }
 
-// progressText is new output as one line-oriented text: stream text as is,
-// errors as their first line, displays by their text/plain.
+// progressText is new output as one line-oriented text: stream text as is
+// (consecutive chunks of one stream merged, repeated warnings on stderr
+// folded as in a reply), errors as their first line, displays by their
+// text/llm+plain or else their text/plain.
 func progressText(outs []queue.Output) string {
-	var b strings.Builder
+	var parts []shown // streams merged as in a reply; errors and displays as unnamed parts
+	add := func(name, text string) {
+		if n := len(parts); n > 0 && name != "" && parts[n-1].name == name {
+			parts[n-1].text.WriteString(text)
+			return
+		}
+		b := &strings.Builder{}
+		b.WriteString(text)
+		parts = append(parts, shown{msgType: "stream", name: name, text: b})
+	}
 	for _, o := range outs {
 		switch o.MsgType {
 		case "stream":
 			var c struct {
+				Name string `json:"name"`
 				Text string `json:"text"`
 			}
 			if json.Unmarshal(o.Content, &c) == nil {
-				b.WriteString(StripANSI(c.Text))
+				add(c.Name, c.Text)
 			}
 		case "error":
 			var c struct {
@@ -150,16 +162,32 @@ func progressText(outs []queue.Output) string {
 				Value string `json:"evalue"`
 			}
 			if json.Unmarshal(o.Content, &c) == nil {
-				b.WriteString("Error: " + c.Name + ": " + StripANSI(c.Value) + "\n")
+				add("", "Error: "+c.Name+": "+c.Value+"\n")
 			}
 		case "execute_result", "display_data":
 			var c struct {
 				Data map[string]json.RawMessage `json:"data"`
 			}
-			if json.Unmarshal(o.Content, &c) == nil && c.Data[mimeText] != nil {
-				b.WriteString(StripANSI(bundleString(c.Data[mimeText])) + "\n")
+			if json.Unmarshal(o.Content, &c) != nil {
+				continue
+			}
+			text := c.Data[mimeLLMText]
+			if len(text) == 0 || string(text) == "null" {
+				text = c.Data[mimeText]
+			}
+			if text != nil {
+				add("", bundleString(text)+"\n")
 			}
 		}
+	}
+	warnings := newWarningFold(parts)
+	var b strings.Builder
+	for _, p := range parts {
+		text := StripANSI(p.text.String())
+		if p.name == "stderr" {
+			text = warnings.apply(text)
+		}
+		b.WriteString(text)
 	}
 	return b.String()
 }
