@@ -96,7 +96,7 @@ func (s *Server) askStdin(req mcp.CallToolRequest, prior roundTrip, x queue.Exec
 // the input_required question when the execution waits in input() and the
 // caller can be asked, otherwise the usual reply (note first, when given).
 func (s *Server) finishExecutionCall(ctx context.Context, req mcp.CallToolRequest, prior roundTrip, f followed, since uint64, note string) *mcp.CallToolResult {
-	if f.Execution.Status == queue.StatusInputRequired && f.Execution.AllowStdin && canAsk(ctx) {
+	if f.Execution.Status == queue.StatusInputRequired && f.Execution.AllowStdin && canElicit(ctx) {
 		return s.askStdin(req, prior, f.Execution, since)
 	}
 	res := s.executionReply(f, since)
@@ -140,12 +140,12 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 	case inputSeq(x) != rt.InputSeq:
 		// NB: the answer was typed for an earlier prompt; it must not
 		// answer this one.
-		if canAsk(ctx) {
+		if canElicit(ctx) {
 			return s.askStdin(req, rt, x, rt.Since), nil
 		}
 		note = fmt.Sprintf("Execution %s now waits on another prompt (%q): your answer was not sent.", id, x.Prompt)
 	case answer == nil:
-		if canAsk(ctx) {
+		if canElicit(ctx) {
 			return s.askStdin(req, rt, x, rt.Since), nil
 		}
 	case answer.Action == mcp.ElicitationResponseActionAccept:
@@ -166,10 +166,14 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 			return failed(action+" "+id, err), nil
 		}
 		res := s.executionReply(f, rt.Since)
-		res.Content = append([]mcp.Content{mcp.NewTextContent(fmt.Sprintf("The input request was %sed: nothing was "+
+		verb := "declined"
+		if answer.Action == mcp.ElicitationResponseActionCancel {
+			verb = "cancelled"
+		}
+		res.Content = append([]mcp.Content{mcp.NewTextContent(fmt.Sprintf("The input request was %s: nothing was "+
 			"sent, and execution %s still waits in input() (prompt %q). To answer later, call send_input with "+
 			"execution_id %q and the value, or call %s again with the same arguments to be asked again; "+
-			"interrupt_kernel on kernel %s stops it.", answer.Action, id, x.Prompt, id, action, x.KernelID))}, res.Content...)
+			"interrupt_kernel on kernel %s stops it.", verb, id, x.Prompt, id, action, x.KernelID))}, res.Content...)
 		return s.withAppData(ctx, req, res, f, rt.Since), nil
 	}
 	f, err := s.follow(ctx, id, rt.Since, wait, p)
@@ -202,4 +206,21 @@ func stdinAnswer(r *mcp.ElicitationResult) (string, error) {
 		return "", fmt.Errorf("the answer to input request %q has %q of type %T, not a string: answer with the line as a string; "+
 			"nothing was sent and the execution still waits", InputRequestStdin, stdinField, v)
 	}
+}
+
+// canElicit is canAsk narrowed to clients that can answer an elicitation:
+// a 2026-07-28 request carries the client's capabilities in its _meta, and
+// a client that did not declare elicitation there cannot answer one (mcp-go's
+// client then fails the whole call: "no elicitation handler configured").
+// Older revisions: canAsk (the session's declared capabilities).
+// NB: an adapter beside roundtrip.go's canAsk, which answers true for every
+// modern request.
+func canElicit(ctx context.Context) bool {
+	if !canAsk(ctx) {
+		return false
+	}
+	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
+		return info.ClientCapabilities != nil && info.ClientCapabilities.Elicitation != nil
+	}
+	return true
 }
