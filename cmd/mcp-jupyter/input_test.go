@@ -1,19 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // stdinUser is an MCP client's user answering input requests: answer is
@@ -373,4 +380,112 @@ func reverse(s string) string {
 		r[i], r[j] = r[j], r[i]
 	}
 	return string(r)
+}
+
+// startServerAt runs the real binary's HTTP server on addr (a restart
+// keeps the address the client knows).
+func startServerAt(t testing.TB, bin string, env []string, addr string, args ...string) *server {
+	t.Helper()
+	s := &server{addr: addr, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--log-format", "json"}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// TestInputAnsweredAcrossServerRestart: the real binary over HTTP on
+// 2026-07-28; mcp-go's client gets the input request of an execution
+// blocked in input(), and while its user is "thinking" the server is
+// stopped (SIGTERM, or kill -9) and started again on the same address. The
+// client's retry (same arguments, the answer, the request state, sealed
+// with the key derived from the token) lands in the same kernel, still
+// blocked in input(): the kernel prints the value. The value is in no log
+// line of either server.
+func TestInputAnsweredAcrossServerRestart(t *testing.T) {
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) { inputAcrossRestart(t, bin, sig) })
+	}
+}
+
+func inputAcrossRestart(t *testing.T, bin string, sig syscall.Signal) {
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t)}
+	addr := freeAddr(t)
+	servers := []*server{startServerAt(t, bin, env, addr)}
+	waitReady(t, addr, 90*time.Second)
+	admin := httpMCP(t, addr, dataDir)
+	k := startKernelTool(t, admin)
+
+	const value = "Grace-Hopper-1906"
+	u := &stdinUser{}
+	u.answer = func(n int, p mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+		if n > 0 {
+			return nil, fmt.Errorf("asked again (%q) after the restart", p.Message)
+		}
+		old := servers[0]
+		if err := old.cmd.Process.Signal(sig); err != nil {
+			return nil, err
+		}
+		select {
+		case <-old.done:
+		case <-time.After(60 * time.Second):
+			return nil, fmt.Errorf("the server did not stop on %s", sig)
+		}
+		servers = append(servers, startServerAt(t, bin, env, addr))
+		waitReady(t, addr, 90*time.Second)
+		return accept(value), nil
+	}
+	token, err := os.ReadFile(filepath.Join(dataDir, mcpserver.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := transport.NewStreamableHTTP("http://"+addr+pathMCP,
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := startVersioned(t, client.NewClient(hc, client.WithElicitationHandler(u)), "")
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true, "timeout_s": 60,
+		"code": "import os\nprint('pid', os.getpid())\nanswer = input('Your name: ')\nprint('kernel got', answer[::-1])"})
+	text := resultText(res)
+	if res.IsError || resultStatus(res) != "ok" || !strings.Contains(text, "kernel got "+reverse(value)) {
+		t.Fatalf("the answer after a restart (%s) did not reach the kernel: %s\n%s\nnew server log:\n%s",
+			sig, resultStatus(res), text, servers[len(servers)-1].Logs())
+	}
+	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Your name: " {
+		t.Fatalf("questions: %+v", qs)
+	}
+	for i, s := range servers {
+		if strings.Contains(s.Logs(), value) {
+			t.Fatalf("server %d logged the answer", i)
+		}
+	}
 }
