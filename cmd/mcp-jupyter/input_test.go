@@ -158,6 +158,10 @@ func TestInputAnsweredThroughInputRequests(t *testing.T) {
 	if len(qs) != 2 {
 		t.Fatalf("asked %d questions, want 2: %+v", len(qs), qs)
 	}
+	// The retries carried the execution: the code ran once.
+	if sc, text := callTool(t, cl, "list_executions", map[string]any{"kernel": k}); len(sc["executions"].([]any)) != 1 {
+		t.Fatalf("the code was submitted again by a retry: %s", text)
+	}
 	for i, want := range []string{"First name: ", "Last name: "} {
 		if qs[i].Message != want {
 			t.Fatalf("question %d message %q, want the prompt %q", i, qs[i].Message, want)
@@ -169,6 +173,31 @@ func TestInputAnsweredThroughInputRequests(t *testing.T) {
 		if qs[i].Meta != nil && qs[i].Meta.AdditionalFields[mcpserver.SensitiveMetaKey] == true {
 			t.Fatalf("question %d of input() is marked sensitive", i)
 		}
+	}
+}
+
+// TestGetExecutionAsksForInput: an execute that replied "running" is
+// followed with get_execution, which finds the code in input() and asks;
+// the answer goes to the kernel and get_execution's wait_s carries the
+// retry to the end.
+func TestGetExecutionAsksForInput(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	u := &stdinUser{answer: types("later")}
+	cl := inProcessAs(t, c, "", u)
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true, "timeout_s": 0.2,
+		"code": "import time\ntime.sleep(2)\nv = input('Later: ')\nprint('got', v)"})
+	sc, _ := res.StructuredContent.(map[string]any)
+	id, _ := sc["execution_id"].(string)
+	if sc["status"] != "running" || len(u.questions()) != 0 {
+		t.Fatalf("execute within 0.2 s: want running and nothing asked yet: %v %d", sc, len(u.questions()))
+	}
+	res = callRaw(t, cl, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "got later") {
+		t.Fatalf("get_execution answered through an input request: %s\n%s", resultStatus(res), text)
+	}
+	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Later: " {
+		t.Fatalf("questions: %+v", qs)
 	}
 }
 
@@ -235,8 +264,28 @@ func TestPasswordInputIsSensitiveAndNeverRecorded(t *testing.T) {
 func TestInputLegacyClientWithElicitation(t *testing.T) {
 	c, connect := inProcess(t)
 	k := startKernelTool(t, connect())
-	u := &stdinUser{answer: types("42")}
-	cl := inProcessAs(t, c, mcp.ProtocolVersion20251125, u)
+	t.Run("in-process", func(t *testing.T) {
+		u := &stdinUser{answer: types("42")}
+		legacyElicitation(t, inProcessAs(t, c, mcp.ProtocolVersion20251125, u), u, k)
+	})
+	t.Run("http", func(t *testing.T) {
+		port := serveOn(t, c)
+		token, err := os.ReadFile(filepath.Join(c.cfg.DataDir, mcpserver.TokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, err := transport.NewStreamableHTTP("http://127.0.0.1:"+port+pathMCP,
+			transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &stdinUser{answer: types("42")}
+		cl := client.NewClient(hc, client.WithElicitationHandler(u), client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+		legacyElicitation(t, startVersioned(t, cl, mcp.ProtocolVersion20251125), u, k)
+	})
+}
+
+func legacyElicitation(t *testing.T, cl *client.Client, u *stdinUser, k string) {
 
 	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
 		"code": "n = int(input('How many? '))\nprint('twice', 2 * n)"})

@@ -44,8 +44,8 @@ func (s *Server) addExecutionTools() {
 			"idempotent: repeating execute with the same id returns that execution instead of running "+
 			"the code twice.")),
 		mcp.WithBoolean("allow_stdin", mcp.DefaultBool(false), mcp.Description("Let the code call "+
-			"input(); the execution then pauses with status input_required until send_input. "+
-			"Without it input() raises at once.")),
+			"input(); the execution then pauses with status input_required until send_input (a client "+
+			"that handles elicitation is asked the prompt instead). Without it input() raises at once.")),
 		mcp.WithReadOnlyHintAnnotation(false),
 		mcp.WithDestructiveHintAnnotation(false),
 		mcp.WithIdempotentHintAnnotation(false),

@@ -12,7 +12,8 @@
 //            the retry with inputResponses and requestState. With
 //            MCPJ_RESTART_HANDSHAKE=1 the script writes "input.mjs: restart
 //            now" on stderr between the two and waits for "restarted" on
-//            stdin (the test restarts the server meanwhile);
+//            stdin (the test restarts the server meanwhile); a retry with
+//            other arguments, or an altered state, is refused first;
 //   plain:   a client without the elicitation capability gets the older
 //            reply (status input_required, send_input).
 // Prints one JSON object; exits 1 naming the first check that failed
@@ -115,6 +116,16 @@ try {
     rl.close();
     result.restarted = true;
   }
+  // A retry with other arguments, or with an altered state, is refused and sends nothing.
+  const answer = { stdin: { action: 'accept', content: { value: 'wrong' } } };
+  const other = await auto.callTool({ name: 'execute', arguments: { ...args, code: args.code + '\n' },
+    inputResponses: answer, requestState: first.requestState }, { timeout: callTimeoutMs, allowInputRequired: true });
+  check(other.isError && text(other).includes('belongs to another call'), 'manual: a retry with other arguments is refused', other);
+  const [body, mac] = first.requestState.split('.');
+  const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url')), i: 1 })).toString('base64url') + '.' + mac;
+  const tampered = await auto.callTool({ name: 'execute', arguments: args, inputResponses: answer, requestState: forged },
+    { timeout: callTimeoutMs, allowInputRequired: true });
+  check(tampered.isError && text(tampered).includes('not minted by this server or was altered'), 'manual: an altered requestState is refused', tampered);
   const retried = await auto.callTool({ name: 'execute', arguments: args,
     inputResponses: { stdin: { action: 'accept', content: { value: 'kiwi' } } }, requestState: first.requestState },
   { timeout: callTimeoutMs, allowInputRequired: true });
