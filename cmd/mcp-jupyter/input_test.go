@@ -20,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -654,5 +655,36 @@ func TestInputOutsideTSClient(t *testing.T) {
 	}
 	if !restarted || !res.Restarted || res.ProtocolVersion != "2026-07-28" {
 		t.Fatalf("the check did not run as meant: restarted %v/%v, revision %q", restarted, res.Restarted, res.ProtocolVersion)
+	}
+}
+
+// TestInputNotAskedOfAReader: a principal with the read scope only,
+// following a shared execution with get_execution, is shown the prompt
+// (it could not answer it: send_input needs execute) instead of being
+// asked; its elicitation handler is never called.
+func TestInputNotAskedOfAReader(t *testing.T) {
+	c, connect := inProcess(t)
+	admin := connect()
+	k := startKernelTool(t, admin)
+	if _, text := callTool(t, admin, "share_kernel", map[string]any{"kernel": k, "principal": "oidc:reader", "access": "read"}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("share_kernel: %s", text)
+	}
+	sc, text := callTool(t, inProcessAs(t, c, mcp.ProtocolVersion20251125, nil), "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "v = input('Secret plan: ')\nprint(v)"})
+	if sc["status"] != "input_required" {
+		t.Fatalf("execute: %s", text)
+	}
+	u := &stdinUser{answer: types("nope")}
+	cl := inProcessAs(t, c, "", u)
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = "get_execution", map[string]any{"execution_id": sc["execution_id"]}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := cl.CallTool(auth.WithPrincipal(ctx, auth.Principal{Name: "oidc:reader", Scopes: auth.ScopeRead}), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError || res.NeedsInput() || resultStatus(res) != "input_required" || len(u.questions()) != 0 {
+		t.Fatalf("a reader's get_execution: asked %d, %s", len(u.questions()), resultText(res))
 	}
 }

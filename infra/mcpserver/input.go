@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
@@ -96,7 +97,7 @@ func (s *Server) askStdin(req mcp.CallToolRequest, prior roundTrip, x queue.Exec
 // the input_required question when the execution waits in input() and the
 // caller can be asked, otherwise the usual reply (note first, when given).
 func (s *Server) finishExecutionCall(ctx context.Context, req mcp.CallToolRequest, prior roundTrip, f followed, since uint64, note string) *mcp.CallToolResult {
-	if f.Execution.Status == queue.StatusInputRequired && f.Execution.AllowStdin && canElicit(ctx) {
+	if f.Execution.Status == queue.StatusInputRequired && f.Execution.AllowStdin && mayAnswer(ctx) {
 		return s.askStdin(req, prior, f.Execution, since)
 	}
 	res := s.executionReply(f, since)
@@ -140,12 +141,12 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 	case inputSeq(x) != rt.InputSeq:
 		// NB: the answer was typed for an earlier prompt; it must not
 		// answer this one.
-		if canElicit(ctx) {
+		if mayAnswer(ctx) {
 			return s.askStdin(req, rt, x, rt.Since), nil
 		}
 		note = fmt.Sprintf("Execution %s now waits on another prompt (%q): your answer was not sent.", id, x.Prompt)
 	case answer == nil:
-		if canElicit(ctx) {
+		if mayAnswer(ctx) {
 			return s.askStdin(req, rt, x, rt.Since), nil
 		}
 	case answer.Action == mcp.ElicitationResponseActionAccept:
@@ -223,4 +224,16 @@ func canElicit(ctx context.Context) bool {
 		return info.ClientCapabilities != nil && info.ClientCapabilities.Elicitation != nil
 	}
 	return true
+}
+
+// mayAnswer reports whether the caller is asked an input() prompt: its
+// client can answer an elicitation, and it holds send_input's scope (a
+// reader following an execution with get_execution is shown the prompt,
+// not asked a question whose answer would be refused).
+func mayAnswer(ctx context.Context) bool {
+	if !canElicit(ctx) {
+		return false
+	}
+	p, err := auth.Caller(ctx)
+	return err == nil && p.Scopes.Has(ToolScope("send_input"))
 }
