@@ -66,14 +66,16 @@ func accept(line string) *mcp.ElicitationResult {
 // newest), failing if the client ended on another one.
 func startVersioned(t testing.TB, c *client.Client, version string) *client.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	// NB: Start gets a context that outlives this function: the stdio
+	// transport ties its subprocess to it.
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("start client: %v", err)
 	}
 	var init mcp.InitializeRequest
 	init.Params.ProtocolVersion = version
 	init.Params.ClientInfo = mcp.Implementation{Name: "input-test", Version: "1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize: %v", err)
 	}
@@ -686,5 +688,47 @@ func TestInputNotAskedOfAReader(t *testing.T) {
 	}
 	if res.IsError || res.NeedsInput() || resultStatus(res) != "input_required" || len(u.questions()) != 0 {
 		t.Fatalf("a reader's get_execution: asked %d, %s", len(u.questions()), resultText(res))
+	}
+}
+
+// TestInputOverStdio: the real binary over stdio, as a desktop client runs
+// it: a 2026-07-28 client answers through input requests, a 2025-11-25 one
+// through the elicitation/create bridge.
+func TestInputOverStdio(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t))
+	k := ""
+	for _, version := range []string{"", mcp.ProtocolVersion20251125} {
+		t.Run("version="+version, func(t *testing.T) {
+			tr := transport.NewStdio(bin, env, "stdio")
+			var stderr strings.Builder
+			stderrDone := make(chan struct{})
+			t.Cleanup(func() {
+				<-stderrDone
+				if t.Failed() {
+					t.Logf("stdio server stderr:\n%s", stderr.String())
+				}
+			})
+			u := &stdinUser{answer: types("stdio-" + version)}
+			opts := []client.ClientOption{client.WithElicitationHandler(u)}
+			if version != "" {
+				opts = append(opts, client.WithProtocolVersion(version))
+			}
+			cl := startVersioned(t, client.NewClient(tr, opts...), version)
+			go func() { defer close(stderrDone); _, _ = io.Copy(&stderr, tr.Stderr()) }()
+			if k == "" {
+				k = startKernelTool(t, cl)
+			}
+			res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+				"code": "v = input('Over stdio: ')\nprint('stdio got', v)"})
+			if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "stdio got stdio-"+version) {
+				t.Fatalf("over stdio: %s\n%s", resultStatus(res), text)
+			}
+			if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Over stdio: " {
+				t.Fatalf("questions: %+v", qs)
+			}
+		})
 	}
 }
