@@ -558,7 +558,7 @@ func inputSDK2Node(t testing.TB) string {
 		Dependencies map[string]string `json:"dependencies"`
 	}
 	for path, into := range map[string]any{
-		filepath.Join(inputSDK2Dir, "package.json"): &pinned,
+		filepath.Join(inputSDK2Dir, "package.json"):                                                    &pinned,
 		filepath.Join(inputSDK2Dir, "node_modules", "@modelcontextprotocol", "client", "package.json"): &installed,
 	} {
 		data, err := os.ReadFile(path)
