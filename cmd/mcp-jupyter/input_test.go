@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -730,5 +731,41 @@ func TestInputOverStdio(t *testing.T) {
 				t.Fatalf("questions: %+v", qs)
 			}
 		})
+	}
+}
+
+// TestInputManyPromptsGoOnWithGetExecution: code asking more prompts than
+// a client retries one call for (mcp-go: 10 rounds) fails that call on the
+// client's side, but nothing is lost: the execution waits on the next
+// prompt, and get_execution asks the rest.
+func TestInputManyPromptsGoOnWithGetExecution(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	lines := make([]string, 12)
+	for i := range lines {
+		lines[i] = fmt.Sprint("line", i)
+	}
+	u := &stdinUser{answer: types(lines...)}
+	cl := inProcessAs(t, c, "", u)
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "got = [input(f'{i}: ') for i in range(12)]\nprint('all', ' '.join(got))"}
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 120*time.Second)
+	defer cancel()
+	if _, err := cl.CallTool(ctx, req); !errors.Is(err, client.ErrMaxInputRoundTripsExceeded) {
+		t.Fatalf("execute with 12 prompts: %v, want the client's round-trip bound", err)
+	}
+	sc, _ := callTool(t, connect(), "list_executions", map[string]any{"kernel": k, "status": "input_required"})
+	rows, _ := sc["executions"].([]any)
+	if len(rows) != 1 {
+		t.Fatalf("want the execution waiting on its next prompt: %v", sc)
+	}
+	id := rows[0].(map[string]any)["execution_id"]
+	res := callRaw(t, cl, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "all "+strings.Join(lines, " ")) {
+		t.Fatalf("get_execution asked the rest: %s\n%s", resultStatus(res), text)
+	}
+	if n := len(u.questions()); n != 12 {
+		t.Fatalf("asked %d questions, want 12 (each prompt once)", n)
 	}
 }
