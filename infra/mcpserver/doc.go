@@ -49,6 +49,12 @@
 //     final status tells whether it ran. The answer follows the path the
 //     cancel took (Backend.CancelExecution), not the read model.
 //   - send_input {execution_id, value, wait_s=0}: answers input().
+//   - execute and get_execution of an execution waiting in input(), for a
+//     caller whose request declares elicitation and who holds the execute
+//     scope, return an input_required result (input request "stdin") instead;
+//     the retry sends the answer to that very input request and follows the
+//     execution (input.go). Nothing is kept between the calls: the sealed
+//     request state names the execution and its ExecutionInputRequested.
 //
 // Notebooks (AddNotebookTools over a NotebookBackend; paths are relative to
 // the notebook root; every change passes expected_hash, the sha256 the agent
