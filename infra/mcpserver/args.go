@@ -91,6 +91,21 @@ func (a *args) str(name string, required bool, hint string) string {
 	return s
 }
 
+// cell reads a required cell reference: a cell id, or its 0-based index
+// as a string ("3") or, as agents also send it (cell_index: 3), a whole
+// number, which reads as the same string.
+func (a *args) cell(name, hint string) string {
+	switch a.m[name].(type) {
+	case float64, float32, int, int64, json.Number:
+		n := a.integer(name, 0, indexSpan)
+		if a.err != nil {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return a.str(name, true, hint)
+}
+
 // num reads a number argument as the float64 it arrived as, def when
 // absent. It refuses what is not a finite number; callers go through
 // number, integer or duration, which check the range before any conversion.

@@ -193,3 +193,27 @@ func (r *recordingAssets) ListAssets(_ context.Context, kernelID, executionID st
 func fmtRecord(what string, v any) string { return what + " " + strings.TrimSpace(fmtValue(v)) }
 
 func fmtValue(v any) string { return fmt.Sprintf("%+v", v) }
+
+// TestCellIndexAsNumber: cell_index: 2 (a JSON number, as agents send an
+// index) reads as the cell reference "2"; a fraction or a negative one is
+// refused naming the argument.
+func TestCellIndexAsNumber(t *testing.T) {
+	for _, tool := range []string{"edit_cell", "delete_cell", "move_cell", "run_cell"} {
+		base := map[string]any{}
+		for k, v := range validCalls[tool] {
+			base[k] = v
+		}
+		want, _, wantRecord := callInFreshWorld(t, tool, renamed(base, "cell", "cell", "2"))
+		for _, as := range []string{"cell", "cell_index"} {
+			text, isErr, record := callInFreshWorld(t, tool, renamed(base, "cell", as, 2))
+			if isErr || text != want || record != wantRecord {
+				t.Errorf("%s %s=2: %s (backend %s), want %s (backend %s)", tool, as, text, record, want, wantRecord)
+			}
+			for _, bad := range []any{2.5, -1, 1e300} {
+				if text, isErr, record := callInFreshWorld(t, tool, renamed(base, "cell", as, bad)); !isErr || !strings.Contains(text, `"cell" must be`) || record != "" {
+					t.Errorf("%s %s=%v accepted: %s (backend %s)", tool, as, bad, text, record)
+				}
+			}
+		}
+	}
+}
