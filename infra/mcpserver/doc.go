@@ -126,6 +126,17 @@
 // seconds never reaches time.Duration), and every error names the
 // argument, the range and the value.
 //
+// Names as agents guess them: the schema documents one name per argument;
+// aliases.go lists, per tool, the names agents also use (kernel_id for
+// kernel, sha256 for expected_hash, cursor for since…), and any spelling of
+// either (case, '_', '-') is the same name. checkArguments, the middleware
+// right after requireScope, hands the handler the arguments under their
+// documented names only, and refuses a name the tool does not take (with a
+// "did you mean" and the tool's arguments) or one argument given twice with
+// different values. newArgs applies the same table, so argsDigest and any
+// other reader see documented names. NB: a new tool or argument needs its
+// row in aliases.go (TestArgumentTableMatchesSchemas).
+//
 // # MCP Tasks
 //
 // mcp-go v1.2.1 implements MCP Tasks, but its task table is an in-memory map

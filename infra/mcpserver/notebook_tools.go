@@ -218,16 +218,16 @@ func (t *notebookTools) change(kind string) server.ToolHandlerFunc {
 				c.Index = int(a.integer("index", 0, indexSpan))
 			}
 		case "edit":
-			c.Cell = a.str("cell", true, cellHelp)
+			c.Cell = a.cell("cell", cellHelp)
 			if _, ok := a.m["source"]; !ok && a.err == nil {
 				a.fail("missing required argument %q: the new source (may be empty)", "source")
 			}
 			c.Source = a.str("source", false, "the new source")
 			c.CellType = a.str("cell_type", false, "code, markdown or raw")
 		case "delete":
-			c.Cell = a.str("cell", true, cellHelp)
+			c.Cell = a.cell("cell", cellHelp)
 		case "move":
-			c.Cell = a.str("cell", true, cellHelp)
+			c.Cell = a.cell("cell", cellHelp)
 			if _, ok := a.m["to"]; !ok && a.err == nil {
 				a.fail("missing required argument %q: the 0-based index the cell ends up at", "to")
 			}
@@ -379,7 +379,7 @@ func outputsAsMessages(outs []json.RawMessage) []queue.Output {
 func (t *notebookTools) runCell(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a := newArgs(req)
 	path := a.str("path", true, pathHelp)
-	cell := a.str("cell", true, cellHelp)
+	cell := a.cell("cell", cellHelp)
 	timeout := a.duration("timeout_s", t.s.opts.DefaultTimeout, t.s.timeoutSpan())
 	execID := a.str("execution_id", false, "an id of your choosing")
 	if a.err != nil {

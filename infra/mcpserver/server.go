@@ -165,6 +165,9 @@ func New(backend Backend, opts Options) *Server {
 		// and are refused when called (scopes.go).
 		server.WithToolFilter(listableTools),
 		server.WithToolHandlerMiddleware(requireScope),
+		// Arguments under the names agents guess, and none the tool
+		// does not take (args.go).
+		server.WithToolHandlerMiddleware(s.checkArguments),
 		server.WithResourceHandlerMiddleware(resourceCaller),
 	}, appServerOptions(opts.App)...)...)
 	s.addKernelTools()
