@@ -311,12 +311,13 @@ func goClient(t testing.TB, tr transport.Interface, legacy bool) *client.Client 
 		opts = append(opts, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 	}
 	cl := client.NewClient(tr, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := cl.Start(ctx); err != nil {
+	// NB: Start's context is the stdio server process's lifetime.
+	if err := cl.Start(context.Background()); err != nil {
 		t.Fatalf("start mcp-go client: %v", err)
 	}
 	t.Cleanup(func() { _ = cl.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	var init mcp.InitializeRequest
 	init.Params.ClientInfo = mcp.Implementation{Name: "matrix", Version: "1"}
 	if _, err := cl.Initialize(ctx, init); err != nil {
