@@ -24,7 +24,7 @@ var eventLevel = map[string]slog.Level{
 	events.TypeCheckpointSaved: slog.LevelInfo, events.TypeCheckpointLoaded: slog.LevelInfo,
 	events.TypeCheckpointRejected: slog.LevelWarn, events.TypeCheckpointDeleted: slog.LevelInfo,
 	events.TypeAssetCollected: slog.LevelDebug, events.TypeLeaseExpired: slog.LevelDebug,
-	events.TypeKernelShared: slog.LevelInfo,
+	events.TypeKernelShared:  slog.LevelInfo,
 	events.TypePolicyDecided: slog.LevelInfo,
 }
 
