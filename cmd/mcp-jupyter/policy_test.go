@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +94,9 @@ type recordingTransport struct {
 	transport.Interface
 	mu    sync.Mutex
 	calls []transport.JSONRPCRequest
+	// resent numbers resent requests apart from the client's own (small:
+	// a JSON number past 2^53 would not come back equal).
+	resent atomic.Int64
 }
 
 func (r *recordingTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
@@ -140,7 +146,7 @@ func (r *recordingTransport) resend(t testing.TB, params map[string]any) (string
 	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 60*time.Second)
 	defer cancel()
 	resp, err := r.Interface.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION,
-		ID: mcp.NewRequestId(time.Now().UnixNano()), Method: string(mcp.MethodToolsCall), Params: params})
+		ID: mcp.NewRequestId(1<<30 + r.resent.Add(1)), Method: string(mcp.MethodToolsCall), Params: params})
 	if err != nil {
 		t.Fatalf("resend: %v", err)
 	}
@@ -352,5 +358,121 @@ func TestBadPolicyFileStopsTheServer(t *testing.T) {
 	if !strings.Contains(err.Error(), "--policy / MCP_POLICY: policy ") || !strings.Contains(err.Error(), "policy.yaml:4: ") ||
 		!strings.Contains(err.Error(), "regular expression") {
 		t.Fatalf("the refusal: %v", err)
+	}
+}
+
+// policyStdio runs the real binary over stdio with env, its client wrapped
+// in a recordingTransport and configured with opts; stop sends SIGTERM and
+// waits for the server to end.
+func policyStdio(t *testing.T, bin string, env []string, opts ...client.ClientOption) (cl *client.Client, rec *recordingTransport, stop func()) {
+	t.Helper()
+	var cmd *exec.Cmd
+	tr := transport.NewStdioWithOptions(bin, env, []string{"stdio"},
+		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+			cmd = exec.CommandContext(ctx, command, args...)
+			cmd.Env = env
+			return cmd, nil
+		}))
+	rec = &recordingTransport{Interface: tr}
+	cl = mcpClient(t, client.NewClient(rec, opts...))
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _, _ = cmd.Process.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("the server did not end within 60 s of SIGTERM")
+				<-done
+			}
+			_ = cl.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return cl, rec, stop
+}
+
+// TestPolicyRealBinaryBothRevisions runs the real binary over stdio with
+// --policy and drives it with mcp-go's client on both revisions:
+// 2025-11-25 with elicitation (mcp-go's bridge asks the user), 2025-11-25
+// without (refused: the client cannot be asked), and 2026-07-28 (input
+// requests). An answer captured before a SIGTERM restart is refused after
+// it (the answered requests are read back from the log). The decisions
+// are read back from the Pebble log once the server has stopped.
+func TestPolicyRealBinaryBothRevisions(t *testing.T) {
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := append(os.Environ(), "MCP_DATA_DIR="+dataDir, "JUPYTER_PATH="+testkit.KernelSpecDir(t), "MCP_POLICY="+writePolicy(t, testPolicy))
+	legacy := client.WithProtocolVersion(mcp.ProtocolVersion20251125)
+	secret := func(tag string) string { return "SECRET = '" + tag + "'\nprint('ran', SECRET)" }
+
+	// 2025-11-25 with elicitation: the bridge asks; yes runs, no does not.
+	user := &answerer{answer: "yes"}
+	cl, _, stop := policyStdio(t, bin, env, legacy, client.WithElicitationHandler(user))
+	if v := cl.ProtocolVersion(); v != mcp.ProtocolVersion20251125 {
+		t.Fatalf("negotiated %q, want 2025-11-25", v)
+	}
+	k := startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-yes")}); sc["status"] != "ok" || !strings.Contains(text, "ran legacy-yes") {
+		t.Fatalf("confirmed through elicitation/create: %v %s", sc, text)
+	}
+	user.set("decline")
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-no")}); !strings.Contains(text, "not confirmed (the user declined)") {
+		t.Fatalf("declined through elicitation/create: %s", text)
+	}
+	if qs := user.questions(); len(qs) != 2 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) {
+		t.Fatalf("questions: %+v", qs)
+	}
+	stop()
+
+	// 2025-11-25 without elicitation: refused, saying what the client lacks.
+	cl, _, stop = policyStdio(t, bin, env, legacy)
+	k = startKernelTool(t, cl)
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("unaskable")}); !strings.Contains(text, "this client cannot be asked") ||
+		!strings.Contains(text, "2026-07-28") || !strings.Contains(text, "elicitation") {
+		t.Fatalf("a client that cannot be asked: %s", text)
+	}
+	if _, text := callTool(t, cl, "shutdown_kernel", map[string]any{"kernel": k}); !strings.Contains(text, "cannot be asked") {
+		t.Fatalf("shutdown_kernel by a client that cannot be asked: %s", text)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "import os; os.system('true')"}); !strings.Contains(text, `refused by rule "no-shell"`) {
+		t.Fatalf("deny on the older revision: %s", text)
+	}
+	stop()
+
+	// 2026-07-28: input requests; the answer is captured, then the server restarts.
+	user = &answerer{answer: "yes"}
+	cl, rec, stop := policyStdio(t, bin, env, client.WithElicitationHandler(user))
+	if v := cl.ProtocolVersion(); v != mcp.ProtocolVersion20260728 {
+		t.Fatalf("negotiated %q, want 2026-07-28", v)
+	}
+	k = startKernelTool(t, cl)
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("modern-yes")}); sc["status"] != "ok" || !strings.Contains(text, "ran modern-yes") {
+		t.Fatalf("confirmed through an input request: %v %s", sc, text)
+	}
+	answered := rec.lastAnswered(t)
+	stop()
+
+	_, rec, stop = policyStdio(t, bin, env, client.WithElicitationHandler(user))
+	if text, isErr := rec.resend(t, answered); !isErr || !strings.Contains(text, "already answered") {
+		t.Fatalf("an answer replayed after a restart: %v %s", isErr, text)
+	}
+	stop()
+
+	l, err := eventlog.Open(filepath.Join(dataDir, "events"), eventlog.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := decisionsOf(policyDecisions(t, l, "admin"))
+	want := []string{"ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:declined",
+		"ask-secrets:unconfirmable", "ask-shutdown:unconfirmable", "no-shell:refused",
+		"ask-secrets:asked", "ask-secrets:confirmed"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("decisions in the log:\n got %v\nwant %v", got, want)
 	}
 }
