@@ -130,6 +130,9 @@ type Server struct {
 	log     *slog.Logger
 	mcp     *server.MCPServer
 	render  renderConfig
+	// notebooks is AddNotebookTools' backend: --policy reads the cells
+	// run_cell and run_all would run (policy_edge.go).
+	notebooks NotebookBackend
 
 	http *server.StreamableHTTPServer
 }
@@ -155,6 +158,8 @@ func New(backend Backend, opts Options) *Server {
 		// and are refused when called (scopes.go).
 		server.WithToolFilter(listableTools),
 		server.WithToolHandlerMiddleware(requireScope),
+		// --policy (policy_edge.go), inside requireScope.
+		server.WithToolHandlerMiddleware(s.applyPolicy),
 		server.WithResourceHandlerMiddleware(resourceCaller),
 	}, appServerOptions(opts.App)...)...)
 	s.addKernelTools()
