@@ -63,10 +63,15 @@ type numericArg struct {
 }
 
 func numericArgs() []numericArg {
-	nb := func(m map[string]any) map[string]any {
-		out := map[string]any{"path": "a.ipynb", "expected_hash": "h", "cell": "0", "source": "s"}
-		for k, v := range m {
-			out[k] = v
+	// nb is what a notebook tool needs besides the numeric argument: only
+	// the arguments tool takes (another is refused, args.go).
+	nb := func(tool string) map[string]any {
+		all := map[string]any{"path": "a.ipynb", "expected_hash": "h", "cell": "0", "source": "s"}
+		out := map[string]any{}
+		for _, an := range toolArguments[tool] {
+			if v, ok := all[an.name]; ok {
+				out[an.name] = v
+			}
 		}
 		return out
 	}
@@ -79,17 +84,17 @@ func numericArgs() []numericArg {
 			rangeText: "at least 0 and at most 9007199254740992", integer: true, valid: []float64{0, 7}},
 		{tool: "send_input", arg: "wait_s", base: map[string]any{"execution_id": "x", "value": ""},
 			rangeText: "at least 0 and at most 55 seconds", valid: []float64{0}},
-		{tool: "read_notebook", arg: "start", base: nb(nil),
+		{tool: "read_notebook", arg: "start", base: nb("read_notebook"),
 			rangeText: "at least 0 and at most 2147483647", integer: true, valid: []float64{0, 3}},
-		{tool: "read_notebook", arg: "count", base: nb(nil),
+		{tool: "read_notebook", arg: "count", base: nb("read_notebook"),
 			rangeText: "at least 1 and at most 500", integer: true, valid: []float64{1, 500}},
-		{tool: "insert_cell", arg: "index", base: nb(nil),
+		{tool: "insert_cell", arg: "index", base: nb("insert_cell"),
 			rangeText: "at least 0 and at most 2147483647", integer: true, valid: []float64{0, 2}},
-		{tool: "move_cell", arg: "to", base: nb(nil),
+		{tool: "move_cell", arg: "to", base: nb("move_cell"),
 			rangeText: "at least 0 and at most 2147483647", integer: true, valid: []float64{0, 2}},
-		{tool: "run_cell", arg: "timeout_s", base: nb(nil),
+		{tool: "run_cell", arg: "timeout_s", base: nb("run_cell"),
 			rangeText: "more than 0 and at most 600 seconds", valid: []float64{1}},
-		{tool: "run_all", arg: "timeout_s", base: nb(nil),
+		{tool: "run_all", arg: "timeout_s", base: nb("run_all"),
 			rangeText: "more than 0 and at most 600 seconds", valid: []float64{1}},
 	}
 }

@@ -158,6 +158,9 @@ func New(backend Backend, opts Options) *Server {
 		// and are refused when called (scopes.go).
 		server.WithToolFilter(listableTools),
 		server.WithToolHandlerMiddleware(requireScope),
+		// Arguments under the names agents guess, and none the tool
+		// does not take (args.go).
+		server.WithToolHandlerMiddleware(s.checkArguments),
 		// --policy (policy_edge.go), inside requireScope.
 		server.WithToolHandlerMiddleware(s.applyPolicy),
 		server.WithResourceHandlerMiddleware(resourceCaller),
