@@ -32,7 +32,8 @@ const StreamChunkChars = 256 << 10
 // withIOPubHWM rewrites `<python> -m ipykernel_launcher <args>` into
 // `<python> -c <prelude; run ipykernel_launcher> <args>`; other argv are
 // returned as they are. The prelude raises the PUB sockets' high-water mark
-// to hwm and splits stream messages (StreamChunkChars).
+// to hwm, splits stream messages (StreamChunkChars) and registers the
+// text/llm+plain formatter (llmReprPrelude).
 func withIOPubHWM(argv []string, hwm int) []string {
 	if hwm <= 0 || len(argv) < 3 || argv[1] != "-m" || argv[2] != "ipykernel_launcher" {
 		return argv
@@ -55,8 +56,8 @@ def _mcp_send(self, stream, msg_or_type, content=None, *args, **kwargs):
         r = _send(self, stream, msg_or_type, dict(content, text=text[i:i+%d]), *args, **kwargs)
     return r
 Session.send = _mcp_send
-runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
-`, hwm, StreamChunkChars, StreamChunkChars, StreamChunkChars)
+`, hwm, StreamChunkChars, StreamChunkChars, StreamChunkChars) + llmReprPrelude +
+		"runpy.run_module(\"ipykernel_launcher\", run_name=\"__main__\", alter_sys=True)\n"
 	out := []string{argv[0], "-c", prelude}
 	return append(out, argv[3:]...)
 }

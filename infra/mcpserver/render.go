@@ -21,6 +21,15 @@ const (
 	mimePNG    = "image/png"
 	mimeJPEG   = "image/jpeg"
 	mimePlotly = "application/vnd.plotly.v1+json"
+	// mimeLLMText is a representation written for language models (the
+	// repr_llm convention); preferred over text/plain when a display
+	// offers it.
+	// NB: must equal jupyter.MIMELLMText (the kernels' formatter).
+	mimeLLMText = "text/llm+plain"
+	// llmSummaryMetadata, true in a display's metadata for mimeLLMText,
+	// marks the kernel's own summary of a larger display (a DataFrame):
+	// its HTML is still linked. NB: must equal jupyter.LLMSummaryMetadata.
+	llmSummaryMetadata = "io.mcp-jupyter/summary"
 	// mimeFullText is what a truncated output's full text is stored as.
 	mimeFullText = "text/plain; charset=utf-8"
 )
@@ -109,6 +118,7 @@ const (
 func renderOutputs(outs []queue.Output, cfg renderConfig) []mcp.Content {
 	var cs []mcp.Content
 	list := foldOutputs(outs)
+	warnings := newWarningFold(list)
 	textLeft, imageLeft := replyTextBudgets*cfg.TextBudget, replyImageBudgets*cfg.ImageBudget
 	for i, s := range list {
 		if textLeft <= 0 {
@@ -121,7 +131,7 @@ func renderOutputs(outs []queue.Output, cfg renderConfig) []mcp.Content {
 		// NB: once the inline-image allowance is spent, images are linked.
 		c.ImageBudget = min(cfg.ImageBudget, max(imageLeft, 0))
 		before := len(cs)
-		cs = append(cs, renderShown(s, c)...)
+		cs = append(cs, renderShown(s, c, warnings)...)
 		for _, c := range cs[before:] {
 			switch c := c.(type) {
 			case mcp.TextContent:
@@ -134,15 +144,23 @@ func renderOutputs(outs []queue.Output, cfg renderConfig) []mcp.Content {
 	return cs
 }
 
-// renderShown renders one folded output.
-func renderShown(s shown, cfg renderConfig) []mcp.Content {
+// renderShown renders one folded output; stderr has its repeated warnings
+// folded.
+func renderShown(s shown, cfg renderConfig, warnings warningFold) []mcp.Content {
 	switch s.msgType {
 	case "stream":
 		label := ""
 		if s.name != "stdout" {
 			label = "[" + s.name + "]\n"
 		}
-		return renderText(label, StripANSI(s.text.String()), cfg)
+		text := StripANSI(s.text.String())
+		if s.name == "stderr" {
+			text = warnings.apply(text)
+			if text == "" {
+				return nil // every line was a repeat shown earlier in the reply
+			}
+		}
+		return renderText(label, text, cfg)
 	case "error":
 		return renderError(s.content, cfg)
 	case "execute_result", "display_data":
@@ -193,13 +211,26 @@ func formatError(name, value string, traceback []string) string {
 	return b.String()
 }
 
+// renderBundle renders a display_data or execute_result. Its text is the
+// text/llm+plain when the display offers one (written for models: a
+// DataFrame's shape, dtypes and first rows rather than pandas' wide table),
+// else its text/plain. Images come inline or linked; SVG, HTML and Plotly
+// are linked — but not the HTML of an object that describes itself in
+// text/llm+plain, unless that text is marked as the kernel's summary of a
+// larger display (llmSummaryMetadata), as a DataFrame's is.
 func renderBundle(msgType string, content json.RawMessage, cfg renderConfig) []mcp.Content {
 	var d struct {
 		Data           map[string]json.RawMessage `json:"data"`
+		Metadata       map[string]json.RawMessage `json:"metadata"`
 		ExecutionCount *int                       `json:"execution_count"`
 	}
 	if err := json.Unmarshal(content, &d); err != nil {
 		return []mcp.Content{mcp.NewTextContent("(a display output that could not be decoded was skipped)")}
+	}
+	text := d.Data[mimeText]
+	llm, hasLLM := d.Data[mimeLLMText]
+	if hasLLM {
+		text = llm
 	}
 	var cs []mcp.Content
 	for _, mime := range []string{mimePNG, mimeJPEG} {
@@ -209,7 +240,7 @@ func renderBundle(msgType string, content json.RawMessage, cfg renderConfig) []m
 	}
 	for _, mime := range []string{mimeSVG, mimeHTML, mimePlotly} {
 		raw, ok := d.Data[mime]
-		if !ok {
+		if !ok || (mime == mimeHTML && hasLLM && !isLLMSummary(d.Metadata[mimeLLMText])) {
 			continue
 		}
 		body := []byte(bundleString(raw))
@@ -223,8 +254,8 @@ func renderBundle(msgType string, content json.RawMessage, cfg renderConfig) []m
 		label = fmt.Sprintf("Out[%d]: ", *d.ExecutionCount)
 	}
 	switch {
-	case d.Data[mimeText] != nil:
-		cs = append(cs, renderText(label, StripANSI(bundleString(d.Data[mimeText])), cfg)...)
+	case text != nil:
+		cs = append(cs, renderText(label, StripANSI(bundleString(text)), cfg)...)
 	case len(cs) == 0:
 		// Nothing we know how to show: fall back to the first textual type.
 		mimes := make([]string, 0, len(d.Data))
@@ -243,6 +274,16 @@ func renderBundle(msgType string, content json.RawMessage, cfg renderConfig) []m
 		}
 	}
 	return cs
+}
+
+// isLLMSummary reports whether a display's metadata for text/llm+plain marks
+// the text as the kernel's summary of a larger display.
+func isLLMSummary(md json.RawMessage) bool {
+	var m map[string]any
+	if len(md) == 0 || json.Unmarshal(md, &m) != nil {
+		return false
+	}
+	return m[llmSummaryMetadata] == true
 }
 
 // renderImage is a PNG or JPEG inline when it fits the image budget, and
