@@ -428,6 +428,9 @@ func (m *matrixServers) nodeSuite(sdk, transportKind string, extraEnv ...string)
 		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || runErr != nil || !res.OK {
 			t.Fatalf("node suite.mjs (sdk %s, %s): %v, ok=%v failed=%s\nstderr:\n%s\nstdout:\n%s", sdk, transportKind, runErr, res.OK, res.Failed, lastChars(stderr.String(), 4000), lastChars(stdout.String(), 4000))
 		}
+		if want := map[string]string{"1": "@modelcontextprotocol/sdk 1.32.2", "2": "@modelcontextprotocol/client 2.4.0"}[sdk]; res.SDK != want {
+			t.Fatalf("suite.mjs ran %q, want %s", res.SDK, want)
+		}
 		t.Logf("%s negotiated %s", res.SDK, res.ProtocolVersion)
 		return res.ProtocolVersion, res.Steps
 	}

@@ -30,7 +30,7 @@ async function loadSDK() {
     const { Client } = await import(new URL('index.js', base));
     const { StreamableHTTPClientTransport } = await import(new URL('streamableHttp.js', base));
     const { StdioClientTransport } = await import(new URL('stdio.js', base));
-    const version = JSON.parse(readFileSync(new URL('../package.json', base))).version;
+    const version = JSON.parse(readFileSync(new URL('../../../package.json', base))).version;
     return { Client, StreamableHTTPClientTransport, StdioClientTransport, name: `@modelcontextprotocol/sdk ${version}` };
   }
   const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
@@ -71,15 +71,16 @@ async function main() {
       { requestInit: { headers: { Authorization: `Bearer ${process.env.MCPJ_TOKEN}` } } });
   }
   try {
+    // SDK 1 tells the transport the revision the server's initialize
+    // answered (HTTP transports put it in a header); the stdio transport
+    // has no such method, so the client skips it: observe it on both.
+    let answered;
+    const setVersion = transport.setProtocolVersion?.bind(transport);
+    transport.setProtocolVersion = v => { answered = v; setVersion?.(v); };
     await client.connect(transport, { timeout: callTimeoutMs });
     out.protocol_version = typeof client.getNegotiatedProtocolVersion === 'function'
       ? client.getNegotiatedProtocolVersion()
-      : transport.protocolVersion;
-    if (sdk === '1' && !out.protocol_version) {
-      // SDK 1 keeps the initialize result's version on the HTTP transport
-      // only; over stdio it is what it asked for (it refuses any other).
-      out.protocol_version = transport.protocolVersion || (await import(new URL('../mcpsdk/node_modules/@modelcontextprotocol/sdk/dist/esm/types.js', here))).LATEST_PROTOCOL_VERSION;
-    }
+      : answered;
     out.era = typeof client.getProtocolEra === 'function' ? client.getProtocolEra() : 'legacy';
     const saved = {};
     for (const step of steps) {
