@@ -90,6 +90,7 @@ BENCHES := \
 	./actors/scheduler/:SchedulerRecover:1x \
 	./cmd/mcp-jupyter/:MCPExecuteRoundTrip:300x \
 	./cmd/mcp-jupyter/:SDKStdioExecute:200x \
+	./cmd/mcp-jupyter/:ExecuteRevisionHTTP,ExecuteRevisionStdio:300x \
 	./cmd/mcp-jupyter/:ExecuteAsPrincipal:300x \
 	./cmd/mcp-jupyter/:Events:1x \
 	./cmd/mcp-jupyter/:ReadNotebookTool20MB,RunCellVsExecute:30x \

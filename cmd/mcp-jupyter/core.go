@@ -170,6 +170,10 @@ func (c *core) open(ctx context.Context) (err error) {
 	} else {
 		logger.Info("preflight", "component", "kernel", "finding", f.String())
 	}
+	policy, err := loadPolicy(cfg, logger)
+	if err != nil {
+		return err
+	}
 	faults, err := fault.FromEnv()
 	if err != nil {
 		return err
@@ -213,6 +217,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	if _, err := l.Append(ctx, events.Draft{Stream: events.ServerStream(l.Node()), Payload: events.ServerStarted{Node: l.Node(), Pid: os.Getpid(), Version: version}}); err != nil {
 		return fmt.Errorf("record server start: %w", err)
+	}
+	if err := rememberPolicyAnswers(ctx, l, policy); err != nil {
+		return fmt.Errorf("read back --policy answers: %w", err)
 	}
 	if c.metrics, err = metrics.New(c.reg, l); err != nil {
 		return err
@@ -331,7 +338,8 @@ func (c *core) open(ctx context.Context) (err error) {
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes,
-		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token)})
+		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token),
+		Policy: policy, Decisions: policyRecorder{log: l}})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv

@@ -24,7 +24,8 @@ var eventLevel = map[string]slog.Level{
 	events.TypeCheckpointSaved: slog.LevelInfo, events.TypeCheckpointLoaded: slog.LevelInfo,
 	events.TypeCheckpointRejected: slog.LevelWarn, events.TypeCheckpointDeleted: slog.LevelInfo,
 	events.TypeAssetCollected: slog.LevelDebug, events.TypeLeaseExpired: slog.LevelDebug,
-	events.TypeKernelShared: slog.LevelInfo,
+	events.TypeKernelShared:  slog.LevelInfo,
+	events.TypePolicyDecided: slog.LevelInfo,
 }
 
 // maxPayloadInLog bounds the payload bytes copied into one log line.
@@ -39,6 +40,8 @@ func eventComponent(typ string) string {
 		return "checkpointing"
 	case strings.HasPrefix(typ, "Asset"), strings.HasPrefix(typ, "Lease"):
 		return "assets"
+	case strings.HasPrefix(typ, "Policy"):
+		return "policy"
 	}
 	return "kernel"
 }

@@ -94,7 +94,7 @@ const (
 // AddNotebookTools registers create_notebook, read_notebook, insert_cell,
 // edit_cell, delete_cell, move_cell, run_cell and run_all over b.
 func (s *Server) AddNotebookTools(b NotebookBackend) {
-	t := &notebookTools{s: s, b: b}
+	t := &notebookTools{s: s, b: s.policyNotebookBackend(b)}
 	maxT, defT := int(s.opts.MaxTimeout.Seconds()), int(s.opts.DefaultTimeout.Seconds())
 	write := []mcp.ToolOption{mcp.WithReadOnlyHintAnnotation(false), mcp.WithDestructiveHintAnnotation(false),
 		mcp.WithIdempotentHintAnnotation(false), mcp.WithOpenWorldHintAnnotation(false)}

@@ -58,6 +58,10 @@ type roundTrip struct {
 	// later round, e.g. an input() prompt, must not ask again).
 	Policy   string `json:"p,omitempty"`
 	Approved bool   `json:"ok,omitempty"`
+	// PolicyCode is the SHA-256 of the code the policy confirmation
+	// showed (run_cell's cell may change between the ask and the answer:
+	// the answer then counts for nothing).
+	PolicyCode string `json:"pc,omitempty"`
 	// Execution is the execution this call created or follows; a retry
 	// carrying it never submits the code again.
 	Execution string `json:"x,omitempty"`

@@ -136,6 +136,9 @@ type Server struct {
 	log     *slog.Logger
 	mcp     *server.MCPServer
 	render  renderConfig
+	// notebooks is AddNotebookTools' backend: --policy reads the cells
+	// run_cell and run_all would run (policy_edge.go).
+	notebooks NotebookBackend
 
 	http *server.StreamableHTTPServer
 	// subs: who follows which execution:// (subscriptions.go).
@@ -168,6 +171,8 @@ func New(backend Backend, opts Options) *Server {
 		// Arguments under the names agents guess, and none the tool
 		// does not take (args.go).
 		server.WithToolHandlerMiddleware(s.checkArguments),
+		// --policy (policy_edge.go), inside requireScope.
+		server.WithToolHandlerMiddleware(s.applyPolicy),
 		server.WithResourceHandlerMiddleware(resourceCaller),
 	}, appServerOptions(opts.App)...)...)
 	s.addKernelTools()
