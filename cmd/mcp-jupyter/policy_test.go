@@ -475,4 +475,15 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("decisions in the log:\n got %v\nwant %v", got, want)
 	}
+	l.Close()
+	// Where an operator looks: events tail on the stopped server's data dir.
+	out, err := exec.Command(bin, "events", "tail", "--data-dir", dataDir, "--type", "PolicyDecided", "--principal", "admin", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("events tail: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(want) || !strings.Contains(lines[0], `"decision":"asked"`) || !strings.Contains(lines[0], `"stream":"policy/admin"`) ||
+		!strings.Contains(lines[6], `"decision":"refused"`) {
+		t.Fatalf("events tail --type PolicyDecided: %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
 }
