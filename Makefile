@@ -10,9 +10,11 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # wrote (TestOutsideSDK, BenchmarkSDKStdioExecute, TestOutsideJupyterLab) and
 # the web console's browser driver (testkit.StartBrowser: playwright-core,
 # pinned to 1.61.1, the last that runs on Node 18): `npm ci` from their committed lock, again only when
-# the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). Debian's
+# the lock changed (its hash is kept in node_modules/$(NPM_STAMP)). testkit/outside/mcpsdk2 holds
+# the TypeScript client of MCP 2026-07-28 (@modelcontextprotocol/client, Node >= 20) for the
+# revision matrix (TestRevisionMatrix). Debian's
 # nodejs (18) is enough; npm comes with it only when missing.
-NPM_DIRS  := testkit/outside/mcpsdk testkit/outside/jupyterlab testkit/outside/console
+NPM_DIRS  := testkit/outside/mcpsdk testkit/outside/mcpsdk2 testkit/outside/jupyterlab testkit/outside/console
 NPM_STAMP := .package-lock.sha256
 NODE_PKGS := nodejs npm
 # The web console's browser tests drive Debian's chromium (playwright-core

@@ -124,6 +124,14 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 	if a.err != nil {
 		return failed("execute", a.err), nil
 	}
+	prior, resume, err := s.openExecutionRoundTrip(req)
+	if err != nil {
+		return failed("execute", err), nil
+	}
+	if resume {
+		// NB: an answer to the execution's input(): never run the code again.
+		return s.resumeInput(ctx, req, prior, timeout, s.progressFor(ctx, req))
+	}
 	if len(code) > s.opts.MaxCodeBytes {
 		return mcp.NewToolResultError(fmt.Sprintf("execute: the code is %d bytes, more than the limit of %d bytes. "+
 			"Split it into several execute calls (definitions first, then the code that uses them), "+
@@ -182,7 +190,7 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 		}
 		return failed(fmt.Sprintf("read execution %s (it was queued and runs on; call get_execution)", x.ID), err), nil
 	}
-	return s.withAppData(ctx, req, s.executionReply(f, 0), f, 0), nil
+	return s.finishExecutionCall(ctx, req, prior, f, 0, ""), nil
 }
 
 func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -193,6 +201,13 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 	if a.err != nil {
 		return failed("get execution", a.err), nil
 	}
+	prior, resume, err := s.openExecutionRoundTrip(req)
+	if err != nil {
+		return failed("get execution", err), nil
+	}
+	if resume {
+		return s.resumeInput(ctx, req, prior, wait, nil)
+	}
 	f, err := s.follow(ctx, id, since, wait, nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -200,7 +215,7 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 		}
 		return failed("get execution "+id, err), nil
 	}
-	return s.withAppData(ctx, req, s.executionReply(f, since), f, since), nil
+	return s.finishExecutionCall(ctx, req, prior, f, since, ""), nil
 }
 
 // executionSummary is one row of list_executions.

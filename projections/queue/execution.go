@@ -72,6 +72,11 @@ type Execution struct {
 	OutputsLost        int      `json:"outputs_lost,omitempty"`
 	OutputsLostUnknown bool     `json:"outputs_lost_unknown,omitempty"`
 	OutputGaps         []string `json:"output_gaps,omitempty"`
+
+	// InputSeq is the log sequence of the ExecutionInputRequested the
+	// execution waits on (0 when it does not): an answer given to an
+	// older prompt must not go to a newer one (MCP input requests).
+	InputSeq uint64 `json:"input_seq,omitempty"`
 }
 
 // MaxOutputGaps bounds the reasons an Execution keeps.
@@ -114,9 +119,9 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 			x.Status, x.Behind, x.StartedAt = StatusQueued, p.Behind, time.Time{}
 		}
 	case events.ExecutionInputRequested:
-		x.Status, x.Prompt, x.Password = StatusInputRequired, p.Prompt, p.Password
+		x.Status, x.Prompt, x.Password, x.InputSeq = StatusInputRequired, p.Prompt, p.Password, e.Seq
 	case events.ExecutionInputSent:
-		x.Status, x.Prompt, x.Password = StatusRunning, "", false
+		x.Status, x.Prompt, x.Password, x.InputSeq = StatusRunning, "", false, 0
 	case events.ExecutionFinished:
 		x.Status = StatusOK
 		switch p.Status {
@@ -126,14 +131,14 @@ func ApplyExecution(x Execution, e events.Event) Execution {
 			x.Status = StatusAborted
 		}
 		x.ExecutionCount, x.ErrorName, x.ErrorValue, x.Traceback = p.ExecutionCount, p.ErrorName, p.ErrorValue, p.Traceback
-		x.FinishedAt, x.Prompt = e.Time, ""
+		x.FinishedAt, x.Prompt, x.InputSeq = e.Time, "", 0
 	case events.ExecutionInterrupted:
-		x.Status, x.ExecutionCount, x.FinishedAt, x.Prompt = StatusInterrupted, p.ExecutionCount, e.Time, ""
+		x.Status, x.ExecutionCount, x.FinishedAt, x.Prompt, x.InputSeq = StatusInterrupted, p.ExecutionCount, e.Time, "", 0
 		x.ErrorName = "KeyboardInterrupt"
 	case events.ExecutionCancelled:
 		x.Status, x.Reason, x.FinishedAt = StatusCancelled, p.Reason, e.Time
 	case events.ExecutionLost:
-		x.Status, x.Reason, x.FinishedAt, x.Prompt = StatusLost, p.Reason, e.Time, ""
+		x.Status, x.Reason, x.FinishedAt, x.Prompt, x.InputSeq = StatusLost, p.Reason, e.Time, "", 0
 	case events.ExecutionOutputLost:
 		if p.Messages > 0 {
 			x.OutputsLost += p.Messages

@@ -1,0 +1,609 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
+)
+
+// stdinUser is an MCP client's user answering input requests: answer is
+// called with each question (numbered from 0) and returns what the user does.
+type stdinUser struct {
+	mu     sync.Mutex
+	asked  []mcp.ElicitationParams
+	answer func(n int, p mcp.ElicitationParams) (*mcp.ElicitationResult, error)
+}
+
+func (u *stdinUser) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	u.mu.Lock()
+	n := len(u.asked)
+	u.asked = append(u.asked, req.Params)
+	u.mu.Unlock()
+	return u.answer(n, req.Params)
+}
+
+func (u *stdinUser) questions() []mcp.ElicitationParams {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]mcp.ElicitationParams(nil), u.asked...)
+}
+
+// types answers every question with the next of lines (accept).
+func types(lines ...string) func(int, mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+	return func(n int, _ mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+		if n >= len(lines) {
+			return nil, fmt.Errorf("asked %d times, the user had %d answers", n+1, len(lines))
+		}
+		return accept(lines[n]), nil
+	}
+}
+
+func accept(line string) *mcp.ElicitationResult {
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"value": line}}}
+}
+
+// startVersioned starts c and negotiates version ("" for the client's
+// newest), failing if the client ended on another one.
+func startVersioned(t testing.TB, c *client.Client, version string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	var init mcp.InitializeRequest
+	init.Params.ProtocolVersion = version
+	init.Params.ClientInfo = mcp.Implementation{Name: "input-test", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	want := version
+	if want == "" {
+		want = mcp.LATEST_PROTOCOL_VERSION
+	}
+	if got := c.ProtocolVersion(); got != want {
+		t.Fatalf("negotiated %q, want %q: the test would not exercise that revision", got, want)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// inProcessAs is an in-process mcp-go client on version ("" for the
+// newest) whose user is u (nil: a client without elicitation).
+func inProcessAs(t testing.TB, c *core, version string, u *stdinUser) *client.Client {
+	t.Helper()
+	var opts []client.ClientOption
+	if u != nil {
+		opts = append(opts, client.WithElicitationHandler(u))
+	}
+	if version != "" {
+		opts = append(opts, client.WithProtocolVersion(version))
+	}
+	cl, err := client.NewInProcessClientWithOptions(c.mcp.MCP(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startVersioned(t, cl, version)
+}
+
+// callRaw calls a tool as the admin and returns the whole result.
+func callRaw(t testing.TB, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = name, args
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	res, err := c.CallTool(asAdmin(ctx), req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	var text []string
+	for _, ct := range res.Content {
+		if tc, ok := mcp.AsTextContent(ct); ok {
+			text = append(text, tc.Text)
+		}
+	}
+	return strings.Join(text, "\n")
+}
+
+func resultStatus(res *mcp.CallToolResult) string {
+	sc, _ := res.StructuredContent.(map[string]any)
+	s, _ := sc["status"].(string)
+	return s
+}
+
+// TestInputAnsweredThroughInputRequests: on 2026-07-28 an execute whose
+// code calls input() twice is answered through two input requests (the
+// prompt as the message and the field's title) and ends with what the
+// code printed from both answers, in one tools/call as the agent sees it.
+func TestInputAnsweredThroughInputRequests(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	u := &stdinUser{answer: types("Ada", "Lovelace")}
+	cl := inProcessAs(t, c, "", u)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "print('before')\nfirst = input('First name: ')\nlast = input('Last name: ')\nprint('hello', first, last)"})
+	text := resultText(res)
+	if res.IsError || resultStatus(res) != "ok" || !strings.Contains(text, "hello Ada Lovelace") {
+		t.Fatalf("execute answered through input requests: %s %v\n%s", resultStatus(res), res.IsError, text)
+	}
+	if !strings.Contains(text, "before") {
+		t.Fatalf("the output printed before the first prompt is missing from the final reply:\n%s", text)
+	}
+	qs := u.questions()
+	if len(qs) != 2 {
+		t.Fatalf("asked %d questions, want 2: %+v", len(qs), qs)
+	}
+	for i, want := range []string{"First name: ", "Last name: "} {
+		if qs[i].Message != want {
+			t.Fatalf("question %d message %q, want the prompt %q", i, qs[i].Message, want)
+		}
+		field := schemaField(t, qs[i].RequestedSchema, "value")
+		if field["type"] != "string" || field["title"] != strings.TrimSpace(want) {
+			t.Fatalf("question %d field: %v", i, field)
+		}
+		if qs[i].Meta != nil && qs[i].Meta.AdditionalFields[mcpserver.SensitiveMetaKey] == true {
+			t.Fatalf("question %d of input() is marked sensitive", i)
+		}
+	}
+}
+
+// schemaField returns the property name of a requested schema.
+func schemaField(t testing.TB, schema any, name string) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(schema)
+	var s struct {
+		Type       string                    `json:"type"`
+		Properties map[string]map[string]any `json:"properties"`
+		Required   []string                  `json:"required"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil || s.Type != "object" {
+		t.Fatalf("requested schema %s: %v", b, err)
+	}
+	if len(s.Required) != 1 || s.Required[0] != name {
+		t.Fatalf("requested schema %s: want %q required", b, name)
+	}
+	return s.Properties[name]
+}
+
+// TestPasswordInputIsSensitiveAndNeverRecorded: a getpass() prompt is
+// asked with the sensitive marker, and the secret reaches the kernel but
+// no event of the log and not the reply.
+func TestPasswordInputIsSensitiveAndNeverRecorded(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	const secret = "s3cr3t-Zebra-42"
+	u := &stdinUser{answer: types(secret)}
+	cl := inProcessAs(t, c, "", u)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "import getpass\npw = getpass.getpass('Password: ')\nprint('reversed', pw[::-1])"})
+	text := resultText(res)
+	if resultStatus(res) != "ok" || !strings.Contains(text, "reversed "+reverse(secret)) {
+		t.Fatalf("password answered: %s\n%s", resultStatus(res), text)
+	}
+	qs := u.questions()
+	if len(qs) != 1 || qs[0].Meta == nil || qs[0].Meta.AdditionalFields[mcpserver.SensitiveMetaKey] != true {
+		t.Fatalf("the password question is not marked %s: %+v", mcpserver.SensitiveMetaKey, qs)
+	}
+	if d, _ := schemaField(t, qs[0].RequestedSchema, "value")["description"].(string); !strings.Contains(d, "Sensitive") {
+		t.Fatalf("the password field's description does not say it is sensitive: %q", d)
+	}
+	if strings.Contains(text, secret) {
+		t.Fatalf("the secret is in the reply:\n%s", text)
+	}
+	seen := 0
+	if err := c.log.Read(context.Background(), 0, 0, func(e events.Event) error {
+		seen++
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), secret) {
+			t.Errorf("event %d (%s) holds the secret: %s", e.Seq, e.Type, b)
+		}
+		return nil
+	}); err != nil || seen == 0 {
+		t.Fatalf("read the log: %v (%d events)", err, seen)
+	}
+}
+
+// TestInputLegacyClientWithElicitation: a 2025-11-25 client that declared
+// elicitation is asked through mcp-go's bridge (elicitation/create), and
+// the answer reaches the kernel.
+func TestInputLegacyClientWithElicitation(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	u := &stdinUser{answer: types("42")}
+	cl := inProcessAs(t, c, mcp.ProtocolVersion20251125, u)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "n = int(input('How many? '))\nprint('twice', 2 * n)"})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "twice 84") {
+		t.Fatalf("legacy client with elicitation: %s\n%s", resultStatus(res), text)
+	}
+	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "How many? " {
+		t.Fatalf("questions through the bridge: %+v", qs)
+	}
+}
+
+// TestInputClientWithoutElicitation: a client without elicitation, on
+// 2025-11-25 or on 2026-07-28 (whose requests declare no elicitation
+// capability), gets the reply it always got (input_required, the prompt,
+// send_input), and send_input still answers. Asked anyway, mcp-go's
+// modern client failed the whole call ("no elicitation handler configured").
+func TestInputClientWithoutElicitation(t *testing.T) {
+	for _, version := range []string{mcp.ProtocolVersion20251125, ""} {
+		t.Run("version="+version, func(t *testing.T) { inputWithoutElicitation(t, version) })
+	}
+}
+
+func inputWithoutElicitation(t *testing.T, version string) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	cl := inProcessAs(t, c, version, nil)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "word = input('Word: ')\nprint('got', word)"})
+	sc, _ := res.StructuredContent.(map[string]any)
+	if res.NeedsInput() || sc["status"] != "input_required" || sc["prompt"] != "Word: " ||
+		!strings.Contains(resultText(res), "send_input") {
+		t.Fatalf("legacy reply without elicitation: %+v\n%s", sc, resultText(res))
+	}
+	id, _ := sc["execution_id"].(string)
+	res = callRaw(t, cl, "get_execution", map[string]any{"execution_id": id})
+	if res.NeedsInput() || resultStatus(res) != "input_required" {
+		t.Fatalf("get_execution for a client without elicitation: %s", resultText(res))
+	}
+	res = callRaw(t, cl, "send_input", map[string]any{"execution_id": id, "value": "kiwi", "wait_s": 30})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "got kiwi") {
+		t.Fatalf("send_input: %s", text)
+	}
+}
+
+// TestInputDeclinedSendsNothing: a declined input request sends nothing:
+// the reply shows the execution still waiting and says how to answer
+// later; get_execution asks again, and the answer then given lands.
+func TestInputDeclinedSendsNothing(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	u := &stdinUser{answer: func(n int, _ mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+		if n == 0 {
+			return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionDecline}}, nil
+		}
+		return accept("later"), nil
+	}}
+	cl := inProcessAs(t, c, "", u)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "v = input('Value: ')\nprint('value is', v)"})
+	text := resultText(res)
+	sc, _ := res.StructuredContent.(map[string]any)
+	if res.NeedsInput() || sc["status"] != "input_required" || !strings.Contains(text, "declined: nothing was sent") ||
+		!strings.Contains(text, "send_input") || !strings.Contains(text, "interrupt_kernel") {
+		t.Fatalf("declined: %+v\n%s", sc, text)
+	}
+	id, _ := sc["execution_id"].(string)
+	res = callRaw(t, cl, "get_execution", map[string]any{"execution_id": id, "wait_s": 30})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "value is later") {
+		t.Fatalf("get_execution asked again and answered: %s\n%s", resultStatus(res), text)
+	}
+	if n := len(u.questions()); n != 2 {
+		t.Fatalf("asked %d times, want 2 (declined, then answered)", n)
+	}
+}
+
+// TestInputAnswerToAnOlderPromptIsNotSent: while the user is asked the
+// first prompt, someone answers it with send_input and the code moves on
+// to a second prompt; the user's answer (meant for the first) is not sent
+// to the second: the second is asked, and its answer lands.
+func TestInputAnswerToAnOlderPromptIsNotSent(t *testing.T) {
+	c, connect := inProcess(t)
+	other := connect()
+	k := startKernelTool(t, other)
+	var id string
+	u := &stdinUser{}
+	u.answer = func(n int, p mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+		if n == 0 {
+			// Another agent answers the first prompt meanwhile.
+			xs, text := callTool(t, other, "list_executions", map[string]any{"kernel": k, "status": "input_required"})
+			rows, _ := xs["executions"].([]any)
+			if len(rows) != 1 {
+				return nil, fmt.Errorf("executions waiting: %s", text)
+			}
+			id, _ = rows[0].(map[string]any)["execution_id"].(string)
+			if _, text := callTool(t, other, "send_input", map[string]any{"execution_id": id, "value": "first-by-other"}); strings.HasPrefix(text, "ERROR") {
+				return nil, fmt.Errorf("send_input: %s", text)
+			}
+			if err := waitInputStatus(c, id, "input_required", "Second: "); err != nil {
+				return nil, err
+			}
+			return accept("stale"), nil
+		}
+		if p.Message != "Second: " {
+			return nil, fmt.Errorf("question %d is %q, want the second prompt", n, p.Message)
+		}
+		return accept("second-by-user"), nil
+	}
+	cl := inProcessAs(t, c, "", u)
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "a = input('First: ')\nb = input('Second: ')\nprint('got', repr(a), repr(b))"})
+	text := resultText(res)
+	if resultStatus(res) != "ok" || !strings.Contains(text, "got 'first-by-other' 'second-by-user'") || strings.Contains(text, "stale") {
+		t.Fatalf("an answer to an older prompt went to a newer one, or the newer was not asked: %s\n%s", resultStatus(res), text)
+	}
+}
+
+// waitInputStatus waits until execution id has status and prompt in the read model.
+func waitInputStatus(c *core, id, status, prompt string) error {
+	ctx, cancel := context.WithTimeout(asAdmin(context.Background()), 60*time.Second)
+	defer cancel()
+	for {
+		v, err := c.back.Execution(ctx, id, ^uint64(0))
+		if err != nil {
+			return err
+		}
+		if string(v.Execution.Status) == status && v.Execution.Prompt == prompt {
+			return nil
+		}
+		select {
+		case <-v.Changed:
+		case <-ctx.Done():
+			return fmt.Errorf("execution %s is %s %q, want %s %q", id, v.Execution.Status, v.Execution.Prompt, status, prompt)
+		}
+	}
+}
+
+func reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
+
+// startServerAt runs the real binary's HTTP server on addr (a restart
+// keeps the address the client knows).
+func startServerAt(t testing.TB, bin string, env []string, addr string, args ...string) *server {
+	t.Helper()
+	s := &server{addr: addr, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--log-format", "json"}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// TestInputAnsweredAcrossServerRestart: the real binary over HTTP on
+// 2026-07-28; mcp-go's client gets the input request of an execution
+// blocked in input(), and while its user is "thinking" the server is
+// stopped (SIGTERM, or kill -9) and started again on the same address. The
+// client's retry (same arguments, the answer, the request state, sealed
+// with the key derived from the token) lands in the same kernel, still
+// blocked in input(): the kernel prints the value. The value is in no log
+// line of either server.
+func TestInputAnsweredAcrossServerRestart(t *testing.T) {
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) { inputAcrossRestart(t, bin, sig) })
+	}
+}
+
+func inputAcrossRestart(t *testing.T, bin string, sig syscall.Signal) {
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t)}
+	addr := freeAddr(t)
+	servers := []*server{startServerAt(t, bin, env, addr)}
+	waitReady(t, addr, 90*time.Second)
+	admin := httpMCP(t, addr, dataDir)
+	k := startKernelTool(t, admin)
+
+	const value = "Grace-Hopper-1906"
+	u := &stdinUser{}
+	u.answer = func(n int, p mcp.ElicitationParams) (*mcp.ElicitationResult, error) {
+		if n > 0 {
+			return nil, fmt.Errorf("asked again (%q) after the restart", p.Message)
+		}
+		old := servers[0]
+		if err := old.cmd.Process.Signal(sig); err != nil {
+			return nil, err
+		}
+		select {
+		case <-old.done:
+		case <-time.After(60 * time.Second):
+			return nil, fmt.Errorf("the server did not stop on %s", sig)
+		}
+		servers = append(servers, startServerAt(t, bin, env, addr))
+		waitReady(t, addr, 90*time.Second)
+		return accept(value), nil
+	}
+	token, err := os.ReadFile(filepath.Join(dataDir, mcpserver.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := transport.NewStreamableHTTP("http://"+addr+pathMCP,
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := startVersioned(t, client.NewClient(hc, client.WithElicitationHandler(u)), "")
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true, "timeout_s": 60,
+		"code": "import os\nprint('pid', os.getpid())\nanswer = input('Your name: ')\nprint('kernel got', answer[::-1])"})
+	text := resultText(res)
+	if res.IsError || resultStatus(res) != "ok" || !strings.Contains(text, "kernel got "+reverse(value)) {
+		t.Fatalf("the answer after a restart (%s) did not reach the kernel: %s\n%s\nnew server log:\n%s",
+			sig, resultStatus(res), text, servers[len(servers)-1].Logs())
+	}
+	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Your name: " {
+		t.Fatalf("questions: %+v", qs)
+	}
+	for i, s := range servers {
+		if strings.Contains(s.Logs(), value) {
+			t.Fatalf("server %d logged the answer", i)
+		}
+	}
+}
+
+var inputSDK2Dir = filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
+
+// inputSDK2Node returns node, failing with what to run when the pinned
+// @modelcontextprotocol/client is not installed.
+func inputSDK2Node(t testing.TB) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not on PATH (%v): run `make deps`", err)
+	}
+	var pinned, installed struct {
+		Version      string            `json:"version"`
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	for path, into := range map[string]any{
+		filepath.Join(inputSDK2Dir, "package.json"): &pinned,
+		filepath.Join(inputSDK2Dir, "node_modules", "@modelcontextprotocol", "client", "package.json"): &installed,
+	} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v: run `make deps` (npm ci in %s)", err, inputSDK2Dir)
+		}
+		if err := json.Unmarshal(data, into); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	if want := pinned.Dependencies["@modelcontextprotocol/client"]; installed.Version != want {
+		t.Fatalf("%s/node_modules holds @modelcontextprotocol/client %s, package.json pins %s: run `make deps`", inputSDK2Dir, installed.Version, want)
+	}
+	return node
+}
+
+// TestInputOutsideTSClient: the official TypeScript client of 2026-07-28
+// (@modelcontextprotocol/client, testkit/outside/mcpsdk2/input.mjs)
+// against the real binary over HTTP: input() and getpass() answered by
+// its auto-fulfilment (the password question marked sensitive), a manual
+// input_required and retry with the server killed (kill -9) and started
+// again between the two, and a client without elicitation getting the
+// older reply.
+func TestInputOutsideTSClient(t *testing.T) {
+	node := inputSDK2Node(t)
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t)}
+	addr := freeAddr(t)
+	srv := startServerAt(t, bin, env, addr)
+	waitReady(t, addr, 90*time.Second)
+	token, err := os.ReadFile(filepath.Join(dataDir, mcpserver.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "input.mjs", "http://"+addr+pathMCP)
+	cmd.Dir = inputSDK2Dir
+	cmd.Env = append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)), "MCPJ_RESTART_HANDSHAKE=1")
+	cmd.WaitDelay = 5 * time.Second
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restartAsked, scanned := make(chan struct{}), make(chan struct{})
+	var stderr strings.Builder
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderrPipe)
+		asked := false
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if sc.Text() == "input.mjs: restart now" && !asked {
+				asked = true
+				close(restartAsked)
+			}
+		}
+	}()
+	restarted := false
+	select {
+	case <-restartAsked:
+		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-srv.done
+		srv = startServerAt(t, bin, env, addr)
+		waitReady(t, addr, 90*time.Second)
+		restarted = true
+		if _, err := io.WriteString(stdin, "restarted\n"); err != nil {
+			t.Fatal(err)
+		}
+	case <-scanned:
+	}
+	<-scanned
+	err = cmd.Wait()
+	var res struct {
+		OK              bool   `json:"ok"`
+		Failed          string `json:"failed"`
+		ProtocolVersion string `json:"protocol_version"`
+		Restarted       bool   `json:"restarted"`
+	}
+	if jerr := json.Unmarshal([]byte(stdout.String()), &res); jerr != nil || err != nil || !res.OK {
+		t.Fatalf("input.mjs: %v (%v)\nstdout: %s\nstderr: %s\nserver log:\n%s", err, jerr, stdout.String(), stderr.String(), srv.Logs())
+	}
+	if !restarted || !res.Restarted || res.ProtocolVersion != "2026-07-28" {
+		t.Fatalf("the check did not run as meant: restarted %v/%v, revision %q", restarted, res.Restarted, res.ProtocolVersion)
+	}
+}
