@@ -74,6 +74,11 @@ func (a *answerer) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.E
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, req.Params)
 	r := &mcp.ElicitationResult{}
+	if schema, _ := json.Marshal(req.Params.RequestedSchema); strings.Contains(string(schema), `"value"`) {
+		// an input() prompt (input.go), not a confirmation
+		r.Action, r.Content = mcp.ElicitationResponseActionAccept, map[string]any{"value": "typed-" + fmt.Sprint(len(a.asked))}
+		return r, nil
+	}
 	switch a.answer {
 	case "yes":
 		r.Action, r.Content = mcp.ElicitationResponseActionAccept, map[string]any{"confirm": true}
@@ -420,11 +425,17 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-yes")}); sc["status"] != "ok" || !strings.Contains(text, "ran legacy-yes") {
 		t.Fatalf("confirmed through elicitation/create: %v %s", sc, text)
 	}
+	// A confirmed execute that then waits in input() is asked its prompt,
+	// not the confirmation again (the bridge re-invokes the handler).
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "SECRET = input('word? ')\nprint('got', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "got typed-3") {
+		t.Fatalf("confirmed, then input(): %v %s", sc, text)
+	}
 	user.set("decline")
 	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-no")}); !strings.Contains(text, "not confirmed (the user declined)") {
 		t.Fatalf("declined through elicitation/create: %s", text)
 	}
-	if qs := user.questions(); len(qs) != 2 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) {
+	if qs := user.questions(); len(qs) != 4 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) || !strings.Contains(qs[2].Message, "word?") {
 		t.Fatalf("questions: %+v", qs)
 	}
 	stop()
@@ -433,7 +444,7 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	cl, _, stop = policyStdio(t, bin, env, legacy)
 	k = startKernelTool(t, cl)
 	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("unaskable")}); !strings.Contains(text, "this client cannot be asked") ||
-		!strings.Contains(text, "2026-07-28") || !strings.Contains(text, "elicitation") {
+		!strings.Contains(text, "declare the elicitation capability") {
 		t.Fatalf("a client that cannot be asked: %s", text)
 	}
 	if _, text := callTool(t, cl, "shutdown_kernel", map[string]any{"kernel": k}); !strings.Contains(text, "cannot be asked") {
@@ -469,7 +480,7 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	}
 	defer l.Close()
 	got := decisionsOf(policyDecisions(t, l, "admin"))
-	want := []string{"ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:declined",
+	want := []string{"ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:declined",
 		"ask-secrets:unconfirmable", "ask-shutdown:unconfirmable", "no-shell:refused",
 		"ask-secrets:asked", "ask-secrets:confirmed"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -483,7 +494,38 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != len(want) || !strings.Contains(lines[0], `"decision":"asked"`) || !strings.Contains(lines[0], `"stream":"policy/admin"`) ||
-		!strings.Contains(lines[6], `"decision":"refused"`) {
+		!strings.Contains(lines[8], `"decision":"refused"`) {
 		t.Fatalf("events tail --type PolicyDecided: %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+}
+
+// TestPolicyConfirmedOnceThenInput: a confirmed execute that then waits in
+// input() (twice) is asked its prompts, never the confirmation again: its
+// own retries carry the execution (and Approved). A client on 2026-07-28
+// that declared no elicitation is not asked at all: refused, unconfirmable.
+func TestPolicyConfirmedOnceThenInput(t *testing.T) {
+	c, _, connect := policyCore(t, testPolicy)
+	user := &answerer{answer: "yes"}
+	cl, _ := connect(user)
+	k := startKernelTool(t, cl)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "SECRET = input('first? ') + '/' + input('second? ')\nprint('got', SECRET)"})
+	if sc["status"] != "ok" || !strings.Contains(text, "got typed-2/typed-3") {
+		t.Fatalf("confirmed, then two input() prompts: %v %s", sc, text)
+	}
+	qs := user.questions()
+	if len(qs) != 3 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) || !strings.Contains(qs[1].Message, "first?") || !strings.Contains(qs[2].Message, "second?") {
+		t.Fatalf("questions (want the confirmation, then the two prompts): %+v", qs)
+	}
+	mute, _ := connect(nil)
+	if _, text := callTool(t, mute, "execute", map[string]any{"kernel": k, "code": "SECRET = 'mute'"}); !strings.Contains(text, "this client cannot be asked") {
+		t.Fatalf("a client without elicitation: %s", text)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(SECRET)"}); !strings.Contains(text, "typed-2/typed-3") {
+		t.Fatalf("the unconfirmable call ran: %s", text)
+	}
+	got := decisionsOf(policyDecisions(t, c.log, "admin"))
+	if want := "ask-secrets:asked ask-secrets:confirmed ask-secrets:unconfirmable ask-secrets:asked ask-secrets:confirmed"; strings.Join(got, " ") != want {
+		t.Fatalf("decisions %v, want %s", got, want)
 	}
 }
