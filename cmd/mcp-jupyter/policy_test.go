@@ -529,3 +529,71 @@ func TestPolicyConfirmedOnceThenInput(t *testing.T) {
 		t.Fatalf("decisions %v, want %s", got, want)
 	}
 }
+
+// TestPolicyOverHTTPPerPrincipal: over Streamable HTTP (a real listener),
+// a rule naming principals binds only them: agent-1 (a named token) may
+// not shut a kernel down, the admin may; both are asked about SECRET, the
+// agent on 2026-07-28 and the admin on 2025-11-25 through mcp-go's
+// elicitation bridge. Each decision is on its caller's stream.
+func TestPolicyOverHTTPPerPrincipal(t *testing.T) {
+	c, _, _ := policyCore(t, `
+rules:
+  - name: agents-keep-kernels
+    tools: [shutdown_kernel, restart_kernel]
+    principals: ['agent-*']
+    action: deny
+    reason: agents may not stop kernels
+  - name: ask-secrets
+    tools: execute
+    code: SECRET
+    action: confirm
+`)
+	port := serveOn(t, c)
+	url := "http://127.0.0.1:" + port
+	out, err := principalCLI(t, c.cfg.DataDir, "add", "agent-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentToken := printedToken(t, out)
+	testkit.WaitUntil(t, 5*time.Second, "agent-1's token accepted", func() (bool, string) {
+		s := mcpStatus(t, url, agentToken)
+		return s == 200, fmt.Sprint(s)
+	})
+	connect := func(token string, opts ...client.ClientOption) *client.Client {
+		hc, err := transport.NewStreamableHTTP(url+pathMCP, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := mcpClient(t, client.NewClient(hc, opts...))
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	user := &answerer{answer: "yes"}
+	agent := connect(agentToken, client.WithElicitationHandler(user))
+	admin := connect(c.token, client.WithElicitationHandler(user), client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	if agent.ProtocolVersion() != mcp.ProtocolVersion20260728 || admin.ProtocolVersion() != mcp.ProtocolVersion20251125 {
+		t.Fatalf("negotiated %s and %s", agent.ProtocolVersion(), admin.ProtocolVersion())
+	}
+
+	k := startKernelTool(t, agent)
+	if sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "SECRET = 'agent'\nprint('ran', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "ran agent") {
+		t.Fatalf("agent-1, confirmed: %v %s", sc, text)
+	}
+	if _, text := callTool(t, agent, "shutdown_kernel", map[string]any{"kernel": k}); !strings.Contains(text, `refused by rule "agents-keep-kernels"`) ||
+		!strings.Contains(text, "agents may not stop kernels") {
+		t.Fatalf("agent-1 shuts its kernel down: %s", text)
+	}
+	ka := startKernelTool(t, admin)
+	if sc, text := callTool(t, admin, "execute", map[string]any{"kernel": ka, "code": "SECRET = 'admin'\nprint('ran', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "ran admin") {
+		t.Fatalf("the admin, confirmed through elicitation/create over HTTP: %v %s", sc, text)
+	}
+	if _, text := callTool(t, admin, "shutdown_kernel", map[string]any{"kernel": ka}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("the admin shuts its kernel down: %s", text)
+	}
+	if got := strings.Join(decisionsOf(policyDecisions(t, c.log, "agent-1")), " "); got != "ask-secrets:asked ask-secrets:confirmed agents-keep-kernels:refused" {
+		t.Fatalf("agent-1's decisions: %s", got)
+	}
+	if got := strings.Join(decisionsOf(policyDecisions(t, c.log, "admin")), " "); got != "ask-secrets:asked ask-secrets:confirmed" {
+		t.Fatalf("the admin's decisions: %s", got)
+	}
+}
