@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -595,5 +596,44 @@ rules:
 	}
 	if got := strings.Join(decisionsOf(policyDecisions(t, c.log, "admin")), " "); got != "ask-secrets:asked ask-secrets:confirmed" {
 		t.Fatalf("the admin's decisions: %s", got)
+	}
+}
+
+// TestPolicyOutsideTSClient: the official TypeScript client of 2026-07-28
+// (@modelcontextprotocol/client, testkit/outside/mcpsdk2/policy.mjs)
+// against the real binary over HTTP with --policy: it accepts the
+// confirmation form and its auto-fulfilment runs the call on yes, a decline
+// and a deny run nothing, and a manual retry runs once (the same retry
+// sent again is refused).
+func TestPolicyOutsideTSClient(t *testing.T) {
+	node := inputSDK2Node(t)
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t), "MCP_POLICY=" + writePolicy(t, testPolicy)}
+	addr := freeAddr(t)
+	startServerAt(t, bin, env, addr)
+	waitReady(t, addr, 90*time.Second)
+	token, err := os.ReadFile(filepath.Join(dataDir, mcpserver.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "policy.mjs", "http://"+addr+pathMCP)
+	cmd.Dir = inputSDK2Dir
+	cmd.Env = append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)))
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.Output()
+	var res struct {
+		OK     bool   `json:"ok"`
+		Failed string `json:"failed"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("policy.mjs: %v (%v)\n%s\n%s", err, jerr, out, stderr)
 	}
 }
