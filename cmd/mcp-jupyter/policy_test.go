@@ -60,6 +60,9 @@ type answerer struct {
 	mu     sync.Mutex
 	answer string // "yes", "no", "decline", "cancel"
 	asked  []mcp.ElicitationParams
+	// meanwhile, when set, runs while the user reads the question (before
+	// the answer goes back).
+	meanwhile func()
 }
 
 func (a *answerer) set(answer string) { a.mu.Lock(); a.answer = answer; a.mu.Unlock() }
@@ -71,6 +74,13 @@ func (a *answerer) questions() []mcp.ElicitationParams {
 }
 
 func (a *answerer) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	a.mu.Lock()
+	meanwhile := a.meanwhile
+	a.meanwhile = nil
+	a.mu.Unlock()
+	if meanwhile != nil {
+		meanwhile()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, req.Params)
@@ -312,7 +322,8 @@ func TestPolicyOnTheCurrentRevision(t *testing.T) {
 // refuses, whatever the agent calls it with.
 func TestPolicyChecksTheCellsRunCellRuns(t *testing.T) {
 	c, root, connect := policyCore(t, testPolicy)
-	cl, _ := connect(&answerer{answer: "yes"})
+	user := &answerer{answer: "yes"}
+	cl, _ := connect(user)
 	if err := os.MkdirAll(filepath.Join(root, "w"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +342,23 @@ func TestPolicyChecksTheCellsRunCellRuns(t *testing.T) {
 	if sc, text := callTool(t, cl, "run_cell", map[string]any{"path": "w/n.ipynb", "cell": secret}); sc["status"] != "ok" || !strings.Contains(text, "42") {
 		t.Fatalf("a confirmed run_cell: %v %s", sc, text)
 	}
+	// The cell is edited while the user reads the question: the yes was
+	// for the code shown, so nothing runs.
+	nb := must(t, cl, "read_notebook", map[string]any{"path": "w/n.ipynb", "outputs": false})
+	user.mu.Lock()
+	user.meanwhile = func() {
+		must(t, cl, "edit_cell", map[string]any{"path": "w/n.ipynb", "expected_hash": nb["sha256"], "cell": secret,
+			"source": "SECRET = 'swapped'\nprint('swapped ran')"})
+	}
+	user.mu.Unlock()
+	if _, text := callTool(t, cl, "run_cell", map[string]any{"path": "w/n.ipynb", "cell": secret}); !strings.Contains(text, "the code changed since the confirmation was asked") {
+		t.Fatalf("run_cell of a cell edited during the question: %s", text)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": nb["kernel_id"], "code": "print('value is', globals().get('SEC' + 'RET'))"}); !strings.Contains(text, "value is 7") {
+		t.Fatalf("the swapped cell ran: %s", text)
+	}
 	got := decisionsOf(policyDecisions(t, c.log, "admin"))
-	if want := "no-shell:refused no-shell:refused ask-secrets:asked ask-secrets:confirmed"; strings.Join(got, " ") != want {
+	if want := "no-shell:refused no-shell:refused ask-secrets:asked ask-secrets:confirmed ask-secrets:asked"; strings.Join(got, " ") != want {
 		t.Fatalf("decisions %v, want %s", got, want)
 	}
 }
