@@ -105,6 +105,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:AutoCheckpointShutdown:1x \
 	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
 	./infra/notebook/:.:10x \
+	./infra/mcpserver/:PolicyCheck:20x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \
 	./infra/auth/:OIDCAuthenticate:1x \
