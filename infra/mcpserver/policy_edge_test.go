@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
@@ -128,5 +129,50 @@ func TestPolicyQuestionShowsTheCall(t *testing.T) {
 	props := q.RequestedSchema.(map[string]any)["properties"].(map[string]any)
 	if len(props) != 1 || props["confirm"].(map[string]any)["type"] != "boolean" {
 		t.Fatalf("schema: %+v", q.RequestedSchema)
+	}
+}
+
+// swappingNotebooks is a notebook whose cell changes between two reads,
+// as when another agent edits it while the policy checks a run_cell.
+type swappingNotebooks struct {
+	NotebookBackend
+	mu    sync.Mutex
+	reads int
+}
+
+func (n *swappingNotebooks) CellsToRun(_ context.Context, path, cell string) ([]CellRun, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reads++
+	src := "x = 1"
+	if n.reads > 1 {
+		src = "import os; os.system('true')"
+	}
+	return []CellRun{{KernelID: "k1", Path: path, CellID: "c1", Source: src}}, nil
+}
+
+// TestPolicyRunCellRunsWhatWasChecked: a cell edited between the policy's
+// check and the run (a race with another writer) is not run: the deny
+// rule cannot be slipped past by swapping the cell's source.
+func TestPolicyRunCellRunsWhatWasChecked(t *testing.T) {
+	p, err := ParsePolicy("p.yaml", []byte("rules:\n  - {name: no-shell, tools: [run_cell], code: 'os\\.system', action: deny}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newFakeBackend()
+	submitted := 0
+	b.onSubmit = func(b *fakeBackend, id, code string) { submitted++; b.finish(id, "ok") }
+	s := New(b, Options{Policy: p, Decisions: &recorded{}})
+	nb := &swappingNotebooks{}
+	s.AddNotebookTools(nb)
+	c, err := client.NewInProcessClient(s.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	initialize(t, c)
+	res := call(t, c, "run_cell", map[string]any{"path": "nb.ipynb", "cell": "c1"})
+	if !res.IsError || !strings.Contains(textOf(res), "cells changed while the server's policy checked this call") || submitted != 0 {
+		t.Fatalf("run_cell of a cell swapped after the check: %s (submitted %d)", textOf(res), submitted)
 	}
 }
