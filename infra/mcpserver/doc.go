@@ -109,6 +109,16 @@
 // seconds never reaches time.Duration), and every error names the
 // argument, the range and the value.
 //
+// # Approval policy
+//
+// policy.go loads a --policy file (LoadPolicy: YAML rules, refused whole
+// with its line and what to fix); policy_edge.go is the tool-handler
+// middleware inside requireScope: deny refuses, confirm asks through an
+// input request (InputRequestPolicy; canElicit) whose once-only nonce is
+// sealed in the request state, allow runs. Every deny/confirm decision is
+// recorded through Options.Decisions (a PolicyDecided event) before the
+// call goes on; without a recorder, matched calls are refused.
+//
 // # MCP Tasks
 //
 // mcp-go v1.2.1 implements MCP Tasks, but its task table is an in-memory map
