@@ -107,6 +107,7 @@ BENCHES := \
 	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
 	./infra/notebook/:.:10x \
 	./infra/mcpserver/:RenderDataFrame:2000x \
+	./infra/mcpserver/:PolicyCheck:20x \
 	./infra/natsbus/:.:300x \
 	./infra/auth/:Authenticate1000Principals:1x \
 	./infra/auth/:OIDCAuthenticate:1x \

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -59,6 +60,9 @@ type answerer struct {
 	mu     sync.Mutex
 	answer string // "yes", "no", "decline", "cancel"
 	asked  []mcp.ElicitationParams
+	// meanwhile, when set, runs while the user reads the question (before
+	// the answer goes back).
+	meanwhile func()
 }
 
 func (a *answerer) set(answer string) { a.mu.Lock(); a.answer = answer; a.mu.Unlock() }
@@ -71,9 +75,21 @@ func (a *answerer) questions() []mcp.ElicitationParams {
 
 func (a *answerer) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	a.mu.Lock()
+	meanwhile := a.meanwhile
+	a.meanwhile = nil
+	a.mu.Unlock()
+	if meanwhile != nil {
+		meanwhile()
+	}
+	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, req.Params)
 	r := &mcp.ElicitationResult{}
+	if schema, _ := json.Marshal(req.Params.RequestedSchema); strings.Contains(string(schema), `"value"`) {
+		// an input() prompt (input.go), not a confirmation
+		r.Action, r.Content = mcp.ElicitationResponseActionAccept, map[string]any{"value": "typed-" + fmt.Sprint(len(a.asked))}
+		return r, nil
+	}
 	switch a.answer {
 	case "yes":
 		r.Action, r.Content = mcp.ElicitationResponseActionAccept, map[string]any{"confirm": true}
@@ -306,7 +322,8 @@ func TestPolicyOnTheCurrentRevision(t *testing.T) {
 // refuses, whatever the agent calls it with.
 func TestPolicyChecksTheCellsRunCellRuns(t *testing.T) {
 	c, root, connect := policyCore(t, testPolicy)
-	cl, _ := connect(&answerer{answer: "yes"})
+	user := &answerer{answer: "yes"}
+	cl, _ := connect(user)
 	if err := os.MkdirAll(filepath.Join(root, "w"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -325,8 +342,23 @@ func TestPolicyChecksTheCellsRunCellRuns(t *testing.T) {
 	if sc, text := callTool(t, cl, "run_cell", map[string]any{"path": "w/n.ipynb", "cell": secret}); sc["status"] != "ok" || !strings.Contains(text, "42") {
 		t.Fatalf("a confirmed run_cell: %v %s", sc, text)
 	}
+	// The cell is edited while the user reads the question: the yes was
+	// for the code shown, so nothing runs.
+	nb := must(t, cl, "read_notebook", map[string]any{"path": "w/n.ipynb", "outputs": false})
+	user.mu.Lock()
+	user.meanwhile = func() {
+		must(t, cl, "edit_cell", map[string]any{"path": "w/n.ipynb", "expected_hash": nb["sha256"], "cell": secret,
+			"source": "SECRET = 'swapped'\nprint('swapped ran')"})
+	}
+	user.mu.Unlock()
+	if _, text := callTool(t, cl, "run_cell", map[string]any{"path": "w/n.ipynb", "cell": secret}); !strings.Contains(text, "the code changed since the confirmation was asked") {
+		t.Fatalf("run_cell of a cell edited during the question: %s", text)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": nb["kernel_id"], "code": "print('value is', globals().get('SEC' + 'RET'))"}); !strings.Contains(text, "value is 7") {
+		t.Fatalf("the swapped cell ran: %s", text)
+	}
 	got := decisionsOf(policyDecisions(t, c.log, "admin"))
-	if want := "no-shell:refused no-shell:refused ask-secrets:asked ask-secrets:confirmed"; strings.Join(got, " ") != want {
+	if want := "no-shell:refused no-shell:refused ask-secrets:asked ask-secrets:confirmed ask-secrets:asked"; strings.Join(got, " ") != want {
 		t.Fatalf("decisions %v, want %s", got, want)
 	}
 }
@@ -420,11 +452,17 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-yes")}); sc["status"] != "ok" || !strings.Contains(text, "ran legacy-yes") {
 		t.Fatalf("confirmed through elicitation/create: %v %s", sc, text)
 	}
+	// A confirmed execute that then waits in input() is asked its prompt,
+	// not the confirmation again (the bridge re-invokes the handler).
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "SECRET = input('word? ')\nprint('got', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "got typed-3") {
+		t.Fatalf("confirmed, then input(): %v %s", sc, text)
+	}
 	user.set("decline")
 	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("legacy-no")}); !strings.Contains(text, "not confirmed (the user declined)") {
 		t.Fatalf("declined through elicitation/create: %s", text)
 	}
-	if qs := user.questions(); len(qs) != 2 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) {
+	if qs := user.questions(); len(qs) != 4 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) || !strings.Contains(qs[2].Message, "word?") {
 		t.Fatalf("questions: %+v", qs)
 	}
 	stop()
@@ -433,7 +471,7 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	cl, _, stop = policyStdio(t, bin, env, legacy)
 	k = startKernelTool(t, cl)
 	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": secret("unaskable")}); !strings.Contains(text, "this client cannot be asked") ||
-		!strings.Contains(text, "2026-07-28") || !strings.Contains(text, "elicitation") {
+		!strings.Contains(text, "declare the elicitation capability") {
 		t.Fatalf("a client that cannot be asked: %s", text)
 	}
 	if _, text := callTool(t, cl, "shutdown_kernel", map[string]any{"kernel": k}); !strings.Contains(text, "cannot be asked") {
@@ -469,10 +507,159 @@ func TestPolicyRealBinaryBothRevisions(t *testing.T) {
 	}
 	defer l.Close()
 	got := decisionsOf(policyDecisions(t, l, "admin"))
-	want := []string{"ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:declined",
+	want := []string{"ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:confirmed", "ask-secrets:asked", "ask-secrets:declined",
 		"ask-secrets:unconfirmable", "ask-shutdown:unconfirmable", "no-shell:refused",
 		"ask-secrets:asked", "ask-secrets:confirmed"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("decisions in the log:\n got %v\nwant %v", got, want)
+	}
+	l.Close()
+	// Where an operator looks: events tail on the stopped server's data dir.
+	out, err := exec.Command(bin, "events", "tail", "--data-dir", dataDir, "--type", "PolicyDecided", "--principal", "admin", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("events tail: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(want) || !strings.Contains(lines[0], `"decision":"asked"`) || !strings.Contains(lines[0], `"stream":"policy/admin"`) ||
+		!strings.Contains(lines[8], `"decision":"refused"`) {
+		t.Fatalf("events tail --type PolicyDecided: %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+}
+
+// TestPolicyConfirmedOnceThenInput: a confirmed execute that then waits in
+// input() (twice) is asked its prompts, never the confirmation again: its
+// own retries carry the execution (and Approved). A client on 2026-07-28
+// that declared no elicitation is not asked at all: refused, unconfirmable.
+func TestPolicyConfirmedOnceThenInput(t *testing.T) {
+	c, _, connect := policyCore(t, testPolicy)
+	user := &answerer{answer: "yes"}
+	cl, _ := connect(user)
+	k := startKernelTool(t, cl)
+	sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "SECRET = input('first? ') + '/' + input('second? ')\nprint('got', SECRET)"})
+	if sc["status"] != "ok" || !strings.Contains(text, "got typed-2/typed-3") {
+		t.Fatalf("confirmed, then two input() prompts: %v %s", sc, text)
+	}
+	qs := user.questions()
+	if len(qs) != 3 || !strings.Contains(qs[0].Message, `rule "ask-secrets"`) || !strings.Contains(qs[1].Message, "first?") || !strings.Contains(qs[2].Message, "second?") {
+		t.Fatalf("questions (want the confirmation, then the two prompts): %+v", qs)
+	}
+	mute, _ := connect(nil)
+	if _, text := callTool(t, mute, "execute", map[string]any{"kernel": k, "code": "SECRET = 'mute'"}); !strings.Contains(text, "this client cannot be asked") {
+		t.Fatalf("a client without elicitation: %s", text)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(SECRET)"}); !strings.Contains(text, "typed-2/typed-3") {
+		t.Fatalf("the unconfirmable call ran: %s", text)
+	}
+	got := decisionsOf(policyDecisions(t, c.log, "admin"))
+	if want := "ask-secrets:asked ask-secrets:confirmed ask-secrets:unconfirmable ask-secrets:asked ask-secrets:confirmed"; strings.Join(got, " ") != want {
+		t.Fatalf("decisions %v, want %s", got, want)
+	}
+}
+
+// TestPolicyOverHTTPPerPrincipal: over Streamable HTTP (a real listener),
+// a rule naming principals binds only them: agent-1 (a named token) may
+// not shut a kernel down, the admin may; both are asked about SECRET, the
+// agent on 2026-07-28 and the admin on 2025-11-25 through mcp-go's
+// elicitation bridge. Each decision is on its caller's stream.
+func TestPolicyOverHTTPPerPrincipal(t *testing.T) {
+	c, _, _ := policyCore(t, `
+rules:
+  - name: agents-keep-kernels
+    tools: [shutdown_kernel, restart_kernel]
+    principals: ['agent-*']
+    action: deny
+    reason: agents may not stop kernels
+  - name: ask-secrets
+    tools: execute
+    code: SECRET
+    action: confirm
+`)
+	port := serveOn(t, c)
+	url := "http://127.0.0.1:" + port
+	out, err := principalCLI(t, c.cfg.DataDir, "add", "agent-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentToken := printedToken(t, out)
+	testkit.WaitUntil(t, 5*time.Second, "agent-1's token accepted", func() (bool, string) {
+		s := mcpStatus(t, url, agentToken)
+		return s == 200, fmt.Sprint(s)
+	})
+	connect := func(token string, opts ...client.ClientOption) *client.Client {
+		hc, err := transport.NewStreamableHTTP(url+pathMCP, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := mcpClient(t, client.NewClient(hc, opts...))
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	user := &answerer{answer: "yes"}
+	agent := connect(agentToken, client.WithElicitationHandler(user))
+	admin := connect(c.token, client.WithElicitationHandler(user), client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	if agent.ProtocolVersion() != mcp.ProtocolVersion20260728 || admin.ProtocolVersion() != mcp.ProtocolVersion20251125 {
+		t.Fatalf("negotiated %s and %s", agent.ProtocolVersion(), admin.ProtocolVersion())
+	}
+
+	k := startKernelTool(t, agent)
+	if sc, text := callTool(t, agent, "execute", map[string]any{"kernel": k, "code": "SECRET = 'agent'\nprint('ran', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "ran agent") {
+		t.Fatalf("agent-1, confirmed: %v %s", sc, text)
+	}
+	if _, text := callTool(t, agent, "shutdown_kernel", map[string]any{"kernel": k}); !strings.Contains(text, `refused by rule "agents-keep-kernels"`) ||
+		!strings.Contains(text, "agents may not stop kernels") {
+		t.Fatalf("agent-1 shuts its kernel down: %s", text)
+	}
+	ka := startKernelTool(t, admin)
+	if sc, text := callTool(t, admin, "execute", map[string]any{"kernel": ka, "code": "SECRET = 'admin'\nprint('ran', SECRET)"}); sc["status"] != "ok" || !strings.Contains(text, "ran admin") {
+		t.Fatalf("the admin, confirmed through elicitation/create over HTTP: %v %s", sc, text)
+	}
+	if _, text := callTool(t, admin, "shutdown_kernel", map[string]any{"kernel": ka}); strings.HasPrefix(text, "ERROR") {
+		t.Fatalf("the admin shuts its kernel down: %s", text)
+	}
+	if got := strings.Join(decisionsOf(policyDecisions(t, c.log, "agent-1")), " "); got != "ask-secrets:asked ask-secrets:confirmed agents-keep-kernels:refused" {
+		t.Fatalf("agent-1's decisions: %s", got)
+	}
+	if got := strings.Join(decisionsOf(policyDecisions(t, c.log, "admin")), " "); got != "ask-secrets:asked ask-secrets:confirmed" {
+		t.Fatalf("the admin's decisions: %s", got)
+	}
+}
+
+// TestPolicyOutsideTSClient: the official TypeScript client of 2026-07-28
+// (@modelcontextprotocol/client, testkit/outside/mcpsdk2/policy.mjs)
+// against the real binary over HTTP with --policy: it accepts the
+// confirmation form and its auto-fulfilment runs the call on yes, a decline
+// and a deny run nothing, and a manual retry runs once (the same retry
+// sent again is refused).
+func TestPolicyOutsideTSClient(t *testing.T) {
+	node := inputSDK2Node(t)
+	bin := buildBinary(t)
+	dataDir := testkit.TempDataDir(t)
+	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
+	env := []string{"MCP_DATA_DIR=" + dataDir, "JUPYTER_PATH=" + testkit.KernelSpecDir(t), "MCP_POLICY=" + writePolicy(t, testPolicy)}
+	addr := freeAddr(t)
+	startServerAt(t, bin, env, addr)
+	waitReady(t, addr, 90*time.Second)
+	token, err := os.ReadFile(filepath.Join(dataDir, mcpserver.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "policy.mjs", "http://"+addr+pathMCP)
+	cmd.Dir = inputSDK2Dir
+	cmd.Env = append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)))
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.Output()
+	var res struct {
+		OK     bool   `json:"ok"`
+		Failed string `json:"failed"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("policy.mjs: %v (%v)\n%s\n%s", err, jerr, out, stderr)
 	}
 }

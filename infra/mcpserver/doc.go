@@ -137,6 +137,16 @@
 // other reader see documented names. NB: a new tool or argument needs its
 // row in aliases.go (TestArgumentTableMatchesSchemas).
 //
+// # Approval policy
+//
+// policy.go loads a --policy file (LoadPolicy: YAML rules, refused whole
+// with its line and what to fix); policy_edge.go is the tool-handler
+// middleware inside requireScope: deny refuses, confirm asks through an
+// input request (InputRequestPolicy; canElicit) whose once-only nonce is
+// sealed in the request state, allow runs. Every deny/confirm decision is
+// recorded through Options.Decisions (a PolicyDecided event) before the
+// call goes on; without a recorder, matched calls are refused.
+//
 // # MCP Tasks
 //
 // mcp-go v1.2.1 implements MCP Tasks, but its task table is an in-memory map

@@ -36,7 +36,7 @@ import (
 //	rules:
 //	  - name: no-shell
 //	    tools: [execute, run_cell, run_all]
-//	    code: ['\bos\.system\(', '\bsubprocess\b']
+//	    code: ['os\.system\(', 'subprocess']
 //	    action: deny
 //	    reason: shell commands are not allowed from agents
 //	  - name: confirm-shutdown

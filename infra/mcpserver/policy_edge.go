@@ -83,11 +83,13 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 			}
 			// The state came back without an answer: ask again.
 		}
-		if !canAsk(ctx) {
+		// NB: canElicit (input.go), not canAsk: a 2026-07-28 request whose
+		// client declared no elicitation cannot answer either.
+		if !canElicit(ctx) {
 			d.Decision = events.PolicyUnconfirmable
 			recErr := s.recordPolicy(ctx, p.Name, d)
 			msg := fmt.Sprintf("%s: needs your user's confirmation under %s, but this client cannot be asked: "+
-				"it must support MCP 2026-07-28 input requests, or declare the elicitation capability on an older revision. Nothing ran.", tool, because)
+				"it must declare the elicitation capability (answered through MCP 2026-07-28 input requests, or elicitation/create before it). Nothing ran.", tool, because)
 			if recErr != nil {
 				msg += fmt.Sprintf(" (The refusal could not be recorded: %v.)", recErr)
 			}
