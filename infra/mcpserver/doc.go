@@ -142,7 +142,7 @@
 // policy.go loads a --policy file (LoadPolicy: YAML rules, refused whole
 // with its line and what to fix); policy_edge.go is the tool-handler
 // middleware inside requireScope: deny refuses, confirm asks through an
-// input request (InputRequestPolicy; canElicit) whose once-only nonce is
+// input request (InputRequestPolicy; canAsk) whose once-only nonce is
 // sealed in the request state, allow runs. Every deny/confirm decision is
 // recorded through Options.Decisions (a PolicyDecided event) before the
 // call goes on; without a recorder, matched calls are refused.

@@ -209,29 +209,12 @@ func stdinAnswer(r *mcp.ElicitationResult) (string, error) {
 	}
 }
 
-// canElicit is canAsk narrowed to clients that can answer an elicitation:
-// a 2026-07-28 request carries the client's capabilities in its _meta, and
-// a client that did not declare elicitation there cannot answer one (mcp-go's
-// client then fails the whole call: "no elicitation handler configured").
-// Older revisions: canAsk (the session's declared capabilities).
-// NB: an adapter beside roundtrip.go's canAsk, which answers true for every
-// modern request.
-func canElicit(ctx context.Context) bool {
-	if !canAsk(ctx) {
-		return false
-	}
-	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
-		return info.ClientCapabilities != nil && info.ClientCapabilities.Elicitation != nil
-	}
-	return true
-}
-
 // mayAnswer reports whether the caller is asked an input() prompt: its
 // client can answer an elicitation, and it holds send_input's scope (a
 // reader following an execution with get_execution is shown the prompt,
 // not asked a question whose answer would be refused).
 func mayAnswer(ctx context.Context) bool {
-	if !canElicit(ctx) {
+	if !canAsk(ctx) {
 		return false
 	}
 	p, err := auth.Caller(ctx)

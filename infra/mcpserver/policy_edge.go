@@ -83,9 +83,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 			}
 			// The state came back without an answer: ask again.
 		}
-		// NB: canElicit (input.go), not canAsk: a 2026-07-28 request whose
-		// client declared no elicitation cannot answer either.
-		if !canElicit(ctx) {
+		if !canAsk(ctx) {
 			d.Decision = events.PolicyUnconfirmable
 			recErr := s.recordPolicy(ctx, p.Name, d)
 			msg := fmt.Sprintf("%s: needs your user's confirmation under %s, but this client cannot be asked: "+

@@ -182,11 +182,17 @@ func writeCanonical(h interface{ Write([]byte) (int, error) }, v any) {
 }
 
 // canAsk reports whether the caller can be sent an input_required result:
-// a request on 2026-07-28 or later, or an older client that declared the
-// elicitation capability (mcp-go then asks it through elicitation/create).
+// its client declared the elicitation capability. On 2026-07-28 a request
+// carries the client's capabilities in its _meta (a client that declared
+// none there cannot answer: mcp-go's client then fails the whole call, "no
+// elicitation handler configured"); older revisions declared them at
+// initialize, and mcp-go asks them through elicitation/create.
 func canAsk(ctx context.Context) bool {
+	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
+		return info.ClientCapabilities != nil && info.ClientCapabilities.Elicitation != nil
+	}
 	if mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
-		return true
+		return false // a modern request whose capabilities are unknown cannot be relied on
 	}
 	session := server.ClientSessionFromContext(ctx)
 	if info, ok := session.(server.SessionWithClientInfo); ok {
