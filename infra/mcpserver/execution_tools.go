@@ -124,7 +124,7 @@ func (s *Server) execute(ctx context.Context, req mcp.CallToolRequest) (*mcp.Cal
 	if a.err != nil {
 		return failed("execute", a.err), nil
 	}
-	prior, resume, err := s.openExecutionRoundTrip(req)
+	prior, resume, err := s.openExecutionRoundTrip(ctx, req)
 	if err != nil {
 		return failed("execute", err), nil
 	}
@@ -201,7 +201,7 @@ func (s *Server) getExecution(ctx context.Context, req mcp.CallToolRequest) (*mc
 	if a.err != nil {
 		return failed("get execution", a.err), nil
 	}
-	prior, resume, err := s.openExecutionRoundTrip(req)
+	prior, resume, err := s.openExecutionRoundTrip(ctx, req)
 	if err != nil {
 		return failed("get execution", err), nil
 	}

@@ -83,13 +83,13 @@ func stdinQuestion(x queue.Execution) mcp.ElicitationParams {
 // askStdin is the input_required result asking x's prompt. prior is the
 // state of the call being answered (empty on a first call): a policy
 // confirmation already given for this call stays given.
-func (s *Server) askStdin(req mcp.CallToolRequest, prior roundTrip, x queue.Execution, since uint64) *mcp.CallToolResult {
+func (s *Server) askStdin(ctx context.Context, req mcp.CallToolRequest, prior roundTrip, x queue.Execution, since uint64) *mcp.CallToolResult {
 	rt := roundTrip{Tool: req.Params.Name, Args: argsDigest(req), Policy: prior.Policy,
 		// NB: the handler runs only once the policy let the call through: a
 		// state that asked a confirmation was answered yes.
 		Approved:  prior.Approved || prior.Policy != "",
 		Execution: x.ID, InputSeq: inputSeq(x), Since: since}
-	state := s.sealRoundTrip(rt, time.Now())
+	state := s.sealRoundTrip(ctx, rt, time.Now())
 	return server.NewInputRequestBuilder(state).Elicit(InputRequestStdin, stdinQuestion(x)).ToolResult()
 }
 
@@ -98,7 +98,7 @@ func (s *Server) askStdin(req mcp.CallToolRequest, prior roundTrip, x queue.Exec
 // caller can be asked, otherwise the usual reply (note first, when given).
 func (s *Server) finishExecutionCall(ctx context.Context, req mcp.CallToolRequest, prior roundTrip, f followed, since uint64, note string) *mcp.CallToolResult {
 	if f.Execution.Status == queue.StatusInputRequired && f.Execution.AllowStdin && mayAnswer(ctx) {
-		return s.askStdin(req, prior, f.Execution, since)
+		return s.askStdin(ctx, req, prior, f.Execution, since)
 	}
 	res := s.executionReply(f, since)
 	if note != "" {
@@ -110,8 +110,8 @@ func (s *Server) finishExecutionCall(ctx context.Context, req mcp.CallToolReques
 // openExecutionRoundTrip opens the request state of an execute or
 // get_execution call. resume is true when the state carries an execution:
 // the call is an answer to its input() and must not run anything again.
-func (s *Server) openExecutionRoundTrip(req mcp.CallToolRequest) (rt roundTrip, resume bool, err error) {
-	rt, _, err = s.openRoundTrip(req, time.Now())
+func (s *Server) openExecutionRoundTrip(ctx context.Context, req mcp.CallToolRequest) (rt roundTrip, resume bool, err error) {
+	rt, _, err = s.openRoundTrip(ctx, req, time.Now())
 	if err != nil {
 		return roundTrip{}, false, err
 	}
@@ -142,12 +142,12 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 		// NB: the answer was typed for an earlier prompt; it must not
 		// answer this one.
 		if mayAnswer(ctx) {
-			return s.askStdin(req, rt, x, rt.Since), nil
+			return s.askStdin(ctx, req, rt, x, rt.Since), nil
 		}
 		note = fmt.Sprintf("Execution %s now waits on another prompt (%q): your answer was not sent.", id, x.Prompt)
 	case answer == nil:
 		if mayAnswer(ctx) {
-			return s.askStdin(req, rt, x, rt.Since), nil
+			return s.askStdin(ctx, req, rt, x, rt.Since), nil
 		}
 	case answer.Action == mcp.ElicitationResponseActionAccept:
 		value, err := stdinAnswer(answer)

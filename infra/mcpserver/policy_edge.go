@@ -37,7 +37,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 			return next(ctx, req)
 		}
 		tool, now := req.Params.Name, time.Now()
-		rt, hasState, stateErr := s.openRoundTrip(req, now)
+		rt, hasState, stateErr := s.openRoundTrip(ctx, req, now)
 		// NB: a later round of a call that already ran (its input() prompt)
 		// carries its execution and submits nothing again: it was decided
 		// when it ran. A state that only says Approved is not enough: it
@@ -97,7 +97,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		if err := s.recordPolicy(ctx, p.Name, d); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("%s: needs confirmation under %s, and the question could not be recorded: %v. Nothing ran; try again.", tool, because, err)), nil
 		}
-		state := s.sealRoundTrip(roundTrip{Tool: tool, Args: argsDigest(req), Policy: d.Request, PolicyCode: d.CodeSHA256}, now)
+		state := s.sealRoundTrip(ctx, roundTrip{Tool: tool, Args: argsDigest(req), Policy: d.Request, PolicyCode: d.CodeSHA256}, now)
 		return server.NewInputRequestBuilder(state).Elicit(InputRequestPolicy, policyQuestion(call, because)).ToolResult(), nil
 	}
 }
@@ -132,7 +132,7 @@ func (s *Server) policyAnswered(ctx context.Context, next server.ToolHandlerFunc
 	// trip of its own (an input() prompt) keeps Approved and is not asked
 	// again. The policy's answer is not passed on.
 	inner := req
-	inner.Params.RequestState = s.sealRoundTrip(roundTrip{Tool: tool, Args: rt.Args, Policy: rt.Policy, Approved: true}, now)
+	inner.Params.RequestState = s.sealRoundTrip(ctx, roundTrip{Tool: tool, Args: rt.Args, Policy: rt.Policy, Approved: true}, now)
 	inner.Params.InputResponses = nil
 	if rest := maps.Clone(req.Params.InputResponses); len(rest) > 1 {
 		delete(rest, InputRequestPolicy)

@@ -94,9 +94,9 @@ func TestPolicyRefusesForgedAndExpiredStates(t *testing.T) {
 	other := New(newFakeBackend(), Options{})
 	approved := roundTrip{Tool: "execute", Args: argsDigest(req), Policy: "n", Approved: true, Execution: "x1"}
 	for name, state := range map[string]string{
-		"altered":     s.sealRoundTrip(roundTrip{Tool: "execute", Args: argsDigest(req), Policy: "n"}, time.Now()) + "x",
-		"another key": other.sealRoundTrip(approved, time.Now()),
-		"expired":     s.sealRoundTrip(roundTrip{Tool: "execute", Args: argsDigest(req), Policy: "n"}, time.Now().Add(-25*time.Hour)),
+		"altered":     s.sealRoundTrip(ctx, roundTrip{Tool: "execute", Args: argsDigest(req), Policy: "n"}, time.Now()) + "x",
+		"another key": other.sealRoundTrip(ctx, approved, time.Now()),
+		"expired":     s.sealRoundTrip(ctx, roundTrip{Tool: "execute", Args: argsDigest(req), Policy: "n"}, time.Now().Add(-25*time.Hour)),
 		"garbage":     "not a state",
 	} {
 		r := req

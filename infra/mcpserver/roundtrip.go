@@ -16,6 +16,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
 // Multi round-trip requests (MCP 2026-07-28): a tool that needs the
@@ -71,6 +73,9 @@ type roundTrip struct {
 	InputSeq uint64 `json:"i,omitempty"`
 	// Since is the output cursor the reply had reached.
 	Since uint64 `json:"s,omitempty"`
+	// Caller is the principal the state was minted for: another one (a
+	// token that saw it, a shared kernel's reader) cannot answer with it.
+	Caller string `json:"w"`
 	// Expires is when the state stops being accepted (unix seconds).
 	Expires int64 `json:"e"`
 }
@@ -80,6 +85,7 @@ var (
 	ErrRoundTripTampered = errors.New("the requestState was not minted by this server or was altered: call the tool again without inputResponses and requestState")
 	ErrRoundTripExpired  = errors.New("the requestState has expired: call the tool again without inputResponses and requestState")
 	ErrRoundTripMismatch = errors.New("the requestState belongs to another call (tool or arguments differ): retry with exactly the arguments of the call that returned it")
+	ErrRoundTripCaller   = errors.New("the requestState was minted for another principal: call the tool again without inputResponses and requestState")
 )
 
 // roundTripKey returns the key request states are sealed with: the
@@ -98,9 +104,11 @@ func randomKey() []byte {
 	return b
 }
 
-// sealRoundTrip encodes rt (its Expires set from now) as a request state.
-func (s *Server) sealRoundTrip(rt roundTrip, now time.Time) string {
+// sealRoundTrip encodes rt (its Expires set from now, its Caller from ctx)
+// as a request state.
+func (s *Server) sealRoundTrip(ctx context.Context, rt roundTrip, now time.Time) string {
 	rt.Expires = now.Add(roundTripTTL).Unix()
+	rt.Caller = callerName(ctx)
 	body, err := json.Marshal(rt)
 	if err != nil {
 		panic(fmt.Errorf("seal request state: %w", err)) // a struct of strings and numbers
@@ -110,10 +118,10 @@ func (s *Server) sealRoundTrip(rt roundTrip, now time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// openRoundTrip checks a request state the client echoed back for req and
-// returns what it carries. ok is false when req carries no state (a first
-// call).
-func (s *Server) openRoundTrip(req mcp.CallToolRequest, now time.Time) (rt roundTrip, ok bool, err error) {
+// openRoundTrip checks a request state the client echoed back for req (by
+// the caller in ctx) and returns what it carries. ok is false when req
+// carries no state (a first call).
+func (s *Server) openRoundTrip(ctx context.Context, req mcp.CallToolRequest, now time.Time) (rt roundTrip, ok bool, err error) {
 	state := req.Params.RequestState
 	if state == "" {
 		return roundTrip{}, false, nil
@@ -138,7 +146,19 @@ func (s *Server) openRoundTrip(req mcp.CallToolRequest, now time.Time) (rt round
 	if rt.Tool != req.Params.Name || rt.Args != argsDigest(req) {
 		return roundTrip{}, true, ErrRoundTripMismatch
 	}
+	if rt.Caller != callerName(ctx) {
+		return roundTrip{}, true, ErrRoundTripCaller
+	}
 	return rt, true, nil
+}
+
+// callerName is the principal a request runs as ("" when none is known:
+// in-process callers without one).
+func callerName(ctx context.Context) string {
+	if p, err := auth.Caller(ctx); err == nil {
+		return p.Name
+	}
+	return ""
 }
 
 // argsDigest is a digest of a call's tool name and arguments, independent
