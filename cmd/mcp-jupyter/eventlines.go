@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -73,7 +74,9 @@ func logEvents(ctx context.Context, l *eventlog.Log, after uint64, cursor *atomi
 		case "checkpoint":
 			attrs = append(attrs, slog.String("checkpoint", events.StreamID(e.Stream)))
 		}
-		if level >= slog.LevelInfo {
+		if e.Type == events.TypePolicyDecided && level >= slog.LevelInfo {
+			attrs = append(attrs, policyLineAttrs(e)...)
+		} else if level >= slog.LevelInfo {
 			raw := e.Raw
 			if len(raw) > maxPayloadInLog {
 				raw = raw[:maxPayloadInLog] // NB: tracebacks and stderr tails can be long
@@ -87,4 +90,24 @@ func logEvents(ctx context.Context, l *eventlog.Log, after uint64, cursor *atomi
 		return nil
 	}
 	return err
+}
+
+// policyLineAttrs is what a PolicyDecided line says: the decision and the
+// code's SHA-256 and size, never the code (the agent's code may carry
+// secrets; the log keeps its head for whoever replays it, the operator's
+// log does not, as ExecutionQueued stays at Debug).
+func policyLineAttrs(e events.Event) []slog.Attr {
+	var d events.PolicyDecided
+	if err := json.Unmarshal(e.Raw, &d); err != nil {
+		return []slog.Attr{slog.String("payload_error", err.Error())}
+	}
+	attrs := []slog.Attr{slog.String("tool", d.Tool), slog.String("rule", d.Rule), slog.String("action", d.Action),
+		slog.String("decision", d.Decision)}
+	if d.CodeSHA256 != "" {
+		attrs = append(attrs, slog.String("code_sha256", d.CodeSHA256), slog.Int("code_bytes", d.CodeBytes))
+	}
+	if d.Request != "" {
+		attrs = append(attrs, slog.String("request", d.Request))
+	}
+	return attrs
 }

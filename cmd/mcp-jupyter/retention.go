@@ -72,7 +72,7 @@ func (c *core) registerFloors() {
 	f.AddKeeper("queue: unfinished executions", c.queue)
 	f.AddKeeper("kernels: kernels not shut down", c.kernels)
 	f.AddKeeper("checkpoint and notebook streams", projections.KeepFunc(keepSmallStreams))
-	f.AddKeeper("policy decisions of the last day (replay protection)", keepRecentPolicyDecisions())
+	f.AddKeeper("policy answers of the last minutes (replay protection)", keepRecentPolicyDecisions())
 	f.AddKeeper("lease actor: asset streams after its snapshot", &snapshotTail{log: c.log, snapshot: lease.SnapshotName, prefix: "asset/"})
 	if c.live != nil {
 		f.AddFloor("leases and backlog snapshots", c.live.runner)

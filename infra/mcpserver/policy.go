@@ -14,8 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -60,9 +58,6 @@ const (
 	policyMaxReason     = 1000 // bytes of a reason
 	// policyCodeHead is how much of the code an ask shows and an event keeps.
 	policyCodeHead = 400
-	// policyMaxAnswered bounds the answered-request set (replay
-	// protection): beyond it, new answers are refused until old ones expire.
-	policyMaxAnswered = 100_000
 )
 
 // policyCodeTools are the tools whose calls carry code a rule's code
@@ -82,9 +77,7 @@ type Policy struct {
 	file  string
 	rules []policyRule
 
-	mu       sync.Mutex
-	answered map[string]time.Time // request nonce -> when its state expires
-	maxAns   int
+	answers policyAnswers // replay protection (policy_answers.go)
 }
 
 // policyRule is one rule as loaded.
@@ -165,7 +158,7 @@ func ParsePolicy(name string, data []byte) (p *Policy, err error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fail(root.Line, "the file must be a mapping with a rules: list, found %s", policyKind(root))
 	}
-	p = &Policy{file: name, answered: map[string]time.Time{}, maxAns: policyMaxAnswered}
+	p = &Policy{file: name, answers: newPolicyAnswers()}
 	seenTop := map[string]bool{}
 	var rulesNode *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -543,58 +536,6 @@ func policyAnyGlob(globs []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// ErrPolicyAnswered refuses a confirmation answer given a second time.
-var ErrPolicyAnswered = errors.New("this confirmation was already answered (an answer counts once): call the tool again without inputResponses and requestState to be asked again")
-
-// errPolicyAnswersFull refuses an answer while the replay-protection set is full.
-var errPolicyAnswersFull = errors.New("too many confirmations answered in the last 24 hours for the server to remember: try again later")
-
-// claimAnswer marks nonce answered until expires; a nonce already answered
-// is refused (ErrPolicyAnswered).
-func (p *Policy) claimAnswer(nonce string, expires, now time.Time) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if exp, ok := p.answered[nonce]; ok && now.Before(exp) {
-		return ErrPolicyAnswered
-	}
-	if len(p.answered) >= p.maxAns {
-		for n, exp := range p.answered {
-			if !now.Before(exp) {
-				delete(p.answered, n)
-			}
-		}
-		if len(p.answered) >= p.maxAns {
-			return errPolicyAnswersFull
-		}
-	}
-	p.answered[nonce] = expires
-	return nil
-}
-
-// releaseAnswer forgets a claim whose decision could not be recorded (the
-// client may answer again).
-func (p *Policy) releaseAnswer(nonce string) {
-	p.mu.Lock()
-	delete(p.answered, nonce)
-	p.mu.Unlock()
-}
-
-// RememberAnswered marks a confirmation request answered (a PolicyDecided
-// confirmed or declined read back from the log at start, decided at
-// decidedAt), so that its answer is not accepted again after a restart.
-func (p *Policy) RememberAnswered(nonce string, decidedAt time.Time) {
-	if nonce == "" {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.answered) < p.maxAns {
-		// NB: the state was sealed before the answer; its TTL from the
-		// answer is an upper bound on when it expires.
-		p.answered[nonce] = decidedAt.Add(roundTripTTL)
-	}
 }
 
 // PolicyRecorder records a policy decision durably (a PolicyDecided event

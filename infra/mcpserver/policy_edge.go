@@ -60,6 +60,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		d := events.PolicyDecided{Tool: tool, Rule: rule.Name, Action: rule.Action, KernelID: call.Kernel, Reason: rule.Reason}
 		if call.HasCode {
 			d.CodeSHA256, d.Code = policyCodeSHA(call.Code), policyCodeHeadOf(call.Code)
+			d.CodeBytes = len(call.Code)
 		}
 		because := fmt.Sprintf("rule %q of the server's policy", rule.Name)
 		if rule.Reason != "" {
@@ -97,7 +98,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		if err := s.recordPolicy(ctx, p.Name, d); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("%s: needs confirmation under %s, and the question could not be recorded: %v. Nothing ran; try again.", tool, because, err)), nil
 		}
-		state := s.sealRoundTrip(ctx, roundTrip{Tool: tool, Args: argsDigest(req), Policy: d.Request, PolicyCode: d.CodeSHA256}, now)
+		state := s.sealRoundTripTTL(ctx, roundTrip{Tool: tool, Args: argsDigest(req), Policy: d.Request, PolicyCode: d.CodeSHA256}, now, PolicyAnswerTTL)
 		return server.NewInputRequestBuilder(state).Elicit(InputRequestPolicy, policyQuestion(call, because)).ToolResult(), nil
 	}
 }
@@ -112,7 +113,7 @@ func (s *Server) policyAnswered(ctx context.Context, next server.ToolHandlerFunc
 		return mcp.NewToolResultError(tool + ": the code changed since the confirmation was asked (the cell was edited): " +
 			"nothing ran. Call again without inputResponses and requestState to be asked about the code as it is now."), nil
 	}
-	if err := pol.claimAnswer(rt.Policy, time.Unix(rt.Expires, 0), now); err != nil {
+	if err := pol.claimAnswer(principal, rt.Policy, time.Unix(rt.Sealed, 0), time.Unix(rt.Expires, 0), now); err != nil {
 		return mcp.NewToolResultError(tool + ": " + err.Error()), nil
 	}
 	d.Request = rt.Policy

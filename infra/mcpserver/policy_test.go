@@ -164,36 +164,44 @@ func TestPolicyAnswerCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_000_000, 0)
-	if err := p.claimAnswer("n1", now.Add(time.Hour), now); err != nil {
+	ttl := func(at time.Time) (time.Time, time.Time) { return at, at.Add(PolicyAnswerTTL) }
+	s1, e1 := ttl(now)
+	if err := p.claimAnswer("alice", "n1", s1, e1, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.claimAnswer("n1", now.Add(time.Hour), now.Add(time.Minute)); !errors.Is(err, ErrPolicyAnswered) {
+	if err := p.claimAnswer("alice", "n1", s1, e1, now.Add(time.Minute)); !errors.Is(err, ErrPolicyAnswered) {
 		t.Fatalf("a second answer: %v", err)
 	}
 	p.releaseAnswer("n1") // its decision could not be recorded
-	if err := p.claimAnswer("n1", now.Add(time.Hour), now); err != nil {
+	if err := p.claimAnswer("alice", "n1", s1, e1, now); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
-	p.maxAns = 2
-	if err := p.claimAnswer("n2", now.Add(2*time.Hour), now); err != nil {
+	p.answers.maxTotal = 2
+	s2, e2 := ttl(now.Add(5 * time.Minute))
+	if err := p.claimAnswer("bob", "n2", s2, e2, now.Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.claimAnswer("n3", now.Add(time.Hour), now); !errors.Is(err, errPolicyAnswersFull) {
+	if err := p.claimAnswer("carol", "n3", s2, e2, now.Add(5*time.Minute)); !errors.Is(err, errPolicyAnswersFull) {
 		t.Fatalf("a full set must refuse (never forget a live nonce): %v", err)
 	}
-	later := now.Add(90 * time.Minute) // n1 expired, n2 not
-	if err := p.claimAnswer("n3", later.Add(time.Hour), later); err != nil {
+	later := now.Add(PolicyAnswerTTL + time.Minute) // n1 expired, n2 not
+	s3, e3 := ttl(later)
+	if err := p.claimAnswer("carol", "n3", s3, e3, later); err != nil {
 		t.Fatalf("after n1 expired: %v", err)
 	}
-	if len(p.answered) != 2 {
-		t.Fatalf("answered set holds %d, bound 2", len(p.answered))
+	if len(p.answers.byNonce) != 2 {
+		t.Fatalf("answered set holds %d, bound 2", len(p.answers.byNonce))
 	}
-	if err := p.claimAnswer("n2", later.Add(time.Hour), later); !errors.Is(err, ErrPolicyAnswered) {
+	if err := p.claimAnswer("bob", "n2", s2, e2, later); !errors.Is(err, ErrPolicyAnswered) {
 		t.Fatalf("n2 is still live: %v", err)
 	}
-	p.RememberAnswered("n9", later) // from the log at start
-	if err := p.claimAnswer("n9", later.Add(time.Hour), later); !errors.Is(err, ErrPolicyAnswered) && !errors.Is(err, errPolicyAnswersFull) {
-		t.Fatalf("a remembered answer: %v", err)
+	// A state not sealed by an ask (the 24 h state of a call that ran) or
+	// sealed for longer than a confirmation lives is never claimed.
+	if err := p.claimAnswer("bob", "n4", time.Unix(0, 0), later.Add(24*time.Hour), later); !errors.Is(err, errPolicyNotAnAsk) {
+		t.Fatalf("a state without a seal time: %v", err)
+	}
+	if err := p.claimAnswer("bob", "n4", later, later.Add(24*time.Hour), later); !errors.Is(err, errPolicyNotAnAsk) {
+		t.Fatalf("a day-long state: %v", err)
 	}
 }
 

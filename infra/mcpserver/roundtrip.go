@@ -78,6 +78,11 @@ type roundTrip struct {
 	Caller string `json:"w"`
 	// Expires is when the state stops being accepted (unix seconds).
 	Expires int64 `json:"e"`
+	// Sealed is when the state was sealed (unix seconds), set only by
+	// sealRoundTripTTL: a policy confirmation is claimed only from a state
+	// it sealed (short-lived, and refused when sealed before a restart
+	// that could not read every answer back: policy_answers.go).
+	Sealed int64 `json:"at,omitempty"`
 }
 
 // Errors openRoundTrip returns; each message says what to do.
@@ -108,6 +113,22 @@ func randomKey() []byte {
 // as a request state.
 func (s *Server) sealRoundTrip(ctx context.Context, rt roundTrip, now time.Time) string {
 	rt.Expires = now.Add(roundTripTTL).Unix()
+	rt.Caller = callerName(ctx)
+	body, err := json.Marshal(rt)
+	if err != nil {
+		panic(fmt.Errorf("seal request state: %w", err)) // a struct of strings and numbers
+	}
+	mac := hmac.New(sha256.New, s.roundTripKey())
+	mac.Write(body)
+	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// sealRoundTripTTL is sealRoundTrip for a state accepted for ttl only (a
+// policy confirmation: minutes, not the day an input() prompt may wait),
+// stamped with when it was sealed.
+func (s *Server) sealRoundTripTTL(ctx context.Context, rt roundTrip, now time.Time, ttl time.Duration) string {
+	rt.Expires = now.Add(ttl).Unix()
+	rt.Sealed = now.Unix()
 	rt.Caller = callerName(ctx)
 	body, err := json.Marshal(rt)
 	if err != nil {
