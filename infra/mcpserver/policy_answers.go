@@ -40,7 +40,7 @@ var (
 	// errPolicyAnswersFull refuses an answer while the server-wide set is full.
 	errPolicyAnswersFull = fmt.Errorf("too many confirmations answered in the last %s for the server to remember: try again in a few minutes", PolicyAnswerTTL)
 	// errPolicyAnswersFullPrincipal refuses an answer while the caller's own bound is full.
-	errPolicyAnswersFullPrincipal = fmt.Errorf("you answered more than %d confirmations in the last %s: the server remembers no more of yours; try again in a few minutes", policyMaxAnsweredPerPrincipal, PolicyAnswerTTL)
+	errPolicyAnswersFullPrincipal = fmt.Errorf("you answered too many confirmations in the last %s for the server to remember more of yours: try again in a few minutes", PolicyAnswerTTL)
 	// errPolicyNotAnAsk refuses an answer whose state was not sealed by an ask.
 	errPolicyNotAnAsk = errors.New("this requestState does not carry an open confirmation question (it was not minted by the question, or the question was already answered): call the tool again without inputResponses and requestState to be asked")
 	// errPolicyBeforeRestart refuses a state sealed before a restart that could not read every answer back.
