@@ -32,7 +32,7 @@ type PolicyDecided struct {
 	Decision   string `json:"decision"` // PolicyRefused, PolicyAsked, ...
 	KernelID   string `json:"kernel_id,omitempty"`
 	CodeSHA256 string `json:"code_sha256,omitempty"` // of the code the call carried, if any
-	CodeBytes  int    `json:"code_bytes,omitempty"`  // its size
+	CodeBytes  int    `json:"code_bytes,omitempty"`  // the size of that code in bytes
 	Code       string `json:"code,omitempty"`        // its head, cut to a few hundred bytes, for whoever replays the log
 	// Request ties an ask to its answer: the nonce sealed in the request
 	// state (one answer per ask; a replayed answer is refused).
