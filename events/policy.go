@@ -32,12 +32,14 @@ type PolicyDecided struct {
 	Decision   string `json:"decision"` // PolicyRefused, PolicyAsked, ...
 	KernelID   string `json:"kernel_id,omitempty"`
 	CodeSHA256 string `json:"code_sha256,omitempty"` // of the code the call carried, if any
-	CodeBytes  int    `json:"code_bytes,omitempty"`  // the size of that code in bytes
 	Code       string `json:"code,omitempty"`        // its head, cut to a few hundred bytes, for whoever replays the log
 	// Request ties an ask to its answer: the nonce sealed in the request
 	// state (one answer per ask; a replayed answer is refused).
 	Request string `json:"request,omitempty"`
 	Reason  string `json:"reason,omitempty"` // the rule's reason, shown to the client
+	// CodeBytes is the size of the code the call carried (what the
+	// server's log line says of it, with CodeSHA256).
+	CodeBytes int `json:"code_bytes,omitempty"`
 }
 
 func (PolicyDecided) EventType() string { return TypePolicyDecided }

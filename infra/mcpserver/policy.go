@@ -58,6 +58,9 @@ const (
 	policyMaxReason     = 1000 // bytes of a reason
 	// policyCodeHead is how much of the code an ask shows and an event keeps.
 	policyCodeHead = 400
+	// policyMaxAnswered bounds the answered-request set (replay
+	// protection): beyond it, new answers are refused until old ones expire.
+	policyMaxAnswered = 100_000
 )
 
 // policyCodeTools are the tools whose calls carry code a rule's code

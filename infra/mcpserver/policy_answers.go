@@ -29,8 +29,7 @@ const (
 	// policyMaxAnsweredPerPrincipal bounds one principal's answers within
 	// PolicyAnswerTTL (more than one a second, sustained).
 	policyMaxAnsweredPerPrincipal = 1000
-	// policyMaxAnswered bounds the whole set.
-	policyMaxAnswered = 100_000
+	// NB: policyMaxAnswered (policy.go) bounds the whole set.
 )
 
 // ErrPolicyAnswered refuses a confirmation answer given a second time.

@@ -60,11 +60,13 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		d := events.PolicyDecided{Tool: tool, Rule: rule.Name, Action: rule.Action, KernelID: call.Kernel, Reason: rule.Reason}
 		if call.HasCode {
 			d.CodeSHA256, d.Code = policyCodeSHA(call.Code), policyCodeHeadOf(call.Code)
-			d.CodeBytes = len(call.Code)
 		}
 		because := fmt.Sprintf("rule %q of the server's policy", rule.Name)
 		if rule.Reason != "" {
 			because += ": " + rule.Reason
+		}
+		if call.HasCode {
+			d.CodeBytes = len(call.Code)
 		}
 		if rule.Action == PolicyActionDeny {
 			d.Decision = events.PolicyRefused
