@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
@@ -114,5 +117,34 @@ func TestPolicyEventLineWithoutCode(t *testing.T) {
 	}
 	if strings.Contains(line, "s3cr3t") || strings.Contains(line, "API_KEY") {
 		t.Fatalf("the line carries the code: %s", line)
+	}
+}
+
+// TestPolicyConfirmationStateLivesMinutes: the requestState a real client
+// gets with a confirmation question (MCP 2026-07-28, mcp-go's client) is
+// accepted for mcpserver.PolicyAnswerTTL, not the day an input() prompt's
+// state lives.
+func TestPolicyConfirmationStateLivesMinutes(t *testing.T) {
+	_, _, connect := policyCore(t, testPolicy)
+	cl, rec := connect(&answerer{answer: "no"})
+	before := time.Now()
+	callTool(t, cl, "execute", map[string]any{"kernel": "no-such-kernel", "code": "SECRET = 1"})
+	answered := rec.lastAnswered(t)
+	state, _ := answered["requestState"].(string)
+	body, _, _ := strings.Cut(state, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		t.Fatalf("the requestState %q: %v", state, err)
+	}
+	var sealed struct {
+		Expires int64 `json:"e"`
+		Sealed  int64 `json:"at"`
+	}
+	if err := json.Unmarshal(raw, &sealed); err != nil {
+		t.Fatalf("the requestState's body %s: %v", raw, err)
+	}
+	if sealed.Sealed < before.Unix()-1 || sealed.Expires-sealed.Sealed != int64(mcpserver.PolicyAnswerTTL/time.Second) {
+		t.Fatalf("the confirmation's state: sealed at %d (call at %d), expires %d s later; want %s", sealed.Sealed, before.Unix(),
+			sealed.Expires-sealed.Sealed, mcpserver.PolicyAnswerTTL)
 	}
 }
