@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,4 +196,40 @@ func statuses(xs []queue.Execution) []string {
 		out = append(out, x.ID+"="+string(x.Status))
 	}
 	return out
+}
+
+// TestAutoCheckpointNeverWaitsOnAPrompt: the shutdown pass and the cull's
+// auto-checkpoint skip a kernel waiting in input() as busy, at once; and an
+// auto-save that reaches such a kernel anyway (it asked for input between
+// the idle check and the save) is refused at once, leaving nothing queued.
+func TestAutoCheckpointNeverWaitsOnAPrompt(t *testing.T) {
+	c, connect := inProcess(t)
+	cl := connect()
+	k := startKernelTool(t, cl)
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "x = 1", "timeout_s": 20}); strings.HasPrefix(text, "ERROR") {
+		t.Fatal(text)
+	}
+	id := askInput(t, cl, k, "shutdown prompt? ")
+
+	ctx, cancel := context.WithTimeout(context.Background(), promptly)
+	defer cancel()
+	r := c.autoCheckpointAll(ctx)
+	if ctx.Err() != nil || r.Skipped[k] != skipBusy || len(r.Saved) != 0 {
+		t.Fatalf("shutdown pass on a kernel waiting in input(): want skipped busy at once, got %+v (ctx %v)", r, ctx.Err())
+	}
+	if err := c.autoCheckpoint(ctx, k); !errors.Is(err, errAutoBusy) {
+		t.Fatalf("cull's auto-checkpoint: want errAutoBusy, got %v", err)
+	}
+	k0, _ := c.kernels.Get(k)
+	_, err := c.autoSave(ctx, autoCandidate{ID: k, Owner: k0.Owner})
+	if !errors.Is(err, ErrKernelWaitsForInput) || !strings.Contains(err.Error(), id) || ctx.Err() != nil {
+		t.Fatalf("auto-save reaching a kernel waiting in input(): want ErrKernelWaitsForInput naming %s at once, got %v (ctx %v)", id, err, ctx.Err())
+	}
+	if q := c.queue.List(k, queue.StatusQueued); len(q) != 0 {
+		t.Fatalf("refused auto-save left queued executions: %+v", q)
+	}
+	answerInput(t, cl, id, "ok")
+	if len(checkpointExecutions(c, k, "save", "")) != 0 {
+		t.Fatal("an auto-save execution ran after the answer")
+	}
 }
