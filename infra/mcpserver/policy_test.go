@@ -83,6 +83,7 @@ func TestPolicyRefusesBadFiles(t *testing.T) {
 		{"duplicate key", "rules:\n  - name: a\n    tools: execute\n    tools: run_cell\n    action: deny\n", 4, `"tools" is given twice`},
 		{"duplicate name", "rules:\n  - name: a\n    tools: execute\n    action: deny\n  - name: a\n    tools: run_cell\n    action: deny\n", 5, "already used by the rule at line 2"},
 		{"unreachable", "rules:\n  - name: all\n    tools: '*'\n    action: confirm\n  - name: b\n    tools: execute\n    action: deny\n", 5, `rule "b" can never match`},
+		{"unreachable after **", "rules:\n  - name: all\n    tools: '**'\n    principals: '*'\n    action: confirm\n  - name: b\n    tools: execute\n    action: deny\n", 6, `rule "b" can never match`},
 		{"alias", "rules:\n  - &r\n    name: a\n    tools: execute\n    action: deny\n  - *r\n", 2, "anchors and aliases"},
 		{"two documents", "rules: []\n---\nrules: []\n", 2, "a second YAML document"},
 		{"bad principal glob", "rules:\n  - name: a\n    tools: execute\n    principals: '['\n    action: deny\n", 4, "not a valid glob"},
