@@ -52,8 +52,6 @@ func TestPolicyExampleFileBindsTheStdioAgent(t *testing.T) {
 	}
 }
 
-func pyQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
-
 var stillWaits = regexp.MustCompile(`Execution (\S+) still waits in input\(\)`)
 
 // TestPolicyInputAnswerIsSendInput: answering input() through execute's
