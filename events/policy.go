@@ -32,7 +32,7 @@ type PolicyDecided struct {
 	Decision   string `json:"decision"` // PolicyRefused, PolicyAsked, ...
 	KernelID   string `json:"kernel_id,omitempty"`
 	CodeSHA256 string `json:"code_sha256,omitempty"` // of the code the call carried, if any
-	Code       string `json:"code,omitempty"`        // its head, cut to a few hundred bytes, for whoever replays the log
+	Code       string `json:"code,omitempty"`        // what the user was shown: its size and the lines the rule matched (at most 20 of 200 bytes)
 	// Request ties an ask to its answer: the nonce sealed in the request
 	// state (one answer per ask; a replayed answer is refused).
 	Request string `json:"request,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -478,6 +479,24 @@ func Unrecorded(s OutputState, batch []Incoming, reason string) OutputState {
 	return s
 }
 
+// maxPromptBytes bounds the input() prompt an ExecutionInputRequested
+// records: the kernel's code chooses it, and every read of the execution
+// carries it (get_execution, send_input, the input request).
+const maxPromptBytes = 4 << 10
+
+// boundPrompt is prompt cut to maxPromptBytes (on a character boundary),
+// with a note saying how much was left out.
+func boundPrompt(prompt string) string {
+	if len(prompt) <= maxPromptBytes {
+		return prompt
+	}
+	n := maxPromptBytes
+	for n > 0 && !utf8.RuneStart(prompt[n]) {
+		n--
+	}
+	return prompt[:n] + fmt.Sprintf("\u2026 (prompt cut by the server: %d more bytes not recorded)", len(prompt)-n)
+}
+
 // Running reports the executions in flight, in msg_id order.
 func Running(s OutputState) []string {
 	keys := make([]string, 0, len(s.Inflight))
@@ -665,7 +684,7 @@ func Step(s OutputState, batch []Incoming) (OutputState, []events.Draft, []Effec
 			}
 			_ = json.Unmarshal(m.Content, &req)
 			drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(in.ExecID), Kernel: k, Principal: in.By,
-				Payload: events.ExecutionInputRequested{ExecutionID: in.ExecID, Prompt: req.Prompt, Password: req.Password}})
+				Payload: events.ExecutionInputRequested{ExecutionID: in.ExecID, Prompt: boundPrompt(req.Prompt), Password: req.Password}})
 		}
 	}
 	if rc := s.Reconcile; rc != nil && rc.HistoryID == "" && rc.Replied && !rc.SawIOPub && rc.IOPubProbes == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 )
@@ -395,5 +396,30 @@ func TestIdleProbeDeferred(t *testing.T) {
 	s, due := IdleProbeDue(s, probe)
 	if len(due) != 0 || len(s.IdleProbes) != 0 {
 		t.Fatalf("due after idle = %+v, probes %v: want nothing sent and the probe forgotten", due, s.IdleProbes)
+	}
+}
+
+// TestInputPromptIsBoundedWhenRecorded: code in the kernel chooses its
+// input() prompt; a 1 MB one is recorded cut to maxPromptBytes (on a
+// character boundary, the cut said), so that no read of the execution
+// carries a megabyte.
+func TestInputPromptIsBoundedWhenRecorded(t *testing.T) {
+	huge := strings.Repeat("é", 1<<19) // 1 MiB of two-byte characters
+	content, _ := json.Marshal(map[string]any{"prompt": huge, "password": true})
+	s := Expect(NewOutputState("k"), "m1", "x1", "")
+	_, drafts, _ := Step(s, []Incoming{{Channel: ChannelStdin, ParentMsgID: "m1", MsgType: "input_request", Content: content}})
+	if len(drafts) != 1 {
+		t.Fatalf("drafts: %v", drafts)
+	}
+	p, ok := drafts[0].Payload.(events.ExecutionInputRequested)
+	if !ok || !p.Password {
+		t.Fatalf("payload %T %+v", drafts[0].Payload, drafts[0].Payload)
+	}
+	if len(p.Prompt) > maxPromptBytes+100 || !strings.HasPrefix(p.Prompt, strings.Repeat("é", maxPromptBytes/2)) ||
+		!strings.Contains(p.Prompt, "prompt cut by the server") || !utf8.ValidString(p.Prompt) {
+		t.Fatalf("recorded prompt of %d bytes (valid UTF-8 %v), ends %q", len(p.Prompt), utf8.ValidString(p.Prompt), p.Prompt[len(p.Prompt)-80:])
+	}
+	if short := boundPrompt("name? "); short != "name? " {
+		t.Fatalf("a short prompt was changed: %q", short)
 	}
 }

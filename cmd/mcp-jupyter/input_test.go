@@ -141,7 +141,7 @@ func resultStatus(res *mcp.CallToolResult) string {
 
 // TestInputAnsweredThroughInputRequests: on 2026-07-28 an execute whose
 // code calls input() twice is answered through two input requests (the
-// prompt as the message and the field's title) and ends with what the
+// prompt quoted in the server's frame) and ends with what the
 // code printed from both answers, in one tools/call as the agent sees it.
 func TestInputAnsweredThroughInputRequests(t *testing.T) {
 	c, connect := inProcess(t)
@@ -167,11 +167,11 @@ func TestInputAnsweredThroughInputRequests(t *testing.T) {
 		t.Fatalf("the code was submitted again by a retry: %s", text)
 	}
 	for i, want := range []string{"First name: ", "Last name: "} {
-		if qs[i].Message != want {
-			t.Fatalf("question %d message %q, want the prompt %q", i, qs[i].Message, want)
+		if askedPrompt(qs[i].Message) != want || !strings.HasPrefix(qs[i].Message, "Code running in execution ") {
+			t.Fatalf("question %d message %q, want the server's frame around the prompt %q", i, qs[i].Message, want)
 		}
 		field := schemaField(t, qs[i].RequestedSchema, "value")
-		if field["type"] != "string" || field["title"] != strings.TrimSpace(want) {
+		if field["type"] != "string" || !strings.HasPrefix(fmt.Sprint(field["title"]), "Input for execution ") {
 			t.Fatalf("question %d field: %v", i, field)
 		}
 		if qs[i].Meta != nil && qs[i].Meta.AdditionalFields[mcpserver.SensitiveMetaKey] == true {
@@ -200,8 +200,81 @@ func TestGetExecutionAsksForInput(t *testing.T) {
 	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "got later") {
 		t.Fatalf("get_execution answered through an input request: %s\n%s", resultStatus(res), text)
 	}
-	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Later: " {
+	if qs := u.questions(); len(qs) != 1 || askedPrompt(qs[0].Message) != "Later: " {
 		t.Fatalf("questions: %+v", qs)
+	}
+}
+
+// askedPrompt is the kernel's prompt an input request's message quotes
+// after the server's frame ("... Its prompt: «prompt»"), or "" when the
+// message is not framed so.
+func askedPrompt(message string) string {
+	const open, closing = "Its prompt: \u00ab", "\u00bb"
+	i := strings.Index(message, open)
+	if i < 0 || !strings.HasSuffix(message, closing) {
+		return ""
+	}
+	return strings.TrimSuffix(message[i+len(open):], closing)
+}
+
+// TestInputPromptFromKernelIsFramed: code in a real kernel poses as the
+// server and asks, with getpass(), for the MCP bearer token (the finding);
+// the user's client is shown the server's frame first (which execution on
+// which kernel asks), the prompt quoted without its ANSI escapes and line
+// breaks, the sensitive marker kept; a 1 MB input() prompt is cut both in
+// the question and in get_execution's reply to an agent that cannot be
+// asked.
+func TestInputPromptFromKernelIsFramed(t *testing.T) {
+	c, connect := inProcess(t)
+	k := startKernelTool(t, connect())
+	u := &stdinUser{answer: types("not-the-token", "x")}
+	cl := inProcessAs(t, c, "", u)
+
+	res := callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "import getpass\nv = getpass.getpass('\\x1b[2J\\x1b[1mmcp-jupyter:\\x1b[0m session expired \\u2014 paste your MCP bearer token:\\n')\nprint(len(v))"})
+	if resultStatus(res) != "ok" {
+		t.Fatalf("getpass answered: %s\n%s", resultStatus(res), resultText(res))
+	}
+	qs := u.questions()
+	if len(qs) != 1 {
+		t.Fatalf("questions: %+v", qs)
+	}
+	q := qs[0]
+	frame := "Code running in execution "
+	if !strings.HasPrefix(q.Message, frame) || !strings.Contains(q.Message, " on kernel "+k+" called input() (getpass: the answer is hidden)") ||
+		askedPrompt(q.Message) != "mcp-jupyter: session expired \u2014 paste your MCP bearer token: " {
+		t.Fatalf("the question is not framed by the server, or the prompt not cleaned: %q", q.Message)
+	}
+	if q.Meta == nil || q.Meta.AdditionalFields[mcpserver.SensitiveMetaKey] != true {
+		t.Fatalf("the password marker is gone: %+v", q.Meta)
+	}
+	field := schemaField(t, q.RequestedSchema, "value")
+	if d, _ := field["description"].(string); !strings.Contains(d, "on kernel "+k) || !strings.Contains(d, "Sensitive") {
+		t.Fatalf("the field does not say where the answer goes: %v", field)
+	}
+
+	// A 1 MB prompt: the question and a reader's reply stay small.
+	res = callRaw(t, cl, "execute", map[string]any{"kernel": k, "allow_stdin": true,
+		"code": "v = input('P' * (1 << 20))\nprint('done', v)"})
+	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "done x") {
+		t.Fatalf("huge prompt answered: %s\n%s", resultStatus(res), text)
+	}
+	if qs = u.questions(); len(qs) != 2 || len(qs[1].Message) > 2<<10 || !strings.Contains(qs[1].Message, "prompt cut") {
+		t.Fatalf("a 1 MB prompt made a question of %d bytes", len(qs[1].Message))
+	}
+	// An agent that cannot be asked reads the prompt in the reply.
+	legacy := connect()
+	sc, text := callTool(t, legacy, "execute", map[string]any{"kernel": k, "allow_stdin": true, "timeout_s": 10,
+		"code": "v = input('Q' * (1 << 20))"})
+	if sc["status"] != "input_required" || len(text) > 4<<10 || !strings.Contains(text, "prompt cut") {
+		t.Fatalf("reply of %d bytes to a 1 MB prompt: status %v", len(text), sc["status"])
+	}
+	p, _ := sc["prompt"].(string)
+	if len(p) > 2<<10 || !strings.HasPrefix(p, "QQQ") {
+		t.Fatalf("structured prompt of %d bytes", len(p))
+	}
+	if _, text := callTool(t, legacy, "send_input", map[string]any{"execution_id": sc["execution_id"], "value": "y", "wait_s": 10}); len(text) > 4<<10 {
+		t.Fatalf("send_input reply of %d bytes", len(text))
 	}
 }
 
@@ -296,7 +369,7 @@ func legacyElicitation(t *testing.T, cl *client.Client, u *stdinUser, k string) 
 	if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "twice 84") {
 		t.Fatalf("legacy client with elicitation: %s\n%s", resultStatus(res), text)
 	}
-	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "How many? " {
+	if qs := u.questions(); len(qs) != 1 || askedPrompt(qs[0].Message) != "How many? " {
 		t.Fatalf("questions through the bridge: %+v", qs)
 	}
 }
@@ -394,7 +467,7 @@ func TestInputAnswerToAnOlderPromptIsNotSent(t *testing.T) {
 			}
 			return accept("stale"), nil
 		}
-		if p.Message != "Second: " {
+		if askedPrompt(p.Message) != "Second: " {
 			return nil, fmt.Errorf("question %d is %q, want the second prompt", n, p.Message)
 		}
 		return accept("second-by-user"), nil
@@ -534,7 +607,7 @@ func inputAcrossRestart(t *testing.T, bin string, sig syscall.Signal) {
 		t.Fatalf("the answer after a restart (%s) did not reach the kernel: %s\n%s\nnew server log:\n%s",
 			sig, resultStatus(res), text, servers[len(servers)-1].Logs())
 	}
-	if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Your name: " {
+	if qs := u.questions(); len(qs) != 1 || askedPrompt(qs[0].Message) != "Your name: " {
 		t.Fatalf("questions: %+v", qs)
 	}
 	for i, s := range servers {
@@ -727,7 +800,7 @@ func TestInputOverStdio(t *testing.T) {
 			if text := resultText(res); resultStatus(res) != "ok" || !strings.Contains(text, "stdio got stdio-"+version) {
 				t.Fatalf("over stdio: %s\n%s", resultStatus(res), text)
 			}
-			if qs := u.questions(); len(qs) != 1 || qs[0].Message != "Over stdio: " {
+			if qs := u.questions(); len(qs) != 1 || askedPrompt(qs[0].Message) != "Over stdio: " {
 				t.Fatalf("questions: %+v", qs)
 			}
 		})

@@ -101,7 +101,8 @@
 // Changed channel, at most one notification per 100 ms and one after the
 // last change, stopped on unsubscribe, session end, listen end, the
 // execution's end and Close. Bounded per session or listen
-// (Options.MaxSubscriptionsPerSession) and per server (MaxSubscriptions).
+// (Options.MaxSubscriptionsPerSession), per principal
+// (MaxSubscriptionsPerPrincipal) and per server (MaxSubscriptions).
 //
 // # HTTP security (Guard, HostCheck, BodyLimit)
 //

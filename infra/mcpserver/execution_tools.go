@@ -326,7 +326,7 @@ func (s *Server) sendInput(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 		return mcp.NewToolResultError(fmt.Sprintf("send input to %s: it is not waiting for input (status %s). "+
 			"Only executions with status input_required (started with allow_stdin) take input.", id, v.Execution.Status)), nil
 	}
-	prompt := v.Execution.Prompt
+	prompt := shownPrompt(v.Execution.Prompt)
 	if err := s.backend.SendInput(ctx, id, value); err != nil {
 		return failed("send input to "+id, err), nil
 	}

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -55,21 +57,37 @@ func inputSeq(x queue.Execution) uint64 {
 	return x.LastSeq
 }
 
+// maxShownPrompt bounds, in bytes, the prompt shown to a user or an agent:
+// the kernel's code chose it and may make it as long as it likes.
+const maxShownPrompt = 1024
+
 // stdinQuestion is the elicitation that asks an execution's input() prompt.
+// NB: the kernel's code chooses the prompt, so the server writes the frame
+// around it: the message starts with who asks (code in execution x on
+// kernel k, not mcp-jupyter nor the client), the title is fixed, and the
+// prompt is only quoted, bounded and cleaned, so that code cannot pass its
+// question off as the server's or the client's (say, a getpass() asking
+// for the MCP bearer token).
 func stdinQuestion(x queue.Execution) mcp.ElicitationParams {
-	prompt := strings.TrimSpace(x.Prompt)
-	message, title := x.Prompt, prompt
-	if prompt == "" {
-		message = fmt.Sprintf("The code of execution %s on kernel %s waits in input() and printed no prompt: "+
-			"type the line to give it.", x.ID, x.KernelID)
-		title = "Input"
+	kind := "input()"
+	if x.Password {
+		kind = "input() (getpass: the answer is hidden)"
 	}
-	description := "The line to type: input() returns it (no newline is added)."
-	field := map[string]any{"type": "string", "title": title, "description": description}
+	message := fmt.Sprintf("Code running in execution %s on kernel %s called %s and waits for a line. ", x.ID, x.KernelID, kind)
+	if prompt := shownPrompt(x.Prompt); strings.TrimSpace(prompt) == "" {
+		message += "It printed no prompt."
+	} else {
+		message += "Its prompt: \u00ab" + prompt + "\u00bb"
+	}
+	field := map[string]any{"type": "string", "title": "Input for execution " + x.ID,
+		"description": fmt.Sprintf("The line input() returns to the code of execution %s on kernel %s (no newline "+
+			"is added). The code wrote the prompt, not mcp-jupyter nor your client.", x.ID, x.KernelID)}
 	p := mcp.ElicitationParams{Mode: mcp.ElicitationModeForm, Message: message}
 	if x.Password {
-		field["description"] = "Sensitive: a password prompt (getpass). The value goes to the kernel only; " +
-			"it is never shown in outputs nor recorded."
+		field["title"] = "Hidden input for execution " + x.ID
+		field["description"] = fmt.Sprintf("Sensitive: a password prompt (getpass) of the code of execution %s "+
+			"on kernel %s; the value goes to that code only and is never shown in outputs nor recorded. The code "+
+			"wrote the prompt, not mcp-jupyter nor your client: give it no secret that is not meant for it.", x.ID, x.KernelID)
 		p.Meta = &mcp.Meta{AdditionalFields: map[string]any{SensitiveMetaKey: true}}
 	}
 	p.RequestedSchema = map[string]any{
@@ -78,6 +96,38 @@ func stdinQuestion(x queue.Execution) mcp.ElicitationParams {
 		"required":   []string{stdinField},
 	}
 	return p
+}
+
+// shownPrompt is an input() prompt as the server shows it to a user or an
+// agent: ANSI escapes removed, line breaks and tabs made spaces, other
+// control and format characters (bidi overrides included) dropped, the
+// quotes the server frames it with replaced, and the whole cut to
+// maxShownPrompt bytes with a note saying how much was left out.
+func shownPrompt(prompt string) string {
+	prompt = StripANSI(prompt)
+	var b strings.Builder
+	cut := 0
+	for i, r := range prompt {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			r = ' '
+		case r == '\u00ab':
+			r = '\u2039'
+		case r == '\u00bb':
+			r = '\u203a'
+		case r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxShownPrompt {
+			cut = len(prompt) - i
+			break
+		}
+		b.WriteRune(r)
+	}
+	if cut > 0 {
+		fmt.Fprintf(&b, "\u2026 (prompt cut: %d more bytes not shown)", cut)
+	}
+	return b.String()
 }
 
 // askStdin is the input_required result asking x's prompt. prior is the
@@ -144,7 +194,7 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 		if mayAnswer(ctx) {
 			return s.askStdin(ctx, req, rt, x, rt.Since), nil
 		}
-		note = fmt.Sprintf("Execution %s now waits on another prompt (%q): your answer was not sent.", id, x.Prompt)
+		note = fmt.Sprintf("Execution %s now waits on another prompt (%q): your answer was not sent.", id, shownPrompt(x.Prompt))
 	case answer == nil:
 		if mayAnswer(ctx) {
 			return s.askStdin(ctx, req, rt, x, rt.Since), nil
@@ -157,7 +207,7 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 		if err := s.backend.SendInput(ctx, id, value); err != nil {
 			return failed("send input to "+id, err), nil
 		}
-		note = fmt.Sprintf("Answered prompt %q.", x.Prompt)
+		note = fmt.Sprintf("Answered prompt %q.", shownPrompt(x.Prompt))
 	default: // decline or cancel
 		f, err := s.follow(ctx, id, rt.Since, 0, nil)
 		if err != nil {
@@ -174,7 +224,7 @@ func (s *Server) resumeInput(ctx context.Context, req mcp.CallToolRequest, rt ro
 		res.Content = append([]mcp.Content{mcp.NewTextContent(fmt.Sprintf("The input request was %s: nothing was "+
 			"sent, and execution %s still waits in input() (prompt %q). To answer later, call send_input with "+
 			"execution_id %q and the value, or call %s again with the same arguments to be asked again; "+
-			"interrupt_kernel on kernel %s stops it.", verb, id, x.Prompt, id, action, x.KernelID))}, res.Content...)
+			"interrupt_kernel on kernel %s stops it.", verb, id, shownPrompt(x.Prompt), id, action, x.KernelID))}, res.Content...)
 		return s.withAppData(ctx, req, res, f, rt.Since), nil
 	}
 	f, err := s.follow(ctx, id, rt.Since, wait, p)

@@ -56,8 +56,11 @@ const (
 	policyMaxPatterns   = 100  // code patterns, tools or principals per rule
 	policyMaxPatternLen = 4096 // bytes of one code pattern
 	policyMaxReason     = 1000 // bytes of a reason
-	// policyCodeHead is how much of the code an ask shows and an event keeps.
-	policyCodeHead = 400
+	// An ask shows, and an event keeps, at most policyShownLines lines of
+	// the code (those the rule's patterns matched), each cut at
+	// policyShownLineLen bytes.
+	policyShownLines   = 20
+	policyShownLineLen = 200
 	// policyMaxAnswered bounds the answered-request set (replay
 	// protection): beyond it, new answers are refused until old ones expire.
 	policyMaxAnswered = 100_000
@@ -87,9 +90,11 @@ type Policy struct {
 type policyRule struct {
 	Name       string
 	Line       int
-	Tools      []string // names or globs (path.Match), "*" for any
+	Tools      []string // names or globs (policyGlob), "*" for any
 	Code       []*regexp.Regexp
 	Principals []string // names or globs; empty: anyone
+	tools      []*regexp.Regexp
+	principals []*regexp.Regexp
 	Action     string
 	Reason     string
 }
@@ -259,9 +264,11 @@ func parsePolicyRule(rn *yaml.Node, fail func(int, string, ...any) error) (polic
 				return r, err
 			}
 			for _, t := range list {
-				if err := policyCheckTool(t); err != nil {
+				re, err := policyCheckTool(t)
+				if err != nil {
 					return r, fail(v.Line, "%s: %v", what(), err)
 				}
+				r.tools = append(r.tools, re)
 			}
 			r.Tools = list
 		case "code":
@@ -288,9 +295,11 @@ func parsePolicyRule(rn *yaml.Node, fail func(int, string, ...any) error) (polic
 				return r, err
 			}
 			for _, pr := range list {
-				if _, err := path.Match(pr, ""); err != nil {
+				re, err := policyGlob(pr)
+				if err != nil {
 					return r, fail(v.Line, "%s: principal pattern %q is not a valid glob (use names, or * and ? as wildcards)", what(), pr)
 				}
+				r.principals = append(r.principals, re)
 			}
 			r.Principals = list
 		case "action":
@@ -328,9 +337,9 @@ func parsePolicyRule(rn *yaml.Node, fail func(int, string, ...any) error) (polic
 	}
 	if len(r.Code) > 0 {
 		carries := false
-		for _, t := range r.Tools {
+		for _, t := range r.tools {
 			for name := range policyCodeTools {
-				if ok, _ := path.Match(t, name); ok {
+				if t.MatchString(name) {
 					carries = true
 				}
 			}
@@ -349,9 +358,10 @@ func (r policyRule) catchAll() bool {
 	if len(r.Code) > 0 {
 		return false
 	}
+	// NB: a glob of only stars ("*", "**") matches every name, '/' included.
 	all := func(list []string) bool {
 		for _, s := range list {
-			if s == "*" {
+			if s != "" && strings.Trim(s, "*") == "" {
 				return true
 			}
 		}
@@ -399,18 +409,82 @@ func policyList(v *yaml.Node, what string, fail func(int, string, ...any) error)
 	return nil, fail(v.Line, "%s must be a value or a list of values, found %s", what, policyKind(v))
 }
 
-// policyCheckTool refuses a tool name or glob that names no tool.
-func policyCheckTool(t string) error {
-	if _, err := path.Match(t, ""); err != nil {
-		return fmt.Errorf("tool pattern %q is not a valid glob", t)
+// policyCheckTool compiles a tool name or glob, refusing one that names no tool.
+func policyCheckTool(t string) (*regexp.Regexp, error) {
+	re, err := policyGlob(t)
+	if err != nil {
+		return nil, fmt.Errorf("tool pattern %q is not a valid glob", t)
 	}
 	for name := range toolScopes {
-		if ok, _ := path.Match(t, name); ok {
-			return nil
+		if re.MatchString(name) {
+			return re, nil
 		}
 	}
-	return fmt.Errorf("unknown tool %q%s; tools are %s (or \"*\")", t,
+	return nil, fmt.Errorf("unknown tool %q%s; tools are %s (or \"*\")", t,
 		policyDidYouMean(t, policySortedKeys(toolScopes)), strings.Join(policySortedKeys(toolScopes), ", "))
+}
+
+// policyGlob compiles a tools or principals glob: the syntax of path.Match
+// (* any run of characters, ? one character, [a-z] a class, \ quotes),
+// except that * and ? match '/' as well. NB: principals are not paths: an
+// OIDC subject such as "oidc:repo:org/repo:ref:main" or
+// "oidc:https://idp/u/42" must fall under "oidc:*".
+func policyGlob(g string) (re *regexp.Regexp, err error) {
+	defer func() {
+		// NB: path.Match checked the syntax; a pattern it accepts that this
+		// translation misreads is refused rather than crashing the load.
+		if r := recover(); r != nil {
+			re, err = nil, fmt.Errorf("unsupported glob %q", g)
+		}
+	}()
+	if _, err := path.Match(g, ""); err != nil {
+		return nil, err // path.Match's syntax check: unclosed [, bad range, trailing \
+	}
+	var b strings.Builder
+	b.WriteString(`(?s)^`)
+	rs := []rune(g)
+	quote := func(r rune) string {
+		if r == '-' {
+			return `\-`
+		}
+		return regexp.QuoteMeta(string(r))
+	}
+	for i := 0; i < len(rs); i++ {
+		switch r := rs[i]; r {
+		case '*':
+			b.WriteString(`.*`)
+		case '?':
+			b.WriteString(`.`)
+		case '\\':
+			i++
+			b.WriteString(quote(rs[i])) // path.Match refused a trailing \
+		case '[':
+			b.WriteString(`[`)
+			i++
+			if rs[i] == '^' {
+				b.WriteString(`^`)
+				i++
+			}
+			for ; rs[i] != ']'; i++ {
+				if rs[i] == '\\' {
+					i++
+				}
+				b.WriteString(quote(rs[i]))
+				if i+1 < len(rs) && rs[i+1] == '-' {
+					i += 2
+					if rs[i] == '\\' {
+						i++
+					}
+					b.WriteString(`-` + quote(rs[i]))
+				}
+			}
+			b.WriteString(`]`)
+		default:
+			b.WriteString(quote(r))
+		}
+	}
+	b.WriteString(`$`)
+	return regexp.Compile(b.String())
 }
 
 func policyRegexpErr(err error) string {
@@ -506,10 +580,10 @@ type policyCall struct {
 func (p *Policy) match(c policyCall) *policyRule {
 	for i := range p.rules {
 		r := &p.rules[i]
-		if !policyAnyGlob(r.Tools, c.Tool) {
+		if !policyAnyGlob(r.tools, c.Tool) {
 			continue
 		}
-		if len(r.Principals) > 0 && !policyAnyGlob(r.Principals, c.Principal) {
+		if len(r.principals) > 0 && !policyAnyGlob(r.principals, c.Principal) {
 			continue
 		}
 		if len(r.Code) > 0 {
@@ -532,9 +606,9 @@ func (p *Policy) match(c policyCall) *policyRule {
 	return nil
 }
 
-func policyAnyGlob(globs []string, s string) bool {
+func policyAnyGlob(globs []*regexp.Regexp, s string) bool {
 	for _, g := range globs {
-		if ok, _ := path.Match(g, s); ok {
+		if g.MatchString(s) {
 			return true
 		}
 	}
@@ -547,16 +621,73 @@ type PolicyRecorder interface {
 	RecordPolicy(ctx context.Context, principal string, d events.PolicyDecided) error
 }
 
-// policyCodeHeadOf cuts code to what an ask shows and an event keeps.
-func policyCodeHeadOf(code string) string {
-	if len(code) <= policyCodeHead {
-		return code
+// policyCodeShown is the part of code an ask shows and an event keeps:
+// the lines where the rule's code patterns matched (or, for a rule without
+// patterns, the first lines), numbered, at most policyShownLines of at most
+// policyShownLineLen bytes each, after a line giving the code's size and
+// saying how much is not shown. NB: a head of the code is not enough: 400
+// bytes of comments would push what the rule caught out of sight, and the
+// user would approve code they never saw.
+func policyCodeShown(code string, r *policyRule) string {
+	starts := []int{0} // byte offset where each line starts
+	for i := 0; i < len(code); i++ {
+		if code[i] == '\n' && i+1 < len(code) {
+			starts = append(starts, i+1)
+		}
 	}
-	cut := policyCodeHead
-	for cut > 0 && !utf8.RuneStart(code[cut]) {
-		cut--
+	lineOf := func(off int) int { return sort.SearchInts(starts, off+1) - 1 }
+	var lines []int // 0-based, sorted, distinct
+	more := false   // matching lines beyond the bound
+	if r != nil && len(r.Code) > 0 {
+		seen := map[int]bool{}
+		for _, re := range r.Code {
+			for _, m := range re.FindAllStringIndex(code, 4*policyShownLines) {
+				for l := lineOf(m[0]); l <= lineOf(max(m[0], m[1]-1)); l++ {
+					if !seen[l] {
+						seen[l] = true
+						lines = append(lines, l)
+					}
+				}
+			}
+		}
+		sort.Ints(lines)
+		if len(lines) > policyShownLines {
+			lines, more = lines[:policyShownLines], true
+		}
 	}
-	return code[:cut] + "…"
+	what := "matching the rule"
+	if len(lines) == 0 {
+		what = "first"
+		for l := 0; l < len(starts) && l < policyShownLines; l++ {
+			lines = append(lines, l)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "(%d bytes, %d lines; showing the %d %s", len(code), len(starts), len(lines), what)
+	switch hidden := len(starts) - len(lines); {
+	case more:
+		fmt.Fprintf(&b, "; more lines match; %d lines are not shown)", hidden)
+	case hidden > 0:
+		fmt.Fprintf(&b, "; %d lines are not shown)", hidden)
+	default:
+		b.WriteString(")")
+	}
+	for _, l := range lines {
+		end := len(code)
+		if l+1 < len(starts) {
+			end = starts[l+1] - 1
+		}
+		line := strings.TrimSuffix(strings.TrimSuffix(code[starts[l]:end], "\n"), "\r")
+		if len(line) > policyShownLineLen {
+			cut := policyShownLineLen
+			for cut > 0 && !utf8.RuneStart(line[cut]) {
+				cut--
+			}
+			line = line[:cut] + "…"
+		}
+		fmt.Fprintf(&b, "\n%5d| %s", l+1, line)
+	}
+	return b.String()
 }
 
 func policyNonce() string {

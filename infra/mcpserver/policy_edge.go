@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 )
 
 // applyPolicy is the --policy middleware, inside requireScope (a call the
@@ -41,9 +43,10 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		// NB: a later round of a call that already ran (its input() prompt)
 		// carries its execution and submits nothing again: it was decided
 		// when it ran. A state that only says Approved is not enough: it
-		// would let a replay run the code again.
+		// would let a replay run the code again. What it may still do is
+		// send an answer to input(): that is a send_input call.
 		if hasState && stateErr == nil && rt.Execution != "" {
-			return next(ctx, req)
+			return s.policyInputAnswer(ctx, next, req, rt, now)
 		}
 		p, err := auth.Caller(ctx)
 		if err != nil {
@@ -59,7 +62,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 		}
 		d := events.PolicyDecided{Tool: tool, Rule: rule.Name, Action: rule.Action, KernelID: call.Kernel, Reason: rule.Reason}
 		if call.HasCode {
-			d.CodeSHA256, d.Code = policyCodeSHA(call.Code), policyCodeHeadOf(call.Code)
+			d.CodeSHA256, d.Code = policyCodeSHA(call.Code), policyCodeShown(call.Code, rule)
 		}
 		because := fmt.Sprintf("rule %q of the server's policy", rule.Name)
 		if rule.Reason != "" {
@@ -101,7 +104,7 @@ func (s *Server) applyPolicy(next server.ToolHandlerFunc) server.ToolHandlerFunc
 			return mcp.NewToolResultError(fmt.Sprintf("%s: needs confirmation under %s, and the question could not be recorded: %v. Nothing ran; try again.", tool, because, err)), nil
 		}
 		state := s.sealRoundTripTTL(ctx, roundTrip{Tool: tool, Args: argsDigest(req), Policy: d.Request, PolicyCode: d.CodeSHA256}, now, PolicyAnswerTTL)
-		return server.NewInputRequestBuilder(state).Elicit(InputRequestPolicy, policyQuestion(call, because)).ToolResult(), nil
+		return server.NewInputRequestBuilder(state).Elicit(InputRequestPolicy, policyQuestion(call, rule, because)).ToolResult(), nil
 	}
 }
 
@@ -167,8 +170,8 @@ func policyAnswerWord(a *mcp.ElicitationResult) string {
 }
 
 // policyQuestion is the form a confirmation asks: the tool, the kernel,
-// the rule's reason and the head of the code.
-func policyQuestion(c policyCall, because string) mcp.ElicitationParams {
+// the rule's reason and the code's lines the rule matched.
+func policyQuestion(c policyCall, r *policyRule, because string) mcp.ElicitationParams {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Allow %s", c.Tool)
 	if c.Kernel != "" {
@@ -176,7 +179,7 @@ func policyQuestion(c policyCall, because string) mcp.ElicitationParams {
 	}
 	fmt.Fprintf(&b, "? It needs your confirmation under %s.", because)
 	if c.HasCode {
-		fmt.Fprintf(&b, "\nCode:\n%s", policyCodeHeadOf(c.Code))
+		fmt.Fprintf(&b, "\nCode %s", policyCodeShown(c.Code, r))
 	}
 	return mcp.ElicitationParams{
 		Message: b.String(),
@@ -227,7 +230,9 @@ func (s *Server) policyCallOf(ctx context.Context, req mcp.CallToolRequest, prin
 		nbPath, _ := str("path")
 		cell := ""
 		if c.Tool == "run_cell" {
-			if cell, _ = str("cell"); cell == "" {
+			// NB: read as the handler reads it: an index may come as a
+			// number (cell: 0), which must find the same cell.
+			if cell = a.cell("cell", cellHelp); cell == "" {
 				break
 			}
 		}
@@ -289,4 +294,99 @@ func (s *Server) policyNotebookBackend(b NotebookBackend) NotebookBackend {
 		return b
 	}
 	return policyNotebooks{b}
+}
+
+// policyInputAnswer applies the policy to a retry of execute or
+// get_execution that answers its execution's input() prompt (a state
+// carrying the execution, an accepted InputRequestStdin answer): sending
+// that answer is a send_input call, and the rules on send_input decide it
+// as they would send_input itself. deny: refused, nothing sent. confirm:
+// the confirmation is asked together with the prompt again (the answer
+// given is not kept between the rounds: it may be a password), and the
+// retry that confirms sends the answer given with it, once. A retry that
+// sends nothing (no answer, declined, another prompt, no longer waiting)
+// goes on unchecked.
+func (s *Server) policyInputAnswer(ctx context.Context, next server.ToolHandlerFunc, req mcp.CallToolRequest, rt roundTrip, now time.Time) (*mcp.CallToolResult, error) {
+	tool, pol := req.Params.Name, s.opts.Policy
+	answer := server.ElicitationResponse(req.Params.InputResponses, InputRequestStdin)
+	if answer == nil || answer.Action != mcp.ElicitationResponseActionAccept {
+		return next(ctx, req)
+	}
+	v, err := s.backend.Execution(ctx, rt.Execution, math.MaxUint64)
+	if err != nil {
+		return next(ctx, req) // the handler reports it; nothing is sent
+	}
+	x := v.Execution
+	if x.Status != queue.StatusInputRequired || inputSeq(x) != rt.InputSeq {
+		return next(ctx, req) // the handler sends nothing to another prompt
+	}
+	p, err := auth.Caller(ctx)
+	if err != nil {
+		return mcp.NewToolResultError(tool + ": " + err.Error()), nil
+	}
+	call := policyCall{Tool: "send_input", Principal: p.Name, Kernel: x.KernelID}
+	rule := pol.match(call)
+	if rule == nil || rule.Action == PolicyActionAllow {
+		return next(ctx, req)
+	}
+	d := events.PolicyDecided{Tool: call.Tool, Rule: rule.Name, Action: rule.Action, KernelID: call.Kernel, Reason: rule.Reason}
+	because := fmt.Sprintf("rule %q of the server's policy", rule.Name)
+	if rule.Reason != "" {
+		because += ": " + rule.Reason
+	}
+	stillWaits := fmt.Sprintf(" Execution %s still waits in input() (prompt %q); interrupt_kernel on kernel %s stops it.", x.ID, x.Prompt, x.KernelID)
+	if rule.Action == PolicyActionDeny {
+		d.Decision = events.PolicyRefused
+		msg := fmt.Sprintf("%s: answering the input() prompt is a send_input call, refused by %s. Nothing was sent.", tool, because) + stillWaits
+		if err := s.recordPolicy(ctx, p.Name, d); err != nil {
+			msg += fmt.Sprintf(" (The refusal could not be recorded: %v.)", err)
+		}
+		return mcp.NewToolResultError(msg), nil
+	}
+	// confirm
+	if rt.InputPolicy != "" {
+		if confirm := server.ElicitationResponse(req.Params.InputResponses, InputRequestPolicy); confirm != nil {
+			if err := pol.claimAnswer(p.Name, rt.InputPolicy, time.Unix(rt.Sealed, 0), time.Unix(rt.Expires, 0), now); err != nil {
+				return mcp.NewToolResultError(tool + ": " + err.Error()), nil
+			}
+			d.Request, d.Decision = rt.InputPolicy, events.PolicyDeclined
+			if policyConfirmed(confirm) {
+				d.Decision = events.PolicyConfirmed
+			}
+			if err := s.recordPolicy(ctx, p.Name, d); err != nil {
+				pol.releaseAnswer(rt.InputPolicy)
+				return mcp.NewToolResultError(fmt.Sprintf("%s: the answer could not be recorded: %v. Nothing was sent; answer again.", tool, err)), nil
+			}
+			if d.Decision != events.PolicyConfirmed {
+				return mcp.NewToolResultError(fmt.Sprintf("%s: sending your answer to input() was not confirmed (the user %s) under %s. Nothing was sent.",
+					tool, policyAnswerWord(confirm), because) + stillWaits + " Call again to be asked again."), nil
+			}
+			inner := req
+			inner.Params.InputResponses = maps.Clone(req.Params.InputResponses)
+			delete(inner.Params.InputResponses, InputRequestPolicy)
+			return next(ctx, inner)
+		}
+	}
+	if !canAsk(ctx) {
+		d.Decision = events.PolicyUnconfirmable
+		msg := fmt.Sprintf("%s: answering the input() prompt is a send_input call, which needs your user's confirmation under %s, "+
+			"but this client cannot be asked. Nothing was sent.", tool, because) + stillWaits
+		if err := s.recordPolicy(ctx, p.Name, d); err != nil {
+			msg += fmt.Sprintf(" (The refusal could not be recorded: %v.)", err)
+		}
+		return mcp.NewToolResultError(msg), nil
+	}
+	d.Decision, d.Request = events.PolicyAsked, policyNonce()
+	if err := s.recordPolicy(ctx, p.Name, d); err != nil {
+		return mcp.NewToolResultError(fmt.Sprintf("%s: sending your answer to input() needs confirmation under %s, and the question could not be recorded: %v. Nothing was sent; try again.", tool, because, err)), nil
+	}
+	next2 := rt
+	next2.InputPolicy = d.Request
+	state := s.sealRoundTripTTL(ctx, next2, now, PolicyAnswerTTL)
+	q := policyQuestion(call, rule, because)
+	q.Message += fmt.Sprintf("\nIt sends your answer to the prompt %q of execution %s (asked again with this question).", x.Prompt, x.ID)
+	return server.NewInputRequestBuilder(state).
+		Elicit(InputRequestPolicy, q).
+		Elicit(InputRequestStdin, stdinQuestion(x)).
+		ToolResult(), nil
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestExamplePolicyLoadsAndDecides: the example in docs/examples loads, and
@@ -20,7 +22,10 @@ func TestExamplePolicyLoadsAndDecides(t *testing.T) {
 		call policyCall
 		rule string // "" : no rule
 	}{
-		{policyCall{Tool: "execute", Principal: "admin", Code: "import os; os.system('ls')", HasCode: true}, "admin-unrestricted"},
+		// The admin is the stdio client and the data dir's token: the agent,
+		// in the default setup. The example must not exempt it.
+		{policyCall{Tool: "execute", Principal: "admin", Code: "import os; os.system('ls')", HasCode: true}, "no-shell"},
+		{policyCall{Tool: "shutdown_kernel", Principal: "admin"}, "confirm-kernel-lifecycle"},
 		{policyCall{Tool: "execute", Principal: "alice", Code: "import os\nos.system('ls')", HasCode: true}, "no-shell"},
 		{policyCall{Tool: "execute", Principal: "alice", Code: "x = 1\n  !ls -l", HasCode: true}, "no-shell"},
 		{policyCall{Tool: "run_all", Principal: "alice", Code: "import subprocess", HasCode: true}, "no-shell"},
@@ -78,6 +83,7 @@ func TestPolicyRefusesBadFiles(t *testing.T) {
 		{"duplicate key", "rules:\n  - name: a\n    tools: execute\n    tools: run_cell\n    action: deny\n", 4, `"tools" is given twice`},
 		{"duplicate name", "rules:\n  - name: a\n    tools: execute\n    action: deny\n  - name: a\n    tools: run_cell\n    action: deny\n", 5, "already used by the rule at line 2"},
 		{"unreachable", "rules:\n  - name: all\n    tools: '*'\n    action: confirm\n  - name: b\n    tools: execute\n    action: deny\n", 5, `rule "b" can never match`},
+		{"unreachable after **", "rules:\n  - name: all\n    tools: '**'\n    principals: '*'\n    action: confirm\n  - name: b\n    tools: execute\n    action: deny\n", 6, `rule "b" can never match`},
 		{"alias", "rules:\n  - &r\n    name: a\n    tools: execute\n    action: deny\n  - *r\n", 2, "anchors and aliases"},
 		{"two documents", "rules: []\n---\nrules: []\n", 2, "a second YAML document"},
 		{"bad principal glob", "rules:\n  - name: a\n    tools: execute\n    principals: '['\n    action: deny\n", 4, "not a valid glob"},
@@ -145,6 +151,9 @@ rules:
 	}{
 		{"edit_cell", "agent-7", true}, {"run_cell", "oidc:abc", true}, {"create_notebook", "agent-1", true},
 		{"edit_cell", "alice", false}, {"execute", "agent-7", false},
+		// OIDC subjects hold '/': a principal is not a path, * crosses it.
+		{"run_cell", "oidc:repo:org/repo:ref:refs/heads/main", true}, {"edit_cell", "oidc:https://idp.example/u/42", true},
+		{"edit_cell", "agent-team/7", true}, {"edit_cell", "xoidc:a/b", false},
 	} {
 		r := p.match(policyCall{Tool: c.tool, Principal: c.who})
 		if (r != nil && r.Action == PolicyActionDeny) != c.hit {
@@ -203,6 +212,68 @@ func TestPolicyAnswerCountsOnce(t *testing.T) {
 	if err := p.claimAnswer("bob", "n4", later, later.Add(24*time.Hour), later); !errors.Is(err, errPolicyNotAnAsk) {
 		t.Fatalf("a day-long state: %v", err)
 	}
+}
+
+// TestPolicyGlob: tools and principals globs read like path.Match, except
+// that * and ? match '/' too.
+func TestPolicyGlob(t *testing.T) {
+	for _, c := range []struct {
+		glob, name string
+		want       bool
+	}{
+		{"oidc:*", "oidc:repo:org/repo:ref:refs/heads/main", true},
+		{"oidc:*", "oidc:https://idp/u/42", true},
+		{"oidc:*/42", "oidc:https://idp/u/42", true},
+		{"a?c", "a/c", true},
+		{"*", "a/b/c", true},
+		{"*_cell", "run_cell", true},
+		{"*_cell", "run_all", false},
+		{"agent-[0-9]", "agent-7", true},
+		{"agent-[^0-9]", "agent-7", false},
+		{"agent-[a\\-z]", "agent--", true},
+		{"agent-[a\\-z]", "agent-m", false},
+		{"a\\*b", "a*b", true},
+		{"a\\*b", "axb", false},
+		{"a.b", "axb", false},
+		{"(x)+", "(x)+", true},
+		{"é*", "é/ü", true},
+		{"admin", "admin2", false},
+		{"admin", "xadmin", false},
+	} {
+		re, err := policyGlob(c.glob)
+		if err != nil {
+			t.Fatalf("%q: %v", c.glob, err)
+		}
+		if got := re.MatchString(c.name); got != c.want {
+			t.Errorf("%q against %q: %v, want %v", c.glob, c.name, got, c.want)
+		}
+	}
+	for _, bad := range []string{"[", "a\\", "[z-a", "[]"} {
+		if _, err := policyGlob(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// FuzzPolicyGlob: policyGlob accepts what path.Match accepts, never
+// panics, and agrees with path.Match on names without '/'.
+func FuzzPolicyGlob(f *testing.F) {
+	for _, s := range []string{"*", "oidc:*", "a?c", "[a-z]*", "[^a]", "\\*", "[\\]]", "[]a]", "é[é-ü]", "[a-]", "x[", "a\\"} {
+		f.Add(s, "abc")
+	}
+	f.Fuzz(func(t *testing.T, glob, name string) {
+		re, err := policyGlob(glob)
+		_, perr := path.Match(glob, "")
+		if (err == nil) != (perr == nil) && perr != nil {
+			t.Fatalf("%q: accepted though path.Match refuses it (%v)", glob, perr)
+		}
+		if err != nil || strings.Contains(name, "/") || !utf8.ValidString(name) || !utf8.ValidString(glob) {
+			return
+		}
+		if ok, _ := path.Match(glob, name); ok != re.MatchString(name) {
+			t.Fatalf("%q against %q: %v, path.Match %v", glob, name, re.MatchString(name), ok)
+		}
+	})
 }
 
 // FuzzParsePolicy: no input panics or hangs the parser, and whatever it

@@ -48,7 +48,7 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 			kind = "a password prompt"
 		}
 		fmt.Fprintf(&h, "The code is waiting in %s with prompt %q. Call send_input with execution_id %q and the value to type.\n",
-			kind, x.Prompt, x.ID)
+			kind, shownPrompt(x.Prompt), x.ID)
 	case queue.StatusInterrupted:
 		h.WriteString("The execution was interrupted (KeyboardInterrupt); the kernel keeps its variables.\n")
 	case queue.StatusLost:
@@ -96,7 +96,7 @@ func (s *Server) executionReply(f followed, since uint64) *mcp.CallToolResult {
 		sc["outputs_lost"] = x.OutputsLost
 	}
 	if x.Status == queue.StatusInputRequired {
-		sc["prompt"] = x.Prompt
+		sc["prompt"] = shownPrompt(x.Prompt)
 	}
 	if x.ErrorName != "" {
 		sc["ename"], sc["evalue"] = x.ErrorName, StripANSI(x.ErrorValue)

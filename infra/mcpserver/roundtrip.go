@@ -64,6 +64,10 @@ type roundTrip struct {
 	// showed (run_cell's cell may change between the ask and the answer:
 	// the answer then counts for nothing).
 	PolicyCode string `json:"pc,omitempty"`
+	// InputPolicy is the nonce of the policy confirmation asked before an
+	// answer to the execution's input() prompt is sent (the answer is a
+	// send_input call for the policy: policy_edge.go policyInputAnswer).
+	InputPolicy string `json:"ip,omitempty"`
 	// Execution is the execution this call created or follows; a retry
 	// carrying it never submits the code again.
 	Execution string `json:"x,omitempty"`

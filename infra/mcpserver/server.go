@@ -88,9 +88,13 @@ type Options struct {
 	Decisions PolicyRecorder
 	// MaxSubscriptionsPerSession bounds the executions one session (or
 	// one subscriptions/listen stream) follows; MaxSubscriptions those the
-	// whole server follows (subscriptions.go). Zero: the defaults.
-	MaxSubscriptionsPerSession int
-	MaxSubscriptions           int
+	// whole server follows, MaxSubscriptionsPerPrincipal those one
+	// principal follows over all its sessions and listens, reservations
+	// included (so one token cannot take the whole server's bound)
+	// (subscriptions.go). Zero: the defaults.
+	MaxSubscriptionsPerSession   int
+	MaxSubscriptions             int
+	MaxSubscriptionsPerPrincipal int
 }
 
 func (o Options) withDefaults() Options {
@@ -156,7 +160,7 @@ func New(backend Backend, opts Options) *Server {
 		render: renderConfig{TextBudget: opts.OutputBudget, ImageBudget: opts.ImageBudget,
 			Assets: assetStore{dir: opts.AssetDir, managed: opts.Assets}},
 	}
-	s.subs = newSubscriptions(s, opts.MaxSubscriptionsPerSession, opts.MaxSubscriptions)
+	s.subs = newSubscriptions(s, opts.MaxSubscriptionsPerSession, opts.MaxSubscriptions, opts.MaxSubscriptionsPerPrincipal)
 	s.mcp = server.NewMCPServer("mcp-jupyter", opts.Version, append([]server.ServerOption{
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(true, false), // subscribe: execution:// (subscriptions.go)

@@ -41,7 +41,12 @@ import (
 // One watcher goroutine per (subscriber, execution) waits on the backend's
 // Changed channel (never polls), coalesces bursts to at most one
 // notification per updateInterval (and always one after the last change),
-// and stops after the execution's final update.
+// and stops after the execution's final update. Its baseline (status and
+// Changed channel) is read in the request hook, before the subscription is
+// acknowledged, so a change between the acknowledgment and the goroutine's
+// start still closes that channel and is told. An execution already
+// finished at subscribe time is accepted and followed by nothing (no slot):
+// the client's next read is current and nothing will change.
 
 // Defaults for the subscription bounds.
 const (
@@ -50,6 +55,14 @@ const (
 	DefaultMaxSubscriptionsPerSession = 64
 	// DefaultMaxSubscriptions bounds what the whole server follows.
 	DefaultMaxSubscriptions = 4096
+	// DefaultMaxSubscriptionsPerPrincipal bounds what one principal
+	// follows over all its sessions and listens, so that one token cannot
+	// take the whole server's bound from the others.
+	DefaultMaxSubscriptionsPerPrincipal = 256
+	// maxPendingListensPerPrincipal bounds the listens of one principal
+	// that the request hook accepted but whose handler has not started yet
+	// (reservations), so refused listens cannot pile up until their TTL.
+	maxPendingListensPerPrincipal = 8
 	// updateInterval is the least time between two notifications about
 	// one URI to one subscriber.
 	updateInterval = 100 * time.Millisecond
@@ -65,6 +78,10 @@ var (
 		"use an execution URI from an execute or get_execution reply")
 	ErrTooManySessionSubscriptions = errors.New("this session already follows the most executions it may: " +
 		"unsubscribe from those you no longer need (finished ones stop by themselves), or follow with get_execution wait_s")
+	ErrTooManyPrincipalSubscriptions = errors.New("you already follow the most executions one principal may over all your sessions and listens: " +
+		"unsubscribe from (or close the listens of) executions you no longer need (finished ones stop by themselves), or follow with get_execution wait_s")
+	ErrTooManyPendingListens = errors.New("you have too many subscriptions/listen requests accepted but not started: " +
+		"wait for them to start (or fail), send _meta with clientCapabilities and the protocol version, then listen again")
 	ErrTooManySubscriptions = errors.New("the server already follows the most executions it may for all its clients: " +
 		"try again later, or follow with get_execution wait_s")
 	errSubscriptionsClosed = errors.New("mcpserver: subscriptions closed")
@@ -86,22 +103,32 @@ type subscriber struct {
 	// reserved: a listen checked but not started yet (its watchers are
 	// counted; started when the handler runs).
 	reserved time.Time
+	// principal: who made the (listen) request; counted for its pending
+	// reservations.
+	principal string
 }
 
 type watcher struct {
 	uri, id string
+	// principal: who subscribed (counted against its bound).
+	principal string
+	// baseline: the execution as read when the subscription was accepted,
+	// before the client saw the acknowledgment; its Changed channel is
+	// closed by any change after that.
+	baseline ExecutionView
 	// cancel stops a started watcher (nil while reserved).
 	cancel context.CancelFunc
 }
 
 // subscriptions is the server's table of who follows which execution.
 type subscriptions struct {
-	srv        *Server
-	perSession int
-	perServer  int
-	interval   time.Duration
-	log        *slog.Logger
-	now        func() time.Time // time.Now; tests move it
+	srv          *Server
+	perSession   int
+	perServer    int
+	perPrincipal int
+	interval     time.Duration
+	log          *slog.Logger
+	now          func() time.Time // time.Now; tests move it
 
 	mu     sync.Mutex
 	closed bool
@@ -113,14 +140,17 @@ type subscriptions struct {
 	notified int
 }
 
-func newSubscriptions(s *Server, perSession, perServer int) *subscriptions {
+func newSubscriptions(s *Server, perSession, perServer, perPrincipal int) *subscriptions {
 	if perSession <= 0 {
 		perSession = DefaultMaxSubscriptionsPerSession
 	}
 	if perServer <= 0 {
 		perServer = DefaultMaxSubscriptions
 	}
-	return &subscriptions{srv: s, perSession: perSession, perServer: perServer, interval: updateInterval,
+	if perPrincipal <= 0 {
+		perPrincipal = DefaultMaxSubscriptionsPerPrincipal
+	}
+	return &subscriptions{srv: s, perSession: perSession, perServer: perServer, perPrincipal: perPrincipal, interval: updateInterval,
 		log: s.log, now: time.Now, subs: map[subscriberKey]*subscriber{}}
 }
 
@@ -213,18 +243,26 @@ func (t *subscriptions) subscribe(ctx context.Context, k subscriberKey, listenID
 	if !p.Scopes.Has(auth.ScopeRead) {
 		return errors.New(missingScope(p, "resources/subscribe", auth.ScopeRead))
 	}
-	ids := make([]string, len(uris))
-	for i, uri := range uris {
+	// baselines: the executions to follow, read now, before mcp-go
+	// acknowledges the request (see watch). A finished one gets no watcher
+	// and takes no slot.
+	baselines := map[string]*watcher{}
+	for _, uri := range uris {
 		id, ok := executionIDFromURI(uri)
 		if !ok {
 			return fmt.Errorf("subscribe to %q: %w", uri, ErrSubscriptionURI)
 		}
 		// NB: the caller's own read: an execution of a kernel it may not
 		// read is refused as unknown, word for word as get_execution.
-		if _, err := t.srv.backend.Execution(ctx, id, math.MaxUint64); err != nil {
+		// Cursor MaxUint64: the status and the change channel, never the
+		// outputs.
+		v, err := t.srv.backend.Execution(ctx, id, math.MaxUint64)
+		if err != nil {
 			return fmt.Errorf("subscribe to %s: %w", uri, err)
 		}
-		ids[i] = id
+		if !v.Execution.Status.Done() {
+			baselines[uri] = &watcher{uri: uri, id: id, principal: p.Name, baseline: v}
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -238,29 +276,42 @@ func (t *subscriptions) subscribe(ctx context.Context, k subscriberKey, listenID
 		sub = &subscriber{key: k, listenID: listenID, watchers: map[string]*watcher{}}
 	}
 	fresh := 0
-	seen := map[string]bool{}
-	for _, uri := range uris {
-		if sub.watchers[uri] == nil && !seen[uri] {
+	for uri := range baselines {
+		if sub.watchers[uri] == nil {
 			fresh++
 		}
-		seen[uri] = true
 	}
 	if len(sub.watchers)+fresh > t.perSession {
 		return fmt.Errorf("subscribe to %d more (%d held, limit %d per session): %w",
 			fresh, len(sub.watchers), t.perSession, ErrTooManySessionSubscriptions)
 	}
+	held, pending := t.heldByLocked(p.Name)
+	if fresh > 0 && held+fresh > t.perPrincipal {
+		return fmt.Errorf("subscribe to %d more (%s holds %d, limit %d per principal): %w",
+			fresh, p.Name, held, t.perPrincipal, ErrTooManyPrincipalSubscriptions)
+	}
+	if reserve && fresh > 0 && sub.reserved.IsZero() && pending >= maxPendingListensPerPrincipal {
+		return fmt.Errorf("subscriptions/listen (%s has %d pending, limit %d; each is freed after %v): %w",
+			p.Name, pending, maxPendingListensPerPrincipal, reservationTTL, ErrTooManyPendingListens)
+	}
 	if t.count+fresh > t.perServer {
 		return fmt.Errorf("subscribe to %d more (server limit %d): %w", fresh, t.perServer, ErrTooManySubscriptions)
+	}
+	if fresh == 0 {
+		// NB: nothing new to follow (finished, or followed already): no
+		// reservation either; a listen with nothing to start is left to
+		// mcp-go.
+		return nil
 	}
 	t.subs[k] = sub
 	if reserve {
 		sub.reserved = now
+		sub.principal = p.Name
 	}
-	for i, uri := range uris {
+	for uri, w := range baselines {
 		if sub.watchers[uri] != nil {
 			continue
 		}
-		w := &watcher{uri: uri, id: ids[i]}
 		sub.watchers[uri] = w
 		t.count++
 		if !reserve {
@@ -268,6 +319,22 @@ func (t *subscriptions) subscribe(ctx context.Context, k subscriberKey, listenID
 		}
 	}
 	return nil
+}
+
+// heldByLocked counts what principal holds: watchers (started or reserved)
+// and listens reserved but not started.
+func (t *subscriptions) heldByLocked(principal string) (watchers, pendingListens int) {
+	for _, sub := range t.subs {
+		if !sub.reserved.IsZero() && sub.principal == principal {
+			pendingListens++
+		}
+		for _, w := range sub.watchers {
+			if w.principal == principal {
+				watchers++
+			}
+		}
+	}
+	return watchers, pendingListens
 }
 
 // beforeListen starts a checked listen's watchers on the stream's context.
@@ -310,7 +377,7 @@ func (t *subscriptions) startLocked(ctx context.Context, sub *subscriber, w *wat
 		defer t.wg.Done()
 		defer stopAfter()
 		defer cancel()
-		t.watch(wctx, w, send)
+		t.watch(wctx, w, w.baseline, send)
 		t.finished(sub.key, w)
 	}()
 }
@@ -345,20 +412,17 @@ func (t *subscriptions) sender(sub *subscriber) func(uri string) error {
 
 // watch follows one execution until it finished (after its last update),
 // the subscriber is gone, or ctx ends.
-func (t *subscriptions) watch(ctx context.Context, w *watcher, send func(uri string) error) {
-	// NB: cursor MaxUint64: the watcher needs the status and the change
-	// channel, never the outputs.
-	v, err := t.srv.backend.Execution(ctx, w.id, math.MaxUint64)
-	if err != nil {
-		if ctx.Err() == nil {
-			t.log.Debug("mcp: stop following execution", "uri", w.uri, "err", err)
-		}
-		return
-	}
+// v is the baseline read when the subscription was accepted: reading it
+// here instead would miss a change (even the execution's end) made between
+// the acknowledgment and this goroutine's start, and tell nothing.
+func (t *subscriptions) watch(ctx context.Context, w *watcher, v ExecutionView, send func(uri string) error) {
 	if v.Execution.Status.Done() {
-		return // nothing will change any more
+		return // nothing will change any more (subscribe starts no such watcher)
 	}
-	var last time.Time
+	var (
+		last time.Time
+		err  error
+	)
 	for {
 		select {
 		case <-v.Changed:

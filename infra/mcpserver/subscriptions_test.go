@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,5 +389,190 @@ func TestSubscribeNeedsTheReadScope(t *testing.T) {
 	reader := auth.WithPrincipal(context.Background(), auth.Principal{Name: "r", Scopes: auth.ScopeRead})
 	if err := c.Subscribe(reader, req); err != nil {
 		t.Fatalf("subscribe with the read scope: %v", err)
+	}
+}
+
+// gatedBackend holds every Execution read after the first until open is
+// closed: the first is the subscribe's own check, the later ones are the
+// watcher's. It lets a test change an execution between the
+// acknowledgment of a subscription and the watcher's first look at it.
+type gatedBackend struct {
+	*fakeBackend
+	reads atomic.Int32
+	open  chan struct{}
+}
+
+func (g *gatedBackend) Execution(ctx context.Context, id string, since uint64) (ExecutionView, error) {
+	if g.reads.Add(1) > 1 {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return ExecutionView{}, ctx.Err()
+		}
+	}
+	return g.fakeBackend.Execution(ctx, id, since)
+}
+
+// TestAChangeRightAfterTheSubscribeIsTold: an execution that prints and
+// finishes after the subscription was acknowledged, before its watcher
+// first read it, is still told (the baseline is read when the subscription
+// is accepted, not by the watcher later: it would see the execution
+// already finished and tell nothing).
+func TestAChangeRightAfterTheSubscribeIsTold(t *testing.T) {
+	for _, version := range []string{mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
+		t.Run(version, func(t *testing.T) {
+			b := &gatedBackend{fakeBackend: newFakeBackend(), open: make(chan struct{})}
+			s := New(b, Options{})
+			t.Cleanup(func() { _ = s.Close(context.Background()) })
+			c, u := subsClient(t, s, version)
+			id := runningExecutions(t, b.fakeBackend, 1)[0]
+			uri := ExecutionResourceURI(id)
+			if version == mcp.ProtocolVersion20251125 {
+				if err := subscribe(c, uri); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				stop, err := c.ListenAsync(asAdmin(context.Background()), mcp.SubscriptionFilter{ResourceSubscriptions: []string{uri}},
+					func(err error) { t.Errorf("listen: %v", err) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stop()
+				testkit.WaitUntil(t, 10*time.Second, "the listen was checked", func() (bool, string) {
+					return b.reads.Load() >= 1, fmt.Sprint(b.reads.Load(), " reads")
+				})
+			}
+			b.emit(id, "stream", map[string]any{"name": "stdout", "text": "x\n"})
+			b.finish(id, queue.StatusOK)
+			close(b.open)
+			testkit.WaitUntil(t, 10*time.Second, "the end was told", func() (bool, string) {
+				w, _, _ := s.subs.stats()
+				return w == 0 && u.of(uri) == 1, fmt.Sprint(w, " watchers, ", u.of(uri), " updates")
+			})
+		})
+	}
+}
+
+// TestSubscribingToAFinishedExecutionTakesNoSlot: accepted, nothing sent,
+// no watcher and no reservation (a listen included).
+func TestSubscribingToAFinishedExecutionTakesNoSlot(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptions: 1})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	ids := runningExecutions(t, b, 2)
+	b.finish(ids[0], queue.StatusOK)
+	c, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	if err := subscribe(c, ExecutionResourceURI(ids[0])); err != nil {
+		t.Fatalf("subscribe to a finished execution: %v", err)
+	}
+	refusedListen(t, s, asAdmin(context.Background()), 1, ids[0])
+	if w, n, _ := s.subs.stats(); w != 0 || n != 0 {
+		t.Fatalf("%d watchers of %d subscribers for a finished execution, want none", w, n)
+	}
+	if err := subscribe(c, ExecutionResourceURI(ids[1])); err != nil {
+		t.Fatalf("the one slot is still free: %v", err)
+	}
+}
+
+// refusedListen sends a subscriptions/listen that the request hook checks
+// and mcp-go then refuses (no clientCapabilities in _meta): what it
+// reserves is only given back by the sweep. It returns mcp-go's or the
+// hook's error message.
+func refusedListen(t testing.TB, s *Server, ctx context.Context, reqID int, ids ...string) string {
+	t.Helper()
+	uris := make([]string, len(ids))
+	for i, id := range ids {
+		uris[i] = fmt.Sprintf("%q", ExecutionResourceURI(id))
+	}
+	session := server.NewInProcessSession(fmt.Sprint("raw-", reqID), nil)
+	msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"subscriptions/listen","params":{"_meta":{%q:%q},`+
+		`"notifications":{"resourceSubscriptions":[%s]}}}`, reqID, mcp.MetaKeyProtocolVersion, mcp.ProtocolVersion20260728,
+		strings.Join(uris, ","))
+	resp := s.MCP().HandleMessage(s.MCP().WithContext(ctx, session), []byte(msg))
+	e, isErr := resp.(mcp.JSONRPCError)
+	if !isErr {
+		t.Fatalf("a listen without client capabilities: %#v, want a refusal", resp)
+	}
+	return e.Error.Message
+}
+
+// TestOnePrincipalCannotTakeTheServersBound: alice fills her own bound,
+// with subscriptions and with listens mcp-go refused after the hook
+// (reservations count); bob can still subscribe; alice's next one is
+// refused naming her bound and what to do.
+func TestOnePrincipalCannotTakeTheServersBound(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{MaxSubscriptionsPerSession: 10, MaxSubscriptions: 6, MaxSubscriptionsPerPrincipal: 4})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	ids := runningExecutions(t, b, 6)
+	alice := auth.WithPrincipal(context.Background(), auth.Principal{Name: "alice", Scopes: auth.ScopeRead})
+	bob := auth.WithPrincipal(context.Background(), auth.Principal{Name: "bob", Scopes: auth.ScopeRead})
+	subscribeAs := func(ctx context.Context, c *client.Client, id string) error {
+		var req mcp.SubscribeRequest
+		req.Params.URI = ExecutionResourceURI(id)
+		return c.Subscribe(ctx, req)
+	}
+
+	refusedListen(t, s, alice, 1, ids[0], ids[1])
+	a1, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	a2, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	if err := subscribeAs(alice, a1, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := subscribeAs(alice, a2, ids[3]); err != nil {
+		t.Fatal(err)
+	}
+	if w, _, _ := s.subs.stats(); w != 4 {
+		t.Fatalf("alice holds %d, want 4 (2 reserved, 2 started)", w)
+	}
+	err := subscribeAs(alice, a2, ids[4])
+	if err == nil || !strings.Contains(err.Error(), "alice holds 4, limit 4 per principal") ||
+		!strings.Contains(err.Error(), "unsubscribe from") {
+		t.Fatalf("alice past her bound of 4: %v", err)
+	}
+	if msg := refusedListen(t, s, alice, 2, ids[4]); !strings.Contains(msg, "limit 4 per principal") {
+		t.Fatalf("alice's listen past her bound: %s", msg)
+	}
+	bc, _ := subsClient(t, s, mcp.ProtocolVersion20251125)
+	for _, id := range ids[4:6] {
+		if err := subscribeAs(bob, bc, id); err != nil {
+			t.Fatalf("bob, with alice at her bound: %v", err)
+		}
+	}
+	// alice's unsubscribe frees one of her slots (the server is full now).
+	var un mcp.UnsubscribeRequest
+	un.Params.URI = ExecutionResourceURI(ids[2])
+	if err := a1.Unsubscribe(alice, un); err != nil {
+		t.Fatal(err)
+	}
+	if err := subscribeAs(alice, a1, ids[2]); err != nil {
+		t.Fatalf("alice after an unsubscribe: %v", err)
+	}
+}
+
+// TestPendingListensArePerPrincipalBounded: listens mcp-go refuses after
+// the hook cannot pile up: past maxPendingListensPerPrincipal the hook
+// refuses them itself; another principal is not affected.
+func TestPendingListensArePerPrincipalBounded(t *testing.T) {
+	b := newFakeBackend()
+	s := New(b, Options{})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	ids := runningExecutions(t, b, 1)
+	alice := auth.WithPrincipal(context.Background(), auth.Principal{Name: "alice", Scopes: auth.ScopeRead})
+	bob := auth.WithPrincipal(context.Background(), auth.Principal{Name: "bob", Scopes: auth.ScopeRead})
+	for i := 0; i < maxPendingListensPerPrincipal; i++ {
+		if msg := refusedListen(t, s, alice, 100+i, ids[0]); strings.Contains(msg, "not started") {
+			t.Fatalf("listen %d refused by the hook: %s", i, msg)
+		}
+	}
+	msg := refusedListen(t, s, alice, 200, ids[0])
+	if !strings.Contains(msg, fmt.Sprintf("alice has %d pending, limit %d", maxPendingListensPerPrincipal, maxPendingListensPerPrincipal)) {
+		t.Fatalf("alice's listen past the pending bound: %s", msg)
+	}
+	if w, _, _ := s.subs.stats(); w != maxPendingListensPerPrincipal {
+		t.Fatalf("%d reserved, want %d", w, maxPendingListensPerPrincipal)
+	}
+	if msg := refusedListen(t, s, bob, 300, ids[0]); strings.Contains(msg, "not started") {
+		t.Fatalf("bob's listen refused for alice's pending ones: %s", msg)
 	}
 }

@@ -72,6 +72,12 @@ function text(res) {
 }
 
 const reverse = (s) => [...s].reverse().join('');
+// prompt is the kernel's prompt a stdin question quotes after the server's
+// frame ("... Its prompt: «prompt»"), or undefined when it is not framed so.
+const prompt = (message) => {
+  const m = /Its prompt: «([\s\S]*)»$/.exec(message ?? '');
+  return m ? m[1] : undefined;
+};
 
 let failed = null;
 try {
@@ -95,7 +101,9 @@ try {
   check(!res.isError && res.structuredContent?.status === 'ok', 'auto: final status', text(res));
   check(text(res).includes(`hello Ada ${reverse(secret)}`), 'auto: the kernel printed both answers', text(res));
   check(!text(res).includes(secret), 'auto: the secret is in the reply', text(res));
-  check(asked.length === 2 && asked[0].message === 'Name: ' && asked[1].message === 'Password: ', 'auto: questions', asked);
+  check(asked.length === 2 && prompt(asked[0].message) === 'Name: ' && prompt(asked[1].message) === 'Password: ', 'auto: questions', asked);
+  check(asked[0].message.startsWith('Code running in execution ') && asked[1].message.includes('called input() (getpass: the answer is hidden)'),
+    'auto: the server frames each question', asked);
   check(asked[0].requestedSchema?.properties?.value?.type === 'string', 'auto: the field', asked[0].requestedSchema);
   check(asked[1]._meta?.['io.mcp-jupyter/sensitive'] === true, 'auto: the password question is marked sensitive', asked[1]);
   check(!asked[0]._meta?.['io.mcp-jupyter/sensitive'], 'auto: the input() question is marked sensitive', asked[0]);
@@ -105,7 +113,7 @@ try {
   const first = await auto.callTool({ name: 'execute', arguments: args }, { timeout: callTimeoutMs, allowInputRequired: true });
   check(first.resultType === 'input_required', 'manual: resultType', first);
   const q = first.inputRequests?.stdin;
-  check(q?.method === 'elicitation/create' && q?.params?.message === 'Word: ', 'manual: the stdin input request', first.inputRequests);
+  check(q?.method === 'elicitation/create' && prompt(q?.params?.message) === 'Word: ', 'manual: the stdin input request', first.inputRequests);
   check(typeof first.requestState === 'string' && first.requestState.length > 0, 'manual: requestState', first);
   if (process.env.MCPJ_RESTART_HANDSHAKE === '1') {
     process.stderr.write(restartRequest + '\n');
