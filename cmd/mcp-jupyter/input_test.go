@@ -617,38 +617,6 @@ func inputAcrossRestart(t *testing.T, bin string, sig syscall.Signal) {
 	}
 }
 
-var inputSDK2Dir = filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
-
-// inputSDK2Node returns node, failing with what to run when the pinned
-// @modelcontextprotocol/client is not installed.
-func inputSDK2Node(t testing.TB) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not on PATH (%v): run `make deps`", err)
-	}
-	var pinned, installed struct {
-		Version      string            `json:"version"`
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	for path, into := range map[string]any{
-		filepath.Join(inputSDK2Dir, "package.json"):                                                    &pinned,
-		filepath.Join(inputSDK2Dir, "node_modules", "@modelcontextprotocol", "client", "package.json"): &installed,
-	} {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v: run `make deps` (npm ci in %s)", err, inputSDK2Dir)
-		}
-		if err := json.Unmarshal(data, into); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	if want := pinned.Dependencies["@modelcontextprotocol/client"]; installed.Version != want {
-		t.Fatalf("%s/node_modules holds @modelcontextprotocol/client %s, package.json pins %s: run `make deps`", inputSDK2Dir, installed.Version, want)
-	}
-	return node
-}
-
 // TestInputOutsideTSClient: the official TypeScript client of 2026-07-28
 // (@modelcontextprotocol/client, testkit/outside/mcpsdk2/input.mjs)
 // against the real binary over HTTP: input() and getpass() answered by
@@ -657,7 +625,7 @@ func inputSDK2Node(t testing.TB) string {
 // again between the two, and a client without elicitation getting the
 // older reply.
 func TestInputOutsideTSClient(t *testing.T) {
-	node := inputSDK2Node(t)
+	node := outsideSDK2Ready(t)
 	bin := buildBinary(t)
 	dataDir := testkit.TempDataDir(t)
 	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
@@ -670,65 +638,29 @@ func TestInputOutsideTSClient(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "input.mjs", "http://"+addr+pathMCP)
-	cmd.Dir = inputSDK2Dir
-	cmd.Env = append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)), "MCPJ_RESTART_HANDSHAKE=1")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout strings.Builder
-	cmd.Stdout = &stdout
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderrPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	restartAsked, scanned := make(chan struct{}), make(chan struct{})
-	var stderr strings.Builder
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderrPipe)
-		asked := false
-		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
-			if sc.Text() == "input.mjs: restart now" && !asked {
-				asked = true
-				close(restartAsked)
-			}
+	// NB: srv is the server of the moment (it is started again below).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.Logs())
 		}
-	}()
+	})
 	restarted := false
-	select {
-	case <-restartAsked:
-		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-srv.done
-		srv = startServerAt(t, bin, env, addr)
-		waitReady(t, addr, 90*time.Second)
-		restarted = true
-		if _, err := io.WriteString(stdin, "restarted\n"); err != nil {
-			t.Fatal(err)
-		}
-	case <-scanned:
-	}
-	<-scanned
-	err = cmd.Wait()
 	var res struct {
-		OK              bool   `json:"ok"`
-		Failed          string `json:"failed"`
 		ProtocolVersion string `json:"protocol_version"`
 		Restarted       bool   `json:"restarted"`
 	}
-	if jerr := json.Unmarshal([]byte(stdout.String()), &res); jerr != nil || err != nil || !res.OK {
-		t.Fatalf("input.mjs: %v (%v)\nstdout: %s\nstderr: %s\nserver log:\n%s", err, jerr, stdout.String(), stderr.String(), srv.Logs())
-	}
+	testkit.RunNodeJSON(t, testkit.NodeCheck{Node: node, Dir: outsideSDK2Dir, Script: "input.mjs", Args: []string{"http://" + addr + pathMCP},
+		Env: append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)), "MCPJ_RESTART_HANDSHAKE=1"), Timeout: 5 * time.Minute,
+		Ask: "input.mjs: restart now", OnAsk: func() string {
+			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-srv.done
+			srv = startServerAt(t, bin, env, addr)
+			waitReady(t, addr, 90*time.Second)
+			restarted = true
+			return "restarted"
+		}}, &res)
 	if !restarted || !res.Restarted || res.ProtocolVersion != "2026-07-28" {
 		t.Fatalf("the check did not run as meant: restarted %v/%v, revision %q", restarted, res.Restarted, res.ProtocolVersion)
 	}

@@ -1,18 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,56 +13,36 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-// outsideSDKDir is the Node project of the official MCP TypeScript SDK
-// check, from this package's directory.
-var outsideSDKDir = filepath.Join("..", "..", "testkit", "outside", "mcpsdk")
+// The Node projects of the outside checks, from this package's directory:
+// the official MCP TypeScript SDK (@modelcontextprotocol/sdk, MCP
+// 2025-11-25) and its successor (@modelcontextprotocol/client, 2026-07-28).
+var (
+	outsideSDKDir  = filepath.Join("..", "..", "testkit", "outside", "mcpsdk")
+	outsideSDK2Dir = filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
+)
 
-// outsideSDKReady fails the test unless node is on PATH and the pinned SDK
-// is installed in outsideSDKDir (by `make deps`), and returns node's path.
+// outsideSDKReady returns node's path, failing the test (run `make deps`)
+// unless the pinned @modelcontextprotocol/sdk is installed.
 func outsideSDKReady(t testing.TB) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not on PATH (%v): the outside check needs Node.js >= 18 with npm; run `make deps`, which installs them and the SDK", err)
-	}
-	var pinned struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	data, err := os.ReadFile(filepath.Join(outsideSDKDir, "package.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &pinned); err != nil {
-		t.Fatalf("%s/package.json: %v", outsideSDKDir, err)
-	}
-	var installed struct {
-		Version string `json:"version"`
-	}
-	data, err = os.ReadFile(filepath.Join(outsideSDKDir, "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the MCP TypeScript SDK is not installed in %s/node_modules: run `make deps` (npm ci from the committed lock)", outsideSDKDir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &installed); err != nil {
-		t.Fatal(err)
-	}
-	if want := pinned.Dependencies["@modelcontextprotocol/sdk"]; installed.Version != want {
-		t.Fatalf("%s/node_modules holds @modelcontextprotocol/sdk %s, package.json pins %s: run `make deps`", outsideSDKDir, installed.Version, want)
-	}
-	return node
+	return testkit.OutsideNode(t, outsideSDKDir, "@modelcontextprotocol/sdk")
+}
+
+// outsideSDK2Ready returns node's path, failing the test (run `make deps`)
+// unless the pinned @modelcontextprotocol/client is installed.
+func outsideSDK2Ready(t testing.TB) string {
+	t.Helper()
+	return testkit.OutsideNode(t, outsideSDK2Dir, "@modelcontextprotocol/client")
 }
 
 // outsideRevokeRequest is the stderr line with which check.mjs asks for
 // bob's token to be revoked (it then waits for "revoked" on stdin).
 const outsideRevokeRequest = "check.mjs: revoke bob now"
 
-// outsideResult is the part of check.mjs's JSON the test reads itself.
+// outsideResult is the part of check.mjs's JSON the test reads itself
+// (testkit.RunNodeJSON checks ok and failed).
 type outsideResult struct {
-	OK     bool   `json:"ok"`
-	Failed string `json:"failed"`
-	Alice  struct {
+	Alice struct {
 		Kernel string `json:"kernel"`
 	} `json:"alice"`
 	Revoked struct {
@@ -120,86 +93,25 @@ func TestOutsideSDK(t *testing.T) {
 	port := serveOn(t, c)
 	url := "http://127.0.0.1:" + port + pathMCP
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "check.mjs", url)
-	cmd.Dir = outsideSDKDir
-	// NB: tokens in the environment, not on the command line (ps shows argv).
-	cmd.Env = append(os.Environ(),
-		"MCPJ_ALICE_TOKEN="+tokens["alice"], "MCPJ_BOB_TOKEN="+tokens["bob"],
-		"MCPJ_READER_TOKEN="+tokens["reader"], "MCPJ_BOB_NAME=bob", "MCPJ_REVOKE_HANDSHAKE=1")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderrPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	revokeAsked, scanned := make(chan struct{}), make(chan struct{})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The scanner owns stderr until the script closes it (exits or is
-	// killed with ctx); revokeAsked fires on the script's request line.
-	var stderr strings.Builder
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderrPipe)
-		sc.Buffer(nil, 1<<20)
-		asked := false
-		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
-			if sc.Text() == outsideRevokeRequest && !asked {
-				asked = true
-				close(revokeAsked)
-			}
-		}
-		// NB: after a line over the limit, drain so the script never
-		// blocks writing.
-		_, _ = io.Copy(io.Discard, stderrPipe)
-	}()
-	waited := false
-	// NB: also on a Fatal below: the script is killed and reaped, the
-	// scanner has ended.
-	t.Cleanup(func() {
-		cancel()
-		<-scanned
-		if !waited {
-			_ = cmd.Wait()
-		}
-	})
-	select {
-	case <-revokeAsked:
+	var res outsideResult
+	stdout := testkit.RunNodeJSON(t, testkit.NodeCheck{Node: node, Dir: outsideSDKDir, Script: "check.mjs", Args: []string{url},
+		// NB: tokens in the environment, not on the command line (ps shows argv).
+		Env: append(os.Environ(),
+			"MCPJ_ALICE_TOKEN="+tokens["alice"], "MCPJ_BOB_TOKEN="+tokens["bob"],
+			"MCPJ_READER_TOKEN="+tokens["reader"], "MCPJ_BOB_NAME=bob", "MCPJ_REVOKE_HANDSHAKE=1"),
+		Timeout: 5 * time.Minute,
 		// Bob's client is still open in the script: revoke him the way an
 		// operator does and wait until the server has reloaded the file.
-		if out, err := principalCLI(t, dataDir, "revoke", "bob"); err != nil {
-			t.Errorf("principal revoke bob: %v\n%s", err, out)
-		}
-		testkit.WaitUntil(t, 5*time.Second, "bob's token refused after revoke", func() (bool, string) {
-			s := mcpStatus(t, "http://127.0.0.1:"+port, tokens["bob"])
-			return s == 401, strconv.Itoa(s)
-		})
-		_, _ = io.WriteString(stdin, "revoked\n")
-	case <-scanned:
-	}
-	_ = stdin.Close()
-	<-scanned
-	runErr := cmd.Wait()
-	waited = true
-	if runErr != nil {
-		t.Fatalf("node check.mjs: %v (context: %v)\nstderr:\n%s\nstdout:\n%s", runErr, ctx.Err(), stderr.String(), stdout.String())
-	}
-	var res outsideResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("check.mjs printed no JSON object: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	if !res.OK || res.Failed != "" {
-		t.Fatalf("check.mjs exited 0 but reports ok=%v failed=%q:\n%s", res.OK, res.Failed, stdout.String())
-	}
+		Ask: outsideRevokeRequest, OnAsk: func() string {
+			if out, err := principalCLI(t, dataDir, "revoke", "bob"); err != nil {
+				t.Errorf("principal revoke bob: %v\n%s", err, out)
+			}
+			testkit.WaitUntil(t, 5*time.Second, "bob's token refused after revoke", func() (bool, string) {
+				s := mcpStatus(t, "http://127.0.0.1:"+port, tokens["bob"])
+				return s == 401, strconv.Itoa(s)
+			})
+			return "revoked"
+		}}, &res)
 	if res.InvalidToken.Status != 401 || res.InvalidToken.WWWAuthenticate == "" {
 		t.Fatalf("check.mjs passed without the 401 challenge: %+v", res.InvalidToken)
 	}
@@ -221,5 +133,5 @@ func TestOutsideSDK(t *testing.T) {
 		k, _ := c.back.kernels.Get(res.Alice.Kernel)
 		return k.State == kernels.StateShutDown, string(k.State)
 	})
-	t.Logf("check.mjs:\n%s", stdout.String())
+	t.Logf("check.mjs:\n%s", stdout)
 }

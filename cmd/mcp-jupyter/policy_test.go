@@ -632,7 +632,7 @@ rules:
 // and a deny run nothing, and a manual retry runs once (the same retry
 // sent again is refused).
 func TestPolicyOutsideTSClient(t *testing.T) {
-	node := inputSDK2Node(t)
+	node := outsideSDK2Ready(t)
 	bin := buildBinary(t)
 	dataDir := testkit.TempDataDir(t)
 	t.Cleanup(func() { testkit.KillKernels(t, dataDir) })
@@ -644,22 +644,6 @@ func TestPolicyOutsideTSClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "policy.mjs", "http://"+addr+pathMCP)
-	cmd.Dir = inputSDK2Dir
-	cmd.Env = append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token)))
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.Output()
-	var res struct {
-		OK     bool   `json:"ok"`
-		Failed string `json:"failed"`
-	}
-	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("policy.mjs: %v (%v)\n%s\n%s", err, jerr, out, stderr)
-	}
+	testkit.RunNodeJSON(t, testkit.NodeCheck{Node: node, Dir: outsideSDK2Dir, Script: "policy.mjs", Args: []string{"http://" + addr + pathMCP},
+		Env: append(os.Environ(), "MCPJ_TOKEN="+strings.TrimSpace(string(token))), Timeout: 5 * time.Minute}, nil)
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -31,10 +29,6 @@ import (
 // tool suite (matrixSteps); the test asserts the revision each client
 // negotiated (a client that silently fell back fails) and that the answers
 // have the same shape everywhere.
-
-// outsideSDK2Dir is the Node project of @modelcontextprotocol/client, from
-// this package's directory.
-var outsideSDK2Dir = filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
 
 // matrixStep is one call of the suite: a tool call, or a resources/read
 // of a URI an earlier step saved. The JSON fields are what suite.mjs reads;
@@ -409,25 +403,13 @@ func (m *matrixServers) nodeSuite(sdk, transportKind string, extraEnv ...string)
 			// NB: the token in the environment, not on the command line.
 			env = append(env, "MCPJ_URL="+m.url, "MCPJ_TOKEN="+m.token)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, node, "suite.mjs")
-		cmd.Dir = outsideSDK2Dir
-		cmd.Env = append(env, extraEnv...)
-		cmd.WaitDelay = 5 * time.Second
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
 		var res struct {
-			OK              bool           `json:"ok"`
-			Failed          string         `json:"failed"`
 			SDK             string         `json:"sdk"`
 			ProtocolVersion string         `json:"protocol_version"`
 			Steps           []matrixResult `json:"steps"`
 		}
-		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || runErr != nil || !res.OK {
-			t.Fatalf("node suite.mjs (sdk %s, %s): %v, ok=%v failed=%s\nstderr:\n%s\nstdout:\n%s", sdk, transportKind, runErr, res.OK, res.Failed, lastChars(stderr.String(), 4000), lastChars(stdout.String(), 4000))
-		}
+		testkit.RunNodeJSON(t, testkit.NodeCheck{Node: node, Dir: outsideSDK2Dir, Script: "suite.mjs",
+			Env: append(env, extraEnv...), Timeout: 8 * time.Minute}, &res)
 		if want := map[string]string{"1": "@modelcontextprotocol/sdk 1.32.2", "2": "@modelcontextprotocol/client 2.4.0"}[sdk]; res.SDK != want {
 			t.Fatalf("suite.mjs ran %q, want %s", res.SDK, want)
 		}
@@ -441,35 +423,6 @@ func lastChars(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
-}
-
-// outsideSDK2Ready fails the test unless @modelcontextprotocol/client is
-// installed in outsideSDK2Dir at the version package.json pins.
-func outsideSDK2Ready(t testing.TB) {
-	t.Helper()
-	var pinned struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	var installed struct {
-		Version string `json:"version"`
-	}
-	data, err := os.ReadFile(filepath.Join(outsideSDK2Dir, "package.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &pinned); err != nil {
-		t.Fatal(err)
-	}
-	data, err = os.ReadFile(filepath.Join(outsideSDK2Dir, "node_modules", "@modelcontextprotocol", "client", "package.json"))
-	if err != nil {
-		t.Fatalf("@modelcontextprotocol/client is not installed in %s/node_modules (%v): run `make deps` (npm ci from the committed lock)", outsideSDK2Dir, err)
-	}
-	if err := json.Unmarshal(data, &installed); err != nil {
-		t.Fatal(err)
-	}
-	if want := pinned.Dependencies["@modelcontextprotocol/client"]; installed.Version != want {
-		t.Fatalf("%s/node_modules holds @modelcontextprotocol/client %s, package.json pins %s: run `make deps`", outsideSDK2Dir, installed.Version, want)
-	}
 }
 
 // TestRevisionMatrix runs the whole tool suite on {2025-11-25,

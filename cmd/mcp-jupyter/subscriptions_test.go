@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -398,40 +394,23 @@ func TestSubscriptionRefusedToAnotherPrincipal(t *testing.T) {
 // 2026-07-28; another principal is refused on both.
 func TestSubscriptionsOutsideSDKs(t *testing.T) {
 	node := outsideSDKReady(t)
-	sdk2 := filepath.Join("..", "..", "testkit", "outside", "mcpsdk2")
-	if _, err := os.Stat(filepath.Join(sdk2, "node_modules", "@modelcontextprotocol", "client", "package.json")); err != nil {
-		t.Fatalf("@modelcontextprotocol/client is not installed in %s: run `make deps` (%v)", sdk2, err)
-	}
+	outsideSDK2Ready(t)
 	c, tokens := coreWithPrincipals(t, "alice", "bob")
 	url := "http://127.0.0.1:" + serveOn(t, c) + pathMCP
 
 	for _, tc := range []struct{ sdk, version string }{{"1", "2025-11-25"}, {"2", "2026-07-28"}} {
 		t.Run("sdk"+tc.sdk, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, node, "subs.mjs")
-			cmd.Dir = sdk2
-			cmd.Env = append(os.Environ(), "MCPJ_SDK="+tc.sdk, "MCPJ_URL="+url,
-				"MCPJ_TOKEN="+tokens["alice"], "MCPJ_OTHER_TOKEN="+tokens["bob"])
-			cmd.WaitDelay = 5 * time.Second
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			runErr := cmd.Run()
 			var res struct {
-				OK                bool   `json:"ok"`
-				Failed            string `json:"failed"`
 				SDK               string `json:"sdk"`
 				ProtocolVersion   string `json:"protocol_version"`
 				Updates           int    `json:"updates"`
 				UnfollowedUpdates int    `json:"unfollowed_updates"`
 				OtherSubscribe    string `json:"other_subscribe"`
 			}
-			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-				t.Fatalf("subs.mjs printed no JSON (%v, run: %v)\nstdout:\n%s\nstderr:\n%s", err, runErr, stdout.String(), stderr.String())
-			}
-			if runErr != nil || !res.OK {
-				t.Fatalf("subs.mjs with %s: %s (run: %v)\nstderr:\n%s", res.SDK, res.Failed, runErr, stderr.String())
-			}
+			testkit.RunNodeJSON(t, testkit.NodeCheck{Node: node, Dir: outsideSDK2Dir, Script: "subs.mjs",
+				Env: append(os.Environ(), "MCPJ_SDK="+tc.sdk, "MCPJ_URL="+url,
+					"MCPJ_TOKEN="+tokens["alice"], "MCPJ_OTHER_TOKEN="+tokens["bob"]),
+				Timeout: 4 * time.Minute}, &res)
 			if res.ProtocolVersion != tc.version {
 				t.Fatalf("%s negotiated %q, want %q", res.SDK, res.ProtocolVersion, tc.version)
 			}

@@ -19,23 +19,14 @@
 // Prints one JSON object; exits 1 naming the first check that failed
 // (2: bad usage).
 
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Mismatch, check, clientName, text } from './lib.mjs';
 
-const clientVersion = JSON.parse(readFileSync(new URL('./node_modules/@modelcontextprotocol/client/package.json', import.meta.url))).version;
 const callTimeoutMs = Number(process.env.MCPJ_CALL_TIMEOUT_MS || 180000);
 const restartRequest = 'input.mjs: restart now';
 
-const result = { ok: false, client: `@modelcontextprotocol/client ${clientVersion}`, node: process.version };
-
-class Mismatch extends Error {}
-
-function check(cond, what, detail) {
-  if (!cond) {
-    throw new Mismatch(`${what}${detail === undefined ? '' : `: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`}`);
-  }
-}
+const result = { ok: false, client: clientName, node: process.version };
 
 const url = process.argv[2] || process.env.MCPJ_URL;
 const token = process.env.MCPJ_TOKEN;
@@ -65,10 +56,6 @@ async function connect(answers, asked) {
   await client.connect(transport);
   clients.push(client);
   return client;
-}
-
-function text(res) {
-  return (res.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 }
 
 const reverse = (s) => [...s].reverse().join('');

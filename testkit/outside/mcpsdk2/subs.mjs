@@ -17,39 +17,12 @@
 // reading must be refused. Prints one JSON object; exits 1 naming the first
 // check that failed.
 
-import { readFileSync } from 'node:fs';
+import { Mismatch, check, loadSDK, text } from './lib.mjs';
 
-const here = new URL('.', import.meta.url);
 const sdk = process.env.MCPJ_SDK || '2';
 const timeoutMs = Number(process.env.MCPJ_CALL_TIMEOUT_MS || 180000);
-const updatedMethod = 'notifications/resources/updated';
 
-class Mismatch extends Error {}
-function check(cond, what, detail) {
-  if (!cond) throw new Mismatch(`${what}${detail === undefined ? '' : `: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`}`);
-}
-
-async function loadSDK() {
-  if (sdk === '1') {
-    const base = new URL('../mcpsdk/node_modules/@modelcontextprotocol/sdk/dist/esm/', here);
-    const { Client } = await import(new URL('client/index.js', base));
-    const { StreamableHTTPClientTransport } = await import(new URL('client/streamableHttp.js', base));
-    const { ResourceUpdatedNotificationSchema } = await import(new URL('types.js', base));
-    const version = JSON.parse(readFileSync(new URL('../../package.json', base))).version;
-    return {
-      Client, StreamableHTTPClientTransport, name: `@modelcontextprotocol/sdk ${version}`,
-      onUpdated: (client, f) => client.setNotificationHandler(ResourceUpdatedNotificationSchema, n => f(n.params.uri)),
-    };
-  }
-  const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
-  const version = JSON.parse(readFileSync(new URL('./node_modules/@modelcontextprotocol/client/package.json', here))).version;
-  return {
-    Client, StreamableHTTPClientTransport, name: `@modelcontextprotocol/client ${version}`,
-    onUpdated: (client, f) => client.setNotificationHandler(updatedMethod, n => f(n.params.uri)),
-  };
-}
-
-const S = await loadSDK();
+const S = await loadSDK(sdk);
 const result = { ok: false, sdk: S.name, node: process.version };
 const clients = [];
 
@@ -77,9 +50,8 @@ function protocolVersion(c) {
 
 async function call(client, name, args) {
   const res = await client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs });
-  const text = (res.content || []).filter(c => c.type === 'text').map(c => c.text).join('\n');
-  check(!res.isError, `${name} answered an error`, text);
-  return { res, text, sc: res.structuredContent || {} };
+  check(!res.isError, `${name} answered an error`, text(res));
+  return { res, text: text(res), sc: res.structuredContent || {} };
 }
 
 async function readText(client, uri) {

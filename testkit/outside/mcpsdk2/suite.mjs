@@ -18,26 +18,11 @@
 // on a protocol error (a refusal is a tool result, never an exception).
 
 import { readFileSync } from 'node:fs';
+import { loadSDK, text } from './lib.mjs';
 
-const here = new URL('.', import.meta.url);
 const sdk = process.env.MCPJ_SDK || '2';
 const transportKind = process.env.MCPJ_TRANSPORT || 'http';
 const callTimeoutMs = Number(process.env.MCPJ_CALL_TIMEOUT_MS || 180000);
-
-async function loadSDK() {
-  if (sdk === '1') {
-    const base = new URL('../mcpsdk/node_modules/@modelcontextprotocol/sdk/dist/esm/client/', here);
-    const { Client } = await import(new URL('index.js', base));
-    const { StreamableHTTPClientTransport } = await import(new URL('streamableHttp.js', base));
-    const { StdioClientTransport } = await import(new URL('stdio.js', base));
-    const version = JSON.parse(readFileSync(new URL('../../../package.json', base))).version;
-    return { Client, StreamableHTTPClientTransport, StdioClientTransport, name: `@modelcontextprotocol/sdk ${version}` };
-  }
-  const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
-  const { StdioClientTransport } = await import('@modelcontextprotocol/client/stdio');
-  const version = JSON.parse(readFileSync(new URL('./node_modules/@modelcontextprotocol/client/package.json', here))).version;
-  return { Client, StreamableHTTPClientTransport, StdioClientTransport, name: `@modelcontextprotocol/client ${version}` };
-}
 
 function negotiation() {
   const mode = process.env.MCPJ_NEGOTIATION || 'auto';
@@ -58,7 +43,7 @@ function substitute(v, saved) {
 }
 
 async function main() {
-  const S = await loadSDK();
+  const S = await loadSDK(sdk);
   const steps = JSON.parse(readFileSync(process.env.MCPJ_SUITE, 'utf8'));
   const out = { ok: false, sdk: S.name, node: process.version, steps: [] };
   const opts = sdk === '2' ? { versionNegotiation: negotiation() } : {};
@@ -95,14 +80,14 @@ async function main() {
         rec.isError = res.isError === true;
         rec.content = (res.content || []).map(c => c.type === 'text' ? { type: 'text', text: c.text } : { type: c.type, uri: c.uri, mimeType: c.mimeType });
         rec.structured = res.structuredContent ?? null;
-        const text = (res.content || []).filter(c => c.type === 'text').map(c => c.text).join('\n');
+        const said = text(res);
         for (const [k, key] of Object.entries(step.save || {})) {
           const v = res.structuredContent?.[key];
-          if (typeof v !== 'string' || v === '') throw new Error(`step ${step.name}: no structuredContent.${key} to save as ${k}: ${text}`);
+          if (typeof v !== 'string' || v === '') throw new Error(`step ${step.name}: no structuredContent.${key} to save as ${k}: ${said}`);
           saved[k] = v;
         }
         for (const [k, re] of Object.entries(step.saveText || {})) {
-          const all = text + '\n' + JSON.stringify(res.content || []);
+          const all = said + '\n' + JSON.stringify(res.content || []);
           const m = all.match(new RegExp(re));
           if (!m) throw new Error(`step ${step.name}: nothing matches /${re}/ to save as ${k}: ${all}`);
           saved[k] = m[1] ?? m[0];
