@@ -203,3 +203,36 @@ func TestRecoveryWithTwoInFlight(t *testing.T) {
 		t.Fatalf("ran %q, want ABC", got)
 	}
 }
+
+// TestCancelOfPipelinedThenInterrupt: the matrix's sequence (TestRevisionMatrix):
+// the running execution sleeps (the kernel's main thread holds no GIL), the
+// one pipelined behind it is cancelled (abort_request) and the kernel is
+// interrupted at once. The running one ends interrupted; the pipelined one
+// ends — cancelled, or ok if the kernel took it up before the abort — and
+// the next one runs. Repeated: the abort and the interrupt race in the kernel.
+func TestCancelOfPipelinedThenInterrupt(t *testing.T) {
+	s := testkit.StartStack(t, "")
+	k := startKernel(t, s)
+	for round := range 4 {
+		a := submit(t, s, k, "import time\nprint('waiting', flush=True)\ntime.sleep(120)")
+		b := submit(t, s, k, "print('never')")
+		s.WaitOutput(k, a, "waiting", 30*time.Second)
+		pipelined(t, s, k, b, a)
+		if path, err := s.System.Cancel(context.Background(), k, b, "admin"); err != nil || path != system.CancelAbortRequested {
+			t.Fatalf("round %d: cancel of the pipelined execution: path %v %v", round, path, err)
+		}
+		if err := s.System.InterruptKernel(context.Background(), k, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if x := s.WaitExecution(a, 30*time.Second); x.Status != queue.StatusInterrupted {
+			t.Fatalf("round %d: a: %+v", round, x)
+		}
+		if x := s.WaitExecution(b, 30*time.Second); x.Status != queue.StatusCancelled && x.Status != queue.StatusOK {
+			t.Fatalf("round %d: b: %+v", round, x)
+		}
+		c := submit(t, s, k, "print('next')")
+		if x := s.WaitExecution(c, 30*time.Second); x.Status != queue.StatusOK {
+			t.Fatalf("round %d: c: %+v", round, x)
+		}
+	}
+}
