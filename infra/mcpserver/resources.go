@@ -15,6 +15,11 @@ import (
 // resource: execution://<execution_id> (ExecutionResourceURI).
 const ExecutionScheme = "execution://"
 
+// ExecutionResourceURI is the resource an execution's status and outputs
+// are read from (resources/read) and followed by (resources/subscribe,
+// subscriptions/listen).
+func ExecutionResourceURI(executionID string) string { return ExecutionScheme + executionID }
+
 // mimeExecution is what an execution resource's text is: the reply
 // get_execution gives, as plain text.
 const mimeExecution = "text/plain"

@@ -245,8 +245,3 @@ func canAsk(ctx context.Context) bool {
 	}
 	return false
 }
-
-// ExecutionResourceURI is the resource an execution's status and outputs
-// are read from (resources/read) and followed by (resources/subscribe,
-// subscriptions/listen).
-func ExecutionResourceURI(executionID string) string { return "execution://" + executionID }
