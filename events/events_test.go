@@ -36,6 +36,7 @@ func samples() []events.Payload {
 		events.KernelLost{KernelID: "k1", Reason: "pid 4242 now belongs to another process"},
 		events.KernelShared{KernelID: "k1", Principal: "bob", Access: events.AccessRead},
 		events.KernelRanUnrecorded{KernelID: "k1", Count: 1, ExecutionCount: 7},
+		events.KernelAdopted{KernelID: "k1", From: "node-a", Reason: "node node-a stopped renewing its ownership lease 12s ago", Restore: "auto-k1"},
 		events.KernelRestored{KernelID: "k1", Checkpoint: "auto-k1", SavedAt: at, Restored: []string{"df"},
 			Skipped: []events.CheckpointVariable{{Name: "conn", Type: "socket", Reason: "cannot pickle socket"}},
 			Missing: []string{"xgboost==1.7"}, Mismatched: []string{"numpy==1.26.4"}, Lost: []string{"x9"}},

@@ -18,6 +18,8 @@ const (
 	TypeKernelRanUnrecorded = "KernelRanUnrecorded"
 	// TypeKernelRestored: see KernelRestored.
 	TypeKernelRestored = "KernelRestored"
+	// TypeKernelAdopted: see KernelAdopted.
+	TypeKernelAdopted = "KernelAdopted"
 )
 
 // KernelProcess is what is needed to find a kernel process again after the
@@ -89,6 +91,24 @@ type KernelRestarted struct {
 	// process (the kernel's auto-checkpoint; empty: none). Until the
 	// KernelRestored that follows, the kernel runs nothing but that load:
 	// what was queued waits for it.
+	Restore string `json:"restore,omitempty"`
+}
+
+// KernelAdopted: in a cluster, this node took the kernel over from node
+// From, whose ownership lease lapsed (the node died or was cut off). It is
+// the adopting node's first record on kernel/<id>: from here on that node
+// is the stream's writer. The process of the lost node is not the
+// kernel's any more: a fresh one runs under the same id (the
+// KernelRestarted that follows), restored from checkpoint Restore.
+type KernelAdopted struct {
+	KernelID string `json:"kernel_id"`
+	// From is the node that owned the kernel until now.
+	From string `json:"from"`
+	// Reason says why the kernel changed hands ("node a stopped renewing
+	// its lease 12s ago").
+	Reason string `json:"reason"`
+	// Restore names the checkpoint the fresh process is restored from
+	// (empty: none).
 	Restore string `json:"restore,omitempty"`
 }
 
@@ -195,6 +215,7 @@ func (KernelReattached) EventType() string  { return TypeKernelReattached }
 func (KernelLost) EventType() string        { return TypeKernelLost }
 func (KernelShared) EventType() string      { return TypeKernelShared }
 func (KernelRestored) EventType() string    { return TypeKernelRestored }
+func (KernelAdopted) EventType() string     { return TypeKernelAdopted }
 func (KernelRanUnrecorded) EventType() string {
 	return TypeKernelRanUnrecorded
 }

@@ -43,6 +43,7 @@ var catalog = map[string]typeInfo{
 	TypeKernelLost:          entry[KernelLost](1),
 	TypeKernelShared:        entry[KernelShared](1),
 	TypeKernelRanUnrecorded: entry[KernelRanUnrecorded](1),
+	TypeKernelAdopted:       entry[KernelAdopted](1),
 	TypeKernelRestored:      entry[KernelRestored](1),
 	TypeFrontendAttached:    entry[FrontendAttached](1),
 	TypeKernelSessionOpened: entry[KernelSessionOpened](1),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,13 +110,19 @@ type config struct {
 	// PlotlyJS is the plotly.js the web console serves at
 	// /ui/vendor/plotly.js ("" or missing: figures show their fallback).
 	PlotlyJS string
+	// Cluster is the cluster mode (cluster_config.go); zero: a single server.
+	Cluster clusterConfig
 }
 
 type setting struct {
 	name, env, def, help string
 }
 
-var settings = []setting{
+// settings are every flag: the server's (coreSettings), then the cluster
+// mode's (cluster_config.go).
+var settings = slices.Concat(coreSettings, clusterSettings)
+
+var coreSettings = []setting{
 	{"data-dir", "MCP_DATA_DIR", "./.mcp-jupyter", "where the event log, checkpoints, assets, kernel runtime files and the MCP token live"},
 	{"addr", "MCP_ADDR", "127.0.0.1:3000", "HTTP listen address for /mcp, /health, /livez and /readyz (serve only)"},
 	{"log-format", "MCP_LOG_FORMAT", "", "log format: text or json (default: text on a terminal, json otherwise)"},
@@ -217,6 +224,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if strings.Contains(strings.ToLower(c.Token), checkpointfile.PlaceholderMarker) {
 		return c, errors.New("--token / MCP_TOKEN is the documentation's placeholder, which anyone can read: set it to a random value, e.g. openssl rand -hex 32")
+	}
+	if c.Cluster, err = parseCluster(get, c.Token); err != nil {
+		return c, err
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
