@@ -63,6 +63,8 @@ type Hooks struct {
 	// AutoRestore and RestoreName: system.Config's (--auto-restore).
 	AutoRestore bool
 	RestoreName func(kernelID string) string
+	// AbortReplyTimeout: system.Config's (0: the default).
+	AbortReplyTimeout time.Duration
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
@@ -127,7 +129,7 @@ func (s *Stack) open() {
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
-		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName})
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, AbortReplyTimeout: s.hooks.AbortReplyTimeout})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}
