@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,7 +52,8 @@ type (
 // cluster: fetch writes the file to dst. The file is verified in full, as
 // a load verifies it (a refusal is a RejectError and a CheckpointRejected
 // event), its signed name must be name and it must not be older than the
-// newest save of name this node recorded; only then does it replace this
+// newest save of name this node recorded (older: an error wrapping
+// ErrRollback, not a rejection, and this node's file stays); only then does it replace this
 // node's file of name, and the actor records its CheckpointSaved (By "":
 // the server's) so that load, list and quota know it like a save made here.
 // A file that is the newest save recorded already is committed again and
@@ -104,7 +106,13 @@ func (a *Actor) adopt(ctx actor.Context, m adoptMsg) {
 					return fmt.Errorf("decode checkpoint metadata: %w", err)
 				}
 				meta.FileBytes = size
-				if _, err := CheckFile(st, m.name, meta, size, false); err != nil {
+				_, err := CheckFile(st, m.name, meta, size, false)
+				if errors.Is(err, ErrRollback) {
+					// NB: not tampering: the copy elsewhere is behind this
+					// node's (its put failed, say); this node keeps its own.
+					return err
+				}
+				if err != nil {
 					return &RejectError{Err: err}
 				}
 				return nil
