@@ -64,6 +64,7 @@ type Importer struct {
 	skipped  atomic.Uint64 // records passed over
 	corrupt  atomic.Uint64 // records that do not decode, passed over
 	lost     atomic.Uint64 // positions the stream dropped before they were imported
+	batches  atomic.Uint64 // AppendForeign calls
 	started  atomic.Bool
 
 	mu      sync.Mutex
@@ -265,6 +266,7 @@ func (im *Importer) importBatch(ctx context.Context, batch []jetstream.Msg) erro
 		im.origin[node] = seq
 	}
 	im.imported.Add(uint64(len(evs)))
+	im.batches.Add(1)
 	im.skipped.Add(skipped)
 	im.moved(last)
 	return nil
@@ -387,13 +389,13 @@ func (im *Importer) Healthy() error {
 
 // ImportStats counts what the importer did since Start.
 type ImportStats struct {
-	Position, Imported, Skipped, Corrupt, Lost uint64
+	Position, Imported, Skipped, Corrupt, Lost, Batches uint64
 }
 
 // Stats returns the importer's counts.
 func (im *Importer) Stats() ImportStats {
 	return ImportStats{Position: im.position.Load(), Imported: im.imported.Load(), Skipped: im.skipped.Load(),
-		Corrupt: im.corrupt.Load(), Lost: im.lost.Load()}
+		Corrupt: im.corrupt.Load(), Lost: im.lost.Load(), Batches: im.batches.Load()}
 }
 
 // Close stops the importer (bounded by ctx), recording the position of
