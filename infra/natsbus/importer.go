@@ -174,6 +174,13 @@ func (im *Importer) session(ctx context.Context) error {
 		return fmt.Errorf("find stream %s: %w", HistoryStream, err)
 	}
 	start := im.position.Load()
+	if last := st.CachedInfo().State.LastSeq; last < start {
+		// NB: the stream was deleted and made again (every node's JetStream
+		// store lost): its positions start over, below what this log
+		// recorded, and nothing new is imported until they pass it.
+		im.opts.Logger.Error("history: the stream's last position is below the one this node imported up to: was the stream recreated? records up to that position are not imported",
+			"stream_last", last, "imported_up_to", start)
+	}
 	cons, err := st.OrderedConsumer(sctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{HistorySubjectPrefix + ">"},
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start + 1})
 	if err != nil {
@@ -196,7 +203,10 @@ func (im *Importer) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", HistoryStream, err)
 	}
-	defer cc.Stop()
+	defer func() {
+		cancel(nil) // NB: first: a callback waiting to hand over a message returns
+		cc.Stop()
+	}()
 	batch := make([]jetstream.Msg, 0, im.opts.MaxBatch)
 	for {
 		batch = batch[:0]
