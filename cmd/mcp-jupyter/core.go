@@ -75,6 +75,8 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	history  *natsbus.HistoryPublisher // cluster mode (cluster_history.go)
+	importer *natsbus.Importer         // cluster mode
 	ckpt     *checkpoint.Client
 	// clusterCkpt is the cluster's copy of the checkpoints (checkpoint_cluster.go); zero on a single server.
 	clusterCkpt clusterCheckpoints
@@ -234,9 +236,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
+	// NB: in a cluster the log also holds the other nodes' records: the
+	// metrics and the process table describe this node's own work only.
+	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
+	if node := c.ownNode(); node != "" {
+		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, c.metrics.Projection(), c.procs)
+		q, xm, km, rm, mp, pp)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -285,10 +293,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	c.setStage(stageRecovering)
 	c.mu.Lock()
-	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.ownNode(), Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
+	}
+	if cfg.Cluster.Enabled() {
+		if err := c.openHistory(ctx, fctx); err != nil {
+			return err
+		}
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
 		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg)})
@@ -488,6 +501,7 @@ func (c *core) close(ctx context.Context) error {
 	if c.pub != nil {
 		keep(c.pub.Close(ctx))
 	}
+	keep(c.closeHistory(ctx))
 	if c.nats != nil {
 		keep(c.nats.Close(ctx))
 	}
