@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
@@ -40,7 +41,7 @@ func (o *kernelOwnership) held(id string) error {
 	if o == nil {
 		return nil
 	}
-	return o.owners.Held(id)
+	return o.owners.Held(events.CanonicalID(id))
 }
 
 // claim takes the lease of a new kernel before it starts.
@@ -48,7 +49,7 @@ func (o *kernelOwnership) claim(ctx context.Context, id string) error {
 	if o == nil {
 		return nil
 	}
-	if _, err := o.owners.Claim(ctx, id); err != nil {
+	if _, err := o.owners.Claim(ctx, events.CanonicalID(id)); err != nil {
 		var ne *natsbus.NotOwnerError
 		if errors.As(err, &ne) {
 			return err
@@ -66,7 +67,7 @@ func (o *kernelOwnership) release(id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.owners.LeaseTime())
 	defer cancel()
-	_ = o.owners.Release(ctx, id)
+	_ = o.owners.Release(ctx, events.CanonicalID(id))
 }
 
 // placeKernel is the node a new kernel of spec starts on: the one with
@@ -89,7 +90,7 @@ func (c *core) ownerOf(id string) (string, bool) {
 	if own == nil {
 		return "", false
 	}
-	l, ok := own.owners.Owner(id)
+	l, ok := own.owners.Owner(events.CanonicalID(id))
 	return l.Node, ok
 }
 
@@ -150,6 +151,25 @@ func (c *core) leaseOwner() func(string) (string, bool) {
 		return nil
 	}
 	return c.ownerOf
+}
+
+// releaseStray gives up the leases this node resumed at its start for
+// kernels it no longer runs (shut down, or lost, while it was down): they
+// would be renewed for nothing. NB: called after the actors recovered and
+// before the edges serve, so no start is between its claim and its actor.
+func (c *core) releaseStray() {
+	c.mu.RLock()
+	own, sys := c.own, c.sys
+	c.mu.RUnlock()
+	if own == nil || sys == nil {
+		return
+	}
+	for _, id := range own.owners.Mine() {
+		if !sys.HasKernel(id) {
+			own.release(id)
+			c.logger.Info("released the lease of a kernel this node no longer runs", "component", "cluster", "kernel_id", id)
+		}
+	}
 }
 
 // startLeaseTakeovers hands every lapsed lease to the takeovers

@@ -299,6 +299,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
+	c.releaseStray()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.
 	// NB: first the kernels a killed server left in its pool (their
