@@ -75,6 +75,7 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	route    *clusterRoute // cluster mode's routing (cluster_route.go); nil for a single server
 	ckpt     *checkpoint.Client
 	auto     autoCheckpoints // checkpoint_auto.go
 	nbs      *notebooks
@@ -331,6 +332,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
+	// NB: forwards nothing until openRouting ran (cluster mode only).
+	c.route = &clusterRoute{c: c}
 	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, restores: rm, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
@@ -339,7 +342,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes,
 		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token),
-		Policy: policy, Decisions: policyRecorder{log: l}})
+		Policy: policy, Decisions: policyRecorder{log: l}, Forward: c.forwarder()})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -436,6 +439,7 @@ func (c *core) close(ctx context.Context) error {
 			first = err
 		}
 	}
+	keep(c.closeRouting(ctx)) // NB: first: routed calls run on the edges below
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
