@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,9 @@ type routeState struct {
 	place func(spec string) string
 	// lease is the ownership lease, named in the refusals.
 	lease time.Duration
+	// tunnels serves the HTTP requests other nodes route here
+	// (cluster_http.go).
+	tunnels *http.Server
 }
 
 // Tools whose kernel argument names the kernel they act on; those whose
@@ -66,7 +70,12 @@ func (c *core) openRouting(nb *natsbus.Server, node string, owner func(string) (
 		_ = r.Close(context.Background())
 		return err
 	}
-	c.route.state.Store(&routeState{router: r, owner: owner, place: place, lease: lease})
+	tunnels, err := c.serveTunnels(r)
+	if err != nil {
+		_ = r.Close(context.Background())
+		return err
+	}
+	c.route.state.Store(&routeState{router: r, owner: owner, place: place, lease: lease, tunnels: tunnels})
 	return nil
 }
 
@@ -80,7 +89,9 @@ func (c *core) closeRouting(ctx context.Context) error {
 	if st == nil {
 		return nil
 	}
-	return st.router.Close(ctx)
+	// NB: Shutdown leaves hijacked connections (WebSockets) alone: the
+	// router's Close ends their tunnels.
+	return errors.Join(st.tunnels.Shutdown(ctx), st.router.Close(ctx))
 }
 
 // serveRoutedTool runs a call another node received for a kernel this

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 )
 
@@ -98,5 +101,76 @@ func TestToolCallRoutedToTheOwnerRunsAsTheSamePrincipal(t *testing.T) {
 		if id == k {
 			t.Errorf("list_kernels on b was forwarded: it lists a's kernel %s", k)
 		}
+	}
+}
+
+// TestHTTPRoutedToTheOwner: the Jupyter API and the console's steering of
+// a kernel node a owns, asked of node b, are answered by a through a
+// tunnel (its channels WebSocket included), with a's access rules; a node
+// nobody answers for is a 502 naming it.
+func TestHTTPRoutedToTheOwner(t *testing.T) {
+	scopes := map[string]auth.Scope{"alice": auth.ScopeRead | auth.ScopeExecute | auth.ScopeManage, "bob": auth.ScopeRead | auth.ScopeExecute}
+	a, b := openPrincipalsServer(t, scopes), openPrincipalsServer(t, scopes)
+	owners := &staticOwners{m: map[string]string{}}
+	if err := a.c.openRouting(a.c.nats, "a", owners.owner, nil, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.c.openRouting(a.c.nats, "b", owners.owner, nil, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	k := must(t, a.clients["alice"], "start_kernel", map[string]any{})["kernel_id"].(string)
+	owners.set(k, "a")
+	uuid, _ := events.UUIDForm(k)
+	get := func(host, path, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+host+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, body := get(b.hostPort, "/api/kernels/"+uuid, b.tokens["alice"])
+	if code != http.StatusOK || !strings.Contains(body, uuid) {
+		t.Fatalf("GET /api/kernels/%s through b: %d %s", uuid, code, body)
+	}
+	codeB, bodyB := get(b.hostPort, "/api/kernels/"+uuid, b.tokens["bob"])
+	codeA, bodyA := get(a.hostPort, "/api/kernels/"+uuid, a.tokens["bob"])
+	if codeB != codeA || bodyB != bodyA || codeA == http.StatusOK {
+		t.Fatalf("bob through b: %d %s; on a: %d %s", codeB, bodyB, codeA, bodyA)
+	}
+	// Without a credential nothing is routed.
+	if code, _ := get(b.hostPort, "/api/kernels/"+uuid, "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("a wrong token through b: %d", code)
+	}
+	// The channels WebSocket through b runs code in a's kernel.
+	f := dialFrontend(t, "http://"+b.hostPort, uuid, "sess-routed", b.tokens["alice"], true)
+	id, got := f.execute("y = 6 * 7\ny")
+	if res, ok := find(got, "iopub", "execute_result", id); !ok || !strings.Contains(string(res.Content), `"text/plain":"42"`) {
+		t.Fatalf("no execute_result 42 through the routed channels:%s", describe(got))
+	}
+	if _, text := callTool(t, a.clients["alice"], "execute", map[string]any{"kernel": k, "code": "print(y)"}); !strings.Contains(text, "42") {
+		t.Fatalf("the routed channels did not run in a's kernel: %s", text)
+	}
+	// Console steering through b.
+	req, _ := http.NewRequest("POST", "http://"+b.hostPort+"/ui/api/kernels/"+k+"/interrupt", nil)
+	req.Header.Set("Authorization", "Bearer "+b.tokens["alice"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("interrupt through b: %d %s", resp.StatusCode, steer)
+	}
+	// An owner nobody answers for.
+	owners.set("01jzzzzzzzzzzzzzzzzzzzzzzz", "c")
+	code, body = get(b.hostPort, "/api/kernels/01jzzzzzzzzzzzzzzzzzzzzzzz", b.tokens["alice"])
+	if code != http.StatusBadGateway || !strings.Contains(body, "node c") || !strings.Contains(body, "cannot be reached from node b") {
+		t.Fatalf("unreachable owner: %d %s", code, body)
 	}
 }

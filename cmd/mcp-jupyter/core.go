@@ -126,6 +126,8 @@ func newCore(cfg config, logger *slog.Logger) *core {
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	// NB: forwards nothing until openRouting ran (cluster mode only).
+	c.route = &clusterRoute{c: c}
 	return c
 }
 
@@ -315,7 +317,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load principals: %w", err)
 	}
-	authn := auth.Chain{principals}
+	// NB: routedAuthenticator answers only requests routed here through a
+	// tunnel by another node of the cluster (cluster_http.go).
+	authn := auth.Chain{routedAuthenticator{}, principals}
 	if c.oidc != nil {
 		// NB: after the principals file, which passes JWTs on.
 		authn = append(authn, c.oidc)
@@ -332,8 +336,6 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.live = lv
 	c.mu.Unlock()
-	// NB: forwards nothing until openRouting ran (cluster mode only).
-	c.route = &clusterRoute{c: c}
 	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, restores: rm, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
 		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
