@@ -77,14 +77,16 @@ type core struct {
 	pub      *natsbus.Publisher
 	route    *clusterRoute // cluster mode's routing (cluster_route.go); nil for a single server
 	ckpt     *checkpoint.Client
-	auto     autoCheckpoints // checkpoint_auto.go
-	nbs      *notebooks
-	live     *live
-	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
-	console  *console.Handler   // the web console, once built (console.go)
-	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
-	python   error              // the kernel launcher's check; nil when usable
-	checked  bool               // the check has finished
+	// clusterCkpt is the cluster's copy of the checkpoints (checkpoint_cluster.go); zero on a single server.
+	clusterCkpt clusterCheckpoints
+	auto        autoCheckpoints // checkpoint_auto.go
+	nbs         *notebooks
+	live        *live
+	jupyter     *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
+	console     *console.Handler   // the web console, once built (console.go)
+	startSeq    uint64             // the last event before this process started serving (jupyter_channels.go)
+	python      error              // the kernel launcher's check; nil when usable
+	checked     bool               // the check has finished
 	// serverLock is held from before the first kernel starts to the end
 	// of close: the kernels' guards end no kernel while it is (kernelguard.go).
 	serverLock *guard.Lock
@@ -125,6 +127,7 @@ func newCore(cfg config, logger *slog.Logger) *core {
 	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(), started: time.Now(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
+	c.procs.node = clusterNode(cfg)
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
 	// NB: forwards nothing until openRouting ran (cluster mode only).
 	c.route = &clusterRoute{c: c}
@@ -188,7 +191,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
-		BeforeCommit: c.beforeCommit})
+		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -279,7 +282,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName})
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg)})
 	if err != nil {
 		return err
 	}
@@ -374,6 +377,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		}
 	}()
 	c.startRestores(fctx)
+	c.startTakeovers(fctx, l, replayed)
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
