@@ -75,8 +75,14 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
-	route    *clusterRoute // cluster mode's routing (cluster_route.go); nil for a single server
-	ckpt     *checkpoint.Client
+	// route is the cluster's routing (cluster_route.go): it forwards
+	// nothing until openRouting ran (cluster mode only).
+	route *clusterRoute
+	// own is cluster mode's kernel ownership (cluster_owners.go); nil on a
+	// single server. stopOwnership ends its heartbeat and takeovers.
+	own           *kernelOwnership
+	stopOwnership context.CancelFunc
+	ckpt          *checkpoint.Client
 	// clusterCkpt is the cluster's copy of the checkpoints (checkpoint_cluster.go); zero on a single server.
 	clusterCkpt clusterCheckpoints
 	auto        autoCheckpoints // checkpoint_auto.go
@@ -281,8 +287,17 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
+	if cfg.Cluster.Enabled() {
+		// NB: before the actors: a kernel leased to another node is not
+		// recovered here (system.Config.Owner), and this node's own leases
+		// are resumed (cluster_owners.go).
+		if err := c.openOwnership(ctx, nb); err != nil {
+			return fmt.Errorf("open kernel ownership: %w", err)
+		}
+	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg)})
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg),
+		Owner: c.leaseOwner()})
 	if err != nil {
 		return err
 	}
@@ -341,7 +356,8 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, restores: rm, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
-		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
+		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q),
+		own: c.own}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
@@ -378,6 +394,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startTakeovers(fctx, l, replayed)
+	// NB: caughtUp is the history importer's (cluster_history.go): without
+	// it no lease is taken over.
+	c.startLeaseTakeovers(ownershipDeps{fetch: c.fetchCheckpoint})
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
@@ -476,6 +495,7 @@ func (c *core) close(ctx context.Context) error {
 	if c.pool != nil {
 		keep(c.pool.Close(ctx)) // NB: its kernels are nobody's: they stop with the server
 	}
+	keep(c.closeOwnership(ctx)) // NB: before the actors: takeovers start kernels
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))
 	}
