@@ -77,6 +77,9 @@ type core struct {
 	pub      *natsbus.Publisher
 	history  *natsbus.HistoryPublisher // cluster mode (cluster_history.go)
 	importer *natsbus.Importer         // cluster mode
+	// route is the cluster's routing (cluster_route.go): it forwards
+	// nothing until openRouting ran (cluster mode only).
+	route *clusterRoute
 	// own is cluster mode's kernel ownership (cluster_owners.go); nil on a
 	// single server. stopOwnership ends its heartbeat and takeovers.
 	own           *kernelOwnership
@@ -134,6 +137,8 @@ func newCore(cfg config, logger *slog.Logger) *core {
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.procs.node = clusterNode(cfg)
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	// NB: forwards nothing until openRouting ran (cluster mode only).
+	c.route = &clusterRoute{c: c}
 	return c
 }
 
@@ -354,7 +359,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load principals: %w", err)
 	}
-	authn := auth.Chain{principals}
+	// NB: routedAuthenticator answers only requests routed here through a
+	// tunnel by another node of the cluster (cluster_http.go).
+	authn := auth.Chain{routedAuthenticator{}, principals}
 	if c.oidc != nil {
 		// NB: after the principals file, which passes JWTs on.
 		authn = append(authn, c.oidc)
@@ -380,7 +387,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes,
 		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token),
-		Policy: policy, Decisions: policyRecorder{log: l}})
+		Policy: policy, Decisions: policyRecorder{log: l}, Forward: c.forwarder()})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -411,9 +418,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startTakeovers(fctx, l, replayed)
-	// NB: caughtUp is the history importer's (cluster_history.go): without
-	// it no lease is taken over.
-	c.startLeaseTakeovers(ownershipDeps{fetch: c.fetchCheckpoint})
+	c.startLeaseTakeovers()
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
@@ -481,6 +486,7 @@ func (c *core) close(ctx context.Context) error {
 			first = err
 		}
 	}
+	keep(c.closeRouting(ctx)) // NB: first: routed calls run on the edges below
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
