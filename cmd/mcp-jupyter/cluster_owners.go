@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
@@ -40,7 +41,7 @@ func (o *kernelOwnership) held(id string) error {
 	if o == nil {
 		return nil
 	}
-	return o.owners.Held(id)
+	return o.owners.Held(events.CanonicalID(id))
 }
 
 // claim takes the lease of a new kernel before it starts.
@@ -48,7 +49,7 @@ func (o *kernelOwnership) claim(ctx context.Context, id string) error {
 	if o == nil {
 		return nil
 	}
-	if _, err := o.owners.Claim(ctx, id); err != nil {
+	if _, err := o.owners.Claim(ctx, events.CanonicalID(id)); err != nil {
 		var ne *natsbus.NotOwnerError
 		if errors.As(err, &ne) {
 			return err
@@ -66,7 +67,7 @@ func (o *kernelOwnership) release(id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.owners.LeaseTime())
 	defer cancel()
-	_ = o.owners.Release(ctx, id)
+	_ = o.owners.Release(ctx, events.CanonicalID(id))
 }
 
 // placeKernel is the node a new kernel of spec starts on: the one with
@@ -89,19 +90,8 @@ func (c *core) ownerOf(id string) (string, bool) {
 	if own == nil {
 		return "", false
 	}
-	l, ok := own.owners.Owner(id)
+	l, ok := own.owners.Owner(events.CanonicalID(id))
 	return l.Node, ok
-}
-
-// ownershipDeps are the other cluster parts the ownership's takeovers use
-// (wired by the lead in core.open): nil caughtUp starts no takeovers.
-type ownershipDeps struct {
-	// caughtUp returns once every record node published is imported
-	// (natsbus.Importer.CaughtUp).
-	caughtUp func(ctx context.Context, node string) error
-	// fetch makes a checkpoint of the cluster's object store known here
-	// ((*core).fetchCheckpoint); nil: no checkpoint store.
-	fetch func(ctx context.Context, stored string) error
 }
 
 // openOwnership opens and starts this node's Owners on nb (resuming the
@@ -152,15 +142,33 @@ func (c *core) leaseOwner() func(string) (string, bool) {
 	return c.ownerOf
 }
 
-// startLeaseTakeovers hands every lapsed lease to the takeovers
-// (takeover.go), until closeOwnership. Without deps.caughtUp (no history
-// import) it starts nothing: a takeover must not miss the lost node's
-// records.
-func (c *core) startLeaseTakeovers(deps ownershipDeps) {
+// releaseStray gives up the leases this node resumed at its start for
+// kernels it no longer runs (shut down, or lost, while it was down): they
+// would be renewed for nothing. NB: called after the actors recovered and
+// before the edges serve, so no start is between its claim and its actor.
+func (c *core) releaseStray() {
 	c.mu.RLock()
-	own := c.own
+	own, sys := c.own, c.sys
 	c.mu.RUnlock()
-	if own == nil || deps.caughtUp == nil {
+	if own == nil || sys == nil {
+		return
+	}
+	for _, id := range own.owners.Mine() {
+		if !sys.HasKernel(id) {
+			own.release(id)
+			c.logger.Info("released the lease of a kernel this node no longer runs", "component", "cluster", "kernel_id", id)
+		}
+	}
+}
+
+// startLeaseTakeovers hands every lapsed lease to the takeovers
+// (takeover.go), until closeOwnership. Without the history import it starts
+// nothing: a takeover must not miss the lost node's records.
+func (c *core) startLeaseTakeovers() {
+	c.mu.RLock()
+	own, im := c.own, c.importer
+	c.mu.RUnlock()
+	if own == nil || im == nil {
 		return
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -177,7 +185,7 @@ func (c *core) startLeaseTakeovers(deps ownershipDeps) {
 	go func() {
 		defer c.wg.Done()
 		defer close(lapsed)
-		c.offerLapsed(ctx, own.owners, deps, lapsed)
+		c.offerLapsed(ctx, own.owners, im, lapsed)
 	}()
 }
 
@@ -199,37 +207,20 @@ func (c *core) closeOwnership(ctx context.Context) error {
 
 // offerLapsed turns each lapsed lease into a takeover (takeover.go) until
 // ctx ends or the Owners close.
-func (c *core) offerLapsed(ctx context.Context, owners *natsbus.Owners, deps ownershipDeps, out chan<- lapsedKernel) {
+func (c *core) offerLapsed(ctx context.Context, owners *natsbus.Owners, im historyImporter, out chan<- lapsedKernel) {
 	for {
-		var l natsbus.Lease
-		var ok bool
 		select {
 		case <-ctx.Done():
 			return
-		case l, ok = <-owners.Lapsed():
+		case l, ok := <-owners.Lapsed():
 			if !ok {
 				return
 			}
-		}
-		k := lapsedKernel{Kernel: l.Kernel, From: l.Node,
-			Why: fmt.Sprintf("node %s stopped renewing its ownership lease (last renewed %s, lease %s)", l.Node,
-				l.Renewed.UTC().Format(time.RFC3339), owners.LeaseTime()),
-			Deps: takeoverDeps{
-				take: func(ctx context.Context) error {
-					_, err := owners.Take(ctx, l)
-					if errors.Is(err, natsbus.ErrTakenByOther) || errors.Is(err, natsbus.ErrLeaseLive) {
-						return fmt.Errorf("%w: %w", errTakenByOther, err)
-					}
-					return err
-				},
-				release:  func(ctx context.Context) error { return owners.Release(ctx, l.Kernel) },
-				caughtUp: deps.caughtUp,
-				fetch:    deps.fetch,
-			}}
-		select {
-		case out <- k:
-		case <-ctx.Done():
-			return
+			select {
+			case out <- c.lapsed(l, owners, im):
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -75,6 +75,8 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	history  *natsbus.HistoryPublisher // cluster mode (cluster_history.go)
+	importer *natsbus.Importer         // cluster mode
 	// route is the cluster's routing (cluster_route.go): it forwards
 	// nothing until openRouting ran (cluster mode only).
 	route *clusterRoute
@@ -197,7 +199,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
-		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)})
+		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)}) // NB: "" (a single server): hostname-pid
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -243,9 +245,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
+	// NB: in a cluster the log also holds the other nodes' records: the
+	// metrics and the process table describe this node's own work only.
+	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
+	if node := c.ownNode(); node != "" {
+		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, c.metrics.Projection(), c.procs)
+		q, xm, km, rm, mp, pp)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -276,18 +284,33 @@ func (c *core) open(ctx context.Context) (err error) {
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
 	nb, err := natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
-		InsecureLoopback: cfg.NATSInsecureLoopback, JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
+		InsecureLoopback: cfg.NATSInsecureLoopback, JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats"),
+		Cluster: cfg.Cluster.natsCluster()})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
 	c.mu.Lock()
 	c.nats = nb
-	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.mu.Unlock()
+	if err := c.registerCluster(nb); err != nil {
+		return err
+	}
+	// NB: before the publisher: the events stream of a cluster is created
+	// once the peers are there (cluster.go).
+	if err := c.waitCluster(ctx, nb); err != nil {
+		return err
+	}
+	c.setStage(stageRecovering)
+	c.mu.Lock()
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.ownNode(), Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
 	if cfg.Cluster.Enabled() {
+		if err := c.openHistory(ctx, fctx); err != nil {
+			return err
+		}
 		// NB: before the actors: a kernel leased to another node is not
 		// recovered here (system.Config.Owner), and this node's own leases
 		// are resumed (cluster_owners.go).
@@ -304,6 +327,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
+	c.releaseStray()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.
 	// NB: first the kernels a killed server left in its pool (their
@@ -401,9 +425,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startTakeovers(fctx, l, replayed)
-	// NB: caughtUp is the history importer's (cluster_history.go): without
-	// it no lease is taken over.
-	c.startLeaseTakeovers(ownershipDeps{fetch: c.fetchCheckpoint})
+	c.startLeaseTakeovers()
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
@@ -509,6 +531,7 @@ func (c *core) close(ctx context.Context) error {
 	if c.pub != nil {
 		keep(c.pub.Close(ctx))
 	}
+	keep(c.closeHistory(ctx))
 	if c.nats != nil {
 		keep(c.nats.Close(ctx))
 	}

@@ -442,6 +442,18 @@ func (o *Owners) record(kernelID string, since time.Time, rev uint64, sent time.
 	return l
 }
 
+// Mine lists the kernels whose lease this node holds (renewed or not yet).
+func (o *Owners) Mine() []string {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	ids := make([]string, 0, len(o.own))
+	for id := range o.own {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Owner is the kernel's lease as last seen (no round trip).
 func (o *Owners) Owner(kernelID string) (Lease, bool) {
 	o.mu.RLock()
