@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus/natsbustest"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -366,4 +368,35 @@ func writePEM(t *testing.T, file, kind string, der []byte) {
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// In a cluster every node publishes its own events into the one events
+// stream: node1's event n is not a duplicate of node0's event n.
+func TestClusterEventsStreamKeepsEveryNodesEvents(t *testing.T) {
+	nodes := natsbustest.Cluster(t, 2, func(i int, o *natsbus.Options) { o.JetStream = true })
+	const each = 5
+	for i, s := range nodes {
+		l, err := eventlog.Open(t.TempDir(), eventlog.Options{Node: s.Node()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		if _, err := l.Append(context.Background(), kernelDrafts(fmt.Sprintf("k%d", i), each-1)...); err != nil {
+			t.Fatal(err)
+		}
+		startPublisher(t, l, s, natsbus.PublisherOptions{Node: s.Node()})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := nodes[0].JetStream().Stream(ctx, natsbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "both nodes' events in the stream", func() (bool, string) {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.State.Msgs == 2*each, fmt.Sprintf("%d messages", info.State.Msgs)
+	})
 }
