@@ -400,3 +400,33 @@ func TestClusterEventsStreamKeepsEveryNodesEvents(t *testing.T) {
 		return info.State.Msgs == 2*each, fmt.Sprintf("%d messages", info.State.Msgs)
 	})
 }
+
+// ClusterHealthy, what /readyz's cluster check reads: fine on every node
+// of a whole cluster and on the two left when one goes (a majority keeps
+// working); failing, saying why, on the one left alone.
+func TestClusterHealthyFollowsTheMajority(t *testing.T) {
+	nodes := natsbustest.Cluster(t, 3, nil)
+	for i, s := range nodes {
+		if err := s.ClusterHealthy(); err != nil {
+			t.Fatalf("node%d in a whole cluster: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nodes[2].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		testkit.WaitUntil(t, 20*time.Second, fmt.Sprintf("node%d healthy with one node gone", i), func() (bool, string) {
+			err := nodes[i].ClusterHealthy()
+			return err == nil && nodes[i].ClusterRoutes() == 1, fmt.Sprint(err, nodes[i].RoutedNodes())
+		})
+	}
+	if err := nodes[1].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "node0 alone is not healthy", func() (bool, string) {
+		err := nodes[0].ClusterHealthy()
+		return err != nil && strings.Contains(err.Error(), "no route to any other node"), fmt.Sprint(err)
+	})
+}
