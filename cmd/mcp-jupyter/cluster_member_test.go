@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus/natsbustest"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -90,7 +91,8 @@ func TestClusterCoresJoin(t *testing.T) {
 		var started events.Event
 		err := c.log.Scan(context.Background(), 1, 0, func(e events.Event) error {
 			if e.Type == events.TypeServerStarted {
-				started = e
+				started = e // NB: the first: the node's own (the others' come imported after)
+				return eventlog.ErrStop
 			}
 			return nil
 		})
