@@ -209,6 +209,11 @@ func (c *core) readiness() readiness {
 		rd.Checks["nats"] = "ok"
 	}
 	if c.cfg.Cluster.Enabled() {
+		if why := c.clusterReadiness(); why != "" {
+			fail("cluster", why)
+		} else {
+			rd.Checks["cluster"] = "ok"
+		}
 		// NB: a stopped publisher keeps this node's events from the others
 		// (a takeover would miss them); a stopped importer leaves this
 		// node's answers about the cluster behind.
