@@ -35,7 +35,8 @@ type (
 		Behind string
 	}
 	// Abort asks the kernel not to run ExecutionID, pipelined behind the
-	// running one (answered with a Result; the outcome comes as
+	// running one (answered with a Result once the kernel acknowledged the
+	// abort_request, or after Deps.AbortReplyTimeout; the outcome comes as
 	// ExecutionEnded: "cancelled" if the kernel had not taken it up, its
 	// real status otherwise).
 	Abort struct {
@@ -101,6 +102,11 @@ type (
 	// runs what waits from then on. Refused with ErrNotHeld when no restore
 	// is under way. Answered with a Result.
 	FinishRestore struct{ Restored events.KernelRestored }
+	// Disown: another node took the kernel over (its KernelAdopted was
+	// imported) while this one still ran it. The actor appends nothing,
+	// closes its connection and kills this node's process of the kernel;
+	// every later command is refused. Answered with a Result.
+	Disown struct{}
 	// Watch, from a scheduler that (re)started, is answered with Ready or
 	// Stopped when the kernel's state says which; while an operation is
 	// under way it is not answered (its end is notified).
