@@ -76,7 +76,7 @@ func histCluster(t testing.TB, buses []*natsbus.Server, names ...string) []*hist
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := natsbus.EnsureHistoryStream(ctx, js, min(len(buses), 3), 0); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func sharedBus(t testing.TB) []*natsbus.Server {
 // every node imported the others', then returns.
 func settled(t testing.TB, nodes ...*histNode) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, n := range nodes {
 		for n.pub.Confirmed() < n.log.Last() {
@@ -229,7 +229,7 @@ func TestHistoryImportsOtherNodesOnceInOrder(t *testing.T) {
 // streamRecords reads every record on node's history subject.
 func streamRecords(t *testing.T, js jetstream.JetStream, node string) []events.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, natsbus.HistoryStream)
 	if err != nil {
@@ -336,7 +336,7 @@ func TestCaughtUpWaitsForTheImport(t *testing.T) {
 	settled(t, a)
 	want := own(t, a.log, "a")
 	b.start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := b.imp.CaughtUp(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestReadModelsFoldImportedRecords(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	xm, km := executions.New(executions.Options{}, b.log), kernels.New()
 	r := projections.NewRunner(b.log, projections.Options{}, xm, km)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
