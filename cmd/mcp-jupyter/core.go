@@ -246,14 +246,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
 	// NB: in a cluster the log also holds the other nodes' records: the
-	// metrics and the process table describe this node's own work only.
-	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
+	// metrics describe this node's own work only. (The process table
+	// filters by node itself: another node's KernelAdopted retires this
+	// node's process of that kernel, procs.go.)
+	mp := projections.Projection(c.metrics.Projection())
 	if node := c.ownNode(); node != "" {
-		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+		mp = projections.WrittenBy(node, mp)
 	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, mp, pp)
+		q, xm, km, rm, mp, c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying

@@ -56,7 +56,8 @@ func EnsureHistoryStream(ctx context.Context, js jetstream.JetStream, replicas i
 		Replicas: replicas, MaxBytes: maxBytes, Discard: jetstream.DiscardOld, Duplicates: 10 * time.Minute,
 		Description: "each mcp-jupyter node's own event records, raw (subject per node; headers Mcp-Node, Mcp-Seq)",
 	}
-	// NB: Ensure: every node creates it at once at the cluster's start.
+	// NB: every node creates it at start, at once: Ensure asks again when
+	// the meta leader leaves an equal request unanswered.
 	_, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) })
 	if err != nil {
 		return fmt.Errorf("create stream %s (replicas %d): %w", HistoryStream, replicas, err)

@@ -207,7 +207,8 @@ func OpenOwners(ctx context.Context, js jetstream.JetStream, node string, o Owne
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	// NB: Ensure: every node creates the buckets at once at the cluster's start.
+	// NB: every node creates them at start, at once: Ensure asks again when
+	// the meta leader leaves an equal request unanswered.
 	owners, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
 			Description: "mcp-jupyter: which node owns each kernel (leases)"})
