@@ -207,13 +207,19 @@ func OpenOwners(ctx context.Context, js jetstream.JetStream, node string, o Owne
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
-		Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	// NB: Ensure: every node creates the buckets at its start, and a
+	// cluster leaves concurrent equal creates unanswered (stream.go).
+	owners, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
+			Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", OwnersBucket, err)
 	}
-	nodes, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
-		TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	nodes, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
+			TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", NodesBucket, err)
 	}
