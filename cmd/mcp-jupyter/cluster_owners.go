@@ -94,17 +94,6 @@ func (c *core) ownerOf(id string) (string, bool) {
 	return l.Node, ok
 }
 
-// ownershipDeps are the other cluster parts the ownership's takeovers use
-// (wired by the lead in core.open): nil caughtUp starts no takeovers.
-type ownershipDeps struct {
-	// caughtUp returns once every record node published is imported
-	// (natsbus.Importer.CaughtUp).
-	caughtUp func(ctx context.Context, node string) error
-	// fetch makes a checkpoint of the cluster's object store known here
-	// ((*core).fetchCheckpoint); nil: no checkpoint store.
-	fetch func(ctx context.Context, stored string) error
-}
-
 // openOwnership opens and starts this node's Owners on nb (resuming the
 // leases the bucket still gives it) and the heartbeat; the backend built
 // after it checks, claims and releases through it. closeOwnership stops it.
@@ -172,14 +161,13 @@ func (c *core) releaseStray() {
 }
 
 // startLeaseTakeovers hands every lapsed lease to the takeovers
-// (takeover.go), until closeOwnership. Without deps.caughtUp (no history
-// import) it starts nothing: a takeover must not miss the lost node's
-// records.
-func (c *core) startLeaseTakeovers(deps ownershipDeps) {
+// (takeover.go), until closeOwnership. Without the history import it starts
+// nothing: a takeover must not miss the lost node's records.
+func (c *core) startLeaseTakeovers() {
 	c.mu.RLock()
-	own := c.own
+	own, im := c.own, c.importer
 	c.mu.RUnlock()
-	if own == nil || deps.caughtUp == nil {
+	if own == nil || im == nil {
 		return
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -196,7 +184,7 @@ func (c *core) startLeaseTakeovers(deps ownershipDeps) {
 	go func() {
 		defer c.wg.Done()
 		defer close(lapsed)
-		c.offerLapsed(ctx, own.owners, deps, lapsed)
+		c.offerLapsed(ctx, own.owners, im, lapsed)
 	}()
 }
 
@@ -218,37 +206,20 @@ func (c *core) closeOwnership(ctx context.Context) error {
 
 // offerLapsed turns each lapsed lease into a takeover (takeover.go) until
 // ctx ends or the Owners close.
-func (c *core) offerLapsed(ctx context.Context, owners *natsbus.Owners, deps ownershipDeps, out chan<- lapsedKernel) {
+func (c *core) offerLapsed(ctx context.Context, owners *natsbus.Owners, im historyImporter, out chan<- lapsedKernel) {
 	for {
-		var l natsbus.Lease
-		var ok bool
 		select {
 		case <-ctx.Done():
 			return
-		case l, ok = <-owners.Lapsed():
+		case l, ok := <-owners.Lapsed():
 			if !ok {
 				return
 			}
-		}
-		k := lapsedKernel{Kernel: l.Kernel, From: l.Node,
-			Why: fmt.Sprintf("node %s stopped renewing its ownership lease (last renewed %s, lease %s)", l.Node,
-				l.Renewed.UTC().Format(time.RFC3339), owners.LeaseTime()),
-			Deps: takeoverDeps{
-				take: func(ctx context.Context) error {
-					_, err := owners.Take(ctx, l)
-					if errors.Is(err, natsbus.ErrTakenByOther) || errors.Is(err, natsbus.ErrLeaseLive) {
-						return fmt.Errorf("%w: %w", errTakenByOther, err)
-					}
-					return err
-				},
-				release:  func(ctx context.Context) error { return owners.Release(ctx, l.Kernel) },
-				caughtUp: deps.caughtUp,
-				fetch:    deps.fetch,
-			}}
-		select {
-		case out <- k:
-		case <-ctx.Done():
-			return
+			select {
+			case out <- c.lapsed(l, owners, im):
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -75,6 +75,11 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
+	history  *natsbus.HistoryPublisher // cluster mode (cluster_history.go)
+	importer *natsbus.Importer         // cluster mode
+	// route is the cluster's routing (cluster_route.go): it forwards
+	// nothing until openRouting ran (cluster mode only).
+	route *clusterRoute
 	// own is cluster mode's kernel ownership (cluster_owners.go); nil on a
 	// single server. stopOwnership ends its heartbeat and takeovers.
 	own           *kernelOwnership
@@ -132,6 +137,8 @@ func newCore(cfg config, logger *slog.Logger) *core {
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.procs.node = clusterNode(cfg)
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	// NB: forwards nothing until openRouting ran (cluster mode only).
+	c.route = &clusterRoute{c: c}
 	return c
 }
 
@@ -238,9 +245,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
+	// NB: in a cluster the log also holds the other nodes' records: the
+	// metrics and the process table describe this node's own work only.
+	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
+	if node := c.ownNode(); node != "" {
+		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, c.metrics.Projection(), c.procs)
+		q, xm, km, rm, mp, pp)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -289,12 +302,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	c.setStage(stageRecovering)
 	c.mu.Lock()
-	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.ownNode(), Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
 	if cfg.Cluster.Enabled() {
+		if err := c.openHistory(ctx, fctx); err != nil {
+			return err
+		}
 		// NB: before the actors: a kernel leased to another node is not
 		// recovered here (system.Config.Owner), and this node's own leases
 		// are resumed (cluster_owners.go).
@@ -343,7 +359,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load principals: %w", err)
 	}
-	authn := auth.Chain{principals}
+	// NB: routedAuthenticator answers only requests routed here through a
+	// tunnel by another node of the cluster (cluster_http.go).
+	authn := auth.Chain{routedAuthenticator{}, principals}
 	if c.oidc != nil {
 		// NB: after the principals file, which passes JWTs on.
 		authn = append(authn, c.oidc)
@@ -369,11 +387,18 @@ func (c *core) open(ctx context.Context) (err error) {
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes,
 		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token),
-		Policy: policy, Decisions: policyRecorder{log: l}})
+		Policy: policy, Decisions: policyRecorder{log: l}, Forward: c.forwarder()})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
 	c.mu.Unlock()
+	if cfg.Cluster.Enabled() {
+		// What concerns a kernel another node owns goes there, and what
+		// other nodes route here runs (cluster_route.go, cluster_http.go).
+		if err := c.openRouting(nb, cfg.Cluster.Node, c.ownerOf, c.placeKernel, cfg.Cluster.Lease); err != nil {
+			return fmt.Errorf("open cluster routing: %w", err)
+		}
+	}
 	if err := c.openCheckpoints(ctx); err != nil {
 		return err
 	}
@@ -400,9 +425,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startTakeovers(fctx, l, replayed)
-	// NB: caughtUp is the history importer's (cluster_history.go): without
-	// it no lease is taken over.
-	c.startLeaseTakeovers(ownershipDeps{fetch: c.fetchCheckpoint})
+	c.startLeaseTakeovers()
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
@@ -470,6 +493,7 @@ func (c *core) close(ctx context.Context) error {
 			first = err
 		}
 	}
+	keep(c.closeRouting(ctx)) // NB: first: routed calls run on the edges below
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
@@ -507,6 +531,7 @@ func (c *core) close(ctx context.Context) error {
 	if c.pub != nil {
 		keep(c.pub.Close(ctx))
 	}
+	keep(c.closeHistory(ctx))
 	if c.nats != nil {
 		keep(c.nats.Close(ctx))
 	}
