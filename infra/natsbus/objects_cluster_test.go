@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,19 +17,11 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// NB: freePort is routecut_test.go's.
 
-// jsCluster starts n nats-servers with JetStream, routed to each other on
+// objectsCluster starts n nats-servers with JetStream, routed to each other on
 // loopback, and returns them with a client connection to each.
-func jsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
+func objectsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
@@ -99,7 +90,7 @@ func openR3(t *testing.T, nc *nats.Conn) *natsbus.Checkpoints {
 // put fails within its deadline instead of hanging — the case a save
 // reports as "saved on this node only".
 func TestCheckpointObjectsAcrossACluster(t *testing.T) {
-	servers, conns := jsCluster(t, 3)
+	servers, conns := objectsCluster(t, 3)
 	c0 := openR3(t, conns[0])
 	dir := t.TempDir()
 	src, want := randomFile(t, dir, "src", 3<<20+5)
