@@ -30,6 +30,10 @@ var ErrNoCheckpoint = errors.New("natsbus: no such checkpoint in the cluster's o
 // chunk must fit the server's max_payload with room for its headers.
 const maxCheckpointChunk = 1 << 20
 
+// createTry bounds one try to create the object store (OpenCheckpoints
+// tries until its context ends).
+const createTry = 5 * time.Second
+
 // Checkpoints is the cluster's copy of the checkpoint files, in the object
 // store CheckpointBucket with the cluster's replicas. It moves bytes only:
 // what a file holds and whether it is genuine is the checkpoint file
@@ -59,14 +63,29 @@ func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int) 
 	if replicas < 1 {
 		replicas = 1
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	cfg := jetstream.ObjectStoreConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mcp-jupyter checkpoints (signed files; verified by each node on fetch)",
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open object store %s (%d replicas): %w", CheckpointBucket, replicas, err)
+	}
+	var obs jetstream.ObjectStore
+	for {
+		// NB: each try bounded on its own: a request the JetStream meta
+		// leader drops while a young cluster settles (no suitable peers
+		// yet, a leader change) is never answered, and a retry succeeds.
+		actx, cancel := context.WithTimeout(ctx, createTry)
+		var err error
+		obs, err = js.CreateOrUpdateObjectStore(actx, cfg)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open object store %s (%d replicas): %w", CheckpointBucket, replicas, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	chunk := uint32(maxCheckpointChunk)
 	// NB: 4 KiB of the server's max_payload left for the chunk's headers.

@@ -18,7 +18,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
-func freePort(t *testing.T) int {
+func objectsFreePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,13 +28,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// jsCluster starts n nats-servers with JetStream, routed to each other on
+// objectsCluster starts n nats-servers with JetStream, routed to each other on
 // loopback, and returns them with a client connection to each.
-func jsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
+func objectsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = objectsFreePort(t)
 	}
 	var servers []*server.Server
 	var conns []*nats.Conn
@@ -70,9 +70,9 @@ func jsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
 	return servers, conns
 }
 
-// openR3 opens the checkpoint store with 3 replicas once the cluster has
+// openObjectsR3 opens the checkpoint store with 3 replicas once the cluster has
 // elected its JetStream meta leader (retried until then).
-func openR3(t *testing.T, nc *nats.Conn) *natsbus.Checkpoints {
+func openObjectsR3(t *testing.T, nc *nats.Conn) *natsbus.Checkpoints {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -99,8 +99,8 @@ func openR3(t *testing.T, nc *nats.Conn) *natsbus.Checkpoints {
 // put fails within its deadline instead of hanging — the case a save
 // reports as "saved on this node only".
 func TestCheckpointObjectsAcrossACluster(t *testing.T) {
-	servers, conns := jsCluster(t, 3)
-	c0 := openR3(t, conns[0])
+	servers, conns := objectsCluster(t, 3)
+	c0 := openObjectsR3(t, conns[0])
 	dir := t.TempDir()
 	src, want := randomFile(t, dir, "src", 3<<20+5)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -108,7 +108,7 @@ func TestCheckpointObjectsAcrossACluster(t *testing.T) {
 	if err := c0.Put(ctx, "alice~friday", src, map[string]string{"node": "n0"}); err != nil {
 		t.Fatal(err)
 	}
-	c1, c2 := openR3(t, conns[1]), openR3(t, conns[2])
+	c1, c2 := openObjectsR3(t, conns[1]), openObjectsR3(t, conns[2])
 	dst := filepath.Join(dir, "dst")
 	if err := c1.Get(ctx, "alice~friday", dst); err != nil {
 		t.Fatal(err)
