@@ -6,6 +6,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
 // TestMain makes this test binary the kernel launcher when the server under
@@ -18,5 +19,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == guard.Subcommand {
 		os.Exit(guard.Main(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testkit.RemoveBuiltServer()
+	os.Exit(code)
 }
