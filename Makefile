@@ -105,10 +105,12 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ConsoleAtSeq:30x \
 	./cmd/mcp-jupyter/:AutoCheckpointShutdown:1x \
 	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
+	./cmd/mcp-jupyter/:RoutedExecute:300x \
 	./infra/notebook/:.:10x \
 	./infra/mcpserver/:RenderDataFrame:2000x \
 	./infra/mcpserver/:PolicyCheck:20x \
 	./infra/natsbus/:.:300x \
+	./infra/natsbus/:HistoryImport:20000x \
 	./infra/auth/:Authenticate1000Principals:1x \
 	./infra/auth/:OIDCAuthenticate:1x \
 	./infra/ws/:.:1x \

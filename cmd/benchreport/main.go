@@ -66,6 +66,9 @@ type note struct {
 
 // targets are the figures the issues promise.
 var targets = []target{
+	{What: "cluster: execute routed through another node, p50 overhead vs on the owner (issue 20)", Pkg: "cmd/mcp-jupyter", Bench: "BenchmarkRoutedExecute",
+		Metric: "overhead-p50-ms", Limit: 1, Unit: "ms",
+		Notes: []note{{Label: "on the owner, p50", Metric: "owner-p50-ms", Unit: "ms"}, {Label: "routed, p50", Metric: "routed-p50-ms", Unit: "ms"}}},
 	{What: "durable append, 64 writers: throughput vs raw Pebble", Pkg: "infra/eventlog", Bench: "BenchmarkAppend64Writers", Metric: "events/s",
 		Baseline: "BenchmarkRawPebbleApplySync64Writers", AtLeast: true, Limit: 0.9},
 	{What: "durable append, 64 writers: p50 vs raw Pebble", Pkg: "infra/eventlog", Bench: "BenchmarkAppend64Writers", Metric: "p50-µs",

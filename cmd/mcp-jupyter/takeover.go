@@ -294,37 +294,6 @@ type historyImporter interface {
 	CaughtUp(ctx context.Context, node string) error
 }
 
-// startLeaseTakeovers takes over, in cluster mode, the kernel of every
-// lease of another node that lapses (owners.Lapsed), until ctx ends or the
-// owners close. Call it once the system is open and the importer started.
-func (c *core) startLeaseTakeovers(ctx context.Context, owners leaseOwners, im historyImporter) {
-	jobs := make(chan lapsedKernel) // NB: unbuffered: the lapses wait in the Owners' own bounded channel
-	c.wg.Add(2)
-	go func() {
-		defer c.wg.Done()
-		defer close(jobs)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case l, ok := <-owners.Lapsed():
-				if !ok {
-					return
-				}
-				select {
-				case jobs <- c.lapsed(l, owners, im):
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.runTakeovers(ctx, jobs)
-	}()
-}
-
 // takeOver takes over the kernel of lease l, which its node stopped
 // renewing (see takeOverKernel).
 func (c *core) takeOver(ctx context.Context, l natsbus.Lease, owners leaseOwners, im historyImporter) error {
