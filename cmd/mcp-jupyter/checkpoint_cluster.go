@@ -34,12 +34,13 @@ func (c *core) openCheckpointReplica(ctx context.Context, files *checkpointfile.
 	if !c.cfg.Cluster.Enabled() {
 		return nil, nil
 	}
-	if c.nats == nil {
-		return nil, errors.New("open the cluster's checkpoints: the NATS server is not open yet")
+	nb := c.clusterNATS()
+	if nb == nil || nb.JetStream() == nil {
+		return nil, errors.New("open the cluster's checkpoints: the cluster's NATS server with JetStream is not open yet")
 	}
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	objs, err := c.nats.OpenCheckpoints(octx, c.cfg.Cluster.Replicas)
+	objs, err := natsbus.OpenCheckpoints(octx, nb.JetStream(), nb.Replicas())
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster's checkpoints: %w", err)
 	}

@@ -26,7 +26,7 @@ func (c *core) openHistory(ctx context.Context, fctx context.Context) error {
 	cl := c.cfg.Cluster
 	sctx, cancel := context.WithTimeout(ctx, historyStartTimeout)
 	defer cancel()
-	if err := c.nats.EnsureHistory(sctx, clusterReplicas(cl), 0); err != nil {
+	if err := c.nats.EnsureHistory(sctx, 0); err != nil {
 		return fmt.Errorf("cluster history: %w", err)
 	}
 	logger := c.logger.With("component", "cluster")
@@ -47,12 +47,6 @@ func (c *core) openHistory(ctx context.Context, fctx context.Context) error {
 	return nil
 }
 
-// clusterReplicas is the replication of the cluster's stream: the setting,
-// at most the nodes expected (this one and its routes).
-func clusterReplicas(cl clusterConfig) int {
-	return max(1, min(cl.Replicas, 1+len(cl.Routes)))
-}
-
 // closeHistory stops the importer, then the publisher (it saves its
 // cursor); before the NATS server closes.
 func (c *core) closeHistory(ctx context.Context) error {
@@ -71,20 +65,12 @@ func (c *core) closeHistory(ctx context.Context) error {
 	return err
 }
 
-// ownNode is this node's name in a cluster, "" for a single server (whose
-// whole log is its own: its name changes with each process).
-func (c *core) ownNode() string {
-	if !c.cfg.Cluster.Enabled() {
-		return ""
-	}
-	return c.cfg.Cluster.Node
-}
 
 // runsHere reports whether this node runs kernel id: always for a single
 // server; in a cluster, when its actors are on this node (the read models
 // also know the other nodes' kernels).
 func (c *core) runsHere(id string) bool {
-	if c.ownNode() == "" {
+	if c.cfg.Cluster.NodeName() == "" {
 		return true
 	}
 	for _, k := range c.sys.KernelIDs() {

@@ -207,13 +207,19 @@ func OpenOwners(ctx context.Context, js jetstream.JetStream, node string, o Owne
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
-		Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	// NB: every node creates them at start, at once: Ensure asks again when
+	// the meta leader leaves an equal request unanswered.
+	owners, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
+			Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", OwnersBucket, err)
 	}
-	nodes, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
-		TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	nodes, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
+			TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", NodesBucket, err)
 	}
