@@ -79,6 +79,8 @@
 //	k <kernel> 0x00 <seq be64>       -> empty (kernel index)
 //	p <name>                         -> <seq be64> <snapshot bytes>
 //	m first                          -> <seq be64> first retained sequence
+//	m foreign                        -> <position be64> history stream position of the last import
+//	f <seq be64>                     -> <position be64> an imported record (foreign.go)
 //
 // Files beside Pebble's (NB: on disk; must not change): SEQMARK ("open <seq>"
 // or "clean <seq>"), BALLAST (preallocated, with MinFree).

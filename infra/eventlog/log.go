@@ -89,11 +89,12 @@ type Log struct {
 
 	truncMu sync.Mutex // serializes TruncateBefore
 
-	last      atomic.Uint64 // highest durable sequence
-	first     atomic.Uint64 // lowest retained sequence (1 when nothing was truncated)
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	last       atomic.Uint64 // highest durable sequence
+	foreignPos atomic.Uint64 // history stream position of the last import (foreign.go)
+	first      atomic.Uint64 // lowest retained sequence (1 when nothing was truncated)
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
 
 	appendStats stats
 
@@ -199,6 +200,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.db = db
 	if err := l.loadBounds(); err != nil {
+		_ = db.Close()
+		_ = l.lock.release()
+		return nil, err
+	}
+	if err := l.loadForeign(); err != nil {
 		_ = db.Close()
 		_ = l.lock.release()
 		return nil, err

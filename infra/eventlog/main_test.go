@@ -96,6 +96,9 @@ func runChild(mode, dir string) int {
 		wg.Wait()
 		return 0
 	}
+	if mode == "foreign" {
+		return runForeignChild(l)
+	}
 	fmt.Fprintln(os.Stderr, "child: unknown mode", mode)
 	return 2
 }

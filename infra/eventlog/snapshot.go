@@ -125,6 +125,7 @@ func (l *Log) truncateRange(lo, hi uint64, keep func(events.Event) bool) (delete
 		if keep != nil && keep(e) {
 			if run != 0 {
 				_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], e.Seq), nil)
+				_ = batch.DeleteRange(foreignKey(a[:0], run), foreignKey(b[:0], e.Seq), nil)
 				run = 0
 			}
 			return nil
@@ -144,6 +145,7 @@ func (l *Log) truncateRange(lo, hi uint64, keep func(events.Event) bool) (delete
 	}
 	if run != 0 {
 		_ = batch.DeleteRange(eventKey(a[:0], run), eventKey(b[:0], hi), nil)
+		_ = batch.DeleteRange(foreignKey(a[:0], run), foreignKey(b[:0], hi), nil)
 	}
 	_ = batch.Set(metaFirstKey, binary.BigEndian.AppendUint64(nil, hi), nil)
 	if err := l.apply(batch); err != nil {

@@ -190,15 +190,27 @@ func encode(drafts []events.Draft, into []encodedPayload) (encoded, error) {
 // writeReq is an append waiting for the write lock.
 type writeReq struct {
 	drafts []events.Draft
-	enc    encoded
-	async  bool
-	evs    []events.Event // the Pending's events, filled in by the lock holder
-	p      *events.Pending
-	err    error
-	done   chan struct{} // AppendAsync only: closed once written or refused
+	// foreign and position are an AppendForeign's (foreign.go): records
+	// of another node, and the history stream position recorded with them.
+	foreign  []events.Event
+	position uint64
+	enc      encoded
+	async    bool
+	evs      []events.Event // the Pending's events, filled in by the lock holder
+	p        *events.Pending
+	err      error
+	done     chan struct{} // AppendAsync only: closed once written or refused
 
 	onePayload [1]encodedPayload
 	oneEvent   [1]events.Event
+}
+
+// records is how many records the append writes.
+func (r *writeReq) records() int {
+	if r.position != 0 {
+		return len(r.foreign)
+	}
+	return len(r.drafts)
 }
 
 // write puts one append in the write path: steps 1 and 2 above. The append
@@ -302,7 +314,7 @@ func (l *Log) combine() (withSync []*flight) {
 func (l *Log) refuse(r *writeReq, err error) {
 	r.err = err
 	r.p.Settle(err)
-	l.w.unsyncedEvents.Add(-int64(len(r.drafts)))
+	l.w.unsyncedEvents.Add(-int64(r.records()))
 	l.w.unsyncedBytes.Add(-r.enc.bytes)
 	l.mu.Lock()
 	close(l.changed)
@@ -376,12 +388,15 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 			l.refuse(r, err)
 			continue
 		}
-		if err := l.admit(r.enc.bytes, seq+uint64(len(r.drafts))); err != nil {
+		if err := l.admit(r.enc.bytes, seq+uint64(r.records())); err != nil {
 			l.refuse(r, err)
 			continue
 		}
 		if batch == nil {
 			batch = l.db.NewBatch()
+		}
+		if r.position != 0 {
+			seq = l.writeForeignReq(batch, r, seq)
 		}
 		for j, d := range r.drafts {
 			seq++

@@ -60,6 +60,10 @@ type PublisherOptions struct {
 	// Logger receives the publisher's messages (default: discard). A
 	// failure is logged once per kind per minute, not per attempt.
 	Logger *slog.Logger
+	// Node, in a cluster, is this node's name: only records it wrote are
+	// published; records imported from other nodes (history.go) are
+	// their writer's to publish, so none is seen twice. "" publishes all.
+	Node string
 }
 
 // Publisher publishes every durable event of the log on NATS.
@@ -300,6 +304,14 @@ func (p *Publisher) confirm(s *session) {
 const headerRoom = 512
 
 func (p *Publisher) publish(s *session, e events.Event) error {
+	if p.opts.Node != "" && e.Node != p.opts.Node {
+		p.published.Store(e.Seq) // NB: passed over; the next flush confirms past it
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
 	data, encodeErr := e.MarshalJSON()
 	msg := &nats.Msg{Subject: events.Subject(e), Data: data, Header: nats.Header{}}
 	seq := strconv.FormatUint(e.Seq, 10)
