@@ -63,13 +63,25 @@ type Hooks struct {
 	// AutoRestore and RestoreName: system.Config's (--auto-restore).
 	AutoRestore bool
 	RestoreName func(kernelID string) string
+	// Node names a cluster node: the log's Node (stamped on its records)
+	// and system.Config.Node ("": a single server).
+	Node string
+	// Owner: system.Config.Owner (a cluster's ownership leases).
+	Owner func(kernelID string) (node string, known bool)
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
 // this run and after every Restart.
 func StartStackWithHooks(t testing.TB, hooks Hooks) *Stack {
 	t.Helper()
-	s := &Stack{t: t, DataDir: TempDataDir(t), SpecDir: KernelSpecDir(t), hooks: hooks}
+	return StartStackWithHooksIn(t, TempDataDir(t), hooks)
+}
+
+// StartStackWithHooksIn is StartStackWithHooks on dataDir (a data dir a
+// test prepared: a copy of another node's log, ...).
+func StartStackWithHooksIn(t testing.TB, dataDir string, hooks Hooks) *Stack {
+	t.Helper()
+	s := &Stack{t: t, DataDir: dataDir, SpecDir: KernelSpecDir(t), hooks: hooks}
 	s.open()
 	t.Cleanup(func() {
 		s.Close()
@@ -104,7 +116,11 @@ func StartStackWith(t testing.TB, dataDir string, opts eventlog.Options) *Stack 
 func (s *Stack) open() {
 	t := s.t
 	t.Helper()
-	l, err := eventlog.Open(filepath.Join(s.DataDir, "events"), s.logOpts)
+	opts := s.logOpts
+	if s.hooks.Node != "" {
+		opts.Node = s.hooks.Node
+	}
+	l, err := eventlog.Open(filepath.Join(s.DataDir, "events"), opts)
 	if err != nil {
 		t.Fatalf("open log: %v", err)
 	}
@@ -127,7 +143,7 @@ func (s *Stack) open() {
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
-		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName})
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

@@ -42,6 +42,15 @@ type Deps struct {
 	// RestoreName names the checkpoint a relaunched kernel is restored
 	// from (KernelRestarted.Restore); nil or "": none, and no hold.
 	RestoreName func(kernelID string) string
+	// Node is this node's name in a cluster ("" on a single server: every
+	// record of the log is then the server's own, whatever its Node). A
+	// kernel whose recorded process is another node's is never attached
+	// to nor signalled (see takeOver).
+	Node string
+	// Adopt, set by System.Adopt, takes over a kernel whose process is
+	// another node's: the actor appends KernelAdopted and relaunches it
+	// (nil: such a kernel is left alone, nothing recorded).
+	Adopt *AdoptFrom
 
 	// relaunching is held (a one-slot semaphore shared by the actor's
 	// instances, made by Props) while a relaunch stops and starts the
@@ -50,6 +59,10 @@ type Deps struct {
 	// the kernel's directory.
 	relaunching chan struct{}
 }
+
+// AdoptFrom is why a node takes a kernel over (KernelAdopted's From and
+// Reason).
+type AdoptFrom struct{ From, Reason string }
 
 // Actor is the protoactor shell around one kernel's State.
 type Actor struct {
@@ -157,6 +170,7 @@ type (
 	// relaunchDone: the fresh process of a kernel found gone at recovery.
 	relaunchDone struct {
 		by        *Actor // the instance that asked (see attachDone)
+		adopted   *Adoption
 		attachErr error
 		conn      Conn
 		launched  Launched
@@ -226,6 +240,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.sendInput(ctx, m)
 	case GetState:
 		ctx.Respond(Result{State: a.state})
+	case Disown:
+		a.disown(ctx)
 	case Relay:
 		ctx.Respond(Result{State: a.state, Err: a.relay(m)})
 	case AttachFrontend:
@@ -330,9 +346,13 @@ func (a *Actor) recover(ctx actor.Context) {
 		panic(fmt.Errorf("kernel %s: %w", a.id, err))
 	}
 	a.state = s
-	switch a.state.Status {
-	case StatusNew:
+	if a.state.Status == StatusNew {
 		return
+	}
+	if a.deps.Node != "" && a.takeOver(ctx) {
+		return
+	}
+	switch a.state.Status {
 	case StatusRunning:
 	default:
 		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
@@ -411,6 +431,84 @@ const (
 		"(the pod was replaced?): it may have run there, so it is not run again; submit it again if it should run"
 )
 
+// takeOver handles, in a cluster, a kernel this node does not run per its
+// stream, and reports whether it did (false: the kernel's process is this
+// node's; recover as on a single server). Another node's process runs on
+// another machine: it is never attached to or killed. With Deps.Adopt the
+// actor appends KernelAdopted (once: an instance rebuilt mid-takeover finds
+// it in the stream) and relaunches a running kernel as --auto-restore does;
+// a dead or lost one stays so, this node's to restart. Without it (or once
+// another node adopted the kernel) the kernel is not this node's: nothing
+// is recorded, nothing is sent, and lifecycle commands are refused.
+func (a *Actor) takeOver(ctx actor.Context) bool {
+	node, st := a.deps.Node, a.state
+	switch {
+	case st.Adopted != nil && st.Adopted.By == node:
+		// Adopted by this node: its relaunch, if any, is still to come.
+	case st.Adopted != nil:
+		a.notOurs(st.Adopted.By)
+		return true
+	case st.ProcessNode == node:
+		return false
+	case a.deps.Adopt == nil || st.Status == StatusShutDown || st.Status == StatusFailed:
+		a.notOurs(st.ProcessNode)
+		return true
+	default:
+		restore := ""
+		if st.Status == StatusRunning && a.deps.RestoreName != nil {
+			restore = a.deps.RestoreName(a.id)
+		}
+		a.append(draft(a.id, events.KernelAdopted{KernelID: a.id, From: a.deps.Adopt.From, Reason: a.deps.Adopt.Reason, Restore: restore}))
+	}
+	if a.state.Status != StatusRunning {
+		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
+		return true
+	}
+	a.relaunchAdopted(ctx)
+	return true
+}
+
+// notOurs leaves a kernel node runs alone: a lifecycle operation that never
+// ends refuses every command (beginOp), and the scheduler is never told it
+// is ready.
+func (a *Actor) notOurs(node string) {
+	a.op = "run by node " + node
+	a.deps.Logger.Warn("kernel runs on another node: left alone", "node", node)
+}
+
+// AdoptedLostReason and AdoptedLostPipelineReason say why an execution
+// sent to the process of node from, which a takeover replaced, is lost.
+func AdoptedLostReason(from, why string) string {
+	return fmt.Sprintf("node %s, which ran it, was lost (%s): another node took the kernel over; it is not run again", from, why)
+}
+
+func AdoptedLostPipelineReason(from, why string) string {
+	return fmt.Sprintf("it was sent to the kernel process on node %s behind the running execution, and node %s was lost (%s): "+
+		"it may have run there, so it is not run again; submit it again if it should run", from, from, why)
+}
+
+// relaunchAdopted starts a fresh process of an adopted kernel under its id
+// (relaunched records it). NB: the recorded process is another node's: it
+// is not killed.
+func (a *Actor) relaunchAdopted(ctx actor.Context) {
+	a.op = "relaunching"
+	spec, adopted := a.state.Spec, a.state.Adopted
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		octx, cancel := a.opContext()
+		defer cancel()
+		select {
+		case a.deps.relaunching <- struct{}{}:
+			defer func() { <-a.deps.relaunching }()
+		case <-octx.Done():
+			root.Send(self, relaunchDone{by: a, adopted: adopted, err: fmt.Errorf("wait for an earlier relaunch: %w", octx.Err())})
+			return
+		}
+		conn, l, err := a.deps.Launcher.Launch(octx, a.id, spec)
+		root.Send(self, relaunchDone{by: a, adopted: adopted, conn: conn, launched: l, err: err})
+	}()
+}
+
 // relaunch starts a fresh process of the kernel's kernelspec under its id,
 // when the recorded one cannot be re-attached at recovery (AutoRestore):
 // the pod that ran it was replaced, so its variables are gone but the
@@ -461,6 +559,10 @@ func (a *Actor) relaunched(ctx actor.Context, m relaunchDone) {
 		return
 	}
 	a.op = ""
+	if ad := m.adopted; ad != nil {
+		a.relaunchedAdopted(ctx, m, ad)
+		return
+	}
 	if m.err != nil {
 		a.append(draft(a.id, events.KernelLost{KernelID: a.id,
 			Reason: m.attachErr.Error() + "; starting a fresh process under the same id failed: " + m.err.Error()}))
@@ -475,6 +577,44 @@ func (a *Actor) relaunched(ctx actor.Context, m relaunchDone) {
 		Reason: fmt.Sprintf("the kernel process was gone when the server started (%v): a fresh process of kernelspec %q runs under the same id", m.attachErr, a.state.Spec)}))
 	a.adopt(ctx, m.conn)
 	a.notify(ctx, a.ready(Ready{Fresh: true, Gone: RelaunchLostReason, GoneBehind: RelaunchLostPipelineReason}))
+}
+
+// relaunchedAdopted records the relaunch of a kernel taken over from node
+// ad.From: KernelRestarted{Restore} and the hold, as relaunched; the
+// executions that node had started are lost with a reason naming it.
+func (a *Actor) relaunchedAdopted(ctx actor.Context, m relaunchDone, ad *Adoption) {
+	if m.err != nil {
+		a.append(draft(a.id, events.KernelLost{KernelID: a.id, Reason: fmt.Sprintf("node %s, which ran the kernel, was lost (%s); "+
+			"starting a fresh process under the same id on node %s failed: %v", ad.From, ad.Reason, a.deps.Node, m.err)}))
+		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})
+		return
+	}
+	a.append(draft(a.id, events.KernelRestarted{KernelID: a.id, Process: m.launched.Process, Restore: ad.Restore,
+		Reason: fmt.Sprintf("node %s, which ran the kernel, was lost (%s): node %s took it over; a fresh process of kernelspec %q runs under the same id",
+			ad.From, ad.Reason, a.deps.Node, a.state.Spec)}))
+	a.adopt(ctx, m.conn)
+	a.notify(ctx, a.ready(Ready{Fresh: true, Gone: AdoptedLostReason(ad.From, ad.Reason), GoneBehind: AdoptedLostPipelineReason(ad.From, ad.Reason)}))
+}
+
+// ownProcess reports whether the recorded process is this node's to
+// signal (always on a single server).
+func (a *Actor) ownProcess() bool { return a.deps.Node == "" || a.state.ProcessNode == a.deps.Node }
+
+// disown lets go of a kernel another node took over while this one was cut
+// off: nothing is appended (the stream is the other node's now), the
+// connection is closed and this node's process of it killed (it is no
+// longer the kernel's). The system stops the actors after.
+func (a *Actor) disown(ctx actor.Context) {
+	proc, own := a.state.Process, a.ownProcess()
+	a.release()
+	a.op = "disowned"
+	var err error
+	if own {
+		if err = a.deps.Launcher.Kill(proc); err != nil {
+			err = fmt.Errorf("kill the process of kernel %s (pid %d): %w", a.id, proc.Pid, err)
+		}
+	}
+	ctx.Respond(Result{State: a.state, Err: err})
 }
 
 // beginOp starts a lifecycle operation if the decision allows it and no
@@ -884,7 +1024,7 @@ func (a *Actor) restart(ctx actor.Context, m Restart) {
 		return
 	}
 	a.notify(ctx, Stopped{Status: StatusRunning, Reason: "restarting"})
-	old, oldProc, spec := a.conn, a.state.Process, a.state.Spec
+	old, oldProc, spec, own := a.conn, a.state.Process, a.state.Spec, a.ownProcess()
 	a.expectExit = true
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go func() {
@@ -895,7 +1035,7 @@ func (a *Actor) restart(ctx actor.Context, m Restart) {
 				root.Send(self, restartDone{err: fmt.Errorf("stop kernel for restart: %w", err)})
 				return
 			}
-		} else {
+		} else if own {
 			_ = a.deps.Launcher.Kill(oldProc)
 		}
 		conn, l, err := a.deps.Launcher.Launch(octx, a.id, spec)
@@ -925,7 +1065,7 @@ func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
 		return
 	}
 	a.opShutdown = m
-	conn, proc := a.conn, a.state.Process
+	conn, proc, own := a.conn, a.state.Process, a.ownProcess()
 	a.expectExit = true
 	a.notify(ctx, Stopped{Status: a.state.Status, Reason: "shutting down"})
 	self, root := ctx.Self(), ctx.ActorSystem().Root
@@ -933,7 +1073,10 @@ func (a *Actor) shutdown(ctx actor.Context, m Shutdown) {
 		octx, cancel := a.opContext()
 		defer cancel()
 		if conn == nil {
-			err := a.deps.Launcher.Kill(proc)
+			var err error
+			if own { // NB: another node's process runs on another machine
+				err = a.deps.Launcher.Kill(proc)
+			}
 			root.Send(self, shutdownDone{forced: true, err: err})
 			return
 		}

@@ -101,6 +101,11 @@ type (
 	// runs what waits from then on. Refused with ErrNotHeld when no restore
 	// is under way. Answered with a Result.
 	FinishRestore struct{ Restored events.KernelRestored }
+	// Disown: another node took the kernel over (its KernelAdopted was
+	// imported) while this one still ran it. The actor appends nothing,
+	// closes its connection and kills this node's process of the kernel;
+	// every later command is refused. Answered with a Result.
+	Disown struct{}
 	// Watch, from a scheduler that (re)started, is answered with Ready or
 	// Stopped when the kernel's state says which; while an operation is
 	// under way it is not answered (its end is notified).

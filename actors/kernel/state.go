@@ -59,6 +59,23 @@ type State struct {
 	// KernelSessionClosed, all gone with KernelShutDown. Copy-on-write, as
 	// Shares. At most MaxSessions (DecideOpenSession).
 	Sessions map[string]Session
+	// ProcessNode is the node whose process Process is (the envelope Node
+	// of the KernelStarted or KernelRestarted that recorded it). In a
+	// cluster, a process of another node is never attached to or
+	// signalled: it runs on another machine.
+	ProcessNode string
+	// Adopted is the last KernelAdopted since Process was recorded (nil:
+	// none): the node that appended it takes the kernel over, and its
+	// relaunch (the KernelRestarted that follows) is still to come.
+	Adopted *Adoption
+}
+
+// Adoption is a kernel taken over from another node (KernelAdopted), as
+// the state knows it.
+type Adoption struct {
+	// By is the node that took the kernel (the record's envelope Node).
+	By                    string
+	From, Reason, Restore string
 }
 
 // Session is a Jupyter session bound to the kernel: a notebook, console
@@ -76,15 +93,18 @@ func Apply(s State, e events.Event) State {
 	case events.KernelStarted:
 		s = State{ID: p.KernelID, Spec: p.Spec, Label: p.Label, Notebook: p.Notebook, Language: p.Language,
 			InterruptMode: p.InterruptMode, Status: StatusRunning, Process: p.Process, DiesWithServer: p.DiesWithServer,
-			Owner: p.Owner}
+			Owner: p.Owner, ProcessNode: e.Node}
 	case events.KernelStartFailed:
 		s.ID, s.Spec, s.Status, s.Reason = p.KernelID, p.Spec, StatusFailed, p.Reason
 	case events.KernelRestarted:
 		s.Status, s.Process, s.Reason, s.Restore, s.RestoreSeq = StatusRunning, p.Process, "", p.Restore, 0
+		s.ProcessNode, s.Adopted = e.Node, nil
 		if p.Restore != "" {
 			s.RestoreSeq = e.Seq
 		}
 		s.Restarts++
+	case events.KernelAdopted:
+		s.Adopted = &Adoption{By: e.Node, From: p.From, Reason: p.Reason, Restore: p.Restore}
 	case events.KernelRestored:
 		s.Restore, s.RestoreSeq = "", 0
 	case events.KernelReattached:

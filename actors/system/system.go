@@ -73,6 +73,19 @@ type Config struct {
 	// from (the server's auto-checkpoint of it, in its owner's names;
 	// whether it exists is found at the load); nil: none.
 	RestoreName func(kernelID string) string
+	// Node is this node's name in a cluster ("" on a single server). The
+	// registry then holds only the kernels this node runs: those whose
+	// latest KernelStarted or KernelAdopted it wrote (the records other
+	// nodes wrote, imported into this log, never spawn actors); a kernel
+	// whose process is another node's is only ever taken over (Adopt).
+	Node string
+	// Owner, in a cluster, names the node the ownership lease of a kernel
+	// gives it to (known: there is a lease). At Open a kernel leased to
+	// another node is not recovered even if this node's log does not hold
+	// that node's KernelAdopted yet (this node was down when it was taken
+	// over, and has not imported it): recovering it would write on a stream
+	// that is another node's now. Nil: none.
+	Owner func(kernelID string) (node string, known bool)
 }
 
 type entry struct {
@@ -94,6 +107,9 @@ type System struct {
 	closed  bool
 	// recovered are the kernels Open recovered (Restoring waits for them).
 	recovered []string
+	// skipped are the kernels of this node's registry Open did not recover
+	// because another node holds their lease (Config.Owner).
+	skipped []registered
 }
 
 // registered is one kernel of the registry snapshot.
@@ -101,6 +117,9 @@ type registered struct {
 	ID       string `json:"id"`
 	Label    string `json:"label,omitempty"`
 	Notebook string `json:"notebook,omitempty"`
+	// Node wrote the kernel's latest KernelStarted or KernelAdopted (in a
+	// cluster; "" on a single server, whose registry holds all).
+	Node string `json:"node,omitempty"`
 }
 
 // Open starts the actor system and recovers every kernel the log knows of
@@ -121,24 +140,57 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		actors: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return logger.With("component", "actors")
 		}))}
-	reg, err := loadRegistry(ctx, cfg.Scanner)
+	reg, err := loadRegistry(ctx, cfg.Scanner, cfg.Node)
 	if err != nil {
 		s.actors.Shutdown()
 		return nil, err
 	}
+	reg = slices.DeleteFunc(reg, func(k registered) bool { return cfg.Node != "" && k.Node != cfg.Node })
 	// NB: saved before any actor runs; the next start scans only what follows.
 	s.saveRegistry(reg)
 	for _, k := range reg {
-		s.spawn(k.ID, k.Label, k.Notebook)
+		if owner, known := ownerOf(cfg, k.ID); cfg.Node != "" && known && owner != cfg.Node {
+			// NB: kept in the registry: the next start asks the lease again
+			// (and the KernelAdopted, once imported, removes it).
+			cfg.Logger.Warn("kernel not recovered: another node holds its ownership lease", "kernel_id", k.ID, "owner", owner)
+			s.skipped = append(s.skipped, k)
+			continue
+		}
+		e := s.spawn(k.ID, k.Label, k.Notebook, nil)
+		if k.Label == "" && k.Notebook == "" && k.Node != "" {
+			// Adopted past the snapshot that held its start (another node's
+			// kernel then): its stream, which the actor recovered, knows.
+			s.describe(e, k.ID)
+		}
 		s.recovered = append(s.recovered, k.ID)
 	}
 	return s, nil
 }
 
+func ownerOf(cfg Config, id string) (string, bool) {
+	if cfg.Owner == nil {
+		return "", false
+	}
+	return cfg.Owner(id)
+}
+
+// describe sets e's label and notebook from its kernel actor's state.
+func (s *System) describe(e *entry, id string) {
+	res, err := s.request(e.kernel, kernel.GetState{})
+	if err != nil {
+		s.cfg.Logger.Warn("read an adopted kernel's label and notebook", "kernel_id", id, "err", err)
+		return
+	}
+	st := res.(kernel.Result).State
+	s.mu.Lock()
+	e.label, e.notebook = st.Label, st.Notebook
+	s.mu.Unlock()
+}
+
 // loadRegistry returns the kernels to recover: those of the registry
 // snapshot, updated by the events that follow it (all of the log when there
 // is no snapshot).
-func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
+func loadRegistry(ctx context.Context, sc Scanner, node string) ([]registered, error) {
 	seq, data, ok, err := sc.LoadSnapshot(RegistrySnapshot)
 	if err != nil {
 		return nil, fmt.Errorf("find kernels to recover: %w", err)
@@ -157,6 +209,10 @@ func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
 		}
 	}
 	gone := map[string]bool{}
+	started := map[string]registered{} // NB: labels of every kernel seen, for a KernelAdopted
+	for _, k := range reg {
+		started[k.ID] = k
+	}
 	from := seq + 1
 	if seq == 0 {
 		from = 0 // every retained event, the kept ones below First included
@@ -168,11 +224,27 @@ func loadRegistry(ctx context.Context, sc Scanner) ([]registered, error) {
 			if err != nil {
 				return err
 			}
-			reg = slicesDeleteID(reg, p.KernelID)
-			reg = append(reg, registered{ID: p.KernelID, Label: p.Label, Notebook: p.Notebook})
+			k := registered{ID: p.KernelID, Label: p.Label, Notebook: p.Notebook}
+			if node != "" {
+				k.Node = e.Node
+			}
+			reg = append(slicesDeleteID(reg, p.KernelID), k)
+			started[k.ID] = k
 			delete(gone, p.KernelID)
+		case events.TypeKernelAdopted:
+			if node == "" {
+				return nil // NB: only a cluster node writes one
+			}
+			k, ok := started[e.Kernel]
+			if !ok {
+				k = registered{ID: e.Kernel}
+			}
+			k.Node = e.Node
+			reg = append(slicesDeleteID(reg, e.Kernel), k)
+			started[k.ID] = k
 		case events.TypeKernelShutDown, events.TypeKernelStartFailed:
 			gone[e.Kernel] = true
+			delete(started, e.Kernel)
 		}
 		return nil
 	})
@@ -217,10 +289,15 @@ func (s *System) saveRegistry(reg []registered) {
 func (s *System) registry() []registered {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	reg := make([]registered, 0, len(s.order))
+	reg := make([]registered, 0, len(s.order)+len(s.skipped))
+	for _, k := range s.skipped {
+		if _, ok := s.kernels[k.ID]; !ok {
+			reg = append(reg, k)
+		}
+	}
 	for _, id := range s.order {
 		if e, ok := s.kernels[id]; ok && !e.shutDown {
-			reg = append(reg, registered{ID: id, Label: e.label, Notebook: e.notebook})
+			reg = append(reg, registered{ID: id, Label: e.label, Notebook: e.notebook, Node: s.cfg.Node})
 		}
 	}
 	return reg
@@ -230,7 +307,7 @@ func (s *System) registry() []registered {
 // derived from id: each knows the other's PID before it exists, and a PID
 // stays the same across supervised restarts. Each actor recovers its state
 // from the log on every (re)start.
-func (s *System) spawn(id, label, notebook string) *entry {
+func (s *System) spawn(id, label, notebook string, adopt *kernel.AdoptFrom) *entry {
 	root := s.actors.Root
 	kernPID := actor.NewPID(s.actors.Address(), "kernel/"+id)
 	schedPID := actor.NewPID(s.actors.Address(), "scheduler/"+id)
@@ -243,7 +320,7 @@ func (s *System) spawn(id, label, notebook string) *entry {
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
 		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written,
-		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName}, sched), kernPID.Id)
+		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName, Node: s.cfg.Node, Adopt: adopt}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}
@@ -319,7 +396,7 @@ func (s *System) StartKernelWithID(ctx context.Context, id, spec, label, noteboo
 	if taken {
 		return kernel.State{}, fmt.Errorf("start kernel: id %s is already a kernel's", id)
 	}
-	e := s.spawn(id, label, notebook)
+	e := s.spawn(id, label, notebook, nil)
 	res, err := s.request(e.kernel, kernel.Start{Spec: spec, Label: label, Notebook: notebook, Owner: owner})
 	if err != nil {
 		return kernel.State{}, err
