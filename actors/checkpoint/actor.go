@@ -41,6 +41,9 @@ type Deps struct {
 	// checkpoint files (--max-checkpoint-bytes; 0: no bound). A save that
 	// would pass it is refused before its file is committed.
 	MaxBytesPerOwner int64
+	// Replica, when set, keeps a copy of each committed checkpoint off this
+	// node (a cluster's object store; see Replica). nil: local files only.
+	Replica Replica
 }
 
 // Stats are counters since the actor was spawned (they survive restarts
@@ -186,6 +189,14 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.deleted(m)
 	case filesFound:
 		a.reconcile(m)
+	case adoptMsg:
+		a.adopt(ctx, m)
+	case replicated:
+		a.cur = m
+		a.replicatedSave(m)
+	case adoptDone:
+		a.cur = m
+		a.adopted(m)
 	}
 	a.cur = nil
 }
@@ -350,6 +361,10 @@ func (a *Actor) saved(m saveDone) {
 	}
 	a.sh.stats.Saves++
 	a.deps.Observer.SaveObserved(a.deps.Now().Sub(m.started), m.meta.FileBytes)
+	if a.deps.Replica != nil {
+		a.replicate(m) // answers once the copy is in the replica (or failed)
+		return
+	}
 	a.root.Send(m.sender, saveReply{meta: m.meta})
 }
 
@@ -409,8 +424,16 @@ func (a *Actor) delete(ctx actor.Context, name, by string) {
 		return
 	}
 	sender := ctx.Sender()
-	a.work(func(context.Context) {
-		err := a.deps.Files.Delete(name)
+	a.work(func(wctx context.Context) {
+		var err error
+		if a.deps.Replica != nil {
+			if err = a.deps.Replica.Delete(wctx, name); err != nil {
+				err = fmt.Errorf("delete checkpoint %q: its copy off this node could not be deleted, so nothing was deleted (another node could fetch it back): %w; try again", Display(name), err)
+			}
+		}
+		if err == nil {
+			err = a.deps.Files.Delete(name)
+		}
 		a.root.Send(a.self, deleteDone{name: name, by: by, err: err, sender: sender})
 	})
 }

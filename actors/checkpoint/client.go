@@ -41,6 +41,8 @@ type Config struct {
 	// MaxBytesPerOwner bounds the bytes of each principal's checkpoint
 	// files (0: no bound); see Deps.
 	MaxBytesPerOwner int64
+	// Replica: see Deps (nil: local files only).
+	Replica Replica
 }
 
 // Client is the typed way to talk to the checkpoint actor: each method
@@ -70,7 +72,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	deps := Deps{Files: cfg.Files, Runner: cfg.Runner, Log: cfg.Log, KernelDir: cfg.KernelDir, Observer: cfg.Observer, Logger: lg,
-		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend, MaxBytesPerOwner: cfg.MaxBytesPerOwner}
+		Now: cfg.Now, WorkTimeout: cfg.Timeout, BeforeAppend: cfg.BeforeAppend, MaxBytesPerOwner: cfg.MaxBytesPerOwner, Replica: cfg.Replica}
 	c := &Client{sys: cfg.System, pid: cfg.System.Root.Spawn(Props(deps)), timeout: cfg.Timeout}
 	var r errReply
 	err := c.request(ctx, readyMsg{}, &r)

@@ -40,6 +40,11 @@ import (
 //     a regular file is reported, unopened, with an error whose method
 //     NotRegular() bool returns true.
 //   - Delete removes name's files durably.
+//   - Import takes in a file made elsewhere (another node): fetch writes it
+//     to a new path dst; Import verifies it in full as Load does, gives its
+//     signed metadata and size to check, and only when both accept commits
+//     it as name's file. A refusal is an error with Rejected() true; name's
+//     previous file is then untouched.
 type Files interface {
 	Exists(name string) bool
 	Save(name string, maxBytes int64, dump func(stage *os.File) error,
@@ -48,6 +53,7 @@ type Files interface {
 	Verify(name string) (meta []byte, size int64, err error)
 	List(valid func(name string) bool, fn func(name string, meta []byte, size int64, err error)) error
 	Delete(name string) error
+	Import(name string, fetch func(dst string) error, check func(meta []byte, size int64) error) (meta []byte, size int64, err error)
 }
 
 // Log is what the actor needs from the event log (infra/eventlog

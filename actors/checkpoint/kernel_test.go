@@ -53,6 +53,10 @@ type rigConfig struct {
 	maxBytes     int64
 	// checkpointDir replaces <data dir>/checkpoints (a small file system).
 	checkpointDir string
+	// secret is MCP_CHECKPOINT_SECRET ("": a key generated in the data dir).
+	secret string
+	// replica, when set, makes the actor's Replica over the rig's files.
+	replica func(*checkpointfile.Store) Replica
 }
 
 func newRig(t testing.TB, st *testkit.Stack, encrypt bool) *rig {
@@ -64,7 +68,7 @@ func newRig(t testing.TB, st *testkit.Stack, encrypt bool) *rig {
 // actor system, as the server does.
 func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
 	t.Helper()
-	keys, err := checkpointfile.OpenKeyring(filepath.Join(st.DataDir, "checkpoint-keys"), "")
+	keys, err := checkpointfile.OpenKeyring(filepath.Join(st.DataDir, "checkpoint-keys"), rc.secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +87,12 @@ func newRigWith(t testing.TB, st *testkit.Stack, rc rigConfig) *rig {
 	if rc.observer == nil {
 		rc.observer = r.obs
 	}
+	var replica Replica
+	if rc.replica != nil {
+		replica = rc.replica(files)
+	}
 	r.svc, err = Open(context.Background(), Config{System: st.System.Actors(), Files: files, Runner: rc.runner, Log: st.Log,
-		KernelDir: r.kernelDir, Observer: rc.observer, BeforeAppend: rc.beforeAppend, MaxBytesPerOwner: rc.maxBytes})
+		KernelDir: r.kernelDir, Observer: rc.observer, BeforeAppend: rc.beforeAppend, MaxBytesPerOwner: rc.maxBytes, Replica: replica})
 	if err != nil {
 		t.Fatal(err)
 	}

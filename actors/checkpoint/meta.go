@@ -55,6 +55,11 @@ type Meta struct {
 	Packages  map[string]string `json:"packages"`
 	Saved     []Variable        `json:"saved"`
 	Skipped   []Variable        `json:"skipped"`
+	// NotReplicated, on a save's answer only, says why the file was
+	// committed and recorded on this node but its copy off the node (a
+	// cluster's object store, Deps.Replica) failed: the checkpoint is on
+	// this node only. Never part of the signed metadata.
+	NotReplicated string `json:"-"`
 }
 
 // SaveRequest asks for a checkpoint of a kernel's variables.

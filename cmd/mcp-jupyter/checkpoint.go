@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
 // openCheckpoints spawns the checkpoint actor on the process's actor
@@ -29,19 +30,23 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 		return fmt.Errorf("open checkpoint files: %w", err)
 	}
 	files.KeepFree(c.cfg.MinFreeDisk, "--min-free-disk")
+	replica, err := c.openCheckpointReplica(ctx, files)
+	if err != nil {
+		return err
+	}
 	runtimeDir := filepath.Join(c.cfg.DataDir, "runtime")
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
 		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}, Log: c.log,
 		KernelDir: func(id string) string { return jupyter.KernelDir(runtimeDir, id) },
 		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint"),
-		MaxBytesPerOwner: c.cfg.MaxCheckpointBytes})
+		MaxBytesPerOwner: c.cfg.MaxCheckpointBytes, Replica: replica})
 	if err != nil {
 		return fmt.Errorf("open checkpoints: %w", err)
 	}
 	c.mu.Lock()
 	c.ckpt = ck
 	c.mu.Unlock()
-	c.mcp.AddCheckpointTools(checkpointBackend{b: c.back, svc: c.ckpt})
+	c.mcp.AddCheckpointTools(checkpointBackend{b: c.back, svc: c.ckpt, cluster: c.clusterCkpt, fetch: c.fetchCheckpoint})
 	return nil
 }
 
@@ -49,6 +54,10 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 type checkpointBackend struct {
 	b   *backend
 	svc *checkpoint.Client
+	// cluster is the cluster's copy (zero on a single server); fetch
+	// brings a checkpoint this node lacks (c.fetchCheckpoint).
+	cluster clusterCheckpoints
+	fetch   func(ctx context.Context, stored string) error
 }
 
 var _ mcpserver.CheckpointBackend = checkpointBackend{}
@@ -138,7 +147,16 @@ func (cb checkpointBackend) SaveEnvironment(ctx context.Context, r mcpserver.Sav
 		sum += "\nNot saved: " + strings.Join(sk, "; ") + "."
 	}
 	sum += fmt.Sprintf("\nRestore it with load_environment name %q, in this or a new kernel, also after a server restart.", m.Name)
-	return mcpserver.CheckpointReply{Summary: sum, Data: map[string]any{"checkpoint": m}}, nil
+	data := map[string]any{"checkpoint": m}
+	if cb.cluster.enabled() {
+		data["in_cluster"] = m.NotReplicated == ""
+		if m.NotReplicated != "" {
+			sum += fmt.Sprintf("\nSAVED ON NODE %s ONLY: its copy to the cluster's object store failed (%s). Another node cannot load it, and it is lost with this node: save it again once the cluster is whole.", cb.cluster.node, m.NotReplicated)
+		} else {
+			sum += " It is in the cluster's object store: any node can load it."
+		}
+	}
+	return mcpserver.CheckpointReply{Summary: sum, Data: data}, nil
 }
 
 func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.LoadEnvironmentRequest) (mcpserver.CheckpointReply, error) {
@@ -152,6 +170,13 @@ func (cb checkpointBackend) LoadEnvironment(ctx context.Context, r mcpserver.Loa
 	owner, name, by, err := checkpointRef(ctx, r.Name, false)
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
+	}
+	if cb.fetch != nil {
+		// NB: the cluster's newest copy first (a save on another node, or
+		// one this node never saw); verified like a local file.
+		if err := cb.fetch(ctx, checkpoint.Stored(owner, name)); err != nil {
+			return mcpserver.CheckpointReply{}, err
+		}
 	}
 	res, err := cb.svc.Load(ctx, checkpoint.LoadRequest{Name: name, Owner: owner, By: by, KernelID: r.KernelID, Policy: pol, AllowRollback: r.AllowRollback})
 	if err != nil {
@@ -199,6 +224,9 @@ func (cb checkpointBackend) Checkpoints(ctx context.Context) (mcpserver.Checkpoi
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
+	if cb.cluster.enabled() {
+		return cb.clusterCheckpoints(ctx, p.Name, owner, l)
+	}
 	mine := l.Checkpoints[:0]
 	for _, c := range l.Checkpoints {
 		if c.Owner == p.Name || p.IsAdmin() {
@@ -231,9 +259,59 @@ func (cb checkpointBackend) DeleteCheckpoint(ctx context.Context, ref string) (m
 	if err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
+	if stored := checkpoint.Stored(owner, name); cb.cluster.enabled() && !cb.cluster.files.Exists(stored) {
+		// NB: saved on another node and never fetched here: the cluster's
+		// copy is the checkpoint.
+		found, err := cb.cluster.deleteRemote(ctx, stored)
+		if err != nil {
+			return mcpserver.CheckpointReply{}, fmt.Errorf("delete checkpoint %q from the cluster's object store: %w; nothing was deleted: try again", ref, err)
+		}
+		if !found {
+			return mcpserver.CheckpointReply{}, fmt.Errorf("%w: no checkpoint %q: list_checkpoints shows the names", checkpoint.ErrNotFound, ref)
+		}
+		return mcpserver.CheckpointReply{Summary: fmt.Sprintf("Deleted checkpoint %q from the cluster.", ref), Data: map[string]any{"deleted": ref}}, nil
+	}
 	if err := cb.svc.Delete(ctx, owner, name, by); err != nil {
 		return mcpserver.CheckpointReply{}, err
 	}
 	name = ref
 	return mcpserver.CheckpointReply{Summary: fmt.Sprintf("Deleted checkpoint %q.", name), Data: map[string]any{"deleted": name}}, nil
+}
+
+// clusterCheckpoints answers list_checkpoints in cluster mode: the
+// cluster's checkpoints (the object store's), merged with this node's
+// files (see clusterCheckpoints.list).
+func (cb checkpointBackend) clusterCheckpoints(ctx context.Context, caller, owner string, local checkpoint.Listing) (mcpserver.CheckpointReply, error) {
+	all, err := cb.cluster.list(ctx, owner, local)
+	if err != nil {
+		return mcpserver.CheckpointReply{}, fmt.Errorf("list the cluster's checkpoints (object store %s): %w; retry once the cluster is whole", natsbus.CheckpointBucket, err)
+	}
+	mine := all[:0]
+	only := 0
+	for _, c := range all {
+		if c.Owner == caller || owner == "" {
+			c.Name = checkpointLabel(ctx, c.Owner, c.Name)
+			mine = append(mine, c)
+			if !c.InCluster {
+				only++
+			}
+		}
+	}
+	sum := fmt.Sprintf("%d checkpoints in the cluster (object store %s, listed by node %s).", len(mine)-only, natsbus.CheckpointBucket, cb.cluster.node)
+	if only > 0 {
+		sum += fmt.Sprintf(" %d more on node %s only.", only, cb.cluster.node)
+	}
+	for _, c := range mine {
+		if c.OnThisNode && !c.Verified {
+			sum += fmt.Sprintf("\nUNVERIFIED %q: %s", c.Name, c.Problem)
+		}
+	}
+	data := map[string]any{"checkpoints": mine, "source": "cluster"}
+	if owner == "" && len(local.Skipped) > 0 {
+		for _, why := range local.Skipped {
+			sum += "\nSkipped: " + why
+		}
+		data["skipped"] = local.Skipped
+	}
+	return mcpserver.CheckpointReply{Summary: sum, Data: data}, nil
 }

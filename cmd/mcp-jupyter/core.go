@@ -76,14 +76,16 @@ type core struct {
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
 	ckpt     *checkpoint.Client
-	auto     autoCheckpoints // checkpoint_auto.go
-	nbs      *notebooks
-	live     *live
-	jupyter  *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
-	console  *console.Handler   // the web console, once built (console.go)
-	startSeq uint64             // the last event before this process started serving (jupyter_channels.go)
-	python   error              // the kernel launcher's check; nil when usable
-	checked  bool               // the check has finished
+	// clusterCkpt is the cluster's copy of the checkpoints (checkpoint_cluster.go); zero on a single server.
+	clusterCkpt clusterCheckpoints
+	auto        autoCheckpoints // checkpoint_auto.go
+	nbs         *notebooks
+	live        *live
+	jupyter     *jupyterapi.Server // the Jupyter Server API, once built (jupyter_api.go)
+	console     *console.Handler   // the web console, once built (console.go)
+	startSeq    uint64             // the last event before this process started serving (jupyter_channels.go)
+	python      error              // the kernel launcher's check; nil when usable
+	checked     bool               // the check has finished
 	// serverLock is held from before the first kernel starts to the end
 	// of close: the kernels' guards end no kernel while it is (kernelguard.go).
 	serverLock *guard.Lock
