@@ -58,10 +58,17 @@ var subscriberDenied = []string{EventSubjects,
 	"$JS.API.STREAM.DELETE." + StreamName, "$JS.API.STREAM.PURGE." + StreamName,
 	"$JS.API.STREAM.UPDATE." + StreamName, "$JS.API.STREAM.MSG.DELETE." + StreamName}
 
-// subscriber is what outside clients may do: everything but subscriberDenied.
+// subscriberHidden is what outside clients may not read: the cluster's
+// routed tool calls (code, principals), the tunnels' bytes (HTTP requests
+// with their bearer tokens) and the router's reply inboxes (route.go).
+var subscriberHidden = []string{"mcpjupyter.node.>", "mcpjupyter.tunnel.>", routeInbox + ".>"}
+
+// subscriber is what outside clients may do: everything but subscriberDenied
+// and reading subscriberHidden.
 func subscriber(name string) *server.User {
 	return &server.User{Username: name, Permissions: &server.Permissions{
-		Publish: &server.SubjectPermission{Deny: subscriberDenied}}}
+		Publish:   &server.SubjectPermission{Deny: subscriberDenied},
+		Subscribe: &server.SubjectPermission{Deny: subscriberHidden}}}
 }
 
 // Check implements server.Authentication.
