@@ -467,7 +467,7 @@ func (c *Cluster) Cut(i int) {
 			c.links[j][i].cut(true)
 		}
 	}
-	if by := c.bypasses(); len(by) > 0 {
+	if by := c.Bypasses(); len(by) > 0 {
 		c.t.Fatalf("cut %s: routes bypass the harness's proxies (so no partition can be made): %s", c.Node(i).Name, strings.Join(by, "; "))
 	}
 }
@@ -483,11 +483,11 @@ func (c *Cluster) Heal(i int) {
 	}
 }
 
-// bypasses lists established TCP connections to a node's route port that
+// Bypasses lists established TCP connections to a node's route port that
 // come from elsewhere than the harness's proxies (/proc/net/tcp: the peer
 // port of every connection accepted on a route port must be one a proxy
 // dialed from).
-func (c *Cluster) bypasses() []string {
+func (c *Cluster) Bypasses() []string {
 	ours := map[int]bool{}
 	for i := range c.links {
 		for _, l := range c.links[i] {

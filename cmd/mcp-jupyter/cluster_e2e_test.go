@@ -22,11 +22,19 @@ import (
 // processes on loopback ports (testkit.StartCluster), every route through
 // a proxy of the harness, a 3 s lease and auto-checkpoints after 1 s idle.
 
-// TestClusterForms: three nodes form one cluster and each is ready with
-// its cluster check ok; each node's MCP endpoint answers.
+// TestClusterForms: three nodes form one cluster: each is ready with its
+// cluster check ok, has routes to the two others (its metric), none of
+// them bypassing the harness's proxies; each node's MCP endpoint answers.
 func TestClusterForms(t *testing.T) {
 	c := testkit.StartCluster(t, 3, testkit.ClusterOptions{})
+	if by := c.Bypasses(); len(by) > 0 {
+		t.Errorf("routes bypass the harness's proxies: %v", by)
+	}
 	for i := 1; i <= c.N(); i++ {
+		code, body := httpGet(t, c.Node(i).Addr, pathMetrics, c.Token)
+		if code != 200 || !strings.Contains(body, "\nmcp_jupyter_cluster_routes 2\n") {
+			t.Errorf("%s /metrics: %d, want mcp_jupyter_cluster_routes 2; got lines %q", c.Node(i).Name, code, metricLines(body, "mcp_jupyter_cluster"))
+		}
 		rd, err := c.Ready(i)
 		if err != nil || rd.Code != 200 {
 			t.Fatalf("%s /readyz: %+v %v", c.Node(i).Name, rd, err)
@@ -411,4 +419,15 @@ func verifyEveryNode(t *testing.T, c *testkit.Cluster) {
 			t.Errorf("events verify on %s: %v\n%s", c.Node(i).Name, err, out)
 		}
 	}
+}
+
+// metricLines are the lines of a /metrics body starting with prefix.
+func metricLines(body, prefix string) []string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
