@@ -16,9 +16,6 @@ import (
 // ErrClosed: the client was closed.
 var ErrClosed = errors.New("checkpoint: closed")
 
-// callerGone ends a request's wait when its context ends.
-type callerGone struct{}
-
 // Config configures the checkpoint actor.
 type Config struct {
 	// System is the process's one actor system (system.System.Actors()).
@@ -107,13 +104,27 @@ func (c *Client) request(ctx context.Context, msg any, out any) error {
 	f := c.sys.Root.RequestFuture(c.pid, msg, d)
 	// NB: a caller that goes away (a shutdown, a client gone) stops
 	// waiting at once; the work goes on in the actor, which records its
-	// outcome (its answer goes to dead letters).
-	stop := context.AfterFunc(ctx, func() { c.sys.Root.Send(f.PID(), callerGone{}) })
-	res, err := f.Result()
-	stop()
-	if _, gone := res.(callerGone); gone {
-		return fmt.Errorf("ask checkpoint actor: %w", context.Cause(ctx))
+	// outcome. Nothing but the actor's answer is ever sent to the future:
+	// protoactor writes a future's result without its lock, so a second
+	// message (a "caller gone" marker sent when ctx ended) raced with the
+	// reader of the answer, and could replace it. The goroutine ends with
+	// the future: at the answer, or at its timeout d.
+	answered := make(chan futureResult, 1)
+	go func() {
+		res, err := f.Result()
+		answered <- futureResult{res, err}
+	}()
+	var a futureResult
+	select {
+	case a = <-answered:
+	case <-ctx.Done():
+		select {
+		case a = <-answered: // NB: answered as ctx ended: the answer counts
+		default:
+			return fmt.Errorf("ask checkpoint actor: %w", context.Cause(ctx))
+		}
 	}
+	res, err := a.res, a.err
 	if err != nil {
 		if errors.Is(err, actor.ErrDeadLetter) {
 			return ErrClosed
@@ -135,6 +146,12 @@ func (c *Client) request(ctx context.Context, msg any, out any) error {
 		*out = res.(Stats)
 	}
 	return nil
+}
+
+// futureResult is what a request's future resolved to.
+type futureResult struct {
+	res any
+	err error
 }
 
 // Save has the kernel serialize its variables with dill into a temp file,

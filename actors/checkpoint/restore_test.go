@@ -139,6 +139,30 @@ func (c *cancelOnRun) Run(ctx context.Context, k, code string) (string, error) {
 	return c.Runner.Run(ctx, k, code)
 }
 
+// TestCallerLeavingAsAnsweredRaceFree: callers whose context ends just as
+// the actor answers get the answer or their context's error, and nothing
+// but the answer is written to the request's future. Run with -race: a
+// "caller gone" message sent to the future when the context ended raced
+// with the caller's read of the answer (protoactor writes a future's result
+// without its lock); CI's TestAutoCheckpointIdleTimer caught it when the
+// server's shutdown cancelled the idle timer's State request.
+func TestCallerLeavingAsAnsweredRaceFree(t *testing.T) {
+	st := testkit.StartStack(t, "")
+	r := newRig(t, st, false)
+	for range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		_, err := r.svc.State(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("a caller that left: %v, want the answer or context.Canceled", err)
+		}
+		cancel()
+	}
+	if _, err := r.svc.State(context.Background()); err != nil {
+		t.Fatalf("the actor after 300 callers left: %v", err)
+	}
+}
+
 // TestLoadCallerGoneStopsWaiting: a caller whose context ends while its
 // load runs in the kernel (a server shutting down during a restore) gets
 // its context's error at once instead of waiting for the load (here an

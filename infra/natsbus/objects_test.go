@@ -143,8 +143,9 @@ func TestCheckpointObjectsGetCutLeavesDst(t *testing.T) {
 }
 
 // BenchmarkCheckpointObjects: Put and Get of a 10 MiB checkpoint file
-// (atomic, fsynced write of the copy) beside the raw object store's
-// PutBytes and GetBytes of the same bytes at its default chunk size.
+// (atomic, fsynced write of the copy) beside the raw object store's Put and
+// GetBytes of the same bytes in memory, at the client's default chunk size
+// and at ours.
 func BenchmarkCheckpointObjects(b *testing.B) {
 	s, c := openObjects(b)
 	dir := b.TempDir()
@@ -170,15 +171,22 @@ func BenchmarkCheckpointObjects(b *testing.B) {
 			}
 		}
 	})
-	b.Run("raw", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for i := 0; i < b.N; i++ {
-			if _, err := raw.PutBytes(ctx, "bench", data); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := raw.GetBytes(ctx, "bench"); err != nil {
-				b.Fatal(err)
-			}
+	for _, chunk := range []uint32{0, 1 << 20} { // 0: the client's default (128 KiB)
+		name := "raw-default-chunk"
+		if chunk > 0 {
+			name = "raw-1MiB-chunk"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				meta := jetstream.ObjectMeta{Name: "bench", Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunk}}
+				if _, err := raw.Put(ctx, meta, bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := raw.GetBytes(ctx, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
