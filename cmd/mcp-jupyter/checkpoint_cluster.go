@@ -56,11 +56,23 @@ func (c *core) openCheckpointReplica(ctx context.Context, files *checkpointfile.
 type checkpointReplica clusterCheckpoints
 
 func (r checkpointReplica) Put(ctx context.Context, name string, m checkpoint.Meta) error {
+	ctx, cancel := context.WithTimeout(ctx, objectTimeout(m.FileBytes))
+	defer cancel()
 	return r.objs.Put(ctx, name, r.files.Path(name), objectMeta(m, r.node))
 }
 
 func (r checkpointReplica) Delete(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, objectTimeout(0))
+	defer cancel()
 	return r.objs.Delete(ctx, name)
+}
+
+// objectTimeout bounds one object store call moving size bytes: a store
+// without its quorum (this node cut off) answers nothing, and a save must
+// not wait on it for the checkpoint actor's whole work timeout. It allows
+// 15 s plus a second per 4 MiB.
+func objectTimeout(size int64) time.Duration {
+	return 15*time.Second + time.Duration(size/(4<<20))*time.Second
 }
 
 // maxSavedList bounds the variable names an object's metadata lists.
@@ -100,7 +112,9 @@ func (c *core) fetchCheckpoint(ctx context.Context, stored string) error {
 		return nil
 	}
 	label := checkpoint.Display(stored)
-	info, err := cc.objs.Info(ctx, stored)
+	ictx, cancel := context.WithTimeout(ctx, objectTimeout(0))
+	info, err := cc.objs.Info(ictx, stored)
+	cancel()
 	if errors.Is(err, natsbus.ErrNoCheckpoint) {
 		return nil
 	}
@@ -119,7 +133,11 @@ func (c *core) fetchCheckpoint(ctx context.Context, stored string) error {
 	if e, ok := st.Checkpoints[stored]; ok && local && e.SHA256 == info.Meta["sha256"] && uint64(e.Size) == info.Size {
 		return nil
 	}
-	_, err = ck.Adopt(ctx, stored, func(ctx context.Context, dst string) error { return cc.objs.Get(ctx, stored, dst) })
+	_, err = ck.Adopt(ctx, stored, func(ctx context.Context, dst string) error {
+		ctx, cancel := context.WithTimeout(ctx, objectTimeout(int64(info.Size)))
+		defer cancel()
+		return cc.objs.Get(ctx, stored, dst)
+	})
 	switch {
 	case err == nil:
 		c.logger.Info("checkpoint fetched from the cluster", "component", "checkpoint", "checkpoint", label, "from_node", info.Meta["node"], "bytes", info.Size)
@@ -137,6 +155,8 @@ func (c *core) fetchCheckpoint(ctx context.Context, stored string) error {
 // deleteRemote deletes a checkpoint this node has no copy of
 // from the object store; found is false when the store has none either.
 func (cc clusterCheckpoints) deleteRemote(ctx context.Context, stored string) (found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, objectTimeout(0))
+	defer cancel()
 	if _, err := cc.objs.Info(ctx, stored); errors.Is(err, natsbus.ErrNoCheckpoint) {
 		return false, nil
 	} else if err != nil {
@@ -161,7 +181,9 @@ type clusterListed struct {
 // store is described from its object's metadata (verified when fetched);
 // one only here is this node's alone (its put failed).
 func (cc clusterCheckpoints) list(ctx context.Context, owner string, local checkpoint.Listing) ([]clusterListed, error) {
-	objs, err := cc.objs.List(ctx)
+	lctx, cancel := context.WithTimeout(ctx, objectTimeout(0))
+	objs, err := cc.objs.List(lctx)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
