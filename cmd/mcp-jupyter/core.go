@@ -126,6 +126,7 @@ func newCore(cfg config, logger *slog.Logger) *core {
 	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(), started: time.Now(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
+	c.procs.node = clusterNode(cfg)
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
 	return c
 }
@@ -187,7 +188,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
-		BeforeCommit: c.beforeCommit})
+		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)})
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -278,7 +279,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName})
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg)})
 	if err != nil {
 		return err
 	}
@@ -371,6 +372,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		}
 	}()
 	c.startRestores(fctx)
+	c.startTakeovers(fctx, l, replayed)
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())

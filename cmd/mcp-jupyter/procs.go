@@ -35,6 +35,11 @@ const maxRetired = 4096
 // still alive with its recorded start time is an orphan of a previous run.
 // It is a projections.Projection (name "procs").
 type procTable struct {
+	// node is this node's name in a cluster (""; a single server): the
+	// records of other nodes name processes on other machines, never
+	// this one's; another node's KernelAdopted retires this node's process
+	// of the kernel (reaped as an orphan at the next start).
+	node    string
 	mu      sync.RWMutex
 	current map[string]proc
 	retired []proc
@@ -50,7 +55,7 @@ func (t *procTable) Wants(typ string) projections.Interest {
 	switch typ {
 	case events.TypeKernelStarted, events.TypeKernelRestarted, events.TypeKernelReattached:
 		return projections.Payload
-	case events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelLost:
+	case events.TypeKernelShutDown, events.TypeKernelDied, events.TypeKernelLost, events.TypeKernelAdopted:
 		return projections.Envelope
 	}
 	return projections.Skip
@@ -59,6 +64,12 @@ func (t *procTable) Wants(typ string) projections.Interest {
 func (t *procTable) Apply(e events.Event) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.node != "" && e.Node != t.node {
+		if e.Type == events.TypeKernelAdopted {
+			t.retire(e.Kernel)
+		}
+		return nil
+	}
 	switch p := e.Payload.(type) {
 	case events.KernelStarted:
 		t.retire(p.KernelID)

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
+	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+)
+
+// Taking over the kernels of a lost node (cluster mode, issue 20). When a
+// node stops renewing its kernels' ownership leases, every other node sees
+// each lease lapse; the one whose revision-checked update of the lease wins
+// (Owners.Take) takes the kernel over:
+//
+//  1. it makes sure its log holds every record the lost node published
+//     (Importer.CaughtUp): the executions it queued and started are then
+//     all known, so none is forgotten or run twice;
+//  2. it fetches the kernel's newest auto-checkpoint from the cluster's
+//     object store (fetchCheckpoint), verified like a local file;
+//  3. system.Adopt appends KernelAdopted and relaunches the kernel under its
+//     id (KernelRestarted{Restore: auto-<id>}), the lost node's started
+//     executions recorded lost naming it;
+//  4. the --auto-restore path (restore.go) loads the checkpoint and
+//     finishes the restore: the queued executions then run, once each.
+//
+// A node that lost the race leaves the kernel alone. A node that comes back
+// after its kernels were taken (cut off, then reconnected) lets them go when
+// it imports the other node's KernelAdopted (watchAdoptions).
+
+// errTakenByOther: another node won the take of a lease (natsbus
+// ErrTakenByOther, as takeoverDeps.take reports it).
+var errTakenByOther = errors.New("another node took the kernel first")
+
+// takeoverDeps are the cluster's parts a takeover uses (ownership,
+// history import, checkpoint store), wired in cluster mode.
+type takeoverDeps struct {
+	// take makes this node the kernel's owner with a revision-checked
+	// update of the lapsed lease; errTakenByOther (wrapped) when another
+	// node won.
+	take func(ctx context.Context) error
+	// release gives the lease up again (a takeover that cannot go on).
+	release func(ctx context.Context) error
+	// caughtUp returns once every record node published is imported.
+	caughtUp func(ctx context.Context, node string) error
+	// fetch makes the checkpoint of that stored name known to this node's
+	// checkpoint actor (fetched from the object store and verified);
+	// nil: the cluster stores no checkpoints.
+	fetch func(ctx context.Context, stored string) error
+}
+
+// takeoverStep bounds each step before the relaunch: a cluster that cannot
+// answer within it leaves the kernel to the next node that tries.
+const takeoverStep = 30 * time.Second
+
+// takeOverKernel takes kernel id over from node from (why: how it was
+// lost). It returns once the kernel runs on this node held for its
+// restore, whose load runs in a goroutine the core owns; or nil when
+// another node took it first; or why it could not be taken over.
+func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeoverDeps) error {
+	logger := c.logger.With("component", "cluster", "kernel_id", id, "from", from)
+	began := time.Now()
+	if err := step(ctx, d.take); errors.Is(err, errTakenByOther) {
+		logger.Info("kernel taken over by another node", "err", err)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
+	}
+	if err := step(ctx, func(ctx context.Context) error { return d.caughtUp(ctx, from) }); err != nil {
+		// NB: adopting without all of the lost node's records could forget
+		// an execution it queued: give the lease back for another try.
+		c.giveBack(d, logger)
+		return fmt.Errorf("take kernel %s from node %s: import what node %s published: %w", id, from, from, err)
+	}
+	st, err := streamState(ctx, c.log, id)
+	if err != nil {
+		c.giveBack(d, logger)
+		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
+	}
+	if st.Status == kernel.StatusRunning && d.fetch != nil {
+		stored := checkpoint.Stored(st.EffectiveOwner(), autoCheckpointName(id))
+		if err := step(ctx, func(ctx context.Context) error { return d.fetch(ctx, stored) }); err != nil {
+			// NB: not fatal: the restore then records why nothing loaded
+			// (KernelRestored.Error), which the kernel's next caller reads.
+			logger.Warn("fetch the kernel's auto-checkpoint: it runs again without its variables", "checkpoint", stored, "err", err)
+		}
+	}
+	if err := c.sys.Adopt(ctx, id, from, why); err != nil {
+		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
+	}
+	r, held, err := c.sys.Held(ctx, id)
+	if err != nil {
+		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
+	}
+	logger.Info("kernel taken over", "reason", why, "held", held, "took", time.Since(began).Round(time.Millisecond).String())
+	if held {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.restore(ctx, r)
+		}()
+	}
+	return nil
+}
+
+// step runs one takeover step bounded by takeoverStep.
+func step(ctx context.Context, fn func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(ctx, takeoverStep)
+	defer cancel()
+	return fn(sctx)
+}
+
+func (c *core) giveBack(d takeoverDeps, logger *slog.Logger) {
+	if d.release == nil {
+		return
+	}
+	if err := step(context.Background(), d.release); err != nil {
+		logger.Warn("give back the kernel's lease (it lapses on its own)", "err", err)
+	}
+}
+
+// streamState folds kernel id's stream as its kernel actor would.
+func streamState(ctx context.Context, l *eventlog.Log, id string) (kernel.State, error) {
+	var st kernel.State
+	err := l.ReadStream(ctx, events.KernelStream(id), 0, func(e events.Event) error {
+		st = kernel.Apply(st, e)
+		return nil
+	})
+	if err != nil {
+		return kernel.State{}, fmt.Errorf("read kernel %s's records: %w", id, err)
+	}
+	if st.Status == kernel.StatusNew {
+		return kernel.State{}, fmt.Errorf("this node's log holds no record of kernel %s", id)
+	}
+	return st, nil
+}
+
+// watchAdoptions follows the log for KernelAdopted records another node
+// wrote (imported) about a kernel this node still runs: it was cut off
+// while that node took the kernel over. The kernel's actors stop without
+// appending and this node's process of it is killed (system.Disown); a
+// kernel whose actors were not running here (not recovered at start) has
+// its process here killed if it still runs. It runs until ctx ends.
+func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string, after uint64) {
+	for {
+		err := l.FollowRaw(ctx, after, func(e events.Event) error {
+			after = e.Seq
+			if e.Type != events.TypeKernelAdopted || e.Node == self {
+				return nil
+			}
+			c.disown(ctx, e.Kernel, e.Node)
+			return nil
+		})
+		if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
+			return
+		}
+		// NB: retention passed the follower (it lagged a whole retention
+		// window): what it skipped was handled at this node's start.
+		c.logger.Warn("follow the log for takeovers by other nodes: resuming at its end", "component", "cluster", "err", err)
+		after = l.Last()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// disown lets kernel id go: node by took it over.
+func (c *core) disown(ctx context.Context, id, by string) {
+	logger := c.logger.With("component", "cluster", "kernel_id", id, "by", by)
+	if c.sys.HasKernel(id) {
+		dctx, cancel := context.WithTimeout(ctx, takeoverStep)
+		defer cancel()
+		if err := c.sys.Disown(dctx, id, by); err != nil && !errors.Is(err, system.ErrClosed) {
+			logger.Error("let go of a kernel another node took over", "err", err)
+		}
+		return
+	}
+	// NB: the process table may have retired it already (it saw the same
+	// KernelAdopted): then it is an orphan.
+	for _, p := range append(c.procs.Current(), c.procs.Orphans()...) {
+		if p.Kernel != id || !alive(p) {
+			continue
+		}
+		if err := jupyter.SignalGroup(p.Pid, p.Start, syscall.SIGKILL); err != nil {
+			logger.Warn("kill this node's process of a kernel another node took over", "pid", p.Pid, "err", err)
+			continue
+		}
+		logger.Warn("killed this node's process of a kernel another node took over", "pid", p.Pid)
+	}
+}
+
+// clusterNode is this node's name in cluster mode, "" on a single server
+// (whose log stamps its default node name, and whose registry holds all).
+func clusterNode(cfg config) string {
+	if !cfg.Cluster.Enabled() {
+		return ""
+	}
+	return cfg.Cluster.Node
+}
+
+// lapsedKernel is a kernel whose owner stopped renewing its lease, with
+// what taking it over needs (takeOver builds it from the Owners' lapse).
+type lapsedKernel struct {
+	Kernel, From string
+	// Why says how the owner was lost ("node a stopped renewing its
+	// ownership lease 12s ago"): KernelAdopted.Reason.
+	Why  string
+	Deps takeoverDeps
+}
+
+// takeoversAtOnce bounds the takeovers under way: each relaunches a
+// kernel process (and its restore unpickles a checkpoint).
+const takeoversAtOnce = 2
+
+// runTakeovers takes over the kernels of lapsed, a few at once, until ctx
+// ends or lapsed is closed. A takeover that fails is logged: the lease,
+// given back or never taken, lapses again for the next try.
+func (c *core) runTakeovers(ctx context.Context, lapsed <-chan lapsedKernel) {
+	slots := make(chan struct{}, takeoversAtOnce)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var k lapsedKernel
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case k, ok = <-lapsed:
+			if !ok {
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if err := c.takeOverKernel(ctx, k.Kernel, k.From, k.Why, k.Deps); err != nil && ctx.Err() == nil {
+				c.logger.Error("take over a kernel of a lost node", "component", "cluster", "kernel_id", k.Kernel, "from", k.From, "err", err)
+			}
+		}()
+	}
+}
+
+// startTakeovers starts, in cluster mode, the follower that lets go of the
+// kernels other nodes took over (watchAdoptions), from seq after on.
+// NB: the takeovers themselves start from the ownership leases' lapses
+// (takeOver, wired with the Owners).
+func (c *core) startTakeovers(ctx context.Context, l *eventlog.Log, after uint64) {
+	self := clusterNode(c.cfg)
+	if self == "" {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchAdoptions(ctx, l, self, after)
+	}()
+}
