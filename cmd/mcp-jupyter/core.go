@@ -267,12 +267,24 @@ func (c *core) open(ctx context.Context) (err error) {
 	// Every durable event goes out on the embedded NATS server; the
 	// publisher follows the log, so a slow subscriber never slows appends.
 	nb, err := natsbus.Open(natsbus.Options{Listen: cfg.NATSListen, Token: cfg.NATSToken, NKeys: splitList(cfg.NATSNKeys),
-		InsecureLoopback: cfg.NATSInsecureLoopback, JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
+		InsecureLoopback: cfg.NATSInsecureLoopback, JetStream: cfg.NATSJetStream, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats"),
+		Cluster: cfg.Cluster.natsCluster()})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
 	c.mu.Lock()
 	c.nats = nb
+	c.mu.Unlock()
+	if err := c.registerCluster(nb); err != nil {
+		return err
+	}
+	// NB: before the publisher: the events stream of a cluster is created
+	// once the peers are there (cluster.go).
+	if err := c.waitCluster(ctx, nb); err != nil {
+		return err
+	}
+	c.setStage(stageRecovering)
+	c.mu.Lock()
 	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {

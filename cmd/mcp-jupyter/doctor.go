@@ -71,6 +71,7 @@ func doctor(ctx context.Context, cfg config, reap bool) []finding {
 	fs = append(fs, checkPython(ctx, jupyter.DefaultSearchPath()))
 	fs = append(fs, checkSandbox(cfg))
 	fs = append(fs, checkPort(cfg.Addr))
+	fs = append(fs, checkCluster(cfg))
 	if procs != nil {
 		fs = append(fs, checkOrphans(procs, reap)...)
 	}

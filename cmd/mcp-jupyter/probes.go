@@ -208,6 +208,13 @@ func (c *core) readiness() readiness {
 	default:
 		rd.Checks["nats"] = "ok"
 	}
+	if c.cfg.Cluster.Enabled() {
+		if why := c.clusterReadiness(); why != "" {
+			fail("cluster", why)
+		} else {
+			rd.Checks["cluster"] = "ok"
+		}
+	}
 	switch {
 	case !c.checked:
 		fail("kernels", "checking the kernelspecs and their Python")

@@ -8,10 +8,12 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrCredentialsRequired: a TCP listener was asked for without a token or
@@ -53,6 +55,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Logger receives the server's messages (default: discard).
 	Logger *slog.Logger
+	// Cluster makes the server a node of a NATS cluster (cluster.go):
+	// JetStream is then on whatever JetStream says, stored in StoreDir, and
+	// the events stream (JetStream) is created by WaitClusterReady, with
+	// Replicas. Nil: a single server.
+	Cluster *ClusterOptions
 }
 
 // Server is an embedded NATS server and the in-process client the server
@@ -61,10 +68,17 @@ type Server struct {
 	ns        *server.Server
 	nc        *nats.Conn
 	auth      *authenticator
-	streamMax int64 // the stream's max message size, 0 = none
-	logger    *slog.Logger
-	closeOnce sync.Once
-	closeErr  error
+	streamMax atomic.Int64 // the stream's max message size, 0 = none
+	// js is the JetStream API on nc (nil with JetStream off); cluster is
+	// Options.Cluster (nil for a single server); eventsStream is the events
+	// stream WaitClusterReady creates in cluster mode (nil: none wanted).
+	js           jetstream.JetStream
+	cluster      *ClusterOptions
+	eventsStream *streamLimits
+	streamMu     sync.Mutex // guards eventsStream
+	logger       *slog.Logger
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // Open starts the server and waits until it accepts connections.
@@ -100,7 +114,24 @@ func Open(opts Options) (*Server, error) {
 	if opts.StreamMaxMsgSize > 0 && opts.StreamMaxMsgSize < 4096 {
 		return nil, fmt.Errorf("start nats: a stream max message size of %d bytes cannot hold a reference; give at least 4096", opts.StreamMaxMsgSize)
 	}
-	if opts.JetStream && opts.StoreDir == "" {
+	var cluster *ClusterOptions
+	if opts.Cluster != nil {
+		c := *opts.Cluster
+		c.Routes = append([]string(nil), c.Routes...)
+		cluster = &c
+		if err := clusterServerOptions(cluster, so); err != nil {
+			return nil, err
+		}
+		so.JetStream = true // NB: every node: the cluster's state lives in JetStream
+		if so.DontListen {
+			// NB: nats-server starts routing only once its client listener
+			// is up: without Options.Listen, one on a random loopback port
+			// that accepts only the server's own credential (no token, no
+			// nkeys, not anonymous: the authenticator refuses anyone else).
+			so.DontListen, so.Host, so.Port = false, "127.0.0.1", server.RANDOM_PORT
+		}
+	}
+	if so.JetStream && opts.StoreDir == "" {
 		return nil, errors.New("start nats: JetStream needs a store dir")
 	}
 	ns, err := server.NewServer(so)
@@ -114,7 +145,7 @@ func Open(opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: not ready after %s", opts.ReadyTimeout)
 	}
-	s := &Server{ns: ns, auth: auth, logger: opts.Logger}
+	s := &Server{ns: ns, auth: auth, logger: opts.Logger, cluster: cluster}
 	nc, err := s.Connect(nats.Name("mcp-jupyter server"))
 	if err != nil {
 		ns.Shutdown()
@@ -122,13 +153,28 @@ func Open(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.nc = nc
+	if so.JetStream {
+		if s.js, err = jetstream.New(nc); err != nil {
+			nc.Close()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil, fmt.Errorf("start nats: jetstream: %w", err)
+		}
+	}
 	if opts.JetStream {
-		if err := s.createStream(opts.StreamMaxBytes, opts.StreamMaxMsgSize); err != nil {
+		limits := &streamLimits{maxBytes: opts.StreamMaxBytes, maxMsgSize: opts.StreamMaxMsgSize}
+		if cluster != nil {
+			s.eventsStream = limits // NB: an R>1 stream needs the peers: WaitClusterReady
+		} else if err := s.createStream(context.Background(), limits.maxBytes, limits.maxMsgSize); err != nil {
 			nc.Close()
 			ns.Shutdown()
 			ns.WaitForShutdown()
 			return nil, err
 		}
+	}
+	if cluster != nil {
+		opts.Logger.Info("nats cluster node", "node", cluster.Node, "cluster", cluster.Name, "routes_on", s.routeAddr(),
+			"routes", len(cluster.Routes), "replicas", s.Replicas(), "tls", so.Cluster.TLSConfig != nil)
 	}
 	if opts.Listen != "" {
 		opts.Logger.Info("nats listening", "url", ns.ClientURL(), "anonymous_subscribers", anonymous)
@@ -161,8 +207,8 @@ func CheckListen(listen string, credentials, insecureLoopback bool) error {
 // smaller.
 func (s *Server) MaxMessage() int64 {
 	m := s.nc.MaxPayload()
-	if s.streamMax > 0 && s.streamMax < m {
-		m = s.streamMax
+	if sm := s.streamMax.Load(); sm > 0 && sm < m {
+		m = sm
 	}
 	return m
 }

@@ -2,9 +2,11 @@ package natsbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,29 +23,64 @@ const StreamSubjects = "mcpjupyter.ev.>"
 //
 // maxMsgSize bounds one message (0: the server's max_payload); the stream's
 // bound is kept in s.streamMax so that MaxMessage honours it.
-func (s *Server) createStream(maxBytes int64, maxMsgSize int32) error {
+//
+// In cluster mode the stream has Replicas replicas, and every node
+// publishes its own events into it.
+func (s *Server) createStream(ctx context.Context, maxBytes int64, maxMsgSize int32) error {
 	if maxBytes <= 0 {
 		maxBytes = 1 << 30
 	}
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("start nats: jetstream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if maxMsgSize <= 0 {
 		maxMsgSize = -1 // NB: unlimited: max_payload still bounds it
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: StreamName, Subjects: []string{StreamSubjects}, Storage: jetstream.FileStorage,
+	cfg := jetstream.StreamConfig{
+		Name: StreamName, Subjects: []string{StreamSubjects}, Storage: jetstream.FileStorage, Replicas: s.Replicas(),
 		MaxBytes: maxBytes, MaxMsgSize: maxMsgSize, Discard: jetstream.DiscardOld, Duplicates: 10 * time.Minute,
 		Description: "every durable mcp-jupyter event, in log order (header Mcp-Seq)",
-	})
+	}
+	st, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) { return s.js.CreateOrUpdateStream(ctx, cfg) })
 	if err != nil {
 		return fmt.Errorf("start nats: create stream %s: %w", StreamName, err)
 	}
 	if m := st.CachedInfo().Config.MaxMsgSize; m > 0 {
-		s.streamMax = int64(m)
+		s.streamMax.Store(int64(m))
 	}
 	return nil
+}
+
+// streamLimits are the events stream's bounds (Options.StreamMaxBytes,
+// StreamMaxMsgSize), kept for its creation once the cluster is ready.
+type streamLimits struct {
+	maxBytes   int64
+	maxMsgSize int32
+}
+
+// ensureAttempt bounds one attempt of Ensure.
+const ensureAttempt = 3 * time.Second
+
+// Ensure runs create (an idempotent create-or-update of a stream, bucket
+// or object store) until it answers, each attempt bounded by a few
+// seconds, the whole by ctx. NB: in a cluster, when several nodes create
+// the same stream at once, the meta leader accepts the equal requests but
+// answers only the first; the others wait for ever. Asked again, the
+// stream exists and the update answers. A JetStream not ready yet
+// (no meta leader) is retried the same way. Every other error returns.
+func Ensure[T any](ctx context.Context, create func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		v, err := create(actx)
+		cancel()
+		retry := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		if err == nil || !retry || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
