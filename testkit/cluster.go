@@ -367,7 +367,7 @@ func (c *Cluster) WaitReady(i int) {
 		}
 		last = fmt.Sprintf("%+v %v", rd, err)
 		if !c.Running(i) {
-			c.t.Fatalf("%s exited before it was ready (last /readyz %s):\n%s", c.Node(i).Name, last, tail(c.Logs(i), 8000))
+			c.t.Fatalf("%s exited before it was ready (last /readyz %s):\n%s", c.Node(i).Name, last, c.LogsTail(6000))
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%s not ready after %s; last /readyz: %s\n%s", c.Node(i).Name, c.opts.ReadyTimeout, last, c.LogsTail(4000))
