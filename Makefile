@@ -111,6 +111,7 @@ BENCHES := \
 	./infra/mcpserver/:RenderDataFrame:2000x \
 	./infra/mcpserver/:PolicyCheck:20x \
 	./infra/natsbus/:.:300x \
+	./infra/natsbus/:HistoryImport:20000x \
 	./infra/auth/:Authenticate1000Principals:1x \
 	./infra/auth/:OIDCAuthenticate:1x \
 	./infra/ws/:.:1x \

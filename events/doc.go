@@ -39,4 +39,15 @@
 // a reference (header Mcp-Ref: /events/<seq>; body: the envelope without
 // the payload, plus "size" and "ref"): fetch it whole from the server's
 // /events API (docs/nats.md, natsbus.Reference).
+//
+// In a cluster (docs/cluster.md) every node publishes there only the events
+// it wrote, and also its records, raw (the record format above), on the
+// replicated JetStream stream MCPJUPYTER_HISTORY:
+//
+//	mcpjupyter.history.<node>   headers Nats-Msg-Id <node>:<seq>, Mcp-Node, Mcp-Seq
+//
+// Each node imports the other nodes' kernel/, execution/ and server/
+// records into its own log with a new sequence, keeping their envelope
+// (Node names the writer): a node's log holds the whole cluster's history
+// of those streams, in the stream's order.
 package events

@@ -68,6 +68,8 @@ type Hooks struct {
 	Node string
 	// Owner: system.Config.Owner (a cluster's ownership leases).
 	Owner func(kernelID string) (node string, known bool)
+	// AbortReplyTimeout: system.Config's (0: the default).
+	AbortReplyTimeout time.Duration
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
@@ -143,7 +145,7 @@ func (s *Stack) open() {
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
-		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner})
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, AbortReplyTimeout: s.hooks.AbortReplyTimeout})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

@@ -60,6 +60,15 @@
 //     file's size): infra/metrics turns them into the
 //     checkpoint_save_duration_seconds, checkpoint_load_duration_seconds and
 //     checkpoint_size_bytes histograms. A refused file is a load attempt.
+//  7. With a Replica (cluster mode: the cluster's object store), a save
+//     is answered only after its committed file was put there (the name
+//     still busy, so saves of one name arrive in order); a failed put
+//     fails nothing and says why in Meta.NotReplicated. A delete removes
+//     the copy first and deletes nothing when it cannot. Adopt takes in a
+//     file from elsewhere, verified in full as a load verifies it (a
+//     refusal is a RejectError and a CheckpointRejected event), and records
+//     CheckpointSaved for it on this node. Without a Replica nothing of
+//     this runs.
 //
 // Recovery: on every start the actor folds its own streams
 // (Log.ReadStreams("checkpoint/", 0): a few events per name, never the rest

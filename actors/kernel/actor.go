@@ -51,6 +51,9 @@ type Deps struct {
 	// another node's: the actor appends KernelAdopted and relaunches it
 	// (nil: such a kernel is left alone, nothing recorded).
 	Adopt *AdoptFrom
+	// AbortReplyTimeout bounds the wait for the kernel's abort_reply before
+	// an Abort is answered anyway (default AbortReplyTimeout).
+	AbortReplyTimeout time.Duration
 
 	// relaunching is held (a one-slot semaphore shared by the actor's
 	// instances, made by Props) while a relaunch stops and starts the
@@ -103,6 +106,22 @@ type Actor struct {
 	// relayRepliesLost counts replies to relayed requests dropped because
 	// the asker's channel was full.
 	relayRepliesLost int
+	// aborts are the Aborts sent and not yet answered, by the
+	// abort_request's msg_id (at most MaxRelays: they wait as relays).
+	aborts map[string]pendingAbort
+}
+
+// AbortReplyTimeout is how long an Abort waits for the kernel's
+// abort_reply (ipykernel answers on its control thread, in milliseconds,
+// even while an execution runs) before it is answered without it.
+const AbortReplyTimeout = 10 * time.Second
+
+// pendingAbort is an Abort whose abort_request the kernel has not
+// acknowledged yet: to is the canceller, replies the relay its
+// abort_reply is delivered to.
+type pendingAbort struct {
+	to      *actor.PID
+	replies chan Reply
 }
 
 // Implementer is what a Conn tells of its kernel's kernel_info
@@ -137,6 +156,9 @@ func (a *Actor) ready(r Ready) Ready {
 func Props(id string, deps Deps, listener *actor.PID) *actor.Props {
 	if deps.OpTimeout <= 0 {
 		deps.OpTimeout = 60 * time.Second
+	}
+	if deps.AbortReplyTimeout <= 0 {
+		deps.AbortReplyTimeout = AbortReplyTimeout
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -187,6 +209,8 @@ type (
 		conn  Conn
 		probe string
 	}
+	// abortDue: an abort_request's AbortReplyTimeout is over.
+	abortDue struct{ ask string }
 )
 
 // Receive implements actor.Actor.
@@ -260,6 +284,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if m.conn == a.conn {
 			a.startPump()
 		}
+	case abortDue:
+		a.abortTimedOut(ctx, m.ask)
 	case idleProbeDue:
 		if m.conn == a.conn {
 			var effs []Effect
@@ -740,6 +766,7 @@ func (a *Actor) output(ctx actor.Context, m pumpBatch) {
 	a.appendAsync(drafts...)
 	actors.Hit(a.deps.Faults, "kernel.output")
 	a.perform(ctx, effs)
+	a.answerAborts(ctx)
 }
 
 // died records a connection's end: the rest of what it sent, the loss of
@@ -921,6 +948,16 @@ func (a *Actor) reconcile(ctx actor.Context, m Reconcile) {
 // up: if it had not, it answers the execute_request "aborted" and Step
 // records ExecutionCancelled; if it already had, the execution runs and
 // its real outcome is recorded.
+//
+// The canceller is answered once the kernel acknowledged (abort_reply):
+// ipykernel adds the id to its aborted ones before it replies, so from
+// then on the request cannot run, whatever the caller does next. NB: an
+// interrupt right after (a signal, which overtakes the control message
+// still on its way) would otherwise end the running execution first, and
+// the kernel would take the pipelined one up before reading the abort.
+// The wait is bounded (AbortReplyTimeout): a kernel that does not answer
+// on control (stopped, or not ipykernel) leaves the outcome to its
+// execute_reply, as before.
 func (a *Actor) abort(ctx actor.Context, m Abort) {
 	if a.conn == nil || a.pipelined() != m.ExecutionID {
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("%w: %s is not waiting behind the running execution of kernel %s", ErrNotPipelined, m.ExecutionID, a.id)})
@@ -928,11 +965,47 @@ func (a *Actor) abort(ctx actor.Context, m Abort) {
 	}
 	var msgID string
 	a.out, msgID = RequestAbort(a.out, m.ExecutionID, m.Reason, m.By)
-	if err := a.conn.Send(ChannelControl, "abort_request", events.NewID(time.Now()), map[string]any{"msg_ids": []string{msgID}}); err != nil {
+	ask, replies := events.NewID(time.Now()), make(chan Reply, 1)
+	a.out, _ = ExpectRelay(a.out, ask, replies) // NB: its abort_reply is delivered to replies (answerAborts)
+	if err := a.conn.Send(ChannelControl, "abort_request", ask, map[string]any{"msg_ids": []string{msgID}}); err != nil {
+		a.out = ForgetRelay(a.out, ask)
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("send abort_request to kernel %s: %w", a.id, err)})
 		return
 	}
-	ctx.Respond(Result{State: a.state})
+	if a.aborts == nil {
+		a.aborts = map[string]pendingAbort{}
+	}
+	a.aborts[ask] = pendingAbort{to: ctx.Sender(), replies: replies}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(a.deps.AbortReplyTimeout, func() { root.Send(self, abortDue{ask: ask}) })
+}
+
+// answerAborts answers the cancellers whose abort_request the kernel
+// acknowledged in the batch just stepped.
+func (a *Actor) answerAborts(ctx actor.Context) {
+	for ask, p := range a.aborts {
+		select {
+		case <-p.replies:
+			delete(a.aborts, ask)
+			ctx.Send(p.to, Result{State: a.state})
+		default:
+		}
+	}
+}
+
+// abortTimedOut answers a canceller whose abort_request the kernel did not
+// acknowledge within AbortReplyTimeout: it was sent, and the execution's
+// own reply says whether the kernel honoured it.
+func (a *Actor) abortTimedOut(ctx actor.Context, ask string) {
+	p, ok := a.aborts[ask]
+	if !ok {
+		return // acknowledged in time
+	}
+	delete(a.aborts, ask)
+	a.out = ForgetRelay(a.out, ask)
+	a.deps.Logger.Warn("the kernel did not acknowledge an abort_request in time; the execution's reply says whether it was aborted",
+		"timeout", a.deps.AbortReplyTimeout.String())
+	ctx.Send(p.to, Result{State: a.state})
 }
 
 // resume re-adopts an execution that was running when this actor (or the

@@ -35,7 +35,8 @@ type (
 		Behind string
 	}
 	// Abort asks the kernel not to run ExecutionID, pipelined behind the
-	// running one (answered with a Result; the outcome comes as
+	// running one (answered with a Result once the kernel acknowledged the
+	// abort_request, or after Deps.AbortReplyTimeout; the outcome comes as
 	// ExecutionEnded: "cancelled" if the kernel had not taken it up, its
 	// real status otherwise).
 	Abort struct {

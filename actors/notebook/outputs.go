@@ -44,6 +44,11 @@ type OutputWriter struct {
 	// tried again, LockBackoff apart (default 5, 200 ms).
 	LockRetries int
 	LockBackoff time.Duration
+	// Node, in a cluster, is this node's name: only cell executions this
+	// node queued are written (the log also holds other nodes' imported
+	// executions; their notebooks are their node's to write). "" writes
+	// every one.
+	Node string
 
 	pending map[string]target // execution id -> cell
 	order   []string          // execution ids, oldest first
@@ -144,6 +149,9 @@ func (w *OutputWriter) follow(ctx context.Context, last uint64) error {
 }
 
 func (w *OutputWriter) observe(e events.Event) {
+	if w.Node != "" && e.Node != w.Node {
+		return
+	}
 	switch p := e.Payload.(type) {
 	case events.ExecutionQueued:
 		if p.Notebook == "" || p.CellID == "" {

@@ -12,6 +12,7 @@ import (
 	nbactor "github.com/mcp-jupyter/mcp-jupyter/actors/notebook"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	nbfile "github.com/mcp-jupyter/mcp-jupyter/infra/notebook"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -167,5 +168,41 @@ func TestPendingIsBounded(t *testing.T) {
 	}
 	if w.Pending() != 3 || w.Dropped != 7 {
 		t.Fatalf("pending %d dropped %d, want 3 and 7", w.Pending(), w.Dropped)
+	}
+}
+
+// TestOutputsOfOtherNodesAreNotWritten: in a cluster the log also holds the
+// cell executions other nodes queued (imported); a writer for node b waits
+// only for b's own, whatever the others' say.
+func TestOutputsOfOtherNodesAreNotWritten(t *testing.T) {
+	dir := filepath.Join(testkit.TempDataDir(t), "events")
+	l := testkit.OpenLogWith(t, dir, eventlog.Options{Node: "b"})
+	var foreign []events.Event
+	for i := range 4 {
+		id := "xa" + string(rune('a'+i))
+		e := events.Event{Time: time.Now(), Stream: events.ExecutionStream(id), Kernel: "ka", Node: "a", Type: events.TypeExecutionQueued,
+			Payload: events.ExecutionQueued{ExecutionID: id, KernelID: "ka", Code: "1", Notebook: "a.ipynb", CellID: "c"}}
+		e.Version, _ = events.CurrentVersion(e.Type)
+		raw, err := json.Marshal(e.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Raw = raw
+		foreign = append(foreign, e)
+	}
+	if err := l.AppendForeign(context.Background(), 1, foreign); err != nil {
+		t.Fatal(err)
+	}
+	testkit.AppendAll(t, l, []events.Draft{{Stream: events.ExecutionStream("xb"), Kernel: "kb",
+		Payload: events.ExecutionQueued{ExecutionID: "xb", KernelID: "kb", Code: "1", Notebook: "b.ipynb", CellID: "c"}}})
+	r, _ := nbfile.NewRoot(t.TempDir())
+	m := nbactor.NewManager(nbactor.Config{Root: r, Log: l})
+	defer m.Close(context.Background())
+	w := &nbactor.OutputWriter{Log: l, Manager: m, Node: "b"}
+	if _, err := w.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.Pending() != 1 {
+		t.Fatalf("writer for node b waits for %d cell executions, want only b's 1", w.Pending())
 	}
 }

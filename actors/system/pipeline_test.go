@@ -208,8 +208,9 @@ func TestRecoveryWithTwoInFlight(t *testing.T) {
 // the running execution sleeps (the kernel's main thread holds no GIL), the
 // one pipelined behind it is cancelled (abort_request) and the kernel is
 // interrupted at once. The running one ends interrupted; the pipelined one
-// ends — cancelled, or ok if the kernel took it up before the abort — and
-// the next one runs. Repeated: the abort and the interrupt race in the kernel.
+// ends cancelled — Cancel returns once the kernel acknowledged the abort,
+// so the interrupt (a signal) cannot overtake it — and the next one runs.
+// Repeated: before the acknowledgement, the signal could win in the kernel.
 func TestCancelOfPipelinedThenInterrupt(t *testing.T) {
 	s := testkit.StartStack(t, "")
 	k := startKernel(t, s)
@@ -227,12 +228,71 @@ func TestCancelOfPipelinedThenInterrupt(t *testing.T) {
 		if x := s.WaitExecution(a, 30*time.Second); x.Status != queue.StatusInterrupted {
 			t.Fatalf("round %d: a: %+v", round, x)
 		}
-		if x := s.WaitExecution(b, 30*time.Second); x.Status != queue.StatusCancelled && x.Status != queue.StatusOK {
-			t.Fatalf("round %d: b: %+v", round, x)
+		if x := s.WaitExecution(b, 30*time.Second); x.Status != queue.StatusCancelled {
+			t.Fatalf("round %d: b: %+v (want cancelled: the kernel acknowledged the abort before the interrupt)", round, x)
 		}
 		c := submit(t, s, k, "print('next')")
 		if x := s.WaitExecution(c, 30*time.Second); x.Status != queue.StatusOK {
 			t.Fatalf("round %d: c: %+v", round, x)
 		}
+	}
+}
+
+// TestCancelOfPipelinedUnacknowledgedIsBounded: a kernel that does not
+// answer its control channel (stopped: SIGSTOP) never acknowledges the
+// abort_request; Cancel still returns, at AbortReplyTimeout. Once the
+// kernel runs again a second Cancel is acknowledged at once, and the
+// execution ends cancelled, once, without running.
+func TestCancelOfPipelinedUnacknowledgedIsBounded(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{AbortReplyTimeout: bound})
+	k := startKernel(t, s)
+	pid := kernelState(t, s, k).Process.Pid
+	ran := ranFile(t)
+	hold := testkit.NewSentinel(t)
+	a := submit(t, s, k, hold.Code(marks(ran, "A")))
+	b := submit(t, s, k, marks(ran, "B"))
+	s.WaitOutput(k, a, "waiting", 30*time.Second)
+	pipelined(t, s, k, b, a)
+
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	began := time.Now()
+	path, err := s.System.Cancel(context.Background(), k, b, "admin")
+	took := time.Since(began)
+	resume()
+	if err != nil || path != system.CancelAbortRequested {
+		t.Fatalf("cancel while the kernel is stopped: path %v %v", path, err)
+	}
+	// NB: the upper bound leaves room for a loaded machine; what matters is
+	// that it returned without the kernel's answer.
+	if took < bound || took > bound+10*time.Second {
+		t.Fatalf("cancel while the kernel is stopped returned after %s, want about %s (AbortReplyTimeout)", took, bound)
+	}
+
+	if path, err := s.System.Cancel(context.Background(), k, b, "admin"); err != nil || path != system.CancelAbortRequested {
+		t.Fatalf("cancel once the kernel runs again: path %v %v", path, err)
+	}
+	hold.Release()
+	if x := s.WaitExecution(a, 30*time.Second); x.Status != queue.StatusOK {
+		t.Fatalf("a: %+v", x)
+	}
+	if x := s.WaitExecution(b, 30*time.Second); x.Status != queue.StatusCancelled {
+		t.Fatalf("b: %+v (want cancelled: the second abort was acknowledged before a ended)", x)
+	}
+	if n := s.Count(b, events.TypeExecutionCancelled); n != 1 {
+		t.Fatalf("b cancelled %d times", n)
+	}
+	if got := readRan(t, ran); got != "A" {
+		t.Fatalf("ran %q, want A: the cancelled execution must never run", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcp-jupyter/mcp-jupyter/actors/kernel"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/scheduler"
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/projections/queue"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -84,14 +85,21 @@ func TestPrincipalsLandOnTheEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.System.Cancel(ctx, k.ID, queued.ID, "carol"); err != nil {
-		t.Fatalf("cancel: %v", err)
+	// NB: cancelled once sent behind bob's running one: the kernel is asked
+	// to abort it, and its end (from the kernel's reply) carries carol.
+	pipelined(t, s, k.ID, queued.ID, y.ID)
+	if path, err := s.System.Cancel(ctx, k.ID, queued.ID, "carol"); err != nil || path != system.CancelAbortRequested {
+		t.Fatalf("cancel: path %v %v", path, err)
 	}
 	if err := s.System.InterruptKernel(ctx, k.ID, "carol"); err != nil {
 		t.Fatal(err)
 	}
 	if done := s.WaitExecution(y.ID, 30*time.Second); done.Status != queue.StatusInterrupted {
 		t.Fatalf("bob's execution: %+v", done)
+	}
+	// NB: its end before the restart, which would record it lost.
+	if done := s.WaitExecution(queued.ID, 30*time.Second); done.Status != queue.StatusCancelled {
+		t.Fatalf("the cancelled execution: %+v", done)
 	}
 	if err := s.System.RestartKernel(ctx, k.ID, "alice"); err != nil {
 		t.Fatal(err)

@@ -86,6 +86,10 @@ type Config struct {
 	// over, and has not imported it): recovering it would write on a stream
 	// that is another node's now. Nil: none.
 	Owner func(kernelID string) (node string, known bool)
+	// AbortReplyTimeout bounds how long Cancel of a pipelined execution
+	// waits for the kernel to acknowledge its abort_request (0:
+	// kernel.AbortReplyTimeout; tests shorten it).
+	AbortReplyTimeout time.Duration
 }
 
 type entry struct {
@@ -320,7 +324,7 @@ func (s *System) spawn(id, label, notebook string, adopt *kernel.AdoptFrom) *ent
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
 		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written,
-		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName, Node: s.cfg.Node, Adopt: adopt}, sched), kernPID.Id)
+		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName, Node: s.cfg.Node, Adopt: adopt, AbortReplyTimeout: s.cfg.AbortReplyTimeout}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}
@@ -601,9 +605,11 @@ const (
 // Cancel withdraws a queued execution at principal by's request. An
 // execution already sent behind the running one (pipelined: queued, with
 // Behind set) cannot be withdrawn by the server alone: the kernel is asked
-// to abort it, and Cancel returns nil once asked; the execution then ends
-// "cancelled" if the kernel had not taken it up, and otherwise runs and
-// records its real outcome (its status says which).
+// to abort it, and Cancel returns nil once the kernel acknowledged (or
+// after Config.AbortReplyTimeout without an answer); the execution then
+// ends "cancelled" if the kernel had not taken it up, and otherwise runs
+// and records its real outcome (its status says which). NB: acknowledged
+// means what the caller does next (an interrupt) cannot let it run.
 func (s *System) Cancel(ctx context.Context, kernelID, executionID, by string) (CancelPath, error) {
 	e, err := s.lookup(kernelID)
 	if err != nil {

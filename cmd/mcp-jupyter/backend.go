@@ -68,6 +68,11 @@ type backend struct {
 	// quotas bounds each principal's kernels and waiting executions (nil:
 	// no bounds).
 	quotas *quotas
+	// own is cluster mode's kernel ownership (cluster_owners.go): a
+	// command for a kernel runs only while this node can prove it owns it,
+	// a new kernel is claimed before it starts, a shut down one released.
+	// nil: a single server, which owns every kernel.
+	own *kernelOwnership
 }
 
 // refuse says why new work cannot be taken now, or nil.
@@ -174,9 +179,13 @@ func (b *backend) StartKernel(ctx context.Context, req mcpserver.StartKernelRequ
 		}
 		req.Notebook = rel
 	}
+	if err := b.own.claim(ctx, id); err != nil {
+		return mcpserver.KernelView{}, err
+	}
 	asked = true
 	st, err := b.sys.StartKernelWithID(ctx, id, req.Spec, req.Label, req.Notebook, owner)
 	if err != nil {
+		b.own.release(id) // NB: nothing runs under it
 		if pooled {
 			b.pool.Abandon(id) // NB: nothing if the kernel actor took it
 		}
@@ -322,6 +331,9 @@ func (b *backend) may(ctx context.Context, id string, need auth.Access) (by stri
 	if err := b.access.require(p, id, need, func() error { return unknownKernel(id) }); err != nil {
 		return "", err
 	}
+	if err := b.own.held(id); err != nil {
+		return "", err
+	}
 	return p.Name, nil
 }
 
@@ -344,7 +356,11 @@ func (b *backend) ShutdownKernel(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return b.settle(ctx, b.sys.ShutdownKernel(ctx, id, by))
+	if err := b.sys.ShutdownKernel(ctx, id, by); err != nil {
+		return err
+	}
+	b.own.release(id) // NB: after the shutdown is durable: a kernel is never unowned while it runs
+	return b.settle(ctx, nil)
 }
 
 // settle returns err, after waiting (when the command succeeded) for the
@@ -431,6 +447,9 @@ func (b *backend) submit(ctx context.Context, req mcpserver.SubmitRequest) (x sc
 		return x, nil, nil, err
 	}
 	if err := b.access.require(p, req.KernelID, auth.AccessExecute, func() error { return unknownKernel(req.KernelID) }); err != nil {
+		return x, nil, nil, err
+	}
+	if err := b.own.held(req.KernelID); err != nil {
 		return x, nil, nil, err
 	}
 	if err := b.refuse(); err != nil {

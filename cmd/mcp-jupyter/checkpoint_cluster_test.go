@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -87,7 +88,12 @@ func TestSingleServerCheckpointsMakeNoObjectStoreCall(t *testing.T) {
 func TestClusterCheckpointsThroughTools(t *testing.T) {
 	t.Setenv(checkpointfile.SecretEnv, "cluster-tools-test-secret-0a1b2c3d4e5f")
 	c, cl := coreWith(t, func(cfg *config) {
-		cfg.Cluster = clusterConfig{Node: "node-a", Listen: "127.0.0.1:0", Name: "mcp-jupyter", Replicas: 1, Lease: 10 * time.Second}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = l.Close()
+		cfg.Cluster = clusterConfig{Node: "node-a", Listen: l.Addr().String(), Name: "mcp-jupyter", Replicas: 1, Lease: 10 * time.Second}
 	})
 	if !c.clusterCkpt.enabled() {
 		t.Fatal("cluster mode without the cluster's checkpoints")

@@ -75,7 +75,16 @@ type core struct {
 	token    string
 	nats     *natsbus.Server
 	pub      *natsbus.Publisher
-	ckpt     *checkpoint.Client
+	history  *natsbus.HistoryPublisher // cluster mode (cluster_history.go)
+	importer *natsbus.Importer         // cluster mode
+	// route is the cluster's routing (cluster_route.go): it forwards
+	// nothing until openRouting ran (cluster mode only).
+	route *clusterRoute
+	// own is cluster mode's kernel ownership (cluster_owners.go); nil on a
+	// single server. stopOwnership ends its heartbeat and takeovers.
+	own           *kernelOwnership
+	stopOwnership context.CancelFunc
+	ckpt          *checkpoint.Client
 	// clusterCkpt is the cluster's copy of the checkpoints (checkpoint_cluster.go); zero on a single server.
 	clusterCkpt clusterCheckpoints
 	auto        autoCheckpoints // checkpoint_auto.go
@@ -128,6 +137,8 @@ func newCore(cfg config, logger *slog.Logger) *core {
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
 	c.procs.node = clusterNode(cfg)
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
+	// NB: forwards nothing until openRouting ran (cluster mode only).
+	c.route = &clusterRoute{c: c}
 	return c
 }
 
@@ -188,7 +199,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
-		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)})
+		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)}) // NB: "" (a single server): hostname-pid
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -234,9 +245,15 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.floors = &projections.Floors{}
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
+	// NB: in a cluster the log also holds the other nodes' records: the
+	// metrics and the process table describe this node's own work only.
+	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
+	if node := c.ownNode(); node != "" {
+		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, c.metrics.Projection(), c.procs)
+		q, xm, km, rm, mp, pp)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -285,19 +302,32 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	c.setStage(stageRecovering)
 	c.mu.Lock()
-	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Logger: logger.With("component", "nats")})
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.ownNode(), Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
 	}
+	if cfg.Cluster.Enabled() {
+		if err := c.openHistory(ctx, fctx); err != nil {
+			return err
+		}
+		// NB: before the actors: a kernel leased to another node is not
+		// recovered here (system.Config.Owner), and this node's own leases
+		// are resumed (cluster_owners.go).
+		if err := c.openOwnership(ctx, nb); err != nil {
+			return fmt.Errorf("open kernel ownership: %w", err)
+		}
+	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg)})
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg),
+		Owner: c.leaseOwner()})
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
+	c.releaseStray()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.
 	// NB: first the kernels a killed server left in its pool (their
@@ -329,7 +359,9 @@ func (c *core) open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load principals: %w", err)
 	}
-	authn := auth.Chain{principals}
+	// NB: routedAuthenticator answers only requests routed here through a
+	// tunnel by another node of the cluster (cluster_http.go).
+	authn := auth.Chain{routedAuthenticator{}, principals}
 	if c.oidc != nil {
 		// NB: after the principals file, which passes JWTs on.
 		authn = append(authn, c.oidc)
@@ -348,13 +380,14 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	back := &backend{sys: sys, runner: runner, last: l.Last, space: l.CheckSpace, queue: q, execs: xm, kernels: km, restores: rm, launcher: c.launcher, pool: c.pool,
 		access: access{kernels: km}, principals: auth.Store{Dir: cfg.DataDir}.List,
-		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q)}
+		older: func(id string) error { return truncatedExecution(l, id, false) }, quotas: newQuotas(cfg.MaxKernels, cfg.MaxQueuedPerPrincipal, km, q),
+		own: c.own}
 	srv := mcpserver.New(back, mcpserver.Options{
 		Version: version, OutputBudget: cfg.OutputBudget, ImageBudget: cfg.ImageBudget,
 		AssetDir: filepath.Join(cfg.DataDir, "assets"), Assets: lv.assets(c),
 		Logger: logger.With("component", "mcp"), Auth: c.authn, OAuth: c.oauth, AllowedHosts: hosts, MaxRequestBytes: cfg.MaxRequestBytes,
 		App: appView(cfg.PlotlyJS), RoundTripKey: roundTripKey(token),
-		Policy: policy, Decisions: policyRecorder{log: l}})
+		Policy: policy, Decisions: policyRecorder{log: l}, Forward: c.forwarder()})
 	srv.AddAssetTools(lv.assets(c))
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
@@ -385,6 +418,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}()
 	c.startRestores(fctx)
 	c.startTakeovers(fctx, l, replayed)
+	c.startLeaseTakeovers()
 	c.startCuller(fctx)
 	c.startAutoCheckpoints(fctx)
 	logger.Info("ready", "component", "persistence", "events", l.Last(), "kernels", len(sys.KernelIDs()), "replay", replay.String())
@@ -452,6 +486,7 @@ func (c *core) close(ctx context.Context) error {
 			first = err
 		}
 	}
+	keep(c.closeRouting(ctx)) // NB: first: routed calls run on the edges below
 	if c.mcp != nil {
 		keep(c.mcp.Close(ctx))
 	}
@@ -482,12 +517,14 @@ func (c *core) close(ctx context.Context) error {
 	if c.pool != nil {
 		keep(c.pool.Close(ctx)) // NB: its kernels are nobody's: they stop with the server
 	}
+	keep(c.closeOwnership(ctx)) // NB: before the actors: takeovers start kernels
 	if c.sys != nil {
 		keep(c.sys.Close(ctx))
 	}
 	if c.pub != nil {
 		keep(c.pub.Close(ctx))
 	}
+	keep(c.closeHistory(ctx))
 	if c.nats != nil {
 		keep(c.nats.Close(ctx))
 	}

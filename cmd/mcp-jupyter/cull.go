@@ -55,6 +55,9 @@ func (c *core) cullIdle(ctx context.Context) {
 		if ctx.Err() != nil || c.back.draining.Load() {
 			return // NB: a shutdown's own auto-checkpoint pass takes over
 		}
+		if !c.runsHere(k.ID) {
+			continue // NB: a cluster's other kernels are their nodes' to cull
+		}
 		looked := c.log.Last() // NB: before the look: what follows is activity since
 		if idle, ok := c.idleFor(k.ID, time.Now()); ok && idle >= c.cfg.CullIdle {
 			c.cull(ctx, k, looked)

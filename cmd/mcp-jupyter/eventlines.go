@@ -57,6 +57,9 @@ func eventComponent(typ string) string {
 func logEvents(ctx context.Context, l *eventlog.Log, after uint64, cursor *atomic.Uint64, logger *slog.Logger) error {
 	err := l.FollowRaw(ctx, after, func(e events.Event) error {
 		cursor.Store(e.Seq)
+		if e.Node != l.Node() {
+			return nil // NB: imported from another node of a cluster: that node logs it
+		}
 		level, ok := eventLevel[e.Type]
 		if !ok || !logger.Enabled(ctx, level) {
 			return nil

@@ -214,6 +214,19 @@ func (c *core) readiness() readiness {
 		} else {
 			rd.Checks["cluster"] = "ok"
 		}
+		// NB: a stopped publisher keeps this node's events from the others
+		// (a takeover would miss them); a stopped importer leaves this
+		// node's answers about the cluster behind.
+		switch {
+		case c.history == nil || c.importer == nil:
+			fail("history", "the cluster history is not started yet")
+		case c.history.Healthy() != nil:
+			fail("history", c.history.Healthy().Error())
+		case c.importer.Healthy() != nil:
+			fail("history", c.importer.Healthy().Error())
+		default:
+			rd.Checks["history"] = "ok"
+		}
 	}
 	switch {
 	case !c.checked:

@@ -81,6 +81,9 @@ func (c *core) registerFloors() {
 	if c.pub != nil {
 		f.AddFloor("nats publisher cursor", c.pub)
 	}
+	if c.history != nil {
+		f.AddFloor("cluster history publisher cursor", c.history)
+	}
 	f.AddFloor("event lines", &c.lines)
 	f.Enable()
 }

@@ -40,7 +40,9 @@ func (c *core) httpHandler() http.Handler {
 		}
 		plain.ServeHTTP(w, r)
 	})
-	return mcpserver.HostCheck{AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: lg}.Wrap(limited)
+	// NB: a request about a kernel another node owns goes there before
+	// any limit here: the owner applies its own (cluster_http.go).
+	return mcpserver.HostCheck{AllowedHosts: splitList(c.cfg.AllowedHosts), Logger: lg}.Wrap(c.routedHTTP(limited))
 }
 
 // closeReserve is the part of the shutdown grace kept for closing (actors,

@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
 // Taking over the kernels of a lost node (cluster mode, issue 20). When a
@@ -271,4 +272,49 @@ func (c *core) startTakeovers(ctx context.Context, l *eventlog.Log, after uint64
 		defer c.wg.Done()
 		c.watchAdoptions(ctx, l, self, after)
 	}()
+}
+
+// leaseOwners is what takeovers use of the ownership leases
+// (natsbus.Owners).
+type leaseOwners interface {
+	Take(ctx context.Context, l natsbus.Lease) (natsbus.Lease, error)
+	Release(ctx context.Context, kernelID string) error
+	Lapsed() <-chan natsbus.Lease
+	LeaseTime() time.Duration
+}
+
+var (
+	_ leaseOwners     = (*natsbus.Owners)(nil)
+	_ historyImporter = (*natsbus.Importer)(nil)
+)
+
+// historyImporter is what takeovers use of the history import
+// (natsbus.Importer).
+type historyImporter interface {
+	CaughtUp(ctx context.Context, node string) error
+}
+
+// takeOver takes over the kernel of lease l, which its node stopped
+// renewing (see takeOverKernel).
+func (c *core) takeOver(ctx context.Context, l natsbus.Lease, owners leaseOwners, im historyImporter) error {
+	k := c.lapsed(l, owners, im)
+	return c.takeOverKernel(ctx, k.Kernel, k.From, k.Why, k.Deps)
+}
+
+// lapsed is the takeover of lease l.
+func (c *core) lapsed(l natsbus.Lease, owners leaseOwners, im historyImporter) lapsedKernel {
+	why := fmt.Sprintf("node %s stopped renewing its ownership lease (not renewed for the lease time, %s; last renewed at %s)",
+		l.Node, owners.LeaseTime(), l.Renewed.UTC().Format(time.RFC3339))
+	return lapsedKernel{Kernel: l.Kernel, From: l.Node, Why: why, Deps: takeoverDeps{
+		take: func(ctx context.Context) error {
+			_, err := owners.Take(ctx, l)
+			if errors.Is(err, natsbus.ErrTakenByOther) || errors.Is(err, natsbus.ErrLeaseLive) {
+				return fmt.Errorf("%w: %v", errTakenByOther, err)
+			}
+			return err
+		},
+		release:  func(ctx context.Context) error { return owners.Release(ctx, l.Kernel) },
+		caughtUp: im.CaughtUp,
+		fetch:    c.fetchCheckpoint,
+	}}
 }

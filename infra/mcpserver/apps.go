@@ -110,6 +110,9 @@ func clientRendersApps(ctx context.Context, req mcp.CallToolRequest) bool {
 			return ok
 		}
 	}
+	if rc, ok := routedFrom(ctx); ok {
+		return rc.Apps // the client is another node's (forward.go)
+	}
 	if sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
 		_, ok := sess.GetClientCapabilities().Extensions[AppExtension]
 		return ok

@@ -164,6 +164,9 @@ func (s *Server) AddNotebookTools(b NotebookBackend) {
 
 // by names the agent behind a call: the MCP client's name and session.
 func by(ctx context.Context) string {
+	if rc, ok := routedFrom(ctx); ok && rc.By != "" {
+		return rc.By // the client is another node's (forward.go)
+	}
 	sess := server.ClientSessionFromContext(ctx)
 	if sess == nil {
 		return "mcp"

@@ -233,6 +233,9 @@ func writeCanonical(h interface{ Write([]byte) (int, error) }, v any) {
 // elicitation handler configured"); older revisions declared them at
 // initialize, and mcp-go asks them through elicitation/create.
 func canAsk(ctx context.Context) bool {
+	if rc, ok := routedFrom(ctx); ok {
+		return rc.CanAsk // the client is another node's (forward.go)
+	}
 	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
 		return info.ClientCapabilities != nil && info.ClientCapabilities.Elicitation != nil
 	}

@@ -95,6 +95,9 @@ type Options struct {
 	MaxSubscriptionsPerSession   int
 	MaxSubscriptions             int
 	MaxSubscriptionsPerPrincipal int
+	// Forward, in cluster mode, sends a call for a kernel another node
+	// owns to that node (forward.go); nil: every call runs here.
+	Forward Forwarder
 }
 
 func (o Options) withDefaults() Options {
@@ -175,6 +178,9 @@ func New(backend Backend, opts Options) *Server {
 		// Arguments under the names agents guess, and none the tool
 		// does not take (args.go).
 		server.WithToolHandlerMiddleware(s.checkArguments),
+		// Cluster: a call for a kernel another node owns runs there
+		// (forward.go), its policy and handler included.
+		server.WithToolHandlerMiddleware(s.forward),
 		// --policy (policy_edge.go), inside requireScope.
 		server.WithToolHandlerMiddleware(s.applyPolicy),
 		server.WithResourceHandlerMiddleware(resourceCaller),

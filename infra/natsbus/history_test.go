@@ -30,7 +30,7 @@ type histNode struct {
 }
 
 // start opens the node's log and starts its publisher and importer.
-func (n *histNode) start(t *testing.T) {
+func (n *histNode) start(t testing.TB) {
 	t.Helper()
 	l, err := eventlog.Open(n.dir, eventlog.Options{Node: n.name})
 	if err != nil {
@@ -48,7 +48,7 @@ func (n *histNode) start(t *testing.T) {
 }
 
 // stop closes the importer, the publisher and the log, in that order.
-func (n *histNode) stop(t *testing.T) {
+func (n *histNode) stop(t testing.TB) {
 	t.Helper()
 	if n.log == nil {
 		return
@@ -69,7 +69,7 @@ func (n *histNode) stop(t *testing.T) {
 
 // histCluster starts the nodes over buses (one per node, or one shared),
 // with the history stream created.
-func histCluster(t *testing.T, buses []*natsbus.Server, names ...string) []*histNode {
+func histCluster(t testing.TB, buses []*natsbus.Server, names ...string) []*histNode {
 	t.Helper()
 	js, err := jetstream.New(buses[0].Conn())
 	if err != nil {
@@ -91,13 +91,13 @@ func histCluster(t *testing.T, buses []*natsbus.Server, names ...string) []*hist
 }
 
 // sharedBus is one JetStream server all nodes use.
-func sharedBus(t *testing.T) []*natsbus.Server {
+func sharedBus(t testing.TB) []*natsbus.Server {
 	return []*natsbus.Server{openBus(t, natsbus.Options{JetStream: true, StoreDir: t.TempDir()})}
 }
 
 // settled waits until every node's own records are in the stream and
 // every node imported the others', then returns.
-func settled(t *testing.T, nodes ...*histNode) {
+func settled(t testing.TB, nodes ...*histNode) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -64,6 +64,7 @@ type Importer struct {
 	skipped  atomic.Uint64 // records passed over
 	corrupt  atomic.Uint64 // records that do not decode, passed over
 	lost     atomic.Uint64 // positions the stream dropped before they were imported
+	batches  atomic.Uint64 // AppendForeign calls
 	started  atomic.Bool
 
 	mu      sync.Mutex
@@ -173,6 +174,13 @@ func (im *Importer) session(ctx context.Context) error {
 		return fmt.Errorf("find stream %s: %w", HistoryStream, err)
 	}
 	start := im.position.Load()
+	if last := st.CachedInfo().State.LastSeq; last < start {
+		// NB: the stream was deleted and made again (every node's JetStream
+		// store lost): its positions start over, below what this log
+		// recorded, and nothing new is imported until they pass it.
+		im.opts.Logger.Error("history: the stream's last position is below the one this node imported up to: was the stream recreated? records up to that position are not imported",
+			"stream_last", last, "imported_up_to", start)
+	}
 	cons, err := st.OrderedConsumer(sctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{HistorySubjectPrefix + ">"},
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start + 1})
 	if err != nil {
@@ -195,7 +203,10 @@ func (im *Importer) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", HistoryStream, err)
 	}
-	defer cc.Stop()
+	defer func() {
+		cancel(nil) // NB: first: a callback waiting to hand over a message returns
+		cc.Stop()
+	}()
 	batch := make([]jetstream.Msg, 0, im.opts.MaxBatch)
 	for {
 		batch = batch[:0]
@@ -265,6 +276,7 @@ func (im *Importer) importBatch(ctx context.Context, batch []jetstream.Msg) erro
 		im.origin[node] = seq
 	}
 	im.imported.Add(uint64(len(evs)))
+	im.batches.Add(1)
 	im.skipped.Add(skipped)
 	im.moved(last)
 	return nil
@@ -387,13 +399,13 @@ func (im *Importer) Healthy() error {
 
 // ImportStats counts what the importer did since Start.
 type ImportStats struct {
-	Position, Imported, Skipped, Corrupt, Lost uint64
+	Position, Imported, Skipped, Corrupt, Lost, Batches uint64
 }
 
 // Stats returns the importer's counts.
 func (im *Importer) Stats() ImportStats {
 	return ImportStats{Position: im.position.Load(), Imported: im.imported.Load(), Skipped: im.skipped.Load(),
-		Corrupt: im.corrupt.Load(), Lost: im.lost.Load()}
+		Corrupt: im.corrupt.Load(), Lost: im.lost.Load(), Batches: im.batches.Load()}
 }
 
 // Close stops the importer (bounded by ctx), recording the position of

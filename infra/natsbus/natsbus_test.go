@@ -28,7 +28,7 @@ func openLog(t *testing.T, dir string) *eventlog.Log {
 	return l
 }
 
-func openBus(t *testing.T, opts natsbus.Options) *natsbus.Server {
+func openBus(t testing.TB, opts natsbus.Options) *natsbus.Server {
 	t.Helper()
 	s, err := natsbus.Open(opts)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -156,6 +157,7 @@ type Owners struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	conn      *nats.Conn // the Owners' own connection (Server.OpenOwners), closed last; nil: the caller's
 }
 
 // ownLease is a lease this node holds.
@@ -438,6 +440,18 @@ func (o *Owners) record(kernelID string, since time.Time, rev uint64, sent time.
 		o.seen[kernelID] = seenLease{Lease: l, observed: sent}
 	}
 	return l
+}
+
+// Mine lists the kernels whose lease this node holds (renewed or not yet).
+func (o *Owners) Mine() []string {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	ids := make([]string, 0, len(o.own))
+	for id := range o.own {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Owner is the kernel's lease as last seen (no round trip).
@@ -808,6 +822,31 @@ func (o *Owners) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("close owners: %w", ctx.Err())
 		}
+		if o.conn != nil {
+			o.conn.Close()
+		}
 	})
 	return err
+}
+
+// OpenOwners opens the Owners of node on a connection of its own to this
+// server (closed by the Owners' Close), so that cmd, which imports no NATS
+// package, can build one.
+func (s *Server) OpenOwners(ctx context.Context, node string, o OwnersOptions) (*Owners, error) {
+	nc, err := s.Connect(nats.Name("mcp-jupyter owners " + node))
+	if err != nil {
+		return nil, fmt.Errorf("open owners: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open owners: %w", err)
+	}
+	own, err := OpenOwners(ctx, js, node, o)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	own.conn = nc
+	return own, nil
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+)
+
+// TestClusterOwnershipGuardsKernelCommands: in cluster mode (one node,
+// its own JetStream) a kernel's lease is claimed before it starts and
+// released by its shutdown; once the node stops renewing (its Owners can
+// no longer write the bucket, as when cut off) execute is refused with the
+// "cannot prove it owns" message and nothing is queued; after another
+// node takes the kernel, the refusal names that node.
+func TestClusterOwnershipGuardsKernelCommands(t *testing.T) {
+	const lease = 3 * time.Second
+	c, cl := coreWith(t, func(cfg *config) {
+		cfg.Cluster = clusterConfig{Node: "node-a", Listen: "127.0.0.1:0", Name: "mcp-jupyter", Replicas: 1, Lease: lease}
+	})
+	if c.own == nil || c.back.own == nil {
+		t.Fatal("cluster mode without kernel ownership")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	other, err := c.nats.OpenOwners(ctx, "node-b", natsbus.OwnersOptions{Lease: lease, Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	if got := c.placeKernel("python3"); got != "node-a" && got != "node-b" {
+		t.Fatalf("placeKernel: %q", got)
+	}
+
+	k := startKernelTool(t, cl)
+	if l, ok := c.own.owners.Owner(k); !ok || l.Node != "node-a" {
+		t.Fatalf("kernel %s started without this node's lease: %+v %v", k, l, ok)
+	}
+	k2 := startKernelTool(t, cl)
+	ok(t, cl, "execute", map[string]any{"kernel": k, "code": "x = 1"})
+	ok(t, cl, "shutdown_kernel", map[string]any{"kernel": k2})
+	if _, held := c.own.owners.Owner(k2); held {
+		t.Fatalf("kernel %s shut down but its lease stays", k2)
+	}
+	waitOwnership(t, 10*time.Second, "node-b sees k2 released", func() bool { _, ok := other.Owner(k2); return !ok })
+
+	// The node stops renewing: within lease − lease/4 its commands for
+	// the kernel are refused, before anything is queued.
+	before, err := c.back.Executions(asAdmin(ctx), k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.own.owners.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitOwnership(t, lease, "node-a stops holding its kernel", func() bool { return c.own.held(k) != nil })
+	_, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "x = 2"})
+	for _, want := range []string{"ERROR", "node node-a cannot prove it owns kernel " + k, "cut off from the cluster?", "nothing was run", "within " + lease.String()} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("execute while not renewing: want %q in %s", want, text)
+		}
+	}
+	if _, text := callTool(t, cl, "interrupt_kernel", map[string]any{"kernel": k}); !strings.Contains(text, "cannot prove it owns") {
+		t.Fatalf("interrupt while not renewing: %s", text)
+	}
+	after, err := c.back.Executions(asAdmin(ctx), k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("a refused execute was queued: %d executions before, %d after", len(before), len(after))
+	}
+
+	// Another node sees the lease lapse (a whole lease after the last
+	// renewal, so after node-a stopped acting) and takes it; node-a keeps
+	// refusing (once its routes heal it names the new owner: natsbus's
+	// TestOwnersClusterCutOff).
+	var l natsbus.Lease
+	select {
+	case l = <-other.Lapsed():
+	case <-time.After(3 * lease):
+		t.Fatal("node-b never saw the lease lapse")
+	}
+	if l.Kernel != k || l.Node != "node-a" {
+		t.Fatalf("lapsed: %+v", l)
+	}
+	if _, err := other.Take(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Held(k); err != nil {
+		t.Fatalf("node-b took the kernel but does not hold it: %v", err)
+	}
+	if _, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "x = 3"}); !strings.Contains(text, "cannot prove it owns") {
+		t.Fatalf("execute on node-a after node-b took the kernel: %s", text)
+	}
+}
+
+// TestSingleServerHasNoOwnership: without cluster flags nothing of the
+// ownership runs: no Owners, no bucket.
+func TestSingleServerHasNoOwnership(t *testing.T) {
+	c, _ := coreWith(t, func(*config) {})
+	if c.own != nil || c.back.own != nil {
+		t.Fatal("a single server has kernel ownership")
+	}
+	if err := c.back.own.held("any"); err != nil {
+		t.Fatalf("a single server refuses a kernel: %v", err)
+	}
+}
+
+func waitOwnership(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
