@@ -26,7 +26,7 @@ func (c *core) openHistory(ctx context.Context, fctx context.Context) error {
 	cl := c.cfg.Cluster
 	sctx, cancel := context.WithTimeout(ctx, historyStartTimeout)
 	defer cancel()
-	if err := c.nats.EnsureHistory(sctx, clusterReplicas(cl), 0); err != nil {
+	if err := c.nats.EnsureHistory(sctx, 0); err != nil {
 		return fmt.Errorf("cluster history: %w", err)
 	}
 	logger := c.logger.With("component", "cluster")
@@ -45,12 +45,6 @@ func (c *core) openHistory(ctx context.Context, fctx context.Context) error {
 	c.importer = imp
 	c.mu.Unlock()
 	return nil
-}
-
-// clusterReplicas is the replication of the cluster's stream: the setting,
-// at most the nodes expected (this one and its routes).
-func clusterReplicas(cl clusterConfig) int {
-	return max(1, min(cl.Replicas, 1+len(cl.Routes)))
 }
 
 // closeHistory stops the importer, then the publisher (it saves its

@@ -87,19 +87,32 @@ func TestClusterCoresJoin(t *testing.T) {
 		if c.log.Node() != name {
 			t.Fatalf("node%d's log stamps %q", i, c.log.Node())
 		}
-		var started events.Event
-		err := c.log.Scan(context.Background(), 1, 0, func(e events.Event) error {
-			if e.Type == events.TypeServerStarted {
-				started = e
+		// NB: the log also holds the other nodes' starts, imported from the
+		// cluster's history (cluster_history.go): each node's own is its
+		// first, and every node's appears on every node.
+		testkit.WaitUntil(t, 30*time.Second, name+" holds every node's server start", func() (bool, string) {
+			started := map[string]string{}
+			err := c.log.Scan(context.Background(), 1, 0, func(e events.Event) error {
+				if e.Type == events.TypeServerStarted {
+					started[e.Node] = e.Stream
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
+			for j := range cores {
+				n := fmt.Sprintf("node%d", j)
+				if started[n] != events.ServerStream(n) {
+					return false, fmt.Sprint(started)
+				}
+			}
+			return true, ""
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if started.Node != name || started.Stream != events.ServerStream(name) {
-			t.Fatalf("node%d's server start: node %q, stream %q", i, started.Node, started.Stream)
-		}
+		testkit.WaitUntil(t, 20*time.Second, name+" ready with the history check", func() (bool, string) {
+			rd := c.probes.ready(time.Now())
+			return rd.Checks["history"] == "ok", fmt.Sprint(rd.Checks)
+		})
 		if c.clusterJS() == nil || c.clusterNATS().Replicas() != 3 {
 			t.Fatalf("node%d: no cluster JetStream, or not 3 replicas", i)
 		}

@@ -51,11 +51,14 @@ func EnsureHistoryStream(ctx context.Context, js jetstream.JetStream, replicas i
 	if maxBytes <= 0 {
 		maxBytes = DefaultHistoryMaxBytes
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: HistoryStream, Subjects: []string{HistorySubjectPrefix + ">"}, Storage: jetstream.FileStorage,
 		Replicas: replicas, MaxBytes: maxBytes, Discard: jetstream.DiscardOld, Duplicates: 10 * time.Minute,
 		Description: "each mcp-jupyter node's own event records, raw (subject per node; headers Mcp-Node, Mcp-Seq)",
-	})
+	}
+	// NB: every node creates it at start, at once: Ensure asks again when
+	// the meta leader leaves an equal request unanswered.
+	_, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) })
 	if err != nil {
 		return fmt.Errorf("create stream %s (replicas %d): %w", HistoryStream, replicas, err)
 	}

@@ -31,12 +31,12 @@ func historyDrafts(n int) []events.Draft {
 }
 
 // BenchmarkHistoryImport: b.N records of node a, already in the history
-// stream, imported by node b from a cold start (JetStream consumer,
+// stream (a three-server in-process cluster, R3), imported by node b from a cold start (JetStream consumer,
 // decode, batches of ≤1024 records / 1 MiB through AppendForeign: the log's
 // write path with an fsync per batch) until CaughtUp. Its baseline is
 // BenchmarkHistoryImportBaselinePebbleBatch.
 func BenchmarkHistoryImport(b *testing.B) {
-	nodes := histCluster(b, sharedBus(b), "a", "b")
+	nodes := histCluster(b, clusterBuses(b), "a", "b")
 	a, bn := nodes[0], nodes[1]
 	bn.stop(b)
 	testkit.AppendAll(b, a.log, historyDrafts(b.N))

@@ -2,17 +2,15 @@ package natsbus
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/nats-io/nats.go/jetstream"
+	"errors"
 )
 
-// EnsureHistory creates or updates the cluster's history stream on this
-// server's JetStream (EnsureHistoryStream), for callers outside infra.
-func (s *Server) EnsureHistory(ctx context.Context, replicas int, maxBytes int64) error {
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+// EnsureHistory creates or updates the cluster's history stream
+// (EnsureHistoryStream) with the cluster's replicas, for callers outside
+// infra. maxBytes 0: DefaultHistoryMaxBytes.
+func (s *Server) EnsureHistory(ctx context.Context, maxBytes int64) error {
+	if s.js == nil {
+		return errors.New("the cluster history needs JetStream, which is off on this server")
 	}
-	return EnsureHistoryStream(ctx, js, replicas, maxBytes)
+	return EnsureHistoryStream(ctx, s.js, s.Replicas(), maxBytes)
 }
