@@ -319,12 +319,12 @@ func TestOpenSkipsKernelLeasedToAnotherNode(t *testing.T) {
 	}
 	testkit.WaitUntil(t, 30*time.Second, "node a re-attaches its kernel", func() (bool, string) {
 		evs := streamOf(t, a3, k)
-		n := 0
+		var re []events.Event
 		for _, e := range evs {
 			if e.Type == events.TypeKernelReattached {
-				n++
+				re = append(re, e)
 			}
 		}
-		return n == 1 && evs[len(evs)-1].Type == events.TypeKernelReattached && evs[len(evs)-1].Seq > last, strings.Join(types(evs), " ")
+		return len(re) == 1 && re[0].Seq > last && re[0].Node == "a", strings.Join(types(evs), " ")
 	})
 }

@@ -176,7 +176,8 @@ func TestTakeOverKernelOfALostNode(t *testing.T) {
 	}
 	closeA()
 
-	b, cl, _ := clusterCore(t, copyDataDir(t, aDir), "node-b")
+	bDir := copyDataDir(t, aDir)
+	b, cl, closeB := clusterCore(t, bDir, "node-b")
 	if b.sys.HasKernel(k) {
 		t.Fatalf("node-b recovered node-a's kernel %s", k)
 	}
@@ -250,5 +251,10 @@ func TestTakeOverKernelOfALostNode(t *testing.T) {
 	}
 	if !alive(proc{Kernel: k, Pid: aProc.Process.Pid, Start: aProc.Process.StartTime}) {
 		t.Fatalf("node-a's kernel process (pid %d) was killed by node-b's takeover", aProc.Process.Pid)
+	}
+	closeB()
+	var out, errOut strings.Builder
+	if err := runEventsVerify(ctx, []string{"--data-dir", bDir}, eventsIO{stdout: &out, stderr: &errOut}); err != nil || !strings.HasPrefix(out.String(), "ok: ") {
+		t.Fatalf("events verify on node-b: %v\n%s%s", err, out.String(), errOut.String())
 	}
 }
