@@ -43,6 +43,9 @@ type ClusterOptions struct {
 	// Env and Args are added to every node's environment and command line.
 	Env  []string
 	Args []string
+	// DirectRoutes points the routes straight at the nodes, without the
+	// harness's proxies (for benchmarks: no extra hop; Cut then fails).
+	DirectRoutes bool
 	// ReadyTimeout bounds the wait for every node's /readyz (default 120s:
 	// JetStream elects its meta leader once a majority is up).
 	ReadyTimeout time.Duration
@@ -174,7 +177,11 @@ func (c *Cluster) routes(i int) string {
 	var rs []string
 	for j := 1; j <= len(c.nodes); j++ {
 		if j != i {
-			rs = append(rs, "nats://"+c.links[i][j].addr)
+			if c.opts.DirectRoutes {
+				rs = append(rs, "nats://"+c.nodes[j-1].RouteAddr)
+			} else {
+				rs = append(rs, "nats://"+c.links[i][j].addr)
+			}
 		}
 	}
 	return strings.Join(rs, ",")
@@ -461,6 +468,9 @@ func (c *Cluster) eventsOffline(i int, since uint64) ([]events.Event, error) {
 // nothing).
 func (c *Cluster) Cut(i int) {
 	c.t.Helper()
+	if c.opts.DirectRoutes {
+		c.t.Fatal("Cut: the cluster was started with DirectRoutes: no proxy to cut")
+	}
 	for j := 1; j <= len(c.nodes); j++ {
 		if j != i {
 			c.links[i][j].cut(true)

@@ -20,9 +20,10 @@ import (
 // BenchmarkClusterRoutedExecute: execute `1+1` through a node that is not
 // the kernel's owner (routed over NATS) vs through the owner, alternated
 // so both see the same machine. overhead-ms is the difference of the p50s
-// (target ≤ 1 ms).
+// (target ≤ 1 ms). Three processes over real loopback routes, without the
+// harness's proxies (BenchmarkRoutedExecute measures it in one process).
 func BenchmarkClusterRoutedExecute(b *testing.B) {
-	c := testkit.StartCluster(b, 3, testkit.ClusterOptions{})
+	c := testkit.StartCluster(b, 3, testkit.ClusterOptions{DirectRoutes: true})
 	k := startKernelTool(b, c.Client(1))
 	o := clusterOwner(b, c, 1, k)
 	owner, routed := c.Client(o), c.Client(1+o%c.N())
@@ -65,7 +66,7 @@ func BenchmarkClusterFailover(b *testing.B) {
 	var failover, budget, restore []float64
 	for range b.N {
 		b.StopTimer()
-		c := testkit.StartCluster(b, 3, testkit.ClusterOptions{})
+		c := testkit.StartCluster(b, 3, testkit.ClusterOptions{DirectRoutes: true})
 		k := startKernelTool(b, c.Client(1))
 		o := clusterOwner(b, c, 1, k)
 		via := 1 + o%c.N()
@@ -110,7 +111,7 @@ func BenchmarkClusterFailover(b *testing.B) {
 func BenchmarkClusterThroughput(b *testing.B) {
 	const kernels, perKernel = 3, 100
 	measure := func(n int) (float64, []float64) {
-		c := testkit.StartCluster(b, n, testkit.ClusterOptions{})
+		c := testkit.StartCluster(b, n, testkit.ClusterOptions{DirectRoutes: true})
 		type job struct {
 			cl *client.Client
 			k  string

@@ -1,35 +1,80 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
+	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
 
-// staticOwners is the ownership as this test sets it (the leases are
-// natsbus.Owners' and tested there): kernel → node.
-type staticOwners struct {
-	mu sync.Mutex
-	m  map[string]string
+// routedOwnership is real kernel ownership (natsbus.Owners, one
+// JetStream server in process) for nodes that route over the same server.
+type routedOwnership struct {
+	t    testing.TB
+	nb   *natsbus.Server
+	mine map[string]*natsbus.Owners
 }
 
-func (o *staticOwners) set(kernel, node string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.m[kernel] = node
+func newRoutedOwnership(t testing.TB) *routedOwnership {
+	t.Helper()
+	nb, err := natsbus.Open(natsbus.Options{JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nb.Close(context.Background()) })
+	return &routedOwnership{t: t, nb: nb, mine: map[string]*natsbus.Owners{}}
 }
 
-func (o *staticOwners) owner(kernel string) (string, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n, ok := o.m[kernel]
-	return n, ok
+// node opens node's Owners (once).
+func (o *routedOwnership) node(node string) *natsbus.Owners {
+	o.t.Helper()
+	if own, ok := o.mine[node]; ok {
+		return own
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	own, err := o.nb.OpenOwners(ctx, node, natsbus.OwnersOptions{Lease: 10 * time.Second, Replicas: 1})
+	if err == nil {
+		err = own.Start(ctx)
+	}
+	if err != nil {
+		o.t.Fatalf("owners of %s: %v", node, err)
+	}
+	o.t.Cleanup(func() { _ = own.Close(context.Background()) })
+	o.mine[node] = own
+	return own
+}
+
+// claim makes node own kernel, and waits until every open Owners sees it.
+func (o *routedOwnership) claim(node, kernel string) {
+	o.t.Helper()
+	if _, err := o.node(node).Claim(context.Background(), kernel); err != nil {
+		o.t.Fatal(err)
+	}
+	for name, own := range o.mine {
+		testkit.WaitUntil(o.t, 10*time.Second, name+" sees "+node+" own "+kernel, func() (bool, string) {
+			l, ok := own.Owner(kernel)
+			return ok && l.Node == node, fmt.Sprintf("%+v %v", l, ok)
+		})
+	}
+}
+
+// route opens c's routing as node, its owners this ownership's.
+func (o *routedOwnership) route(c *core, node string) {
+	o.t.Helper()
+	own := o.node(node)
+	ownerOf := func(k string) (string, bool) { l, ok := own.Owner(k); return l.Node, ok }
+	if err := c.openRouting(o.nb, node, ownerOf, nil, 10*time.Second); err != nil {
+		o.t.Fatal(err)
+	}
 }
 
 // TestToolCallRoutedToTheOwnerRunsAsTheSamePrincipal: two real servers,
@@ -41,18 +86,14 @@ func (o *staticOwners) owner(kernel string) (string, bool) {
 func TestToolCallRoutedToTheOwnerRunsAsTheSamePrincipal(t *testing.T) {
 	scopes := map[string]auth.Scope{"alice": auth.ScopeRead | auth.ScopeExecute | auth.ScopeManage, "bob": auth.ScopeRead | auth.ScopeExecute}
 	a, b := openPrincipalsServer(t, scopes), openPrincipalsServer(t, scopes)
-	owners := &staticOwners{m: map[string]string{}}
-	// NB: both routers on node a's NATS server: the routing's NATS path
+	// NB: both nodes route over one NATS server: the routing's NATS path
 	// across a cluster's routes is natsbus's test (TestRoutedToolCallCarriesThePrincipal).
-	if err := a.c.openRouting(a.c.nats, "a", owners.owner, nil, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.c.openRouting(a.c.nats, "b", owners.owner, nil, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	owners := newRoutedOwnership(t)
+	owners.route(a.c, "a")
+	owners.route(b.c, "b")
 	sc := must(t, a.clients["alice"], "start_kernel", map[string]any{})
 	k := sc["kernel_id"].(string)
-	owners.set(k, "a")
+	owners.claim("a", k)
 
 	// Alice through b: runs in her kernel on a.
 	sc = mustExecute(t, b.clients["alice"], k, "x = 41\nprint('set')")
@@ -88,7 +129,7 @@ func TestToolCallRoutedToTheOwnerRunsAsTheSamePrincipal(t *testing.T) {
 	}
 
 	// An owner nobody answers for.
-	owners.set("k-elsewhere", "c")
+	owners.claim("c", "k-elsewhere") // node c: no router answers for it
 	msg := errorText(t, b.clients["alice"], "execute", map[string]any{"kernel": "k-elsewhere", "code": "1"})
 	for _, want := range []string{"node c", "cannot be reached from node b", "Nothing was run", "10s"} {
 		if !strings.Contains(msg, want) {
@@ -111,15 +152,11 @@ func TestToolCallRoutedToTheOwnerRunsAsTheSamePrincipal(t *testing.T) {
 func TestHTTPRoutedToTheOwner(t *testing.T) {
 	scopes := map[string]auth.Scope{"alice": auth.ScopeRead | auth.ScopeExecute | auth.ScopeManage, "bob": auth.ScopeRead | auth.ScopeExecute}
 	a, b := openPrincipalsServer(t, scopes), openPrincipalsServer(t, scopes)
-	owners := &staticOwners{m: map[string]string{}}
-	if err := a.c.openRouting(a.c.nats, "a", owners.owner, nil, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.c.openRouting(a.c.nats, "b", owners.owner, nil, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	owners := newRoutedOwnership(t)
+	owners.route(a.c, "a")
+	owners.route(b.c, "b")
 	k := must(t, a.clients["alice"], "start_kernel", map[string]any{})["kernel_id"].(string)
-	owners.set(k, "a")
+	owners.claim("a", k)
 	uuid, _ := events.UUIDForm(k)
 	get := func(host, path, token string) (int, string) {
 		t.Helper()
@@ -168,7 +205,7 @@ func TestHTTPRoutedToTheOwner(t *testing.T) {
 		t.Fatalf("interrupt through b: %d %s", resp.StatusCode, steer)
 	}
 	// An owner nobody answers for.
-	owners.set("01jzzzzzzzzzzzzzzzzzzzzzzz", "c")
+	owners.claim("c", "01jzzzzzzzzzzzzzzzzzzzzzzz")
 	code, body = get(b.hostPort, "/api/kernels/01jzzzzzzzzzzzzzzzzzzzzzzz", b.tokens["alice"])
 	if code != http.StatusBadGateway || !strings.Contains(body, "node c") || !strings.Contains(body, "cannot be reached from node b") {
 		t.Fatalf("unreachable owner: %d %s", code, body)

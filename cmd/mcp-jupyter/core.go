@@ -392,6 +392,13 @@ func (c *core) open(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.token, c.back, c.mcp = token, back, srv
 	c.mu.Unlock()
+	if cfg.Cluster.Enabled() {
+		// What concerns a kernel another node owns goes there, and what
+		// other nodes route here runs (cluster_route.go, cluster_http.go).
+		if err := c.openRouting(nb, cfg.Cluster.Node, c.ownerOf, c.placeKernel, cfg.Cluster.Lease); err != nil {
+			return fmt.Errorf("open cluster routing: %w", err)
+		}
+	}
 	if err := c.openCheckpoints(ctx); err != nil {
 		return err
 	}
