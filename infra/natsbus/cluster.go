@@ -228,7 +228,7 @@ func (s *Server) WaitClusterReady(ctx context.Context) error {
 	defer t.Stop()
 	var st ClusterState
 	for {
-		if st = s.ClusterState(); st.Ready() && s.metaAnswers(ctx) {
+		if st = s.ClusterState(); st.Ready() && s.metaAnswers(ctx) && s.placeable(ctx) {
 			break
 		}
 		select {
@@ -253,6 +253,28 @@ func (s *Server) metaAnswers(ctx context.Context) bool {
 	for range names.Name() {
 	}
 	return names.Err() == nil
+}
+
+// placeable reports whether the meta leader can place a stream of
+// Replicas replicas now, by creating (and deleting) a tiny one of this
+// node's. NB: routes up and a leader elected are not enough: a node whose
+// JetStream joined the meta group after the election is not selectable
+// until the leader has its first statistics, and every creation meanwhile
+// fails with "no suitable peers for placement" (err_code 10005).
+func (s *Server) placeable(ctx context.Context) bool {
+	if s.Replicas() <= 1 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	name := "MCPJUPYTER_PLACEMENT_" + s.cluster.Node
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"mcpjupyter.placement." + s.cluster.Node},
+		Storage: jetstream.MemoryStorage, Replicas: s.Replicas(), MaxMsgs: 1, MaxBytes: 1024})
+	if err != nil {
+		return false
+	}
+	_ = s.js.DeleteStream(ctx, name) // NB: a leftover is harmless (1 KiB, memory) and replaced at the next start
+	return true
 }
 
 // createEventsStream creates the events stream once, if Options.JetStream
