@@ -39,7 +39,16 @@ func (c *core) openCheckpointReplica(ctx context.Context, files *checkpointfile.
 	}
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	objs, err := c.nats.OpenCheckpoints(octx, c.cfg.Cluster.Replicas)
+	first, firstCancel := context.WithTimeout(octx, 3*time.Second)
+	objs, err := c.nats.OpenCheckpoints(first, c.cfg.Cluster.Replicas)
+	firstCancel()
+	// NB: a JetStream request right after the cluster formed can go
+	// unanswered (seen with three processes): ask again every 3 s.
+	for err != nil && errors.Is(err, context.DeadlineExceeded) && octx.Err() == nil {
+		actx, acancel := context.WithTimeout(octx, 3*time.Second)
+		objs, err = c.nats.OpenCheckpoints(actx, c.cfg.Cluster.Replicas)
+		acancel()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster's checkpoints: %w", err)
 	}
