@@ -106,6 +106,9 @@ type Actor struct {
 	// relayRepliesLost counts replies to relayed requests dropped because
 	// the asker's channel was full.
 	relayRepliesLost int
+	// disowned: another node took the kernel over (Disown); nothing is
+	// recorded or sent any more.
+	disowned bool
 	// aborts are the Aborts sent and not yet answered, by the
 	// abort_request's msg_id (at most MaxRelays: they wait as relays).
 	aborts map[string]pendingAbort
@@ -217,6 +220,10 @@ type (
 func (a *Actor) Receive(ctx actor.Context) {
 	if a.deps.PanicOn != nil && a.deps.PanicOn(ctx.Message()) {
 		panic(fmt.Sprintf("kernel %s: test hook: panic on %T", a.id, ctx.Message()))
+	}
+	if a.disowned {
+		a.afterDisown(ctx)
+		return
 	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
@@ -633,7 +640,7 @@ func (a *Actor) ownProcess() bool { return a.deps.Node == "" || a.state.ProcessN
 func (a *Actor) disown(ctx actor.Context) {
 	proc, own := a.state.Process, a.ownProcess()
 	a.release()
-	a.op = "disowned"
+	a.op, a.disowned = "disowned", true
 	var err error
 	if own {
 		if err = a.deps.Launcher.Kill(proc); err != nil {
@@ -641,6 +648,39 @@ func (a *Actor) disown(ctx actor.Context) {
 		}
 	}
 	ctx.Respond(Result{State: a.state, Err: err})
+}
+
+// afterDisown handles what reaches a disowned actor: the outcome of an
+// operation begun before (an attach, a launch) is let go of — a process
+// this node launched is killed —, every command refused, nothing recorded.
+func (a *Actor) afterDisown(ctx actor.Context) {
+	drop := func(conn Conn, launched *Launched) {
+		if conn != nil {
+			_ = conn.Close()
+		}
+		if launched != nil && launched.Process.Pid > 0 {
+			_ = a.deps.Launcher.Kill(launched.Process)
+		}
+	}
+	switch m := ctx.Message().(type) {
+	case *actor.Started, *actor.Stopping, *actor.Restarting, *actor.Stopped:
+	case attachDone:
+		drop(m.conn, nil)
+	case relaunchDone:
+		drop(m.conn, &m.launched)
+	case launchDone:
+		drop(m.conn, &m.launched)
+	case restartDone:
+		drop(m.conn, &m.launched)
+	case pumpBatch:
+		close(m.ack)
+	case GetState:
+		ctx.Respond(Result{State: a.state})
+	default:
+		if ctx.Sender() != nil {
+			ctx.Respond(Result{State: a.state, Err: fmt.Errorf("%w: kernel %s was taken over by another node", ErrNotRunning, a.id)})
+		}
+	}
 }
 
 // beginOp starts a lifecycle operation if the decision allows it and no

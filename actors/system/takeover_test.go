@@ -274,6 +274,9 @@ func TestDisownStopsTakenKernelWithoutRecording(t *testing.T) {
 	testkit.WaitUntil(t, 30*time.Second, "b's process of the kernel killed", func() (bool, string) {
 		return !processRuns(bProc), "pid " + strconv.Itoa(bProc.Pid)
 	})
+	if b.Log.Last() != last {
+		t.Fatalf("%d records appended after Disown (the re-attach begun before it must not record)", b.Log.Last()-last)
+	}
 
 	// b's log now holds c's records (as its importer would bring them).
 	b.Close()

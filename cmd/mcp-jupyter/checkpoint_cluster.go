@@ -34,21 +34,13 @@ func (c *core) openCheckpointReplica(ctx context.Context, files *checkpointfile.
 	if !c.cfg.Cluster.Enabled() {
 		return nil, nil
 	}
-	if c.nats == nil {
-		return nil, errors.New("open the cluster's checkpoints: the NATS server is not open yet")
+	nb := c.clusterNATS()
+	if nb == nil || nb.JetStream() == nil {
+		return nil, errors.New("open the cluster's checkpoints: the cluster's NATS server with JetStream is not open yet")
 	}
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	first, firstCancel := context.WithTimeout(octx, 3*time.Second)
-	objs, err := c.nats.OpenCheckpoints(first, c.cfg.Cluster.Replicas)
-	firstCancel()
-	// NB: a JetStream request right after the cluster formed can go
-	// unanswered (seen with three processes): ask again every 3 s.
-	for err != nil && errors.Is(err, context.DeadlineExceeded) && octx.Err() == nil {
-		actx, acancel := context.WithTimeout(octx, 3*time.Second)
-		objs, err = c.nats.OpenCheckpoints(actx, c.cfg.Cluster.Replicas)
-		acancel()
-	}
+	objs, err := natsbus.OpenCheckpoints(octx, nb.JetStream(), nb.Replicas())
 	if err != nil {
 		return nil, fmt.Errorf("open the cluster's checkpoints: %w", err)
 	}

@@ -43,6 +43,16 @@ type clusterConfig struct {
 // Enabled reports whether the server runs as a node of a cluster.
 func (c clusterConfig) Enabled() bool { return c.Listen != "" }
 
+// NodeName is this node's name in cluster mode, "" for a single server
+// (whose log stamps its default node name, changing with each process, and
+// whose whole log is its own).
+func (c clusterConfig) NodeName() string {
+	if !c.Enabled() {
+		return ""
+	}
+	return c.Node
+}
+
 var nodeNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // clusterSettings are the cluster mode's flags (appended to settings).
@@ -83,6 +93,9 @@ func parseCluster(get func(string) string, token string) (clusterConfig, error) 
 			return c, errors.New("--node-name, --cluster-routes, --cluster-token and --cluster-tls-* need --cluster-listen (MCP_CLUSTER_LISTEN): without it the server runs alone")
 		}
 		return c, nil
+	}
+	if len(c.Routes) == 0 {
+		return c, errors.New("--cluster-listen needs --cluster-routes (MCP_CLUSTER_ROUTES): a cluster's JetStream needs the other nodes' routes; for one server alone leave --cluster-listen unset")
 	}
 	if !nodeNamePattern.MatchString(c.Node) {
 		return c, fmt.Errorf("--node-name %q: a cluster node needs a stable name of lower-case letters, digits and '-' (at most 63), e.g. the pod's name", c.Node)

@@ -65,20 +65,12 @@ func (c *core) closeHistory(ctx context.Context) error {
 	return err
 }
 
-// ownNode is this node's name in a cluster, "" for a single server (whose
-// whole log is its own: its name changes with each process).
-func (c *core) ownNode() string {
-	if !c.cfg.Cluster.Enabled() {
-		return ""
-	}
-	return c.cfg.Cluster.Node
-}
 
 // runsHere reports whether this node runs kernel id: always for a single
 // server; in a cluster, when its actors are on this node (the read models
 // also know the other nodes' kernels).
 func (c *core) runsHere(id string) bool {
-	if c.ownNode() == "" {
+	if c.cfg.Cluster.NodeName() == "" {
 		return true
 	}
 	for _, k := range c.sys.KernelIDs() {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,31 +164,5 @@ func TestSingleServerHasNoCluster(t *testing.T) {
 		if strings.HasPrefix(mf.GetName(), "mcp_jupyter_cluster") {
 			t.Fatalf("a single server exports %s", mf.GetName())
 		}
-	}
-}
-
-// doctor's cluster line: fine for a single server and a node whose route
-// port is free and routes resolve; a problem, saying which, for a port in
-// use or a route that does not resolve.
-func TestDoctorClusterLine(t *testing.T) {
-	if f := checkCluster(testConfig(t, t.TempDir())); !f.OK || !strings.Contains(f.Detail, "single server") {
-		t.Fatalf("single server: %v", f)
-	}
-	cfg := clusterConfigs(t, 2)[0]
-	if f := checkCluster(cfg); !f.OK || !strings.Contains(f.Detail, "node node0") {
-		t.Fatalf("a valid node: %v", f)
-	}
-	held, err := net.Listen("tcp", cfg.Cluster.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := checkCluster(cfg)
-	held.Close()
-	if f.OK || !strings.Contains(f.Detail, "cannot listen for routes on "+cfg.Cluster.Listen) || !strings.Contains(f.Fix, "--cluster-listen") {
-		t.Fatalf("route port in use: %v", f)
-	}
-	cfg.Cluster.Routes = append(cfg.Cluster.Routes, "nats://no-such-node.invalid:6222")
-	if f := checkCluster(cfg); f.OK || !strings.Contains(f.Detail, "no-such-node.invalid") || !strings.Contains(f.Fix, "--cluster-routes") {
-		t.Fatalf("unresolvable route: %v", f)
 	}
 }

@@ -99,8 +99,7 @@ func (c *core) ownerOf(id string) (string, bool) {
 // after it checks, claims and releases through it. closeOwnership stops it.
 func (c *core) openOwnership(ctx context.Context, nb *natsbus.Server) error {
 	cl := c.cfg.Cluster
-	replicas := min(cl.Replicas, 1+len(cl.Routes))
-	owners, err := nb.OpenOwners(ctx, cl.Node, natsbus.OwnersOptions{Lease: cl.Lease, Replicas: replicas,
+	owners, err := nb.OpenOwners(ctx, cl.Node, natsbus.OwnersOptions{Lease: cl.Lease, Replicas: nb.Replicas(),
 		Logger: c.logger.With("component", "cluster")})
 	if err != nil {
 		return err

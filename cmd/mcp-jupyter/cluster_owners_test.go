@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,23 +10,40 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
-// TestClusterOwnershipGuardsKernelCommands: in cluster mode (one node,
-// its own JetStream) a kernel's lease is claimed before it starts and
+// TestClusterOwnershipGuardsKernelCommands: in cluster mode (this node and
+// two others, R3 buckets) a kernel's lease is claimed before it starts and
 // released by its shutdown; once the node stops renewing (its Owners can
 // no longer write the bucket, as when cut off) execute is refused with the
 // "cannot prove it owns" message and nothing is queued; after another
 // node takes the kernel, the refusal names that node.
 func TestClusterOwnershipGuardsKernelCommands(t *testing.T) {
 	const lease = 3 * time.Second
+	// A 3-node cluster: this core (node-a) and two bare nodes, node-b
+	// running the other Owners.
+	addrs := []string{freeRouteAddr(t), freeRouteAddr(t), freeRouteAddr(t)}
+	var routes []string
+	for _, a := range addrs {
+		routes = append(routes, "nats://"+a)
+	}
+	var peers []*natsbus.Server
+	for i, node := range []string{"node-b", "node-c"} {
+		nb, err := natsbus.Open(natsbus.Options{JetStream: true, StoreDir: t.TempDir(),
+			Cluster: &natsbus.ClusterOptions{Node: node, Name: "mcp-jupyter", Listen: addrs[i+1], Routes: routes, Replicas: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nb.Close(context.Background()) })
+		peers = append(peers, nb)
+	}
 	c, cl := coreWith(t, func(cfg *config) {
-		cfg.Cluster = clusterConfig{Node: "node-a", Listen: "127.0.0.1:0", Name: "mcp-jupyter", Replicas: 1, Lease: lease}
+		cfg.Cluster = clusterConfig{Node: "node-a", Listen: addrs[0], Routes: routes, Name: "mcp-jupyter", Replicas: 3, Lease: lease}
 	})
 	if c.own == nil || c.back.own == nil {
 		t.Fatal("cluster mode without kernel ownership")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	other, err := c.nats.OpenOwners(ctx, "node-b", natsbus.OwnersOptions{Lease: lease, Replicas: 1})
+	other, err := peers[0].OpenOwners(ctx, "node-b", natsbus.OwnersOptions{Lease: lease, Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +128,17 @@ func TestSingleServerHasNoOwnership(t *testing.T) {
 	if err := c.back.own.held("any"); err != nil {
 		t.Fatalf("a single server refuses a kernel: %v", err)
 	}
+}
+
+// freeRouteAddr is a loopback host:port free now, for --cluster-listen.
+func freeRouteAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func waitOwnership(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -160,6 +160,10 @@ func (r *clusterRoute) kernelOfExecution(id string) string {
 	return x.KernelID
 }
 
+// routedCallBound bounds a routed call that names no wait of its own
+// (timeout_s, wait_s: those get it plus a minute).
+const routedCallBound = 2 * time.Minute
+
 // Forward implements mcpserver.Forwarder.
 func (r *clusterRoute) Forward(ctx context.Context, call mcpserver.ForwardCall) (json.RawMessage, bool, error) {
 	st := r.state.Load()
@@ -178,6 +182,17 @@ func (r *clusterRoute) Forward(ctx context.Context, call mcpserver.ForwardCall) 
 	if err != nil {
 		return nil, false, err
 	}
+	// NB: bounded by what the call itself may wait (plus a margin): a call
+	// sent while this node still saw a dead owner's subscription gets no
+	// reply at all, and must not hang the agent.
+	bound := routedCallBound
+	for _, name := range []string{"timeout_s", "wait_s"} {
+		if v, ok := call.Args[name].(float64); ok && v > 0 && v < 24*3600 {
+			bound = max(bound, time.Duration(v*float64(time.Second))+time.Minute)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
 	rep, err := st.router.CallTool(ctx, node, natsbus.ToolCall{Principal: p, Tool: call.Tool, Args: params, Client: client})
 	if err != nil {
 		return nil, false, r.explain(st, node, call, err)

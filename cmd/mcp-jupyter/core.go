@@ -135,7 +135,7 @@ func newCore(cfg config, logger *slog.Logger) *core {
 	c := &core{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), procs: newProcTable(), started: time.Now(),
 		stage: stageOpening, ready: make(chan struct{}), checkDone: make(chan struct{}), eventsCtx: ectx, stopEvents: stop,
 		probes: newProbeState(stageOpening, time.Now()), stopProbes: func() {}}
-	c.procs.node = clusterNode(cfg)
+	c.procs.node = cfg.Cluster.NodeName()
 	c.oidc, c.oauth, c.oidcErr = newOAuth(cfg, logger)
 	// NB: forwards nothing until openRouting ran (cluster mode only).
 	c.route = &clusterRoute{c: c}
@@ -199,7 +199,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	started := time.Now()
 	l, err := eventlog.Open(filepath.Join(cfg.DataDir, "events"), eventlog.Options{Logger: logger.With("component", "persistence"),
 		TruncatedHint: retentionHint(cfg), MinFree: cfg.MinFreeDisk, MinFreeSetting: "--min-free-disk", Faults: faultsOrNil(faults),
-		BeforeCommit: c.beforeCommit, Node: clusterNode(cfg)}) // NB: "" (a single server): hostname-pid
+		BeforeCommit: c.beforeCommit, Node: cfg.Cluster.NodeName()}) // NB: "" (a single server): hostname-pid
 	if err != nil {
 		return fmt.Errorf("open event log: %w", err)
 	}
@@ -246,14 +246,16 @@ func (c *core) open(ctx context.Context) (err error) {
 	// NB: this runner is the one that truncates the log (retention.go); the
 	// floors hold it back until registerFloors, at the end of open.
 	// NB: in a cluster the log also holds the other nodes' records: the
-	// metrics and the process table describe this node's own work only.
-	mp, pp := projections.Projection(c.metrics.Projection()), projections.Projection(c.procs)
-	if node := c.ownNode(); node != "" {
-		mp, pp = projections.WrittenBy(node, mp), projections.WrittenBy(node, pp)
+	// metrics describe this node's own work only. (The process table
+	// filters by node itself: another node's KernelAdopted retires this
+	// node's process of that kernel, procs.go.)
+	mp := projections.Projection(c.metrics.Projection())
+	if node := c.cfg.Cluster.NodeName(); node != "" {
+		mp = projections.WrittenBy(node, mp)
 	}
 	runner := projections.NewRunner(l, projections.Options{SnapshotEvery: cfg.SnapshotEvery, Logger: logger.With("component", "persistence"),
 		Retention: projections.Retention{KeepEvents: cfg.RetainEvents, Floors: c.floors}},
-		q, xm, km, rm, mp, pp)
+		q, xm, km, rm, mp, c.procs)
 	fctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.queue, c.execs, c.kernels, c.cancel, c.stage = q, xm, km, cancel, stageReplaying
@@ -302,7 +304,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	c.setStage(stageRecovering)
 	c.mu.Lock()
-	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.ownNode(), Logger: logger.With("component", "nats")})
+	c.pub = natsbus.NewPublisher(l, nb, natsbus.PublisherOptions{After: l.Last(), Cursor: "nats-publisher", Node: c.cfg.Cluster.NodeName(), Logger: logger.With("component", "nats")})
 	c.mu.Unlock()
 	if err := c.pub.Start(fctx); err != nil {
 		return fmt.Errorf("start NATS publisher: %w", err)
@@ -319,7 +321,7 @@ func (c *core) open(ctx context.Context) (err error) {
 		}
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
-		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: clusterNode(cfg),
+		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: cfg.Cluster.NodeName(),
 		Owner: c.leaseOwner()})
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func openNotebooks(root string, l *eventlog.Log, sys *system.System, launcher *j
 		mgr:    nbactor.NewManager(nbactor.Config{Root: r, Log: l, Logger: c.logger, Actors: sys.Actors()})}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	w := &nbactor.OutputWriter{Log: l, Manager: n.mgr, Logger: c.logger.With("component", "notebook"), Node: c.ownNode()}
+	w := &nbactor.OutputWriter{Log: l, Manager: n.mgr, Logger: c.logger.With("component", "notebook"), Node: c.cfg.Cluster.NodeName()}
 	go func() { n.done <- w.Run(ctx) }()
 	return n, nil
 }

@@ -201,14 +201,6 @@ func (c *core) disown(ctx context.Context, id, by string) {
 	}
 }
 
-// clusterNode is this node's name in cluster mode, "" on a single server
-// (whose log stamps its default node name, and whose registry holds all).
-func clusterNode(cfg config) string {
-	if !cfg.Cluster.Enabled() {
-		return ""
-	}
-	return cfg.Cluster.Node
-}
 
 // lapsedKernel is a kernel whose owner stopped renewing its lease, with
 // what taking it over needs (takeOver builds it from the Owners' lapse).
@@ -263,7 +255,7 @@ func (c *core) runTakeovers(ctx context.Context, lapsed <-chan lapsedKernel) {
 // NB: the takeovers themselves start from the ownership leases' lapses
 // (takeOver, wired with the Owners).
 func (c *core) startTakeovers(ctx context.Context, l *eventlog.Log, after uint64) {
-	self := clusterNode(c.cfg)
+	self := c.cfg.Cluster.NodeName()
 	if self == "" {
 		return
 	}

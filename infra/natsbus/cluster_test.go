@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mcp-jupyter/mcp-jupyter/infra/eventlog"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus/natsbustest"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
@@ -366,4 +368,65 @@ func writePEM(t *testing.T, file, kind string, der []byte) {
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// In a cluster every node publishes its own events into the one events
+// stream: node1's event n is not a duplicate of node0's event n.
+func TestClusterEventsStreamKeepsEveryNodesEvents(t *testing.T) {
+	nodes := natsbustest.Cluster(t, 2, func(i int, o *natsbus.Options) { o.JetStream = true })
+	const each = 5
+	for i, s := range nodes {
+		l, err := eventlog.Open(t.TempDir(), eventlog.Options{Node: s.Node()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		if _, err := l.Append(context.Background(), kernelDrafts(fmt.Sprintf("k%d", i), each-1)...); err != nil {
+			t.Fatal(err)
+		}
+		startPublisher(t, l, s, natsbus.PublisherOptions{Node: s.Node()})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := nodes[0].JetStream().Stream(ctx, natsbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "both nodes' events in the stream", func() (bool, string) {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.State.Msgs == 2*each, fmt.Sprintf("%d messages", info.State.Msgs)
+	})
+}
+
+// ClusterHealthy, what /readyz's cluster check reads: fine on every node
+// of a whole cluster and on the two left when one goes (a majority keeps
+// working); failing, saying why, on the one left alone.
+func TestClusterHealthyFollowsTheMajority(t *testing.T) {
+	nodes := natsbustest.Cluster(t, 3, nil)
+	for i, s := range nodes {
+		if err := s.ClusterHealthy(); err != nil {
+			t.Fatalf("node%d in a whole cluster: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nodes[2].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		testkit.WaitUntil(t, 20*time.Second, fmt.Sprintf("node%d healthy with one node gone", i), func() (bool, string) {
+			err := nodes[i].ClusterHealthy()
+			return err == nil && nodes[i].ClusterRoutes() == 1, fmt.Sprint(err, nodes[i].RoutedNodes())
+		})
+	}
+	if err := nodes[1].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "node0 alone is not healthy", func() (bool, string) {
+		err := nodes[0].ClusterHealthy()
+		return err != nil && strings.Contains(err.Error(), "no route to any other node"), fmt.Sprint(err)
+	})
 }

@@ -238,7 +238,7 @@ func (im *Importer) session(ctx context.Context) error {
 func (im *Importer) importBatch(ctx context.Context, batch []jetstream.Msg) error {
 	evs := make([]events.Event, 0, len(batch))
 	seen := map[string]uint64{} // NB: origin sequences of this batch, kept only once it is durable
-	var last uint64
+	var last, lost uint64
 	for _, m := range batch {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -249,6 +249,7 @@ func (im *Importer) importBatch(ctx context.Context, batch []jetstream.Msg) erro
 			// NB: the stream dropped them (its byte limit) before this node
 			// read them: say so, the read models miss them.
 			im.lost.Add(pos - want)
+			lost += pos - want
 			im.opts.Logger.Error("history: the stream no longer holds records this node had not imported; the cluster's read models on this node miss them",
 				"from_position", want, "to_position", pos-1, "stream", HistoryStream)
 		}
@@ -263,7 +264,7 @@ func (im *Importer) importBatch(ctx context.Context, batch []jetstream.Msg) erro
 		seen[e.Node] = e.Seq
 		evs = append(evs, e)
 	}
-	skipped := last - im.position.Load() - uint64(len(evs))
+	skipped := last - im.position.Load() - lost - uint64(len(evs))
 	if len(evs) == 0 && last-im.log.ForeignPosition() < im.opts.SkipEvery {
 		im.skipped.Add(skipped)
 		im.moved(last)

@@ -59,11 +59,15 @@ func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int) 
 	if replicas < 1 {
 		replicas = 1
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	cfg := jetstream.ObjectStoreConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mcp-jupyter checkpoints (signed files; verified by each node on fetch)",
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+	}
+	// NB: Ensure: every node creates it at once at the cluster's start.
+	obs, err := Ensure(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return js.CreateOrUpdateObjectStore(ctx, cfg)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s (%d replicas): %w", CheckpointBucket, replicas, err)

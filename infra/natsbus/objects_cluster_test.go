@@ -3,11 +3,8 @@ package natsbus_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,48 +15,13 @@ import (
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
-func freePort(t *testing.T) int {
+// jsClusterConns starts n routed JetStream servers (startJSCluster,
+// routecut_test.go) and returns them with a client connection to each.
+func jsClusterConns(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// jsCluster starts n nats-servers with JetStream, routed to each other on
-// loopback, and returns them with a client connection to each.
-func jsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	var servers []*server.Server
+	c := startJSCluster(t, n)
 	var conns []*nats.Conn
-	for i := 0; i < n; i++ {
-		var routes []string
-		for j, p := range ports {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-			}
-		}
-		o := &server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true,
-			StoreDir: t.TempDir(), NoSigs: true, Routes: server.RoutesFromStr(strings.Join(routes, ",")),
-			Cluster: server.ClusterOpts{Name: "ckpt-test", Host: "127.0.0.1", Port: ports[i]}}
-		s, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d not ready", i)
-		}
-		servers = append(servers, s)
-	}
-	for _, s := range servers {
+	for _, s := range c.servers {
 		nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(0))
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +29,7 @@ func jsCluster(t *testing.T, n int) ([]*server.Server, []*nats.Conn) {
 		t.Cleanup(nc.Close)
 		conns = append(conns, nc)
 	}
-	return servers, conns
+	return c.servers, conns
 }
 
 // openR3 opens the checkpoint store with 3 replicas once the cluster has
@@ -99,7 +61,7 @@ func openR3(t *testing.T, nc *nats.Conn) *natsbus.Checkpoints {
 // put fails within its deadline instead of hanging — the case a save
 // reports as "saved on this node only".
 func TestCheckpointObjectsAcrossACluster(t *testing.T) {
-	servers, conns := jsCluster(t, 3)
+	servers, conns := jsClusterConns(t, 3)
 	c0 := openR3(t, conns[0])
 	dir := t.TempDir()
 	src, want := randomFile(t, dir, "src", 3<<20+5)

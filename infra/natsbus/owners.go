@@ -207,13 +207,19 @@ func OpenOwners(ctx context.Context, js jetstream.JetStream, node string, o Owne
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	owners, err := createBucket(ctx, js, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
-		Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	// NB: every node creates them at start, at once: Ensure asks again when
+	// the meta leader leaves an equal request unanswered.
+	owners, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Replicas: o.Replicas,
+			Description: "mcp-jupyter: which node owns each kernel (leases)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", OwnersBucket, err)
 	}
-	nodes, err := createBucket(ctx, js, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
-		TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	nodes, err := Ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: NodesBucket, History: 1, Replicas: o.Replicas,
+			TTL: 3 * o.Lease, Description: "mcp-jupyter: the nodes' heartbeats (kernels, memory)"})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open owners: create bucket %s: %w", NodesBucket, err)
 	}
@@ -849,21 +855,4 @@ func (s *Server) OpenOwners(ctx context.Context, node string, o OwnersOptions) (
 	}
 	own.conn = nc
 	return own, nil
-}
-
-// createBucket creates or updates a bucket, asking again while JetStream
-// does not answer within a few seconds (30 s at most, or ctx): a new
-// connection's first request right after the cluster formed can go
-// unanswered (its reply inbox not yet known across the routes).
-func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(ctx, 3*time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
-		acancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return kv, err
-		}
-	}
 }

@@ -317,6 +317,12 @@ func (p *Publisher) publish(s *session, e events.Event) error {
 	seq := strconv.FormatUint(e.Seq, 10)
 	msg.Header[SeqHeader] = []string{seq}
 	msg.Header[nats.MsgIdHdr] = []string{seq} // JetStream deduplicates republished events
+	if p.opts.Node != "" {
+		// NB: in a cluster every node publishes into the one events
+		// stream, each with its own sequence: a bare seq would make node
+		// B's event 5 a duplicate of node A's.
+		msg.Header[nats.MsgIdHdr] = []string{p.opts.Node + ":" + seq}
+	}
 	if encodeErr != nil || int64(len(data))+headerRoom > p.maxMsg {
 		// NB: NATS refuses it (max_payload, the stream's max message
 		// size), or it does not encode: a reference instead, or the bus

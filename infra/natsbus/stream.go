@@ -66,14 +66,17 @@ const ensureAttempt = 3 * time.Second
 // the same stream at once, the meta leader accepts the equal requests but
 // answers only the first; the others wait for ever. Asked again, the
 // stream exists and the update answers. A JetStream not ready yet
-// (no meta leader) is retried the same way. Every other error returns.
+// (no meta leader), or a young cluster whose peers are not all known to
+// the meta leader yet ("no suitable peers for placement"), is retried the
+// same way. Every other error returns.
 func Ensure[T any](ctx context.Context, create func(context.Context) (T, error)) (T, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
 		v, err := create(actx)
 		cancel()
 		retry := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+			noPeersYet(err)
 		if err == nil || !retry || ctx.Err() != nil {
 			return v, err
 		}
@@ -83,4 +86,13 @@ func Ensure[T any](ctx context.Context, create func(context.Context) (T, error))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// jsClusterNoPeers is nats-server's JSClusterNoPeersErrF: the meta leader
+// knows too few peers to place the replicas (yet).
+const jsClusterNoPeers jetstream.ErrorCode = 10005
+
+func noPeersYet(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsClusterNoPeers
 }
