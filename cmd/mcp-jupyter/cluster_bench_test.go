@@ -66,7 +66,8 @@ func BenchmarkClusterFailover(b *testing.B) {
 	var failover, budget, restore []float64
 	for range b.N {
 		b.StopTimer()
-		c := testkit.StartCluster(b, 3, testkit.ClusterOptions{DirectRoutes: true})
+		// NB: the default 10 s lease, as TestClusterFailover (why there).
+		c := testkit.StartCluster(b, 3, testkit.ClusterOptions{DirectRoutes: true, Lease: 10 * time.Second})
 		k := startKernelTool(b, c.Client(1))
 		o := clusterOwner(b, c, 1, k)
 		via := 1 + o%c.N()
