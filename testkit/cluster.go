@@ -82,6 +82,7 @@ type ClusterNode struct {
 // StartCluster builds the server binary (once per test binary), starts n
 // nodes and waits until every one answers /readyz 200. Everything is
 // stopped at the test's cleanup: the processes killed, their kernels too.
+// n = 1 starts a single server (no cluster flags), to compare with.
 func StartCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	t.Helper()
 	if opts.Lease == 0 {
@@ -190,12 +191,21 @@ func (c *Cluster) routes(i int) string {
 func (c *Cluster) launch(i int) {
 	c.t.Helper()
 	nd := c.Node(i)
-	args := append([]string{"serve", "--addr", nd.Addr, "--log-format", "json",
-		"--node-name", nd.Name, "--cluster-listen", nd.RouteAddr, "--cluster-routes", c.routes(i),
-		"--cluster-lease", c.opts.Lease.String(), "--auto-checkpoint-idle", c.opts.AutoCheckpointIdle.String()}, c.opts.Args...)
+	args := []string{"serve", "--addr", nd.Addr, "--log-format", "json", "--auto-checkpoint-idle", c.opts.AutoCheckpointIdle.String()}
+	// NB: a cluster of one node is a single server (no cluster flags): a
+	// one-node JetStream cluster never starts, and the server refuses
+	// --cluster-listen without routes. Benchmarks compare with it.
+	if len(c.nodes) > 1 {
+		args = append(args, "--node-name", nd.Name, "--cluster-listen", nd.RouteAddr, "--cluster-routes", c.routes(i),
+			"--cluster-lease", c.opts.Lease.String())
+	}
+	args = append(args, c.opts.Args...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), "MCP_DATA_DIR="+nd.DataDir, "MCP_TOKEN="+c.Token, "MCP_CHECKPOINT_SECRET="+c.Secret,
-		"MCP_CLUSTER_TOKEN=cluster-route-secret-0123456789", "JUPYTER_PATH="+KernelSpecDir(c.t), "MCP_NOTEBOOK_ROOT="+nd.root)
+		"JUPYTER_PATH="+KernelSpecDir(c.t), "MCP_NOTEBOOK_ROOT="+nd.root)
+	if len(c.nodes) > 1 {
+		cmd.Env = append(cmd.Env, "MCP_CLUSTER_TOKEN=cluster-route-secret-0123456789")
+	}
 	cmd.Env = append(cmd.Env, c.opts.Env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
