@@ -105,7 +105,9 @@ BENCHES := \
 	./cmd/mcp-jupyter/:ConsoleAtSeq:30x \
 	./cmd/mcp-jupyter/:AutoCheckpointShutdown:1x \
 	./cmd/mcp-jupyter/:RestoreAfterReplacement:1x \
-	./cmd/mcp-jupyter/:RoutedExecute:300x \
+	./cmd/mcp-jupyter/:^BenchmarkRoutedExecute$$:300x \
+	./cmd/mcp-jupyter/:ClusterRoutedExecute:300x \
+	./cmd/mcp-jupyter/:ClusterFailover,ClusterThroughput:1x \
 	./infra/notebook/:.:10x \
 	./infra/mcpserver/:RenderDataFrame:2000x \
 	./infra/mcpserver/:PolicyCheck:20x \

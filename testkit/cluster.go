@@ -43,6 +43,9 @@ type ClusterOptions struct {
 	// Env and Args are added to every node's environment and command line.
 	Env  []string
 	Args []string
+	// DirectRoutes points the routes straight at the nodes, without the
+	// harness's proxies (for benchmarks: no extra hop; Cut then fails).
+	DirectRoutes bool
 	// ReadyTimeout bounds the wait for every node's /readyz (default 120s:
 	// JetStream elects its meta leader once a majority is up).
 	ReadyTimeout time.Duration
@@ -79,6 +82,7 @@ type ClusterNode struct {
 // StartCluster builds the server binary (once per test binary), starts n
 // nodes and waits until every one answers /readyz 200. Everything is
 // stopped at the test's cleanup: the processes killed, their kernels too.
+// n = 1 starts a single server (no cluster flags), to compare with.
 func StartCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 	t.Helper()
 	if opts.Lease == 0 {
@@ -174,7 +178,11 @@ func (c *Cluster) routes(i int) string {
 	var rs []string
 	for j := 1; j <= len(c.nodes); j++ {
 		if j != i {
-			rs = append(rs, "nats://"+c.links[i][j].addr)
+			if c.opts.DirectRoutes {
+				rs = append(rs, "nats://"+c.nodes[j-1].RouteAddr)
+			} else {
+				rs = append(rs, "nats://"+c.links[i][j].addr)
+			}
 		}
 	}
 	return strings.Join(rs, ",")
@@ -183,12 +191,21 @@ func (c *Cluster) routes(i int) string {
 func (c *Cluster) launch(i int) {
 	c.t.Helper()
 	nd := c.Node(i)
-	args := append([]string{"serve", "--addr", nd.Addr, "--log-format", "json",
-		"--node-name", nd.Name, "--cluster-listen", nd.RouteAddr, "--cluster-routes", c.routes(i),
-		"--cluster-lease", c.opts.Lease.String(), "--auto-checkpoint-idle", c.opts.AutoCheckpointIdle.String()}, c.opts.Args...)
+	args := []string{"serve", "--addr", nd.Addr, "--log-format", "json", "--auto-checkpoint-idle", c.opts.AutoCheckpointIdle.String()}
+	// NB: a cluster of one node is a single server (no cluster flags): a
+	// one-node JetStream cluster never starts, and the server refuses
+	// --cluster-listen without routes. Benchmarks compare with it.
+	if len(c.nodes) > 1 {
+		args = append(args, "--node-name", nd.Name, "--cluster-listen", nd.RouteAddr, "--cluster-routes", c.routes(i),
+			"--cluster-lease", c.opts.Lease.String())
+	}
+	args = append(args, c.opts.Args...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), "MCP_DATA_DIR="+nd.DataDir, "MCP_TOKEN="+c.Token, "MCP_CHECKPOINT_SECRET="+c.Secret,
-		"MCP_CLUSTER_TOKEN=cluster-route-secret-0123456789", "JUPYTER_PATH="+KernelSpecDir(c.t), "MCP_NOTEBOOK_ROOT="+nd.root)
+		"JUPYTER_PATH="+KernelSpecDir(c.t), "MCP_NOTEBOOK_ROOT="+nd.root)
+	if len(c.nodes) > 1 {
+		cmd.Env = append(cmd.Env, "MCP_CLUSTER_TOKEN=cluster-route-secret-0123456789")
+	}
 	cmd.Env = append(cmd.Env, c.opts.Env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -367,7 +384,7 @@ func (c *Cluster) WaitReady(i int) {
 		}
 		last = fmt.Sprintf("%+v %v", rd, err)
 		if !c.Running(i) {
-			c.t.Fatalf("%s exited before it was ready (last /readyz %s):\n%s", c.Node(i).Name, last, tail(c.Logs(i), 8000))
+			c.t.Fatalf("%s exited before it was ready (last /readyz %s):\n%s", c.Node(i).Name, last, c.LogsTail(6000))
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%s not ready after %s; last /readyz: %s\n%s", c.Node(i).Name, c.opts.ReadyTimeout, last, c.LogsTail(4000))
@@ -461,13 +478,16 @@ func (c *Cluster) eventsOffline(i int, since uint64) ([]events.Event, error) {
 // nothing).
 func (c *Cluster) Cut(i int) {
 	c.t.Helper()
+	if c.opts.DirectRoutes {
+		c.t.Fatal("Cut: the cluster was started with DirectRoutes: no proxy to cut")
+	}
 	for j := 1; j <= len(c.nodes); j++ {
 		if j != i {
 			c.links[i][j].cut(true)
 			c.links[j][i].cut(true)
 		}
 	}
-	if by := c.bypasses(); len(by) > 0 {
+	if by := c.Bypasses(); len(by) > 0 {
 		c.t.Fatalf("cut %s: routes bypass the harness's proxies (so no partition can be made): %s", c.Node(i).Name, strings.Join(by, "; "))
 	}
 }
@@ -483,11 +503,11 @@ func (c *Cluster) Heal(i int) {
 	}
 }
 
-// bypasses lists established TCP connections to a node's route port that
+// Bypasses lists established TCP connections to a node's route port that
 // come from elsewhere than the harness's proxies (/proc/net/tcp: the peer
 // port of every connection accepted on a route port must be one a proxy
 // dialed from).
-func (c *Cluster) bypasses() []string {
+func (c *Cluster) Bypasses() []string {
 	ours := map[int]bool{}
 	for i := range c.links {
 		for _, l := range c.links[i] {

@@ -54,7 +54,7 @@ func TestRouteLinksPartitionANATSCluster(t *testing.T) {
 	WaitUntil(t, 30*time.Second, "a full mesh of routes", peers(2, 2, 2))
 	// NB: gossip may open a direct route a little after the mesh formed.
 	time.Sleep(2 * time.Second)
-	if by := c.bypasses(); len(by) > 0 {
+	if by := c.Bypasses(); len(by) > 0 {
 		t.Fatalf("routes bypass the proxies: %v", by)
 	}
 	c.Cut(2)

@@ -176,6 +176,12 @@ var targets = []target{
 		Notes: []note{{Label: "floor: (a fresh kernel's start + the load) / the load", Metric: "floor-x", Ratio: true, Floor: true}, {Label: "kernel start, ms", Metric: "start-kernel-ms", Unit: "ms"},
 			{Label: "restore vs (kernel start + load)", Metric: "restore-vs-start-and-load-x", Ratio: true},
 			{Label: "the same at 400 MB", Metric: "restore-vs-load-x-400MB", Ratio: true}}},
+	{What: "cluster of three server processes (real routes): execute `1+1` routed through another node vs on the kernel's owner, p50 overhead", Pkg: "cmd/mcp-jupyter",
+		Bench: "BenchmarkClusterRoutedExecute", Metric: "overhead-ms", Limit: 1, Unit: "ms",
+		Notes: []note{{Label: "on the owner, p50 ms", Metric: "owner-p50-ms"}, {Label: "routed, p50 ms", Metric: "routed-p50-ms"}}},
+	{What: "cluster failover: kill -9 of the owner → first execution answered on the new owner, vs lease + restore + 2 s", Pkg: "cmd/mcp-jupyter",
+		Bench: "BenchmarkClusterFailover", Metric: "failover-vs-budget-x", Limit: 1, Unit: "x",
+		Notes: []note{{Label: "failover, s", Metric: "failover-s"}, {Label: "restore, s", Metric: "restore-s"}, {Label: "budget (lease 10 s + restore + 2 s), s", Metric: "budget-s"}}},
 }
 
 // result is one benchmark line.

@@ -303,6 +303,9 @@ func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNoteboo
 	if id, ok := b.sys.CanonicalKernelID(kernelOrNotebook); ok {
 		return id, true // NB: either form of the id (events.UUIDForm): frontends show the UUID one
 	}
+	if id, ok := b.clusterKernel(kernelOrNotebook); ok {
+		return id, true
+	}
 	// NB: a path as given names a notebook of the whole root: only admins
 	// see that; others name notebooks in their own root (notebookPath).
 	if p.IsAdmin() {
@@ -319,6 +322,25 @@ func (b *backend) resolve(ctx context.Context, p auth.Principal, kernelOrNoteboo
 		}
 	}
 	return "", false
+}
+
+// clusterKernel is, in cluster mode, a kernel another node runs (or ran
+// until its node was lost): the kernels read model holds the whole
+// cluster's history, so the tools that read it (list_executions,
+// get_execution, list_kernels) answer for it here, and those that act on
+// it were routed to its owner before reaching this node (cluster_route.go);
+// one that was not is refused by ownership (may). A single server knows
+// only the kernels its system runs, as before.
+func (b *backend) clusterKernel(ref string) (string, bool) {
+	if b.own == nil || b.kernels == nil {
+		return "", false
+	}
+	id := events.CanonicalID(ref)
+	k, ok := b.kernels.Get(id)
+	if !ok || k.State == kernels.StateShutDown {
+		return "", false
+	}
+	return id, true
 }
 
 // may checks that the caller may act on kernel id at level need, and

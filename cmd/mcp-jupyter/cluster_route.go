@@ -50,6 +50,10 @@ var (
 	kernelTools = map[string]bool{"execute": true, "interrupt_kernel": true, "restart_kernel": true,
 		"shutdown_kernel": true, "share_kernel": true, "save_environment": true, "load_environment": true}
 	executionTools = map[string]bool{"get_execution": true, "cancel_execution": true, "send_input": true}
+	// readTools only read the history: routed to the owner for the
+	// freshest answer, they answer here from the imported history when
+	// the owner cannot be reached (lost, its lease not yet taken over).
+	readTools = map[string]bool{"get_execution": true}
 )
 
 // forwarder is the MCP edge's Forwarder (a typed nil would not read as
@@ -204,6 +208,10 @@ func (r *clusterRoute) Forward(ctx context.Context, call mcpserver.ForwardCall) 
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	rep, err := st.router.CallTool(ctx, node, natsbus.ToolCall{Principal: p, Tool: call.Tool, Args: params, Client: client})
+	var unreachable *natsbus.NodeUnreachableError
+	if err != nil && readTools[call.Tool] && errors.As(err, &unreachable) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, r.explain(st, node, call, err)
 	}

@@ -70,7 +70,7 @@ const takeoverStep = 30 * time.Second
 func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeoverDeps) error {
 	logger := c.logger.With("component", "cluster", "kernel_id", id, "from", from)
 	began := time.Now()
-	if err := step(ctx, d.take); errors.Is(err, errTakenByOther) {
+	if err := step(ctx, func(ctx context.Context) error { return untilAnswered(ctx, d.take) }); errors.Is(err, errTakenByOther) {
 		logger.Info("kernel taken over by another node", "err", err)
 		return nil
 	} else if err != nil {
@@ -118,6 +118,30 @@ func step(ctx context.Context, fn func(context.Context) error) error {
 	sctx, cancel := context.WithTimeout(ctx, takeoverStep)
 	defer cancel()
 	return fn(sctx)
+}
+
+// takeRetry is how often a take the cluster did not answer is asked
+// again.
+const takeRetry = 250 * time.Millisecond
+
+// untilAnswered runs take until it succeeds, another node wins, or ctx
+// ends. NB: the lost node often led the owners bucket's Raft group too;
+// JetStream answers its updates only once the others elected a new leader
+// (4 to 9 s after its last heartbeat, nats-server's election timeout):
+// asking again at once, rather than at the next lapse of the lease, takes
+// the kernel as soon as the bucket answers.
+func untilAnswered(ctx context.Context, take func(context.Context) error) error {
+	for {
+		err := take(ctx)
+		if err == nil || errors.Is(err, errTakenByOther) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(takeRetry):
+		}
+	}
 }
 
 func (c *core) giveBack(d takeoverDeps, logger *slog.Logger) {
@@ -262,6 +286,10 @@ func (c *core) runTakeovers(ctx context.Context, lapsed <-chan lapsedKernel) {
 	slots := make(chan struct{}, takeoversAtOnce)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// NB: a lease is offered again each lease time while still lapsed: a
+	// kernel whose takeover is under way is not taken twice at once.
+	var mu sync.Mutex
+	busy := map[string]bool{}
 	for {
 		var k lapsedKernel
 		var ok bool
@@ -273,6 +301,13 @@ func (c *core) runTakeovers(ctx context.Context, lapsed <-chan lapsedKernel) {
 				return
 			}
 		}
+		mu.Lock()
+		dup := busy[k.Kernel]
+		busy[k.Kernel] = true
+		mu.Unlock()
+		if dup {
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -282,6 +317,7 @@ func (c *core) runTakeovers(ctx context.Context, lapsed <-chan lapsedKernel) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
+			defer func() { mu.Lock(); delete(busy, k.Kernel); mu.Unlock() }()
 			if err := c.takeOverKernel(ctx, k.Kernel, k.From, k.Why, k.Deps); err != nil && ctx.Err() == nil {
 				c.logger.Error("take over a kernel of a lost node", "component", "cluster", "kernel_id", k.Kernel, "from", k.From, "err", err)
 			}
