@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
@@ -61,7 +60,7 @@ var clusterSettings = []setting{
 	{"cluster-listen", "MCP_CLUSTER_LISTEN", "", "host:port the embedded NATS server accepts other nodes' routes on; setting it makes this server a node of a cluster (docs/cluster.md)"},
 	{"cluster-routes", "MCP_CLUSTER_ROUTES", "", "comma-separated routes of the other nodes, e.g. nats://node-1:6222,nats://node-2:6222 (this node's own route may be listed)"},
 	{"cluster-name", "MCP_CLUSTER_NAME", "mcp-jupyter", "the NATS cluster's name, the same on every node"},
-	{"cluster-token", "MCP_CLUSTER_TOKEN", "", "secret every node presents on its routes (required unless --cluster-listen and every route are on loopback); set it from a secret store"},
+	{"cluster-token", "MCP_CLUSTER_TOKEN", "", "secret every node presents on its routes (required, loopback clusters included); set it from a secret store"},
 	{"cluster-tls-cert", "MCP_CLUSTER_TLS_CERT", "", "certificate (PEM) this node presents on routes; with --cluster-tls-key and --cluster-tls-ca, routes use TLS and peers are verified"},
 	{"cluster-tls-key", "MCP_CLUSTER_TLS_KEY", "", "private key (PEM) of --cluster-tls-cert"},
 	{"cluster-tls-ca", "MCP_CLUSTER_TLS_CA", "", "CA (PEM) the other nodes' route certificates must be signed by"},
@@ -100,7 +99,7 @@ func parseCluster(get func(string) string, token string) (clusterConfig, error) 
 	if !nodeNamePattern.MatchString(c.Node) {
 		return c, fmt.Errorf("--node-name %q: a cluster node needs a stable name of lower-case letters, digits and '-' (at most 63), e.g. the pod's name", c.Node)
 	}
-	host, port, err := net.SplitHostPort(c.Listen)
+	_, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return c, fmt.Errorf("--cluster-listen %q: give host:port, e.g. 0.0.0.0:6222", c.Listen)
 	}
@@ -110,8 +109,10 @@ func parseCluster(get func(string) string, token string) (clusterConfig, error) 
 	if (c.TLSCert == "") != (c.TLSKey == "") || (c.TLSCert != "" && c.TLSCA == "") {
 		return c, errors.New("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together: give all three for TLS routes, or none")
 	}
-	if c.Token == "" && !clusterLoopback(host, c.Routes) {
-		return c, fmt.Errorf("--cluster-token (MCP_CLUSTER_TOKEN) is required: routes on %s are reachable from other machines, and whoever joins the cluster reads every event", c.Listen)
+	// Even a loopback cluster needs the token: a kernel on the same host
+	// could otherwise join as a route and read (and forge) everything.
+	if c.Token == "" {
+		return c, fmt.Errorf("--cluster-token (MCP_CLUSTER_TOKEN) is required: whoever reaches %s, a kernel on this host included, could otherwise join the cluster and read every event; set the same random secret on every node, e.g. openssl rand -hex 32", c.Listen)
 	}
 	if token == "" {
 		return c, errors.New("cluster mode needs --token (MCP_TOKEN), the same on every node: an agent's credential must work on whichever node it reaches")
@@ -123,26 +124,4 @@ func parseCluster(get func(string) string, token string) (clusterConfig, error) 
 		c.Replicas = max
 	}
 	return c, nil
-}
-
-// clusterLoopback reports whether host and every route are loopback (a
-// cluster of processes on one machine, as in tests).
-func clusterLoopback(host string, routes []string) bool {
-	if !isLoopbackHost(host) {
-		return false
-	}
-	for _, r := range routes {
-		if u, err := url.Parse(r); err != nil || !isLoopbackHost(u.Hostname()) {
-			return false
-		}
-	}
-	return true
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -51,6 +51,11 @@ func TestParseClusterRefusals(t *testing.T) {
 		{"no route token off loopback", map[string]string{"--cluster-token": "<unset>"}, "--cluster-token (MCP_CLUSTER_TOKEN) is required"},
 		{"no route token, one route off loopback", map[string]string{"--cluster-token": "<unset>", "--cluster-listen": "127.0.0.1:6222",
 			"--cluster-routes": "nats://127.0.0.1:6223,nats://10.0.0.2:6222"}, "--cluster-token (MCP_CLUSTER_TOKEN) is required"},
+		// A kernel on the same host could join a token-less loopback cluster.
+		{"no route token on loopback", map[string]string{"--cluster-token": "<unset>", "--cluster-listen": "127.0.0.1:6222",
+			"--cluster-routes": "nats://127.0.0.1:6223,nats://localhost:6224"}, "--cluster-token (MCP_CLUSTER_TOKEN) is required"},
+		{"anonymous nats subscribers", map[string]string{"--nats-listen": "127.0.0.1:4222", "--nats-insecure-loopback": "true"},
+			"--nats-insecure-loopback cannot be used in cluster mode"},
 		{"no agent token", map[string]string{"--token": "<unset>"}, "cluster mode needs --token (MCP_TOKEN)"},
 		{"cluster flags without listen", map[string]string{"--cluster-listen": "<unset>"}, "need --cluster-listen"},
 	} {
@@ -70,7 +75,7 @@ func TestParseClusterRefusals(t *testing.T) {
 }
 
 // What a valid node parses to; replicas are capped at the nodes expected;
-// loopback clusters need no route token; no flag is a single server.
+// no flag is a single server.
 func TestParseClusterAccepts(t *testing.T) {
 	t.Setenv(checkpointfile.SecretEnv, "cluster-secret")
 	cfg, err := parseConfig("serve", clusterArgs(map[string]string{"--cluster-replicas": "5", "--cluster-lease": "3s"}))
@@ -83,11 +88,6 @@ func TestParseClusterAccepts(t *testing.T) {
 	}
 	if n := c.natsCluster(); n == nil || n.Node != "node-1" || n.Replicas != 3 || n.Listen != "10.0.0.1:6222" {
 		t.Fatalf("natsbus options %+v", n)
-	}
-	loop, err := parseConfig("serve", clusterArgs(map[string]string{"--cluster-token": "<unset>", "--cluster-listen": "127.0.0.1:6222",
-		"--cluster-routes": "nats://127.0.0.1:6223,nats://localhost:6224"}))
-	if err != nil || loop.Cluster.Token != "" {
-		t.Fatalf("a loopback cluster without a route token: %v", err)
 	}
 	single, err := parseConfig("serve", []string{"--data-dir", "/tmp/unused"})
 	if err != nil || single.Cluster.Enabled() || single.Cluster.natsCluster() != nil {

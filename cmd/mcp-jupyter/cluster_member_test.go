@@ -29,7 +29,7 @@ func clusterConfigs(t *testing.T, n int, extra ...string) []config {
 	cfgs := make([]config, n)
 	for i := range cfgs {
 		args := append([]string{"--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--token", "cluster-test-token",
-			"--node-name", fmt.Sprintf("node%d", i), "--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
+			"--node-name", fmt.Sprintf("node%d", i), "--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[i]), "--cluster-token", "cluster-route-token",
 			"--cluster-routes", strings.Join(routes, ",")}, extra...)
 		cfg, err := parseConfig("serve", args)
 		if err != nil {

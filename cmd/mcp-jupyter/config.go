@@ -228,6 +228,11 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.Cluster, err = parseCluster(get, c.Token); err != nil {
 		return c, err
 	}
+	if c.Cluster.Enabled() && c.NATSInsecureLoopback {
+		// Kernels run on this host: in a cluster they would read routed
+		// calls' answers and the events of every node without a credential.
+		return c, errors.New("--nats-insecure-loopback cannot be used in cluster mode (--cluster-listen): kernels on this host could connect without a credential; give outside NATS clients --nats-token or --nats-nkeys")
+	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("shutdown-grace")); err != nil || c.ShutdownGrace <= 0 {
 		return c, fmt.Errorf("--shutdown-grace %q: give a positive duration such as 25s", get("shutdown-grace"))
 	}

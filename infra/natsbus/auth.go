@@ -22,8 +22,8 @@ const EventSubjects = "mcpjupyter.>"
 //     in-process clients of Server.Connect) present an internal token
 //     generated for this run and kept only in memory: they may do anything;
 //   - outside clients presenting Options.Token, or signing the nonce with a
-//     listed nkey, may subscribe to anything and publish anything but
-//     events (request/reply and the JetStream API keep working);
+//     listed nkey, may read the events (live or from the events stream)
+//     and nothing else (subscriber);
 //   - clients without credentials get the same subscribe-only rights, but
 //     only when anonymous is set (--nats-insecure-loopback).
 //
@@ -51,23 +51,51 @@ func newAuthenticator(token string, public []string, anonymous bool) (*authentic
 	return a, nil
 }
 
-// subscriberDenied is what outside clients may not publish: events, and the
-// JetStream API requests that would change or empty the events stream
-// (reading it with consumers stays open).
-var subscriberDenied = []string{EventSubjects,
-	"$JS.API.STREAM.DELETE." + StreamName, "$JS.API.STREAM.PURGE." + StreamName,
-	"$JS.API.STREAM.UPDATE." + StreamName, "$JS.API.STREAM.MSG.DELETE." + StreamName}
+// ownInbox is the reply-inbox prefix of the server's own connections
+// (Server.Connect): their JetStream replies carry leases, checkpoint chunks
+// and history, so outside clients may not read it (subscriberHidden).
+const ownInbox = routeInbox + ".own"
+
+// subscriberAllowed is all outside clients may publish: what a reader of
+// the events stream needs, as nats.go's jetstream and legacy JetStream
+// clients send it (account info, the stream's info, creating, reading and
+// deleting consumers of the events stream, acks and flow control replies of
+// its consumers). Everything else is refused, the rest of the JetStream API
+// above all: with it a client could create a stream that republishes onto
+// a node's tool subject (a forged tool call), capture the routed calls and
+// tunnels in a stream of its own, or read and overwrite the ownership
+// leases, the checkpoints and the execution history.
+var subscriberAllowed = []string{
+	"$JS.API.INFO",
+	"$JS.API.STREAM.NAMES", // the legacy client's stream lookup by subject
+	"$JS.API.STREAM.INFO." + StreamName,
+	"$JS.API.STREAM.MSG.GET." + StreamName,
+	"$JS.API.DIRECT.GET." + StreamName, "$JS.API.DIRECT.GET." + StreamName + ".>",
+	"$JS.API.CONSUMER.CREATE." + StreamName, "$JS.API.CONSUMER.CREATE." + StreamName + ".>",
+	"$JS.API.CONSUMER.DURABLE.CREATE." + StreamName + ".*",
+	"$JS.API.CONSUMER.INFO." + StreamName + ".*",
+	"$JS.API.CONSUMER.DELETE." + StreamName + ".*",
+	"$JS.API.CONSUMER.MSG.NEXT." + StreamName + ".*",
+	"$JS.API.CONSUMER.NAMES." + StreamName, "$JS.API.CONSUMER.LIST." + StreamName,
+	"$JS.ACK." + StreamName + ".>",
+	"$JS.FC." + StreamName + ".>",
+}
 
 // subscriberHidden is what outside clients may not read: the cluster's
 // routed tool calls (code, principals), the tunnels' bytes (HTTP requests
-// with their bearer tokens) and the router's reply inboxes (route.go).
-var subscriberHidden = []string{"mcpjupyter.node.>", "mcpjupyter.tunnel.>", routeInbox + ".>"}
+// with their bearer tokens), the router's and the server's reply inboxes
+// (route.go, ownInbox), the execution history, the ownership leases ($KV),
+// the checkpoints ($O) and the JetStream API traffic of others.
+var subscriberHidden = []string{"mcpjupyter.node.>", "mcpjupyter.tunnel.>", routeInbox + ".>",
+	HistorySubjectPrefix + ">", "$KV.>", "$O.>", "$JS.>"}
 
-// subscriber is what outside clients may do: everything but subscriberDenied
-// and reading subscriberHidden.
+// subscriber is what outside clients may do: publish subscriberAllowed
+// only, and read anything but subscriberHidden (the events above all).
+// NB: nobody but the server may publish events (EventSubjects is outside
+// subscriberAllowed and denied besides).
 func subscriber(name string) *server.User {
 	return &server.User{Username: name, Permissions: &server.Permissions{
-		Publish:   &server.SubjectPermission{Deny: subscriberDenied},
+		Publish:   &server.SubjectPermission{Allow: subscriberAllowed, Deny: []string{EventSubjects}},
 		Subscribe: &server.SubjectPermission{Deny: subscriberHidden}}}
 }
 

@@ -219,7 +219,8 @@ func (s *Server) Conn() *nats.Conn { return s.nc }
 // Connect returns a new in-process client with the server's own
 // credential (it may publish events); the caller closes it.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
+	// ownInbox first, so that a caller's own prefix (the router's) wins.
+	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.CustomInboxPrefix(ownInbox)}, opts...)
 	opts = append(opts, nats.Token(s.auth.internal))
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
