@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,7 +33,12 @@ func TestClusterPartition(t *testing.T) {
 	c := testkit.StartCluster(t, 3, testkit.ClusterOptions{})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Log(c.LogsTail(30000))
+			t.Log(c.LogsTail(3000))
+			if dir := os.Getenv("MCP_TEST_LOG_DIR"); dir != "" {
+				for i := 1; i <= c.N(); i++ {
+					_ = os.WriteFile(filepath.Join(dir, c.Node(i).Name+".log"), []byte(c.Logs(i)), 0o600)
+				}
+			}
 		}
 	})
 	k := startKernelTool(t, c.Client(1))

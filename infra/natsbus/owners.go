@@ -524,11 +524,15 @@ func (o *Owners) Claim(ctx context.Context, kernelID string) (Lease, error) {
 func (o *Owners) record(kernelID string, since time.Time, rev uint64, sent time.Time) Lease {
 	l := Lease{Kernel: kernelID, Node: o.node, Since: since, Renewed: time.Now(), Revision: rev}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.own[kernelID] = ownLease{rev: rev, since: since, sent: sent}
 	if s, ok := o.seen[kernelID]; !ok || s.Revision < rev {
 		o.seen[kernelID] = seenLease{Lease: l, observed: sent}
 	}
+	o.mu.Unlock()
+	// NB: held from now on: its loss is told even before the next check.
+	o.heldMu.Lock()
+	o.wasHeld[kernelID] = true
+	o.heldMu.Unlock()
 	return l
 }
 
