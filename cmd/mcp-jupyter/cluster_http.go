@@ -174,20 +174,24 @@ func (r *clusterRoute) httpOwner(st *routeState, req *http.Request) string {
 }
 
 // serveTunnels serves this node's handler to the requests other nodes
-// route here, until closeRouting.
-func (c *core) serveTunnels(r *natsbus.Router) (*http.Server, error) {
+// route here, until closeRouting; served is closed when Serve returned.
+func (c *core) serveTunnels(r *natsbus.Router) (_ *http.Server, served <-chan struct{}, _ error) {
 	l, err := r.ListenTunnels()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, tunnelledKey{}, true)
 		}}
-	go func() { // owned: closeRouting shuts it down
+	done := make(chan struct{})
+	c.wg.Add(1)
+	go func() { // owned: closeRouting shuts it down and waits for done
+		defer c.wg.Done()
+		defer close(done)
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.logger.Error("routed HTTP: the tunnel listener stopped", "component", "cluster", "err", err)
 		}
 	}()
-	return srv, nil
+	return srv, done, nil
 }

@@ -38,6 +38,8 @@ type routeState struct {
 	// tunnels serves the HTTP requests other nodes route here
 	// (cluster_http.go).
 	tunnels *http.Server
+	// served is closed when the tunnel listener's Serve returned.
+	served <-chan struct{}
 }
 
 // Tools whose kernel argument names the kernel they act on; those whose
@@ -70,12 +72,12 @@ func (c *core) openRouting(nb *natsbus.Server, node string, owner func(string) (
 		_ = r.Close(context.Background())
 		return err
 	}
-	tunnels, err := c.serveTunnels(r)
+	tunnels, served, err := c.serveTunnels(r)
 	if err != nil {
 		_ = r.Close(context.Background())
 		return err
 	}
-	c.route.state.Store(&routeState{router: r, owner: owner, place: place, lease: lease, tunnels: tunnels})
+	c.route.state.Store(&routeState{router: r, owner: owner, place: place, lease: lease, tunnels: tunnels, served: served})
 	return nil
 }
 
@@ -91,7 +93,13 @@ func (c *core) closeRouting(ctx context.Context) error {
 	}
 	// NB: Shutdown leaves hijacked connections (WebSockets) alone: the
 	// router's Close ends their tunnels.
-	return errors.Join(st.tunnels.Shutdown(ctx), st.router.Close(ctx))
+	err := errors.Join(st.tunnels.Shutdown(ctx), st.router.Close(ctx))
+	select {
+	case <-st.served:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("wait for the tunnel listener to stop: %w", ctx.Err()))
+	}
+	return err
 }
 
 // serveRoutedTool runs a call another node received for a kernel this
@@ -119,7 +127,9 @@ func (r *clusterRoute) node(st *routeState, call mcpserver.ForwardCall) string {
 	str := func(name string) string { s, _ := call.Args[name].(string); return s }
 	switch {
 	case call.Tool == "start_kernel":
-		if st.place == nil {
+		// NB: a kernel bound to a notebook starts here: notebooks are this
+		// node's files, and run_cell/run_all run where they are received.
+		if st.place == nil || str("notebook") != "" {
 			return ""
 		}
 		spec := str("kernelspec")

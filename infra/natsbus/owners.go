@@ -65,8 +65,6 @@ type NodeInfo struct {
 	Name string `json:"name"`
 	// Kernels is how many kernels the node runs.
 	Kernels int `json:"kernels"`
-	// MaxKernels is how many it may run (0: no limit).
-	MaxKernels int `json:"max_kernels,omitempty"`
 	// MemAvailable is the machine's available memory in bytes
 	// (/proc/meminfo MemAvailable; 0: unknown).
 	MemAvailable uint64 `json:"mem_available"`
@@ -685,10 +683,13 @@ func (o *Owners) Nodes() []NodeInfo {
 }
 
 // Place picks the node a new kernel of spec should start on: among the
-// live nodes that can start spec and are below their MaxKernels, the one
-// with the fewest kernels relative to its MaxKernels (raw count when a
-// node has no limit) — kernels counted from the leases, which every claim
-// updates at once — then the most MemAvailable, then this node.
+// live nodes that can start spec, the one with the fewest kernels
+// (counted from the leases, which every claim updates at once, or as the
+// node announced, whichever is more), then the most MemAvailable, then
+// this node.
+//
+// NB: no per-node capacity: a server has no setting for one (--max-kernels
+// is per principal), so a full node is found by the start it refuses.
 func (o *Owners) Place(spec string) string {
 	nodes := o.Nodes()
 	held := map[string]int{}
@@ -699,36 +700,29 @@ func (o *Owners) Place(spec string) string {
 	o.mu.RUnlock()
 	type cand struct {
 		NodeInfo
-		load float64
+		kernels int
 	}
 	var best *cand
 	for _, n := range nodes {
-		k := max(held[n.Name], n.Kernels)
-		if n.MaxKernels > 0 && k >= n.MaxKernels {
-			continue
-		}
 		if spec != "" && len(n.Specs) > 0 && !slices.Contains(n.Specs, spec) {
 			continue
 		}
-		c := cand{NodeInfo: n, load: float64(k)}
-		if n.MaxKernels > 0 {
-			c.load = float64(k) / float64(n.MaxKernels)
-		}
-		if best == nil || better(c.load, c.MemAvailable, c.Name, best.load, best.MemAvailable, best.Name, o.node) {
+		c := cand{NodeInfo: n, kernels: max(held[n.Name], n.Kernels)}
+		if best == nil || better(c.kernels, c.MemAvailable, c.Name, best.kernels, best.MemAvailable, best.Name, o.node) {
 			best = &c
 		}
 	}
 	if best == nil {
-		return o.node // NB: nobody has room: the local start refuses on its own terms
+		return o.node // NB: nobody can start spec: the local start refuses on its own terms
 	}
 	return best.Name
 }
 
-// better says whether a node (load, mem, name) has more headroom than b's.
-func better(load float64, mem uint64, name string, bload float64, bmem uint64, bname, self string) bool {
+// better says whether a node (kernels, mem, name) has more headroom than b's.
+func better(kernels int, mem uint64, name string, bkernels int, bmem uint64, bname, self string) bool {
 	switch {
-	case load != bload:
-		return load < bload
+	case kernels != bkernels:
+		return kernels < bkernels
 	case mem != bmem:
 		return mem > bmem
 	case (name == self) != (bname == self):

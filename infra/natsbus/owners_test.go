@@ -288,12 +288,6 @@ func TestOwnersPlace(t *testing.T) {
 		t.Fatalf("a runs 2 kernels, b none: want b, got %s", got)
 	}
 	eventually(t, 5*time.Second, "b sees a's claims", func() bool { return b.Place("python3") == "b" })
-	// A node at its MaxKernels is never chosen.
-	b.Announce(natsbus.NodeInfo{MemAvailable: 4 << 30, MaxKernels: 1})
-	if _, err := b.Claim(ctx, "p3"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 3*lease, "a sees b full", func() bool { return a.Place("python3") == "a" })
 }
 
 // TestOwnersClusterRaceTake: on a 3-node cluster (R3 buckets), nodes b and
