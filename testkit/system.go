@@ -68,6 +68,8 @@ type Hooks struct {
 	Node string
 	// Owner: system.Config.Owner (a cluster's ownership leases).
 	Owner func(kernelID string) (node string, known bool)
+	// Held: system.Config.Held (a cluster's lease check before a start).
+	Held func(kernelID string) error
 	// AbortReplyTimeout: system.Config's (0: the default).
 	AbortReplyTimeout time.Duration
 }
@@ -145,7 +147,8 @@ func (s *Stack) open() {
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
-		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, AbortReplyTimeout: s.hooks.AbortReplyTimeout})
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, Held: s.hooks.Held,
+		AbortReplyTimeout: s.hooks.AbortReplyTimeout})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

@@ -51,6 +51,13 @@ type Deps struct {
 	// waits for the appends either put in the write path before it reads
 	// the log (nil: Props makes one for this actor's instances).
 	Written *actors.Written
+	// Held, in a cluster, says whether this node may act for the kernel
+	// now (its ownership lease renewed recently enough); nil on a single
+	// server. It is checked before each queued execution is started:
+	// while it fails nothing is started (the queue waits), so a node cut
+	// off from the cluster never starts what the kernel's new owner runs
+	// after its takeover. HeldChanged asks for a new check.
+	Held func(kernelID string) error
 }
 
 // Commands, answered with SubmitResult / CancelResult.
@@ -60,6 +67,9 @@ type (
 	Cancel        struct{ ExecutionID, Reason, By string }
 	// Snapshot is answered with the State.
 	Snapshot struct{}
+	// HeldChanged: Deps.Held may answer differently now (the lease was
+	// lost, or renewed again): the queue is checked again.
+	HeldChanged struct{}
 	// Outcome is answered with an OutcomeResult once the kernel's recovery
 	// has an outcome: it takes work (re-attached, started or relaunched;
 	// for a relaunched one held for its restore, once the executions of
@@ -120,6 +130,9 @@ type Actor struct {
 	restores map[string]bool
 	// outcomeWaiters asked Outcome before there was one.
 	outcomeWaiters []*actor.PID
+	// notHeld: Deps.Held failed when the queue was last looked at; the
+	// wait is logged once, and its end.
+	notHeld bool
 }
 
 type queuedExecution struct {
@@ -190,6 +203,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(CancelResult{Err: err})
 	case Snapshot:
 		ctx.Respond(a.state)
+	case HeldChanged:
+		a.next(ctx)
 	case Outcome:
 		a.outcomeWaiters = append(a.outcomeWaiters, ctx.Sender())
 	case kernel.RestoreEnded:
@@ -283,7 +298,9 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 		return a.submitRestore(ctx, c, msgID)
 	}
 	// NB: a held kernel runs nothing but its restore: the rest queues.
-	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, a.ready && !a.reconciling && a.state.Hold == nil, msgID)
+	// NB: and a node that cannot prove it owns the kernel starts nothing.
+	start := a.ready && !a.reconciling && a.state.Hold == nil && a.mayStart()
+	drafts, err := DecideSubmit(a.state, c, a.deps.MaxQueue, start, msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
@@ -302,7 +319,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 // started at once when nothing is in flight, otherwise as soon as what is
 // in flight ends (the executions of the gone process, being recorded lost).
 func (a *Actor) submitRestore(ctx actor.Context, c Submit, msgID string) SubmitResult {
-	drafts, err := DecideSubmitRestore(a.state, c, a.ready && !a.reconciling, msgID)
+	drafts, err := DecideSubmitRestore(a.state, c, a.ready && !a.reconciling && a.mayStart(), msgID)
 	if err != nil {
 		return SubmitResult{Err: err}
 	}
@@ -538,7 +555,7 @@ func (a *Actor) resumeGone(ctx actor.Context, x Execution, gone string) {
 }
 
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.reconciling {
+	if !a.ready || a.reconciling || len(a.state.Pending) == 0 || !a.mayStart() {
 		return
 	}
 	if a.state.Hold != nil {
@@ -559,6 +576,26 @@ func (a *Actor) next(ctx actor.Context) {
 			actors.Hit(a.deps.Faults, "scheduler.pipelined")
 		}
 	}
+}
+
+// mayStart checks Deps.Held before anything queued is started; the first
+// failure and the end of the wait are logged (not every look at the
+// queue).
+func (a *Actor) mayStart() bool {
+	if a.deps.Held == nil {
+		return true
+	}
+	err := a.deps.Held(a.id)
+	switch {
+	case err != nil && !a.notHeld:
+		a.notHeld = true
+		a.deps.Logger.Warn("this node cannot prove it owns the kernel: its queued executions wait (nothing is started) until the lease is renewed or another node takes the kernel over",
+			"queued", len(a.state.Pending), "err", err)
+	case err == nil && a.notHeld:
+		a.notHeld = false
+		a.deps.Logger.Info("the kernel's ownership lease is held again: its queued executions start", "queued", len(a.state.Pending))
+	}
+	return err == nil
 }
 
 // nextRestore, during a hold, starts a restore load that waited for what

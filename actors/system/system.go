@@ -86,6 +86,11 @@ type Config struct {
 	// over, and has not imported it): recovering it would write on a stream
 	// that is another node's now. Nil: none.
 	Owner func(kernelID string) (node string, known bool)
+	// Held, in a cluster, says whether this node may act for a kernel now
+	// (natsbus.Owners.Held: its lease renewed recently enough); nil on a
+	// single server. Each kernel's scheduler checks it before it starts a
+	// queued execution; HeldChanged makes it check again.
+	Held func(kernelID string) error
 	// AbortReplyTimeout bounds how long Cancel of a pipelined execution
 	// waits for the kernel to acknowledge its abort_request (0:
 	// kernel.AbortReplyTimeout; tests shorten it).
@@ -318,7 +323,8 @@ func (s *System) spawn(id, label, notebook string, adopt *kernel.AdoptFrom) *ent
 	spawned := make(chan struct{})
 	written := &actors.Written{} // NB: shared: each recovers past the other's appends
 	sched, err := root.SpawnNamed(scheduler.Props(id, scheduler.Deps{Log: s.cfg.Log, Logger: s.cfg.Logger.With("component", "scheduler"),
-		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn, Faults: s.cfg.Faults, Written: written}), schedPID.Id)
+		MaxQueue: s.cfg.MaxQueue, Kernel: kernPID, KernelSpawned: spawned, PanicOn: s.cfg.SchedulerPanicOn, Faults: s.cfg.Faults, Written: written,
+		Held: s.cfg.Held}), schedPID.Id)
 	if err != nil {
 		sched = schedPID // NB: already spawned (a kernel id is spawned once per process)
 	}
@@ -434,6 +440,22 @@ func (s *System) KernelIDs() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// HeldChanged tells kernel id's scheduler that Config.Held may answer
+// differently now (the lease was lost, or renewed again): it stops or
+// resumes starting the queued executions. A kernel this node does not run
+// is ignored. It does not block.
+func (s *System) HeldChanged(id string) {
+	id = events.CanonicalID(id)
+	s.mu.RLock()
+	e, ok := s.kernels[id]
+	closed := s.closed
+	s.mu.RUnlock()
+	if !ok || closed {
+		return
+	}
+	s.actors.Root.Send(e.scheduler, scheduler.HeldChanged{})
 }
 
 // HasKernel reports whether the system runs an actor for kernel id: one

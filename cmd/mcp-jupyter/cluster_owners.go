@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
@@ -139,6 +140,29 @@ func (c *core) leaseOwner() func(string) (string, bool) {
 		return nil
 	}
 	return c.ownerOf
+}
+
+// leaseHeld is system.Config.Held: each kernel's scheduler starts a
+// queued execution only while this node holds the kernel's lease (nil on
+// a single server).
+func (c *core) leaseHeld() func(string) error {
+	if c.own == nil {
+		return nil
+	}
+	return c.own.held
+}
+
+// watchHeld makes the Owners tell sys at once when this node stops (or
+// starts again) holding a kernel's lease: its scheduler stops (resumes)
+// starting the queued executions without waiting for the next command.
+func (c *core) watchHeld(sys *system.System) {
+	c.mu.RLock()
+	own := c.own
+	c.mu.RUnlock()
+	if own == nil {
+		return
+	}
+	own.owners.OnHeldChange(sys.HeldChanged)
 }
 
 // releaseStray gives up the leases this node resumed at its start for

@@ -324,13 +324,14 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
 		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: cfg.Cluster.NodeName(),
-		Owner: c.leaseOwner()})
+		Owner: c.leaseOwner(), Held: c.leaseHeld()})
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.sys = sys
 	c.mu.Unlock()
+	c.watchHeld(sys)
 	c.releaseStray()
 	// Kernel dirs of kernels the log no longer holds (shut down or reaped
 	// while no server ran, or a start cut short); before any new start.

@@ -96,6 +96,14 @@ func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeo
 		}
 	}
 	if err := c.sys.Adopt(ctx, id, from, why); err != nil {
+		if !c.sys.HasKernel(id) {
+			// NB: the lease was taken but no actor runs the kernel here
+			// (nothing to take over: it was shut down; or the adoption
+			// failed): renewing it would keep the kernel from everyone.
+			// Given back, a kernel that is gone leaves the bucket; one
+			// that could not be adopted lapses again for the next try.
+			c.giveBack(d, logger)
+		}
 		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
 	}
 	r, held, err := c.sys.Held(ctx, id)

@@ -152,6 +152,12 @@ type Owners struct {
 	lapsed        chan Lease
 	renewFailures atomic.Uint64
 
+	// heldMu guards onHeld and wasHeld: what HeldChanges last told.
+	heldMu  sync.Mutex
+	onHeld  func(kernelID string)
+	wasHeld map[string]bool // false: an own lease not held
+	denied  map[string]bool // Held refused it since the last check
+
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -223,7 +229,85 @@ func OpenOwners(ctx context.Context, js jetstream.JetStream, node string, o Owne
 	}
 	return &Owners{js: js, node: node, lease: o.Lease, margin: o.Lease / 4, replicas: o.Replicas, logger: o.Logger,
 		owners: owners, nodes: nodes, own: map[string]ownLease{}, seen: map[string]seenLease{}, peers: map[string]seenNode{},
-		info: NodeInfo{Name: node}, lapsed: make(chan Lease, lapsedBuffer), cancel: func() {}}, nil
+		info: NodeInfo{Name: node}, lapsed: make(chan Lease, lapsedBuffer), cancel: func() {}, wasHeld: map[string]bool{}, denied: map[string]bool{}}, nil
+}
+
+// OnHeldChange makes fn be called with a kernel's id as soon as Held of
+// it changes: this node stopped holding its lease (a renewal lost to
+// another node's revision, or lease − margin passed without a renewal),
+// or holds it again (renewed in time after all; claimed, taken). The
+// kernel's actors then stop or resume acting at once instead of at the
+// next command. fn must not block (it runs on the Owners' loops). Checked
+// every lease/10 and after each round of renewals.
+func (o *Owners) OnHeldChange(fn func(kernelID string)) {
+	o.heldMu.Lock()
+	o.onHeld = fn
+	o.heldMu.Unlock()
+}
+
+// checkHeld calls OnHeldChange's fn for each kernel whose Held changed
+// since the last check, or that Held refused meanwhile and holds now (a
+// scheduler told "no" between two checks waits for this).
+func (o *Owners) checkHeld() {
+	o.mu.RLock()
+	mine := make(map[string]bool, len(o.own))
+	for id := range o.own {
+		mine[id] = true
+	}
+	o.mu.RUnlock()
+	o.heldMu.Lock()
+	ids := make([]string, 0, len(mine)+len(o.wasHeld))
+	for id := range mine {
+		ids = append(ids, id)
+	}
+	for id := range o.wasHeld {
+		if !mine[id] {
+			ids = append(ids, id)
+		}
+	}
+	for id := range o.denied {
+		if _, ok := o.wasHeld[id]; !ok && !mine[id] {
+			ids = append(ids, id)
+		}
+	}
+	o.heldMu.Unlock()
+	// NB: Held takes heldMu when it refuses: asked outside the lock.
+	held := make([]bool, len(ids))
+	for i, id := range ids {
+		held[i] = o.Held(id) == nil
+	}
+	o.heldMu.Lock()
+	fn := o.onHeld
+	var lost, back []string
+	for i, id := range ids {
+		was, known := o.wasHeld[id]
+		switch {
+		case known && was && !held[i]:
+			lost = append(lost, id)
+		case held[i] && ((known && !was) || o.denied[id]):
+			back = append(back, id)
+		}
+		switch {
+		case held[i]:
+			o.wasHeld[id] = true
+			delete(o.denied, id)
+		case mine[id]:
+			o.wasHeld[id] = false
+		default:
+			delete(o.wasHeld, id)
+			delete(o.denied, id)
+		}
+	}
+	o.heldMu.Unlock()
+	for _, id := range lost {
+		o.logger.Warn("this node no longer holds the kernel's lease: it starts nothing for it until the lease is renewed", "kernel", id)
+	}
+	if fn == nil {
+		return
+	}
+	for _, id := range append(lost, back...) {
+		fn(id)
+	}
 }
 
 // Node is this node's name.
@@ -438,11 +522,15 @@ func (o *Owners) Claim(ctx context.Context, kernelID string) (Lease, error) {
 func (o *Owners) record(kernelID string, since time.Time, rev uint64, sent time.Time) Lease {
 	l := Lease{Kernel: kernelID, Node: o.node, Since: since, Renewed: time.Now(), Revision: rev}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.own[kernelID] = ownLease{rev: rev, since: since, sent: sent}
 	if s, ok := o.seen[kernelID]; !ok || s.Revision < rev {
 		o.seen[kernelID] = seenLease{Lease: l, observed: sent}
 	}
+	o.mu.Unlock()
+	// NB: held from now on: its loss is told even before the next check.
+	o.heldMu.Lock()
+	o.wasHeld[kernelID] = true
+	o.heldMu.Unlock()
 	return l
 }
 
@@ -480,6 +568,11 @@ func (o *Owners) Held(kernelID string) error {
 	o.mu.RLock()
 	s, seen := o.seen[kernelID]
 	o.mu.RUnlock()
+	if mine {
+		o.heldMu.Lock()
+		o.denied[kernelID] = true
+		o.heldMu.Unlock()
+	}
 	e := &NotOwnerError{Kernel: kernelID, Node: o.node, Lease: o.lease}
 	switch {
 	case mine:
@@ -688,6 +781,7 @@ func (o *Owners) renewAll(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	o.checkHeld()
 }
 
 // renew renews one own lease with a revision-checked update.
@@ -775,6 +869,7 @@ func (o *Owners) lapseLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		o.checkHeld()
 		now := time.Now()
 		var due []Lease
 		o.mu.Lock()
