@@ -70,6 +70,8 @@ type Hooks struct {
 	Owner func(kernelID string) (node string, known bool)
 	// AbortReplyTimeout: system.Config's (0: the default).
 	AbortReplyTimeout time.Duration
+	// ConfirmStarted: system.Config's (a cluster's history gate).
+	ConfirmStarted func(ctx context.Context, kernelID string, seq uint64) error
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
@@ -145,7 +147,8 @@ func (s *Stack) open() {
 	s.Launcher = &jupyter.Launcher{SearchPath: jupyter.SearchPath{Dirs: []string{s.SpecDir}}, RuntimeDir: filepath.Join(s.DataDir, "runtime")}
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
-		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, AbortReplyTimeout: s.hooks.AbortReplyTimeout})
+		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, AbortReplyTimeout: s.hooks.AbortReplyTimeout,
+		ConfirmStarted: s.hooks.ConfirmStarted})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

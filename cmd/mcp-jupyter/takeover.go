@@ -201,7 +201,6 @@ func (c *core) disown(ctx context.Context, id, by string) {
 	}
 }
 
-
 // lapsedKernel is a kernel whose owner stopped renewing its lease, with
 // what taking it over needs (takeOver builds it from the Owners' lapse).
 type lapsedKernel struct {
