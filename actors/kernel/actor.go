@@ -1165,6 +1165,7 @@ func (a *Actor) interrupt(ctx actor.Context, m Interrupt) {
 		return
 	}
 	a.append(drafts...)
+	a.interruptGated(ctx, m.By)
 	ctx.Respond(Result{State: a.state})
 }
 

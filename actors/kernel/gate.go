@@ -123,6 +123,24 @@ func (a *Actor) abortGated(ctx actor.Context, m Abort) bool {
 	return true
 }
 
+// interruptGated ends the running execution if it is still waiting: the
+// kernel never saw it, so the interrupt meant for it must stop it here
+// (the one pipelined behind it goes on, as after a real interrupt).
+func (a *Actor) interruptGated(ctx actor.Context, by string) {
+	if len(a.gated) == 0 || a.first() != a.gated[0].m.ExecutionID {
+		return
+	}
+	g := a.gated[0]
+	a.gated = a.gated[1:]
+	a.running = a.running[1:]
+	a.appendAsync(events.Draft{Stream: events.ExecutionStream(g.m.ExecutionID), Kernel: a.id, Principal: by,
+		Payload: events.ExecutionInterrupted{ExecutionID: g.m.ExecutionID}})
+	a.notify(ctx, ExecutionEnded{ExecutionID: g.m.ExecutionID, Status: "interrupted"})
+	if g.to != nil {
+		ctx.Send(g.to, ExecuteResult{ExecutionID: g.m.ExecutionID, Err: ErrInterruptedWhileGated})
+	}
+}
+
 // stopGates ends the waits of this instance (Stopping, Restarting).
 func (a *Actor) stopGates() {
 	if a.gateCancel != nil {
@@ -138,4 +156,7 @@ var (
 	// ErrCancelledWhileGated answers an Execute cancelled before it was
 	// sent (the kernel never saw it).
 	ErrCancelledWhileGated = errors.New("kernel: cancelled before it was sent (waiting for the cluster history)")
+	// ErrInterruptedWhileGated answers an Execute interrupted before it
+	// was sent.
+	ErrInterruptedWhileGated = errors.New("kernel: interrupted before it was sent (waiting for the cluster history)")
 )

@@ -163,3 +163,33 @@ func TestCancelWhileWaitingForTheHistory(t *testing.T) {
 		t.Fatalf("ran %q, want A: the cancelled one was never sent", got)
 	}
 }
+
+// TestInterruptWhileWaitingForTheHistory: an interrupt while the running
+// execution still waits for the history ends it interrupted, unsent (it
+// never runs, even once confirmed); the one pipelined behind runs once.
+func TestInterruptWhileWaitingForTheHistory(t *testing.T) {
+	g := newHistoryGate()
+	s := testkit.StartStackWithHooks(t, testkit.Hooks{ConfirmStarted: g.confirm})
+	k := startKernel(t, s)
+	ran := ranFile(t)
+	a := submit(t, s, k, marks(ran, "A"))
+	b := submit(t, s, k, marks(ran, "B"))
+	sa := startedSeq(t, s, k, a)
+	pipelined(t, s, k, b, a)
+	sb := startedSeq(t, s, k, b)
+	g.waitAsked(t, sb)
+	if err := s.System.InterruptKernel(context.Background(), k, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if x := s.WaitExecution(a, 30*time.Second); x.Status != queue.StatusInterrupted {
+		t.Fatalf("a: %+v", x)
+	}
+	g.release(sa)
+	g.release(sb)
+	if x := s.WaitExecution(b, 30*time.Second); x.Status != queue.StatusOK {
+		t.Fatalf("b: %+v", x)
+	}
+	if got := readRan(t, ran); got != "B" {
+		t.Fatalf("ran %q, want B: the interrupted one was never sent", got)
+	}
+}
