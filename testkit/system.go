@@ -72,6 +72,8 @@ type Hooks struct {
 	Held func(kernelID string) error
 	// AbortReplyTimeout: system.Config's (0: the default).
 	AbortReplyTimeout time.Duration
+	// ConfirmStarted: system.Config's (a cluster's history gate).
+	ConfirmStarted func(ctx context.Context, kernelID string, seq uint64) error
 }
 
 // StartStackWithHooks is StartStack with the actors' test hooks set, in
@@ -148,7 +150,7 @@ func (s *Stack) open() {
 	sys, err := system.Open(context.Background(), system.Config{Log: l, Scanner: l, Launcher: s.Launcher,
 		KernelPanicOn: s.hooks.KernelPanicOn, SchedulerPanicOn: s.hooks.SchedulerPanicOn,
 		AutoRestore: s.hooks.AutoRestore, RestoreName: s.hooks.RestoreName, Node: s.hooks.Node, Owner: s.hooks.Owner, Held: s.hooks.Held,
-		AbortReplyTimeout: s.hooks.AbortReplyTimeout})
+		AbortReplyTimeout: s.hooks.AbortReplyTimeout, ConfirmStarted: s.hooks.ConfirmStarted})
 	if err != nil {
 		t.Fatalf("open system: %v", err)
 	}

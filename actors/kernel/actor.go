@@ -54,6 +54,12 @@ type Deps struct {
 	// AbortReplyTimeout bounds the wait for the kernel's abort_reply before
 	// an Abort is answered anyway (default AbortReplyTimeout).
 	AbortReplyTimeout time.Duration
+	// ConfirmStarted, in a cluster, returns once the cluster's history
+	// holds this node's record at log sequence seq (an execution's
+	// ExecutionStarted) and the node still owns kernelID, or with ctx's
+	// error: an execute_request leaves only after it (gate.go). Nil on a
+	// single server: sent as soon as the start is in the write path.
+	ConfirmStarted func(ctx context.Context, kernelID string, seq uint64) error
 
 	// relaunching is held (a one-slot semaphore shared by the actor's
 	// instances, made by Props) while a relaunch stops and starts the
@@ -112,6 +118,13 @@ type Actor struct {
 	// aborts are the Aborts sent and not yet answered, by the
 	// abort_request's msg_id (at most MaxRelays: they wait as relays).
 	aborts map[string]pendingAbort
+	// gated are the executions started and not sent yet, waiting for
+	// ConfirmStarted, in the order they came (at most two: the running
+	// one and the one pipelined behind it; gate.go). gateCtx ends their
+	// waits when this instance stops.
+	gated      []gatedExec
+	gateCtx    context.Context
+	gateCancel context.CancelFunc
 }
 
 // AbortReplyTimeout is how long an Abort waits for the kernel's
@@ -229,6 +242,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.recover(ctx)
 	case *actor.Stopping, *actor.Restarting:
+		a.stopGates()
 		a.release()
 	case Start:
 		a.start(ctx, m)
@@ -246,7 +260,13 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(Result{State: a.state, Err: err})
 	case Execute:
+		if a.deps.ConfirmStarted != nil && m.Seq > 0 {
+			a.gate(ctx, m)
+			break
+		}
 		ctx.Respond(ExecuteResult{ExecutionID: m.ExecutionID, Err: a.execute(ctx, m)})
+	case startConfirmed:
+		a.confirmedStart(ctx, m)
 	case Resume:
 		a.resume(ctx, m)
 	case Reconcile:
@@ -923,6 +943,15 @@ func (a *Actor) execute(ctx actor.Context, m Execute) error {
 }
 
 func (a *Actor) send(m Execute) error {
+	if err := a.sendable(m); err != nil {
+		return err
+	}
+	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
+	return a.transmit(m)
+}
+
+// sendable says why m cannot be sent now (nil: it can).
+func (a *Actor) sendable(m Execute) error {
 	if !a.state.Status.Alive() || a.conn == nil {
 		return notRunning(a.state)
 	}
@@ -936,7 +965,11 @@ func (a *Actor) send(m Execute) error {
 	default:
 		return fmt.Errorf("%w: %s", ErrBusy, strings.Join(a.running, ", "))
 	}
-	a.out = Expect(a.out, m.MsgID, m.ExecutionID, m.By)
+	return nil
+}
+
+// transmit sends m's execute_request (sendable checked it).
+func (a *Actor) transmit(m Execute) error {
 	exprs := map[string]string{}
 	maps.Copy(exprs, m.UserExpressions)
 	// NB: stop_on_error false always: ipykernel would abort whatever is
@@ -999,6 +1032,9 @@ func (a *Actor) reconcile(ctx actor.Context, m Reconcile) {
 // on control (stopped, or not ipykernel) leaves the outcome to its
 // execute_reply, as before.
 func (a *Actor) abort(ctx actor.Context, m Abort) {
+	if a.abortGated(ctx, m) {
+		return
+	}
 	if a.conn == nil || a.pipelined() != m.ExecutionID {
 		ctx.Respond(Result{State: a.state, Err: fmt.Errorf("%w: %s is not waiting behind the running execution of kernel %s", ErrNotPipelined, m.ExecutionID, a.id)})
 		return
@@ -1129,6 +1165,7 @@ func (a *Actor) interrupt(ctx actor.Context, m Interrupt) {
 		return
 	}
 	a.append(drafts...)
+	a.interruptGated(ctx, m.By)
 	ctx.Respond(Result{State: a.state})
 }
 

@@ -33,6 +33,10 @@ type (
 		// ("" none); refused with ErrBusy unless the kernel pipelines and
 		// that one is the only one in flight.
 		Behind string
+		// Seq is the log sequence of its ExecutionStarted: in a cluster
+		// the request leaves once the history holds it
+		// (Deps.ConfirmStarted; 0: at once).
+		Seq uint64
 	}
 	// Abort asks the kernel not to run ExecutionID, pipelined behind the
 	// running one (answered with a Result once the kernel acknowledged the

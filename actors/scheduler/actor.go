@@ -308,7 +308,7 @@ func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
 	a.queued[c.ExecutionID] = p
 	if len(drafts) > 1 {
 		actors.Hit(a.deps.Faults, "scheduler.started")
-		a.send(ctx, a.find(c.ExecutionID))
+		a.send(ctx, a.find(c.ExecutionID), p)
 	} else if a.ready && !a.reconciling {
 		a.next(ctx) // NB: pipelined behind the running one if it can be
 	}
@@ -327,7 +327,7 @@ func (a *Actor) submitRestore(ctx actor.Context, c Submit, msgID string) SubmitR
 	a.queued[c.ExecutionID] = p
 	if len(drafts) > 1 {
 		actors.Hit(a.deps.Faults, "scheduler.started")
-		a.send(ctx, a.find(c.ExecutionID))
+		a.send(ctx, a.find(c.ExecutionID), p)
 	} else {
 		a.restores[c.ExecutionID] = true
 	}
@@ -568,10 +568,10 @@ func (a *Actor) next(ctx actor.Context) {
 		if drafts == nil {
 			return
 		}
-		a.appendAsync(drafts)
+		p := a.appendAsync(drafts)
 		id := events.StreamID(drafts[0].Stream)
 		actors.Hit(a.deps.Faults, "scheduler.started")
-		a.send(ctx, a.find(id))
+		a.send(ctx, a.find(id), p)
 		if a.state.Next != nil {
 			actors.Hit(a.deps.Faults, "scheduler.pipelined")
 		}
@@ -610,16 +610,25 @@ func (a *Actor) nextRestore(ctx actor.Context) {
 			return
 		}
 		delete(a.restores, x.ID)
-		a.appendAsync(drafts)
+		p := a.appendAsync(drafts)
 		actors.Hit(a.deps.Faults, "scheduler.started")
-		a.send(ctx, a.find(x.ID))
+		a.send(ctx, a.find(x.ID), p)
 		return
 	}
 }
 
-func (a *Actor) send(ctx actor.Context, x Execution) {
+// send hands x to the kernel actor; p is the append holding its
+// ExecutionStarted (in a cluster the request leaves once the history holds
+// it: kernel.Execute.Seq).
+func (a *Actor) send(ctx actor.Context, x Execution, p *events.Pending) {
+	var seq uint64
+	if p != nil {
+		for _, e := range p.Events() {
+			seq = max(seq, e.Seq)
+		}
+	}
 	ctx.Request(a.deps.Kernel, kernel.Execute{ExecutionID: x.ID, MsgID: x.MsgID, Code: x.Code, AllowStdin: x.AllowStdin,
-		Silent: x.Silent, SkipHistory: x.SkipHistory, UserExpressions: x.UserExpressions, By: x.By, Behind: x.Behind})
+		Silent: x.Silent, SkipHistory: x.SkipHistory, UserExpressions: x.UserExpressions, By: x.By, Behind: x.Behind, Seq: seq})
 }
 
 // appendAsync puts drafts in the log's write path and applies them at

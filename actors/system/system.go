@@ -91,6 +91,10 @@ type Config struct {
 	// single server. Each kernel's scheduler checks it before it starts a
 	// queued execution; HeldChanged makes it check again.
 	Held func(kernelID string) error
+	// ConfirmStarted, in a cluster, holds each execute_request until the
+	// cluster's history holds its ExecutionStarted (kernel.Deps); nil on
+	// a single server.
+	ConfirmStarted func(ctx context.Context, kernelID string, seq uint64) error
 	// AbortReplyTimeout bounds how long Cancel of a pipelined execution
 	// waits for the kernel to acknowledge its abort_request (0:
 	// kernel.AbortReplyTimeout; tests shorten it).
@@ -330,7 +334,8 @@ func (s *System) spawn(id, label, notebook string, adopt *kernel.AdoptFrom) *ent
 	}
 	kern, err := root.SpawnNamed(kernel.Props(id, kernel.Deps{Log: s.cfg.Log, Launcher: s.cfg.Launcher, Logger: s.cfg.Logger.With("component", "kernel"),
 		PanicOn: s.cfg.KernelPanicOn, Faults: s.cfg.Faults, Written: written,
-		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName, Node: s.cfg.Node, Adopt: adopt, AbortReplyTimeout: s.cfg.AbortReplyTimeout}, sched), kernPID.Id)
+		AutoRestore: s.cfg.AutoRestore, RestoreName: s.cfg.RestoreName, Node: s.cfg.Node, Adopt: adopt, AbortReplyTimeout: s.cfg.AbortReplyTimeout,
+		ConfirmStarted: s.cfg.ConfirmStarted}, sched), kernPID.Id)
 	if err != nil {
 		kern = kernPID
 	}

@@ -324,7 +324,7 @@ func (c *core) open(ctx context.Context) (err error) {
 	}
 	sys, err := system.Open(ctx, system.Config{Log: l, Scanner: l, Launcher: c.launcher, Logger: logger, MaxQueue: cfg.MaxQueue,
 		Faults: faultsOrNil(faults), AutoRestore: cfg.AutoRestore, RestoreName: autoCheckpointName, Node: cfg.Cluster.NodeName(),
-		Owner: c.leaseOwner(), Held: c.leaseHeld()})
+		Owner: c.leaseOwner(), Held: c.leaseHeld(), ConfirmStarted: c.confirmStarted()})
 	if err != nil {
 		return err
 	}

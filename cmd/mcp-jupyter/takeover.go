@@ -25,7 +25,11 @@ import (
 //
 //  1. it makes sure its log holds every record the lost node published
 //     (Importer.CaughtUp): the executions it queued and started are then
-//     all known, so none is forgotten or run twice;
+//     all known, so none is forgotten or run twice. Run twice is ruled
+//     out because the lost node sent an execute_request only once the
+//     history stream had acknowledged its ExecutionStarted
+//     (cluster_confirm.go): an execution this node finds only queued was
+//     never sent there;
 //  2. it fetches the kernel's newest auto-checkpoint from the cluster's
 //     object store (fetchCheckpoint), verified like a local file;
 //  3. system.Adopt appends KernelAdopted and relaunches the kernel under its

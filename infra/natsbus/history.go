@@ -134,6 +134,10 @@ type HistoryPublisher struct {
 
 	mu     sync.Mutex
 	health health
+	// advanced is closed (and replaced) when confirmed moves while someone
+	// waits (WaitConfirmed): one channel whatever the number of waiters,
+	// so the publisher never blocks on them and nothing grows.
+	advanced chan struct{}
 
 	reported map[string]time.Time // loop goroutine only
 	cancel   context.CancelFunc
@@ -164,7 +168,7 @@ func (h *HistoryPublisher) Start(ctx context.Context) error {
 		return fmt.Errorf("start history publisher: %w", err)
 	}
 	if ok {
-		h.confirmed.Store(seq)
+		h.advance(seq)
 		h.savedSeq.Store(seq)
 	}
 	ctx, h.cancel = context.WithCancel(ctx)
@@ -225,9 +229,7 @@ func (h *HistoryPublisher) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if stored > h.confirmed.Load() {
-		h.confirmed.Store(stored)
-	}
+	h.advance(stored)
 	maxMsg := nc.MaxPayload()
 	acks := make(chan pubAck, h.opts.Window)
 	var wg sync.WaitGroup
@@ -318,9 +320,7 @@ func (h *HistoryPublisher) confirm(ctx context.Context, cancel context.CancelCau
 				return
 			}
 		}
-		if a.seq > h.confirmed.Load() {
-			h.confirmed.Store(a.seq)
-		}
+		h.advance(a.seq)
 		if seq := h.confirmed.Load(); seq-h.savedSeq.Load() >= h.opts.CursorEvery {
 			if err := h.saveCursor(seq); err != nil {
 				cancel(err)
@@ -383,6 +383,53 @@ func (h *HistoryPublisher) Healthy() error {
 // Confirmed is the log sequence up to which this node's records are in the
 // history stream.
 func (h *HistoryPublisher) Confirmed() uint64 { return h.confirmed.Load() }
+
+// advance moves confirmed to seq (never back) and wakes the waiters.
+func (h *HistoryPublisher) advance(seq uint64) {
+	if seq <= h.confirmed.Load() {
+		return
+	}
+	h.mu.Lock()
+	h.confirmed.Store(seq)
+	if h.advanced != nil {
+		close(h.advanced)
+		h.advanced = nil
+	}
+	h.mu.Unlock()
+}
+
+// WaitConfirmed returns once every record of this node up to log sequence
+// seq is acknowledged by the history stream (stored with its replicas), so
+// a node that takes a kernel over sees it; or ctx's error, or ErrClosed
+// once the publisher stopped. It never blocks the publisher.
+//
+// In a cluster the kernel actor sends an execute_request only after its
+// ExecutionStarted passed here (docs/cluster.d/takeover.md, "At most
+// once").
+func (h *HistoryPublisher) WaitConfirmed(ctx context.Context, seq uint64) error {
+	for {
+		h.mu.Lock()
+		if h.confirmed.Load() >= seq {
+			h.mu.Unlock()
+			return nil
+		}
+		if h.advanced == nil {
+			h.advanced = make(chan struct{})
+		}
+		ch := h.advanced
+		h.mu.Unlock()
+		select {
+		case <-ch:
+		case <-h.done:
+			if h.confirmed.Load() >= seq {
+				return nil
+			}
+			return fmt.Errorf("wait for record %d in %s: %w", seq, HistoryStream, ErrClosed)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for record %d in %s (acknowledged up to %d): %w", seq, HistoryStream, h.confirmed.Load(), ctx.Err())
+		}
+	}
+}
 
 // Published counts the records published (repeats after a failure
 // included); Oversize the records too large for a NATS message.
