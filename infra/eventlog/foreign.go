@@ -51,9 +51,10 @@ func (l *Log) ForeignPosition() uint64 { return l.foreignPos.Load() }
 // Raw; Seq is ignored (a new one is assigned) and Payload is not needed.
 // position must be above ForeignPosition: a position at or below it was
 // imported already and is refused with ErrForeignImported (nothing written),
-// which makes a repeated import after a crash harmless. evs may be empty:
-// then only the position is recorded (the importer skipped records). One
-// importer calls it at a time.
+// which makes a repeated import after a crash harmless; the check is made
+// in the write path, so of two concurrent calls with one position exactly
+// one writes. evs may be empty: then only the position is recorded (the
+// importer skipped records).
 func (l *Log) AppendForeign(ctx context.Context, position uint64, evs []events.Event) error {
 	if l.opts.ReadOnly {
 		return ErrReadOnly
@@ -61,6 +62,7 @@ func (l *Log) AppendForeign(ctx context.Context, position uint64, evs []events.E
 	if position == 0 {
 		return errors.New("append foreign records: position 0 is not a history stream position")
 	}
+	// NB: a quick refusal only; the write path checks again under its lock.
 	if have := l.foreignPos.Load(); position <= have {
 		return fmt.Errorf("append foreign records up to position %d: %w (the log holds them up to %d)", position, ErrForeignImported, have)
 	}
