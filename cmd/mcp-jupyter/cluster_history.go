@@ -65,7 +65,6 @@ func (c *core) closeHistory(ctx context.Context) error {
 	return err
 }
 
-
 // runsHere reports whether this node runs kernel id: always for a single
 // server; in a cluster, when its actors are on this node (the read models
 // also know the other nodes' kernels).

@@ -118,6 +118,8 @@ type core struct {
 	checkDone chan struct{} // closed when the launcher check finished
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Stages open goes through, shown by /readyz until ready.
@@ -486,7 +488,14 @@ func (c *core) shutdownKernels(ctx context.Context) {
 	}
 }
 
+// close stops everything open started, in order; it is idempotent (an open
+// that failed closes what it started, and its caller may close again).
 func (c *core) close(ctx context.Context) error {
+	c.closeOnce.Do(func() { c.closeErr = c.closeAll(ctx) })
+	return c.closeErr
+}
+
+func (c *core) closeAll(ctx context.Context) error {
 	c.stopEvents()
 	c.stopProbes()
 	var first error

@@ -158,6 +158,13 @@ func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string,
 			if e.Type != events.TypeKernelAdopted || e.Node == self {
 				return nil
 			}
+			if err := c.adoptionConfirmed(ctx, e.Kernel, e.Node); err != nil {
+				// NB: a KernelAdopted record alone proves nothing: anyone who
+				// could inject a history record would kill kernels with it.
+				c.logger.Warn("ignored another node's KernelAdopted record: the ownership leases do not confirm it",
+					"component", "cluster", "kernel_id", e.Kernel, "by", e.Node, "seq", e.Seq, "err", err)
+				return nil
+			}
 			c.disown(ctx, e.Kernel, e.Node)
 			return nil
 		})
@@ -172,6 +179,39 @@ func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string,
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// adoptionConfirmed returns nil once the ownership leases show node by
+// holding kernel id's lease and this node no longer holding it; else, after
+// a lease time (the lease watch may lag the imported record), why not.
+func (c *core) adoptionConfirmed(ctx context.Context, id, by string) error {
+	c.mu.RLock()
+	own := c.own
+	c.mu.RUnlock()
+	if own == nil || own.owners == nil {
+		return errors.New("this node has no ownership leases to check it against")
+	}
+	kid := events.CanonicalID(id)
+	wait := time.NewTimer(own.owners.LeaseTime())
+	defer wait.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l, seen := own.owners.Owner(kid)
+		if seen && l.Node == by && own.owners.Held(kid) != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wait.C:
+			if !seen {
+				return fmt.Errorf("kernel %s has no lease", id)
+			}
+			return fmt.Errorf("kernel %s's lease is held by node %s, not %s", id, l.Node, by)
+		case <-tick.C:
 		}
 	}
 }
@@ -200,7 +240,6 @@ func (c *core) disown(ctx context.Context, id, by string) {
 		logger.Warn("killed this node's process of a kernel another node took over", "pid", p.Pid)
 	}
 }
-
 
 // lapsedKernel is a kernel whose owner stopped renewing its lease, with
 // what taking it over needs (takeOver builds it from the Owners' lapse).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -282,3 +283,67 @@ func TestTakeOverKernelOfALostNode(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// A KernelAdopted record another node never earned (injected into the
+// history: its lease is still this node's) neither stops this node's
+// kernel nor kills its process.
+func TestForgedAdoptionDoesNotKillAKernel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfgs := clusterConfigs(t, 2, "--nats-jetstream", "true", "--cluster-replicas", "1", "--cluster-lease", "2s")
+	cores := make([]*core, 2)
+	opened := make(chan error, 2)
+	for i := range cores {
+		cores[i] = newCore(cfgs[i], discard())
+		go func() { opened <- cores[i].open(context.Background()) }()
+	}
+	t.Cleanup(func() {
+		for _, c := range cores {
+			_ = c.close(context.Background())
+		}
+	})
+	for range cores {
+		select {
+		case err := <-opened:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("the nodes did not open")
+		}
+	}
+	a := cores[0]
+	t.Cleanup(func() { testkit.KillKernels(t, cfgs[0].DataDir) })
+	inproc, err := client.NewInProcessClient(a.mcp.MCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := mcpClient(t, inproc)
+	k := startKernelTool(t, cl)
+	ok(t, cl, "execute", map[string]any{"kernel": k, "code": "x = 41"})
+	p, err := a.sys.Kernel(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(events.KernelAdopted{KernelID: k, From: "node0", Reason: "forged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// node1 is a real node, but it never took the kernel's lease.
+	forged := events.Event{Time: time.Now(), Stream: events.KernelStream(k), Kernel: k, Node: "node1",
+		Type: events.TypeKernelAdopted, Version: 1, Raw: raw}
+	if err := a.log.AppendForeign(ctx, a.log.ForeignPosition()+1000, []events.Event{forged}); err != nil {
+		t.Fatal(err)
+	}
+	// NB: the follower gives the leases a lease time to confirm it.
+	deadline := time.Now().Add(a.cfg.Cluster.Lease + 3*time.Second)
+	for time.Now().Before(deadline) {
+		if !a.sys.HasKernel(k) || !alive(proc{Kernel: k, Pid: p.Process.Pid, Start: p.Process.StartTime}) {
+			t.Fatalf("a forged KernelAdopted by node1 stopped kernel %s (runs %v)", k, a.sys.HasKernel(k))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if sc, text := callTool(t, cl, "execute", map[string]any{"kernel": k, "code": "print(x + 1)"}); sc["status"] != "ok" || !strings.Contains(text, "42") {
+		t.Fatalf("the kernel after a forged adoption: %v\n%s", sc, text)
+	}
+}

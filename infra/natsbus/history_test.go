@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
@@ -470,5 +472,45 @@ func TestImporterSaysWhatTheStreamDropped(t *testing.T) {
 	}
 	if want := own(t, a.log, "a"); len(got) >= len(want) {
 		t.Fatalf("b holds %d of a's %d records although the stream dropped some", len(got), len(want))
+	}
+}
+
+// TestImporterPassesOverRecordsItCannotReplay: a record of a type, or a
+// version, this binary does not know (a newer node's, or injected) is
+// passed over and counted; the records after it are still imported (it
+// used to fail every batch holding it, for good).
+func TestImporterPassesOverRecordsItCannotReplay(t *testing.T) {
+	buses := sharedBus(t)
+	nodes := histCluster(t, buses, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(buses[0].Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []struct {
+		typ     string
+		version uint16
+	}{{"EvilType", 1}, {events.TypeKernelLost, 99}} {
+		data, err := events.Encode(events.Event{Seq: uint64(i + 1), Time: time.Now(), Stream: events.KernelStream("kx"), Kernel: "kx", Node: "x",
+			Type: body.typ, Version: body.version, Raw: []byte(`{"kernel_id":"kx","reason":"injected"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := strconv.Itoa(i + 1)
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: natsbus.HistorySubject("x"), Data: data,
+			Header: nats.Header{natsbus.SeqHeader: {seq}, natsbus.NodeHeader: {"x"}, nats.MsgIdHdr: {"x:" + seq}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOn(t, a, "k1", 3)
+	settled(t, a, b)
+	sameRecords(t, "a's records on b after two it cannot replay", own(t, b.log, "a"), own(t, a.log, "a"))
+	if st := b.imp.Stats(); st.Unknown != 2 || st.Imported == 0 {
+		t.Fatalf("importer stats %+v, want 2 unknown records passed over", st)
+	}
+	if err := b.imp.Healthy(); err != nil {
+		t.Fatalf("importer unhealthy: %v", err)
 	}
 }

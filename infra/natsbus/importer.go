@@ -63,6 +63,7 @@ type Importer struct {
 	imported atomic.Uint64 // records imported
 	skipped  atomic.Uint64 // records passed over
 	corrupt  atomic.Uint64 // records that do not decode, passed over
+	unknown  atomic.Uint64 // records of a type or version this binary cannot replay, passed over
 	lost     atomic.Uint64 // positions the stream dropped before they were imported
 	batches  atomic.Uint64 // AppendForeign calls
 	started  atomic.Bool
@@ -296,6 +297,14 @@ func (im *Importer) decode(m jetstream.Msg, pos uint64) (events.Event, bool) {
 		if e, err = events.DecodeEnvelope(seq, m.Data()); err == nil {
 			if e.Node != node {
 				err = fmt.Errorf("the record says node %q", e.Node)
+			} else if uerr := replayable(e); uerr != nil {
+				// NB: AppendForeign refuses the whole batch for one such
+				// record: kept in it, one record would stall the import
+				// for good. Passed over and counted instead.
+				im.unknown.Add(1)
+				im.opts.Logger.Error("history: a record this binary cannot replay; passed over (upgrade this node to import such records)",
+					"position", pos, "subject", m.Subject(), "err", uerr)
+				return events.Event{}, false
 			} else {
 				return e, slices.Contains(ImportedKinds, events.StreamKind(e.Stream))
 			}
@@ -304,6 +313,23 @@ func (im *Importer) decode(m jetstream.Msg, pos uint64) (events.Event, bool) {
 	im.corrupt.Add(1)
 	im.opts.Logger.Error("history: a record does not decode; passed over", "position", pos, "subject", m.Subject(), "err", err)
 	return events.Event{}, false
+}
+
+// replayable refuses what the log's AppendForeign would refuse (eventlog's
+// checkForeign): a type or version this binary does not know, or a stream
+// it cannot index.
+func replayable(e events.Event) error {
+	if e.Stream == "" || strings.IndexByte(e.Stream, 0) >= 0 || strings.IndexByte(e.Kernel, 0) >= 0 {
+		return fmt.Errorf("stream %q or kernel %q is empty or contains a NUL byte", e.Stream, e.Kernel)
+	}
+	v, ok := events.CurrentVersion(e.Type)
+	if !ok {
+		return fmt.Errorf("%s (written by node %s): %w", e.Type, e.Node, events.ErrUnknownType)
+	}
+	if e.Version > v {
+		return fmt.Errorf("%s v%d (written by node %s): %w: this binary knows up to v%d", e.Type, e.Version, e.Node, events.ErrNewerVersion, v)
+	}
+	return nil
 }
 
 func (im *Importer) moved(pos uint64) {
@@ -401,12 +427,15 @@ func (im *Importer) Healthy() error {
 // ImportStats counts what the importer did since Start.
 type ImportStats struct {
 	Position, Imported, Skipped, Corrupt, Lost, Batches uint64
+	// Unknown counts records of a type or version this binary cannot
+	// replay (a newer node's, or injected), passed over.
+	Unknown uint64
 }
 
 // Stats returns the importer's counts.
 func (im *Importer) Stats() ImportStats {
 	return ImportStats{Position: im.position.Load(), Imported: im.imported.Load(), Skipped: im.skipped.Load(),
-		Corrupt: im.corrupt.Load(), Lost: im.lost.Load(), Batches: im.batches.Load()}
+		Corrupt: im.corrupt.Load(), Lost: im.lost.Load(), Batches: im.batches.Load(), Unknown: im.unknown.Load()}
 }
 
 // Close stops the importer (bounded by ctx), recording the position of

@@ -34,10 +34,14 @@ const (
 	tunnelFrame     = 64 << 10
 	TunnelKeepalive = 5 * time.Second
 	TunnelIdle      = 3 * TunnelKeepalive
-	// MaxTunnels bounds the tunnels one node has open (both ends);
-	// tunnelBacklog the dialled ones not yet accepted.
-	MaxTunnels    = 4096
-	tunnelBacklog = 128
+	// MaxTunnels bounds the tunnels one node has open (both ends): each
+	// may buffer TunnelWindow bytes, so 256 MiB at most. MaxTunnelsPerNode
+	// bounds those with one other node, so that one entry node (an agent
+	// opening WebSockets through it) cannot take them all.
+	// tunnelBacklog bounds the dialled ones not yet accepted.
+	MaxTunnels        = 256
+	MaxTunnelsPerNode = MaxTunnels / 2
+	tunnelBacklog     = 128
 )
 
 // keepaliveEvery and idleAfter are TunnelKeepalive and TunnelIdle (tests
@@ -71,12 +75,15 @@ func (a tunnelAddr) String() string  { return a.node + "/" + a.id }
 
 // tunnels is a router's open tunnels (closed with it) and its bound.
 type tunnels struct {
-	r    *Router
-	mu   sync.Mutex
-	open map[*tunnelConn]struct{}
+	r      *Router
+	mu     sync.Mutex
+	open   map[*tunnelConn]struct{}
+	byNode map[string]int // open tunnels per remote node
 }
 
-func newTunnels(r *Router) *tunnels { return &tunnels{r: r, open: map[*tunnelConn]struct{}{}} }
+func newTunnels(r *Router) *tunnels {
+	return &tunnels{r: r, open: map[*tunnelConn]struct{}{}, byNode: map[string]int{}}
+}
 
 func (t *tunnels) add(c *tunnelConn) error {
 	t.mu.Lock()
@@ -85,16 +92,26 @@ func (t *tunnels) add(c *tunnelConn) error {
 		return errors.New("the router is closed")
 	}
 	if len(t.open) >= MaxTunnels {
-		return fmt.Errorf("node %s has %d tunnels open already (MaxTunnels)", t.r.node, MaxTunnels)
+		return fmt.Errorf("node %s has %d tunnels open already (MaxTunnels); retry once some are closed", t.r.node, MaxTunnels)
+	}
+	if n := t.byNode[c.remote.node]; n >= MaxTunnelsPerNode {
+		return fmt.Errorf("node %s has %d tunnels open with node %s already (MaxTunnelsPerNode); retry once some are closed", t.r.node, n, c.remote.node)
 	}
 	t.open[c] = struct{}{}
+	t.byNode[c.remote.node]++
 	return nil
 }
 
 func (t *tunnels) remove(c *tunnelConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, ok := t.open[c]; !ok {
+		return
+	}
 	delete(t.open, c)
+	if t.byNode[c.remote.node]--; t.byNode[c.remote.node] <= 0 {
+		delete(t.byNode, c.remote.node)
+	}
 }
 
 func (t *tunnels) closeAll() {
