@@ -74,7 +74,12 @@ type Importer struct {
 	nc      *nats.Conn // CaughtUp's queries
 	js      jetstream.JetStream
 
-	origin   map[string]uint64 // loop goroutine: newest origin sequence imported per node (a repeat is passed over)
+	// origin is the newest origin sequence imported per node (a repeat is
+	// passed over); loop goroutine. NB: in memory, empty after a restart:
+	// the log keeps import positions, not origin sequences, so a record
+	// republished past the duplicate window and across a restart is
+	// imported twice (docs/cluster.d/history.md, "Not covered").
+	origin   map[string]uint64
 	reported map[string]time.Time
 	cancel   context.CancelFunc
 	done     chan struct{}
