@@ -66,6 +66,9 @@ type writePath struct {
 	// import at or below it is refused here, where two imports of one
 	// position cannot both pass (foreign.go).
 	foreignPos uint64
+	// origins is the newest origin sequence imported per node (mu;
+	// foreign.go).
+	origins map[string]uint64
 
 	qmu   sync.Mutex
 	queue []*writeReq // appends waiting for mu (qmu)

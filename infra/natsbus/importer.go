@@ -25,6 +25,9 @@ import (
 type ForeignLog interface {
 	AppendForeign(ctx context.Context, position uint64, evs []events.Event) error
 	ForeignPosition() uint64
+	// ForeignOrigins is, per node, the newest origin sequence imported
+	// (durable with the imports).
+	ForeignOrigins() map[string]uint64
 }
 
 // ImportedKinds are the stream kinds a node imports from the others:
@@ -75,10 +78,9 @@ type Importer struct {
 	js      jetstream.JetStream
 
 	// origin is the newest origin sequence imported per node (a repeat is
-	// passed over); loop goroutine. NB: in memory, empty after a restart:
-	// the log keeps import positions, not origin sequences, so a record
-	// republished past the duplicate window and across a restart is
-	// imported twice (docs/cluster.d/history.md, "Not covered").
+	// passed over); loop goroutine. Start seeds it from the log, which
+	// keeps it with the imports: a record republished past the duplicate
+	// window is passed over across restarts too.
 	origin   map[string]uint64
 	reported map[string]time.Time
 	cancel   context.CancelFunc
@@ -130,6 +132,9 @@ func (im *Importer) Start(ctx context.Context) error {
 	}
 	im.nc, im.js = nc, js
 	im.position.Store(im.log.ForeignPosition())
+	if im.origin = im.log.ForeignOrigins(); im.origin == nil {
+		im.origin = map[string]uint64{}
+	}
 	ctx, im.cancel = context.WithCancel(ctx)
 	go im.loop(ctx) // NB: owned: Close cancels it and waits for done
 	return nil
