@@ -54,7 +54,8 @@ func (c *core) waitCluster(ctx context.Context, nb *natsbus.Server) error {
 }
 
 // registerCluster exports mcp_jupyter_cluster_routes (the live route
-// table of the embedded NATS server) in cluster mode.
+// table of the embedded NATS server) and the cluster parts' counters
+// (clusterWork) in cluster mode.
 func (c *core) registerCluster(nb *natsbus.Server) error {
 	if !nb.Clustered() {
 		return nil
@@ -62,7 +63,30 @@ func (c *core) registerCluster(nb *natsbus.Server) error {
 	if err := c.reg.Register(metrics.NewClusterCollector(nb.ClusterRoutes, nb.Replicas()-1)); err != nil {
 		return fmt.Errorf("register cluster metrics: %w", err)
 	}
+	if err := c.reg.Register(metrics.NewClusterWorkCollector(c.clusterWork)); err != nil {
+		return fmt.Errorf("register cluster metrics: %w", err)
+	}
 	return nil
+}
+
+// clusterWork is what the history publisher, the importer and the
+// ownership counted (zero for those not started yet).
+func (c *core) clusterWork() metrics.ClusterWork {
+	c.mu.RLock()
+	hist, imp, own := c.history, c.importer, c.own
+	c.mu.RUnlock()
+	var w metrics.ClusterWork
+	if hist != nil {
+		w.Published, w.Confirmed, w.Oversize = hist.Published(), hist.Confirmed(), hist.Oversize()
+	}
+	if imp != nil {
+		st := imp.Stats()
+		w.Imported, w.Corrupt, w.Lost = st.Imported, st.Corrupt, st.Lost
+	}
+	if own != nil {
+		w.RenewFailures = own.owners.RenewFailures()
+	}
+	return w
 }
 
 // clusterNATS is the embedded NATS server when this server is a node of a

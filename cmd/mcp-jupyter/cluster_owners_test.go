@@ -47,12 +47,16 @@ func TestClusterOwnershipGuardsKernelCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// NB: node-b runs no MCP server here: it says it can start only
+	// another kernelspec, so placement keeps python3 kernels on node-a.
+	other.Announce(natsbus.NodeInfo{Specs: []string{"julia-1.10"}, MemAvailable: 1 << 40})
 	if err := other.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Close(context.Background()) })
-	if got := c.placeKernel("python3"); got != "node-a" && got != "node-b" {
-		t.Fatalf("placeKernel: %q", got)
+	waitOwnership(t, 10*time.Second, "node-a places julia kernels on node-b", func() bool { return c.placeKernel("julia-1.10") == "node-b" })
+	if got := c.placeKernel("python3"); got != "node-a" {
+		t.Fatalf("placeKernel(python3) = %q: node-b cannot start it", got)
 	}
 
 	k := startKernelTool(t, cl)

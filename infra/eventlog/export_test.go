@@ -74,3 +74,10 @@ func WALEventSeqs(dir string) ([]uint64, error) {
 // RoomWaits counts the times an append waited for room under the bound on
 // what is written but not durable.
 func (l *Log) RoomWaits() int64 { return l.w.roomWaits.Load() }
+
+// QueuedAppends is how many appends wait for the write lock.
+func (l *Log) QueuedAppends() int {
+	l.w.qmu.Lock()
+	defer l.w.qmu.Unlock()
+	return len(l.w.queue)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,6 +32,13 @@ const prefixForeign = 'f'
 
 var metaForeignKey = []byte("m foreign")
 
+// metaOriginPrefix starts the keys "m forigin <node>" -> <origin seq be64>:
+// the newest origin sequence imported of each node, written in the batch
+// of the import, so that an importer restarted can still tell a record
+// its origin published again (past the stream's duplicate window) from a
+// new one.
+const metaOriginPrefix = "m forigin "
+
 func foreignKey(dst []byte, seq uint64) []byte {
 	dst = append(dst, prefixForeign)
 	return binary.BigEndian.AppendUint64(dst, seq)
@@ -51,9 +59,10 @@ func (l *Log) ForeignPosition() uint64 { return l.foreignPos.Load() }
 // Raw; Seq is ignored (a new one is assigned) and Payload is not needed.
 // position must be above ForeignPosition: a position at or below it was
 // imported already and is refused with ErrForeignImported (nothing written),
-// which makes a repeated import after a crash harmless. evs may be empty:
-// then only the position is recorded (the importer skipped records). One
-// importer calls it at a time.
+// which makes a repeated import after a crash harmless; the check is made
+// in the write path, so of two concurrent calls with one position exactly
+// one writes. evs may be empty: then only the position is recorded (the
+// importer skipped records).
 func (l *Log) AppendForeign(ctx context.Context, position uint64, evs []events.Event) error {
 	if l.opts.ReadOnly {
 		return ErrReadOnly
@@ -61,6 +70,7 @@ func (l *Log) AppendForeign(ctx context.Context, position uint64, evs []events.E
 	if position == 0 {
 		return errors.New("append foreign records: position 0 is not a history stream position")
 	}
+	// NB: a quick refusal only; the write path checks again under its lock.
 	if have := l.foreignPos.Load(); position <= have {
 		return fmt.Errorf("append foreign records up to position %d: %w (the log holds them up to %d)", position, ErrForeignImported, have)
 	}
@@ -154,11 +164,44 @@ func (l *Log) writeForeignReq(batch *pebble.Batch, r *writeReq, seq uint64) uint
 	}
 	binary.BigEndian.PutUint64(pos[:], r.position)
 	_ = batch.Set(metaForeignKey, pos[:], nil)
+	for _, f := range r.foreign {
+		if f.Seq > w.origins[f.Node] {
+			w.origins[f.Node] = f.Seq
+			binary.BigEndian.PutUint64(pos[:], f.Seq)
+			_ = batch.Set([]byte(metaOriginPrefix+f.Node), pos[:], nil)
+		}
+	}
 	return seq
 }
 
-// loadForeign reads the position of the last import (Open).
+// ForeignOrigins returns, per node, the newest origin sequence (the Seq an
+// AppendForeign was given) imported of it. NB: it includes an import being
+// written: an importer reads it at its start, before it imports.
+func (l *Log) ForeignOrigins() map[string]uint64 {
+	w := &l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.origins)
+}
+
+// loadForeign reads the position of the last import and the newest
+// origin sequences (Open).
 func (l *Log) loadForeign() error {
+	l.w.origins = map[string]uint64{}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte(metaOriginPrefix), UpperBound: []byte(metaOriginPrefix[:len(metaOriginPrefix)-1] + "!")})
+	if err != nil {
+		return fmt.Errorf("read foreign origins: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(it.Value()) != 8 {
+			_ = it.Close()
+			return fmt.Errorf("read foreign origins: malformed %q", it.Key())
+		}
+		l.w.origins[string(it.Key()[len(metaOriginPrefix):])] = binary.BigEndian.Uint64(it.Value())
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return l.readErr(fmt.Errorf("read foreign origins: %w", err))
+	}
 	v, closer, err := l.db.Get(metaForeignKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil

@@ -259,3 +259,55 @@ func TestAppendForeignIsExactlyOnceAcrossKill9(t *testing.T) {
 	}
 	t.Logf("%d records, positions 1..%d, acknowledged up to %d", count, top, acked)
 }
+
+// TestAppendForeignConcurrentSamePositionWritesOnce: two imports of one
+// position, both past the quick check (the second queued while the first
+// is being written): exactly one writes, the other is refused with
+// ErrForeignImported, and the log holds the records once.
+func TestAppendForeignConcurrentSamePositionWritesOnce(t *testing.T) {
+	var armed, in, proceed = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	l := testkit.OpenLogWith(t, testkit.TempDataDir(t), eventlog.Options{Node: "b", BeforeCommit: func() {
+		select {
+		case <-armed:
+		default:
+			return
+		}
+		once.Do(func() { close(in); <-proceed }) // NB: the first batch only
+	}})
+	close(armed)
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { errs <- l.AppendForeign(ctx, 5, foreignBatch(5)) }()
+	<-in
+	go func() { errs <- l.AppendForeign(ctx, 5, foreignBatch(5)) }()
+	testkit.WaitUntil(t, 10*time.Second, "the second import queued", func() (bool, string) {
+		n := l.QueuedAppends()
+		return n == 1, fmt.Sprint(n, " queued")
+	})
+	close(proceed)
+	var ok, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, eventlog.ErrForeignImported):
+			refused++
+		default:
+			t.Fatalf("import: %v", err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("two imports of position 5: %d written, %d refused; want 1 and 1", ok, refused)
+	}
+	marks, err := l.ForeignMarks(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(foreignBatch(5)); len(marks) != want {
+		t.Fatalf("the log holds %d imported records, want %d (once)", len(marks), want)
+	}
+	if got := l.ForeignPosition(); got != 5 {
+		t.Fatalf("ForeignPosition %d, want 5", got)
+	}
+}

@@ -62,6 +62,13 @@ type writePath struct {
 	rec, idx []byte      // scratch for building batches (mu)
 	spare    []*writeReq // the queue's other buffer (mu)
 	written  []*writeReq // scratch (mu)
+	// foreignPos is the highest AppendForeign position written (mu): an
+	// import at or below it is refused here, where two imports of one
+	// position cannot both pass (foreign.go).
+	foreignPos uint64
+	// origins is the newest origin sequence imported per node (mu;
+	// foreign.go).
+	origins map[string]uint64
 
 	qmu   sync.Mutex
 	queue []*writeReq // appends waiting for mu (qmu)
@@ -383,9 +390,14 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 	var key [9]byte
 	written := w.written[:0]
 	seq := w.next
+	foreignPos := max(w.foreignPos, l.foreignPos.Load())
 	for _, r := range reqs {
 		if err := l.err(); err != nil {
 			l.refuse(r, err)
+			continue
+		}
+		if r.position != 0 && r.position <= foreignPos {
+			l.refuse(r, fmt.Errorf("append foreign records up to position %d: %w (the log holds them up to %d)", r.position, ErrForeignImported, foreignPos))
 			continue
 		}
 		if err := l.admit(r.enc.bytes, seq+uint64(r.records())); err != nil {
@@ -397,6 +409,7 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 		}
 		if r.position != 0 {
 			seq = l.writeForeignReq(batch, r, seq)
+			foreignPos = r.position
 		}
 		for j, d := range r.drafts {
 			seq++
@@ -439,6 +452,7 @@ func (l *Log) writeBatch(reqs []*writeReq) *flight {
 	}
 	f.walAfter = w.walGen.Load()
 	w.next = seq
+	w.foreignPos = foreignPos
 	w.fmu.Lock()
 	w.flights = append(w.flights, f)
 	w.fmu.Unlock()

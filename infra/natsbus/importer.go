@@ -25,6 +25,9 @@ import (
 type ForeignLog interface {
 	AppendForeign(ctx context.Context, position uint64, evs []events.Event) error
 	ForeignPosition() uint64
+	// ForeignOrigins is, per node, the newest origin sequence imported
+	// (durable with the imports).
+	ForeignOrigins() map[string]uint64
 }
 
 // ImportedKinds are the stream kinds a node imports from the others:
@@ -74,7 +77,11 @@ type Importer struct {
 	nc      *nats.Conn // CaughtUp's queries
 	js      jetstream.JetStream
 
-	origin   map[string]uint64 // loop goroutine: newest origin sequence imported per node (a repeat is passed over)
+	// origin is the newest origin sequence imported per node (a repeat is
+	// passed over); loop goroutine. Start seeds it from the log, which
+	// keeps it with the imports: a record republished past the duplicate
+	// window is passed over across restarts too.
+	origin   map[string]uint64
 	reported map[string]time.Time
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -125,6 +132,9 @@ func (im *Importer) Start(ctx context.Context) error {
 	}
 	im.nc, im.js = nc, js
 	im.position.Store(im.log.ForeignPosition())
+	if im.origin = im.log.ForeignOrigins(); im.origin == nil {
+		im.origin = map[string]uint64{}
+	}
 	ctx, im.cancel = context.WithCancel(ctx)
 	go im.loop(ctx) // NB: owned: Close cancels it and waits for done
 	return nil
