@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -217,6 +219,16 @@ func TestClusterFailover(t *testing.T) {
 // the kernel, kills its old process and routes to the new owner.
 func TestClusterPartition(t *testing.T) {
 	c := testkit.StartCluster(t, 3, testkit.ClusterOptions{})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(c.LogsTail(3000))
+			if dir := os.Getenv("MCP_TEST_LOG_DIR"); dir != "" {
+				for i := 1; i <= c.N(); i++ {
+					_ = os.WriteFile(filepath.Join(dir, c.Node(i).Name+".log"), []byte(c.Logs(i)), 0o600)
+				}
+			}
+		}
+	})
 	k := startKernelTool(t, c.Client(1))
 	o := clusterOwner(t, c, 1, k)
 	clo := c.Client(o)
