@@ -74,7 +74,7 @@ const takeoverStep = 30 * time.Second
 func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeoverDeps) error {
 	logger := c.logger.With("component", "cluster", "kernel_id", id, "from", from)
 	began := time.Now()
-	if err := step(ctx, func(ctx context.Context) error { return untilAnswered(ctx, d.take) }); errors.Is(err, errTakenByOther) {
+	if err := step(ctx, func(ctx context.Context) error { return untilAnswered(ctx, d.take, errTakenByOther) }); errors.Is(err, errTakenByOther) {
 		logger.Info("kernel taken over by another node", "err", err)
 		return nil
 	} else if err != nil {
@@ -93,7 +93,11 @@ func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeo
 	}
 	if st.Status == kernel.StatusRunning && d.fetch != nil {
 		stored := checkpoint.Stored(st.EffectiveOwner(), autoCheckpointName(id))
-		if err := step(ctx, func(ctx context.Context) error { return d.fetch(ctx, stored) }); err != nil {
+		fetch := func(ctx context.Context) error { return d.fetch(ctx, stored) }
+		// NB: asked again while the store does not answer: the lost or
+		// cut-off node may have led the store's Raft group (untilAnswered);
+		// a checkpoint refused by its HMAC is final.
+		if err := step(ctx, func(ctx context.Context) error { return untilAnswered(ctx, fetch, checkpoint.ErrRejected) }); err != nil {
 			// NB: not fatal: the restore then records why nothing loaded
 			// (KernelRestored.Error), which the kernel's next caller reads.
 			logger.Warn("fetch the kernel's auto-checkpoint: it runs again without its variables", "checkpoint", stored, "err", err)
@@ -136,16 +140,17 @@ func step(ctx context.Context, fn func(context.Context) error) error {
 // again.
 const takeRetry = 250 * time.Millisecond
 
-// untilAnswered runs take until it succeeds, another node wins, or ctx
+// untilAnswered runs fn until it succeeds, fails with final, or ctx
 // ends. NB: the lost node often led the owners bucket's Raft group too;
 // JetStream answers its updates only once the others elected a new leader
 // (4 to 9 s after its last heartbeat, nats-server's election timeout):
 // asking again at once, rather than at the next lapse of the lease, takes
-// the kernel as soon as the bucket answers.
-func untilAnswered(ctx context.Context, take func(context.Context) error) error {
+// the kernel as soon as the bucket answers. The same for the checkpoint
+// store.
+func untilAnswered(ctx context.Context, fn func(context.Context) error, final error) error {
 	for {
-		err := take(ctx)
-		if err == nil || errors.Is(err, errTakenByOther) {
+		err := fn(ctx)
+		if err == nil || errors.Is(err, final) {
 			return err
 		}
 		select {
