@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
-	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/jupyter"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
