@@ -345,17 +345,12 @@ func (h *HistoryPublisher) saveCursor(seq uint64) error {
 func (h *HistoryPublisher) stopped(err error, delay time.Duration) {
 	now := time.Now()
 	h.mu.Lock()
-	if h.health.err == nil {
-		h.health.since = now
-	} else {
-		h.health.attempts++
-	}
-	h.health.err, h.health.retryAt = err, now.Add(delay)
+	h.health = h.health.failed(err, now)
+	h.health.retryAt = now.Add(delay)
 	h.mu.Unlock()
-	if last, ok := h.reported["stopped"]; ok && now.Sub(last) < time.Minute {
+	if recentlyLogged(h.reported, "stopped", now) {
 		return
 	}
-	h.reported["stopped"] = now
 	h.opts.Logger.Error("history publisher stopped; retrying", "err", err, "after_seq", h.confirmed.Load(), "retry_in", delay.String())
 }
 

@@ -400,17 +400,12 @@ func (im *Importer) CaughtUp(ctx context.Context, node string) error {
 func (im *Importer) stopped(err error, delay time.Duration) {
 	now := time.Now()
 	im.mu.Lock()
-	if im.health.err == nil {
-		im.health.since = now
-	} else {
-		im.health.attempts++
-	}
-	im.health.err, im.health.retryAt = err, now.Add(delay)
+	im.health = im.health.failed(err, now)
+	im.health.retryAt = now.Add(delay)
 	im.mu.Unlock()
-	if last, ok := im.reported["stopped"]; ok && now.Sub(last) < time.Minute {
+	if recentlyLogged(im.reported, "stopped", now) {
 		return
 	}
-	im.reported["stopped"] = now
 	im.opts.Logger.Error("history importer stopped; retrying", "err", err, "position", im.position.Load(), "retry_in", delay.String())
 }
 

@@ -108,6 +108,28 @@ type health struct {
 	retryAt  time.Time // the next attempt
 }
 
+// failed is h after a failure err at now (the first since a session ran
+// starts the outage; later ones count as attempts).
+func (h health) failed(err error, now time.Time) health {
+	if h.err == nil {
+		h.since = now
+	} else {
+		h.attempts++
+	}
+	h.err = err
+	return h
+}
+
+// recentlyLogged reports whether kind was logged less than a minute before
+// now; if not, it notes now as kind's last log.
+func recentlyLogged(reported map[string]time.Time, kind string, now time.Time) bool {
+	if last, ok := reported[kind]; ok && now.Sub(last) < time.Minute {
+		return true
+	}
+	reported[kind] = now
+	return false
+}
+
 // NewPublisher returns a publisher of log's events on bus.
 func NewPublisher(log Log, bus Bus, opts PublisherOptions) *Publisher {
 	if opts.Logger == nil {
@@ -386,12 +408,7 @@ func (p *Publisher) saveOnExit() error {
 func (p *Publisher) stopped(err error) {
 	now := time.Now()
 	p.mu.Lock()
-	if p.health.err == nil {
-		p.health.since = now
-	} else {
-		p.health.attempts++
-	}
-	p.health.err = err
+	p.health = p.health.failed(err, now)
 	since, attempts := p.health.since, p.health.attempts
 	p.mu.Unlock()
 	kind := "other"
@@ -399,11 +416,10 @@ func (p *Publisher) stopped(err error) {
 	if errors.As(err, &f) {
 		kind = f.kind
 	}
-	if last, ok := p.reported[kind]; ok && now.Sub(last) < time.Minute {
+	if recentlyLogged(p.reported, kind, now) {
 		p.muted[kind]++
 		return
 	}
-	p.reported[kind] = now
 	p.opts.Logger.Error("nats publisher stopped; retrying", "kind", kind, "err", err,
 		"after_seq", p.confirmed.Load(), "down_for", now.Sub(since).Round(time.Millisecond).String(),
 		"attempts", attempts, "not_logged_since_last", p.muted[kind])
