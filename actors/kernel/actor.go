@@ -659,27 +659,48 @@ func (a *Actor) ownProcess() bool { return a.deps.Node == "" || a.state.ProcessN
 // longer the kernel's). The system stops the actors after.
 func (a *Actor) disown(ctx actor.Context) {
 	proc, own := a.state.Process, a.ownProcess()
-	a.release()
-	a.op, a.disowned = "disowned", true
 	var err error
 	if own {
 		if err = a.deps.Launcher.Kill(proc); err != nil {
 			err = fmt.Errorf("kill the process of kernel %s (pid %d): %w", a.id, proc.Pid, err)
 		}
 	}
+	if own && err == nil && a.conn != nil {
+		// NB: killed before the connection is released: the connection's
+		// exit watcher reaps this node's child (a zombie otherwise, whose
+		// pid stays taken), and Dead closes once it did. Bounded: a
+		// disown is rare, the actor may block for it.
+		select {
+		case <-a.conn.Dead():
+		case <-time.After(disownReap):
+			a.deps.Logger.Warn("the killed process of a kernel taken over by another node did not exit in time", "pid", proc.Pid, "waited", disownReap)
+		}
+	}
+	a.release()
+	a.op, a.disowned = "disowned", true
 	ctx.Respond(Result{State: a.state, Err: err})
 }
+
+// disownReap bounds the wait for a disowned kernel's killed process.
+const disownReap = 5 * time.Second
 
 // afterDisown handles what reaches a disowned actor: the outcome of an
 // operation begun before (an attach, a launch) is let go of — a process
 // this node launched is killed —, every command refused, nothing recorded.
 func (a *Actor) afterDisown(ctx actor.Context) {
 	drop := func(conn Conn, launched *Launched) {
-		if conn != nil {
-			_ = conn.Close()
-		}
+		killed := false
 		if launched != nil && launched.Process.Pid > 0 {
-			_ = a.deps.Launcher.Kill(launched.Process)
+			killed = a.deps.Launcher.Kill(launched.Process) == nil
+		}
+		if conn != nil {
+			if killed { // NB: reaped by the connection's watcher before it closes (see disown)
+				select {
+				case <-conn.Dead():
+				case <-time.After(disownReap):
+				}
+			}
+			_ = conn.Close()
 		}
 	}
 	switch m := ctx.Message().(type) {

@@ -3,9 +3,11 @@ package system_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,3 +76,23 @@ func TestQueueWaitsWhileTheLeaseIsNotHeld(t *testing.T) {
 
 // pyString quotes s as a Python string literal (a path).
 func pyString(s string) string { return "r'" + s + "'" }
+
+// TestDisownReapsThisNodesProcess: a node that learns another node took its
+// kernel over kills its own process of it and reaps it — no zombie keeps
+// the pid (what a check of the pid, as the partition e2e test does, sees
+// as alive).
+func TestDisownReapsThisNodesProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := testkit.StartStackWithHooks(t, nodeHooks("b"))
+	k := startKernel(t, b)
+	pid := kernelState(t, b, k).Process.Pid
+	if err := b.System.Disown(ctx, k, "c"); err != nil {
+		t.Fatalf("Disown: %v", err)
+	}
+	testkit.WaitUntil(t, 10*time.Second, "b's process of the kernel killed and reaped", func() (bool, string) {
+		err := syscall.Kill(pid, 0)
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return errors.Is(err, syscall.ESRCH), fmt.Sprintf("kill(%d, 0): %v; stat %s", pid, err, stat)
+	})
+}

@@ -39,11 +39,15 @@ import (
 // in reverse (edges first, the log last). The probes read it while open
 // runs: the fields they read are behind mu.
 type core struct {
-	cfg     config
-	logger  *slog.Logger
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-	procs   *procTable
+	cfg config
+	// confirmMu guards confirming: the kernels whose imported KernelAdopted
+	// waits for the leases' confirmation (takeover.go disownConfirmed).
+	confirmMu  sync.Mutex
+	confirming map[string]bool
+	logger     *slog.Logger
+	reg        *prometheus.Registry
+	metrics    *metrics.Metrics
+	procs      *procTable
 
 	// probes is what /health, /livez and /readyz read (probestate.go);
 	// stopProbes ends its monitor.

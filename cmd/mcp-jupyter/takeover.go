@@ -199,14 +199,7 @@ func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string,
 			if e.Type != events.TypeKernelAdopted || e.Node == self {
 				return nil
 			}
-			if err := c.adoptionConfirmed(ctx, e.Kernel, e.Node); err != nil {
-				// NB: a KernelAdopted record alone proves nothing: anyone who
-				// could inject a history record would kill kernels with it.
-				c.logger.Warn("ignored another node's KernelAdopted record: the ownership leases do not confirm it",
-					"component", "cluster", "kernel_id", e.Kernel, "by", e.Node, "seq", e.Seq, "err", err)
-				return nil
-			}
-			c.disown(ctx, e.Kernel, e.Node)
+			c.disownConfirmed(ctx, e.Kernel, e.Node, e.Seq)
 			return nil
 		})
 		if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
@@ -224,10 +217,62 @@ func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string,
 	}
 }
 
+// adoptionConfirmWait bounds how long an imported KernelAdopted waits for
+// the ownership leases to confirm it. NB: a node healed after a cut
+// imports the other nodes' records as soon as its routes are back, while
+// its lease watch may take tens of seconds to catch up (the KV stream's
+// leader elected again): a lease time alone ignored true adoptions and
+// left the old process running.
+const adoptionConfirmWait = 2 * time.Minute
+
+// confirmingAtOnce bounds the adoptions waiting for their confirmation.
+const confirmingAtOnce = 64
+
+// disownConfirmed lets kernel id go once the leases confirm node by took it
+// over (adoptionConfirmed), in a goroutine the core owns: the follower of
+// the log goes on meanwhile. One wait per kernel at a time.
+func (c *core) disownConfirmed(ctx context.Context, id, by string, seq uint64) {
+	id = events.CanonicalID(id)
+	c.confirmMu.Lock()
+	if c.confirming == nil {
+		c.confirming = map[string]bool{}
+	}
+	if c.confirming[id] || len(c.confirming) >= confirmingAtOnce {
+		busy := len(c.confirming) >= confirmingAtOnce
+		c.confirmMu.Unlock()
+		if busy {
+			c.logger.Warn("ignored another node's KernelAdopted record: too many adoptions being confirmed", "component", "cluster",
+				"kernel_id", id, "by", by, "seq", seq, "limit", confirmingAtOnce)
+		}
+		return
+	}
+	c.confirming[id] = true
+	c.confirmMu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.confirmMu.Lock()
+			delete(c.confirming, id)
+			c.confirmMu.Unlock()
+		}()
+		if err := c.adoptionConfirmed(ctx, id, by, adoptionConfirmWait); err != nil {
+			// NB: a KernelAdopted record alone proves nothing: anyone who
+			// could inject a history record would kill kernels with it.
+			if ctx.Err() == nil {
+				c.logger.Warn("ignored another node's KernelAdopted record: the ownership leases do not confirm it",
+					"component", "cluster", "kernel_id", id, "by", by, "seq", seq, "err", err)
+			}
+			return
+		}
+		c.disown(ctx, id, by)
+	}()
+}
+
 // adoptionConfirmed returns nil once the ownership leases show node by
 // holding kernel id's lease and this node no longer holding it; else, after
-// a lease time (the lease watch may lag the imported record), why not.
-func (c *core) adoptionConfirmed(ctx context.Context, id, by string) error {
+// within (the lease watch may lag the imported record), why not.
+func (c *core) adoptionConfirmed(ctx context.Context, id, by string, within time.Duration) error {
 	c.mu.RLock()
 	own := c.own
 	c.mu.RUnlock()
@@ -235,7 +280,7 @@ func (c *core) adoptionConfirmed(ctx context.Context, id, by string) error {
 		return errors.New("this node has no ownership leases to check it against")
 	}
 	kid := events.CanonicalID(id)
-	wait := time.NewTimer(own.owners.LeaseTime())
+	wait := time.NewTimer(within)
 	defer wait.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mcp-jupyter/mcp-jupyter/events"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/guard"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/sandbox"
@@ -183,7 +185,34 @@ func (l *Launcher) Kill(p events.KernelProcess) error {
 	if err != nil && !errors.Is(err, ErrProcessGone) {
 		return err
 	}
+	if err == nil {
+		reapChild(p.Pid, killReap)
+	}
 	return l.removeKernelFiles(p.ConnFile)
+}
+
+// killReap bounds Kill's wait for its killed child to exit.
+const killReap = 2 * time.Second
+
+// reapChild collects pid once it exited if it is this server's child: a
+// killed kernel whose connection (and its exit watcher, which reaps) was
+// already closed would otherwise stay a zombie holding its pid for as
+// long as the server runs. A watcher that reaps first leaves it nothing
+// to do (ECHILD).
+func reapChild(pid int, within time.Duration) {
+	st, err := readProcStat(pid)
+	if err != nil || st.ppid != os.Getpid() {
+		return
+	}
+	deadline := time.Now().Add(within)
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if got == pid || err != nil || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // removeKernelFiles removes the directory of the kernel whose connection
