@@ -267,6 +267,19 @@ func TestClusterPartition(t *testing.T) {
 		}
 		return err == nil && sc["status"] == "ok", fmt.Sprintf("%v %v %s", err, sc, text)
 	})
+	// NB: the node that adopted it may be the third one, whose records
+	// reach this node's log through the history import a moment later.
+	testkit.WaitUntil(t, 30*time.Second, c.Node(other).Name+" holds the kernel's adoption and restore", func() (bool, string) {
+		var adopted, restored bool
+		for _, e := range nodeEvents(t, c, other) {
+			if e.Kernel == k && e.Type == events.TypeKernelAdopted {
+				adopted, restored = true, false
+			} else if e.Kernel == k && e.Type == events.TypeKernelRestored && adopted {
+				restored = true
+			}
+		}
+		return adopted && restored, fmt.Sprintf("adopted %v, restored after it %v", adopted, restored)
+	})
 	adopted, _ := adoption(t, nodeEvents(t, c, other), k)
 	if adopted.Node == c.Node(o).Name {
 		t.Fatalf("the cut-off node %s adopted its own kernel", adopted.Node)

@@ -80,7 +80,10 @@ func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeo
 	} else if err != nil {
 		return fmt.Errorf("take kernel %s from node %s: %w", id, from, err)
 	}
-	if err := step(ctx, func(ctx context.Context) error { return d.caughtUp(ctx, from) }); err != nil {
+	// NB: asked again while the stream does not answer: the lost node may
+	// have led the history stream's Raft group too (untilAnswered).
+	caughtUp := func(ctx context.Context) error { return d.caughtUp(ctx, from) }
+	if err := step(ctx, func(ctx context.Context) error { return untilAnswered(ctx, caughtUp, nil) }); err != nil {
 		// NB: adopting without all of the lost node's records could forget
 		// an execution it queued: give the lease back for another try.
 		c.giveBack(d, logger)
