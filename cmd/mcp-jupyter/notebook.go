@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	nbactor "github.com/mcp-jupyter/mcp-jupyter/actors/notebook"
 	"github.com/mcp-jupyter/mcp-jupyter/actors/system"
@@ -24,7 +25,11 @@ type notebooks struct {
 	launcher *jupyter.Launcher
 	cancel   context.CancelFunc
 	done     chan error
-	space    func() error // refuses changes while the disk is full
+	// closed keeps close's result: a core closed twice (a test that
+	// stops a node, then its cleanup) must not wait for done again.
+	closeOnce sync.Once
+	closeErr  error
+	space     func() error // refuses changes while the disk is full
 	// access hides kernels the caller may not read (a notebook's bound
 	// kernel included).
 	access access
@@ -49,6 +54,11 @@ func openNotebooks(root string, l *eventlog.Log, sys *system.System, launcher *j
 
 // close stops the output writer, then the actors.
 func (n *notebooks) close(ctx context.Context) error {
+	n.closeOnce.Do(func() { n.closeErr = n.closeNow(ctx) })
+	return n.closeErr
+}
+
+func (n *notebooks) closeNow(ctx context.Context) error {
 	n.cancel()
 	err := <-n.done
 	if errors.Is(err, context.Canceled) || errors.Is(err, eventlog.ErrClosed) {
