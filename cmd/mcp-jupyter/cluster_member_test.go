@@ -166,3 +166,66 @@ func TestSingleServerHasNoCluster(t *testing.T) {
 		}
 	}
 }
+
+// threeNodes opens three cores in cluster mode in this process, routed to
+// each other on loopback (opened at once: each waits for its peers).
+func threeNodes(t *testing.T) []*core {
+	t.Helper()
+	cfgs := clusterConfigs(t, 3, "--nats-jetstream", "true")
+	cores := make([]*core, 3)
+	opened := make([]chan error, 3)
+	for i := range cores {
+		cores[i] = newCore(cfgs[i], slog.New(slog.DiscardHandler))
+		t.Cleanup(func() { _ = cores[i].close(context.Background()) })
+		t.Cleanup(func() { testkit.KillKernels(t, cfgs[i].DataDir) })
+		opened[i] = make(chan error, 1)
+		go func() { opened[i] <- cores[i].open(context.Background()) }() // NB: ends with open (bounded by clusterWait)
+		if i == 0 {
+			// NB: node0 first, as TestClusterCoresJoin starts them.
+			testkit.WaitUntil(t, 30*time.Second, "node0 waits for the cluster", func() (bool, string) {
+				rd := cores[0].probes.ready(time.Now())
+				return strings.HasPrefix(rd.Checks["cluster"], "waiting for the cluster"), fmt.Sprint(rd)
+			})
+		}
+	}
+	for i := range cores {
+		select {
+		case err := <-opened[i]:
+			if err != nil {
+				t.Fatalf("open node %d: %v", i, err)
+			}
+		case <-time.After(3 * time.Minute):
+			t.Fatalf("node %d did not open", i)
+		}
+	}
+	return cores
+}
+
+// nodeKernel starts a kernel of alice's on c itself (no routing) and runs
+// code in it.
+func nodeKernel(t *testing.T, c *core, code string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// NB: the backend's start: this node claims the kernel's lease first.
+	k, err := c.back.StartKernel(auth.WithPrincipal(ctx, agent("alice", 0)), mcpserver.StartKernelRequest{Spec: "python3", Label: "ckpt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != "" {
+		nodeRun(t, c, k.ID, code)
+	}
+	return k.ID
+}
+
+// nodeRun runs code on kernelID of node c itself and returns its output.
+func nodeRun(t *testing.T, c *core, kernelID, code string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log}.Run(ctx, kernelID, code)
+	if err != nil {
+		t.Fatalf("run %q on %s: %v", code, c.cfg.Cluster.Node, err)
+	}
+	return strings.TrimSpace(out)
+}
