@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/mcp-jupyter/mcp-jupyter/events"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/auth"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/checkpointfile"
+	"github.com/mcp-jupyter/mcp-jupyter/infra/mcpserver"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus/natsbustest"
 	"github.com/mcp-jupyter/mcp-jupyter/testkit"
 )
@@ -175,7 +177,7 @@ func threeNodes(t *testing.T) []*core {
 	cores := make([]*core, 3)
 	opened := make([]chan error, 3)
 	for i := range cores {
-		cores[i] = newCore(cfgs[i], slog.New(slog.DiscardHandler))
+		cores[i] = newCore(cfgs[i], discard())
 		t.Cleanup(func() { _ = cores[i].close(context.Background()) })
 		t.Cleanup(func() { testkit.KillKernels(t, cfgs[i].DataDir) })
 		opened[i] = make(chan error, 1)
