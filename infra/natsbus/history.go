@@ -399,7 +399,7 @@ func (h *HistoryPublisher) advance(seq uint64) {
 // once the publisher stopped. It never blocks the publisher.
 //
 // In a cluster the kernel actor sends an execute_request only after its
-// ExecutionStarted passed here (docs/cluster.d/takeover.md, "At most
+// ExecutionStarted passed here (docs/cluster.md, "Losing a node: takeover", "At most
 // once").
 func (h *HistoryPublisher) WaitConfirmed(ctx context.Context, seq uint64) error {
 	for {
