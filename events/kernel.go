@@ -110,6 +110,12 @@ type KernelAdopted struct {
 	// Restore names the checkpoint the fresh process is restored from
 	// (empty: none).
 	Restore string `json:"restore,omitempty"`
+	// Through is the newest of node From's own records this node had
+	// imported when it adopted the kernel (its sequence in From's log; 0:
+	// not known). From's executions of the kernel queued after it were
+	// unknown to this node, which neither runs nor ends them: From ends
+	// them lost when it lets the kernel go (it was cut off meanwhile).
+	Through uint64 `json:"through,omitempty"`
 }
 
 // KernelRestored: the server's restore of a relaunched kernel ended (see

@@ -69,9 +69,14 @@ type Deps struct {
 	relaunching chan struct{}
 }
 
-// AdoptFrom is why a node takes a kernel over (KernelAdopted's From and
-// Reason).
-type AdoptFrom struct{ From, Reason string }
+// AdoptFrom is why a node takes a kernel over (KernelAdopted's From,
+// Reason and Through).
+type AdoptFrom struct {
+	From, Reason string
+	// Through is the newest of From's records imported before the
+	// adoption (KernelAdopted.Through).
+	Through uint64
+}
 
 // Actor is the protoactor shell around one kernel's State.
 type Actor struct {
@@ -511,7 +516,8 @@ func (a *Actor) takeOver(ctx actor.Context) bool {
 		if st.Status == StatusRunning && a.deps.RestoreName != nil {
 			restore = a.deps.RestoreName(a.id)
 		}
-		a.append(draft(a.id, events.KernelAdopted{KernelID: a.id, From: a.deps.Adopt.From, Reason: a.deps.Adopt.Reason, Restore: restore}))
+		a.append(draft(a.id, events.KernelAdopted{KernelID: a.id, From: a.deps.Adopt.From, Reason: a.deps.Adopt.Reason, Restore: restore,
+			Through: a.deps.Adopt.Through}))
 	}
 	if a.state.Status != StatusRunning {
 		a.notify(ctx, Stopped{Status: a.state.Status, Reason: a.state.Reason})

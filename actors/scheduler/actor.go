@@ -70,6 +70,15 @@ type (
 	// HeldChanged: Deps.Held may answer differently now (the lease was
 	// lost, or renewed again): the queue is checked again.
 	HeldChanged struct{}
+	// Disown: node By took the kernel over while this node (Node) was cut
+	// off, knowing this node's records up to Through (KernelAdopted):
+	// what this node queued after them is recorded lost (DecideDisown), and
+	// from then on nothing is started nor taken. Answered with a
+	// DisownResult once that is durable.
+	Disown struct {
+		Node, By string
+		Through  uint64
+	}
 	// Outcome is answered with an OutcomeResult once the kernel's recovery
 	// has an outcome: it takes work (re-attached, started or relaunched;
 	// for a relaunched one held for its restore, once the executions of
@@ -97,6 +106,9 @@ type SubmitResult struct {
 
 // CancelResult answers Cancel.
 type CancelResult struct{ Err error }
+
+// DisownResult answers Disown: the executions recorded lost.
+type DisownResult struct{ Lost []string }
 
 // Actor is the protoactor shell of one kernel's scheduler.
 type Actor struct {
@@ -133,6 +145,9 @@ type Actor struct {
 	// notHeld: Deps.Held failed when the queue was last looked at; the
 	// wait is logged once, and its end.
 	notHeld bool
+	// disownedBy is the node that took the kernel over (Disown; "" while
+	// it is this node's).
+	disownedBy string
 }
 
 type queuedExecution struct {
@@ -205,6 +220,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.state)
 	case HeldChanged:
 		a.next(ctx)
+	case Disown:
+		drafts := DecideDisown(a.state, m.Node, m.By, m.Through)
+		a.append(drafts)
+		a.disownedBy = m.By
+		var lost []string
+		for _, d := range drafts {
+			lost = append(lost, events.StreamID(d.Stream))
+			delete(a.queued, events.StreamID(d.Stream)) // its end is durable, so is its queueing
+		}
+		ctx.Respond(DisownResult{Lost: lost})
 	case Outcome:
 		a.outcomeWaiters = append(a.outcomeWaiters, ctx.Sender())
 	case kernel.RestoreEnded:
@@ -287,6 +312,9 @@ func (a *Actor) watch(ctx actor.Context) {
 }
 
 func (a *Actor) submit(ctx actor.Context, c Submit) SubmitResult {
+	if a.disownedBy != "" {
+		return SubmitResult{Err: fmt.Errorf("%w: node %s took it over; nothing was queued here", ErrKernelGone, a.disownedBy)}
+	}
 	if a.gone != "" && !a.ready {
 		return SubmitResult{Err: fmt.Errorf("%w: %s", ErrKernelGone, a.gone)}
 	}
@@ -555,7 +583,7 @@ func (a *Actor) resumeGone(ctx actor.Context, x Execution, gone string) {
 }
 
 func (a *Actor) next(ctx actor.Context) {
-	if !a.ready || a.reconciling || len(a.state.Pending) == 0 || !a.mayStart() {
+	if !a.ready || a.reconciling || a.disownedBy != "" || len(a.state.Pending) == 0 || !a.mayStart() {
 		return
 	}
 	if a.state.Hold != nil {

@@ -242,3 +242,27 @@ func DecideLosePending(s State, reason string) []events.Draft {
 	}
 	return drafts
 }
+
+// DecideDisown records lost, when another node (by) took the kernel over
+// while this one (node) was cut off, the executions this node queued that
+// the other did not know of: queued here after the newest of this node's
+// records it had imported (through, KernelAdopted.Through). The others it
+// knew of are its to run or to record lost; none of these was sent to the
+// kernel here (an execute_request waits for the history and the lease,
+// which this node had lost). through 0 (not known): nothing is recorded.
+func DecideDisown(s State, node, by string, through uint64) []events.Draft {
+	if through == 0 || node == "" {
+		return nil
+	}
+	var drafts []events.Draft
+	for _, x := range s.all() {
+		if x.QueuedNode != node || x.QueuedSeq <= through {
+			continue
+		}
+		drafts = append(drafts, events.Draft{Stream: events.ExecutionStream(x.ID), Kernel: s.KernelID,
+			Payload: events.ExecutionLost{ExecutionID: x.ID, Reason: fmt.Sprintf(
+				"node %s accepted it while it could not reach the cluster, and node %s, which took kernel %s over meanwhile, "+
+					"never learned of it; nothing of it ran: execute it again (the kernel is served by node %s now)", node, by, s.KernelID, by)}})
+	}
+	return drafts
+}

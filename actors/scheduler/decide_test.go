@@ -183,3 +183,36 @@ func TestUserExpressionsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestDisownLosesOnlyWhatTheAdopterDidNotKnow: when node c took the kernel
+// over knowing node b's records up to seq 8, b records lost exactly its own
+// executions queued after 8 — in flight or waiting —, never one c knew of
+// (c runs or ends those) nor one another node queued (imported here).
+func TestDisownLosesOnlyWhatTheAdopterDidNotKnow(t *testing.T) {
+	x := func(id string, seq uint64, node string) Execution {
+		return Execution{ID: id, KernelID: "k", QueuedSeq: seq, QueuedNode: node}
+	}
+	active, next := x("active-known", 5, "b"), x("next-unknown", 10, "b")
+	s := State{KernelID: "k", Active: &active, Next: &next,
+		Pending: []Execution{x("known", 7, "b"), x("imported", 9, "a"), x("unknown", 12, "b")}}
+
+	var lost []string
+	for _, d := range DecideDisown(s, "b", "c", 8) {
+		p, ok := d.Payload.(events.ExecutionLost)
+		if !ok || d.Stream != events.ExecutionStream(p.ExecutionID) || d.Kernel != "k" {
+			t.Fatalf("draft %+v, want an ExecutionLost on the execution's stream", d)
+		}
+		for _, want := range []string{"node b accepted it", "node c", "nothing of it ran", "execute it again"} {
+			if !strings.Contains(p.Reason, want) {
+				t.Errorf("reason %q lacks %q", p.Reason, want)
+			}
+		}
+		lost = append(lost, p.ExecutionID)
+	}
+	if got := strings.Join(lost, ","); got != "next-unknown,unknown" {
+		t.Fatalf("recorded lost: %s, want next-unknown,unknown", got)
+	}
+	if d := DecideDisown(s, "b", "c", 0); d != nil {
+		t.Fatalf("through not known (0): %v, want nothing recorded", d)
+	}
+}

@@ -31,6 +31,12 @@ type Execution struct {
 	Behind    string
 	QueuedAt  time.Time
 	StartedAt time.Time
+	// QueuedSeq and QueuedNode are the seq and node of its ExecutionQueued
+	// (a record imported from another node keeps that node's name): in a
+	// cluster, whether the node that takes the kernel over knew of it
+	// (DecideDisown).
+	QueuedSeq  uint64
+	QueuedNode string
 	// LastSeq is the seq of its last event the scheduler applied: an edge
 	// waits for its read models to reach it (read your writes).
 	LastSeq uint64
@@ -152,7 +158,8 @@ func Apply(s State, e events.Event) State {
 func queuedExecutionOf(p events.ExecutionQueued, e events.Event) Execution {
 	return Execution{ID: p.ExecutionID, KernelID: p.KernelID, Code: p.Code, AllowStdin: p.AllowStdin, Notebook: p.Notebook,
 		CellID: p.CellID, By: e.Principal, Origin: p.Origin, Silent: p.Silent, SkipHistory: p.SkipHistory,
-		StopOnError: p.StopOnError, UserExpressions: p.UserExpressions, QueuedAt: e.Time, LastSeq: e.Seq}
+		StopOnError: p.StopOnError, UserExpressions: p.UserExpressions, QueuedAt: e.Time, LastSeq: e.Seq,
+		QueuedSeq: e.Seq, QueuedNode: e.Node}
 }
 
 // stopsOnError reports whether x is a frontend's execution asking that its
@@ -178,4 +185,15 @@ func End(s State, id string) State {
 		}
 	}
 	return s
+}
+
+// all is every execution s holds: in flight first, then waiting.
+func (s State) all() []Execution {
+	var xs []Execution
+	for _, x := range []*Execution{s.Active, s.Next} {
+		if x != nil {
+			xs = append(xs, *x)
+		}
+	}
+	return append(xs, s.Pending...)
 }

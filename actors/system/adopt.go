@@ -14,8 +14,9 @@ import (
 // ErrNotCluster: Adopt on a system without Config.Node.
 var ErrNotCluster = errors.New("system: not a cluster node (no node name)")
 
-// Adopt takes over kernel kernelID, which node from ran until it was lost
-// (reason says how), in a cluster: it spawns the kernel's actors on this
+// Adopt takes over kernel kernelID, which node adopt.From ran until it was
+// lost (adopt.Reason says how; adopt.Through is the newest of its records
+// imported), in a cluster: it spawns the kernel's actors on this
 // node; the kernel actor appends KernelAdopted and relaunches a fresh
 // process of the kernel's kernelspec under its id (KernelRestarted
 // {Restore}, as --auto-restore does; the lost node's process is never
@@ -25,7 +26,8 @@ var ErrNotCluster = errors.New("system: not a cluster node (no node name)")
 // restore), or why not. A kernel that was dead or lost on node from is
 // adopted as it is (this node's to restart_kernel). The kernel's records
 // must be in this node's log (imported) before.
-func (s *System) Adopt(ctx context.Context, kernelID, from, reason string) error {
+func (s *System) Adopt(ctx context.Context, kernelID string, adopt kernel.AdoptFrom) error {
+	from := adopt.From
 	id := events.CanonicalID(kernelID)
 	if s.cfg.Node == "" {
 		return fmt.Errorf("adopt kernel %s: %w", id, ErrNotCluster)
@@ -43,7 +45,7 @@ func (s *System) Adopt(ctx context.Context, kernelID, from, reason string) error
 	if runs {
 		return fmt.Errorf("adopt kernel %s: this node (%s) already runs it", id, s.cfg.Node)
 	}
-	e := s.spawn(id, "", "", &kernel.AdoptFrom{From: from, Reason: reason})
+	e := s.spawn(id, "", "", &adopt)
 	res, err := s.request(e.kernel, kernel.GetState{})
 	if err != nil {
 		s.forget(id)
@@ -119,12 +121,16 @@ func (s *System) Held(ctx context.Context, id string) (Restoring, bool, error) {
 		Lost: append([]string(nil), o.Hold.Lost...), Seq: o.Hold.Seq}, true, nil
 }
 
-// Disown stops kernel id's actors on this node without appending anything
-// and kills this node's process of it: another node took it over (its
+// Disown lets kernel id go on this node: node by took it over (its
 // KernelAdopted, by another node, was imported) while this one was cut off
-// from the cluster. The kernel is gone from this node's registry. A kernel
-// this node does not run is no error (nothing to do).
-func (s *System) Disown(ctx context.Context, id, by string) error {
+// from the cluster, knowing this node's records up to through
+// (KernelAdopted.Through). The executions this node queued after those are
+// recorded lost — the new owner never learned of them, so no one else
+// would end them —; then the kernel's actors stop without appending more
+// and this node's process of it is killed. The kernel is gone from this
+// node's registry. A kernel this node does not run is no error (nothing to
+// do).
+func (s *System) Disown(ctx context.Context, id, by string, through uint64) error {
 	id = events.CanonicalID(id)
 	s.mu.RLock()
 	e, ok := s.kernels[id]
@@ -136,7 +142,14 @@ func (s *System) Disown(ctx context.Context, id, by string) error {
 	if !ok {
 		return nil
 	}
-	res, err := result(ctx, s.actors.Root.RequestFuture(e.kernel, kernel.Disown{}, s.cfg.RequestTimeout))
+	res, err := result(ctx, s.actors.Root.RequestFuture(e.scheduler, scheduler.Disown{Node: s.cfg.Node, By: by, Through: through}, s.cfg.RequestTimeout))
+	if err != nil {
+		// NB: the kernel is let go of all the same: this node must not act
+		// for it any more. What it queued unknown to by stays open.
+		s.cfg.Logger.Error("record lost what this node queued unknown to the kernel's new owner", "kernel_id", id, "by", by, "err", err)
+	}
+	lost, _ := res.(scheduler.DisownResult)
+	res, err = result(ctx, s.actors.Root.RequestFuture(e.kernel, kernel.Disown{}, s.cfg.RequestTimeout))
 	s.forget(id)
 	if err != nil {
 		return fmt.Errorf("disown kernel %s (node %s took it over): %w", id, by, err)
@@ -145,6 +158,6 @@ func (s *System) Disown(ctx context.Context, id, by string) error {
 		return fmt.Errorf("disown kernel %s (node %s took it over): %w", id, by, err)
 	}
 	s.cfg.Logger.Warn("kernel taken over by another node while this one was cut off: its actors stopped, its process here killed",
-		"kernel_id", id, "by", by)
+		"kernel_id", id, "by", by, "lost", lost.Lost)
 	return nil
 }

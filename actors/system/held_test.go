@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -87,7 +88,7 @@ func TestDisownReapsThisNodesProcess(t *testing.T) {
 	b := testkit.StartStackWithHooks(t, nodeHooks("b"))
 	k := startKernel(t, b)
 	pid := kernelState(t, b, k).Process.Pid
-	if err := b.System.Disown(ctx, k, "c"); err != nil {
+	if err := b.System.Disown(ctx, k, "c", 0); err != nil {
 		t.Fatalf("Disown: %v", err)
 	}
 	testkit.WaitUntil(t, 10*time.Second, "b's process of the kernel killed and reaped", func() (bool, string) {
@@ -95,4 +96,58 @@ func TestDisownReapsThisNodesProcess(t *testing.T) {
 		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return errors.Is(err, syscall.ESRCH), fmt.Sprintf("kill(%d, 0): %v; stat %s", pid, err, stat)
 	})
+}
+
+// TestDisownEndsWhatTheAdopterDidNotKnow: node b, cut off, queued two
+// executions (its lease not held: neither started); node c took the kernel
+// over having imported b's records up to the first one's queueing. When b
+// lets the kernel go it records the second one lost — c never learned of
+// it, so no one else would end it — and leaves the first to c; neither
+// ran on b.
+func TestDisownEndsWhatTheAdopterDidNotKnow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var lost atomic.Bool
+	hooks := nodeHooks("b")
+	hooks.Held = func(string) error {
+		if lost.Load() {
+			return errors.New("node b cannot prove it owns the kernel: lease not renewed")
+		}
+		return nil
+	}
+	b := testkit.StartStackWithHooks(t, hooks)
+	k := startKernel(t, b)
+	lost.Store(true)
+	b.System.HeldChanged(k)
+	known, unknown := submit(t, b, k, "1"), submit(t, b, k, "2")
+	queued := b.WaitEvent(k, 0, func(e events.Event) bool {
+		return e.Type == events.TypeExecutionQueued && e.Stream == events.ExecutionStream(known)
+	}, 10*time.Second)
+
+	if err := b.System.Disown(ctx, k, "c", queued.Seq); err != nil {
+		t.Fatalf("Disown: %v", err)
+	}
+	if n := b.Count(unknown, events.TypeExecutionLost); n != 1 {
+		t.Fatalf("the execution c never learned of has %d ExecutionLost, want 1", n)
+	}
+	var reason string
+	_ = b.Log.ReadStream(ctx, events.ExecutionStream(unknown), 0, func(e events.Event) error {
+		if p, ok := e.Payload.(events.ExecutionLost); ok {
+			reason = p.Reason
+		}
+		return nil
+	})
+	if !strings.Contains(reason, "node c") || !strings.Contains(reason, "execute it again") {
+		t.Errorf("its reason names neither the new owner nor what to do: %q", reason)
+	}
+	for _, id := range []string{known, unknown} {
+		if n := b.Count(id, events.TypeExecutionStarted); n != 0 {
+			t.Errorf("execution %s started %d times on the node that lost the kernel", id, n)
+		}
+	}
+	for _, typ := range []string{events.TypeExecutionLost, events.TypeExecutionFinished, events.TypeExecutionCancelled} {
+		if n := b.Count(known, typ); n != 0 {
+			t.Errorf("the execution c knew of has %d %s written by b, want none (c runs it)", n, typ)
+		}
+	}
 }

@@ -130,7 +130,7 @@ func TestAdoptTakesOverAnotherNodesKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const why = "node a stopped renewing its ownership lease 12s ago"
-	if err := b.System.Adopt(ctx, k, "a", why); err != nil {
+	if err := b.System.Adopt(ctx, k, kernel.AdoptFrom{From: "a", Reason: why}); err != nil {
 		t.Fatalf("Adopt: %v", err)
 	}
 
@@ -177,7 +177,7 @@ func TestAdoptTakesOverAnotherNodesKernel(t *testing.T) {
 	if !processRuns(f.old) {
 		t.Fatalf("node a's process (pid %d) is gone: a takeover never signals another node's process", f.old.Pid)
 	}
-	if err := b.System.Adopt(ctx, k, "a", why); err == nil || !strings.Contains(err.Error(), "already runs it") {
+	if err := b.System.Adopt(ctx, k, kernel.AdoptFrom{From: "a", Reason: why}); err == nil || !strings.Contains(err.Error(), "already runs it") {
 		t.Fatalf("a second Adopt: %v, want a refusal", err)
 	}
 
@@ -205,7 +205,7 @@ func TestAdoptRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	single := testkit.StartStack(t, "")
-	if err := single.System.Adopt(ctx, events.NewID(time.Now()), "a", "lost"); !errors.Is(err, system.ErrNotCluster) {
+	if err := single.System.Adopt(ctx, events.NewID(time.Now()), kernel.AdoptFrom{From: "a", Reason: "lost"}); !errors.Is(err, system.ErrNotCluster) {
 		t.Fatalf("Adopt on a single server: %v, want ErrNotCluster", err)
 	}
 
@@ -219,7 +219,7 @@ func TestAdoptRefusals(t *testing.T) {
 	last := b.Log.Last()
 	unknown := events.NewID(time.Now())
 	for id, want := range map[string]string{unknown: "no record of it", k: "shut_down"} {
-		if err := b.System.Adopt(ctx, id, "a", "lost"); err == nil || !strings.Contains(err.Error(), want) {
+		if err := b.System.Adopt(ctx, id, kernel.AdoptFrom{From: "a", Reason: "lost"}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Adopt of %s: %v, want %q", id, err, want)
 		}
 		if b.System.HasKernel(id) {
@@ -242,14 +242,14 @@ func TestDisownStopsTakenKernelWithoutRecording(t *testing.T) {
 	k := startKernel(t, a)
 	a.Close()
 	b := testkit.StartStackWithHooksIn(t, copyLog(t, a.DataDir), nodeHooks("b"))
-	if err := b.System.Adopt(ctx, k, "a", "lost"); err != nil {
+	if err := b.System.Adopt(ctx, k, kernel.AdoptFrom{From: "a", Reason: "lost"}); err != nil {
 		t.Fatalf("Adopt on b: %v", err)
 	}
 	bProc := kernelState(t, b, k).Process
 	b.Close()
 	// c imports b's records and takes k over; b, cut off, still runs it.
 	c := testkit.StartStackWithHooksIn(t, copyLog(t, b.DataDir), nodeHooks("c"))
-	if err := c.System.Adopt(ctx, k, "b", "node b stopped renewing its ownership lease"); err != nil {
+	if err := c.System.Adopt(ctx, k, kernel.AdoptFrom{From: "b", Reason: "node b stopped renewing its ownership lease"}); err != nil {
 		t.Fatalf("Adopt on c: %v", err)
 	}
 	if !processRuns(bProc) {
@@ -262,7 +262,7 @@ func TestDisownStopsTakenKernelWithoutRecording(t *testing.T) {
 		t.Fatalf("b does not run %s before it learns of c's takeover", k)
 	}
 	last := b.Log.Last()
-	if err := b.System.Disown(ctx, k, "c"); err != nil {
+	if err := b.System.Disown(ctx, k, "c", 0); err != nil {
 		t.Fatalf("Disown: %v", err)
 	}
 	if b.Log.Last() != last {

@@ -25,6 +25,12 @@ type checkpointRunner struct {
 	Log    interface {
 		ReadStream(ctx context.Context, stream string, after uint64, fn func(events.Event) error) error
 	}
+	// Held, in a cluster, says whether this node may act for a kernel (nil
+	// on a single server): a save runs only while it does, like a save an
+	// agent asks for. NB: an auto-checkpoint of a node cut off from the
+	// cluster would otherwise queue behind the lost lease and, once the
+	// routes are back, overwrite the new owner's newer checkpoint.
+	Held func(kernelID string) error
 }
 
 var _ checkpoint.RestoreRunner = checkpointRunner{}
@@ -49,6 +55,11 @@ func (r checkpointRunner) run(ctx context.Context, kernelID, code string, restor
 	// timeout. A restore runs on a kernel the server holds: nothing of the
 	// agent's runs there yet.
 	if !restore {
+		if r.Held != nil {
+			if err := r.Held(kernelID); err != nil {
+				return "", err
+			}
+		}
 		if w, ok := r.waitingForInput(kernelID, ""); ok {
 			return "", waitsForInputError(kernelID, code, w, false)
 		}

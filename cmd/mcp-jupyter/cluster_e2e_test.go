@@ -245,11 +245,17 @@ func TestClusterPartition(t *testing.T) {
 
 	c.Cut(o)
 	cut := time.Now()
-	// NB: work sent in the first lease − lease/4 after the cut is still
-	// accepted (the node cannot know yet) and waits for the history stream
-	// it cannot reach (docs/cluster.md, "A node that lost a kernel stops
-	// acting for it"); from then on the node refuses. The test sends only
-	// once a whole lease has passed.
+	// Work sent in the first lease − lease/4 after the cut is still
+	// accepted (the node cannot know yet: its lease was renewed less than
+	// lease/3 ago) and waits for the history stream it cannot reach; the
+	// new owner never learns of it, so the cut-off node ends it lost when
+	// it lets the kernel go (docs/cluster.md, "The node that comes back").
+	if sc, text, err := tryTool(clo, "execute", map[string]any{"kernel": k, "code": "print('window', x)", "execution_id": "pt-window", "timeout_s": 1}); err != nil ||
+		strings.Contains(text, "cannot prove it owns") || sc["status"] != "running" {
+		t.Fatalf("%s refused or ran work %s after the cut, while its lease was still fresh: %v %v %s", c.Node(o).Name, time.Since(cut), err, sc, text)
+	}
+	// NB: from lease − lease/4 on the node refuses: the test sends the
+	// rest once a whole lease has passed.
 	time.Sleep(c.Lease())
 	refusal := ""
 	for try := 0; refusal == ""; try++ {
@@ -317,7 +323,11 @@ func TestClusterPartition(t *testing.T) {
 	// still be on their way from the owner (the import follows it).
 	for i := 1; i <= c.N(); i++ {
 		testkit.WaitUntil(t, 30*time.Second, c.Node(i).Name+"'s log ends every execution", func() (bool, string) {
-			for id, n := range finalCounts(nodeEvents(t, c, i)) {
+			evs := nodeEvents(t, c, i)
+			if _, ok := finalEvent(evs, "pt-window"); !ok {
+				return false, "pt-window not ended yet"
+			}
+			for id, n := range finalCounts(evs) {
 				if n > 1 {
 					t.Fatalf("%s's log ends execution %s %d times, want exactly once", c.Node(i).Name, id, n)
 				}
@@ -327,8 +337,27 @@ func TestClusterPartition(t *testing.T) {
 			}
 			return true, ""
 		})
+		e, _ := finalEvent(nodeEvents(t, c, i), "pt-window")
+		if p, ok := e.Payload.(events.ExecutionLost); !ok || e.Node != c.Node(o).Name || !strings.Contains(p.Reason, "never learned of it") {
+			t.Fatalf("%s's log ends pt-window (accepted by %s just after its cut) with %+v, want ExecutionLost written by %s saying the new owner never learned of it",
+				c.Node(i).Name, c.Node(o).Name, e, c.Node(o).Name)
+		}
 	}
 	verifyEveryNode(t, c)
+}
+
+// finalEvent is the record that ended execution id in evs.
+func finalEvent(evs []events.Event, id string) (events.Event, bool) {
+	for _, e := range evs {
+		if e.Stream != events.ExecutionStream(id) {
+			continue
+		}
+		switch e.Type {
+		case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
+			return e, true
+		}
+	}
+	return events.Event{}, false
 }
 
 // tryTool is callTool for a call that may fail (a node down, a lease

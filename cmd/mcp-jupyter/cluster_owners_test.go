@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-jupyter/mcp-jupyter/actors/checkpoint"
 	"github.com/mcp-jupyter/mcp-jupyter/infra/natsbus"
 )
 
@@ -89,6 +90,13 @@ func TestClusterOwnershipGuardsKernelCommands(t *testing.T) {
 	}
 	if _, text := callTool(t, cl, "interrupt_kernel", map[string]any{"kernel": k}); !strings.Contains(text, "cannot prove it owns") {
 		t.Fatalf("interrupt while not renewing: %s", text)
+	}
+	// NB: the server's own auto-checkpoint too: saved later, it would
+	// overwrite the new owner's newer one in the cluster's store.
+	kr, _ := c.kernels.Get(k)
+	if _, err := c.ckpt.Save(ctx, checkpoint.SaveRequest{Name: autoCheckpointName(k), Owner: kr.Owner, KernelID: k, Overwrite: true}); err == nil ||
+		!strings.Contains(err.Error(), "cannot prove it owns kernel "+k) {
+		t.Fatalf("the server's auto-checkpoint while not renewing: %v, want the refusal", err)
 	}
 	after, err := c.back.Executions(asAdmin(ctx), k, "")
 	if err != nil {

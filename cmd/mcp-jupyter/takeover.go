@@ -89,6 +89,10 @@ func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeo
 		c.giveBack(d, logger)
 		return fmt.Errorf("take kernel %s from node %s: import what node %s published: %w", id, from, from, err)
 	}
+	// NB: read once caught up, before the kernel's actors fold the log:
+	// the lost node's executions queued after it are unknown here, and
+	// that node ends them when it lets the kernel go (System.Disown).
+	through := c.log.ForeignOrigins()[from]
 	st, err := streamState(ctx, c.log, id)
 	if err != nil {
 		c.giveBack(d, logger)
@@ -106,7 +110,7 @@ func (c *core) takeOverKernel(ctx context.Context, id, from, why string, d takeo
 			logger.Warn("fetch the kernel's auto-checkpoint: it runs again without its variables", "checkpoint", stored, "err", err)
 		}
 	}
-	if err := c.sys.Adopt(ctx, id, from, why); err != nil {
+	if err := c.sys.Adopt(ctx, id, kernel.AdoptFrom{From: from, Reason: why, Through: through}); err != nil {
 		if !c.sys.HasKernel(id) {
 			// NB: the lease was taken but no actor runs the kernel here
 			// (nothing to take over: it was shut down; or the adoption
@@ -202,7 +206,15 @@ func (c *core) watchAdoptions(ctx context.Context, l *eventlog.Log, self string,
 			if e.Type != events.TypeKernelAdopted || e.Node == self {
 				return nil
 			}
-			c.disownConfirmed(ctx, e.Kernel, e.Node, e.Seq)
+			var through uint64
+			if err := e.DecodePayload(); err != nil {
+				// NB: the kernel is let go of all the same; what this node
+				// queued unknown to the adopter stays open.
+				c.logger.Warn("decode another node's KernelAdopted record", "component", "cluster", "seq", e.Seq, "err", err)
+			} else if p, ok := e.Payload.(events.KernelAdopted); ok {
+				through = p.Through
+			}
+			c.disownConfirmed(ctx, e.Kernel, e.Node, e.Seq, through)
 			return nil
 		})
 		if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
@@ -234,7 +246,7 @@ const confirmingAtOnce = 64
 // disownConfirmed lets kernel id go once the leases confirm node by took it
 // over (adoptionConfirmed), in a goroutine the core owns: the follower of
 // the log goes on meanwhile. One wait per kernel at a time.
-func (c *core) disownConfirmed(ctx context.Context, id, by string, seq uint64) {
+func (c *core) disownConfirmed(ctx context.Context, id, by string, seq, through uint64) {
 	id = events.CanonicalID(id)
 	c.confirmMu.Lock()
 	if c.confirming == nil {
@@ -268,7 +280,7 @@ func (c *core) disownConfirmed(ctx context.Context, id, by string, seq uint64) {
 			}
 			return
 		}
-		c.disown(ctx, id, by)
+		c.disown(ctx, id, by, through)
 	}()
 }
 
@@ -305,13 +317,14 @@ func (c *core) adoptionConfirmed(ctx context.Context, id, by string, within time
 	}
 }
 
-// disown lets kernel id go: node by took it over.
-func (c *core) disown(ctx context.Context, id, by string) {
+// disown lets kernel id go: node by took it over, knowing this node's
+// records up to through (KernelAdopted.Through).
+func (c *core) disown(ctx context.Context, id, by string, through uint64) {
 	logger := c.logger.With("component", "cluster", "kernel_id", id, "by", by)
 	if c.sys.HasKernel(id) {
 		dctx, cancel := context.WithTimeout(ctx, takeoverStep)
 		defer cancel()
-		if err := c.sys.Disown(dctx, id, by); err != nil && !errors.Is(err, system.ErrClosed) {
+		if err := c.sys.Disown(dctx, id, by, through); err != nil && !errors.Is(err, system.ErrClosed) {
 			logger.Error("let go of a kernel another node took over", "err", err)
 		}
 		return
