@@ -144,14 +144,24 @@ func (c *Cluster) startLinks() {
 			}
 		}
 	}
-	// advertised[r] maps the route port of every other node k to the port
-	// of r's link to k: what r must be told instead of k's real address.
+	// advertised[r] maps every address that leads to another node k — its
+	// real route port, and every other node's link to it — to the port of
+	// r's link to k: what r must be told instead. NB: a node gossips a
+	// peer by the URL it dialed it on, which is its own link to that peer;
+	// passed on unchanged, r would dial that link and keep a route to k
+	// through another node's proxy, which a Cut of r does not close.
 	advertised := make([]map[int]int, n+1)
 	for r := 1; r <= n; r++ {
 		advertised[r] = map[int]int{}
 		for k := 1; k <= n; k++ {
-			if k != r {
-				advertised[r][portOf(c.nodes[k-1].RouteAddr)] = portOf(c.links[r][k].addr)
+			if k == r {
+				continue
+			}
+			advertised[r][portOf(c.nodes[k-1].RouteAddr)] = portOf(c.links[r][k].addr)
+			for x := 1; x <= n; x++ {
+				if x != k && x != r {
+					advertised[r][portOf(c.links[x][k].addr)] = portOf(c.links[r][k].addr)
+				}
 			}
 		}
 	}

@@ -1,8 +1,10 @@
 package testkit
 
 import (
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +60,10 @@ func TestRouteLinksPartitionANATSCluster(t *testing.T) {
 		t.Fatalf("routes bypass the proxies: %v", by)
 	}
 	c.Cut(2)
-	WaitUntil(t, 30*time.Second, "node2 cut off", peers(1, 0, 1))
+	WaitUntil(t, 30*time.Second, "node2 cut off", func() (bool, string) {
+		ok, state := peers(1, 0, 1)()
+		return ok, state + "; node2's routes:" + routesOf(t, servers[2]) + "; bypasses: " + strings.Join(c.Bypasses(), "; ")
+	})
 	// NB: a cut node's routes retry and must stay refused.
 	time.Sleep(3 * time.Second)
 	if ok, state := peers(1, 0, 1)(); !ok {
@@ -66,6 +71,19 @@ func TestRouteLinksPartitionANATSCluster(t *testing.T) {
 	}
 	c.Heal(2)
 	WaitUntil(t, 30*time.Second, "the mesh back after the heal", peers(2, 2, 2))
+}
+
+// routesOf describes s's routes (for a failure message).
+func routesOf(t *testing.T, s *server.Server) string {
+	rz, err := s.Routez(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ""
+	for _, r := range rz.Routes {
+		out += fmt.Sprintf(" [%s at %s:%d, solicited %v]", r.RemoteName, r.IP, r.Port, r.DidSolicit)
+	}
+	return out
 }
 
 // peersOf counts the distinct servers s has routes to (nats-server opens a
