@@ -36,7 +36,7 @@ func (c *core) openCheckpoints(ctx context.Context) error {
 	}
 	runtimeDir := filepath.Join(c.cfg.DataDir, "runtime")
 	ck, err := checkpoint.Open(ctx, checkpoint.Config{System: c.sys.Actors(), Files: files,
-		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log, Held: c.ownsKernel}, Log: c.log,
+		Runner: checkpointRunner{System: c.sys, Queue: c.queue, Log: c.log, Held: c.leaseHeld()}, Log: c.log,
 		KernelDir: func(id string) string { return jupyter.KernelDir(runtimeDir, id) },
 		Observer:  c.metrics.Live.CheckpointObserver(), Logger: c.logger.With("component", "checkpoint"),
 		MaxBytesPerOwner: c.cfg.MaxCheckpointBytes, Replica: replica})

@@ -349,15 +349,20 @@ func TestClusterPartition(t *testing.T) {
 // finalEvent is the record that ended execution id in evs.
 func finalEvent(evs []events.Event, id string) (events.Event, bool) {
 	for _, e := range evs {
-		if e.Stream != events.ExecutionStream(id) {
-			continue
-		}
-		switch e.Type {
-		case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
+		if e.Stream == events.ExecutionStream(id) && endsExecution(e.Type) {
 			return e, true
 		}
 	}
 	return events.Event{}, false
+}
+
+// endsExecution reports whether a record of type typ ends an execution.
+func endsExecution(typ string) bool {
+	switch typ {
+	case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
+		return true
+	}
+	return false
 }
 
 // tryTool is callTool for a call that may fail (a node down, a lease
@@ -483,10 +488,10 @@ func kernelPid(t testing.TB, evs []events.Event, k string) int {
 func finalCounts(evs []events.Event) map[string]int {
 	n := map[string]int{}
 	for _, e := range evs {
-		switch e.Type {
-		case events.TypeExecutionFinished, events.TypeExecutionInterrupted, events.TypeExecutionCancelled, events.TypeExecutionLost:
+		switch {
+		case endsExecution(e.Type):
 			n[strings.TrimPrefix(e.Stream, "execution/")]++
-		case events.TypeExecutionQueued:
+		case e.Type == events.TypeExecutionQueued:
 			n[strings.TrimPrefix(e.Stream, "execution/")] += 0
 		}
 	}

@@ -83,15 +83,6 @@ func (c *core) placeKernel(spec string) string {
 	return own.owners.Place(spec)
 }
 
-// ownsKernel says whether this node may act for kernel id now: nil, or
-// the natsbus.NotOwnerError an agent reads; always nil on a single server.
-func (c *core) ownsKernel(id string) error {
-	c.mu.RLock()
-	own := c.own
-	c.mu.RUnlock()
-	return own.held(id)
-}
-
 // ownerOf is kernel id's owner node as this node last saw it.
 func (c *core) ownerOf(id string) (string, bool) {
 	c.mu.RLock()
